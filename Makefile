@@ -1,0 +1,107 @@
+# flowrl -- run ./configure first (it writes config.mk and config.h).
+#   make            library (build/libflowrl.a, .so) and CLI (build/flowrl)
+#   make check      every test (Check runner; the exit code is the verdict)
+#   make check-asan the same under AddressSanitizer + UBSan (in build-asan/)
+#   make fuzz       libFuzzer on the safetensors reader for FUZZ_SECONDS (default 60)
+#   make accuracy   the dense transcendental sweep against MPFR (docs/determinism.md)
+ifeq ($(wildcard config.mk),)
+$(error config.mk not found: run ./configure (or ./configure --install-deps) first)
+endif
+include config.mk
+
+BUILD ?= build
+SAN ?= 0
+
+# The determinism contract's flags (DESIGN.md §1, spec/numerics.md §2.1): no FMA
+# contraction, no fast-math, ISO C (not the GNU dialect, which contracts by default).
+FP_FLAGS = -ffp-contract=off -fno-fast-math -fexcess-precision=standard
+WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+OPT ?= -O2
+CFLAGS_ALL = -std=c11 $(OPT) -g $(FP_FLAGS) $(WARN) -fPIC -D_GNU_SOURCE \
+	-Iinclude -I. $(CFG_CFLAGS) $(CFLAGS)
+LDLIBS_ALL = $(CFG_LIBS) -lm -lpthread $(LDLIBS)
+ifeq ($(SAN),1)
+SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+CFLAGS_ALL += $(SANFLAGS) -O1
+LDFLAGS += $(SANFLAGS)
+endif
+NVCCFLAGS = --fmad=false -O2 -Xcompiler -fPIC,-ffp-contract=off -Iinclude -I.
+
+LIB_SRC := $(wildcard core/*.c ref/*.c opt/*.c data/*.c)
+CLI_SRC := $(wildcard cli/*.c)
+TEST_SRC := $(wildcard tests/*.c)
+CU_SRC := $(if $(filter 1,$(HAVE_CUDA)),$(wildcard gpu/*.cu),)
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+ifneq ($(CU_SRC),)
+LDLIBS_ALL += -L$(dir $(NVCC))../lib64 -lcudart -lcublas
+endif
+
+LIB_A := $(BUILD)/libflowrl.a
+LIB_SO := $(BUILD)/libflowrl.so
+CLI := $(BUILD)/flowrl
+TEST_BIN := $(BUILD)/check_flowrl
+
+.PHONY: all check check-asan fuzz accuracy clean install
+all: $(LIB_A) $(LIB_SO) $(CLI)
+
+$(BUILD)/obj/%.o: %.c config.mk config.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.cu.o: %.cu config.mk config.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+# buildinfo reports the flags of the determinism contract as they were used.
+$(BUILD)/obj/core/buildinfo.o: CFLAGS_ALL += -DFR_BUILD_FLAGS='"$(OPT) $(FP_FLAGS)$(if $(filter 1,$(SAN)), sanitizers)"'
+
+$(LIB_A): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(LIB_SO): $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(CLI): $(CLI_OBJ) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB_A) $(LDLIBS_ALL)
+
+$(TEST_BIN): $(TEST_OBJ) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB_A) $(LDLIBS_ALL) $(TEST_LIBS)
+
+# The Check runner prints its summary line ("100%: Checks: N, Failures: 0, Errors: 0")
+# and exits non-zero on any failure. FLOWRL_BIN lets the CLI tests run the built binary.
+check: $(TEST_BIN) $(CLI)
+	FLOWRL_BIN=$(abspath $(CLI)) FLOWRL_SRC=$(CURDIR) $(TEST_BIN)
+
+check-asan:
+	$(MAKE) BUILD=build-asan SAN=1 check
+
+accuracy: $(TEST_BIN)
+	FLOWRL_ACCURACY=dense $(TEST_BIN) detmath
+
+FUZZ_SECONDS ?= 60
+fuzz:
+ifeq ($(HAVE_LIBFUZZER),1)
+	@mkdir -p $(BUILD)/fuzz fuzz-out
+	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(FP_FLAGS) -D_GNU_SOURCE \
+		-Iinclude -I. $(CFG_CFLAGS) tests/fuzz/fuzz_safetensors.c core/safetensors.c \
+		core/tensor.c core/status.c -o $(BUILD)/fuzz/fuzz_safetensors $(CFG_LIBS) -lm
+	$(BUILD)/fuzz/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		fuzz-out tests/corpus/safetensors
+else
+	@echo "make fuzz: clang with libFuzzer not found by ./configure" >&2; exit 1
+endif
+
+install: all
+	install -d $(PREFIX)/lib $(PREFIX)/bin $(PREFIX)/include/flowrl
+	install -m 644 $(LIB_A) $(LIB_SO) $(PREFIX)/lib
+	install -m 755 $(CLI) $(PREFIX)/bin
+	install -m 644 include/flowrl/*.h $(PREFIX)/include/flowrl
+
+clean:
+	rm -rf build build-asan fuzz-out
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

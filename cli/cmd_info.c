@@ -1,0 +1,66 @@
+/* flowrl info: what this build is and what it can run. */
+#include <archive.h>
+#include <cJSON.h>
+#include <png.h>
+#include <stdio.h>
+#include <xxhash.h>
+
+#include "cli/commands.h"
+#include "config.h"
+#include "flowrl/buildinfo.h"
+#include "flowrl/digest.h"
+#include "flowrl/ops.h"
+#if FR_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+#if FR_HAVE_ONEDNN
+#include <oneapi/dnnl/dnnl.h>
+#endif
+
+int cmd_info(int argc, char **argv)
+{
+    if (fr_cli_wants_help(argc, argv)) {
+        printf("Usage: flowrl info\n\nPrints the version, the floating-point build flags of the determinism\n"
+               "contract (and a run-time check of them), the backends compiled in, CPU features\n"
+               "and the versions of the libraries flowrl links.\n");
+        return 0;
+    }
+    if (argc > 1) return fr_cli_error("info", "takes no arguments (got '%s')", argv[1]), 2;
+    char buf[256];
+    printf("flowrl %s\n", fr_version());
+    printf("configure:   %s\n", FR_CONFIGURE_ARGS[0] ? FR_CONFIGURE_ARGS : "(no options)");
+    printf("build flags: %s\n", fr_build_flags());
+    fr_status fp = fr_fp_selftest();
+    printf("fp contract: %s\n", fp == FR_OK ? "ok (no FMA contraction, no fast-math, no excess precision)"
+                                             : fr_last_error());
+    printf("backends:   ");
+    for (const char *const *b = fr_backend_names(); *b; b++) printf(" %s", *b);
+    printf("\n");
+    printf("cpu:         %s\n", fr_cpu_features(buf, sizeof buf));
+    printf("libraries:\n");
+    unsigned v = XXH_versionNumber();
+    fr_status xs = fr_digest_selftest();
+    printf("  xxHash     %u.%u.%u (self-test %s)\n", v / 10000, v / 100 % 100, v % 100,
+           xs == FR_OK ? "ok" : "FAILED");
+    printf("  cJSON      %s\n", cJSON_Version());
+    printf("  libpng     %s\n", png_get_libpng_ver(NULL));
+    printf("  libarchive %s\n", archive_version_details());
+#if FR_HAVE_OPENBLAS
+    printf("  OpenBLAS   %s\n", openblas_get_config());
+#else
+    printf("  OpenBLAS   not built in (--fast GEMMs unavailable)\n");
+#endif
+#if FR_HAVE_ONEDNN
+    const dnnl_version_t *dv = dnnl_version();
+    printf("  oneDNN     %d.%d.%d (cpu runtime %s)\n", dv->major, dv->minor, dv->patch,
+           dv->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : dv->cpu_runtime == DNNL_RUNTIME_SEQ ? "sequential" : "threadpool/tbb");
+#else
+    printf("  oneDNN     not built in (--fast fused ops unavailable)\n");
+#endif
+#if FR_HAVE_CUDA
+    printf("  CUDA       nvcc found at configure time; the CUDA backend has no kernels yet\n");
+#else
+    printf("  CUDA       not built in\n");
+#endif
+    return fp == FR_OK && xs == FR_OK ? 0 : 1;
+}

@@ -1,0 +1,142 @@
+/* flowrl tensors FILE [--meta]: one line per tensor (name, dtype, shape, XXH3-64 digest of
+ * the tensor as fr_tensor_digest defines it), in file data order, columns aligned. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "flowrl/digest.h"
+#include "flowrl/safetensors.h"
+
+static void help(void)
+{
+    printf("Usage: flowrl tensors FILE [--meta]\n\n"
+           "Lists the tensors of a safetensors file, one per line in data order:\n"
+           "  NAME  DTYPE  SHAPE  DIGEST\n"
+           "DIGEST is the XXH3-64 tensor digest (16 hex digits; it covers dtype, shape and\n"
+           "bytes, with NaN payloads canonicalised). The file is fully validated first; a\n"
+           "malformed file gives one error line and exit status 1.\n\n"
+           "Options:\n"
+           "  --meta     also print the __metadata__ map, sorted by key\n"
+           "  -h, --help this text\n");
+}
+
+/* Control bytes and backslashes escaped so that every entry stays on one line; an empty
+ * string shows as "" so that it is visible. */
+static char *escape(const char *s)
+{
+    size_t n = strlen(s);
+    if (!n) return strdup("\"\"");
+    char *out = malloc(4 * n + 1), *o = out;
+    if (!out) return NULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\\') o += sprintf(o, "\\\\");
+        else if (*p == '\n') o += sprintf(o, "\\n");
+        else if (*p == '\t') o += sprintf(o, "\\t");
+        else if (*p < 0x20 || *p == 0x7F) o += sprintf(o, "\\x%02x", *p);
+        else *o++ = (char)*p;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Terminal columns of a UTF-8 string, counted as code points. */
+static int columns(const char *s)
+{
+    int w = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80) w++;
+    return w;
+}
+
+static void pad(int n)
+{
+    for (; n > 0; n--) putchar(' ');
+}
+
+static int list(const fr_st_file *f, int want_meta)
+{
+    char **names = calloc(f->n ? f->n : 1, sizeof *names);
+    char(*shapes)[96] = calloc(f->n ? f->n : 1, sizeof *shapes);
+    int rc = 0;
+    if (!names || !shapes) {
+        rc = fr_cli_error("tensors", "out of memory");
+        goto done;
+    }
+    int wn = 4, wd = 4, ws = 5;
+    for (size_t i = 0; i < f->n; i++) {
+        const fr_tensor *t = &f->entries[i].t;
+        if (!(names[i] = escape(f->entries[i].name))) {
+            rc = fr_cli_error("tensors", "out of memory");
+            goto done;
+        }
+        fr_shape_str(t->ndim, t->shape, shapes[i], sizeof shapes[i]);
+        if (columns(names[i]) > wn) wn = columns(names[i]);
+        if ((int)strlen(fr_dtype_name(t->dtype)) > wd) wd = (int)strlen(fr_dtype_name(t->dtype));
+        if ((int)strlen(shapes[i]) > ws) ws = (int)strlen(shapes[i]);
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        const fr_tensor *t = &f->entries[i].t;
+        char hex[17];
+        fr_digest_hex(fr_tensor_digest(t), hex);
+        fputs(names[i], stdout);
+        pad(wn - columns(names[i]) + 2);
+        printf("%-*s  %-*s  %s\n", wd, fr_dtype_name(t->dtype), ws, shapes[i], hex);
+    }
+    if (want_meta) {
+        printf("__metadata__ (%zu)\n", f->n_meta);
+        for (size_t i = 0; i < f->n_meta; i++) { /* f->meta is kept sorted by key */
+            char *k = escape(f->meta[i].key), *v = escape(f->meta[i].value);
+            if (k && v) printf("  %s = %s\n", k, v);
+            else rc = fr_cli_error("tensors", "out of memory");
+            free(k);
+            free(v);
+            if (rc) break;
+        }
+    }
+done:
+    if (names)
+        for (size_t i = 0; i < f->n; i++) free(names[i]);
+    free(names);
+    free(shapes);
+    return rc;
+}
+
+int cmd_tensors(int argc, char **argv)
+{
+    if (fr_cli_wants_help(argc, argv)) {
+        help();
+        return 0;
+    }
+    const char *path = NULL;
+    int want_meta = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--meta") == 0) {
+            want_meta = 1;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, "flowrl tensors: unknown option '%s' (flowrl tensors --help)\n", argv[i]);
+            return 2;
+        } else if (path) {
+            fprintf(stderr, "flowrl tensors: one FILE expected, got '%s' and '%s'\n", path, argv[i]);
+            return 2;
+        } else {
+            path = argv[i];
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "Usage: flowrl tensors FILE [--meta]   (flowrl tensors --help)\n");
+        return 2;
+    }
+    fr_st_file f;
+    if (fr_st_read(&f, path) != FR_OK) {
+        const char *msg = fr_last_error();
+        /* The reader's messages start with the path; allocation failures may not. */
+        if (strncmp(msg, path, strlen(path)) == 0) return fr_cli_error("tensors", "%s", msg);
+        return fr_cli_error("tensors", "%s: %s", path, msg);
+    }
+    int rc = list(&f, want_meta);
+    fr_st_free(&f);
+    if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout)))
+        rc = fr_cli_error("tensors", "writing to stdout failed");
+    return rc;
+}

@@ -1,0 +1,83 @@
+/* flowrl: the command-line tool. One file per subcommand (cli/cmd_*.c). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "config.h"
+
+static const fr_command k_commands[] = {
+    {"info", "version, build flags, backends, CPU features, library versions", cmd_info},
+    {"rng", "Philox4x32-10 known-answer output: rng philox --key K0,K1 --counter C0,..,C3",
+     cmd_rng},
+    {"schedule", "print a sampler sigma grid: schedule --grid diffusers|linear --steps N", cmd_schedule},
+    {"tensors", "list the tensors of a safetensors file (name, dtype, shape, XXH3-64)",
+     cmd_tensors},
+};
+#define N_COMMANDS (int)(sizeof k_commands / sizeof k_commands[0])
+
+static void usage(FILE *f)
+{
+    fprintf(f, "flowrl %s -- deterministic RL fine-tuning of flow-matching and diffusion models\n\n",
+            FR_VERSION);
+    fprintf(f, "Usage: flowrl COMMAND [options]   (flowrl COMMAND --help for each)\n\nCommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", k_commands[i].name, k_commands[i].summary);
+}
+
+int fr_cli_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "flowrl %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int fr_cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) return 1;
+    return 0;
+}
+
+int fr_cli_parse_u32_list(const char *s, unsigned n, unsigned int *out)
+{
+    for (unsigned i = 0; i < n; i++) {
+        char *end;
+        if (*s == '-' || *s == '\0') return 0;
+        unsigned long long v = strtoull(s, &end, 0);
+        if (end == s || v > 0xFFFFFFFFull) return 0;
+        out[i] = (unsigned int)v;
+        if (i + 1 < n) {
+            if (*end != ',') return 0;
+            s = end + 1;
+        } else if (*end != '\0') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("flowrl %s\n", FR_VERSION);
+        return 0;
+    }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strcmp(argv[1], k_commands[i].name) == 0) return k_commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "flowrl: unknown command '%s' (flowrl --help lists them)\n", argv[1]);
+    return 2;
+}

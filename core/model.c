@@ -1,0 +1,200 @@
+/* Forward and backward of the residual MLP (flowrl/model.h), written against the op table
+ * only; the embeddings' loops are in core/embed.c. */
+#include "flowrl/model.h"
+#include "flowrl/embed.h"
+#include "model_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const float *W(const fr_model *m, int i) { return (const float *)m->values[i].data; }
+static float *G(fr_model *m, int i) { return (float *)m->grads[i].data; }
+
+fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, int keep)
+{
+    memset(ws, 0, sizeof *ws);
+    const fr_model_config *c = &m->cfg;
+    if (cap_B < 1 || cap_B > ((int64_t)1 << 24))
+        return fr_fail(FR_ERR_ARG, "model workspace: batch %lld, expected 1..2^24", (long long)cap_B);
+    int64_t B = cap_B, D = c->D, H = c->H, F = c->F, E = c->E, nb = c->n_blocks;
+    int64_t slots = keep ? nb : 1; /* per-block activations kept for backward */
+    int64_t hslots = keep ? nb + 1 : 1;
+    struct {
+        float **p;
+        int64_t n;
+    } parts[] = {
+        {&ws->x, keep ? B * D : 0},
+        {&ws->temb_in, B * E},
+        {&ws->t1, B * H},
+        {&ws->a1, B * H},
+        {&ws->h, hslots * B * H},
+        {&ws->ln, slots * B * H},
+        {&ws->ln_mean, slots * B},
+        {&ws->ln_rstd, slots * B},
+        {&ws->u, slots * B * F},
+        {&ws->a, keep ? slots * B * F : 0}, /* keep = 0: the activation overwrites u */
+        {&ws->lnf, B * H},
+        {&ws->lnf_mean, B},
+        {&ws->lnf_rstd, B},
+        {&ws->tmp, B * H},
+        {&ws->dh, keep ? B * H : 0},
+        {&ws->dtmp, keep ? B * H : 0},
+        {&ws->da, keep ? B * F : 0},
+        {&ws->du, keep ? B * F : 0},
+    };
+    int n_parts = (int)(sizeof parts / sizeof parts[0]);
+    int64_t total = 0;
+    for (int i = 0; i < n_parts; i++) total += (parts[i].n + 15) / 16 * 16;
+    size_t bytes = (size_t)total * sizeof(float) + (size_t)B * sizeof(int32_t) + 64;
+    ws->buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!ws->buf)
+        return fr_fail(FR_ERR_NOMEM, "model workspace: cannot allocate %zu bytes", bytes);
+    memset(ws->buf, 0, bytes);
+    float *p = (float *)ws->buf;
+    for (int i = 0; i < n_parts; i++) {
+        *parts[i].p = parts[i].n ? p : NULL;
+        p += (parts[i].n + 15) / 16 * 16;
+    }
+    if (!keep) ws->a = ws->u;
+    ws->c = (int32_t *)p;
+    ws->cap_B = cap_B;
+    ws->keep = keep;
+    ws->D = D, ws->H = H, ws->F = F, ws->E = E, ws->n_blocks = nb;
+    return FR_OK;
+}
+
+void fr_model_ws_free(fr_model_ws *ws)
+{
+    free(ws->buf);
+    memset(ws, 0, sizeof *ws);
+}
+
+static fr_status check_ws(const fr_model *m, const fr_model_ws *ws, int64_t B)
+{
+    const fr_model_config *c = &m->cfg;
+    if (!ws->buf || ws->D != c->D || ws->H != c->H || ws->F != c->F || ws->E != c->E ||
+        ws->n_blocks != c->n_blocks)
+        return fr_fail(FR_ERR_ARG, "model workspace was not allocated for this model");
+    if (B < 1 || B > ws->cap_B)
+        return fr_fail(FR_ERR_ARG, "model forward: batch %lld, workspace holds 1..%lld",
+                       (long long)B, (long long)ws->cap_B);
+    return FR_OK;
+}
+
+/* y (B,N) = z (B,K) W^T + b, W (N,K). */
+static void linear(const fr_ops *ops, int64_t B, int64_t N, int64_t K, const float *z,
+                   const float *w, const float *b, float *y)
+{
+    ops->gemm(0, 1, B, N, K, z, w, y, 0);
+    ops->bias_add(B, N, y, b);
+}
+
+fr_status fr_model_forward(const fr_model *m, const fr_ops *ops, fr_model_ws *ws, int64_t B,
+                           const float *x,   // (B,D)
+                           const float *t,   // (B,)
+                           const int32_t *c, // (B,)
+                           float *out)       // (B,D)
+{
+    FR_TRY(check_ws(m, ws, B));
+    const fr_model_config *cf = &m->cfg;
+    int64_t D = cf->D, H = cf->H, F = cf->F, E = cf->E, nb = cf->n_blocks;
+    ws->ready = 0;
+    ws->B = B;
+
+    float *h = ws->h; /* slot 0 */
+    linear(ops, B, H, D, x, W(m, FR_MP_IN_W), W(m, FR_MP_IN_B), h);
+    fr_temb_sinusoidal(B, E, t, ws->temb_in);
+    linear(ops, B, H, E, ws->temb_in, W(m, FR_MP_T1_W), W(m, FR_MP_T1_B), ws->t1);
+    ops->act_fwd(cf->act, B * H, ws->t1, ws->a1);
+    linear(ops, B, H, H, ws->a1, W(m, FR_MP_T2_W), W(m, FR_MP_T2_B), ws->tmp);
+    ops->binary(FR_BIN_ADD, B * H, h, ws->tmp, h);
+    FR_TRY(fr_embed_gather_add(B, H, cf->n_cond + 1, W(m, FR_MP_COND), c, h));
+
+    for (int64_t k = 0; k < nb; k++) {
+        int64_t s = ws->keep ? k : 0;
+        float *hk = ws->h + (ws->keep ? k : 0) * B * H;
+        float *hn = ws->h + (ws->keep ? k + 1 : 0) * B * H;
+        float *ln = ws->ln + s * B * H, *u = ws->u + s * B * F, *a = ws->a + s * B * F;
+        ops->layernorm_fwd(B, H, hk, W(m, FR_MP_BLOCK(k, FR_MPB_LN_W)),
+                           W(m, FR_MP_BLOCK(k, FR_MPB_LN_B)), cf->ln_eps, ln, ws->ln_mean + s * B,
+                           ws->ln_rstd + s * B);
+        linear(ops, B, F, H, ln, W(m, FR_MP_BLOCK(k, FR_MPB_FC1_W)),
+               W(m, FR_MP_BLOCK(k, FR_MPB_FC1_B)), u);
+        ops->act_fwd(cf->act, B * F, u, a);
+        linear(ops, B, H, F, a, W(m, FR_MP_BLOCK(k, FR_MPB_FC2_W)),
+               W(m, FR_MP_BLOCK(k, FR_MPB_FC2_B)), ws->tmp);
+        ops->binary(FR_BIN_ADD, B * H, hk, ws->tmp, hn);
+    }
+
+    const float *hf = ws->h + (ws->keep ? nb : 0) * B * H;
+    ops->layernorm_fwd(B, H, hf, W(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)),
+                       W(m, FR_MP_HEAD(nb, FR_MPH_NORM_B)), cf->ln_eps, ws->lnf, ws->lnf_mean,
+                       ws->lnf_rstd);
+    linear(ops, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)),
+           W(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), out);
+
+    if (ws->keep) {
+        ops->copy(B * D, x, ws->x);
+        memcpy(ws->c, c, (size_t)B * sizeof *c);
+        ws->ready = 1;
+    }
+    return FR_OK;
+}
+
+/* Backward of y = z W^T + b given dy (B,N): dW (N,K) += dy^T z, db (N,) += rows of dy,
+ * and dz (B,K) = dy W unless dz is NULL. */
+static void linear_bwd(const fr_ops *ops, int64_t B, int64_t N, int64_t K, const float *z,
+                       const float *w, const float *dy, float *dw, float *db, float *dz)
+{
+    ops->gemm(1, 0, N, K, B, dy, z, dw, 1);
+    ops->bias_grad(B, N, dy, db, 1);
+    if (dz) ops->gemm(0, 0, B, K, N, dy, w, dz, 0);
+}
+
+fr_status fr_model_backward(fr_model *m, const fr_ops *ops, fr_model_ws *ws,
+                            const float *dout, // (B,D)
+                            float *dx)         // (B,D) or NULL
+{
+    if (!ws->keep || !ws->ready)
+        return fr_fail(FR_ERR_ARG, "model backward: no forward with stored activations "
+                                   "(allocate the workspace with keep = 1)");
+    int64_t B = ws->B;
+    FR_TRY(check_ws(m, ws, B));
+    const fr_model_config *cf = &m->cfg;
+    int64_t D = cf->D, H = cf->H, F = cf->F, E = cf->E, nb = cf->n_blocks;
+    float *dh = ws->dh, *dtmp = ws->dtmp;
+
+    /* Head: out = LN_f(h_nb) W_out^T + b_out. */
+    linear_bwd(ops, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)), dout,
+               G(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)), G(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), dtmp);
+    /* The layer-norm op accumulates dx, dgamma, dbeta together; start dh at 0. */
+    ops->fill(B * H, 0.0f, dh);
+    ops->layernorm_bwd(B, H, ws->h + nb * B * H, W(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)),
+                       ws->lnf_mean, ws->lnf_rstd, dtmp, dh, G(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)),
+                       G(m, FR_MP_HEAD(nb, FR_MPH_NORM_B)), 1);
+
+    /* Blocks in reverse: h_{k+1} = h_k + fc2(act(fc1(LN(h_k)))); dh carries dL/dh_{k+1} in
+     * and dL/dh_k out (the identity path plus the LN's dx, accumulated by the op). */
+    for (int64_t k = nb - 1; k >= 0; k--) {
+        const float *hk = ws->h + k * B * H, *ln = ws->ln + k * B * H;
+        const float *u = ws->u + k * B * F, *a = ws->a + k * B * F;
+        linear_bwd(ops, B, H, F, a, W(m, FR_MP_BLOCK(k, FR_MPB_FC2_W)), dh,
+                   G(m, FR_MP_BLOCK(k, FR_MPB_FC2_W)), G(m, FR_MP_BLOCK(k, FR_MPB_FC2_B)), ws->da);
+        ops->act_bwd(cf->act, B * F, u, ws->da, ws->du, 0);
+        linear_bwd(ops, B, F, H, ln, W(m, FR_MP_BLOCK(k, FR_MPB_FC1_W)), ws->du,
+                   G(m, FR_MP_BLOCK(k, FR_MPB_FC1_W)), G(m, FR_MP_BLOCK(k, FR_MPB_FC1_B)), dtmp);
+        ops->layernorm_bwd(B, H, hk, W(m, FR_MP_BLOCK(k, FR_MPB_LN_W)), ws->ln_mean + k * B,
+                           ws->ln_rstd + k * B, dtmp, dh, G(m, FR_MP_BLOCK(k, FR_MPB_LN_W)),
+                           G(m, FR_MP_BLOCK(k, FR_MPB_LN_B)), 1);
+    }
+
+    /* h_0 = (x W_in^T + b_in) + temb + table[c]: dh reaches all three unchanged. */
+    fr_embed_scatter_add(B, H, ws->c, dh, G(m, FR_MP_COND));
+    linear_bwd(ops, B, H, H, ws->a1, W(m, FR_MP_T2_W), dh, G(m, FR_MP_T2_W), G(m, FR_MP_T2_B),
+               dtmp);
+    ops->act_bwd(cf->act, B * H, ws->t1, dtmp, ws->tmp, 0);
+    linear_bwd(ops, B, H, E, ws->temb_in, W(m, FR_MP_T1_W), ws->tmp, G(m, FR_MP_T1_W),
+               G(m, FR_MP_T1_B), NULL);
+    linear_bwd(ops, B, H, D, ws->x, W(m, FR_MP_IN_W), dh, G(m, FR_MP_IN_W), G(m, FR_MP_IN_B), dx);
+    return FR_OK;
+}

@@ -1,0 +1,139 @@
+/* Model presets, config validation, parameter and FLOP counts (flowrl/model.h). */
+#include "flowrl/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int64_t H, F, n_blocks, E;
+    fr_act act;
+} preset_row;
+
+/* Sized for the ref backend on a 2-core laptop: gmm2d-s trains in seconds, shapes-s in
+ * minutes (FLOPs per sample from fr_model_config_flops, listed in docs by the report). */
+static const preset_row k_presets[] = {
+    {"gmm2d-s", 128, 256, 3, 32, FR_ACT_SILU},
+    {"shapes-s", 256, 512, 3, 64, FR_ACT_GELU_TANH},
+    {"shapes-m", 512, 1024, 4, 128, FR_ACT_GELU_TANH},
+};
+#define N_PRESETS (int)(sizeof k_presets / sizeof k_presets[0])
+
+static const char *const k_preset_names[] = {"gmm2d-s", "shapes-s", "shapes-m", NULL};
+
+const char *const *fr_model_preset_names(void) { return k_preset_names; }
+
+fr_status fr_model_preset(const char *name, int64_t D, int64_t n_cond, fr_model_config *cfg)
+{
+    for (int i = 0; i < N_PRESETS; i++) {
+        if (strcmp(name, k_presets[i].name) != 0) continue;
+        memset(cfg, 0, sizeof *cfg);
+        snprintf(cfg->preset, sizeof cfg->preset, "%s", name);
+        cfg->D = D;
+        cfg->n_cond = n_cond;
+        cfg->H = k_presets[i].H;
+        cfg->F = k_presets[i].F;
+        cfg->n_blocks = k_presets[i].n_blocks;
+        cfg->E = k_presets[i].E;
+        cfg->act = k_presets[i].act;
+        cfg->pred = FR_PRED_VELOCITY;
+        cfg->ln_eps = 1e-5f;
+        return fr_model_config_check(cfg);
+    }
+    return fr_fail(FR_ERR_ARG, "unknown model preset '%s' (known: gmm2d-s, shapes-s, shapes-m)",
+                   name);
+}
+
+/* Bounds keep every tensor under 2^31 elements (Philox element index, int64 products). */
+#define MAX_DIM ((int64_t)1 << 20)
+
+fr_status fr_model_config_check(const fr_model_config *cfg)
+{
+    if (memchr(cfg->preset, '\0', sizeof cfg->preset) == NULL)
+        return fr_fail(FR_ERR_ARG, "model config: preset name is not terminated");
+    struct {
+        const char *name;
+        int64_t v, lo, hi;
+    } f[] = {
+        {"D", cfg->D, 1, MAX_DIM},          {"n_cond", cfg->n_cond, 0, MAX_DIM},
+        {"H", cfg->H, 1, MAX_DIM / 16},     {"F", cfg->F, 1, MAX_DIM / 16},
+        {"n_blocks", cfg->n_blocks, 0, FR_MODEL_MAX_BLOCKS},
+        {"E", cfg->E, 2, MAX_DIM},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].v < f[i].lo || f[i].v > f[i].hi)
+            return fr_fail(FR_ERR_ARG, "model config: %s = %lld, expected %lld..%lld", f[i].name,
+                           (long long)f[i].v, (long long)f[i].lo, (long long)f[i].hi);
+    if (cfg->E % 2 != 0)
+        return fr_fail(FR_ERR_ARG, "model config: E = %lld, expected an even number",
+                       (long long)cfg->E);
+    if ((int)cfg->act < 0 || cfg->act >= FR_ACT_COUNT)
+        return fr_fail(FR_ERR_ARG, "model config: act = %d is not an activation", (int)cfg->act);
+    if ((int)cfg->pred < 0 || cfg->pred >= FR_PRED_COUNT)
+        return fr_fail(FR_ERR_ARG, "model config: pred = %d, expected velocity or epsilon",
+                       (int)cfg->pred);
+    if (!(cfg->ln_eps > 0.0f) || !isfinite(cfg->ln_eps))
+        return fr_fail(FR_ERR_ARG, "model config: ln_eps = %g, expected a positive number",
+                       (double)cfg->ln_eps);
+    /* Largest tensors: (F,H) and (n_cond+1,H) and (D,H) stay below 2^31 elements. */
+    int64_t big[] = {cfg->F * cfg->H, (cfg->n_cond + 1) * cfg->H, cfg->D * cfg->H,
+                     cfg->E * cfg->H};
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++)
+        if (big[i] >= ((int64_t)1 << 31))
+            return fr_fail(FR_ERR_ARG, "model config: a weight of %lld elements is too large",
+                           (long long)big[i]);
+    return FR_OK;
+}
+
+int64_t fr_model_config_num_params(const fr_model_config *c)
+{
+    int64_t H = c->H, F = c->F, D = c->D, E = c->E;
+    int64_t input = D * H + H;
+    int64_t time = E * H + H + H * H + H;
+    int64_t cond = (c->n_cond + 1) * H;
+    int64_t block = 2 * H + F * H + F + H * F + H;
+    int64_t head = 2 * H + H * D + D;
+    return input + time + cond + c->n_blocks * block + head;
+}
+
+double fr_model_config_flops(const fr_model_config *c)
+{
+    double H = (double)c->H, F = (double)c->F, D = (double)c->D, E = (double)c->E;
+    double macs = D * H + E * H + H * H + (double)c->n_blocks * 2.0 * H * F + H * D;
+    return 2.0 * macs;
+}
+
+static const char *const k_pred_names[FR_PRED_COUNT] = {"velocity", "epsilon"};
+static const char *const k_act_names[FR_ACT_COUNT] = {"identity", "silu", "gelu_tanh",
+                                                      "tanh",     "sigmoid", "relu"};
+
+const char *fr_pred_name(fr_pred p)
+{
+    return (int)p >= 0 && p < FR_PRED_COUNT ? k_pred_names[p] : "?";
+}
+
+int fr_pred_from_name(const char *s, fr_pred *out)
+{
+    for (int i = 0; i < FR_PRED_COUNT; i++)
+        if (strcmp(s, k_pred_names[i]) == 0) {
+            *out = (fr_pred)i;
+            return 1;
+        }
+    return 0;
+}
+
+const char *fr_act_name(fr_act a)
+{
+    return (int)a >= 0 && a < FR_ACT_COUNT ? k_act_names[a] : "?";
+}
+
+int fr_act_from_name(const char *s, fr_act *out)
+{
+    for (int i = 0; i < FR_ACT_COUNT; i++)
+        if (strcmp(s, k_act_names[i]) == 0) {
+            *out = (fr_act)i;
+            return 1;
+        }
+    return 0;
+}

@@ -1,0 +1,159 @@
+/* Model checkpoints: config in the safetensors __metadata__, parameters as named F32
+ * tensors (flowrl/model.h, DESIGN.md §5). */
+#include "flowrl/model.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+fr_status fr_model_config_to_meta(const fr_model_config *cfg, fr_st_file *f)
+{
+    char buf[64];
+    FR_TRY(fr_st_set_meta(f, "model.preset", cfg->preset));
+    struct {
+        const char *key;
+        int64_t v;
+    } ints[] = {{"model.D", cfg->D},       {"model.n_cond", cfg->n_cond},
+                {"model.H", cfg->H},       {"model.F", cfg->F},
+                {"model.n_blocks", cfg->n_blocks}, {"model.E", cfg->E}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        snprintf(buf, sizeof buf, "%" PRId64, ints[i].v);
+        FR_TRY(fr_st_set_meta(f, ints[i].key, buf));
+    }
+    FR_TRY(fr_st_set_meta(f, "model.act", fr_act_name(cfg->act)));
+    FR_TRY(fr_st_set_meta(f, "model.pred", fr_pred_name(cfg->pred)));
+    snprintf(buf, sizeof buf, "%.9g", (double)cfg->ln_eps);
+    FR_TRY(fr_st_set_meta(f, "model.ln_eps", buf));
+    return FR_OK;
+}
+
+static fr_status meta(const fr_st_file *f, const char *key, const char **out)
+{
+    *out = fr_st_get_meta(f, key);
+    if (!*out) return fr_fail(FR_ERR_FORMAT, "checkpoint metadata: missing '%s'", key);
+    return FR_OK;
+}
+
+static fr_status meta_int(const fr_st_file *f, const char *key, int64_t *out)
+{
+    const char *s;
+    FR_TRY(meta(f, key, &s));
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end)
+        return fr_fail(FR_ERR_FORMAT, "checkpoint metadata: '%s' = '%s', expected an integer", key, s);
+    *out = (int64_t)v;
+    return FR_OK;
+}
+
+fr_status fr_model_config_from_meta(const fr_st_file *f, fr_model_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    const char *s;
+    FR_TRY(meta(f, "model.preset", &s));
+    if (strlen(s) >= sizeof cfg->preset)
+        return fr_fail(FR_ERR_FORMAT, "checkpoint metadata: 'model.preset' is too long");
+    snprintf(cfg->preset, sizeof cfg->preset, "%s", s);
+    FR_TRY(meta_int(f, "model.D", &cfg->D));
+    FR_TRY(meta_int(f, "model.n_cond", &cfg->n_cond));
+    FR_TRY(meta_int(f, "model.H", &cfg->H));
+    FR_TRY(meta_int(f, "model.F", &cfg->F));
+    FR_TRY(meta_int(f, "model.n_blocks", &cfg->n_blocks));
+    FR_TRY(meta_int(f, "model.E", &cfg->E));
+    FR_TRY(meta(f, "model.act", &s));
+    if (!fr_act_from_name(s, &cfg->act))
+        return fr_fail(FR_ERR_FORMAT, "checkpoint metadata: 'model.act' = '%s' is unknown", s);
+    FR_TRY(meta(f, "model.pred", &s));
+    if (!fr_pred_from_name(s, &cfg->pred))
+        return fr_fail(FR_ERR_FORMAT,
+                       "checkpoint metadata: 'model.pred' = '%s', expected velocity or epsilon", s);
+    FR_TRY(meta(f, "model.ln_eps", &s));
+    char *end;
+    errno = 0;
+    cfg->ln_eps = strtof(s, &end);
+    if (errno || end == s || *end)
+        return fr_fail(FR_ERR_FORMAT, "checkpoint metadata: 'model.ln_eps' = '%s', expected a number", s);
+    if (fr_model_config_check(cfg) != FR_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", fr_last_error());
+        return fr_fail(FR_ERR_FORMAT, "checkpoint metadata: %s", msg);
+    }
+    return FR_OK;
+}
+
+/* Prefixes the last error message with the path (copied first: fr_fail writes the buffer
+ * that fr_last_error returns). */
+static fr_status with_path(fr_status s, const char *path)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", fr_last_error());
+    return fr_fail(s, "%s: %s", path, msg);
+}
+
+static fr_status full_name(char *buf, size_t n, const char *prefix, const char *name)
+{
+    if ((size_t)snprintf(buf, n, "%s%s", prefix ? prefix : "", name) >= n)
+        return fr_fail(FR_ERR_ARG, "tensor name prefix '%s' is too long", prefix);
+    return FR_OK;
+}
+
+fr_status fr_model_values_to_st(const fr_model *m, fr_st_file *f, const char *prefix)
+{
+    char nm[256];
+    for (int i = 0; i < m->n_params; i++) {
+        FR_TRY(full_name(nm, sizeof nm, prefix, m->params[i].name));
+        FR_TRY(fr_st_add(f, nm, m->params[i].value));
+    }
+    return FR_OK;
+}
+
+fr_status fr_model_values_from_st(fr_model *m, const fr_st_file *f, const char *prefix)
+{
+    char nm[256], a[64], b[64];
+    for (int i = 0; i < m->n_params; i++) {
+        FR_TRY(full_name(nm, sizeof nm, prefix, m->params[i].name));
+        const fr_tensor *t = fr_st_get(f, nm);
+        const fr_tensor *v = m->params[i].value;
+        if (!t) return fr_fail(FR_ERR_FORMAT, "checkpoint: tensor '%s' is missing", nm);
+        if (t->dtype != FR_F32 || !fr_tensor_same_shape(t, v))
+            return fr_fail(FR_ERR_FORMAT, "checkpoint: tensor '%s' is %s %s, expected F32 %s", nm,
+                           fr_dtype_name(t->dtype), fr_shape_str(t->ndim, t->shape, a, sizeof a),
+                           fr_shape_str(v->ndim, v->shape, b, sizeof b));
+        memcpy(v->data, t->data, fr_tensor_nbytes(v));
+    }
+    return FR_OK;
+}
+
+fr_status fr_model_save(const fr_model *m, const char *path)
+{
+    fr_st_file f;
+    fr_st_init(&f);
+    fr_status s = fr_model_config_to_meta(&m->cfg, &f);
+    if (s == FR_OK) s = fr_model_values_to_st(m, &f, "");
+    if (s == FR_OK) s = fr_st_write(&f, path);
+    fr_st_free(&f);
+    return s;
+}
+
+fr_status fr_model_load(fr_model *m, const char *path)
+{
+    memset(m, 0, sizeof *m);
+    fr_st_file f;
+    FR_TRY(fr_st_read(&f, path));
+    fr_model_config cfg;
+    fr_status s = fr_model_config_from_meta(&f, &cfg);
+    if (s != FR_OK) s = with_path(s, path);
+    if (s == FR_OK) s = fr_model_alloc(m, &cfg);
+    if (s == FR_OK) {
+        s = fr_model_values_from_st(m, &f, "");
+        if (s != FR_OK) {
+            s = with_path(s, path);
+            fr_model_free(m);
+        }
+    }
+    fr_st_free(&f);
+    return s;
+}

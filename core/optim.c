@@ -1,0 +1,165 @@
+/* AdamW state, global-norm gradient clipping and the weight EMA (flowrl/optim.h). */
+#include "flowrl/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+fr_adamw_cfg fr_adamw_cfg_default(void)
+{
+    fr_adamw_cfg c = {0.9f, 0.999f, 1e-8f, 1e-2f};
+    return c;
+}
+
+int64_t fr_params_numel(const fr_param *ps, int n)
+{
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += fr_tensor_numel(ps[i].value);
+    return total;
+}
+
+void fr_params_zero_grad(const fr_ops *ops, fr_param *ps, int n)
+{
+    for (int i = 0; i < n; i++)
+        ops->fill(fr_tensor_numel(ps[i].grad), 0.0f, (float *)ps[i].grad->data);
+}
+
+static void free_tensors(fr_tensor *ts, int n)
+{
+    if (!ts) return;
+    for (int i = 0; i < n; i++) fr_tensor_free(&ts[i]);
+    free(ts);
+}
+
+/* n zeroed tensors shaped like the values. */
+static fr_status alloc_like(fr_tensor **out, const fr_param *ps, int n)
+{
+    fr_tensor *ts = fr_calloc((size_t)(n > 0 ? n : 1), sizeof *ts);
+    if (!ts) return FR_ERR_NOMEM;
+    for (int i = 0; i < n; i++) {
+        fr_status s = fr_tensor_alloc(&ts[i], FR_F32, ps[i].value->ndim, ps[i].value->shape);
+        if (s != FR_OK) {
+            free_tensors(ts, i);
+            return s;
+        }
+    }
+    *out = ts;
+    return FR_OK;
+}
+
+static fr_status check_list(const char *what, const fr_tensor *ts, int nt, const fr_param *ps,
+                            int n)
+{
+    if (n != nt)
+        return fr_fail(FR_ERR_ARG, "%s: state holds %d tensors, the list has %d", what, nt, n);
+    for (int i = 0; i < n; i++)
+        if (!fr_tensor_same_shape(&ts[i], ps[i].value) || ps[i].value->dtype != FR_F32 ||
+            (ps[i].grad && !fr_tensor_same_shape(ps[i].grad, ps[i].value)))
+            return fr_fail(FR_ERR_ARG, "%s: parameter %d (%s) does not match the state's shape",
+                           what, i, ps[i].name);
+    return FR_OK;
+}
+
+fr_status fr_adamw_state_init(fr_adamw_state *s, const fr_param *ps, int n)
+{
+    memset(s, 0, sizeof *s);
+    FR_TRY(alloc_like(&s->m, ps, n));
+    fr_status st = alloc_like(&s->v, ps, n);
+    if (st != FR_OK) {
+        free_tensors(s->m, n);
+        s->m = NULL;
+        return st;
+    }
+    s->n = n;
+    return FR_OK;
+}
+
+void fr_adamw_state_free(fr_adamw_state *s)
+{
+    free_tensors(s->m, s->n);
+    free_tensors(s->v, s->n);
+    memset(s, 0, sizeof *s);
+}
+
+fr_status fr_adamw_step(const fr_ops *ops, fr_adamw_state *s, fr_param *ps, int n,
+                        const fr_adamw_cfg *cfg, float lr)
+{
+    FR_TRY(check_list("adamw", s->m, s->n, ps, n));
+    fr_adamw_hp hp = fr_adamw_prepare(lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay,
+                                      s->step + 1);
+    for (int i = 0; i < n; i++)
+        ops->adamw(fr_tensor_numel(ps[i].value), (float *)ps[i].value->data,
+                   (const float *)ps[i].grad->data, (float *)s->m[i].data, (float *)s->v[i].data,
+                   &hp);
+    s->step += 1;
+    return FR_OK;
+}
+
+fr_status fr_clip_grad_norm(const fr_ops *ops, fr_param *ps, int n, float max_norm,
+                            float *total_norm)
+{
+    if (!(max_norm > 0.0f))
+        return fr_fail(FR_ERR_ARG, "clip_grad_norm: max_norm = %g, expected > 0", (double)max_norm);
+    const float **xs = fr_calloc((size_t)(n > 0 ? n : 1), sizeof *xs);
+    int64_t *ns = fr_calloc((size_t)(n > 0 ? n : 1), sizeof *ns);
+    if (!xs || !ns) {
+        free(xs);
+        free(ns);
+        return FR_ERR_NOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        xs[i] = (const float *)ps[i].grad->data;
+        ns[i] = fr_tensor_numel(ps[i].grad);
+    }
+    float total = ops->global_norm(n, xs, ns);
+    free(xs);
+    free(ns);
+    if (total_norm) *total_norm = total;
+    if (!isfinite(total))
+        return fr_fail(FR_ERR_NUMERIC, "clip_grad_norm: the gradient norm is %g", (double)total);
+    float coef = max_norm / (total + 1e-6f);
+    if (coef < 1.0f)
+        for (int i = 0; i < n; i++) {
+            float *g = (float *)ps[i].grad->data;
+            ops->scale(fr_tensor_numel(ps[i].grad), coef, g, g);
+        }
+    return FR_OK;
+}
+
+fr_status fr_ema_init(const fr_ops *ops, fr_ema *e, const fr_param *ps, int n)
+{
+    memset(e, 0, sizeof *e);
+    FR_TRY(alloc_like(&e->shadow, ps, n));
+    e->n = n;
+    for (int i = 0; i < n; i++)
+        ops->copy(fr_tensor_numel(ps[i].value), (const float *)ps[i].value->data,
+                  (float *)e->shadow[i].data);
+    return FR_OK;
+}
+
+void fr_ema_free(fr_ema *e)
+{
+    free_tensors(e->shadow, e->n);
+    memset(e, 0, sizeof *e);
+}
+
+fr_status fr_ema_update(const fr_ops *ops, fr_ema *e, const fr_param *ps, int n, float decay)
+{
+    FR_TRY(check_list("ema", e->shadow, e->n, ps, n));
+    if (!(decay >= 0.0f && decay <= 1.0f))
+        return fr_fail(FR_ERR_ARG, "ema: decay = %g, expected 0..1", (double)decay);
+    float w = 1.0f - decay;
+    for (int i = 0; i < n; i++)
+        ops->axpby(fr_tensor_numel(ps[i].value), w, (const float *)ps[i].value->data, decay,
+                   (float *)e->shadow[i].data);
+    return FR_OK;
+}
+
+fr_status fr_ema_copy_to(const fr_ops *ops, const fr_ema *e, fr_param *ps, int n)
+{
+    FR_TRY(check_list("ema", e->shadow, e->n, ps, n));
+    for (int i = 0; i < n; i++)
+        ops->copy(fr_tensor_numel(ps[i].value), (const float *)e->shadow[i].data,
+                  (float *)ps[i].value->data);
+    return FR_OK;
+}

@@ -1,0 +1,280 @@
+/* Sampler steps over a batch (spec/samplers.md §2-§6, §9): loops over the element
+ * functions of flowrl/sampler_elem.h, log-probs as canonical means over D. */
+#include "flowrl/sampler.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flowrl/reduce.h"
+#include "flowrl/sampler_elem.h"
+
+static const char *const k_names[FR_SAMPLER_COUNT] = {"ode", "sde", "cps", "dance", "ddim", "dpm"};
+
+const char *fr_sampler_name(fr_sampler_kind k)
+{
+    return (k >= 0 && k < FR_SAMPLER_COUNT) ? k_names[k] : NULL;
+}
+
+fr_status fr_sampler_from_name(const char *name, fr_sampler_kind *out)
+{
+    if (!name || !out) return fr_fail(FR_ERR_ARG, "fr_sampler_from_name: NULL argument");
+    for (int k = 0; k < FR_SAMPLER_COUNT; k++)
+        if (strcmp(name, k_names[k]) == 0) {
+            *out = (fr_sampler_kind)k;
+            return FR_OK;
+        }
+    return fr_fail(FR_ERR_ARG, "unknown sampler '%s' (ode, sde, cps, dance, ddim or dpm)", name);
+}
+
+int fr_sampler_is_stochastic(fr_sampler_kind k)
+{
+    return k == FR_SAMPLER_SDE || k == FR_SAMPLER_CPS || k == FR_SAMPLER_DANCE || k == FR_SAMPLER_DDIM;
+}
+
+/* The coefficients of one step, formed once (the public code's 0-dim tensors). */
+typedef struct {
+    fr_sampler_kind kind;
+    float sigma; /* dpm: x̂0 = x − σ·v */
+    float dt;    /* ode */
+    fr_sde_coef sde;
+    fr_cps_coef cps;
+    fr_dance_coef dance;
+    fr_ddim_coef ddim;
+    fr_dpm_coef dpm;
+    float std, std_dev;
+    fr_gauss_coef gauss; /* sde, dance, ddim */
+} prepared;
+
+static int finite_f(float v) { return v == v && v - v == 0.0f; }
+
+static fr_status prepare(const fr_step *p, prepared *q)
+{
+    if (!p) return fr_fail(FR_ERR_ARG, "sampler step: parameters are NULL");
+    if (!(p->kind >= 0 && p->kind < FR_SAMPLER_COUNT))
+        return fr_fail(FR_ERR_ARG, "sampler step: invalid kind %d", (int)p->kind);
+    const char *name = k_names[p->kind];
+    memset(q, 0, sizeof *q);
+    q->kind = p->kind;
+    q->sigma = p->sigma;
+    if (p->kind != FR_SAMPLER_DDIM) {
+        if (!(finite_f(p->sigma) && finite_f(p->sigma_next) && p->sigma_next >= 0.0f &&
+              p->sigma_next < p->sigma && p->sigma <= 1.0f))
+            return fr_fail(FR_ERR_ARG, "%s step: sigma %g -> sigma_next %g, expected 0 <= sigma_next < sigma <= 1",
+                           name, (double)p->sigma, (double)p->sigma_next);
+    }
+    if (fr_sampler_is_stochastic(p->kind) && !(finite_f(p->noise) && p->noise >= 0.0f))
+        return fr_fail(FR_ERR_ARG, "%s step: noise level %g, expected a finite value >= 0", name,
+                       (double)p->noise);
+    switch (p->kind) {
+    case FR_SAMPLER_ODE:
+        q->dt = p->sigma_next - p->sigma;
+        break;
+    case FR_SAMPLER_SDE:
+        /* σ == 1 uses σ_1; an unset (0) σ_1 would silently give a wrong std, so insist */
+        if (p->sigma == 1.0f && !(p->sigma1 > 0.0f && p->sigma1 < 1.0f))
+            return fr_fail(FR_ERR_ARG, "sde step: sigma == 1 needs sigma1 (the grid's sigma_1) in (0, 1), got %g",
+                           (double)p->sigma1);
+        q->sde = fr_sde_coef_make(p->sigma, p->sigma_next, p->sigma1, p->noise);
+        q->std = q->sde.std;
+        q->std_dev = q->sde.std_dev;
+        break;
+    case FR_SAMPLER_CPS:
+        q->cps = fr_cps_coef_make(p->sigma, p->sigma_next, p->noise);
+        q->std = q->std_dev = q->cps.std;
+        break;
+    case FR_SAMPLER_DANCE:
+        q->dance = fr_dance_coef_make(p->sigma, p->sigma_next, p->noise);
+        q->std = q->std_dev = q->dance.std;
+        break;
+    case FR_SAMPLER_DDIM:
+        if (!(p->alpha_bar > 0.0f && p->alpha_bar < 1.0f && p->alpha_bar_prev > 0.0f &&
+              p->alpha_bar_prev <= 1.0f) || !finite_f(p->x0_clip))
+            return fr_fail(FR_ERR_ARG, "ddim step: alpha_bar %g, alpha_bar_prev %g, expected (0, 1) and (0, 1]",
+                           (double)p->alpha_bar, (double)p->alpha_bar_prev);
+        q->ddim = fr_ddim_coef_make(p->alpha_bar, p->alpha_bar_prev, p->noise, p->x0_clip);
+        q->std = q->std_dev = q->ddim.std;
+        break;
+    case FR_SAMPLER_DPM:
+        if (p->order != 1 && p->order != 2)
+            return fr_fail(FR_ERR_ARG, "dpm step: order %d, expected 1 or 2", p->order);
+        q->dpm = fr_dpm_coef_make(p->sigma, p->sigma_next, p->sigma_prev, p->order);
+        if (q->dpm.order == 2 && !(p->sigma_prev > p->sigma && p->sigma_prev <= 1.0f))
+            return fr_fail(FR_ERR_ARG, "dpm step: order 2 needs sigma_prev in (sigma, 1], got %g (sigma %g)",
+                           (double)p->sigma_prev, (double)p->sigma);
+        break;
+    default:
+        break;
+    }
+    if (p->kind == FR_SAMPLER_SDE || p->kind == FR_SAMPLER_DANCE || p->kind == FR_SAMPLER_DDIM)
+        q->gauss = fr_gauss_coef_make(q->std);
+    return FR_OK;
+}
+
+/* μ of element i; m is v or ε̂, m1 the previous x̂0 row (dpm order 2). */
+static inline float mean_elem(const prepared *q, float x, float m, const float *m1, int64_t i)
+{
+    switch (q->kind) {
+    case FR_SAMPLER_ODE: return fr_euler_elem(x, m, q->dt);
+    case FR_SAMPLER_SDE: return fr_sde_mean_elem(x, m, q->sde);
+    case FR_SAMPLER_CPS: return fr_cps_mean_elem(x, m, q->cps);
+    case FR_SAMPLER_DANCE: return fr_dance_mean_elem(x, m, q->dance);
+    case FR_SAMPLER_DDIM: return fr_ddim_mean_elem(x, m, q->ddim);
+    case FR_SAMPLER_DPM: {
+        float m0 = fr_flow_x0_elem(x, m, q->sigma);
+        return q->dpm.order == 2 ? fr_dpm2_elem(x, m0, m1[i], q->dpm) : fr_dpm1_elem(x, m0, q->dpm);
+    }
+    default: return NAN;
+    }
+}
+
+static inline float logp_elem(const prepared *q, float x_next, float mu)
+{
+    return q->kind == FR_SAMPLER_CPS ? fr_cps_logp_elem(x_next, mu) : fr_gauss_logp_elem(x_next, mu, q->gauss);
+}
+
+static fr_status check_shape(const char *fn, int64_t B, int64_t D)
+{
+    if (B < 0 || D < 1 || B > INT64_MAX / D)
+        return fr_fail(FR_ERR_ARG, "%s: shape (%lld, %lld), expected B >= 0, D >= 1", fn, (long long)B,
+                       (long long)D);
+    return FR_OK;
+}
+
+/* dpm order 2 reads x0_prev */
+static fr_status check_x0_prev(const char *fn, const prepared *q, const float *x0_prev)
+{
+    if (q->kind == FR_SAMPLER_DPM && q->dpm.order == 2 && !x0_prev)
+        return fr_fail(FR_ERR_ARG, "%s: dpm order 2 needs x0_prev (the previous step's x0 prediction)", fn);
+    return FR_OK;
+}
+
+fr_status fr_sampler_std(const fr_step *p, fr_step_std *out)
+{
+    prepared q;
+    FR_TRY(prepare(p, &q));
+    if (out) {
+        out->std = q.std;
+        out->std_dev = q.std_dev;
+    }
+    return FR_OK;
+}
+
+fr_status fr_sampler_step(const fr_step *p, int64_t B, int64_t D, const float *x, const float *model_out,
+                          const float *x0_prev, const float *xi, float *x_next, float *mean, float *logp,
+                          fr_step_std *std)
+{
+    static const char *fn = "fr_sampler_step";
+    prepared q;
+    FR_TRY(prepare(p, &q));
+    FR_TRY(check_shape(fn, B, D));
+    FR_TRY(check_x0_prev(fn, &q, x0_prev));
+    if (!x || !model_out || !x_next) return fr_fail(FR_ERR_ARG, "%s: x, model_out or x_next is NULL", fn);
+    const int stochastic = fr_sampler_is_stochastic(q.kind);
+    if (logp && !stochastic)
+        return fr_fail(FR_ERR_ARG, "%s: '%s' is deterministic and has no log-prob (pass logp = NULL)", fn,
+                       k_names[q.kind]);
+    if (!stochastic) xi = NULL;
+    float *tmp = NULL;
+    if (logp) {
+        tmp = fr_malloc((size_t)D * sizeof *tmp);
+        if (!tmp) return FR_ERR_NOMEM;
+    }
+    for (int64_t b = 0; b < B; b++) {
+        const int64_t o = b * D;
+        const float *m1 = x0_prev ? x0_prev + o : NULL;
+        for (int64_t i = 0; i < D; i++) {
+            float mu = mean_elem(&q, x[o + i], model_out[o + i], m1, i);
+            float xn = xi ? fr_noise_add_elem(mu, q.std, xi[o + i]) : mu;
+            if (mean) mean[o + i] = mu;
+            x_next[o + i] = xn;
+            if (tmp) tmp[i] = logp_elem(&q, xn, mu);
+        }
+        if (logp) logp[b] = fr_mean_canonical(tmp, D);
+    }
+    free(tmp);
+    if (std) {
+        std->std = q.std;
+        std->std_dev = q.std_dev;
+    }
+    return FR_OK;
+}
+
+fr_status fr_sampler_mean(const fr_step *p, int64_t B, int64_t D, const float *x, const float *model_out,
+                          const float *x0_prev, float *mean)
+{
+    static const char *fn = "fr_sampler_mean";
+    prepared q;
+    FR_TRY(prepare(p, &q));
+    FR_TRY(check_shape(fn, B, D));
+    FR_TRY(check_x0_prev(fn, &q, x0_prev));
+    if (!x || !model_out || !mean) return fr_fail(FR_ERR_ARG, "%s: x, model_out or mean is NULL", fn);
+    for (int64_t b = 0; b < B; b++) {
+        const int64_t o = b * D;
+        const float *m1 = x0_prev ? x0_prev + o : NULL;
+        for (int64_t i = 0; i < D; i++) mean[o + i] = mean_elem(&q, x[o + i], model_out[o + i], m1, i);
+    }
+    return FR_OK;
+}
+
+/* Shared by the two log-prob entry points: μ from `mean` if given, else from (x, model_out). */
+static fr_status logprob_rows(const char *fn, const prepared *q, int64_t B, int64_t D, const float *x,
+                              const float *model_out, const float *x0_prev, const float *x_next,
+                              const float *mean_in, float *mean_out, float *logp)
+{
+    if (!fr_sampler_is_stochastic(q->kind))
+        return fr_fail(FR_ERR_ARG, "%s: '%s' is deterministic and has no log-prob", fn, k_names[q->kind]);
+    if (!x_next || !logp) return fr_fail(FR_ERR_ARG, "%s: x_next or logp is NULL", fn);
+    float *tmp = fr_malloc((size_t)D * sizeof *tmp);
+    if (!tmp) return FR_ERR_NOMEM;
+    for (int64_t b = 0; b < B; b++) {
+        const int64_t o = b * D;
+        const float *m1 = x0_prev ? x0_prev + o : NULL;
+        for (int64_t i = 0; i < D; i++) {
+            float mu = mean_in ? mean_in[o + i] : mean_elem(q, x[o + i], model_out[o + i], m1, i);
+            if (mean_out) mean_out[o + i] = mu;
+            tmp[i] = logp_elem(q, x_next[o + i], mu);
+        }
+        logp[b] = fr_mean_canonical(tmp, D);
+    }
+    free(tmp);
+    return FR_OK;
+}
+
+fr_status fr_sampler_logprob_of(const fr_step *p, int64_t B, int64_t D, const float *x_next, const float *mean,
+                                float *logp)
+{
+    static const char *fn = "fr_sampler_logprob_of";
+    prepared q;
+    FR_TRY(prepare(p, &q));
+    FR_TRY(check_shape(fn, B, D));
+    if (!mean) return fr_fail(FR_ERR_ARG, "%s: mean is NULL", fn);
+    return logprob_rows(fn, &q, B, D, NULL, NULL, NULL, x_next, mean, NULL, logp);
+}
+
+fr_status fr_sampler_logprob(const fr_step *p, int64_t B, int64_t D, const float *x, const float *model_out,
+                             const float *x0_prev, const float *x_next, float *mean, float *logp)
+{
+    static const char *fn = "fr_sampler_logprob";
+    prepared q;
+    FR_TRY(prepare(p, &q));
+    FR_TRY(check_shape(fn, B, D));
+    if (!x || !model_out) return fr_fail(FR_ERR_ARG, "%s: x or model_out is NULL", fn);
+    return logprob_rows(fn, &q, B, D, x, model_out, x0_prev, x_next, NULL, mean, logp);
+}
+
+fr_status fr_cfg_combine(int64_t n, float g, const float *v_u, const float *v_c, float *out)
+{
+    if (n < 0 || (n > 0 && (!v_u || !v_c || !out)))
+        return fr_fail(FR_ERR_ARG, "fr_cfg_combine: n %lld or a NULL array", (long long)n);
+    for (int64_t i = 0; i < n; i++) out[i] = fr_cfg_elem(v_u[i], v_c[i], g);
+    return FR_OK;
+}
+
+fr_status fr_flow_x0(int64_t n, float sigma, const float *x, const float *v, float *x0)
+{
+    if (n < 0 || (n > 0 && (!x || !v || !x0)))
+        return fr_fail(FR_ERR_ARG, "fr_flow_x0: n %lld or a NULL array", (long long)n);
+    for (int64_t i = 0; i < n; i++) x0[i] = fr_flow_x0_elem(x[i], v[i], sigma);
+    return FR_OK;
+}

@@ -1,0 +1,238 @@
+/* The per-element functions of the op table (DESIGN.md §1 (2)): one formula, compiled by
+ * the C compiler for `ref` and `opt` and by nvcc for `cuda`. Every backend calls these;
+ * none re-derives them. The build has contraction off (-ffp-contract=off, nvcc
+ * --fmad=false, spec/numerics.md §2.1), so every fmaf below is deliberate and every
+ * a*b + c that is not written as fmaf is two roundings. A SIMD port must use an FMA
+ * instruction exactly where fmaf appears and nowhere else.
+ *
+ * Transcendentals come only from flowrl/detmath.h (spec/numerics.md §2.2). */
+#ifndef FLOWRL_ELEM_H
+#define FLOWRL_ELEM_H
+
+#include <math.h>
+
+#include "flowrl/detmath.h"
+#include "flowrl/hostdev.h"
+#include "flowrl/ops.h"
+
+/* ---- activations ------------------------------------------------------------------- */
+
+/* GELU-tanh constants, as PyTorch's approximate='tanh' GELU (aten/src/ATen/native/cpu/
+ * GeluKernel.cpp: kBeta = M_SQRT2 * M_2_SQRTPI * 0.5, kKappa = 0.044715), rounded to
+ * float once. FR_GELU_3KAPPA is 3 * 0.044715 = 0.134145 rounded once (not 3.0f * kappa,
+ * which would round twice). */
+#define FR_GELU_BETA 0.7978845608028654f /* sqrt(2/pi) */
+#define FR_GELU_KAPPA 0.044715f
+#define FR_GELU_3KAPPA 0.134145f
+
+/* ReLU: x for x > 0, +0 for x <= 0 (so -0 -> +0); NaN propagates (PyTorch's relu does
+ * too). */
+FR_HOSTDEV static inline float fr_relu_elem(float x)
+{
+    return x > 0.0f ? x : (x == x ? 0.0f : x);
+}
+
+/* SiLU: x * s, s = sigmoid(x). One rounding for s (fr_sigmoidf), one for the product. */
+FR_HOSTDEV static inline float fr_silu_elem(float x) { return x * fr_sigmoidf(x); }
+
+/* GELU-tanh: y = (0.5 x) (1 + tanh(u)), u = beta (x + kappa x^3).
+ *   x3 = (x*x)*x                  two plain products
+ *   u  = beta * fmaf(kappa, x3, x)  the inner sum x + kappa x^3 as one fmaf
+ *   y  = (0.5f*x) * (1 + t)         0.5f*x is exact (barring underflow) */
+FR_HOSTDEV static inline float fr_gelu_tanh_inner(float x)
+{
+    float x3 = (x * x) * x;
+    return FR_GELU_BETA * fmaf(FR_GELU_KAPPA, x3, x);
+}
+
+FR_HOSTDEV static inline float fr_gelu_tanh_elem(float x)
+{
+    float t = fr_tanhf(fr_gelu_tanh_inner(x));
+    return (0.5f * x) * (1.0f + t);
+}
+
+FR_HOSTDEV static inline float fr_act_elem(fr_act act, float x)
+{
+    switch (act) {
+    case FR_ACT_SILU: return fr_silu_elem(x);
+    case FR_ACT_GELU_TANH: return fr_gelu_tanh_elem(x);
+    case FR_ACT_TANH: return fr_tanhf(x);
+    case FR_ACT_SIGMOID: return fr_sigmoidf(x);
+    case FR_ACT_RELU: return fr_relu_elem(x);
+    case FR_ACT_IDENTITY:
+    default: return x;
+    }
+}
+
+/* The backward element functions return dy * act'(x), recomputing the forward's
+ * intermediate values from x (bit-identical to the forward's, same expressions).
+ *
+ * SiLU'(x) = s (1 + x (1 - s)), s = sigmoid(x)  (d/dx x s = s + x s (1 - s)).
+ *   d  = s * fmaf(x, 1 - s, 1)     1 + x(1-s) as one fmaf; 1 - s is a plain subtract
+ *   dx = dy * d */
+FR_HOSTDEV static inline float fr_silu_bwd_elem(float x, float dy)
+{
+    float s = fr_sigmoidf(x);
+    return dy * (s * fmaf(x, 1.0f - s, 1.0f));
+}
+
+/* GELU-tanh'(x) for y = h (1 + t), h = 0.5 x, t = tanh(u), u = beta (x + kappa x^3):
+ *   y' = 0.5 (1 + t) + h (1 - t^2) beta (1 + 3 kappa x^2)
+ * (PyTorch's GeluBackward tanh branch: left_derivative + right_derivative.)
+ *   tp = fmaf(-t, t, 1)                  1 - t^2 in one rounding (no cancellation as |t|->1)
+ *   up = beta * fmaf(3kappa, x*x, 1)     u'(x); x*x is a plain product
+ *   d  = fmaf(h * tp, up, 0.5f * (1 + t))  h*tp plain, then one fmaf
+ *   dx = dy * d */
+FR_HOSTDEV static inline float fr_gelu_tanh_bwd_elem(float x, float dy)
+{
+    float t = fr_tanhf(fr_gelu_tanh_inner(x));
+    float h = 0.5f * x;
+    float tp = fmaf(-t, t, 1.0f);
+    float up = FR_GELU_BETA * fmaf(FR_GELU_3KAPPA, x * x, 1.0f);
+    float d = fmaf(h * tp, up, 0.5f * (1.0f + t));
+    return dy * d;
+}
+
+/* tanh'(x) = 1 - t^2:  dx = dy * fmaf(-t, t, 1). */
+FR_HOSTDEV static inline float fr_tanh_bwd_elem(float x, float dy)
+{
+    float t = fr_tanhf(x);
+    return dy * fmaf(-t, t, 1.0f);
+}
+
+/* sigmoid'(x) = s (1 - s):  dx = (dy * (1 - s)) * s, PyTorch's sigmoid_backward order
+ * (grad * (1 - y) * y), no fmaf. */
+FR_HOSTDEV static inline float fr_sigmoid_bwd_elem(float x, float dy)
+{
+    float s = fr_sigmoidf(x);
+    return (dy * (1.0f - s)) * s;
+}
+
+/* ReLU'(x) = 1 for x > 0, else 0 (also at 0): dx = x > 0 ? dy : 0. A select, not dy * 0,
+ * so an inf/NaN dy where x <= 0 gives 0 (PyTorch's threshold_backward); a NaN x gives 0. */
+FR_HOSTDEV static inline float fr_relu_bwd_elem(float x, float dy)
+{
+    return x > 0.0f ? dy : 0.0f;
+}
+
+/* dy * act'(x). Identity: dy. */
+FR_HOSTDEV static inline float fr_act_bwd_elem(fr_act act, float x, float dy)
+{
+    switch (act) {
+    case FR_ACT_SILU: return fr_silu_bwd_elem(x, dy);
+    case FR_ACT_GELU_TANH: return fr_gelu_tanh_bwd_elem(x, dy);
+    case FR_ACT_TANH: return fr_tanh_bwd_elem(x, dy);
+    case FR_ACT_SIGMOID: return fr_sigmoid_bwd_elem(x, dy);
+    case FR_ACT_RELU: return fr_relu_bwd_elem(x, dy);
+    case FR_ACT_IDENTITY:
+    default: return dy;
+    }
+}
+
+/* ---- layer norm ---------------------------------------------------------------------- */
+/* Row statistics (computed by the op, in the canonical orders of flowrl/reduce.h):
+ *   mean = fr_mean_canonical(row)
+ *   var  = fr_sumsq_centered_canonical(row, mean) / (float)D
+ *   rstd = fr_layernorm_rstd(var, eps) */
+
+/* rstd = 1 / sqrtf(var + eps): three correctly rounded ops (add, sqrt, divide). */
+FR_HOSTDEV static inline float fr_layernorm_rstd(float var, float eps)
+{
+    return 1.0f / sqrtf(var + eps);
+}
+
+/* xhat = (x - mean) * rstd: subtract, then multiply. */
+FR_HOSTDEV static inline float fr_layernorm_xhat(float x, float mean, float rstd)
+{
+    return (x - mean) * rstd;
+}
+
+/* y = fmaf(xhat, gamma, beta). Without affine parameters the op passes gamma = 1,
+ * beta = 0 (so y = xhat, except that -0 becomes +0). */
+FR_HOSTDEV static inline float fr_layernorm_y(float xhat, float gamma, float beta)
+{
+    return fmaf(xhat, gamma, beta);
+}
+
+/* Backward (PyTorch's layer-norm gradient, rearranged as in its docs):
+ *   g    = dy * gamma                             (g = dy without gamma)
+ *   mg   = canonical long sum of g / D             (fr_sum_canonical order)
+ *   mgx  = canonical long dot of (g, xhat) / D     (fr_dot_canonical order: lane = fmaf)
+ *   dx   = rstd * (g - mg - xhat * mgx)
+ *        = rstd * fmaf(-xhat, mgx, g - mg)          (g - mg plain, then one fmaf)
+ *   dgamma[j] = fmaf(dy, xhat, dgamma[j]) over rows i in order (one fmaf chain, the
+ *               dot/GEMM order of reduce.h along the batch)
+ *   dbeta[j]  = dbeta[j] + dy over rows in order (the batch-reduction order). */
+FR_HOSTDEV static inline float fr_layernorm_dx(float g, float xhat, float mg, float mgx,
+                                               float rstd)
+{
+    return rstd * fmaf(-xhat, mgx, g - mg);
+}
+
+/* ---- AdamW --------------------------------------------------------------------------- */
+/* One parameter, PyTorch semantics: torch.optim.AdamW with foreach=False, i.e.
+ * _single_tensor_adam with decoupled weight decay, in its operation order:
+ *   p     = p * decay                              param.mul_(1 - lr*wd)
+ *   m     = lerp(m, g, w),  w = 1 - beta1          exp_avg.lerp_(grad, 1 - beta1)
+ *   v     = (v * beta2) + ((1 - beta2) * g) * g    exp_avg_sq.mul_(beta2)
+ *                                                    .addcmul_(grad, grad, value=1-beta2)
+ *   denom = sqrtf(v) / bc2_sqrt + eps              (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
+ *   p     = p - (step_size * m) / denom            param.addcdiv_(exp_avg, denom,
+ *                                                                 value=-step_size)
+ * with decay, step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t) prepared once
+ * per step by fr_adamw_prepare (core/adamw.c). p + ((-s) m)/d equals p - (s m)/d bitwise
+ * (negation is exact).
+ *
+ * lerp: torch's vectorized CPU kernel (lerp_vec) is fmadd(w, g - m, m) for w < 0.5 and
+ * fmadd(w - 1, g - m, g) otherwise; we use exactly that, with explicit fmaf. w = 1 - beta1
+ * and w - 1 are computed in float; both are exact for beta1 in [0.5, 1] (Sterbenz), as is
+ * 1 - beta2. The addcmul term keeps torch's order (value * g) * g with plain ops. */
+FR_HOSTDEV static inline float fr_lerp_elem(float a, float b, float w)
+{
+    return w < 0.5f ? fmaf(w, b - a, a) : fmaf(w - 1.0f, b - a, b);
+}
+
+FR_HOSTDEV static inline void fr_adamw_elem(float *p, float g, float *m, float *v,
+                                            const fr_adamw_hp *hp)
+{
+    float pp = *p * hp->decay;
+    float mm = fr_lerp_elem(*m, g, 1.0f - hp->beta1);
+    float vv = *v * hp->beta2 + ((1.0f - hp->beta2) * g) * g;
+    float denom = sqrtf(vv) / hp->bc2_sqrt + hp->eps;
+    *p = pp - (hp->step_size * mm) / denom;
+    *m = mm;
+    *v = vv;
+}
+
+/* ---- elementwise ------------------------------------------------------------------- */
+
+FR_HOSTDEV static inline float fr_binary_elem(fr_binop op, float a, float b)
+{
+    switch (op) {
+    case FR_BIN_SUB: return a - b;
+    case FR_BIN_MUL: return a * b;
+    case FR_BIN_DIV: return a / b;
+    case FR_BIN_ADD:
+    default: return a + b;
+    }
+}
+
+FR_HOSTDEV static inline float fr_unary_elem(fr_unop op, float x)
+{
+    switch (op) {
+    case FR_UN_SQUARE: return x * x;
+    case FR_UN_SQRT: return sqrtf(x);
+    case FR_UN_EXP: return fr_expf(x);
+    case FR_UN_LOG: return fr_logf(x);
+    case FR_UN_NEG:
+    default: return -x;
+    }
+}
+
+/* y = alpha x + beta y as fmaf(alpha, x, beta * y): beta*y rounded, then one fmaf. */
+FR_HOSTDEV static inline float fr_axpby_elem(float alpha, float x, float beta, float y)
+{
+    return fmaf(alpha, x, beta * y);
+}
+
+#endif

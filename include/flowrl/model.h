@@ -1,0 +1,169 @@
+/* The conditional velocity / noise network: a residual MLP over flattened data
+ * (DESIGN.md §6 tasks gmm2d and shapes), forward and backward written against the op table
+ * so that every backend runs the same graph.
+ *
+ *   x (B,D), t (B,) timestep (flow models: t = 1000 sigma, spec/README.md "Rectified
+ *   flow"), c (B,) int32 condition id in [0, n_cond], n_cond = the null id (classifier-
+ *   free guidance: the unconditional branch and dropped conditions use c = n_cond).
+ *
+ *   h    = ((x W_in^T + b_in) + temb) + table[c]                    (B,H)
+ *   temb = W_t2 act(W_t1 sin_emb(t) + b_t1) + b_t2                  (B,H), sin_emb: E
+ *   for k < n_blocks:                                                 (flowrl/embed.h)
+ *     h  = h + (W2_k act(W1_k LN_k(h) + b1_k) + b2_k)               W1 (F,H), W2 (H,F)
+ *   out  = W_out LN_f(h) + b_out                                    (B,D)
+ *
+ * Every "W z + b" is ops->gemm (one fmaf chain over the input dim) then ops->bias_add;
+ * LN is ops->layernorm_fwd with affine weight/bias, eps cfg.ln_eps. The condition and time
+ * enter once, at the input, and reach every block through the residual stream (the
+ * pre-LN residual MLP of e.g. the "tiny diffusion" baselines; per-block injection can be
+ * added later without changing the parameter names already used).
+ *
+ * Parameters (safetensors / PyTorch names, Linear weights stored (out, in)):
+ *   in.weight (H,D) in.bias (H)                  time.fc1.weight (H,E) time.fc1.bias (H)
+ *   time.fc2.weight (H,H) time.fc2.bias (H)      cond.weight (n_cond+1,H)
+ *   blocks.K.ln.weight (H) blocks.K.ln.bias (H)  blocks.K.fc1.weight (F,H) .fc1.bias (F)
+ *   blocks.K.fc2.weight (H,F) .fc2.bias (H)      norm.weight (H) norm.bias (H)
+ *   out.weight (D,H) out.bias (D)
+ * in this order (the list order, the init coordinate c0 and the file order).
+ *
+ * Init (a pure function of (seed, parameter index), Philox purpose FR_RNG_INIT, counter
+ * (c0 = index in the list above, 0, 0), element i):
+ *   Linear weights of in, time.fc1, time.fc2, blocks.K.fc1:  U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+ *     (torch.nn.Linear's default bound), as (2 u - 1) * bound, u = fr_rng_uniform;
+ *   cond.weight: N(0, 1) (torch.nn.Embedding's default), fr_rng_normal;
+ *   blocks.K.fc2 and out (weights and biases): 0, so each block starts as the identity
+ *     and the output at 0 (DiT's zero-initialised final layer / adaLN-zero);
+ *   other biases 0; LN weights 1, LN biases 0. */
+#ifndef FLOWRL_MODEL_H
+#define FLOWRL_MODEL_H
+
+#include <stdint.h>
+
+#include "flowrl/ops.h"
+#include "flowrl/optim.h"
+#include "flowrl/safetensors.h"
+#include "flowrl/status.h"
+#include "flowrl/tensor.h"
+
+/* What the output means (the network is the same; samplers and losses read this). */
+typedef enum {
+    FR_PRED_VELOCITY = 0, /* flow matching: v ~ eps - x0 (spec/README.md) */
+    FR_PRED_EPSILON = 1,  /* DDPM / DDIM: eps prediction */
+    FR_PRED_COUNT
+} fr_pred;
+
+#define FR_MODEL_MAX_BLOCKS 256
+
+typedef struct {
+    char preset[32];  /* "gmm2d-s", ... or "custom" */
+    int64_t D;        /* data dims (flattened) */
+    int64_t n_cond;   /* condition ids 0..n_cond-1, plus the null id n_cond */
+    int64_t H;        /* residual width */
+    int64_t F;        /* inner width of each block's MLP */
+    int64_t n_blocks; /* 0 .. FR_MODEL_MAX_BLOCKS */
+    int64_t E;        /* sinusoidal timestep features, even */
+    fr_act act;       /* in the blocks and the time MLP */
+    fr_pred pred;
+    float ln_eps;     /* 1e-5, torch.nn.LayerNorm's default */
+} fr_model_config;
+
+/* Presets fix H, F, n_blocks, E, act (see core/model_config.c for the table); D and n_cond
+ * come from the task. pred defaults to velocity. FR_ERR_ARG names the known presets. */
+fr_status fr_model_preset(const char *name, int64_t D, int64_t n_cond, fr_model_config *cfg);
+const char *const *fr_model_preset_names(void); /* NULL-terminated */
+/* FR_ERR_ARG naming the first bad field. */
+fr_status fr_model_config_check(const fr_model_config *cfg);
+int64_t fr_model_config_num_params(const fr_model_config *cfg);
+/* Forward FLOPs per sample of the GEMMs (2 per multiply-add; elementwise work, LN and
+ * the embeddings excluded). A backward with parameter gradients costs about twice this
+ * (dW and the input gradient of each layer). */
+double fr_model_config_flops(const fr_model_config *cfg);
+const char *fr_pred_name(fr_pred p); /* "velocity", "epsilon" */
+int fr_pred_from_name(const char *s, fr_pred *out); /* 1 if known */
+const char *fr_act_name(fr_act a);   /* "identity", "silu", "gelu_tanh", ... */
+int fr_act_from_name(const char *s, fr_act *out);
+
+typedef struct {
+    fr_model_config cfg;
+    int n_params;
+    fr_param *params;   /* (n_params), list order above */
+    fr_tensor *values;  /* (n_params) views into one aligned arena each for values, grads */
+    fr_tensor *grads;
+    char (*names)[48];
+    float *arena_values, *arena_grads;
+} fr_model;
+
+/* Allocates parameters (zero) and gradients (zero) for cfg, without init. */
+fr_status fr_model_alloc(fr_model *m, const fr_model_config *cfg);
+/* fr_model_alloc, then the init described above. */
+fr_status fr_model_init(fr_model *m, const fr_model_config *cfg, uint32_t seed);
+void fr_model_free(fr_model *m);
+/* The parameter of that name, or NULL. */
+fr_param *fr_model_param(fr_model *m, const char *name);
+void fr_model_zero_grad(const fr_model *m, const fr_ops *ops);
+int64_t fr_model_num_params(const fr_model *m);
+
+/* Activations of one forward, sized for up to cap_B samples. keep = 1 stores what the
+ * backward needs (one slot per block); keep = 0 is the inference form (one slot reused,
+ * no backward buffers). */
+typedef struct {
+    int64_t cap_B, B;
+    int keep, ready;       /* ready: a keep-forward has run and backward may follow */
+    int64_t D, H, F, E, n_blocks;
+    float *x;              /* (B,D) copy of the input */
+    int32_t *c;            /* (B,) */
+    float *temb_in;        /* (B,E) */
+    float *t1, *a1;        /* (B,H) time MLP pre-/post-activation */
+    float *h;              /* (n_blocks+1, B, H) residual stream before block k (slot
+                              n_blocks: before the final LN); keep=0: one slot */
+    float *ln;             /* (n_blocks, B, H) */
+    float *ln_mean, *ln_rstd; /* (n_blocks, B) */
+    float *u, *a;          /* (n_blocks, B, F) fc1 output, activation */
+    float *lnf, *lnf_mean, *lnf_rstd; /* (B,H), (B,), (B,) */
+    float *tmp;            /* (B,H) scratch */
+    float *dh, *dtmp;      /* (B,H) backward scratch */
+    float *da, *du;        /* (B,F) backward scratch */
+    void *buf;             /* the one allocation behind the float arrays */
+} fr_model_ws;
+
+fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, int keep);
+void fr_model_ws_free(fr_model_ws *ws);
+
+/* out = net(x, t, c) for B <= ws->cap_B rows. Each output row depends only on its own
+ * input row (the batch never enters a reduction), so results do not depend on B or on
+ * the batch composition. FR_ERR_ARG for a condition id outside [0, n_cond] or B too big. */
+fr_status fr_model_forward(const fr_model *m, const fr_ops *ops, fr_model_ws *ws, int64_t B,
+                           const float *x,   // (B,D)
+                           const float *t,   // (B,)
+                           const int32_t *c, // (B,)
+                           float *out);      // (B,D)
+
+/* Given dout = dL/dout (B,D) of the last keep-forward, ADDS dL/dparam into the model's
+ * gradients (so micro-batches accumulate: zero them with fr_model_zero_grad before the
+ * first). Each parameter gradient continues the canonical batch-reduction chains from
+ * its old value, so running micro-batches in order gives the same bits as one batch.
+ * dx (B,D) receives dL/dx (overwritten) unless NULL. No gradient for t. */
+fr_status fr_model_backward(fr_model *m, const fr_ops *ops, fr_model_ws *ws,
+                            const float *dout, // (B,D)
+                            float *dx);        // (B,D) or NULL
+
+/* ---- checkpoints (safetensors, flowrl/safetensors.h) -------------------------------- */
+
+/* Metadata keys "model.preset", "model.D", "model.n_cond", "model.H", "model.F",
+ * "model.n_blocks", "model.E", "model.act", "model.pred", "model.ln_eps" (decimal text;
+ * ln_eps as "%.9g", which round-trips a float). */
+fr_status fr_model_config_to_meta(const fr_model_config *cfg, fr_st_file *f);
+fr_status fr_model_config_from_meta(const fr_st_file *f, fr_model_config *cfg);
+/* Adds every parameter value as prefix + name (e.g. prefix "ema." for EMA weights),
+ * copied. */
+fr_status fr_model_values_to_st(const fr_model *m, fr_st_file *f, const char *prefix);
+/* Copies prefix + name of every parameter from f into m's values; each must be present,
+ * F32 and of the right shape (FR_ERR_FORMAT naming the tensor). Other tensors in f are
+ * ignored (optimizer state, EMA, ...). */
+fr_status fr_model_values_from_st(fr_model *m, const fr_st_file *f, const char *prefix);
+/* Writes config metadata + values to path (atomically); reads them back into a freshly
+ * allocated model. */
+fr_status fr_model_save(const fr_model *m, const char *path);
+fr_status fr_model_load(fr_model *m, const char *path);
+
+#endif

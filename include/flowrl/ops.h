@@ -1,0 +1,131 @@
+/* The op table (DESIGN.md §3): a struct of function pointers, filled by the `ref`
+ * backend first; `opt` and `cuda` override only the entries they implement (the BLIS
+ * pattern), so a missing fast op falls back to the reference.
+ *
+ * All arrays are float32, dense, row-major. Shape comments use B batch, D data dims,
+ * H hidden width; M, N, K are GEMM dims. Every op's arithmetic order is the canonical
+ * order of include/flowrl/reduce.h and docs/determinism.md. */
+#ifndef FLOWRL_OPS_H
+#define FLOWRL_OPS_H
+
+#include <stdint.h>
+
+#include "flowrl/status.h"
+
+typedef enum {
+    FR_ACT_IDENTITY = 0,
+    FR_ACT_SILU,      /* x * sigmoid(x) */
+    FR_ACT_GELU_TANH, /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+    FR_ACT_TANH,
+    FR_ACT_SIGMOID,
+    FR_ACT_RELU,
+    FR_ACT_COUNT
+} fr_act;
+
+typedef enum {
+    FR_BIN_ADD = 0, /* out = a + b */
+    FR_BIN_SUB,     /* out = a - b */
+    FR_BIN_MUL,     /* out = a * b */
+    FR_BIN_DIV,     /* out = a / b */
+    FR_BIN_COUNT
+} fr_binop;
+
+typedef enum {
+    FR_UN_NEG = 0, /* -x */
+    FR_UN_SQUARE,  /* x * x */
+    FR_UN_SQRT,
+    FR_UN_EXP,     /* fr_expf */
+    FR_UN_LOG,     /* fr_logf */
+    FR_UN_COUNT
+} fr_unop;
+
+/* AdamW hyper-parameters for one step, with the step-dependent scalars precomputed by
+ * fr_adamw_prepare (core/adamw.c) so that every backend uses identical float scalars. */
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+    int64_t step;         /* 1-based step count after this update */
+    float decay;          /* 1 - lr * weight_decay */
+    float step_size;      /* lr / (1 - beta1^step) */
+    float bc2_sqrt;       /* sqrt(1 - beta2^step) */
+} fr_adamw_hp;
+
+typedef struct fr_ops {
+    const char *name;
+
+    /* C (M,N) = op(A) op(B)          (accumulate = 0)
+     * C (M,N) = C + op(A) op(B)      (accumulate = 1: the fmaf chain starts from C)
+     * op(A) is (M,K): A stored (M,K) if !ta, (K,M) if ta. op(B) is (K,N): B stored (K,N)
+     * if !tb, (N,K) if tb. Forward of a linear layer y = x W^T: gemm(0,1). Backward:
+     * dx = dy W: gemm(0,0); dW += dy^T x: gemm(1,0, accumulate). */
+    void (*gemm)(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                 const float *B, float *C, int accumulate);
+
+    /* y (M,N) += b (N,) per row. */
+    void (*bias_add)(int64_t M, int64_t N, float *y, const float *b);
+    /* db (N,) (+)= sum over rows of dy (M,N), rows in order (batch-reduction order). */
+    void (*bias_grad)(int64_t M, int64_t N, const float *dy, float *db, int accumulate);
+
+    /* y = act(x), n elements (y may alias x). */
+    void (*act_fwd)(fr_act act, int64_t n, const float *x, float *y);
+    /* dx (+)= dy * act'(x), n elements. */
+    void (*act_bwd)(fr_act act, int64_t n, const float *x, const float *dy, float *dx,
+                    int accumulate);
+
+    /* Layer norm over the last dim D of x (M,D):
+     *   mean = canonical mean, var = canonical sumsq_centered / D, rstd = 1/sqrt(var+eps)
+     *   y = (x - mean) * rstd * gamma + beta.  mean, rstd (M,) are saved for backward.
+     * gamma/beta may be NULL (no affine). */
+    void (*layernorm_fwd)(int64_t M, int64_t D, const float *x, const float *gamma,
+                          const float *beta, float eps, float *y, float *mean, float *rstd);
+    /* dx (M,D) (+)= ..., dgamma, dbeta (D,) (+)= ... (accumulate applies to all three;
+     * dgamma/dbeta may be NULL). */
+    void (*layernorm_bwd)(int64_t M, int64_t D, const float *x, const float *gamma,
+                          const float *mean, const float *rstd, const float *dy, float *dx,
+                          float *dgamma, float *dbeta, int accumulate);
+
+    /* out = a (op) b, elementwise (out may alias a or b). */
+    void (*binary)(fr_binop op, int64_t n, const float *a, const float *b, float *out);
+    /* out = f(x), elementwise. */
+    void (*unary)(fr_unop op, int64_t n, const float *x, float *out);
+    /* y = alpha * x + beta * y, as fmaf(alpha, x, beta * y). */
+    void (*axpby)(int64_t n, float alpha, const float *x, float beta, float *y);
+    /* y = alpha * x. */
+    void (*scale)(int64_t n, float alpha, const float *x, float *y);
+    void (*fill)(int64_t n, float value, float *y);
+    void (*copy)(int64_t n, const float *src, float *dst);
+
+    /* out (M,) = sum / mean of each row of x (M,N), canonical long-sum order. */
+    void (*row_sum)(int64_t M, int64_t N, const float *x, float *out);
+    void (*row_mean)(int64_t M, int64_t N, const float *x, float *out);
+    /* canonical long sum of n elements. */
+    float (*sum)(int64_t n, const float *x);
+    /* sqrt(sum over tensors t of sumsq_canonical(x_t)), tensors summed in index order. */
+    float (*global_norm)(int count, const float *const *xs, const int64_t *ns);
+
+    /* One AdamW update of n parameters (PyTorch semantics, see fr_adamw_elem). */
+    void (*adamw)(int64_t n, float *p, const float *g, float *m, float *v,
+                  const fr_adamw_hp *hp);
+} fr_ops;
+
+/* Backend registry. `ref` is always present; others register when built in. */
+typedef struct {
+    const char *name;
+    const char *description;
+    /* Fills ops: called on a table already holding the ref entries. */
+    fr_status (*init)(fr_ops *ops);
+} fr_backend_desc;
+
+/* Looks up a backend by name ("ref", "opt", "cuda") and returns its table (ref entries
+ * for whatever it does not override). */
+fr_status fr_backend_get(const char *name, const fr_ops **out);
+/* Names of backends compiled in, NULL-terminated. */
+const char *const *fr_backend_names(void);
+
+/* The reference table (ref/ref_backend.c). */
+void fr_ref_fill(fr_ops *ops);
+
+/* Computes the step-dependent AdamW scalars (core/adamw.c). */
+fr_adamw_hp fr_adamw_prepare(float lr, float beta1, float beta2, float eps,
+                             float weight_decay, int64_t step);
+
+#endif

@@ -1,0 +1,130 @@
+/* Counter-based randomness: Philox4x32-10 (Salmon et al., SC11; spec/numerics.md §4).
+ *
+ * Every random number in flowrl is a pure function of its coordinates, never of the
+ * order in which it is drawn (DESIGN.md §1 (5)):
+ *
+ *     key     = (seed, purpose)
+ *     counter = (c0, c1, c2, idx / 4)      word idx % 4 of the output block
+ *
+ * c0..c2 are caller-chosen coordinates (e.g. epoch, sample, step) and idx the element.
+ * So the same noise comes out of any backend, thread count, batch split or resumed run.
+ *
+ * Uniforms: u = ((w >> 9) + 0.5) * 2^-23, exactly representable, in [2^-24, 1 - 2^-24],
+ * never 0 or 1. Normals: Box-Muller on the words pairs (w0,w1) and (w2,w3) of a block:
+ *     r = sqrt(-2 log u(w_even)), theta = 2 pi u(w_odd)
+ *     lane 0: r cos theta   lane 1: r sin theta   lane 2, 3: the same with (w2, w3)
+ * through flowrl's own log/sin/cos, so |z| <= sqrt(-2 log 2^-24) = 5.77 (the tail beyond
+ * is truncated, probability ~8e-9). */
+#ifndef FLOWRL_PHILOX_H
+#define FLOWRL_PHILOX_H
+
+#include <stdint.h>
+
+#include "flowrl/detmath.h"
+#include "flowrl/hostdev.h"
+
+#define FR_PHILOX_M0 0xD2511F53u
+#define FR_PHILOX_M1 0xCD9E8D57u
+#define FR_PHILOX_W0 0x9E3779B9u
+#define FR_PHILOX_W1 0xBB67AE85u
+
+/* What a random stream is for: part of the key, so streams of different purposes never
+ * overlap even with equal coordinates. Values are part of the file formats (audit logs,
+ * golden cases): append, never renumber. */
+typedef enum {
+    FR_RNG_TEST = 0,
+    FR_RNG_INIT = 1,           /* parameter initialisation */
+    FR_RNG_TASK_DATA = 2,      /* training data of a built-in task */
+    FR_RNG_TASK_EVAL = 3,      /* evaluation seeds of a built-in task */
+    FR_RNG_PRETRAIN_NOISE = 4, /* epsilon of flow-matching / DDPM pretraining */
+    FR_RNG_PRETRAIN_TIME = 5,  /* sigma / t of pretraining */
+    FR_RNG_CFG_DROPOUT = 6,    /* condition dropout */
+    FR_RNG_SAMPLER_INIT = 7,   /* x_T of a rollout */
+    FR_RNG_SAMPLER_NOISE = 8,  /* per-step noise xi of stochastic samplers */
+    FR_RNG_PROMPTS = 9,        /* prompt choice per epoch */
+    FR_RNG_WINDOW = 10,        /* random SDE windows */
+    FR_RNG_GOLDEN = 11         /* inputs of golden cases */
+} fr_rng_purpose;
+
+typedef struct {
+    uint32_t v[4];
+} fr_u32x4;
+
+FR_HOSTDEV static inline void fr_philox_mulhilo(uint32_t a, uint32_t b, uint32_t *hi, uint32_t *lo)
+{
+    uint64_t p = (uint64_t)a * (uint64_t)b;
+    *hi = (uint32_t)(p >> 32);
+    *lo = (uint32_t)p;
+}
+
+/* Philox4x32 with R rounds; the key is bumped before rounds 2..R (spec/numerics.md §4). */
+FR_HOSTDEV static inline fr_u32x4 fr_philox4x32_r(int rounds, fr_u32x4 ctr, uint32_t k0, uint32_t k1)
+{
+    for (int r = 0; r < rounds; r++) {
+        if (r > 0) {
+            k0 += FR_PHILOX_W0;
+            k1 += FR_PHILOX_W1;
+        }
+        uint32_t hi0, lo0, hi1, lo1;
+        fr_philox_mulhilo(FR_PHILOX_M0, ctr.v[0], &hi0, &lo0);
+        fr_philox_mulhilo(FR_PHILOX_M1, ctr.v[2], &hi1, &lo1);
+        fr_u32x4 n = {{hi1 ^ ctr.v[1] ^ k0, lo1, hi0 ^ ctr.v[3] ^ k1, lo0}};
+        ctr = n;
+    }
+    return ctr;
+}
+
+FR_HOSTDEV static inline fr_u32x4 fr_philox4x32_10(fr_u32x4 ctr, uint32_t k0, uint32_t k1)
+{
+    return fr_philox4x32_r(10, ctr, k0, k1);
+}
+
+/* The block holding element idx of stream (seed, purpose, c0, c1, c2). */
+FR_HOSTDEV static inline fr_u32x4 fr_rng_block(uint32_t seed, uint32_t purpose, uint32_t c0,
+                                               uint32_t c1, uint32_t c2, uint32_t block)
+{
+    fr_u32x4 ctr = {{c0, c1, c2, block}};
+    return fr_philox4x32_10(ctr, seed, purpose);
+}
+
+FR_HOSTDEV static inline float fr_u32_to_uniform(uint32_t w)
+{
+    return ((float)(w >> 9) + 0.5f) * 0x1.0p-23f;
+}
+
+/* Box-Muller of two words; lane 0 -> cos, lane 1 -> sin. */
+FR_HOSTDEV static inline float fr_box_muller(uint32_t wr, uint32_t wt, int lane)
+{
+    float r = sqrtf(-2.0f * fr_logf(fr_u32_to_uniform(wr)));
+    float theta = 6.28318530717958647692f * fr_u32_to_uniform(wt);
+    return r * (lane ? fr_sinf(theta) : fr_cosf(theta));
+}
+
+FR_HOSTDEV static inline uint32_t fr_rng_u32(uint32_t seed, uint32_t purpose, uint32_t c0,
+                                             uint32_t c1, uint32_t c2, uint32_t idx)
+{
+    return fr_rng_block(seed, purpose, c0, c1, c2, idx >> 2).v[idx & 3];
+}
+
+FR_HOSTDEV static inline float fr_rng_uniform(uint32_t seed, uint32_t purpose, uint32_t c0,
+                                              uint32_t c1, uint32_t c2, uint32_t idx)
+{
+    return fr_u32_to_uniform(fr_rng_u32(seed, purpose, c0, c1, c2, idx));
+}
+
+FR_HOSTDEV static inline float fr_rng_normal(uint32_t seed, uint32_t purpose, uint32_t c0,
+                                             uint32_t c1, uint32_t c2, uint32_t idx)
+{
+    fr_u32x4 b = fr_rng_block(seed, purpose, c0, c1, c2, idx >> 2);
+    int pair = (idx >> 1) & 1;
+    return fr_box_muller(b.v[2 * pair], b.v[2 * pair + 1], (int)(idx & 1));
+}
+
+/* out[i] = fr_rng_uniform(..., i) / fr_rng_normal(..., i), i < n (n < 2^32). One block
+ * per four elements. */
+void fr_rng_fill_uniform(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0,
+                         uint32_t c1, uint32_t c2);
+void fr_rng_fill_normal(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0,
+                        uint32_t c1, uint32_t c2);
+
+#endif

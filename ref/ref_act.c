@@ -1,0 +1,23 @@
+/* Activations forward and backward over the element functions of flowrl/elem.h. */
+#include "flowrl/elem.h"
+#include "ref/ref_internal.h"
+
+void fr_ref_act_fwd(fr_act act, int64_t n,
+                    const float *x, // (n,)
+                    float *y)       // (n,), may alias x
+{
+    for (int64_t i = 0; i < n; i++) y[i] = fr_act_elem(act, x[i]);
+}
+
+/* dx = dy * act'(x), or dx + dy * act'(x) when accumulating (one plain add). */
+void fr_ref_act_bwd(fr_act act, int64_t n,
+                    const float *x,  // (n,) the forward's input
+                    const float *dy, // (n,)
+                    float *dx,       // (n,)
+                    int accumulate)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float d = fr_act_bwd_elem(act, x[i], dy[i]);
+        dx[i] = accumulate ? dx[i] + d : d;
+    }
+}

@@ -1,0 +1,26 @@
+/* The reference op table: every entry of fr_ops, from ref/. Other backends start from
+ * this table and override what they implement (core/backend.c). */
+#include "ref/ref_internal.h"
+
+void fr_ref_fill(fr_ops *ops)
+{
+    ops->name = "ref";
+    ops->gemm = fr_ref_gemm;
+    ops->bias_add = fr_ref_bias_add;
+    ops->bias_grad = fr_ref_bias_grad;
+    ops->act_fwd = fr_ref_act_fwd;
+    ops->act_bwd = fr_ref_act_bwd;
+    ops->layernorm_fwd = fr_ref_layernorm_fwd;
+    ops->layernorm_bwd = fr_ref_layernorm_bwd;
+    ops->binary = fr_ref_binary;
+    ops->unary = fr_ref_unary;
+    ops->axpby = fr_ref_axpby;
+    ops->scale = fr_ref_scale;
+    ops->fill = fr_ref_fill_const;
+    ops->copy = fr_ref_copy;
+    ops->row_sum = fr_ref_row_sum;
+    ops->row_mean = fr_ref_row_mean;
+    ops->sum = fr_ref_sum;
+    ops->global_norm = fr_ref_global_norm;
+    ops->adamw = fr_ref_adamw;
+}

@@ -1,0 +1,42 @@
+/* The ref backend's op functions, gathered by fr_ref_fill (ref/ref_backend.c). Plain
+ * scalar loops over the element functions of flowrl/elem.h in the canonical orders of
+ * flowrl/reduce.h; ref is the definition the other backends must match bit for bit. */
+#ifndef FLOWRL_REF_INTERNAL_H
+#define FLOWRL_REF_INTERNAL_H
+
+#include <stdint.h>
+
+#include "flowrl/ops.h"
+
+void fr_ref_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                 const float *B, float *C, int accumulate);
+
+void fr_ref_bias_add(int64_t M, int64_t N, float *y, const float *b);
+void fr_ref_bias_grad(int64_t M, int64_t N, const float *dy, float *db, int accumulate);
+
+void fr_ref_act_fwd(fr_act act, int64_t n, const float *x, float *y);
+void fr_ref_act_bwd(fr_act act, int64_t n, const float *x, const float *dy, float *dx,
+                    int accumulate);
+
+void fr_ref_layernorm_fwd(int64_t M, int64_t D, const float *x, const float *gamma,
+                          const float *beta, float eps, float *y, float *mean, float *rstd);
+void fr_ref_layernorm_bwd(int64_t M, int64_t D, const float *x, const float *gamma,
+                          const float *mean, const float *rstd, const float *dy, float *dx,
+                          float *dgamma, float *dbeta, int accumulate);
+
+void fr_ref_binary(fr_binop op, int64_t n, const float *a, const float *b, float *out);
+void fr_ref_unary(fr_unop op, int64_t n, const float *x, float *out);
+void fr_ref_axpby(int64_t n, float alpha, const float *x, float beta, float *y);
+void fr_ref_scale(int64_t n, float alpha, const float *x, float *y);
+void fr_ref_fill_const(int64_t n, float value, float *y); /* the `fill` entry */
+void fr_ref_copy(int64_t n, const float *src, float *dst);
+
+void fr_ref_row_sum(int64_t M, int64_t N, const float *x, float *out);
+void fr_ref_row_mean(int64_t M, int64_t N, const float *x, float *out);
+float fr_ref_sum(int64_t n, const float *x);
+float fr_ref_global_norm(int count, const float *const *xs, const int64_t *ns);
+
+void fr_ref_adamw(int64_t n, float *p, const float *g, float *m, float *v,
+                  const fr_adamw_hp *hp);
+
+#endif

@@ -1,0 +1,27 @@
+/* Every Check suite of the test runner. Add a suite: write tests/test_NAME.c with
+ * `Suite *suite_NAME(void)` and add one line to FR_SUITES. */
+#ifndef FLOWRL_TEST_SUITES_H
+#define FLOWRL_TEST_SUITES_H
+
+#include <check.h>
+
+#define FR_SUITES(X)                                                                       \
+    X(philox)                                                                              \
+    X(detmath)                                                                             \
+    X(tensor)                                                                              \
+    X(digest)                                                                              \
+    X(ops)                                                                                 \
+    X(ops_grad)                                                                            \
+    X(safetensors)                                                                         \
+    X(schedule)                                                                            \
+    X(samplers)                                                                            \
+    X(tasks)                                                                               \
+    X(png)                                                                                 \
+    X(cli)
+
+/* Weak, so that a suite whose file is missing is reported by the runner as a failure
+ * instead of breaking the link of every other suite. */
+#define FR_DECLARE_SUITE(name) Suite *suite_##name(void) __attribute__((weak));
+FR_SUITES(FR_DECLARE_SUITE)
+
+#endif
