@@ -45,7 +45,7 @@ fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, i
     int n_parts = (int)(sizeof parts / sizeof parts[0]);
     int64_t total = 0;
     for (int i = 0; i < n_parts; i++) total += (parts[i].n + 15) / 16 * 16;
-    size_t bytes = (size_t)total * sizeof(float) + (size_t)B * sizeof(int32_t) + 64;
+    size_t bytes = (size_t)total * sizeof(float) + (size_t)(B * m->cfg.n_slots) * sizeof(int32_t) + 64;
     ws->buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!ws->buf)
         return fr_fail(FR_ERR_NOMEM, "model workspace: cannot allocate %zu bytes", bytes);
@@ -92,7 +92,7 @@ static void linear(const fr_ops *ops, int64_t B, int64_t N, int64_t K, const flo
 fr_status fr_model_forward(const fr_model *m, const fr_ops *ops, fr_model_ws *ws, int64_t B,
                            const float *x,   // (B,D)
                            const float *t,   // (B,)
-                           const int32_t *c, // (B,)
+                           const int32_t *c, // (B,S)
                            float *out)       // (B,D)
 {
     FR_TRY(check_ws(m, ws, B));
@@ -101,6 +101,10 @@ fr_status fr_model_forward(const fr_model *m, const fr_ops *ops, fr_model_ws *ws
     ws->ready = 0;
     ws->B = B;
 
+    if (ws->keep) { /* copied first, so that out may alias x */
+        ops->copy(B * D, x, ws->x);
+        memcpy(ws->c, c, (size_t)(B * cf->n_slots) * sizeof *c);
+    }
     float *h = ws->h; /* slot 0 */
     linear(ops, B, H, D, x, W(m, FR_MP_IN_W), W(m, FR_MP_IN_B), h);
     fr_temb_sinusoidal(B, E, t, ws->temb_in);
@@ -108,7 +112,7 @@ fr_status fr_model_forward(const fr_model *m, const fr_ops *ops, fr_model_ws *ws
     ops->act_fwd(cf->act, B * H, ws->t1, ws->a1);
     linear(ops, B, H, H, ws->a1, W(m, FR_MP_T2_W), W(m, FR_MP_T2_B), ws->tmp);
     ops->binary(FR_BIN_ADD, B * H, h, ws->tmp, h);
-    FR_TRY(fr_embed_gather_add(B, H, cf->n_cond + 1, W(m, FR_MP_COND), c, h));
+    FR_TRY(fr_embed_gather_add(B, cf->n_slots, H, cf->n_cond + 1, W(m, FR_MP_COND), c, h));
 
     for (int64_t k = 0; k < nb; k++) {
         int64_t s = ws->keep ? k : 0;
@@ -133,11 +137,7 @@ fr_status fr_model_forward(const fr_model *m, const fr_ops *ops, fr_model_ws *ws
     linear(ops, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)),
            W(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), out);
 
-    if (ws->keep) {
-        ops->copy(B * D, x, ws->x);
-        memcpy(ws->c, c, (size_t)B * sizeof *c);
-        ws->ready = 1;
-    }
+    ws->ready = ws->keep;
     return FR_OK;
 }
 
@@ -189,7 +189,7 @@ fr_status fr_model_backward(fr_model *m, const fr_ops *ops, fr_model_ws *ws,
     }
 
     /* h_0 = (x W_in^T + b_in) + temb + table[c]: dh reaches all three unchanged. */
-    fr_embed_scatter_add(B, H, ws->c, dh, G(m, FR_MP_COND));
+    fr_embed_scatter_add(B, m->cfg.n_slots, H, ws->c, dh, G(m, FR_MP_COND));
     linear_bwd(ops, B, H, H, ws->a1, W(m, FR_MP_T2_W), dh, G(m, FR_MP_T2_W), G(m, FR_MP_T2_B),
                dtmp);
     ops->act_bwd(cf->act, B * H, ws->t1, dtmp, ws->tmp, 0);

@@ -14,7 +14,7 @@ typedef struct {
 /* Sized for the ref backend on a 2-core laptop: gmm2d-s trains in seconds, shapes-s in
  * minutes (FLOPs per sample from fr_model_config_flops, listed in docs by the report). */
 static const preset_row k_presets[] = {
-    {"gmm2d-s", 128, 256, 3, 32, FR_ACT_SILU},
+    {"gmm2d-s", 64, 128, 3, 32, FR_ACT_SILU},
     {"shapes-s", 256, 512, 3, 64, FR_ACT_GELU_TANH},
     {"shapes-m", 512, 1024, 4, 128, FR_ACT_GELU_TANH},
 };
@@ -32,6 +32,7 @@ fr_status fr_model_preset(const char *name, int64_t D, int64_t n_cond, fr_model_
         snprintf(cfg->preset, sizeof cfg->preset, "%s", name);
         cfg->D = D;
         cfg->n_cond = n_cond;
+        cfg->n_slots = 1;
         cfg->H = k_presets[i].H;
         cfg->F = k_presets[i].F;
         cfg->n_blocks = k_presets[i].n_blocks;
@@ -57,6 +58,7 @@ fr_status fr_model_config_check(const fr_model_config *cfg)
         int64_t v, lo, hi;
     } f[] = {
         {"D", cfg->D, 1, MAX_DIM},          {"n_cond", cfg->n_cond, 0, MAX_DIM},
+        {"n_slots", cfg->n_slots, 1, 64},
         {"H", cfg->H, 1, MAX_DIM / 16},     {"F", cfg->F, 1, MAX_DIM / 16},
         {"n_blocks", cfg->n_blocks, 0, FR_MODEL_MAX_BLOCKS},
         {"E", cfg->E, 2, MAX_DIM},

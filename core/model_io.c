@@ -16,6 +16,7 @@ fr_status fr_model_config_to_meta(const fr_model_config *cfg, fr_st_file *f)
         const char *key;
         int64_t v;
     } ints[] = {{"model.D", cfg->D},       {"model.n_cond", cfg->n_cond},
+                {"model.n_slots", cfg->n_slots},
                 {"model.H", cfg->H},       {"model.F", cfg->F},
                 {"model.n_blocks", cfg->n_blocks}, {"model.E", cfg->E}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
@@ -59,6 +60,7 @@ fr_status fr_model_config_from_meta(const fr_st_file *f, fr_model_config *cfg)
     snprintf(cfg->preset, sizeof cfg->preset, "%s", s);
     FR_TRY(meta_int(f, "model.D", &cfg->D));
     FR_TRY(meta_int(f, "model.n_cond", &cfg->n_cond));
+    FR_TRY(meta_int(f, "model.n_slots", &cfg->n_slots));
     FR_TRY(meta_int(f, "model.H", &cfg->H));
     FR_TRY(meta_int(f, "model.F", &cfg->F));
     FR_TRY(meta_int(f, "model.n_blocks", &cfg->n_blocks));

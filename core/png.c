@@ -2,8 +2,10 @@
 #include "flowrl/png.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <png.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,11 +48,14 @@ fr_status fr_png_to_rgb(const float *x, int C, int H, int W, uint8_t *rgb)
 fr_status fr_png_write_rgb(const char *path, const uint8_t *rgb, int H, int W)
 {
     FR_TRY(check_dims(path, H, W));
-    size_t n = strlen(path) + 16;
+    /* a name unique per process and call (threads may write side by side); open() with
+     * 0666 so that the umask, not mkstemp's 0600, sets the final mode */
+    static atomic_uint counter;
+    size_t n = strlen(path) + 48;
     char *tmp = fr_malloc(n);
     if (!tmp) return FR_ERR_NOMEM;
-    snprintf(tmp, n, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
+    snprintf(tmp, n, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1u));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
     if (fd < 0) {
         fr_status s = fr_fail(FR_ERR_IO, "%s: cannot create a temporary file: %s", path,
                               strerror(errno));
@@ -167,10 +172,11 @@ static void put(uint8_t *rgb, int size, int row, int col, const uint8_t c[3])
 /* Pixel (row, col) holding data point (x, y); y points up. Returns 0 outside the view. */
 static int to_pixel(const fr_scatter_opts *o, float x, float y, int *row, int *col)
 {
-    float u = (x + o->extent) / (2.0f * o->extent), v = (o->extent - y) / (2.0f * o->extent);
-    if (!(u >= 0.0f && u < 1.0f && v >= 0.0f && v < 1.0f)) return 0;
-    *col = (int)(u * (float)o->size);
-    *row = (int)(v * (float)o->size);
+    float span = 2.0f * o->extent, S = (float)o->size;
+    float u = (x + o->extent) * S / span, v = (o->extent - y) * S / span;
+    if (!(u >= 0.0f && u < S && v >= 0.0f && v < S)) return 0;
+    *col = (int)u;
+    *row = (int)v;
     if (*col >= o->size) *col = o->size - 1;
     if (*row >= o->size) *row = o->size - 1;
     return 1;

@@ -4,10 +4,11 @@
  *   1. Each pixel takes palette colour c if its distance to c (in [-1, 1] units) is at most
  *      FR_SHAPES_COLOR_TOL = 0.8, else it is background. The palette colours are >= 2
  *      apart, so at most one colour is that close.
- *   2. 4-connected components of equal colour. Components under FR_SHAPES_MIN_PIXELS (3)
- *      are specks and ignored; those over FR_SHAPES_MAX_PIXELS (16; an object has 9) are
- *      blobs -- not objects, and counted against the image, so that painting the whole
- *      image red does not pass as "a red object".
+ *   2. 4-connected components of equal colour. Components under FR_SHAPES_MIN_PIXELS (5)
+ *      are specks and ignored (with 3, about 1 uniform-noise image in 50 held exactly one
+ *      "object" and passed a single-colour prompt); those over FR_SHAPES_MAX_PIXELS (16;
+ *      an object has 9) are blobs -- not objects, and counted against the image, so that
+ *      painting the whole image red does not pass as "a red object".
  *   3. Centroid = mean (column, row) of the component's pixels.
  *
  * Scoring (closed world: the image must show what the prompt says and nothing else;

@@ -13,6 +13,7 @@
     X(ops)                                                                                 \
     X(ops_grad)                                                                            \
     X(safetensors)                                                                         \
+    X(model)                                                                               \
     X(schedule)                                                                            \
     X(samplers)                                                                            \
     X(tasks)                                                                               \

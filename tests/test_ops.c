@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "flowrl/detmath.h"
 #include "flowrl/ops.h"
 #include "tests/ops_check.h"
 
@@ -317,6 +318,49 @@ START_TEST(test_act_special_values)
 }
 END_TEST
 
+START_TEST(test_act_exact_formula)
+{
+    /* Bitwise against the float expressions documented in flowrl/elem.h, written out
+     * here: the SIMD and CUDA ports must mirror exactly these (fmaf where shown). The
+     * transcendentals are the same detmath calls. */
+    const fr_ops *ops = ops_ref();
+    uint64_t seed = ops_seed(0xac7e);
+    uint64_t s = seed;
+    enum { N = 301 };
+    float x[N], dy[N], y[N], dx[N];
+    ops_fill_uniform(&s, x, N, -7.0f, 7.0f);
+    ops_fill_uniform(&s, dy, N, -2.0f, 2.0f);
+    const float beta = 0.7978845608028654f, kappa = 0.044715f, kappa3 = 0.134145f;
+    for (int a = 0; a < FR_ACT_COUNT; a++) {
+        ops->act_fwd((fr_act)a, N, x, y);
+        ops->act_bwd((fr_act)a, N, x, dy, dx, 0);
+        for (int i = 0; i < N; i++) {
+            float v = x[i], g = dy[i], wy, wd;
+            float sg = fr_sigmoidf(v), t = fr_tanhf(v);
+            float tg = fr_tanhf(beta * fmaf(kappa, (v * v) * v, v));
+            switch ((fr_act)a) {
+            case FR_ACT_SILU:
+                wy = v * sg;
+                wd = g * (sg * fmaf(v, 1.0f - sg, 1.0f));
+                break;
+            case FR_ACT_GELU_TANH:
+                wy = (0.5f * v) * (1.0f + tg);
+                wd = g * fmaf((0.5f * v) * fmaf(-tg, tg, 1.0f), beta * fmaf(kappa3, v * v, 1.0f),
+                              0.5f * (1.0f + tg));
+                break;
+            case FR_ACT_TANH: wy = t, wd = g * fmaf(-t, t, 1.0f); break;
+            case FR_ACT_SIGMOID: wy = sg, wd = (g * (1.0f - sg)) * sg; break;
+            case FR_ACT_RELU: wy = v > 0 ? v : 0.0f, wd = v > 0 ? g : 0.0f; break;
+            default: wy = v, wd = g; break;
+            }
+            ck_assert_msg(fr_test_bits_equal(y[i], wy) && fr_test_bits_equal(dx[i], wd),
+                          "%s x=%a dy=%a: y %a want %a, dx %a want %a seed=%#llx",
+                          ops_act_names[a], v, g, y[i], wy, dx[i], wd, (unsigned long long)seed);
+        }
+    }
+}
+END_TEST
+
 /* ---- layer norm ----------------------------------------------------------------------- */
 
 START_TEST(test_layernorm_fwd_vs_double)
@@ -438,6 +482,25 @@ START_TEST(test_layernorm_bwd_accumulate)
                       dxa[i], old[i] + dx[i]);
     for (int i = 0; i < M1 * D; i++) /* rows of the non-accumulating call: overwritten */
         ck_assert_msg(fr_test_bits_equal(dxa[i], dx[i]), "dx[%d] %a want %a", i, dxa[i], dx[i]);
+    /* dx bitwise from the documented expression: g = dy*gamma, mg and mgx as lane sums
+     * (plain / fmaf lanes, then the tree) / D, dx = rstd * fmaf(-xhat, mgx, g - mg). */
+    for (int i = 0; i < M; i++) {
+        float lg[8] = {0}, lgx[8] = {0};
+        for (int j = 0; j < D; j++) {
+            float gg = dy[i * D + j] * g[j], xh = (x[i * D + j] - mean[i]) * rstd[i];
+            lg[j & 7] = lg[j & 7] + gg;
+            lgx[j & 7] = fmaf(gg, xh, lgx[j & 7]);
+        }
+        float mg = (((lg[0] + lg[4]) + (lg[2] + lg[6])) + ((lg[1] + lg[5]) + (lg[3] + lg[7]))) / (float)D;
+        float mgx = (((lgx[0] + lgx[4]) + (lgx[2] + lgx[6])) + ((lgx[1] + lgx[5]) + (lgx[3] + lgx[7]))) /
+                    (float)D;
+        for (int j = 0; j < D; j++) {
+            float gg = dy[i * D + j] * g[j], xh = (x[i * D + j] - mean[i]) * rstd[i];
+            float want = rstd[i] * fmaf(-xh, mgx, gg - mg);
+            ck_assert_msg(fr_test_bits_equal(dx[i * D + j], want), "dx[%d,%d] %a want %a seed=%#llx",
+                          i, j, dx[i * D + j], want, (unsigned long long)seed);
+        }
+    }
     /* dbeta is the plain row-order sum, dgamma the fmaf chain over rows (elem.h). */
     for (int j = 0; j < D; j++) {
         float sb = 0.0f, sg = 0.0f;
@@ -649,6 +712,14 @@ START_TEST(test_global_norm)
     ck_assert_msg(fr_test_bits_equal(got, sqrtf(acc)), "global_norm %a, canonical %a", got,
                   sqrtf(acc));
     ck_assert(ops->global_norm(0, NULL, NULL) == 0.0f);
+    /* Tensor order matters, worked by hand: sumsq = 1, then four times 2^-24. In index
+     * order each 1 + 2^-24 rounds (tie to even) to 1, so the norm is 1; summed in reverse
+     * it would be sqrtf(1 + 2^-22) = 1 + 2^-23. */
+    const float one = 1.0f, small = 0x1p-12f;
+    const float *ord[5] = {&one, &small, &small, &small, &small};
+    const int64_t ones[5] = {1, 1, 1, 1, 1};
+    float gn = ops->global_norm(5, ord, ones);
+    ck_assert_msg(gn == 1.0f, "global_norm = %a, want 1 (tensors in index order)", gn);
     for (int t = 0; t < T; t++) free(xs[t]);
 }
 END_TEST
@@ -861,6 +932,7 @@ Suite *suite_ops(void)
     tcase_add_test(tc, test_act_fwd_vs_double);
     tcase_add_test(tc, test_act_bwd_vs_double);
     tcase_add_test(tc, test_act_special_values);
+    tcase_add_test(tc, test_act_exact_formula);
     tcase_add_test(tc, test_layernorm_fwd_vs_double);
     tcase_add_test(tc, test_layernorm_fwd_exact_order);
     tcase_add_test(tc, test_layernorm_bwd_accumulate);

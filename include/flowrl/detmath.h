@@ -12,17 +12,18 @@
  * plus small polynomial-evaluation errors. Subnormal outputs of exp, sigmoid and softplus
  * round twice (once to 24 bits, once to the subnormal grid), so they may reach ~1 ulp there.
  * The measured maximum errors against MPFR are in docs/determinism.md ("Transcendental
- * functions: measured accuracy") and are asserted by tests/test_detmath.c:
- *   exp, expm1, log, log1p, sin, cos, tanh, sigmoid, softplus: <= 1 ulp over the whole
- *   float domain (sin/cos included: Payne-Hanek reduction, exact for every finite float).
+ * functions: measured accuracy"): every function <= 0.76 ulp over a dense sweep of the whole
+ * float domain (sin/cos included: Payne-Hanek reduction, exact for every finite float);
+ * tests/test_detmath.c asserts <= 1 ulp.
  *
  * Special values follow C99 Annex F: NaN propagates; +-0 keep their sign where the function
  * is odd (expm1, log1p, sin, tanh); log(+-0) = -inf, log(x<0) = NaN, log1p(-1) = -inf,
  * log1p(x<-1) = NaN; sin/cos(+-inf) = NaN; exp overflows to +inf and underflows through the
  * subnormals to +0 at the IEEE round-to-nearest thresholds.
  *
- * Vectorization: the early returns only catch special inputs (NaN, inf, saturation); an
- * AVX2 port computes the general path for every lane and blends the special results in. */
+ * Vectorization: the early returns catch special inputs (NaN, inf, saturation) and the few
+ * remaining ifs choose between two straight-line paths (sin/cos: reduce or not; softplus:
+ * far tail); an AVX2 port computes the paths for every lane and blends the results. */
 #ifndef FLOWRL_DETMATH_H
 #define FLOWRL_DETMATH_H
 
@@ -188,15 +189,19 @@ FR_HOSTDEV static inline float fr_dm_log_core(int e, float f, float c, float *lo
     return s2;
 }
 
-/* log(1 + a) = hi + *lo for a = ah + al >= -1 + 2^-24, finite, |al| <= ulp(ah). */
+/* log(1 + a) = hi + *lo for a = ah + al >= -1 + 2^-24, finite, |al| <= ulp(ah).
+ * u = fl(1 + a) only picks e. e = 0 (a in [-0.29, 0.41]): f = ah itself, c = al (no
+ * rounding of 1 + a enters). Otherwise 1 + a = 2^e (m + (c + al) 2^-e), c the 2Sum error
+ * of 1 + ah, and |log(1 + a)| > 0.34 makes the rounding of c + al negligible. */
 FR_HOSTDEV static inline float fr_dm_log1p_pair(float ah, float al, float *lo)
 {
     float c;
     float u = fr_dm_two_sum(1.0f, ah, &c); /* u >= 2^-24: normal */
     int e;
     float m = fr_dm_split(fr_dm_bits(u), &e);
-    /* 1 + a = 2^e (m + (c + al) 2^-e); 2^-e >= 2^-128 as the exact product of two powers */
-    return fr_dm_log_core(e, m - 1.0f, fr_dm_ldexp(c + al, -e), lo);
+    float f = e == 0 ? ah : m - 1.0f;
+    float cc = e == 0 ? al : fr_dm_ldexp(c + al, -e); /* 2^-e >= 2^-128: two exact factors */
+    return fr_dm_log_core(e, f, cc, lo);
 }
 
 /* ---- sin / cos core ------------------------------------------------------------------ */
@@ -228,7 +233,7 @@ FR_HOSTDEV static inline unsigned fr_dm_trig_reduce(float ax, float *rh, float *
     unsigned neg = (unsigned)(frac >> 63);
     unsigned q = ((unsigned)(hi >> 30) + neg) & 3u;
     uint64_t mag = (neg ? (0 - frac) : frac) >> 1; /* |r| / (pi/2) = mag 2^-63, mag <= 2^62 */
-    float ah = (float)mag;
+    float ah = (float)(int64_t)mag;                     /* correctly rounded conversions */
     float al = (float)((int64_t)mag - (int64_t)ah);
     ah *= 0x1p-63f;
     al *= 0x1p-63f;
@@ -286,8 +291,8 @@ FR_HOSTDEV static inline float fr_dm_sin_quadrant(float ax, unsigned q)
 FR_HOSTDEV static inline float fr_sqrtf(float x) { return sqrtf(x); }
 
 /* e^x: <= 1 ulp (0.5 ulp + < 2^-26 relative, once more 0.5 ulp on subnormal outputs).
- * Overflow: fl(ln FLT_MAX) = 0x1.62e42ep6 is the last finite; underflow to +0 below
- * -150 ln2 = -103.97. */
+ * Overflow: 0x1.62e42ep6 is the largest x with e^x finite (fl(ln FLT_MAX) = 0x1.62e430p6
+ * lies above ln FLT_MAX); underflow to +0 below -150 ln2 = -103.97. */
 FR_HOSTDEV static inline float fr_expf(float x)
 {
     if (x != x) return x + x;
@@ -424,6 +429,10 @@ FR_HOSTDEV static inline float fr_softplusf(float x)
     int k;
     float wl;
     float wh = fr_dm_exp_pair(a, &k, &wl);
+    /* |x| > 27.7: log1p(E) = E (1 - E/2 + ...) with E < 2^-40, far below an ulp of x for
+     * x > 0; for x < 0, E/2 is below 2^-16 ulp and E is scaled last so that wl does not
+     * underflow near the subnormal results */
+    if (k < -40) return x > 0.0f ? x : fr_dm_ldexp(wh + wl, k);
     float lo;
     float hi = fr_dm_log1p_pair(fr_dm_ldexp(wh, k), fr_dm_ldexp(wl, k), &lo);
     float e;

@@ -36,19 +36,19 @@ void fr_temb_sinusoidal(int64_t B, int64_t E,
                         const float *t, // (B,)
                         float *emb);    // (B,E)
 
-/* h[b,:] += table[c[b],:] (plain float add per element). Ids must lie in [0, n_rows):
- * FR_ERR_ARG names the first bad one, and h is untouched then. */
-fr_status fr_embed_gather_add(int64_t B, int64_t H, int64_t n_rows,
+/* h[b,:] += table[c[b,s],:] for s = 0 .. S-1 in order (plain float adds). Ids must lie
+ * in [0, n_rows): FR_ERR_ARG names the first bad one, and h is untouched then. */
+fr_status fr_embed_gather_add(int64_t B, int64_t S, int64_t H, int64_t n_rows,
                               const float *table, // (n_rows,H)
-                              const int32_t *c,   // (B,)
+                              const int32_t *c,   // (B,S)
                               float *h);          // (B,H)
 
-/* dtable[c[b],:] += dh[b,:] for b = 0, 1, ... in order: each table row is a batch
+/* dtable[c[b,s],:] += dh[b,:] for b = 0, 1, ..., s = 0 .. S-1 in order: each table row is a batch
  * reduction in the canonical order (acc = acc + x, rows in batch order), so a backend
  * that splits the work by table rows (never by b) gets the same bits. Ids are assumed
  * valid (checked by the forward). */
-void fr_embed_scatter_add(int64_t B, int64_t H,
-                          const int32_t *c, // (B,)
+void fr_embed_scatter_add(int64_t B, int64_t S, int64_t H,
+                          const int32_t *c, // (B,S)
                           const float *dh,  // (B,H)
                           float *dtable);   // (n_rows,H)
 

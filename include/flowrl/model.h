@@ -3,10 +3,11 @@
  * so that every backend runs the same graph.
  *
  *   x (B,D), t (B,) timestep (flow models: t = 1000 sigma, spec/README.md "Rectified
- *   flow"), c (B,) int32 condition id in [0, n_cond], n_cond = the null id (classifier-
- *   free guidance: the unconditional branch and dropped conditions use c = n_cond).
+ *   flow"), c (B,S) int32 condition ids in [0, n_cond], S = n_slots, n_cond = the null id
+ *   (classifier-free guidance: the unconditional branch and dropped conditions use
+ *   c = n_cond in every slot).
  *
- *   h    = ((x W_in^T + b_in) + temb) + table[c]                    (B,H)
+ *   h    = ((x W_in^T + b_in) + temb) + table[c_0] + ... + table[c_{S-1}]   (B,H)
  *   temb = W_t2 act(W_t1 sin_emb(t) + b_t1) + b_t2                  (B,H), sin_emb: E
  *   for k < n_blocks:                                                 (flowrl/embed.h)
  *     h  = h + (W2_k act(W1_k LN_k(h) + b1_k) + b2_k)               W1 (F,H), W2 (H,F)
@@ -58,6 +59,9 @@ typedef struct {
     char preset[32];  /* "gmm2d-s", ... or "custom" */
     int64_t D;        /* data dims (flattened) */
     int64_t n_cond;   /* condition ids 0..n_cond-1, plus the null id n_cond */
+    int64_t n_slots;  /* ids per sample: the condition embedding is the sum of the rows of
+                         its n_slots ids (1: one id per prompt; shapes: one id per prompt
+                         token, so held-out prompts combine trained embeddings) */
     int64_t H;        /* residual width */
     int64_t F;        /* inner width of each block's MLP */
     int64_t n_blocks; /* 0 .. FR_MODEL_MAX_BLOCKS */
@@ -111,7 +115,7 @@ typedef struct {
     int keep, ready;       /* ready: a keep-forward has run and backward may follow */
     int64_t D, H, F, E, n_blocks;
     float *x;              /* (B,D) copy of the input */
-    int32_t *c;            /* (B,) */
+    int32_t *c;            /* (B,S) */
     float *temb_in;        /* (B,E) */
     float *t1, *a1;        /* (B,H) time MLP pre-/post-activation */
     float *h;              /* (n_blocks+1, B, H) residual stream before block k (slot
@@ -131,11 +135,12 @@ void fr_model_ws_free(fr_model_ws *ws);
 
 /* out = net(x, t, c) for B <= ws->cap_B rows. Each output row depends only on its own
  * input row (the batch never enters a reduction), so results do not depend on B or on
- * the batch composition. FR_ERR_ARG for a condition id outside [0, n_cond] or B too big. */
+ * the batch composition. out may alias x. FR_ERR_ARG for a condition id outside
+ * [0, n_cond] or B too big. */
 fr_status fr_model_forward(const fr_model *m, const fr_ops *ops, fr_model_ws *ws, int64_t B,
                            const float *x,   // (B,D)
                            const float *t,   // (B,)
-                           const int32_t *c, // (B,)
+                           const int32_t *c, // (B,S)
                            float *out);      // (B,D)
 
 /* Given dout = dL/dout (B,D) of the last keep-forward, ADDS dL/dparam into the model's

@@ -25,7 +25,7 @@
 #include "flowrl/hostdev.h"
 
 /* π rounded to float32: torch.as_tensor(math.pi) (default dtype float32). */
-#define FR_PI_F 3.14159265358979323846f
+#define FR_SAMPLER_PI_F 3.14159265358979323846f
 
 /* ---- shared ----------------------------------------------------------------------- */
 
@@ -70,7 +70,7 @@ FR_HOSTDEV static inline fr_gauss_coef fr_gauss_coef_make(float std)
     fr_gauss_coef c;
     c.two_var = 2.0f * (std * std);
     c.log_std = fr_logf(std);
-    c.log_sqrt_2pi = fr_logf(sqrtf(2.0f * FR_PI_F));
+    c.log_sqrt_2pi = fr_logf(sqrtf(2.0f * FR_SAMPLER_PI_F));
     return c;
 }
 
@@ -159,7 +159,7 @@ FR_HOSTDEV static inline fr_cps_coef fr_cps_coef_from_std(float sigma, float sig
 FR_HOSTDEV static inline fr_cps_coef fr_cps_coef_make(float sigma, float sigma_next, float a)
 {
     /* math.sin(noise_level * math.pi / 2): (a·π)/2 */
-    float std = sigma_next * fr_sinf(a * FR_PI_F / 2.0f);
+    float std = sigma_next * fr_sinf(a * FR_SAMPLER_PI_F / 2.0f);
     return fr_cps_coef_from_std(sigma, sigma_next, std);
 }
 

@@ -141,7 +141,7 @@ fr_status fr_shapes_prompt_get(int prompt_id, fr_shapes_prompt *p);
 int fr_shapes_is_eval(const fr_shapes_prompt *p);
 
 /* Detector (data/shapes_detect.c). */
-#define FR_SHAPES_MIN_PIXELS 3  /* smaller components are specks, ignored */
+#define FR_SHAPES_MIN_PIXELS 5  /* smaller components are specks, ignored */
 #define FR_SHAPES_MAX_PIXELS 16 /* larger ones are blobs, not objects */
 #define FR_SHAPES_MAX_OBJECTS ((FR_SHAPES_H * FR_SHAPES_W) / FR_SHAPES_MIN_PIXELS + 1)
 #define FR_SHAPES_COLOR_TOL 0.8f /* a pixel within this distance of a palette colour has it */
