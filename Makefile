@@ -44,7 +44,7 @@ LIB_SO := $(BUILD)/libflowrl.so
 CLI := $(BUILD)/flowrl
 TEST_BIN := $(BUILD)/check_flowrl
 
-.PHONY: all check check-asan fuzz accuracy clean install
+.PHONY: all check check-asan fuzz accuracy cuda-selfcheck clean install
 all: $(LIB_A) $(LIB_SO) $(CLI)
 
 $(BUILD)/obj/%.o: %.c config.mk config.h
@@ -71,9 +71,19 @@ $(CLI): $(CLI_OBJ) $(LIB_A)
 $(TEST_BIN): $(TEST_OBJ) $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB_A) $(LDLIBS_ALL) $(TEST_LIBS)
 
+# nvcc present: the shared FR_HOSTDEV headers must compile for the device (--fmad=false);
+# on a GPU machine `make cuda-selfcheck` runs the device-vs-host bit comparison.
+CUDA_SELFCHECK := $(if $(filter 1,$(HAVE_CUDA)),$(BUILD)/cuda_selfcheck,)
+$(BUILD)/cuda_selfcheck: tests/cuda/hostdev_selfcheck.cu $(wildcard include/flowrl/*.h) config.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -std=c++17 $< -o $@
+
+cuda-selfcheck: $(BUILD)/cuda_selfcheck
+	$(BUILD)/cuda_selfcheck
+
 # The Check runner prints its summary line ("100%: Checks: N, Failures: 0, Errors: 0")
 # and exits non-zero on any failure. FLOWRL_BIN lets the CLI tests run the built binary.
-check: $(TEST_BIN) $(CLI)
+check: $(TEST_BIN) $(CLI) $(CUDA_SELFCHECK)
 	FLOWRL_BIN=$(abspath $(CLI)) FLOWRL_SRC=$(CURDIR) $(TEST_BIN)
 
 check-asan:
