@@ -4,6 +4,7 @@
 #   make check-asan the same under AddressSanitizer + UBSan (in build-asan/)
 #   make fuzz       libFuzzer on the safetensors reader for FUZZ_SECONDS (default 60)
 #   make accuracy   the dense transcendental sweep against MPFR (docs/determinism.md)
+#   make bench      build the benchmarks (build/bench_gemm, build/bench_model)
 ifeq ($(wildcard config.mk),)
 $(error config.mk not found: run ./configure (or ./configure --install-deps) first)
 endif
@@ -44,7 +45,7 @@ LIB_SO := $(BUILD)/libflowrl.so
 CLI := $(BUILD)/flowrl
 TEST_BIN := $(BUILD)/check_flowrl
 
-.PHONY: all check check-asan fuzz accuracy cuda-selfcheck clean install
+.PHONY: all check check-asan fuzz accuracy cuda-selfcheck bench clean install
 all: $(LIB_A) $(LIB_SO) $(CLI)
 
 $(BUILD)/obj/%.o: %.c config.mk config.h
@@ -85,6 +86,11 @@ cuda-selfcheck: $(BUILD)/cuda_selfcheck
 # and exits non-zero on any failure. FLOWRL_BIN lets the CLI tests run the built binary.
 check: $(TEST_BIN) $(CLI) $(CUDA_SELFCHECK)
 	FLOWRL_BIN=$(abspath $(CLI)) FLOWRL_SRC=$(CURDIR) $(TEST_BIN)
+
+# Benchmarks (bench/, results in BENCHMARKS.md): never part of make check.
+bench: $(BUILD)/bench_gemm $(BUILD)/bench_model
+$(BUILD)/bench_%: bench/bench_%.c $(LIB_A)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
 
 check-asan:
 	$(MAKE) BUILD=build-asan SAN=1 check

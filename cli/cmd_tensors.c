@@ -1,24 +1,37 @@
 /* flowrl tensors FILE [--meta]: one line per tensor (name, dtype, shape, XXH3-64 digest of
- * the tensor as fr_tensor_digest defines it), in file data order, columns aligned. */
+ * the tensor as fr_tensor_digest defines it), in file data order, columns aligned. FILE may
+ * also be a member of a run archive (include/flowrl/archive.h): ARCHIVE:MEMBER or
+ * ARCHIVE --member MEMBER; ARCHIVE alone lists its safetensors members. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
+#include "flowrl/archive.h"
 #include "flowrl/digest.h"
+#include "flowrl/runcompare.h"
 #include "flowrl/safetensors.h"
+#include <sys/stat.h>
 
 static void help(void)
 {
-    printf("Usage: flowrl tensors FILE [--meta]\n\n"
+    printf("Usage: flowrl tensors FILE [--meta]\n"
+           "       flowrl tensors ARCHIVE:MEMBER [--meta]\n"
+           "       flowrl tensors ARCHIVE --member MEMBER [--meta]\n"
+           "       flowrl tensors ARCHIVE\n\n"
            "Lists the tensors of a safetensors file, one per line in data order:\n"
            "  NAME  DTYPE  SHAPE  DIGEST\n"
            "DIGEST is the XXH3-64 tensor digest (16 hex digits; it covers dtype, shape and\n"
            "bytes, with NaN payloads canonicalised). The file is fully validated first; a\n"
            "malformed file gives one error line and exit status 1.\n\n"
+           "A safetensors file inside a run archive (flowrl pack) is read in place, e.g.\n"
+           "  flowrl tensors run.tar.zst:checkpoints/step-3.safetensors\n"
+           "(an existing file named FILE wins over the ARCHIVE:MEMBER reading of its name).\n"
+           "ARCHIVE alone lists its .safetensors members, one path per line.\n\n"
            "Options:\n"
-           "  --meta     also print the __metadata__ map, sorted by key\n"
-           "  -h, --help this text\n");
+           "  --meta           also print the __metadata__ map, sorted by key\n"
+           "  --member MEMBER  the member of ARCHIVE to read\n"
+           "  -h, --help       this text\n");
 }
 
 /* Control bytes and backslashes escaped so that every entry stays on one line; an empty
@@ -102,17 +115,47 @@ done:
     return rc;
 }
 
+static int is_file(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* The archive's .safetensors members, one per line. */
+static int list_members(const char *archive)
+{
+    fr_archive_member *m;
+    size_t n, shown = 0;
+    if (fr_archive_list(archive, &m, &n) != FR_OK) return fr_cli_error("tensors", "%s", fr_last_error());
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(m[i].name);
+        if (!m[i].is_dir && l > 12 && strcmp(m[i].name + l - 12, ".safetensors") == 0) {
+            printf("%s\n", m[i].name);
+            shown++;
+        }
+    }
+    fr_archive_members_free(m, n);
+    if (!shown) fprintf(stderr, "flowrl tensors: %s holds no .safetensors member\n", archive);
+    return 0;
+}
+
 int cmd_tensors(int argc, char **argv)
 {
     if (fr_cli_wants_help(argc, argv)) {
         help();
         return 0;
     }
-    const char *path = NULL;
+    const char *path = NULL, *member = NULL;
     int want_meta = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--meta") == 0) {
             want_meta = 1;
+        } else if (strcmp(argv[i], "--member") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "flowrl tensors: --member needs a MEMBER path\n");
+                return 2;
+            }
+            member = argv[++i];
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             fprintf(stderr, "flowrl tensors: unknown option '%s' (flowrl tensors --help)\n", argv[i]);
             return 2;
@@ -127,12 +170,47 @@ int cmd_tensors(int argc, char **argv)
         fprintf(stderr, "Usage: flowrl tensors FILE [--meta]   (flowrl tensors --help)\n");
         return 2;
     }
+    /* ARCHIVE:MEMBER, split at the last ':' whose left part is an existing file. */
+    char archive[4096] = "";
+    if (!member && !is_file(path)) {
+        for (size_t l = strlen(path); l-- > 0 && !member;) {
+            if (path[l] != ':' || l >= sizeof archive) continue;
+            memcpy(archive, path, l);
+            archive[l] = '\0';
+            if (is_file(archive)) member = path + l + 1;
+        }
+    } else if (member) {
+        snprintf(archive, sizeof archive, "%s", path);
+    }
+    if (member && !fr_archive_sniff(archive)) {
+        fprintf(stderr, "flowrl tensors: %s is not an archive (MEMBER given: %s)\n", archive, member);
+        return 2;
+    }
+    if (member && !*member) {
+        fprintf(stderr, "flowrl tensors: empty MEMBER after '%s:'\n", archive);
+        return 2;
+    }
+    if (!member && fr_archive_sniff(path)) return list_members(path);
     fr_st_file f;
-    if (fr_st_read(&f, path) != FR_OK) {
+    fr_status st;
+    char label[8192];
+    if (member) {
+        void *buf;
+        size_t len;
+        snprintf(label, sizeof label, "%s:%s", archive, member);
+        if (fr_archive_read_member(archive, member, FR_RUN_MAX_CHECKPOINT_BYTES, &buf, &len, NULL) != FR_OK)
+            return fr_cli_error("tensors", "%s", fr_last_error());
+        st = fr_st_read_mem(&f, buf, len, label);
+        free(buf);
+    } else {
+        snprintf(label, sizeof label, "%s", path);
+        st = fr_st_read(&f, path);
+    }
+    if (st != FR_OK) {
         const char *msg = fr_last_error();
         /* The reader's messages start with the path; allocation failures may not. */
-        if (strncmp(msg, path, strlen(path)) == 0) return fr_cli_error("tensors", "%s", msg);
-        return fr_cli_error("tensors", "%s: %s", path, msg);
+        if (strncmp(msg, label, strlen(label)) == 0) return fr_cli_error("tensors", "%s", msg);
+        return fr_cli_error("tensors", "%s: %s", label, msg);
     }
     int rc = list(&f, want_meta);
     fr_st_free(&f);

@@ -5,6 +5,7 @@
  * To register a backend, add one fr_backend_desc line to k_backends, guarded by its
  * build option (e.g. `#if FR_HAVE_CUDA` around {"cuda", ..., fr_cuda_init}). */
 #include "flowrl/ops.h"
+#include "flowrl/opt.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@ static fr_status ref_init(fr_ops *ops)
 
 static const fr_backend_desc k_backends[] = {
     {"ref", "scalar reference: plain C loops, one thread; the definition", ref_init},
+    {"opt", "SIMD + threads on the CPU, bitwise equal to ref for any thread count", fr_opt_init},
 };
 #define N_BACKENDS (int)(sizeof k_backends / sizeof k_backends[0])
 

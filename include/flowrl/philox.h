@@ -43,7 +43,9 @@ typedef enum {
     FR_RNG_SAMPLER_NOISE = 8,  /* per-step noise xi of stochastic samplers */
     FR_RNG_PROMPTS = 9,        /* prompt choice per epoch */
     FR_RNG_WINDOW = 10,        /* random SDE windows */
-    FR_RNG_GOLDEN = 11         /* inputs of golden cases */
+    FR_RNG_GOLDEN = 11,        /* inputs of golden cases */
+    FR_RNG_ADV_FILTER = 12,    /* re-enabling dropped zero-advantage samples */
+    FR_RNG_SHUFFLE = 13        /* re-batching of an epoch's samples */
 } fr_rng_purpose;
 
 typedef struct {

@@ -1,0 +1,32 @@
+/* The `opt` backend (DESIGN.md §1, §3): SIMD + threaded CPU kernels bitwise equal to `ref`
+ * for any thread count. Work is split across threads by outputs only (rows / column blocks
+ * of C, rows of a batch, chunks of an elementwise op), never along a reduction axis, so
+ * the thread count changes speed, never bits (docs/determinism.md "Canonical orders").
+ *
+ * Threads come from one persistent pool, created on first use and joined at exit.
+ * The pool serves one calling thread at a time: a second thread that calls an opt op
+ * while another thread's op is running (or an op called from inside a pool task) simply
+ * runs it on its own thread, single-threaded, with the same bits. */
+#ifndef FLOWRL_OPT_H
+#define FLOWRL_OPT_H
+
+#include "flowrl/ops.h"
+#include "flowrl/status.h"
+
+/* Sets the number of threads opt ops may use (the caller's thread included). n <= 0
+ * restores the default, the number of online CPUs. Values above FR_OPT_MAX_THREADS are
+ * clamped. Takes effect at the next op; call it between ops, not during one. */
+#define FR_OPT_MAX_THREADS 256
+void fr_opt_set_threads(int n);
+int fr_opt_get_threads(void);
+
+/* Overrides the ops table entries that opt implements (core/backend.c calls it on a table
+ * holding the ref entries). Never fails on x86 without AVX2: the portable fallbacks run
+ * the same canonical orders in plain C. */
+fr_status fr_opt_init(fr_ops *ops);
+
+/* 1 if the AVX2+FMA kernels are in use on this CPU (FLOWRL_OPT_NO_SIMD=1 in the
+ * environment forces the portable path, for testing). */
+int fr_opt_simd_active(void);
+
+#endif

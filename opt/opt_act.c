@@ -1,0 +1,194 @@
+/* Activations of opt, split into contiguous chunks across threads (elements are
+ * independent, so any split gives the same bits).
+ *  - GELU-tanh and tanh: AVX2 ports of fr_gelu_tanh_elem / fr_tanh_elem and their
+ *    backward (flowrl/elem.h), with fr_tanhf ported lane by lane (opt/opt_vtanh.h).
+ *  - ReLU, identity: AVX2 selects.
+ *  - SiLU, sigmoid: the scalar element functions (fr_sigmoidf is not ported), threaded. */
+#include "flowrl/elem.h"
+#include "opt/opt_internal.h"
+#include "opt/opt_simd.h"
+#include "opt/opt_vtanh.h"
+
+#include <string.h>
+
+#define ACT_MIN_CHUNK_TRANSC 2048
+#define ACT_MIN_CHUNK_CHEAP (1 << 15)
+#define ACT_MIN_CHUNK_VEC 8192 /* vector tanh: ~4 ns per element */
+
+typedef struct {
+    fr_act act;
+    const float *x, *dy;
+    float *out;
+    int accumulate;
+} act_ctx;
+
+#if FR_OPT_X86
+/* relu: x > 0 ? x : (x == x ? 0 : x)  (fr_relu_elem): keep x where x > 0 or x is NaN. */
+FR_AVX2 static void relu_fwd_avx2(int64_t b0, int64_t e, const float *x, float *y)
+{
+    int64_t i = b0;
+    for (; i + 8 <= e; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 keep = _mm256_or_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ),
+                                   _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        _mm256_storeu_ps(y + i, _mm256_and_ps(v, keep));
+    }
+    for (; i < e; i++) y[i] = fr_relu_elem(x[i]);
+}
+
+/* d = x > 0 ? dy : 0 (fr_relu_bwd_elem); dx = accumulate ? dx + d : d. */
+FR_AVX2 static void relu_bwd_avx2(int64_t b0, int64_t e, const float *x, const float *dy,
+                                  float *dx, int accumulate)
+{
+    int64_t i = b0;
+    for (; i + 8 <= e; i += 8) {
+        __m256 gt = _mm256_cmp_ps(_mm256_loadu_ps(x + i), _mm256_setzero_ps(), _CMP_GT_OQ);
+        __m256 d = _mm256_and_ps(_mm256_loadu_ps(dy + i), gt);
+        if (accumulate) d = _mm256_add_ps(_mm256_loadu_ps(dx + i), d);
+        _mm256_storeu_ps(dx + i, d);
+    }
+    for (; i < e; i++) {
+        float d = fr_relu_bwd_elem(x[i], dy[i]);
+        dx[i] = accumulate ? dx[i] + d : d;
+    }
+}
+
+/* identity backward: d = dy. */
+FR_AVX2 static void ident_bwd_avx2(int64_t b0, int64_t e, const float *dy, float *dx,
+                                   int accumulate)
+{
+    int64_t i = b0;
+    for (; i + 8 <= e; i += 8) {
+        __m256 d = _mm256_loadu_ps(dy + i);
+        if (accumulate) d = _mm256_add_ps(_mm256_loadu_ps(dx + i), d);
+        _mm256_storeu_ps(dx + i, d);
+    }
+    for (; i < e; i++) dx[i] = accumulate ? dx[i] + dy[i] : dy[i];
+}
+
+/* fr_gelu_tanh_inner: beta * fmaf(kappa, (x*x)*x, x) */
+FR_AVX2 static inline __m256 v_gelu_inner(__m256 x)
+{
+    __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+    return _mm256_mul_ps(_mm256_set1_ps(FR_GELU_BETA),
+                         _mm256_fmadd_ps(_mm256_set1_ps(FR_GELU_KAPPA), x3, x));
+}
+
+/* act in {GELU_TANH, TANH}: y = act(x) (fr_gelu_tanh_elem, fr_tanhf). */
+FR_AVX2 static void tanh_family_fwd_avx2(fr_act act, int64_t b0, int64_t e, const float *x,
+                                         float *y)
+{
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    int64_t i = b0;
+    for (; i + 8 <= e; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), r;
+        if (act == FR_ACT_GELU_TANH) {
+            __m256 t = fr_v_tanhf(v_gelu_inner(v));
+            r = _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, t)); /* (0.5x)(1+t) */
+        } else {
+            r = fr_v_tanhf(v);
+        }
+        _mm256_storeu_ps(y + i, r);
+    }
+    for (; i < e; i++) y[i] = fr_act_elem(act, x[i]);
+}
+
+/* d = dy * act'(x) (fr_gelu_tanh_bwd_elem, fr_tanh_bwd_elem); dx = accumulate ? dx + d : d. */
+FR_AVX2 static void tanh_family_bwd_avx2(fr_act act, int64_t b0, int64_t e, const float *x,
+                                         const float *dy, float *dx, int accumulate)
+{
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    const __m256 beta = _mm256_set1_ps(FR_GELU_BETA), k3 = _mm256_set1_ps(FR_GELU_3KAPPA);
+    int64_t i = b0;
+    for (; i + 8 <= e; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), g = _mm256_loadu_ps(dy + i), d;
+        if (act == FR_ACT_GELU_TANH) {
+            __m256 t = fr_v_tanhf(v_gelu_inner(v));
+            __m256 h = _mm256_mul_ps(half, v);
+            __m256 tp = _mm256_fmadd_ps(fr_v_neg(t), t, one);                   /* 1 - t^2 */
+            __m256 up = _mm256_mul_ps(beta, _mm256_fmadd_ps(k3, _mm256_mul_ps(v, v), one));
+            __m256 dd = _mm256_fmadd_ps(_mm256_mul_ps(h, tp), up,
+                                        _mm256_mul_ps(half, _mm256_add_ps(one, t)));
+            d = _mm256_mul_ps(g, dd);
+        } else {
+            __m256 t = fr_v_tanhf(v);
+            d = _mm256_mul_ps(g, _mm256_fmadd_ps(fr_v_neg(t), t, one));
+        }
+        if (accumulate) d = _mm256_add_ps(_mm256_loadu_ps(dx + i), d);
+        _mm256_storeu_ps(dx + i, d);
+    }
+    for (; i < e; i++) {
+        float d = fr_act_bwd_elem(act, x[i], dy[i]);
+        dx[i] = accumulate ? dx[i] + d : d;
+    }
+}
+#endif
+
+static int is_tanh_family(fr_act act) { return act == FR_ACT_GELU_TANH || act == FR_ACT_TANH; }
+
+static void act_fwd_range(void *arg, int64_t b0, int64_t e)
+{
+    const act_ctx *c = (const act_ctx *)arg;
+    if (c->act == FR_ACT_IDENTITY) {
+        if (c->out != c->x) memmove(c->out + b0, c->x + b0, (size_t)(e - b0) * sizeof(float));
+        return;
+    }
+#if FR_OPT_X86
+    if (fr_opt_avx2 && c->act == FR_ACT_RELU) {
+        relu_fwd_avx2(b0, e, c->x, c->out);
+        return;
+    }
+    if (fr_opt_avx2 && is_tanh_family(c->act)) {
+        tanh_family_fwd_avx2(c->act, b0, e, c->x, c->out);
+        return;
+    }
+#endif
+    for (int64_t i = b0; i < e; i++) c->out[i] = fr_act_elem(c->act, c->x[i]);
+}
+
+static void act_bwd_range(void *arg, int64_t b0, int64_t e)
+{
+    const act_ctx *c = (const act_ctx *)arg;
+#if FR_OPT_X86
+    if (fr_opt_avx2 && c->act == FR_ACT_RELU) {
+        relu_bwd_avx2(b0, e, c->x, c->dy, c->out, c->accumulate);
+        return;
+    }
+    if (fr_opt_avx2 && is_tanh_family(c->act)) {
+        tanh_family_bwd_avx2(c->act, b0, e, c->x, c->dy, c->out, c->accumulate);
+        return;
+    }
+    if (fr_opt_avx2 && c->act == FR_ACT_IDENTITY) {
+        ident_bwd_avx2(b0, e, c->dy, c->out, c->accumulate);
+        return;
+    }
+#endif
+    for (int64_t i = b0; i < e; i++) {
+        float d = fr_act_bwd_elem(c->act, c->x[i], c->dy[i]);
+        c->out[i] = c->accumulate ? c->out[i] + d : d;
+    }
+}
+
+static int64_t act_min_chunk(fr_act act)
+{
+    if (act == FR_ACT_IDENTITY || act == FR_ACT_RELU) return ACT_MIN_CHUNK_CHEAP;
+    return fr_opt_avx2 && is_tanh_family(act) ? ACT_MIN_CHUNK_VEC : ACT_MIN_CHUNK_TRANSC;
+}
+
+void fr_opt_act_fwd(fr_act act, int64_t n,
+                    const float *x, // (n,)
+                    float *y)       // (n,), may alias x
+{
+    act_ctx c = {act, x, NULL, y, 0};
+    fr_opt_parallel_range(n, 16, act_min_chunk(act), act_fwd_range, &c);
+}
+
+void fr_opt_act_bwd(fr_act act, int64_t n,
+                    const float *x,  // (n,) the forward's input
+                    const float *dy, // (n,)
+                    float *dx,       // (n,)
+                    int accumulate)
+{
+    act_ctx c = {act, x, dy, dx, accumulate};
+    fr_opt_parallel_range(n, 16, act_min_chunk(act), act_bwd_range, &c);
+}

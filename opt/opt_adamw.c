@@ -1,0 +1,68 @@
+/* AdamW of opt: fr_adamw_elem (flowrl/elem.h, PyTorch semantics) lane by lane in AVX2 --
+ * it is plain * + - / sqrt and the fmaf of the lerp, all correctly rounded vector ops --
+ * split into contiguous chunks across threads. */
+#include "flowrl/elem.h"
+#include "opt/opt_internal.h"
+#include "opt/opt_simd.h"
+
+#define ADAMW_MIN_CHUNK 8192
+
+typedef struct {
+    float *p, *m, *v;
+    const float *g;
+    const fr_adamw_hp *hp;
+} adamw_ctx;
+
+#if FR_OPT_X86
+FR_AVX2 static void adamw_avx2(int64_t b0, int64_t e, float *p, const float *g, float *m,
+                               float *v, const fr_adamw_hp *hp)
+{
+    const float w = 1.0f - hp->beta1; /* as fr_adamw_elem computes it */
+    const int lo = w < 0.5f;          /* fr_lerp_elem's branch, the same for every element */
+    const __m256 vw = _mm256_set1_ps(lo ? w : w - 1.0f);
+    const __m256 decay = _mm256_set1_ps(hp->decay), b2 = _mm256_set1_ps(hp->beta2);
+    const __m256 omb2 = _mm256_set1_ps(1.0f - hp->beta2), bc2 = _mm256_set1_ps(hp->bc2_sqrt);
+    const __m256 eps = _mm256_set1_ps(hp->eps), ss = _mm256_set1_ps(hp->step_size);
+    int64_t i = b0;
+    for (; i + 8 <= e; i += 8) {
+        __m256 pv = _mm256_loadu_ps(p + i), gv = _mm256_loadu_ps(g + i);
+        __m256 mv = _mm256_loadu_ps(m + i), vv = _mm256_loadu_ps(v + i);
+        __m256 pp = _mm256_mul_ps(pv, decay);
+        /* lerp: w < 0.5 ? fmaf(w, g - m, m) : fmaf(w - 1, g - m, g) */
+        __m256 mm = _mm256_fmadd_ps(vw, _mm256_sub_ps(gv, mv), lo ? mv : gv);
+        /* (v * beta2) + ((1 - beta2) * g) * g */
+        __m256 vn = _mm256_add_ps(_mm256_mul_ps(vv, b2), _mm256_mul_ps(_mm256_mul_ps(omb2, gv), gv));
+        /* sqrt(v) / bc2_sqrt + eps */
+        __m256 den = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vn), bc2), eps);
+        /* p - (step_size * m) / denom */
+        __m256 pn = _mm256_sub_ps(pp, _mm256_div_ps(_mm256_mul_ps(ss, mm), den));
+        _mm256_storeu_ps(p + i, pn);
+        _mm256_storeu_ps(m + i, mm);
+        _mm256_storeu_ps(v + i, vn);
+    }
+    for (; i < e; i++) fr_adamw_elem(&p[i], g[i], &m[i], &v[i], hp);
+}
+#endif
+
+static void adamw_range(void *arg, int64_t b0, int64_t e)
+{
+    const adamw_ctx *c = (const adamw_ctx *)arg;
+#if FR_OPT_X86
+    if (fr_opt_avx2) {
+        adamw_avx2(b0, e, c->p, c->g, c->m, c->v, c->hp);
+        return;
+    }
+#endif
+    for (int64_t i = b0; i < e; i++) fr_adamw_elem(&c->p[i], c->g[i], &c->m[i], &c->v[i], c->hp);
+}
+
+void fr_opt_adamw(int64_t n,
+                  float *p,       // (n,) parameters, updated
+                  const float *g, // (n,) gradients
+                  float *m,       // (n,) first moment, updated
+                  float *v,       // (n,) second moment, updated
+                  const fr_adamw_hp *hp)
+{
+    adamw_ctx c = {p, m, v, g, hp};
+    fr_opt_parallel_range(n, 16, ADAMW_MIN_CHUNK, adamw_range, &c);
+}

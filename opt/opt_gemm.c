@@ -1,0 +1,310 @@
+/* Canonical GEMM for opt: every output C[i,j] is ONE fmaf chain along k = 0..K-1,
+ * starting from 0 or the old C[i,j] (flowrl/reduce.h, docs/determinism.md "Canonical
+ * orders"), bitwise equal to ref/ref_gemm.c.
+ *
+ * How the order is kept while going fast:
+ *  - The micro-kernel holds a 6x16 tile of C in 12 AVX2 registers and, for each k in
+ *    increasing order, does acc = fma(a[i,k], b[k,j..j+7], acc): the vector lanes are
+ *    different outputs (j), never different k. _mm256_fmadd_ps rounds once, like fmaf.
+ *  - k is tiled by KC: the next tile loads the partial C and continues the same chain
+ *    (the partial is a float in C exactly as it was in the register).
+ *  - Threads own disjoint row or column blocks of C and run the whole k loop for them,
+ *    so the thread count never changes an output's chain.
+ * Packing (B panels, transposed when tb) only moves data. */
+#include "opt/opt_internal.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HAVE_X86 1
+#else
+#define HAVE_X86 0
+#endif
+
+#define MR 6
+#define NR 16
+#define KC 256
+#define MC 96 /* rows of A packed at once (ta): MC*KC floats = 96 KiB */
+
+/* Below this many multiply-adds a GEMM runs on one thread (a pool round trip costs a few
+ * microseconds; 2^18 fmas is ~10 us on one core). */
+#define GEMM_MIN_FMAS_PER_THREAD (1 << 18)
+
+typedef struct {
+    int64_t M, N, K;
+    const float *A, *B;
+    float *C;
+    int64_t sai, sak; /* op(A)[i,k] = A[i*sai + k*sak] */
+    int64_t sbk, sbj; /* op(B)[k,j] = B[k*sbk + j*sbj] */
+    int tb, accumulate;
+    int split_cols;      /* threads split columns (1) or rows (0) */
+    int64_t tiles;       /* tiles (NR columns or MR rows) along the split dimension */
+    int64_t chunk_tiles; /* tiles per chunk, the unit a thread takes */
+    int64_t n_chunks;
+    _Atomic int64_t next_chunk;
+} gemm_job;
+
+/* Portable path: the ref order, over the block rows [i0,i1) x cols [j0,j1). */
+static void block_scalar(const gemm_job *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1)
+{
+    for (int64_t i = i0; i < i1; i++)
+        for (int64_t j = j0; j < j1; j++) {
+            float acc = g->accumulate ? g->C[i * g->N + j] : 0.0f;
+            const float *a = g->A + i * g->sai, *b = g->B + j * g->sbj;
+            for (int64_t k = 0; k < g->K; k++) acc = fmaf(a[k * g->sak], b[k * g->sbk], acc);
+            g->C[i * g->N + j] = acc;
+        }
+}
+
+#if HAVE_X86
+
+/* c (6,16) [ldc] = (load_c ? c : 0) + sum_k a[k] (x) b[k], one fma per k per output.
+ * Row r of the A tile is a[r_off[r] + k*sak]; b[k] is 16 floats at b + k*ldb. */
+__attribute__((target("avx2,fma"))) static void
+kern_6x16(int64_t kc, const float *a, const int64_t *r_off, int64_t sak, const float *b,
+          int64_t ldb, float *c, int64_t ldc, int load_c)
+{
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    if (load_c) {
+        c00 = _mm256_loadu_ps(c + 0 * ldc), c01 = _mm256_loadu_ps(c + 0 * ldc + 8);
+        c10 = _mm256_loadu_ps(c + 1 * ldc), c11 = _mm256_loadu_ps(c + 1 * ldc + 8);
+        c20 = _mm256_loadu_ps(c + 2 * ldc), c21 = _mm256_loadu_ps(c + 2 * ldc + 8);
+        c30 = _mm256_loadu_ps(c + 3 * ldc), c31 = _mm256_loadu_ps(c + 3 * ldc + 8);
+        c40 = _mm256_loadu_ps(c + 4 * ldc), c41 = _mm256_loadu_ps(c + 4 * ldc + 8);
+        c50 = _mm256_loadu_ps(c + 5 * ldc), c51 = _mm256_loadu_ps(c + 5 * ldc + 8);
+    } else {
+        c00 = c01 = c10 = c11 = c20 = c21 = _mm256_setzero_ps();
+        c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
+    }
+    const int64_t o1 = r_off[1], o2 = r_off[2], o3 = r_off[3], o4 = r_off[4], o5 = r_off[5];
+    for (int64_t k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), av;
+        av = _mm256_broadcast_ss(a);
+        c00 = _mm256_fmadd_ps(av, b0, c00), c01 = _mm256_fmadd_ps(av, b1, c01);
+        av = _mm256_broadcast_ss(a + o1);
+        c10 = _mm256_fmadd_ps(av, b0, c10), c11 = _mm256_fmadd_ps(av, b1, c11);
+        av = _mm256_broadcast_ss(a + o2);
+        c20 = _mm256_fmadd_ps(av, b0, c20), c21 = _mm256_fmadd_ps(av, b1, c21);
+        av = _mm256_broadcast_ss(a + o3);
+        c30 = _mm256_fmadd_ps(av, b0, c30), c31 = _mm256_fmadd_ps(av, b1, c31);
+        av = _mm256_broadcast_ss(a + o4);
+        c40 = _mm256_fmadd_ps(av, b0, c40), c41 = _mm256_fmadd_ps(av, b1, c41);
+        av = _mm256_broadcast_ss(a + o5);
+        c50 = _mm256_fmadd_ps(av, b0, c50), c51 = _mm256_fmadd_ps(av, b1, c51);
+        a += sak;
+        b += ldb;
+    }
+    _mm256_storeu_ps(c + 0 * ldc, c00), _mm256_storeu_ps(c + 0 * ldc + 8, c01);
+    _mm256_storeu_ps(c + 1 * ldc, c10), _mm256_storeu_ps(c + 1 * ldc + 8, c11);
+    _mm256_storeu_ps(c + 2 * ldc, c20), _mm256_storeu_ps(c + 2 * ldc + 8, c21);
+    _mm256_storeu_ps(c + 3 * ldc, c30), _mm256_storeu_ps(c + 3 * ldc + 8, c31);
+    _mm256_storeu_ps(c + 4 * ldc, c40), _mm256_storeu_ps(c + 4 * ldc + 8, c41);
+    _mm256_storeu_ps(c + 5 * ldc, c50), _mm256_storeu_ps(c + 5 * ldc + 8, c51);
+}
+
+/* bp (kc,16) = op(B)[pc + k, j + jj] for jj < nr, 0 beyond (the padded columns feed
+ * outputs that are never stored). When tb, op(B)[k,j] = B[j*K + k]: 8x8 transposes. */
+__attribute__((target("avx2,fma"))) static void pack_b(const gemm_job *g, int64_t pc,
+                                                       int64_t kc, int64_t j, int64_t nr,
+                                                       float *bp)
+{
+    int64_t k = 0;
+    if (!g->tb && nr == NR) {
+        for (; k < kc; k++) {
+            const float *src = g->B + (pc + k) * g->sbk + j;
+            _mm256_store_ps(bp + k * NR, _mm256_loadu_ps(src));
+            _mm256_store_ps(bp + k * NR + 8, _mm256_loadu_ps(src + 8));
+        }
+    }
+    if (g->tb && nr == NR) {
+        for (; k + 8 <= kc; k += 8)
+            for (int h = 0; h < 2; h++) {
+                const float *src = g->B + (j + 8 * h) * g->sbj + (pc + k);
+                __m256 r0 = _mm256_loadu_ps(src + 0 * g->sbj), r1 = _mm256_loadu_ps(src + 1 * g->sbj);
+                __m256 r2 = _mm256_loadu_ps(src + 2 * g->sbj), r3 = _mm256_loadu_ps(src + 3 * g->sbj);
+                __m256 r4 = _mm256_loadu_ps(src + 4 * g->sbj), r5 = _mm256_loadu_ps(src + 5 * g->sbj);
+                __m256 r6 = _mm256_loadu_ps(src + 6 * g->sbj), r7 = _mm256_loadu_ps(src + 7 * g->sbj);
+                __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+                __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+                __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+                __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+                __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+                __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+                __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+                __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+                float *dst = bp + k * NR + 8 * h;
+                _mm256_store_ps(dst + 0 * NR, _mm256_permute2f128_ps(u0, u4, 0x20));
+                _mm256_store_ps(dst + 1 * NR, _mm256_permute2f128_ps(u1, u5, 0x20));
+                _mm256_store_ps(dst + 2 * NR, _mm256_permute2f128_ps(u2, u6, 0x20));
+                _mm256_store_ps(dst + 3 * NR, _mm256_permute2f128_ps(u3, u7, 0x20));
+                _mm256_store_ps(dst + 4 * NR, _mm256_permute2f128_ps(u0, u4, 0x31));
+                _mm256_store_ps(dst + 5 * NR, _mm256_permute2f128_ps(u1, u5, 0x31));
+                _mm256_store_ps(dst + 6 * NR, _mm256_permute2f128_ps(u2, u6, 0x31));
+                _mm256_store_ps(dst + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+            }
+    }
+    for (; k < kc; k++) {
+        const float *src = g->B + (pc + k) * g->sbk + j * g->sbj;
+        for (int64_t jj = 0; jj < NR; jj++) bp[k * NR + jj] = jj < nr ? src[jj * g->sbj] : 0.0f;
+    }
+}
+
+/* ap (mr rows, kc) for rows [i, i+mr) when ta (op(A)[i,k] = A[k*M + i]): the 6 values
+ * of one k contiguous, so the kernel reads one cache line per k instead of one row of A
+ * (M floats apart, which maps many k onto few L1 sets). */
+__attribute__((target("avx2,fma"))) static void
+pack_a_t(const gemm_job *g, int64_t pc, int64_t kc, int64_t i, int64_t mr, float *ap)
+{
+    if (mr == MR) { /* 6 floats per k (masked load), stored as 8: the next k overwrites
+                       the 2 extra, the buffer has room after the last */
+        const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+        for (int64_t k = 0; k < kc; k++)
+            _mm256_storeu_ps(ap + k * MR, _mm256_maskload_ps(g->A + (pc + k) * g->sak + i, six));
+        return;
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        const float *src = g->A + (pc + k) * g->sak + i;
+        for (int64_t r = 0; r < MR; r++) ap[k * MR + r] = r < mr ? src[r] : 0.0f;
+    }
+}
+
+/* The blocked kernel over rows [i0,i1) x cols [j0,j1) of C, all of k. work holds
+ * KC*NR + MC*KC + 8 floats (32-byte aligned). */
+__attribute__((target("avx2,fma"))) static void block_avx2(const gemm_job *g, int64_t i0,
+                                                           int64_t i1, int64_t j0, int64_t j1,
+                                                           float *work)
+{
+    _Alignas(32) float tile[MR * NR];
+    float *bp = work, *apk = work + KC * NR;
+    const int64_t N = g->N;
+    const int pack_a = g->sak != 1; /* ta */
+    for (int64_t pc = 0; pc < g->K; pc += KC) {
+        int64_t kc = g->K - pc < KC ? g->K - pc : KC;
+        int load_c = g->accumulate || pc > 0; /* continue the chain from the partial C */
+        for (int64_t ic = i0; ic < i1; ic += MC) {
+            int64_t ie = i1 - ic < MC ? i1 : ic + MC;
+            if (pack_a)
+                for (int64_t i = ic; i < ie; i += MR)
+                    pack_a_t(g, pc, kc, i, ie - i < MR ? ie - i : MR, apk + (i - ic) * KC);
+            for (int64_t j = j0; j < j1; j += NR) {
+                int64_t nr = j1 - j < NR ? j1 - j : NR;
+                pack_b(g, pc, kc, j, nr, bp);
+                for (int64_t i = ic; i < ie; i += MR) {
+                    int64_t mr = ie - i < MR ? ie - i : MR;
+                    const float *a;
+                    int64_t r_off[MR], sak;
+                    if (pack_a) {
+                        a = apk + (i - ic) * KC, sak = MR;
+                        for (int r = 0; r < MR; r++) r_off[r] = r;
+                    } else {
+                        a = g->A + i * g->sai + pc, sak = 1;
+                        /* rows past the edge re-read row 0; their outputs are dropped */
+                        for (int r = 0; r < MR; r++) r_off[r] = (r < mr ? r : 0) * g->sai;
+                    }
+                    float *c = g->C + i * N + j;
+                    if (load_c && i + MR < ie) /* the next tile's C rows, toward L1 */
+                        for (int r = 0; r < MR; r++) {
+                            _mm_prefetch((const char *)(c + (MR + r) * N), _MM_HINT_T0);
+                            _mm_prefetch((const char *)(c + (MR + r) * N + NR - 1), _MM_HINT_T0);
+                        }
+                    if (mr == MR && nr == NR) {
+                        kern_6x16(kc, a, r_off, sak, bp, NR, c, N, load_c);
+                        continue;
+                    }
+                    /* Edge tile: through a full 6x16 scratch tile, only the valid part of
+                     * C is read and written. */
+                    if (load_c)
+                        for (int64_t r = 0; r < mr; r++)
+                            memcpy(tile + r * NR, c + r * N, (size_t)nr * sizeof(float));
+                    kern_6x16(kc, a, r_off, sak, bp, NR, tile, NR, load_c);
+                    for (int64_t r = 0; r < mr; r++)
+                        memcpy(c + r * N, tile + r * NR, (size_t)nr * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
+#endif /* HAVE_X86 */
+
+/* Threads take chunks of tiles (columns or rows of C) from a shared counter until none
+ * are left: a thread that gets less CPU (a busy machine) simply takes fewer chunks. Which
+ * thread computes a chunk never matters to the bits (each output is one chain). */
+static void gemm_part(void *arg, int t, int nt)
+{
+    (void)t, (void)nt;
+    gemm_job *g = (gemm_job *)arg;
+    float *work = NULL;
+#if HAVE_X86
+    if (fr_opt_avx2) work = aligned_alloc(32, (size_t)(KC * NR + MC * KC + 8) * sizeof(float));
+#endif
+    for (;;) {
+        int64_t ch = atomic_fetch_add(&g->next_chunk, 1);
+        if (ch >= g->n_chunks) break;
+        int64_t tb = ch * g->chunk_tiles, te = tb + g->chunk_tiles;
+        if (te > g->tiles) te = g->tiles;
+        int64_t i0 = 0, i1 = g->M, j0 = 0, j1 = g->N;
+        if (g->split_cols) {
+            j0 = tb * NR;
+            j1 = te * NR < g->N ? te * NR : g->N;
+        } else {
+            i0 = tb * MR;
+            i1 = te * MR < g->M ? te * MR : g->M;
+        }
+#if HAVE_X86
+        if (work) {
+            block_avx2(g, i0, i1, j0, j1, work);
+            continue;
+        }
+#endif
+        block_scalar(g, i0, i1, j0, j1);
+    }
+    free(work);
+}
+
+void fr_opt_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
+                 const float *A, // (M,K), or (K,M) if ta
+                 const float *B, // (K,N), or (N,K) if tb
+                 float *C,       // (M,N)
+                 int accumulate)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { /* empty chains: 0, or C unchanged */
+        if (!accumulate) memset(C, 0, (size_t)(M * N) * sizeof *C);
+        return;
+    }
+    gemm_job g = {
+        .M = M, .N = N, .K = K, .A = A, .B = B, .C = C,
+        .sai = ta ? 1 : K, .sak = ta ? M : 1,
+        .sbk = tb ? 1 : N, .sbj = tb ? K : 1,
+        .tb = tb, .accumulate = accumulate,
+    };
+    int64_t tiles_m = (M + MR - 1) / MR, tiles_n = (N + NR - 1) / NR;
+    double fmas = (double)M * (double)N * (double)K;
+    int64_t nt = (int64_t)(fmas / GEMM_MIN_FMAS_PER_THREAD);
+    int max = fr_opt_get_threads();
+    if (nt > max) nt = max;
+    if (nt < 1) nt = 1;
+    /* Columns unless C is too narrow to give each thread a few column chunks: a column
+     * chunk re-packs A only when ta, a row chunk re-packs B always. */
+    g.split_cols = tiles_n >= 4 * nt || tiles_n >= tiles_m;
+    g.tiles = g.split_cols ? tiles_n : tiles_m;
+    /* Chunks of >= 64 columns / 48 rows (packing stays a few % of the work), about three
+     * per thread so that a slowed thread can be covered by the others. */
+    int64_t min_tiles = g.split_cols ? 64 / NR : 48 / MR;
+    int64_t ct = (g.tiles + 3 * nt - 1) / (3 * nt);
+    g.chunk_tiles = nt == 1 ? g.tiles : (ct < min_tiles ? min_tiles : ct);
+    g.n_chunks = (g.tiles + g.chunk_tiles - 1) / g.chunk_tiles;
+    if (nt > g.n_chunks) nt = g.n_chunks;
+    atomic_init(&g.next_chunk, 0);
+    if (nt == 1) {
+        g.chunk_tiles = g.tiles, g.n_chunks = 1;
+        gemm_part(&g, 0, 1);
+    } else {
+        fr_opt_run((int)nt, gemm_part, &g);
+    }
+}

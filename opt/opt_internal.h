@@ -1,0 +1,74 @@
+/* Shared by the opt/ sources: the thread pool, the SIMD dispatch flag and each file's op
+ * functions (gathered by fr_opt_init in opt/opt_backend.c). */
+#ifndef FLOWRL_OPT_INTERNAL_H
+#define FLOWRL_OPT_INTERNAL_H
+
+#include <stdint.h>
+
+#include "flowrl/ops.h"
+#include "flowrl/opt.h"
+
+/* ---- thread pool (opt/opt_threads.c) --------------------------------------------------- */
+
+/* A task body: part `tid` of `nt` parts. */
+typedef void (*fr_opt_task)(void *ctx, int tid, int nt);
+
+/* Runs fn(ctx, tid, nt) for tid = 0..nt-1, tid 0 on the calling thread, and returns when
+ * all are done. nt is clamped to [1, fr_opt_get_threads()]. If the pool is busy (another
+ * caller thread, or a call from inside a task) every part runs on the calling thread, in
+ * order: callers must make the result independent of nt and of which thread runs a part
+ * (split by outputs only). */
+void fr_opt_run(int nt, fr_opt_task fn, void *ctx);
+
+/* A range body: elements [begin, end) of [0, n). */
+typedef void (*fr_opt_range_fn)(void *ctx, int64_t begin, int64_t end);
+
+/* Splits [0, n) into contiguous chunks whose boundaries are multiples of `align`, runs fn
+ * on each, on up to fr_opt_get_threads() threads (at most n / min_chunk of them, so small
+ * n runs on one thread). Which thread runs which chunk is not fixed: fn must write
+ * disjoint outputs per chunk. */
+void fr_opt_parallel_range(int64_t n, int64_t align, int64_t min_chunk, fr_opt_range_fn fn,
+                           void *ctx);
+
+/* The number of parts fr_opt_parallel_range would use. */
+int fr_opt_range_parts(int64_t n, int64_t align, int64_t min_chunk);
+
+/* ---- SIMD dispatch (opt/opt_backend.c) -------------------------------------------------- */
+
+/* 1 when the target("avx2,fma") kernels may run (CPU support, not disabled by env). */
+extern int fr_opt_avx2;
+
+/* ---- ops ---------------------------------------------------------------------------------- */
+
+void fr_opt_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                 const float *B, float *C, int accumulate);
+
+void fr_opt_bias_add(int64_t M, int64_t N, float *y, const float *b);
+void fr_opt_bias_grad(int64_t M, int64_t N, const float *dy, float *db, int accumulate);
+
+void fr_opt_act_fwd(fr_act act, int64_t n, const float *x, float *y);
+void fr_opt_act_bwd(fr_act act, int64_t n, const float *x, const float *dy, float *dx,
+                    int accumulate);
+
+void fr_opt_layernorm_fwd(int64_t M, int64_t D, const float *x, const float *gamma,
+                          const float *beta, float eps, float *y, float *mean, float *rstd);
+void fr_opt_layernorm_bwd(int64_t M, int64_t D, const float *x, const float *gamma,
+                          const float *mean, const float *rstd, const float *dy, float *dx,
+                          float *dgamma, float *dbeta, int accumulate);
+
+void fr_opt_binary(fr_binop op, int64_t n, const float *a, const float *b, float *out);
+void fr_opt_unary(fr_unop op, int64_t n, const float *x, float *out);
+void fr_opt_axpby(int64_t n, float alpha, const float *x, float beta, float *y);
+void fr_opt_scale(int64_t n, float alpha, const float *x, float *y);
+void fr_opt_fill(int64_t n, float value, float *y);
+void fr_opt_copy(int64_t n, const float *src, float *dst);
+
+void fr_opt_row_sum(int64_t M, int64_t N, const float *x, float *out);
+void fr_opt_row_mean(int64_t M, int64_t N, const float *x, float *out);
+float fr_opt_sum(int64_t n, const float *x);
+float fr_opt_global_norm(int count, const float *const *xs, const int64_t *ns);
+
+void fr_opt_adamw(int64_t n, float *p, const float *g, float *m, float *v,
+                  const fr_adamw_hp *hp);
+
+#endif

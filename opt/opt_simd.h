@@ -1,0 +1,24 @@
+/* Small AVX2 helpers for the opt kernels. Only included by opt/ sources; every function
+ * here is target("avx2,fma") and must only run when fr_opt_avx2 is set. */
+#ifndef FLOWRL_OPT_SIMD_H
+#define FLOWRL_OPT_SIMD_H
+
+#if defined(__x86_64__) || defined(__i386__)
+#define FR_OPT_X86 1
+#include <immintrin.h>
+#include <stdint.h>
+
+#define FR_AVX2 __attribute__((target("avx2,fma")))
+
+/* Lanes 0..rem-1 set (rem in 0..8), as a maskload/maskstore/blendv mask. */
+FR_AVX2 static inline __m256i fr_opt_tail_mask(int64_t rem)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rem),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+#else
+#define FR_OPT_X86 0
+#endif
+
+#endif

@@ -1,0 +1,261 @@
+/* The opt backend's thread pool: nt-1 persistent workers plus the calling thread.
+ *
+ * One job at a time: the caller publishes (fn, ctx, nt) under a generation number,
+ * wakes the workers, runs part 0 itself and waits until the nt-1 worker parts are done.
+ * Workers spin briefly on the generation before sleeping on a condition variable, so
+ * back-to-back ops (a model step is hundreds of them) do not pay a futex wake each.
+ *
+ * Safety rules (see flowrl/opt.h): a trylock on `busy` admits one caller at a time; any
+ * other caller (another thread, or a task calling an op) runs all parts itself. After
+ * fork() the child starts with no workers (pthread_atfork), and the atexit join only
+ * touches workers of the process that created them. */
+#include "opt/opt_internal.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+/* Spin iterations before sleeping (a pause is ~40 ns on a Zen 4, so ~80 us): long enough
+ * to bridge the gap between consecutive ops of a model step, short enough not to steal
+ * much from other processes when the machine is oversubscribed. */
+#define SPIN_ITERS 2000
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work, cv_done;
+    pthread_mutex_t busy; /* held by the caller thread for the duration of a job */
+    pthread_t th[FR_OPT_MAX_THREADS];
+    int n_workers;            /* started workers: ids 1..n_workers */
+    _Atomic unsigned long gen; /* job generation; workers wait for it to change */
+    _Atomic int pending;       /* worker parts of the current job not yet finished */
+    int stop;
+    fr_opt_task fn;
+    void *ctx;
+    int nt;
+    unsigned long start_gen[FR_OPT_MAX_THREADS]; /* gen when worker id was created */
+    pid_t owner; /* process whose threads these are */
+} pool_t;
+
+static pool_t g_pool = {
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .cv_work = PTHREAD_COND_INITIALIZER,
+    .cv_done = PTHREAD_COND_INITIALIZER,
+    .busy = PTHREAD_MUTEX_INITIALIZER,
+};
+static _Atomic int g_threads; /* 0: default */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static int online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) return 1;
+    return n > FR_OPT_MAX_THREADS ? FR_OPT_MAX_THREADS : (int)n;
+}
+
+void fr_opt_set_threads(int n)
+{
+    if (n > FR_OPT_MAX_THREADS) n = FR_OPT_MAX_THREADS;
+    atomic_store(&g_threads, n > 0 ? n : 0);
+}
+
+int fr_opt_get_threads(void)
+{
+    int n = atomic_load(&g_threads);
+    return n > 0 ? n : online_cpus();
+}
+
+static void *worker_main(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    unsigned long seen = g_pool.start_gen[id]; /* written before pthread_create */
+    for (;;) {
+        unsigned long g = atomic_load_explicit(&g_pool.gen, memory_order_acquire);
+        for (int spin = 0; g == seen && spin < SPIN_ITERS; spin++) {
+            /* yield now and then: on a busy machine the caller may share this core */
+            if (spin % 64 == 63) sched_yield();
+            else CPU_RELAX();
+            g = atomic_load_explicit(&g_pool.gen, memory_order_acquire);
+        }
+        pthread_mutex_lock(&g_pool.mu);
+        while ((g = atomic_load(&g_pool.gen)) == seen && !g_pool.stop)
+            pthread_cond_wait(&g_pool.cv_work, &g_pool.mu);
+        int stop = g_pool.stop;
+        fr_opt_task fn = g_pool.fn;
+        void *ctx = g_pool.ctx;
+        int nt = g_pool.nt;
+        pthread_mutex_unlock(&g_pool.mu);
+        if (stop) break;
+        seen = g;
+        if (id < nt) {
+            fn(ctx, id, nt);
+            if (atomic_fetch_sub_explicit(&g_pool.pending, 1, memory_order_acq_rel) == 1) {
+                pthread_mutex_lock(&g_pool.mu);
+                pthread_cond_signal(&g_pool.cv_done);
+                pthread_mutex_unlock(&g_pool.mu);
+            }
+        }
+    }
+    return NULL;
+}
+
+static void pool_join(void)
+{
+    if (g_pool.owner != getpid() || g_pool.n_workers == 0) return;
+    /* exit() while another thread is inside an op: leave the workers to the exit */
+    if (pthread_mutex_trylock(&g_pool.busy) != 0) return;
+    pthread_mutex_lock(&g_pool.mu);
+    g_pool.stop = 1;
+    pthread_cond_broadcast(&g_pool.cv_work);
+    pthread_mutex_unlock(&g_pool.mu);
+    for (int i = 0; i < g_pool.n_workers; i++) pthread_join(g_pool.th[i], NULL);
+    g_pool.n_workers = 0;
+    g_pool.stop = 0;
+    pthread_mutex_unlock(&g_pool.busy);
+}
+
+/* In the child of a fork only the forking thread exists: forget the parent's workers and
+ * re-create the locks (one may have been held by a thread that is gone). */
+static void pool_after_fork_child(void)
+{
+    pthread_mutex_init(&g_pool.mu, NULL);
+    pthread_mutex_init(&g_pool.busy, NULL);
+    pthread_cond_init(&g_pool.cv_work, NULL);
+    pthread_cond_init(&g_pool.cv_done, NULL);
+    g_pool.n_workers = 0;
+    g_pool.stop = 0;
+    atomic_store(&g_pool.pending, 0);
+    g_pool.owner = getpid();
+}
+
+static void pool_once(void)
+{
+    g_pool.owner = getpid();
+    pthread_atfork(NULL, NULL, pool_after_fork_child);
+    atexit(pool_join);
+}
+
+/* Called with `busy` held: starts workers up to ids 1..want-1; returns how many parts
+ * can run (fewer if a thread could not be created). */
+static int pool_grow(int want)
+{
+    while (g_pool.n_workers < want - 1) {
+        int id = g_pool.n_workers + 1;
+        pthread_t t;
+        g_pool.start_gen[id] = atomic_load(&g_pool.gen);
+        if (pthread_create(&t, NULL, worker_main, (void *)(intptr_t)id) != 0) break;
+        g_pool.th[g_pool.n_workers++] = t;
+    }
+    return g_pool.n_workers + 1 < want ? g_pool.n_workers + 1 : want;
+}
+
+static void run_serial(int nt, fr_opt_task fn, void *ctx)
+{
+    for (int t = 0; t < nt; t++) fn(ctx, t, nt);
+}
+
+void fr_opt_run(int nt, fr_opt_task fn, void *ctx)
+{
+    int max = fr_opt_get_threads();
+    if (nt > max) nt = max;
+    if (nt <= 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    pthread_once(&g_once, pool_once);
+    if (pthread_mutex_trylock(&g_pool.busy) != 0) {
+        run_serial(nt, fn, ctx);
+        return;
+    }
+    int parts = pool_grow(nt);
+    if (parts <= 1) { /* no worker could be started: same parts, one thread */
+        pthread_mutex_unlock(&g_pool.busy);
+        run_serial(nt, fn, ctx);
+        return;
+    }
+    /* With fewer workers than asked for, the job is split into fewer parts. */
+    pthread_mutex_lock(&g_pool.mu);
+    g_pool.fn = fn;
+    g_pool.ctx = ctx;
+    g_pool.nt = parts;
+    atomic_store(&g_pool.pending, parts - 1);
+    atomic_fetch_add_explicit(&g_pool.gen, 1, memory_order_release);
+    pthread_cond_broadcast(&g_pool.cv_work);
+    pthread_mutex_unlock(&g_pool.mu);
+
+    fn(ctx, 0, parts);
+
+    for (int spin = 0; atomic_load_explicit(&g_pool.pending, memory_order_acquire) != 0 &&
+                       spin < SPIN_ITERS;
+         spin++) {
+        if (spin % 64 == 63) sched_yield(); /* a worker may be waiting for this core */
+        else CPU_RELAX();
+    }
+    if (atomic_load_explicit(&g_pool.pending, memory_order_acquire) != 0) {
+        pthread_mutex_lock(&g_pool.mu);
+        while (atomic_load(&g_pool.pending) != 0) pthread_cond_wait(&g_pool.cv_done, &g_pool.mu);
+        pthread_mutex_unlock(&g_pool.mu);
+    }
+    pthread_mutex_unlock(&g_pool.busy);
+}
+
+int fr_opt_range_parts(int64_t n, int64_t align, int64_t min_chunk)
+{
+    if (n <= 0) return 1;
+    if (align < 1) align = 1;
+    if (min_chunk < align) min_chunk = align;
+    int64_t parts = n / min_chunk;
+    int max = fr_opt_get_threads();
+    if (parts > max) parts = max;
+    return parts < 1 ? 1 : (int)parts;
+}
+
+typedef struct {
+    int64_t n, align, n_chunks;
+    _Atomic int64_t next;
+    fr_opt_range_fn fn;
+    void *ctx;
+} range_job;
+
+/* Threads take chunks from a shared counter (about three per thread, so a thread slowed
+ * by a busy machine is covered by the others); chunk c is [c*n/nc, (c+1)*n/nc) with both
+ * ends rounded down to a multiple of align (the last ends at n). */
+static void range_part(void *arg, int t, int nt)
+{
+    (void)t, (void)nt;
+    range_job *j = (range_job *)arg;
+    int64_t units = (j->n + j->align - 1) / j->align;
+    for (;;) {
+        int64_t ch = atomic_fetch_add(&j->next, 1);
+        if (ch >= j->n_chunks) break;
+        int64_t b = units * ch / j->n_chunks * j->align, e = units * (ch + 1) / j->n_chunks * j->align;
+        if (e > j->n || ch == j->n_chunks - 1) e = j->n;
+        if (b < e) j->fn(j->ctx, b, e);
+    }
+}
+
+void fr_opt_parallel_range(int64_t n, int64_t align, int64_t min_chunk, fr_opt_range_fn fn,
+                           void *ctx)
+{
+    if (n <= 0) return;
+    int nt = fr_opt_range_parts(n, align, min_chunk);
+    if (nt <= 1) {
+        fn(ctx, 0, n);
+        return;
+    }
+    range_job j = {.n = n, .align = align < 1 ? 1 : align, .fn = fn, .ctx = ctx};
+    /* about three chunks per thread, none below min_chunk */
+    int64_t nc = 3 * (int64_t)nt, max_nc = n / (min_chunk > j.align ? min_chunk : j.align);
+    j.n_chunks = nc < max_nc ? nc : (max_nc > nt ? max_nc : nt);
+    atomic_init(&j.next, 0);
+    fr_opt_run(nt, range_part, &j);
+}

@@ -1,0 +1,119 @@
+/* fr_tanhf (flowrl/detmath.h) ported lane by lane to AVX2: the same operations in the same
+ * order on each lane (plain + - * /, fmaf as _mm256_fmadd_ps, the integer bit tricks as
+ * integer vector ops), so every lane returns fr_tanhf's bits. Lanes that take another
+ * branch in the scalar code (|x| > 9.5, NaN) compute on a clamped input and are replaced
+ * by the scalar branch's result at the end. Only for opt/ sources, on AVX2 CPUs. */
+#ifndef FLOWRL_OPT_VTANH_H
+#define FLOWRL_OPT_VTANH_H
+
+#include "opt/opt_simd.h"
+
+#if FR_OPT_X86
+
+FR_AVX2 static inline __m256 fr_v_neg(__m256 a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+
+/* fr_dm_two_sum */
+FR_AVX2 static inline __m256 fr_v_two_sum(__m256 a, __m256 b, __m256 *err)
+{
+    __m256 s = _mm256_add_ps(a, b);
+    __m256 bb = _mm256_sub_ps(s, a);
+    __m256 aa = _mm256_sub_ps(s, bb);
+    *err = _mm256_add_ps(_mm256_sub_ps(a, aa), _mm256_sub_ps(b, bb));
+    return s;
+}
+
+/* fr_dm_fast_two_sum */
+FR_AVX2 static inline __m256 fr_v_fast_two_sum(__m256 a, __m256 b, __m256 *err)
+{
+    __m256 s = _mm256_add_ps(a, b);
+    *err = _mm256_sub_ps(b, _mm256_sub_ps(s, a));
+    return s;
+}
+
+/* fr_dm_pow2i: 2^k from the exponent bits. */
+FR_AVX2 static inline __m256 fr_v_pow2i(__m256i k)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
+}
+
+/* fr_dm_ldexp: k1 = k / 2 (C division, toward zero), (v * 2^k1) * 2^(k - k1). */
+FR_AVX2 static inline __m256 fr_v_ldexp(__m256 v, __m256i k)
+{
+    __m256i k1 = _mm256_srai_epi32(_mm256_add_epi32(k, _mm256_srli_epi32(k, 31)), 1);
+    return _mm256_mul_ps(_mm256_mul_ps(v, fr_v_pow2i(k1)), fr_v_pow2i(_mm256_sub_epi32(k, k1)));
+}
+
+/* fr_dm_exp_core */
+FR_AVX2 static inline __m256 fr_v_exp_core(__m256 x, __m256i *k, __m256 *pl)
+{
+    const __m256 LOG2E = _mm256_set1_ps(0x1.715476p+0f), LN2_HI = _mm256_set1_ps(0x1.62e430p-1f);
+    const __m256 LN2_LO = _mm256_set1_ps(-0x1.05c610p-29f), SHIFT = _mm256_set1_ps(0x1.8p23f);
+    const __m256 half = _mm256_set1_ps(0.5f);
+    __m256 kf = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(x, LOG2E), SHIFT), SHIFT);
+    __m256 nkf = fr_v_neg(kf);
+    __m256 rh = _mm256_fmadd_ps(nkf, LN2_HI, x);
+    __m256 rl;
+    __m256 r = fr_v_two_sum(rh, _mm256_mul_ps(nkf, LN2_LO), &rl);
+    __m256 rr = _mm256_mul_ps(r, r);
+    __m256 rr_lo = _mm256_fmadd_ps(r, r, fr_v_neg(rr));
+    __m256 h = _mm256_mul_ps(half, rr);
+    __m256 R = _mm256_set1_ps(0x1.71de3ap-19f);
+    R = _mm256_fmadd_ps(R, r, _mm256_set1_ps(0x1.a01a02p-16f));
+    R = _mm256_fmadd_ps(R, r, _mm256_set1_ps(0x1.a01a02p-13f));
+    R = _mm256_fmadd_ps(R, r, _mm256_set1_ps(0x1.6c16c2p-10f));
+    R = _mm256_fmadd_ps(R, r, _mm256_set1_ps(0x1.111112p-7f));
+    R = _mm256_fmadd_ps(R, r, _mm256_set1_ps(0x1.555556p-5f));
+    R = _mm256_fmadd_ps(R, r, _mm256_set1_ps(0x1.555556p-3f));
+    __m256 e1;
+    __m256 ph = fr_v_fast_two_sum(r, h, &e1);
+    /* e1 + ((0.5 rr_lo + fmaf(rl, r, rl)) + (rr r) R) */
+    __m256 t = _mm256_add_ps(_mm256_mul_ps(half, rr_lo), _mm256_fmadd_ps(rl, r, rl));
+    *pl = _mm256_add_ps(e1, _mm256_add_ps(t, _mm256_mul_ps(_mm256_mul_ps(rr, r), R)));
+    *k = _mm256_cvttps_epi32(kf); /* kf is integral: (int)kf */
+    return ph;
+}
+
+/* fr_dm_expm1_pair */
+FR_AVX2 static inline __m256 fr_v_expm1_pair(__m256 x, __m256i *k, __m256 *wl)
+{
+    __m256 pl;
+    __m256 ph = fr_v_exp_core(x, k, &pl);
+    __m256i kk = _mm256_min_epi32(*k, _mm256_set1_epi32(100));
+    __m256 ul, e;
+    __m256 uh = fr_v_two_sum(_mm256_set1_ps(1.0f),
+                             fr_v_neg(fr_v_pow2i(_mm256_sub_epi32(_mm256_setzero_si256(), kk))), &ul);
+    __m256 s = fr_v_two_sum(uh, ph, &e);
+    __m256 lo = _mm256_add_ps(e, _mm256_add_ps(ul, pl));
+    __m256 wh = _mm256_add_ps(s, lo);
+    *wl = _mm256_sub_ps(lo, _mm256_sub_ps(wh, s));
+    return wh;
+}
+
+/* fr_tanhf */
+FR_AVX2 static inline __m256 fr_v_tanhf(__m256 x)
+{
+    const __m256 signbit = _mm256_set1_ps(-0.0f), lim = _mm256_set1_ps(9.5f);
+    const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
+    __m256 sign = _mm256_and_ps(x, signbit);
+    __m256 ax = _mm256_andnot_ps(signbit, x);
+    /* lanes with ax > 9.5 or NaN take y = 1 (or x + x) below; compute them on 9.5 */
+    __m256 big = _mm256_cmp_ps(ax, lim, _CMP_NLE_UQ);
+    __m256 axc = _mm256_blendv_ps(ax, lim, big);
+    __m256i k;
+    __m256 wl;
+    __m256 wh = fr_v_expm1_pair(_mm256_mul_ps(two, axc), &k, &wl);
+    __m256 th = fr_v_ldexp(wh, k), tl = fr_v_ldexp(wl, k);
+    __m256 de;
+    __m256 dh = fr_v_two_sum(th, two, &de);
+    __m256 dl = _mm256_add_ps(de, tl);
+    __m256 q0 = _mm256_div_ps(th, dh);
+    __m256 nq0 = fr_v_neg(q0);
+    __m256 rho = _mm256_fmadd_ps(nq0, dh, th);
+    __m256 y = _mm256_add_ps(q0, _mm256_div_ps(_mm256_add_ps(rho, _mm256_fmadd_ps(nq0, dl, tl)), dh));
+    y = _mm256_blendv_ps(y, one, big);
+    y = _mm256_or_ps(y, sign);
+    return _mm256_blendv_ps(y, _mm256_add_ps(x, x), _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+#endif
+#endif

@@ -1,0 +1,666 @@
+/* Suite `opt`: every op that opt overrides is bitwise equal (memcmp) to ref, at thread
+ * counts 1, 2, 3 and 5, over shapes that straddle the kernel's blocks (MR = 6, NR = 16,
+ * KC = 256 in opt/opt_gemm.c; 8-lane chunks; 16/32-column strips), with accumulate
+ * variants and inputs whose magnitudes span many binades, so that any change of
+ * summation order changes the bits. Each order check also asserts that a deliberately
+ * reordered computation DIFFERS from ref on the same inputs (the test can see an order
+ * change). Last, a forward + backward of the shapes-s model gives identical outputs and
+ * gradients with ref and opt at 1 and 3 threads.
+ * Bitwise means memcmp, except that any two NaNs match (see first_diff).
+ * Replay a failure with FLOWRL_TEST_SEED=<seed printed>. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "flowrl/elem.h"
+#include "flowrl/model.h"
+#include "flowrl/ops.h"
+#include "flowrl/opt.h"
+#include "flowrl/reduce.h"
+#include "tests/ops_check.h"
+
+static const int k_threads[] = {1, 2, 3, 5};
+#define N_THREADS (int)(sizeof k_threads / sizeof k_threads[0])
+
+static const fr_ops *ops_opt(void)
+{
+    const fr_ops *ops = NULL;
+    fr_status st = fr_backend_get("opt", &ops);
+    ck_assert_msg(st == FR_OK && ops != NULL, "fr_backend_get(opt): %s", fr_last_error());
+    return ops;
+}
+
+/* Uniform in [-1, 1) times 2^e, e uniform in [-emax, emax]: partial sums of such terms
+ * lose different low bits in different orders. */
+static void fill_spread(uint64_t *s, float *x, int64_t n, int emax)
+{
+    for (int64_t i = 0; i < n; i++) {
+        int e = (int)(fr_test_next(s) % (uint64_t)(2 * emax + 1)) - emax;
+        x[i] = ldexpf(fr_test_uniform(s, -1.0f, 1.0f), e);
+    }
+}
+
+/* First index where the float arrays differ bitwise, or -1. Two NaNs count as equal
+ * whatever their sign and payload: NaN bits are outside the determinism contract
+ * (docs/determinism.md "Limits of the promise"; the compiler may swap the operands of a
+ * commutative op, and x86 propagates the first operand's NaN). A NaN against a number
+ * is a difference. */
+static int64_t first_diff(const float *a, const float *b, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float)) != 0 && !(isnan(a[i]) && isnan(b[i]))) return i;
+    return -1;
+}
+
+#define ASSERT_SAME(want, got, n, ...)                                                     \
+    do {                                                                                   \
+        int64_t d_ = first_diff((want), (got), (n));                                       \
+        if (d_ >= 0) {                                                                     \
+            char m_[512];                                                                  \
+            snprintf(m_, sizeof m_, __VA_ARGS__);                                          \
+            ck_abort_msg("%s: element %lld: ref %a, opt %a", m_, (long long)d_,            \
+                         (double)(want)[d_], (double)(got)[d_]);                           \
+        }                                                                                  \
+    } while (0)
+
+/* ---- GEMM ------------------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t M, N, K;
+} shape3;
+
+/* 1x1, K = 1, K = 0, M or N = 1, edges of the 6x16 tile, K around KC = 256 and 2 KC,
+ * sizes where threads split rows (M tiles > N tiles) or columns, and a large one. */
+static const shape3 k_gemm_shapes[] = {
+    {1, 1, 1},     {1, 1, 0},     {4, 3, 0},     {3, 5, 1},     {1, 17, 9},   {5, 1, 100},
+    {7, 9, 13},    {6, 16, 1},    {6, 16, 256},  {6, 16, 257},  {7, 17, 255}, {12, 32, 512},
+    {13, 33, 513}, {5, 15, 300},  {37, 53, 300}, {100, 40, 200}, {65, 70, 300},
+    {31, 200, 129}, {64, 256, 768}, {200, 7, 600},
+};
+#define N_GEMM_SHAPES (int)(sizeof k_gemm_shapes / sizeof k_gemm_shapes[0])
+
+/* Stores the dense (rows, cols) matrix src as a GEMM operand: as is, or transposed. */
+static void store_operand(int t, int64_t rows, int64_t cols, const float *src, float *dst)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) dst[t ? c * rows + r : r * cols + c] = src[r * cols + c];
+}
+
+/* Runs ref once and opt at every thread count on the same inputs; returns 1 if a
+ * reversed-k chain differs from ref somewhere (the order is visible on these inputs). */
+static int check_gemm_case(const fr_ops *ref, const fr_ops *opt, int ta, int tb, int acc,
+                           int64_t M, int64_t N, int64_t K, uint64_t *s, uint64_t seed)
+{
+    float *opA = ops_alloc(M * K), *opB = ops_alloc(K * N), *A = ops_alloc(M * K);
+    float *B = ops_alloc(K * N), *C0 = ops_alloc(M * N), *Cr = ops_alloc(M * N);
+    float *Co = ops_alloc(M * N);
+    fill_spread(s, opA, M * K, 12);
+    fill_spread(s, opB, K * N, 12);
+    fill_spread(s, C0, M * N, 12);
+    store_operand(ta, M, K, opA, A);
+    store_operand(tb, K, N, opB, B);
+    memcpy(Cr, C0, (size_t)(M * N) * sizeof *Cr);
+    ref->gemm(ta, tb, M, N, K, A, B, Cr, acc);
+    for (int t = 0; t < N_THREADS; t++) {
+        fr_opt_set_threads(k_threads[t]);
+        memcpy(Co, C0, (size_t)(M * N) * sizeof *Co);
+        opt->gemm(ta, tb, M, N, K, A, B, Co, acc);
+        ASSERT_SAME(Cr, Co, M * N, "gemm ta=%d tb=%d acc=%d M=%lld N=%lld K=%lld threads=%d seed=%#llx",
+                    ta, tb, acc, (long long)M, (long long)N, (long long)K, k_threads[t],
+                    (unsigned long long)seed);
+    }
+    fr_opt_set_threads(0);
+    int differs = 0;
+    for (int64_t i = 0; i < M && !differs; i++)
+        for (int64_t j = 0; j < N && !differs; j++) {
+            float r = acc ? C0[i * N + j] : 0.0f;
+            for (int64_t k = K - 1; k >= 0; k--) r = fmaf(opA[i * K + k], opB[k * N + j], r);
+            differs = !fr_test_bits_equal(r, Cr[i * N + j]);
+        }
+    free(opA), free(opB), free(A), free(B), free(C0), free(Cr), free(Co);
+    return differs;
+}
+
+START_TEST(test_gemm_bitwise)
+{
+    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b7001), s = seed;
+    for (int c = 0; c < N_GEMM_SHAPES; c++) {
+        const shape3 *g = &k_gemm_shapes[c];
+        int any_differs = 0;
+        for (int v = 0; v < 8; v++)
+            any_differs |= check_gemm_case(ref, opt, v & 1, (v >> 1) & 1, (v >> 2) & 1, g->M, g->N,
+                                           g->K, &s, seed);
+        /* With K >= 3 terms of spread magnitudes a reversed chain must show somewhere. */
+        if (g->K >= 3 && g->M * g->N >= 16)
+            ck_assert_msg(any_differs, "gemm M=%lld N=%lld K=%lld: a reversed-k chain equals ref "
+                          "everywhere; the inputs cannot detect an order change (seed=%#llx)",
+                          (long long)g->M, (long long)g->N, (long long)g->K,
+                          (unsigned long long)seed);
+    }
+}
+END_TEST
+
+START_TEST(test_gemm_large)
+{
+    /* 256 x 512 x 768: three k blocks, many tiles, every thread count splits it. */
+    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b7002), s = seed;
+    for (int v = 0; v < 4; v++) {
+        int ta = v & 1, tb = (v >> 1) & 1;
+        int d = check_gemm_case(ref, opt, ta, tb, v == 1 || v == 2, 256, 512, 768, &s, seed);
+        ck_assert_msg(d, "reversed chain equals ref on 256x512x768 (seed=%#llx)",
+                      (unsigned long long)seed);
+    }
+}
+END_TEST
+
+START_TEST(test_gemm_portable_path)
+{
+    /* The plain-C fallback (CPUs without AVX2) follows the same order: run it by
+     * pretending AVX2 is absent. Only the table built after the env change uses it,
+     * so this runs in the forked test process with its own table. */
+    setenv("FLOWRL_OPT_NO_SIMD", "1", 1);
+    fr_ops t;
+    memset(&t, 0, sizeof t);
+    fr_ref_fill(&t);
+    ck_assert_int_eq(fr_opt_init(&t), FR_OK);
+    ck_assert_int_eq(fr_opt_simd_active(), 0);
+    const fr_ops *ref = ops_ref();
+    uint64_t seed = ops_seed(0x0b7003), s = seed;
+    for (int v = 0; v < 8; v++) check_gemm_case(ref, &t, v & 1, (v >> 1) & 1, (v >> 2) & 1, 37, 53, 300, &s, seed);
+    /* and one elementwise / layer-norm path each */
+    float x[333], g[333], b[333], y1[333 * 3], y2[333 * 3], mean[3], rstd[3], m2[3], r2[3];
+    fill_spread(&s, x, 333, 8);
+    fill_spread(&s, g, 333, 2);
+    fill_spread(&s, b, 333, 2);
+    float xx[999];
+    for (int i = 0; i < 999; i++) xx[i] = x[i % 333] * (float)(1 + i / 333);
+    ref->layernorm_fwd(3, 333, xx, g, b, 1e-5f, y1, mean, rstd);
+    t.layernorm_fwd(3, 333, xx, g, b, 1e-5f, y2, m2, r2);
+    ASSERT_SAME(y1, y2, 999, "portable layernorm_fwd seed=%#llx", (unsigned long long)seed);
+    fr_opt_init(&t); /* env still set: stays portable */
+    unsetenv("FLOWRL_OPT_NO_SIMD");
+    fr_opt_init(&t); /* back to SIMD for the rest of this process */
+    ck_assert_int_eq(fr_opt_simd_active(), __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+}
+END_TEST
+
+/* ---- bias ---------------------------------------------------------------------------------- */
+
+START_TEST(test_bias_bitwise)
+{
+    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b7004), s = seed;
+    static const int64_t shapes[][2] = {{0, 5}, {1, 1}, {3, 7}, {5, 8}, {9, 31}, {7, 33},
+                                        {300, 333}, {64, 768}, {1000, 65}, {257, 17}};
+    int seen_order = 0;
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        int64_t M = shapes[c][0], N = shapes[c][1];
+        float *y0 = ops_alloc(M * N), *yr = ops_alloc(M * N), *yo = ops_alloc(M * N);
+        float *b = ops_alloc(N), *db0 = ops_alloc(N), *dbr = ops_alloc(N), *dbo = ops_alloc(N);
+        fill_spread(&s, y0, M * N, 12);
+        fill_spread(&s, b, N, 12);
+        fill_spread(&s, db0, N, 12);
+        memcpy(yr, y0, (size_t)(M * N) * sizeof(float));
+        ref->bias_add(M, N, yr, b);
+        for (int t = 0; t < N_THREADS; t++) {
+            fr_opt_set_threads(k_threads[t]);
+            memcpy(yo, y0, (size_t)(M * N) * sizeof(float));
+            opt->bias_add(M, N, yo, b);
+            ASSERT_SAME(yr, yo, M * N, "bias_add M=%lld N=%lld threads=%d seed=%#llx", (long long)M,
+                        (long long)N, k_threads[t], (unsigned long long)seed);
+            for (int acc = 0; acc < 2; acc++) {
+                memcpy(dbr, db0, (size_t)N * sizeof(float));
+                memcpy(dbo, db0, (size_t)N * sizeof(float));
+                ref->bias_grad(M, N, y0, dbr, acc);
+                opt->bias_grad(M, N, y0, dbo, acc);
+                ASSERT_SAME(dbr, dbo, N, "bias_grad M=%lld N=%lld acc=%d threads=%d seed=%#llx",
+                            (long long)M, (long long)N, acc, k_threads[t], (unsigned long long)seed);
+            }
+        }
+        /* rows summed in reverse give other bits somewhere (order visible) */
+        for (int64_t j = 0; j < N && M >= 3; j++) {
+            float r = 0.0f;
+            for (int64_t i = M - 1; i >= 0; i--) r = r + y0[i * N + j];
+            if (!fr_test_bits_equal(r, dbr[j])) seen_order = 1;
+        }
+        free(y0), free(yr), free(yo), free(b), free(db0), free(dbr), free(dbo);
+    }
+    fr_opt_set_threads(0);
+    ck_assert_msg(seen_order, "reversed row order never changed a column sum (seed=%#llx)",
+                  (unsigned long long)seed);
+}
+END_TEST
+
+/* ---- activations --------------------------------------------------------------------------- */
+
+/* Spread values plus the special ones (+-0, +-inf, NaN, huge, tiny, subnormal). */
+static void fill_act_input(uint64_t *s, float *x, int64_t n)
+{
+    static const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e30f, -1e30f,
+                                    1e-30f, -1e-40f, 9.5f, -9.5f, 88.0f, -104.0f, 1.0f};
+    const int ns = (int)(sizeof special / sizeof special[0]);
+    for (int64_t i = 0; i < n; i++) {
+        if (fr_test_next(s) % 16 == 0) x[i] = special[fr_test_next(s) % (uint64_t)ns];
+        else x[i] = ldexpf(fr_test_uniform(s, -1.0f, 1.0f), (int)(fr_test_next(s) % 9) - 4);
+    }
+}
+
+START_TEST(test_act_bitwise)
+{
+    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b7005), s = seed;
+    static const int64_t sizes[] = {0, 1, 7, 8, 9, 100, 4099, 70001};
+    for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++) {
+        int64_t n = sizes[c];
+        float *x = ops_alloc(n), *dy = ops_alloc(n), *d0 = ops_alloc(n);
+        float *yr = ops_alloc(n), *yo = ops_alloc(n);
+        fill_act_input(&s, x, n);
+        fill_act_input(&s, dy, n);
+        fill_spread(&s, d0, n, 6);
+        for (int a = 0; a < FR_ACT_COUNT; a++)
+            for (int t = 0; t < N_THREADS; t++) {
+                fr_opt_set_threads(k_threads[t]);
+                ref->act_fwd((fr_act)a, n, x, yr);
+                opt->act_fwd((fr_act)a, n, x, yo);
+                ASSERT_SAME(yr, yo, n, "act_fwd act=%d n=%lld threads=%d seed=%#llx", a, (long long)n,
+                            k_threads[t], (unsigned long long)seed);
+                memcpy(yo, x, (size_t)n * sizeof(float)); /* in place (y aliases x) */
+                opt->act_fwd((fr_act)a, n, yo, yo);
+                ASSERT_SAME(yr, yo, n, "act_fwd in place act=%d n=%lld threads=%d seed=%#llx", a,
+                            (long long)n, k_threads[t], (unsigned long long)seed);
+                for (int acc = 0; acc < 2; acc++) {
+                    memcpy(yr, d0, (size_t)n * sizeof(float));
+                    memcpy(yo, d0, (size_t)n * sizeof(float));
+                    ref->act_bwd((fr_act)a, n, x, dy, yr, acc);
+                    opt->act_bwd((fr_act)a, n, x, dy, yo, acc);
+                    ASSERT_SAME(yr, yo, n, "act_bwd act=%d n=%lld acc=%d threads=%d seed=%#llx", a,
+                                (long long)n, acc, k_threads[t], (unsigned long long)seed);
+                }
+            }
+        free(x), free(dy), free(d0), free(yr), free(yo);
+    }
+    fr_opt_set_threads(0);
+}
+END_TEST
+
+START_TEST(test_act_tanh_sweep)
+{
+    /* opt ports fr_tanhf lane by lane (opt/opt_vtanh.h): GELU-tanh and tanh, forward and
+     * backward, over every 4099th float bit pattern (all signs, binades, subnormals, inf,
+     * NaN) plus +-8 ulps around the branch points of fr_tanhf (|x| = 9.5) and of GELU's
+     * inner argument, at two thread counts. */
+    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    const int64_t stride = 4099, n_sweep = (int64_t)((0x100000000ull + stride - 1) / stride);
+    static const float pivots[] = {9.5f, -9.5f, 4.75f, 0.0f, 1.0f, 3.0f, 0x1p-12f, 5.6f};
+    const int64_t n = n_sweep + 8 * 17;
+    float *x = ops_alloc(n), *dy = ops_alloc(n), *yr = ops_alloc(n), *yo = ops_alloc(n);
+    for (int64_t i = 0; i < n_sweep; i++) {
+        uint32_t u = (uint32_t)((uint64_t)i * stride);
+        memcpy(&x[i], &u, 4);
+        dy[i] = 1.0f + (float)(i % 7) * 0.25f;
+    }
+    for (int p = 0; p < 8; p++)
+        for (int d = -8; d <= 8; d++) {
+            int64_t i = n_sweep + p * 17 + (d + 8);
+            float v = pivots[p];
+            for (int k = 0; k < (d < 0 ? -d : d); k++) v = nextafterf(v, d < 0 ? -INFINITY : INFINITY);
+            x[i] = v;
+            dy[i] = -0.75f;
+        }
+    static const fr_act acts[] = {FR_ACT_GELU_TANH, FR_ACT_TANH};
+    for (int a = 0; a < 2; a++)
+        for (int t = 0; t < 2; t++) {
+            fr_opt_set_threads(t ? 2 : 1);
+            ref->act_fwd(acts[a], n, x, yr);
+            opt->act_fwd(acts[a], n, x, yo);
+            ASSERT_SAME(yr, yo, n, "act_fwd sweep act=%d threads=%d", (int)acts[a], t + 1);
+            ref->act_bwd(acts[a], n, x, dy, yr, 0);
+            opt->act_bwd(acts[a], n, x, dy, yo, 0);
+            ASSERT_SAME(yr, yo, n, "act_bwd sweep act=%d threads=%d", (int)acts[a], t + 1);
+        }
+    fr_opt_set_threads(0);
+    free(x), free(dy), free(yr), free(yo);
+}
+END_TEST
+
+/* ---- layer norm ------------------------------------------------------------------------------ */
+
+START_TEST(test_layernorm_bitwise)
+{
+    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b7006), s = seed;
+    static const int64_t shapes[][2] = {{1, 1}, {3, 7},    {2, 8},   {5, 9},   {4, 16},
+                                        {3, 17}, {64, 255}, {13, 256}, {200, 256}, {7, 768},
+                                        {100, 33}, {0, 8}};
+    int seen_order = 0;
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        int64_t M = shapes[c][0], D = shapes[c][1];
+        float *x = ops_alloc(M * D), *gm = ops_alloc(D), *bt = ops_alloc(D), *dy = ops_alloc(M * D);
+        float *yr = ops_alloc(M * D), *yo = ops_alloc(M * D), *dx0 = ops_alloc(M * D);
+        float *mr = ops_alloc(M), *rr = ops_alloc(M), *mo = ops_alloc(M), *ro = ops_alloc(M);
+        float *p0 = ops_alloc(2 * D), *pr = ops_alloc(2 * D), *po = ops_alloc(2 * D);
+        /* rows with an offset and spread entries, so the statistics are order-sensitive */
+        for (int64_t i = 0; i < M; i++) {
+            float off = fr_test_uniform(&s, -50.0f, 50.0f);
+            fill_spread(&s, x + i * D, D, 10);
+            for (int64_t j = 0; j < D; j++) x[i * D + j] += off;
+        }
+        fill_spread(&s, gm, D, 3);
+        fill_spread(&s, bt, D, 3);
+        fill_spread(&s, dy, M * D, 8);
+        fill_spread(&s, dx0, M * D, 4);
+        fill_spread(&s, p0, 2 * D, 4);
+        for (int affine = 0; affine < 2; affine++) {
+            const float *g = affine ? gm : NULL, *b = affine ? bt : NULL;
+            ref->layernorm_fwd(M, D, x, g, b, 1e-5f, yr, mr, rr);
+            for (int t = 0; t < N_THREADS; t++) {
+                fr_opt_set_threads(k_threads[t]);
+                opt->layernorm_fwd(M, D, x, g, b, 1e-5f, yo, mo, ro);
+                ASSERT_SAME(yr, yo, M * D, "ln_fwd y M=%lld D=%lld affine=%d threads=%d seed=%#llx",
+                            (long long)M, (long long)D, affine, k_threads[t], (unsigned long long)seed);
+                ASSERT_SAME(mr, mo, M, "ln_fwd mean M=%lld D=%lld threads=%d seed=%#llx", (long long)M,
+                            (long long)D, k_threads[t], (unsigned long long)seed);
+                ASSERT_SAME(rr, ro, M, "ln_fwd rstd M=%lld D=%lld threads=%d seed=%#llx", (long long)M,
+                            (long long)D, k_threads[t], (unsigned long long)seed);
+                for (int acc = 0; acc < 2; acc++)
+                    for (int params = 0; params < 2; params++) {
+                        float *dxr = yr, *dxo = yo; /* reuse as dx buffers */
+                        memcpy(dxr, dx0, (size_t)(M * D) * sizeof(float));
+                        memcpy(dxo, dx0, (size_t)(M * D) * sizeof(float));
+                        memcpy(pr, p0, (size_t)(2 * D) * sizeof(float));
+                        memcpy(po, p0, (size_t)(2 * D) * sizeof(float));
+                        ref->layernorm_bwd(M, D, x, g, mr, rr, dy, dxr, params ? pr : NULL,
+                                           params ? pr + D : NULL, acc);
+                        opt->layernorm_bwd(M, D, x, g, mr, rr, dy, dxo, params ? po : NULL,
+                                           params ? po + D : NULL, acc);
+                        ASSERT_SAME(dxr, dxo, M * D,
+                                    "ln_bwd dx M=%lld D=%lld affine=%d acc=%d threads=%d seed=%#llx",
+                                    (long long)M, (long long)D, affine, acc, k_threads[t],
+                                    (unsigned long long)seed);
+                        ASSERT_SAME(pr, po, 2 * D,
+                                    "ln_bwd dgamma|dbeta M=%lld D=%lld affine=%d acc=%d threads=%d "
+                                    "seed=%#llx",
+                                    (long long)M, (long long)D, affine, acc, k_threads[t],
+                                    (unsigned long long)seed);
+                    }
+                ref->layernorm_fwd(M, D, x, g, b, 1e-5f, yr, mr, rr); /* restore yr */
+            }
+        }
+        /* a plain sequential row sum gives another mean somewhere (order visible) */
+        for (int64_t i = 0; i < M && D >= 9; i++) {
+            float sum = 0.0f;
+            for (int64_t j = 0; j < D; j++) sum += x[i * D + j];
+            if (!fr_test_bits_equal(sum / (float)D, mr[i])) seen_order = 1;
+        }
+        free(x), free(gm), free(bt), free(dy), free(yr), free(yo), free(dx0);
+        free(mr), free(rr), free(mo), free(ro), free(p0), free(pr), free(po);
+    }
+    fr_opt_set_threads(0);
+    ck_assert_msg(seen_order, "sequential row sums equal the canonical mean everywhere (seed=%#llx)",
+                  (unsigned long long)seed);
+}
+END_TEST
+
+/* ---- elementwise and AdamW ------------------------------------------------------------------- */
+
+START_TEST(test_eltwise_bitwise)
+{
+    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b7007), s = seed;
+    static const int64_t sizes[] = {0, 1, 7, 9, 31, 1000, 100003};
+    for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++) {
+        int64_t n = sizes[c];
+        float *a = ops_alloc(n), *b = ops_alloc(n), *r = ops_alloc(n), *o = ops_alloc(n);
+        float *buf_r = ops_alloc(n + 40), *buf_o = ops_alloc(n + 40);
+        fill_act_input(&s, a, n);
+        fill_act_input(&s, b, n);
+        for (int t = 0; t < N_THREADS; t++) {
+            fr_opt_set_threads(k_threads[t]);
+            for (int op = 0; op < FR_BIN_COUNT; op++) {
+                ref->binary((fr_binop)op, n, a, b, r);
+                opt->binary((fr_binop)op, n, a, b, o);
+                ASSERT_SAME(r, o, n, "binary op=%d n=%lld threads=%d seed=%#llx", op, (long long)n,
+                            k_threads[t], (unsigned long long)seed);
+                memcpy(o, a, (size_t)n * sizeof(float));
+                opt->binary((fr_binop)op, n, o, b, o); /* out aliases a */
+                ASSERT_SAME(r, o, n, "binary in place op=%d n=%lld threads=%d seed=%#llx", op,
+                            (long long)n, k_threads[t], (unsigned long long)seed);
+            }
+            for (int op = 0; op < FR_UN_COUNT; op++) {
+                ref->unary((fr_unop)op, n, a, r);
+                opt->unary((fr_unop)op, n, a, o);
+                ASSERT_SAME(r, o, n, "unary op=%d n=%lld threads=%d seed=%#llx", op, (long long)n,
+                            k_threads[t], (unsigned long long)seed);
+            }
+            static const float ab[][2] = {{0.5f, 1.5f}, {-3.0f, 0.0f}, {1e-3f, 0.999f}, {0.0f, -1.0f}};
+            for (size_t k = 0; k < sizeof ab / sizeof ab[0]; k++) {
+                memcpy(r, b, (size_t)n * sizeof(float));
+                memcpy(o, b, (size_t)n * sizeof(float));
+                ref->axpby(n, ab[k][0], a, ab[k][1], r);
+                opt->axpby(n, ab[k][0], a, ab[k][1], o);
+                ASSERT_SAME(r, o, n, "axpby k=%zu n=%lld threads=%d seed=%#llx", k, (long long)n,
+                            k_threads[t], (unsigned long long)seed);
+                ref->scale(n, ab[k][0], a, r);
+                opt->scale(n, ab[k][0], a, o);
+                ASSERT_SAME(r, o, n, "scale k=%zu n=%lld threads=%d seed=%#llx", k, (long long)n,
+                            k_threads[t], (unsigned long long)seed);
+                ref->fill(n, ab[k][1], r);
+                opt->fill(n, ab[k][1], o);
+                ASSERT_SAME(r, o, n, "fill n=%lld threads=%d", (long long)n, k_threads[t]);
+            }
+            ref->copy(n, a, r);
+            opt->copy(n, a, o);
+            ASSERT_SAME(r, o, n, "copy n=%lld threads=%d", (long long)n, k_threads[t]);
+            /* overlapping copies, both directions */
+            for (int dir = 0; dir < 2; dir++) {
+                for (int64_t i = 0; i < n + 40; i++) buf_r[i] = buf_o[i] = (float)i;
+                int64_t from = dir ? 0 : 37, to = dir ? 37 : 0;
+                ref->copy(n, buf_r + from, buf_r + to);
+                opt->copy(n, buf_o + from, buf_o + to);
+                ASSERT_SAME(buf_r, buf_o, n + 40, "overlapping copy dir=%d n=%lld threads=%d", dir,
+                            (long long)n, k_threads[t]);
+            }
+        }
+        free(a), free(b), free(r), free(o), free(buf_r), free(buf_o);
+    }
+    fr_opt_set_threads(0);
+}
+END_TEST
+
+START_TEST(test_adamw_bitwise)
+{
+    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b7008), s = seed;
+    static const int64_t sizes[] = {1, 7, 8, 9, 1001, 50021};
+    /* beta1 = 0.9 takes the lerp's w < 0.5 branch, beta1 = 0.3 the other one. */
+    static const float betas[][2] = {{0.9f, 0.999f}, {0.3f, 0.95f}};
+    for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++)
+        for (size_t bi = 0; bi < 2; bi++) {
+            int64_t n = sizes[c];
+            float *p = ops_alloc(n), *g = ops_alloc(n), *m = ops_alloc(n), *v = ops_alloc(n);
+            float *pr = ops_alloc(n), *mr = ops_alloc(n), *vr = ops_alloc(n);
+            float *po = ops_alloc(n), *mo = ops_alloc(n), *vo = ops_alloc(n);
+            fill_spread(&s, p, n, 6);
+            fill_spread(&s, g, n, 10);
+            fill_spread(&s, m, n, 10);
+            for (int64_t i = 0; i < n; i++) v[i] = fabsf(ldexpf(fr_test_uniform(&s, 0.0f, 1.0f), -(int)(fr_test_next(&s) % 20)));
+            for (int t = 0; t < N_THREADS; t++) {
+                fr_opt_set_threads(k_threads[t]);
+                memcpy(pr, p, (size_t)n * 4), memcpy(mr, m, (size_t)n * 4), memcpy(vr, v, (size_t)n * 4);
+                memcpy(po, p, (size_t)n * 4), memcpy(mo, m, (size_t)n * 4), memcpy(vo, v, (size_t)n * 4);
+                for (int64_t step = 1; step <= 3; step++) {
+                    fr_adamw_hp hp = fr_adamw_prepare(1e-3f, betas[bi][0], betas[bi][1], 1e-8f, 0.01f, step);
+                    ref->adamw(n, pr, g, mr, vr, &hp);
+                    opt->adamw(n, po, g, mo, vo, &hp);
+                }
+                ASSERT_SAME(pr, po, n, "adamw p n=%lld beta1=%g threads=%d seed=%#llx", (long long)n,
+                            betas[bi][0], k_threads[t], (unsigned long long)seed);
+                ASSERT_SAME(mr, mo, n, "adamw m n=%lld threads=%d", (long long)n, k_threads[t]);
+                ASSERT_SAME(vr, vo, n, "adamw v n=%lld threads=%d", (long long)n, k_threads[t]);
+            }
+            free(p), free(g), free(m), free(v), free(pr), free(mr), free(vr), free(po), free(mo), free(vo);
+        }
+    fr_opt_set_threads(0);
+}
+END_TEST
+
+START_TEST(test_reduce_bitwise)
+{
+    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b700a), s = seed;
+    static const int64_t shapes[][2] = {{1, 0}, {1, 1}, {3, 7}, {2, 8}, {5, 9}, {4, 17},
+                                        {100, 255}, {300, 333}, {0, 4}, {7, 100003}};
+    int seen_order = 0;
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        int64_t M = shapes[c][0], N = shapes[c][1];
+        float *x = ops_alloc(M * N), *r = ops_alloc(M), *o = ops_alloc(M);
+        fill_spread(&s, x, M * N, 12);
+        for (int t = 0; t < N_THREADS; t++) {
+            fr_opt_set_threads(k_threads[t]);
+            ref->row_sum(M, N, x, r);
+            opt->row_sum(M, N, x, o);
+            ASSERT_SAME(r, o, M, "row_sum M=%lld N=%lld threads=%d seed=%#llx", (long long)M,
+                        (long long)N, k_threads[t], (unsigned long long)seed);
+            ref->row_mean(M, N, x, r);
+            opt->row_mean(M, N, x, o);
+            ASSERT_SAME(r, o, M, "row_mean M=%lld N=%lld threads=%d seed=%#llx", (long long)M,
+                        (long long)N, k_threads[t], (unsigned long long)seed);
+            float sr = ref->sum(M * N, x), so = opt->sum(M * N, x);
+            ASSERT_SAME(&sr, &so, 1, "sum n=%lld seed=%#llx", (long long)(M * N), (unsigned long long)seed);
+            /* the tensors: each row as its own tensor, plus an empty one */
+            const float *xs[4];
+            int64_t ns[4];
+            int cnt = 0;
+            for (int64_t i = 0; i < M && cnt < 3; i++) xs[cnt] = x + i * N, ns[cnt++] = N - i % 3 > 0 ? N - i % 3 : 0;
+            xs[cnt] = x, ns[cnt++] = 0;
+            float gr = ref->global_norm(cnt, xs, ns), go = opt->global_norm(cnt, xs, ns);
+            ASSERT_SAME(&gr, &go, 1, "global_norm M=%lld N=%lld seed=%#llx", (long long)M, (long long)N,
+                        (unsigned long long)seed);
+        }
+        float seq = 0.0f;
+        for (int64_t i = 0; i < M * N; i++) seq += x[i];
+        if (M * N >= 9 && !fr_test_bits_equal(seq, ref->sum(M * N, x))) seen_order = 1;
+        free(x), free(r), free(o);
+    }
+    fr_opt_set_threads(0);
+    ck_assert_msg(seen_order, "sequential sums equal the canonical sum everywhere (seed=%#llx)",
+                  (unsigned long long)seed);
+}
+END_TEST
+
+/* ---- threads API ---------------------------------------------------------------------------- */
+
+START_TEST(test_threads_api)
+{
+    fr_opt_set_threads(3);
+    ck_assert_int_eq(fr_opt_get_threads(), 3);
+    fr_opt_set_threads(100000);
+    ck_assert_int_eq(fr_opt_get_threads(), FR_OPT_MAX_THREADS);
+    fr_opt_set_threads(0);
+    ck_assert_int_ge(fr_opt_get_threads(), 1);
+    fr_opt_set_threads(-4);
+    ck_assert_int_ge(fr_opt_get_threads(), 1);
+    const char *const *names = fr_backend_names();
+    int found = 0;
+    for (int i = 0; names[i]; i++) found |= strcmp(names[i], "opt") == 0;
+    ck_assert_msg(found, "opt is not in fr_backend_names()");
+    ck_assert_str_eq(ops_opt()->name, "opt");
+}
+END_TEST
+
+/* ---- the whole model ---------------------------------------------------------------------- */
+
+typedef struct {
+    float *out, *dx, *grads;
+} model_run;
+
+/* Forward + backward of m on the given batch; copies outputs and all gradients. */
+static void run_model(fr_model *m, const fr_ops *ops, int64_t B, const float *x, const float *t,
+                      const int32_t *c, const float *dout, model_run *r)
+{
+    fr_model_ws ws;
+    ck_assert_msg(fr_model_ws_alloc(&ws, m, B, 1) == FR_OK, "%s", fr_last_error());
+    fr_model_zero_grad(m, ops);
+    ck_assert_msg(fr_model_forward(m, ops, &ws, B, x, t, c, r->out) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_model_backward(m, ops, &ws, dout, r->dx) == FR_OK, "%s", fr_last_error());
+    int64_t off = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        int64_t n = fr_tensor_numel(&m->grads[i]);
+        memcpy(r->grads + off, m->grads[i].data, (size_t)n * sizeof(float));
+        off += n;
+    }
+    fr_model_ws_free(&ws);
+}
+
+START_TEST(test_model_shapes_s)
+{
+    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b7009), s = seed;
+    fr_model_config cfg;
+    ck_assert_msg(fr_model_preset("shapes-s", 768, 110, &cfg) == FR_OK, "%s", fr_last_error());
+    cfg.n_slots = 5;
+    fr_model m;
+    ck_assert_msg(fr_model_init(&m, &cfg, 7) == FR_OK, "%s", fr_last_error());
+    /* The init zeroes fc2 and out (each block starts as the identity), which would leave
+     * most gradients 0: move every parameter off its init so every path carries signal. */
+    for (int i = 0; i < m.n_params; i++) {
+        float *v = (float *)m.values[i].data;
+        int64_t n = fr_tensor_numel(&m.values[i]);
+        for (int64_t k = 0; k < n; k++) v[k] += fr_test_uniform(&s, -0.05f, 0.05f);
+    }
+    const int64_t B = 13, D = cfg.D, P = fr_model_num_params(&m);
+    float *x = ops_alloc(B * D), *t = ops_alloc(B), *dout = ops_alloc(B * D);
+    int32_t c[13 * 5];
+    ops_fill_uniform(&s, x, B * D, -2.0f, 2.0f);
+    ops_fill_uniform(&s, t, B, 0.0f, 1000.0f);
+    ops_fill_uniform(&s, dout, B * D, -1.0f, 1.0f);
+    for (int64_t i = 0; i < B * cfg.n_slots; i++) c[i] = (int32_t)(fr_test_next(&s) % (uint64_t)(cfg.n_cond + 1));
+    model_run rr = {ops_alloc(B * D), ops_alloc(B * D), ops_alloc(P)};
+    model_run ro = {ops_alloc(B * D), ops_alloc(B * D), ops_alloc(P)};
+    run_model(&m, ref, B, x, t, c, dout, &rr);
+    int64_t nonzero = 0;
+    for (int64_t i = 0; i < P; i++) nonzero += rr.grads[i] != 0.0f;
+    ck_assert_msg(nonzero > P / 2, "only %lld of %lld gradients are nonzero", (long long)nonzero,
+                  (long long)P);
+    static const int threads[] = {1, 3};
+    for (int k = 0; k < 2; k++) {
+        fr_opt_set_threads(threads[k]);
+        run_model(&m, opt, B, x, t, c, dout, &ro);
+        ASSERT_SAME(rr.out, ro.out, B * D, "model out threads=%d seed=%#llx", threads[k],
+                    (unsigned long long)seed);
+        ASSERT_SAME(rr.dx, ro.dx, B * D, "model dx threads=%d seed=%#llx", threads[k],
+                    (unsigned long long)seed);
+        ASSERT_SAME(rr.grads, ro.grads, P, "model grads threads=%d seed=%#llx", threads[k],
+                    (unsigned long long)seed);
+        for (int64_t i = 0; i < P; i++)
+            ck_assert_msg(!isnan(ro.grads[i]), "NaN gradient %lld", (long long)i);
+    }
+    fr_opt_set_threads(0);
+    free(rr.out), free(rr.dx), free(rr.grads), free(ro.out), free(ro.dx), free(ro.grads);
+    free(x), free(t), free(dout);
+    fr_model_free(&m);
+}
+END_TEST
+
+Suite *suite_opt(void)
+{
+    Suite *s = suite_create("opt");
+    TCase *tc = tcase_create("bitwise");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_threads_api);
+    tcase_add_test(tc, test_gemm_bitwise);
+    tcase_add_test(tc, test_gemm_large);
+    tcase_add_test(tc, test_gemm_portable_path);
+    tcase_add_test(tc, test_bias_bitwise);
+    tcase_add_test(tc, test_act_bitwise);
+    tcase_add_test(tc, test_act_tanh_sweep);
+    tcase_add_test(tc, test_layernorm_bitwise);
+    tcase_add_test(tc, test_eltwise_bitwise);
+    tcase_add_test(tc, test_adamw_bitwise);
+    tcase_add_test(tc, test_reduce_bitwise);
+    tcase_add_test(tc, test_model_shapes_s);
+    suite_add_tcase(s, tc);
+    return s;
+}
