@@ -13,6 +13,11 @@ int cmd_info(int argc, char **argv);
 int cmd_rng(int argc, char **argv);
 int cmd_schedule(int argc, char **argv);
 int cmd_tensors(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_pack(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv);
 
 /* Shared by the commands: "flowrl CMD: message" on stderr; returns 1. */
 int fr_cli_error(const char *cmd, const char *fmt, ...)

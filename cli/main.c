@@ -14,6 +14,12 @@ static const fr_command k_commands[] = {
     {"schedule", "print a sampler sigma grid: schedule --grid diffusers|linear --steps N", cmd_schedule},
     {"tensors", "list the tensors of a safetensors file (name, dtype, shape, XXH3-64)",
      cmd_tensors},
+    {"sample", "sample a checkpoint into a PNG grid / scatter plot: sample --ckpt C --out grid.png", cmd_sample},
+    {"eval", "held-out accuracy per prompt kind: eval --ckpt C [--n N] [--json]", cmd_eval},
+    {"pretrain", "train a base model: pretrain --task gmm2d|shapes --out FILE [--steps N]", cmd_pretrain},
+    {"audit", "compare two runs' audit logs: identical through step N, or the first difference",
+     cmd_audit},
+    {"pack", "pack a run directory into a deterministic .tar.zst: pack RUNDIR -o FILE.tar.zst", cmd_pack},
 };
 #define N_COMMANDS (int)(sizeof k_commands / sizeof k_commands[0])
 

@@ -16,9 +16,15 @@
     X(model)                                                                               \
     X(schedule)                                                                            \
     X(samplers)                                                                            \
+    X(objectives)                                                                          \
     X(tasks)                                                                               \
     X(png)                                                                                 \
-    X(cli)
+    X(pretrain)                                                                            \
+    X(audit)                                                                               \
+    X(cli)                                                                                 \
+    X(opt)                                                                                 \
+    X(reward_cmd)                                                                          \
+    X(rollout)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure
  * instead of breaking the link of every other suite. */

@@ -1,0 +1,282 @@
+/* flowrl sample: draw samples from a checkpoint and write them as a PNG grid (image
+ * tasks) or a scatter plot (2-D tasks). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/sampling_opts.h"
+#include "flowrl/png.h"
+
+#define MAX_SAMPLES 100000 /* a grid or plot beyond this is a typo */
+#define MAX_PROMPT_LINES 100000
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: flowrl sample --ckpt FILE --out OUT.png [--prompt ID|TEXT | --prompts FILE]\n"
+            "                     [--n N] [--scale K] [--cols C] [sampler options]\n\n"
+            "Samples the checkpoint and writes a PNG: a grid of the images (image tasks, one row\n"
+            "per prompt when N > 1) or a scatter plot coloured by prompt (2-D tasks, with the\n"
+            "ring of modes for gmm2d). Prints where it was written, how many samples, and their\n"
+            "mean reward and accuracy under the task's default reward.\n\n"
+            "  --out FILE         the PNG to write\n"
+            "  --prompt P         one prompt (an id, or its exact text), N times (default N 16)\n"
+            "  --prompts FILE     one prompt per line (an id or the exact text; '#' comments),\n"
+            "                     N samples each (default N 1)\n"
+            "                     default: every held-out eval prompt, N each (default N 1)\n"
+            "                     (2-D tasks: default N 128 in every case)\n"
+            "  --n N              samples per prompt\n"
+            "  --scale K          image upscaling, nearest neighbour (default 4)\n"
+            "  --cols C           grid columns (default N if N > 1, else about sqrt)\n"
+            "Sample i (in output order) uses sample id i, key --seed (default 0), domain 0x%08x.\n"
+            "%s"
+            "Example: flowrl sample --ckpt shapes.safetensors --sampler ode --steps 40 --out grid.png\n",
+            FR_ROLLOUT_C0_SAMPLE, fr_cli_sampling_help);
+}
+
+/* A prompt given as an id or its exact text. */
+static int resolve_prompt(const fr_task *t, const char *s, int *id)
+{
+    const char *p = s;
+    while (*p && isdigit((unsigned char)*p)) p++;
+    if (p != s && *p == '\0') {
+        errno = 0;
+        long v = strtol(s, NULL, 10);
+        if (errno != 0 || v < 0 || v >= t->n_prompts) return 0;
+        *id = (int)v;
+        return 1;
+    }
+    char text[FR_PROMPT_TEXT_MAX];
+    for (int i = 0; i < t->n_prompts; i++)
+        if (t->prompt_text(i, text, sizeof text) == FR_OK && strcmp(text, s) == 0) {
+            *id = i;
+            return 1;
+        }
+    return 0;
+}
+
+/* Reads the prompt file into *ids (malloc'ed); 0, or 1 / 2 with the message printed. */
+static int read_prompt_file(const fr_task *t, const char *path, int **ids, int *n_ids)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return fr_cli_error("sample", "%s: %s", path, strerror(errno));
+    int cap = 64, n = 0, line_no = 0, rc = 0;
+    int *v = malloc((size_t)cap * sizeof *v);
+    char line[1024];
+    while (v && fgets(line, sizeof line, f)) {
+        line_no++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+            rc = fr_cli_error("sample", "%s:%d: line too long", path, line_no);
+            break;
+        }
+        while (len > 0 && isspace((unsigned char)line[len - 1])) line[--len] = '\0';
+        char *s = line;
+        while (isspace((unsigned char)*s)) s++;
+        if (*s == '\0' || *s == '#') continue;
+        int id;
+        if (!resolve_prompt(t, s, &id)) {
+            fr_cli_error("sample", "%s:%d: '%s' is neither a prompt id in [0, %d) nor a prompt of task %s", path,
+                         line_no, s, t->n_prompts, t->name);
+            rc = 2;
+            break;
+        }
+        if (n == MAX_PROMPT_LINES) {
+            rc = fr_cli_error("sample", "%s: more than %d prompts", path, MAX_PROMPT_LINES);
+            break;
+        }
+        if (n == cap) {
+            int *nv = realloc(v, (size_t)(cap *= 2) * sizeof *v);
+            if (!nv) {
+                free(v);
+                v = NULL;
+                break;
+            }
+            v = nv;
+        }
+        v[n++] = id;
+    }
+    if (!v) rc = fr_cli_error("sample", "out of memory reading %s", path);
+    else if (rc == 0 && ferror(f)) rc = fr_cli_error("sample", "%s: read error", path);
+    else if (rc == 0 && n == 0) rc = fr_cli_error("sample", "%s: no prompts", path);
+    fclose(f);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *ids = v;
+    *n_ids = n;
+    return 0;
+}
+
+/* tab10 */
+static const uint8_t k_colors[10][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},
+                                        {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127},
+                                        {188, 189, 34},  {23, 190, 207}};
+
+static fr_status write_png(const fr_task *t, const char *out, const float *x, const int *pid, int N, int cols,
+                           int scale)
+{
+    if (t->C > 0) return fr_png_write_grid(out, x, N, t->C, t->H, t->W, cols, scale);
+    uint8_t *col = fr_malloc((size_t)N * 3);
+    if (!col) return FR_ERR_NOMEM;
+    for (int i = 0; i < N; i++) memcpy(col + 3 * i, k_colors[pid[i] % 10], 3);
+    fr_scatter_opts o = fr_scatter_opts_default();
+    float marks[2 * FR_GMM2D_MODES];
+    if (strcmp(t->name, "gmm2d") == 0) {
+        o.ring_radius = FR_GMM2D_RADIUS;
+        for (int k = 0; k < FR_GMM2D_MODES; k++) fr_gmm2d_mode(k, marks + 2 * k);
+        o.marks = marks;
+        o.n_marks = FR_GMM2D_MODES;
+    }
+    fr_status s = fr_png_write_scatter(out, x, N, col, &o);
+    free(col);
+    return s;
+}
+
+/* One line per run of equal consecutive prompt ids (the grid rows when N > 1). */
+static void print_prompts(const fr_task *t, const int *pid, const float *score, const int *correct, int N)
+{
+    int lines = 0;
+    for (int i = 0; i < N;) {
+        int j = i, ok = 0;
+        double sum = 0.0;
+        while (j < N && pid[j] == pid[i]) {
+            ok += correct[j] != 0;
+            sum += score[j];
+            j++;
+        }
+        if (++lines > 64) {
+            printf("  ...\n");
+            break;
+        }
+        char text[FR_PROMPT_TEXT_MAX];
+        if (t->prompt_text(pid[i], text, sizeof text) != FR_OK) text[0] = '\0';
+        printf("  %3d %-40s %d/%d correct, mean score %.3f\n", pid[i], text, ok, j - i, sum / (j - i));
+        i = j;
+    }
+}
+
+int cmd_sample(int argc, char **argv)
+{
+    if (fr_cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    fr_cli_sampling_args a;
+    fr_cli_opt opts[FR_CLI_SAMPLING_NOPTS + 6];
+    int n_opts = fr_cli_sampling_opts(&a, opts);
+    const char *out = NULL, *prompt_s = NULL, *prompts_f = NULL, *n_s = NULL, *scale_s = NULL, *cols_s = NULL;
+    opts[n_opts++] = (fr_cli_opt){"--out", &out, NULL};
+    opts[n_opts++] = (fr_cli_opt){"--prompt", &prompt_s, NULL};
+    opts[n_opts++] = (fr_cli_opt){"--prompts", &prompts_f, NULL};
+    opts[n_opts++] = (fr_cli_opt){"--n", &n_s, NULL};
+    opts[n_opts++] = (fr_cli_opt){"--scale", &scale_s, NULL};
+    opts[n_opts++] = (fr_cli_opt){"--cols", &cols_s, NULL};
+    if (fr_cli_parse_opts("sample", argc, argv, opts, n_opts)) return 2;
+    if (!out) return fr_cli_error("sample", "--out is required (flowrl sample --help)"), 2;
+    if (prompt_s && prompts_f) return fr_cli_error("sample", "give --prompt or --prompts, not both"), 2;
+    long n = 0, scale = 4, cols = -1;
+    if (n_s && fr_cli_long("sample", "--n", n_s, 1, MAX_SAMPLES, &n)) return 2;
+    if (scale_s && fr_cli_long("sample", "--scale", scale_s, 1, 64, &scale)) return 2;
+    if (cols_s && fr_cli_long("sample", "--cols", cols_s, 1, 10000, &cols)) return 2;
+
+    fr_cli_sampling s;
+    int rc = fr_cli_sampling_setup("sample", &a, 0, &s);
+    if (rc) return rc;
+    const fr_task *t = s.ck.task;
+    if (t->C == 0 && t->D != 2) {
+        fr_cli_error("sample", "task %s has %d dims and no image form: nothing to plot", t->name, t->D);
+        fr_cli_sampling_free(&s);
+        return 2;
+    }
+
+    /* the prompt list, each n times */
+    int *list = NULL, n_list = 0;
+    if (prompt_s) {
+        list = malloc(sizeof *list);
+        if (list && !resolve_prompt(t, prompt_s, list)) {
+            fr_cli_error("sample", "--prompt '%s' is neither a prompt id in [0, %d) nor a prompt of task %s",
+                         prompt_s, t->n_prompts, t->name);
+            free(list);
+            fr_cli_sampling_free(&s);
+            return 2;
+        }
+        n_list = 1;
+    } else if (prompts_f) {
+        rc = read_prompt_file(t, prompts_f, &list, &n_list);
+        if (rc) {
+            fr_cli_sampling_free(&s);
+            return rc;
+        }
+    } else {
+        list = malloc((size_t)t->n_eval * sizeof *list);
+        for (int i = 0; list && i < t->n_eval; i++) list[i] = t->eval_first + i;
+        n_list = t->n_eval;
+    }
+    if (n == 0) n = t->C == 0 ? 128 : prompt_s ? 16 : 1;
+    if (!list || (int64_t)n_list * n > MAX_SAMPLES) {
+        if (list) fr_cli_error("sample", "%lld samples requested, at most %d", (long long)n_list * n, MAX_SAMPLES);
+        else fr_cli_error("sample", "out of memory");
+        free(list);
+        fr_cli_sampling_free(&s);
+        return list ? 2 : 1;
+    }
+    const int N = n_list * (int)n;
+    if (cols < 0) cols = (n > 1 && !prompt_s) ? n : 0;
+
+    int *pid = malloc((size_t)N * sizeof *pid);
+    uint32_t *sid = malloc((size_t)N * sizeof *sid);
+    int *correct = malloc((size_t)N * sizeof *correct);
+    float *score = malloc((size_t)N * sizeof *score);
+    float *x = malloc((size_t)N * (size_t)t->D * sizeof *x);
+    if (!pid || !sid || !correct || !score || !x) {
+        rc = fr_cli_error("sample", "out of memory for %d samples", N);
+    } else {
+        for (int i = 0; i < N; i++) {
+            pid[i] = list[i / n];
+            sid[i] = (uint32_t)i;
+        }
+        s.rc.c0 = FR_ROLLOUT_C0_SAMPLE;
+        char backend[128], sampler[256];
+        fr_cli_backend_line(&s, backend, sizeof backend);
+        fr_cli_sampler_line(&s, sampler, sizeof sampler);
+        printf("%s\n", backend);
+        printf("checkpoint %s: task %s, preset %s, %s weights\n", a.ckpt, t->name, s.ck.model.cfg.preset,
+               s.ck.ema ? "EMA" : "raw");
+        printf("sampler %s, seed %u\n", sampler, s.seed);
+        fflush(stdout);
+        double t0 = fr_cli_now();
+        fr_status st = fr_rollout(&s.ck.model, s.ops, t, &s.rc, N, pid, sid, NULL, x, NULL);
+        double secs = fr_cli_now() - t0;
+        if (st == FR_OK) st = fr_task_reward_batch(t, 0, N, pid, x, score, correct);
+        if (st == FR_OK) st = write_png(t, out, x, pid, N, (int)cols, (int)scale);
+        if (st != FR_OK) {
+            rc = fr_cli_error("sample", "%s", fr_last_error());
+        } else {
+            double sum = 0.0;
+            int ok = 0;
+            for (int i = 0; i < N; i++) {
+                sum += score[i];
+                ok += correct[i] != 0;
+            }
+            print_prompts(t, pid, score, correct, N);
+            printf("wrote %s: %d samples (%d prompts x %ld), %s\n", out, N, n_list, n,
+                   t->C > 0 ? "image grid" : "scatter plot");
+            printf("reward %s: mean %.4f, accuracy %.1f%% (%d/%d); sampling %.2f s\n", t->reward_names[0],
+                   sum / N, 100.0 * ok / N, ok, N, secs);
+        }
+    }
+    free(pid);
+    free(sid);
+    free(correct);
+    free(score);
+    free(x);
+    free(list);
+    fr_cli_sampling_free(&s);
+    if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) return fr_cli_error("sample", "write error on stdout");
+    return rc;
+}

@@ -1,0 +1,83 @@
+/* GenEval-style evaluation (DESIGN.md §6): n samples per prompt of a split, drawn with
+ * fixed seeds, scored by the task's reward; accuracy per prompt kind (task->group_names)
+ * and overall, and the mean score. Plus loading a checkpoint for inference.
+ *
+ * Seeds. Sample k of prompt p is the rollout sample id s = p·FR_EVAL_MAX_N + k under
+ * key seed = opts.seed (default FR_EVAL_SEED) and c0 = FR_ROLLOUT_C0_EVAL (flowrl/rollout.h).
+ * Neither depends on the training seed or epoch, so an evaluation draws the same x_T and
+ * noise for every checkpoint of every run (a paired comparison), the first k samples do
+ * not change when n grows, and the result does not depend on the batch size. */
+#ifndef FLOWRL_EVALUATE_H
+#define FLOWRL_EVALUATE_H
+
+#include <stdint.h>
+
+#include "flowrl/model.h"
+#include "flowrl/ops.h"
+#include "flowrl/rollout.h"
+#include "flowrl/status.h"
+#include "flowrl/task.h"
+
+#define FR_EVAL_SEED 0x45564131u /* "EVA1" */
+#define FR_EVAL_MAX_N 65536      /* samples per prompt (the stride of the sample ids) */
+
+typedef enum { FR_SPLIT_TRAIN = 0, FR_SPLIT_EVAL = 1 } fr_split;
+
+const char *fr_split_name(fr_split s); /* "train", "eval" */
+fr_status fr_split_from_name(const char *s, fr_split *out);
+/* The prompt ids of a split: [first, first + n). */
+void fr_split_range(const fr_task *t, fr_split s, int *first, int *n);
+
+typedef struct {
+    fr_split split;
+    int n;          /* samples per prompt, 1 .. FR_EVAL_MAX_N */
+    uint32_t seed;  /* Philox key of the sampler streams */
+    int reward_id;  /* the task's reward (0: its default) */
+} fr_eval_opts;
+
+/* split eval, n 16, seed FR_EVAL_SEED, reward 0. */
+fr_eval_opts fr_eval_opts_default(void);
+
+typedef struct {
+    int n_prompts;       /* prompts evaluated (the split) */
+    int *prompt_ids;     /* (n_prompts,) */
+    int *prompt_correct; /* (n_prompts,) samples judged correct */
+    double *prompt_score;/* (n_prompts,) mean score */
+    int n_groups;        /* task->n_groups */
+    int *group_prompts;  /* (n_groups,) */
+    int64_t *group_samples, *group_correct; /* (n_groups,) */
+    double *group_score; /* (n_groups,) mean score (NaN for an empty group) */
+    int n;               /* samples per prompt */
+    int64_t samples, correct;
+    double score;        /* mean score over all samples */
+} fr_eval_result;
+
+/* Runs the evaluation. rc gives the sampler (its seed and c0 are replaced as described
+ * above; rc->batch rows per rollout call). Scores are summed in sample order (prompt,
+ * then k) in double, so the result is independent of the batch size. */
+fr_status fr_evaluate(const fr_model *m, const fr_ops *ops, const fr_task *task, const fr_rollout_cfg *rc,
+                      const fr_eval_opts *opts, fr_eval_result *res);
+void fr_eval_result_free(fr_eval_result *r);
+
+/* ---- checkpoints for inference -------------------------------------------------- */
+
+/* A model ready to sample from: the config from the metadata (fr_model_config_from_meta),
+ * the task from metadata "task", EMA weights ("ema.<name>") when present unless
+ * use_ema = 0, and for epsilon models the DDPM ᾱ table from metadata "ddpm.schedule"
+ * (linear | scaled_linear | cosine), "ddpm.beta_start", "ddpm.beta_end",
+ * "ddpm.n_train"; absent keys default to DDPM's linear 1e-4 .. 0.02 over 1000 steps. */
+typedef struct {
+    fr_model model;
+    const fr_task *task;
+    int ema;            /* 1: the EMA weights were loaded */
+    float *alpha_bar;   /* (n_train,) epsilon models, else NULL */
+    int64_t n_train;
+    char schedule[96];  /* epsilon models: the DDPM schedule in words */
+} fr_infer_ckpt;
+
+/* task_name, if not NULL, names the task of a checkpoint that lacks metadata "task"; if
+ * the checkpoint names a different one it is an error. */
+fr_status fr_infer_ckpt_load(fr_infer_ckpt *c, const char *path, int use_ema, const char *task_name);
+void fr_infer_ckpt_free(fr_infer_ckpt *c);
+
+#endif

@@ -1,0 +1,122 @@
+/* Rollouts: sampling a batch of prompts through T sampler steps of a model, with
+ * classifier-free guidance, noise drawn by coordinate, and optionally the whole
+ * trajectory (what the Flow-GRPO family trains on: spec/samplers.md §0, §3, §15;
+ * spec/objectives.md §2).
+ *
+ * Per step i = 0..T-1 (flow kinds: σ = σ_i, σ' = σ_{i+1}; ddim: t = timesteps[i]):
+ *   t_in = 1000·σ (velocity models, spec/README.md "Rectified flow", FG's unquantised
+ *          input, fr_timestep_diffusers) or the integer DDPM t (epsilon models)
+ *   cfg == 1:  m = net(x, t_in, c)                         one forward over B rows
+ *   cfg != 1:  [m_c; m_u] = net([x; x], t_in, [c; null])   one forward over 2B rows
+ *              m = m_u + g·(m_c − m_u)                     fr_cfg_combine, spec §0
+ *   x_{i+1} = step(x_i, m, ξ_i)                            fr_sampler_step
+ * m is v (flow kinds) or ε̂ (ddim). dpm order 2 carries x̂0 = x − σ·v of the previous step.
+ *
+ * Randomness (DESIGN.md §1 (5)): row b with sample id s = sample_ids[b] gets
+ *   x_T   = normals (seed, FR_RNG_SAMPLER_INIT,  c0, s, 0), element j
+ *   ξ_i   = normals (seed, FR_RNG_SAMPLER_NOISE, c0, s, i), element j
+ * so a sample is a pure function of (model, cfg, prompt, seed, c0, s): independent of
+ * the batch size, of its position in the batch and of the other rows (the model forward
+ * is row-independent, flowrl/model.h). Callers choose c0 (an epoch, or one of the
+ * FR_ROLLOUT_C0_* domains below) and s (a global sample index). Steps whose std is 0
+ * (noise level 0, CPS's last step) draw no noise: x' = μ exactly.
+ *
+ * Shapes: B rows, D = model dims, T steps, S = task n_slots. */
+#ifndef FLOWRL_ROLLOUT_H
+#define FLOWRL_ROLLOUT_H
+
+#include <stdint.h>
+
+#include "flowrl/model.h"
+#include "flowrl/ops.h"
+#include "flowrl/sampler.h"
+#include "flowrl/status.h"
+#include "flowrl/task.h"
+
+/* c0 domains of the sampler streams outside RL training (training uses c0 = epoch,
+ * counting from 0, so these never meet it). */
+#define FR_ROLLOUT_C0_EVAL 0xE7A10000u   /* flowrl eval / fr_evaluate */
+#define FR_ROLLOUT_C0_SAMPLE 0x5A3B0000u /* flowrl sample */
+
+typedef struct {
+    fr_sampler_kind kind;
+    int64_t T; /* steps, >= 1 */
+    /* flow kinds (ode, sde, cps, dance, dpm): σ_0 > σ_1 > ... > σ_T >= 0, σ_0 <= 1 */
+    const float *sigmas; /* (T+1,) */
+    /* ddim: the DDPM ᾱ table and descending timesteps in [0, n_train) */
+    const float *alpha_bar;   /* (n_train,) */
+    int64_t n_train;
+    const int64_t *timesteps; /* (T,) */
+    float noise;   /* sde, cps: noise level a; dance, ddim: η (ignored by ode, dpm) */
+    int dpm_order; /* dpm: 1 or 2 (2 = DPM-Solver++ 2M, order 1 on the first step) */
+    float x0_clip; /* ddim: clamp x̂0 to ±x0_clip; <= 0 none */
+    float cfg;     /* guidance scale g; exactly 1 = conditional forward only */
+    uint32_t seed; /* Philox key word 0 of the sampler streams */
+    uint32_t c0;   /* first counter coordinate (epoch or domain) */
+    int64_t batch; /* rows per model forward (the CFG forward has 2·batch); <= 0: all B */
+    /* sde, cps, dance, ddim: the noise level of each step (T,), replacing `noise` step by
+     * step; NULL = every step uses `noise`. Steps with level 0 are deterministic (x' = μ,
+     * no noise drawn, log-prob 0 in the trajectory): the Flow-GRPO-Fast and MixGRPO windows
+     * (spec/samplers.md §10). */
+    const float *step_noise;
+} fr_rollout_cfg;
+
+/* FG-like defaults for kind: T 40, noise 0.7 (sde), 0.8 (cps), 0.3 (dance), 0 (ddim:
+ * deterministic DDIM), dpm_order 2, no x̂0 clip, cfg 1, seed 0, c0 0, batch 64. The
+ * grids are left NULL (see fr_rollout_schedule). */
+fr_rollout_cfg fr_rollout_cfg_default(fr_sampler_kind kind);
+
+/* Optional outputs; every pointer may be NULL. Time-major, so that one step of a batch is
+ * contiguous (what the training loop recomputes per step). */
+typedef struct {
+    float *traj;      /* (T+1, B, D): traj[0] = x_T (noise), traj[T] = the sample */
+    float *mean;      /* (T, B, D): μ of each step (for ode/dpm μ = x') */
+    float *logp;      /* (T, B): log p(x_{i+1} | x_i), stochastic kinds with noise > 0;
+                         0 at steps whose std is 0 (no density) */
+    fr_step_std *std; /* (T,): the step std's (fr_sampler_std) */
+} fr_rollout_traj;
+
+/* Samples x (B, D) for prompt_ids (B,) (id -1: the null condition). x_init (B, D), if not
+ * NULL, replaces the coordinate-drawn x_T (e.g. a shared x_T per group). Checks: the
+ * model's pred matches the sampler (ddim needs an epsilon model, the flow kinds a velocity
+ * model), the model's D / n_cond / n_slots match the task (fr_cond_dims), the grids. */
+fr_status fr_rollout(const fr_model *m, const fr_ops *ops, const fr_task *task,
+                     const fr_rollout_cfg *cfg, int64_t B,
+                     const int *prompt_ids,      // (B,)
+                     const uint32_t *sample_ids, // (B,) counter c1 of each row
+                     const float *x_init,        // (B, D) or NULL
+                     float *x,                   // (B, D) out
+                     const fr_rollout_traj *traj);
+
+/* The sampler scalars of step i (0 <= i < T) exactly as fr_rollout uses them, and the
+ * model input time t_in of that step: what a training loop needs to recompute a step's
+ * log-prob bit for bit (spec/objectives.md §2: same step function, same a). cfg must have
+ * passed fr_rollout's checks (grids present). */
+fr_step fr_rollout_step(const fr_rollout_cfg *cfg, int64_t i);
+float fr_rollout_time(const fr_rollout_cfg *cfg, int64_t i);
+
+/* ---- schedules ------------------------------------------------------------------- */
+
+typedef enum {
+    FR_GRID_DIFFUSERS = 0, /* fr_sigmas_diffusers: FG's double-shift grid (spec §1.2) */
+    FR_GRID_LINEAR = 1     /* fr_sigmas_linspace: s(linspace(1, 0, T+1)) (spec §1.3) */
+} fr_grid;
+
+const char *fr_grid_name(fr_grid g); /* "diffusers", "linear" */
+fr_status fr_grid_from_name(const char *s, fr_grid *out);
+
+/* The arrays a rollout reads, owned. */
+typedef struct {
+    float *sigmas;        /* (T+1,) flow kinds, else NULL */
+    int64_t *timesteps;   /* (T,) ddim, else NULL */
+} fr_rollout_schedule;
+
+/* Fills the grid of cfg->kind for cfg->T steps and points cfg at it: the σ grid
+ * (grid, shift) for the flow kinds; for ddim the DDIM "leading" timesteps of n_train
+ * with offset ddim_offset (fr_ddim_timesteps; SD's steps_offset is 1) and cfg->n_train. */
+fr_status fr_rollout_schedule_make(fr_rollout_cfg *cfg, fr_grid grid, double shift,
+                                   int64_t n_train, int64_t ddim_offset,
+                                   fr_rollout_schedule *s);
+void fr_rollout_schedule_free(fr_rollout_schedule *s);
+
+#endif

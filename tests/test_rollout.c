@@ -1,0 +1,726 @@
+/* The rollout loop (flowrl/rollout.h), the evaluation (flowrl/evaluate.h) and the
+ * `flowrl sample` / `flowrl eval` commands. Models are tiny and randomly initialised
+ * (every parameter, the zero-initialised output layer included, drawn from a seeded
+ * generator), so the tests exercise the wiring, not the quality. */
+#include <cJSON.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "flowrl/cond.h"
+#include "flowrl/evaluate.h"
+#include "flowrl/philox.h"
+#include "flowrl/png.h"
+#include "flowrl/rollout.h"
+#include "flowrl/safetensors.h"
+#include "flowrl/schedule.h"
+#include "tests/suites.h"
+#include "tests/testutil.h"
+
+#define SEED 0x5EEDull
+
+static const fr_ops *ref_ops(void)
+{
+    const fr_ops *ops;
+    ck_assert(fr_backend_get("ref", &ops) == FR_OK);
+    return ops;
+}
+
+/* A small model for task t with every parameter U(-0.5, 0.5) from splitmix(seed). */
+static void make_model(fr_model *m, const fr_task *t, fr_pred pred, uint64_t seed)
+{
+    fr_model_config c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.preset, sizeof c.preset, "custom");
+    c.D = t->D;
+    fr_cond_dims(t, &c.n_cond, &c.n_slots);
+    c.H = 16;
+    c.F = 24;
+    c.n_blocks = 2;
+    c.E = 8;
+    c.act = FR_ACT_SILU;
+    c.pred = pred;
+    c.ln_eps = 1e-5f;
+    ck_assert_msg(fr_model_init(m, &c, (uint32_t)seed) == FR_OK, "%s", fr_last_error());
+    uint64_t s = seed;
+    for (int i = 0; i < m->n_params; i++) {
+        float *d = m->values[i].data;
+        for (int64_t k = 0; k < fr_tensor_numel(&m->values[i]); k++) d[k] = fr_test_uniform(&s, -0.5f, 0.5f);
+    }
+}
+
+static const fr_task *task(const char *name)
+{
+    const fr_task *t;
+    ck_assert(fr_task_get(name, &t) == FR_OK);
+    return t;
+}
+
+/* ᾱ of DDPM's linear schedule over n_train steps. */
+static float *ddpm_alpha_bar(int64_t n_train)
+{
+    float *betas = malloc((size_t)n_train * sizeof *betas), *ab = malloc((size_t)n_train * sizeof *ab);
+    ck_assert(betas && ab);
+    ck_assert(fr_betas_linear(n_train, 1e-4, 0.02, betas) == FR_OK);
+    ck_assert(fr_alphas_cumprod(n_train, betas, ab) == FR_OK);
+    free(betas);
+    return ab;
+}
+
+/* A rollout config with its grids (owned by sched / *ab). */
+static fr_rollout_cfg make_cfg(fr_sampler_kind kind, int64_t T, float g, fr_rollout_schedule *sched, float **ab)
+{
+    fr_rollout_cfg c = fr_rollout_cfg_default(kind);
+    c.T = T;
+    c.cfg = g;
+    c.seed = 1234;
+    c.c0 = 7;
+    *ab = NULL;
+    if (kind == FR_SAMPLER_DDIM) {
+        *ab = ddpm_alpha_bar(1000);
+        c.alpha_bar = *ab;
+        c.noise = 1.0f; /* DDPO's η: a stochastic DDIM with log-probs */
+    }
+    ck_assert_msg(fr_rollout_schedule_make(&c, FR_GRID_DIFFUSERS, 3.0, 1000, 1, sched) == FR_OK, "%s",
+                  fr_last_error());
+    return c;
+}
+
+typedef struct {
+    float *x, *traj, *mean, *logp;
+    fr_step_std *std;
+    fr_rollout_traj tr;
+} outputs;
+
+static void outputs_alloc(outputs *o, int64_t T, int64_t B, int64_t D, int want_logp)
+{
+    o->x = calloc((size_t)(B * D), sizeof(float));
+    o->traj = calloc((size_t)((T + 1) * B * D), sizeof(float));
+    o->mean = calloc((size_t)(T * B * D), sizeof(float));
+    o->logp = want_logp ? calloc((size_t)(T * B), sizeof(float)) : NULL;
+    o->std = calloc((size_t)T, sizeof(fr_step_std));
+    ck_assert(o->x && o->traj && o->mean && o->std && (!want_logp || o->logp));
+    o->tr.traj = o->traj;
+    o->tr.mean = o->mean;
+    o->tr.logp = o->logp;
+    o->tr.std = o->std;
+}
+
+static void outputs_free(outputs *o)
+{
+    free(o->x);
+    free(o->traj);
+    free(o->mean);
+    free(o->logp);
+    free(o->std);
+}
+
+/* Bitwise equality of n floats; prints the first difference. */
+static void assert_bits(const char *what, const float *a, const float *b, int64_t n, const char *ctx)
+{
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(fr_test_bits_equal(a[i], b[i]) && a[i] == a[i], "%s: %s[%lld] %a vs %a", ctx, what,
+                      (long long)i, (double)a[i], (double)b[i]);
+}
+
+static const fr_sampler_kind k_kinds[] = {FR_SAMPLER_ODE, FR_SAMPLER_SDE, FR_SAMPLER_CPS,
+                                          FR_SAMPLER_DANCE, FR_SAMPLER_DPM, FR_SAMPLER_DDIM};
+#define N_KINDS (int)(sizeof k_kinds / sizeof k_kinds[0])
+
+/* Every kind, with and without CFG: the same call twice gives the same bits, and batch
+ * sizes 1, 3 and B give the same samples, trajectories, means, log-probs and std's.
+ * A permuted batch gives the permuted rows (batch composition does not matter). */
+START_TEST(test_batch_independence)
+{
+    const fr_task *t = task("gmm2d");
+    const fr_ops *ops = ref_ops();
+    fr_model mv, me;
+    make_model(&mv, t, FR_PRED_VELOCITY, SEED);
+    make_model(&me, t, FR_PRED_EPSILON, SEED + 1);
+    enum { B = 7, T = 6 };
+    const int64_t D = t->D;
+    int prompts[B] = {0, 3, 7, -1, 5, 3, 1};
+    uint32_t ids[B] = {0, 1, 2, 3, 4, 5, 1000000};
+    int perm_p[B];
+    uint32_t perm_i[B];
+    for (int b = 0; b < B; b++) {
+        perm_p[b] = prompts[B - 1 - b];
+        perm_i[b] = ids[B - 1 - b];
+    }
+    const float gs[2] = {1.0f, 2.5f};
+    for (int k = 0; k < N_KINDS; k++) {
+        for (int gi = 0; gi < 2; gi++) {
+            char ctx[96];
+            snprintf(ctx, sizeof ctx, "sampler %s cfg %g (seed %llx)", fr_sampler_name(k_kinds[k]), (double)gs[gi],
+                     SEED);
+            const fr_model *m = k_kinds[k] == FR_SAMPLER_DDIM ? &me : &mv;
+            fr_rollout_schedule sched;
+            float *ab;
+            fr_rollout_cfg c = make_cfg(k_kinds[k], T, gs[gi], &sched, &ab);
+            const int lp = fr_sampler_is_stochastic(c.kind);
+            outputs ref, o;
+            outputs_alloc(&ref, T, B, D, lp);
+            c.batch = 0;
+            ck_assert_msg(fr_rollout(m, ops, t, &c, B, prompts, ids, NULL, ref.x, &ref.tr) == FR_OK, "%s: %s", ctx,
+                          fr_last_error());
+            for (int64_t i = 0; i < B * D; i++) ck_assert_msg(ref.x[i] == ref.x[i], "%s: NaN sample", ctx);
+            const int64_t batches[4] = {B, 1, 3, 2};
+            for (int bi = 0; bi < 4; bi++) {
+                outputs_alloc(&o, T, B, D, lp);
+                c.batch = batches[bi];
+                ck_assert(fr_rollout(m, ops, t, &c, B, prompts, ids, NULL, o.x, &o.tr) == FR_OK);
+                assert_bits("x", ref.x, o.x, B * D, ctx);
+                assert_bits("traj", ref.traj, o.traj, (T + 1) * B * D, ctx);
+                assert_bits("mean", ref.mean, o.mean, T * B * D, ctx);
+                if (lp) assert_bits("logp", ref.logp, o.logp, T * B, ctx);
+                for (int i = 0; i < T; i++)
+                    ck_assert(fr_test_bits_equal(ref.std[i].std, o.std[i].std) &&
+                              fr_test_bits_equal(ref.std[i].std_dev, o.std[i].std_dev));
+                outputs_free(&o);
+            }
+            /* reversed rows, batch 2 */
+            outputs_alloc(&o, T, B, D, lp);
+            c.batch = 2;
+            ck_assert(fr_rollout(m, ops, t, &c, B, perm_p, perm_i, NULL, o.x, &o.tr) == FR_OK);
+            for (int b = 0; b < B; b++) {
+                assert_bits("x (permuted)", ref.x + b * D, o.x + (B - 1 - b) * D, D, ctx);
+                for (int i = 0; lp && i < T; i++)
+                    assert_bits("logp (permuted)", ref.logp + i * B + b, o.logp + i * B + (B - 1 - b), 1, ctx);
+            }
+            outputs_free(&o);
+            /* a different seed changes the samples (the noise is really used) */
+            float *x2 = malloc((size_t)(B * D) * sizeof *x2);
+            c.seed ^= 1;
+            ck_assert(fr_rollout(m, ops, t, &c, B, prompts, ids, NULL, x2, NULL) == FR_OK);
+            ck_assert_msg(memcmp(x2, ref.x, (size_t)(B * D) * sizeof *x2) != 0, "%s: seed has no effect", ctx);
+            free(x2);
+            outputs_free(&ref);
+            fr_rollout_schedule_free(&sched);
+            free(ab);
+        }
+    }
+    fr_model_free(&mv);
+    fr_model_free(&me);
+}
+END_TEST
+
+/* The rollout's trajectory, means, log-probs and std's equal a loop written by hand over
+ * fr_model_forward, fr_cfg_combine, the Philox noise and fr_sampler_step, bit for bit. */
+static void check_by_hand(fr_sampler_kind kind, float g)
+{
+    const fr_task *t = task("gmm2d");
+    const fr_ops *ops = ref_ops();
+    fr_model m;
+    make_model(&m, t, kind == FR_SAMPLER_DDIM ? FR_PRED_EPSILON : FR_PRED_VELOCITY, SEED + 2);
+    enum { B = 5, T = 5 };
+    const int64_t D = t->D, S = m.cfg.n_slots;
+    int prompts[B] = {2, 0, 6, 6, -1};
+    uint32_t ids[B] = {10, 11, 12, 13, 14};
+    fr_rollout_schedule sched;
+    float *ab;
+    fr_rollout_cfg c = make_cfg(kind, T, g, &sched, &ab);
+    c.batch = 2;
+    const int lp = fr_sampler_is_stochastic(kind);
+    outputs o;
+    outputs_alloc(&o, T, B, D, lp);
+    ck_assert_msg(fr_rollout(&m, ops, t, &c, B, prompts, ids, NULL, o.x, &o.tr) == FR_OK, "%s", fr_last_error());
+
+    char ctx[64];
+    snprintf(ctx, sizeof ctx, "by hand: %s cfg %g", fr_sampler_name(kind), (double)g);
+    float x[B * 2], xn[B * 2], vc[B * 2], vu[B * 2], v[B * 2], xi[B * 2], mu[B * 2], x0[B * 2], logp[B], tin[B];
+    int32_t cc[B * 8], cu[B * 8];
+    int nulls[B] = {-1, -1, -1, -1, -1};
+    ck_assert(D == 2 && S <= 8);
+    ck_assert(fr_cond_ids(t, B, prompts, cc) == FR_OK);
+    ck_assert(fr_cond_ids(t, B, nulls, cu) == FR_OK);
+    fr_model_ws ws;
+    ck_assert(fr_model_ws_alloc(&ws, &m, B, 0) == FR_OK);
+    for (int b = 0; b < B; b++) fr_rng_fill_normal(x + b * D, D, c.seed, FR_RNG_SAMPLER_INIT, c.c0, ids[b], 0);
+    assert_bits("traj[0]", x, o.traj, B * D, ctx);
+    for (int i = 0; i < T; i++) {
+        fr_step p;
+        memset(&p, 0, sizeof p);
+        p.kind = kind;
+        p.noise = c.noise;
+        if (kind == FR_SAMPLER_DDIM) {
+            int64_t tt = c.timesteps[i], prev = tt - 1000 / T < 0 ? 0 : tt - 1000 / T;
+            p.alpha_bar = ab[tt];
+            p.alpha_bar_prev = ab[prev];
+            for (int b = 0; b < B; b++) tin[b] = (float)tt;
+        } else {
+            p.sigma = c.sigmas[i];
+            p.sigma_next = c.sigmas[i + 1];
+            p.sigma1 = c.sigmas[1];
+            p.order = kind == FR_SAMPLER_DPM && i > 0 ? 2 : 1;
+            p.sigma_prev = i > 0 ? c.sigmas[i - 1] : 1.0f;
+            for (int b = 0; b < B; b++) tin[b] = 1000.0f * c.sigmas[i];
+        }
+        ck_assert(fr_model_forward(&m, ops, &ws, B, x, tin, cc, vc) == FR_OK);
+        if (g != 1.0f) {
+            ck_assert(fr_model_forward(&m, ops, &ws, B, x, tin, cu, vu) == FR_OK);
+            for (int k = 0; k < B * D; k++) v[k] = vu[k] + g * (vc[k] - vu[k]);
+        } else {
+            memcpy(v, vc, sizeof v);
+        }
+        fr_step_std sd;
+        ck_assert(fr_sampler_std(&p, &sd) == FR_OK);
+        const float *xip = NULL;
+        if (lp && sd.std != 0.0f) {
+            for (int b = 0; b < B; b++)
+                fr_rng_fill_normal(xi + b * D, D, c.seed, FR_RNG_SAMPLER_NOISE, c.c0, ids[b], (uint32_t)i);
+            xip = xi;
+        }
+        ck_assert(fr_sampler_step(&p, B, D, x, v, p.order == 2 ? x0 : NULL, xip, xn, mu, lp ? logp : NULL, NULL) ==
+                  FR_OK);
+        if (kind == FR_SAMPLER_DPM)
+            for (int k = 0; k < B * D; k++) x0[k] = x[k] - p.sigma * v[k];
+        assert_bits("traj", xn, o.traj + (i + 1) * B * D, B * D, ctx);
+        assert_bits("mean", mu, o.mean + i * B * D, B * D, ctx);
+        if (lp) assert_bits("logp", logp, o.logp + i * B, B, ctx);
+        ck_assert(fr_test_bits_equal(sd.std, o.std[i].std) && fr_test_bits_equal(sd.std_dev, o.std[i].std_dev));
+        memcpy(x, xn, sizeof x);
+    }
+    assert_bits("x", x, o.x, B * D, ctx);
+    fr_model_ws_free(&ws);
+    outputs_free(&o);
+    fr_rollout_schedule_free(&sched);
+    free(ab);
+    fr_model_free(&m);
+}
+
+START_TEST(test_matches_hand_loop)
+{
+    for (int k = 0; k < N_KINDS; k++) {
+        check_by_hand(k_kinds[k], 1.0f);
+        check_by_hand(k_kinds[k], 3.0f);
+    }
+}
+END_TEST
+
+/* CFG wiring: g = 0 is the unconditional velocity exactly (v_u + 0·(v_c − v_u) = v_u),
+ * so it equals the plain path with the null prompt; g = 1 is the plain conditional path
+ * (checked against the hand loop above); g = 2.5 differs from both. */
+START_TEST(test_cfg)
+{
+    const fr_task *t = task("gmm2d");
+    const fr_ops *ops = ref_ops();
+    fr_model m;
+    make_model(&m, t, FR_PRED_VELOCITY, SEED + 3);
+    enum { B = 6, T = 4 };
+    const int64_t D = t->D;
+    int prompts[B] = {0, 1, 2, 3, 4, 5}, nulls[B] = {-1, -1, -1, -1, -1, -1};
+    uint32_t ids[B] = {0, 1, 2, 3, 4, 5};
+    const fr_sampler_kind kinds[2] = {FR_SAMPLER_ODE, FR_SAMPLER_SDE};
+    for (int k = 0; k < 2; k++) {
+        fr_rollout_schedule s0, s1, s2;
+        float *ab;
+        fr_rollout_cfg c0 = make_cfg(kinds[k], T, 0.0f, &s0, &ab);
+        fr_rollout_cfg c1 = make_cfg(kinds[k], T, 1.0f, &s1, &ab);
+        fr_rollout_cfg c2 = make_cfg(kinds[k], T, 2.5f, &s2, &ab);
+        float xg0[B * 2], xnull[B * 2], xc[B * 2], xg2[B * 2];
+        ck_assert(fr_rollout(&m, ops, t, &c0, B, prompts, ids, NULL, xg0, NULL) == FR_OK);
+        ck_assert(fr_rollout(&m, ops, t, &c1, B, nulls, ids, NULL, xnull, NULL) == FR_OK);
+        ck_assert(fr_rollout(&m, ops, t, &c1, B, prompts, ids, NULL, xc, NULL) == FR_OK);
+        ck_assert(fr_rollout(&m, ops, t, &c2, B, prompts, ids, NULL, xg2, NULL) == FR_OK);
+        assert_bits("cfg 0 vs null prompt", xg0, xnull, B * D, fr_sampler_name(kinds[k]));
+        ck_assert(memcmp(xc, xnull, sizeof xc) != 0);
+        ck_assert(memcmp(xg2, xc, sizeof xc) != 0);
+        fr_rollout_schedule_free(&s0);
+        fr_rollout_schedule_free(&s1);
+        fr_rollout_schedule_free(&s2);
+    }
+    fr_model_free(&m);
+}
+END_TEST
+
+/* x_init replaces the drawn x_T: passing the drawn one back reproduces the run, and a
+ * deterministic sampler then needs no sample ids. */
+START_TEST(test_x_init)
+{
+    const fr_task *t = task("gmm2d");
+    const fr_ops *ops = ref_ops();
+    fr_model m;
+    make_model(&m, t, FR_PRED_VELOCITY, SEED + 4);
+    enum { B = 4, T = 3 };
+    int prompts[B] = {1, 2, 3, 4};
+    uint32_t ids[B] = {9, 8, 7, 6};
+    fr_rollout_schedule s;
+    float *ab;
+    fr_rollout_cfg c = make_cfg(FR_SAMPLER_DPM, T, 1.5f, &s, &ab);
+    outputs o;
+    outputs_alloc(&o, T, B, 2, 0);
+    float x2[B * 2];
+    ck_assert(fr_rollout(&m, ops, t, &c, B, prompts, ids, NULL, o.x, &o.tr) == FR_OK);
+    ck_assert(fr_rollout(&m, ops, t, &c, B, prompts, NULL, o.traj, x2, NULL) == FR_OK);
+    assert_bits("x from x_init", o.x, x2, B * 2, "dpm");
+    outputs_free(&o);
+    fr_rollout_schedule_free(&s);
+    free(ab);
+    fr_model_free(&m);
+}
+END_TEST
+
+/* The opt backend gives ref's bits (DESIGN.md §1) through the whole rollout, with CFG
+ * and noise, on an image-sized task (shapes, D = 768). */
+START_TEST(test_opt_equals_ref)
+{
+    const fr_task *t = task("shapes");
+    const fr_ops *ref = ref_ops(), *opt;
+    if (fr_backend_get("opt", &opt) != FR_OK) return; /* not built in */
+    fr_model m;
+    make_model(&m, t, FR_PRED_VELOCITY, SEED + 7);
+    enum { B = 5, T = 3 };
+    const int64_t D = t->D;
+    int prompts[B] = {52, 60, 69, -1, 3};
+    uint32_t ids[B] = {0, 1, 2, 3, 4};
+    fr_rollout_schedule s;
+    float *ab;
+    fr_rollout_cfg c = make_cfg(FR_SAMPLER_SDE, T, 4.5f, &s, &ab);
+    outputs a, b;
+    outputs_alloc(&a, T, B, D, 1);
+    outputs_alloc(&b, T, B, D, 1);
+    ck_assert(fr_rollout(&m, ref, t, &c, B, prompts, ids, NULL, a.x, &a.tr) == FR_OK);
+    c.batch = 2;
+    ck_assert(fr_rollout(&m, opt, t, &c, B, prompts, ids, NULL, b.x, &b.tr) == FR_OK);
+    assert_bits("traj", a.traj, b.traj, (T + 1) * B * D, "opt vs ref, sde cfg 4.5");
+    assert_bits("logp", a.logp, b.logp, T * B, "opt vs ref, sde cfg 4.5");
+    outputs_free(&a);
+    outputs_free(&b);
+    fr_rollout_schedule_free(&s);
+    fr_model_free(&m);
+}
+END_TEST
+
+/* Refusals: sampler / prediction mismatch, log-probs of a deterministic sampler or of
+ * noise 0, a model that does not fit the task, a bad grid. */
+START_TEST(test_errors)
+{
+    const fr_task *t = task("gmm2d");
+    const fr_ops *ops = ref_ops();
+    fr_model mv, me, ms;
+    make_model(&mv, t, FR_PRED_VELOCITY, SEED);
+    make_model(&me, t, FR_PRED_EPSILON, SEED);
+    make_model(&ms, task("shapes"), FR_PRED_VELOCITY, SEED);
+    int prompts[2] = {0, 1};
+    uint32_t ids[2] = {0, 1};
+    float x[2 * 2], logp[4 * 2];
+    fr_rollout_schedule s1, s2;
+    float *ab;
+    fr_rollout_cfg cf = make_cfg(FR_SAMPLER_ODE, 4, 1.0f, &s1, &ab);
+    fr_rollout_cfg cd = make_cfg(FR_SAMPLER_DDIM, 4, 1.0f, &s2, &ab);
+    ck_assert(fr_rollout(&me, ops, t, &cf, 2, prompts, ids, NULL, x, NULL) == FR_ERR_ARG);
+    ck_assert(strstr(fr_last_error(), "ddim") != NULL);
+    ck_assert(fr_rollout(&mv, ops, t, &cd, 2, prompts, ids, NULL, x, NULL) == FR_ERR_ARG);
+    ck_assert(fr_rollout(&ms, ops, t, &cf, 2, prompts, ids, NULL, x, NULL) == FR_ERR_ARG);
+    fr_rollout_traj tr = {NULL, NULL, logp, NULL};
+    ck_assert(fr_rollout(&mv, ops, t, &cf, 2, prompts, ids, NULL, x, &tr) == FR_ERR_ARG);
+    cd.noise = 0.0f;
+    ck_assert(fr_rollout(&me, ops, t, &cd, 2, prompts, ids, NULL, x, &tr) == FR_ERR_ARG);
+    int bad[2] = {0, 99};
+    ck_assert(fr_rollout(&mv, ops, t, &cf, 2, bad, ids, NULL, x, NULL) == FR_ERR_ARG);
+    float sig[5] = {1.0f, 0.5f, 0.5f, 0.2f, 0.0f};
+    cf.sigmas = sig;
+    ck_assert(fr_rollout(&mv, ops, t, &cf, 2, prompts, ids, NULL, x, NULL) == FR_ERR_ARG);
+    fr_rollout_schedule_free(&s1);
+    fr_rollout_schedule_free(&s2);
+    free(ab);
+    fr_model_free(&mv);
+    fr_model_free(&me);
+    fr_model_free(&ms);
+}
+END_TEST
+
+/* Evaluation of a random model: counts add up, accuracies are in [0, 1], every group of
+ * the task appears, and the result does not depend on the batch size. shapes has four
+ * groups over its 18 held-out prompts. */
+static void check_eval(const char *task_name, int n, int64_t T)
+{
+    const fr_task *t = task(task_name);
+    const fr_ops *ops = ref_ops();
+    fr_model m;
+    make_model(&m, t, FR_PRED_VELOCITY, SEED + 5);
+    fr_rollout_schedule s;
+    float *ab;
+    fr_rollout_cfg c = make_cfg(FR_SAMPLER_ODE, T, 1.0f, &s, &ab);
+    fr_eval_opts o = fr_eval_opts_default();
+    o.n = n;
+    fr_eval_result r1, r2;
+    c.batch = 64;
+    ck_assert_msg(fr_evaluate(&m, ops, t, &c, &o, &r1) == FR_OK, "%s", fr_last_error());
+    c.batch = 5;
+    ck_assert(fr_evaluate(&m, ops, t, &c, &o, &r2) == FR_OK);
+    ck_assert_int_eq(r1.n_prompts, t->n_eval);
+    ck_assert_int_eq(r1.n_groups, t->n_groups);
+    ck_assert_int_eq(r1.samples, (int64_t)t->n_eval * n);
+    int64_t sum_s = 0, sum_c = 0;
+    int sum_p = 0;
+    for (int g = 0; g < r1.n_groups; g++) {
+        ck_assert_msg(r1.group_prompts[g] > 0, "%s: group %s has no eval prompt", task_name, t->group_names[g]);
+        ck_assert(r1.group_correct[g] >= 0 && r1.group_correct[g] <= r1.group_samples[g]);
+        ck_assert(r1.group_score[g] >= 0.0 && r1.group_score[g] <= 1.0);
+        sum_p += r1.group_prompts[g];
+        sum_s += r1.group_samples[g];
+        sum_c += r1.group_correct[g];
+        ck_assert_int_eq(r1.group_correct[g], r2.group_correct[g]);
+        ck_assert(memcmp(&r1.group_score[g], &r2.group_score[g], sizeof(double)) == 0);
+    }
+    ck_assert_int_eq(sum_p, r1.n_prompts);
+    ck_assert_int_eq(sum_s, r1.samples);
+    ck_assert_int_eq(sum_c, r1.correct);
+    ck_assert(r1.score >= 0.0 && r1.score <= 1.0 && memcmp(&r1.score, &r2.score, sizeof(double)) == 0);
+    for (int i = 0; i < r1.n_prompts; i++) {
+        ck_assert_int_eq(r1.prompt_ids[i], t->eval_first + i);
+        ck_assert(r1.prompt_correct[i] >= 0 && r1.prompt_correct[i] <= n);
+    }
+    /* the train split has its own prompts */
+    fr_eval_result r3;
+    o.split = FR_SPLIT_TRAIN;
+    o.n = 1;
+    ck_assert(fr_evaluate(&m, ops, t, &c, &o, &r3) == FR_OK);
+    ck_assert_int_eq(r3.n_prompts, t->n_train);
+    ck_assert_int_eq(r3.prompt_ids[0], 0);
+    fr_eval_result_free(&r1);
+    fr_eval_result_free(&r2);
+    fr_eval_result_free(&r3);
+    o.n = 0;
+    ck_assert(fr_evaluate(&m, ops, t, &c, &o, &r1) == FR_ERR_ARG);
+    fr_rollout_schedule_free(&s);
+    fr_model_free(&m);
+}
+
+START_TEST(test_eval_gmm2d) { check_eval("gmm2d", 16, 8); }
+END_TEST
+
+START_TEST(test_eval_shapes) { check_eval("shapes", 2, 3); }
+END_TEST
+
+/* ---- checkpoints and the CLI --------------------------------------------------------- */
+
+static char g_dir[256];
+static char g_out[1 << 17];
+
+/* A checkpoint of a random model with metadata "task" and, if ema, "ema.*" weights
+ * (different values: the raw weights scaled by 0.5). */
+static void write_ckpt(const char *path, const char *task_name, fr_pred pred, int ema, int with_task)
+{
+    fr_model m;
+    make_model(&m, task(task_name), pred, SEED + 6);
+    fr_st_file f;
+    fr_st_init(&f);
+    ck_assert(fr_model_config_to_meta(&m.cfg, &f) == FR_OK);
+    ck_assert(fr_model_values_to_st(&m, &f, "") == FR_OK);
+    if (ema) {
+        for (int i = 0; i < m.n_params; i++) {
+            float *d = m.values[i].data;
+            for (int64_t k = 0; k < fr_tensor_numel(&m.values[i]); k++) d[k] *= 0.5f;
+        }
+        ck_assert(fr_model_values_to_st(&m, &f, "ema.") == FR_OK);
+    }
+    if (with_task) ck_assert(fr_st_set_meta(&f, "task", task_name) == FR_OK);
+    ck_assert_msg(fr_st_write(&f, path) == FR_OK, "%s", fr_last_error());
+    fr_st_free(&f);
+    fr_model_free(&m);
+}
+
+static void make_dir(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/flowrl_test_rollout_XXXXXX");
+    ck_assert(mkdtemp(g_dir) != NULL);
+}
+
+static void remove_dir(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    ck_assert(system(cmd) == 0);
+}
+
+/* stdout only (stderr discarded), for --json. */
+static int run_stdout(const char *args, char *out, size_t n)
+{
+    const char *bin = getenv("FLOWRL_BIN");
+    if (!bin) bin = "build/flowrl";
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s 2>/dev/null", bin, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t used = fread(out, 1, n - 1, p);
+    out[used] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* stderr only (stdout discarded): the error line of a failing command. */
+static int run_stderr(const char *args, char *out, size_t n)
+{
+    const char *bin = getenv("FLOWRL_BIN");
+    if (!bin) bin = "build/flowrl";
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", bin, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t used = fread(out, 1, n - 1, p);
+    out[used] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Width and height from the IHDR chunk of a PNG file; 0 if it is not one. */
+static int png_size(const char *path, int *w, int *h)
+{
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    unsigned char b[24];
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t got = fread(b, 1, sizeof b, f);
+    fclose(f);
+    if (got != sizeof b || memcmp(b, sig, 8) != 0 || memcmp(b + 12, "IHDR", 4) != 0) return 0;
+    *w = (b[16] << 24) | (b[17] << 16) | (b[18] << 8) | b[19];
+    *h = (b[20] << 24) | (b[21] << 16) | (b[22] << 8) | b[23];
+    return 1;
+}
+
+START_TEST(test_cli_eval_json)
+{
+    make_dir();
+    char ck[300], args[1024];
+    snprintf(ck, sizeof ck, "%s/g.safetensors", g_dir);
+    write_ckpt(ck, "gmm2d", FR_PRED_VELOCITY, 1, 1);
+    const char *variants[2] = {"", "--no-ema"};
+    for (int v = 0; v < 2; v++) {
+        snprintf(args, sizeof args, "eval --ckpt %s --task gmm2d --n 4 --steps 5 --backend ref --json %s", ck,
+                 variants[v]);
+        ck_assert_int_eq(run_stdout(args, g_out, sizeof g_out), 0);
+        cJSON *j = cJSON_Parse(g_out);
+        ck_assert_msg(j != NULL, "not JSON: %s", g_out);
+        ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(j, "ema")) == (v == 0));
+        ck_assert_str_eq(cJSON_GetObjectItem(j, "task")->valuestring, "gmm2d");
+        ck_assert_str_eq(cJSON_GetObjectItem(j, "sampler")->valuestring, "ode");
+        ck_assert_str_eq(cJSON_GetObjectItem(j, "split")->valuestring, "eval");
+        ck_assert_int_eq(cJSON_GetObjectItem(j, "n")->valueint, 4);
+        const cJSON *ov = cJSON_GetObjectItem(j, "overall");
+        ck_assert(ov && cJSON_GetObjectItem(ov, "accuracy") && cJSON_GetObjectItem(ov, "mean_score"));
+        double acc = cJSON_GetObjectItem(ov, "accuracy")->valuedouble;
+        ck_assert(acc >= 0.0 && acc <= 1.0);
+        ck_assert_int_eq(cJSON_GetObjectItem(ov, "samples")->valueint, 32);
+        const cJSON *mode = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"), "mode");
+        ck_assert(mode && cJSON_GetObjectItem(mode, "accuracy"));
+        ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "prompts")), 8);
+        cJSON_Delete(j);
+    }
+    /* the table form, with the backend line first */
+    snprintf(args, sizeof args, "eval --ckpt %s --n 2 --steps 3 --backend ref --sampler sde --cfg 2", ck);
+    ck_assert_int_eq(fr_test_run_cli(args, g_out, sizeof g_out), 0);
+    ck_assert_msg(strncmp(g_out, "backend ref, threads 1", 22) == 0, "%s", g_out);
+    ck_assert_msg(strstr(g_out, "\nmode ") && strstr(g_out, "\noverall "), "%s", g_out);
+    remove_dir();
+}
+END_TEST
+
+START_TEST(test_cli_sample_png)
+{
+    make_dir();
+    char ck[300], png[300], args[1024], pf[300];
+    int w, h, ew, eh;
+    /* gmm2d: a 512 x 512 scatter plot */
+    snprintf(ck, sizeof ck, "%s/g.safetensors", g_dir);
+    snprintf(png, sizeof png, "%s/g.png", g_dir);
+    write_ckpt(ck, "gmm2d", FR_PRED_VELOCITY, 0, 1);
+    snprintf(args, sizeof args, "sample --ckpt %s --out %s --n 20 --steps 4 --sampler dpm", ck, png);
+    ck_assert_int_eq(fr_test_run_cli(args, g_out, sizeof g_out), 0);
+    ck_assert_msg(strstr(g_out, "160 samples") && strstr(g_out, "accuracy"), "%s", g_out);
+    ck_assert(png_size(png, &w, &h) && w == 512 && h == 512);
+    /* shapes: a grid, one row per prompt of the file (an id and a text line), 3 each */
+    snprintf(ck, sizeof ck, "%s/s.safetensors", g_dir);
+    snprintf(png, sizeof png, "%s/s.png", g_dir);
+    snprintf(pf, sizeof pf, "%s/prompts.txt", g_dir);
+    write_ckpt(ck, "shapes", FR_PRED_VELOCITY, 0, 0);
+    char text[FR_PROMPT_TEXT_MAX];
+    ck_assert(task("shapes")->prompt_text(60, text, sizeof text) == FR_OK);
+    FILE *f = fopen(pf, "w");
+    ck_assert(f != NULL);
+    fprintf(f, "# two prompts\n53\n\n%s\n", text);
+    fclose(f);
+    snprintf(args, sizeof args, "sample --ckpt %s --task shapes --prompts %s --n 3 --steps 2 --out %s --scale 2", ck,
+             pf, png);
+    ck_assert_int_eq(fr_test_run_cli(args, g_out, sizeof g_out), 0);
+    ck_assert_msg(strstr(g_out, text) != NULL, "%s", g_out);
+    ck_assert(fr_png_grid_dims(6, 16, 16, 3, 2, &eh, &ew) == FR_OK);
+    ck_assert_msg(png_size(png, &w, &h) && w == ew && h == eh, "%d x %d, want %d x %d", w, h, ew, eh);
+    remove_dir();
+}
+END_TEST
+
+/* Usage errors exit 2, runtime failures 1, each with one line naming flowrl. */
+START_TEST(test_cli_errors)
+{
+    make_dir();
+    char ck[300], eck[300], args[1024];
+    snprintf(ck, sizeof ck, "%s/g.safetensors", g_dir);
+    snprintf(eck, sizeof eck, "%s/e.safetensors", g_dir);
+    write_ckpt(ck, "gmm2d", FR_PRED_VELOCITY, 0, 1);
+    write_ckpt(eck, "gmm2d", FR_PRED_EPSILON, 0, 1);
+    struct {
+        const char *fmt;
+        int rc;
+    } cases[] = {
+        {"eval", 2},
+        {"eval --ckpt %s --bogus", 2},
+        {"eval --ckpt %s --steps 0", 2},
+        {"eval --ckpt %s --sampler ddim", 2},
+        {"eval --ckpt %s --sampler euler", 2},
+        {"eval --ckpt %s --split test", 2},
+        {"eval --ckpt %s --task shapes", 2},
+        {"eval --ckpt %s --n", 2},
+        {"eval --ckpt %s/missing.safetensors", 1},
+        {"sample --ckpt %s", 2},
+        {"sample --ckpt %s --out /nonexistent-dir/x.png --steps 1", 1},
+        {"sample --ckpt %s --out x.png --prompt 99", 2},
+        {"sample --ckpt %s --out x.png --prompt 'no such prompt'", 2},
+        {"sample --ckpt %s --out x.png --prompts /nonexistent-file", 1},
+        {"sample --ckpt %s --out x.png --grid cosine", 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(args, sizeof args, cases[i].fmt, strstr(cases[i].fmt, "missing") ? g_dir : ck);
+        int rc = run_stderr(args, g_out, sizeof g_out);
+        ck_assert_msg(rc == cases[i].rc, "'%s' exited %d, want %d: %s", args, rc, cases[i].rc, g_out);
+        size_t len = strlen(g_out);
+        ck_assert_msg(strncmp(g_out, "flowrl ", 7) == 0 && len > 0 && strchr(g_out, '\n') == g_out + len - 1,
+                      "'%s': want one line, got: %s", args, g_out);
+    }
+    /* a flow sampler on an epsilon model */
+    snprintf(args, sizeof args, "eval --ckpt %s --sampler sde", eck);
+    ck_assert_int_eq(fr_test_run_cli(args, g_out, sizeof g_out), 2);
+    ck_assert_msg(strstr(g_out, "ddim") != NULL, "%s", g_out);
+    /* ... and ddim works on it */
+    snprintf(args, sizeof args, "eval --ckpt %s --n 2 --steps 4 --eta 1", eck);
+    ck_assert_msg(fr_test_run_cli(args, g_out, sizeof g_out) == 0, "%s", g_out);
+    ck_assert_msg(strstr(g_out, "ddim, 4 steps, eta 1") != NULL, "%s", g_out);
+    remove_dir();
+}
+END_TEST
+
+Suite *suite_rollout(void)
+{
+    Suite *s = suite_create("rollout");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_batch_independence);
+    tcase_add_test(tc, test_matches_hand_loop);
+    tcase_add_test(tc, test_cfg);
+    tcase_add_test(tc, test_x_init);
+    tcase_add_test(tc, test_opt_equals_ref);
+    tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_eval_gmm2d);
+    tcase_add_test(tc, test_eval_shapes);
+    suite_add_tcase(s, tc);
+    TCase *cli = tcase_create("cli");
+    tcase_set_timeout(cli, 120);
+    tcase_add_test(cli, test_cli_eval_json);
+    tcase_add_test(cli, test_cli_sample_png);
+    tcase_add_test(cli, test_cli_errors);
+    suite_add_tcase(s, cli);
+    return s;
+}
