@@ -18,6 +18,8 @@ int cmd_pack(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
+int cmd_golden(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 /* Shared by the commands: "flowrl CMD: message" on stderr; returns 1. */
 int fr_cli_error(const char *cmd, const char *fmt, ...)

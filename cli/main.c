@@ -17,9 +17,11 @@ static const fr_command k_commands[] = {
     {"sample", "sample a checkpoint into a PNG grid / scatter plot: sample --ckpt C --out grid.png", cmd_sample},
     {"eval", "held-out accuracy per prompt kind: eval --ckpt C [--n N] [--json]", cmd_eval},
     {"pretrain", "train a base model: pretrain --task gmm2d|shapes --out FILE [--steps N]", cmd_pretrain},
+    {"train", "RL fine-tuning: train --algo flow-grpo --base CKPT --out RUNDIR [--resume RUNDIR]", cmd_train},
     {"audit", "compare two runs' audit logs: identical through step N, or the first difference",
      cmd_audit},
     {"pack", "pack a run directory into a deterministic .tar.zst: pack RUNDIR -o FILE.tar.zst", cmd_pack},
+    {"golden", "golden-file suite: golden gen [--force] | check --backend B [--fast] | list", cmd_golden},
 };
 #define N_COMMANDS (int)(sizeof k_commands / sizeof k_commands[0])
 

@@ -24,7 +24,10 @@
     X(cli)                                                                                 \
     X(opt)                                                                                 \
     X(reward_cmd)                                                                          \
-    X(rollout)
+    X(rollout)                                                                             \
+    X(golden)                                                                              \
+    X(train)                                                                               \
+    X(fast)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure
  * instead of breaking the link of every other suite. */

@@ -1,0 +1,378 @@
+/* The run directory of `flowrl train` besides audit.log and the checkpoints' contents:
+ * metrics.jsonl, eval.json, curve.svg, samples/NAME.png, checkpoint listing and pruning
+ * (flowrl/grpo_train.h). Every file that is rewritten goes through a temporary + rename. */
+#include <cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/grpo_train_internal.h"
+#include "flowrl/audit.h"
+#include "flowrl/png.h"
+
+fr_status fr_train_path(char *buf, size_t n, const char *dir, const char *name)
+{
+    int w = snprintf(buf, n, "%s/%s", dir, name);
+    if (w < 0 || (size_t)w >= n) return fr_fail(FR_ERR_ARG, "train: path '%s/%s' is too long", dir, name);
+    return FR_OK;
+}
+
+/* ---- curve ----------------------------------------------------------------------------- */
+
+void fr_train_curve_free(fr_train_curve *c)
+{
+    free(c->reward);
+    free(c->acc);
+    memset(c, 0, sizeof *c);
+}
+
+fr_status fr_train_curve_push(fr_train_curve *c, double reward, double acc)
+{
+    if (c->n == c->cap) {
+        int64_t cap = c->cap ? 2 * c->cap : 64;
+        double *r = realloc(c->reward, (size_t)cap * sizeof *r);
+        if (!r) return fr_fail(FR_ERR_NOMEM, "train: curve of %lld points", (long long)cap);
+        c->reward = r;
+        double *a = realloc(c->acc, (size_t)cap * sizeof *a);
+        if (!a) return fr_fail(FR_ERR_NOMEM, "train: curve of %lld points", (long long)cap);
+        c->acc = a;
+        c->cap = cap;
+    }
+    c->reward[c->n] = reward;
+    c->acc[c->n] = acc;
+    c->n++;
+    return FR_OK;
+}
+
+/* A polyline of y (values in [0, 1] mapped onto the plot; NaN points skipped). */
+static int svg_line(char *b, size_t cap, const double *y, int64_t n, double x0, double w, double y0, double h,
+                    const char *color)
+{
+    int o = snprintf(b, cap, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color);
+    for (int64_t i = 0; i < n && o > 0 && (size_t)o < cap; i++) {
+        if (!isfinite(y[i])) continue;
+        double v = y[i] < 0 ? 0 : y[i] > 1 ? 1 : y[i];
+        double px = x0 + (n > 1 ? w * (double)i / (double)(n - 1) : w / 2);
+        o += snprintf(b + o, cap - (size_t)o, "%.1f,%.1f ", px, y0 + h * (1.0 - v));
+    }
+    if (o > 0 && (size_t)o < cap) o += snprintf(b + o, cap - (size_t)o, "\"/>\n");
+    return o;
+}
+
+fr_status fr_train_curve_write_svg(const fr_train_curve *c, const char *path)
+{
+    const double W = 640, H = 400, x0 = 60, y0 = 30, pw = 540, ph = 300;
+    size_t cap = 4096 + (size_t)c->n * 64;
+    char *b = fr_malloc(cap);
+    if (!b) return FR_ERR_NOMEM;
+    int o = snprintf(b, cap,
+                     "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+                     "font-family=\"sans-serif\" font-size=\"12\">\n"
+                     "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+                     "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#888\"/>\n",
+                     W, H, x0, y0, pw, ph);
+    for (int k = 0; k <= 4 && (size_t)o < cap; k++) {
+        double yy = y0 + ph * (1.0 - k / 4.0);
+        o += snprintf(b + o, cap - (size_t)o,
+                      "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                      "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>\n",
+                      x0, yy, x0 + pw, yy, x0 - 6, yy + 4, k / 4.0);
+    }
+    if ((size_t)o < cap)
+        o += snprintf(b + o, cap - (size_t)o,
+                      "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">epoch (1 .. %lld)</text>\n"
+                      "<text x=\"%.0f\" y=\"18\" fill=\"#1f77b4\">reward mean</text>"
+                      "<text x=\"%.0f\" y=\"18\" fill=\"#d62728\">training accuracy</text>\n",
+                      x0 + pw / 2, y0 + ph + 30, (long long)c->n, x0, x0 + 120);
+    if ((size_t)o < cap) o += svg_line(b + o, cap - (size_t)o, c->reward, c->n, x0, pw, y0, ph, "#1f77b4");
+    if ((size_t)o < cap) o += svg_line(b + o, cap - (size_t)o, c->acc, c->n, x0, pw, y0, ph, "#d62728");
+    if ((size_t)o < cap) o += snprintf(b + o, cap - (size_t)o, "</svg>\n");
+    fr_status s = (o > 0 && (size_t)o < cap) ? fr_train_write_file_atomic(path, b, (size_t)o, 0)
+                                              : fr_fail(FR_ERR_NOMEM, "%s: SVG buffer too small", path);
+    free(b);
+    return s;
+}
+
+/* ---- metrics.jsonl ---------------------------------------------------------------------- */
+
+static void add_num(cJSON *o, const char *k, double v)
+{
+    if (isfinite(v))
+        cJSON_AddNumberToObject(o, k, v);
+    else
+        cJSON_AddNullToObject(o, k);
+}
+
+fr_status fr_train_metrics_append(const char *dir, const fr_train_epoch_event *ev)
+{
+    char path[FR_TRAIN_PATH_MAX + 32];
+    FR_TRY(fr_train_path(path, sizeof path, dir, FR_TRAIN_METRICS_NAME));
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return FR_ERR_NOMEM;
+    cJSON_AddNumberToObject(o, "epoch", (double)ev->epoch);
+    add_num(o, "reward_mean", ev->reward_mean);
+    add_num(o, "reward_std", ev->reward_std);
+    add_num(o, "accuracy", ev->accuracy);
+    add_num(o, "kl", ev->kl);
+    add_num(o, "clipfrac", ev->clipfrac);
+    add_num(o, "approx_kl", ev->approx_kl);
+    add_num(o, "ratio_min", ev->ratio_min);
+    add_num(o, "ratio_max", ev->ratio_max);
+    add_num(o, "loss", ev->loss);
+    add_num(o, "grad_norm", ev->grad_norm);
+    cJSON_AddNumberToObject(o, "kept", (double)ev->kept);
+    cJSON_AddNumberToObject(o, "samples", (double)ev->n_samples);
+    cJSON_AddNumberToObject(o, "updates", (double)ev->n_updates);
+    cJSON_AddNumberToObject(o, "window_start", (double)ev->win_start);
+    cJSON_AddNumberToObject(o, "window_len", (double)ev->win_len);
+    add_num(o, "seconds", ev->seconds);
+    char *txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!txt) return FR_ERR_NOMEM;
+    FILE *f = fopen(path, "ab");
+    fr_status s = FR_OK;
+    if (!f)
+        s = fr_fail(FR_ERR_IO, "%s: %s", path, strerror(errno));
+    else {
+        int ok = fprintf(f, "%s\n", txt) > 0;
+        ok = (fclose(f) == 0) && ok;
+        if (!ok) s = fr_fail(FR_ERR_IO, "%s: write failed", path);
+    }
+    free(txt);
+    return s;
+}
+
+static double json_num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+fr_status fr_train_metrics_truncate(const char *dir, int64_t n, fr_train_curve *curve)
+{
+    char path[FR_TRAIN_PATH_MAX + 32];
+    FR_TRY(fr_train_path(path, sizeof path, dir, FR_TRAIN_METRICS_NAME));
+    char *buf = NULL;
+    size_t len = 0;
+    if (n == 0) {
+        struct stat st;
+        if (stat(path, &st) != 0) return FR_OK;
+        return fr_train_write_file_atomic(path, "", 0, 0);
+    }
+    FR_TRY(fr_train_read_file(path, &buf, &len));
+    size_t pos = 0;
+    fr_status s = FR_OK;
+    for (int64_t i = 0; i < n && s == FR_OK; i++) {
+        char *nl = memchr(buf + pos, '\n', len - pos);
+        if (!nl) {
+            s = fr_fail(FR_ERR_MISMATCH, "%s: %lld complete lines, the checkpoint is at epoch %lld", path,
+                        (long long)i, (long long)n);
+            break;
+        }
+        cJSON *o = cJSON_ParseWithLength(buf + pos, (size_t)(nl - (buf + pos)));
+        if (!o)
+            s = fr_fail(FR_ERR_FORMAT, "%s: line %lld is not JSON", path, (long long)i + 1);
+        else if (json_num(o, "epoch") != (double)(i + 1))
+            s = fr_fail(FR_ERR_FORMAT, "%s: line %lld is not epoch %lld", path, (long long)i + 1, (long long)i + 1);
+        else
+            s = fr_train_curve_push(curve, json_num(o, "reward_mean"), json_num(o, "accuracy"));
+        cJSON_Delete(o);
+        pos = (size_t)(nl - buf) + 1;
+    }
+    if (s == FR_OK && pos != len) s = fr_train_write_file_atomic(path, buf, pos, 0);
+    free(buf);
+    return s;
+}
+
+/* ---- checkpoints ---------------------------------------------------------------------- */
+
+/* N of "step-N.safetensors" (decimal, no sign, no leading zero), else -1. */
+static int64_t ckpt_step(const char *name)
+{
+    static const char pre[] = "step-", suf[] = ".safetensors";
+    size_t n = strlen(name), lp = sizeof pre - 1, ls = sizeof suf - 1;
+    if (n <= lp + ls || strncmp(name, pre, lp) != 0 || strcmp(name + n - ls, suf) != 0) return -1;
+    int64_t v = 0;
+    for (size_t i = lp; i < n - ls; i++) {
+        if (name[i] < '0' || name[i] > '9' || (i == lp && name[i] == '0' && n - ls - lp > 1)) return -1;
+        if (v > FR_AUDIT_MAX_STEP / 10) return -1;
+        v = v * 10 + (name[i] - '0');
+    }
+    return v;
+}
+
+typedef struct {
+    int64_t newest, keep;
+    int prune;
+} scan_args;
+
+static fr_status scan(const char *dir, scan_args *a, int64_t *last)
+{
+    char cdir[FR_TRAIN_PATH_MAX + 32];
+    FR_TRY(fr_train_path(cdir, sizeof cdir, dir, FR_CHECKPOINT_DIR));
+    *last = 0;
+    DIR *d = opendir(cdir);
+    if (!d) return errno == ENOENT ? FR_OK : fr_fail(FR_ERR_IO, "%s: %s", cdir, strerror(errno));
+    fr_status s = FR_OK;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && s == FR_OK) {
+        char p[FR_TRAIN_PATH_MAX + 320];
+        int64_t n = ckpt_step(e->d_name);
+        int stale = n < 0 && strstr(e->d_name, ".safetensors.tmp.") != NULL;
+        int old = a && a->prune && n >= 0 && a->keep > 0 && n <= a->newest - a->keep;
+        if (stale || old) {
+            if (snprintf(p, sizeof p, "%s/%s", cdir, e->d_name) < (int)sizeof p && remove(p) != 0)
+                s = fr_fail(FR_ERR_IO, "%s: %s", p, strerror(errno));
+            continue;
+        }
+        if (n > *last) *last = n;
+    }
+    closedir(d);
+    return s;
+}
+
+fr_status fr_train_last_checkpoint(const char *dir, int64_t *n) { return scan(dir, NULL, n); }
+
+fr_status fr_train_prune_checkpoints(const char *dir, int64_t newest, int64_t keep)
+{
+    scan_args a = {newest, keep, 1};
+    int64_t last;
+    return scan(dir, &a, &last);
+}
+
+/* ---- eval.json -------------------------------------------------------------------------- */
+
+static cJSON *eval_obj(const fr_task *t, const fr_eval_result *r, int64_t epoch)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "epoch", (double)epoch);
+    cJSON_AddNumberToObject(o, "samples", (double)r->samples);
+    cJSON_AddNumberToObject(o, "correct", (double)r->correct);
+    cJSON_AddNumberToObject(o, "accuracy", r->samples ? (double)r->correct / (double)r->samples : 0.0);
+    cJSON_AddNumberToObject(o, "mean_score", r->score);
+    cJSON *g = cJSON_AddObjectToObject(o, "groups");
+    for (int k = 0; g && k < r->n_groups; k++) {
+        if (r->group_samples[k] == 0) continue;
+        cJSON *gi = cJSON_CreateObject();
+        if (!gi) break;
+        cJSON_AddNumberToObject(gi, "prompts", r->group_prompts[k]);
+        cJSON_AddNumberToObject(gi, "accuracy", (double)r->group_correct[k] / (double)r->group_samples[k]);
+        cJSON_AddNumberToObject(gi, "mean_score", r->group_score[k]);
+        cJSON_AddItemToObject(g, t->group_names[k], gi);
+    }
+    return o;
+}
+
+static fr_status eval_read(const char *path, cJSON **root)
+{
+    *root = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0) return FR_OK;
+    char *buf;
+    size_t len;
+    FR_TRY(fr_train_read_file(path, &buf, &len));
+    *root = cJSON_ParseWithLength(buf, len);
+    free(buf);
+    if (!*root || !cJSON_IsObject(*root)) {
+        cJSON_Delete(*root);
+        *root = NULL;
+        return fr_fail(FR_ERR_FORMAT, "%s: not a JSON object", path);
+    }
+    return FR_OK;
+}
+
+fr_status fr_train_eval_json_set(const char *dir, const char *key, const fr_task *t, const fr_eval_result *r,
+                                 int64_t epoch)
+{
+    char path[FR_TRAIN_PATH_MAX + 32];
+    FR_TRY(fr_train_path(path, sizeof path, dir, FR_TRAIN_EVAL_NAME));
+    cJSON *root;
+    FR_TRY(eval_read(path, &root));
+    if (!root && !(root = cJSON_CreateObject())) return FR_ERR_NOMEM;
+    cJSON_DeleteItemFromObjectCaseSensitive(root, key);
+    cJSON *o = eval_obj(t, r, epoch);
+    if (o) cJSON_AddItemToObject(root, key, o);
+    char *txt = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!o || !txt) {
+        free(txt);
+        return FR_ERR_NOMEM;
+    }
+    fr_status s = fr_train_write_file_atomic(path, txt, strlen(txt), 1);
+    free(txt);
+    return s;
+}
+
+fr_status fr_train_eval_json_get(const char *dir, const char *key, int *found, double *acc, double *score)
+{
+    char path[FR_TRAIN_PATH_MAX + 32];
+    FR_TRY(fr_train_path(path, sizeof path, dir, FR_TRAIN_EVAL_NAME));
+    cJSON *root;
+    *found = 0;
+    FR_TRY(eval_read(path, &root));
+    const cJSON *o = root ? cJSON_GetObjectItemCaseSensitive(root, key) : NULL;
+    if (o) {
+        *acc = json_num(o, "accuracy");
+        *score = json_num(o, "mean_score");
+        *found = isfinite(*acc);
+    }
+    cJSON_Delete(root);
+    return FR_OK;
+}
+
+/* ---- sample pictures -------------------------------------------------------------------- */
+
+fr_status fr_train_sample_grid(const char *dir, const char *name, const fr_model *m, const fr_ops *ops,
+                               const fr_task *t, const fr_rollout_cfg *rc, int64_t n_per_prompt)
+{
+    char sdir[FR_TRAIN_PATH_MAX + 32], path[FR_TRAIN_PATH_MAX + 64];
+    FR_TRY(fr_train_path(sdir, sizeof sdir, dir, "samples"));
+    if (mkdir(sdir, 0777) != 0 && errno != EEXIST) return fr_fail(FR_ERR_IO, "%s: %s", sdir, strerror(errno));
+    FR_TRY(fr_train_path(path, sizeof path, sdir, name));
+    int first, np;
+    fr_split_range(t, FR_SPLIT_EVAL, &first, &np);
+    const int64_t k = n_per_prompt, N = (int64_t)np * k, D = t->D;
+    if (N <= 0) return FR_OK;
+    int *pid = fr_malloc((size_t)N * sizeof *pid);
+    uint32_t *sid = fr_malloc((size_t)N * sizeof *sid);
+    float *x = fr_malloc((size_t)(N * D) * sizeof *x);
+    uint8_t *col = fr_malloc((size_t)N * 3);
+    fr_status s = (pid && sid && x && col) ? FR_OK : FR_ERR_NOMEM;
+    /* the eval streams (flowrl/evaluate.h): these are the first k samples fr_evaluate scores */
+    fr_rollout_cfg c = *rc;
+    c.seed = FR_EVAL_SEED;
+    c.c0 = FR_ROLLOUT_C0_EVAL;
+    for (int64_t i = 0; i < N && s == FR_OK; i++) {
+        pid[i] = first + (int)(i / k);
+        sid[i] = (uint32_t)pid[i] * (uint32_t)FR_EVAL_MAX_N + (uint32_t)(i % k);
+    }
+    if (s == FR_OK) s = fr_rollout(m, ops, t, &c, N, pid, sid, NULL, x, NULL);
+    if (s == FR_OK && t->C > 0) {
+        /* one row per prompt */
+        s = fr_png_write_grid(path, x, (int)N, t->C, t->H, t->W, (int)k, 4);
+    } else if (s == FR_OK) {
+        static const uint8_t pal[8][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40},
+                                          {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127}};
+        for (int64_t i = 0; i < N; i++) memcpy(col + 3 * i, pal[(pid[i] - first) % 8], 3);
+        fr_scatter_opts so = fr_scatter_opts_default();
+        float marks[2 * FR_GMM2D_MODES];
+        if (strcmp(t->name, "gmm2d") == 0) {
+            for (int q = 0; q < FR_GMM2D_MODES; q++) fr_gmm2d_mode(q, marks + 2 * q);
+            so.marks = marks;
+            so.n_marks = FR_GMM2D_MODES;
+            so.ring_radius = FR_GMM2D_RADIUS;
+        }
+        if (D == 2)
+            s = fr_png_write_scatter(path, x, (int)N, col, &so);
+    }
+    free(pid);
+    free(sid);
+    free(x);
+    free(col);
+    return s;
+}
