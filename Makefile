@@ -88,7 +88,7 @@ check: $(TEST_BIN) $(CLI) $(CUDA_SELFCHECK)
 	FLOWRL_BIN=$(abspath $(CLI)) FLOWRL_SRC=$(CURDIR) $(TEST_BIN)
 
 # Benchmarks (bench/, results in BENCHMARKS.md): never part of make check.
-bench: $(BUILD)/bench_gemm $(BUILD)/bench_model
+bench: $(BUILD)/bench_gemm $(BUILD)/bench_model $(BUILD)/bench_fast
 $(BUILD)/bench_%: bench/bench_%.c $(LIB_A)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
 

@@ -4,6 +4,7 @@
  *
  * To register a backend, add one fr_backend_desc line to k_backends, guarded by its
  * build option (e.g. `#if FR_HAVE_CUDA` around {"cuda", ..., fr_cuda_init}). */
+#include "flowrl/fast.h"
 #include "flowrl/ops.h"
 #include "flowrl/opt.h"
 
@@ -93,6 +94,7 @@ fr_status fr_backend_get(const char *name, const fr_ops **out)
         st = k_backends[idx].init(&t);
         if (st == FR_OK) {
             t.name = k_backends[idx].name;
+            t.mode = "exact";
             g_tables[idx] = t;
             g_ready[idx] = 1;
         }
@@ -100,5 +102,36 @@ fr_status fr_backend_get(const char *name, const fr_ops **out)
     pthread_mutex_unlock(&g_lock);
     if (st != FR_OK) return st;
     *out = &g_tables[idx];
+    return FR_OK;
+}
+
+/* The --fast table of opt (flowrl/fast.h): the opt table, then fr_fast_init's overrides. */
+static fr_ops g_fast_table;
+static int g_fast_ready;
+
+fr_status fr_backend_get_mode(const char *name, int fast, const fr_ops **out)
+{
+    if (!fast) return fr_backend_get(name, out);
+    if (!out) return fr_fail(FR_ERR_ARG, "fr_backend_get_mode: out is NULL");
+    *out = NULL;
+    if (!name || strcmp(name, "opt") != 0)
+        return fr_fail(FR_ERR_ARG, "%s has no --fast mode (--fast applies to --backend=opt)",
+                       name ? name : "(no backend)");
+    const fr_ops *opt;
+    FR_TRY(fr_backend_get("opt", &opt));
+    fr_status st = FR_OK;
+    pthread_mutex_lock(&g_lock);
+    if (!g_fast_ready) {
+        fr_ops t = *opt;
+        st = fr_fast_init(&t);
+        if (st == FR_OK) {
+            t.mode = "fast";
+            g_fast_table = t;
+            g_fast_ready = 1;
+        }
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (st != FR_OK) return st;
+    *out = &g_fast_table;
     return FR_OK;
 }

@@ -105,6 +105,11 @@ typedef struct fr_ops {
     /* One AdamW update of n parameters (PyTorch semantics, see fr_adamw_elem). */
     void (*adamw)(int64_t n, float *p, const float *g, float *m, float *v,
                   const fr_adamw_hp *hp);
+
+    /* "exact" (ref, opt, cuda: bitwise equal to ref) or "fast" (vendor kernels inside,
+     * equal to ref within docs/determinism.md "--fast: measured tolerance"), for CLIs and
+     * audit records to print. */
+    const char *mode;
 } fr_ops;
 
 /* Backend registry. `ref` is always present; others register when built in. */
@@ -118,6 +123,12 @@ typedef struct {
 /* Looks up a backend by name ("ref", "opt", "cuda") and returns its table (ref entries
  * for whatever it does not override). */
 fr_status fr_backend_get(const char *name, const fr_ops **out);
+/* fr_backend_get with the --fast switch: fast = 0 is fr_backend_get; fast = 1 with "opt"
+ * gives the opt table with OpenBLAS / oneDNN kernels where fr_fast_supports picks them
+ * (flowrl/fast.h), mode "fast". Errors: fast with "ref" (or any other backend without a
+ * fast mode) is FR_ERR_ARG; fast in a build with neither OpenBLAS nor oneDNN is
+ * FR_ERR_UNSUPPORTED. */
+fr_status fr_backend_get_mode(const char *name, int fast, const fr_ops **out);
 /* Names of backends compiled in, NULL-terminated. */
 const char *const *fr_backend_names(void);
 
