@@ -45,7 +45,7 @@ LIB_SO := $(BUILD)/libflowrl.so
 CLI := $(BUILD)/flowrl
 TEST_BIN := $(BUILD)/check_flowrl
 
-.PHONY: all check check-asan fuzz accuracy cuda-selfcheck bench clean install
+.PHONY: all check golden-check check-asan fuzz accuracy cuda-selfcheck bench clean install
 all: $(LIB_A) $(LIB_SO) $(CLI)
 
 $(BUILD)/obj/%.o: %.c config.mk config.h
@@ -84,8 +84,18 @@ cuda-selfcheck: $(BUILD)/cuda_selfcheck
 
 # The Check runner prints its summary line ("100%: Checks: N, Failures: 0, Errors: 0")
 # and exits non-zero on any failure. FLOWRL_BIN lets the CLI tests run the built binary.
+# The golden suite (golden/README.md) against every backend built in: bitwise for ref and
+# opt (any thread count), within the documented tolerance for opt --fast.
+GOLDEN_CHECKS = $(CLI) golden check --backend ref && \
+	$(CLI) golden check --backend opt --threads 3 \
+	$(if $(filter 1,$(HAVE_OPENBLAS) $(HAVE_ONEDNN)),&& $(CLI) golden check --backend opt --fast --threads 2)
+
 check: $(TEST_BIN) $(CLI) $(CUDA_SELFCHECK)
+	$(GOLDEN_CHECKS)
 	FLOWRL_BIN=$(abspath $(CLI)) FLOWRL_SRC=$(CURDIR) $(TEST_BIN)
+
+golden-check: $(CLI)
+	$(GOLDEN_CHECKS)
 
 # Benchmarks (bench/, results in BENCHMARKS.md): never part of make check.
 bench: $(BUILD)/bench_gemm $(BUILD)/bench_model $(BUILD)/bench_fast

@@ -1,0 +1,70 @@
+/* Helpers of the golden case files (core/golden_*.c); see flowrl/golden.h. */
+#ifndef FLOWRL_GOLDEN_INTERNAL_H
+#define FLOWRL_GOLDEN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flowrl/golden.h"
+#include "flowrl/sampler.h"
+
+/* ---- generator side: every helper adds "in.<name>" to g->f ----------------------------- */
+
+/* Draws lo + (hi − lo)·u_i (uniform) / scale·z_i (normal) and records the coordinates in
+ * "rng.in.<name>". *data (may be NULL) points into the stored tensor, for edits that a
+ * "derived.in.<name>" note must then describe. */
+fr_status fr_gi_uniform(fr_golden_in *g, const char *name, int ndim, const int64_t *shape,
+                        float lo, float hi, float **data);
+fr_status fr_gi_normal(fr_golden_in *g, const char *name, int ndim, const int64_t *shape,
+                       float scale, float **data);
+/* A 0-d float32 / float64 input. */
+fr_status fr_gi_scalar(fr_golden_in *g, const char *name, float v);
+fr_status fr_gi_scalar_f64(fr_golden_in *g, const char *name, double v);
+/* An input formed by the generator (not drawn); how says how ("derived.in.<name>"). */
+fr_status fr_gi_tensor(fr_golden_in *g, const char *name, fr_dtype dt, int ndim,
+                       const int64_t *shape, const void *data, const char *how);
+/* "param.<key>" metadata. */
+fr_status fr_gi_param(fr_golden_in *g, const char *key, long long v);
+fr_status fr_gi_param_str(fr_golden_in *g, const char *key, const char *v);
+/* A free-form note on the case ("note.<key>"). */
+fr_status fr_gi_note(fr_golden_in *g, const char *key, const char *v);
+
+/* ---- compute side ------------------------------------------------------------------------ */
+
+/* "in.<name>", which must be F32 with ndim dims; shape (may be NULL) receives the dims.
+ * FR_ERR_FORMAT naming the tensor otherwise. */
+fr_status fr_go_f32(const fr_st_file *in, const char *name, int ndim, int64_t *shape,
+                    const float **data);
+/* "in.<name>" of dtype dt with the exact shape given. */
+fr_status fr_go_exact(const fr_st_file *in, const char *name, fr_dtype dt, int ndim,
+                      const int64_t *shape, const void **data);
+fr_status fr_go_scalar(const fr_st_file *in, const char *name, float *v);
+fr_status fr_go_scalar_f64(const fr_st_file *in, const char *name, double *v);
+fr_status fr_go_param(const fr_st_file *in, const char *key, long long lo, long long hi,
+                      long long *v);
+/* Adds a zeroed "out.<name>" and returns its data. */
+fr_status fr_go_out(fr_st_file *out, const char *name, fr_dtype dt, int ndim,
+                    const int64_t *shape, void **data);
+fr_status fr_go_out_f32(fr_st_file *out, const char *name, int ndim, const int64_t *shape,
+                        float **data);
+fr_status fr_go_out_scalar(fr_st_file *out, const char *name, float v);
+
+/* The fr_step of a sampler or objective case from its inputs (core/golden_samplers.c):
+ * "param.sampler" must name k; the scalars the kind reads are 0-d inputs. */
+fr_status fr_golden_read_step(const fr_st_file *in, fr_sampler_kind k, fr_step *p);
+
+/* The ref table (for generators that form derived inputs, e.g. layernorm statistics). */
+const fr_ops *fr_golden_ref_ops(void);
+
+/* ---- the case tables of each family ------------------------------------------------------ */
+
+extern const fr_golden_case fr_golden_cases_ops[];
+extern const size_t fr_golden_n_ops;
+extern const fr_golden_case fr_golden_cases_samplers[];
+extern const size_t fr_golden_n_samplers;
+extern const fr_golden_case fr_golden_cases_advantages[];
+extern const size_t fr_golden_n_advantages;
+extern const fr_golden_case fr_golden_cases_objectives[];
+extern const size_t fr_golden_n_objectives;
+
+#endif

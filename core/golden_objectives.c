@@ -1,0 +1,175 @@
+/* Golden cases of the Flow-GRPO family of objectives (flowrl/grpo.h, spec/objectives.md §2,
+ * §3; CPS ratio §2 with spec/samplers.md §4): one trained step j of a batch, chained as a
+ * training loop chains it (grpo.h "How a training loop chains these"), from the model
+ * output v_θ to the gradient w.r.t. v_θ. core/ code shared by every backend.
+ *
+ * The rollout quantities (x_{j+1}, μ_old, logp_old) are inputs formed at generation by the
+ * ref sampler step with the OLD model output v_old = in.v + in.dv and noise in.xi, so the
+ * ratios sit near 1, some inside the clip band and some outside. in.xi, in.dv and
+ * in.dv_ref are generation inputs: the computation does not read them. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/golden_internal.h"
+#include "flowrl/grpo.h"
+#include "flowrl/schedule.h"
+
+enum { OB = 8, OD = 11 };
+
+typedef enum { OBJ_PPO = 0, OBJ_PPO_KL, OBJ_GUARD_BATCH, OBJ_GUARD_SAMPLE, OBJ_CPS } obj_kind;
+
+static fr_sampler_kind obj_sampler(int arg) { return arg == OBJ_CPS ? FR_SAMPLER_CPS : FR_SAMPLER_SDE; }
+static int obj_guard(int arg) { return arg == OBJ_GUARD_BATCH || arg == OBJ_GUARD_SAMPLE; }
+
+static fr_status obj_in(const fr_golden_case *c, fr_golden_in *g)
+{
+    fr_sampler_kind k = obj_sampler(c->arg);
+    int64_t sh[2] = {OB, OD}, b[1] = {OB};
+    float s[11];
+    FR_TRY(fr_sigmas_diffusers(10, FR_DEFAULT_SHIFT, s));
+    FR_TRY(fr_gi_param_str(g, "sampler", fr_sampler_name(k)));
+    FR_TRY(fr_gi_note(g, "grid", "diffusers grid (T = 10, shift 3), step 3: sigma = s[3], sigma_next = s[4]"));
+    FR_TRY(fr_gi_scalar(g, "sigma", s[3]));
+    FR_TRY(fr_gi_scalar(g, "sigma_next", s[4]));
+    FR_TRY(fr_gi_scalar(g, "sigma1", s[1]));
+    FR_TRY(fr_gi_scalar(g, "noise", k == FR_SAMPLER_CPS ? 0.8f : 0.7f));
+    /* ε of FG (1e-4), GRPO-Guard (2e-6), CPS (1e-5), objectives.md §2, §3 */
+    double clip = obj_guard(c->arg) ? 2e-6 : k == FR_SAMPLER_CPS ? 1e-5 : 1e-4;
+    FR_TRY(fr_gi_scalar_f64(g, "clip_range", clip));
+    FR_TRY(fr_gi_scalar(g, "adv_clip_max", FR_GRPO_ADV_CLIP_MAX));
+    int64_t div;
+    FR_TRY(fr_grpo_accum_divisor(2, 9, &div));
+    FR_TRY(fr_gi_scalar(g, "gout", 1.0f / (float)div));
+    FR_TRY(fr_gi_note(g, "gout", "1/fr_grpo_accum_divisor(grad_accum 2, n_steps 9) = 1/18"));
+
+    float *x, *v, *xi, *dv, *adv;
+    FR_TRY(fr_gi_normal(g, "x", 2, sh, 1.0f, &x));
+    FR_TRY(fr_gi_normal(g, "v", 2, sh, 1.0f, &v));
+    FR_TRY(fr_gi_normal(g, "xi", 2, sh, 1.0f, &xi));
+    /* per-sample scale of the policy change: from well inside to well outside the clip band */
+    float dscale = obj_guard(c->arg) ? 1.5e-4f : k == FR_SAMPLER_CPS ? 3e-4f : 3e-3f;
+    FR_TRY(fr_gi_normal(g, "dv", 2, sh, dscale, &dv));
+    FR_TRY(fr_gi_normal(g, "adv", 1, b, 2.5f, &adv));
+    adv[0] = 7.0f; /* beyond ±adv_clip_max: exercises the clamp */
+    FR_TRY(fr_st_set_meta(g->f, "derived.in.adv", "drawn, then element 0 set to 7 (beyond the clamp at 5)"));
+
+    fr_step p;
+    FR_TRY(fr_golden_read_step(g->f, k, &p));
+    float v_old[OB * OD], xn[OB * OD], mu_old[OB * OD], logp_old[OB];
+    for (int i = 0; i < OB * OD; i++) v_old[i] = v[i] + dv[i];
+    FR_TRY(fr_sampler_step(&p, OB, OD, x, v_old, NULL, xi, xn, mu_old, logp_old, NULL));
+    const char *how = "fr_sampler_step of the case's step with model_out in.v + in.dv, noise in.xi";
+    FR_TRY(fr_gi_tensor(g, "x_next", FR_F32, 2, sh, xn, how));
+    FR_TRY(fr_gi_tensor(g, "logp_old", FR_F32, 1, b, logp_old, how));
+    if (obj_guard(c->arg)) {
+        FR_TRY(fr_gi_tensor(g, "mean_old", FR_F32, 2, sh, mu_old, how));
+        FR_TRY(fr_gi_param_str(g, "guard_bias", c->arg == OBJ_GUARD_BATCH ? "batch" : "sample"));
+    }
+    if (c->arg == OBJ_PPO_KL) {
+        float *dvr, v_ref[OB * OD], mu_ref[OB * OD];
+        FR_TRY(fr_gi_normal(g, "dv_ref", 2, sh, 0.05f, &dvr));
+        for (int i = 0; i < OB * OD; i++) v_ref[i] = v[i] + dvr[i];
+        FR_TRY(fr_sampler_mean(&p, OB, OD, x, v_ref, NULL, mu_ref));
+        FR_TRY(fr_gi_tensor(g, "mean_ref", FR_F32, 2, sh, mu_ref,
+                            "fr_sampler_mean of the case's step with model_out in.v + in.dv_ref"));
+        FR_TRY(fr_gi_scalar(g, "beta", 0.04f));
+        FR_TRY(fr_gi_param_str(g, "kl_form", "code"));
+    }
+    return FR_OK;
+}
+
+static fr_status out_stats(fr_st_file *out, const fr_ppo_stats *st)
+{
+    FR_TRY(fr_go_out_scalar(out, "loss_policy", st->loss));
+    FR_TRY(fr_go_out_scalar(out, "approx_kl", st->approx_kl));
+    FR_TRY(fr_go_out_scalar(out, "clipfrac", st->clipfrac));
+    FR_TRY(fr_go_out_scalar(out, "ratio_min", st->ratio_min));
+    FR_TRY(fr_go_out_scalar(out, "ratio_max", st->ratio_max));
+    return fr_go_out_scalar(out, "ratio_mean", st->ratio_mean);
+}
+
+static fr_status obj_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+                         fr_st_file *out)
+{
+    (void)ops;
+    fr_sampler_kind k = obj_sampler(c->arg);
+    fr_step p;
+    FR_TRY(fr_golden_read_step(in, k, &p));
+    int64_t sh[2];
+    const float *x, *v, *xn, *logp_old, *adv, *mu_old = NULL, *mu_ref = NULL;
+    fr_ppo_params prm;
+    float gout;
+    FR_TRY(fr_go_f32(in, "x", 2, sh, &x));
+    FR_TRY(fr_go_exact(in, "v", FR_F32, 2, sh, (const void **)&v));
+    FR_TRY(fr_go_exact(in, "x_next", FR_F32, 2, sh, (const void **)&xn));
+    FR_TRY(fr_go_exact(in, "logp_old", FR_F32, 1, sh, (const void **)&logp_old));
+    FR_TRY(fr_go_exact(in, "adv", FR_F32, 1, sh, (const void **)&adv));
+    FR_TRY(fr_go_scalar_f64(in, "clip_range", &prm.clip_range));
+    FR_TRY(fr_go_scalar(in, "adv_clip_max", &prm.adv_clip_max));
+    FR_TRY(fr_go_scalar(in, "gout", &gout));
+    int64_t B = sh[0], D = sh[1], bs[1] = {B};
+
+    float *mean, *logp, *ratio, *gmean, *gv;
+    FR_TRY(fr_go_out_f32(out, "mean", 2, sh, &mean));
+    FR_TRY(fr_go_out_f32(out, "logp_new", 1, bs, &logp));
+    FR_TRY(fr_go_out_f32(out, "ratio", 1, bs, &ratio));
+    /* 1. μ_θ, logp_new (grpo.h chain step 1) */
+    FR_TRY(fr_sampler_logprob(&p, B, D, x, v, NULL, xn, mean, logp));
+    fr_ppo_stats st;
+    if (obj_guard(c->arg)) {
+        const char *mode = fr_st_get_meta(in, "param.guard_bias");
+        int sample = mode && strcmp(mode, "sample") == 0;
+        if (!mode || (!sample && strcmp(mode, "batch") != 0))
+            return fr_fail(FR_ERR_FORMAT, "golden %s: param.guard_bias must be batch or sample", c->name);
+        float *bias;
+        FR_TRY(fr_go_exact(in, "mean_old", FR_F32, 2, sh, (const void **)&mu_old));
+        FR_TRY(fr_go_out_f32(out, "bias", 1, bs, &bias));
+        FR_TRY(fr_go_out_f32(out, "grad_mean", 2, sh, &gmean));
+        /* 2. GRPO-Guard term with its gradient w.r.t. μ_θ */
+        FR_TRY(fr_guard_policy(&p, B, D, sample ? FR_GUARD_BIAS_SAMPLE : FR_GUARD_BIAS_BATCH,
+                               &prm, xn, mean, mu_old, logp, logp_old, adv, gout, gmean, 0,
+                               ratio, bias, &st));
+    } else {
+        float *glogp;
+        FR_TRY(fr_go_out_f32(out, "grad_logp_new", 1, bs, &glogp));
+        FR_TRY(fr_go_out_f32(out, "grad_mean", 2, sh, &gmean));
+        /* 2. PPO-clip term, 3. through the log-prob to μ_θ */
+        FR_TRY(fr_ppo_policy(B, &prm, logp, logp_old, adv, gout, glogp, ratio, &st));
+        FR_TRY(fr_logp_backward(&p, B, D, xn, mean, glogp, gmean, 0));
+    }
+    FR_TRY(out_stats(out, &st));
+    if (c->arg == OBJ_PPO_KL) {
+        float beta, kl_sigma, kl;
+        const char *form = fr_st_get_meta(in, "param.kl_form");
+        if (!form || strcmp(form, "code") != 0)
+            return fr_fail(FR_ERR_FORMAT, "golden %s: param.kl_form must be 'code'", c->name);
+        FR_TRY(fr_go_exact(in, "mean_ref", FR_F32, 2, sh, (const void **)&mu_ref));
+        FR_TRY(fr_go_scalar(in, "beta", &beta));
+        /* 4. β·KL to the reference model, its gradient added to g_μ */
+        FR_TRY(fr_kl_std(&p, FR_KL_CODE, &kl_sigma));
+        FR_TRY(fr_kl_loss(B, D, kl_sigma, mean, mu_ref, gout * beta, &kl, gmean, 1));
+        FR_TRY(fr_go_out_scalar(out, "kl_sigma", kl_sigma));
+        FR_TRY(fr_go_out_scalar(out, "loss_kl", kl));
+    }
+    /* 5. g_v = g_μ·dμ/dv */
+    float dmdv;
+    FR_TRY(fr_grpo_dmean_dv(&p, &dmdv));
+    FR_TRY(fr_go_out_scalar(out, "dmean_dv", dmdv));
+    FR_TRY(fr_go_out_f32(out, "grad_v", 2, sh, &gv));
+    for (int64_t i = 0; i < B * D; i++) gv[i] = gmean[i] * dmdv;
+    return FR_OK;
+}
+
+/* Shared code: every mode and backend runs the same functions, so --fast stays bitwise. */
+#define T_SHARED {0.0f, 0.0f}
+#define OBJ(nm, arg, what) {"obj." nm, what, FR_GOLDEN_SHARED, arg, T_SHARED, obj_in, obj_run}
+
+const fr_golden_case fr_golden_cases_objectives[] = {
+    OBJ("flow_grpo", OBJ_PPO, "Flow-GRPO step j: sde log-prob, PPO-clip 1e-4, grads to mu and v, no KL (§2)"),
+    OBJ("flow_grpo_kl", OBJ_PPO_KL, "Flow-GRPO step j with beta 0.04 KL to a reference mean, code form (§2)"),
+    OBJ("guard_batch", OBJ_GUARD_BATCH, "GRPO-Guard step j, batch-wide bias as the public code (§3)"),
+    OBJ("guard_sample", OBJ_GUARD_SAMPLE, "GRPO-Guard step j, per-sample bias (§3)"),
+    OBJ("cps_ratio", OBJ_CPS, "CPS step j: constant-free log-prob ratio, PPO-clip 1e-5 (§2, samplers §4)"),
+};
+const size_t fr_golden_n_objectives =
+    sizeof fr_golden_cases_objectives / sizeof fr_golden_cases_objectives[0];

@@ -1,0 +1,369 @@
+/* Suite `golden`: the committed golden set (golden/, flowrl/golden.h).
+ *  - every committed case checks OK, bitwise, with ref and with opt (1 and 3 threads), and
+ *    the set is complete (a file per registry case, no unknown case in MANIFEST);
+ *  - `flowrl golden gen` into a temp dir reproduces the committed files byte for byte
+ *    (generation is deterministic and the committed set is current);
+ *  - the check can fail: one flipped low bit in an output is a FAIL with max ulp 1 and exit
+ *    status 1; a flipped bit in an input (even one the computation does not read) is a FAIL
+ *    naming the MANIFEST digest mismatch;
+ *  - gen refuses to overwrite a set without --force;
+ *  - the element comparison: bitwise vs tolerance, NaN never passes;
+ *  - examples/check_sde_step.py (numpy) passes on the committed sde case and fails on a
+ *    corrupted one, when a python3 with numpy is installed (skipped with a note otherwise). */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "flowrl/golden.h"
+#include "flowrl/opt.h"
+#include "tests/suites.h"
+#include "tests/testutil.h"
+
+static char g_out[1 << 17];
+
+static void golden_dir(char *buf, size_t n) { snprintf(buf, n, "%s/golden", fr_test_src()); }
+
+static char *tmpdir(void)
+{
+    static char buf[512];
+    const char *t = getenv("TMPDIR");
+    snprintf(buf, sizeof buf, "%s/flowrl-golden-XXXXXX", t && *t ? t : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(buf));
+    return buf;
+}
+
+static void rm_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[1024];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            remove(p);
+        }
+    closedir(d);
+    rmdir(dir);
+}
+
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)len + 1);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(fread(b, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+static void spit(const char *path, const void *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fwrite(b, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Copies the committed set into a fresh temp dir. */
+static char *copy_set(void)
+{
+    char src[1024], from[1400], to[1400];
+    golden_dir(src, sizeof src);
+    char *dst = tmpdir();
+    DIR *d = opendir(src);
+    ck_assert_msg(d != NULL, "no %s", src);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || strstr(e->d_name, "README")) continue;
+        snprintf(from, sizeof from, "%s/%s", src, e->d_name);
+        snprintf(to, sizeof to, "%s/%s", dst, e->d_name);
+        size_t n;
+        unsigned char *b = slurp(from, &n);
+        spit(to, b, n);
+        free(b);
+    }
+    closedir(d);
+    return dst;
+}
+
+/* Flips bit `bit` of element `idx` of tensor `name` in dir/case.safetensors, in place (the
+ * rest of the file keeps its bytes: writing is deterministic). */
+static void flip_bit(const char *dir, const char *casename, const char *name, int64_t idx, int bit)
+{
+    char path[1400];
+    snprintf(path, sizeof path, "%s/%s.safetensors", dir, casename);
+    fr_st_file f;
+    ck_assert_msg(fr_st_read(&f, path) == FR_OK, "%s", fr_last_error());
+    const fr_tensor *t = fr_st_get(&f, name);
+    ck_assert_msg(t != NULL, "%s has no %s", path, name);
+    ck_assert(idx < fr_tensor_numel(t));
+    unsigned char *p = (unsigned char *)t->data + (size_t)idx * fr_dtype_size(t->dtype);
+    p[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+    ck_assert_msg(fr_st_write(&f, path) == FR_OK, "%s", fr_last_error());
+    fr_st_free(&f);
+}
+
+static fr_golden_manifest *manifest(const char *dir)
+{
+    fr_golden_manifest *m;
+    ck_assert_msg(fr_golden_manifest_read(dir, &m) == FR_OK, "%s", fr_last_error());
+    return m;
+}
+
+START_TEST(test_committed_set_checks)
+{
+    char dir[1024];
+    golden_dir(dir, sizeof dir);
+    fr_golden_manifest *m = manifest(dir);
+    ck_assert_msg(fr_golden_manifest_unknown(m, 0) == NULL, "MANIFEST lists unknown case %s",
+                  fr_golden_manifest_unknown(m, 0));
+    ck_assert_int_ge(fr_golden_count(), 50);
+    static const char *const backends[] = {"ref", "opt", "opt"};
+    static const int threads[] = {0, 1, 3};
+    for (int b = 0; b < 3; b++) {
+        const fr_ops *ops;
+        ck_assert(fr_backend_get(backends[b], &ops) == FR_OK);
+        fr_opt_set_threads(threads[b]);
+        for (size_t i = 0; i < fr_golden_count(); i++) {
+            const fr_golden_case *c = fr_golden_get(i);
+            fr_golden_result r;
+            ck_assert(fr_golden_check_case(c, dir, m, ops, FR_GOLDEN_BITWISE, &r) == FR_OK);
+            ck_assert_msg(r.verdict <= FR_GOLDEN_OK_FALLBACK, "%s --backend %s (threads %d): %s",
+                          c->name, backends[b], threads[b], r.detail);
+            ck_assert_msg(r.max_ulp == 0 && r.max_abs == 0.0, "%s: nonzero difference on OK", c->name);
+            if (b == 0) ck_assert_int_eq(r.verdict, FR_GOLDEN_OK);
+            else if (c->slot == FR_GOLDEN_SHARED) ck_assert_int_eq(r.verdict, FR_GOLDEN_OK_SHARED);
+            for (size_t j = 0; j < i; j++) /* names unique */
+                ck_assert_str_ne(fr_golden_get(j)->name, c->name);
+        }
+    }
+    fr_opt_set_threads(0);
+    fr_golden_manifest_free(m);
+    /* the CLI: verdict in the exit status, one line per case, final count */
+    char args[1400];
+    snprintf(args, sizeof args, "golden check --backend opt --threads 3 --dir %s", dir);
+    int rc = fr_test_run_cli(args, g_out, sizeof g_out);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, g_out);
+    ck_assert_msg(strstr(g_out, "0 FAIL, 0 NOT SUPPORTED") != NULL, "%s", g_out);
+    ck_assert_msg(strstr(g_out, "OK                 op.gemm_nn\n") != NULL, "%s", g_out);
+    ck_assert_msg(strstr(g_out, "OK (shared code)   sampler.sde\n") != NULL, "%s", g_out);
+}
+END_TEST
+
+START_TEST(test_regenerate_is_identical)
+{
+    char dir[1024], a[1400], b[1400];
+    golden_dir(dir, sizeof dir);
+    char *tmp = tmpdir();
+    char args[1400];
+    snprintf(args, sizeof args, "golden gen --dir %s", tmp);
+    int rc = fr_test_run_cli(args, g_out, sizeof g_out);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, g_out);
+    for (size_t i = 0; i <= fr_golden_count(); i++) {
+        const char *name = i < fr_golden_count() ? fr_golden_get(i)->name : NULL;
+        if (name) {
+            snprintf(a, sizeof a, "%s/%s.safetensors", dir, name);
+            snprintf(b, sizeof b, "%s/%s.safetensors", tmp, name);
+        } else {
+            snprintf(a, sizeof a, "%s/MANIFEST", dir);
+            snprintf(b, sizeof b, "%s/MANIFEST", tmp);
+        }
+        size_t na, nb;
+        unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
+        ck_assert_msg(na == nb && memcmp(x, y, na) == 0,
+                      "%s differs from a fresh `flowrl golden gen` (regenerate the set with "
+                      "`" FR_GOLDEN_COMMAND "` if the change is intended)", a);
+        free(x);
+        free(y);
+    }
+    rm_tree(tmp);
+}
+END_TEST
+
+START_TEST(test_flipped_output_bit_fails)
+{
+    /* bit 0 of an F32: one ulp, in an op case and in a shared-code case */
+    static const char *const cases[][2] = {{"op.gemm_nn", "out.C"}, {"sampler.sde", "out.logp"}};
+    for (int k = 0; k < 2; k++) {
+        char *tmp = copy_set();
+        flip_bit(tmp, cases[k][0], cases[k][1], 2, 0);
+        char args[1400];
+        snprintf(args, sizeof args, "golden check --backend ref --dir %s", tmp);
+        int rc = fr_test_run_cli(args, g_out, sizeof g_out);
+        ck_assert_msg(rc == 1, "exit %d, want 1: %s", rc, g_out);
+        char want[200];
+        snprintf(want, sizeof want, "FAIL               %s: %s: max abs", cases[k][0], cases[k][1]);
+        ck_assert_msg(strstr(g_out, want) != NULL, "no '%s' in: %s", want, g_out);
+        ck_assert_msg(strstr(g_out, "max ulp 1 at [2]") != NULL, "%s", g_out);
+        ck_assert_msg(strstr(g_out, " 1 FAIL,") != NULL, "%s", g_out);
+        /* the same through the library, with the measured difference */
+        fr_golden_manifest *m = manifest(tmp);
+        const fr_ops *ref;
+        ck_assert(fr_backend_get("ref", &ref) == FR_OK);
+        fr_golden_result r;
+        ck_assert(fr_golden_check_case(fr_golden_find(cases[k][0]), tmp, m, ref, FR_GOLDEN_BITWISE, &r) == FR_OK);
+        ck_assert_int_eq(r.verdict, FR_GOLDEN_FAIL);
+        ck_assert_int_eq(r.max_ulp, 1);
+        ck_assert(r.max_abs > 0.0);
+        fr_golden_manifest_free(m);
+        rm_tree(tmp);
+    }
+}
+END_TEST
+
+START_TEST(test_flipped_input_bit_fails)
+{
+    /* in.x of the sde step moves outputs; in.xi of obj.flow_grpo is a generation input the
+     * computation never reads: only the MANIFEST digest can catch it */
+    static const char *const cases[][2] = {{"sampler.sde", "in.x"}, {"obj.flow_grpo", "in.xi"},
+                                           {"op.adamw", "in.lr"}};
+    for (int k = 0; k < 3; k++) {
+        char *tmp = copy_set();
+        flip_bit(tmp, cases[k][0], cases[k][1], 0, 20);
+        char args[1400];
+        snprintf(args, sizeof args, "golden check --backend opt --dir %s --case '%s'", tmp, cases[k][0]);
+        int rc = fr_test_run_cli(args, g_out, sizeof g_out);
+        ck_assert_msg(rc == 1, "%s %s: exit %d, want 1: %s", cases[k][0], cases[k][1], rc, g_out);
+        char want[200];
+        snprintf(want, sizeof want, "digest mismatch vs MANIFEST: %s", cases[k][1]);
+        ck_assert_msg(strstr(g_out, want) != NULL, "no '%s' in: %s", want, g_out);
+        ck_assert_msg(strstr(g_out, "1 cases: 0 OK") != NULL, "%s", g_out);
+        rm_tree(tmp);
+    }
+}
+END_TEST
+
+START_TEST(test_gen_refuses_overwrite)
+{
+    char *tmp = copy_set(), path[1400], args[1400];
+    snprintf(path, sizeof path, "%s/MANIFEST", tmp);
+    spit(path, "not a manifest\n", 15);
+    snprintf(args, sizeof args, "golden gen --dir %s", tmp);
+    int rc = fr_test_run_cli(args, g_out, sizeof g_out);
+    ck_assert_msg(rc == 1, "exit %d: %s", rc, g_out);
+    ck_assert_msg(strstr(g_out, "--force") != NULL, "%s", g_out);
+    size_t n;
+    unsigned char *b = slurp(path, &n);
+    ck_assert(n == 15 && memcmp(b, "not a manifest\n", 15) == 0); /* untouched */
+    free(b);
+    /* a case file alone also blocks */
+    remove(path);
+    rc = fr_test_run_cli(args, g_out, sizeof g_out);
+    ck_assert_msg(rc == 1 && strstr(g_out, ".safetensors exists") != NULL, "exit %d: %s", rc, g_out);
+    snprintf(args, sizeof args, "golden gen --force --dir %s", tmp);
+    rc = fr_test_run_cli(args, g_out, sizeof g_out);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, g_out);
+    snprintf(args, sizeof args, "golden check --backend ref --dir %s", tmp);
+    ck_assert_int_eq(fr_test_run_cli(args, g_out, sizeof g_out), 0);
+    /* usage errors */
+    ck_assert_int_eq(fr_test_run_cli("golden check --dir /nonexistent", g_out, sizeof g_out), 2);
+    ck_assert_int_eq(fr_test_run_cli("golden check --backend ref --case 'no.such*'", g_out, sizeof g_out), 2);
+    ck_assert_int_eq(fr_test_run_cli("golden frobnicate", g_out, sizeof g_out), 2);
+    snprintf(args, sizeof args, "golden check --backend nosuch --dir %s", tmp);
+    ck_assert_int_eq(fr_test_run_cli(args, g_out, sizeof g_out), 1);
+    rm_tree(tmp);
+}
+END_TEST
+
+START_TEST(test_compare_modes)
+{
+    float want[4] = {1.0f, -2.0f, 0.0f, 3.0f}, got[4];
+    int64_t sh[1] = {4};
+    fr_tensor w = fr_tensor_f32(want, 1, sh), g = fr_tensor_f32(got, 1, sh);
+    fr_golden_tol tol = {0.0f, 2.4e-7f};
+    double ma;
+    int64_t mu, worst;
+    memcpy(got, want, sizeof got);
+    ck_assert(fr_golden_compare(&g, &w, FR_GOLDEN_BITWISE, tol, &ma, &mu, &worst));
+    ck_assert(mu == 0 && worst == -1);
+    got[1] = nextafterf(-2.0f, -3.0f); /* one ulp */
+    ck_assert(!fr_golden_compare(&g, &w, FR_GOLDEN_BITWISE, tol, &ma, &mu, &worst));
+    ck_assert(mu == 1 && worst == 1 && ma > 0.0);
+    ck_assert(fr_golden_compare(&g, &w, FR_GOLDEN_TOLERANCE, tol, &ma, &mu, &worst));
+    got[2] = -0.0f; /* the sign of zero is a bit: not bitwise equal, within any tolerance */
+    ck_assert(!fr_golden_compare(&g, &w, FR_GOLDEN_BITWISE, tol, &ma, &mu, &worst));
+    ck_assert(fr_golden_compare(&g, &w, FR_GOLDEN_TOLERANCE, tol, &ma, &mu, &worst));
+    got[3] = NAN;
+    ck_assert(!fr_golden_compare(&g, &w, FR_GOLDEN_TOLERANCE, (fr_golden_tol){INFINITY, INFINITY}, &ma, &mu, &worst));
+    ck_assert(mu == INT64_MAX && worst == 3);
+    fr_tensor g3 = fr_tensor_f32(got, 1, (int64_t[]){3});
+    ck_assert(!fr_golden_compare(&g3, &w, FR_GOLDEN_TOLERANCE, tol, &ma, &mu, &worst));
+}
+END_TEST
+
+/* A python3 that imports numpy ("python3" first, then Debian's /usr/bin/python3). */
+static const char *numpy_python(void)
+{
+    static const char *const cands[] = {"python3", "/usr/bin/python3"};
+    for (int i = 0; i < 2; i++) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "%s -c 'import numpy' >/dev/null 2>&1", cands[i]);
+        if (system(cmd) == 0) return cands[i];
+    }
+    return NULL;
+}
+
+static int run_sh(const char *cmd, char *out, size_t n)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t used = fread(out, 1, n - 1, p);
+    out[used] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(test_numpy_example)
+{
+    const char *py = numpy_python();
+    if (!py) {
+        printf("golden: numpy not found for python3 or /usr/bin/python3: examples/check_sde_step.py "
+               "NOT tested (apt-get install python3-numpy)\n");
+        return;
+    }
+    char cmd[2048], dir[1024];
+    golden_dir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, "%s %s/examples/check_sde_step.py %s/sampler.sde.safetensors 2>&1", py,
+             fr_test_src(), dir);
+    int rc = run_sh(cmd, g_out, sizeof g_out);
+    ck_assert_msg(rc == 0 && strstr(g_out, "PASS") != NULL, "exit %d: %s", rc, g_out);
+    /* the σ == 1 step too */
+    snprintf(cmd, sizeof cmd, "%s %s/examples/check_sde_step.py %s/sampler.sde_sigma1.safetensors 2>&1",
+             py, fr_test_src(), dir);
+    rc = run_sh(cmd, g_out, sizeof g_out);
+    ck_assert_msg(rc == 0 && strstr(g_out, "PASS") != NULL, "exit %d: %s", rc, g_out);
+    /* it can fail: an exponent bit of one mean element */
+    char *tmp = copy_set();
+    flip_bit(tmp, "sampler.sde", "out.mean", 5, 27);
+    snprintf(cmd, sizeof cmd, "%s %s/examples/check_sde_step.py %s/sampler.sde.safetensors 2>&1", py,
+             fr_test_src(), tmp);
+    rc = run_sh(cmd, g_out, sizeof g_out);
+    ck_assert_msg(rc == 1 && strstr(g_out, "FAIL") != NULL, "exit %d: %s", rc, g_out);
+    rm_tree(tmp);
+}
+END_TEST
+
+Suite *suite_golden(void)
+{
+    Suite *s = suite_create("golden");
+    TCase *tc = tcase_create("golden");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_committed_set_checks);
+    tcase_add_test(tc, test_regenerate_is_identical);
+    tcase_add_test(tc, test_flipped_output_bit_fails);
+    tcase_add_test(tc, test_flipped_input_bit_fails);
+    tcase_add_test(tc, test_gen_refuses_overwrite);
+    tcase_add_test(tc, test_compare_modes);
+    tcase_add_test(tc, test_numpy_example);
+    suite_add_tcase(s, tc);
+    return s;
+}
