@@ -2,6 +2,7 @@
  * only; the embeddings' loops are in core/embed.c. */
 #include "flowrl/model.h"
 #include "flowrl/embed.h"
+#include "flowrl/model_elem.h"
 #include "model_internal.h"
 
 #include <stdlib.h>
@@ -19,6 +20,7 @@ fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, i
     int64_t B = cap_B, D = c->D, H = c->H, F = c->F, E = c->E, nb = c->n_blocks;
     int64_t slots = keep ? nb : 1; /* per-block activations kept for backward */
     int64_t hslots = keep ? nb + 1 : 1;
+    int x0 = c->head == FR_HEAD_X0;
     struct {
         float **p;
         int64_t n;
@@ -41,6 +43,8 @@ fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, i
         {&ws->dtmp, keep ? B * H : 0},
         {&ws->da, keep ? B * F : 0},
         {&ws->du, keep ? B * F : 0},
+        {&ws->xo, x0 ? B * D : 0},
+        {&ws->den, x0 && keep ? B : 0},
     };
     int n_parts = (int)(sizeof parts / sizeof parts[0]);
     int64_t total = 0;
@@ -73,7 +77,7 @@ static fr_status check_ws(const fr_model *m, const fr_model_ws *ws, int64_t B)
 {
     const fr_model_config *c = &m->cfg;
     if (!ws->buf || ws->D != c->D || ws->H != c->H || ws->F != c->F || ws->E != c->E ||
-        ws->n_blocks != c->n_blocks)
+        ws->n_blocks != c->n_blocks || (c->head == FR_HEAD_X0) != (ws->xo != NULL))
         return fr_fail(FR_ERR_ARG, "model workspace was not allocated for this model");
     if (B < 1 || B > ws->cap_B)
         return fr_fail(FR_ERR_ARG, "model forward: batch %lld, workspace holds 1..%lld",
@@ -134,8 +138,22 @@ fr_status fr_model_forward(const fr_model *m, const fr_ops *ops, fr_model_ws *ws
     ops->layernorm_fwd(B, H, hf, W(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)),
                        W(m, FR_MP_HEAD(nb, FR_MPH_NORM_B)), cf->ln_eps, ws->lnf, ws->lnf_mean,
                        ws->lnf_rstd);
-    linear(ops, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)),
-           W(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), out);
+    if (cf->head == FR_HEAD_X0) {
+        /* x̂0 into scratch, then v = (x − x̂0) / max(σ, σ_min) row by row; out may alias x
+         * (each element reads x before writing out) */
+        linear(ops, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)),
+               W(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), ws->xo);
+        for (int64_t b = 0; b < B; b++) {
+            float d = fr_x0_head_denom(t[b], cf->sigma_min);
+            if (ws->keep) ws->den[b] = d;
+            const float *xb = x + b * D, *ob = ws->xo + b * D;
+            float *vb = out + b * D;
+            for (int64_t i = 0; i < D; i++) vb[i] = fr_x0_head_velocity(xb[i], ob[i], d);
+        }
+    } else {
+        linear(ops, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)),
+               W(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), out);
+    }
 
     ws->ready = ws->keep;
     return FR_OK;
@@ -164,8 +182,17 @@ fr_status fr_model_backward(fr_model *m, const fr_ops *ops, fr_model_ws *ws,
     int64_t D = cf->D, H = cf->H, F = cf->F, E = cf->E, nb = cf->n_blocks;
     float *dh = ws->dh, *dtmp = ws->dtmp;
 
-    /* Head: out = LN_f(h_nb) W_out^T + b_out. */
-    linear_bwd(ops, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)), dout,
+    /* x0 head: v = (x − x̂0)/d, so dL/dx̂0 = −dv/d (into the x̂0 scratch) and dL/dx gains
+     * +dv/d (added at the end). */
+    const float *dy = dout;
+    if (cf->head == FR_HEAD_X0) {
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = 0; i < D; i++)
+                ws->xo[b * D + i] = -fr_x0_head_grad(dout[b * D + i], ws->den[b]);
+        dy = ws->xo;
+    }
+    /* Head: o = LN_f(h_nb) W_out^T + b_out. */
+    linear_bwd(ops, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)), dy,
                G(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)), G(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), dtmp);
     /* The layer-norm op accumulates dx, dgamma, dbeta together; start dh at 0. */
     ops->fill(B * H, 0.0f, dh);
@@ -196,5 +223,8 @@ fr_status fr_model_backward(fr_model *m, const fr_ops *ops, fr_model_ws *ws,
     linear_bwd(ops, B, H, E, ws->temb_in, W(m, FR_MP_T1_W), ws->tmp, G(m, FR_MP_T1_W),
                G(m, FR_MP_T1_B), NULL);
     linear_bwd(ops, B, H, D, ws->x, W(m, FR_MP_IN_W), dh, G(m, FR_MP_IN_W), G(m, FR_MP_IN_B), dx);
+    /* + dv/d, as − (−dv/d): the same bits (IEEE a − b = a + (−b)), and dx may alias dout */
+    if (dx && cf->head == FR_HEAD_X0)
+        for (int64_t i = 0; i < B * D; i++) dx[i] = dx[i] - ws->xo[i];
     return FR_OK;
 }

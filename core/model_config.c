@@ -9,14 +9,16 @@ typedef struct {
     const char *name;
     int64_t H, F, n_blocks, E;
     fr_act act;
+    fr_head head;
+    float sigma_min;
 } preset_row;
 
 /* Sized for the ref backend on a 2-core laptop: gmm2d-s trains in seconds, shapes-s in
  * minutes (FLOPs per sample from fr_model_config_flops, listed in docs by the report). */
 static const preset_row k_presets[] = {
-    {"gmm2d-s", 64, 128, 3, 32, FR_ACT_SILU},
-    {"shapes-s", 256, 512, 3, 64, FR_ACT_GELU_TANH},
-    {"shapes-m", 512, 1024, 4, 128, FR_ACT_GELU_TANH},
+    {"gmm2d-s", 64, 128, 3, 32, FR_ACT_SILU, FR_HEAD_VELOCITY, 0.0f},
+    {"shapes-s", 256, 512, 3, 64, FR_ACT_GELU_TANH, FR_HEAD_X0, 0.05f},
+    {"shapes-m", 512, 1024, 4, 128, FR_ACT_GELU_TANH, FR_HEAD_X0, 0.05f},
 };
 #define N_PRESETS (int)(sizeof k_presets / sizeof k_presets[0])
 
@@ -40,6 +42,8 @@ fr_status fr_model_preset(const char *name, int64_t D, int64_t n_cond, fr_model_
         cfg->act = k_presets[i].act;
         cfg->pred = FR_PRED_VELOCITY;
         cfg->ln_eps = 1e-5f;
+        cfg->head = k_presets[i].head;
+        cfg->sigma_min = k_presets[i].sigma_min;
         return fr_model_config_check(cfg);
     }
     return fr_fail(FR_ERR_ARG, "unknown model preset '%s' (known: gmm2d-s, shapes-s, shapes-m)",
@@ -78,6 +82,16 @@ fr_status fr_model_config_check(const fr_model_config *cfg)
     if (!(cfg->ln_eps > 0.0f) || !isfinite(cfg->ln_eps))
         return fr_fail(FR_ERR_ARG, "model config: ln_eps = %g, expected a positive number",
                        (double)cfg->ln_eps);
+    if ((int)cfg->head < 0 || cfg->head >= FR_HEAD_COUNT)
+        return fr_fail(FR_ERR_ARG, "model config: head = %d, expected velocity or x0", (int)cfg->head);
+    if (cfg->head == FR_HEAD_X0 && cfg->pred != FR_PRED_VELOCITY)
+        return fr_fail(FR_ERR_ARG, "model config: the x0 head derives a flow velocity; pred is %s",
+                       fr_pred_name(cfg->pred));
+    if (cfg->head == FR_HEAD_X0 ? !(cfg->sigma_min > 0.0f && cfg->sigma_min <= 1.0f)
+                                : cfg->sigma_min != 0.0f)
+        return fr_fail(FR_ERR_ARG, "model config: sigma_min = %g, expected %s", (double)cfg->sigma_min,
+                       cfg->head == FR_HEAD_X0 ? "0 < sigma_min <= 1 for the x0 head"
+                                               : "0 for the velocity head");
     /* Largest tensors: (F,H) and (n_cond+1,H) and (D,H) stay below 2^31 elements. */
     int64_t big[] = {cfg->F * cfg->H, (cfg->n_cond + 1) * cfg->H, cfg->D * cfg->H,
                      cfg->E * cfg->H};
@@ -107,6 +121,7 @@ double fr_model_config_flops(const fr_model_config *c)
 }
 
 static const char *const k_pred_names[FR_PRED_COUNT] = {"velocity", "epsilon"};
+static const char *const k_head_names[FR_HEAD_COUNT] = {"velocity", "x0"};
 static const char *const k_act_names[FR_ACT_COUNT] = {"identity", "silu", "gelu_tanh",
                                                       "tanh",     "sigmoid", "relu"};
 
@@ -120,6 +135,21 @@ int fr_pred_from_name(const char *s, fr_pred *out)
     for (int i = 0; i < FR_PRED_COUNT; i++)
         if (strcmp(s, k_pred_names[i]) == 0) {
             *out = (fr_pred)i;
+            return 1;
+        }
+    return 0;
+}
+
+const char *fr_head_name(fr_head h)
+{
+    return (int)h >= 0 && h < FR_HEAD_COUNT ? k_head_names[h] : "?";
+}
+
+int fr_head_from_name(const char *s, fr_head *out)
+{
+    for (int i = 0; i < FR_HEAD_COUNT; i++)
+        if (strcmp(s, k_head_names[i]) == 0) {
+            *out = (fr_head)i;
             return 1;
         }
     return 0;

@@ -27,6 +27,12 @@ fr_status fr_model_config_to_meta(const fr_model_config *cfg, fr_st_file *f)
     FR_TRY(fr_st_set_meta(f, "model.pred", fr_pred_name(cfg->pred)));
     snprintf(buf, sizeof buf, "%.9g", (double)cfg->ln_eps);
     FR_TRY(fr_st_set_meta(f, "model.ln_eps", buf));
+    /* velocity-head files keep the keys they had before heads existed */
+    if (cfg->head != FR_HEAD_VELOCITY) {
+        FR_TRY(fr_st_set_meta(f, "model.head", fr_head_name(cfg->head)));
+        snprintf(buf, sizeof buf, "%.9g", (double)cfg->sigma_min);
+        FR_TRY(fr_st_set_meta(f, "model.sigma_min", buf));
+    }
     return FR_OK;
 }
 
@@ -34,6 +40,18 @@ static fr_status meta(const fr_st_file *f, const char *key, const char **out)
 {
     *out = fr_st_get_meta(f, key);
     if (!*out) return fr_fail(FR_ERR_FORMAT, "checkpoint metadata: missing '%s'", key);
+    return FR_OK;
+}
+
+static fr_status meta_float(const fr_st_file *f, const char *key, float *out)
+{
+    const char *s;
+    FR_TRY(meta(f, key, &s));
+    char *end;
+    errno = 0;
+    *out = strtof(s, &end);
+    if (errno || end == s || *end)
+        return fr_fail(FR_ERR_FORMAT, "checkpoint metadata: '%s' = '%s', expected a number", key, s);
     return FR_OK;
 }
 
@@ -72,12 +90,15 @@ fr_status fr_model_config_from_meta(const fr_st_file *f, fr_model_config *cfg)
     if (!fr_pred_from_name(s, &cfg->pred))
         return fr_fail(FR_ERR_FORMAT,
                        "checkpoint metadata: 'model.pred' = '%s', expected velocity or epsilon", s);
-    FR_TRY(meta(f, "model.ln_eps", &s));
-    char *end;
-    errno = 0;
-    cfg->ln_eps = strtof(s, &end);
-    if (errno || end == s || *end)
-        return fr_fail(FR_ERR_FORMAT, "checkpoint metadata: 'model.ln_eps' = '%s', expected a number", s);
+    FR_TRY(meta_float(f, "model.ln_eps", &cfg->ln_eps));
+    s = fr_st_get_meta(f, "model.head");
+    cfg->head = FR_HEAD_VELOCITY;
+    if (s) {
+        if (!fr_head_from_name(s, &cfg->head))
+            return fr_fail(FR_ERR_FORMAT,
+                           "checkpoint metadata: 'model.head' = '%s', expected velocity or x0", s);
+        FR_TRY(meta_float(f, "model.sigma_min", &cfg->sigma_min));
+    }
     if (fr_model_config_check(cfg) != FR_OK) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", fr_last_error());

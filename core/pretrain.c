@@ -156,6 +156,10 @@ fr_status fr_pretrain_model_config(const fr_pretrain_cfg *cfg, fr_model_config *
     if ((int)cfg->pred < 0 || cfg->pred >= FR_PRED_COUNT)
         return fr_fail(FR_ERR_ARG, "pretrain: pred = %d, expected velocity or epsilon", (int)cfg->pred);
     mcfg->pred = cfg->pred;
+    if (cfg->pred != FR_PRED_VELOCITY) { /* the x0 head derives a flow velocity only */
+        mcfg->head = FR_HEAD_VELOCITY;
+        mcfg->sigma_min = 0.0f;
+    }
     return fr_model_config_check(mcfg);
 }
 

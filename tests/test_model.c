@@ -10,6 +10,7 @@
 
 #include "flowrl/model.h"
 #include "flowrl/optim.h"
+#include "flowrl/safetensors.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
@@ -166,6 +167,11 @@ static double d_forward(const dnet *d, int64_t B, const double *x, const float *
     }
     d_layernorm(B, H, h, dp(d, "norm.weight", H), dp(d, "norm.bias", H), (double)f->ln_eps, ln);
     d_linear(B, D, H, ln, dp(d, "out.weight", D * H), dp(d, "out.bias", D), o);
+    if (f->head == FR_HEAD_X0) /* o is x̂0: v = (x − x̂0) / max(t/1000, sigma_min) */
+        for (int64_t i = 0; i < B; i++) {
+            double sg = (double)t[i] / 1000.0, dn = sg > f->sigma_min ? sg : (double)f->sigma_min;
+            for (int64_t j = 0; j < D; j++) o[i * D + j] = (x[i * D + j] - o[i * D + j]) / dn;
+        }
     double L = 0;
     for (int64_t j = 0; j < B * D; j++) L += w[j] * o[j];
     if (out) memcpy(out, o, (size_t)(B * D) * sizeof *o);
@@ -189,10 +195,12 @@ static double d_forward(const dnet *d, int64_t B, const double *x, const float *
  * must also have a non-negligible gradient (scale > 1e-3), so the check is never vacuous;
  * NaN fails every comparison. Inputs: x ~ U(-1.5, 1.5), t ~ U(0, 1000), all ids incl. the
  * null id, loss L = sum(w * out), w ~ U(-1, 1). */
-static void fd_check(fr_act act, int64_t n_blocks, uint64_t seed)
+static void fd_check(fr_act act, int64_t n_blocks, fr_head head, uint64_t seed)
 {
     const fr_ops *ops = ref_ops();
     fr_model_config cfg = small_cfg(act, n_blocks);
+    cfg.head = head;
+    cfg.sigma_min = head == FR_HEAD_X0 ? 0.05f : 0.0f;
     cfg.n_slots = 2; /* the condition embedding sums two table rows per sample */
     fr_model m;
     ck_assert_msg(fr_model_init(&m, &cfg, 7) == FR_OK, "%s", fr_last_error());
@@ -208,6 +216,7 @@ static void fd_check(fr_act act, int64_t n_blocks, uint64_t seed)
         w[i] = fr_test_uniform(&s, -1.0f, 1.0f), wd[i] = w[i];
     }
     for (int i = 0; i < B; i++) t[i] = fr_test_uniform(&s, 0.0f, 1000.0f);
+    t[1] = 20.0f; /* x0 head: sigma = 0.02 < sigma_min, the floored divisor */
 
     fr_model_ws ws;
     ck_assert(fr_model_ws_alloc(&ws, &m, B, 1) == FR_OK);
@@ -252,27 +261,31 @@ static void fd_check(fr_act act, int64_t n_blocks, uint64_t seed)
             if (err / (5e-4 * fabs(fd[j]) + 5e-5 * scale) > worst)
                 worst = err / (5e-4 * fabs(fd[j]) + 5e-5 * scale);
             ck_assert_msg(err <= 5e-4 * fabs(fd[j]) + 5e-5 * scale,
-                          "act %d blocks %lld seed %llu: d%s[%lld] = %.9g, finite difference %.9g",
-                          (int)act, (long long)n_blocks, (unsigned long long)seed, name,
+                          "act %d blocks %lld head %d seed %llu: d%s[%lld] = %.9g, finite difference %.9g",
+                          (int)act, (long long)n_blocks, (int)head, (unsigned long long)seed, name,
                           (long long)j, (double)g[j], fd[j]);
         }
         free(fd);
     }
     if (getenv("FLOWRL_TEST_VERBOSE"))
-        fprintf(stderr, "fd act %d blocks %lld: worst error / tolerance = %.3g\n", (int)act,
-                (long long)n_blocks, worst);
+        fprintf(stderr, "fd act %d blocks %lld head %d: worst error / tolerance = %.3g\n",
+                (int)act, (long long)n_blocks, (int)head, worst);
     dnet_free(&d);
     fr_model_ws_free(&ws);
     fr_model_free(&m);
 }
 
-START_TEST(test_fd_silu) { fd_check(FR_ACT_SILU, 2, 101); }
+START_TEST(test_fd_silu) { fd_check(FR_ACT_SILU, 2, FR_HEAD_VELOCITY, 101); }
 END_TEST
-START_TEST(test_fd_gelu) { fd_check(FR_ACT_GELU_TANH, 2, 202); }
+START_TEST(test_fd_gelu) { fd_check(FR_ACT_GELU_TANH, 2, FR_HEAD_VELOCITY, 202); }
 END_TEST
-START_TEST(test_fd_tanh_one_block) { fd_check(FR_ACT_TANH, 1, 303); }
+START_TEST(test_fd_tanh_one_block) { fd_check(FR_ACT_TANH, 1, FR_HEAD_VELOCITY, 303); }
 END_TEST
-START_TEST(test_fd_no_blocks) { fd_check(FR_ACT_SILU, 0, 404); }
+START_TEST(test_fd_no_blocks) { fd_check(FR_ACT_SILU, 0, FR_HEAD_VELOCITY, 404); }
+END_TEST
+START_TEST(test_fd_x0_head) { fd_check(FR_ACT_GELU_TANH, 2, FR_HEAD_X0, 505); }
+END_TEST
+START_TEST(test_fd_x0_head_no_blocks) { fd_check(FR_ACT_SILU, 0, FR_HEAD_X0, 606); }
 END_TEST
 
 /* ---- counts, init, forward --------------------------------------------------------- */
@@ -404,10 +417,12 @@ START_TEST(test_forward_presets)
     struct {
         const char *name;
         int64_t D, nc;
-    } rows[] = {{"gmm2d-s", 2, 8}, {"shapes-s", 768, 20}};
+        fr_head head;
+    } rows[] = {{"gmm2d-s", 2, 8, FR_HEAD_VELOCITY}, {"shapes-s", 768, 20, FR_HEAD_X0}};
     for (size_t r = 0; r < 2; r++) {
         fr_model_config c;
         ck_assert(fr_model_preset(rows[r].name, rows[r].D, rows[r].nc, &c) == FR_OK);
+        ck_assert_int_eq(c.head, rows[r].head);
         fr_model m;
         ck_assert(fr_model_init(&m, &c, 5) == FR_OK);
         enum { B = 3 };
@@ -420,8 +435,14 @@ START_TEST(test_forward_presets)
         fr_model_ws ws;
         ck_assert(fr_model_ws_alloc(&ws, &m, B, 0) == FR_OK);
         ck_assert(fr_model_forward(&m, ops, &ws, B, x, t, cid, out) == FR_OK);
-        /* The output layer starts at zero, so the output is exactly 0. */
-        for (int64_t i = 0; i < B * D; i++) ck_assert(out[i] == 0.0f);
+        /* The output layer starts at zero: a velocity head outputs exactly 0, an x0 head
+         * (x̂0 = 0) outputs x / max(sigma, sigma_min), sigma = 0, 0.5, 1. */
+        float den[B] = {c.sigma_min, 0.5f, 1.0f};
+        for (int64_t i = 0; i < B * D; i++) {
+            float want = c.head == FR_HEAD_X0 ? x[i] / den[i / D] : 0.0f;
+            ck_assert_msg(fr_test_bits_equal(out[i], want), "%s head %s: out[%lld] = %.9g, expected %.9g",
+                          rows[r].name, fr_head_name(c.head), (long long)i, (double)out[i], (double)want);
+        }
         randomize(&m, 9);
         ck_assert(fr_model_forward(&m, ops, &ws, B, x, t, cid, out) == FR_OK);
         int nonzero = 0;
@@ -453,6 +474,7 @@ START_TEST(test_microbatch_bitwise)
     const fr_ops *ops = ref_ops();
     fr_model_config c = small_cfg(FR_ACT_GELU_TANH, 2);
     c.H = 16, c.F = 24, c.D = 5;
+    if (_i == 1) c.head = FR_HEAD_X0, c.sigma_min = 0.05f; /* loop index: both heads */
     fr_model m;
     ck_assert(fr_model_init(&m, &c, 3) == FR_OK);
     randomize(&m, 11);
@@ -462,6 +484,7 @@ START_TEST(test_microbatch_bitwise)
     uint64_t s = 12;
     for (int i = 0; i < B * D; i++) x[i] = fr_test_uniform(&s, -1, 1), w[i] = fr_test_uniform(&s, -1, 1);
     for (int i = 0; i < B; i++) t[i] = fr_test_uniform(&s, 0, 1000);
+    t[2] = 10.0f; /* below the x0 head's sigma_min */
 
     fr_model_ws ws, wi;
     ck_assert(fr_model_ws_alloc(&ws, &m, B, 1) == FR_OK);
@@ -488,13 +511,25 @@ START_TEST(test_microbatch_bitwise)
     ck_assert(memcmp(out1, out2, sizeof out1) == 0);
     ck_assert(memcmp(out1, out3, sizeof out1) == 0);
     ck_assert(memcmp(dx1, dx2, sizeof dx1) == 0);
+    /* out may alias x (forward) and dx may alias dout (backward) */
+    float xa[B * D], wa[B * D];
+    memcpy(xa, x, sizeof xa);
+    ck_assert(fr_model_forward(&m, ops, &wi, B, xa, t, cid, xa) == FR_OK);
+    ck_assert(memcmp(out1, xa, sizeof out1) == 0);
+    memcpy(wa, w, sizeof wa);
+    ck_assert(fr_model_forward(&m, ops, &ws, B, x, t, cid, out2) == FR_OK);
+    fr_model_zero_grad(&m, ops);
+    ck_assert(fr_model_backward(&m, ops, &ws, wa, wa) == FR_OK);
+    ck_assert(memcmp(dx1, wa, sizeof dx1) == 0);
     for (int i = 0; i < m.n_params; i++) {
         ck_assert_msg(memcmp(g1[i], m.params[i].grad->data, fr_tensor_nbytes(m.params[i].grad)) == 0,
                       "gradient of %s: two micro-batches differ from one batch", m.params[i].name);
         free(g1[i]);
     }
     free(g1);
-    /* Accumulation really adds: a second backward of the same forward doubles exactly. */
+    /* Accumulation really adds: a second backward of the same forward doubles the
+     * gradient (up to rounding: the second chain starts from the first sum, so the bits
+     * of 2x are not guaranteed). */
     fr_model_zero_grad(&m, ops);
     ck_assert(fr_model_forward(&m, ops, &ws, B, x, t, cid, out1) == FR_OK);
     ck_assert(fr_model_backward(&m, ops, &ws, w, NULL) == FR_OK);
@@ -502,9 +537,81 @@ START_TEST(test_microbatch_bitwise)
     float keep = ((float *)p->grad->data)[5];
     ck_assert(keep != 0.0f);
     ck_assert(fr_model_backward(&m, ops, &ws, w, NULL) == FR_OK);
-    ck_assert(((float *)p->grad->data)[5] == 2.0f * keep);
+    float twice = ((float *)p->grad->data)[5];
+    ck_assert_msg(fabsf(twice - 2.0f * keep) <= 1e-5f * fabsf(keep), "head %d: %.9g after two backwards, %.9g after one",
+                  _i, (double)twice, (double)keep);
     fr_model_ws_free(&ws), fr_model_ws_free(&wi);
     fr_model_free(&m);
+}
+END_TEST
+
+/* The head field: presets, validation, metadata (old files without "model.head" load as
+ * velocity) and the workspace check. */
+START_TEST(test_head_config)
+{
+    fr_model_config c;
+    ck_assert(fr_model_preset("shapes-s", 768, 20, &c) == FR_OK);
+    ck_assert_int_eq(c.head, FR_HEAD_X0);
+    ck_assert(c.sigma_min == 0.05f);
+    ck_assert(fr_model_preset("gmm2d-s", 2, 8, &c) == FR_OK);
+    ck_assert_int_eq(c.head, FR_HEAD_VELOCITY);
+    ck_assert(c.sigma_min == 0.0f);
+    ck_assert_str_eq(fr_head_name(FR_HEAD_X0), "x0");
+    fr_head h;
+    ck_assert(fr_head_from_name("velocity", &h) && h == FR_HEAD_VELOCITY);
+    ck_assert(!fr_head_from_name("eps", &h));
+
+    fr_model_config x = small_cfg(FR_ACT_SILU, 1);
+    x.head = FR_HEAD_X0, x.sigma_min = 0.05f;
+    ck_assert_int_eq(fr_model_config_check(&x), FR_OK);
+    fr_model_config bad = x;
+    bad.pred = FR_PRED_EPSILON; /* the x0 head derives a flow velocity */
+    ck_assert_int_eq(fr_model_config_check(&bad), FR_ERR_ARG);
+    bad = x, bad.sigma_min = 0.0f;
+    ck_assert_int_eq(fr_model_config_check(&bad), FR_ERR_ARG);
+    bad = x, bad.sigma_min = NAN;
+    ck_assert_int_eq(fr_model_config_check(&bad), FR_ERR_ARG);
+    bad = x, bad.head = FR_HEAD_VELOCITY; /* sigma_min 0.05 would not survive a save */
+    ck_assert_int_eq(fr_model_config_check(&bad), FR_ERR_ARG);
+    bad = x, bad.head = (fr_head)7;
+    ck_assert_int_eq(fr_model_config_check(&bad), FR_ERR_ARG);
+
+    /* metadata round trip; a velocity config writes no head keys (the old format) */
+    fr_st_file f;
+    fr_st_init(&f);
+    ck_assert(fr_model_config_to_meta(&x, &f) == FR_OK);
+    ck_assert_str_eq(fr_st_get_meta(&f, "model.head"), "x0");
+    fr_model_config back;
+    ck_assert_msg(fr_model_config_from_meta(&f, &back) == FR_OK, "%s", fr_last_error());
+    ck_assert(memcmp(&back, &x, sizeof x) == 0);
+    ck_assert(fr_st_set_meta(&f, "model.head", "eps") == FR_OK);
+    ck_assert_int_eq(fr_model_config_from_meta(&f, &back), FR_ERR_FORMAT);
+    ck_assert_msg(strstr(fr_last_error(), "model.head") != NULL, "%s", fr_last_error());
+    fr_st_free(&f);
+    fr_st_init(&f);
+    fr_model_config v = small_cfg(FR_ACT_SILU, 1);
+    ck_assert(fr_model_config_to_meta(&v, &f) == FR_OK);
+    ck_assert_ptr_null(fr_st_get_meta(&f, "model.head"));
+    ck_assert_ptr_null(fr_st_get_meta(&f, "model.sigma_min"));
+    ck_assert(fr_model_config_from_meta(&f, &back) == FR_OK);
+    ck_assert(memcmp(&back, &v, sizeof v) == 0);
+    ck_assert(fr_st_set_meta(&f, "model.head", "x0") == FR_OK); /* without model.sigma_min */
+    ck_assert_int_eq(fr_model_config_from_meta(&f, &back), FR_ERR_FORMAT);
+    ck_assert_msg(strstr(fr_last_error(), "model.sigma_min") != NULL, "%s", fr_last_error());
+    fr_st_free(&f);
+
+    /* a workspace of the other head is refused */
+    fr_model mv, mx;
+    ck_assert(fr_model_init(&mv, &v, 1) == FR_OK);
+    ck_assert(fr_model_init(&mx, &x, 1) == FR_OK);
+    fr_model_ws wv;
+    ck_assert(fr_model_ws_alloc(&wv, &mv, 1, 1) == FR_OK);
+    float in[3] = {0.5f, -0.5f, 1.0f}, o[3], t = 300.0f;
+    int32_t cid = 0;
+    ck_assert_int_eq(fr_model_forward(&mx, ref_ops(), &wv, 1, in, &t, &cid, o), FR_ERR_ARG);
+    ck_assert_int_eq(fr_model_forward(&mv, ref_ops(), &wv, 1, in, &t, &cid, o), FR_OK);
+    fr_model_ws_free(&wv);
+    fr_model_free(&mv), fr_model_free(&mx);
 }
 END_TEST
 
@@ -748,7 +855,10 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_fd_gelu);
     tcase_add_test(tc, test_fd_tanh_one_block);
     tcase_add_test(tc, test_fd_no_blocks);
-    tcase_add_test(tc, test_microbatch_bitwise);
+    tcase_add_test(tc, test_fd_x0_head);
+    tcase_add_test(tc, test_fd_x0_head_no_blocks);
+    tcase_add_test(tc, test_head_config);
+    tcase_add_loop_test(tc, test_microbatch_bitwise, 0, 2);
     tcase_add_test(tc, test_adamw);
     tcase_add_test(tc, test_clip);
     tcase_add_test(tc, test_ema);

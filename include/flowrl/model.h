@@ -11,7 +11,10 @@
  *   temb = W_t2 act(W_t1 sin_emb(t) + b_t1) + b_t2                  (B,H), sin_emb: E
  *   for k < n_blocks:                                                 (flowrl/embed.h)
  *     h  = h + (W2_k act(W1_k LN_k(h) + b1_k) + b2_k)               W1 (F,H), W2 (H,F)
- *   out  = W_out LN_f(h) + b_out                                    (B,D)
+ *   o    = W_out LN_f(h) + b_out                                    (B,D)
+ *   out  = o                                  head "velocity" (the prediction itself)
+ *   out  = (x - o) / max(t/1000, sigma_min)   head "x0": o is x̂0 and out the flow
+ *                                             velocity it implies (flowrl/model_elem.h)
  *
  * Every "W z + b" is ops->gemm (one fmaf chain over the input dim) then ops->bias_add;
  * LN is ops->layernorm_fwd with affine weight/bias, eps cfg.ln_eps. The condition and time
@@ -53,6 +56,16 @@ typedef enum {
     FR_PRED_COUNT
 } fr_pred;
 
+/* What the last layer computes (callers always get cfg.pred's quantity). */
+typedef enum {
+    FR_HEAD_VELOCITY = 0, /* the last layer's output is returned as it is */
+    FR_HEAD_X0 = 1,       /* x-prediction (JiT): the last layer gives x̂0, the model returns
+                             v = (x − x̂0) / max(σ, sigma_min); flow (velocity) models only.
+                             Lets a network narrower than D denoise: it need not pass the
+                             noise through its H-wide residual stream. */
+    FR_HEAD_COUNT
+} fr_head;
+
 #define FR_MODEL_MAX_BLOCKS 256
 
 typedef struct {
@@ -69,10 +82,12 @@ typedef struct {
     fr_act act;       /* in the blocks and the time MLP */
     fr_pred pred;
     float ln_eps;     /* 1e-5, torch.nn.LayerNorm's default */
+    fr_head head;     /* velocity unless the preset says x0 */
+    float sigma_min;  /* x0 head: the floor of the divisor, in (0, 1]; 0 for velocity */
 } fr_model_config;
 
-/* Presets fix H, F, n_blocks, E, act (see core/model_config.c for the table); D and n_cond
- * come from the task. pred defaults to velocity. FR_ERR_ARG names the known presets. */
+/* Presets fix H, F, n_blocks, E, act, head, sigma_min (see core/model_config.c for the
+ * table); D and n_cond come from the task. pred defaults to velocity. FR_ERR_ARG names the known presets. */
 fr_status fr_model_preset(const char *name, int64_t D, int64_t n_cond, fr_model_config *cfg);
 const char *const *fr_model_preset_names(void); /* NULL-terminated */
 /* FR_ERR_ARG naming the first bad field. */
@@ -84,6 +99,8 @@ int64_t fr_model_config_num_params(const fr_model_config *cfg);
 double fr_model_config_flops(const fr_model_config *cfg);
 const char *fr_pred_name(fr_pred p); /* "velocity", "epsilon" */
 int fr_pred_from_name(const char *s, fr_pred *out); /* 1 if known */
+const char *fr_head_name(fr_head h); /* "velocity", "x0" */
+int fr_head_from_name(const char *s, fr_head *out);
 const char *fr_act_name(fr_act a);   /* "identity", "silu", "gelu_tanh", ... */
 int fr_act_from_name(const char *s, fr_act *out);
 
@@ -126,6 +143,7 @@ typedef struct {
     float *lnf, *lnf_mean, *lnf_rstd; /* (B,H), (B,), (B,) */
     float *tmp;            /* (B,H) scratch */
     float *dh, *dtmp;      /* (B,H) backward scratch */
+    float *xo, *den;       /* x0 head: (B,D) x̂0 (backward: dL/dx̂0), (B,) its divisors */
     float *da, *du;        /* (B,F) backward scratch */
     void *buf;             /* the one allocation behind the float arrays */
 } fr_model_ws;
@@ -156,7 +174,9 @@ fr_status fr_model_backward(fr_model *m, const fr_ops *ops, fr_model_ws *ws,
 
 /* Metadata keys "model.preset", "model.D", "model.n_cond", "model.H", "model.F",
  * "model.n_blocks", "model.E", "model.act", "model.pred", "model.ln_eps" (decimal text;
- * ln_eps as "%.9g", which round-trips a float). */
+ * ln_eps as "%.9g", which round-trips a float), and for a head other than velocity
+ * "model.head" and "model.sigma_min" ("%.9g"). A file without "model.head" (written
+ * before heads existed, or a velocity head) loads as velocity, sigma_min 0. */
 fr_status fr_model_config_to_meta(const fr_model_config *cfg, fr_st_file *f);
 fr_status fr_model_config_from_meta(const fr_st_file *f, fr_model_config *cfg);
 /* Adds every parameter value as prefix + name (e.g. prefix "ema." for EMA weights),
