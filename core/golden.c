@@ -9,6 +9,9 @@
 #include "flowrl/digest.h"
 #include "flowrl/philox.h"
 
+/* core/golden_epoch.c (whole training updates; its declaration here rather than in
+ * core/golden_internal.h keeps the family's change to this file). */
+
 /* Families in registry order; a new family (e.g. whole training updates) is one line. */
 static const struct {
     const fr_golden_case *cases;
@@ -18,6 +21,7 @@ static const struct {
     {fr_golden_cases_samplers, &fr_golden_n_samplers},
     {fr_golden_cases_advantages, &fr_golden_n_advantages},
     {fr_golden_cases_objectives, &fr_golden_n_objectives},
+    {fr_golden_cases_epoch, &fr_golden_n_epoch},
 };
 #define N_FAMILIES (sizeof k_families / sizeof k_families[0])
 

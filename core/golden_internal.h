@@ -66,5 +66,7 @@ extern const fr_golden_case fr_golden_cases_advantages[];
 extern const size_t fr_golden_n_advantages;
 extern const fr_golden_case fr_golden_cases_objectives[];
 extern const size_t fr_golden_n_objectives;
+extern const fr_golden_case fr_golden_cases_epoch[];
+extern const size_t fr_golden_n_epoch;
 
 #endif

@@ -8,6 +8,11 @@
  *    naming the MANIFEST digest mismatch;
  *  - gen refuses to overwrite a set without --force;
  *  - the element comparison: bitwise vs tolerance, NaN never passes;
+ *  - the whole-epoch case (epoch.flow_grpo): it holds every record its run's audit.log
+ *    names (the computation checks that itself); a flipped low bit of an optimizer-state
+ *    output fails with max ulp 1; a flipped input parameter bit moves recomputed outputs,
+ *    not only a digest; --fast (vendor kernels forced) differs from ref's bits yet passes
+ *    the case's tolerance;
  *  - examples/check_sde_step.py (numpy) passes on the committed sde case and fails on a
  *    corrupted one, when a python3 with numpy is installed (skipped with a note otherwise). */
 #include <dirent.h>
@@ -17,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "flowrl/fast.h"
 #include "flowrl/golden.h"
 #include "flowrl/opt.h"
 #include "tests/suites.h"
@@ -127,9 +133,9 @@ START_TEST(test_committed_set_checks)
     ck_assert_msg(fr_golden_manifest_unknown(m, 0) == NULL, "MANIFEST lists unknown case %s",
                   fr_golden_manifest_unknown(m, 0));
     ck_assert_int_ge(fr_golden_count(), 50);
-    static const char *const backends[] = {"ref", "opt", "opt"};
-    static const int threads[] = {0, 1, 3};
-    for (int b = 0; b < 3; b++) {
+    static const char *const backends[] = {"ref", "opt", "opt", "opt"};
+    static const int threads[] = {0, 1, 2, 3};
+    for (int b = 0; b < 4; b++) {
         const fr_ops *ops;
         ck_assert(fr_backend_get(backends[b], &ops) == FR_OK);
         fr_opt_set_threads(threads[b]);
@@ -300,6 +306,65 @@ START_TEST(test_compare_modes)
 }
 END_TEST
 
+static fr_golden_result check_one(const char *dir, const char *casename, const fr_ops *ops, fr_golden_mode mode)
+{
+    fr_golden_manifest *m = manifest(dir);
+    fr_golden_result r;
+    const fr_golden_case *c = fr_golden_find(casename);
+    ck_assert_msg(c != NULL, "no case %s", casename);
+    ck_assert(fr_golden_check_case(c, dir, m, ops, mode, &r) == FR_OK);
+    fr_golden_manifest_free(m);
+    return r;
+}
+
+START_TEST(test_epoch_case)
+{
+    const fr_golden_case *c = fr_golden_find("epoch.flow_grpo");
+    ck_assert_ptr_nonnull(c);
+    ck_assert_str_eq(fr_golden_kind_name(c), "ops");
+    const fr_ops *ref;
+    ck_assert(fr_backend_get("ref", &ref) == FR_OK);
+
+    /* one ulp of the second moment of one weight after the epoch */
+    char *tmp = copy_set();
+    flip_bit(tmp, "epoch.flow_grpo", "out.optim.v.out.weight", 2, 0);
+    fr_golden_result r = check_one(tmp, "epoch.flow_grpo", ref, FR_GOLDEN_BITWISE);
+    ck_assert_int_eq(r.verdict, FR_GOLDEN_FAIL);
+    ck_assert_msg(r.max_ulp == 1 && strstr(r.detail, "out.optim.v.out.weight: max abs") != NULL, "%s", r.detail);
+    rm_tree(tmp);
+
+    /* an input weight: the recomputed epoch moves (rollout, gradients, parameters) */
+    tmp = copy_set();
+    flip_bit(tmp, "epoch.flow_grpo", "in.blocks.0.fc1.weight", 0, 20);
+    r = check_one(tmp, "epoch.flow_grpo", ref, FR_GOLDEN_BITWISE);
+    ck_assert_int_eq(r.verdict, FR_GOLDEN_FAIL);
+    ck_assert_msg(strstr(r.detail, "out.traj: max abs") != NULL, "%s", r.detail);
+    rm_tree(tmp);
+
+    /* --fast with every vendor kernel forced: other bits than ref, within the tolerance */
+    const fr_ops *fast;
+    if (fr_backend_get_mode("opt", 1, &fast) != FR_OK) {
+        printf("golden: no --fast table in this build (%s): epoch.flow_grpo --fast NOT tested\n", fr_last_error());
+        return;
+    }
+    char dir[1024];
+    golden_dir(dir, sizeof dir);
+    fr_fast_policy p = fr_fast_get_policy();
+    fr_fast_set_policy(FR_FAST_ALWAYS);
+    for (int th = 1; th <= 3; th++) {
+        fr_opt_set_threads(th);
+        r = check_one(dir, "epoch.flow_grpo", fast, FR_GOLDEN_TOLERANCE);
+        ck_assert_msg(r.verdict == FR_GOLDEN_OK, "--fast, %d threads: %s", th, r.detail);
+        ck_assert_msg(r.max_abs > 0.0 && r.max_abs < 1e-5, "--fast, %d threads: max abs %g (0: the vendor kernels "
+                      "ran nowhere, the tolerance was not exercised)", th, r.max_abs);
+        r = check_one(dir, "epoch.flow_grpo", fast, FR_GOLDEN_BITWISE);
+        ck_assert_int_eq(r.verdict, FR_GOLDEN_FAIL);
+    }
+    fr_opt_set_threads(0);
+    fr_fast_set_policy(p);
+}
+END_TEST
+
 /* A python3 that imports numpy ("python3" first, then Debian's /usr/bin/python3). */
 static const char *numpy_python(void)
 {
@@ -363,6 +428,7 @@ Suite *suite_golden(void)
     tcase_add_test(tc, test_flipped_input_bit_fails);
     tcase_add_test(tc, test_gen_refuses_overwrite);
     tcase_add_test(tc, test_compare_modes);
+    tcase_add_test(tc, test_epoch_case);
     tcase_add_test(tc, test_numpy_example);
     suite_add_tcase(s, tc);
     return s;

@@ -50,6 +50,7 @@
 #include "flowrl/ops.h"
 #include "flowrl/rollout.h"
 #include "flowrl/status.h"
+#include "flowrl/tensor.h"
 
 typedef enum {
     FR_TRAIN_ADV_PROMPT = 0, /* Flow-GRPO PerPromptStatTracker (§1.1) */
@@ -177,6 +178,16 @@ typedef struct {
  * audit.log's env lines and config.json; they never change the bits. */
 fr_status fr_grpo_train_run(const fr_grpo_train_opts *o, const fr_ops *ops, int threads,
                             const fr_grpo_train_cb *cb, fr_grpo_train_result *res);
+
+/* fr_grpo_train_run that also hands every audit.log record to tap as it is written: the
+ * audit step N, the record's NAME (core/grpo_train.c lists them) and the tensor whose digest
+ * the record holds (a 0-d F32 tensor for a scalar record). The tensor is borrowed for the
+ * call only. A status other than FR_OK from tap stops the run with that status. Lets a caller
+ * see the intermediates themselves, not only their digests (core/golden_epoch.c). */
+typedef fr_status (*fr_train_record_fn)(int64_t step, const char *name, const fr_tensor *t, void *user);
+fr_status fr_grpo_train_run_tap(const fr_grpo_train_opts *o, const fr_ops *ops, int threads,
+                                const fr_grpo_train_cb *cb, fr_train_record_fn tap, void *tap_user,
+                                fr_grpo_train_result *res);
 
 /* Continues the run in dir from its last complete checkpoint (config.json gives every
  * option; epochs > 0 replaces the epoch count, e.g. to extend the run). */
