@@ -9,9 +9,6 @@
 #include "flowrl/digest.h"
 #include "flowrl/philox.h"
 
-/* core/golden_epoch.c (whole training updates; its declaration here rather than in
- * core/golden_internal.h keeps the family's change to this file). */
-
 /* Families in registry order; a new family (e.g. whole training updates) is one line. */
 static const struct {
     const fr_golden_case *cases;

@@ -55,6 +55,9 @@ typedef struct {
     fr_rollout_schedule sched;
     char base_digest[17];
     fr_audit *audit;
+    fr_train_record_fn tap; /* fr_grpo_train_run_tap; NULL otherwise */
+    void *tap_user;
+    int64_t rec_step;       /* the audit step being written */
     fr_train_curve curve;
     int cfg_on;
     int64_t N, D, S, T, bmax;
@@ -227,11 +230,26 @@ static fr_status epoch_window(tr *t, uint32_t e, int64_t *start, int64_t *len)
     return FR_OK;
 }
 
-static fr_status audit_f32(fr_audit *a, const char *name, float *p, int nd, int64_t d0, int64_t d1, int64_t d2)
+/* Every audit record goes through these two, so that fr_grpo_train_run_tap's tap sees each
+ * one with the bits that were digested. */
+static fr_status rec_tensor(tr *t, const char *name, const fr_tensor *v)
+{
+    FR_TRY(fr_audit_tensor(t->audit, name, v));
+    return t->tap ? t->tap(t->rec_step, name, v, t->tap_user) : FR_OK;
+}
+
+static fr_status rec_scalar(tr *t, const char *name, float x)
+{
+    FR_TRY(fr_audit_scalar_f32(t->audit, name, x));
+    fr_tensor v = fr_tensor_f32(&x, 0, NULL);
+    return t->tap ? t->tap(t->rec_step, name, &v, t->tap_user) : FR_OK;
+}
+
+static fr_status audit_f32(tr *t, const char *name, float *p, int nd, int64_t d0, int64_t d1, int64_t d2)
 {
     int64_t sh[3] = {d0, d1, d2};
     fr_tensor v = fr_tensor_f32(p, nd, sh);
-    return fr_audit_tensor(a, name, &v);
+    return rec_tensor(t, name, &v);
 }
 
 static fr_status audit_params(tr *t, const char *prefix, const fr_tensor *vals)
@@ -239,7 +257,7 @@ static fr_status audit_params(tr *t, const char *prefix, const fr_tensor *vals)
     char name[FR_AUDIT_MAX_NAME + 1];
     for (int i = 0; i < t->pol.n_params; i++) {
         snprintf(name, sizeof name, "%s%s", prefix, t->pol.params[i].name);
-        FR_TRY(fr_audit_tensor(t->audit, name, &vals[i]));
+        FR_TRY(rec_tensor(t, name, &vals[i]));
     }
     return FR_OK;
 }
@@ -396,7 +414,7 @@ static fr_status optimizer_step(tr *t, int64_t u, float *gn)
         if (s != FR_OK) return fr_fail(s, "train: update %lld: gradient norm %g", (long long)u, (double)*gn);
     }
     snprintf(name, sizeof name, "u%lld.grad_norm", (long long)u);
-    FR_TRY(fr_audit_scalar_f32(t->audit, name, *gn));
+    FR_TRY(rec_scalar(t, name, *gn));
     snprintf(name, sizeof name, "u%lld.grad.", (long long)u);
     FR_TRY(audit_params(t, name, t->pol.grads));
     fr_adamw_cfg ac = {o->beta1, o->beta2, o->adam_eps, o->weight_decay};
@@ -419,6 +437,7 @@ static fr_status run_epoch(tr *t, int64_t e64, fr_train_epoch_event *ev)
     ev->n_samples = N;
     fr_audit *a = t->audit;
     FR_TRY(fr_audit_begin_step(a, e64 + 1));
+    t->rec_step = e64 + 1;
 
     int64_t ws0, wl;
     FR_TRY(epoch_window(t, e, &ws0, &wl));
@@ -435,7 +454,7 @@ static fr_status run_epoch(tr *t, int64_t e64, fr_train_epoch_event *ev)
     int64_t wv[2] = {ws0, wl};
     int64_t sh2 = 2;
     fr_tensor wt = fr_tensor_view(wv, FR_I64, 1, &sh2);
-    FR_TRY(fr_audit_tensor(a, "window", &wt));
+    FR_TRY(rec_tensor(t, "window", &wt));
 
     /* 1. prompts, 2. rollout */
     for (int64_t p = 0; p < P; p++)
@@ -446,16 +465,16 @@ static fr_status run_epoch(tr *t, int64_t e64, fr_train_epoch_event *ev)
         t->group[s] = t->pid[s];
     }
     fr_tensor pt = fr_tensor_view(t->prompts, FR_I32, 1, &P);
-    FR_TRY(fr_audit_tensor(a, "prompts", &pt));
+    FR_TRY(rec_tensor(t, "prompts", &pt));
     t->rc.c0 = e;
     fr_rollout_traj tj = {t->traj, t->mean, t->logp, NULL};
     FR_TRY(fr_rollout(&t->pol, t->ops, t->task, &t->rc, N, t->pid, t->sid, NULL, t->x, &tj));
-    FR_TRY(audit_f32(a, "noise.x_T", t->traj, 2, N, D, 1));
+    FR_TRY(audit_f32(t, "noise.x_T", t->traj, 2, N, D, 1));
     FR_TRY(regen_noise(t, e));
-    FR_TRY(audit_f32(a, "noise.xi", t->xi, 3, T, N, D));
-    FR_TRY(audit_f32(a, "traj", t->traj, 3, T + 1, N, D));
-    FR_TRY(audit_f32(a, "mean", t->mean, 3, T, N, D));
-    FR_TRY(audit_f32(a, "logp_old", t->logp, 2, T, N, 1));
+    FR_TRY(audit_f32(t, "noise.xi", t->xi, 3, T, N, D));
+    FR_TRY(audit_f32(t, "traj", t->traj, 3, T + 1, N, D));
+    FR_TRY(audit_f32(t, "mean", t->mean, 3, T, N, D));
+    FR_TRY(audit_f32(t, "logp_old", t->logp, 2, T, N, 1));
 
     /* 3. rewards */
     if (t->rcmd) {
@@ -467,10 +486,10 @@ static fr_status run_epoch(tr *t, int64_t e64, fr_train_epoch_event *ev)
         for (int64_t s = 0; s < N; s++) c += t->correct[s] != 0;
         ev->accuracy = (double)c / (double)N;
     }
-    FR_TRY(audit_f32(a, "rewards", t->reward, 1, N, 1, 1));
+    FR_TRY(audit_f32(t, "rewards", t->reward, 1, N, 1, 1));
     FR_TRY(fr_adv_mean_std(t->reward, N, &ev->reward_mean, &ev->reward_std));
-    FR_TRY(fr_audit_scalar_f32(a, "reward_mean", ev->reward_mean));
-    FR_TRY(fr_audit_scalar_f32(a, "reward_std", ev->reward_std));
+    FR_TRY(rec_scalar(t, "reward_mean", ev->reward_mean));
+    FR_TRY(rec_scalar(t, "reward_std", ev->reward_std));
 
     /* 4. advantages and the zero filter (objectives.md §1.1) */
     if (o->adv == FR_TRAIN_ADV_PROMPT)
@@ -479,18 +498,18 @@ static fr_status run_epoch(tr *t, int64_t e64, fr_train_epoch_event *ev)
         FR_TRY(fr_adv_batch(N, t->reward, FR_ADV_EPS_FLOW_GRPO, t->adv));
     else
         FR_TRY(fr_ddpo_tracker_update(t->ddpo, N, t->reward, t->group, t->adv));
-    FR_TRY(audit_f32(a, "adv", t->adv, 1, N, 1, 1));
+    FR_TRY(audit_f32(t, "adv", t->adv, 1, N, 1, 1));
     int64_t kept;
     FR_TRY(fr_adv_filter_zero(N, t->adv, o->num_batches, o->seed, FR_RNG_ADV_FILTER, e, 0, t->keep, &kept));
     fr_tensor kt = fr_tensor_view(t->keep, FR_U8, 1, &N);
-    FR_TRY(fr_audit_tensor(a, "keep", &kt));
+    FR_TRY(rec_tensor(t, "keep", &kt));
 
     /* 5. batches */
     int64_t K;
     FR_TRY(shuffle_kept(t, e, &K));
     if (K > 0) {
         fr_tensor ot = fr_tensor_view(t->order, FR_I64, 1, &K);
-        FR_TRY(fr_audit_tensor(a, "order", &ot));
+        FR_TRY(rec_tensor(t, "order", &ot));
     }
     ev->kept = K;
 
@@ -510,9 +529,9 @@ static fr_status run_epoch(tr *t, int64_t e64, fr_train_epoch_event *ev)
                     FR_TRY(micro_step(t, t->order + q * b, b, j, gout,
                                       t->ratios + ((q - q0) * wl + (j - ws0)) * b, &es, &uloss));
             snprintf(name, sizeof name, "u%lld.ratio", (long long)u);
-            FR_TRY(audit_f32(a, name, t->ratios, 3, ga, wl, b));
+            FR_TRY(audit_f32(t, name, t->ratios, 3, ga, wl, b));
             snprintf(name, sizeof name, "u%lld.loss", (long long)u);
-            FR_TRY(fr_audit_scalar_f32(a, name, uloss));
+            FR_TRY(rec_scalar(t, name, uloss));
             if (t->cb && t->cb->on_update) {
                 fr_train_update_event ue = {e64 + 1, u, ga * wl * b, t->ratios, uloss};
                 t->cb->on_update(&ue, t->cb->user);
@@ -530,9 +549,9 @@ static fr_status run_epoch(tr *t, int64_t e64, fr_train_epoch_event *ev)
     ev->ratio_max = es.n_terms ? es.rmax : NAN;
     ev->loss = u ? (float)(es.loss / (double)u) : NAN;
     ev->grad_norm = es.last_gn;
-    FR_TRY(fr_audit_scalar_f32(a, "kl", ev->kl));
-    FR_TRY(fr_audit_scalar_f32(a, "clipfrac", ev->clipfrac));
-    FR_TRY(fr_audit_scalar_f32(a, "approx_kl", ev->approx_kl));
+    FR_TRY(rec_scalar(t, "kl", ev->kl));
+    FR_TRY(rec_scalar(t, "clipfrac", ev->clipfrac));
+    FR_TRY(rec_scalar(t, "approx_kl", ev->approx_kl));
 
     /* the state after the epoch, under the checkpoint's names (flowrl/audit.h convention) */
     FR_TRY(audit_params(t, "", t->pol.values));
@@ -799,6 +818,13 @@ static fr_status make_dirs(const char *dir)
 fr_status fr_grpo_train_run(const fr_grpo_train_opts *o, const fr_ops *ops, int threads, const fr_grpo_train_cb *cb,
                             fr_grpo_train_result *res)
 {
+    return fr_grpo_train_run_tap(o, ops, threads, cb, NULL, NULL, res);
+}
+
+fr_status fr_grpo_train_run_tap(const fr_grpo_train_opts *o, const fr_ops *ops, int threads,
+                                const fr_grpo_train_cb *cb, fr_train_record_fn tap, void *tap_user,
+                                fr_grpo_train_result *res)
+{
     memset(res, 0, sizeof *res);
     res->acc_before = res->acc_after = res->score_before = res->score_after = NAN;
     FR_TRY(fr_grpo_train_check(o));
@@ -811,6 +837,8 @@ fr_status fr_grpo_train_run(const fr_grpo_train_opts *o, const fr_ops *ops, int 
     t.ops = ops;
     t.threads = threads;
     t.cb = cb;
+    t.tap = tap;
+    t.tap_user = tap_user;
     fr_status s = tr_setup(&t);
     if (s == FR_OK) s = make_dirs(t.dir);
     char path[FR_TRAIN_PATH_MAX + 32];
