@@ -4,7 +4,8 @@
 #   make check-asan the same under AddressSanitizer + UBSan (in build-asan/)
 #   make fuzz       libFuzzer on the safetensors reader for FUZZ_SECONDS (default 60)
 #   make accuracy   the dense transcendental sweep against MPFR (docs/determinism.md)
-#   make bench      build the benchmarks (build/bench_gemm, build/bench_model)
+#   make demo       the main job: shapes base + Flow-GRPO + before/after table (tools/demo.sh)
+#   make bench      build the benchmarks; make benchmarks runs them into BENCHMARKS.md
 ifeq ($(wildcard config.mk),)
 $(error config.mk not found: run ./configure (or ./configure --install-deps) first)
 endif
@@ -45,7 +46,7 @@ LIB_SO := $(BUILD)/libflowrl.so
 CLI := $(BUILD)/flowrl
 TEST_BIN := $(BUILD)/check_flowrl
 
-.PHONY: all check golden-check check-asan fuzz accuracy cuda-selfcheck bench clean install
+.PHONY: all demo benchmarks check golden-check check-asan fuzz accuracy cuda-selfcheck bench clean install
 all: $(LIB_A) $(LIB_SO) $(CLI)
 
 $(BUILD)/obj/%.o: %.c config.mk config.h
@@ -98,9 +99,18 @@ golden-check: $(CLI)
 	$(GOLDEN_CHECKS)
 
 # Benchmarks (bench/, results in BENCHMARKS.md): never part of make check.
-bench: $(BUILD)/bench_gemm $(BUILD)/bench_model $(BUILD)/bench_fast
+bench: $(BUILD)/bench_gemm $(BUILD)/bench_model $(BUILD)/bench_fast $(BUILD)/bench_epoch $(BUILD)/bench_pretrain
 $(BUILD)/bench_%: bench/bench_%.c $(LIB_A)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
+
+# Runs every benchmark and rewrites BENCHMARKS.md from the measured numbers.
+benchmarks: bench
+	BUILD=$(BUILD) bench/run.sh
+
+# The main job: pretrain (or reuse) a shapes base, run Flow-GRPO, print the before/after
+# held-out accuracy table (tools/demo.sh; outputs under demo/).
+demo: all
+	BUILD=$(BUILD) tools/demo.sh
 
 check-asan:
 	$(MAKE) BUILD=build-asan SAN=1 check
