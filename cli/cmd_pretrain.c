@@ -68,7 +68,8 @@ static void help(void)
            "                       (0.00085..0.012) DDPM betas over 1000 steps (linear)\n"
            "  --save-every N       also write OUT-stepNNNNNN.safetensors every N steps (off)\n"
            "  --resume FILE        continue from a checkpoint of the same command\n"
-           "  --backend NAME       op backend: ref or opt (ref)\n"
+           "  --backend NAME       op backend: ref or opt (opt if built in, else ref)\n"
+           "  --fast               opt with OpenBLAS/oneDNN kernels (not bitwise equal to ref)\n"
            "  --threads N          opt threads, 0 = all CPUs (0); ref runs on one thread\n"
            "  --progress MODE      auto, tty, plain or off (auto: a bar on a terminal)\n"
            "  --log-every N        plain mode: a line every N steps, and every 10 s (100)\n"
@@ -125,13 +126,18 @@ int cmd_pretrain(int argc, char **argv)
         return 0;
     }
     fr_pretrain_cfg cfg = fr_pretrain_defaults();
-    const char *backend = "ref";
+    const char *backend = NULL; /* the fastest bitwise backend built in */
+    int fast = 0;
     long long threads = 0, log_every = 100;
     fr_progress_mode pmode = FR_PROGRESS_AUTO;
     int steps_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (o[0] != '-') return usage_err("unexpected argument '%s'%s", o, "");
+        if (strcmp(o, "--fast") == 0) {
+            fast = 1;
+            continue;
+        }
         if (i + 1 >= argc) return usage_err("option '%s' needs a value%s", o, "");
         const char *v = argv[++i];
         long long n;
@@ -196,16 +202,9 @@ int cmd_pretrain(int argc, char **argv)
         return 2;
     }
     const fr_ops *ops;
-    fr_status bs = fr_backend_get(backend, &ops);
-    if (bs != FR_OK) {
-        fprintf(stderr, "flowrl pretrain: %s\n", fr_last_error());
-        return bs == FR_ERR_ARG ? 2 : 1;
-    }
     int n_threads = 1;
-    if (strcmp(ops->name, "opt") == 0) {
-        fr_opt_set_threads((int)threads);
-        n_threads = fr_opt_get_threads();
-    }
+    int brc = fr_cli_backend("pretrain", backend, fast, (long)threads, &ops, &n_threads);
+    if (brc) return brc;
 
     /* STYLE.md: backend, threads and mode at the top of every run */
     const fr_task *task;
@@ -213,7 +212,9 @@ int cmd_pretrain(int argc, char **argv)
     printf("flowrl %s pretrain: task %s (D %d, %d train prompts), preset %s, %s%s\n",
            fr_version(), cfg.task, task->D, task->n_train, mc.preset, fr_pred_name(cfg.pred),
            mc.head == FR_HEAD_X0 ? " (x0 head)" : "");
-    printf("backend %s, threads %d, mode exact\n", ops->name, n_threads);
+    char bline[128];
+    fr_cli_backend_describe(ops, n_threads, bline, sizeof bline);
+    printf("%s\n", bline);
     printf("model: %lld params, %.3g MFLOP/sample forward (H %lld, F %lld, blocks %lld)\n",
            (long long)fr_model_config_num_params(&mc), fr_model_config_flops(&mc) / 1e6,
            (long long)mc.H, (long long)mc.F, (long long)mc.n_blocks);

@@ -25,7 +25,7 @@ static void help(void)
 {
     fr_grpo_train_opts d = fr_grpo_train_defaults();
     printf("Usage: flowrl train --algo flow-grpo --base CKPT --out RUNDIR [options]\n"
-           "       flowrl train --resume RUNDIR [--epochs N] [--backend NAME] [--threads N]\n\n"
+           "       flowrl train --resume RUNDIR [--epochs N] [--backend NAME] [--fast] [--threads N]\n\n"
            "Flow-GRPO fine-tuning (spec/objectives.md 1.1, 2, 3): per epoch, P prompts x G samples\n"
            "rolled out with the SDE (or CPS) sampler over T training steps, scored by the task\n"
            "reward, group-normalised advantages, PPO-clip updates of every trained step with a\n"
@@ -43,6 +43,8 @@ static void help(void)
            "  --epochs N             epochs (%lld); with --resume: the new total\n"
            "  --seed S               key of every random stream (%u)\n"
            "  --backend NAME         ref or opt (opt if built in, else ref)\n"
+           "  --fast                 opt with OpenBLAS/oneDNN kernels: run-to-run deterministic on one\n"
+           "                         machine and thread count, not bitwise equal to ref\n"
            "  --threads N            opt threads, 0 = all CPUs (0)\n"
            "Sampling:\n"
            "  --reward R             a task reward (gmm2d: mode, halfplane; shapes: geneval) or\n"
@@ -163,7 +165,7 @@ typedef struct {
         *grid, *shift, *noise, *cfg, *train_cfg, *prompts, *group, *batch, *tfrac, *window, *fast_w, *fast_range,
         *mix_w, *mix_iters, *guard, *clip, *adv_clip, *beta, *kl_form, *adv, *global_std, *ddpo_buffer, *ddpo_min,
         *num_batches, *grad_accum, *lr, *b1, *b2, *eps, *wd, *gn, *ema, *ema_every, *eval_steps, *eval_n, *keep;
-    int base_raw;
+    int base_raw, fast;
 } args;
 
 static int set_enum(const char *opt, const char *v, fr_status (*parse)(const char *, int *), int *out)
@@ -314,26 +316,6 @@ static int build_opts(const args *a, fr_grpo_train_opts *o)
     return e ? 2 : 0;
 }
 
-static int pick_backend(const char *name, long threads, const fr_ops **ops, int *n_threads)
-{
-    if (!name) {
-        name = "ref";
-        for (const char *const *b = fr_backend_names(); *b; b++)
-            if (strcmp(*b, "opt") == 0) name = "opt";
-    }
-    fr_status st = fr_backend_get(name, ops);
-    if (st != FR_OK) {
-        fr_cli_error(CMD, "%s", fr_last_error());
-        return st == FR_ERR_ARG ? 2 : 1;
-    }
-    *n_threads = 1;
-    if (strcmp((*ops)->name, "opt") == 0) {
-        fr_opt_set_threads((int)threads);
-        *n_threads = fr_opt_get_threads();
-    }
-    return 0;
-}
-
 int cmd_train(int argc, char **argv)
 {
     if (fr_cli_wants_help(argc, argv)) {
@@ -367,7 +349,7 @@ int cmd_train(int argc, char **argv)
         {"--max-grad-norm", &a.gn, NULL},    {"--ema", &a.ema, NULL},
         {"--ema-every", &a.ema_every, NULL}, {"--eval-steps", &a.eval_steps, NULL},
         {"--eval-n", &a.eval_n, NULL},       {"--keep-checkpoints", &a.keep, NULL},
-        {"--base-raw", NULL, &a.base_raw},
+        {"--base-raw", NULL, &a.base_raw}, {"--fast", NULL, &a.fast},
     };
     if (fr_cli_parse_opts(CMD, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]))) return 2;
     if (a.algo && strcmp(a.algo, "flow-grpo") != 0)
@@ -381,7 +363,7 @@ int cmd_train(int argc, char **argv)
             const char *n = opts[i].name;
             int given = opts[i].value ? *opts[i].value != NULL : *opts[i].flag != 0;
             if (given && strcmp(n, "--resume") && strcmp(n, "--epochs") && strcmp(n, "--backend") &&
-                strcmp(n, "--threads") && strcmp(n, "--algo"))
+                strcmp(n, "--fast") && strcmp(n, "--threads") && strcmp(n, "--algo"))
                 return fr_cli_error(CMD, "%s cannot be combined with --resume (the run's config.json fixes it)", n), 2;
         }
         if (i64("--epochs", a.epochs, 1, 100000000, &epochs)) return 2;
@@ -395,13 +377,15 @@ int cmd_train(int argc, char **argv)
     if (a.threads && fr_cli_long(CMD, "--threads", a.threads, 0, 4096, &threads)) return 2;
     const fr_ops *ops;
     int n_threads;
-    int rc = pick_backend(a.backend, threads, &ops, &n_threads);
+    int rc = fr_cli_backend(CMD, a.backend, a.fast, threads, &ops, &n_threads);
     if (rc) return rc;
 
     /* STYLE.md: backend, threads and mode at the top of every run */
     printf("flowrl %s train --algo flow-grpo: %s %s\n", fr_version(), a.resume ? "resuming" : "run",
            a.resume ? a.resume : o.out);
-    printf("backend %s, threads %d, mode exact\n", ops->name, n_threads);
+    char line[128];
+    fr_cli_backend_describe(ops, n_threads, line, sizeof line);
+    printf("%s\n", line);
     fflush(stdout);
 
     struct sigaction sa;

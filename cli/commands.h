@@ -3,6 +3,8 @@
 #ifndef FLOWRL_CLI_COMMANDS_H
 #define FLOWRL_CLI_COMMANDS_H
 
+#include <stddef.h>
+
 typedef struct {
     const char *name;
     const char *summary;
@@ -20,6 +22,14 @@ int cmd_eval(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_golden(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+
+/* --backend NAME [--fast] [--threads N] (cli/backend_opts.c): NULL name = the fastest
+ * bitwise backend built in (opt, else ref). Returns 0, or the exit status to return. */
+struct fr_ops;
+int fr_cli_backend(const char *cmd, const char *name, int fast, long threads,
+                   const struct fr_ops **ops, int *n_threads);
+/* "backend opt, threads 2, mode exact" (STYLE.md: logged at the top of every run). */
+void fr_cli_backend_describe(const struct fr_ops *ops, int n_threads, char *buf, size_t n);
 
 /* Shared by the commands: "flowrl CMD: message" on stderr; returns 1. */
 int fr_cli_error(const char *cmd, const char *fmt, ...)

@@ -81,6 +81,7 @@ int fr_cli_sampling_opts(fr_cli_sampling_args *a, fr_cli_opt *o)
         {"--cfg", &a->cfg, NULL},           {"--batch", &a->batch, NULL},
         {"--ddim-offset", &a->ddim_offset, NULL}, {"--seed", &a->seed, NULL},
         {"--threads", &a->threads, NULL},   {"--no-ema", NULL, &a->no_ema},
+        {"--fast", NULL, &a->fast},
     };
     memcpy(o, rows, sizeof rows);
     return FR_CLI_SAMPLING_NOPTS;
@@ -92,6 +93,9 @@ const char fr_cli_sampling_help[] =
     "  --no-ema           use the raw weights even if EMA weights ('ema.*') are present\n"
     "  --backend NAME     ref, opt, cuda (default: opt if built in, else ref)\n"
     "  --threads N        opt threads, 0 = all CPUs (default 0); ref runs on one thread\n"
+    "  --fast             opt with OpenBLAS/oneDNN kernels: deterministic run to run on\n"
+    "                     one machine and thread count, within docs/determinism.md's\n"
+    "                     tolerance of ref (not bitwise)\n"
     "  --sampler KIND     ode (Euler), sde (Flow-GRPO), cps, dance, dpm (DPM-Solver++ 2M)\n"
     "                     for velocity models (default ode); ddim for epsilon models\n"
     "  --steps N          sampler steps (default 40)\n"
@@ -113,9 +117,8 @@ double fr_cli_now(void)
 
 void fr_cli_backend_line(const fr_cli_sampling *s, char *buf, size_t n)
 {
-    /* STYLE.md: backend, threads and mode at the top of every run (the --fast modes do
-     * not exist yet: every backend here is exact) */
-    snprintf(buf, n, "backend %s, threads %d, mode exact", s->ops->name, s->threads);
+    /* STYLE.md: backend, threads and mode at the top of every run */
+    fr_cli_backend_describe(s->ops, s->threads, buf, n);
 }
 
 void fr_cli_sampler_line(const fr_cli_sampling *s, char *buf, size_t n)
@@ -139,19 +142,6 @@ void fr_cli_sampler_line(const fr_cli_sampling *s, char *buf, size_t n)
     snprintf(buf + w, n - (size_t)w, ", cfg %g", (double)c->cfg);
 }
 
-static int pick_backend(const char *cmd, const char *name, const fr_ops **ops)
-{
-    if (!name) {
-        name = "ref";
-        for (const char *const *b = fr_backend_names(); *b; b++)
-            if (strcmp(*b, "opt") == 0) name = "opt";
-    }
-    fr_status st = fr_backend_get(name, ops);
-    if (st == FR_OK) return 0;
-    fr_cli_error(cmd, "%s", fr_last_error());
-    return st == FR_ERR_ARG ? 2 : 1;
-}
-
 int fr_cli_sampling_setup(const char *cmd, const fr_cli_sampling_args *a, uint32_t default_seed,
                           fr_cli_sampling *s)
 {
@@ -173,13 +163,8 @@ int fr_cli_sampling_setup(const char *cmd, const fr_cli_sampling_args *a, uint32
     }
     long threads = 0;
     if (a->threads && fr_cli_long(cmd, "--threads", a->threads, 0, 4096, &threads)) return 2;
-    int rc = pick_backend(cmd, a->backend, &s->ops);
+    int rc = fr_cli_backend(cmd, a->backend, a->fast, threads, &s->ops, &s->threads);
     if (rc) return rc;
-    s->threads = 1;
-    if (strcmp(s->ops->name, "opt") == 0) {
-        fr_opt_set_threads((int)threads);
-        s->threads = fr_opt_get_threads();
-    }
 
     /* the cheap option checks first, so a usage error does not wait for the checkpoint */
     fr_sampler_kind kind = FR_SAMPLER_ODE;

@@ -32,11 +32,12 @@ typedef struct {
     const char *ckpt, *task, *backend, *sampler, *steps, *grid, *shift, *noise, *eta, *dpm_order, *cfg, *batch,
         *ddim_offset, *seed, *threads;
     int no_ema;
+    int fast;
 } fr_cli_sampling_args;
 
 /* The fr_cli_opt rows of those options (for a command's own table); returns the count
  * written, at most FR_CLI_SAMPLING_NOPTS. */
-#define FR_CLI_SAMPLING_NOPTS 16
+#define FR_CLI_SAMPLING_NOPTS 17
 int fr_cli_sampling_opts(fr_cli_sampling_args *a, fr_cli_opt *opts);
 
 /* The help text of those options. */

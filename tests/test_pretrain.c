@@ -539,7 +539,7 @@ START_TEST(test_cli_pretrain)
     make_dir();
     char args[1024];
     snprintf(args, sizeof args,
-             "pretrain --task gmm2d --out %s/base.safetensors --steps 20 --batch 16 --seed 3 --progress plain --log-every 10",
+             "pretrain --task gmm2d --out %s/base.safetensors --steps 20 --batch 16 --seed 3 --backend ref --progress plain --log-every 10",
              g_dir);
     int rc = fr_test_run_cli(args, g_out, sizeof g_out);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, g_out);
