@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/golden_internal.h"
+#include "flowrl/atomic_file.h"
 #include "flowrl/buildinfo.h"
 #include "flowrl/digest.h"
 #include "flowrl/philox.h"
@@ -65,9 +66,25 @@ static fr_status gen_case(const fr_golden_case *c, const char *dir, FILE *mf)
     return s;
 }
 
+/* MANIFEST: a header, then every case's lines as gen_case writes its file. */
+static fr_status write_manifest(FILE *mf, const char *tmp, void *user)
+{
+    (void)tmp;
+    const char *dir = user;
+    fprintf(mf, "# flowrl golden set (golden/README.md): written by `%s`; never edit by hand.\n"
+                "# file CASE BYTES XXH3-64(file) / tensor CASE NAME DTYPE SHAPE XXH3-64(tensor)\n",
+            FR_GOLDEN_COMMAND);
+    fprintf(mf, "format %s\nflowrl %s\ncommand %s\nseed 0x%08x purpose %d\n", FR_GOLDEN_FORMAT,
+            fr_version(), FR_GOLDEN_COMMAND, FR_GOLDEN_SEED, FR_RNG_GOLDEN);
+    fr_status s = FR_OK;
+    for (size_t i = 0; i < fr_golden_count() && s == FR_OK; i++)
+        s = gen_case(fr_golden_get(i), dir, mf);
+    return s;
+}
+
 fr_status fr_golden_gen(const char *dir, int force)
 {
-    char path[4096], tmp[4200];
+    char path[4096];
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return fr_fail(FR_ERR_IO, "golden gen: %s is not a directory", dir);
@@ -82,23 +99,5 @@ fr_status fr_golden_gen(const char *dir, int force)
                 return fr_fail(FR_ERR_ARG, "golden gen: %s exists; pass --force to overwrite the set", p);
         }
     }
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *mf = fopen(tmp, "w");
-    if (!mf) return fr_fail(FR_ERR_IO, "golden gen: %s: %s", tmp, strerror(errno));
-    fprintf(mf, "# flowrl golden set (golden/README.md): written by `%s`; never edit by hand.\n"
-                "# file CASE BYTES XXH3-64(file) / tensor CASE NAME DTYPE SHAPE XXH3-64(tensor)\n",
-            FR_GOLDEN_COMMAND);
-    fprintf(mf, "format %s\nflowrl %s\ncommand %s\nseed 0x%08x purpose %d\n", FR_GOLDEN_FORMAT,
-            fr_version(), FR_GOLDEN_COMMAND, FR_GOLDEN_SEED, FR_RNG_GOLDEN);
-    fr_status s = FR_OK;
-    for (size_t i = 0; i < fr_golden_count() && s == FR_OK; i++)
-        s = gen_case(fr_golden_get(i), dir, mf);
-    if (fflush(mf) != 0 || ferror(mf) || fsync(fileno(mf)) != 0) {
-        if (s == FR_OK) s = fr_fail(FR_ERR_IO, "golden gen: writing %s: %s", tmp, strerror(errno));
-    }
-    fclose(mf);
-    if (s == FR_OK && rename(tmp, path) != 0)
-        s = fr_fail(FR_ERR_IO, "golden gen: rename %s -> %s: %s", tmp, path, strerror(errno));
-    if (s != FR_OK) remove(tmp);
-    return s;
+    return fr_atomic_write(path, write_manifest, (void *)dir);
 }

@@ -12,6 +12,7 @@
 
 #include "flowrl/grpo_train.h"
 #include "core/grpo_train_internal.h"
+#include "flowrl/atomic_file.h"
 #include "flowrl/schedule.h"
 
 fr_grpo_train_opts fr_grpo_train_defaults(void)
@@ -492,20 +493,22 @@ fr_status fr_train_read_file(const char *path, char **buf, size_t *len)
     return FR_OK;
 }
 
+typedef struct {
+    const char *data;
+    size_t len;
+    int newline;
+} text_job;
+
+static fr_status write_text(FILE *fp, const char *tmp, void *user)
+{
+    const text_job *j = user;
+    if ((j->len && fwrite(j->data, 1, j->len, fp) != j->len) || (j->newline && fputc('\n', fp) == EOF))
+        return fr_fail(FR_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+    return FR_OK;
+}
+
 fr_status fr_train_write_file_atomic(const char *path, const char *data, size_t len, int newline)
 {
-    char tmp[FR_TRAIN_PATH_MAX + 64];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return fr_fail(FR_ERR_IO, "%s: %s", tmp, strerror(errno));
-    int ok = fwrite(data, 1, len, f) == len;
-    if (ok && newline) ok = fputc('\n', f) != EOF;
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        fr_status s = fr_fail(FR_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        remove(tmp);
-        return s;
-    }
-    return FR_OK;
+    text_job j = {data, len, newline};
+    return fr_atomic_write(path, write_text, &j);
 }

@@ -1,11 +1,11 @@
 /* PNG output through libpng's simplified API (png_image_write_to_stdio). */
 #include "flowrl/png.h"
 
+#include "flowrl/atomic_file.h"
+
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <png.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,46 +45,32 @@ fr_status fr_png_to_rgb(const float *x, int C, int H, int W, uint8_t *rgb)
     return FR_OK;
 }
 
+typedef struct {
+    const uint8_t *rgb;
+    int H, W;
+} png_job;
+
+static fr_status write_png(FILE *fp, const char *tmp, void *user)
+{
+    const png_job *j = user;
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    img.width = (png_uint_32)j->W;
+    img.height = (png_uint_32)j->H;
+    img.format = PNG_FORMAT_RGB;
+    fr_status s = FR_OK;
+    if (!png_image_write_to_stdio(&img, fp, 0, j->rgb, 3 * j->W, NULL))
+        s = fr_fail(FR_ERR_IO, "%s: libpng: %s", tmp, img.message);
+    png_image_free(&img);
+    return s;
+}
+
 fr_status fr_png_write_rgb(const char *path, const uint8_t *rgb, int H, int W)
 {
     FR_TRY(check_dims(path, H, W));
-    /* a name unique per process and call (threads may write side by side); open() with
-     * 0666 so that the umask, not mkstemp's 0600, sets the final mode */
-    static atomic_uint counter;
-    size_t n = strlen(path) + 48;
-    char *tmp = fr_malloc(n);
-    if (!tmp) return FR_ERR_NOMEM;
-    snprintf(tmp, n, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1u));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-    if (fd < 0) {
-        fr_status s = fr_fail(FR_ERR_IO, "%s: cannot create a temporary file: %s", path,
-                              strerror(errno));
-        free(tmp);
-        return s;
-    }
-    FILE *fp = fdopen(fd, "wb");
-    fr_status s = FR_OK;
-    if (!fp) {
-        s = fr_fail(FR_ERR_IO, "%s: fdopen: %s", tmp, strerror(errno));
-        close(fd);
-    } else {
-        png_image img;
-        memset(&img, 0, sizeof img);
-        img.version = PNG_IMAGE_VERSION;
-        img.width = (png_uint_32)W;
-        img.height = (png_uint_32)H;
-        img.format = PNG_FORMAT_RGB;
-        if (!png_image_write_to_stdio(&img, fp, 0, rgb, 3 * W, NULL))
-            s = fr_fail(FR_ERR_IO, "%s: libpng: %s", tmp, img.message);
-        png_image_free(&img);
-        if (fclose(fp) != 0 && s == FR_OK)
-            s = fr_fail(FR_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
-    }
-    if (s == FR_OK && rename(tmp, path) != 0)
-        s = fr_fail(FR_ERR_IO, "%s: rename from %s failed: %s", path, tmp, strerror(errno));
-    if (s != FR_OK) unlink(tmp);
-    free(tmp);
-    return s;
+    png_job j = {rgb, H, W};
+    return fr_atomic_write(path, write_png, &j);
 }
 
 /* ---- grids ------------------------------------------------------------------------- */

@@ -3,6 +3,8 @@
  * this file only checks what the JSON says. */
 #include "flowrl/safetensors.h"
 
+#include "flowrl/atomic_file.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -350,33 +352,17 @@ static fr_status write_stream(const fr_st_file *f, FILE *fp, const char *tmp)
     free(hdr);
     for (size_t i = 0; i < f->n && s == FR_OK; i++)
         s = write_all(fp, f->entries[i].t.data, fr_tensor_nbytes(&f->entries[i].t), tmp);
-    if (s == FR_OK && fflush(fp) != 0)
-        s = fr_fail(FR_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-    if (s == FR_OK && fsync(fileno(fp)) != 0)
-        s = fr_fail(FR_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
     return s;
+}
+
+static fr_status write_st(FILE *fp, const char *tmp, void *user)
+{
+    return write_stream(user, fp, tmp);
 }
 
 fr_status fr_st_write(const fr_st_file *f, const char *path)
 {
-    size_t n = strlen(path) + 32;
-    char *tmp = fr_malloc(n);
-    if (!tmp) return FR_ERR_NOMEM;
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        fr_status s = fr_fail(FR_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-        free(tmp);
-        return s;
-    }
-    fr_status s = write_stream(f, fp, tmp);
-    if (fclose(fp) != 0 && s == FR_OK)
-        s = fr_fail(FR_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
-    if (s == FR_OK && rename(tmp, path) != 0)
-        s = fr_fail(FR_ERR_IO, "%s: rename from %s failed: %s", path, tmp, strerror(errno));
-    if (s != FR_OK) unlink(tmp);
-    free(tmp);
-    return s;
+    return fr_atomic_write(path, write_st, (void *)f);
 }
 
 /* ---- reading ------------------------------------------------------------------------ */
