@@ -14,6 +14,7 @@
 #include "flowrl/reduce.h"
 #include "flowrl/sampler.h"
 #include "flowrl/schedule.h"
+#include "tests/step_testutil.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
@@ -33,15 +34,7 @@ static float g_grid[11]; /* the diffusers grid, T = 10, S = 3 (samplers.md §1.2
 static fr_step grid_step(fr_sampler_kind k, int i, float noise)
 {
     ck_assert_int_eq(fr_sigmas_diffusers(10, 3.0, g_grid), FR_OK);
-    fr_step p;
-    memset(&p, 0, sizeof p);
-    p.kind = k;
-    p.sigma = g_grid[i];
-    p.sigma_next = g_grid[i + 1];
-    p.sigma1 = g_grid[1];
-    p.noise = noise;
-    p.order = 1;
-    return p;
+    return fr_test_grid_step(g_grid, k, i, noise);
 }
 
 /* ---- float64 references ------------------------------------------------------------- */

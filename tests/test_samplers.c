@@ -9,6 +9,7 @@
 #include "flowrl/sampler.h"
 #include "flowrl/sampler_elem.h"
 #include "flowrl/schedule.h"
+#include "tests/step_testutil.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
@@ -36,15 +37,7 @@ static void load_grid(void)
 
 static fr_step flow_step(fr_sampler_kind k, int i, float noise)
 {
-    fr_step p;
-    memset(&p, 0, sizeof p);
-    p.kind = k;
-    p.sigma = g_grid[i];
-    p.sigma_next = g_grid[i + 1];
-    p.sigma1 = g_grid[1];
-    p.noise = noise;
-    p.order = 1;
-    return p;
+    return fr_test_grid_step(g_grid, k, i, noise);
 }
 
 /* A spec value printed with 6 decimals: |got − want| <= half a unit of the 6th decimal
