@@ -5,18 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const k_splits[] = {"train", "eval"};
+#include "flowrl/enum_names.h"
 
-const char *fr_split_name(fr_split s) { return (s == FR_SPLIT_TRAIN || s == FR_SPLIT_EVAL) ? k_splits[s] : NULL; }
+const char *const fr_split_names[] = {"train", "eval", NULL};
+
+const char *fr_split_name(fr_split s) { return fr_enum_name(fr_split_names, (int)s); }
 
 fr_status fr_split_from_name(const char *s, fr_split *out)
 {
-    for (int i = 0; i < 2; i++)
-        if (s && strcmp(s, k_splits[i]) == 0) {
-            *out = (fr_split)i;
-            return FR_OK;
-        }
-    return fr_fail(FR_ERR_ARG, "unknown split '%s' (train or eval)", s ? s : "(null)");
+    int v;
+    FR_TRY(fr_enum_parse(fr_split_names, s, &v, "split"));
+    *out = (fr_split)v;
+    return FR_OK;
 }
 
 void fr_split_range(const fr_task *t, fr_split s, int *first, int *n)

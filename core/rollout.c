@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flowrl/enum_names.h"
 #include "flowrl/cond.h"
 #include "flowrl/philox.h"
 #include "flowrl/schedule.h"
@@ -264,18 +265,16 @@ fr_status fr_rollout(const fr_model *m, const fr_ops *ops, const fr_task *task, 
 
 /* ---- schedules ------------------------------------------------------------------- */
 
-static const char *const k_grids[] = {"diffusers", "linear"};
+const char *const fr_grid_names[] = {"diffusers", "linear", NULL};
 
-const char *fr_grid_name(fr_grid g) { return (g == FR_GRID_DIFFUSERS || g == FR_GRID_LINEAR) ? k_grids[g] : NULL; }
+const char *fr_grid_name(fr_grid g) { return fr_enum_name(fr_grid_names, (int)g); }
 
 fr_status fr_grid_from_name(const char *s, fr_grid *out)
 {
-    for (int i = 0; i < 2; i++)
-        if (s && strcmp(s, k_grids[i]) == 0) {
-            *out = (fr_grid)i;
-            return FR_OK;
-        }
-    return fr_fail(FR_ERR_ARG, "unknown grid '%s' (diffusers or linear)", s ? s : "(null)");
+    int v;
+    FR_TRY(fr_enum_parse(fr_grid_names, s, &v, "grid"));
+    *out = (fr_grid)v;
+    return FR_OK;
 }
 
 fr_status fr_rollout_schedule_make(fr_rollout_cfg *cfg, fr_grid grid, double shift, int64_t n_train,

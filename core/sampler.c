@@ -6,25 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flowrl/enum_names.h"
 #include "flowrl/reduce.h"
 #include "flowrl/sampler_elem.h"
 
-static const char *const k_names[FR_SAMPLER_COUNT] = {"ode", "sde", "cps", "dance", "ddim", "dpm"};
+const char *const fr_sampler_names[FR_SAMPLER_COUNT + 1] = {"ode", "sde", "cps", "dance", "ddim", "dpm", NULL};
 
-const char *fr_sampler_name(fr_sampler_kind k)
-{
-    return (k >= 0 && k < FR_SAMPLER_COUNT) ? k_names[k] : NULL;
-}
+const char *fr_sampler_name(fr_sampler_kind k) { return fr_enum_name(fr_sampler_names, (int)k); }
 
 fr_status fr_sampler_from_name(const char *name, fr_sampler_kind *out)
 {
-    if (!name || !out) return fr_fail(FR_ERR_ARG, "fr_sampler_from_name: NULL argument");
-    for (int k = 0; k < FR_SAMPLER_COUNT; k++)
-        if (strcmp(name, k_names[k]) == 0) {
-            *out = (fr_sampler_kind)k;
-            return FR_OK;
-        }
-    return fr_fail(FR_ERR_ARG, "unknown sampler '%s' (ode, sde, cps, dance, ddim or dpm)", name);
+    int v;
+    FR_TRY(fr_enum_parse(fr_sampler_names, name, &v, "sampler"));
+    *out = (fr_sampler_kind)v;
+    return FR_OK;
 }
 
 int fr_sampler_is_stochastic(fr_sampler_kind k)
@@ -53,7 +48,7 @@ static fr_status prepare(const fr_step *p, prepared *q)
     if (!p) return fr_fail(FR_ERR_ARG, "sampler step: parameters are NULL");
     if (!(p->kind >= 0 && p->kind < FR_SAMPLER_COUNT))
         return fr_fail(FR_ERR_ARG, "sampler step: invalid kind %d", (int)p->kind);
-    const char *name = k_names[p->kind];
+    const char *name = fr_sampler_names[p->kind];
     memset(q, 0, sizeof *q);
     q->kind = p->kind;
     q->sigma = p->sigma;
@@ -173,7 +168,7 @@ fr_status fr_sampler_step(const fr_step *p, int64_t B, int64_t D, const float *x
     const int stochastic = fr_sampler_is_stochastic(q.kind);
     if (logp && !stochastic)
         return fr_fail(FR_ERR_ARG, "%s: '%s' is deterministic and has no log-prob (pass logp = NULL)", fn,
-                       k_names[q.kind]);
+                       fr_sampler_names[q.kind]);
     if (!stochastic) xi = NULL;
     float *tmp = NULL;
     if (logp) {
@@ -223,7 +218,7 @@ static fr_status logprob_rows(const char *fn, const prepared *q, int64_t B, int6
                               const float *mean_in, float *mean_out, float *logp)
 {
     if (!fr_sampler_is_stochastic(q->kind))
-        return fr_fail(FR_ERR_ARG, "%s: '%s' is deterministic and has no log-prob", fn, k_names[q->kind]);
+        return fr_fail(FR_ERR_ARG, "%s: '%s' is deterministic and has no log-prob", fn, fr_sampler_names[q->kind]);
     if (!x_next || !logp) return fr_fail(FR_ERR_ARG, "%s: x_next or logp is NULL", fn);
     float *tmp = fr_malloc((size_t)D * sizeof *tmp);
     if (!tmp) return FR_ERR_NOMEM;

@@ -22,6 +22,7 @@
     X(pretrain)                                                                            \
     X(audit)                                                                               \
     X(cli)                                                                                 \
+    X(opts)                                                                                \
     X(opt)                                                                                 \
     X(reward_cmd)                                                                          \
     X(rollout)                                                                             \

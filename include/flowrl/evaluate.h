@@ -23,6 +23,7 @@
 
 typedef enum { FR_SPLIT_TRAIN = 0, FR_SPLIT_EVAL = 1 } fr_split;
 
+extern const char *const fr_split_names[]; /* indexed by fr_split, NULL-terminated */
 const char *fr_split_name(fr_split s); /* "train", "eval" */
 fr_status fr_split_from_name(const char *s, fr_split *out);
 /* The prompt ids of a split: [first, first + n). */

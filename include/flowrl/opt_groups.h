@@ -29,6 +29,8 @@
 #include <stdint.h>
 
 #include "flowrl/opts.h"
+#include "flowrl/pretrain.h"
+#include "flowrl/rollout.h"
 #include "flowrl/sampler.h"
 #include "flowrl/schedule.h"
 
@@ -45,7 +47,10 @@ typedef struct {
 extern const fr_opt fr_backend_rows[];
 extern const int fr_backend_nrows;
 
-/* The sampler of rollouts, `sample` and `eval`. */
+/* The sampler of rollouts, `sample` and `eval`. The first fr_sampling_nrows_grid rows are
+ * the σ grid alone (--num-steps, --grid, --shift: `schedule`). --noise-level and --eta
+ * are one value for the sampler (a of sde/cps/dance, η of ddim); a command gives the
+ * sampler's own default (fr_rollout_cfg_default) where neither was set. */
 typedef struct {
     fr_sampler_kind sampler;
     int64_t num_steps;      /* T */
@@ -60,15 +65,18 @@ typedef struct {
 } fr_sampling_opts;
 extern const fr_opt fr_sampling_rows[];
 extern const int fr_sampling_nrows;
+extern const int fr_sampling_nrows_grid;
 
-typedef enum { FR_LR_CONSTANT = 0, FR_LR_COSINE = 1, FR_LR_LINEAR = 2 } fr_lr_sched_kind;
+/* The learning-rate schedule is pretrain's fr_lr_schedule (flowrl/pretrain.h: cosine,
+ * constant), so that one type names it; its names: */
+extern const char *const fr_lr_schedule_names[]; /* "cosine", "constant", NULL */
 
 /* One optimiser step: clip (max_grad_norm, 0 = off) → AdamW → EMA (decay < 0: off; every
  * ema_every optimiser steps). lr: warm-up over `warmup` steps from 0, then the schedule down
  * to lr_min. */
 typedef struct {
     float lr, lr_min;
-    fr_lr_sched_kind lr_schedule;
+    fr_lr_schedule lr_schedule;
     int64_t warmup;
     float adam_beta1, adam_beta2, adam_eps, weight_decay;
     float max_grad_norm;
@@ -91,20 +99,27 @@ typedef struct {
     uint32_t seed;
     char out[FR_OPT_PATH_MAX];
     int64_t epochs;
-    int64_t checkpoint_every;   /* a checkpoint every N epochs (and always the last) */
+    int64_t checkpoint_every;   /* a checkpoint every N epochs / steps (and always the
+                                   last); 0 = the last only */
     int64_t keep_checkpoints;   /* 0 = all */
     int64_t log_every;          /* a progress line every N epochs */
     int force;                  /* overwrite an existing output */
 } fr_runctl_opts;
 extern const fr_opt fr_runctl_rows[];
 extern const int fr_runctl_nrows;
+/* The first rows, those of a step-counting command (pretrain): --seed, --out, --force,
+ * --log-every, --checkpoint-every. */
+extern const int fr_runctl_nrows_steps;
 
 /* Appends a group to o (o->ng < FR_OPTS_MAX_GROUPS), its rows over struct `which`. */
 void fr_opts_add(fr_opts *o, const char *title, const fr_opt *rows, int n, int which);
 
-/* Resolved backend: NULL name = opt when built in, else ref. Sets threads on opt.
- * FR_ERR_ARG for an unknown backend or --fast without vendor kernels. */
+/* Resolved backend: "" = opt when built in, else ref. Sets threads on opt (threads 0 = all
+ * CPUs); *n_threads is what the backend uses (1 for any other backend). FR_ERR_ARG for an
+ * unknown backend; --fast without vendor kernels fails as fr_backend_get_mode does. */
 struct fr_ops;
 fr_status fr_backend_opts_resolve(const fr_backend_opts *b, const struct fr_ops **ops, int *n_threads);
+/* "backend opt, threads 2, mode exact" (STYLE.md: logged at the top of every run). */
+void fr_backend_describe(const struct fr_ops *ops, int n_threads, char *buf, size_t n);
 
 #endif

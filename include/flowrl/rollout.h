@@ -102,6 +102,7 @@ typedef enum {
     FR_GRID_LINEAR = 1     /* fr_sigmas_linspace: s(linspace(1, 0, T+1)) (spec §1.3) */
 } fr_grid;
 
+extern const char *const fr_grid_names[]; /* indexed by fr_grid, NULL-terminated */
 const char *fr_grid_name(fr_grid g); /* "diffusers", "linear" */
 fr_status fr_grid_from_name(const char *s, fr_grid *out);
 

@@ -35,6 +35,8 @@ typedef enum {
     FR_SAMPLER_COUNT
 } fr_sampler_kind;
 
+/* Indexed by kind, NULL-terminated (flowrl/enum_names.h). */
+extern const char *const fr_sampler_names[FR_SAMPLER_COUNT + 1];
 /* "ode", "sde", "cps", "dance", "ddim", "dpm"; NULL for an invalid kind. */
 const char *fr_sampler_name(fr_sampler_kind k);
 /* The kind named `name`; FR_ERR_ARG (message lists the names) if none. */
