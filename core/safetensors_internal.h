@@ -14,4 +14,13 @@ fr_status fr_st_check_tensor(const char *name, const fr_tensor *t);
 /* Appends (name, *t) taking both; on failure neither is consumed. */
 fr_status fr_st_push_entry(fr_st_file *f, char *name, const fr_tensor *t);
 
+/* The metadata a write of f puts in the header: f's entries, and with f->digests a fresh
+ * "digest.NAME" entry per tensor in place of any stored ones. out is initialised here and
+ * freed by the caller (fr_st_free). */
+fr_status fr_st_meta_for_write(const fr_st_file *f, fr_st_file *out);
+/* After a successful parse: when f's metadata has digest entries, checks every tensor
+ * against its own (FR_ERR_FORMAT naming label and the tensor), then removes them from the
+ * metadata and sets f->digests. */
+fr_status fr_st_check_digests(fr_st_file *f, const char *label);
+
 #endif

@@ -411,6 +411,7 @@ fr_status fr_st_read_mem(fr_st_file *f, const void *buf, size_t len, const char 
     hdr[n] = '\0';
     st_source src = {.mem = buf, .data_start = 8 + (uint64_t)n, .label = label};
     fr_status s = parse_all(f, hdr, n, len - 8 - n, &src);
+    if (s == FR_OK) s = fr_st_check_digests(f, label);
     free(hdr);
     if (s != FR_OK) fr_st_free(f);
     return s;
@@ -456,6 +457,7 @@ fr_status fr_st_read(fr_st_file *f, const char *path)
     hdr[n] = '\0';
     st_source src = {.fp = fp, .data_start = 8 + (uint64_t)n, .label = path};
     s = parse_all(f, hdr, n, total - 8 - n, &src);
+    if (s == FR_OK) s = fr_st_check_digests(f, path);
 done:
     free(hdr);
     fclose(fp);

@@ -37,21 +37,35 @@ static int add_u64_array(cJSON *obj, const char *key, const uint64_t *v, int n)
     return 1;
 }
 
+/* The "__metadata__" object (none when empty): f's entries, with fresh per-tensor digests
+ * when f asks for them. 0 when out of memory. */
+static int add_metadata(cJSON *root, const fr_st_file *f)
+{
+    fr_st_file dm; /* holds only metadata */
+    if (f->digests) {
+        if (fr_st_meta_for_write(f, &dm) != FR_OK) return 0;
+        f = &dm;
+    }
+    int ok = 1;
+    if (f->n_meta) {
+        cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
+        ok = m != NULL;
+        for (size_t i = 0; ok && i < f->n_meta; i++)
+            ok = cJSON_AddStringToObject(m, f->meta[i].key, f->meta[i].value) != NULL;
+    }
+    if (f == &dm) fr_st_free(&dm);
+    return ok;
+}
+
 /* The padded header (N = *len, a multiple of 8) and the total data size. */
 static fr_status build_header(const fr_st_file *f, char **out, size_t *len, uint64_t *data_len)
 {
+    for (size_t i = 0; i < f->n; i++) FR_TRY(fr_st_check_tensor(f->entries[i].name, &f->entries[i].t));
     cJSON *root = cJSON_CreateObject();
-    if (!root) goto nomem;
-    if (f->n_meta) {
-        cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
-        if (!m) goto nomem;
-        for (size_t i = 0; i < f->n_meta; i++)
-            if (!cJSON_AddStringToObject(m, f->meta[i].key, f->meta[i].value)) goto nomem;
-    }
+    if (!root || !add_metadata(root, f)) goto nomem;
     uint64_t off = 0;
     for (size_t i = 0; i < f->n; i++) {
         const fr_tensor *t = &f->entries[i].t;
-        FR_TRY(fr_st_check_tensor(f->entries[i].name, t));
         cJSON *e = cJSON_AddObjectToObject(root, f->entries[i].name);
         if (!e || !cJSON_AddStringToObject(e, "dtype", fr_dtype_name(t->dtype))) goto nomem;
         uint64_t dims[FR_MAX_DIMS];
