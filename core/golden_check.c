@@ -8,6 +8,7 @@
 
 #include "core/golden_internal.h"
 #include "flowrl/digest.h"
+#include "flowrl/file_util.h"
 
 /* ---- MANIFEST -------------------------------------------------------------------------------- */
 
@@ -215,32 +216,6 @@ int fr_golden_compare(const fr_tensor *got, const fr_tensor *want, fr_golden_mod
             snprintf((r)->detail + used_, sizeof (r)->detail - used_, __VA_ARGS__);          \
     } while (0)
 
-static fr_status read_file(const char *path, void **buf, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return fr_fail(FR_ERR_IO, "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        size_t got = fread(b + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        char *nb = realloc(b, cap *= 2);
-        if (!nb) free(b);
-        b = nb;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!b) return fr_fail(FR_ERR_NOMEM, "%s: out of memory", path);
-    if (err) {
-        free(b);
-        return fr_fail(FR_ERR_IO, "%s: read error", path);
-    }
-    *buf = b;
-    *len = n;
-    return FR_OK;
-}
-
 /* Digests of the file and of each tensor against the MANIFEST; mismatches named in r. */
 static int check_digests(const fr_golden_case *c, const fr_golden_manifest *m, const void *buf,
                          size_t len, const fr_st_file *f, fr_golden_result *r)
@@ -332,9 +307,9 @@ fr_status fr_golden_check_case(const fr_golden_case *c, const char *dir,
     r->verdict = FR_GOLDEN_FAIL;
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.safetensors", dir, c->name);
-    void *buf = NULL;
+    char *buf = NULL;
     size_t len = 0;
-    if (read_file(path, &buf, &len) != FR_OK) {
+    if (fr_read_file(path, &buf, &len) != FR_OK) {
         APPEND(r, "%s", fr_last_error());
         return FR_OK;
     }

@@ -154,6 +154,7 @@ fr_status fr_model_save(const fr_model *m, const char *path)
 {
     fr_st_file f;
     fr_st_init(&f);
+    f.digests = 1;
     fr_status s = fr_model_config_to_meta(&m->cfg, &f);
     if (s == FR_OK) s = fr_model_values_to_st(m, &f, "");
     if (s == FR_OK) s = fr_st_write(&f, path);

@@ -10,9 +10,10 @@
 #include <string.h>
 
 #include "core/reward_cmd_proc.h"
+#include "core/reward_cmd_reply.h"
 
 #define REQ_HEADER 36u  /* "FRRQ", version, batch, B, D, C, H, W, payload bytes */
-#define RESP_HEADER 12u /* "FRRS", batch, B */
+#define RESP_HEADER FR_RC_RESP_HEADER
 
 struct fr_reward_cmd {
     char *program;
@@ -113,11 +114,6 @@ static void put_u32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)(v >> 24);
 }
 
-static uint32_t get_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static fr_status grow(unsigned char **buf, size_t *cap, size_t n)
 {
     if (n <= *cap) return FR_OK;
@@ -127,18 +123,6 @@ static fr_status grow(unsigned char **buf, size_t *cap, size_t n)
     *buf = b;
     *cap = n;
     return FR_OK;
-}
-
-/* Bytes quoted for a message, other than printable ASCII as \xNN: "done\x0a". */
-static void show_bytes(const unsigned char *b, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-    o += (size_t)snprintf(out + o, cap - o, "\"");
-    for (size_t i = 0; i < n && o + 8 < cap; i++) {
-        int plain = b[i] >= 0x20 && b[i] < 0x7f && b[i] != '"' && b[i] != '\\';
-        o += (size_t)snprintf(out + o, cap - o, plain ? "%c" : "\\x%02x", b[i]);
-    }
-    snprintf(out + o, cap - o, "\"");
 }
 
 /* Request (docs/reward-protocol.md §2): header, then prompt ids, samples, texts. */
@@ -202,7 +186,7 @@ static fr_status io_failed(fr_reward_cmd *rc, uint32_t batch, fr_rcio io, int se
         unsigned char b[16];
         char shown[80];
         size_t n = fr_rcproc_pending(&rc->proc, b, sizeof b);
-        show_bytes(b, n, shown, sizeof shown);
+        fr_rc_show_bytes(b, n, shown, sizeof shown);
         return program_failed(rc, FR_ERR_FORMAT, batch, 0, "wrote %s to stdout before reading "
                               "its whole request (logs belong on stderr)", shown);
     }
@@ -246,19 +230,9 @@ fr_status fr_reward_cmd_score(fr_reward_cmd *rc, uint32_t batch_index, int B, in
 
     io = fr_rcproc_read(&rc->proc, rc->resp, RESP_HEADER, deadline, &got);
     if (io != FR_RCIO_OK) return io_failed(rc, batch_index, io, 0, got, want);
-    if (memcmp(rc->resp, "FRRS", 4) != 0) {
-        char shown[80];
-        show_bytes(rc->resp, RESP_HEADER, shown, sizeof shown);
-        return program_failed(rc, FR_ERR_FORMAT, batch_index, 0, "answer starts with %s, "
-                              "expected the magic \"FRRS\" (logs belong on stderr)", shown);
-    }
-    uint32_t a_batch = get_u32(rc->resp + 4), a_B = get_u32(rc->resp + 8);
-    if (a_batch != batch_index)
-        return program_failed(rc, FR_ERR_FORMAT, batch_index, 0, "answer is for batch %u",
-                              a_batch);
-    if (a_B != (uint32_t)B)
-        return program_failed(rc, FR_ERR_FORMAT, batch_index, 0, "answer has %u scores, "
-                              "expected %d", a_B, B);
+    char why[512];
+    fr_status st = fr_rc_reply_header(rc->resp, batch_index, B, why, sizeof why);
+    if (st != FR_OK) return program_failed(rc, st, batch_index, 0, "%s", why);
     io = fr_rcproc_read(&rc->proc, rc->resp + RESP_HEADER, want - RESP_HEADER, deadline, &got);
     if (io != FR_RCIO_OK)
         return io_failed(rc, batch_index, io, 0, RESP_HEADER + got, want);
@@ -266,23 +240,12 @@ fr_status fr_reward_cmd_score(fr_reward_cmd *rc, uint32_t batch_index, int B, in
     size_t n_extra = fr_rcproc_pending(&rc->proc, extra, sizeof extra);
     if (n_extra > 0) {
         char shown[80];
-        show_bytes(extra, n_extra, shown, sizeof shown);
+        fr_rc_show_bytes(extra, n_extra, shown, sizeof shown);
         return program_failed(rc, FR_ERR_FORMAT, batch_index, 0, "wrote more than its answer: "
                               "%s follows the %d scores (logs belong on stderr)", shown, B);
     }
-    const unsigned char *s = rc->resp + RESP_HEADER;
-    for (int b = 0; b < B; b++) {
-        uint32_t u = get_u32(s + 4 * b);
-        float v;
-        memcpy(&v, &u, 4);
-        if (!isfinite(v))
-            return program_failed(rc, FR_ERR_NUMERIC, batch_index, 0, "score %d (prompt %d) is "
-                                  "%g; scores must be finite", b, prompt_ids[b], (double)v);
-    }
-    for (int b = 0; b < B; b++) {
-        uint32_t u = get_u32(s + 4 * b);
-        memcpy(&scores[b], &u, 4);
-    }
+    st = fr_rc_reply_scores(rc->resp + RESP_HEADER, B, prompt_ids, scores, why, sizeof why);
+    if (st != FR_OK) return program_failed(rc, st, batch_index, 0, "%s", why);
     return FR_OK;
 }
 

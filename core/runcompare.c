@@ -13,6 +13,7 @@
 #include "flowrl/archive.h"
 #include "flowrl/audit.h"
 #include "flowrl/digest.h"
+#include "flowrl/file_util.h"
 #include "flowrl/safetensors.h"
 
 typedef enum { SRC_DIR, SRC_ARCHIVE, SRC_LOG } src_kind;
@@ -43,38 +44,14 @@ static void src_label(const run_src *r, const char *member, char *buf, size_t n)
     else snprintf(buf, n, "%s", r->path);
 }
 
+/* The file at path, or *found = 0 when it does not exist. */
 static fr_status read_file_bounded(const char *path, size_t max, void **buf, size_t *len, int *found)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT) return FR_OK;
-        return fr_fail(FR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    }
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return fr_fail(FR_ERR_IO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)sb.st_size > max) {
-        fclose(f);
-        return fr_fail(FR_ERR_NOMEM, "%s: %lld bytes, over the limit of %zu", path, (long long)sb.st_size, max);
-    }
-    size_t n = (size_t)sb.st_size;
-    char *b = malloc(n + 1);
-    if (!b) {
-        fclose(f);
-        return fr_fail(FR_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, n);
-    }
-    size_t got = fread(b, 1, n, f);
-    int bad = ferror(f) || got != n;
-    fclose(f);
-    if (bad) {
-        free(b);
-        return fr_fail(FR_ERR_IO, "%s: read failed", path);
-    }
-    b[n] = '\0';
+    if (stat(path, &sb) != 0 && errno == ENOENT) return FR_OK;
+    char *b;
+    FR_TRY(fr_read_file_max(path, max, &b, len));
     *buf = b;
-    *len = n;
     *found = 1;
     return FR_OK;
 }

@@ -9,7 +9,9 @@
  * Metadata: the model config keys of fr_model_config_to_meta, "flowrl.version" and, with
  * an optimizer state, "optim.step" (PyTorch's state["step"], decimal). The caller adds
  * its own keys (task, step, seed, options) before writing. No time stamps, host names or
- * paths: the same run writes the same bytes. */
+ * paths: the same run writes the same bytes. The file carries a "digest.NAME" entry per
+ * tensor (flowrl/safetensors.h, "Digests"), the caller's tensors included, and every read
+ * of it (fr_st_read) checks them: a flipped bit is FR_ERR_FORMAT naming file and tensor. */
 #ifndef FLOWRL_CHECKPOINT_H
 #define FLOWRL_CHECKPOINT_H
 
@@ -28,5 +30,10 @@ fr_status fr_checkpoint_to_st(fr_st_file *f, const fr_model *m, const fr_ema *em
  * equal m->cfg (FR_ERR_MISMATCH naming the first differing key). */
 fr_status fr_checkpoint_from_st(const fr_st_file *f, fr_model *m, fr_ema *ema,
                                 fr_adamw_state *opt);
+
+/* FR_OK when the checkpoint at path reads (header, layout) and every stored tensor digest
+ * matches its data; else the error of fr_st_read, naming path (and the tensor). A file
+ * written before digests existed is checked for its format only. */
+fr_status fr_checkpoint_verify(const char *path);
 
 #endif

@@ -25,6 +25,14 @@
  * a repeated known field is an error. JSON numbers are read by cJSON as doubles, so an
  * integral value written as 8.0 or 8e0 is accepted as 8; values above 2^53 are rejected.
  * Every tensor read is an owned copy (aligned, independent of the input buffer).
+ *
+ * Digests (checkpoint integrity): a file written with f->digests set carries one metadata
+ * entry "digest.NAME" per tensor, the XXH3-64 of the tensor's data bytes as 16 lowercase hex
+ * digits (fr_digest_bytes; in Python xxhash.xxh3_64_hexdigest(data)). Reading a file that
+ * has any "digest." entry requires one per tensor, none for an absent tensor, and each to
+ * match, else FR_ERR_FORMAT "LABEL: tensor 'NAME': digest X != stored Y (corrupted)"; the
+ * entries are then removed from the metadata and f->digests is set, so writing f again
+ * writes digests of its current data. Files without digest entries read as before.
  * Data bytes are little-endian, which is the host order on every platform flowrl builds on. */
 #ifndef FLOWRL_SAFETENSORS_H
 #define FLOWRL_SAFETENSORS_H
@@ -37,6 +45,8 @@
 
 /* The reference implementation's limit on the header length, in bytes. */
 #define FR_ST_MAX_HEADER 100000000u
+/* The metadata key prefix of the per-tensor digests. */
+#define FR_ST_DIGEST_PREFIX "digest."
 
 typedef struct {
     char *name;
@@ -55,6 +65,7 @@ typedef struct {
     fr_st_meta *meta; /* sorted by key (strcmp) */
     size_t n_meta;
     size_t cap_meta;
+    int digests; /* write "digest.NAME" entries (see above); set by a read of a file with them */
 } fr_st_file;
 
 void fr_st_init(fr_st_file *f);
