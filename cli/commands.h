@@ -22,6 +22,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_golden(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_algos(int argc, char **argv);
 
 /* --backend NAME [--fast] [--threads N] (cli/backend_opts.c): NULL name = the fastest
  * bitwise backend built in (opt, else ref). Returns 0, or the exit status to return. */

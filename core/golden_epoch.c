@@ -1,13 +1,13 @@
 /* Golden case of a whole training update: one Flow-GRPO epoch of a tiny gmm2d model
- * (golden/README.md "epoch.flow_grpo"; flowrl/grpo_train.h; spec/objectives.md §1.1, §2;
+ * (golden/README.md "epoch.flow_grpo"; flowrl/run.h, core/algo/flow_grpo.c; spec/objectives.md §1.1, §2;
  * spec/samplers.md §3).
  *
  * Inputs: the model's parameters (in.<NAME>, the checkpoint names of flowrl/model.h, drawn
  * from the golden Philox stream; the frozen KL reference is the same weights, as
- * fr_grpo_train_run makes it from the base), its config (param.model.*, the checkpoint's
+ * the run loop makes it from the base), its config (param.model.*, the checkpoint's
  * model.* metadata) and every option the epoch's bits depend on (float options as 0-d
  * tensors, integers and names as param.*). The computation writes a base checkpoint and
- * runs fr_grpo_train_run_tap for one epoch into a temporary directory with the backend under
+ * runs fr_run_new with an audit tap for one epoch into a temporary directory with the backend under
  * test; every audit.log record of the epoch becomes out.<NAME> with the tensor whose digest
  * the record holds (a 0-d F32 for a scalar record). So each MANIFEST digest of an output is
  * also the digest that audit.log prints for that record. */
@@ -23,7 +23,9 @@
 #include "flowrl/audit.h"
 #include "flowrl/cond.h"
 #include "flowrl/digest.h"
-#include "flowrl/grpo_train.h"
+#include "core/algo/flow_grpo.h"
+#include "flowrl/enum_names.h"
+#include "flowrl/run.h"
 #include "flowrl/model.h"
 #include "flowrl/task.h"
 
@@ -88,9 +90,9 @@ static fr_status epoch_in(const fr_golden_case *c, fr_golden_in *g)
     fr_model_free(&m);
     FR_TRY(s);
     FR_TRY(fr_gi_note(g, "params", "in.<NAME>: the policy before the epoch and the frozen KL reference "
-                                   "(fr_grpo_train_run copies the base into both)"));
+                                   "(the run loop copies the base into both)"));
 
-    /* Options: FG's defaults (fr_grpo_train_defaults) scaled down, with CFG 1.5 on in training
+    /* Options: Flow-GRPO's defaults scaled down, with CFG 1.5 on in training
      * and a learning rate / clip range that move the policy enough that the second update's
      * ratios straddle the clip band. */
     FR_TRY(fr_gi_param_str(g, "task", fr_task_gmm2d.name));
@@ -106,12 +108,12 @@ static fr_status epoch_in(const fr_golden_case *c, fr_golden_in *g)
     FR_TRY(fr_gi_param(g, "P", 2));
     FR_TRY(fr_gi_param(g, "G", 4));
     FR_TRY(fr_gi_scalar_f64(g, "timestep_fraction", 0.99));
-    FR_TRY(fr_gi_param_str(g, "window", fr_train_window_name(FR_TRAIN_WINDOW_NONE)));
-    FR_TRY(fr_gi_param_str(g, "guard", fr_train_guard_name(FR_TRAIN_GUARD_OFF)));
+    FR_TRY(fr_gi_param_str(g, "window", fr_flow_grpo_window_names[FR_FG_WINDOW_NONE]));
+    FR_TRY(fr_gi_param_str(g, "guard", fr_flow_grpo_guard_names[FR_FG_GUARD_OFF]));
     FR_TRY(fr_gi_scalar_f64(g, "clip_range", 2e-3));
     FR_TRY(fr_gi_scalar(g, "adv_clip", FR_GRPO_ADV_CLIP_MAX));
     FR_TRY(fr_gi_scalar(g, "beta", 0.04f));
-    FR_TRY(fr_gi_param_str(g, "kl_form", fr_kl_form_name(FR_KL_CODE)));
+    FR_TRY(fr_gi_param_str(g, "kl_form", fr_flow_grpo_kl_names[FR_KL_CODE]));
     FR_TRY(fr_gi_param_str(g, "adv", fr_train_adv_name(FR_TRAIN_ADV_PROMPT)));
     FR_TRY(fr_gi_param(g, "global_std", 1));
     FR_TRY(fr_gi_param(g, "num_batches", 4));
@@ -146,59 +148,71 @@ static fr_status int_param(const fr_st_file *in, const char *key, long long lo, 
     return FR_OK;
 }
 
-/* Every option from the file; the ones it does not hold keep fr_grpo_train_defaults, which
- * this configuration never reads (note.unused). fr_grpo_train_run checks them. */
-static fr_status read_opts(const fr_st_file *in, fr_grpo_train_opts *o)
+/* Every option from the file; the ones it does not hold keep Flow-GRPO's defaults, which
+ * this configuration never reads (note.unused). fr_run_new checks them. */
+static fr_status read_opts(const fr_st_file *in, fr_run_opts *o, fr_flow_grpo_opts *fo)
 {
-    *o = fr_grpo_train_defaults();
+    fr_opts all;
+    memset(&all, 0, sizeof all);
+    memset(o, 0, sizeof *o);
+    memset(fo, 0, sizeof *fo);
+    fr_run_opts_bind(&all, o, &fr_algo_flow_grpo, fo);
+    FR_TRY(fr_opts_defaults(&all));
+    fr_algo_flow_grpo.defaults(o, fo);
+    snprintf(o->c.algo, sizeof o->c.algo, "%s", fr_algo_flow_grpo.name);
     const char *sv;
     int64_t iv;
+    int e;
     FR_TRY(enum_param(in, "task", &sv));
-    snprintf(o->task, sizeof o->task, "%s", sv);
+    snprintf(o->c.task, sizeof o->c.task, "%s", sv);
     FR_TRY(enum_param(in, "reward", &sv));
-    snprintf(o->reward, sizeof o->reward, "%s", sv);
+    snprintf(o->c.reward, sizeof o->c.reward, "%s", sv);
     FR_TRY(int_param(in, "seed", 0, UINT32_MAX, &iv));
-    o->seed = (uint32_t)iv;
+    o->run.seed = (uint32_t)iv;
     FR_TRY(enum_param(in, "sampler", &sv));
-    FR_TRY(fr_sampler_from_name(sv, &o->sampler));
-    FR_TRY(int_param(in, "T", 1, 1000, &o->T));
+    FR_TRY(fr_sampler_from_name(sv, &o->smp.sampler));
+    FR_TRY(int_param(in, "T", 1, 1000, &o->smp.num_steps));
     FR_TRY(enum_param(in, "grid", &sv));
-    FR_TRY(fr_grid_from_name(sv, &o->grid));
-    FR_TRY(fr_go_scalar_f64(in, "shift", &o->shift));
-    FR_TRY(fr_go_scalar(in, "noise", &o->noise));
-    FR_TRY(fr_go_scalar(in, "cfg", &o->cfg));
+    FR_TRY(fr_grid_from_name(sv, &o->smp.grid));
+    FR_TRY(fr_go_scalar_f64(in, "shift", &o->smp.shift));
+    FR_TRY(fr_go_scalar(in, "noise", &o->smp.noise_level));
+    FR_TRY(fr_go_scalar(in, "cfg", &o->smp.cfg));
     FR_TRY(int_param(in, "train_cfg", -1, 1, &iv));
-    o->train_cfg = (int)iv;
-    FR_TRY(int_param(in, "P", 1, 1 << 16, &o->P));
-    FR_TRY(int_param(in, "G", 1, 1 << 16, &o->G));
-    FR_TRY(fr_go_scalar_f64(in, "timestep_fraction", &o->timestep_fraction));
+    fo->train_cfg = (int)iv;
+    FR_TRY(int_param(in, "P", 1, 1 << 16, &o->c.prompts));
+    FR_TRY(int_param(in, "G", 1, 1 << 16, &o->c.group));
+    FR_TRY(fr_go_scalar_f64(in, "timestep_fraction", &o->c.timestep_fraction));
     FR_TRY(enum_param(in, "window", &sv));
-    FR_TRY(fr_train_window_from_name(sv, &o->window));
+    FR_TRY(fr_enum_parse(fr_flow_grpo_window_names, sv, &e, "window"));
+    fo->window = (fr_fg_window)e;
     FR_TRY(enum_param(in, "guard", &sv));
-    FR_TRY(fr_train_guard_from_name(sv, &o->guard));
-    FR_TRY(fr_go_scalar_f64(in, "clip_range", &o->clip_range));
-    FR_TRY(fr_go_scalar(in, "adv_clip", &o->adv_clip));
-    FR_TRY(fr_go_scalar(in, "beta", &o->beta));
+    FR_TRY(fr_enum_parse(fr_flow_grpo_guard_names, sv, &e, "guard"));
+    fo->guard = (fr_fg_guard)e;
+    FR_TRY(fr_go_scalar_f64(in, "clip_range", &o->c.clip_range));
+    FR_TRY(fr_go_scalar(in, "adv_clip", &o->c.adv_clip));
+    FR_TRY(fr_go_scalar(in, "beta", &o->c.beta));
     FR_TRY(enum_param(in, "kl_form", &sv));
-    FR_TRY(fr_kl_form_from_name(sv, &o->kl_form));
+    FR_TRY(fr_enum_parse(fr_flow_grpo_kl_names, sv, &e, "kl_form"));
+    fo->kl_form = (fr_kl_form)e;
     FR_TRY(enum_param(in, "adv", &sv));
-    FR_TRY(fr_train_adv_from_name(sv, &o->adv));
+    if (strcmp(sv, "prompt") != 0) return fr_fail(FR_ERR_FORMAT, "golden: param.adv '%s', this case runs 'prompt'", sv);
+    o->c.adv = FR_TRAIN_ADV_PROMPT;
     FR_TRY(int_param(in, "global_std", 0, 1, &iv));
-    o->global_std = (int)iv;
-    FR_TRY(int_param(in, "num_batches", 1, 1 << 16, &o->num_batches));
-    FR_TRY(int_param(in, "grad_accum", 1, 1 << 16, &o->grad_accum));
-    FR_TRY(fr_go_scalar(in, "lr", &o->lr));
-    FR_TRY(fr_go_scalar(in, "beta1", &o->beta1));
-    FR_TRY(fr_go_scalar(in, "beta2", &o->beta2));
-    FR_TRY(fr_go_scalar(in, "adam_eps", &o->adam_eps));
-    FR_TRY(fr_go_scalar(in, "weight_decay", &o->weight_decay));
-    FR_TRY(fr_go_scalar(in, "max_grad_norm", &o->max_grad_norm));
+    o->c.global_std = (int)iv;
+    FR_TRY(int_param(in, "num_batches", 1, 1 << 16, &o->c.num_batches));
+    FR_TRY(int_param(in, "grad_accum", 1, 1 << 16, &o->c.grad_accum));
+    FR_TRY(fr_go_scalar(in, "lr", &o->opt.lr));
+    FR_TRY(fr_go_scalar(in, "beta1", &o->opt.adam_beta1));
+    FR_TRY(fr_go_scalar(in, "beta2", &o->opt.adam_beta2));
+    FR_TRY(fr_go_scalar(in, "adam_eps", &o->opt.adam_eps));
+    FR_TRY(fr_go_scalar(in, "weight_decay", &o->opt.weight_decay));
+    FR_TRY(fr_go_scalar(in, "max_grad_norm", &o->opt.max_grad_norm));
     FR_TRY(enum_param(in, "ema", &sv));
     if (strcmp(sv, "off") != 0) return fr_fail(FR_ERR_FORMAT, "golden: param.ema '%s', this case runs without EMA", sv);
-    o->ema = -1.0f;
-    FR_TRY(int_param(in, "epochs", 1, 1, &o->epochs));
-    o->eval_n = 0;
-    o->keep_checkpoints = 0;
+    o->opt.ema_decay = -1.0f;
+    FR_TRY(int_param(in, "epochs", 1, 1, &o->run.epochs));
+    o->ev.eval_n = 0;
+    o->run.keep_checkpoints = 0;
     return FR_OK;
 }
 
@@ -241,7 +255,7 @@ static fr_status tap(int64_t step, const char *name, const fr_tensor *t, void *u
  * names", with the bits it digested). */
 static fr_status same_as_log(const char *run, const fr_st_file *out)
 {
-    char path[FR_TRAIN_PATH_MAX + 32];
+    char path[FR_OPT_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/%s", run, FR_AUDIT_LOG_NAME);
     fr_audit_log log;
     FR_TRY(fr_audit_read(&log, path));
@@ -268,24 +282,26 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 static fr_status epoch_compute(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in, fr_st_file *out)
 {
     (void)c;
-    fr_grpo_train_opts o;
-    FR_TRY(read_opts(in, &o));
+    fr_run_opts o;
+    fr_flow_grpo_opts fo;
+    FR_TRY(read_opts(in, &o, &fo));
     const char *tmp = getenv("TMPDIR");
-    char dir[FR_TRAIN_PATH_MAX / 2], base[FR_TRAIN_PATH_MAX];
+    char dir[FR_OPT_PATH_MAX / 2], base[FR_OPT_PATH_MAX];
     int w = snprintf(dir, sizeof dir, "%s/flowrl-golden-epoch-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (w < 0 || (size_t)w >= sizeof dir) return fr_fail(FR_ERR_ARG, "golden epoch: TMPDIR '%s' is too long", tmp);
     if (!mkdtemp(dir)) return fr_fail(FR_ERR_IO, "golden epoch: mkdtemp %s: %s", dir, strerror(errno));
     snprintf(base, sizeof base, "%s/base.safetensors", dir);
-    snprintf(o.base, sizeof o.base, "%s", base);
-    snprintf(o.out, sizeof o.out, "%s/run", dir);
+    snprintf(o.c.base, sizeof o.c.base, "%s", base);
+    snprintf(o.run.out, sizeof o.run.out, "%s/run", dir);
     fr_status s = write_base(in, base);
     if (s == FR_OK) {
         tap_ctx tc = {out};
-        fr_grpo_train_result res;
-        s = fr_grpo_train_run_tap(&o, ops, 1, NULL, tap, &tc, &res);
+        fr_run_result res;
+        fr_run_env env = {ops, 1, NULL, tap, &tc};
+        s = fr_run_new(&o, &fo, &env, &res);
         if (s == FR_OK && res.epochs_done != 1)
             s = fr_fail(FR_ERR_ARG, "golden epoch: the run did %lld epochs", (long long)res.epochs_done);
-        if (s == FR_OK) s = same_as_log(o.out, out);
+        if (s == FR_OK) s = same_as_log(o.run.out, out);
     }
     /* the run directory is scratch: its records are in `out` */
     if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && s == FR_OK)

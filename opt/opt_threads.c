@@ -53,6 +53,9 @@ static pool_t g_pool = {
     .busy = PTHREAD_MUTEX_INITIALIZER,
 };
 static _Atomic int g_threads; /* 0: default */
+static _Atomic unsigned long g_worker_parts; /* parts run by worker threads (tests) */
+
+unsigned long fr_opt_worker_parts(void) { return atomic_load(&g_worker_parts); }
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static int online_cpus(void)
@@ -98,6 +101,7 @@ static void *worker_main(void *arg)
         seen = g;
         if (id < nt) {
             fn(ctx, id, nt);
+            atomic_fetch_add_explicit(&g_worker_parts, 1, memory_order_relaxed);
             if (atomic_fetch_sub_explicit(&g_pool.pending, 1, memory_order_acq_rel) == 1) {
                 pthread_mutex_lock(&g_pool.mu);
                 pthread_cond_signal(&g_pool.cv_done);

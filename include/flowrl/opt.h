@@ -19,6 +19,9 @@
 #define FR_OPT_MAX_THREADS 256
 void fr_opt_set_threads(int n);
 int fr_opt_get_threads(void);
+/* How many job parts worker threads (not the caller) have run in this process: a test that
+ * promises "opt at 3 threads = ref" checks that the workers really ran. */
+unsigned long fr_opt_worker_parts(void);
 
 /* Overrides the ops table entries that opt implements (core/backend.c calls it on a table
  * holding the ref entries). Never fails on x86 without AVX2: the portable fallbacks run

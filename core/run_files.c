@@ -1,6 +1,6 @@
 /* The run directory of `flowrl train` besides audit.log and the checkpoints' contents:
  * metrics.jsonl, eval.json, curve.svg, samples/NAME.png, checkpoint listing and pruning
- * (flowrl/grpo_train.h). Every file that is rewritten goes through a temporary + rename. */
+ * (flowrl/run.h). Every file that is rewritten goes through a temporary + rename. */
 #include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>
@@ -10,7 +10,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/grpo_train_internal.h"
+#include "core/run_internal.h"
+#include "flowrl/atomic_file.h"
+#include "flowrl/file_util.h"
 #include "flowrl/audit.h"
 #include "flowrl/png.h"
 
@@ -27,21 +29,37 @@ void fr_train_curve_free(fr_train_curve *c)
 {
     free(c->reward);
     free(c->acc);
+    free(c->eval_epoch);
+    free(c->eval_acc);
     memset(c, 0, sizeof *c);
+}
+
+static fr_status grow2(double **a, double **b, int64_t *cap, int64_t n)
+{
+    if (n < *cap) return FR_OK;
+    int64_t nc = *cap ? 2 * *cap : 64;
+    double *x = realloc(*a, (size_t)nc * sizeof *x);
+    if (!x) return fr_fail(FR_ERR_NOMEM, "train: curve of %lld points", (long long)nc);
+    *a = x;
+    double *y = realloc(*b, (size_t)nc * sizeof *y);
+    if (!y) return fr_fail(FR_ERR_NOMEM, "train: curve of %lld points", (long long)nc);
+    *b = y;
+    *cap = nc;
+    return FR_OK;
+}
+
+fr_status fr_train_curve_push_eval(fr_train_curve *c, double epoch, double acc)
+{
+    FR_TRY(grow2(&c->eval_epoch, &c->eval_acc, &c->cap_eval, c->n_eval));
+    c->eval_epoch[c->n_eval] = epoch;
+    c->eval_acc[c->n_eval] = acc;
+    c->n_eval++;
+    return FR_OK;
 }
 
 fr_status fr_train_curve_push(fr_train_curve *c, double reward, double acc)
 {
-    if (c->n == c->cap) {
-        int64_t cap = c->cap ? 2 * c->cap : 64;
-        double *r = realloc(c->reward, (size_t)cap * sizeof *r);
-        if (!r) return fr_fail(FR_ERR_NOMEM, "train: curve of %lld points", (long long)cap);
-        c->reward = r;
-        double *a = realloc(c->acc, (size_t)cap * sizeof *a);
-        if (!a) return fr_fail(FR_ERR_NOMEM, "train: curve of %lld points", (long long)cap);
-        c->acc = a;
-        c->cap = cap;
-    }
+    FR_TRY(grow2(&c->reward, &c->acc, &c->cap, c->n));
     c->reward[c->n] = reward;
     c->acc[c->n] = acc;
     c->n++;
@@ -107,28 +125,14 @@ static void add_num(cJSON *o, const char *k, double v)
         cJSON_AddNullToObject(o, k);
 }
 
-fr_status fr_train_metrics_append(const char *dir, const fr_train_epoch_event *ev)
+fr_status fr_train_metrics_append(const char *dir, const fr_run_epoch_event *ev)
 {
     char path[FR_TRAIN_PATH_MAX + 32];
     FR_TRY(fr_train_path(path, sizeof path, dir, FR_TRAIN_METRICS_NAME));
     cJSON *o = cJSON_CreateObject();
     if (!o) return FR_ERR_NOMEM;
     cJSON_AddNumberToObject(o, "epoch", (double)ev->epoch);
-    add_num(o, "reward_mean", ev->reward_mean);
-    add_num(o, "reward_std", ev->reward_std);
-    add_num(o, "accuracy", ev->accuracy);
-    add_num(o, "kl", ev->kl);
-    add_num(o, "clipfrac", ev->clipfrac);
-    add_num(o, "approx_kl", ev->approx_kl);
-    add_num(o, "ratio_min", ev->ratio_min);
-    add_num(o, "ratio_max", ev->ratio_max);
-    add_num(o, "loss", ev->loss);
-    add_num(o, "grad_norm", ev->grad_norm);
-    cJSON_AddNumberToObject(o, "kept", (double)ev->kept);
-    cJSON_AddNumberToObject(o, "samples", (double)ev->n_samples);
-    cJSON_AddNumberToObject(o, "updates", (double)ev->n_updates);
-    cJSON_AddNumberToObject(o, "window_start", (double)ev->win_start);
-    cJSON_AddNumberToObject(o, "window_len", (double)ev->win_len);
+    for (int k = 0; k < ev->n; k++) add_num(o, ev->m[k].key, ev->m[k].value);
     add_num(o, "seconds", ev->seconds);
     char *txt = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -163,7 +167,7 @@ fr_status fr_train_metrics_truncate(const char *dir, int64_t n, fr_train_curve *
         if (stat(path, &st) != 0) return FR_OK;
         return fr_train_write_file_atomic(path, "", 0, 0);
     }
-    FR_TRY(fr_train_read_file(path, &buf, &len));
+    FR_TRY(fr_read_file(path, &buf, &len));
     size_t pos = 0;
     fr_status s = FR_OK;
     for (int64_t i = 0; i < n && s == FR_OK; i++) {
@@ -205,43 +209,68 @@ static int64_t ckpt_step(const char *name)
     return v;
 }
 
-typedef struct {
-    int64_t newest, keep;
-    int prune;
-} scan_args;
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
 
-static fr_status scan(const char *dir, scan_args *a, int64_t *last)
+fr_status fr_train_list_checkpoints(const char *dir, int64_t **steps, int64_t *n)
 {
     char cdir[FR_TRAIN_PATH_MAX + 32];
     FR_TRY(fr_train_path(cdir, sizeof cdir, dir, FR_CHECKPOINT_DIR));
-    *last = 0;
+    *steps = NULL;
+    *n = 0;
     DIR *d = opendir(cdir);
     if (!d) return errno == ENOENT ? FR_OK : fr_fail(FR_ERR_IO, "%s: %s", cdir, strerror(errno));
     fr_status s = FR_OK;
+    int64_t cap = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL && s == FR_OK) {
-        char p[FR_TRAIN_PATH_MAX + 320];
-        int64_t n = ckpt_step(e->d_name);
-        int stale = n < 0 && strstr(e->d_name, ".safetensors.tmp.") != NULL;
-        int old = a && a->prune && n >= 0 && a->keep > 0 && n <= a->newest - a->keep;
-        if (stale || old) {
+        int64_t k = ckpt_step(e->d_name);
+        if (k < 0 && strstr(e->d_name, ".safetensors.tmp.") != NULL) { /* an interrupted write */
+            char p[FR_TRAIN_PATH_MAX + 320];
             if (snprintf(p, sizeof p, "%s/%s", cdir, e->d_name) < (int)sizeof p && remove(p) != 0)
                 s = fr_fail(FR_ERR_IO, "%s: %s", p, strerror(errno));
             continue;
         }
-        if (n > *last) *last = n;
+        if (k < 0) continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            int64_t *ns = realloc(*steps, (size_t)cap * sizeof *ns);
+            if (!ns) {
+                s = fr_fail(FR_ERR_NOMEM, "%s: listing", cdir);
+                break;
+            }
+            *steps = ns;
+        }
+        (*steps)[(*n)++] = k;
     }
     closedir(d);
-    return s;
+    if (s != FR_OK) {
+        free(*steps);
+        *steps = NULL;
+        *n = 0;
+        return s;
+    }
+    if (*n) qsort(*steps, (size_t)*n, sizeof **steps, cmp_i64);
+    return FR_OK;
 }
 
-fr_status fr_train_last_checkpoint(const char *dir, int64_t *n) { return scan(dir, NULL, n); }
-
-fr_status fr_train_prune_checkpoints(const char *dir, int64_t newest, int64_t keep)
+fr_status fr_train_prune_checkpoints(const char *dir, int64_t keep)
 {
-    scan_args a = {newest, keep, 1};
-    int64_t last;
-    return scan(dir, &a, &last);
+    if (keep <= 0) return FR_OK;
+    int64_t *st, n;
+    FR_TRY(fr_train_list_checkpoints(dir, &st, &n));
+    fr_status s = FR_OK;
+    for (int64_t i = 0; i + keep < n && s == FR_OK; i++) {
+        char rel[64], p[FR_TRAIN_PATH_MAX + 64];
+        fr_checkpoint_name(st[i], rel, sizeof rel);
+        s = fr_train_path(p, sizeof p, dir, rel);
+        if (s == FR_OK && remove(p) != 0) s = fr_fail(FR_ERR_IO, "%s: %s", p, strerror(errno));
+    }
+    free(st);
+    return s;
 }
 
 /* ---- eval.json -------------------------------------------------------------------------- */
@@ -275,7 +304,7 @@ static fr_status eval_read(const char *path, cJSON **root)
     if (stat(path, &st) != 0) return FR_OK;
     char *buf;
     size_t len;
-    FR_TRY(fr_train_read_file(path, &buf, &len));
+    FR_TRY(fr_read_file(path, &buf, &len));
     *root = cJSON_ParseWithLength(buf, len);
     free(buf);
     if (!*root || !cJSON_IsObject(*root)) {
@@ -375,4 +404,26 @@ fr_status fr_train_sample_grid(const char *dir, const char *name, const fr_model
     free(x);
     free(col);
     return s;
+}
+
+/* ---- small file helpers (core/run_internal.h) --------------------------------------- */
+
+typedef struct {
+    const char *data;
+    size_t len;
+    int newline;
+} text_job;
+
+static fr_status write_text(FILE *fp, const char *tmp, void *user)
+{
+    const text_job *j = user;
+    if ((j->len && fwrite(j->data, 1, j->len, fp) != j->len) || (j->newline && fputc('\n', fp) == EOF))
+        return fr_fail(FR_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+    return FR_OK;
+}
+
+fr_status fr_train_write_file_atomic(const char *path, const char *data, size_t len, int newline)
+{
+    text_job j = {data, len, newline};
+    return fr_atomic_write(path, write_text, &j);
 }

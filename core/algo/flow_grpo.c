@@ -1,0 +1,434 @@
+/* Flow-GRPO (docs/algorithms/flow-grpo.md) on the run loop (flowrl/run.h, flowrl/algo.h):
+ * `flowrl train --algo flow-grpo`.
+ *
+ * Per epoch e (audit step e + 1):
+ *   1. prompts   fr_run_prompts
+ *   2. rollout   G samples per prompt, sample id s = p·G + g, c0 = e, with the SDE (or CPS)
+ *                sampler over T steps, storing x_j, x_{j+1}, μ_j and logp_j of every step
+ *   3. rewards   fr_run_rewards;   4. advantages   fr_run_advantages, then the zero filter
+ *                (fr_adv_filter_zero, purpose FR_RNG_ADV_FILTER, c0 = e)
+ *   5. batches   the kept samples in the order of the keys u32(seed, FR_RNG_SHUFFLE, e, 0, 0,
+ *                k) (ties by index), cut into num_batches equal batches
+ *   6. updates   for each batch and trained step j: recompute v_θ (the rollout's CFG when
+ *                train_cfg), logp_θ with the rollout's own step, PPO-clip (or GRPO-Guard)
+ *                and β·KL to the frozen base; gradients scaled by 1/(grad_accum·n_trained);
+ *                after every grad_accum batches one optimiser step (fr_run_optimizer_step).
+ * Trained steps: 0..int(T·timestep_fraction)−1; Flow-GRPO-Fast's random window (one draw
+ * per epoch) or MixGRPO's progressive window (steps outside run with noise 0).
+ *
+ * audit.log records of an epoch, in this order: window (I64 [start, len]), prompts (I32
+ * (P,)), noise.x_T (N, D), noise.xi (T, N, D: ξ of each step by coordinate, 0 where the step
+ * draws none), traj (T+1, N, D), mean (T, N, D), logp_old (T, N), rewards (N,), reward_mean,
+ * reward_std, adv (N,), keep (U8 (N,)), order (I64 (K,); absent when K = 0), then per
+ * optimiser step k: u<k>.ratio ((grad_accum, n_trained, b)), u<k>.loss, u<k>.grad_norm,
+ * u<k>.grad.<NAME>; then kl, clipfrac, approx_kl; then the loop's state records. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/algo/flow_grpo.h"
+#include "flowrl/advantage.h"
+#include "flowrl/audit.h"
+#include "flowrl/cond.h"
+#include "flowrl/philox.h"
+
+typedef struct {
+    fr_flow_grpo_opts o;
+    fr_rollout_cfg rc;
+    fr_rollout_schedule sched;
+    fr_mix_window mix;
+    fr_model_ws ws, ws_ref;
+    int have_ws, have_ws_ref, cfg_on;
+    int64_t N, D, S, T, bmax;
+    /* epoch buffers */
+    float *step_noise;                  /* (T,) */
+    int *prompts, *pid, *correct;       /* (P,), (N,), (N,) */
+    uint32_t *sid;                      /* (N,) */
+    int64_t *group, *order;             /* (N,) */
+    float *traj, *mean, *logp, *x, *xi; /* (T+1,N,D), (T,N,D), (T,N), (N,D), (T,N,D) */
+    float *reward, *adv;                /* (N,) */
+    uint8_t *keep;                      /* (N,) */
+    /* micro-batch buffers, b <= bmax rows (2b with CFG) */
+    float *bx, *bxn, *bmo, *blo, *badv, *bin, *bt, *bout, *bv, *bmean, *blogp, *bglogp, *bgmean, *bdout, *bvref,
+        *bmref, *ratios;
+    int32_t *bc;
+} fg_state;
+
+static int cfg_on(const fr_run_opts *ro, const fr_flow_grpo_opts *o)
+{
+    return o->train_cfg < 0 ? ro->smp.cfg != 1.0f : o->train_cfg;
+}
+
+static int64_t fast_r1(const fr_run_opts *ro, const fr_flow_grpo_opts *o)
+{
+    return o->window_hi >= 0 ? o->window_hi : ro->smp.num_steps / 2;
+}
+
+void fr_fg_free(void *p)
+{
+    fg_state *t = p;
+    if (!t) return;
+    if (t->have_ws) fr_model_ws_free(&t->ws);
+    if (t->have_ws_ref) fr_model_ws_free(&t->ws_ref);
+    fr_rollout_schedule_free(&t->sched);
+    void *bufs[] = {t->step_noise, t->prompts, t->pid,  t->correct, t->sid,   t->group, t->order, t->traj,  t->mean,
+                    t->logp,       t->x,       t->xi,   t->reward,  t->adv,   t->keep,  t->bx,    t->bxn,   t->bmo,
+                    t->blo,        t->badv,    t->bin,  t->bt,      t->bout,  t->bv,    t->bmean, t->blogp, t->bglogp,
+                    t->bgmean,     t->bdout,   t->bvref, t->bmref,  t->ratios, t->bc};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(t);
+}
+
+#define ALLOC(p, n) (((p) = fr_calloc((size_t)(n), sizeof *(p))) != NULL)
+
+fr_status fr_fg_setup(fr_run *r, void **out)
+{
+    const fr_run_opts *ro = r->o;
+    fg_state *t = fr_calloc(1, sizeof *t);
+    if (!t) return FR_ERR_NOMEM;
+    *out = t;
+    t->o = *(const fr_flow_grpo_opts *)r->ao;
+    t->D = r->pol.cfg.D;
+    t->S = r->pol.cfg.n_slots;
+    t->T = ro->smp.num_steps;
+    t->N = ro->c.prompts * ro->c.group;
+    t->bmax = t->N / ro->c.num_batches;
+    t->cfg_on = cfg_on(ro, &t->o);
+    const int64_t N = t->N, D = t->D, T = t->T, R = t->cfg_on ? 2 * t->bmax : t->bmax;
+    if (r->have_ref) {
+        FR_TRY(fr_model_ws_alloc(&t->ws_ref, &r->ref, R, 0));
+        t->have_ws_ref = 1;
+    }
+    FR_TRY(fr_model_ws_alloc(&t->ws, &r->pol, R, 1));
+    t->have_ws = 1;
+    if (t->o.window == FR_FG_WINDOW_MIX) {
+        FR_TRY(fr_mix_window_init(&t->mix, T));
+        t->mix.window = t->o.mix_window;
+        t->mix.iters_per_group = t->o.mix_iters;
+    }
+    t->rc = fr_rollout_cfg_default(ro->smp.sampler);
+    t->rc.T = T;
+    t->rc.noise = ro->smp.noise_level;
+    t->rc.cfg = ro->smp.cfg;
+    t->rc.seed = ro->run.seed;
+    t->rc.batch = ro->smp.rollout_batch;
+    FR_TRY(fr_rollout_schedule_make(&t->rc, ro->smp.grid, ro->smp.shift, 0, 0, &t->sched));
+    const int64_t bm = t->bmax;
+    if (!ALLOC(t->step_noise, T) || !ALLOC(t->prompts, ro->c.prompts) || !ALLOC(t->pid, N) || !ALLOC(t->correct, N) ||
+        !ALLOC(t->sid, N) || !ALLOC(t->group, N) || !ALLOC(t->order, N) || !ALLOC(t->traj, (T + 1) * N * D) ||
+        !ALLOC(t->mean, T * N * D) || !ALLOC(t->logp, T * N) || !ALLOC(t->x, N * D) || !ALLOC(t->xi, T * N * D) ||
+        !ALLOC(t->reward, N) || !ALLOC(t->adv, N) || !ALLOC(t->keep, N) || !ALLOC(t->bx, bm * D) ||
+        !ALLOC(t->bxn, bm * D) || !ALLOC(t->bmo, bm * D) || !ALLOC(t->blo, bm) || !ALLOC(t->badv, bm) ||
+        !ALLOC(t->bin, R * D) || !ALLOC(t->bt, R) || !ALLOC(t->bout, R * D) || !ALLOC(t->bv, bm * D) ||
+        !ALLOC(t->bmean, bm * D) || !ALLOC(t->blogp, bm) || !ALLOC(t->bglogp, bm) || !ALLOC(t->bgmean, bm * D) ||
+        !ALLOC(t->bdout, R * D) || !ALLOC(t->bvref, R * D) || !ALLOC(t->bmref, bm * D) ||
+        !ALLOC(t->ratios, ro->c.grad_accum * T * bm) || !ALLOC(t->bc, R * t->S))
+        return FR_ERR_NOMEM;
+    return FR_OK;
+}
+
+/* ---- one epoch ----------------------------------------------------------------------------- */
+
+/* Trained steps [start, start + len) and the per-step noise of epoch e. */
+static fr_status epoch_window(const fr_run *r, fg_state *t, uint32_t e, int64_t *start, int64_t *len)
+{
+    const fr_run_opts *ro = r->o;
+    if (t->o.window == FR_FG_WINDOW_NONE) {
+        *start = 0;
+        FR_TRY(fr_train_steps(t->T, ro->c.timestep_fraction, len));
+        t->rc.step_noise = NULL; /* FG: every step stochastic, the first T_train trained */
+        return FR_OK;
+    }
+    if (t->o.window == FR_FG_WINDOW_FAST)
+        /* one draw per epoch: flowrl rolls out an epoch in one call (call = 0, rank = 0) */
+        FR_TRY(fr_fast_window(ro->run.seed, e, 0, 0, t->T, t->o.window_lo, fast_r1(ro, &t->o), t->o.window_size, start,
+                              len));
+    else
+        fr_mix_window_get(&t->mix, start, len);
+    for (int64_t i = 0; i < t->T; i++) t->step_noise[i] = (i >= *start && i < *start + *len) ? ro->smp.noise_level : 0.0f;
+    t->rc.step_noise = t->step_noise;
+    return FR_OK;
+}
+
+/* ξ of every step by coordinate, as fr_rollout draws it (zero where it draws none). */
+static fr_status regen_noise(const fr_run *r, fg_state *t, uint32_t e)
+{
+    const int64_t N = t->N, D = t->D;
+    for (int64_t i = 0; i < t->T; i++) {
+        fr_step p = fr_rollout_step(&t->rc, i);
+        fr_step_std sd;
+        FR_TRY(fr_sampler_std(&p, &sd));
+        float *dst = t->xi + i * N * D;
+        if (sd.std == 0.0f) {
+            memset(dst, 0, (size_t)(N * D) * sizeof *dst);
+            continue;
+        }
+        for (int64_t s = 0; s < N; s++)
+            fr_rng_fill_normal(dst + s * D, D, r->o->run.seed, FR_RNG_SAMPLER_NOISE, e, t->sid[s], (uint32_t)i);
+    }
+    return FR_OK;
+}
+
+typedef struct {
+    uint32_t w;
+    int64_t i;
+} shuf_key;
+
+static int shuf_cmp(const void *a, const void *b)
+{
+    const shuf_key *x = a, *y = b;
+    if (x->w != y->w) return x->w < y->w ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* FG re-batches the kept samples in a random order: the order of the keys
+ * u32(seed, FR_RNG_SHUFFLE, e, 0, 0, i). */
+static fr_status shuffle_kept(const fr_run *r, fg_state *t, uint32_t e, int64_t *K)
+{
+    shuf_key *k = fr_malloc((size_t)t->N * sizeof *k);
+    if (!k) return FR_ERR_NOMEM;
+    int64_t n = 0;
+    for (int64_t i = 0; i < t->N; i++)
+        if (t->keep[i]) k[n++] = (shuf_key){fr_rng_u32(r->o->run.seed, FR_RNG_SHUFFLE, e, 0, 0, (uint32_t)i), i};
+    qsort(k, (size_t)n, sizeof *k, shuf_cmp);
+    for (int64_t j = 0; j < n; j++) t->order[j] = k[j].i;
+    free(k);
+    *K = n;
+    return FR_OK;
+}
+
+typedef struct {
+    double kl, clipfrac, approx_kl, loss;
+    float rmin, rmax;
+    int64_t n_terms;
+    float last_gn;
+} epoch_stats;
+
+/* Model output v (b rows) for the rows in x under CFG as the rollout forms it. */
+static fr_status velocity(const fr_run *r, fg_state *t, const fr_model *m, fr_model_ws *ws, int64_t b, float tin,
+                          const float *x, float *out, float *v)
+{
+    const int64_t D = t->D, R = t->cfg_on ? 2 * b : b;
+    for (int64_t k = 0; k < R; k++) t->bt[k] = tin;
+    memcpy(t->bin, x, (size_t)(b * D) * sizeof(float));
+    if (t->cfg_on) memcpy(t->bin + b * D, x, (size_t)(b * D) * sizeof(float));
+    FR_TRY(fr_model_forward(m, r->ops, ws, R, t->bin, t->bt, t->bc, out));
+    if (t->cfg_on)
+        /* rows [0, b) conditional, [b, 2b) unconditional, as core/rollout.c */
+        FR_TRY(fr_cfg_combine(b * D, r->o->smp.cfg, out + b * D, out, v));
+    else
+        memcpy(v, out, (size_t)(b * D) * sizeof(float));
+    return FR_OK;
+}
+
+/* Loss and gradient of one (batch, step j) (docs/algorithms/flow-grpo.md; with Guard its
+ * GRPO-Guard section), chained as flowrl/grpo.h describes. ratio receives the b ratios. */
+static fr_status micro_step(fr_run *r, fg_state *t, const int64_t *rows, int64_t b, int64_t j, float gout,
+                            float *ratio, epoch_stats *es, float *loss_acc)
+{
+    const fr_run_opts *ro = r->o;
+    const int64_t N = t->N, D = t->D, S = t->S;
+    for (int64_t k = 0; k < b; k++) {
+        const int64_t q = rows[k];
+        memcpy(t->bx + k * D, t->traj + (j * N + q) * D, (size_t)D * sizeof(float));
+        memcpy(t->bxn + k * D, t->traj + ((j + 1) * N + q) * D, (size_t)D * sizeof(float));
+        memcpy(t->bmo + k * D, t->mean + (j * N + q) * D, (size_t)D * sizeof(float));
+        t->blo[k] = t->logp[j * N + q];
+        t->badv[k] = t->adv[q];
+        FR_TRY(fr_cond_ids(r->task, 1, &t->pid[q], t->bc + k * S));
+    }
+    if (t->cfg_on)
+        for (int64_t k = 0; k < b * S; k++) t->bc[b * S + k] = (int32_t)r->pol.cfg.n_cond; /* null condition */
+
+    const fr_step step = fr_rollout_step(&t->rc, j);
+    const float tin = fr_rollout_time(&t->rc, j);
+    FR_TRY(velocity(r, t, &r->pol, &t->ws, b, tin, t->bx, t->bout, t->bv));
+    FR_TRY(fr_sampler_logprob(&step, b, D, t->bx, t->bv, NULL, t->bxn, t->bmean, t->blogp));
+
+    fr_ppo_params prm = {ro->c.clip_range, ro->c.adv_clip};
+    fr_ppo_stats st;
+    if (t->o.guard == FR_FG_GUARD_OFF) {
+        FR_TRY(fr_ppo_policy(b, &prm, t->blogp, t->blo, t->badv, gout, t->bglogp, ratio, &st));
+        FR_TRY(fr_logp_backward(&step, b, D, t->bxn, t->bmean, t->bglogp, t->bgmean, 0));
+    } else {
+        fr_guard_bias mode = t->o.guard == FR_FG_GUARD_BATCH ? FR_GUARD_BIAS_BATCH : FR_GUARD_BIAS_SAMPLE;
+        FR_TRY(fr_guard_policy(&step, b, D, mode, &prm, t->bxn, t->bmean, t->bmo, t->blogp, t->blo, t->badv, gout,
+                               t->bgmean, 0, ratio, NULL, &st));
+    }
+    float kl = 0.0f;
+    const float beta = ro->c.beta;
+    if (beta > 0.0f) {
+        /* the frozen base under the same CFG (LoRA off = the base model) */
+        FR_TRY(velocity(r, t, &r->ref, &t->ws_ref, b, tin, t->bx, t->bdout, t->bvref));
+        FR_TRY(fr_sampler_mean(&step, b, D, t->bx, t->bvref, NULL, t->bmref));
+        float ks;
+        FR_TRY(fr_kl_std(&step, t->o.kl_form, &ks));
+        FR_TRY(fr_kl_loss(b, D, ks, t->bmean, t->bmref, gout * beta, &kl, t->bgmean, 1));
+    }
+    float dm;
+    FR_TRY(fr_grpo_dmean_dv(&step, &dm));
+    /* g_v = g_μ·dμ/dv; with CFG g_c = g_v·g and g_u = g_v + (−(g_v·g)) (flowrl/grpo.h step 5;
+     * a − b is a + (−b) in IEEE arithmetic) */
+    float *gv = t->bgmean;
+    r->ops->scale(b * D, dm, t->bgmean, gv);
+    if (t->cfg_on) {
+        r->ops->scale(b * D, ro->smp.cfg, gv, t->bdout);
+        r->ops->binary(FR_BIN_SUB, b * D, gv, t->bdout, t->bdout + b * D);
+    } else {
+        memcpy(t->bdout, gv, (size_t)(b * D) * sizeof(float));
+    }
+    FR_TRY(fr_model_backward(&r->pol, r->ops, &t->ws, t->bdout, NULL));
+
+    const float loss = st.loss + beta * kl;
+    if (!isfinite(loss))
+        return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld: loss %g at step %lld (policy %g, KL %g)",
+                       (long long)r->epoch + 1, (double)loss, (long long)j, (double)st.loss, (double)kl);
+    *loss_acc += loss * gout; /* FG logs loss / divisor (grpo.h "averaging") */
+    es->kl += kl;
+    es->clipfrac += st.clipfrac;
+    es->approx_kl += st.approx_kl;
+    es->n_terms++;
+    if (st.ratio_min < es->rmin) es->rmin = st.ratio_min;
+    if (st.ratio_max > es->rmax) es->rmax = st.ratio_max;
+    return FR_OK;
+}
+
+static fr_status updates(fr_run *r, fg_state *t, int64_t K, int64_t ws0, int64_t wl, epoch_stats *es)
+{
+    const fr_run_opts *ro = r->o;
+    char name[FR_AUDIT_MAX_NAME + 1];
+    const int64_t nb = ro->c.num_batches, ga = ro->c.grad_accum, b = K / nb;
+    int64_t u = 0;
+    if (b > 0 && wl > 0) {
+        int64_t divisor;
+        FR_TRY(fr_grpo_accum_divisor(ga, wl, &divisor));
+        const float gout = 1.0f / (float)divisor;
+        for (int64_t q0 = 0; q0 < nb; q0 += ga, u++) {
+            fr_model_zero_grad(&r->pol, r->ops);
+            float uloss = 0.0f;
+            for (int64_t q = q0; q < q0 + ga; q++)
+                for (int64_t j = ws0; j < ws0 + wl; j++)
+                    FR_TRY(micro_step(r, t, t->order + q * b, b, j, gout, t->ratios + ((q - q0) * wl + (j - ws0)) * b,
+                                      es, &uloss));
+            snprintf(name, sizeof name, "u%lld.ratio", (long long)u);
+            FR_TRY(fr_run_rec_f32(r, name, t->ratios, 3, ga, wl, b));
+            snprintf(name, sizeof name, "u%lld.loss", (long long)u);
+            FR_TRY(fr_run_rec_scalar(r, name, uloss));
+            fr_run_update_event ue = {r->epoch + 1, u, ga * wl * b, t->ratios, uloss};
+            fr_run_update(r, &ue);
+            FR_TRY(fr_run_optimizer_step(r, u, &es->last_gn));
+            es->loss += uloss;
+        }
+    }
+    fr_run_metric(r, "updates", (double)u);
+    fr_run_metric(r, "loss", u ? es->loss / (double)u : NAN);
+    return FR_OK;
+}
+
+fr_status fr_fg_epoch(fr_run *r, void *state)
+{
+    fg_state *t = state;
+    const fr_run_opts *ro = r->o;
+    const uint32_t e = (uint32_t)r->epoch;
+    const int64_t N = t->N, D = t->D, T = t->T, G = ro->c.group;
+
+    int64_t ws0, wl;
+    FR_TRY(epoch_window(r, t, e, &ws0, &wl));
+    for (int64_t j = ws0; j < ws0 + wl; j++) {
+        fr_step p = fr_rollout_step(&t->rc, j);
+        fr_step_std sd;
+        FR_TRY(fr_sampler_std(&p, &sd));
+        if (!(sd.std > 0.0f))
+            return fr_fail(FR_ERR_ARG, "train: trained step %lld has std 0 (no density; e.g. cps's last step): "
+                                       "lower --timestep-fraction", (long long)j);
+    }
+    int64_t wv[2] = {ws0, wl};
+    int64_t sh2 = 2;
+    fr_tensor wt = fr_tensor_view(wv, FR_I64, 1, &sh2);
+    FR_TRY(fr_run_rec_tensor(r, "window", &wt));
+
+    /* 1. prompts, 2. rollout */
+    FR_TRY(fr_run_prompts(r, t->prompts));
+    for (int64_t s = 0; s < N; s++) {
+        t->pid[s] = t->prompts[s / G];
+        t->sid[s] = (uint32_t)s;
+        t->group[s] = t->pid[s];
+    }
+    t->rc.c0 = e;
+    fr_rollout_traj tj = {t->traj, t->mean, t->logp, NULL};
+    FR_TRY(fr_rollout(&r->pol, r->ops, r->task, &t->rc, N, t->pid, t->sid, NULL, t->x, &tj));
+    FR_TRY(fr_run_check_finite(r, "rollout sample", t->x, N * D));
+    FR_TRY(fr_run_rec_f32(r, "noise.x_T", t->traj, 2, N, D, 1));
+    FR_TRY(regen_noise(r, t, e));
+    FR_TRY(fr_run_rec_f32(r, "noise.xi", t->xi, 3, T, N, D));
+    FR_TRY(fr_run_rec_f32(r, "traj", t->traj, 3, T + 1, N, D));
+    FR_TRY(fr_run_rec_f32(r, "mean", t->mean, 3, T, N, D));
+    FR_TRY(fr_run_rec_f32(r, "logp_old", t->logp, 2, T, N, 1));
+
+    /* 3. rewards, 4. advantages and the zero filter */
+    FR_TRY(fr_run_rewards(r, N, t->pid, t->x, t->reward, t->correct));
+    FR_TRY(fr_run_advantages(r, N, t->reward, t->group, t->adv));
+    int64_t kept;
+    FR_TRY(fr_adv_filter_zero(N, t->adv, ro->c.num_batches, ro->run.seed, FR_RNG_ADV_FILTER, e, 0, t->keep, &kept));
+    fr_tensor kt = fr_tensor_view(t->keep, FR_U8, 1, &N);
+    FR_TRY(fr_run_rec_tensor(r, "keep", &kt));
+
+    /* 5. batches */
+    int64_t K;
+    FR_TRY(shuffle_kept(r, t, e, &K));
+    if (K > 0) {
+        fr_tensor ot = fr_tensor_view(t->order, FR_I64, 1, &K);
+        FR_TRY(fr_run_rec_tensor(r, "order", &ot));
+    }
+    fr_run_metric(r, "kept", (double)K);
+    fr_run_metric(r, "samples", (double)N);
+
+    /* 6. inner updates */
+    epoch_stats es = {0, 0, 0, 0, INFINITY, -INFINITY, 0, NAN};
+    FR_TRY(updates(r, t, K, ws0, wl, &es));
+    const double nterm = es.n_terms ? (double)es.n_terms : NAN;
+    const float kl = (float)(es.kl / nterm), clipfrac = (float)(es.clipfrac / nterm),
+                approx_kl = (float)(es.approx_kl / nterm);
+    FR_TRY(fr_run_rec_scalar(r, "kl", kl));
+    FR_TRY(fr_run_rec_scalar(r, "clipfrac", clipfrac));
+    FR_TRY(fr_run_rec_scalar(r, "approx_kl", approx_kl));
+    fr_run_metric(r, "kl", kl);
+    fr_run_metric(r, "clipfrac", clipfrac);
+    fr_run_metric(r, "approx_kl", approx_kl);
+    fr_run_metric(r, "ratio_min", es.n_terms ? es.rmin : NAN);
+    fr_run_metric(r, "ratio_max", es.n_terms ? es.rmax : NAN);
+    fr_run_metric(r, "grad_norm", es.last_gn);
+    fr_run_metric(r, "window_start", (double)ws0);
+    fr_run_metric(r, "window_len", (double)wl);
+    if (t->o.window == FR_FG_WINDOW_MIX) fr_mix_window_update(&t->mix);
+    return FR_OK;
+}
+
+/* MixGRPO's window after `epoch` epochs (one update per epoch): nothing to read back. */
+fr_status fr_fg_load(fr_run *r, void *state, const fr_st_file *f, const char *path)
+{
+    fg_state *t = state;
+    (void)f;
+    (void)path;
+    for (int64_t e = 0; t->o.window == FR_FG_WINDOW_MIX && e < r->epoch; e++) fr_mix_window_update(&t->mix);
+    return FR_OK;
+}
+
+void fr_fg_header(fr_run *r, void *state)
+{
+    fg_state *t = state;
+    const fr_run_opts *ro = r->o;
+    int64_t tt = 0;
+    fr_train_steps(ro->smp.num_steps, ro->c.timestep_fraction, &tt);
+    fr_run_info(r, "sampler %s, %lld steps (%s grid, shift %g), noise %g, cfg %g (train cfg %s); window %s, %lld trained steps",
+                fr_sampler_name(ro->smp.sampler), (long long)ro->smp.num_steps, fr_grid_name(ro->smp.grid), ro->smp.shift,
+                (double)ro->smp.noise_level, (double)ro->smp.cfg, t->cfg_on ? "on" : "off",
+                fr_flow_grpo_window_names[t->o.window],
+                t->o.window == FR_FG_WINDOW_NONE   ? (long long)tt
+                : t->o.window == FR_FG_WINDOW_FAST ? (long long)(t->o.window_size > 0 ? t->o.window_size : ro->smp.num_steps - 1)
+                                                   : (long long)t->o.mix_window);
+    fr_run_info(r, "clip %g, beta %g (%s form), adv %s%s, guard %s; %lld batches, grad accum %lld", ro->c.clip_range,
+                (double)ro->c.beta, fr_flow_grpo_kl_names[t->o.kl_form], fr_train_adv_name(ro->c.adv),
+                ro->c.adv == FR_TRAIN_ADV_PROMPT ? (ro->c.global_std ? " (global std)" : " (group std)") : "",
+                fr_flow_grpo_guard_names[t->o.guard], (long long)ro->c.num_batches, (long long)ro->c.grad_accum);
+}

@@ -1,0 +1,30 @@
+/* The algorithm registry (flowrl/algo.h): one line per algorithm. */
+#include <stdio.h>
+#include <string.h>
+
+#include "flowrl/algo.h"
+
+extern const fr_algo fr_algo_flow_grpo;
+
+static const fr_algo *const k_algos[] = {
+    &fr_algo_flow_grpo,
+    NULL,
+};
+
+const fr_algo *const *fr_algos(void) { return k_algos; }
+
+fr_status fr_algo_find(const char *name, const fr_algo **out)
+{
+    for (const fr_algo *const *a = k_algos; *a; a++)
+        if (name && strcmp((*a)->name, name) == 0) {
+            *out = *a;
+            return FR_OK;
+        }
+    char list[256] = "";
+    for (const fr_algo *const *a = k_algos; *a; a++) {
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof list - l, "%s%s", a == k_algos ? "" : ", ", (*a)->name);
+    }
+    return fr_fail(FR_ERR_ARG, "unknown algorithm '%s' (known: %s; `flowrl algos` describes them)", name ? name : "",
+                   list);
+}

@@ -1,0 +1,503 @@
+/* The one run loop (flowrl/run.h): setup, the epoch loop with its checkpoints, evaluations
+ * and health checks, new runs and resumed ones. */
+#include <errno.h>
+#include <stdint.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/run_internal.h"
+#include "flowrl/checkpoint.h"
+#include "flowrl/digest.h"
+#include "flowrl/file_util.h"
+#include "flowrl/dir_lock.h"
+#include "flowrl/progress.h"
+#include "flowrl/reward_cmd.h"
+
+/* ---- setup and teardown -------------------------------------------------------------------- */
+
+static fr_status file_digest(const char *path, char hex[17])
+{
+    char *buf;
+    size_t len;
+    FR_TRY(fr_read_file(path, &buf, &len));
+    fr_digest_hex(fr_digest_bytes(buf, len), hex);
+    free(buf);
+    return FR_OK;
+}
+
+/* Loads the base into the policy (and the frozen reference), the reward, the optimiser, the
+ * EMA, the DDPO tracker and the algorithm's state. */
+static fr_status setup(fr_run *r)
+{
+    const fr_run_opts *o = r->o;
+    FR_TRY(file_digest(o->c.base, r->base_digest));
+    fr_infer_ckpt ck;
+    FR_TRY(fr_infer_ckpt_load(&ck, o->c.base, !o->c.base_raw, o->c.task[0] ? o->c.task : NULL));
+    r->pol = ck.model;
+    r->task = ck.task;
+    ck.model.params = NULL; /* ownership moved to r->pol */
+    fr_infer_ckpt_free(&ck);
+    if (r->pol.cfg.pred != FR_PRED_VELOCITY)
+        return fr_fail(FR_ERR_ARG, "%s: training needs a velocity (flow-matching) model, this one predicts %s", o->c.base,
+                       fr_pred_name(r->pol.cfg.pred));
+
+    r->reward_id = 0;
+    const char *prog = fr_reward_cmd_program(o->c.reward);
+    if (prog) {
+        r->reward_id = -1;
+        fr_reward_cmd_opts ro = {o->c.reward_timeout, r->task->C, r->task->H, r->task->W};
+        FR_TRY(fr_reward_cmd_open(prog, &ro, &r->rcmd));
+    } else if (o->c.reward[0]) {
+        FR_TRY(fr_task_reward_id(r->task, o->c.reward, &r->reward_id));
+    }
+    r->priv->eval_reward_id = r->reward_id >= 0 ? r->reward_id : 0;
+
+    if (r->algo->needs_ref && r->algo->needs_ref(o, r->ao)) {
+        FR_TRY(fr_model_alloc(&r->ref, &r->pol.cfg));
+        r->have_ref = 1;
+        for (int i = 0; i < r->pol.n_params; i++)
+            memcpy(r->ref.values[i].data, r->pol.values[i].data, fr_tensor_nbytes(&r->pol.values[i]));
+    }
+    FR_TRY(fr_adamw_state_init(&r->adam, r->pol.params, r->pol.n_params));
+    if (o->opt.ema_decay >= 0.0f) {
+        FR_TRY(fr_ema_init(r->ops, &r->ema, r->pol.params, r->pol.n_params));
+        r->have_ema = 1;
+    }
+    if (o->c.adv == FR_TRAIN_ADV_DDPO)
+        FR_TRY(fr_ddpo_tracker_new(o->c.ddpo_buffer, o->c.ddpo_min_count, FR_ADV_EPS_DDPO, &r->priv->ddpo));
+    return r->algo->setup(r, &r->priv->state);
+}
+
+static void teardown(fr_run *r)
+{
+    if (r->priv->state && r->algo->free) r->algo->free(r->priv->state);
+    if (r->adam.m) fr_adamw_state_free(&r->adam);
+    if (r->have_ema) fr_ema_free(&r->ema);
+    if (r->pol.params) fr_model_free(&r->pol);
+    if (r->have_ref) fr_model_free(&r->ref);
+    fr_ddpo_tracker_free(r->priv->ddpo);
+    fr_train_curve_free(&r->priv->curve);
+}
+
+/* The files a new run writes (removed again when it fails before its first checkpoint). */
+static const char *const k_run_files[] = {FR_TRAIN_CONFIG_NAME, FR_AUDIT_LOG_NAME, FR_TRAIN_METRICS_NAME,
+                                          FR_TRAIN_EVAL_NAME,   FR_TRAIN_CURVE_NAME, "samples/before.png",
+                                          "samples/after.png",  NULL};
+
+static void remove_new_run(const fr_run *r)
+{
+    char p[FR_TRAIN_PATH_MAX + 64];
+    for (const char *const *f = k_run_files; *f; f++)
+        if (fr_train_path(p, sizeof p, r->dir, *f) == FR_OK) remove(p);
+    if (fr_train_path(p, sizeof p, r->dir, "samples") == FR_OK) rmdir(p);
+    if (fr_train_path(p, sizeof p, r->dir, FR_CHECKPOINT_DIR) == FR_OK) rmdir(p);
+}
+
+/* Closes everything; the first error is the one reported (closing the audit log or the
+ * reward program must not replace it). */
+static fr_status finish(fr_run *r, fr_status s, int fresh)
+{
+    char first[1024] = "";
+    if (s != FR_OK) snprintf(first, sizeof first, "%s", fr_last_error());
+    if (r->priv->audit) {
+        fr_status c = fr_audit_close(r->priv->audit);
+        if (s == FR_OK) s = c;
+    }
+    if (r->rcmd) {
+        fr_status c = fr_reward_cmd_close(r->rcmd);
+        if (s == FR_OK) s = c;
+    }
+    if (s != FR_OK && fresh && r->priv->ckpt_written == 0 && first[0]) remove_new_run(r);
+    teardown(r);
+    fr_dir_unlock(&r->priv->lock);
+    if (first[0]) return fr_fail(s, "%s", first);
+    return s;
+}
+
+static fr_status open_audit(fr_run *r)
+{
+    char path[FR_TRAIN_PATH_MAX + 32], th[16];
+    FR_TRY(fr_train_path(path, sizeof path, r->dir, FR_AUDIT_LOG_NAME));
+    snprintf(th, sizeof th, "%d", r->threads);
+    fr_audit_kv extra[] = {{"run.algo", r->algo->name}, {"run.base_digest", r->base_digest}};
+    fr_audit_opts ao = {r->ops->name, r->threads, extra, 2, 0};
+    return fr_audit_open(&r->priv->audit, path, &ao);
+}
+
+static void header(fr_run *r)
+{
+    const fr_run_opts *o = r->o;
+    fr_run_info(r, "algo %s (%s), task %s, base %s (digest %s, %s weights), reward %s", r->algo->name, r->algo->doc,
+                r->task->name, o->c.base, r->base_digest, o->c.base_raw ? "raw" : "EMA",
+                o->c.reward[0] ? o->c.reward : r->task->reward_names[0]);
+    fr_run_info(r, "model %s: %lld params; %lld prompts x %lld samples per epoch, %lld epochs, seed %u",
+                r->pol.cfg.preset, (long long)fr_model_num_params(&r->pol), (long long)o->c.prompts,
+                (long long)o->c.group, (long long)o->run.epochs, o->run.seed);
+    fr_run_info(r, "lr %g, max grad norm %g, ema %s; checkpoint every %lld epochs (keep %lld), eval every %lld",
+                (double)o->opt.lr, (double)o->opt.max_grad_norm, o->opt.ema_decay >= 0.0f ? "on" : "off",
+                (long long)o->run.checkpoint_every, (long long)o->run.keep_checkpoints, (long long)o->ev.eval_every);
+    if (r->algo->header) r->algo->header(r, r->priv->state);
+}
+
+/* ---- health checks (collapse, divergence) ----------------------------------------------- */
+
+static fr_status params_finite(const fr_run *r)
+{
+    for (int i = 0; i < r->pol.n_params; i++) {
+        const fr_tensor *v = &r->pol.values[i];
+        const float *p = v->data;
+        int64_t n = fr_tensor_numel(v);
+        for (int64_t k = 0; k < n; k++)
+            if (!isfinite(p[k]))
+                return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld: parameter %s[%lld] is %g (the policy diverged)",
+                               (long long)r->epoch + 1, r->pol.params[i].name, (long long)k, (double)p[k]);
+    }
+    return FR_OK;
+}
+
+static void health(fr_run *r, const fr_run_epoch_event *ev)
+{
+    const fr_run_common *c = &r->o->c;
+    struct fr_run_private *pv = r->priv;
+    double kept = fr_run_event_get(ev, "kept");
+    pv->zero_adv_streak = kept == 0.0 ? pv->zero_adv_streak + 1 : 0;
+    if (c->warn_zero_adv > 0 && pv->zero_adv_streak >= c->warn_zero_adv && !pv->warned_zero) {
+        pv->warned_zero = 1;
+        fr_run_info(r, "warning: every advantage was zero for %lld epochs in a row (epoch %lld): the reward does not "
+                       "separate the samples of a group (constant reward or a collapsed policy), nothing is learned",
+                    (long long)pv->zero_adv_streak, (long long)ev->epoch);
+    }
+    const char *keys[] = {"kl", "approx_kl"};
+    for (int k = 0; k < 2 && c->warn_kl > 0.0 && !pv->warned_kl; k++) {
+        double v = fr_run_event_get(ev, keys[k]);
+        if (isfinite(v) && fabs(v) > c->warn_kl) {
+            pv->warned_kl = 1;
+            fr_run_info(r, "warning: epoch %lld: %s = %g exceeds --warn-kl %g: the policy moves fast (lower --lr or "
+                           "raise --beta)", (long long)ev->epoch, keys[k], v, c->warn_kl);
+        }
+    }
+}
+
+/* A divergence in epoch e: the checkpoint step-e produced it when the rollout itself was not
+ * finite; it is renamed *.nonfinite so that --resume takes the one before. */
+static void quarantine(fr_run *r, int64_t e)
+{
+    char rel[64], p[FR_TRAIN_PATH_MAX + 64], q[FR_TRAIN_PATH_MAX + 80];
+    fr_checkpoint_name(e, rel, sizeof rel);
+    if (e <= 0 || fr_train_path(p, sizeof p, r->dir, rel) != FR_OK) return;
+    snprintf(q, sizeof q, "%s.nonfinite", p);
+    struct stat st;
+    if (stat(p, &st) == 0 && rename(p, q) == 0)
+        fr_run_info(r, "%s produced non-finite samples: renamed to %s", p, q);
+}
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+static fr_status end_epoch(fr_run *r, int64_t e, double t0, int *stop)
+{
+    struct fr_run_private *pv = r->priv;
+    const fr_run_opts *o = r->o;
+    fr_run_epoch_event *ev = &pv->ev;
+    ev->seconds = fr_now_seconds() - t0;
+    char path[FR_TRAIN_PATH_MAX + 32];
+    /* order: audit end-step (done), metrics line, checkpoint: a crash anywhere leaves a log
+     * at least as long as the newest checkpoint, which resume cuts back to it */
+    FR_TRY(fr_train_metrics_append(r->dir, ev));
+    const fr_run_cb *cb = pv->env->cb;
+    int sig = cb && cb->stop && *cb->stop;
+    int last = e + 1 == o->run.epochs;
+    if (cb && cb->on_epoch && cb->on_epoch(ev, cb->user) && !last) {
+        *stop = 1;
+        sig = 1;
+    }
+    if (sig || last || (o->run.checkpoint_every > 0 && (e + 1) % o->run.checkpoint_every == 0)) FR_TRY(fr_run_save_checkpoint(r, e + 1));
+    FR_TRY(fr_train_curve_push(&pv->curve, fr_run_event_get(ev, "reward_mean"), fr_run_event_get(ev, "accuracy")));
+    if (o->ev.eval_every > 0 && (e + 1) % o->ev.eval_every == 0 && !last && o->ev.eval_n > 0) {
+        char key[32];
+        double acc = NAN, score = NAN;
+        snprintf(key, sizeof key, "epoch-%lld", (long long)e + 1);
+        FR_TRY(fr_run_eval_current(r, key, e + 1, &acc, &score));
+        FR_TRY(fr_train_curve_push_eval(&pv->curve, (double)(e + 1), acc));
+    }
+    FR_TRY(fr_train_path(path, sizeof path, r->dir, FR_TRAIN_CURVE_NAME));
+    return fr_train_curve_write_svg(&pv->curve, path);
+}
+
+static fr_status run_epoch(fr_run *r, int64_t e)
+{
+    struct fr_run_private *pv = r->priv;
+    memset(&pv->ev, 0, sizeof pv->ev);
+    pv->ev.epoch = e + 1;
+    pv->ev.epochs = r->o->run.epochs;
+    r->epoch = e;
+    FR_TRY(fr_audit_begin_step(pv->audit, e + 1));
+    pv->rec_step = e + 1;
+    FR_TRY(r->algo->epoch(r, pv->state));
+    FR_TRY(params_finite(r));
+    /* the state after the epoch, under the checkpoint's names (flowrl/audit.h convention) */
+    FR_TRY(fr_run_rec_params(r, "", r->pol.values));
+    if (r->have_ema) FR_TRY(fr_run_rec_params(r, "ema.", r->ema.shadow));
+    FR_TRY(fr_run_rec_params(r, "optim.m.", r->adam.m));
+    FR_TRY(fr_run_rec_params(r, "optim.v.", r->adam.v));
+    return fr_audit_end_step(pv->audit);
+}
+
+static fr_status loop(fr_run *r, int64_t first, fr_run_result *res)
+{
+    const fr_run_cb *cb = r->priv->env->cb;
+    res->first_epoch = first;
+    res->epochs_done = first;
+    for (int64_t e = first; e < r->o->run.epochs; e++) {
+        if (cb && cb->stop && *cb->stop) {
+            res->interrupted = (int)*cb->stop;
+            break;
+        }
+        double t0 = fr_now_seconds();
+        fr_status s = run_epoch(r, e);
+        if (s == FR_ERR_NUMERIC && r->priv->state_nonfinite) quarantine(r, e);
+        FR_TRY(s);
+        health(r, &r->priv->ev);
+        int stop = 0;
+        FR_TRY(end_epoch(r, e, t0, &stop));
+        res->epochs_done = e + 1;
+        if (stop) {
+            res->interrupted = 1;
+            break;
+        }
+    }
+    if (!res->interrupted && cb && cb->stop && *cb->stop && res->epochs_done < r->o->run.epochs)
+        res->interrupted = (int)*cb->stop;
+    if (!res->interrupted) {
+        FR_TRY(fr_run_eval_current(r, "after", res->epochs_done, &res->acc_after, &res->score_after));
+        res->have_after = r->o->ev.eval_n > 0;
+        if (res->have_after) FR_TRY(fr_train_curve_push_eval(&r->priv->curve, (double)res->epochs_done, res->acc_after));
+        char path[FR_TRAIN_PATH_MAX + 32];
+        FR_TRY(fr_train_path(path, sizeof path, r->dir, FR_TRAIN_CURVE_NAME));
+        FR_TRY(fr_train_curve_write_svg(&r->priv->curve, path));
+    }
+    return FR_OK;
+}
+
+static fr_status check_opts(const fr_run_opts *ro, const fr_algo *a, const void *ao)
+{
+    fr_opts o;
+    fr_run_bind(&o, ro, a, ao);
+    FR_TRY(fr_opts_check(&o));
+    if (!ro->c.base[0]) return fr_fail(FR_ERR_ARG, "train: --base CKPT is required");
+    if (!ro->run.out[0]) return fr_fail(FR_ERR_ARG, "train: --out RUNDIR is required");
+    if ((ro->c.prompts * ro->c.group) % ro->c.num_batches != 0)
+        return fr_fail(FR_ERR_ARG, "train: --prompts-per-epoch x --group-size = %lld samples is not a multiple of "
+                       "--num-batches %lld", (long long)(ro->c.prompts * ro->c.group), (long long)ro->c.num_batches);
+    /* epoch and sample ids are Philox coordinates */
+    if ((uint64_t)ro->run.epochs >= UINT32_MAX / 2 || (uint64_t)(ro->c.prompts * ro->c.group) > UINT32_MAX / 2)
+        return fr_fail(FR_ERR_ARG, "train: --epochs %lld or %lld samples per epoch exceed 2^31",
+                       (long long)ro->run.epochs, (long long)(ro->c.prompts * ro->c.group));
+    if (ro->c.num_batches % ro->c.grad_accum != 0)
+        return fr_fail(FR_ERR_ARG, "train: --num-batches %lld is not a multiple of --grad-accum %lld",
+                       (long long)ro->c.num_batches, (long long)ro->c.grad_accum);
+    return a->check ? a->check(ro, ao) : FR_OK;
+}
+
+static int holds_run(const char *dir)
+{
+    char p[FR_TRAIN_PATH_MAX + 32];
+    struct stat st;
+    const char *names[] = {FR_TRAIN_CONFIG_NAME, FR_AUDIT_LOG_NAME, FR_CHECKPOINT_DIR};
+    for (int i = 0; i < 3; i++)
+        if (fr_train_path(p, sizeof p, dir, names[i]) != FR_OK || stat(p, &st) == 0) return 1;
+    return 0;
+}
+
+static fr_status make_dirs(fr_run *r)
+{
+    char p[FR_TRAIN_PATH_MAX + 32];
+    if (mkdir(r->dir, 0777) != 0 && errno != EEXIST) return fr_fail(FR_ERR_IO, "%s: %s", r->dir, strerror(errno));
+    FR_TRY(fr_train_path(p, sizeof p, r->dir, FR_CHECKPOINT_DIR));
+    if (mkdir(p, 0777) != 0 && errno != EEXIST) return fr_fail(FR_ERR_IO, "%s: %s", p, strerror(errno));
+    return FR_OK;
+}
+
+static void result_init(fr_run_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->acc_before = res->acc_after = res->score_before = res->score_after = NAN;
+}
+
+static fr_status run_with(fr_run *r, const fr_run_env *env, struct fr_run_private *pv)
+{
+    memset(pv, 0, sizeof *pv);
+    pv->lock.fd = -1;
+    pv->env = env;
+    r->priv = pv;
+    r->ops = env->ops;
+    r->threads = env->threads;
+    return FR_OK;
+}
+
+fr_status fr_run_new(const fr_run_opts *ro_in, const void *ao, const fr_run_env *env, fr_run_result *res)
+{
+    result_init(res);
+    const fr_algo *a;
+    FR_TRY(fr_algo_find(ro_in->c.algo, &a));
+    fr_run_opts ro = *ro_in;
+    /* a base given by a relative path is found again from any working directory */
+    char absbase[FR_OPT_PATH_MAX];
+    if (ro.c.base[0] && ro.c.base[0] != '/' && realpath(ro.c.base, absbase)) snprintf(ro.c.base, sizeof ro.c.base, "%s", absbase);
+    FR_TRY(check_opts(&ro, a, ao));
+    if (holds_run(ro.run.out))
+        return fr_fail(FR_ERR_ARG, "train: %s already holds a run (use --resume %s to continue it)", ro.run.out,
+                       ro.run.out);
+    fr_run r;
+    struct fr_run_private pv;
+    memset(&r, 0, sizeof r);
+    r.o = &ro;
+    r.ao = ao;
+    r.algo = a;
+    r.dir = ro.run.out;
+    run_with(&r, env, &pv);
+    fr_status s = make_dirs(&r);
+    if (s == FR_OK) s = fr_dir_lock(r.dir, &pv.lock);
+    if (s == FR_OK) s = setup(&r);
+    if (s == FR_OK) s = fr_run_write_config(&r);
+    if (s == FR_OK) s = open_audit(&r);
+    if (s == FR_OK) {
+        header(&r);
+        s = fr_run_eval_current(&r, "before", 0, &res->acc_before, &res->score_before);
+        if (s == FR_OK && ro.ev.eval_n > 0) s = fr_train_curve_push_eval(&pv.curve, 0.0, res->acc_before);
+    }
+    if (s == FR_OK) s = loop(&r, 0, res);
+    return finish(&r, s, 1);
+}
+
+/* ---- resume -------------------------------------------------------------------------------- */
+
+static fr_status pick_checkpoint(const fr_run *r, int64_t from_step, int64_t *last)
+{
+    int64_t *steps, n;
+    FR_TRY(fr_train_list_checkpoints(r->dir, &steps, &n));
+    fr_status s = FR_OK;
+    *last = n ? steps[n - 1] : 0;
+    if (from_step > 0) {
+        int found = 0;
+        for (int64_t i = 0; i < n; i++) found |= steps[i] == from_step;
+        if (!found) {
+            char list[256] = "";
+            for (int64_t i = 0; i < n; i++) {
+                size_t l = strlen(list);
+                snprintf(list + l, sizeof list - l, "%s%lld", i ? ", " : "", (long long)steps[i]);
+            }
+            s = fr_fail(FR_ERR_ARG, "train: %s has no checkpoint step-%lld (it has: %s)", r->dir, (long long)from_step,
+                        n ? list : "none");
+        }
+        *last = from_step;
+    }
+    free(steps);
+    return s;
+}
+
+fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_run_result *res)
+{
+    result_init(res);
+    char path[FR_TRAIN_PATH_MAX + 32], algo[64];
+    FR_TRY(fr_train_path(path, sizeof path, rq->dir, FR_TRAIN_CONFIG_NAME));
+    FR_TRY(fr_opts_json_string(path, "algo", algo, sizeof algo));
+    const fr_algo *a;
+    FR_TRY(fr_algo_find(algo[0] ? algo : "flow-grpo", &a));
+    fr_run_opts saved, ro;
+    void *ao_saved = fr_calloc(1, a->opts_size ? a->opts_size : 1), *ao = fr_calloc(1, a->opts_size ? a->opts_size : 1);
+    if (!ao_saved || !ao) {
+        free(ao_saved);
+        free(ao);
+        return FR_ERR_NOMEM;
+    }
+    memset(&saved, 0, sizeof saved);
+    fr_opts o_saved;
+    fr_run_bind(&o_saved, &saved, a, ao_saved);
+    static const char *const ignore[] = {"resolved", "base_digest", "base_abs", NULL};
+    fr_status s = fr_opts_defaults(&o_saved);
+    if (s == FR_OK && a->defaults) a->defaults(&saved, ao_saved);
+    if (s == FR_OK) s = fr_opts_read_json(&o_saved, path, ignore);
+    /* a relative base path is resolved against the directory the run was created from */
+    char abs[FR_OPT_PATH_MAX];
+    struct stat stb;
+    if (s == FR_OK && saved.c.base[0] != '/' && stat(saved.c.base, &stb) != 0 &&
+        fr_opts_json_string(path, "base_abs", abs, sizeof abs) == FR_OK && abs[0])
+        snprintf(saved.c.base, sizeof saved.c.base, "%s", abs);
+    ro = saved;
+    if (a->opts_size) memcpy(ao, ao_saved, a->opts_size);
+    snprintf(ro.run.out, sizeof ro.run.out, "%s", rq->dir); /* the run may have moved */
+    int64_t epochs_before = saved.run.epochs;
+    int changed = 0;
+    if (s == FR_OK && rq->override) {
+        fr_opts o_now;
+        fr_run_bind(&o_now, &ro, a, ao);
+        fr_opts_seen seen;
+        memset(&seen, 0, sizeof seen);
+        s = rq->override(&o_now, &seen, rq->override_user);
+        if (s == FR_OK) s = fr_opts_resume_check(&o_now, &o_saved, &seen);
+        for (int g = 0; g < FR_OPTS_MAX_GROUPS; g++)
+            for (int k = 0; k < 64; k++) changed |= seen.set[g][k];
+        snprintf(ro.run.out, sizeof ro.run.out, "%s", rq->dir);
+    }
+    if (s == FR_OK) s = check_opts(&ro, a, ao);
+    fr_run r;
+    struct fr_run_private pv;
+    memset(&r, 0, sizeof r);
+    r.o = &ro;
+    r.ao = ao;
+    r.algo = a;
+    r.dir = ro.run.out;
+    run_with(&r, env, &pv);
+    if (s != FR_OK) {
+        free(ao_saved);
+        free(ao);
+        return s;
+    }
+    s = fr_dir_lock(r.dir, &pv.lock);
+    if (s == FR_OK) s = setup(&r);
+    int64_t last = 0;
+    if (s == FR_OK) s = pick_checkpoint(&r, rq->from_step, &last);
+    if (s == FR_OK && ro.run.epochs < last)
+        s = fr_fail(FR_ERR_ARG, "train: --epochs %lld is below the %lld epochs %s has done", (long long)ro.run.epochs,
+                    (long long)last, r.dir);
+    if (s == FR_OK && last > 0) s = fr_run_load_checkpoint(&r, last);
+    char alog[FR_TRAIN_PATH_MAX + 32];
+    if (s == FR_OK) s = fr_train_path(alog, sizeof alog, r.dir, FR_AUDIT_LOG_NAME);
+    if (s == FR_OK) s = fr_audit_truncate_to_step(alog, last);
+    if (s == FR_OK) s = fr_train_metrics_truncate(r.dir, last, &pv.curve);
+    /* the checkpoints after step `last` (--from-step) belong to the abandoned branch */
+    int64_t *steps = NULL, n = 0;
+    if (s == FR_OK) s = fr_train_list_checkpoints(r.dir, &steps, &n);
+    for (int64_t i = 0; s == FR_OK && i < n; i++)
+        if (steps[i] > last) {
+            char rel[64], p[FR_TRAIN_PATH_MAX + 64];
+            fr_checkpoint_name(steps[i], rel, sizeof rel);
+            if (fr_train_path(p, sizeof p, r.dir, rel) == FR_OK && remove(p) != 0)
+                s = fr_fail(FR_ERR_IO, "%s: %s", p, strerror(errno));
+        }
+    free(steps);
+    if (s == FR_OK && (ro.run.epochs != epochs_before || changed)) s = fr_run_write_config(&r);
+    if (s == FR_OK) s = open_audit(&r);
+    if (s == FR_OK) {
+        header(&r);
+        fr_run_info(&r, "resuming %s at epoch %lld of %lld", r.dir, (long long)last, (long long)ro.run.epochs);
+        int found = 0;
+        s = fr_train_eval_json_get(r.dir, "before", &found, &res->acc_before, &res->score_before);
+        if (s == FR_OK && !found && ro.ev.eval_n > 0) {
+            /* the run stopped before its first evaluation finished: evaluate the base */
+            fr_infer_ckpt ck;
+            s = fr_infer_ckpt_load(&ck, ro.c.base, !ro.c.base_raw, ro.c.task);
+            if (s == FR_OK) s = fr_run_evaluate(&r, &ck.model, "before", 0, &res->acc_before, &res->score_before);
+            fr_infer_ckpt_free(&ck);
+        }
+    }
+    if (s == FR_OK) s = loop(&r, last, res);
+    s = finish(&r, s, 0);
+    free(ao_saved);
+    free(ao);
+    return s;
+}

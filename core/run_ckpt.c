@@ -1,0 +1,178 @@
+/* Checkpoints of a run (flowrl/run.h): weights, EMA, AdamW state, the DDPO tracker's history
+ * and the algorithm's state, with the run's identity metadata. On load: the file's own
+ * per-tensor digests (core/checkpoint.c), the metadata against config.json and the base, and
+ * the parameters against audit.log's records of the same step, so a corrupted or foreign
+ * checkpoint is refused with one line naming the file and the tensor. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/run_internal.h"
+#include "flowrl/checkpoint.h"
+#include "flowrl/digest.h"
+
+/* DDPO's history as a (n_train, buffer) table and its lengths, so a resumed tracker has it. */
+static fr_status ddpo_to_st(const fr_run *r, fr_st_file *f)
+{
+    const int64_t ng = r->task->n_train, cap = r->o->c.ddpo_buffer;
+    fr_tensor h, n;
+    int64_t sh[2] = {ng, cap};
+    FR_TRY(fr_tensor_alloc(&h, FR_F32, 2, sh));
+    fr_status s = fr_tensor_alloc(&n, FR_I64, 1, &ng);
+    for (int64_t g = 0; g < ng && s == FR_OK; g++)
+        s = fr_ddpo_tracker_history(r->priv->ddpo, g, (float *)h.data + g * cap, cap, (int64_t *)n.data + g);
+    if (s == FR_OK) s = fr_st_add(f, "ddpo.history", &h);
+    if (s == FR_OK) s = fr_st_add(f, "ddpo.count", &n);
+    fr_tensor_free(&h);
+    fr_tensor_free(&n);
+    return s;
+}
+
+static fr_status ddpo_from_st(fr_run *r, const fr_st_file *f, const char *path)
+{
+    const int64_t ng = r->task->n_train, cap = r->o->c.ddpo_buffer;
+    const fr_tensor *h = fr_st_get(f, "ddpo.history"), *n = fr_st_get(f, "ddpo.count");
+    if (!h || !n || h->dtype != FR_F32 || h->ndim != 2 || h->shape[0] != ng || h->shape[1] != cap ||
+        n->dtype != FR_I64 || n->ndim != 1 || n->shape[0] != ng)
+        return fr_fail(FR_ERR_FORMAT, "%s: ddpo.history / ddpo.count missing or of the wrong shape", path);
+    for (int64_t g = 0; g < ng; g++) {
+        int64_t len = ((const int64_t *)n->data)[g];
+        if (len < 0 || len > cap)
+            return fr_fail(FR_ERR_FORMAT, "%s: ddpo.count[%lld] = %lld", path, (long long)g, (long long)len);
+        if (len == 0) continue;
+        /* appending the history oldest first rebuilds the deque exactly */
+        int64_t *grp = fr_malloc((size_t)len * sizeof *grp);
+        float *tmp = fr_malloc((size_t)len * sizeof *tmp);
+        fr_status s = (grp && tmp) ? FR_OK : FR_ERR_NOMEM;
+        for (int64_t k = 0; k < len && s == FR_OK; k++) grp[k] = g;
+        if (s == FR_OK) s = fr_ddpo_tracker_update(r->priv->ddpo, len, (const float *)h->data + g * cap, grp, tmp);
+        free(grp);
+        free(tmp);
+        FR_TRY(s);
+    }
+    return FR_OK;
+}
+
+fr_status fr_run_save_checkpoint(fr_run *r, int64_t epoch)
+{
+    char rel[64], path[FR_TRAIN_PATH_MAX + 64], b[32];
+    fr_checkpoint_name(epoch, rel, sizeof rel);
+    FR_TRY(fr_train_path(path, sizeof path, r->dir, rel));
+    fr_st_file f;
+    fr_st_init(&f);
+    fr_status s = fr_checkpoint_to_st(&f, &r->pol, r->have_ema ? &r->ema : NULL, &r->adam);
+    if (s == FR_OK && r->priv->ddpo) s = ddpo_to_st(r, &f);
+    if (s == FR_OK && r->algo->save) s = r->algo->save(r, r->priv->state, &f);
+    if (s == FR_OK) s = fr_run_meta(r, &f);
+    snprintf(b, sizeof b, "%lld", (long long)epoch);
+    if (s == FR_OK) s = fr_st_set_meta(&f, "epoch", b);
+    if (s == FR_OK) s = fr_st_set_meta(&f, "step", b);
+    /* RNG coordinates of the next epoch: key (seed, purpose), c0 = epoch */
+    snprintf(b, sizeof b, "%" PRIu32, r->o->run.seed);
+    if (s == FR_OK) s = fr_st_set_meta(&f, "seed", b);
+    snprintf(b, sizeof b, "%lld", (long long)epoch);
+    if (s == FR_OK) s = fr_st_set_meta(&f, "rng.next_c0", b);
+    if (s == FR_OK) s = fr_st_write(&f, path);
+    fr_st_free(&f);
+    if (s == FR_OK) r->priv->ckpt_written++;
+    if (s == FR_OK) s = fr_train_prune_checkpoints(r->dir, r->o->run.keep_checkpoints);
+    return s;
+}
+
+/* The value a checkpoint written by cff6d07 stored under a renamed key: "train.<old>" where
+ * the row's alias is "--old-name". */
+static const char *meta_get(const fr_st_file *f, const fr_opts *o, const char *key)
+{
+    const char *have = fr_st_get_meta(f, key);
+    if (have || strncmp(key, "train.", 6) != 0) return have;
+    void *st;
+    const fr_opt *row = fr_opts_find(o, key + 6, &st);
+    if (!row || !row->alias || strncmp(row->alias, "--", 2) != 0) return NULL;
+    char old[96];
+    int w = snprintf(old, sizeof old, "train.%s", row->alias + 2);
+    if (w < 0 || (size_t)w >= sizeof old) return NULL;
+    for (char *c = old; *c; c++)
+        if (*c == '-') *c = '_';
+    return fr_st_get_meta(f, old);
+}
+
+/* Two texts of one option are the same value when they format alike after parsing (older
+ * files may spell a number differently). */
+static int same_value(const fr_opts *o, const char *key, const char *a, const char *b)
+{
+    if (strcmp(a, b) == 0) return 1;
+    if (strncmp(key, "train.", 6) != 0) return 0;
+    void *st;
+    const fr_opt *row = fr_opts_find(o, key + 6, &st);
+    if (!row || row->kind == FR_OPT_STR) return 0;
+    unsigned char x[64], y[64];
+    if (row->size > sizeof x) return 0;
+    fr_opt probe = *row;
+    probe.off = 0;
+    char fa[128], fb[128];
+    if (fr_opt_set(&probe, x, a, key) != FR_OK || fr_opt_set(&probe, y, b, key) != FR_OK) return 0;
+    fr_opt_format(&probe, x, fa, sizeof fa);
+    fr_opt_format(&probe, y, fb, sizeof fb);
+    return strcmp(fa, fb) == 0;
+}
+
+/* The parameters' digests against audit.log's records of step `epoch` (where present). */
+static fr_status cross_check_audit(fr_run *r, int64_t epoch, const char *path)
+{
+    char alog[FR_TRAIN_PATH_MAX + 32];
+    FR_TRY(fr_train_path(alog, sizeof alog, r->dir, FR_AUDIT_LOG_NAME));
+    fr_audit_log log;
+    if (fr_audit_read(&log, alog) != FR_OK) return FR_OK; /* the resume path reports a bad log */
+    const fr_audit_step *st = NULL;
+    for (size_t i = 0; i < log.n_steps; i++)
+        if (log.steps[i].step == epoch) st = &log.steps[i];
+    fr_status s = FR_OK;
+    for (int p = 0; st && p < r->pol.n_params && s == FR_OK; p++) {
+        const char *name = r->pol.params[p].name;
+        for (size_t k = 0; k < st->n; k++) {
+            if (strcmp(st->recs[k].name, name) != 0) continue;
+            uint64_t d = fr_tensor_digest(&r->pol.values[p]);
+            if (d != st->recs[k].digest)
+                s = fr_fail(FR_ERR_MISMATCH,
+                            "%s: tensor %s: digest %016" PRIx64 " differs from audit.log's step %lld record "
+                            "%016" PRIx64 " (a corrupted or foreign checkpoint; --from-step N resumes from an "
+                            "earlier one)",
+                            path, name, d, (long long)epoch, st->recs[k].digest);
+            break;
+        }
+    }
+    fr_audit_log_free(&log);
+    return s;
+}
+
+fr_status fr_run_load_checkpoint(fr_run *r, int64_t epoch)
+{
+    char rel[64], path[FR_TRAIN_PATH_MAX + 64];
+    fr_checkpoint_name(epoch, rel, sizeof rel);
+    FR_TRY(fr_train_path(path, sizeof path, r->dir, rel));
+    fr_st_file f, want;
+    FR_TRY(fr_st_read(&f, path)); /* verifies the per-tensor digests */
+    fr_opts o;
+    fr_run_bind(&o, r->o, r->algo, r->ao);
+    fr_st_init(&want);
+    fr_status s = fr_run_meta(r, &want);
+    for (size_t i = 0; s == FR_OK && i < want.n_meta; i++) {
+        const char *key = want.meta[i].key, *have = meta_get(&f, &o, key);
+        /* an option newer than the checkpoint: its default is what the run used */
+        void *st;
+        const fr_opt *row = strncmp(key, "train.", 6) == 0 ? fr_opts_find(&o, key + 6, &st) : NULL;
+        if (!have && row && row->def && same_value(&o, key, row->def, want.meta[i].value)) continue;
+        if (!have || !same_value(&o, key, have, want.meta[i].value))
+            s = fr_fail(FR_ERR_MISMATCH, "%s: metadata '%s' is '%s', config.json and the base give '%s'", path, key,
+                        have ? have : "(absent)", want.meta[i].value);
+    }
+    fr_st_free(&want);
+    if (s == FR_OK) s = fr_checkpoint_from_st(&f, &r->pol, r->have_ema ? &r->ema : NULL, &r->adam);
+    if (s == FR_OK && r->priv->ddpo) s = ddpo_from_st(r, &f, path);
+    r->epoch = epoch; /* the epochs done, for the algorithm's load */
+    if (s == FR_OK && r->algo->load) s = r->algo->load(r, r->priv->state, &f, path);
+    fr_st_free(&f);
+    if (s == FR_OK) s = cross_check_audit(r, epoch, path);
+    return s;
+}

@@ -1,0 +1,52 @@
+/* Held-out evaluation of a run (flowrl/run.h): before, every eval_every epochs, after. */
+#include <stdio.h>
+
+#include "core/run_internal.h"
+#include "flowrl/checkpoint.h"
+
+fr_status fr_run_evaluate(fr_run *r, const fr_model *m, const char *key, int64_t epoch, double *acc, double *score)
+{
+    const fr_run_opts *o = r->o;
+    if (o->ev.eval_n <= 0) return FR_OK;
+    fr_rollout_cfg erc = fr_rollout_cfg_default(FR_SAMPLER_ODE);
+    erc.T = o->ev.eval_steps;
+    erc.cfg = o->smp.cfg;
+    erc.batch = o->smp.rollout_batch;
+    fr_rollout_schedule es;
+    FR_TRY(fr_rollout_schedule_make(&erc, o->smp.grid, o->smp.shift, 0, 0, &es));
+    fr_eval_opts eo = fr_eval_opts_default();
+    eo.n = (int)o->ev.eval_n;
+    eo.reward_id = r->priv->eval_reward_id;
+    fr_eval_result res;
+    fr_status s = fr_evaluate(m, r->ops, r->task, &erc, &eo, &res);
+    if (s == FR_OK) {
+        *acc = res.samples ? (double)res.correct / (double)res.samples : 0.0;
+        *score = res.score;
+        s = fr_train_eval_json_set(r->dir, key, r->task, &res, epoch);
+        fr_run_info(r, "eval %-8s (epoch %lld, %d held-out prompts x %d, %lld ODE steps): accuracy %.1f%%, mean reward %.4f",
+                    key, (long long)epoch, res.n_prompts, res.n, (long long)erc.T, 100.0 * *acc, res.score);
+        for (int g = 0; g < res.n_groups; g++)
+            if (res.group_samples[g])
+                fr_run_info(r, "  %-10s accuracy %.1f%%, mean reward %.4f", r->task->group_names[g],
+                            100.0 * (double)res.group_correct[g] / (double)res.group_samples[g], res.group_score[g]);
+        fr_eval_result_free(&res);
+    }
+    char png[48];
+    snprintf(png, sizeof png, "%s.png", key);
+    int64_t k = o->ev.eval_n < 8 ? o->ev.eval_n : 8;
+    if (s == FR_OK) s = fr_train_sample_grid(r->dir, png, m, r->ops, r->task, &erc, k);
+    fr_rollout_schedule_free(&es);
+    return s;
+}
+
+/* The weights evaluated: the EMA's when it is on (FG evaluates the EMA). */
+fr_status fr_run_eval_current(fr_run *r, const char *key, int64_t epoch, double *acc, double *score)
+{
+    if (!r->have_ema) return fr_run_evaluate(r, &r->pol, key, epoch, acc, score);
+    fr_model em;
+    FR_TRY(fr_model_alloc(&em, &r->pol.cfg));
+    fr_status s = fr_ema_copy_to(r->ops, &r->ema, em.params, em.n_params);
+    if (s == FR_OK) s = fr_run_evaluate(r, &em, key, epoch, acc, score);
+    fr_model_free(&em);
+    return s;
+}

@@ -1,0 +1,104 @@
+/* Shared between the files of the run loop (core/run*.c; flowrl/run.h). */
+#ifndef FLOWRL_CORE_RUN_INTERNAL_H
+#define FLOWRL_CORE_RUN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flowrl/algo.h"
+#include "flowrl/audit.h"
+#include "flowrl/dir_lock.h"
+#include "flowrl/evaluate.h"
+#include "flowrl/run.h"
+#include "flowrl/safetensors.h"
+
+#define FR_TRAIN_PATH_MAX FR_OPT_PATH_MAX
+#define FR_TRAIN_CONFIG_NAME "config.json"
+#define FR_TRAIN_METRICS_NAME "metrics.jsonl"
+#define FR_TRAIN_EVAL_NAME "eval.json"
+#define FR_TRAIN_CURVE_NAME "curve.svg"
+
+/* Per-epoch curve points (curve.svg): reward mean and training accuracy per epoch, held-out
+ * accuracy at each evaluation. */
+typedef struct {
+    int64_t n, cap;
+    double *reward, *acc;
+    int64_t n_eval, cap_eval;
+    double *eval_epoch, *eval_acc;
+} fr_train_curve;
+
+struct fr_run_private {
+    const fr_run_env *env;
+    struct fr_audit *audit;
+    int64_t rec_step;             /* the audit step being written */
+    void *state;                  /* the algorithm's */
+    fr_ddpo_tracker *ddpo;
+    fr_train_curve curve;
+    fr_run_epoch_event ev;        /* metrics of the epoch being run */
+    int64_t zero_adv_streak;      /* epochs in a row with kept == 0 */
+    int warned_kl, warned_zero;
+    int state_nonfinite;          /* fr_run_check_finite failed on rollout samples */
+    int eval_reward_id;
+    int created_dir;              /* fr_run_new made the directory (removed on early failure) */
+    int64_t ckpt_written;         /* checkpoints written by this process */
+    fr_lock_file lock;            /* the run directory lock (flowrl/dir_lock.h) */
+};
+
+/* ---- run-directory files (core/run_files.c) ------------------------------------------- */
+
+void fr_train_curve_free(fr_train_curve *c);
+fr_status fr_train_curve_push(fr_train_curve *c, double reward, double acc);
+fr_status fr_train_curve_push_eval(fr_train_curve *c, double epoch, double acc);
+fr_status fr_train_curve_write_svg(const fr_train_curve *c, const char *path);
+
+/* Appends one JSON line for ev to RUNDIR/metrics.jsonl (flushed). */
+fr_status fr_train_metrics_append(const char *dir, const fr_run_epoch_event *ev);
+/* Cuts metrics.jsonl to its first n lines (FR_ERR_MISMATCH if it has fewer) and loads the
+ * curve points of those lines. */
+fr_status fr_train_metrics_truncate(const char *dir, int64_t n, fr_train_curve *curve);
+
+/* The checkpoint steps of RUNDIR/checkpoints, ascending (*steps malloc'd, may be NULL when
+ * *n = 0); removes stale temporary files of interrupted writes. */
+fr_status fr_train_list_checkpoints(const char *dir, int64_t **steps, int64_t *n);
+/* Removes all but the newest `keep` checkpoints (keep 0: none removed). */
+fr_status fr_train_prune_checkpoints(const char *dir, int64_t keep);
+
+/* eval.json: sets object `key` ("before", "epoch-N", "after") to the result r. */
+fr_status fr_train_eval_json_set(const char *dir, const char *key, const fr_task *t, const fr_eval_result *r,
+                                 int64_t epoch);
+/* Reads back overall accuracy and mean score of `key`; *found = 0 if absent. */
+fr_status fr_train_eval_json_get(const char *dir, const char *key, int *found, double *acc, double *score);
+/* samples/NAME.png: shapes a grid of the eval prompts' first samples, gmm2d a scatter. */
+fr_status fr_train_sample_grid(const char *dir, const char *name, const fr_model *m, const fr_ops *ops,
+                               const fr_task *t, const fr_rollout_cfg *rc, int64_t n_per_prompt);
+
+/* "DIR/NAME" into buf (FR_ERR_ARG if it does not fit). */
+fr_status fr_train_path(char *buf, size_t n, const char *dir, const char *name);
+/* Write-to-temporary-then-rename of a text (and a final newline when asked). */
+fr_status fr_train_write_file_atomic(const char *path, const char *data, size_t len, int newline);
+
+/* ---- options (core/run_opts.c) --------------------------------------------------------- */
+
+/* Every saved option of the run (common and the algorithm's) into an fr_opts. */
+void fr_run_bind(fr_opts *o, const fr_run_opts *ro, const fr_algo *a, const void *ao);
+/* config.json of the run (with algo, base_digest and the resolved values). */
+fr_status fr_run_write_config(const fr_run *r);
+/* Identity metadata "train.<key>" of every saved, non-resumable option, plus task,
+ * base.digest and algo. */
+fr_status fr_run_meta(const fr_run *r, fr_st_file *f);
+
+/* ---- checkpoints (core/run_ckpt.c) ---------------------------------------------------- */
+
+fr_status fr_run_save_checkpoint(fr_run *r, int64_t epoch);
+/* Loads step-N: digests verified, metadata equal to the run's, and the parameters' digests
+ * equal to audit.log's records of step N where the log has them. */
+fr_status fr_run_load_checkpoint(fr_run *r, int64_t epoch);
+
+/* ---- evaluation (core/run_eval.c) ----------------------------------------------------- */
+
+/* Held-out evaluation of the policy (EMA weights when on) under eval.json key `key`
+ * ("before", "epoch-N", "after"), with the sample grid samples/KEY.png. */
+fr_status fr_run_eval_current(fr_run *r, const char *key, int64_t epoch, double *acc, double *score);
+fr_status fr_run_evaluate(fr_run *r, const fr_model *m, const char *key, int64_t epoch, double *acc, double *score);
+
+#endif

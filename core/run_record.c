@@ -1,0 +1,178 @@
+/* What an algorithm calls on its run (flowrl/run.h "the run as an algorithm sees it"):
+ * audit records and the tap, metrics, info lines, the optimiser step, rewards, advantages,
+ * prompts and the finiteness check. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/run_internal.h"
+#include "flowrl/advantage.h"
+#include "flowrl/optim_step.h"
+#include "flowrl/philox.h"
+#include "flowrl/reward_cmd.h"
+
+fr_status fr_run_rec_tensor(fr_run *r, const char *name, const fr_tensor *v)
+{
+    FR_TRY(fr_audit_tensor(r->priv->audit, name, v));
+    const fr_run_env *env = r->priv->env;
+    return env->tap ? env->tap(r->priv->rec_step, name, v, env->tap_user) : FR_OK;
+}
+
+fr_status fr_run_rec_scalar(fr_run *r, const char *name, float x)
+{
+    FR_TRY(fr_audit_scalar_f32(r->priv->audit, name, x));
+    const fr_run_env *env = r->priv->env;
+    fr_tensor v = fr_tensor_f32(&x, 0, NULL);
+    return env->tap ? env->tap(r->priv->rec_step, name, &v, env->tap_user) : FR_OK;
+}
+
+fr_status fr_run_rec_f32(fr_run *r, const char *name, const float *p, int nd, int64_t d0, int64_t d1, int64_t d2)
+{
+    int64_t sh[3] = {d0, d1, d2};
+    fr_tensor v = fr_tensor_f32((float *)p, nd, sh); /* digested and tapped, never written */
+    return fr_run_rec_tensor(r, name, &v);
+}
+
+fr_status fr_run_rec_params(fr_run *r, const char *prefix, const fr_tensor *vals)
+{
+    char name[FR_AUDIT_MAX_NAME + 1];
+    for (int i = 0; i < r->pol.n_params; i++) {
+        snprintf(name, sizeof name, "%s%s", prefix, r->pol.params[i].name);
+        FR_TRY(fr_run_rec_tensor(r, name, &vals[i]));
+    }
+    return FR_OK;
+}
+
+void fr_run_metric(fr_run *r, const char *key, double value)
+{
+    fr_run_epoch_event *ev = &r->priv->ev;
+    for (int k = 0; k < ev->n; k++)
+        if (strcmp(ev->m[k].key, key) == 0) {
+            ev->m[k].value = value;
+            return;
+        }
+    if (ev->n < FR_RUN_MAX_METRICS) ev->m[ev->n++] = (fr_metric){key, value};
+}
+
+double fr_run_event_get(const fr_run_epoch_event *ev, const char *key)
+{
+    for (int k = 0; k < ev->n; k++)
+        if (strcmp(ev->m[k].key, key) == 0) return ev->m[k].value;
+    return NAN;
+}
+
+void fr_run_info(const fr_run *r, const char *fmt, ...)
+{
+    const fr_run_cb *cb = r->priv->env->cb;
+    if (!cb || !cb->on_info) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    cb->on_info(line, cb->user);
+}
+
+void fr_run_update(const fr_run *r, const fr_run_update_event *ev)
+{
+    const fr_run_cb *cb = r->priv->env->cb;
+    if (cb && cb->on_update) cb->on_update(ev, cb->user);
+}
+
+/* ---- the optimiser step ------------------------------------------------------------------ */
+
+typedef struct {
+    fr_run *r;
+    int64_t u;
+} step_tap;
+
+/* u<k>.grad_norm and the clipped gradients u<k>.grad.<NAME>, before AdamW */
+static fr_status audit_grads(float gn, void *user)
+{
+    step_tap *st = user;
+    char name[FR_AUDIT_MAX_NAME + 1];
+    snprintf(name, sizeof name, "u%lld.grad_norm", (long long)st->u);
+    FR_TRY(fr_run_rec_scalar(st->r, name, gn));
+    snprintf(name, sizeof name, "u%lld.grad.", (long long)st->u);
+    return fr_run_rec_params(st->r, name, st->r->pol.grads);
+}
+
+fr_status fr_run_optimizer_step(fr_run *r, int64_t u, float *gn)
+{
+    const fr_optim_opts *o = &r->o->opt;
+    fr_optim_step_cfg c;
+    c.max_grad_norm = o->max_grad_norm;
+    c.adamw = (fr_adamw_cfg){o->adam_beta1, o->adam_beta2, o->adam_eps, o->weight_decay};
+    /* the schedule runs over the run's nominal optimiser steps: epochs × ⌈num_batches /
+     * grad_accum⌉ (an epoch whose samples were all filtered out takes fewer) */
+    const fr_run_common *rc = &r->o->c;
+    const int64_t per_epoch = (rc->num_batches + rc->grad_accum - 1) / rc->grad_accum;
+    c.lr = fr_lr_at(o->lr, o->lr_min, (int)o->lr_schedule, o->warmup, r->adam.step, per_epoch * r->o->run.epochs);
+    c.ema_decay = r->have_ema ? o->ema_decay : -1.0f;
+    c.ema_every = o->ema_every;
+    c.ema_rule = FR_EMA_FIXED;
+    char what[64];
+    snprintf(what, sizeof what, "train: epoch %lld, update %lld", (long long)r->epoch + 1, (long long)u);
+    step_tap st = {r, u};
+    return fr_optim_step(r->ops, r->pol.params, r->pol.n_params, &r->adam, r->have_ema ? &r->ema : NULL, &c,
+                         audit_grads, &st, what, gn);
+}
+
+/* ---- rewards, advantages, prompts --------------------------------------------------------- */
+
+fr_status fr_run_rewards(fr_run *r, int64_t N, const int *pid, const float *x, float *reward, int *correct)
+{
+    const uint32_t e = (uint32_t)r->epoch;
+    double acc = NAN;
+    if (r->rcmd) {
+        FR_TRY(fr_reward_cmd_score_task(r->rcmd, r->task, e, (int)N, pid, x, reward));
+    } else {
+        FR_TRY(fr_task_reward_batch(r->task, r->reward_id, (int)N, pid, x, reward, correct));
+        int64_t c = 0;
+        for (int64_t s = 0; s < N; s++) c += correct[s] != 0;
+        acc = (double)c / (double)N;
+    }
+    FR_TRY(fr_run_rec_f32(r, "rewards", reward, 1, N, 1, 1));
+    float mean, std;
+    FR_TRY(fr_adv_mean_std(reward, N, &mean, &std));
+    FR_TRY(fr_run_rec_scalar(r, "reward_mean", mean));
+    FR_TRY(fr_run_rec_scalar(r, "reward_std", std));
+    fr_run_metric(r, "reward_mean", mean);
+    fr_run_metric(r, "reward_std", std);
+    fr_run_metric(r, "accuracy", acc);
+    return FR_OK;
+}
+
+fr_status fr_run_advantages(fr_run *r, int64_t N, const float *reward, const int64_t *group, float *adv)
+{
+    const fr_run_common *c = &r->o->c;
+    if (c->adv == FR_TRAIN_ADV_PROMPT)
+        FR_TRY(fr_adv_per_prompt(N, reward, group, c->global_std, FR_ADV_EPS_FLOW_GRPO, adv));
+    else if (c->adv == FR_TRAIN_ADV_BATCH)
+        FR_TRY(fr_adv_batch(N, reward, FR_ADV_EPS_FLOW_GRPO, adv));
+    else
+        FR_TRY(fr_ddpo_tracker_update(r->priv->ddpo, N, reward, group, adv));
+    return fr_run_rec_f32(r, "adv", adv, 1, N, 1, 1);
+}
+
+fr_status fr_run_prompts(fr_run *r, int *prompts)
+{
+    const uint32_t e = (uint32_t)r->epoch;
+    int64_t P = r->o->c.prompts;
+    for (int64_t p = 0; p < P; p++)
+        prompts[p] = (int)(fr_rng_u32(r->o->run.seed, FR_RNG_PROMPTS, e, (uint32_t)p, 0, 0) % (uint32_t)r->task->n_train);
+    fr_tensor pt = fr_tensor_view(prompts, FR_I32, 1, &P);
+    return fr_run_rec_tensor(r, "prompts", &pt);
+}
+
+fr_status fr_run_check_finite(fr_run *r, const char *what, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            r->priv->state_nonfinite = 1;
+            return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld: %s[%lld] is %g (the policy diverged)",
+                           (long long)r->epoch + 1, what, (long long)i, (double)x[i]);
+        }
+    return FR_OK;
+}

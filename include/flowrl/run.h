@@ -1,0 +1,246 @@
+/* The one run loop every RL algorithm shares (`flowrl train --algo NAME`; core/run*.c).
+ *
+ * The loop owns everything that is not the algorithm: the run directory and its lock, the
+ * options (flowrl/opts.h: common rows + the algorithm's rows → argv, --help, config.json,
+ * checkpoint metadata, the resume check), the policy and the frozen reference model, the
+ * optimiser (clip → AdamW → EMA, flowrl/optim_step.h), the audit log and its tap, the
+ * checkpoints (every K epochs, keep the last M, per-tensor digests verified on load),
+ * resume (audit.log and metrics.jsonl cut back to the checkpoint), SIGINT/SIGTERM at an
+ * epoch boundary, evaluation before / every K epochs / after, metrics.jsonl as key/value
+ * records, curve.svg, the sample grids, and the health checks (collapse, divergence,
+ * non-finite parameters or samples).
+ *
+ * An algorithm (flowrl/algo.h) is called once per epoch, between the loop's
+ * fr_audit_begin_step and its state records (the parameters, ema.*, optim.m.*, optim.v.*
+ * under the checkpoint's names) + fr_audit_end_step; it records its own intermediates with
+ * fr_run_rec_* and its metrics with fr_run_metric, and steps the optimiser with
+ * fr_run_optimizer_step.
+ *
+ * Run directory:
+ *   config.json         every saved option (common and the algorithm's), resolved
+ *   metrics.jsonl       one JSON object per epoch: "epoch", the algorithm's keys, "seconds"
+ *   audit.log           flowrl/audit.h; per epoch the algorithm's records, then the state
+ *   checkpoints/step-N.safetensors   params, ema.*, optim.m/v.*, the algorithm's state,
+ *                       metadata: task, base digest, algo, epoch, seed, identity options,
+ *                       per-tensor digests
+ *   samples/before.png, samples/after.png, samples/epoch-N.png
+ *   eval.json           held-out accuracy before / at each evaluation / after
+ *   curve.svg           reward per epoch (smoothed) and held-out accuracy points
+ *   .lock               held for the life of a run (the holder's PID) */
+#ifndef FLOWRL_RUN_H
+#define FLOWRL_RUN_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "flowrl/advantage.h"
+#include "flowrl/grpo.h"
+#include "flowrl/model.h"
+#include "flowrl/ops.h"
+#include "flowrl/opt_groups.h"
+#include "flowrl/optim.h"
+#include "flowrl/rollout.h"
+#include "flowrl/status.h"
+#include "flowrl/task.h"
+#include "flowrl/tensor.h"
+
+struct fr_algo;
+struct fr_audit;
+struct fr_reward_cmd;
+struct fr_st_file;
+
+typedef enum {
+    FR_TRAIN_ADV_PROMPT = 0, /* Flow-GRPO PerPromptStatTracker (docs/algorithms/advantages.md §1) */
+    FR_TRAIN_ADV_BATCH = 1,  /* no per-prompt tracking */
+    FR_TRAIN_ADV_DDPO = 2    /* DDPO's per-prompt deque */
+} fr_train_adv;
+
+/* The options every algorithm shares beyond the groups of flowrl/opt_groups.h. */
+typedef struct {
+    char algo[32];
+    char base[FR_OPT_PATH_MAX];   /* base checkpoint: policy init and KL reference */
+    char task[32];                /* "" = the checkpoint's metadata "task" */
+    char reward[FR_OPT_PATH_MAX]; /* a task reward name, "cmd:PROGRAM", or "" = task default */
+    double reward_timeout;        /* seconds per reward-program batch */
+    int base_raw;                 /* 1: start from the raw weights, not the base's ema.* */
+    int64_t prompts;              /* P prompts per epoch */
+    int64_t group;                /* G samples per prompt */
+    /* group-relative advantages (docs/algorithms/advantages.md) */
+    fr_train_adv adv;
+    int global_std;
+    int64_t ddpo_buffer, ddpo_min_count;
+    float adv_clip;
+    /* batching of the update */
+    int64_t num_batches, grad_accum;
+    double timestep_fraction;
+    /* the PPO clip range and the KL weight (their defaults are the algorithm's) */
+    double clip_range;
+    float beta;
+    /* health checks (docs/design.md "runs that cannot lie") */
+    int64_t warn_zero_adv;        /* warn when every advantage was zero this many epochs in a row */
+    double warn_kl;               /* warn once when the epoch's KL or approx-KL exceeds this */
+} fr_run_common;
+
+typedef struct {
+    fr_run_common c;
+    fr_runctl_opts run;
+    fr_sampling_opts smp;
+    fr_optim_opts opt;
+    fr_evalrun_opts ev;
+    fr_backend_opts be;
+} fr_run_opts;
+
+/* Adds the common groups (inputs, advantages, batching, run, sampling, optimiser, eval,
+ * backend) of ro and the algorithm's own group (over ao) to o. */
+void fr_run_opts_bind(fr_opts *o, fr_run_opts *ro, const struct fr_algo *a, void *ao);
+
+/* ---- callbacks ------------------------------------------------------------------------ */
+
+#define FR_RUN_MAX_METRICS 32
+typedef struct {
+    const char *key;
+    double value;
+} fr_metric;
+
+typedef struct {
+    int64_t epoch;      /* 1-based (the audit step) */
+    int64_t epochs;
+    double seconds;
+    int n;
+    fr_metric m[FR_RUN_MAX_METRICS]; /* the algorithm's metrics, in the order recorded */
+} fr_run_epoch_event;
+
+/* The value of a metric of ev (NAN if absent). */
+double fr_run_event_get(const fr_run_epoch_event *ev, const char *key);
+
+typedef struct {
+    int64_t epoch;    /* 1-based */
+    int64_t update;   /* optimizer step within the epoch, 0-based */
+    int64_t n_ratio;
+    const float *ratio;
+    float loss;
+} fr_run_update_event;
+
+typedef struct {
+    /* Each may be NULL. A nonzero return from on_epoch stops after that epoch (like SIGINT). */
+    int (*on_epoch)(const fr_run_epoch_event *ev, void *user);
+    void (*on_update)(const fr_run_update_event *ev, void *user);
+    /* A line of information (the run header, eval tables, warnings): the CLI prints it. */
+    void (*on_info)(const char *line, void *user);
+    void *user;
+    /* Checked at every epoch boundary: nonzero stops the run there with a checkpoint; the
+     * value is the signal number (SIGINT, SIGTERM) for the result. */
+    volatile sig_atomic_t *stop;
+} fr_run_cb;
+
+typedef struct {
+    int64_t first_epoch;  /* epochs already done when this call started (resume) */
+    int64_t epochs_done;  /* epochs complete at the end */
+    int interrupted;      /* the signal (or 1 for on_epoch) that stopped it before the end */
+    double acc_before, acc_after;     /* held-out accuracy */
+    double score_before, score_after; /* held-out mean reward */
+    int have_after;
+} fr_run_result;
+
+/* The audit tap: every audit.log record as it is written (the audit step N, the record's
+ * name and the tensor whose digest it holds; a 0-d F32 tensor for a scalar). The tensor is
+ * borrowed for the call. A status other than FR_OK stops the run with it. */
+typedef fr_status (*fr_run_record_fn)(int64_t step, const char *name, const fr_tensor *t, void *user);
+
+/* How a call runs: backend, threads, callbacks, tap (all borrowed). */
+typedef struct {
+    const fr_ops *ops;
+    int threads;
+    const fr_run_cb *cb;
+    fr_run_record_fn tap;
+    void *tap_user;
+} fr_run_env;
+
+/* A new run into ro->run.out (absent or empty). ao: the algorithm's options (its struct). */
+fr_status fr_run_new(const fr_run_opts *ro, const void *ao, const fr_run_env *env, fr_run_result *res);
+
+/* Continues the run in dir: config.json gives every option. override (may be NULL) puts
+ * the command line on top of them: it receives the run's options bound in an fr_opts
+ * (flowrl/opts.h) and fills seen; a changed option that is not FR_OPT_RESUMABLE is refused
+ * (fr_opts_resume_check). from_step > 0 resumes from that checkpoint instead of the newest
+ * (audit.log and metrics.jsonl cut back to it, later checkpoints removed). */
+typedef struct {
+    const char *dir;
+    int64_t from_step;
+    fr_status (*override)(const fr_opts *now, fr_opts_seen *seen, void *user);
+    void *override_user;
+} fr_run_resume_req;
+fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_run_result *res);
+
+/* ---- the run as an algorithm sees it ----------------------------------------------------- */
+
+typedef struct fr_run {
+    const fr_run_opts *o;
+    const void *ao;
+    const struct fr_algo *algo;
+    const char *dir;
+    const fr_ops *ops;
+    int threads;
+    const fr_task *task;
+    int reward_id;                 /* built-in reward; -1 with an external program */
+    struct fr_reward_cmd *rcmd;
+    fr_model pol;                  /* the policy (trained) */
+    fr_model ref;                  /* the frozen base (when the algorithm asks for it) */
+    int have_ref;
+    fr_adamw_state adam;
+    fr_ema ema;                    /* EMA of the weights (opt.ema_decay >= 0) */
+    int have_ema;
+    char base_digest[17];
+    /* per epoch */
+    int64_t epoch;                 /* 0-based epoch being run */
+    struct fr_run_private *priv;
+} fr_run;
+
+/* Audit records (and the tap). */
+fr_status fr_run_rec_tensor(fr_run *r, const char *name, const fr_tensor *v);
+fr_status fr_run_rec_scalar(fr_run *r, const char *name, float x);
+fr_status fr_run_rec_f32(fr_run *r, const char *name, const float *p, int nd, int64_t d0, int64_t d1, int64_t d2);
+fr_status fr_run_rec_params(fr_run *r, const char *prefix, const fr_tensor *vals);
+
+/* One metric of this epoch (metrics.jsonl, the progress line, the health checks).
+ * Keys the loop knows: reward_mean, reward_std, accuracy (share judged correct; NAN with an
+ * external reward), kept (samples with a nonzero advantage), kl, approx_kl. */
+void fr_run_metric(fr_run *r, const char *key, double value);
+
+/* Hands an optimiser step's ratios to the caller's on_update (tests watch the on-policy ratio). */
+void fr_run_update(const fr_run *r, const fr_run_update_event *ev);
+
+/* A line for the user (the CLI prints it). */
+void fr_run_info(const fr_run *r, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* The epoch's optimiser step u (0-based within the epoch): global-norm clip, the records
+ * u<u>.grad_norm and u<u>.grad.<NAME>, AdamW at the scheduled lr, EMA every ema_every steps.
+ * *gn: the norm before clipping (NAN when clipping is off). */
+fr_status fr_run_optimizer_step(fr_run *r, int64_t u, float *gn);
+
+/* The built-in (or external) reward of N final samples x (N, D) with prompt ids pid (N,):
+ * reward (N,), correct (N,) (may be NULL); records "rewards", "reward_mean", "reward_std"
+ * and the metrics reward_mean, reward_std, accuracy. */
+fr_status fr_run_rewards(fr_run *r, int64_t N, const int *pid, const float *x, float *reward, int *correct);
+
+/* The group-relative advantages of the common options (prompt / batch / ddpo tracker) of N
+ * rewards with group ids group (N,) into adv (N,), recorded as "adv". The DDPO tracker's
+ * history is saved in checkpoints by the loop. */
+fr_status fr_run_advantages(fr_run *r, int64_t N, const float *reward, const int64_t *group, float *adv);
+
+/* FR_ERR_NUMERIC naming what and the first bad index if x (n) holds a NaN or an infinity.
+ * Call it on rollout samples: the loop then sets the checkpoint that produced them aside. */
+fr_status fr_run_check_finite(fr_run *r, const char *what, const float *x, int64_t n);
+
+/* The policy's prompts of epoch e: P train prompt ids, u32(seed, FR_RNG_PROMPTS, e, p, 0, 0)
+ * mod n_train, recorded as "prompts". */
+fr_status fr_run_prompts(fr_run *r, int *prompts);
+
+/* Names (NULL / FR_ERR_ARG for unknown values). */
+const char *fr_train_adv_name(fr_train_adv a); /* "prompt", "batch", "ddpo" */
+
+#endif
