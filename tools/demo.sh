@@ -31,7 +31,7 @@ print_split() { # DIR SPLIT TITLE
             c = (p + z2 / (2 * n)) / d; h = z / d * sqrt(p * (1 - p) / n + z2 / (4 * n * n))
             LO = (k == 0) ? 0 : c - h; HI = (k == n) ? 1 : c + h }
         BEGIN { print title
-                rule = "---------------------------+-----------------------------------------------------------------"
+                rule = "----------------------------+-----------------------------------------------------------------"
                 printf "%-10s %7s %8s | %-22s %-22s %s\n", "kind", "prompts", "samples", "before", "after", "change (points)"
                 print rule }
         {   if ($1 == "overall") print rule
