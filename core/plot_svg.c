@@ -248,8 +248,39 @@ static void draw_axes(FILE *o, const frame *f)
             f->y0, f->w, f->h);
 }
 
+#define LEGEND_LINE 16.0 /* pixels between legend rows */
+
+/* The legend, one entry per named series, left to right, wrapping before the right edge of
+ * the plot; o NULL only measures. Returns the number of rows. */
+static int legend(FILE *o, const frame *f, const fr_curve_series *series, int n_series, double W)
+{
+    double lx = f->x0, ly = 38;
+    int rows = 1;
+    for (int k = 0; k < n_series; k++) {
+        const fr_curve_series *s = &series[k];
+        if (!s->name) continue;
+        char note[48] = "";
+        if (s->style == FR_CURVE_SMOOTHED) snprintf(note, sizeof note, " (centred mean of %d)", series_window(s));
+        /* about 7 px per character at font-size 12 */
+        double ew = 24 + 7.0 * (double)(strlen(s->name) + strlen(note));
+        if (lx > f->x0 && lx + ew > W - 8) lx = f->x0, ly += LEGEND_LINE, rows++;
+        if (o) {
+            fprintf(o, "<g fill=\"%s\">", s->color ? s->color : k_palette[k % 10]);
+            if (s->style == FR_CURVE_POINTS)
+                fprintf(o, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3.5\"/>", lx + 9, ly - 4);
+            else
+                fprintf(o, "<rect x=\"%.2f\" y=\"%.2f\" width=\"18\" height=\"3\"/>", lx, ly - 6);
+            fprintf(o, "<text x=\"%.2f\" y=\"%.2f\">", lx + 24, ly);
+            put_escaped(o, s->name);
+            fprintf(o, "%s</text></g>\n", note);
+        }
+        lx += ew + 16;
+    }
+    return rows;
+}
+
 static void draw_text(FILE *o, const frame *f, const fr_curve_series *series, int n_series,
-                      const fr_curve_axes *ax, double H)
+                      const fr_curve_axes *ax, double W, double H)
 {
     if (ax->title) {
         fprintf(o, "<text x=\"%.2f\" y=\"18\" font-size=\"14\" font-weight=\"bold\">", f->x0);
@@ -264,25 +295,7 @@ static void draw_text(FILE *o, const frame *f, const fr_curve_series *series, in
         put_escaped(o, ax->y_label);
         fputs("</text>\n", o);
     }
-    /* legend: one entry per named series, left to right */
-    double lx = f->x0;
-    for (int k = 0; k < n_series; k++) {
-        const fr_curve_series *s = &series[k];
-        if (!s->name) continue;
-        const char *c = s->color ? s->color : k_palette[k % 10];
-        fprintf(o, "<g fill=\"%s\">", c);
-        if (s->style == FR_CURVE_POINTS)
-            fprintf(o, "<circle cx=\"%.2f\" cy=\"34\" r=\"3.5\"/>", lx + 9);
-        else
-            fprintf(o, "<rect x=\"%.2f\" y=\"32\" width=\"18\" height=\"3\"/>", lx);
-        fprintf(o, "<text x=\"%.2f\" y=\"38\">", lx + 24);
-        put_escaped(o, s->name);
-        if (s->style == FR_CURVE_SMOOTHED)
-            fprintf(o, " (centred mean of %d)", series_window(s));
-        fputs("</text></g>\n", o);
-        /* about 7 px per character at font-size 12 */
-        lx += 24 + 7.0 * (double)(strlen(s->name) + (s->style == FR_CURVE_SMOOTHED ? 24 : 0)) + 16;
-    }
+    legend(o, f, series, n_series, W);
 }
 
 fr_status fr_curve_svg_render(const fr_curve_series *series, int n_series, const fr_curve_axes *ax_in,
@@ -296,7 +309,9 @@ fr_status fr_curve_svg_render(const fr_curve_series *series, int n_series, const
         return fr_fail(FR_ERR_ARG, "curve: %d series, expected >= 0", n_series);
     for (int k = 0; k < n_series; k++) FR_TRY(check_series(&series[k], k));
     const double W = ax->width > 0 ? ax->width : 720, H = ax->height > 0 ? ax->height : 440;
-    frame f = {.x0 = 72, .y0 = 50, .w = W - 72 - 24, .h = H - 50 - 52};
+    frame f = {.x0 = 72, .y0 = 50, .w = W - 72 - 24, .h = 0};
+    f.y0 += LEGEND_LINE * (legend(NULL, &f, series, n_series, W) - 1);
+    f.h = H - f.y0 - 52;
     if (f.w < 10 || f.h < 10) return fr_fail(FR_ERR_ARG, "curve: %g x %g pixels is too small", W, H);
     FR_TRY(fit_axes(series, n_series, ax, &f));
 
@@ -311,7 +326,7 @@ fr_status fr_curve_svg_render(const fr_curve_series *series, int n_series, const
     fr_status s = FR_OK;
     for (int k = 0; k < n_series && s == FR_OK; k++)
         s = draw_series(o, &f, &series[k], series[k].color ? series[k].color : k_palette[k % 10]);
-    draw_text(o, &f, series, n_series, ax, H);
+    draw_text(o, &f, series, n_series, ax, W, H);
     fputs("</svg>\n", o);
     int bad = ferror(o);
     if (fclose(o) != 0 || bad) {

@@ -289,10 +289,12 @@ fr_status fr_sample_grid_render(const fr_task *t, int n_rows, const char *const 
             for (int64_t i = 0; p->correct && i < (int64_t)n_rows * n_cols; i++)
                 if (p->correct[i] >= 0) judged++, ok += p->correct[i] == 1;
             char head[160];
+            int fit = L.panel_w / L.adv;
             int n = judged ? snprintf(head, sizeof head, "%s: %lld/%lld correct", p->title, (long long)ok, (long long)judged)
                            : snprintf(head, sizeof head, "%s", p->title);
+            if (judged && n > fit) /* a narrow panel: the count without the word */
+                n = snprintf(head, sizeof head, "%s: %lld/%lld", p->title, (long long)ok, (long long)judged);
             if (n > (int)sizeof head - 1) n = (int)sizeof head - 1;
-            int fit = L.panel_w / L.adv;
             text(&c, x0, MARGIN, head, n < fit ? n : fit, L.ts, k_ink);
         }
         s = L.scatter ? draw_scatter_panel(&c, t, &L, x0, body_y, n_rows, n_cols, p)
