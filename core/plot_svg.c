@@ -320,7 +320,8 @@ fr_status fr_curve_svg_render(const fr_curve_series *series, int n_series, const
     FILE *o = open_memstream(&buf, &n);
     if (!o) return fr_fail(FR_ERR_NOMEM, "curve: open_memstream failed");
     fprintf(o, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
-               "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+               "font-family=\"sans-serif\" font-size=\"12\">\n"
+               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
             W, H, W, H);
     draw_axes(o, &f);
     fr_status s = FR_OK;

@@ -129,7 +129,8 @@ static fr_status plan(const fr_task *t, int n_rows, int has_labels, int n_cols, 
                        n_rows, n_cols, n_panels, scale, L->ts, chars, MAX_PANELS);
     L->scatter = t->C == 0;
     if (L->scatter && t->D != 2)
-        return fr_fail(FR_ERR_ARG, "sample grid: task %s has %d dims and no image form: nothing to draw", t->name, t->D);
+        return fr_fail(FR_ERR_ARG, "sample grid: task %s has %d dims and no image form: nothing to draw", t->name,
+                       t->D);
     L->adv = FR_FONT_ADVANCE * L->ts;
     L->line = FR_FONT_LINE * L->ts;
     L->label_w = has_labels ? chars * L->adv + MARGIN : 0;
@@ -226,12 +227,14 @@ static fr_status draw_scatter_panel(canvas *c, const fr_task *t, const layout *L
     for (int64_t i = 0; i < 2 * N; i++)
         if (!isfinite(p->x[i]))
             return fr_fail(FR_ERR_NUMERIC, "sample grid: row %lld, sample %lld: coordinate %lld is %g, expected finite",
-                           (long long)(i / 2 / n_cols), (long long)(i / 2 % n_cols), (long long)(i % 2), (double)p->x[i]);
+                           (long long)(i / 2 / n_cols), (long long)(i / 2 % n_cols), (long long)(i % 2),
+                           (double)p->x[i]);
     const int S = so.size;
     uint8_t *bg = fr_malloc((size_t)S * S * 3);
     if (!bg) return FR_ERR_NOMEM;
     fr_status s = fr_png_scatter_render(NULL, 0, NULL, &so, bg);
-    for (int y = 0; s == FR_OK && y < S; y++) memcpy(&c->rgb[((size_t)(y0 + y) * c->w + x0) * 3], &bg[(size_t)y * S * 3], (size_t)S * 3);
+    for (int y = 0; s == FR_OK && y < S; y++)
+        memcpy(&c->rgb[((size_t)(y0 + y) * c->w + x0) * 3], &bg[(size_t)y * S * 3], (size_t)S * 3);
     free(bg);
     if (s != FR_OK) return s;
     for (int64_t i = 0; i < N; i++) {
@@ -290,7 +293,8 @@ fr_status fr_sample_grid_render(const fr_task *t, int n_rows, const char *const 
                 if (p->correct[i] >= 0) judged++, ok += p->correct[i] == 1;
             char head[160];
             int fit = L.panel_w / L.adv;
-            int n = judged ? snprintf(head, sizeof head, "%s: %lld/%lld correct", p->title, (long long)ok, (long long)judged)
+            int n = judged ? snprintf(head, sizeof head, "%s: %lld/%lld correct", p->title, (long long)ok,
+                                      (long long)judged)
                            : snprintf(head, sizeof head, "%s", p->title);
             if (judged && n > fit) /* a narrow panel: the count without the word */
                 n = snprintf(head, sizeof head, "%s: %lld/%lld", p->title, (long long)ok, (long long)judged);

@@ -214,7 +214,8 @@ START_TEST(test_font)
         for (int r = 0; r < FR_FONT_H; r++)
             for (int q = 0; q < FR_FONT_W; q++) {
                 ink += fr_font_pixel((char)c, r, q);
-                if (c >= 'a' && c <= 'z') ck_assert(fr_font_pixel((char)c, r, q) == fr_font_pixel((char)(c - 32), r, q));
+                if (c >= 'a' && c <= 'z')
+                    ck_assert(fr_font_pixel((char)c, r, q) == fr_font_pixel((char)(c - 32), r, q));
             }
         ck_assert_msg(ink > 0, "'%c' has no ink", c);
     }
