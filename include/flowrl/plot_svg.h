@@ -27,7 +27,7 @@ typedef struct {
     /* FR_CURVE_SMOOTHED: the centred moving average over `window` points (odd; 0: automatic,
      * 2·floor(n/40) + 1, i.e. about 5% of the run). Point i is the mean of the finite y[j],
      * |j - i| <= window/2, j in [0, n): shorter windows at the ends, no lag, no phase shift
-     * (an EMA would trail a rising reward by ~1/alpha epochs). */
+     * (an EMA would trail a rising reward by ~1/alpha epochs); missing where y[i] is. */
     int window;
 } fr_curve_series;
 
