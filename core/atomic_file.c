@@ -41,3 +41,22 @@ fr_status fr_atomic_write(const char *path, fr_atomic_writer write, void *user)
     free(tmp);
     return s;
 }
+
+typedef struct {
+    const void *data;
+    size_t len;
+} bytes;
+
+static fr_status write_bytes(FILE *fp, const char *tmp, void *user)
+{
+    const bytes *b = user;
+    if (b->len && fwrite(b->data, 1, b->len, fp) != b->len)
+        return fr_fail(FR_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+    return FR_OK;
+}
+
+fr_status fr_atomic_write_bytes(const char *path, const void *data, size_t len)
+{
+    bytes b = {data, len};
+    return fr_atomic_write(path, write_bytes, &b);
+}

@@ -86,7 +86,7 @@ static void teardown(fr_run *r)
 /* The files a new run writes (removed again when it fails before its first checkpoint). */
 static const char *const k_run_files[] = {FR_TRAIN_CONFIG_NAME, FR_AUDIT_LOG_NAME, FR_TRAIN_METRICS_NAME,
                                           FR_TRAIN_EVAL_NAME,   FR_TRAIN_CURVE_NAME, "samples/before.png",
-                                          "samples/after.png",  NULL};
+                                          "samples/after.png",  "samples/before_after.png", NULL};
 
 static void remove_new_run(const fr_run *r)
 {
@@ -224,7 +224,7 @@ static fr_status end_epoch(fr_run *r, int64_t e, double t0, int *stop)
         FR_TRY(fr_train_curve_push_eval(&pv->curve, (double)(e + 1), acc));
     }
     FR_TRY(fr_train_path(path, sizeof path, r->dir, FR_TRAIN_CURVE_NAME));
-    return fr_train_curve_write_svg(&pv->curve, path);
+    return fr_train_curve_write_svg(&pv->curve, r->algo->name, path);
 }
 
 static fr_status run_epoch(fr_run *r, int64_t e)
@@ -277,7 +277,7 @@ static fr_status loop(fr_run *r, int64_t first, fr_run_result *res)
         if (res->have_after) FR_TRY(fr_train_curve_push_eval(&r->priv->curve, (double)res->epochs_done, res->acc_after));
         char path[FR_TRAIN_PATH_MAX + 32];
         FR_TRY(fr_train_path(path, sizeof path, r->dir, FR_TRAIN_CURVE_NAME));
-        FR_TRY(fr_train_curve_write_svg(&r->priv->curve, path));
+        FR_TRY(fr_train_curve_write_svg(&r->priv->curve, r->algo->name, path));
     }
     return FR_OK;
 }

@@ -1,5 +1,6 @@
 /* Held-out evaluation of a run (flowrl/run.h): before, every eval_every epochs, after. */
 #include <stdio.h>
+#include <string.h>
 
 #include "core/run_internal.h"
 #include "flowrl/checkpoint.h"
@@ -34,7 +35,22 @@ fr_status fr_run_evaluate(fr_run *r, const fr_model *m, const char *key, int64_t
     char png[48];
     snprintf(png, sizeof png, "%s.png", key);
     int64_t k = o->ev.eval_n < 8 ? o->ev.eval_n : 8;
-    if (s == FR_OK) s = fr_train_sample_grid(r->dir, png, m, r->ops, r->task, &erc, k);
+    const fr_model *ms[2] = {m, NULL};
+    const char *titles[2] = {key, "after"};
+    if (s == FR_OK) s = fr_train_sample_grid(r->dir, png, ms, titles, 1, r->ops, r->task, r->priv->eval_reward_id, &erc, k);
+    if (s == FR_OK && strcmp(key, "after") == 0) {
+        /* before and after side by side: the base from its file, as the run started from it */
+        fr_infer_ckpt ck;
+        s = fr_infer_ckpt_load(&ck, o->c.base, !o->c.base_raw, r->task->name);
+        if (s == FR_OK) {
+            ms[0] = &ck.model;
+            ms[1] = m;
+            titles[0] = "before (base)";
+            s = fr_train_sample_grid(r->dir, "before_after.png", ms, titles, 2, r->ops, r->task,
+                                     r->priv->eval_reward_id, &erc, k);
+            fr_infer_ckpt_free(&ck);
+        }
+    }
     fr_rollout_schedule_free(&es);
     return s;
 }

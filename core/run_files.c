@@ -15,6 +15,8 @@
 #include "flowrl/file_util.h"
 #include "flowrl/audit.h"
 #include "flowrl/png.h"
+#include "flowrl/plot_svg.h"
+#include "flowrl/sample_grid.h"
 
 fr_status fr_train_path(char *buf, size_t n, const char *dir, const char *name)
 {
@@ -66,53 +68,16 @@ fr_status fr_train_curve_push(fr_train_curve *c, double reward, double acc)
     return FR_OK;
 }
 
-/* A polyline of y (values in [0, 1] mapped onto the plot; NaN points skipped). */
-static int svg_line(char *b, size_t cap, const double *y, int64_t n, double x0, double w, double y0, double h,
-                    const char *color)
+fr_status fr_train_curve_write_svg(const fr_train_curve *c, const char *title, const char *path)
 {
-    int o = snprintf(b, cap, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color);
-    for (int64_t i = 0; i < n && o > 0 && (size_t)o < cap; i++) {
-        if (!isfinite(y[i])) continue;
-        double v = y[i] < 0 ? 0 : y[i] > 1 ? 1 : y[i];
-        double px = x0 + (n > 1 ? w * (double)i / (double)(n - 1) : w / 2);
-        o += snprintf(b + o, cap - (size_t)o, "%.1f,%.1f ", px, y0 + h * (1.0 - v));
-    }
-    if (o > 0 && (size_t)o < cap) o += snprintf(b + o, cap - (size_t)o, "\"/>\n");
-    return o;
-}
-
-fr_status fr_train_curve_write_svg(const fr_train_curve *c, const char *path)
-{
-    const double W = 640, H = 400, x0 = 60, y0 = 30, pw = 540, ph = 300;
-    size_t cap = 4096 + (size_t)c->n * 64;
-    char *b = fr_malloc(cap);
-    if (!b) return FR_ERR_NOMEM;
-    int o = snprintf(b, cap,
-                     "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-                     "font-family=\"sans-serif\" font-size=\"12\">\n"
-                     "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-                     "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#888\"/>\n",
-                     W, H, x0, y0, pw, ph);
-    for (int k = 0; k <= 4 && (size_t)o < cap; k++) {
-        double yy = y0 + ph * (1.0 - k / 4.0);
-        o += snprintf(b + o, cap - (size_t)o,
-                      "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                      "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>\n",
-                      x0, yy, x0 + pw, yy, x0 - 6, yy + 4, k / 4.0);
-    }
-    if ((size_t)o < cap)
-        o += snprintf(b + o, cap - (size_t)o,
-                      "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">epoch (1 .. %lld)</text>\n"
-                      "<text x=\"%.0f\" y=\"18\" fill=\"#1f77b4\">reward mean</text>"
-                      "<text x=\"%.0f\" y=\"18\" fill=\"#d62728\">training accuracy</text>\n",
-                      x0 + pw / 2, y0 + ph + 30, (long long)c->n, x0, x0 + 120);
-    if ((size_t)o < cap) o += svg_line(b + o, cap - (size_t)o, c->reward, c->n, x0, pw, y0, ph, "#1f77b4");
-    if ((size_t)o < cap) o += svg_line(b + o, cap - (size_t)o, c->acc, c->n, x0, pw, y0, ph, "#d62728");
-    if ((size_t)o < cap) o += snprintf(b + o, cap - (size_t)o, "</svg>\n");
-    fr_status s = (o > 0 && (size_t)o < cap) ? fr_train_write_file_atomic(path, b, (size_t)o, 0)
-                                              : fr_fail(FR_ERR_NOMEM, "%s: SVG buffer too small", path);
-    free(b);
-    return s;
+    fr_curve_series sr[3] = {
+        {"reward mean", NULL, c->reward, c->n, FR_CURVE_SMOOTHED, NULL, 0},
+        {"training accuracy", NULL, c->acc, c->n, FR_CURVE_SMOOTHED, NULL, 0},
+        {"held-out accuracy", c->eval_epoch, c->eval_acc, c->n_eval, FR_CURVE_POINTS, NULL, 0},
+    };
+    /* the axis is fitted to the data (rewards outside [0, 1] included) */
+    fr_curve_axes ax = {title, "epoch", "reward / accuracy", 0, 0, 0.0, 1.0};
+    return fr_curve_svg_write(path, sr, 3, &ax);
 }
 
 /* ---- metrics.jsonl ---------------------------------------------------------------------- */
@@ -165,7 +130,7 @@ fr_status fr_train_metrics_truncate(const char *dir, int64_t n, fr_train_curve *
     if (n == 0) {
         struct stat st;
         if (stat(path, &st) != 0) return FR_OK;
-        return fr_train_write_file_atomic(path, "", 0, 0);
+        return fr_atomic_write_bytes(path, "", 0);
     }
     FR_TRY(fr_read_file(path, &buf, &len));
     size_t pos = 0;
@@ -187,7 +152,7 @@ fr_status fr_train_metrics_truncate(const char *dir, int64_t n, fr_train_curve *
         cJSON_Delete(o);
         pos = (size_t)(nl - buf) + 1;
     }
-    if (s == FR_OK && pos != len) s = fr_train_write_file_atomic(path, buf, pos, 0);
+    if (s == FR_OK && pos != len) s = fr_atomic_write_bytes(path, buf, pos);
     free(buf);
     return s;
 }
@@ -332,8 +297,15 @@ fr_status fr_train_eval_json_set(const char *dir, const char *key, const fr_task
         free(txt);
         return FR_ERR_NOMEM;
     }
-    fr_status s = fr_train_write_file_atomic(path, txt, strlen(txt), 1);
-    free(txt);
+    size_t n = strlen(txt);
+    char *nl = realloc(txt, n + 2);
+    if (!nl) {
+        free(txt);
+        return FR_ERR_NOMEM;
+    }
+    nl[n] = '\n';
+    fr_status s = fr_atomic_write_bytes(path, nl, n + 1);
+    free(nl);
     return s;
 }
 
@@ -356,8 +328,9 @@ fr_status fr_train_eval_json_get(const char *dir, const char *key, int *found, d
 
 /* ---- sample pictures -------------------------------------------------------------------- */
 
-fr_status fr_train_sample_grid(const char *dir, const char *name, const fr_model *m, const fr_ops *ops,
-                               const fr_task *t, const fr_rollout_cfg *rc, int64_t n_per_prompt)
+fr_status fr_train_sample_grid(const char *dir, const char *name, const fr_model *const *models,
+                               const char *const *titles, int n_models, const fr_ops *ops, const fr_task *t,
+                               int reward_id, const fr_rollout_cfg *rc, int64_t n_per_prompt)
 {
     char sdir[FR_TRAIN_PATH_MAX + 32], path[FR_TRAIN_PATH_MAX + 64];
     FR_TRY(fr_train_path(sdir, sizeof sdir, dir, "samples"));
@@ -366,12 +339,11 @@ fr_status fr_train_sample_grid(const char *dir, const char *name, const fr_model
     int first, np;
     fr_split_range(t, FR_SPLIT_EVAL, &first, &np);
     const int64_t k = n_per_prompt, N = (int64_t)np * k, D = t->D;
-    if (N <= 0) return FR_OK;
-    int *pid = fr_malloc((size_t)N * sizeof *pid);
+    if (N <= 0 || n_models < 1 || n_models > 4) return FR_OK;
+    int *pid = fr_malloc((size_t)N * sizeof *pid), *rows = fr_malloc((size_t)np * sizeof *rows);
     uint32_t *sid = fr_malloc((size_t)N * sizeof *sid);
-    float *x = fr_malloc((size_t)(N * D) * sizeof *x);
-    uint8_t *col = fr_malloc((size_t)N * 3);
-    fr_status s = (pid && sid && x && col) ? FR_OK : FR_ERR_NOMEM;
+    float *x = fr_malloc((size_t)(n_models * N * D) * sizeof *x);
+    fr_status s = (pid && rows && sid && x) ? FR_OK : FR_ERR_NOMEM;
     /* the eval streams (flowrl/evaluate.h): these are the first k samples fr_evaluate scores */
     fr_rollout_cfg c = *rc;
     c.seed = FR_EVAL_SEED;
@@ -380,50 +352,17 @@ fr_status fr_train_sample_grid(const char *dir, const char *name, const fr_model
         pid[i] = first + (int)(i / k);
         sid[i] = (uint32_t)pid[i] * (uint32_t)FR_EVAL_MAX_N + (uint32_t)(i % k);
     }
-    if (s == FR_OK) s = fr_rollout(m, ops, t, &c, N, pid, sid, NULL, x, NULL);
-    if (s == FR_OK && t->C > 0) {
-        /* one row per prompt */
-        s = fr_png_write_grid(path, x, (int)N, t->C, t->H, t->W, (int)k, 4);
-    } else if (s == FR_OK) {
-        static const uint8_t pal[8][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40},
-                                          {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127}};
-        for (int64_t i = 0; i < N; i++) memcpy(col + 3 * i, pal[(pid[i] - first) % 8], 3);
-        fr_scatter_opts so = fr_scatter_opts_default();
-        float marks[2 * FR_GMM2D_MODES];
-        if (strcmp(t->name, "gmm2d") == 0) {
-            for (int q = 0; q < FR_GMM2D_MODES; q++) fr_gmm2d_mode(q, marks + 2 * q);
-            so.marks = marks;
-            so.n_marks = FR_GMM2D_MODES;
-            so.ring_radius = FR_GMM2D_RADIUS;
-        }
-        if (D == 2)
-            s = fr_png_write_scatter(path, x, (int)N, col, &so);
+    for (int p = 0; p < np && s == FR_OK; p++) rows[p] = first + p;
+    const float *xs[4];
+    for (int m = 0; m < n_models && s == FR_OK; m++) {
+        xs[m] = x + m * N * D;
+        s = fr_rollout(models[m], ops, t, &c, N, pid, sid, NULL, x + m * N * D, NULL);
     }
+    /* one row per prompt, labelled, each sample framed by the detector's verdict */
+    if (s == FR_OK) s = fr_sample_grid_prompts(path, t, reward_id, np, rows, (int)k, n_models, titles, xs, NULL);
     free(pid);
+    free(rows);
     free(sid);
     free(x);
-    free(col);
     return s;
-}
-
-/* ---- small file helpers (core/run_internal.h) --------------------------------------- */
-
-typedef struct {
-    const char *data;
-    size_t len;
-    int newline;
-} text_job;
-
-static fr_status write_text(FILE *fp, const char *tmp, void *user)
-{
-    const text_job *j = user;
-    if ((j->len && fwrite(j->data, 1, j->len, fp) != j->len) || (j->newline && fputc('\n', fp) == EOF))
-        return fr_fail(FR_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-    return FR_OK;
-}
-
-fr_status fr_train_write_file_atomic(const char *path, const char *data, size_t len, int newline)
-{
-    text_job j = {data, len, newline};
-    return fr_atomic_write(path, write_text, &j);
 }

@@ -49,7 +49,8 @@ struct fr_run_private {
 void fr_train_curve_free(fr_train_curve *c);
 fr_status fr_train_curve_push(fr_train_curve *c, double reward, double acc);
 fr_status fr_train_curve_push_eval(fr_train_curve *c, double epoch, double acc);
-fr_status fr_train_curve_write_svg(const fr_train_curve *c, const char *path);
+/* curve.svg: reward and training accuracy per epoch (smoothed), held-out accuracy points. */
+fr_status fr_train_curve_write_svg(const fr_train_curve *c, const char *title, const char *path);
 
 /* Appends one JSON line for ev to RUNDIR/metrics.jsonl (flushed). */
 fr_status fr_train_metrics_append(const char *dir, const fr_run_epoch_event *ev);
@@ -68,14 +69,15 @@ fr_status fr_train_eval_json_set(const char *dir, const char *key, const fr_task
                                  int64_t epoch);
 /* Reads back overall accuracy and mean score of `key`; *found = 0 if absent. */
 fr_status fr_train_eval_json_get(const char *dir, const char *key, int *found, double *acc, double *score);
-/* samples/NAME.png: shapes a grid of the eval prompts' first samples, gmm2d a scatter. */
-fr_status fr_train_sample_grid(const char *dir, const char *name, const fr_model *m, const fr_ops *ops,
-                               const fr_task *t, const fr_rollout_cfg *rc, int64_t n_per_prompt);
+/* samples/NAME.png: the eval prompts' first n_per_prompt samples of each model side by side
+ * (panel titles), a row per prompt labelled with its text, each sample marked by the task's
+ * detector (flowrl/sample_grid.h); gmm2d a scatter per panel. */
+fr_status fr_train_sample_grid(const char *dir, const char *name, const fr_model *const *models,
+                               const char *const *titles, int n_models, const fr_ops *ops, const fr_task *t,
+                               int reward_id, const fr_rollout_cfg *rc, int64_t n_per_prompt);
 
 /* "DIR/NAME" into buf (FR_ERR_ARG if it does not fit). */
 fr_status fr_train_path(char *buf, size_t n, const char *dir, const char *name);
-/* Write-to-temporary-then-rename of a text (and a final newline when asked). */
-fr_status fr_train_write_file_atomic(const char *path, const char *data, size_t len, int newline);
 
 /* ---- options (core/run_opts.c) --------------------------------------------------------- */
 

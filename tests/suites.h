@@ -30,6 +30,7 @@
     X(train)                                                                               \
     X(fast)                                                                                \
     X(integrity)
+    X(plots)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure
  * instead of breaking the link of every other suite. */

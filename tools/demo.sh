@@ -4,7 +4,8 @@
 # Outputs under demo/ (gitignored): demo/shapes_base.safetensors (cached base) and
 # demo/run-<timestamp>/ (samples/before.png, samples/after.png, curve.svg, metrics.jsonl, eval.json,
 # audit.log, checkpoints/). About 10-15 minutes on 2 cores with the opt backend.
-# Environment: BUILD (build dir, default build), DEMO_DIR (default demo), DEMO_EPOCHS (RL epochs).
+# Environment: BUILD (build dir, default build), DEMO_DIR (default demo), DEMO_EPOCHS (RL epochs),
+# DEMO_TABLE_FROM (a directory of saved evaluations: print only the before/after tables).
 set -euo pipefail
 
 BUILD=${BUILD:-build}
@@ -17,6 +18,48 @@ BASE=$DEMO_DIR/shapes_base.safetensors
 BASE_STEPS=10000 # flowrl pretrain's default for shapes (shapes-s, x0 head)
 EPOCHS=${DEMO_EPOCHS:-1400} # ~0.4 s each on 2 cores: ~9.5 min
 EVAL_N=32 # samples per prompt in the before/after tables (binomial SD ~3 points on 576 held-out samples)
+
+# ---- before/after tables ------------------------------------------------------------------------
+# print_tables DIR: DIR/{base,final}.{eval,train} hold "kind prompts samples correct" lines (flowrl
+# eval's table). Each accuracy gets a 95% Wilson score interval, each change a 95% Newcombe (hybrid
+# score) interval -- the formulas of fr_proportion_ci95 / fr_proportion_diff_ci95 (core/stats.c;
+# tests/test_plots.c checks that the two agree digit for digit).
+print_split() { # DIR SPLIT TITLE
+    paste "$1/base.$2" "$1/final.$2" | awk -v title="$3" '
+        function wilson(k, n,    z, z2, p, d, c, h) { # sets LO, HI (proportions)
+            z = 1.959963984540054; z2 = z * z; p = k / n; d = 1 + z2 / n
+            c = (p + z2 / (2 * n)) / d; h = z / d * sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+            LO = (k == 0) ? 0 : c - h; HI = (k == n) ? 1 : c + h }
+        BEGIN { print title
+                rule = "----------------------------+-----------------------------------------------------------------"
+                printf "%-10s %7s %8s | %-22s %-22s %s\n", "kind", "prompts", "samples", "before", "after", "change (points)"
+                print rule }
+        {   if ($1 == "overall") print rule
+            k1 = $4; n1 = $3; k2 = $8; n2 = $7
+            if (n1 < 1 || n2 < 1) { printf "%-10s %7d %8d | no samples\n", $1, $2, n1; next }
+            wilson(k1, n1); l1 = LO; u1 = HI; wilson(k2, n2); l2 = LO; u2 = HI
+            p1 = k1 / n1; p2 = k2 / n2; d = p2 - p1
+            dlo = d - sqrt((p2 - l2) ^ 2 + (u1 - p1) ^ 2); dhi = d + sqrt((u2 - p2) ^ 2 + (p1 - l1) ^ 2)
+            printf "%-10s %7d %8d | %-22s %-22s %s\n", $1, $2, n1,
+                   sprintf("%.1f%% [%.1f, %.1f]", 100 * p1, 100 * l1, 100 * u1),
+                   sprintf("%.1f%% [%.1f, %.1f]", 100 * p2, 100 * l2, 100 * u2),
+                   sprintf("%+.1f [%+.1f, %+.1f]", 100 * d, 100 * dlo, 100 * dhi) }'
+}
+print_tables() { # DIR
+    echo "Flow-GRPO on shapes: accuracy per prompt kind (share of samples judged correct), before -> after RL"
+    echo "[lo, hi] = 95% interval: Wilson score interval per accuracy, Newcombe's hybrid score interval per"
+    echo "change. Both treat the samples as independent; samples of one prompt are correlated, so a kind"
+    echo "with few prompts is less certain than its interval says: read a change whose interval holds 0 as noise."
+    echo
+    print_split "$1" eval "held-out: prompts never trained on (unseen colour/count/relation combinations)"
+    echo
+    print_split "$1" train "train: the prompts the RL run draws from (GenEval's setting: same kinds of compositions)"
+}
+# DEMO_TABLE_FROM=DIR: only print the tables from saved evaluations (tests/test_plots.c uses this).
+if [ -n "${DEMO_TABLE_FROM:-}" ]; then
+    print_tables "$DEMO_TABLE_FROM"
+    exit 0
+fi
 
 [ -x "$FLOWRL" ] || { echo "demo: $FLOWRL not found: run make first" >&2; exit 1; }
 mkdir -p "$DEMO_DIR"
@@ -63,9 +106,9 @@ final=$run/checkpoints/step-$EPOCHS.safetensors
 
 # ---- 3. before/after tables --------------------------------------------------------------------
 echo "== 3/3 evaluating base and final policy (ODE 40 steps, $EVAL_N samples per prompt)"
-evaluate() { # CKPT SPLIT -> "kind accuracy%" lines
+evaluate() { # CKPT SPLIT -> "kind prompts samples correct" lines
     "$FLOWRL" eval --ckpt "$1" --task shapes --split "$2" --n "$EVAL_N" "${BACKEND[@]}" 2>/dev/null |
-        awk '$1 ~ /^(single|counting|two|position|overall)$/ { print $1, $5 }'
+        awk '$1 ~ /^(single|counting|two|position|overall)$/ { print $1, $2, $3, $4 }'
 }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -76,18 +119,7 @@ done
 t_end=$(date +%s)
 
 echo
-echo "Flow-GRPO on shapes: accuracy per prompt kind (share of samples judged correct)"
-echo "held-out = 18 prompts never trained on (unseen colour/count/relation combinations);"
-echo "train = the 52 prompts the RL run draws from (GenEval's setting: same kinds of compositions)."
-echo
-paste "$tmp/base.eval" "$tmp/final.eval" "$tmp/base.train" "$tmp/final.train" | awk '
-    BEGIN { printf "%-10s | %9s %9s %7s | %9s %9s %7s\n", "kind", "held-out", "", "", "train", "", "";
-            printf "%-10s | %9s %9s %7s | %9s %9s %7s\n", "", "before", "after", "change", "before", "after", "change";
-            print "-----------+-----------------------------+-----------------------------" }
-    function pct(s) { sub(/%$/, "", s); return s + 0 }
-    { if ($1 == "overall") print "-----------+-----------------------------+-----------------------------";
-      printf "%-10s | %8.1f%% %8.1f%% %+7.1f | %8.1f%% %8.1f%% %+7.1f\n", $1, pct($2), pct($4), pct($4) - pct($2),
-             pct($6), pct($8), pct($8) - pct($6) }'
+print_tables "$tmp"
 echo
 printf 'time: base %ds, Flow-GRPO %ds, evaluation %ds, total %ds\n' $((t_base - t_start)) \
     $((t_train - t_base)) $((t_end - t_train)) $((t_end - t_start))

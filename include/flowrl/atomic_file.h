@@ -16,4 +16,7 @@ typedef fr_status (*fr_atomic_writer)(FILE *fp, const char *tmp, void *user);
  * On any failure the temporary file is removed and path is left as it was. */
 fr_status fr_atomic_write(const char *path, fr_atomic_writer write, void *user);
 
+/* The same for a buffer (curve.svg, metrics.jsonl cut back on resume). */
+fr_status fr_atomic_write_bytes(const char *path, const void *data, size_t len);
+
 #endif
