@@ -28,8 +28,10 @@
     X(rollout)                                                                             \
     X(golden)                                                                              \
     X(train)                                                                               \
+    X(algos)                                                                               \
+    X(runs)                                                                                \
     X(fast)                                                                                \
-    X(integrity)
+    X(integrity)                                                                           \
     X(plots)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure

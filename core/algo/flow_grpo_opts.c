@@ -91,6 +91,18 @@ static int needs_ref(const fr_run_opts *ro, const void *ao)
     return ro->c.beta > 0.0f;
 }
 
+static void tiny(fr_run_opts *ro, void *ao)
+{
+    (void)ao;
+    ro->smp.num_steps = 4;
+    ro->c.prompts = 2;
+    ro->c.group = 4;
+    ro->c.num_batches = 2;
+    ro->c.grad_accum = 1;
+    ro->c.clip_range = 0.2; /* lets the tiny policy move, so later epochs differ from the first */
+    ro->opt.lr = 3e-3f;
+}
+
 static const char *const k_progress[] = {"kl", "clipfrac", "ratio_min", "ratio_max", "kept", NULL};
 
 const fr_algo fr_algo_flow_grpo = {
@@ -113,4 +125,5 @@ const fr_algo fr_algo_flow_grpo = {
     .load = fr_fg_load,
     .progress_keys = k_progress,
     .free = fr_fg_free,
+    .tiny = tiny,
 };

@@ -47,6 +47,10 @@ typedef struct fr_algo {
      * (NULL-terminated; may be NULL). */
     const char *const *progress_keys;
     void (*free)(void *state);
+    /* The smallest configuration that runs every part of the algorithm (a few epochs of a
+     * tiny gmm2d model in well under a second): the generic tests of tests/test_algos.c set
+     * it on top of the defaults. May be NULL. */
+    void (*tiny)(fr_run_opts *ro, void *ao);
 } fr_algo;
 
 /* The registered algorithms, in the order `flowrl algos` lists them; NULL-terminated. */

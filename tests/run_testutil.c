@@ -1,0 +1,221 @@
+/* Helpers of the run-loop suites (tests/run_testutil.h). */
+#include "tests/run_testutil.h"
+
+#include <check.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "flowrl/cond.h"
+#include "flowrl/model.h"
+#include "flowrl/ops.h"
+#include "flowrl/runcompare.h"
+#include "flowrl/task.h"
+#include "tests/testutil.h"
+
+char fr_rt_dir[256];
+char fr_rt_base[320];
+
+void fr_rt_setup(void)
+{
+    snprintf(fr_rt_dir, sizeof fr_rt_dir, "/tmp/flowrl-run-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(fr_rt_dir));
+    snprintf(fr_rt_base, sizeof fr_rt_base, "%s/base.safetensors", fr_rt_dir);
+    /* a tiny fresh gmm2d model: v = 0 at init (zero output layer), so samples start as the
+     * sampler's noise and the halfplane reward starts near 0.5 */
+    int64_t n_cond, n_slots;
+    fr_cond_dims(&fr_task_gmm2d, &n_cond, &n_slots);
+    fr_model_config mc;
+    ck_assert_int_eq(fr_model_preset("gmm2d-s", 2, n_cond, &mc), FR_OK);
+    mc.n_slots = n_slots;
+    mc.H = 16;
+    mc.F = 32;
+    mc.n_blocks = 1;
+    mc.E = 16;
+    snprintf(mc.preset, sizeof mc.preset, "custom");
+    fr_model m;
+    ck_assert_int_eq(fr_model_init(&m, &mc, 5), FR_OK);
+    ck_assert_int_eq(fr_model_save(&m, fr_rt_base), FR_OK);
+    fr_model_free(&m);
+}
+
+void fr_rt_teardown(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fr_rt_dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+const char *fr_rt_path(char *buf, size_t n, const char *name)
+{
+    snprintf(buf, n, "%s/%s", fr_rt_dir, name);
+    return buf;
+}
+
+void fr_rt_opts_init(fr_rt_opts *o, const fr_algo *a, const char *run, int64_t epochs)
+{
+    memset(o, 0, sizeof *o);
+    o->a = a;
+    o->ao = calloc(1, a->opts_size ? a->opts_size : 1);
+    ck_assert_ptr_nonnull(o->ao);
+    fr_opts all;
+    memset(&all, 0, sizeof all);
+    fr_run_opts_bind(&all, &o->ro, a, o->ao);
+    ck_assert_int_eq(fr_opts_defaults(&all), FR_OK);
+    if (a->defaults) a->defaults(&o->ro, o->ao);
+    if (a->tiny) a->tiny(&o->ro, o->ao);
+    snprintf(o->ro.c.algo, sizeof o->ro.c.algo, "%s", a->name);
+    snprintf(o->ro.c.base, sizeof o->ro.c.base, "%s", fr_rt_base);
+    snprintf(o->ro.c.task, sizeof o->ro.c.task, "gmm2d");
+    snprintf(o->ro.run.out, sizeof o->ro.run.out, "%s/%s", fr_rt_dir, run);
+    o->ro.run.epochs = epochs;
+    o->ro.run.seed = 11;
+    o->ro.ev.eval_n = 0;
+}
+
+void fr_rt_opts_free(fr_rt_opts *o)
+{
+    free(o->ao);
+    o->ao = NULL;
+}
+
+static const fr_ops *backend(const char *name)
+{
+    const fr_ops *ops;
+    ck_assert_int_eq(fr_backend_get(name, &ops), FR_OK);
+    return ops;
+}
+
+fr_status fr_rt_run(const fr_rt_opts *o, const char *bk, int threads, const fr_run_cb *cb, fr_run_result *res)
+{
+    fr_run_result r;
+    fr_run_env env = {backend(bk), threads, cb, NULL, NULL};
+    return fr_run_new(&o->ro, o->ao, &env, res ? res : &r);
+}
+
+typedef struct {
+    int64_t epochs;
+} resume_args;
+
+static fr_status set_epochs(const fr_opts *now, fr_opts_seen *seen, void *user)
+{
+    const resume_args *ra = user;
+    if (ra->epochs <= 0) return FR_OK;
+    char v[32];
+    snprintf(v, sizeof v, "%lld", (long long)ra->epochs);
+    char *argv[] = {"train", "--epochs", v};
+    return fr_opts_parse(now, 3, argv, 1, NULL, 0, NULL, seen);
+}
+
+fr_status fr_rt_resume(const char *run, int64_t epochs, int64_t from_step, const char *bk, int threads,
+                       fr_run_result *res)
+{
+    char dir[512];
+    fr_rt_path(dir, sizeof dir, run);
+    resume_args ra = {epochs};
+    fr_run_resume_req rq = {dir, from_step, set_epochs, &ra};
+    fr_run_env env = {backend(bk), threads, NULL, NULL, NULL};
+    fr_run_result r;
+    return fr_run_resume(&rq, &env, res ? res : &r);
+}
+
+void *fr_rt_slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)len + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_int_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    buf[len] = '\0';
+    *n = (size_t)len;
+    return buf;
+}
+
+/* The record lines of an audit.log (step / scalar / end-step), without the header, env and
+ * resume lines, which say where and how it ran, not what it computed. */
+char *fr_rt_records(const char *run)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s/audit.log", fr_rt_dir, run);
+    size_t n;
+    char *buf = fr_rt_slurp(path, &n), *out = malloc(n + 1), *o = out;
+    ck_assert_ptr_nonnull(out);
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
+        if (strncmp(line, "step ", 5) == 0 || strncmp(line, "scalar ", 7) == 0 || strncmp(line, "end-step ", 9) == 0)
+            o += sprintf(o, "%s\n", line);
+    *o = '\0';
+    free(buf);
+    return out;
+}
+
+void fr_rt_assert_same_records(const char *a, const char *b, int64_t steps)
+{
+    char *ra = fr_rt_records(a), *rb = fr_rt_records(b);
+    char want[32];
+    snprintf(want, sizeof want, "end-step %lld ", (long long)steps);
+    ck_assert_msg(strstr(ra, want) != NULL, "%s has no complete step %lld", a, (long long)steps);
+    ck_assert_msg(strcmp(ra, rb) == 0, "audit records of %s and %s differ", a, b);
+    free(ra);
+    free(rb);
+    char pa[512], pb[512];
+    fr_rt_path(pa, sizeof pa, a);
+    fr_rt_path(pb, sizeof pb, b);
+    fr_runs_cmp c;
+    ck_assert_int_eq(fr_runs_compare(pa, pb, &c), FR_OK);
+    ck_assert_msg(c.verdict == FR_RUNS_IDENTICAL && c.through_step == steps, "flowrl audit %s %s: %s", pa, pb,
+                  c.n_lines ? c.lines[0] : "?");
+    fr_runs_cmp_free(&c);
+}
+
+int fr_rt_cli(char *out, size_t n, const char *fmt, ...)
+{
+    char args[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    return fr_test_run_cli(args, out, n);
+}
+
+pid_t fr_rt_spawn(const char *const *args)
+{
+    const char *bin = getenv("FLOWRL_BIN");
+    ck_assert_msg(bin != NULL, "FLOWRL_BIN is not set (make check sets it)");
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = bin;
+    for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        FILE *f = freopen("/dev/null", "w", stdout);
+        f = freopen("/dev/null", "w", stderr);
+        (void)f;
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+void fr_rt_wait_checkpoint(const char *run, int64_t step, pid_t pid)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s/checkpoints/step-%lld.safetensors", fr_rt_dir, run, (long long)step);
+    struct stat st;
+    for (int i = 0; i < 40000; i++) {
+        if (stat(p, &st) == 0) return;
+        int status;
+        ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0, "the training child exited early (status %d)", status);
+        usleep(500);
+    }
+    ck_abort_msg("no checkpoint %s after 20 s", p);
+}

@@ -1,0 +1,57 @@
+/* Helpers of the run-loop suites (tests/test_algos.c, test_train.c, test_runs.c): a scratch
+ * directory with a tiny fresh gmm2d base (H 16, 1 block; an epoch takes milliseconds), tiny
+ * run options for an algorithm of the registry, runs through the library and the CLI, and
+ * comparisons of audit records. */
+#ifndef FLOWRL_TESTS_RUN_TESTUTIL_H
+#define FLOWRL_TESTS_RUN_TESTUTIL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "flowrl/algo.h"
+
+extern char fr_rt_dir[256];   /* the scratch directory of the current test */
+extern char fr_rt_base[320];  /* DIR/base.safetensors */
+
+void fr_rt_setup(void);      /* checked fixture: scratch dir + base */
+void fr_rt_teardown(void);
+
+/* "DIR/name" (a static buffer per call site is not enough: returns into buf). */
+const char *fr_rt_path(char *buf, size_t n, const char *name);
+
+/* An algorithm's options: defaults, its tiny() configuration, the base, gmm2d, seed 11, no
+ * evaluation, run directory DIR/run. ao is allocated (free it). */
+typedef struct {
+    fr_run_opts ro;
+    void *ao;
+    const fr_algo *a;
+} fr_rt_opts;
+void fr_rt_opts_init(fr_rt_opts *o, const fr_algo *a, const char *run, int64_t epochs);
+void fr_rt_opts_free(fr_rt_opts *o);
+
+/* Runs through the library (asserts success unless want != FR_OK). */
+fr_status fr_rt_run(const fr_rt_opts *o, const char *backend, int threads, const fr_run_cb *cb, fr_run_result *res);
+/* Resumes DIR/run to `epochs` (0: as config.json says) through the library. */
+fr_status fr_rt_resume(const char *run, int64_t epochs, int64_t from_step, const char *backend, int threads,
+                       fr_run_result *res);
+
+/* The record lines (step / scalar / end-step) of DIR/run/audit.log, malloc'd. */
+char *fr_rt_records(const char *run);
+/* Asserts equal records through `steps` complete steps, and `flowrl audit` says identical. */
+void fr_rt_assert_same_records(const char *a, const char *b, int64_t steps);
+/* Bytes of a file (malloc'd, *n its length). */
+void *fr_rt_slurp(const char *path, size_t *n);
+
+/* The CLI: `flowrl ARGS` with stdout+stderr captured, its exit status. */
+int fr_rt_cli(char *out, size_t n, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Starts `flowrl train` with argv (NULL-terminated, without the program name) in the
+ * background, output to /dev/null. */
+pid_t fr_rt_spawn(const char *const *args);
+/* Waits until DIR/run/checkpoints/step-N.safetensors exists (the child is mid-run). */
+void fr_rt_wait_checkpoint(const char *run, int64_t step, pid_t pid);
+
+#endif

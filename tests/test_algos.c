@@ -1,0 +1,335 @@
+/* Generic properties of every registered algorithm (flowrl/algo.h), without naming one, on
+ * its tiny gmm2d configuration: the same run twice writes the same bytes; a stopped and
+ * resumed run writes the records of an uninterrupted one (library, and CLI after SIGKILL);
+ * opt at 1, 2, 3 threads equals ref, with proof that worker threads ran; SIGINT / SIGTERM
+ * stop at an epoch boundary with 130 / 143 and resume; config.json reads back into the same
+ * run (--config); every out-of-range option value is one clear line with exit status 2. */
+#include <math.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "flowrl/audit.h"
+#include "flowrl/opt.h"
+#include "tests/run_testutil.h"
+#include "tests/suites.h"
+#include "tests/testutil.h"
+
+/* Runs body for every algorithm; the run names get the algorithm's name as prefix. */
+#define FOR_EACH_ALGO(a) for (const fr_algo *const *a##_p = fr_algos(), *a; (a = *a##_p) != NULL; a##_p++)
+
+static const char *rn(char *buf, size_t n, const fr_algo *a, const char *what)
+{
+    snprintf(buf, n, "%s-%s", a->name, what);
+    return buf;
+}
+
+START_TEST(test_same_bytes_twice)
+{
+    FOR_EACH_ALGO(a) {
+        char n1[64], n2[64];
+        fr_rt_opts x, y;
+        fr_rt_opts_init(&x, a, rn(n1, sizeof n1, a, "a"), 2);
+        fr_rt_opts_init(&y, a, rn(n2, sizeof n2, a, "b"), 2);
+        ck_assert_msg(fr_rt_run(&x, "ref", 1, NULL, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
+        ck_assert_msg(fr_rt_run(&y, "ref", 1, NULL, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
+        fr_rt_assert_same_records(n1, n2, 2);
+        char p1[512], p2[512];
+        size_t l1, l2;
+        snprintf(p1, sizeof p1, "%s/%s/checkpoints/step-2.safetensors", fr_rt_dir, n1);
+        snprintf(p2, sizeof p2, "%s/%s/checkpoints/step-2.safetensors", fr_rt_dir, n2);
+        char *b1 = fr_rt_slurp(p1, &l1), *b2 = fr_rt_slurp(p2, &l2);
+        ck_assert_msg(l1 == l2 && memcmp(b1, b2, l1) == 0, "%s: checkpoint bytes differ", a->name);
+        free(b1);
+        free(b2);
+        /* the epochs really differ from each other (the update moved the policy) */
+        char *rec = fr_rt_records(n1);
+        ck_assert_ptr_nonnull(strstr(rec, "end-step 2 "));
+        free(rec);
+        fr_rt_opts_free(&x);
+        fr_rt_opts_free(&y);
+    }
+}
+END_TEST
+
+START_TEST(test_resume_equals_uninterrupted)
+{
+    FOR_EACH_ALGO(a) {
+        char whole[64], part[64];
+        fr_rt_opts w, p;
+        fr_rt_opts_init(&w, a, rn(whole, sizeof whole, a, "whole"), 3);
+        fr_rt_opts_init(&p, a, rn(part, sizeof part, a, "part"), 1);
+        ck_assert_msg(fr_rt_run(&w, "ref", 1, NULL, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
+        ck_assert_msg(fr_rt_run(&p, "ref", 1, NULL, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
+        fr_run_result res;
+        ck_assert_msg(fr_rt_resume(part, 3, 0, "opt", 2, &res) == FR_OK, "%s resume: %s", a->name, fr_last_error());
+        ck_assert_int_eq(res.first_epoch, 1);
+        ck_assert_int_eq(res.epochs_done, 3);
+        fr_rt_assert_same_records(whole, part, 3);
+        fr_rt_opts_free(&w);
+        fr_rt_opts_free(&p);
+    }
+}
+END_TEST
+
+/* Large enough that the opt kernels split across threads (rows of 2 × 64 × ... samples). */
+START_TEST(test_opt_threads_equal_ref)
+{
+    FOR_EACH_ALGO(a) {
+        char rr[64];
+        fr_rt_opts r;
+        fr_rt_opts_init(&r, a, rn(rr, sizeof rr, a, "ref"), 2);
+        r.ro.c.prompts = 8;
+        r.ro.c.group = 64;
+        r.ro.c.num_batches = 1;
+        r.ro.c.grad_accum = 1;
+        r.ro.smp.rollout_batch = 1024;
+        r.ro.smp.cfg = 1.5f;
+        ck_assert_msg(fr_rt_run(&r, "ref", 1, NULL, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
+        for (int th = 1; th <= 3; th++) {
+            char run[64];
+            snprintf(run, sizeof run, "%s-opt%d", a->name, th);
+            fr_rt_opts o = r;
+            snprintf(o.ro.run.out, sizeof o.ro.run.out, "%s/%s", fr_rt_dir, run);
+            fr_opt_set_threads(th);
+            unsigned long before = fr_opt_worker_parts();
+            fr_status s = fr_rt_run(&o, "opt", th, NULL, NULL);
+            unsigned long ran = fr_opt_worker_parts() - before;
+            fr_opt_set_threads(0);
+            ck_assert_msg(s == FR_OK, "%s opt %d threads: %s", a->name, th, fr_last_error());
+            /* the promise is about threads: with 2 and 3, workers must have done part of the work */
+            if (th == 1)
+                ck_assert_msg(ran == 0, "%s: 1 thread ran %lu worker parts", a->name, ran);
+            else
+                ck_assert_msg(ran > 0, "%s: %d threads, but no worker thread ran a part (the test proves nothing)",
+                              a->name, th);
+            fr_rt_assert_same_records(rr, run, 2);
+        }
+        fr_rt_opts_free(&r);
+    }
+}
+END_TEST
+
+/* `flowrl train` arguments of an algorithm's tiny run (backend ref), as argv. */
+typedef struct {
+    const char *v[48];
+    char store[16][256];
+    int n, ns;
+} argv_b;
+
+static void arg(argv_b *b, const char *s) { b->v[b->n++] = s; }
+static void argf(argv_b *b, const char *flag, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->store[b->ns], sizeof b->store[0], fmt, ap);
+    va_end(ap);
+    b->v[b->n++] = flag;
+    b->v[b->n++] = b->store[b->ns++];
+}
+
+/* The CLI form of fr_rt_opts_init: the tiny() values are passed through config.json
+ * (--config), which is itself part of what is tested. */
+static void cli_args(argv_b *b, const fr_algo *a, const char *run, int64_t epochs, const char *cfg_path)
+{
+    memset(b, 0, sizeof *b);
+    arg(b, "train");
+    argf(b, "--algo", "%s", a->name);
+    argf(b, "--config", "%s", cfg_path);
+    argf(b, "--out", "%s/%s", fr_rt_dir, run);
+    argf(b, "--epochs", "%lld", (long long)epochs);
+    arg(b, "--backend");
+    arg(b, "ref");
+    b->v[b->n] = NULL;
+}
+
+/* A config.json of the tiny configuration: a 1-epoch library run writes it. */
+static void tiny_config(const fr_algo *a, char *path, size_t n)
+{
+    char run[64];
+    fr_rt_opts o;
+    fr_rt_opts_init(&o, a, rn(run, sizeof run, a, "cfgsrc"), 1);
+    ck_assert_msg(fr_rt_run(&o, "ref", 1, NULL, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
+    snprintf(path, n, "%s/%s/config.json", fr_rt_dir, run);
+    fr_rt_opts_free(&o);
+}
+
+START_TEST(test_cli_sigkill_then_resume)
+{
+    FOR_EACH_ALGO(a) {
+        char cfg[512], killed[64], whole[64], out[16384];
+        tiny_config(a, cfg, sizeof cfg);
+        argv_b b;
+        cli_args(&b, a, rn(killed, sizeof killed, a, "killed"), 200, cfg);
+        pid_t pid = fr_rt_spawn(b.v);
+        fr_rt_wait_checkpoint(killed, 2, pid);
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                      "%s: the child finished before SIGKILL (status %d)", a->name, status);
+        /* resume on another backend and thread count, 3 epochs past what the log holds */
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s/audit.log", fr_rt_dir, killed);
+        fr_audit_log log;
+        ck_assert_int_eq(fr_audit_read(&log, p), FR_OK);
+        const int64_t E = (int64_t)log.n_steps + 3;
+        fr_audit_log_free(&log);
+        int rc = fr_rt_cli(out, sizeof out, "train --resume %s/%s --epochs %lld --backend opt --threads 2", fr_rt_dir,
+                           killed, (long long)E);
+        ck_assert_msg(rc == 0, "%s: resume exited %d:\n%s", a->name, rc, out);
+        fr_rt_opts w;
+        fr_rt_opts_init(&w, a, rn(whole, sizeof whole, a, "whole"), E);
+        ck_assert_msg(fr_rt_run(&w, "ref", 1, NULL, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
+        fr_rt_assert_same_records(whole, killed, E);
+        fr_rt_opts_free(&w);
+    }
+}
+END_TEST
+
+static void signal_case(const fr_algo *a, int sig, int want_status)
+{
+    char cfg[512], run[64], out[16384], p[512];
+    tiny_config(a, cfg, sizeof cfg);
+    argv_b b;
+    cli_args(&b, a, rn(run, sizeof run, a, sig == SIGINT ? "int" : "term"), 100000, cfg);
+    pid_t pid = fr_rt_spawn(b.v);
+    fr_rt_wait_checkpoint(run, 1, pid);
+    ck_assert_int_eq(kill(pid, sig), 0);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == want_status, "%s: signal %d: status %d, expected exit %d",
+                  a->name, sig, status, want_status);
+    /* the log ends at a complete epoch, and that epoch has its checkpoint */
+    snprintf(p, sizeof p, "%s/%s/audit.log", fr_rt_dir, run);
+    fr_audit_log log;
+    ck_assert_int_eq(fr_audit_read(&log, p), FR_OK);
+    ck_assert_int_eq(log.incomplete_step, 0);
+    ck_assert_int_ge(log.n_steps, 1);
+    int64_t last = log.steps[log.n_steps - 1].step;
+    fr_audit_log_free(&log);
+    snprintf(p, sizeof p, "%s/%s/checkpoints/step-%lld.safetensors", fr_rt_dir, run, (long long)last);
+    struct stat st;
+    ck_assert_msg(stat(p, &st) == 0, "%s: no checkpoint for the last logged epoch %lld", a->name, (long long)last);
+    int rc = fr_rt_cli(out, sizeof out, "train --resume %s/%s --epochs %lld", fr_rt_dir, run, (long long)last + 1);
+    ck_assert_msg(rc == 0, "%s: resume exited %d:\n%s", a->name, rc, out);
+}
+
+START_TEST(test_cli_signals_stop_at_epoch)
+{
+    FOR_EACH_ALGO(a) {
+        signal_case(a, SIGINT, 130);
+        signal_case(a, SIGTERM, 143);
+    }
+}
+END_TEST
+
+/* --config RUN/config.json reproduces the run: same config.json (but out), same records. */
+START_TEST(test_config_round_trip)
+{
+    FOR_EACH_ALGO(a) {
+        char cfg[512], again[64], out[16384], src[64];
+        tiny_config(a, cfg, sizeof cfg);
+        rn(src, sizeof src, a, "cfgsrc");
+        rn(again, sizeof again, a, "again");
+        int rc = fr_rt_cli(out, sizeof out, "train --config %s --out %s/%s --backend ref", cfg, fr_rt_dir, again);
+        ck_assert_msg(rc == 0, "%s: --config exited %d:\n%s", a->name, rc, out);
+        fr_rt_assert_same_records(src, again, 1);
+        char p2[512];
+        size_t l1, l2;
+        snprintf(p2, sizeof p2, "%s/%s/config.json", fr_rt_dir, again);
+        char *c1 = fr_rt_slurp(cfg, &l1), *c2 = fr_rt_slurp(p2, &l2);
+        /* identical but for "out" (and its resolved form) */
+        char *o1 = strstr(c1, "\"out\""), *o2 = strstr(c2, "\"out\"");
+        ck_assert_ptr_nonnull(o1);
+        ck_assert_ptr_nonnull(o2);
+        ck_assert_msg((size_t)(o1 - c1) == (size_t)(o2 - c2) && memcmp(c1, c2, (size_t)(o1 - c1)) == 0,
+                      "%s: config.json before \"out\" differs:\n%s\n---\n%s", a->name, c1, c2);
+        free(c1);
+        free(c2);
+    }
+}
+END_TEST
+
+/* Every numeric option of every algorithm (common rows included): a value above its range
+ * is refused before anything is written, in one line naming the flag, exit status 2. */
+START_TEST(test_bad_values_one_line_exit_2)
+{
+    FOR_EACH_ALGO(a) {
+        fr_rt_opts o;
+        fr_rt_opts_init(&o, a, "bad", 1);
+        fr_opts all;
+        memset(&all, 0, sizeof all);
+        fr_run_opts_bind(&all, &o.ro, a, o.ao);
+        int tried = 0;
+        for (int g = 0; g < all.ng; g++)
+            for (int i = 0; i < all.g[g].n; i++) {
+                const fr_opt *r = &all.g[g].rows[i];
+                int numeric = r->kind == FR_OPT_I64 || r->kind == FR_OPT_INT || r->kind == FR_OPT_F32 ||
+                              r->kind == FR_OPT_F64;
+                if (!numeric || (r->lo == 0 && r->hi == 0) || r->hi >= 1e15) continue;
+                char flag[96], out[8192];
+                snprintf(flag, sizeof flag, "--%s", r->key);
+                for (char *c = flag + 2; *c; c++)
+                    if (*c == '_') *c = '-';
+                double bad = r->hi > 0 ? r->hi * 10 + 1 : r->hi + 1;
+                int rc = fr_rt_cli(out, sizeof out, "train --algo %s --base %s --out %s/bad %s %.17g", a->name,
+                                   fr_rt_base, fr_rt_dir, flag, bad);
+                ck_assert_msg(rc == 2, "%s %s %g: exit %d, expected 2:\n%s", a->name, flag, bad, rc, out);
+                ck_assert_msg(strstr(out, flag) != NULL, "%s %s: the message does not name the flag:\n%s", a->name,
+                              flag, out);
+                int lines = 0;
+                for (const char *c = out; *c; c++) lines += *c == '\n';
+                ck_assert_msg(lines == 1, "%s %s: %d lines, expected one:\n%s", a->name, flag, lines, out);
+                char p[512];
+                struct stat st;
+                snprintf(p, sizeof p, "%s/bad", fr_rt_dir);
+                ck_assert_msg(stat(p, &st) != 0, "%s %s: a refused run left %s", a->name, flag, p);
+                tried++;
+            }
+        ck_assert_msg(tried >= 10, "%s: only %d numeric options checked", a->name, tried);
+        fr_rt_opts_free(&o);
+    }
+}
+END_TEST
+
+START_TEST(test_algos_listed)
+{
+    char out[8192];
+    ck_assert_int_eq(fr_rt_cli(out, sizeof out, "algos"), 0);
+    FOR_EACH_ALGO(a) {
+        ck_assert_msg(strstr(out, a->name) && strstr(out, a->doc), "flowrl algos does not list %s:\n%s", a->name, out);
+        char p[1024];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", fr_test_src(), a->doc);
+        ck_assert_msg(stat(p, &st) == 0, "%s: its docs page %s does not exist", a->name, a->doc);
+        ck_assert_int_eq(fr_rt_cli(out, sizeof out, "train --algo %s --help", a->name), 0);
+        ck_assert_msg(strstr(out, a->doc) != NULL, "train --algo %s --help does not cite %s", a->name, a->doc);
+    }
+    ck_assert_int_eq(fr_rt_cli(out, sizeof out, "train --algo no-such-algo --base x --out y"), 2);
+    ck_assert_msg(strstr(out, "known:") != NULL, "an unknown --algo does not list the known ones:\n%s", out);
+}
+END_TEST
+
+Suite *suite_algos(void)
+{
+    Suite *s = suite_create("algos");
+    TCase *tc = tcase_create("algos");
+    tcase_add_checked_fixture(tc, fr_rt_setup, fr_rt_teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_same_bytes_twice);
+    tcase_add_test(tc, test_resume_equals_uninterrupted);
+    tcase_add_test(tc, test_opt_threads_equal_ref);
+    tcase_add_test(tc, test_cli_sigkill_then_resume);
+    tcase_add_test(tc, test_cli_signals_stop_at_epoch);
+    tcase_add_test(tc, test_config_round_trip);
+    tcase_add_test(tc, test_bad_values_one_line_exit_2);
+    tcase_add_test(tc, test_algos_listed);
+    suite_add_tcase(s, tc);
+    return s;
+}
