@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "flowrl/noising.h"
+#include "flowrl/opt.h"
 #include "flowrl/philox.h"
 #include "flowrl/rollout.h"
 #include "tests/model_testutil.h"
@@ -324,6 +325,47 @@ START_TEST(test_candidates)
 }
 END_TEST
 
+/* A tree with guidance on shapes (D = 768): the opt backend at 1 and 3 threads, batch 7,
+ * gives ref's bits at batch 1. */
+START_TEST(test_tree_opt_threads)
+{
+    const fr_ops *opt;
+    if (fr_backend_get("opt", &opt) != FR_OK) return; /* not built in */
+    const fr_task *t;
+    ck_assert(fr_task_get("shapes", &t) == FR_OK);
+    fr_model m;
+    fr_test_make_model(&m, t, FR_PRED_VELOCITY, SEED + 5);
+    enum { B = 8, T = 4 };
+    const int64_t D = m.cfg.D;
+    int pid[B] = {3, 3, 3, 3, 9, 9, 9, 9};
+    uint32_t sid[B] = {0, 1, 2, 3, 4, 5, 6, 7};
+    const fr_rollout_branch br[2] = {{1, 2, 1.0f}, {2, 2, 4.0f}};
+    fr_rollout_schedule sched;
+    fr_rollout_cfg c = sde_cfg(T, 3.0f, &sched);
+    c.branch = br;
+    c.n_branch = 2;
+    c.x_T_key = FR_XT_GROUP;
+    c.group_size = 4;
+    run_out a, b;
+    out_alloc(&a, T, B, D);
+    c.batch = 1;
+    ck_assert(fr_rollout(&m, ref_ops(), t, &c, B, pid, sid, NULL, a.x, &a.tr) == FR_OK);
+    const int threads[2] = {1, 3};
+    for (int k = 0; k < 2; k++) {
+        fr_opt_set_threads(threads[k]);
+        out_alloc(&b, T, B, D);
+        c.batch = 7;
+        ck_assert(fr_rollout(&m, opt, t, &c, B, pid, sid, NULL, b.x, &b.tr) == FR_OK);
+        for (int r = 0; r < B; r++) assert_same_row(&a, r, &b, r, threads[k] == 1 ? "opt 1 thread" : "opt 3 threads");
+        out_free(&b);
+    }
+    fr_opt_set_threads(0);
+    out_free(&a);
+    fr_rollout_schedule_free(&sched);
+    fr_model_free(&m);
+}
+END_TEST
+
 /* fr_noise_fm: pretraining's noising of the Philox normals at the documented coordinates,
  * per row independent of the row's position; t = 0 gives x0 and t = 1 gives ε exactly. */
 START_TEST(test_noise_fm)
@@ -369,6 +411,7 @@ Suite *suite_rollout_engine(void)
     tcase_add_test(tc, test_single_stochastic_step);
     tcase_add_test(tc, test_tree);
     tcase_add_test(tc, test_candidates);
+    tcase_add_test(tc, test_tree_opt_threads);
     tcase_add_test(tc, test_noise_fm);
     suite_add_tcase(s, tc);
     return s;

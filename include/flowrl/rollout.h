@@ -8,7 +8,7 @@
  *          input, fr_timestep_diffusers) or the integer DDPM t (epsilon models)
  *   cfg == 1:  m = net(x, t_in, c)                         one forward over B rows
  *   cfg != 1:  [m_c; m_u] = net([x; x], t_in, [c; null])   one forward over 2B rows
- *              m = m_u + g·(m_c − m_u)                     fr_cfg_combine, spec §0
+ *              m = m_u + g·(m_c − m_u)                     fr_guided_forward (guidance.h)
  *   x_{i+1} = step(x_i, m, ξ_i)                            fr_sampler_step
  * m is v (flow kinds) or ε̂ (ddim). dpm order 2 carries x̂0 = x − σ·v of the previous step.
  *
