@@ -69,7 +69,8 @@ static fr_status gather(fr_traj_ws *w, const fr_traj_data *d, const int64_t *row
 fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_traj_data *d, const int64_t *rows,
                              int64_t b, int64_t j, float gout, float *ratio, fr_traj_stats *st)
 {
-    if (!tr || !w || !w->blk || !d || !rows || !ratio || !st || b < 1 || b > w->cap || j < 0 || j >= d->rc->T)
+    if (!tr || !w || !w->blk || !d || !d->rc || !d->traj || !d->mean || !d->logp || !d->adv || !d->prompt_ids ||
+        !rows || !ratio || !st || b < 1 || b > w->cap || j < 0 || j >= d->rc->T)
         return fr_fail(FR_ERR_ARG, "fr_traj_micro_step: %lld rows at step %lld (capacity %lld) or a NULL argument",
                        (long long)b, (long long)j, w ? (long long)w->cap : 0LL);
     const int64_t D = w->D;
