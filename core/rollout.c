@@ -9,6 +9,7 @@
 #include "flowrl/cond.h"
 #include "flowrl/philox.h"
 #include "flowrl/schedule.h"
+#include "core/rollout_internal.h"
 
 fr_rollout_cfg fr_rollout_cfg_default(fr_sampler_kind kind)
 {
@@ -32,7 +33,42 @@ fr_rollout_cfg fr_rollout_cfg_default(fr_sampler_kind kind)
 
 static int is_flow(fr_sampler_kind k) { return k != FR_SAMPLER_DDIM; }
 
-static fr_status check_cfg(const fr_model *m, const fr_task *task, const fr_rollout_cfg *c)
+/* Leaves per tree, Π width (1 without a tree). */
+static int64_t tree_leaves(const fr_rollout_cfg *c)
+{
+    int64_t L = 1;
+    for (int64_t k = 0; k < c->n_branch; k++) L *= c->branch[k].width;
+    return L;
+}
+
+fr_status fr_rollout_check_sharing(const fr_rollout_cfg *c)
+{
+    if (c->n_branch < 0 || c->n_branch > 64 || (c->n_branch > 0 && !c->branch))
+        return fr_fail(FR_ERR_ARG, "rollout: %lld branch points (or a NULL branch list), expected 0 .. 64",
+                       (long long)c->n_branch);
+    int64_t L = 1;
+    for (int64_t k = 0; k < c->n_branch; k++) {
+        const fr_rollout_branch *b = &c->branch[k];
+        if (b->at < 0 || b->at >= c->T || (k > 0 && b->at <= c->branch[k - 1].at))
+            return fr_fail(FR_ERR_ARG, "rollout: branch %lld at step %lld, expected increasing steps in [0, %lld)",
+                           (long long)k, (long long)b->at, (long long)c->T);
+        if (b->width < 1 || b->width > ((int64_t)1 << 31) / L)
+            return fr_fail(FR_ERR_ARG, "rollout: branch %lld width %lld, expected >= 1 and at most 2^31 leaves",
+                           (long long)k, (long long)b->width);
+        if (!(b->xi_scale > 0.0f && b->xi_scale <= 1e6f))
+            return fr_fail(FR_ERR_ARG, "rollout: branch %lld xi_scale %g, expected in (0, 1e6] (1 = none)",
+                           (long long)k, (double)b->xi_scale);
+        L *= b->width;
+    }
+    if (c->x_T_key != FR_XT_SAMPLE && c->x_T_key != FR_XT_GROUP)
+        return fr_fail(FR_ERR_ARG, "rollout: x_T_key %d, expected sample (0) or group (1)", (int)c->x_T_key);
+    if (c->x_T_key == FR_XT_GROUP && (c->group_size < 1 || c->group_size > ((int64_t)1 << 31) || c->group_size % L))
+        return fr_fail(FR_ERR_ARG, "rollout: group_size %lld, expected >= 1 and a multiple of the %lld leaves of a tree",
+                       (long long)c->group_size, (long long)L);
+    return FR_OK;
+}
+
+fr_status fr_rollout_check_cfg(const fr_model *m, const fr_task *task, const fr_rollout_cfg *c)
 {
     const char *name = fr_sampler_name(c->kind);
     if (!name) return fr_fail(FR_ERR_ARG, "rollout: invalid sampler kind %d", (int)c->kind);
@@ -74,7 +110,7 @@ static fr_status check_cfg(const fr_model *m, const fr_task *task, const fr_roll
                                (long long)i, (long long)t, (long long)c->n_train);
         }
     }
-    return FR_OK;
+    return fr_rollout_check_sharing(c);
 }
 
 /* The scalars of step i (flowrl/sampler.h: which fields each kind reads). */
@@ -106,161 +142,16 @@ float fr_rollout_time(const fr_rollout_cfg *c, int64_t i)
     return is_flow(c->kind) ? fr_timestep_diffusers(c->sigmas[i]) : (float)c->timesteps[i];
 }
 
-/* ---- the loop -------------------------------------------------------------------- */
-
-typedef struct {
-    fr_model_ws ws;
-    float *x, *xn, *xin, *tin, *out, *v, *xi, *mean, *x0, *logp;
-    int32_t *c;
-    void *blk;
-} buffers;
-
-static void buffers_free(buffers *w)
+/* owner(s, i) = s − (s mod span(i)) (flowrl/rollout.h "Shared noise"). */
+uint32_t fr_rollout_noise_owner(const fr_rollout_cfg *c, uint32_t s, int64_t i)
 {
-    fr_model_ws_free(&w->ws);
-    free(w->blk);
-    memset(w, 0, sizeof *w);
-}
-
-static fr_status buffers_alloc(buffers *w, const fr_model *m, int64_t cap, int cfg2)
-{
-    memset(w, 0, sizeof *w);
-    const int64_t D = m->cfg.D, S = m->cfg.n_slots, R = cfg2 ? 2 * cap : cap;
-    /* x, xn, v, xi, mean, x0: cap·D; xin, out: R·D; tin, logp: R; c: R·S ints */
-    size_t nf = (size_t)(6 * cap * D + 2 * R * D + 2 * R);
-    size_t bytes = nf * sizeof(float) + (size_t)(R * S) * sizeof(int32_t);
-    w->blk = fr_malloc(bytes);
-    if (!w->blk) return FR_ERR_NOMEM;
-    float *f = w->blk;
-    w->x = f, f += cap * D;
-    w->xn = f, f += cap * D;
-    w->v = f, f += cap * D;
-    w->xi = f, f += cap * D;
-    w->mean = f, f += cap * D;
-    w->x0 = f, f += cap * D;
-    w->xin = f, f += R * D;
-    w->out = f, f += R * D;
-    w->tin = f, f += R;
-    w->logp = f, f += R;
-    w->c = (int32_t *)f;
-    fr_status s = fr_model_ws_alloc(&w->ws, m, R, 0);
-    if (s != FR_OK) {
-        free(w->blk);
-        w->blk = NULL;
+    int64_t span = 1;
+    if (i < 0) {
+        span = c->x_T_key == FR_XT_GROUP ? c->group_size : tree_leaves(c);
+    } else {
+        for (int64_t k = c->n_branch - 1; k >= 0 && c->branch[k].at > i; k--) span *= c->branch[k].width;
     }
-    return s;
-}
-
-/* Rows [r0, r0 + b) of the batch; B is the full batch (for the trajectory layout). */
-static fr_status run_chunk(const fr_model *m, const fr_ops *ops, const fr_task *task, const fr_rollout_cfg *c,
-                           buffers *w, int64_t B, int64_t r0, int64_t b, const int *prompt_ids,
-                           const uint32_t *sample_ids, const float *x_init, float *x_out,
-                           const fr_rollout_traj *traj)
-{
-    const int64_t D = m->cfg.D, S = m->cfg.n_slots, T = c->T;
-    const int guided = c->cfg != 1.0f;
-    const int64_t R = guided ? 2 * b : b;
-    const int stochastic = fr_sampler_is_stochastic(c->kind);
-
-    for (int64_t j = 0; j < b; j++) {
-        if (x_init)
-            memcpy(w->x + j * D, x_init + (r0 + j) * D, (size_t)D * sizeof(float));
-        else
-            fr_rng_fill_normal(w->x + j * D, D, c->seed, FR_RNG_SAMPLER_INIT, c->c0, sample_ids[r0 + j], 0);
-    }
-    FR_TRY(fr_cond_ids(task, b, prompt_ids + r0, w->c));
-    if (guided)
-        for (int64_t k = 0; k < b * S; k++) w->c[b * S + k] = (int32_t)m->cfg.n_cond; /* null, model.h */
-    if (traj && traj->traj) memcpy(traj->traj + r0 * D, w->x, (size_t)(b * D) * sizeof(float));
-
-    for (int64_t i = 0; i < T; i++) {
-        const fr_step p = fr_rollout_step(c, i);
-        fr_step_std sd;
-        FR_TRY(fr_sampler_std(&p, &sd));
-        const float t_in = fr_rollout_time(c, i);
-        for (int64_t k = 0; k < R; k++) w->tin[k] = t_in;
-        const float *v;
-        if (guided) {
-            memcpy(w->xin, w->x, (size_t)(b * D) * sizeof(float));
-            memcpy(w->xin + b * D, w->x, (size_t)(b * D) * sizeof(float));
-            FR_TRY(fr_model_forward(m, ops, &w->ws, R, w->xin, w->tin, w->c, w->out));
-            /* rows [0, b) conditional, [b, 2b) unconditional */
-            FR_TRY(fr_cfg_combine(b * D, c->cfg, w->out + b * D, w->out, w->v));
-            v = w->v;
-        } else {
-            FR_TRY(fr_model_forward(m, ops, &w->ws, b, w->x, w->tin, w->c, w->out));
-            v = w->out;
-        }
-        const float *xi = NULL;
-        if (stochastic && sd.std != 0.0f) {
-            for (int64_t j = 0; j < b; j++)
-                fr_rng_fill_normal(w->xi + j * D, D, c->seed, FR_RNG_SAMPLER_NOISE, c->c0, sample_ids[r0 + j],
-                                   (uint32_t)i);
-            xi = w->xi;
-        }
-        /* a step of std 0 (level 0 in a window, CPS's last step) has no density */
-        const int want_logp = traj && traj->logp && sd.std != 0.0f;
-        if (traj && traj->logp && !want_logp)
-            for (int64_t j = 0; j < b; j++) traj->logp[i * B + r0 + j] = 0.0f;
-        const float *x0_prev = p.kind == FR_SAMPLER_DPM && p.order == 2 ? w->x0 : NULL;
-        FR_TRY(fr_sampler_step(&p, b, D, w->x, v, x0_prev, xi, w->xn, w->mean, want_logp ? w->logp : NULL,
-                               NULL));
-        if (c->kind == FR_SAMPLER_DPM) FR_TRY(fr_flow_x0(b * D, p.sigma, w->x, v, w->x0)); /* m1 of step i+1 */
-        if (traj) {
-            if (traj->traj)
-                memcpy(traj->traj + ((i + 1) * B + r0) * D, w->xn, (size_t)(b * D) * sizeof(float));
-            if (traj->mean) memcpy(traj->mean + (i * B + r0) * D, w->mean, (size_t)(b * D) * sizeof(float));
-            if (want_logp) memcpy(traj->logp + i * B + r0, w->logp, (size_t)b * sizeof(float));
-            if (traj->std) traj->std[i] = sd;
-        }
-        float *tmp = w->x;
-        w->x = w->xn;
-        w->xn = tmp;
-    }
-    memcpy(x_out + r0 * D, w->x, (size_t)(b * D) * sizeof(float));
-    return FR_OK;
-}
-
-fr_status fr_rollout(const fr_model *m, const fr_ops *ops, const fr_task *task, const fr_rollout_cfg *cfg,
-                     int64_t B, const int *prompt_ids, const uint32_t *sample_ids, const float *x_init, float *x,
-                     const fr_rollout_traj *traj)
-{
-    if (!m || !ops || !task || !cfg) return fr_fail(FR_ERR_ARG, "fr_rollout: NULL model, ops, task or cfg");
-    if (B < 0) return fr_fail(FR_ERR_ARG, "fr_rollout: batch %lld < 0", (long long)B);
-    if (B == 0) return FR_OK;
-    FR_TRY(check_cfg(m, task, cfg));
-    float max_noise = cfg->noise;
-    if (cfg->step_noise) {
-        max_noise = 0.0f;
-        for (int64_t i = 0; i < cfg->T; i++) {
-            float a = cfg->step_noise[i];
-            if (!(a >= 0.0f && a <= 100.0f))
-                return fr_fail(FR_ERR_ARG, "fr_rollout: step %lld noise level %g, expected 0 .. 100", (long long)i,
-                               (double)a);
-            if (a > max_noise) max_noise = a;
-        }
-    }
-    if (!prompt_ids || !x || (!sample_ids && !x_init) ||
-        (!sample_ids && fr_sampler_is_stochastic(cfg->kind) && max_noise != 0.0f))
-        return fr_fail(FR_ERR_ARG, "fr_rollout: prompt_ids, x or sample_ids is NULL");
-    if (traj && traj->logp) {
-        if (!fr_sampler_is_stochastic(cfg->kind))
-            return fr_fail(FR_ERR_ARG, "fr_rollout: sampler '%s' is deterministic and has no log-probs",
-                           fr_sampler_name(cfg->kind));
-        if (max_noise == 0.0f)
-            return fr_fail(FR_ERR_ARG, "fr_rollout: log-probs need a noise level > 0 ('%s' with 0 has std 0)",
-                           fr_sampler_name(cfg->kind));
-    }
-    const int64_t cap = cfg->batch > 0 && cfg->batch < B ? cfg->batch : B;
-    buffers w;
-    FR_TRY(buffers_alloc(&w, m, cap, cfg->cfg != 1.0f));
-    fr_status s = FR_OK;
-    for (int64_t r0 = 0; r0 < B && s == FR_OK; r0 += cap) {
-        const int64_t b = B - r0 < cap ? B - r0 : cap;
-        s = run_chunk(m, ops, task, cfg, &w, B, r0, b, prompt_ids, sample_ids, x_init, x, traj);
-    }
-    buffers_free(&w);
-    return s;
+    return s - (uint32_t)((int64_t)s % span);
 }
 
 /* ---- schedules ------------------------------------------------------------------- */

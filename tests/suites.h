@@ -26,6 +26,8 @@
     X(opt)                                                                                 \
     X(reward_cmd)                                                                          \
     X(rollout)                                                                             \
+    X(rollout_engine)                                                                      \
+    X(traj)                                                                                \
     X(golden)                                                                              \
     X(train)                                                                               \
     X(algos)                                                                               \

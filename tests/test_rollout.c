@@ -16,6 +16,7 @@
 #include "flowrl/rollout.h"
 #include "flowrl/safetensors.h"
 #include "flowrl/schedule.h"
+#include "tests/model_testutil.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
@@ -26,29 +27,6 @@ static const fr_ops *ref_ops(void)
     const fr_ops *ops;
     ck_assert(fr_backend_get("ref", &ops) == FR_OK);
     return ops;
-}
-
-/* A small model for task t with every parameter U(-0.5, 0.5) from splitmix(seed). */
-static void make_model(fr_model *m, const fr_task *t, fr_pred pred, uint64_t seed)
-{
-    fr_model_config c;
-    memset(&c, 0, sizeof c);
-    snprintf(c.preset, sizeof c.preset, "custom");
-    c.D = t->D;
-    fr_cond_dims(t, &c.n_cond, &c.n_slots);
-    c.H = 16;
-    c.F = 24;
-    c.n_blocks = 2;
-    c.E = 8;
-    c.act = FR_ACT_SILU;
-    c.pred = pred;
-    c.ln_eps = 1e-5f;
-    ck_assert_msg(fr_model_init(m, &c, (uint32_t)seed) == FR_OK, "%s", fr_last_error());
-    uint64_t s = seed;
-    for (int i = 0; i < m->n_params; i++) {
-        float *d = m->values[i].data;
-        for (int64_t k = 0; k < fr_tensor_numel(&m->values[i]); k++) d[k] = fr_test_uniform(&s, -0.5f, 0.5f);
-    }
 }
 
 static const fr_task *task(const char *name)
@@ -137,8 +115,8 @@ START_TEST(test_batch_independence)
     const fr_task *t = task("gmm2d");
     const fr_ops *ops = ref_ops();
     fr_model mv, me;
-    make_model(&mv, t, FR_PRED_VELOCITY, SEED);
-    make_model(&me, t, FR_PRED_EPSILON, SEED + 1);
+    fr_test_make_model(&mv, t, FR_PRED_VELOCITY, SEED);
+    fr_test_make_model(&me, t, FR_PRED_EPSILON, SEED + 1);
     enum { B = 7, T = 6 };
     const int64_t D = t->D;
     int prompts[B] = {0, 3, 7, -1, 5, 3, 1};
@@ -213,7 +191,7 @@ static void check_by_hand(fr_sampler_kind kind, float g)
     const fr_task *t = task("gmm2d");
     const fr_ops *ops = ref_ops();
     fr_model m;
-    make_model(&m, t, kind == FR_SAMPLER_DDIM ? FR_PRED_EPSILON : FR_PRED_VELOCITY, SEED + 2);
+    fr_test_make_model(&m, t, kind == FR_SAMPLER_DDIM ? FR_PRED_EPSILON : FR_PRED_VELOCITY, SEED + 2);
     enum { B = 5, T = 5 };
     const int64_t D = t->D, S = m.cfg.n_slots;
     int prompts[B] = {2, 0, 6, 6, -1};
@@ -307,7 +285,7 @@ START_TEST(test_cfg)
     const fr_task *t = task("gmm2d");
     const fr_ops *ops = ref_ops();
     fr_model m;
-    make_model(&m, t, FR_PRED_VELOCITY, SEED + 3);
+    fr_test_make_model(&m, t, FR_PRED_VELOCITY, SEED + 3);
     enum { B = 6, T = 4 };
     const int64_t D = t->D;
     int prompts[B] = {0, 1, 2, 3, 4, 5}, nulls[B] = {-1, -1, -1, -1, -1, -1};
@@ -342,7 +320,7 @@ START_TEST(test_x_init)
     const fr_task *t = task("gmm2d");
     const fr_ops *ops = ref_ops();
     fr_model m;
-    make_model(&m, t, FR_PRED_VELOCITY, SEED + 4);
+    fr_test_make_model(&m, t, FR_PRED_VELOCITY, SEED + 4);
     enum { B = 4, T = 3 };
     int prompts[B] = {1, 2, 3, 4};
     uint32_t ids[B] = {9, 8, 7, 6};
@@ -370,7 +348,7 @@ START_TEST(test_opt_equals_ref)
     const fr_ops *ref = ref_ops(), *opt;
     if (fr_backend_get("opt", &opt) != FR_OK) return; /* not built in */
     fr_model m;
-    make_model(&m, t, FR_PRED_VELOCITY, SEED + 7);
+    fr_test_make_model(&m, t, FR_PRED_VELOCITY, SEED + 7);
     enum { B = 5, T = 3 };
     const int64_t D = t->D;
     int prompts[B] = {52, 60, 69, -1, 3};
@@ -400,9 +378,9 @@ START_TEST(test_errors)
     const fr_task *t = task("gmm2d");
     const fr_ops *ops = ref_ops();
     fr_model mv, me, ms;
-    make_model(&mv, t, FR_PRED_VELOCITY, SEED);
-    make_model(&me, t, FR_PRED_EPSILON, SEED);
-    make_model(&ms, task("shapes"), FR_PRED_VELOCITY, SEED);
+    fr_test_make_model(&mv, t, FR_PRED_VELOCITY, SEED);
+    fr_test_make_model(&me, t, FR_PRED_EPSILON, SEED);
+    fr_test_make_model(&ms, task("shapes"), FR_PRED_VELOCITY, SEED);
     int prompts[2] = {0, 1};
     uint32_t ids[2] = {0, 1};
     float x[2 * 2], logp[4 * 2];
@@ -440,7 +418,7 @@ static void check_eval(const char *task_name, int n, int64_t T)
     const fr_task *t = task(task_name);
     const fr_ops *ops = ref_ops();
     fr_model m;
-    make_model(&m, t, FR_PRED_VELOCITY, SEED + 5);
+    fr_test_make_model(&m, t, FR_PRED_VELOCITY, SEED + 5);
     fr_rollout_schedule s;
     float *ab;
     fr_rollout_cfg c = make_cfg(FR_SAMPLER_ODE, T, 1.0f, &s, &ab);
@@ -506,7 +484,7 @@ static char g_out[1 << 17];
 static void write_ckpt(const char *path, const char *task_name, fr_pred pred, int ema, int with_task)
 {
     fr_model m;
-    make_model(&m, task(task_name), pred, SEED + 6);
+    fr_test_make_model(&m, task(task_name), pred, SEED + 6);
     fr_st_file f;
     fr_st_init(&f);
     ck_assert(fr_model_config_to_meta(&m.cfg, &f) == FR_OK);

@@ -8,18 +8,42 @@
  *          input, fr_timestep_diffusers) or the integer DDPM t (epsilon models)
  *   cfg == 1:  m = net(x, t_in, c)                         one forward over B rows
  *   cfg != 1:  [m_c; m_u] = net([x; x], t_in, [c; null])   one forward over 2B rows
- *              m = m_u + g·(m_c − m_u)                     fr_cfg_combine, spec §0
+ *              m = m_u + g·(m_c − m_u)                     fr_guided_forward (guidance.h)
  *   x_{i+1} = step(x_i, m, ξ_i)                            fr_sampler_step
  * m is v (flow kinds) or ε̂ (ddim). dpm order 2 carries x̂0 = x − σ·v of the previous step.
  *
  * Randomness (DESIGN.md §1 (5)): row b with sample id s = sample_ids[b] gets
- *   x_T   = normals (seed, FR_RNG_SAMPLER_INIT,  c0, s, 0), element j
- *   ξ_i   = normals (seed, FR_RNG_SAMPLER_NOISE, c0, s, i), element j
- * so a sample is a pure function of (model, cfg, prompt, seed, c0, s): independent of
- * the batch size, of its position in the batch and of the other rows (the model forward
- * is row-independent, flowrl/model.h). Callers choose c0 (an epoch, or one of the
+ *   x_T   = normals (seed, FR_RNG_SAMPLER_INIT,  c0, owner(s, −1), 0), element j
+ *   ξ_i   = normals (seed, FR_RNG_SAMPLER_NOISE, c0, owner(s, i), i), element j
+ *           (times the branch's xi_scale at a branch step, see below)
+ * where owner(s, i) = s unless the noise is shared (fr_rollout_noise_owner): so a sample
+ * is a pure function of (model, cfg, prompt, seed, c0, s): independent of the batch size,
+ * of its position in the batch and of the other rows (the model forward is
+ * row-independent, flowrl/model.h). Callers choose c0 (an epoch, or one of the
  * FR_ROLLOUT_C0_* domains below) and s (a global sample index). Steps whose std is 0
  * (noise level 0, CPS's last step) draw no noise: x' = μ exactly.
+ *
+ * Shared noise (what DanceGRPO, DGPO, BranchGRPO, G²RPO and TempFlow-GRPO sample), all
+ * by the rule "a noise is drawn at the first sample id of the block of ids that shares
+ * it", owner(s, i) = s − (s mod span(i)):
+ *   x_T_key FR_XT_GROUP   x_T shared by the group_size consecutive ids of a group
+ *                         (span(−1) = group_size): one x_T per prompt.
+ *   branch[0..n_branch)   prefix trees (BranchGRPO, samplers.md §11): ids come in trees of
+ *                         L = Π width_k leaves (s / L the tree, s mod L the leaf). At step
+ *                         at_k each node splits into width_k children; the noise of steps
+ *                         in [at_{k−1}, at_k) belongs to the depth-k node, so
+ *                         span(i) = Π_{k ≥ d(i)} width_k, d(i) = #{k : at_k <= i}, and
+ *                         span(−1) = L (a tree has one x_T). Children share the parent's
+ *                         x_0..x_{at_k} bit for bit and diverge from x_{at_k + 1}. The
+ *                         shared prefix is computed once per node (the rows of a node
+ *                         with the same prompt go through the network once), and the
+ *                         result equals rolling out each leaf alone. The first leaf of
+ *                         every node owns its noise at every step, so leaf 0 of a tree
+ *                         is bitwise the unbranched sample of its id.
+ *   one branch of width N at step j with step_noise zero except at j: N candidates from
+ *                         one state x_j, one stochastic step, ODE elsewhere (G²RPO §12,
+ *                         TempFlow-GRPO §13; with sde, a step of level 0 is the Euler
+ *                         step bit for bit, sampler_elem.h).
  *
  * Shapes: B rows, D = model dims, T steps, S = task n_slots. */
 #ifndef FLOWRL_ROLLOUT_H
@@ -37,6 +61,20 @@
  * counting from 0, so these never meet it). */
 #define FR_ROLLOUT_C0_EVAL 0xE7A10000u   /* flowrl eval / fr_evaluate */
 #define FR_ROLLOUT_C0_SAMPLE 0x5A3B0000u /* flowrl sample */
+
+typedef enum {
+    FR_XT_SAMPLE = 0, /* x_T drawn at the row's own sample id */
+    FR_XT_GROUP = 1   /* x_T drawn at the group's first id: group_size rows share it */
+} fr_xt_key;
+
+/* One split of a prefix tree. */
+typedef struct {
+    int64_t at;     /* the children's own noise starts at step at (0 <= at < T) */
+    int64_t width;  /* children per node, >= 1 */
+    float xi_scale; /* ξ of step at is multiplied by this (BranchGRPO's split_noise_scale
+                       4; 1 = none); the log-prob keeps the nominal std (samplers.md §11
+                       quirk). Finite, > 0. */
+} fr_rollout_branch;
 
 typedef struct {
     fr_sampler_kind kind;
@@ -59,6 +97,11 @@ typedef struct {
      * no noise drawn, log-prob 0 in the trajectory): the Flow-GRPO-Fast and MixGRPO windows
      * (spec/samplers.md §10). */
     const float *step_noise;
+    /* shared noise (above): x_T per sample or per group of group_size ids */
+    fr_xt_key x_T_key;
+    int64_t group_size; /* FR_XT_GROUP: >= 1, a multiple of a tree's leaf count */
+    const fr_rollout_branch *branch; /* (n_branch,) prefix-tree splits, at increasing */
+    int64_t n_branch;                /* 0: no tree */
 } fr_rollout_cfg;
 
 /* FG-like defaults for kind: T 40, noise 0.7 (sde), 0.8 (cps), 0.3 (dance), 0 (ddim:
@@ -77,7 +120,7 @@ typedef struct {
 } fr_rollout_traj;
 
 /* Samples x (B, D) for prompt_ids (B,) (id -1: the null condition). x_init (B, D), if not
- * NULL, replaces the coordinate-drawn x_T (e.g. a shared x_T per group). Checks: the
+ * NULL, replaces the coordinate-drawn x_T (not with a tree). Checks: the
  * model's pred matches the sampler (ddim needs an epsilon model, the flow kinds a velocity
  * model), the model's D / n_cond / n_slots match the task (fr_cond_dims), the grids. */
 fr_status fr_rollout(const fr_model *m, const fr_ops *ops, const fr_task *task,
@@ -87,6 +130,18 @@ fr_status fr_rollout(const fr_model *m, const fr_ops *ops, const fr_task *task,
                      const float *x_init,        // (B, D) or NULL
                      float *x,                   // (B, D) out
                      const fr_rollout_traj *traj);
+
+/* The sample id whose noise row id s uses at slot i: i = −1 for x_T, 0 <= i < T for the
+ * ξ of step i (the rule above). cfg must have passed fr_rollout's checks. A trainer of a
+ * tree trains each transition once: at step i, the rows with owner(s, i) == s. */
+uint32_t fr_rollout_noise_owner(const fr_rollout_cfg *cfg, uint32_t s, int64_t i);
+
+/* *nfe = the rows fr_rollout(cfg, B, prompt_ids, sample_ids) sends through the network
+ * (a guided row counts 2): the model-evaluation budget of a rollout, B·T (2·B·T guided)
+ * without a tree, less with one (each node once per step). Checks as fr_rollout's,
+ * without the model. */
+fr_status fr_rollout_nfe(const fr_rollout_cfg *cfg, int64_t B, const int *prompt_ids,
+                         const uint32_t *sample_ids, int64_t *nfe);
 
 /* The sampler scalars of step i (0 <= i < T) exactly as fr_rollout uses them, and the
  * model input time t_in of that step: what a training loop needs to recompute a step's

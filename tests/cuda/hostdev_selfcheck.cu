@@ -13,6 +13,7 @@
 extern "C" {
 #include "flowrl/detmath.h"
 #include "flowrl/elem.h"
+#include "flowrl/noising.h"
 #include "flowrl/philox.h"
 #include "flowrl/reduce.h"
 #include "flowrl/sampler_elem.h"

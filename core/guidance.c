@@ -1,0 +1,81 @@
+/* Classifier-free guidance forward and backward (flowrl/guidance.h; spec/samplers.md §0). */
+#include "flowrl/guidance.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "flowrl/sampler.h"
+
+fr_guidance fr_guidance_from_scale(float g)
+{
+    fr_guidance gd = {g, g != 1.0f};
+    return gd;
+}
+
+void fr_guided_ws_free(fr_guided_ws *w)
+{
+    fr_model_ws_free(&w->model);
+    free(w->blk);
+    memset(w, 0, sizeof *w);
+}
+
+fr_status fr_guided_ws_alloc(fr_guided_ws *w, const fr_model *m, int64_t cap, fr_guidance gd, int keep)
+{
+    memset(w, 0, sizeof *w);
+    if (cap < 1 || cap > (int64_t)1 << 30)
+        return fr_fail(FR_ERR_ARG, "fr_guided_ws_alloc: capacity %lld rows, expected 1 .. 2^30", (long long)cap);
+    const int64_t D = m->cfg.D, S = m->cfg.n_slots, R = gd.on ? 2 * cap : cap;
+    w->gd = gd;
+    w->cap = cap;
+    w->D = D;
+    w->S = S;
+    /* xin, out, dout: R·D floats; tin: R; c: R·S ints */
+    size_t bytes = (size_t)(3 * R * D + R) * sizeof(float) + (size_t)(R * S) * sizeof(int32_t);
+    w->blk = fr_malloc(bytes);
+    if (!w->blk) return FR_ERR_NOMEM;
+    float *f = w->blk;
+    w->xin = f, f += R * D;
+    w->out = f, f += R * D;
+    w->dout = f, f += R * D;
+    w->tin = f, f += R;
+    w->c = (int32_t *)f;
+    fr_status s = fr_model_ws_alloc(&w->model, m, R, keep);
+    if (s != FR_OK) {
+        free(w->blk);
+        memset(w, 0, sizeof *w);
+    }
+    return s;
+}
+
+fr_status fr_guided_forward(const fr_model *m, const fr_ops *ops, fr_guided_ws *w, int64_t b, const float *x,
+                            float t_in, const int32_t *c, float *v)
+{
+    if (!w->blk || b < 1 || b > w->cap)
+        return fr_fail(FR_ERR_ARG, "fr_guided_forward: %lld rows, workspace holds %lld", (long long)b,
+                       (long long)w->cap);
+    const int64_t D = w->D, S = w->S;
+    w->b = b;
+    if (!w->gd.on) {
+        for (int64_t k = 0; k < b; k++) w->tin[k] = t_in;
+        return fr_model_forward(m, ops, &w->model, b, x, w->tin, c, v);
+    }
+    const int64_t R = 2 * b;
+    for (int64_t k = 0; k < R; k++) w->tin[k] = t_in;
+    memcpy(w->xin, x, (size_t)(b * D) * sizeof(float));
+    memcpy(w->xin + b * D, x, (size_t)(b * D) * sizeof(float));
+    memcpy(w->c, c, (size_t)(b * S) * sizeof(int32_t));
+    for (int64_t k = 0; k < b * S; k++) w->c[b * S + k] = (int32_t)m->cfg.n_cond; /* null, model.h */
+    FR_TRY(fr_model_forward(m, ops, &w->model, R, w->xin, w->tin, w->c, w->out));
+    /* rows [0, b) conditional, [b, 2b) unconditional */
+    return fr_cfg_combine(b * D, w->gd.scale, w->out + b * D, w->out, v);
+}
+
+fr_status fr_guided_backward(fr_model *m, const fr_ops *ops, fr_guided_ws *w, const float *g_v)
+{
+    if (!w->blk || w->b < 1) return fr_fail(FR_ERR_ARG, "fr_guided_backward: no forward to go back through");
+    if (!w->gd.on) return fr_model_backward(m, ops, &w->model, g_v, NULL);
+    const int64_t n = w->b * w->D;
+    ops->scale(n, w->gd.scale, g_v, w->dout);                 /* g_c = g_v·g */
+    ops->binary(FR_BIN_SUB, n, g_v, w->dout, w->dout + n);    /* g_u = g_v − g_v·g */
+    return fr_model_backward(m, ops, &w->model, w->dout, NULL);
+}

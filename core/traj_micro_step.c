@@ -1,0 +1,109 @@
+/* One (micro-batch, step) of trajectory-PPO training (flowrl/traj_objective.h; the chain
+ * of flowrl/grpo.h, spec/objectives.md §2). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flowrl/cond.h"
+#include "flowrl/traj_objective.h"
+
+void fr_traj_ws_free(fr_traj_ws *w)
+{
+    fr_guided_ws_free(&w->pol);
+    if (w->have_ref) fr_guided_ws_free(&w->ref);
+    free(w->blk);
+    memset(w, 0, sizeof *w);
+}
+
+fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap)
+{
+    memset(w, 0, sizeof *w);
+    if (!tr || !tr->policy || !tr->ops || !tr->objective || !(tr->beta >= 0.0f) || (tr->beta > 0.0f) != !!tr->ref)
+        return fr_fail(FR_ERR_ARG, "fr_traj_ws_alloc: NULL policy, ops or objective, or beta %g without a reference "
+                                   "(or a reference with beta 0)", tr ? (double)tr->beta : 0.0);
+    if (cap < 1 || cap > (int64_t)1 << 30)
+        return fr_fail(FR_ERR_ARG, "fr_traj_ws_alloc: capacity %lld rows, expected 1 .. 2^30", (long long)cap);
+    const int64_t D = tr->policy->cfg.D, S = tr->policy->cfg.n_slots;
+    w->cap = cap;
+    w->D = D;
+    w->S = S;
+    /* x, x_next, mean_old, v, mean, g_mean, v_ref, mean_ref: cap·D; logp_old, adv, logp, scratch: cap */
+    size_t bytes = (size_t)(8 * cap * D + 4 * cap) * sizeof(float) + (size_t)cap * sizeof(int) +
+                   (size_t)(cap * S) * sizeof(int32_t);
+    w->blk = fr_malloc(bytes);
+    if (!w->blk) return FR_ERR_NOMEM;
+    float *f = w->blk;
+    float **rows[] = {&w->x, &w->x_next, &w->mean_old, &w->v, &w->mean, &w->g_mean, &w->v_ref, &w->mean_ref};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) *rows[i] = f, f += cap * D;
+    float **vecs[] = {&w->logp_old, &w->adv, &w->logp, &w->scratch};
+    for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) *vecs[i] = f, f += cap;
+    w->pid = (int *)f;
+    w->c = (int32_t *)(w->pid + cap);
+    fr_status s = fr_guided_ws_alloc(&w->pol, tr->policy, cap, tr->guidance, 1);
+    if (s == FR_OK && tr->beta > 0.0f) {
+        s = fr_guided_ws_alloc(&w->ref, tr->ref, cap, tr->guidance, 0);
+        w->have_ref = s == FR_OK;
+    }
+    if (s != FR_OK) fr_traj_ws_free(w);
+    return s;
+}
+
+/* Step 1: the rows of step j, and their condition ids. */
+static fr_status gather(fr_traj_ws *w, const fr_traj_data *d, const int64_t *rows, int64_t b, int64_t j)
+{
+    const int64_t N = d->N, D = w->D;
+    for (int64_t k = 0; k < b; k++) {
+        const int64_t r = rows[k];
+        if (r < 0 || r >= N) return fr_fail(FR_ERR_ARG, "fr_traj_micro_step: row %lld outside [0, %lld)", (long long)r,
+                                            (long long)N);
+        memcpy(w->x + k * D, d->traj + (j * N + r) * D, (size_t)D * sizeof(float));
+        memcpy(w->x_next + k * D, d->traj + ((j + 1) * N + r) * D, (size_t)D * sizeof(float));
+        memcpy(w->mean_old + k * D, d->mean + (j * N + r) * D, (size_t)D * sizeof(float));
+        w->logp_old[k] = d->logp[j * N + r];
+        w->adv[k] = d->adv[r];
+        w->pid[k] = d->prompt_ids[r];
+    }
+    return fr_cond_ids(d->task, b, w->pid, w->c);
+}
+
+fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_traj_data *d, const int64_t *rows,
+                             int64_t b, int64_t j, float gout, float *ratio, fr_traj_stats *st)
+{
+    if (!tr || !w || !w->blk || !d || !d->rc || !d->traj || !d->mean || !d->logp || !d->adv || !d->prompt_ids ||
+        !rows || !ratio || !st || b < 1 || b > w->cap || j < 0 || j >= d->rc->T)
+        return fr_fail(FR_ERR_ARG, "fr_traj_micro_step: %lld rows at step %lld (capacity %lld) or a NULL argument",
+                       (long long)b, (long long)j, w ? (long long)w->cap : 0LL);
+    const int64_t D = w->D;
+    const int with_ref = tr->beta > 0.0f;
+    memset(st, 0, sizeof *st);
+    FR_TRY(gather(w, d, rows, b, j));
+
+    const fr_step step = fr_rollout_step(d->rc, j);
+    const float t_in = fr_rollout_time(d->rc, j);
+    FR_TRY(fr_guided_forward(tr->policy, tr->ops, &w->pol, b, w->x, t_in, w->c, w->v));
+    FR_TRY(fr_sampler_logprob(&step, b, D, w->x, w->v, NULL, w->x_next, w->mean, w->logp));
+    if (with_ref) {
+        /* the frozen base under the same guidance (objectives.md §2: LoRA off = the base) */
+        FR_TRY(fr_guided_forward(tr->ref, tr->ops, &w->ref, b, w->x, t_in, w->c, w->v_ref));
+        FR_TRY(fr_sampler_mean(&step, b, D, w->x, w->v_ref, NULL, w->mean_ref));
+    }
+
+    const fr_traj_batch tb = {b,         D,       step,    w->x,    w->x_next,                 w->mean_old,
+                              w->logp_old, w->adv, w->mean, w->logp, with_ref ? w->mean_ref : NULL, w->scratch};
+    FR_TRY(tr->objective->loss(&tb, j, tr->params, gout, w->g_mean, ratio, st));
+    if (with_ref) {
+        float ks;
+        FR_TRY(fr_kl_std(&step, tr->kl_form, &ks));
+        FR_TRY(fr_kl_loss(b, D, ks, w->mean, w->mean_ref, gout * tr->beta, &st->kl, w->g_mean, 1));
+    }
+    float dm;
+    FR_TRY(fr_grpo_dmean_dv(&step, &dm));
+    tr->ops->scale(b * D, dm, w->g_mean, w->g_mean); /* g_v = g_μ·dμ/dv */
+    FR_TRY(fr_guided_backward(tr->policy, tr->ops, &w->pol, w->g_mean));
+
+    st->loss = st->obj + tr->beta * st->kl;
+    if (!isfinite(st->loss))
+        return fr_fail(FR_ERR_NUMERIC, "train: loss %g at step %lld (policy %g, KL %g)", (double)st->loss,
+                       (long long)j, (double)st->obj, (double)st->kl);
+    return FR_OK;
+}

@@ -1,0 +1,62 @@
+/* Classifier-free guidance around the model, forward and backward, written once for the
+ * rollout and every trainer (spec/samplers.md §0).
+ *
+ * Guidance on (b rows in, 2b rows through the network):
+ *   [m_c; m_u] = net([x; x], t, [c; null])    rows [0, b) conditional, [b, 2b) the null
+ *                                              condition (n_cond in every slot, model.h)
+ *   v = m_u + g·(m_c − m_u)                    fr_cfg_combine
+ * and its backward for an upstream g_v (b, D), what autograd gives for the two paths:
+ *   g_c = g_v·g,  g_u = g_v + (−(g_v·g))       (ops->scale, then ops->binary SUB: a − b
+ *                                               is a + (−b) in IEEE arithmetic)
+ * Guidance off: v = net(x, t, c) over b rows and g_out = g_v.
+ * "On" is a flag, not g != 1: a trainer may recompute g = 1 through both branches
+ * (v = m_u + (m_c − m_u), not m_c bit for bit). fr_guidance_from_scale is the rollout's
+ * rule (on iff g != 1). */
+#ifndef FLOWRL_GUIDANCE_H
+#define FLOWRL_GUIDANCE_H
+
+#include <stdint.h>
+
+#include "flowrl/model.h"
+#include "flowrl/ops.h"
+#include "flowrl/status.h"
+
+typedef struct {
+    float scale; /* g */
+    int on;      /* 1: the 2b-row forward and the combine; 0: conditional rows only */
+} fr_guidance;
+
+/* {g, g != 1.0f}: guidance exactly 1 is the conditional forward alone. */
+fr_guidance fr_guidance_from_scale(float g);
+
+/* The buffers of guided forwards of up to cap rows (2·cap through the network when on),
+ * owned, with the model workspace. keep = 1 stores what fr_guided_backward needs. */
+typedef struct {
+    fr_guidance gd;
+    int64_t cap, b, D, S; /* b: rows of the last forward */
+    fr_model_ws model;
+    float *xin;  /* (2·cap, D) [x; x] */
+    float *tin;  /* (2·cap,) */
+    int32_t *c;  /* (2·cap, S) [c; null] */
+    float *out;  /* (2·cap, D) [m_c; m_u] */
+    float *dout; /* (2·cap, D) [g_c; g_u] */
+    void *blk;
+} fr_guided_ws;
+
+fr_status fr_guided_ws_alloc(fr_guided_ws *w, const fr_model *m, int64_t cap, fr_guidance gd, int keep);
+void fr_guided_ws_free(fr_guided_ws *w);
+
+/* v (b, D) = the guided model output at x (b, D), time t_in (every row), condition ids
+ * c (b, S) (the null rows are filled here). b <= w->cap. v must not alias x. */
+fr_status fr_guided_forward(const fr_model *m, const fr_ops *ops, fr_guided_ws *w, int64_t b,
+                            const float *x,   // (b, D)
+                            float t_in,
+                            const int32_t *c, // (b, S)
+                            float *v);        // (b, D) out
+
+/* Adds the parameter gradients of L through the last keep-forward of w, given
+ * g_v = dL/dv (b, D) (fr_model_backward accumulates). */
+fr_status fr_guided_backward(fr_model *m, const fr_ops *ops, fr_guided_ws *w,
+                             const float *g_v); // (b, D)
+
+#endif

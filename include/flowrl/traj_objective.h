@@ -1,0 +1,121 @@
+/* Trajectory-PPO training, one (micro-batch, step j) at a time, shared by the algorithms
+ * that train on the transitions of their own rollouts (the Flow-GRPO family:
+ * spec/objectives.md §2-§8). An algorithm supplies an fr_traj_objective (its policy term);
+ * fr_traj_micro_step does the rest, as flowrl/grpo.h chains it:
+ *   1. gather rows: x_j, x_{j+1}, μ_old, logp_old of step j and the advantages
+ *   2. v_θ = fr_guided_forward(policy, x_j)             (the rollout's guidance)
+ *   3. μ_θ, logp_θ = fr_sampler_logprob(step_j, x_j, v_θ, x_{j+1})
+ *   4. β > 0: μ_ref = fr_sampler_mean(step_j, x_j, fr_guided_forward(ref, x_j))
+ *   5. L_obj, g_μ = objective->loss(...)                (writes g_μ = gout·dL_obj/dμ_θ)
+ *   6. β > 0: L_KL, g_μ += fr_kl_loss(μ_θ, μ_ref, kl_std, gout·β)
+ *   7. g_v = g_μ·fr_grpo_dmean_dv(step_j), fr_guided_backward(policy, g_v)
+ * Loss = L_obj + β·L_KL; the policy's gradients accumulate (zero them per optimiser step). */
+#ifndef FLOWRL_TRAJ_OBJECTIVE_H
+#define FLOWRL_TRAJ_OBJECTIVE_H
+
+#include <stdint.h>
+
+#include "flowrl/grpo.h"
+#include "flowrl/guidance.h"
+#include "flowrl/model.h"
+#include "flowrl/ops.h"
+#include "flowrl/rollout.h"
+#include "flowrl/sampler.h"
+#include "flowrl/status.h"
+#include "flowrl/task.h"
+
+/* The gathered rows of one micro-batch at step j (b rows, D dims). */
+typedef struct {
+    int64_t b, D;
+    fr_step step;          /* the rollout's step j (fr_rollout_step) */
+    const float *x;        /* (b, D) x_j */
+    const float *x_next;   /* (b, D) x_{j+1} */
+    const float *mean_old; /* (b, D) μ of the rollout */
+    const float *logp_old; /* (b,)   log-prob of the rollout */
+    const float *adv;      /* (b,)   advantages (unclamped, flowrl/grpo.h) */
+    const float *mean;     /* (b, D) μ_θ */
+    const float *logp;     /* (b,)   logp_θ */
+    const float *mean_ref; /* (b, D) μ of the frozen reference; NULL when β = 0 */
+    float *scratch;        /* (b,)   for the objective (e.g. dL/dlogp_θ) */
+} fr_traj_batch;
+
+/* What an objective reports of one (batch, j) (logged, not optimised); kl and loss are
+ * filled by fr_traj_micro_step. */
+typedef struct {
+    float obj;       /* L_obj */
+    float approx_kl, clipfrac, ratio_min, ratio_max, ratio_mean; /* as fr_ppo_stats */
+    float kl;        /* L_KL (0 when β = 0) */
+    float loss;      /* L_obj + β·L_KL */
+} fr_traj_stats;
+
+typedef struct {
+    const char *name;
+    /* Writes g_mean (b, D) = gout·dL_obj/dμ_θ, ratio (b,) and st's objective fields.
+     * params: the objective's own (see each instance). */
+    fr_status (*loss)(const fr_traj_batch *tb, int64_t j, const void *params, float gout,
+                      float *g_mean, // (b, D) out
+                      float *ratio,  // (b,) out
+                      fr_traj_stats *st);
+} fr_traj_objective;
+
+/* Flow-GRPO's PPO-clip term (objectives.md §2; fr_ppo_policy then fr_logp_backward).
+ * params: const fr_ppo_params *. */
+extern const fr_traj_objective fr_traj_ppo;
+
+/* GRPO-Guard (objectives.md §3; fr_guard_policy, sde only). params: const
+ * fr_traj_guard_params *. */
+typedef struct {
+    fr_ppo_params ppo;
+    fr_guard_bias bias;
+} fr_traj_guard_params;
+extern const fr_traj_objective fr_traj_guard;
+
+/* An epoch's rollout as fr_rollout wrote it (time-major), with what a step reads. */
+typedef struct {
+    int64_t N;                /* rows of the rollout */
+    const float *traj;        /* (T+1, N, D) */
+    const float *mean;        /* (T, N, D) */
+    const float *logp;        /* (T, N) */
+    const float *adv;         /* (N,) */
+    const int *prompt_ids;    /* (N,) */
+    const fr_task *task;
+    const fr_rollout_cfg *rc; /* the rollout's config (step scalars, time input) */
+} fr_traj_data;
+
+/* Who trains and how. */
+typedef struct {
+    fr_model *policy;               /* receives the gradients (accumulated) */
+    const fr_model *ref;            /* frozen KL reference; NULL iff beta == 0 */
+    const fr_ops *ops;
+    fr_guidance guidance;           /* recomputed in training (the rollout's, or off) */
+    const fr_traj_objective *objective;
+    const void *params;             /* the objective's */
+    float beta;                     /* KL weight, >= 0 */
+    fr_kl_form kl_form;
+} fr_traj_trainer;
+
+/* The buffers of micro-batches of up to cap rows, owned: the guided workspaces of the
+ * policy (keep) and of the reference (when beta > 0), and the gathered rows. */
+typedef struct {
+    int64_t cap, D, S;
+    fr_guided_ws pol, ref;
+    int have_ref;
+    float *x, *x_next, *mean_old, *logp_old, *adv, *v, *mean, *logp, *g_mean, *v_ref, *mean_ref, *scratch;
+    int *pid;
+    int32_t *c;
+    void *blk;
+} fr_traj_ws;
+
+fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap);
+void fr_traj_ws_free(fr_traj_ws *w);
+
+/* Loss and gradient of rows (b,) (indices into the rollout) at step j; gout is the loss's
+ * upstream gradient (1/fr_grpo_accum_divisor, flowrl/grpo.h). ratio (b,) receives the
+ * ratios. FR_ERR_NUMERIC if the loss is not finite. */
+fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_traj_data *d,
+                             const int64_t *rows, // (b,)
+                             int64_t b, int64_t j, float gout,
+                             float *ratio,        // (b,) out
+                             fr_traj_stats *st);
+
+#endif

@@ -1,0 +1,37 @@
+/* A small model for a task with every parameter U(-0.5, 0.5) from splitmix(seed) (the
+ * zero-initialised output layer included), for the rollout and training-step tests. */
+#ifndef FLOWRL_MODEL_TESTUTIL_H
+#define FLOWRL_MODEL_TESTUTIL_H
+
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "flowrl/cond.h"
+#include "flowrl/model.h"
+#include "flowrl/task.h"
+#include "tests/testutil.h"
+
+static inline void fr_test_make_model(fr_model *m, const fr_task *t, fr_pred pred, uint64_t seed)
+{
+    fr_model_config c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.preset, sizeof c.preset, "custom");
+    c.D = t->D;
+    fr_cond_dims(t, &c.n_cond, &c.n_slots);
+    c.H = 16;
+    c.F = 24;
+    c.n_blocks = 2;
+    c.E = 8;
+    c.act = FR_ACT_SILU;
+    c.pred = pred;
+    c.ln_eps = 1e-5f;
+    ck_assert_msg(fr_model_init(m, &c, (uint32_t)seed) == FR_OK, "%s", fr_last_error());
+    uint64_t s = seed;
+    for (int i = 0; i < m->n_params; i++) {
+        float *d = m->values[i].data;
+        for (int64_t k = 0; k < fr_tensor_numel(&m->values[i]); k++) d[k] = fr_test_uniform(&s, -0.5f, 0.5f);
+    }
+}
+
+#endif
