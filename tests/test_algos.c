@@ -149,11 +149,11 @@ static void cli_args(argv_b *b, const fr_algo *a, const char *run, int64_t epoch
 }
 
 /* A config.json of the tiny configuration: a 1-epoch library run writes it. */
-static void tiny_config(const fr_algo *a, char *path, size_t n)
+static void tiny_config(const fr_algo *a, const char *name, char *path, size_t n)
 {
     char run[64];
     fr_rt_opts o;
-    fr_rt_opts_init(&o, a, rn(run, sizeof run, a, "cfgsrc"), 1);
+    fr_rt_opts_init(&o, a, rn(run, sizeof run, a, name), 1);
     ck_assert_msg(fr_rt_run(&o, "ref", 1, NULL, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
     snprintf(path, n, "%s/%s/config.json", fr_rt_dir, run);
     fr_rt_opts_free(&o);
@@ -163,7 +163,7 @@ START_TEST(test_cli_sigkill_then_resume)
 {
     FOR_EACH_ALGO(a) {
         char cfg[512], killed[64], whole[64], out[16384];
-        tiny_config(a, cfg, sizeof cfg);
+        tiny_config(a, "cfgkill", cfg, sizeof cfg);
         argv_b b;
         cli_args(&b, a, rn(killed, sizeof killed, a, "killed"), 200, cfg);
         pid_t pid = fr_rt_spawn(b.v);
@@ -195,7 +195,7 @@ END_TEST
 static void signal_case(const fr_algo *a, int sig, int want_status)
 {
     char cfg[512], run[64], out[16384], p[512];
-    tiny_config(a, cfg, sizeof cfg);
+    tiny_config(a, sig == SIGINT ? "cfgint" : "cfgterm", cfg, sizeof cfg);
     argv_b b;
     cli_args(&b, a, rn(run, sizeof run, a, sig == SIGINT ? "int" : "term"), 100000, cfg);
     pid_t pid = fr_rt_spawn(b.v);
@@ -234,7 +234,7 @@ START_TEST(test_config_round_trip)
 {
     FOR_EACH_ALGO(a) {
         char cfg[512], again[64], out[16384], src[64];
-        tiny_config(a, cfg, sizeof cfg);
+        tiny_config(a, "cfgsrc", cfg, sizeof cfg);
         rn(src, sizeof src, a, "cfgsrc");
         rn(again, sizeof again, a, "again");
         int rc = fr_rt_cli(out, sizeof out, "train --config %s --out %s/%s --backend ref", cfg, fr_rt_dir, again);

@@ -1,7 +1,7 @@
 /* Guidance written once (flowrl/guidance.h) and the trajectory-PPO micro-step
  * (flowrl/traj_objective.h). The micro-step is checked against the Flow-GRPO trainer
  * itself: an epoch's audit records (the golden case epoch.flow_grpo, written by the
- * trainer of cff6d07, and live runs of fr_grpo_train_run_tap with GRPO-Guard, CPS, the
+ * trainer of cff6d07, and live runs of the run loop (audit tap) with GRPO-Guard, CPS, the
  * Fast window and the guidance variants) are replayed through fr_traj_micro_step +
  * clip + AdamW, and every ratio, loss, gradient and parameter must match bit for bit. */
 #include <math.h>
@@ -11,7 +11,9 @@
 
 #include "core/golden_internal.h"
 #include "flowrl/guidance.h"
-#include "flowrl/grpo_train.h"
+#include "core/algo/flow_grpo.h"
+#include "flowrl/enum_names.h"
+#include "flowrl/run.h"
 #include "flowrl/optim.h"
 #include "flowrl/safetensors.h"
 #include "flowrl/sampler_elem.h"
@@ -138,10 +140,31 @@ static void assert_rec(const fr_st_file *rec, const char *name, const float *got
                       (long long)i, (double)got[i], (double)want[i]);
 }
 
+/* The options of an epoch to replay (those of a Flow-GRPO run that matter here). */
+typedef struct {
+    int64_t P, G, T, num_batches, grad_accum;
+    fr_sampler_kind sampler;
+    fr_grid grid;
+    double shift, clip_range;
+    float noise, cfg, adv_clip, beta, lr, beta1, beta2, adam_eps, weight_decay, max_grad_norm;
+    uint32_t seed;
+    int train_cfg;
+    fr_kl_form kl_form;
+    fr_fg_guard guard;
+    fr_fg_window window;
+} rp_opts;
+
+static rp_opts rp_defaults(void)
+{
+    rp_opts o = {8, 8, 10, 4, 2, FR_SAMPLER_SDE, FR_GRID_DIFFUSERS, 3.0, 1e-4, 0.7f, 1.0f, 5.0f, 0.04f, 3e-4f,
+                 0.9f, 0.999f, 1e-8f, 1e-4f, 1.0f, 42, -1, FR_KL_CODE, FR_FG_GUARD_OFF, FR_FG_WINDOW_NONE};
+    return o;
+}
+
 /* The trainer's epoch (records rec of options o, policy pol before the epoch) redone with
  * fr_traj_micro_step; every update's ratios, loss, gradient norm and clipped gradients and
  * the parameters after the epoch must be the trainer's. */
-static void replay(const fr_st_file *rec, const fr_grpo_train_opts *o, fr_model *pol, const char *ctx)
+static void replay(const fr_st_file *rec, const rp_opts *o, fr_model *pol, const char *ctx)
 {
     const fr_ops *ops = ref_ops();
     const int64_t N = o->P * o->G, D = pol->cfg.D, T = o->T;
@@ -179,14 +202,14 @@ static void replay(const fr_st_file *rec, const fr_grpo_train_opts *o, fr_model 
             memcpy(ref.values[i].data, pol->values[i].data, fr_tensor_nbytes(&pol->values[i]));
     }
     const fr_traj_guard_params gp = {{o->clip_range, o->adv_clip},
-                                     o->guard == FR_TRAIN_GUARD_BATCH ? FR_GUARD_BIAS_BATCH : FR_GUARD_BIAS_SAMPLE};
+                                     o->guard == FR_FG_GUARD_BATCH ? FR_GUARD_BIAS_BATCH : FR_GUARD_BIAS_SAMPLE};
     const int cfg_on = o->train_cfg < 0 ? o->cfg != 1.0f : o->train_cfg;
     const fr_traj_trainer tr = {pol,
                                 with_ref ? &ref : NULL,
                                 ops,
                                 {o->cfg, cfg_on},
-                                o->guard == FR_TRAIN_GUARD_OFF ? &fr_traj_ppo : &fr_traj_guard,
-                                o->guard == FR_TRAIN_GUARD_OFF ? (const void *)&gp.ppo : (const void *)&gp,
+                                o->guard == FR_FG_GUARD_OFF ? &fr_traj_ppo : &fr_traj_guard,
+                                o->guard == FR_FG_GUARD_OFF ? (const void *)&gp.ppo : (const void *)&gp,
                                 o->beta,
                                 o->kl_form};
     fr_traj_ws w;
@@ -275,12 +298,16 @@ START_TEST(test_golden_epoch)
     snprintf(path, sizeof path, "%s/golden/epoch.flow_grpo.safetensors", fr_test_src());
     fr_st_file f;
     ck_assert_msg(fr_st_read(&f, path) == FR_OK, "%s", fr_last_error());
-    fr_grpo_train_opts o = fr_grpo_train_defaults();
+    rp_opts o = rp_defaults();
+    int e;
     ck_assert(fr_sampler_from_name(meta(&f, "sampler"), &o.sampler) == FR_OK);
     ck_assert(fr_grid_from_name(meta(&f, "grid"), &o.grid) == FR_OK);
-    ck_assert(fr_train_window_from_name(meta(&f, "window"), &o.window) == FR_OK);
-    ck_assert(fr_train_guard_from_name(meta(&f, "guard"), &o.guard) == FR_OK);
-    ck_assert(fr_kl_form_from_name(meta(&f, "kl_form"), &o.kl_form) == FR_OK);
+    ck_assert(fr_enum_parse(fr_flow_grpo_window_names, meta(&f, "window"), &e, "window") == FR_OK);
+    o.window = (fr_fg_window)e;
+    ck_assert(fr_enum_parse(fr_flow_grpo_guard_names, meta(&f, "guard"), &e, "guard") == FR_OK);
+    o.guard = (fr_fg_guard)e;
+    ck_assert(fr_enum_parse(fr_flow_grpo_kl_names, meta(&f, "kl_form"), &e, "kl_form") == FR_OK);
+    o.kl_form = (fr_kl_form)e;
     o.seed = (uint32_t)iparam(&f, "seed");
     o.T = iparam(&f, "T");
     o.train_cfg = (int)iparam(&f, "train_cfg");
@@ -312,7 +339,7 @@ START_TEST(test_golden_epoch)
     fr_model pol;
     ck_assert(fr_model_alloc(&pol, &mc) == FR_OK);
     ck_assert(fr_model_values_from_st(&pol, &f, "in.") == FR_OK);
-    ck_assert(o.guard == FR_TRAIN_GUARD_OFF && o.beta > 0.0f && o.cfg != 1.0f);
+    ck_assert(o.guard == FR_FG_GUARD_OFF && o.beta > 0.0f && o.cfg != 1.0f);
     replay(&f, &o, &pol, "golden epoch.flow_grpo");
     fr_model_free(&pol);
     fr_st_free(&f);
@@ -329,15 +356,15 @@ static fr_status tap(int64_t step, const char *name, const fr_tensor *t, void *u
 typedef struct {
     const char *label;
     fr_sampler_kind sampler;
-    fr_train_guard guard;
+    fr_fg_guard guard;
     float cfg, beta;
     int train_cfg;
     fr_kl_form kl_form;
-    fr_train_window window;
+    fr_fg_window window;
     double clip_range;
 } live_case;
 
-/* One epoch of fr_grpo_train_run_tap per case, replayed. */
+/* One epoch of the run loop (fr_run_new with an audit tap) per case, replayed. */
 START_TEST(test_live_epochs)
 {
     char dir[] = "/tmp/flowrl-traj-XXXXXX", base[64], run[96];
@@ -347,45 +374,80 @@ START_TEST(test_live_epochs)
     fr_test_make_model(&m0, &fr_task_gmm2d, FR_PRED_VELOCITY, SEED + 1);
     ck_assert(fr_model_save(&m0, base) == FR_OK);
     const live_case cases[] = {
-        {"guard batch, cfg 1.5, kl", FR_SAMPLER_SDE, FR_TRAIN_GUARD_BATCH, 1.5f, 0.04f, -1, FR_KL_CODE, FR_TRAIN_WINDOW_NONE, 2e-3},
-        {"guard sample, no cfg, no kl", FR_SAMPLER_SDE, FR_TRAIN_GUARD_SAMPLE, 1.0f, 0.0f, -1, FR_KL_CODE, FR_TRAIN_WINDOW_NONE, 2e-3},
-        {"cps, paper kl, cfg 1 on, fast", FR_SAMPLER_CPS, FR_TRAIN_GUARD_OFF, 1.0f, 0.1f, 1, FR_KL_PAPER, FR_TRAIN_WINDOW_FAST, 1e-5},
-        {"sde, rollout cfg 2, train cfg off", FR_SAMPLER_SDE, FR_TRAIN_GUARD_OFF, 2.0f, 0.04f, 0, FR_KL_CODE, FR_TRAIN_WINDOW_NONE, 1e-3},
+        {"guard batch, cfg 1.5, kl", FR_SAMPLER_SDE, FR_FG_GUARD_BATCH, 1.5f, 0.04f, -1, FR_KL_CODE, FR_FG_WINDOW_NONE, 2e-3},
+        {"guard sample, no cfg, no kl", FR_SAMPLER_SDE, FR_FG_GUARD_SAMPLE, 1.0f, 0.0f, -1, FR_KL_CODE, FR_FG_WINDOW_NONE, 2e-3},
+        {"cps, paper kl, cfg 1 on, fast", FR_SAMPLER_CPS, FR_FG_GUARD_OFF, 1.0f, 0.1f, 1, FR_KL_PAPER, FR_FG_WINDOW_FAST, 1e-5},
+        {"sde, rollout cfg 2, train cfg off", FR_SAMPLER_SDE, FR_FG_GUARD_OFF, 2.0f, 0.04f, 0, FR_KL_CODE, FR_FG_WINDOW_NONE, 1e-3},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const live_case *c = &cases[k];
-        fr_grpo_train_opts o = fr_grpo_train_defaults();
-        snprintf(o.base, sizeof o.base, "%s", base);
-        snprintf(o.task, sizeof o.task, "gmm2d");
+        const fr_algo *a = &fr_algo_flow_grpo;
+        fr_run_opts ro;
+        fr_flow_grpo_opts fo;
+        fr_opts all;
+        memset(&ro, 0, sizeof ro);
+        memset(&fo, 0, sizeof fo);
+        memset(&all, 0, sizeof all);
+        fr_run_opts_bind(&all, &ro, a, &fo);
+        ck_assert(fr_opts_defaults(&all) == FR_OK);
+        a->defaults(&ro, &fo);
+        snprintf(ro.c.base, sizeof ro.c.base, "%s", base);
+        snprintf(ro.c.task, sizeof ro.c.task, "gmm2d");
         snprintf(run, sizeof run, "%s/run%zu", dir, k);
-        snprintf(o.out, sizeof o.out, "%s", run);
-        o.epochs = 1;
-        o.seed = 3 + (uint32_t)k;
-        o.eval_n = 0;
-        o.P = 3;
-        o.G = 4;
-        o.T = 5;
-        o.sampler = c->sampler;
-        o.noise = c->sampler == FR_SAMPLER_CPS ? 0.8f : 0.7f;
-        o.guard = c->guard;
-        o.cfg = c->cfg;
-        o.train_cfg = c->train_cfg;
-        o.beta = c->beta;
-        o.kl_form = c->kl_form;
-        o.window = c->window;
-        o.fast_w = 2;
-        o.fast_r0 = 0;
-        o.fast_r1 = 4;
-        o.clip_range = c->clip_range;
-        o.num_batches = 2;
-        o.grad_accum = 1;
-        o.lr = 3e-3f;
-        o.ema = -1.0f;
+        snprintf(ro.run.out, sizeof ro.run.out, "%s", run);
+        ro.run.epochs = 1;
+        ro.run.seed = 3 + (uint32_t)k;
+        ro.ev.eval_n = 0;
+        ro.c.prompts = 3;
+        ro.c.group = 4;
+        ro.smp.num_steps = 5;
+        ro.smp.sampler = c->sampler;
+        ro.smp.noise_level = c->sampler == FR_SAMPLER_CPS ? 0.8f : 0.7f;
+        fo.guard = c->guard;
+        ro.smp.cfg = c->cfg;
+        fo.train_cfg = c->train_cfg;
+        ro.c.beta = c->beta;
+        fo.kl_form = c->kl_form;
+        fo.window = c->window;
+        fo.window_size = 2;
+        fo.window_lo = 0;
+        fo.window_hi = 4;
+        ro.c.clip_range = c->clip_range;
+        ro.c.num_batches = 2;
+        ro.c.grad_accum = 1;
+        ro.opt.lr = 3e-3f;
+        ro.opt.ema_decay = -1.0f;
         fr_st_file rec;
         fr_st_init(&rec);
-        fr_grpo_train_result res;
-        fr_status s = fr_grpo_train_run_tap(&o, ref_ops(), 1, NULL, tap, &rec, &res);
+        fr_run_result res;
+        fr_run_env env = {ref_ops(), 1, NULL, tap, &rec};
+        fr_status s = fr_run_new(&ro, &fo, &env, &res);
         ck_assert_msg(s == FR_OK, "%s: %s", c->label, fr_last_error());
+        rp_opts o = rp_defaults();
+        o.P = ro.c.prompts;
+        o.G = ro.c.group;
+        o.T = ro.smp.num_steps;
+        o.num_batches = ro.c.num_batches;
+        o.grad_accum = ro.c.grad_accum;
+        o.sampler = ro.smp.sampler;
+        o.grid = ro.smp.grid;
+        o.shift = ro.smp.shift;
+        o.clip_range = ro.c.clip_range;
+        o.noise = ro.smp.noise_level;
+        o.cfg = ro.smp.cfg;
+        o.adv_clip = ro.c.adv_clip;
+        o.beta = ro.c.beta;
+        o.lr = ro.opt.lr;
+        o.beta1 = ro.opt.adam_beta1;
+        o.beta2 = ro.opt.adam_beta2;
+        o.adam_eps = ro.opt.adam_eps;
+        o.weight_decay = ro.opt.weight_decay;
+        o.max_grad_norm = ro.opt.max_grad_norm;
+        o.seed = ro.run.seed;
+        o.train_cfg = fo.train_cfg;
+        o.kl_form = fo.kl_form;
+        o.guard = fo.guard;
+        o.window = fo.window;
         fr_model pol;
         ck_assert(fr_model_load(&pol, base) == FR_OK);
         replay(&rec, &o, &pol, c->label);

@@ -48,7 +48,7 @@ static inline int fr_test_run_cli(const char *args, char *out, size_t n)
 {
     const char *bin = getenv("FLOWRL_BIN");
     if (!bin) bin = "build/flowrl";
-    char cmd[4096];
+    char cmd[8400];
     snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;

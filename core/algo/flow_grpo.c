@@ -29,17 +29,19 @@
 #include "core/algo/flow_grpo.h"
 #include "flowrl/advantage.h"
 #include "flowrl/audit.h"
-#include "flowrl/cond.h"
 #include "flowrl/philox.h"
+#include "flowrl/traj_objective.h"
 
 typedef struct {
     fr_flow_grpo_opts o;
     fr_rollout_cfg rc;
     fr_rollout_schedule sched;
     fr_mix_window mix;
-    fr_model_ws ws, ws_ref;
-    int have_ws, have_ws_ref, cfg_on;
-    int64_t N, D, S, T, bmax;
+    fr_traj_trainer tr;          /* policy, reference, guidance, objective (flowrl/traj_objective.h) */
+    fr_traj_guard_params prm;    /* the objective's parameters (prm.ppo for PPO-clip) */
+    fr_traj_ws ws;
+    int have_ws;
+    int64_t N, D, T, bmax;
     /* epoch buffers */
     float *step_noise;                  /* (T,) */
     int *prompts, *pid, *correct;       /* (P,), (N,), (N,) */
@@ -48,10 +50,7 @@ typedef struct {
     float *traj, *mean, *logp, *x, *xi; /* (T+1,N,D), (T,N,D), (T,N), (N,D), (T,N,D) */
     float *reward, *adv;                /* (N,) */
     uint8_t *keep;                      /* (N,) */
-    /* micro-batch buffers, b <= bmax rows (2b with CFG) */
-    float *bx, *bxn, *bmo, *blo, *badv, *bin, *bt, *bout, *bv, *bmean, *blogp, *bglogp, *bgmean, *bdout, *bvref,
-        *bmref, *ratios;
-    int32_t *bc;
+    float *ratios;                      /* (grad_accum, n_trained, b) of one update */
 } fg_state;
 
 static int cfg_on(const fr_run_opts *ro, const fr_flow_grpo_opts *o)
@@ -68,13 +67,10 @@ void fr_fg_free(void *p)
 {
     fg_state *t = p;
     if (!t) return;
-    if (t->have_ws) fr_model_ws_free(&t->ws);
-    if (t->have_ws_ref) fr_model_ws_free(&t->ws_ref);
+    if (t->have_ws) fr_traj_ws_free(&t->ws);
     fr_rollout_schedule_free(&t->sched);
-    void *bufs[] = {t->step_noise, t->prompts, t->pid,  t->correct, t->sid,   t->group, t->order, t->traj,  t->mean,
-                    t->logp,       t->x,       t->xi,   t->reward,  t->adv,   t->keep,  t->bx,    t->bxn,   t->bmo,
-                    t->blo,        t->badv,    t->bin,  t->bt,      t->bout,  t->bv,    t->bmean, t->blogp, t->bglogp,
-                    t->bgmean,     t->bdout,   t->bvref, t->bmref,  t->ratios, t->bc};
+    void *bufs[] = {t->step_noise, t->prompts, t->pid, t->correct, t->sid,    t->group, t->order, t->traj,
+                    t->mean,       t->logp,    t->x,   t->xi,      t->reward, t->adv,   t->keep,  t->ratios};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(t);
 }
@@ -89,18 +85,10 @@ fr_status fr_fg_setup(fr_run *r, void **out)
     *out = t;
     t->o = *(const fr_flow_grpo_opts *)r->ao;
     t->D = r->pol.cfg.D;
-    t->S = r->pol.cfg.n_slots;
     t->T = ro->smp.num_steps;
     t->N = ro->c.prompts * ro->c.group;
     t->bmax = t->N / ro->c.num_batches;
-    t->cfg_on = cfg_on(ro, &t->o);
-    const int64_t N = t->N, D = t->D, T = t->T, R = t->cfg_on ? 2 * t->bmax : t->bmax;
-    if (r->have_ref) {
-        FR_TRY(fr_model_ws_alloc(&t->ws_ref, &r->ref, R, 0));
-        t->have_ws_ref = 1;
-    }
-    FR_TRY(fr_model_ws_alloc(&t->ws, &r->pol, R, 1));
-    t->have_ws = 1;
+    const int64_t N = t->N, D = t->D, T = t->T;
     if (t->o.window == FR_FG_WINDOW_MIX) {
         FR_TRY(fr_mix_window_init(&t->mix, T));
         t->mix.window = t->o.mix_window;
@@ -113,16 +101,25 @@ fr_status fr_fg_setup(fr_run *r, void **out)
     t->rc.seed = ro->run.seed;
     t->rc.batch = ro->smp.rollout_batch;
     FR_TRY(fr_rollout_schedule_make(&t->rc, ro->smp.grid, ro->smp.shift, 0, 0, &t->sched));
-    const int64_t bm = t->bmax;
+    /* the update: PPO-clip or GRPO-Guard with β·KL, CFG recomputed as the rollout formed it */
+    t->prm.ppo = (fr_ppo_params){ro->c.clip_range, ro->c.adv_clip};
+    t->prm.bias = t->o.guard == FR_FG_GUARD_BATCH ? FR_GUARD_BIAS_BATCH : FR_GUARD_BIAS_SAMPLE;
+    const int guard = t->o.guard != FR_FG_GUARD_OFF;
+    t->tr = (fr_traj_trainer){&r->pol,
+                              r->have_ref ? &r->ref : NULL,
+                              r->ops,
+                              {ro->smp.cfg, cfg_on(ro, &t->o)},
+                              guard ? &fr_traj_guard : &fr_traj_ppo,
+                              guard ? (const void *)&t->prm : (const void *)&t->prm.ppo,
+                              ro->c.beta,
+                              t->o.kl_form};
+    FR_TRY(fr_traj_ws_alloc(&t->ws, &t->tr, t->bmax));
+    t->have_ws = 1;
     if (!ALLOC(t->step_noise, T) || !ALLOC(t->prompts, ro->c.prompts) || !ALLOC(t->pid, N) || !ALLOC(t->correct, N) ||
         !ALLOC(t->sid, N) || !ALLOC(t->group, N) || !ALLOC(t->order, N) || !ALLOC(t->traj, (T + 1) * N * D) ||
         !ALLOC(t->mean, T * N * D) || !ALLOC(t->logp, T * N) || !ALLOC(t->x, N * D) || !ALLOC(t->xi, T * N * D) ||
-        !ALLOC(t->reward, N) || !ALLOC(t->adv, N) || !ALLOC(t->keep, N) || !ALLOC(t->bx, bm * D) ||
-        !ALLOC(t->bxn, bm * D) || !ALLOC(t->bmo, bm * D) || !ALLOC(t->blo, bm) || !ALLOC(t->badv, bm) ||
-        !ALLOC(t->bin, R * D) || !ALLOC(t->bt, R) || !ALLOC(t->bout, R * D) || !ALLOC(t->bv, bm * D) ||
-        !ALLOC(t->bmean, bm * D) || !ALLOC(t->blogp, bm) || !ALLOC(t->bglogp, bm) || !ALLOC(t->bgmean, bm * D) ||
-        !ALLOC(t->bdout, R * D) || !ALLOC(t->bvref, R * D) || !ALLOC(t->bmref, bm * D) ||
-        !ALLOC(t->ratios, ro->c.grad_accum * T * bm) || !ALLOC(t->bc, R * t->S))
+        !ALLOC(t->reward, N) || !ALLOC(t->adv, N) || !ALLOC(t->keep, N) ||
+        !ALLOC(t->ratios, ro->c.grad_accum * T * t->bmax))
         return FR_ERR_NOMEM;
     return FR_OK;
 }
@@ -204,87 +201,20 @@ typedef struct {
     float last_gn;
 } epoch_stats;
 
-/* Model output v (b rows) for the rows in x under CFG as the rollout forms it. */
-static fr_status velocity(const fr_run *r, fg_state *t, const fr_model *m, fr_model_ws *ws, int64_t b, float tin,
-                          const float *x, float *out, float *v)
-{
-    const int64_t D = t->D, R = t->cfg_on ? 2 * b : b;
-    for (int64_t k = 0; k < R; k++) t->bt[k] = tin;
-    memcpy(t->bin, x, (size_t)(b * D) * sizeof(float));
-    if (t->cfg_on) memcpy(t->bin + b * D, x, (size_t)(b * D) * sizeof(float));
-    FR_TRY(fr_model_forward(m, r->ops, ws, R, t->bin, t->bt, t->bc, out));
-    if (t->cfg_on)
-        /* rows [0, b) conditional, [b, 2b) unconditional, as core/rollout.c */
-        FR_TRY(fr_cfg_combine(b * D, r->o->smp.cfg, out + b * D, out, v));
-    else
-        memcpy(v, out, (size_t)(b * D) * sizeof(float));
-    return FR_OK;
-}
-
-/* Loss and gradient of one (batch, step j) (docs/algorithms/flow-grpo.md; with Guard its
- * GRPO-Guard section), chained as flowrl/grpo.h describes. ratio receives the b ratios. */
+/* Loss and gradient of one (batch, step j): the shared trajectory micro-step
+ * (flowrl/traj_objective.h: gather, guided forward, log-prob, PPO-clip or Guard, β·KL,
+ * dμ/dv, guided backward). ratio receives the b ratios. */
 static fr_status micro_step(fr_run *r, fg_state *t, const int64_t *rows, int64_t b, int64_t j, float gout,
                             float *ratio, epoch_stats *es, float *loss_acc)
 {
-    const fr_run_opts *ro = r->o;
-    const int64_t N = t->N, D = t->D, S = t->S;
-    for (int64_t k = 0; k < b; k++) {
-        const int64_t q = rows[k];
-        memcpy(t->bx + k * D, t->traj + (j * N + q) * D, (size_t)D * sizeof(float));
-        memcpy(t->bxn + k * D, t->traj + ((j + 1) * N + q) * D, (size_t)D * sizeof(float));
-        memcpy(t->bmo + k * D, t->mean + (j * N + q) * D, (size_t)D * sizeof(float));
-        t->blo[k] = t->logp[j * N + q];
-        t->badv[k] = t->adv[q];
-        FR_TRY(fr_cond_ids(r->task, 1, &t->pid[q], t->bc + k * S));
-    }
-    if (t->cfg_on)
-        for (int64_t k = 0; k < b * S; k++) t->bc[b * S + k] = (int32_t)r->pol.cfg.n_cond; /* null condition */
-
-    const fr_step step = fr_rollout_step(&t->rc, j);
-    const float tin = fr_rollout_time(&t->rc, j);
-    FR_TRY(velocity(r, t, &r->pol, &t->ws, b, tin, t->bx, t->bout, t->bv));
-    FR_TRY(fr_sampler_logprob(&step, b, D, t->bx, t->bv, NULL, t->bxn, t->bmean, t->blogp));
-
-    fr_ppo_params prm = {ro->c.clip_range, ro->c.adv_clip};
-    fr_ppo_stats st;
-    if (t->o.guard == FR_FG_GUARD_OFF) {
-        FR_TRY(fr_ppo_policy(b, &prm, t->blogp, t->blo, t->badv, gout, t->bglogp, ratio, &st));
-        FR_TRY(fr_logp_backward(&step, b, D, t->bxn, t->bmean, t->bglogp, t->bgmean, 0));
-    } else {
-        fr_guard_bias mode = t->o.guard == FR_FG_GUARD_BATCH ? FR_GUARD_BIAS_BATCH : FR_GUARD_BIAS_SAMPLE;
-        FR_TRY(fr_guard_policy(&step, b, D, mode, &prm, t->bxn, t->bmean, t->bmo, t->blogp, t->blo, t->badv, gout,
-                               t->bgmean, 0, ratio, NULL, &st));
-    }
-    float kl = 0.0f;
-    const float beta = ro->c.beta;
-    if (beta > 0.0f) {
-        /* the frozen base under the same CFG (LoRA off = the base model) */
-        FR_TRY(velocity(r, t, &r->ref, &t->ws_ref, b, tin, t->bx, t->bdout, t->bvref));
-        FR_TRY(fr_sampler_mean(&step, b, D, t->bx, t->bvref, NULL, t->bmref));
-        float ks;
-        FR_TRY(fr_kl_std(&step, t->o.kl_form, &ks));
-        FR_TRY(fr_kl_loss(b, D, ks, t->bmean, t->bmref, gout * beta, &kl, t->bgmean, 1));
-    }
-    float dm;
-    FR_TRY(fr_grpo_dmean_dv(&step, &dm));
-    /* g_v = g_μ·dμ/dv; with CFG g_c = g_v·g and g_u = g_v + (−(g_v·g)) (flowrl/grpo.h step 5;
-     * a − b is a + (−b) in IEEE arithmetic) */
-    float *gv = t->bgmean;
-    r->ops->scale(b * D, dm, t->bgmean, gv);
-    if (t->cfg_on) {
-        r->ops->scale(b * D, ro->smp.cfg, gv, t->bdout);
-        r->ops->binary(FR_BIN_SUB, b * D, gv, t->bdout, t->bdout + b * D);
-    } else {
-        memcpy(t->bdout, gv, (size_t)(b * D) * sizeof(float));
-    }
-    FR_TRY(fr_model_backward(&r->pol, r->ops, &t->ws, t->bdout, NULL));
-
-    const float loss = st.loss + beta * kl;
-    if (!isfinite(loss))
-        return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld: loss %g at step %lld (policy %g, KL %g)",
-                       (long long)r->epoch + 1, (double)loss, (long long)j, (double)st.loss, (double)kl);
-    *loss_acc += loss * gout; /* FG logs loss / divisor (grpo.h "averaging") */
-    es->kl += kl;
+    const fr_traj_data d = {t->N, t->traj, t->mean, t->logp, t->adv, t->pid, r->task, &t->rc};
+    fr_traj_stats st;
+    FR_TRY(fr_traj_micro_step(&t->tr, &t->ws, &d, rows, b, j, gout, ratio, &st));
+    if (!isfinite(st.loss))
+        return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld: loss %g at step %lld (policy %g, KL %g): the policy diverged",
+                       (long long)r->epoch + 1, (double)st.loss, (long long)j, (double)st.obj, (double)st.kl);
+    *loss_acc += st.loss * gout; /* FG logs loss / divisor (grpo.h "averaging") */
+    es->kl += st.kl;
     es->clipfrac += st.clipfrac;
     es->approx_kl += st.approx_kl;
     es->n_terms++;
@@ -417,12 +347,13 @@ fr_status fr_fg_load(fr_run *r, void *state, const fr_st_file *f, const char *pa
 void fr_fg_header(fr_run *r, void *state)
 {
     fg_state *t = state;
+    const int cfg_train = t->tr.guidance.on;
     const fr_run_opts *ro = r->o;
     int64_t tt = 0;
     fr_train_steps(ro->smp.num_steps, ro->c.timestep_fraction, &tt);
     fr_run_info(r, "sampler %s, %lld steps (%s grid, shift %g), noise %g, cfg %g (train cfg %s); window %s, %lld trained steps",
                 fr_sampler_name(ro->smp.sampler), (long long)ro->smp.num_steps, fr_grid_name(ro->smp.grid), ro->smp.shift,
-                (double)ro->smp.noise_level, (double)ro->smp.cfg, t->cfg_on ? "on" : "off",
+                (double)ro->smp.noise_level, (double)ro->smp.cfg, cfg_train ? "on" : "off",
                 fr_flow_grpo_window_names[t->o.window],
                 t->o.window == FR_FG_WINDOW_NONE   ? (long long)tt
                 : t->o.window == FR_FG_WINDOW_FAST ? (long long)(t->o.window_size > 0 ? t->o.window_size : ro->smp.num_steps - 1)

@@ -18,6 +18,7 @@ Modes
   short_exit      answer with the right header but one score too few, then exit 0
   short_count     answer B-1 scores with B-1 in the header, then go on
   nan             score 1 is NaN
+  const           every score is 1.0 (a reward that separates nothing)
   inf             score 0 is +inf
   wrong_batch     answer with batch index + 1
   garbage         print a log line on stdout at start-up, then behave as ok
@@ -123,6 +124,8 @@ def main():
             sys.exit(0)
         if mode == "short_count":
             s = s[:-1]
+        if mode == "const":
+            s = [1.0] * len(s)
         if mode == "nan":
             s[1] = float("nan")
         if mode == "inf":
