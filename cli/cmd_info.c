@@ -65,5 +65,6 @@ int cmd_info(int argc, char **argv)
 #else
     printf("  CUDA       not built in\n");
 #endif
+    if (fflush(stdout) != 0 || ferror(stdout)) return fr_cli_error("info", "write error on stdout");
     return fp == FR_OK && xs == FR_OK ? 0 : 1;
 }

@@ -38,6 +38,12 @@ static void usage(FILE *f)
             "         counter = (c0, c1, c2, i / 4). See include/flowrl/philox.h.\n");
 }
 
+/* 0, or 1 with the message when stdout could not be written (a full disk, a closed pipe) */
+static int flush_stdout(void)
+{
+    return fflush(stdout) != 0 || ferror(stdout) ? fr_cli_error("rng", "write error on stdout") : 0;
+}
+
 int cmd_rng(int argc, char **argv)
 {
     rng_opts r;
@@ -62,7 +68,7 @@ int cmd_rng(int argc, char **argv)
         fr_u32x4 ctr = {{c[0], c[1], c[2], c[3]}};
         fr_u32x4 out = fr_philox4x32_r(r.rounds, ctr, k[0], k[1]);
         printf("%08x %08x %08x %08x\n", out.v[0], out.v[1], out.v[2], out.v[3]);
-        return 0;
+        return flush_stdout();
     }
     unsigned int cc[3];
     if (!fr_opts_seen_key(&o, &seen, "seed") || !fr_opts_seen_key(&o, &seen, "purpose") ||
@@ -73,5 +79,5 @@ int cmd_rng(int argc, char **argv)
                           : fr_rng_normal(r.seed, r.purpose, cc[0], cc[1], cc[2], (uint32_t)i);
         printf("%.9g\n", v);
     }
-    return 0;
+    return flush_stdout();
 }
