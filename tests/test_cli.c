@@ -150,6 +150,7 @@ START_TEST(test_alias_same_as_new_name)
         {"pretrain --clip -1", "--clip is deprecated, use --max-grad-norm"},
         {"pretrain --ema 2", "--ema is deprecated, use --ema-decay"},
         {"pretrain --schedule linear", "--schedule is deprecated, use --lr-schedule"},
+        {"pretrain --save-every -1", "--save-every is deprecated, use --checkpoint-every"},
     };
     for (size_t i = 0; i < sizeof old / sizeof old[0]; i++) {
         int rc = fr_test_run_cli(old[i][0], g_out, sizeof g_out);

@@ -8,7 +8,9 @@
 
 #include "flowrl/enum_names.h"
 #include "flowrl/opt_groups.h"
+#include "flowrl/ops.h"
 #include "flowrl/opts.h"
+#include "flowrl/reward_cmd.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
@@ -341,7 +343,7 @@ START_TEST(test_meta_and_resume_check)
     ck_assert_int_eq(fr_opts_resume_check(&g_o, &saved, &g_seen), FR_ERR_ARG);
     ck_assert_str_eq(fr_last_error(), "--seed cannot change on resume (the run has 42)");
     g_t = saved_t;
-    ck_assert_int_eq(parse("--steps 11", NULL, 0, NULL), FR_OK);
+    ck_assert_int_eq(parse("--num-steps 11", NULL, 0, NULL), FR_OK);
     ck_assert_int_eq(fr_opts_resume_check(&g_o, &saved, &g_seen), FR_ERR_ARG);
     ck_assert_str_eq(fr_last_error(), "--num-steps cannot change on resume (the run has 10)");
 }
@@ -402,6 +404,27 @@ START_TEST(test_shared_groups)
     ck_assert_int_eq(s.num_steps, 40);
     ck_assert(o.adam_beta2 == 0.999f && o.adam_eps == 1e-8f && o.max_grad_norm == 1.0f);
     ck_assert_int_eq(o.lr_schedule, FR_LR_CONSTANT);
+    /* the reward program's timeout row defaults to the library's constant */
+    fr_reward_cmd_opts ro = {0};
+    fr_opts rw = {.cmd = "test", .s = {&ro}};
+    fr_opts_add(&rw, "Reward program", fr_reward_cmd_rows, fr_reward_cmd_nrows, 0);
+    ck_assert_int_eq(fr_opts_defaults(&rw), FR_OK);
+    ck_assert(ro.timeout_s == FR_REWARD_CMD_TIMEOUT_S);
+    /* the backend: "" = opt when built in (else ref); threads only on opt */
+    const fr_ops *ops;
+    int nt = 0;
+    b.threads = 2;
+    ck_assert_int_eq(fr_backend_opts_resolve(&b, &ops, &nt), FR_OK);
+    int have_opt = 0;
+    for (const char *const *n = fr_backend_names(); *n; n++) have_opt |= strcmp(*n, "opt") == 0;
+    ck_assert_str_eq(ops->name, have_opt ? "opt" : "ref");
+    ck_assert_int_eq(nt, have_opt ? 2 : 1);
+    snprintf(b.backend, sizeof b.backend, "ref");
+    ck_assert_int_eq(fr_backend_opts_resolve(&b, &ops, &nt), FR_OK);
+    ck_assert_str_eq(ops->name, "ref");
+    ck_assert_int_eq(nt, 1);
+    snprintf(b.backend, sizeof b.backend, "nope");
+    ck_assert_int_eq(fr_backend_opts_resolve(&b, &ops, &nt), FR_ERR_ARG);
     /* a second row with an existing flag is refused */
     fr_opts dup = {.cmd = "test", .s = {&b, &b}};
     fr_opts_add(&dup, "A", fr_backend_rows, fr_backend_nrows, 0);
