@@ -434,6 +434,55 @@ START_TEST(test_shared_groups)
 }
 END_TEST
 
+/* config.json as cff6d07 wrote it (flowrl train --algo flow-grpo --base b.st --out run1
+ * --epochs 1 --prompts 2 --group 2 --steps 3 --backend ref --eval-n 0), read with the
+ * shared groups: old keys ("steps", "noise", "ema") land on the renamed rows, bit for bit. */
+static const char k_cff6d07_config[] =
+    "{\"algo\": \"flow-grpo\", \"base\": \"b.st\", \"task\": \"gmm2d\", \"reward\": \"\", \"base_raw\": false,\n"
+    "\"epochs\": 1, \"seed\": 42, \"sampler\": \"sde\", \"steps\": 3, \"grid\": \"diffusers\", \"shift\": 3,\n"
+    "\"noise\": 0.7, \"cfg\": 1, \"train_cfg\": \"auto\", \"prompts\": 2, \"group\": 2, \"rollout_batch\": 64,\n"
+    "\"timestep_fraction\": 0.99, \"window\": \"none\", \"fast_window\": 2, \"fast_range_lo\": 0,\n"
+    "\"fast_range_hi\": -1, \"mix_window\": 4, \"mix_iters\": 25, \"guard\": \"off\", \"clip_range\": 0.0001,\n"
+    "\"adv_clip\": 5, \"beta\": 0.04, \"kl_form\": \"code\", \"adv\": \"prompt\", \"global_std\": true,\n"
+    "\"ddpo_buffer\": 16, \"ddpo_min_count\": 16, \"num_batches\": 4, \"grad_accum\": 2, \"lr\": 0.0003,\n"
+    "\"adam_beta1\": 0.9, \"adam_beta2\": 0.999, \"adam_eps\": 1e-08, \"weight_decay\": 0.0001,\n"
+    "\"max_grad_norm\": 1, \"ema\": -1, \"ema_every\": 8, \"eval_steps\": 40, \"eval_n\": 0,\n"
+    "\"keep_checkpoints\": 2, \"out\": \"run1\", \"resolved\": {\"train_cfg\": false, \"trained_steps\": 2}}\n";
+
+START_TEST(test_reads_cff6d07_config)
+{
+    fr_sampling_opts s;
+    fr_optim_opts o;
+    fr_evalrun_opts e;
+    fr_runctl_opts r;
+    fr_opts all = {.cmd = "test", .s = {&s, &o, &e, &r}};
+    fr_opts_add(&all, "Sampling", fr_sampling_rows, fr_sampling_nrows, 0);
+    fr_opts_add(&all, "Optimiser", fr_optim_rows, fr_optim_nrows, 1);
+    fr_opts_add(&all, "Evaluation", fr_evalrun_rows, fr_evalrun_nrows, 2);
+    fr_opts_add(&all, "Run", fr_runctl_rows, fr_runctl_nrows, 3);
+    ck_assert_int_eq(fr_opts_defaults(&all), FR_OK);
+    char path[300];
+    file_path(path, sizeof path, "config.json");
+    write_file(path, k_cff6d07_config);
+    /* the Flow-GRPO keys are the algorithm's rows (not these groups) */
+    static const char *const algo_keys[] = {"algo", "base", "task", "reward", "base_raw", "train_cfg", "prompts",
+                                            "group", "timestep_fraction", "window", "fast_window", "fast_range_lo",
+                                            "fast_range_hi", "mix_window", "mix_iters", "guard", "clip_range",
+                                            "adv_clip", "beta", "kl_form", "adv", "global_std", "ddpo_buffer",
+                                            "ddpo_min_count", "num_batches", "grad_accum", "resolved", NULL};
+    ck_assert_msg(fr_opts_read_json(&all, path, algo_keys) == FR_OK, "%s", fr_last_error());
+    ck_assert_int_eq(s.sampler, FR_SAMPLER_SDE);
+    ck_assert_int_eq(s.num_steps, 3);
+    ck_assert(fr_test_bits_equal(s.noise_level, 0.7f) && s.shift == 3.0 && s.rollout_batch == 64);
+    ck_assert(fr_test_bits_equal(o.lr, 3e-4f) && fr_test_bits_equal(o.adam_eps, 1e-8f));
+    ck_assert(fr_test_bits_equal(o.weight_decay, 1e-4f) && fr_test_bits_equal(o.adam_beta2, 0.999f));
+    ck_assert(o.ema_decay == -1.0f && o.ema_every == 8 && o.max_grad_norm == 1.0f);
+    ck_assert(e.eval_steps == 40 && e.eval_n == 0);
+    ck_assert(r.seed == 42 && r.epochs == 1 && r.keep_checkpoints == 2);
+    ck_assert_msg(strcmp(r.out, "run1") == 0, "%s", r.out); /* no out_abs in an old file */
+}
+END_TEST
+
 START_TEST(test_enum_names)
 {
     int v = -1;
@@ -468,6 +517,7 @@ Suite *suite_opts(void)
     tcase_add_test(tc, test_meta_and_resume_check);
     tcase_add_test(tc, test_help_lists_every_visible_row);
     tcase_add_test(tc, test_shared_groups);
+    tcase_add_test(tc, test_reads_cff6d07_config);
     tcase_add_test(tc, test_enum_names);
     suite_add_tcase(s, tc);
     return s;
