@@ -6,9 +6,9 @@
 #include "cli/commands.h"
 #include "flowrl/runcompare.h"
 
-static void help(void)
+static void usage(FILE *f)
 {
-    printf("Usage: flowrl audit RUN_A RUN_B [--prefix-ok]\n\n"
+    fprintf(f, "Usage: flowrl audit RUN_A RUN_B [--prefix-ok]\n\n"
            "Compares the audit logs of two runs step by step. RUN is a run directory, a run\n"
            "archive made by `flowrl pack` (read in place) or an audit.log file. Prints\n"
            "  identical through step N (S steps, R records)\n"
@@ -22,37 +22,29 @@ static void help(void)
            "  0  identical: the same complete steps, every record equal\n"
            "  1  the runs differ, or one run is shorter (equal as far as it goes: the output\n"
            "     says 'identical through step N' and which run continues); see --prefix-ok\n"
-           "  2  usage error, or a run that cannot be read or whose audit log is malformed\n\n"
-           "Options:\n"
-           "  --prefix-ok  exit 0 also when one run is a prefix of the other\n"
-           "  -h, --help   this text\n");
+           "  2  usage error, or a run that cannot be read or whose audit log is malformed\n");
 }
+
+typedef struct {
+    int prefix_ok;
+} audit_opts;
+
+static const fr_opt k_rows[] = {
+    FR_OPT_BOOL(audit_opts, prefix_ok, "prefix_ok", "false", "exit 0 also when one run is a prefix of the other", 0),
+};
 
 int cmd_audit(int argc, char **argv)
 {
-    if (fr_cli_wants_help(argc, argv)) {
-        help();
-        return 0;
-    }
+    audit_opts ao;
+    fr_opts o = {.cmd = "audit", .s = {&ao}};
+    fr_opts_add(&o, "Options", k_rows, 1, 0);
+    if (fr_opts_defaults(&o) != FR_OK) return fr_cli_status("audit", FR_ERR_IO);
     const char *run[2] = {NULL, NULL};
-    int n = 0, prefix_ok = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--prefix-ok") == 0) {
-            prefix_ok = 1;
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr, "flowrl audit: unknown option '%s' (flowrl audit --help)\n", argv[i]);
-            return 2;
-        } else if (n == 2) {
-            fprintf(stderr, "flowrl audit: two runs expected, got a third: '%s'\n", argv[i]);
-            return 2;
-        } else {
-            run[n++] = argv[i];
-        }
-    }
-    if (n != 2) {
-        fprintf(stderr, "Usage: flowrl audit RUN_A RUN_B [--prefix-ok]   (flowrl audit --help)\n");
-        return 2;
-    }
+    int n = 0;
+    int rc = fr_cli_opts(&o, argc, argv, usage, run, 2, &n, NULL);
+    if (rc >= 0) return rc;
+    if (n != 2) return fr_cli_usage("audit", "two runs expected: RUN_A RUN_B");
+    const int prefix_ok = ao.prefix_ok;
     fr_runs_cmp c;
     if (fr_runs_compare(run[0], run[1], &c) != FR_OK) {
         fr_cli_error("audit", "%s", fr_last_error());
@@ -61,7 +53,7 @@ int cmd_audit(int argc, char **argv)
     }
     printf("A: %s\nB: %s\n", run[0], run[1]);
     for (size_t i = 0; i < c.n_lines; i++) printf("%s\n", c.lines[i]);
-    int rc = c.verdict == FR_RUNS_IDENTICAL || (c.verdict == FR_RUNS_PREFIX && prefix_ok) ? 0 : 1;
+    rc = c.verdict == FR_RUNS_IDENTICAL || (c.verdict == FR_RUNS_PREFIX && prefix_ok) ? 0 : 1;
     fr_runs_cmp_free(&c);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fr_cli_error("audit", "writing to stdout failed");

@@ -7,43 +7,74 @@
 
 #include "cli/commands.h"
 #include "cli/sampling_opts.h"
+#include "flowrl/reward_cmd.h"
+
+typedef struct {
+    fr_split split;
+    int64_t n;
+    char reward[1024];
+    int json;
+} eval_opts;
+
+static const fr_opt k_rows[] = {
+    FR_OPT_ENUM(eval_opts, split, "split", "eval", fr_split_names, "eval (the held-out prompts) or train", 0),
+    FR_OPT_I64(eval_opts, n, "n", "16", 1, FR_EVAL_MAX_N, "samples per prompt", 0),
+    FR_OPT_ROW_(eval_opts, reward, "reward", FR_OPT_STR, "", 0, 0, NULL,
+                "the task's reward NAME (default: its first), or cmd:PROGRAM, an external reward program "
+                "(docs/reward-protocol.md; no accuracy then)",
+                0, NULL, "NAME"),
+    FR_OPT_BOOL(eval_opts, json, "json", "false", "print one JSON object on stdout instead of the table", 0),
+};
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: flowrl eval --ckpt FILE [--task NAME] [--split eval|train] [--n N] [--json]\n"
-            "                   [--reward NAME] [sampler options]\n\n"
-            "Draws N samples (default 16) for every prompt of the split (default: the held-out\n"
-            "eval prompts), scores them with the task's reward and prints the accuracy (share\n"
-            "of samples judged correct) and mean score per prompt kind and overall.\n"
-            "Seeds are fixed (key 0x%08x, domain 0x%08x, sample id = prompt * %d + k), independent\n"
-            "of the training seed: every checkpoint sees the same noise, the first k samples of a\n"
-            "prompt do not change with N, and nothing depends on --batch.\n\n"
-            "  --split S          eval (held-out prompts, default) or train\n"
-            "  --n N              samples per prompt (default 16)\n"
-            "  --reward NAME      the task's reward (default: its first)\n"
-            "  --json             print one JSON object on stdout instead of the table\n"
-            "%s"
-            "Example: flowrl eval --ckpt shapes.safetensors --task shapes --sampler ode --steps 40\n",
-            FR_EVAL_SEED, FR_ROLLOUT_C0_EVAL, FR_EVAL_MAX_N, fr_cli_sampling_help);
+            "                   [--reward NAME|cmd:PROGRAM] [sampler options]\n\n"
+            "Draws N samples for every prompt of the split (default: the held-out eval prompts),\n"
+            "scores them with the task's reward and prints the accuracy (share of samples judged\n"
+            "correct) and mean score per prompt kind and overall.\n"
+            "Seeds are fixed (key --seed, default 0x%08x, domain 0x%08x, sample id = prompt * %d + k),\n"
+            "independent of the training seed: every checkpoint sees the same noise, the first k\n"
+            "samples of a prompt do not change with N, and nothing depends on --rollout-batch.\n"
+            "Example: flowrl eval --ckpt shapes.safetensors --task shapes --sampler ode --num-steps 40\n",
+            FR_EVAL_SEED, FR_ROLLOUT_C0_EVAL, FR_EVAL_MAX_N);
+}
+
+/* The score hook of fr_eval_opts for an external reward program. */
+typedef struct {
+    fr_reward_cmd *rc;
+    const fr_task *t;
+} program_reward;
+
+static fr_status score_by_program(void *user, uint32_t batch, int B, const int *pid, const float *x, float *score)
+{
+    program_reward *p = user;
+    return fr_reward_cmd_score_task(p->rc, p->t, batch, B, pid, x, score);
 }
 
 static double safe_div(double a, double b) { return b > 0 ? a / b : 0.0; }
 
-static cJSON *stats_json(int64_t samples, int64_t correct, double score, int prompts)
+/* has_correct 0 (an external reward): "correct" and "accuracy" are null */
+static cJSON *stats_json(int64_t samples, int64_t correct, double score, int prompts, int has_correct)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     cJSON_AddNumberToObject(o, "prompts", prompts);
     cJSON_AddNumberToObject(o, "samples", (double)samples);
-    cJSON_AddNumberToObject(o, "correct", (double)correct);
-    cJSON_AddNumberToObject(o, "accuracy", safe_div((double)correct, (double)samples));
+    if (has_correct) {
+        cJSON_AddNumberToObject(o, "correct", (double)correct);
+        cJSON_AddNumberToObject(o, "accuracy", safe_div((double)correct, (double)samples));
+    } else {
+        cJSON_AddNullToObject(o, "correct");
+        cJSON_AddNullToObject(o, "accuracy");
+    }
     cJSON_AddNumberToObject(o, "mean_score", samples > 0 ? score : 0.0);
     return o;
 }
 
 static int print_json(const fr_cli_sampling *s, const char *backend, const char *sampler, const fr_eval_opts *o,
-                      const fr_eval_result *r, double seconds, const char *ckpt)
+                      const char *reward, const fr_eval_result *r, double seconds, const char *ckpt)
 {
     const fr_task *t = s->ck.task;
     cJSON *root = cJSON_CreateObject();
@@ -60,15 +91,16 @@ static int print_json(const fr_cli_sampling *s, const char *backend, const char 
     cJSON_AddNumberToObject(root, "cfg", s->rc.cfg);
     cJSON_AddNumberToObject(root, "noise", s->rc.noise);
     cJSON_AddStringToObject(root, "split", fr_split_name(o->split));
-    cJSON_AddStringToObject(root, "reward", t->reward_names[o->reward_id]);
+    cJSON_AddStringToObject(root, "reward", reward);
+    const int has_correct = o->score == NULL;
     cJSON_AddNumberToObject(root, "n", o->n);
     cJSON_AddNumberToObject(root, "seed", o->seed);
     cJSON *groups = cJSON_AddObjectToObject(root, "groups");
     for (int g = 0; groups && g < r->n_groups; g++)
         cJSON_AddItemToObject(groups, t->group_names[g],
                               stats_json(r->group_samples[g], r->group_correct[g], r->group_score[g],
-                                         r->group_prompts[g]));
-    cJSON_AddItemToObject(root, "overall", stats_json(r->samples, r->correct, r->score, r->n_prompts));
+                                         r->group_prompts[g], has_correct));
+    cJSON_AddItemToObject(root, "overall", stats_json(r->samples, r->correct, r->score, r->n_prompts, has_correct));
     cJSON *prompts = cJSON_AddArrayToObject(root, "prompts");
     for (int i = 0; prompts && i < r->n_prompts; i++) {
         char text[FR_PROMPT_TEXT_MAX];
@@ -78,8 +110,10 @@ static int print_json(const fr_cli_sampling *s, const char *backend, const char 
         cJSON_AddNumberToObject(p, "id", r->prompt_ids[i]);
         cJSON_AddStringToObject(p, "text", text);
         cJSON_AddStringToObject(p, "group", t->group_names[t->prompt_group(r->prompt_ids[i])]);
-        cJSON_AddNumberToObject(p, "correct", r->prompt_correct[i]);
-        cJSON_AddNumberToObject(p, "accuracy", (double)r->prompt_correct[i] / (double)r->n);
+        if (has_correct) {
+            cJSON_AddNumberToObject(p, "correct", r->prompt_correct[i]);
+            cJSON_AddNumberToObject(p, "accuracy", (double)r->prompt_correct[i] / (double)r->n);
+        }
         cJSON_AddNumberToObject(p, "mean_score", r->prompt_score[i]);
         cJSON_AddItemToArray(prompts, p);
     }
@@ -92,81 +126,101 @@ static int print_json(const fr_cli_sampling *s, const char *backend, const char 
     return 0;
 }
 
-static void print_table(const fr_cli_sampling *s, const fr_eval_result *r)
+static void table_row(const char *kind, int prompts, int64_t samples, int64_t correct, double score, int has_correct)
+{
+    if (has_correct)
+        printf("%-12s %7d %8lld %8lld %8.1f%% %11.4f\n", kind, prompts, (long long)samples, (long long)correct,
+               100.0 * safe_div((double)correct, (double)samples), score);
+    else /* an external reward: scores only */
+        printf("%-12s %7d %8lld %8s %9s %11.4f\n", kind, prompts, (long long)samples, "-", "-", score);
+}
+
+static void print_table(const fr_cli_sampling *s, const fr_eval_result *r, int has_correct)
 {
     const fr_task *t = s->ck.task;
     printf("%-12s %7s %8s %8s %9s %11s\n", "kind", "prompts", "samples", "correct", "accuracy", "mean score");
-    for (int g = 0; g < r->n_groups; g++) {
-        if (r->group_prompts[g] == 0) continue;
-        printf("%-12s %7d %8lld %8lld %8.1f%% %11.4f\n", t->group_names[g], r->group_prompts[g],
-               (long long)r->group_samples[g], (long long)r->group_correct[g],
-               100.0 * safe_div((double)r->group_correct[g], (double)r->group_samples[g]), r->group_score[g]);
-    }
-    printf("%-12s %7d %8lld %8lld %8.1f%% %11.4f\n", "overall", r->n_prompts, (long long)r->samples,
-           (long long)r->correct, 100.0 * safe_div((double)r->correct, (double)r->samples), r->score);
+    for (int g = 0; g < r->n_groups; g++)
+        if (r->group_prompts[g] > 0)
+            table_row(t->group_names[g], r->group_prompts[g], r->group_samples[g], r->group_correct[g],
+                      r->group_score[g], has_correct);
+    table_row("overall", r->n_prompts, r->samples, r->correct, r->score, has_correct);
 }
 
 int cmd_eval(int argc, char **argv)
 {
-    if (fr_cli_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
     fr_cli_sampling_args a;
-    fr_cli_opt opts[FR_CLI_SAMPLING_NOPTS + 4];
-    int n_opts = fr_cli_sampling_opts(&a, opts);
-    const char *split_s = NULL, *n_s = NULL, *reward_s = NULL;
-    int json = 0;
-    opts[n_opts++] = (fr_cli_opt){"--split", &split_s, NULL};
-    opts[n_opts++] = (fr_cli_opt){"--n", &n_s, NULL};
-    opts[n_opts++] = (fr_cli_opt){"--reward", &reward_s, NULL};
-    opts[n_opts++] = (fr_cli_opt){"--json", NULL, &json};
-    if (fr_cli_parse_opts("eval", argc, argv, opts, n_opts)) return 2;
+    eval_opts eo_;
+    fr_reward_cmd_opts ro = {0};
+    fr_opts o = {.cmd = "eval", .s = {&eo_, &ro}};
+    fr_opts_add(&o, "Evaluation", k_rows, (int)(sizeof k_rows / sizeof k_rows[0]), 0);
+    fr_opts_add(&o, "Reward program", fr_reward_cmd_rows, fr_reward_cmd_nrows, 1);
+    fr_cli_sampling_add(&o, &a, 2);
+    if (fr_opts_defaults(&o) != FR_OK) return fr_cli_status("eval", FR_ERR_IO);
+    a.m.seed = FR_EVAL_SEED; /* eval's own default: the same noise for every checkpoint */
+    fr_opts_seen seen;
+    int rc = fr_cli_opts(&o, argc, argv, usage, NULL, 0, NULL, &seen);
+    if (rc >= 0) return rc;
+    const char *prog = fr_reward_cmd_program(eo_.reward);
+    if (prog && !prog[0]) return fr_cli_usage("eval", "--reward cmd: needs a PROGRAM");
 
     fr_eval_opts eo = fr_eval_opts_default();
-    if (split_s && fr_split_from_name(split_s, &eo.split) != FR_OK)
-        return fr_cli_error("eval", "%s", fr_last_error()), 2;
-    long n = eo.n;
-    if (n_s && fr_cli_long("eval", "--n", n_s, 1, FR_EVAL_MAX_N, &n)) return 2;
-    eo.n = (int)n;
-
+    eo.split = eo_.split;
+    eo.n = (int)eo_.n;
     fr_cli_sampling s;
-    int rc = fr_cli_sampling_setup("eval", &a, FR_EVAL_SEED, &s);
+    rc = fr_cli_sampling_setup(&o, &seen, &a, &s);
     if (rc) return rc;
     eo.seed = s.seed;
-    if (reward_s && fr_task_reward_id(s.ck.task, reward_s, &eo.reward_id) != FR_OK) {
-        fr_cli_error("eval", "%s", fr_last_error());
+    const fr_task *t = s.ck.task;
+    if (!prog && eo_.reward[0] && fr_task_reward_id(t, eo_.reward, &eo.reward_id) != FR_OK) {
+        rc = fr_cli_status("eval", FR_ERR_ARG);
         fr_cli_sampling_free(&s);
-        return 2;
+        return rc;
     }
+    program_reward pr = {NULL, t};
+    if (prog) {
+        ro.C = t->C;
+        ro.H = t->H;
+        ro.W = t->W;
+        if (fr_reward_cmd_open(prog, &ro, &pr.rc) != FR_OK) {
+            fr_cli_sampling_free(&s);
+            return fr_cli_error("eval", "%s", fr_last_error());
+        }
+        eo.score = score_by_program;
+        eo.score_user = &pr;
+    }
+    const char *reward = prog ? eo_.reward : t->reward_names[eo.reward_id];
 
     char backend[128], sampler[256];
     fr_cli_backend_line(&s, backend, sizeof backend);
     fr_cli_sampler_line(&s, sampler, sizeof sampler);
     int first, n_prompts;
-    fr_split_range(s.ck.task, eo.split, &first, &n_prompts);
+    fr_split_range(t, eo.split, &first, &n_prompts);
     /* with --json stdout carries only the JSON object */
-    FILE *info = json ? stderr : stdout;
+    FILE *info = eo_.json ? stderr : stdout;
     fprintf(info, "%s\n", backend);
-    fprintf(info, "checkpoint %s: task %s, preset %s, %s weights\n", a.ckpt, s.ck.task->name,
-            s.ck.model.cfg.preset, s.ck.ema ? "EMA" : "raw");
+    fprintf(info, "checkpoint %s: task %s, preset %s, %s weights\n", a.m.ckpt, t->name, s.ck.model.cfg.preset,
+            s.ck.ema ? "EMA" : "raw");
     fprintf(info, "sampler %s\n", sampler);
     fprintf(info, "split %s: %d prompts x %d samples, seed 0x%08x, reward %s\n", fr_split_name(eo.split), n_prompts,
-            eo.n, eo.seed, s.ck.task->reward_names[eo.reward_id]);
+            eo.n, eo.seed, reward);
     fflush(info);
 
     double t0 = fr_cli_now();
     fr_eval_result r;
-    if (fr_evaluate(&s.ck.model, s.ops, s.ck.task, &s.rc, &eo, &r) != FR_OK) {
-        fr_cli_error("eval", "%s", fr_last_error());
+    fr_status st = fr_evaluate(&s.ck.model, s.ops, t, &s.rc, &eo, &r);
+    if (st != FR_OK) rc = fr_cli_error("eval", "%s", fr_last_error());
+    /* the program's own failure was reported by the batch that met it; a failed close of a
+     * healthy program (exit status, kill) is a failure of its own */
+    if (pr.rc && fr_reward_cmd_close(pr.rc) != FR_OK && st == FR_OK) rc = fr_cli_error("eval", "%s", fr_last_error());
+    if (st != FR_OK) {
         fr_cli_sampling_free(&s);
-        return 1;
+        return rc;
     }
     double secs = fr_cli_now() - t0;
-    if (json) {
-        rc = print_json(&s, backend, sampler, &eo, &r, secs, a.ckpt);
-    } else {
-        print_table(&s, &r);
+    if (rc == 0 && eo_.json) {
+        rc = print_json(&s, backend, sampler, &eo, reward, &r, secs, a.m.ckpt);
+    } else if (rc == 0) {
+        print_table(&s, &r, !prog);
         printf("time %.2f s (%lld samples x %lld steps)\n", secs, (long long)r.samples, (long long)s.rc.T);
     }
     fr_eval_result_free(&r);

@@ -9,9 +9,9 @@
 #include "flowrl/golden.h"
 #include "flowrl/opt.h"
 
-static void help(void)
+static void usage(FILE *f)
 {
-    printf("Usage: flowrl golden gen [--force] [--dir DIR]\n"
+    fprintf(f, "Usage: flowrl golden gen [--force] [--dir DIR]\n"
            "       flowrl golden check --backend ref|opt|cuda [--fast] [--threads N] [--dir DIR]\n"
            "                           [--case PATTERN]\n"
            "       flowrl golden list [--case PATTERN]\n\n"
@@ -30,12 +30,8 @@ static void help(void)
            "         NOT SUPPORTED      the backend/mode cannot run the case\n"
            "       then a count. Exit status 0 if nothing failed, 1 otherwise.\n"
            "list   the cases: name, kind (op = one op-table entry, shared = core/ code),\n"
-           "       description.\n\n"
-           "Options:\n"
-           "  --dir DIR        the golden directory (default golden)\n"
-           "  --case PATTERN   only cases whose name matches the shell pattern (e.g. 'op.gemm*')\n"
-           "  --threads N      threads of the opt backend\n"
-           "  -h, --help       this text\n");
+           "       description.\n"
+           "--backend is required by check; --force is gen's, --fast and --threads check's.\n");
 }
 
 /* The --fast table of a backend (flowrl/fast.h), with the vendor kernels forced on at every
@@ -146,44 +142,51 @@ static int run_check(const char *dir, const char *backend, int fast, int threads
     return fail ? 1 : 0;
 }
 
+typedef struct {
+    char dir[FR_OPT_PATH_MAX], pattern[256];
+    int force;
+} golden_opts;
+
+static const fr_opt k_rows[] = {
+    FR_OPT_ROW_(golden_opts, dir, "dir", FR_OPT_STR, "golden", 0, 0, NULL, "the golden directory (gen, check)",
+                FR_OPT_PATH, NULL, "DIR"),
+    FR_OPT_ROW_(golden_opts, pattern, "case", FR_OPT_STR, "", 0, 0, NULL,
+                "only cases whose name matches the shell pattern, e.g. 'op.gemm*' (check, list)", 0, NULL, "PATTERN"),
+    FR_OPT_BOOL(golden_opts, force, "force", "false", "gen: overwrite an existing set", 0),
+};
+
+/* An option given to a subcommand it does not apply to is a usage error. */
+static int misplaced(const fr_opts *o, const fr_opts_seen *seen, const char *sub, const char *key, const char *own)
+{
+    if (!fr_opts_seen_key(o, seen, key) || strstr(own, sub)) return 0;
+    char flag[64];
+    snprintf(flag, sizeof flag, "--%s", key);
+    return fr_cli_usage("golden", "%s applies to golden %s, not %s", flag, own, sub);
+}
+
 int cmd_golden(int argc, char **argv)
 {
-    if (argc < 2 || fr_cli_wants_help(argc, argv)) {
-        help();
-        return argc < 2 ? 2 : 0;
-    }
-    const char *sub = argv[1], *dir = "golden", *backend = NULL, *pattern = NULL;
-    int force = 0, fast = 0, threads = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (strcmp(a, "--force") == 0 && strcmp(sub, "gen") == 0) force = 1;
-        else if (strcmp(a, "--fast") == 0 && strcmp(sub, "check") == 0) fast = 1;
-        else if (strcmp(a, "--dir") == 0 && has && strcmp(sub, "list") != 0) dir = argv[++i];
-        else if (strcmp(a, "--backend") == 0 && has && strcmp(sub, "check") == 0) backend = argv[++i];
-        else if (strcmp(a, "--case") == 0 && has && strcmp(sub, "gen") != 0) pattern = argv[++i];
-        else if (strcmp(a, "--threads") == 0 && has && strcmp(sub, "check") == 0) {
-            char *end;
-            long t = strtol(argv[++i], &end, 10);
-            if (*end || t < 1 || t > FR_OPT_MAX_THREADS) {
-                fprintf(stderr, "flowrl golden: --threads '%s', expected 1..%d\n", argv[i], FR_OPT_MAX_THREADS);
-                return 2;
-            }
-            threads = (int)t;
-        } else {
-            fprintf(stderr, "flowrl golden %s: unknown or incomplete option '%s' (flowrl golden --help)\n", sub, a);
-            return 2;
-        }
-    }
-    if (strcmp(sub, "gen") == 0) return run_gen(dir, force);
+    golden_opts go;
+    fr_backend_opts b;
+    fr_opts o = {.cmd = "golden", .s = {&go, &b}};
+    fr_opts_add(&o, "Options", k_rows, (int)(sizeof k_rows / sizeof k_rows[0]), 0);
+    fr_opts_add(&o, "Backend (check)", fr_backend_rows, fr_backend_nrows, 1);
+    if (fr_opts_defaults(&o) != FR_OK) return fr_cli_status("golden", FR_ERR_IO);
+    const char *sub = NULL;
+    int n_pos = 0;
+    fr_opts_seen seen;
+    int rc = fr_cli_opts(&o, argc, argv, usage, &sub, 1, &n_pos, &seen);
+    if (rc >= 0) return rc;
+    if (!n_pos) return fr_cli_usage("golden", "which: gen, check or list");
+    if (strcmp(sub, "gen") != 0 && strcmp(sub, "check") != 0 && strcmp(sub, "list") != 0)
+        return fr_cli_usage("golden", "unknown subcommand '%s' (gen, check, list)", sub);
+    if ((rc = misplaced(&o, &seen, sub, "force", "gen")) || (rc = misplaced(&o, &seen, sub, "fast", "check")) ||
+        (rc = misplaced(&o, &seen, sub, "threads", "check")) || (rc = misplaced(&o, &seen, sub, "backend", "check")) ||
+        (rc = misplaced(&o, &seen, sub, "dir", "gen check")) || (rc = misplaced(&o, &seen, sub, "case", "check list")))
+        return rc;
+    const char *pattern = go.pattern[0] ? go.pattern : NULL;
+    if (strcmp(sub, "gen") == 0) return run_gen(go.dir, go.force);
     if (strcmp(sub, "list") == 0) return run_list(pattern);
-    if (strcmp(sub, "check") == 0) {
-        if (!backend) {
-            fprintf(stderr, "flowrl golden check: --backend NAME is required (ref, opt, cuda)\n");
-            return 2;
-        }
-        return run_check(dir, backend, fast, threads, pattern);
-    }
-    fprintf(stderr, "flowrl golden: unknown subcommand '%s' (gen, check, list)\n", sub);
-    return 2;
+    if (!b.backend[0]) return fr_cli_usage("golden check", "--backend NAME is required (ref, opt, cuda)");
+    return run_check(go.dir, b.backend, b.fast, (int)b.threads, pattern);
 }

@@ -17,15 +17,18 @@
 #include <oneapi/dnnl/dnnl.h>
 #endif
 
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: flowrl info\n\nPrints the version, the floating-point build flags of the determinism\n"
+               "contract (and a run-time check of them), the backends compiled in, CPU features\n"
+               "and the versions of the libraries flowrl links. It takes no options.\n");
+}
+
 int cmd_info(int argc, char **argv)
 {
-    if (fr_cli_wants_help(argc, argv)) {
-        printf("Usage: flowrl info\n\nPrints the version, the floating-point build flags of the determinism\n"
-               "contract (and a run-time check of them), the backends compiled in, CPU features\n"
-               "and the versions of the libraries flowrl links.\n");
-        return 0;
-    }
-    if (argc > 1) return fr_cli_error("info", "takes no arguments (got '%s')", argv[1]), 2;
+    fr_opts o = {.cmd = "info"};
+    int rc = fr_cli_opts(&o, argc, argv, usage, NULL, 0, NULL, NULL);
+    if (rc >= 0) return rc;
     char buf[256];
     printf("flowrl %s\n", fr_version());
     printf("configure:   %s\n", FR_CONFIGURE_ARGS[0] ? FR_CONFIGURE_ARGS : "(no options)");
@@ -62,5 +65,6 @@ int cmd_info(int argc, char **argv)
 #else
     printf("  CUDA       not built in\n");
 #endif
+    if (fflush(stdout) != 0 || ferror(stdout)) return fr_cli_error("info", "write error on stdout");
     return fp == FR_OK && xs == FR_OK ? 0 : 1;
 }

@@ -1,12 +1,9 @@
 /* flowrl pretrain: train a base model on a built-in task (flowrl/pretrain.h) and write a
  * safetensors checkpoint (flowrl/checkpoint.h). Run information goes to stdout, the
  * progress display to stderr (a bar on a terminal, plain lines otherwise). */
-#include <errno.h>
-#include <limits.h>
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "flowrl/buildinfo.h"
@@ -21,92 +18,70 @@
  * x0-head shapes-s model to ~48% held-out accuracy (flowrl eval, cfg 1); 2000 steps leave
  * it at ~8% (measurements in the quality report). */
 #define SHAPES_STEPS 10000
+#define FR_STR_(x) #x
+#define FR_STR(x) FR_STR_(x)
+#define BELOW_ONE 0x1.fffffep-1 /* the largest float below 1: a range [lo, 1) */
 
-static void task_defaults(fr_pretrain_cfg *cfg, int steps_given)
+/* pretrain's own options; the optimiser, run and backend options are the shared groups */
+typedef struct {
+    char task[32], preset[32], resume[FR_OPT_PATH_MAX];
+    int64_t hidden, ffn, blocks;
+    int64_t max_train_steps, train_batch_size;
+    int pred, sigma, betas, progress;
+    float logit_mean, logit_std, cfg_dropout;
+} pretrain_opts;
+
+static const char *const k_sigma_names[] = {"uniform", "logit-normal", NULL};      /* fr_sigma_sampling */
+static const char *const k_betas_names[] = {"linear", "scaled_linear", NULL};      /* fr_betas_kind */
+static const char *const k_progress_names[] = {"auto", "tty", "plain", "off", NULL}; /* fr_progress_mode */
+
+/* Defaults come from fr_pretrain_defaults() (def NULL: the struct as initialised). */
+#define ROW(f, key, kind, lo, hi, names, help, alias, mv) \
+    FR_OPT_ROW_(pretrain_opts, f, key, kind, NULL, lo, hi, names, help, 0, alias, mv)
+static const fr_opt k_rows[] = {
+    ROW(task, "task", FR_OPT_STR, 0, 0, NULL, "gmm2d or shapes (required)", NULL, "NAME"),
+    ROW(preset, "preset", FR_OPT_STR, 0, 0, NULL,
+        "model preset: gmm2d-s, shapes-s, shapes-m (default: gmm2d-s for gmm2d, shapes-s for shapes; the shapes "
+        "presets predict x0 and return the velocity it implies)",
+        NULL, "P"),
+    ROW(hidden, "hidden", FR_OPT_I64, 0, 65536, NULL, "residual width H, 0 = the preset's (else preset \"custom\")",
+        NULL, "H"),
+    ROW(ffn, "ffn", FR_OPT_I64, 0, 65536, NULL, "block MLP width F, 0 = the preset's", NULL, "F"),
+    ROW(blocks, "blocks", FR_OPT_I64, -1, FR_MODEL_MAX_BLOCKS, NULL, "residual blocks, -1 = the preset's", NULL, "N"),
+    ROW(max_train_steps, "max_train_steps", FR_OPT_I64, 1, 100000000, NULL,
+        "optimiser steps (shapes: " FR_STR(SHAPES_STEPS) " unless given)", "--steps", "N"),
+    ROW(train_batch_size, "train_batch_size", FR_OPT_I64, 1, 65536, NULL, "samples per optimiser step", "--batch", "B"),
+    ROW(pred, "pred", FR_OPT_ENUM, 0, 0, fr_pred_names, "velocity (rectified flow) or epsilon (DDPM)", NULL, NULL),
+    ROW(sigma, "sigma", FR_OPT_ENUM, 0, 0, k_sigma_names, "sigma sampling of velocity models", NULL, NULL),
+    ROW(logit_mean, "logit_mean", FR_OPT_F32, -10, 10, NULL, "logit-normal location", NULL, "M"),
+    ROW(logit_std, "logit_std", FR_OPT_F32, 0, 10, NULL, "logit-normal scale", NULL, "S"),
+    ROW(cfg_dropout, "cfg_dropout", FR_OPT_F32, 0, BELOW_ONE, NULL,
+        "probability of the null condition (for classifier-free guidance)", NULL, "P"),
+    ROW(betas, "betas", FR_OPT_ENUM, 0, 0, k_betas_names,
+        "epsilon: DDPM betas over 1000 steps, linear (1e-4..0.02) or scaled_linear (0.00085..0.012)", NULL, NULL),
+    ROW(resume, "resume", FR_OPT_STR, 0, 0, NULL, "continue from a checkpoint of the same command", NULL, "FILE"),
+    ROW(progress, "progress", FR_OPT_ENUM, 0, 0, k_progress_names, "auto: a bar on a terminal, plain lines otherwise",
+        NULL, NULL),
+};
+#undef ROW
+
+static void usage(FILE *f)
 {
-    if (cfg->task && strcmp(cfg->task, "shapes") == 0 && !steps_given) cfg->steps = SHAPES_STEPS;
+    fprintf(f, "Usage: flowrl pretrain --task gmm2d|shapes --out FILE [options]\n\n"
+               "Trains the conditional MLP base model of a built-in task from scratch:\n"
+               "rectified flow (x = (1-s) x0 + s eps, target eps - x0, input t = 1000 s) or, with\n"
+               "--pred epsilon, DDPM (x = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, target eps).\n"
+               "Every random number is a function of (seed, step, sample): the same command\n"
+               "writes the same checkpoint bytes, on any backend and thread count.\n\n"
+               "The checkpoint holds the weights, ema.* (EMA weights), optim.m.* / optim.v.*\n"
+               "(AdamW moments) and metadata (flowrl.version, task, preset, step, seed,\n"
+               "pretrain.* options, model.* config); --resume continues it bit for bit.\n"
+               "--checkpoint-every N also writes OUT-stepNNNNNN.safetensors every N steps;\n"
+               "--log-every N prints a line every N steps (and every 10 s) in plain mode.\n"
+               "An existing OUT is replaced only with --force.\n");
 }
 
-static void help(void)
-{
-    fr_pretrain_cfg d = fr_pretrain_defaults();
-    printf("Usage: flowrl pretrain --task gmm2d|shapes --out FILE [options]\n\n"
-           "Trains the conditional MLP base model of a built-in task from scratch:\n"
-           "rectified flow (x = (1-s) x0 + s eps, target eps - x0, input t = 1000 s) or, with\n"
-           "--pred epsilon, DDPM (x = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, target eps).\n"
-           "Every random number is a function of (seed, step, sample): the same command\n"
-           "writes the same checkpoint bytes, on any backend and thread count.\n\n"
-           "The checkpoint holds the weights, ema.* (EMA weights), optim.m.* / optim.v.*\n"
-           "(AdamW moments) and metadata (flowrl.version, task, preset, step, seed,\n"
-           "pretrain.* options, model.* config); --resume continues it bit for bit.\n\n"
-           "Options (default):\n"
-           "  --task NAME          gmm2d or shapes (required)\n"
-           "  --out FILE           checkpoint path (required)\n"
-           "  --preset P           model preset: gmm2d-s, shapes-s, shapes-m (gmm2d-s for\n"
-           "                       gmm2d, shapes-s for shapes; the shapes presets predict\n"
-           "                       x0 and return the velocity it implies, model.head x0)\n"
-           "  --hidden H, --ffn F, --blocks N\n"
-           "                       override the preset's residual width, block MLP width\n"
-           "                       and block count (the model's preset becomes \"custom\")\n"
-           "  --steps N            optimizer steps (%lld; shapes: %d)\n"
-           "  --batch B            samples per step (%lld)\n"
-           "  --seed S             init, data and noise seed, 0..2^32-1 (%u)\n"
-           "  --pred P             velocity (rectified flow) or epsilon (DDPM) (velocity)\n"
-           "  --lr LR              peak learning rate (%g)\n"
-           "  --lr-min LR          final learning rate of the cosine decay (%g)\n"
-           "  --warmup N           linear warm-up steps (min(100, steps/10))\n"
-           "  --schedule S         cosine or constant, after the warm-up (cosine)\n"
-           "  --weight-decay W     AdamW weight decay (%g); betas (%g, %g), eps %g\n"
-           "  --clip C             max global gradient norm, 0 = off (%g)\n"
-           "  --ema DECAY          EMA decay of the weights, with warm-up\n"
-           "                       min(DECAY, (1+k)/(10+k)) (%g)\n"
-           "  --sigma S            uniform or logit-normal sigma sampling (logit-normal)\n"
-           "  --logit-mean M       logit-normal location (%g)\n"
-           "  --logit-std S        logit-normal scale (%g)\n"
-           "  --cfg-dropout P      probability of the null condition, for CFG (%g)\n"
-           "  --betas B            epsilon: linear (1e-4..0.02) or scaled_linear\n"
-           "                       (0.00085..0.012) DDPM betas over 1000 steps (linear)\n"
-           "  --save-every N       also write OUT-stepNNNNNN.safetensors every N steps (off)\n"
-           "  --resume FILE        continue from a checkpoint of the same command\n"
-           "  --backend NAME       op backend: ref or opt (opt if built in, else ref)\n"
-           "  --fast               opt with OpenBLAS/oneDNN kernels (not bitwise equal to ref)\n"
-           "  --threads N          opt threads, 0 = all CPUs (0); ref runs on one thread\n"
-           "  --progress MODE      auto, tty, plain or off (auto: a bar on a terminal)\n"
-           "  --log-every N        plain mode: a line every N steps, and every 10 s (100)\n"
-           "  -h, --help           this text\n",
-           (long long)d.steps, SHAPES_STEPS, (long long)d.batch, d.seed, (double)d.lr, (double)d.lr_min,
-           (double)d.weight_decay, (double)d.beta1, (double)d.beta2, (double)d.adam_eps,
-           (double)d.clip, (double)d.ema, (double)d.logit_mean, (double)d.logit_std,
-           (double)d.cfg_dropout);
-}
-
-static int usage_err(const char *fmt, const char *a, const char *b)
-{
-    fprintf(stderr, "flowrl pretrain: ");
-    fprintf(stderr, fmt, a, b);
-    fprintf(stderr, " (flowrl pretrain --help)\n");
-    return 2;
-}
-
-static int parse_i64(const char *s, long long lo, long long hi, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return 0;
-    *out = v;
-    return 1;
-}
-
-static int parse_f(const char *s, float *out)
-{
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) return 0;
-    *out = v;
-    return 1;
-}
+static int file_exists(const char *path) { return access(path, F_OK) == 0; }
 
 typedef struct {
     fr_progress prog;
@@ -121,78 +96,77 @@ static int on_step(const fr_pretrain_event *ev, void *user)
 
 int cmd_pretrain(int argc, char **argv)
 {
-    if (fr_cli_wants_help(argc, argv)) {
-        help();
-        return 0;
-    }
-    fr_pretrain_cfg cfg = fr_pretrain_defaults();
-    const char *backend = NULL; /* the fastest bitwise backend built in */
-    int fast = 0;
-    long long threads = 0, log_every = 100;
-    fr_progress_mode pmode = FR_PROGRESS_AUTO;
-    int steps_given = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (o[0] != '-') return usage_err("unexpected argument '%s'%s", o, "");
-        if (strcmp(o, "--fast") == 0) {
-            fast = 1;
-            continue;
-        }
-        if (i + 1 >= argc) return usage_err("option '%s' needs a value%s", o, "");
-        const char *v = argv[++i];
-        long long n;
-        float f;
-        int ok = 1;
-        if (strcmp(o, "--task") == 0) cfg.task = v;
-        else if (strcmp(o, "--out") == 0) cfg.out = v;
-        else if (strcmp(o, "--preset") == 0) cfg.preset = v;
-        else if (strcmp(o, "--resume") == 0) cfg.resume = v;
-        else if (strcmp(o, "--backend") == 0) backend = v;
-        else if (strcmp(o, "--steps") == 0) ok = parse_i64(v, 1, 100000000, &n) && (cfg.steps = n, steps_given = 1);
-        else if (strcmp(o, "--batch") == 0) ok = parse_i64(v, 1, 65536, &n) && (cfg.batch = n, 1);
-        else if (strcmp(o, "--seed") == 0) ok = parse_i64(v, 0, UINT32_MAX, &n) && (cfg.seed = (uint32_t)n, 1);
-        else if (strcmp(o, "--hidden") == 0) ok = parse_i64(v, 1, 65536, &n) && (cfg.H = n, 1);
-        else if (strcmp(o, "--ffn") == 0) ok = parse_i64(v, 1, 65536, &n) && (cfg.F = n, 1);
-        else if (strcmp(o, "--blocks") == 0) ok = parse_i64(v, 0, FR_MODEL_MAX_BLOCKS, &n) && (cfg.n_blocks = n, 1);
-        else if (strcmp(o, "--warmup") == 0) ok = parse_i64(v, 0, 100000000, &n) && (cfg.warmup = n, 1);
-        else if (strcmp(o, "--save-every") == 0) ok = parse_i64(v, 0, 100000000, &n) && (cfg.save_every = n, 1);
-        else if (strcmp(o, "--threads") == 0) ok = parse_i64(v, 0, 4096, &threads);
-        else if (strcmp(o, "--log-every") == 0) ok = parse_i64(v, 1, 100000000, &log_every);
-        else if (strcmp(o, "--lr") == 0) ok = parse_f(v, &f) && f > 0.0f && f <= 10.0f && (cfg.lr = f, 1);
-        else if (strcmp(o, "--lr-min") == 0) ok = parse_f(v, &f) && f >= 0.0f && (cfg.lr_min = f, 1);
-        else if (strcmp(o, "--weight-decay") == 0) ok = parse_f(v, &f) && f >= 0.0f && f <= 1.0f && (cfg.weight_decay = f, 1);
-        else if (strcmp(o, "--clip") == 0) ok = parse_f(v, &f) && f >= 0.0f && (cfg.clip = f, 1);
-        else if (strcmp(o, "--ema") == 0) ok = parse_f(v, &f) && f >= 0.0f && f < 1.0f && (cfg.ema = f, 1);
-        else if (strcmp(o, "--logit-mean") == 0) ok = parse_f(v, &f) && fabsf(f) <= 10.0f && (cfg.logit_mean = f, 1);
-        else if (strcmp(o, "--logit-std") == 0) ok = parse_f(v, &f) && f >= 0.0f && f <= 10.0f && (cfg.logit_std = f, 1);
-        else if (strcmp(o, "--cfg-dropout") == 0) ok = parse_f(v, &f) && f >= 0.0f && f < 1.0f && (cfg.cfg_dropout = f, 1);
-        else if (strcmp(o, "--pred") == 0) ok = fr_pred_from_name(v, &cfg.pred);
-        else if (strcmp(o, "--sigma") == 0) {
-            if (strcmp(v, "uniform") == 0) cfg.sigma = FR_SIGMA_UNIFORM;
-            else if (strcmp(v, "logit-normal") == 0) cfg.sigma = FR_SIGMA_LOGIT_NORMAL;
-            else ok = 0;
-        } else if (strcmp(o, "--schedule") == 0) {
-            if (strcmp(v, "cosine") == 0) cfg.schedule = FR_LR_COSINE;
-            else if (strcmp(v, "constant") == 0) cfg.schedule = FR_LR_CONSTANT;
-            else ok = 0;
-        } else if (strcmp(o, "--betas") == 0) {
-            if (strcmp(v, "linear") == 0) cfg.betas = FR_BETAS_LINEAR;
-            else if (strcmp(v, "scaled_linear") == 0) cfg.betas = FR_BETAS_SCALED_LINEAR;
-            else ok = 0;
-        } else if (strcmp(o, "--progress") == 0) {
-            if (strcmp(v, "auto") == 0) pmode = FR_PROGRESS_AUTO;
-            else if (strcmp(v, "tty") == 0) pmode = FR_PROGRESS_TTY;
-            else if (strcmp(v, "plain") == 0) pmode = FR_PROGRESS_PLAIN;
-            else if (strcmp(v, "off") == 0) pmode = FR_PROGRESS_OFF;
-            else ok = 0;
-        } else {
-            return usage_err("unknown option '%s'%s", o, "");
-        }
-        if (!ok) return usage_err("bad value '%s' for %s", v, o);
-    }
-    if (!cfg.task) return usage_err("--task is required%s%s", "", "");
-    if (!cfg.out) return usage_err("--out is required%s%s", "", "");
-    task_defaults(&cfg, steps_given);
+    const fr_pretrain_cfg d = fr_pretrain_defaults();
+    pretrain_opts po = {.hidden = d.H, .ffn = d.F, .blocks = d.n_blocks, .max_train_steps = d.steps,
+                        .train_batch_size = d.batch, .pred = (int)d.pred, .sigma = (int)d.sigma,
+                        .betas = (int)d.betas, .progress = FR_PROGRESS_AUTO, .logit_mean = d.logit_mean,
+                        .logit_std = d.logit_std, .cfg_dropout = d.cfg_dropout};
+    fr_optim_opts opt;
+    fr_runctl_opts run;
+    fr_backend_opts bk;
+    fr_opts o = {.cmd = "pretrain", .s = {&po, &opt, &run, &bk}};
+    fr_opts_add(&o, "Pretraining", k_rows, (int)(sizeof k_rows / sizeof k_rows[0]), 0);
+    fr_opts_add(&o, "Optimiser", fr_optim_rows, fr_optim_nrows, 1);
+    fr_opts_add(&o, "Run", fr_runctl_rows, fr_runctl_nrows_steps, 2);
+    fr_opts_add(&o, "Backend", fr_backend_rows, fr_backend_nrows, 3);
+    if (fr_opts_defaults(&o) != FR_OK) return fr_cli_status("pretrain", FR_ERR_IO);
+    /* pretrain's own defaults (fr_pretrain_defaults), shown by --help */
+    opt.lr = d.lr;
+    opt.lr_min = d.lr_min;
+    opt.lr_schedule = d.schedule;
+    opt.warmup = d.warmup;
+    opt.adam_beta1 = d.beta1;
+    opt.adam_beta2 = d.beta2;
+    opt.adam_eps = d.adam_eps;
+    opt.weight_decay = d.weight_decay;
+    opt.max_grad_norm = d.clip;
+    opt.ema_decay = d.ema;
+    run.seed = d.seed;
+    run.log_every = 100;
+    run.checkpoint_every = d.save_every;
+    fr_opts_seen seen;
+    int rc = fr_cli_opts(&o, argc, argv, usage, NULL, 0, NULL, &seen);
+    if (rc >= 0) return rc;
+    if (!po.task[0]) return fr_cli_usage("pretrain", "--task is required");
+    if (!run.out[0]) return fr_cli_usage("pretrain", "--out is required");
+    if (opt.ema_every != 1) return fr_cli_usage("pretrain", "--ema-every: pretrain updates the EMA every step");
+    if (opt.ema_decay < 0) return fr_cli_usage("pretrain", "--ema-decay: pretrain always keeps an EMA, expected 0 <= decay < 1");
+    /* a resume rewrites its own checkpoint; anything else needs --force to replace a file */
+    if (file_exists(run.out) && !run.force && !(po.resume[0] && strcmp(po.resume, run.out) == 0))
+        return fr_cli_usage("pretrain", "%s exists; --force replaces it", run.out);
+
+    fr_pretrain_cfg cfg = d;
+    cfg.task = po.task;
+    cfg.preset = po.preset[0] ? po.preset : NULL;
+    cfg.H = po.hidden;
+    cfg.F = po.ffn;
+    cfg.n_blocks = po.blocks;
+    cfg.pred = (fr_pred)po.pred;
+    cfg.steps = po.max_train_steps;
+    cfg.batch = po.train_batch_size;
+    cfg.seed = run.seed;
+    cfg.lr = opt.lr;
+    cfg.lr_min = opt.lr_min;
+    cfg.warmup = opt.warmup;
+    cfg.schedule = opt.lr_schedule;
+    cfg.beta1 = opt.adam_beta1;
+    cfg.beta2 = opt.adam_beta2;
+    cfg.adam_eps = opt.adam_eps;
+    cfg.weight_decay = opt.weight_decay;
+    cfg.clip = opt.max_grad_norm;
+    cfg.ema = opt.ema_decay;
+    cfg.sigma = (fr_sigma_sampling)po.sigma;
+    cfg.logit_mean = po.logit_mean;
+    cfg.logit_std = po.logit_std;
+    cfg.cfg_dropout = po.cfg_dropout;
+    cfg.betas = (fr_betas_kind)po.betas;
+    cfg.save_every = run.checkpoint_every;
+    cfg.out = run.out;
+    cfg.resume = po.resume[0] ? po.resume : NULL;
+    /* shapes: 10000 steps unless given (see SHAPES_STEPS) */
+    if (strcmp(cfg.task, "shapes") == 0 && !fr_opts_seen_key(&o, &seen, "max_train_steps")) cfg.steps = SHAPES_STEPS;
+    const long long log_every = run.log_every;
+    const fr_progress_mode pmode = (fr_progress_mode)po.progress;
 
     /* option values the library rejects (unknown task or preset, lr_min > lr, ...) are
      * usage errors too: nothing has run yet */
@@ -203,7 +177,7 @@ int cmd_pretrain(int argc, char **argv)
     }
     const fr_ops *ops;
     int n_threads = 1;
-    int brc = fr_cli_backend("pretrain", backend, fast, (long)threads, &ops, &n_threads);
+    int brc = fr_cli_resolve_backend("pretrain", &bk, &ops, &n_threads);
     if (brc) return brc;
 
     /* STYLE.md: backend, threads and mode at the top of every run */
@@ -213,7 +187,7 @@ int cmd_pretrain(int argc, char **argv)
            fr_version(), cfg.task, task->D, task->n_train, mc.preset, fr_pred_name(cfg.pred),
            mc.head == FR_HEAD_X0 ? " (x0 head)" : "");
     char bline[128];
-    fr_cli_backend_describe(ops, n_threads, bline, sizeof bline);
+    fr_backend_describe(ops, n_threads, bline, sizeof bline);
     printf("%s\n", bline);
     printf("model: %lld params, %.3g MFLOP/sample forward (H %lld, F %lld, blocks %lld)\n",
            (long long)fr_model_config_num_params(&mc), fr_model_config_flops(&mc) / 1e6,

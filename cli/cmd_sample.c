@@ -13,28 +13,38 @@
 #define MAX_SAMPLES 100000 /* a grid or plot beyond this is a typo */
 #define MAX_PROMPT_LINES 100000
 
+typedef struct {
+    char out[FR_OPT_PATH_MAX], prompt[FR_PROMPT_TEXT_MAX], prompt_file[FR_OPT_PATH_MAX];
+    int64_t n, scale, cols;
+} sample_opts;
+
+static const fr_opt k_rows[] = {
+    FR_OPT_ROW_(sample_opts, out, "out", FR_OPT_STR, "", 0, 0, NULL, "the PNG to write (required)", FR_OPT_PATH, NULL,
+                "FILE"),
+    FR_OPT_ROW_(sample_opts, prompt, "prompt", FR_OPT_STR, "", 0, 0, NULL,
+                "one prompt (an id, or its exact text), N times (default N 16)", 0, NULL, "P"),
+    FR_OPT_ROW_(sample_opts, prompt_file, "prompt_file", FR_OPT_STR, "", 0, 0, NULL,
+                "one prompt per line (an id or the exact text; '#' comments), N samples each; default: "
+                "every held-out eval prompt, N each",
+                FR_OPT_PATH, "--prompts", "FILE"),
+    FR_OPT_I64(sample_opts, n, "n", "0", 0, MAX_SAMPLES,
+               "samples per prompt; 0 = 16 with --prompt, else 1 (2-D tasks: 128)", 0),
+    FR_OPT_I64(sample_opts, scale, "scale", "4", 1, 64, "image upscaling, nearest neighbour", 0),
+    FR_OPT_I64(sample_opts, cols, "cols", "-1", -1, 10000, "grid columns; -1 = N when N > 1, 0 = about sqrt", 0),
+};
+
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: flowrl sample --ckpt FILE --out OUT.png [--prompt ID|TEXT | --prompts FILE]\n"
+            "Usage: flowrl sample --ckpt FILE --out OUT.png [--prompt ID|TEXT | --prompt-file FILE]\n"
             "                     [--n N] [--scale K] [--cols C] [sampler options]\n\n"
             "Samples the checkpoint and writes a PNG: a grid of the images (image tasks, one row\n"
             "per prompt when N > 1) or a scatter plot coloured by prompt (2-D tasks, with the\n"
             "ring of modes for gmm2d). Prints where it was written, how many samples, and their\n"
-            "mean reward and accuracy under the task's default reward.\n\n"
-            "  --out FILE         the PNG to write\n"
-            "  --prompt P         one prompt (an id, or its exact text), N times (default N 16)\n"
-            "  --prompts FILE     one prompt per line (an id or the exact text; '#' comments),\n"
-            "                     N samples each (default N 1)\n"
-            "                     default: every held-out eval prompt, N each (default N 1)\n"
-            "                     (2-D tasks: default N 128 in every case)\n"
-            "  --n N              samples per prompt\n"
-            "  --scale K          image upscaling, nearest neighbour (default 4)\n"
-            "  --cols C           grid columns (default N if N > 1, else about sqrt)\n"
-            "Sample i (in output order) uses sample id i, key --seed (default 0), domain 0x%08x.\n"
-            "%s"
-            "Example: flowrl sample --ckpt shapes.safetensors --sampler ode --steps 40 --out grid.png\n",
-            FR_ROLLOUT_C0_SAMPLE, fr_cli_sampling_help);
+            "mean reward and accuracy under the task's default reward.\n"
+            "Sample i (in output order) uses sample id i, key --seed, domain 0x%08x.\n"
+            "Example: flowrl sample --ckpt shapes.safetensors --sampler ode --num-steps 40 --out grid.png\n",
+            FR_ROLLOUT_C0_SAMPLE);
 }
 
 /* A prompt given as an id or its exact text. */
@@ -162,30 +172,23 @@ static void print_prompts(const fr_task *t, const int *pid, const float *score, 
 
 int cmd_sample(int argc, char **argv)
 {
-    if (fr_cli_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
     fr_cli_sampling_args a;
-    fr_cli_opt opts[FR_CLI_SAMPLING_NOPTS + 6];
-    int n_opts = fr_cli_sampling_opts(&a, opts);
-    const char *out = NULL, *prompt_s = NULL, *prompts_f = NULL, *n_s = NULL, *scale_s = NULL, *cols_s = NULL;
-    opts[n_opts++] = (fr_cli_opt){"--out", &out, NULL};
-    opts[n_opts++] = (fr_cli_opt){"--prompt", &prompt_s, NULL};
-    opts[n_opts++] = (fr_cli_opt){"--prompts", &prompts_f, NULL};
-    opts[n_opts++] = (fr_cli_opt){"--n", &n_s, NULL};
-    opts[n_opts++] = (fr_cli_opt){"--scale", &scale_s, NULL};
-    opts[n_opts++] = (fr_cli_opt){"--cols", &cols_s, NULL};
-    if (fr_cli_parse_opts("sample", argc, argv, opts, n_opts)) return 2;
-    if (!out) return fr_cli_error("sample", "--out is required (flowrl sample --help)"), 2;
-    if (prompt_s && prompts_f) return fr_cli_error("sample", "give --prompt or --prompts, not both"), 2;
-    long n = 0, scale = 4, cols = -1;
-    if (n_s && fr_cli_long("sample", "--n", n_s, 1, MAX_SAMPLES, &n)) return 2;
-    if (scale_s && fr_cli_long("sample", "--scale", scale_s, 1, 64, &scale)) return 2;
-    if (cols_s && fr_cli_long("sample", "--cols", cols_s, 1, 10000, &cols)) return 2;
+    sample_opts so;
+    fr_opts o = {.cmd = "sample", .s = {&so}};
+    fr_opts_add(&o, "Output", k_rows, (int)(sizeof k_rows / sizeof k_rows[0]), 0);
+    fr_cli_sampling_add(&o, &a, 1);
+    if (fr_opts_defaults(&o) != FR_OK) return fr_cli_status("sample", FR_ERR_IO);
+    fr_opts_seen seen;
+    int rc = fr_cli_opts(&o, argc, argv, usage, NULL, 0, NULL, &seen);
+    if (rc >= 0) return rc;
+    if (!so.out[0]) return fr_cli_usage("sample", "--out is required");
+    const char *prompt_s = so.prompt[0] ? so.prompt : NULL, *prompts_f = so.prompt_file[0] ? so.prompt_file : NULL;
+    if (prompt_s && prompts_f) return fr_cli_usage("sample", "give --prompt or --prompt-file, not both");
+    long n = (long)so.n, scale = (long)so.scale, cols = (long)so.cols;
+    const char *out = so.out;
 
     fr_cli_sampling s;
-    int rc = fr_cli_sampling_setup("sample", &a, 0, &s);
+    rc = fr_cli_sampling_setup(&o, &seen, &a, &s);
     if (rc) return rc;
     const fr_task *t = s.ck.task;
     if (t->C == 0 && t->D != 2) {
@@ -245,7 +248,7 @@ int cmd_sample(int argc, char **argv)
         fr_cli_backend_line(&s, backend, sizeof backend);
         fr_cli_sampler_line(&s, sampler, sizeof sampler);
         printf("%s\n", backend);
-        printf("checkpoint %s: task %s, preset %s, %s weights\n", a.ckpt, t->name, s.ck.model.cfg.preset,
+        printf("checkpoint %s: task %s, preset %s, %s weights\n", a.m.ckpt, t->name, s.ck.model.cfg.preset,
                s.ck.ema ? "EMA" : "raw");
         printf("sampler %s, seed %u\n", sampler, s.seed);
         fflush(stdout);

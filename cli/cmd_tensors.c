@@ -13,9 +13,9 @@
 #include "flowrl/safetensors.h"
 #include <sys/stat.h>
 
-static void help(void)
+static void usage(FILE *f)
 {
-    printf("Usage: flowrl tensors FILE [--meta]\n"
+    fprintf(f, "Usage: flowrl tensors FILE [--meta]\n"
            "       flowrl tensors ARCHIVE:MEMBER [--meta]\n"
            "       flowrl tensors ARCHIVE --member MEMBER [--meta]\n"
            "       flowrl tensors ARCHIVE\n\n"
@@ -27,11 +27,7 @@ static void help(void)
            "A safetensors file inside a run archive (flowrl pack) is read in place, e.g.\n"
            "  flowrl tensors run.tar.zst:checkpoints/step-3.safetensors\n"
            "(an existing file named FILE wins over the ARCHIVE:MEMBER reading of its name).\n"
-           "ARCHIVE alone lists its .safetensors members, one path per line.\n\n"
-           "Options:\n"
-           "  --meta           also print the __metadata__ map, sorted by key\n"
-           "  --member MEMBER  the member of ARCHIVE to read\n"
-           "  -h, --help       this text\n");
+           "ARCHIVE alone lists its .safetensors members, one path per line.\n");
 }
 
 /* Control bytes and backslashes escaped so that every entry stays on one line; an empty
@@ -139,37 +135,30 @@ static int list_members(const char *archive)
     return 0;
 }
 
+typedef struct {
+    int meta;
+    char member[1024];
+} tensors_opts;
+
+static const fr_opt k_rows[] = {
+    FR_OPT_BOOL(tensors_opts, meta, "meta", "false", "also print the __metadata__ map, sorted by key", 0),
+    FR_OPT_ROW_(tensors_opts, member, "member", FR_OPT_STR, "", 0, 0, NULL, "the member of ARCHIVE to read", 0, NULL,
+                "MEMBER"),
+};
+
 int cmd_tensors(int argc, char **argv)
 {
-    if (fr_cli_wants_help(argc, argv)) {
-        help();
-        return 0;
-    }
+    tensors_opts to;
+    fr_opts o = {.cmd = "tensors", .s = {&to}};
+    fr_opts_add(&o, "Options", k_rows, (int)(sizeof k_rows / sizeof k_rows[0]), 0);
+    if (fr_opts_defaults(&o) != FR_OK) return fr_cli_status("tensors", FR_ERR_IO);
     const char *path = NULL, *member = NULL;
-    int want_meta = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--meta") == 0) {
-            want_meta = 1;
-        } else if (strcmp(argv[i], "--member") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "flowrl tensors: --member needs a MEMBER path\n");
-                return 2;
-            }
-            member = argv[++i];
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr, "flowrl tensors: unknown option '%s' (flowrl tensors --help)\n", argv[i]);
-            return 2;
-        } else if (path) {
-            fprintf(stderr, "flowrl tensors: one FILE expected, got '%s' and '%s'\n", path, argv[i]);
-            return 2;
-        } else {
-            path = argv[i];
-        }
-    }
-    if (!path) {
-        fprintf(stderr, "Usage: flowrl tensors FILE [--meta]   (flowrl tensors --help)\n");
-        return 2;
-    }
+    int n_pos = 0;
+    int rc = fr_cli_opts(&o, argc, argv, usage, &path, 1, &n_pos, NULL);
+    if (rc >= 0) return rc;
+    if (!n_pos) return fr_cli_usage("tensors", "a FILE is required");
+    const int want_meta = to.meta;
+    if (to.member[0]) member = to.member;
     /* ARCHIVE:MEMBER, split at the last ':' whose left part is an existing file. */
     char archive[4096] = "";
     if (!member && !is_file(path)) {
@@ -212,7 +201,7 @@ int cmd_tensors(int argc, char **argv)
         if (strncmp(msg, label, strlen(label)) == 0) return fr_cli_error("tensors", "%s", msg);
         return fr_cli_error("tensors", "%s: %s", label, msg);
     }
-    int rc = list(&f, want_meta);
+    rc = list(&f, want_meta);
     fr_st_free(&f);
     if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout)))
         rc = fr_cli_error("tensors", "writing to stdout failed");

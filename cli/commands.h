@@ -4,6 +4,7 @@
 #define FLOWRL_CLI_COMMANDS_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 typedef struct {
     const char *name;
@@ -24,13 +25,26 @@ int cmd_golden(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_algos(int argc, char **argv);
 
-/* --backend NAME [--fast] [--threads N] (cli/backend_opts.c): NULL name = the fastest
- * bitwise backend built in (opt, else ref). Returns 0, or the exit status to return. */
 struct fr_ops;
-int fr_cli_backend(const char *cmd, const char *name, int fast, long threads,
-                   const struct fr_ops **ops, int *n_threads);
-/* "backend opt, threads 2, mode exact" (STYLE.md: logged at the top of every run). */
-void fr_cli_backend_describe(const struct fr_ops *ops, int n_threads, char *buf, size_t n);
+#include "flowrl/opt_groups.h"
+#include "flowrl/opts.h"
+
+/* The option engine for a command (cli/cli_opts.c), after fr_opts_defaults and the
+ * command's own defaults: -h/--help prints usage() and the options and returns 0; a bad
+ * option prints "flowrl CMD: message" and returns 2; otherwise returns -1 (go on). */
+int fr_cli_opts(const fr_opts *o, int argc, char **argv, void (*usage)(FILE *f), const char **positional,
+                int max_positional, int *n_positional, fr_opts_seen *seen);
+/* fr_backend_opts_resolve; 0, or the exit status (2 for a bad name, 1 otherwise). */
+int fr_cli_resolve_backend(const char *cmd, const fr_backend_opts *b, const struct fr_ops **ops, int *n_threads);
+/* "flowrl CMD: message" for a failed status: returns 2 for FR_ERR_ARG (a usage error),
+ * else 1. */
+int fr_cli_status(const char *cmd, fr_status s);
+/* A usage error: "flowrl CMD: message (flowrl CMD --help)"; returns 2. */
+int fr_cli_usage(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* Shared by the commands: "flowrl CMD: message" on stderr; returns 1. */
 int fr_cli_error(const char *cmd, const char *fmt, ...)
@@ -38,8 +52,13 @@ int fr_cli_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-/* True if argv holds -h or --help. */
+/* Legacy, for cli/cmd_train.c until it moves to the option engine (cli/legacy_opts.c):
+ * --backend NAME [--fast] [--threads N] with NULL name = the fastest bitwise backend. */
+int fr_cli_backend(const char *cmd, const char *name, int fast, long threads, const struct fr_ops **ops,
+                   int *n_threads);
+void fr_cli_backend_describe(const struct fr_ops *ops, int n_threads, char *buf, size_t n);
 int fr_cli_wants_help(int argc, char **argv);
+
 /* Parses a comma-separated list of n unsigned 32-bit integers (decimal or 0x hex). */
 int fr_cli_parse_u32_list(const char *s, unsigned n, unsigned int *out);
 

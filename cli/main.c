@@ -46,13 +46,6 @@ int fr_cli_error(const char *cmd, const char *fmt, ...)
     return 1;
 }
 
-int fr_cli_wants_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) return 1;
-    return 0;
-}
-
 int fr_cli_parse_u32_list(const char *s, unsigned n, unsigned int *out)
 {
     for (unsigned i = 0; i < n; i++) {

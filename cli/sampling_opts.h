@@ -1,5 +1,5 @@
 /* Options shared by `flowrl sample` and `flowrl eval`: the checkpoint, the backend and
- * the sampler (kind, steps, grid, noise level, guidance), turned into a loaded model and
+ * the sampler (the shared groups of flowrl/opt_groups.h), turned into a loaded model and
  * a fr_rollout_cfg. */
 #ifndef FLOWRL_CLI_SAMPLING_OPTS_H
 #define FLOWRL_CLI_SAMPLING_OPTS_H
@@ -8,40 +8,27 @@
 #include <stdint.h>
 
 #include "flowrl/evaluate.h"
+#include "flowrl/opt_groups.h"
 #include "flowrl/ops.h"
 #include "flowrl/rollout.h"
 
-/* One command-line option: a value option stores argv[i+1] in *value, a flag sets *flag. */
+/* The checkpoint to sample and the key of the sampler noise. */
 typedef struct {
-    const char *name;
-    const char **value;
-    int *flag;
-} fr_cli_opt;
-
-/* Parses argv[1..] against opts (n entries); 0 on success, else prints one line and
- * returns 2. */
-int fr_cli_parse_opts(const char *cmd, int argc, char **argv, const fr_cli_opt *opts, int n);
-
-/* Number parsing with range checks; 0 on success, else prints one line and returns 2. */
-int fr_cli_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
-int fr_cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
-int fr_cli_double(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
-
-/* The raw option strings (NULL when absent). */
-typedef struct {
-    const char *ckpt, *task, *backend, *sampler, *steps, *grid, *shift, *noise, *eta, *dpm_order, *cfg, *batch,
-        *ddim_offset, *seed, *threads;
+    char ckpt[FR_OPT_PATH_MAX];
+    char task[64];
     int no_ema;
-    int fast;
+    uint32_t seed;
+} fr_cli_model_opts;
+
+typedef struct {
+    fr_cli_model_opts m;
+    fr_sampling_opts s;
+    fr_backend_opts b;
 } fr_cli_sampling_args;
 
-/* The fr_cli_opt rows of those options (for a command's own table); returns the count
- * written, at most FR_CLI_SAMPLING_NOPTS. */
-#define FR_CLI_SAMPLING_NOPTS 17
-int fr_cli_sampling_opts(fr_cli_sampling_args *a, fr_cli_opt *opts);
-
-/* The help text of those options. */
-extern const char fr_cli_sampling_help[];
+/* Adds the groups "Checkpoint", "Sampling", "Backend" over a's structs, as structs
+ * first .. first + 2 of o. */
+void fr_cli_sampling_add(fr_opts *o, fr_cli_sampling_args *a, int first);
 
 typedef struct {
     fr_infer_ckpt ck;
@@ -55,9 +42,10 @@ typedef struct {
     int threads;   /* threads the backend uses */
 } fr_cli_sampling;
 
-/* Loads the checkpoint, picks the backend and builds rc. default_seed is used without
- * --seed. Returns 0, 1 (runtime failure) or 2 (usage error), the message printed. */
-int fr_cli_sampling_setup(const char *cmd, const fr_cli_sampling_args *a, uint32_t default_seed,
+/* Loads the checkpoint, picks the backend and builds rc (seen: which options argv gave:
+ * the sampler defaults to the checkpoint's kind, the noise level to the sampler's).
+ * Returns 0, 1 (runtime failure) or 2 (usage error), the message printed. */
+int fr_cli_sampling_setup(const fr_opts *o, const fr_opts_seen *seen, const fr_cli_sampling_args *a,
                           fr_cli_sampling *s);
 void fr_cli_sampling_free(fr_cli_sampling *s);
 
@@ -67,5 +55,18 @@ void fr_cli_backend_line(const fr_cli_sampling *s, char *buf, size_t n);
 void fr_cli_sampler_line(const fr_cli_sampling *s, char *buf, size_t n);
 /* Seconds since an arbitrary origin (CLOCK_MONOTONIC). */
 double fr_cli_now(void);
+
+/* Legacy, for cli/cmd_train.c until it moves to the option engine (cli/legacy_opts.c). */
+typedef struct {
+    const char *name;
+    const char **value;
+    int *flag;
+} fr_cli_opt;
+/* Parses argv[1..] against opts (n entries); 0, else prints one line and returns 2. */
+int fr_cli_parse_opts(const char *cmd, int argc, char **argv, const fr_cli_opt *opts, int n);
+/* Number parsing with range checks; 0, else prints one line and returns 2. */
+int fr_cli_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+int fr_cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
+int fr_cli_double(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
 
 #endif

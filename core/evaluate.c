@@ -32,6 +32,8 @@ fr_eval_opts fr_eval_opts_default(void)
     o.n = 16;
     o.seed = FR_EVAL_SEED;
     o.reward_id = 0;
+    o.score = NULL;
+    o.score_user = NULL;
     return o;
 }
 
@@ -74,7 +76,7 @@ fr_status fr_evaluate(const fr_model *m, const fr_ops *ops, const fr_task *task,
     memset(res, 0, sizeof *res);
     if (opts->n < 1 || opts->n > FR_EVAL_MAX_N)
         return fr_fail(FR_ERR_ARG, "evaluate: %d samples per prompt, expected 1 .. %d", opts->n, FR_EVAL_MAX_N);
-    if (opts->reward_id < 0 || opts->reward_id >= task->n_rewards)
+    if (!opts->score && (opts->reward_id < 0 || opts->reward_id >= task->n_rewards))
         return fr_fail(FR_ERR_ARG, "evaluate: reward id %d outside [0, %d) of task %s", opts->reward_id,
                        task->n_rewards, task->name);
     if (!fr_split_name(opts->split)) return fr_fail(FR_ERR_ARG, "evaluate: invalid split %d", (int)opts->split);
@@ -109,7 +111,12 @@ fr_status fr_evaluate(const fr_model *m, const fr_ops *ops, const fr_task *task,
             sid[j] = (uint32_t)pid[j] * (uint32_t)FR_EVAL_MAX_N + (uint32_t)(r % n);
         }
         s = fr_rollout(m, ops, task, &c, b, pid, sid, NULL, x, NULL);
-        if (s == FR_OK) s = fr_task_reward_batch(task, opts->reward_id, (int)b, pid, x, score, correct);
+        if (s == FR_OK && opts->score) {
+            memset(correct, 0, (size_t)b * sizeof *correct);
+            s = opts->score(opts->score_user, (uint32_t)(r0 / chunk), (int)b, pid, x, score);
+        } else if (s == FR_OK) {
+            s = fr_task_reward_batch(task, opts->reward_id, (int)b, pid, x, score, correct);
+        }
         for (int64_t j = 0; j < b && s == FR_OK; j++) {
             const int pi = pid[j] - first;
             res->prompt_ids[pi] = pid[j];

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "flowrl/enum_names.h"
+
 typedef struct {
     const char *name;
     int64_t H, F, n_blocks, E;
@@ -120,52 +122,44 @@ double fr_model_config_flops(const fr_model_config *c)
     return 2.0 * macs;
 }
 
-static const char *const k_pred_names[FR_PRED_COUNT] = {"velocity", "epsilon"};
-static const char *const k_head_names[FR_HEAD_COUNT] = {"velocity", "x0"};
-static const char *const k_act_names[FR_ACT_COUNT] = {"identity", "silu", "gelu_tanh",
-                                                      "tanh",     "sigmoid", "relu"};
+const char *const fr_pred_names[FR_PRED_COUNT + 1] = {"velocity", "epsilon", NULL};
+const char *const fr_head_names[FR_HEAD_COUNT + 1] = {"velocity", "x0", NULL};
+const char *const fr_act_names[FR_ACT_COUNT + 1] = {"identity", "silu", "gelu_tanh", "tanh", "sigmoid", "relu", NULL};
 
-const char *fr_pred_name(fr_pred p)
+/* "?" for a value outside the enum: these names go into messages and metadata as text */
+static const char *name_or_q(const char *const *names, int v)
 {
-    return (int)p >= 0 && p < FR_PRED_COUNT ? k_pred_names[p] : "?";
+    const char *n = fr_enum_name(names, v);
+    return n ? n : "?";
 }
+
+static int index_of(const char *const *names, const char *s)
+{
+    int v;
+    return fr_enum_parse(names, s, &v, "name") == FR_OK ? v : -1;
+}
+
+const char *fr_pred_name(fr_pred p) { return name_or_q(fr_pred_names, (int)p); }
+const char *fr_head_name(fr_head h) { return name_or_q(fr_head_names, (int)h); }
+const char *fr_act_name(fr_act a) { return name_or_q(fr_act_names, (int)a); }
 
 int fr_pred_from_name(const char *s, fr_pred *out)
 {
-    for (int i = 0; i < FR_PRED_COUNT; i++)
-        if (strcmp(s, k_pred_names[i]) == 0) {
-            *out = (fr_pred)i;
-            return 1;
-        }
-    return 0;
-}
-
-const char *fr_head_name(fr_head h)
-{
-    return (int)h >= 0 && h < FR_HEAD_COUNT ? k_head_names[h] : "?";
+    int i = index_of(fr_pred_names, s);
+    if (i >= 0) *out = (fr_pred)i;
+    return i >= 0;
 }
 
 int fr_head_from_name(const char *s, fr_head *out)
 {
-    for (int i = 0; i < FR_HEAD_COUNT; i++)
-        if (strcmp(s, k_head_names[i]) == 0) {
-            *out = (fr_head)i;
-            return 1;
-        }
-    return 0;
-}
-
-const char *fr_act_name(fr_act a)
-{
-    return (int)a >= 0 && a < FR_ACT_COUNT ? k_act_names[a] : "?";
+    int i = index_of(fr_head_names, s);
+    if (i >= 0) *out = (fr_head)i;
+    return i >= 0;
 }
 
 int fr_act_from_name(const char *s, fr_act *out)
 {
-    for (int i = 0; i < FR_ACT_COUNT; i++)
-        if (strcmp(s, k_act_names[i]) == 0) {
-            *out = (fr_act)i;
-            return 1;
-        }
-    return 0;
+    int i = index_of(fr_act_names, s);
+    if (i >= 0) *out = (fr_act)i;
+    return i >= 0;
 }

@@ -243,6 +243,14 @@ const fr_opt *fr_opts_find(const fr_opts *o, const char *key, void **st)
     return NULL;
 }
 
+int fr_opts_seen_key(const fr_opts *o, const fr_opts_seen *seen, const char *key)
+{
+    for (int g = 0; g < o->ng; g++)
+        for (int i = 0; i < o->g[g].n && i < (int)sizeof seen->set[0]; i++)
+            if (strcmp(o->g[g].rows[i].key, key) == 0) return seen->set[g][i];
+    return 0;
+}
+
 int fr_opts_wants_help(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {

@@ -128,7 +128,7 @@ fr_status fr_opts_parse(const fr_opts *o, int argc, char **argv, int first, cons
             char best[96];
             suggest(o, name, best, sizeof best);
             if (best[0]) return fr_fail(FR_ERR_ARG, "unknown option %s (did you mean %s?)", name, best);
-            return fr_fail(FR_ERR_ARG, "unknown option %s (flowrl %s --help lists them)", name, o->cmd);
+            return fr_fail(FR_ERR_ARG, "unknown option %s", name);
         }
         const fr_opt *r = &o->g[h.g].rows[h.i];
         void *st = o->s[o->g[h.g].which];

@@ -28,6 +28,14 @@ struct fr_reward_cmd {
     size_t resp_cap;
 };
 
+/* The text default is FR_REWARD_CMD_TIMEOUT_S (60 s): long enough for a model-based
+ * reward's first batch (loading weights), short enough that a hung program is noticed. */
+const fr_opt fr_reward_cmd_rows[] = {
+    FR_OPT_F64(fr_reward_cmd_opts, timeout_s, "reward_timeout", "60", 0.001, 1e6,
+               "seconds a reward program (--reward cmd:PROGRAM) may take per batch", FR_OPT_RESUMABLE),
+};
+const int fr_reward_cmd_nrows = 1;
+
 const char *fr_reward_cmd_program(const char *spec)
 {
     size_t n = strlen(FR_REWARD_CMD_PREFIX);

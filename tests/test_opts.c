@@ -8,7 +8,9 @@
 
 #include "flowrl/enum_names.h"
 #include "flowrl/opt_groups.h"
+#include "flowrl/ops.h"
 #include "flowrl/opts.h"
+#include "flowrl/reward_cmd.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
@@ -153,7 +155,7 @@ START_TEST(test_errors_name_the_flag)
     expect_error("--k --flag", "--k: missing value");
     expect_error("--num-step 3", "unknown option --num-step (did you mean --num-steps?)");
     expect_error("--thread 3", "unknown option --thread (did you mean --threads?)");
-    expect_error("--zzzzzzzzzz", "unknown option --zzzzzzzzzz (flowrl test --help lists them)");
+    expect_error("--zzzzzzzzzz", "unknown option --zzzzzzzzzz");
     expect_error("--no-flag=1", "--no-flag takes no value");
     expect_error("--no-lr", "unknown option --no-lr (did you mean --lr?)");
     expect_error("stray", "unexpected argument 'stray'");
@@ -341,7 +343,7 @@ START_TEST(test_meta_and_resume_check)
     ck_assert_int_eq(fr_opts_resume_check(&g_o, &saved, &g_seen), FR_ERR_ARG);
     ck_assert_str_eq(fr_last_error(), "--seed cannot change on resume (the run has 42)");
     g_t = saved_t;
-    ck_assert_int_eq(parse("--steps 11", NULL, 0, NULL), FR_OK);
+    ck_assert_int_eq(parse("--num-steps 11", NULL, 0, NULL), FR_OK);
     ck_assert_int_eq(fr_opts_resume_check(&g_o, &saved, &g_seen), FR_ERR_ARG);
     ck_assert_str_eq(fr_last_error(), "--num-steps cannot change on resume (the run has 10)");
 }
@@ -402,12 +404,82 @@ START_TEST(test_shared_groups)
     ck_assert_int_eq(s.num_steps, 40);
     ck_assert(o.adam_beta2 == 0.999f && o.adam_eps == 1e-8f && o.max_grad_norm == 1.0f);
     ck_assert_int_eq(o.lr_schedule, FR_LR_CONSTANT);
+    /* the reward program's timeout row defaults to the library's constant */
+    fr_reward_cmd_opts ro = {0};
+    fr_opts rw = {.cmd = "test", .s = {&ro}};
+    fr_opts_add(&rw, "Reward program", fr_reward_cmd_rows, fr_reward_cmd_nrows, 0);
+    ck_assert_int_eq(fr_opts_defaults(&rw), FR_OK);
+    ck_assert(ro.timeout_s == FR_REWARD_CMD_TIMEOUT_S);
+    /* the backend: "" = opt when built in (else ref); threads only on opt */
+    const fr_ops *ops;
+    int nt = 0;
+    b.threads = 2;
+    ck_assert_int_eq(fr_backend_opts_resolve(&b, &ops, &nt), FR_OK);
+    int have_opt = 0;
+    for (const char *const *n = fr_backend_names(); *n; n++) have_opt |= strcmp(*n, "opt") == 0;
+    ck_assert_str_eq(ops->name, have_opt ? "opt" : "ref");
+    ck_assert_int_eq(nt, have_opt ? 2 : 1);
+    snprintf(b.backend, sizeof b.backend, "ref");
+    ck_assert_int_eq(fr_backend_opts_resolve(&b, &ops, &nt), FR_OK);
+    ck_assert_str_eq(ops->name, "ref");
+    ck_assert_int_eq(nt, 1);
+    snprintf(b.backend, sizeof b.backend, "nope");
+    ck_assert_int_eq(fr_backend_opts_resolve(&b, &ops, &nt), FR_ERR_ARG);
     /* a second row with an existing flag is refused */
     fr_opts dup = {.cmd = "test", .s = {&b, &b}};
     fr_opts_add(&dup, "A", fr_backend_rows, fr_backend_nrows, 0);
     fr_opts_add(&dup, "B", fr_backend_rows + 1, 1, 1);
     ck_assert_int_eq(fr_opts_defaults(&dup), FR_ERR_ARG);
     ck_assert_str_eq(fr_last_error(), "flowrl test: option --fast declared twice");
+}
+END_TEST
+
+/* config.json as cff6d07 wrote it (flowrl train --algo flow-grpo --base b.st --out run1
+ * --epochs 1 --prompts 2 --group 2 --steps 3 --backend ref --eval-n 0), read with the
+ * shared groups: old keys ("steps", "noise", "ema") land on the renamed rows, bit for bit. */
+static const char k_cff6d07_config[] =
+    "{\"algo\": \"flow-grpo\", \"base\": \"b.st\", \"task\": \"gmm2d\", \"reward\": \"\", \"base_raw\": false,\n"
+    "\"epochs\": 1, \"seed\": 42, \"sampler\": \"sde\", \"steps\": 3, \"grid\": \"diffusers\", \"shift\": 3,\n"
+    "\"noise\": 0.7, \"cfg\": 1, \"train_cfg\": \"auto\", \"prompts\": 2, \"group\": 2, \"rollout_batch\": 64,\n"
+    "\"timestep_fraction\": 0.99, \"window\": \"none\", \"fast_window\": 2, \"fast_range_lo\": 0,\n"
+    "\"fast_range_hi\": -1, \"mix_window\": 4, \"mix_iters\": 25, \"guard\": \"off\", \"clip_range\": 0.0001,\n"
+    "\"adv_clip\": 5, \"beta\": 0.04, \"kl_form\": \"code\", \"adv\": \"prompt\", \"global_std\": true,\n"
+    "\"ddpo_buffer\": 16, \"ddpo_min_count\": 16, \"num_batches\": 4, \"grad_accum\": 2, \"lr\": 0.0003,\n"
+    "\"adam_beta1\": 0.9, \"adam_beta2\": 0.999, \"adam_eps\": 1e-08, \"weight_decay\": 0.0001,\n"
+    "\"max_grad_norm\": 1, \"ema\": -1, \"ema_every\": 8, \"eval_steps\": 40, \"eval_n\": 0,\n"
+    "\"keep_checkpoints\": 2, \"out\": \"run1\", \"resolved\": {\"train_cfg\": false, \"trained_steps\": 2}}\n";
+
+START_TEST(test_reads_cff6d07_config)
+{
+    fr_sampling_opts s;
+    fr_optim_opts o;
+    fr_evalrun_opts e;
+    fr_runctl_opts r;
+    fr_opts all = {.cmd = "test", .s = {&s, &o, &e, &r}};
+    fr_opts_add(&all, "Sampling", fr_sampling_rows, fr_sampling_nrows, 0);
+    fr_opts_add(&all, "Optimiser", fr_optim_rows, fr_optim_nrows, 1);
+    fr_opts_add(&all, "Evaluation", fr_evalrun_rows, fr_evalrun_nrows, 2);
+    fr_opts_add(&all, "Run", fr_runctl_rows, fr_runctl_nrows, 3);
+    ck_assert_int_eq(fr_opts_defaults(&all), FR_OK);
+    char path[300];
+    file_path(path, sizeof path, "config.json");
+    write_file(path, k_cff6d07_config);
+    /* the Flow-GRPO keys are the algorithm's rows (not these groups) */
+    static const char *const algo_keys[] = {"algo", "base", "task", "reward", "base_raw", "train_cfg", "prompts",
+                                            "group", "timestep_fraction", "window", "fast_window", "fast_range_lo",
+                                            "fast_range_hi", "mix_window", "mix_iters", "guard", "clip_range",
+                                            "adv_clip", "beta", "kl_form", "adv", "global_std", "ddpo_buffer",
+                                            "ddpo_min_count", "num_batches", "grad_accum", "resolved", NULL};
+    ck_assert_msg(fr_opts_read_json(&all, path, algo_keys) == FR_OK, "%s", fr_last_error());
+    ck_assert_int_eq(s.sampler, FR_SAMPLER_SDE);
+    ck_assert_int_eq(s.num_steps, 3);
+    ck_assert(fr_test_bits_equal(s.noise_level, 0.7f) && s.shift == 3.0 && s.rollout_batch == 64);
+    ck_assert(fr_test_bits_equal(o.lr, 3e-4f) && fr_test_bits_equal(o.adam_eps, 1e-8f));
+    ck_assert(fr_test_bits_equal(o.weight_decay, 1e-4f) && fr_test_bits_equal(o.adam_beta2, 0.999f));
+    ck_assert(o.ema_decay == -1.0f && o.ema_every == 8 && o.max_grad_norm == 1.0f);
+    ck_assert(e.eval_steps == 40 && e.eval_n == 0);
+    ck_assert(r.seed == 42 && r.epochs == 1 && r.keep_checkpoints == 2);
+    ck_assert_msg(strcmp(r.out, "run1") == 0, "%s", r.out); /* no out_abs in an old file */
 }
 END_TEST
 
@@ -445,6 +517,7 @@ Suite *suite_opts(void)
     tcase_add_test(tc, test_meta_and_resume_check);
     tcase_add_test(tc, test_help_lists_every_visible_row);
     tcase_add_test(tc, test_shared_groups);
+    tcase_add_test(tc, test_reads_cff6d07_config);
     tcase_add_test(tc, test_enum_names);
     suite_add_tcase(s, tc);
     return s;

@@ -539,7 +539,7 @@ START_TEST(test_cli_pretrain)
     make_dir();
     char args[1024];
     snprintf(args, sizeof args,
-             "pretrain --task gmm2d --out %s/base.safetensors --steps 20 --batch 16 --seed 3 --backend ref --progress plain --log-every 10",
+             "pretrain --task gmm2d --out %s/base.safetensors --max-train-steps 20 --train-batch-size 16 --seed 3 --backend ref --progress plain --log-every 10",
              g_dir);
     int rc = fr_test_run_cli(args, g_out, sizeof g_out);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, g_out);
@@ -575,17 +575,17 @@ START_TEST(test_cli_bad_options)
         "pretrain --task gmm2d",                                    /* no out */
         "pretrain --task nope --out /tmp/x.safetensors",
         "pretrain --task gmm2d --preset nope --out /tmp/x.safetensors",
-        "pretrain --task gmm2d --out /tmp/x.safetensors --steps 0",
-        "pretrain --task gmm2d --out /tmp/x.safetensors --steps 12x",
-        "pretrain --task gmm2d --out /tmp/x.safetensors --batch -1",
+        "pretrain --task gmm2d --out /tmp/x.safetensors --max-train-steps 0",
+        "pretrain --task gmm2d --out /tmp/x.safetensors --max-train-steps 12x",
+        "pretrain --task gmm2d --out /tmp/x.safetensors --train-batch-size -1",
         "pretrain --task gmm2d --out /tmp/x.safetensors --lr abc",
         "pretrain --task gmm2d --out /tmp/x.safetensors --sigma normal",
         "pretrain --task gmm2d --out /tmp/x.safetensors --pred x0",
         "pretrain --task gmm2d --out /tmp/x.safetensors --cfg-dropout 1.5",
-        "pretrain --task gmm2d --out /tmp/x.safetensors --ema 1",
+        "pretrain --task gmm2d --out /tmp/x.safetensors --ema-decay 1",
         "pretrain --task gmm2d --out /tmp/x.safetensors --backend nope",
         "pretrain --task gmm2d --out /tmp/x.safetensors --bogus 1",
-        "pretrain --task gmm2d --out /tmp/x.safetensors --steps",
+        "pretrain --task gmm2d --out /tmp/x.safetensors --max-train-steps",
         "pretrain --task gmm2d --out /tmp/x.safetensors extra",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -568,7 +568,7 @@ START_TEST(test_cli_eval_json)
     write_ckpt(ck, "gmm2d", FR_PRED_VELOCITY, 1, 1);
     const char *variants[2] = {"", "--no-ema"};
     for (int v = 0; v < 2; v++) {
-        snprintf(args, sizeof args, "eval --ckpt %s --task gmm2d --n 4 --steps 5 --backend ref --json %s", ck,
+        snprintf(args, sizeof args, "eval --ckpt %s --task gmm2d --n 4 --num-steps 5 --backend ref --json %s", ck,
                  variants[v]);
         ck_assert_int_eq(run_stdout(args, g_out, sizeof g_out), 0);
         cJSON *j = cJSON_Parse(g_out);
@@ -589,7 +589,7 @@ START_TEST(test_cli_eval_json)
         cJSON_Delete(j);
     }
     /* the table form, with the backend line first */
-    snprintf(args, sizeof args, "eval --ckpt %s --n 2 --steps 3 --backend ref --sampler sde --cfg 2", ck);
+    snprintf(args, sizeof args, "eval --ckpt %s --n 2 --num-steps 3 --backend ref --sampler sde --cfg 2", ck);
     ck_assert_int_eq(fr_test_run_cli(args, g_out, sizeof g_out), 0);
     ck_assert_msg(strncmp(g_out, "backend ref, threads 1", 22) == 0, "%s", g_out);
     ck_assert_msg(strstr(g_out, "\nmode ") && strstr(g_out, "\noverall "), "%s", g_out);
@@ -606,7 +606,7 @@ START_TEST(test_cli_sample_png)
     snprintf(ck, sizeof ck, "%s/g.safetensors", g_dir);
     snprintf(png, sizeof png, "%s/g.png", g_dir);
     write_ckpt(ck, "gmm2d", FR_PRED_VELOCITY, 0, 1);
-    snprintf(args, sizeof args, "sample --ckpt %s --out %s --n 20 --steps 4 --sampler dpm", ck, png);
+    snprintf(args, sizeof args, "sample --ckpt %s --out %s --n 20 --num-steps 4 --sampler dpm", ck, png);
     ck_assert_int_eq(fr_test_run_cli(args, g_out, sizeof g_out), 0);
     ck_assert_msg(strstr(g_out, "160 samples") && strstr(g_out, "accuracy"), "%s", g_out);
     ck_assert(png_size(png, &w, &h) && w == 512 && h == 512);
@@ -621,7 +621,7 @@ START_TEST(test_cli_sample_png)
     ck_assert(f != NULL);
     fprintf(f, "# two prompts\n53\n\n%s\n", text);
     fclose(f);
-    snprintf(args, sizeof args, "sample --ckpt %s --task shapes --prompts %s --n 3 --steps 2 --out %s --scale 2", ck,
+    snprintf(args, sizeof args, "sample --ckpt %s --task shapes --prompt-file %s --n 3 --num-steps 2 --out %s --scale 2", ck,
              pf, png);
     ck_assert_int_eq(fr_test_run_cli(args, g_out, sizeof g_out), 0);
     ck_assert_msg(strstr(g_out, text) != NULL, "%s", g_out);
@@ -646,7 +646,7 @@ START_TEST(test_cli_errors)
     } cases[] = {
         {"eval", 2},
         {"eval --ckpt %s --bogus", 2},
-        {"eval --ckpt %s --steps 0", 2},
+        {"eval --ckpt %s --num-steps 0", 2},
         {"eval --ckpt %s --sampler ddim", 2},
         {"eval --ckpt %s --sampler euler", 2},
         {"eval --ckpt %s --split test", 2},
@@ -654,10 +654,10 @@ START_TEST(test_cli_errors)
         {"eval --ckpt %s --n", 2},
         {"eval --ckpt %s/missing.safetensors", 1},
         {"sample --ckpt %s", 2},
-        {"sample --ckpt %s --out /nonexistent-dir/x.png --steps 1", 1},
+        {"sample --ckpt %s --out /nonexistent-dir/x.png --num-steps 1", 1},
         {"sample --ckpt %s --out x.png --prompt 99", 2},
         {"sample --ckpt %s --out x.png --prompt 'no such prompt'", 2},
-        {"sample --ckpt %s --out x.png --prompts /nonexistent-file", 1},
+        {"sample --ckpt %s --out x.png --prompt-file /nonexistent-file", 1},
         {"sample --ckpt %s --out x.png --grid cosine", 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -673,7 +673,7 @@ START_TEST(test_cli_errors)
     ck_assert_int_eq(fr_test_run_cli(args, g_out, sizeof g_out), 2);
     ck_assert_msg(strstr(g_out, "ddim") != NULL, "%s", g_out);
     /* ... and ddim works on it */
-    snprintf(args, sizeof args, "eval --ckpt %s --n 2 --steps 4 --eta 1", eck);
+    snprintf(args, sizeof args, "eval --ckpt %s --n 2 --num-steps 4 --eta 1", eck);
     ck_assert_msg(fr_test_run_cli(args, g_out, sizeof g_out) == 0, "%s", g_out);
     ck_assert_msg(strstr(g_out, "ddim, 4 steps, eta 1") != NULL, "%s", g_out);
     remove_dir();

@@ -199,7 +199,7 @@ static int out_lines(char **lines, int max)
 START_TEST(test_cli_schedule)
 {
     char *lines[64];
-    ck_assert_int_eq(fr_test_run_cli("schedule --grid diffusers --steps 10 --shift 3", g_out, sizeof g_out), 0);
+    ck_assert_int_eq(fr_test_run_cli("schedule --grid diffusers --num-steps 10 --shift 3", g_out, sizeof g_out), 0);
     ck_assert_int_eq(out_lines(lines, 64), 11);
     float sig[11], lib[11];
     ck_assert_int_eq(fr_sigmas_diffusers(10, 3.0, lib), FR_OK);
@@ -215,7 +215,7 @@ START_TEST(test_cli_schedule)
     ck_assert_str_eq(lines[10], "0");
 
     /* default shift is 3; the linear grid has T + 1 values 1 .. 0 */
-    ck_assert_int_eq(fr_test_run_cli("schedule --grid linear --steps 25", g_out, sizeof g_out), 0);
+    ck_assert_int_eq(fr_test_run_cli("schedule --grid linear --num-steps 25", g_out, sizeof g_out), 0);
     ck_assert_int_eq(out_lines(lines, 64), 26);
     ck_assert_str_eq(lines[0], "1");
     ck_assert_str_eq(lines[25], "0");
@@ -228,16 +228,16 @@ START_TEST(test_cli_schedule_bad_args)
     static const char *bad[] = {
         "schedule",
         "schedule --grid diffusers",
-        "schedule --steps 10",
-        "schedule --grid cosine --steps 10",
-        "schedule --grid diffusers --steps 0",
-        "schedule --grid diffusers --steps -3",
-        "schedule --grid diffusers --steps 10x",
-        "schedule --grid diffusers --steps 1000001",
-        "schedule --grid diffusers --steps 10 --shift 0",
-        "schedule --grid diffusers --steps 10 --shift nan",
-        "schedule --grid diffusers --steps 10 --shift",
-        "schedule --grid diffusers --steps 10 --bogus 1",
+        "schedule --num-steps 10",
+        "schedule --grid cosine --num-steps 10",
+        "schedule --grid diffusers --num-steps 0",
+        "schedule --grid diffusers --num-steps -3",
+        "schedule --grid diffusers --num-steps 10x",
+        "schedule --grid diffusers --num-steps 1000001",
+        "schedule --grid diffusers --num-steps 10 --shift 0",
+        "schedule --grid diffusers --num-steps 10 --shift nan",
+        "schedule --grid diffusers --num-steps 10 --shift",
+        "schedule --grid diffusers --num-steps 10 --bogus 1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = fr_test_run_cli(bad[i], g_out, sizeof g_out);

@@ -34,9 +34,14 @@ typedef struct {
     int n;          /* samples per prompt, 1 .. FR_EVAL_MAX_N */
     uint32_t seed;  /* Philox key of the sampler streams */
     int reward_id;  /* the task's reward (0: its default) */
+    /* Scores in place of the task's reward (an external reward program, flowrl/reward_cmd.h),
+     * or NULL: fills score (B,) for batch number `batch`. Such a reward has no notion of
+     * "correct": every sample counts as not correct. */
+    fr_status (*score)(void *user, uint32_t batch, int B, const int *pid, const float *x, float *score);
+    void *score_user;
 } fr_eval_opts;
 
-/* split eval, n 16, seed FR_EVAL_SEED, reward 0. */
+/* split eval, n 16, seed FR_EVAL_SEED, reward 0, no score hook. */
 fr_eval_opts fr_eval_opts_default(void);
 
 typedef struct {

@@ -97,6 +97,10 @@ int64_t fr_model_config_num_params(const fr_model_config *cfg);
  * the embeddings excluded). A backward with parameter gradients costs about twice this
  * (dW and the input gradient of each layer). */
 double fr_model_config_flops(const fr_model_config *cfg);
+/* Indexed by the enum, NULL-terminated (flowrl/enum_names.h). */
+extern const char *const fr_pred_names[FR_PRED_COUNT + 1];
+extern const char *const fr_head_names[FR_HEAD_COUNT + 1];
+extern const char *const fr_act_names[FR_ACT_COUNT + 1];
 const char *fr_pred_name(fr_pred p); /* "velocity", "epsilon" */
 int fr_pred_from_name(const char *s, fr_pred *out); /* 1 if known */
 const char *fr_head_name(fr_head h); /* "velocity", "x0" */

@@ -21,6 +21,9 @@
  *   --noise                                       → --noise-level
  *   --clip (pretrain max gradient norm)           → --max-grad-norm
  *   --ema (decay, pretrain and train)             → --ema-decay
+ *   --schedule (pretrain learning-rate schedule)  → --lr-schedule
+ *   --save-every (pretrain)                       → --checkpoint-every
+ *   --prompts FILE (sample; train's --prompts is a count) → --prompt-file
  *   --fast-window / --fast-range (Flow-GRPO-Fast) → --window-size / --window-range
  */
 #ifndef FLOWRL_OPT_GROUPS_H

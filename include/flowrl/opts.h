@@ -161,5 +161,7 @@ fr_status fr_opts_resume_check(const fr_opts *now, const fr_opts *saved, const f
 
 /* The row for a key (NULL if none), and its struct. */
 const fr_opt *fr_opts_find(const fr_opts *o, const char *key, void **st);
+/* 1 if argv set the row of `key` (seen from fr_opts_parse), else 0. */
+int fr_opts_seen_key(const fr_opts *o, const fr_opts_seen *seen, const char *key);
 
 #endif

@@ -28,6 +28,7 @@
 
 #include <stdint.h>
 
+#include "flowrl/opts.h"
 #include "flowrl/status.h"
 #include "flowrl/task.h"
 
@@ -43,6 +44,11 @@ typedef struct {
                        * <= 0 means FR_REWARD_CMD_TIMEOUT_S */
     int C, H, W;      /* image dims sent in every request (C*H*W == D), or 0, 0, 0 */
 } fr_reward_cmd_opts;
+
+/* --reward-timeout SECONDS (timeout_s; default FR_REWARD_CMD_TIMEOUT_S): the option
+ * engine's row over fr_reward_cmd_opts, for every command that takes `--reward cmd:`. */
+extern const fr_opt fr_reward_cmd_rows[];
+extern const int fr_reward_cmd_nrows;
 
 /* PROGRAM of a reward spec "cmd:PROGRAM", or NULL when spec is not of that form (a
  * built-in reward name). An empty PROGRAM is returned as "" (fr_reward_cmd_open rejects it). */
