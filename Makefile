@@ -76,8 +76,12 @@ $(TEST_BIN): $(TEST_OBJ) $(LIB_A)
 # nvcc present: the shared FR_HOSTDEV headers must compile for the device (--fmad=false);
 # on a GPU machine `make cuda-selfcheck` runs the device-vs-host bit comparison.
 CUDA_SELFCHECK := $(if $(filter 1,$(HAVE_CUDA)),$(BUILD)/cuda_selfcheck,)
+# Every header with FR_HOSTDEV functions must be included (and its functions called) there.
 $(BUILD)/cuda_selfcheck: tests/cuda/hostdev_selfcheck.cu $(wildcard include/flowrl/*.h) config.h
 	@mkdir -p $(dir $@)
+	@for h in $$(grep -l FR_HOSTDEV include/flowrl/*.h); do \
+		grep -q "#include \"flowrl/$${h##*/}\"" $< || \
+		{ echo "$<: does not include $$h, which has FR_HOSTDEV functions" >&2; exit 1; }; done
 	$(NVCC) $(NVCCFLAGS) -std=c++17 $< -o $@
 
 cuda-selfcheck: $(BUILD)/cuda_selfcheck
