@@ -28,7 +28,8 @@
     X(golden)                                                                              \
     X(train)                                                                               \
     X(fast)                                                                                \
-    X(integrity)
+    X(integrity)                                                                           \
+    X(task_render)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure
  * instead of breaking the link of every other suite. */
