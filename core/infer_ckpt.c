@@ -1,5 +1,5 @@
-/* Loading a checkpoint for sampling and evaluation (flowrl/evaluate.h). */
-#include "flowrl/evaluate.h"
+/* Loading a checkpoint for sampling and evaluation (flowrl/infer_ckpt.h). */
+#include "flowrl/infer_ckpt.h"
 
 #include <errno.h>
 #include <stdio.h>
