@@ -2,7 +2,7 @@
 #   make            library (build/libflowrl.a, .so) and CLI (build/flowrl)
 #   make check      every test (Check runner; the exit code is the verdict)
 #   make check-asan the same under AddressSanitizer + UBSan (in build-asan/)
-#   make fuzz       libFuzzer on the safetensors reader for FUZZ_SECONDS (default 60)
+#   make fuzz       libFuzzer on every reader of outside data, FUZZ_SECONDS each (default 60)
 #   make accuracy   the dense transcendental sweep against MPFR (docs/determinism.md)
 #   make demo       the main job: shapes base + Flow-GRPO + before/after table (tools/demo.sh)
 #   make bench      build the benchmarks; make benchmarks runs them into BENCHMARKS.md
@@ -76,8 +76,12 @@ $(TEST_BIN): $(TEST_OBJ) $(LIB_A)
 # nvcc present: the shared FR_HOSTDEV headers must compile for the device (--fmad=false);
 # on a GPU machine `make cuda-selfcheck` runs the device-vs-host bit comparison.
 CUDA_SELFCHECK := $(if $(filter 1,$(HAVE_CUDA)),$(BUILD)/cuda_selfcheck,)
+# Every header with FR_HOSTDEV functions must be included (and its functions called) there.
 $(BUILD)/cuda_selfcheck: tests/cuda/hostdev_selfcheck.cu $(wildcard include/flowrl/*.h) config.h
 	@mkdir -p $(dir $@)
+	@for h in $$(grep -l FR_HOSTDEV include/flowrl/*.h); do \
+		grep -q "#include \"flowrl/$${h##*/}\"" $< || \
+		{ echo "$<: does not include $$h, which has FR_HOSTDEV functions" >&2; exit 1; }; done
 	$(NVCC) $(NVCCFLAGS) -std=c++17 $< -o $@
 
 cuda-selfcheck: $(BUILD)/cuda_selfcheck
@@ -91,9 +95,10 @@ GOLDEN_CHECKS = $(CLI) golden check --backend ref && \
 	$(CLI) golden check --backend opt --threads 3 \
 	$(if $(filter 1,$(HAVE_OPENBLAS) $(HAVE_ONEDNN)),&& $(CLI) golden check --backend opt --fast --threads 2)
 
-check: $(TEST_BIN) $(CLI) $(CUDA_SELFCHECK)
+check: $(TEST_BIN) $(CLI) $(CUDA_SELFCHECK) $(if $(filter 1,$(HAVE_LIBFUZZER)),$(FUZZ_BINS))
 	$(GOLDEN_CHECKS)
 	FLOWRL_BIN=$(abspath $(CLI)) FLOWRL_SRC=$(CURDIR) $(TEST_BIN)
+	$(MAKE) --no-print-directory fuzz-smoke
 
 golden-check: $(CLI)
 	$(GOLDEN_CHECKS)
@@ -118,17 +123,51 @@ check-asan:
 accuracy: $(TEST_BIN)
 	FLOWRL_ACCURACY=dense $(TEST_BIN) detmath
 
+# libFuzzer targets (tests/fuzz/fuzz_NAME.c), one per reader of outside data, linked against
+# the whole library built by clang with ASan + UBSan (build/fuzz/obj), so a new dependency
+# of a reader never breaks the fuzz build. Seeds: tests/corpus/NAME when it exists; what
+# libFuzzer finds goes to build/fuzz/corpus-NAME, crashes to build/fuzz/crash-*.
+# `make fuzz` runs each for FUZZ_SECONDS; `make check` builds every target and runs each
+# for 3 s (fuzz-smoke), so none of them can rot.
 FUZZ_SECONDS ?= 60
-fuzz:
+FUZZ_CC ?= clang
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=c11 -g -O1 $(FUZZ_SAN) -ffp-contract=off -fno-fast-math $(WARN) -D_GNU_SOURCE \
+	-Iinclude -I. $(CFG_CFLAGS)
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
+FUZZ_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_LIB := $(FUZZ_DIR)/libflowrl_fuzz.a
+
+$(FUZZ_DIR)/obj/%.o: %.c config.mk config.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP $< $(FUZZ_LIB) -o $@ $(CFG_LIBS) -lm -lpthread
+
+# run_fuzz NAME SECONDS
+run_fuzz = mkdir -p $(FUZZ_DIR)/corpus-$(1) && $(FUZZ_DIR)/fuzz_$(1) -max_total_time=$(2) -max_len=8192 \
+	-print_final_stats=0 -artifact_prefix=$(FUZZ_DIR)/crash-$(1)- $(FUZZ_DIR)/corpus-$(1) \
+	$(wildcard tests/corpus/$(1)) 2>$(FUZZ_DIR)/fuzz_$(1).log || { tail -n 40 $(FUZZ_DIR)/fuzz_$(1).log; exit 1; }
+
+.PHONY: fuzz-build fuzz-smoke
 ifeq ($(HAVE_LIBFUZZER),1)
-	@mkdir -p $(BUILD)/fuzz fuzz-out
-	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(FP_FLAGS) -D_GNU_SOURCE \
-		-Iinclude -I. $(CFG_CFLAGS) tests/fuzz/fuzz_safetensors.c core/safetensors.c \
-		core/tensor.c core/status.c -o $(BUILD)/fuzz/fuzz_safetensors $(CFG_LIBS) -lm
-	$(BUILD)/fuzz/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-		fuzz-out tests/corpus/safetensors
+fuzz-build: $(FUZZ_BINS)
+fuzz: $(FUZZ_BINS)
+	$(foreach n,$(FUZZ_NAMES),$(call run_fuzz,$(n),$(FUZZ_SECONDS)) && echo "fuzz_$(n): $(FUZZ_SECONDS) s, no crash" &&) true
+fuzz-smoke: $(FUZZ_BINS)
+	@$(foreach n,$(FUZZ_NAMES),$(call run_fuzz,$(n),3) && echo "fuzz_$(n): 3 s, no crash" &&) true
 else
-	@echo "make fuzz: clang with libFuzzer not found by ./configure" >&2; exit 1
+fuzz fuzz-build:
+	@echo "make fuzz: clang with libFuzzer not found by ./configure (./configure --install-deps installs it)" >&2; exit 1
+fuzz-smoke:
+	@echo "fuzz-smoke: skipped, clang with libFuzzer not found by ./configure" >&2
 endif
 
 install: all
@@ -138,6 +177,6 @@ install: all
 	install -m 644 include/flowrl/*.h $(PREFIX)/include/flowrl
 
 clean:
-	rm -rf build build-asan fuzz-out
+	rm -rf build build-asan
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d) $(FUZZ_BINS:=.d)

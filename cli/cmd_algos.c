@@ -6,7 +6,7 @@
 
 int cmd_algos(int argc, char **argv)
 {
-    if (fr_cli_wants_help(argc, argv)) {
+    if (fr_opts_wants_help(argc, argv)) {
         printf("Usage: flowrl algos\n\nLists the algorithms of `flowrl train --algo NAME`: name, summary, docs page.\n"
                "`flowrl train --algo NAME --help` gives an algorithm's options and defaults.\n");
         return 0;

@@ -8,7 +8,6 @@
 
 #include "cli/commands.h"
 #include "cli/sampling_opts.h"
-#include "flowrl/png.h"
 
 #define MAX_SAMPLES 100000 /* a grid or plot beyond this is a typo */
 #define MAX_PROMPT_LINES 100000
@@ -122,31 +121,6 @@ static int read_prompt_file(const fr_task *t, const char *path, int **ids, int *
     return 0;
 }
 
-/* tab10 */
-static const uint8_t k_colors[10][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},
-                                        {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127},
-                                        {188, 189, 34},  {23, 190, 207}};
-
-static fr_status write_png(const fr_task *t, const char *out, const float *x, const int *pid, int N, int cols,
-                           int scale)
-{
-    if (t->C > 0) return fr_png_write_grid(out, x, N, t->C, t->H, t->W, cols, scale);
-    uint8_t *col = fr_malloc((size_t)N * 3);
-    if (!col) return FR_ERR_NOMEM;
-    for (int i = 0; i < N; i++) memcpy(col + 3 * i, k_colors[pid[i] % 10], 3);
-    fr_scatter_opts o = fr_scatter_opts_default();
-    float marks[2 * FR_GMM2D_MODES];
-    if (strcmp(t->name, "gmm2d") == 0) {
-        o.ring_radius = FR_GMM2D_RADIUS;
-        for (int k = 0; k < FR_GMM2D_MODES; k++) fr_gmm2d_mode(k, marks + 2 * k);
-        o.marks = marks;
-        o.n_marks = FR_GMM2D_MODES;
-    }
-    fr_status s = fr_png_write_scatter(out, x, N, col, &o);
-    free(col);
-    return s;
-}
-
 /* One line per run of equal consecutive prompt ids (the grid rows when N > 1). */
 static void print_prompts(const fr_task *t, const int *pid, const float *score, const int *correct, int N)
 {
@@ -256,7 +230,7 @@ int cmd_sample(int argc, char **argv)
         fr_status st = fr_rollout(&s.ck.model, s.ops, t, &s.rc, N, pid, sid, NULL, x, NULL);
         double secs = fr_cli_now() - t0;
         if (st == FR_OK) st = fr_task_reward_batch(t, 0, N, pid, x, score, correct);
-        if (st == FR_OK) st = write_png(t, out, x, pid, N, (int)cols, (int)scale);
+        if (st == FR_OK) st = fr_task_render(t, out, N, pid, x, (int)cols, (int)scale);
         if (st != FR_OK) {
             rc = fr_cli_error("sample", "%s", fr_last_error());
         } else {

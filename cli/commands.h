@@ -52,13 +52,6 @@ int fr_cli_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-/* Legacy, for cli/cmd_train.c until it moves to the option engine (cli/legacy_opts.c):
- * --backend NAME [--fast] [--threads N] with NULL name = the fastest bitwise backend. */
-int fr_cli_backend(const char *cmd, const char *name, int fast, long threads, const struct fr_ops **ops,
-                   int *n_threads);
-void fr_cli_backend_describe(const struct fr_ops *ops, int n_threads, char *buf, size_t n);
-int fr_cli_wants_help(int argc, char **argv);
-
 /* Parses a comma-separated list of n unsigned 32-bit integers (decimal or 0x hex). */
 int fr_cli_parse_u32_list(const char *s, unsigned n, unsigned int *out);
 

@@ -56,17 +56,5 @@ void fr_cli_sampler_line(const fr_cli_sampling *s, char *buf, size_t n);
 /* Seconds since an arbitrary origin (CLOCK_MONOTONIC). */
 double fr_cli_now(void);
 
-/* Legacy, for cli/cmd_train.c until it moves to the option engine (cli/legacy_opts.c). */
-typedef struct {
-    const char *name;
-    const char **value;
-    int *flag;
-} fr_cli_opt;
-/* Parses argv[1..] against opts (n entries); 0, else prints one line and returns 2. */
-int fr_cli_parse_opts(const char *cmd, int argc, char **argv, const fr_cli_opt *opts, int n);
-/* Number parsing with range checks; 0, else prints one line and returns 2. */
-int fr_cli_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
-int fr_cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
-int fr_cli_double(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
 
 #endif

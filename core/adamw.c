@@ -1,6 +1,6 @@
 /* The step-dependent AdamW scalars, computed once per step so that every backend uses
  * the same float values (fr_adamw_elem, flowrl/elem.h, uses them as given). */
-#include "flowrl/ops.h"
+#include "flowrl/adamw.h"
 
 #include <math.h>
 

@@ -8,10 +8,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/audit_internal.h"
+#include "flowrl/file_util.h"
 
 enum { ST_HEADER, ST_BETWEEN, ST_RESUMED, ST_IN_STEP };
 
@@ -396,51 +396,12 @@ fr_status fr_audit_parse(fr_audit_log *log, const char *buf, size_t len, const c
     return s;
 }
 
-/* The whole file into memory, bounded by FR_AUDIT_MAX_BYTES. */
-static fr_status slurp(const char *path, char **buf, size_t *len, int *fd_out)
-{
-    int fd = open(path, fd_out ? O_RDWR : O_RDONLY);
-    if (fd < 0) return fr_fail(FR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return fr_fail(FR_ERR_IO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)sb.st_size > FR_AUDIT_MAX_BYTES) {
-        close(fd);
-        return fr_fail(FR_ERR_NOMEM, "%s: %lld bytes is over the audit log limit of %zu", path,
-                       (long long)sb.st_size, FR_AUDIT_MAX_BYTES);
-    }
-    size_t n = (size_t)sb.st_size, got = 0;
-    char *b = malloc(n ? n : 1);
-    if (!b) {
-        close(fd);
-        return fr_fail(FR_ERR_NOMEM, "%s: out of memory", path);
-    }
-    while (got < n) {
-        ssize_t r = read(fd, b + got, n - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            fr_status s = fr_fail(FR_ERR_IO, "%s: read failed: %s", path, r < 0 ? strerror(errno) : "short read");
-            free(b);
-            close(fd);
-            return s;
-        }
-        got += (size_t)r;
-    }
-    *buf = b;
-    *len = n;
-    if (fd_out) *fd_out = fd;
-    else close(fd);
-    return FR_OK;
-}
-
 fr_status fr_audit_read(fr_audit_log *log, const char *path)
 {
     char *buf;
     size_t len;
     if (log) memset(log, 0, sizeof *log);
-    FR_TRY(slurp(path, &buf, &len, NULL));
+    FR_TRY(fr_read_file_max(path, FR_AUDIT_MAX_BYTES, &buf, &len));
     fr_status s = fr_audit_parse(log, buf, len, path);
     free(buf);
     return s;
@@ -451,29 +412,23 @@ fr_status fr_audit_truncate_to_step(const char *path, int64_t step)
     if (!path || step < 0) return fr_fail(FR_ERR_ARG, "fr_audit_truncate_to_step: bad argument");
     char *buf;
     size_t len;
-    int fd;
-    FR_TRY(slurp(path, &buf, &len, &fd));
+    FR_TRY(fr_read_file_max(path, FR_AUDIT_MAX_BYTES, &buf, &len));
     fr_audit_log log;
     fr_status s = fr_audit_parse(&log, buf, len, path);
     free(buf);
-    if (s != FR_OK) {
-        close(fd);
-        return s;
-    }
+    if (s != FR_OK) return s;
     int64_t last = log.n_steps ? log.steps[log.n_steps - 1].step : 0;
     size_t cut = log.header_end;
     for (size_t i = 0; i < log.n_steps && log.steps[i].step <= step; i++) cut = log.steps[i].end_offset;
     fr_audit_log_free(&log);
-    if (last < step) {
-        close(fd);
+    if (last < step)
         return fr_fail(FR_ERR_MISMATCH, "%s: cannot truncate to step %" PRId64 ": the log's last complete "
                        "step is %" PRId64 " (is the checkpoint newer than the log?)", path, step, last);
-    }
-    if (cut < len && ftruncate(fd, (off_t)cut) != 0) {
-        s = fr_fail(FR_ERR_IO, "%s: ftruncate failed: %s", path, strerror(errno));
-    } else if (cut < len && fsync(fd) != 0) {
-        s = fr_fail(FR_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
-    }
+    if (cut >= len) return FR_OK;
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return fr_fail(FR_ERR_IO, "%s: cannot open for truncation: %s", path, strerror(errno));
+    if (ftruncate(fd, (off_t)cut) != 0) s = fr_fail(FR_ERR_IO, "%s: ftruncate failed: %s", path, strerror(errno));
+    else if (fsync(fd) != 0) s = fr_fail(FR_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
     close(fd);
     return s;
 }

@@ -6,6 +6,7 @@
  * build option (e.g. `#if FR_HAVE_CUDA` around {"cuda", ..., fr_cuda_init}). */
 #include "flowrl/fast.h"
 #include "flowrl/ops.h"
+#include "flowrl/ref_backend.h"
 #include "flowrl/opt.h"
 
 #include <pthread.h>

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/golden_internal.h"
+#include "flowrl/adamw.h"
 
 #define SLOT(entry) ((long)offsetof(fr_ops, entry))
 

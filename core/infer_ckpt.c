@@ -1,5 +1,5 @@
-/* Loading a checkpoint for sampling and evaluation (flowrl/evaluate.h). */
-#include "flowrl/evaluate.h"
+/* Loading a checkpoint for sampling and evaluation (flowrl/infer_ckpt.h). */
+#include "flowrl/infer_ckpt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -43,7 +43,7 @@ static fr_status load_ddpm(fr_infer_ckpt *c, const fr_st_file *f, const char *pa
                            path, ns);
         c->n_train = v;
     }
-    double b0, b1;
+    double b0 = 0.0, b1 = 0.0; /* printed below even when reading one failed */
     float *betas = fr_malloc((size_t)c->n_train * sizeof *betas);
     c->alpha_bar = fr_malloc((size_t)c->n_train * sizeof *c->alpha_bar);
     if (!betas || !c->alpha_bar) {

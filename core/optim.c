@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flowrl/adamw.h"
+
 fr_adamw_cfg fr_adamw_cfg_default(void)
 {
     fr_adamw_cfg c = {0.9f, 0.999f, 1e-8f, 1e-2f};

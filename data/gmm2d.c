@@ -19,6 +19,7 @@
 
 #include "flowrl/detmath.h"
 #include "flowrl/philox.h"
+#include "data/task_internal.h"
 #include "flowrl/task.h"
 
 /* cos and sin of k pi/4, k = 0..7 (sqrt(1/2) rounded to float) */
@@ -110,6 +111,19 @@ static fr_status gmm2d_tokens(int prompt_id, int32_t *tokens)
 
 static int gmm2d_group(int prompt_id) { return prompt_id >= 0 && prompt_id < FR_GMM2D_MODES ? 0 : -1; }
 
+/* The scatter plot with the ring and the eight mode means marked. */
+static fr_status gmm2d_render(const fr_task *t, const char *path, int N, const int *prompt_ids, const float *x,
+                              int cols, int scale)
+{
+    fr_scatter_opts o = fr_scatter_opts_default();
+    float marks[2 * FR_GMM2D_MODES];
+    for (int k = 0; k < FR_GMM2D_MODES; k++) fr_gmm2d_mode(k, marks + 2 * k);
+    o.ring_radius = FR_GMM2D_RADIUS;
+    o.marks = marks;
+    o.n_marks = FR_GMM2D_MODES;
+    return fr_task_scatter_png(path, N, prompt_ids, x, &o);
+}
+
 static const char *const k_groups[] = {"mode"};
 static const char *const k_rewards[] = {"mode", "halfplane"};
 
@@ -135,4 +149,5 @@ const fr_task fr_task_gmm2d = {
     .prompt_group = gmm2d_group,
     .sample = gmm2d_sample,
     .reward = gmm2d_reward,
+    .render = gmm2d_render,
 };

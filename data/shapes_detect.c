@@ -28,7 +28,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "flowrl/task.h"
+#include "data/shapes_internal.h"
 
 #define HW (FR_SHAPES_H * FR_SHAPES_W)
 

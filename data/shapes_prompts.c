@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "flowrl/task.h"
+#include "data/shapes_internal.h"
 
 #define N_SINGLE FR_SHAPES_NCOLORS
 #define N_COUNTING ((FR_SHAPES_MAX_COUNT - 1) * FR_SHAPES_NCOLORS)

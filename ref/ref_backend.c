@@ -1,6 +1,7 @@
 /* The reference op table: every entry of fr_ops, from ref/. Other backends start from
  * this table and override what they implement (core/backend.c). */
 #include "ref/ref_internal.h"
+#include "flowrl/ref_backend.h"
 
 void fr_ref_fill(fr_ops *ops)
 {

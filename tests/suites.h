@@ -34,7 +34,8 @@
     X(runs)                                                                                \
     X(fast)                                                                                \
     X(integrity)                                                                           \
-    X(plots)
+    X(plots)                                                                               \
+    X(task_render)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure
  * instead of breaking the link of every other suite. */

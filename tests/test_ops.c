@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "flowrl/detmath.h"
+#include "flowrl/adamw.h"
 #include "flowrl/ops.h"
+#include "flowrl/ref_backend.h"
 #include "tests/ops_check.h"
 
 /* ---- GEMM ----------------------------------------------------------------------------- */

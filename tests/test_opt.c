@@ -14,7 +14,9 @@
 
 #include "flowrl/elem.h"
 #include "flowrl/model.h"
+#include "flowrl/adamw.h"
 #include "flowrl/ops.h"
+#include "flowrl/ref_backend.h"
 #include "flowrl/opt.h"
 #include "flowrl/reduce.h"
 #include "tests/ops_check.h"

@@ -1,6 +1,7 @@
 /* GenEval-style evaluation (DESIGN.md §6): n samples per prompt of a split, drawn with
  * fixed seeds, scored by the task's reward; accuracy per prompt kind (task->group_names)
- * and overall, and the mean score. Plus loading a checkpoint for inference.
+ * and overall, and the mean score. Loading a checkpoint for inference: flowrl/infer_ckpt.h
+ * (included here for the callers that use both).
  *
  * Seeds. Sample k of prompt p is the rollout sample id s = p·FR_EVAL_MAX_N + k under
  * key seed = opts.seed (default FR_EVAL_SEED) and c0 = FR_ROLLOUT_C0_EVAL (flowrl/rollout.h).
@@ -12,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "flowrl/infer_ckpt.h"
 #include "flowrl/model.h"
 #include "flowrl/ops.h"
 #include "flowrl/rollout.h"
@@ -64,26 +66,5 @@ typedef struct {
 fr_status fr_evaluate(const fr_model *m, const fr_ops *ops, const fr_task *task, const fr_rollout_cfg *rc,
                       const fr_eval_opts *opts, fr_eval_result *res);
 void fr_eval_result_free(fr_eval_result *r);
-
-/* ---- checkpoints for inference -------------------------------------------------- */
-
-/* A model ready to sample from: the config from the metadata (fr_model_config_from_meta),
- * the task from metadata "task", EMA weights ("ema.<name>") when present unless
- * use_ema = 0, and for epsilon models the DDPM ᾱ table from metadata "ddpm.schedule"
- * (linear | scaled_linear | cosine), "ddpm.beta_start", "ddpm.beta_end",
- * "ddpm.n_train"; absent keys default to DDPM's linear 1e-4 .. 0.02 over 1000 steps. */
-typedef struct {
-    fr_model model;
-    const fr_task *task;
-    int ema;            /* 1: the EMA weights were loaded */
-    float *alpha_bar;   /* (n_train,) epsilon models, else NULL */
-    int64_t n_train;
-    char schedule[96];  /* epsilon models: the DDPM schedule in words */
-} fr_infer_ckpt;
-
-/* task_name, if not NULL, names the task of a checkpoint that lacks metadata "task"; if
- * the checkpoint names a different one it is an error. */
-fr_status fr_infer_ckpt_load(fr_infer_ckpt *c, const char *path, int use_ema, const char *task_name);
-void fr_infer_ckpt_free(fr_infer_ckpt *c);
 
 #endif

@@ -132,11 +132,4 @@ fr_status fr_backend_get_mode(const char *name, int fast, const fr_ops **out);
 /* Names of backends compiled in, NULL-terminated. */
 const char *const *fr_backend_names(void);
 
-/* The reference table (ref/ref_backend.c). */
-void fr_ref_fill(fr_ops *ops);
-
-/* Computes the step-dependent AdamW scalars (core/adamw.c). */
-fr_adamw_hp fr_adamw_prepare(float lr, float beta1, float beta2, float eps,
-                             float weight_decay, int64_t step);
-
 #endif

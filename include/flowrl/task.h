@@ -59,6 +59,12 @@ typedef struct fr_task {
      * (FR_ERR_NUMERIC), never a silent score. */
     fr_status (*reward)(int reward_id, int prompt_id, const float *x, // x: (D,)
                         float *score, int *correct);
+
+    /* A PNG of N samples at path (see fr_task_render); NULL: the default picture. */
+    fr_status (*render)(const struct fr_task *t, const char *path, int N,
+                        const int *prompt_ids, // (N,)
+                        const float *x,        // (N, D)
+                        int cols, int scale);
 } fr_task;
 
 /* The task called `name` ("gmm2d", "shapes"); FR_ERR_ARG naming the known tasks if none. */
@@ -80,6 +86,16 @@ fr_status fr_task_reward_batch(const fr_task *t, int reward_id, int B,
                                float *score,          // (B,)
                                int *correct);         // (B,), may be NULL
 
+/* A picture of N samples of prompts prompt_ids as a PNG at path (written atomically): an
+ * image task as a grid of `cols` samples a row, each pixel scale x scale (fr_png_write_grid);
+ * a 2-D task as a 512-pixel scatter plot of [-6, 6]^2, each point in the tab10 colour of
+ * its prompt id (id mod 10), with the task's own decoration (gmm2d: the ring and the mode
+ * means). Other tasks: FR_ERR_UNSUPPORTED. */
+fr_status fr_task_render(const fr_task *t, const char *path, int N,
+                         const int *prompt_ids, // (N,)
+                         const float *x,        // (N, D)
+                         int cols, int scale);
+
 /* The first Philox coordinate (c0) of each task's data stream; append, never renumber. */
 enum { FR_TASK_TAG_GMM2D = 1, FR_TASK_TAG_SHAPES = 2 };
 
@@ -100,70 +116,11 @@ void fr_gmm2d_mode(int k, float *xy); // xy: (2,)
 #define FR_SHAPES_H 16
 #define FR_SHAPES_W 16
 #define FR_SHAPES_D (FR_SHAPES_C * FR_SHAPES_H * FR_SHAPES_W)
-#define FR_SHAPES_NCOLORS 4  /* red, green, blue, yellow */
-#define FR_SHAPES_OBJ 3      /* objects are OBJ x OBJ squares */
-#define FR_SHAPES_GRID 4     /* ... placed on a GRID x GRID lattice of cells */
-#define FR_SHAPES_MAX_COUNT 4
 #define FR_SHAPES_N_PROMPTS 70 /* 4 single + 12 counting + 6 two + 48 position */
 #define FR_SHAPES_N_TRAIN 52   /* the split rule of data/shapes_prompts.c gives these */
 #define FR_SHAPES_N_EVAL 18
 #define FR_SHAPES_N_SLOTS 5    /* kind | colour A | colour B | count | relation */
 #define FR_SHAPES_N_VOCAB 22
-
-typedef enum {
-    FR_SHAPES_SINGLE = 0,   /* "a red object" */
-    FR_SHAPES_COUNTING = 1, /* "three blue objects" (2..4) */
-    FR_SHAPES_TWO = 2,      /* "a red and a green object" */
-    FR_SHAPES_POSITION = 3  /* "a red object left of a blue object" */
-} fr_shapes_kind;
-
-typedef enum {
-    FR_SHAPES_LEFT = 0, /* A left of B */
-    FR_SHAPES_RIGHT = 1,
-    FR_SHAPES_ABOVE = 2,
-    FR_SHAPES_BELOW = 3
-} fr_shapes_rel;
-
-typedef struct {
-    int kind;    /* fr_shapes_kind */
-    int color_a; /* the (first) colour */
-    int color_b; /* TWO, POSITION: the second colour; else -1 */
-    int count;   /* COUNTING: 2..4; SINGLE: 1; else 1 (one object of each colour) */
-    int rel;     /* POSITION: fr_shapes_rel; else -1 */
-} fr_shapes_prompt;
-
-extern const char *const fr_shapes_color_names[FR_SHAPES_NCOLORS];
-/* Palette in [-1, 1] per channel; the background is (-1, -1, -1). */
-extern const float fr_shapes_palette[FR_SHAPES_NCOLORS][3];
-
-fr_status fr_shapes_prompt_get(int prompt_id, fr_shapes_prompt *p);
-/* Whether the canonical prompt p is held out for evaluation (data/shapes_prompts.c). */
-int fr_shapes_is_eval(const fr_shapes_prompt *p);
-
-/* Detector (data/shapes_detect.c). */
-#define FR_SHAPES_MIN_PIXELS 5  /* smaller components are specks, ignored */
-#define FR_SHAPES_MAX_PIXELS 16 /* larger ones are blobs, not objects */
-#define FR_SHAPES_MAX_OBJECTS ((FR_SHAPES_H * FR_SHAPES_W) / FR_SHAPES_MIN_PIXELS + 1)
-#define FR_SHAPES_COLOR_TOL 0.8f /* a pixel within this distance of a palette colour has it */
-#define FR_SHAPES_POS_MARGIN 2.0f /* pixels between centroids for a relative position */
-
-typedef struct {
-    int color;
-    int pixels;
-    float cx, cy; /* centroid, pixel units (column, row) */
-} fr_shapes_object;
-
-typedef struct {
-    int n_objects; /* components of MIN..MAX pixels */
-    int n_blobs;   /* components above MAX pixels */
-    int counts[FR_SHAPES_NCOLORS];
-    fr_shapes_object obj[FR_SHAPES_MAX_OBJECTS];
-} fr_shapes_detection;
-
-fr_status fr_shapes_detect(const float *x, // (3, H, W)
-                           fr_shapes_detection *det);
-/* GenEval-style verdict for prompt_id: score in [0, 1], correct = (score == 1). */
-fr_status fr_shapes_score(int prompt_id, const fr_shapes_detection *det, float *score,
-                          int *correct);
+/* The prompts, the palette and the detector: data/shapes_internal.h. */
 
 #endif

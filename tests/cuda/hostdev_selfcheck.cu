@@ -10,21 +10,68 @@
 #include <cstring>
 #include <cuda_runtime.h>
 
+/* Every header with FR_HOSTDEV functions (`grep -l FR_HOSTDEV include/flowrl/*.h`; the
+ * Makefile's cuda-selfcheck rule fails when one is missing here). */
 extern "C" {
 #include "flowrl/detmath.h"
 #include "flowrl/elem.h"
+#include "flowrl/embed.h"
+#include "flowrl/grpo_elem.h"
+#include "flowrl/hostdev.h"
+#include "flowrl/model_elem.h"
 #include "flowrl/noising.h"
 #include "flowrl/philox.h"
+#include "flowrl/pretrain_elem.h"
 #include "flowrl/reduce.h"
 #include "flowrl/sampler_elem.h"
+#include "flowrl/schedule.h"
 }
 
-enum { N_FUNCS = 16 };
+enum { N_FUNCS = 29 };
 
-/* Value k of input i: the same code on host and device. */
+/* Value k of input i: the same code on host and device. Cases 16.. call every element
+ * function of embed.h, grpo_elem.h, model_elem.h, pretrain_elem.h and schedule.h (a
+ * function nvcc never emits for the device is not checked by compiling alone); u is a
+ * second input in (0, 1) for the arguments that must lie there. */
 FR_HOSTDEV static float eval_case(int k, float x, uint32_t i)
 {
+    float u = fr_u32_to_uniform(fr_rng_u32(5, FR_RNG_TEST, 1, 1, 1, i));
+    fr_ppo_clip pc = fr_ppo_clip_make(0.2);
     switch (k) {
+    case 16: return fr_temb_elem(1000.0f * u, (int64_t)(i % 64), 32);
+    case 17: return fr_adv_clamp_elem(x, 5.0f) + fr_temb_freq((int64_t)(i % 32), 32);
+    case 18: {
+        float r = fr_ppo_ratio_elem(u, 0.5f * u + 0.25f * x);
+        return fr_ppo_term_elem(r, 0.7f, pc) + fr_ppo_clamp_elem(r, pc);
+    }
+    case 19: {
+        float r = fr_ppo_ratio_elem(u, 0.75f * u);
+        return fr_ppo_dterm_elem(r, -0.3f, pc, 1.5f) + (float)fr_ppo_is_clipped_elem(r, pc);
+    }
+    case 20: return fr_guard_logratio_elem(x, 0.25f * x, 0.1f, 2.0f) + fr_ppo_max_elem(x, 1.0f);
+    case 21: return fr_gauss_dlogp_dmu_elem(x, 0.5f, fr_gauss_row_scale(0.3f, 4.0f, 0.02f));
+    case 22: return fr_cps_dlogp_dmu_elem(x, 0.5f, 0.3f) + fr_kl_dmu_elem(x, 0.25f, 0.1f);
+    case 23:
+        return fr_sde_dmean_dv(fr_sde_coef_make(u, 0.9f * u, 0.95f, 0.7f)) +
+               fr_cps_dmean_dv(fr_cps_coef_make(u, 0.9f * u, 0.7f)) +
+               fr_dance_dmean_dv(fr_dance_coef_make(u, 0.9f * u, 0.5f)) +
+               fr_ddim_dmean_deps(fr_ddim_coef_make(0.9f * u, u, 0.5f, 1.0f));
+    case 24: {
+        float d = fr_x0_head_denom(u, 1e-3f);
+        return fr_x0_head_velocity(x, 0.5f * x, d) + fr_x0_head_grad(x, d);
+    }
+    case 25: return fr_flow_noised_elem(x, 0.3f, u) + fr_flow_target_elem(x, 0.3f);
+    case 26: {
+        float a, b;
+        fr_ddpm_coefs(u, &a, &b);
+        return fr_ddpm_noised_elem(x, 0.3f, a, b);
+    }
+    case 27:
+        return fr_logit_normal_sigma(4.0f * u - 2.0f, 0.0f, 1.0f) + (float)fr_rng_below(i * 2654435761u, 1000) +
+               fr_mse_grad_elem(x, 0.5f, 0.01f);
+    case 28:
+        return fr_shift_f(u, 3.0f) + (float)fr_shift_d((double)u, 3.0) + fr_timestep_quantized(u) +
+               fr_timestep_diffusers(u) + (float)fr_ddim_prev_timestep((int64_t)(i % 1000), 50, 1000);
     case 0: return fr_expf(x);
     case 1: return fr_expm1f(x);
     case 2: return fr_logf(x);

@@ -1,7 +1,7 @@
 /* libFuzzer target for the safetensors reader (`make fuzz`): any input must give FR_OK or
  * FR_ERR_FORMAT (never a crash, an out-of-bounds read or a leak), and an accepted input
- * must survive a write/read round trip unchanged. Built with only core/safetensors.c,
- * core/tensor.c and core/status.c. */
+ * must survive a write/read round trip unchanged (per-tensor digests included: a file that
+ * carries them is read only when they match, and written back with the same digests). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len;
     if (fr_st_write_mem(&f, &buf, &len) != FR_OK) abort();
     if (fr_st_read_mem(&g, buf, len, "fuzz-rewrite") != FR_OK) abort();
-    if (g.n != f.n || g.n_meta != f.n_meta) abort();
+    if (g.n != f.n || g.n_meta != f.n_meta || g.digests != f.digests) abort();
     for (size_t i = 0; i < f.n; i++) {
         const fr_tensor *a = &f.entries[i].t, *b = &g.entries[i].t;
         if (strcmp(f.entries[i].name, g.entries[i].name) || a->dtype != b->dtype ||
