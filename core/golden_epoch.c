@@ -89,8 +89,10 @@ static fr_status epoch_in(const fr_golden_case *c, fr_golden_in *g)
     }
     fr_model_free(&m);
     FR_TRY(s);
+    /* the note's text is part of the golden file (it names cff6d07's trainer; today the run
+     * loop, core/run.c, copies the base into both) */
     FR_TRY(fr_gi_note(g, "params", "in.<NAME>: the policy before the epoch and the frozen KL reference "
-                                   "(the run loop copies the base into both)"));
+                                   "(fr_grpo_train_run copies the base into both)"));
 
     /* Options: Flow-GRPO's defaults scaled down, with CFG 1.5 on in training
      * and a learning rate / clip range that move the policy enough that the second update's
