@@ -11,6 +11,7 @@
 #include <cuda_runtime.h>
 
 extern "C" {
+#include "flowrl/awm_elem.h"
 #include "flowrl/detmath.h"
 #include "flowrl/elem.h"
 #include "flowrl/philox.h"
