@@ -19,6 +19,7 @@ static const struct {
     {fr_golden_cases_advantages, &fr_golden_n_advantages},
     {fr_golden_cases_objectives, &fr_golden_n_objectives},
     {fr_golden_cases_epoch, &fr_golden_n_epoch},
+    {fr_golden_cases_awm, &fr_golden_n_awm},
 };
 #define N_FAMILIES (sizeof k_families / sizeof k_families[0])
 

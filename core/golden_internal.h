@@ -68,5 +68,7 @@ extern const fr_golden_case fr_golden_cases_objectives[];
 extern const size_t fr_golden_n_objectives;
 extern const fr_golden_case fr_golden_cases_epoch[];
 extern const size_t fr_golden_n_epoch;
+extern const fr_golden_case fr_golden_cases_awm[];
+extern const size_t fr_golden_n_awm;
 
 #endif

@@ -14,6 +14,7 @@
 #include "flowrl/checkpoint.h"
 #include "flowrl/cond.h"
 #include "flowrl/detmath.h"
+#include "flowrl/fm_loss.h"
 #include "flowrl/philox.h"
 #include "flowrl/pretrain_elem.h"
 #include "flowrl/schedule.h"
@@ -346,20 +347,17 @@ static fr_status train_step(run_state *r, const fr_pretrain_cfg *cfg, const fr_o
                             const fr_adamw_cfg *acfg, int64_t s, float lr, float *loss,
                             float *gnorm)
 {
-    const int64_t B = cfg->batch, n = B * r->m.cfg.D;
+    const int64_t B = cfg->batch;
     FR_TRY(make_batch(r, cfg, s));
     FR_TRY(fr_model_forward(&r->m, ops, &r->ws, B, r->x, r->t, r->c, r->out));
-    /* diff = out − target (into out); loss = canonical long sum of diff² / n;
-     * dL/dout = (2/n)·diff, the bits of fr_mse_grad_elem */
-    ops->binary(FR_BIN_SUB, n, r->out, r->target, r->out);
-    ops->unary(FR_UN_SQUARE, n, r->out, r->sq);
-    *loss = ops->sum(n, r->sq) / (float)n;
+    /* loss = canonical long sum of (out − target)² / n, dL/dout = (2/n)·(out − target):
+     * the flow-matching loss shared with AWM (flowrl/fm_loss.h) */
+    FR_TRY(fr_fm_loss(B, r->m.cfg.D, r->out, r->target, NULL, loss, r->sq));
     if (!isfinite(*loss))
         return fr_fail(FR_ERR_NUMERIC, "pretrain: step %lld: the loss is %g", (long long)s + 1,
                        (double)*loss);
-    ops->scale(n, (float)(2.0 / (double)n), r->out, r->out);
     fr_model_zero_grad(&r->m, ops);
-    FR_TRY(fr_model_backward(&r->m, ops, &r->ws, r->out, NULL));
+    FR_TRY(fr_model_backward(&r->m, ops, &r->ws, r->sq, NULL));
     if (cfg->clip > 0.0f) {
         fr_status st = fr_clip_grad_norm(ops, r->m.params, r->m.n_params, cfg->clip, gnorm);
         if (st != FR_OK)

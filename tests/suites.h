@@ -17,6 +17,7 @@
     X(schedule)                                                                            \
     X(samplers)                                                                            \
     X(objectives)                                                                          \
+    X(awm)                                                                                 \
     X(tasks)                                                                               \
     X(png)                                                                                 \
     X(pretrain)                                                                            \

@@ -13,6 +13,7 @@
 /* Every header with FR_HOSTDEV functions (`grep -l FR_HOSTDEV include/flowrl/*.h`; the
  * Makefile's cuda-selfcheck rule fails when one is missing here). */
 extern "C" {
+#include "flowrl/awm_elem.h"
 #include "flowrl/detmath.h"
 #include "flowrl/elem.h"
 #include "flowrl/embed.h"
