@@ -5,9 +5,11 @@
 #include "flowrl/algo.h"
 
 extern const fr_algo fr_algo_flow_grpo;
+extern const fr_algo fr_algo_awm;
 
 static const fr_algo *const k_algos[] = {
     &fr_algo_flow_grpo,
+    &fr_algo_awm,
     NULL,
 };
 

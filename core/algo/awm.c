@@ -1,0 +1,321 @@
+/* AWM, Advantage Weighted Matching (docs/algorithms/awm.md) on the run loop (flowrl/run.h,
+ * flowrl/algo.h): `flowrl train --algo awm`. The objective itself is core/awm.c
+ * (flowrl/awm.h); this file is its epoch.
+ *
+ * Per epoch e (audit step e + 1):
+ *   1. prompts   fr_run_prompts; G samples per prompt, sample id s = p·G + g
+ *   2. rollout   any sampler (ODE by default) over T steps; only the final x0 is kept
+ *   3. rewards   fr_run_rewards;   4. advantages   fr_run_advantages (global std by default)
+ *   5. batches   all N samples in the order of the keys u32(seed, FR_RNG_SHUFFLE, e, 0, 0, k)
+ *                (ties by index), cut into num_batches batches of b = N / num_batches
+ *   6. updates   per batch q: K times (fr_awm_times, stratified over the sampler grid),
+ *                ε and x_t (fr_awm_noise), v = policy(x_t, t) on the K·b rows (the
+ *                conditional model: AWM trains at CFG 1), v_ref (β > 0) and v_ema (EMA-KL),
+ *                fr_awm_loss with gout = 1/grad_accum → dL/dv → backward; after every
+ *                grad_accum batches one optimiser step. ℓ_old: on-policy (ρ ≡ 1) for the
+ *                batches before the first optimiser step, else the epoch-start policy's ℓ
+ *                on the same (t, ε) (computed before any update when num_batches > grad_accum).
+ *   7. EMA-KL    θ_ema ← d·θ_ema + (1 − d)·θ with d = fr_awm_ema_decay(global step)
+ *
+ * audit.log records of an epoch: prompts, noise.x_T (N, D), samples (N, D), rewards,
+ * reward_mean, reward_std, adv, order (I64 (N,)), per batch q: b<q>.t (K·b), b<q>.logp
+ * (K·b, F64 ℓ_θ), b<q>.loss; per optimiser step u: u<u>.grad_norm, u<u>.grad.<NAME>; then
+ * awm_ema.<NAME> (EMA-KL on) and the loop's state records. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/algo/awm.h"
+#include "flowrl/audit.h"
+#include "flowrl/cond.h"
+#include "flowrl/philox.h"
+
+typedef struct {
+    fr_awm_opts o;
+    fr_awm_params prm;
+    fr_awm_time_cfg tc;
+    fr_rollout_cfg rc;
+    fr_rollout_schedule sched;
+    fr_model ema;              /* the EMA-KL adapter θ_ema (ema_beta > 0) */
+    int have_ema;
+    fr_model_ws ws, ws_ref, ws_ema;
+    int have_ws, have_ws_ref, have_ws_ema;
+    int64_t N, D, S, K, b;
+    int *prompts, *pid, *correct;   /* (P,), (N,), (N,) */
+    uint32_t *sid;                  /* (N,) */
+    int64_t *group, *order;         /* (N,) */
+    float *x, *reward, *adv;        /* (N, D), (N,), (N,) */
+    /* one batch of K·b rows */
+    uint32_t *bsid;                 /* (b,) */
+    int *bpid;                      /* (b,) */
+    float *bx0, *badv;              /* (b, D), (b,) */
+    float *t, *tin, *eps, *xt, *v, *v_ref, *v_ema, *gv; /* (K·b), (K·b), (K·b, D) ... */
+    int32_t *c;                     /* (K·b, S) */
+    double *logp, *logp_old;        /* (K·b), (num_batches·K·b) */
+    int64_t *idx;                   /* (K,) */
+} awm_state;
+
+void fr_awm_algo_free(void *p)
+{
+    awm_state *t = p;
+    if (!t) return;
+    if (t->have_ws) fr_model_ws_free(&t->ws);
+    if (t->have_ws_ref) fr_model_ws_free(&t->ws_ref);
+    if (t->have_ws_ema) fr_model_ws_free(&t->ws_ema);
+    if (t->have_ema) fr_model_free(&t->ema);
+    fr_rollout_schedule_free(&t->sched);
+    void *bufs[] = {t->prompts, t->pid, t->correct, t->sid,  t->group, t->order, t->x,    t->reward,
+                    t->adv,     t->bsid, t->bpid,   t->bx0,  t->badv,  t->t,     t->tin,  t->eps,
+                    t->xt,      t->v,    t->v_ref,  t->v_ema, t->gv,   t->c,     t->logp, t->logp_old,
+                    t->idx};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(t);
+}
+
+#define ALLOC(p, n) (((p) = fr_calloc((size_t)(n), sizeof *(p))) != NULL)
+
+fr_status fr_awm_algo_setup(fr_run *r, void **out)
+{
+    const fr_run_opts *ro = r->o;
+    awm_state *t = fr_calloc(1, sizeof *t);
+    if (!t) return FR_ERR_NOMEM;
+    *out = t;
+    t->o = *(const fr_awm_opts *)r->ao;
+    FR_TRY(fr_awm_opts_params(ro, &t->o, &t->prm, &t->tc));
+    t->D = r->pol.cfg.D;
+    t->S = r->pol.cfg.n_slots;
+    t->K = t->o.train_timesteps;
+    t->N = ro->c.prompts * ro->c.group;
+    t->b = t->N / ro->c.num_batches;
+    const int64_t N = t->N, D = t->D, R = t->K * t->b;
+    t->rc = fr_rollout_cfg_default(ro->smp.sampler);
+    t->rc.T = ro->smp.num_steps;
+    t->rc.noise = ro->smp.noise_level;
+    t->rc.cfg = ro->smp.cfg;
+    t->rc.seed = ro->run.seed;
+    t->rc.batch = ro->smp.rollout_batch;
+    FR_TRY(fr_rollout_schedule_make(&t->rc, ro->smp.grid, ro->smp.shift, ro->smp.ddim_offset, 0, &t->sched));
+    FR_TRY(fr_model_ws_alloc(&t->ws, &r->pol, R, 1));
+    t->have_ws = 1;
+    if (r->have_ref) {
+        FR_TRY(fr_model_ws_alloc(&t->ws_ref, &r->ref, R, 0));
+        t->have_ws_ref = 1;
+    }
+    if (t->prm.ema_beta > 0.0) {
+        /* the EMA adapter starts at the base (the code's second LoRA, zero-initialised) */
+        FR_TRY(fr_model_alloc(&t->ema, &r->pol.cfg));
+        t->have_ema = 1;
+        for (int i = 0; i < r->pol.n_params; i++)
+            memcpy(t->ema.values[i].data, r->pol.values[i].data, fr_tensor_nbytes(&r->pol.values[i]));
+        FR_TRY(fr_model_ws_alloc(&t->ws_ema, &t->ema, R, 0));
+        t->have_ws_ema = 1;
+    }
+    if (!ALLOC(t->prompts, ro->c.prompts) || !ALLOC(t->pid, N) || !ALLOC(t->correct, N) || !ALLOC(t->sid, N) ||
+        !ALLOC(t->group, N) || !ALLOC(t->order, N) || !ALLOC(t->x, N * D) || !ALLOC(t->reward, N) ||
+        !ALLOC(t->adv, N) || !ALLOC(t->bsid, t->b) || !ALLOC(t->bpid, t->b) || !ALLOC(t->bx0, t->b * D) ||
+        !ALLOC(t->badv, t->b) || !ALLOC(t->t, R) || !ALLOC(t->tin, R) || !ALLOC(t->eps, R * D) ||
+        !ALLOC(t->xt, R * D) || !ALLOC(t->v, R * D) || !ALLOC(t->v_ref, R * D) || !ALLOC(t->v_ema, R * D) ||
+        !ALLOC(t->gv, R * D) || !ALLOC(t->c, R * t->S) || !ALLOC(t->logp, R) ||
+        !ALLOC(t->logp_old, ro->c.num_batches * R) || !ALLOC(t->idx, t->K))
+        return FR_ERR_NOMEM;
+    return FR_OK;
+}
+
+/* ---- one epoch ----------------------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t w;
+    int64_t i;
+} shuf_key;
+
+static int shuf_cmp(const void *a, const void *b)
+{
+    const shuf_key *x = a, *y = b;
+    if (x->w != y->w) return x->w < y->w ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+static fr_status shuffle(const fr_run *r, awm_state *t, uint32_t e)
+{
+    shuf_key *k = fr_malloc((size_t)t->N * sizeof *k);
+    if (!k) return FR_ERR_NOMEM;
+    for (int64_t i = 0; i < t->N; i++) k[i] = (shuf_key){fr_rng_u32(r->o->run.seed, FR_RNG_SHUFFLE, e, 0, 0, (uint32_t)i), i};
+    qsort(k, (size_t)t->N, sizeof *k, shuf_cmp);
+    for (int64_t j = 0; j < t->N; j++) t->order[j] = k[j].i;
+    free(k);
+    return FR_OK;
+}
+
+/* Batch q's rows: times, noise, conditions (rows r = k·b + i), the x_t and the model inputs. */
+static fr_status batch_inputs(fr_run *r, awm_state *t, uint32_t e, int64_t q)
+{
+    const int64_t b = t->b, D = t->D, S = t->S, K = t->K;
+    const int64_t *rows = t->order + q * b;
+    for (int64_t i = 0; i < b; i++) {
+        t->bsid[i] = t->sid[rows[i]];
+        t->bpid[i] = t->pid[rows[i]];
+        t->badv[i] = t->adv[rows[i]];
+        memcpy(t->bx0 + i * D, t->x + rows[i] * D, (size_t)D * sizeof(float));
+    }
+    const int discrete = t->tc.type <= FR_AWM_TIME_DISCRETE_WITH_INIT;
+    FR_TRY(fr_awm_times(&t->tc, r->o->run.seed, e, (uint32_t)q, b, t->rc.T, discrete ? t->rc.sigmas : NULL,
+                        discrete ? t->idx : NULL, t->t));
+    FR_TRY(fr_awm_noise(r->o->run.seed, e, t->bsid, K, b, D, t->bx0, t->t, t->eps, t->xt));
+    for (int64_t k = 0; k < K; k++) FR_TRY(fr_cond_ids(r->task, b, t->bpid, t->c + k * b * S));
+    for (int64_t i = 0; i < K * b; i++) t->tin[i] = fr_timestep_diffusers(t->t[i]);
+    return FR_OK;
+}
+
+/* v of a model on the batch's K·b rows. */
+static fr_status forward(fr_run *r, awm_state *t, const fr_model *m, fr_model_ws *ws, float *v)
+{
+    return fr_model_forward(m, r->ops, ws, t->K * t->b, t->xt, t->tin, t->c, v);
+}
+
+typedef struct {
+    double loss, kl, ema_kl, clipfrac;
+    double rmin, rmax;
+    int64_t n;
+} epoch_stats;
+
+static fr_status update_batch(fr_run *r, awm_state *t, uint32_t e, int64_t q, int off_policy, epoch_stats *es)
+{
+    const int64_t R = t->K * t->b, D = t->D;
+    char name[FR_AUDIT_MAX_NAME + 1];
+    FR_TRY(batch_inputs(r, t, e, q));
+    FR_TRY(forward(r, t, &r->pol, &t->ws, t->v));
+    if (r->have_ref) FR_TRY(forward(r, t, &r->ref, &t->ws_ref, t->v_ref));
+    if (t->have_ema) FR_TRY(forward(r, t, &t->ema, &t->ws_ema, t->v_ema));
+    const double gout = 1.0 / (double)r->o->c.grad_accum;
+    fr_awm_stats st;
+    FR_TRY(fr_awm_loss(&t->prm, t->K, t->b, D, t->t, t->bx0, t->eps, t->v, r->have_ref ? t->v_ref : NULL,
+                       t->have_ema ? t->v_ema : NULL, off_policy ? t->logp_old + q * R : NULL, t->badv, gout, t->gv,
+                       t->logp, NULL, &st));
+    if (!isfinite(st.loss))
+        return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld: AWM loss %g in batch %lld: the policy diverged",
+                       (long long)r->epoch + 1, st.loss, (long long)q);
+    FR_TRY(fr_model_backward(&r->pol, r->ops, &t->ws, t->gv, NULL));
+    snprintf(name, sizeof name, "b%lld.t", (long long)q);
+    FR_TRY(fr_run_rec_f32(r, name, t->t, 1, R, 1, 1));
+    snprintf(name, sizeof name, "b%lld.logp", (long long)q);
+    int64_t sh = R;
+    fr_tensor lt = fr_tensor_view(t->logp, FR_F64, 1, &sh);
+    FR_TRY(fr_run_rec_tensor(r, name, &lt));
+    snprintf(name, sizeof name, "b%lld.loss", (long long)q);
+    FR_TRY(fr_run_rec_scalar(r, name, (float)st.loss));
+    es->loss += st.loss * gout;
+    es->kl += st.kl;
+    es->ema_kl += st.ema_kl;
+    es->clipfrac += st.clipfrac;
+    if (st.ratio_min < es->rmin) es->rmin = st.ratio_min;
+    if (st.ratio_max > es->rmax) es->rmax = st.ratio_max;
+    es->n++;
+    return FR_OK;
+}
+
+fr_status fr_awm_algo_epoch(fr_run *r, void *state)
+{
+    awm_state *t = state;
+    const fr_run_opts *ro = r->o;
+    const uint32_t e = (uint32_t)r->epoch;
+    const int64_t N = t->N, D = t->D, G = ro->c.group, nb = ro->c.num_batches, ga = ro->c.grad_accum;
+
+    /* 1. prompts, 2. rollout (the final samples) */
+    FR_TRY(fr_run_prompts(r, t->prompts));
+    for (int64_t s = 0; s < N; s++) {
+        t->pid[s] = t->prompts[s / G];
+        t->sid[s] = (uint32_t)s;
+        t->group[s] = t->pid[s];
+    }
+    t->rc.c0 = e;
+    FR_TRY(fr_rollout(&r->pol, r->ops, r->task, &t->rc, N, t->pid, t->sid, NULL, t->x, NULL));
+    FR_TRY(fr_run_check_finite(r, "rollout sample", t->x, N * D));
+    FR_TRY(fr_run_rec_f32(r, "samples", t->x, 2, N, D, 1));
+
+    /* 3. rewards, 4. advantages, 5. batches */
+    FR_TRY(fr_run_rewards(r, N, t->pid, t->x, t->reward, t->correct));
+    FR_TRY(fr_run_advantages(r, N, t->reward, t->group, t->adv));
+    FR_TRY(shuffle(r, t, e));
+    fr_tensor ot = fr_tensor_view(t->order, FR_I64, 1, &N);
+    FR_TRY(fr_run_rec_tensor(r, "order", &ot));
+    int64_t kept = 0;
+    for (int64_t s = 0; s < N; s++) kept += t->adv[s] != 0.0f;
+    fr_run_metric(r, "kept", (double)kept);
+
+    /* 6. updates; ℓ_old of the epoch-start policy where a batch follows an optimiser step */
+    const int64_t R = t->K * t->b;
+    if (nb > ga)
+        for (int64_t q = ga; q < nb; q++) {
+            FR_TRY(batch_inputs(r, t, e, q));
+            FR_TRY(forward(r, t, &r->pol, &t->ws, t->v));
+            FR_TRY(fr_awm_logprob(&t->prm, t->K, t->b, D, t->t, t->bx0, t->eps, t->v, NULL, t->logp_old + q * R, NULL));
+        }
+    epoch_stats es = {0, 0, 0, 0, INFINITY, -INFINITY, 0};
+    int64_t u = 0;
+    float gn = NAN;
+    for (int64_t q0 = 0; q0 < nb; q0 += ga, u++) {
+        fr_model_zero_grad(&r->pol, r->ops);
+        for (int64_t q = q0; q < q0 + ga; q++) FR_TRY(update_batch(r, t, e, q, q0 > 0, &es));
+        FR_TRY(fr_run_optimizer_step(r, u, &gn));
+    }
+    /* 7. the EMA-KL adapter after the epoch (global step = optimiser steps so far) */
+    if (t->have_ema) {
+        double d = fr_awm_ema_decay(t->o.kl_ema_decay_type, t->o.kl_ema_decay, r->adam.step);
+        for (int i = 0; i < r->pol.n_params; i++)
+            FR_TRY(fr_awm_ema_update(fr_tensor_numel(&r->pol.values[i]), d, r->pol.values[i].data,
+                                     t->ema.values[i].data));
+        FR_TRY(fr_run_rec_params(r, "awm_ema.", t->ema.values));
+    }
+    const double n = es.n ? (double)es.n : NAN;
+    fr_run_metric(r, "loss", es.loss / (double)(u ? u : 1));
+    fr_run_metric(r, "kl", es.kl / n);
+    fr_run_metric(r, "ema_kl", es.ema_kl / n);
+    fr_run_metric(r, "clipfrac", es.clipfrac / n);
+    fr_run_metric(r, "ratio_min", es.n ? es.rmin : NAN);
+    fr_run_metric(r, "ratio_max", es.n ? es.rmax : NAN);
+    fr_run_metric(r, "grad_norm", gn);
+    fr_run_metric(r, "updates", (double)u);
+    return FR_OK;
+}
+
+/* The EMA-KL adapter is part of the run's state. */
+fr_status fr_awm_algo_save(fr_run *r, void *state, fr_st_file *f)
+{
+    awm_state *t = state;
+    if (!t->have_ema) return FR_OK;
+    char name[FR_AUDIT_MAX_NAME + 1];
+    for (int i = 0; i < r->pol.n_params; i++) {
+        snprintf(name, sizeof name, "awm_ema.%s", r->pol.params[i].name);
+        FR_TRY(fr_st_add(f, name, &t->ema.values[i]));
+    }
+    return FR_OK;
+}
+
+fr_status fr_awm_algo_load(fr_run *r, void *state, const fr_st_file *f, const char *path)
+{
+    awm_state *t = state;
+    if (!t->have_ema) return FR_OK;
+    char name[FR_AUDIT_MAX_NAME + 1];
+    for (int i = 0; i < r->pol.n_params; i++) {
+        snprintf(name, sizeof name, "awm_ema.%s", r->pol.params[i].name);
+        const fr_tensor *v = fr_st_get(f, name);
+        if (!v || v->dtype != FR_F32 || fr_tensor_numel(v) != fr_tensor_numel(&t->ema.values[i]))
+            return fr_fail(FR_ERR_FORMAT, "%s: tensor %s missing or of the wrong shape", path, name);
+        memcpy(t->ema.values[i].data, v->data, fr_tensor_nbytes(v));
+    }
+    return FR_OK;
+}
+
+void fr_awm_algo_header(fr_run *r, void *state)
+{
+    awm_state *t = state;
+    const fr_run_opts *ro = r->o;
+    fr_run_info(r, "sampler %s, %lld steps (%s grid, shift %g), cfg %g; K %lld times (%s), weighting %s, ratio %s",
+                fr_sampler_name(ro->smp.sampler), (long long)ro->smp.num_steps, fr_grid_name(ro->smp.grid),
+                ro->smp.shift, (double)ro->smp.cfg, (long long)t->K, fr_awm_time_name(t->tc.type),
+                fr_awm_weighting_name(t->prm.weighting), fr_awm_ratio_name(t->prm.ratio_mode));
+    fr_run_info(r, "clip %g, beta %g (%s), ema_beta %g (%s), adv %s; %lld batches, grad accum %lld", t->prm.clip_range,
+                t->prm.beta, fr_awm_kl_weight_name(t->prm.kl_weight), t->prm.ema_beta,
+                fr_awm_kl_weight_name(t->prm.kl_ema_weight), fr_train_adv_name(ro->c.adv), (long long)ro->c.num_batches,
+                (long long)ro->c.grad_accum);
+}
