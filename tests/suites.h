@@ -33,6 +33,7 @@
     X(train)                                                                               \
     X(algos)                                                                               \
     X(runs)                                                                                \
+    X(awm_run)                                                                             \
     X(fast)                                                                                \
     X(integrity)                                                                           \
     X(plots)                                                                               \
