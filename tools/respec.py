@@ -17,6 +17,7 @@ objective pages keep the numbering of the sections they replace where they can, 
 numbers stay and the bare "§N" citations inside a file that cites one page stay valid.
 
 Usage:  tools/respec.py [--dry-run] [ROOT]
+        tools/respec.py --self-test      (the rewrite rules on the forms in use)
 Scans *.c *.h *.cu *.py *.sh *.md, Makefile and configure under ROOT (default: the
 repository holding this script), except the docs pages that are the new home of the text
 (docs/design.md, docs/algorithms/) and this script and its checker. Prints every change as
@@ -297,7 +298,44 @@ def line_of(text, i):
     return text.count("\n", 0, i) + 1
 
 
+SELF_TEST = (
+    # (input, expected output) of rewrite(), file forms seen in the tree
+    ("/* spec/samplers.md §0, §2-§6, §9 */", "/* docs/algorithms/samplers.md §0, §2-§6, §9 */"),
+    ("(DESIGN.md §1 (2)).", "(docs/design.md §1.2)."),
+    ("(objectives.md §2 \"Check\", §22)", "(docs/algorithms/flow-grpo.md §2 \"Check\", §11)"),
+    ("(spec/objectives.md §1.1,\n * §2, §3, §22; x)",
+     "(docs/algorithms/advantages.md §1.1;\n * docs/algorithms/flow-grpo.md §2, §3, §11; x)"),
+    ("spec/numerics.md\n * §6, §7.3: y", "docs/algorithms/numerics.md\n * §6, §7.3: y"),
+    ("| `objectives.md` §1.1, §1.4 |", "| `docs/algorithms/advantages.md` §1.1, §1.4 |"),
+    ("(spec/objectives.md 1.1, 2, 3)", "(docs/algorithms/advantages.md §1.1; docs/algorithms/flow-grpo.md §2, §3)"),
+    ("(spec/README.md \"Rectified flow\")", "(docs/algorithms/pretraining.md §1)"),
+    ("/* STYLE.md: backend, threads */", "/* docs/design.md §8.5: backend, threads */"),
+    ("spec §3 quirk 1, §16.2", "docs/algorithms/samplers.md §3 quirk 1, §16.2"),
+    ("(AWM, DGPO: spec/objectives.md §9-§11)", "(AWM, DGPO: docs/algorithms/awm.md; docs/algorithms/forward-process.md §3, §4)"),
+    ("docs/algorithms/samplers.md §3 and golden/README.md", "docs/algorithms/samplers.md §3 and golden/README.md"),
+)
+
+
+def self_test():
+    bad = 0
+    for src, want in SELF_TEST:
+        got, _ = rewrite(src)
+        again, ch = rewrite(got)
+        if got != want or ch:
+            print(f"respec self-test FAILED: {src!r}\n  got  {got!r}\n  want {want!r}")
+            bad += 1
+    for src in ("spec/objectives.md §14", "spec/gflownets.md §3"):  # no page: must remain
+        got, _ = rewrite(src)
+        if not RESIDUAL.search(got):
+            print(f"respec self-test FAILED: {src!r} was mapped to {got!r}")
+            bad += 1
+    print(f"respec self-test: {'ok' if not bad else 'FAILED'} ({len(SELF_TEST) + 2} cases)")
+    return 1 if bad else 0
+
+
 def main(argv):
+    if argv == ["--self-test"]:
+        return self_test()
     dry = "--dry-run" in argv
     args = [a for a in argv if a != "--dry-run"]
     if len(args) > 1 or (args and args[0].startswith("-")):
