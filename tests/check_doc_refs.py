@@ -6,7 +6,8 @@ Checks, in every *.c *.h *.cu *.py *.sh *.md file, Makefile and configure of the
     follows (`§3`, `§1.2`, `§2-§4`, `§0, §2-§6, §9`, continued over comment line breaks)
     must be a numbered heading of that page ("## 3. ...", "### 1.2 ...") or, for §N.k
     where §N has no numbered subsections, item k of a numbered list in §N; a quoted
-    name that follows (`docs/determinism.md "Canonical orders"`) must occur in the page;
+    name that follows (`docs/determinism.md "Canonical orders"`) must occur in the page
+    (case aside);
   - markdown links `[text](path.md)` in .md files: the target must exist (relative to the
     linking file), and any `§N` in the link text must exist in the target.
 
@@ -32,7 +33,8 @@ ITEM = re.compile(r"§ ?(?P<a>" + NUM + r")(?:[-–]§?(?P<b>" + NUM + r"))?"
 FIRST_SEP = re.compile(r"[ \t]+|" + BRK)
 NEXT_SEP = re.compile(r",(?:[ \t]+|" + BRK + r")")
 DOC_PATH = re.compile(r"(?<![\w./-])(?P<q>`?)(?P<path>docs/[\w./-]*?\.md)(?P=q)")
-QUOTED = re.compile(r"[ \t]*\(?§?\"(?P<t>[^\"\n]+)")
+# a quoted name after the path: `docs/x.md "Name"`, `docs/x.md ("Name`, `docs/x.md §"Name"`
+QUOTED = re.compile(r"(?:[ \t]+\(?|\()§?\"(?P<t>[^\"\n]+)")
 LINK = re.compile(r"\[(?P<text>[^\]\n]*)\]\((?P<path>[^)\s#]+\.md)(?:#[^)\s]*)?\)")
 HEADING = re.compile(r"^(#{1,6})[ \t]+(?:§[ \t]*)?(?P<n>\d+(?:\.\d+)*)(?:\.|[ \t])", re.M)
 ANY_HEADING = re.compile(r"^#{1,6}[ \t]", re.M)
@@ -98,7 +100,7 @@ def check_target(pages, target, shown, secs, quote, where, bad):
                 bad.append(f"{where}: cites {shown} §{s}, which has no section §{s}")
     if quote:
         q = " ".join(quote.split())
-        if q and q not in " ".join(text.split()):
+        if q and q.lower() not in " ".join(text.split()).lower():
             bad.append(f"{where}: cites {shown} \"{quote}\", which does not occur in it")
 
 
@@ -131,7 +133,9 @@ def check(root):
                 continue  # the target of a markdown link: checked below, relative to rel
             n += 1
             secs = items_after(text, m.end())
-            qm = None if secs else QUOTED.match(text, m.end())
+            # a path that is itself in quotes ("docs/x.md") has no quoted name after it
+            inq = m.start() > 0 and text[m.start() - 1] == '"'
+            qm = None if secs or inq else QUOTED.match(text, m.end())
             check_target(pages, os.path.join(root, m.group("path")), m.group("path"), secs,
                          qm.group("t").strip() if qm else None,
                          f"{rel}:{line_of(text, m.start())}", bad)

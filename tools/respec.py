@@ -7,7 +7,7 @@ STYLE.md. Their content now lives in docs/design.md and docs/algorithms/*.md. Th
 rewrites every such citation to the docs section that holds the content:
 
     spec/objectives.md §1.1, §2-§4, §22   ->  docs/algorithms/advantages.md §1.1;
-                                              docs/algorithms/flow-grpo.md §2-§4, §7
+                                              docs/algorithms/flow-grpo.md §2-§4, §11
     DESIGN.md §1 (2)                      ->  docs/design.md §1.2
     STYLE.md "Tests"                      ->  docs/design.md §8.4 "Tests"
     spec §3  (samplers-era shorthand)     ->  docs/algorithms/samplers.md §3
@@ -17,6 +17,7 @@ objective pages keep the numbering of the sections they replace where they can, 
 numbers stay and the bare "§N" citations inside a file that cites one page stay valid.
 
 Usage:  tools/respec.py [--dry-run] [ROOT]
+        tools/respec.py --self-test      (the rewrite rules on the forms in use)
 Scans *.c *.h *.cu *.py *.sh *.md, Makefile and configure under ROOT (default: the
 repository holding this script), except the docs pages that are the new home of the text
 (docs/design.md, docs/algorithms/) and this script and its checker. Prints every change as
@@ -56,15 +57,19 @@ def map_objectives(sec):
     t = top(sec)
     if t == 1:
         return A + "advantages.md", sec  # §1.1-§1.6 kept
-    if t in (0, 2, 3, 4):
-        return A + "flow-grpo.md", sec
+    if 0 <= t <= 8:
+        return A + "flow-grpo.md", sec  # §0, §2-§8: the trajectory-PPO family, numbers kept
     if t == 9:
         return A + "awm.md", None  # the whole page
+    if t == 10:
+        return A + "forward-process.md", "3" + sec[2:]  # DGPO
+    if t == 11:
+        return A + "forward-process.md", "4" + sec[2:]  # DiffusionNFT
     if t == 21:
-        return A + "flow-grpo.md", "6" + sec[2:]
+        return A + "flow-grpo.md", "10" + sec[2:]
     if t == 22:
-        return A + "flow-grpo.md", "7" + sec[2:]
-    return None  # §5-§8, §10-§20: no docs page yet
+        return A + "flow-grpo.md", "11" + sec[2:]
+    return None  # §12-§20 (FPO, ReinFlow, DPPO, preference losses): no docs page yet
 
 
 def map_design(sec):
@@ -89,7 +94,7 @@ STYLE_HINTS = (
 # Bare "§N" citations whose meaning changes because the page they lean on was split: fixed
 # by exact text, file by file, before the general rewrite (which then maps the file names).
 CONTEXT_FIXES = (
-    ("tests/test_objectives.c", '(§2 "Check", §22)', '(§2 "Check", §7)'),
+    ("tests/test_objectives.c", '(§2 "Check", §22)', '(§2 "Check", §11)'),
     ("include/flowrl/grpo_elem.h", "/* cps (§4):", "/* cps (samplers.md §4):"),
     ("include/flowrl/grpo_elem.h", "/* dance (§5):", "/* dance (samplers.md §5):"),
     ("include/flowrl/grpo_elem.h", "/* ddim without x̂0 clipping (§6):", "/* ddim without x̂0 clipping (samplers.md §6):"),
@@ -154,7 +159,8 @@ def parse_items(text, pos):
 
 
 def fmt_item(it, mapper):
-    """(page, text) of one item mapped, or None."""
+    """[(page, text), ...] of one item mapped (one entry, or several for a range that
+    spans pages), or None."""
     g = it["m"].group
     a = g("a")
     if g("paren"):
@@ -164,13 +170,31 @@ def fmt_item(it, mapper):
         return None
     page, sa = ra
     out = "" if sa is None else "§" + sa
+    suf = g("suf") or ""
     if g("b"):
         rb = mapper(g("b"))
-        if rb is None or rb[0] != page or sa is None or rb[1] is None:
+        if rb is None:
             return None
+        if rb[0] != page or sa is None or rb[1] is None:
+            return expand_range(a, g("b"), mapper, suf)
         out += g("dash") + "§" + rb[1]
-    suf = g("suf") or ""
-    return page, (out + suf) if out else suf.strip()
+    return [(page, (out + suf) if out else suf.strip())]
+
+
+def expand_range(a, b, mapper, suf):
+    """A range whose ends land on different pages (objectives §9-§11): one item per top-level
+    section, or None if a section in it has no page."""
+    if "." in a or "." in b or int(b) < int(a):
+        return None
+    out = []
+    for t in range(int(a), int(b) + 1):
+        r = mapper(str(t))
+        if r is None:
+            return None
+        out.append((r[0], "" if r[1] is None else "§" + r[1]))
+    if suf:
+        out[-1] = (out[-1][0], out[-1][1] + suf)
+    return out
 
 
 def rewrite_ref(text, tm):
@@ -206,18 +230,19 @@ def rewrite_ref(text, tm):
         if page is None:
             return None  # which objectives page? cannot tell
         return start, end, q + page + q
-    mapped = [fmt_item(it, mapper) for it in items]
-    if any(x is None for x in mapped):
+    per_item = [fmt_item(it, mapper) for it in items]
+    if any(x is None for x in per_item):
         return None
+    mapped = [pair for lst in per_item for pair in lst]
     pages = []
     for page, _ in mapped:
         if page not in pages:
             pages.append(page)
-    if len(pages) == 1:
+    if len(pages) == 1 and all(len(lst) == 1 for lst in per_item):
         # in place: keep the separators (and line breaks) of the original list
         out = [q + pages[0] + q]
         p = end
-        for it, (_, s) in zip(items, mapped):
+        for it, ((_, s),) in zip(items, per_item):
             gap = text[p:it["start"]]
             if not s:  # a page-only item (objectives §9): drop it and its separator
                 p = it["end"]
@@ -273,7 +298,44 @@ def line_of(text, i):
     return text.count("\n", 0, i) + 1
 
 
+SELF_TEST = (
+    # (input, expected output) of rewrite(), file forms seen in the tree
+    ("/* spec/samplers.md §0, §2-§6, §9 */", "/* docs/algorithms/samplers.md §0, §2-§6, §9 */"),
+    ("(DESIGN.md §1 (2)).", "(docs/design.md §1.2)."),
+    ("(objectives.md §2 \"Check\", §22)", "(docs/algorithms/flow-grpo.md §2 \"Check\", §11)"),
+    ("(spec/objectives.md §1.1,\n * §2, §3, §22; x)",
+     "(docs/algorithms/advantages.md §1.1;\n * docs/algorithms/flow-grpo.md §2, §3, §11; x)"),
+    ("spec/numerics.md\n * §6, §7.3: y", "docs/algorithms/numerics.md\n * §6, §7.3: y"),
+    ("| `objectives.md` §1.1, §1.4 |", "| `docs/algorithms/advantages.md` §1.1, §1.4 |"),
+    ("(spec/objectives.md 1.1, 2, 3)", "(docs/algorithms/advantages.md §1.1; docs/algorithms/flow-grpo.md §2, §3)"),
+    ("(spec/README.md \"Rectified flow\")", "(docs/algorithms/pretraining.md §1)"),
+    ("/* STYLE.md: backend, threads */", "/* docs/design.md §8.5: backend, threads */"),
+    ("spec §3 quirk 1, §16.2", "docs/algorithms/samplers.md §3 quirk 1, §16.2"),
+    ("(AWM, DGPO: spec/objectives.md §9-§11)", "(AWM, DGPO: docs/algorithms/awm.md; docs/algorithms/forward-process.md §3, §4)"),
+    ("docs/algorithms/samplers.md §3 and golden/README.md", "docs/algorithms/samplers.md §3 and golden/README.md"),
+)
+
+
+def self_test():
+    bad = 0
+    for src, want in SELF_TEST:
+        got, _ = rewrite(src)
+        again, ch = rewrite(got)
+        if got != want or ch:
+            print(f"respec self-test FAILED: {src!r}\n  got  {got!r}\n  want {want!r}")
+            bad += 1
+    for src in ("spec/objectives.md §14", "spec/gflownets.md §3"):  # no page: must remain
+        got, _ = rewrite(src)
+        if not RESIDUAL.search(got):
+            print(f"respec self-test FAILED: {src!r} was mapped to {got!r}")
+            bad += 1
+    print(f"respec self-test: {'ok' if not bad else 'FAILED'} ({len(SELF_TEST) + 2} cases)")
+    return 1 if bad else 0
+
+
 def main(argv):
+    if argv == ["--self-test"]:
+        return self_test()
     dry = "--dry-run" in argv
     args = [a for a in argv if a != "--dry-run"]
     if len(args) > 1 or (args and args[0].startswith("-")):
