@@ -14,7 +14,7 @@ include config.mk
 BUILD ?= build
 SAN ?= 0
 
-# The determinism contract's flags (DESIGN.md §1, spec/numerics.md §2.1): no FMA
+# The determinism contract's flags (docs/design.md §1, docs/algorithms/numerics.md §2.1): no FMA
 # contraction, no fast-math, ISO C (not the GNU dialect, which contracts by default).
 FP_FLAGS = -ffp-contract=off -fno-fast-math -fexcess-precision=standard
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -97,8 +97,11 @@ GOLDEN_CHECKS = $(CLI) golden check --backend ref && \
 
 check: $(TEST_BIN) $(CLI) $(CUDA_SELFCHECK) $(if $(filter 1,$(HAVE_LIBFUZZER)),$(FUZZ_BINS))
 	$(GOLDEN_CHECKS)
-	FLOWRL_BIN=$(abspath $(CLI)) FLOWRL_SRC=$(CURDIR) $(TEST_BIN)
 	$(MAKE) --no-print-directory fuzz-smoke
+	python3 tests/check_doc_refs.py
+	python3 tests/check_doc_refs.py --self-test
+	python3 tools/respec.py --self-test
+	FLOWRL_BIN=$(abspath $(CLI)) FLOWRL_SRC=$(CURDIR) $(TEST_BIN)
 
 golden-check: $(CLI)
 	$(GOLDEN_CHECKS)

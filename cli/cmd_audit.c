@@ -1,5 +1,5 @@
 /* flowrl audit A B: are two runs bit-identical, and if not, where do they first diverge
- * (DESIGN.md §2; include/flowrl/runcompare.h). */
+ * (docs/design.md §2; include/flowrl/runcompare.h). */
 #include <stdio.h>
 #include <string.h>
 

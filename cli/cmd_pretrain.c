@@ -180,7 +180,7 @@ int cmd_pretrain(int argc, char **argv)
     int brc = fr_cli_resolve_backend("pretrain", &bk, &ops, &n_threads);
     if (brc) return brc;
 
-    /* STYLE.md: backend, threads and mode at the top of every run */
+    /* docs/design.md §8.5: backend, threads and mode at the top of every run */
     const fr_task *task;
     fr_task_get(cfg.task, &task);
     printf("flowrl %s pretrain: task %s (D %d, %d train prompts), preset %s, %s%s\n",

@@ -1,4 +1,4 @@
-/* flowrl schedule: print a σ grid (spec/samplers.md §1.2, §1.3), one value per line. */
+/* flowrl schedule: print a σ grid (docs/algorithms/samplers.md §1.2, §1.3), one value per line. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +12,10 @@ static void usage(FILE *f)
             "Usage: flowrl schedule --grid diffusers|linear --num-steps N [--shift S]\n\n"
             "Prints the N + 1 values sigma_0 .. sigma_N of a sampler grid (sigma = 1 is noise,\n"
             "the last value is 0), one per line (%%.9g: the exact float32 value).\n"
-            "  --grid diffusers  Flow-GRPO's diffusers double-shift grid (spec/samplers.md 1.2):\n"
+            "  --grid diffusers  Flow-GRPO's diffusers double-shift grid (docs/algorithms/samplers.md §1.2):\n"
             "                    s(linspace(1000, 1000 s(0.001), N)/1000), then 0\n"
             "  --grid linear     s(linspace(1, 0, N + 1)) of MixGRPO, DanceGRPO, BranchGRPO,\n"
-            "                    G2RPO (spec/samplers.md 1.3)\n"
+            "                    G2RPO (docs/algorithms/samplers.md §1.3)\n"
             "--grid and --num-steps are required.\n"
             "Example: flowrl schedule --grid diffusers --num-steps 10\n");
 }

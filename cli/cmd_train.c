@@ -256,7 +256,7 @@ int cmd_train(int argc_in, char **argv_in)
         rc = 2;
         goto done;
     }
-    /* STYLE.md: backend, threads and mode at the top of every run */
+    /* docs/design.md §8.5: backend, threads and mode at the top of every run */
     printf("flowrl %s train --algo %s: %s %s\n", fr_version(), a->name, resume ? "resuming" : "run",
            resume ? resume : ro.run.out);
     char line[128];

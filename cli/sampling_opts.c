@@ -40,7 +40,7 @@ double fr_cli_now(void)
 
 void fr_cli_backend_line(const fr_cli_sampling *s, char *buf, size_t n)
 {
-    /* STYLE.md: backend, threads and mode at the top of every run */
+    /* docs/design.md §8.5: backend, threads and mode at the top of every run */
     fr_backend_describe(s->ops, s->threads, buf, n);
 }
 

@@ -1,4 +1,4 @@
-/* Advantage estimators (spec/objectives.md §1.1, §1.4): group statistics in the canonical
+/* Advantage estimators (docs/algorithms/advantages.md §1.1, §1.4): group statistics in the canonical
  * orders of flowrl/reduce.h; see flowrl/advantage.h for every arithmetic decision. */
 #include "flowrl/advantage.h"
 

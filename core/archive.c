@@ -1,4 +1,4 @@
-/* Run archives through libarchive (include/flowrl/archive.h; DESIGN.md §4, §5). */
+/* Run archives through libarchive (include/flowrl/archive.h; docs/design.md §4, §5). */
 #include "flowrl/archive.h"
 
 #include <archive.h>

@@ -1,4 +1,4 @@
-/* The audit log writer (format: include/flowrl/audit.h; DESIGN.md §2). */
+/* The audit log writer (format: include/flowrl/audit.h; docs/design.md §2). */
 #include "flowrl/audit.h"
 
 #include <errno.h>

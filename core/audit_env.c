@@ -1,6 +1,6 @@
 /* The environment block of an audit log: every vendor guarantee is conditional on library
  * versions, thread counts and the hardware, so each log records them
- * (spec/numerics.md §7 item 7). */
+ * (docs/algorithms/numerics.md §7 item 7). */
 #include <archive.h>
 #include <cJSON.h>
 #include <png.h>

@@ -1,4 +1,4 @@
-/* AWM's objective for one micro-batch (spec/objectives.md §9; flowrl/awm.h): loops over
+/* AWM's objective for one micro-batch (docs/algorithms/awm.md; flowrl/awm.h): loops over
  * flowrl/awm_elem.h, float64 long sums in reduce.h's lane order, the policy gradient through
  * the flow-matching routine shared with pretraining (flowrl/fm_loss.h). */
 #include "flowrl/awm.h"

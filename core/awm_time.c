@@ -1,4 +1,4 @@
-/* AWM's training-time selection and noising (spec/objectives.md §9 "Timesteps",
+/* AWM's training-time selection and noising (docs/algorithms/awm.md "Timesteps",
  * "Per-sample, per-t log-prob"; flowrl/awm.h for the formulas and Philox coordinates). */
 #include <stdlib.h>
 #include <string.h>

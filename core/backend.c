@@ -1,4 +1,4 @@
-/* The backend registry (DESIGN.md §3, the BLIS pattern): each backend's table starts as a
+/* The backend registry (docs/design.md §3, the BLIS pattern): each backend's table starts as a
  * copy of the ref table (fr_ref_fill) and its init overrides only the entries it
  * implements, so a missing fast op falls back to the reference.
  *

@@ -67,7 +67,7 @@ void fr_digest_hex(uint64_t d, char out[17]) { snprintf(out, 17, "%016llx", (uns
 
 fr_status fr_digest_selftest(void)
 {
-    /* spec/numerics.md §5: upstream's sanity values. */
+    /* docs/algorithms/numerics.md §5: upstream's sanity values. */
     static const unsigned char empty[1] = {0};
     if (XXH3_64bits(NULL, 0) != 0x2D06800538D394C2ull || XXH3_64bits(empty, 0) != 0x2D06800538D394C2ull)
         return fr_fail(FR_ERR_MISMATCH, "xxHash self-test: XXH3_64bits(\"\") is wrong");

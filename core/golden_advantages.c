@@ -1,4 +1,4 @@
-/* Golden cases of the advantage estimators (flowrl/advantage.h, spec/objectives.md §1.1,
+/* Golden cases of the advantage estimators (flowrl/advantage.h, docs/algorithms/advantages.md §1.1,
  * §1.4) and Flow-GRPO's zero-advantage filter: core/ code shared by every backend. */
 #include <stdio.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* Golden cases of AWM, Advantage Weighted Matching (flowrl/awm.h, spec/objectives.md §9):
+/* Golden cases of AWM, Advantage Weighted Matching (flowrl/awm.h, docs/algorithms/awm.md):
  * the objective of one micro-batch (K = 2 times × B = 3 samples, D = 5) from the model
  * output to its loss and gradient w.r.t. v, for each weighting, off-policy with both ratio
  * modes, and with the KL / EMA-KL terms; and the training times and noise of each time

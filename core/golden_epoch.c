@@ -1,6 +1,6 @@
 /* Golden case of a whole training update: one Flow-GRPO epoch of a tiny gmm2d model
- * (golden/README.md "epoch.flow_grpo"; flowrl/run.h, core/algo/flow_grpo.c; spec/objectives.md §1.1, §2;
- * spec/samplers.md §3).
+ * (golden/README.md "epoch.flow_grpo"; flowrl/run.h, core/algo/flow_grpo.c; docs/algorithms/advantages.md §1.1; docs/algorithms/flow-grpo.md §2;
+ * docs/algorithms/samplers.md §3).
  *
  * Inputs: the model's parameters (in.<NAME>, the checkpoint names of flowrl/model.h, drawn
  * from the golden Philox stream; the frozen KL reference is the same weights, as

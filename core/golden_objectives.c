@@ -1,5 +1,5 @@
-/* Golden cases of the Flow-GRPO family of objectives (flowrl/grpo.h, spec/objectives.md §2,
- * §3; CPS ratio §2 with spec/samplers.md §4): one trained step j of a batch, chained as a
+/* Golden cases of the Flow-GRPO family of objectives (flowrl/grpo.h, docs/algorithms/flow-grpo.md §2,
+ * §3; CPS ratio §2 with docs/algorithms/samplers.md §4): one trained step j of a batch, chained as a
  * training loop chains it (grpo.h "How a training loop chains these"), from the model
  * output v_θ to the gradient w.r.t. v_θ. core/ code shared by every backend.
  *
@@ -33,7 +33,7 @@ static fr_status obj_in(const fr_golden_case *c, fr_golden_in *g)
     FR_TRY(fr_gi_scalar(g, "sigma_next", s[4]));
     FR_TRY(fr_gi_scalar(g, "sigma1", s[1]));
     FR_TRY(fr_gi_scalar(g, "noise", k == FR_SAMPLER_CPS ? 0.8f : 0.7f));
-    /* ε of FG (1e-4), GRPO-Guard (2e-6), CPS (1e-5), objectives.md §2, §3 */
+    /* ε of FG (1e-4), GRPO-Guard (2e-6), CPS (1e-5), docs/algorithms/flow-grpo.md §2, §3 */
     double clip = obj_guard(c->arg) ? 2e-6 : k == FR_SAMPLER_CPS ? 1e-5 : 1e-4;
     FR_TRY(fr_gi_scalar_f64(g, "clip_range", clip));
     FR_TRY(fr_gi_scalar(g, "adv_clip_max", FR_GRPO_ADV_CLIP_MAX));

@@ -1,4 +1,4 @@
-/* Golden cases of the sampler steps (flowrl/sampler.h, spec/samplers.md §2-§6, §9): one per
+/* Golden cases of the sampler steps (flowrl/sampler.h, docs/algorithms/samplers.md §2-§6, §9): one per
  * kind, each with its log-prob where it has one, plus the σ == 1 step of the Flow-GRPO SDE
  * (the σ_1 substitution, §3 quirk 1). The step scalars are 0-d inputs, taken from the grids
  * the public code uses (the "note.grid" metadata says which point). These are core/ code

@@ -1,4 +1,4 @@
-/* The Flow-GRPO family of losses at one trained step (spec/objectives.md §2-§4): loops over
+/* The Flow-GRPO family of losses at one trained step (docs/algorithms/flow-grpo.md §2-§4): loops over
  * flowrl/grpo_elem.h, reductions in the canonical orders of flowrl/reduce.h. */
 #include "flowrl/grpo.h"
 
@@ -181,7 +181,7 @@ fr_status fr_guard_policy(const fr_step *step, int64_t B, int64_t D, fr_guard_bi
     if (ratio) r = ratio;
     for (size_t i = 0; i < n; i++) dmu[i] = mean[i] - mean_old[i];
     if (mode == FR_GUARD_BIAS_BATCH) {
-        /* `(Δμ).pow(2).mean(dim=())`: an empty dim tuple reduces everything (objectives.md §3) */
+        /* `(Δμ).pow(2).mean(dim=())`: an empty dim tuple reduces everything (docs/algorithms/flow-grpo.md §3) */
         float b0 = (fr_sumsq_canonical(dmu, (int64_t)n) / (float)(int64_t)n) / two_s2;
         for (int64_t b = 0; b < B; b++) bi[b] = b0;
     } else {

@@ -1,4 +1,4 @@
-/* Which sampler steps are stochastic and trained (spec/samplers.md §10; objectives.md §2
+/* Which sampler steps are stochastic and trained (docs/algorithms/samplers.md §10; docs/algorithms/flow-grpo.md §2
  * "timestep_fraction"). */
 #include <stdint.h>
 

@@ -1,4 +1,4 @@
-/* Classifier-free guidance forward and backward (flowrl/guidance.h; spec/samplers.md §0). */
+/* Classifier-free guidance forward and backward (flowrl/guidance.h; docs/algorithms/samplers.md §0). */
 #include "flowrl/guidance.h"
 
 #include <stdlib.h>

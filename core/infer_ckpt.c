@@ -60,7 +60,7 @@ static fr_status load_ddpm(fr_infer_ckpt *c, const fr_st_file *f, const char *pa
         snprintf(c->schedule, sizeof c->schedule, "ddpm %s beta %g .. %g, %lld steps", sched, b0, b1,
                  (long long)c->n_train);
     } else if (strcmp(sched, "cosine") == 0) {
-        s = fr_betas_cosine(c->n_train, 0.008, 0.999, betas); /* spec §7 defaults */
+        s = fr_betas_cosine(c->n_train, 0.008, 0.999, betas); /* docs/algorithms/samplers.md §7 defaults */
         snprintf(c->schedule, sizeof c->schedule, "ddpm cosine, %lld steps", (long long)c->n_train);
     } else {
         s = fr_fail(FR_ERR_FORMAT, "%s: metadata 'ddpm.schedule' = '%s', expected linear, scaled_linear or cosine",

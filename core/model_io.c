@@ -1,5 +1,5 @@
 /* Model checkpoints: config in the safetensors __metadata__, parameters as named F32
- * tensors (flowrl/model.h, DESIGN.md §5). */
+ * tensors (flowrl/model.h, docs/design.md §5). */
 #include "flowrl/model.h"
 
 #include <errno.h>

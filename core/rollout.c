@@ -1,5 +1,5 @@
 /* The rollout loop (flowrl/rollout.h): model forward with optional CFG, then one
- * sampler step, T times, over chunks of cfg->batch rows. spec/samplers.md §0, §15. */
+ * sampler step, T times, over chunks of cfg->batch rows. docs/algorithms/samplers.md §0, §15. */
 #include "flowrl/rollout.h"
 
 #include <stdlib.h>
@@ -16,11 +16,11 @@ fr_rollout_cfg fr_rollout_cfg_default(fr_sampler_kind kind)
     fr_rollout_cfg c;
     memset(&c, 0, sizeof c);
     c.kind = kind;
-    c.T = 40; /* FG's evaluation steps (spec §2) */
+    c.T = 40; /* FG's evaluation steps (docs/algorithms/samplers.md §2) */
     switch (kind) {
-    case FR_SAMPLER_SDE: c.noise = 0.7f; break;   /* FG sample.noise_level, spec §3 */
-    case FR_SAMPLER_CPS: c.noise = 0.8f; break;   /* FG fast/CPS configs, spec §4 */
-    case FR_SAMPLER_DANCE: c.noise = 0.3f; break; /* DanceGRPO η, spec §5 */
+    case FR_SAMPLER_SDE: c.noise = 0.7f; break;   /* FG sample.noise_level, docs/algorithms/samplers.md §3 */
+    case FR_SAMPLER_CPS: c.noise = 0.8f; break;   /* FG fast/CPS configs, docs/algorithms/samplers.md §4 */
+    case FR_SAMPLER_DANCE: c.noise = 0.3f; break; /* DanceGRPO η, docs/algorithms/samplers.md §5 */
     default: c.noise = 0.0f; break;               /* ddim: η = 0, deterministic DDIM */
     }
     c.dpm_order = 2;
@@ -123,12 +123,12 @@ fr_step fr_rollout_step(const fr_rollout_cfg *c, int64_t i)
     if (is_flow(c->kind)) {
         p.sigma = c->sigmas[i];
         p.sigma_next = c->sigmas[i + 1];
-        p.sigma1 = c->sigmas[1]; /* spec §3: σ == 1 uses σ_1 (T >= 1, so sigmas[1] exists) */
+        p.sigma1 = c->sigmas[1]; /* docs/algorithms/samplers.md §3: σ == 1 uses σ_1 (T >= 1, so sigmas[1] exists) */
         p.order = (c->kind == FR_SAMPLER_DPM && i > 0) ? c->dpm_order : 1;
         p.sigma_prev = i > 0 ? c->sigmas[i - 1] : 1.0f;
     } else {
         int64_t t = c->timesteps[i];
-        int64_t prev = fr_ddim_prev_timestep(t, c->T, c->n_train); /* spec §6 */
+        int64_t prev = fr_ddim_prev_timestep(t, c->T, c->n_train); /* docs/algorithms/samplers.md §6 */
         p.alpha_bar = c->alpha_bar[t];
         p.alpha_bar_prev = c->alpha_bar[prev];
         p.x0_clip = c->x0_clip;

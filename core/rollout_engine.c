@@ -1,5 +1,5 @@
 /* The rollout loop (flowrl/rollout.h): guided model forward, then one sampler step, T
- * times, over chunks of cfg->batch rows. spec/samplers.md §0, §11, §15.
+ * times, over chunks of cfg->batch rows. docs/algorithms/samplers.md §0, §11, §15.
  *
  * The loop runs over nodes, not rows. Without a tree a node is a row. With a tree the
  * steps are cut into segments at the branch steps; in segment k a node is a distinct

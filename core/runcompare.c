@@ -1,4 +1,4 @@
-/* `flowrl audit A B`: the first step and tensor where two runs diverge (DESIGN.md §2;
+/* `flowrl audit A B`: the first step and tensor where two runs diverge (docs/design.md §2;
  * include/flowrl/runcompare.h). */
 #include "flowrl/runcompare.h"
 

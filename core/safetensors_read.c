@@ -1,5 +1,5 @@
 /* Reading safetensors files and buffers with full validation (the rules:
- * include/flowrl/safetensors.h). The JSON header is parsed by cJSON (DESIGN.md §4); this
+ * include/flowrl/safetensors.h). The JSON header is parsed by cJSON (docs/design.md §4); this
  * file only checks what the JSON says. */
 #include "flowrl/safetensors.h"
 

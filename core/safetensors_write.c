@@ -1,5 +1,5 @@
 /* Writing safetensors files and buffers, byte for byte deterministic (the layout:
- * include/flowrl/safetensors.h). The JSON header is printed by cJSON (DESIGN.md §4). */
+ * include/flowrl/safetensors.h). The JSON header is printed by cJSON (docs/design.md §4). */
 #include "flowrl/safetensors.h"
 
 #include <cjson/cJSON.h>

@@ -1,4 +1,4 @@
-/* Sampler steps over a batch (spec/samplers.md §2-§6, §9): loops over the element
+/* Sampler steps over a batch (docs/algorithms/samplers.md §2-§6, §9): loops over the element
  * functions of flowrl/sampler_elem.h, log-probs as canonical means over D. */
 #include "flowrl/sampler.h"
 

@@ -1,4 +1,4 @@
-/* σ grids and DDPM tables (spec/samplers.md §1, §6, §7); see include/flowrl/schedule.h. */
+/* σ grids and DDPM tables (docs/algorithms/samplers.md §1, §6, §7); see include/flowrl/schedule.h. */
 #include "flowrl/schedule.h"
 
 #include <math.h>

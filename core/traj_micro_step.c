@@ -1,5 +1,5 @@
 /* One (micro-batch, step) of trajectory-PPO training (flowrl/traj_objective.h; the chain
- * of flowrl/grpo.h, spec/objectives.md §2). */
+ * of flowrl/grpo.h, docs/algorithms/flow-grpo.md §2). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +83,7 @@ fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_
     FR_TRY(fr_guided_forward(tr->policy, tr->ops, &w->pol, b, w->x, t_in, w->c, w->v));
     FR_TRY(fr_sampler_logprob(&step, b, D, w->x, w->v, NULL, w->x_next, w->mean, w->logp));
     if (with_ref) {
-        /* the frozen base under the same guidance (objectives.md §2: LoRA off = the base) */
+        /* the frozen base under the same guidance (docs/algorithms/flow-grpo.md §2: LoRA off = the base) */
         FR_TRY(fr_guided_forward(tr->ref, tr->ops, &w->ref, b, w->x, t_in, w->c, w->v_ref));
         FR_TRY(fr_sampler_mean(&step, b, D, w->x, w->v_ref, NULL, w->mean_ref));
     }

@@ -1,5 +1,5 @@
 /* The Flow-GRPO PPO-clip and GRPO-Guard policy terms as trajectory objectives
- * (flowrl/traj_objective.h; spec/objectives.md §2, §3). */
+ * (flowrl/traj_objective.h; docs/algorithms/flow-grpo.md §2, §3). */
 #include "flowrl/traj_objective.h"
 
 static void copy_stats(const fr_ppo_stats *p, fr_traj_stats *st)

@@ -5,7 +5,7 @@
 
 The workflow a researcher uses to verify their own (PyTorch) code against flowrl: load the
 golden case's inputs, run *your* step on them, compare with the stored outputs. Here "your
-code" is `sde_step` below, a numpy transcription of spec/samplers.md §3 (Flow-GRPO's
+code" is `sde_step` below, a numpy transcription of docs/algorithms/samplers.md §3 (Flow-GRPO's
 sde_step_with_logprob) in float32, operation by operation as the PyTorch code writes it.
 Replace it with a call into your own implementation.
 
@@ -44,7 +44,7 @@ def load_safetensors(path):
 
 
 def sde_step(x, v, xi, sigma, sigma_next, sigma1, a):
-    """Flow-GRPO SDE step with log-prob (spec/samplers.md §3), float32 throughout.
+    """Flow-GRPO SDE step with log-prob (docs/algorithms/samplers.md §3), float32 throughout.
 
     Returns x' (B, D), mu (B, D), log p (B,) (a MEAN over the non-batch dims), sigma_t."""
     f32 = np.float32

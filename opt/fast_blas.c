@@ -1,4 +1,4 @@
-/* --fast GEMM through OpenBLAS (DESIGN.md §4; spec/numerics.md §1.5, §7.3). For a fixed
+/* --fast GEMM through OpenBLAS (docs/design.md §4; docs/algorithms/numerics.md §1.5, §7.3). For a fixed
  * build, core type (OPENBLAS_CORETYPE) and thread count the bits repeat run to run; they
  * differ from ref's canonical fmaf chain (OpenBLAS blocks K and uses its own FMA kernels),
  * within the tolerance of docs/determinism.md "--fast: measured tolerance". */

@@ -1,4 +1,4 @@
-/* --fast layer norm and activations through oneDNN (DESIGN.md §4; spec/numerics.md §1.4).
+/* --fast layer norm and activations through oneDNN (docs/design.md §4; docs/algorithms/numerics.md §1.4).
  *
  * oneDNN 2.6 (Debian 12) predates the `deterministic` attribute (oneDNN >= 3.4), so the
  * run-to-run promise rests on what its docs say for a fixed environment: the same build,

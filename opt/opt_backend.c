@@ -1,4 +1,4 @@
-/* The opt op table (DESIGN.md §3): starts from the ref entries (core/backend.c) and
+/* The opt op table (docs/design.md §3): starts from the ref entries (core/backend.c) and
  * overrides every entry with opt/ kernels, each bitwise equal to ref for any thread count.
  * (unary exp/log and the SiLU/sigmoid activations run the scalar detmath functions per
  * element, threaded.) */

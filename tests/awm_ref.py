@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference values of AWM's objective (spec/objectives.md §9) in float64 numpy, without
+"""Reference values of AWM's objective (docs/algorithms/awm.md) in float64 numpy, without
 PyTorch, for tests/test_awm.c ("numpy reference").
 
 The formulas follow scxue/advantage_weighted_matching@be51372 scripts/train_sd3_awm.py

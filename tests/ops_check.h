@@ -20,7 +20,7 @@
 #define OPS_U 0x1.0p-24
 
 /* The accuracy assumed of the transcendentals of flowrl/detmath.h, as a relative error:
- * the project's target is <= 2 ulp (DESIGN.md §1 (3)); a composite like sigmoid (exp, add,
+ * the project's target is <= 2 ulp (docs/design.md §1.3); a composite like sigmoid (exp, add,
  * divide) may add up to two roundings, so we allow 4 ulp; 1 ulp of r is at most 2u|r|,
  * hence 8u relative per call. */
 #define OPS_DETMATH_U (8.0 * OPS_U)

@@ -1,5 +1,5 @@
 /* Shared by the sampler and objective tests: step i of a σ grid as the rollout builds it
- * (spec/samplers.md §3: σ_1 replaces σ in 1 − σ when σ == 1). */
+ * (docs/algorithms/samplers.md §3: σ_1 replaces σ in 1 − σ when σ == 1). */
 #ifndef FLOWRL_STEP_TESTUTIL_H
 #define FLOWRL_STEP_TESTUTIL_H
 

@@ -1,5 +1,5 @@
 /* AWM, Advantage Weighted Matching (core/awm.c, core/awm_time.c, flowrl/awm.h;
- * spec/objectives.md §9): the on-policy reductions (zero advantages give a zero gradient;
+ * docs/algorithms/awm.md): the on-policy reductions (zero advantages give a zero gradient;
  * ρ ≡ 1 and ∇ = −Ã·∇ℓ bit for bit; Uniform with Ã = 1 is pretraining's flow-matching
  * gradient bit for bit), every weighting's gradient against finite differences in double,
  * the ghuber weight, sum_first vs exp_first, the time strata, the noise coordinates, the

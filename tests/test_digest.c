@@ -1,4 +1,4 @@
-/* XXH3-64 known answers (spec/numerics.md §5) and tensor digests. */
+/* XXH3-64 known answers (docs/algorithms/numerics.md §5) and tensor digests. */
 #include <math.h>
 #include <string.h>
 #include <xxhash.h>

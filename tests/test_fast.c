@@ -1,4 +1,4 @@
-/* Suite `fast`: `--backend=opt --fast` (flowrl/fast.h; DESIGN.md §1; spec/numerics.md
+/* Suite `fast`: `--backend=opt --fast` (flowrl/fast.h; docs/design.md §1; docs/algorithms/numerics.md
  * §6, §7.3: bitwise against itself, tolerance against ref).
  *  - API: fr_backend_get_mode refuses --fast for ref, gives mode "fast"/"exact", and is
  *    FR_ERR_UNSUPPORTED in a build without OpenBLAS and oneDNN.
@@ -185,7 +185,7 @@ static double gam(int64_t n) { return (double)n * U / (1.0 - (double)n * U); }
 
 /* GEMM: any order of the K products summed in float32 (with or without FMA) is within
  * gamma_{K+1} (|C0| + sum_k |a_ik||b_kj|) of the exact value, so ref and fast are within
- * twice that of each other (LAPACK's scaled test ratio, spec/numerics.md §6.3). */
+ * twice that of each other (LAPACK's scaled test ratio, docs/algorithms/numerics.md §6.3). */
 static void gemm_case(int ta, int tb, int64_t M, int64_t N, int64_t K, int acc, uint64_t seed)
 {
     const fr_ops *ref = get("ref", 0), *f = get("opt", 1);

@@ -1,5 +1,5 @@
-/* Advantages and the Flow-GRPO family of losses (spec/objectives.md §1.1, §1.4, §2-§4, §22;
- * samplers.md §10): float64 re-implementations, central finite differences in float64, the
+/* Advantages and the Flow-GRPO family of losses (docs/algorithms/advantages.md §1.1, §1.4; docs/algorithms/flow-grpo.md §2-§4, §11;
+ * docs/algorithms/samplers.md §10): float64 re-implementations, central finite differences in float64, the
  * on-policy bitwise check, the GRPO-Guard algebra, and the window draws. */
 #include <float.h>
 #include <math.h>
@@ -29,7 +29,7 @@ static float test_normal(uint64_t *s)
     return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
 }
 
-static float g_grid[11]; /* the diffusers grid, T = 10, S = 3 (samplers.md §1.2) */
+static float g_grid[11]; /* the diffusers grid, T = 10, S = 3 (docs/algorithms/samplers.md §1.2) */
 
 static fr_step grid_step(fr_sampler_kind k, int i, float noise)
 {
@@ -49,7 +49,7 @@ static double d_ppo_term(double z, double a, double lo, double hi, double amax)
     return u > c ? u : c;
 }
 
-/* ---- on-policy: r == 1 bitwise through the whole sampler path (§2 "Check", §22) ------- */
+/* ---- on-policy: r == 1 bitwise through the whole sampler path (§2 "Check", §11) ------- */
 
 START_TEST(test_onpolicy_ratio_exact)
 {
@@ -238,7 +238,7 @@ START_TEST(test_kl_loss)
     float s_code, s_paper;
     ck_assert_int_eq(fr_kl_std(&p, FR_KL_CODE, &s_code), FR_OK);
     ck_assert_int_eq(fr_kl_std(&p, FR_KL_PAPER, &s_paper), FR_OK);
-    /* samplers.md §3 check values: σ_t = 1.718500 (no √(−dt)) feeds the KL; 0.445897 is the step std */
+    /* docs/algorithms/samplers.md §3 check values: σ_t = 1.718500 (no √(−dt)) feeds the KL; 0.445897 is the step std */
     CLOSE(s_code, 1.718500, 0.5e-6, "kl sigma (code form) %.9g", (double)s_code);
     CLOSE(s_paper, 0.445897, 0.5e-6, "kl sigma (paper form) %.9g", (double)s_paper);
     float mu[B * D], mr[B * D], g[B * D];
@@ -692,7 +692,7 @@ START_TEST(test_ddpo_tracker)
 }
 END_TEST
 
-/* ---- windows, trained steps, averaging (samplers.md §10; objectives.md §2, §4) -------- */
+/* ---- windows, trained steps, averaging (docs/algorithms/samplers.md §10; docs/algorithms/flow-grpo.md §2, §4) -------- */
 
 START_TEST(test_train_steps)
 {

@@ -1,4 +1,4 @@
-/* Philox4x32 known answers (spec/numerics.md §4) and the coordinate-addressed streams. */
+/* Philox4x32 known answers (docs/algorithms/numerics.md §4) and the coordinate-addressed streams. */
 #include <math.h>
 #include <stdio.h>
 

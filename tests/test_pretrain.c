@@ -173,7 +173,7 @@ START_TEST(test_elem)
         ck_assert_msg(fabs(got - want) <= 4e-6 * (fabs(x0) + fabs(e)) + 1e-30,
                       "noised(%a, %a, %a) = %a, want %.9g", x0, e, s, got, want);
         ck_assert(fr_test_bits_equal(fr_flow_target_elem(x0, e), e - x0));
-        /* x̂0 = x − σ·v* recovers x0 up to rounding (spec/README.md) */
+        /* x̂0 = x − σ·v* recovers x0 up to rounding (docs/algorithms/pretraining.md §1) */
         float xs = fr_flow_noised_elem(x0, e, s), v = fr_flow_target_elem(x0, e);
         ck_assert(fabsf((xs - s * v) - x0) <= 2e-6f * 8.0f);
     }
@@ -327,7 +327,7 @@ START_TEST(test_reproducible)
 END_TEST
 
 /* A run stopped at a checkpoint and resumed gives the uninterrupted run's bytes
- * (DESIGN.md §2); the resume refuses a checkpoint of another command. */
+ * (docs/design.md §2); the resume refuses a checkpoint of another command. */
 START_TEST(test_resume)
 {
     make_dir();

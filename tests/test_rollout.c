@@ -340,7 +340,7 @@ START_TEST(test_x_init)
 }
 END_TEST
 
-/* The opt backend gives ref's bits (DESIGN.md §1) through the whole rollout, with CFG
+/* The opt backend gives ref's bits (docs/design.md §1) through the whole rollout, with CFG
  * and noise, on an image-sized task (shapes, D = 768). */
 START_TEST(test_opt_equals_ref)
 {

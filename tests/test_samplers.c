@@ -1,4 +1,4 @@
-/* Sampler steps and log-probs (spec/samplers.md §0, §2-§6, §9): the spec's check values,
+/* Sampler steps and log-probs (docs/algorithms/samplers.md §0, §2-§6, §9): the spec's check values,
  * reductions and identities, float64 references, and the log-prob recompute contract. */
 #include <math.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* σ grids, timestep inputs, DDPM tables (spec/samplers.md §1, §6, §7) and `flowrl schedule`. */
+/* σ grids, timestep inputs, DDPM tables (docs/algorithms/samplers.md §1, §6, §7) and `flowrl schedule`. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
-/* spec/samplers.md §1.2 check vector, T = 10, S = 3, as printed there (6 decimals). */
+/* docs/algorithms/samplers.md §1.2 check vector, T = 10, S = 3, as printed there (6 decimals). */
 static const char *const k_fg_check[11] = {"1.000000", "0.960129", "0.913349", "0.857692",
                                            "0.790368", "0.707278", "0.602151", "0.464876",
                                            "0.278049", "0.008929", "0"};
@@ -36,7 +36,7 @@ START_TEST(test_diffusers_check_vector)
     float sig[11];
     ck_assert_int_eq(fr_sigmas_diffusers(10, 3.0, sig), FR_OK);
     check_fg_vector(sig);
-    /* the double shift (spec §1.2 quirk): sigma_{T-1} = s(s(0.001)), not s(0.001) */
+    /* the double shift (docs/algorithms/samplers.md §1.2 quirk): sigma_{T-1} = s(s(0.001)), not s(0.001) */
     double ss = fr_shift_d(fr_shift_d(0.001, 3.0), 3.0);
     ck_assert_msg(fabs(sig[9] - ss) <= 1e-8, "sigma_9 %.9g vs s(s(0.001)) %.9g", (double)sig[9], ss);
     ck_assert(fabs(sig[9] - fr_shift_d(0.001, 3.0)) > 1e-3);
@@ -139,7 +139,7 @@ START_TEST(test_betas)
         ck_assert(i == 0 || ab[i] < ab[i - 1]);
     }
 
-    /* DPPO cosine (spec §7), T = 20, against DPPO's float64 formula with
+    /* DPPO cosine (docs/algorithms/samplers.md §7), T = 20, against DPPO's float64 formula with
      * x = linspace(0, n+1, n+1), x/(n+1). Tolerance: flowrl's float32 sin/cos of angles
      * rounded to float32 (relative error a few 1e-7 each) through a product and quotient
      * with no cancellation: 2e-6 relative, ~30 float ulps. */

@@ -1,4 +1,4 @@
-/* Advantage estimators of the Flow-GRPO family and DDPO (spec/objectives.md §1.1, §1.4),
+/* Advantage estimators of the Flow-GRPO family and DDPO (docs/algorithms/advantages.md §1.1, §1.4),
  * and Flow-GRPO's zero-advantage filter (§1.1 item 6).
  *
  * Groups: the public code keys groups by the prompt STRING; flowrl takes one int64 group

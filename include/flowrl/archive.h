@@ -1,4 +1,4 @@
-/* Run archives (DESIGN.md §5): a run directory packed into one .tar.zst by libarchive, and
+/* Run archives (docs/design.md §5): a run directory packed into one .tar.zst by libarchive, and
  * members read back out of it without extracting.
  *
  * Packing is deterministic, so the same run directory packs to the same bytes on any

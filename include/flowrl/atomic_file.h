@@ -1,4 +1,4 @@
-/* Write-then-rename (STYLE.md "Nothing half-written is left behind"): every file flowrl
+/* Write-then-rename (docs/design.md §8.3 "Nothing half-written is left behind"): every file flowrl
  * writes -- checkpoints, golden cases, PNGs, run-directory files -- goes through here. */
 #ifndef FLOWRL_ATOMIC_FILE_H
 #define FLOWRL_ATOMIC_FILE_H

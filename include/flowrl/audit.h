@@ -1,4 +1,4 @@
-/* The audit trail of a run directory (DESIGN.md §2): RUNDIR/audit.log holds, for every
+/* The audit trail of a run directory (docs/design.md §2): RUNDIR/audit.log holds, for every
  * training step, the XXH3-64 digest (fr_tensor_digest) of each tensor that matters, so that
  * two runs can be compared bit for bit without keeping the tensors.
  *
@@ -38,7 +38,7 @@
  * backend, threads, cpu.features, host.arch, lib.xxhash, lib.cjson, lib.libpng,
  * lib.libarchive, lib.openblas + openblas.threads, lib.onednn (when built in), and every
  * caller-supplied extra (the CUDA backend adds gpu.name, gpu.arch, gpu.sm_count,
- * cuda.toolkit, cuda.driver: spec/numerics.md §7 item 7). Environment lines are not part of
+ * cuda.toolkit, cuda.driver: docs/algorithms/numerics.md §7 item 7). Environment lines are not part of
  * the comparison; `flowrl audit` reports their differences as notes.
  *
  * A run killed mid-step leaves records of its last step without `end-step` (and possibly a

@@ -1,4 +1,4 @@
-/* AWM, Advantage Weighted Matching (spec/objectives.md §9; public code
+/* AWM, Advantage Weighted Matching (docs/algorithms/awm.md; public code
  * scxue/advantage_weighted_matching @ be51372, scripts/train_sd3_awm.py): the objective of
  * one micro-batch and its gradient w.r.t. the model output, the training-time selection and
  * noising, and the EMA-adapter decay. The per-element math is in flowrl/awm_elem.h.
@@ -159,7 +159,7 @@ typedef struct {
     double logp_mean;   /* mean ℓ_θ over the K·B rows */
 } fr_awm_stats;
 
-/* The loss of one micro-batch and its gradient w.r.t. v (objectives.md §9):
+/* The loss of one micro-batch and its gradient w.r.t. v (docs/algorithms/awm.md):
  *   Ã_b  = clamp(A_b, ±adv_clip_max)/adv_clip_max·advantage_max        (float64)
  *   exp_first  ρ_r = exp(ℓ_r − ℓold_r), L_pg = mean_r max(−Ã·ρ, −Ã·clip(ρ, 1 ± c))
  *   sum_first  ρ_b = exp(mean_k ℓ − mean_k ℓold), L_pg = mean_b max(...)

@@ -1,5 +1,5 @@
-/* Per-element formulas of AWM, Advantage Weighted Matching (spec/objectives.md §9), written
- * once for ref, opt and cuda (DESIGN.md §1 (2)). The loops and reductions are in
+/* Per-element formulas of AWM, Advantage Weighted Matching (docs/algorithms/awm.md), written
+ * once for ref, opt and cuda (docs/design.md §1.2). The loops and reductions are in
  * core/awm.c and core/awm_time.c (flowrl/awm.h).
  *
  * Precision follows the public code (AWM scripts/train_sd3_awm.py @ be51372,
@@ -162,7 +162,7 @@ FR_HOSTDEV static inline double fr_awm_ndtri(double p)
 
 /* ---- the per-(sample, t) "log-prob" (compute_log_prob_awm) ------------------------- */
 
-/* Weightings of ℓ (objectives.md §9 table); values are part of golden files. */
+/* Weightings of ℓ (docs/algorithms/awm.md table); values are part of golden files. */
 typedef enum {
     FR_AWM_W_UNIFORM = 0, /* ℓ = −m */
     FR_AWM_W_GHUBER = 1,  /* ℓ = −((m + 1e-10)^p − (1e-10)^p)·t / p   (the default, p = 0.25) */
@@ -196,7 +196,7 @@ FR_HOSTDEV static inline double fr_awm_logprob_elem(fr_awm_weighting w, double m
 
 /* The weighting's derivative w = −dℓ/dm >= 0, so that dℓ/dv_i = −w·2(v_i − v*_i)/D:
  *   Uniform 1, t t, t**2 t², huber t/(2√(m + 1e-10)), ghuber t·(m + 1e-10)^(p−1)
- * (the "advantage-weighted flow matching" weight of objectives.md §9 "Check"). */
+ * (the "advantage-weighted flow matching" weight of docs/algorithms/awm.md "Check"). */
 FR_HOSTDEV static inline double fr_awm_weight_elem(fr_awm_weighting w, double m, float t, double p)
 {
     double td = (double)t;

@@ -1,5 +1,5 @@
 /* Training checkpoints: everything a run needs to continue bit for bit, in one
- * safetensors file (DESIGN.md §5; written atomically by fr_st_write).
+ * safetensors file (docs/design.md §5; written atomically by fr_st_write).
  *
  * Tensors, in this order (each group in the model's parameter order, flowrl/model.h):
  *   NAME            the model's parameters (so fr_model_load reads a checkpoint as a model)

@@ -1,4 +1,4 @@
-/* flowrl's own float32 transcendental functions (DESIGN.md §1 (3), spec/numerics.md §2.2).
+/* flowrl's own float32 transcendental functions (docs/design.md §1.3, docs/algorithms/numerics.md §2.2).
  *
  * Built only from correctly rounded IEEE-754 operations (+ - * / sqrtf fmaf, integer <->
  * float conversion) and exact integer/bit manipulation, all in float32: the same source

@@ -1,4 +1,4 @@
-/* XXH3-64 digests of tensors and buffers (DESIGN.md §2, spec/numerics.md §5).
+/* XXH3-64 digests of tensors and buffers (docs/design.md §2, docs/algorithms/numerics.md §5).
  * A tensor digest covers its dtype name, its ndim, each dim (as little-endian u64) and
  * its bytes; for F32/F64 every NaN is hashed as the canonical quiet NaN (payloads are not
  * part of the contract) while -0.0 stays distinct from +0.0. */
@@ -14,7 +14,7 @@ uint64_t fr_digest_bytes(const void *data, size_t n);
 uint64_t fr_tensor_digest(const fr_tensor *t);
 /* 16 lowercase hex digits + NUL. */
 void fr_digest_hex(uint64_t d, char out[17]);
-/* Known-answer self test of the linked xxHash (spec/numerics.md §5); FR_OK or a message. */
+/* Known-answer self test of the linked xxHash (docs/algorithms/numerics.md §5); FR_OK or a message. */
 fr_status fr_digest_selftest(void);
 
 #endif

@@ -1,11 +1,11 @@
-/* The per-element functions of the op table (DESIGN.md §1 (2)): one formula, compiled by
+/* The per-element functions of the op table (docs/design.md §1.2): one formula, compiled by
  * the C compiler for `ref` and `opt` and by nvcc for `cuda`. Every backend calls these;
  * none re-derives them. The build has contraction off (-ffp-contract=off, nvcc
- * --fmad=false, spec/numerics.md §2.1), so every fmaf below is deliberate and every
+ * --fmad=false, docs/algorithms/numerics.md §2.1), so every fmaf below is deliberate and every
  * a*b + c that is not written as fmaf is two roundings. A SIMD port must use an FMA
  * instruction exactly where fmaf appears and nowhere else.
  *
- * Transcendentals come only from flowrl/detmath.h (spec/numerics.md §2.2). */
+ * Transcendentals come only from flowrl/detmath.h (docs/algorithms/numerics.md §2.2). */
 #ifndef FLOWRL_ELEM_H
 #define FLOWRL_ELEM_H
 

@@ -16,7 +16,7 @@
  *   emb[k] = cos(t f_k),  emb[half + k] = sin(t f_k)
  * In float: a = (-ln10000 * (float)k) / (float)half, f_k = fr_expf(a), arg = t * f_k,
  * each op correctly rounded, transcendental functions from flowrl/detmath.h. Flow models
- * are called with t = 1000 sigma (spec/README.md "Rectified flow"). */
+ * are called with t = 1000 sigma (docs/algorithms/pretraining.md §1). */
 FR_HOSTDEV static inline float fr_temb_freq(int64_t k, int64_t half)
 {
     float neg_ln = -fr_logf(10000.0f);

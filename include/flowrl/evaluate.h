@@ -1,4 +1,4 @@
-/* GenEval-style evaluation (DESIGN.md §6): n samples per prompt of a split, drawn with
+/* GenEval-style evaluation (docs/design.md §6): n samples per prompt of a split, drawn with
  * fixed seeds, scored by the task's reward; accuracy per prompt kind (task->group_names)
  * and overall, and the mean score. Loading a checkpoint for inference: flowrl/infer_ckpt.h
  * (included here for the callers that use both).

@@ -1,9 +1,9 @@
-/* `--backend=opt --fast` (DESIGN.md §1 row "opt --fast", §4): the opt table with some
+/* `--backend=opt --fast` (docs/design.md §1 row "opt --fast", §4): the opt table with some
  * entries replaced by vendor kernels -- GEMM through OpenBLAS (cblas_sgemm), layer norm and
  * the GELU(tanh) / SiLU activations through oneDNN primitives (created once per shape and
  * cached). Every other entry stays the canonical opt kernel.
  *
- * Promise (spec/numerics.md §0 tier T2, §7.3): run-to-run deterministic on one machine, one
+ * Promise (docs/algorithms/numerics.md §0 tier T2, §7.3): run-to-run deterministic on one machine, one
  * library build and one thread count; equal to `ref` only within the per-op tolerances of
  * docs/determinism.md "--fast: measured tolerance". The vendor thread counts are pinned to
  * fr_opt_get_threads() before each vendor call (openblas_set_num_threads; for oneDNN's
@@ -68,7 +68,7 @@ int fr_fast_available(void);
 fr_status fr_fast_init(fr_ops *ops);
 
 /* "openblas 0.3.21 (Zen, pthread) threads=2; onednn 2.6.3 (omp) threads=2" for logs and
- * audit records (spec/numerics.md §7.7). Returns buf. */
+ * audit records (docs/algorithms/numerics.md §7.7). Returns buf. */
 const char *fr_fast_describe(char *buf, size_t n);
 
 #endif

@@ -1,9 +1,9 @@
 /* The rectified-flow matching loss and its gradient w.r.t. the model output, written ONCE
  * for base-model pretraining (core/pretrain.c) and AWM's policy gradient (core/awm.c,
- * spec/objectives.md §9), so that AWM with weighting Uniform, Ã = 1, ρ = 1 and no KL
+ * docs/algorithms/awm.md), so that AWM with weighting Uniform, Ã = 1, ρ = 1 and no KL
  * terms gives pretraining's gradient bit for bit by construction (tests/test_awm.c).
  *
- * Over R rows of D elements (spec/objectives.md §0: v* = ε − x0):
+ * Over R rows of D elements (docs/algorithms/flow-grpo.md §0: v* = ε − x0):
  *   diff[r, i] = v[r, i] − target[r, i]                        float32
  *   L          = (canonical long sum of diff·diff) / (float)(R·D)  (flowrl/reduce.h; the
  *                squares rounded to float32 first, as `(out − target)²` then `.sum()`)

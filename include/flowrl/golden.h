@@ -1,4 +1,4 @@
-/* The golden-file suite (golden/, golden/README.md; spec/numerics.md §6; STYLE.md "Tests").
+/* The golden-file suite (golden/, golden/README.md; docs/algorithms/numerics.md §6; docs/design.md §8.4 "Tests").
  *
  * A case is one computation with tiny inputs: one op of the op table, one sampler step, one
  * advantage estimator, one objective, later one whole training update. Its file
@@ -40,7 +40,7 @@
 #define FR_GOLDEN_ALL_OPS (-2L) /* many op-table entries (whole updates) */
 
 /* |got − want| <= abs + rel·|want| per element (llm.c test_gpt2.cu's mixed form,
- * spec/numerics.md §6.2); NaN never passes. */
+ * docs/algorithms/numerics.md §6.2); NaN never passes. */
 typedef struct {
     float abs, rel;
 } fr_golden_tol;

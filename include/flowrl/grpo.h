@@ -1,6 +1,6 @@
 /* The Flow-GRPO family of losses for one batch at one trained step j, with their backward
- * w.r.t. what the model produces (spec/objectives.md §2 Flow-GRPO, §3 GRPO-Guard, §4
- * MixGRPO), and the trained-step selection (spec/samplers.md §10; objectives.md §2
+ * w.r.t. what the model produces (docs/algorithms/flow-grpo.md §2 Flow-GRPO, §3 GRPO-Guard, §4
+ * MixGRPO), and the trained-step selection (docs/algorithms/samplers.md §10; docs/algorithms/flow-grpo.md §2
  * "timestep_fraction"). The per-element math is in flowrl/grpo_elem.h.
  *
  * How a training loop chains these for step j of a batch (B samples, D dims):
@@ -17,7 +17,7 @@
  *
  * Advantages passed here are the UNCLAMPED tracker outputs (flowrl/advantage.h); the
  * clamp to ±adv_clip_max happens here, per element, before the ratio term, as FG's
- * training loop does it (objectives.md §1.1 item 7, §22). */
+ * training loop does it (docs/algorithms/advantages.md §1.1 item 7; docs/algorithms/flow-grpo.md §11). */
 #ifndef FLOWRL_GRPO_H
 #define FLOWRL_GRPO_H
 
@@ -26,9 +26,9 @@
 #include "flowrl/sampler.h"
 #include "flowrl/status.h"
 
-#define FR_GRPO_ADV_CLIP_MAX 5.0f /* objectives.md §2 table: adv_clip_max */
+#define FR_GRPO_ADV_CLIP_MAX 5.0f /* docs/algorithms/flow-grpo.md §2 table: adv_clip_max */
 
-/* Logged, not optimised (objectives.md §2). */
+/* Logged, not optimised (docs/algorithms/flow-grpo.md §2). */
 typedef struct {
     float loss;       /* L_pol (GRPO-Guard: after the 1/(−dt) reweight) */
     float approx_kl;  /* ½·mean_b(logp_new − logp_old)² (Guard: without the bias, as FG) */
@@ -41,7 +41,7 @@ typedef struct {
     float adv_clip_max; /* > 0; A is clamped to ±adv_clip_max; INFINITY disables */
 } fr_ppo_params;
 
-/* PPO-clip policy term (objectives.md §0, §2; MixGRPO §4 per step):
+/* PPO-clip policy term (docs/algorithms/flow-grpo.md §0, §2; MixGRPO §4 per step):
  *   r_i = exp(logp_new_i − logp_old_i),  Â_i = clamp(A_i, ±adv_clip_max)
  *   L_pol = mean_b max(−Â_i·r_i, −Â_i·clip(r_i, 1−ε, 1+ε))     (canonical mean over B)
  *   grad_logp_new_i = gout · dL_pol/dlogp_new_i, with torch's tie rules (grpo_elem.h):
@@ -58,10 +58,10 @@ fr_status fr_ppo_policy(int64_t B, const fr_ppo_params *prm,
                         fr_ppo_stats *stats);
 
 /* g_μ (B, D) of a per-sample scalar gradient g_logp (B,) through the step's log-prob
- * (a MEAN over D, samplers.md §0):
+ * (a MEAN over D, docs/algorithms/samplers.md §0):
  *   sde, dance, ddim (Gaussian, std = fr_sampler_std(step).std):
  *        dlogp/dμ = (x' − μ)/(std²·D)
- *   cps  (log p = mean_d[−(x' − μ)²], §4 quirk 1): dlogp/dμ = 2(x' − μ)/D
+ *   cps  (log p = mean_d[−(x' − μ)²], docs/algorithms/samplers.md §4 quirk 1): dlogp/dμ = 2(x' − μ)/D
  * accumulate = 0 writes grad_mean, 1 adds to it. ode/dpm: FR_ERR_ARG (no density). */
 fr_status fr_logp_backward(const fr_step *step, int64_t B, int64_t D,
                            const float *x_next, // (B, D)
@@ -70,7 +70,7 @@ fr_status fr_logp_backward(const fr_step *step, int64_t B, int64_t D,
                            float *grad_mean,    // (B, D)
                            int accumulate);
 
-/* Which σ divides the KL (objectives.md §2 quirk 1). */
+/* Which σ divides the KL (docs/algorithms/flow-grpo.md §2 quirk 1). */
 typedef enum {
     FR_KL_CODE = 0, /* FG: 2σ_t², σ_t WITHOUT √(−dt) (fr_step_std.std_dev); CPS: its step std */
     FR_KL_PAPER     /* the paper's 2σ_t²Δt: the transition std squared (fr_step_std.std) */
@@ -91,13 +91,13 @@ fr_status fr_kl_loss(int64_t B, int64_t D, float kl_sigma,
                      float *grad_mean,      // (B, D) or NULL
                      int accumulate);
 
-/* GRPO-Guard bias (objectives.md §3). */
+/* GRPO-Guard bias (docs/algorithms/flow-grpo.md §3). */
 typedef enum {
     FR_GUARD_BIAS_BATCH = 0, /* the code: ONE scalar, mean over batch AND dims of Δμ²/(2s²) */
     FR_GUARD_BIAS_SAMPLE     /* the intended per-sample reading: mean_d Δμ_i²/(2s²) */
 } fr_guard_bias;
 
-/* GRPO-Guard policy term for one sde step (objectives.md §3), all in one call because the
+/* GRPO-Guard policy term for one sde step (docs/algorithms/flow-grpo.md §3), all in one call because the
  * bias couples every sample's μ_θ:
  *   s    = σ_t·√(−dt) (= fr_sde_coef.std; FG's sqrt_dt.mean()·std_dev_t.mean() over a
  *          batch sharing the step: the mean of equal values is taken as the value)
@@ -128,7 +128,7 @@ fr_status fr_guard_policy(const fr_step *step, int64_t B, int64_t D, fr_guard_bi
  * derivative is per element) and dpm: FR_ERR_UNSUPPORTED. */
 fr_status fr_grpo_dmean_dv(const fr_step *step, float *dmean_dv);
 
-/* ---- averaging (objectives.md §2 "Averaging", §4) ----------------------------------- */
+/* ---- averaging (docs/algorithms/flow-grpo.md §2 "Averaging", §4) ----------------------------------- */
 
 /* The divisor of every (batch, j) loss: Accelerate's gradient_accumulation_steps =
  * grad_accum × n_steps, and accelerator.backward(loss) divides by it. So the loop calls
@@ -142,10 +142,10 @@ fr_status fr_grpo_accum_divisor(int64_t grad_accum, int64_t n_steps, int64_t *di
 
 /* T_train = int(T·fraction), the Python expression: T converted to double, multiplied by
  * the double fraction, truncated (int(10*0.99) = 9, int(100*0.29) = 28). Steps
- * 0..T_train−1 are trained in order (objectives.md §2). fraction in [0, 1]. */
+ * 0..T_train−1 are trained in order (docs/algorithms/flow-grpo.md §2). fraction in [0, 1]. */
 fr_status fr_train_steps(int64_t T, double fraction, int64_t *t_train);
 
-/* Flow-GRPO-Fast random SDE window (samplers.md §10.1). W > 0: start = randint(r0, r1−W)
+/* Flow-GRPO-Fast random SDE window (docs/algorithms/samplers.md §10.1). W > 0: start = randint(r0, r1−W)
  * (inclusive), window [start, start+W); W = 0: the window is [0, T−1) (the last step is
  * never stochastic or trained). Steps outside run with noise level 0.
  * Randomness, one draw per pipeline call (FG draws once per call, shared by the batch):
@@ -157,7 +157,7 @@ fr_status fr_train_steps(int64_t T, double fraction, int64_t *t_train);
 fr_status fr_fast_window(uint32_t seed, uint32_t epoch, uint32_t call, uint32_t rank, int64_t T,
                          int64_t r0, int64_t r1, int64_t W, int64_t *start, int64_t *len);
 
-/* MixGRPO progressive sliding window (samplers.md §10.2; MIX GRPOTrainingStates with
+/* MixGRPO progressive sliding window (docs/algorithms/samplers.md §10.2; MIX GRPOTrainingStates with
  * sample_strategy "progressive", prog_overlap, roll_back). */
 typedef struct {
     int64_t iters_per_group; /* 25 */

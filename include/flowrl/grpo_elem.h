@@ -1,5 +1,5 @@
 /* Per-element formulas of the Flow-GRPO family of losses and their backward
- * (spec/objectives.md §0, §2-§4), written once for ref, opt and cuda (DESIGN.md §1 (2)).
+ * (docs/algorithms/flow-grpo.md §0, §2-§4), written once for ref, opt and cuda (docs/design.md §1.2).
  * The batch loops and reductions are in core/grpo.c (flowrl/grpo.h).
  *
  * Arithmetic follows the public torch expressions left to right, one rounding per
@@ -26,14 +26,14 @@
 
 /* ---- advantages ---------------------------------------------------------------------- */
 
-/* torch.clamp(A, −m, m) (objectives.md §1.1 item 7, §22: before the ratio term). NaN stays
+/* torch.clamp(A, −m, m) (docs/algorithms/advantages.md §1.1 item 7; docs/algorithms/flow-grpo.md §11: before the ratio term). NaN stays
  * NaN; m = +inf disables the clamp. */
 FR_HOSTDEV static inline float fr_adv_clamp_elem(float a, float m)
 {
     return a < -m ? -m : (a > m ? m : a);
 }
 
-/* ---- PPO clip (objectives.md §0 "PPO clip form", §2) --------------------------------- */
+/* ---- PPO clip (docs/algorithms/flow-grpo.md §0 "PPO clip form", §2) --------------------------------- */
 
 typedef struct {
     float lo;  /* float32(1.0 − ε) */
@@ -57,7 +57,7 @@ FR_HOSTDEV static inline float fr_ppo_ratio_elem(float logp_new, float logp_old)
     return fr_expf(logp_new - logp_old);
 }
 
-/* GRPO-Guard RatioNorm argument (objectives.md §3): ((logp_new − logp_old) + bias)·s, so
+/* GRPO-Guard RatioNorm argument (docs/algorithms/flow-grpo.md §3): ((logp_new − logp_old) + bias)·s, so
  * r = exp of it (`torch.exp((log_prob - old + ratio_mean_bias) * (sqrt_dt.mean() * sigma_t))`). */
 FR_HOSTDEV static inline float fr_guard_logratio_elem(float logp_new, float logp_old, float bias, float s)
 {
@@ -111,7 +111,7 @@ FR_HOSTDEV static inline int fr_ppo_is_clipped_elem(float r, fr_ppo_clip c)
     return fabsf(r - 1.0f) > c.eps;
 }
 
-/* ---- d logp / d μ of the step's log-prob (samplers.md §3-§6) ------------------------- */
+/* ---- d logp / d μ of the step's log-prob (docs/algorithms/samplers.md §3-§6) ------------------------- */
 
 /* Gaussian log-prob element e = (−(x'−μ)²/two_var − log std) − log√(2π), reduced by a mean
  * over D. With gd = (g/D)/two_var formed once per row (torch: mean backward g/D, then the
@@ -127,13 +127,13 @@ FR_HOSTDEV static inline float fr_gauss_dlogp_dmu_elem(float x_next, float mu, f
     return gd * (2.0f * (x_next - mu));
 }
 
-/* CPS element e = −(x' − μ)² (samplers.md §4 quirk 1): de/dμ·g/D = (g/D)·(2·(x' − μ)). */
+/* CPS element e = −(x' − μ)² (docs/algorithms/samplers.md §4 quirk 1): de/dμ·g/D = (g/D)·(2·(x' − μ)). */
 FR_HOSTDEV static inline float fr_cps_dlogp_dmu_elem(float x_next, float mu, float g_over_d)
 {
     return g_over_d * (2.0f * (x_next - mu));
 }
 
-/* ---- KL to the reference (objectives.md §2) ------------------------------------------ */
+/* ---- KL to the reference (docs/algorithms/flow-grpo.md §2) ------------------------------------------ */
 
 /* L_KL = mean_b[ mean_d (μ − μ_ref)² / (2σ²) ]; per element of the gradient, with
  * gk = ((g/B)/two_var)/D formed once (mean_b backward, division, mean_d backward):
@@ -145,19 +145,19 @@ FR_HOSTDEV static inline float fr_kl_dmu_elem(float mu, float mu_ref, float gk)
 
 /* ---- d μ / d v: the per-step scalar chaining μ back to the model output --------------- */
 
-/* sde (samplers.md §3): μ = x·cx + v·cv·dt, so dμ/dv = cv·dt. */
+/* sde (docs/algorithms/samplers.md §3): μ = x·cx + v·cv·dt, so dμ/dv = cv·dt. */
 FR_HOSTDEV static inline float fr_sde_dmean_dv(fr_sde_coef c)
 {
     return c.cv * c.dt;
 }
 
-/* cps (§4): μ = (x − σv)(1 − σ') + (x + v(1 − σ))·c_eps, so dμ/dv = −σ·(1−σ') + (1−σ)·c_eps. */
+/* cps (docs/algorithms/samplers.md §4): μ = (x − σv)(1 − σ') + (x + v(1 − σ))·c_eps, so dμ/dv = −σ·(1−σ') + (1−σ)·c_eps. */
 FR_HOSTDEV static inline float fr_cps_dmean_dv(fr_cps_coef c)
 {
     return -c.sigma * c.c_x0 + c.one_minus_sigma * c.c_eps;
 }
 
-/* dance (§5): μ = (x + dσ·v) + (c_score·score)·dσ, score = −(x − (x − σv)(1−σ))/σ², so
+/* dance (docs/algorithms/samplers.md §5): μ = (x + dσ·v) + (c_score·score)·dσ, score = −(x − (x − σv)(1−σ))/σ², so
  * dscore/dv = −σ(1−σ)/σ² and dμ/dv = dσ + (c_score·dscore/dv)·dσ. */
 FR_HOSTDEV static inline float fr_dance_dmean_dv(fr_dance_coef c)
 {
@@ -165,7 +165,7 @@ FR_HOSTDEV static inline float fr_dance_dmean_dv(fr_dance_coef c)
     return c.dsigma + (c.c_score * dscore) * c.dsigma;
 }
 
-/* ddim without x̂0 clipping (§6): μ = √ᾱ_prev·(x − √β_t·ε̂)/√ᾱ_t + c_dir·ε̂. */
+/* ddim without x̂0 clipping (docs/algorithms/samplers.md §6): μ = √ᾱ_prev·(x − √β_t·ε̂)/√ᾱ_t + c_dir·ε̂. */
 FR_HOSTDEV static inline float fr_ddim_dmean_deps(fr_ddim_coef c)
 {
     return c.sqrt_ab_prev * (-c.sqrt_beta_t / c.sqrt_ab_t) + c.c_dir;

@@ -1,5 +1,5 @@
 /* Classifier-free guidance around the model, forward and backward, written once for the
- * rollout and every trainer (spec/samplers.md §0).
+ * rollout and every trainer (docs/algorithms/samplers.md §0).
  *
  * Guidance on (b rows in, 2b rows through the network):
  *   [m_c; m_u] = net([x; x], t, [c; null])    rows [0, b) conditional, [b, 2b) the null

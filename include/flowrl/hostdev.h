@@ -1,5 +1,5 @@
 /* FR_HOSTDEV: one definition of every per-element formula, compiled by both the C
- * compiler (ref, opt) and nvcc (cuda). DESIGN.md §1 (2): one formula, three backends. */
+ * compiler (ref, opt) and nvcc (cuda). docs/design.md §1.2: one formula, three backends. */
 #ifndef FLOWRL_HOSTDEV_H
 #define FLOWRL_HOSTDEV_H
 

@@ -1,8 +1,8 @@
 /* The conditional velocity / noise network: a residual MLP over flattened data
- * (DESIGN.md §6 tasks gmm2d and shapes), forward and backward written against the op table
+ * (docs/design.md §6 tasks gmm2d and shapes), forward and backward written against the op table
  * so that every backend runs the same graph.
  *
- *   x (B,D), t (B,) timestep (flow models: t = 1000 sigma, spec/README.md "Rectified
+ *   x (B,D), t (B,) timestep (flow models: t = 1000 sigma, docs/algorithms/pretraining.md §1 "Rectified
  *   flow"), c (B,S) int32 condition ids in [0, n_cond], S = n_slots, n_cond = the null id
  *   (classifier-free guidance: the unconditional branch and dropped conditions use
  *   c = n_cond in every slot).
@@ -51,7 +51,7 @@
 
 /* What the output means (the network is the same; samplers and losses read this). */
 typedef enum {
-    FR_PRED_VELOCITY = 0, /* flow matching: v ~ eps - x0 (spec/README.md) */
+    FR_PRED_VELOCITY = 0, /* flow matching: v ~ eps - x0 (docs/algorithms/pretraining.md §1) */
     FR_PRED_EPSILON = 1,  /* DDPM / DDIM: eps prediction */
     FR_PRED_COUNT
 } fr_pred;

@@ -1,9 +1,9 @@
 /* Per-element formulas of the model's output head (flowrl/model.h), written once for ref,
- * opt and cuda (DESIGN.md §1 (2)). One rounding per operation (-ffp-contract=off).
+ * opt and cuda (docs/design.md §1.2). One rounding per operation (-ffp-contract=off).
  *
  * x0 head (x-prediction, Li & He 2025, "Back to Basics: Let Denoising Generative Models
  * Denoise", JiT §3): the network's last layer gives x̂0 and the model returns the flow
- * velocity it implies. With x_σ = (1−σ)·x0 + σ·ε and v = ε − x0 (spec/README.md
+ * velocity it implies. With x_σ = (1−σ)·x0 + σ·ε and v = ε − x0 (docs/algorithms/pretraining.md §1
  * "Rectified flow"), x0 = x_σ − σ·v, so
  *   v = (x − x̂0) / max(σ, σ_min),   σ = t / 1000
  * (σ_min keeps the division bounded near σ = 0, where v is ill-determined by x̂0; JiT

@@ -1,13 +1,13 @@
 /* The forward (noising) process of flow matching, for the methods that train on noised
- * samples rather than on sampler trajectories (AWM, DiffusionNFT, DGPO: spec/objectives.md
- * §9-§11; spec/README.md "Rectified flow"):
+ * samples rather than on sampler trajectories (AWM, DiffusionNFT, DGPO: docs/algorithms/awm.md;
+ * docs/algorithms/forward-process.md §3, §4; docs/algorithms/pretraining.md §1):
  *
  *   x_t = (1 − t)·x0 + t·ε,    ε ~ N(0, I),  t ∈ [0, 1] (t = 1 is noise)
  *
  * evaluated as pretraining evaluates it (fr_flow_noised_elem, flowrl/pretrain_elem.h), so
  * a loss on these samples can share pretraining's flow-matching routine bit for bit.
  *
- * ε by coordinate (DESIGN.md §1 (5), flowrl/philox.h), element d of row b:
+ * ε by coordinate (docs/design.md §1.5, flowrl/philox.h), element d of row b:
  *   ε[b, d] = fr_rng_normal(seed, purpose, c0, sample_ids[b], c2, d)
  * key (seed, purpose): the caller's stream (e.g. FR_RNG_PRETRAIN_NOISE, or a purpose of
  * its own); c0: the epoch (or update); c1: the sample id (independent of the row's

@@ -1,4 +1,4 @@
-/* The op table (DESIGN.md §3): a struct of function pointers, filled by the `ref`
+/* The op table (docs/design.md §3): a struct of function pointers, filled by the `ref`
  * backend first; `opt` and `cuda` override only the entries they implement (the BLIS
  * pattern), so a missing fast op falls back to the reference.
  *

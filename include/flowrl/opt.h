@@ -1,4 +1,4 @@
-/* The `opt` backend (DESIGN.md §1, §3): SIMD + threaded CPU kernels bitwise equal to `ref`
+/* The `opt` backend (docs/design.md §1, §3): SIMD + threaded CPU kernels bitwise equal to `ref`
  * for any thread count. Work is split across threads by outputs only (rows / column blocks
  * of C, rows of a batch, chunks of an elementwise op), never along a reduction axis, so
  * the thread count changes speed, never bits (docs/determinism.md "Canonical orders").

@@ -122,7 +122,7 @@ void fr_opts_add(fr_opts *o, const char *title, const fr_opt *rows, int n, int w
  * unknown backend; --fast without vendor kernels fails as fr_backend_get_mode does. */
 struct fr_ops;
 fr_status fr_backend_opts_resolve(const fr_backend_opts *b, const struct fr_ops **ops, int *n_threads);
-/* "backend opt, threads 2, mode exact" (STYLE.md: logged at the top of every run). */
+/* "backend opt, threads 2, mode exact" (docs/design.md §8.5: logged at the top of every run). */
 void fr_backend_describe(const struct fr_ops *ops, int n_threads, char *buf, size_t n);
 
 #endif

@@ -23,7 +23,7 @@ typedef struct {
 /* ---- AdamW ------------------------------------------------------------------------- */
 
 /* torch.optim.AdamW defaults are lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 1e-2;
- * Flow-GRPO uses weight decay 1e-4 (spec/objectives.md §2). Weight decay applies to every
+ * Flow-GRPO uses weight decay 1e-4 (docs/algorithms/flow-grpo.md §2). Weight decay applies to every
  * listed tensor, as AdamW(model.parameters()) does. */
 typedef struct {
     float beta1, beta2, eps, weight_decay;

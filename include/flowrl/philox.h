@@ -1,7 +1,7 @@
-/* Counter-based randomness: Philox4x32-10 (Salmon et al., SC11; spec/numerics.md §4).
+/* Counter-based randomness: Philox4x32-10 (Salmon et al., SC11; docs/algorithms/numerics.md §4).
  *
  * Every random number in flowrl is a pure function of its coordinates, never of the
- * order in which it is drawn (DESIGN.md §1 (5)):
+ * order in which it is drawn (docs/design.md §1.5):
  *
  *     key     = (seed, purpose)
  *     counter = (c0, c1, c2, idx / 4)      word idx % 4 of the output block
@@ -61,7 +61,7 @@ FR_HOSTDEV static inline void fr_philox_mulhilo(uint32_t a, uint32_t b, uint32_t
     *lo = (uint32_t)p;
 }
 
-/* Philox4x32 with R rounds; the key is bumped before rounds 2..R (spec/numerics.md §4). */
+/* Philox4x32 with R rounds; the key is bumped before rounds 2..R (docs/algorithms/numerics.md §4). */
 FR_HOSTDEV static inline fr_u32x4 fr_philox4x32_r(int rounds, fr_u32x4 ctr, uint32_t k0, uint32_t k1)
 {
     for (int r = 0; r < rounds; r++) {

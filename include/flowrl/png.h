@@ -1,4 +1,4 @@
-/* PNG output (libpng): single images, sample grids, 2-D scatter plots (DESIGN.md §5:
+/* PNG output (libpng): single images, sample grids, 2-D scatter plots (docs/design.md §5:
  * samples/NAME.png). Files are written to a temporary name and renamed, so a reader never
  * sees half a file. Pixels are 8-bit RGB, row-major (H, W, 3). */
 #ifndef FLOWRL_PNG_H

@@ -4,14 +4,14 @@
  *
  * Step s = 0, 1, ..., steps−1 (batch B, D = task->D); every random number is a pure
  * function of (seed, purpose, s, b), so a run is reproducible bit for bit and resumable
- * from any checkpoint (DESIGN.md §1 (5)):
+ * from any checkpoint (docs/design.md §1.5):
  *   prompt_b  = train prompt fr_rng_below(u32(FR_RNG_PROMPTS, (s, b, FR_PRETRAIN_TAG), 0),
  *               n_train)                                     (uniform over [0, n_train))
  *   x0_b      = task->sample(prompt_b, seed, index = s·B + b)
  *   ε_b       = normal(FR_RNG_PRETRAIN_NOISE, (s, b, 0), element i), i < D
  *   drop_b    = uniform(FR_RNG_CFG_DROPOUT, (s, b, 0), 0) < cfg_dropout
  *               -> the null condition (fr_cond_ids with prompt −1)
- *   velocity (spec/README.md "Rectified flow"):
+ *   velocity (docs/algorithms/pretraining.md §1):
  *     σ_b     = uniform(FR_RNG_PRETRAIN_TIME, (s, b, 0), 0)                   (sigma uniform)
  *             = sigmoid(m + s_ln·normal(FR_RNG_PRETRAIN_TIME, (s, b, 0), 0))  (logit-normal,
  *               SD3's lognorm(0, 1) by default)

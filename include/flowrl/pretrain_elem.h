@@ -1,9 +1,9 @@
 /* Per-element formulas of base-model pretraining (flowrl/pretrain.h), written once for
- * ref, opt and cuda (DESIGN.md §1 (2)). One rounding per operation, left to right, as
+ * ref, opt and cuda (docs/design.md §1.2). One rounding per operation, left to right, as
  * the torch expressions named at each function evaluate in float32 (-ffp-contract=off,
  * no fmaf here).
  *
- * Conventions (spec/README.md "Rectified flow"): x_σ = (1−σ)·x0 + σ·ε, σ = 1 is noise,
+ * Conventions (docs/algorithms/pretraining.md §1): x_σ = (1−σ)·x0 + σ·ε, σ = 1 is noise,
  * the network predicts v ≈ ε − x0 and is called with t = 1000σ. DDPM (epsilon
  * parameterization): x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε, target ε, integer t. */
 #ifndef FLOWRL_PRETRAIN_ELEM_H

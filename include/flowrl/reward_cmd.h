@@ -1,4 +1,4 @@
-/* External reward programs (DESIGN.md §6, `--reward cmd:PROGRAM`): flowrl starts PROGRAM
+/* External reward programs (docs/design.md §6, `--reward cmd:PROGRAM`): flowrl starts PROGRAM
  * once per run and scores each batch of samples by sending it over a pipe and reading back
  * one float32 per sample. The wire format is docs/reward-protocol.md; a template program is
  * examples/reward_brightness.py.

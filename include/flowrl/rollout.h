@@ -1,10 +1,10 @@
 /* Rollouts: sampling a batch of prompts through T sampler steps of a model, with
  * classifier-free guidance, noise drawn by coordinate, and optionally the whole
- * trajectory (what the Flow-GRPO family trains on: spec/samplers.md §0, §3, §15;
- * spec/objectives.md §2).
+ * trajectory (what the Flow-GRPO family trains on: docs/algorithms/samplers.md §0, §3, §15;
+ * docs/algorithms/flow-grpo.md §2).
  *
  * Per step i = 0..T-1 (flow kinds: σ = σ_i, σ' = σ_{i+1}; ddim: t = timesteps[i]):
- *   t_in = 1000·σ (velocity models, spec/README.md "Rectified flow", FG's unquantised
+ *   t_in = 1000·σ (velocity models, docs/algorithms/pretraining.md §1, FG's unquantised
  *          input, fr_timestep_diffusers) or the integer DDPM t (epsilon models)
  *   cfg == 1:  m = net(x, t_in, c)                         one forward over B rows
  *   cfg != 1:  [m_c; m_u] = net([x; x], t_in, [c; null])   one forward over 2B rows
@@ -12,7 +12,7 @@
  *   x_{i+1} = step(x_i, m, ξ_i)                            fr_sampler_step
  * m is v (flow kinds) or ε̂ (ddim). dpm order 2 carries x̂0 = x − σ·v of the previous step.
  *
- * Randomness (DESIGN.md §1 (5)): row b with sample id s = sample_ids[b] gets
+ * Randomness (docs/design.md §1.5): row b with sample id s = sample_ids[b] gets
  *   x_T   = normals (seed, FR_RNG_SAMPLER_INIT,  c0, owner(s, −1), 0), element j
  *   ξ_i   = normals (seed, FR_RNG_SAMPLER_NOISE, c0, owner(s, i), i), element j
  *           (times the branch's xi_scale at a branch step, see below)
@@ -28,7 +28,7 @@
  * it", owner(s, i) = s − (s mod span(i)):
  *   x_T_key FR_XT_GROUP   x_T shared by the group_size consecutive ids of a group
  *                         (span(−1) = group_size): one x_T per prompt.
- *   branch[0..n_branch)   prefix trees (BranchGRPO, samplers.md §11): ids come in trees of
+ *   branch[0..n_branch)   prefix trees (BranchGRPO, docs/algorithms/samplers.md §11): ids come in trees of
  *                         L = Π width_k leaves (s / L the tree, s mod L the leaf). At step
  *                         at_k each node splits into width_k children; the noise of steps
  *                         in [at_{k−1}, at_k) belongs to the depth-k node, so
@@ -72,7 +72,7 @@ typedef struct {
     int64_t at;     /* the children's own noise starts at step at (0 <= at < T) */
     int64_t width;  /* children per node, >= 1 */
     float xi_scale; /* ξ of step at is multiplied by this (BranchGRPO's split_noise_scale
-                       4; 1 = none); the log-prob keeps the nominal std (samplers.md §11
+                       4; 1 = none); the log-prob keeps the nominal std (docs/algorithms/samplers.md §11
                        quirk). Finite, > 0. */
 } fr_rollout_branch;
 
@@ -95,7 +95,7 @@ typedef struct {
     /* sde, cps, dance, ddim: the noise level of each step (T,), replacing `noise` step by
      * step; NULL = every step uses `noise`. Steps with level 0 are deterministic (x' = μ,
      * no noise drawn, log-prob 0 in the trajectory): the Flow-GRPO-Fast and MixGRPO windows
-     * (spec/samplers.md §10). */
+     * (docs/algorithms/samplers.md §10). */
     const float *step_noise;
     /* shared noise (above): x_T per sample or per group of group_size ids */
     fr_xt_key x_T_key;
@@ -145,7 +145,7 @@ fr_status fr_rollout_nfe(const fr_rollout_cfg *cfg, int64_t B, const int *prompt
 
 /* The sampler scalars of step i (0 <= i < T) exactly as fr_rollout uses them, and the
  * model input time t_in of that step: what a training loop needs to recompute a step's
- * log-prob bit for bit (spec/objectives.md §2: same step function, same a). cfg must have
+ * log-prob bit for bit (docs/algorithms/flow-grpo.md §2: same step function, same a). cfg must have
  * passed fr_rollout's checks (grids present). */
 fr_step fr_rollout_step(const fr_rollout_cfg *cfg, int64_t i);
 float fr_rollout_time(const fr_rollout_cfg *cfg, int64_t i);
@@ -153,8 +153,8 @@ float fr_rollout_time(const fr_rollout_cfg *cfg, int64_t i);
 /* ---- schedules ------------------------------------------------------------------- */
 
 typedef enum {
-    FR_GRID_DIFFUSERS = 0, /* fr_sigmas_diffusers: FG's double-shift grid (spec §1.2) */
-    FR_GRID_LINEAR = 1     /* fr_sigmas_linspace: s(linspace(1, 0, T+1)) (spec §1.3) */
+    FR_GRID_DIFFUSERS = 0, /* fr_sigmas_diffusers: FG's double-shift grid (docs/algorithms/samplers.md §1.2) */
+    FR_GRID_LINEAR = 1     /* fr_sigmas_linspace: s(linspace(1, 0, T+1)) (docs/algorithms/samplers.md §1.3) */
 } fr_grid;
 
 extern const char *const fr_grid_names[]; /* indexed by fr_grid, NULL-terminated */

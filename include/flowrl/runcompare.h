@@ -1,4 +1,4 @@
-/* Comparing two runs bit for bit (DESIGN.md §2): `flowrl audit A B`. Each side is a run
+/* Comparing two runs bit for bit (docs/design.md §2): `flowrl audit A B`. Each side is a run
  * directory, a run archive (flowrl pack, include/flowrl/archive.h) or a bare audit.log.
  *
  * The audit logs (include/flowrl/audit.h) are compared step by step over their complete

@@ -1,4 +1,4 @@
-/* safetensors files (DESIGN.md §5): checkpoints and golden tensors in the format PyTorch and
+/* safetensors files (docs/design.md §5): checkpoints and golden tensors in the format PyTorch and
  * Hugging Face users already load.
  *
  * Layout (the Hugging Face safetensors format): an 8-byte little-endian u64 N, N bytes of a

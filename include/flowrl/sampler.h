@@ -1,19 +1,19 @@
-/* Sampler steps over a batch, with their log-probs (spec/samplers.md §0-§6, §9).
+/* Sampler steps over a batch, with their log-probs (docs/algorithms/samplers.md §0-§6, §9).
  *
  * One step maps x (B, D) and the model output (B, D) -- the velocity v for the flow
  * samplers, the noise prediction ε̂ for ddim -- to x' (B, D), the mean μ (B, D) and the
  * log-prob (B,). Noise ξ (B, D) is an INPUT: the caller draws it from flowrl's Philox
- * streams by coordinate (DESIGN.md §1 (5)), so a step never owns randomness.
+ * streams by coordinate (docs/design.md §1.5), so a step never owns randomness.
  *
- * Log-probs are MEANS over the D non-batch elements (spec/README.md "Log-probs are means"),
+ * Log-probs are MEANS over the D non-batch elements (docs/algorithms/samplers.md §0),
  * reduced in the canonical order of flowrl/reduce.h (fr_mean_canonical per row).
  * The per-element math is in flowrl/sampler_elem.h; this file only loops.
  *
  * Which std each kind reports (fr_step_std):
  *   std      the std of the Gaussian x' | x, the one inside the log-prob
  *   std_dev  what the public code returns as its std:
- *              sde   σ_t WITHOUT √(−dt) (FG; feeds the KL, objectives.md §2). MixGRPO's
- *                    copy returns σ_t·√(−dt) instead: that is `std` (spec §3 quirk 2).
+ *              sde   σ_t WITHOUT √(−dt) (FG; feeds the KL, docs/algorithms/flow-grpo.md §2). MixGRPO's
+ *                    copy returns σ_t·√(−dt) instead: that is `std` (docs/algorithms/samplers.md §3 quirk 2).
  *              cps   σ_t = σ'·sin(aπ/2) (= std)
  *              dance η·√(−dσ) (= std; DANCE returns none)
  *              ddim  η·√var (= std)
@@ -112,7 +112,7 @@ fr_status fr_sampler_logprob(const fr_step *p, int64_t B, int64_t D,
                              float *mean,            // (B, D) or NULL
                              float *logp);           // (B,)
 
-/* v = v_u + g·(v_c − v_u) over n elements (spec §0). out may alias either input. */
+/* v = v_u + g·(v_c − v_u) over n elements (docs/algorithms/samplers.md §0). out may alias either input. */
 fr_status fr_cfg_combine(int64_t n, float g,
                          const float *v_u, // (n,)
                          const float *v_c, // (n,)

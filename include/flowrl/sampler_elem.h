@@ -1,5 +1,5 @@
-/* Per-element formulas of every sampler step (spec/samplers.md §0, §2-§6, §9), written once
- * for ref, opt and cuda (DESIGN.md §1 (2)). Each step has
+/* Per-element formulas of every sampler step (docs/algorithms/samplers.md §0, §2-§6, §9), written once
+ * for ref, opt and cuda (docs/design.md §1.2). Each step has
  *   - a *_coef_make() that turns the per-step scalars (σ, σ', noise level, ᾱ, ...) into
  *     the coefficients the public code forms once per step (0-dim tensors there), and
  *   - a *_mean_elem() giving the mean μ of x' | x for one element.
@@ -14,7 +14,7 @@
  * or two; there are no bit-level public values to match (torch's own CPU/GPU bits
  * differ).
  *
- * Conventions (spec/README.md): x_σ = (1−σ)x0 + σε, σ = 1 is noise, v ≈ ε − x0,
+ * Conventions (docs/algorithms/pretraining.md §1): x_σ = (1−σ)x0 + σε, σ = 1 is noise, v ≈ ε − x0,
  * dt = σ' − σ < 0. */
 #ifndef FLOWRL_SAMPLER_ELEM_H
 #define FLOWRL_SAMPLER_ELEM_H
@@ -29,14 +29,14 @@
 
 /* ---- shared ----------------------------------------------------------------------- */
 
-/* CFG-combined velocity, spec §0: v = v_u + g·(v_c − v_u). g = 0 gives v_u exactly; g = 1
+/* CFG-combined velocity, docs/algorithms/samplers.md §0: v = v_u + g·(v_c − v_u). g = 0 gives v_u exactly; g = 1
  * gives v_c up to one rounding (v_u + (v_c − v_u)). */
 FR_HOSTDEV static inline float fr_cfg_elem(float v_u, float v_c, float g)
 {
     return v_u + g * (v_c - v_u);
 }
 
-/* x̂0 = x − σ·v (spec §0). */
+/* x̂0 = x − σ·v (docs/algorithms/samplers.md §0). */
 FR_HOSTDEV static inline float fr_flow_x0_elem(float x, float v, float sigma)
 {
     return x - sigma * v;
@@ -58,7 +58,7 @@ FR_HOSTDEV static inline float fr_noise_add_elem(float mu, float std, float xi)
 /* The Gaussian log-density of one element, as the public code writes it:
  *   −(x' − μ)² / (2·std²) − log std − log √(2π)
  * evaluated ((−d²) / two_var − log_std) − log_sqrt_2pi with the per-step scalars below.
- * std = 0 gives NaN (−0/0): FG's a = 0 log-prob, never used (spec §2). */
+ * std = 0 gives NaN (−0/0): FG's a = 0 log-prob, never used (docs/algorithms/samplers.md §2). */
 typedef struct {
     float two_var;      /* 2·(std·std) */
     float log_std;      /* log std */
@@ -80,7 +80,7 @@ FR_HOSTDEV static inline float fr_gauss_logp_elem(float x_next, float mu, fr_gau
     return (-(d * d) / c.two_var - c.log_std) - c.log_sqrt_2pi;
 }
 
-/* ---- Euler ODE, spec §2 ------------------------------------------------------------ */
+/* ---- Euler ODE, docs/algorithms/samplers.md §2 ------------------------------------------------------------ */
 
 /* x' = x + v·dt, dt = σ' − σ (diffusers: `sample + (sigma_next - sigma) * model_output`). */
 FR_HOSTDEV static inline float fr_euler_elem(float x, float v, float dt)
@@ -88,11 +88,11 @@ FR_HOSTDEV static inline float fr_euler_elem(float x, float v, float dt)
     return x + v * dt;
 }
 
-/* ---- Flow-GRPO SDE, spec §3 -------------------------------------------------------- */
+/* ---- Flow-GRPO SDE, docs/algorithms/samplers.md §3 -------------------------------------------------------- */
 
 /* σ_t = √(σ / (1 − σ̃))·a with σ̃ = σ_1 if σ == 1 exactly, else σ (`torch.sqrt(sigma / (1 -
  * torch.where(sigma == 1, sigma_max, sigma))) * noise_level`, sigma_max = sigmas[1]). The
- * float-equality substitution is the only guard; no clamp (spec §3 quirk 1, §16.2). This
+ * float-equality substitution is the only guard; no clamp (docs/algorithms/samplers.md §3 quirk 1, §16.2). This
  * is the σ_t FG returns: it EXCLUDES √(−dt). */
 FR_HOSTDEV static inline float fr_sde_std_dev(float sigma, float sigma1, float a)
 {
@@ -129,11 +129,11 @@ FR_HOSTDEV static inline float fr_sde_mean_elem(float x, float v, fr_sde_coef c)
     return x * c.cx + v * c.cv * c.dt;
 }
 
-/* ---- CPS, spec §4 ------------------------------------------------------------------ */
+/* ---- CPS, docs/algorithms/samplers.md §4 ------------------------------------------------------------------ */
 
 /* σ_t = σ'·sin(a·π/2), the step std itself (no dt).
  * μ = x̂0·(1 − σ') + ε̂·√(σ'² − σ_t²), x̂0 = x − σv, ε̂ = x + v(1 − σ).
- * No clamp inside the square root (spec §4 quirk 2), as in the public code. With
+ * No clamp inside the square root (docs/algorithms/samplers.md §4 quirk 2), as in the public code. With
  * correctly rounded float ops and sin ≤ 1, σ_t = σ'·s rounds to at most σ' (rounding is
  * monotone), so σ_t·σ_t ≤ σ'·σ' and the argument is ≥ 0: a = 1 gives exactly 0. The
  * argument goes negative, and μ NaN, only if σ_t > σ' — a sin that returned more than 1,
@@ -170,7 +170,7 @@ FR_HOSTDEV static inline float fr_cps_mean_elem(float x, float v, fr_cps_coef c)
     return x0 * c.c_x0 + eps * c.c_eps;
 }
 
-/* CPS "log-prob" element: −(x' − μ)², all constants and the 1/(2σ_t²) dropped (spec §4
+/* CPS "log-prob" element: −(x' − μ)², all constants and the 1/(2σ_t²) dropped (docs/algorithms/samplers.md §4
  * quirk 1; the clip range 1e-5 is tuned to this scale). */
 FR_HOSTDEV static inline float fr_cps_logp_elem(float x_next, float mu)
 {
@@ -178,7 +178,7 @@ FR_HOSTDEV static inline float fr_cps_logp_elem(float x_next, float mu)
     return -(d * d);
 }
 
-/* ---- DanceGRPO constant-η step (flux_step), spec §5 --------------------------------- */
+/* ---- DanceGRPO constant-η step (flux_step), docs/algorithms/samplers.md §5 --------------------------------- */
 
 /* dσ = σ' − σ, std = η·√(σ − σ'),
  * μ = (x + dσ·v) + (−½η²·score)·dσ, score = −(x − x̂0·(1−σ))/σ², x̂0 = x − σv
@@ -209,7 +209,7 @@ FR_HOSTDEV static inline float fr_dance_mean_elem(float x, float v, fr_dance_coe
     return mu0 + (c.c_score * score) * c.dsigma;
 }
 
-/* ---- DDIM with η, ε-prediction, spec §6 -------------------------------------------- */
+/* ---- DDIM with η, ε-prediction, docs/algorithms/samplers.md §6 -------------------------------------------- */
 
 /* With β = 1 − ᾱ:
  *   var = (β_prev/β_t)·(1 − ᾱ_t/ᾱ_prev),  std = η·√var
@@ -243,7 +243,7 @@ FR_HOSTDEV static inline float fr_ddim_mean_elem(float x, float eps, fr_ddim_coe
     return c.sqrt_ab_prev * x0 + c.c_dir * eps;
 }
 
-/* ---- DPM-Solver++ multistep, data prediction, spec §9 ------------------------------ */
+/* ---- DPM-Solver++ multistep, data prediction, docs/algorithms/samplers.md §9 ------------------------------ */
 
 /* For the flow model α_σ = 1 − σ, σ_σ = σ, λ = log α − log σ, data prediction
  * m = x̂0 = x − σ·v (MIX fastvideo/utils/sampling_utils.py, deterministic branch):

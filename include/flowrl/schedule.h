@@ -1,7 +1,7 @@
 /* Noise schedules: σ grids of the flow samplers, timestep inputs, DDPM β / ᾱ tables.
- * spec/samplers.md §1 (flow grids), §6 (DDIM spacing), §7 (DPPO cosine β).
+ * docs/algorithms/samplers.md §1 (flow grids), §6 (DDIM spacing), §7 (DPPO cosine β).
  *
- * Grids are float32 arrays, as the public code hands them to the step (spec §0: "fp32
+ * Grids are float32 arrays, as the public code hands them to the step (docs/algorithms/samplers.md §0: "fp32
  * steps"). Where the public code computes a grid in float64 and casts once (numpy), so
  * does flowrl; where it computes in float32 torch ops whose bits depend on the device
  * (torch.linspace's CPU-vector / CPU-scalar / CUDA paths differ), flowrl computes in
@@ -16,10 +16,10 @@
 
 /* num_train_timesteps of every scheduler here (diffusers default, SD, SD3). */
 #define FR_NUM_TRAIN_TIMESTEPS 1000
-/* Shift S of all the flow repos (spec §1.1). */
+/* Shift S of all the flow repos (docs/algorithms/samplers.md §1.1). */
 #define FR_DEFAULT_SHIFT 3.0
 
-/* Shift function s(u) = S·u / (1 + (S−1)·u), spec §1.1, in the public code's order
+/* Shift function s(u) = S·u / (1 + (S−1)·u), docs/algorithms/samplers.md §1.1, in the public code's order
  * (shift * t) / (1 + (shift - 1) * t). float32 and float64 versions: the diffusers grid
  * uses both (§1.2). */
 FR_HOSTDEV static inline float fr_shift_f(float u, float S)
@@ -32,7 +32,7 @@ FR_HOSTDEV static inline double fr_shift_d(double u, double S)
     return (S * u) / (1.0 + (S - 1.0) * u);
 }
 
-/* The diffusers double-shift grid of Flow-GRPO (spec §1.2): T + 1 values, σ_T = 0.
+/* The diffusers double-shift grid of Flow-GRPO (docs/algorithms/samplers.md §1.2): T + 1 values, σ_T = 0.
  * Computed exactly as FlowMatchEulerDiscreteScheduler @ 03186e1 does:
  *   __init__ (float32 torch): sigma_min = s_f32(float32(1) / 1000), sigma_max = s_f32(1)
  *   set_timesteps (float64 numpy): t = linspace(1000·sigma_max, 1000·sigma_min, T)
@@ -50,11 +50,11 @@ fr_status fr_sigmas_diffusers(int64_t T, double shift, float *sigmas /* (T+1,) *
 fr_status fr_sigmas_shifted_linspace(double u_start, double u_end, int64_t n, double shift,
                                      float *sigmas /* (n,) */);
 
-/* The s(linspace(1, 0, T+1)) grid of MIX, DANCE, BRANCH and G2 (spec §1.3): T + 1 values,
+/* The s(linspace(1, 0, T+1)) grid of MIX, DANCE, BRANCH and G2 (docs/algorithms/samplers.md §1.3): T + 1 values,
  * σ_0 = 1 and σ_T = 0 exactly. */
 fr_status fr_sigmas_linspace(int64_t T, double shift, float *sigmas /* (T+1,) */);
 
-/* Network time input of MIX/DANCE/BRANCH/G2 (spec §1.4): ⌊1000σ⌋/1000, computed as the
+/* Network time input of MIX/DANCE/BRANCH/G2 (docs/algorithms/samplers.md §1.4): ⌊1000σ⌋/1000, computed as the
  * public code does: int(σ·1000) with σ·1000 a float32 product, then a float32 division
  * of the integer by 1000 (`timesteps / 1000`). The step math keeps the exact σ. */
 FR_HOSTDEV static inline float fr_timestep_quantized(float sigma)
@@ -63,7 +63,7 @@ FR_HOSTDEV static inline float fr_timestep_quantized(float sigma)
     return (float)(int32_t)t / 1000.0f;
 }
 
-/* Network time input of FG (spec §1.2): `timesteps = sigmas * 1000`, float32, unquantized
+/* Network time input of FG (docs/algorithms/samplers.md §1.2): `timesteps = sigmas * 1000`, float32, unquantized
  * (note the 0..1000 scale, unlike fr_timestep_quantized's 0..1). */
 FR_HOSTDEV static inline float fr_timestep_diffusers(float sigma)
 {
@@ -77,12 +77,12 @@ FR_HOSTDEV static inline float fr_timestep_diffusers(float sigma)
 fr_status fr_betas_linear(int64_t n, double beta_start, double beta_end, float *betas /* (n,) */);
 
 /* β_i = linspace(√beta_start, √beta_end, n)_i², Stable Diffusion's "scaled_linear"
- * (beta_start 0.00085, beta_end 0.012 for SD 1.x, used by DDPO, spec §6): the linspace
+ * (beta_start 0.00085, beta_end 0.012 for SD 1.x, used by DDPO, docs/algorithms/samplers.md §6): the linspace
  * value is rounded to float32 and squared in float32, as torch's float32 `** 2`. */
 fr_status fr_betas_scaled_linear(int64_t n, double beta_start, double beta_end,
                                  float *betas /* (n,) */);
 
-/* DPPO's cosine schedule (spec §7): ᾱ(k) = cos²(((k/n + s)/(1 + s))·π/2) / ᾱ(0),
+/* DPPO's cosine schedule (docs/algorithms/samplers.md §7): ᾱ(k) = cos²(((k/n + s)/(1 + s))·π/2) / ᾱ(0),
  * β_k = clip(1 − ᾱ(k)/ᾱ(k−1), 0, max_beta), k = 1..n (s = 0.008, max_beta = 0.999).
  * DPPO evaluates x = linspace(0, n+1, n+1) and x/(n+1); in exact arithmetic that is
  * k/n. flowrl evaluates β without the cancellation of 1 − ratio, through
@@ -100,7 +100,7 @@ fr_status fr_alphas_cumprod(int64_t n, const float *betas /* (n,) */, float *alp
  * i = 0..T−1 (integer division; SD's config has steps_offset = 1). 1 <= T <= n_train. */
 fr_status fr_ddim_timesteps(int64_t T, int64_t n_train, int64_t offset, int64_t *t /* (T,) */);
 
-/* prev_t = t − n_train / T, clamped to [0, n_train − 1] (spec §6; DDPO's clamp makes the
+/* prev_t = t − n_train / T, clamped to [0, n_train − 1] (docs/algorithms/samplers.md §6; DDPO's clamp makes the
  * last step use ᾱ[0]). */
 FR_HOSTDEV static inline int64_t fr_ddim_prev_timestep(int64_t t, int64_t T, int64_t n_train)
 {

@@ -1,4 +1,4 @@
-/* Built-in tasks (DESIGN.md §6): a data generator, a prompt table and rewards behind one
+/* Built-in tasks (docs/design.md §6): a data generator, a prompt table and rewards behind one
  * struct, looked up by name. docs: data/README.md.
  *
  * Conventions

@@ -1,6 +1,6 @@
 /* Trajectory-PPO training, one (micro-batch, step j) at a time, shared by the algorithms
  * that train on the transitions of their own rollouts (the Flow-GRPO family:
- * spec/objectives.md §2-§8). An algorithm supplies an fr_traj_objective (its policy term);
+ * docs/algorithms/flow-grpo.md §2-§8). An algorithm supplies an fr_traj_objective (its policy term);
  * fr_traj_micro_step does the rest, as flowrl/grpo.h chains it:
  *   1. gather rows: x_j, x_{j+1}, μ_old, logp_old of step j and the advantages
  *   2. v_θ = fr_guided_forward(policy, x_j)             (the rollout's guidance)
@@ -58,11 +58,11 @@ typedef struct {
                       fr_traj_stats *st);
 } fr_traj_objective;
 
-/* Flow-GRPO's PPO-clip term (objectives.md §2; fr_ppo_policy then fr_logp_backward).
+/* Flow-GRPO's PPO-clip term (docs/algorithms/flow-grpo.md §2; fr_ppo_policy then fr_logp_backward).
  * params: const fr_ppo_params *. */
 extern const fr_traj_objective fr_traj_ppo;
 
-/* GRPO-Guard (objectives.md §3; fr_guard_policy, sde only). params: const
+/* GRPO-Guard (docs/algorithms/flow-grpo.md §3; fr_guard_policy, sde only). params: const
  * fr_traj_guard_params *. */
 typedef struct {
     fr_ppo_params ppo;

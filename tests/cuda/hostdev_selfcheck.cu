@@ -1,11 +1,11 @@
-/* CUDA self-check of the shared FR_HOSTDEV element functions (DESIGN.md §1 (2)).
+/* CUDA self-check of the shared FR_HOSTDEV element functions (docs/design.md §1.2).
  *
  * `make check` compiles this file with nvcc --fmad=false whenever nvcc is present, which
  * proves that every shared header builds for the device. Run on a machine with a GPU
  * (`make cuda-selfcheck`), it evaluates Philox, the normal stream, the transcendental
  * functions, the activations and the sampler elements on the device and on the host, and
  * requires identical bits: the Random123 pattern of one KAT checked by kat_c and kat_cuda
- * (spec/numerics.md §4). Exit code 0 = every value equal, 1 = a mismatch, 77 = no GPU. */
+ * (docs/algorithms/numerics.md §4). Exit code 0 = every value equal, 1 = a mismatch, 77 = no GPU. */
 #include <cstdio>
 #include <cstring>
 #include <cuda_runtime.h>
