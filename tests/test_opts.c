@@ -131,6 +131,8 @@ START_TEST(test_every_kind_parses)
     ck_assert_int_eq(g_t.tri, 1);
     ck_assert_int_eq(n_pos, 1);
     ck_assert_str_eq(pos[0], "--not-an-option");
+    ck_assert_int_eq(parse("--seed 010", NULL, 0, NULL), FR_OK);
+    ck_assert_uint_eq(g_t.seed, 10); /* decimal, not octal */
     ck_assert_int_eq(parse("--flag=true --tri auto --seed 4294967295", NULL, 0, NULL), FR_OK);
     ck_assert_int_eq(g_t.flag, 1);
     ck_assert_int_eq(g_t.tri, -1);
