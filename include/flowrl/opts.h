@@ -88,7 +88,7 @@ typedef struct {
 
 /* The set of options a command takes: groups over up to FR_OPTS_MAX_STRUCTS structs. */
 #define FR_OPTS_MAX_GROUPS 12
-#define FR_OPTS_MAX_STRUCTS 4
+#define FR_OPTS_MAX_STRUCTS 8
 typedef struct {
     const char *cmd;                    /* "train", for messages: "flowrl train: ..." */
     fr_opt_group g[FR_OPTS_MAX_GROUPS];
