@@ -23,12 +23,13 @@ static const fr_opt k_model_rows[] = {
 
 void fr_cli_sampling_add(fr_opts *o, fr_cli_sampling_args *a, int first)
 {
-    o->s[first] = &a->m;
-    o->s[first + 1] = &a->s;
-    o->s[first + 2] = &a->b;
+    /* fr_opts_add checks first + 2 < FR_OPTS_MAX_STRUCTS before o->s is written */
     fr_opts_add(o, "Checkpoint", k_model_rows, (int)(sizeof k_model_rows / sizeof k_model_rows[0]), first);
     fr_opts_add(o, "Sampling", fr_sampling_rows, fr_sampling_nrows, first + 1);
     fr_opts_add(o, "Backend", fr_backend_rows, fr_backend_nrows, first + 2);
+    o->s[first] = &a->m;
+    o->s[first + 1] = &a->s;
+    o->s[first + 2] = &a->b;
 }
 
 double fr_cli_now(void)

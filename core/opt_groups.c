@@ -133,8 +133,9 @@ const int fr_runctl_nrows_steps = 5;
 
 void fr_opts_add(fr_opts *o, const char *title, const fr_opt *rows, int n, int which)
 {
-    if (o->ng >= FR_OPTS_MAX_GROUPS) { /* a programming error, never an input's */
-        fprintf(stderr, "flowrl %s: more than %d option groups\n", o->cmd, FR_OPTS_MAX_GROUPS);
+    if (o->ng >= FR_OPTS_MAX_GROUPS || which < 0 || which >= FR_OPTS_MAX_STRUCTS) { /* a programming error */
+        fprintf(stderr, "flowrl %s: option group %s: more than %d groups or struct %d outside [0, %d)\n", o->cmd,
+                title, FR_OPTS_MAX_GROUPS, which, FR_OPTS_MAX_STRUCTS);
         abort();
     }
     o->g[o->ng++] = (fr_opt_group){title, rows, n, which};

@@ -136,7 +136,9 @@ fr_status fr_opt_set(const fr_opt *r, void *st, const char *text, const char *wh
         unsigned long long u = 0;
         if (r->kind == FR_OPT_U32) {
             if (*text == '-') return fr_fail(FR_ERR_ARG, "%s: '%s' is not a 32-bit unsigned integer", where, text);
-            u = strtoull(text, &end, 0);
+            /* decimal, or hex after 0x; never octal ("010" is ten) */
+            int hex = text[0] == '0' && (text[1] == 'x' || text[1] == 'X');
+            u = strtoull(text, &end, hex ? 16 : 10);
         } else {
             i = strtoll(text, &end, 10);
         }

@@ -170,7 +170,27 @@ static void metavar(const fr_opt *r, char *b, size_t n)
     }
 }
 
-#define HELP_COL 28 /* where the help text starts */
+#define HELP_COL 28   /* where the help text starts */
+#define HELP_WIDTH 96 /* and where it wraps */
+
+/* text from column col (the cursor is there), wrapped at spaces before HELP_WIDTH, each
+ * further line indented to col */
+static void wrap(FILE *f, const char *text, int col)
+{
+    int x = col;
+    while (*text) {
+        while (*text == ' ') text++;
+        size_t w = strcspn(text, " ");
+        if (x > col && x + 1 + (int)w > HELP_WIDTH) {
+            fprintf(f, "\n%*s", col, "");
+            x = col;
+        }
+        if (x > col) x += fprintf(f, " ");
+        x += fprintf(f, "%.*s", (int)w, text);
+        text += w;
+    }
+    fputc('\n', f);
+}
 
 void fr_opts_help(const fr_opts *o, FILE *f)
 {
@@ -183,7 +203,7 @@ void fr_opts_help(const fr_opts *o, FILE *f)
         for (int i = 0; i < o->g[g].n; i++) {
             const fr_opt *r = &o->g[g].rows[i];
             if (r->flags & FR_OPT_HIDDEN) continue;
-            char flag[96], mv[128], left[256], val[FR_OPT_TEXT_MAX];
+            char flag[96], mv[128], left[256], val[FR_OPT_TEXT_MAX], text[FR_OPT_TEXT_MAX + 512];
             fr_opt_flag(r, flag, sizeof flag);
             metavar(r, mv, sizeof mv);
             fr_opt_format(r, st, val, sizeof val);
@@ -195,10 +215,11 @@ void fr_opts_help(const fr_opts *o, FILE *f)
                 fputc('\n', f);
                 w = 0;
             }
-            fprintf(f, "%*s%s", HELP_COL - w, "", r->help ? r->help : "");
+            fprintf(f, "%*s", HELP_COL - w, "");
             /* the current value as the default; none for a bool (--[no-] says it) or "" */
-            if (r->kind != FR_OPT_BOOL && val[0]) fprintf(f, " (%s)", val);
-            fputc('\n', f);
+            snprintf(text, sizeof text, "%s%s%s%s", r->help ? r->help : "", r->kind != FR_OPT_BOOL && val[0] ? " (" : "",
+                     r->kind != FR_OPT_BOOL ? val : "", r->kind != FR_OPT_BOOL && val[0] ? ")" : "");
+            wrap(f, text, HELP_COL);
         }
     }
 }

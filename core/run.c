@@ -49,7 +49,7 @@ static fr_status setup(fr_run *r)
     const char *prog = fr_reward_cmd_program(o->c.reward);
     if (prog) {
         r->reward_id = -1;
-        fr_reward_cmd_opts ro = {o->c.reward_timeout, r->task->C, r->task->H, r->task->W};
+        fr_reward_cmd_opts ro = {o->rw.timeout_s, r->task->C, r->task->H, r->task->W};
         FR_TRY(fr_reward_cmd_open(prog, &ro, &r->rcmd));
     } else if (o->c.reward[0]) {
         FR_TRY(fr_task_reward_id(r->task, o->c.reward, &r->reward_id));

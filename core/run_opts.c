@@ -27,8 +27,6 @@ static const fr_opt k_inputs[] = {
     FR_OPT_STR(C, reward, "reward", "",
                "a task reward (gmm2d: mode, halfplane; shapes: geneval, strict) or cmd:PROGRAM "
                "(docs/reward-protocol.md); default the task's first", 0),
-    FR_OPT_F64(C, reward_timeout, "reward_timeout", "60", 0.001, 86400,
-               "seconds a reward program may take per batch", FR_OPT_RESUMABLE),
     FR_OPT_BOOL(C, base_raw, "base_raw", "false", "start from the base's raw weights, not its ema.* weights", 0),
     {"prompts_per_epoch", FR_OPT_I64, offsetof(C, prompts), sizeof(int64_t), "8", 1, 1 << 20, NULL,
      "P: prompts per epoch", 0, "--prompts", "P"},
@@ -85,6 +83,7 @@ void fr_run_opts_bind(fr_opts *o, fr_run_opts *ro, const fr_algo *a, void *ao)
     add(o, "Update", k_update, N(k_update), &ro->c);
     add(o, "Optimiser", fr_optim_rows, fr_optim_nrows, &ro->opt);
     add(o, "Evaluation", fr_evalrun_rows, fr_evalrun_nrows, &ro->ev);
+    add(o, "Reward program", fr_reward_cmd_rows, fr_reward_cmd_nrows, &ro->rw);
     add(o, "Health checks", k_health, N(k_health), &ro->c);
     add(o, "Backend", fr_backend_rows, fr_backend_nrows, &ro->be);
 }

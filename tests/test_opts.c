@@ -1,6 +1,7 @@
 /* The option engine (core/opts*.c, flowrl/opts.h), the shared groups (core/opt_groups.c)
  * and the enum-name helpers (core/enum_names.c). */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,8 @@ START_TEST(test_every_kind_parses)
     ck_assert_int_eq(g_t.tri, 1);
     ck_assert_int_eq(n_pos, 1);
     ck_assert_str_eq(pos[0], "--not-an-option");
+    ck_assert_int_eq(parse("--seed 010", NULL, 0, NULL), FR_OK);
+    ck_assert_uint_eq(g_t.seed, 10); /* decimal, not octal */
     ck_assert_int_eq(parse("--flag=true --tri auto --seed 4294967295", NULL, 0, NULL), FR_OK);
     ck_assert_int_eq(g_t.flag, 1);
     ck_assert_int_eq(g_t.tri, -1);
@@ -503,6 +506,15 @@ START_TEST(test_enum_names)
 }
 END_TEST
 
+/* A group over a struct index the set cannot hold is a programming error: abort, never a
+ * write past fr_opts.s (what an eval with five structs did before the limit was 8). */
+START_TEST(test_too_many_structs_aborts)
+{
+    fr_opts o = {.cmd = "test"};
+    fr_opts_add(&o, "Backend", fr_backend_rows, fr_backend_nrows, FR_OPTS_MAX_STRUCTS);
+}
+END_TEST
+
 Suite *suite_opts(void)
 {
     Suite *s = suite_create("opts");
@@ -519,6 +531,7 @@ Suite *suite_opts(void)
     tcase_add_test(tc, test_shared_groups);
     tcase_add_test(tc, test_reads_cff6d07_config);
     tcase_add_test(tc, test_enum_names);
+    tcase_add_test_raise_signal(tc, test_too_many_structs_aborts, SIGABRT);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -61,7 +61,8 @@ typedef struct {
     const char *const *names;       /* FR_OPT_ENUM: NULL-terminated value names */
     const char *help;               /* one line; the default is appended by --help */
     unsigned flags;                 /* FR_OPT_* above */
-    const char *alias;              /* deprecated flag ("--steps"), or NULL */
+    const char *alias;              /* deprecated flag ("--steps"), or NULL; a single-dash
+                                       alias ("-o") is a short form, accepted silently */
     const char *metavar;            /* "N", "X", "PATH" in --help; NULL = derived from kind */
 } fr_opt;
 
@@ -86,8 +87,8 @@ typedef struct {
 } fr_opt_group;
 
 /* The set of options a command takes: groups over up to FR_OPTS_MAX_STRUCTS structs. */
-#define FR_OPTS_MAX_GROUPS 12
-#define FR_OPTS_MAX_STRUCTS 8
+#define FR_OPTS_MAX_GROUPS 16
+#define FR_OPTS_MAX_STRUCTS 12
 typedef struct {
     const char *cmd;                    /* "train", for messages: "flowrl train: ..." */
     fr_opt_group g[FR_OPTS_MAX_GROUPS];
@@ -127,7 +128,8 @@ void fr_opts_help(const fr_opts *o, FILE *f);
 fr_status fr_opts_check(const fr_opts *o);
 
 /* A row's value as text, the shortest form that reads back to the same bits
- * (floats "%.Ng" with the smallest N that round-trips; enums by name; bools true/false). */
+ * (floats "%.Ng" with the smallest N >= 6 (float) / 15 (double) that round-trips, the text
+ * cff6d07's config.json and metadata hold; enums by name; bools true/false; tri auto/true/false). */
 void fr_opt_format(const fr_opt *r, const void *st, char *buf, size_t n);
 /* Sets a row from text, with range and enum checks; errors name `where` ("--lr",
  * "run/config.json: lr"). */
@@ -143,7 +145,9 @@ fr_status fr_opts_write_json(const fr_opts *o, const fr_opts_kv *extra, int n_ex
 /* Reads it back: known keys set their rows (aliases of renamed keys accepted: a row whose
  * `alias` is "--old-name" also accepts JSON key "old_name"); keys in `ignore` (NULL-terminated,
  * may be NULL) are skipped; any other key is FR_ERR_FORMAT "PATH: unknown key 'x'"; keys
- * missing from an older file keep their current values. */
+ * missing from an older file keep their current values. A FR_OPT_PATH row given as a
+ * relative path takes its "<key>_abs" when the file has one (the path was relative to the
+ * directory the run started in). Value errors are FR_ERR_FORMAT "PATH: key: what". */
 fr_status fr_opts_read_json(const fr_opts *o, const char *path, const char *const *ignore);
 /* The string value of a top-level key of a JSON file into buf ("" if absent). */
 fr_status fr_opts_json_string(const char *path, const char *key, char *buf, size_t n);

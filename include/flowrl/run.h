@@ -39,6 +39,7 @@
 #include "flowrl/ops.h"
 #include "flowrl/opt_groups.h"
 #include "flowrl/optim.h"
+#include "flowrl/reward_cmd.h"
 #include "flowrl/rollout.h"
 #include "flowrl/status.h"
 #include "flowrl/task.h"
@@ -46,7 +47,6 @@
 
 struct fr_algo;
 struct fr_audit;
-struct fr_reward_cmd;
 struct fr_st_file;
 
 typedef enum {
@@ -61,7 +61,6 @@ typedef struct {
     char base[FR_OPT_PATH_MAX];   /* base checkpoint: policy init and KL reference */
     char task[32];                /* "" = the checkpoint's metadata "task" */
     char reward[FR_OPT_PATH_MAX]; /* a task reward name, "cmd:PROGRAM", or "" = task default */
-    double reward_timeout;        /* seconds per reward-program batch */
     int base_raw;                 /* 1: start from the raw weights, not the base's ema.* */
     int64_t prompts;              /* P prompts per epoch */
     int64_t group;                /* G samples per prompt */
@@ -87,6 +86,7 @@ typedef struct {
     fr_sampling_opts smp;
     fr_optim_opts opt;
     fr_evalrun_opts ev;
+    fr_reward_cmd_opts rw;        /* the reward program's (timeout) */
     fr_backend_opts be;
 } fr_run_opts;
 
@@ -183,7 +183,7 @@ typedef struct fr_run {
     int threads;
     const fr_task *task;
     int reward_id;                 /* built-in reward; -1 with an external program */
-    struct fr_reward_cmd *rcmd;
+    fr_reward_cmd *rcmd;
     fr_model pol;                  /* the policy (trained) */
     fr_model ref;                  /* the frozen base (when the algorithm asks for it) */
     int have_ref;
