@@ -17,10 +17,10 @@
 #include "flowrl/fm_loss.h"
 #include "flowrl/philox.h"
 #include "flowrl/pretrain_elem.h"
+#include "flowrl/optim_step.h"
 #include "flowrl/schedule.h"
 #include "flowrl/task.h"
 
-#define PI_F 3.14159265358979323846f
 #define TAIL 100 /* steps averaged into result.tail_loss */
 
 fr_pretrain_cfg fr_pretrain_defaults(void)
@@ -67,12 +67,7 @@ int64_t fr_pretrain_warmup(const fr_pretrain_cfg *cfg)
 
 float fr_pretrain_lr(const fr_pretrain_cfg *cfg, int64_t s)
 {
-    int64_t w = fr_pretrain_warmup(cfg);
-    if (s < w) return cfg->lr * (float)(s + 1) / (float)w;
-    if (cfg->schedule == FR_LR_CONSTANT || cfg->steps <= w) return cfg->lr;
-    float p = (float)(s - w) / (float)(cfg->steps - w);
-    float c = fr_cosf(PI_F * p);
-    return cfg->lr_min + (cfg->lr - cfg->lr_min) * (0.5f * (1.0f + c));
+    return fr_lr_at(cfg->lr, cfg->lr_min, (int)cfg->schedule, fr_pretrain_warmup(cfg), s, cfg->steps);
 }
 
 fr_status fr_pretrain_step_path(const char *out, int64_t step, char *buf, size_t n)
@@ -358,19 +353,11 @@ static fr_status train_step(run_state *r, const fr_pretrain_cfg *cfg, const fr_o
                        (double)*loss);
     fr_model_zero_grad(&r->m, ops);
     FR_TRY(fr_model_backward(&r->m, ops, &r->ws, r->sq, NULL));
-    if (cfg->clip > 0.0f) {
-        fr_status st = fr_clip_grad_norm(ops, r->m.params, r->m.n_params, cfg->clip, gnorm);
-        if (st != FR_OK)
-            return fr_fail(st, "pretrain: step %lld: the gradient norm is %g", (long long)s + 1,
-                           (double)*gnorm);
-    } else {
-        *gnorm = NAN;
-    }
-    FR_TRY(fr_adamw_step(ops, &r->opt, r->m.params, r->m.n_params, acfg, lr));
-    /* EMA warm-up: decay min(ema, (1 + k)/(10 + k)) with k = s updates before this one */
-    float warm = (1.0f + (float)s) / (10.0f + (float)s);
-    float decay = cfg->ema < warm ? cfg->ema : warm;
-    return fr_ema_update(ops, &r->ema, r->m.params, r->m.n_params, decay);
+    /* the one optimiser step (flowrl/optim_step.h): clip, AdamW, EMA with warm-up */
+    fr_optim_step_cfg oc = {cfg->clip, *acfg, lr, cfg->ema, 1, FR_EMA_WARMUP};
+    char what[64];
+    snprintf(what, sizeof what, "pretrain: step %lld", (long long)s + 1);
+    return fr_optim_step(ops, r->m.params, r->m.n_params, &r->opt, &r->ema, &oc, NULL, NULL, what, gnorm);
 }
 
 static fr_status save(const run_state *r, const fr_pretrain_cfg *cfg, int64_t step, float loss,
