@@ -27,7 +27,8 @@
     X(rollout)                                                                             \
     X(golden)                                                                              \
     X(train)                                                                               \
-    X(fast)
+    X(fast)                                                                                \
+    X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure
  * instead of breaking the link of every other suite. */
