@@ -414,11 +414,12 @@ static fr_status adamw_in(const fr_golden_case *c, fr_golden_in *g)
 {
     (void)c;
     int64_t n[1] = {EN};
-    FR_TRY(fr_gi_scalar(g, "lr", 1e-3f));
-    FR_TRY(fr_gi_scalar(g, "beta1", 0.9f));
-    FR_TRY(fr_gi_scalar(g, "beta2", 0.999f));
-    FR_TRY(fr_gi_scalar(g, "eps", 1e-8f));
-    FR_TRY(fr_gi_scalar(g, "weight_decay", 1e-2f));
+    /* F64, as torch's Python floats: the step's float scalars derive from these doubles */
+    FR_TRY(fr_gi_scalar_f64(g, "lr", 1e-3));
+    FR_TRY(fr_gi_scalar_f64(g, "beta1", 0.9));
+    FR_TRY(fr_gi_scalar_f64(g, "beta2", 0.999));
+    FR_TRY(fr_gi_scalar_f64(g, "eps", 1e-8));
+    FR_TRY(fr_gi_scalar_f64(g, "weight_decay", 1e-2));
     FR_TRY(fr_gi_param(g, "step", 7));
     FR_TRY(fr_gi_normal(g, "p", 1, n, 1.0f, NULL));
     FR_TRY(fr_gi_normal(g, "g", 1, n, 0.1f, NULL));
@@ -430,15 +431,16 @@ static fr_status adamw_run(const fr_golden_case *c, const fr_ops *ops, const fr_
                            fr_st_file *out)
 {
     (void)c;
-    float lr, b1, b2, eps, wd, *p, *m, *v;
+    double lr, b1, b2, eps, wd;
+    float *p, *m, *v;
     long long step;
     int64_t n;
     const float *p0, *g, *m0, *v0;
-    FR_TRY(fr_go_scalar(in, "lr", &lr));
-    FR_TRY(fr_go_scalar(in, "beta1", &b1));
-    FR_TRY(fr_go_scalar(in, "beta2", &b2));
-    FR_TRY(fr_go_scalar(in, "eps", &eps));
-    FR_TRY(fr_go_scalar(in, "weight_decay", &wd));
+    FR_TRY(fr_go_scalar_f64(in, "lr", &lr));
+    FR_TRY(fr_go_scalar_f64(in, "beta1", &b1));
+    FR_TRY(fr_go_scalar_f64(in, "beta2", &b2));
+    FR_TRY(fr_go_scalar_f64(in, "eps", &eps));
+    FR_TRY(fr_go_scalar_f64(in, "weight_decay", &wd));
     FR_TRY(fr_go_param(in, "step", 1, 1LL << 40, &step));
     FR_TRY(fr_go_f32(in, "p", 1, &n, &p0));
     FR_TRY(fr_go_exact(in, "g", FR_F32, 1, &n, (const void **)&g));
@@ -454,6 +456,8 @@ static fr_status adamw_run(const fr_golden_case *c, const fr_ops *ops, const fr_
     ops->adamw(n, p, g, m, v, &hp);
     /* the step scalars of fr_adamw_prepare, so an implementation can check those first */
     FR_TRY(fr_go_out_scalar(out, "decay", hp.decay));
+    FR_TRY(fr_go_out_scalar(out, "one_minus_beta1", hp.one_minus_beta1));
+    FR_TRY(fr_go_out_scalar(out, "one_minus_beta2", hp.one_minus_beta2));
     FR_TRY(fr_go_out_scalar(out, "step_size", hp.step_size));
     return fr_go_out_scalar(out, "bc2_sqrt", hp.bc2_sqrt);
 }

@@ -9,7 +9,7 @@
 
 fr_adamw_cfg fr_adamw_cfg_default(void)
 {
-    fr_adamw_cfg c = {0.9f, 0.999f, 1e-8f, 1e-2f};
+    fr_adamw_cfg c = {0.9, 0.999, 1e-8, 1e-2};
     return c;
 }
 
@@ -84,7 +84,7 @@ void fr_adamw_state_free(fr_adamw_state *s)
 }
 
 fr_status fr_adamw_step(const fr_ops *ops, fr_adamw_state *s, fr_param *ps, int n,
-                        const fr_adamw_cfg *cfg, float lr)
+                        const fr_adamw_cfg *cfg, double lr)
 {
     FR_TRY(check_list("adamw", s->m, s->n, ps, n));
     fr_adamw_hp hp = fr_adamw_prepare(lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay,

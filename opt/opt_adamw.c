@@ -1,5 +1,5 @@
 /* AdamW of opt: fr_adamw_elem (flowrl/elem.h, PyTorch semantics) lane by lane in AVX2 --
- * it is plain * + - / sqrt and the fmaf of the lerp, all correctly rounded vector ops --
+ * it is plain * + - / sqrt and two fmaf, all correctly rounded vector ops --
  * split into contiguous chunks across threads. */
 #include "flowrl/elem.h"
 #include "opt/opt_internal.h"
@@ -17,21 +17,20 @@ typedef struct {
 FR_AVX2 static void adamw_avx2(int64_t b0, int64_t e, float *p, const float *g, float *m,
                                float *v, const fr_adamw_hp *hp)
 {
-    const float w = 1.0f - hp->beta1; /* as fr_adamw_elem computes it */
-    const int lo = w < 0.5f;          /* fr_lerp_elem's branch, the same for every element */
-    const __m256 vw = _mm256_set1_ps(lo ? w : w - 1.0f);
-    const __m256 decay = _mm256_set1_ps(hp->decay), b2 = _mm256_set1_ps(hp->beta2);
-    const __m256 omb2 = _mm256_set1_ps(1.0f - hp->beta2), bc2 = _mm256_set1_ps(hp->bc2_sqrt);
-    const __m256 eps = _mm256_set1_ps(hp->eps), ss = _mm256_set1_ps(hp->step_size);
+    const __m256 decay = _mm256_set1_ps(hp->decay);
+    const __m256 b1 = _mm256_set1_ps(hp->beta1), omb1 = _mm256_set1_ps(hp->one_minus_beta1);
+    const __m256 b2 = _mm256_set1_ps(hp->beta2), omb2 = _mm256_set1_ps(hp->one_minus_beta2);
+    const __m256 bc2 = _mm256_set1_ps(hp->bc2_sqrt), eps = _mm256_set1_ps(hp->eps);
+    const __m256 ss = _mm256_set1_ps(hp->step_size);
     int64_t i = b0;
     for (; i + 8 <= e; i += 8) {
         __m256 pv = _mm256_loadu_ps(p + i), gv = _mm256_loadu_ps(g + i);
         __m256 mv = _mm256_loadu_ps(m + i), vv = _mm256_loadu_ps(v + i);
         __m256 pp = _mm256_mul_ps(pv, decay);
-        /* lerp: w < 0.5 ? fmaf(w, g - m, m) : fmaf(w - 1, g - m, g) */
-        __m256 mm = _mm256_fmadd_ps(vw, _mm256_sub_ps(gv, mv), lo ? mv : gv);
-        /* (v * beta2) + ((1 - beta2) * g) * g */
-        __m256 vn = _mm256_add_ps(_mm256_mul_ps(vv, b2), _mm256_mul_ps(_mm256_mul_ps(omb2, gv), gv));
+        /* fmaf(g, 1 - beta1, m * beta1) */
+        __m256 mm = _mm256_fmadd_ps(gv, omb1, _mm256_mul_ps(mv, b1));
+        /* fmaf((1 - beta2) * g, g, v * beta2) */
+        __m256 vn = _mm256_fmadd_ps(_mm256_mul_ps(omb2, gv), gv, _mm256_mul_ps(vv, b2));
         /* sqrt(v) / bc2_sqrt + eps */
         __m256 den = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vn), bc2), eps);
         /* p - (step_size * m) / denom */

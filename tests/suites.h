@@ -37,7 +37,8 @@
     X(fast)                                                                                \
     X(integrity)                                                                           \
     X(plots)                                                                               \
-    X(task_render)
+    X(task_render)                                                                         \
+    X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure
  * instead of breaking the link of every other suite. */

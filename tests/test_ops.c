@@ -732,28 +732,36 @@ START_TEST(test_adamw_prepare)
 {
     /* Against libm's pow in double (tests may use libm): each scalar is the double value
      * rounded to float once; pow and repeated squaring differ by a few double ulps, far
-     * below float resolution, so allow 1 float ulp for a tie-breaking difference. */
+     * below float resolution, so allow 1 float ulp for a tie-breaking difference. The
+     * hyper-parameters are doubles, as torch's Python floats: 1 - beta2 is formed in double
+     * from 0.999, not from 0.999f (1.3e-5 relative apart). */
     static const int64_t steps[] = {1, 2, 3, 10, 1000, 123457, 10000000};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
-        float lr = 3e-4f, b1 = 0.9f, b2 = 0.999f, wd = 0.01f;
+        double lr = 3e-4, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.01;
         int64_t t = steps[i];
-        fr_adamw_hp hp = fr_adamw_prepare(lr, b1, b2, 1e-8f, wd, t);
-        float ss = (float)((double)lr / (1.0 - pow(b1, (double)t)));
+        fr_adamw_hp hp = fr_adamw_prepare(lr, b1, b2, eps, wd, t);
+        float ss = (float)(lr / (1.0 - pow(b1, (double)t)));
         float bc = (float)sqrt(1.0 - pow(b2, (double)t));
-        float dc = (float)(1.0 - (double)lr * wd);
         ck_assert_msg(fr_test_ulps(hp.step_size, ss) <= 1 && fr_test_ulps(hp.bc2_sqrt, bc) <= 1 &&
-                          fr_test_bits_equal(hp.decay, dc),
-                      "t=%lld: step_size %a (%a) bc2_sqrt %a (%a) decay %a (%a)", (long long)t,
-                      hp.step_size, ss, hp.bc2_sqrt, bc, hp.decay, dc);
-        ck_assert(hp.step == t && hp.lr == lr && hp.beta1 == b1 && hp.beta2 == b2);
+                          fr_test_bits_equal(hp.decay, (float)(1.0 - lr * wd)),
+                      "t=%lld: step_size %a (%a) bc2_sqrt %a (%a) decay %a", (long long)t,
+                      hp.step_size, ss, hp.bc2_sqrt, bc, hp.decay);
+        ck_assert(hp.step == t && hp.beta1 == (float)b1 && hp.beta2 == (float)b2 &&
+                  hp.eps == (float)eps);
+        ck_assert(fr_test_bits_equal(hp.one_minus_beta1, (float)(1.0 - b1)) &&
+                  fr_test_bits_equal(hp.one_minus_beta2, (float)(1.0 - b2)));
     }
+    /* The float-hyper-parameter derivation this replaces is visibly different: */
+    fr_adamw_hp hp = fr_adamw_prepare(1e-3, 0.9, 0.999, 1e-8, 0.01, 1);
+    ck_assert(hp.one_minus_beta1 == 0.1f && 1.0f - 0.9f != 0.1f);
+    ck_assert(fr_test_ulps(hp.one_minus_beta2, 1.0f - 0.999f) > 100);
     /* Hand values at t = 1: step_size = lr / (1 - beta1) = 0.5 / 0.5 = 1;
      * bc2_sqrt = sqrt(1 - 0.75) = 0.5; decay = 1 - 0.5 * 0.5 = 0.75 (all exact). */
-    fr_adamw_hp h = fr_adamw_prepare(0.5f, 0.5f, 0.75f, 1e-8f, 0.5f, 1);
+    fr_adamw_hp h = fr_adamw_prepare(0.5, 0.5, 0.75, 1e-8, 0.5, 1);
     ck_assert(h.bc2_sqrt == 0.5f && h.decay == 0.75f);
-    ck_assert(h.step_size == 1.0f);
+    ck_assert(h.step_size == 1.0f && h.one_minus_beta1 == 0.5f && h.one_minus_beta2 == 0.25f);
     /* t = 2: 1 - 0.5^2 = 0.75 -> step_size 0.5/0.75; 1 - 0.75^2 = 0.4375. */
-    h = fr_adamw_prepare(0.5f, 0.5f, 0.75f, 1e-8f, 0.5f, 2);
+    h = fr_adamw_prepare(0.5, 0.5, 0.75, 1e-8, 0.5, 2);
     ck_assert(fr_test_bits_equal(h.step_size, (float)(0.5 / 0.75)));
     ck_assert(fr_test_bits_equal(h.bc2_sqrt, (float)sqrt(0.4375)));
 }
@@ -770,20 +778,20 @@ START_TEST(test_adamw_first_step_by_hand)
     float p[N], m[N] = {0}, v[N] = {0};
     const float g[N] = {0.5f, -0.5f, 3.0f, -1e-3f, 1e-3f, 40.0f};
     for (int i = 0; i < N; i++) p[i] = 2.0f;
-    fr_adamw_hp hp = fr_adamw_prepare(0.01f, 0.9f, 0.999f, 1e-8f, 0.1f, 1);
+    fr_adamw_hp hp = fr_adamw_prepare(0.01, 0.9, 0.999, 1e-8, 0.1, 1);
     ops->adamw(N, p, g, m, v, &hp);
     for (int i = 0; i < N; i++) {
         double want = g[i] > 0 ? 1.988 : 2.008;
         /* eps / |g| relative on the lr-sized update (<= 1e-5 * 0.01 here), the float
-         * roundings of p (a few u * 2) and of the hyper-parameters (lr, wd, betas as
-         * floats: a few u relative on the 0.01 update and on the 0.002 decay). */
+         * roundings of p (a few u * 2) and of the step's float scalars (a few u relative
+         * on the 0.01 update and on the 0.002 decay). */
         double tol = 0.01 * 1e-8 / fabs(g[i]) + 8.0 * OPS_U * 2.0;
         ck_assert_msg(fabs(p[i] - want) <= tol, "g=%g: p1=%.9g want %.9g tol %.3g", g[i], p[i],
                       want, tol);
-        /* m1 = w g with w = 1 - 0.9f exact in float (one rounding); v1 = ((1-b2) g) g
-         * (two roundings, 3u covers their product); the betas as the floats they are. */
-        double m1 = (1.0 - (double)0.9f) * g[i], v1 = (1.0 - (double)0.999f) * g[i] * g[i];
-        ck_assert_msg(fabs(m[i] - m1) <= OPS_U * fabs(m1) && fabs(v[i] - v1) <= 3 * OPS_U * v1,
+        /* m1 = (1 - b1) g, v1 = (1 - b2) g g with 1 - b1, 1 - b2 rounded to float once
+         * (u each), then one rounding for m1 and two for v1: 2u and 4u cover them. */
+        double m1 = (1.0 - 0.9) * g[i], v1 = (1.0 - 0.999) * g[i] * g[i];
+        ck_assert_msg(fabs(m[i] - m1) <= 2 * OPS_U * fabs(m1) && fabs(v[i] - v1) <= 4 * OPS_U * v1,
                       "g=%g: m1=%a (%a) v1=%a (%a)", g[i], m[i], m1, v[i], v1);
     }
 }
@@ -791,16 +799,17 @@ END_TEST
 
 START_TEST(test_adamw_vs_double)
 {
-    /* Several steps against PyTorch's formula in double (betas, lr, eps, wd taken as the
-     * float values, bias corrections with libm pow), with a running first-order error
-     * bound for the float state: each rounding adds u times the magnitude it rounds,
+    /* Several steps against PyTorch's formula in double (the double hyper-parameters,
+     * bias corrections with libm pow), with a running first-order error bound for the
+     * float state: each rounding (of a result, or of a scalar of fr_adamw_prepare) adds
+     * u times the magnitude it rounds,
      * errors in m and v carry into the next step scaled by beta1 / beta2 (the recurrences
      * contract), an error e_v in v gives a relative error e_v / (2v) in sqrt(v). */
     const fr_ops *ops = ops_ref();
     uint64_t seed = ops_seed(0xada3);
     uint64_t s = seed;
     enum { N = 37, T = 12 };
-    const float lr = 1e-2f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, wd = 0.05f;
+    const double lr = 1e-2, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.05;
     const double u = OPS_U;
     float p[N], m[N] = {0}, v[N] = {0}, g[N];
     double P[N], Mm[N] = {0}, V[N] = {0}, ep[N] = {0}, em[N] = {0}, ev[N] = {0};
@@ -813,7 +822,7 @@ START_TEST(test_adamw_vs_double)
         double bc1 = 1.0 - pow(b1, t), bc2 = 1.0 - pow(b2, t);
         for (int i = 0; i < N; i++) {
             double G = g[i];
-            double Pd = P[i] * (1.0 - (double)lr * wd);
+            double Pd = P[i] * (1.0 - lr * wd);
             double Mn = Mm[i] + (1.0 - b1) * (G - Mm[i]);
             double Vn = b2 * V[i] + (1.0 - b2) * G * G;
             double den = sqrt(Vn) / sqrt(bc2) + eps;
@@ -839,13 +848,12 @@ END_TEST
 START_TEST(test_adamw_exact_formula)
 {
     /* Bitwise against the documented float expression (flowrl/elem.h): the formula is part
-     * of the contract other backends mirror; this pins the ref table to it. Also checks a
-     * beta1 < 0.5 (the other lerp branch). */
+     * of the contract other backends mirror; this pins the ref table to it, at two beta1. */
     const fr_ops *ops = ops_ref();
     uint64_t seed = ops_seed(0xada4);
     uint64_t s = seed;
     enum { N = 29 };
-    static const float betas1[] = {0.9f, 0.3f};
+    static const double betas1[] = {0.9, 0.3};
     for (int bi = 0; bi < 2; bi++) {
         float p[N], m[N], v[N], g[N];
         fill_wide(&s, p, N);
@@ -854,12 +862,11 @@ START_TEST(test_adamw_exact_formula)
         for (int i = 0; i < N; i++) v[i] = fabsf(fr_test_uniform(&s, 0.0f, 2.0f));
         float p0[N], m0[N], v0[N];
         memcpy(p0, p, sizeof p), memcpy(m0, m, sizeof m), memcpy(v0, v, sizeof v);
-        fr_adamw_hp hp = fr_adamw_prepare(3e-3f, betas1[bi], 0.99f, 1e-6f, 0.1f, 7);
+        fr_adamw_hp hp = fr_adamw_prepare(3e-3, betas1[bi], 0.99, 1e-6, 0.1, 7);
         ops->adamw(N, p, g, m, v, &hp);
         for (int i = 0; i < N; i++) {
-            float w = 1.0f - hp.beta1;
-            float mm = w < 0.5f ? fmaf(w, g[i] - m0[i], m0[i]) : fmaf(w - 1.0f, g[i] - m0[i], g[i]);
-            float vv = v0[i] * hp.beta2 + ((1.0f - hp.beta2) * g[i]) * g[i];
+            float mm = fmaf(g[i], hp.one_minus_beta1, m0[i] * hp.beta1);
+            float vv = fmaf(hp.one_minus_beta2 * g[i], g[i], v0[i] * hp.beta2);
             float den = sqrtf(vv) / hp.bc2_sqrt + hp.eps;
             float pp = p0[i] * hp.decay - (hp.step_size * mm) / den;
             ck_assert_msg(fr_test_bits_equal(p[i], pp) && fr_test_bits_equal(m[i], mm) &&

@@ -477,7 +477,7 @@ START_TEST(test_adamw_bitwise)
     uint64_t seed = ops_seed(0x0b7008), s = seed;
     static const int64_t sizes[] = {1, 7, 8, 9, 1001, 50021};
     /* beta1 = 0.9 takes the lerp's w < 0.5 branch, beta1 = 0.3 the other one. */
-    static const float betas[][2] = {{0.9f, 0.999f}, {0.3f, 0.95f}};
+    static const double betas[][2] = {{0.9, 0.999}, {0.3, 0.95}};
     for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++)
         for (size_t bi = 0; bi < 2; bi++) {
             int64_t n = sizes[c];
@@ -493,7 +493,7 @@ START_TEST(test_adamw_bitwise)
                 memcpy(pr, p, (size_t)n * 4), memcpy(mr, m, (size_t)n * 4), memcpy(vr, v, (size_t)n * 4);
                 memcpy(po, p, (size_t)n * 4), memcpy(mo, m, (size_t)n * 4), memcpy(vo, v, (size_t)n * 4);
                 for (int64_t step = 1; step <= 3; step++) {
-                    fr_adamw_hp hp = fr_adamw_prepare(1e-3f, betas[bi][0], betas[bi][1], 1e-8f, 0.01f, step);
+                    fr_adamw_hp hp = fr_adamw_prepare(1e-3, betas[bi][0], betas[bi][1], 1e-8, 0.01, step);
                     ref->adamw(n, pr, g, mr, vr, &hp);
                     opt->adamw(n, po, g, mo, vo, &hp);
                 }

@@ -42,14 +42,10 @@ static inline float fr_test_uniform(uint64_t *s, float lo, float hi)
     return (float)(lo + (hi - lo) * u);
 }
 
-/* Runs `$FLOWRL_BIN args` through the shell (stderr merged into stdout), captures up to
- * n-1 bytes of output into out, and returns the exit status (-1 if it did not exit). */
-static inline int fr_test_run_cli(const char *args, char *out, size_t n)
+/* Runs cmd through the shell, captures up to n-1 bytes of its stdout into out (the rest is
+ * drained), and returns the exit status (-1 if it did not exit). */
+static inline int fr_test_run_sh(const char *cmd, char *out, size_t n)
 {
-    const char *bin = getenv("FLOWRL_BIN");
-    if (!bin) bin = "build/flowrl";
-    char cmd[8400];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     size_t used = 0, got;
@@ -59,6 +55,17 @@ static inline int fr_test_run_cli(const char *args, char *out, size_t n)
     while (fread(sink, 1, sizeof sink, p) > 0) {}
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Runs `$FLOWRL_BIN args` through the shell (stderr merged into stdout), captures up to
+ * n-1 bytes of output into out, and returns the exit status (-1 if it did not exit). */
+static inline int fr_test_run_cli(const char *args, char *out, size_t n)
+{
+    const char *bin = getenv("FLOWRL_BIN");
+    if (!bin) bin = "build/flowrl";
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
+    return fr_test_run_sh(cmd, out, n);
 }
 
 /* The source tree root (make check sets FLOWRL_SRC). */

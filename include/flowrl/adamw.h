@@ -7,7 +7,7 @@
 
 #include "flowrl/ops.h"
 
-fr_adamw_hp fr_adamw_prepare(float lr, float beta1, float beta2, float eps,
-                             float weight_decay, int64_t step);
+fr_adamw_hp fr_adamw_prepare(double lr, double beta1, double beta2, double eps,
+                             double weight_decay, int64_t step);
 
 #endif

@@ -170,34 +170,31 @@ FR_HOSTDEV static inline float fr_layernorm_dx(float g, float xhat, float mg, fl
 }
 
 /* ---- AdamW --------------------------------------------------------------------------- */
-/* One parameter, PyTorch semantics: torch.optim.AdamW with foreach=False, i.e.
- * _single_tensor_adam with decoupled weight decay, in its operation order:
+/* One parameter, PyTorch semantics: torch.optim.AdamW with foreach=False
+ * (_single_tensor_adamw, torch 1.13) in its operation order, with the float scalars of
+ * fr_adamw_prepare (core/adamw.c: double expressions of the double hyper-parameters,
+ * rounded once):
  *   p     = p * decay                              param.mul_(1 - lr*wd)
- *   m     = lerp(m, g, w),  w = 1 - beta1          exp_avg.lerp_(grad, 1 - beta1)
- *   v     = (v * beta2) + ((1 - beta2) * g) * g    exp_avg_sq.mul_(beta2)
- *                                                    .addcmul_(grad, grad, value=1-beta2)
+ *   m     = fmaf(g, 1 - beta1, m * beta1)          exp_avg.mul_(beta1)
+ *                                                    .add_(grad, alpha=1 - beta1)
+ *   v     = fmaf((1 - beta2) * g, g, v * beta2)    exp_avg_sq.mul_(beta2)
+ *                                                    .addcmul_(grad, grad, value=1 - beta2)
  *   denom = sqrtf(v) / bc2_sqrt + eps              (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
- *   p     = p - (step_size * m) / denom            param.addcdiv_(exp_avg, denom,
+ *   p     = p + ((-step_size) * m) / denom         param.addcdiv_(exp_avg, denom,
  *                                                                 value=-step_size)
- * with decay, step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t) prepared once
- * per step by fr_adamw_prepare (core/adamw.c). p + ((-s) m)/d equals p - (s m)/d bitwise
- * (negation is exact).
- *
- * lerp: torch's vectorized CPU kernel (lerp_vec) is fmadd(w, g - m, m) for w < 0.5 and
- * fmadd(w - 1, g - m, g) otherwise; we use exactly that, with explicit fmaf. w = 1 - beta1
- * and w - 1 are computed in float; both are exact for beta1 in [0.5, 1] (Sterbenz), as is
- * 1 - beta2. The addcmul term keeps torch's order (value * g) * g with plain ops. */
-FR_HOSTDEV static inline float fr_lerp_elem(float a, float b, float w)
-{
-    return w < 0.5f ? fmaf(w, b - a, a) : fmaf(w - 1.0f, b - a, b);
-}
-
+ * add_ with alpha is ATen's fmadd(grad, alpha, self). addcmul's source is
+ * self + value*t1*t2; the compiled CPU kernels contract it to fma(value*t1, t2, self)
+ * (measured bit for bit against Debian's 1.13.1: tests/torch/adamw_ref.py, suite torch;
+ * the unfused form is up to 8 ulp off in v, 2048 in a near-zero p). torch >= 2.0's
+ * exp_avg.lerp_ rounds differently (~3e4 ulp in a near-zero m). addcdiv is
+ * self + (value*t1)/t2: no contraction. p + ((-s) m)/d equals p - (s m)/d bitwise
+ * (negation is exact). */
 FR_HOSTDEV static inline void fr_adamw_elem(float *p, float g, float *m, float *v,
                                             const fr_adamw_hp *hp)
 {
     float pp = *p * hp->decay;
-    float mm = fr_lerp_elem(*m, g, 1.0f - hp->beta1);
-    float vv = *v * hp->beta2 + ((1.0f - hp->beta2) * g) * g;
+    float mm = fmaf(g, hp->one_minus_beta1, *m * hp->beta1);
+    float vv = fmaf(hp->one_minus_beta2 * g, g, *v * hp->beta2);
     float denom = sqrtf(vv) / hp->bc2_sqrt + hp->eps;
     *p = pp - (hp->step_size * mm) / denom;
     *m = mm;

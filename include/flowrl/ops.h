@@ -39,14 +39,20 @@ typedef enum {
     FR_UN_COUNT
 } fr_unop;
 
-/* AdamW hyper-parameters for one step, with the step-dependent scalars precomputed by
- * fr_adamw_prepare (core/adamw.c) so that every backend uses identical float scalars. */
+/* One AdamW step's scalars as torch.optim.AdamW (foreach=False) hands them to its float
+ * kernels: each a double expression of the double hyper-parameters (Python floats in torch),
+ * rounded to float once, by fr_adamw_prepare (core/adamw.c), so that every backend uses
+ * identical float scalars. */
 typedef struct {
-    float lr, beta1, beta2, eps, weight_decay;
-    int64_t step;         /* 1-based step count after this update */
-    float decay;          /* 1 - lr * weight_decay */
-    float step_size;      /* lr / (1 - beta1^step) */
-    float bc2_sqrt;       /* sqrt(1 - beta2^step) */
+    int64_t step;          /* 1-based step count after this update */
+    float decay;           /* 1 - lr*wd               param.mul_(1 - lr*weight_decay) */
+    float beta1;           /* beta1                   exp_avg.mul_(beta1) */
+    float one_minus_beta1; /* 1 - beta1               .add_(grad, alpha=1 - beta1) */
+    float beta2;           /* beta2                   exp_avg_sq.mul_(beta2) */
+    float one_minus_beta2; /* 1 - beta2               .addcmul_(grad, grad, value=1 - beta2) */
+    float bc2_sqrt;        /* sqrt(1 - beta2^step)    exp_avg_sq.sqrt() / bc2_sqrt */
+    float eps;             /* eps                     .add_(eps) */
+    float step_size;       /* lr / (1 - beta1^step)   param.addcdiv_(..., value=-step_size) */
 } fr_adamw_hp;
 
 typedef struct fr_ops {
