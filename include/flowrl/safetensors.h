@@ -28,11 +28,15 @@
  *
  * Digests (checkpoint integrity): a file written with f->digests set carries one metadata
  * entry "digest.NAME" per tensor, the XXH3-64 of the tensor's data bytes as 16 lowercase hex
- * digits (fr_digest_bytes; in Python xxhash.xxh3_64_hexdigest(data)). Reading a file that
- * has any "digest." entry requires one per tensor, none for an absent tensor, and each to
- * match, else FR_ERR_FORMAT "LABEL: tensor 'NAME': digest X != stored Y (corrupted)"; the
- * entries are then removed from the metadata and f->digests is set, so writing f again
- * writes digests of its current data. Files without digest entries read as before.
+ * digits (fr_digest_bytes; in Python xxhash.xxh3_64_hexdigest(data)), and one of the header,
+ * "digest.__metadata__" (a name no tensor can have): the XXH3-64 of "KEY\0VALUE\0" for every
+ * other metadata entry in key order, then "NAME\0DTYPE\0D0,D1,...\0" for every tensor in data
+ * order (dims in decimal). Reading a file that has any "digest." entry requires the header
+ * digest to match, then one digest per tensor, none for an absent tensor, each matching;
+ * else FR_ERR_FORMAT "LABEL: tensor 'NAME': digest X != stored Y (corrupted)" or "LABEL:
+ * header (metadata and tensor table): digest X != stored Y (corrupted)". The entries are
+ * then removed from the metadata and f->digests is set, so writing f again writes digests
+ * of its current contents. Files without digest entries read as before.
  * Data bytes are little-endian, which is the host order on every platform flowrl builds on. */
 #ifndef FLOWRL_SAFETENSORS_H
 #define FLOWRL_SAFETENSORS_H
@@ -47,6 +51,7 @@
 #define FR_ST_MAX_HEADER 100000000u
 /* The metadata key prefix of the per-tensor digests. */
 #define FR_ST_DIGEST_PREFIX "digest."
+#define FR_ST_HEADER_DIGEST_KEY "digest.__metadata__"
 
 typedef struct {
     char *name;
