@@ -203,11 +203,19 @@ static fr_status read_opts(const fr_st_file *in, fr_run_opts *o, fr_flow_grpo_op
     o->c.global_std = (int)iv;
     FR_TRY(int_param(in, "num_batches", 1, 1 << 16, &o->c.num_batches));
     FR_TRY(int_param(in, "grad_accum", 1, 1 << 16, &o->c.grad_accum));
-    FR_TRY(fr_go_scalar(in, "lr", &o->opt.lr));
-    FR_TRY(fr_go_scalar(in, "beta1", &o->opt.adam_beta1));
-    FR_TRY(fr_go_scalar(in, "beta2", &o->opt.adam_beta2));
-    FR_TRY(fr_go_scalar(in, "adam_eps", &o->opt.adam_eps));
-    FR_TRY(fr_go_scalar(in, "weight_decay", &o->opt.weight_decay));
+    /* the case stores its AdamW hyper-parameters as F32 (written before they were double):
+     * widened, as a float32 torch config would be */
+    float lr, b1, b2, eps, wd;
+    FR_TRY(fr_go_scalar(in, "lr", &lr));
+    FR_TRY(fr_go_scalar(in, "beta1", &b1));
+    FR_TRY(fr_go_scalar(in, "beta2", &b2));
+    FR_TRY(fr_go_scalar(in, "adam_eps", &eps));
+    FR_TRY(fr_go_scalar(in, "weight_decay", &wd));
+    o->opt.lr = lr;
+    o->opt.adam_beta1 = b1;
+    o->opt.adam_beta2 = b2;
+    o->opt.adam_eps = eps;
+    o->opt.weight_decay = wd;
     FR_TRY(fr_go_scalar(in, "max_grad_norm", &o->opt.max_grad_norm));
     FR_TRY(enum_param(in, "ema", &sv));
     if (strcmp(sv, "off") != 0) return fr_fail(FR_ERR_FORMAT, "golden: param.ema '%s', this case runs without EMA", sv);

@@ -80,16 +80,16 @@ const int fr_sampling_nrows_grid = 3;
 /* ---- optimiser -------------------------------------------------------------------------- */
 
 const fr_opt fr_optim_rows[] = {
-    FR_OPT_F32(fr_optim_opts, lr, "lr", "3e-4", 0, 10, "AdamW peak learning rate (learning_rate)", FR_OPT_RESUMABLE),
-    FR_OPT_F32(fr_optim_opts, lr_min, "lr_min", "0", 0, 10, "final learning rate of the schedule", FR_OPT_RESUMABLE),
+    FR_OPT_F64(fr_optim_opts, lr, "lr", "3e-4", 0, 10, "AdamW peak learning rate (learning_rate)", FR_OPT_RESUMABLE),
+    FR_OPT_F64(fr_optim_opts, lr_min, "lr_min", "0", 0, 10, "final learning rate of the schedule", FR_OPT_RESUMABLE),
     FR_OPT_ROW_(fr_optim_opts, lr_schedule, "lr_schedule", FR_OPT_ENUM, "constant", 0, 0, fr_lr_schedule_names,
                 "after the warm-up: cosine from lr to lr-min, or constant lr", FR_OPT_RESUMABLE, "--schedule", NULL),
     FR_OPT_I64(fr_optim_opts, warmup, "warmup", "0", -1, 1000000000,
                "linear warm-up steps from 0 to lr (-1: min(100, steps / 10))", FR_OPT_RESUMABLE),
-    FR_OPT_F32(fr_optim_opts, adam_beta1, "adam_beta1", "0.9", 0, BELOW_ONE, "AdamW beta1", 0),
-    FR_OPT_F32(fr_optim_opts, adam_beta2, "adam_beta2", "0.999", 0, BELOW_ONE, "AdamW beta2", 0),
-    FR_OPT_F32(fr_optim_opts, adam_eps, "adam_eps", "1e-8", 1e-30, 1, "AdamW epsilon", 0),
-    FR_OPT_F32(fr_optim_opts, weight_decay, "weight_decay", "0", 0, 1, "AdamW decoupled weight decay", 0),
+    FR_OPT_F64(fr_optim_opts, adam_beta1, "adam_beta1", "0.9", 0, BELOW_ONE, "AdamW beta1", 0),
+    FR_OPT_F64(fr_optim_opts, adam_beta2, "adam_beta2", "0.999", 0, BELOW_ONE, "AdamW beta2", 0),
+    FR_OPT_F64(fr_optim_opts, adam_eps, "adam_eps", "1e-8", 1e-30, 1, "AdamW epsilon", 0),
+    FR_OPT_F64(fr_optim_opts, weight_decay, "weight_decay", "0", 0, 1, "AdamW decoupled weight decay", 0),
     FR_OPT_ROW_(fr_optim_opts, max_grad_norm, "max_grad_norm", FR_OPT_F32, "1", 0, 1e9, NULL,
                 "global gradient-norm clip, 0 = off", 0, "--clip", NULL),
     FR_OPT_ROW_(fr_optim_opts, ema_decay, "ema_decay", FR_OPT_F32, "-1", -1, BELOW_ONE, NULL,

@@ -29,12 +29,12 @@ fr_status fr_optim_step(const fr_ops *ops, fr_param *ps, int n, fr_adamw_state *
     return FR_OK;
 }
 
-float fr_lr_at(float lr, float lr_min, int schedule, int64_t warmup, int64_t k, int64_t total)
+double fr_lr_at(double lr, double lr_min, int schedule, int64_t warmup, int64_t k, int64_t total)
 {
-    if (k < warmup) return lr * (float)(k + 1) / (float)warmup;
+    if (k < warmup) return lr * (double)(k + 1) / (double)warmup;
     if (schedule == (int)FR_LR_CONSTANT || total <= warmup) return lr;
-    float p = (float)(k - warmup) / (float)(total - warmup);
-    if (p > 1.0f) p = 1.0f;
-    float c = fr_cosf(3.14159265358979323846f * p);
-    return lr_min + (lr - lr_min) * (0.5f * (1.0f + c));
+    double p = (double)(k - warmup) / (double)(total - warmup);
+    if (p > 1.0) p = 1.0;
+    double c = (double)fr_cosf((float)(3.14159265358979323846 * p));
+    return lr_min + (lr - lr_min) * (0.5 * (1.0 + c));
 }

@@ -32,14 +32,14 @@ fr_pretrain_cfg fr_pretrain_defaults(void)
     c.steps = 2000;
     c.batch = 128;
     c.seed = 0;
-    c.lr = 1e-3f;
-    c.lr_min = 0.0f;
+    c.lr = 1e-3;
+    c.lr_min = 0.0;
     c.warmup = -1;
     c.schedule = FR_LR_COSINE;
-    c.beta1 = 0.9f;
-    c.beta2 = 0.999f;
-    c.adam_eps = 1e-8f;
-    c.weight_decay = 0.0f; /* DiT trains without weight decay */
+    c.beta1 = 0.9;
+    c.beta2 = 0.999;
+    c.adam_eps = 1e-8;
+    c.weight_decay = 0.0; /* DiT trains without weight decay */
     c.clip = 1.0f;
     c.ema = 0.999f;
     c.sigma = FR_SIGMA_LOGIT_NORMAL;
@@ -65,7 +65,7 @@ int64_t fr_pretrain_warmup(const fr_pretrain_cfg *cfg)
     return w < 100 ? w : 100;
 }
 
-float fr_pretrain_lr(const fr_pretrain_cfg *cfg, int64_t s)
+double fr_pretrain_lr(const fr_pretrain_cfg *cfg, int64_t s)
 {
     return fr_lr_at(cfg->lr, cfg->lr_min, (int)cfg->schedule, fr_pretrain_warmup(cfg), s, cfg->steps);
 }
@@ -81,7 +81,7 @@ fr_status fr_pretrain_step_path(const char *out, int64_t step, char *buf, size_t
     return FR_OK;
 }
 
-static int finite_in(float v, float lo, float hi) { return isfinite(v) && v >= lo && v <= hi; }
+static int finite_in(double v, double lo, double hi) { return isfinite(v) && v >= lo && v <= hi; }
 
 static fr_status check_cfg(const fr_pretrain_cfg *c)
 {
@@ -339,7 +339,7 @@ static fr_status make_batch(run_state *r, const fr_pretrain_cfg *cfg, int64_t s)
 }
 
 static fr_status train_step(run_state *r, const fr_pretrain_cfg *cfg, const fr_ops *ops,
-                            const fr_adamw_cfg *acfg, int64_t s, float lr, float *loss,
+                            const fr_adamw_cfg *acfg, int64_t s, double lr, float *loss,
                             float *gnorm)
 {
     const int64_t B = cfg->batch;
@@ -430,7 +430,8 @@ static fr_status run_loop(run_state *r, const fr_pretrain_cfg *cfg, const fr_ops
     int n_tail = 0;
     char path[4096];
     for (; s < cfg->steps; s++) {
-        float lr = fr_pretrain_lr(cfg, s), gnorm = NAN;
+        double lr = fr_pretrain_lr(cfg, s);
+        float gnorm = NAN;
         FR_TRY(train_step(r, cfg, ops, &acfg, s, lr, &loss, &gnorm));
         tail[n_tail++ % TAIL] = loss;
         res->steps_done = s + 1;

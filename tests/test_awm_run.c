@@ -40,7 +40,7 @@ START_TEST(test_awm_learns_halfplane)
         o.ro.c.num_batches = 2;
         o.ro.c.grad_accum = 2;
         ((fr_awm_opts *)o.ao)->train_timesteps = 4;
-        o.ro.opt.lr = 1e-2f;
+        o.ro.opt.lr = 1e-2;
         curve c = {NAN, {NAN, NAN, NAN}, 0};
         fr_run_cb cb = {record_epoch, NULL, NULL, &c, NULL};
         ck_assert_msg(fr_rt_run(&o, "opt", 2, &cb, NULL) == FR_OK, "seed %u: %s", seed, fr_last_error());

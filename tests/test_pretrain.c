@@ -198,22 +198,22 @@ START_TEST(test_lr_schedule)
 {
     fr_pretrain_cfg c = fr_pretrain_defaults();
     c.steps = 1000;
-    c.lr = 1e-3f;
+    c.lr = 1e-3;
     ck_assert_int_eq(fr_pretrain_warmup(&c), 100);
-    ck_assert(fabsf(fr_pretrain_lr(&c, 0) - 1e-5f) < 1e-9f);
-    ck_assert(fr_pretrain_lr(&c, 99) == 1e-3f);
-    ck_assert(fr_pretrain_lr(&c, 100) == 1e-3f); /* cos(0) = 1 */
-    ck_assert(fabsf(fr_pretrain_lr(&c, 550) - 5e-4f) < 1e-6f);
+    ck_assert(fabs(fr_pretrain_lr(&c, 0) - 1e-5) < 1e-12);
+    ck_assert(fr_pretrain_lr(&c, 99) == 1e-3);
+    ck_assert(fr_pretrain_lr(&c, 100) == 1e-3); /* cos(0) = 1 */
+    ck_assert(fabs(fr_pretrain_lr(&c, 550) - 5e-4) < 1e-6);
     ck_assert(fr_pretrain_lr(&c, 999) > 0.0f && fr_pretrain_lr(&c, 999) < 1e-7f);
     for (int64_t s = 101; s < 1000; s++) ck_assert(fr_pretrain_lr(&c, s) <= fr_pretrain_lr(&c, s - 1));
-    c.lr_min = 1e-4f;
-    ck_assert(fr_pretrain_lr(&c, 999) >= 1e-4f && fr_pretrain_lr(&c, 999) < 1.001e-4f);
+    c.lr_min = 1e-4;
+    ck_assert(fr_pretrain_lr(&c, 999) >= 1e-4 && fr_pretrain_lr(&c, 999) < 1.001e-4);
     c.schedule = FR_LR_CONSTANT;
-    ck_assert(fr_pretrain_lr(&c, 999) == 1e-3f);
+    ck_assert(fr_pretrain_lr(&c, 999) == 1e-3);
     c.steps = 50;
     ck_assert_int_eq(fr_pretrain_warmup(&c), 5);
     c.warmup = 0;
-    ck_assert(fr_pretrain_lr(&c, 0) == 1e-3f);
+    ck_assert(fr_pretrain_lr(&c, 0) == 1e-3);
     char p[64];
     ck_assert_int_eq(fr_pretrain_step_path("a/base.safetensors", 20, p, sizeof p), FR_OK);
     ck_assert_str_eq(p, "a/base-step000020.safetensors");

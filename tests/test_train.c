@@ -25,7 +25,7 @@ static void init(fr_rt_opts *o, const char *run, int64_t epochs)
     o->ro.c.num_batches = 4;
     o->ro.c.grad_accum = 2;
     o->ro.c.clip_range = 1e-4;
-    o->ro.opt.lr = 3e-4f;
+    o->ro.opt.lr = 3e-4;
 }
 
 /* A base whose output layer is not zero, so that v_c != v_u. */
@@ -164,7 +164,7 @@ START_TEST(test_reward_improves_halfplane)
     init(&o, "learn", 20);
     snprintf(o.ro.c.reward, sizeof o.ro.c.reward, "halfplane");
     o.ro.c.clip_range = 0.2; /* 1e-4 moves a tiny model too slowly */
-    o.ro.opt.lr = 3e-3f;
+    o.ro.opt.lr = 3e-3;
     o.ro.c.beta = 0.0f;
     o.ro.ev.eval_n = 8;
     curve c = {NAN, NAN};

@@ -146,7 +146,8 @@ typedef struct {
     fr_sampler_kind sampler;
     fr_grid grid;
     double shift, clip_range;
-    float noise, cfg, adv_clip, beta, lr, beta1, beta2, adam_eps, weight_decay, max_grad_norm;
+    float noise, cfg, adv_clip, beta, max_grad_norm;
+    double lr, beta1, beta2, adam_eps, weight_decay; /* as the run's (double) */
     uint32_t seed;
     int train_cfg;
     fr_kl_form kl_form;
@@ -156,8 +157,9 @@ typedef struct {
 
 static rp_opts rp_defaults(void)
 {
-    rp_opts o = {8, 8, 10, 4, 2, FR_SAMPLER_SDE, FR_GRID_DIFFUSERS, 3.0, 1e-4, 0.7f, 1.0f, 5.0f, 0.04f, 3e-4f,
-                 0.9f, 0.999f, 1e-8f, 1e-4f, 1.0f, 42, -1, FR_KL_CODE, FR_FG_GUARD_OFF, FR_FG_WINDOW_NONE};
+    rp_opts o = {8,    8,    10,   4,    2,    FR_SAMPLER_SDE, FR_GRID_DIFFUSERS, 3.0, 1e-4, 0.7f, 1.0f, 5.0f, 0.04f,
+                 1.0f, 3e-4, 0.9, 0.999, 1e-8, 1e-4, 42,             -1,                FR_KL_CODE, FR_FG_GUARD_OFF,
+                 FR_FG_WINDOW_NONE};
     return o;
 }
 

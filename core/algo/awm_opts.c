@@ -71,10 +71,10 @@ static void defaults(fr_run_opts *ro, void *ao)
     ro->c.clip_range = 1.0;
     ro->c.beta = 0.001f;
     ro->c.global_std = 1;
-    ro->opt.lr = 3e-4f;
+    ro->opt.lr = 3e-4;
     ro->opt.lr_schedule = FR_LR_CONSTANT;
     ro->opt.warmup = 0;
-    ro->opt.weight_decay = 1e-4f;
+    ro->opt.weight_decay = 1e-4;
     ro->opt.max_grad_norm = 1.0f;
     ro->opt.ema_decay = -1.0f;
     ro->opt.ema_every = 1;
@@ -118,7 +118,7 @@ static void tiny(fr_run_opts *ro, void *ao)
     ro->c.num_batches = 2;
     ro->c.grad_accum = 1; /* two optimiser steps: the second batch is off-policy */
     o->train_timesteps = 3;
-    ro->opt.lr = 3e-3f;
+    ro->opt.lr = 3e-3;
 }
 
 static const char *const k_progress[] = {"kl", "ema_kl", "clipfrac", "loss", NULL};

@@ -45,10 +45,10 @@ static void defaults(fr_run_opts *ro, void *ao)
     ro->smp.rollout_batch = 64;
     ro->c.clip_range = 1e-4;
     ro->c.beta = 0.04f;
-    ro->opt.lr = 3e-4f;
+    ro->opt.lr = 3e-4;
     ro->opt.lr_schedule = FR_LR_CONSTANT;
     ro->opt.warmup = 0;
-    ro->opt.weight_decay = 1e-4f;
+    ro->opt.weight_decay = 1e-4;
     ro->opt.max_grad_norm = 1.0f;
     ro->opt.ema_decay = -1.0f;
     ro->opt.ema_every = 8;
@@ -100,7 +100,7 @@ static void tiny(fr_run_opts *ro, void *ao)
     ro->c.num_batches = 2;
     ro->c.grad_accum = 1;
     ro->c.clip_range = 0.2; /* lets the tiny policy move, so later epochs differ from the first */
-    ro->opt.lr = 3e-3f;
+    ro->opt.lr = 3e-3;
 }
 
 static const char *const k_progress[] = {"kl", "clipfrac", "ratio_min", "ratio_max", "kept", NULL};

@@ -78,10 +78,10 @@ extern const char *const fr_lr_schedule_names[]; /* "cosine", "constant", NULL *
  * ema_every optimiser steps). lr: warm-up over `warmup` steps from 0, then the schedule down
  * to lr_min. */
 typedef struct {
-    float lr, lr_min;
+    double lr, lr_min;     /* AdamW hyper-parameters in double, as torch (flowrl/optim.h) */
     fr_lr_schedule lr_schedule;
     int64_t warmup;
-    float adam_beta1, adam_beta2, adam_eps, weight_decay;
+    double adam_beta1, adam_beta2, adam_eps, weight_decay;
     float max_grad_norm;
     float ema_decay;
     int64_t ema_every;

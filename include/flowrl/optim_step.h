@@ -18,7 +18,7 @@ typedef enum {
 typedef struct {
     float max_grad_norm;   /* <= 0: no clipping */
     fr_adamw_cfg adamw;
-    float lr;              /* this step's learning rate (fr_lr_at) */
+    double lr;             /* this step's learning rate (fr_lr_at), double as torch's */
     float ema_decay;       /* < 0 or no EMA state: no EMA */
     int64_t ema_every;
     fr_ema_rule ema_rule;
@@ -34,7 +34,8 @@ fr_status fr_optim_step(const fr_ops *ops, fr_param *ps, int n, fr_adamw_state *
 
 /* The learning rate of optimiser step k (0-based) of `total`: linear warm-up from lr/warmup
  * over `warmup` steps, then constant, or cosine / linear decay to lr_min at `total`
- * (constant with warmup 0 returns lr exactly). */
-float fr_lr_at(float lr, float lr_min, int schedule, int64_t warmup, int64_t k, int64_t total);
+ * (constant with warmup 0 returns lr exactly). In double, as torch's schedulers; the cosine
+ * through flowrl's float cos (detmath.h), widened. */
+double fr_lr_at(double lr, double lr_min, int schedule, int64_t warmup, int64_t k, int64_t total);
 
 #endif

@@ -57,10 +57,10 @@ typedef struct {
     int64_t steps;          /* total optimizer steps */
     int64_t batch;          /* B */
     uint32_t seed;          /* init, data, noise, times, dropout */
-    float lr, lr_min;
+    double lr, lr_min;       /* double, as torch (flowrl/optim.h) */
     int64_t warmup;         /* linear warm-up steps (< 0: min(100, steps / 10)) */
     fr_lr_schedule schedule;
-    float beta1, beta2, adam_eps, weight_decay;
+    double beta1, beta2, adam_eps, weight_decay;
     float clip;             /* max global grad norm; <= 0: no clipping */
     float ema;              /* EMA decay; 0 keeps a copy of the weights */
     fr_sigma_sampling sigma;
@@ -84,7 +84,7 @@ const char *fr_pretrain_default_preset(const char *task);
  * (task dims, n_slots, pred). */
 fr_status fr_pretrain_model_config(const fr_pretrain_cfg *cfg, fr_model_config *mcfg);
 /* The learning rate of step s (0-based). */
-float fr_pretrain_lr(const fr_pretrain_cfg *cfg, int64_t s);
+double fr_pretrain_lr(const fr_pretrain_cfg *cfg, int64_t s);
 /* The warm-up actually used (cfg->warmup, or its default when < 0). */
 int64_t fr_pretrain_warmup(const fr_pretrain_cfg *cfg);
 /* Path of the intermediate checkpoint after `step` steps: OUT with "-stepNNNNNN" (at least
