@@ -327,15 +327,21 @@ static void result_init(fr_run_result *res)
     res->acc_before = res->acc_after = res->score_before = res->score_after = NAN;
 }
 
-static fr_status run_with(fr_run *r, const fr_run_env *env, struct fr_run_private *pv)
+/* r runs algorithm a with options ro / ao in ro->run.out, under env, its private part pv. */
+static void run_init(fr_run *r, struct fr_run_private *pv, const fr_run_opts *ro, const fr_algo *a, const void *ao,
+                     const fr_run_env *env)
 {
+    memset(r, 0, sizeof *r);
     memset(pv, 0, sizeof *pv);
     pv->lock.fd = -1;
     pv->env = env;
     r->priv = pv;
+    r->o = ro;
+    r->ao = ao;
+    r->algo = a;
+    r->dir = ro->run.out;
     r->ops = env->ops;
     r->threads = env->threads;
-    return FR_OK;
 }
 
 fr_status fr_run_new(const fr_run_opts *ro_in, const void *ao, const fr_run_env *env, fr_run_result *res)
@@ -353,12 +359,7 @@ fr_status fr_run_new(const fr_run_opts *ro_in, const void *ao, const fr_run_env 
                        ro.run.out);
     fr_run r;
     struct fr_run_private pv;
-    memset(&r, 0, sizeof r);
-    r.o = &ro;
-    r.ao = ao;
-    r.algo = a;
-    r.dir = ro.run.out;
-    run_with(&r, env, &pv);
+    run_init(&r, &pv, &ro, a, ao, env);
     fr_status s = make_dirs(&r);
     if (s == FR_OK) s = fr_dir_lock(r.dir, &pv.lock);
     if (s == FR_OK) s = setup(&r);
@@ -446,12 +447,7 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
     if (s == FR_OK) s = check_opts(&ro, a, ao);
     fr_run r;
     struct fr_run_private pv;
-    memset(&r, 0, sizeof r);
-    r.o = &ro;
-    r.ao = ao;
-    r.algo = a;
-    r.dir = ro.run.out;
-    run_with(&r, env, &pv);
+    run_init(&r, &pv, &ro, a, ao, env);
     if (s != FR_OK) {
         free(ao_saved);
         free(ao);
