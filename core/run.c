@@ -1,5 +1,6 @@
 /* The one run loop (flowrl/run.h): setup, the epoch loop with its checkpoints, evaluations
  * and health checks, new runs and resumed ones. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <math.h>
@@ -95,6 +96,40 @@ static void remove_new_run(const fr_run *r)
         if (fr_train_path(p, sizeof p, r->dir, *f) == FR_OK) remove(p);
     if (fr_train_path(p, sizeof p, r->dir, "samples") == FR_OK) rmdir(p);
     if (fr_train_path(p, sizeof p, r->dir, FR_CHECKPOINT_DIR) == FR_OK) rmdir(p);
+}
+
+static fr_status make_dirs(const fr_run *r)
+{
+    char p[FR_TRAIN_PATH_MAX + 32];
+    if (mkdir(r->dir, 0777) != 0 && errno != EEXIST) return fr_fail(FR_ERR_IO, "%s: %s", r->dir, strerror(errno));
+    FR_TRY(fr_train_path(p, sizeof p, r->dir, FR_CHECKPOINT_DIR));
+    if (mkdir(p, 0777) != 0 && errno != EEXIST) return fr_fail(FR_ERR_IO, "%s: %s", p, strerror(errno));
+    return FR_OK;
+}
+
+/* --force: the files of the run that was in the directory (other files are left alone). */
+static fr_status clear_run(const fr_run *r)
+{
+    remove_new_run(r);
+    char p[FR_TRAIN_PATH_MAX + 64];
+    int64_t *steps, n;
+    FR_TRY(fr_train_list_checkpoints(r->dir, &steps, &n));
+    for (int64_t i = 0; i < n; i++) {
+        char rel[64];
+        fr_checkpoint_name(steps[i], rel, sizeof rel);
+        if (fr_train_path(p, sizeof p, r->dir, rel) == FR_OK) remove(p);
+    }
+    free(steps);
+    FR_TRY(fr_train_path(p, sizeof p, r->dir, "samples"));
+    DIR *d = opendir(p);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        size_t l = strlen(e->d_name);
+        char q[FR_TRAIN_PATH_MAX + 400];
+        if (l > 4 && strcmp(e->d_name + l - 4, ".png") == 0 && snprintf(q, sizeof q, "%s/%s", p, e->d_name) < (int)sizeof q)
+            remove(q);
+    }
+    if (d) closedir(d);
+    return make_dirs(r);
 }
 
 /* Closes everything; the first error is the one reported (closing the audit log or the
@@ -312,14 +347,6 @@ static int holds_run(const char *dir)
     return 0;
 }
 
-static fr_status make_dirs(fr_run *r)
-{
-    char p[FR_TRAIN_PATH_MAX + 32];
-    if (mkdir(r->dir, 0777) != 0 && errno != EEXIST) return fr_fail(FR_ERR_IO, "%s: %s", r->dir, strerror(errno));
-    FR_TRY(fr_train_path(p, sizeof p, r->dir, FR_CHECKPOINT_DIR));
-    if (mkdir(p, 0777) != 0 && errno != EEXIST) return fr_fail(FR_ERR_IO, "%s: %s", p, strerror(errno));
-    return FR_OK;
-}
 
 static void result_init(fr_run_result *res)
 {
@@ -354,14 +381,15 @@ fr_status fr_run_new(const fr_run_opts *ro_in, const void *ao, const fr_run_env 
     char absbase[FR_OPT_PATH_MAX];
     if (ro.c.base[0] && ro.c.base[0] != '/' && realpath(ro.c.base, absbase)) snprintf(ro.c.base, sizeof ro.c.base, "%s", absbase);
     FR_TRY(check_opts(&ro, a, ao));
-    if (holds_run(ro.run.out))
-        return fr_fail(FR_ERR_ARG, "train: %s already holds a run (use --resume %s to continue it)", ro.run.out,
-                       ro.run.out);
+    if (holds_run(ro.run.out) && !ro.run.force)
+        return fr_fail(FR_ERR_ARG, "train: %s already holds a run (use --resume %s to continue it, or --force to "
+                       "replace it)", ro.run.out, ro.run.out);
     fr_run r;
     struct fr_run_private pv;
     run_init(&r, &pv, &ro, a, ao, env);
     fr_status s = make_dirs(&r);
     if (s == FR_OK) s = fr_dir_lock(r.dir, &pv.lock);
+    if (s == FR_OK && ro.run.force) s = clear_run(&r); /* under the lock: nobody is writing it */
     if (s == FR_OK) s = setup(&r);
     if (s == FR_OK) s = fr_run_write_config(&r);
     if (s == FR_OK) s = open_audit(&r);

@@ -84,6 +84,15 @@ START_TEST(test_run_dir_locked)
     /* two new runs into one directory: the second is refused, the first's log stays readable */
     rc = fr_rt_cli(out, sizeof out, "train %s --out %s/l --epochs 1", tiny_args(a, sizeof a), fr_rt_dir);
     ck_assert_msg(rc == 2 && strstr(out, "already holds a run"), "second run into l: exit %d:\n%s", rc, out);
+    /* --force replaces it: the old run's checkpoints go, the new one starts at step 1 */
+    rc = fr_rt_cli(out, sizeof out, "train %s --out %s/l --epochs 1 --force", tiny_args(a, sizeof a), fr_rt_dir);
+    ck_assert_msg(rc == 0, "--force: exit %d:\n%.2000s", rc, out);
+    char p[512];
+    snprintf(p, sizeof p, "%s/l/checkpoints/step-2.safetensors", fr_rt_dir);
+    ck_assert_msg(!exists(p), "--force left the old run's %s", p);
+    char *rec = fr_rt_records("l");
+    ck_assert_msg(strstr(rec, "end-step 1 ") && !strstr(rec, "end-step 2 "), "--force: audit.log:\n%.2000s", rec);
+    free(rec);
 }
 END_TEST
 
