@@ -257,6 +257,38 @@ START_TEST(test_reward_timeout_option)
 }
 END_TEST
 
+/* A run directory written by cff6d07 (tests/corpus/cff6d07_run: `flowrl train --algo flow-grpo
+ * --base base.safetensors --out run --epochs 2 --prompts 2 --group 4 --steps 4 --num-batches 2
+ * --grad-accum 1 --clip-range 0.2 --lr 3e-3 --eval-n 0 --reward halfplane`, relative base path)
+ * still resumes: its options read back through the renamed keys, its checkpoint's identity
+ * metadata matches, and the log keeps its two epochs and gains a third. */
+START_TEST(test_cff6d07_run_resumes)
+{
+    char out[16384], cmd[2048];
+    snprintf(cmd, sizeof cmd, "cp -r %s/tests/corpus/cff6d07_run %s/old", fr_test_src(), fr_rt_dir);
+    ck_assert_int_eq(system(cmd), 0);
+    char *before = fr_rt_records("old/run");
+    const char *bin = getenv("FLOWRL_BIN");
+    snprintf(cmd, sizeof cmd, "cd %s/old && %s train --resume run --epochs 3 --backend ref > %s/old.log 2>&1", fr_rt_dir,
+             bin, fr_rt_dir);
+    int rc = system(cmd);
+    char p[512];
+    size_t n;
+    snprintf(p, sizeof p, "%s/old.log", fr_rt_dir);
+    char *log = fr_rt_slurp(p, &n);
+    ck_assert_msg(rc == 0, "resuming cff6d07's run: status %d:\n%.3000s", rc, log);
+    free(log);
+    char *after = fr_rt_records("old/run");
+    ck_assert_msg(strncmp(after, before, strlen(before)) == 0, "the resumed log changed cff6d07's two epochs");
+    ck_assert_ptr_nonnull(strstr(after, "end-step 3 "));
+    free(before);
+    free(after);
+    rc = fr_rt_cli(out, sizeof out, "audit %s/old/run %s/tests/corpus/cff6d07_run/run --prefix-ok", fr_rt_dir,
+                   fr_test_src());
+    ck_assert_msg(rc == 0, "flowrl audit of the resumed and the original run: exit %d:\n%.2000s", rc, out);
+}
+END_TEST
+
 Suite *suite_runs(void)
 {
     Suite *s = suite_create("runs");
@@ -271,6 +303,7 @@ Suite *suite_runs(void)
     tcase_add_test(tc, test_intervals);
     tcase_add_test(tc, test_lr_schedule);
     tcase_add_test(tc, test_reward_timeout_option);
+    tcase_add_test(tc, test_cff6d07_run_resumes);
     suite_add_tcase(s, tc);
     return s;
 }
