@@ -428,6 +428,31 @@ static fr_status pick_checkpoint(const fr_run *r, int64_t from_step, int64_t *la
     return s;
 }
 
+/* A checkpoint that does not load: the message gains the newest older checkpoint that
+ * verifies (per-tensor digests), to resume from with --from-step. */
+static void offer_intact(const fr_run *r, int64_t bad, fr_status s)
+{
+    char first[1024];
+    snprintf(first, sizeof first, "%s", fr_last_error());
+    int64_t *steps, n, ok = 0;
+    if (fr_train_list_checkpoints(r->dir, &steps, &n) != FR_OK) {
+        fr_fail(s, "%s", first);
+        return;
+    }
+    for (int64_t i = n - 1; i >= 0 && !ok; i--) {
+        char rel[64], p[FR_TRAIN_PATH_MAX + 64];
+        fr_checkpoint_name(steps[i], rel, sizeof rel);
+        if (steps[i] < bad && fr_train_path(p, sizeof p, r->dir, rel) == FR_OK && fr_checkpoint_verify(p) == FR_OK)
+            ok = steps[i];
+    }
+    free(steps);
+    if (ok)
+        fr_fail(s, "%s; step-%lld verifies: flowrl train --resume %s --from-step %lld", first, (long long)ok, r->dir,
+                (long long)ok);
+    else
+        fr_fail(s, "%s; no earlier checkpoint verifies", first);
+}
+
 fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_run_result *res)
 {
     result_init(res);
@@ -488,7 +513,10 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
     if (s == FR_OK && ro.run.epochs < last)
         s = fr_fail(FR_ERR_ARG, "train: --epochs %lld is below the %lld epochs %s has done", (long long)ro.run.epochs,
                     (long long)last, r.dir);
-    if (s == FR_OK && last > 0) s = fr_run_load_checkpoint(&r, last);
+    if (s == FR_OK && last > 0) {
+        s = fr_run_load_checkpoint(&r, last);
+        if (s == FR_ERR_FORMAT || s == FR_ERR_MISMATCH) offer_intact(&r, last, s);
+    }
     char alog[FR_TRAIN_PATH_MAX + 32];
     if (s == FR_OK) s = fr_train_path(alog, sizeof alog, r.dir, FR_AUDIT_LOG_NAME);
     if (s == FR_OK) s = fr_audit_truncate_to_step(alog, last);

@@ -56,6 +56,7 @@ START_TEST(test_corrupted_checkpoint_refused)
     ck_assert_msg(rc == 1, "a corrupted checkpoint: exit %d, expected 1:\n%s", rc, out);
     ck_assert_msg(strstr(out, "step-3.safetensors") && strstr(out, "tensor"), "the message names no file / tensor:\n%s",
                   out);
+    ck_assert_msg(strstr(out, "--from-step 2") != NULL, "the message does not offer the intact step-2:\n%s", out);
     /* the previous intact checkpoint (keep 2) */
     rc = fr_rt_cli(out, sizeof out, "train --resume %s/c --from-step 2 --epochs 5", fr_rt_dir);
     ck_assert_msg(rc == 0, "--from-step 2: exit %d:\n%s", rc, out);
