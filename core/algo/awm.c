@@ -165,7 +165,7 @@ static fr_status update_batch(fr_run *r, awm_state *t, uint32_t e, int64_t q, in
     if (t->have_ema) FR_TRY(forward(r, t, &t->ema, &t->ws_ema, t->v_ema));
     const double gout = 1.0 / (double)r->o->c.grad_accum;
     fr_awm_stats st;
-    FR_TRY(fr_awm_loss(&t->prm, t->K, t->b, D, t->t, t->bx0, t->eps, t->v, r->have_ref ? t->v_ref : NULL,
+    FR_TRY(fr_awm_loss(r->ops, &t->prm, t->K, t->b, D, t->t, t->bx0, t->eps, t->v, r->have_ref ? t->v_ref : NULL,
                        t->have_ema ? t->v_ema : NULL, off_policy ? t->logp_old + q * R : NULL, t->badv, gout, t->gv,
                        t->logp, NULL, &st));
     if (!isfinite(st.loss))
@@ -226,7 +226,7 @@ fr_status fr_awm_algo_epoch(fr_run *r, void *state)
         for (int64_t q = ga; q < nb; q++) {
             FR_TRY(batch_inputs(r, t, e, q));
             FR_TRY(forward(r, t, &r->pol, &t->ws, t->v));
-            FR_TRY(fr_awm_logprob(&t->prm, t->K, t->b, D, t->t, t->bx0, t->eps, t->v, NULL, t->logp_old + q * R, NULL));
+            FR_TRY(fr_awm_logprob(r->ops, &t->prm, t->K, t->b, D, t->t, t->bx0, t->eps, t->v, NULL, t->logp_old + q * R, NULL));
         }
     epoch_stats es = {0, 0, 0, 0, INFINITY, -INFINITY, 0};
     int64_t u = 0;
@@ -240,7 +240,7 @@ fr_status fr_awm_algo_epoch(fr_run *r, void *state)
     if (t->have_ema) {
         double d = fr_awm_ema_decay(t->o.kl_ema_decay_type, t->o.kl_ema_decay, r->adam.step);
         for (int i = 0; i < r->pol.n_params; i++)
-            FR_TRY(fr_awm_ema_update(fr_tensor_numel(&r->pol.values[i]), d, r->pol.values[i].data,
+            FR_TRY(fr_awm_ema_update(r->ops, fr_tensor_numel(&r->pol.values[i]), d, r->pol.values[i].data,
                                      t->ema.values[i].data));
         FR_TRY(fr_run_rec_params(r, "awm_ema.", t->ema.values));
     }
