@@ -460,7 +460,7 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
     FR_TRY(fr_train_path(path, sizeof path, rq->dir, FR_TRAIN_CONFIG_NAME));
     FR_TRY(fr_opts_json_string(path, "algo", algo, sizeof algo));
     const fr_algo *a;
-    FR_TRY(fr_algo_find(algo[0] ? algo : "flow-grpo", &a));
+    FR_TRY(fr_algo_find(algo[0] ? algo : fr_algo_default()->name, &a));
     fr_run_opts saved, ro;
     void *ao_saved = fr_calloc(1, a->opts_size ? a->opts_size : 1), *ao = fr_calloc(1, a->opts_size ? a->opts_size : 1);
     if (!ao_saved || !ao) {
