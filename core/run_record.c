@@ -109,7 +109,10 @@ fr_status fr_run_optimizer_step(fr_run *r, int64_t u, float *gn)
      * grad_accum⌉ (an epoch whose samples were all filtered out takes fewer) */
     const fr_run_common *rc = &r->o->c;
     const int64_t per_epoch = (rc->num_batches + rc->grad_accum - 1) / rc->grad_accum;
-    c.lr = fr_lr_at(o->lr, o->lr_min, (int)o->lr_schedule, o->warmup, r->adam.step, per_epoch * r->o->run.epochs);
+    const int64_t total = per_epoch * r->o->run.epochs;
+    /* --warmup -1: min(100, total / 10), pretraining's rule */
+    const int64_t warmup = o->warmup >= 0 ? o->warmup : (total / 10 < 100 ? total / 10 : 100);
+    c.lr = fr_lr_at(o->lr, o->lr_min, (int)o->lr_schedule, warmup, r->adam.step, total);
     c.ema_decay = r->have_ema ? o->ema_decay : -1.0f;
     c.ema_every = o->ema_every;
     c.ema_rule = FR_EMA_FIXED;
