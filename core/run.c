@@ -337,14 +337,19 @@ static fr_status check_opts(const fr_run_opts *ro, const fr_algo *a, const void 
     return a->check ? a->check(ro, ao) : FR_OK;
 }
 
+/* A run is there when its config.json, audit.log or a checkpoint is: the empty directories
+ * and the .lock a run killed during start-up leaves behind do not block a new one. */
 static int holds_run(const char *dir)
 {
     char p[FR_TRAIN_PATH_MAX + 32];
     struct stat st;
-    const char *names[] = {FR_TRAIN_CONFIG_NAME, FR_AUDIT_LOG_NAME, FR_CHECKPOINT_DIR};
-    for (int i = 0; i < 3; i++)
+    const char *names[] = {FR_TRAIN_CONFIG_NAME, FR_AUDIT_LOG_NAME};
+    for (int i = 0; i < 2; i++)
         if (fr_train_path(p, sizeof p, dir, names[i]) != FR_OK || stat(p, &st) == 0) return 1;
-    return 0;
+    int64_t *steps, n;
+    if (fr_train_list_checkpoints(dir, &steps, &n) != FR_OK) return 1;
+    free(steps);
+    return n > 0;
 }
 
 
