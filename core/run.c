@@ -463,6 +463,10 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
     result_init(res);
     char path[FR_TRAIN_PATH_MAX + 32], algo[64];
     FR_TRY(fr_train_path(path, sizeof path, rq->dir, FR_TRAIN_CONFIG_NAME));
+    struct stat stc;
+    if (stat(path, &stc) != 0)
+        return fr_fail(FR_ERR_ARG, "train: %s is not a run (no %s): start one with --out %s", rq->dir,
+                       FR_TRAIN_CONFIG_NAME, rq->dir);
     FR_TRY(fr_opts_json_string(path, "algo", algo, sizeof algo));
     const fr_algo *a;
     FR_TRY(fr_algo_find(algo[0] ? algo : fr_algo_default()->name, &a));
