@@ -90,6 +90,13 @@ static int on_epoch(const fr_run_epoch_event *ev, void *user)
     return 0;
 }
 
+/* The library's message without its "train: " prefix (the CLI prints "flowrl train: "). */
+static const char *msg(void)
+{
+    const char *m = fr_last_error();
+    return strncmp(m, "train: ", 7) == 0 ? m + 7 : m;
+}
+
 /* ---- argv -------------------------------------------------------------------------------- */
 
 /* The value of --NAME VALUE / --NAME=VALUE in argv (the last one), or NULL. */
@@ -239,20 +246,20 @@ int cmd_train(int argc_in, char **argv_in)
     const char *resume = peek(argc, argv, "--resume");
     if (st == FR_OK && !resume) st = fr_opts_parse(&o, argc, argv, 1, NULL, 0, NULL, NULL);
     if (st != FR_OK) {
-        fr_cli_error(CMD, "%s (flowrl train --help)", fr_last_error());
+        fr_cli_error(CMD, "%s (flowrl train --help)", msg());
         rc = 2;
         goto done;
     }
     /* resume: the backend options are parsed again on top of config.json by the loop */
     if (resume && fr_opts_parse(&o, argc, argv, 1, NULL, 0, NULL, NULL) != FR_OK) {
-        fr_cli_error(CMD, "%s (flowrl train --help)", fr_last_error());
+        fr_cli_error(CMD, "%s (flowrl train --help)", msg());
         rc = 2;
         goto done;
     }
     const fr_ops *ops;
     int n_threads;
     if (fr_backend_opts_resolve(&ro.be, &ops, &n_threads) != FR_OK) {
-        fr_cli_error(CMD, "%s", fr_last_error());
+        fr_cli_error(CMD, "%s", msg());
         rc = 2;
         goto done;
     }
@@ -284,7 +291,7 @@ int cmd_train(int argc_in, char **argv_in)
         st = fr_run_new(&ro, ao, &env, &res);
     }
     if (st != FR_OK) {
-        rc = fr_cli_error(CMD, "%s", fr_last_error());
+        rc = fr_cli_error(CMD, "%s", msg());
         if (st == FR_ERR_ARG) rc = 2;
         goto done;
     }
