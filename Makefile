@@ -98,6 +98,7 @@ GOLDEN_CHECKS = $(CLI) golden check --backend ref && \
 check: $(TEST_BIN) $(CLI) $(CUDA_SELFCHECK) $(if $(filter 1,$(HAVE_LIBFUZZER)),$(FUZZ_BINS))
 	$(GOLDEN_CHECKS)
 	$(MAKE) --no-print-directory fuzz-smoke
+	sh tests/check_suites.sh
 	python3 tests/check_doc_refs.py
 	python3 tests/check_doc_refs.py --self-test
 	python3 tools/respec.py --self-test
