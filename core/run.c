@@ -50,7 +50,8 @@ static fr_status setup(fr_run *r)
     const char *prog = fr_reward_cmd_program(o->c.reward);
     if (prog) {
         r->reward_id = -1;
-        fr_reward_cmd_opts ro = {o->rw.timeout_s, r->task->C, r->task->H, r->task->W};
+        fr_reward_cmd_opts ro = {o->rw.timeout_s, r->task->C, r->task->H, r->task->W,
+                                 o->c.workdir[0] ? o->c.workdir : NULL};
         FR_TRY(fr_reward_cmd_open(prog, &ro, &r->rcmd));
     } else if (o->c.reward[0]) {
         FR_TRY(fr_task_reward_id(r->task, o->c.reward, &r->reward_id));
@@ -385,6 +386,8 @@ fr_status fr_run_new(const fr_run_opts *ro_in, const void *ao, const fr_run_env 
     /* a base given by a relative path is found again from any working directory */
     char absbase[FR_OPT_PATH_MAX];
     if (ro.c.base[0] && ro.c.base[0] != '/' && realpath(ro.c.base, absbase)) snprintf(ro.c.base, sizeof ro.c.base, "%s", absbase);
+    /* a reward program's relative paths are the ones of this directory, on resume too */
+    if (!getcwd(ro.c.workdir, sizeof ro.c.workdir)) ro.c.workdir[0] = '\0';
     FR_TRY(check_opts(&ro, a, ao));
     if (holds_run(ro.run.out) && !ro.run.force)
         return fr_fail(FR_ERR_ARG, "train: %s already holds a run (use --resume %s to continue it, or --force to "

@@ -27,6 +27,9 @@ static const fr_opt k_inputs[] = {
     FR_OPT_STR(C, reward, "reward", "",
                "a task reward (gmm2d: mode, halfplane; shapes: geneval, strict) or cmd:PROGRAM "
                "(docs/reward-protocol.md); default the task's first", 0),
+    FR_OPT_STR(C, workdir, "workdir", "",
+               "the directory the run was started in (set by the run; a reward program runs there)",
+               FR_OPT_RESUMABLE | FR_OPT_HIDDEN),
     FR_OPT_BOOL(C, base_raw, "base_raw", "false", "start from the base's raw weights, not its ema.* weights", 0),
     {"prompts_per_epoch", FR_OPT_I64, offsetof(C, prompts), sizeof(int64_t), "8", 1, 1 << 20, NULL,
      "P: prompts per epoch", 0, "--prompts", "P"},

@@ -133,7 +133,7 @@ static fr_status run_until_failure(const char *program, double timeout_s, int di
                                    int n, uint32_t first_index, char *msg, size_t cap,
                                    uint32_t *failed_index)
 {
-    fr_reward_cmd_opts o = {timeout_s, dims_C, dims_C ? 16 : 0, dims_C ? 16 : 0};
+    fr_reward_cmd_opts o = {timeout_s, dims_C, dims_C ? 16 : 0, dims_C ? 16 : 0, NULL};
     fr_reward_cmd *rc = NULL;
     ck_assert_msg(fr_reward_cmd_open(program, &o, &rc) == FR_OK, "%s", fr_last_error());
     fr_status s = FR_OK;
@@ -170,7 +170,7 @@ START_TEST(test_spec)
     fr_reward_cmd *rc = (fr_reward_cmd *)1;
     ck_assert_int_eq(fr_reward_cmd_open("", NULL, &rc), FR_ERR_ARG);
     ck_assert_ptr_null(rc);
-    fr_reward_cmd_opts o = {1.0, 3, 0, 16};
+    fr_reward_cmd_opts o = {1.0, 3, 0, 16, NULL};
     ck_assert_int_eq(fr_reward_cmd_open("true", &o, &rc), FR_ERR_ARG);
     ck_assert_int_eq(fr_reward_cmd_close(NULL), FR_OK);
     assert_no_child();
@@ -197,7 +197,7 @@ START_TEST(test_several_batches)
     ck_assert_msg(fr_reward_cmd_close(rc) == FR_OK, "%s", fr_last_error());
     assert_no_child();
 
-    fr_reward_cmd_opts o = {0, 3, 16, 16};
+    fr_reward_cmd_opts o = {0, 3, 16, 16, NULL};
     ck_assert_msg(fr_reward_cmd_open(mock("ok"), &o, &rc) == FR_OK, "%s", fr_last_error());
     for (uint32_t k = 0; k < 3; k++) {
         uint64_t seed = 50u + k;
@@ -241,7 +241,7 @@ END_TEST
 START_TEST(test_score_task)
 {
     const fr_task *t = &fr_task_shapes;
-    fr_reward_cmd_opts o = {0, t->C, t->H, t->W};
+    fr_reward_cmd_opts o = {0, t->C, t->H, t->W, NULL};
     fr_reward_cmd *rc = NULL;
     ck_assert_msg(fr_reward_cmd_open(mock("ok"), &o, &rc) == FR_OK, "%s", fr_last_error());
     enum { B = 6 };
@@ -477,7 +477,7 @@ END_TEST
  * (min(timeout, 2 s)), and close says so; a clean one closes with FR_OK (tested above). */
 START_TEST(test_close_kills_lingering_program)
 {
-    fr_reward_cmd_opts o = {0.5, 0, 0, 0};
+    fr_reward_cmd_opts o = {0.5, 0, 0, 0, NULL};
     fr_reward_cmd *rc = NULL;
     ck_assert_msg(fr_reward_cmd_open(mock("ignore_eof"), &o, &rc) == FR_OK, "%s",
                   fr_last_error());
@@ -552,7 +552,7 @@ START_TEST(test_numpy_example)
     char cmd[1024];
     /* Image form: brightness, or the channel a prompt names. */
     snprintf(cmd, sizeof cmd, "%s '%s/examples/reward_brightness.py'", py, fr_test_src());
-    fr_reward_cmd_opts o = {0, 3, 16, 16};
+    fr_reward_cmd_opts o = {0, 3, 16, 16, NULL};
     fr_reward_cmd *rc = NULL;
     ck_assert_msg(fr_reward_cmd_open(cmd, &o, &rc) == FR_OK, "%s", fr_last_error());
     for (uint32_t k = 0; k < 2; k++) {

@@ -167,9 +167,13 @@ START_TEST(test_resume_from_other_cwd)
     char out[16384], cmd[4096];
     const char *bin = getenv("FLOWRL_BIN");
     ck_assert_ptr_nonnull(bin);
+    /* a relative base and a reward program given by a relative path */
+    snprintf(cmd, sizeof cmd, "cp %s/tests/reward_progs/mock_reward.py %s/", fr_test_src(), fr_rt_dir);
+    ck_assert_int_eq(system(cmd), 0);
     snprintf(cmd, sizeof cmd,
              "cd %s && %s train --base base.safetensors --task gmm2d --out rel --epochs 1 --prompts-per-epoch 2 "
-             "--group-size 4 --num-steps 4 --num-batches 2 --grad-accum 1 --eval-n 0 --backend ref > /dev/null 2>&1",
+             "--group-size 4 --num-steps 4 --num-batches 2 --grad-accum 1 --eval-n 0 --backend ref "
+             "--reward 'cmd:python3 mock_reward.py ok' > /dev/null 2>&1",
              fr_rt_dir, bin);
     ck_assert_int_eq(system(cmd), 0);
     int rc = fr_rt_cli(out, sizeof out, "train --resume %s/rel --epochs 2", fr_rt_dir);

@@ -43,6 +43,8 @@ typedef struct {
     double timeout_s; /* per batch, from the first byte sent to the last byte read;
                        * <= 0 means FR_REWARD_CMD_TIMEOUT_S */
     int C, H, W;      /* image dims sent in every request (C*H*W == D), or 0, 0, 0 */
+    const char *cwd;  /* the program runs in this directory (its relative paths resolve
+                       * there: a resumed run finds them from anywhere); NULL: the caller's */
 } fr_reward_cmd_opts;
 
 /* --reward-timeout SECONDS (timeout_s; default FR_REWARD_CMD_TIMEOUT_S): the option

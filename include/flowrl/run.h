@@ -61,6 +61,7 @@ typedef struct {
     char base[FR_OPT_PATH_MAX];   /* base checkpoint: policy init and KL reference */
     char task[32];                /* "" = the checkpoint's metadata "task" */
     char reward[FR_OPT_PATH_MAX]; /* a task reward name, "cmd:PROGRAM", or "" = task default */
+    char workdir[FR_OPT_PATH_MAX]; /* where the run was started: a reward program runs there */
     int base_raw;                 /* 1: start from the raw weights, not the base's ema.* */
     int64_t prompts;              /* P prompts per epoch */
     int64_t group;                /* G samples per prompt */
