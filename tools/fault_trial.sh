@@ -93,7 +93,7 @@ kill_case() {
             local pid=$!
             rand_sleep "$span"
             kill -9 $pid 2>/dev/null
-            wait $pid
+            wait $pid 2>/dev/null # no "Killed" line from bash
             local rc=$?
             if [ $rc -eq 137 ]; then
                 landed=$((landed + 1)); k=$((k + 1))
@@ -108,6 +108,7 @@ kill_case() {
         "${CMD[@]}" >/dev/null 2>"$S/kill.err"
         local rc=$?
         if [ $rc -ne 0 ]; then bad="$bad chain $chains: final resume exit $rc: $(err_line "$S/kill.err");"
+        elif ls "$r"/checkpoints/*.tmp.* >/dev/null 2>&1; then bad="$bad chain $chains: a temporary checkpoint file left behind;"
         elif audit "$r" "$ref"; then ok=$((ok + 1))
         else bad="$bad chain $chains: audit differs: $(head -n 3 "$S/audit.out" | tail -n 1);"
         fi
@@ -115,7 +116,7 @@ kill_case() {
     local v=pass
     [ -z "$bad" ] || v=FAIL
     row "SIGKILL at a random moment ($a)" "$landed kills in $chains runs" \
-        "every resumed run identical to the uninterrupted one (audit exit 0)" \
+        "every resumed run identical to the uninterrupted one (audit exit 0), no temporary file left" \
         "$ok/$chains runs identical; $early kills before the first checkpoint; $missed runs ended before their kill${bad:+;$bad}" "$v"
 }
 
