@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The fault trial of issue 14: SIGKILLs at random moments, corrupted checkpoints and audit
-# logs, concurrent runs, bad reward programs, a full disk and bad option values, each for
-# every algorithm, against build/flowrl on a tiny gmm2d model. Prints a markdown table
+# logs, concurrent runs, bad reward programs, a full disk and bad option values (and stop
+# signals, resume misuse, a relative base path, divergence), each for every algorithm,
+# against build/flowrl on a tiny gmm2d model (docs/fault-trial.md). Prints a markdown table
 #   | fault | runs | expected | observed | verdict |
 # and exits 1 if any verdict is not "pass". Not part of `make check` (about 2-4 minutes on
 # 2 cores); `make fault-trial` runs it on a temporary directory.
@@ -78,20 +79,51 @@ T0=$(now_ms)
 # was written yet (run as "${CMD[@]}" &, so that $! is flowrl itself, not a subshell)
 continue_cmd() {
     if [ -e "$2/config.json" ]; then CMD=("$FLOWRL" train --resume "$2")
-    else CMD=("$FLOWRL" train --algo "$1" --base "$BASE" "${TINY[@]}" --epochs $EPOCHS --out "$2"); fi
+    else CMD=("$FLOWRL" train --algo "$1" --base "$BASE" "${TINY[@]}" --epochs "$EPOCHS" --out "$2"); fi
+}
+# unblock R: R is what a SIGKILL during start-up leaves (the directory, no config.json), which
+# neither --out nor --resume takes today (the start-up row): remove it, as a user would.
+unblock() { [ -d "$1" ] && [ ! -e "$1/config.json" ] && rm -rf "$1"; }
+# The state a SIGKILL during start-up leaves (seen in this trial: .lock, an empty
+# checkpoints/, maybe config.json.tmp.*), made on purpose: a retry must be able to use R
+# (issue 14 item 6: a run that fails before its first checkpoint leaves nothing that blocks
+# a retry; SIGKILL cannot clean up, so the start must recognise it).
+startup_case() {
+    local a=$1 r=$S/$1/startup v=FAIL obs="" rc
+    local -a tries=("--out" "--force --out" "--resume")
+    for t in "${tries[@]}"; do
+        rm -rf "$r"; mkdir -p "$r/checkpoints"; : >"$r/.lock"
+        if [ "$t" = --resume ]; then train --resume "$r" >/dev/null 2>"$S/st.err"
+        else
+            # shellcheck disable=SC2086 # "--out --force": the flags are words
+            train --algo "$a" --base "$BASE" "${TINY[@]}" --epochs "$EPOCHS" $t "$r" >/dev/null 2>"$S/st.err"
+        fi
+        rc=$?
+        if [ $rc -eq 0 ] && audit "$r" "$S/$a/ref"; then obs="$obs \`$t R\`: runs, identical;"; v=pass
+        else obs="$obs \`$t R\`: exit $rc: \`$(err_line "$S/st.err")\`;"; fi
+    done
+    row "directory left by a SIGKILL during start-up: .lock + empty checkpoints/, no config.json ($a)" 3 \
+        "a retry can use it: \`--out R\` (or \`--out R --force\`, or \`--resume R\`) runs" "$obs" "$v"
 }
 kill_case() {
-    local a=$1 ref=$S/$a/ref landed=0 missed=0 chains=0 ok=0 early=0 bad="" span
-    span=$2
+    local a=$1 span=$2 landed=0 missed=0 chains=0 ok=0 early=0 blocked=0 bad=""
+    local ref=$S/$a/ref
     while [ $landed -lt "$KILLS" ]; do
         chains=$((chains + 1))
         local r=$S/$a/kill-$chains k=0
         rm -rf "$r"
         while [ $k -lt 5 ] && [ $landed -lt "$KILLS" ]; do
+            unblock "$r" && blocked=$((blocked + 1))
             continue_cmd "$a" "$r"
             "${CMD[@]}" >/dev/null 2>"$S/kill.err" &
             local pid=$!
-            rand_sleep "$span"
+            # within what is left of the run: its share of the reference's wall time
+            local done=0 c
+            for c in "$r"/checkpoints/step-*.safetensors; do
+                c=${c##*/step-}; c=${c%.safetensors}
+                [ "$c" = "*" ] || [ "$c" -le "$done" ] || done=$c
+            done
+            rand_sleep $((span * (EPOCHS - done + 1) / (EPOCHS + 1) + 1))
             kill -9 $pid 2>/dev/null
             wait $pid 2>/dev/null # no "Killed" line from bash
             local rc=$?
@@ -104,6 +136,7 @@ kill_case() {
                 bad="$bad chain $chains: exit $rc: $(err_line "$S/kill.err");"; break
             fi
         done
+        unblock "$r" && blocked=$((blocked + 1))
         continue_cmd "$a" "$r"
         "${CMD[@]}" >/dev/null 2>"$S/kill.err"
         local rc=$?
@@ -117,17 +150,17 @@ kill_case() {
     [ -z "$bad" ] || v=FAIL
     row "SIGKILL at a random moment ($a)" "$landed kills in $chains runs" \
         "every resumed run identical to the uninterrupted one (audit exit 0), no temporary file left" \
-        "$ok/$chains runs identical; $early kills before the first checkpoint; $missed runs ended before their kill${bad:+;$bad}" "$v"
+        "$ok/$chains runs identical; $early kills before the first checkpoint, $blocked of them during start-up (no config.json yet: the directory was removed by hand, see the start-up row); $missed runs ended before their kill${bad:+;$bad}" "$v"
 }
 
 # ---- corruptions ------------------------------------------------------------------------
 # prepare A NAME: a copy of the half run, in $S/A/NAME
-prepare() { rm -rf "$S/$1/$2"; cp -a "$S/$1/half" "$S/$1/$2"; }
+prepare() { rm -rf "${S:?}/$1/$2"; cp -a "$S/$1/half" "$S/$1/$2"; }
 # refused A NAME WHAT NEEDLE...: resume must fail with one line containing every NEEDLE;
 # then --from-step $((HALF - 1)) must finish identical to the reference. Or, where the
 # damage is harmless ("valid"), the resume itself must finish identical.
 corrupt_case() {
-    local a=$1 name=$2 what=$3 r=$S/$1/$2 from_ok=1
+    local a=$1 what=$3 r=$S/$1/$2 from_ok=1
     shift 3
     [ "$1" = --from-step-refused ] && { from_ok=0; shift; }
     train --resume "$r" --epochs $EPOCHS >/dev/null 2>"$S/c.err"
@@ -258,7 +291,8 @@ bad_rewards() {
 # A tmpfs a little larger than two checkpoints: a run in it fills it while writing its
 # third checkpoint (the last two are kept, the third is written before the oldest goes).
 disk_full() {
-    local a=$1 mnt=$S/$a/tmpfs ck sz v=pass obs rc
+    local a=$1 ck sz v=pass obs rc
+    local mnt=$S/$a/tmpfs
     ck=$(ls "$S/$a/ref/checkpoints/" | head -n 1)
     sz=$(stat -c %s "$S/$a/ref/checkpoints/$ck")
     mkdir -p "$mnt"
@@ -313,6 +347,79 @@ bad_options() {
     row "bad option values ($a)" "$n" "exit 2, one line, no directory created" "$ok/$n as expected:<br>$bad$obs" "$v"
 }
 
+# ---- SIGTERM / SIGINT, and other items of issue 14 -------------------------------------
+# A stop signal at a random moment: exit 143 / 130 with a checkpoint (or 0 if the run ended
+# first), and --resume finishes identical to the reference.
+stop_signals() {
+    local a=$1 span=$2 n=0 ok=0 stopped=0 bad=""
+    for sig in TERM INT TERM INT TERM INT; do
+        local r=$S/$a/sig-$n want=143
+        [ $sig = INT ] && want=130
+        n=$((n + 1)); rm -rf "$r"
+        "$FLOWRL" train --algo "$a" --base "$BASE" "${TINY[@]}" --epochs "$EPOCHS" --out "$r" >/dev/null 2>"$S/sig.err" &
+        local pid=$!
+        sleep 0.05 # past start-up: a signal before the handler is installed kills at once
+        rand_sleep "$span"
+        kill -s $sig $pid 2>/dev/null
+        wait $pid
+        local rc=$?
+        if [ $rc -eq $want ]; then
+            stopped=$((stopped + 1))
+            ls "$r"/checkpoints/step-*.safetensors >/dev/null 2>&1 || { bad="$bad SIG$sig: exit $rc without a checkpoint;"; continue; }
+            train --resume "$r" >/dev/null 2>"$S/sig.err" || { bad="$bad SIG$sig: resume: $(err_line "$S/sig.err");"; continue; }
+        elif [ $rc -ne 0 ]; then bad="$bad SIG$sig: exit $rc (expected $want): $(err_line "$S/sig.err");"; continue
+        fi
+        if audit "$r" "$S/$a/ref"; then ok=$((ok + 1)); else bad="$bad SIG$sig: audit differs;"; fi
+    done
+    local v=pass
+    [ -z "$bad" ] || v=FAIL
+    row "SIGTERM / SIGINT at a random moment ($a)" "$n" "exit 143 / 130 with a checkpoint (or 0 if done first); --resume identical" \
+        "$ok/$n identical; $stopped stopped by the signal, $((n - stopped)) ended first${bad:+;$bad}" "$v"
+}
+# --resume --epochs below the epochs done: refused (exit 2, one line), config.json unchanged.
+# The base given as a relative path: a resume from another directory still finds it.
+resume_misuse() {
+    local a=$1 r=$S/$1/short v=pass obs rc
+    prepare "$a" short
+    cp "$r/config.json" "$S/config.before"
+    train --resume "$r" --epochs $((HALF - 2)) >/dev/null 2>"$S/s.err"
+    rc=$?
+    obs="exit $rc: \`$(err_line "$S/s.err")\`"
+    [ $rc -eq 2 ] && [ "$(err_lines "$S/s.err")" -eq 1 ] || v=FAIL
+    cmp -s "$r/config.json" "$S/config.before" && obs="$obs; config.json unchanged" || { v=FAIL; obs="$obs; config.json REWRITTEN"; }
+    row "\`--resume R --epochs $((HALF - 2))\` after $HALF epochs ($a)" 1 "exit 2, one line; config.json unchanged" "$obs" "$v"
+
+    r=$S/$a/rel; v=pass; rm -rf "$r"
+    (cd "$S" && "$FLOWRL" train --algo "$a" --base "${BASE##*/}" "${TINY[@]}" --epochs "$HALF" --out "$a/rel") >/dev/null 2>"$S/s.err"
+    rc=$?
+    if [ $rc -ne 0 ]; then obs="start in $S: exit $rc: $(err_line "$S/s.err")"; v=FAIL
+    else
+        (cd / && "$FLOWRL" train --resume "$r" --epochs "$EPOCHS") >/dev/null 2>"$S/s.err"
+        rc=$?
+        if [ $rc -eq 0 ] && audit "$r" "$S/$a/ref"; then obs="resumed from /, identical"
+        else v=FAIL; obs="resume from /: exit $rc: $(err_line "$S/s.err") $(head -n 3 "$S/audit.out" | tail -n 1)"; fi
+    fi
+    row "relative \`--base\`, \`--resume\` from another directory ($a)" 1 "resume finds the base; identical" "$obs" "$v"
+}
+# --lr 10 --max-grad-norm 0 (issue 14 item 4): not silent. Either it runs with the KL and the
+# zero-advantage warnings, or it stops in one line on non-finite values.
+divergence() {
+    local a=$1 r=$S/$1/diverge v=pass obs rc
+    rm -rf "$r"
+    train --algo "$a" --base "$BASE" "${TINY[@]}" --lr 10 --max-grad-norm 0 --epochs 12 --out "$r" >"$S/d.out" 2>&1
+    rc=$?
+    local kl zero
+    kl=$(grep -ac '^warning: epoch [0-9]*: kl' "$S/d.out"); zero=$(grep -ac '^warning: every advantage was zero' "$S/d.out")
+    if [ $rc -eq 0 ]; then
+        obs="exit 0; $kl KL warning, $zero zero-advantage warning"
+        [ "$kl" -eq 1 ] || [ "$zero" -eq 1 ] || v=FAIL
+    else
+        obs="exit $rc: \`$(grep -a '^flowrl' "$S/d.out" | tail -n 1)\`"
+        grep -a '^flowrl' "$S/d.out" | tail -n 1 | grep -q 'non-finite' || v=FAIL
+    fi
+    row "divergence: \`--lr 10 --max-grad-norm 0\` ($a)" 1 "warned once (KL, zero advantages) or stopped naming the non-finite values" "$obs" "$v"
+}
+
 # ---- the trial --------------------------------------------------------------------------
 for a in $ALGOS; do
     mkdir -p "$S/$a"
@@ -324,11 +431,15 @@ for a in $ALGOS; do
     train --algo "$a" --base "$BASE" "${TINY[@]}" --epochs $HALF --out "$S/$a/half" >"$S/$a/half.log" 2>&1 ||
         { echo "$0: the half run of $a failed (see $S/$a/half.log)" >&2; exit 2; }
     kill_case "$a" "$span"
+    startup_case "$a"
+    stop_signals "$a" "$span"
     corruptions "$a"
     concurrency "$a"
     bad_rewards "$a"
     disk_full "$a"
     bad_options "$a"
+    resume_misuse "$a"
+    divergence "$a"
 done
 
 echo "| fault | runs | expected | observed | verdict |"
