@@ -4,8 +4,8 @@
 # signals, resume misuse, a relative base path, divergence), each for every algorithm,
 # against build/flowrl on a tiny gmm2d model (docs/fault-trial.md). Prints a markdown table
 #   | fault | runs | expected | observed | verdict |
-# and exits 1 if any verdict is not "pass". Not part of `make check` (about 2-4 minutes on
-# 2 cores); `make fault-trial` runs it on a temporary directory.
+# and exits 1 if any verdict is not "pass". Not part of `make check` (20 s on 2 idle cores,
+# about a minute on a loaded machine); `make fault-trial` runs it on a temporary directory.
 #
 #   tools/fault_trial.sh SCRATCH_DIR [SEED]
 #
