@@ -64,12 +64,21 @@ static void same_values(const bound *x, const bound *y)
         }
 }
 
+static char in_path[64], out_path[64];
+
+/* libFuzzer ends with exit(): the temporary files go with it */
+static void remove_files(void)
+{
+    unlink(in_path);
+    unlink(out_path);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char in_path[64], out_path[64];
     if (!in_path[0]) {
         snprintf(in_path, sizeof in_path, "/tmp/fuzz_config.%d.json", (int)getpid());
         snprintf(out_path, sizeof out_path, "/tmp/fuzz_config.%d.out.json", (int)getpid());
+        atexit(remove_files);
     }
     const fr_algo *a;
     if (fr_algo_find("flow-grpo", &a) != FR_OK) abort();
