@@ -190,7 +190,7 @@ int cmd_train(int argc_in, char **argv_in)
     int rc = 0;
 
     /* the algorithm decides the options: --algo, else the one of --config / --resume's
-     * config.json, else flow-grpo */
+     * config.json, else the registry's first (flow-grpo) */
     const char *algo_name = peek(argc, argv, "--algo");
     char algo_buf[64] = "", cfg_path[FR_OPT_PATH_MAX + 32];
     const char *cfg_src = peek(argc, argv, "--config"), *res_src = peek(argc, argv, "--resume");
@@ -201,7 +201,7 @@ int cmd_train(int argc_in, char **argv_in)
     if (!algo_name && cfg_src && fr_opts_json_string(cfg_src, "algo", algo_buf, sizeof algo_buf) == FR_OK && algo_buf[0])
         algo_name = algo_buf;
     const fr_algo *a;
-    if (fr_algo_find(algo_name ? algo_name : "flow-grpo", &a) != FR_OK) {
+    if (fr_algo_find(algo_name ? algo_name : fr_algo_default()->name, &a) != FR_OK) {
         rc = 2;
         fr_cli_error(CMD, "--algo: %s", fr_last_error());
         goto out;

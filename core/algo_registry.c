@@ -15,6 +15,8 @@ static const fr_algo *const k_algos[] = {
 
 const fr_algo *const *fr_algos(void) { return k_algos; }
 
+const fr_algo *fr_algo_default(void) { return k_algos[0]; }
+
 fr_status fr_algo_find(const char *name, const fr_algo **out)
 {
     for (const fr_algo *const *a = k_algos; *a; a++)

@@ -347,7 +347,7 @@ static fr_status train_step(run_state *r, const fr_pretrain_cfg *cfg, const fr_o
     FR_TRY(fr_model_forward(&r->m, ops, &r->ws, B, r->x, r->t, r->c, r->out));
     /* loss = canonical long sum of (out − target)² / n, dL/dout = (2/n)·(out − target):
      * the flow-matching loss shared with AWM (flowrl/fm_loss.h) */
-    FR_TRY(fr_fm_loss(B, r->m.cfg.D, r->out, r->target, NULL, loss, r->sq));
+    FR_TRY(fr_fm_loss(ops, B, r->m.cfg.D, r->out, r->target, NULL, loss, r->sq));
     if (!isfinite(*loss))
         return fr_fail(FR_ERR_NUMERIC, "pretrain: step %lld: the loss is %g", (long long)s + 1,
                        (double)*loss);

@@ -1,5 +1,6 @@
 /* The one run loop (flowrl/run.h): setup, the epoch loop with its checkpoints, evaluations
  * and health checks, new runs and resumed ones. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <math.h>
@@ -95,6 +96,40 @@ static void remove_new_run(const fr_run *r)
         if (fr_train_path(p, sizeof p, r->dir, *f) == FR_OK) remove(p);
     if (fr_train_path(p, sizeof p, r->dir, "samples") == FR_OK) rmdir(p);
     if (fr_train_path(p, sizeof p, r->dir, FR_CHECKPOINT_DIR) == FR_OK) rmdir(p);
+}
+
+static fr_status make_dirs(const fr_run *r)
+{
+    char p[FR_TRAIN_PATH_MAX + 32];
+    if (mkdir(r->dir, 0777) != 0 && errno != EEXIST) return fr_fail(FR_ERR_IO, "%s: %s", r->dir, strerror(errno));
+    FR_TRY(fr_train_path(p, sizeof p, r->dir, FR_CHECKPOINT_DIR));
+    if (mkdir(p, 0777) != 0 && errno != EEXIST) return fr_fail(FR_ERR_IO, "%s: %s", p, strerror(errno));
+    return FR_OK;
+}
+
+/* --force: the files of the run that was in the directory (other files are left alone). */
+static fr_status clear_run(const fr_run *r)
+{
+    remove_new_run(r);
+    char p[FR_TRAIN_PATH_MAX + 64];
+    int64_t *steps, n;
+    FR_TRY(fr_train_list_checkpoints(r->dir, &steps, &n));
+    for (int64_t i = 0; i < n; i++) {
+        char rel[64];
+        fr_checkpoint_name(steps[i], rel, sizeof rel);
+        if (fr_train_path(p, sizeof p, r->dir, rel) == FR_OK) remove(p);
+    }
+    free(steps);
+    FR_TRY(fr_train_path(p, sizeof p, r->dir, "samples"));
+    DIR *d = opendir(p);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        size_t l = strlen(e->d_name);
+        char q[FR_TRAIN_PATH_MAX + 400];
+        if (l > 4 && strcmp(e->d_name + l - 4, ".png") == 0 && snprintf(q, sizeof q, "%s/%s", p, e->d_name) < (int)sizeof q)
+            remove(q);
+    }
+    if (d) closedir(d);
+    return make_dirs(r);
 }
 
 /* Closes everything; the first error is the one reported (closing the audit log or the
@@ -312,14 +347,6 @@ static int holds_run(const char *dir)
     return 0;
 }
 
-static fr_status make_dirs(fr_run *r)
-{
-    char p[FR_TRAIN_PATH_MAX + 32];
-    if (mkdir(r->dir, 0777) != 0 && errno != EEXIST) return fr_fail(FR_ERR_IO, "%s: %s", r->dir, strerror(errno));
-    FR_TRY(fr_train_path(p, sizeof p, r->dir, FR_CHECKPOINT_DIR));
-    if (mkdir(p, 0777) != 0 && errno != EEXIST) return fr_fail(FR_ERR_IO, "%s: %s", p, strerror(errno));
-    return FR_OK;
-}
 
 static void result_init(fr_run_result *res)
 {
@@ -327,15 +354,21 @@ static void result_init(fr_run_result *res)
     res->acc_before = res->acc_after = res->score_before = res->score_after = NAN;
 }
 
-static fr_status run_with(fr_run *r, const fr_run_env *env, struct fr_run_private *pv)
+/* r runs algorithm a with options ro / ao in ro->run.out, under env, its private part pv. */
+static void run_init(fr_run *r, struct fr_run_private *pv, const fr_run_opts *ro, const fr_algo *a, const void *ao,
+                     const fr_run_env *env)
 {
+    memset(r, 0, sizeof *r);
     memset(pv, 0, sizeof *pv);
     pv->lock.fd = -1;
     pv->env = env;
     r->priv = pv;
+    r->o = ro;
+    r->ao = ao;
+    r->algo = a;
+    r->dir = ro->run.out;
     r->ops = env->ops;
     r->threads = env->threads;
-    return FR_OK;
 }
 
 fr_status fr_run_new(const fr_run_opts *ro_in, const void *ao, const fr_run_env *env, fr_run_result *res)
@@ -348,19 +381,15 @@ fr_status fr_run_new(const fr_run_opts *ro_in, const void *ao, const fr_run_env 
     char absbase[FR_OPT_PATH_MAX];
     if (ro.c.base[0] && ro.c.base[0] != '/' && realpath(ro.c.base, absbase)) snprintf(ro.c.base, sizeof ro.c.base, "%s", absbase);
     FR_TRY(check_opts(&ro, a, ao));
-    if (holds_run(ro.run.out))
-        return fr_fail(FR_ERR_ARG, "train: %s already holds a run (use --resume %s to continue it)", ro.run.out,
-                       ro.run.out);
+    if (holds_run(ro.run.out) && !ro.run.force)
+        return fr_fail(FR_ERR_ARG, "train: %s already holds a run (use --resume %s to continue it, or --force to "
+                       "replace it)", ro.run.out, ro.run.out);
     fr_run r;
     struct fr_run_private pv;
-    memset(&r, 0, sizeof r);
-    r.o = &ro;
-    r.ao = ao;
-    r.algo = a;
-    r.dir = ro.run.out;
-    run_with(&r, env, &pv);
+    run_init(&r, &pv, &ro, a, ao, env);
     fr_status s = make_dirs(&r);
     if (s == FR_OK) s = fr_dir_lock(r.dir, &pv.lock);
+    if (s == FR_OK && ro.run.force) s = clear_run(&r); /* under the lock: nobody is writing it */
     if (s == FR_OK) s = setup(&r);
     if (s == FR_OK) s = fr_run_write_config(&r);
     if (s == FR_OK) s = open_audit(&r);
@@ -399,6 +428,31 @@ static fr_status pick_checkpoint(const fr_run *r, int64_t from_step, int64_t *la
     return s;
 }
 
+/* A checkpoint that does not load: the message gains the newest older checkpoint that
+ * verifies (per-tensor digests), to resume from with --from-step. */
+static void offer_intact(const fr_run *r, int64_t bad, fr_status s)
+{
+    char first[1024];
+    snprintf(first, sizeof first, "%s", fr_last_error());
+    int64_t *steps, n, ok = 0;
+    if (fr_train_list_checkpoints(r->dir, &steps, &n) != FR_OK) {
+        fr_fail(s, "%s", first);
+        return;
+    }
+    for (int64_t i = n - 1; i >= 0 && !ok; i--) {
+        char rel[64], p[FR_TRAIN_PATH_MAX + 64];
+        fr_checkpoint_name(steps[i], rel, sizeof rel);
+        if (steps[i] < bad && fr_train_path(p, sizeof p, r->dir, rel) == FR_OK && fr_checkpoint_verify(p) == FR_OK)
+            ok = steps[i];
+    }
+    free(steps);
+    if (ok)
+        fr_fail(s, "%s; step-%lld verifies: flowrl train --resume %s --from-step %lld", first, (long long)ok, r->dir,
+                (long long)ok);
+    else
+        fr_fail(s, "%s; no earlier checkpoint verifies", first);
+}
+
 fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_run_result *res)
 {
     result_init(res);
@@ -406,7 +460,7 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
     FR_TRY(fr_train_path(path, sizeof path, rq->dir, FR_TRAIN_CONFIG_NAME));
     FR_TRY(fr_opts_json_string(path, "algo", algo, sizeof algo));
     const fr_algo *a;
-    FR_TRY(fr_algo_find(algo[0] ? algo : "flow-grpo", &a));
+    FR_TRY(fr_algo_find(algo[0] ? algo : fr_algo_default()->name, &a));
     fr_run_opts saved, ro;
     void *ao_saved = fr_calloc(1, a->opts_size ? a->opts_size : 1), *ao = fr_calloc(1, a->opts_size ? a->opts_size : 1);
     if (!ao_saved || !ao) {
@@ -446,12 +500,7 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
     if (s == FR_OK) s = check_opts(&ro, a, ao);
     fr_run r;
     struct fr_run_private pv;
-    memset(&r, 0, sizeof r);
-    r.o = &ro;
-    r.ao = ao;
-    r.algo = a;
-    r.dir = ro.run.out;
-    run_with(&r, env, &pv);
+    run_init(&r, &pv, &ro, a, ao, env);
     if (s != FR_OK) {
         free(ao_saved);
         free(ao);
@@ -464,7 +513,10 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
     if (s == FR_OK && ro.run.epochs < last)
         s = fr_fail(FR_ERR_ARG, "train: --epochs %lld is below the %lld epochs %s has done", (long long)ro.run.epochs,
                     (long long)last, r.dir);
-    if (s == FR_OK && last > 0) s = fr_run_load_checkpoint(&r, last);
+    if (s == FR_OK && last > 0) {
+        s = fr_run_load_checkpoint(&r, last);
+        if (s == FR_ERR_FORMAT || s == FR_ERR_MISMATCH) offer_intact(&r, last, s);
+    }
     char alog[FR_TRAIN_PATH_MAX + 32];
     if (s == FR_OK) s = fr_train_path(alog, sizeof alog, r.dir, FR_AUDIT_LOG_NAME);
     if (s == FR_OK) s = fr_audit_truncate_to_step(alog, last);

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/run_internal.h"
@@ -164,6 +165,33 @@ fr_status fr_run_prompts(fr_run *r, int *prompts)
         prompts[p] = (int)(fr_rng_u32(r->o->run.seed, FR_RNG_PROMPTS, e, (uint32_t)p, 0, 0) % (uint32_t)r->task->n_train);
     fr_tensor pt = fr_tensor_view(prompts, FR_I32, 1, &P);
     return fr_run_rec_tensor(r, "prompts", &pt);
+}
+
+typedef struct {
+    uint32_t w;
+    int64_t i;
+} shuf_key;
+
+static int shuf_cmp(const void *a, const void *b)
+{
+    const shuf_key *x = a, *y = b;
+    if (x->w != y->w) return x->w < y->w ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+fr_status fr_run_shuffle(const fr_run *r, int64_t N, const uint8_t *keep, int64_t *order, int64_t *K)
+{
+    shuf_key *k = fr_malloc((size_t)(N ? N : 1) * sizeof *k);
+    if (!k) return FR_ERR_NOMEM;
+    int64_t n = 0;
+    for (int64_t i = 0; i < N; i++)
+        if (!keep || keep[i])
+            k[n++] = (shuf_key){fr_rng_u32(r->o->run.seed, FR_RNG_SHUFFLE, (uint32_t)r->epoch, 0, 0, (uint32_t)i), i};
+    qsort(k, (size_t)n, sizeof *k, shuf_cmp);
+    for (int64_t j = 0; j < n; j++) order[j] = k[j].i;
+    free(k);
+    *K = n;
+    return FR_OK;
 }
 
 fr_status fr_run_check_finite(fr_run *r, const char *what, const float *x, int64_t n)

@@ -208,7 +208,7 @@ static fr_status draw_image_panel(canvas *c, const fr_task *t, const layout *L, 
     return s;
 }
 
-/* The scatter panel: background (axes, the gmm2d ring and mode crosses) from core/png.c,
+/* The scatter panel: background (axes, the task's marks, e.g. gmm2d's ring and mode crosses) from core/png.c,
  * then each point as a filled square (correct or unknown) or an x (incorrect) in its row's
  * colour. The pixel mapping is fr_scatter_opts' (flowrl/png.h): [-extent, extent]^2, y up. */
 static fr_status draw_scatter_panel(canvas *c, const fr_task *t, const layout *L, int x0, int y0, int n_rows,
@@ -216,12 +216,10 @@ static fr_status draw_scatter_panel(canvas *c, const fr_task *t, const layout *L
 {
     fr_scatter_opts so = fr_scatter_opts_default();
     so.size = L->panel_w;
-    float marks[2 * FR_GMM2D_MODES];
-    if (strcmp(t->name, "gmm2d") == 0) {
-        for (int q = 0; q < FR_GMM2D_MODES; q++) fr_gmm2d_mode(q, marks + 2 * q);
+    float marks[2 * 64];
+    if (t->scatter_marks) { /* the task's background (data/) */
+        so.n_marks = t->scatter_marks(t, marks, 64, &so.ring_radius);
         so.marks = marks;
-        so.n_marks = FR_GMM2D_MODES;
-        so.ring_radius = FR_GMM2D_RADIUS;
     }
     const int64_t N = (int64_t)n_rows * n_cols;
     for (int64_t i = 0; i < 2 * N; i++)

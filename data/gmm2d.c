@@ -111,16 +111,24 @@ static fr_status gmm2d_tokens(int prompt_id, int32_t *tokens)
 
 static int gmm2d_group(int prompt_id) { return prompt_id >= 0 && prompt_id < FR_GMM2D_MODES ? 0 : -1; }
 
+/* The ring and the eight mode means. */
+static int gmm2d_scatter_marks(const fr_task *t, float *marks, int max, float *ring_radius)
+{
+    (void)t;
+    int n = max < FR_GMM2D_MODES ? max : FR_GMM2D_MODES;
+    for (int k = 0; k < n; k++) fr_gmm2d_mode(k, marks + 2 * k);
+    *ring_radius = FR_GMM2D_RADIUS;
+    return n;
+}
+
 /* The scatter plot with the ring and the eight mode means marked. */
 static fr_status gmm2d_render(const fr_task *t, const char *path, int N, const int *prompt_ids, const float *x,
                               int cols, int scale)
 {
     fr_scatter_opts o = fr_scatter_opts_default();
     float marks[2 * FR_GMM2D_MODES];
-    for (int k = 0; k < FR_GMM2D_MODES; k++) fr_gmm2d_mode(k, marks + 2 * k);
-    o.ring_radius = FR_GMM2D_RADIUS;
+    o.n_marks = gmm2d_scatter_marks(t, marks, FR_GMM2D_MODES, &o.ring_radius);
     o.marks = marks;
-    o.n_marks = FR_GMM2D_MODES;
     return fr_task_scatter_png(path, N, prompt_ids, x, &o);
 }
 
@@ -150,4 +158,5 @@ const fr_task fr_task_gmm2d = {
     .sample = gmm2d_sample,
     .reward = gmm2d_reward,
     .render = gmm2d_render,
+    .scatter_marks = gmm2d_scatter_marks,
 };

@@ -24,4 +24,10 @@ void fr_ref_fill(fr_ops *ops)
     ops->sum = fr_ref_sum;
     ops->global_norm = fr_ref_global_norm;
     ops->adamw = fr_ref_adamw;
+    ops->fm_loss = fr_ref_fm_loss;
+    ops->flow_target = fr_ref_flow_target;
+    ops->awm_sqerr = fr_ref_awm_sqerr;
+    ops->row_msd_f64 = fr_ref_row_msd_f64;
+    ops->kl_grad_add = fr_ref_kl_grad_add;
+    ops->ema_lerp = fr_ref_ema_lerp;
 }

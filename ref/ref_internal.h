@@ -38,5 +38,14 @@ float fr_ref_global_norm(int count, const float *const *xs, const int64_t *ns);
 
 void fr_ref_adamw(int64_t n, float *p, const float *g, float *m, float *v,
                   const fr_adamw_hp *hp);
+/* ref_flow.c */
+void fr_ref_fm_loss(int64_t R, int64_t D, const float *v, const float *target, const float *row_scale, float *loss,
+                    float *grad);
+void fr_ref_flow_target(int64_t R, int64_t B, int64_t D, const float *x0, const float *eps, float *target);
+void fr_ref_awm_sqerr(int64_t R, int64_t B, int64_t D, const float *v, const float *eps, const float *x0, double *m);
+void fr_ref_row_msd_f64(int64_t R, int64_t D, const float *a, const float *b, double *m);
+void fr_ref_kl_grad_add(int64_t R, int64_t D, const float *a, const float *b1, const double *cb, const float *b2,
+                        const double *ce, float *grad);
+void fr_ref_ema_lerp(int64_t n, double d, const float *theta, float *ema);
 
 #endif

@@ -18,6 +18,15 @@
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
+/* The reference op table (the loops of ref/ref_flow.c). */
+static const fr_ops *ref_table(void)
+{
+    const fr_ops *ops = NULL;
+    fr_backend_get("ref", &ops);
+    return ops;
+}
+#define REF ref_table()
+
 enum { MK = 3, MB = 4, MD = 13, MR = MK * MB };
 
 /* A micro-batch of random inputs (Philox FR_RNG_TEST, coordinates (seed, draw, 0)). */
@@ -71,11 +80,11 @@ START_TEST(test_zero_advantage_zero_gradient)
             for (int off = 0; off < 2; off++) {
                 fr_awm_params p = no_kl(k_all_w[wi]);
                 p.ratio_mode = (fr_awm_ratio_mode)mode;
-                ck_assert_int_eq(fr_awm_logprob(&p, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, old, NULL), FR_OK);
+                ck_assert_int_eq(fr_awm_logprob(REF, &p, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, old, NULL), FR_OK);
                 for (int r = 0; r < MR; r++) old[r] += 0.05 * (r % 3) - 0.04; /* ratios off 1 */
                 float g[MR * MD];
                 fr_awm_stats st;
-                ck_assert_int_eq(fr_awm_loss(&p, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, off ? old : NULL,
+                ck_assert_int_eq(fr_awm_loss(REF, &p, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, off ? old : NULL,
                                              m.adv, 1.0, g, NULL, NULL, &st),
                                  FR_OK);
                 for (int j = 0; j < MR * MD; j++)
@@ -110,13 +119,13 @@ START_TEST(test_uniform_equals_pretraining)
     for (int r = 0; r < R; r++)
         for (int i = 0; i < D; i++) tg[r * D + i] = fr_flow_target_elem(x0[(r % B) * D + i], eps[r * D + i]);
     float loss_pre;
-    ck_assert_int_eq(fr_fm_loss(R, D, v, tg, NULL, &loss_pre, g_pre), FR_OK);
+    ck_assert_int_eq(fr_fm_loss(REF, R, D, v, tg, NULL, &loss_pre, g_pre), FR_OK);
     fr_awm_params p = no_kl(FR_AWM_W_UNIFORM);
     for (int mode = 0; mode < 2; mode++) {
         p.ratio_mode = (fr_awm_ratio_mode)mode;
         fr_awm_stats st;
         ck_assert_int_eq(
-            fr_awm_loss(&p, K, B, D, t, x0, eps, v, NULL, NULL, NULL, adv, 1.0, g_awm, NULL, NULL, &st), FR_OK);
+            fr_awm_loss(REF, &p, K, B, D, t, x0, eps, v, NULL, NULL, NULL, adv, 1.0, g_awm, NULL, NULL, &st), FR_OK);
         for (int j = 0; j < R * D; j++)
             ck_assert_msg(fr_test_bits_equal(g_awm[j], g_pre[j]), "mode %d elem %d: awm %a, pretrain %a", mode, j,
                           (double)g_awm[j], (double)g_pre[j]);
@@ -124,7 +133,7 @@ START_TEST(test_uniform_equals_pretraining)
     }
     /* the pretraining loss is the mean of the float64 m's, to float32 accuracy */
     double m[R], sum = 0.0;
-    ck_assert_int_eq(fr_awm_logprob(&p, K, B, D, t, x0, eps, v, m, NULL, NULL), FR_OK);
+    ck_assert_int_eq(fr_awm_logprob(REF, &p, K, B, D, t, x0, eps, v, m, NULL, NULL), FR_OK);
     for (int r = 0; r < R; r++) sum += m[r];
     ck_assert_double_eq_tol(sum / R, (double)loss_pre, 1e-6 * fabs(sum / R));
 }
@@ -145,13 +154,13 @@ START_TEST(test_on_policy_exact)
             float g[MR * MD], g2[MR * MD];
             double lp[MR], w[MR], ratio[MR];
             fr_awm_stats st, st2;
-            ck_assert_int_eq(fr_awm_loss(&p, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, NULL, m.adv, gout, g,
+            ck_assert_int_eq(fr_awm_loss(REF, &p, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, NULL, m.adv, gout, g,
                                          lp, ratio, &st),
                              FR_OK);
             int n_ratio = mode == 0 ? MR : MB;
             for (int i = 0; i < n_ratio; i++) ck_assert(ratio[i] == 1.0);
             ck_assert(st.ratio_min == 1.0 && st.ratio_max == 1.0 && st.clipfrac == 0.0);
-            ck_assert_int_eq(fr_awm_logprob(&p, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, w), FR_OK);
+            ck_assert_int_eq(fr_awm_logprob(REF, &p, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, w), FR_OK);
             for (int r = 0; r < MR; r++) {
                 double a = fr_awm_adv_elem(m.adv[r % MB], 5.0, 1.0);
                 float c = (float)((a * w[r] * gout) * (2.0 / (double)(MR * MD)));
@@ -162,7 +171,7 @@ START_TEST(test_on_policy_exact)
                                   (double)g[j], (double)want);
                 }
             }
-            ck_assert_int_eq(fr_awm_loss(&p, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, lp, m.adv, gout, g2,
+            ck_assert_int_eq(fr_awm_loss(REF, &p, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, lp, m.adv, gout, g2,
                                          NULL, NULL, &st2),
                              FR_OK);
             ck_assert(memcmp(g, g2, sizeof g) == 0);
@@ -183,23 +192,23 @@ START_TEST(test_sum_first_vs_exp_first)
     ps.ratio_mode = FR_AWM_RATIO_SUM_FIRST;
     float ge[MR * MD], gs[MR * MD];
     fr_awm_stats se, ss;
-    ck_assert_int_eq(fr_awm_loss(&pe, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, NULL, m.adv, 1.0, ge, NULL, NULL, &se), FR_OK);
-    ck_assert_int_eq(fr_awm_loss(&ps, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, NULL, m.adv, 1.0, gs, NULL, NULL, &ss), FR_OK);
+    ck_assert_int_eq(fr_awm_loss(REF, &pe, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, NULL, m.adv, 1.0, ge, NULL, NULL, &se), FR_OK);
+    ck_assert_int_eq(fr_awm_loss(REF, &ps, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, NULL, m.adv, 1.0, gs, NULL, NULL, &ss), FR_OK);
     ck_assert(memcmp(ge, gs, sizeof ge) == 0);
     /* the same value, mean_r −Ã over K·B rows vs mean_b −Ã over B: different roundings */
     ck_assert_double_eq_tol(se.loss, ss.loss, 1e-15);
     /* off-policy, K = 1: identical; the first MB rows of the batch */
     double old[MR];
-    ck_assert_int_eq(fr_awm_logprob(&pe, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, old, NULL), FR_OK);
+    ck_assert_int_eq(fr_awm_logprob(REF, &pe, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, old, NULL), FR_OK);
     for (int r = 0; r < MR; r++) old[r] += 0.004 * (r % 5) - 0.008;
-    ck_assert_int_eq(fr_awm_loss(&pe, 1, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, old, m.adv, 1.0, ge, NULL, NULL, &se), FR_OK);
-    ck_assert_int_eq(fr_awm_loss(&ps, 1, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, old, m.adv, 1.0, gs, NULL, NULL, &ss), FR_OK);
+    ck_assert_int_eq(fr_awm_loss(REF, &pe, 1, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, old, m.adv, 1.0, ge, NULL, NULL, &se), FR_OK);
+    ck_assert_int_eq(fr_awm_loss(REF, &ps, 1, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, old, m.adv, 1.0, gs, NULL, NULL, &ss), FR_OK);
     ck_assert(memcmp(ge, gs, (size_t)MB * MD * sizeof(float)) == 0);
     ck_assert(se.loss == ss.loss && se.clipfrac == ss.clipfrac);
     /* off-policy, K = 3: one ratio per sample against one per row */
     double re[MR], rs[MB];
-    ck_assert_int_eq(fr_awm_loss(&pe, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, old, m.adv, 1.0, ge, NULL, re, &se), FR_OK);
-    ck_assert_int_eq(fr_awm_loss(&ps, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, old, m.adv, 1.0, gs, NULL, rs, &ss), FR_OK);
+    ck_assert_int_eq(fr_awm_loss(REF, &pe, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, old, m.adv, 1.0, ge, NULL, re, &se), FR_OK);
+    ck_assert_int_eq(fr_awm_loss(REF, &ps, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, old, m.adv, 1.0, gs, NULL, rs, &ss), FR_OK);
     for (int b = 0; b < MB; b++) {
         double mo = 0.0;
         for (int k = 0; k < MK; k++) mo += old[k * MB + b];
@@ -216,7 +225,7 @@ END_TEST
 static double loss_at(const fr_awm_params *p, batch *m, const double *old)
 {
     fr_awm_stats st;
-    ck_assert_int_eq(fr_awm_loss(p, MK, MB, MD, m->t, m->x0, m->eps, m->v, m->v_ref, m->v_ema, old, m->adv, 1.0,
+    ck_assert_int_eq(fr_awm_loss(REF, p, MK, MB, MD, m->t, m->x0, m->eps, m->v, m->v_ref, m->v_ema, old, m->adv, 1.0,
                                  NULL, NULL, NULL, &st),
                      FR_OK);
     return st.loss;
@@ -240,12 +249,12 @@ START_TEST(test_gradient_finite_differences)
                 p.beta = kl ? 0.3 : 0.0;
                 p.ema_beta = kl ? 0.7 : 0.0;
                 p.kl_weight = FR_AWM_KL_ELBO;
-                ck_assert_int_eq(fr_awm_logprob(&p, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, old, NULL), FR_OK);
+                ck_assert_int_eq(fr_awm_logprob(REF, &p, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, old, NULL), FR_OK);
                 /* off-policy ratios inside the band: the PPO form is smooth there */
                 for (int r = 0; r < MR; r++) old[r] += 0.01 * (r % 4) - 0.015;
                 float g[MR * MD];
                 fr_awm_stats st;
-                ck_assert_int_eq(fr_awm_loss(&p, MK, MB, MD, m.t, m.x0, m.eps, m.v, m.v_ref, m.v_ema, old, m.adv,
+                ck_assert_int_eq(fr_awm_loss(REF, &p, MK, MB, MD, m.t, m.x0, m.eps, m.v, m.v_ref, m.v_ema, old, m.adv,
                                              1.0, g, NULL, NULL, &st),
                                  FR_OK);
                 ck_assert(st.clipfrac == 0.0);
@@ -279,7 +288,7 @@ START_TEST(test_ghuber_weight)
     for (int k = 0; k < 3; k++) {
         fr_awm_params p = no_kl(FR_AWM_W_GHUBER);
         p.ghuber_power = pw[k];
-        ck_assert_int_eq(fr_awm_logprob(&p, MK, MB, MD, m.t, m.x0, m.eps, m.v, mm, lp, w), FR_OK);
+        ck_assert_int_eq(fr_awm_logprob(REF, &p, MK, MB, MD, m.t, m.x0, m.eps, m.v, mm, lp, w), FR_OK);
         for (int r = 0; r < MR; r++) {
             ck_assert(w[r] == (double)m.t[r] * fr_awm_pow(mm[r] + 1e-10, pw[k] - 1.0));
             double want = (double)m.t[r] * pow(mm[r] + 1e-10, pw[k] - 1.0);
@@ -292,9 +301,9 @@ START_TEST(test_ghuber_weight)
     fr_awm_params pg = no_kl(FR_AWM_W_GHUBER), pu = no_kl(FR_AWM_W_UNIFORM);
     float gg[MR * MD], gu[MR * MD];
     fr_awm_stats st;
-    ck_assert_int_eq(fr_awm_logprob(&pg, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, w), FR_OK);
-    ck_assert_int_eq(fr_awm_loss(&pg, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, NULL, m.adv, 1.0, gg, NULL, NULL, &st), FR_OK);
-    ck_assert_int_eq(fr_awm_loss(&pu, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, NULL, m.adv, 1.0, gu, NULL, NULL, &st), FR_OK);
+    ck_assert_int_eq(fr_awm_logprob(REF, &pg, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, w), FR_OK);
+    ck_assert_int_eq(fr_awm_loss(REF, &pg, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, NULL, m.adv, 1.0, gg, NULL, NULL, &st), FR_OK);
+    ck_assert_int_eq(fr_awm_loss(REF, &pu, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, NULL, NULL, m.adv, 1.0, gu, NULL, NULL, &st), FR_OK);
     for (int j = 0; j < MR * MD; j++)
         ck_assert_double_eq_tol((double)gg[j], w[j / MD] * (double)gu[j], 3e-7 * fabs((double)gg[j]) + 1e-30);
 }
@@ -461,12 +470,12 @@ START_TEST(test_ema_decay)
     ck_assert(fr_awm_ema_decay(FR_AWM_DECAY_CONSTANT, 0.3, 5) == 0.3);
     float th[5] = {1.0f, -2.0f, 0.5f, 3.0f, 1e-3f}, e[5] = {0.25f, 4.0f, -1.0f, 3.0f, 7.0f}, e0[5];
     memcpy(e0, e, sizeof e);
-    ck_assert_int_eq(fr_awm_ema_update(5, 0.0, th, e), FR_OK); /* d = 0 (step 0): a copy */
+    ck_assert_int_eq(fr_awm_ema_update(REF, 5, 0.0, th, e), FR_OK); /* d = 0 (step 0): a copy */
     ck_assert(memcmp(e, th, sizeof e) == 0);
     memcpy(e, e0, sizeof e);
-    ck_assert_int_eq(fr_awm_ema_update(5, 0.1, th, e), FR_OK);
+    ck_assert_int_eq(fr_awm_ema_update(REF, 5, 0.1, th, e), FR_OK);
     for (int i = 0; i < 5; i++) ck_assert(fr_test_bits_equal(e[i], e0[i] * 0.1f + th[i] * 0.9f));
-    ck_assert_int_eq(fr_awm_ema_update(5, 1.5, th, e), FR_ERR_ARG);
+    ck_assert_int_eq(fr_awm_ema_update(REF, 5, 1.5, th, e), FR_ERR_ARG);
 }
 END_TEST
 
@@ -498,7 +507,7 @@ START_TEST(test_params)
     make_batch(&m, 16);
     fr_awm_stats st;
     p = fr_awm_defaults();
-    ck_assert_int_eq(fr_awm_loss(&p, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, m.v_ema, NULL, m.adv, 1.0, NULL, NULL, NULL, &st), FR_ERR_ARG);
+    ck_assert_int_eq(fr_awm_loss(REF, &p, MK, MB, MD, m.t, m.x0, m.eps, m.v, NULL, m.v_ema, NULL, m.adv, 1.0, NULL, NULL, NULL, &st), FR_ERR_ARG);
 }
 END_TEST
 
@@ -603,11 +612,11 @@ static void numpy_case(int c, double *out)
         p.kl_weight = p.kl_ema_weight = FR_AWM_KL_ELBO;
     }
     double old[NR], lp[NR];
-    ck_assert_int_eq(fr_awm_logprob(&p, NK, NB, ND, t, x0, eps, v, NULL, old, NULL), FR_OK);
+    ck_assert_int_eq(fr_awm_logprob(REF, &p, NK, NB, ND, t, x0, eps, v, NULL, old, NULL), FR_OK);
     for (int r = 0; r < NR; r++) old[r] += off[r];
     float g[NR * ND];
     fr_awm_stats st;
-    ck_assert_int_eq(fr_awm_loss(&p, NK, NB, ND, t, x0, eps, v, vr, ve, c == 5 || c == 6 ? old : NULL, adv, 1.0, g,
+    ck_assert_int_eq(fr_awm_loss(REF, &p, NK, NB, ND, t, x0, eps, v, vr, ve, c == 5 || c == 6 ? old : NULL, adv, 1.0, g,
                                  lp, NULL, &st),
                      FR_OK);
     out[0] = st.loss;

@@ -56,6 +56,7 @@ START_TEST(test_corrupted_checkpoint_refused)
     ck_assert_msg(rc == 1, "a corrupted checkpoint: exit %d, expected 1:\n%s", rc, out);
     ck_assert_msg(strstr(out, "step-3.safetensors") && strstr(out, "tensor"), "the message names no file / tensor:\n%s",
                   out);
+    ck_assert_msg(strstr(out, "--from-step 2") != NULL, "the message does not offer the intact step-2:\n%s", out);
     /* the previous intact checkpoint (keep 2) */
     rc = fr_rt_cli(out, sizeof out, "train --resume %s/c --from-step 2 --epochs 5", fr_rt_dir);
     ck_assert_msg(rc == 0, "--from-step 2: exit %d:\n%s", rc, out);
@@ -84,6 +85,15 @@ START_TEST(test_run_dir_locked)
     /* two new runs into one directory: the second is refused, the first's log stays readable */
     rc = fr_rt_cli(out, sizeof out, "train %s --out %s/l --epochs 1", tiny_args(a, sizeof a), fr_rt_dir);
     ck_assert_msg(rc == 2 && strstr(out, "already holds a run"), "second run into l: exit %d:\n%s", rc, out);
+    /* --force replaces it: the old run's checkpoints go, the new one starts at step 1 */
+    rc = fr_rt_cli(out, sizeof out, "train %s --out %s/l --epochs 1 --force", tiny_args(a, sizeof a), fr_rt_dir);
+    ck_assert_msg(rc == 0, "--force: exit %d:\n%.2000s", rc, out);
+    char p[512];
+    snprintf(p, sizeof p, "%s/l/checkpoints/step-2.safetensors", fr_rt_dir);
+    ck_assert_msg(!exists(p), "--force left the old run's %s", p);
+    char *rec = fr_rt_records("l");
+    ck_assert_msg(strstr(rec, "end-step 1 ") && !strstr(rec, "end-step 2 "), "--force: audit.log:\n%.2000s", rec);
+    free(rec);
 }
 END_TEST
 
@@ -248,6 +258,38 @@ START_TEST(test_reward_timeout_option)
 }
 END_TEST
 
+/* A run directory written by cff6d07 (tests/corpus/cff6d07_run: `flowrl train --algo flow-grpo
+ * --base base.safetensors --out run --epochs 2 --prompts 2 --group 4 --steps 4 --num-batches 2
+ * --grad-accum 1 --clip-range 0.2 --lr 3e-3 --eval-n 0 --reward halfplane`, relative base path)
+ * still resumes: its options read back through the renamed keys, its checkpoint's identity
+ * metadata matches, and the log keeps its two epochs and gains a third. */
+START_TEST(test_cff6d07_run_resumes)
+{
+    char out[16384], cmd[2048];
+    snprintf(cmd, sizeof cmd, "cp -r %s/tests/corpus/cff6d07_run %s/old", fr_test_src(), fr_rt_dir);
+    ck_assert_int_eq(system(cmd), 0);
+    char *before = fr_rt_records("old/run");
+    const char *bin = getenv("FLOWRL_BIN");
+    snprintf(cmd, sizeof cmd, "cd %s/old && %s train --resume run --epochs 3 --backend ref > %s/old.log 2>&1", fr_rt_dir,
+             bin, fr_rt_dir);
+    int rc = system(cmd);
+    char p[512];
+    size_t n;
+    snprintf(p, sizeof p, "%s/old.log", fr_rt_dir);
+    char *log = fr_rt_slurp(p, &n);
+    ck_assert_msg(rc == 0, "resuming cff6d07's run: status %d:\n%.3000s", rc, log);
+    free(log);
+    char *after = fr_rt_records("old/run");
+    ck_assert_msg(strncmp(after, before, strlen(before)) == 0, "the resumed log changed cff6d07's two epochs");
+    ck_assert_ptr_nonnull(strstr(after, "end-step 3 "));
+    free(before);
+    free(after);
+    rc = fr_rt_cli(out, sizeof out, "audit %s/old/run %s/tests/corpus/cff6d07_run/run --prefix-ok", fr_rt_dir,
+                   fr_test_src());
+    ck_assert_msg(rc == 0, "flowrl audit of the resumed and the original run: exit %d:\n%.2000s", rc, out);
+}
+END_TEST
+
 Suite *suite_runs(void)
 {
     Suite *s = suite_create("runs");
@@ -262,6 +304,7 @@ Suite *suite_runs(void)
     tcase_add_test(tc, test_intervals);
     tcase_add_test(tc, test_lr_schedule);
     tcase_add_test(tc, test_reward_timeout_option);
+    tcase_add_test(tc, test_cff6d07_run_resumes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -374,6 +374,7 @@ def main(argv):
             tmp = full + ".respec.tmp"
             with open(tmp, "w", encoding="utf-8") as fh:
                 fh.write(text)
+            os.chmod(tmp, os.stat(full).st_mode & 0o7777)  # keep the mode (configure is executable)
             os.replace(tmp, full)
         lines = text.splitlines()
         for m in RESIDUAL.finditer(scan):

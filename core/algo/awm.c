@@ -123,29 +123,6 @@ fr_status fr_awm_algo_setup(fr_run *r, void **out)
 
 /* ---- one epoch ----------------------------------------------------------------------------- */
 
-typedef struct {
-    uint32_t w;
-    int64_t i;
-} shuf_key;
-
-static int shuf_cmp(const void *a, const void *b)
-{
-    const shuf_key *x = a, *y = b;
-    if (x->w != y->w) return x->w < y->w ? -1 : 1;
-    return x->i < y->i ? -1 : x->i > y->i;
-}
-
-static fr_status shuffle(const fr_run *r, awm_state *t, uint32_t e)
-{
-    shuf_key *k = fr_malloc((size_t)t->N * sizeof *k);
-    if (!k) return FR_ERR_NOMEM;
-    for (int64_t i = 0; i < t->N; i++) k[i] = (shuf_key){fr_rng_u32(r->o->run.seed, FR_RNG_SHUFFLE, e, 0, 0, (uint32_t)i), i};
-    qsort(k, (size_t)t->N, sizeof *k, shuf_cmp);
-    for (int64_t j = 0; j < t->N; j++) t->order[j] = k[j].i;
-    free(k);
-    return FR_OK;
-}
-
 /* Batch q's rows: times, noise, conditions (rows r = k·b + i), the x_t and the model inputs. */
 static fr_status batch_inputs(fr_run *r, awm_state *t, uint32_t e, int64_t q)
 {
@@ -188,7 +165,7 @@ static fr_status update_batch(fr_run *r, awm_state *t, uint32_t e, int64_t q, in
     if (t->have_ema) FR_TRY(forward(r, t, &t->ema, &t->ws_ema, t->v_ema));
     const double gout = 1.0 / (double)r->o->c.grad_accum;
     fr_awm_stats st;
-    FR_TRY(fr_awm_loss(&t->prm, t->K, t->b, D, t->t, t->bx0, t->eps, t->v, r->have_ref ? t->v_ref : NULL,
+    FR_TRY(fr_awm_loss(r->ops, &t->prm, t->K, t->b, D, t->t, t->bx0, t->eps, t->v, r->have_ref ? t->v_ref : NULL,
                        t->have_ema ? t->v_ema : NULL, off_policy ? t->logp_old + q * R : NULL, t->badv, gout, t->gv,
                        t->logp, NULL, &st));
     if (!isfinite(st.loss))
@@ -235,7 +212,8 @@ fr_status fr_awm_algo_epoch(fr_run *r, void *state)
     /* 3. rewards, 4. advantages, 5. batches */
     FR_TRY(fr_run_rewards(r, N, t->pid, t->x, t->reward, t->correct));
     FR_TRY(fr_run_advantages(r, N, t->reward, t->group, t->adv));
-    FR_TRY(shuffle(r, t, e));
+    int64_t n_order;
+    FR_TRY(fr_run_shuffle(r, N, NULL, t->order, &n_order));
     fr_tensor ot = fr_tensor_view(t->order, FR_I64, 1, &N);
     FR_TRY(fr_run_rec_tensor(r, "order", &ot));
     int64_t kept = 0;
@@ -248,7 +226,7 @@ fr_status fr_awm_algo_epoch(fr_run *r, void *state)
         for (int64_t q = ga; q < nb; q++) {
             FR_TRY(batch_inputs(r, t, e, q));
             FR_TRY(forward(r, t, &r->pol, &t->ws, t->v));
-            FR_TRY(fr_awm_logprob(&t->prm, t->K, t->b, D, t->t, t->bx0, t->eps, t->v, NULL, t->logp_old + q * R, NULL));
+            FR_TRY(fr_awm_logprob(r->ops, &t->prm, t->K, t->b, D, t->t, t->bx0, t->eps, t->v, NULL, t->logp_old + q * R, NULL));
         }
     epoch_stats es = {0, 0, 0, 0, INFINITY, -INFINITY, 0};
     int64_t u = 0;
@@ -262,7 +240,7 @@ fr_status fr_awm_algo_epoch(fr_run *r, void *state)
     if (t->have_ema) {
         double d = fr_awm_ema_decay(t->o.kl_ema_decay_type, t->o.kl_ema_decay, r->adam.step);
         for (int i = 0; i < r->pol.n_params; i++)
-            FR_TRY(fr_awm_ema_update(fr_tensor_numel(&r->pol.values[i]), d, r->pol.values[i].data,
+            FR_TRY(fr_awm_ema_update(r->ops, fr_tensor_numel(&r->pol.values[i]), d, r->pol.values[i].data,
                                      t->ema.values[i].data));
         FR_TRY(fr_run_rec_params(r, "awm_ema.", t->ema.values));
     }

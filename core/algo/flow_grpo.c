@@ -167,34 +167,6 @@ static fr_status regen_noise(const fr_run *r, fg_state *t, uint32_t e)
 }
 
 typedef struct {
-    uint32_t w;
-    int64_t i;
-} shuf_key;
-
-static int shuf_cmp(const void *a, const void *b)
-{
-    const shuf_key *x = a, *y = b;
-    if (x->w != y->w) return x->w < y->w ? -1 : 1;
-    return x->i < y->i ? -1 : x->i > y->i;
-}
-
-/* FG re-batches the kept samples in a random order: the order of the keys
- * u32(seed, FR_RNG_SHUFFLE, e, 0, 0, i). */
-static fr_status shuffle_kept(const fr_run *r, fg_state *t, uint32_t e, int64_t *K)
-{
-    shuf_key *k = fr_malloc((size_t)t->N * sizeof *k);
-    if (!k) return FR_ERR_NOMEM;
-    int64_t n = 0;
-    for (int64_t i = 0; i < t->N; i++)
-        if (t->keep[i]) k[n++] = (shuf_key){fr_rng_u32(r->o->run.seed, FR_RNG_SHUFFLE, e, 0, 0, (uint32_t)i), i};
-    qsort(k, (size_t)n, sizeof *k, shuf_cmp);
-    for (int64_t j = 0; j < n; j++) t->order[j] = k[j].i;
-    free(k);
-    *K = n;
-    return FR_OK;
-}
-
-typedef struct {
     double kl, clipfrac, approx_kl, loss;
     float rmin, rmax;
     int64_t n_terms;
@@ -305,7 +277,7 @@ fr_status fr_fg_epoch(fr_run *r, void *state)
 
     /* 5. batches */
     int64_t K;
-    FR_TRY(shuffle_kept(r, t, e, &K));
+    FR_TRY(fr_run_shuffle(r, t->N, t->keep, t->order, &K));
     if (K > 0) {
         fr_tensor ot = fr_tensor_view(t->order, FR_I64, 1, &K);
         FR_TRY(fr_run_rec_tensor(r, "order", &ot));

@@ -55,6 +55,9 @@ typedef struct fr_algo {
 
 /* The registered algorithms, in the order `flowrl algos` lists them; NULL-terminated. */
 const fr_algo *const *fr_algos(void);
+/* The algorithm of `flowrl train` without --algo (and of a config.json without "algo"):
+ * the registry's first row. */
+const fr_algo *fr_algo_default(void);
 /* By name; FR_ERR_ARG "unknown algorithm 'x' (known: flow-grpo, awm)" otherwise. */
 fr_status fr_algo_find(const char *name, const fr_algo **out);
 

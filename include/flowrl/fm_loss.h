@@ -15,13 +15,15 @@
 
 #include <stdint.h>
 
+#include "flowrl/ops.h"
 #include "flowrl/status.h"
 
 /* loss (may be NULL: not computed) and grad as above; grad may be NULL only when loss is
  * (the squares pass through grad's buffer before it receives the gradient). target is the
  * velocity target ε − x0 formed by fr_flow_target_elem (flowrl/pretrain_elem.h).
  * R >= 1, D >= 1. */
-fr_status fr_fm_loss(int64_t R, int64_t D,
+fr_status fr_fm_loss(const fr_ops *ops, // the op table's fm_loss (ref/ref_flow.c)
+                     int64_t R, int64_t D,
                      const float *v,         // (R, D) model output
                      const float *target,    // (R, D) ε − x0
                      const float *row_scale, // (R,) or NULL: 2/(R·D) for every row

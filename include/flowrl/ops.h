@@ -112,6 +112,27 @@ typedef struct fr_ops {
     void (*adamw)(int64_t n, float *p, const float *g, float *m, float *v,
                   const fr_adamw_hp *hp);
 
+    /* ---- flow matching and AWM (docs/algorithms/pretraining.md, awm.md): R rows of D ---- */
+    /* loss (may be NULL) = canonical long sum of (v − target)² / (R·D); grad (R, D) =
+     * fr_mse_grad_elem(v, target, s_r), s_r = row_scale[r] (NULL: 2/(R·D)); grad may hold
+     * the squares first (it is the loss's scratch). */
+    void (*fm_loss)(int64_t R, int64_t D, const float *v, const float *target, const float *row_scale,
+                    float *loss, float *grad);
+    /* target (R, D) = fr_flow_target_elem(x0[r mod B], eps[r]): rows r = k·B + b. */
+    void (*flow_target)(int64_t R, int64_t B, int64_t D, const float *x0, const float *eps, float *target);
+    /* m (R,) float64 = mean over D of fr_awm_sqerr_elem(v, eps, x0[r mod B]) in the 8-lane
+     * order of fr_awm_lanes. */
+    void (*awm_sqerr)(int64_t R, int64_t B, int64_t D, const float *v, const float *eps, const float *x0,
+                      double *m);
+    /* m (R,) float64 = mean over D of fr_awm_diff_elem(a, b)² in the same order. */
+    void (*row_msd_f64)(int64_t R, int64_t D, const float *a, const float *b, double *m);
+    /* grad (R, D) += (float)(cb[r]·(a − b1) + ce[r]·(a − b2)) in float64 (fr_awm_diff_elem);
+     * b1 or b2 NULL leaves its term out. */
+    void (*kl_grad_add)(int64_t R, int64_t D, const float *a, const float *b1, const double *cb, const float *b2,
+                        const double *ce, float *grad);
+    /* ema (n) = fr_awm_ema_elem(ema, theta, d, 1 − d) (d, 1 − d rounded from double). */
+    void (*ema_lerp)(int64_t n, double d, const float *theta, float *ema);
+
     /* "exact" (ref, opt, cuda: bitwise equal to ref) or "fast" (vendor kernels inside,
      * equal to ref within docs/determinism.md "--fast: measured tolerance"), for CLIs and
      * audit records to print. */

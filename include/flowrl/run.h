@@ -240,6 +240,11 @@ fr_status fr_run_check_finite(fr_run *r, const char *what, const float *x, int64
  * mod n_train, recorded as "prompts". */
 fr_status fr_run_prompts(fr_run *r, int *prompts);
 
+/* The samples i < N with keep[i] (keep NULL: all) in the order of the keys
+ * u32(seed, FR_RNG_SHUFFLE, epoch, 0, 0, i), ties by index, into order (K,): Flow-GRPO's
+ * re-batching of the kept samples, shared by every algorithm that shuffles an epoch. */
+fr_status fr_run_shuffle(const fr_run *r, int64_t N, const uint8_t *keep, int64_t *order, int64_t *K);
+
 /* Names (NULL / FR_ERR_ARG for unknown values). */
 const char *fr_train_adv_name(fr_train_adv a); /* "prompt", "batch", "ddpo" */
 

@@ -65,6 +65,11 @@ typedef struct fr_task {
                         const int *prompt_ids, // (N,)
                         const float *x,        // (N, D)
                         int cols, int scale);
+
+    /* The background of a 2-D scatter picture of this task (fr_scatter_opts's ring and
+     * marks; flowrl/png.h): writes at most max (x, y) marks and returns how many, sets
+     * *ring_radius (0: none). NULL: a plain background. */
+    int (*scatter_marks)(const struct fr_task *t, float *marks, int max, float *ring_radius);
 } fr_task;
 
 /* The task called `name` ("gmm2d", "shapes"); FR_ERR_ARG naming the known tasks if none. */
