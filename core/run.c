@@ -337,14 +337,23 @@ static fr_status check_opts(const fr_run_opts *ro, const fr_algo *a, const void 
     return a->check ? a->check(ro, ao) : FR_OK;
 }
 
+/* 1 if dir holds (part of) a run: config.json, audit.log or a file in checkpoints/. The
+ * directory a SIGKILL during start-up leaves (the lock file, an empty checkpoints/, a
+ * config.json.tmp.*) is not one: nothing there can be resumed, and --out may reuse it. */
 static int holds_run(const char *dir)
 {
     char p[FR_TRAIN_PATH_MAX + 32];
     struct stat st;
-    const char *names[] = {FR_TRAIN_CONFIG_NAME, FR_AUDIT_LOG_NAME, FR_CHECKPOINT_DIR};
-    for (int i = 0; i < 3; i++)
+    const char *names[] = {FR_TRAIN_CONFIG_NAME, FR_AUDIT_LOG_NAME};
+    for (int i = 0; i < 2; i++)
         if (fr_train_path(p, sizeof p, dir, names[i]) != FR_OK || stat(p, &st) == 0) return 1;
-    return 0;
+    if (fr_train_path(p, sizeof p, dir, FR_CHECKPOINT_DIR) != FR_OK) return 1;
+    DIR *d = opendir(p);
+    if (!d) return errno != ENOENT;
+    int any = 0;
+    for (struct dirent *e; !any && (e = readdir(d)) != NULL;) any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return any;
 }
 
 

@@ -82,14 +82,14 @@ continue_cmd() {
     else CMD=("$FLOWRL" train --algo "$1" --base "$BASE" "${TINY[@]}" --epochs "$EPOCHS" --out "$2"); fi
 }
 # unblock R: R is what a SIGKILL during start-up leaves (the directory, no config.json), which
-# neither --out nor --resume takes today (the start-up row): remove it, as a user would.
+# --out did not take before 2026-12-06 (the start-up row): remove it, as a user would have.
 unblock() { [ -d "$1" ] && [ ! -e "$1/config.json" ] && rm -rf "$1"; }
 # The state a SIGKILL during start-up leaves (seen in this trial: .lock, an empty
 # checkpoints/, maybe config.json.tmp.*), made on purpose: a retry must be able to use R
 # (issue 14 item 6: a run that fails before its first checkpoint leaves nothing that blocks
 # a retry; SIGKILL cannot clean up, so the start must recognise it).
 startup_case() {
-    local a=$1 r=$S/$1/startup v=FAIL obs="" rc
+    local a=$1 r=$S/$1/startup v=pass obs="" rc
     local -a tries=("--out" "--force --out" "--resume")
     for t in "${tries[@]}"; do
         rm -rf "$r"; mkdir -p "$r/checkpoints"; : >"$r/.lock"
@@ -99,11 +99,15 @@ startup_case() {
             train --algo "$a" --base "$BASE" "${TINY[@]}" --epochs "$EPOCHS" $t "$r" >/dev/null 2>"$S/st.err"
         fi
         rc=$?
-        if [ $rc -eq 0 ] && audit "$r" "$S/$a/ref"; then obs="$obs \`$t R\`: runs, identical;"; v=pass
-        else obs="$obs \`$t R\`: exit $rc: \`$(err_line "$S/st.err")\`;"; fi
+        if [ $rc -eq 0 ] && audit "$r" "$S/$a/ref"; then obs="$obs \`$t R\`: runs, identical;"
+        else
+            obs="$obs \`$t R\`: exit $rc: \`$(err_line "$S/st.err")\`;"
+            # nothing there is a run: --out (and --force --out) must take it; --resume may not
+            [ "$t" = --resume ] || v=FAIL
+        fi
     done
     row "directory left by a SIGKILL during start-up: .lock + empty checkpoints/, no config.json ($a)" 3 \
-        "a retry can use it: \`--out R\` (or \`--out R --force\`, or \`--resume R\`) runs" "$obs" "$v"
+        "\`--out R\` and \`--force --out R\` run and are identical (nothing there is a run); \`--resume R\` may refuse" "$obs" "$v"
 }
 kill_case() {
     local a=$1 span=$2 landed=0 missed=0 chains=0 ok=0 early=0 blocked=0 bad=""
