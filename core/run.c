@@ -146,7 +146,9 @@ static fr_status finish(fr_run *r, fr_status s, int fresh)
         fr_status c = fr_reward_cmd_close(r->rcmd);
         if (s == FR_OK) s = c;
     }
-    if (s != FR_OK && fresh && r->priv->ckpt_written == 0 && first[0]) remove_new_run(r);
+    /* only under its own lock: a start refused by another run's lock must not remove the
+     * files of the run that holds it */
+    if (s != FR_OK && fresh && r->priv->ckpt_written == 0 && first[0] && r->priv->lock.fd >= 0) remove_new_run(r);
     teardown(r);
     fr_dir_unlock(&r->priv->lock);
     if (first[0]) return fr_fail(s, "%s", first);

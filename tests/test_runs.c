@@ -216,6 +216,29 @@ START_TEST(test_startup_leftover_reused)
 }
 END_TEST
 
+/* A start refused by another run's lock removes none of that run's files (it did with
+ * --force: the refused process cleaned up "its" new run, config.json and audit.log of the
+ * live one; found by tools/fault_trial.sh's two --out R at once). */
+START_TEST(test_refused_start_removes_nothing)
+{
+    char out[16384], a[1024], p[512];
+    ck_assert_int_eq(fr_rt_cli(out, sizeof out, "train %s --out %s/live --epochs 1", tiny_args(a, sizeof a), fr_rt_dir),
+                     0);
+    fr_lock_file lk = {-1};
+    ck_assert_int_eq(fr_dir_lock(fr_rt_path(p, sizeof p, "live"), &lk), FR_OK); /* the "live" run */
+    const char *starts[] = {"--force --out", "--out"};
+    for (int i = 0; i < 2; i++) {
+        int rc = fr_rt_cli(out, sizeof out, "train %s %s %s/live --epochs 1", tiny_args(a, sizeof a), starts[i], fr_rt_dir);
+        ck_assert_msg(rc != 0, "%s of a locked run: exit 0:\n%s", starts[i], out);
+        const char *files[] = {"live/config.json", "live/audit.log", "live/checkpoints/step-1.safetensors"};
+        for (int k = 0; k < 3; k++)
+            ck_assert_msg(exists(fr_rt_path(p, sizeof p, files[k])), "%s of a locked run removed %s:\n%s", starts[i],
+                          files[k], out);
+    }
+    fr_dir_unlock(&lk);
+}
+END_TEST
+
 START_TEST(test_intervals)
 {
     char out[16384], a[1024], p[512];
@@ -332,6 +355,7 @@ Suite *suite_runs(void)
     tcase_add_test(tc, test_collapse_and_divergence_flagged);
     tcase_add_test(tc, test_resume_from_other_cwd);
     tcase_add_test(tc, test_startup_leftover_reused);
+    tcase_add_test(tc, test_refused_start_removes_nothing);
     tcase_add_test(tc, test_intervals);
     tcase_add_test(tc, test_lr_schedule);
     tcase_add_test(tc, test_reward_timeout_option);

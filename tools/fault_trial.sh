@@ -81,9 +81,9 @@ continue_cmd() {
     if [ -e "$2/config.json" ]; then CMD=("$FLOWRL" train --resume "$2")
     else CMD=("$FLOWRL" train --algo "$1" --base "$BASE" "${TINY[@]}" --epochs "$EPOCHS" --out "$2"); fi
 }
-# unblock R: R is what a SIGKILL during start-up leaves (the directory, no config.json), which
-# --out did not take before 2026-12-06 (the start-up row): remove it, as a user would have.
-unblock() { [ -d "$1" ] && [ ! -e "$1/config.json" ] && rm -rf "$1"; }
+# startup_left R: R is what a SIGKILL during start-up leaves (the directory, no config.json),
+# which the next start takes with --out (the start-up row)
+startup_left() { [ -d "$1" ] && [ ! -e "$1/config.json" ]; }
 # The state a SIGKILL during start-up leaves (seen in this trial: .lock, an empty
 # checkpoints/, maybe config.json.tmp.*), made on purpose: a retry must be able to use R
 # (issue 14 item 6: a run that fails before its first checkpoint leaves nothing that blocks
@@ -117,7 +117,7 @@ kill_case() {
         local r=$S/$a/kill-$chains k=0
         rm -rf "$r"
         while [ $k -lt 5 ] && [ $landed -lt "$KILLS" ]; do
-            unblock "$r" && blocked=$((blocked + 1))
+            startup_left "$r" && blocked=$((blocked + 1))
             continue_cmd "$a" "$r"
             "${CMD[@]}" >/dev/null 2>"$S/kill.err" &
             local pid=$!
@@ -140,7 +140,7 @@ kill_case() {
                 bad="$bad chain $chains: exit $rc: $(err_line "$S/kill.err");"; break
             fi
         done
-        unblock "$r" && blocked=$((blocked + 1))
+        startup_left "$r" && blocked=$((blocked + 1))
         continue_cmd "$a" "$r"
         "${CMD[@]}" >/dev/null 2>"$S/kill.err"
         local rc=$?
@@ -154,7 +154,7 @@ kill_case() {
     [ -z "$bad" ] || v=FAIL
     row "SIGKILL at a random moment ($a)" "$landed kills in $chains runs" \
         "every resumed run identical to the uninterrupted one (audit exit 0), no temporary file left" \
-        "$ok/$chains runs identical; $early kills before the first checkpoint, $blocked of them during start-up (no config.json yet: the directory was removed by hand, see the start-up row); $missed runs ended before their kill${bad:+;$bad}" "$v"
+        "$ok/$chains runs identical; $early kills before the first checkpoint, $blocked restarts with --out over a start-up leftover (no config.json yet); $missed runs ended before their kill${bad:+;$bad}" "$v"
 }
 
 # ---- corruptions ------------------------------------------------------------------------
