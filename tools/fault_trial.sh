@@ -249,6 +249,24 @@ concurrency() {
     if audit "$r" "$r" && audit "$r" "$S/$a/ref"; then obs="$obs; audit R R exit 0, identical to the reference"
     else v=FAIL; obs="$obs; audit: $(head -n 3 "$S/audit.out" | tail -n 1)"; fi
     row "two \`--out R\` at once ($a)" 2 "one runs, the other is refused; audit.log reads back" "$obs" "$v"
+
+    # --force --out R while R runs: refused by the lock, and the live run keeps its files
+    r=$S/$a/force-live; v=pass; rm -rf "$r"
+    train --algo "$a" --base "$BASE" "${TINY[@]}" --epochs "$EPOCHS" --out "$r" >/dev/null 2>"$S/b1.err" & p1=$!
+    local k=0
+    while [ ! -e "$r/audit.log" ] && [ $k -lt 200 ]; do sleep 0.01; k=$((k + 1)); done
+    train --algo "$a" --base "$BASE" "${TINY[@]}" --epochs "$EPOCHS" --force --out "$r" >/dev/null 2>"$S/b2.err"
+    rc2=$?
+    wait $p1; rc1=$?
+    obs="live run exit $rc1, \`--force --out\` exit $rc2: \`$(err_line "$S/b2.err")\`"
+    if [ $rc1 -ne 0 ]; then v=FAIL
+    elif [ $rc2 -ne 0 ]; then
+        err_line "$S/b2.err" | grep -Eq 'PID [0-9]+' || { v=FAIL; obs="$obs (no PID named)"; }
+    fi
+    # (rc2 = 0: the live run had ended first, and --force replaced it: also a valid outcome)
+    if audit "$r" "$S/$a/ref"; then obs="$obs; the run identical to the reference"
+    else v=FAIL; obs="$obs; audit: $(head -n 3 "$S/audit.out" | tail -n 1)"; fi
+    row "\`--force --out R\` while R runs ($a)" 2 "refused naming the PID; the live run keeps its files and is identical" "$obs" "$v"
 }
 
 # ---- bad reward programs ----------------------------------------------------------------
