@@ -6,6 +6,7 @@
 #   make accuracy   the dense transcendental sweep against MPFR (docs/determinism.md)
 #   make demo       the main job: shapes base + Flow-GRPO + before/after table (tools/demo.sh)
 #   make bench      build the benchmarks; make benchmarks runs them into BENCHMARKS.md
+#   make fault-trial issue 14's fault trial (tools/fault_trial.sh, a few minutes; not in check)
 ifeq ($(wildcard config.mk),)
 $(error config.mk not found: run ./configure (or ./configure --install-deps) first)
 endif
@@ -46,7 +47,7 @@ LIB_SO := $(BUILD)/libflowrl.so
 CLI := $(BUILD)/flowrl
 TEST_BIN := $(BUILD)/check_flowrl
 
-.PHONY: all demo benchmarks check golden-check check-asan fuzz accuracy cuda-selfcheck bench clean install
+.PHONY: all demo benchmarks check golden-check check-asan fuzz accuracy cuda-selfcheck bench clean install fault-trial
 all: $(LIB_A) $(LIB_SO) $(CLI)
 
 $(BUILD)/obj/%.o: %.c config.mk config.h
@@ -173,6 +174,11 @@ fuzz fuzz-build:
 fuzz-smoke:
 	@echo "fuzz-smoke: skipped, clang with libFuzzer not found by ./configure" >&2
 endif
+
+# SIGKILLs, corruptions, concurrency, bad reward programs, a full disk, bad options, for
+# every algorithm (docs/fault-trial.md); the table goes to stdout, the scratch dir is removed.
+fault-trial: $(CLI)
+	@d=$$(mktemp -d) && { tools/fault_trial.sh $$d; rc=$$?; rm -rf $$d; exit $$rc; }
 
 install: all
 	install -d $(PREFIX)/lib $(PREFIX)/bin $(PREFIX)/include/flowrl

@@ -147,7 +147,9 @@ static fr_status finish(fr_run *r, fr_status s, int fresh)
         fr_status c = fr_reward_cmd_close(r->rcmd);
         if (s == FR_OK) s = c;
     }
-    if (s != FR_OK && fresh && r->priv->ckpt_written == 0 && first[0]) remove_new_run(r);
+    /* only under its own lock: a start refused by another run's lock must not remove the
+     * files of the run that holds it */
+    if (s != FR_OK && fresh && r->priv->ckpt_written == 0 && first[0] && r->priv->lock.fd >= 0) remove_new_run(r);
     teardown(r);
     fr_dir_unlock(&r->priv->lock);
     if (first[0]) return fr_fail(s, "%s", first);
@@ -338,8 +340,9 @@ static fr_status check_opts(const fr_run_opts *ro, const fr_algo *a, const void 
     return a->check ? a->check(ro, ao) : FR_OK;
 }
 
-/* A run is there when its config.json, audit.log or a checkpoint is: the empty directories
- * and the .lock a run killed during start-up leaves behind do not block a new one. */
+/* 1 if dir holds (part of) a run: config.json, audit.log or a file in checkpoints/. The
+ * directory a SIGKILL during start-up leaves (the lock file, an empty checkpoints/, a
+ * config.json.tmp.*) is not one: nothing there can be resumed, and --out may reuse it. */
 static int holds_run(const char *dir)
 {
     char p[FR_TRAIN_PATH_MAX + 32];
@@ -347,10 +350,13 @@ static int holds_run(const char *dir)
     const char *names[] = {FR_TRAIN_CONFIG_NAME, FR_AUDIT_LOG_NAME};
     for (int i = 0; i < 2; i++)
         if (fr_train_path(p, sizeof p, dir, names[i]) != FR_OK || stat(p, &st) == 0) return 1;
-    int64_t *steps, n;
-    if (fr_train_list_checkpoints(dir, &steps, &n) != FR_OK) return 1;
-    free(steps);
-    return n > 0;
+    if (fr_train_path(p, sizeof p, dir, FR_CHECKPOINT_DIR) != FR_OK) return 1;
+    DIR *d = opendir(p);
+    if (!d) return errno != ENOENT;
+    int any = 0;
+    for (struct dirent *e; !any && (e = readdir(d)) != NULL;) any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return any;
 }
 
 

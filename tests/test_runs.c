@@ -2,7 +2,8 @@
  * collapse flagged"): each case failed at cff6d07. A corrupted checkpoint is refused and
  * --from-step resumes from an intact one; a run directory is locked; a mid-epoch failure
  * reaches the user as its first cause; collapse and divergence are flagged; a run that
- * fails before its first checkpoint leaves nothing that blocks a retry; a relative base is
+ * fails before its first checkpoint leaves nothing that blocks a retry, nor does a SIGKILL
+ * during its start-up; a relative base is
  * found from any working directory; checkpoint and evaluation intervals; a warm-up lr
  * schedule; resumable hyper-parameters; --log-every; the reward program's timeout. */
 #include <math.h>
@@ -190,6 +191,58 @@ START_TEST(test_resume_from_other_cwd)
 }
 END_TEST
 
+/* A SIGKILL during start-up (after the run directory, its checkpoints/ and the lock, before
+ * config.json is renamed into place) leaves a directory with nothing to resume: --out must
+ * take it (found by tools/fault_trial.sh; before, "already holds a run", and the --resume it
+ * suggested failed on the missing config.json). A file in checkpoints/ still counts. */
+START_TEST(test_startup_leftover_reused)
+{
+    char out[16384], a[1024], p[512];
+    const char *dirs[] = {"s", "s/checkpoints"};
+    for (int i = 0; i < 2; i++) ck_assert_int_eq(mkdir(fr_rt_path(p, sizeof p, dirs[i]), 0777), 0);
+    const char *files[] = {"s/.lock", "s/config.json.tmp.999.0", "k/checkpoints/step-1.safetensors"};
+    ck_assert_int_eq(mkdir(fr_rt_path(p, sizeof p, "k"), 0777), 0);
+    ck_assert_int_eq(mkdir(fr_rt_path(p, sizeof p, "k/checkpoints"), 0777), 0);
+    for (int i = 0; i < 3; i++) {
+        FILE *f = fopen(fr_rt_path(p, sizeof p, files[i]), "w");
+        ck_assert_ptr_nonnull(f);
+        fputs("{\"seed\": ", f); /* a torn write */
+        fclose(f);
+    }
+    int rc = fr_rt_cli(out, sizeof out, "train %s --out %s/s --epochs 2", tiny_args(a, sizeof a), fr_rt_dir);
+    ck_assert_msg(rc == 0, "--out over a start-up leftover: exit %d:\n%s", rc, out);
+    ck_assert_int_eq(fr_rt_cli(out, sizeof out, "train %s --out %s/fresh --epochs 2", tiny_args(a, sizeof a), fr_rt_dir),
+                     0);
+    fr_rt_assert_same_records("fresh", "s", 2);
+    rc = fr_rt_cli(out, sizeof out, "train %s --out %s/k --epochs 2", tiny_args(a, sizeof a), fr_rt_dir);
+    ck_assert_msg(rc == 2 && strstr(out, "already holds a run"), "a checkpoint file in --out: exit %d:\n%s", rc, out);
+    ck_assert(exists(fr_rt_path(p, sizeof p, "k/checkpoints/step-1.safetensors")));
+}
+END_TEST
+
+/* A start refused by another run's lock removes none of that run's files (it did with
+ * --force: the refused process cleaned up "its" new run, config.json and audit.log of the
+ * live one; found by tools/fault_trial.sh's two --out R at once). */
+START_TEST(test_refused_start_removes_nothing)
+{
+    char out[16384], a[1024], p[512];
+    ck_assert_int_eq(fr_rt_cli(out, sizeof out, "train %s --out %s/live --epochs 1", tiny_args(a, sizeof a), fr_rt_dir),
+                     0);
+    fr_lock_file lk = {-1};
+    ck_assert_int_eq(fr_dir_lock(fr_rt_path(p, sizeof p, "live"), &lk), FR_OK); /* the "live" run */
+    const char *starts[] = {"--force --out", "--out"};
+    for (int i = 0; i < 2; i++) {
+        int rc = fr_rt_cli(out, sizeof out, "train %s %s %s/live --epochs 1", tiny_args(a, sizeof a), starts[i], fr_rt_dir);
+        ck_assert_msg(rc != 0, "%s of a locked run: exit 0:\n%s", starts[i], out);
+        const char *files[] = {"live/config.json", "live/audit.log", "live/checkpoints/step-1.safetensors"};
+        for (int k = 0; k < 3; k++)
+            ck_assert_msg(exists(fr_rt_path(p, sizeof p, files[k])), "%s of a locked run removed %s:\n%s", starts[i],
+                          files[k], out);
+    }
+    fr_dir_unlock(&lk);
+}
+END_TEST
+
 START_TEST(test_intervals)
 {
     char out[16384], a[1024], p[512];
@@ -305,6 +358,8 @@ Suite *suite_runs(void)
     tcase_add_test(tc, test_first_error_kept);
     tcase_add_test(tc, test_collapse_and_divergence_flagged);
     tcase_add_test(tc, test_resume_from_other_cwd);
+    tcase_add_test(tc, test_startup_leftover_reused);
+    tcase_add_test(tc, test_refused_start_removes_nothing);
     tcase_add_test(tc, test_intervals);
     tcase_add_test(tc, test_lr_schedule);
     tcase_add_test(tc, test_reward_timeout_option);
