@@ -7,7 +7,7 @@
 # Environment (defaults): BUILD (build), BASE (demo/shapes_base.safetensors: tools/demo.sh's
 # cache, pretrained here the same way when absent), OUT (BENCHMARKS.md), WORK (run directories,
 # demo/bench_algos-<time>), TIME_EPOCHS (11 per timing run; the first is not counted), TIME_ROUNDS
-# (2: runs per algorithm, round-robin), FG_EPOCHS (300: Flow-GRPO's epochs of the accuracy runs,
+# (2: runs per algorithm, round-robin), FG_EPOCHS (400: Flow-GRPO's epochs of the accuracy runs,
 # which fix the budget; AWM gets the epochs that spend the same), SEEDS (1 2 3), EVAL_N (16).
 # Everything runs on one thread (--threads 1, nice 10), one command at a time: about 30 min.
 set -euo pipefail
@@ -19,7 +19,7 @@ OUT=${OUT:-BENCHMARKS.md}
 WORK=${WORK:-demo/bench_algos-$(date -u +%Y%m%d-%H%M%S)}
 TIME_EPOCHS=${TIME_EPOCHS:-11}
 TIME_ROUNDS=${TIME_ROUNDS:-2}
-FG_EPOCHS=${FG_EPOCHS:-300}
+FG_EPOCHS=${FG_EPOCHS:-400}
 SEEDS=${SEEDS:-1 2 3}
 EVAL_N=${EVAL_N:-16}
 BASE_STEPS=10000 # flowrl pretrain's default for shapes, as tools/demo.sh
@@ -29,8 +29,7 @@ COMMON=(--task shapes --backend opt --threads 1)
 PG=(--prompts-per-epoch 8 --group-size 16) # the demo's P x G, the same for both algorithms
 # The accuracy runs use each algorithm's demo configuration (tools/demo.sh: why these flags).
 FG_OPTS=(--lr 2e-4 --beta 1)
-AWM_OPTS=(--lr 1e-4)
-# AWM_FLAGS_NOTE
+AWM_OPTS=(--lr 1e-4 --beta 0.1)
 
 [ -x "$FLOWRL" ] || { echo "bench_algos: $FLOWRL not found: run make first" >&2; exit 1; }
 mkdir -p "$WORK"
