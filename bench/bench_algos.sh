@@ -9,7 +9,8 @@
 # demo/bench_algos-<time>), TIME_EPOCHS (11 per timing run; the first is not counted), TIME_ROUNDS
 # (2: runs per algorithm, round-robin), FG_EPOCHS (400: Flow-GRPO's epochs of the accuracy runs,
 # which fix the budget; AWM gets the epochs that spend the same), SEEDS (1 2 3), EVAL_N (16).
-# Everything runs on one thread (--threads 1, nice 10), one command at a time: about 30 min.
+# Everything runs on one thread (--threads 1, nice 10), one command at a time: about 17 min on
+# the shared 2-core machine (BENCHMARKS.md records the load).
 set -euo pipefail
 
 BUILD=${BUILD:-build}
