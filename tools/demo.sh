@@ -18,7 +18,8 @@ FLOWRL=$BUILD/flowrl
 BACKEND=(--backend opt)
 BASE=$DEMO_DIR/shapes_base.safetensors
 BASE_STEPS=10000 # flowrl pretrain's default for shapes (shapes-s, x0 head)
-EPOCHS=${DEMO_EPOCHS:-1400} # ~0.4 s each on 2 cores: ~9.5 min (both algorithms)
+EPOCHS=${DEMO_EPOCHS:-1400} # Flow-GRPO ~0.4 s each on 2 cores: ~9.5 min; AWM ~0.3 s: ~7 min, and
+                            # within 4% of Flow-GRPO's model evaluations (BENCHMARKS.md)
 ALGO=${ALGO:-flow-grpo}
 case $ALGO in
 flow-grpo) ALGO_NAME=Flow-GRPO ;;
