@@ -4,7 +4,8 @@
 #   make check-asan the same under AddressSanitizer + UBSan (in build-asan/)
 #   make fuzz       libFuzzer on every reader of outside data, FUZZ_SECONDS each (default 60)
 #   make accuracy   the dense transcendental sweep against MPFR (docs/determinism.md)
-#   make demo       the main job: shapes base + Flow-GRPO + before/after table (tools/demo.sh)
+#   make demo       the main job: shapes base + Flow-GRPO + before/after table (tools/demo.sh);
+#                   make demo ALGO=awm runs AWM instead
 #   make bench      build the benchmarks; make benchmarks runs them into BENCHMARKS.md
 #   make fault-trial issue 14's fault trial (tools/fault_trial.sh, a few minutes; not in check)
 ifeq ($(wildcard config.mk),)
@@ -117,10 +118,11 @@ $(BUILD)/bench_%: bench/bench_%.c $(LIB_A)
 benchmarks: bench
 	BUILD=$(BUILD) bench/run.sh
 
-# The main job: pretrain (or reuse) a shapes base, run Flow-GRPO, print the before/after
-# held-out accuracy table (tools/demo.sh; outputs under demo/).
+# The main job: pretrain (or reuse) a shapes base, run Flow-GRPO (ALGO=awm: AWM), print the
+# before/after held-out accuracy table (tools/demo.sh; outputs under demo/).
+ALGO ?= flow-grpo
 demo: all
-	BUILD=$(BUILD) tools/demo.sh
+	BUILD=$(BUILD) ALGO=$(ALGO) tools/demo.sh
 
 check-asan:
 	$(MAKE) BUILD=build-asan SAN=1 check

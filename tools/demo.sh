@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# make demo: the main job. Pretrains (or reuses) the shapes base model, runs Flow-GRPO on it and
-# prints held-out and training-prompt accuracy per prompt kind before and after RL.
+# make demo: the main job. Pretrains (or reuses) the shapes base model, runs Flow-GRPO (or, with
+# ALGO=awm, AWM) on it and prints held-out and training-prompt accuracy per prompt kind before and
+# after RL.
 # Outputs under demo/ (gitignored): demo/shapes_base.safetensors (cached base) and
 # demo/run-<timestamp>/ (samples/before.png, samples/after.png, curve.svg, metrics.jsonl, eval.json,
 # audit.log, checkpoints/). About 10-15 minutes on 2 cores with the opt backend.
-# Environment: BUILD (build dir, default build), DEMO_DIR (default demo), DEMO_EPOCHS (RL epochs),
-# DEMO_TABLE_FROM (a directory of saved evaluations: print only the before/after tables).
+# Environment: BUILD (build dir, default build), DEMO_DIR (default demo), ALGO (flow-grpo or awm,
+# default flow-grpo), DEMO_EPOCHS (RL epochs), DEMO_TABLE_FROM (a directory of saved evaluations:
+# print only the before/after tables).
 set -euo pipefail
 
 BUILD=${BUILD:-build}
@@ -16,7 +18,14 @@ FLOWRL=$BUILD/flowrl
 BACKEND=(--backend opt)
 BASE=$DEMO_DIR/shapes_base.safetensors
 BASE_STEPS=10000 # flowrl pretrain's default for shapes (shapes-s, x0 head)
-EPOCHS=${DEMO_EPOCHS:-1400} # ~0.4 s each on 2 cores: ~9.5 min
+EPOCHS=${DEMO_EPOCHS:-1400} # Flow-GRPO ~0.4 s each on 2 cores: ~9.5 min; AWM ~0.3 s: ~7 min, and
+                            # within 4% of Flow-GRPO's model evaluations (BENCHMARKS.md)
+ALGO=${ALGO:-flow-grpo}
+case $ALGO in
+flow-grpo) ALGO_NAME=Flow-GRPO ;;
+awm) ALGO_NAME=AWM ;;
+*) echo "demo: ALGO=$ALGO: the demo runs flow-grpo or awm" >&2; exit 2 ;;
+esac
 EVAL_N=32 # samples per prompt in the before/after tables (binomial SD ~3 points on 576 held-out samples)
 
 # ---- before/after tables ------------------------------------------------------------------------
@@ -46,7 +55,7 @@ print_split() { # DIR SPLIT TITLE
                    sprintf("%+.1f [%+.1f, %+.1f]", 100 * d, 100 * dlo, 100 * dhi) }'
 }
 print_tables() { # DIR
-    echo "Flow-GRPO on shapes: accuracy per prompt kind (share of samples judged correct), before -> after RL"
+    echo "$ALGO_NAME on shapes: accuracy per prompt kind (share of samples judged correct), before -> after RL"
     echo "[lo, hi] = 95% interval: Wilson score interval per accuracy, Newcombe's hybrid score interval per"
     echo "change. Both treat the samples as independent; samples of one prompt are correlated, so a kind"
     echo "with few prompts is less certain than its interval says: read a change whose interval holds 0 as noise."
@@ -80,26 +89,40 @@ else
     echo "== 1/3 base: pretraining $BASE (shapes-s, $BASE_STEPS steps, ~3 min on 2 cores)"
     # written under a temporary name first, so an interrupted pretrain never leaves a cache behind
     rm -f "$BASE.tmp"
-    "$FLOWRL" pretrain --task shapes --out "$BASE.tmp" --steps "$BASE_STEPS" "${BACKEND[@]}" --progress plain --log-every 1000
+    "$FLOWRL" pretrain --task shapes --out "$BASE.tmp" --max-train-steps "$BASE_STEPS" "${BACKEND[@]}" --progress plain --log-every 1000
     mv "$BASE.tmp" "$BASE"
 fi
 t_base=$(date +%s)
 
-# ---- 2. Flow-GRPO ------------------------------------------------------------------------------
+# ---- 2. RL: Flow-GRPO or AWM -------------------------------------------------------------------
 run=$DEMO_DIR/run-$(date +%Y%m%d-%H%M%S)
 k=1
 while [ -e "$run" ]; do run=$DEMO_DIR/run-$(date +%Y%m%d-%H%M%S)-$k; k=$((k + 1)); done
-echo "== 2/3 Flow-GRPO: $EPOCHS epochs -> $run"
+echo "== 2/3 $ALGO_NAME: $EPOCHS epochs -> $run"
+if [ "$ALGO" = flow-grpo ]; then
 # Tuned on the cached base (notes: /work/notes/demo_log.md); everything else is flowrl train's default
 # (SDE a 0.7, T 10, 8 prompts, clip 1e-4, beta 0.04, geneval partial-credit reward, cfg 1).
 TRAIN_OPTS=(
     --lr 2e-4     # 3e-4 (default) and 4e-4 drift down; 1e-4 climbs at half the speed
-    --group 16    # 16 samples per prompt (FG uses 24): steadier group-normalised advantages
+    --group-size 16 # 16 samples per prompt (FG uses 24): steadier group-normalised advantages
     --beta 1      # KL to the base: at 0.04 a 1400-epoch run collapses onto one two-corner layout per
                   # prompt (identical samples, speckled background); 1 keeps the samples diverse
     --eval-n "$EVAL_N" # the run's own eval.json / sample grids use the same samples as the table
 )
-"$FLOWRL" train --algo flow-grpo --task shapes --base "$BASE" --out "$run" --epochs "$EPOCHS" \
+else
+# Tuned briefly on the cached base (120-epoch runs, seed 1, P 8 x G 16; BENCHMARKS.md "AWM vs
+# Flow-GRPO" compares the two at equal model evaluations); everything else is AWM's default (ODE T 14,
+# K 6 discrete_wo_init times, ghuber weighting, clip 1, EMA-KL weight 1, cfg 1).
+TRAIN_OPTS=(
+    --lr 1e-4     # 3e-4 (default) drifts down: mean reward 0.81 -> 0.69 over 120 epochs, KL to the
+                  # base rising to 0.34; 1e-4 climbs (0.82 -> 0.86)
+    --group-size 16 # as Flow-GRPO's demo: the same samples per prompt and per epoch
+    --beta 0.1    # KL to the base: at 0.001 (default) the KL grows steadily (0.08 at epoch 120);
+                  # 0.1 holds it under 0.01 and climbed as fast (0.83 -> 0.87, accuracy 63% -> 70%)
+    --eval-n "$EVAL_N"
+)
+fi
+"$FLOWRL" train --algo "$ALGO" --task shapes --base "$BASE" --out "$run" --epochs "$EPOCHS" \
     "${TRAIN_OPTS[@]}" "${BACKEND[@]}"
 t_train=$(date +%s)
 final=$run/checkpoints/step-$EPOCHS.safetensors
@@ -121,7 +144,7 @@ t_end=$(date +%s)
 echo
 print_tables "$tmp"
 echo
-printf 'time: base %ds, Flow-GRPO %ds, evaluation %ds, total %ds\n' $((t_base - t_start)) \
+printf "time: base %ds, $ALGO_NAME %ds, evaluation %ds, total %ds\n" $((t_base - t_start)) \
     $((t_train - t_base)) $((t_end - t_train)) $((t_end - t_start))
 echo "run directory: $run"
 echo "  samples/before.png, samples/after.png  held-out sample grids, base vs final policy"
