@@ -85,5 +85,9 @@ flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|fma|avx51
         echo
         cat bench/analysis.md
     fi
-} >"$OUT"
+    # sections other scripts write between their own markers (bench/bench_algos.sh) are kept
+    if [ -f "$OUT" ]; then
+        sed -n '/^<!-- [a-z_]* begin/,/^<!-- [a-z_]* end -->/p' "$OUT"
+    fi
+} >"$OUT.new" && mv "$OUT.new" "$OUT"
 echo "bench/run.sh: wrote $OUT" >&2
