@@ -160,6 +160,18 @@ fr_status fr_run_advantages(fr_run *r, int64_t N, const float *reward, const int
     return fr_run_rec_f32(r, "adv", adv, 1, N, 1, 1);
 }
 
+fr_status fr_run_rollout_cfg(const fr_run *r, fr_rollout_cfg *rc, fr_rollout_schedule *sched)
+{
+    const fr_sampling_opts *smp = &r->o->smp;
+    *rc = fr_rollout_cfg_default(smp->sampler);
+    rc->T = smp->num_steps;
+    rc->noise = smp->noise_level;
+    rc->cfg = smp->cfg;
+    rc->seed = r->o->run.seed;
+    rc->batch = smp->rollout_batch;
+    return fr_rollout_schedule_make(rc, smp->grid, smp->shift, smp->ddim_offset, 0, sched);
+}
+
 fr_status fr_run_prompts(fr_run *r, int *prompts)
 {
     const uint32_t e = (uint32_t)r->epoch;

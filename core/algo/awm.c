@@ -88,13 +88,7 @@ fr_status fr_awm_algo_setup(fr_run *r, void **out)
     t->N = ro->c.prompts * ro->c.group;
     t->b = t->N / ro->c.num_batches;
     const int64_t N = t->N, D = t->D, R = t->K * t->b;
-    t->rc = fr_rollout_cfg_default(ro->smp.sampler);
-    t->rc.T = ro->smp.num_steps;
-    t->rc.noise = ro->smp.noise_level;
-    t->rc.cfg = ro->smp.cfg;
-    t->rc.seed = ro->run.seed;
-    t->rc.batch = ro->smp.rollout_batch;
-    FR_TRY(fr_rollout_schedule_make(&t->rc, ro->smp.grid, ro->smp.shift, ro->smp.ddim_offset, 0, &t->sched));
+    FR_TRY(fr_run_rollout_cfg(r, &t->rc, &t->sched));
     FR_TRY(fr_model_ws_alloc(&t->ws, &r->pol, R, 1));
     t->have_ws = 1;
     if (r->have_ref) {

@@ -94,13 +94,7 @@ fr_status fr_fg_setup(fr_run *r, void **out)
         t->mix.window = t->o.mix_window;
         t->mix.iters_per_group = t->o.mix_iters;
     }
-    t->rc = fr_rollout_cfg_default(ro->smp.sampler);
-    t->rc.T = T;
-    t->rc.noise = ro->smp.noise_level;
-    t->rc.cfg = ro->smp.cfg;
-    t->rc.seed = ro->run.seed;
-    t->rc.batch = ro->smp.rollout_batch;
-    FR_TRY(fr_rollout_schedule_make(&t->rc, ro->smp.grid, ro->smp.shift, 0, 0, &t->sched));
+    FR_TRY(fr_run_rollout_cfg(r, &t->rc, &t->sched));
     /* the update: PPO-clip or GRPO-Guard with β·KL, CFG recomputed as the rollout formed it */
     t->prm.ppo = (fr_ppo_params){ro->c.clip_range, ro->c.adv_clip};
     t->prm.bias = t->o.guard == FR_FG_GUARD_BATCH ? FR_GUARD_BIAS_BATCH : FR_GUARD_BIAS_SAMPLE;

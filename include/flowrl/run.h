@@ -233,6 +233,11 @@ fr_status fr_run_rewards(fr_run *r, int64_t N, const int *pid, const float *x, f
  * history is saved in checkpoints by the loop. */
 fr_status fr_run_advantages(fr_run *r, int64_t N, const float *reward, const int64_t *group, float *adv);
 
+/* The rollout sampler of the run's sampling options (kind, steps, grid, shift, noise level,
+ * guidance, rows per forward, the run's seed) with its schedule in sched (free it with
+ * fr_rollout_schedule_free); c0 and step_noise are the algorithm's to set per epoch. */
+fr_status fr_run_rollout_cfg(const fr_run *r, fr_rollout_cfg *rc, fr_rollout_schedule *sched);
+
 /* FR_ERR_NUMERIC naming what and the first bad index if x (n) holds a NaN or an infinity.
  * Call it on rollout samples: the loop then sets the checkpoint that produced them aside. */
 fr_status fr_run_check_finite(fr_run *r, const char *what, const float *x, int64_t n);
