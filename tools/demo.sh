@@ -3,7 +3,7 @@
 # ALGO=awm, AWM) on it and prints held-out and training-prompt accuracy per prompt kind before and
 # after RL.
 # Outputs under demo/ (gitignored): demo/shapes_base.safetensors (cached base) and
-# demo/run-<timestamp>/ (samples/before.png, samples/after.png, curve.svg, metrics.jsonl, eval.json,
+# demo/run-<timestamp>/ (samples/before_after.png, before.png, after.png, curve.svg, metrics.jsonl, eval.json,
 # audit.log, checkpoints/). About 10-15 minutes on 2 cores with the opt backend.
 # Environment: BUILD (build dir, default build), DEMO_DIR (default demo), ALGO (flow-grpo or awm,
 # default flow-grpo), DEMO_EPOCHS (RL epochs), DEMO_TABLE_FROM (a directory of saved evaluations:
@@ -149,6 +149,7 @@ echo
 printf "time: base %ds, $ALGO_NAME %ds, evaluation %ds, total %ds\n" $((t_base - t_start)) \
     $((t_train - t_base)) $((t_end - t_train)) $((t_end - t_start))
 echo "run directory: $run"
-echo "  samples/before.png, samples/after.png  held-out sample grids, base vs final policy"
+echo "  samples/before_after.png              held-out prompts, base | final policy, each sample marked by the detector"
+echo "  samples/before.png, samples/after.png  the same grids one by one"
 echo "  curve.svg                              training reward and accuracy per epoch"
 echo "  metrics.jsonl, eval.json, audit.log    per-epoch metrics, held-out eval, audit trail"
