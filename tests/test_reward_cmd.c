@@ -406,7 +406,10 @@ START_TEST(test_short_answers)
     s = run_until_failure(mock("short_count"), 60, 0, 2, 3, 0, msg, sizeof msg, &at);
     ck_assert_int_eq(s, FR_ERR_FORMAT);
     assert_has(msg, "answer has 63 scores, expected 64");
-    assert_has(msg, "was stopped");
+    /* flowrl closes the program's input and kills it; under load the program may see the end
+     * of its input and exit first: either ending is reported, and nothing else */
+    ck_assert_msg(strstr(msg, "was stopped") || strstr(msg, "exited with status 0"),
+                  "how the program ended is not reported: %s", msg);
 }
 END_TEST
 
