@@ -97,7 +97,8 @@ GOLDEN_CHECKS = $(CLI) golden check --backend ref && \
 	$(CLI) golden check --backend opt --threads 3 \
 	$(if $(filter 1,$(HAVE_OPENBLAS) $(HAVE_ONEDNN)),&& $(CLI) golden check --backend opt --fast --threads 2)
 
-check: $(TEST_BIN) $(CLI) $(CUDA_SELFCHECK) $(if $(filter 1,$(HAVE_LIBFUZZER)),$(FUZZ_BINS))
+# check builds the benchmarks too (without running them), so an API change cannot leave them broken
+check: $(TEST_BIN) $(CLI) $(CUDA_SELFCHECK) bench $(if $(filter 1,$(HAVE_LIBFUZZER)),$(FUZZ_BINS))
 	$(GOLDEN_CHECKS)
 	$(MAKE) --no-print-directory fuzz-smoke
 	sh tests/check_suites.sh

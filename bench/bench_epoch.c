@@ -1,4 +1,4 @@
-/* One Flow-GRPO epoch (fr_grpo_train_run with the defaults of `flowrl train`, epochs = 1,
+/* One Flow-GRPO epoch (the run loop, fr_run_new, with the defaults of `flowrl train`, epochs = 1,
  * held-out eval off: eval_n = 0) on ref, canonical opt and opt --fast at 1 and 2 threads,
  * for gmm2d and shapes. The base of each task is a freshly initialised model of the task's
  * default preset (one pretraining step on opt, written to a temp dir): the epoch's cost
@@ -12,16 +12,17 @@
  *   bench_epoch [--tasks gmm2d,shapes] [--reps N] [--ref-reps N] [--pretrain-steps G[,S]]
  *               [--shapes-base PATH]
  *
- * Times: "epoch" is the trainer's own epoch time (fr_train_epoch_event.seconds: rollout,
+ * Times: "epoch" is the trainer's own epoch time (fr_run_epoch_event.seconds: rollout,
  * rewards, advantages, updates; not the checkpoint and metrics writing), "call" the wall
- * time of the whole fr_grpo_train_run (base loading, run directory, checkpoint). Median of
+ * time of the whole fr_run_new (base loading, run directory, checkpoint). Median of
  * reps runs; the configurations run round-robin (ref, opt 1t, opt 2t, fast 1t, fast 2t,
  * ref, ...) so that load from other processes spreads over all of them. Prints Markdown. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "flowrl/grpo_train.h"
+#include "core/algo/flow_grpo.h"
+#include "flowrl/algo.h"
 #include "flowrl/pretrain.h"
 
 #include "bench/bench_util.h"
@@ -34,13 +35,32 @@ typedef struct {
     float reward_mean;
 } epoch_out;
 
-static int on_epoch(const fr_train_epoch_event *ev, void *user)
+static int on_epoch(const fr_run_epoch_event *ev, void *user)
 {
     epoch_out *o = (epoch_out *)user;
     o->epoch_s = ev->seconds;
-    o->kept = ev->kept, o->n_samples = ev->n_samples, o->n_updates = ev->n_updates;
-    o->reward_mean = ev->reward_mean;
+    o->kept = (int64_t)fr_run_event_get(ev, "kept");
+    o->n_samples = (int64_t)fr_run_event_get(ev, "samples");
+    o->n_updates = (int64_t)fr_run_event_get(ev, "updates");
+    o->reward_mean = (float)fr_run_event_get(ev, "reward_mean");
     return 0;
+}
+
+/* flowrl train's Flow-GRPO defaults: the option rows' defaults, then the algorithm's. */
+typedef struct {
+    fr_run_opts ro;
+    fr_flow_grpo_opts ao;
+} fg_opts;
+
+static void fg_defaults(const fr_algo *a, fg_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    fr_opts all;
+    memset(&all, 0, sizeof all);
+    fr_run_opts_bind(&all, &o->ro, a, &o->ao);
+    fr_opts_defaults(&all);
+    a->defaults(&o->ro, &o->ao);
+    snprintf(o->ro.c.algo, sizeof o->ro.c.algo, "%s", a->name);
 }
 
 static int make_base(const char *task, int64_t steps, const char *path)
@@ -88,14 +108,21 @@ int main(int argc, char **argv)
     }
     bu_conf confs[BU_N_CONF];
     int nconf = bu_confs(confs);
-    fr_grpo_train_opts d = fr_grpo_train_defaults();
+    const fr_algo *fg;
+    if (fr_algo_find("flow-grpo", &fg) != FR_OK) {
+        fprintf(stderr, "bench_epoch: %s\n", fr_last_error());
+        return 1;
+    }
+    fg_opts dd;
+    fg_defaults(fg, &dd);
+    const fr_run_opts *d = &dd.ro;
     printf("### One Flow-GRPO epoch\n\n");
     printf("`flowrl train` defaults (P %lld x G %lld samples, %s sampler T %lld, %lld batches, "
            "grad accum %lld), epochs 1, eval off. Seconds, median of %d runs (ref: %d); "
            "configurations round-robin. epoch = the trainer's epoch time; call = the whole "
-           "fr_grpo_train_run. speed-up = ref epoch / this epoch (target: opt >= 10x).\n\n",
-           (long long)d.P, (long long)d.G, fr_sampler_name(d.sampler), (long long)d.T,
-           (long long)d.num_batches, (long long)d.grad_accum, reps, ref_reps);
+           "run (fr_run_new). speed-up = ref epoch / this epoch (target: opt >= 10x).\n\n",
+           (long long)d->c.prompts, (long long)d->c.group, fr_sampler_name(d->smp.sampler),
+           (long long)d->smp.num_steps, (long long)d->c.num_batches, (long long)d->c.grad_accum, reps, ref_reps);
     printf("| task | base | config | epoch s (median) | min | max | call s (median) | speed-up vs "
            "ref | kept / samples | updates | reward mean | load avg |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -103,7 +130,7 @@ int main(int argc, char **argv)
     int rc = 0;
     static char notes[2048];
     for (char *tok = strtok(tasks_arg, ","); tok; tok = strtok(NULL, ",")) {
-        char base[FR_TRAIN_PATH_MAX];
+        char base[FR_OPT_PATH_MAX];
         int64_t ps = pre_steps[strcmp(tok, "shapes") == 0];
         char base_desc[64] = "fresh init";
         if (ps > 1) snprintf(base_desc, sizeof base_desc, "%lld pretraining steps", (long long)ps);
@@ -125,20 +152,22 @@ int main(int argc, char **argv)
         for (int r = 0; r < reps && rc == 0; r++)
             for (int k = 0; k < nconf; k++) {
                 if (k == 0 && strcmp(confs[k].backend, "ref") == 0 && r >= ref_reps) continue;
-                fr_grpo_train_opts o = fr_grpo_train_defaults();
-                snprintf(o.base, sizeof o.base, "%s", base);
-                o.epochs = 1;
-                o.eval_n = 0;
-                snprintf(o.out, sizeof o.out, "%s/run-%s-%d-%d", root, tok, k, r);
+                fg_opts o;
+                fg_defaults(fg, &o);
+                snprintf(o.ro.c.base, sizeof o.ro.c.base, "%s", base);
+                o.ro.run.epochs = 1;
+                o.ro.ev.eval_n = 0;
+                snprintf(o.ro.run.out, sizeof o.ro.run.out, "%s/run-%s-%d-%d", root, tok, k, r);
                 epoch_out eo = {0};
-                fr_grpo_train_cb cb = {.on_epoch = on_epoch, .user = &eo};
-                fr_grpo_train_result res;
+                fr_run_cb cb = {.on_epoch = on_epoch, .user = &eo};
+                fr_run_env env = {confs[k].ops, confs[k].threads, &cb, NULL, NULL};
+                fr_run_result res;
                 load_sum += bu_loadavg(), nload++;
                 bu_use(&confs[k]);
                 double t0 = bu_now_s();
-                fr_status s = fr_grpo_train_run(&o, confs[k].ops, confs[k].threads, &cb, &res);
+                fr_status s = fr_run_new(&o.ro, &o.ao, &env, &res);
                 double t1 = bu_now_s();
-                bu_rmtree(o.out);
+                bu_rmtree(o.ro.run.out);
                 if (s != FR_OK) {
                     fprintf(stderr, "bench_epoch: %s %s: %s\n", tok, confs[k].name, fr_last_error());
                     rc = 1;
