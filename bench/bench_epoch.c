@@ -54,13 +54,7 @@ typedef struct {
 
 static void fg_defaults(const fr_algo *a, fg_opts *o)
 {
-    memset(o, 0, sizeof *o);
-    fr_opts all;
-    memset(&all, 0, sizeof all);
-    fr_run_opts_bind(&all, &o->ro, a, &o->ao);
-    fr_opts_defaults(&all);
-    a->defaults(&o->ro, &o->ao);
-    snprintf(o->ro.c.algo, sizeof o->ro.c.algo, "%s", a->name);
+    fr_run_opts_defaults(NULL, &o->ro, a, &o->ao);
 }
 
 static int make_base(const char *task, int64_t steps, const char *path)

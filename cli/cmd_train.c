@@ -220,16 +220,10 @@ int cmd_train(int argc_in, char **argv_in)
         rc = fr_cli_error(CMD, "out of memory");
         goto out;
     }
-    memset(&ro, 0, sizeof ro);
     memset(&cli, 0, sizeof cli);
     fr_opts o;
-    memset(&o, 0, sizeof o);
-    o.cmd = CMD;
-    fr_run_opts_bind(&o, &ro, a, ao);
+    fr_status st = fr_run_opts_defaults(&o, &ro, a, ao);
     add_cli(&o, &cli);
-    fr_status st = fr_opts_defaults(&o);
-    if (a->defaults) a->defaults(&ro, ao);
-    snprintf(ro.c.algo, sizeof ro.c.algo, "%s", a->name);
     if (st == FR_OK && fr_opts_wants_help(argc, argv)) {
         help(a, &o);
         goto done;

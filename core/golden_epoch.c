@@ -154,14 +154,7 @@ static fr_status int_param(const fr_st_file *in, const char *key, long long lo, 
  * this configuration never reads (note.unused). fr_run_new checks them. */
 static fr_status read_opts(const fr_st_file *in, fr_run_opts *o, fr_flow_grpo_opts *fo)
 {
-    fr_opts all;
-    memset(&all, 0, sizeof all);
-    memset(o, 0, sizeof *o);
-    memset(fo, 0, sizeof *fo);
-    fr_run_opts_bind(&all, o, &fr_algo_flow_grpo, fo);
-    FR_TRY(fr_opts_defaults(&all));
-    fr_algo_flow_grpo.defaults(o, fo);
-    snprintf(o->c.algo, sizeof o->c.algo, "%s", fr_algo_flow_grpo.name);
+    FR_TRY(fr_run_opts_defaults(NULL, o, &fr_algo_flow_grpo, fo));
     const char *sv;
     int64_t iv;
     int e;

@@ -486,12 +486,10 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
         free(ao);
         return FR_ERR_NOMEM;
     }
-    memset(&saved, 0, sizeof saved);
     fr_opts o_saved;
-    fr_run_bind(&o_saved, &saved, a, ao_saved);
     static const char *const ignore[] = {"resolved", "base_digest", "base_abs", NULL};
-    fr_status s = fr_opts_defaults(&o_saved);
-    if (s == FR_OK && a->defaults) a->defaults(&saved, ao_saved);
+    /* keys an older config.json does not hold keep the defaults */
+    fr_status s = fr_run_opts_defaults(&o_saved, &saved, a, ao_saved);
     if (s == FR_OK) s = fr_opts_read_json(&o_saved, path, ignore);
     /* a relative base path is resolved against the directory the run was created from */
     char abs[FR_OPT_PATH_MAX];

@@ -91,6 +91,35 @@ void fr_run_opts_bind(fr_opts *o, fr_run_opts *ro, const fr_algo *a, void *ao)
     add(o, "Backend", fr_backend_rows, fr_backend_nrows, &ro->be);
 }
 
+fr_status fr_run_opts_defaults(fr_opts *o, fr_run_opts *ro, const fr_algo *a, void *ao)
+{
+    fr_opts local;
+    if (!o) o = &local;
+    memset(o, 0, sizeof *o);
+    memset(ro, 0, sizeof *ro);
+    if (a->opts_size) memset(ao, 0, a->opts_size);
+    o->cmd = "train";
+    fr_run_opts_bind(o, ro, a, ao);
+    FR_TRY(fr_opts_defaults(o));
+    ro->run.seed = 42; /* FG config/base.py */
+    ro->run.epochs = 20;
+    ro->run.checkpoint_every = 1;
+    ro->run.keep_checkpoints = 2;
+    ro->smp.cfg = 1.0f; /* tiny models: the public nocfg configs' g = 1 */
+    ro->smp.rollout_batch = 64;
+    ro->opt.lr = 3e-4;
+    ro->opt.lr_schedule = FR_LR_CONSTANT;
+    ro->opt.warmup = 0;
+    ro->opt.weight_decay = 1e-4;
+    ro->opt.max_grad_norm = 1.0f;
+    ro->opt.ema_decay = -1.0f;
+    ro->ev.eval_steps = 40; /* FG geneval_sd3: 40 eval steps */
+    ro->ev.eval_n = 8;
+    if (a->defaults) a->defaults(ro, ao);
+    snprintf(ro->c.algo, sizeof ro->c.algo, "%s", a->name);
+    return FR_OK;
+}
+
 void fr_run_bind(fr_opts *o, const fr_run_opts *ro, const fr_algo *a, const void *ao)
 {
     memset(o, 0, sizeof *o);

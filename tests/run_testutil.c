@@ -62,13 +62,8 @@ void fr_rt_opts_init(fr_rt_opts *o, const fr_algo *a, const char *run, int64_t e
     o->a = a;
     o->ao = calloc(1, a->opts_size ? a->opts_size : 1);
     ck_assert_ptr_nonnull(o->ao);
-    fr_opts all;
-    memset(&all, 0, sizeof all);
-    fr_run_opts_bind(&all, &o->ro, a, o->ao);
-    ck_assert_int_eq(fr_opts_defaults(&all), FR_OK);
-    if (a->defaults) a->defaults(&o->ro, o->ao);
+    ck_assert_int_eq(fr_run_opts_defaults(NULL, &o->ro, a, o->ao), FR_OK);
     if (a->tiny) a->tiny(&o->ro, o->ao);
-    snprintf(o->ro.c.algo, sizeof o->ro.c.algo, "%s", a->name);
     snprintf(o->ro.c.base, sizeof o->ro.c.base, "%s", fr_rt_base);
     snprintf(o->ro.c.task, sizeof o->ro.c.task, "gmm2d");
     snprintf(o->ro.run.out, sizeof o->ro.run.out, "%s/%s", fr_rt_dir, run);

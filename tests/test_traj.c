@@ -386,13 +386,7 @@ START_TEST(test_live_epochs)
         const fr_algo *a = &fr_algo_flow_grpo;
         fr_run_opts ro;
         fr_flow_grpo_opts fo;
-        fr_opts all;
-        memset(&ro, 0, sizeof ro);
-        memset(&fo, 0, sizeof fo);
-        memset(&all, 0, sizeof all);
-        fr_run_opts_bind(&all, &ro, a, &fo);
-        ck_assert(fr_opts_defaults(&all) == FR_OK);
-        a->defaults(&ro, &fo);
+        ck_assert(fr_run_opts_defaults(NULL, &ro, a, &fo) == FR_OK);
         snprintf(ro.c.base, sizeof ro.c.base, "%s", base);
         snprintf(ro.c.task, sizeof ro.c.task, "gmm2d");
         snprintf(run, sizeof run, "%s/run%zu", dir, k);

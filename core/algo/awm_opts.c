@@ -52,34 +52,21 @@ fr_status fr_awm_opts_params(const fr_run_opts *ro, const fr_awm_opts *o, fr_awm
     return fr_awm_params_check(p);
 }
 
-/* The public geneval/ocr configuration sized for a CPU: 14 ODE steps, G 8 (24 in the paper),
- * one optimiser step per epoch (num_batches = grad_accum), clip 1, β 0.001, lr 3e-4. */
+/* AWM's values on top of every run's (fr_run_opts_defaults): the public geneval/ocr
+ * configuration sized for a CPU: 14 ODE steps, one optimiser step per epoch (num_batches =
+ * grad_accum), fraction 0.9, clip 1, β 0.001, global std. */
 static void defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->run.seed = 42;
-    ro->run.epochs = 20;
-    ro->run.checkpoint_every = 1;
-    ro->run.keep_checkpoints = 2;
     ro->smp.sampler = FR_SAMPLER_ODE;
     ro->smp.num_steps = 14;
-    ro->smp.cfg = 1.0f;
-    ro->smp.rollout_batch = 64;
     ro->c.num_batches = 2;
     ro->c.grad_accum = 2;
     ro->c.timestep_fraction = 0.9;
     ro->c.clip_range = 1.0;
     ro->c.beta = 0.001f;
     ro->c.global_std = 1;
-    ro->opt.lr = 3e-4;
-    ro->opt.lr_schedule = FR_LR_CONSTANT;
-    ro->opt.warmup = 0;
-    ro->opt.weight_decay = 1e-4;
-    ro->opt.max_grad_norm = 1.0f;
-    ro->opt.ema_decay = -1.0f;
     ro->opt.ema_every = 1;
-    ro->ev.eval_steps = 40;
-    ro->ev.eval_n = 8;
 }
 
 static fr_status check(const fr_run_opts *ro, const void *ao)

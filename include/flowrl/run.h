@@ -95,6 +95,13 @@ typedef struct {
  * backend) of ro and the algorithm's own group (over ao) to o. */
 void fr_run_opts_bind(fr_opts *o, fr_run_opts *ro, const struct fr_algo *a, void *ao);
 
+/* ro and ao (the algorithm's struct, opts_size bytes) at `flowrl train --algo A`'s defaults:
+ * the rows' defaults, then what every RL run shares (seed 42, 20 epochs, a checkpoint every
+ * epoch keeping 2, lr 3e-4 constant, AdamW weight decay 1e-4, grad norm 1, EMA off, eval 40
+ * ODE steps x 8, 64 rows per forward, cfg 1), then the algorithm's own (a->defaults); ro's
+ * algo names a. o (may be NULL) receives the binding. */
+fr_status fr_run_opts_defaults(fr_opts *o, fr_run_opts *ro, const struct fr_algo *a, void *ao);
+
 /* ---- callbacks ------------------------------------------------------------------------ */
 
 #define FR_RUN_MAX_METRICS 32

@@ -32,10 +32,7 @@ static int bind_train(bound *b, const fr_algo *a)
     memset(b, 0, sizeof *b);
     b->ao = calloc(1, a->opts_size ? a->opts_size : 1);
     if (!b->ao) return 0;
-    b->o.cmd = "train";
-    fr_run_opts_bind(&b->o, &b->ro, a, b->ao);
-    if (fr_opts_defaults(&b->o) != FR_OK) abort(); /* the rows' own defaults must parse */
-    if (a->defaults) a->defaults(&b->ro, b->ao);
+    if (fr_run_opts_defaults(&b->o, &b->ro, a, b->ao) != FR_OK) abort(); /* the rows' defaults must parse */
     return 1;
 }
 
