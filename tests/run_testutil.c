@@ -22,8 +22,7 @@ char fr_rt_base[320];
 
 void fr_rt_setup(void)
 {
-    snprintf(fr_rt_dir, sizeof fr_rt_dir, "/tmp/flowrl-run-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(fr_rt_dir));
+    fr_test_mkdtemp(fr_rt_dir, sizeof fr_rt_dir, "run");
     snprintf(fr_rt_base, sizeof fr_rt_base, "%s/base.safetensors", fr_rt_dir);
     /* a tiny fresh gmm2d model: v = 0 at init (zero output layer), so samples start as the
      * sampler's noise and the halfplane reward starts near 0.5 */
@@ -43,12 +42,7 @@ void fr_rt_setup(void)
     fr_model_free(&m);
 }
 
-void fr_rt_teardown(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fr_rt_dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+void fr_rt_teardown(void) { fr_test_rmtree(fr_rt_dir); }
 
 const char *fr_rt_path(char *buf, size_t n, const char *name)
 {
@@ -118,22 +112,6 @@ fr_status fr_rt_resume(const char *run, int64_t epochs, int64_t from_step, const
     return fr_run_resume(&rq, &env, res ? res : &r);
 }
 
-void *fr_rt_slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_int_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    buf[len] = '\0';
-    *n = (size_t)len;
-    return buf;
-}
-
 /* The record lines of an audit.log (step / scalar / end-step), without the header, env and
  * resume lines, which say where and how it ran, not what it computed. */
 char *fr_rt_records(const char *run)
@@ -141,7 +119,7 @@ char *fr_rt_records(const char *run)
     char path[512];
     snprintf(path, sizeof path, "%s/%s/audit.log", fr_rt_dir, run);
     size_t n;
-    char *buf = fr_rt_slurp(path, &n), *out = malloc(n + 1), *o = out;
+    char *buf = fr_test_slurp(path, &n), *out = malloc(n + 1), *o = out;
     ck_assert_ptr_nonnull(out);
     for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
         if (strncmp(line, "step ", 5) == 0 || strncmp(line, "scalar ", 7) == 0 || strncmp(line, "end-step ", 9) == 0)

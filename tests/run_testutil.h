@@ -39,8 +39,6 @@ fr_status fr_rt_resume(const char *run, int64_t epochs, int64_t from_step, const
 char *fr_rt_records(const char *run);
 /* Asserts equal records through `steps` complete steps, and `flowrl audit` says identical. */
 void fr_rt_assert_same_records(const char *a, const char *b, int64_t steps);
-/* Bytes of a file (malloc'd, *n its length). */
-void *fr_rt_slurp(const char *path, size_t *n);
 
 /* The CLI: `flowrl ARGS` with stdout+stderr captured, its exit status. */
 int fr_rt_cli(char *out, size_t n, const char *fmt, ...)

@@ -43,7 +43,7 @@ START_TEST(test_same_bytes_twice)
         size_t l1, l2;
         snprintf(p1, sizeof p1, "%s/%s/checkpoints/step-2.safetensors", fr_rt_dir, n1);
         snprintf(p2, sizeof p2, "%s/%s/checkpoints/step-2.safetensors", fr_rt_dir, n2);
-        char *b1 = fr_rt_slurp(p1, &l1), *b2 = fr_rt_slurp(p2, &l2);
+        char *b1 = fr_test_slurp(p1, &l1), *b2 = fr_test_slurp(p2, &l2);
         ck_assert_msg(l1 == l2 && memcmp(b1, b2, l1) == 0, "%s: checkpoint bytes differ", a->name);
         free(b1);
         free(b2);
@@ -243,7 +243,7 @@ START_TEST(test_config_round_trip)
         char p2[512];
         size_t l1, l2;
         snprintf(p2, sizeof p2, "%s/%s/config.json", fr_rt_dir, again);
-        char *c1 = fr_rt_slurp(cfg, &l1), *c2 = fr_rt_slurp(p2, &l2);
+        char *c1 = fr_test_slurp(cfg, &l1), *c2 = fr_test_slurp(p2, &l2);
         /* identical but for "out" (and its resolved form) */
         char *o1 = strstr(c1, "\"out\""), *o2 = strstr(c2, "\"out\"");
         ck_assert_ptr_nonnull(o1);

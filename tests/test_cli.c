@@ -98,18 +98,9 @@ END_TEST
 
 static char g_dir[256];
 
-static void make_dir(void)
-{
-    snprintf(g_dir, sizeof g_dir, "/tmp/flowrl-cli-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(g_dir));
-}
+static void make_dir(void) { fr_test_mkdtemp(g_dir, sizeof g_dir, "cli"); }
 
-static void remove_dir(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void remove_dir(void) { fr_test_rmtree(g_dir); }
 
 static int count_lines(const char *s)
 {

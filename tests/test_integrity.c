@@ -19,28 +19,13 @@
 #include "flowrl/model.h"
 #include "flowrl/safetensors.h"
 #include "tests/suites.h"
+#include "tests/testutil.h"
 
 static char g_dir[64];
 
-static void setup(void)
-{
-    snprintf(g_dir, sizeof g_dir, "/tmp/fr_integrity_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(g_dir));
-}
+static void setup(void) { fr_test_mkdtemp(g_dir, sizeof g_dir, "integrity"); }
 
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static const fr_ops *ref_ops(void)
-{
-    const fr_ops *ops;
-    ck_assert_int_eq(fr_backend_get("ref", &ops), FR_OK);
-    return ops;
-}
+static void teardown(void) { fr_test_rmtree(g_dir); }
 
 /* XORs `mask` into byte `at` of the file. */
 static void flip_byte(const char *path, long at, unsigned char mask)
@@ -98,7 +83,7 @@ static void edit_header(const char *src, const char *dst, const char *from, cons
 /* A gmm2d-s model with EMA and AdamW state, written as a checkpoint at path; digests on/off. */
 static void write_checkpoint(const char *path, int digests, fr_model *m)
 {
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     fr_model_config mc;
     ck_assert_int_eq(fr_model_preset("gmm2d-s", 2, 8, &mc), FR_OK);
     ck_assert_int_eq(fr_model_init(m, &mc, 3), FR_OK);

@@ -14,13 +14,6 @@
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
-static const fr_ops *ref_ops(void)
-{
-    const fr_ops *ops = NULL;
-    ck_assert_msg(fr_backend_get("ref", &ops) == FR_OK, "%s", fr_last_error());
-    return ops;
-}
-
 /* The small config of the gradient tests: every tensor has a handful of elements. */
 static fr_model_config small_cfg(fr_act act, int64_t n_blocks)
 {
@@ -197,7 +190,7 @@ static double d_forward(const dnet *d, int64_t B, const double *x, const float *
  * null id, loss L = sum(w * out), w ~ U(-1, 1). */
 static void fd_check(fr_act act, int64_t n_blocks, fr_head head, uint64_t seed)
 {
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     fr_model_config cfg = small_cfg(act, n_blocks);
     cfg.head = head;
     cfg.sigma_min = head == FR_HEAD_X0 ? 0.05f : 0.0f;
@@ -413,7 +406,7 @@ END_TEST
 
 START_TEST(test_forward_presets)
 {
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     struct {
         const char *name;
         int64_t D, nc;
@@ -471,7 +464,7 @@ END_TEST
  * (b) two micro-batches run in order give the same gradient bits as one batch. */
 START_TEST(test_microbatch_bitwise)
 {
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     fr_model_config c = small_cfg(FR_ACT_GELU_TANH, 2);
     c.H = 16, c.F = 24, c.D = 5;
     if (_i == 1) c.head = FR_HEAD_X0, c.sigma_min = 0.05f; /* loop index: both heads */
@@ -608,8 +601,8 @@ START_TEST(test_head_config)
     ck_assert(fr_model_ws_alloc(&wv, &mv, 1, 1) == FR_OK);
     float in[3] = {0.5f, -0.5f, 1.0f}, o[3], t = 300.0f;
     int32_t cid = 0;
-    ck_assert_int_eq(fr_model_forward(&mx, ref_ops(), &wv, 1, in, &t, &cid, o), FR_ERR_ARG);
-    ck_assert_int_eq(fr_model_forward(&mv, ref_ops(), &wv, 1, in, &t, &cid, o), FR_OK);
+    ck_assert_int_eq(fr_model_forward(&mx, fr_test_ref_ops(), &wv, 1, in, &t, &cid, o), FR_ERR_ARG);
+    ck_assert_int_eq(fr_model_forward(&mv, fr_test_ref_ops(), &wv, 1, in, &t, &cid, o), FR_OK);
     fr_model_ws_free(&wv);
     fr_model_free(&mv), fr_model_free(&mx);
 }
@@ -650,7 +643,7 @@ static void free_snapshot(float **s, int n)
  * float vs double differs by a few ulps of p per step: tolerance 1e-6 (|p| + lr). */
 START_TEST(test_adamw)
 {
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     fr_model_config c = small_cfg(FR_ACT_SILU, 1);
     fr_model m;
     ck_assert(fr_model_init(&m, &c, 1) == FR_OK);
@@ -713,7 +706,7 @@ static double grad_norm_d(const fr_model *m)
 
 START_TEST(test_clip)
 {
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     fr_model_config c = small_cfg(FR_ACT_SILU, 2);
     fr_model m;
     ck_assert(fr_model_alloc(&m, &c) == FR_OK);
@@ -751,7 +744,7 @@ END_TEST
 
 START_TEST(test_ema)
 {
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     fr_model_config c = small_cfg(FR_ACT_SILU, 1);
     fr_model m, m2;
     ck_assert(fr_model_init(&m, &c, 1) == FR_OK);
@@ -789,7 +782,7 @@ END_TEST
 
 START_TEST(test_save_load)
 {
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     char dir[] = "/tmp/flowrl-model-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
     char path[256];

@@ -58,16 +58,10 @@ static void setup(void)
     fr_opts_add(&g_o, "Test", k_rows, (int)(sizeof k_rows / sizeof k_rows[0]), 0);
     fr_opts_add(&g_o, "Backend", fr_backend_rows, fr_backend_nrows, 1);
     ck_assert_int_eq(fr_opts_defaults(&g_o), FR_OK);
-    snprintf(g_dir, sizeof g_dir, "/tmp/flowrl-opts-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(g_dir));
+    fr_test_mkdtemp(g_dir, sizeof g_dir, "opts");
 }
 
-static void teardown(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void teardown(void) { fr_test_rmtree(g_dir); }
 
 /* Parses a space-separated command line (no quoting) after the command word. */
 static fr_status parse(const char *line, const char **pos, int max_pos, int *n_pos)

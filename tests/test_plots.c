@@ -20,43 +20,8 @@
 static char *make_tmpdir(void)
 {
     static char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/fr_plots_XXXXXX");
-    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp failed");
+    fr_test_mkdtemp(dir, sizeof dir, "plots");
     return dir;
-}
-
-/* Removes the files in dir and dir itself; returns how many files there were. */
-static int rm_tmpdir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-        n++;
-    }
-    closedir(d);
-    rmdir(dir);
-    return n;
-}
-
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "%s: cannot open", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    ck_assert(b && fread(b, 1, (size_t)n, f) == (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return b;
 }
 
 /* ---- curve.svg ------------------------------------------------------------------------ */
@@ -195,13 +160,13 @@ START_TEST(test_curve_write_deterministic)
     ck_assert_msg(fr_curve_svg_write(p1, s, 2, NULL) == FR_OK, "%s", fr_last_error());
     ck_assert_int_eq(fr_curve_svg_write(p2, s, 2, NULL), FR_OK);
     size_t l1, l2;
-    char *a = read_all(p1, &l1), *b = read_all(p2, &l2);
+    char *a = fr_test_slurp(p1, &l1), *b = fr_test_slurp(p2, &l2);
     ck_assert_msg(l1 == l2 && memcmp(a, b, l1) == 0, "two writes differ (input seed 14)");
     ck_assert(strstr(a, "reward &amp; &lt;more&gt;") && strstr(a, "(centred mean of 15)"));
     free(a);
     free(b);
     ck_assert_int_eq(fr_curve_svg_write("/nonexistent-dir/c.svg", s, 2, NULL), FR_ERR_IO);
-    ck_assert_int_eq(rm_tmpdir(dir), 2);
+    ck_assert_int_eq(fr_test_rmdir_files(dir), 2);
 }
 END_TEST
 
@@ -328,7 +293,7 @@ START_TEST(test_grid_labelled)
     uint8_t *back = read_png(p1, &h2, &w2);
     ck_assert(h2 == h && w2 == w && memcmp(back, rgb, (size_t)h * w * 3) == 0);
     size_t l1, l2;
-    char *a = read_all(p1, &l1), *b = read_all(p2, &l2);
+    char *a = fr_test_slurp(p1, &l1), *b = fr_test_slurp(p2, &l2);
     ck_assert(l1 == l2 && memcmp(a, b, l1) == 0);
     free(a);
     free(b);
@@ -340,7 +305,7 @@ START_TEST(test_grid_labelled)
     ck_assert_int_eq(fr_sample_grid_labelled(p2, t, GRID_ROWS, labels, GRID_COLS, x, correct, &o), FR_ERR_NUMERIC);
     ck_assert_msg(strstr(fr_last_error(), "row 1, sample 2") && strstr(fr_last_error(), "nan.png"), "%s",
                   fr_last_error());
-    ck_assert_int_eq(rm_tmpdir(dir), 2);
+    ck_assert_int_eq(fr_test_rmdir_files(dir), 2);
     /* a picture beyond the PNG side limit is refused before anything is drawn */
     ck_assert_int_eq(fr_sample_grid_labelled("/tmp/never.png", t, 1, NULL, 2000, x, NULL, NULL), FR_ERR_ARG);
     free(rgb);
@@ -389,7 +354,7 @@ START_TEST(test_grid_before_after)
     ck_assert(ink(png, w, xb, 8, xb + 178, 15) > 20);
     ck_assert(ink(png, w, 8, y0, 140, y0 + R * 38) > 3 * 30); /* three prompt labels */
     free(png);
-    ck_assert_int_eq(rm_tmpdir(dir), 1);
+    ck_assert_int_eq(fr_test_rmdir_files(dir), 1);
     free(before);
     free(after);
 }
@@ -510,7 +475,7 @@ START_TEST(test_demo_table)
                  before, after, change);
         ck_assert_msg(strstr(out, line), "missing line:\n%s\nin:\n%s", line, out);
     }
-    ck_assert_int_eq(rm_tmpdir(dir), 4);
+    ck_assert_int_eq(fr_test_rmdir_files(dir), 4);
 }
 END_TEST
 

@@ -16,28 +16,8 @@
 static char *make_tmpdir(void)
 {
     static char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/fr_png_XXXXXX");
-    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp failed");
+    fr_test_mkdtemp(dir, sizeof dir, "png");
     return dir;
-}
-
-/* Removes the files in dir and dir itself; returns how many files there were. */
-static int rm_tmpdir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-        n++;
-    }
-    closedir(d);
-    rmdir(dir);
-    return n;
 }
 
 /* Reads path with libpng as 8-bit RGB; returns malloc'd (H, W, 3). */
@@ -76,7 +56,7 @@ START_TEST(test_roundtrip)
     back = read_png(path, &h, &w);
     ck_assert(back[0] == rgb[0]);
     free(back);
-    ck_assert_int_eq(rm_tmpdir(dir), 1);
+    ck_assert_int_eq(fr_test_rmdir_files(dir), 1);
 }
 END_TEST
 
@@ -98,7 +78,7 @@ START_TEST(test_write_errors)
     fr_scatter_opts o = fr_scatter_opts_default();
     snprintf(path, sizeof path, "%s/s.png", dir);
     ck_assert_int_eq(fr_png_write_scatter(path, xy, 2, NULL, &o), FR_ERR_NUMERIC);
-    ck_assert_int_eq(rm_tmpdir(dir), 0);
+    ck_assert_int_eq(fr_test_rmdir_files(dir), 0);
 }
 END_TEST
 
@@ -176,7 +156,7 @@ START_TEST(test_grid)
     ck_assert(rh == h && rw == w);
     ck_assert(memcmp(back, rgb, (size_t)h * w * 3) == 0);
     free(back);
-    ck_assert_int_eq(rm_tmpdir(dir), 1);
+    ck_assert_int_eq(fr_test_rmdir_files(dir), 1);
     free(rgb);
     free(x);
 }
@@ -238,7 +218,7 @@ START_TEST(test_scatter)
     ck_assert_int_eq(fr_png_scatter_render(xy, 3, colors, &o, rgb), FR_OK);
     ck_assert(memcmp(back, rgb, 240 * 240 * 3) == 0);
     free(back);
-    ck_assert_int_eq(rm_tmpdir(dir), 1);
+    ck_assert_int_eq(fr_test_rmdir_files(dir), 1);
     free(rgb);
 }
 END_TEST

@@ -24,25 +24,9 @@
 
 static char g_dir[256];
 
-static void make_dir(void)
-{
-    snprintf(g_dir, sizeof g_dir, "/tmp/flowrl-pretrain-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(g_dir));
-}
+static void make_dir(void) { fr_test_mkdtemp(g_dir, sizeof g_dir, "pretrain"); }
 
-static void remove_dir(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static const fr_ops *ref_ops(void)
-{
-    const fr_ops *ops;
-    ck_assert_int_eq(fr_backend_get("ref", &ops), FR_OK);
-    return ops;
-}
+static void remove_dir(void) { fr_test_rmtree(g_dir); }
 
 /* Losses of every step, for the loss-curve test. */
 typedef struct {
@@ -70,21 +54,6 @@ static fr_pretrain_cfg tiny(const char *out, int64_t steps)
     return c;
 }
 
-static void *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_int_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return buf;
-}
-
 /* Asserts that two checkpoint files hold the same tensors (by digest, naming the first
  * that differs) and the same bytes. */
 static void assert_same_file(const char *a, const char *b)
@@ -108,7 +77,7 @@ static void assert_same_file(const char *a, const char *b)
     fr_st_free(&fa);
     fr_st_free(&fb);
     size_t na, nb;
-    void *ba = slurp(a, &na), *bb = slurp(b, &nb);
+    void *ba = fr_test_slurp(a, &na), *bb = fr_test_slurp(b, &nb);
     ck_assert_int_eq(na, nb);
     ck_assert_msg(memcmp(ba, bb, na) == 0, "%s and %s differ in bytes", a, b);
     free(ba);
@@ -235,7 +204,7 @@ START_TEST(test_loss_falls)
     c.lr = 3e-3f;
     losses l = {.n = 0};
     fr_pretrain_result r;
-    ck_assert_msg(fr_pretrain(&c, ref_ops(), record, &l, &r) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_pretrain(&c, fr_test_ref_ops(), record, &l, &r) == FR_OK, "%s", fr_last_error());
     ck_assert_int_eq(l.n, 160);
     ck_assert_int_eq(r.steps_done, 160);
     double first = 0, last = 0;
@@ -264,7 +233,7 @@ START_TEST(test_epsilon_loss_falls)
     c.pred = FR_PRED_EPSILON;
     c.lr = 3e-3f;
     losses l = {.n = 0};
-    ck_assert_msg(fr_pretrain(&c, ref_ops(), record, &l, NULL) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_pretrain(&c, fr_test_ref_ops(), record, &l, NULL) == FR_OK, "%s", fr_last_error());
     double first = 0, last = 0;
     for (int i = 0; i < 20; i++) {
         first += l.loss[i];
@@ -289,14 +258,14 @@ START_TEST(test_reproducible)
     snprintf(d, sizeof d, "%s/d.safetensors", g_dir);
     fr_pretrain_cfg c = tiny(a, 30);
     c.sigma = FR_SIGMA_UNIFORM;
-    ck_assert_msg(fr_pretrain(&c, ref_ops(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_pretrain(&c, fr_test_ref_ops(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
     c.out = b;
-    ck_assert_msg(fr_pretrain(&c, ref_ops(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_pretrain(&c, fr_test_ref_ops(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
     assert_same_file(a, b);
 
     c.out = d;
     c.seed = 8;
-    ck_assert_msg(fr_pretrain(&c, ref_ops(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_pretrain(&c, fr_test_ref_ops(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
     fr_st_file fa, fd;
     ck_assert_int_eq(fr_st_read(&fa, a), FR_OK);
     ck_assert_int_eq(fr_st_read(&fd, d), FR_OK);
@@ -337,13 +306,13 @@ START_TEST(test_resume)
     fr_pretrain_cfg c = tiny(full, 40);
     c.pred = FR_PRED_EPSILON; /* with dropout and the EMA warm-up crossing the cut */
     c.cfg_dropout = 0.3f;
-    ck_assert_msg(fr_pretrain(&c, ref_ops(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_pretrain(&c, fr_test_ref_ops(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
 
     c.out = part;
     c.save_every = 15;
     losses l = {.n = 0, .stop_at = 17}; /* stops after step 17: the step-15 file exists */
     fr_pretrain_result r;
-    ck_assert_int_eq(fr_pretrain(&c, ref_ops(), record, &l, &r), FR_OK);
+    ck_assert_int_eq(fr_pretrain(&c, fr_test_ref_ops(), record, &l, &r), FR_OK);
     ck_assert_int_eq(r.steps_done, 17);
     ck_assert_int_eq(access(part, F_OK), -1); /* stopped early: no final file */
     ck_assert_int_eq(fr_pretrain_step_path(part, 15, mid, sizeof mid), FR_OK);
@@ -351,14 +320,14 @@ START_TEST(test_resume)
 
     c.save_every = 0;
     c.resume = mid;
-    ck_assert_msg(fr_pretrain(&c, ref_ops(), NULL, NULL, &r) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_pretrain(&c, fr_test_ref_ops(), NULL, NULL, &r) == FR_OK, "%s", fr_last_error());
     ck_assert_int_eq(r.first_step, 15);
     ck_assert_int_eq(r.steps_done, 40);
     assert_same_file(full, part);
 
     /* another lr: refused, naming the key */
     c.lr = 2e-3f;
-    ck_assert_int_eq(fr_pretrain(&c, ref_ops(), NULL, NULL, NULL), FR_ERR_MISMATCH);
+    ck_assert_int_eq(fr_pretrain(&c, fr_test_ref_ops(), NULL, NULL, NULL), FR_ERR_MISMATCH);
     ck_assert_msg(strstr(fr_last_error(), "pretrain.lr") != NULL, "%s", fr_last_error());
     remove_dir();
 }
@@ -366,7 +335,7 @@ END_TEST
 
 START_TEST(test_bad_cfg)
 {
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     fr_pretrain_cfg c = tiny(NULL, 10);
     fr_pretrain_cfg bad[12];
     int n = 0;
@@ -410,7 +379,7 @@ END_TEST
 
 START_TEST(test_checkpoint_roundtrip)
 {
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     fr_model_config mc;
     ck_assert_int_eq(fr_model_preset("gmm2d-s", 2, 8, &mc), FR_OK);
     fr_model m, m2;
@@ -562,7 +531,7 @@ START_TEST(test_cli_pretrain)
     fr_pretrain_cfg c = tiny(lib, 20);
     c.batch = 16;
     c.seed = 3;
-    ck_assert_int_eq(fr_pretrain(&c, ref_ops(), NULL, NULL, NULL), FR_OK);
+    ck_assert_int_eq(fr_pretrain(&c, fr_test_ref_ops(), NULL, NULL, NULL), FR_OK);
     assert_same_file(lib, cli);
     remove_dir();
 }

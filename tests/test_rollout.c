@@ -22,13 +22,6 @@
 
 #define SEED 0x5EEDull
 
-static const fr_ops *ref_ops(void)
-{
-    const fr_ops *ops;
-    ck_assert(fr_backend_get("ref", &ops) == FR_OK);
-    return ops;
-}
-
 static const fr_task *task(const char *name)
 {
     const fr_task *t;
@@ -113,7 +106,7 @@ static const fr_sampler_kind k_kinds[] = {FR_SAMPLER_ODE, FR_SAMPLER_SDE, FR_SAM
 START_TEST(test_batch_independence)
 {
     const fr_task *t = task("gmm2d");
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     fr_model mv, me;
     fr_test_make_model(&mv, t, FR_PRED_VELOCITY, SEED);
     fr_test_make_model(&me, t, FR_PRED_EPSILON, SEED + 1);
@@ -189,7 +182,7 @@ END_TEST
 static void check_by_hand(fr_sampler_kind kind, float g)
 {
     const fr_task *t = task("gmm2d");
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     fr_model m;
     fr_test_make_model(&m, t, kind == FR_SAMPLER_DDIM ? FR_PRED_EPSILON : FR_PRED_VELOCITY, SEED + 2);
     enum { B = 5, T = 5 };
@@ -283,7 +276,7 @@ END_TEST
 START_TEST(test_cfg)
 {
     const fr_task *t = task("gmm2d");
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     fr_model m;
     fr_test_make_model(&m, t, FR_PRED_VELOCITY, SEED + 3);
     enum { B = 6, T = 4 };
@@ -318,7 +311,7 @@ END_TEST
 START_TEST(test_x_init)
 {
     const fr_task *t = task("gmm2d");
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     fr_model m;
     fr_test_make_model(&m, t, FR_PRED_VELOCITY, SEED + 4);
     enum { B = 4, T = 3 };
@@ -345,7 +338,7 @@ END_TEST
 START_TEST(test_opt_equals_ref)
 {
     const fr_task *t = task("shapes");
-    const fr_ops *ref = ref_ops(), *opt;
+    const fr_ops *ref = fr_test_ref_ops(), *opt;
     if (fr_backend_get("opt", &opt) != FR_OK) return; /* not built in */
     fr_model m;
     fr_test_make_model(&m, t, FR_PRED_VELOCITY, SEED + 7);
@@ -376,7 +369,7 @@ END_TEST
 START_TEST(test_errors)
 {
     const fr_task *t = task("gmm2d");
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     fr_model mv, me, ms;
     fr_test_make_model(&mv, t, FR_PRED_VELOCITY, SEED);
     fr_test_make_model(&me, t, FR_PRED_EPSILON, SEED);
@@ -416,7 +409,7 @@ END_TEST
 static void check_eval(const char *task_name, int n, int64_t T)
 {
     const fr_task *t = task(task_name);
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     fr_model m;
     fr_test_make_model(&m, t, FR_PRED_VELOCITY, SEED + 5);
     fr_rollout_schedule s;
@@ -502,18 +495,9 @@ static void write_ckpt(const char *path, const char *task_name, fr_pred pred, in
     fr_model_free(&m);
 }
 
-static void make_dir(void)
-{
-    snprintf(g_dir, sizeof g_dir, "/tmp/flowrl_test_rollout_XXXXXX");
-    ck_assert(mkdtemp(g_dir) != NULL);
-}
+static void make_dir(void) { fr_test_mkdtemp(g_dir, sizeof g_dir, "rollout"); }
 
-static void remove_dir(void)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    ck_assert(system(cmd) == 0);
-}
+static void remove_dir(void) { fr_test_rmtree(g_dir); }
 
 /* stdout only (stderr discarded), for --json. */
 static int run_stdout(const char *args, char *out, size_t n)

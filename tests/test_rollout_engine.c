@@ -17,13 +17,6 @@
 
 #define SEED 0xB4A7C4ull
 
-static const fr_ops *ref_ops(void)
-{
-    const fr_ops *ops;
-    ck_assert(fr_backend_get("ref", &ops) == FR_OK);
-    return ops;
-}
-
 typedef struct {
     int64_t T, B, D;
     float *x, *traj, *mean, *logp;
@@ -58,7 +51,7 @@ static void run(const fr_model *m, const fr_rollout_cfg *c, int64_t B, const int
                 run_out *o)
 {
     out_alloc(o, c->T, B, m->cfg.D);
-    fr_status s = fr_rollout(m, ref_ops(), &fr_task_gmm2d, c, B, pid, sid, NULL, o->x, &o->tr);
+    fr_status s = fr_rollout(m, fr_test_ref_ops(), &fr_task_gmm2d, c, B, pid, sid, NULL, o->x, &o->tr);
     ck_assert_msg(s == FR_OK, "%s", fr_last_error());
 }
 
@@ -118,7 +111,7 @@ START_TEST(test_shared_x_T)
     assert_same_row(&sh, 0, &plain, 0, "a group's first row is its unshared sample");
     ck_assert(!same(at(&sh, 0, 0), at(&sh, 0, G), D));
     c.group_size = 0;
-    ck_assert_int_eq(fr_rollout(&m, ref_ops(), &fr_task_gmm2d, &c, B, pid, sid, NULL, sh.x, NULL), FR_ERR_ARG);
+    ck_assert_int_eq(fr_rollout(&m, fr_test_ref_ops(), &fr_task_gmm2d, &c, B, pid, sid, NULL, sh.x, NULL), FR_ERR_ARG);
     out_free(&plain);
     out_free(&sh);
     out_free(&sh1);
@@ -149,14 +142,14 @@ START_TEST(test_single_stochastic_step)
     run(&m, &c, B, pid, sid, &s);
     out_alloc(&o, T, B, D);
     o.tr.logp = NULL;
-    ck_assert(fr_rollout(&m, ref_ops(), &fr_task_gmm2d, &ode, B, pid, sid, NULL, o.x, &o.tr) == FR_OK);
+    ck_assert(fr_rollout(&m, fr_test_ref_ops(), &fr_task_gmm2d, &ode, B, pid, sid, NULL, o.x, &o.tr) == FR_OK);
     /* the tail: the ODE from x_{J+1} over σ_{J+1..T} */
     fr_rollout_cfg tc = ode;
     tc.T = T - (J + 1);
     tc.sigmas = c.sigmas + J + 1;
     out_alloc(&tail, tc.T, B, D);
     tail.tr.logp = NULL;
-    ck_assert(fr_rollout(&m, ref_ops(), &fr_task_gmm2d, &tc, B, pid, NULL, at(&s, J + 1, 0), tail.x, &tail.tr) ==
+    ck_assert(fr_rollout(&m, fr_test_ref_ops(), &fr_task_gmm2d, &tc, B, pid, NULL, at(&s, J + 1, 0), tail.x, &tail.tr) ==
               FR_OK);
     for (int r = 0; r < B; r++) {
         for (int i = 0; i <= J; i++) ck_assert_msg(same(at(&s, i, r), at(&o, i, r), D), "x_%d of row %d", i, r);
@@ -249,7 +242,7 @@ START_TEST(test_tree)
     int64_t nfe;
     ck_assert(fr_rollout_nfe(&c, B, pid, sid, &nfe) == FR_OK);
     ck_assert_int_eq(nfe, 46);
-    fr_ops counting = *ref_ops();
+    fr_ops counting = *fr_test_ref_ops();
     g_ln_fwd = counting.layernorm_fwd;
     counting.layernorm_fwd = counting_ln;
     g_ln_rows = 0;
@@ -298,7 +291,7 @@ START_TEST(test_candidates)
     ck_assert(fr_rollout_nfe(&c, B, pid, sid, &nfe) == FR_OK);
     ck_assert_int_eq(nfe, 2 * (J + B * (T - J)));
 
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     float x0[B * 2];
     fr_rollout_branch bad[2] = {{2, 2, 1.0f}, {2, 2, 1.0f}};
     c.branch = bad;
@@ -349,7 +342,7 @@ START_TEST(test_tree_opt_threads)
     run_out a, b;
     out_alloc(&a, T, B, D);
     c.batch = 1;
-    ck_assert(fr_rollout(&m, ref_ops(), t, &c, B, pid, sid, NULL, a.x, &a.tr) == FR_OK);
+    ck_assert(fr_rollout(&m, fr_test_ref_ops(), t, &c, B, pid, sid, NULL, a.x, &a.tr) == FR_OK);
     const int threads[2] = {1, 3};
     for (int k = 0; k < 2; k++) {
         fr_opt_set_threads(threads[k]);

@@ -46,7 +46,7 @@ START_TEST(test_corrupted_checkpoint_refused)
     /* one bit of tensor data near the end of the newest checkpoint */
     snprintf(p, sizeof p, "%s/c/checkpoints/step-3.safetensors", fr_rt_dir);
     size_t n;
-    unsigned char *buf = fr_rt_slurp(p, &n);
+    unsigned char *buf = fr_test_slurp(p, &n);
     buf[n - 5] ^= 0x10;
     FILE *f = fopen(p, "wb");
     ck_assert_ptr_nonnull(f);
@@ -185,7 +185,7 @@ START_TEST(test_resume_from_other_cwd)
     char p[512];
     size_t n;
     snprintf(p, sizeof p, "%s/rel/config.json", fr_rt_dir);
-    char *cfg = fr_rt_slurp(p, &n);
+    char *cfg = fr_test_slurp(p, &n);
     ck_assert_msg(strstr(cfg, "\"epochs\":\t2") != NULL, "config.json was rewritten:\n%s", cfg);
     free(cfg);
 }
@@ -258,7 +258,7 @@ START_TEST(test_intervals)
     }
     snprintf(p, sizeof p, "%s/i/eval.json", fr_rt_dir);
     size_t n;
-    char *ev = fr_rt_slurp(p, &n);
+    char *ev = fr_test_slurp(p, &n);
     ck_assert_msg(strstr(ev, "\"before\"") && strstr(ev, "\"epoch-2\"") && strstr(ev, "\"epoch-4\"") &&
                       strstr(ev, "\"after\""),
                   "eval.json:\n%s", ev);
@@ -333,7 +333,7 @@ START_TEST(test_cff6d07_run_resumes)
     char p[512];
     size_t n;
     snprintf(p, sizeof p, "%s/old.log", fr_rt_dir);
-    char *log = fr_rt_slurp(p, &n);
+    char *log = fr_test_slurp(p, &n);
     ck_assert_msg(rc == 0, "resuming cff6d07's run: status %d:\n%.3000s", rc, log);
     free(log);
     char *after = fr_rt_records("old/run");

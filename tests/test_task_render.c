@@ -10,21 +10,13 @@
 #include "flowrl/png.h"
 #include "flowrl/task.h"
 #include "tests/suites.h"
+#include "tests/testutil.h"
 
 static char g_dir[64];
 
-static void setup(void)
-{
-    snprintf(g_dir, sizeof g_dir, "/tmp/fr_render_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(g_dir));
-}
+static void setup(void) { fr_test_mkdtemp(g_dir, sizeof g_dir, "render"); }
 
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void teardown(void) { fr_test_rmtree(g_dir); }
 
 static void assert_same_file(const char *a, const char *b)
 {

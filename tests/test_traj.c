@@ -24,13 +24,6 @@
 
 #define SEED 0x7EA1ull
 
-static const fr_ops *ref_ops(void)
-{
-    const fr_ops *ops;
-    ck_assert(fr_backend_get("ref", &ops) == FR_OK);
-    return ops;
-}
-
 static int same(const void *a, const void *b, int64_t n) { return memcmp(a, b, (size_t)n * sizeof(float)) == 0; }
 
 static void grads_of(const fr_model *m, float *out)
@@ -48,7 +41,7 @@ static void grads_of(const fr_model *m, float *out)
  * (ops->scale, ops->binary SUB), bit for bit. */
 START_TEST(test_guided_bitwise)
 {
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     const fr_task *t = &fr_task_gmm2d;
     fr_model m;
     fr_test_make_model(&m, t, FR_PRED_VELOCITY, SEED);
@@ -168,7 +161,7 @@ static rp_opts rp_defaults(void)
  * the parameters after the epoch must be the trainer's. */
 static void replay(const fr_st_file *rec, const rp_opts *o, fr_model *pol, const char *ctx)
 {
-    const fr_ops *ops = ref_ops();
+    const fr_ops *ops = fr_test_ref_ops();
     const int64_t N = o->P * o->G, D = pol->cfg.D, T = o->T;
     fr_rollout_schedule sched;
     fr_rollout_cfg rc = fr_rollout_cfg_default(o->sampler);
@@ -416,7 +409,7 @@ START_TEST(test_live_epochs)
         fr_st_file rec;
         fr_st_init(&rec);
         fr_run_result res;
-        fr_run_env env = {ref_ops(), 1, NULL, tap, &rec};
+        fr_run_env env = {fr_test_ref_ops(), 1, NULL, tap, &rec};
         fr_status s = fr_run_new(&ro, &fo, &env, &res);
         ck_assert_msg(s == FR_OK, "%s: %s", c->label, fr_last_error());
         rp_opts o = rp_defaults();

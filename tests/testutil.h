@@ -1,4 +1,5 @@
-/* Helpers shared by the tests: ulp distance, seeded random inputs, temp dirs. */
+/* Helpers shared by the tests: ulp distance, seeded random inputs, the reference op table,
+ * scratch directories, whole-file reads, the CLI. */
 #ifndef FLOWRL_TESTUTIL_H
 #define FLOWRL_TESTUTIL_H
 
@@ -7,7 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "flowrl/ops.h"
 
 /* Monotone integer image of a float: ulp distance = |ord(a) - ord(b)|. */
 static inline int64_t fr_test_ord(float x)
@@ -73,6 +80,67 @@ static inline const char *fr_test_src(void)
 {
     const char *s = getenv("FLOWRL_SRC");
     return s ? s : ".";
+}
+
+/* The reference op table. */
+static inline const fr_ops *fr_test_ref_ops(void)
+{
+    const fr_ops *ops = NULL;
+    ck_assert_int_eq(fr_backend_get("ref", &ops), FR_OK);
+    return ops;
+}
+
+/* A fresh scratch directory /tmp/flowrl-TAG-XXXXXX into buf (n >= 32 + strlen(tag)). */
+static inline void fr_test_mkdtemp(char *buf, size_t n, const char *tag)
+{
+    int w = snprintf(buf, n, "/tmp/flowrl-%s-XXXXXX", tag);
+    ck_assert_msg(w > 0 && (size_t)w < n, "scratch directory name too long");
+    ck_assert_msg(mkdtemp(buf) != NULL, "mkdtemp %s failed", buf);
+}
+
+/* Removes a scratch directory and everything in it. */
+static inline void fr_test_rmtree(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* The bytes of a file, NUL-terminated (malloc'd; *n its length without the NUL). */
+static inline void *fr_test_slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)len + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_msg(fread(buf, 1, (size_t)len, f) == (size_t)len, "%s: short read", path);
+    fclose(f);
+    buf[len] = '\0';
+    *n = (size_t)len;
+    return buf;
+}
+
+/* Removes the plain files in a flat scratch directory and the directory; returns how many
+ * files there were (a test that expects k files proves no temporary was left behind). */
+static inline int fr_test_rmdir_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ck_assert_msg(d != NULL, "cannot open %s", dir);
+    int n = 0;
+    struct dirent *e;
+    char path[512];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+        n++;
+    }
+    closedir(d);
+    rmdir(dir);
+    return n;
 }
 
 #endif
