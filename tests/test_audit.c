@@ -40,21 +40,6 @@ static char *tmpdir(void)
     return buf;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static void spit(const char *path, const char *s)
 {
     FILE *f = fopen(path, "wb");
@@ -185,7 +170,7 @@ START_TEST(test_format_lines)
     ck_assert(fr_audit_end_step(a) == FR_OK);
     ck_assert(fr_audit_close(a) == FR_OK);
     size_t n;
-    char *txt = slurp(path, &n);
+    char *txt = fr_test_slurp(path, &n);
     char hx[17], hz[17], hl[17], want[512];
     fr_digest_hex(fr_tensor_digest(&t), hx);
     fr_digest_hex(fr_tensor_digest(&s0), hz);
@@ -301,7 +286,7 @@ START_TEST(test_identical_and_planted)
     char logp[1024], *txt;
     size_t n;
     snprintf(logp, sizeof logp, "%s/audit.log", rb);
-    txt = slurp(logp, &n);
+    txt = fr_test_slurp(logp, &n);
     char *line = strstr(txt, "step 2 grads/w F32 [4,8] ");
     ck_assert_ptr_nonnull(line);
     char *dig = line + strlen("step 2 grads/w F32 [4,8] ");
@@ -335,7 +320,7 @@ START_TEST(test_prefix_and_missing)
     char logp[1024], *txt;
     size_t n;
     snprintf(logp, sizeof logp, "%s/audit.log", rs);
-    txt = slurp(logp, &n);
+    txt = fr_test_slurp(logp, &n);
     char *l = strstr(txt, "step 2 counts ");
     char *e = strchr(l, '\n') + 1;
     memmove(l, e, strlen(e) + 1);
@@ -436,7 +421,7 @@ START_TEST(test_env_notes)
     make_run(rb, 3, k_plain);
     snprintf(logp, sizeof logp, "%s/audit.log", rb);
     size_t n;
-    char *txt = slurp(logp, &n);
+    char *txt = fr_test_slurp(logp, &n);
     char *t = strstr(txt, "env threads 1\n");
     ck_assert_ptr_nonnull(t);
     t[12] = '8';
@@ -553,7 +538,7 @@ START_TEST(test_archives)
     xsystem("chmod 600 %s/config.json && touch -d 2001-01-01 %s/audit.log", ra2, ra2);
     ck_assert(fr_archive_pack_dir(ra2, pa3, 0) == FR_OK);
     size_t n1, n2, n3;
-    char *b1 = slurp(pa, &n1), *b2 = slurp(pa2, &n2), *b3 = slurp(pa3, &n3);
+    char *b1 = fr_test_slurp(pa, &n1), *b2 = fr_test_slurp(pa2, &n2), *b3 = fr_test_slurp(pa3, &n3);
     ck_assert_msg(n1 == n2 && memcmp(b1, b2, n1) == 0, "packing twice gave different bytes");
     ck_assert_msg(n1 == n3 && memcmp(b1, b3, n1) == 0, "a copy with other mtimes/modes packed differently");
     free(b1);
@@ -573,7 +558,7 @@ START_TEST(test_archives)
     char logp[1024];
     snprintf(logp, sizeof logp, "%s/audit.log", ra);
     size_t ln;
-    char *logtxt = slurp(logp, &ln);
+    char *logtxt = fr_test_slurp(logp, &ln);
     void *buf;
     size_t len;
     int found;

@@ -56,21 +56,6 @@ static void rm_tree(const char *dir)
     rmdir(dir);
 }
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_int_eq(fread(b, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
 static void spit(const char *path, const void *b, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -93,7 +78,7 @@ static char *copy_set(void)
         snprintf(from, sizeof from, "%s/%s", src, e->d_name);
         snprintf(to, sizeof to, "%s/%s", dst, e->d_name);
         size_t n;
-        unsigned char *b = slurp(from, &n);
+        unsigned char *b = fr_test_slurp(from, &n);
         spit(to, b, n);
         free(b);
     }
@@ -184,7 +169,7 @@ START_TEST(test_regenerate_is_identical)
             snprintf(b, sizeof b, "%s/MANIFEST", tmp);
         }
         size_t na, nb;
-        unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
+        unsigned char *x = fr_test_slurp(a, &na), *y = fr_test_slurp(b, &nb);
         ck_assert_msg(na == nb && memcmp(x, y, na) == 0,
                       "%s differs from a fresh `flowrl golden gen` (regenerate the set with "
                       "`" FR_GOLDEN_COMMAND "` if the change is intended)", a);
@@ -258,7 +243,7 @@ START_TEST(test_gen_refuses_overwrite)
     ck_assert_msg(rc == 1, "exit %d: %s", rc, g_out);
     ck_assert_msg(strstr(g_out, "--force") != NULL, "%s", g_out);
     size_t n;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = fr_test_slurp(path, &n);
     ck_assert(n == 15 && memcmp(b, "not a manifest\n", 15) == 0); /* untouched */
     free(b);
     /* a case file alone also blocks */

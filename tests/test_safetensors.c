@@ -53,21 +53,6 @@ static int count_entries(const char *dir)
     return n;
 }
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(n ? (size_t)n : 1);
-    ck_assert(b != NULL);
-    ck_assert_int_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static void spit(const char *path, const void *b, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -201,7 +186,7 @@ START_TEST(test_deterministic_bytes)
     ck_assert_int_eq(fr_st_write(&a, p2), FR_OK); /* overwrites in place */
     ck_assert_int_eq(fr_st_write(&b, p2), FR_OK);
     size_t n1, n2, nm;
-    unsigned char *b1 = slurp(p1, &n1), *b2 = slurp(p2, &n2);
+    unsigned char *b1 = fr_test_slurp(p1, &n1), *b2 = fr_test_slurp(p2, &n2);
     void *m;
     ck_assert_int_eq(fr_st_write_mem(&a, &m, &nm), FR_OK);
     ck_assert_uint_eq(n1, n2);
@@ -218,7 +203,7 @@ START_TEST(test_deterministic_bytes)
     ((unsigned char *)b.entries[b.n - 3].t.data)[0] ^= 1;
     ck_assert_int_eq(fr_st_write(&b, p2), FR_OK);
     free(b2);
-    b2 = slurp(p2, &n2);
+    b2 = fr_test_slurp(p2, &n2);
     ck_assert(n1 == n2 && memcmp(b1, b2, n1) != 0);
     ck_assert_int_eq(count_entries(dir), 2); /* no temporary files left */
     free(b1);
@@ -370,7 +355,7 @@ START_TEST(test_failed_write_leaves_nothing)
     if (access(dir, W_OK) != 0) { /* not root: the directory is really read-only */
         ck_assert_int_eq(fr_st_write(&f, path), FR_ERR_IO);
         size_t n;
-        unsigned char *b = slurp(path, &n);
+        unsigned char *b = fr_test_slurp(path, &n);
         ck_assert(n == 3 && memcmp(b, "old", 3) == 0);
         free(b);
     }
@@ -424,7 +409,7 @@ static void check_malformed(const char *path, const char *name)
                       strlen(fr_last_error()) > strlen(path) + 5,
                   "corpus %s: message does not name the file: '%s'", name, fr_last_error());
     size_t n;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = fr_test_slurp(path, &n);
     assert_rejected(b, n, name);
     free(b);
 }
@@ -435,7 +420,7 @@ static void check_valid(const char *path, const char *name)
     ck_assert_msg(fr_st_read(&f, path) == FR_OK, "valid corpus %s rejected: %s", name,
                   fr_last_error());
     size_t n;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = fr_test_slurp(path, &n);
     ck_assert_msg(fr_st_read_mem(&g, b, n, name) == FR_OK, "%s (memory): %s", name, fr_last_error());
     assert_same_file(&f, &g);
     free(b);
@@ -624,7 +609,7 @@ START_TEST(test_cli_tensors)
 
     /* A corrupt file: one line naming the file, exit 1. */
     size_t n;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = fr_test_slurp(path, &n);
     b[8 + 3] = '#';
     snprintf(path, sizeof path, "%s/bad.safetensors", dir);
     spit(path, b, n - 1);
