@@ -31,7 +31,7 @@ LDFLAGS += $(SANFLAGS)
 endif
 NVCCFLAGS = --fmad=false -O2 -Xcompiler -fPIC,-ffp-contract=off -Iinclude -I.
 
-LIB_SRC := $(wildcard core/*.c core/algo/*.c ref/*.c opt/*.c data/*.c)
+LIB_SRC := $(wildcard core/*.c core/algo/*.c ref/*.c opt/*.c emu/*.c data/*.c)
 CLI_SRC := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/*.c)
 CU_SRC := $(if $(filter 1,$(HAVE_CUDA)),$(wildcard gpu/*.cu),)

@@ -8,6 +8,7 @@
 #ifndef FLOWRL_OPS_H
 #define FLOWRL_OPS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "flowrl/status.h"
@@ -57,6 +58,20 @@ typedef struct {
 
 typedef struct fr_ops {
     const char *name;
+
+    /* ---- memory (flowrl/backend.h: callers go through fr_dev_alloc, fr_h2d, ...) ----
+     * Host backends: aligned_alloc / memcpy / memset. A device backend (cuda-emu, cuda)
+     * overrides all of them and every op entry below: a ref entry would read device memory
+     * from the host. */
+    void *(*mem_alloc)(size_t bytes); /* zero-filled, 64-byte aligned; NULL when out of memory */
+    void (*mem_free)(void *p);
+    fr_status (*mem_h2d)(void *dst, const void *src, size_t bytes);
+    fr_status (*mem_d2h)(void *dst, const void *src, size_t bytes);
+    fr_status (*mem_d2d)(void *dst, const void *src, size_t bytes);
+    fr_status (*mem_zero)(void *p, size_t bytes);
+    fr_status (*mem_sync)(void);
+    /* 1: the memory above is not the host's (host code must copy). */
+    int device;
 
     /* C (M,N) = op(A) op(B)          (accumulate = 0)
      * C (M,N) = C + op(A) op(B)      (accumulate = 1: the fmaf chain starts from C)
@@ -132,6 +147,12 @@ typedef struct fr_ops {
                         const double *ce, float *grad);
     /* ema (n) = fr_awm_ema_elem(ema, theta, d, 1 − d) (d, 1 − d rounded from double). */
     void (*ema_lerp)(int64_t n, double d, const float *theta, float *ema);
+
+    /* ---- model: time embedding, condition rows, x0 head (core/model.c) ---- */
+
+    /* ---- samplers, guidance, noise (core/sampler.c, guidance.c, rollout_engine.c) ---- */
+
+    /* ---- trajectory objectives: PPO / KL / Guard and their backward (core/grpo.c, traj_*.c) ---- */
 
     /* "exact" (ref, opt, cuda: bitwise equal to ref) or "fast" (vendor kernels inside,
      * equal to ref within docs/determinism.md "--fast: measured tolerance"), for CLIs and
