@@ -30,4 +30,5 @@ void fr_ref_fill(fr_ops *ops)
     ops->row_msd_f64 = fr_ref_row_msd_f64;
     ops->kl_grad_add = fr_ref_kl_grad_add;
     ops->ema_lerp = fr_ref_ema_lerp;
+    fr_ref_fill_model(ops);
 }

@@ -47,5 +47,7 @@ void fr_ref_row_msd_f64(int64_t R, int64_t D, const float *a, const float *b, do
 void fr_ref_kl_grad_add(int64_t R, int64_t D, const float *a, const float *b1, const double *cb, const float *b2,
                         const double *ce, float *grad);
 void fr_ref_ema_lerp(int64_t n, double d, const float *theta, float *ema);
+/* ref_model.c: the entries of the table's model section */
+void fr_ref_fill_model(fr_ops *ops);
 
 #endif

@@ -31,6 +31,14 @@ FR_HOSTDEV static inline float fr_temb_elem(float t, int64_t j, int64_t half)
     return j < half ? fr_cosf(arg) : fr_sinf(arg);
 }
 
+/* Element j of table row `id` (the table (n_rows, H)), or NaN for an id outside [0, n_rows):
+ * what the gather adds, so that a bad id poisons its sample's row on every backend alike
+ * and nothing outside the table is read. */
+FR_HOSTDEV static inline float fr_embed_elem(const float *table, int64_t n_rows, int64_t H, int32_t id, int64_t j)
+{
+    return id >= 0 && id < n_rows ? table[(int64_t)id * H + j] : FR_DM_NAN;
+}
+
 /* emb (B,E) = features of t (B,), E even. */
 void fr_temb_sinusoidal(int64_t B, int64_t E,
                         const float *t, // (B,)
