@@ -12,10 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "flowrl/backend.h"
 #include "flowrl/fast.h"
 #include "flowrl/model.h"
-#include "flowrl/backend.h"
-#include "flowrl/opt.h"
 
 static double now_s(void)
 {

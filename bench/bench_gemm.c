@@ -21,9 +21,9 @@
 #include <time.h>
 
 #include "config.h"
+#include "flowrl/backend.h"
 #include "flowrl/cond.h"
 #include "flowrl/model.h"
-#include "flowrl/backend.h"
 #include "flowrl/opt.h"
 #include "flowrl/task.h"
 

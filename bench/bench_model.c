@@ -9,9 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "flowrl/model.h"
 #include "flowrl/backend.h"
-#include "flowrl/opt.h"
+#include "flowrl/model.h"
 
 static double now_s(void)
 {

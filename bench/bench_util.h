@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "flowrl/backend.h"
-#include "flowrl/opt.h"
 
 static inline double bu_now_s(void)
 {

@@ -3,10 +3,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include "flowrl/evaluate.h"
 #include "flowrl/backend.h"
+#include "flowrl/evaluate.h"
 
 #define NROWS(a) (int)(sizeof(a) / sizeof((a)[0]))
 #define MAX_STEPS "100000" /* sampler steps: above this a grid is a typo, not a schedule */

@@ -9,6 +9,7 @@
 
 #include "flowrl/detmath.h"
 #include "flowrl/adamw.h"
+#include "flowrl/backend.h"
 #include "flowrl/ops.h"
 #include "flowrl/ref_backend.h"
 #include "tests/ops_check.h"
@@ -935,6 +936,88 @@ START_TEST(test_registry)
 }
 END_TEST
 
+/* ---- the handle (flowrl/backend.h) --------------------------------------------------------- */
+
+START_TEST(test_backend_handle)
+{
+    int have_opt = 0;
+    for (const char *const *n = fr_backend_names(); *n; n++) have_opt |= strcmp(*n, "opt") == 0;
+    fr_backend be;
+    char line[128];
+    /* "" = opt when built in, else ref; threads only on opt */
+    ck_assert_int_eq(fr_backend_open(&be, "", 0, 2), FR_OK);
+    ck_assert_str_eq(be.name, have_opt ? "opt" : "ref");
+    ck_assert_str_eq(be.mode, "exact");
+    ck_assert_int_eq(be.threads, have_opt ? 2 : 1);
+    ck_assert(be.fast == 0 && be.device == 0 && be.ops->device == 0);
+    fr_backend_line(&be, line, sizeof line);
+    ck_assert_str_eq(line, have_opt ? "backend opt, threads 2, mode exact" : "backend ref, threads 1, mode exact");
+    fr_backend_close(&be);
+    ck_assert_int_eq(fr_backend_open(&be, "ref", 0, 7), FR_OK);
+    ck_assert_int_eq(be.threads, 1);
+    ck_assert_ptr_eq(be.ops, fr_test_ref_be()->ops);
+    /* refusals, with their messages */
+    ck_assert_int_eq(fr_backend_open(NULL, "ref", 0, 1), FR_ERR_ARG);
+    fr_backend bad;
+    ck_assert_int_eq(fr_backend_open(&bad, "nope", 0, 1), FR_ERR_ARG);
+    ck_assert_int_eq(fr_backend_open(&bad, NULL, 0, 1), FR_ERR_ARG);
+    ck_assert_int_eq(fr_backend_open(&bad, "ref", 1, 1), FR_ERR_ARG);
+    ck_assert_msg(strstr(fr_last_error(), "ref has no --fast mode"), "%s", fr_last_error());
+    if (have_opt) {
+        ck_assert_msg(strstr(fr_last_error(), "--backend=opt"), "%s", fr_last_error());
+        const fr_ops *f;
+        if (fr_backend_get_mode("opt", 1, &f) == FR_OK) {
+            ck_assert_int_eq(fr_backend_open(&bad, "opt", 1, 1), FR_OK);
+            ck_assert(bad.fast == 1 && bad.ops == f && bad.threads == 1);
+            ck_assert_str_eq(bad.mode, "fast");
+            ck_assert_str_eq(bad.name, "opt");
+        }
+    }
+
+    /* memory: zero-filled, 64-byte aligned; copies across are counted, inside are not */
+    unsigned char *p = fr_dev_alloc(&be, 100);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq((uintptr_t)p % 64, 0);
+    for (int i = 0; i < 100; i++) ck_assert_uint_eq(p[i], 0);
+    fr_dev_free(&be, p);
+    fr_dev_free(&be, NULL);
+    ck_assert_ptr_null(fr_dev_floats(&be, -1));
+    ck_assert_ptr_null(fr_dev_doubles(&be, INT64_MAX));
+    ck_assert_msg(strstr(fr_last_error(), "ref"), "%s", fr_last_error());
+    double *dd = fr_dev_doubles(&be, 3);
+    int32_t *di = fr_dev_i32(&be, 5);
+    ck_assert(dd && di && dd[2] == 0.0 && di[4] == 0);
+    fr_dev_free(&be, dd);
+    fr_dev_free(&be, di);
+
+    enum { N = 37 };
+    float host[N], back[N];
+    for (int i = 0; i < N; i++) host[i] = (float)i - 0.25f * (float)i * (float)i;
+    float *x = fr_dev_floats(&be, N), *y = fr_dev_floats(&be, N), *s = fr_dev_floats(&be, 1);
+    ck_assert(x && y && s);
+    const fr_copy_stats start = be.copies;
+    ck_assert_int_eq(fr_h2d(&be, x, host, sizeof host), FR_OK);
+    ck_assert_int_eq(fr_d2d(&be, y, x, sizeof host), FR_OK);
+    be.ops->sum(N, y, s); /* the result stays in backend memory */
+    float sum;
+    ck_assert_int_eq(fr_d2h(&be, &sum, s, sizeof sum), FR_OK);
+    ck_assert_int_eq(fr_d2h(&be, back, y, sizeof back), FR_OK);
+    ck_assert(memcmp(back, host, sizeof host) == 0);
+    ck_assert(fr_test_bits_equal(sum, lane_sum(host, N, 0)));
+    ck_assert_int_eq(fr_dev_zero(&be, y, sizeof host), FR_OK);
+    ck_assert_int_eq(fr_d2h(&be, back, y, sizeof back), FR_OK);
+    for (int i = 0; i < N; i++) ck_assert(back[i] == 0.0f);
+    ck_assert_int_eq(fr_dev_sync(&be), FR_OK);
+    const fr_copy_stats d = fr_copy_stats_since(&be.copies, &start);
+    ck_assert(d.h2d_calls == 1 && d.h2d_bytes == sizeof host);
+    ck_assert(d.d2h_calls == 3 && d.d2h_bytes == sizeof sum + 2 * sizeof back);
+    fr_dev_free(&be, x);
+    fr_dev_free(&be, y);
+    fr_dev_free(&be, s);
+    fr_backend_close(&be);
+}
+END_TEST
+
 Suite *suite_ops(void)
 {
     Suite *s = suite_create("ops");
@@ -961,6 +1044,7 @@ Suite *suite_ops(void)
     tcase_add_test(tc, test_adamw_vs_double);
     tcase_add_test(tc, test_adamw_exact_formula);
     tcase_add_test(tc, test_registry);
+    tcase_add_test(tc, test_backend_handle);
     suite_add_tcase(s, tc);
     return s;
 }

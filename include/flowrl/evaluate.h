@@ -13,9 +13,9 @@
 
 #include <stdint.h>
 
+#include "flowrl/backend.h"
 #include "flowrl/infer_ckpt.h"
 #include "flowrl/model.h"
-#include "flowrl/backend.h"
 #include "flowrl/rollout.h"
 #include "flowrl/status.h"
 #include "flowrl/task.h"

@@ -17,8 +17,8 @@
 
 #include <stdint.h>
 
-#include "flowrl/model.h"
 #include "flowrl/backend.h"
+#include "flowrl/model.h"
 #include "flowrl/status.h"
 
 typedef struct {

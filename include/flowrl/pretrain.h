@@ -36,8 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "flowrl/model.h"
 #include "flowrl/backend.h"
+#include "flowrl/model.h"
 #include "flowrl/status.h"
 
 /* c2 of the prompt-choice stream, so that pretraining's prompt choice never shares

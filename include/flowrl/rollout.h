@@ -51,8 +51,8 @@
 
 #include <stdint.h>
 
-#include "flowrl/model.h"
 #include "flowrl/backend.h"
+#include "flowrl/model.h"
 #include "flowrl/sampler.h"
 #include "flowrl/status.h"
 #include "flowrl/task.h"

@@ -34,9 +34,9 @@
 #include <stdint.h>
 
 #include "flowrl/advantage.h"
+#include "flowrl/backend.h"
 #include "flowrl/grpo.h"
 #include "flowrl/model.h"
-#include "flowrl/backend.h"
 #include "flowrl/opt_groups.h"
 #include "flowrl/optim.h"
 #include "flowrl/reward_cmd.h"

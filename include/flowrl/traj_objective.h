@@ -15,10 +15,10 @@
 
 #include <stdint.h>
 
+#include "flowrl/backend.h"
 #include "flowrl/grpo.h"
 #include "flowrl/guidance.h"
 #include "flowrl/model.h"
-#include "flowrl/backend.h"
 #include "flowrl/rollout.h"
 #include "flowrl/sampler.h"
 #include "flowrl/status.h"
