@@ -288,7 +288,7 @@ START_TEST(test_reproducible)
     fr_st_free(&fd);
     /* the weights load as a model */
     fr_model m;
-    ck_assert_msg(fr_model_load(&m, a) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_model_load(&m, fr_test_ref_be(), a) == FR_OK, "%s", fr_last_error());
     ck_assert_int_eq(m.cfg.n_slots, 1);
     fr_model_free(&m);
     remove_dir();
@@ -383,14 +383,14 @@ START_TEST(test_checkpoint_roundtrip)
     fr_model_config mc;
     ck_assert_int_eq(fr_model_preset("gmm2d-s", 2, 8, &mc), FR_OK);
     fr_model m, m2;
-    ck_assert_int_eq(fr_model_init(&m, &mc, 3), FR_OK);
-    ck_assert_int_eq(fr_model_init(&m2, &mc, 4), FR_OK);
+    ck_assert_int_eq(fr_model_init(&m, fr_test_ref_be(), &mc, 3), FR_OK);
+    ck_assert_int_eq(fr_model_init(&m2, fr_test_ref_be(), &mc, 4), FR_OK);
     fr_ema e, e2;
     fr_adamw_state o, o2;
     ck_assert_int_eq(fr_ema_init(be, &e, m.params, m.n_params), FR_OK);
     ck_assert_int_eq(fr_ema_init(be, &e2, m2.params, m2.n_params), FR_OK);
-    ck_assert_int_eq(fr_adamw_state_init(&o, m.params, m.n_params), FR_OK);
-    ck_assert_int_eq(fr_adamw_state_init(&o2, m2.params, m2.n_params), FR_OK);
+    ck_assert_int_eq(fr_adamw_state_init(fr_test_ref_be(), &o, m.params, m.n_params), FR_OK);
+    ck_assert_int_eq(fr_adamw_state_init(fr_test_ref_be(), &o2, m2.params, m2.n_params), FR_OK);
     for (int i = 0; i < m.n_params; i++) {
         float *mm = o.m[i].data, *vv = o.v[i].data, *sh = e.shadow[i].data;
         for (int64_t j = 0; j < fr_tensor_numel(&o.m[i]); j++) {
@@ -417,7 +417,7 @@ START_TEST(test_checkpoint_roundtrip)
     fr_model m3;
     fr_model_config mc3 = mc;
     mc3.H = 32;
-    ck_assert_int_eq(fr_model_init(&m3, &mc3, 1), FR_OK);
+    ck_assert_int_eq(fr_model_init(&m3, fr_test_ref_be(), &mc3, 1), FR_OK);
     ck_assert_int_eq(fr_checkpoint_from_st(&f, &m3, NULL, NULL), FR_ERR_MISMATCH);
     ck_assert_ptr_nonnull(strstr(fr_last_error(), "model.H"));
     fr_model_free(&m3);
