@@ -1,5 +1,5 @@
 /* Suite `backends`: every backend of fr_backend_names() runs every compute entry of the op table
- * through its own memory (mem_alloc, mem_h2d, the op, mem_d2h) on seeded random inputs and
+ * through its own memory (fr_dev_alloc, fr_h2d, the op, fr_d2h) on seeded random inputs and
  * must give ref's bits: every buffer an op receives, inputs included, is read back and compared
  * with ref's run on host copies (memcmp; two NaNs match, docs/determinism.md "Limits of the
  * promise"). Shapes straddle the tiles of kern/ (GEMM 64 × 64 × 16, 256-thread blocks, the
@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "flowrl/adamw.h"
+#include "flowrl/backend.h"
 #include "flowrl/ops.h"
 #include "flowrl/ref_backend.h"
 #include "tests/ops_check.h"
@@ -22,9 +23,10 @@
 
 #define BS_MAX 12
 
-/* One backend's run: the tables, the input generator and the seed that replays it. */
+/* One backend's run: ref's handle and the backend's, the input generator and the seed that
+ * replays it. */
 typedef struct {
-    const fr_ops *ref, *ops;
+    fr_backend *ref, *be;
     uint64_t *rng;
     uint64_t seed;
 } bctx;
@@ -73,11 +75,11 @@ static size_t bs_bytes(const bufset *b, int i) { return (size_t)(b->count[i] > 0
 /* Copies every host buffer into fresh backend memory. */
 static void bs_upload(bufset *b)
 {
-    const fr_ops *ops = b->c->ops;
+    fr_backend *be = b->c->be;
     for (int i = 0; i < b->n; i++) {
-        b->dev[i] = ops->mem_alloc(bs_bytes(b, i));
-        ck_assert_msg(b->dev[i] != NULL, "%s: mem_alloc(%zu) failed", ops->name, bs_bytes(b, i));
-        ck_assert_int_eq(ops->mem_h2d(b->dev[i], b->host[i], bs_bytes(b, i)), FR_OK);
+        b->dev[i] = fr_dev_alloc(be, bs_bytes(b, i));
+        ck_assert_msg(b->dev[i] != NULL, "%s", fr_last_error());
+        ck_assert_int_eq(fr_h2d(be, b->dev[i], b->host[i], bs_bytes(b, i)), FR_OK);
     }
 }
 
@@ -93,7 +95,7 @@ static void bs_start(bufset *b, const bctx *c, int k, int64_t n)
  * copies; F(i) and DBL(i) are buffer i of the side running. */
 #define BOTH_SIDES(b, c)                                                                                        \
     for (int side_ = 0; side_ < 2; side_++)                                                                     \
-        for (const fr_ops *o = side_ ? (c)->ops : (c)->ref; o; o = NULL)                                        \
+        for (const fr_ops *o = side_ ? (c)->be->ops : (c)->ref->ops; o; o = NULL)                               \
             for (void **p = side_ ? (b).dev : (b).host; p; p = NULL)
 #define F(i) ((float *)p[i])
 #define DBL(i) ((double *)p[i])
@@ -123,11 +125,11 @@ static void bs_check(bufset *b, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    const fr_ops *ops = b->c->ops;
+    fr_backend *be = b->c->be;
     for (int i = 0; i < b->n; i++) {
         void *got = malloc(bs_bytes(b, i));
         ck_assert_ptr_nonnull(got);
-        ck_assert_int_eq(ops->mem_d2h(got, b->dev[i], bs_bytes(b, i)), FR_OK);
+        ck_assert_int_eq(fr_d2h(be, got, b->dev[i], bs_bytes(b, i)), FR_OK);
         int64_t d;
         double want_v = 0, got_v = 0;
         if (b->elem[i] == sizeof(float)) {
@@ -138,30 +140,29 @@ static void bs_check(bufset *b, const char *fmt, ...)
             if (d >= 0) want_v = ((const double *)b->host[i])[d], got_v = ((const double *)got)[d];
         }
         free(got);
-        ck_assert_msg(d < 0, "%s %s (seed 0x%llx): buffer %d element %lld: ref %a, %s %a", ops->name, what,
-                      (unsigned long long)b->c->seed, i, (long long)d, want_v, ops->name, got_v);
+        ck_assert_msg(d < 0, "%s %s (seed 0x%llx): buffer %d element %lld: ref %a, %s %a", be->name, what,
+                      (unsigned long long)b->c->seed, i, (long long)d, want_v, be->name, got_v);
     }
     for (int i = 0; i < b->n; i++) {
         free(b->host[i]);
-        ops->mem_free(b->dev[i]);
+        fr_dev_free(be, b->dev[i]);
     }
     b->n = 0;
 }
 
-/* Every backend's table; a backend that cannot start here (cuda without a device) is skipped
- * with a line saying so. */
+/* A handle on every backend built in (threads 2 where a backend has threads); one that cannot
+ * start here (cuda without a device) is skipped with a line saying so. */
 #define MAX_BACKENDS 16
-static int backend_tables(const fr_ops **tables)
+static int backend_handles(fr_backend *bes)
 {
     const char *const *all = fr_backend_names();
     int n = 0;
     for (int i = 0; all[i] && n < MAX_BACKENDS; i++) {
-        const fr_ops *ops = NULL;
-        if (fr_backend_get(all[i], &ops) != FR_OK) {
+        if (fr_backend_open(&bes[n], all[i], 0, 2) != FR_OK) {
             printf("backends: %s NOT SUPPORTED here (%s)\n", all[i], fr_last_error());
             continue;
         }
-        tables[n++] = ops;
+        n++;
     }
     ck_assert_int_gt(n, 0);
     return n;
@@ -170,13 +171,15 @@ static int backend_tables(const fr_ops **tables)
 /* Runs fn (returning its case count) for every backend, each from the same seed. */
 static void for_each_backend(const char *what, uint64_t seed, int (*fn)(const bctx *c))
 {
-    const fr_ops *tables[MAX_BACKENDS];
-    const int nb = backend_tables(tables);
+    fr_backend bes[MAX_BACKENDS];
+    const int nb = backend_handles(bes);
     for (int bi = 0; bi < nb; bi++) {
         uint64_t rng = seed;
-        bctx c = {fr_test_ref_ops(), tables[bi], &rng, seed};
+        bctx c = {fr_test_ref_be(), &bes[bi], &rng, seed};
         int cases = fn(&c);
-        printf("backends: %s %s: %d cases OK\n", tables[bi]->name, what, cases);
+        ck_assert_int_eq(fr_dev_sync(&bes[bi]), FR_OK);
+        printf("backends: %s %s: %d cases OK\n", bes[bi].name, what, cases);
+        fr_backend_close(&bes[bi]);
     }
 }
 
@@ -517,12 +520,12 @@ START_TEST(test_device_tables_have_no_ref_entry)
     typedef void (*entry_fn)(void);
     const size_t first = offsetof(fr_ops, gemm), end = offsetof(fr_ops, mode);
     ck_assert_uint_eq((end - first) % sizeof(entry_fn), 0);
+    fr_backend bes[MAX_BACKENDS];
+    const int nb = backend_handles(bes);
     int devices = 0;
-    const fr_ops *tables[MAX_BACKENDS];
-    const int nb = backend_tables(tables);
     for (int bi = 0; bi < nb; bi++) {
-        const fr_ops *ops = tables[bi];
-        if (!ops->device) continue;
+        const fr_ops *ops = bes[bi].ops;
+        if (!bes[bi].device) continue;
         devices++;
         int entries = 0;
         for (size_t off = first; off < end; off += sizeof(entry_fn)) {
@@ -531,10 +534,10 @@ START_TEST(test_device_tables_have_no_ref_entry)
             memcpy(&refs, (const char *)&reft + off, sizeof refs);
             ck_assert_msg(refs != NULL, "ref leaves the op entry at byte %zu of fr_ops empty", off);
             ck_assert_msg(mine != refs, "%s: compute entry %d of fr_ops (0 = gemm, byte %zu) is still ref's",
-                          ops->name, entries, off);
+                          bes[bi].name, entries, off);
             entries++;
         }
-        printf("backends: %s (device): all %d compute entries are its own\n", ops->name, entries);
+        printf("backends: %s (device): all %d compute entries are its own\n", bes[bi].name, entries);
     }
     if (!devices) printf("backends: no device backend in this build\n");
 }
