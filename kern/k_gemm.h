@@ -3,13 +3,14 @@
  * order, starting from 0 or from the old C; the block walks k in tiles of FR_KG_BK and every
  * thread continues its chains through each tile (no split-k), so the bits are ref's.
  *
- * A block computes a FR_KG_BM × FR_KG_BN tile of C with 16 × 16 threads, each holding a
- * FR_KG_TM × FR_KG_TN register block: rows i0 + ty + 16 r, columns j0 + tx + 16 c (so
- * neighbouring threads store neighbouring columns). Per k-tile the threads stage op(A)
- * (BK × BM) and op(B) (BK × BN) in shared memory, each load mapping consecutive threads to
- * the operand's contiguous dimension (it depends on ta / tb). Past K the chain stops (the
- * compute phase runs kn = min(BK, K − k0) steps, never an fmaf with padding, which would
- * turn a −0 into +0); past M or N the tile holds zeros and nothing is stored. */
+ * A block computes a 64 × 64 tile of C with 8 × 8 threads, each holding an 8 × 8 register
+ * block: rows i0 + ty + 8 r, columns j0 + tx + 8 c (neighbouring threads store neighbouring
+ * columns; per k step a thread reads 16 shared values for 64 fmaf). Per k-tile of 16 the
+ * threads stage op(A) (BK × BM) and op(B) (BK × BN) in shared memory, each load mapping
+ * consecutive threads to the operand's contiguous dimension (it depends on ta / tb). Past K
+ * the chain stops (the compute phase runs kn = min(BK, K − k0) steps, never an fmaf with
+ * padding, which would turn a −0 into +0); past M or N the tile holds zeros and nothing is
+ * stored. */
 #ifndef FLOWRL_KERN_K_GEMM_H
 #define FLOWRL_KERN_K_GEMM_H
 
@@ -21,8 +22,8 @@
 #define FR_KG_BM 64
 #define FR_KG_BN 64
 #define FR_KG_BK 16
-#define FR_KG_TX 16 /* threads along N */
-#define FR_KG_TY 16 /* threads along M */
+#define FR_KG_TX 8 /* threads along N */
+#define FR_KG_TY 8 /* threads along M */
 #define FR_KG_TM (FR_KG_BM / FR_KG_TY)
 #define FR_KG_TN (FR_KG_BN / FR_KG_TX)
 #define FR_KG_THREADS (FR_KG_TX * FR_KG_TY)

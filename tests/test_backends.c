@@ -4,7 +4,7 @@
  * with ref's run on host copies (memcmp; two NaNs match, docs/determinism.md "Limits of the
  * promise"). Shapes straddle the tiles of kern/ (GEMM 64 × 64 × 16, 256-thread blocks, the
  * 1024-element move tile) with 1-sized and empty edges, all four ta/tb, accumulate 0/1 and
- * NULL optional arguments. A device backend (ops->device) must also have replaced every
+ * NULL optional arguments. A device backend (be->device) must also have replaced every
  * compute entry: a ref entry left in its table would read device memory from the host.
  * Replay a failure with FLOWRL_TEST_SEED=<seed printed>. */
 #include <math.h>
