@@ -8,8 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "flowrl/checkpoint.h"
 #include "flowrl/model.h"
 #include "flowrl/optim.h"
+#include "flowrl/optim_step.h"
 #include "flowrl/safetensors.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -27,16 +29,21 @@ static fr_model_config small_cfg(fr_act act, int64_t n_blocks)
 
 /* Replaces every parameter with seeded random values (the init zeroes fc2 and out, which
  * would leave most gradients at exactly 0 and the test blind): weights U(-0.7, 0.7),
- * LN weights U(0.6, 1.4). */
+ * LN weights U(0.6, 1.4). Drawn on the host, copied into the model's backend memory. */
 static void randomize(fr_model *m, uint64_t seed)
 {
     uint64_t s = seed;
+    const int64_t total = fr_model_arena_floats(m);
+    float *host = calloc((size_t)total, sizeof *host);
+    ck_assert(host != NULL);
     for (int i = 0; i < m->n_params; i++) {
-        float *p = m->params[i].value->data;
+        float *p = host + ((float *)m->params[i].value->data - m->arena_values);
         int is_ln = strstr(m->params[i].name, "ln.weight") || !strcmp(m->params[i].name, "norm.weight");
         for (int64_t j = 0; j < fr_tensor_numel(m->params[i].value); j++)
             p[j] = is_ln ? fr_test_uniform(&s, 0.6f, 1.4f) : fr_test_uniform(&s, -0.7f, 0.7f);
     }
+    ck_assert(fr_h2d(m->be, m->arena_values, host, (size_t)total * sizeof *host) == FR_OK);
+    free(host);
 }
 
 /* ---- the double-precision reference forward --------------------------------------- */
@@ -842,6 +849,126 @@ START_TEST(test_save_load)
 }
 END_TEST
 
+/* ---- every backend through backend memory ------------------------------------------- */
+
+/* What one training step of a model leaves, on the host. */
+typedef struct {
+    float *out, *dx, *out2; /* (B,D): forward, dL/dx, forward after the step */
+    float gn;
+    void *ckpt, *ckpt2;     /* the checkpoint's bytes, and after a read back into fresh state */
+    size_t len, len2;
+} step_result;
+
+enum { BK_B = 5, BK_CAP = 7 };
+
+static float *bk_down(fr_backend *be, const float *p, int64_t n)
+{
+    float *h = malloc((size_t)n * sizeof *h);
+    ck_assert(h && fr_d2h(be, h, p, (size_t)n * sizeof *h) == FR_OK);
+    return h;
+}
+
+/* Model, workspace, AdamW and EMA in be's memory: forward, backward, clip → AdamW → EMA,
+ * forward again, the checkpoint written and read back into a second model and state. */
+static void step_on(fr_backend *be, const fr_model_config *cfg, step_result *r)
+{
+    const int64_t B = BK_B, D = cfg->D, S = cfg->n_slots;
+    fr_model m, m2;
+    fr_model_ws ws;
+    fr_adamw_state adam, adam2;
+    fr_ema ema, ema2;
+    ck_assert_msg(fr_model_init(&m, be, cfg, 4) == FR_OK, "%s: %s", be->name, fr_last_error());
+    randomize(&m, 21);
+    ck_assert(fr_model_ws_alloc(&ws, &m, BK_CAP, 1) == FR_OK);
+    ck_assert(fr_adamw_state_init(be, &adam, m.params, m.n_params) == FR_OK);
+    ck_assert(fr_ema_init(be, &ema, m.params, m.n_params) == FR_OK);
+
+    float x[BK_B * 8], t[BK_B] = {0.0f, 1.0f, 250.0f, 999.0f, 1000.0f}, dout[BK_B * 8];
+    int32_t c[BK_B * 2];
+    uint64_t s = 99;
+    for (int64_t i = 0; i < B * D; i++) x[i] = fr_test_uniform(&s, -2.0f, 2.0f), dout[i] = fr_test_uniform(&s, -1.0f, 1.0f);
+    for (int64_t i = 0; i < B * S; i++) c[i] = (int32_t)(i % (cfg->n_cond + 1)); /* the null id included */
+    float *dx_ = fr_dev_floats(be, B * D), *dt = fr_dev_floats(be, B), *dd = fr_dev_floats(be, B * D);
+    float *dout_ = fr_dev_floats(be, B * D), *o = fr_dev_floats(be, B * D);
+    int32_t *dc = fr_dev_i32(be, B * S);
+    ck_assert(dx_ && dt && dd && dout_ && o && dc);
+    ck_assert(fr_h2d(be, dx_, x, sizeof(float) * (size_t)(B * D)) == FR_OK);
+    ck_assert(fr_h2d(be, dt, t, sizeof t) == FR_OK);
+    ck_assert(fr_h2d(be, dout_, dout, sizeof(float) * (size_t)(B * D)) == FR_OK);
+    ck_assert(fr_h2d(be, dc, c, sizeof(int32_t) * (size_t)(B * S)) == FR_OK);
+
+    fr_model_zero_grad(&m, be);
+    ck_assert(fr_model_forward(&m, be, &ws, B, dx_, dt, dc, o) == FR_OK);
+    r->out = bk_down(be, o, B * D);
+    ck_assert(fr_model_backward(&m, be, &ws, dout_, dd) == FR_OK);
+    r->dx = bk_down(be, dd, B * D);
+    fr_optim_step_cfg oc = {0.05f, fr_adamw_cfg_default(), 1e-2, 0.9f, 1, FR_EMA_FIXED};
+    ck_assert_msg(fr_optim_step(be, m.params, m.n_params, &adam, &ema, &oc, NULL, NULL, "test", &r->gn) == FR_OK, "%s",
+                  fr_last_error());
+    ck_assert(r->gn > 0.05f); /* the clip scaled the gradients */
+    ck_assert(fr_model_forward(&m, be, &ws, B, dx_, dt, dc, o) == FR_OK);
+    r->out2 = bk_down(be, o, B * D);
+
+    fr_st_file f;
+    fr_st_init(&f);
+    ck_assert(fr_checkpoint_to_st(&f, &m, &ema, &adam) == FR_OK);
+    ck_assert(fr_st_write_mem(&f, &r->ckpt, &r->len) == FR_OK);
+    ck_assert(fr_model_alloc(&m2, be, cfg) == FR_OK);
+    ck_assert(fr_adamw_state_init(be, &adam2, m2.params, m2.n_params) == FR_OK);
+    ck_assert(fr_ema_init(be, &ema2, m2.params, m2.n_params) == FR_OK);
+    ck_assert_msg(fr_checkpoint_from_st(&f, &m2, &ema2, &adam2) == FR_OK, "%s", fr_last_error());
+    fr_st_free(&f);
+    fr_st_init(&f);
+    ck_assert(fr_checkpoint_to_st(&f, &m2, &ema2, &adam2) == FR_OK);
+    ck_assert(fr_st_write_mem(&f, &r->ckpt2, &r->len2) == FR_OK);
+    fr_st_free(&f);
+
+    void *dev[] = {dx_, dt, dd, dout_, o, dc};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(be, dev[i]);
+    fr_ema_free(&ema), fr_ema_free(&ema2);
+    fr_adamw_state_free(&adam), fr_adamw_state_free(&adam2);
+    fr_model_ws_free(&ws);
+    fr_model_free(&m), fr_model_free(&m2);
+}
+
+static void step_result_free(step_result *r)
+{
+    free(r->out), free(r->dx), free(r->out2), free(r->ckpt), free(r->ckpt2);
+}
+
+/* The model and its training state on every backend built in (cuda-emu: kernels in guarded
+ * device memory, every host access a stop) give ref's bits: outputs, input gradient, the
+ * norm, and the checkpoint (weights, EMA, AdamW moments) byte for byte, also after a read
+ * back. Both heads, two condition slots. */
+START_TEST(test_backends_equal_ref)
+{
+    fr_model_config cfg = small_cfg(FR_ACT_GELU_TANH, 2);
+    cfg.n_slots = 2;
+    for (int head = 0; head < 2; head++) {
+        cfg.head = head ? FR_HEAD_X0 : FR_HEAD_VELOCITY;
+        cfg.sigma_min = head ? 0.01f : 0.0f;
+        step_result want;
+        step_on(fr_test_ref_be(), &cfg, &want);
+        ck_assert(want.len == want.len2 && memcmp(want.ckpt, want.ckpt2, want.len) == 0);
+        for (const char *const *name = fr_backend_names(); *name; name++) {
+            fr_backend be = fr_test_backend(*name, 0, 2);
+            step_result got;
+            step_on(&be, &cfg, &got);
+            const int64_t n = BK_B * cfg.D;
+            ck_assert_msg(memcmp(got.out, want.out, (size_t)n * sizeof(float)) == 0, "%s: forward differs", *name);
+            ck_assert_msg(memcmp(got.dx, want.dx, (size_t)n * sizeof(float)) == 0, "%s: dL/dx differs", *name);
+            ck_assert_msg(fr_test_bits_equal(got.gn, want.gn), "%s: norm %a vs %a", *name, (double)got.gn, (double)want.gn);
+            ck_assert_msg(memcmp(got.out2, want.out2, (size_t)n * sizeof(float)) == 0, "%s: forward after the step", *name);
+            ck_assert_msg(got.len == want.len && memcmp(got.ckpt, want.ckpt, want.len) == 0, "%s: checkpoint differs", *name);
+            ck_assert_msg(got.len2 == want.len && memcmp(got.ckpt2, want.ckpt, want.len) == 0, "%s: read back", *name);
+            step_result_free(&got);
+            fr_backend_close(&be);
+        }
+        step_result_free(&want);
+    }
+}
+END_TEST
+
 Suite *suite_model(void)
 {
     Suite *s = suite_create("model");
@@ -863,6 +990,7 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_clip);
     tcase_add_test(tc, test_ema);
     tcase_add_test(tc, test_save_load);
+    tcase_add_test(tc, test_backends_equal_ref);
     suite_add_tcase(s, tc);
     return s;
 }

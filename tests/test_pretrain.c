@@ -333,6 +333,41 @@ START_TEST(test_resume)
 }
 END_TEST
 
+/* Every backend built in (cuda-emu: the whole step in guarded device memory) writes ref's
+ * checkpoint bytes: flow and DDPM on gmm2d, the x0 head with two condition slots on shapes,
+ * and a run resumed on the backend from its own intermediate checkpoint. */
+START_TEST(test_backends_write_ref_bytes)
+{
+    make_dir();
+    char want[300], got[300], mid[300];
+    snprintf(want, sizeof want, "%s/want.safetensors", g_dir);
+    snprintf(got, sizeof got, "%s/got.safetensors", g_dir);
+    for (int k = 0; k < 3; k++) {
+        fr_pretrain_cfg c = tiny(want, 6);
+        if (k == 1) c.pred = FR_PRED_EPSILON, c.cfg_dropout = 0.5f;
+        if (k == 2) c.task = "shapes", c.steps = 2, c.batch = 3;
+        ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
+        for (const char *const *name = fr_backend_names(); *name; name++) {
+            fr_backend be = fr_test_backend(*name, 0, 2);
+            c.out = got;
+            c.save_every = k == 0 ? 3 : 0;
+            ck_assert_msg(fr_pretrain(&c, &be, NULL, NULL, NULL) == FR_OK, "%s: %s", *name, fr_last_error());
+            assert_same_file(want, got);
+            if (k == 0) {
+                ck_assert_int_eq(fr_pretrain_step_path(got, 3, mid, sizeof mid), FR_OK);
+                c.save_every = 0;
+                c.resume = mid;
+                ck_assert_msg(fr_pretrain(&c, &be, NULL, NULL, NULL) == FR_OK, "%s: %s", *name, fr_last_error());
+                assert_same_file(want, got);
+                c.resume = NULL;
+            }
+            fr_backend_close(&be);
+        }
+    }
+    remove_dir();
+}
+END_TEST
+
 START_TEST(test_bad_cfg)
 {
     fr_backend *be = fr_test_ref_be();
@@ -587,6 +622,7 @@ Suite *suite_pretrain(void)
     tcase_add_test(tc, test_epsilon_loss_falls);
     tcase_add_test(tc, test_reproducible);
     tcase_add_test(tc, test_resume);
+    tcase_add_test(tc, test_backends_write_ref_bytes);
     tcase_add_test(tc, test_bad_cfg);
     tcase_add_test(tc, test_checkpoint_roundtrip);
     tcase_add_test(tc, test_progress_plain);
