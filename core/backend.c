@@ -4,10 +4,14 @@
  *
  * To register a backend, add one fr_backend_desc line to k_backends, guarded by its
  * build option (e.g. `#if FR_HAVE_CUDA` around {"cuda", ..., fr_cuda_init}). */
+#include "config.h"
 #include "flowrl/fast.h"
 #include "flowrl/ops.h"
 #include "flowrl/ref_backend.h"
 #include "flowrl/opt.h"
+#if FR_HAVE_CUDA
+#include "flowrl/cuda.h"
+#endif
 
 #include <pthread.h>
 #include <stdio.h>
@@ -20,8 +24,11 @@ static fr_status ref_init(fr_ops *ops)
 }
 
 static const fr_backend_desc k_backends[] = {
-    {"ref", "scalar reference: plain C loops, one thread; the definition", ref_init},
-    {"opt", "SIMD + threads on the CPU, bitwise equal to ref for any thread count", fr_opt_init},
+    {"ref", "scalar reference: plain C loops, one thread; the definition", ref_init, NULL},
+    {"opt", "SIMD + threads on the CPU, bitwise equal to ref for any thread count", fr_opt_init, fr_fast_init},
+#if FR_HAVE_CUDA
+    {"cuda", "CUDA kernels on device 0, bitwise equal to ref", fr_cuda_init, fr_cuda_fast_init},
+#endif
 };
 #define N_BACKENDS (int)(sizeof k_backends / sizeof k_backends[0])
 
@@ -106,33 +113,43 @@ fr_status fr_backend_get(const char *name, const fr_ops **out)
     return FR_OK;
 }
 
-/* The --fast table of opt (flowrl/fast.h): the opt table, then fr_fast_init's overrides. */
-static fr_ops g_fast_table;
-static int g_fast_ready;
+/* The --fast tables (flowrl/fast.h, flowrl/cuda.h): the backend's table, then its fast_init's
+ * overrides. */
+static fr_ops g_fast_tables[N_BACKENDS];
+static int g_fast_ready[N_BACKENDS];
 
 fr_status fr_backend_get_mode(const char *name, int fast, const fr_ops **out)
 {
     if (!fast) return fr_backend_get(name, out);
     if (!out) return fr_fail(FR_ERR_ARG, "fr_backend_get_mode: out is NULL");
     *out = NULL;
-    if (!name || strcmp(name, "opt") != 0)
-        return fr_fail(FR_ERR_ARG, "%s has no --fast mode (--fast applies to --backend=opt)",
-                       name ? name : "(no backend)");
-    const fr_ops *opt;
-    FR_TRY(fr_backend_get("opt", &opt));
+    const fr_ops *base;
+    FR_TRY(fr_backend_get(name, &base)); /* unknown, not built in, or no device */
+    int idx = 0;
+    while (strcmp(k_backends[idx].name, name) != 0) idx++;
+    if (!k_backends[idx].fast_init) {
+        char with[128];
+        size_t used = 0;
+        with[0] = '\0';
+        for (int i = 0; i < N_BACKENDS && used < sizeof with; i++)
+            if (k_backends[i].fast_init)
+                used += (size_t)snprintf(with + used, sizeof with - used, "%s--backend=%s", used ? " and " : "",
+                                         k_backends[i].name);
+        return fr_fail(FR_ERR_ARG, "%s has no --fast mode (--fast applies to %s)", name, with);
+    }
     fr_status st = FR_OK;
     pthread_mutex_lock(&g_lock);
-    if (!g_fast_ready) {
-        fr_ops t = *opt;
-        st = fr_fast_init(&t);
+    if (!g_fast_ready[idx]) {
+        fr_ops t = *base;
+        st = k_backends[idx].fast_init(&t);
         if (st == FR_OK) {
             t.mode = "fast";
-            g_fast_table = t;
-            g_fast_ready = 1;
+            g_fast_tables[idx] = t;
+            g_fast_ready[idx] = 1;
         }
     }
     pthread_mutex_unlock(&g_lock);
     if (st != FR_OK) return st;
-    *out = &g_fast_table;
+    *out = &g_fast_tables[idx];
     return FR_OK;
 }
