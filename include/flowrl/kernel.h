@@ -90,8 +90,9 @@ __device__ static inline fr_kidx fr_kidx_here(void)
     return k;
 }
 
-/* gpu/cuda_launch.cu: records the first launch error with the kernel's name. */
-void fr_cuda_after_launch(const char *kernel);
+/* gpu/cuda_launch.cu: records the first launch error with the kernel's name (C linkage
+ * whether or not the kernel file is included inside extern "C"). */
+extern "C" void fr_cuda_after_launch(const char *kernel);
 
 #define FR_KERNEL(name, args_t)                                                                    \
     __device__ static inline void name##_body(const fr_kidx *k, const args_t *a);                \
