@@ -31,6 +31,9 @@ FR_KERNEL(fr_k_temb, fr_k_temb_args)
 
 static void k_temb_sinusoidal(int64_t B, int64_t E, const float *t, float *emb)
 {
+    if (B * E <= 0) return;
+    FR_KARG(t, B, "t");
+    FR_KARG(emb, B * E, "emb");
     fr_k_temb_args a = {B, E, t, emb};
     FR_LAUNCH(fr_k_temb, fr_grid_1d(B * E, FR_K_MODEL_THREADS), fr_dim3_x(FR_K_MODEL_THREADS), a);
 }
@@ -58,6 +61,10 @@ FR_KERNEL(fr_k_embed_gather, fr_k_embed_args)
 static void k_embed_gather_add(int64_t B, int64_t S, int64_t H, int64_t n_rows, const float *table,
                                const int32_t *c, float *h)
 {
+    if (B * H <= 0) return;
+    FR_KARG(table, n_rows * H, "table");
+    FR_KARG(c, B * S, "c");
+    FR_KARG(h, B * H, "h");
     fr_k_embed_args a = {B, S, H, n_rows, table, c, NULL, h};
     FR_LAUNCH(fr_k_embed_gather, fr_grid_1d(B * H, FR_K_MODEL_THREADS), fr_dim3_x(FR_K_MODEL_THREADS), a);
 }
@@ -77,6 +84,10 @@ FR_KERNEL(fr_k_embed_scatter, fr_k_embed_args)
 static void k_embed_scatter_add(int64_t B, int64_t S, int64_t H, int64_t n_rows, const int32_t *c,
                                 const float *dh, float *dtable)
 {
+    if (n_rows * H <= 0) return;
+    FR_KARG(c, B * S, "c");
+    FR_KARG(dh, B * H, "dh");
+    FR_KARG(dtable, n_rows * H, "dtable");
     fr_k_embed_args a = {B, S, H, n_rows, NULL, c, dh, dtable};
     FR_LAUNCH(fr_k_embed_scatter, fr_grid_1d(n_rows * H, FR_K_MODEL_THREADS), fr_dim3_x(FR_K_MODEL_THREADS), a);
 }
@@ -103,6 +114,12 @@ FR_KERNEL(fr_k_x0_head_fwd, fr_k_x0_fwd_args)
 static void k_x0_head_fwd(int64_t B, int64_t D, float sigma_min, const float *t, const float *x, const float *xo,
                           float *den, float *out)
 {
+    if (B * D <= 0) return;
+    FR_KARG(t, B, "t");
+    FR_KARG(x, B * D, "x");
+    FR_KARG(xo, B * D, "xo");
+    FR_KARG_OPT(den, B, "den");
+    FR_KARG(out, B * D, "out");
     fr_k_x0_fwd_args a = {B, D, sigma_min, t, x, xo, den, out};
     FR_LAUNCH(fr_k_x0_head_fwd, fr_grid_1d(B * D, FR_K_MODEL_THREADS), fr_dim3_x(FR_K_MODEL_THREADS), a);
 }
@@ -122,6 +139,10 @@ FR_KERNEL(fr_k_x0_head_bwd, fr_k_x0_bwd_args)
 
 static void k_x0_head_bwd(int64_t B, int64_t D, const float *den, const float *dout, float *dxo)
 {
+    if (B * D <= 0) return;
+    FR_KARG(den, B, "den");
+    FR_KARG(dout, B * D, "dout");
+    FR_KARG(dxo, B * D, "dxo");
     fr_k_x0_bwd_args a = {B, D, den, dout, dxo};
     FR_LAUNCH(fr_k_x0_head_bwd, fr_grid_1d(B * D, FR_K_MODEL_THREADS), fr_dim3_x(FR_K_MODEL_THREADS), a);
 }
@@ -145,6 +166,12 @@ FR_KERNEL(fr_k_noise_mix, fr_k_noise_mix_args)
 static void k_noise_mix(int64_t R, int64_t B, int64_t D, const float *x0, const float *eps, const float *ca,
                         const float *cs, float *x)
 {
+    if (R * D <= 0) return;
+    FR_KARG(x0, (R < B ? R : B) * D, "x0"); /* rows r mod B */
+    FR_KARG(eps, R * D, "eps");
+    FR_KARG(ca, R, "a");
+    FR_KARG(cs, R, "s");
+    FR_KARG(x, R * D, "x");
     fr_k_noise_mix_args a = {R, B, D, x0, eps, ca, cs, x};
     FR_LAUNCH(fr_k_noise_mix, fr_grid_1d(R * D, FR_K_MODEL_THREADS), fr_dim3_x(FR_K_MODEL_THREADS), a);
 }

@@ -348,7 +348,8 @@ START_TEST(test_backends_write_ref_bytes)
         if (k == 2) c.task = "shapes", c.steps = 2, c.batch = 3;
         ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
         for (const char *const *name = fr_backend_names(); *name; name++) {
-            fr_backend be = fr_test_backend(*name, 0, 2);
+            fr_backend be;
+        if (!fr_test_backend_try(&be, "pretrain", *name, 2)) continue;
             c.out = got;
             c.save_every = k == 0 ? 3 : 0;
             ck_assert_msg(fr_pretrain(&c, &be, NULL, NULL, NULL) == FR_OK, "%s: %s", *name, fr_last_error());
