@@ -23,17 +23,10 @@
 
 #include <stdint.h>
 
+#include "flowrl/sampler_elem.h"
 #include "flowrl/status.h"
 
-typedef enum {
-    FR_SAMPLER_ODE = 0, /* Euler, §2 (deterministic) */
-    FR_SAMPLER_SDE,     /* Flow-GRPO SDE, §3 */
-    FR_SAMPLER_CPS,     /* coefficients-preserving sampling, §4 */
-    FR_SAMPLER_DANCE,   /* DanceGRPO constant-η flux_step, §5 */
-    FR_SAMPLER_DDIM,    /* DDIM with η, ε-prediction, §6 */
-    FR_SAMPLER_DPM,     /* DPM-Solver++ multistep (1st/2nd order midpoint), §9 (deterministic) */
-    FR_SAMPLER_COUNT
-} fr_sampler_kind;
+/* fr_sampler_kind and fr_step_coef: flowrl/sampler_elem.h */
 
 /* Indexed by kind, NULL-terminated (flowrl/enum_names.h). */
 extern const char *const fr_sampler_names[FR_SAMPLER_COUNT + 1];
@@ -67,6 +60,9 @@ typedef struct {
 
 /* The per-step std's of p (checks p; no array work). */
 fr_status fr_sampler_std(const fr_step *p, fr_step_std *out);
+
+/* The coefficients of step p as the op entries take them (checks p; no array work). */
+fr_status fr_sampler_coef(const fr_step *p, fr_step_coef *out);
 
 /* One step: x' = μ + std·ξ and, for the stochastic kinds, log p(x' | x) (B,).
  *   model_out  v (flow kinds) or ε̂ (ddim)
