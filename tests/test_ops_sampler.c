@@ -119,6 +119,38 @@ static const fr_ops *backend(const char *name)
     return ops;
 }
 
+/* Backend memory through the table's memory entries (host memory on ref and opt). */
+static void *dev_new(const fr_ops *ops, size_t bytes)
+{
+    void *p = ops->device ? ops->mem_alloc(bytes) : calloc(1, bytes);
+    ck_assert_msg(p != NULL, "%s: %zu bytes of backend memory", ops->name, bytes);
+    return p;
+}
+
+static void dev_free(const fr_ops *ops, void *p)
+{
+    if (ops->device) ops->mem_free(p);
+    else free(p);
+}
+
+/* A backend copy of n floats (or ints) of host memory; NULL stays NULL. */
+static void *dev_put(const fr_ops *ops, const void *host, size_t bytes)
+{
+    if (!host) return NULL;
+    void *p = dev_new(ops, bytes);
+    if (ops->device) ck_assert_msg(ops->mem_h2d(p, host, bytes) == FR_OK, "%s h2d: %s", ops->name, fr_last_error());
+    else memcpy(p, host, bytes);
+    return p;
+}
+
+static void dev_get(const fr_ops *ops, void *host, const void *dev, size_t bytes)
+{
+    if (ops->device) ck_assert_msg(ops->mem_d2h(host, dev, bytes) == FR_OK, "%s d2h: %s", ops->name, fr_last_error());
+    else memcpy(host, dev, bytes);
+}
+
+#define FB(n) ((size_t)(n) * sizeof(float))
+
 static void assert_bits(const char *be, const char *what, const char *arr, const float *got, const float *want,
                         int64_t n, uint64_t seed)
 {
@@ -129,58 +161,86 @@ static void assert_bits(const char *be, const char *what, const char *arr, const
 
 /* ---- sampler_step ---------------------------------------------------------------------- */
 
+/* One sampler_step call on a backend: inputs copied in, outputs copied out (x_next written
+ * over x when alias). */
+static void run_step(const fr_ops *ops, const fr_step_coef *q, int64_t B, int64_t D, const float *x, const float *m,
+                     const float *x0p, const float *xi, int alias, float *xn, float *mean, float *logp)
+{
+    const int64_t n = B * D;
+    float *dx = dev_put(ops, x, FB(n)), *dm = dev_put(ops, m, FB(n)), *dx0 = dev_put(ops, x0p, FB(n));
+    float *dxi = dev_put(ops, xi, FB(n));
+    float *dxn = alias ? dx : dev_new(ops, FB(n));
+    float *dmean = mean ? dev_new(ops, FB(n)) : NULL, *dlogp = logp ? dev_new(ops, FB(B)) : NULL;
+    ops->sampler_step(B, D, *q, dx, dm, dx0, dxi, dxn, dmean, dlogp);
+    dev_get(ops, xn, dxn, FB(n));
+    if (mean) dev_get(ops, mean, dmean, FB(n));
+    if (logp) dev_get(ops, logp, dlogp, FB(B));
+    dev_free(ops, dx), dev_free(ops, dm), dev_free(ops, dmean), dev_free(ops, dlogp);
+    if (x0p) dev_free(ops, dx0);
+    if (xi) dev_free(ops, dxi);
+    if (!alias) dev_free(ops, dxn);
+}
+
 START_TEST(test_sampler_step)
 {
     const uint64_t seed = ops_seed(0x5a3901);
     uint64_t s = seed;
     step_case cs[16];
     const int nc = step_cases(cs);
-    for (const char *const *nm = fr_backend_names(); *nm; nm++) {
-        const fr_ops *ops = backend(*nm);
-        for (int c = 0; c < nc; c++)
-            for (int h = 0; h < N_SHAPES; h++) {
-                fr_step_coef q;
-                ck_assert_msg(fr_sampler_coef(&cs[c].p, &q) == FR_OK, "%s: %s", cs[c].what, fr_last_error());
-                const int64_t B = k_shapes[h].B, D = k_shapes[h].D, n = B * D;
-                const int stochastic = fr_sampler_is_stochastic(q.kind);
-                const int dpm2 = q.kind == FR_SAMPLER_DPM && q.dpm.order == 2;
-                float *x = ops_alloc(n), *m = ops_alloc(n), *x0p = ops_alloc(n), *xi = ops_alloc(n);
-                float *xn = ops_alloc(n), *mean = ops_alloc(n), *logp = ops_alloc(B);
-                float *xn_w = ops_alloc(n), *mean_w = ops_alloc(n), *logp_w = ops_alloc(B);
-                fill(&s, x, n, -2.0f, 2.0f);
-                fill(&s, m, n, -2.0f, 2.0f);
-                fill(&s, x0p, n, -2.0f, 2.0f);
-                fill(&s, xi, n, -3.0f, 3.0f);
-                /* variant bits: ξ given, μ wanted, log-prob wanted, x' written over x */
-                for (int v = 0; v < 16; v++) {
-                    const int with_xi = v & 1, with_mean = v & 2, with_logp = v & 4, alias = v & 8;
-                    if (!stochastic && (with_xi || with_logp)) continue;
-                    const float *xi_a = with_xi ? xi : NULL, *x0_a = dpm2 ? x0p : NULL;
-                    old_step(&q, B, D, x, m, x0_a, xi_a, xn_w, mean_w, logp_w);
-                    memset(mean, 0xff, (size_t)n * sizeof *mean);
-                    float *out = xn;
-                    if (alias) {
-                        memcpy(xn, x, (size_t)n * sizeof *xn);
-                        ops->sampler_step(B, D, q, xn, m, x0_a, xi_a, xn, with_mean ? mean : NULL,
-                                          with_logp ? logp : NULL);
-                    } else {
-                        ops->sampler_step(B, D, q, x, m, x0_a, xi_a, out, with_mean ? mean : NULL,
-                                          with_logp ? logp : NULL);
-                    }
-                    char what[96];
-                    snprintf(what, sizeof what, "%s (%lld, %lld) variant %d", cs[c].what, (long long)B, (long long)D, v);
+    for (int c = 0; c < nc; c++)
+        for (int h = 0; h < N_SHAPES; h++) {
+            fr_step_coef q;
+            ck_assert_msg(fr_sampler_coef(&cs[c].p, &q) == FR_OK, "%s: %s", cs[c].what, fr_last_error());
+            const int64_t B = k_shapes[h].B, D = k_shapes[h].D, n = B * D;
+            const int stochastic = fr_sampler_is_stochastic(q.kind);
+            const int dpm2 = q.kind == FR_SAMPLER_DPM && q.dpm.order == 2;
+            float *x = ops_alloc(n), *m = ops_alloc(n), *x0p = ops_alloc(n), *xi = ops_alloc(n);
+            float *xn = ops_alloc(n), *mean = ops_alloc(n), *logp = ops_alloc(B);
+            float *xn_w = ops_alloc(n), *mean_w = ops_alloc(n), *logp_w = ops_alloc(B);
+            fill(&s, x, n, -2.0f, 2.0f);
+            fill(&s, m, n, -2.0f, 2.0f);
+            fill(&s, x0p, n, -2.0f, 2.0f);
+            fill(&s, xi, n, -3.0f, 3.0f);
+            /* variant bits: ξ given, μ wanted, log-prob wanted, x' written over x */
+            for (int v = 0; v < 16; v++) {
+                const int with_xi = v & 1, with_mean = v & 2, with_logp = v & 4, alias = v & 8;
+                if (!stochastic && (with_xi || with_logp)) continue;
+                const float *xi_a = with_xi ? xi : NULL, *x0_a = dpm2 ? x0p : NULL;
+                old_step(&q, B, D, x, m, x0_a, xi_a, xn_w, mean_w, logp_w);
+                char what[96];
+                snprintf(what, sizeof what, "%s (%lld, %lld) variant %d", cs[c].what, (long long)B, (long long)D, v);
+                for (const char *const *nm = fr_backend_names(); *nm; nm++) {
+                    const fr_ops *ops = backend(*nm);
+                    run_step(ops, &q, B, D, x, m, x0_a, xi_a, alias, xn, with_mean ? mean : NULL,
+                             with_logp ? logp : NULL);
                     assert_bits(*nm, what, "x_next", xn, xn_w, n, seed);
                     if (with_mean) assert_bits(*nm, what, "mean", mean, mean_w, n, seed);
                     if (with_logp) assert_bits(*nm, what, "logp", logp, logp_w, B, seed);
                 }
-                free(x), free(m), free(x0p), free(xi), free(xn), free(mean), free(logp);
-                free(xn_w), free(mean_w), free(logp_w);
             }
-    }
+            free(x), free(m), free(x0p), free(xi), free(xn), free(mean), free(logp);
+            free(xn_w), free(mean_w), free(logp_w);
+        }
 }
 END_TEST
 
 /* ---- sampler_logprob ------------------------------------------------------------------- */
+
+static void run_logprob(const fr_ops *ops, const fr_step_coef *q, int64_t B, int64_t D, const float *x,
+                        const float *m, const float *xn, const float *mu, float *mean_out, float *logp)
+{
+    const int64_t n = B * D;
+    float *dx = dev_put(ops, x, FB(n)), *dm = dev_put(ops, m, FB(n)), *dxn = dev_put(ops, xn, FB(n));
+    float *dmu = dev_put(ops, mu, FB(n)), *dmean = mean_out ? dev_new(ops, FB(n)) : NULL;
+    float *dlogp = dev_new(ops, FB(B));
+    ops->sampler_logprob(B, D, *q, dx, dm, NULL, dxn, dmu, dmean, dlogp);
+    dev_get(ops, logp, dlogp, FB(B));
+    if (mean_out) dev_get(ops, mean_out, dmean, FB(n));
+    if (x) dev_free(ops, dx);
+    if (m) dev_free(ops, dm);
+    if (mu) dev_free(ops, dmu);
+    dev_free(ops, dxn), dev_free(ops, dmean), dev_free(ops, dlogp);
+}
 
 START_TEST(test_sampler_logprob)
 {
@@ -188,35 +248,34 @@ START_TEST(test_sampler_logprob)
     uint64_t s = seed;
     step_case cs[16];
     const int nc = step_cases(cs);
-    for (const char *const *nm = fr_backend_names(); *nm; nm++) {
-        const fr_ops *ops = backend(*nm);
-        for (int c = 0; c < nc; c++) {
-            if (!fr_sampler_is_stochastic(cs[c].p.kind)) continue;
-            for (int h = 0; h < N_SHAPES; h++) {
-                fr_step_coef q;
-                ck_assert(fr_sampler_coef(&cs[c].p, &q) == FR_OK);
-                const int64_t B = k_shapes[h].B, D = k_shapes[h].D, n = B * D;
-                float *x = ops_alloc(n), *m = ops_alloc(n), *xn = ops_alloc(n), *mu = ops_alloc(n);
-                float *mean = ops_alloc(n), *logp = ops_alloc(B), *mean_w = ops_alloc(n), *logp_w = ops_alloc(B);
-                fill(&s, x, n, -2.0f, 2.0f);
-                fill(&s, m, n, -2.0f, 2.0f);
-                fill(&s, xn, n, -2.0f, 2.0f);
-                fill(&s, mu, n, -2.0f, 2.0f);
-                char what[96];
-                snprintf(what, sizeof what, "%s (%lld, %lld)", cs[c].what, (long long)B, (long long)D);
-                /* μ given */
-                old_logprob(&q, B, D, NULL, NULL, NULL, xn, mu, NULL, logp_w);
-                ops->sampler_logprob(B, D, q, NULL, NULL, NULL, xn, mu, NULL, logp);
-                assert_bits(*nm, what, "logp of mean", logp, logp_w, B, seed);
-                /* μ from (x, v), with and without mean_out */
-                for (int with_mean = 0; with_mean < 2; with_mean++) {
-                    old_logprob(&q, B, D, x, m, NULL, xn, NULL, mean_w, logp_w);
-                    ops->sampler_logprob(B, D, q, x, m, NULL, xn, NULL, with_mean ? mean : NULL, logp);
+    for (int c = 0; c < nc; c++) {
+        if (!fr_sampler_is_stochastic(cs[c].p.kind)) continue;
+        for (int h = 0; h < N_SHAPES; h++) {
+            fr_step_coef q;
+            ck_assert(fr_sampler_coef(&cs[c].p, &q) == FR_OK);
+            const int64_t B = k_shapes[h].B, D = k_shapes[h].D, n = B * D;
+            float *x = ops_alloc(n), *m = ops_alloc(n), *xn = ops_alloc(n), *mu = ops_alloc(n);
+            float *mean = ops_alloc(n), *logp = ops_alloc(B), *mean_w = ops_alloc(n), *logp_w = ops_alloc(B);
+            float *logp_mu_w = ops_alloc(B);
+            fill(&s, x, n, -2.0f, 2.0f);
+            fill(&s, m, n, -2.0f, 2.0f);
+            fill(&s, xn, n, -2.0f, 2.0f);
+            fill(&s, mu, n, -2.0f, 2.0f);
+            old_logprob(&q, B, D, NULL, NULL, NULL, xn, mu, NULL, logp_mu_w);
+            old_logprob(&q, B, D, x, m, NULL, xn, NULL, mean_w, logp_w);
+            char what[96];
+            snprintf(what, sizeof what, "%s (%lld, %lld)", cs[c].what, (long long)B, (long long)D);
+            for (const char *const *nm = fr_backend_names(); *nm; nm++) {
+                const fr_ops *ops = backend(*nm);
+                run_logprob(ops, &q, B, D, NULL, NULL, xn, mu, NULL, logp); /* μ given */
+                assert_bits(*nm, what, "logp of mean", logp, logp_mu_w, B, seed);
+                for (int with_mean = 0; with_mean < 2; with_mean++) { /* μ from (x, v) */
+                    run_logprob(ops, &q, B, D, x, m, xn, NULL, with_mean ? mean : NULL, logp);
                     assert_bits(*nm, what, "logp", logp, logp_w, B, seed);
                     if (with_mean) assert_bits(*nm, what, "mean", mean, mean_w, n, seed);
                 }
-                free(x), free(m), free(xn), free(mu), free(mean), free(logp), free(mean_w), free(logp_w);
             }
+            free(x), free(m), free(xn), free(mu), free(mean), free(logp), free(mean_w), free(logp_w), free(logp_mu_w);
         }
     }
 }
@@ -230,27 +289,33 @@ START_TEST(test_cfg_flow_x0)
     uint64_t s = seed;
     const int64_t n = 1029;
     const float gs[] = {0.0f, 1.0f, 4.5f, -0.5f};
-    float *a = ops_alloc(n), *b = ops_alloc(n), *out = ops_alloc(n), *want = ops_alloc(n);
-    for (const char *const *nm = fr_backend_names(); *nm; nm++) {
-        const fr_ops *ops = backend(*nm);
-        for (size_t k = 0; k < sizeof gs / sizeof gs[0]; k++) {
-            fill(&s, a, n, -3.0f, 3.0f);
-            fill(&s, b, n, -3.0f, 3.0f);
-            for (int64_t i = 0; i < n; i++) want[i] = fr_cfg_elem(a[i], b[i], gs[k]);
-            ops->cfg_combine(n, gs[k], a, b, out);
-            assert_bits(*nm, "cfg_combine", "out", out, want, n, seed);
-            memcpy(out, b, (size_t)n * sizeof *out); /* out aliasing v_c */
-            ops->cfg_combine(n, gs[k], a, out, out);
-            assert_bits(*nm, "cfg_combine in place", "out", out, want, n, seed);
-            for (int64_t i = 0; i < n; i++) want[i] = fr_flow_x0_elem(a[i], b[i], 0.25f * (float)k + 0.1f);
-            ops->flow_x0(n, 0.25f * (float)k + 0.1f, a, b, out);
-            assert_bits(*nm, "flow_x0", "x0", out, want, n, seed);
+    float *a = ops_alloc(n), *b = ops_alloc(n), *out = ops_alloc(n), *cfg_w = ops_alloc(n), *x0_w = ops_alloc(n);
+    for (size_t k = 0; k < sizeof gs / sizeof gs[0]; k++) {
+        fill(&s, a, n, -3.0f, 3.0f);
+        fill(&s, b, n, -3.0f, 3.0f);
+        const float sigma = 0.25f * (float)k + 0.1f;
+        for (int64_t i = 0; i < n; i++) cfg_w[i] = fr_cfg_elem(a[i], b[i], gs[k]);
+        for (int64_t i = 0; i < n; i++) x0_w[i] = fr_flow_x0_elem(a[i], b[i], sigma);
+        for (const char *const *nm = fr_backend_names(); *nm; nm++) {
+            const fr_ops *ops = backend(*nm);
+            float *da = dev_put(ops, a, FB(n)), *db = dev_put(ops, b, FB(n)), *dout = dev_new(ops, FB(n));
+            ops->cfg_combine(n, gs[k], da, db, dout);
+            dev_get(ops, out, dout, FB(n));
+            assert_bits(*nm, "cfg_combine", "out", out, cfg_w, n, seed);
+            ops->cfg_combine(n, gs[k], da, db, db); /* out aliasing v_c */
+            dev_get(ops, out, db, FB(n));
+            assert_bits(*nm, "cfg_combine in place", "out", out, cfg_w, n, seed);
+            dev_free(ops, db);
+            db = dev_put(ops, b, FB(n));
+            ops->flow_x0(n, sigma, da, db, dout);
+            dev_get(ops, out, dout, FB(n));
+            assert_bits(*nm, "flow_x0", "x0", out, x0_w, n, seed);
+            dev_free(ops, da), dev_free(ops, db), dev_free(ops, dout);
         }
     }
-    free(a), free(b), free(out), free(want);
+    free(a), free(b), free(out), free(cfg_w), free(x0_w);
 }
 END_TEST
-
 /* ---- Philox rows and the forward process ----------------------------------------------- */
 
 START_TEST(test_rng_rows)
@@ -261,21 +326,37 @@ START_TEST(test_rng_rows)
     const int64_t R = 12;
     uint32_t ids[12];
     for (int64_t r = 0; r < R; r++) ids[r] = (uint32_t)fr_test_next(&s);
-    for (const char *const *nm = fr_backend_names(); *nm; nm++) {
-        const fr_ops *ops = backend(*nm);
-        for (size_t h = 0; h < sizeof Ds / sizeof Ds[0]; h++)
-            for (int64_t n1 = 1; n1 <= R; n1 *= 2) { /* 1, 2, 4, 8: rows k·n1 + b */
-                const int64_t D = Ds[h];
-                float *out = ops_alloc(R * D), *want = ops_alloc(R * D);
-                for (int64_t r = 0; r < R; r++)
-                    fr_rng_fill_normal(want + r * D, D, 77, FR_RNG_SAMPLER_NOISE, 5, ids[r % n1], 9 + (uint32_t)(r / n1));
-                ops->rng_normal_rows(R, D, 77, FR_RNG_SAMPLER_NOISE, 5, n1, ids, 9, out);
+    for (size_t h = 0; h < sizeof Ds / sizeof Ds[0]; h++)
+        for (int64_t n1 = 1; n1 <= R; n1 *= 2) { /* 1, 2, 4, 8: rows k·n1 + b */
+            const int64_t D = Ds[h];
+            float *out = ops_alloc(R * D), *want = ops_alloc(R * D);
+            for (int64_t r = 0; r < R; r++)
+                fr_rng_fill_normal(want + r * D, D, 77, FR_RNG_SAMPLER_NOISE, 5, ids[r % n1], 9 + (uint32_t)(r / n1));
+            for (const char *const *nm = fr_backend_names(); *nm; nm++) {
+                const fr_ops *ops = backend(*nm);
+                uint32_t *dids = dev_put(ops, ids, (size_t)n1 * sizeof *ids);
+                float *dout = dev_new(ops, FB(R * D));
+                ops->rng_normal_rows(R, D, 77, FR_RNG_SAMPLER_NOISE, 5, n1, dids, 9, dout);
+                dev_get(ops, out, dout, FB(R * D));
                 assert_bits(*nm, "rng_normal_rows", "out", out, want, R * D, seed);
-                free(out), free(want);
+                dev_free(ops, dids), dev_free(ops, dout);
             }
-    }
+            free(out), free(want);
+        }
 }
 END_TEST
+
+static void run_noise_fm(const fr_ops *ops, int64_t R, int64_t n1, int64_t D, const uint32_t *ids, const float *x0,
+                         const float *t, float *xt, float *eps)
+{
+    uint32_t *dids = dev_put(ops, ids, (size_t)n1 * sizeof *ids);
+    float *dx0 = dev_put(ops, x0, FB(n1 * D)), *dt = dev_put(ops, t, FB(R));
+    float *dxt = dev_new(ops, FB(R * D)), *deps = eps ? dev_new(ops, FB(R * D)) : NULL;
+    ops->noise_fm(R, n1, D, 3, FR_RNG_AWM_NOISE, 2, 11, dids, dx0, dt, dxt, deps);
+    dev_get(ops, xt, dxt, FB(R * D));
+    if (eps) dev_get(ops, eps, deps, FB(R * D));
+    dev_free(ops, dids), dev_free(ops, dx0), dev_free(ops, dt), dev_free(ops, dxt), dev_free(ops, deps);
+}
 
 START_TEST(test_noise_fm)
 {
@@ -289,26 +370,28 @@ START_TEST(test_noise_fm)
     fill(&s, x0, R * D, -2.0f, 2.0f);
     fill(&s, t, R, 0.0f, 1.0f);
     t[0] = 0.0f, t[1] = 1.0f;
-    for (const char *const *nm = fr_backend_names(); *nm; nm++) {
-        const fr_ops *ops = backend(*nm);
-        for (int64_t n1 = 1; n1 <= R; n1++) {
-            if (R % n1) continue;
-            for (int64_t r = 0; r < R; r++) {
-                const fr_noise_coord k = {3, FR_RNG_AWM_NOISE, 2, 11 + (uint32_t)(r / n1)};
-                for (int64_t d = 0; d < D; d++)
-                    xt_w[r * D + d] = fr_noise_fm_elem(x0[(r % n1) * D + d], t[r], k, ids[r % n1], (uint32_t)d,
-                                                       &eps_w[r * D + d]);
-            }
-            ops->noise_fm(R, n1, D, 3, FR_RNG_AWM_NOISE, 2, 11, ids, x0, t, xt, eps);
+    for (int64_t n1 = 1; n1 <= R; n1++) {
+        if (R % n1) continue;
+        for (int64_t r = 0; r < R; r++) {
+            const fr_noise_coord k = {3, FR_RNG_AWM_NOISE, 2, 11 + (uint32_t)(r / n1)};
+            for (int64_t d = 0; d < D; d++)
+                xt_w[r * D + d] =
+                    fr_noise_fm_elem(x0[(r % n1) * D + d], t[r], k, ids[r % n1], (uint32_t)d, &eps_w[r * D + d]);
+        }
+        for (const char *const *nm = fr_backend_names(); *nm; nm++) {
+            const fr_ops *ops = backend(*nm);
+            run_noise_fm(ops, R, n1, D, ids, x0, t, xt, eps);
             assert_bits(*nm, "noise_fm", "x_t", xt, xt_w, R * D, seed);
             assert_bits(*nm, "noise_fm", "eps", eps, eps_w, R * D, seed);
-            ops->noise_fm(R, n1, D, 3, FR_RNG_AWM_NOISE, 2, 11, ids, x0, t, xt, NULL);
+            run_noise_fm(ops, R, n1, D, ids, x0, t, xt, NULL);
             assert_bits(*nm, "noise_fm without eps", "x_t", xt, xt_w, R * D, seed);
         }
-        /* n1 = R is fr_noise_fm */
-        const fr_noise_coord k = {3, FR_RNG_AWM_NOISE, 2, 11};
-        ck_assert(fr_noise_fm(R, D, k, ids, x0, t, xt_w, eps_w) == FR_OK);
-        ops->noise_fm(R, R, D, 3, FR_RNG_AWM_NOISE, 2, 11, ids, x0, t, xt, eps);
+    }
+    /* n1 = R is fr_noise_fm */
+    const fr_noise_coord k = {3, FR_RNG_AWM_NOISE, 2, 11};
+    ck_assert(fr_noise_fm(R, D, k, ids, x0, t, xt_w, eps_w) == FR_OK);
+    for (const char *const *nm = fr_backend_names(); *nm; nm++) {
+        run_noise_fm(backend(*nm), R, R, D, ids, x0, t, xt, eps);
         assert_bits(*nm, "noise_fm = fr_noise_fm", "x_t", xt, xt_w, R * D, seed);
         assert_bits(*nm, "noise_fm = fr_noise_fm", "eps", eps, eps_w, R * D, seed);
     }
@@ -324,20 +407,24 @@ START_TEST(test_gather_rows)
     uint64_t s = seed;
     const int64_t R = 9, S = 4, D = 11;
     int32_t idx[9];
-    float *src = ops_alloc(S * D), *dst = ops_alloc(R * D), *want = ops_alloc(R * D);
+    float *src = ops_alloc(S * D), *dst = ops_alloc(R * D), *want = ops_alloc(R * D), *got = ops_alloc(R * D);
+    fill(&s, src, S * D, -1.0f, 1.0f);
+    fill(&s, dst, R * D, -1.0f, 1.0f);
+    memcpy(want, dst, FB(R * D));
+    for (int64_t r = 0; r < R; r++) {
+        idx[r] = (int32_t)(fr_test_next(&s) % (uint64_t)(S + 1)) - 1; /* -1: row left as it is */
+        if (idx[r] >= 0) memcpy(want + r * D, src + idx[r] * D, FB(D));
+    }
     for (const char *const *nm = fr_backend_names(); *nm; nm++) {
         const fr_ops *ops = backend(*nm);
-        fill(&s, src, S * D, -1.0f, 1.0f);
-        fill(&s, dst, R * D, -1.0f, 1.0f);
-        memcpy(want, dst, (size_t)(R * D) * sizeof *want);
-        for (int64_t r = 0; r < R; r++) {
-            idx[r] = (int32_t)(fr_test_next(&s) % (uint64_t)(S + 1)) - 1; /* -1: row left as it is */
-            if (idx[r] >= 0) memcpy(want + r * D, src + idx[r] * D, (size_t)D * sizeof *want);
-        }
-        ops->gather_rows(R, D, idx, src, dst);
-        assert_bits(*nm, "gather_rows", "dst", dst, want, R * D, seed);
+        int32_t *didx = dev_put(ops, idx, sizeof idx);
+        float *dsrc = dev_put(ops, src, FB(S * D)), *ddst = dev_put(ops, dst, FB(R * D));
+        ops->gather_rows(R, D, didx, dsrc, ddst);
+        dev_get(ops, got, ddst, FB(R * D));
+        assert_bits(*nm, "gather_rows", "dst", got, want, R * D, seed);
+        dev_free(ops, didx), dev_free(ops, dsrc), dev_free(ops, ddst);
     }
-    free(src), free(dst), free(want);
+    free(src), free(dst), free(want), free(got);
 }
 END_TEST
 
