@@ -112,42 +112,32 @@ static const shape k_shapes[] = {{1, 1}, {3, 7}, {2, 8}, {5, 9}, {4, 33}, {37, 5
 
 static void fill(uint64_t *s, float *x, int64_t n, float lo, float hi) { ops_fill_uniform(s, x, n, lo, hi); }
 
-static const fr_ops *backend(const char *name)
+/* Backend memory through the handle (host memory on ref and opt). */
+static void *dev_new(fr_backend *be, size_t bytes)
 {
-    const fr_ops *ops = NULL;
-    ck_assert_msg(fr_backend_get(name, &ops) == FR_OK && ops, "backend %s: %s", name, fr_last_error());
-    return ops;
-}
-
-/* Backend memory through the table's memory entries (host memory on ref and opt). */
-static void *dev_new(const fr_ops *ops, size_t bytes)
-{
-    void *p = ops->device ? ops->mem_alloc(bytes) : calloc(1, bytes);
-    ck_assert_msg(p != NULL, "%s: %zu bytes of backend memory", ops->name, bytes);
+    void *p = fr_dev_alloc(be, bytes);
+    ck_assert_msg(p != NULL, "%s: %zu bytes of backend memory: %s", be->name, bytes, fr_last_error());
     return p;
 }
 
-static void dev_free(const fr_ops *ops, void *p)
-{
-    if (ops->device) ops->mem_free(p);
-    else free(p);
-}
-
-/* A backend copy of n floats (or ints) of host memory; NULL stays NULL. */
-static void *dev_put(const fr_ops *ops, const void *host, size_t bytes)
+/* A backend copy of `bytes` of host memory; NULL stays NULL. */
+static void *dev_put(fr_backend *be, const void *host, size_t bytes)
 {
     if (!host) return NULL;
-    void *p = dev_new(ops, bytes);
-    if (ops->device) ck_assert_msg(ops->mem_h2d(p, host, bytes) == FR_OK, "%s h2d: %s", ops->name, fr_last_error());
-    else memcpy(p, host, bytes);
+    void *p = dev_new(be, bytes);
+    ck_assert_msg(fr_h2d(be, p, host, bytes) == FR_OK, "%s h2d: %s", be->name, fr_last_error());
     return p;
 }
 
-static void dev_get(const fr_ops *ops, void *host, const void *dev, size_t bytes)
+static void dev_get(fr_backend *be, void *host, const void *dev, size_t bytes)
 {
-    if (ops->device) ck_assert_msg(ops->mem_d2h(host, dev, bytes) == FR_OK, "%s d2h: %s", ops->name, fr_last_error());
-    else memcpy(host, dev, bytes);
+    ck_assert_msg(fr_d2h(be, host, dev, bytes) == FR_OK, "%s d2h: %s", be->name, fr_last_error());
 }
+
+/* Every backend built in, one handle each (opt with 2 threads). */
+#define FOR_EACH_BACKEND(be)                                                                       \
+    for (const char *const *nm_ = fr_backend_names(); *nm_; nm_++)                                 \
+        for (fr_backend be##_h = fr_test_backend(*nm_, 0, 2), *be = &be##_h; be; fr_backend_close(be), be = NULL)
 
 #define FB(n) ((size_t)(n) * sizeof(float))
 
@@ -163,22 +153,21 @@ static void assert_bits(const char *be, const char *what, const char *arr, const
 
 /* One sampler_step call on a backend: inputs copied in, outputs copied out (x_next written
  * over x when alias). */
-static void run_step(const fr_ops *ops, const fr_step_coef *q, int64_t B, int64_t D, const float *x, const float *m,
+static void run_step(fr_backend *be, const fr_step_coef *q, int64_t B, int64_t D, const float *x, const float *m,
                      const float *x0p, const float *xi, int alias, float *xn, float *mean, float *logp)
 {
     const int64_t n = B * D;
-    float *dx = dev_put(ops, x, FB(n)), *dm = dev_put(ops, m, FB(n)), *dx0 = dev_put(ops, x0p, FB(n));
-    float *dxi = dev_put(ops, xi, FB(n));
-    float *dxn = alias ? dx : dev_new(ops, FB(n));
-    float *dmean = mean ? dev_new(ops, FB(n)) : NULL, *dlogp = logp ? dev_new(ops, FB(B)) : NULL;
-    ops->sampler_step(B, D, *q, dx, dm, dx0, dxi, dxn, dmean, dlogp);
-    dev_get(ops, xn, dxn, FB(n));
-    if (mean) dev_get(ops, mean, dmean, FB(n));
-    if (logp) dev_get(ops, logp, dlogp, FB(B));
-    dev_free(ops, dx), dev_free(ops, dm), dev_free(ops, dmean), dev_free(ops, dlogp);
-    if (x0p) dev_free(ops, dx0);
-    if (xi) dev_free(ops, dxi);
-    if (!alias) dev_free(ops, dxn);
+    float *dx = dev_put(be, x, FB(n)), *dm = dev_put(be, m, FB(n)), *dx0 = dev_put(be, x0p, FB(n));
+    float *dxi = dev_put(be, xi, FB(n));
+    float *dxn = alias ? dx : dev_new(be, FB(n));
+    float *dmean = mean ? dev_new(be, FB(n)) : NULL, *dlogp = logp ? dev_new(be, FB(B)) : NULL;
+    be->ops->sampler_step(B, D, *q, dx, dm, dx0, dxi, dxn, dmean, dlogp);
+    dev_get(be, xn, dxn, FB(n));
+    if (mean) dev_get(be, mean, dmean, FB(n));
+    if (logp) dev_get(be, logp, dlogp, FB(B));
+    if (!alias) fr_dev_free(be, dxn);
+    fr_dev_free(be, dx), fr_dev_free(be, dm), fr_dev_free(be, dx0), fr_dev_free(be, dxi);
+    fr_dev_free(be, dmean), fr_dev_free(be, dlogp);
 }
 
 START_TEST(test_sampler_step)
@@ -209,13 +198,12 @@ START_TEST(test_sampler_step)
                 old_step(&q, B, D, x, m, x0_a, xi_a, xn_w, mean_w, logp_w);
                 char what[96];
                 snprintf(what, sizeof what, "%s (%lld, %lld) variant %d", cs[c].what, (long long)B, (long long)D, v);
-                for (const char *const *nm = fr_backend_names(); *nm; nm++) {
-                    const fr_ops *ops = backend(*nm);
-                    run_step(ops, &q, B, D, x, m, x0_a, xi_a, alias, xn, with_mean ? mean : NULL,
+                FOR_EACH_BACKEND(be) {
+                    run_step(be, &q, B, D, x, m, x0_a, xi_a, alias, xn, with_mean ? mean : NULL,
                              with_logp ? logp : NULL);
-                    assert_bits(*nm, what, "x_next", xn, xn_w, n, seed);
-                    if (with_mean) assert_bits(*nm, what, "mean", mean, mean_w, n, seed);
-                    if (with_logp) assert_bits(*nm, what, "logp", logp, logp_w, B, seed);
+                    assert_bits(be->name, what, "x_next", xn, xn_w, n, seed);
+                    if (with_mean) assert_bits(be->name, what, "mean", mean, mean_w, n, seed);
+                    if (with_logp) assert_bits(be->name, what, "logp", logp, logp_w, B, seed);
                 }
             }
             free(x), free(m), free(x0p), free(xi), free(xn), free(mean), free(logp);
@@ -226,20 +214,18 @@ END_TEST
 
 /* ---- sampler_logprob ------------------------------------------------------------------- */
 
-static void run_logprob(const fr_ops *ops, const fr_step_coef *q, int64_t B, int64_t D, const float *x,
+static void run_logprob(fr_backend *be, const fr_step_coef *q, int64_t B, int64_t D, const float *x,
                         const float *m, const float *xn, const float *mu, float *mean_out, float *logp)
 {
     const int64_t n = B * D;
-    float *dx = dev_put(ops, x, FB(n)), *dm = dev_put(ops, m, FB(n)), *dxn = dev_put(ops, xn, FB(n));
-    float *dmu = dev_put(ops, mu, FB(n)), *dmean = mean_out ? dev_new(ops, FB(n)) : NULL;
-    float *dlogp = dev_new(ops, FB(B));
-    ops->sampler_logprob(B, D, *q, dx, dm, NULL, dxn, dmu, dmean, dlogp);
-    dev_get(ops, logp, dlogp, FB(B));
-    if (mean_out) dev_get(ops, mean_out, dmean, FB(n));
-    if (x) dev_free(ops, dx);
-    if (m) dev_free(ops, dm);
-    if (mu) dev_free(ops, dmu);
-    dev_free(ops, dxn), dev_free(ops, dmean), dev_free(ops, dlogp);
+    float *dx = dev_put(be, x, FB(n)), *dm = dev_put(be, m, FB(n)), *dxn = dev_put(be, xn, FB(n));
+    float *dmu = dev_put(be, mu, FB(n)), *dmean = mean_out ? dev_new(be, FB(n)) : NULL;
+    float *dlogp = dev_new(be, FB(B));
+    be->ops->sampler_logprob(B, D, *q, dx, dm, NULL, dxn, dmu, dmean, dlogp);
+    dev_get(be, logp, dlogp, FB(B));
+    if (mean_out) dev_get(be, mean_out, dmean, FB(n));
+    fr_dev_free(be, dx), fr_dev_free(be, dm), fr_dev_free(be, dmu);
+    fr_dev_free(be, dxn), fr_dev_free(be, dmean), fr_dev_free(be, dlogp);
 }
 
 START_TEST(test_sampler_logprob)
@@ -265,14 +251,13 @@ START_TEST(test_sampler_logprob)
             old_logprob(&q, B, D, x, m, NULL, xn, NULL, mean_w, logp_w);
             char what[96];
             snprintf(what, sizeof what, "%s (%lld, %lld)", cs[c].what, (long long)B, (long long)D);
-            for (const char *const *nm = fr_backend_names(); *nm; nm++) {
-                const fr_ops *ops = backend(*nm);
-                run_logprob(ops, &q, B, D, NULL, NULL, xn, mu, NULL, logp); /* μ given */
-                assert_bits(*nm, what, "logp of mean", logp, logp_mu_w, B, seed);
+            FOR_EACH_BACKEND(be) {
+                run_logprob(be, &q, B, D, NULL, NULL, xn, mu, NULL, logp); /* μ given */
+                assert_bits(be->name, what, "logp of mean", logp, logp_mu_w, B, seed);
                 for (int with_mean = 0; with_mean < 2; with_mean++) { /* μ from (x, v) */
-                    run_logprob(ops, &q, B, D, x, m, xn, NULL, with_mean ? mean : NULL, logp);
-                    assert_bits(*nm, what, "logp", logp, logp_w, B, seed);
-                    if (with_mean) assert_bits(*nm, what, "mean", mean, mean_w, n, seed);
+                    run_logprob(be, &q, B, D, x, m, xn, NULL, with_mean ? mean : NULL, logp);
+                    assert_bits(be->name, what, "logp", logp, logp_w, B, seed);
+                    if (with_mean) assert_bits(be->name, what, "mean", mean, mean_w, n, seed);
                 }
             }
             free(x), free(m), free(xn), free(mu), free(mean), free(logp), free(mean_w), free(logp_w), free(logp_mu_w);
@@ -296,21 +281,20 @@ START_TEST(test_cfg_flow_x0)
         const float sigma = 0.25f * (float)k + 0.1f;
         for (int64_t i = 0; i < n; i++) cfg_w[i] = fr_cfg_elem(a[i], b[i], gs[k]);
         for (int64_t i = 0; i < n; i++) x0_w[i] = fr_flow_x0_elem(a[i], b[i], sigma);
-        for (const char *const *nm = fr_backend_names(); *nm; nm++) {
-            const fr_ops *ops = backend(*nm);
-            float *da = dev_put(ops, a, FB(n)), *db = dev_put(ops, b, FB(n)), *dout = dev_new(ops, FB(n));
-            ops->cfg_combine(n, gs[k], da, db, dout);
-            dev_get(ops, out, dout, FB(n));
-            assert_bits(*nm, "cfg_combine", "out", out, cfg_w, n, seed);
-            ops->cfg_combine(n, gs[k], da, db, db); /* out aliasing v_c */
-            dev_get(ops, out, db, FB(n));
-            assert_bits(*nm, "cfg_combine in place", "out", out, cfg_w, n, seed);
-            dev_free(ops, db);
-            db = dev_put(ops, b, FB(n));
-            ops->flow_x0(n, sigma, da, db, dout);
-            dev_get(ops, out, dout, FB(n));
-            assert_bits(*nm, "flow_x0", "x0", out, x0_w, n, seed);
-            dev_free(ops, da), dev_free(ops, db), dev_free(ops, dout);
+        FOR_EACH_BACKEND(be) {
+            float *da = dev_put(be, a, FB(n)), *db = dev_put(be, b, FB(n)), *dout = dev_new(be, FB(n));
+            be->ops->cfg_combine(n, gs[k], da, db, dout);
+            dev_get(be, out, dout, FB(n));
+            assert_bits(be->name, "cfg_combine", "out", out, cfg_w, n, seed);
+            be->ops->cfg_combine(n, gs[k], da, db, db); /* out aliasing v_c */
+            dev_get(be, out, db, FB(n));
+            assert_bits(be->name, "cfg_combine in place", "out", out, cfg_w, n, seed);
+            fr_dev_free(be, db);
+            db = dev_put(be, b, FB(n));
+            be->ops->flow_x0(n, sigma, da, db, dout);
+            dev_get(be, out, dout, FB(n));
+            assert_bits(be->name, "flow_x0", "x0", out, x0_w, n, seed);
+            fr_dev_free(be, da), fr_dev_free(be, db), fr_dev_free(be, dout);
         }
     }
     free(a), free(b), free(out), free(cfg_w), free(x0_w);
@@ -332,30 +316,29 @@ START_TEST(test_rng_rows)
             float *out = ops_alloc(R * D), *want = ops_alloc(R * D);
             for (int64_t r = 0; r < R; r++)
                 fr_rng_fill_normal(want + r * D, D, 77, FR_RNG_SAMPLER_NOISE, 5, ids[r % n1], 9 + (uint32_t)(r / n1));
-            for (const char *const *nm = fr_backend_names(); *nm; nm++) {
-                const fr_ops *ops = backend(*nm);
-                uint32_t *dids = dev_put(ops, ids, (size_t)n1 * sizeof *ids);
-                float *dout = dev_new(ops, FB(R * D));
-                ops->rng_normal_rows(R, D, 77, FR_RNG_SAMPLER_NOISE, 5, n1, dids, 9, dout);
-                dev_get(ops, out, dout, FB(R * D));
-                assert_bits(*nm, "rng_normal_rows", "out", out, want, R * D, seed);
-                dev_free(ops, dids), dev_free(ops, dout);
+            FOR_EACH_BACKEND(be) {
+                uint32_t *dids = dev_put(be, ids, (size_t)n1 * sizeof *ids);
+                float *dout = dev_new(be, FB(R * D));
+                be->ops->rng_normal_rows(R, D, 77, FR_RNG_SAMPLER_NOISE, 5, n1, dids, 9, dout);
+                dev_get(be, out, dout, FB(R * D));
+                assert_bits(be->name, "rng_normal_rows", "out", out, want, R * D, seed);
+                fr_dev_free(be, dids), fr_dev_free(be, dout);
             }
             free(out), free(want);
         }
 }
 END_TEST
 
-static void run_noise_fm(const fr_ops *ops, int64_t R, int64_t n1, int64_t D, const uint32_t *ids, const float *x0,
+static void run_noise_fm(fr_backend *be, int64_t R, int64_t n1, int64_t D, const uint32_t *ids, const float *x0,
                          const float *t, float *xt, float *eps)
 {
-    uint32_t *dids = dev_put(ops, ids, (size_t)n1 * sizeof *ids);
-    float *dx0 = dev_put(ops, x0, FB(n1 * D)), *dt = dev_put(ops, t, FB(R));
-    float *dxt = dev_new(ops, FB(R * D)), *deps = eps ? dev_new(ops, FB(R * D)) : NULL;
-    ops->noise_fm(R, n1, D, 3, FR_RNG_AWM_NOISE, 2, 11, dids, dx0, dt, dxt, deps);
-    dev_get(ops, xt, dxt, FB(R * D));
-    if (eps) dev_get(ops, eps, deps, FB(R * D));
-    dev_free(ops, dids), dev_free(ops, dx0), dev_free(ops, dt), dev_free(ops, dxt), dev_free(ops, deps);
+    uint32_t *dids = dev_put(be, ids, (size_t)n1 * sizeof *ids);
+    float *dx0 = dev_put(be, x0, FB(n1 * D)), *dt = dev_put(be, t, FB(R));
+    float *dxt = dev_new(be, FB(R * D)), *deps = eps ? dev_new(be, FB(R * D)) : NULL;
+    be->ops->noise_fm(R, n1, D, 3, FR_RNG_AWM_NOISE, 2, 11, dids, dx0, dt, dxt, deps);
+    dev_get(be, xt, dxt, FB(R * D));
+    if (eps) dev_get(be, eps, deps, FB(R * D));
+    fr_dev_free(be, dids), fr_dev_free(be, dx0), fr_dev_free(be, dt), fr_dev_free(be, dxt), fr_dev_free(be, deps);
 }
 
 START_TEST(test_noise_fm)
@@ -378,22 +361,21 @@ START_TEST(test_noise_fm)
                 xt_w[r * D + d] =
                     fr_noise_fm_elem(x0[(r % n1) * D + d], t[r], k, ids[r % n1], (uint32_t)d, &eps_w[r * D + d]);
         }
-        for (const char *const *nm = fr_backend_names(); *nm; nm++) {
-            const fr_ops *ops = backend(*nm);
-            run_noise_fm(ops, R, n1, D, ids, x0, t, xt, eps);
-            assert_bits(*nm, "noise_fm", "x_t", xt, xt_w, R * D, seed);
-            assert_bits(*nm, "noise_fm", "eps", eps, eps_w, R * D, seed);
-            run_noise_fm(ops, R, n1, D, ids, x0, t, xt, NULL);
-            assert_bits(*nm, "noise_fm without eps", "x_t", xt, xt_w, R * D, seed);
+        FOR_EACH_BACKEND(be) {
+            run_noise_fm(be, R, n1, D, ids, x0, t, xt, eps);
+            assert_bits(be->name, "noise_fm", "x_t", xt, xt_w, R * D, seed);
+            assert_bits(be->name, "noise_fm", "eps", eps, eps_w, R * D, seed);
+            run_noise_fm(be, R, n1, D, ids, x0, t, xt, NULL);
+            assert_bits(be->name, "noise_fm without eps", "x_t", xt, xt_w, R * D, seed);
         }
     }
     /* n1 = R is fr_noise_fm */
     const fr_noise_coord k = {3, FR_RNG_AWM_NOISE, 2, 11};
     ck_assert(fr_noise_fm(R, D, k, ids, x0, t, xt_w, eps_w) == FR_OK);
-    for (const char *const *nm = fr_backend_names(); *nm; nm++) {
-        run_noise_fm(backend(*nm), R, R, D, ids, x0, t, xt, eps);
-        assert_bits(*nm, "noise_fm = fr_noise_fm", "x_t", xt, xt_w, R * D, seed);
-        assert_bits(*nm, "noise_fm = fr_noise_fm", "eps", eps, eps_w, R * D, seed);
+    FOR_EACH_BACKEND(be) {
+        run_noise_fm(be, R, R, D, ids, x0, t, xt, eps);
+        assert_bits(be->name, "noise_fm = fr_noise_fm", "x_t", xt, xt_w, R * D, seed);
+        assert_bits(be->name, "noise_fm = fr_noise_fm", "eps", eps, eps_w, R * D, seed);
     }
     free(x0), free(t), free(xt), free(eps), free(xt_w), free(eps_w);
 }
@@ -415,14 +397,13 @@ START_TEST(test_gather_rows)
         idx[r] = (int32_t)(fr_test_next(&s) % (uint64_t)(S + 1)) - 1; /* -1: row left as it is */
         if (idx[r] >= 0) memcpy(want + r * D, src + idx[r] * D, FB(D));
     }
-    for (const char *const *nm = fr_backend_names(); *nm; nm++) {
-        const fr_ops *ops = backend(*nm);
-        int32_t *didx = dev_put(ops, idx, sizeof idx);
-        float *dsrc = dev_put(ops, src, FB(S * D)), *ddst = dev_put(ops, dst, FB(R * D));
-        ops->gather_rows(R, D, didx, dsrc, ddst);
-        dev_get(ops, got, ddst, FB(R * D));
-        assert_bits(*nm, "gather_rows", "dst", got, want, R * D, seed);
-        dev_free(ops, didx), dev_free(ops, dsrc), dev_free(ops, ddst);
+    FOR_EACH_BACKEND(be) {
+        int32_t *didx = dev_put(be, idx, sizeof idx);
+        float *dsrc = dev_put(be, src, FB(S * D)), *ddst = dev_put(be, dst, FB(R * D));
+        be->ops->gather_rows(R, D, didx, dsrc, ddst);
+        dev_get(be, got, ddst, FB(R * D));
+        assert_bits(be->name, "gather_rows", "dst", got, want, R * D, seed);
+        fr_dev_free(be, didx), fr_dev_free(be, dsrc), fr_dev_free(be, ddst);
     }
     free(src), free(dst), free(want), free(got);
 }
