@@ -369,13 +369,16 @@ START_TEST(test_noise_fm)
             assert_bits(be->name, "noise_fm without eps", "x_t", xt, xt_w, R * D, seed);
         }
     }
-    /* n1 = R is fr_noise_fm */
+    /* fr_noise_fm is the entry with n1 = R, the last case above (ids and t from the host) */
     const fr_noise_coord k = {3, FR_RNG_AWM_NOISE, 2, 11};
-    ck_assert(fr_noise_fm(R, D, k, ids, x0, t, xt_w, eps_w) == FR_OK);
     FOR_EACH_BACKEND(be) {
-        run_noise_fm(be, R, R, D, ids, x0, t, xt, eps);
-        assert_bits(be->name, "noise_fm = fr_noise_fm", "x_t", xt, xt_w, R * D, seed);
-        assert_bits(be->name, "noise_fm = fr_noise_fm", "eps", eps, eps_w, R * D, seed);
+        float *dx0 = dev_put(be, x0, FB(R * D)), *dxt = dev_new(be, FB(R * D)), *deps = dev_new(be, FB(R * D));
+        ck_assert_msg(fr_noise_fm(be, R, D, k, ids, dx0, t, dxt, deps) == FR_OK, "%s", fr_last_error());
+        dev_get(be, xt, dxt, FB(R * D));
+        dev_get(be, eps, deps, FB(R * D));
+        assert_bits(be->name, "fr_noise_fm", "x_t", xt, xt_w, R * D, seed);
+        assert_bits(be->name, "fr_noise_fm", "eps", eps, eps_w, R * D, seed);
+        fr_dev_free(be, dx0), fr_dev_free(be, dxt), fr_dev_free(be, deps);
     }
     free(x0), free(t), free(xt), free(eps), free(xt_w), free(eps_w);
 }
