@@ -147,11 +147,11 @@ static fr_status run_chunk(const ctx *cx, buffers *w, nodes *nd, int64_t n0, int
                                want_logp ? w->logp : NULL, NULL));
         if (c->kind == FR_SAMPLER_DPM) FR_TRY(fr_flow_x0(be, b * D, p.sigma, w->x, w->v, w->x0)); /* m1 of step i+1 */
         if (traj) {
-            if (traj->traj) be->ops->gather_rows(B, D, w->idx, w->xn, traj->traj + (i + 1) * B * D);
-            if (traj->mean) be->ops->gather_rows(B, D, w->idx, w->mean, traj->mean + i * B * D);
+            if (traj->traj) be->ops->gather_rows(B, D, w->idx, b, w->xn, traj->traj + (i + 1) * B * D);
+            if (traj->mean) be->ops->gather_rows(B, D, w->idx, b, w->mean, traj->mean + i * B * D);
             if (traj->logp) {
                 if (!want_logp) FR_TRY(fr_dev_zero(be, w->logp, (size_t)b * sizeof(float)));
-                be->ops->gather_rows(B, 1, w->idx, w->logp, traj->logp + i * B);
+                be->ops->gather_rows(B, 1, w->idx, b, w->logp, traj->logp + i * B);
             }
             if (traj->std) traj->std[i] = sd;
         }
@@ -214,11 +214,11 @@ static fr_status nodes_alloc(fr_backend *be, nodes *nd, int64_t B, int64_t D)
     return FR_ERR_NOMEM;
 }
 
-/* dst row r (r < R) = src row idx_host[r], through the backend's gather. */
-static fr_status gather(fr_backend *be, buffers *w, int64_t R, int64_t D, const float *src, float *dst)
+/* dst row r (r < R) = row idx_host[r] of src (n_src, D), through the backend's gather. */
+static fr_status gather(fr_backend *be, buffers *w, int64_t R, int64_t D, int64_t n_src, const float *src, float *dst)
 {
     FR_TRY(put_idx(be, w, R));
-    be->ops->gather_rows(R, D, w->idx, src, dst);
+    be->ops->gather_rows(R, D, w->idx, n_src, src, dst);
     return FR_OK;
 }
 
@@ -230,7 +230,7 @@ static fr_status draw_x_T(const ctx *cx, buffers *w, const nodes *nd, const uint
     const int64_t D = cx->m->cfg.D;
     if (x_init) {
         for (int64_t n = 0; n < nd->n; n++) w->idx_host[n] = (int32_t)nd->parent[n];
-        return gather(cx->be, w, nd->n, D, x_init, nd->xs);
+        return gather(cx->be, w, nd->n, D, cx->B, x_init, nd->xs);
     }
     for (int64_t n = 0; n < nd->n; n++) w->c1_next[n] = fr_rollout_noise_owner(c, sample_ids[nd->parent[n]], -1);
     FR_TRY(put_owners(cx->be, w, nd->n));
@@ -242,7 +242,7 @@ static fr_status draw_x_T(const ctx *cx, buffers *w, const nodes *nd, const uint
 static fr_status rows_of_nodes(const ctx *cx, buffers *w, const nodes *nd, float *out)
 {
     for (int64_t r = 0; r < cx->B; r++) w->idx_host[r] = (int32_t)nd->of[r];
-    return gather(cx->be, w, cx->B, cx->m->cfg.D, nd->xs, out);
+    return gather(cx->be, w, cx->B, cx->m->cfg.D, nd->n, nd->xs, out);
 }
 
 /* The segments [i0, i1): cut at every branch step; cap rows per forward. */
@@ -268,8 +268,8 @@ static fr_status run_segments(const ctx *cx, buffers *w, int64_t cap, const int 
         if (k > 0) { /* split: each node of this segment starts from its parent */
             make_nodes(c, B, prompt_ids, sample_ids, i0, nxt, cur);
             for (int64_t n = 0; n < nxt->n; n++) w->idx_host[n] = (int32_t)nxt->parent[n];
-            s = gather(be, w, nxt->n, D, cur->xs, nxt->xs);
-            if (s == FR_OK) be->ops->gather_rows(nxt->n, D, w->idx, cur->x0s, nxt->x0s);
+            s = gather(be, w, nxt->n, D, cur->n, cur->xs, nxt->xs);
+            if (s == FR_OK) be->ops->gather_rows(nxt->n, D, w->idx, cur->n, cur->x0s, nxt->x0s);
             nodes *t = cur;
             cur = nxt;
             nxt = t;

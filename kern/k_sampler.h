@@ -129,8 +129,16 @@ static void k_sampler_step(int64_t B, int64_t D, fr_step_coef q, const float *x,
                            const float *x0_prev, const float *xi, float *x_next, float *mean, float *logp)
 {
     if (B < 1) return;
+    const int64_t n = B * D;
+    FR_KARG(x, n, "x");
+    FR_KARG(model_out, n, "model_out");
+    FR_KARG_OPT(x0_prev, n, "x0_prev");
+    FR_KARG_OPT(xi, n, "xi");
+    FR_KARG(x_next, n, "x_next");
+    FR_KARG_OPT(mean, n, "mean");
+    FR_KARG_OPT(logp, B, "logp");
     if (logp) k_logp_launch(B, D, q, x, model_out, x0_prev, NULL, xi, NULL, logp);
-    k_step_launch(B * D, q, x, model_out, x0_prev, NULL, xi, x_next, mean);
+    k_step_launch(n, q, x, model_out, x0_prev, NULL, xi, x_next, mean);
 }
 
 static void k_sampler_logprob(int64_t B, int64_t D, fr_step_coef q, const float *x, const float *model_out,
@@ -138,8 +146,16 @@ static void k_sampler_logprob(int64_t B, int64_t D, fr_step_coef q, const float 
                               float *logp)
 {
     if (B < 1) return;
+    const int64_t n = B * D;
+    FR_KARG_OPT(x, mean_in ? 0 : n, "x");
+    FR_KARG_OPT(model_out, mean_in ? 0 : n, "model_out");
+    FR_KARG_OPT(x0_prev, mean_in ? 0 : n, "x0_prev");
+    FR_KARG(x_next, n, "x_next");
+    FR_KARG_OPT(mean_in, n, "mean_in");
+    FR_KARG_OPT(mean_out, n, "mean_out");
+    FR_KARG(logp, B, "logp");
     k_logp_launch(B, D, q, x, model_out, x0_prev, mean_in, NULL, x_next, logp);
-    if (mean_out) k_step_launch(B * D, q, x, model_out, x0_prev, mean_in, NULL, mean_out, NULL);
+    if (mean_out) k_step_launch(n, q, x, model_out, x0_prev, mean_in, NULL, mean_out, NULL);
 }
 
 /* ---- guidance and x̂0 ------------------------------------------------------------------ */
@@ -160,6 +176,9 @@ FR_KERNEL(fr_k_cfg, fr_k_cfg_args)
 static void k_cfg_combine(int64_t n, float g, const float *v_u, const float *v_c, float *out)
 {
     if (n < 1) return;
+    FR_KARG(v_u, n, "v_u");
+    FR_KARG(v_c, n, "v_c");
+    FR_KARG(out, n, "out");
     fr_k_cfg_args a = {n, g, v_u, v_c, out};
     FR_LAUNCH(fr_k_cfg, fr_grid_1d(n, FR_K_SAMPLER_BLOCK), fr_dim3_x(FR_K_SAMPLER_BLOCK), a);
 }
@@ -180,6 +199,9 @@ FR_KERNEL(fr_k_flow_x0, fr_k_flow_x0_args)
 static void k_flow_x0(int64_t n, float sigma, const float *x, const float *v, float *x0)
 {
     if (n < 1) return;
+    FR_KARG(x, n, "x");
+    FR_KARG(v, n, "v");
+    FR_KARG(x0, n, "x0");
     fr_k_flow_x0_args a = {n, sigma, x, v, x0};
     FR_LAUNCH(fr_k_flow_x0, fr_grid_1d(n, FR_K_SAMPLER_BLOCK), fr_dim3_x(FR_K_SAMPLER_BLOCK), a);
 }
@@ -206,6 +228,8 @@ static void k_rng_normal_rows(int64_t R, int64_t D, uint32_t seed, uint32_t purp
                               const uint32_t *c1, uint32_t c2, float *out)
 {
     if (R < 1 || D < 1) return;
+    FR_KARG(c1, n1 < R ? n1 : R, "c1");
+    FR_KARG(out, R * D, "out");
     fr_k_normal_rows_args a = {R, D, n1, seed, purpose, c0, c2, c1, out};
     FR_LAUNCH(fr_k_normal_rows, fr_grid_1d(R * D, FR_K_SAMPLER_BLOCK), fr_dim3_x(FR_K_SAMPLER_BLOCK), a);
 }
@@ -235,6 +259,11 @@ static void k_noise_fm(int64_t R, int64_t n1, int64_t D, uint32_t seed, uint32_t
                        const uint32_t *ids, const float *x0, const float *t, float *x_t, float *eps)
 {
     if (R < 1 || D < 1) return;
+    FR_KARG(ids, n1 < R ? n1 : R, "ids"); /* rows of ids and x0 read */
+    FR_KARG(x0, (n1 < R ? n1 : R) * D, "x0");
+    FR_KARG(t, R, "t");
+    FR_KARG(x_t, R * D, "x_t");
+    FR_KARG_OPT(eps, R * D, "eps");
     fr_k_noise_fm_args a = {R, n1, D, seed, purpose, c0, c2, ids, x0, t, x_t, eps};
     FR_LAUNCH(fr_k_noise_fm, fr_grid_1d(R * D, FR_K_SAMPLER_BLOCK), fr_dim3_x(FR_K_SAMPLER_BLOCK), a);
 }
@@ -257,9 +286,12 @@ FR_KERNEL(fr_k_gather, fr_k_gather_args)
     if (s >= 0) a->dst[i] = a->src[(int64_t)s * a->D + i % a->D];
 }
 
-static void k_gather_rows(int64_t R, int64_t D, const int32_t *idx, const float *src, float *dst)
+static void k_gather_rows(int64_t R, int64_t D, const int32_t *idx, int64_t n_src, const float *src, float *dst)
 {
     if (R < 1 || D < 1) return;
+    FR_KARG(idx, R, "idx");
+    FR_KARG(src, n_src * D, "src");
+    FR_KARG(dst, R * D, "dst");
     fr_k_gather_args a = {R, D, idx, src, dst};
     FR_LAUNCH(fr_k_gather, fr_grid_1d(R * D, FR_K_SAMPLER_BLOCK), fr_dim3_x(FR_K_SAMPLER_BLOCK), a);
 }

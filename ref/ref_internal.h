@@ -67,6 +67,6 @@ void fr_ref_rng_normal_rows(int64_t R, int64_t D, uint32_t seed, uint32_t purpos
                             const uint32_t *c1, uint32_t c2, float *out);
 void fr_ref_noise_fm(int64_t R, int64_t n1, int64_t D, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c2,
                      const uint32_t *ids, const float *x0, const float *t, float *x_t, float *eps);
-void fr_ref_gather_rows(int64_t R, int64_t D, const int32_t *idx, const float *src, float *dst);
+void fr_ref_gather_rows(int64_t R, int64_t D, const int32_t *idx, int64_t n_src, const float *src, float *dst);
 
 #endif

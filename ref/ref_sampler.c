@@ -68,8 +68,9 @@ void fr_ref_noise_fm(int64_t R, int64_t n1, int64_t D, uint32_t seed, uint32_t p
     }
 }
 
-void fr_ref_gather_rows(int64_t R, int64_t D, const int32_t *idx, const float *src, float *dst)
+void fr_ref_gather_rows(int64_t R, int64_t D, const int32_t *idx, int64_t n_src, const float *src, float *dst)
 {
+    (void)n_src; /* the extent a device backend checks */
     for (int64_t r = 0; r < R; r++)
         if (idx[r] >= 0)
             for (int64_t j = 0; j < D; j++) dst[r * D + j] = src[(int64_t)idx[r] * D + j];

@@ -27,6 +27,7 @@
     X(cli)                                                                                 \
     X(opts)                                                                                \
     X(opt)                                                                                 \
+    X(backends)                                                                            \
     X(reward_cmd)                                                                          \
     X(rollout)                                                                             \
     X(rollout_engine)                                                                      \
@@ -37,6 +38,7 @@
     X(runs)                                                                                \
     X(awm_run)                                                                             \
     X(fast)                                                                                \
+    X(cuda)                                                                                \
     X(integrity)                                                                           \
     X(plots)                                                                               \
     X(task_render)                                                                         \

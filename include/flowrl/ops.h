@@ -182,9 +182,9 @@ typedef struct fr_ops {
      * x_t may alias x0 when n1 = R. */
     void (*noise_fm)(int64_t R, int64_t n1, int64_t D, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c2,
                      const uint32_t *ids, const float *x0, const float *t, float *x_t, float *eps);
-    /* dst row r (D floats) = src row idx[r], r < R, idx (R,) int32; idx[r] < 0 leaves dst row r
-     * as it is. src and dst must not overlap. */
-    void (*gather_rows)(int64_t R, int64_t D, const int32_t *idx, const float *src, float *dst);
+    /* dst (R, D): row r = src row idx[r] of src (n_src, D), idx (R,) int32 in [0, n_src); idx[r]
+     * < 0 leaves dst row r as it is. src and dst must not overlap. */
+    void (*gather_rows)(int64_t R, int64_t D, const int32_t *idx, int64_t n_src, const float *src, float *dst);
 
     /* ---- trajectory objectives: PPO / KL / Guard and their backward (core/grpo.c, traj_*.c) ---- */
 
@@ -200,8 +200,9 @@ typedef struct {
     const char *description;
     /* Fills ops: called on a table already holding the ref entries. */
     fr_status (*init)(fr_ops *ops);
-    /* The --fast table (mode "fast"): called on a copy of the exact table; NULL when the
-     * backend has no fast mode. */
+    /* --fast: overrides entries of a copy of the backend's table with vendor kernels
+     * (opt: OpenBLAS / oneDNN, flowrl/fast.h; cuda: cuBLAS, flowrl/cuda.h); NULL = no
+     * fast mode. */
     fr_status (*fast_init)(fr_ops *ops);
     /* Sets the worker-thread count (0 = the backend's default) and returns the count in
      * use; NULL for a backend that runs one thread. */
@@ -212,10 +213,11 @@ typedef struct {
  * for whatever it does not override). */
 fr_status fr_backend_get(const char *name, const fr_ops **out);
 /* fr_backend_get with the --fast switch: fast = 0 is fr_backend_get; fast = 1 gives the
- * table of the backend's fast_init (opt: OpenBLAS / oneDNN kernels where fr_fast_supports
- * picks them, flowrl/fast.h), mode "fast". Errors: fast with a backend without a fast mode
- * (ref) is FR_ERR_ARG; fast in a build with neither OpenBLAS nor oneDNN is
- * FR_ERR_UNSUPPORTED. */
+ * backend's table with its fast_init's vendor kernels, mode "fast": "opt" with OpenBLAS /
+ * oneDNN kernels where fr_fast_supports picks them (flowrl/fast.h), "cuda" with cuBLAS
+ * (flowrl/cuda.h). Errors: fast with "ref" (or any other backend without a fast mode) is
+ * FR_ERR_ARG; fast without the vendor library (opt: neither OpenBLAS nor oneDNN built in;
+ * cuda: no cuBLAS on this machine) is FR_ERR_UNSUPPORTED. */
 fr_status fr_backend_get_mode(const char *name, int fast, const fr_ops **out);
 /* Names of backends compiled in, NULL-terminated. */
 const char *const *fr_backend_names(void);
