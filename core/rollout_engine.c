@@ -43,7 +43,8 @@ static fr_status buffers_alloc(fr_backend *be, buffers *w, const fr_model *m, in
 {
     memset(w, 0, sizeof *w);
     const int64_t D = m->cfg.D, S = m->cfg.n_slots;
-    w->blk = fr_dev_alloc(be, (size_t)(6 * cap * D + cap) * sizeof(float) + (size_t)B * (sizeof(uint32_t) + sizeof(int32_t)));
+    w->blk = fr_dev_alloc(be, (size_t)(6 * cap * D + cap) * sizeof(float) +
+                                  (size_t)B * (sizeof(uint32_t) + sizeof(int32_t)));
     w->hblk = fr_malloc((size_t)(cap * S) * sizeof(int32_t) + (size_t)B * (2 * sizeof(uint32_t) + sizeof(int32_t)));
     if (!w->blk || !w->hblk) {
         buffers_free(be, w);
@@ -288,7 +289,8 @@ fr_status fr_rollout(const fr_model *m, fr_backend *be, const fr_task *task, con
                      const fr_rollout_traj *traj)
 {
     if (!m || !be || !task || !cfg) return fr_fail(FR_ERR_ARG, "fr_rollout: NULL model, be, task or cfg");
-    if (B < 0 || B > INT32_MAX) return fr_fail(FR_ERR_ARG, "fr_rollout: batch %lld, expected 0 .. 2^31 - 1", (long long)B);
+    if (B < 0 || B > INT32_MAX)
+        return fr_fail(FR_ERR_ARG, "fr_rollout: batch %lld, expected 0 .. 2^31 - 1", (long long)B);
     if (B == 0) return FR_OK;
     FR_TRY(fr_rollout_check_cfg(m, task, cfg));
     float max_noise = cfg->noise;

@@ -64,7 +64,8 @@ void fr_ref_noise_fm(int64_t R, int64_t n1, int64_t D, uint32_t seed, uint32_t p
         const fr_noise_coord k = {seed, purpose, c0, c2 + (uint32_t)(r / n1)};
         const int64_t b = r % n1;
         for (int64_t d = 0; d < D; d++)
-            x_t[r * D + d] = fr_noise_fm_elem(x0[b * D + d], t[r], k, ids[b], (uint32_t)d, eps ? &eps[r * D + d] : NULL);
+            x_t[r * D + d] =
+                fr_noise_fm_elem(x0[b * D + d], t[r], k, ids[b], (uint32_t)d, eps ? &eps[r * D + d] : NULL);
     }
 }
 
