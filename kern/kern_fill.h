@@ -16,6 +16,7 @@
 #include "kern/k_model.h"
 #include "kern/k_norm.h"
 #include "kern/k_reduce_scalar.h"
+#include "kern/k_sampler.h"
 
 static void fr_kern_fill(fr_ops *t)
 {
@@ -26,6 +27,7 @@ static void fr_kern_fill(fr_ops *t)
     fr_kern_fill_adamw(t);
     fr_kern_fill_flow(t);
     fr_kern_fill_model(t);
+    fr_kern_fill_sampler(t);
 }
 
 #endif

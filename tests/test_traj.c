@@ -63,7 +63,7 @@ START_TEST(test_guided_bitwise)
         const fr_guidance gd = cases[k];
         const float tv = 731.25f;
         fr_guided_ws w;
-        ck_assert(fr_guided_ws_alloc(&w, &m, B, gd, 1) == FR_OK);
+        ck_assert(fr_guided_ws_alloc(&w, be, &m, B, gd, 1) == FR_OK);
         fr_model_zero_grad(&m, be);
         ck_assert(fr_guided_forward(&m, be, &w, B, x, tv, c, v) == FR_OK);
         ck_assert(fr_guided_backward(&m, be, &w, gv) == FR_OK);
@@ -102,7 +102,7 @@ START_TEST(test_guided_bitwise)
         fr_model_ws_free(&ws);
     }
     fr_guided_ws w;
-    ck_assert(fr_guided_ws_alloc(&w, &m, 2, cases[0], 1) == FR_OK);
+    ck_assert(fr_guided_ws_alloc(&w, be, &m, 2, cases[0], 1) == FR_OK);
     ck_assert(fr_guided_forward(&m, be, &w, 3, x, 1.0f, c, v) == FR_ERR_ARG);
     fr_guided_ws_free(&w);
     free(ga);
