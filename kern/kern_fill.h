@@ -9,10 +9,11 @@
 #include "flowrl/ops.h"
 
 /* families: each defines static void fr_kern_fill_<family>(fr_ops *t) */
+#include "kern/k_traj.h"
 
 static void fr_kern_fill(fr_ops *t)
 {
-    (void)t;
+    fr_kern_fill_traj(t);
 }
 
 #endif

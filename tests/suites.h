@@ -12,6 +12,7 @@
     X(digest)                                                                              \
     X(ops)                                                                                 \
     X(ops_grad)                                                                            \
+    X(ops_traj)                                                                            \
     X(safetensors)                                                                         \
     X(model)                                                                               \
     X(schedule)                                                                            \

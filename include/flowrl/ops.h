@@ -147,12 +147,34 @@ typedef struct fr_ops {
                         const double *ce, float *grad);
     /* ema (n) = fr_awm_ema_elem(ema, theta, d, 1 − d) (d, 1 − d rounded from double). */
     void (*ema_lerp)(int64_t n, double d, const float *theta, float *ema);
+    /* AWM's training noise (flowrl/awm.h fr_awm_noise), rows r = k·B + b of (K·B, D):
+     * eps = fr_rng_normal(seed, FR_RNG_AWM_NOISE, epoch, sample_id[b], k, i) and
+     * xt = fr_flow_noised_elem(x0[b], eps, t[r]). sample_id (B,) uint32, x0 (B, D), t (K·B,). */
+    void (*awm_noise)(int64_t K, int64_t B, int64_t D, uint32_t seed, uint32_t epoch, const uint32_t *sample_id,
+                      const float *x0, const float *t, float *eps, float *xt);
 
     /* ---- model: time embedding, condition rows, x0 head (core/model.c) ---- */
 
     /* ---- samplers, guidance, noise (core/sampler.c, guidance.c, rollout_engine.c) ---- */
 
     /* ---- trajectory objectives: PPO / KL / Guard and their backward (core/grpo.c, traj_*.c) ---- */
+    /* (flowrl/grpo.h; per-sample scalars (ratios, clip, advantages) stay on the host.)
+     * grad_mean (B, D) (+)= g_logp·dlogp/dμ of a step's log-prob (a mean over D): row scale
+     * gd = fr_logp_row_scale(cps, g_logp[b], D, two_var), element fr_logp_dmu_elem(cps, x_next,
+     * mean, gd). g_logp (B,); two_var the Gaussian's 2·std² (unused for cps). */
+    void (*logp_backward)(int64_t B, int64_t D, int cps, float two_var, const float *x_next, const float *mean,
+                          const float *g_logp, float *grad_mean, int accumulate);
+    /* out (R,) = fr_sumsq_diff_canonical over D of row r of a and b (R, D): the KL's rows,
+     * GRPO-Guard's per-sample bias, and (R = 1, D = B·D) its batch-wide one. */
+    void (*row_sumsq_diff)(int64_t R, int64_t D, const float *a, const float *b, float *out);
+    /* grad (n) (+)= fr_kl_dmu_elem(mean, mean_ref, gk). */
+    void (*kl_grad)(int64_t n, float gk, const float *mean, const float *mean_ref, float *grad, int accumulate);
+    /* grad (B, D) (+)= fr_guard_dmu_elem(x_next, mean, mean_old, gd[b], gm[b]); gd, gm (B,). */
+    void (*guard_grad)(int64_t B, int64_t D, const float *x_next, const float *mean, const float *mean_old,
+                       const float *gd, const float *gm, float *grad, int accumulate);
+    /* dst (b, D): row k = row idx[k] of src (rows of D); idx (b,) int64, each a row of src.
+     * The rows of a trajectory step or of the final samples gathered into a micro-batch. */
+    void (*gather_rows)(int64_t b, int64_t D, const int64_t *idx, const float *src, float *dst);
 
     /* "exact" (ref, opt, cuda: bitwise equal to ref) or "fast" (vendor kernels inside,
      * equal to ref within docs/determinism.md "--fast: measured tolerance"), for CLIs and
