@@ -4,6 +4,7 @@
  *
  * To register a backend, add one fr_backend_desc line to k_backends, guarded by its
  * build option (e.g. `#if FR_HAVE_CUDA` around {"cuda", ..., fr_cuda_init}). */
+#include "flowrl/emu.h"
 #include "flowrl/fast.h"
 #include "flowrl/ops.h"
 #include "flowrl/ref_backend.h"
@@ -22,12 +23,13 @@ static fr_status ref_init(fr_ops *ops)
 static const fr_backend_desc k_backends[] = {
     {"ref", "scalar reference: plain C loops, one thread; the definition", ref_init},
     {"opt", "SIMD + threads on the CPU, bitwise equal to ref for any thread count", fr_opt_init},
+    {"cuda-emu", "the CUDA kernels (kern/) run on the CPU, in device memory the host cannot touch", fr_emu_init},
 };
 #define N_BACKENDS (int)(sizeof k_backends / sizeof k_backends[0])
 
 /* Names the project defines, built in or not: asking for one that this build lacks is
  * FR_ERR_UNSUPPORTED; any other name is FR_ERR_ARG. */
-static const char *const k_known_names[] = {"ref", "opt", "cuda"};
+static const char *const k_known_names[] = {"ref", "opt", "cuda-emu", "cuda"};
 
 /* Tables are built on first use; a failed init (e.g. no device) is not cached, so a
  * later call retries and reports its own message. */

@@ -7,6 +7,7 @@
 
 #define FR_SUITES(X)                                                                       \
     X(philox)                                                                              \
+    X(emu)                                                                                 \
     X(detmath)                                                                             \
     X(tensor)                                                                              \
     X(digest)                                                                              \

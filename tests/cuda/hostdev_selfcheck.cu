@@ -19,6 +19,7 @@ extern "C" {
 #include "flowrl/embed.h"
 #include "flowrl/grpo_elem.h"
 #include "flowrl/hostdev.h"
+#include "flowrl/kernel.h" /* its helpers are exercised by every kernel of gpu/ */
 #include "flowrl/model_elem.h"
 #include "flowrl/noising.h"
 #include "flowrl/philox.h"
