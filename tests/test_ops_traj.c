@@ -139,7 +139,7 @@ static void inputs_free(inputs *in)
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
 }
 
-/* The outputs of every entry on one input set, from a table whose memory is the host's. */
+/* The outputs of every entry on one input set. */
 typedef struct {
     float *logp_bwd[2][2]; /* [cps][accumulate] (B, D) */
     float *kl[2];          /* [accumulate] (B, D) */
@@ -150,31 +150,81 @@ typedef struct {
     float *eps, *xt;       /* (3·B, D) */
 } outputs;
 
+/* ---- backend memory of a table: its memory entries, or the host's ------------------------- */
+
+static void *dev_alloc(const fr_ops *o, size_t bytes)
+{
+    void *p = o->mem_alloc ? o->mem_alloc(bytes) : calloc(1, bytes);
+    ck_assert_msg(p != NULL, "%s: allocation of %zu bytes failed", o->name, bytes);
+    return p;
+}
+
+static void dev_free(const fr_ops *o, void *p)
+{
+    if (o->mem_free) o->mem_free(p);
+    else free(p);
+}
+
+static void *dev_up(const fr_ops *o, const void *src, size_t bytes)
+{
+    void *p = dev_alloc(o, bytes);
+    if (o->mem_h2d) ck_assert_msg(o->mem_h2d(p, src, bytes) == FR_OK, "%s: h2d: %s", o->name, fr_last_error());
+    else memcpy(p, src, bytes);
+    return p;
+}
+
+/* A host copy of n floats of backend memory p, which is freed. */
+static float *dev_down(const fr_ops *o, void *p, int64_t n)
+{
+    float *h = malloc((size_t)n * sizeof(float));
+    ck_assert(h != NULL);
+    if (o->mem_d2h) ck_assert_msg(o->mem_d2h(h, p, (size_t)n * sizeof(float)) == FR_OK, "%s: d2h: %s", o->name, fr_last_error());
+    else memcpy(h, p, (size_t)n * sizeof(float));
+    dev_free(o, p);
+    return h;
+}
+
+#define UP(p, n) dev_up(o, (p), (size_t)(n) * sizeof *(p))
+
+/* Every entry of table o on in, through o's memory. */
 static void outputs_run(const fr_ops *o, const inputs *in, outputs *out)
 {
     const int64_t B = in->B, D = in->D, n = B * D;
+    float *x_next = UP(in->x_next, n), *mean = UP(in->mean, n), *mean_old = UP(in->mean_old, n),
+          *g_logp = UP(in->g_logp, B), *gd = UP(in->gd, B), *gm = UP(in->gm, B), *x0 = UP(in->x0, n),
+          *t = UP(in->t, 3 * B);
+    int64_t *rows = UP(in->rows, 7);
+    uint32_t *sid = UP(in->sid, 7);
     for (int c = 0; c < 2; c++)
         for (int a = 0; a < 2; a++) {
-            float *g = out->logp_bwd[c][a] = malloc((size_t)n * sizeof(float));
-            memcpy(g, in->grad0, (size_t)n * sizeof(float));
-            o->logp_backward(B, D, c, 0.37f, in->x_next, in->mean, in->g_logp, g, a);
+            float *g = UP(in->grad0, n);
+            o->logp_backward(B, D, c, 0.37f, x_next, mean, g_logp, g, a);
+            out->logp_bwd[c][a] = dev_down(o, g, n);
         }
     for (int a = 0; a < 2; a++) {
-        out->kl[a] = malloc((size_t)n * sizeof(float));
-        memcpy(out->kl[a], in->grad0, (size_t)n * sizeof(float));
-        o->kl_grad(n, 0.0123f, in->mean, in->mean_old, out->kl[a], a);
-        out->guard[a] = malloc((size_t)n * sizeof(float));
-        memcpy(out->guard[a], in->grad0, (size_t)n * sizeof(float));
-        o->guard_grad(B, D, in->x_next, in->mean, in->mean_old, in->gd, in->gm, out->guard[a], a);
+        float *g = UP(in->grad0, n);
+        o->kl_grad(n, 0.0123f, mean, mean_old, g, a);
+        out->kl[a] = dev_down(o, g, n);
+        g = UP(in->grad0, n);
+        o->guard_grad(B, D, x_next, mean, mean_old, gd, gm, g, a);
+        out->guard[a] = dev_down(o, g, n);
     }
-    out->rows = malloc((size_t)B * sizeof(float));
-    o->row_sumsq_diff(B, D, in->mean, in->mean_old, out->rows);
-    o->row_sumsq_diff(1, n, in->mean, in->mean_old, &out->all);
-    out->gather = malloc((size_t)(7 * D) * sizeof(float));
-    o->gather_rows(7, D, in->rows, in->x_next, out->gather);
-    out->eps = malloc((size_t)(3 * n) * sizeof(float));
-    out->xt = malloc((size_t)(3 * n) * sizeof(float));
-    o->awm_noise(3, B, D, 0xC0FFEEu, 7u, in->sid, in->x0, in->t, out->eps, out->xt);
+    float *r = dev_alloc(o, (size_t)B * sizeof(float)), *all = dev_alloc(o, sizeof(float));
+    o->row_sumsq_diff(B, D, mean, mean_old, r);
+    o->row_sumsq_diff(1, n, mean, mean_old, all);
+    out->rows = dev_down(o, r, B);
+    float *all_h = dev_down(o, all, 1);
+    out->all = *all_h;
+    free(all_h);
+    float *gat = dev_alloc(o, (size_t)(7 * D) * sizeof(float));
+    o->gather_rows(7, D, rows, x_next, gat);
+    out->gather = dev_down(o, gat, 7 * D);
+    float *eps = dev_alloc(o, (size_t)(3 * n) * sizeof(float)), *xt = dev_alloc(o, (size_t)(3 * n) * sizeof(float));
+    o->awm_noise(3, B, D, 0xC0FFEEu, 7u, sid, x0, t, eps, xt);
+    out->eps = dev_down(o, eps, 3 * n);
+    out->xt = dev_down(o, xt, 3 * n);
+    void *ins[] = {x_next, mean, mean_old, g_logp, gd, gm, x0, t, rows, sid};
+    for (size_t i = 0; i < sizeof ins / sizeof ins[0]; i++) dev_free(o, ins[i]);
 }
 
 static void outputs_free(outputs *out)
@@ -260,6 +310,33 @@ START_TEST(test_ref_is_old_loops)
 }
 END_TEST
 
+/* Every backend built in (cuda-emu: the kernels of kern/k_traj.h in guarded device memory)
+ * equals ref bit for bit. */
+START_TEST(test_backends_equal_ref)
+{
+    const fr_ops *ref = fr_test_ref_ops();
+    int n_dev = 0;
+    for (const char *const *name = fr_backend_names(); *name; name++) {
+        const fr_ops *o = NULL;
+        ck_assert_msg(fr_backend_get(*name, &o) == FR_OK, "%s: %s", *name, fr_last_error());
+        n_dev += o->device;
+        uint64_t s = SEED;
+        for (int i = 0; i < N_SHAPES; i++) {
+            inputs in;
+            inputs_make(&in, k_shapes[i][0], k_shapes[i][1], &s);
+            outputs got, want;
+            outputs_run(o, &in, &got);
+            outputs_run(ref, &in, &want);
+            outputs_equal(&got, &want, in.B, in.D, *name);
+            outputs_free(&got);
+            outputs_free(&want);
+            inputs_free(&in);
+        }
+    }
+    ck_assert_msg(n_dev >= 1, "no device backend (cuda-emu is always built) was checked");
+}
+END_TEST
+
 /* A NaN difference propagates into its row's sum and the batch-wide one, as the stored
  * differences did (the KL and Guard's bias report a diverged policy, never hide it). */
 START_TEST(test_sumsq_diff_nan)
@@ -279,6 +356,7 @@ Suite *suite_ops_traj(void)
     Suite *s = suite_create("ops_traj");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_ref_is_old_loops);
+    tcase_add_test(tc, test_backends_equal_ref);
     tcase_add_test(tc, test_sumsq_diff_nan);
     suite_add_tcase(s, tc);
     return s;
