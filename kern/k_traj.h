@@ -1,5 +1,5 @@
-/* Kernels of the trajectory-objective entries (flowrl/ops.h "trajectory objectives") and of
- * AWM's training noise: one thread per output element (per row for the row reductions, whose
+/* Kernels of the trajectory-objective entries (flowrl/ops.h "trajectory objectives"): one
+ * thread per output element (per row for the row reductions, whose
  * canonical lane order one thread runs as ref does), each computed with the element function
  * ref loops over (ref/ref_traj.c), so the bits are ref's. */
 #ifndef FLOWRL_KERN_K_TRAJ_H
@@ -8,8 +8,6 @@
 #include "flowrl/grpo_elem.h"
 #include "flowrl/kernel.h"
 #include "flowrl/ops.h"
-#include "flowrl/philox.h"
-#include "flowrl/pretrain_elem.h"
 
 #define FR_K_TRAJ_BLOCK 256u
 
@@ -110,63 +108,12 @@ static void k_traj_guard_grad(int64_t B, int64_t D, const float *x_next, const f
     FR_LAUNCH(fr_k_traj_guard_grad, fr_grid_1d(B * D, FR_K_TRAJ_BLOCK), fr_dim3_x(FR_K_TRAJ_BLOCK), a);
 }
 
-/* ---- gather_rows: dst (b, D) row k = src row idx[k] ---------------------------------------- */
-
-typedef struct {
-    int64_t b, D;
-    const int64_t *idx;
-    const float *src;
-    float *dst;
-} fr_k_traj_gather_args;
-
-FR_KERNEL(fr_k_traj_gather, fr_k_traj_gather_args)
-{
-    const int64_t i = fr_kidx_global_x(k);
-    if (i >= a->b * a->D) return;
-    a->dst[i] = a->src[a->idx[i / a->D] * a->D + i % a->D];
-}
-
-static void k_traj_gather_rows(int64_t b, int64_t D, const int64_t *idx, const float *src, float *dst)
-{
-    fr_k_traj_gather_args a = {b, D, idx, src, dst};
-    FR_LAUNCH(fr_k_traj_gather, fr_grid_1d(b * D, FR_K_TRAJ_BLOCK), fr_dim3_x(FR_K_TRAJ_BLOCK), a);
-}
-
-/* ---- awm_noise: eps, xt (K·B, D), one thread per element -------------------------------- */
-
-typedef struct {
-    int64_t K, B, D;
-    uint32_t seed, epoch;
-    const uint32_t *sample_id;
-    const float *x0, *t;
-    float *eps, *xt;
-} fr_k_traj_awm_noise_args;
-
-FR_KERNEL(fr_k_traj_awm_noise, fr_k_traj_awm_noise_args)
-{
-    const int64_t j = fr_kidx_global_x(k);
-    if (j >= a->K * a->B * a->D) return;
-    const int64_t r = j / a->D, i = j % a->D, kk = r / a->B, b = r % a->B;
-    const float e = fr_rng_normal(a->seed, FR_RNG_AWM_NOISE, a->epoch, a->sample_id[b], (uint32_t)kk, (uint32_t)i);
-    a->eps[j] = e;
-    a->xt[j] = fr_flow_noised_elem(a->x0[b * a->D + i], e, a->t[r]);
-}
-
-static void k_traj_awm_noise(int64_t K, int64_t B, int64_t D, uint32_t seed, uint32_t epoch, const uint32_t *sample_id,
-                             const float *x0, const float *t, float *eps, float *xt)
-{
-    fr_k_traj_awm_noise_args a = {K, B, D, seed, epoch, sample_id, x0, t, eps, xt};
-    FR_LAUNCH(fr_k_traj_awm_noise, fr_grid_1d(K * B * D, FR_K_TRAJ_BLOCK), fr_dim3_x(FR_K_TRAJ_BLOCK), a);
-}
-
 static void fr_kern_fill_traj(fr_ops *t)
 {
     t->logp_backward = k_traj_logp_backward;
     t->row_sumsq_diff = k_traj_row_sumsq_diff;
     t->kl_grad = k_traj_kl_grad;
     t->guard_grad = k_traj_guard_grad;
-    t->gather_rows = k_traj_gather_rows;
-    t->awm_noise = k_traj_awm_noise;
 }
 
 #endif

@@ -30,11 +30,9 @@ void fr_ref_fill(fr_ops *ops)
     ops->row_msd_f64 = fr_ref_row_msd_f64;
     ops->kl_grad_add = fr_ref_kl_grad_add;
     ops->ema_lerp = fr_ref_ema_lerp;
-    ops->awm_noise = fr_ref_awm_noise;
     /* trajectory objectives (ref/ref_traj.c) */
     ops->logp_backward = fr_ref_logp_backward;
     ops->row_sumsq_diff = fr_ref_row_sumsq_diff;
     ops->kl_grad = fr_ref_kl_grad;
     ops->guard_grad = fr_ref_guard_grad;
-    ops->gather_rows = fr_ref_gather_rows;
 }

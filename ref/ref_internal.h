@@ -54,8 +54,5 @@ void fr_ref_row_sumsq_diff(int64_t R, int64_t D, const float *a, const float *b,
 void fr_ref_kl_grad(int64_t n, float gk, const float *mean, const float *mean_ref, float *grad, int accumulate);
 void fr_ref_guard_grad(int64_t B, int64_t D, const float *x_next, const float *mean, const float *mean_old,
                        const float *gd, const float *gm, float *grad, int accumulate);
-void fr_ref_gather_rows(int64_t b, int64_t D, const int64_t *idx, const float *src, float *dst);
-void fr_ref_awm_noise(int64_t K, int64_t B, int64_t D, uint32_t seed, uint32_t epoch, const uint32_t *sample_id,
-                      const float *x0, const float *t, float *eps, float *xt);
 
 #endif

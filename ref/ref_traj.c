@@ -1,9 +1,6 @@
 /* Trajectory-objective loops of the op table (flowrl/ops.h "trajectory objectives"; the
- * chain of flowrl/grpo.h) and AWM's training noise: plain loops over the FR_HOSTDEV element
- * functions of grpo_elem.h, philox.h and pretrain_elem.h. */
+ * chain of flowrl/grpo.h): plain loops over the FR_HOSTDEV element functions of grpo_elem.h. */
 #include "flowrl/grpo_elem.h"
-#include "flowrl/philox.h"
-#include "flowrl/pretrain_elem.h"
 #include "ref/ref_internal.h"
 
 void fr_ref_logp_backward(int64_t B, int64_t D, int cps, float two_var, const float *x_next, const float *mean,
@@ -39,23 +36,4 @@ void fr_ref_guard_grad(int64_t B, int64_t D, const float *x_next, const float *m
             float g = fr_guard_dmu_elem(x_next[i], mean[i], mean_old[i], gd[b], gm[b]);
             grad[i] = accumulate ? grad[i] + g : g;
         }
-}
-
-void fr_ref_gather_rows(int64_t b, int64_t D, const int64_t *idx, const float *src, float *dst)
-{
-    for (int64_t k = 0; k < b; k++)
-        for (int64_t i = 0; i < D; i++) dst[k * D + i] = src[idx[k] * D + i];
-}
-
-void fr_ref_awm_noise(int64_t K, int64_t B, int64_t D, uint32_t seed, uint32_t epoch, const uint32_t *sample_id,
-                      const float *x0, const float *t, float *eps, float *xt)
-{
-    for (int64_t r = 0; r < K * B; r++) {
-        const int64_t k = r / B, b = r % B;
-        for (int64_t i = 0; i < D; i++) {
-            float e = fr_rng_normal(seed, FR_RNG_AWM_NOISE, epoch, sample_id[b], (uint32_t)k, (uint32_t)i);
-            eps[r * D + i] = e;
-            xt[r * D + i] = fr_flow_noised_elem(x0[b * D + i], e, t[r]);
-        }
-    }
 }

@@ -1,7 +1,6 @@
 /* The trajectory-objective op entries (flowrl/ops.h "trajectory objectives": logp_backward,
- * row_sumsq_diff, kl_grad, guard_grad, gather_rows) and AWM's training noise (awm_noise):
- * the ref entries equal, bit for bit, the host loops core/grpo.c, core/traj_micro_step.c
- * and core/awm_time.c ran before these loops became op entries (written out below as the
+ * row_sumsq_diff, kl_grad, guard_grad): the ref entries equal, bit for bit, the host loops
+ * core/grpo.c ran before these loops became op entries (written out below as the
  * specification), over shapes with D below, at and off the 8 lanes, both accumulate modes,
  * the Gaussian and cps forms; and every backend built in equals ref bit for bit. */
 #include <math.h>
@@ -11,8 +10,6 @@
 
 #include "flowrl/grpo_elem.h"
 #include "flowrl/ops.h"
-#include "flowrl/philox.h"
-#include "flowrl/pretrain_elem.h"
 #include "flowrl/reduce.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -39,7 +36,7 @@ static void assert_bits(const float *got, const float *want, int64_t n, const ch
                       (unsigned long long)SEED);
 }
 
-/* ---- the host loops before the op entries (core/grpo.c, traj_micro_step.c, awm_time.c) ---- */
+/* ---- the host loops before the op entries (core/grpo.c) ---------------------------------- */
 
 static void old_logp_backward(int is_cps, float two_var, int64_t B, int64_t D, const float *x_next,
                               const float *mean, const float *g_logp, float *grad_mean, int accumulate)
@@ -87,30 +84,11 @@ static void old_guard_grad(int64_t B, int64_t D, const float *x_next, const floa
         }
 }
 
-static void old_gather(int64_t b, int64_t D, const int64_t *rows, const float *src, float *dst)
-{
-    for (int64_t k = 0; k < b; k++) memcpy(dst + k * D, src + rows[k] * D, (size_t)D * sizeof(float));
-}
-
-static void old_awm_noise(uint32_t seed, uint32_t epoch, const uint32_t *sample_id, int64_t K, int64_t B, int64_t D,
-                          const float *x0, const float *t, float *eps, float *xt)
-{
-    for (int64_t k = 0; k < K; k++)
-        for (int64_t b = 0; b < B; b++) {
-            int64_t r = k * B + b;
-            float *er = eps + r * D, *xr = xt + r * D;
-            fr_rng_fill_normal(er, D, seed, FR_RNG_AWM_NOISE, epoch, sample_id[b], (uint32_t)k);
-            for (int64_t i = 0; i < D; i++) xr[i] = fr_flow_noised_elem(x0[b * D + i], er[i], t[r]);
-        }
-}
-
 /* ---- one shape through one table ----------------------------------------------------------- */
 
 typedef struct {
     int64_t B, D;
-    float *x_next, *mean, *mean_old, *g_logp, *gd, *gm, *grad0, *x0, *t;
-    int64_t rows[7];
-    uint32_t sid[7];
+    float *x_next, *mean, *mean_old, *g_logp, *gd, *gm, *grad0;
 } inputs;
 
 static void inputs_make(inputs *in, int64_t B, int64_t D, uint64_t *s)
@@ -125,17 +103,11 @@ static void inputs_make(inputs *in, int64_t B, int64_t D, uint64_t *s)
     in->g_logp = fill(s, B, -0.5f, 0.5f);
     in->gd = fill(s, B, -3.0f, 3.0f);
     in->gm = fill(s, B, -0.1f, 0.1f);
-    in->x0 = fill(s, n, -1.0f, 1.0f);
-    in->t = fill(s, 3 * B, 0.0f, 1.0f);
-    for (int k = 0; k < 7; k++) {
-        in->rows[k] = (int64_t)(fr_test_next(s) % (uint64_t)B);
-        in->sid[k] = (uint32_t)(fr_test_next(s) % 1000u);
-    }
 }
 
 static void inputs_free(inputs *in)
 {
-    float *p[] = {in->x_next, in->mean, in->mean_old, in->g_logp, in->gd, in->gm, in->grad0, in->x0, in->t};
+    float *p[] = {in->x_next, in->mean, in->mean_old, in->g_logp, in->gd, in->gm, in->grad0};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
 }
 
@@ -146,8 +118,6 @@ typedef struct {
     float *guard[2];       /* [accumulate] (B, D) */
     float *rows;           /* (B,) */
     float all;             /* the batch-wide sum (R = 1) */
-    float *gather;         /* (7, D) */
-    float *eps, *xt;       /* (3·B, D) */
 } outputs;
 
 /* ---- backend memory of a table: its memory entries, or the host's ------------------------- */
@@ -191,10 +161,7 @@ static void outputs_run(const fr_ops *o, const inputs *in, outputs *out)
 {
     const int64_t B = in->B, D = in->D, n = B * D;
     float *x_next = UP(in->x_next, n), *mean = UP(in->mean, n), *mean_old = UP(in->mean_old, n),
-          *g_logp = UP(in->g_logp, B), *gd = UP(in->gd, B), *gm = UP(in->gm, B), *x0 = UP(in->x0, n),
-          *t = UP(in->t, 3 * B);
-    int64_t *rows = UP(in->rows, 7);
-    uint32_t *sid = UP(in->sid, 7);
+          *g_logp = UP(in->g_logp, B), *gd = UP(in->gd, B), *gm = UP(in->gm, B);
     for (int c = 0; c < 2; c++)
         for (int a = 0; a < 2; a++) {
             float *g = UP(in->grad0, n);
@@ -216,14 +183,7 @@ static void outputs_run(const fr_ops *o, const inputs *in, outputs *out)
     float *all_h = dev_down(o, all, 1);
     out->all = *all_h;
     free(all_h);
-    float *gat = dev_alloc(o, (size_t)(7 * D) * sizeof(float));
-    o->gather_rows(7, D, rows, x_next, gat);
-    out->gather = dev_down(o, gat, 7 * D);
-    float *eps = dev_alloc(o, (size_t)(3 * n) * sizeof(float)), *xt = dev_alloc(o, (size_t)(3 * n) * sizeof(float));
-    o->awm_noise(3, B, D, 0xC0FFEEu, 7u, sid, x0, t, eps, xt);
-    out->eps = dev_down(o, eps, 3 * n);
-    out->xt = dev_down(o, xt, 3 * n);
-    void *ins[] = {x_next, mean, mean_old, g_logp, gd, gm, x0, t, rows, sid};
+    void *ins[] = {x_next, mean, mean_old, g_logp, gd, gm};
     for (size_t i = 0; i < sizeof ins / sizeof ins[0]; i++) dev_free(o, ins[i]);
 }
 
@@ -233,9 +193,6 @@ static void outputs_free(outputs *out)
         for (int a = 0; a < 2; a++) free(out->logp_bwd[c][a]);
     for (int a = 0; a < 2; a++) free(out->kl[a]), free(out->guard[a]);
     free(out->rows);
-    free(out->gather);
-    free(out->eps);
-    free(out->xt);
 }
 
 static void outputs_equal(const outputs *got, const outputs *want, int64_t B, int64_t D, const char *who)
@@ -256,12 +213,6 @@ static void outputs_equal(const outputs *got, const outputs *want, int64_t B, in
     snprintf(what, sizeof what, "%s row_sumsq_diff", who);
     assert_bits(got->rows, want->rows, B, what, B, D);
     assert_bits(&got->all, &want->all, 1, what, B, D);
-    snprintf(what, sizeof what, "%s gather_rows", who);
-    assert_bits(got->gather, want->gather, 7 * D, what, B, D);
-    snprintf(what, sizeof what, "%s awm_noise eps", who);
-    assert_bits(got->eps, want->eps, 3 * n, what, B, D);
-    snprintf(what, sizeof what, "%s awm_noise xt", who);
-    assert_bits(got->xt, want->xt, 3 * n, what, B, D);
 }
 
 /* The outputs of the old host loops. */
@@ -285,11 +236,6 @@ static void outputs_old(const inputs *in, outputs *out)
     out->rows = malloc((size_t)B * sizeof(float));
     for (int64_t b = 0; b < B; b++) out->rows[b] = old_sumsq_diff(in->mean + b * D, in->mean_old + b * D, D);
     out->all = old_sumsq_diff(in->mean, in->mean_old, n);
-    out->gather = malloc((size_t)(7 * D) * sizeof(float));
-    old_gather(7, D, in->rows, in->x_next, out->gather);
-    out->eps = malloc((size_t)(3 * n) * sizeof(float));
-    out->xt = malloc((size_t)(3 * n) * sizeof(float));
-    old_awm_noise(0xC0FFEEu, 7u, in->sid, 3, B, D, in->x0, in->t, out->eps, out->xt);
 }
 
 START_TEST(test_ref_is_old_loops)
@@ -310,7 +256,7 @@ START_TEST(test_ref_is_old_loops)
 }
 END_TEST
 
-/* Every backend built in (cuda-emu: the kernels of kern/k_traj.h in guarded device memory)
+/* Every backend built in (cuda-emu: the kernels of kern/k_traj.h in its guarded device memory)
  * equals ref bit for bit. */
 START_TEST(test_backends_equal_ref)
 {

@@ -147,11 +147,6 @@ typedef struct fr_ops {
                         const double *ce, float *grad);
     /* ema (n) = fr_awm_ema_elem(ema, theta, d, 1 − d) (d, 1 − d rounded from double). */
     void (*ema_lerp)(int64_t n, double d, const float *theta, float *ema);
-    /* AWM's training noise (flowrl/awm.h fr_awm_noise), rows r = k·B + b of (K·B, D):
-     * eps = fr_rng_normal(seed, FR_RNG_AWM_NOISE, epoch, sample_id[b], k, i) and
-     * xt = fr_flow_noised_elem(x0[b], eps, t[r]). sample_id (B,) uint32, x0 (B, D), t (K·B,). */
-    void (*awm_noise)(int64_t K, int64_t B, int64_t D, uint32_t seed, uint32_t epoch, const uint32_t *sample_id,
-                      const float *x0, const float *t, float *eps, float *xt);
 
     /* ---- model: time embedding, condition rows, x0 head (core/model.c) ---- */
 
@@ -172,9 +167,6 @@ typedef struct fr_ops {
     /* grad (B, D) (+)= fr_guard_dmu_elem(x_next, mean, mean_old, gd[b], gm[b]); gd, gm (B,). */
     void (*guard_grad)(int64_t B, int64_t D, const float *x_next, const float *mean, const float *mean_old,
                        const float *gd, const float *gm, float *grad, int accumulate);
-    /* dst (b, D): row k = row idx[k] of src (rows of D); idx (b,) int64, each a row of src.
-     * The rows of a trajectory step or of the final samples gathered into a micro-batch. */
-    void (*gather_rows)(int64_t b, int64_t D, const int64_t *idx, const float *src, float *dst);
 
     /* "exact" (ref, opt, cuda: bitwise equal to ref) or "fast" (vendor kernels inside,
      * equal to ref within docs/determinism.md "--fast: measured tolerance"), for CLIs and
