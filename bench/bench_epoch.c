@@ -59,15 +59,15 @@ static void fg_defaults(const fr_algo *a, fg_opts *o)
 
 static int make_base(const char *task, int64_t steps, const char *path)
 {
-    const fr_ops *opt;
-    if (fr_backend_get("opt", &opt) != FR_OK) return 0;
+    fr_backend opt;
+    if (fr_backend_open(&opt, "opt", 0, 0) != FR_OK) return 0;
     fr_pretrain_cfg pc = fr_pretrain_defaults();
     pc.task = task;
     pc.steps = steps;
     if (steps == 1) pc.batch = 8;
     pc.out = path;
     fr_pretrain_result pr;
-    return fr_pretrain(&pc, opt, NULL, NULL, &pr) == FR_OK;
+    return fr_pretrain(&pc, &opt, NULL, NULL, &pr) == FR_OK;
 }
 
 int main(int argc, char **argv)
@@ -154,7 +154,7 @@ int main(int argc, char **argv)
                 snprintf(o.ro.run.out, sizeof o.ro.run.out, "%s/run-%s-%d-%d", root, tok, k, r);
                 epoch_out eo = {0};
                 fr_run_cb cb = {.on_epoch = on_epoch, .user = &eo};
-                fr_run_env env = {confs[k].ops, confs[k].threads, &cb, NULL, NULL};
+                fr_run_env env = {&confs[k].be, &cb, NULL, NULL};
                 fr_run_result res;
                 load_sum += bu_loadavg(), nload++;
                 bu_use(&confs[k]);

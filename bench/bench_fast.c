@@ -12,10 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "flowrl/backend.h"
 #include "flowrl/fast.h"
 #include "flowrl/model.h"
-#include "flowrl/ops.h"
-#include "flowrl/opt.h"
 
 static double now_s(void)
 {
@@ -40,29 +39,29 @@ typedef struct {
     float *a, *b, *c, *d, *e, *f, *g, *h; /* operands, sized generously */
 } call_t;
 
-static void call(const fr_ops *ops, const call_t *c)
+static void call(fr_backend *be, const call_t *c)
 {
     switch (c->kind) {
-    case OP_GEMM: ops->gemm(c->ta, c->tb, c->M, c->N, c->K, c->a, c->b, c->c, c->acc); break;
-    case OP_LN_FWD: ops->layernorm_fwd(c->M, c->N, c->a, c->b, c->c, 1e-5f, c->d, c->e, c->f); break;
+    case OP_GEMM: be->ops->gemm(c->ta, c->tb, c->M, c->N, c->K, c->a, c->b, c->c, c->acc); break;
+    case OP_LN_FWD: be->ops->layernorm_fwd(c->M, c->N, c->a, c->b, c->c, 1e-5f, c->d, c->e, c->f); break;
     case OP_LN_BWD:
-        ops->layernorm_bwd(c->M, c->N, c->a, c->b, c->e, c->f, c->g, c->d, c->c, c->h, 1);
+        be->ops->layernorm_bwd(c->M, c->N, c->a, c->b, c->e, c->f, c->g, c->d, c->c, c->h, 1);
         break;
-    case OP_ACT_FWD: ops->act_fwd(c->act, c->M, c->a, c->d); break;
-    case OP_ACT_BWD: ops->act_bwd(c->act, c->M, c->a, c->g, c->d, 0); break;
+    case OP_ACT_FWD: be->ops->act_fwd(c->act, c->M, c->a, c->d); break;
+    case OP_ACT_BWD: be->ops->act_bwd(c->act, c->M, c->a, c->g, c->d, 0); break;
     }
 }
 
 /* Median seconds per call. */
-static double time_call(const fr_ops *ops, const call_t *c, int reps)
+static double time_call(fr_backend *be, const call_t *c, int reps)
 {
     double s[64];
-    call(ops, c); /* warm-up: primitive creation, thread start */
+    call(be, c); /* warm-up: primitive creation, thread start */
     for (int r = 0; r < reps; r++) {
         int n = 0;
         double t0 = now_s(), t;
         do {
-            call(ops, c);
+            call(be, c);
             n++;
             t = now_s();
         } while (t - t0 < 0.01);
@@ -123,8 +122,8 @@ int main(int argc, char **argv)
         return 1;
     }
     if (is_shapes) cfg.n_slots = 5;
-    const fr_ops *opt, *fast;
-    if (fr_backend_get("opt", &opt) != FR_OK || fr_backend_get_mode("opt", 1, &fast) != FR_OK) {
+    fr_backend opt, fast;
+    if (fr_backend_open(&opt, "opt", 0, 0) != FR_OK || fr_backend_open(&fast, "opt", 1, 0) != FR_OK) {
         fprintf(stderr, "bench_fast: %s\n", fr_last_error());
         return 1;
     }
@@ -177,12 +176,12 @@ int main(int argc, char **argv)
     printf("%-22s %6s %6s %6s %4s %10s %10s %7s %5s\n", "op", "M", "N", "K", "thr", "opt us",
            "vendor us", "v/opt", "rule");
     for (int ti = 0; ti < nthreads; ti++) {
-        fr_opt_set_threads(threads[ti]);
+        if (fr_backend_open(&fast, "opt", 1, threads[ti]) != FR_OK) return 1;
         for (int i = 0; i < nc; i++) {
             fr_fast_set_policy(FR_FAST_ALWAYS);
-            double tv = time_call(fast, &calls[i], reps);
+            double tv = time_call(&fast, &calls[i], reps);
             fr_fast_set_policy(FR_FAST_NEVER);
-            double to = time_call(fast, &calls[i], reps);
+            double to = time_call(&fast, &calls[i], reps);
             fr_fast_set_policy(FR_FAST_RULE);
             printf("%-22s %6lld %6lld %6lld %4d %10.1f %10.1f %6.0f%% %5s\n", names[i],
                    (long long)calls[i].M, (long long)calls[i].N, (long long)calls[i].K,
@@ -210,18 +209,20 @@ int main(int argc, char **argv)
     printf("\nmodel %s forward+backward, B = %lld (ms, median of %d)\n", preset, (long long)B,
            reps);
     for (int ti = 0; ti < nthreads; ti++) {
-        fr_opt_set_threads(threads[ti]);
+        if (fr_backend_open(&opt, "opt", 0, threads[ti]) != FR_OK ||
+            fr_backend_open(&fast, "opt", 1, threads[ti]) != FR_OK)
+            return 1;
         double ms[2];
         for (int k = 0; k < 2; k++) {
-            const fr_ops *ops = k ? fast : opt;
+            fr_backend *be = k ? &fast : &opt;
             double s[64];
             for (int r = -1; r < reps; r++) {
                 int n = 0;
                 double t0 = now_s(), t1;
                 do {
-                    fr_model_zero_grad(&m, ops);
-                    if (fr_model_forward(&m, ops, &ws, B, x, t, c, out) != FR_OK ||
-                        fr_model_backward(&m, ops, &ws, dout, NULL) != FR_OK) {
+                    fr_model_zero_grad(&m, be);
+                    if (fr_model_forward(&m, be, &ws, B, x, t, c, out) != FR_OK ||
+                        fr_model_backward(&m, be, &ws, dout, NULL) != FR_OK) {
                         fprintf(stderr, "bench_fast: %s\n", fr_last_error());
                         return 1;
                     }

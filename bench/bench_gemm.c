@@ -21,9 +21,9 @@
 #include <time.h>
 
 #include "config.h"
+#include "flowrl/backend.h"
 #include "flowrl/cond.h"
 #include "flowrl/model.h"
-#include "flowrl/ops.h"
 #include "flowrl/opt.h"
 #include "flowrl/task.h"
 
@@ -39,7 +39,7 @@
 enum { LIB_OPT = 0, LIB_BLAS, LIB_DNNL, N_LIB };
 
 typedef struct {
-    const fr_ops *ops;
+    fr_backend *be;
     int ta, tb, acc;
     int64_t M, N, K;
     const float *A, *B;
@@ -101,7 +101,7 @@ static void run(int lib, call_ctx *c)
 {
     int lda = c->ta ? (int)c->M : (int)c->K, ldb = c->tb ? (int)c->K : (int)c->N;
     float beta = c->acc ? 1.0f : 0.0f;
-    if (lib == LIB_OPT) c->ops->gemm(c->ta, c->tb, c->M, c->N, c->K, c->A, c->B, c->C, c->acc);
+    if (lib == LIB_OPT) c->be->ops->gemm(c->ta, c->tb, c->M, c->N, c->K, c->A, c->B, c->C, c->acc);
 #if FR_HAVE_OPENBLAS
     if (lib == LIB_BLAS)
         cblas_sgemm(CblasRowMajor, c->ta ? CblasTrans : CblasNoTrans,
@@ -196,11 +196,11 @@ int main(int argc, char **argv)
     if (!task_name) task_name = strncmp(preset, "gmm2d", 5) == 0 ? "gmm2d" : "shapes";
     const fr_task *task;
     fr_model_config cfg;
-    const fr_ops *ref = NULL, *opt = NULL;
+    fr_backend ref, opt; /* opt's threads: set_threads, per sample */
     int64_t n_cond = 0, n_slots = 0;
     if (fr_task_get(task_name, &task) != FR_OK || (fr_cond_dims(task, &n_cond, &n_slots), 0) ||
         fr_model_preset(preset, task->D, n_cond, &cfg) != FR_OK ||
-        fr_backend_get("ref", &ref) != FR_OK || fr_backend_get("opt", &opt) != FR_OK) {
+        fr_backend_open(&ref, "ref", 0, 1) != FR_OK || fr_backend_open(&opt, "opt", 0, 0) != FR_OK) {
         fprintf(stderr, "bench_gemm: %s\n", fr_last_error());
         return 1;
     }
@@ -270,16 +270,16 @@ int main(int argc, char **argv)
                 r->kind = kind, r->bits = "-";
                 if (do_ref) {
                     fill(C1, (int64_t)nC, 7), memcpy(C2, C1, sizeof(float) * nC);
-                    c.ops = ref, c.C = C1, run(LIB_OPT, &c);
+                    c.be = &ref, c.C = C1, run(LIB_OPT, &c);
                     fr_opt_set_threads(2);
-                    c.ops = opt, c.C = C2, run(LIB_OPT, &c);
+                    c.be = &opt, c.C = C2, run(LIB_OPT, &c);
                     r->bits = memcmp(C1, C2, sizeof(float) * nC) == 0 ? "equal" : "DIFFER";
-                    c.ops = ref, c.C = C;
+                    c.be = &ref, c.C = C;
                     double rs[3];
                     for (int k = 0; k < 3; k++) rs[k] = sample(LIB_OPT, &c, 0.0);
                     r->ref = median(rs, 3);
                 }
-                c.ops = opt, c.C = C;
+                c.be = &opt, c.C = C;
                 for (int lib = 0; lib < N_LIB; lib++) {
                     if (!lib_available(lib)) continue;
                     int maxt = lib == LIB_DNNL ? g_dnnl_max_threads : 2;

@@ -9,9 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "flowrl/backend.h"
 #include "flowrl/model.h"
-#include "flowrl/ops.h"
-#include "flowrl/opt.h"
 
 static double now_s(void)
 {
@@ -26,12 +25,12 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int step(fr_model *m, const fr_ops *ops, fr_model_ws *ws, int64_t B, const float *x,
+static int step(fr_model *m, fr_backend *be, fr_model_ws *ws, int64_t B, const float *x,
                 const float *t, const int32_t *c, const float *dout, float *out)
 {
-    fr_model_zero_grad(m, ops);
-    if (fr_model_forward(m, ops, ws, B, x, t, c, out) != FR_OK) return 0;
-    return fr_model_backward(m, ops, ws, dout, NULL) == FR_OK;
+    fr_model_zero_grad(m, be);
+    if (fr_model_forward(m, be, ws, B, x, t, c, out) != FR_OK) return 0;
+    return fr_model_backward(m, be, ws, dout, NULL) == FR_OK;
 }
 
 int main(int argc, char **argv)
@@ -53,11 +52,11 @@ int main(int argc, char **argv)
     fr_model_config cfg;
     fr_model m;
     fr_model_ws ws;
-    const fr_ops *ref, *opt;
+    fr_backend ref;
     if (fr_model_preset(preset, 768, 110, &cfg) != FR_OK) goto fail;
     cfg.n_slots = 5;
     if (fr_model_init(&m, &cfg, 1) != FR_OK || fr_model_ws_alloc(&ws, &m, B, 1) != FR_OK ||
-        fr_backend_get("ref", &ref) != FR_OK || fr_backend_get("opt", &opt) != FR_OK)
+        fr_backend_open(&ref, "ref", 0, 1) != FR_OK)
         goto fail;
     /* parameters off their init (fc2/out start at 0), so every path does real work */
     uint64_t s = 12345;
@@ -84,14 +83,17 @@ int main(int argc, char **argv)
     const char *names[3] = {"ref", "opt 1 thread", "opt 2 threads"};
     double ms[3] = {0, 0, 0};
     for (int conf = do_ref ? 0 : 1; conf < 3; conf++) {
-        const fr_ops *ops = conf == 0 ? ref : opt;
-        fr_opt_set_threads(conf == 2 ? 2 : 1);
+        fr_backend opt, *be = &ref;
+        if (conf > 0) {
+            if (fr_backend_open(&opt, "opt", 0, conf) != FR_OK) goto fail;
+            be = &opt;
+        }
         double smp[100];
         int n = conf == 0 && reps > 3 ? 3 : reps;
-        if (!step(&m, ops, &ws, B, x, t, c, dout, out)) goto fail; /* warm-up */
+        if (!step(&m, be, &ws, B, x, t, c, dout, out)) goto fail; /* warm-up */
         for (int r = 0; r < n; r++) {
             double t0 = now_s();
-            if (!step(&m, ops, &ws, B, x, t, c, dout, out)) goto fail;
+            if (!step(&m, be, &ws, B, x, t, c, dout, out)) goto fail;
             smp[r] = (now_s() - t0) * 1e3;
         }
         qsort(smp, (size_t)n, sizeof *smp, cmp_double);

@@ -75,7 +75,7 @@ int main(int argc, char **argv)
                 load_sum += bu_loadavg(), nload++;
                 bu_use(&confs[k]);
                 logs[k].last = bu_now_s();
-                if (fr_pretrain(&pc, confs[k].ops, on_step, &logs[k], &res) != FR_OK) {
+                if (fr_pretrain(&pc, &confs[k].be, on_step, &logs[k], &res) != FR_OK) {
                     fprintf(stderr, "bench_pretrain: %s %s: %s\n", tok, confs[k].name,
                             fr_last_error());
                     return 1;

@@ -9,8 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "flowrl/ops.h"
-#include "flowrl/opt.h"
+#include "flowrl/backend.h"
 
 static inline double bu_now_s(void)
 {
@@ -60,7 +59,7 @@ typedef struct {
     const char *name;
     const char *backend;
     int fast, threads;
-    const fr_ops *ops;
+    fr_backend be;
 } bu_conf;
 
 #define BU_N_CONF 5
@@ -68,18 +67,19 @@ typedef struct {
 static inline int bu_confs(bu_conf *c)
 {
     static const bu_conf k[BU_N_CONF] = {
-        {"ref", "ref", 0, 1, NULL},         {"opt 1t", "opt", 0, 1, NULL},
-        {"opt 2t", "opt", 0, 2, NULL},      {"opt --fast 1t", "opt", 1, 1, NULL},
-        {"opt --fast 2t", "opt", 1, 2, NULL},
+        {"ref", "ref", 0, 1, {0}},         {"opt 1t", "opt", 0, 1, {0}},
+        {"opt 2t", "opt", 0, 2, {0}},      {"opt --fast 1t", "opt", 1, 1, {0}},
+        {"opt --fast 2t", "opt", 1, 2, {0}},
     };
     int n = 0;
     for (int i = 0; i < BU_N_CONF; i++) {
         c[n] = k[i];
-        if (fr_backend_get_mode(c[n].backend, c[n].fast, &c[n].ops) == FR_OK) n++;
+        if (fr_backend_open(&c[n].be, c[n].backend, c[n].fast, c[n].threads) == FR_OK) n++;
     }
     return n;
 }
 
-static inline void bu_use(const bu_conf *c) { fr_opt_set_threads(c->threads); }
+/* Opens c's backend again: its thread count is the process's (opt's pool) until the next. */
+static inline void bu_use(bu_conf *c) { (void)fr_backend_open(&c->be, c->backend, c->fast, c->threads); }
 
 #endif

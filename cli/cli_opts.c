@@ -4,7 +4,7 @@
 #include <stdio.h>
 
 #include "cli/commands.h"
-#include "flowrl/ops.h"
+#include "flowrl/backend.h"
 
 int fr_cli_opts(const fr_opts *o, int argc, char **argv, void (*usage)(FILE *f), const char **positional,
                 int max_positional, int *n_positional, fr_opts_seen *seen)
@@ -36,8 +36,8 @@ int fr_cli_status(const char *cmd, fr_status s)
     return s == FR_ERR_ARG ? 2 : 1;
 }
 
-int fr_cli_resolve_backend(const char *cmd, const fr_backend_opts *b, const fr_ops **ops, int *n_threads)
+int fr_cli_resolve_backend(const char *cmd, const fr_backend_opts *b, fr_backend *be)
 {
-    fr_status s = fr_backend_opts_resolve(b, ops, n_threads);
+    fr_status s = fr_backend_opts_resolve(b, be);
     return s == FR_OK ? 0 : fr_cli_status(cmd, s);
 }

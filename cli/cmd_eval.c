@@ -83,7 +83,7 @@ static int print_json(const fr_cli_sampling *s, const char *backend, const char 
     cJSON_AddStringToObject(root, "task", t->name);
     cJSON_AddStringToObject(root, "preset", s->ck.model.cfg.preset);
     cJSON_AddBoolToObject(root, "ema", s->ck.ema);
-    cJSON_AddStringToObject(root, "backend", s->ops->name);
+    cJSON_AddStringToObject(root, "backend", s->be.name);
     cJSON_AddStringToObject(root, "backend_line", backend);
     cJSON_AddStringToObject(root, "sampler", fr_sampler_name(s->rc.kind));
     cJSON_AddStringToObject(root, "sampler_line", sampler);
@@ -191,7 +191,7 @@ int cmd_eval(int argc, char **argv)
     const char *reward = prog ? eo_.reward : t->reward_names[eo.reward_id];
 
     char backend[128], sampler[256];
-    fr_cli_backend_line(&s, backend, sizeof backend);
+    fr_backend_line(&s.be, backend, sizeof backend); /* docs/design.md §8.5 */
     fr_cli_sampler_line(&s, sampler, sizeof sampler);
     int first, n_prompts;
     fr_split_range(t, eo.split, &first, &n_prompts);
@@ -207,7 +207,7 @@ int cmd_eval(int argc, char **argv)
 
     double t0 = fr_cli_now();
     fr_eval_result r;
-    fr_status st = fr_evaluate(&s.ck.model, s.ops, t, &s.rc, &eo, &r);
+    fr_status st = fr_evaluate(&s.ck.model, &s.be, t, &s.rc, &eo, &r);
     if (st != FR_OK) rc = fr_cli_error("eval", "%s", fr_last_error());
     /* the program's own failure was reported by the batch that met it; a failed close of a
      * healthy program (exit status, kill) is a failure of its own */

@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "flowrl/backend.h"
 #include "flowrl/fast.h"
 #include "flowrl/golden.h"
-#include "flowrl/opt.h"
 
 static void usage(FILE *f)
 {
@@ -34,19 +34,18 @@ static void usage(FILE *f)
            "--backend is required by check; --force is gen's, --fast and --threads check's.\n");
 }
 
-/* The --fast table of a backend (flowrl/fast.h), with the vendor kernels forced on at every
- * shape (FR_FAST_ALWAYS): under the default rule the tiny golden shapes would all stay on
- * the canonical kernels and the tolerance check would compare nothing new. NULL (and why,
+/* Opens the --fast mode of a backend (flowrl/fast.h), with the vendor kernels forced on at
+ * every shape (FR_FAST_ALWAYS): under the default rule the tiny golden shapes would all stay
+ * on the canonical kernels and the tolerance check would compare nothing new. 0 (and why,
  * in *why) when the backend or this build has no fast mode. */
-static const fr_ops *fast_table(const char *backend, char *why, size_t n)
+static int open_fast(fr_backend *fast, const char *backend, int threads, char *why, size_t n)
 {
-    const fr_ops *ops = NULL;
-    if (fr_backend_get_mode(backend, 1, &ops) != FR_OK) {
+    if (fr_backend_open(fast, backend, 1, threads) != FR_OK) {
         snprintf(why, n, "%s", fr_last_error());
-        return NULL;
+        return 0;
     }
     fr_fast_set_policy(FR_FAST_ALWAYS);
-    return ops;
+    return 1;
 }
 
 static int match(const char *pattern, const char *name)
@@ -83,12 +82,10 @@ static int run_gen(const char *dir, int force)
 static int run_check(const char *dir, const char *backend, int fast, int threads,
                      const char *pattern)
 {
-    const fr_ops *ops = NULL, *ref = NULL;
-    if (fr_backend_get(backend, &ops) != FR_OK) return fr_cli_error("golden check", "%s", fr_last_error());
-    if (fr_backend_get("ref", &ref) != FR_OK) return fr_cli_error("golden check", "%s", fr_last_error());
-    if (threads > 0) fr_opt_set_threads(threads);
+    fr_backend be, fast_be;
+    if (fr_backend_open(&be, backend, 0, threads) != FR_OK) return fr_cli_error("golden check", "%s", fr_last_error());
     char why[512] = "";
-    const fr_ops *fast_ops = fast ? fast_table(backend, why, sizeof why) : NULL;
+    int have_fast = fast && open_fast(&fast_be, backend, threads, why, sizeof why);
     fr_golden_manifest *m;
     if (fr_golden_manifest_read(dir, &m) != FR_OK) return fr_cli_error("golden check", "%s", fr_last_error());
 
@@ -100,9 +97,9 @@ static int run_check(const char *dir, const char *backend, int fast, int threads
         return 2;
     }
     printf("golden check: backend %s, %s, threads %d, set %s (written by flowrl %s), %d cases\n",
-           backend, fast ? (fast_ops ? "--fast (vendor kernels at every shape, per-case tolerances)"
+           backend, fast ? (have_fast ? "--fast (vendor kernels at every shape, per-case tolerances)"
                                   : "--fast (not available)") : "bitwise",
-           strcmp(backend, "opt") == 0 ? fr_opt_get_threads() : 1, dir,
+           be.threads, dir,
            fr_golden_manifest_version(m), n);
     for (size_t i = 0; fr_golden_manifest_unknown(m, i); i++)
         printf("note: MANIFEST lists case %s, which this flowrl does not know (stale set?)\n",
@@ -112,11 +109,12 @@ static int run_check(const char *dir, const char *backend, int fast, int threads
     for (size_t i = 0; i < fr_golden_count(); i++) {
         const fr_golden_case *c = fr_golden_get(i);
         if (!match(pattern, c->name)) continue;
-        const fr_ops *use = ops;
-        if (fast) {
-            /* shared code is the same in every mode: checked (with its zero tolerance) on ref */
-            use = c->slot == FR_GOLDEN_SHARED ? ops : fast_ops;
-            if (!use) {
+        fr_backend *use = &be;
+        if (fast && c->slot != FR_GOLDEN_SHARED) {
+            /* shared code is the same in every mode: checked (with its zero tolerance) on the
+             * exact table */
+            use = &fast_be;
+            if (!have_fast) {
                 printf("%-18s %s (--fast: %s)\n", "NOT SUPPORTED", c->name, why);
                 unsup++;
                 continue;
@@ -136,7 +134,6 @@ static int run_check(const char *dir, const char *backend, int fast, int threads
         }
     }
     fr_golden_manifest_free(m);
-    (void)ref;
     printf("golden check --backend %s%s: %d cases: %d OK (%d shared code, %d ref fallback), %d FAIL, "
            "%d NOT SUPPORTED\n", backend, fast ? " --fast" : "", n, ok, shared, fallback, fail, unsup);
     return fail ? 1 : 0;

@@ -175,9 +175,8 @@ int cmd_pretrain(int argc, char **argv)
         fprintf(stderr, "flowrl pretrain: %s (flowrl pretrain --help)\n", fr_last_error());
         return 2;
     }
-    const fr_ops *ops;
-    int n_threads = 1;
-    int brc = fr_cli_resolve_backend("pretrain", &bk, &ops, &n_threads);
+    fr_backend be;
+    int brc = fr_cli_resolve_backend("pretrain", &bk, &be);
     if (brc) return brc;
 
     /* docs/design.md §8.5: backend, threads and mode at the top of every run */
@@ -187,7 +186,7 @@ int cmd_pretrain(int argc, char **argv)
            fr_version(), cfg.task, task->D, task->n_train, mc.preset, fr_pred_name(cfg.pred),
            mc.head == FR_HEAD_X0 ? " (x0 head)" : "");
     char bline[128];
-    fr_backend_describe(ops, n_threads, bline, sizeof bline);
+    fr_backend_line(&be, bline, sizeof bline);
     printf("%s\n", bline);
     printf("model: %lld params, %.3g MFLOP/sample forward (H %lld, F %lld, blocks %lld)\n",
            (long long)fr_model_config_num_params(&mc), fr_model_config_flops(&mc) / 1e6,
@@ -215,7 +214,8 @@ int cmd_pretrain(int argc, char **argv)
     fr_progress_init(&cs.prog, stderr, pmode, "pretrain", cfg.steps, 0, log_every);
     double t0 = fr_now_seconds();
     fr_pretrain_result res;
-    fr_status st = fr_pretrain(&cfg, ops, on_step, &cs, &res);
+    fr_status st = fr_pretrain(&cfg, &be, on_step, &cs, &res);
+    fr_backend_close(&be);
     fr_progress_finish(&cs.prog);
     double dt = fr_now_seconds() - t0;
     if (st != FR_OK) return fr_cli_error("pretrain", "%s", fr_last_error());

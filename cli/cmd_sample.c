@@ -219,7 +219,7 @@ int cmd_sample(int argc, char **argv)
         }
         s.rc.c0 = FR_ROLLOUT_C0_SAMPLE;
         char backend[128], sampler[256];
-        fr_cli_backend_line(&s, backend, sizeof backend);
+        fr_backend_line(&s.be, backend, sizeof backend); /* docs/design.md §8.5 */
         fr_cli_sampler_line(&s, sampler, sizeof sampler);
         printf("%s\n", backend);
         printf("checkpoint %s: task %s, preset %s, %s weights\n", a.m.ckpt, t->name, s.ck.model.cfg.preset,
@@ -227,7 +227,7 @@ int cmd_sample(int argc, char **argv)
         printf("sampler %s, seed %u\n", sampler, s.seed);
         fflush(stdout);
         double t0 = fr_cli_now();
-        fr_status st = fr_rollout(&s.ck.model, s.ops, t, &s.rc, N, pid, sid, NULL, x, NULL);
+        fr_status st = fr_rollout(&s.ck.model, &s.be, t, &s.rc, N, pid, sid, NULL, x, NULL);
         double secs = fr_cli_now() - t0;
         if (st == FR_OK) st = fr_task_reward_batch(t, 0, N, pid, x, score, correct);
         if (st == FR_OK) st = fr_task_render(t, out, N, pid, x, (int)cols, (int)scale);

@@ -250,9 +250,8 @@ int cmd_train(int argc_in, char **argv_in)
         rc = 2;
         goto done;
     }
-    const fr_ops *ops;
-    int n_threads;
-    if (fr_backend_opts_resolve(&ro.be, &ops, &n_threads) != FR_OK) {
+    fr_backend be;
+    if (fr_backend_opts_resolve(&ro.be, &be) != FR_OK) {
         fr_cli_error(CMD, "%s", msg());
         rc = 2;
         goto done;
@@ -261,7 +260,7 @@ int cmd_train(int argc_in, char **argv_in)
     printf("flowrl %s train --algo %s: %s %s\n", fr_version(), a->name, resume ? "resuming" : "run",
            resume ? resume : ro.run.out);
     char line[128];
-    fr_backend_describe(ops, n_threads, line, sizeof line);
+    fr_backend_line(&be, line, sizeof line);
     printf("%s\n", line);
     fflush(stdout);
 
@@ -274,7 +273,7 @@ int cmd_train(int argc_in, char **argv_in)
 
     cli_state cs = {0.0, -1, ro.run.log_every, a};
     fr_run_cb cb = {on_epoch, NULL, on_info, &cs, &g_stop};
-    fr_run_env env = {ops, n_threads, &cb, NULL, NULL};
+    fr_run_env env = {&be, &cb, NULL, NULL};
     fr_run_result res;
     const char *dir = resume ? resume : ro.run.out;
     if (resume) {
@@ -284,6 +283,7 @@ int cmd_train(int argc_in, char **argv_in)
     } else {
         st = fr_run_new(&ro, ao, &env, &res);
     }
+    fr_backend_close(&be);
     if (st != FR_OK) {
         rc = fr_cli_error(CMD, "%s", msg());
         if (st == FR_ERR_ARG) rc = 2;

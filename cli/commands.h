@@ -25,7 +25,7 @@ int cmd_golden(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_algos(int argc, char **argv);
 
-struct fr_ops;
+struct fr_backend;
 #include "flowrl/opt_groups.h"
 #include "flowrl/opts.h"
 
@@ -35,7 +35,7 @@ struct fr_ops;
 int fr_cli_opts(const fr_opts *o, int argc, char **argv, void (*usage)(FILE *f), const char **positional,
                 int max_positional, int *n_positional, fr_opts_seen *seen);
 /* fr_backend_opts_resolve; 0, or the exit status (2 for a bad name, 1 otherwise). */
-int fr_cli_resolve_backend(const char *cmd, const fr_backend_opts *b, const struct fr_ops **ops, int *n_threads);
+int fr_cli_resolve_backend(const char *cmd, const fr_backend_opts *b, struct fr_backend *be);
 /* "flowrl CMD: message" for a failed status: returns 2 for FR_ERR_ARG (a usage error),
  * else 1. */
 int fr_cli_status(const char *cmd, fr_status s);

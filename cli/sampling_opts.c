@@ -39,12 +39,6 @@ double fr_cli_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void fr_cli_backend_line(const fr_cli_sampling *s, char *buf, size_t n)
-{
-    /* docs/design.md §8.5: backend, threads and mode at the top of every run */
-    fr_backend_describe(s->ops, s->threads, buf, n);
-}
-
 void fr_cli_sampler_line(const fr_cli_sampling *s, char *buf, size_t n)
 {
     const fr_rollout_cfg *c = &s->rc;
@@ -78,7 +72,7 @@ int fr_cli_sampling_setup(const fr_opts *o, const fr_opts_seen *seen, const fr_c
         const fr_task *t;
         if (fr_task_get(a->m.task, &t) != FR_OK) return fr_cli_usage(cmd, "%s", fr_last_error());
     }
-    int rc = fr_cli_resolve_backend(cmd, &a->b, &s->ops, &s->threads);
+    int rc = fr_cli_resolve_backend(cmd, &a->b, &s->be);
     if (rc) return rc;
 
     fr_status ls = fr_infer_ckpt_load(&s->ck, a->m.ckpt, !a->m.no_ema, a->m.task[0] ? a->m.task : NULL);
@@ -121,4 +115,5 @@ void fr_cli_sampling_free(fr_cli_sampling *s)
 {
     fr_rollout_schedule_free(&s->sched);
     fr_infer_ckpt_free(&s->ck);
+    fr_backend_close(&s->be);
 }

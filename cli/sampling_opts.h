@@ -7,9 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "flowrl/backend.h"
 #include "flowrl/evaluate.h"
 #include "flowrl/opt_groups.h"
-#include "flowrl/ops.h"
 #include "flowrl/rollout.h"
 
 /* The checkpoint to sample and the key of the sampler noise. */
@@ -32,14 +32,13 @@ void fr_cli_sampling_add(fr_opts *o, fr_cli_sampling_args *a, int first);
 
 typedef struct {
     fr_infer_ckpt ck;
-    const fr_ops *ops;
+    fr_backend be;
     fr_rollout_cfg rc;
     fr_rollout_schedule sched;
     fr_grid grid;
     double shift;
     int64_t ddim_offset;
     uint32_t seed; /* --seed, or the command's default */
-    int threads;   /* threads the backend uses */
 } fr_cli_sampling;
 
 /* Loads the checkpoint, picks the backend and builds rc (seen: which options argv gave:
@@ -49,8 +48,6 @@ int fr_cli_sampling_setup(const fr_opts *o, const fr_opts_seen *seen, const fr_c
                           fr_cli_sampling *s);
 void fr_cli_sampling_free(fr_cli_sampling *s);
 
-/* "backend opt, threads 2, mode exact" */
-void fr_cli_backend_line(const fr_cli_sampling *s, char *buf, size_t n);
 /* "ode, 40 steps, grid diffusers shift 3, cfg 1" (the sampler and its parameters) */
 void fr_cli_sampler_line(const fr_cli_sampling *s, char *buf, size_t n);
 /* Seconds since an arbitrary origin (CLOCK_MONOTONIC). */

@@ -119,7 +119,7 @@ static fr_status check_shape(const char *fn, int64_t K, int64_t B, int64_t D)
 
 /* ---- the log-prob ----------------------------------------------------------------- */
 
-fr_status fr_awm_logprob(const fr_ops *ops, const fr_awm_params *p, int64_t K, int64_t B, int64_t D, const float *t,
+fr_status fr_awm_logprob(fr_backend *be, const fr_awm_params *p, int64_t K, int64_t B, int64_t D, const float *t,
                          const float *x0, const float *eps, const float *v, double *m, double *logp, double *w)
 {
     FR_TRY(fr_awm_params_check(p));
@@ -127,7 +127,7 @@ fr_status fr_awm_logprob(const fr_ops *ops, const fr_awm_params *p, int64_t K, i
     if (!t || !x0 || !eps || !v) return fr_fail(FR_ERR_ARG, "fr_awm_logprob: NULL array");
     double *mm = m ? m : fr_malloc((size_t)(K * B) * sizeof *mm);
     if (!mm) return FR_ERR_NOMEM;
-    ops->awm_sqerr(K * B, B, D, v, eps, x0, mm);
+    be->ops->awm_sqerr(K * B, B, D, v, eps, x0, mm);
     for (int64_t r = 0; r < K * B; r++) {
         if (logp) logp[r] = fr_awm_logprob_elem(p->weighting, mm[r], t[r], p->ghuber_power);
         if (w) w[r] = fr_awm_weight_elem(p->weighting, mm[r], t[r], p->ghuber_power);
@@ -175,10 +175,10 @@ static void ppo_units(const fr_awm_params *p, int64_t n, const double *z, const 
 /* KL = mean_b mean_k [ mean_i (v − v_o)² / s_r ] (`.mean(dim=(2,3,4)) / (2·std²)`, then
  * `.mean(dim=0).mean()`); coef (K·B,) receives dKL/d(v − v_o)² per element without the
  * upstream factor: 1/(B·K·s_r·D). kl_row (K·B,) is scratch. */
-static double kl_term(const fr_ops *ops, fr_awm_kl_weight kw, int64_t K, int64_t B, int64_t D, const float *t,
+static double kl_term(fr_backend *be, fr_awm_kl_weight kw, int64_t K, int64_t B, int64_t D, const float *t,
                       const float *v, const float *vo, double *kl_row, double *coef, double *kb)
 {
-    ops->row_msd_f64(K * B, D, v, vo, kl_row);
+    be->ops->row_msd_f64(K * B, D, v, vo, kl_row);
     for (int64_t r = 0; r < K * B; r++) {
         double s = kw == FR_AWM_KL_ELBO ? (double)fr_awm_elbo_two_var(t[r]) : 1.0;
         kl_row[r] = kl_row[r] / s;
@@ -190,7 +190,7 @@ static double kl_term(const fr_ops *ops, fr_awm_kl_weight kw, int64_t K, int64_t
 
 /* ---- the loss ------------------------------------------------------------------------- */
 
-fr_status fr_awm_loss(const fr_ops *ops, const fr_awm_params *p, int64_t K, int64_t B, int64_t D, const float *t, const float *x0,
+fr_status fr_awm_loss(fr_backend *be, const fr_awm_params *p, int64_t K, int64_t B, int64_t D, const float *t, const float *x0,
                       const float *eps, const float *v, const float *v_ref, const float *v_ema, const double *logp_old,
                       const float *adv, double gout, float *grad_v, double *logp, double *ratio, fr_awm_stats *stats)
 {
@@ -217,7 +217,7 @@ fr_status fr_awm_loss(const fr_ops *ops, const fr_awm_params *p, int64_t K, int6
     }
     double *lp = wd, *w = lp + R, *z = w + R, *a = z + n, *r = a + n, *term = r + n, *q = term + n;
     double *klr = q + n, *klc = klr + R, *ekr = klc + R, *ekc = ekr + R, *kb = ekc + R;
-    fr_status st = fr_awm_logprob(ops, p, K, B, D, t, x0, eps, v, NULL, lp, w);
+    fr_status st = fr_awm_logprob(be, p, K, B, D, t, x0, eps, v, NULL, lp, w);
     if (st != FR_OK) goto done;
     if (logp) memcpy(logp, lp, (size_t)R * sizeof(double));
     stats->logp_mean = mean_d(lp, R, 1);
@@ -240,11 +240,11 @@ fr_status fr_awm_loss(const fr_ops *ops, const fr_awm_params *p, int64_t K, int6
     if (ratio) memcpy(ratio, r, (size_t)n * sizeof(double));
     stats->loss = stats->policy_loss;
     if (p->beta > 0.0) {
-        stats->kl = kl_term(ops, p->kl_weight, K, B, D, t, v, v_ref, klr, klc, kb);
+        stats->kl = kl_term(be, p->kl_weight, K, B, D, t, v, v_ref, klr, klc, kb);
         stats->loss = stats->loss + p->beta * stats->kl;
     }
     if (p->ema_beta > 0.0) {
-        stats->ema_kl = kl_term(ops, p->kl_ema_weight, K, B, D, t, v, v_ema, ekr, ekc, kb);
+        stats->ema_kl = kl_term(be, p->kl_ema_weight, K, B, D, t, v, v_ema, ekr, ekc, kb);
         stats->loss = stats->loss + p->ema_beta * stats->ema_kl;
     }
 
@@ -257,8 +257,8 @@ fr_status fr_awm_loss(const fr_ops *ops, const fr_awm_params *p, int64_t K, int6
             double s = p->ratio_mode == FR_AWM_RATIO_EXP_FIRST ? q[i] : q[i % B];
             scale[i] = (float)((-s * w[i] * gout) * two_over_n);
         }
-        ops->flow_target(R, B, D, x0, eps, target);
-        st = fr_fm_loss(ops, R, D, v, target, scale, NULL, grad_v);
+        be->ops->flow_target(R, B, D, x0, eps, target);
+        st = fr_fm_loss(be, R, D, v, target, scale, NULL, grad_v);
         if (st != FR_OK) goto done;
         /* KL terms: gout·β·coef_r·2·(v − v_o), summed in float64, rounded once, added */
         if (p->beta > 0.0 || p->ema_beta > 0.0) {
@@ -266,7 +266,7 @@ fr_status fr_awm_loss(const fr_ops *ops, const fr_awm_params *p, int64_t K, int6
                 klc[i] = p->beta > 0.0 ? ((gout * p->beta) * klc[i]) * 2.0 : 0.0;
                 ekc[i] = p->ema_beta > 0.0 ? ((gout * p->ema_beta) * ekc[i]) * 2.0 : 0.0;
             }
-            ops->kl_grad_add(R, D, v, p->beta > 0.0 ? v_ref : NULL, klc, p->ema_beta > 0.0 ? v_ema : NULL, ekc,
+            be->ops->kl_grad_add(R, D, v, p->beta > 0.0 ? v_ref : NULL, klc, p->ema_beta > 0.0 ? v_ema : NULL, ekc,
                              grad_v);
         }
     }
@@ -285,10 +285,10 @@ double fr_awm_ema_decay(fr_awm_decay_type type, double kl_ema_decay, int64_t glo
     return kl_ema_decay < lin ? kl_ema_decay : lin;
 }
 
-fr_status fr_awm_ema_update(const fr_ops *ops, int64_t n, double d, const float *theta, float *ema)
+fr_status fr_awm_ema_update(fr_backend *be, int64_t n, double d, const float *theta, float *ema)
 {
     if (n < 0 || (n > 0 && (!theta || !ema))) return fr_fail(FR_ERR_ARG, "fr_awm_ema_update: NULL array or n < 0");
     if (!(d >= 0.0 && d <= 1.0)) return fr_fail(FR_ERR_ARG, "fr_awm_ema_update: decay %g, expected in [0, 1]", d);
-    ops->ema_lerp(n, d, theta, ema);
+    be->ops->ema_lerp(n, d, theta, ema);
     return FR_OK;
 }

@@ -69,10 +69,10 @@ static fr_status result_alloc(fr_eval_result *r, int n_prompts, int n_groups)
     return FR_OK;
 }
 
-fr_status fr_evaluate(const fr_model *m, const fr_ops *ops, const fr_task *task, const fr_rollout_cfg *rc,
+fr_status fr_evaluate(const fr_model *m, fr_backend *be, const fr_task *task, const fr_rollout_cfg *rc,
                       const fr_eval_opts *opts, fr_eval_result *res)
 {
-    if (!m || !ops || !task || !rc || !opts || !res) return fr_fail(FR_ERR_ARG, "fr_evaluate: NULL argument");
+    if (!m || !be || !task || !rc || !opts || !res) return fr_fail(FR_ERR_ARG, "fr_evaluate: NULL argument");
     memset(res, 0, sizeof *res);
     if (opts->n < 1 || opts->n > FR_EVAL_MAX_N)
         return fr_fail(FR_ERR_ARG, "evaluate: %d samples per prompt, expected 1 .. %d", opts->n, FR_EVAL_MAX_N);
@@ -110,7 +110,7 @@ fr_status fr_evaluate(const fr_model *m, const fr_ops *ops, const fr_task *task,
             pid[j] = first + (int)(r / n);
             sid[j] = (uint32_t)pid[j] * (uint32_t)FR_EVAL_MAX_N + (uint32_t)(r % n);
         }
-        s = fr_rollout(m, ops, task, &c, b, pid, sid, NULL, x, NULL);
+        s = fr_rollout(m, be, task, &c, b, pid, sid, NULL, x, NULL);
         if (s == FR_OK && opts->score) {
             memset(correct, 0, (size_t)b * sizeof *correct);
             s = opts->score(opts->score_user, (uint32_t)(r0 / chunk), (int)b, pid, x, score);

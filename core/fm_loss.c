@@ -2,13 +2,13 @@
 #include "flowrl/fm_loss.h"
 
 
-fr_status fr_fm_loss(const fr_ops *ops, int64_t R, int64_t D, const float *v, const float *target,
+fr_status fr_fm_loss(fr_backend *be, int64_t R, int64_t D, const float *v, const float *target,
                      const float *row_scale, float *loss, float *grad)
 {
     if (R < 1 || D < 1 || R > INT64_MAX / D || R * D > (int64_t)1 << 40)
         return fr_fail(FR_ERR_ARG, "fr_fm_loss: shape (%lld, %lld), expected R >= 1, D >= 1", (long long)R,
                        (long long)D);
     if (!v || !target || (loss && !grad)) return fr_fail(FR_ERR_ARG, "fr_fm_loss: NULL array");
-    ops->fm_loss(R, D, v, target, row_scale, loss, grad);
+    be->ops->fm_loss(R, D, v, target, row_scale, loss, grad);
     return FR_OK;
 }

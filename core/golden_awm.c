@@ -78,9 +78,9 @@ static fr_status awm_in(const fr_golden_case *c, fr_golden_in *g)
         float *dl;
         double lp[WR];
         FR_TRY(fr_gi_uniform(g, "dlogp", 1, r1, -0.03f, 0.03f, &dl));
-        const fr_ops *ref; /* the inputs are made with the reference table */
-        FR_TRY(fr_backend_get("ref", &ref));
-        FR_TRY(fr_awm_logprob(ref, &p, WK, WB, WD, t, x0, eps, v, NULL, lp, NULL));
+        fr_backend ref; /* the inputs are made with the reference backend */
+        FR_TRY(fr_backend_open(&ref, "ref", 0, 1));
+        FR_TRY(fr_awm_logprob(&ref, &p, WK, WB, WD, t, x0, eps, v, NULL, lp, NULL));
         for (int r = 0; r < WR; r++) lp[r] = lp[r] + (double)dl[r];
         FR_TRY(fr_gi_tensor(g, "logp_old", FR_F64, 1, r1, lp, "fr_awm_logprob of the case (ℓ_θ) + in.dlogp, float64"));
     }
@@ -110,7 +110,7 @@ static fr_status read_params(const fr_golden_case *c, const fr_st_file *in, fr_a
     return fr_awm_kl_weight_parse(fr_st_get_meta(in, "param.kl_ema_weight"), &p->kl_ema_weight);
 }
 
-static fr_status awm_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in, fr_st_file *out)
+static fr_status awm_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in, fr_st_file *out)
 {
     fr_awm_params p;
     FR_TRY(read_params(c, in, &p));
@@ -138,12 +138,12 @@ static fr_status awm_run(const fr_golden_case *c, const fr_ops *ops, const fr_st
     int64_t nr[1] = {p.ratio_mode == FR_AWM_RATIO_EXP_FIRST ? R : B};
     FR_TRY(fr_go_out(out, "m", FR_F64, 1, r1, (void **)&m));
     FR_TRY(fr_go_out(out, "w", FR_F64, 1, r1, (void **)&w));
-    FR_TRY(fr_awm_logprob(ops, &p, K, B, D, t, x0, eps, v, m, NULL, w));
+    FR_TRY(fr_awm_logprob(be, &p, K, B, D, t, x0, eps, v, m, NULL, w));
     FR_TRY(fr_go_out(out, "logp", FR_F64, 1, r1, (void **)&logp));
     FR_TRY(fr_go_out(out, "ratio", FR_F64, 1, nr, (void **)&ratio));
     FR_TRY(fr_go_out_f32(out, "grad_v", 2, xr, &grad));
     fr_awm_stats st;
-    FR_TRY(fr_awm_loss(ops, &p, K, B, D, t, x0, eps, v, vr, ve, old, adv, gout, grad, logp, ratio, &st));
+    FR_TRY(fr_awm_loss(be, &p, K, B, D, t, x0, eps, v, vr, ve, old, adv, gout, grad, logp, ratio, &st));
     FR_TRY(out_f64(out, "loss", st.loss));
     FR_TRY(out_f64(out, "policy_loss", st.policy_loss));
     FR_TRY(out_f64(out, "kl", st.kl));
@@ -174,10 +174,10 @@ static fr_status times_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_normal(g, "x0", 2, (int64_t[]){TB, TD}, 1.0f, NULL);
 }
 
-static fr_status times_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in, fr_st_file *out)
+static fr_status times_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in, fr_st_file *out)
 {
     (void)c;
-    (void)ops;
+    (void)be;
     const float *s, *x0;
     const int64_t *sid;
     long long K, seed, epoch, batch;

@@ -289,18 +289,18 @@ static int check_outputs(const fr_golden_case *c, const fr_st_file *f, const fr_
     return ok;
 }
 
-static int uses_ref_entry(const fr_golden_case *c, const fr_ops *ops)
+static int uses_ref_entry(const fr_golden_case *c, fr_backend *be)
 {
     const fr_ops *ref = fr_golden_ref_ops();
     if (!ref || c->slot < 0) return 0;
     void (*a)(void), (*b)(void);
-    memcpy(&a, (const char *)ops + c->slot, sizeof a);
+    memcpy(&a, (const char *)be->ops + c->slot, sizeof a);
     memcpy(&b, (const char *)ref + c->slot, sizeof b);
     return a == b;
 }
 
 fr_status fr_golden_check_case(const fr_golden_case *c, const char *dir,
-                               const fr_golden_manifest *m, const fr_ops *ops,
+                               const fr_golden_manifest *m, fr_backend *be,
                                fr_golden_mode mode, fr_golden_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -328,7 +328,7 @@ fr_status fr_golden_check_case(const fr_golden_case *c, const char *dir,
         ok = 0;
     }
     if (ok) {
-        fr_status s = c->compute(c, ops, &f, &got);
+        fr_status s = c->compute(c, be, &f, &got);
         if (s == FR_ERR_NOMEM) {
             fr_st_free(&f);
             fr_st_free(&got);
@@ -347,9 +347,9 @@ fr_status fr_golden_check_case(const fr_golden_case *c, const char *dir,
     fr_st_free(&got);
     free(buf);
     if (!ok) return FR_OK;
-    if (strcmp(ops->name, "ref") == 0) r->verdict = FR_GOLDEN_OK;
+    if (strcmp(be->ops->name, "ref") == 0) r->verdict = FR_GOLDEN_OK;
     else if (c->slot == FR_GOLDEN_SHARED) r->verdict = FR_GOLDEN_OK_SHARED;
-    else if (uses_ref_entry(c, ops)) r->verdict = FR_GOLDEN_OK_FALLBACK;
+    else if (uses_ref_entry(c, be)) r->verdict = FR_GOLDEN_OK_FALLBACK;
     else r->verdict = FR_GOLDEN_OK;
     return FR_OK;
 }

@@ -88,10 +88,10 @@ static fr_status out_stats(fr_st_file *out, const fr_ppo_stats *st)
     return fr_go_out_scalar(out, "ratio_mean", st->ratio_mean);
 }
 
-static fr_status obj_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status obj_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                          fr_st_file *out)
 {
-    (void)ops;
+    (void)be;
     fr_sampler_kind k = obj_sampler(c->arg);
     fr_step p;
     FR_TRY(fr_golden_read_step(in, k, &p));

@@ -32,7 +32,7 @@ static fr_status gemm_in(const fr_golden_case *c, fr_golden_in *g)
     return FR_OK;
 }
 
-static fr_status gemm_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status gemm_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                           fr_st_file *out)
 {
     (void)c;
@@ -52,7 +52,7 @@ static fr_status gemm_run(const fr_golden_case *c, const fr_ops *ops, const fr_s
     float *C;
     FR_TRY(fr_go_out_f32(out, "C", 2, sc, &C));
     if (acc) memcpy(C, C0, (size_t)(M * N) * sizeof(float));
-    ops->gemm((int)ta, (int)tb, M, N, K, A, B, C, (int)acc);
+    be->ops->gemm((int)ta, (int)tb, M, N, K, A, B, C, (int)acc);
     return FR_OK;
 }
 
@@ -65,7 +65,7 @@ static fr_status bias_add_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "b", 1, (int64_t[]){19}, -1.0f, 1.0f, NULL);
 }
 
-static fr_status bias_add_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status bias_add_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                               fr_st_file *out)
 {
     (void)c;
@@ -76,7 +76,7 @@ static fr_status bias_add_run(const fr_golden_case *c, const fr_ops *ops, const 
     float *y;
     FR_TRY(fr_go_out_f32(out, "y", 2, s, &y));
     memcpy(y, y0, (size_t)(s[0] * s[1]) * sizeof(float));
-    ops->bias_add(s[0], s[1], y, b);
+    be->ops->bias_add(s[0], s[1], y, b);
     return FR_OK;
 }
 
@@ -86,7 +86,7 @@ static fr_status bias_grad_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "dy", 2, (int64_t[]){7, 19}, -1.0f, 1.0f, NULL);
 }
 
-static fr_status bias_grad_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status bias_grad_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                                fr_st_file *out)
 {
     (void)c;
@@ -95,7 +95,7 @@ static fr_status bias_grad_run(const fr_golden_case *c, const fr_ops *ops, const
     FR_TRY(fr_go_f32(in, "dy", 2, s, &dy));
     float *db;
     FR_TRY(fr_go_out_f32(out, "db", 1, &s[1], &db));
-    ops->bias_grad(s[0], s[1], dy, db, 0);
+    be->ops->bias_grad(s[0], s[1], dy, db, 0);
     return FR_OK;
 }
 
@@ -122,7 +122,7 @@ static fr_status act_check(const fr_golden_case *c, const fr_st_file *in)
     return FR_OK;
 }
 
-static fr_status act_fwd_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status act_fwd_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                              fr_st_file *out)
 {
     FR_TRY(act_check(c, in));
@@ -131,11 +131,11 @@ static fr_status act_fwd_run(const fr_golden_case *c, const fr_ops *ops, const f
     FR_TRY(fr_go_f32(in, "x", 1, &n, &x));
     float *y;
     FR_TRY(fr_go_out_f32(out, "y", 1, &n, &y));
-    ops->act_fwd((fr_act)c->arg, n, x, y);
+    be->ops->act_fwd((fr_act)c->arg, n, x, y);
     return FR_OK;
 }
 
-static fr_status act_bwd_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status act_bwd_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                              fr_st_file *out)
 {
     FR_TRY(act_check(c, in));
@@ -145,7 +145,7 @@ static fr_status act_bwd_run(const fr_golden_case *c, const fr_ops *ops, const f
     FR_TRY(fr_go_exact(in, "dy", FR_F32, 1, &n, (const void **)&dy));
     float *dx;
     FR_TRY(fr_go_out_f32(out, "dx", 1, &n, &dx));
-    ops->act_bwd((fr_act)c->arg, n, x, dy, dx, 0);
+    be->ops->act_bwd((fr_act)c->arg, n, x, dy, dx, 0);
     return FR_OK;
 }
 
@@ -167,7 +167,7 @@ static fr_status ln_fwd_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "beta", 1, (int64_t[]){LD}, -0.5f, 0.5f, NULL);
 }
 
-static fr_status ln_fwd_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status ln_fwd_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                             fr_st_file *out)
 {
     (void)c;
@@ -181,7 +181,7 @@ static fr_status ln_fwd_run(const fr_golden_case *c, const fr_ops *ops, const fr
     FR_TRY(fr_go_out_f32(out, "y", 2, s, &y));
     FR_TRY(fr_go_out_f32(out, "mean", 1, s, &mean));
     FR_TRY(fr_go_out_f32(out, "rstd", 1, s, &rstd));
-    ops->layernorm_fwd(s[0], s[1], x, gamma, beta, eps, y, mean, rstd);
+    be->ops->layernorm_fwd(s[0], s[1], x, gamma, beta, eps, y, mean, rstd);
     return FR_OK;
 }
 
@@ -198,7 +198,7 @@ static fr_status ln_bwd_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "dy", 2, (int64_t[]){LM, LD}, -1.0f, 1.0f, NULL);
 }
 
-static fr_status ln_bwd_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status ln_bwd_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                             fr_st_file *out)
 {
     (void)c;
@@ -213,7 +213,7 @@ static fr_status ln_bwd_run(const fr_golden_case *c, const fr_ops *ops, const fr
     FR_TRY(fr_go_out_f32(out, "dx", 2, s, &dx));
     FR_TRY(fr_go_out_f32(out, "dgamma", 1, &s[1], &dgamma));
     FR_TRY(fr_go_out_f32(out, "dbeta", 1, &s[1], &dbeta));
-    ops->layernorm_bwd(s[0], s[1], x, gamma, mean, rstd, dy, dx, dgamma, dbeta, 0);
+    be->ops->layernorm_bwd(s[0], s[1], x, gamma, mean, rstd, dy, dx, dgamma, dbeta, 0);
     return FR_OK;
 }
 
@@ -230,7 +230,7 @@ static fr_status binary_in(const fr_golden_case *c, fr_golden_in *g)
                          NULL);
 }
 
-static fr_status binary_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status binary_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                             fr_st_file *out)
 {
     int64_t n;
@@ -239,7 +239,7 @@ static fr_status binary_run(const fr_golden_case *c, const fr_ops *ops, const fr
     FR_TRY(fr_go_f32(in, "a", 1, &n, &a));
     FR_TRY(fr_go_exact(in, "b", FR_F32, 1, &n, (const void **)&b));
     FR_TRY(fr_go_out_f32(out, "y", 1, &n, &y));
-    ops->binary((fr_binop)c->arg, n, a, b, y);
+    be->ops->binary((fr_binop)c->arg, n, a, b, y);
     return FR_OK;
 }
 
@@ -251,7 +251,7 @@ static fr_status unary_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "x", 1, (int64_t[]){EN}, lo, 8.0f, NULL);
 }
 
-static fr_status unary_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status unary_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                            fr_st_file *out)
 {
     int64_t n;
@@ -259,7 +259,7 @@ static fr_status unary_run(const fr_golden_case *c, const fr_ops *ops, const fr_
     float *y;
     FR_TRY(fr_go_f32(in, "x", 1, &n, &x));
     FR_TRY(fr_go_out_f32(out, "y", 1, &n, &y));
-    ops->unary((fr_unop)c->arg, n, x, y);
+    be->ops->unary((fr_unop)c->arg, n, x, y);
     return FR_OK;
 }
 
@@ -272,7 +272,7 @@ static fr_status axpby_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "y0", 1, (int64_t[]){EN}, -2.0f, 2.0f, NULL);
 }
 
-static fr_status axpby_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status axpby_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                            fr_st_file *out)
 {
     (void)c;
@@ -285,7 +285,7 @@ static fr_status axpby_run(const fr_golden_case *c, const fr_ops *ops, const fr_
     FR_TRY(fr_go_exact(in, "y0", FR_F32, 1, &n, (const void **)&y0));
     FR_TRY(fr_go_out_f32(out, "y", 1, &n, &y));
     memcpy(y, y0, (size_t)n * sizeof(float));
-    ops->axpby(n, alpha, x, beta, y);
+    be->ops->axpby(n, alpha, x, beta, y);
     return FR_OK;
 }
 
@@ -296,7 +296,7 @@ static fr_status scale_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "x", 1, (int64_t[]){EN}, -2.0f, 2.0f, NULL);
 }
 
-static fr_status scale_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status scale_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                            fr_st_file *out)
 {
     (void)c;
@@ -306,7 +306,7 @@ static fr_status scale_run(const fr_golden_case *c, const fr_ops *ops, const fr_
     FR_TRY(fr_go_scalar(in, "alpha", &alpha));
     FR_TRY(fr_go_f32(in, "x", 1, &n, &x));
     FR_TRY(fr_go_out_f32(out, "y", 1, &n, &y));
-    ops->scale(n, alpha, x, y);
+    be->ops->scale(n, alpha, x, y);
     return FR_OK;
 }
 
@@ -317,7 +317,7 @@ static fr_status fill_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_scalar(g, "value", -1.25f);
 }
 
-static fr_status fill_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status fill_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                           fr_st_file *out)
 {
     (void)c;
@@ -326,7 +326,7 @@ static fr_status fill_run(const fr_golden_case *c, const fr_ops *ops, const fr_s
     FR_TRY(fr_go_param(in, "n", 1, 1 << 20, &n));
     FR_TRY(fr_go_scalar(in, "value", &v));
     FR_TRY(fr_go_out_f32(out, "y", 1, (int64_t[]){n}, &y));
-    ops->fill(n, v, y);
+    be->ops->fill(n, v, y);
     return FR_OK;
 }
 
@@ -336,7 +336,7 @@ static fr_status copy_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_normal(g, "src", 1, (int64_t[]){EN}, 1.0f, NULL);
 }
 
-static fr_status copy_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status copy_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                           fr_st_file *out)
 {
     (void)c;
@@ -345,7 +345,7 @@ static fr_status copy_run(const fr_golden_case *c, const fr_ops *ops, const fr_s
     float *dst;
     FR_TRY(fr_go_f32(in, "src", 1, &n, &src));
     FR_TRY(fr_go_out_f32(out, "dst", 1, &n, &dst));
-    ops->copy(n, src, dst);
+    be->ops->copy(n, src, dst);
     return FR_OK;
 }
 
@@ -358,7 +358,7 @@ static fr_status rows_in(const fr_golden_case *c, fr_golden_in *g)
 }
 
 /* arg 0: row_sum, 1: row_mean */
-static fr_status rows_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status rows_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                           fr_st_file *out)
 {
     int64_t s[2];
@@ -366,7 +366,7 @@ static fr_status rows_run(const fr_golden_case *c, const fr_ops *ops, const fr_s
     float *y;
     FR_TRY(fr_go_f32(in, "x", 2, s, &x));
     FR_TRY(fr_go_out_f32(out, "y", 1, s, &y));
-    (c->arg ? ops->row_mean : ops->row_sum)(s[0], s[1], x, y);
+    (c->arg ? be->ops->row_mean : be->ops->row_sum)(s[0], s[1], x, y);
     return FR_OK;
 }
 
@@ -377,14 +377,26 @@ static fr_status sum_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "x", 1, (int64_t[]){101}, -1.0f, 1.0f, NULL);
 }
 
-static fr_status sum_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+/* The scalar result d (1,) of a reduction op, in backend memory, to out as `name`; frees d. */
+static fr_status scalar_out(fr_backend *be, fr_st_file *out, const char *name, float *d)
+{
+    float v;
+    fr_status st = fr_d2h(be, &v, d, sizeof v);
+    fr_dev_free(be, d);
+    return st == FR_OK ? fr_go_out_scalar(out, name, v) : st;
+}
+
+static fr_status sum_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                          fr_st_file *out)
 {
     (void)c;
     int64_t n;
     const float *x;
     FR_TRY(fr_go_f32(in, "x", 1, &n, &x));
-    return fr_go_out_scalar(out, "sum", ops->sum(n, x));
+    float *d = fr_dev_floats(be, 1);
+    if (!d) return FR_ERR_NOMEM;
+    be->ops->sum(n, x, d);
+    return scalar_out(be, out, "sum", d);
 }
 
 static fr_status gnorm_in(const fr_golden_case *c, fr_golden_in *g)
@@ -395,7 +407,7 @@ static fr_status gnorm_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "x2", 1, (int64_t[]){3}, -3.0f, 3.0f, NULL);
 }
 
-static fr_status gnorm_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status gnorm_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                            fr_st_file *out)
 {
     (void)c;
@@ -405,7 +417,10 @@ static fr_status gnorm_run(const fr_golden_case *c, const fr_ops *ops, const fr_
     FR_TRY(fr_go_f32(in, "x1", 2, s1, &xs[1]));
     FR_TRY(fr_go_f32(in, "x2", 1, &s2, &xs[2]));
     int64_t ns[3] = {s0, s1[0] * s1[1], s2};
-    return fr_go_out_scalar(out, "norm", ops->global_norm(3, xs, ns));
+    float *d = fr_dev_floats(be, 1);
+    if (!d) return FR_ERR_NOMEM;
+    be->ops->global_norm(3, xs, ns, d);
+    return scalar_out(be, out, "norm", d);
 }
 
 /* ---- AdamW --------------------------------------------------------------------------------- */
@@ -427,7 +442,7 @@ static fr_status adamw_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "v", 1, n, 0.0f, 0.01f, NULL);
 }
 
-static fr_status adamw_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status adamw_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                            fr_st_file *out)
 {
     (void)c;
@@ -453,7 +468,7 @@ static fr_status adamw_run(const fr_golden_case *c, const fr_ops *ops, const fr_
     memcpy(p, p0, (size_t)n * sizeof(float));
     memcpy(m, m0, (size_t)n * sizeof(float));
     memcpy(v, v0, (size_t)n * sizeof(float));
-    ops->adamw(n, p, g, m, v, &hp);
+    be->ops->adamw(n, p, g, m, v, &hp);
     /* the step scalars of fr_adamw_prepare, so an implementation can check those first */
     FR_TRY(fr_go_out_scalar(out, "decay", hp.decay));
     FR_TRY(fr_go_out_scalar(out, "one_minus_beta1", hp.one_minus_beta1));

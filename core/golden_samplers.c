@@ -111,10 +111,10 @@ fr_status fr_golden_read_step(const fr_st_file *in, fr_sampler_kind k, fr_step *
     return FR_OK;
 }
 
-static fr_status step_run(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+static fr_status step_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                           fr_st_file *out)
 {
-    (void)ops;
+    (void)be;
     fr_sampler_kind k = (fr_sampler_kind)(c->arg & 15);
     fr_step p;
     FR_TRY(fr_golden_read_step(in, k, &p));

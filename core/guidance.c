@@ -47,7 +47,7 @@ fr_status fr_guided_ws_alloc(fr_guided_ws *w, const fr_model *m, int64_t cap, fr
     return s;
 }
 
-fr_status fr_guided_forward(const fr_model *m, const fr_ops *ops, fr_guided_ws *w, int64_t b, const float *x,
+fr_status fr_guided_forward(const fr_model *m, fr_backend *be, fr_guided_ws *w, int64_t b, const float *x,
                             float t_in, const int32_t *c, float *v)
 {
     if (!w->blk || b < 1 || b > w->cap)
@@ -57,7 +57,7 @@ fr_status fr_guided_forward(const fr_model *m, const fr_ops *ops, fr_guided_ws *
     w->b = b;
     if (!w->gd.on) {
         for (int64_t k = 0; k < b; k++) w->tin[k] = t_in;
-        return fr_model_forward(m, ops, &w->model, b, x, w->tin, c, v);
+        return fr_model_forward(m, be, &w->model, b, x, w->tin, c, v);
     }
     const int64_t R = 2 * b;
     for (int64_t k = 0; k < R; k++) w->tin[k] = t_in;
@@ -65,17 +65,17 @@ fr_status fr_guided_forward(const fr_model *m, const fr_ops *ops, fr_guided_ws *
     memcpy(w->xin + b * D, x, (size_t)(b * D) * sizeof(float));
     memcpy(w->c, c, (size_t)(b * S) * sizeof(int32_t));
     for (int64_t k = 0; k < b * S; k++) w->c[b * S + k] = (int32_t)m->cfg.n_cond; /* null, model.h */
-    FR_TRY(fr_model_forward(m, ops, &w->model, R, w->xin, w->tin, w->c, w->out));
+    FR_TRY(fr_model_forward(m, be, &w->model, R, w->xin, w->tin, w->c, w->out));
     /* rows [0, b) conditional, [b, 2b) unconditional */
     return fr_cfg_combine(b * D, w->gd.scale, w->out + b * D, w->out, v);
 }
 
-fr_status fr_guided_backward(fr_model *m, const fr_ops *ops, fr_guided_ws *w, const float *g_v)
+fr_status fr_guided_backward(fr_model *m, fr_backend *be, fr_guided_ws *w, const float *g_v)
 {
     if (!w->blk || w->b < 1) return fr_fail(FR_ERR_ARG, "fr_guided_backward: no forward to go back through");
-    if (!w->gd.on) return fr_model_backward(m, ops, &w->model, g_v, NULL);
+    if (!w->gd.on) return fr_model_backward(m, be, &w->model, g_v, NULL);
     const int64_t n = w->b * w->D;
-    ops->scale(n, w->gd.scale, g_v, w->dout);                 /* g_c = g_v·g */
-    ops->binary(FR_BIN_SUB, n, g_v, w->dout, w->dout + n);    /* g_u = g_v − g_v·g */
-    return fr_model_backward(m, ops, &w->model, w->dout, NULL);
+    be->ops->scale(n, w->gd.scale, g_v, w->dout);                 /* g_c = g_v·g */
+    be->ops->binary(FR_BIN_SUB, n, g_v, w->dout, w->dout + n);    /* g_u = g_v − g_v·g */
+    return fr_model_backward(m, be, &w->model, w->dout, NULL);
 }

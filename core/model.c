@@ -86,14 +86,14 @@ static fr_status check_ws(const fr_model *m, const fr_model_ws *ws, int64_t B)
 }
 
 /* y (B,N) = z (B,K) W^T + b, W (N,K). */
-static void linear(const fr_ops *ops, int64_t B, int64_t N, int64_t K, const float *z,
+static void linear(fr_backend *be, int64_t B, int64_t N, int64_t K, const float *z,
                    const float *w, const float *b, float *y)
 {
-    ops->gemm(0, 1, B, N, K, z, w, y, 0);
-    ops->bias_add(B, N, y, b);
+    be->ops->gemm(0, 1, B, N, K, z, w, y, 0);
+    be->ops->bias_add(B, N, y, b);
 }
 
-fr_status fr_model_forward(const fr_model *m, const fr_ops *ops, fr_model_ws *ws, int64_t B,
+fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, int64_t B,
                            const float *x,   // (B,D)
                            const float *t,   // (B,)
                            const int32_t *c, // (B,S)
@@ -106,16 +106,16 @@ fr_status fr_model_forward(const fr_model *m, const fr_ops *ops, fr_model_ws *ws
     ws->B = B;
 
     if (ws->keep) { /* copied first, so that out may alias x */
-        ops->copy(B * D, x, ws->x);
+        be->ops->copy(B * D, x, ws->x);
         memcpy(ws->c, c, (size_t)(B * cf->n_slots) * sizeof *c);
     }
     float *h = ws->h; /* slot 0 */
-    linear(ops, B, H, D, x, W(m, FR_MP_IN_W), W(m, FR_MP_IN_B), h);
+    linear(be, B, H, D, x, W(m, FR_MP_IN_W), W(m, FR_MP_IN_B), h);
     fr_temb_sinusoidal(B, E, t, ws->temb_in);
-    linear(ops, B, H, E, ws->temb_in, W(m, FR_MP_T1_W), W(m, FR_MP_T1_B), ws->t1);
-    ops->act_fwd(cf->act, B * H, ws->t1, ws->a1);
-    linear(ops, B, H, H, ws->a1, W(m, FR_MP_T2_W), W(m, FR_MP_T2_B), ws->tmp);
-    ops->binary(FR_BIN_ADD, B * H, h, ws->tmp, h);
+    linear(be, B, H, E, ws->temb_in, W(m, FR_MP_T1_W), W(m, FR_MP_T1_B), ws->t1);
+    be->ops->act_fwd(cf->act, B * H, ws->t1, ws->a1);
+    linear(be, B, H, H, ws->a1, W(m, FR_MP_T2_W), W(m, FR_MP_T2_B), ws->tmp);
+    be->ops->binary(FR_BIN_ADD, B * H, h, ws->tmp, h);
     FR_TRY(fr_embed_gather_add(B, cf->n_slots, H, cf->n_cond + 1, W(m, FR_MP_COND), c, h));
 
     for (int64_t k = 0; k < nb; k++) {
@@ -123,25 +123,25 @@ fr_status fr_model_forward(const fr_model *m, const fr_ops *ops, fr_model_ws *ws
         float *hk = ws->h + (ws->keep ? k : 0) * B * H;
         float *hn = ws->h + (ws->keep ? k + 1 : 0) * B * H;
         float *ln = ws->ln + s * B * H, *u = ws->u + s * B * F, *a = ws->a + s * B * F;
-        ops->layernorm_fwd(B, H, hk, W(m, FR_MP_BLOCK(k, FR_MPB_LN_W)),
+        be->ops->layernorm_fwd(B, H, hk, W(m, FR_MP_BLOCK(k, FR_MPB_LN_W)),
                            W(m, FR_MP_BLOCK(k, FR_MPB_LN_B)), cf->ln_eps, ln, ws->ln_mean + s * B,
                            ws->ln_rstd + s * B);
-        linear(ops, B, F, H, ln, W(m, FR_MP_BLOCK(k, FR_MPB_FC1_W)),
+        linear(be, B, F, H, ln, W(m, FR_MP_BLOCK(k, FR_MPB_FC1_W)),
                W(m, FR_MP_BLOCK(k, FR_MPB_FC1_B)), u);
-        ops->act_fwd(cf->act, B * F, u, a);
-        linear(ops, B, H, F, a, W(m, FR_MP_BLOCK(k, FR_MPB_FC2_W)),
+        be->ops->act_fwd(cf->act, B * F, u, a);
+        linear(be, B, H, F, a, W(m, FR_MP_BLOCK(k, FR_MPB_FC2_W)),
                W(m, FR_MP_BLOCK(k, FR_MPB_FC2_B)), ws->tmp);
-        ops->binary(FR_BIN_ADD, B * H, hk, ws->tmp, hn);
+        be->ops->binary(FR_BIN_ADD, B * H, hk, ws->tmp, hn);
     }
 
     const float *hf = ws->h + (ws->keep ? nb : 0) * B * H;
-    ops->layernorm_fwd(B, H, hf, W(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)),
+    be->ops->layernorm_fwd(B, H, hf, W(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)),
                        W(m, FR_MP_HEAD(nb, FR_MPH_NORM_B)), cf->ln_eps, ws->lnf, ws->lnf_mean,
                        ws->lnf_rstd);
     if (cf->head == FR_HEAD_X0) {
         /* x̂0 into scratch, then v = (x − x̂0) / max(σ, σ_min) row by row; out may alias x
          * (each element reads x before writing out) */
-        linear(ops, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)),
+        linear(be, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)),
                W(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), ws->xo);
         for (int64_t b = 0; b < B; b++) {
             float d = fr_x0_head_denom(t[b], cf->sigma_min);
@@ -151,7 +151,7 @@ fr_status fr_model_forward(const fr_model *m, const fr_ops *ops, fr_model_ws *ws
             for (int64_t i = 0; i < D; i++) vb[i] = fr_x0_head_velocity(xb[i], ob[i], d);
         }
     } else {
-        linear(ops, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)),
+        linear(be, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)),
                W(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), out);
     }
 
@@ -161,15 +161,15 @@ fr_status fr_model_forward(const fr_model *m, const fr_ops *ops, fr_model_ws *ws
 
 /* Backward of y = z W^T + b given dy (B,N): dW (N,K) += dy^T z, db (N,) += rows of dy,
  * and dz (B,K) = dy W unless dz is NULL. */
-static void linear_bwd(const fr_ops *ops, int64_t B, int64_t N, int64_t K, const float *z,
+static void linear_bwd(fr_backend *be, int64_t B, int64_t N, int64_t K, const float *z,
                        const float *w, const float *dy, float *dw, float *db, float *dz)
 {
-    ops->gemm(1, 0, N, K, B, dy, z, dw, 1);
-    ops->bias_grad(B, N, dy, db, 1);
-    if (dz) ops->gemm(0, 0, B, K, N, dy, w, dz, 0);
+    be->ops->gemm(1, 0, N, K, B, dy, z, dw, 1);
+    be->ops->bias_grad(B, N, dy, db, 1);
+    if (dz) be->ops->gemm(0, 0, B, K, N, dy, w, dz, 0);
 }
 
-fr_status fr_model_backward(fr_model *m, const fr_ops *ops, fr_model_ws *ws,
+fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
                             const float *dout, // (B,D)
                             float *dx)         // (B,D) or NULL
 {
@@ -192,11 +192,11 @@ fr_status fr_model_backward(fr_model *m, const fr_ops *ops, fr_model_ws *ws,
         dy = ws->xo;
     }
     /* Head: o = LN_f(h_nb) W_out^T + b_out. */
-    linear_bwd(ops, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)), dy,
+    linear_bwd(be, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)), dy,
                G(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)), G(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), dtmp);
     /* The layer-norm op accumulates dx, dgamma, dbeta together; start dh at 0. */
-    ops->fill(B * H, 0.0f, dh);
-    ops->layernorm_bwd(B, H, ws->h + nb * B * H, W(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)),
+    be->ops->fill(B * H, 0.0f, dh);
+    be->ops->layernorm_bwd(B, H, ws->h + nb * B * H, W(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)),
                        ws->lnf_mean, ws->lnf_rstd, dtmp, dh, G(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)),
                        G(m, FR_MP_HEAD(nb, FR_MPH_NORM_B)), 1);
 
@@ -205,24 +205,24 @@ fr_status fr_model_backward(fr_model *m, const fr_ops *ops, fr_model_ws *ws,
     for (int64_t k = nb - 1; k >= 0; k--) {
         const float *hk = ws->h + k * B * H, *ln = ws->ln + k * B * H;
         const float *u = ws->u + k * B * F, *a = ws->a + k * B * F;
-        linear_bwd(ops, B, H, F, a, W(m, FR_MP_BLOCK(k, FR_MPB_FC2_W)), dh,
+        linear_bwd(be, B, H, F, a, W(m, FR_MP_BLOCK(k, FR_MPB_FC2_W)), dh,
                    G(m, FR_MP_BLOCK(k, FR_MPB_FC2_W)), G(m, FR_MP_BLOCK(k, FR_MPB_FC2_B)), ws->da);
-        ops->act_bwd(cf->act, B * F, u, ws->da, ws->du, 0);
-        linear_bwd(ops, B, F, H, ln, W(m, FR_MP_BLOCK(k, FR_MPB_FC1_W)), ws->du,
+        be->ops->act_bwd(cf->act, B * F, u, ws->da, ws->du, 0);
+        linear_bwd(be, B, F, H, ln, W(m, FR_MP_BLOCK(k, FR_MPB_FC1_W)), ws->du,
                    G(m, FR_MP_BLOCK(k, FR_MPB_FC1_W)), G(m, FR_MP_BLOCK(k, FR_MPB_FC1_B)), dtmp);
-        ops->layernorm_bwd(B, H, hk, W(m, FR_MP_BLOCK(k, FR_MPB_LN_W)), ws->ln_mean + k * B,
+        be->ops->layernorm_bwd(B, H, hk, W(m, FR_MP_BLOCK(k, FR_MPB_LN_W)), ws->ln_mean + k * B,
                            ws->ln_rstd + k * B, dtmp, dh, G(m, FR_MP_BLOCK(k, FR_MPB_LN_W)),
                            G(m, FR_MP_BLOCK(k, FR_MPB_LN_B)), 1);
     }
 
     /* h_0 = (x W_in^T + b_in) + temb + table[c]: dh reaches all three unchanged. */
     fr_embed_scatter_add(B, m->cfg.n_slots, H, ws->c, dh, G(m, FR_MP_COND));
-    linear_bwd(ops, B, H, H, ws->a1, W(m, FR_MP_T2_W), dh, G(m, FR_MP_T2_W), G(m, FR_MP_T2_B),
+    linear_bwd(be, B, H, H, ws->a1, W(m, FR_MP_T2_W), dh, G(m, FR_MP_T2_W), G(m, FR_MP_T2_B),
                dtmp);
-    ops->act_bwd(cf->act, B * H, ws->t1, dtmp, ws->tmp, 0);
-    linear_bwd(ops, B, H, E, ws->temb_in, W(m, FR_MP_T1_W), ws->tmp, G(m, FR_MP_T1_W),
+    be->ops->act_bwd(cf->act, B * H, ws->t1, dtmp, ws->tmp, 0);
+    linear_bwd(be, B, H, E, ws->temb_in, W(m, FR_MP_T1_W), ws->tmp, G(m, FR_MP_T1_W),
                G(m, FR_MP_T1_B), NULL);
-    linear_bwd(ops, B, H, D, ws->x, W(m, FR_MP_IN_W), dh, G(m, FR_MP_IN_W), G(m, FR_MP_IN_B), dx);
+    linear_bwd(be, B, H, D, ws->x, W(m, FR_MP_IN_W), dh, G(m, FR_MP_IN_W), G(m, FR_MP_IN_B), dx);
     /* + dv/d, as − (−dv/d): the same bits (IEEE a − b = a + (−b)), and dx may alias dout */
     if (dx && cf->head == FR_HEAD_X0)
         for (int64_t i = 0; i < B * D; i++) dx[i] = dx[i] - ws->xo[i];

@@ -165,9 +165,9 @@ fr_param *fr_model_param(fr_model *m, const char *name)
     return NULL;
 }
 
-void fr_model_zero_grad(const fr_model *m, const fr_ops *ops)
+void fr_model_zero_grad(const fr_model *m, fr_backend *be)
 {
-    fr_params_zero_grad(ops, m->params, m->n_params);
+    fr_params_zero_grad(be, m->params, m->n_params);
 }
 
 int64_t fr_model_num_params(const fr_model *m) { return fr_params_numel(m->params, m->n_params); }

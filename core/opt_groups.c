@@ -3,11 +3,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
+#include "flowrl/backend.h"
 #include "flowrl/evaluate.h"
-#include "flowrl/ops.h"
-#include "flowrl/opt.h"
 
 #define NROWS(a) (int)(sizeof(a) / sizeof((a)[0]))
 #define MAX_STEPS "100000" /* sampler steps: above this a grid is a typo, not a schedule */
@@ -29,26 +27,9 @@ const fr_opt fr_backend_rows[] = {
 };
 const int fr_backend_nrows = NROWS(fr_backend_rows);
 
-fr_status fr_backend_opts_resolve(const fr_backend_opts *b, const fr_ops **ops, int *n_threads)
+fr_status fr_backend_opts_resolve(const fr_backend_opts *b, fr_backend *be)
 {
-    const char *name = b->backend;
-    if (!name[0]) { /* the fastest bitwise backend built in */
-        name = "ref";
-        for (const char *const *n = fr_backend_names(); *n; n++)
-            if (strcmp(*n, "opt") == 0) name = "opt";
-    }
-    FR_TRY(fr_backend_get_mode(name, b->fast, ops));
-    *n_threads = 1;
-    if (strcmp((*ops)->name, "opt") == 0) {
-        fr_opt_set_threads((int)b->threads);
-        *n_threads = fr_opt_get_threads();
-    }
-    return FR_OK;
-}
-
-void fr_backend_describe(const fr_ops *ops, int n_threads, char *buf, size_t n)
-{
-    snprintf(buf, n, "backend %s, threads %d, mode %s", ops->name, n_threads, ops->mode ? ops->mode : "exact");
+    return fr_backend_open(be, b->backend, b->fast, (int)b->threads);
 }
 
 /* ---- sampling ------------------------------------------------------------------------------ */

@@ -20,10 +20,10 @@ int64_t fr_params_numel(const fr_param *ps, int n)
     return total;
 }
 
-void fr_params_zero_grad(const fr_ops *ops, fr_param *ps, int n)
+void fr_params_zero_grad(fr_backend *be, fr_param *ps, int n)
 {
     for (int i = 0; i < n; i++)
-        ops->fill(fr_tensor_numel(ps[i].grad), 0.0f, (float *)ps[i].grad->data);
+        be->ops->fill(fr_tensor_numel(ps[i].grad), 0.0f, (float *)ps[i].grad->data);
 }
 
 static void free_tensors(fr_tensor *ts, int n)
@@ -83,21 +83,21 @@ void fr_adamw_state_free(fr_adamw_state *s)
     memset(s, 0, sizeof *s);
 }
 
-fr_status fr_adamw_step(const fr_ops *ops, fr_adamw_state *s, fr_param *ps, int n,
+fr_status fr_adamw_step(fr_backend *be, fr_adamw_state *s, fr_param *ps, int n,
                         const fr_adamw_cfg *cfg, double lr)
 {
     FR_TRY(check_list("adamw", s->m, s->n, ps, n));
     fr_adamw_hp hp = fr_adamw_prepare(lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay,
                                       s->step + 1);
     for (int i = 0; i < n; i++)
-        ops->adamw(fr_tensor_numel(ps[i].value), (float *)ps[i].value->data,
+        be->ops->adamw(fr_tensor_numel(ps[i].value), (float *)ps[i].value->data,
                    (const float *)ps[i].grad->data, (float *)s->m[i].data, (float *)s->v[i].data,
                    &hp);
     s->step += 1;
     return FR_OK;
 }
 
-fr_status fr_clip_grad_norm(const fr_ops *ops, fr_param *ps, int n, float max_norm,
+fr_status fr_clip_grad_norm(fr_backend *be, fr_param *ps, int n, float max_norm,
                             float *total_norm)
 {
     if (!(max_norm > 0.0f))
@@ -113,9 +113,17 @@ fr_status fr_clip_grad_norm(const fr_ops *ops, fr_param *ps, int n, float max_no
         xs[i] = (const float *)ps[i].grad->data;
         ns[i] = fr_tensor_numel(ps[i].grad);
     }
-    float total = ops->global_norm(n, xs, ns);
+    float *d_total = fr_dev_floats(be, 1); /* the norm, in backend memory */
+    float total = 0.0f;
+    fr_status st = d_total ? FR_OK : FR_ERR_NOMEM;
+    if (st == FR_OK) {
+        be->ops->global_norm(n, xs, ns, d_total);
+        st = fr_d2h(be, &total, d_total, sizeof total);
+    }
+    fr_dev_free(be, d_total);
     free(xs);
     free(ns);
+    if (st != FR_OK) return st;
     if (total_norm) *total_norm = total;
     if (!isfinite(total))
         return fr_fail(FR_ERR_NUMERIC, "clip_grad_norm: the gradient norm is %g", (double)total);
@@ -123,18 +131,18 @@ fr_status fr_clip_grad_norm(const fr_ops *ops, fr_param *ps, int n, float max_no
     if (coef < 1.0f)
         for (int i = 0; i < n; i++) {
             float *g = (float *)ps[i].grad->data;
-            ops->scale(fr_tensor_numel(ps[i].grad), coef, g, g);
+            be->ops->scale(fr_tensor_numel(ps[i].grad), coef, g, g);
         }
     return FR_OK;
 }
 
-fr_status fr_ema_init(const fr_ops *ops, fr_ema *e, const fr_param *ps, int n)
+fr_status fr_ema_init(fr_backend *be, fr_ema *e, const fr_param *ps, int n)
 {
     memset(e, 0, sizeof *e);
     FR_TRY(alloc_like(&e->shadow, ps, n));
     e->n = n;
     for (int i = 0; i < n; i++)
-        ops->copy(fr_tensor_numel(ps[i].value), (const float *)ps[i].value->data,
+        be->ops->copy(fr_tensor_numel(ps[i].value), (const float *)ps[i].value->data,
                   (float *)e->shadow[i].data);
     return FR_OK;
 }
@@ -145,23 +153,23 @@ void fr_ema_free(fr_ema *e)
     memset(e, 0, sizeof *e);
 }
 
-fr_status fr_ema_update(const fr_ops *ops, fr_ema *e, const fr_param *ps, int n, float decay)
+fr_status fr_ema_update(fr_backend *be, fr_ema *e, const fr_param *ps, int n, float decay)
 {
     FR_TRY(check_list("ema", e->shadow, e->n, ps, n));
     if (!(decay >= 0.0f && decay <= 1.0f))
         return fr_fail(FR_ERR_ARG, "ema: decay = %g, expected 0..1", (double)decay);
     float w = 1.0f - decay;
     for (int i = 0; i < n; i++)
-        ops->axpby(fr_tensor_numel(ps[i].value), w, (const float *)ps[i].value->data, decay,
+        be->ops->axpby(fr_tensor_numel(ps[i].value), w, (const float *)ps[i].value->data, decay,
                    (float *)e->shadow[i].data);
     return FR_OK;
 }
 
-fr_status fr_ema_copy_to(const fr_ops *ops, const fr_ema *e, fr_param *ps, int n)
+fr_status fr_ema_copy_to(fr_backend *be, const fr_ema *e, fr_param *ps, int n)
 {
     FR_TRY(check_list("ema", e->shadow, e->n, ps, n));
     for (int i = 0; i < n; i++)
-        ops->copy(fr_tensor_numel(ps[i].value), (const float *)e->shadow[i].data,
+        be->ops->copy(fr_tensor_numel(ps[i].value), (const float *)e->shadow[i].data,
                   (float *)ps[i].value->data);
     return FR_OK;
 }

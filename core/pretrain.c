@@ -264,7 +264,7 @@ static void run_free(run_state *r)
 }
 
 static fr_status run_alloc(run_state *r, const fr_pretrain_cfg *cfg, const fr_model_config *mc,
-                           const fr_ops *ops)
+                           fr_backend *be)
 {
     FR_TRY(fr_task_get(cfg->task, &r->task));
     FR_TRY(fr_model_init(&r->m, mc, cfg->seed));
@@ -272,7 +272,7 @@ static fr_status run_alloc(run_state *r, const fr_pretrain_cfg *cfg, const fr_mo
     r->have_ws = 1;
     FR_TRY(fr_adamw_state_init(&r->opt, r->m.params, r->m.n_params));
     r->have_opt = 1;
-    FR_TRY(fr_ema_init(ops, &r->ema, r->m.params, r->m.n_params));
+    FR_TRY(fr_ema_init(be, &r->ema, r->m.params, r->m.n_params));
     r->have_ema = 1;
     size_t B = (size_t)cfg->batch, BD = B * (size_t)mc->D;
     if (!(r->prompts = fr_calloc(B, sizeof(int))) || !(r->cond_prompts = fr_calloc(B, sizeof(int))) ||
@@ -338,26 +338,26 @@ static fr_status make_batch(run_state *r, const fr_pretrain_cfg *cfg, int64_t s)
     return FR_OK;
 }
 
-static fr_status train_step(run_state *r, const fr_pretrain_cfg *cfg, const fr_ops *ops,
+static fr_status train_step(run_state *r, const fr_pretrain_cfg *cfg, fr_backend *be,
                             const fr_adamw_cfg *acfg, int64_t s, double lr, float *loss,
                             float *gnorm)
 {
     const int64_t B = cfg->batch;
     FR_TRY(make_batch(r, cfg, s));
-    FR_TRY(fr_model_forward(&r->m, ops, &r->ws, B, r->x, r->t, r->c, r->out));
+    FR_TRY(fr_model_forward(&r->m, be, &r->ws, B, r->x, r->t, r->c, r->out));
     /* loss = canonical long sum of (out − target)² / n, dL/dout = (2/n)·(out − target):
      * the flow-matching loss shared with AWM (flowrl/fm_loss.h) */
-    FR_TRY(fr_fm_loss(ops, B, r->m.cfg.D, r->out, r->target, NULL, loss, r->sq));
+    FR_TRY(fr_fm_loss(be, B, r->m.cfg.D, r->out, r->target, NULL, loss, r->sq));
     if (!isfinite(*loss))
         return fr_fail(FR_ERR_NUMERIC, "pretrain: step %lld: the loss is %g", (long long)s + 1,
                        (double)*loss);
-    fr_model_zero_grad(&r->m, ops);
-    FR_TRY(fr_model_backward(&r->m, ops, &r->ws, r->sq, NULL));
+    fr_model_zero_grad(&r->m, be);
+    FR_TRY(fr_model_backward(&r->m, be, &r->ws, r->sq, NULL));
     /* the one optimiser step (flowrl/optim_step.h): clip, AdamW, EMA with warm-up */
     fr_optim_step_cfg oc = {cfg->clip, *acfg, lr, cfg->ema, 1, FR_EMA_WARMUP};
     char what[64];
     snprintf(what, sizeof what, "pretrain: step %lld", (long long)s + 1);
-    return fr_optim_step(ops, r->m.params, r->m.n_params, &r->opt, &r->ema, &oc, NULL, NULL, what, gnorm);
+    return fr_optim_step(be, r->m.params, r->m.n_params, &r->opt, &r->ema, &oc, NULL, NULL, what, gnorm);
 }
 
 static fr_status save(const run_state *r, const fr_pretrain_cfg *cfg, int64_t step, float loss,
@@ -416,7 +416,7 @@ static fr_status resume(run_state *r, const fr_pretrain_cfg *cfg, int64_t *step,
     return st;
 }
 
-static fr_status run_loop(run_state *r, const fr_pretrain_cfg *cfg, const fr_ops *ops,
+static fr_status run_loop(run_state *r, const fr_pretrain_cfg *cfg, fr_backend *be,
                           fr_pretrain_cb cb, void *user, fr_pretrain_result *res)
 {
     fr_adamw_cfg acfg = {cfg->beta1, cfg->beta2, cfg->adam_eps, cfg->weight_decay};
@@ -432,7 +432,7 @@ static fr_status run_loop(run_state *r, const fr_pretrain_cfg *cfg, const fr_ops
     for (; s < cfg->steps; s++) {
         double lr = fr_pretrain_lr(cfg, s);
         float gnorm = NAN;
-        FR_TRY(train_step(r, cfg, ops, &acfg, s, lr, &loss, &gnorm));
+        FR_TRY(train_step(r, cfg, be, &acfg, s, lr, &loss, &gnorm));
         tail[n_tail++ % TAIL] = loss;
         res->steps_done = s + 1;
         res->final_loss = loss;
@@ -471,21 +471,21 @@ static fr_status check_out_dir(const char *out)
     return FR_OK;
 }
 
-fr_status fr_pretrain(const fr_pretrain_cfg *cfg, const fr_ops *ops, fr_pretrain_cb cb,
+fr_status fr_pretrain(const fr_pretrain_cfg *cfg, fr_backend *be, fr_pretrain_cb cb,
                       void *user, fr_pretrain_result *result)
 {
     fr_pretrain_result res;
     memset(&res, 0, sizeof res);
     res.final_loss = NAN;
     res.tail_loss = NAN;
-    if (!ops) return fr_fail(FR_ERR_ARG, "pretrain: no op table");
+    if (!be) return fr_fail(FR_ERR_ARG, "pretrain: no op table");
     FR_TRY(fr_pretrain_model_config(cfg, &res.model));
     res.n_params = fr_model_config_num_params(&res.model);
     if (cfg->out) FR_TRY(check_out_dir(cfg->out));
     run_state r;
     memset(&r, 0, sizeof r);
-    fr_status st = run_alloc(&r, cfg, &res.model, ops);
-    if (st == FR_OK) st = run_loop(&r, cfg, ops, cb, user, &res);
+    fr_status st = run_alloc(&r, cfg, &res.model, be);
+    if (st == FR_OK) st = run_loop(&r, cfg, be, cb, user, &res);
     run_free(&r);
     if (result) *result = res;
     return st;

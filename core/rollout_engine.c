@@ -65,7 +65,7 @@ typedef struct {
 
 typedef struct {
     const fr_model *m;
-    const fr_ops *ops;
+    fr_backend *be;
     const fr_task *task;
     const fr_rollout_cfg *c;
     int64_t B;
@@ -87,7 +87,7 @@ static fr_status run_chunk(const ctx *cx, buffers *w, nodes *nd, int64_t n0, int
         const fr_step p = fr_rollout_step(c, i);
         fr_step_std sd;
         FR_TRY(fr_sampler_std(&p, &sd));
-        FR_TRY(fr_guided_forward(cx->m, cx->ops, &w->g, b, w->x, fr_rollout_time(c, i), w->c, w->v));
+        FR_TRY(fr_guided_forward(cx->m, cx->be, &w->g, b, w->x, fr_rollout_time(c, i), w->c, w->v));
         const float *xi = NULL;
         if (stochastic && sd.std != 0.0f) {
             for (int64_t j = 0; j < b; j++) {
@@ -96,7 +96,7 @@ static fr_status run_chunk(const ctx *cx, buffers *w, nodes *nd, int64_t n0, int
             }
             for (int64_t k = 0; k < c->n_branch; k++)
                 if (c->branch[k].at == i && c->branch[k].xi_scale != 1.0f)
-                    cx->ops->scale(b * D, c->branch[k].xi_scale, w->xi, w->xi);
+                    cx->be->ops->scale(b * D, c->branch[k].xi_scale, w->xi, w->xi);
             xi = w->xi;
         }
         /* a step of std 0 (level 0 in a window, CPS's last step) has no density */
@@ -218,11 +218,11 @@ static fr_status run_segments(const ctx *cx, buffers *w, int64_t cap, const int 
     return s;
 }
 
-fr_status fr_rollout(const fr_model *m, const fr_ops *ops, const fr_task *task, const fr_rollout_cfg *cfg,
+fr_status fr_rollout(const fr_model *m, fr_backend *be, const fr_task *task, const fr_rollout_cfg *cfg,
                      int64_t B, const int *prompt_ids, const uint32_t *sample_ids, const float *x_init, float *x,
                      const fr_rollout_traj *traj)
 {
-    if (!m || !ops || !task || !cfg) return fr_fail(FR_ERR_ARG, "fr_rollout: NULL model, ops, task or cfg");
+    if (!m || !be || !task || !cfg) return fr_fail(FR_ERR_ARG, "fr_rollout: NULL model, be, task or cfg");
     if (B < 0) return fr_fail(FR_ERR_ARG, "fr_rollout: batch %lld < 0", (long long)B);
     if (B == 0) return FR_OK;
     FR_TRY(fr_rollout_check_cfg(m, task, cfg));
@@ -253,7 +253,7 @@ fr_status fr_rollout(const fr_model *m, const fr_ops *ops, const fr_task *task, 
     const int64_t cap = cfg->batch > 0 && cfg->batch < B ? cfg->batch : B;
     buffers w;
     FR_TRY(buffers_alloc(&w, m, cap, fr_guidance_from_scale(cfg->cfg)));
-    const ctx cx = {m, ops, task, cfg, B, traj};
+    const ctx cx = {m, be, task, cfg, B, traj};
     fr_status s = run_segments(&cx, &w, cap, prompt_ids, sample_ids, x_init, x);
     buffers_free(&w);
     return s;

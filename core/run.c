@@ -66,7 +66,7 @@ static fr_status setup(fr_run *r)
     }
     FR_TRY(fr_adamw_state_init(&r->adam, r->pol.params, r->pol.n_params));
     if (o->opt.ema_decay >= 0.0f) {
-        FR_TRY(fr_ema_init(r->ops, &r->ema, r->pol.params, r->pol.n_params));
+        FR_TRY(fr_ema_init(r->be, &r->ema, r->pol.params, r->pol.n_params));
         r->have_ema = 1;
     }
     if (o->c.adv == FR_TRAIN_ADV_DDPO)
@@ -158,11 +158,10 @@ static fr_status finish(fr_run *r, fr_status s, int fresh)
 
 static fr_status open_audit(fr_run *r)
 {
-    char path[FR_TRAIN_PATH_MAX + 32], th[16];
+    char path[FR_TRAIN_PATH_MAX + 32];
     FR_TRY(fr_train_path(path, sizeof path, r->dir, FR_AUDIT_LOG_NAME));
-    snprintf(th, sizeof th, "%d", r->threads);
     fr_audit_kv extra[] = {{"run.algo", r->algo->name}, {"run.base_digest", r->base_digest}};
-    fr_audit_opts ao = {r->ops->name, r->threads, extra, 2, 0};
+    fr_audit_opts ao = {r->be->name, r->be->threads, extra, 2, 0};
     return fr_audit_open(&r->priv->audit, path, &ao);
 }
 
@@ -265,9 +264,21 @@ static fr_status end_epoch(fr_run *r, int64_t e, double t0, int *stop)
     return fr_train_curve_write_svg(&pv->curve, r->algo->name, path);
 }
 
+/* The epoch's crossings of the host/backend boundary (flowrl/backend.h), as metrics: what a
+ * device backend pays per epoch beyond its kernels. */
+static void copy_metrics(fr_run *r, const fr_copy_stats *start)
+{
+    const fr_copy_stats d = fr_copy_stats_since(&r->be->copies, start);
+    fr_run_metric(r, "copies.h2d_calls", (double)d.h2d_calls);
+    fr_run_metric(r, "copies.h2d_bytes", (double)d.h2d_bytes);
+    fr_run_metric(r, "copies.d2h_calls", (double)d.d2h_calls);
+    fr_run_metric(r, "copies.d2h_bytes", (double)d.d2h_bytes);
+}
+
 static fr_status run_epoch(fr_run *r, int64_t e)
 {
     struct fr_run_private *pv = r->priv;
+    const fr_copy_stats start = r->be->copies;
     memset(&pv->ev, 0, sizeof pv->ev);
     pv->ev.epoch = e + 1;
     pv->ev.epochs = r->o->run.epochs;
@@ -281,7 +292,9 @@ static fr_status run_epoch(fr_run *r, int64_t e)
     if (r->have_ema) FR_TRY(fr_run_rec_params(r, "ema.", r->ema.shadow));
     FR_TRY(fr_run_rec_params(r, "optim.m.", r->adam.m));
     FR_TRY(fr_run_rec_params(r, "optim.v.", r->adam.v));
-    return fr_audit_end_step(pv->audit);
+    FR_TRY(fr_audit_end_step(pv->audit));
+    copy_metrics(r, &start);
+    return FR_OK;
 }
 
 static fr_status loop(fr_run *r, int64_t first, fr_run_result *res)
@@ -379,8 +392,7 @@ static void run_init(fr_run *r, struct fr_run_private *pv, const fr_run_opts *ro
     r->ao = ao;
     r->algo = a;
     r->dir = ro->run.out;
-    r->ops = env->ops;
-    r->threads = env->threads;
+    r->be = env->be;
 }
 
 fr_status fr_run_new(const fr_run_opts *ro_in, const void *ao, const fr_run_env *env, fr_run_result *res)

@@ -19,7 +19,7 @@ fr_status fr_run_evaluate(fr_run *r, const fr_model *m, const char *key, int64_t
     eo.n = (int)o->ev.eval_n;
     eo.reward_id = r->priv->eval_reward_id;
     fr_eval_result res;
-    fr_status s = fr_evaluate(m, r->ops, r->task, &erc, &eo, &res);
+    fr_status s = fr_evaluate(m, r->be, r->task, &erc, &eo, &res);
     if (s == FR_OK) {
         *acc = res.samples ? (double)res.correct / (double)res.samples : 0.0;
         *score = res.score;
@@ -37,7 +37,7 @@ fr_status fr_run_evaluate(fr_run *r, const fr_model *m, const char *key, int64_t
     int64_t k = o->ev.eval_n < 8 ? o->ev.eval_n : 8;
     const fr_model *ms[2] = {m, NULL};
     const char *titles[2] = {key, "after"};
-    if (s == FR_OK) s = fr_train_sample_grid(r->dir, png, ms, titles, 1, r->ops, r->task, r->priv->eval_reward_id, &erc, k);
+    if (s == FR_OK) s = fr_train_sample_grid(r->dir, png, ms, titles, 1, r->be, r->task, r->priv->eval_reward_id, &erc, k);
     if (s == FR_OK && strcmp(key, "after") == 0) {
         /* before and after side by side: the base from its file, as the run started from it */
         fr_infer_ckpt ck;
@@ -46,7 +46,7 @@ fr_status fr_run_evaluate(fr_run *r, const fr_model *m, const char *key, int64_t
             ms[0] = &ck.model;
             ms[1] = m;
             titles[0] = "before (base)";
-            s = fr_train_sample_grid(r->dir, "before_after.png", ms, titles, 2, r->ops, r->task,
+            s = fr_train_sample_grid(r->dir, "before_after.png", ms, titles, 2, r->be, r->task,
                                      r->priv->eval_reward_id, &erc, k);
             fr_infer_ckpt_free(&ck);
         }
@@ -61,7 +61,7 @@ fr_status fr_run_eval_current(fr_run *r, const char *key, int64_t epoch, double 
     if (!r->have_ema) return fr_run_evaluate(r, &r->pol, key, epoch, acc, score);
     fr_model em;
     FR_TRY(fr_model_alloc(&em, &r->pol.cfg));
-    fr_status s = fr_ema_copy_to(r->ops, &r->ema, em.params, em.n_params);
+    fr_status s = fr_ema_copy_to(r->be, &r->ema, em.params, em.n_params);
     if (s == FR_OK) s = fr_run_evaluate(r, &em, key, epoch, acc, score);
     fr_model_free(&em);
     return s;

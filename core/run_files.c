@@ -329,7 +329,7 @@ fr_status fr_train_eval_json_get(const char *dir, const char *key, int *found, d
 /* ---- sample pictures -------------------------------------------------------------------- */
 
 fr_status fr_train_sample_grid(const char *dir, const char *name, const fr_model *const *models,
-                               const char *const *titles, int n_models, const fr_ops *ops, const fr_task *t,
+                               const char *const *titles, int n_models, fr_backend *be, const fr_task *t,
                                int reward_id, const fr_rollout_cfg *rc, int64_t n_per_prompt)
 {
     char sdir[FR_TRAIN_PATH_MAX + 32], path[FR_TRAIN_PATH_MAX + 64];
@@ -356,7 +356,7 @@ fr_status fr_train_sample_grid(const char *dir, const char *name, const fr_model
     const float *xs[4];
     for (int m = 0; m < n_models && s == FR_OK; m++) {
         xs[m] = x + m * N * D;
-        s = fr_rollout(models[m], ops, t, &c, N, pid, sid, NULL, x + m * N * D, NULL);
+        s = fr_rollout(models[m], be, t, &c, N, pid, sid, NULL, x + m * N * D, NULL);
     }
     /* one row per prompt, labelled, each sample framed by the detector's verdict */
     if (s == FR_OK) s = fr_sample_grid_prompts(path, t, reward_id, np, rows, (int)k, n_models, titles, xs, NULL);

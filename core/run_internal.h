@@ -73,7 +73,7 @@ fr_status fr_train_eval_json_get(const char *dir, const char *key, int *found, d
  * (panel titles), a row per prompt labelled with its text, each sample marked by the task's
  * detector (flowrl/sample_grid.h); gmm2d a scatter per panel. */
 fr_status fr_train_sample_grid(const char *dir, const char *name, const fr_model *const *models,
-                               const char *const *titles, int n_models, const fr_ops *ops, const fr_task *t,
+                               const char *const *titles, int n_models, fr_backend *be, const fr_task *t,
                                int reward_id, const fr_rollout_cfg *rc, int64_t n_per_prompt);
 
 /* "DIR/NAME" into buf (FR_ERR_ARG if it does not fit). */

@@ -119,7 +119,7 @@ fr_status fr_run_optimizer_step(fr_run *r, int64_t u, float *gn)
     char what[64];
     snprintf(what, sizeof what, "train: epoch %lld, update %lld", (long long)r->epoch + 1, (long long)u);
     step_tap st = {r, u};
-    return fr_optim_step(r->ops, r->pol.params, r->pol.n_params, &r->adam, r->have_ema ? &r->ema : NULL, &c,
+    return fr_optim_step(r->be, r->pol.params, r->pol.n_params, &r->adam, r->have_ema ? &r->ema : NULL, &c,
                          audit_grads, &st, what, gn);
 }
 

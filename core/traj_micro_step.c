@@ -18,8 +18,8 @@ void fr_traj_ws_free(fr_traj_ws *w)
 fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap)
 {
     memset(w, 0, sizeof *w);
-    if (!tr || !tr->policy || !tr->ops || !tr->objective || !(tr->beta >= 0.0f) || (tr->beta > 0.0f) != !!tr->ref)
-        return fr_fail(FR_ERR_ARG, "fr_traj_ws_alloc: NULL policy, ops or objective, or beta %g without a reference "
+    if (!tr || !tr->policy || !tr->be || !tr->objective || !(tr->beta >= 0.0f) || (tr->beta > 0.0f) != !!tr->ref)
+        return fr_fail(FR_ERR_ARG, "fr_traj_ws_alloc: NULL policy, be or objective, or beta %g without a reference "
                                    "(or a reference with beta 0)", tr ? (double)tr->beta : 0.0);
     if (cap < 1 || cap > (int64_t)1 << 30)
         return fr_fail(FR_ERR_ARG, "fr_traj_ws_alloc: capacity %lld rows, expected 1 .. 2^30", (long long)cap);
@@ -80,11 +80,11 @@ fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_
 
     const fr_step step = fr_rollout_step(d->rc, j);
     const float t_in = fr_rollout_time(d->rc, j);
-    FR_TRY(fr_guided_forward(tr->policy, tr->ops, &w->pol, b, w->x, t_in, w->c, w->v));
+    FR_TRY(fr_guided_forward(tr->policy, tr->be, &w->pol, b, w->x, t_in, w->c, w->v));
     FR_TRY(fr_sampler_logprob(&step, b, D, w->x, w->v, NULL, w->x_next, w->mean, w->logp));
     if (with_ref) {
         /* the frozen base under the same guidance (docs/algorithms/flow-grpo.md §2: LoRA off = the base) */
-        FR_TRY(fr_guided_forward(tr->ref, tr->ops, &w->ref, b, w->x, t_in, w->c, w->v_ref));
+        FR_TRY(fr_guided_forward(tr->ref, tr->be, &w->ref, b, w->x, t_in, w->c, w->v_ref));
         FR_TRY(fr_sampler_mean(&step, b, D, w->x, w->v_ref, NULL, w->mean_ref));
     }
 
@@ -98,8 +98,8 @@ fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_
     }
     float dm;
     FR_TRY(fr_grpo_dmean_dv(&step, &dm));
-    tr->ops->scale(b * D, dm, w->g_mean, w->g_mean); /* g_v = g_μ·dμ/dv */
-    FR_TRY(fr_guided_backward(tr->policy, tr->ops, &w->pol, w->g_mean));
+    tr->be->ops->scale(b * D, dm, w->g_mean, w->g_mean); /* g_v = g_μ·dμ/dv */
+    FR_TRY(fr_guided_backward(tr->policy, tr->be, &w->pol, w->g_mean));
 
     st->loss = st->obj + tr->beta * st->kl;
     if (!isfinite(st->loss))

@@ -65,8 +65,8 @@ void fr_opt_copy(int64_t n, const float *src, float *dst);
 
 void fr_opt_row_sum(int64_t M, int64_t N, const float *x, float *out);
 void fr_opt_row_mean(int64_t M, int64_t N, const float *x, float *out);
-float fr_opt_sum(int64_t n, const float *x);
-float fr_opt_global_norm(int count, const float *const *xs, const int64_t *ns);
+void fr_opt_sum(int64_t n, const float *x, float *out);
+void fr_opt_global_norm(int count, const float *const *xs, const int64_t *ns, float *out);
 
 void fr_opt_adamw(int64_t n, float *p, const float *g, float *m, float *v,
                   const fr_adamw_hp *hp);

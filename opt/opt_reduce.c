@@ -105,18 +105,20 @@ void fr_opt_row_mean(int64_t M, int64_t N,
     rows(M, N, x, out, 1);
 }
 
-float fr_opt_sum(int64_t n,
-                 const float *x) // (n,)
+void fr_opt_sum(int64_t n,
+                const float *x, // (n,)
+                float *out)     // (1,)
 {
-    return row_sum1(x, n > 0 ? n : 0);
+    *out = row_sum1(x, n > 0 ? n : 0);
 }
 
 /* sqrtf(((0 + s_0) + s_1) + ...), s_t = canonical sum of squares of tensor t. */
-float fr_opt_global_norm(int count,
-                         const float *const *xs, // count tensors, xs[t] (ns[t],)
-                         const int64_t *ns)      // (count,)
+void fr_opt_global_norm(int count,
+                        const float *const *xs, // count tensors, xs[t] (ns[t],)
+                        const int64_t *ns,      // (count,)
+                        float *out)             // (1,)
 {
     float acc = 0.0f;
     for (int t = 0; t < count; t++) acc = acc + sumsq1(xs[t], ns[t] > 0 ? ns[t] : 0);
-    return sqrtf(acc);
+    *out = sqrtf(acc);
 }

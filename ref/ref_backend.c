@@ -6,6 +6,14 @@
 void fr_ref_fill(fr_ops *ops)
 {
     ops->name = "ref";
+    ops->mem_alloc = fr_ref_mem_alloc;
+    ops->mem_free = fr_ref_mem_free;
+    ops->mem_h2d = fr_ref_mem_copy;
+    ops->mem_d2h = fr_ref_mem_copy;
+    ops->mem_d2d = fr_ref_mem_copy;
+    ops->mem_zero = fr_ref_mem_zero;
+    ops->mem_sync = fr_ref_mem_sync;
+    ops->device = 0;
     ops->gemm = fr_ref_gemm;
     ops->bias_add = fr_ref_bias_add;
     ops->bias_grad = fr_ref_bias_grad;

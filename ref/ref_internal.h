@@ -4,9 +4,17 @@
 #ifndef FLOWRL_REF_INTERNAL_H
 #define FLOWRL_REF_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "flowrl/ops.h"
+
+/* ref/ref_mem.c: host memory (h2d, d2h and d2d are all one memcpy). */
+void *fr_ref_mem_alloc(size_t bytes);
+void fr_ref_mem_free(void *p);
+fr_status fr_ref_mem_copy(void *dst, const void *src, size_t bytes);
+fr_status fr_ref_mem_zero(void *p, size_t bytes);
+fr_status fr_ref_mem_sync(void);
 
 void fr_ref_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
                  const float *B, float *C, int accumulate);
@@ -33,8 +41,8 @@ void fr_ref_copy(int64_t n, const float *src, float *dst);
 
 void fr_ref_row_sum(int64_t M, int64_t N, const float *x, float *out);
 void fr_ref_row_mean(int64_t M, int64_t N, const float *x, float *out);
-float fr_ref_sum(int64_t n, const float *x);
-float fr_ref_global_norm(int count, const float *const *xs, const int64_t *ns);
+void fr_ref_sum(int64_t n, const float *x, float *out);
+void fr_ref_global_norm(int count, const float *const *xs, const int64_t *ns, float *out);
 
 void fr_ref_adamw(int64_t n, float *p, const float *g, float *m, float *v,
                   const fr_adamw_hp *hp);

@@ -1,6 +1,6 @@
-/* Helpers shared by the op suites (test_ops.c, test_ops_grad.c): the ref table, seeded
- * inputs, float error-bound constants, and double-precision references of the
- * activations with first-order error bounds for their float versions.
+/* Helpers shared by the op suites (test_ops.c, test_ops_grad.c): seeded inputs, float
+ * error-bound constants, and double-precision references of the activations with
+ * first-order error bounds for their float versions.
  *
  * Error-bound vocabulary (Higham, "Accuracy and Stability of Numerical Algorithms"):
  *   u = 2^-24, the unit roundoff of float (round to nearest);
@@ -48,14 +48,6 @@ static inline float *ops_alloc(int64_t n)
     float *p = (float *)calloc((size_t)(n > 0 ? n : 1), sizeof(float));
     ck_assert_msg(p != NULL, "calloc(%lld floats) failed", (long long)n);
     return p;
-}
-
-static inline const fr_ops *ops_ref(void)
-{
-    const fr_ops *ops = NULL;
-    fr_status st = fr_backend_get("ref", &ops);
-    ck_assert_msg(st == FR_OK && ops != NULL, "fr_backend_get(ref): %s", fr_last_error());
-    return ops;
 }
 
 /* ---- activations in double ------------------------------------------------------- */

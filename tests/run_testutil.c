@@ -12,7 +12,6 @@
 
 #include "flowrl/cond.h"
 #include "flowrl/model.h"
-#include "flowrl/ops.h"
 #include "flowrl/runcompare.h"
 #include "flowrl/task.h"
 #include "tests/testutil.h"
@@ -72,17 +71,11 @@ void fr_rt_opts_free(fr_rt_opts *o)
     o->ao = NULL;
 }
 
-static const fr_ops *backend(const char *name)
-{
-    const fr_ops *ops;
-    ck_assert_int_eq(fr_backend_get(name, &ops), FR_OK);
-    return ops;
-}
-
 fr_status fr_rt_run(const fr_rt_opts *o, const char *bk, int threads, const fr_run_cb *cb, fr_run_result *res)
 {
     fr_run_result r;
-    fr_run_env env = {backend(bk), threads, cb, NULL, NULL};
+    fr_backend be = fr_test_backend(bk, 0, threads);
+    fr_run_env env = {&be, cb, NULL, NULL};
     return fr_run_new(&o->ro, o->ao, &env, res ? res : &r);
 }
 
@@ -107,7 +100,8 @@ fr_status fr_rt_resume(const char *run, int64_t epochs, int64_t from_step, const
     fr_rt_path(dir, sizeof dir, run);
     resume_args ra = {epochs};
     fr_run_resume_req rq = {dir, from_step, set_epochs, &ra};
-    fr_run_env env = {backend(bk), threads, NULL, NULL, NULL};
+    fr_backend be = fr_test_backend(bk, 0, threads);
+    fr_run_env env = {&be, NULL, NULL, NULL};
     fr_run_result r;
     return fr_run_resume(&rq, &env, res ? res : &r);
 }

@@ -148,6 +148,56 @@ static void cli_args(argv_b *b, const fr_algo *a, const char *run, int64_t epoch
     b->v[b->n] = NULL;
 }
 
+/* Every epoch's crossings of the host/backend boundary are metrics (copies.*, from the
+ * handle's counters): with gradient clipping on, each optimiser step reads its norm back
+ * (one d2h); metrics.jsonl carries the keys. */
+typedef struct {
+    int epochs;
+    double v[4][8]; /* [key][epoch - 1] */
+} copies_seen;
+
+static const char *const k_copy_keys[4] = {"copies.h2d_calls", "copies.h2d_bytes", "copies.d2h_calls",
+                                           "copies.d2h_bytes"};
+
+static int record_copies(const fr_run_epoch_event *ev, void *user)
+{
+    copies_seen *c = user;
+    if (ev->epoch >= 1 && ev->epoch <= 8) {
+        for (int k = 0; k < 4; k++) c->v[k][ev->epoch - 1] = fr_run_event_get(ev, k_copy_keys[k]);
+        c->epochs = (int)ev->epoch;
+    }
+    return 0;
+}
+
+START_TEST(test_copy_metrics)
+{
+    FOR_EACH_ALGO(a) {
+        char run[64], path[512];
+        fr_rt_opts o;
+        fr_rt_opts_init(&o, a, rn(run, sizeof run, a, "copies"), 2);
+        ck_assert(o.ro.opt.max_grad_norm > 0.0f);
+        copies_seen c = {0};
+        fr_run_cb cb = {record_copies, NULL, NULL, &c, NULL};
+        ck_assert_msg(fr_rt_run(&o, "ref", 1, &cb, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
+        ck_assert_int_eq(c.epochs, 2);
+        for (int e = 0; e < 2; e++) {
+            for (int k = 0; k < 4; k++)
+                ck_assert_msg(c.v[k][e] >= 0.0, "%s epoch %d: %s = %g", a->name, e + 1, k_copy_keys[k], c.v[k][e]);
+            ck_assert_msg(c.v[2][e] >= 1.0 && c.v[3][e] >= 4.0,
+                          "%s epoch %d: %g d2h calls, %g bytes: the clipped norm never came back", a->name, e + 1,
+                          c.v[2][e], c.v[3][e]);
+        }
+        snprintf(path, sizeof path, "%s/%s/metrics.jsonl", fr_rt_dir, run);
+        size_t n;
+        char *txt = fr_test_slurp(path, &n);
+        for (int k = 0; k < 4; k++)
+            ck_assert_msg(strstr(txt, k_copy_keys[k]), "%s: no %s in %s", a->name, k_copy_keys[k], path);
+        free(txt);
+        fr_rt_opts_free(&o);
+    }
+}
+END_TEST
+
 /* A config.json of the tiny configuration: a 1-epoch library run writes it. */
 static void tiny_config(const fr_algo *a, const char *name, char *path, size_t n)
 {
@@ -331,6 +381,7 @@ Suite *suite_algos(void)
     tcase_add_test(tc, test_config_round_trip);
     tcase_add_test(tc, test_bad_values_one_line_exit_2);
     tcase_add_test(tc, test_algos_listed);
+    tcase_add_test(tc, test_copy_metrics);
     suite_add_tcase(s, tc);
     return s;
 }

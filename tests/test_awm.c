@@ -18,14 +18,8 @@
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
-/* The reference op table (the loops of ref/ref_flow.c). */
-static const fr_ops *ref_table(void)
-{
-    const fr_ops *ops = NULL;
-    fr_backend_get("ref", &ops);
-    return ops;
-}
-#define REF ref_table()
+/* The reference backend (the loops of ref/ref_flow.c). */
+#define REF fr_test_ref_be()
 
 enum { MK = 3, MB = 4, MD = 13, MR = MK * MB };
 

@@ -508,12 +508,12 @@ static void model_setup(model_run *r, const char *preset, int64_t B)
     for (int64_t i = 0; i < B * cfg.n_slots; i++) r->c[i] = (int32_t)(fr_test_next(&s) % (uint64_t)(cfg.n_cond + 1));
 }
 
-static void model_step(model_run *r, const fr_ops *ops)
+static void model_step(model_run *r, fr_backend *be)
 {
-    fr_model_zero_grad(&r->m, ops);
-    ck_assert_msg(fr_model_forward(&r->m, ops, &r->ws, r->B, r->x, r->t, r->c, r->out) == FR_OK,
+    fr_model_zero_grad(&r->m, be);
+    ck_assert_msg(fr_model_forward(&r->m, be, &r->ws, r->B, r->x, r->t, r->c, r->out) == FR_OK,
                   "%s", fr_last_error());
-    ck_assert_msg(fr_model_backward(&r->m, ops, &r->ws, r->dout, NULL) == FR_OK, "%s",
+    ck_assert_msg(fr_model_backward(&r->m, be, &r->ws, r->dout, NULL) == FR_OK, "%s",
                   fr_last_error());
 }
 
@@ -528,7 +528,6 @@ START_TEST(test_model_repeat)
 {
     if (!fr_fast_available()) return;
     static const char *const presets[] = {"gmm2d-s", "shapes-s"};
-    const fr_ops *f = get("opt", 1);
     for (int pi = 0; pi < 2; pi++) {
         model_run r;
         model_setup(&r, presets[pi], pi ? 32 : 256);
@@ -537,11 +536,11 @@ START_TEST(test_model_repeat)
         for (int pol = 0; pol < 2; pol++) {
             fr_fast_set_policy(pol ? FR_FAST_ALWAYS : FR_FAST_RULE);
             for (int ti = 1; ti <= 2; ti++) {
-                fr_opt_set_threads(ti);
-                model_step(&r, f);
+                fr_backend f = fr_test_backend("opt", 1, ti);
+                model_step(&r, &f);
                 memcpy(g0, r.m.arena_grads, (size_t)np * sizeof(float));
                 memcpy(o0, r.out, (size_t)no * sizeof(float));
-                model_step(&r, f);
+                model_step(&r, &f);
                 ck_assert_msg(same(o0, r.out, no), "%s output differs run to run (threads %d, %s)",
                               presets[pi], ti, pol ? "always" : "rule");
                 ck_assert_msg(same(g0, r.m.arena_grads, np),
@@ -570,12 +569,13 @@ START_TEST(test_model_tolerance)
     model_setup(&r, "shapes-s", 16);
     int64_t np = fr_model_num_params(&r.m), no = r.B * r.D;
     float *gr = fvec(np), *orf = fvec(no);
-    model_step(&r, get("ref", 0));
+    model_step(&r, fr_test_ref_be());
+    fr_backend f = fr_test_backend("opt", 1, 0);
     memcpy(gr, r.m.arena_grads, (size_t)np * sizeof(float));
     memcpy(orf, r.out, (size_t)no * sizeof(float));
     for (int pol = 0; pol < 2; pol++) {
         fr_fast_set_policy(pol ? FR_FAST_ALWAYS : FR_FAST_RULE);
-        model_step(&r, get("opt", 1));
+        model_step(&r, &f);
         double scale_o = 0, scale_g = 0;
         for (int64_t i = 0; i < no; i++) scale_o = fmax(scale_o, fabs((double)orf[i]));
         for (int64_t i = 0; i < np; i++) scale_g = fmax(scale_g, fabs((double)gr[i]));
@@ -598,7 +598,7 @@ END_TEST
  * and the final batch losses within 1% (a wrong kernel misses both). */
 static char g_dir[] = "/tmp/flowrl-fast-XXXXXX";
 
-static float pretrain_to(const fr_ops *ops, const char *path, int64_t steps)
+static float pretrain_to(fr_backend *be, const char *path, int64_t steps)
 {
     fr_pretrain_cfg c = fr_pretrain_defaults();
     c.task = "gmm2d";
@@ -607,7 +607,7 @@ static float pretrain_to(const fr_ops *ops, const char *path, int64_t steps)
     c.seed = 11;
     c.out = path;
     fr_pretrain_result res;
-    ck_assert_msg(fr_pretrain(&c, ops, NULL, NULL, &res) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_pretrain(&c, be, NULL, NULL, &res) == FR_OK, "%s", fr_last_error());
     return res.final_loss;
 }
 
@@ -620,8 +620,9 @@ START_TEST(test_pretrain_tolerance)
     char pr[300], pf[300];
     snprintf(pr, sizeof pr, "%s/ref.safetensors", g_dir);
     snprintf(pf, sizeof pf, "%s/fast.safetensors", g_dir);
-    float lr = pretrain_to(get("ref", 0), pr, steps);
-    float lf = pretrain_to(get("opt", 1), pf, steps);
+    fr_backend f = fr_test_backend("opt", 1, 0);
+    float lr = pretrain_to(fr_test_ref_be(), pr, steps);
+    float lf = pretrain_to(&f, pf, steps);
     fr_st_file a, b;
     fr_st_init(&a), fr_st_init(&b);
     ck_assert_msg(fr_st_read(&a, pr) == FR_OK && fr_st_read(&b, pf) == FR_OK, "%s", fr_last_error());

@@ -121,13 +121,11 @@ START_TEST(test_committed_set_checks)
     static const char *const backends[] = {"ref", "opt", "opt", "opt"};
     static const int threads[] = {0, 1, 2, 3};
     for (int b = 0; b < 4; b++) {
-        const fr_ops *ops;
-        ck_assert(fr_backend_get(backends[b], &ops) == FR_OK);
-        fr_opt_set_threads(threads[b]);
+        fr_backend be = fr_test_backend(backends[b], 0, threads[b]);
         for (size_t i = 0; i < fr_golden_count(); i++) {
             const fr_golden_case *c = fr_golden_get(i);
             fr_golden_result r;
-            ck_assert(fr_golden_check_case(c, dir, m, ops, FR_GOLDEN_BITWISE, &r) == FR_OK);
+            ck_assert(fr_golden_check_case(c, dir, m, &be, FR_GOLDEN_BITWISE, &r) == FR_OK);
             ck_assert_msg(r.verdict <= FR_GOLDEN_OK_FALLBACK, "%s --backend %s (threads %d): %s",
                           c->name, backends[b], threads[b], r.detail);
             ck_assert_msg(r.max_ulp == 0 && r.max_abs == 0.0, "%s: nonzero difference on OK", c->name);
@@ -198,10 +196,9 @@ START_TEST(test_flipped_output_bit_fails)
         ck_assert_msg(strstr(g_out, " 1 FAIL,") != NULL, "%s", g_out);
         /* the same through the library, with the measured difference */
         fr_golden_manifest *m = manifest(tmp);
-        const fr_ops *ref;
-        ck_assert(fr_backend_get("ref", &ref) == FR_OK);
         fr_golden_result r;
-        ck_assert(fr_golden_check_case(fr_golden_find(cases[k][0]), tmp, m, ref, FR_GOLDEN_BITWISE, &r) == FR_OK);
+        ck_assert(fr_golden_check_case(fr_golden_find(cases[k][0]), tmp, m, fr_test_ref_be(), FR_GOLDEN_BITWISE, &r) ==
+                  FR_OK);
         ck_assert_int_eq(r.verdict, FR_GOLDEN_FAIL);
         ck_assert_int_eq(r.max_ulp, 1);
         ck_assert(r.max_abs > 0.0);
@@ -291,13 +288,13 @@ START_TEST(test_compare_modes)
 }
 END_TEST
 
-static fr_golden_result check_one(const char *dir, const char *casename, const fr_ops *ops, fr_golden_mode mode)
+static fr_golden_result check_one(const char *dir, const char *casename, fr_backend *be, fr_golden_mode mode)
 {
     fr_golden_manifest *m = manifest(dir);
     fr_golden_result r;
     const fr_golden_case *c = fr_golden_find(casename);
     ck_assert_msg(c != NULL, "no case %s", casename);
-    ck_assert(fr_golden_check_case(c, dir, m, ops, mode, &r) == FR_OK);
+    ck_assert(fr_golden_check_case(c, dir, m, be, mode, &r) == FR_OK);
     fr_golden_manifest_free(m);
     return r;
 }
@@ -307,8 +304,7 @@ START_TEST(test_epoch_case)
     const fr_golden_case *c = fr_golden_find("epoch.flow_grpo");
     ck_assert_ptr_nonnull(c);
     ck_assert_str_eq(fr_golden_kind_name(c), "ops");
-    const fr_ops *ref;
-    ck_assert(fr_backend_get("ref", &ref) == FR_OK);
+    fr_backend *ref = fr_test_ref_be();
 
     /* one ulp of the second moment of one weight after the epoch */
     char *tmp = copy_set();
@@ -327,8 +323,8 @@ START_TEST(test_epoch_case)
     rm_tree(tmp);
 
     /* --fast with every vendor kernel forced: other bits than ref, within the tolerance */
-    const fr_ops *fast;
-    if (fr_backend_get_mode("opt", 1, &fast) != FR_OK) {
+    fr_backend fast;
+    if (fr_backend_open(&fast, "opt", 1, 0) != FR_OK) {
         printf("golden: no --fast table in this build (%s): epoch.flow_grpo --fast NOT tested\n", fr_last_error());
         return;
     }
@@ -337,12 +333,12 @@ START_TEST(test_epoch_case)
     fr_fast_policy p = fr_fast_get_policy();
     fr_fast_set_policy(FR_FAST_ALWAYS);
     for (int th = 1; th <= 3; th++) {
-        fr_opt_set_threads(th);
-        r = check_one(dir, "epoch.flow_grpo", fast, FR_GOLDEN_TOLERANCE);
+        fast = fr_test_backend("opt", 1, th);
+        r = check_one(dir, "epoch.flow_grpo", &fast, FR_GOLDEN_TOLERANCE);
         ck_assert_msg(r.verdict == FR_GOLDEN_OK, "--fast, %d threads: %s", th, r.detail);
         ck_assert_msg(r.max_abs > 0.0 && r.max_abs < 1e-5, "--fast, %d threads: max abs %g (0: the vendor kernels "
                       "ran nowhere, the tolerance was not exercised)", th, r.max_abs);
-        r = check_one(dir, "epoch.flow_grpo", fast, FR_GOLDEN_BITWISE);
+        r = check_one(dir, "epoch.flow_grpo", &fast, FR_GOLDEN_BITWISE);
         ck_assert_int_eq(r.verdict, FR_GOLDEN_FAIL);
     }
     fr_opt_set_threads(0);

@@ -83,13 +83,13 @@ static void edit_header(const char *src, const char *dst, const char *from, cons
 /* A gmm2d-s model with EMA and AdamW state, written as a checkpoint at path; digests on/off. */
 static void write_checkpoint(const char *path, int digests, fr_model *m)
 {
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     fr_model_config mc;
     ck_assert_int_eq(fr_model_preset("gmm2d-s", 2, 8, &mc), FR_OK);
     ck_assert_int_eq(fr_model_init(m, &mc, 3), FR_OK);
     fr_ema e;
     fr_adamw_state o;
-    ck_assert_int_eq(fr_ema_init(ops, &e, m->params, m->n_params), FR_OK);
+    ck_assert_int_eq(fr_ema_init(be, &e, m->params, m->n_params), FR_OK);
     ck_assert_int_eq(fr_adamw_state_init(&o, m->params, m->n_params), FR_OK);
     fr_st_file f;
     fr_st_init(&f);

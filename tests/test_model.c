@@ -190,7 +190,7 @@ static double d_forward(const dnet *d, int64_t B, const double *x, const float *
  * null id, loss L = sum(w * out), w ~ U(-1, 1). */
 static void fd_check(fr_act act, int64_t n_blocks, fr_head head, uint64_t seed)
 {
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     fr_model_config cfg = small_cfg(act, n_blocks);
     cfg.head = head;
     cfg.sigma_min = head == FR_HEAD_X0 ? 0.05f : 0.0f;
@@ -213,9 +213,9 @@ static void fd_check(fr_act act, int64_t n_blocks, fr_head head, uint64_t seed)
 
     fr_model_ws ws;
     ck_assert(fr_model_ws_alloc(&ws, &m, B, 1) == FR_OK);
-    fr_model_zero_grad(&m, ops);
-    ck_assert_msg(fr_model_forward(&m, ops, &ws, B, x, t, c, out) == FR_OK, "%s", fr_last_error());
-    ck_assert_msg(fr_model_backward(&m, ops, &ws, w, dx) == FR_OK, "%s", fr_last_error());
+    fr_model_zero_grad(&m, be);
+    ck_assert_msg(fr_model_forward(&m, be, &ws, B, x, t, c, out) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_model_backward(&m, be, &ws, w, dx) == FR_OK, "%s", fr_last_error());
 
     dnet d;
     dnet_from(&d, &m);
@@ -406,7 +406,7 @@ END_TEST
 
 START_TEST(test_forward_presets)
 {
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     struct {
         const char *name;
         int64_t D, nc;
@@ -427,7 +427,7 @@ START_TEST(test_forward_presets)
         for (int64_t i = 0; i < B * D; i++) x[i] = fr_test_uniform(&s, -2.0f, 2.0f);
         fr_model_ws ws;
         ck_assert(fr_model_ws_alloc(&ws, &m, B, 0) == FR_OK);
-        ck_assert(fr_model_forward(&m, ops, &ws, B, x, t, cid, out) == FR_OK);
+        ck_assert(fr_model_forward(&m, be, &ws, B, x, t, cid, out) == FR_OK);
         /* The output layer starts at zero: a velocity head outputs exactly 0, an x0 head
          * (x̂0 = 0) outputs x / max(sigma, sigma_min), sigma = 0, 0.5, 1. */
         float den[B] = {c.sigma_min, 0.5f, 1.0f};
@@ -437,7 +437,7 @@ START_TEST(test_forward_presets)
                           rows[r].name, fr_head_name(c.head), (long long)i, (double)out[i], (double)want);
         }
         randomize(&m, 9);
-        ck_assert(fr_model_forward(&m, ops, &ws, B, x, t, cid, out) == FR_OK);
+        ck_assert(fr_model_forward(&m, be, &ws, B, x, t, cid, out) == FR_OK);
         int nonzero = 0;
         for (int64_t i = 0; i < B * D; i++) {
             ck_assert_msg(isfinite(out[i]), "%s: out[%lld] = %g", rows[r].name, (long long)i, (double)out[i]);
@@ -446,12 +446,12 @@ START_TEST(test_forward_presets)
         ck_assert_int_gt(nonzero, B * D / 2);
         /* Bad ids and batch sizes are refused. */
         int32_t bad[B] = {0, (int32_t)rows[r].nc + 1, 0};
-        ck_assert_int_eq(fr_model_forward(&m, ops, &ws, B, x, t, bad, out), FR_ERR_ARG);
+        ck_assert_int_eq(fr_model_forward(&m, be, &ws, B, x, t, bad, out), FR_ERR_ARG);
         bad[1] = -1;
-        ck_assert_int_eq(fr_model_forward(&m, ops, &ws, B, x, t, bad, out), FR_ERR_ARG);
-        ck_assert_int_eq(fr_model_forward(&m, ops, &ws, B + 1, x, t, cid, out), FR_ERR_ARG);
+        ck_assert_int_eq(fr_model_forward(&m, be, &ws, B, x, t, bad, out), FR_ERR_ARG);
+        ck_assert_int_eq(fr_model_forward(&m, be, &ws, B + 1, x, t, cid, out), FR_ERR_ARG);
         /* An inference workspace has no activations for a backward. */
-        ck_assert_int_eq(fr_model_backward(&m, ops, &ws, out, NULL), FR_ERR_ARG);
+        ck_assert_int_eq(fr_model_backward(&m, be, &ws, out, NULL), FR_ERR_ARG);
         fr_model_ws_free(&ws);
         free(x), free(out);
         fr_model_free(&m);
@@ -464,7 +464,7 @@ END_TEST
  * (b) two micro-batches run in order give the same gradient bits as one batch. */
 START_TEST(test_microbatch_bitwise)
 {
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     fr_model_config c = small_cfg(FR_ACT_GELU_TANH, 2);
     c.H = 16, c.F = 24, c.D = 5;
     if (_i == 1) c.head = FR_HEAD_X0, c.sigma_min = 0.05f; /* loop index: both heads */
@@ -484,35 +484,35 @@ START_TEST(test_microbatch_bitwise)
     ck_assert(fr_model_ws_alloc(&wi, &m, B, 0) == FR_OK);
     int64_t np = fr_model_num_params(&m);
     (void)np;
-    fr_model_zero_grad(&m, ops);
-    ck_assert(fr_model_forward(&m, ops, &ws, B, x, t, cid, out1) == FR_OK);
-    ck_assert(fr_model_backward(&m, ops, &ws, w, dx1) == FR_OK);
+    fr_model_zero_grad(&m, be);
+    ck_assert(fr_model_forward(&m, be, &ws, B, x, t, cid, out1) == FR_OK);
+    ck_assert(fr_model_backward(&m, be, &ws, w, dx1) == FR_OK);
     float **g1 = calloc((size_t)m.n_params, sizeof *g1);
     for (int i = 0; i < m.n_params; i++) {
         size_t bytes = fr_tensor_nbytes(m.params[i].grad);
         g1[i] = malloc(bytes);
         memcpy(g1[i], m.params[i].grad->data, bytes);
     }
-    fr_model_zero_grad(&m, ops);
+    fr_model_zero_grad(&m, be);
     for (int h = 0; h < 2; h++) {
         int o = h * 3;
-        ck_assert(fr_model_forward(&m, ops, &ws, 3, x + o * D, t + o, cid + o, out2 + o * D) == FR_OK);
-        ck_assert(fr_model_backward(&m, ops, &ws, w + o * D, dx2 + o * D) == FR_OK);
+        ck_assert(fr_model_forward(&m, be, &ws, 3, x + o * D, t + o, cid + o, out2 + o * D) == FR_OK);
+        ck_assert(fr_model_backward(&m, be, &ws, w + o * D, dx2 + o * D) == FR_OK);
     }
     for (int r = 0; r < B; r++) /* one row at a time, inference workspace */
-        ck_assert(fr_model_forward(&m, ops, &wi, 1, x + r * D, t + r, cid + r, out3 + r * D) == FR_OK);
+        ck_assert(fr_model_forward(&m, be, &wi, 1, x + r * D, t + r, cid + r, out3 + r * D) == FR_OK);
     ck_assert(memcmp(out1, out2, sizeof out1) == 0);
     ck_assert(memcmp(out1, out3, sizeof out1) == 0);
     ck_assert(memcmp(dx1, dx2, sizeof dx1) == 0);
     /* out may alias x (forward) and dx may alias dout (backward) */
     float xa[B * D], wa[B * D];
     memcpy(xa, x, sizeof xa);
-    ck_assert(fr_model_forward(&m, ops, &wi, B, xa, t, cid, xa) == FR_OK);
+    ck_assert(fr_model_forward(&m, be, &wi, B, xa, t, cid, xa) == FR_OK);
     ck_assert(memcmp(out1, xa, sizeof out1) == 0);
     memcpy(wa, w, sizeof wa);
-    ck_assert(fr_model_forward(&m, ops, &ws, B, x, t, cid, out2) == FR_OK);
-    fr_model_zero_grad(&m, ops);
-    ck_assert(fr_model_backward(&m, ops, &ws, wa, wa) == FR_OK);
+    ck_assert(fr_model_forward(&m, be, &ws, B, x, t, cid, out2) == FR_OK);
+    fr_model_zero_grad(&m, be);
+    ck_assert(fr_model_backward(&m, be, &ws, wa, wa) == FR_OK);
     ck_assert(memcmp(dx1, wa, sizeof dx1) == 0);
     for (int i = 0; i < m.n_params; i++) {
         ck_assert_msg(memcmp(g1[i], m.params[i].grad->data, fr_tensor_nbytes(m.params[i].grad)) == 0,
@@ -523,13 +523,13 @@ START_TEST(test_microbatch_bitwise)
     /* Accumulation really adds: a second backward of the same forward doubles the
      * gradient (up to rounding: the second chain starts from the first sum, so the bits
      * of 2x are not guaranteed). */
-    fr_model_zero_grad(&m, ops);
-    ck_assert(fr_model_forward(&m, ops, &ws, B, x, t, cid, out1) == FR_OK);
-    ck_assert(fr_model_backward(&m, ops, &ws, w, NULL) == FR_OK);
+    fr_model_zero_grad(&m, be);
+    ck_assert(fr_model_forward(&m, be, &ws, B, x, t, cid, out1) == FR_OK);
+    ck_assert(fr_model_backward(&m, be, &ws, w, NULL) == FR_OK);
     fr_param *p = fr_model_param(&m, "blocks.1.fc1.weight");
     float keep = ((float *)p->grad->data)[5];
     ck_assert(keep != 0.0f);
-    ck_assert(fr_model_backward(&m, ops, &ws, w, NULL) == FR_OK);
+    ck_assert(fr_model_backward(&m, be, &ws, w, NULL) == FR_OK);
     float twice = ((float *)p->grad->data)[5];
     ck_assert_msg(fabsf(twice - 2.0f * keep) <= 1e-5f * fabsf(keep), "head %d: %.9g after two backwards, %.9g after one",
                   _i, (double)twice, (double)keep);
@@ -601,8 +601,8 @@ START_TEST(test_head_config)
     ck_assert(fr_model_ws_alloc(&wv, &mv, 1, 1) == FR_OK);
     float in[3] = {0.5f, -0.5f, 1.0f}, o[3], t = 300.0f;
     int32_t cid = 0;
-    ck_assert_int_eq(fr_model_forward(&mx, fr_test_ref_ops(), &wv, 1, in, &t, &cid, o), FR_ERR_ARG);
-    ck_assert_int_eq(fr_model_forward(&mv, fr_test_ref_ops(), &wv, 1, in, &t, &cid, o), FR_OK);
+    ck_assert_int_eq(fr_model_forward(&mx, fr_test_ref_be(), &wv, 1, in, &t, &cid, o), FR_ERR_ARG);
+    ck_assert_int_eq(fr_model_forward(&mv, fr_test_ref_be(), &wv, 1, in, &t, &cid, o), FR_OK);
     fr_model_ws_free(&wv);
     fr_model_free(&mv), fr_model_free(&mx);
 }
@@ -643,7 +643,7 @@ static void free_snapshot(float **s, int n)
  * float vs double differs by a few ulps of p per step: tolerance 1e-6 (|p| + lr). */
 START_TEST(test_adamw)
 {
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     fr_model_config c = small_cfg(FR_ACT_SILU, 1);
     fr_model m;
     ck_assert(fr_model_init(&m, &c, 1) == FR_OK);
@@ -665,7 +665,7 @@ START_TEST(test_adamw)
     }
     for (int step = 1; step <= 2; step++) {
         random_grads(&m, 40 + step, 2.0f);
-        ck_assert(fr_adamw_step(ops, &st, m.params, m.n_params, &ac, lr) == FR_OK);
+        ck_assert(fr_adamw_step(be, &st, m.params, m.n_params, &ac, lr) == FR_OK);
         ck_assert_int_eq(st.step, step);
         double b1 = ac.beta1, b2 = ac.beta2;
         for (int i = 0; i < m.n_params; i++) {
@@ -685,7 +685,7 @@ START_TEST(test_adamw)
         }
     }
     /* A list that does not match the state is refused. */
-    ck_assert_int_eq(fr_adamw_step(ops, &st, m.params, m.n_params - 1, &ac, lr), FR_ERR_ARG);
+    ck_assert_int_eq(fr_adamw_step(be, &st, m.params, m.n_params - 1, &ac, lr), FR_ERR_ARG);
     for (int i = 0; i < m.n_params; i++) free(pd[i]), free(md[i]), free(vd[i]);
     free(pd), free(md), free(vd);
     free_snapshot(p0, m.n_params);
@@ -706,7 +706,7 @@ static double grad_norm_d(const fr_model *m)
 
 START_TEST(test_clip)
 {
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     fr_model_config c = small_cfg(FR_ACT_SILU, 2);
     fr_model m;
     ck_assert(fr_model_alloc(&m, &c) == FR_OK);
@@ -715,13 +715,13 @@ START_TEST(test_clip)
     float total;
     /* max_norm above the norm: gradients untouched, bit for bit. */
     float **g0 = snapshot(&m, 1);
-    ck_assert(fr_clip_grad_norm(ops, m.params, m.n_params, (float)(2 * T), &total) == FR_OK);
+    ck_assert(fr_clip_grad_norm(be, m.params, m.n_params, (float)(2 * T), &total) == FR_OK);
     ck_assert_msg(fabs(total - T) <= 1e-5 * T, "norm %.9g, double %.9g", (double)total, T);
     for (int i = 0; i < m.n_params; i++)
         ck_assert(memcmp(g0[i], m.params[i].grad->data, fr_tensor_nbytes(m.params[i].grad)) == 0);
     /* max_norm = T/4: every gradient scaled by coef = max/(total + 1e-6), new norm ~ T/4. */
     float maxn = (float)(T / 4);
-    ck_assert(fr_clip_grad_norm(ops, m.params, m.n_params, maxn, &total) == FR_OK);
+    ck_assert(fr_clip_grad_norm(be, m.params, m.n_params, maxn, &total) == FR_OK);
     float coef = maxn / (total + 1e-6f);
     for (int i = 0; i < m.n_params; i++) {
         const float *g = m.params[i].grad->data;
@@ -733,7 +733,7 @@ START_TEST(test_clip)
     /* A NaN gradient: FR_ERR_NUMERIC and nothing scaled. */
     float **g1 = snapshot(&m, 1);
     ((float *)m.params[3].grad->data)[0] = NAN;
-    ck_assert_int_eq(fr_clip_grad_norm(ops, m.params, m.n_params, 1e-3f, &total), FR_ERR_NUMERIC);
+    ck_assert_int_eq(fr_clip_grad_norm(be, m.params, m.n_params, 1e-3f, &total), FR_ERR_NUMERIC);
     ck_assert(isnan(total));
     ck_assert(memcmp(g1[5], m.params[5].grad->data, fr_tensor_nbytes(m.params[5].grad)) == 0);
     free_snapshot(g0, m.n_params);
@@ -744,17 +744,17 @@ END_TEST
 
 START_TEST(test_ema)
 {
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     fr_model_config c = small_cfg(FR_ACT_SILU, 1);
     fr_model m, m2;
     ck_assert(fr_model_init(&m, &c, 1) == FR_OK);
     ck_assert(fr_model_alloc(&m2, &c) == FR_OK);
     fr_ema e;
-    ck_assert(fr_ema_init(ops, &e, m.params, m.n_params) == FR_OK);
+    ck_assert(fr_ema_init(be, &e, m.params, m.n_params) == FR_OK);
     float **s0 = snapshot(&m, 0);
     randomize(&m, 8);
     const float decay = 0.9f;
-    ck_assert(fr_ema_update(ops, &e, m.params, m.n_params, decay) == FR_OK);
+    ck_assert(fr_ema_update(be, &e, m.params, m.n_params, decay) == FR_OK);
     /* shadow = fmaf(1 - decay, p, decay * shadow), and ~ the formula in double. */
     for (int i = 0; i < m.n_params; i++) {
         const float *p = m.params[i].value->data, *sh = e.shadow[i].data;
@@ -765,13 +765,13 @@ START_TEST(test_ema)
             ck_assert(fabs(sh[j] - dd) <= 1e-6 * (1 + fabs(dd)));
         }
     }
-    ck_assert(fr_ema_copy_to(ops, &e, m2.params, m2.n_params) == FR_OK);
+    ck_assert(fr_ema_copy_to(be, &e, m2.params, m2.n_params) == FR_OK);
     ck_assert(memcmp(m2.arena_values, e.shadow[0].data, 4) == 0);
     /* decay 0: the shadow becomes the weights exactly. */
-    ck_assert(fr_ema_update(ops, &e, m.params, m.n_params, 0.0f) == FR_OK);
+    ck_assert(fr_ema_update(be, &e, m.params, m.n_params, 0.0f) == FR_OK);
     for (int i = 0; i < m.n_params; i++)
         ck_assert(memcmp(e.shadow[i].data, m.params[i].value->data, fr_tensor_nbytes(m.params[i].value)) == 0);
-    ck_assert_int_eq(fr_ema_update(ops, &e, m.params, m.n_params, 1.5f), FR_ERR_ARG);
+    ck_assert_int_eq(fr_ema_update(be, &e, m.params, m.n_params, 1.5f), FR_ERR_ARG);
     free_snapshot(s0, m.n_params);
     fr_ema_free(&e);
     fr_model_free(&m), fr_model_free(&m2);
@@ -782,7 +782,7 @@ END_TEST
 
 START_TEST(test_save_load)
 {
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     char dir[] = "/tmp/flowrl-model-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
     char path[256];
@@ -804,8 +804,8 @@ START_TEST(test_save_load)
     int32_t cid[2] = {3, 1};
     fr_model_ws ws;
     ck_assert(fr_model_ws_alloc(&ws, &m, 2, 0) == FR_OK);
-    ck_assert(fr_model_forward(&m, ops, &ws, 2, x, t, cid, o1) == FR_OK);
-    ck_assert(fr_model_forward(&l, ops, &ws, 2, x, t, cid, o2) == FR_OK);
+    ck_assert(fr_model_forward(&m, be, &ws, 2, x, t, cid, o1) == FR_OK);
+    ck_assert(fr_model_forward(&l, be, &ws, 2, x, t, cid, o2) == FR_OK);
     ck_assert(memcmp(o1, o2, sizeof o1) == 0);
     fr_model_ws_free(&ws);
 

@@ -9,6 +9,7 @@
 
 #include "flowrl/detmath.h"
 #include "flowrl/adamw.h"
+#include "flowrl/backend.h"
 #include "flowrl/ops.h"
 #include "flowrl/ref_backend.h"
 #include "tests/ops_check.h"
@@ -48,7 +49,7 @@ static void fill_wide(uint64_t *s, float *x, int64_t n)
 
 START_TEST(test_gemm_vs_double)
 {
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0x6e6d01);
     uint64_t s = seed;
     for (int c = 0; c < N_GEMM_SHAPES; c++)
@@ -64,7 +65,7 @@ START_TEST(test_gemm_vs_double)
             store_operand(ta, M, K, opA, A);
             store_operand(tb, K, N, opB, B);
             memcpy(C, C0, (size_t)(M * N) * sizeof *C);
-            ops->gemm(ta, tb, M, N, K, A, B, C, acc);
+            be->ops->gemm(ta, tb, M, N, K, A, B, C, acc);
             for (int64_t i = 0; i < M; i++)
                 for (int64_t j = 0; j < N; j++) {
                     double ref = acc ? C0[i * N + j] : 0.0;
@@ -94,7 +95,7 @@ END_TEST
 START_TEST(test_gemm_exact_chain)
 {
     /* Bitwise: every output is the fmaf chain along k written here, from 0 or old C. */
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0x6e6d02);
     uint64_t s = seed;
     for (int c = 0; c < N_GEMM_SHAPES; c++)
@@ -110,7 +111,7 @@ START_TEST(test_gemm_exact_chain)
             store_operand(ta, M, K, opA, A);
             store_operand(tb, K, N, opB, B);
             memcpy(C, C0, (size_t)(M * N) * sizeof *C);
-            ops->gemm(ta, tb, M, N, K, A, B, C, acc);
+            be->ops->gemm(ta, tb, M, N, K, A, B, C, acc);
             for (int64_t i = 0; i < M; i++)
                 for (int64_t j = 0; j < N; j++) {
                     float want = acc ? C0[i * N + j] : 0.0f;
@@ -132,7 +133,7 @@ START_TEST(test_gemm_split_k_continues_chain)
 {
     /* gemm over k < K1, then accumulate over k >= K1, equals one gemm over all K, bitwise
      * (a blocked kernel continues the chain from the partial value). */
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0x6e6d03);
     uint64_t s = seed;
     static const int64_t splits[][4] = {{5, 7, 3, 10}, {1, 1, 1, 1}, {9, 4, 8, 17}, {3, 8, 16, 1}};
@@ -159,9 +160,9 @@ START_TEST(test_gemm_split_k_continues_chain)
             store_operand(tb, K, N, opB, B);
             store_operand(tb, K1, N, opB, B1);          /* rows 0..K1-1 of op(B) */
             store_operand(tb, K2, N, opB + K1 * N, B2); /* rows K1.. */
-            ops->gemm(ta, tb, M, N, K, A, B, Cfull, 0);
-            ops->gemm(ta, tb, M, N, K1, A1, B1, Csplit, 0);
-            ops->gemm(ta, tb, M, N, K2, A2, B2, Csplit, 1);
+            be->ops->gemm(ta, tb, M, N, K, A, B, Cfull, 0);
+            be->ops->gemm(ta, tb, M, N, K1, A1, B1, Csplit, 0);
+            be->ops->gemm(ta, tb, M, N, K2, A2, B2, Csplit, 1);
             for (int64_t i = 0; i < M * N; i++)
                 ck_assert_msg(fr_test_bits_equal(Cfull[i], Csplit[i]),
                               "split-k ta=%d tb=%d M=%lld N=%lld K1=%lld K2=%lld [%lld]: %a vs %a "
@@ -178,7 +179,7 @@ END_TEST
 
 START_TEST(test_bias)
 {
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0xb1a5);
     uint64_t s = seed;
     static const int64_t shapes[][2] = {{1, 1}, {1, 9}, {13, 1}, {7, 5}, {33, 17}};
@@ -191,7 +192,7 @@ START_TEST(test_bias)
             fill_wide(&s, b, N);
             fill_wide(&s, db0, N);
             memcpy(y, y0, (size_t)(M * N) * sizeof *y);
-            ops->bias_add(M, N, y, b);
+            be->ops->bias_add(M, N, y, b);
             /* One float add per element: correctly rounded, and a double sum of two floats
              * rounded to float is the same value (53 >= 2*24 + 2 bits), so: bitwise. */
             for (int64_t i = 0; i < M * N; i++) {
@@ -202,7 +203,7 @@ START_TEST(test_bias)
                               (unsigned long long)seed);
             }
             memcpy(db, db0, (size_t)N * sizeof *db);
-            ops->bias_grad(M, N, y0, db, acc);
+            be->ops->bias_grad(M, N, y0, db, acc);
             for (int64_t j = 0; j < N; j++) {
                 double ref = acc ? db0[j] : 0.0, mag = fabs(ref);
                 float chain = acc ? db0[j] : 0.0f;
@@ -228,7 +229,7 @@ END_TEST
 
 START_TEST(test_act_fwd_vs_double)
 {
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0xac7f);
     uint64_t s = seed;
     enum { N = 2003 };
@@ -236,7 +237,7 @@ START_TEST(test_act_fwd_vs_double)
     for (int a = 0; a < FR_ACT_COUNT; a++) {
         ops_fill_uniform(&s, x, N, -8.0f, 8.0f);
         x[0] = 0.0f, x[1] = -0.0f, x[2] = 1e-30f, x[3] = -20.0f, x[4] = 20.0f;
-        ops->act_fwd((fr_act)a, N, x, y);
+        be->ops->act_fwd((fr_act)a, N, x, y);
         for (int i = 0; i < N; i++) {
             double ref = ops_act64((fr_act)a, x[i]);
             /* 2 x the first-order bound of ops_act_fwd_bound (second-order terms). */
@@ -248,7 +249,7 @@ START_TEST(test_act_fwd_vs_double)
         /* In place (y aliases x) gives the same bits. */
         float *z = ops_alloc(N);
         memcpy(z, x, N * sizeof *z);
-        ops->act_fwd((fr_act)a, N, z, z);
+        be->ops->act_fwd((fr_act)a, N, z, z);
         ck_assert_msg(memcmp(z, y, N * sizeof *z) == 0, "act_fwd %s in place differs",
                       ops_act_names[a]);
         free(z);
@@ -261,7 +262,7 @@ START_TEST(test_act_bwd_vs_double)
 {
     /* dy * act'(x) against the double derivative (finite differences of the forward are
      * in suite ops_grad), and accumulate = old + (non-accumulated result), bitwise. */
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0xac7b);
     uint64_t s = seed;
     enum { N = 1001 };
@@ -272,9 +273,9 @@ START_TEST(test_act_bwd_vs_double)
         ops_fill_uniform(&s, dy, N, -2.0f, 2.0f);
         ops_fill_uniform(&s, old, N, -2.0f, 2.0f);
         x[0] = 0.0f, x[1] = -20.0f, x[2] = 20.0f;
-        ops->act_bwd((fr_act)a, N, x, dy, dx, 0);
+        be->ops->act_bwd((fr_act)a, N, x, dy, dx, 0);
         memcpy(dxa, old, N * sizeof *dxa);
-        ops->act_bwd((fr_act)a, N, x, dy, dxa, 1);
+        be->ops->act_bwd((fr_act)a, N, x, dy, dxa, 1);
         for (int i = 0; i < N; i++) {
             double ref = (double)dy[i] * ops_act_deriv64((fr_act)a, x[i]);
             double tol = 2.0 * ops_act_bwd_bound((fr_act)a, x[i], dy[i]);
@@ -298,22 +299,22 @@ START_TEST(test_act_special_values)
     /* Hand values: relu(-0) = +0, relu(NaN) = NaN, relu' at 0 is 0 and ignores an inf dy
      * where x <= 0; identity passes bits; sigmoid(0) = 0.5, tanh(0) = 0, silu(0) = 0,
      * gelu(0) = 0; silu'(0) = 0.5, gelu'(0) = 0.5, sigmoid'(0) = 0.25, tanh'(0) = 1. */
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     float x[3] = {-0.0f, NAN, 3.0f}, y[3];
-    ops->act_fwd(FR_ACT_RELU, 3, x, y);
+    be->ops->act_fwd(FR_ACT_RELU, 3, x, y);
     ck_assert(fr_test_bits_equal(y[0], 0.0f));
     ck_assert(isnan(y[1]));
     ck_assert(fr_test_bits_equal(y[2], 3.0f));
     float xr[2] = {0.0f, -1.0f}, dyr[2] = {1.0f, INFINITY}, dxr[2];
-    ops->act_bwd(FR_ACT_RELU, 2, xr, dyr, dxr, 0);
+    be->ops->act_bwd(FR_ACT_RELU, 2, xr, dyr, dxr, 0);
     ck_assert(fr_test_bits_equal(dxr[0], 0.0f) && fr_test_bits_equal(dxr[1], 0.0f));
 
     float z = 0.0f, one = 1.0f, out, d;
     static const float want_y[FR_ACT_COUNT] = {0.0f, 0.0f, 0.0f, 0.0f, 0.5f, 0.0f};
     static const float want_d[FR_ACT_COUNT] = {1.0f, 0.5f, 0.5f, 1.0f, 0.25f, 0.0f};
     for (int a = 0; a < FR_ACT_COUNT; a++) {
-        ops->act_fwd((fr_act)a, 1, &z, &out);
-        ops->act_bwd((fr_act)a, 1, &z, &one, &d, 0);
+        be->ops->act_fwd((fr_act)a, 1, &z, &out);
+        be->ops->act_bwd((fr_act)a, 1, &z, &one, &d, 0);
         ck_assert_msg(out == want_y[a] && d == want_d[a], "%s(0) = %a, '(0) = %a",
                       ops_act_names[a], out, d);
     }
@@ -325,7 +326,7 @@ START_TEST(test_act_exact_formula)
     /* Bitwise against the float expressions documented in flowrl/elem.h, written out
      * here: the SIMD and CUDA ports must mirror exactly these (fmaf where shown). The
      * transcendentals are the same detmath calls. */
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0xac7e);
     uint64_t s = seed;
     enum { N = 301 };
@@ -334,8 +335,8 @@ START_TEST(test_act_exact_formula)
     ops_fill_uniform(&s, dy, N, -2.0f, 2.0f);
     const float beta = 0.7978845608028654f, kappa = 0.044715f, kappa3 = 0.134145f;
     for (int a = 0; a < FR_ACT_COUNT; a++) {
-        ops->act_fwd((fr_act)a, N, x, y);
-        ops->act_bwd((fr_act)a, N, x, dy, dx, 0);
+        be->ops->act_fwd((fr_act)a, N, x, y);
+        be->ops->act_bwd((fr_act)a, N, x, dy, dx, 0);
         for (int i = 0; i < N; i++) {
             float v = x[i], g = dy[i], wy, wd;
             float sg = fr_sigmoidf(v), t = fr_tanhf(v);
@@ -367,7 +368,7 @@ END_TEST
 
 START_TEST(test_layernorm_fwd_vs_double)
 {
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0x1a4e);
     uint64_t s = seed;
     static const int64_t shapes[][2] = {{1, 1}, {3, 1}, {1, 7}, {4, 8}, {5, 33}, {2, 300}};
@@ -383,7 +384,7 @@ START_TEST(test_layernorm_fwd_vs_double)
             }
             ops_fill_uniform(&s, g, D, 0.5f, 1.5f);
             ops_fill_uniform(&s, b, D, -0.5f, 0.5f);
-            ops->layernorm_fwd(M, D, x, affine ? g : NULL, affine ? b : NULL, eps, y, mean, rstd);
+            be->ops->layernorm_fwd(M, D, x, affine ? g : NULL, affine ? b : NULL, eps, y, mean, rstd);
             for (int64_t i = 0; i < M; i++) {
                 const float *xr = x + i * D;
                 double mu, rs, tol_mu, tol_rs;
@@ -420,13 +421,13 @@ START_TEST(test_layernorm_fwd_exact_order)
 {
     /* mean and rstd bitwise from the lane loops written here; D = 1 gives var = 0,
      * rstd = 1/sqrt(eps), y = beta. */
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0x1a4f);
     uint64_t s = seed;
     enum { M = 3, D = 21 };
     float x[M * D], y[M * D], mean[M], rstd[M];
     ops_fill_uniform(&s, x, M * D, -2.0f, 3.0f);
-    ops->layernorm_fwd(M, D, x, NULL, NULL, 1e-5f, y, mean, rstd);
+    be->ops->layernorm_fwd(M, D, x, NULL, NULL, 1e-5f, y, mean, rstd);
     for (int i = 0; i < M; i++) {
         float l[8] = {0}, q[8] = {0};
         for (int j = 0; j < D; j++) l[j & 7] = l[j & 7] + x[i * D + j];
@@ -447,7 +448,7 @@ START_TEST(test_layernorm_fwd_exact_order)
         }
     }
     float x1 = 2.5f, g1 = 3.0f, b1 = -0.25f, y1, m1, r1;
-    ops->layernorm_fwd(1, 1, &x1, &g1, &b1, 1e-5f, &y1, &m1, &r1);
+    be->ops->layernorm_fwd(1, 1, &x1, &g1, &b1, 1e-5f, &y1, &m1, &r1);
     ck_assert(m1 == 2.5f && r1 == 1.0f / sqrtf(1e-5f) && y1 == -0.25f);
 }
 END_TEST
@@ -456,7 +457,7 @@ START_TEST(test_layernorm_bwd_accumulate)
 {
     /* accumulate = 1: dx = old + (non-accumulated dx) bitwise; dgamma and dbeta continue
      * their row chains, so rows [0, M1) then rows [M1, M) accumulated equal all rows. */
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0x1a50);
     uint64_t s = seed;
     enum { M = 9, M1 = 4, D = 19 };
@@ -467,13 +468,13 @@ START_TEST(test_layernorm_bwd_accumulate)
     ops_fill_uniform(&s, old, M * D, -1.0f, 1.0f);
     ops_fill_uniform(&s, g, D, 0.5f, 1.5f);
     ops_fill_uniform(&s, b, D, -0.5f, 0.5f);
-    ops->layernorm_fwd(M, D, x, g, b, 1e-5f, y, mean, rstd);
-    ops->layernorm_bwd(M, D, x, g, mean, rstd, dy, dx, dg, db, 0);
+    be->ops->layernorm_fwd(M, D, x, g, b, 1e-5f, y, mean, rstd);
+    be->ops->layernorm_bwd(M, D, x, g, mean, rstd, dy, dx, dg, db, 0);
     memcpy(dxa, old, sizeof dxa);
     /* rows [0, M1) without accumulating (overwrites dxa there and starts dg2, db2), then
      * rows [M1, M) accumulating */
-    ops->layernorm_bwd(M1, D, x, g, mean, rstd, dy, dxa, dg2, db2, 0);
-    ops->layernorm_bwd(M - M1, D, x + M1 * D, g, mean + M1, rstd + M1, dy + M1 * D,
+    be->ops->layernorm_bwd(M1, D, x, g, mean, rstd, dy, dxa, dg2, db2, 0);
+    be->ops->layernorm_bwd(M - M1, D, x + M1 * D, g, mean + M1, rstd + M1, dy + M1 * D,
                        dxa + M1 * D, dg2, db2, 1);
     for (int j = 0; j < D; j++)
         ck_assert_msg(fr_test_bits_equal(dg[j], dg2[j]) && fr_test_bits_equal(db[j], db2[j]),
@@ -523,7 +524,7 @@ START_TEST(test_binary_unary)
     /* + - * / neg square sqrt are single correctly rounded operations: computed in double
      * and rounded once to float they give the same value (53 >= 2*24 + 2), so bitwise.
      * exp and log: OPS_DETMATH_U relative (detmath's accuracy). */
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0xe1e7);
     uint64_t s = seed;
     enum { N = 517 };
@@ -531,7 +532,7 @@ START_TEST(test_binary_unary)
     fill_wide(&s, a, N);
     fill_wide(&s, b, N);
     for (int op = 0; op < FR_BIN_COUNT; op++) {
-        ops->binary((fr_binop)op, N, a, b, out);
+        be->ops->binary((fr_binop)op, N, a, b, out);
         for (int i = 0; i < N; i++) {
             double A = a[i], B = b[i];
             double r = op == FR_BIN_ADD ? A + B : op == FR_BIN_SUB ? A - B : op == FR_BIN_MUL ? A * B : A / B;
@@ -540,7 +541,7 @@ START_TEST(test_binary_unary)
         }
     }
     memcpy(out, a, N * sizeof *out); /* out aliases a */
-    ops->binary(FR_BIN_SUB, N, out, b, out);
+    be->ops->binary(FR_BIN_SUB, N, out, b, out);
     for (int i = 0; i < N; i++) ck_assert(fr_test_bits_equal(out[i], (float)((double)a[i] - b[i])));
 
     for (int op = 0; op < FR_UN_COUNT; op++) {
@@ -549,7 +550,7 @@ START_TEST(test_binary_unary)
             for (int i = 0; i < N; i++) b[i] = fabsf(a[i]) + 1e-3f;
         if (op == FR_UN_EXP) ops_fill_uniform(&s, b, N, -80.0f, 80.0f);
         if (op == FR_UN_SQRT || op == FR_UN_LOG || op == FR_UN_EXP) x = b;
-        ops->unary((fr_unop)op, N, x, out);
+        be->ops->unary((fr_unop)op, N, x, out);
         for (int i = 0; i < N; i++) {
             double X = x[i];
             if (op == FR_UN_EXP || op == FR_UN_LOG) {
@@ -570,7 +571,7 @@ END_TEST
 
 START_TEST(test_axpby_scale_fill_copy)
 {
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0xa7b7);
     uint64_t s = seed;
     enum { N = 45 };
@@ -579,7 +580,7 @@ START_TEST(test_axpby_scale_fill_copy)
     fill_wide(&s, y0, N);
     const float alpha = -1.375f, beta = 0.3f;
     memcpy(y, y0, sizeof y);
-    ops->axpby(N, alpha, x, beta, y);
+    be->ops->axpby(N, alpha, x, beta, y);
     for (int i = 0; i < N; i++) {
         double r = (double)alpha * x[i] + (double)beta * y0[i];
         /* beta*y rounds (u |beta y|), the fmaf rounds (u |result|). */
@@ -588,16 +589,16 @@ START_TEST(test_axpby_scale_fill_copy)
         ck_assert_msg(fr_test_bits_equal(y[i], fmaf(alpha, x[i], beta * y0[i])),
                       "axpby [%d] is not fmaf(alpha, x, beta*y)", i);
     }
-    ops->scale(N, alpha, x, y);
+    be->ops->scale(N, alpha, x, y);
     for (int i = 0; i < N; i++)
         ck_assert(fr_test_bits_equal(y[i], (float)((double)alpha * x[i])));
-    ops->fill(N, -0.0f, y);
+    be->ops->fill(N, -0.0f, y);
     for (int i = 0; i < N; i++) ck_assert(fr_test_bits_equal(y[i], -0.0f));
     x[3] = NAN, x[4] = -0.0f;
-    ops->copy(N, x, y);
+    be->ops->copy(N, x, y);
     ck_assert(memcmp(x, y, sizeof x) == 0);
     /* overlapping copy: shift by one element */
-    ops->copy(N - 1, y, y + 1);
+    be->ops->copy(N - 1, y, y + 1);
     ck_assert(memcmp(y + 1, x, (N - 1) * sizeof *x) == 0);
 }
 END_TEST
@@ -623,14 +624,15 @@ static const int64_t k_sum_lengths[] = {0, 1, 2, 7, 8, 9, 15, 16, 17, 100, 1000,
 
 START_TEST(test_sums)
 {
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0x5a5a);
     uint64_t s = seed;
     for (int c = 0; c < N_SUM_LENGTHS; c++) {
         int64_t n = k_sum_lengths[c];
         float *x = ops_alloc(n);
         fill_wide(&s, x, n);
-        float got = ops->sum(n, x);
+        float got;
+        be->ops->sum(n, x, &got); /* host memory is ref's backend memory */
         double ref = 0, mag = 0;
         for (int64_t i = 0; i < n; i++) ref += x[i], mag += fabs(x[i]);
         /* Each term goes through at most ops_longsum_depth(n) roundings. */
@@ -646,14 +648,15 @@ START_TEST(test_sums)
      * 1 + 2^-24 rounds (tie to even) back to 1: result 1. In lane order, lane 0 = 1 + 2^-24
      * -> 1, lanes 1..7 = 2^-24; tree: (1 + 2^-23) + (2^-23 + 2^-23) = 1 + 3 * 2^-23. */
     float t[9] = {1.0f, 0x1p-24f, 0x1p-24f, 0x1p-24f, 0x1p-24f, 0x1p-24f, 0x1p-24f, 0x1p-24f, 0x1p-24f};
-    float st = ops->sum(9, t);
+    float st;
+    be->ops->sum(9, t, &st);
     ck_assert_msg(fr_test_bits_equal(st, 1.0f + 3 * 0x1p-23f), "sum = %a, want 1 + 3*2^-23", st);
 }
 END_TEST
 
 START_TEST(test_row_sum_mean)
 {
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0x5a5b);
     uint64_t s = seed;
     static const int64_t shapes[][2] = {{1, 1}, {5, 1}, {1, 33}, {4, 8}, {3, 250}};
@@ -661,8 +664,8 @@ START_TEST(test_row_sum_mean)
         int64_t M = shapes[c][0], N = shapes[c][1];
         float *x = ops_alloc(M * N), *rs = ops_alloc(M), *rm = ops_alloc(M);
         fill_wide(&s, x, M * N);
-        ops->row_sum(M, N, x, rs);
-        ops->row_mean(M, N, x, rm);
+        be->ops->row_sum(M, N, x, rs);
+        be->ops->row_mean(M, N, x, rm);
         for (int64_t i = 0; i < M; i++) {
             double ref = 0, mag = 0;
             for (int64_t j = 0; j < N; j++) ref += x[i * N + j], mag += fabs(x[i * N + j]);
@@ -687,7 +690,7 @@ END_TEST
 
 START_TEST(test_global_norm)
 {
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0x5a5c);
     uint64_t s = seed;
     static const int64_t ns[] = {1, 9, 0, 130, 17};
@@ -702,7 +705,8 @@ START_TEST(test_global_norm)
         if (ns[t] > maxn) maxn = ns[t];
     }
     ref = sqrt(ref);
-    float got = ops->global_norm(T, (const float *const *)xs, ns);
+    float got;
+    be->ops->global_norm(T, (const float *const *)xs, ns, &got); /* host memory is ref's backend memory */
     /* All terms positive, so relative bounds: each square passes through at most
      * depth(maxn) roundings in its sumsq and T more in the cross-tensor chain; sqrt halves
      * the relative error and rounds once. */
@@ -713,14 +717,17 @@ START_TEST(test_global_norm)
     for (int t = 0; t < T; t++) acc = acc + lane_sum(xs[t], ns[t], 1);
     ck_assert_msg(fr_test_bits_equal(got, sqrtf(acc)), "global_norm %a, canonical %a", got,
                   sqrtf(acc));
-    ck_assert(ops->global_norm(0, NULL, NULL) == 0.0f);
+    float none = -1.0f;
+    be->ops->global_norm(0, NULL, NULL, &none);
+    ck_assert(none == 0.0f);
     /* Tensor order matters, worked by hand: sumsq = 1, then four times 2^-24. In index
      * order each 1 + 2^-24 rounds (tie to even) to 1, so the norm is 1; summed in reverse
      * it would be sqrtf(1 + 2^-22) = 1 + 2^-23. */
     const float one = 1.0f, small = 0x1p-12f;
     const float *ord[5] = {&one, &small, &small, &small, &small};
     const int64_t ones[5] = {1, 1, 1, 1, 1};
-    float gn = ops->global_norm(5, ord, ones);
+    float gn;
+    be->ops->global_norm(5, ord, ones, &gn);
     ck_assert_msg(gn == 1.0f, "global_norm = %a, want 1 (tensors in index order)", gn);
     for (int t = 0; t < T; t++) free(xs[t]);
 }
@@ -773,13 +780,13 @@ START_TEST(test_adamw_first_step_by_hand)
      * sqrt(v1)/sqrt(1-b2) = |g|, so p1 = p0 (1 - lr wd) - lr g / (|g| + eps)
      *                                ~= p0 (1 - lr wd) - lr sign(g).
      * With p0 = 2, lr = 0.01, wd = 0.1: p1 = 1.998 -+ 0.01 = 1.988 (g > 0) or 2.008. */
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     enum { N = 6 };
     float p[N], m[N] = {0}, v[N] = {0};
     const float g[N] = {0.5f, -0.5f, 3.0f, -1e-3f, 1e-3f, 40.0f};
     for (int i = 0; i < N; i++) p[i] = 2.0f;
     fr_adamw_hp hp = fr_adamw_prepare(0.01, 0.9, 0.999, 1e-8, 0.1, 1);
-    ops->adamw(N, p, g, m, v, &hp);
+    be->ops->adamw(N, p, g, m, v, &hp);
     for (int i = 0; i < N; i++) {
         double want = g[i] > 0 ? 1.988 : 2.008;
         /* eps / |g| relative on the lr-sized update (<= 1e-5 * 0.01 here), the float
@@ -805,7 +812,7 @@ START_TEST(test_adamw_vs_double)
      * u times the magnitude it rounds,
      * errors in m and v carry into the next step scaled by beta1 / beta2 (the recurrences
      * contract), an error e_v in v gives a relative error e_v / (2v) in sqrt(v). */
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0xada3);
     uint64_t s = seed;
     enum { N = 37, T = 12 };
@@ -818,7 +825,7 @@ START_TEST(test_adamw_vs_double)
     for (int t = 1; t <= T; t++) {
         fill_wide(&s, g, N);
         fr_adamw_hp hp = fr_adamw_prepare(lr, b1, b2, eps, wd, t);
-        ops->adamw(N, p, g, m, v, &hp);
+        be->ops->adamw(N, p, g, m, v, &hp);
         double bc1 = 1.0 - pow(b1, t), bc2 = 1.0 - pow(b2, t);
         for (int i = 0; i < N; i++) {
             double G = g[i];
@@ -849,7 +856,7 @@ START_TEST(test_adamw_exact_formula)
 {
     /* Bitwise against the documented float expression (flowrl/elem.h): the formula is part
      * of the contract other backends mirror; this pins the ref table to it, at two beta1. */
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0xada4);
     uint64_t s = seed;
     enum { N = 29 };
@@ -863,7 +870,7 @@ START_TEST(test_adamw_exact_formula)
         float p0[N], m0[N], v0[N];
         memcpy(p0, p, sizeof p), memcpy(m0, m, sizeof m), memcpy(v0, v, sizeof v);
         fr_adamw_hp hp = fr_adamw_prepare(3e-3, betas1[bi], 0.99, 1e-6, 0.1, 7);
-        ops->adamw(N, p, g, m, v, &hp);
+        be->ops->adamw(N, p, g, m, v, &hp);
         for (int i = 0; i < N; i++) {
             float mm = fmaf(g[i], hp.one_minus_beta1, m0[i] * hp.beta1);
             float vv = fmaf(hp.one_minus_beta2 * g[i], g[i], v0[i] * hp.beta2);
@@ -929,6 +936,88 @@ START_TEST(test_registry)
 }
 END_TEST
 
+/* ---- the handle (flowrl/backend.h) --------------------------------------------------------- */
+
+START_TEST(test_backend_handle)
+{
+    int have_opt = 0;
+    for (const char *const *n = fr_backend_names(); *n; n++) have_opt |= strcmp(*n, "opt") == 0;
+    fr_backend be;
+    char line[128];
+    /* "" = opt when built in, else ref; threads only on opt */
+    ck_assert_int_eq(fr_backend_open(&be, "", 0, 2), FR_OK);
+    ck_assert_str_eq(be.name, have_opt ? "opt" : "ref");
+    ck_assert_str_eq(be.mode, "exact");
+    ck_assert_int_eq(be.threads, have_opt ? 2 : 1);
+    ck_assert(be.fast == 0 && be.device == 0 && be.ops->device == 0);
+    fr_backend_line(&be, line, sizeof line);
+    ck_assert_str_eq(line, have_opt ? "backend opt, threads 2, mode exact" : "backend ref, threads 1, mode exact");
+    fr_backend_close(&be);
+    ck_assert_int_eq(fr_backend_open(&be, "ref", 0, 7), FR_OK);
+    ck_assert_int_eq(be.threads, 1);
+    ck_assert_ptr_eq(be.ops, fr_test_ref_be()->ops);
+    /* refusals, with their messages */
+    ck_assert_int_eq(fr_backend_open(NULL, "ref", 0, 1), FR_ERR_ARG);
+    fr_backend bad;
+    ck_assert_int_eq(fr_backend_open(&bad, "nope", 0, 1), FR_ERR_ARG);
+    ck_assert_int_eq(fr_backend_open(&bad, NULL, 0, 1), FR_ERR_ARG);
+    ck_assert_int_eq(fr_backend_open(&bad, "ref", 1, 1), FR_ERR_ARG);
+    ck_assert_msg(strstr(fr_last_error(), "ref has no --fast mode"), "%s", fr_last_error());
+    if (have_opt) {
+        ck_assert_msg(strstr(fr_last_error(), "--backend=opt"), "%s", fr_last_error());
+        const fr_ops *f;
+        if (fr_backend_get_mode("opt", 1, &f) == FR_OK) {
+            ck_assert_int_eq(fr_backend_open(&bad, "opt", 1, 1), FR_OK);
+            ck_assert(bad.fast == 1 && bad.ops == f && bad.threads == 1);
+            ck_assert_str_eq(bad.mode, "fast");
+            ck_assert_str_eq(bad.name, "opt");
+        }
+    }
+
+    /* memory: zero-filled, 64-byte aligned; copies across are counted, inside are not */
+    unsigned char *p = fr_dev_alloc(&be, 100);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq((uintptr_t)p % 64, 0);
+    for (int i = 0; i < 100; i++) ck_assert_uint_eq(p[i], 0);
+    fr_dev_free(&be, p);
+    fr_dev_free(&be, NULL);
+    ck_assert_ptr_null(fr_dev_floats(&be, -1));
+    ck_assert_ptr_null(fr_dev_doubles(&be, INT64_MAX));
+    ck_assert_msg(strstr(fr_last_error(), "ref"), "%s", fr_last_error());
+    double *dd = fr_dev_doubles(&be, 3);
+    int32_t *di = fr_dev_i32(&be, 5);
+    ck_assert(dd && di && dd[2] == 0.0 && di[4] == 0);
+    fr_dev_free(&be, dd);
+    fr_dev_free(&be, di);
+
+    enum { N = 37 };
+    float host[N], back[N];
+    for (int i = 0; i < N; i++) host[i] = (float)i - 0.25f * (float)i * (float)i;
+    float *x = fr_dev_floats(&be, N), *y = fr_dev_floats(&be, N), *s = fr_dev_floats(&be, 1);
+    ck_assert(x && y && s);
+    const fr_copy_stats start = be.copies;
+    ck_assert_int_eq(fr_h2d(&be, x, host, sizeof host), FR_OK);
+    ck_assert_int_eq(fr_d2d(&be, y, x, sizeof host), FR_OK);
+    be.ops->sum(N, y, s); /* the result stays in backend memory */
+    float sum;
+    ck_assert_int_eq(fr_d2h(&be, &sum, s, sizeof sum), FR_OK);
+    ck_assert_int_eq(fr_d2h(&be, back, y, sizeof back), FR_OK);
+    ck_assert(memcmp(back, host, sizeof host) == 0);
+    ck_assert(fr_test_bits_equal(sum, lane_sum(host, N, 0)));
+    ck_assert_int_eq(fr_dev_zero(&be, y, sizeof host), FR_OK);
+    ck_assert_int_eq(fr_d2h(&be, back, y, sizeof back), FR_OK);
+    for (int i = 0; i < N; i++) ck_assert(back[i] == 0.0f);
+    ck_assert_int_eq(fr_dev_sync(&be), FR_OK);
+    const fr_copy_stats d = fr_copy_stats_since(&be.copies, &start);
+    ck_assert(d.h2d_calls == 1 && d.h2d_bytes == sizeof host);
+    ck_assert(d.d2h_calls == 3 && d.d2h_bytes == sizeof sum + 2 * sizeof back);
+    fr_dev_free(&be, x);
+    fr_dev_free(&be, y);
+    fr_dev_free(&be, s);
+    fr_backend_close(&be);
+}
+END_TEST
+
 Suite *suite_ops(void)
 {
     Suite *s = suite_create("ops");
@@ -955,6 +1044,7 @@ Suite *suite_ops(void)
     tcase_add_test(tc, test_adamw_vs_double);
     tcase_add_test(tc, test_adamw_exact_formula);
     tcase_add_test(tc, test_registry);
+    tcase_add_test(tc, test_backend_handle);
     suite_add_tcase(s, tc);
     return s;
 }

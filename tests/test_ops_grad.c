@@ -1,4 +1,4 @@
-/* Suite `ops_grad`: the backward ops of the ref table against central finite
+/* Suite `ops_grad`: the backward be of the ref table against central finite
  * differences of a double-precision forward. For a scalar loss L = sum(w * y) with
  * random w, the float op's analytic gradient (dy = w) is compared with dL/dparam
  * computed in double. Each tolerance = 2 x a first-order bound on the float op's error
@@ -62,7 +62,7 @@ static loss_val act_loss(void *c)
 
 START_TEST(test_act_bwd_fd)
 {
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0x9ac7);
     uint64_t s = seed;
     enum { N = 257 };
@@ -72,7 +72,7 @@ START_TEST(test_act_bwd_fd)
         ops_fill_uniform(&s, x, N, -6.0f, 6.0f);
         ops_fill_uniform(&s, w, N, -1.0f, 1.0f);
         x[0] = 0.5f, x[1] = -0.5f, x[2] = 6.0f;
-        ops->act_bwd((fr_act)a, N, x, w, dx, 0);
+        be->ops->act_bwd((fr_act)a, N, x, w, dx, 0);
         for (int i = 0; i < N; i++) {
             if (a == FR_ACT_RELU && fabsf(x[i]) < 2 * h) continue; /* the kink */
             act_ctx c = {(fr_act)a, x[i], w[i]};
@@ -127,7 +127,7 @@ static loss_val ln_loss(void *cv)
 
 START_TEST(test_layernorm_bwd_fd)
 {
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0x91a4);
     uint64_t s = seed;
     static const int64_t shapes[][2] = {{1, 1}, {2, 1}, {1, 5}, {3, 8}, {4, 13}, {2, 33}};
@@ -157,8 +157,8 @@ START_TEST(test_layernorm_bwd_fd)
             for (int64_t i = 0; i < M * D; i++) xd[i] = x[i];
             for (int64_t j = 0; j < D; j++) gd[j] = g[j], bd[j] = b[j];
             const float *gp = affine ? g : NULL;
-            ops->layernorm_fwd(M, D, x, gp, affine ? b : NULL, eps, y, mean, rstd);
-            ops->layernorm_bwd(M, D, x, gp, mean, rstd, w, dx, affine ? dg : NULL,
+            be->ops->layernorm_fwd(M, D, x, gp, affine ? b : NULL, eps, y, mean, rstd);
+            be->ops->layernorm_bwd(M, D, x, gp, mean, rstd, w, dx, affine ? dg : NULL,
                                affine ? db : NULL, 0);
             ln_ctx ctx = {M, D, xd, gd, bd, w, -1, -1, eps};
 
@@ -272,7 +272,7 @@ START_TEST(test_linear_bwd_fd)
      *   dW = dW0 + dz^T x  gemm(1,0, accumulate) onto a random dW0 (the accumulate path)
      *   db = sum_b dz      bias_grad
      * against finite differences of the double forward. */
-    const fr_ops *ops = ops_ref();
+    fr_backend *be = fr_test_ref_be();
     uint64_t seed = ops_seed(0x911e);
     uint64_t s = seed;
     static const int64_t shapes[][3] = {{1, 1, 1}, {3, 1, 4}, {1, 6, 1}, {5, 7, 3}, {9, 17, 8}};
@@ -300,13 +300,13 @@ START_TEST(test_linear_bwd_fd)
             for (int64_t i = 0; i < O * I; i++) Wd[i] = W[i];
             for (int64_t i = 0; i < O; i++) bd[i] = bias[i];
 
-            ops->gemm(0, 1, B, O, I, x, W, z, 0);
-            ops->bias_add(B, O, z, bias);
-            ops->act_bwd(act, B * O, z, w, dz, 0);
-            ops->gemm(0, 0, B, I, O, dz, W, dx, 0);
+            be->ops->gemm(0, 1, B, O, I, x, W, z, 0);
+            be->ops->bias_add(B, O, z, bias);
+            be->ops->act_bwd(act, B * O, z, w, dz, 0);
+            be->ops->gemm(0, 0, B, I, O, dz, W, dx, 0);
             memcpy(dW, dW0, (size_t)(O * I) * sizeof *dW);
-            ops->gemm(1, 0, O, I, B, dz, x, dW, 1);
-            ops->bias_grad(B, O, dz, db, 0);
+            be->ops->gemm(1, 0, O, I, B, dz, x, dW, 1);
+            be->ops->bias_grad(B, O, dz, db, 0);
 
             /* Error of each float dz: z_f is off by ez <= gamma(I + 1)(sum|x||W| + |b|)
              * (the gemm chain and the bias add), which moves dz by <= |w| max|act''| ez

@@ -24,12 +24,12 @@
 static const int k_threads[] = {1, 2, 3, 5};
 #define N_THREADS (int)(sizeof k_threads / sizeof k_threads[0])
 
-static const fr_ops *ops_opt(void)
+/* The opt backend: one handle, opened on first use (tests set its threads per case). */
+static fr_backend *ops_opt(void)
 {
-    const fr_ops *ops = NULL;
-    fr_status st = fr_backend_get("opt", &ops);
-    ck_assert_msg(st == FR_OK && ops != NULL, "fr_backend_get(opt): %s", fr_last_error());
-    return ops;
+    static fr_backend be;
+    if (!be.ops) be = fr_test_backend("opt", 0, 0);
+    return &be;
 }
 
 /* Uniform in [-1, 1) times 2^e, e uniform in [-emax, emax]: partial sums of such terms
@@ -90,7 +90,7 @@ static void store_operand(int t, int64_t rows, int64_t cols, const float *src, f
 
 /* Runs ref once and opt at every thread count on the same inputs; returns 1 if a
  * reversed-k chain differs from ref somewhere (the order is visible on these inputs). */
-static int check_gemm_case(const fr_ops *ref, const fr_ops *opt, int ta, int tb, int acc,
+static int check_gemm_case(fr_backend *ref, fr_backend *opt, int ta, int tb, int acc,
                            int64_t M, int64_t N, int64_t K, uint64_t *s, uint64_t seed)
 {
     float *opA = ops_alloc(M * K), *opB = ops_alloc(K * N), *A = ops_alloc(M * K);
@@ -102,11 +102,11 @@ static int check_gemm_case(const fr_ops *ref, const fr_ops *opt, int ta, int tb,
     store_operand(ta, M, K, opA, A);
     store_operand(tb, K, N, opB, B);
     memcpy(Cr, C0, (size_t)(M * N) * sizeof *Cr);
-    ref->gemm(ta, tb, M, N, K, A, B, Cr, acc);
+    ref->ops->gemm(ta, tb, M, N, K, A, B, Cr, acc);
     for (int t = 0; t < N_THREADS; t++) {
         fr_opt_set_threads(k_threads[t]);
         memcpy(Co, C0, (size_t)(M * N) * sizeof *Co);
-        opt->gemm(ta, tb, M, N, K, A, B, Co, acc);
+        opt->ops->gemm(ta, tb, M, N, K, A, B, Co, acc);
         ASSERT_SAME(Cr, Co, M * N, "gemm ta=%d tb=%d acc=%d M=%lld N=%lld K=%lld threads=%d seed=%#llx",
                     ta, tb, acc, (long long)M, (long long)N, (long long)K, k_threads[t],
                     (unsigned long long)seed);
@@ -125,7 +125,7 @@ static int check_gemm_case(const fr_ops *ref, const fr_ops *opt, int ta, int tb,
 
 START_TEST(test_gemm_bitwise)
 {
-    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
     uint64_t seed = ops_seed(0x0b7001), s = seed;
     for (int c = 0; c < N_GEMM_SHAPES; c++) {
         const shape3 *g = &k_gemm_shapes[c];
@@ -146,7 +146,7 @@ END_TEST
 START_TEST(test_gemm_large)
 {
     /* 256 x 512 x 768: three k blocks, many tiles, every thread count splits it. */
-    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
     uint64_t seed = ops_seed(0x0b7002), s = seed;
     for (int v = 0; v < 4; v++) {
         int ta = v & 1, tb = (v >> 1) & 1;
@@ -168,9 +168,11 @@ START_TEST(test_gemm_portable_path)
     fr_ref_fill(&t);
     ck_assert_int_eq(fr_opt_init(&t), FR_OK);
     ck_assert_int_eq(fr_opt_simd_active(), 0);
-    const fr_ops *ref = ops_ref();
+    fr_backend *ref = fr_test_ref_be();
     uint64_t seed = ops_seed(0x0b7003), s = seed;
-    for (int v = 0; v < 8; v++) check_gemm_case(ref, &t, v & 1, (v >> 1) & 1, (v >> 2) & 1, 37, 53, 300, &s, seed);
+    fr_backend portable = *ref;
+    portable.ops = &t;
+    for (int v = 0; v < 8; v++) check_gemm_case(ref, &portable, v & 1, (v >> 1) & 1, (v >> 2) & 1, 37, 53, 300, &s, seed);
     /* and one elementwise / layer-norm path each */
     float x[333], g[333], b[333], y1[333 * 3], y2[333 * 3], mean[3], rstd[3], m2[3], r2[3];
     fill_spread(&s, x, 333, 8);
@@ -178,7 +180,7 @@ START_TEST(test_gemm_portable_path)
     fill_spread(&s, b, 333, 2);
     float xx[999];
     for (int i = 0; i < 999; i++) xx[i] = x[i % 333] * (float)(1 + i / 333);
-    ref->layernorm_fwd(3, 333, xx, g, b, 1e-5f, y1, mean, rstd);
+    ref->ops->layernorm_fwd(3, 333, xx, g, b, 1e-5f, y1, mean, rstd);
     t.layernorm_fwd(3, 333, xx, g, b, 1e-5f, y2, m2, r2);
     ASSERT_SAME(y1, y2, 999, "portable layernorm_fwd seed=%#llx", (unsigned long long)seed);
     fr_opt_init(&t); /* env still set: stays portable */
@@ -192,7 +194,7 @@ END_TEST
 
 START_TEST(test_bias_bitwise)
 {
-    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
     uint64_t seed = ops_seed(0x0b7004), s = seed;
     static const int64_t shapes[][2] = {{0, 5}, {1, 1}, {3, 7}, {5, 8}, {9, 31}, {7, 33},
                                         {300, 333}, {64, 768}, {1000, 65}, {257, 17}};
@@ -205,18 +207,18 @@ START_TEST(test_bias_bitwise)
         fill_spread(&s, b, N, 12);
         fill_spread(&s, db0, N, 12);
         memcpy(yr, y0, (size_t)(M * N) * sizeof(float));
-        ref->bias_add(M, N, yr, b);
+        ref->ops->bias_add(M, N, yr, b);
         for (int t = 0; t < N_THREADS; t++) {
             fr_opt_set_threads(k_threads[t]);
             memcpy(yo, y0, (size_t)(M * N) * sizeof(float));
-            opt->bias_add(M, N, yo, b);
+            opt->ops->bias_add(M, N, yo, b);
             ASSERT_SAME(yr, yo, M * N, "bias_add M=%lld N=%lld threads=%d seed=%#llx", (long long)M,
                         (long long)N, k_threads[t], (unsigned long long)seed);
             for (int acc = 0; acc < 2; acc++) {
                 memcpy(dbr, db0, (size_t)N * sizeof(float));
                 memcpy(dbo, db0, (size_t)N * sizeof(float));
-                ref->bias_grad(M, N, y0, dbr, acc);
-                opt->bias_grad(M, N, y0, dbo, acc);
+                ref->ops->bias_grad(M, N, y0, dbr, acc);
+                opt->ops->bias_grad(M, N, y0, dbo, acc);
                 ASSERT_SAME(dbr, dbo, N, "bias_grad M=%lld N=%lld acc=%d threads=%d seed=%#llx",
                             (long long)M, (long long)N, acc, k_threads[t], (unsigned long long)seed);
             }
@@ -251,7 +253,7 @@ static void fill_act_input(uint64_t *s, float *x, int64_t n)
 
 START_TEST(test_act_bitwise)
 {
-    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
     uint64_t seed = ops_seed(0x0b7005), s = seed;
     static const int64_t sizes[] = {0, 1, 7, 8, 9, 100, 4099, 70001};
     for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++) {
@@ -264,19 +266,19 @@ START_TEST(test_act_bitwise)
         for (int a = 0; a < FR_ACT_COUNT; a++)
             for (int t = 0; t < N_THREADS; t++) {
                 fr_opt_set_threads(k_threads[t]);
-                ref->act_fwd((fr_act)a, n, x, yr);
-                opt->act_fwd((fr_act)a, n, x, yo);
+                ref->ops->act_fwd((fr_act)a, n, x, yr);
+                opt->ops->act_fwd((fr_act)a, n, x, yo);
                 ASSERT_SAME(yr, yo, n, "act_fwd act=%d n=%lld threads=%d seed=%#llx", a, (long long)n,
                             k_threads[t], (unsigned long long)seed);
                 memcpy(yo, x, (size_t)n * sizeof(float)); /* in place (y aliases x) */
-                opt->act_fwd((fr_act)a, n, yo, yo);
+                opt->ops->act_fwd((fr_act)a, n, yo, yo);
                 ASSERT_SAME(yr, yo, n, "act_fwd in place act=%d n=%lld threads=%d seed=%#llx", a,
                             (long long)n, k_threads[t], (unsigned long long)seed);
                 for (int acc = 0; acc < 2; acc++) {
                     memcpy(yr, d0, (size_t)n * sizeof(float));
                     memcpy(yo, d0, (size_t)n * sizeof(float));
-                    ref->act_bwd((fr_act)a, n, x, dy, yr, acc);
-                    opt->act_bwd((fr_act)a, n, x, dy, yo, acc);
+                    ref->ops->act_bwd((fr_act)a, n, x, dy, yr, acc);
+                    opt->ops->act_bwd((fr_act)a, n, x, dy, yo, acc);
                     ASSERT_SAME(yr, yo, n, "act_bwd act=%d n=%lld acc=%d threads=%d seed=%#llx", a,
                                 (long long)n, acc, k_threads[t], (unsigned long long)seed);
                 }
@@ -293,7 +295,7 @@ START_TEST(test_act_tanh_sweep)
      * backward, over every 4099th float bit pattern (all signs, binades, subnormals, inf,
      * NaN) plus +-8 ulps around the branch points of fr_tanhf (|x| = 9.5) and of GELU's
      * inner argument, at two thread counts. */
-    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
     const int64_t stride = 4099, n_sweep = (int64_t)((0x100000000ull + stride - 1) / stride);
     static const float pivots[] = {9.5f, -9.5f, 4.75f, 0.0f, 1.0f, 3.0f, 0x1p-12f, 5.6f};
     const int64_t n = n_sweep + 8 * 17;
@@ -315,11 +317,11 @@ START_TEST(test_act_tanh_sweep)
     for (int a = 0; a < 2; a++)
         for (int t = 0; t < 2; t++) {
             fr_opt_set_threads(t ? 2 : 1);
-            ref->act_fwd(acts[a], n, x, yr);
-            opt->act_fwd(acts[a], n, x, yo);
+            ref->ops->act_fwd(acts[a], n, x, yr);
+            opt->ops->act_fwd(acts[a], n, x, yo);
             ASSERT_SAME(yr, yo, n, "act_fwd sweep act=%d threads=%d", (int)acts[a], t + 1);
-            ref->act_bwd(acts[a], n, x, dy, yr, 0);
-            opt->act_bwd(acts[a], n, x, dy, yo, 0);
+            ref->ops->act_bwd(acts[a], n, x, dy, yr, 0);
+            opt->ops->act_bwd(acts[a], n, x, dy, yo, 0);
             ASSERT_SAME(yr, yo, n, "act_bwd sweep act=%d threads=%d", (int)acts[a], t + 1);
         }
     fr_opt_set_threads(0);
@@ -331,7 +333,7 @@ END_TEST
 
 START_TEST(test_layernorm_bitwise)
 {
-    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
     uint64_t seed = ops_seed(0x0b7006), s = seed;
     static const int64_t shapes[][2] = {{1, 1}, {3, 7},    {2, 8},   {5, 9},   {4, 16},
                                         {3, 17}, {64, 255}, {13, 256}, {200, 256}, {7, 768},
@@ -356,10 +358,10 @@ START_TEST(test_layernorm_bitwise)
         fill_spread(&s, p0, 2 * D, 4);
         for (int affine = 0; affine < 2; affine++) {
             const float *g = affine ? gm : NULL, *b = affine ? bt : NULL;
-            ref->layernorm_fwd(M, D, x, g, b, 1e-5f, yr, mr, rr);
+            ref->ops->layernorm_fwd(M, D, x, g, b, 1e-5f, yr, mr, rr);
             for (int t = 0; t < N_THREADS; t++) {
                 fr_opt_set_threads(k_threads[t]);
-                opt->layernorm_fwd(M, D, x, g, b, 1e-5f, yo, mo, ro);
+                opt->ops->layernorm_fwd(M, D, x, g, b, 1e-5f, yo, mo, ro);
                 ASSERT_SAME(yr, yo, M * D, "ln_fwd y M=%lld D=%lld affine=%d threads=%d seed=%#llx",
                             (long long)M, (long long)D, affine, k_threads[t], (unsigned long long)seed);
                 ASSERT_SAME(mr, mo, M, "ln_fwd mean M=%lld D=%lld threads=%d seed=%#llx", (long long)M,
@@ -373,9 +375,9 @@ START_TEST(test_layernorm_bitwise)
                         memcpy(dxo, dx0, (size_t)(M * D) * sizeof(float));
                         memcpy(pr, p0, (size_t)(2 * D) * sizeof(float));
                         memcpy(po, p0, (size_t)(2 * D) * sizeof(float));
-                        ref->layernorm_bwd(M, D, x, g, mr, rr, dy, dxr, params ? pr : NULL,
+                        ref->ops->layernorm_bwd(M, D, x, g, mr, rr, dy, dxr, params ? pr : NULL,
                                            params ? pr + D : NULL, acc);
-                        opt->layernorm_bwd(M, D, x, g, mr, rr, dy, dxo, params ? po : NULL,
+                        opt->ops->layernorm_bwd(M, D, x, g, mr, rr, dy, dxo, params ? po : NULL,
                                            params ? po + D : NULL, acc);
                         ASSERT_SAME(dxr, dxo, M * D,
                                     "ln_bwd dx M=%lld D=%lld affine=%d acc=%d threads=%d seed=%#llx",
@@ -387,7 +389,7 @@ START_TEST(test_layernorm_bitwise)
                                     (long long)M, (long long)D, affine, acc, k_threads[t],
                                     (unsigned long long)seed);
                     }
-                ref->layernorm_fwd(M, D, x, g, b, 1e-5f, yr, mr, rr); /* restore yr */
+                ref->ops->layernorm_fwd(M, D, x, g, b, 1e-5f, yr, mr, rr); /* restore yr */
             }
         }
         /* a plain sequential row sum gives another mean somewhere (order visible) */
@@ -409,7 +411,7 @@ END_TEST
 
 START_TEST(test_eltwise_bitwise)
 {
-    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
     uint64_t seed = ops_seed(0x0b7007), s = seed;
     static const int64_t sizes[] = {0, 1, 7, 9, 31, 1000, 100003};
     for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++) {
@@ -421,18 +423,18 @@ START_TEST(test_eltwise_bitwise)
         for (int t = 0; t < N_THREADS; t++) {
             fr_opt_set_threads(k_threads[t]);
             for (int op = 0; op < FR_BIN_COUNT; op++) {
-                ref->binary((fr_binop)op, n, a, b, r);
-                opt->binary((fr_binop)op, n, a, b, o);
+                ref->ops->binary((fr_binop)op, n, a, b, r);
+                opt->ops->binary((fr_binop)op, n, a, b, o);
                 ASSERT_SAME(r, o, n, "binary op=%d n=%lld threads=%d seed=%#llx", op, (long long)n,
                             k_threads[t], (unsigned long long)seed);
                 memcpy(o, a, (size_t)n * sizeof(float));
-                opt->binary((fr_binop)op, n, o, b, o); /* out aliases a */
+                opt->ops->binary((fr_binop)op, n, o, b, o); /* out aliases a */
                 ASSERT_SAME(r, o, n, "binary in place op=%d n=%lld threads=%d seed=%#llx", op,
                             (long long)n, k_threads[t], (unsigned long long)seed);
             }
             for (int op = 0; op < FR_UN_COUNT; op++) {
-                ref->unary((fr_unop)op, n, a, r);
-                opt->unary((fr_unop)op, n, a, o);
+                ref->ops->unary((fr_unop)op, n, a, r);
+                opt->ops->unary((fr_unop)op, n, a, o);
                 ASSERT_SAME(r, o, n, "unary op=%d n=%lld threads=%d seed=%#llx", op, (long long)n,
                             k_threads[t], (unsigned long long)seed);
             }
@@ -440,27 +442,27 @@ START_TEST(test_eltwise_bitwise)
             for (size_t k = 0; k < sizeof ab / sizeof ab[0]; k++) {
                 memcpy(r, b, (size_t)n * sizeof(float));
                 memcpy(o, b, (size_t)n * sizeof(float));
-                ref->axpby(n, ab[k][0], a, ab[k][1], r);
-                opt->axpby(n, ab[k][0], a, ab[k][1], o);
+                ref->ops->axpby(n, ab[k][0], a, ab[k][1], r);
+                opt->ops->axpby(n, ab[k][0], a, ab[k][1], o);
                 ASSERT_SAME(r, o, n, "axpby k=%zu n=%lld threads=%d seed=%#llx", k, (long long)n,
                             k_threads[t], (unsigned long long)seed);
-                ref->scale(n, ab[k][0], a, r);
-                opt->scale(n, ab[k][0], a, o);
+                ref->ops->scale(n, ab[k][0], a, r);
+                opt->ops->scale(n, ab[k][0], a, o);
                 ASSERT_SAME(r, o, n, "scale k=%zu n=%lld threads=%d seed=%#llx", k, (long long)n,
                             k_threads[t], (unsigned long long)seed);
-                ref->fill(n, ab[k][1], r);
-                opt->fill(n, ab[k][1], o);
+                ref->ops->fill(n, ab[k][1], r);
+                opt->ops->fill(n, ab[k][1], o);
                 ASSERT_SAME(r, o, n, "fill n=%lld threads=%d", (long long)n, k_threads[t]);
             }
-            ref->copy(n, a, r);
-            opt->copy(n, a, o);
+            ref->ops->copy(n, a, r);
+            opt->ops->copy(n, a, o);
             ASSERT_SAME(r, o, n, "copy n=%lld threads=%d", (long long)n, k_threads[t]);
             /* overlapping copies, both directions */
             for (int dir = 0; dir < 2; dir++) {
                 for (int64_t i = 0; i < n + 40; i++) buf_r[i] = buf_o[i] = (float)i;
                 int64_t from = dir ? 0 : 37, to = dir ? 37 : 0;
-                ref->copy(n, buf_r + from, buf_r + to);
-                opt->copy(n, buf_o + from, buf_o + to);
+                ref->ops->copy(n, buf_r + from, buf_r + to);
+                opt->ops->copy(n, buf_o + from, buf_o + to);
                 ASSERT_SAME(buf_r, buf_o, n + 40, "overlapping copy dir=%d n=%lld threads=%d", dir,
                             (long long)n, k_threads[t]);
             }
@@ -473,7 +475,7 @@ END_TEST
 
 START_TEST(test_adamw_bitwise)
 {
-    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
     uint64_t seed = ops_seed(0x0b7008), s = seed;
     static const int64_t sizes[] = {1, 7, 8, 9, 1001, 50021};
     /* beta1 = 0.9 takes the lerp's w < 0.5 branch, beta1 = 0.3 the other one. */
@@ -494,8 +496,8 @@ START_TEST(test_adamw_bitwise)
                 memcpy(po, p, (size_t)n * 4), memcpy(mo, m, (size_t)n * 4), memcpy(vo, v, (size_t)n * 4);
                 for (int64_t step = 1; step <= 3; step++) {
                     fr_adamw_hp hp = fr_adamw_prepare(1e-3, betas[bi][0], betas[bi][1], 1e-8, 0.01, step);
-                    ref->adamw(n, pr, g, mr, vr, &hp);
-                    opt->adamw(n, po, g, mo, vo, &hp);
+                    ref->ops->adamw(n, pr, g, mr, vr, &hp);
+                    opt->ops->adamw(n, po, g, mo, vo, &hp);
                 }
                 ASSERT_SAME(pr, po, n, "adamw p n=%lld beta1=%g threads=%d seed=%#llx", (long long)n,
                             betas[bi][0], k_threads[t], (unsigned long long)seed);
@@ -510,7 +512,7 @@ END_TEST
 
 START_TEST(test_reduce_bitwise)
 {
-    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
     uint64_t seed = ops_seed(0x0b700a), s = seed;
     static const int64_t shapes[][2] = {{1, 0}, {1, 1}, {3, 7}, {2, 8}, {5, 9}, {4, 17},
                                         {100, 255}, {300, 333}, {0, 4}, {7, 100003}};
@@ -521,15 +523,17 @@ START_TEST(test_reduce_bitwise)
         fill_spread(&s, x, M * N, 12);
         for (int t = 0; t < N_THREADS; t++) {
             fr_opt_set_threads(k_threads[t]);
-            ref->row_sum(M, N, x, r);
-            opt->row_sum(M, N, x, o);
+            ref->ops->row_sum(M, N, x, r);
+            opt->ops->row_sum(M, N, x, o);
             ASSERT_SAME(r, o, M, "row_sum M=%lld N=%lld threads=%d seed=%#llx", (long long)M,
                         (long long)N, k_threads[t], (unsigned long long)seed);
-            ref->row_mean(M, N, x, r);
-            opt->row_mean(M, N, x, o);
+            ref->ops->row_mean(M, N, x, r);
+            opt->ops->row_mean(M, N, x, o);
             ASSERT_SAME(r, o, M, "row_mean M=%lld N=%lld threads=%d seed=%#llx", (long long)M,
                         (long long)N, k_threads[t], (unsigned long long)seed);
-            float sr = ref->sum(M * N, x), so = opt->sum(M * N, x);
+            float sr, so; /* host memory is ref's and opt's backend memory */
+            ref->ops->sum(M * N, x, &sr);
+            opt->ops->sum(M * N, x, &so);
             ASSERT_SAME(&sr, &so, 1, "sum n=%lld seed=%#llx", (long long)(M * N), (unsigned long long)seed);
             /* the tensors: each row as its own tensor, plus an empty one */
             const float *xs[4];
@@ -537,13 +541,17 @@ START_TEST(test_reduce_bitwise)
             int cnt = 0;
             for (int64_t i = 0; i < M && cnt < 3; i++) xs[cnt] = x + i * N, ns[cnt++] = N - i % 3 > 0 ? N - i % 3 : 0;
             xs[cnt] = x, ns[cnt++] = 0;
-            float gr = ref->global_norm(cnt, xs, ns), go = opt->global_norm(cnt, xs, ns);
+            float gr, go;
+            ref->ops->global_norm(cnt, xs, ns, &gr);
+            opt->ops->global_norm(cnt, xs, ns, &go);
             ASSERT_SAME(&gr, &go, 1, "global_norm M=%lld N=%lld seed=%#llx", (long long)M, (long long)N,
                         (unsigned long long)seed);
         }
         float seq = 0.0f;
         for (int64_t i = 0; i < M * N; i++) seq += x[i];
-        if (M * N >= 9 && !fr_test_bits_equal(seq, ref->sum(M * N, x))) seen_order = 1;
+        float canon;
+        ref->ops->sum(M * N, x, &canon);
+        if (M * N >= 9 && !fr_test_bits_equal(seq, canon)) seen_order = 1;
         free(x), free(r), free(o);
     }
     fr_opt_set_threads(0);
@@ -579,14 +587,14 @@ typedef struct {
 } model_run;
 
 /* Forward + backward of m on the given batch; copies outputs and all gradients. */
-static void run_model(fr_model *m, const fr_ops *ops, int64_t B, const float *x, const float *t,
+static void run_model(fr_model *m, fr_backend *be, int64_t B, const float *x, const float *t,
                       const int32_t *c, const float *dout, model_run *r)
 {
     fr_model_ws ws;
     ck_assert_msg(fr_model_ws_alloc(&ws, m, B, 1) == FR_OK, "%s", fr_last_error());
-    fr_model_zero_grad(m, ops);
-    ck_assert_msg(fr_model_forward(m, ops, &ws, B, x, t, c, r->out) == FR_OK, "%s", fr_last_error());
-    ck_assert_msg(fr_model_backward(m, ops, &ws, dout, r->dx) == FR_OK, "%s", fr_last_error());
+    fr_model_zero_grad(m, be);
+    ck_assert_msg(fr_model_forward(m, be, &ws, B, x, t, c, r->out) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_model_backward(m, be, &ws, dout, r->dx) == FR_OK, "%s", fr_last_error());
     int64_t off = 0;
     for (int i = 0; i < m->n_params; i++) {
         int64_t n = fr_tensor_numel(&m->grads[i]);
@@ -598,7 +606,7 @@ static void run_model(fr_model *m, const fr_ops *ops, int64_t B, const float *x,
 
 START_TEST(test_model_shapes_s)
 {
-    const fr_ops *ref = ops_ref(), *opt = ops_opt();
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
     uint64_t seed = ops_seed(0x0b7009), s = seed;
     fr_model_config cfg;
     ck_assert_msg(fr_model_preset("shapes-s", 768, 110, &cfg) == FR_OK, "%s", fr_last_error());

@@ -408,20 +408,19 @@ START_TEST(test_shared_groups)
     ck_assert_int_eq(fr_opts_defaults(&rw), FR_OK);
     ck_assert(ro.timeout_s == FR_REWARD_CMD_TIMEOUT_S);
     /* the backend: "" = opt when built in (else ref); threads only on opt */
-    const fr_ops *ops;
-    int nt = 0;
+    fr_backend be;
     b.threads = 2;
-    ck_assert_int_eq(fr_backend_opts_resolve(&b, &ops, &nt), FR_OK);
+    ck_assert_int_eq(fr_backend_opts_resolve(&b, &be), FR_OK);
     int have_opt = 0;
     for (const char *const *n = fr_backend_names(); *n; n++) have_opt |= strcmp(*n, "opt") == 0;
-    ck_assert_str_eq(ops->name, have_opt ? "opt" : "ref");
-    ck_assert_int_eq(nt, have_opt ? 2 : 1);
+    ck_assert_str_eq(be.name, have_opt ? "opt" : "ref");
+    ck_assert_int_eq(be.threads, have_opt ? 2 : 1);
     snprintf(b.backend, sizeof b.backend, "ref");
-    ck_assert_int_eq(fr_backend_opts_resolve(&b, &ops, &nt), FR_OK);
-    ck_assert_str_eq(ops->name, "ref");
-    ck_assert_int_eq(nt, 1);
+    ck_assert_int_eq(fr_backend_opts_resolve(&b, &be), FR_OK);
+    ck_assert_str_eq(be.name, "ref");
+    ck_assert_int_eq(be.threads, 1);
     snprintf(b.backend, sizeof b.backend, "nope");
-    ck_assert_int_eq(fr_backend_opts_resolve(&b, &ops, &nt), FR_ERR_ARG);
+    ck_assert_int_eq(fr_backend_opts_resolve(&b, &be), FR_ERR_ARG);
     /* a second row with an existing flag is refused */
     fr_opts dup = {.cmd = "test", .s = {&b, &b}};
     fr_opts_add(&dup, "A", fr_backend_rows, fr_backend_nrows, 0);

@@ -204,7 +204,7 @@ START_TEST(test_loss_falls)
     c.lr = 3e-3f;
     losses l = {.n = 0};
     fr_pretrain_result r;
-    ck_assert_msg(fr_pretrain(&c, fr_test_ref_ops(), record, &l, &r) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), record, &l, &r) == FR_OK, "%s", fr_last_error());
     ck_assert_int_eq(l.n, 160);
     ck_assert_int_eq(r.steps_done, 160);
     double first = 0, last = 0;
@@ -233,7 +233,7 @@ START_TEST(test_epsilon_loss_falls)
     c.pred = FR_PRED_EPSILON;
     c.lr = 3e-3f;
     losses l = {.n = 0};
-    ck_assert_msg(fr_pretrain(&c, fr_test_ref_ops(), record, &l, NULL) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), record, &l, NULL) == FR_OK, "%s", fr_last_error());
     double first = 0, last = 0;
     for (int i = 0; i < 20; i++) {
         first += l.loss[i];
@@ -258,14 +258,14 @@ START_TEST(test_reproducible)
     snprintf(d, sizeof d, "%s/d.safetensors", g_dir);
     fr_pretrain_cfg c = tiny(a, 30);
     c.sigma = FR_SIGMA_UNIFORM;
-    ck_assert_msg(fr_pretrain(&c, fr_test_ref_ops(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
     c.out = b;
-    ck_assert_msg(fr_pretrain(&c, fr_test_ref_ops(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
     assert_same_file(a, b);
 
     c.out = d;
     c.seed = 8;
-    ck_assert_msg(fr_pretrain(&c, fr_test_ref_ops(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
     fr_st_file fa, fd;
     ck_assert_int_eq(fr_st_read(&fa, a), FR_OK);
     ck_assert_int_eq(fr_st_read(&fd, d), FR_OK);
@@ -306,13 +306,13 @@ START_TEST(test_resume)
     fr_pretrain_cfg c = tiny(full, 40);
     c.pred = FR_PRED_EPSILON; /* with dropout and the EMA warm-up crossing the cut */
     c.cfg_dropout = 0.3f;
-    ck_assert_msg(fr_pretrain(&c, fr_test_ref_ops(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
 
     c.out = part;
     c.save_every = 15;
     losses l = {.n = 0, .stop_at = 17}; /* stops after step 17: the step-15 file exists */
     fr_pretrain_result r;
-    ck_assert_int_eq(fr_pretrain(&c, fr_test_ref_ops(), record, &l, &r), FR_OK);
+    ck_assert_int_eq(fr_pretrain(&c, fr_test_ref_be(), record, &l, &r), FR_OK);
     ck_assert_int_eq(r.steps_done, 17);
     ck_assert_int_eq(access(part, F_OK), -1); /* stopped early: no final file */
     ck_assert_int_eq(fr_pretrain_step_path(part, 15, mid, sizeof mid), FR_OK);
@@ -320,14 +320,14 @@ START_TEST(test_resume)
 
     c.save_every = 0;
     c.resume = mid;
-    ck_assert_msg(fr_pretrain(&c, fr_test_ref_ops(), NULL, NULL, &r) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, &r) == FR_OK, "%s", fr_last_error());
     ck_assert_int_eq(r.first_step, 15);
     ck_assert_int_eq(r.steps_done, 40);
     assert_same_file(full, part);
 
     /* another lr: refused, naming the key */
     c.lr = 2e-3f;
-    ck_assert_int_eq(fr_pretrain(&c, fr_test_ref_ops(), NULL, NULL, NULL), FR_ERR_MISMATCH);
+    ck_assert_int_eq(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL), FR_ERR_MISMATCH);
     ck_assert_msg(strstr(fr_last_error(), "pretrain.lr") != NULL, "%s", fr_last_error());
     remove_dir();
 }
@@ -335,7 +335,7 @@ END_TEST
 
 START_TEST(test_bad_cfg)
 {
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     fr_pretrain_cfg c = tiny(NULL, 10);
     fr_pretrain_cfg bad[12];
     int n = 0;
@@ -369,7 +369,7 @@ START_TEST(test_bad_cfg)
     ck_assert_int_eq(mc.n_blocks, 0);
     ck_assert_int_eq(mc.pred, FR_PRED_EPSILON);
     for (int i = 0; i < n; i++) {
-        fr_status s = fr_pretrain(&bad[i], ops, NULL, NULL, NULL);
+        fr_status s = fr_pretrain(&bad[i], be, NULL, NULL, NULL);
         ck_assert_msg(s == FR_ERR_ARG, "bad config %d: status %d (%s)", i, (int)s, fr_last_error());
     }
 }
@@ -379,7 +379,7 @@ END_TEST
 
 START_TEST(test_checkpoint_roundtrip)
 {
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     fr_model_config mc;
     ck_assert_int_eq(fr_model_preset("gmm2d-s", 2, 8, &mc), FR_OK);
     fr_model m, m2;
@@ -387,8 +387,8 @@ START_TEST(test_checkpoint_roundtrip)
     ck_assert_int_eq(fr_model_init(&m2, &mc, 4), FR_OK);
     fr_ema e, e2;
     fr_adamw_state o, o2;
-    ck_assert_int_eq(fr_ema_init(ops, &e, m.params, m.n_params), FR_OK);
-    ck_assert_int_eq(fr_ema_init(ops, &e2, m2.params, m2.n_params), FR_OK);
+    ck_assert_int_eq(fr_ema_init(be, &e, m.params, m.n_params), FR_OK);
+    ck_assert_int_eq(fr_ema_init(be, &e2, m2.params, m2.n_params), FR_OK);
     ck_assert_int_eq(fr_adamw_state_init(&o, m.params, m.n_params), FR_OK);
     ck_assert_int_eq(fr_adamw_state_init(&o2, m2.params, m2.n_params), FR_OK);
     for (int i = 0; i < m.n_params; i++) {
@@ -531,7 +531,7 @@ START_TEST(test_cli_pretrain)
     fr_pretrain_cfg c = tiny(lib, 20);
     c.batch = 16;
     c.seed = 3;
-    ck_assert_int_eq(fr_pretrain(&c, fr_test_ref_ops(), NULL, NULL, NULL), FR_OK);
+    ck_assert_int_eq(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL), FR_OK);
     assert_same_file(lib, cli);
     remove_dir();
 }

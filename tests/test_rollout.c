@@ -106,7 +106,7 @@ static const fr_sampler_kind k_kinds[] = {FR_SAMPLER_ODE, FR_SAMPLER_SDE, FR_SAM
 START_TEST(test_batch_independence)
 {
     const fr_task *t = task("gmm2d");
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     fr_model mv, me;
     fr_test_make_model(&mv, t, FR_PRED_VELOCITY, SEED);
     fr_test_make_model(&me, t, FR_PRED_EPSILON, SEED + 1);
@@ -134,14 +134,14 @@ START_TEST(test_batch_independence)
             outputs ref, o;
             outputs_alloc(&ref, T, B, D, lp);
             c.batch = 0;
-            ck_assert_msg(fr_rollout(m, ops, t, &c, B, prompts, ids, NULL, ref.x, &ref.tr) == FR_OK, "%s: %s", ctx,
+            ck_assert_msg(fr_rollout(m, be, t, &c, B, prompts, ids, NULL, ref.x, &ref.tr) == FR_OK, "%s: %s", ctx,
                           fr_last_error());
             for (int64_t i = 0; i < B * D; i++) ck_assert_msg(ref.x[i] == ref.x[i], "%s: NaN sample", ctx);
             const int64_t batches[4] = {B, 1, 3, 2};
             for (int bi = 0; bi < 4; bi++) {
                 outputs_alloc(&o, T, B, D, lp);
                 c.batch = batches[bi];
-                ck_assert(fr_rollout(m, ops, t, &c, B, prompts, ids, NULL, o.x, &o.tr) == FR_OK);
+                ck_assert(fr_rollout(m, be, t, &c, B, prompts, ids, NULL, o.x, &o.tr) == FR_OK);
                 assert_bits("x", ref.x, o.x, B * D, ctx);
                 assert_bits("traj", ref.traj, o.traj, (T + 1) * B * D, ctx);
                 assert_bits("mean", ref.mean, o.mean, T * B * D, ctx);
@@ -154,7 +154,7 @@ START_TEST(test_batch_independence)
             /* reversed rows, batch 2 */
             outputs_alloc(&o, T, B, D, lp);
             c.batch = 2;
-            ck_assert(fr_rollout(m, ops, t, &c, B, perm_p, perm_i, NULL, o.x, &o.tr) == FR_OK);
+            ck_assert(fr_rollout(m, be, t, &c, B, perm_p, perm_i, NULL, o.x, &o.tr) == FR_OK);
             for (int b = 0; b < B; b++) {
                 assert_bits("x (permuted)", ref.x + b * D, o.x + (B - 1 - b) * D, D, ctx);
                 for (int i = 0; lp && i < T; i++)
@@ -164,7 +164,7 @@ START_TEST(test_batch_independence)
             /* a different seed changes the samples (the noise is really used) */
             float *x2 = malloc((size_t)(B * D) * sizeof *x2);
             c.seed ^= 1;
-            ck_assert(fr_rollout(m, ops, t, &c, B, prompts, ids, NULL, x2, NULL) == FR_OK);
+            ck_assert(fr_rollout(m, be, t, &c, B, prompts, ids, NULL, x2, NULL) == FR_OK);
             ck_assert_msg(memcmp(x2, ref.x, (size_t)(B * D) * sizeof *x2) != 0, "%s: seed has no effect", ctx);
             free(x2);
             outputs_free(&ref);
@@ -182,7 +182,7 @@ END_TEST
 static void check_by_hand(fr_sampler_kind kind, float g)
 {
     const fr_task *t = task("gmm2d");
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     fr_model m;
     fr_test_make_model(&m, t, kind == FR_SAMPLER_DDIM ? FR_PRED_EPSILON : FR_PRED_VELOCITY, SEED + 2);
     enum { B = 5, T = 5 };
@@ -196,7 +196,7 @@ static void check_by_hand(fr_sampler_kind kind, float g)
     const int lp = fr_sampler_is_stochastic(kind);
     outputs o;
     outputs_alloc(&o, T, B, D, lp);
-    ck_assert_msg(fr_rollout(&m, ops, t, &c, B, prompts, ids, NULL, o.x, &o.tr) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_rollout(&m, be, t, &c, B, prompts, ids, NULL, o.x, &o.tr) == FR_OK, "%s", fr_last_error());
 
     char ctx[64];
     snprintf(ctx, sizeof ctx, "by hand: %s cfg %g", fr_sampler_name(kind), (double)g);
@@ -228,9 +228,9 @@ static void check_by_hand(fr_sampler_kind kind, float g)
             p.sigma_prev = i > 0 ? c.sigmas[i - 1] : 1.0f;
             for (int b = 0; b < B; b++) tin[b] = 1000.0f * c.sigmas[i];
         }
-        ck_assert(fr_model_forward(&m, ops, &ws, B, x, tin, cc, vc) == FR_OK);
+        ck_assert(fr_model_forward(&m, be, &ws, B, x, tin, cc, vc) == FR_OK);
         if (g != 1.0f) {
-            ck_assert(fr_model_forward(&m, ops, &ws, B, x, tin, cu, vu) == FR_OK);
+            ck_assert(fr_model_forward(&m, be, &ws, B, x, tin, cu, vu) == FR_OK);
             for (int k = 0; k < B * D; k++) v[k] = vu[k] + g * (vc[k] - vu[k]);
         } else {
             memcpy(v, vc, sizeof v);
@@ -276,7 +276,7 @@ END_TEST
 START_TEST(test_cfg)
 {
     const fr_task *t = task("gmm2d");
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     fr_model m;
     fr_test_make_model(&m, t, FR_PRED_VELOCITY, SEED + 3);
     enum { B = 6, T = 4 };
@@ -291,10 +291,10 @@ START_TEST(test_cfg)
         fr_rollout_cfg c1 = make_cfg(kinds[k], T, 1.0f, &s1, &ab);
         fr_rollout_cfg c2 = make_cfg(kinds[k], T, 2.5f, &s2, &ab);
         float xg0[B * 2], xnull[B * 2], xc[B * 2], xg2[B * 2];
-        ck_assert(fr_rollout(&m, ops, t, &c0, B, prompts, ids, NULL, xg0, NULL) == FR_OK);
-        ck_assert(fr_rollout(&m, ops, t, &c1, B, nulls, ids, NULL, xnull, NULL) == FR_OK);
-        ck_assert(fr_rollout(&m, ops, t, &c1, B, prompts, ids, NULL, xc, NULL) == FR_OK);
-        ck_assert(fr_rollout(&m, ops, t, &c2, B, prompts, ids, NULL, xg2, NULL) == FR_OK);
+        ck_assert(fr_rollout(&m, be, t, &c0, B, prompts, ids, NULL, xg0, NULL) == FR_OK);
+        ck_assert(fr_rollout(&m, be, t, &c1, B, nulls, ids, NULL, xnull, NULL) == FR_OK);
+        ck_assert(fr_rollout(&m, be, t, &c1, B, prompts, ids, NULL, xc, NULL) == FR_OK);
+        ck_assert(fr_rollout(&m, be, t, &c2, B, prompts, ids, NULL, xg2, NULL) == FR_OK);
         assert_bits("cfg 0 vs null prompt", xg0, xnull, B * D, fr_sampler_name(kinds[k]));
         ck_assert(memcmp(xc, xnull, sizeof xc) != 0);
         ck_assert(memcmp(xg2, xc, sizeof xc) != 0);
@@ -311,7 +311,7 @@ END_TEST
 START_TEST(test_x_init)
 {
     const fr_task *t = task("gmm2d");
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     fr_model m;
     fr_test_make_model(&m, t, FR_PRED_VELOCITY, SEED + 4);
     enum { B = 4, T = 3 };
@@ -323,8 +323,8 @@ START_TEST(test_x_init)
     outputs o;
     outputs_alloc(&o, T, B, 2, 0);
     float x2[B * 2];
-    ck_assert(fr_rollout(&m, ops, t, &c, B, prompts, ids, NULL, o.x, &o.tr) == FR_OK);
-    ck_assert(fr_rollout(&m, ops, t, &c, B, prompts, NULL, o.traj, x2, NULL) == FR_OK);
+    ck_assert(fr_rollout(&m, be, t, &c, B, prompts, ids, NULL, o.x, &o.tr) == FR_OK);
+    ck_assert(fr_rollout(&m, be, t, &c, B, prompts, NULL, o.traj, x2, NULL) == FR_OK);
     assert_bits("x from x_init", o.x, x2, B * 2, "dpm");
     outputs_free(&o);
     fr_rollout_schedule_free(&s);
@@ -338,8 +338,8 @@ END_TEST
 START_TEST(test_opt_equals_ref)
 {
     const fr_task *t = task("shapes");
-    const fr_ops *ref = fr_test_ref_ops(), *opt;
-    if (fr_backend_get("opt", &opt) != FR_OK) return; /* not built in */
+    fr_backend *ref = fr_test_ref_be(), opt;
+    if (fr_backend_open(&opt, "opt", 0, 0) != FR_OK) return; /* not built in */
     fr_model m;
     fr_test_make_model(&m, t, FR_PRED_VELOCITY, SEED + 7);
     enum { B = 5, T = 3 };
@@ -354,7 +354,7 @@ START_TEST(test_opt_equals_ref)
     outputs_alloc(&b, T, B, D, 1);
     ck_assert(fr_rollout(&m, ref, t, &c, B, prompts, ids, NULL, a.x, &a.tr) == FR_OK);
     c.batch = 2;
-    ck_assert(fr_rollout(&m, opt, t, &c, B, prompts, ids, NULL, b.x, &b.tr) == FR_OK);
+    ck_assert(fr_rollout(&m, &opt, t, &c, B, prompts, ids, NULL, b.x, &b.tr) == FR_OK);
     assert_bits("traj", a.traj, b.traj, (T + 1) * B * D, "opt vs ref, sde cfg 4.5");
     assert_bits("logp", a.logp, b.logp, T * B, "opt vs ref, sde cfg 4.5");
     outputs_free(&a);
@@ -369,7 +369,7 @@ END_TEST
 START_TEST(test_errors)
 {
     const fr_task *t = task("gmm2d");
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     fr_model mv, me, ms;
     fr_test_make_model(&mv, t, FR_PRED_VELOCITY, SEED);
     fr_test_make_model(&me, t, FR_PRED_EPSILON, SEED);
@@ -381,19 +381,19 @@ START_TEST(test_errors)
     float *ab;
     fr_rollout_cfg cf = make_cfg(FR_SAMPLER_ODE, 4, 1.0f, &s1, &ab);
     fr_rollout_cfg cd = make_cfg(FR_SAMPLER_DDIM, 4, 1.0f, &s2, &ab);
-    ck_assert(fr_rollout(&me, ops, t, &cf, 2, prompts, ids, NULL, x, NULL) == FR_ERR_ARG);
+    ck_assert(fr_rollout(&me, be, t, &cf, 2, prompts, ids, NULL, x, NULL) == FR_ERR_ARG);
     ck_assert(strstr(fr_last_error(), "ddim") != NULL);
-    ck_assert(fr_rollout(&mv, ops, t, &cd, 2, prompts, ids, NULL, x, NULL) == FR_ERR_ARG);
-    ck_assert(fr_rollout(&ms, ops, t, &cf, 2, prompts, ids, NULL, x, NULL) == FR_ERR_ARG);
+    ck_assert(fr_rollout(&mv, be, t, &cd, 2, prompts, ids, NULL, x, NULL) == FR_ERR_ARG);
+    ck_assert(fr_rollout(&ms, be, t, &cf, 2, prompts, ids, NULL, x, NULL) == FR_ERR_ARG);
     fr_rollout_traj tr = {NULL, NULL, logp, NULL};
-    ck_assert(fr_rollout(&mv, ops, t, &cf, 2, prompts, ids, NULL, x, &tr) == FR_ERR_ARG);
+    ck_assert(fr_rollout(&mv, be, t, &cf, 2, prompts, ids, NULL, x, &tr) == FR_ERR_ARG);
     cd.noise = 0.0f;
-    ck_assert(fr_rollout(&me, ops, t, &cd, 2, prompts, ids, NULL, x, &tr) == FR_ERR_ARG);
+    ck_assert(fr_rollout(&me, be, t, &cd, 2, prompts, ids, NULL, x, &tr) == FR_ERR_ARG);
     int bad[2] = {0, 99};
-    ck_assert(fr_rollout(&mv, ops, t, &cf, 2, bad, ids, NULL, x, NULL) == FR_ERR_ARG);
+    ck_assert(fr_rollout(&mv, be, t, &cf, 2, bad, ids, NULL, x, NULL) == FR_ERR_ARG);
     float sig[5] = {1.0f, 0.5f, 0.5f, 0.2f, 0.0f};
     cf.sigmas = sig;
-    ck_assert(fr_rollout(&mv, ops, t, &cf, 2, prompts, ids, NULL, x, NULL) == FR_ERR_ARG);
+    ck_assert(fr_rollout(&mv, be, t, &cf, 2, prompts, ids, NULL, x, NULL) == FR_ERR_ARG);
     fr_rollout_schedule_free(&s1);
     fr_rollout_schedule_free(&s2);
     free(ab);
@@ -409,7 +409,7 @@ END_TEST
 static void check_eval(const char *task_name, int n, int64_t T)
 {
     const fr_task *t = task(task_name);
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     fr_model m;
     fr_test_make_model(&m, t, FR_PRED_VELOCITY, SEED + 5);
     fr_rollout_schedule s;
@@ -419,9 +419,9 @@ static void check_eval(const char *task_name, int n, int64_t T)
     o.n = n;
     fr_eval_result r1, r2;
     c.batch = 64;
-    ck_assert_msg(fr_evaluate(&m, ops, t, &c, &o, &r1) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_evaluate(&m, be, t, &c, &o, &r1) == FR_OK, "%s", fr_last_error());
     c.batch = 5;
-    ck_assert(fr_evaluate(&m, ops, t, &c, &o, &r2) == FR_OK);
+    ck_assert(fr_evaluate(&m, be, t, &c, &o, &r2) == FR_OK);
     ck_assert_int_eq(r1.n_prompts, t->n_eval);
     ck_assert_int_eq(r1.n_groups, t->n_groups);
     ck_assert_int_eq(r1.samples, (int64_t)t->n_eval * n);
@@ -449,14 +449,14 @@ static void check_eval(const char *task_name, int n, int64_t T)
     fr_eval_result r3;
     o.split = FR_SPLIT_TRAIN;
     o.n = 1;
-    ck_assert(fr_evaluate(&m, ops, t, &c, &o, &r3) == FR_OK);
+    ck_assert(fr_evaluate(&m, be, t, &c, &o, &r3) == FR_OK);
     ck_assert_int_eq(r3.n_prompts, t->n_train);
     ck_assert_int_eq(r3.prompt_ids[0], 0);
     fr_eval_result_free(&r1);
     fr_eval_result_free(&r2);
     fr_eval_result_free(&r3);
     o.n = 0;
-    ck_assert(fr_evaluate(&m, ops, t, &c, &o, &r1) == FR_ERR_ARG);
+    ck_assert(fr_evaluate(&m, be, t, &c, &o, &r1) == FR_ERR_ARG);
     fr_rollout_schedule_free(&s);
     fr_model_free(&m);
 }

@@ -51,7 +51,7 @@ static void run(const fr_model *m, const fr_rollout_cfg *c, int64_t B, const int
                 run_out *o)
 {
     out_alloc(o, c->T, B, m->cfg.D);
-    fr_status s = fr_rollout(m, fr_test_ref_ops(), &fr_task_gmm2d, c, B, pid, sid, NULL, o->x, &o->tr);
+    fr_status s = fr_rollout(m, fr_test_ref_be(), &fr_task_gmm2d, c, B, pid, sid, NULL, o->x, &o->tr);
     ck_assert_msg(s == FR_OK, "%s", fr_last_error());
 }
 
@@ -111,7 +111,7 @@ START_TEST(test_shared_x_T)
     assert_same_row(&sh, 0, &plain, 0, "a group's first row is its unshared sample");
     ck_assert(!same(at(&sh, 0, 0), at(&sh, 0, G), D));
     c.group_size = 0;
-    ck_assert_int_eq(fr_rollout(&m, fr_test_ref_ops(), &fr_task_gmm2d, &c, B, pid, sid, NULL, sh.x, NULL), FR_ERR_ARG);
+    ck_assert_int_eq(fr_rollout(&m, fr_test_ref_be(), &fr_task_gmm2d, &c, B, pid, sid, NULL, sh.x, NULL), FR_ERR_ARG);
     out_free(&plain);
     out_free(&sh);
     out_free(&sh1);
@@ -142,14 +142,14 @@ START_TEST(test_single_stochastic_step)
     run(&m, &c, B, pid, sid, &s);
     out_alloc(&o, T, B, D);
     o.tr.logp = NULL;
-    ck_assert(fr_rollout(&m, fr_test_ref_ops(), &fr_task_gmm2d, &ode, B, pid, sid, NULL, o.x, &o.tr) == FR_OK);
+    ck_assert(fr_rollout(&m, fr_test_ref_be(), &fr_task_gmm2d, &ode, B, pid, sid, NULL, o.x, &o.tr) == FR_OK);
     /* the tail: the ODE from x_{J+1} over σ_{J+1..T} */
     fr_rollout_cfg tc = ode;
     tc.T = T - (J + 1);
     tc.sigmas = c.sigmas + J + 1;
     out_alloc(&tail, tc.T, B, D);
     tail.tr.logp = NULL;
-    ck_assert(fr_rollout(&m, fr_test_ref_ops(), &fr_task_gmm2d, &tc, B, pid, NULL, at(&s, J + 1, 0), tail.x, &tail.tr) ==
+    ck_assert(fr_rollout(&m, fr_test_ref_be(), &fr_task_gmm2d, &tc, B, pid, NULL, at(&s, J + 1, 0), tail.x, &tail.tr) ==
               FR_OK);
     for (int r = 0; r < B; r++) {
         for (int i = 0; i <= J; i++) ck_assert_msg(same(at(&s, i, r), at(&o, i, r), D), "x_%d of row %d", i, r);
@@ -242,11 +242,13 @@ START_TEST(test_tree)
     int64_t nfe;
     ck_assert(fr_rollout_nfe(&c, B, pid, sid, &nfe) == FR_OK);
     ck_assert_int_eq(nfe, 46);
-    fr_ops counting = *fr_test_ref_ops();
+    fr_ops counting = *fr_test_ref_be()->ops;
     g_ln_fwd = counting.layernorm_fwd;
     counting.layernorm_fwd = counting_ln;
+    fr_backend counting_be = *fr_test_ref_be();
+    counting_be.ops = &counting;
     g_ln_rows = 0;
-    ck_assert(fr_rollout(&m, &counting, &fr_task_gmm2d, &c, B, pid, sid, NULL, a.x, NULL) == FR_OK);
+    ck_assert(fr_rollout(&m, &counting_be, &fr_task_gmm2d, &c, B, pid, sid, NULL, a.x, NULL) == FR_OK);
     ck_assert_int_eq(g_ln_rows, 46 * (m.cfg.n_blocks + 1));
     u.n_branch = 0;
     u.cfg = 1.5f;
@@ -291,27 +293,27 @@ START_TEST(test_candidates)
     ck_assert(fr_rollout_nfe(&c, B, pid, sid, &nfe) == FR_OK);
     ck_assert_int_eq(nfe, 2 * (J + B * (T - J)));
 
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     float x0[B * 2];
     fr_rollout_branch bad[2] = {{2, 2, 1.0f}, {2, 2, 1.0f}};
     c.branch = bad;
     c.n_branch = 2;
-    ck_assert_int_eq(fr_rollout(&m, ops, &fr_task_gmm2d, &c, B, pid, sid, NULL, o.x, NULL), FR_ERR_ARG); /* not increasing */
+    ck_assert_int_eq(fr_rollout(&m, be, &fr_task_gmm2d, &c, B, pid, sid, NULL, o.x, NULL), FR_ERR_ARG); /* not increasing */
     bad[1].at = 3;
     bad[1].width = 0;
-    ck_assert_int_eq(fr_rollout(&m, ops, &fr_task_gmm2d, &c, B, pid, sid, NULL, o.x, NULL), FR_ERR_ARG);
+    ck_assert_int_eq(fr_rollout(&m, be, &fr_task_gmm2d, &c, B, pid, sid, NULL, o.x, NULL), FR_ERR_ARG);
     bad[1].width = 2;
     bad[1].xi_scale = 0.0f;
-    ck_assert_int_eq(fr_rollout(&m, ops, &fr_task_gmm2d, &c, B, pid, sid, NULL, o.x, NULL), FR_ERR_ARG);
+    ck_assert_int_eq(fr_rollout(&m, be, &fr_task_gmm2d, &c, B, pid, sid, NULL, o.x, NULL), FR_ERR_ARG);
     bad[1].xi_scale = 1.0f;
-    ck_assert_int_eq(fr_rollout(&m, ops, &fr_task_gmm2d, &c, B, pid, sid, NULL, o.x, NULL), FR_OK);
+    ck_assert_int_eq(fr_rollout(&m, be, &fr_task_gmm2d, &c, B, pid, sid, NULL, o.x, NULL), FR_OK);
     memset(x0, 0, sizeof x0);
-    ck_assert_int_eq(fr_rollout(&m, ops, &fr_task_gmm2d, &c, B, pid, sid, x0, o.x, NULL), FR_ERR_ARG); /* x_init */
+    ck_assert_int_eq(fr_rollout(&m, be, &fr_task_gmm2d, &c, B, pid, sid, x0, o.x, NULL), FR_ERR_ARG); /* x_init */
     c.x_T_key = FR_XT_GROUP;
     c.group_size = 6; /* not a multiple of the 4 leaves */
-    ck_assert_int_eq(fr_rollout(&m, ops, &fr_task_gmm2d, &c, B, pid, sid, NULL, o.x, NULL), FR_ERR_ARG);
+    ck_assert_int_eq(fr_rollout(&m, be, &fr_task_gmm2d, &c, B, pid, sid, NULL, o.x, NULL), FR_ERR_ARG);
     c.group_size = 8;
-    ck_assert_int_eq(fr_rollout(&m, ops, &fr_task_gmm2d, &c, B, pid, sid, NULL, o.x, NULL), FR_OK);
+    ck_assert_int_eq(fr_rollout(&m, be, &fr_task_gmm2d, &c, B, pid, sid, NULL, o.x, NULL), FR_OK);
     out_free(&o);
     fr_rollout_schedule_free(&sched);
     fr_model_free(&m);
@@ -322,8 +324,8 @@ END_TEST
  * gives ref's bits at batch 1. */
 START_TEST(test_tree_opt_threads)
 {
-    const fr_ops *opt;
-    if (fr_backend_get("opt", &opt) != FR_OK) return; /* not built in */
+    fr_backend opt;
+    if (fr_backend_open(&opt, "opt", 0, 0) != FR_OK) return; /* not built in */
     const fr_task *t;
     ck_assert(fr_task_get("shapes", &t) == FR_OK);
     fr_model m;
@@ -342,13 +344,13 @@ START_TEST(test_tree_opt_threads)
     run_out a, b;
     out_alloc(&a, T, B, D);
     c.batch = 1;
-    ck_assert(fr_rollout(&m, fr_test_ref_ops(), t, &c, B, pid, sid, NULL, a.x, &a.tr) == FR_OK);
+    ck_assert(fr_rollout(&m, fr_test_ref_be(), t, &c, B, pid, sid, NULL, a.x, &a.tr) == FR_OK);
     const int threads[2] = {1, 3};
     for (int k = 0; k < 2; k++) {
-        fr_opt_set_threads(threads[k]);
+        opt = fr_test_backend("opt", 0, threads[k]);
         out_alloc(&b, T, B, D);
         c.batch = 7;
-        ck_assert(fr_rollout(&m, opt, t, &c, B, pid, sid, NULL, b.x, &b.tr) == FR_OK);
+        ck_assert(fr_rollout(&m, &opt, t, &c, B, pid, sid, NULL, b.x, &b.tr) == FR_OK);
         for (int r = 0; r < B; r++) assert_same_row(&a, r, &b, r, threads[k] == 1 ? "opt 1 thread" : "opt 3 threads");
         out_free(&b);
     }

@@ -105,7 +105,7 @@ static float *run_torch(const cfg *c)
 /* flowrl's AdamW over the torch run: the largest ulp distance per tensor (p, m, v) over
  * every element and step. as_float: the hyper-parameters rounded to float first (the
  * derivation flowrl had before). */
-static void run_flowrl(const fr_ops *ops, const cfg *c, int as_float, const float *want,
+static void run_flowrl(fr_backend *be, const cfg *c, int as_float, const float *want,
                        int64_t worst[3])
 {
     int64_t shape[1] = {N};
@@ -126,7 +126,7 @@ static void run_flowrl(const fr_ops *ops, const cfg *c, int as_float, const floa
     worst[0] = worst[1] = worst[2] = 0;
     for (int64_t t = 1; t <= STEPS; t++) {
         for (int64_t i = 0; i < N; i++) g[i] = grad_at(i, t);
-        ck_assert(fr_adamw_step(ops, &st, &prm, 1, &ac, lr) == FR_OK);
+        ck_assert(fr_adamw_step(be, &st, &prm, 1, &ac, lr) == FR_OK);
         const float *have[3] = {p, (const float *)st.m[0].data, (const float *)st.v[0].data};
         for (int k = 0; k < 3; k++) {
             const float *w = want + ((size_t)(t - 1) * 3 + (size_t)k) * N;
@@ -148,11 +148,9 @@ START_TEST(test_adamw_matches_torch)
         const cfg *c = &k_cfgs[ci];
         float *want = run_torch(c);
         for (int b = 0; b < 2; b++) {
-            const fr_ops *ops = NULL;
-            ck_assert_msg(fr_backend_get(backends[b], &ops) == FR_OK, "backend %s: %s",
-                          backends[b], fr_last_error());
+            fr_backend be = fr_test_backend(backends[b], 0, 0);
             int64_t worst[3];
-            run_flowrl(ops, c, 0, want, worst);
+            run_flowrl(&be, c, 0, want, worst);
             printf("torch adamw (lr %g, betas %g/%g, eps %g, wd %g) %s: max ulp over %d steps: "
                    "param %lld, exp_avg %lld, exp_avg_sq %lld\n",
                    c->lr, c->beta1, c->beta2, c->eps, c->wd, backends[b], STEPS,
@@ -174,11 +172,10 @@ END_TEST
  * break MAX_ULP on the torch defaults. */
 START_TEST(test_float_hyperparameters_caught)
 {
-    const fr_ops *ops = NULL;
-    ck_assert(fr_backend_get("ref", &ops) == FR_OK);
+    fr_backend *be = fr_test_ref_be();
     float *want = run_torch(&k_cfgs[0]);
     int64_t worst[3];
-    run_flowrl(ops, &k_cfgs[0], 1, want, worst);
+    run_flowrl(be, &k_cfgs[0], 1, want, worst);
     free(want);
     printf("torch adamw, float-rounded hyper-parameters: max ulp param %lld, exp_avg %lld, "
            "exp_avg_sq %lld\n",

@@ -38,10 +38,10 @@ static void grads_of(const fr_model *m, float *out)
 /* Guidance on (g 2.5, and g 1 through both branches) and off: v is the hand-written
  * 2b-row forward + fr_cfg_elem; the backward's gradients are those of the formula
  * g_c = g_v·g, g_u = g_v + (−(g_v·g)) written out here, and of the trainer's op sequence
- * (ops->scale, ops->binary SUB), bit for bit. */
+ * (be->ops->scale, be->ops->binary SUB), bit for bit. */
 START_TEST(test_guided_bitwise)
 {
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     const fr_task *t = &fr_task_gmm2d;
     fr_model m;
     fr_test_make_model(&m, t, FR_PRED_VELOCITY, SEED);
@@ -64,9 +64,9 @@ START_TEST(test_guided_bitwise)
         const float tv = 731.25f;
         fr_guided_ws w;
         ck_assert(fr_guided_ws_alloc(&w, &m, B, gd, 1) == FR_OK);
-        fr_model_zero_grad(&m, ops);
-        ck_assert(fr_guided_forward(&m, ops, &w, B, x, tv, c, v) == FR_OK);
-        ck_assert(fr_guided_backward(&m, ops, &w, gv) == FR_OK);
+        fr_model_zero_grad(&m, be);
+        ck_assert(fr_guided_forward(&m, be, &w, B, x, tv, c, v) == FR_OK);
+        ck_assert(fr_guided_backward(&m, be, &w, gv) == FR_OK);
         grads_of(&m, ga);
         fr_guided_ws_free(&w);
 
@@ -79,8 +79,8 @@ START_TEST(test_guided_bitwise)
         memcpy(xin + B * D, x, sizeof x);
         for (int64_t i = 0; i < B * S; i++) c[B * S + i] = (int32_t)m.cfg.n_cond;
         for (int pass = 0; pass < 2; pass++) {
-            fr_model_zero_grad(&m, ops);
-            ck_assert(fr_model_forward(&m, ops, &ws, R, xin, tin, c, out) == FR_OK);
+            fr_model_zero_grad(&m, be);
+            ck_assert(fr_model_forward(&m, be, &ws, R, xin, tin, c, out) == FR_OK);
             for (int64_t i = 0; i < B * D; i++) {
                 const float want = gd.on ? fr_cfg_elem(out[B * D + i], out[i], gd.scale) : out[i];
                 ck_assert_msg(fr_test_bits_equal(v[i], want), "g %g on %d: v[%lld]", (double)gd.scale, gd.on, (long long)i);
@@ -88,11 +88,11 @@ START_TEST(test_guided_bitwise)
                 dout[B * D + i] = gv[i] + (-(gv[i] * gd.scale));
             }
             if (pass == 1 && gd.on) { /* grpo_train.c's micro_step */
-                ops->scale(B * D, gd.scale, gv, dop);
-                ops->binary(FR_BIN_SUB, B * D, gv, dop, dop + B * D);
+                be->ops->scale(B * D, gd.scale, gv, dop);
+                be->ops->binary(FR_BIN_SUB, B * D, gv, dop, dop + B * D);
                 ck_assert(same(dop, dout, 2 * B * D));
             }
-            ck_assert(fr_model_backward(&m, ops, &ws, pass == 1 && gd.on ? dop : dout, NULL) == FR_OK);
+            ck_assert(fr_model_backward(&m, be, &ws, pass == 1 && gd.on ? dop : dout, NULL) == FR_OK);
             grads_of(&m, pass ? gc : gb);
         }
         for (int64_t i = 0; i < P; i++)
@@ -103,7 +103,7 @@ START_TEST(test_guided_bitwise)
     }
     fr_guided_ws w;
     ck_assert(fr_guided_ws_alloc(&w, &m, 2, cases[0], 1) == FR_OK);
-    ck_assert(fr_guided_forward(&m, ops, &w, 3, x, 1.0f, c, v) == FR_ERR_ARG);
+    ck_assert(fr_guided_forward(&m, be, &w, 3, x, 1.0f, c, v) == FR_ERR_ARG);
     fr_guided_ws_free(&w);
     free(ga);
     free(gb);
@@ -161,7 +161,7 @@ static rp_opts rp_defaults(void)
  * the parameters after the epoch must be the trainer's. */
 static void replay(const fr_st_file *rec, const rp_opts *o, fr_model *pol, const char *ctx)
 {
-    const fr_ops *ops = fr_test_ref_ops();
+    fr_backend *be = fr_test_ref_be();
     const int64_t N = o->P * o->G, D = pol->cfg.D, T = o->T;
     fr_rollout_schedule sched;
     fr_rollout_cfg rc = fr_rollout_cfg_default(o->sampler);
@@ -201,7 +201,7 @@ static void replay(const fr_st_file *rec, const rp_opts *o, fr_model *pol, const
     const int cfg_on = o->train_cfg < 0 ? o->cfg != 1.0f : o->train_cfg;
     const fr_traj_trainer tr = {pol,
                                 with_ref ? &ref : NULL,
-                                ops,
+                                be,
                                 {o->cfg, cfg_on},
                                 o->guard == FR_FG_GUARD_OFF ? &fr_traj_ppo : &fr_traj_guard,
                                 o->guard == FR_FG_GUARD_OFF ? (const void *)&gp.ppo : (const void *)&gp,
@@ -220,7 +220,7 @@ static void replay(const fr_st_file *rec, const rp_opts *o, fr_model *pol, const
     char name[160];
     int64_t u = 0;
     for (int64_t q0 = 0; q0 < nb; q0 += ga, u++) {
-        fr_model_zero_grad(pol, ops);
+        fr_model_zero_grad(pol, be);
         float uloss = 0.0f;
         for (int64_t q = q0; q < q0 + ga; q++)
             for (int64_t j = ws0; j < ws0 + wl; j++) {
@@ -235,14 +235,14 @@ static void replay(const fr_st_file *rec, const rp_opts *o, fr_model *pol, const
         snprintf(name, sizeof name, "u%lld.loss", (long long)u);
         assert_rec(rec, name, &uloss, 1, ctx);
         float gn = NAN;
-        if (o->max_grad_norm > 0.0f) ck_assert(fr_clip_grad_norm(ops, pol->params, pol->n_params, o->max_grad_norm, &gn) == FR_OK);
+        if (o->max_grad_norm > 0.0f) ck_assert(fr_clip_grad_norm(be, pol->params, pol->n_params, o->max_grad_norm, &gn) == FR_OK);
         snprintf(name, sizeof name, "u%lld.grad_norm", (long long)u);
         assert_rec(rec, name, &gn, 1, ctx);
         for (int i = 0; i < pol->n_params; i++) {
             snprintf(name, sizeof name, "u%lld.grad.%s", (long long)u, pol->params[i].name);
             assert_rec(rec, name, pol->grads[i].data, fr_tensor_numel(&pol->grads[i]), ctx);
         }
-        ck_assert(fr_adamw_step(ops, &opt, pol->params, pol->n_params, &ac, o->lr) == FR_OK);
+        ck_assert(fr_adamw_step(be, &opt, pol->params, pol->n_params, &ac, o->lr) == FR_OK);
     }
     for (int i = 0; i < pol->n_params; i++)
         assert_rec(rec, pol->params[i].name, pol->values[i].data, fr_tensor_numel(&pol->values[i]), ctx);
@@ -409,7 +409,7 @@ START_TEST(test_live_epochs)
         fr_st_file rec;
         fr_st_init(&rec);
         fr_run_result res;
-        fr_run_env env = {fr_test_ref_ops(), 1, NULL, tap, &rec};
+        fr_run_env env = {fr_test_ref_be(), NULL, tap, &rec};
         fr_status s = fr_run_new(&ro, &fo, &env, &res);
         ck_assert_msg(s == FR_OK, "%s: %s", c->label, fr_last_error());
         rp_opts o = rp_defaults();

@@ -14,7 +14,7 @@
 
 #include <check.h>
 
-#include "flowrl/ops.h"
+#include "flowrl/backend.h"
 
 /* Monotone integer image of a float: ulp distance = |ord(a) - ord(b)|. */
 static inline int64_t fr_test_ord(float x)
@@ -82,12 +82,20 @@ static inline const char *fr_test_src(void)
     return s ? s : ".";
 }
 
-/* The reference op table. */
-static inline const fr_ops *fr_test_ref_ops(void)
+/* A handle on backend `name` (fr_backend_open, asserted to open). */
+static inline fr_backend fr_test_backend(const char *name, int fast, int threads)
 {
-    const fr_ops *ops = NULL;
-    ck_assert_int_eq(fr_backend_get("ref", &ops), FR_OK);
-    return ops;
+    fr_backend be;
+    ck_assert_msg(fr_backend_open(&be, name, fast, threads) == FR_OK, "backend %s: %s", name, fr_last_error());
+    return be;
+}
+
+/* The reference backend: one handle per test file, opened on first use. */
+static inline fr_backend *fr_test_ref_be(void)
+{
+    static fr_backend be;
+    if (!be.ops) be = fr_test_backend("ref", 0, 1);
+    return &be;
 }
 
 /* A fresh scratch directory /tmp/flowrl-TAG-XXXXXX into buf (n >= 32 + strlen(tag)). */

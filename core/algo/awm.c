@@ -140,7 +140,7 @@ static fr_status batch_inputs(fr_run *r, awm_state *t, uint32_t e, int64_t q)
 /* v of a model on the batch's K·b rows. */
 static fr_status forward(fr_run *r, awm_state *t, const fr_model *m, fr_model_ws *ws, float *v)
 {
-    return fr_model_forward(m, r->ops, ws, t->K * t->b, t->xt, t->tin, t->c, v);
+    return fr_model_forward(m, r->be, ws, t->K * t->b, t->xt, t->tin, t->c, v);
 }
 
 typedef struct {
@@ -159,13 +159,13 @@ static fr_status update_batch(fr_run *r, awm_state *t, uint32_t e, int64_t q, in
     if (t->have_ema) FR_TRY(forward(r, t, &t->ema, &t->ws_ema, t->v_ema));
     const double gout = 1.0 / (double)r->o->c.grad_accum;
     fr_awm_stats st;
-    FR_TRY(fr_awm_loss(r->ops, &t->prm, t->K, t->b, D, t->t, t->bx0, t->eps, t->v, r->have_ref ? t->v_ref : NULL,
+    FR_TRY(fr_awm_loss(r->be, &t->prm, t->K, t->b, D, t->t, t->bx0, t->eps, t->v, r->have_ref ? t->v_ref : NULL,
                        t->have_ema ? t->v_ema : NULL, off_policy ? t->logp_old + q * R : NULL, t->badv, gout, t->gv,
                        t->logp, NULL, &st));
     if (!isfinite(st.loss))
         return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld: AWM loss %g in batch %lld: the policy diverged",
                        (long long)r->epoch + 1, st.loss, (long long)q);
-    FR_TRY(fr_model_backward(&r->pol, r->ops, &t->ws, t->gv, NULL));
+    FR_TRY(fr_model_backward(&r->pol, r->be, &t->ws, t->gv, NULL));
     snprintf(name, sizeof name, "b%lld.t", (long long)q);
     FR_TRY(fr_run_rec_f32(r, name, t->t, 1, R, 1, 1));
     snprintf(name, sizeof name, "b%lld.logp", (long long)q);
@@ -199,7 +199,7 @@ fr_status fr_awm_algo_epoch(fr_run *r, void *state)
         t->group[s] = t->pid[s];
     }
     t->rc.c0 = e;
-    FR_TRY(fr_rollout(&r->pol, r->ops, r->task, &t->rc, N, t->pid, t->sid, NULL, t->x, NULL));
+    FR_TRY(fr_rollout(&r->pol, r->be, r->task, &t->rc, N, t->pid, t->sid, NULL, t->x, NULL));
     FR_TRY(fr_run_check_finite(r, "rollout sample", t->x, N * D));
     FR_TRY(fr_run_rec_f32(r, "samples", t->x, 2, N, D, 1));
 
@@ -220,13 +220,13 @@ fr_status fr_awm_algo_epoch(fr_run *r, void *state)
         for (int64_t q = ga; q < nb; q++) {
             FR_TRY(batch_inputs(r, t, e, q));
             FR_TRY(forward(r, t, &r->pol, &t->ws, t->v));
-            FR_TRY(fr_awm_logprob(r->ops, &t->prm, t->K, t->b, D, t->t, t->bx0, t->eps, t->v, NULL, t->logp_old + q * R, NULL));
+            FR_TRY(fr_awm_logprob(r->be, &t->prm, t->K, t->b, D, t->t, t->bx0, t->eps, t->v, NULL, t->logp_old + q * R, NULL));
         }
     epoch_stats es = {0, 0, 0, 0, INFINITY, -INFINITY, 0};
     int64_t u = 0;
     float gn = NAN;
     for (int64_t q0 = 0; q0 < nb; q0 += ga, u++) {
-        fr_model_zero_grad(&r->pol, r->ops);
+        fr_model_zero_grad(&r->pol, r->be);
         for (int64_t q = q0; q < q0 + ga; q++) FR_TRY(update_batch(r, t, e, q, q0 > 0, &es));
         FR_TRY(fr_run_optimizer_step(r, u, &gn));
     }
@@ -234,7 +234,7 @@ fr_status fr_awm_algo_epoch(fr_run *r, void *state)
     if (t->have_ema) {
         double d = fr_awm_ema_decay(t->o.kl_ema_decay_type, t->o.kl_ema_decay, r->adam.step);
         for (int i = 0; i < r->pol.n_params; i++)
-            FR_TRY(fr_awm_ema_update(r->ops, fr_tensor_numel(&r->pol.values[i]), d, r->pol.values[i].data,
+            FR_TRY(fr_awm_ema_update(r->be, fr_tensor_numel(&r->pol.values[i]), d, r->pol.values[i].data,
                                      t->ema.values[i].data));
         FR_TRY(fr_run_rec_params(r, "awm_ema.", t->ema.values));
     }

@@ -101,7 +101,7 @@ fr_status fr_fg_setup(fr_run *r, void **out)
     const int guard = t->o.guard != FR_FG_GUARD_OFF;
     t->tr = (fr_traj_trainer){&r->pol,
                               r->have_ref ? &r->ref : NULL,
-                              r->ops,
+                              r->be,
                               {ro->smp.cfg, cfg_on(ro, &t->o)},
                               guard ? &fr_traj_guard : &fr_traj_ppo,
                               guard ? (const void *)&t->prm : (const void *)&t->prm.ppo,
@@ -200,7 +200,7 @@ static fr_status updates(fr_run *r, fg_state *t, int64_t K, int64_t ws0, int64_t
         FR_TRY(fr_grpo_accum_divisor(ga, wl, &divisor));
         const float gout = 1.0f / (float)divisor;
         for (int64_t q0 = 0; q0 < nb; q0 += ga, u++) {
-            fr_model_zero_grad(&r->pol, r->ops);
+            fr_model_zero_grad(&r->pol, r->be);
             float uloss = 0.0f;
             for (int64_t q = q0; q < q0 + ga; q++)
                 for (int64_t j = ws0; j < ws0 + wl; j++)
@@ -252,7 +252,7 @@ fr_status fr_fg_epoch(fr_run *r, void *state)
     }
     t->rc.c0 = e;
     fr_rollout_traj tj = {t->traj, t->mean, t->logp, NULL};
-    FR_TRY(fr_rollout(&r->pol, r->ops, r->task, &t->rc, N, t->pid, t->sid, NULL, t->x, &tj));
+    FR_TRY(fr_rollout(&r->pol, r->be, r->task, &t->rc, N, t->pid, t->sid, NULL, t->x, &tj));
     FR_TRY(fr_run_check_finite(r, "rollout sample", t->x, N * D));
     FR_TRY(fr_run_rec_f32(r, "noise.x_T", t->traj, 2, N, D, 1));
     FR_TRY(regen_noise(r, t, e));

@@ -34,7 +34,7 @@
 #include <stdint.h>
 
 #include "flowrl/awm_elem.h"
-#include "flowrl/ops.h"
+#include "flowrl/backend.h"
 #include "flowrl/status.h"
 
 /* ---- training times (§9 "Timesteps") ------------------------------------------------ */
@@ -141,7 +141,7 @@ fr_status fr_awm_params_check(const fr_awm_params *p);
  *   m_r = canonical float64 long sum over i of (v − (ε − x0_b))² / D  (awm_elem.h lanes)
  *   ℓ_r = the weighting of m_r (fr_awm_logprob_elem), w_r = −dℓ_r/dm_r (fr_awm_weight_elem)
  * m, logp, w may each be NULL. */
-fr_status fr_awm_logprob(const fr_ops *ops, const fr_awm_params *p, int64_t K, int64_t B, int64_t D,
+fr_status fr_awm_logprob(fr_backend *be, const fr_awm_params *p, int64_t K, int64_t B, int64_t D,
                          const float *t,   // (K·B,)
                          const float *x0,  // (B, D)
                          const float *eps, // (K·B, D)
@@ -183,7 +183,7 @@ typedef struct {
  * adds the EMA-KL only inside `beta > 0`; flowrl treats the two independently). logp (K·B,)
  * receives ℓ_θ (to keep as ℓ_old), ratio (K·B, exp_first, or B, sum_first) the ratios; both
  * may be NULL. K, B, D >= 1. */
-fr_status fr_awm_loss(const fr_ops *ops, const fr_awm_params *p, int64_t K, int64_t B, int64_t D,
+fr_status fr_awm_loss(fr_backend *be, const fr_awm_params *p, int64_t K, int64_t B, int64_t D,
                       const float *t,         // (K·B,)
                       const float *x0,        // (B, D)
                       const float *eps,       // (K·B, D)
@@ -208,7 +208,7 @@ double fr_awm_ema_decay(fr_awm_decay_type type, double kl_ema_decay, int64_t glo
 
 /* ema[i] ← ema[i]·(float)d + theta[i]·(float)(1 − d) (fr_awm_ema_elem), after each epoch.
  * d in [0, 1]. */
-fr_status fr_awm_ema_update(const fr_ops *ops, int64_t n, double d,
+fr_status fr_awm_ema_update(fr_backend *be, int64_t n, double d,
                             const float *theta, // (n,)
                             float *ema);        // (n,)
 

@@ -13,9 +13,9 @@
 
 #include <stdint.h>
 
+#include "flowrl/backend.h"
 #include "flowrl/infer_ckpt.h"
 #include "flowrl/model.h"
-#include "flowrl/ops.h"
 #include "flowrl/rollout.h"
 #include "flowrl/status.h"
 #include "flowrl/task.h"
@@ -63,7 +63,7 @@ typedef struct {
 /* Runs the evaluation. rc gives the sampler (its seed and c0 are replaced as described
  * above; rc->batch rows per rollout call). Scores are summed in sample order (prompt,
  * then k) in double, so the result is independent of the batch size. */
-fr_status fr_evaluate(const fr_model *m, const fr_ops *ops, const fr_task *task, const fr_rollout_cfg *rc,
+fr_status fr_evaluate(const fr_model *m, fr_backend *be, const fr_task *task, const fr_rollout_cfg *rc,
                       const fr_eval_opts *opts, fr_eval_result *res);
 void fr_eval_result_free(fr_eval_result *r);
 

@@ -15,14 +15,14 @@
 
 #include <stdint.h>
 
-#include "flowrl/ops.h"
+#include "flowrl/backend.h"
 #include "flowrl/status.h"
 
 /* loss (may be NULL: not computed) and grad as above; grad may be NULL only when loss is
  * (the squares pass through grad's buffer before it receives the gradient). target is the
  * velocity target ε − x0 formed by fr_flow_target_elem (flowrl/pretrain_elem.h).
  * R >= 1, D >= 1. */
-fr_status fr_fm_loss(const fr_ops *ops, // the op table's fm_loss (ref/ref_flow.c)
+fr_status fr_fm_loss(fr_backend *be, // the op table's fm_loss (ref/ref_flow.c)
                      int64_t R, int64_t D,
                      const float *v,         // (R, D) model output
                      const float *target,    // (R, D) ε − x0

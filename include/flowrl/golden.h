@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "flowrl/ops.h"
+#include "flowrl/backend.h"
 #include "flowrl/safetensors.h"
 #include "flowrl/status.h"
 
@@ -62,8 +62,8 @@ struct fr_golden_case {
     fr_golden_tol fast_tol; /* for FR_GOLDEN_TOLERANCE; the why is at the registry entry */
     /* Draws / forms the inputs into g->f ("in.*" tensors, "param.*", "rng.*", "derived.*"). */
     fr_status (*inputs)(const fr_golden_case *c, fr_golden_in *g);
-    /* Adds the "out.*" tensors computed from the inputs of `in` with `ops` to `out`. */
-    fr_status (*compute)(const fr_golden_case *c, const fr_ops *ops, const fr_st_file *in,
+    /* Adds the "out.*" tensors computed from the inputs of `in` with `be` to `out`. */
+    fr_status (*compute)(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                          fr_st_file *out);
 };
 
@@ -113,12 +113,12 @@ typedef struct {
     char detail[768]; /* why it failed / what was compared */
 } fr_golden_result;
 
-/* Checks one case of dir against the MANIFEST m with ops (its table's name decides the
+/* Checks one case of dir against the MANIFEST m on backend be (its table's name decides the
  * OK labels: a non-ref table matching through a ref entry or shared code gets
  * OK_FALLBACK / OK_SHARED). A problem with the case (missing file, digest mismatch, wrong
  * outputs) is a FAIL in *r, not an error status; the status is for out-of-memory only. */
 fr_status fr_golden_check_case(const fr_golden_case *c, const char *dir,
-                               const fr_golden_manifest *m, const fr_ops *ops,
+                               const fr_golden_manifest *m, fr_backend *be,
                                fr_golden_mode mode, fr_golden_result *r);
 
 /* The per-element comparison of one output tensor (exposed for tests). Returns 1 if it

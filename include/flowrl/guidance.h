@@ -6,7 +6,7 @@
  *                                              condition (n_cond in every slot, model.h)
  *   v = m_u + g·(m_c − m_u)                    fr_cfg_combine
  * and its backward for an upstream g_v (b, D), what autograd gives for the two paths:
- *   g_c = g_v·g,  g_u = g_v + (−(g_v·g))       (ops->scale, then ops->binary SUB: a − b
+ *   g_c = g_v·g,  g_u = g_v + (−(g_v·g))       (be->ops->scale, then be->ops->binary SUB: a − b
  *                                               is a + (−b) in IEEE arithmetic)
  * Guidance off: v = net(x, t, c) over b rows and g_out = g_v.
  * "On" is a flag, not g != 1: a trainer may recompute g = 1 through both branches
@@ -17,8 +17,8 @@
 
 #include <stdint.h>
 
+#include "flowrl/backend.h"
 #include "flowrl/model.h"
-#include "flowrl/ops.h"
 #include "flowrl/status.h"
 
 typedef struct {
@@ -48,7 +48,7 @@ void fr_guided_ws_free(fr_guided_ws *w);
 
 /* v (b, D) = the guided model output at x (b, D), time t_in (every row), condition ids
  * c (b, S) (the null rows are filled here). b <= w->cap. v must not alias x. */
-fr_status fr_guided_forward(const fr_model *m, const fr_ops *ops, fr_guided_ws *w, int64_t b,
+fr_status fr_guided_forward(const fr_model *m, fr_backend *be, fr_guided_ws *w, int64_t b,
                             const float *x,   // (b, D)
                             float t_in,
                             const int32_t *c, // (b, S)
@@ -56,7 +56,7 @@ fr_status fr_guided_forward(const fr_model *m, const fr_ops *ops, fr_guided_ws *
 
 /* Adds the parameter gradients of L through the last keep-forward of w, given
  * g_v = dL/dv (b, D) (fr_model_backward accumulates). */
-fr_status fr_guided_backward(fr_model *m, const fr_ops *ops, fr_guided_ws *w,
+fr_status fr_guided_backward(fr_model *m, fr_backend *be, fr_guided_ws *w,
                              const float *g_v); // (b, D)
 
 #endif

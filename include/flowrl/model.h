@@ -16,8 +16,8 @@
  *   out  = (x - o) / max(t/1000, sigma_min)   head "x0": o is x̂0 and out the flow
  *                                             velocity it implies (flowrl/model_elem.h)
  *
- * Every "W z + b" is ops->gemm (one fmaf chain over the input dim) then ops->bias_add;
- * LN is ops->layernorm_fwd with affine weight/bias, eps cfg.ln_eps. The condition and time
+ * Every "W z + b" is be->ops->gemm (one fmaf chain over the input dim) then be->ops->bias_add;
+ * LN is be->ops->layernorm_fwd with affine weight/bias, eps cfg.ln_eps. The condition and time
  * enter once, at the input, and reach every block through the residual stream (the
  * pre-LN residual MLP of e.g. the "tiny diffusion" baselines; per-block injection can be
  * added later without changing the parameter names already used).
@@ -43,7 +43,7 @@
 
 #include <stdint.h>
 
-#include "flowrl/ops.h"
+#include "flowrl/backend.h"
 #include "flowrl/optim.h"
 #include "flowrl/safetensors.h"
 #include "flowrl/status.h"
@@ -125,7 +125,7 @@ fr_status fr_model_init(fr_model *m, const fr_model_config *cfg, uint32_t seed);
 void fr_model_free(fr_model *m);
 /* The parameter of that name, or NULL. */
 fr_param *fr_model_param(fr_model *m, const char *name);
-void fr_model_zero_grad(const fr_model *m, const fr_ops *ops);
+void fr_model_zero_grad(const fr_model *m, fr_backend *be);
 int64_t fr_model_num_params(const fr_model *m);
 
 /* Activations of one forward, sized for up to cap_B samples. keep = 1 stores what the
@@ -159,7 +159,7 @@ void fr_model_ws_free(fr_model_ws *ws);
  * input row (the batch never enters a reduction), so results do not depend on B or on
  * the batch composition. out may alias x. FR_ERR_ARG for a condition id outside
  * [0, n_cond] or B too big. */
-fr_status fr_model_forward(const fr_model *m, const fr_ops *ops, fr_model_ws *ws, int64_t B,
+fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, int64_t B,
                            const float *x,   // (B,D)
                            const float *t,   // (B,)
                            const int32_t *c, // (B,S)
@@ -170,7 +170,7 @@ fr_status fr_model_forward(const fr_model *m, const fr_ops *ops, fr_model_ws *ws
  * first). Each parameter gradient continues the canonical batch-reduction chains from
  * its old value, so running micro-batches in order gives the same bits as one batch.
  * dx (B,D) receives dL/dx (overwritten) unless NULL. No gradient for t. */
-fr_status fr_model_backward(fr_model *m, const fr_ops *ops, fr_model_ws *ws,
+fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
                             const float *dout, // (B,D)
                             float *dx);        // (B,D) or NULL
 

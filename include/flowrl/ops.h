@@ -118,10 +118,11 @@ typedef struct fr_ops {
     /* out (M,) = sum / mean of each row of x (M,N), canonical long-sum order. */
     void (*row_sum)(int64_t M, int64_t N, const float *x, float *out);
     void (*row_mean)(int64_t M, int64_t N, const float *x, float *out);
-    /* canonical long sum of n elements. */
-    float (*sum)(int64_t n, const float *x);
-    /* sqrt(sum over tensors t of sumsq_canonical(x_t)), tensors summed in index order. */
-    float (*global_norm)(int count, const float *const *xs, const int64_t *ns);
+    /* out (1,) = canonical long sum of n elements. */
+    void (*sum)(int64_t n, const float *x, float *out);
+    /* out (1,) = sqrt(sum over tensors t of sumsq_canonical(x_t)), tensors summed in index
+     * order. xs and ns are host arrays (count,) of backend pointers and lengths. */
+    void (*global_norm)(int count, const float *const *xs, const int64_t *ns, float *out);
 
     /* One AdamW update of n parameters (PyTorch semantics, see fr_adamw_elem). */
     void (*adamw)(int64_t n, float *p, const float *g, float *m, float *v,
@@ -180,15 +181,21 @@ typedef struct {
     const char *description;
     /* Fills ops: called on a table already holding the ref entries. */
     fr_status (*init)(fr_ops *ops);
+    /* The --fast table (mode "fast"): called on a copy of the exact table; NULL when the
+     * backend has no fast mode. */
+    fr_status (*fast_init)(fr_ops *ops);
+    /* Sets the worker-thread count (0 = the backend's default) and returns the count in
+     * use; NULL for a backend that runs one thread. */
+    int (*set_threads)(int n);
 } fr_backend_desc;
 
 /* Looks up a backend by name ("ref", "opt", "cuda") and returns its table (ref entries
  * for whatever it does not override). */
 fr_status fr_backend_get(const char *name, const fr_ops **out);
-/* fr_backend_get with the --fast switch: fast = 0 is fr_backend_get; fast = 1 with "opt"
- * gives the opt table with OpenBLAS / oneDNN kernels where fr_fast_supports picks them
- * (flowrl/fast.h), mode "fast". Errors: fast with "ref" (or any other backend without a
- * fast mode) is FR_ERR_ARG; fast in a build with neither OpenBLAS nor oneDNN is
+/* fr_backend_get with the --fast switch: fast = 0 is fr_backend_get; fast = 1 gives the
+ * table of the backend's fast_init (opt: OpenBLAS / oneDNN kernels where fr_fast_supports
+ * picks them, flowrl/fast.h), mode "fast". Errors: fast with a backend without a fast mode
+ * (ref) is FR_ERR_ARG; fast in a build with neither OpenBLAS nor oneDNN is
  * FR_ERR_UNSUPPORTED. */
 fr_status fr_backend_get_mode(const char *name, int fast, const fr_ops **out);
 /* Names of backends compiled in, NULL-terminated. */

@@ -117,12 +117,10 @@ extern const int fr_runctl_nrows_steps;
 /* Appends a group to o (o->ng < FR_OPTS_MAX_GROUPS), its rows over struct `which`. */
 void fr_opts_add(fr_opts *o, const char *title, const fr_opt *rows, int n, int which);
 
-/* Resolved backend: "" = opt when built in, else ref. Sets threads on opt (threads 0 = all
- * CPUs); *n_threads is what the backend uses (1 for any other backend). FR_ERR_ARG for an
- * unknown backend; --fast without vendor kernels fails as fr_backend_get_mode does. */
-struct fr_ops;
-fr_status fr_backend_opts_resolve(const fr_backend_opts *b, const struct fr_ops **ops, int *n_threads);
-/* "backend opt, threads 2, mode exact" (docs/design.md §8.5: logged at the top of every run). */
-void fr_backend_describe(const struct fr_ops *ops, int n_threads, char *buf, size_t n);
+/* Opens the backend of the options (fr_backend_open): "" = opt when built in, else ref;
+ * threads 0 = all CPUs on opt; FR_ERR_ARG for an unknown backend; --fast without vendor
+ * kernels fails as fr_backend_get_mode does. */
+struct fr_backend;
+fr_status fr_backend_opts_resolve(const fr_backend_opts *b, struct fr_backend *be);
 
 #endif

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "flowrl/ops.h"
+#include "flowrl/backend.h"
 #include "flowrl/status.h"
 #include "flowrl/tensor.h"
 
@@ -47,31 +47,32 @@ void fr_adamw_state_free(fr_adamw_state *s);
 
 /* One AdamW update of every parameter from its gradient (PyTorch semantics, see
  * fr_adamw_elem in flowrl/elem.h): step += 1, the step's scalars from fr_adamw_prepare,
- * then ops->adamw per tensor. Gradients are left as they are (zero them before the next
+ * then be->ops->adamw per tensor. Gradients are left as they are (zero them before the next
  * accumulation). FR_ERR_ARG if the list does not match the state's shapes. */
-fr_status fr_adamw_step(const fr_ops *ops, fr_adamw_state *s, fr_param *ps, int n,
+fr_status fr_adamw_step(fr_backend *be, fr_adamw_state *s, fr_param *ps, int n,
                         const fr_adamw_cfg *cfg, double lr);
 
 /* ---- gradient clipping ------------------------------------------------------------- */
 
 /* torch.nn.utils.clip_grad_norm_(params, max_norm) semantics:
- *   total = ops->global_norm(grads)      (sqrt of the sum of per-tensor canonical sums of
- *                                         squares, tensors in list order)
+ *   total = global_norm(grads)           (sqrt of the sum of per-tensor canonical sums of
+ *                                         squares, tensors in list order; computed in
+ *                                         backend memory, then one fr_d2h)
  *   coef  = max_norm / (total + 1e-6f)   (float add, then float divide, as torch does in
  *                                         float32)
- *   if coef < 1: every grad *= coef      (ops->scale; torch multiplies by clamp(coef, max=1),
- *                                         which is the identity when coef >= 1)
+ *   if coef < 1: every grad *= coef      (the scale entry; torch multiplies by
+ *                                         clamp(coef, max=1), the identity when coef >= 1)
  * *total_norm (may be NULL) receives total, the norm before clipping. Differences from
  * torch: torch's total is the 2-norm of the per-tensor 2-norms (a sqrt, then a square per
  * tensor), which can differ from ours in the last bits; and a non-finite total returns
  * FR_ERR_NUMERIC with the gradients untouched (torch would scale them by NaN). */
-fr_status fr_clip_grad_norm(const fr_ops *ops, fr_param *ps, int n, float max_norm,
+fr_status fr_clip_grad_norm(fr_backend *be, fr_param *ps, int n, float max_norm,
                             float *total_norm);
 
 /* ---- EMA of the weights ------------------------------------------------------------ */
 
 /* shadow = decay * shadow + (1 - decay) * value, per element
- *        = fmaf(1 - decay, value, decay * shadow)   (ops->axpby; 1 - decay rounded to
+ *        = fmaf(1 - decay, value, decay * shadow)   (be->ops->axpby; 1 - decay rounded to
  *                                                    float once)
  * starting from a copy of the values at init. decay = 0 copies the weights (exactly:
  * fmaf(1, p, 0 * s) = p for finite s). The shadow tensors keep the parameter names. */
@@ -80,15 +81,15 @@ typedef struct {
     fr_tensor *shadow; /* (n) tensors */
 } fr_ema;
 
-fr_status fr_ema_init(const fr_ops *ops, fr_ema *e, const fr_param *ps, int n);
+fr_status fr_ema_init(fr_backend *be, fr_ema *e, const fr_param *ps, int n);
 void fr_ema_free(fr_ema *e);
-fr_status fr_ema_update(const fr_ops *ops, fr_ema *e, const fr_param *ps, int n, float decay);
+fr_status fr_ema_update(fr_backend *be, fr_ema *e, const fr_param *ps, int n, float decay);
 /* Copies the shadow weights into the parameters' values (e.g. into a second model for
  * evaluation with EMA weights). */
-fr_status fr_ema_copy_to(const fr_ops *ops, const fr_ema *e, fr_param *ps, int n);
+fr_status fr_ema_copy_to(fr_backend *be, const fr_ema *e, fr_param *ps, int n);
 
-/* Sets every gradient to 0 (ops->fill). */
-void fr_params_zero_grad(const fr_ops *ops, fr_param *ps, int n);
+/* Sets every gradient to 0 (be->ops->fill). */
+void fr_params_zero_grad(fr_backend *be, fr_param *ps, int n);
 /* Total element count. */
 int64_t fr_params_numel(const fr_param *ps, int n);
 

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "flowrl/ops.h"
+#include "flowrl/backend.h"
 #include "flowrl/optim.h"
 
 typedef enum {
@@ -29,7 +29,7 @@ typedef fr_status (*fr_optim_tap)(float grad_norm, void *user);
 
 /* ema may be NULL. *gn: the norm before clipping (NAN when clipping is off). what names the
  * caller in errors ("train: update 3", "pretrain: step 17"). */
-fr_status fr_optim_step(const fr_ops *ops, fr_param *ps, int n, fr_adamw_state *adam, fr_ema *ema,
+fr_status fr_optim_step(fr_backend *be, fr_param *ps, int n, fr_adamw_state *adam, fr_ema *ema,
                         const fr_optim_step_cfg *c, fr_optim_tap tap, void *user, const char *what, float *gn);
 
 /* The learning rate of optimiser step k (0-based) of `total`: linear warm-up from lr/warmup

@@ -36,8 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "flowrl/backend.h"
 #include "flowrl/model.h"
-#include "flowrl/ops.h"
 #include "flowrl/status.h"
 
 /* c2 of the prompt-choice stream, so that pretraining's prompt choice never shares
@@ -115,7 +115,7 @@ typedef struct {
     fr_model_config model;
 } fr_pretrain_result;
 
-fr_status fr_pretrain(const fr_pretrain_cfg *cfg, const fr_ops *ops, fr_pretrain_cb cb,
+fr_status fr_pretrain(const fr_pretrain_cfg *cfg, fr_backend *be, fr_pretrain_cb cb,
                       void *user, fr_pretrain_result *result);
 
 #endif

@@ -51,8 +51,8 @@
 
 #include <stdint.h>
 
+#include "flowrl/backend.h"
 #include "flowrl/model.h"
-#include "flowrl/ops.h"
 #include "flowrl/sampler.h"
 #include "flowrl/status.h"
 #include "flowrl/task.h"
@@ -123,7 +123,7 @@ typedef struct {
  * NULL, replaces the coordinate-drawn x_T (not with a tree). Checks: the
  * model's pred matches the sampler (ddim needs an epsilon model, the flow kinds a velocity
  * model), the model's D / n_cond / n_slots match the task (fr_cond_dims), the grids. */
-fr_status fr_rollout(const fr_model *m, const fr_ops *ops, const fr_task *task,
+fr_status fr_rollout(const fr_model *m, fr_backend *be, const fr_task *task,
                      const fr_rollout_cfg *cfg, int64_t B,
                      const int *prompt_ids,      // (B,)
                      const uint32_t *sample_ids, // (B,) counter c1 of each row

@@ -34,9 +34,9 @@
 #include <stdint.h>
 
 #include "flowrl/advantage.h"
+#include "flowrl/backend.h"
 #include "flowrl/grpo.h"
 #include "flowrl/model.h"
-#include "flowrl/ops.h"
 #include "flowrl/opt_groups.h"
 #include "flowrl/optim.h"
 #include "flowrl/reward_cmd.h"
@@ -155,10 +155,10 @@ typedef struct {
  * borrowed for the call. A status other than FR_OK stops the run with it. */
 typedef fr_status (*fr_run_record_fn)(int64_t step, const char *name, const fr_tensor *t, void *user);
 
-/* How a call runs: backend, threads, callbacks, tap (all borrowed). */
+/* How a call runs: backend handle (its thread count and copy counters), callbacks, tap (all
+ * borrowed). */
 typedef struct {
-    const fr_ops *ops;
-    int threads;
+    fr_backend *be;
     const fr_run_cb *cb;
     fr_run_record_fn tap;
     void *tap_user;
@@ -187,8 +187,7 @@ typedef struct fr_run {
     const void *ao;
     const struct fr_algo *algo;
     const char *dir;
-    const fr_ops *ops;
-    int threads;
+    fr_backend *be;
     const fr_task *task;
     int reward_id;                 /* built-in reward; -1 with an external program */
     fr_reward_cmd *rcmd;

@@ -15,10 +15,10 @@
 
 #include <stdint.h>
 
+#include "flowrl/backend.h"
 #include "flowrl/grpo.h"
 #include "flowrl/guidance.h"
 #include "flowrl/model.h"
-#include "flowrl/ops.h"
 #include "flowrl/rollout.h"
 #include "flowrl/sampler.h"
 #include "flowrl/status.h"
@@ -86,7 +86,7 @@ typedef struct {
 typedef struct {
     fr_model *policy;               /* receives the gradients (accumulated) */
     const fr_model *ref;            /* frozen KL reference; NULL iff beta == 0 */
-    const fr_ops *ops;
+    fr_backend *be;
     fr_guidance guidance;           /* recomputed in training (the rollout's, or off) */
     const fr_traj_objective *objective;
     const void *params;             /* the objective's */
