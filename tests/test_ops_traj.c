@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flowrl/backend.h"
 #include "flowrl/grpo_elem.h"
-#include "flowrl/ops.h"
 #include "flowrl/reduce.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -120,45 +120,39 @@ typedef struct {
     float all;             /* the batch-wide sum (R = 1) */
 } outputs;
 
-/* ---- backend memory of a table: its memory entries, or the host's ------------------------- */
+/* ---- backend memory ------------------------------------------------------------------ */
 
-static void *dev_alloc(const fr_ops *o, size_t bytes)
+static void *dev_up(fr_backend *be, const void *src, size_t bytes)
 {
-    void *p = o->mem_alloc ? o->mem_alloc(bytes) : calloc(1, bytes);
-    ck_assert_msg(p != NULL, "%s: allocation of %zu bytes failed", o->name, bytes);
+    void *p = fr_dev_alloc(be, bytes);
+    ck_assert_msg(p != NULL, "%s: %s", be->name, fr_last_error());
+    ck_assert_msg(fr_h2d(be, p, src, bytes) == FR_OK, "%s: h2d: %s", be->name, fr_last_error());
     return p;
 }
 
-static void dev_free(const fr_ops *o, void *p)
+static void *dev_new(fr_backend *be, int64_t n)
 {
-    if (o->mem_free) o->mem_free(p);
-    else free(p);
-}
-
-static void *dev_up(const fr_ops *o, const void *src, size_t bytes)
-{
-    void *p = dev_alloc(o, bytes);
-    if (o->mem_h2d) ck_assert_msg(o->mem_h2d(p, src, bytes) == FR_OK, "%s: h2d: %s", o->name, fr_last_error());
-    else memcpy(p, src, bytes);
+    void *p = fr_dev_floats(be, n);
+    ck_assert_msg(p != NULL, "%s: %s", be->name, fr_last_error());
     return p;
 }
 
 /* A host copy of n floats of backend memory p, which is freed. */
-static float *dev_down(const fr_ops *o, void *p, int64_t n)
+static float *dev_down(fr_backend *be, void *p, int64_t n)
 {
     float *h = malloc((size_t)n * sizeof(float));
     ck_assert(h != NULL);
-    if (o->mem_d2h) ck_assert_msg(o->mem_d2h(h, p, (size_t)n * sizeof(float)) == FR_OK, "%s: d2h: %s", o->name, fr_last_error());
-    else memcpy(h, p, (size_t)n * sizeof(float));
-    dev_free(o, p);
+    ck_assert_msg(fr_d2h(be, h, p, (size_t)n * sizeof(float)) == FR_OK, "%s: d2h: %s", be->name, fr_last_error());
+    fr_dev_free(be, p);
     return h;
 }
 
-#define UP(p, n) dev_up(o, (p), (size_t)(n) * sizeof *(p))
+#define UP(p, n) dev_up(be, (p), (size_t)(n) * sizeof *(p))
 
-/* Every entry of table o on in, through o's memory. */
-static void outputs_run(const fr_ops *o, const inputs *in, outputs *out)
+/* Every entry of be's table on in, through be's memory. */
+static void outputs_run(fr_backend *be, const inputs *in, outputs *out)
 {
+    const fr_ops *o = be->ops;
     const int64_t B = in->B, D = in->D, n = B * D;
     float *x_next = UP(in->x_next, n), *mean = UP(in->mean, n), *mean_old = UP(in->mean_old, n),
           *g_logp = UP(in->g_logp, B), *gd = UP(in->gd, B), *gm = UP(in->gm, B);
@@ -166,25 +160,25 @@ static void outputs_run(const fr_ops *o, const inputs *in, outputs *out)
         for (int a = 0; a < 2; a++) {
             float *g = UP(in->grad0, n);
             o->logp_backward(B, D, c, 0.37f, x_next, mean, g_logp, g, a);
-            out->logp_bwd[c][a] = dev_down(o, g, n);
+            out->logp_bwd[c][a] = dev_down(be, g, n);
         }
     for (int a = 0; a < 2; a++) {
         float *g = UP(in->grad0, n);
         o->kl_grad(n, 0.0123f, mean, mean_old, g, a);
-        out->kl[a] = dev_down(o, g, n);
+        out->kl[a] = dev_down(be, g, n);
         g = UP(in->grad0, n);
         o->guard_grad(B, D, x_next, mean, mean_old, gd, gm, g, a);
-        out->guard[a] = dev_down(o, g, n);
+        out->guard[a] = dev_down(be, g, n);
     }
-    float *r = dev_alloc(o, (size_t)B * sizeof(float)), *all = dev_alloc(o, sizeof(float));
+    float *r = dev_new(be, B), *all = dev_new(be, 1);
     o->row_sumsq_diff(B, D, mean, mean_old, r);
     o->row_sumsq_diff(1, n, mean, mean_old, all);
-    out->rows = dev_down(o, r, B);
-    float *all_h = dev_down(o, all, 1);
+    out->rows = dev_down(be, r, B);
+    float *all_h = dev_down(be, all, 1);
     out->all = *all_h;
     free(all_h);
     void *ins[] = {x_next, mean, mean_old, g_logp, gd, gm};
-    for (size_t i = 0; i < sizeof ins / sizeof ins[0]; i++) dev_free(o, ins[i]);
+    for (size_t i = 0; i < sizeof ins / sizeof ins[0]; i++) fr_dev_free(be, ins[i]);
 }
 
 static void outputs_free(outputs *out)
@@ -240,7 +234,7 @@ static void outputs_old(const inputs *in, outputs *out)
 
 START_TEST(test_ref_is_old_loops)
 {
-    const fr_ops *ref = fr_test_ref_ops();
+    fr_backend *ref = fr_test_ref_be();
     uint64_t s = SEED;
     for (int i = 0; i < N_SHAPES; i++) {
         inputs in;
@@ -260,24 +254,24 @@ END_TEST
  * equals ref bit for bit. */
 START_TEST(test_backends_equal_ref)
 {
-    const fr_ops *ref = fr_test_ref_ops();
+    fr_backend *ref = fr_test_ref_be();
     int n_dev = 0;
     for (const char *const *name = fr_backend_names(); *name; name++) {
-        const fr_ops *o = NULL;
-        ck_assert_msg(fr_backend_get(*name, &o) == FR_OK, "%s: %s", *name, fr_last_error());
-        n_dev += o->device;
+        fr_backend be = fr_test_backend(*name, 0, 2);
+        n_dev += be.device;
         uint64_t s = SEED;
         for (int i = 0; i < N_SHAPES; i++) {
             inputs in;
             inputs_make(&in, k_shapes[i][0], k_shapes[i][1], &s);
             outputs got, want;
-            outputs_run(o, &in, &got);
+            outputs_run(&be, &in, &got);
             outputs_run(ref, &in, &want);
             outputs_equal(&got, &want, in.B, in.D, *name);
             outputs_free(&got);
             outputs_free(&want);
             inputs_free(&in);
         }
+        fr_backend_close(&be);
     }
     ck_assert_msg(n_dev >= 1, "no device backend (cuda-emu is always built) was checked");
 }
@@ -287,7 +281,7 @@ END_TEST
  * differences did (the KL and Guard's bias report a diverged policy, never hide it). */
 START_TEST(test_sumsq_diff_nan)
 {
-    const fr_ops *ref = fr_test_ref_ops();
+    const fr_ops *ref = fr_test_ref_be()->ops;
     float a[2 * 9], b[2 * 9], out[2], all;
     for (int i = 0; i < 18; i++) a[i] = (float)i, b[i] = 0.5f;
     a[12] = NAN;
