@@ -9,10 +9,22 @@
 #include "flowrl/ops.h"
 
 /* families: each defines static void fr_kern_fill_<family>(fr_ops *t) */
+#include "kern/k_adamw.h"
+#include "kern/k_eltwise.h"
+#include "kern/k_flow.h"
+#include "kern/k_gemm.h"
+#include "kern/k_norm.h"
+#include "kern/k_reduce_scalar.h"
 #include "kern/k_traj.h"
 
 static void fr_kern_fill(fr_ops *t)
 {
+    fr_kern_fill_gemm(t);
+    fr_kern_fill_eltwise(t);
+    fr_kern_fill_norm(t);
+    fr_kern_fill_reduce_scalar(t);
+    fr_kern_fill_adamw(t);
+    fr_kern_fill_flow(t);
     fr_kern_fill_traj(t);
 }
 

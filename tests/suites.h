@@ -27,6 +27,7 @@
     X(cli)                                                                                 \
     X(opts)                                                                                \
     X(opt)                                                                                 \
+    X(backends)                                                                            \
     X(reward_cmd)                                                                          \
     X(rollout)                                                                             \
     X(rollout_engine)                                                                      \
