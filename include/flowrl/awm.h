@@ -7,7 +7,7 @@
  * unclamped advantages A), K training times, D data dims; rows r = k·B + b (the code's
  * torch.cat over the K times of the B-sample batch):
  *   1. t (K·B)            = fr_awm_times(cfg, seed, epoch, batch, B, T, sigmas, idx, t)
- *   2. ε, x_t (K·B, D)    = fr_awm_noise(seed, epoch, sample_id, K, B, D, x0, t, ε, x_t)
+ *   2. ε, x_t (K·B, D)    = fr_awm_noise(be, seed, epoch, sample_id, K, B, D, x0, t, ε, x_t)
  *   3. v = model(x_t, 1000·t) (K·B rows), v_ref = base model (β > 0), v_ema = EMA adapter
  *      (ema_beta > 0), all on the same x_t
  *   4. loss, g_v          = fr_awm_loss(prm, K, B, D, t, x0, ε, v, v_ref, v_ema, ℓ_old, A,
@@ -99,9 +99,9 @@ fr_status fr_awm_times(const fr_awm_time_cfg *c, uint32_t seed, uint32_t epoch, 
 
 /* ε and x_t of every (time k, sample b) row: ε[r, i] = fr_rng_normal(seed, FR_RNG_AWM_NOISE,
  * epoch, sample_id[b], k, i), x_t = (1 − t_r)·x0_b + t_r·ε (fr_flow_noised_elem, the code's
- * `(1-timesteps) * clean_latents + timesteps * train_random_noise`). flowrl's rollout code
- * has no helper of this shape (its noise streams are per rollout step). */
-fr_status fr_awm_noise(uint32_t seed, uint32_t epoch,
+ * `(1-timesteps) * clean_latents + timesteps * train_random_noise`). Every array is backend
+ * memory (sample_id and t uploaded by the caller). */
+fr_status fr_awm_noise(fr_backend *be, uint32_t seed, uint32_t epoch,
                        const uint32_t *sample_id, // (B,)
                        int64_t K, int64_t B, int64_t D,
                        const float *x0, // (B, D) final samples of the rollouts
