@@ -8,6 +8,8 @@
 #                   make demo ALGO=awm runs AWM instead
 #   make bench      build the benchmarks; make benchmarks runs them into BENCHMARKS.md
 #   make fault-trial issue 14's fault trial (tools/fault_trial.sh, a few minutes; not in check)
+#   make gpu-bundle the GPU check's bundle (gpu-bundle/: flowrl, its libraries, tools/gpu_check.sh;
+#                   DEVELOPERS.md says how to run it on a lent GPU machine)
 ifeq ($(wildcard config.mk),)
 $(error config.mk not found: run ./configure (or ./configure --install-deps) first)
 endif
@@ -29,7 +31,13 @@ SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omi
 CFLAGS_ALL += $(SANFLAGS) -O1
 LDFLAGS += $(SANFLAGS)
 endif
-NVCCFLAGS = --fmad=false -O2 -Xcompiler -fPIC,-ffp-contract=off -Iinclude -I.
+# nvcc (gpu/, tests/cuda/): the same contract on the device -- no FMA contraction, IEEE division
+# and square root, denormals kept -- and one -arch (config.mk CUDA_ARCH: machine code for it,
+# PTX for newer devices), so nvcc's share of `make check` stays small.
+CUDA_ARCH ?= sm_90
+CUDA_LIBDIR ?= $(patsubst %/bin/,%,$(dir $(NVCC)))/lib64
+NVCCFLAGS = --fmad=false -prec-div=true -prec-sqrt=true -ftz=false -std=c++17 -arch=$(CUDA_ARCH) -O2 \
+	-Xcompiler -fPIC,-ffp-contract=off,-Wall,-Wextra,-Wno-unused-parameter -Iinclude -I.
 
 LIB_SRC := $(wildcard core/*.c core/algo/*.c ref/*.c opt/*.c emu/*.c data/*.c)
 CLI_SRC := $(wildcard cli/*.c)
@@ -39,8 +47,11 @@ CU_SRC := $(if $(filter 1,$(HAVE_CUDA)),$(wildcard gpu/*.cu),)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+# The CUDA runtime is linked statically, so flowrl needs only the driver (libcuda.so.1) on a GPU
+# machine; cuBLAS (--fast on cuda) is loaded at run time (gpu/cuda_fast.cu). nvcc's launch stubs
+# guard their function-local statics: libstdc++.
 ifneq ($(CU_SRC),)
-LDLIBS_ALL += -L$(dir $(NVCC))../lib64 -lcudart -lcublas
+LDLIBS_ALL += -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt -lstdc++
 endif
 
 LIB_A := $(BUILD)/libflowrl.a
@@ -48,7 +59,8 @@ LIB_SO := $(BUILD)/libflowrl.so
 CLI := $(BUILD)/flowrl
 TEST_BIN := $(BUILD)/check_flowrl
 
-.PHONY: all demo benchmarks check golden-check check-asan fuzz accuracy cuda-selfcheck bench clean install fault-trial
+.PHONY: all demo benchmarks check golden-check check-asan fuzz accuracy cuda-selfcheck bench clean install fault-trial \
+	gpu-bundle
 all: $(LIB_A) $(LIB_SO) $(CLI)
 
 $(BUILD)/obj/%.o: %.c config.mk config.h
@@ -57,7 +69,7 @@ $(BUILD)/obj/%.o: %.c config.mk config.h
 
 $(BUILD)/obj/%.cu.o: %.cu config.mk config.h
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 
 # buildinfo reports the flags of the determinism contract as they were used.
 $(BUILD)/obj/core/buildinfo.o: CFLAGS_ALL += -DFR_BUILD_FLAGS='"$(OPT) $(FP_FLAGS)$(if $(filter 1,$(SAN)), sanitizers)"'
@@ -84,7 +96,7 @@ $(BUILD)/cuda_selfcheck: tests/cuda/hostdev_selfcheck.cu $(wildcard include/flow
 	@for h in $$(grep -l FR_HOSTDEV include/flowrl/*.h); do \
 		grep -q "#include \"flowrl/$${h##*/}\"" $< || \
 		{ echo "$<: does not include $$h, which has FR_HOSTDEV functions" >&2; exit 1; }; done
-	$(NVCC) $(NVCCFLAGS) -std=c++17 $< -o $@
+	$(NVCC) $(NVCCFLAGS) $< -o $@
 
 cuda-selfcheck: $(BUILD)/cuda_selfcheck
 	$(BUILD)/cuda_selfcheck
@@ -111,9 +123,11 @@ golden-check: $(CLI)
 	$(GOLDEN_CHECKS)
 
 # Benchmarks (bench/, results in BENCHMARKS.md): never part of make check.
-bench: $(BUILD)/bench_gemm $(BUILD)/bench_model $(BUILD)/bench_fast $(BUILD)/bench_epoch $(BUILD)/bench_pretrain
+# bench_cuda_gemm (canonical cuda GEMM vs cuBLAS) needs the cuda backend: built with it only.
+bench: $(BUILD)/bench_gemm $(BUILD)/bench_model $(BUILD)/bench_fast $(BUILD)/bench_epoch $(BUILD)/bench_pretrain \
+	$(if $(CU_SRC),$(BUILD)/bench_cuda_gemm)
 $(BUILD)/bench_%: bench/bench_%.c $(LIB_A)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
 
 # Runs every benchmark and rewrites BENCHMARKS.md from the measured numbers.
 benchmarks: bench
@@ -124,6 +138,12 @@ benchmarks: bench
 ALGO ?= flow-grpo
 demo: all
 	BUILD=$(BUILD) ALGO=$(ALGO) tools/demo.sh
+
+# The GPU check's bundle (tools/gpu_bundle.sh; DEVELOPERS.md "The GPU check"): flowrl and the
+# device checks built in build-bundle/ without OpenBLAS/oneDNN, the libraries a bare GPU machine
+# lacks, the golden set and tools/gpu_check.sh, in gpu-bundle/ (<= 64 MiB).
+gpu-bundle:
+	MAKE=$(MAKE) tools/gpu_bundle.sh
 
 check-asan:
 	$(MAKE) BUILD=build-asan SAN=1 check
@@ -141,8 +161,9 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# (the fuzz library has no gpu/ objects: the registry is built without cuda)
 FUZZ_CFLAGS = -std=c11 -g -O1 $(FUZZ_SAN) -ffp-contract=off -fno-fast-math $(WARN) -D_GNU_SOURCE \
-	-Iinclude -I. $(CFG_CFLAGS)
+	-DFR_HAVE_CUDA=0 -Iinclude -I. $(CFG_CFLAGS)
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
 FUZZ_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)

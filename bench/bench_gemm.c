@@ -1,8 +1,6 @@
 /* GEMM throughput at the shapes of a model preset (default shapes-s on the shapes task, read
- * at run time from fr_model_preset): every distinct linear layer (K -> N: in D->H,
- * time.fc1 E->H, time.fc2 H->H, fc1 H->F, fc2 F->H, out H->D) as its forward y = x W^T
- * (gemm(0,1,B,N,K)), input gradient dx = dy W (gemm(0,0,B,K,N)) and weight gradient
- * dW += dy^T x (gemm(1,0,N,K,B, accumulate)), at each batch B. Columns: ref (1 thread,
+ * at run time from fr_model_preset): every distinct linear layer as its forward, input
+ * gradient and weight gradient (bench/bench_gemm_shapes.h), at each batch B. Columns: ref (1 thread,
  * median of 3 single calls), canonical opt, OpenBLAS cblas_sgemm and oneDNN dnnl_sgemm at 1
  * and 2 threads. Prints Markdown (BENCHMARKS.md takes it verbatim, bench/run.sh).
  *
@@ -22,11 +20,10 @@
 
 #include "config.h"
 #include "flowrl/backend.h"
-#include "flowrl/cond.h"
 #include "flowrl/model.h"
 #include "flowrl/opt.h"
-#include "flowrl/task.h"
 
+#include "bench/bench_gemm_shapes.h"
 #include "bench/bench_peak.h"
 
 #if FR_HAVE_OPENBLAS
@@ -179,12 +176,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc) preset = argv[++i];
         else if (strcmp(argv[i], "--task") == 0 && i + 1 < argc) task_name = argv[++i];
         else if (strcmp(argv[i], "--batches") == 0 && i + 1 < argc) {
-            nb = 0;
-            for (char *p = argv[++i]; *p && nb < 8; nb++) {
-                batches[nb] = strtoll(p, &p, 10);
-                if (batches[nb] < 1) return 2;
-                if (*p == ',') p++;
-            }
+            if ((nb = bench_parse_batches(argv[++i], batches, 8)) < 1) return 2;
         } else {
             fprintf(stderr, "usage: bench_gemm [--preset NAME] [--task NAME] [--batches 64,256] "
                             "[--reps N] [--no-ref] [--cpu]\n");
@@ -194,29 +186,18 @@ int main(int argc, char **argv)
     if (reps < 1) reps = 1;
     if (reps > 64) reps = 64;
     if (!task_name) task_name = strncmp(preset, "gmm2d", 5) == 0 ? "gmm2d" : "shapes";
-    const fr_task *task;
     fr_model_config cfg;
     fr_backend ref, opt; /* opt's threads: set_threads, per sample */
-    int64_t n_cond = 0, n_slots = 0;
-    if (fr_task_get(task_name, &task) != FR_OK || (fr_cond_dims(task, &n_cond, &n_slots), 0) ||
-        fr_model_preset(preset, task->D, n_cond, &cfg) != FR_OK ||
-        fr_backend_open(&ref, "ref", 0, 1) != FR_OK || fr_backend_open(&opt, "opt", 0, 0) != FR_OK) {
+    if (bench_preset_config(preset, task_name, &cfg) != FR_OK || fr_backend_open(&ref, "ref", 0, 1) != FR_OK ||
+        fr_backend_open(&opt, "opt", 0, 0) != FR_OK) {
         fprintf(stderr, "bench_gemm: %s\n", fr_last_error());
         return 1;
     }
     dnnl_setup();
     bench_peak pk = bench_peak_measure();
 
-    /* distinct layers K -> N of the preset */
-    int64_t cand[6][2] = {{cfg.D, cfg.H}, {cfg.E, cfg.H}, {cfg.H, cfg.H},
-                          {cfg.H, cfg.F}, {cfg.F, cfg.H}, {cfg.H, cfg.D}};
     int64_t layers[6][2];
-    int nl = 0;
-    for (int i = 0; i < 6; i++) {
-        int dup = 0;
-        for (int j = 0; j < nl; j++) dup |= layers[j][0] == cand[i][0] && layers[j][1] == cand[i][1];
-        if (!dup) layers[nl][0] = cand[i][0], layers[nl][1] = cand[i][1], nl++;
-    }
+    int nl = bench_gemm_layers(&cfg, layers);
 
     printf("### GEMM: %s (task %s: D=%lld H=%lld F=%lld E=%lld), GFLOP/s\n\n", preset, task_name,
            (long long)cfg.D, (long long)cfg.H, (long long)cfg.F, (long long)cfg.E);
@@ -243,7 +224,6 @@ int main(int argc, char **argv)
     printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     fflush(stdout);
 
-    static const char *const kinds[] = {"fwd NT", "dx NN", "dW TN+"};
     row_t rows[MAX_SHAPES];
     int nr = 0;
     for (int bi = 0; bi < nb; bi++)
@@ -251,9 +231,8 @@ int main(int argc, char **argv)
             for (int kind = 0; kind < 3 && nr < MAX_SHAPES; kind++) {
                 int64_t Bt = batches[bi], Kin = layers[li][0], Nout = layers[li][1];
                 call_ctx c = {0};
-                if (kind == 0) c.ta = 0, c.tb = 1, c.acc = 0, c.M = Bt, c.N = Nout, c.K = Kin;
-                if (kind == 1) c.ta = 0, c.tb = 0, c.acc = 0, c.M = Bt, c.N = Kin, c.K = Nout;
-                if (kind == 2) c.ta = 1, c.tb = 0, c.acc = 1, c.M = Nout, c.N = Kin, c.K = Bt;
+                bench_gemm_shape sh = bench_gemm_shape_of(kind, Bt, Kin, Nout);
+                c.ta = sh.ta, c.tb = sh.tb, c.acc = sh.acc, c.M = sh.M, c.N = sh.N, c.K = sh.K;
                 size_t nC = (size_t)(c.M * c.N);
                 float *A = malloc(sizeof(float) * (size_t)(c.M * c.K));
                 float *B = malloc(sizeof(float) * (size_t)(c.K * c.N));
@@ -293,7 +272,7 @@ int main(int argc, char **argv)
                     for (int t = 1; t <= maxt; t++) r->g[2 * lib + t - 1] = median(smp[t - 1], reps);
                     pause_ms(150);
                 }
-                printf("| %s | %lld | %lld->%lld | %lld,%lld,%lld | %.2f", kinds[kind], (long long)Bt,
+                printf("| %s | %lld | %lld->%lld | %lld,%lld,%lld | %.2f", bench_gemm_kinds[kind], (long long)Bt,
                        (long long)Kin, (long long)Nout, (long long)c.M, (long long)c.N,
                        (long long)c.K, r->ref);
                 for (int k = 0; k < N_COL; k++) printf(" | %.1f", r->g[k]);

@@ -3,6 +3,7 @@
 #include <cJSON.h>
 #include <png.h>
 #include <stdio.h>
+#include <string.h>
 #include <xxhash.h>
 
 #include "cli/commands.h"
@@ -16,12 +17,16 @@
 #if FR_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.h>
 #endif
+#if FR_HAVE_CUDA
+#include "flowrl/cuda.h"
+#endif
 
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: flowrl info\n\nPrints the version, the floating-point build flags of the determinism\n"
-               "contract (and a run-time check of them), the backends compiled in, CPU features\n"
-               "and the versions of the libraries flowrl links. It takes no options.\n");
+               "contract (and a run-time check of them), the backends compiled in, the CUDA device\n"
+               "(when the cuda backend is built in), CPU features and the versions of the\n"
+               "libraries flowrl links. It takes no options.\n");
 }
 
 int cmd_info(int argc, char **argv)
@@ -39,6 +44,17 @@ int cmd_info(int argc, char **argv)
     printf("backends:   ");
     for (const char *const *b = fr_backend_names(); *b; b++) printf(" %s", *b);
     printf("\n");
+#if FR_HAVE_CUDA
+    char blas[320];
+    if (fr_cuda_device_info(buf, sizeof buf) == FR_OK)
+        printf("cuda:        %s; kernels built for %s\ncuda --fast: %s\n", buf, fr_cuda_built_arch(),
+               fr_cuda_blas_describe(blas, sizeof blas));
+    else /* "cuda: no CUDA device (cudaGetDeviceCount: ...)" */
+        printf("cuda:        built (kernels for %s); %s\n", fr_cuda_built_arch(),
+               strncmp(fr_last_error(), "cuda: ", 6) == 0 ? fr_last_error() + 6 : fr_last_error());
+#else
+    printf("cuda:        not built in (./configure found no nvcc)\n");
+#endif
     printf("cpu:         %s\n", fr_cpu_features(buf, sizeof buf));
     printf("libraries:\n");
     unsigned v = XXH_versionNumber();
@@ -59,11 +75,6 @@ int cmd_info(int argc, char **argv)
            dv->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : dv->cpu_runtime == DNNL_RUNTIME_SEQ ? "sequential" : "threadpool/tbb");
 #else
     printf("  oneDNN     not built in (--fast fused ops unavailable)\n");
-#endif
-#if FR_HAVE_CUDA
-    printf("  CUDA       nvcc found at configure time; the CUDA backend has no kernels yet\n");
-#else
-    printf("  CUDA       not built in\n");
 #endif
     if (fflush(stdout) != 0 || ferror(stdout)) return fr_cli_error("info", "write error on stdout");
     return fp == FR_OK && xs == FR_OK ? 0 : 1;

@@ -5,12 +5,16 @@
  *
  * To register a backend, add one fr_backend_desc line to k_backends, guarded by its
  * build option (e.g. `#if FR_HAVE_CUDA` around {"cuda", ..., fr_cuda_init}). */
+#include "config.h"
 #include "flowrl/backend.h"
 #include "flowrl/emu.h"
 #include "flowrl/fast.h"
 #include "flowrl/ops.h"
 #include "flowrl/ref_backend.h"
 #include "flowrl/opt.h"
+#if FR_HAVE_CUDA
+#include "flowrl/cuda.h"
+#endif
 
 #include <pthread.h>
 #include <stdio.h>
@@ -34,7 +38,9 @@ static const fr_backend_desc k_backends[] = {
      fr_fast_init, opt_threads},
     {"cuda-emu", "the CUDA kernels of kern/ run on the CPU, in device memory the host cannot touch (CI)",
      fr_emu_init, NULL, NULL},
-    /* cuda: #if FR_HAVE_CUDA {"cuda", ..., fr_cuda_init, ...} #endif (gpu/) */
+#if FR_HAVE_CUDA
+    {"cuda", "CUDA kernels (kern/) on device 0, bitwise equal to ref", fr_cuda_init, fr_cuda_fast_init, NULL},
+#endif
 };
 #define N_BACKENDS (int)(sizeof k_backends / sizeof k_backends[0])
 

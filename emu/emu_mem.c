@@ -11,11 +11,13 @@
 #include <execinfo.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "flowrl/kernel.h"
 #include "flowrl/status.h"
 
 #define ARENA_RESERVE ((size_t)1 << 34) /* 16 GiB of address space, none of it committed up front */
@@ -57,6 +59,17 @@ static void put_u(size_t v)
     put(b + i);
 }
 
+/* Ends a message line with the host stack, then stops the process. */
+static void stack_and_abort(void)
+{
+    put(" Host stack (addr2line -f -e <binary> <address>):\n");
+    void *frames[48];
+    int nf = backtrace(frames, 48);
+    backtrace_symbols_fd(frames, nf, 2);
+    signal(SIGABRT, SIG_DFL);
+    abort();
+}
+
 static void on_segv(int sig, siginfo_t *si, void *uctx)
 {
     unsigned char *a = (unsigned char *)si->si_addr;
@@ -75,12 +88,8 @@ static void on_segv(int sig, siginfo_t *si, void *uctx)
             }
         }
         put(": a host loop reads or writes backend memory; use an op entry, or fr_d2h / fr_h2d for per-sample "
-            "values. Host stack (addr2line -f -e <binary> <address>):\n");
-        void *frames[48];
-        int nf = backtrace(frames, 48);
-        backtrace_symbols_fd(frames, nf, 2);
-        signal(SIGABRT, SIG_DFL);
-        abort();
+            "values.");
+        stack_and_abort();
     }
     /* not ours: hand it to whoever had it before (ASan, the default action) */
     if (g_old_segv.sa_flags & SA_SIGINFO) {
@@ -243,17 +252,50 @@ int fr_emu_is_device(const void *p)
     return g.base && a >= g.base && a < g.base + ARENA_RESERVE;
 }
 
-/* 1 if [p, p + bytes) lies inside one live allocation. */
+/* 1 if [p, p + bytes) lies inside one live allocation: a binary search over the blocks,
+ * which tile [0, top) in offset order, since every op entry checks its arguments here. */
 int fr_emu_is_device_range(const void *p, size_t bytes)
 {
     if (!fr_emu_is_device(p)) return 0;
     int ok = 0;
     pthread_mutex_lock(&g.lock);
     size_t off = (size_t)((const unsigned char *)p - g.base);
-    for (int i = 0; i < g.n && !ok; i++)
-        if (g.blocks[i].used && off >= g.blocks[i].off && off + bytes <= g.blocks[i].off + g.blocks[i].size) ok = 1;
+    int lo = 0, hi = g.n - 1, at = -1; /* at: the last block with offset <= off */
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (g.blocks[mid].off <= off) {
+            at = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    if (at >= 0) {
+        const block *b = &g.blocks[at];
+        ok = b->used && bytes <= b->size && off - b->off <= b->size - bytes;
+    }
     pthread_mutex_unlock(&g.lock);
     return ok;
+}
+
+void fr_emu_karg(const char *entry, const char *name, int64_t index, const void *p, size_t bytes, int optional)
+{
+    if (bytes == 0 || (optional && !p) || fr_emu_is_device_range(p, bytes)) return;
+    if (strncmp(entry, "k_", 2) == 0) entry += 2; /* the op entry k_gemm fills ops->gemm */
+    char idx[32] = "";
+    if (index >= 0) snprintf(idx, sizeof idx, "[%lld]", (long long)index);
+    fflush(stderr);
+    if (fr_emu_is_device(p))
+        dprintf(2,
+                "flowrl: cuda-emu: %s argument %s%s (%p, %zu bytes) is not inside one live device allocation: "
+                "the caller passed a freed buffer or one shorter than the op's extent.",
+                entry, name, idx, p, bytes);
+    else
+        dprintf(2,
+                "flowrl: cuda-emu: %s argument %s%s (%p, %zu bytes) is not device memory: the caller passed a host "
+                "buffer to a device backend.",
+                entry, name, idx, p, bytes);
+    stack_and_abort();
 }
 
 size_t fr_emu_bytes_in_use(void)

@@ -24,6 +24,10 @@ FR_KERNEL(fr_k_adamw, fr_k_adamw_args)
 static void k_adamw(int64_t n, float *p, const float *g, float *m, float *v, const fr_adamw_hp *hp)
 {
     if (n <= 0) return;
+    FR_KARG(p, n, "p");
+    FR_KARG(g, n, "g");
+    FR_KARG(m, n, "m");
+    FR_KARG(v, n, "v");
     fr_k_adamw_args a = {n, p, g, m, v, *hp};
     FR_LAUNCH(fr_k_adamw, fr_grid_1d(n, 256), fr_dim3_x(256), a);
 }

@@ -27,6 +27,8 @@ FR_KERNEL(fr_k_bias_add, fr_k_bias_add_args)
 static void k_bias_add(int64_t M, int64_t N, float *y, const float *b)
 {
     if (M <= 0 || N <= 0) return;
+    FR_KARG(y, M * N, "y");
+    FR_KARG(b, N, "b");
     fr_k_bias_add_args a = {M, N, y, b};
     FR_LAUNCH(fr_k_bias_add, fr_grid_1d(M * N, FR_KE_BLOCK), fr_dim3_x(FR_KE_BLOCK), a);
 }
@@ -51,6 +53,8 @@ FR_KERNEL(fr_k_bias_grad, fr_k_bias_grad_args)
 static void k_bias_grad(int64_t M, int64_t N, const float *dy, float *db, int accumulate)
 {
     if (N <= 0) return;
+    FR_KARG(dy, M * N, "dy");
+    FR_KARG(db, N, "db");
     fr_k_bias_grad_args a = {M, N, dy, db, accumulate};
     FR_LAUNCH(fr_k_bias_grad, fr_grid_1d(N, FR_KE_BLOCK), fr_dim3_x(FR_KE_BLOCK), a);
 }
@@ -83,6 +87,8 @@ FR_KERNEL(fr_k_act_bwd, fr_k_act_args)
 static void k_act_fwd(fr_act act, int64_t n, const float *x, float *y)
 {
     if (n <= 0) return;
+    FR_KARG(x, n, "x");
+    FR_KARG(y, n, "y");
     fr_k_act_args a = {act, n, x, NULL, y, 0};
     FR_LAUNCH(fr_k_act_fwd, fr_grid_1d(n, FR_KE_BLOCK), fr_dim3_x(FR_KE_BLOCK), a);
 }
@@ -90,6 +96,9 @@ static void k_act_fwd(fr_act act, int64_t n, const float *x, float *y)
 static void k_act_bwd(fr_act act, int64_t n, const float *x, const float *dy, float *dx, int accumulate)
 {
     if (n <= 0) return;
+    FR_KARG(x, n, "x");
+    FR_KARG(dy, n, "dy");
+    FR_KARG(dx, n, "dx");
     fr_k_act_args a = {act, n, x, dy, dx, accumulate};
     FR_LAUNCH(fr_k_act_bwd, fr_grid_1d(n, FR_KE_BLOCK), fr_dim3_x(FR_KE_BLOCK), a);
 }
@@ -144,6 +153,9 @@ static fr_k_elt_args k_elt_args(int op, int64_t n, float alpha, const float *x, 
 static void k_binary(fr_binop op, int64_t n, const float *a_, const float *b, float *out)
 {
     if (n <= 0) return;
+    FR_KARG(a_, n, "a");
+    FR_KARG(b, n, "b");
+    FR_KARG(out, n, "out");
     fr_k_elt_args a = k_elt_args((int)op, n, 0.0f, a_, 0.0f, b, out);
     FR_LAUNCH(fr_k_binary, fr_grid_1d(n, FR_KE_BLOCK), fr_dim3_x(FR_KE_BLOCK), a);
 }
@@ -151,6 +163,8 @@ static void k_binary(fr_binop op, int64_t n, const float *a_, const float *b, fl
 static void k_unary(fr_unop op, int64_t n, const float *x, float *out)
 {
     if (n <= 0) return;
+    FR_KARG(x, n, "x");
+    FR_KARG(out, n, "out");
     fr_k_elt_args a = k_elt_args((int)op, n, 0.0f, x, 0.0f, NULL, out);
     FR_LAUNCH(fr_k_unary, fr_grid_1d(n, FR_KE_BLOCK), fr_dim3_x(FR_KE_BLOCK), a);
 }
@@ -158,6 +172,8 @@ static void k_unary(fr_unop op, int64_t n, const float *x, float *out)
 static void k_axpby(int64_t n, float alpha, const float *x, float beta, float *y)
 {
     if (n <= 0) return;
+    FR_KARG(x, n, "x");
+    FR_KARG(y, n, "y");
     fr_k_elt_args a = k_elt_args(0, n, alpha, x, beta, NULL, y);
     FR_LAUNCH(fr_k_axpby, fr_grid_1d(n, FR_KE_BLOCK), fr_dim3_x(FR_KE_BLOCK), a);
 }
@@ -165,6 +181,8 @@ static void k_axpby(int64_t n, float alpha, const float *x, float beta, float *y
 static void k_scale(int64_t n, float alpha, const float *x, float *y)
 {
     if (n <= 0) return;
+    FR_KARG(x, n, "x");
+    FR_KARG(y, n, "y");
     fr_k_elt_args a = k_elt_args(0, n, alpha, x, 0.0f, NULL, y);
     FR_LAUNCH(fr_k_scale, fr_grid_1d(n, FR_KE_BLOCK), fr_dim3_x(FR_KE_BLOCK), a);
 }
@@ -172,6 +190,7 @@ static void k_scale(int64_t n, float alpha, const float *x, float *y)
 static void k_fill(int64_t n, float value, float *y)
 {
     if (n <= 0) return;
+    FR_KARG(y, n, "y");
     fr_k_elt_args a = k_elt_args(0, n, value, NULL, 0.0f, NULL, y);
     FR_LAUNCH(fr_k_fill, fr_grid_1d(n, FR_KE_BLOCK), fr_dim3_x(FR_KE_BLOCK), a);
 }
@@ -255,7 +274,10 @@ FR_KERNEL_TILED(fr_k_move, fr_k_copy_args, fr_k_move_regs, fr_k_move_smem)
 
 static void k_copy(int64_t n, const float *src, float *dst)
 {
-    if (n <= 0 || src == dst) return;
+    if (n <= 0) return;
+    FR_KARG(src, n, "src");
+    FR_KARG(dst, n, "dst");
+    if (src == dst) return;
     fr_k_copy_args a = {n, src, dst};
     if (dst + n <= src || src + n <= dst)
         FR_LAUNCH(fr_k_copy, fr_grid_1d(n, FR_KE_BLOCK), fr_dim3_x(FR_KE_BLOCK), a);

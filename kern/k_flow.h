@@ -35,6 +35,11 @@ static void k_fm_loss(int64_t R, int64_t D, const float *v, const float *target,
                       float *grad)
 {
     const int64_t n = R * D;
+    FR_KARG(v, n, "v");
+    FR_KARG(target, n, "target");
+    FR_KARG_OPT(row_scale, grad ? R : 0, "row_scale");
+    FR_KARG_OPT(loss, 1, "loss");
+    FR_KARG_OPT(grad, n, "grad");
     if (loss) k_lanes(FR_KL_MSE, n, v, target, loss, 1, 1);
     if (grad && n > 0) {
         fr_k_mse_grad_args a = {R, D, v, target, row_scale, (float)(2.0 / (double)n), grad};
@@ -60,6 +65,9 @@ FR_KERNEL(fr_k_flow_target, fr_k_flow_target_args)
 static void k_flow_target(int64_t R, int64_t B, int64_t D, const float *x0, const float *eps, float *target)
 {
     if (R * D <= 0) return;
+    FR_KARG(x0, (R < B ? R : B) * D, "x0"); /* rows r mod B */
+    FR_KARG(eps, R * D, "eps");
+    FR_KARG(target, R * D, "target");
     fr_k_flow_target_args a = {R, B, D, x0, eps, target};
     FR_LAUNCH(fr_k_flow_target, fr_grid_1d(R * D, FR_KF_BLOCK), fr_dim3_x(FR_KF_BLOCK), a);
 }
@@ -103,6 +111,10 @@ FR_KERNEL(fr_k_row_msd_f64, fr_k_awm_rows_args)
 static void k_awm_sqerr(int64_t R, int64_t B, int64_t D, const float *v, const float *eps, const float *x0, double *m)
 {
     if (R <= 0) return;
+    FR_KARG(v, R * D, "v");
+    FR_KARG(eps, R * D, "eps");
+    FR_KARG(x0, (R < B ? R : B) * D, "x0"); /* rows r mod B */
+    FR_KARG(m, R, "m");
     fr_k_awm_rows_args a = {R, B, D, v, eps, x0, m};
     FR_LAUNCH(fr_k_awm_sqerr, fr_grid_1d(R, FR_KF_BLOCK), fr_dim3_x(FR_KF_BLOCK), a);
 }
@@ -110,6 +122,9 @@ static void k_awm_sqerr(int64_t R, int64_t B, int64_t D, const float *v, const f
 static void k_row_msd_f64(int64_t R, int64_t D, const float *a_, const float *b, double *m)
 {
     if (R <= 0) return;
+    FR_KARG(a_, R * D, "a");
+    FR_KARG(b, R * D, "b");
+    FR_KARG(m, R, "m");
     fr_k_awm_rows_args a = {R, 1, D, a_, b, NULL, m};
     FR_LAUNCH(fr_k_row_msd_f64, fr_grid_1d(R, FR_KF_BLOCK), fr_dim3_x(FR_KF_BLOCK), a);
 }
@@ -138,6 +153,12 @@ static void k_kl_grad_add(int64_t R, int64_t D, const float *a_, const float *b1
                           const double *ce, float *grad)
 {
     if (R * D <= 0) return;
+    FR_KARG(a_, R * D, "a");
+    FR_KARG_OPT(b1, R * D, "b1");
+    FR_KARG(cb, b1 ? R : 0, "cb"); /* read only with b1 */
+    FR_KARG_OPT(b2, R * D, "b2");
+    FR_KARG(ce, b2 ? R : 0, "ce");
+    FR_KARG(grad, R * D, "grad");
     fr_k_kl_grad_args a = {R, D, a_, b1, b2, cb, ce, grad};
     FR_LAUNCH(fr_k_kl_grad_add, fr_grid_1d(R * D, FR_KF_BLOCK), fr_dim3_x(FR_KF_BLOCK), a);
 }
@@ -158,6 +179,8 @@ FR_KERNEL(fr_k_ema_lerp, fr_k_ema_args)
 static void k_ema_lerp(int64_t n, double d, const float *theta, float *ema)
 {
     if (n <= 0) return;
+    FR_KARG(theta, n, "theta");
+    FR_KARG(ema, n, "ema");
     fr_k_ema_args a = {n, (float)d, (float)(1.0 - d), theta, ema};
     FR_LAUNCH(fr_k_ema_lerp, fr_grid_1d(n, FR_KF_BLOCK), fr_dim3_x(FR_KF_BLOCK), a);
 }

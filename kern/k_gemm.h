@@ -131,6 +131,9 @@ static void k_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
                    int accumulate)
 {
     if (M <= 0 || N <= 0) return;
+    FR_KARG(A, M * K, "A");
+    FR_KARG(B, K * N, "B");
+    FR_KARG(C, M * N, "C");
     fr_k_gemm_args a;
     a.M = M;
     a.N = N;

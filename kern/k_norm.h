@@ -38,8 +38,19 @@ static void k_row_reduce(int64_t M, int64_t N, const float *x, float *out, int m
     FR_LAUNCH(fr_k_row_reduce, fr_grid_1d(M, FR_KN_BLOCK), fr_dim3_x(FR_KN_BLOCK), a);
 }
 
-static void k_row_sum(int64_t M, int64_t N, const float *x, float *out) { k_row_reduce(M, N, x, out, 0); }
-static void k_row_mean(int64_t M, int64_t N, const float *x, float *out) { k_row_reduce(M, N, x, out, 1); }
+static void k_row_sum(int64_t M, int64_t N, const float *x, float *out)
+{
+    FR_KARG(x, M * N, "x");
+    FR_KARG(out, M, "out");
+    k_row_reduce(M, N, x, out, 0);
+}
+
+static void k_row_mean(int64_t M, int64_t N, const float *x, float *out)
+{
+    FR_KARG(x, M * N, "x");
+    FR_KARG(out, M, "out");
+    k_row_reduce(M, N, x, out, 1);
+}
 
 /* ---- layer norm forward ------------------------------------------------------------------ */
 
@@ -77,6 +88,12 @@ static void k_layernorm_fwd(int64_t M, int64_t D, const float *x, const float *g
                             float *y, float *mean, float *rstd)
 {
     if (M <= 0) return;
+    FR_KARG(x, M * D, "x");
+    FR_KARG_OPT(gamma, D, "gamma");
+    FR_KARG_OPT(beta, D, "beta");
+    FR_KARG(y, M * D, "y");
+    FR_KARG(mean, M, "mean");
+    FR_KARG(rstd, M, "rstd");
     fr_k_ln_fwd_args a = {M, D, x, gamma, beta, eps, y, mean, rstd};
     FR_LAUNCH(fr_k_ln_stats, fr_grid_1d(M, FR_KN_BLOCK), fr_dim3_x(FR_KN_BLOCK), a);
     if (D > 0) FR_LAUNCH(fr_k_ln_apply, fr_grid_1d(M * D, FR_KN_BLOCK), fr_dim3_x(FR_KN_BLOCK), a);
@@ -145,6 +162,14 @@ static void k_layernorm_bwd(int64_t M, int64_t D, const float *x, const float *g
                             const float *rstd, const float *dy, float *dx, float *dgamma, float *dbeta, int accumulate)
 {
     if (D <= 0) return;
+    FR_KARG(x, M * D, "x");
+    FR_KARG_OPT(gamma, D, "gamma");
+    FR_KARG(mean, M, "mean");
+    FR_KARG(rstd, M, "rstd");
+    FR_KARG(dy, M * D, "dy");
+    FR_KARG(dx, M * D, "dx");
+    FR_KARG_OPT(dgamma, D, "dgamma");
+    FR_KARG_OPT(dbeta, D, "dbeta");
     fr_k_ln_bwd_args a = {M, D, x, gamma, mean, rstd, dy, dx, dgamma, dbeta, accumulate};
     if (M > 0) FR_LAUNCH(fr_k_ln_bwd_dx, fr_grid_1d(M, FR_KN_BLOCK), fr_dim3_x(FR_KN_BLOCK), a);
     if (dgamma || dbeta) FR_LAUNCH(fr_k_ln_bwd_params, fr_grid_1d(D, FR_KN_BLOCK), fr_dim3_x(FR_KN_BLOCK), a);

@@ -10,6 +10,8 @@ static void k_sum(int64_t n,
                   const float *x, // (n,)
                   float *out)     // (1,)
 {
+    FR_KARG(x, n, "x");
+    FR_KARG(out, 1, "out");
     k_lanes(FR_KL_SUM, n, x, NULL, out, 1, 1);
 }
 
@@ -21,6 +23,8 @@ static void k_global_norm(int count,
                           const int64_t *ns,      // host (count,)
                           float *out)             // (1,)
 {
+    FR_KARG(out, 1, "out");
+    for (int t = 0; t < count; t++) FR_KARG_AT(xs[t], ns[t], "xs", t);
     if (count <= 0) {
         k_lanes(FR_KL_SUM, 0, NULL, NULL, out, 1, 1);
         return;

@@ -38,6 +38,7 @@
     X(runs)                                                                                \
     X(awm_run)                                                                             \
     X(fast)                                                                                \
+    X(cuda)                                                                                \
     X(integrity)                                                                           \
     X(plots)                                                                               \
     X(task_render)                                                                         \

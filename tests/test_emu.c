@@ -1,6 +1,7 @@
 /* cuda-emu's own machinery (emu/, flowrl/emu.h, flowrl/kernel.h): the guard stops a host
  * access to device memory with the offset named, copies check which side each pointer is on,
- * allocations come back zero-filled, and the launcher gives phases barrier semantics. What the
+ * allocations come back zero-filled, the launcher gives phases barrier semantics, and an op
+ * entry stops on a pointer argument that is not inside a live device allocation (FR_KARG). What the
  * kernels compute is tests/test_backends.c's business. */
 #include <check.h>
 #include <signal.h>
@@ -130,6 +131,82 @@ START_TEST(test_alloc_zero_fills_and_reuses)
 }
 END_TEST
 
+/* An op entry handed a host buffer (what golden's and any unconverted caller's code would do):
+ * on the CPU the kernel would read it happily, on a device it faults; the entry stops first. */
+static void op_on_host_buffer(const fr_ops *o)
+{
+    float *d = (float *)o->mem_alloc(16 * sizeof(float));
+    float h[16] = {0};
+    o->axpby(16, 2.0f, h, 1.0f, d);
+    fprintf(stderr, "axpby ran on a host buffer\n");
+}
+
+/* A device buffer shorter than the op's extent (10 floats allocated, 300 asked: past the
+ * 256-byte block) and a freed one. */
+static void op_past_allocation(const fr_ops *o)
+{
+    float *x = (float *)o->mem_alloc(10 * sizeof(float)), *y = (float *)o->mem_alloc(300 * sizeof(float));
+    o->scale(300, 2.0f, x, y);
+}
+
+static void op_on_freed_buffer(const fr_ops *o)
+{
+    float *x = (float *)o->mem_alloc(8 * sizeof(float)), *y = (float *)o->mem_alloc(8 * sizeof(float));
+    o->mem_free(y);
+    o->copy(8, x, y);
+}
+
+/* global_norm's xs is a host array of device pointers: each is checked, named by its index. */
+static void op_host_pointer_in_list(const fr_ops *o)
+{
+    float *a = (float *)o->mem_alloc(4 * sizeof(float)), *out = (float *)o->mem_alloc(sizeof(float));
+    float h[4] = {1, 2, 3, 4};
+    const float *xs[3] = {a, a, h};
+    const int64_t ns[3] = {4, 4, 4};
+    o->global_norm(3, xs, ns, out);
+}
+
+/* NULL optional arguments pass; the op runs and the child exits 0. */
+static void op_null_optionals(const fr_ops *o)
+{
+    const int64_t M = 3, D = 5;
+    float *x = (float *)o->mem_alloc(M * D * sizeof(float)), *y = (float *)o->mem_alloc(M * D * sizeof(float));
+    float *st = (float *)o->mem_alloc(2 * M * sizeof(float));
+    uint64_t l0 = fr_emu_launches();
+    o->layernorm_fwd(M, D, x, NULL, NULL, 1e-5f, y, st, st + M);
+    o->fm_loss(M, D, x, y, NULL, NULL, y);
+    _exit(fr_emu_launches() == l0 + 3 ? 0 : 3); /* two layer-norm kernels and the gradient's */
+}
+
+static void assert_stopped(int st, const char *err, const char *line)
+{
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "child status %d, stderr: %s", st, err);
+    ck_assert_msg(strstr(err, line) != NULL, "stderr lacks '%s': %s", line, err);
+    ck_assert_msg(strstr(err, "Host stack") != NULL, "stderr: %s", err);
+}
+
+START_TEST(test_op_entry_rejects_host_buffer)
+{
+    char err[8192];
+    const fr_ops *o = emu_ops();
+    assert_stopped(run_child(op_on_host_buffer, o, err, sizeof err), err,
+                   "flowrl: cuda-emu: axpby argument x (");
+    ck_assert_msg(strstr(err, ", 64 bytes) is not device memory: the caller passed a host buffer to a device backend") !=
+                      NULL,
+                  "stderr: %s", err);
+    ck_assert_msg(strstr(err, "ran on a host buffer") == NULL, "stderr: %s", err);
+    assert_stopped(run_child(op_past_allocation, o, err, sizeof err), err,
+                   "flowrl: cuda-emu: scale argument x (");
+    ck_assert_msg(strstr(err, ", 1200 bytes) is not inside one live device allocation") != NULL, "stderr: %s", err);
+    assert_stopped(run_child(op_on_freed_buffer, o, err, sizeof err), err,
+                   "flowrl: cuda-emu: copy argument dst (");
+    assert_stopped(run_child(op_host_pointer_in_list, o, err, sizeof err), err,
+                   "flowrl: cuda-emu: global_norm argument xs[2] (");
+    int st = run_child(op_null_optionals, o, err, sizeof err);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d, stderr: %s", st, err);
+}
+END_TEST
+
 /* A tiled kernel whose compute phase reads what *another* thread loaded: right only if every
  * thread's load ran before any compute (the barrier), and a shared slot no thread wrote reads
  * as the poison (NaN), not as a lucky 0. */
@@ -198,6 +275,7 @@ Suite *suite_emu(void)
     tcase_add_test(tc, test_copies_check_sides);
     tcase_add_test(tc, test_alloc_zero_fills_and_reuses);
     tcase_add_test(tc, test_launch_phases_are_barriers);
+    tcase_add_test(tc, test_op_entry_rejects_host_buffer);
     suite_add_tcase(s, tc);
     return s;
 }

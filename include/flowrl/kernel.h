@@ -16,9 +16,21 @@
  *       }
  *       static void k_neg(int64_t n, const float *x, float *y)
  *       {
+ *           if (n <= 0) return;
+ *           FR_KARG(x, n, "x");
+ *           FR_KARG(y, n, "y");
  *           fr_k_neg_args a = {n, x, y};
  *           FR_LAUNCH(fr_k_neg, fr_grid_1d(n, 256), fr_dim3_x(256), a);
  *       }
+ *
+ * Rule: every pointer argument of an op entry is checked with FR_KARG(p, n, "name"), n the
+ * number of elements the op reads or writes through p (FR_KARG_OPT where NULL is allowed,
+ * FR_KARG_AT for each pointer of a host array of pointers), before the first launch. An op entry is named
+ * k_<its ops.h entry>: the message names the entry without the k_. Under nvcc the checks are
+ * nothing; in cuda-emu a host buffer, a freed one or one shorter than the extent stops the
+ * process with one line naming the entry, the argument, the pointer and the extent, and the
+ * host stack, because on a device that read would fault or read garbage while the CPU would
+ * read it happily.
  *
  * Kernels with barriers (shared-memory tiles) are written as phases over a per-thread
  * register struct and a per-block shared struct (FR_KERNEL_TILED): init, then n_iter times
@@ -90,8 +102,9 @@ __device__ static inline fr_kidx fr_kidx_here(void)
     return k;
 }
 
-/* gpu/cuda_launch.cu: records the first launch error with the kernel's name. */
-void fr_cuda_after_launch(const char *kernel);
+/* gpu/cuda_launch.cu: records the first launch error with the kernel's name (C linkage
+ * whether or not the kernel file is included inside extern "C"). */
+extern "C" void fr_cuda_after_launch(const char *kernel);
 
 #define FR_KERNEL(name, args_t)                                                                    \
     __device__ static inline void name##_body(const fr_kidx *k, const args_t *a);                \
@@ -129,6 +142,10 @@ void fr_cuda_after_launch(const char *kernel);
 
 #define FR_LAUNCH_TILED FR_LAUNCH
 
+#define FR_KARG(p, n, name) ((void)0)
+#define FR_KARG_OPT(p, n, name) ((void)0)
+#define FR_KARG_AT(p, n, name, index) ((void)0)
+
 #else /* the emulator (emu/emu_launch.c) */
 
 typedef void (*fr_emu_phase)(const fr_kidx *k, const void *args, void *smem, void *regs);
@@ -139,6 +156,17 @@ typedef void (*fr_emu_phase)(const fr_kidx *k, const void *args, void *smem, voi
 void fr_emu_launch(const char *kernel, fr_dim3 grid, fr_dim3 block, size_t smem_bytes, size_t regs_bytes,
                    int64_t n_iter, fr_emu_phase init, fr_emu_phase load, fr_emu_phase compute,
                    fr_emu_phase store, const void *args);
+
+/* Stops the process unless [p, p + bytes) lies inside one live device allocation (bytes 0,
+ * or p NULL when optional, pass; index >= 0 is printed as name[index]). */
+void fr_emu_karg(const char *entry, const char *name, int64_t index, const void *p, size_t bytes, int optional);
+
+/* n elements of *p; n <= 0 is no extent (nothing is read). */
+static inline size_t fr_karg_bytes(int64_t n, size_t elem) { return n > 0 ? (size_t)n * elem : 0; }
+
+#define FR_KARG(p, n, name) fr_emu_karg(__func__, (name), -1, (p), fr_karg_bytes((n), sizeof *(p)), 0)
+#define FR_KARG_OPT(p, n, name) fr_emu_karg(__func__, (name), -1, (p), fr_karg_bytes((n), sizeof *(p)), 1)
+#define FR_KARG_AT(p, n, name, index) fr_emu_karg(__func__, (name), (index), (p), fr_karg_bytes((n), sizeof *(p)), 0)
 
 #define FR_KERNEL(name, args_t)                                                                    \
     static inline void name##_body(const fr_kidx *k, const args_t *a);                            \

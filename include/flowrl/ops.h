@@ -181,8 +181,9 @@ typedef struct {
     const char *description;
     /* Fills ops: called on a table already holding the ref entries. */
     fr_status (*init)(fr_ops *ops);
-    /* The --fast table (mode "fast"): called on a copy of the exact table; NULL when the
-     * backend has no fast mode. */
+    /* --fast: overrides entries of a copy of the backend's table with vendor kernels
+     * (opt: OpenBLAS / oneDNN, flowrl/fast.h; cuda: cuBLAS, flowrl/cuda.h); NULL = no
+     * fast mode. */
     fr_status (*fast_init)(fr_ops *ops);
     /* Sets the worker-thread count (0 = the backend's default) and returns the count in
      * use; NULL for a backend that runs one thread. */
@@ -193,10 +194,11 @@ typedef struct {
  * for whatever it does not override). */
 fr_status fr_backend_get(const char *name, const fr_ops **out);
 /* fr_backend_get with the --fast switch: fast = 0 is fr_backend_get; fast = 1 gives the
- * table of the backend's fast_init (opt: OpenBLAS / oneDNN kernels where fr_fast_supports
- * picks them, flowrl/fast.h), mode "fast". Errors: fast with a backend without a fast mode
- * (ref) is FR_ERR_ARG; fast in a build with neither OpenBLAS nor oneDNN is
- * FR_ERR_UNSUPPORTED. */
+ * backend's table with its fast_init's vendor kernels, mode "fast": "opt" with OpenBLAS /
+ * oneDNN kernels where fr_fast_supports picks them (flowrl/fast.h), "cuda" with cuBLAS
+ * (flowrl/cuda.h). Errors: fast with "ref" (or any other backend without a fast mode) is
+ * FR_ERR_ARG; fast without the vendor library (opt: neither OpenBLAS nor oneDNN built in;
+ * cuda: no cuBLAS on this machine) is FR_ERR_UNSUPPORTED. */
 fr_status fr_backend_get_mode(const char *name, int fast, const fr_ops **out);
 /* Names of backends compiled in, NULL-terminated. */
 const char *const *fr_backend_names(void);

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <cuda_runtime.h>
 
-/* Every header with FR_HOSTDEV functions (`grep -l FR_HOSTDEV include/flowrl/*.h`; the
+/* Every header with FR_HOSTDEV functions (`grep -l FR_HOSTDEV` over include/flowrl/; the
  * Makefile's cuda-selfcheck rule fails when one is missing here). */
 extern "C" {
 #include "flowrl/awm_elem.h"
@@ -19,7 +19,7 @@ extern "C" {
 #include "flowrl/embed.h"
 #include "flowrl/grpo_elem.h"
 #include "flowrl/hostdev.h"
-#include "flowrl/kernel.h" /* its helpers are exercised by every kernel of gpu/ */
+#include "flowrl/kernel.h"
 #include "flowrl/model_elem.h"
 #include "flowrl/noising.h"
 #include "flowrl/philox.h"
@@ -29,12 +29,13 @@ extern "C" {
 #include "flowrl/schedule.h"
 }
 
-enum { N_FUNCS = 29 };
+enum { N_FUNCS = 30 };
 
 /* Value k of input i: the same code on host and device. Cases 16.. call every element
- * function of embed.h, grpo_elem.h, model_elem.h, pretrain_elem.h and schedule.h (a
- * function nvcc never emits for the device is not checked by compiling alone); u is a
- * second input in (0, 1) for the arguments that must lie there. */
+ * function of embed.h, grpo_elem.h, model_elem.h, pretrain_elem.h, schedule.h and the
+ * thread-coordinate helpers of kernel.h (a function nvcc never emits for the device is not
+ * checked by compiling alone); u is a second input in (0, 1) for the arguments that must
+ * lie there. */
 FR_HOSTDEV static float eval_case(int k, float x, uint32_t i)
 {
     float u = fr_u32_to_uniform(fr_rng_u32(5, FR_RNG_TEST, 1, 1, 1, i));
@@ -74,6 +75,16 @@ FR_HOSTDEV static float eval_case(int k, float x, uint32_t i)
     case 28:
         return fr_shift_f(u, 3.0f) + (float)fr_shift_d((double)u, 3.0) + fr_timestep_quantized(u) +
                fr_timestep_diffusers(u) + (float)fr_ddim_prev_timestep((int64_t)(i % 1000), 50, 1000);
+    case 29: {
+        fr_kidx k;
+        k.block = fr_dim3_make(i % 7, i % 5, 0);
+        k.thread = fr_dim3_make(i % 32, i % 4, i % 2);
+        k.grid = fr_grid_1d((int64_t)i, 256);
+        k.bdim = fr_dim3_make(32, 4, 2);
+        k.iter = 0;
+        return (float)(fr_kidx_global_x(&k) + 3 * fr_kidx_global_y(&k) + 5 * fr_kidx_local(&k) +
+                       7 * (int64_t)fr_dim3_x(i % 9).x + 11 * (int64_t)k.grid.x);
+    }
     case 0: return fr_expf(x);
     case 1: return fr_expm1f(x);
     case 2: return fr_logf(x);
