@@ -31,9 +31,14 @@ FR_KERNEL(fr_k_traj_logp_bwd, fr_k_traj_logp_bwd_args)
     a->grad[i] = a->accumulate ? a->grad[i] + g : g;
 }
 
-static void k_traj_logp_backward(int64_t B, int64_t D, int cps, float two_var, const float *x_next, const float *mean,
-                                 const float *g_logp, float *grad_mean, int accumulate)
+static void k_logp_backward(int64_t B, int64_t D, int cps, float two_var, const float *x_next, const float *mean,
+                            const float *g_logp, float *grad_mean, int accumulate)
 {
+    if (B <= 0 || D <= 0) return;
+    FR_KARG(x_next, B * D, "x_next");
+    FR_KARG(mean, B * D, "mean");
+    FR_KARG(g_logp, B, "g_logp");
+    FR_KARG(grad_mean, B * D, "grad_mean");
     fr_k_traj_logp_bwd_args a = {B, D, cps, two_var, x_next, mean, g_logp, grad_mean, accumulate};
     FR_LAUNCH(fr_k_traj_logp_bwd, fr_grid_1d(B * D, FR_K_TRAJ_BLOCK), fr_dim3_x(FR_K_TRAJ_BLOCK), a);
 }
@@ -53,8 +58,12 @@ FR_KERNEL(fr_k_traj_sumsq_diff, fr_k_traj_sumsq_diff_args)
     a->out[r] = fr_sumsq_diff_canonical(a->a + r * a->D, a->b + r * a->D, a->D);
 }
 
-static void k_traj_row_sumsq_diff(int64_t R, int64_t D, const float *x, const float *y, float *out)
+static void k_row_sumsq_diff(int64_t R, int64_t D, const float *x, const float *y, float *out)
 {
+    if (R <= 0) return;
+    FR_KARG(x, R * D, "a");
+    FR_KARG(y, R * D, "b");
+    FR_KARG(out, R, "out");
     fr_k_traj_sumsq_diff_args a = {R, D, x, y, out};
     FR_LAUNCH(fr_k_traj_sumsq_diff, fr_grid_1d(R, FR_K_TRAJ_BLOCK), fr_dim3_x(FR_K_TRAJ_BLOCK), a);
 }
@@ -77,8 +86,12 @@ FR_KERNEL(fr_k_traj_kl_grad, fr_k_traj_kl_grad_args)
     a->grad[i] = a->accumulate ? a->grad[i] + g : g;
 }
 
-static void k_traj_kl_grad(int64_t n, float gk, const float *mean, const float *mean_ref, float *grad, int accumulate)
+static void k_kl_grad(int64_t n, float gk, const float *mean, const float *mean_ref, float *grad, int accumulate)
 {
+    if (n <= 0) return;
+    FR_KARG(mean, n, "mean");
+    FR_KARG(mean_ref, n, "mean_ref");
+    FR_KARG(grad, n, "grad");
     fr_k_traj_kl_grad_args a = {n, gk, mean, mean_ref, grad, accumulate};
     FR_LAUNCH(fr_k_traj_kl_grad, fr_grid_1d(n, FR_K_TRAJ_BLOCK), fr_dim3_x(FR_K_TRAJ_BLOCK), a);
 }
@@ -101,19 +114,26 @@ FR_KERNEL(fr_k_traj_guard_grad, fr_k_traj_guard_grad_args)
     a->grad[i] = a->accumulate ? a->grad[i] + g : g;
 }
 
-static void k_traj_guard_grad(int64_t B, int64_t D, const float *x_next, const float *mean, const float *mean_old,
-                              const float *gd, const float *gm, float *grad, int accumulate)
+static void k_guard_grad(int64_t B, int64_t D, const float *x_next, const float *mean, const float *mean_old,
+                         const float *gd, const float *gm, float *grad, int accumulate)
 {
+    if (B <= 0 || D <= 0) return;
+    FR_KARG(x_next, B * D, "x_next");
+    FR_KARG(mean, B * D, "mean");
+    FR_KARG(mean_old, B * D, "mean_old");
+    FR_KARG(gd, B, "gd");
+    FR_KARG(gm, B, "gm");
+    FR_KARG(grad, B * D, "grad");
     fr_k_traj_guard_grad_args a = {B, D, x_next, mean, mean_old, gd, gm, grad, accumulate};
     FR_LAUNCH(fr_k_traj_guard_grad, fr_grid_1d(B * D, FR_K_TRAJ_BLOCK), fr_dim3_x(FR_K_TRAJ_BLOCK), a);
 }
 
 static void fr_kern_fill_traj(fr_ops *t)
 {
-    t->logp_backward = k_traj_logp_backward;
-    t->row_sumsq_diff = k_traj_row_sumsq_diff;
-    t->kl_grad = k_traj_kl_grad;
-    t->guard_grad = k_traj_guard_grad;
+    t->logp_backward = k_logp_backward;
+    t->row_sumsq_diff = k_row_sumsq_diff;
+    t->kl_grad = k_kl_grad;
+    t->guard_grad = k_guard_grad;
 }
 
 #endif

@@ -257,7 +257,11 @@ START_TEST(test_backends_equal_ref)
     fr_backend *ref = fr_test_ref_be();
     int n_dev = 0;
     for (const char *const *name = fr_backend_names(); *name; name++) {
-        fr_backend be = fr_test_backend(*name, 0, 2);
+        fr_backend be;
+        if (fr_backend_open(&be, *name, 0, 2) != FR_OK) { /* built in, but no device here */
+            printf("ops_traj: %s NOT SUPPORTED here (%s)\n", *name, fr_last_error());
+            continue;
+        }
         n_dev += be.device;
         uint64_t s = SEED;
         for (int i = 0; i < N_SHAPES; i++) {
