@@ -29,9 +29,9 @@ fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap
     w->D = D;
     w->S = S;
     w->be = tr->be;
-    /* backend: 8 arrays of (cap, D), 2 of (cap,), the ids (cap, S); host: 4 of (cap,), the
-     * prompt ids, the ids (cap, S) */
-    w->dblk = fr_dev_alloc(tr->be, (size_t)(8 * cap * D + 2 * cap) * sizeof(float) + (size_t)(cap * S) * sizeof(int32_t));
+    /* backend: 8 arrays of (cap, D), 2 of (cap,); host: 4 of (cap,), the prompt ids, the
+     * condition ids (cap, S) (fr_guided_forward copies them in when they change) */
+    w->dblk = fr_dev_alloc(tr->be, (size_t)(8 * cap * D + 2 * cap) * sizeof(float));
     w->blk = fr_malloc((size_t)(4 * cap) * sizeof(float) + (size_t)cap * sizeof(int) + (size_t)(cap * S) * sizeof(int32_t));
     if (!w->dblk || !w->blk) {
         fr_traj_ws_free(w);
@@ -43,12 +43,11 @@ fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) *rows[i] = f, f += cap * D;
     w->dlogp = f;
     w->dscratch = f + cap;
-    w->c = (int32_t *)(f + 2 * cap);
     f = w->blk;
     float **vecs[] = {&w->logp_old, &w->adv, &w->logp, &w->scratch};
     for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) *vecs[i] = f, f += cap;
     w->pid = (int *)f;
-    w->c_host = (int32_t *)(w->pid + cap);
+    w->c = (int32_t *)(w->pid + cap);
     fr_status s = fr_guided_ws_alloc(&w->pol, tr->policy, cap, tr->guidance, 1);
     if (s == FR_OK && tr->beta > 0.0f) {
         s = fr_guided_ws_alloc(&w->ref, tr->ref, cap, tr->guidance, 0);
@@ -59,7 +58,7 @@ fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap
 }
 
 /* Step 1: the rows of step j (backend to backend, row by row), their per-sample values and
- * condition ids (host; the ids cross once). */
+ * condition ids (host). */
 static fr_status gather(fr_backend *be, fr_traj_ws *w, const fr_traj_data *d, const int64_t *rows, int64_t b, int64_t j)
 {
     const int64_t N = d->N, D = w->D;
@@ -75,8 +74,7 @@ static fr_status gather(fr_backend *be, fr_traj_ws *w, const fr_traj_data *d, co
         w->adv[k] = d->adv[r];
         w->pid[k] = d->prompt_ids[r];
     }
-    FR_TRY(fr_cond_ids(d->task, b, w->pid, w->c_host));
-    return fr_h2d(be, w->c, w->c_host, (size_t)(b * w->S) * sizeof(int32_t));
+    return fr_cond_ids(d->task, b, w->pid, w->c);
 }
 
 fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_traj_data *d, const int64_t *rows,

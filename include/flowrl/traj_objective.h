@@ -14,7 +14,7 @@
  * Memory (flowrl/backend.h): the rollout's tensors, the gathered rows and every (b, D) array
  * are backend memory; the per-sample arrays (log-probs, advantages, ratios, prompt ids) are
  * host memory. Per micro-step the b log-probs logp_θ cross to the host (fr_d2h) for the PPO
- * core, and its b-long gradient and the condition ids cross back (fr_h2d). */
+ * core, and its b-long gradient crosses back (fr_h2d). */
 #ifndef FLOWRL_TRAJ_OBJECTIVE_H
 #define FLOWRL_TRAJ_OBJECTIVE_H
 
@@ -107,14 +107,13 @@ typedef struct {
     fr_backend *be;
     fr_guided_ws pol, ref;
     int have_ref;
-    /* backend: (cap, D) rows, (cap,) log-probs and scratch, (cap, S) condition ids */
+    /* backend: (cap, D) rows, (cap,) log-probs and scratch */
     float *x, *x_next, *mean_old, *v, *mean, *g_mean, *v_ref, *mean_ref, *dlogp, *dscratch;
-    int32_t *c;
     void *dblk;
-    /* host: (cap,) per-sample values, (cap, S) condition ids before the upload */
+    /* host: (cap,) per-sample values, (cap, S) condition ids (fr_guided_forward's are host) */
     float *logp_old, *adv, *logp, *scratch;
     int *pid;
-    int32_t *c_host;
+    int32_t *c;
     void *blk;
 } fr_traj_ws;
 
