@@ -124,16 +124,21 @@ fr_status fr_awm_logprob(fr_backend *be, const fr_awm_params *p, int64_t K, int6
 {
     FR_TRY(fr_awm_params_check(p));
     FR_TRY(check_shape("fr_awm_logprob", K, B, D));
-    if (!t || !x0 || !eps || !v) return fr_fail(FR_ERR_ARG, "fr_awm_logprob: NULL array");
+    if (!be || !t || !x0 || !eps || !v) return fr_fail(FR_ERR_ARG, "fr_awm_logprob: NULL argument");
     double *mm = m ? m : fr_malloc((size_t)(K * B) * sizeof *mm);
-    if (!mm) return FR_ERR_NOMEM;
-    be->ops->awm_sqerr(K * B, B, D, v, eps, x0, mm);
-    for (int64_t r = 0; r < K * B; r++) {
+    double *dm = fr_dev_doubles(be, K * B); /* the op's rows, copied out */
+    fr_status s = mm && dm ? FR_OK : FR_ERR_NOMEM;
+    if (s == FR_OK) {
+        be->ops->awm_sqerr(K * B, B, D, v, eps, x0, dm);
+        s = fr_d2h(be, mm, dm, (size_t)(K * B) * sizeof *mm);
+    }
+    for (int64_t r = 0; s == FR_OK && r < K * B; r++) {
         if (logp) logp[r] = fr_awm_logprob_elem(p->weighting, mm[r], t[r], p->ghuber_power);
         if (w) w[r] = fr_awm_weight_elem(p->weighting, mm[r], t[r], p->ghuber_power);
     }
+    fr_dev_free(be, dm);
     if (!m) free(mm);
-    return FR_OK;
+    return s;
 }
 
 /* ---- the policy term ---------------------------------------------------------------- */
@@ -174,18 +179,22 @@ static void ppo_units(const fr_awm_params *p, int64_t n, const double *z, const 
 
 /* KL = mean_b mean_k [ mean_i (v − v_o)² / s_r ] (`.mean(dim=(2,3,4)) / (2·std²)`, then
  * `.mean(dim=0).mean()`); coef (K·B,) receives dKL/d(v − v_o)² per element without the
- * upstream factor: 1/(B·K·s_r·D). kl_row (K·B,) is scratch. */
-static double kl_term(fr_backend *be, fr_awm_kl_weight kw, int64_t K, int64_t B, int64_t D, const float *t,
-                      const float *v, const float *vo, double *kl_row, double *coef, double *kb)
+ * upstream factor: 1/(B·K·s_r·D). kl_row (K·B,) is host scratch, dkl (K·B,) backend scratch
+ * for the op's rows. */
+static fr_status kl_term(fr_backend *be, fr_awm_kl_weight kw, int64_t K, int64_t B, int64_t D, const float *t,
+                         const float *v, const float *vo, double *kl_row, double *coef, double *kb, double *dkl,
+                         double *kl)
 {
-    be->ops->row_msd_f64(K * B, D, v, vo, kl_row);
+    be->ops->row_msd_f64(K * B, D, v, vo, dkl);
+    FR_TRY(fr_d2h(be, kl_row, dkl, (size_t)(K * B) * sizeof *kl_row));
     for (int64_t r = 0; r < K * B; r++) {
         double s = kw == FR_AWM_KL_ELBO ? (double)fr_awm_elbo_two_var(t[r]) : 1.0;
         kl_row[r] = kl_row[r] / s;
         coef[r] = (((1.0 / (double)B) / (double)K) / s) / (double)D;
     }
     for (int64_t b = 0; b < B; b++) kb[b] = mean_d(kl_row + b, K, B); /* mean over k (dim 0) */
-    return mean_d(kb, B, 1);
+    *kl = mean_d(kb, B, 1);
+    return FR_OK;
 }
 
 /* ---- the loss ------------------------------------------------------------------------- */
@@ -197,7 +206,7 @@ fr_status fr_awm_loss(fr_backend *be, const fr_awm_params *p, int64_t K, int64_t
     const char *fn = "fr_awm_loss";
     FR_TRY(fr_awm_params_check(p));
     FR_TRY(check_shape(fn, K, B, D));
-    if (!t || !x0 || !eps || !v || !adv || !stats) return fr_fail(FR_ERR_ARG, "%s: NULL array", fn);
+    if (!be || !t || !x0 || !eps || !v || !adv || !stats) return fr_fail(FR_ERR_ARG, "%s: NULL argument", fn);
     if (p->beta > 0.0 && !v_ref) return fr_fail(FR_ERR_ARG, "%s: beta %g > 0 needs the reference output", fn, p->beta);
     if (p->ema_beta > 0.0 && !v_ema)
         return fr_fail(FR_ERR_ARG, "%s: ema_beta %g > 0 needs the EMA adapter's output", fn, p->ema_beta);
@@ -205,18 +214,24 @@ fr_status fr_awm_loss(fr_backend *be, const fr_awm_params *p, int64_t K, int64_t
     const int64_t R = K * B, n = p->ratio_mode == FR_AWM_RATIO_EXP_FIRST ? R : B;
     memset(stats, 0, sizeof *stats);
 
-    /* float64 scratch: ℓ, w (R each), per unit z, Ã, ρ, term, q (n each), KL rows and
-     * coefficients (R each, two terms), per-sample KL means (B) */
+    /* host float64 scratch: ℓ, w (R each), per unit z, Ã, ρ, term, q (n each), KL rows (R
+     * each, two terms), their coefficients (R each, adjacent: they cross together),
+     * per-sample KL means (B); host float32: the policy's row scales (R). Backend: float64 KL
+     * rows (R) and coefficients (2R), float32 targets (R, D) and row scales (R). */
     size_t nd = (size_t)(2 * R + 5 * n + 4 * R + B);
     double *wd = fr_malloc(nd * sizeof(double));
-    float *wf = grad_v ? fr_malloc((size_t)(R * D + R) * sizeof(float)) : NULL;
-    if (!wd || (grad_v && !wf)) {
+    float *scale = grad_v ? fr_malloc((size_t)R * sizeof(float)) : NULL;
+    void *dw = fr_dev_alloc(be, (size_t)(3 * R) * sizeof(double) + (grad_v ? (size_t)(R * D + R) * sizeof(float) : 0));
+    if (!wd || (grad_v && !scale) || !dw) {
         free(wd);
-        free(wf);
+        free(scale);
+        fr_dev_free(be, dw);
         return FR_ERR_NOMEM;
     }
     double *lp = wd, *w = lp + R, *z = w + R, *a = z + n, *r = a + n, *term = r + n, *q = term + n;
-    double *klr = q + n, *klc = klr + R, *ekr = klc + R, *ekc = ekr + R, *kb = ekc + R;
+    double *klr = q + n, *ekr = klr + R, *klc = ekr + R, *ekc = klc + R, *kb = ekc + R;
+    double *d_klr = dw, *d_klc = d_klr + R; /* d_klc: klc then ekc */
+    float *d_target = (float *)(d_klc + 2 * R), *d_scale = d_target + R * D;
     fr_status st = fr_awm_logprob(be, p, K, B, D, t, x0, eps, v, NULL, lp, w);
     if (st != FR_OK) goto done;
     if (logp) memcpy(logp, lp, (size_t)R * sizeof(double));
@@ -240,25 +255,28 @@ fr_status fr_awm_loss(fr_backend *be, const fr_awm_params *p, int64_t K, int64_t
     if (ratio) memcpy(ratio, r, (size_t)n * sizeof(double));
     stats->loss = stats->policy_loss;
     if (p->beta > 0.0) {
-        stats->kl = kl_term(be, p->kl_weight, K, B, D, t, v, v_ref, klr, klc, kb);
+        st = kl_term(be, p->kl_weight, K, B, D, t, v, v_ref, klr, klc, kb, d_klr, &stats->kl);
+        if (st != FR_OK) goto done;
         stats->loss = stats->loss + p->beta * stats->kl;
     }
     if (p->ema_beta > 0.0) {
-        stats->ema_kl = kl_term(be, p->kl_ema_weight, K, B, D, t, v, v_ema, ekr, ekc, kb);
+        st = kl_term(be, p->kl_ema_weight, K, B, D, t, v, v_ema, ekr, ekc, kb, d_klr, &stats->ema_kl);
+        if (st != FR_OK) goto done;
         stats->loss = stats->loss + p->ema_beta * stats->ema_kl;
     }
 
     if (grad_v) {
         /* policy: c_r = (−s_r·w_r·gout)·(2/(R·D)), s_r = R·dL_pg/dℓ_r; the difference and
          * the product in float32 through the routine pretraining uses */
-        float *target = wf, *scale = wf + R * D;
         const double two_over_n = 2.0 / (double)(R * D);
         for (int64_t i = 0; i < R; i++) {
             double s = p->ratio_mode == FR_AWM_RATIO_EXP_FIRST ? q[i] : q[i % B];
             scale[i] = (float)((-s * w[i] * gout) * two_over_n);
         }
-        be->ops->flow_target(R, B, D, x0, eps, target);
-        st = fr_fm_loss(be, R, D, v, target, scale, NULL, grad_v);
+        st = fr_h2d(be, d_scale, scale, (size_t)R * sizeof(float));
+        if (st != FR_OK) goto done;
+        be->ops->flow_target(R, B, D, x0, eps, d_target);
+        st = fr_fm_loss(be, R, D, v, d_target, d_scale, NULL, grad_v);
         if (st != FR_OK) goto done;
         /* KL terms: gout·β·coef_r·2·(v − v_o), summed in float64, rounded once, added */
         if (p->beta > 0.0 || p->ema_beta > 0.0) {
@@ -266,13 +284,16 @@ fr_status fr_awm_loss(fr_backend *be, const fr_awm_params *p, int64_t K, int64_t
                 klc[i] = p->beta > 0.0 ? ((gout * p->beta) * klc[i]) * 2.0 : 0.0;
                 ekc[i] = p->ema_beta > 0.0 ? ((gout * p->ema_beta) * ekc[i]) * 2.0 : 0.0;
             }
-            be->ops->kl_grad_add(R, D, v, p->beta > 0.0 ? v_ref : NULL, klc, p->ema_beta > 0.0 ? v_ema : NULL, ekc,
-                             grad_v);
+            st = fr_h2d(be, d_klc, klc, (size_t)(2 * R) * sizeof(double));
+            if (st != FR_OK) goto done;
+            be->ops->kl_grad_add(R, D, v, p->beta > 0.0 ? v_ref : NULL, d_klc, p->ema_beta > 0.0 ? v_ema : NULL,
+                                 d_klc + R, grad_v);
         }
     }
 done:
     free(wd);
-    free(wf);
+    free(scale);
+    fr_dev_free(be, dw);
     return st;
 }
 

@@ -177,7 +177,6 @@ static fr_status times_in(const fr_golden_case *c, fr_golden_in *g)
 static fr_status times_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in, fr_st_file *out)
 {
     (void)c;
-    (void)be;
     const float *s, *x0;
     const int64_t *sid;
     long long K, seed, epoch, batch;
@@ -215,7 +214,7 @@ static fr_status times_run(const fr_golden_case *c, fr_backend *be, const fr_st_
     FR_TRY(fr_awm_times(&tc, (uint32_t)seed, (uint32_t)epoch, (uint32_t)batch, TB, TT, s, NULL, t));
     FR_TRY(fr_go_out_f32(out, "eps", 2, (int64_t[]){TK * TB, TD}, &eps));
     FR_TRY(fr_go_out_f32(out, "xt", 2, (int64_t[]){TK * TB, TD}, &xt));
-    return fr_awm_noise((uint32_t)seed, (uint32_t)epoch, ids, TK, TB, TD, x0, t, eps, xt);
+    return fr_awm_noise(be, (uint32_t)seed, (uint32_t)epoch, ids, TK, TB, TD, x0, t, eps, xt);
 }
 
 /* Shared code: every mode and backend runs the same functions, so --fast stays bitwise. */

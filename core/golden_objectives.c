@@ -127,7 +127,7 @@ static fr_status obj_run(const fr_golden_case *c, fr_backend *be, const fr_st_fi
         FR_TRY(fr_go_out_f32(out, "bias", 1, bs, &bias));
         FR_TRY(fr_go_out_f32(out, "grad_mean", 2, sh, &gmean));
         /* 2. GRPO-Guard term with its gradient w.r.t. μ_θ */
-        FR_TRY(fr_guard_policy(&p, B, D, sample ? FR_GUARD_BIAS_SAMPLE : FR_GUARD_BIAS_BATCH,
+        FR_TRY(fr_guard_policy(be, &p, B, D, sample ? FR_GUARD_BIAS_SAMPLE : FR_GUARD_BIAS_BATCH,
                                &prm, xn, mean, mu_old, logp, logp_old, adv, gout, gmean, 0,
                                ratio, bias, &st));
     } else {
@@ -136,7 +136,7 @@ static fr_status obj_run(const fr_golden_case *c, fr_backend *be, const fr_st_fi
         FR_TRY(fr_go_out_f32(out, "grad_mean", 2, sh, &gmean));
         /* 2. PPO-clip term, 3. through the log-prob to μ_θ */
         FR_TRY(fr_ppo_policy(B, &prm, logp, logp_old, adv, gout, glogp, ratio, &st));
-        FR_TRY(fr_logp_backward(&p, B, D, xn, mean, glogp, gmean, 0));
+        FR_TRY(fr_logp_backward(be, &p, B, D, xn, mean, glogp, gmean, 0));
     }
     FR_TRY(out_stats(out, &st));
     if (c->arg == OBJ_PPO_KL) {
@@ -148,7 +148,7 @@ static fr_status obj_run(const fr_golden_case *c, fr_backend *be, const fr_st_fi
         FR_TRY(fr_go_scalar(in, "beta", &beta));
         /* 4. β·KL to the reference model, its gradient added to g_μ */
         FR_TRY(fr_kl_std(&p, FR_KL_CODE, &kl_sigma));
-        FR_TRY(fr_kl_loss(B, D, kl_sigma, mean, mu_ref, gout * beta, &kl, gmean, 1));
+        FR_TRY(fr_kl_loss(be, B, D, kl_sigma, mean, mu_ref, gout * beta, &kl, gmean, 1));
         FR_TRY(fr_go_out_scalar(out, "kl_sigma", kl_sigma));
         FR_TRY(fr_go_out_scalar(out, "loss_kl", kl));
     }

@@ -1,5 +1,7 @@
-/* The Flow-GRPO family of losses at one trained step (docs/algorithms/flow-grpo.md §2-§4): loops over
- * flowrl/grpo_elem.h, reductions in the canonical orders of flowrl/reduce.h. */
+/* The Flow-GRPO family of losses at one trained step (docs/algorithms/flow-grpo.md §2-§4): the
+ * D-wide work as op entries (flowrl/ops.h "trajectory objectives") on backend memory, the
+ * per-sample PPO core on the host (loops over flowrl/grpo_elem.h, reductions in the canonical
+ * orders of flowrl/reduce.h). */
 #include "flowrl/grpo.h"
 
 #include <math.h>
@@ -91,23 +93,15 @@ static fr_status logp_row_form(const fr_step *step, const char *fn, int *is_cps,
     return FR_OK;
 }
 
-fr_status fr_logp_backward(const fr_step *step, int64_t B, int64_t D, const float *x_next, const float *mean,
-                           const float *g_logp, float *grad_mean, int accumulate)
+fr_status fr_logp_backward(fr_backend *be, const fr_step *step, int64_t B, int64_t D, const float *x_next,
+                           const float *mean, const float *g_logp, float *grad_mean, int accumulate)
 {
     FR_TRY(check_bd("fr_logp_backward", B, D));
-    if (!x_next || !mean || !g_logp || !grad_mean) return fr_fail(FR_ERR_ARG, "fr_logp_backward: NULL array");
+    if (!be || !x_next || !mean || !g_logp || !grad_mean) return fr_fail(FR_ERR_ARG, "fr_logp_backward: NULL argument");
     int is_cps = 0;
     float two_var = 0.0f;
     FR_TRY(logp_row_form(step, "fr_logp_backward", &is_cps, &two_var));
-    for (int64_t b = 0; b < B; b++) {
-        const float *xr = x_next + b * D, *mr = mean + b * D;
-        float *gr = grad_mean + b * D;
-        float gd = is_cps ? g_logp[b] / (float)D : fr_gauss_row_scale(g_logp[b], (float)D, two_var);
-        for (int64_t k = 0; k < D; k++) {
-            float g = is_cps ? fr_cps_dlogp_dmu_elem(xr[k], mr[k], gd) : fr_gauss_dlogp_dmu_elem(xr[k], mr[k], gd);
-            gr[k] = accumulate ? gr[k] + g : g;
-        }
-    }
+    be->ops->logp_backward(B, D, is_cps, two_var, x_next, mean, g_logp, grad_mean, accumulate);
     return FR_OK;
 }
 
@@ -123,42 +117,48 @@ fr_status fr_kl_std(const fr_step *step, fr_kl_form form, float *kl_sigma)
     return FR_OK;
 }
 
-fr_status fr_kl_loss(int64_t B, int64_t D, float kl_sigma, const float *mean, const float *mean_ref, float gout,
-                     float *loss, float *grad_mean, int accumulate)
+/* rows (R,) on the host = the canonical sums of squares of a − b over each row of D
+ * (backend memory), through a backend scratch of R floats. */
+static fr_status sumsq_rows(fr_backend *be, int64_t R, int64_t D, const float *a, const float *b, float *rows)
 {
-    FR_TRY(check_bd("fr_kl_loss", B, D));
-    if (!mean || !mean_ref || !loss) return fr_fail(FR_ERR_ARG, "fr_kl_loss: NULL array");
-    if (!(kl_sigma > 0.0f) || kl_sigma == INFINITY)
-        return fr_fail(FR_ERR_ARG, "fr_kl_loss: sigma %g, expected finite > 0", (double)kl_sigma);
-    float *w = fr_malloc((size_t)(D + B) * sizeof(float));
-    if (!w) return FR_ERR_NOMEM;
-    float *d = w, *kl = w + D;
-    float two_var = 2.0f * (kl_sigma * kl_sigma); /* `2 * std_dev_t ** 2` */
-    for (int64_t b = 0; b < B; b++) {
-        for (int64_t k = 0; k < D; k++) d[k] = mean[b * D + k] - mean_ref[b * D + k];
-        kl[b] = (fr_sumsq_canonical(d, D) / (float)D) / two_var;
-    }
-    *loss = fr_mean_canonical(kl, B);
-    if (grad_mean) {
-        float gk = ((gout / (float)B) / two_var) / (float)D;
-        for (int64_t i = 0; i < B * D; i++) {
-            float g = fr_kl_dmu_elem(mean[i], mean_ref[i], gk);
-            grad_mean[i] = accumulate ? grad_mean[i] + g : g;
-        }
-    }
-    free(w);
-    return FR_OK;
+    float *d = fr_dev_floats(be, R);
+    if (!d) return FR_ERR_NOMEM;
+    be->ops->row_sumsq_diff(R, D, a, b, d);
+    fr_status s = fr_d2h(be, rows, d, (size_t)R * sizeof(float));
+    fr_dev_free(be, d);
+    return s;
 }
 
-fr_status fr_guard_policy(const fr_step *step, int64_t B, int64_t D, fr_guard_bias mode, const fr_ppo_params *prm,
-                          const float *x_next, const float *mean, const float *mean_old, const float *logp_new,
-                          const float *logp_old, const float *adv, float gout, float *grad_mean, int accumulate,
-                          float *ratio, float *bias, fr_ppo_stats *stats)
+fr_status fr_kl_loss(fr_backend *be, int64_t B, int64_t D, float kl_sigma, const float *mean, const float *mean_ref,
+                     float gout, float *loss, float *grad_mean, int accumulate)
+{
+    FR_TRY(check_bd("fr_kl_loss", B, D));
+    if (!be || !mean || !mean_ref || !loss) return fr_fail(FR_ERR_ARG, "fr_kl_loss: NULL argument");
+    if (!(kl_sigma > 0.0f) || kl_sigma == INFINITY)
+        return fr_fail(FR_ERR_ARG, "fr_kl_loss: sigma %g, expected finite > 0", (double)kl_sigma);
+    float *kl = fr_malloc((size_t)B * sizeof(float));
+    if (!kl) return FR_ERR_NOMEM;
+    float two_var = 2.0f * (kl_sigma * kl_sigma); /* `2 * std_dev_t ** 2` */
+    fr_status s = sumsq_rows(be, B, D, mean, mean_ref, kl);
+    if (s == FR_OK) {
+        for (int64_t b = 0; b < B; b++) kl[b] = (kl[b] / (float)D) / two_var;
+        *loss = fr_mean_canonical(kl, B);
+        if (grad_mean)
+            be->ops->kl_grad(B * D, ((gout / (float)B) / two_var) / (float)D, mean, mean_ref, grad_mean, accumulate);
+    }
+    free(kl);
+    return s;
+}
+
+fr_status fr_guard_policy(fr_backend *be, const fr_step *step, int64_t B, int64_t D, fr_guard_bias mode,
+                          const fr_ppo_params *prm, const float *x_next, const float *mean, const float *mean_old,
+                          const float *logp_new, const float *logp_old, const float *adv, float gout, float *grad_mean,
+                          int accumulate, float *ratio, float *bias, fr_ppo_stats *stats)
 {
     const char *fn = "fr_guard_policy";
     FR_TRY(check_bd(fn, B, D));
     FR_TRY(check_ppo(fn, B, prm));
-    if (!step || !x_next || !mean || !mean_old || !logp_new || !logp_old || !adv || !stats)
+    if (!be || !step || !x_next || !mean || !mean_old || !logp_new || !logp_old || !adv || !stats)
         return fr_fail(FR_ERR_ARG, "%s: NULL argument", fn);
     if (step->kind != FR_SAMPLER_SDE)
         return fr_fail(FR_ERR_ARG, "%s: GRPO-Guard needs an sde step, got %s", fn, fr_sampler_name(step->kind));
@@ -173,20 +173,23 @@ fr_status fr_guard_policy(const fr_step *step, int64_t B, int64_t D, fr_guard_bi
     float sd2 = sqrt_dt * sqrt_dt; /* `sqrt_dt.mean()**2` */
     if (!(s > 0.0f)) return fr_fail(FR_ERR_ARG, "%s: step std %g, expected > 0 (noise level > 0)", fn, (double)s);
 
-    size_t n = (size_t)(B * D);
-    float *w = fr_malloc((n + (size_t)B * 7) * sizeof(float));
+    const int64_t n = B * D;
+    float *w = fr_malloc((size_t)B * 8 * sizeof(float));
     if (!w) return FR_ERR_NOMEM;
-    float *dmu = w, *z = w + n, *dl = z + B, *term = dl + B, *dz = term + B, *bi = dz + B, *r = bi + B,
-          *tmp = r + B;
+    float *z = w, *dl = z + B, *term = dl + B, *dz = term + B, *bi = dz + B, *r = bi + B, *gd = r + B, *gm = gd + B;
     if (ratio) r = ratio;
-    for (size_t i = 0; i < n; i++) dmu[i] = mean[i] - mean_old[i];
+    /* the bias: Σ Δμ² over the batch or per sample, Δμ = μ_θ − μ_old (an op entry) */
+    fr_status st;
     if (mode == FR_GUARD_BIAS_BATCH) {
         /* `(Δμ).pow(2).mean(dim=())`: an empty dim tuple reduces everything (docs/algorithms/flow-grpo.md §3) */
-        float b0 = (fr_sumsq_canonical(dmu, (int64_t)n) / (float)(int64_t)n) / two_s2;
+        st = sumsq_rows(be, 1, n, mean, mean_old, bi);
+        const float b0 = (bi[0] / (float)n) / two_s2;
         for (int64_t b = 0; b < B; b++) bi[b] = b0;
     } else {
-        for (int64_t b = 0; b < B; b++) bi[b] = (fr_sumsq_canonical(dmu + b * D, D) / (float)D) / two_s2;
+        st = sumsq_rows(be, B, D, mean, mean_old, bi);
+        for (int64_t b = 0; b < B; b++) bi[b] = (bi[b] / (float)D) / two_s2;
     }
+    if (st != FR_OK) goto done;
     for (int64_t b = 0; b < B; b++) {
         dl[b] = logp_new[b] - logp_old[b];
         z[b] = fr_guard_logratio_elem(logp_new[b], logp_old[b], bi[b], s);
@@ -198,28 +201,32 @@ fr_status fr_guard_policy(const fr_step *step, int64_t B, int64_t D, fr_guard_bi
 
     if (grad_mean) {
         float two_var = fr_gauss_coef_make(s).two_var; /* the sde log-prob's 2·std² */
-        /* z = (.. + bias)·s: MulBackward gives gy = dz·s to logp_new and to the bias */
-        for (int64_t b = 0; b < B; b++) tmp[b] = dz[b] * s;
+        /* z = (.. + bias)·s: MulBackward gives gy = dz·s to logp_new and to the bias; gd, gm
+         * are each row's factors of fr_guard_dmu_elem */
         float gm_all = 0.0f;
         if (mode == FR_GUARD_BIAS_BATCH) {
             /* the scalar bias broadcast over B: its gradient is the batch reduction of gy */
             float gb = 0.0f;
-            for (int64_t b = 0; b < B; b++) gb = gb + tmp[b];
-            gm_all = (gb / two_s2) / (float)(int64_t)n;
+            for (int64_t b = 0; b < B; b++) gb = gb + dz[b] * s;
+            gm_all = (gb / two_s2) / (float)n;
         }
         for (int64_t b = 0; b < B; b++) {
-            float gd = fr_gauss_row_scale(tmp[b], (float)D, two_var);
-            float gm = mode == FR_GUARD_BIAS_BATCH ? gm_all : (tmp[b] / two_s2) / (float)D;
-            for (int64_t k = 0; k < D; k++) {
-                int64_t i = b * D + k;
-                /* the two uses of μ_θ (logp_new and the bias) are summed, as autograd does */
-                float g = fr_gauss_dlogp_dmu_elem(x_next[i], mean[i], gd) + gm * (2.0f * dmu[i]);
-                grad_mean[i] = accumulate ? grad_mean[i] + g : g;
-            }
+            const float gy = dz[b] * s;
+            gd[b] = fr_gauss_row_scale(gy, (float)D, two_var);
+            gm[b] = mode == FR_GUARD_BIAS_BATCH ? gm_all : (gy / two_s2) / (float)D;
         }
+        float *dg = fr_dev_floats(be, 2 * B);
+        if (!dg) {
+            st = FR_ERR_NOMEM;
+            goto done;
+        }
+        st = fr_h2d(be, dg, gd, (size_t)(2 * B) * sizeof(float)); /* gd, gm: adjacent on both sides */
+        if (st == FR_OK) be->ops->guard_grad(B, D, x_next, mean, mean_old, dg, dg + B, grad_mean, accumulate);
+        fr_dev_free(be, dg);
     }
+done:
     free(w);
-    return FR_OK;
+    return st;
 }
 
 fr_status fr_grpo_dmean_dv(const fr_step *step, float *dmean_dv)

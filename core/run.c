@@ -62,7 +62,7 @@ static fr_status setup(fr_run *r)
         FR_TRY(fr_model_alloc(&r->ref, r->be, &r->pol.cfg));
         r->have_ref = 1;
         for (int i = 0; i < r->pol.n_params; i++)
-            memcpy(r->ref.values[i].data, r->pol.values[i].data, fr_tensor_nbytes(&r->pol.values[i]));
+            FR_TRY(fr_d2d(r->be, r->ref.values[i].data, r->pol.values[i].data, fr_tensor_nbytes(&r->pol.values[i])));
     }
     FR_TRY(fr_adamw_state_init(r->be, &r->adam, r->pol.params, r->pol.n_params));
     if (o->opt.ema_decay >= 0.0f) {
@@ -182,18 +182,33 @@ static void header(fr_run *r)
 
 /* ---- health checks (collapse, divergence) ----------------------------------------------- */
 
-static fr_status params_finite(const fr_run *r)
+static fr_status params_finite(const fr_run *r, const fr_tensor *host)
 {
     for (int i = 0; i < r->pol.n_params; i++) {
-        const fr_tensor *v = &r->pol.values[i];
-        const float *p = v->data;
-        int64_t n = fr_tensor_numel(v);
+        const float *p = host[i].data;
+        int64_t n = fr_tensor_numel(&host[i]);
         for (int64_t k = 0; k < n; k++)
             if (!isfinite(p[k]))
                 return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld: parameter %s[%lld] is %g (the policy diverged)",
                                (long long)r->epoch + 1, r->pol.params[i].name, (long long)k, (double)p[k]);
     }
     return FR_OK;
+}
+
+/* The parameters after the epoch: copied out once (fr_d2h), checked finite, then recorded
+ * under the checkpoint's names. */
+static fr_status check_and_record_policy(fr_run *r)
+{
+    const int n = r->pol.n_params;
+    fr_tensor *h = fr_calloc((size_t)n, sizeof *h);
+    if (!h) return FR_ERR_NOMEM;
+    fr_status s = FR_OK;
+    for (int i = 0; i < n && s == FR_OK; i++) s = fr_run_host_copy(r, &r->pol.values[i], &h[i]);
+    if (s == FR_OK) s = params_finite(r, h);
+    for (int i = 0; i < n && s == FR_OK; i++) s = fr_run_rec_tensor(r, r->pol.params[i].name, &h[i]);
+    for (int i = 0; i < n; i++) fr_tensor_free(&h[i]);
+    free(h);
+    return s;
 }
 
 static void health(fr_run *r, const fr_run_epoch_event *ev)
@@ -286,9 +301,8 @@ static fr_status run_epoch(fr_run *r, int64_t e)
     FR_TRY(fr_audit_begin_step(pv->audit, e + 1));
     pv->rec_step = e + 1;
     FR_TRY(r->algo->epoch(r, pv->state));
-    FR_TRY(params_finite(r));
     /* the state after the epoch, under the checkpoint's names (flowrl/audit.h convention) */
-    FR_TRY(fr_run_rec_params(r, "", r->pol.values));
+    FR_TRY(check_and_record_policy(r));
     if (r->have_ema) FR_TRY(fr_run_rec_params(r, "ema.", r->ema.shadow));
     FR_TRY(fr_run_rec_params(r, "optim.m.", r->adam.m));
     FR_TRY(fr_run_rec_params(r, "optim.v.", r->adam.v));

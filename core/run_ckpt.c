@@ -132,7 +132,11 @@ static fr_status cross_check_audit(fr_run *r, int64_t epoch, const char *path)
         const char *name = r->pol.params[p].name;
         for (size_t k = 0; k < st->n; k++) {
             if (strcmp(st->recs[k].name, name) != 0) continue;
-            uint64_t d = fr_tensor_digest(&r->pol.values[p]);
+            fr_tensor h; /* the parameter copied out (backend memory) */
+            s = fr_run_host_copy(r, &r->pol.values[p], &h);
+            if (s != FR_OK) break;
+            uint64_t d = fr_tensor_digest(&h);
+            fr_tensor_free(&h);
             if (d != st->recs[k].digest)
                 s = fr_fail(FR_ERR_MISMATCH,
                             "%s: tensor %s: digest %016" PRIx64 " differs from audit.log's step %lld record "

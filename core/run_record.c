@@ -35,12 +35,36 @@ fr_status fr_run_rec_f32(fr_run *r, const char *name, const float *p, int nd, in
     return fr_run_rec_tensor(r, name, &v);
 }
 
+fr_status fr_run_host_copy(fr_run *r, const fr_tensor *v, fr_tensor *host)
+{
+    FR_TRY(fr_tensor_alloc(host, v->dtype, v->ndim, v->shape));
+    fr_status s = fr_d2h(r->be, host->data, v->data, fr_tensor_nbytes(v));
+    if (s != FR_OK) fr_tensor_free(host);
+    return s;
+}
+
+fr_status fr_run_rec_dev(fr_run *r, const char *name, const fr_tensor *v)
+{
+    fr_tensor h;
+    FR_TRY(fr_run_host_copy(r, v, &h));
+    fr_status s = fr_run_rec_tensor(r, name, &h);
+    fr_tensor_free(&h);
+    return s;
+}
+
+fr_status fr_run_rec_dev_f32(fr_run *r, const char *name, const float *p, int nd, int64_t d0, int64_t d1, int64_t d2)
+{
+    int64_t sh[3] = {d0, d1, d2};
+    fr_tensor v = fr_tensor_f32((float *)p, nd, sh); /* read through fr_d2h only */
+    return fr_run_rec_dev(r, name, &v);
+}
+
 fr_status fr_run_rec_params(fr_run *r, const char *prefix, const fr_tensor *vals)
 {
     char name[FR_AUDIT_MAX_NAME + 1];
     for (int i = 0; i < r->pol.n_params; i++) {
         snprintf(name, sizeof name, "%s%s", prefix, r->pol.params[i].name);
-        FR_TRY(fr_run_rec_tensor(r, name, &vals[i]));
+        FR_TRY(fr_run_rec_dev(r, name, &vals[i]));
     }
     return FR_OK;
 }

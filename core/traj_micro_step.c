@@ -11,6 +11,7 @@ void fr_traj_ws_free(fr_traj_ws *w)
 {
     fr_guided_ws_free(&w->pol);
     if (w->have_ref) fr_guided_ws_free(&w->ref);
+    if (w->be) fr_dev_free(w->be, w->dblk);
     free(w->blk);
     memset(w, 0, sizeof *w);
 }
@@ -27,14 +28,22 @@ fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap
     w->cap = cap;
     w->D = D;
     w->S = S;
-    /* x, x_next, mean_old, v, mean, g_mean, v_ref, mean_ref: cap·D; logp_old, adv, logp, scratch: cap */
-    size_t bytes = (size_t)(8 * cap * D + 4 * cap) * sizeof(float) + (size_t)cap * sizeof(int) +
-                   (size_t)(cap * S) * sizeof(int32_t);
-    w->blk = fr_malloc(bytes);
-    if (!w->blk) return FR_ERR_NOMEM;
-    float *f = w->blk;
+    w->be = tr->be;
+    /* backend: 8 arrays of (cap, D), 2 of (cap,); host: 4 of (cap,), the prompt ids, the
+     * condition ids (cap, S) (fr_guided_forward copies them in when they change) */
+    w->dblk = fr_dev_alloc(tr->be, (size_t)(8 * cap * D + 2 * cap) * sizeof(float));
+    w->blk = fr_malloc((size_t)(4 * cap) * sizeof(float) + (size_t)cap * sizeof(int) + (size_t)(cap * S) * sizeof(int32_t));
+    if (!w->dblk || !w->blk) {
+        fr_traj_ws_free(w);
+        return FR_ERR_NOMEM;
+    }
+    /* slices of the blocks (pointer arithmetic only: the host never reads backend memory) */
+    float *f = w->dblk;
     float **rows[] = {&w->x, &w->x_next, &w->mean_old, &w->v, &w->mean, &w->g_mean, &w->v_ref, &w->mean_ref};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) *rows[i] = f, f += cap * D;
+    w->dlogp = f;
+    w->dscratch = f + cap;
+    f = w->blk;
     float **vecs[] = {&w->logp_old, &w->adv, &w->logp, &w->scratch};
     for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) *vecs[i] = f, f += cap;
     w->pid = (int *)f;
@@ -48,17 +57,19 @@ fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap
     return s;
 }
 
-/* Step 1: the rows of step j, and their condition ids. */
-static fr_status gather(fr_traj_ws *w, const fr_traj_data *d, const int64_t *rows, int64_t b, int64_t j)
+/* Step 1: the rows of step j (backend to backend, row by row), their per-sample values and
+ * condition ids (host). */
+static fr_status gather(fr_backend *be, fr_traj_ws *w, const fr_traj_data *d, const int64_t *rows, int64_t b, int64_t j)
 {
     const int64_t N = d->N, D = w->D;
+    const size_t row = (size_t)D * sizeof(float);
     for (int64_t k = 0; k < b; k++) {
         const int64_t r = rows[k];
         if (r < 0 || r >= N) return fr_fail(FR_ERR_ARG, "fr_traj_micro_step: row %lld outside [0, %lld)", (long long)r,
                                             (long long)N);
-        memcpy(w->x + k * D, d->traj + (j * N + r) * D, (size_t)D * sizeof(float));
-        memcpy(w->x_next + k * D, d->traj + ((j + 1) * N + r) * D, (size_t)D * sizeof(float));
-        memcpy(w->mean_old + k * D, d->mean + (j * N + r) * D, (size_t)D * sizeof(float));
+        FR_TRY(fr_d2d(be, w->x + k * D, d->traj + (j * N + r) * D, row));
+        FR_TRY(fr_d2d(be, w->x_next + k * D, d->traj + ((j + 1) * N + r) * D, row));
+        FR_TRY(fr_d2d(be, w->mean_old + k * D, d->mean + (j * N + r) * D, row));
         w->logp_old[k] = d->logp[j * N + r];
         w->adv[k] = d->adv[r];
         w->pid[k] = d->prompt_ids[r];
@@ -69,37 +80,39 @@ static fr_status gather(fr_traj_ws *w, const fr_traj_data *d, const int64_t *row
 fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_traj_data *d, const int64_t *rows,
                              int64_t b, int64_t j, float gout, float *ratio, fr_traj_stats *st)
 {
-    if (!tr || !w || !w->blk || !d || !d->rc || !d->traj || !d->mean || !d->logp || !d->adv || !d->prompt_ids ||
+    if (!tr || !w || !w->blk || !w->dblk || !d || !d->rc || !d->traj || !d->mean || !d->logp || !d->adv || !d->prompt_ids ||
         !rows || !ratio || !st || b < 1 || b > w->cap || j < 0 || j >= d->rc->T)
         return fr_fail(FR_ERR_ARG, "fr_traj_micro_step: %lld rows at step %lld (capacity %lld) or a NULL argument",
                        (long long)b, (long long)j, w ? (long long)w->cap : 0LL);
     const int64_t D = w->D;
     const int with_ref = tr->beta > 0.0f;
     memset(st, 0, sizeof *st);
-    FR_TRY(gather(w, d, rows, b, j));
+    fr_backend *be = tr->be;
+    FR_TRY(gather(be, w, d, rows, b, j));
 
     const fr_step step = fr_rollout_step(d->rc, j);
     const float t_in = fr_rollout_time(d->rc, j);
-    FR_TRY(fr_guided_forward(tr->policy, tr->be, &w->pol, b, w->x, t_in, w->c, w->v));
-    FR_TRY(fr_sampler_logprob(tr->be, &step, b, D, w->x, w->v, NULL, w->x_next, w->mean, w->logp));
+    FR_TRY(fr_guided_forward(tr->policy, be, &w->pol, b, w->x, t_in, w->c, w->v));
+    FR_TRY(fr_sampler_logprob(be, &step, b, D, w->x, w->v, NULL, w->x_next, w->mean, w->dlogp));
+    FR_TRY(fr_d2h(be, w->logp, w->dlogp, (size_t)b * sizeof(float))); /* per-sample, for the PPO core */
     if (with_ref) {
         /* the frozen base under the same guidance (docs/algorithms/flow-grpo.md §2: LoRA off = the base) */
-        FR_TRY(fr_guided_forward(tr->ref, tr->be, &w->ref, b, w->x, t_in, w->c, w->v_ref));
-        FR_TRY(fr_sampler_mean(tr->be, &step, b, D, w->x, w->v_ref, NULL, w->mean_ref));
+        FR_TRY(fr_guided_forward(tr->ref, be, &w->ref, b, w->x, t_in, w->c, w->v_ref));
+        FR_TRY(fr_sampler_mean(be, &step, b, D, w->x, w->v_ref, NULL, w->mean_ref));
     }
 
-    const fr_traj_batch tb = {b,         D,       step,    w->x,    w->x_next,                 w->mean_old,
-                              w->logp_old, w->adv, w->mean, w->logp, with_ref ? w->mean_ref : NULL, w->scratch};
-    FR_TRY(tr->objective->loss(&tb, j, tr->params, gout, w->g_mean, ratio, st));
+    const fr_traj_batch tb = {b,      D,       step,    w->x,    w->x_next, w->mean_old, w->logp_old, w->adv,
+                              w->mean, w->logp, with_ref ? w->mean_ref : NULL, w->scratch, w->dscratch};
+    FR_TRY(tr->objective->loss(be, &tb, j, tr->params, gout, w->g_mean, ratio, st));
     if (with_ref) {
         float ks;
         FR_TRY(fr_kl_std(&step, tr->kl_form, &ks));
-        FR_TRY(fr_kl_loss(b, D, ks, w->mean, w->mean_ref, gout * tr->beta, &st->kl, w->g_mean, 1));
+        FR_TRY(fr_kl_loss(be, b, D, ks, w->mean, w->mean_ref, gout * tr->beta, &st->kl, w->g_mean, 1));
     }
     float dm;
     FR_TRY(fr_grpo_dmean_dv(&step, &dm));
-    tr->be->ops->scale(b * D, dm, w->g_mean, w->g_mean); /* g_v = g_μ·dμ/dv */
-    FR_TRY(fr_guided_backward(tr->policy, tr->be, &w->pol, w->g_mean));
+    be->ops->scale(b * D, dm, w->g_mean, w->g_mean); /* g_v = g_μ·dμ/dv */
+    FR_TRY(fr_guided_backward(tr->policy, be, &w->pol, w->g_mean));
 
     st->loss = st->obj + tr->beta * st->kl;
     if (!isfinite(st->loss))

@@ -12,14 +12,16 @@ static void copy_stats(const fr_ppo_stats *p, fr_traj_stats *st)
     st->ratio_mean = p->ratio_mean;
 }
 
-/* L = mean_b max(−Â r, −Â clip(r)), r = exp(logp_θ − logp_old); g_μ through logp_θ. */
-static fr_status ppo_loss(const fr_traj_batch *tb, int64_t j, const void *params, float gout, float *g_mean,
-                          float *ratio, fr_traj_stats *st)
+/* L = mean_b max(−Â r, −Â clip(r)), r = exp(logp_θ − logp_old); g_μ through logp_θ (the
+ * per-sample gradient crosses to the backend for the D-wide backward). */
+static fr_status ppo_loss(fr_backend *be, const fr_traj_batch *tb, int64_t j, const void *params, float gout,
+                          float *g_mean, float *ratio, fr_traj_stats *st)
 {
     (void)j;
     fr_ppo_stats p;
     FR_TRY(fr_ppo_policy(tb->b, params, tb->logp, tb->logp_old, tb->adv, gout, tb->scratch, ratio, &p));
-    FR_TRY(fr_logp_backward(&tb->step, tb->b, tb->D, tb->x_next, tb->mean, tb->scratch, g_mean, 0));
+    FR_TRY(fr_h2d(be, tb->dscratch, tb->scratch, (size_t)tb->b * sizeof(float)));
+    FR_TRY(fr_logp_backward(be, &tb->step, tb->b, tb->D, tb->x_next, tb->mean, tb->dscratch, g_mean, 0));
     copy_stats(&p, st);
     return FR_OK;
 }
@@ -27,13 +29,13 @@ static fr_status ppo_loss(const fr_traj_batch *tb, int64_t j, const void *params
 const fr_traj_objective fr_traj_ppo = {"ppo", ppo_loss};
 
 /* The ratio with the μ-bias term, reweighted by 1/(−dt); g_μ through logp_θ and the bias. */
-static fr_status guard_loss(const fr_traj_batch *tb, int64_t j, const void *params, float gout, float *g_mean,
-                            float *ratio, fr_traj_stats *st)
+static fr_status guard_loss(fr_backend *be, const fr_traj_batch *tb, int64_t j, const void *params, float gout,
+                            float *g_mean, float *ratio, fr_traj_stats *st)
 {
     (void)j;
     const fr_traj_guard_params *g = params;
     fr_ppo_stats p;
-    FR_TRY(fr_guard_policy(&tb->step, tb->b, tb->D, g->bias, &g->ppo, tb->x_next, tb->mean, tb->mean_old, tb->logp,
+    FR_TRY(fr_guard_policy(be, &tb->step, tb->b, tb->D, g->bias, &g->ppo, tb->x_next, tb->mean, tb->mean_old, tb->logp,
                            tb->logp_old, tb->adv, gout, g_mean, 0, ratio, NULL, &p));
     copy_stats(&p, st);
     return FR_OK;

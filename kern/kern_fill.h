@@ -17,6 +17,7 @@
 #include "kern/k_norm.h"
 #include "kern/k_reduce_scalar.h"
 #include "kern/k_sampler.h"
+#include "kern/k_traj.h"
 
 static void fr_kern_fill(fr_ops *t)
 {
@@ -28,6 +29,7 @@ static void fr_kern_fill(fr_ops *t)
     fr_kern_fill_flow(t);
     fr_kern_fill_model(t);
     fr_kern_fill_sampler(t);
+    fr_kern_fill_traj(t);
 }
 
 #endif

@@ -47,4 +47,9 @@ void fr_ref_fill(fr_ops *ops)
     ops->rng_normal_rows = fr_ref_rng_normal_rows;
     ops->noise_fm = fr_ref_noise_fm;
     ops->gather_rows = fr_ref_gather_rows;
+    /* trajectory objectives (ref/ref_traj.c) */
+    ops->logp_backward = fr_ref_logp_backward;
+    ops->row_sumsq_diff = fr_ref_row_sumsq_diff;
+    ops->kl_grad = fr_ref_kl_grad;
+    ops->guard_grad = fr_ref_guard_grad;
 }

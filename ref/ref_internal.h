@@ -70,5 +70,12 @@ void fr_ref_rng_normal_rows(int64_t R, int64_t D, uint32_t seed, uint32_t purpos
 void fr_ref_noise_fm(int64_t R, int64_t n1, int64_t D, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c2,
                      const uint32_t *ids, const float *x0, const float *t, float *x_t, float *eps);
 void fr_ref_gather_rows(int64_t R, int64_t D, const int32_t *idx, int64_t n_src, const float *src, float *dst);
+/* ref_traj.c */
+void fr_ref_logp_backward(int64_t B, int64_t D, int cps, float two_var, const float *x_next, const float *mean,
+                          const float *g_logp, float *grad_mean, int accumulate);
+void fr_ref_row_sumsq_diff(int64_t R, int64_t D, const float *a, const float *b, float *out);
+void fr_ref_kl_grad(int64_t n, float gk, const float *mean, const float *mean_ref, float *grad, int accumulate);
+void fr_ref_guard_grad(int64_t B, int64_t D, const float *x_next, const float *mean, const float *mean_old,
+                       const float *gd, const float *gm, float *grad, int accumulate);
 
 #endif

@@ -15,6 +15,7 @@
     X(ops_grad)                                                                            \
     X(ops_model)                                                                           \
     X(ops_sampler)                                                                         \
+    X(ops_traj)                                                                            \
     X(safetensors)                                                                         \
     X(model)                                                                               \
     X(schedule)                                                                            \

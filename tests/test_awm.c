@@ -106,7 +106,7 @@ START_TEST(test_uniform_equals_pretraining)
     tc.K = K;
     tc.type = FR_AWM_TIME_UNIFORM;
     ck_assert_int_eq(fr_awm_times(&tc, 5, 2, 1, B, 14, NULL, NULL, t), FR_OK);
-    ck_assert_int_eq(fr_awm_noise(5, 2, ids, K, B, D, x0, t, eps, xt), FR_OK);
+    ck_assert_int_eq(fr_awm_noise(REF, 5, 2, ids, K, B, D, x0, t, eps, xt), FR_OK);
     /* a stand-in model output: v = x_t·0.5 + drawn noise */
     fr_rng_fill_normal(v, R * D, 5, FR_RNG_TEST, 11, 0, 0);
     for (int j = 0; j < R * D; j++) v[j] = xt[j] * 0.5f + v[j];
@@ -437,7 +437,7 @@ START_TEST(test_noise)
     float x0[B * D], t[K * B] = {0.9f, 0.9f, 0.9f, 0.25f, 0.25f, 0.25f}, eps[K * B * D], xt[K * B * D];
     uint32_t ids[B] = {7, 2, 30};
     fr_rng_fill_normal(x0, B * D, 1, FR_RNG_TEST, 20, 0, 0);
-    ck_assert_int_eq(fr_awm_noise(4, 6, ids, K, B, D, x0, t, eps, xt), FR_OK);
+    ck_assert_int_eq(fr_awm_noise(REF, 4, 6, ids, K, B, D, x0, t, eps, xt), FR_OK);
     for (int k = 0; k < K; k++)
         for (int b = 0; b < B; b++)
             for (int i = 0; i < D; i++) {
@@ -447,7 +447,7 @@ START_TEST(test_noise)
             }
     /* sample 30 alone, as batch row 0 */
     float e1[K * D], x1[K * D], t1[K] = {0.9f, 0.25f};
-    ck_assert_int_eq(fr_awm_noise(4, 6, ids + 2, K, 1, D, x0 + 2 * D, t1, e1, x1), FR_OK);
+    ck_assert_int_eq(fr_awm_noise(REF, 4, 6, ids + 2, K, 1, D, x0 + 2 * D, t1, e1, x1), FR_OK);
     for (int k = 0; k < K; k++) ck_assert(memcmp(e1 + k * D, eps + (k * B + 2) * D, D * sizeof(float)) == 0);
 }
 END_TEST

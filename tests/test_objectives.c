@@ -201,7 +201,7 @@ START_TEST(test_logp_backward_fd)
             xn[i] = mu[i] + sd.std * test_normal(&seed);
         }
         for (int b = 0; b < B; b++) gl[b] = test_normal(&seed);
-        ck_assert_int_eq(fr_logp_backward(&all[s], B, D, xn, mu, gl, gm, 0), FR_OK);
+        ck_assert_int_eq(fr_logp_backward(fr_test_ref_be(), &all[s], B, D, xn, mu, gl, gm, 0), FR_OK);
         int cps = all[s].kind == FR_SAMPLER_CPS;
         double var = (double)sd.std * sd.std;
         for (int b = 0; b < B; b++)
@@ -221,12 +221,12 @@ START_TEST(test_logp_backward_fd)
         /* accumulate adds */
         float gm2[B * D];
         memcpy(gm2, gm, sizeof gm);
-        ck_assert_int_eq(fr_logp_backward(&all[s], B, D, xn, mu, gl, gm2, 1), FR_OK);
+        ck_assert_int_eq(fr_logp_backward(fr_test_ref_be(), &all[s], B, D, xn, mu, gl, gm2, 1), FR_OK);
         for (int i = 0; i < B * D; i++) ck_assert(gm2[i] == gm[i] + gm[i]);
     }
     fr_step ode = grid_step(FR_SAMPLER_ODE, 3, 0.0f);
     float one = 1.0f, o[1];
-    ck_assert_int_eq(fr_logp_backward(&ode, 1, 1, &one, &one, &one, o, 0), FR_ERR_ARG);
+    ck_assert_int_eq(fr_logp_backward(fr_test_ref_be(), &ode, 1, 1, &one, &one, &one, o, 0), FR_ERR_ARG);
 }
 END_TEST
 
@@ -247,8 +247,8 @@ START_TEST(test_kl_loss)
         mr[i] = mu[i] + 0.05f * test_normal(&seed);
     }
     float loss, loss_p, gout = 0.04f;
-    ck_assert_int_eq(fr_kl_loss(B, D, s_code, mu, mr, gout, &loss, g, 0), FR_OK);
-    ck_assert_int_eq(fr_kl_loss(B, D, s_paper, mu, mr, gout, &loss_p, NULL, 0), FR_OK);
+    ck_assert_int_eq(fr_kl_loss(fr_test_ref_be(), B, D, s_code, mu, mr, gout, &loss, g, 0), FR_OK);
+    ck_assert_int_eq(fr_kl_loss(fr_test_ref_be(), B, D, s_paper, mu, mr, gout, &loss_p, NULL, 0), FR_OK);
     double L = 0, two_var = 2.0 * (double)s_code * s_code;
     for (int b = 0; b < B; b++) {
         double ss = 0;
@@ -267,7 +267,7 @@ START_TEST(test_kl_loss)
         CLOSE(g[i], fd, 1e-5 * fabs(fd) + 1e-15, "seed %llx: KL grad[%d] %.9g vs FD %.12g", (unsigned long long)seed0, i,
               (double)g[i], fd);
     }
-    ck_assert_int_eq(fr_kl_loss(B, D, 0.0f, mu, mr, gout, &loss, g, 0), FR_ERR_ARG);
+    ck_assert_int_eq(fr_kl_loss(fr_test_ref_be(), B, D, 0.0f, mu, mr, gout, &loss, g, 0), FR_ERR_ARG);
 }
 END_TEST
 
@@ -330,7 +330,7 @@ START_TEST(test_guard)
         fr_ppo_params prm = {0.5, 5.0f};
         float r[B], bias[B], g[B * D];
         fr_ppo_stats st;
-        ck_assert_int_eq(fr_guard_policy(&p, B, D, (fr_guard_bias)mode, &prm, xn, mu, mo, lnew, lold, adv, 1.0f, g, 0, r,
+        ck_assert_int_eq(fr_guard_policy(fr_test_ref_be(), &p, B, D, (fr_guard_bias)mode, &prm, xn, mu, mo, lnew, lold, adv, 1.0f, g, 0, r,
                                          bias, &st),
                          FR_OK);
         double two_s2 = 2 * s * s, ball = 0;
@@ -391,7 +391,7 @@ START_TEST(test_guard)
     fr_ppo_params tight = {2e-3, 5.0f};
     float r[B], g[B * D];
     fr_ppo_stats st;
-    ck_assert_int_eq(fr_guard_policy(&p, B, D, FR_GUARD_BIAS_BATCH, &tight, xn, mu, mo, lnew, lold, adv, 1.0f, g, 0, r,
+    ck_assert_int_eq(fr_guard_policy(fr_test_ref_be(), &p, B, D, FR_GUARD_BIAS_BATCH, &tight, xn, mu, mo, lnew, lold, adv, 1.0f, g, 0, r,
                                      NULL, &st),
                      FR_OK);
     fr_ppo_clip c = fr_ppo_clip_make(tight.clip_range);
@@ -419,7 +419,7 @@ START_TEST(test_guard)
               (lp - lm) / (2 * h));
     }
     fr_step cps = grid_step(FR_SAMPLER_CPS, 3, 0.8f);
-    ck_assert_int_eq(fr_guard_policy(&cps, B, D, FR_GUARD_BIAS_BATCH, &tight, xn, mu, mo, lnew, lold, adv, 1.0f, g, 0, r,
+    ck_assert_int_eq(fr_guard_policy(fr_test_ref_be(), &cps, B, D, FR_GUARD_BIAS_BATCH, &tight, xn, mu, mo, lnew, lold, adv, 1.0f, g, 0, r,
                                      NULL, &st),
                      FR_ERR_ARG);
 }

@@ -41,16 +41,24 @@ typedef struct {
     fr_model_ws ws, ws_ref, ws_ema;
     int have_ws, have_ws_ref, have_ws_ema;
     int64_t N, D, S, K, b;
+    fr_backend *be;
+    /* backend memory: the rollout's samples, and one batch of K·b rows with its inputs */
+    float *x;                       /* (N, D) */
+    float *bx0;                     /* (b, D) */
+    float *eps, *xt, *v, *v_ref, *v_ema, *gv; /* (K·b, D) */
+    float *d_t, *d_tin;             /* (K·b,) */
+    uint32_t *d_bsid;               /* (b,) */
+    int32_t *c;                     /* (K·b, S) */
+    /* host: per-sample and per-row values, the samples copied out (the reward's input) */
     int *prompts, *pid, *correct;   /* (P,), (N,), (N,) */
     uint32_t *sid;                  /* (N,) */
     int64_t *group, *order;         /* (N,) */
-    float *x, *reward, *adv;        /* (N, D), (N,), (N,) */
-    /* one batch of K·b rows */
+    float *x_h, *reward, *adv;      /* (N, D), (N,), (N,) */
     uint32_t *bsid;                 /* (b,) */
     int *bpid;                      /* (b,) */
-    float *bx0, *badv;              /* (b, D), (b,) */
-    float *t, *tin, *eps, *xt, *v, *v_ref, *v_ema, *gv; /* (K·b), (K·b), (K·b, D) ... */
-    int32_t *c;                     /* (K·b, S) */
+    float *badv;                    /* (b,) */
+    float *t, *tin;                 /* (K·b,) */
+    int32_t *c_h;                   /* (K·b, S) */
     double *logp, *logp_old;        /* (K·b), (num_batches·K·b) */
     int64_t *idx;                   /* (K,) */
 } awm_state;
@@ -64,10 +72,10 @@ void fr_awm_algo_free(void *p)
     if (t->have_ws_ema) fr_model_ws_free(&t->ws_ema);
     if (t->have_ema) fr_model_free(&t->ema);
     fr_rollout_schedule_free(&t->sched);
-    void *bufs[] = {t->prompts, t->pid, t->correct, t->sid,  t->group, t->order, t->x,    t->reward,
-                    t->adv,     t->bsid, t->bpid,   t->bx0,  t->badv,  t->t,     t->tin,  t->eps,
-                    t->xt,      t->v,    t->v_ref,  t->v_ema, t->gv,   t->c,     t->logp, t->logp_old,
-                    t->idx};
+    void *dev[] = {t->x, t->bx0, t->eps, t->xt, t->v, t->v_ref, t->v_ema, t->gv, t->d_t, t->d_tin, t->d_bsid, t->c};
+    for (size_t i = 0; t->be && i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(t->be, dev[i]);
+    void *bufs[] = {t->prompts, t->pid,  t->correct, t->sid, t->group, t->order, t->x_h, t->reward, t->adv,
+                    t->bsid,    t->bpid, t->badv,    t->t,   t->tin,   t->c_h,   t->logp, t->logp_old, t->idx};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(t);
 }
@@ -100,16 +108,22 @@ fr_status fr_awm_algo_setup(fr_run *r, void **out)
         FR_TRY(fr_model_alloc(&t->ema, r->be, &r->pol.cfg));
         t->have_ema = 1;
         for (int i = 0; i < r->pol.n_params; i++)
-            memcpy(t->ema.values[i].data, r->pol.values[i].data, fr_tensor_nbytes(&r->pol.values[i]));
+            FR_TRY(fr_d2d(r->be, t->ema.values[i].data, r->pol.values[i].data, fr_tensor_nbytes(&r->pol.values[i])));
         FR_TRY(fr_model_ws_alloc(&t->ws_ema, &t->ema, R, 0));
         t->have_ws_ema = 1;
     }
+    fr_backend *be = t->be = r->be;
+    if (!(t->x = fr_dev_floats(be, N * D)) || !(t->bx0 = fr_dev_floats(be, t->b * D)) ||
+        !(t->eps = fr_dev_floats(be, R * D)) || !(t->xt = fr_dev_floats(be, R * D)) ||
+        !(t->v = fr_dev_floats(be, R * D)) || !(t->v_ref = fr_dev_floats(be, R * D)) ||
+        !(t->v_ema = fr_dev_floats(be, R * D)) || !(t->gv = fr_dev_floats(be, R * D)) ||
+        !(t->d_t = fr_dev_floats(be, R)) || !(t->d_tin = fr_dev_floats(be, R)) ||
+        !(t->d_bsid = fr_dev_alloc(be, (size_t)t->b * sizeof(uint32_t))) || !(t->c = fr_dev_i32(be, R * t->S)))
+        return FR_ERR_NOMEM;
     if (!ALLOC(t->prompts, ro->c.prompts) || !ALLOC(t->pid, N) || !ALLOC(t->correct, N) || !ALLOC(t->sid, N) ||
-        !ALLOC(t->group, N) || !ALLOC(t->order, N) || !ALLOC(t->x, N * D) || !ALLOC(t->reward, N) ||
-        !ALLOC(t->adv, N) || !ALLOC(t->bsid, t->b) || !ALLOC(t->bpid, t->b) || !ALLOC(t->bx0, t->b * D) ||
-        !ALLOC(t->badv, t->b) || !ALLOC(t->t, R) || !ALLOC(t->tin, R) || !ALLOC(t->eps, R * D) ||
-        !ALLOC(t->xt, R * D) || !ALLOC(t->v, R * D) || !ALLOC(t->v_ref, R * D) || !ALLOC(t->v_ema, R * D) ||
-        !ALLOC(t->gv, R * D) || !ALLOC(t->c, R * t->S) || !ALLOC(t->logp, R) ||
+        !ALLOC(t->group, N) || !ALLOC(t->order, N) || !ALLOC(t->x_h, N * D) || !ALLOC(t->reward, N) ||
+        !ALLOC(t->adv, N) || !ALLOC(t->bsid, t->b) || !ALLOC(t->bpid, t->b) || !ALLOC(t->badv, t->b) ||
+        !ALLOC(t->t, R) || !ALLOC(t->tin, R) || !ALLOC(t->c_h, R * t->S) || !ALLOC(t->logp, R) ||
         !ALLOC(t->logp_old, ro->c.num_batches * R) || !ALLOC(t->idx, t->K))
         return FR_ERR_NOMEM;
     return FR_OK;
@@ -117,30 +131,36 @@ fr_status fr_awm_algo_setup(fr_run *r, void **out)
 
 /* ---- one epoch ----------------------------------------------------------------------------- */
 
-/* Batch q's rows: times, noise, conditions (rows r = k·b + i), the x_t and the model inputs. */
+/* Batch q's rows: times, noise, conditions (rows r = k·b + i), the x_t and the model inputs.
+ * The final samples' rows move backend to backend; the per-sample and per-row values (sample
+ * ids, times, model times, condition ids) are formed on the host and cross once. */
 static fr_status batch_inputs(fr_run *r, awm_state *t, uint32_t e, int64_t q)
 {
-    const int64_t b = t->b, D = t->D, S = t->S, K = t->K;
+    fr_backend *be = t->be;
+    const int64_t b = t->b, D = t->D, S = t->S, K = t->K, R = K * b;
     const int64_t *rows = t->order + q * b;
     for (int64_t i = 0; i < b; i++) {
         t->bsid[i] = t->sid[rows[i]];
         t->bpid[i] = t->pid[rows[i]];
         t->badv[i] = t->adv[rows[i]];
-        memcpy(t->bx0 + i * D, t->x + rows[i] * D, (size_t)D * sizeof(float));
+        FR_TRY(fr_d2d(be, t->bx0 + i * D, t->x + rows[i] * D, (size_t)D * sizeof(float)));
     }
     const int discrete = t->tc.type <= FR_AWM_TIME_DISCRETE_WITH_INIT;
     FR_TRY(fr_awm_times(&t->tc, r->o->run.seed, e, (uint32_t)q, b, t->rc.T, discrete ? t->rc.sigmas : NULL,
                         discrete ? t->idx : NULL, t->t));
-    FR_TRY(fr_awm_noise(r->o->run.seed, e, t->bsid, K, b, D, t->bx0, t->t, t->eps, t->xt));
-    for (int64_t k = 0; k < K; k++) FR_TRY(fr_cond_ids(r->task, b, t->bpid, t->c + k * b * S));
-    for (int64_t i = 0; i < K * b; i++) t->tin[i] = fr_timestep_diffusers(t->t[i]);
-    return FR_OK;
+    for (int64_t k = 0; k < K; k++) FR_TRY(fr_cond_ids(r->task, b, t->bpid, t->c_h + k * b * S));
+    for (int64_t i = 0; i < R; i++) t->tin[i] = fr_timestep_diffusers(t->t[i]);
+    FR_TRY(fr_h2d(be, t->d_bsid, t->bsid, (size_t)b * sizeof(uint32_t)));
+    FR_TRY(fr_h2d(be, t->d_t, t->t, (size_t)R * sizeof(float)));
+    FR_TRY(fr_h2d(be, t->d_tin, t->tin, (size_t)R * sizeof(float)));
+    FR_TRY(fr_h2d(be, t->c, t->c_h, (size_t)(R * S) * sizeof(int32_t)));
+    return fr_awm_noise(be, r->o->run.seed, e, t->d_bsid, K, b, D, t->bx0, t->d_t, t->eps, t->xt);
 }
 
 /* v of a model on the batch's K·b rows. */
 static fr_status forward(fr_run *r, awm_state *t, const fr_model *m, fr_model_ws *ws, float *v)
 {
-    return fr_model_forward(m, r->be, ws, t->K * t->b, t->xt, t->tin, t->c, v);
+    return fr_model_forward(m, r->be, ws, t->K * t->b, t->xt, t->d_tin, t->c, v);
 }
 
 typedef struct {
@@ -200,11 +220,12 @@ fr_status fr_awm_algo_epoch(fr_run *r, void *state)
     }
     t->rc.c0 = e;
     FR_TRY(fr_rollout(&r->pol, r->be, r->task, &t->rc, N, t->pid, t->sid, NULL, t->x, NULL));
-    FR_TRY(fr_run_check_finite(r, "rollout sample", t->x, N * D));
-    FR_TRY(fr_run_rec_f32(r, "samples", t->x, 2, N, D, 1));
+    FR_TRY(fr_d2h(r->be, t->x_h, t->x, (size_t)(N * D) * sizeof(float))); /* the reward's input, once */
+    FR_TRY(fr_run_check_finite(r, "rollout sample", t->x_h, N * D));
+    FR_TRY(fr_run_rec_f32(r, "samples", t->x_h, 2, N, D, 1));
 
     /* 3. rewards, 4. advantages, 5. batches */
-    FR_TRY(fr_run_rewards(r, N, t->pid, t->x, t->reward, t->correct));
+    FR_TRY(fr_run_rewards(r, N, t->pid, t->x_h, t->reward, t->correct));
     FR_TRY(fr_run_advantages(r, N, t->reward, t->group, t->adv));
     int64_t n_order;
     FR_TRY(fr_run_shuffle(r, N, NULL, t->order, &n_order));
@@ -258,7 +279,11 @@ fr_status fr_awm_algo_save(fr_run *r, void *state, fr_st_file *f)
     char name[FR_AUDIT_MAX_NAME + 1];
     for (int i = 0; i < r->pol.n_params; i++) {
         snprintf(name, sizeof name, "awm_ema.%s", r->pol.params[i].name);
-        FR_TRY(fr_st_add(f, name, &t->ema.values[i]));
+        fr_tensor h; /* copied out of backend memory */
+        FR_TRY(fr_run_host_copy(r, &t->ema.values[i], &h));
+        fr_status s = fr_st_add_take(f, name, &h);
+        fr_tensor_free(&h);
+        FR_TRY(s);
     }
     return FR_OK;
 }
@@ -273,7 +298,7 @@ fr_status fr_awm_algo_load(fr_run *r, void *state, const fr_st_file *f, const ch
         const fr_tensor *v = fr_st_get(f, name);
         if (!v || v->dtype != FR_F32 || fr_tensor_numel(v) != fr_tensor_numel(&t->ema.values[i]))
             return fr_fail(FR_ERR_FORMAT, "%s: tensor %s missing or of the wrong shape", path, name);
-        memcpy(t->ema.values[i].data, v->data, fr_tensor_nbytes(v));
+        FR_TRY(fr_h2d(r->be, t->ema.values[i].data, v->data, fr_tensor_nbytes(v)));
     }
     return FR_OK;
 }

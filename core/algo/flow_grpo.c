@@ -42,12 +42,15 @@ typedef struct {
     fr_traj_ws ws;
     int have_ws;
     int64_t N, D, T, bmax;
-    /* epoch buffers */
+    fr_backend *be;
+    /* epoch buffers in backend memory: the rollout's outputs */
+    float *traj, *mean, *logp, *x;      /* (T+1,N,D), (T,N,D), (T,N), (N,D) */
+    /* host: per-sample values, the copies of logp and x, and ξ regenerated for the audit */
     float *step_noise;                  /* (T,) */
     int *prompts, *pid, *correct;       /* (P,), (N,), (N,) */
     uint32_t *sid;                      /* (N,) */
     int64_t *group, *order;             /* (N,) */
-    float *traj, *mean, *logp, *x, *xi; /* (T+1,N,D), (T,N,D), (T,N), (N,D), (T,N,D) */
+    float *logp_h, *x_h, *xi;           /* (T,N), (N,D), (T,N,D) */
     float *reward, *adv;                /* (N,) */
     uint8_t *keep;                      /* (N,) */
     float *ratios;                      /* (grad_accum, n_trained, b) of one update */
@@ -69,8 +72,10 @@ void fr_fg_free(void *p)
     if (!t) return;
     if (t->have_ws) fr_traj_ws_free(&t->ws);
     fr_rollout_schedule_free(&t->sched);
-    void *bufs[] = {t->step_noise, t->prompts, t->pid, t->correct, t->sid,    t->group, t->order, t->traj,
-                    t->mean,       t->logp,    t->x,   t->xi,      t->reward, t->adv,   t->keep,  t->ratios};
+    void *dev[] = {t->traj, t->mean, t->logp, t->x};
+    for (size_t i = 0; t->be && i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(t->be, dev[i]);
+    void *bufs[] = {t->step_noise, t->prompts, t->pid,    t->correct, t->sid,  t->group, t->order,
+                    t->logp_h,     t->x_h,     t->xi,     t->reward,  t->adv,  t->keep,  t->ratios};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(t);
 }
@@ -109,11 +114,14 @@ fr_status fr_fg_setup(fr_run *r, void **out)
                               t->o.kl_form};
     FR_TRY(fr_traj_ws_alloc(&t->ws, &t->tr, t->bmax));
     t->have_ws = 1;
+    t->be = r->be;
+    if (!(t->traj = fr_dev_floats(r->be, (T + 1) * N * D)) || !(t->mean = fr_dev_floats(r->be, T * N * D)) ||
+        !(t->logp = fr_dev_floats(r->be, T * N)) || !(t->x = fr_dev_floats(r->be, N * D)))
+        return FR_ERR_NOMEM;
     if (!ALLOC(t->step_noise, T) || !ALLOC(t->prompts, ro->c.prompts) || !ALLOC(t->pid, N) || !ALLOC(t->correct, N) ||
-        !ALLOC(t->sid, N) || !ALLOC(t->group, N) || !ALLOC(t->order, N) || !ALLOC(t->traj, (T + 1) * N * D) ||
-        !ALLOC(t->mean, T * N * D) || !ALLOC(t->logp, T * N) || !ALLOC(t->x, N * D) || !ALLOC(t->xi, T * N * D) ||
-        !ALLOC(t->reward, N) || !ALLOC(t->adv, N) || !ALLOC(t->keep, N) ||
-        !ALLOC(t->ratios, ro->c.grad_accum * T * t->bmax))
+        !ALLOC(t->sid, N) || !ALLOC(t->group, N) || !ALLOC(t->order, N) || !ALLOC(t->logp_h, T * N) ||
+        !ALLOC(t->x_h, N * D) || !ALLOC(t->xi, T * N * D) || !ALLOC(t->reward, N) || !ALLOC(t->adv, N) ||
+        !ALLOC(t->keep, N) || !ALLOC(t->ratios, ro->c.grad_accum * T * t->bmax))
         return FR_ERR_NOMEM;
     return FR_OK;
 }
@@ -141,7 +149,8 @@ static fr_status epoch_window(const fr_run *r, fg_state *t, uint32_t e, int64_t 
     return FR_OK;
 }
 
-/* ξ of every step by coordinate, as fr_rollout draws it (zero where it draws none). */
+/* ξ of every step by coordinate, as fr_rollout draws it (zero where it draws none): drawn
+ * again on the host for the audit record, so it never crosses. */
 static fr_status regen_noise(const fr_run *r, fg_state *t, uint32_t e)
 {
     const int64_t N = t->N, D = t->D;
@@ -173,7 +182,7 @@ typedef struct {
 static fr_status micro_step(fr_run *r, fg_state *t, const int64_t *rows, int64_t b, int64_t j, float gout,
                             float *ratio, epoch_stats *es, float *loss_acc)
 {
-    const fr_traj_data d = {t->N, t->traj, t->mean, t->logp, t->adv, t->pid, r->task, &t->rc};
+    const fr_traj_data d = {t->N, t->traj, t->mean, t->logp_h, t->adv, t->pid, r->task, &t->rc};
     fr_traj_stats st;
     FR_TRY(fr_traj_micro_step(&t->tr, &t->ws, &d, rows, b, j, gout, ratio, &st));
     if (!isfinite(st.loss))
@@ -253,16 +262,20 @@ fr_status fr_fg_epoch(fr_run *r, void *state)
     t->rc.c0 = e;
     fr_rollout_traj tj = {t->traj, t->mean, t->logp, NULL};
     FR_TRY(fr_rollout(&r->pol, r->be, r->task, &t->rc, N, t->pid, t->sid, NULL, t->x, &tj));
-    FR_TRY(fr_run_check_finite(r, "rollout sample", t->x, N * D));
-    FR_TRY(fr_run_rec_f32(r, "noise.x_T", t->traj, 2, N, D, 1));
+    /* what crosses: the final samples (the reward's input) and the old log-probs (the PPO
+     * core's) once; the trajectory and the means only for their audit digests */
+    FR_TRY(fr_d2h(r->be, t->x_h, t->x, (size_t)(N * D) * sizeof(float)));
+    FR_TRY(fr_d2h(r->be, t->logp_h, t->logp, (size_t)(T * N) * sizeof(float)));
+    FR_TRY(fr_run_check_finite(r, "rollout sample", t->x_h, N * D));
+    FR_TRY(fr_run_rec_dev_f32(r, "noise.x_T", t->traj, 2, N, D, 1));
     FR_TRY(regen_noise(r, t, e));
     FR_TRY(fr_run_rec_f32(r, "noise.xi", t->xi, 3, T, N, D));
-    FR_TRY(fr_run_rec_f32(r, "traj", t->traj, 3, T + 1, N, D));
-    FR_TRY(fr_run_rec_f32(r, "mean", t->mean, 3, T, N, D));
-    FR_TRY(fr_run_rec_f32(r, "logp_old", t->logp, 2, T, N, 1));
+    FR_TRY(fr_run_rec_dev_f32(r, "traj", t->traj, 3, T + 1, N, D));
+    FR_TRY(fr_run_rec_dev_f32(r, "mean", t->mean, 3, T, N, D));
+    FR_TRY(fr_run_rec_f32(r, "logp_old", t->logp_h, 2, T, N, 1));
 
     /* 3. rewards, 4. advantages and the zero filter */
-    FR_TRY(fr_run_rewards(r, N, t->pid, t->x, t->reward, t->correct));
+    FR_TRY(fr_run_rewards(r, N, t->pid, t->x_h, t->reward, t->correct));
     FR_TRY(fr_run_advantages(r, N, t->reward, t->group, t->adv));
     int64_t kept;
     FR_TRY(fr_adv_filter_zero(N, t->adv, ro->c.num_batches, ro->run.seed, FR_RNG_ADV_FILTER, e, 0, t->keep, &kept));

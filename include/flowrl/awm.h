@@ -7,7 +7,7 @@
  * unclamped advantages A), K training times, D data dims; rows r = k·B + b (the code's
  * torch.cat over the K times of the B-sample batch):
  *   1. t (K·B)            = fr_awm_times(cfg, seed, epoch, batch, B, T, sigmas, idx, t)
- *   2. ε, x_t (K·B, D)    = fr_awm_noise(seed, epoch, sample_id, K, B, D, x0, t, ε, x_t)
+ *   2. ε, x_t (K·B, D)    = fr_awm_noise(be, seed, epoch, sample_id, K, B, D, x0, t, ε, x_t)
  *   3. v = model(x_t, 1000·t) (K·B rows), v_ref = base model (β > 0), v_ema = EMA adapter
  *      (ema_beta > 0), all on the same x_t
  *   4. loss, g_v          = fr_awm_loss(prm, K, B, D, t, x0, ε, v, v_ref, v_ema, ℓ_old, A,
@@ -27,7 +27,11 @@
  *          (sample b, time k), a normal (fr_rng_normal)
  * batch is the micro-batch's index in the epoch and sample_id the sample's index in the
  * epoch's rollouts, so the draws do not depend on how the epoch is cut into micro-batches
- * for the noise, and are shared by every sample of a micro-batch for the times (§9). */
+ * for the noise, and are shared by every sample of a micro-batch for the times (§9).
+ *
+ * Memory (flowrl/backend.h): the (·, D) arrays (x0, ε, x_t, v, v_ref, v_ema, grad_v, the
+ * parameters) are backend memory, computed by op entries; the per-row and per-sample values
+ * (t, ℓ, ℓ_old, A, ratios, statistics) are host memory, crossing with fr_d2h / fr_h2d. */
 #ifndef FLOWRL_AWM_H
 #define FLOWRL_AWM_H
 
@@ -95,9 +99,9 @@ fr_status fr_awm_times(const fr_awm_time_cfg *c, uint32_t seed, uint32_t epoch, 
 
 /* ε and x_t of every (time k, sample b) row: ε[r, i] = fr_rng_normal(seed, FR_RNG_AWM_NOISE,
  * epoch, sample_id[b], k, i), x_t = (1 − t_r)·x0_b + t_r·ε (fr_flow_noised_elem, the code's
- * `(1-timesteps) * clean_latents + timesteps * train_random_noise`). flowrl's rollout code
- * has no helper of this shape (its noise streams are per rollout step). */
-fr_status fr_awm_noise(uint32_t seed, uint32_t epoch,
+ * `(1-timesteps) * clean_latents + timesteps * train_random_noise`). Every array is backend
+ * memory (sample_id and t uploaded by the caller). */
+fr_status fr_awm_noise(fr_backend *be, uint32_t seed, uint32_t epoch,
                        const uint32_t *sample_id, // (B,)
                        int64_t K, int64_t B, int64_t D,
                        const float *x0, // (B, D) final samples of the rollouts
@@ -140,7 +144,8 @@ fr_status fr_awm_params_check(const fr_awm_params *p);
 /* Per row r (K·B rows of D), in float64 (compute_log_prob_awm):
  *   m_r = canonical float64 long sum over i of (v − (ε − x0_b))² / D  (awm_elem.h lanes)
  *   ℓ_r = the weighting of m_r (fr_awm_logprob_elem), w_r = −dℓ_r/dm_r (fr_awm_weight_elem)
- * m, logp, w may each be NULL. */
+ * m, logp, w may each be NULL. t, m, logp, w: host; x0, eps, v: backend (the op's rows m
+ * cross with fr_d2h). */
 fr_status fr_awm_logprob(fr_backend *be, const fr_awm_params *p, int64_t K, int64_t B, int64_t D,
                          const float *t,   // (K·B,)
                          const float *x0,  // (B, D)
@@ -182,7 +187,9 @@ typedef struct {
  * v_ref is read iff β > 0, v_ema iff ema_beta > 0 (the public code runs with both > 0 and
  * adds the EMA-KL only inside `beta > 0`; flowrl treats the two independently). logp (K·B,)
  * receives ℓ_θ (to keep as ℓ_old), ratio (K·B, exp_first, or B, sum_first) the ratios; both
- * may be NULL. K, B, D >= 1. */
+ * may be NULL. K, B, D >= 1. t, logp_old, adv, logp, ratio: host; x0, eps, v, v_ref, v_ema,
+ * grad_v: backend (the op's row sums cross with fr_d2h, the per-row gradient scales with
+ * fr_h2d). */
 fr_status fr_awm_loss(fr_backend *be, const fr_awm_params *p, int64_t K, int64_t B, int64_t D,
                       const float *t,         // (K·B,)
                       const float *x0,        // (B, D)
@@ -207,7 +214,7 @@ typedef enum { FR_AWM_DECAY_LINEAR = 0, FR_AWM_DECAY_CONSTANT = 1 } fr_awm_decay
 double fr_awm_ema_decay(fr_awm_decay_type type, double kl_ema_decay, int64_t global_step);
 
 /* ema[i] ← ema[i]·(float)d + theta[i]·(float)(1 − d) (fr_awm_ema_elem), after each epoch.
- * d in [0, 1]. */
+ * d in [0, 1]. theta, ema: backend memory. */
 fr_status fr_awm_ema_update(fr_backend *be, int64_t n, double d,
                             const float *theta, // (n,)
                             float *ema);        // (n,)

@@ -21,7 +21,8 @@
 /* loss (may be NULL: not computed) and grad as above; grad may be NULL only when loss is
  * (the squares pass through grad's buffer before it receives the gradient). target is the
  * velocity target ε − x0 formed by fr_flow_target_elem (flowrl/pretrain_elem.h).
- * R >= 1, D >= 1. */
+ * R >= 1, D >= 1. v, target, row_scale and grad are backend memory; loss is host memory
+ * (the op's scalar is copied out with fr_d2h). */
 fr_status fr_fm_loss(fr_backend *be, // the op table's fm_loss (ref/ref_flow.c)
                      int64_t R, int64_t D,
                      const float *v,         // (R, D) model output

@@ -15,6 +15,10 @@
  * Loss = L_pol + β·L_KL. gout is the upstream gradient of the loss of this (batch, j):
  * 1 / fr_grpo_accum_divisor(...) for the averaging of §2 (see there).
  *
+ * Memory (flowrl/backend.h): the D-wide arrays (x_{j+1}, μ_θ, μ_ref, μ_old, g_μ) and g_logp
+ * are backend memory, computed by op entries; the per-sample arrays of the PPO core (log-probs,
+ * advantages, ratios, biases) are host memory (a caller copies logp_θ out with fr_d2h).
+ *
  * Advantages passed here are the UNCLAMPED tracker outputs (flowrl/advantage.h); the
  * clamp to ±adv_clip_max happens here, per element, before the ratio term, as FG's
  * training loop does it (docs/algorithms/advantages.md §1.1 item 7; docs/algorithms/flow-grpo.md §11). */
@@ -23,6 +27,7 @@
 
 #include <stdint.h>
 
+#include "flowrl/backend.h"
 #include "flowrl/sampler.h"
 #include "flowrl/status.h"
 
@@ -47,7 +52,8 @@ typedef struct {
  *   grad_logp_new_i = gout · dL_pol/dlogp_new_i, with torch's tie rules (grpo_elem.h):
  *   zero where the clipped branch is active (outside [1−ε, 1+ε] with the clipped term the
  *   larger), −Â_i·r_i·gout/B otherwise (ties inside the band split ½ + ½).
- * ratio (B,) may be NULL. grad_logp_new may be NULL (forward only). B >= 1. */
+ * ratio (B,) may be NULL. grad_logp_new may be NULL (forward only). B >= 1. Host memory
+ * throughout (per-sample scalars). */
 fr_status fr_ppo_policy(int64_t B, const fr_ppo_params *prm,
                         const float *logp_new, // (B,)
                         const float *logp_old, // (B,)
@@ -62,8 +68,9 @@ fr_status fr_ppo_policy(int64_t B, const fr_ppo_params *prm,
  *   sde, dance, ddim (Gaussian, std = fr_sampler_std(step).std):
  *        dlogp/dμ = (x' − μ)/(std²·D)
  *   cps  (log p = mean_d[−(x' − μ)²], docs/algorithms/samplers.md §4 quirk 1): dlogp/dμ = 2(x' − μ)/D
- * accumulate = 0 writes grad_mean, 1 adds to it. ode/dpm: FR_ERR_ARG (no density). */
-fr_status fr_logp_backward(const fr_step *step, int64_t B, int64_t D,
+ * accumulate = 0 writes grad_mean, 1 adds to it. ode/dpm: FR_ERR_ARG (no density). Every array
+ * is backend memory (the op entry logp_backward). */
+fr_status fr_logp_backward(fr_backend *be, const fr_step *step, int64_t B, int64_t D,
                            const float *x_next, // (B, D)
                            const float *mean,   // (B, D) μ_θ
                            const float *g_logp, // (B,)
@@ -82,8 +89,9 @@ fr_status fr_kl_std(const fr_step *step, fr_kl_form form, float *kl_sigma);
 /* L_KL = mean_b[ mean_d (μ_θ − μ_ref)² / (2·kl_sigma²) ] (mean_d: canonical sum of
  * squares / D; mean_b: canonical mean), and grad_mean (+)= gout·dL_KL/dμ_θ =
  * gout·(μ_θ − μ_ref)/(B·D·kl_sigma²). gout here is β times the loss's upstream gradient.
- * grad_mean may be NULL. */
-fr_status fr_kl_loss(int64_t B, int64_t D, float kl_sigma,
+ * grad_mean may be NULL. mean, mean_ref, grad_mean: backend memory (the row sums and the
+ * gradient are op entries); loss: host (the B row values cross with fr_d2h). */
+fr_status fr_kl_loss(fr_backend *be, int64_t B, int64_t D, float kl_sigma,
                      const float *mean,     // (B, D) μ_θ
                      const float *mean_ref, // (B, D) μ_ref (base model, LoRA off)
                      float gout,
@@ -106,8 +114,11 @@ typedef enum {
  *   L    = mean_b max(−Â r, −Â clip(r)) / (√(−dt))²      (the 1/(−dt) reweight)
  * and grad_mean (+)= gout·dL/dμ_θ through BOTH logp_new (the sde Gaussian) and the bias.
  * logp_new must be the sde log-prob of x_next under mean (fr_sampler_logprob). step->kind
- * must be FR_SAMPLER_SDE. ratio (B,) may be NULL; grad_mean may be NULL. */
-fr_status fr_guard_policy(const fr_step *step, int64_t B, int64_t D, fr_guard_bias mode,
+ * must be FR_SAMPLER_SDE. ratio (B,) may be NULL; grad_mean may be NULL.
+ * x_next, mean, mean_old, grad_mean: backend memory (the bias sums and the gradient are op
+ * entries); logp_new, logp_old, adv, ratio, bias: host (per-sample; the bias sums cross with
+ * fr_d2h, the per-row gradient factors with fr_h2d). */
+fr_status fr_guard_policy(fr_backend *be, const fr_step *step, int64_t B, int64_t D, fr_guard_bias mode,
                           const fr_ppo_params *prm,
                           const float *x_next,   // (B, D) x_{j+1} stored by the rollout
                           const float *mean,     // (B, D) μ_θ

@@ -22,6 +22,7 @@
 
 #include "flowrl/detmath.h"
 #include "flowrl/hostdev.h"
+#include "flowrl/reduce.h"
 #include "flowrl/sampler_elem.h"
 
 /* ---- advantages ---------------------------------------------------------------------- */
@@ -133,6 +134,31 @@ FR_HOSTDEV static inline float fr_cps_dlogp_dmu_elem(float x_next, float mu, flo
     return g_over_d * (2.0f * (x_next - mu));
 }
 
+/* One row of fr_logp_backward: the row scale gd of g_logp (cps: g/D; Gaussian: (g/D)/two_var)
+ * and the element de/dμ·g/D. cps selects the constant-free cps form (docs/algorithms/samplers.md §4). */
+FR_HOSTDEV static inline float fr_logp_row_scale(int cps, float g, float D, float two_var)
+{
+    return cps ? g / D : fr_gauss_row_scale(g, D, two_var);
+}
+
+FR_HOSTDEV static inline float fr_logp_dmu_elem(int cps, float x_next, float mu, float gd)
+{
+    return cps ? fr_cps_dlogp_dmu_elem(x_next, mu, gd) : fr_gauss_dlogp_dmu_elem(x_next, mu, gd);
+}
+
+/* Σ (a − b)² over n elements in the canonical sum-of-squares order of flowrl/reduce.h (the
+ * difference rounded to float, then lane = fmaf(d, d, lane)): fr_sumsq_canonical of the
+ * stored differences, without storing them. The KL's rows and GRPO-Guard's bias. */
+FR_HOSTDEV static inline float fr_sumsq_diff_canonical(const float *a, const float *b, int64_t n)
+{
+    float l[FR_LANES] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t i = 0; i < n; i++) {
+        float d = a[i] - b[i];
+        l[i % FR_LANES] = fmaf(d, d, l[i % FR_LANES]);
+    }
+    return fr_lanes_tree(l);
+}
+
 /* ---- KL to the reference (docs/algorithms/flow-grpo.md §2) ------------------------------------------ */
 
 /* L_KL = mean_b[ mean_d (μ − μ_ref)² / (2σ²) ]; per element of the gradient, with
@@ -141,6 +167,16 @@ FR_HOSTDEV static inline float fr_cps_dlogp_dmu_elem(float x_next, float mu, flo
 FR_HOSTDEV static inline float fr_kl_dmu_elem(float mu, float mu_ref, float gk)
 {
     return gk * (2.0f * (mu - mu_ref));
+}
+
+/* ---- GRPO-Guard's gradient w.r.t. μ_θ (docs/algorithms/flow-grpo.md §3) ------------------------------ */
+
+/* The two uses of μ_θ summed as autograd does: through the sde log-prob (row scale gd, as
+ * fr_gauss_dlogp_dmu_elem) and through the bias mean (μ_θ − μ_old)²/(2s²) (its row factor
+ * gm = (gy/2s²)/D, or the batch-wide one, times 2·Δμ). */
+FR_HOSTDEV static inline float fr_guard_dmu_elem(float x_next, float mu, float mu_old, float gd, float gm)
+{
+    return fr_gauss_dlogp_dmu_elem(x_next, mu, gd) + gm * (2.0f * (mu - mu_old));
 }
 
 /* ---- d μ / d v: the per-step scalar chaining μ back to the model output --------------- */

@@ -210,6 +210,20 @@ typedef struct fr_ops {
     void (*gather_rows)(int64_t R, int64_t D, const int32_t *idx, int64_t n_src, const float *src, float *dst);
 
     /* ---- trajectory objectives: PPO / KL / Guard and their backward (core/grpo.c, traj_*.c) ---- */
+    /* (flowrl/grpo.h; per-sample scalars (ratios, clip, advantages) stay on the host.)
+     * grad_mean (B, D) (+)= g_logp·dlogp/dμ of a step's log-prob (a mean over D): row scale
+     * gd = fr_logp_row_scale(cps, g_logp[b], D, two_var), element fr_logp_dmu_elem(cps, x_next,
+     * mean, gd). g_logp (B,); two_var the Gaussian's 2·std² (unused for cps). */
+    void (*logp_backward)(int64_t B, int64_t D, int cps, float two_var, const float *x_next, const float *mean,
+                          const float *g_logp, float *grad_mean, int accumulate);
+    /* out (R,) = fr_sumsq_diff_canonical over D of row r of a and b (R, D): the KL's rows,
+     * GRPO-Guard's per-sample bias, and (R = 1, D = B·D) its batch-wide one. */
+    void (*row_sumsq_diff)(int64_t R, int64_t D, const float *a, const float *b, float *out);
+    /* grad (n) (+)= fr_kl_dmu_elem(mean, mean_ref, gk). */
+    void (*kl_grad)(int64_t n, float gk, const float *mean, const float *mean_ref, float *grad, int accumulate);
+    /* grad (B, D) (+)= fr_guard_dmu_elem(x_next, mean, mean_old, gd[b], gm[b]); gd, gm (B,). */
+    void (*guard_grad)(int64_t B, int64_t D, const float *x_next, const float *mean, const float *mean_old,
+                       const float *gd, const float *gm, float *grad, int accumulate);
 
     /* "exact" (ref, opt, cuda: bitwise equal to ref) or "fast" (vendor kernels inside,
      * equal to ref within docs/determinism.md "--fast: measured tolerance"), for CLIs and

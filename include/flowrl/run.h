@@ -203,11 +203,18 @@ typedef struct fr_run {
     struct fr_run_private *priv;
 } fr_run;
 
-/* Audit records (and the tap). */
+/* Audit records (and the tap): _tensor, _scalar and _f32 of host memory; _dev and _dev_f32
+ * of backend memory, copied to the host (fr_d2h) for the digest and the tap; _params of the
+ * policy's n_params tensors vals (backend memory: parameters, gradients, EMA, moments) under
+ * PREFIX<name>. */
 fr_status fr_run_rec_tensor(fr_run *r, const char *name, const fr_tensor *v);
 fr_status fr_run_rec_scalar(fr_run *r, const char *name, float x);
 fr_status fr_run_rec_f32(fr_run *r, const char *name, const float *p, int nd, int64_t d0, int64_t d1, int64_t d2);
+fr_status fr_run_rec_dev(fr_run *r, const char *name, const fr_tensor *v);
+fr_status fr_run_rec_dev_f32(fr_run *r, const char *name, const float *p, int nd, int64_t d0, int64_t d1, int64_t d2);
 fr_status fr_run_rec_params(fr_run *r, const char *prefix, const fr_tensor *vals);
+/* host (owned; fr_tensor_free it) = a copy of v, whose data is backend memory. */
+fr_status fr_run_host_copy(fr_run *r, const fr_tensor *v, fr_tensor *host);
 
 /* One metric of this epoch (metrics.jsonl, the progress line, the health checks).
  * Keys the loop knows: reward_mean, reward_std, accuracy (share judged correct; NAN with an
@@ -229,7 +236,8 @@ void fr_run_info(const fr_run *r, const char *fmt, ...)
  * *gn: the norm before clipping (NAN when clipping is off). */
 fr_status fr_run_optimizer_step(fr_run *r, int64_t u, float *gn);
 
-/* The built-in (or external) reward of N final samples x (N, D) with prompt ids pid (N,):
+/* The built-in (or external) reward of N final samples x (N, D, host memory: the rollout's
+ * samples copied out once) with prompt ids pid (N,):
  * reward (N,), correct (N,) (may be NULL); records "rewards", "reward_mean", "reward_std"
  * and the metrics reward_mean, reward_std, accuracy. */
 fr_status fr_run_rewards(fr_run *r, int64_t N, const int *pid, const float *x, float *reward, int *correct);

@@ -9,7 +9,12 @@
  *   5. L_obj, g_μ = objective->loss(...)                (writes g_μ = gout·dL_obj/dμ_θ)
  *   6. β > 0: L_KL, g_μ += fr_kl_loss(μ_θ, μ_ref, kl_std, gout·β)
  *   7. g_v = g_μ·fr_grpo_dmean_dv(step_j), fr_guided_backward(policy, g_v)
- * Loss = L_obj + β·L_KL; the policy's gradients accumulate (zero them per optimiser step). */
+ * Loss = L_obj + β·L_KL; the policy's gradients accumulate (zero them per optimiser step).
+ *
+ * Memory (flowrl/backend.h): the rollout's tensors, the gathered rows and every (b, D) array
+ * are backend memory; the per-sample arrays (log-probs, advantages, ratios, prompt ids) are
+ * host memory. Per micro-step the b log-probs logp_θ cross to the host (fr_d2h) for the PPO
+ * core, and its b-long gradient crosses back (fr_h2d). */
 #ifndef FLOWRL_TRAJ_OBJECTIVE_H
 #define FLOWRL_TRAJ_OBJECTIVE_H
 
@@ -28,15 +33,16 @@
 typedef struct {
     int64_t b, D;
     fr_step step;          /* the rollout's step j (fr_rollout_step) */
-    const float *x;        /* (b, D) x_j */
-    const float *x_next;   /* (b, D) x_{j+1} */
-    const float *mean_old; /* (b, D) μ of the rollout */
-    const float *logp_old; /* (b,)   log-prob of the rollout */
-    const float *adv;      /* (b,)   advantages (unclamped, flowrl/grpo.h) */
-    const float *mean;     /* (b, D) μ_θ */
-    const float *logp;     /* (b,)   logp_θ */
-    const float *mean_ref; /* (b, D) μ of the frozen reference; NULL when β = 0 */
-    float *scratch;        /* (b,)   for the objective (e.g. dL/dlogp_θ) */
+    const float *x;        /* (b, D) x_j                          backend */
+    const float *x_next;   /* (b, D) x_{j+1}                      backend */
+    const float *mean_old; /* (b, D) μ of the rollout             backend */
+    const float *logp_old; /* (b,)   log-prob of the rollout      host */
+    const float *adv;      /* (b,)   advantages (unclamped, flowrl/grpo.h)  host */
+    const float *mean;     /* (b, D) μ_θ                          backend */
+    const float *logp;     /* (b,)   logp_θ                       host */
+    const float *mean_ref; /* (b, D) μ of the frozen reference; NULL when β = 0  backend */
+    float *scratch;        /* (b,)   host, for the objective (e.g. dL/dlogp_θ) */
+    float *dscratch;       /* (b,)   backend, the same for op entries */
 } fr_traj_batch;
 
 /* What an objective reports of one (batch, j) (logged, not optimised); kl and loss are
@@ -50,9 +56,9 @@ typedef struct {
 
 typedef struct {
     const char *name;
-    /* Writes g_mean (b, D) = gout·dL_obj/dμ_θ, ratio (b,) and st's objective fields.
-     * params: the objective's own (see each instance). */
-    fr_status (*loss)(const fr_traj_batch *tb, int64_t j, const void *params, float gout,
+    /* Writes g_mean (b, D, backend) = gout·dL_obj/dμ_θ, ratio (b, host) and st's objective
+     * fields. params: the objective's own (see each instance). */
+    fr_status (*loss)(fr_backend *be, const fr_traj_batch *tb, int64_t j, const void *params, float gout,
                       float *g_mean, // (b, D) out
                       float *ratio,  // (b,) out
                       fr_traj_stats *st);
@@ -73,11 +79,11 @@ extern const fr_traj_objective fr_traj_guard;
 /* An epoch's rollout as fr_rollout wrote it (time-major), with what a step reads. */
 typedef struct {
     int64_t N;                /* rows of the rollout */
-    const float *traj;        /* (T+1, N, D) */
-    const float *mean;        /* (T, N, D) */
-    const float *logp;        /* (T, N) */
-    const float *adv;         /* (N,) */
-    const int *prompt_ids;    /* (N,) */
+    const float *traj;        /* (T+1, N, D) backend */
+    const float *mean;        /* (T, N, D)   backend */
+    const float *logp;        /* (T, N)      host (the rollout's log-probs, copied out once) */
+    const float *adv;         /* (N,)        host */
+    const int *prompt_ids;    /* (N,)        host */
     const fr_task *task;
     const fr_rollout_cfg *rc; /* the rollout's config (step scalars, time input) */
 } fr_traj_data;
@@ -98,9 +104,14 @@ typedef struct {
  * policy (keep) and of the reference (when beta > 0), and the gathered rows. */
 typedef struct {
     int64_t cap, D, S;
+    fr_backend *be;
     fr_guided_ws pol, ref;
     int have_ref;
-    float *x, *x_next, *mean_old, *logp_old, *adv, *v, *mean, *logp, *g_mean, *v_ref, *mean_ref, *scratch;
+    /* backend: (cap, D) rows, (cap,) log-probs and scratch */
+    float *x, *x_next, *mean_old, *v, *mean, *g_mean, *v_ref, *mean_ref, *dlogp, *dscratch;
+    void *dblk;
+    /* host: (cap,) per-sample values, (cap, S) condition ids (fr_guided_forward's are host) */
+    float *logp_old, *adv, *logp, *scratch;
     int *pid;
     int32_t *c;
     void *blk;
