@@ -14,6 +14,7 @@
     X(ops)                                                                                 \
     X(ops_grad)                                                                            \
     X(ops_sampler)                                                                         \
+    X(ops_model)                                                                           \
     X(safetensors)                                                                         \
     X(model)                                                                               \
     X(schedule)                                                                            \

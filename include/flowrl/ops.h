@@ -151,6 +151,29 @@ typedef struct fr_ops {
     void (*ema_lerp)(int64_t n, double d, const float *theta, float *ema);
 
     /* ---- model: time embedding, condition rows, x0 head (core/model.c) ---- */
+    /* emb (B,E) = fr_temb_elem(t[b], j, E/2) (flowrl/embed.h): t (B,), E even. */
+    void (*temb_sinusoidal)(int64_t B, int64_t E, const float *t, float *emb);
+    /* h (B,H) += rows of table (n_rows,H) named by c (B,S) int32: element (b, j) is one chain
+     * of plain adds over s = 0 .. S-1 of fr_embed_elem (an id outside [0, n_rows) adds NaN). */
+    void (*embed_gather_add)(int64_t B, int64_t S, int64_t H, int64_t n_rows, const float *table,
+                             const int32_t *c, float *h);
+    /* dtable (n_rows,H) += dh (B,H) scattered by c (B,S): element (r, j) continues its chain
+     * with dh[b, j] for every (b, s) with c[b, s] = r, b then s ascending (a batch reduction
+     * in the canonical order); ids outside [0, n_rows) add nothing. */
+    void (*embed_scatter_add)(int64_t B, int64_t S, int64_t H, int64_t n_rows, const int32_t *c,
+                              const float *dh, float *dtable);
+    /* x0 head (flowrl/model_elem.h), D >= 1: d_b = fr_x0_head_denom(t[b], sigma_min), out (B,D)
+     * = fr_x0_head_velocity(x, xo, d_b); den (B,) receives d_b unless NULL. t (B,), x, xo (B,D);
+     * out may alias x. */
+    void (*x0_head_fwd)(int64_t B, int64_t D, float sigma_min, const float *t, const float *x,
+                        const float *xo, float *den, float *out);
+    /* dxo (B,D) = fr_x0_head_grad_x0(dout, den[b]) (= −dout/den[b]); dxo may alias dout. */
+    void (*x0_head_bwd)(int64_t B, int64_t D, const float *den, const float *dout, float *dxo);
+    /* x (R,D) = fr_noise_mix_elem(x0[r mod B], eps[r], a[r], s[r]) = a_r·x0 + s_r·ε, the
+     * forward process (flowrl/pretrain_elem.h): flow a = 1 − σ, s = σ; DDPM √ᾱ, √(1−ᾱ).
+     * a, s (R,). */
+    void (*noise_mix)(int64_t R, int64_t B, int64_t D, const float *x0, const float *eps, const float *a,
+                      const float *s, float *x);
 
     /* ---- samplers, guidance, noise (core/sampler.c, guidance.c, rollout_engine.c) ----
      * B rows of D; q: the step's coefficients (fr_sampler_coef, flowrl/sampler_elem.h). */
