@@ -26,8 +26,8 @@ static void fr_kern_fill(fr_ops *t)
     fr_kern_fill_reduce_scalar(t);
     fr_kern_fill_adamw(t);
     fr_kern_fill_flow(t);
-    fr_kern_fill_sampler(t);
     fr_kern_fill_model(t);
+    fr_kern_fill_sampler(t);
 }
 
 #endif

@@ -13,8 +13,8 @@
     X(digest)                                                                              \
     X(ops)                                                                                 \
     X(ops_grad)                                                                            \
-    X(ops_sampler)                                                                         \
     X(ops_model)                                                                           \
+    X(ops_sampler)                                                                         \
     X(safetensors)                                                                         \
     X(model)                                                                               \
     X(schedule)                                                                            \
