@@ -227,7 +227,7 @@ int cmd_sample(int argc, char **argv)
         printf("sampler %s, seed %u\n", sampler, s.seed);
         fflush(stdout);
         double t0 = fr_cli_now();
-        fr_status st = fr_rollout(&s.ck.model, &s.be, t, &s.rc, N, pid, sid, NULL, x, NULL);
+        fr_status st = fr_rollout_to_host(&s.ck.model, &s.be, t, &s.rc, N, pid, sid, x);
         double secs = fr_cli_now() - t0;
         if (st == FR_OK) st = fr_task_reward_batch(t, 0, N, pid, x, score, correct);
         if (st == FR_OK) st = fr_task_render(t, out, N, pid, x, (int)cols, (int)scale);

@@ -326,6 +326,19 @@ fr_status fr_rollout(const fr_model *m, fr_backend *be, const fr_task *task, con
     return s;
 }
 
+fr_status fr_rollout_to_host(const fr_model *m, fr_backend *be, const fr_task *task, const fr_rollout_cfg *cfg,
+                             int64_t B, const int *prompt_ids, const uint32_t *sample_ids, float *x)
+{
+    if (!m || !be || B < 0) return fr_fail(FR_ERR_ARG, "fr_rollout_to_host: NULL model or backend, or batch < 0");
+    if (B == 0) return FR_OK;
+    float *x_dev = fr_dev_floats(be, B * m->cfg.D);
+    if (!x_dev) return FR_ERR_NOMEM;
+    fr_status s = fr_rollout(m, be, task, cfg, B, prompt_ids, sample_ids, NULL, x_dev, NULL);
+    if (s == FR_OK) s = fr_d2h(be, x, x_dev, (size_t)(B * m->cfg.D) * sizeof *x);
+    fr_dev_free(be, x_dev);
+    return s;
+}
+
 fr_status fr_rollout_nfe(const fr_rollout_cfg *cfg, int64_t B, const int *prompt_ids, const uint32_t *sample_ids,
                          int64_t *nfe)
 {

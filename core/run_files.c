@@ -356,7 +356,7 @@ fr_status fr_train_sample_grid(const char *dir, const char *name, const fr_model
     const float *xs[4];
     for (int m = 0; m < n_models && s == FR_OK; m++) {
         xs[m] = x + m * N * D;
-        s = fr_rollout(models[m], be, t, &c, N, pid, sid, NULL, x + m * N * D, NULL);
+        s = fr_rollout_to_host(models[m], be, t, &c, N, pid, sid, x + m * N * D);
     }
     /* one row per prompt, labelled, each sample framed by the detector's verdict */
     if (s == FR_OK) s = fr_sample_grid_prompts(path, t, reward_id, np, rows, (int)k, n_models, titles, xs, NULL);

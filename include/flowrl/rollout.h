@@ -134,6 +134,13 @@ fr_status fr_rollout(const fr_model *m, fr_backend *be, const fr_task *task,
                      float *x,                   // (B, D) out, backend
                      const fr_rollout_traj *traj);
 
+/* fr_rollout (no x_init, no trajectory) into a backend buffer of its own, then the samples
+ * to the host x (B, D) with one fr_d2h: for callers that score or draw them (eval, sample
+ * grids, `flowrl sample`). */
+fr_status fr_rollout_to_host(const fr_model *m, fr_backend *be, const fr_task *task, const fr_rollout_cfg *cfg,
+                             int64_t B, const int *prompt_ids, const uint32_t *sample_ids,
+                             float *x); // (B, D) out, host
+
 /* The sample id whose noise row id s uses at slot i: i = −1 for x_T, 0 <= i < T for the
  * ξ of step i (the rule above). cfg must have passed fr_rollout's checks. A trainer of a
  * tree trains each transition once: at step i, the rows with owner(s, i) == s. */
