@@ -193,7 +193,7 @@ int main(int argc, char **argv)
     /* one training step of the model, opt vs fast (rule) */
     fr_model m;
     fr_model_ws ws;
-    if (fr_model_init(&m, &cfg, 1) != FR_OK || fr_model_ws_alloc(&ws, &m, B, 1) != FR_OK) {
+    if (fr_model_init(&m, &opt, &cfg, 1) != FR_OK || fr_model_ws_alloc(&ws, &m, B, 1) != FR_OK) {
         fprintf(stderr, "bench_fast: %s\n", fr_last_error());
         return 1;
     }

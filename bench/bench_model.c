@@ -55,8 +55,8 @@ int main(int argc, char **argv)
     fr_backend ref;
     if (fr_model_preset(preset, 768, 110, &cfg) != FR_OK) goto fail;
     cfg.n_slots = 5;
-    if (fr_model_init(&m, &cfg, 1) != FR_OK || fr_model_ws_alloc(&ws, &m, B, 1) != FR_OK ||
-        fr_backend_open(&ref, "ref", 0, 1) != FR_OK)
+    if (fr_backend_open(&ref, "ref", 0, 1) != FR_OK || fr_model_init(&m, &ref, &cfg, 1) != FR_OK ||
+        fr_model_ws_alloc(&ws, &m, B, 1) != FR_OK)
         goto fail;
     /* parameters off their init (fc2/out start at 0), so every path does real work */
     uint64_t s = 12345;

@@ -75,7 +75,7 @@ int fr_cli_sampling_setup(const fr_opts *o, const fr_opts_seen *seen, const fr_c
     int rc = fr_cli_resolve_backend(cmd, &a->b, &s->be);
     if (rc) return rc;
 
-    fr_status ls = fr_infer_ckpt_load(&s->ck, a->m.ckpt, !a->m.no_ema, a->m.task[0] ? a->m.task : NULL);
+    fr_status ls = fr_infer_ckpt_load(&s->ck, &s->be, a->m.ckpt, !a->m.no_ema, a->m.task[0] ? a->m.task : NULL);
     if (ls != FR_OK) return fr_cli_status(cmd, ls); /* FR_ERR_ARG: --task disagrees with the checkpoint */
     const int eps = s->ck.model.cfg.pred == FR_PRED_EPSILON;
     fr_sampler_kind kind = a->s.sampler;

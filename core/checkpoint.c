@@ -8,7 +8,8 @@
 
 #include "flowrl/buildinfo.h"
 
-static fr_status add_list(fr_st_file *f, const fr_model *m, const fr_tensor *ts,
+/* ts: a list shaped like m's parameters, in be's memory. */
+static fr_status add_list(fr_st_file *f, fr_backend *be, const fr_model *m, const fr_tensor *ts,
                           const char *prefix)
 {
     char nm[256];
@@ -16,7 +17,7 @@ static fr_status add_list(fr_st_file *f, const fr_model *m, const fr_tensor *ts,
         if ((size_t)snprintf(nm, sizeof nm, "%s%s", prefix, m->params[i].name) >= sizeof nm)
             return fr_fail(FR_ERR_ARG, "checkpoint: tensor name '%s%s' is too long", prefix,
                            m->params[i].name);
-        FR_TRY(fr_st_add(f, nm, &ts[i]));
+        FR_TRY(fr_dev_tensor_to_st(be, f, nm, &ts[i]));
     }
     return FR_OK;
 }
@@ -32,14 +33,14 @@ fr_status fr_checkpoint_to_st(fr_st_file *f, const fr_model *m, const fr_ema *em
         if (ema->n != m->n_params)
             return fr_fail(FR_ERR_ARG, "checkpoint: EMA holds %d tensors, the model %d", ema->n,
                            m->n_params);
-        FR_TRY(add_list(f, m, ema->shadow, "ema."));
+        FR_TRY(add_list(f, ema->be, m, ema->shadow, "ema."));
     }
     if (opt) {
         if (opt->n != m->n_params)
             return fr_fail(FR_ERR_ARG, "checkpoint: AdamW state holds %d tensors, the model %d",
                            opt->n, m->n_params);
-        FR_TRY(add_list(f, m, opt->m, "optim.m."));
-        FR_TRY(add_list(f, m, opt->v, "optim.v."));
+        FR_TRY(add_list(f, opt->be, m, opt->m, "optim.m."));
+        FR_TRY(add_list(f, opt->be, m, opt->v, "optim.v."));
         char buf[32];
         snprintf(buf, sizeof buf, "%" PRId64, opt->step);
         FR_TRY(fr_st_set_meta(f, "optim.step", buf));
@@ -47,19 +48,13 @@ fr_status fr_checkpoint_to_st(fr_st_file *f, const fr_model *m, const fr_ema *em
     return FR_OK;
 }
 
-static fr_status read_list(const fr_st_file *f, const fr_model *m, fr_tensor *ts,
+static fr_status read_list(const fr_st_file *f, fr_backend *be, const fr_model *m, fr_tensor *ts,
                            const char *prefix)
 {
-    char nm[256], a[64], b[64];
+    char nm[256];
     for (int i = 0; i < m->n_params; i++) {
         snprintf(nm, sizeof nm, "%s%s", prefix, m->params[i].name);
-        const fr_tensor *t = fr_st_get(f, nm);
-        if (!t) return fr_fail(FR_ERR_FORMAT, "checkpoint: tensor '%s' is missing", nm);
-        if (t->dtype != FR_F32 || !fr_tensor_same_shape(t, &ts[i]))
-            return fr_fail(FR_ERR_FORMAT, "checkpoint: tensor '%s' is %s %s, expected F32 %s", nm,
-                           fr_dtype_name(t->dtype), fr_shape_str(t->ndim, t->shape, a, sizeof a),
-                           fr_shape_str(ts[i].ndim, ts[i].shape, b, sizeof b));
-        memcpy(ts[i].data, t->data, fr_tensor_nbytes(&ts[i]));
+        FR_TRY(fr_dev_tensor_from_st(be, f, nm, &ts[i]));
     }
     return FR_OK;
 }
@@ -92,14 +87,14 @@ fr_status fr_checkpoint_from_st(const fr_st_file *f, fr_model *m, fr_ema *ema,
         if (ema->n != m->n_params)
             return fr_fail(FR_ERR_ARG, "checkpoint: EMA holds %d tensors, the model %d", ema->n,
                            m->n_params);
-        FR_TRY(read_list(f, m, ema->shadow, "ema."));
+        FR_TRY(read_list(f, ema->be, m, ema->shadow, "ema."));
     }
     if (opt) {
         if (opt->n != m->n_params)
             return fr_fail(FR_ERR_ARG, "checkpoint: AdamW state holds %d tensors, the model %d",
                            opt->n, m->n_params);
-        FR_TRY(read_list(f, m, opt->m, "optim.m."));
-        FR_TRY(read_list(f, m, opt->v, "optim.v."));
+        FR_TRY(read_list(f, opt->be, m, opt->m, "optim.m."));
+        FR_TRY(read_list(f, opt->be, m, opt->v, "optim.v."));
         const char *s = fr_st_get_meta(f, "optim.step");
         if (!s) return fr_fail(FR_ERR_FORMAT, "checkpoint metadata: missing 'optim.step'");
         char *end;

@@ -99,8 +99,9 @@ fr_status fr_evaluate(const fr_model *m, fr_backend *be, const fr_task *task, co
     uint32_t *sid = fr_malloc((size_t)chunk * sizeof *sid);
     int *correct = fr_malloc((size_t)chunk * sizeof *correct);
     float *score = fr_malloc((size_t)chunk * sizeof *score);
-    float *x = fr_malloc((size_t)(chunk * D) * sizeof *x);
-    fr_status s = (pid && sid && correct && score && x) ? FR_OK : FR_ERR_NOMEM;
+    float *x = fr_malloc((size_t)(chunk * D) * sizeof *x); /* host: the reward's input */
+    float *x_dev = fr_dev_floats(be, chunk * D);
+    fr_status s = (pid && sid && correct && score && x && x_dev) ? FR_OK : FR_ERR_NOMEM;
 
     /* samples in order: prompt-major, then k; row r of the whole run is (r / n, r % n) */
     for (int64_t r0 = 0; r0 < N && s == FR_OK; r0 += chunk) {
@@ -110,7 +111,8 @@ fr_status fr_evaluate(const fr_model *m, fr_backend *be, const fr_task *task, co
             pid[j] = first + (int)(r / n);
             sid[j] = (uint32_t)pid[j] * (uint32_t)FR_EVAL_MAX_N + (uint32_t)(r % n);
         }
-        s = fr_rollout(m, be, task, &c, b, pid, sid, NULL, x, NULL);
+        s = fr_rollout(m, be, task, &c, b, pid, sid, NULL, x_dev, NULL);
+        if (s == FR_OK) s = fr_d2h(be, x, x_dev, (size_t)(b * D) * sizeof *x);
         if (s == FR_OK && opts->score) {
             memset(correct, 0, (size_t)b * sizeof *correct);
             s = opts->score(opts->score_user, (uint32_t)(r0 / chunk), (int)b, pid, x, score);
@@ -129,6 +131,7 @@ fr_status fr_evaluate(const fr_model *m, fr_backend *be, const fr_task *task, co
     free(correct);
     free(score);
     free(x);
+    fr_dev_free(be, x_dev);
     if (s != FR_OK) {
         fr_eval_result_free(res);
         return s;

@@ -72,7 +72,9 @@ static fr_status epoch_in(const fr_golden_case *c, fr_golden_in *g)
      * the condition table N(0, 1) as torch.nn.Embedding, layer-norm gains U(0.5, 1.5),
      * biases U(±0.2). */
     fr_model m;
-    FR_TRY(fr_model_alloc(&m, &mc));
+    fr_backend host; /* the model only lends its parameter list */
+    FR_TRY(fr_backend_open(&host, "ref", 0, 1));
+    FR_TRY(fr_model_alloc(&m, &host, &mc));
     for (int i = 0; s == FR_OK && i < m.n_params; i++) {
         const char *nm = m.params[i].name;
         const fr_tensor *v = m.params[i].value;
@@ -220,7 +222,7 @@ static fr_status read_opts(const fr_st_file *in, fr_run_opts *o, fr_flow_grpo_op
 }
 
 /* The base checkpoint at path: the config of param.model.*, the values of in.<NAME>. */
-static fr_status write_base(const fr_st_file *in, const char *path)
+static fr_status write_base(fr_backend *be, const fr_st_file *in, const char *path)
 {
     fr_st_file meta;
     fr_st_init(&meta);
@@ -233,7 +235,7 @@ static fr_status write_base(const fr_st_file *in, const char *path)
     fr_st_free(&meta);
     FR_TRY(s);
     fr_model m;
-    FR_TRY(fr_model_alloc(&m, &mc));
+    FR_TRY(fr_model_alloc(&m, be, &mc));
     s = fr_model_values_from_st(&m, in, "in.");
     if (s == FR_OK) s = fr_model_save(&m, path);
     fr_model_free(&m);
@@ -296,7 +298,7 @@ static fr_status epoch_compute(const fr_golden_case *c, fr_backend *be, const fr
     snprintf(base, sizeof base, "%s/base.safetensors", dir);
     snprintf(o.c.base, sizeof o.c.base, "%s", base);
     snprintf(o.run.out, sizeof o.run.out, "%s/run", dir);
-    fr_status s = write_base(in, base);
+    fr_status s = write_base(be, in, base);
     if (s == FR_OK) {
         tap_ctx tc = {out};
         fr_run_result res;

@@ -57,7 +57,9 @@ static fr_status obj_in(const fr_golden_case *c, fr_golden_in *g)
     FR_TRY(fr_golden_read_step(g->f, k, &p));
     float v_old[OB * OD], xn[OB * OD], mu_old[OB * OD], logp_old[OB];
     for (int i = 0; i < OB * OD; i++) v_old[i] = v[i] + dv[i];
-    FR_TRY(fr_sampler_step(&p, OB, OD, x, v_old, NULL, xi, xn, mu_old, logp_old, NULL));
+    fr_backend ref; /* inputs are ref's, in host memory */
+    FR_TRY(fr_backend_open(&ref, "ref", 0, 1));
+    FR_TRY(fr_sampler_step(&ref, &p, OB, OD, x, v_old, NULL, xi, xn, mu_old, logp_old, NULL));
     const char *how = "fr_sampler_step of the case's step with model_out in.v + in.dv, noise in.xi";
     FR_TRY(fr_gi_tensor(g, "x_next", FR_F32, 2, sh, xn, how));
     FR_TRY(fr_gi_tensor(g, "logp_old", FR_F32, 1, b, logp_old, how));
@@ -69,7 +71,7 @@ static fr_status obj_in(const fr_golden_case *c, fr_golden_in *g)
         float *dvr, v_ref[OB * OD], mu_ref[OB * OD];
         FR_TRY(fr_gi_normal(g, "dv_ref", 2, sh, 0.05f, &dvr));
         for (int i = 0; i < OB * OD; i++) v_ref[i] = v[i] + dvr[i];
-        FR_TRY(fr_sampler_mean(&p, OB, OD, x, v_ref, NULL, mu_ref));
+        FR_TRY(fr_sampler_mean(&ref, &p, OB, OD, x, v_ref, NULL, mu_ref));
         FR_TRY(fr_gi_tensor(g, "mean_ref", FR_F32, 2, sh, mu_ref,
                             "fr_sampler_mean of the case's step with model_out in.v + in.dv_ref"));
         FR_TRY(fr_gi_scalar(g, "beta", 0.04f));
@@ -113,7 +115,7 @@ static fr_status obj_run(const fr_golden_case *c, fr_backend *be, const fr_st_fi
     FR_TRY(fr_go_out_f32(out, "logp_new", 1, bs, &logp));
     FR_TRY(fr_go_out_f32(out, "ratio", 1, bs, &ratio));
     /* 1. μ_θ, logp_new (grpo.h chain step 1) */
-    FR_TRY(fr_sampler_logprob(&p, B, D, x, v, NULL, xn, mean, logp));
+    FR_TRY(fr_sampler_logprob(be, &p, B, D, x, v, NULL, xn, mean, logp));
     fr_ppo_stats st;
     if (obj_guard(c->arg)) {
         const char *mode = fr_st_get_meta(in, "param.guard_bias");

@@ -114,7 +114,6 @@ fr_status fr_golden_read_step(const fr_st_file *in, fr_sampler_kind k, fr_step *
 static fr_status step_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
                           fr_st_file *out)
 {
-    (void)be;
     fr_sampler_kind k = (fr_sampler_kind)(c->arg & 15);
     fr_step p;
     FR_TRY(fr_golden_read_step(in, k, &p));
@@ -132,7 +131,7 @@ static fr_status step_run(const fr_golden_case *c, fr_backend *be, const fr_st_f
         FR_TRY(fr_go_out_f32(out, "mean", 2, sh, &mean));
         FR_TRY(fr_go_out_f32(out, "logp", 1, sh, &logp));
     }
-    FR_TRY(fr_sampler_step(&p, sh[0], sh[1], x, mo, x0p, xi, xn, mean, logp, &sd));
+    FR_TRY(fr_sampler_step(be, &p, sh[0], sh[1], x, mo, x0p, xi, xn, mean, logp, &sd));
     if (stoch) {
         FR_TRY(fr_go_out_scalar(out, "std", sd.std));
         FR_TRY(fr_go_out_scalar(out, "std_dev", sd.std_dev));

@@ -71,7 +71,7 @@ static fr_status load_ddpm(fr_infer_ckpt *c, const fr_st_file *f, const char *pa
     return s;
 }
 
-fr_status fr_infer_ckpt_load(fr_infer_ckpt *c, const char *path, int use_ema, const char *task_name)
+fr_status fr_infer_ckpt_load(fr_infer_ckpt *c, fr_backend *be, const char *path, int use_ema, const char *task_name)
 {
     memset(c, 0, sizeof *c);
     fr_st_file f;
@@ -103,7 +103,7 @@ fr_status fr_infer_ckpt_load(fr_infer_ckpt *c, const char *path, int use_ema, co
                         path, (long long)cfg.D, (long long)cfg.n_cond, (long long)cfg.n_slots, c->task->name,
                         c->task->D, (long long)n_cond, (long long)n_slots);
     }
-    if (s == FR_OK) s = fr_model_alloc(&c->model, &cfg);
+    if (s == FR_OK) s = fr_model_alloc(&c->model, be, &cfg);
     if (s == FR_OK) {
         char ema0[80];
         snprintf(ema0, sizeof ema0, "ema.%s", c->model.params[0].name);

@@ -1,11 +1,8 @@
 /* Forward and backward of the residual MLP (flowrl/model.h), written against the op table
- * only; the embeddings' loops are in core/embed.c. */
+ * only: every array is backend memory, every loop over it an op entry. */
 #include "flowrl/model.h"
-#include "flowrl/embed.h"
-#include "flowrl/model_elem.h"
 #include "model_internal.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 static const float *W(const fr_model *m, int i) { return (const float *)m->values[i].data; }
@@ -48,16 +45,16 @@ fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, i
     };
     int n_parts = (int)(sizeof parts / sizeof parts[0]);
     int64_t total = 0;
-    for (int i = 0; i < n_parts; i++) total += (parts[i].n + 15) / 16 * 16;
-    size_t bytes = (size_t)total * sizeof(float) + (size_t)(B * m->cfg.n_slots) * sizeof(int32_t) + 64;
-    ws->buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    for (int i = 0; i < n_parts; i++) total += fr_arena_slot(parts[i].n);
+    size_t bytes = (size_t)total * sizeof(float) + (size_t)(B * m->cfg.n_slots) * sizeof(int32_t);
+    ws->buf = fr_dev_alloc(m->be, bytes); /* zero-filled */
     if (!ws->buf)
         return fr_fail(FR_ERR_NOMEM, "model workspace: cannot allocate %zu bytes", bytes);
-    memset(ws->buf, 0, bytes);
+    ws->be = m->be;
     float *p = (float *)ws->buf;
     for (int i = 0; i < n_parts; i++) {
         *parts[i].p = parts[i].n ? p : NULL;
-        p += (parts[i].n + 15) / 16 * 16;
+        p += fr_arena_slot(parts[i].n);
     }
     if (!keep) ws->a = ws->u;
     ws->c = (int32_t *)p;
@@ -69,7 +66,7 @@ fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, i
 
 void fr_model_ws_free(fr_model_ws *ws)
 {
-    free(ws->buf);
+    if (ws->be) fr_dev_free(ws->be, ws->buf);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -107,16 +104,16 @@ fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, i
 
     if (ws->keep) { /* copied first, so that out may alias x */
         be->ops->copy(B * D, x, ws->x);
-        memcpy(ws->c, c, (size_t)(B * cf->n_slots) * sizeof *c);
+        FR_TRY(fr_d2d(be, ws->c, c, (size_t)(B * cf->n_slots) * sizeof *c));
     }
     float *h = ws->h; /* slot 0 */
     linear(be, B, H, D, x, W(m, FR_MP_IN_W), W(m, FR_MP_IN_B), h);
-    fr_temb_sinusoidal(B, E, t, ws->temb_in);
+    be->ops->temb_sinusoidal(B, E, t, ws->temb_in);
     linear(be, B, H, E, ws->temb_in, W(m, FR_MP_T1_W), W(m, FR_MP_T1_B), ws->t1);
     be->ops->act_fwd(cf->act, B * H, ws->t1, ws->a1);
     linear(be, B, H, H, ws->a1, W(m, FR_MP_T2_W), W(m, FR_MP_T2_B), ws->tmp);
     be->ops->binary(FR_BIN_ADD, B * H, h, ws->tmp, h);
-    FR_TRY(fr_embed_gather_add(B, cf->n_slots, H, cf->n_cond + 1, W(m, FR_MP_COND), c, h));
+    be->ops->embed_gather_add(B, cf->n_slots, H, cf->n_cond + 1, W(m, FR_MP_COND), c, h);
 
     for (int64_t k = 0; k < nb; k++) {
         int64_t s = ws->keep ? k : 0;
@@ -143,13 +140,7 @@ fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, i
          * (each element reads x before writing out) */
         linear(be, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)),
                W(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), ws->xo);
-        for (int64_t b = 0; b < B; b++) {
-            float d = fr_x0_head_denom(t[b], cf->sigma_min);
-            if (ws->keep) ws->den[b] = d;
-            const float *xb = x + b * D, *ob = ws->xo + b * D;
-            float *vb = out + b * D;
-            for (int64_t i = 0; i < D; i++) vb[i] = fr_x0_head_velocity(xb[i], ob[i], d);
-        }
+        be->ops->x0_head_fwd(B, D, cf->sigma_min, t, x, ws->xo, ws->keep ? ws->den : NULL, out);
     } else {
         linear(be, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)),
                W(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), out);
@@ -186,9 +177,7 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
      * +dv/d (added at the end). */
     const float *dy = dout;
     if (cf->head == FR_HEAD_X0) {
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t i = 0; i < D; i++)
-                ws->xo[b * D + i] = -fr_x0_head_grad(dout[b * D + i], ws->den[b]);
+        be->ops->x0_head_bwd(B, D, ws->den, dout, ws->xo);
         dy = ws->xo;
     }
     /* Head: o = LN_f(h_nb) W_out^T + b_out. */
@@ -216,7 +205,7 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
     }
 
     /* h_0 = (x W_in^T + b_in) + temb + table[c]: dh reaches all three unchanged. */
-    fr_embed_scatter_add(B, m->cfg.n_slots, H, ws->c, dh, G(m, FR_MP_COND));
+    be->ops->embed_scatter_add(B, cf->n_slots, H, cf->n_cond + 1, ws->c, dh, G(m, FR_MP_COND));
     linear_bwd(be, B, H, H, ws->a1, W(m, FR_MP_T2_W), dh, G(m, FR_MP_T2_W), G(m, FR_MP_T2_B),
                dtmp);
     be->ops->act_bwd(cf->act, B * H, ws->t1, dtmp, ws->tmp, 0);
@@ -224,7 +213,6 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
                G(m, FR_MP_T1_B), NULL);
     linear_bwd(be, B, H, D, ws->x, W(m, FR_MP_IN_W), dh, G(m, FR_MP_IN_W), G(m, FR_MP_IN_B), dx);
     /* + dv/d, as − (−dv/d): the same bits (IEEE a − b = a + (−b)), and dx may alias dout */
-    if (dx && cf->head == FR_HEAD_X0)
-        for (int64_t i = 0; i < B * D; i++) dx[i] = dx[i] - ws->xo[i];
+    if (dx && cf->head == FR_HEAD_X0) be->ops->binary(FR_BIN_SUB, B * D, dx, ws->xo, dx);
     return FR_OK;
 }

@@ -123,29 +123,44 @@ static fr_status full_name(char *buf, size_t n, const char *prefix, const char *
     return FR_OK;
 }
 
+fr_status fr_dev_tensor_to_st(fr_backend *be, fr_st_file *f, const char *name, const fr_tensor *t)
+{
+    fr_tensor h;
+    FR_TRY(fr_tensor_alloc(&h, t->dtype, t->ndim, t->shape));
+    fr_status s = fr_d2h(be, h.data, t->data, fr_tensor_nbytes(t));
+    if (s == FR_OK) s = fr_st_add_take(f, name, &h);
+    fr_tensor_free(&h); /* empty when taken */
+    return s;
+}
+
+fr_status fr_dev_tensor_from_st(fr_backend *be, const fr_st_file *f, const char *name, fr_tensor *t)
+{
+    char a[64], b[64];
+    const fr_tensor *h = fr_st_get(f, name);
+    if (!h) return fr_fail(FR_ERR_FORMAT, "checkpoint: tensor '%s' is missing", name);
+    if (h->dtype != FR_F32 || !fr_tensor_same_shape(h, t))
+        return fr_fail(FR_ERR_FORMAT, "checkpoint: tensor '%s' is %s %s, expected F32 %s", name,
+                       fr_dtype_name(h->dtype), fr_shape_str(h->ndim, h->shape, a, sizeof a),
+                       fr_shape_str(t->ndim, t->shape, b, sizeof b));
+    return fr_h2d(be, t->data, h->data, fr_tensor_nbytes(t));
+}
+
 fr_status fr_model_values_to_st(const fr_model *m, fr_st_file *f, const char *prefix)
 {
     char nm[256];
     for (int i = 0; i < m->n_params; i++) {
         FR_TRY(full_name(nm, sizeof nm, prefix, m->params[i].name));
-        FR_TRY(fr_st_add(f, nm, m->params[i].value));
+        FR_TRY(fr_dev_tensor_to_st(m->be, f, nm, m->params[i].value));
     }
     return FR_OK;
 }
 
 fr_status fr_model_values_from_st(fr_model *m, const fr_st_file *f, const char *prefix)
 {
-    char nm[256], a[64], b[64];
+    char nm[256];
     for (int i = 0; i < m->n_params; i++) {
         FR_TRY(full_name(nm, sizeof nm, prefix, m->params[i].name));
-        const fr_tensor *t = fr_st_get(f, nm);
-        const fr_tensor *v = m->params[i].value;
-        if (!t) return fr_fail(FR_ERR_FORMAT, "checkpoint: tensor '%s' is missing", nm);
-        if (t->dtype != FR_F32 || !fr_tensor_same_shape(t, v))
-            return fr_fail(FR_ERR_FORMAT, "checkpoint: tensor '%s' is %s %s, expected F32 %s", nm,
-                           fr_dtype_name(t->dtype), fr_shape_str(t->ndim, t->shape, a, sizeof a),
-                           fr_shape_str(v->ndim, v->shape, b, sizeof b));
-        memcpy(v->data, t->data, fr_tensor_nbytes(v));
+        FR_TRY(fr_dev_tensor_from_st(m->be, f, nm, m->params[i].value));
     }
     return FR_OK;
 }
@@ -162,7 +177,7 @@ fr_status fr_model_save(const fr_model *m, const char *path)
     return s;
 }
 
-fr_status fr_model_load(fr_model *m, const char *path)
+fr_status fr_model_load(fr_model *m, fr_backend *be, const char *path)
 {
     memset(m, 0, sizeof *m);
     fr_st_file f;
@@ -170,7 +185,7 @@ fr_status fr_model_load(fr_model *m, const char *path)
     fr_model_config cfg;
     fr_status s = fr_model_config_from_meta(&f, &cfg);
     if (s != FR_OK) s = with_path(s, path);
-    if (s == FR_OK) s = fr_model_alloc(m, &cfg);
+    if (s == FR_OK) s = fr_model_alloc(m, be, &cfg);
     if (s == FR_OK) {
         s = fr_model_values_from_st(m, &f, "");
         if (s != FR_OK) {

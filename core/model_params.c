@@ -8,9 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Each tensor starts on a 64-byte boundary of the arenas (16 floats), for SIMD kernels. */
-#define ALIGN_FLOATS 16
-
 typedef struct {
     char name[48];
     int ndim;
@@ -67,7 +64,7 @@ static int make_specs(const fr_model_config *c, param_spec *s)
 
 static int n_specs(const fr_model_config *c) { return (int)(FR_MP_BLOCK0 + 6 * c->n_blocks + 4); }
 
-fr_status fr_model_alloc(fr_model *m, const fr_model_config *cfg)
+fr_status fr_model_alloc(fr_model *m, fr_backend *be, const fr_model_config *cfg)
 {
     memset(m, 0, sizeof *m);
     FR_TRY(fr_model_config_check(cfg));
@@ -77,74 +74,78 @@ fr_status fr_model_alloc(fr_model *m, const fr_model_config *cfg)
     int got = make_specs(cfg, s);
     (void)got; /* == n by construction of n_specs */
     int64_t total = 0;
-    for (int i = 0; i < n; i++) {
-        int64_t ne = s[i].shape[0] * s[i].shape[1];
-        total += (ne + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
-    }
+    for (int i = 0; i < n; i++) total += fr_arena_slot(s[i].shape[0] * s[i].shape[1]);
     m->cfg = *cfg;
+    m->be = be;
     m->n_params = n;
     m->params = fr_calloc((size_t)n, sizeof *m->params);
     m->values = fr_calloc((size_t)n, sizeof *m->values);
     m->grads = fr_calloc((size_t)n, sizeof *m->grads);
     m->names = fr_calloc((size_t)n, sizeof *m->names);
-    size_t bytes = (size_t)total * sizeof(float);
-    m->arena_values = aligned_alloc(64, bytes);
-    m->arena_grads = aligned_alloc(64, bytes);
+    m->arena_values = fr_dev_floats(be, total); /* zero-filled */
+    m->arena_grads = fr_dev_floats(be, total);
     if (!m->params || !m->values || !m->grads || !m->names || !m->arena_values ||
         !m->arena_grads) {
         free(s);
         fr_model_free(m);
         return fr_fail(FR_ERR_NOMEM, "model: cannot allocate %lld parameters", (long long)total);
     }
-    memset(m->arena_values, 0, bytes);
-    memset(m->arena_grads, 0, bytes);
     int64_t off = 0;
     for (int i = 0; i < n; i++) {
         memcpy(m->names[i], s[i].name, sizeof m->names[i]);
         m->values[i] = fr_tensor_f32(m->arena_values + off, s[i].ndim, s[i].shape);
         m->grads[i] = fr_tensor_f32(m->arena_grads + off, s[i].ndim, s[i].shape);
+        m->values[i].device = m->grads[i].device = be->device ? FR_DEVICE_CUDA : FR_DEVICE_CPU;
         m->params[i].name = m->names[i];
         m->params[i].value = &m->values[i];
         m->params[i].grad = &m->grads[i];
-        int64_t ne = s[i].shape[0] * s[i].shape[1];
-        off += (ne + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+        off += fr_arena_slot(s[i].shape[0] * s[i].shape[1]);
     }
     free(s);
     return FR_OK;
 }
 
-fr_status fr_model_init(fr_model *m, const fr_model_config *cfg, uint32_t seed)
+/* The init of one parameter (model.h) into p (ne zeros, host memory). */
+static void init_values(const param_spec *sp, int index, uint32_t seed, float *p, int64_t ne)
 {
-    FR_TRY(fr_model_alloc(m, cfg));
-    int n = m->n_params;
-    param_spec *s = fr_calloc((size_t)n, sizeof *s);
-    if (!s) {
-        fr_model_free(m);
-        return FR_ERR_NOMEM;
+    switch (sp->init) {
+    case INIT_ZERO: break;
+    case INIT_ONE:
+        for (int64_t j = 0; j < ne; j++) p[j] = 1.0f;
+        break;
+    case INIT_LINEAR: {
+        /* torch.nn.Linear: kaiming_uniform_(a = sqrt(5)) = U(-1/sqrt(fan_in), +). */
+        float bound = 1.0f / sqrtf((float)sp->fan_in);
+        fr_rng_fill_uniform(p, ne, seed, FR_RNG_INIT, (uint32_t)index, 0, 0);
+        for (int64_t j = 0; j < ne; j++) p[j] = (2.0f * p[j] - 1.0f) * bound;
+        break;
     }
-    make_specs(cfg, s);
-    for (int i = 0; i < n; i++) {
-        float *p = (float *)m->values[i].data;
-        int64_t ne = fr_tensor_numel(&m->values[i]);
-        switch (s[i].init) {
-        case INIT_ZERO: break; /* the arena is zeroed */
-        case INIT_ONE:
-            for (int64_t j = 0; j < ne; j++) p[j] = 1.0f;
-            break;
-        case INIT_LINEAR: {
-            /* torch.nn.Linear: kaiming_uniform_(a = sqrt(5)) = U(-1/sqrt(fan_in), +). */
-            float bound = 1.0f / sqrtf((float)s[i].fan_in);
-            fr_rng_fill_uniform(p, ne, seed, FR_RNG_INIT, (uint32_t)i, 0, 0);
-            for (int64_t j = 0; j < ne; j++) p[j] = (2.0f * p[j] - 1.0f) * bound;
-            break;
-        }
-        case INIT_NORMAL:
-            fr_rng_fill_normal(p, ne, seed, FR_RNG_INIT, (uint32_t)i, 0, 0);
-            break;
-        }
+    case INIT_NORMAL:
+        fr_rng_fill_normal(p, ne, seed, FR_RNG_INIT, (uint32_t)index, 0, 0);
+        break;
+    }
+}
+
+fr_status fr_model_init(fr_model *m, fr_backend *be, const fr_model_config *cfg, uint32_t seed)
+{
+    FR_TRY(fr_model_alloc(m, be, cfg));
+    const int n = m->n_params;
+    param_spec *s = fr_calloc((size_t)n, sizeof *s);
+    /* the whole arena on the host (its padding zero), then one copy across */
+    const int64_t total = fr_model_arena_floats(m);
+    float *host = fr_calloc((size_t)total, sizeof(float));
+    fr_status st = s && host ? FR_OK : FR_ERR_NOMEM;
+    if (st == FR_OK) {
+        make_specs(cfg, s);
+        for (int i = 0; i < n; i++)
+            init_values(&s[i], i, seed, host + ((float *)m->values[i].data - m->arena_values),
+                        fr_tensor_numel(&m->values[i]));
+        st = fr_h2d(be, m->arena_values, host, (size_t)total * sizeof(float));
     }
     free(s);
-    return FR_OK;
+    free(host);
+    if (st != FR_OK) fr_model_free(m);
+    return st;
 }
 
 void fr_model_free(fr_model *m)
@@ -153,9 +154,26 @@ void fr_model_free(fr_model *m)
     free(m->values);
     free(m->grads);
     free(m->names);
-    free(m->arena_values);
-    free(m->arena_grads);
+    if (m->be) {
+        fr_dev_free(m->be, m->arena_values);
+        fr_dev_free(m->be, m->arena_grads);
+    }
     memset(m, 0, sizeof *m);
+}
+
+int64_t fr_model_arena_floats(const fr_model *m)
+{
+    int64_t total = 0;
+    for (int i = 0; i < m->n_params; i++) total += fr_arena_slot(fr_tensor_numel(&m->values[i]));
+    return total;
+}
+
+fr_status fr_model_copy_values(fr_model *dst, const fr_model *src)
+{
+    int same = dst->n_params == src->n_params && dst->be == src->be;
+    for (int i = 0; same && i < src->n_params; i++) same = fr_tensor_same_shape(&dst->values[i], &src->values[i]);
+    if (!same) return fr_fail(FR_ERR_ARG, "fr_model_copy_values: the models differ in shapes or backend");
+    return fr_d2d(dst->be, dst->arena_values, src->arena_values, (size_t)fr_model_arena_floats(src) * sizeof(float));
 }
 
 fr_param *fr_model_param(fr_model *m, const char *name)

@@ -26,26 +26,29 @@ void fr_params_zero_grad(fr_backend *be, fr_param *ps, int n)
         be->ops->fill(fr_tensor_numel(ps[i].grad), 0.0f, (float *)ps[i].grad->data);
 }
 
-static void free_tensors(fr_tensor *ts, int n)
+/* k lists out[0..k-1] of n zeroed tensors shaped like the values, views into one arena of
+ * be's memory (each tensor on a 64-byte boundary, fr_arena_slot). */
+static fr_status alloc_like(fr_backend *be, float **arena, fr_tensor **out, int k, const fr_param *ps, int n)
 {
-    if (!ts) return;
-    for (int i = 0; i < n; i++) fr_tensor_free(&ts[i]);
-    free(ts);
-}
-
-/* n zeroed tensors shaped like the values. */
-static fr_status alloc_like(fr_tensor **out, const fr_param *ps, int n)
-{
-    fr_tensor *ts = fr_calloc((size_t)(n > 0 ? n : 1), sizeof *ts);
-    if (!ts) return FR_ERR_NOMEM;
-    for (int i = 0; i < n; i++) {
-        fr_status s = fr_tensor_alloc(&ts[i], FR_F32, ps[i].value->ndim, ps[i].value->shape);
-        if (s != FR_OK) {
-            free_tensors(ts, i);
-            return s;
-        }
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += fr_arena_slot(fr_tensor_numel(ps[i].value));
+    *arena = fr_dev_floats(be, total * k > 0 ? total * k : 1); /* zero-filled */
+    for (int j = 0; j < k; j++) out[j] = fr_calloc((size_t)(n > 0 ? n : 1), sizeof *out[j]);
+    int ok = *arena != NULL;
+    for (int j = 0; j < k; j++) ok = ok && out[j];
+    if (!ok) {
+        fr_dev_free(be, *arena);
+        for (int j = 0; j < k; j++) free(out[j]);
+        return FR_ERR_NOMEM;
     }
-    *out = ts;
+    float *p = *arena;
+    for (int j = 0; j < k; j++)
+        for (int i = 0; i < n; i++) {
+            const fr_tensor *v = ps[i].value;
+            out[j][i] = fr_tensor_f32(p, v->ndim, v->shape);
+            out[j][i].device = v->device;
+            p += fr_arena_slot(fr_tensor_numel(v));
+        }
     return FR_OK;
 }
 
@@ -62,24 +65,23 @@ static fr_status check_list(const char *what, const fr_tensor *ts, int nt, const
     return FR_OK;
 }
 
-fr_status fr_adamw_state_init(fr_adamw_state *s, const fr_param *ps, int n)
+fr_status fr_adamw_state_init(fr_backend *be, fr_adamw_state *s, const fr_param *ps, int n)
 {
     memset(s, 0, sizeof *s);
-    FR_TRY(alloc_like(&s->m, ps, n));
-    fr_status st = alloc_like(&s->v, ps, n);
-    if (st != FR_OK) {
-        free_tensors(s->m, n);
-        s->m = NULL;
-        return st;
-    }
+    fr_tensor *mv[2];
+    FR_TRY(alloc_like(be, &s->arena, mv, 2, ps, n));
+    s->be = be;
+    s->m = mv[0];
+    s->v = mv[1];
     s->n = n;
     return FR_OK;
 }
 
 void fr_adamw_state_free(fr_adamw_state *s)
 {
-    free_tensors(s->m, s->n);
-    free_tensors(s->v, s->n);
+    free(s->m);
+    free(s->v);
+    if (s->be) fr_dev_free(s->be, s->arena);
     memset(s, 0, sizeof *s);
 }
 
@@ -139,7 +141,8 @@ fr_status fr_clip_grad_norm(fr_backend *be, fr_param *ps, int n, float max_norm,
 fr_status fr_ema_init(fr_backend *be, fr_ema *e, const fr_param *ps, int n)
 {
     memset(e, 0, sizeof *e);
-    FR_TRY(alloc_like(&e->shadow, ps, n));
+    FR_TRY(alloc_like(be, &e->arena, &e->shadow, 1, ps, n));
+    e->be = be;
     e->n = n;
     for (int i = 0; i < n; i++)
         be->ops->copy(fr_tensor_numel(ps[i].value), (const float *)ps[i].value->data,
@@ -149,7 +152,8 @@ fr_status fr_ema_init(fr_backend *be, fr_ema *e, const fr_param *ps, int n)
 
 void fr_ema_free(fr_ema *e)
 {
-    free_tensors(e->shadow, e->n);
+    free(e->shadow);
+    if (e->be) fr_dev_free(e->be, e->arena);
     memset(e, 0, sizeof *e);
 }
 

@@ -239,10 +239,17 @@ typedef struct {
     fr_ema ema;
     int have_ws, have_opt, have_ema;
     float alpha_bar[FR_NUM_TRAIN_TIMESTEPS];
-    int *prompts, *cond_prompts; /* (B,) */
+    fr_backend *be;
+    /* host: the step's draws, per sample (B,) and the task's samples and noise (B, D) */
+    int *prompts, *cond_prompts;
+    int32_t *c_h;                /* (B, S) */
+    float *tas_h;                /* (3, B): t, then noise_mix's a and s */
+    float *x0_h, *eps_h;
+    /* backend memory: the same, then the model's inputs, targets and outputs */
     int32_t *c;                  /* (B, S) */
+    float *tas;                  /* (3, B) */
     float *x0, *eps, *x, *target, *out, *sq; /* (B, D) */
-    float *t;                    /* (B,) */
+    float *loss;                 /* (1,) */
 } run_state;
 
 static void run_free(run_state *r)
@@ -251,36 +258,33 @@ static void run_free(run_state *r)
     if (r->have_opt) fr_adamw_state_free(&r->opt);
     if (r->have_ema) fr_ema_free(&r->ema);
     fr_model_free(&r->m);
-    free(r->prompts);
-    free(r->cond_prompts);
-    free(r->c);
-    free(r->x0);
-    free(r->eps);
-    free(r->x);
-    free(r->target);
-    free(r->out);
-    free(r->sq);
-    free(r->t);
+    void *host[] = {r->prompts, r->cond_prompts, r->c_h, r->tas_h, r->x0_h, r->eps_h};
+    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
+    if (!r->be) return;
+    void *dev[] = {r->c, r->tas, r->x0, r->eps, r->x, r->target, r->out, r->sq, r->loss};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(r->be, dev[i]);
 }
 
 static fr_status run_alloc(run_state *r, const fr_pretrain_cfg *cfg, const fr_model_config *mc,
                            fr_backend *be)
 {
     FR_TRY(fr_task_get(cfg->task, &r->task));
-    FR_TRY(fr_model_init(&r->m, mc, cfg->seed));
+    FR_TRY(fr_model_init(&r->m, be, mc, cfg->seed));
     FR_TRY(fr_model_ws_alloc(&r->ws, &r->m, cfg->batch, 1));
     r->have_ws = 1;
-    FR_TRY(fr_adamw_state_init(&r->opt, r->m.params, r->m.n_params));
+    FR_TRY(fr_adamw_state_init(be, &r->opt, r->m.params, r->m.n_params));
     r->have_opt = 1;
     FR_TRY(fr_ema_init(be, &r->ema, r->m.params, r->m.n_params));
     r->have_ema = 1;
-    size_t B = (size_t)cfg->batch, BD = B * (size_t)mc->D;
-    if (!(r->prompts = fr_calloc(B, sizeof(int))) || !(r->cond_prompts = fr_calloc(B, sizeof(int))) ||
-        !(r->c = fr_calloc(B * (size_t)mc->n_slots, sizeof(int32_t))) ||
-        !(r->x0 = fr_calloc(BD, sizeof(float))) || !(r->eps = fr_calloc(BD, sizeof(float))) ||
-        !(r->x = fr_calloc(BD, sizeof(float))) || !(r->target = fr_calloc(BD, sizeof(float))) ||
-        !(r->out = fr_calloc(BD, sizeof(float))) || !(r->sq = fr_calloc(BD, sizeof(float))) ||
-        !(r->t = fr_calloc(B, sizeof(float))))
+    r->be = be;
+    const int64_t B = cfg->batch, BD = B * mc->D, BS = B * mc->n_slots;
+    if (!(r->prompts = fr_calloc((size_t)B, sizeof(int))) || !(r->cond_prompts = fr_calloc((size_t)B, sizeof(int))) ||
+        !(r->c_h = fr_calloc((size_t)BS, sizeof(int32_t))) || !(r->tas_h = fr_calloc((size_t)(3 * B), sizeof(float))) ||
+        !(r->x0_h = fr_calloc((size_t)BD, sizeof(float))) || !(r->eps_h = fr_calloc((size_t)BD, sizeof(float))))
+        return FR_ERR_NOMEM;
+    if (!(r->c = fr_dev_i32(be, BS)) || !(r->tas = fr_dev_floats(be, 3 * B)) || !(r->x0 = fr_dev_floats(be, BD)) ||
+        !(r->eps = fr_dev_floats(be, BD)) || !(r->x = fr_dev_floats(be, BD)) || !(r->target = fr_dev_floats(be, BD)) ||
+        !(r->out = fr_dev_floats(be, BD)) || !(r->sq = fr_dev_floats(be, BD)) || !(r->loss = fr_dev_floats(be, 1)))
         return FR_ERR_NOMEM;
     if (cfg->pred == FR_PRED_EPSILON) {
         float betas[FR_NUM_TRAIN_TIMESTEPS];
@@ -293,11 +297,16 @@ static fr_status run_alloc(run_state *r, const fr_pretrain_cfg *cfg, const fr_mo
     return FR_OK;
 }
 
-/* The inputs, times and targets of step s (all from Philox coordinates (s, b)). */
+/* The inputs, times and targets of step s (all from Philox coordinates (s, b)): the
+ * per-sample draws and the task's samples on the host, copied over once; the noised inputs
+ * and targets in backend memory (noise_mix with a = 1 − σ, s = σ or √ᾱ, √(1−ᾱ): the bits of
+ * fr_flow_noised_elem / fr_ddpm_noised_elem). */
 static fr_status make_batch(run_state *r, const fr_pretrain_cfg *cfg, int64_t s)
 {
+    fr_backend *be = r->be;
     const int64_t B = cfg->batch, D = r->m.cfg.D;
     const uint32_t seed = cfg->seed, us = (uint32_t)s;
+    float *t = r->tas_h, *a = r->tas_h + B, *sc = r->tas_h + 2 * B;
     for (int64_t b = 0; b < B; b++) {
         uint32_t ub = (uint32_t)b;
         uint32_t w = fr_rng_u32(seed, FR_RNG_PROMPTS, us, ub, FR_PRETRAIN_TAG, 0);
@@ -305,36 +314,35 @@ static fr_status make_batch(run_state *r, const fr_pretrain_cfg *cfg, int64_t s)
         float u = fr_rng_uniform(seed, FR_RNG_CFG_DROPOUT, us, ub, 0, 0);
         r->cond_prompts[b] = u < cfg->cfg_dropout ? -1 : r->prompts[b];
     }
-    FR_TRY(fr_task_sample_batch(r->task, (int)B, r->prompts, seed, (uint32_t)(s * B), r->x0));
-    FR_TRY(fr_cond_ids(r->task, B, r->cond_prompts, r->c));
+    FR_TRY(fr_task_sample_batch(r->task, (int)B, r->prompts, seed, (uint32_t)(s * B), r->x0_h));
+    FR_TRY(fr_cond_ids(r->task, B, r->cond_prompts, r->c_h));
     for (int64_t b = 0; b < B; b++) {
         uint32_t ub = (uint32_t)b;
-        const float *x0 = r->x0 + b * D;
-        float *eps = r->eps + b * D, *x = r->x + b * D, *tg = r->target + b * D;
-        fr_rng_fill_normal(eps, D, seed, FR_RNG_PRETRAIN_NOISE, us, ub, 0);
+        fr_rng_fill_normal(r->eps_h + b * D, D, seed, FR_RNG_PRETRAIN_NOISE, us, ub, 0);
         if (cfg->pred == FR_PRED_VELOCITY) {
             float sigma = cfg->sigma == FR_SIGMA_UNIFORM
                               ? fr_rng_uniform(seed, FR_RNG_PRETRAIN_TIME, us, ub, 0, 0)
                               : fr_logit_normal_sigma(
                                     fr_rng_normal(seed, FR_RNG_PRETRAIN_TIME, us, ub, 0, 0),
                                     cfg->logit_mean, cfg->logit_std);
-            r->t[b] = fr_timestep_diffusers(sigma);
-            for (int64_t i = 0; i < D; i++) {
-                x[i] = fr_flow_noised_elem(x0[i], eps[i], sigma);
-                tg[i] = fr_flow_target_elem(x0[i], eps[i]);
-            }
+            t[b] = fr_timestep_diffusers(sigma);
+            a[b] = 1.0f - sigma;
+            sc[b] = sigma;
         } else {
             uint32_t ti = fr_rng_below(fr_rng_u32(seed, FR_RNG_PRETRAIN_TIME, us, ub, 0, 0),
                                        FR_NUM_TRAIN_TIMESTEPS);
-            float sa, s1a;
-            fr_ddpm_coefs(r->alpha_bar[ti], &sa, &s1a);
-            r->t[b] = (float)ti;
-            for (int64_t i = 0; i < D; i++) {
-                x[i] = fr_ddpm_noised_elem(x0[i], eps[i], sa, s1a);
-                tg[i] = eps[i];
-            }
+            fr_ddpm_coefs(r->alpha_bar[ti], &a[b], &sc[b]);
+            t[b] = (float)ti;
         }
     }
+    const size_t bd = (size_t)(B * D) * sizeof(float);
+    FR_TRY(fr_h2d(be, r->x0, r->x0_h, bd));
+    FR_TRY(fr_h2d(be, r->eps, r->eps_h, bd));
+    FR_TRY(fr_h2d(be, r->tas, r->tas_h, (size_t)(3 * B) * sizeof(float)));
+    FR_TRY(fr_h2d(be, r->c, r->c_h, (size_t)(B * r->m.cfg.n_slots) * sizeof(int32_t)));
+    be->ops->noise_mix(B, B, D, r->x0, r->eps, r->tas + B, r->tas + 2 * B, r->x);
+    if (cfg->pred == FR_PRED_VELOCITY) be->ops->flow_target(B, B, D, r->x0, r->eps, r->target);
+    else FR_TRY(fr_d2d(be, r->target, r->eps, bd));
     return FR_OK;
 }
 
@@ -344,10 +352,11 @@ static fr_status train_step(run_state *r, const fr_pretrain_cfg *cfg, fr_backend
 {
     const int64_t B = cfg->batch;
     FR_TRY(make_batch(r, cfg, s));
-    FR_TRY(fr_model_forward(&r->m, be, &r->ws, B, r->x, r->t, r->c, r->out));
+    FR_TRY(fr_model_forward(&r->m, be, &r->ws, B, r->x, r->tas, r->c, r->out));
     /* loss = canonical long sum of (out − target)² / n, dL/dout = (2/n)·(out − target):
      * the flow-matching loss shared with AWM (flowrl/fm_loss.h) */
-    FR_TRY(fr_fm_loss(be, B, r->m.cfg.D, r->out, r->target, NULL, loss, r->sq));
+    FR_TRY(fr_fm_loss(be, B, r->m.cfg.D, r->out, r->target, NULL, r->loss, r->sq));
+    FR_TRY(fr_d2h(be, loss, r->loss, sizeof *loss));
     if (!isfinite(*loss))
         return fr_fail(FR_ERR_NUMERIC, "pretrain: step %lld: the loss is %g", (long long)s + 1,
                        (double)*loss);

@@ -37,7 +37,7 @@ static fr_status setup(fr_run *r)
     const fr_run_opts *o = r->o;
     FR_TRY(file_digest(o->c.base, r->base_digest));
     fr_infer_ckpt ck;
-    FR_TRY(fr_infer_ckpt_load(&ck, o->c.base, !o->c.base_raw, o->c.task[0] ? o->c.task : NULL));
+    FR_TRY(fr_infer_ckpt_load(&ck, r->be, o->c.base, !o->c.base_raw, o->c.task[0] ? o->c.task : NULL));
     r->pol = ck.model;
     r->task = ck.task;
     ck.model.params = NULL; /* ownership moved to r->pol */
@@ -59,12 +59,12 @@ static fr_status setup(fr_run *r)
     r->priv->eval_reward_id = r->reward_id >= 0 ? r->reward_id : 0;
 
     if (r->algo->needs_ref && r->algo->needs_ref(o, r->ao)) {
-        FR_TRY(fr_model_alloc(&r->ref, &r->pol.cfg));
+        FR_TRY(fr_model_alloc(&r->ref, r->be, &r->pol.cfg));
         r->have_ref = 1;
         for (int i = 0; i < r->pol.n_params; i++)
             FR_TRY(fr_d2d(r->be, r->ref.values[i].data, r->pol.values[i].data, fr_tensor_nbytes(&r->pol.values[i])));
     }
-    FR_TRY(fr_adamw_state_init(&r->adam, r->pol.params, r->pol.n_params));
+    FR_TRY(fr_adamw_state_init(r->be, &r->adam, r->pol.params, r->pol.n_params));
     if (o->opt.ema_decay >= 0.0f) {
         FR_TRY(fr_ema_init(r->be, &r->ema, r->pol.params, r->pol.n_params));
         r->have_ema = 1;
@@ -584,7 +584,7 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
         if (s == FR_OK && !found && ro.ev.eval_n > 0) {
             /* the run stopped before its first evaluation finished: evaluate the base */
             fr_infer_ckpt ck;
-            s = fr_infer_ckpt_load(&ck, ro.c.base, !ro.c.base_raw, ro.c.task);
+            s = fr_infer_ckpt_load(&ck, r.be, ro.c.base, !ro.c.base_raw, ro.c.task);
             if (s == FR_OK) s = fr_run_evaluate(&r, &ck.model, "before", 0, &res->acc_before, &res->score_before);
             fr_infer_ckpt_free(&ck);
         }

@@ -41,7 +41,7 @@ fr_status fr_run_evaluate(fr_run *r, const fr_model *m, const char *key, int64_t
     if (s == FR_OK && strcmp(key, "after") == 0) {
         /* before and after side by side: the base from its file, as the run started from it */
         fr_infer_ckpt ck;
-        s = fr_infer_ckpt_load(&ck, o->c.base, !o->c.base_raw, r->task->name);
+        s = fr_infer_ckpt_load(&ck, r->be, o->c.base, !o->c.base_raw, r->task->name);
         if (s == FR_OK) {
             ms[0] = &ck.model;
             ms[1] = m;
@@ -60,7 +60,7 @@ fr_status fr_run_eval_current(fr_run *r, const char *key, int64_t epoch, double 
 {
     if (!r->have_ema) return fr_run_evaluate(r, &r->pol, key, epoch, acc, score);
     fr_model em;
-    FR_TRY(fr_model_alloc(&em, &r->pol.cfg));
+    FR_TRY(fr_model_alloc(&em, r->be, &r->pol.cfg));
     fr_status s = fr_ema_copy_to(r->be, &r->ema, em.params, em.n_params);
     if (s == FR_OK) s = fr_run_evaluate(r, &em, key, epoch, acc, score);
     fr_model_free(&em);

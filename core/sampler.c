@@ -1,13 +1,11 @@
-/* Sampler steps over a batch (docs/algorithms/samplers.md §2-§6, §9): loops over the element
- * functions of flowrl/sampler_elem.h, log-probs as canonical means over D. */
+/* Sampler steps over a batch (docs/algorithms/samplers.md §2-§6, §9): the checks and the
+ * step's coefficients here, the loops over the element functions of flowrl/sampler_elem.h in
+ * the backend's op entries (sampler_step, sampler_logprob, flowrl/ops.h). */
 #include "flowrl/sampler.h"
 
-#include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "flowrl/enum_names.h"
-#include "flowrl/reduce.h"
 #include "flowrl/sampler_elem.h"
 
 const char *const fr_sampler_names[FR_SAMPLER_COUNT + 1] = {"ode", "sde", "cps", "dance", "ddim", "dpm", NULL};
@@ -27,23 +25,9 @@ int fr_sampler_is_stochastic(fr_sampler_kind k)
     return k == FR_SAMPLER_SDE || k == FR_SAMPLER_CPS || k == FR_SAMPLER_DANCE || k == FR_SAMPLER_DDIM;
 }
 
-/* The coefficients of one step, formed once (the public code's 0-dim tensors). */
-typedef struct {
-    fr_sampler_kind kind;
-    float sigma; /* dpm: x̂0 = x − σ·v */
-    float dt;    /* ode */
-    fr_sde_coef sde;
-    fr_cps_coef cps;
-    fr_dance_coef dance;
-    fr_ddim_coef ddim;
-    fr_dpm_coef dpm;
-    float std, std_dev;
-    fr_gauss_coef gauss; /* sde, dance, ddim */
-} prepared;
-
 static int finite_f(float v) { return v == v && v - v == 0.0f; }
 
-static fr_status prepare(const fr_step *p, prepared *q)
+static fr_status prepare(const fr_step *p, fr_step_coef *q)
 {
     if (!p) return fr_fail(FR_ERR_ARG, "sampler step: parameters are NULL");
     if (!(p->kind >= 0 && p->kind < FR_SAMPLER_COUNT))
@@ -106,28 +90,6 @@ static fr_status prepare(const fr_step *p, prepared *q)
     return FR_OK;
 }
 
-/* μ of element i; m is v or ε̂, m1 the previous x̂0 row (dpm order 2). */
-static inline float mean_elem(const prepared *q, float x, float m, const float *m1, int64_t i)
-{
-    switch (q->kind) {
-    case FR_SAMPLER_ODE: return fr_euler_elem(x, m, q->dt);
-    case FR_SAMPLER_SDE: return fr_sde_mean_elem(x, m, q->sde);
-    case FR_SAMPLER_CPS: return fr_cps_mean_elem(x, m, q->cps);
-    case FR_SAMPLER_DANCE: return fr_dance_mean_elem(x, m, q->dance);
-    case FR_SAMPLER_DDIM: return fr_ddim_mean_elem(x, m, q->ddim);
-    case FR_SAMPLER_DPM: {
-        float m0 = fr_flow_x0_elem(x, m, q->sigma);
-        return q->dpm.order == 2 ? fr_dpm2_elem(x, m0, m1[i], q->dpm) : fr_dpm1_elem(x, m0, q->dpm);
-    }
-    default: return NAN;
-    }
-}
-
-static inline float logp_elem(const prepared *q, float x_next, float mu)
-{
-    return q->kind == FR_SAMPLER_CPS ? fr_cps_logp_elem(x_next, mu) : fr_gauss_logp_elem(x_next, mu, q->gauss);
-}
-
 static fr_status check_shape(const char *fn, int64_t B, int64_t D)
 {
     if (B < 0 || D < 1 || B > INT64_MAX / D)
@@ -137,7 +99,7 @@ static fr_status check_shape(const char *fn, int64_t B, int64_t D)
 }
 
 /* dpm order 2 reads x0_prev */
-static fr_status check_x0_prev(const char *fn, const prepared *q, const float *x0_prev)
+static fr_status check_x0_prev(const char *fn, const fr_step_coef *q, const float *x0_prev)
 {
     if (q->kind == FR_SAMPLER_DPM && q->dpm.order == 2 && !x0_prev)
         return fr_fail(FR_ERR_ARG, "%s: dpm order 2 needs x0_prev (the previous step's x0 prediction)", fn);
@@ -146,7 +108,7 @@ static fr_status check_x0_prev(const char *fn, const prepared *q, const float *x
 
 fr_status fr_sampler_std(const fr_step *p, fr_step_std *out)
 {
-    prepared q;
+    fr_step_coef q;
     FR_TRY(prepare(p, &q));
     if (out) {
         out->std = q.std;
@@ -155,12 +117,17 @@ fr_status fr_sampler_std(const fr_step *p, fr_step_std *out)
     return FR_OK;
 }
 
-fr_status fr_sampler_step(const fr_step *p, int64_t B, int64_t D, const float *x, const float *model_out,
-                          const float *x0_prev, const float *xi, float *x_next, float *mean, float *logp,
-                          fr_step_std *std)
+fr_status fr_sampler_coef(const fr_step *p, fr_step_coef *out)
+{
+    return prepare(p, out);
+}
+
+fr_status fr_sampler_step(fr_backend *be, const fr_step *p, int64_t B, int64_t D, const float *x,
+                          const float *model_out, const float *x0_prev, const float *xi, float *x_next, float *mean,
+                          float *logp, fr_step_std *std)
 {
     static const char *fn = "fr_sampler_step";
-    prepared q;
+    fr_step_coef q;
     FR_TRY(prepare(p, &q));
     FR_TRY(check_shape(fn, B, D));
     FR_TRY(check_x0_prev(fn, &q, x0_prev));
@@ -170,24 +137,8 @@ fr_status fr_sampler_step(const fr_step *p, int64_t B, int64_t D, const float *x
         return fr_fail(FR_ERR_ARG, "%s: '%s' is deterministic and has no log-prob (pass logp = NULL)", fn,
                        fr_sampler_names[q.kind]);
     if (!stochastic) xi = NULL;
-    float *tmp = NULL;
-    if (logp) {
-        tmp = fr_malloc((size_t)D * sizeof *tmp);
-        if (!tmp) return FR_ERR_NOMEM;
-    }
-    for (int64_t b = 0; b < B; b++) {
-        const int64_t o = b * D;
-        const float *m1 = x0_prev ? x0_prev + o : NULL;
-        for (int64_t i = 0; i < D; i++) {
-            float mu = mean_elem(&q, x[o + i], model_out[o + i], m1, i);
-            float xn = xi ? fr_noise_add_elem(mu, q.std, xi[o + i]) : mu;
-            if (mean) mean[o + i] = mu;
-            x_next[o + i] = xn;
-            if (tmp) tmp[i] = logp_elem(&q, xn, mu);
-        }
-        if (logp) logp[b] = fr_mean_canonical(tmp, D);
-    }
-    free(tmp);
+    if (q.kind != FR_SAMPLER_DPM || q.dpm.order != 2) x0_prev = NULL;
+    be->ops->sampler_step(B, D, q, x, model_out, x0_prev, xi, x_next, mean, logp);
     if (std) {
         std->std = q.std;
         std->std_dev = q.std_dev;
@@ -195,81 +146,69 @@ fr_status fr_sampler_step(const fr_step *p, int64_t B, int64_t D, const float *x
     return FR_OK;
 }
 
-fr_status fr_sampler_mean(const fr_step *p, int64_t B, int64_t D, const float *x, const float *model_out,
-                          const float *x0_prev, float *mean)
+fr_status fr_sampler_mean(fr_backend *be, const fr_step *p, int64_t B, int64_t D, const float *x,
+                          const float *model_out, const float *x0_prev, float *mean)
 {
     static const char *fn = "fr_sampler_mean";
-    prepared q;
+    fr_step_coef q;
     FR_TRY(prepare(p, &q));
     FR_TRY(check_shape(fn, B, D));
     FR_TRY(check_x0_prev(fn, &q, x0_prev));
     if (!x || !model_out || !mean) return fr_fail(FR_ERR_ARG, "%s: x, model_out or mean is NULL", fn);
-    for (int64_t b = 0; b < B; b++) {
-        const int64_t o = b * D;
-        const float *m1 = x0_prev ? x0_prev + o : NULL;
-        for (int64_t i = 0; i < D; i++) mean[o + i] = mean_elem(&q, x[o + i], model_out[o + i], m1, i);
-    }
+    if (q.kind != FR_SAMPLER_DPM || q.dpm.order != 2) x0_prev = NULL;
+    /* μ is the step without noise: x' = μ */
+    be->ops->sampler_step(B, D, q, x, model_out, x0_prev, NULL, mean, NULL, NULL);
     return FR_OK;
 }
 
 /* Shared by the two log-prob entry points: μ from `mean` if given, else from (x, model_out). */
-static fr_status logprob_rows(const char *fn, const prepared *q, int64_t B, int64_t D, const float *x,
-                              const float *model_out, const float *x0_prev, const float *x_next,
-                              const float *mean_in, float *mean_out, float *logp)
+static fr_status logprob_rows(fr_backend *be, const char *fn, const fr_step_coef *q, int64_t B, int64_t D,
+                              const float *x, const float *model_out, const float *x_next, const float *mean_in,
+                              float *mean_out, float *logp)
 {
     if (!fr_sampler_is_stochastic(q->kind))
         return fr_fail(FR_ERR_ARG, "%s: '%s' is deterministic and has no log-prob", fn, fr_sampler_names[q->kind]);
     if (!x_next || !logp) return fr_fail(FR_ERR_ARG, "%s: x_next or logp is NULL", fn);
-    float *tmp = fr_malloc((size_t)D * sizeof *tmp);
-    if (!tmp) return FR_ERR_NOMEM;
-    for (int64_t b = 0; b < B; b++) {
-        const int64_t o = b * D;
-        const float *m1 = x0_prev ? x0_prev + o : NULL;
-        for (int64_t i = 0; i < D; i++) {
-            float mu = mean_in ? mean_in[o + i] : mean_elem(q, x[o + i], model_out[o + i], m1, i);
-            if (mean_out) mean_out[o + i] = mu;
-            tmp[i] = logp_elem(q, x_next[o + i], mu);
-        }
-        logp[b] = fr_mean_canonical(tmp, D);
-    }
-    free(tmp);
+    be->ops->sampler_logprob(B, D, *q, x, model_out, NULL, x_next, mean_in, mean_out, logp);
     return FR_OK;
 }
 
-fr_status fr_sampler_logprob_of(const fr_step *p, int64_t B, int64_t D, const float *x_next, const float *mean,
-                                float *logp)
+fr_status fr_sampler_logprob_of(fr_backend *be, const fr_step *p, int64_t B, int64_t D, const float *x_next,
+                                const float *mean, float *logp)
 {
     static const char *fn = "fr_sampler_logprob_of";
-    prepared q;
+    fr_step_coef q;
     FR_TRY(prepare(p, &q));
     FR_TRY(check_shape(fn, B, D));
     if (!mean) return fr_fail(FR_ERR_ARG, "%s: mean is NULL", fn);
-    return logprob_rows(fn, &q, B, D, NULL, NULL, NULL, x_next, mean, NULL, logp);
+    return logprob_rows(be, fn, &q, B, D, NULL, NULL, x_next, mean, NULL, logp);
 }
 
-fr_status fr_sampler_logprob(const fr_step *p, int64_t B, int64_t D, const float *x, const float *model_out,
-                             const float *x0_prev, const float *x_next, float *mean, float *logp)
+fr_status fr_sampler_logprob(fr_backend *be, const fr_step *p, int64_t B, int64_t D, const float *x,
+                             const float *model_out, const float *x0_prev, const float *x_next, float *mean,
+                             float *logp)
 {
     static const char *fn = "fr_sampler_logprob";
-    prepared q;
+    fr_step_coef q;
     FR_TRY(prepare(p, &q));
     FR_TRY(check_shape(fn, B, D));
     if (!x || !model_out) return fr_fail(FR_ERR_ARG, "%s: x or model_out is NULL", fn);
-    return logprob_rows(fn, &q, B, D, x, model_out, x0_prev, x_next, NULL, mean, logp);
+    (void)x0_prev; /* dpm, the one kind that reads it, has no log-prob */
+    return logprob_rows(be, fn, &q, B, D, x, model_out, x_next, NULL, mean, logp);
 }
 
-fr_status fr_cfg_combine(int64_t n, float g, const float *v_u, const float *v_c, float *out)
+fr_status fr_cfg_combine(fr_backend *be, int64_t n, float g, const float *v_u, const float *v_c, float *out)
 {
     if (n < 0 || (n > 0 && (!v_u || !v_c || !out)))
         return fr_fail(FR_ERR_ARG, "fr_cfg_combine: n %lld or a NULL array", (long long)n);
-    for (int64_t i = 0; i < n; i++) out[i] = fr_cfg_elem(v_u[i], v_c[i], g);
+    be->ops->cfg_combine(n, g, v_u, v_c, out);
     return FR_OK;
 }
 
-fr_status fr_flow_x0(int64_t n, float sigma, const float *x, const float *v, float *x0)
+fr_status fr_flow_x0(fr_backend *be, int64_t n, float sigma, const float *x, const float *v, float *x0)
 {
     if (n < 0 || (n > 0 && (!x || !v || !x0)))
         return fr_fail(FR_ERR_ARG, "fr_flow_x0: n %lld or a NULL array", (long long)n);
-    for (int64_t i = 0; i < n; i++) x0[i] = fr_flow_x0_elem(x[i], v[i], sigma);
+    be->ops->flow_x0(n, sigma, x, v, x0);
     return FR_OK;
 }

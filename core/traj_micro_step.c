@@ -48,9 +48,9 @@ fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap
     for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) *vecs[i] = f, f += cap;
     w->pid = (int *)f;
     w->c = (int32_t *)(w->pid + cap);
-    fr_status s = fr_guided_ws_alloc(&w->pol, tr->policy, cap, tr->guidance, 1);
+    fr_status s = fr_guided_ws_alloc(&w->pol, tr->be, tr->policy, cap, tr->guidance, 1);
     if (s == FR_OK && tr->beta > 0.0f) {
-        s = fr_guided_ws_alloc(&w->ref, tr->ref, cap, tr->guidance, 0);
+        s = fr_guided_ws_alloc(&w->ref, tr->be, tr->ref, cap, tr->guidance, 0);
         w->have_ref = s == FR_OK;
     }
     if (s != FR_OK) fr_traj_ws_free(w);
@@ -93,12 +93,12 @@ fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_
     const fr_step step = fr_rollout_step(d->rc, j);
     const float t_in = fr_rollout_time(d->rc, j);
     FR_TRY(fr_guided_forward(tr->policy, be, &w->pol, b, w->x, t_in, w->c, w->v));
-    FR_TRY(fr_sampler_logprob(&step, b, D, w->x, w->v, NULL, w->x_next, w->mean, w->dlogp));
+    FR_TRY(fr_sampler_logprob(be, &step, b, D, w->x, w->v, NULL, w->x_next, w->mean, w->dlogp));
     FR_TRY(fr_d2h(be, w->logp, w->dlogp, (size_t)b * sizeof(float))); /* per-sample, for the PPO core */
     if (with_ref) {
         /* the frozen base under the same guidance (docs/algorithms/flow-grpo.md §2: LoRA off = the base) */
         FR_TRY(fr_guided_forward(tr->ref, be, &w->ref, b, w->x, t_in, w->c, w->v_ref));
-        FR_TRY(fr_sampler_mean(&step, b, D, w->x, w->v_ref, NULL, w->mean_ref));
+        FR_TRY(fr_sampler_mean(be, &step, b, D, w->x, w->v_ref, NULL, w->mean_ref));
     }
 
     const fr_traj_batch tb = {b,      D,       step,    w->x,    w->x_next, w->mean_old, w->logp_old, w->adv,

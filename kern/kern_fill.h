@@ -13,8 +13,10 @@
 #include "kern/k_eltwise.h"
 #include "kern/k_flow.h"
 #include "kern/k_gemm.h"
+#include "kern/k_model.h"
 #include "kern/k_norm.h"
 #include "kern/k_reduce_scalar.h"
+#include "kern/k_sampler.h"
 #include "kern/k_traj.h"
 
 static void fr_kern_fill(fr_ops *t)
@@ -25,6 +27,8 @@ static void fr_kern_fill(fr_ops *t)
     fr_kern_fill_reduce_scalar(t);
     fr_kern_fill_adamw(t);
     fr_kern_fill_flow(t);
+    fr_kern_fill_model(t);
+    fr_kern_fill_sampler(t);
     fr_kern_fill_traj(t);
 }
 

@@ -26,7 +26,7 @@ static inline void fr_test_make_model(fr_model *m, const fr_task *t, fr_pred pre
     c.act = FR_ACT_SILU;
     c.pred = pred;
     c.ln_eps = 1e-5f;
-    ck_assert_msg(fr_model_init(m, &c, (uint32_t)seed) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_model_init(m, fr_test_ref_be(), &c, (uint32_t)seed) == FR_OK, "%s", fr_last_error());
     uint64_t s = seed;
     for (int i = 0; i < m->n_params; i++) {
         float *d = m->values[i].data;

@@ -36,7 +36,7 @@ void fr_rt_setup(void)
     mc.E = 16;
     snprintf(mc.preset, sizeof mc.preset, "custom");
     fr_model m;
-    ck_assert_int_eq(fr_model_init(&m, &mc, 5), FR_OK);
+    ck_assert_int_eq(fr_model_init(&m, fr_test_ref_be(), &mc, 5), FR_OK);
     ck_assert_int_eq(fr_model_save(&m, fr_rt_base), FR_OK);
     fr_model_free(&m);
 }

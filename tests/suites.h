@@ -13,6 +13,8 @@
     X(digest)                                                                              \
     X(ops)                                                                                 \
     X(ops_grad)                                                                            \
+    X(ops_model)                                                                           \
+    X(ops_sampler)                                                                         \
     X(ops_traj)                                                                            \
     X(safetensors)                                                                         \
     X(model)                                                                               \

@@ -488,7 +488,7 @@ static void model_setup(model_run *r, const char *preset, int64_t B)
     ck_assert_msg(fr_model_preset(preset, shapes ? 768 : 2, shapes ? 110 : 8, &cfg) == FR_OK, "%s",
                   fr_last_error());
     cfg.n_slots = shapes ? 5 : 1;
-    ck_assert_msg(fr_model_init(&r->m, &cfg, 3) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_model_init(&r->m, fr_test_ref_be(), &cfg, 3) == FR_OK, "%s", fr_last_error());
     /* nonzero fc2 / out weights, so every layer carries a gradient signal */
     uint64_t s = seed0() + 40;
     for (int p = 0; p < r->m.n_params; p++) {

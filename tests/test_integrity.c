@@ -86,11 +86,11 @@ static void write_checkpoint(const char *path, int digests, fr_model *m)
     fr_backend *be = fr_test_ref_be();
     fr_model_config mc;
     ck_assert_int_eq(fr_model_preset("gmm2d-s", 2, 8, &mc), FR_OK);
-    ck_assert_int_eq(fr_model_init(m, &mc, 3), FR_OK);
+    ck_assert_int_eq(fr_model_init(m, fr_test_ref_be(), &mc, 3), FR_OK);
     fr_ema e;
     fr_adamw_state o;
     ck_assert_int_eq(fr_ema_init(be, &e, m->params, m->n_params), FR_OK);
-    ck_assert_int_eq(fr_adamw_state_init(&o, m->params, m->n_params), FR_OK);
+    ck_assert_int_eq(fr_adamw_state_init(fr_test_ref_be(), &o, m->params, m->n_params), FR_OK);
     fr_st_file f;
     fr_st_init(&f);
     ck_assert_int_eq(fr_checkpoint_to_st(&f, m, &e, &o), FR_OK);
@@ -161,7 +161,7 @@ START_TEST(test_flipped_data_bit_refused)
     ck_assert_int_eq(fr_checkpoint_verify(path), FR_ERR_FORMAT);
     ck_assert_msg(strstr(fr_last_error(), want), "%s", fr_last_error());
     fr_model m2;
-    ck_assert_int_eq(fr_model_load(&m2, path), FR_ERR_FORMAT);
+    ck_assert_int_eq(fr_model_load(&m2, fr_test_ref_be(), path), FR_ERR_FORMAT);
     ck_assert_msg(strstr(fr_last_error(), want), "%s", fr_last_error());
     /* the same through the in-memory reader, labelled by the caller */
     char *raw;
@@ -217,7 +217,7 @@ START_TEST(test_old_checkpoint_loads)
     ck_assert_ptr_null(memmem(raw, len, "digest.", 7));
     free(raw);
     ck_assert_int_eq(fr_checkpoint_verify(path), FR_OK);
-    ck_assert_msg(fr_model_load(&m2, path) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_model_load(&m2, fr_test_ref_be(), path) == FR_OK, "%s", fr_last_error());
     for (int i = 0; i < m.n_params; i++)
         ck_assert(fr_tensor_digest(m.params[i].value) == fr_tensor_digest(m2.params[i].value));
     fr_st_file f;
@@ -239,7 +239,7 @@ START_TEST(test_model_file_and_partial_digests)
     fr_model_config mc;
     ck_assert_int_eq(fr_model_preset("gmm2d-s", 2, 8, &mc), FR_OK);
     fr_model m;
-    ck_assert_int_eq(fr_model_init(&m, &mc, 5), FR_OK);
+    ck_assert_int_eq(fr_model_init(&m, fr_test_ref_be(), &mc, 5), FR_OK);
     ck_assert_int_eq(fr_model_save(&m, path), FR_OK);
     fr_st_file f;
     ck_assert_int_eq(fr_st_read(&f, path), FR_OK);

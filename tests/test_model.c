@@ -8,8 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "flowrl/checkpoint.h"
 #include "flowrl/model.h"
 #include "flowrl/optim.h"
+#include "flowrl/optim_step.h"
 #include "flowrl/safetensors.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -27,16 +29,21 @@ static fr_model_config small_cfg(fr_act act, int64_t n_blocks)
 
 /* Replaces every parameter with seeded random values (the init zeroes fc2 and out, which
  * would leave most gradients at exactly 0 and the test blind): weights U(-0.7, 0.7),
- * LN weights U(0.6, 1.4). */
+ * LN weights U(0.6, 1.4). Drawn on the host, copied into the model's backend memory. */
 static void randomize(fr_model *m, uint64_t seed)
 {
     uint64_t s = seed;
+    const int64_t total = fr_model_arena_floats(m);
+    float *host = calloc((size_t)total, sizeof *host);
+    ck_assert(host != NULL);
     for (int i = 0; i < m->n_params; i++) {
-        float *p = m->params[i].value->data;
+        float *p = host + ((float *)m->params[i].value->data - m->arena_values);
         int is_ln = strstr(m->params[i].name, "ln.weight") || !strcmp(m->params[i].name, "norm.weight");
         for (int64_t j = 0; j < fr_tensor_numel(m->params[i].value); j++)
             p[j] = is_ln ? fr_test_uniform(&s, 0.6f, 1.4f) : fr_test_uniform(&s, -0.7f, 0.7f);
     }
+    ck_assert(fr_h2d(m->be, m->arena_values, host, (size_t)total * sizeof *host) == FR_OK);
+    free(host);
 }
 
 /* ---- the double-precision reference forward --------------------------------------- */
@@ -196,7 +203,7 @@ static void fd_check(fr_act act, int64_t n_blocks, fr_head head, uint64_t seed)
     cfg.sigma_min = head == FR_HEAD_X0 ? 0.05f : 0.0f;
     cfg.n_slots = 2; /* the condition embedding sums two table rows per sample */
     fr_model m;
-    ck_assert_msg(fr_model_init(&m, &cfg, 7) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_model_init(&m, fr_test_ref_be(), &cfg, 7) == FR_OK, "%s", fr_last_error());
     randomize(&m, seed);
     enum { B = 5 };
     int64_t D = cfg.D;
@@ -311,7 +318,7 @@ START_TEST(test_param_counts)
         int64_t want = expected_params(rows[i].D, rows[i].nc, rows[i].H, rows[i].F, rows[i].nb, rows[i].E);
         ck_assert_int_eq(fr_model_config_num_params(&c), want);
         fr_model m;
-        ck_assert(fr_model_alloc(&m, &c) == FR_OK);
+        ck_assert(fr_model_alloc(&m, fr_test_ref_be(), &c) == FR_OK);
         ck_assert_int_eq(fr_model_num_params(&m), want);
         ck_assert_int_eq(m.n_params, 7 + 6 * rows[i].nb + 4);
         fr_model_free(&m);
@@ -329,7 +336,7 @@ START_TEST(test_names_and_shapes)
 {
     fr_model_config c = small_cfg(FR_ACT_SILU, 2);
     fr_model m;
-    ck_assert(fr_model_alloc(&m, &c) == FR_OK);
+    ck_assert(fr_model_alloc(&m, fr_test_ref_be(), &c) == FR_OK);
     struct {
         const char *name;
         int ndim;
@@ -360,9 +367,9 @@ START_TEST(test_init)
     fr_model_config c;
     ck_assert(fr_model_preset("gmm2d-s", 2, 8, &c) == FR_OK);
     fr_model a, b, d;
-    ck_assert(fr_model_init(&a, &c, 1234) == FR_OK);
-    ck_assert(fr_model_init(&b, &c, 1234) == FR_OK);
-    ck_assert(fr_model_init(&d, &c, 1235) == FR_OK);
+    ck_assert(fr_model_init(&a, fr_test_ref_be(), &c, 1234) == FR_OK);
+    ck_assert(fr_model_init(&b, fr_test_ref_be(), &c, 1234) == FR_OK);
+    ck_assert(fr_model_init(&d, fr_test_ref_be(), &c, 1235) == FR_OK);
     for (int i = 0; i < a.n_params; i++) {
         const char *nm = a.params[i].name;
         size_t bytes = fr_tensor_nbytes(a.params[i].value);
@@ -396,7 +403,7 @@ START_TEST(test_init)
      * first tensors. */
     fr_model e;
     c.n_blocks = 5;
-    ck_assert(fr_model_init(&e, &c, 1234) == FR_OK);
+    ck_assert(fr_model_init(&e, fr_test_ref_be(), &c, 1234) == FR_OK);
     for (int i = 0; i < 7 + 6 * 3; i++)
         ck_assert(memcmp(a.params[i].value->data, e.params[i].value->data,
                          fr_tensor_nbytes(a.params[i].value)) == 0);
@@ -417,7 +424,7 @@ START_TEST(test_forward_presets)
         ck_assert(fr_model_preset(rows[r].name, rows[r].D, rows[r].nc, &c) == FR_OK);
         ck_assert_int_eq(c.head, rows[r].head);
         fr_model m;
-        ck_assert(fr_model_init(&m, &c, 5) == FR_OK);
+        ck_assert(fr_model_init(&m, fr_test_ref_be(), &c, 5) == FR_OK);
         enum { B = 3 };
         int64_t D = c.D;
         float *x = malloc((size_t)(B * D) * sizeof *x), *out = malloc((size_t)(B * D) * sizeof *x);
@@ -444,11 +451,18 @@ START_TEST(test_forward_presets)
             nonzero += out[i] != 0.0f;
         }
         ck_assert_int_gt(nonzero, B * D / 2);
-        /* Bad ids and batch sizes are refused. */
-        int32_t bad[B] = {0, (int32_t)rows[r].nc + 1, 0};
-        ck_assert_int_eq(fr_model_forward(&m, be, &ws, B, x, t, bad, out), FR_ERR_ARG);
-        bad[1] = -1;
-        ck_assert_int_eq(fr_model_forward(&m, be, &ws, B, x, t, bad, out), FR_ERR_ARG);
+        /* A bad id makes its own sample's output NaN (embed_gather_add) and leaves the other
+         * rows' bits; too big a batch is refused. */
+        float *good = malloc((size_t)(B * D) * sizeof *good);
+        memcpy(good, out, (size_t)(B * D) * sizeof *good);
+        int32_t bad[B] = {0, (int32_t)rows[r].nc + 1, 1};
+        for (int k = 0; k < 2; k++, bad[1] = -1) {
+            ck_assert(fr_model_forward(&m, be, &ws, B, x, t, bad, out) == FR_OK);
+            for (int64_t i = 0; i < B * D; i++)
+                ck_assert_msg(i / D == 1 ? isnan(out[i]) : fr_test_bits_equal(out[i], good[i]),
+                              "%s, id %d: out[%lld] = %g", rows[r].name, (int)bad[1], (long long)i, (double)out[i]);
+        }
+        free(good);
         ck_assert_int_eq(fr_model_forward(&m, be, &ws, B + 1, x, t, cid, out), FR_ERR_ARG);
         /* An inference workspace has no activations for a backward. */
         ck_assert_int_eq(fr_model_backward(&m, be, &ws, out, NULL), FR_ERR_ARG);
@@ -469,7 +483,7 @@ START_TEST(test_microbatch_bitwise)
     c.H = 16, c.F = 24, c.D = 5;
     if (_i == 1) c.head = FR_HEAD_X0, c.sigma_min = 0.05f; /* loop index: both heads */
     fr_model m;
-    ck_assert(fr_model_init(&m, &c, 3) == FR_OK);
+    ck_assert(fr_model_init(&m, fr_test_ref_be(), &c, 3) == FR_OK);
     randomize(&m, 11);
     enum { B = 6, D = 5 };
     float x[B * D], t[B], w[B * D], out1[B * D], out2[B * D], out3[B * D], dx1[B * D], dx2[B * D];
@@ -595,8 +609,8 @@ START_TEST(test_head_config)
 
     /* a workspace of the other head is refused */
     fr_model mv, mx;
-    ck_assert(fr_model_init(&mv, &v, 1) == FR_OK);
-    ck_assert(fr_model_init(&mx, &x, 1) == FR_OK);
+    ck_assert(fr_model_init(&mv, fr_test_ref_be(), &v, 1) == FR_OK);
+    ck_assert(fr_model_init(&mx, fr_test_ref_be(), &x, 1) == FR_OK);
     fr_model_ws wv;
     ck_assert(fr_model_ws_alloc(&wv, &mv, 1, 1) == FR_OK);
     float in[3] = {0.5f, -0.5f, 1.0f}, o[3], t = 300.0f;
@@ -646,10 +660,10 @@ START_TEST(test_adamw)
     fr_backend *be = fr_test_ref_be();
     fr_model_config c = small_cfg(FR_ACT_SILU, 1);
     fr_model m;
-    ck_assert(fr_model_init(&m, &c, 1) == FR_OK);
+    ck_assert(fr_model_init(&m, fr_test_ref_be(), &c, 1) == FR_OK);
     randomize(&m, 2);
     fr_adamw_state st;
-    ck_assert(fr_adamw_state_init(&st, m.params, m.n_params) == FR_OK);
+    ck_assert(fr_adamw_state_init(fr_test_ref_be(), &st, m.params, m.n_params) == FR_OK);
     ck_assert_int_eq(st.step, 0);
     fr_adamw_cfg ac = fr_adamw_cfg_default();
     ac.weight_decay = 0.1f;
@@ -709,7 +723,7 @@ START_TEST(test_clip)
     fr_backend *be = fr_test_ref_be();
     fr_model_config c = small_cfg(FR_ACT_SILU, 2);
     fr_model m;
-    ck_assert(fr_model_alloc(&m, &c) == FR_OK);
+    ck_assert(fr_model_alloc(&m, fr_test_ref_be(), &c) == FR_OK);
     random_grads(&m, 5, 1.0f);
     double T = grad_norm_d(&m);
     float total;
@@ -747,8 +761,8 @@ START_TEST(test_ema)
     fr_backend *be = fr_test_ref_be();
     fr_model_config c = small_cfg(FR_ACT_SILU, 1);
     fr_model m, m2;
-    ck_assert(fr_model_init(&m, &c, 1) == FR_OK);
-    ck_assert(fr_model_alloc(&m2, &c) == FR_OK);
+    ck_assert(fr_model_init(&m, fr_test_ref_be(), &c, 1) == FR_OK);
+    ck_assert(fr_model_alloc(&m2, fr_test_ref_be(), &c) == FR_OK);
     fr_ema e;
     ck_assert(fr_ema_init(be, &e, m.params, m.n_params) == FR_OK);
     float **s0 = snapshot(&m, 0);
@@ -791,10 +805,10 @@ START_TEST(test_save_load)
     c.pred = FR_PRED_EPSILON;
     c.ln_eps = 1e-6f;
     fr_model m, l;
-    ck_assert(fr_model_init(&m, &c, 99) == FR_OK);
+    ck_assert(fr_model_init(&m, fr_test_ref_be(), &c, 99) == FR_OK);
     randomize(&m, 3);
     ck_assert_msg(fr_model_save(&m, path) == FR_OK, "%s", fr_last_error());
-    ck_assert_msg(fr_model_load(&l, path) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_model_load(&l, fr_test_ref_be(), path) == FR_OK, "%s", fr_last_error());
     ck_assert(memcmp(&l.cfg, &m.cfg, sizeof m.cfg) == 0);
     for (int i = 0; i < m.n_params; i++)
         ck_assert(memcmp(l.params[i].value->data, m.params[i].value->data,
@@ -816,22 +830,143 @@ START_TEST(test_save_load)
     for (int i = 0; i < m.n_params - 1; i++) ck_assert(fr_st_add(&f, m.params[i].name, m.params[i].value) == FR_OK);
     ck_assert(fr_st_write(&f, path) == FR_OK);
     fr_model bad;
-    ck_assert_int_eq(fr_model_load(&bad, path), FR_ERR_FORMAT);
+    ck_assert_int_eq(fr_model_load(&bad, fr_test_ref_be(), path), FR_ERR_FORMAT);
     ck_assert_msg(strstr(fr_last_error(), "out.bias") != NULL, "%s", fr_last_error());
     float z[4] = {0};
     fr_tensor wrong = fr_tensor_f32(z, 1, (int64_t[]){4});
     ck_assert(fr_st_add(&f, "out.bias", &wrong) == FR_OK);
     ck_assert(fr_st_write(&f, path) == FR_OK);
-    ck_assert_int_eq(fr_model_load(&bad, path), FR_ERR_FORMAT);
+    ck_assert_int_eq(fr_model_load(&bad, fr_test_ref_be(), path), FR_ERR_FORMAT);
     ck_assert_msg(strstr(fr_last_error(), "out.bias") != NULL, "%s", fr_last_error());
     ck_assert(fr_st_set_meta(&f, "model.act", "swish") == FR_OK);
     ck_assert(fr_st_write(&f, path) == FR_OK);
-    ck_assert_int_eq(fr_model_load(&bad, path), FR_ERR_FORMAT);
+    ck_assert_int_eq(fr_model_load(&bad, fr_test_ref_be(), path), FR_ERR_FORMAT);
     ck_assert_msg(strstr(fr_last_error(), "model.act") != NULL, "%s", fr_last_error());
     fr_st_free(&f);
     unlink(path);
     rmdir(dir);
     fr_model_free(&m), fr_model_free(&l);
+}
+END_TEST
+
+/* ---- every backend through backend memory ------------------------------------------- */
+
+/* What one training step of a model leaves, on the host. */
+typedef struct {
+    float *out, *dx, *out2; /* (B,D): forward, dL/dx, forward after the step */
+    float gn;
+    void *ckpt, *ckpt2;     /* the checkpoint's bytes, and after a read back into fresh state */
+    size_t len, len2;
+} step_result;
+
+enum { BK_B = 5, BK_CAP = 7 };
+
+static float *bk_down(fr_backend *be, const float *p, int64_t n)
+{
+    float *h = malloc((size_t)n * sizeof *h);
+    ck_assert(h && fr_d2h(be, h, p, (size_t)n * sizeof *h) == FR_OK);
+    return h;
+}
+
+/* Model, workspace, AdamW and EMA in be's memory: forward, backward, clip → AdamW → EMA,
+ * forward again, the checkpoint written and read back into a second model and state. */
+static void step_on(fr_backend *be, const fr_model_config *cfg, step_result *r)
+{
+    const int64_t B = BK_B, D = cfg->D, S = cfg->n_slots;
+    fr_model m, m2;
+    fr_model_ws ws;
+    fr_adamw_state adam, adam2;
+    fr_ema ema, ema2;
+    ck_assert_msg(fr_model_init(&m, be, cfg, 4) == FR_OK, "%s: %s", be->name, fr_last_error());
+    randomize(&m, 21);
+    ck_assert(fr_model_ws_alloc(&ws, &m, BK_CAP, 1) == FR_OK);
+    ck_assert(fr_adamw_state_init(be, &adam, m.params, m.n_params) == FR_OK);
+    ck_assert(fr_ema_init(be, &ema, m.params, m.n_params) == FR_OK);
+
+    float x[BK_B * 8], t[BK_B] = {0.0f, 1.0f, 250.0f, 999.0f, 1000.0f}, dout[BK_B * 8];
+    int32_t c[BK_B * 2];
+    uint64_t s = 99;
+    for (int64_t i = 0; i < B * D; i++) x[i] = fr_test_uniform(&s, -2.0f, 2.0f), dout[i] = fr_test_uniform(&s, -1.0f, 1.0f);
+    for (int64_t i = 0; i < B * S; i++) c[i] = (int32_t)(i % (cfg->n_cond + 1)); /* the null id included */
+    float *dx_ = fr_dev_floats(be, B * D), *dt = fr_dev_floats(be, B), *dd = fr_dev_floats(be, B * D);
+    float *dout_ = fr_dev_floats(be, B * D), *o = fr_dev_floats(be, B * D);
+    int32_t *dc = fr_dev_i32(be, B * S);
+    ck_assert(dx_ && dt && dd && dout_ && o && dc);
+    ck_assert(fr_h2d(be, dx_, x, sizeof(float) * (size_t)(B * D)) == FR_OK);
+    ck_assert(fr_h2d(be, dt, t, sizeof t) == FR_OK);
+    ck_assert(fr_h2d(be, dout_, dout, sizeof(float) * (size_t)(B * D)) == FR_OK);
+    ck_assert(fr_h2d(be, dc, c, sizeof(int32_t) * (size_t)(B * S)) == FR_OK);
+
+    fr_model_zero_grad(&m, be);
+    ck_assert(fr_model_forward(&m, be, &ws, B, dx_, dt, dc, o) == FR_OK);
+    r->out = bk_down(be, o, B * D);
+    ck_assert(fr_model_backward(&m, be, &ws, dout_, dd) == FR_OK);
+    r->dx = bk_down(be, dd, B * D);
+    fr_optim_step_cfg oc = {0.05f, fr_adamw_cfg_default(), 1e-2, 0.9f, 1, FR_EMA_FIXED};
+    ck_assert_msg(fr_optim_step(be, m.params, m.n_params, &adam, &ema, &oc, NULL, NULL, "test", &r->gn) == FR_OK, "%s",
+                  fr_last_error());
+    ck_assert(r->gn > 0.05f); /* the clip scaled the gradients */
+    ck_assert(fr_model_forward(&m, be, &ws, B, dx_, dt, dc, o) == FR_OK);
+    r->out2 = bk_down(be, o, B * D);
+
+    fr_st_file f;
+    fr_st_init(&f);
+    ck_assert(fr_checkpoint_to_st(&f, &m, &ema, &adam) == FR_OK);
+    ck_assert(fr_st_write_mem(&f, &r->ckpt, &r->len) == FR_OK);
+    ck_assert(fr_model_alloc(&m2, be, cfg) == FR_OK);
+    ck_assert(fr_adamw_state_init(be, &adam2, m2.params, m2.n_params) == FR_OK);
+    ck_assert(fr_ema_init(be, &ema2, m2.params, m2.n_params) == FR_OK);
+    ck_assert_msg(fr_checkpoint_from_st(&f, &m2, &ema2, &adam2) == FR_OK, "%s", fr_last_error());
+    fr_st_free(&f);
+    fr_st_init(&f);
+    ck_assert(fr_checkpoint_to_st(&f, &m2, &ema2, &adam2) == FR_OK);
+    ck_assert(fr_st_write_mem(&f, &r->ckpt2, &r->len2) == FR_OK);
+    fr_st_free(&f);
+
+    void *dev[] = {dx_, dt, dd, dout_, o, dc};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(be, dev[i]);
+    fr_ema_free(&ema), fr_ema_free(&ema2);
+    fr_adamw_state_free(&adam), fr_adamw_state_free(&adam2);
+    fr_model_ws_free(&ws);
+    fr_model_free(&m), fr_model_free(&m2);
+}
+
+static void step_result_free(step_result *r)
+{
+    free(r->out), free(r->dx), free(r->out2), free(r->ckpt), free(r->ckpt2);
+}
+
+/* The model and its training state on every backend built in (cuda-emu: kernels in guarded
+ * device memory, every host access a stop) give ref's bits: outputs, input gradient, the
+ * norm, and the checkpoint (weights, EMA, AdamW moments) byte for byte, also after a read
+ * back. Both heads, two condition slots. */
+START_TEST(test_backends_equal_ref)
+{
+    fr_model_config cfg = small_cfg(FR_ACT_GELU_TANH, 2);
+    cfg.n_slots = 2;
+    for (int head = 0; head < 2; head++) {
+        cfg.head = head ? FR_HEAD_X0 : FR_HEAD_VELOCITY;
+        cfg.sigma_min = head ? 0.01f : 0.0f;
+        step_result want;
+        step_on(fr_test_ref_be(), &cfg, &want);
+        ck_assert(want.len == want.len2 && memcmp(want.ckpt, want.ckpt2, want.len) == 0);
+        for (const char *const *name = fr_backend_names(); *name; name++) {
+            fr_backend be;
+        if (!fr_test_backend_try(&be, "model", *name, 2)) continue;
+            step_result got;
+            step_on(&be, &cfg, &got);
+            const int64_t n = BK_B * cfg.D;
+            ck_assert_msg(memcmp(got.out, want.out, (size_t)n * sizeof(float)) == 0, "%s: forward differs", *name);
+            ck_assert_msg(memcmp(got.dx, want.dx, (size_t)n * sizeof(float)) == 0, "%s: dL/dx differs", *name);
+            ck_assert_msg(fr_test_bits_equal(got.gn, want.gn), "%s: norm %a vs %a", *name, (double)got.gn, (double)want.gn);
+            ck_assert_msg(memcmp(got.out2, want.out2, (size_t)n * sizeof(float)) == 0, "%s: forward after the step", *name);
+            ck_assert_msg(got.len == want.len && memcmp(got.ckpt, want.ckpt, want.len) == 0, "%s: checkpoint differs", *name);
+            ck_assert_msg(got.len2 == want.len && memcmp(got.ckpt2, want.ckpt, want.len) == 0, "%s: read back", *name);
+            step_result_free(&got);
+            fr_backend_close(&be);
+        }
+        step_result_free(&want);
+    }
 }
 END_TEST
 
@@ -856,6 +991,7 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_clip);
     tcase_add_test(tc, test_ema);
     tcase_add_test(tc, test_save_load);
+    tcase_add_test(tc, test_backends_equal_ref);
     suite_add_tcase(s, tc);
     return s;
 }

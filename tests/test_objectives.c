@@ -67,9 +67,9 @@ START_TEST(test_onpolicy_ratio_exact)
     float noise[3] = {0.7f, 0.8f, 0.3f};
     for (int kk = 0; kk < 3; kk++) {
         fr_step p = grid_step(kinds[kk], 3, noise[kk]);
-        ck_assert_int_eq(fr_sampler_step(&p, B, D, x, v, NULL, xi, xn, mu, lo, NULL), FR_OK);
+        ck_assert_int_eq(fr_sampler_step(fr_test_ref_be(), &p, B, D, x, v, NULL, xi, xn, mu, lo, NULL), FR_OK);
         /* training recomputes logp_new from the same model output and the stored x' */
-        ck_assert_int_eq(fr_sampler_logprob(&p, B, D, x, v, NULL, xn, mu2, ln), FR_OK);
+        ck_assert_int_eq(fr_sampler_logprob(fr_test_ref_be(), &p, B, D, x, v, NULL, xn, mu2, ln), FR_OK);
         fr_ppo_params prm = {1e-4, FR_GRPO_ADV_CLIP_MAX};
         fr_ppo_stats st;
         float g[B], r[B], negA[B];
@@ -319,10 +319,10 @@ START_TEST(test_guard)
         v0[i] = test_normal(&seed);
     }
     fr_rng_fill_normal(xi, B * D, 7, FR_RNG_SAMPLER_NOISE, 1, 2, 3);
-    ck_assert_int_eq(fr_sampler_step(&p, B, D, x, v0, NULL, xi, xn, mo, lold, NULL), FR_OK);
+    ck_assert_int_eq(fr_sampler_step(fr_test_ref_be(), &p, B, D, x, v0, NULL, xi, xn, mo, lold, NULL), FR_OK);
     /* the new policy: δ = μ_θ − μ_old mixes a part along ξ (so mean_d[ξδ] is not tiny) and noise */
     for (int i = 0; i < B * D; i++) v1[i] = v0[i] + (0.01f * xi[i] + 0.02f * test_normal(&seed)) / dmdv;
-    ck_assert_int_eq(fr_sampler_logprob(&p, B, D, x, v1, NULL, xn, mu, lnew), FR_OK);
+    ck_assert_int_eq(fr_sampler_logprob(fr_test_ref_be(), &p, B, D, x, v1, NULL, xn, mu, lnew), FR_OK);
     for (int b = 0; b < B; b++) adv[b] = 2.0f * test_normal(&seed);
     double s = sd.std, sqrt_dt = sqrt((double)p.sigma - p.sigma_next);
 
@@ -454,8 +454,8 @@ START_TEST(test_dmean_dv)
             vp[i] = v + dv;
             vm[i] = v - dv;
         }
-        ck_assert_int_eq(fr_sampler_mean(&st[s], 1, N, x, vp, NULL, mp), FR_OK);
-        ck_assert_int_eq(fr_sampler_mean(&st[s], 1, N, x, vm, NULL, mm), FR_OK);
+        ck_assert_int_eq(fr_sampler_mean(fr_test_ref_be(), &st[s], 1, N, x, vp, NULL, mp), FR_OK);
+        ck_assert_int_eq(fr_sampler_mean(fr_test_ref_be(), &st[s], 1, N, x, vm, NULL, mm), FR_OK);
         for (int i = 0; i < N; i++) mx = fmax(mx, fmax(fabs(mp[i]), fabs(mm[i])));
         for (int i = 0; i < N; i++) {
             double fd = ((double)mp[i] - mm[i]) / (2.0 * dv);

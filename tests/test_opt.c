@@ -612,7 +612,7 @@ START_TEST(test_model_shapes_s)
     ck_assert_msg(fr_model_preset("shapes-s", 768, 110, &cfg) == FR_OK, "%s", fr_last_error());
     cfg.n_slots = 5;
     fr_model m;
-    ck_assert_msg(fr_model_init(&m, &cfg, 7) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_model_init(&m, fr_test_ref_be(), &cfg, 7) == FR_OK, "%s", fr_last_error());
     /* The init zeroes fc2 and out (each block starts as the identity), which would leave
      * most gradients 0: move every parameter off its init so every path carries signal. */
     for (int i = 0; i < m.n_params; i++) {

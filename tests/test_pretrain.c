@@ -288,7 +288,7 @@ START_TEST(test_reproducible)
     fr_st_free(&fd);
     /* the weights load as a model */
     fr_model m;
-    ck_assert_msg(fr_model_load(&m, a) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_model_load(&m, fr_test_ref_be(), a) == FR_OK, "%s", fr_last_error());
     ck_assert_int_eq(m.cfg.n_slots, 1);
     fr_model_free(&m);
     remove_dir();
@@ -329,6 +329,42 @@ START_TEST(test_resume)
     c.lr = 2e-3f;
     ck_assert_int_eq(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL), FR_ERR_MISMATCH);
     ck_assert_msg(strstr(fr_last_error(), "pretrain.lr") != NULL, "%s", fr_last_error());
+    remove_dir();
+}
+END_TEST
+
+/* Every backend built in (cuda-emu: the whole step in guarded device memory) writes ref's
+ * checkpoint bytes: flow and DDPM on gmm2d, the x0 head with two condition slots on shapes,
+ * and a run resumed on the backend from its own intermediate checkpoint. */
+START_TEST(test_backends_write_ref_bytes)
+{
+    make_dir();
+    char want[300], got[300], mid[300];
+    snprintf(want, sizeof want, "%s/want.safetensors", g_dir);
+    snprintf(got, sizeof got, "%s/got.safetensors", g_dir);
+    for (int k = 0; k < 3; k++) {
+        fr_pretrain_cfg c = tiny(want, 6);
+        if (k == 1) c.pred = FR_PRED_EPSILON, c.cfg_dropout = 0.5f;
+        if (k == 2) c.task = "shapes", c.steps = 2, c.batch = 3;
+        ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
+        for (const char *const *name = fr_backend_names(); *name; name++) {
+            fr_backend be;
+        if (!fr_test_backend_try(&be, "pretrain", *name, 2)) continue;
+            c.out = got;
+            c.save_every = k == 0 ? 3 : 0;
+            ck_assert_msg(fr_pretrain(&c, &be, NULL, NULL, NULL) == FR_OK, "%s: %s", *name, fr_last_error());
+            assert_same_file(want, got);
+            if (k == 0) {
+                ck_assert_int_eq(fr_pretrain_step_path(got, 3, mid, sizeof mid), FR_OK);
+                c.save_every = 0;
+                c.resume = mid;
+                ck_assert_msg(fr_pretrain(&c, &be, NULL, NULL, NULL) == FR_OK, "%s: %s", *name, fr_last_error());
+                assert_same_file(want, got);
+                c.resume = NULL;
+            }
+            fr_backend_close(&be);
+        }
+    }
     remove_dir();
 }
 END_TEST
@@ -383,14 +419,14 @@ START_TEST(test_checkpoint_roundtrip)
     fr_model_config mc;
     ck_assert_int_eq(fr_model_preset("gmm2d-s", 2, 8, &mc), FR_OK);
     fr_model m, m2;
-    ck_assert_int_eq(fr_model_init(&m, &mc, 3), FR_OK);
-    ck_assert_int_eq(fr_model_init(&m2, &mc, 4), FR_OK);
+    ck_assert_int_eq(fr_model_init(&m, fr_test_ref_be(), &mc, 3), FR_OK);
+    ck_assert_int_eq(fr_model_init(&m2, fr_test_ref_be(), &mc, 4), FR_OK);
     fr_ema e, e2;
     fr_adamw_state o, o2;
     ck_assert_int_eq(fr_ema_init(be, &e, m.params, m.n_params), FR_OK);
     ck_assert_int_eq(fr_ema_init(be, &e2, m2.params, m2.n_params), FR_OK);
-    ck_assert_int_eq(fr_adamw_state_init(&o, m.params, m.n_params), FR_OK);
-    ck_assert_int_eq(fr_adamw_state_init(&o2, m2.params, m2.n_params), FR_OK);
+    ck_assert_int_eq(fr_adamw_state_init(fr_test_ref_be(), &o, m.params, m.n_params), FR_OK);
+    ck_assert_int_eq(fr_adamw_state_init(fr_test_ref_be(), &o2, m2.params, m2.n_params), FR_OK);
     for (int i = 0; i < m.n_params; i++) {
         float *mm = o.m[i].data, *vv = o.v[i].data, *sh = e.shadow[i].data;
         for (int64_t j = 0; j < fr_tensor_numel(&o.m[i]); j++) {
@@ -417,7 +453,7 @@ START_TEST(test_checkpoint_roundtrip)
     fr_model m3;
     fr_model_config mc3 = mc;
     mc3.H = 32;
-    ck_assert_int_eq(fr_model_init(&m3, &mc3, 1), FR_OK);
+    ck_assert_int_eq(fr_model_init(&m3, fr_test_ref_be(), &mc3, 1), FR_OK);
     ck_assert_int_eq(fr_checkpoint_from_st(&f, &m3, NULL, NULL), FR_ERR_MISMATCH);
     ck_assert_ptr_nonnull(strstr(fr_last_error(), "model.H"));
     fr_model_free(&m3);
@@ -587,6 +623,7 @@ Suite *suite_pretrain(void)
     tcase_add_test(tc, test_epsilon_loss_falls);
     tcase_add_test(tc, test_reproducible);
     tcase_add_test(tc, test_resume);
+    tcase_add_test(tc, test_backends_write_ref_bytes);
     tcase_add_test(tc, test_bad_cfg);
     tcase_add_test(tc, test_checkpoint_roundtrip);
     tcase_add_test(tc, test_progress_plain);

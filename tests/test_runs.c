@@ -143,7 +143,7 @@ START_TEST(test_collapse_and_divergence_flagged)
     ck_assert_msg(strstr(out, "constant reward") != NULL, "the warning does not say why:\n%.2000s", out);
     /* a policy whose samples overflow: a stop naming the first non-finite value, exit 1 */
     fr_model m;
-    ck_assert_int_eq(fr_model_load(&m, fr_rt_base), FR_OK);
+    ck_assert_int_eq(fr_model_load(&m, fr_test_ref_be(), fr_rt_base), FR_OK);
     for (int i = 0; i < m.n_params; i++) {
         float *v = m.values[i].data;
         for (int64_t k = 0; k < fr_tensor_numel(&m.values[i]); k++) v[k] = v[k] * 1e19f + 1e19f;

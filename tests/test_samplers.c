@@ -14,6 +14,8 @@
 #include "tests/testutil.h"
 
 #define MAXN 4096
+/* The steps run on the reference backend (every backend: tests/test_ops_sampler.c). */
+#define REF fr_test_ref_be()
 
 /* Standard normal for test inputs (Box-Muller in float64 on the splitmix stream). */
 static float test_normal(uint64_t *s)
@@ -58,14 +60,14 @@ START_TEST(test_sde_check_values)
     fr_step p = flow_step(FR_SAMPLER_SDE, 3, 0.7f);
     CHECK6(p.sigma, 0.857692, "sigma_3");
     CHECK6(p.sigma_next, 0.790368, "sigma_4");
-    ck_assert_int_eq(fr_sampler_step(&p, 1, 1, &x, &v, NULL, NULL, &xn, &mu, NULL, &sd), FR_OK);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, 1, &x, &v, NULL, NULL, &xn, &mu, NULL, &sd), FR_OK);
     CHECK6(sd.std_dev, 1.718500, "step 3 sigma_t");
     CHECK6(sd.std, 0.445897, "step 3 sigma_t sqrt(-dt)");
     CHECK6(mu, 0.542629, "step 3 mu");
     /* step 0: σ = 1 uses σ̃ = σ_1 */
     p = flow_step(FR_SAMPLER_SDE, 0, 0.7f);
     ck_assert(p.sigma == 1.0f);
-    ck_assert_int_eq(fr_sampler_step(&p, 1, 1, &x, &v, NULL, NULL, &xn, &mu, NULL, &sd), FR_OK);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, 1, &x, &v, NULL, NULL, &xn, &mu, NULL, &sd), FR_OK);
     CHECK6(sd.std_dev, 3.505671, "step 0 sigma_t");
     CHECK6(sd.std, 0.700000, "step 0 sigma_t sqrt(-dt)");
     CHECK6(mu, 0.425345, "step 0 mu");
@@ -81,7 +83,7 @@ START_TEST(test_cps_check_values)
     float xn, mu;
     fr_step_std sd;
     fr_step p = flow_step(FR_SAMPLER_CPS, 3, 0.8f);
-    ck_assert_int_eq(fr_sampler_step(&p, 1, 1, &x, &v, NULL, NULL, &xn, &mu, NULL, &sd), FR_OK);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, 1, &x, &v, NULL, NULL, &xn, &mu, NULL, &sd), FR_OK);
     CHECK6(sd.std, 0.751685, "cps sigma_t");
     ck_assert(sd.std_dev == sd.std);
     CHECK6(mu, 0.400986, "cps mu");
@@ -95,7 +97,7 @@ START_TEST(test_dance_check_values)
     float xn, mu;
     fr_step_std sd;
     fr_step p = flow_step(FR_SAMPLER_DANCE, 3, 0.3f);
-    ck_assert_int_eq(fr_sampler_step(&p, 1, 1, &x, &v, NULL, NULL, &xn, &mu, NULL, &sd), FR_OK);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, 1, &x, &v, NULL, NULL, &xn, &mu, NULL, &sd), FR_OK);
     CHECK6(sd.std, 0.077841, "dance std");
     CHECK6(mu, 0.579626, "dance mu");
 }
@@ -117,8 +119,8 @@ START_TEST(test_sde_a0_is_euler)
         fill_normal(&seed, v, B * D, 1.5f);
         fill_normal(&seed, xi, B * D, 1.0f);
         fr_step ps = flow_step(FR_SAMPLER_SDE, i, 0.0f), po = flow_step(FR_SAMPLER_ODE, i, 0.0f);
-        ck_assert_int_eq(fr_sampler_step(&ps, B, D, x, v, NULL, xi, xs, mu, lp, NULL), FR_OK);
-        ck_assert_int_eq(fr_sampler_step(&po, B, D, x, v, NULL, NULL, xo, NULL, NULL, NULL), FR_OK);
+        ck_assert_int_eq(fr_sampler_step(REF, &ps, B, D, x, v, NULL, xi, xs, mu, lp, NULL), FR_OK);
+        ck_assert_int_eq(fr_sampler_step(REF, &po, B, D, x, v, NULL, NULL, xo, NULL, NULL, NULL), FR_OK);
         for (int j = 0; j < B * D; j++) {
             ck_assert_msg(xs[j] == xo[j] && mu[j] == xo[j] && !isnan(xo[j]),
                           "step %d elem %d: sde(a=0) %.9g, euler %.9g (seed 11)", i, j, (double)xs[j],
@@ -143,8 +145,8 @@ START_TEST(test_cps_a0_close_to_euler)
         fill_normal(&seed, x, D, 1.0f);
         fill_normal(&seed, v, D, 1.5f);
         fr_step pc = flow_step(FR_SAMPLER_CPS, i, 0.0f), po = flow_step(FR_SAMPLER_ODE, i, 0.0f);
-        ck_assert_int_eq(fr_sampler_step(&pc, 1, D, x, v, NULL, x, xc, NULL, NULL, NULL), FR_OK);
-        ck_assert_int_eq(fr_sampler_step(&po, 1, D, x, v, NULL, NULL, xo, NULL, NULL, NULL), FR_OK);
+        ck_assert_int_eq(fr_sampler_step(REF, &pc, 1, D, x, v, NULL, x, xc, NULL, NULL, NULL), FR_OK);
+        ck_assert_int_eq(fr_sampler_step(REF, &po, 1, D, x, v, NULL, NULL, xo, NULL, NULL, NULL), FR_OK);
         for (int j = 0; j < D; j++) {
             double tol = 1e-6 * (fabs(x[j]) + fabs(v[j]));
             ck_assert_msg(!isnan(xc[j]) && fabs((double)xc[j] - xo[j]) <= tol,
@@ -201,8 +203,8 @@ START_TEST(test_logp_at_mean_is_normalizer)
             } else {
                 sd = 0.3 * sqrt((double)p.sigma - p.sigma_next);
             }
-            ck_assert_int_eq(fr_sampler_mean(&p, B, D, x, v, NULL, mu), FR_OK);
-            ck_assert_int_eq(fr_sampler_logprob_of(&p, B, D, mu, mu, lp), FR_OK);
+            ck_assert_int_eq(fr_sampler_mean(REF, &p, B, D, x, v, NULL, mu), FR_OK);
+            ck_assert_int_eq(fr_sampler_logprob_of(REF, &p, B, D, mu, mu, lp), FR_OK);
             fr_step_std s;
             ck_assert_int_eq(fr_sampler_std(&p, &s), FR_OK);
             float elem = fr_gauss_logp_elem(1.0f, 1.0f, fr_gauss_coef_make(s.std));
@@ -216,8 +218,8 @@ START_TEST(test_logp_at_mean_is_normalizer)
         }
     /* CPS drops every constant: log p(μ) = −0² = 0 */
     fr_step p = flow_step(FR_SAMPLER_CPS, 3, 0.8f);
-    ck_assert_int_eq(fr_sampler_mean(&p, B, D, x, v, NULL, mu), FR_OK);
-    ck_assert_int_eq(fr_sampler_logprob_of(&p, B, D, mu, mu, lp), FR_OK);
+    ck_assert_int_eq(fr_sampler_mean(REF, &p, B, D, x, v, NULL, mu), FR_OK);
+    ck_assert_int_eq(fr_sampler_logprob_of(REF, &p, B, D, mu, mu, lp), FR_OK);
     ck_assert(lp[0] == 0.0f && lp[1] == 0.0f);
 }
 END_TEST
@@ -299,7 +301,7 @@ START_TEST(test_steps_vs_float64)
                 p.alpha_bar_prev = p.alpha_bar + 0.05f;
             }
             fr_step_std st;
-            ck_assert_int_eq(fr_sampler_step(&p, B, D, x, v, NULL, xi, xn, mu, lp, &st), FR_OK);
+            ck_assert_int_eq(fr_sampler_step(REF, &p, B, D, x, v, NULL, xi, xn, mu, lp, &st), FR_OK);
             double sd = ref_std(&p);
             ck_assert_msg(fabs(st.std - sd) <= 1e-6 * sd, "%s step %d: std %.9g vs %.9g", fr_sampler_name(p.kind),
                           i, (double)st.std, sd);
@@ -345,16 +347,16 @@ START_TEST(test_logprob_recompute_bitwise)
             fr_step p = flow_step(kinds[k], i, noise[k]);
             p.alpha_bar = 0.3f;
             p.alpha_bar_prev = 0.4f;
-            ck_assert_int_eq(fr_sampler_step(&p, B, D, x, v, NULL, xi, xn, mu, lp, NULL), FR_OK);
-            ck_assert_int_eq(fr_sampler_logprob(&p, B, D, x, v, NULL, xn, mu2, lp2), FR_OK);
-            ck_assert_int_eq(fr_sampler_logprob_of(&p, B, D, xn, mu, lp3), FR_OK);
+            ck_assert_int_eq(fr_sampler_step(REF, &p, B, D, x, v, NULL, xi, xn, mu, lp, NULL), FR_OK);
+            ck_assert_int_eq(fr_sampler_logprob(REF, &p, B, D, x, v, NULL, xn, mu2, lp2), FR_OK);
+            ck_assert_int_eq(fr_sampler_logprob_of(REF, &p, B, D, xn, mu, lp3), FR_OK);
             ck_assert(memcmp(mu, mu2, sizeof mu) == 0);
             for (int b = 0; b < B; b++) {
                 ck_assert_msg(!isnan(lp[b]) && fr_test_bits_equal(lp[b], lp2[b]) && fr_test_bits_equal(lp[b], lp3[b]),
                               "%s step %d row %d: %.9g %.9g %.9g (seed 15)", fr_sampler_name(p.kind), i, b,
                               (double)lp[b], (double)lp2[b], (double)lp3[b]);
-                ck_assert_int_eq(fr_sampler_step(&p, 1, D, x + b * D, v + b * D, NULL, xi + b * D, x1, mu1, &lp1, NULL),
-                                 FR_OK);
+                ck_assert_int_eq(
+                    fr_sampler_step(REF, &p, 1, D, x + b * D, v + b * D, NULL, xi + b * D, x1, mu1, &lp1, NULL), FR_OK);
                 ck_assert(memcmp(x1, xn + b * D, sizeof x1) == 0 && memcmp(mu1, mu + b * D, sizeof mu1) == 0);
                 ck_assert(fr_test_bits_equal(lp1, lp[b]));
             }
@@ -368,7 +370,7 @@ START_TEST(test_logprob_recompute_bitwise)
             ck_assert(fr_test_bits_equal(lp[0], fr_mean_canonical(e, D)));
             /* in place: x_next may alias x */
             memcpy(x1, x, sizeof x1);
-            ck_assert_int_eq(fr_sampler_step(&p, 1, D, x1, v, NULL, xi, x1, NULL, &lp1, NULL), FR_OK);
+            ck_assert_int_eq(fr_sampler_step(REF, &p, 1, D, x1, v, NULL, xi, x1, NULL, &lp1, NULL), FR_OK);
             ck_assert(memcmp(x1, xn, sizeof x1) == 0 && fr_test_bits_equal(lp1, lp[0]));
         }
 }
@@ -391,8 +393,8 @@ START_TEST(test_ddim_eta0_deterministic)
     p.alpha_bar_prev = 0.35f;
     p.noise = 0.0f;
     fr_step_std s;
-    ck_assert_int_eq(fr_sampler_step(&p, 1, D, x, e, NULL, xi1, a, mu, NULL, &s), FR_OK);
-    ck_assert_int_eq(fr_sampler_step(&p, 1, D, x, e, NULL, xi2, b, NULL, NULL, NULL), FR_OK);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, D, x, e, NULL, xi1, a, mu, NULL, &s), FR_OK);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, D, x, e, NULL, xi2, b, NULL, NULL, NULL), FR_OK);
     ck_assert(s.std == 0.0f);
     for (int j = 0; j < D; j++) {
         ck_assert(!isnan(a[j]) && a[j] == b[j] && a[j] == mu[j]);
@@ -402,10 +404,10 @@ START_TEST(test_ddim_eta0_deterministic)
     p.noise = 1.0f;
     p.x0_clip = 1.0f;
     float xs = 5.0f, es = 0.0f, ms;
-    ck_assert_int_eq(fr_sampler_mean(&p, 1, 1, &xs, &es, NULL, &ms), FR_OK);
+    ck_assert_int_eq(fr_sampler_mean(REF, &p, 1, 1, &xs, &es, NULL, &ms), FR_OK);
     ck_assert_msg(ms == sqrtf(0.35f), "clipped mu %.9g", (double)ms);
     p.x0_clip = 0.0f;
-    ck_assert_int_eq(fr_sampler_mean(&p, 1, 1, &xs, &es, NULL, &ms), FR_OK);
+    ck_assert_int_eq(fr_sampler_mean(REF, &p, 1, 1, &xs, &es, NULL, &ms), FR_OK);
     ck_assert(fabs(ms - sqrt(0.35 / 0.2) * 5.0) < 1e-5);
 }
 END_TEST
@@ -430,8 +432,8 @@ static void run_linear_field(const float *grid, int T, fr_sampler_kind kind, int
         p.sigma_next = grid[i + 1];
         p.order = (order == 2 && i > 0) ? 2 : 1;
         p.sigma_prev = i > 0 ? grid[i - 1] : 1.0f;
-        ck_assert_int_eq(fr_flow_x0(D, p.sigma, x, v, cur_x0), FR_OK);
-        ck_assert_int_eq(fr_sampler_step(&p, 1, D, x, v, p.order == 2 ? prev_x0 : NULL, NULL, x, NULL, NULL, NULL),
+        ck_assert_int_eq(fr_flow_x0(REF, D, p.sigma, x, v, cur_x0), FR_OK);
+        ck_assert_int_eq(fr_sampler_step(REF, &p, 1, D, x, v, p.order == 2 ? prev_x0 : NULL, NULL, x, NULL, NULL, NULL),
                          FR_OK);
         memcpy(prev_x0, cur_x0, sizeof prev_x0);
     }
@@ -476,7 +478,7 @@ START_TEST(test_dpm_vs_float64)
             p.sigma_next = lin[i + 1];
             p.sigma_prev = lin[i - 1];
             p.order = order;
-            ck_assert_int_eq(fr_sampler_step(&p, 1, D, x, v, m1, NULL, xn, NULL, NULL, NULL), FR_OK);
+            ck_assert_int_eq(fr_sampler_step(REF, &p, 1, D, x, v, m1, NULL, xn, NULL, NULL, NULL), FR_OK);
             for (int j = 0; j < D; j++) {
                 double r = ref_mean(&p, x[j], v[j], m1[j]);
                 double tol = 1e-5 * (1.0 + fabs(x[j]) + fabs(v[j]) + fabs(m1[j]));
@@ -491,22 +493,22 @@ START_TEST(test_dpm_vs_float64)
     p.sigma_next = 0.0f;
     p.sigma_prev = lin[23];
     p.order = 2;
-    ck_assert_int_eq(fr_sampler_step(&p, 1, D, x, v, m1, NULL, xn, NULL, NULL, NULL), FR_OK);
-    ck_assert_int_eq(fr_flow_x0(D, p.sigma, x, v, x0), FR_OK);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, D, x, v, m1, NULL, xn, NULL, NULL, NULL), FR_OK);
+    ck_assert_int_eq(fr_flow_x0(REF, D, p.sigma, x, v, x0), FR_OK);
     for (int j = 0; j < D; j++) ck_assert(xn[j] == x0[j]);
     /* σ_prev = 1: D1 = 0, the step equals order 1 */
     float a[D];
     p.sigma = lin[1];
     p.sigma_next = lin[2];
     p.sigma_prev = 1.0f;
-    ck_assert_int_eq(fr_sampler_step(&p, 1, D, x, v, m1, NULL, xn, NULL, NULL, NULL), FR_OK);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, D, x, v, m1, NULL, xn, NULL, NULL, NULL), FR_OK);
     p.order = 1;
-    ck_assert_int_eq(fr_sampler_step(&p, 1, D, x, v, NULL, NULL, a, NULL, NULL, NULL), FR_OK);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, D, x, v, NULL, NULL, a, NULL, NULL, NULL), FR_OK);
     for (int j = 0; j < D; j++) ck_assert(xn[j] == a[j] && !isnan(a[j]));
     /* σ = 1 (first step): x' = σ'·x + (1 − σ')·x̂0 */
     p.sigma = 1.0f;
     p.sigma_next = lin[1];
-    ck_assert_int_eq(fr_sampler_step(&p, 1, D, x, v, NULL, NULL, a, NULL, NULL, NULL), FR_OK);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, D, x, v, NULL, NULL, a, NULL, NULL, NULL), FR_OK);
     for (int j = 0; j < D; j++)
         ck_assert(fabs(a[j] - ((double)lin[1] * x[j] + (1.0 - lin[1]) * ((double)x[j] - v[j]))) <= 1e-6 * (1 + fabs(x[j]) + fabs(v[j])));
 }
@@ -518,16 +520,16 @@ START_TEST(test_cfg)
 {
     const float vu[4] = {0.5f, -1.0f, 2.0f, 0.0f}, vc[4] = {0.75f, 1.0f, -2.0f, 3.0f};
     float out[4];
-    ck_assert_int_eq(fr_cfg_combine(4, 4.5f, vu, vc, out), FR_OK);
+    ck_assert_int_eq(fr_cfg_combine(REF, 4, 4.5f, vu, vc, out), FR_OK);
     const float want[4] = {1.625f, 8.0f, -16.0f, 13.5f}; /* exact in binary */
     for (int i = 0; i < 4; i++) ck_assert_msg(out[i] == want[i], "cfg[%d] = %.9g", i, (double)out[i]);
-    ck_assert_int_eq(fr_cfg_combine(4, 0.0f, vu, vc, out), FR_OK);
+    ck_assert_int_eq(fr_cfg_combine(REF, 4, 0.0f, vu, vc, out), FR_OK);
     ck_assert(memcmp(out, vu, sizeof out) == 0);
-    ck_assert_int_eq(fr_cfg_combine(4, 1.0f, vu, vc, out), FR_OK);
+    ck_assert_int_eq(fr_cfg_combine(REF, 4, 1.0f, vu, vc, out), FR_OK);
     ck_assert(memcmp(out, vc, sizeof out) == 0);
     float inplace[4];
     memcpy(inplace, vu, sizeof inplace);
-    ck_assert_int_eq(fr_cfg_combine(4, 4.5f, inplace, vc, inplace), FR_OK);
+    ck_assert_int_eq(fr_cfg_combine(REF, 4, 4.5f, inplace, vc, inplace), FR_OK);
     ck_assert(memcmp(inplace, want, sizeof want) == 0);
 }
 END_TEST
@@ -557,35 +559,35 @@ START_TEST(test_bad_args)
     float x[4] = {0}, v[4] = {0}, xn[4], lp[1];
     fr_step p = flow_step(FR_SAMPLER_SDE, 3, 0.7f);
     p.sigma_next = p.sigma; /* dt = 0 */
-    ck_assert_int_eq(fr_sampler_step(&p, 1, 4, x, v, NULL, NULL, xn, NULL, lp, NULL), FR_ERR_ARG);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, 4, x, v, NULL, NULL, xn, NULL, lp, NULL), FR_ERR_ARG);
     p = flow_step(FR_SAMPLER_SDE, 3, 0.7f);
     p.sigma = NAN;
-    ck_assert_int_eq(fr_sampler_step(&p, 1, 4, x, v, NULL, NULL, xn, NULL, lp, NULL), FR_ERR_ARG);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, 4, x, v, NULL, NULL, xn, NULL, lp, NULL), FR_ERR_ARG);
     p = flow_step(FR_SAMPLER_SDE, 0, 0.7f);
     p.sigma1 = 0.0f; /* σ == 1 without σ_1 */
-    ck_assert_int_eq(fr_sampler_step(&p, 1, 4, x, v, NULL, NULL, xn, NULL, lp, NULL), FR_ERR_ARG);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, 4, x, v, NULL, NULL, xn, NULL, lp, NULL), FR_ERR_ARG);
     p = flow_step(FR_SAMPLER_SDE, 3, -0.1f);
-    ck_assert_int_eq(fr_sampler_step(&p, 1, 4, x, v, NULL, NULL, xn, NULL, lp, NULL), FR_ERR_ARG);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, 4, x, v, NULL, NULL, xn, NULL, lp, NULL), FR_ERR_ARG);
     p = flow_step(FR_SAMPLER_ODE, 3, 0.0f);
-    ck_assert_int_eq(fr_sampler_step(&p, 1, 4, x, v, NULL, NULL, xn, NULL, lp, NULL), FR_ERR_ARG);
-    ck_assert_int_eq(fr_sampler_logprob_of(&p, 1, 4, xn, x, lp), FR_ERR_ARG);
-    ck_assert_int_eq(fr_sampler_step(&p, 1, 0, x, v, NULL, NULL, xn, NULL, NULL, NULL), FR_ERR_ARG);
-    ck_assert_int_eq(fr_sampler_step(&p, 1, 4, NULL, v, NULL, NULL, xn, NULL, NULL, NULL), FR_ERR_ARG);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, 4, x, v, NULL, NULL, xn, NULL, lp, NULL), FR_ERR_ARG);
+    ck_assert_int_eq(fr_sampler_logprob_of(REF, &p, 1, 4, xn, x, lp), FR_ERR_ARG);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, 0, x, v, NULL, NULL, xn, NULL, NULL, NULL), FR_ERR_ARG);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, 4, NULL, v, NULL, NULL, xn, NULL, NULL, NULL), FR_ERR_ARG);
     p = flow_step(FR_SAMPLER_DPM, 3, 0.0f);
     p.order = 2;
     p.sigma_prev = g_grid[2];
-    ck_assert_int_eq(fr_sampler_step(&p, 1, 4, x, v, NULL, NULL, xn, NULL, NULL, NULL), FR_ERR_ARG);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, 4, x, v, NULL, NULL, xn, NULL, NULL, NULL), FR_ERR_ARG);
     p.order = 3;
-    ck_assert_int_eq(fr_sampler_step(&p, 1, 4, x, v, x, NULL, xn, NULL, NULL, NULL), FR_ERR_ARG);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, 4, x, v, x, NULL, xn, NULL, NULL, NULL), FR_ERR_ARG);
     p = flow_step(FR_SAMPLER_DDIM, 3, 1.0f);
     p.alpha_bar = 1.0f; /* β_t = 0 divides by zero */
     p.alpha_bar_prev = 1.0f;
-    ck_assert_int_eq(fr_sampler_step(&p, 1, 4, x, v, NULL, NULL, xn, NULL, NULL, NULL), FR_ERR_ARG);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 1, 4, x, v, NULL, NULL, xn, NULL, NULL, NULL), FR_ERR_ARG);
     p.kind = (fr_sampler_kind)99;
     ck_assert_int_eq(fr_sampler_std(&p, NULL), FR_ERR_ARG);
     /* B = 0 is a valid empty batch */
     p = flow_step(FR_SAMPLER_SDE, 3, 0.7f);
-    ck_assert_int_eq(fr_sampler_step(&p, 0, 4, x, v, NULL, NULL, xn, NULL, lp, NULL), FR_OK);
+    ck_assert_int_eq(fr_sampler_step(REF, &p, 0, 4, x, v, NULL, NULL, xn, NULL, lp, NULL), FR_OK);
 }
 END_TEST
 

@@ -116,7 +116,7 @@ static void run_flowrl(fr_backend *be, const cfg *c, int as_float, const float *
     for (int64_t i = 0; i < N; i++) p[i] = init_param(i);
     fr_param prm = {"p", &value, &grad};
     fr_adamw_state st;
-    ck_assert(fr_adamw_state_init(&st, &prm, 1) == FR_OK);
+    ck_assert(fr_adamw_state_init(fr_test_ref_be(), &st, &prm, 1) == FR_OK);
     fr_adamw_cfg ac = {c->beta1, c->beta2, c->eps, c->wd};
     double lr = c->lr;
     if (as_float) {

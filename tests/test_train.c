@@ -32,7 +32,7 @@ static void init(fr_rt_opts *o, const char *run, int64_t epochs)
 static void perturb_base(const char *path)
 {
     fr_model m;
-    ck_assert_int_eq(fr_model_load(&m, fr_rt_base), FR_OK);
+    ck_assert_int_eq(fr_model_load(&m, fr_test_ref_be(), fr_rt_base), FR_OK);
     fr_param *w = fr_model_param(&m, "out.weight");
     ck_assert_ptr_nonnull(w);
     float *v = w->value->data;

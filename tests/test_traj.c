@@ -63,7 +63,7 @@ START_TEST(test_guided_bitwise)
         const fr_guidance gd = cases[k];
         const float tv = 731.25f;
         fr_guided_ws w;
-        ck_assert(fr_guided_ws_alloc(&w, &m, B, gd, 1) == FR_OK);
+        ck_assert(fr_guided_ws_alloc(&w, be, &m, B, gd, 1) == FR_OK);
         fr_model_zero_grad(&m, be);
         ck_assert(fr_guided_forward(&m, be, &w, B, x, tv, c, v) == FR_OK);
         ck_assert(fr_guided_backward(&m, be, &w, gv) == FR_OK);
@@ -102,7 +102,7 @@ START_TEST(test_guided_bitwise)
         fr_model_ws_free(&ws);
     }
     fr_guided_ws w;
-    ck_assert(fr_guided_ws_alloc(&w, &m, 2, cases[0], 1) == FR_OK);
+    ck_assert(fr_guided_ws_alloc(&w, be, &m, 2, cases[0], 1) == FR_OK);
     ck_assert(fr_guided_forward(&m, be, &w, 3, x, 1.0f, c, v) == FR_ERR_ARG);
     fr_guided_ws_free(&w);
     free(ga);
@@ -192,7 +192,7 @@ static void replay(const fr_st_file *rec, const rp_opts *o, fr_model *pol, const
     fr_model ref;
     const int with_ref = o->beta > 0.0f;
     if (with_ref) {
-        ck_assert(fr_model_alloc(&ref, &pol->cfg) == FR_OK);
+        ck_assert(fr_model_alloc(&ref, fr_test_ref_be(), &pol->cfg) == FR_OK);
         for (int i = 0; i < pol->n_params; i++)
             memcpy(ref.values[i].data, pol->values[i].data, fr_tensor_nbytes(&pol->values[i]));
     }
@@ -210,7 +210,7 @@ static void replay(const fr_st_file *rec, const rp_opts *o, fr_model *pol, const
     fr_traj_ws w;
     ck_assert_msg(fr_traj_ws_alloc(&w, &tr, b) == FR_OK, "%s", fr_last_error());
     fr_adamw_state opt;
-    ck_assert(fr_adamw_state_init(&opt, pol->params, pol->n_params) == FR_OK);
+    ck_assert(fr_adamw_state_init(fr_test_ref_be(), &opt, pol->params, pol->n_params) == FR_OK);
     const fr_adamw_cfg ac = {o->beta1, o->beta2, o->adam_eps, o->weight_decay};
     int64_t divisor;
     ck_assert(fr_grpo_accum_divisor(ga, wl, &divisor) == FR_OK);
@@ -332,7 +332,7 @@ START_TEST(test_golden_epoch)
     ck_assert(fr_model_config_from_meta(&mm, &mc) == FR_OK);
     fr_st_free(&mm);
     fr_model pol;
-    ck_assert(fr_model_alloc(&pol, &mc) == FR_OK);
+    ck_assert(fr_model_alloc(&pol, fr_test_ref_be(), &mc) == FR_OK);
     ck_assert(fr_model_values_from_st(&pol, &f, "in.") == FR_OK);
     ck_assert(o.guard == FR_FG_GUARD_OFF && o.beta > 0.0f && o.cfg != 1.0f);
     replay(&f, &o, &pol, "golden epoch.flow_grpo");
@@ -438,7 +438,7 @@ START_TEST(test_live_epochs)
         o.guard = fo.guard;
         o.window = fo.window;
         fr_model pol;
-        ck_assert(fr_model_load(&pol, base) == FR_OK);
+        ck_assert(fr_model_load(&pol, fr_test_ref_be(), base) == FR_OK);
         replay(&rec, &o, &pol, c->label);
         fr_model_free(&pol);
         fr_st_free(&rec);

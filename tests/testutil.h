@@ -90,6 +90,16 @@ static inline fr_backend fr_test_backend(const char *name, int fast, int threads
     return be;
 }
 
+/* A handle on backend `name` when it can start here; one that cannot (cuda without a device)
+ * prints "WHO: NAME NOT SUPPORTED here (why)" and gives 0, so a loop over fr_backend_names()
+ * skips it. */
+static inline int fr_test_backend_try(fr_backend *be, const char *who, const char *name, int threads)
+{
+    if (fr_backend_open(be, name, 0, threads) == FR_OK) return 1;
+    printf("%s: %s NOT SUPPORTED here (%s)\n", who, name, fr_last_error());
+    return 0;
+}
+
 /* The reference backend: one handle per test file, opened on first use. */
 static inline fr_backend *fr_test_ref_be(void)
 {

@@ -30,8 +30,10 @@ typedef struct {
 fr_guidance fr_guidance_from_scale(float g);
 
 /* The buffers of guided forwards of up to cap rows (2·cap through the network when on),
- * owned, with the model workspace. keep = 1 stores what fr_guided_backward needs. */
+ * owned, with the model workspace, in the backend memory of the handle it was allocated on
+ * (c_host aside). keep = 1 stores what fr_guided_backward needs. */
 typedef struct {
+    fr_backend *be; /* the handle whose memory this is (the only one the calls accept) */
     fr_guidance gd;
     int64_t cap, b, D, S; /* b: rows of the last forward */
     fr_model_ws model;
@@ -41,22 +43,26 @@ typedef struct {
     float *out;  /* (2·cap, D) [m_c; m_u] */
     float *dout; /* (2·cap, D) [g_c; g_u] */
     void *blk;
+    int32_t *c_host; /* host: what c holds, rows [0, c_rows) (uploaded only when it changes) */
+    int64_t c_rows;
 } fr_guided_ws;
 
-fr_status fr_guided_ws_alloc(fr_guided_ws *w, const fr_model *m, int64_t cap, fr_guidance gd, int keep);
+fr_status fr_guided_ws_alloc(fr_guided_ws *w, fr_backend *be, const fr_model *m, int64_t cap, fr_guidance gd,
+                             int keep);
 void fr_guided_ws_free(fr_guided_ws *w);
 
 /* v (b, D) = the guided model output at x (b, D), time t_in (every row), condition ids
- * c (b, S) (the null rows are filled here). b <= w->cap. v must not alias x. */
+ * c (b, S) (the null rows are filled here). x and v are backend memory, c is host memory
+ * (copied in when it changed since the last call). b <= w->cap. v must not alias x. */
 fr_status fr_guided_forward(const fr_model *m, fr_backend *be, fr_guided_ws *w, int64_t b,
-                            const float *x,   // (b, D)
+                            const float *x,   // (b, D) backend
                             float t_in,
-                            const int32_t *c, // (b, S)
-                            float *v);        // (b, D) out
+                            const int32_t *c, // (b, S) host
+                            float *v);        // (b, D) out, backend
 
 /* Adds the parameter gradients of L through the last keep-forward of w, given
- * g_v = dL/dv (b, D) (fr_model_backward accumulates). */
+ * g_v = dL/dv (b, D) in backend memory (fr_model_backward accumulates). */
 fr_status fr_guided_backward(fr_model *m, fr_backend *be, fr_guided_ws *w,
-                             const float *g_v); // (b, D)
+                             const float *g_v); // (b, D) backend
 
 #endif

@@ -23,9 +23,10 @@ typedef struct {
     char schedule[96];  /* epsilon models: the DDPM schedule in words */
 } fr_infer_ckpt;
 
-/* task_name, if not NULL, names the task of a checkpoint that lacks metadata "task"; if
- * the checkpoint names a different one it is an error. */
-fr_status fr_infer_ckpt_load(fr_infer_ckpt *c, const char *path, int use_ema, const char *task_name);
+/* The model in be's memory (alpha_bar stays on the host: per-timestep scalars). task_name,
+ * if not NULL, names the task of a checkpoint that lacks metadata "task"; if the checkpoint
+ * names a different one it is an error. */
+fr_status fr_infer_ckpt_load(fr_infer_ckpt *c, fr_backend *be, const char *path, int use_ema, const char *task_name);
 void fr_infer_ckpt_free(fr_infer_ckpt *c);
 
 #endif

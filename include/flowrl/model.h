@@ -108,21 +108,33 @@ int fr_head_from_name(const char *s, fr_head *out);
 const char *fr_act_name(fr_act a);   /* "identity", "silu", "gelu_tanh", ... */
 int fr_act_from_name(const char *s, fr_act *out);
 
+/* Values and gradients live in backend memory (flowrl/backend.h): host code reads them with
+ * fr_d2h (checkpoints, digests) and computes on them with op entries only. The tensors, the
+ * names and the parameter list are host structures describing that memory. */
 typedef struct {
     fr_model_config cfg;
+    fr_backend *be;     /* the backend whose memory holds the arenas */
     int n_params;
     fr_param *params;   /* (n_params), list order above */
     fr_tensor *values;  /* (n_params) views into one aligned arena each for values, grads */
     fr_tensor *grads;
     char (*names)[48];
-    float *arena_values, *arena_grads;
+    float *arena_values, *arena_grads; /* backend memory, fr_model_arena_floats(m) each */
 } fr_model;
 
-/* Allocates parameters (zero) and gradients (zero) for cfg, without init. */
-fr_status fr_model_alloc(fr_model *m, const fr_model_config *cfg);
-/* fr_model_alloc, then the init described above. */
-fr_status fr_model_init(fr_model *m, const fr_model_config *cfg, uint32_t seed);
+/* Allocates parameters (zero) and gradients (zero) for cfg in be's memory, without init.
+ * be must outlive the model. */
+fr_status fr_model_alloc(fr_model *m, fr_backend *be, const fr_model_config *cfg);
+/* fr_model_alloc, then the init described above (computed on the host, copied over with
+ * fr_h2d). */
+fr_status fr_model_init(fr_model *m, fr_backend *be, const fr_model_config *cfg, uint32_t seed);
 void fr_model_free(fr_model *m);
+/* Floats in each arena: the parameters, each starting on a 64-byte boundary. Two models of
+ * one config have the same layout, so dst's values = src's is one fr_d2d of the arena
+ * (fr_model_copy_values). */
+int64_t fr_model_arena_floats(const fr_model *m);
+/* dst's values = src's (same config, same backend): one fr_d2d. */
+fr_status fr_model_copy_values(fr_model *dst, const fr_model *src);
 /* The parameter of that name, or NULL. */
 fr_param *fr_model_param(fr_model *m, const char *name);
 void fr_model_zero_grad(const fr_model *m, fr_backend *be);
@@ -149,23 +161,27 @@ typedef struct {
     float *dh, *dtmp;      /* (B,H) backward scratch */
     float *xo, *den;       /* x0 head: (B,D) x̂0 (backward: dL/dx̂0), (B,) its divisors */
     float *da, *du;        /* (B,F) backward scratch */
-    void *buf;             /* the one allocation behind the float arrays */
+    void *buf;             /* the one allocation behind the arrays, backend memory */
+    fr_backend *be;        /* its backend (the model's) */
 } fr_model_ws;
 
+/* In the model's backend memory (m->be). */
 fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, int keep);
 void fr_model_ws_free(fr_model_ws *ws);
 
 /* out = net(x, t, c) for B <= ws->cap_B rows. Each output row depends only on its own
  * input row (the batch never enters a reduction), so results do not depend on B or on
- * the batch composition. out may alias x. FR_ERR_ARG for a condition id outside
- * [0, n_cond] or B too big. */
+ * the batch composition. out may alias x. x, t, c and out are backend memory (the caller
+ * uploads the per-sample t and c with fr_h2d). A condition id outside [0, n_cond] makes
+ * its sample's output NaN (embed_gather_add, flowrl/ops.h) on every backend; FR_ERR_ARG
+ * for B too big. */
 fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, int64_t B,
                            const float *x,   // (B,D)
                            const float *t,   // (B,)
                            const int32_t *c, // (B,S)
                            float *out);      // (B,D)
 
-/* Given dout = dL/dout (B,D) of the last keep-forward, ADDS dL/dparam into the model's
+/* Given dout = dL/dout (B,D, backend memory) of the last keep-forward, ADDS dL/dparam into the model's
  * gradients (so micro-batches accumulate: zero them with fr_model_zero_grad before the
  * first). Each parameter gradient continues the canonical batch-reduction chains from
  * its old value, so running micro-batches in order gives the same bits as one batch.
@@ -183,16 +199,21 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
  * before heads existed, or a velocity head) loads as velocity, sigma_min 0. */
 fr_status fr_model_config_to_meta(const fr_model_config *cfg, fr_st_file *f);
 fr_status fr_model_config_from_meta(const fr_st_file *f, fr_model_config *cfg);
+/* Adds t (a tensor in be's memory) to f as name: a host copy (fr_d2h). */
+fr_status fr_dev_tensor_to_st(fr_backend *be, fr_st_file *f, const char *name, const fr_tensor *t);
+/* Copies tensor `name` of f into t (be's memory, fr_h2d); it must be present, F32 and of t's
+ * shape (FR_ERR_FORMAT naming it). */
+fr_status fr_dev_tensor_from_st(fr_backend *be, const fr_st_file *f, const char *name, fr_tensor *t);
 /* Adds every parameter value as prefix + name (e.g. prefix "ema." for EMA weights),
- * copied. */
+ * copied to the host. */
 fr_status fr_model_values_to_st(const fr_model *m, fr_st_file *f, const char *prefix);
 /* Copies prefix + name of every parameter from f into m's values; each must be present,
  * F32 and of the right shape (FR_ERR_FORMAT naming the tensor). Other tensors in f are
  * ignored (optimizer state, EMA, ...). */
 fr_status fr_model_values_from_st(fr_model *m, const fr_st_file *f, const char *prefix);
-/* Writes config metadata + values to path (atomically); reads them back into a freshly
- * allocated model. */
+/* Writes config metadata + values to path (atomically); reads them back into a model
+ * freshly allocated in be's memory. */
 fr_status fr_model_save(const fr_model *m, const char *path);
-fr_status fr_model_load(fr_model *m, const char *path);
+fr_status fr_model_load(fr_model *m, fr_backend *be, const char *path);
 
 #endif

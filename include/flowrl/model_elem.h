@@ -32,4 +32,10 @@ FR_HOSTDEV static inline float fr_x0_head_grad(float dv, float d)
     return dv / d;
 }
 
+/* dL/dx̂0 = −dv / d. */
+FR_HOSTDEV static inline float fr_x0_head_grad_x0(float dv, float d)
+{
+    return -fr_x0_head_grad(dv, d);
+}
+
 #endif

@@ -19,6 +19,7 @@
 
 #include <stdint.h>
 
+#include "flowrl/backend.h"
 #include "flowrl/hostdev.h"
 #include "flowrl/philox.h"
 #include "flowrl/pretrain_elem.h"
@@ -37,13 +38,14 @@ FR_HOSTDEV static inline float fr_noise_fm_elem(float x0, float t, fr_noise_coor
     return fr_flow_noised_elem(x0, e, t);
 }
 
-/* x_t (B, D) and ε (B, D) of rows with clean samples x0 and times t (one per row).
- * x_t may alias x0; eps may be NULL. FR_ERR_ARG for a t outside [0, 1] (naming the row)
- * or a bad shape. */
-fr_status fr_noise_fm(int64_t B, int64_t D, fr_noise_coord k,
-                      const uint32_t *sample_ids, // (B,)
+/* x_t (B, D) and ε (B, D) of rows with clean samples x0 and times t (one per row), by the
+ * backend's noise_fm entry: x0, x_t and eps are backend memory; sample_ids and t are host
+ * memory (per-row scalars, copied in). x_t may alias x0; eps may be NULL. FR_ERR_ARG for a
+ * t outside [0, 1] (naming the row) or a bad shape. */
+fr_status fr_noise_fm(fr_backend *be, int64_t B, int64_t D, fr_noise_coord k,
+                      const uint32_t *sample_ids, // (B,) host
                       const float *x0,            // (B, D)
-                      const float *t,             // (B,)
+                      const float *t,             // (B,) host
                       float *x_t,                 // (B, D) out
                       float *eps);                // (B, D) out, or NULL
 

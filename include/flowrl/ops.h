@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "flowrl/sampler_elem.h"
 #include "flowrl/status.h"
 
 typedef enum {
@@ -150,8 +151,63 @@ typedef struct fr_ops {
     void (*ema_lerp)(int64_t n, double d, const float *theta, float *ema);
 
     /* ---- model: time embedding, condition rows, x0 head (core/model.c) ---- */
+    /* emb (B,E) = fr_temb_elem(t[b], j, E/2) (flowrl/embed.h): t (B,), E even. */
+    void (*temb_sinusoidal)(int64_t B, int64_t E, const float *t, float *emb);
+    /* h (B,H) += rows of table (n_rows,H) named by c (B,S) int32: element (b, j) is one chain
+     * of plain adds over s = 0 .. S-1 of fr_embed_elem (an id outside [0, n_rows) adds NaN). */
+    void (*embed_gather_add)(int64_t B, int64_t S, int64_t H, int64_t n_rows, const float *table,
+                             const int32_t *c, float *h);
+    /* dtable (n_rows,H) += dh (B,H) scattered by c (B,S): element (r, j) continues its chain
+     * with dh[b, j] for every (b, s) with c[b, s] = r, b then s ascending (a batch reduction
+     * in the canonical order); ids outside [0, n_rows) add nothing. */
+    void (*embed_scatter_add)(int64_t B, int64_t S, int64_t H, int64_t n_rows, const int32_t *c,
+                              const float *dh, float *dtable);
+    /* x0 head (flowrl/model_elem.h), D >= 1: d_b = fr_x0_head_denom(t[b], sigma_min), out (B,D)
+     * = fr_x0_head_velocity(x, xo, d_b); den (B,) receives d_b unless NULL. t (B,), x, xo (B,D);
+     * out may alias x. */
+    void (*x0_head_fwd)(int64_t B, int64_t D, float sigma_min, const float *t, const float *x,
+                        const float *xo, float *den, float *out);
+    /* dxo (B,D) = fr_x0_head_grad_x0(dout, den[b]) (= −dout/den[b]); dxo may alias dout. */
+    void (*x0_head_bwd)(int64_t B, int64_t D, const float *den, const float *dout, float *dxo);
+    /* x (R,D) = fr_noise_mix_elem(x0[r mod B], eps[r], a[r], s[r]) = a_r·x0 + s_r·ε, the
+     * forward process (flowrl/pretrain_elem.h): flow a = 1 − σ, s = σ; DDPM √ᾱ, √(1−ᾱ).
+     * a, s (R,). */
+    void (*noise_mix)(int64_t R, int64_t B, int64_t D, const float *x0, const float *eps, const float *a,
+                      const float *s, float *x);
 
-    /* ---- samplers, guidance, noise (core/sampler.c, guidance.c, rollout_engine.c) ---- */
+    /* ---- samplers, guidance, noise (core/sampler.c, guidance.c, rollout_engine.c) ----
+     * B rows of D; q: the step's coefficients (fr_sampler_coef, flowrl/sampler_elem.h). */
+    /* μ = fr_step_mean_elem(q, x, model_out, x0_prev), x_next = μ + q.std·ξ
+     * (fr_noise_add_elem; xi NULL: x_next = μ, and NULL for ode and dpm); mean (B, D) may be
+     * NULL; logp (B,), may be NULL: canonical mean over D (flowrl/reduce.h) of
+     * fr_step_logp_elem(q, x_next, μ). x0_prev (B, D): dpm order 2, else NULL. x_next may
+     * alias x. */
+    void (*sampler_step)(int64_t B, int64_t D, fr_step_coef q, const float *x, const float *model_out,
+                         const float *x0_prev, const float *xi, float *x_next, float *mean, float *logp);
+    /* logp (B,) = canonical mean over D of fr_step_logp_elem(q, x_next, μ), μ = mean_in if
+     * not NULL, else fr_step_mean_elem(q, x, model_out, x0_prev); mean_out (B, D) = μ unless
+     * NULL. */
+    void (*sampler_logprob)(int64_t B, int64_t D, fr_step_coef q, const float *x, const float *model_out,
+                            const float *x0_prev, const float *x_next, const float *mean_in, float *mean_out,
+                            float *logp);
+    /* out (n) = fr_cfg_elem(v_u, v_c, g) (out may alias either input). */
+    void (*cfg_combine)(int64_t n, float g, const float *v_u, const float *v_c, float *out);
+    /* x0 (n) = fr_flow_x0_elem(x, v, sigma). */
+    void (*flow_x0)(int64_t n, float sigma, const float *x, const float *v, float *x0);
+    /* Philox normals (flowrl/philox.h) by coordinate, R rows of D: row r is
+     * fr_rng_fill_normal(row, D, seed, purpose, c0, c1[r mod n1], c2 + r / n1), c1 (n1,)
+     * uint32. (n1 = R: one id per row; rows k·n1 + b: id b at counter c2 + k.) */
+    void (*rng_normal_rows)(int64_t R, int64_t D, uint32_t seed, uint32_t purpose, uint32_t c0, int64_t n1,
+                            const uint32_t *c1, uint32_t c2, float *out);
+    /* The flow-matching forward process (flowrl/noising.h), R rows of D: row r noises
+     * x0[r mod n1] at time t[r] (R,) with ε = normals (seed, purpose, c0, ids[r mod n1],
+     * c2 + r / n1): x_t (R, D) = fr_flow_noised_elem(x0, ε, t), eps (R, D) = ε unless NULL.
+     * x_t may alias x0 when n1 = R. */
+    void (*noise_fm)(int64_t R, int64_t n1, int64_t D, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c2,
+                     const uint32_t *ids, const float *x0, const float *t, float *x_t, float *eps);
+    /* dst (R, D): row r = src row idx[r] of src (n_src, D), idx (R,) int32 in [0, n_src); idx[r]
+     * < 0 leaves dst row r as it is. src and dst must not overlap. */
+    void (*gather_rows)(int64_t R, int64_t D, const int32_t *idx, int64_t n_src, const float *src, float *dst);
 
     /* ---- trajectory objectives: PPO / KL / Guard and their backward (core/grpo.c, traj_*.c) ---- */
     /* (flowrl/grpo.h; per-sample scalars (ratios, clip, advantages) stay on the host.)

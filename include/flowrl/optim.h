@@ -12,6 +12,11 @@
 #include "flowrl/status.h"
 #include "flowrl/tensor.h"
 
+/* Floats a tensor of n elements takes in an arena of parameter-shaped tensors (models,
+ * AdamW moments, EMA copies): n rounded up to 16, so that each starts on a 64-byte boundary
+ * (SIMD loads, coalesced device access). */
+static inline int64_t fr_arena_slot(int64_t n) { return (n + 15) / 16 * 16; }
+
 /* One trainable tensor: its safetensors name, its value and its gradient (same shape,
  * F32). The tensors are owned by the module that lists them. */
 typedef struct {
@@ -34,15 +39,19 @@ typedef struct {
 fr_adamw_cfg fr_adamw_cfg_default(void); /* PyTorch's defaults */
 
 /* First and second moments, one pair per parameter (same order and shapes), and the
- * number of updates done so far (0 after init; PyTorch's state["step"]). */
+ * number of updates done so far (0 after init; PyTorch's state["step"]). The moments live
+ * in backend memory, views into one arena. */
 typedef struct {
     int n;
     int64_t step;
     fr_tensor *m; /* (n) tensors, zero-initialised */
     fr_tensor *v;
+    fr_backend *be; /* whose memory holds the arena */
+    float *arena;
 } fr_adamw_state;
 
-fr_status fr_adamw_state_init(fr_adamw_state *s, const fr_param *ps, int n);
+/* Moments for the list ps in be's memory (be must outlive the state). */
+fr_status fr_adamw_state_init(fr_backend *be, fr_adamw_state *s, const fr_param *ps, int n);
 void fr_adamw_state_free(fr_adamw_state *s);
 
 /* One AdamW update of every parameter from its gradient (PyTorch semantics, see
@@ -78,9 +87,12 @@ fr_status fr_clip_grad_norm(fr_backend *be, fr_param *ps, int n, float max_norm,
  * fmaf(1, p, 0 * s) = p for finite s). The shadow tensors keep the parameter names. */
 typedef struct {
     int n;
-    fr_tensor *shadow; /* (n) tensors */
+    fr_tensor *shadow; /* (n) tensors, views into the arena (backend memory) */
+    fr_backend *be;
+    float *arena;
 } fr_ema;
 
+/* The shadow in be's memory (be must outlive it), a copy of the values. */
 fr_status fr_ema_init(fr_backend *be, fr_ema *e, const fr_param *ps, int n);
 void fr_ema_free(fr_ema *e);
 fr_status fr_ema_update(fr_backend *be, fr_ema *e, const fr_param *ps, int n, float decay);

@@ -104,6 +104,13 @@ FR_HOSTDEV static inline float fr_box_muller(uint32_t wr, uint32_t wt, int lane)
     return r * (lane ? fr_sinf(theta) : fr_cosf(theta));
 }
 
+/* Normal j (0..3) of a block: lanes 0, 1 from words (w0, w1), lanes 2, 3 from (w2, w3). */
+FR_HOSTDEV static inline float fr_rng_block_normal(fr_u32x4 b, int j)
+{
+    const int pair = j >> 1;
+    return fr_box_muller(b.v[2 * pair], b.v[2 * pair + 1], j & 1);
+}
+
 FR_HOSTDEV static inline uint32_t fr_rng_u32(uint32_t seed, uint32_t purpose, uint32_t c0,
                                              uint32_t c1, uint32_t c2, uint32_t idx)
 {
@@ -119,9 +126,7 @@ FR_HOSTDEV static inline float fr_rng_uniform(uint32_t seed, uint32_t purpose, u
 FR_HOSTDEV static inline float fr_rng_normal(uint32_t seed, uint32_t purpose, uint32_t c0,
                                              uint32_t c1, uint32_t c2, uint32_t idx)
 {
-    fr_u32x4 b = fr_rng_block(seed, purpose, c0, c1, c2, idx >> 2);
-    int pair = (idx >> 1) & 1;
-    return fr_box_muller(b.v[2 * pair], b.v[2 * pair + 1], (int)(idx & 1));
+    return fr_rng_block_normal(fr_rng_block(seed, purpose, c0, c1, c2, idx >> 2), (int)(idx & 3));
 }
 
 /* out[i] = fr_rng_uniform(..., i) / fr_rng_normal(..., i), i < n (n < 2^32). One block

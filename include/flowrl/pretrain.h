@@ -115,6 +115,9 @@ typedef struct {
     fr_model_config model;
 } fr_pretrain_result;
 
+/* The model, its optimiser state and the step's arrays live in be's memory; per step the
+ * task's samples, the noise, the condition ids and the per-sample times cross once
+ * (fr_h2d) and the loss comes back (fr_d2h). Every backend writes the same bytes. */
 fr_status fr_pretrain(const fr_pretrain_cfg *cfg, fr_backend *be, fr_pretrain_cb cb,
                       void *user, fr_pretrain_result *result);
 

@@ -15,12 +15,19 @@
 #include "flowrl/detmath.h"
 #include "flowrl/hostdev.h"
 
+/* a·x0 + s·ε, evaluated (a·x0) + (s·ε): the forward process of both parameterizations
+ * below, with its two coefficients formed once per sample (the op table's noise_mix). */
+FR_HOSTDEV static inline float fr_noise_mix_elem(float x0, float eps, float a, float s)
+{
+    return a * x0 + s * eps;
+}
+
 /* x_σ = (1 − σ)·x0 + σ·ε, evaluated ((1 − σ)·x0) + (σ·ε): the SD3 / rectified-flow
  * training line `noisy = (1 - sigmas) * x0 + sigmas * noise`. σ = 0 gives x0 and σ = 1
  * gives ε exactly (for finite inputs). */
 FR_HOSTDEV static inline float fr_flow_noised_elem(float x0, float eps, float sigma)
 {
-    return (1.0f - sigma) * x0 + sigma * eps;
+    return fr_noise_mix_elem(x0, eps, 1.0f - sigma, sigma);
 }
 
 /* Rectified-flow velocity target v* = ε − x0 (`target = noise - x0`). */
@@ -36,7 +43,7 @@ FR_HOSTDEV static inline float fr_flow_target_elem(float x0, float eps)
 FR_HOSTDEV static inline float fr_ddpm_noised_elem(float x0, float eps, float sqrt_ab,
                                                    float sqrt_one_minus_ab)
 {
-    return sqrt_ab * x0 + sqrt_one_minus_ab * eps;
+    return fr_noise_mix_elem(x0, eps, sqrt_ab, sqrt_one_minus_ab);
 }
 
 /* sqrt(ᾱ) and sqrt(1 − ᾱ) in float32 (`alphas_cumprod[t] ** 0.5`, `(1 - alphas_cumprod[t])

@@ -110,25 +110,28 @@ typedef struct {
 fr_rollout_cfg fr_rollout_cfg_default(fr_sampler_kind kind);
 
 /* Optional outputs; every pointer may be NULL. Time-major, so that one step of a batch is
- * contiguous (what the training loop recomputes per step). */
+ * contiguous (what the training loop recomputes per step). traj, mean and logp are backend
+ * memory (flowrl/backend.h), std host memory. */
 typedef struct {
     float *traj;      /* (T+1, B, D): traj[0] = x_T (noise), traj[T] = the sample */
     float *mean;      /* (T, B, D): μ of each step (for ode/dpm μ = x') */
     float *logp;      /* (T, B): log p(x_{i+1} | x_i), stochastic kinds with noise > 0;
                          0 at steps whose std is 0 (no density) */
-    fr_step_std *std; /* (T,): the step std's (fr_sampler_std) */
+    fr_step_std *std; /* (T,) host: the step std's (fr_sampler_std) */
 } fr_rollout_traj;
 
 /* Samples x (B, D) for prompt_ids (B,) (id -1: the null condition). x_init (B, D), if not
- * NULL, replaces the coordinate-drawn x_T (not with a tree). Checks: the
+ * NULL, replaces the coordinate-drawn x_T (not with a tree). x_init and x are backend
+ * memory, prompt_ids and sample_ids host memory (the reward's input crosses with fr_d2h
+ * where the caller needs it). Checks: the
  * model's pred matches the sampler (ddim needs an epsilon model, the flow kinds a velocity
  * model), the model's D / n_cond / n_slots match the task (fr_cond_dims), the grids. */
 fr_status fr_rollout(const fr_model *m, fr_backend *be, const fr_task *task,
                      const fr_rollout_cfg *cfg, int64_t B,
-                     const int *prompt_ids,      // (B,)
-                     const uint32_t *sample_ids, // (B,) counter c1 of each row
-                     const float *x_init,        // (B, D) or NULL
-                     float *x,                   // (B, D) out
+                     const int *prompt_ids,      // (B,) host
+                     const uint32_t *sample_ids, // (B,) host, counter c1 of each row
+                     const float *x_init,        // (B, D) or NULL, backend
+                     float *x,                   // (B, D) out, backend
                      const fr_rollout_traj *traj);
 
 /* The sample id whose noise row id s uses at slot i: i = −1 for x_T, 0 <= i < T for the

@@ -7,7 +7,9 @@
  *
  * Log-probs are MEANS over the D non-batch elements (docs/algorithms/samplers.md §0),
  * reduced in the canonical order of flowrl/reduce.h (fr_mean_canonical per row).
- * The per-element math is in flowrl/sampler_elem.h; this file only loops.
+ * The per-element math is in flowrl/sampler_elem.h, the loops are op entries of the
+ * backend (flowrl/ops.h): every array argument below is backend memory (flowrl/backend.h);
+ * the step's scalars (fr_step, fr_step_std) are host values.
  *
  * Which std each kind reports (fr_step_std):
  *   std      the std of the Gaussian x' | x, the one inside the log-prob
@@ -23,17 +25,11 @@
 
 #include <stdint.h>
 
+#include "flowrl/backend.h"
+#include "flowrl/sampler_elem.h"
 #include "flowrl/status.h"
 
-typedef enum {
-    FR_SAMPLER_ODE = 0, /* Euler, §2 (deterministic) */
-    FR_SAMPLER_SDE,     /* Flow-GRPO SDE, §3 */
-    FR_SAMPLER_CPS,     /* coefficients-preserving sampling, §4 */
-    FR_SAMPLER_DANCE,   /* DanceGRPO constant-η flux_step, §5 */
-    FR_SAMPLER_DDIM,    /* DDIM with η, ε-prediction, §6 */
-    FR_SAMPLER_DPM,     /* DPM-Solver++ multistep (1st/2nd order midpoint), §9 (deterministic) */
-    FR_SAMPLER_COUNT
-} fr_sampler_kind;
+/* fr_sampler_kind and fr_step_coef: flowrl/sampler_elem.h */
 
 /* Indexed by kind, NULL-terminated (flowrl/enum_names.h). */
 extern const char *const fr_sampler_names[FR_SAMPLER_COUNT + 1];
@@ -68,6 +64,9 @@ typedef struct {
 /* The per-step std's of p (checks p; no array work). */
 fr_status fr_sampler_std(const fr_step *p, fr_step_std *out);
 
+/* The coefficients of step p as the op entries take them (checks p; no array work). */
+fr_status fr_sampler_coef(const fr_step *p, fr_step_coef *out);
+
 /* One step: x' = μ + std·ξ and, for the stochastic kinds, log p(x' | x) (B,).
  *   model_out  v (flow kinds) or ε̂ (ddim)
  *   x0_prev    dpm order 2: the previous step's x̂0 (B, D); NULL otherwise
@@ -77,7 +76,7 @@ fr_status fr_sampler_std(const fr_step *p, fr_step_std *out);
  *   logp       (B,), may be NULL; must be NULL for ode and dpm (no density)
  *   std        may be NULL
  * x_next may alias x (row by row each element is read before it is written). */
-fr_status fr_sampler_step(const fr_step *p, int64_t B, int64_t D,
+fr_status fr_sampler_step(fr_backend *be, const fr_step *p, int64_t B, int64_t D,
                           const float *x,         // (B, D)
                           const float *model_out, // (B, D)
                           const float *x0_prev,   // (B, D) or NULL
@@ -88,7 +87,7 @@ fr_status fr_sampler_step(const fr_step *p, int64_t B, int64_t D,
                           fr_step_std *std);
 
 /* μ (B, D) of the step (what training recomputes under new parameters). */
-fr_status fr_sampler_mean(const fr_step *p, int64_t B, int64_t D,
+fr_status fr_sampler_mean(fr_backend *be, const fr_step *p, int64_t B, int64_t D,
                           const float *x,         // (B, D)
                           const float *model_out, // (B, D)
                           const float *x0_prev,   // (B, D) or NULL
@@ -96,7 +95,7 @@ fr_status fr_sampler_mean(const fr_step *p, int64_t B, int64_t D,
 
 /* log p(x' | μ) (B,) for a GIVEN x' under the step's Gaussian, means over D. Stochastic
  * kinds only. Given the μ that fr_sampler_step computed, equals its logp bit for bit. */
-fr_status fr_sampler_logprob_of(const fr_step *p, int64_t B, int64_t D,
+fr_status fr_sampler_logprob_of(fr_backend *be, const fr_step *p, int64_t B, int64_t D,
                                 const float *x_next, // (B, D)
                                 const float *mean,   // (B, D)
                                 float *logp);        // (B,)
@@ -104,7 +103,7 @@ fr_status fr_sampler_logprob_of(const fr_step *p, int64_t B, int64_t D,
 /* μ from (x, model_out), then log p(x_next | μ): the PPO ratio's new log-prob. With the
  * same inputs as a fr_sampler_step call, logp is bitwise that call's logp. mean may be
  * NULL. */
-fr_status fr_sampler_logprob(const fr_step *p, int64_t B, int64_t D,
+fr_status fr_sampler_logprob(fr_backend *be, const fr_step *p, int64_t B, int64_t D,
                              const float *x,         // (B, D)
                              const float *model_out, // (B, D)
                              const float *x0_prev,   // (B, D) or NULL
@@ -113,13 +112,13 @@ fr_status fr_sampler_logprob(const fr_step *p, int64_t B, int64_t D,
                              float *logp);           // (B,)
 
 /* v = v_u + g·(v_c − v_u) over n elements (docs/algorithms/samplers.md §0). out may alias either input. */
-fr_status fr_cfg_combine(int64_t n, float g,
+fr_status fr_cfg_combine(fr_backend *be, int64_t n, float g,
                          const float *v_u, // (n,)
                          const float *v_c, // (n,)
                          float *out);      // (n,)
 
 /* x̂0 = x − σ·v over n elements (dpm's data prediction, G2's reward input). */
-fr_status fr_flow_x0(int64_t n, float sigma,
+fr_status fr_flow_x0(fr_backend *be, int64_t n, float sigma,
                      const float *x, // (n,)
                      const float *v, // (n,)
                      float *x0);     // (n,)

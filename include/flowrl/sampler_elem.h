@@ -24,6 +24,16 @@
 #include "flowrl/detmath.h"
 #include "flowrl/hostdev.h"
 
+typedef enum {
+    FR_SAMPLER_ODE = 0, /* Euler, §2 (deterministic) */
+    FR_SAMPLER_SDE,     /* Flow-GRPO SDE, §3 */
+    FR_SAMPLER_CPS,     /* coefficients-preserving sampling, §4 */
+    FR_SAMPLER_DANCE,   /* DanceGRPO constant-η flux_step, §5 */
+    FR_SAMPLER_DDIM,    /* DDIM with η, ε-prediction, §6 */
+    FR_SAMPLER_DPM,     /* DPM-Solver++ multistep (1st/2nd order midpoint), §9 (deterministic) */
+    FR_SAMPLER_COUNT
+} fr_sampler_kind;
+
 /* π rounded to float32: torch.as_tensor(math.pi) (default dtype float32). */
 #define FR_SAMPLER_PI_F 3.14159265358979323846f
 
@@ -305,6 +315,47 @@ FR_HOSTDEV static inline float fr_dpm2_elem(float x, float m0, float m1, fr_dpm_
 {
     float d1 = c.inv_r0 * (m0 - m1);
     return (c.cx * x - c.ce * m0) - c.chalf * d1;
+}
+
+/* ---- one step of any kind (what the sampler op entries take, flowrl/ops.h) -------------- */
+
+/* The coefficients of one step, formed once on the host by fr_sampler_coef (sampler.h) and
+ * passed by value to the op entries: only the kind's own member is set. */
+typedef struct {
+    fr_sampler_kind kind;
+    float sigma; /* dpm: x̂0 = x − σ·v */
+    float dt;    /* ode */
+    fr_sde_coef sde;
+    fr_cps_coef cps;
+    fr_dance_coef dance;
+    fr_ddim_coef ddim;
+    fr_dpm_coef dpm;
+    float std, std_dev;  /* fr_step_std (sampler.h) */
+    fr_gauss_coef gauss; /* sde, dance, ddim */
+} fr_step_coef;
+
+/* μ of one element: m is v (flow kinds) or ε̂ (ddim); m1 the previous step's x̂0 (read by
+ * dpm order 2 only). */
+FR_HOSTDEV static inline float fr_step_mean_elem(const fr_step_coef *q, float x, float m, float m1)
+{
+    switch (q->kind) {
+    case FR_SAMPLER_ODE: return fr_euler_elem(x, m, q->dt);
+    case FR_SAMPLER_SDE: return fr_sde_mean_elem(x, m, q->sde);
+    case FR_SAMPLER_CPS: return fr_cps_mean_elem(x, m, q->cps);
+    case FR_SAMPLER_DANCE: return fr_dance_mean_elem(x, m, q->dance);
+    case FR_SAMPLER_DDIM: return fr_ddim_mean_elem(x, m, q->ddim);
+    case FR_SAMPLER_DPM: {
+        float m0 = fr_flow_x0_elem(x, m, q->sigma);
+        return q->dpm.order == 2 ? fr_dpm2_elem(x, m0, m1, q->dpm) : fr_dpm1_elem(x, m0, q->dpm);
+    }
+    default: return NAN;
+    }
+}
+
+/* The log-density term of one element (its mean over D is the step's log-prob). */
+FR_HOSTDEV static inline float fr_step_logp_elem(const fr_step_coef *q, float x_next, float mu)
+{
+    return q->kind == FR_SAMPLER_CPS ? fr_cps_logp_elem(x_next, mu) : fr_gauss_logp_elem(x_next, mu, q->gauss);
 }
 
 #endif

@@ -42,7 +42,11 @@ FR_HOSTDEV static float eval_case(int k, float x, uint32_t i)
     fr_ppo_clip pc = fr_ppo_clip_make(0.2);
     switch (k) {
     case 16: return fr_temb_elem(1000.0f * u, (int64_t)(i % 64), 32);
-    case 17: return fr_adv_clamp_elem(x, 5.0f) + fr_temb_freq((int64_t)(i % 32), 32);
+    case 17: {
+        const float row[2] = {x, u};
+        return fr_adv_clamp_elem(x, 5.0f) + fr_temb_freq((int64_t)(i % 32), 32) +
+               fr_embed_elem(row, 2, 1, (int32_t)(i & 1), 0);
+    }
     case 18: {
         float r = fr_ppo_ratio_elem(u, 0.5f * u + 0.25f * x);
         return fr_ppo_term_elem(r, 0.7f, pc) + fr_ppo_clamp_elem(r, pc);
@@ -61,7 +65,7 @@ FR_HOSTDEV static float eval_case(int k, float x, uint32_t i)
                fr_ddim_dmean_deps(fr_ddim_coef_make(0.9f * u, u, 0.5f, 1.0f));
     case 24: {
         float d = fr_x0_head_denom(u, 1e-3f);
-        return fr_x0_head_velocity(x, 0.5f * x, d) + fr_x0_head_grad(x, d);
+        return fr_x0_head_velocity(x, 0.5f * x, d) + fr_x0_head_grad(x, d) + fr_x0_head_grad_x0(0.5f * x, d);
     }
     case 25: return fr_flow_noised_elem(x, 0.3f, u) + fr_flow_target_elem(x, 0.3f);
     case 26: {
