@@ -9,8 +9,11 @@
 #include <string.h>
 
 #include "flowrl/backend.h"
+#include "flowrl/grpo.h"
 #include "flowrl/grpo_elem.h"
+#include "flowrl/schedule.h"
 #include "flowrl/reduce.h"
+#include "tests/step_testutil.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
@@ -281,6 +284,68 @@ START_TEST(test_backends_equal_ref)
 }
 END_TEST
 
+/* ---- the library functions on backend memory (core/grpo.c) --------------------------------- */
+
+/* What fr_logp_backward (sde and cps), fr_kl_loss and fr_guard_policy (both biases) give on
+ * one backend; the D-wide arrays in its memory, the per-sample ones on the host. */
+typedef struct {
+    float g_sde[2 * 37], g_cps[2 * 37], g_kl[2 * 37], g_guard[2][2 * 37];
+    float kl, ratio[2][2], bias[2][2];
+    fr_ppo_stats st[2];
+} lib_out;
+
+enum { LB = 2, LD = 37 };
+
+static void lib_run(fr_backend *be, lib_out *o)
+{
+    float grid[11];
+    ck_assert_int_eq(fr_sigmas_diffusers(10, 3.0, grid), FR_OK);
+    const fr_step sde = fr_test_grid_step(grid, FR_SAMPLER_SDE, 3, 0.7f), cps = fr_test_grid_step(grid, FR_SAMPLER_CPS, 3, 0.7f);
+    uint64_t s = SEED ^ 0x11ull;
+    float *xn = fill(&s, LB * LD, -2.0f, 2.0f), *mu = fill(&s, LB * LD, -2.0f, 2.0f), *mo = fill(&s, LB * LD, -2.0f, 2.0f);
+    float *gl = fill(&s, LB, -0.5f, 0.5f), *lnew = fill(&s, LB, -1.0f, 1.0f), *adv = fill(&s, LB, -2.0f, 2.0f);
+    float lold[LB];
+    for (int b = 0; b < LB; b++) lold[b] = lnew[b] + 1e-5f * (float)(b + 1);
+    float *dxn = UP(xn, LB * LD), *dmu = UP(mu, LB * LD), *dmo = UP(mo, LB * LD), *dgl = UP(gl, LB);
+    float *g = dev_new(be, LB * LD);
+    ck_assert_int_eq(fr_logp_backward(be, &sde, LB, LD, dxn, dmu, dgl, g, 0), FR_OK);
+    ck_assert_int_eq(fr_d2h(be, o->g_sde, g, sizeof o->g_sde), FR_OK);
+    ck_assert_int_eq(fr_logp_backward(be, &cps, LB, LD, dxn, dmu, dgl, g, 0), FR_OK);
+    ck_assert_int_eq(fr_d2h(be, o->g_cps, g, sizeof o->g_cps), FR_OK);
+    ck_assert_int_eq(fr_kl_loss(be, LB, LD, 0.3f, dmu, dmo, 0.04f, &o->kl, g, 1), FR_OK); /* adds to the cps grad */
+    ck_assert_int_eq(fr_d2h(be, o->g_kl, g, sizeof o->g_kl), FR_OK);
+    const fr_ppo_params prm = {1e-4, 5.0f};
+    for (int m = 0; m < 2; m++) {
+        ck_assert_int_eq(fr_guard_policy(be, &sde, LB, LD, (fr_guard_bias)m, &prm, dxn, dmu, dmo, lnew, lold, adv, 0.25f,
+                                         g, 0, o->ratio[m], o->bias[m], &o->st[m]),
+                         FR_OK);
+        ck_assert_int_eq(fr_d2h(be, o->g_guard[m], g, sizeof o->g_guard[m]), FR_OK);
+    }
+    void *d[] = {dxn, dmu, dmo, dgl, g};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) fr_dev_free(be, d[i]);
+    float *h[] = {xn, mu, mo, gl, lnew, adv};
+    for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
+}
+
+/* Every backend built in gives ref's bits through the library functions (cuda-emu: every
+ * D-wide step in its guarded memory, the per-sample values crossing). */
+START_TEST(test_grpo_functions_backends)
+{
+    lib_out want, got;
+    memset(&want, 0, sizeof want);
+    lib_run(fr_test_ref_be(), &want);
+    for (const char *const *name = fr_backend_names(); *name; name++) {
+        fr_backend be;
+        if (fr_backend_open(&be, *name, 0, 2) != FR_OK) continue; /* built in, but no device here */
+        memset(&got, 0xA5, sizeof got);
+        lib_run(&be, &got);
+        ck_assert_msg(memcmp(&got, &want, sizeof got) == 0, "%s: fr_logp_backward / fr_kl_loss / fr_guard_policy differ from ref",
+                      *name);
+        fr_backend_close(&be);
+    }
+}
+END_TEST
+
 /* A NaN difference propagates into its row's sum and the batch-wide one, as the stored
  * differences did (the KL and Guard's bias report a diverged policy, never hide it). */
 START_TEST(test_sumsq_diff_nan)
@@ -301,6 +366,7 @@ Suite *suite_ops_traj(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_ref_is_old_loops);
     tcase_add_test(tc, test_backends_equal_ref);
+    tcase_add_test(tc, test_grpo_functions_backends);
     tcase_add_test(tc, test_sumsq_diff_nan);
     suite_add_tcase(s, tc);
     return s;
