@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flowrl/awm.h"
 #include "flowrl/backend.h"
 #include "flowrl/grpo.h"
 #include "flowrl/grpo_elem.h"
@@ -346,6 +347,70 @@ START_TEST(test_grpo_functions_backends)
 }
 END_TEST
 
+/* ---- AWM's objective on backend memory (core/awm.c, core/awm_time.c) ------------------------ */
+
+enum { AK = 2, AB = 3, AD = 37, AR = AK * AB };
+
+typedef struct {
+    float eps[AR * AD], xt[AR * AD], grad[AR * AD];
+    double logp[AR], ratio[AR];
+    fr_awm_stats st;
+} awm_out;
+
+/* fr_awm_noise, then fr_awm_loss off-policy with both KL terms (ELBO weights) on one backend. */
+static void awm_run(fr_backend *be, awm_out *o)
+{
+    uint64_t s = SEED ^ 0x22ull;
+    float *x0 = fill(&s, AB * AD, -1.0f, 1.0f), *t = fill(&s, AR, 0.05f, 0.95f), *adv = fill(&s, AB, -2.0f, 2.0f);
+    float *dv = fill(&s, 3 * AR * AD, -0.3f, 0.3f);
+    uint32_t sid[AB] = {4, 0, 9};
+    double lold[AR];
+    for (int r = 0; r < AR; r++) lold[r] = -0.01 * (double)(r + 1);
+    float *d_x0 = UP(x0, AB * AD), *d_t = UP(t, AR), *d_eps = dev_new(be, AR * AD), *d_xt = dev_new(be, AR * AD);
+    uint32_t *d_sid = UP(sid, AB);
+    ck_assert_int_eq(fr_awm_noise(be, 11, 3, d_sid, AK, AB, AD, d_x0, d_t, d_eps, d_xt), FR_OK);
+    ck_assert_int_eq(fr_d2h(be, o->eps, d_eps, sizeof o->eps), FR_OK);
+    ck_assert_int_eq(fr_d2h(be, o->xt, d_xt, sizeof o->xt), FR_OK);
+    /* stand-in outputs of the policy, the base and the EMA adapter: x_t plus offsets */
+    float v[3][AR * AD];
+    for (int m = 0; m < 3; m++)
+        for (int i = 0; i < AR * AD; i++) v[m][i] = o->xt[i] + dv[m * AR * AD + i];
+    float *d_v = UP(v[0], AR * AD), *d_vr = UP(v[1], AR * AD), *d_ve = UP(v[2], AR * AD), *d_g = dev_new(be, AR * AD);
+    fr_awm_params p = fr_awm_defaults();
+    p.kl_weight = FR_AWM_KL_ELBO;
+    p.kl_ema_weight = FR_AWM_KL_ELBO;
+    p.beta = 0.5;
+    ck_assert_int_eq(fr_awm_loss(be, &p, AK, AB, AD, t, d_x0, d_eps, d_v, d_vr, d_ve, lold, adv, 0.5, d_g, o->logp,
+                                 o->ratio, &o->st),
+                     FR_OK);
+    ck_assert_int_eq(fr_d2h(be, o->grad, d_g, sizeof o->grad), FR_OK);
+    void *d[] = {d_x0, d_t, d_eps, d_xt, d_sid, d_v, d_vr, d_ve, d_g};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) fr_dev_free(be, d[i]);
+    free(x0);
+    free(t);
+    free(adv);
+    free(dv);
+}
+
+/* Every backend built in gives ref's bits through fr_awm_noise and fr_awm_loss. */
+START_TEST(test_awm_functions_backends)
+{
+    static awm_out want, got;
+    memset(&want, 0, sizeof want);
+    awm_run(fr_test_ref_be(), &want);
+    /* every term ran: both KLs, off-policy ratios */
+    ck_assert(isfinite(want.st.loss) && want.st.kl > 0.0 && want.st.ema_kl > 0.0 && want.ratio[0] != 1.0);
+    for (const char *const *name = fr_backend_names(); *name; name++) {
+        fr_backend be;
+        if (fr_backend_open(&be, *name, 0, 2) != FR_OK) continue; /* built in, but no device here */
+        memset(&got, 0xA5, sizeof got);
+        awm_run(&be, &got);
+        ck_assert_msg(memcmp(&got, &want, sizeof got) == 0, "%s: fr_awm_noise / fr_awm_loss differ from ref", *name);
+        fr_backend_close(&be);
+    }
+}
+END_TEST
+
 /* A NaN difference propagates into its row's sum and the batch-wide one, as the stored
  * differences did (the KL and Guard's bias report a diverged policy, never hide it). */
 START_TEST(test_sumsq_diff_nan)
@@ -367,6 +432,7 @@ Suite *suite_ops_traj(void)
     tcase_add_test(tc, test_ref_is_old_loops);
     tcase_add_test(tc, test_backends_equal_ref);
     tcase_add_test(tc, test_grpo_functions_backends);
+    tcase_add_test(tc, test_awm_functions_backends);
     tcase_add_test(tc, test_sumsq_diff_nan);
     suite_add_tcase(s, tc);
     return s;
