@@ -249,7 +249,6 @@ typedef struct {
     int32_t *c;                  /* (B, S) */
     float *tas;                  /* (3, B) */
     float *x0, *eps, *x, *target, *out, *sq; /* (B, D) */
-    float *loss;                 /* (1,) */
 } run_state;
 
 static void run_free(run_state *r)
@@ -261,7 +260,7 @@ static void run_free(run_state *r)
     void *host[] = {r->prompts, r->cond_prompts, r->c_h, r->tas_h, r->x0_h, r->eps_h};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     if (!r->be) return;
-    void *dev[] = {r->c, r->tas, r->x0, r->eps, r->x, r->target, r->out, r->sq, r->loss};
+    void *dev[] = {r->c, r->tas, r->x0, r->eps, r->x, r->target, r->out, r->sq};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(r->be, dev[i]);
 }
 
@@ -284,7 +283,7 @@ static fr_status run_alloc(run_state *r, const fr_pretrain_cfg *cfg, const fr_mo
         return FR_ERR_NOMEM;
     if (!(r->c = fr_dev_i32(be, BS)) || !(r->tas = fr_dev_floats(be, 3 * B)) || !(r->x0 = fr_dev_floats(be, BD)) ||
         !(r->eps = fr_dev_floats(be, BD)) || !(r->x = fr_dev_floats(be, BD)) || !(r->target = fr_dev_floats(be, BD)) ||
-        !(r->out = fr_dev_floats(be, BD)) || !(r->sq = fr_dev_floats(be, BD)) || !(r->loss = fr_dev_floats(be, 1)))
+        !(r->out = fr_dev_floats(be, BD)) || !(r->sq = fr_dev_floats(be, BD)))
         return FR_ERR_NOMEM;
     if (cfg->pred == FR_PRED_EPSILON) {
         float betas[FR_NUM_TRAIN_TIMESTEPS];
@@ -355,8 +354,7 @@ static fr_status train_step(run_state *r, const fr_pretrain_cfg *cfg, fr_backend
     FR_TRY(fr_model_forward(&r->m, be, &r->ws, B, r->x, r->tas, r->c, r->out));
     /* loss = canonical long sum of (out − target)² / n, dL/dout = (2/n)·(out − target):
      * the flow-matching loss shared with AWM (flowrl/fm_loss.h) */
-    FR_TRY(fr_fm_loss(be, B, r->m.cfg.D, r->out, r->target, NULL, r->loss, r->sq));
-    FR_TRY(fr_d2h(be, loss, r->loss, sizeof *loss));
+    FR_TRY(fr_fm_loss(be, B, r->m.cfg.D, r->out, r->target, NULL, loss, r->sq)); /* loss: host */
     if (!isfinite(*loss))
         return fr_fail(FR_ERR_NUMERIC, "pretrain: step %lld: the loss is %g", (long long)s + 1,
                        (double)*loss);
