@@ -39,14 +39,7 @@ void fr_ref_fill(fr_ops *ops)
     ops->kl_grad_add = fr_ref_kl_grad_add;
     ops->ema_lerp = fr_ref_ema_lerp;
     fr_ref_fill_model(ops);
-    /* samplers, guidance, noise */
-    ops->sampler_step = fr_ref_sampler_step;
-    ops->sampler_logprob = fr_ref_sampler_logprob;
-    ops->cfg_combine = fr_ref_cfg_combine;
-    ops->flow_x0 = fr_ref_flow_x0;
-    ops->rng_normal_rows = fr_ref_rng_normal_rows;
-    ops->noise_fm = fr_ref_noise_fm;
-    ops->gather_rows = fr_ref_gather_rows;
+    fr_ref_fill_sampler(ops);
     /* trajectory objectives (ref/ref_traj.c) */
     ops->logp_backward = fr_ref_logp_backward;
     ops->row_sumsq_diff = fr_ref_row_sumsq_diff;

@@ -57,19 +57,8 @@ void fr_ref_kl_grad_add(int64_t R, int64_t D, const float *a, const float *b1, c
 void fr_ref_ema_lerp(int64_t n, double d, const float *theta, float *ema);
 /* ref_model.c: the entries of the table's model section */
 void fr_ref_fill_model(fr_ops *ops);
-/* ref_sampler.c */
-void fr_ref_sampler_step(int64_t B, int64_t D, fr_step_coef q, const float *x, const float *model_out,
-                         const float *x0_prev, const float *xi, float *x_next, float *mean, float *logp);
-void fr_ref_sampler_logprob(int64_t B, int64_t D, fr_step_coef q, const float *x, const float *model_out,
-                            const float *x0_prev, const float *x_next, const float *mean_in, float *mean_out,
-                            float *logp);
-void fr_ref_cfg_combine(int64_t n, float g, const float *v_u, const float *v_c, float *out);
-void fr_ref_flow_x0(int64_t n, float sigma, const float *x, const float *v, float *x0);
-void fr_ref_rng_normal_rows(int64_t R, int64_t D, uint32_t seed, uint32_t purpose, uint32_t c0, int64_t n1,
-                            const uint32_t *c1, uint32_t c2, float *out);
-void fr_ref_noise_fm(int64_t R, int64_t n1, int64_t D, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c2,
-                     const uint32_t *ids, const float *x0, const float *t, float *x_t, float *eps);
-void fr_ref_gather_rows(int64_t R, int64_t D, const int32_t *idx, int64_t n_src, const float *src, float *dst);
+/* ref_sampler.c: the entries of the table's samplers, guidance and noise section */
+void fr_ref_fill_sampler(fr_ops *ops);
 /* ref_traj.c */
 void fr_ref_logp_backward(int64_t B, int64_t D, int cps, float two_var, const float *x_next, const float *mean,
                           const float *g_logp, float *grad_mean, int accumulate);

@@ -8,8 +8,8 @@
 #include "flowrl/sampler_elem.h"
 #include "ref/ref_internal.h"
 
-void fr_ref_sampler_step(int64_t B, int64_t D, fr_step_coef q, const float *x, const float *model_out,
-                         const float *x0_prev, const float *xi, float *x_next, float *mean, float *logp)
+static void ref_sampler_step(int64_t B, int64_t D, fr_step_coef q, const float *x, const float *model_out,
+                             const float *x0_prev, const float *xi, float *x_next, float *mean, float *logp)
 {
     for (int64_t b = 0; b < B; b++) {
         float l[FR_LANES] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -24,9 +24,9 @@ void fr_ref_sampler_step(int64_t B, int64_t D, fr_step_coef q, const float *x, c
     }
 }
 
-void fr_ref_sampler_logprob(int64_t B, int64_t D, fr_step_coef q, const float *x, const float *model_out,
-                            const float *x0_prev, const float *x_next, const float *mean_in, float *mean_out,
-                            float *logp)
+static void ref_sampler_logprob(int64_t B, int64_t D, fr_step_coef q, const float *x, const float *model_out,
+                                const float *x0_prev, const float *x_next, const float *mean_in, float *mean_out,
+                                float *logp)
 {
     for (int64_t b = 0; b < B; b++) {
         float l[FR_LANES] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -40,25 +40,25 @@ void fr_ref_sampler_logprob(int64_t B, int64_t D, fr_step_coef q, const float *x
     }
 }
 
-void fr_ref_cfg_combine(int64_t n, float g, const float *v_u, const float *v_c, float *out)
+static void ref_cfg_combine(int64_t n, float g, const float *v_u, const float *v_c, float *out)
 {
     for (int64_t i = 0; i < n; i++) out[i] = fr_cfg_elem(v_u[i], v_c[i], g);
 }
 
-void fr_ref_flow_x0(int64_t n, float sigma, const float *x, const float *v, float *x0)
+static void ref_flow_x0(int64_t n, float sigma, const float *x, const float *v, float *x0)
 {
     for (int64_t i = 0; i < n; i++) x0[i] = fr_flow_x0_elem(x[i], v[i], sigma);
 }
 
-void fr_ref_rng_normal_rows(int64_t R, int64_t D, uint32_t seed, uint32_t purpose, uint32_t c0, int64_t n1,
-                            const uint32_t *c1, uint32_t c2, float *out)
+static void ref_rng_normal_rows(int64_t R, int64_t D, uint32_t seed, uint32_t purpose, uint32_t c0, int64_t n1,
+                                const uint32_t *c1, uint32_t c2, float *out)
 {
     for (int64_t r = 0; r < R; r++)
         fr_rng_fill_normal(out + r * D, D, seed, purpose, c0, c1[r % n1], c2 + (uint32_t)(r / n1));
 }
 
-void fr_ref_noise_fm(int64_t R, int64_t n1, int64_t D, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c2,
-                     const uint32_t *ids, const float *x0, const float *t, float *x_t, float *eps)
+static void ref_noise_fm(int64_t R, int64_t n1, int64_t D, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c2,
+                         const uint32_t *ids, const float *x0, const float *t, float *x_t, float *eps)
 {
     for (int64_t r = 0; r < R; r++) {
         const fr_noise_coord k = {seed, purpose, c0, c2 + (uint32_t)(r / n1)};
@@ -69,10 +69,21 @@ void fr_ref_noise_fm(int64_t R, int64_t n1, int64_t D, uint32_t seed, uint32_t p
     }
 }
 
-void fr_ref_gather_rows(int64_t R, int64_t D, const int32_t *idx, int64_t n_src, const float *src, float *dst)
+static void ref_gather_rows(int64_t R, int64_t D, const int32_t *idx, int64_t n_src, const float *src, float *dst)
 {
     (void)n_src; /* the extent a device backend checks */
     for (int64_t r = 0; r < R; r++)
         if (idx[r] >= 0)
             for (int64_t j = 0; j < D; j++) dst[r * D + j] = src[(int64_t)idx[r] * D + j];
+}
+
+void fr_ref_fill_sampler(fr_ops *ops)
+{
+    ops->sampler_step = ref_sampler_step;
+    ops->sampler_logprob = ref_sampler_logprob;
+    ops->cfg_combine = ref_cfg_combine;
+    ops->flow_x0 = ref_flow_x0;
+    ops->rng_normal_rows = ref_rng_normal_rows;
+    ops->noise_fm = ref_noise_fm;
+    ops->gather_rows = ref_gather_rows;
 }

@@ -134,21 +134,11 @@ static void dev_get(fr_backend *be, void *host, const void *dev, size_t bytes)
     ck_assert_msg(fr_d2h(be, host, dev, bytes) == FR_OK, "%s d2h: %s", be->name, fr_last_error());
 }
 
-/* A handle on backend `name` in *h (threads 2 where it has threads), or NULL for one that
- * cannot start here (cuda without a device), with a line saying so (once per test). */
-static fr_backend *open_or_skip(fr_backend *h, const char *name)
-{
-    static const char *said;
-    if (fr_backend_open(h, name, 0, 2) == FR_OK) return h;
-    if (said != name) printf("ops_sampler: %s NOT SUPPORTED here (%s)\n", name, fr_last_error());
-    said = name;
-    return NULL;
-}
-
 /* Every backend built in that starts here, one handle each. */
 #define FOR_EACH_BACKEND(be)                                                                       \
     for (const char *const *nm_ = fr_backend_names(); *nm_; nm_++)                                 \
-        for (fr_backend be##_h, *be = open_or_skip(&be##_h, *nm_); be; fr_backend_close(be), be = NULL)
+        for (fr_backend be##_h, *be = fr_test_backend_try(&be##_h, "ops_sampler", *nm_, 2) ? &be##_h : NULL; \
+             be; fr_backend_close(be), be = NULL)
 
 #define FB(n) ((size_t)(n) * sizeof(float))
 

@@ -11,6 +11,7 @@
 #include "flowrl/opt.h"
 #include "flowrl/philox.h"
 #include "flowrl/rollout.h"
+#include "flowrl/schedule.h"
 #include "tests/model_testutil.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -397,6 +398,91 @@ START_TEST(test_noise_fm)
 }
 END_TEST
 
+/* ---- every backend ---------------------------------------------------------------------- */
+
+/* The outputs of one rollout on backend be (model m there), copied to the host. */
+static void run_on(fr_backend *be, const fr_model *m, const fr_task *t, const fr_rollout_cfg *c, int64_t B,
+                   const int *pid, const uint32_t *sid, const float *x_init, run_out *o)
+{
+    const int64_t D = t->D, T = c->T, nx = B * D, nt = (T + 1) * B * D, nm = T * B * D;
+    const int logp = fr_sampler_is_stochastic(c->kind) && c->noise > 0.0f;
+    out_alloc(o, T, B, D);
+    float *x = fr_dev_floats(be, nx), *tr = fr_dev_floats(be, nt), *mn = fr_dev_floats(be, nm);
+    float *lp = fr_dev_floats(be, T * B), *xi = x_init ? fr_dev_floats(be, nx) : NULL;
+    ck_assert(x && tr && mn && lp && (!x_init || xi));
+    if (x_init) ck_assert(fr_h2d(be, xi, x_init, (size_t)nx * sizeof *xi) == FR_OK);
+    fr_rollout_traj tj = {tr, mn, logp ? lp : NULL, NULL};
+    fr_status st = fr_rollout(m, be, t, c, B, pid, sid, xi, x, &tj);
+    ck_assert_msg(st == FR_OK, "%s: %s", be->name, fr_last_error());
+    ck_assert(fr_d2h(be, o->x, x, (size_t)nx * sizeof(float)) == FR_OK);
+    ck_assert(fr_d2h(be, o->traj, tr, (size_t)nt * sizeof(float)) == FR_OK);
+    ck_assert(fr_d2h(be, o->mean, mn, (size_t)nm * sizeof(float)) == FR_OK);
+    ck_assert(fr_d2h(be, o->logp, lp, (size_t)(T * B) * sizeof(float)) == FR_OK);
+    fr_dev_free(be, x), fr_dev_free(be, tr), fr_dev_free(be, mn), fr_dev_free(be, lp), fr_dev_free(be, xi);
+}
+
+/* Every kind (ddim on an ε model) with guidance 1.5 in chunks of 5 rows, from x_init, and in
+ * trees (ξ·4 at the second split, x_T shared by a group): each backend built in gives ref's
+ * trajectory, means, log-probs and samples bit for bit, through its own memory. */
+START_TEST(test_every_backend)
+{
+    enum { B = 12, T = 5 };
+    const fr_rollout_branch br[2] = {{1, 2, 1.0f}, {3, 3, 4.0f}};
+    int pid[B];
+    uint32_t sid[B];
+    float x_init[B * 2];
+    uint64_t rs = SEED + 6;
+    for (int r = 0; r < B; r++) pid[r] = r / 6 * 3 + 1, sid[r] = (uint32_t)(12 + r);
+    for (int i = 0; i < B * 2; i++) x_init[i] = fr_test_uniform(&rs, -1.5f, 1.5f);
+    float betas[1000], ab[1000];
+    ck_assert(fr_betas_linear(1000, 1e-4, 0.02, betas) == FR_OK);
+    ck_assert(fr_alphas_cumprod(1000, betas, ab) == FR_OK);
+    fr_backend bes[8];
+    int nb = 0;
+    for (const char *const *nm = fr_backend_names(); *nm && nb < 8; nm++)
+        nb += fr_test_backend_try(&bes[nb], "rollout_engine", *nm, 2);
+    for (int kind = 0; kind < FR_SAMPLER_COUNT; kind++) {
+        const fr_pred pred = kind == FR_SAMPLER_DDIM ? FR_PRED_EPSILON : FR_PRED_VELOCITY;
+        fr_model mr;
+        fr_test_make_model(&mr, &fr_task_gmm2d, pred, SEED + 6 + (uint64_t)kind);
+        fr_rollout_schedule sched;
+        fr_rollout_cfg c = fr_rollout_cfg_default((fr_sampler_kind)kind);
+        c.T = T;
+        c.cfg = 1.5f;
+        c.seed = 5;
+        c.c0 = 8;
+        c.batch = 5;
+        if (kind == FR_SAMPLER_DDIM) c.noise = 0.8f, c.alpha_bar = ab;
+        ck_assert(fr_rollout_schedule_make(&c, FR_GRID_DIFFUSERS, 3.0, 1000, 1, &sched) == FR_OK);
+        for (int v = 0; v < 3; v++) { /* plain, x_init, tree */
+            fr_rollout_cfg cv = c;
+            if (v == 2) cv.branch = br, cv.n_branch = 2, cv.x_T_key = FR_XT_GROUP, cv.group_size = 6;
+            const float *xi = v == 1 ? x_init : NULL;
+            run_out want;
+            run_on(fr_test_ref_be(), &mr, &fr_task_gmm2d, &cv, B, pid, sid, xi, &want);
+            for (int k = 0; k < nb; k++) {
+                fr_model mb;
+                ck_assert(fr_model_init(&mb, &bes[k], &mr.cfg, 1) == FR_OK);
+                ck_assert(fr_h2d(&bes[k], mb.arena_values, mr.arena_values,
+                                 (size_t)fr_model_arena_floats(&mr) * sizeof(float)) == FR_OK);
+                run_out got;
+                run_on(&bes[k], &mb, &fr_task_gmm2d, &cv, B, pid, sid, xi, &got);
+                char ctx[96];
+                snprintf(ctx, sizeof ctx, "%s %s variant %d (seed %llx)", bes[k].name, fr_sampler_name(c.kind), v,
+                         SEED + 6);
+                for (int r = 0; r < B; r++) assert_same_row(&got, r, &want, r, ctx);
+                out_free(&got);
+                fr_model_free(&mb);
+            }
+            out_free(&want);
+        }
+        fr_rollout_schedule_free(&sched);
+        fr_model_free(&mr);
+    }
+    for (int k = 0; k < nb; k++) fr_backend_close(&bes[k]);
+}
+END_TEST
+
 Suite *suite_rollout_engine(void)
 {
     Suite *s = suite_create("rollout_engine");
@@ -408,6 +494,7 @@ Suite *suite_rollout_engine(void)
     tcase_add_test(tc, test_candidates);
     tcase_add_test(tc, test_tree_opt_threads);
     tcase_add_test(tc, test_noise_fm);
+    tcase_add_test(tc, test_every_backend);
     suite_add_tcase(s, tc);
     return s;
 }
