@@ -262,10 +262,7 @@ START_TEST(test_backends_equal_ref)
     int n_dev = 0;
     for (const char *const *name = fr_backend_names(); *name; name++) {
         fr_backend be;
-        if (fr_backend_open(&be, *name, 0, 2) != FR_OK) { /* built in, but no device here */
-            printf("ops_traj: %s NOT SUPPORTED here (%s)\n", *name, fr_last_error());
-            continue;
-        }
+        if (!fr_test_backend_try(&be, "ops_traj", *name, 2)) continue;
         n_dev += be.device;
         uint64_t s = SEED;
         for (int i = 0; i < N_SHAPES; i++) {
@@ -337,7 +334,7 @@ START_TEST(test_grpo_functions_backends)
     lib_run(fr_test_ref_be(), &want);
     for (const char *const *name = fr_backend_names(); *name; name++) {
         fr_backend be;
-        if (fr_backend_open(&be, *name, 0, 2) != FR_OK) continue; /* built in, but no device here */
+        if (!fr_test_backend_try(&be, "ops_traj", *name, 2)) continue;
         memset(&got, 0xA5, sizeof got);
         lib_run(&be, &got);
         ck_assert_msg(memcmp(&got, &want, sizeof got) == 0, "%s: fr_logp_backward / fr_kl_loss / fr_guard_policy differ from ref",
@@ -402,7 +399,7 @@ START_TEST(test_awm_functions_backends)
     ck_assert(isfinite(want.st.loss) && want.st.kl > 0.0 && want.st.ema_kl > 0.0 && want.ratio[0] != 1.0);
     for (const char *const *name = fr_backend_names(); *name; name++) {
         fr_backend be;
-        if (fr_backend_open(&be, *name, 0, 2) != FR_OK) continue; /* built in, but no device here */
+        if (!fr_test_backend_try(&be, "ops_traj", *name, 2)) continue;
         memset(&got, 0xA5, sizeof got);
         awm_run(&be, &got);
         ck_assert_msg(memcmp(&got, &want, sizeof got) == 0, "%s: fr_awm_noise / fr_awm_loss differ from ref", *name);
