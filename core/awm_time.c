@@ -7,7 +7,6 @@
 #include "flowrl/detmath.h"
 #include "flowrl/grpo.h"
 #include "flowrl/philox.h"
-#include "flowrl/pretrain_elem.h"
 #include "flowrl/schedule.h"
 
 #define MAX_K 1024
@@ -170,20 +169,6 @@ fr_status fr_awm_times(const fr_awm_time_cfg *c, uint32_t seed, uint32_t epoch, 
     return FR_OK;
 }
 
-/* The host loop of the draw (sample_id, x0, t and the outputs in host memory). */
-static void noise_host(uint32_t seed, uint32_t epoch, const uint32_t *sample_id, int64_t K, int64_t B, int64_t D,
-                       const float *x0, const float *t, float *eps, float *xt)
-{
-    for (int64_t k = 0; k < K; k++)
-        for (int64_t b = 0; b < B; b++) {
-            int64_t r = k * B + b;
-            float *er = eps + r * D, *xr = xt + r * D;
-            const float *x0r = x0 + b * D;
-            fr_rng_fill_normal(er, D, seed, FR_RNG_AWM_NOISE, epoch, sample_id[b], (uint32_t)k);
-            for (int64_t i = 0; i < D; i++) xr[i] = fr_flow_noised_elem(x0r[i], er[i], t[r]);
-        }
-}
-
 fr_status fr_awm_noise(fr_backend *be, uint32_t seed, uint32_t epoch, const uint32_t *sample_id, int64_t K, int64_t B,
                        int64_t D, const float *x0, const float *t, float *eps, float *xt)
 {
@@ -192,24 +177,7 @@ fr_status fr_awm_noise(fr_backend *be, uint32_t seed, uint32_t epoch, const uint
         return fr_fail(FR_ERR_ARG, "fr_awm_noise: shape K %lld, B %lld, D %lld, expected K 1..%d, B, D >= 1",
                        (long long)K, (long long)B, (long long)D, MAX_K);
     if (!be || !sample_id || !x0 || !t || !eps || !xt) return fr_fail(FR_ERR_ARG, "fr_awm_noise: NULL argument");
-    /* the inputs copied out, drawn on the host, the outputs copied in */
-    const int64_t R = K * B;
-    uint32_t *ids = fr_malloc((size_t)B * sizeof *ids);
-    float *hx0 = fr_malloc((size_t)(B * D) * sizeof(float)), *ht = fr_malloc((size_t)R * sizeof(float));
-    float *he = fr_malloc((size_t)(R * D) * sizeof(float)), *hxt = fr_malloc((size_t)(R * D) * sizeof(float));
-    fr_status s = ids && hx0 && ht && he && hxt ? FR_OK : FR_ERR_NOMEM;
-    if (s == FR_OK) s = fr_d2h(be, ids, sample_id, (size_t)B * sizeof *ids);
-    if (s == FR_OK) s = fr_d2h(be, hx0, x0, (size_t)(B * D) * sizeof(float));
-    if (s == FR_OK) s = fr_d2h(be, ht, t, (size_t)R * sizeof(float));
-    if (s == FR_OK) {
-        noise_host(seed, epoch, ids, K, B, D, hx0, ht, he, hxt);
-        s = fr_h2d(be, eps, he, (size_t)(R * D) * sizeof(float));
-    }
-    if (s == FR_OK) s = fr_h2d(be, xt, hxt, (size_t)(R * D) * sizeof(float));
-    free(ids);
-    free(hx0);
-    free(ht);
-    free(he);
-    free(hxt);
-    return s;
+    /* rows r = k·B + b: x0 row b, sample id b, counter c2 = k (the noise_fm entry's n1 = B) */
+    be->ops->noise_fm(K * B, B, D, seed, FR_RNG_AWM_NOISE, epoch, 0, sample_id, x0, t, xt, eps);
+    return FR_OK;
 }

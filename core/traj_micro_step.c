@@ -29,10 +29,12 @@ fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap
     w->D = D;
     w->S = S;
     w->be = tr->be;
-    /* backend: 8 arrays of (cap, D), 2 of (cap,); host: 4 of (cap,), the prompt ids, the
-     * condition ids (cap, S) (fr_guided_forward copies them in when they change) */
-    w->dblk = fr_dev_alloc(tr->be, (size_t)(8 * cap * D + 2 * cap) * sizeof(float));
-    w->blk = fr_malloc((size_t)(4 * cap) * sizeof(float) + (size_t)cap * sizeof(int) + (size_t)(cap * S) * sizeof(int32_t));
+    /* backend: 8 arrays of (cap, D), 2 of (cap,), the row indices (cap,); host: 4 of (cap,),
+     * the prompt ids, the row indices, the condition ids (cap, S) (fr_guided_forward copies
+     * them in when they change) */
+    w->dblk = fr_dev_alloc(tr->be, (size_t)(8 * cap * D + 2 * cap) * sizeof(float) + (size_t)cap * sizeof(int32_t));
+    w->blk = fr_malloc((size_t)(4 * cap) * sizeof(float) + (size_t)cap * (sizeof(int) + sizeof(int32_t)) +
+                       (size_t)(cap * S) * sizeof(int32_t));
     if (!w->dblk || !w->blk) {
         fr_traj_ws_free(w);
         return FR_ERR_NOMEM;
@@ -43,11 +45,13 @@ fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) *rows[i] = f, f += cap * D;
     w->dlogp = f;
     w->dscratch = f + cap;
+    w->didx = (int32_t *)(f + 2 * cap);
     f = w->blk;
     float **vecs[] = {&w->logp_old, &w->adv, &w->logp, &w->scratch};
     for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) *vecs[i] = f, f += cap;
     w->pid = (int *)f;
-    w->c = (int32_t *)(w->pid + cap);
+    w->idx = (int32_t *)(w->pid + cap);
+    w->c = w->idx + cap;
     fr_status s = fr_guided_ws_alloc(&w->pol, tr->be, tr->policy, cap, tr->guidance, 1);
     if (s == FR_OK && tr->beta > 0.0f) {
         s = fr_guided_ws_alloc(&w->ref, tr->be, tr->ref, cap, tr->guidance, 0);
@@ -57,23 +61,25 @@ fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap
     return s;
 }
 
-/* Step 1: the rows of step j (backend to backend, row by row), their per-sample values and
- * condition ids (host). */
+/* Step 1: the rows of step j (gathered backend to backend by the b row indices, which
+ * cross), their per-sample values and condition ids (host). */
 static fr_status gather(fr_backend *be, fr_traj_ws *w, const fr_traj_data *d, const int64_t *rows, int64_t b, int64_t j)
 {
     const int64_t N = d->N, D = w->D;
-    const size_t row = (size_t)D * sizeof(float);
+    if (N > INT32_MAX) return fr_fail(FR_ERR_ARG, "fr_traj_micro_step: %lld rollout rows, expected < 2^31", (long long)N);
     for (int64_t k = 0; k < b; k++) {
         const int64_t r = rows[k];
         if (r < 0 || r >= N) return fr_fail(FR_ERR_ARG, "fr_traj_micro_step: row %lld outside [0, %lld)", (long long)r,
                                             (long long)N);
-        FR_TRY(fr_d2d(be, w->x + k * D, d->traj + (j * N + r) * D, row));
-        FR_TRY(fr_d2d(be, w->x_next + k * D, d->traj + ((j + 1) * N + r) * D, row));
-        FR_TRY(fr_d2d(be, w->mean_old + k * D, d->mean + (j * N + r) * D, row));
+        w->idx[k] = (int32_t)r;
         w->logp_old[k] = d->logp[j * N + r];
         w->adv[k] = d->adv[r];
         w->pid[k] = d->prompt_ids[r];
     }
+    FR_TRY(fr_h2d(be, w->didx, w->idx, (size_t)b * sizeof(int32_t)));
+    be->ops->gather_rows(b, D, w->didx, N, d->traj + j * N * D, w->x);
+    be->ops->gather_rows(b, D, w->didx, N, d->traj + (j + 1) * N * D, w->x_next);
+    be->ops->gather_rows(b, D, w->didx, N, d->mean + j * N * D, w->mean_old);
     return fr_cond_ids(d->task, b, w->pid, w->c);
 }
 

@@ -40,9 +40,5 @@ void fr_ref_fill(fr_ops *ops)
     ops->ema_lerp = fr_ref_ema_lerp;
     fr_ref_fill_model(ops);
     fr_ref_fill_sampler(ops);
-    /* trajectory objectives (ref/ref_traj.c) */
-    ops->logp_backward = fr_ref_logp_backward;
-    ops->row_sumsq_diff = fr_ref_row_sumsq_diff;
-    ops->kl_grad = fr_ref_kl_grad;
-    ops->guard_grad = fr_ref_guard_grad;
+    fr_ref_fill_traj(ops);
 }

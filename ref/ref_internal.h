@@ -59,12 +59,7 @@ void fr_ref_ema_lerp(int64_t n, double d, const float *theta, float *ema);
 void fr_ref_fill_model(fr_ops *ops);
 /* ref_sampler.c: the entries of the table's samplers, guidance and noise section */
 void fr_ref_fill_sampler(fr_ops *ops);
-/* ref_traj.c */
-void fr_ref_logp_backward(int64_t B, int64_t D, int cps, float two_var, const float *x_next, const float *mean,
-                          const float *g_logp, float *grad_mean, int accumulate);
-void fr_ref_row_sumsq_diff(int64_t R, int64_t D, const float *a, const float *b, float *out);
-void fr_ref_kl_grad(int64_t n, float gk, const float *mean, const float *mean_ref, float *grad, int accumulate);
-void fr_ref_guard_grad(int64_t B, int64_t D, const float *x_next, const float *mean, const float *mean_old,
-                       const float *gd, const float *gm, float *grad, int accumulate);
+/* ref_traj.c: the entries of the table's trajectory-objectives section */
+void fr_ref_fill_traj(fr_ops *ops);
 
 #endif

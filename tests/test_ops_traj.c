@@ -8,9 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flowrl/awm.h"
 #include "flowrl/backend.h"
+#include "flowrl/grpo.h"
 #include "flowrl/grpo_elem.h"
+#include "flowrl/schedule.h"
 #include "flowrl/reduce.h"
+#include "tests/step_testutil.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
@@ -258,10 +262,7 @@ START_TEST(test_backends_equal_ref)
     int n_dev = 0;
     for (const char *const *name = fr_backend_names(); *name; name++) {
         fr_backend be;
-        if (fr_backend_open(&be, *name, 0, 2) != FR_OK) { /* built in, but no device here */
-            printf("ops_traj: %s NOT SUPPORTED here (%s)\n", *name, fr_last_error());
-            continue;
-        }
+        if (!fr_test_backend_try(&be, "ops_traj", *name, 2)) continue;
         n_dev += be.device;
         uint64_t s = SEED;
         for (int i = 0; i < N_SHAPES; i++) {
@@ -278,6 +279,132 @@ START_TEST(test_backends_equal_ref)
         fr_backend_close(&be);
     }
     ck_assert_msg(n_dev >= 1, "no device backend (cuda-emu is always built) was checked");
+}
+END_TEST
+
+/* ---- the library functions on backend memory (core/grpo.c) --------------------------------- */
+
+/* What fr_logp_backward (sde and cps), fr_kl_loss and fr_guard_policy (both biases) give on
+ * one backend; the D-wide arrays in its memory, the per-sample ones on the host. */
+typedef struct {
+    float g_sde[2 * 37], g_cps[2 * 37], g_kl[2 * 37], g_guard[2][2 * 37];
+    float kl, ratio[2][2], bias[2][2];
+    fr_ppo_stats st[2];
+} lib_out;
+
+enum { LB = 2, LD = 37 };
+
+static void lib_run(fr_backend *be, lib_out *o)
+{
+    float grid[11];
+    ck_assert_int_eq(fr_sigmas_diffusers(10, 3.0, grid), FR_OK);
+    const fr_step sde = fr_test_grid_step(grid, FR_SAMPLER_SDE, 3, 0.7f), cps = fr_test_grid_step(grid, FR_SAMPLER_CPS, 3, 0.7f);
+    uint64_t s = SEED ^ 0x11ull;
+    float *xn = fill(&s, LB * LD, -2.0f, 2.0f), *mu = fill(&s, LB * LD, -2.0f, 2.0f), *mo = fill(&s, LB * LD, -2.0f, 2.0f);
+    float *gl = fill(&s, LB, -0.5f, 0.5f), *lnew = fill(&s, LB, -1.0f, 1.0f), *adv = fill(&s, LB, -2.0f, 2.0f);
+    float lold[LB];
+    for (int b = 0; b < LB; b++) lold[b] = lnew[b] + 1e-5f * (float)(b + 1);
+    float *dxn = UP(xn, LB * LD), *dmu = UP(mu, LB * LD), *dmo = UP(mo, LB * LD), *dgl = UP(gl, LB);
+    float *g = dev_new(be, LB * LD);
+    ck_assert_int_eq(fr_logp_backward(be, &sde, LB, LD, dxn, dmu, dgl, g, 0), FR_OK);
+    ck_assert_int_eq(fr_d2h(be, o->g_sde, g, sizeof o->g_sde), FR_OK);
+    ck_assert_int_eq(fr_logp_backward(be, &cps, LB, LD, dxn, dmu, dgl, g, 0), FR_OK);
+    ck_assert_int_eq(fr_d2h(be, o->g_cps, g, sizeof o->g_cps), FR_OK);
+    ck_assert_int_eq(fr_kl_loss(be, LB, LD, 0.3f, dmu, dmo, 0.04f, &o->kl, g, 1), FR_OK); /* adds to the cps grad */
+    ck_assert_int_eq(fr_d2h(be, o->g_kl, g, sizeof o->g_kl), FR_OK);
+    const fr_ppo_params prm = {1e-4, 5.0f};
+    for (int m = 0; m < 2; m++) {
+        ck_assert_int_eq(fr_guard_policy(be, &sde, LB, LD, (fr_guard_bias)m, &prm, dxn, dmu, dmo, lnew, lold, adv, 0.25f,
+                                         g, 0, o->ratio[m], o->bias[m], &o->st[m]),
+                         FR_OK);
+        ck_assert_int_eq(fr_d2h(be, o->g_guard[m], g, sizeof o->g_guard[m]), FR_OK);
+    }
+    void *d[] = {dxn, dmu, dmo, dgl, g};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) fr_dev_free(be, d[i]);
+    float *h[] = {xn, mu, mo, gl, lnew, adv};
+    for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
+}
+
+/* Every backend built in gives ref's bits through the library functions (cuda-emu: every
+ * D-wide step in its guarded memory, the per-sample values crossing). */
+START_TEST(test_grpo_functions_backends)
+{
+    lib_out want, got;
+    memset(&want, 0, sizeof want);
+    lib_run(fr_test_ref_be(), &want);
+    for (const char *const *name = fr_backend_names(); *name; name++) {
+        fr_backend be;
+        if (!fr_test_backend_try(&be, "ops_traj", *name, 2)) continue;
+        memset(&got, 0xA5, sizeof got);
+        lib_run(&be, &got);
+        ck_assert_msg(memcmp(&got, &want, sizeof got) == 0, "%s: fr_logp_backward / fr_kl_loss / fr_guard_policy differ from ref",
+                      *name);
+        fr_backend_close(&be);
+    }
+}
+END_TEST
+
+/* ---- AWM's objective on backend memory (core/awm.c, core/awm_time.c) ------------------------ */
+
+enum { AK = 2, AB = 3, AD = 37, AR = AK * AB };
+
+typedef struct {
+    float eps[AR * AD], xt[AR * AD], grad[AR * AD];
+    double logp[AR], ratio[AR];
+    fr_awm_stats st;
+} awm_out;
+
+/* fr_awm_noise, then fr_awm_loss off-policy with both KL terms (ELBO weights) on one backend. */
+static void awm_run(fr_backend *be, awm_out *o)
+{
+    uint64_t s = SEED ^ 0x22ull;
+    float *x0 = fill(&s, AB * AD, -1.0f, 1.0f), *t = fill(&s, AR, 0.05f, 0.95f), *adv = fill(&s, AB, -2.0f, 2.0f);
+    float *dv = fill(&s, 3 * AR * AD, -0.3f, 0.3f);
+    uint32_t sid[AB] = {4, 0, 9};
+    double lold[AR];
+    for (int r = 0; r < AR; r++) lold[r] = -0.01 * (double)(r + 1);
+    float *d_x0 = UP(x0, AB * AD), *d_t = UP(t, AR), *d_eps = dev_new(be, AR * AD), *d_xt = dev_new(be, AR * AD);
+    uint32_t *d_sid = UP(sid, AB);
+    ck_assert_int_eq(fr_awm_noise(be, 11, 3, d_sid, AK, AB, AD, d_x0, d_t, d_eps, d_xt), FR_OK);
+    ck_assert_int_eq(fr_d2h(be, o->eps, d_eps, sizeof o->eps), FR_OK);
+    ck_assert_int_eq(fr_d2h(be, o->xt, d_xt, sizeof o->xt), FR_OK);
+    /* stand-in outputs of the policy, the base and the EMA adapter: x_t plus offsets */
+    float v[3][AR * AD];
+    for (int m = 0; m < 3; m++)
+        for (int i = 0; i < AR * AD; i++) v[m][i] = o->xt[i] + dv[m * AR * AD + i];
+    float *d_v = UP(v[0], AR * AD), *d_vr = UP(v[1], AR * AD), *d_ve = UP(v[2], AR * AD), *d_g = dev_new(be, AR * AD);
+    fr_awm_params p = fr_awm_defaults();
+    p.kl_weight = FR_AWM_KL_ELBO;
+    p.kl_ema_weight = FR_AWM_KL_ELBO;
+    p.beta = 0.5;
+    ck_assert_int_eq(fr_awm_loss(be, &p, AK, AB, AD, t, d_x0, d_eps, d_v, d_vr, d_ve, lold, adv, 0.5, d_g, o->logp,
+                                 o->ratio, &o->st),
+                     FR_OK);
+    ck_assert_int_eq(fr_d2h(be, o->grad, d_g, sizeof o->grad), FR_OK);
+    void *d[] = {d_x0, d_t, d_eps, d_xt, d_sid, d_v, d_vr, d_ve, d_g};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) fr_dev_free(be, d[i]);
+    free(x0);
+    free(t);
+    free(adv);
+    free(dv);
+}
+
+/* Every backend built in gives ref's bits through fr_awm_noise and fr_awm_loss. */
+START_TEST(test_awm_functions_backends)
+{
+    static awm_out want, got;
+    memset(&want, 0, sizeof want);
+    awm_run(fr_test_ref_be(), &want);
+    /* every term ran: both KLs, off-policy ratios */
+    ck_assert(isfinite(want.st.loss) && want.st.kl > 0.0 && want.st.ema_kl > 0.0 && want.ratio[0] != 1.0);
+    for (const char *const *name = fr_backend_names(); *name; name++) {
+        fr_backend be;
+        if (!fr_test_backend_try(&be, "ops_traj", *name, 2)) continue;
+        memset(&got, 0xA5, sizeof got);
+        awm_run(&be, &got);
+        ck_assert_msg(memcmp(&got, &want, sizeof got) == 0, "%s: fr_awm_noise / fr_awm_loss differ from ref", *name);
+        fr_backend_close(&be);
+    }
 }
 END_TEST
 
@@ -301,6 +428,8 @@ Suite *suite_ops_traj(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_ref_is_old_loops);
     tcase_add_test(tc, test_backends_equal_ref);
+    tcase_add_test(tc, test_grpo_functions_backends);
+    tcase_add_test(tc, test_awm_functions_backends);
     tcase_add_test(tc, test_sumsq_diff_nan);
     suite_add_tcase(s, tc);
     return s;

@@ -48,6 +48,7 @@ typedef struct {
     float *eps, *xt, *v, *v_ref, *v_ema, *gv; /* (K·b, D) */
     float *d_t, *d_tin;             /* (K·b,) */
     uint32_t *d_bsid;               /* (b,) */
+    int32_t *d_rows;                /* (b,) */
     int32_t *c;                     /* (K·b, S) */
     /* host: per-sample and per-row values, the samples copied out (the reward's input) */
     int *prompts, *pid, *correct;   /* (P,), (N,), (N,) */
@@ -55,6 +56,7 @@ typedef struct {
     int64_t *group, *order;         /* (N,) */
     float *x_h, *reward, *adv;      /* (N, D), (N,), (N,) */
     uint32_t *bsid;                 /* (b,) */
+    int32_t *brows;                 /* (b,) */
     int *bpid;                      /* (b,) */
     float *badv;                    /* (b,) */
     float *t, *tin;                 /* (K·b,) */
@@ -72,10 +74,12 @@ void fr_awm_algo_free(void *p)
     if (t->have_ws_ema) fr_model_ws_free(&t->ws_ema);
     if (t->have_ema) fr_model_free(&t->ema);
     fr_rollout_schedule_free(&t->sched);
-    void *dev[] = {t->x, t->bx0, t->eps, t->xt, t->v, t->v_ref, t->v_ema, t->gv, t->d_t, t->d_tin, t->d_bsid, t->c};
+    void *dev[] = {t->x,  t->bx0, t->eps, t->xt,     t->v,      t->v_ref, t->v_ema,
+                   t->gv, t->d_t, t->d_tin, t->d_bsid, t->d_rows, t->c};
     for (size_t i = 0; t->be && i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(t->be, dev[i]);
-    void *bufs[] = {t->prompts, t->pid,  t->correct, t->sid, t->group, t->order, t->x_h, t->reward, t->adv,
-                    t->bsid,    t->bpid, t->badv,    t->t,   t->tin,   t->c_h,   t->logp, t->logp_old, t->idx};
+    void *bufs[] = {t->prompts, t->pid,   t->correct, t->sid,  t->group, t->order, t->x_h,   t->reward,   t->adv,
+                    t->bsid,    t->brows, t->bpid,    t->badv, t->t,     t->tin,   t->c_h,   t->logp, t->logp_old,
+                    t->idx};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(t);
 }
@@ -118,11 +122,12 @@ fr_status fr_awm_algo_setup(fr_run *r, void **out)
         !(t->v = fr_dev_floats(be, R * D)) || !(t->v_ref = fr_dev_floats(be, R * D)) ||
         !(t->v_ema = fr_dev_floats(be, R * D)) || !(t->gv = fr_dev_floats(be, R * D)) ||
         !(t->d_t = fr_dev_floats(be, R)) || !(t->d_tin = fr_dev_floats(be, R)) ||
-        !(t->d_bsid = fr_dev_alloc(be, (size_t)t->b * sizeof(uint32_t))) || !(t->c = fr_dev_i32(be, R * t->S)))
+        !(t->d_bsid = fr_dev_alloc(be, (size_t)t->b * sizeof(uint32_t))) || !(t->d_rows = fr_dev_i32(be, t->b)) ||
+        !(t->c = fr_dev_i32(be, R * t->S)))
         return FR_ERR_NOMEM;
     if (!ALLOC(t->prompts, ro->c.prompts) || !ALLOC(t->pid, N) || !ALLOC(t->correct, N) || !ALLOC(t->sid, N) ||
         !ALLOC(t->group, N) || !ALLOC(t->order, N) || !ALLOC(t->x_h, N * D) || !ALLOC(t->reward, N) ||
-        !ALLOC(t->adv, N) || !ALLOC(t->bsid, t->b) || !ALLOC(t->bpid, t->b) || !ALLOC(t->badv, t->b) ||
+        !ALLOC(t->adv, N) || !ALLOC(t->bsid, t->b) || !ALLOC(t->brows, t->b) || !ALLOC(t->bpid, t->b) || !ALLOC(t->badv, t->b) ||
         !ALLOC(t->t, R) || !ALLOC(t->tin, R) || !ALLOC(t->c_h, R * t->S) || !ALLOC(t->logp, R) ||
         !ALLOC(t->logp_old, ro->c.num_batches * R) || !ALLOC(t->idx, t->K))
         return FR_ERR_NOMEM;
@@ -132,19 +137,22 @@ fr_status fr_awm_algo_setup(fr_run *r, void **out)
 /* ---- one epoch ----------------------------------------------------------------------------- */
 
 /* Batch q's rows: times, noise, conditions (rows r = k·b + i), the x_t and the model inputs.
- * The final samples' rows move backend to backend; the per-sample and per-row values (sample
- * ids, times, model times, condition ids) are formed on the host and cross once. */
+ * The final samples' rows are gathered backend to backend; the per-sample and per-row values
+ * (row indices, sample ids, times, model times, condition ids) are formed on the host and
+ * cross once. */
 static fr_status batch_inputs(fr_run *r, awm_state *t, uint32_t e, int64_t q)
 {
     fr_backend *be = t->be;
     const int64_t b = t->b, D = t->D, S = t->S, K = t->K, R = K * b;
     const int64_t *rows = t->order + q * b;
     for (int64_t i = 0; i < b; i++) {
+        t->brows[i] = (int32_t)rows[i]; /* < N < 2^31 (the run's checks) */
         t->bsid[i] = t->sid[rows[i]];
         t->bpid[i] = t->pid[rows[i]];
         t->badv[i] = t->adv[rows[i]];
-        FR_TRY(fr_d2d(be, t->bx0 + i * D, t->x + rows[i] * D, (size_t)D * sizeof(float)));
     }
+    FR_TRY(fr_h2d(be, t->d_rows, t->brows, (size_t)b * sizeof(int32_t)));
+    be->ops->gather_rows(b, D, t->d_rows, t->N, t->x, t->bx0);
     const int discrete = t->tc.type <= FR_AWM_TIME_DISCRETE_WITH_INIT;
     FR_TRY(fr_awm_times(&t->tc, r->o->run.seed, e, (uint32_t)q, b, t->rc.T, discrete ? t->rc.sigmas : NULL,
                         discrete ? t->idx : NULL, t->t));

@@ -10,7 +10,7 @@
  *   2. ε, x_t (K·B, D)    = fr_awm_noise(be, seed, epoch, sample_id, K, B, D, x0, t, ε, x_t)
  *   3. v = model(x_t, 1000·t) (K·B rows), v_ref = base model (β > 0), v_ema = EMA adapter
  *      (ema_beta > 0), all on the same x_t
- *   4. loss, g_v          = fr_awm_loss(prm, K, B, D, t, x0, ε, v, v_ref, v_ema, ℓ_old, A,
+ *   4. loss, g_v          = fr_awm_loss(be, prm, K, B, D, t, x0, ε, v, v_ref, v_ema, ℓ_old, A,
  *                                       gout, ...)   (ℓ_old NULL: on-policy)
  *   5. fr_model_backward(g_v); after the epoch, the EMA adapter ←
  *      fr_awm_ema_update(fr_awm_ema_decay(global_step, ...)).

@@ -4,11 +4,11 @@
  * "timestep_fraction"). The per-element math is in flowrl/grpo_elem.h.
  *
  * How a training loop chains these for step j of a batch (B samples, D dims):
- *   1. μ_θ, logp_new  = fr_sampler_logprob(step, x_j, v_θ, x_{j+1})      (sampler.h)
+ *   1. μ_θ, logp_new  = fr_sampler_logprob(be, step, x_j, v_θ, x_{j+1})  (sampler.h)
  *   2. L_pol, g_logp  = fr_ppo_policy(..., gout, g_logp)                 (Flow-GRPO, MixGRPO)
- *      or L_pol, g_μ  = fr_guard_policy(..., gout, g_μ)                  (GRPO-Guard)
- *   3. g_μ           (+)= fr_logp_backward(step, x_{j+1}, μ_θ, g_logp)    (skip for Guard)
- *   4. if β > 0: L_KL, g_μ += fr_kl_loss(μ_θ, μ_ref, kl_std, gout·β)
+ *      or L_pol, g_μ  = fr_guard_policy(be, ..., gout, g_μ)              (GRPO-Guard)
+ *   3. g_μ           (+)= fr_logp_backward(be, step, x_{j+1}, μ_θ, g_logp) (skip for Guard)
+ *   4. if β > 0: L_KL, g_μ += fr_kl_loss(be, μ_θ, μ_ref, kl_std, gout·β)
  *   5. g_v = g_μ · fr_grpo_dmean_dv(step)  (a per-step scalar), then the model's backward
  *      (with CFG v = v_u + g·(v_c − v_u), autograd gives g_c = g_v·g and
  *      g_u = g_v + (−(g_v·g)), the sum of its two paths).

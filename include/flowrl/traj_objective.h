@@ -13,8 +13,9 @@
  *
  * Memory (flowrl/backend.h): the rollout's tensors, the gathered rows and every (b, D) array
  * are backend memory; the per-sample arrays (log-probs, advantages, ratios, prompt ids) are
- * host memory. Per micro-step the b log-probs logp_θ cross to the host (fr_d2h) for the PPO
- * core, and its b-long gradient crosses back (fr_h2d). */
+ * host memory. Per micro-step the b row indices cross (fr_h2d) for the row gathers, the b
+ * log-probs logp_θ cross to the host (fr_d2h) for the PPO core, and its b-long gradient
+ * crosses back (fr_h2d). */
 #ifndef FLOWRL_TRAJ_OBJECTIVE_H
 #define FLOWRL_TRAJ_OBJECTIVE_H
 
@@ -107,13 +108,15 @@ typedef struct {
     fr_backend *be;
     fr_guided_ws pol, ref;
     int have_ref;
-    /* backend: (cap, D) rows, (cap,) log-probs and scratch */
+    /* backend: (cap, D) rows, (cap,) log-probs, scratch and row indices */
     float *x, *x_next, *mean_old, *v, *mean, *g_mean, *v_ref, *mean_ref, *dlogp, *dscratch;
+    int32_t *didx;
     void *dblk;
-    /* host: (cap,) per-sample values, (cap, S) condition ids (fr_guided_forward's are host) */
+    /* host: (cap,) per-sample values and row indices, (cap, S) condition ids
+     * (fr_guided_forward's are host) */
     float *logp_old, *adv, *logp, *scratch;
     int *pid;
-    int32_t *c;
+    int32_t *idx, *c;
     void *blk;
 } fr_traj_ws;
 
