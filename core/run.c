@@ -281,19 +281,23 @@ static fr_status end_epoch(fr_run *r, int64_t e, double t0, int *stop)
 
 /* The epoch's crossings of the host/backend boundary (flowrl/backend.h), as metrics: what a
  * device backend pays per epoch beyond its kernels. */
-static void copy_metrics(fr_run *r, const fr_copy_stats *start)
+static void copy_metrics(fr_run *r, const fr_copy_stats *start, uint64_t record0, uint64_t reward0)
 {
     const fr_copy_stats d = fr_copy_stats_since(&r->be->copies, start);
     fr_run_metric(r, "copies.h2d_calls", (double)d.h2d_calls);
     fr_run_metric(r, "copies.h2d_bytes", (double)d.h2d_bytes);
     fr_run_metric(r, "copies.d2h_calls", (double)d.d2h_calls);
     fr_run_metric(r, "copies.d2h_bytes", (double)d.d2h_bytes);
+    /* of which: the audit log's and checkpoints' tensors, and the reward's input */
+    fr_run_metric(r, "copies.d2h_record_bytes", (double)(r->priv->record_bytes - record0));
+    fr_run_metric(r, "copies.d2h_reward_bytes", (double)(r->priv->reward_bytes - reward0));
 }
 
 static fr_status run_epoch(fr_run *r, int64_t e)
 {
     struct fr_run_private *pv = r->priv;
     const fr_copy_stats start = r->be->copies;
+    const uint64_t record0 = pv->record_bytes, reward0 = pv->reward_bytes;
     memset(&pv->ev, 0, sizeof pv->ev);
     pv->ev.epoch = e + 1;
     pv->ev.epochs = r->o->run.epochs;
@@ -307,7 +311,7 @@ static fr_status run_epoch(fr_run *r, int64_t e)
     FR_TRY(fr_run_rec_params(r, "optim.m.", r->adam.m));
     FR_TRY(fr_run_rec_params(r, "optim.v.", r->adam.v));
     FR_TRY(fr_audit_end_step(pv->audit));
-    copy_metrics(r, &start);
+    copy_metrics(r, &start, record0, reward0);
     return FR_OK;
 }
 

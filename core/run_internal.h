@@ -42,6 +42,8 @@ struct fr_run_private {
     int created_dir;              /* fr_run_new made the directory (removed on early failure) */
     int64_t ckpt_written;         /* checkpoints written by this process */
     fr_lock_file lock;            /* the run directory lock (flowrl/dir_lock.h) */
+    uint64_t record_bytes;        /* d2h bytes for the audit log and checkpoints (fr_run_host_copy) */
+    uint64_t reward_bytes;        /* d2h bytes of the reward's input (fr_run_reward_input) */
 };
 
 /* ---- run-directory files (core/run_files.c) ------------------------------------------- */

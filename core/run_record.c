@@ -40,7 +40,16 @@ fr_status fr_run_host_copy(fr_run *r, const fr_tensor *v, fr_tensor *host)
     FR_TRY(fr_tensor_alloc(host, v->dtype, v->ndim, v->shape));
     fr_status s = fr_d2h(r->be, host->data, v->data, fr_tensor_nbytes(v));
     if (s != FR_OK) fr_tensor_free(host);
+    else r->priv->record_bytes += fr_tensor_nbytes(v);
     return s;
+}
+
+fr_status fr_run_reward_input(fr_run *r, float *host, const float *dev, int64_t n)
+{
+    const size_t bytes = (size_t)n * sizeof *host;
+    FR_TRY(fr_d2h(r->be, host, dev, bytes));
+    r->priv->reward_bytes += bytes;
+    return FR_OK;
 }
 
 fr_status fr_run_rec_dev(fr_run *r, const char *name, const fr_tensor *v)

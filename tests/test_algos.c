@@ -3,7 +3,9 @@
  * resumed run writes the records of an uninterrupted one (library, and CLI after SIGKILL);
  * opt at 1, 2, 3 threads equals ref, with proof that worker threads ran; SIGINT / SIGTERM
  * stop at an epoch boundary with 130 / 143 and resume; config.json reads back into the same
- * run (--config); every out-of-range option value is one clear line with exit status 2. */
+ * run (--config); every out-of-range option value is one clear line with exit status 2; every
+ * device backend (cuda-emu in CI) runs to ref's records, moving only per-sample values, the
+ * reward's input and the audit records across the host/backend boundary. */
 #include <math.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -15,6 +17,9 @@
 #include <unistd.h>
 
 #include "flowrl/audit.h"
+#include "flowrl/cond.h"
+#include "flowrl/model.h"
+#include "flowrl/task.h"
 #include "flowrl/opt.h"
 #include "tests/run_testutil.h"
 #include "tests/suites.h"
@@ -194,6 +199,134 @@ START_TEST(test_copy_metrics)
             ck_assert_msg(strstr(txt, k_copy_keys[k]), "%s: no %s in %s", a->name, k_copy_keys[k], path);
         free(txt);
         fr_rt_opts_free(&o);
+    }
+}
+END_TEST
+
+/* Runs fn(a, backend name) for every backend whose memory is a device's (cuda-emu always;
+ * cuda where a device answers), after closing the probe handle. */
+#define FOR_EACH_DEVICE_BACKEND(name)                                                              \
+    for (const char *const *name##_p = fr_backend_names(), *name; (name = *name##_p) != NULL; name##_p++) \
+        if (device_backend(name))
+
+static int device_backend(const char *name)
+{
+    fr_backend be;
+    if (!fr_test_backend_try(&be, "algos", name, 1)) return 0;
+    const int dev = be.device;
+    fr_backend_close(&be);
+    return dev;
+}
+
+/* Every device backend runs each algorithm's tiny configuration, with a held-out evaluation
+ * before and after every epoch and a resume, to ref's audit records bit for bit: the whole
+ * run (rollouts, rewards' input, updates, EMA, checkpoints, evaluation, sample grids) in
+ * device memory the host cannot touch (cuda-emu stops the process on any host access). */
+START_TEST(test_device_backends_equal_ref)
+{
+    FOR_EACH_ALGO(a) {
+        char rr[64];
+        fr_rt_opts r;
+        fr_rt_opts_init(&r, a, rn(rr, sizeof rr, a, "dref"), 2);
+        r.ro.ev.eval_n = 2;
+        r.ro.ev.eval_every = 1;
+        ck_assert_msg(fr_rt_run(&r, "ref", 1, NULL, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
+        FOR_EACH_DEVICE_BACKEND(bk) {
+            char run[64];
+            fr_rt_opts o = r;
+            snprintf(run, sizeof run, "%s-%s", a->name, bk);
+            snprintf(o.ro.run.out, sizeof o.ro.run.out, "%s/%s", fr_rt_dir, run);
+            o.ro.run.epochs = 1;
+            ck_assert_msg(fr_rt_run(&o, bk, 1, NULL, NULL) == FR_OK, "%s on %s: %s", a->name, bk, fr_last_error());
+            fr_run_result res;
+            ck_assert_msg(fr_rt_resume(run, 2, 0, bk, 1, &res) == FR_OK, "%s resume on %s: %s", a->name, bk,
+                          fr_last_error());
+            fr_rt_assert_same_records(rr, run, 2);
+        }
+        fr_rt_opts_free(&r);
+    }
+}
+END_TEST
+
+/* What an epoch moves across the host/backend boundary on a device backend: the reward's
+ * input (N·D floats, once), the tensors the audit log records, and per-sample values only.
+ * On shapes (D = 768) one more batch-wide tensor would be N·D·4 = 24 KiB, several times the
+ * per-sample budget of 32 bytes per sample and step for each pass (rollout, update). */
+typedef struct {
+    int epochs;
+    double h2d[4], d2h[4], record[4], reward[4];
+    double kept; /* samples that reached an update, over the epochs (metric "kept") */
+} dev_copies;
+
+static int record_dev_copies(const fr_run_epoch_event *ev, void *user)
+{
+    dev_copies *c = user;
+    if (ev->epoch >= 1 && ev->epoch <= 4) {
+        const int e = (int)ev->epoch - 1;
+        c->h2d[e] = fr_run_event_get(ev, "copies.h2d_bytes");
+        c->d2h[e] = fr_run_event_get(ev, "copies.d2h_bytes");
+        c->record[e] = fr_run_event_get(ev, "copies.d2h_record_bytes");
+        c->reward[e] = fr_run_event_get(ev, "copies.d2h_reward_bytes");
+        const double k = fr_run_event_get(ev, "kept");
+        c->kept += k == k ? k : 1.0; /* an algorithm without the metric updates every sample */
+        c->epochs = (int)ev->epoch;
+    }
+    return 0;
+}
+
+START_TEST(test_device_epoch_copies)
+{
+    /* a small fresh shapes model (x0 head, two condition slots), as fr_rt_setup's gmm2d one */
+    char base[400];
+    snprintf(base, sizeof base, "%s/shapes-base.safetensors", fr_rt_dir);
+    const fr_task *task;
+    ck_assert_int_eq(fr_task_get("shapes", &task), FR_OK);
+    int64_t n_cond, n_slots;
+    fr_cond_dims(task, &n_cond, &n_slots);
+    fr_model_config mc;
+    ck_assert_int_eq(fr_model_preset("shapes-s", task->D, n_cond, &mc), FR_OK);
+    mc.n_slots = n_slots;
+    mc.H = 16, mc.F = 16, mc.n_blocks = 1, mc.E = 16;
+    snprintf(mc.preset, sizeof mc.preset, "custom");
+    fr_model m;
+    ck_assert_int_eq(fr_model_init(&m, fr_test_ref_be(), &mc, 3), FR_OK);
+    ck_assert_int_eq(fr_model_save(&m, base), FR_OK);
+    const double params = (double)fr_model_num_params(&m);
+    fr_model_free(&m);
+
+    FOR_EACH_ALGO(a) {
+        FOR_EACH_DEVICE_BACKEND(bk) {
+            char run[64];
+            fr_rt_opts o;
+            fr_rt_opts_init(&o, a, rn(run, sizeof run, a, "devcopies"), 2);
+            snprintf(o.ro.c.base, sizeof o.ro.c.base, "%s", base);
+            snprintf(o.ro.c.task, sizeof o.ro.c.task, "shapes");
+            /* a graded reward (the mock program's sum of x[d]·(d+1)), so that a fresh model's
+             * samples score apart and the updates run */
+            snprintf(o.ro.c.reward, sizeof o.ro.c.reward, "cmd:%s '%s/tests/reward_progs/mock_reward.py' ok",
+                     fr_test_python(), fr_test_src());
+            dev_copies c = {0};
+            fr_run_cb cb = {record_dev_copies, NULL, NULL, &c, NULL};
+            ck_assert_msg(fr_rt_run(&o, bk, 1, &cb, NULL) == FR_OK, "%s on %s: %s", a->name, bk, fr_last_error());
+            ck_assert_int_eq(c.epochs, 2);
+            ck_assert_msg(c.kept > 0, "%s on %s: no sample kept, the update passes did not run", a->name, bk);
+            const double N = (double)(o.ro.c.prompts * o.ro.c.group), D = (double)task->D;
+            const double steps = (double)(o.ro.smp.num_steps > 8 ? o.ro.smp.num_steps : 8);
+            const double budget = 32.0 * N * steps * 2.0; /* 2: rollout and update passes */
+            for (int e = 0; e < 2; e++) {
+                const double other = c.d2h[e] - c.record[e] - c.reward[e];
+                ck_assert_msg(c.reward[e] == N * D * 4.0, "%s on %s, epoch %d: the reward's input crossed %g bytes, want %g",
+                              a->name, bk, e + 1, c.reward[e], N * D * 4.0);
+                ck_assert_msg(c.record[e] >= 4.0 * params, "%s on %s, epoch %d: %g record bytes < the policy's %g", a->name,
+                              bk, e + 1, c.record[e], 4.0 * params);
+                ck_assert_msg(other >= 0.0 && other <= budget && c.h2d[e] <= budget,
+                              "%s on %s, epoch %d: %g bytes d2h beyond records and the reward's input, %g h2d; "
+                              "per-sample budget %g (a batch-wide tensor is %g)",
+                              a->name, bk, e + 1, other, c.h2d[e], budget, N * D * 4.0);
+                ck_assert_msg(N * D * 4.0 > 2.0 * budget, "the budget no longer separates per-sample values from tensors");
+            }
+            fr_rt_opts_free(&o);
+        }
     }
 }
 END_TEST
@@ -382,6 +515,8 @@ Suite *suite_algos(void)
     tcase_add_test(tc, test_bad_values_one_line_exit_2);
     tcase_add_test(tc, test_algos_listed);
     tcase_add_test(tc, test_copy_metrics);
+    tcase_add_test(tc, test_device_backends_equal_ref);
+    tcase_add_test(tc, test_device_epoch_copies);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -255,7 +255,7 @@ START_TEST(test_pack_refuses_a_non_run)
 }
 END_TEST
 
-static const char *python(void) { return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3"; }
+#define python fr_test_python
 
 START_TEST(test_eval_reward_program)
 {

@@ -30,15 +30,7 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* The interpreter for the standard-library mock: $FLOWRL_PYTHON, else the system python3
- * (a version-manager shim on PATH can cost 0.3 s a start, and the suite starts ~25), else
- * python3 from PATH. */
-static const char *python(void)
-{
-    const char *env = getenv("FLOWRL_PYTHON");
-    if (env && *env) return env;
-    return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-}
+#define python fr_test_python
 
 /* The command line of the mock in `mode` (single-quoted paths survive spaces). */
 static const char *mock(const char *mode)

@@ -82,6 +82,15 @@ static inline const char *fr_test_src(void)
     return s ? s : ".";
 }
 
+/* The python3 that runs the tests' reward programs: $FLOWRL_PYTHON, else /usr/bin/python3
+ * (a version-manager shim on PATH can cost 0.3 s a start), else python3 from PATH. */
+static inline const char *fr_test_python(void)
+{
+    const char *env = getenv("FLOWRL_PYTHON");
+    if (env && *env) return env;
+    return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+}
+
 /* A handle on backend `name` (fr_backend_open, asserted to open). */
 static inline fr_backend fr_test_backend(const char *name, int fast, int threads)
 {

@@ -228,7 +228,7 @@ fr_status fr_awm_algo_epoch(fr_run *r, void *state)
     }
     t->rc.c0 = e;
     FR_TRY(fr_rollout(&r->pol, r->be, r->task, &t->rc, N, t->pid, t->sid, NULL, t->x, NULL));
-    FR_TRY(fr_d2h(r->be, t->x_h, t->x, (size_t)(N * D) * sizeof(float))); /* the reward's input, once */
+    FR_TRY(fr_run_reward_input(r, t->x_h, t->x, N * D)); /* the reward's input, once */
     FR_TRY(fr_run_check_finite(r, "rollout sample", t->x_h, N * D));
     FR_TRY(fr_run_rec_f32(r, "samples", t->x_h, 2, N, D, 1));
 

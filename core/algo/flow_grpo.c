@@ -264,7 +264,7 @@ fr_status fr_fg_epoch(fr_run *r, void *state)
     FR_TRY(fr_rollout(&r->pol, r->be, r->task, &t->rc, N, t->pid, t->sid, NULL, t->x, &tj));
     /* what crosses: the final samples (the reward's input) and the old log-probs (the PPO
      * core's) once; the trajectory and the means only for their audit digests */
-    FR_TRY(fr_d2h(r->be, t->x_h, t->x, (size_t)(N * D) * sizeof(float)));
+    FR_TRY(fr_run_reward_input(r, t->x_h, t->x, N * D)); /* the reward's input, once */
     FR_TRY(fr_d2h(r->be, t->logp_h, t->logp, (size_t)(T * N) * sizeof(float)));
     FR_TRY(fr_run_check_finite(r, "rollout sample", t->x_h, N * D));
     FR_TRY(fr_run_rec_dev_f32(r, "noise.x_T", t->traj, 2, N, D, 1));

@@ -215,6 +215,9 @@ fr_status fr_run_rec_dev_f32(fr_run *r, const char *name, const float *p, int nd
 fr_status fr_run_rec_params(fr_run *r, const char *prefix, const fr_tensor *vals);
 /* host (owned; fr_tensor_free it) = a copy of v, whose data is backend memory. */
 fr_status fr_run_host_copy(fr_run *r, const fr_tensor *v, fr_tensor *host);
+/* host (n,) = the rollout's final samples dev (n,), backend memory: the reward's input, the one
+ * D-wide crossing an epoch needs (counted apart in the copies.* metrics). */
+fr_status fr_run_reward_input(fr_run *r, float *host, const float *dev, int64_t n);
 
 /* One metric of this epoch (metrics.jsonl, the progress line, the health checks).
  * Keys the loop knows: reward_mean, reward_std, accuracy (share judged correct; NAN with an
