@@ -103,10 +103,12 @@ cuda-selfcheck: $(BUILD)/cuda_selfcheck
 
 # The Check runner prints its summary line ("100%: Checks: N, Failures: 0, Errors: 0")
 # and exits non-zero on any failure. FLOWRL_BIN lets the CLI tests run the built binary.
-# The golden suite (golden/README.md) against every backend built in: bitwise for ref and
-# opt (any thread count), within the documented tolerance for opt --fast.
+# The golden suite (golden/README.md) against every backend built in: bitwise for ref,
+# opt (any thread count) and cuda-emu (the CUDA kernels in guarded device memory), within
+# the documented tolerance for opt --fast.
 GOLDEN_CHECKS = $(CLI) golden check --backend ref && \
-	$(CLI) golden check --backend opt --threads 3 \
+	$(CLI) golden check --backend opt --threads 3 && \
+	$(CLI) golden check --backend cuda-emu \
 	$(if $(filter 1,$(HAVE_OPENBLAS) $(HAVE_ONEDNN)),&& $(CLI) golden check --backend opt --fast --threads 2)
 
 # check builds the benchmarks too (without running them), so an API change cannot leave them broken

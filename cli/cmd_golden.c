@@ -12,25 +12,27 @@
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: flowrl golden gen [--force] [--dir DIR]\n"
-           "       flowrl golden check --backend ref|opt|cuda [--fast] [--threads N] [--dir DIR]\n"
-           "                           [--case PATTERN]\n"
+           "       flowrl golden check --backend ref|opt|cuda-emu|cuda [--fast] [--threads N]\n"
+           "                           [--dir DIR] [--case PATTERN]\n"
            "       flowrl golden list [--case PATTERN]\n\n"
            "gen    regenerates every case file and MANIFEST in DIR from the ref backend; refuses\n"
            "       to overwrite an existing set unless --force. The committed set is written by\n"
            "       `" FR_GOLDEN_COMMAND "` from the source root.\n"
-           "check  recomputes each case from its stored inputs with the backend and compares the\n"
-           "       outputs: bit for bit (ref, and opt/cuda, whose contract is ref's bits), or\n"
-           "       within each case's tolerance with --fast. Every tensor digest is also checked\n"
-           "       against MANIFEST. One line per case:\n"
+           "check  recomputes each case from its stored inputs with the backend, in its memory\n"
+           "       (inputs copied in, outputs copied out), and compares the outputs: bit for bit\n"
+           "       (ref, and opt/cuda-emu/cuda, whose contract is ref's bits), or within each\n"
+           "       case's tolerance with --fast. Every tensor digest is also checked against\n"
+           "       MANIFEST. One line per case:\n"
            "         OK                 the backend's own code matched\n"
            "         OK (ref fallback)  matched through the ref entry the backend did not override\n"
-           "         OK (shared code)   matched, but the case (sampler, advantage, objective) runs\n"
-           "                            core/ code that every backend shares\n"
+           "         OK (shared code)   matched, but the case (advantages) runs core/ host code\n"
+           "                            that every backend shares\n"
            "         FAIL               with the max abs and ulp difference and what differs\n"
            "         NOT SUPPORTED      the backend/mode cannot run the case\n"
-           "       then a count. Exit status 0 if nothing failed, 1 otherwise.\n"
-           "list   the cases: name, kind (op = one op-table entry, shared = core/ code),\n"
-           "       description.\n"
+           "       then a count (and, for a device backend, the copies to and from the device).\n"
+           "       Exit status 0 if nothing failed, 1 otherwise.\n"
+           "list   the cases: name, kind (op = one op-table entry, ops = many, shared = core/\n"
+           "       host code), description.\n"
            "--backend is required by check; --force is gen's, --fast and --threads check's.\n");
 }
 
@@ -134,8 +136,21 @@ static int run_check(const char *dir, const char *backend, int fast, int threads
         }
     }
     fr_golden_manifest_free(m);
+    char copies[160] = "";
+    if (be.device) { /* every case crossed to the device and back: how much */
+        fr_copy_stats cs = be.copies;
+        if (have_fast) {
+            cs.h2d_calls += fast_be.copies.h2d_calls, cs.h2d_bytes += fast_be.copies.h2d_bytes;
+            cs.d2h_calls += fast_be.copies.d2h_calls, cs.d2h_bytes += fast_be.copies.d2h_bytes;
+        }
+        snprintf(copies, sizeof copies, "; copies: h2d %llu (%llu bytes), d2h %llu (%llu bytes)",
+                 (unsigned long long)cs.h2d_calls, (unsigned long long)cs.h2d_bytes,
+                 (unsigned long long)cs.d2h_calls, (unsigned long long)cs.d2h_bytes);
+    }
     printf("golden check --backend %s%s: %d cases: %d OK (%d shared code, %d ref fallback), %d FAIL, "
-           "%d NOT SUPPORTED\n", backend, fast ? " --fast" : "", n, ok, shared, fallback, fail, unsup);
+           "%d NOT SUPPORTED%s\n", backend, fast ? " --fast" : "", n, ok, shared, fallback, fail, unsup, copies);
+    fr_backend_close(&be);
+    if (have_fast) fr_backend_close(&fast_be);
     return fail ? 1 : 0;
 }
 
@@ -184,6 +199,6 @@ int cmd_golden(int argc, char **argv)
     const char *pattern = go.pattern[0] ? go.pattern : NULL;
     if (strcmp(sub, "gen") == 0) return run_gen(go.dir, go.force);
     if (strcmp(sub, "list") == 0) return run_list(pattern);
-    if (!b.backend[0]) return fr_cli_usage("golden check", "--backend NAME is required (ref, opt, cuda)");
+    if (!b.backend[0]) return fr_cli_usage("golden check", "--backend NAME is required (ref, opt, cuda-emu, cuda)");
     return run_check(go.dir, b.backend, b.fast, (int)b.threads, pattern);
 }

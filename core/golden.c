@@ -183,15 +183,22 @@ fr_status fr_go_f32(const fr_st_file *in, const char *name, int ndim, int64_t *s
     return FR_OK;
 }
 
+static fr_status get_exact(const fr_st_file *in, const char *name, fr_dtype dt, int ndim,
+                           const int64_t *shape, const fr_tensor **t)
+{
+    FR_TRY(get_in(in, name, dt, ndim, t));
+    for (int i = 0; i < ndim; i++)
+        if ((*t)->shape[i] != shape[i])
+            return fr_fail(FR_ERR_FORMAT, "golden: in.%s dim %d is %lld, expected %lld", name,
+                           i, (long long)(*t)->shape[i], (long long)shape[i]);
+    return FR_OK;
+}
+
 fr_status fr_go_exact(const fr_st_file *in, const char *name, fr_dtype dt, int ndim,
                       const int64_t *shape, const void **data)
 {
     const fr_tensor *t;
-    FR_TRY(get_in(in, name, dt, ndim, &t));
-    for (int i = 0; i < ndim; i++)
-        if (t->shape[i] != shape[i])
-            return fr_fail(FR_ERR_FORMAT, "golden: in.%s dim %d is %lld, expected %lld", name,
-                           i, (long long)t->shape[i], (long long)shape[i]);
+    FR_TRY(get_exact(in, name, dt, ndim, shape, &t));
     *data = t->data;
     return FR_OK;
 }
@@ -261,6 +268,87 @@ fr_status fr_go_out_scalar(fr_st_file *out, const char *name, float v)
     return FR_OK;
 }
 
+/* ---- backend memory of a computation ------------------------------------------------------ */
+
+void fr_gd_begin(fr_golden_dev *d, fr_backend *be)
+{
+    d->be = be;
+    d->n = 0;
+}
+
+fr_status fr_gd_end(fr_golden_dev *d, fr_status s)
+{
+    for (int i = 0; i < d->n; i++)
+        if (s == FR_OK && d->buf[i].host) s = fr_d2h(d->be, d->buf[i].host, d->buf[i].dev, d->buf[i].bytes);
+    for (int i = 0; i < d->n; i++) fr_dev_free(d->be, d->buf[i].dev);
+    d->n = 0;
+    return s;
+}
+
+/* A new buffer of `bytes`, filled from host (NULL: zeros), read back into back (NULL: never). */
+static fr_status gd_new(fr_golden_dev *d, size_t bytes, const void *host, void *back, void **dev)
+{
+    if (d->n == FR_GD_MAX) return fr_fail(FR_ERR_ARG, "golden: more than %d backend buffers in one case", FR_GD_MAX);
+    void *p = fr_dev_alloc(d->be, bytes ? bytes : 1);
+    if (!p) return FR_ERR_NOMEM;
+    d->buf[d->n].dev = p;
+    d->buf[d->n].host = back;
+    d->buf[d->n].bytes = bytes;
+    d->n++;
+    if (host && bytes) FR_TRY(fr_h2d(d->be, p, host, bytes));
+    *dev = p;
+    return FR_OK;
+}
+
+fr_status fr_gd_alloc(fr_golden_dev *d, size_t bytes, void **dev) { return gd_new(d, bytes, NULL, NULL, dev); }
+
+fr_status fr_gd_up(fr_golden_dev *d, const void *host, size_t bytes, void **dev)
+{
+    return gd_new(d, bytes, host, NULL, dev);
+}
+
+fr_status fr_gd_f32(fr_golden_dev *d, const fr_st_file *in, const char *name, int ndim, int64_t *shape,
+                    const float **dev)
+{
+    const fr_tensor *t;
+    FR_TRY(get_in(in, name, FR_F32, ndim, &t));
+    if (shape)
+        for (int i = 0; i < ndim; i++) shape[i] = t->shape[i];
+    return gd_new(d, fr_tensor_nbytes(t), t->data, NULL, (void **)dev);
+}
+
+fr_status fr_gd_exact(fr_golden_dev *d, const fr_st_file *in, const char *name, fr_dtype dt, int ndim,
+                      const int64_t *shape, const void **dev)
+{
+    const fr_tensor *t;
+    FR_TRY(get_exact(in, name, dt, ndim, shape, &t));
+    return gd_new(d, fr_tensor_nbytes(t), t->data, NULL, (void **)dev);
+}
+
+fr_status fr_gd_out(fr_golden_dev *d, fr_st_file *out, const char *name, fr_dtype dt, int ndim,
+                    const int64_t *shape, const void *init, void **dev)
+{
+    void *host;
+    FR_TRY(fr_go_out(out, name, dt, ndim, shape, &host));
+    return gd_new(d, (size_t)fr_shape_numel(ndim, shape) * fr_dtype_size(dt), init, host, dev);
+}
+
+fr_status fr_gd_out_f32(fr_golden_dev *d, fr_st_file *out, const char *name, int ndim, const int64_t *shape,
+                        const float *init, float **dev)
+{
+    return fr_gd_out(d, out, name, FR_F32, ndim, shape, init, (void **)dev);
+}
+
+fr_status fr_gd_read(fr_golden_dev *d, const void *dev, void **host)
+{
+    for (int i = 0; i < d->n; i++)
+        if (d->buf[i].dev == dev && d->buf[i].host) {
+            *host = d->buf[i].host;
+            return fr_d2h(d->be, *host, dev, d->buf[i].bytes);
+        }
+    return fr_fail(FR_ERR_ARG, "golden: fr_gd_read of a buffer that is no output");
+}
+
 /* ---- one case file ------------------------------------------------------------------------ */
 
 static fr_status build(const fr_golden_case *c, fr_st_file *f, fr_st_file *out)
@@ -269,7 +357,9 @@ static fr_status build(const fr_golden_case *c, fr_st_file *f, fr_st_file *out)
     FR_TRY(fr_backend_open(&ref, "ref", 0, 1));
     fr_golden_in g = {f, (uint32_t)fr_digest_bytes(c->name, strlen(c->name)), 0};
     FR_TRY(c->inputs(c, &g));
-    FR_TRY(c->compute(c, &ref, f, out));
+    fr_golden_dev d;
+    fr_gd_begin(&d, &ref);
+    FR_TRY(fr_gd_end(&d, c->compute(c, &d, f, out)));
     for (size_t i = 0; i < out->n; i++) {
         const fr_tensor *t = &out->entries[i].t;
         const float *p = t->data;

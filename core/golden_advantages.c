@@ -33,10 +33,10 @@ static fr_status rewards_in(const fr_golden_case *c, fr_golden_in *g)
     return FR_OK;
 }
 
-static fr_status rewards_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status rewards_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                              fr_st_file *out)
 {
-    (void)be;
+    (void)d;
     int64_t n;
     const float *r;
     const int64_t *group;
@@ -70,11 +70,11 @@ static fr_status ddpo_in(const fr_golden_case *c, fr_golden_in *g)
                         "update u < 2: (i + u) mod 3; update 2: i mod 4");
 }
 
-static fr_status ddpo_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status ddpo_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                           fr_st_file *out)
 {
     (void)c;
-    (void)be;
+    (void)d;
     long long buf, minc;
     int64_t s[2];
     float eps, *adv, *hist;
@@ -120,11 +120,11 @@ static fr_status filter_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_param(g, "c1", 0);
 }
 
-static fr_status filter_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status filter_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                             fr_st_file *out)
 {
     (void)c;
-    (void)be;
+    (void)d;
     long long nb, seed, purpose, c0, c1;
     int64_t n, *kept;
     const float *a;

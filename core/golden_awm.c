@@ -2,10 +2,12 @@
  * the objective of one micro-batch (K = 2 times × B = 3 samples, D = 5) from the model
  * output to its loss and gradient w.r.t. v, for each weighting, off-policy with both ratio
  * modes, and with the KL / EMA-KL terms; and the training times and noise of each time
- * type. core/ code shared by every backend.
+ * type. The objective runs the AWM op entries (row reductions, flow target, loss gradient,
+ * KL gradient); the times are host code, their noise and x_t the noise_fm entry.
  *
  * v is formed near the velocity target (v = (ε − x0) + in.dv) so m is O(0.1) as in training;
  * the off-policy ℓ_old = ℓ_θ + in.dlogp puts ratios on both sides of the clip band. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -110,7 +112,9 @@ static fr_status read_params(const fr_golden_case *c, const fr_st_file *in, fr_a
     return fr_awm_kl_weight_parse(fr_st_get_meta(in, "param.kl_ema_weight"), &p->kl_ema_weight);
 }
 
-static fr_status awm_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in, fr_st_file *out)
+/* Memory (awm.h "Memory"): x0, ε, v, v_ref, v_ema and grad_v in backend memory; t, ℓ_old, A
+ * and the per-row m, w, ℓ and ratios on the host. */
+static fr_status awm_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out)
 {
     fr_awm_params p;
     FR_TRY(read_params(c, in, &p));
@@ -120,17 +124,17 @@ static fr_status awm_run(const fr_golden_case *c, fr_backend *be, const fr_st_fi
     const float *x0, *eps, *v, *t, *adv, *vr = NULL, *ve = NULL;
     const double *old = NULL;
     double gout;
-    FR_TRY(fr_go_f32(in, "x0", 2, xb, &x0));
-    FR_TRY(fr_go_f32(in, "eps", 2, xr, &eps));
+    FR_TRY(fr_gd_f32(d, in, "x0", 2, xb, &x0));
+    FR_TRY(fr_gd_f32(d, in, "eps", 2, xr, &eps));
     const int64_t B = xb[0], D = xb[1], R = xr[0];
     if (R != K * B || xr[1] != D) return fr_fail(FR_ERR_FORMAT, "golden %s: in.eps is not (K*B, D)", c->name);
     r1[0] = R;
-    FR_TRY(fr_go_exact(in, "v", FR_F32, 2, xr, (const void **)&v));
+    FR_TRY(fr_gd_exact(d, in, "v", FR_F32, 2, xr, (const void **)&v));
     FR_TRY(fr_go_exact(in, "t", FR_F32, 1, r1, (const void **)&t));
     FR_TRY(fr_go_exact(in, "adv", FR_F32, 1, &B, (const void **)&adv));
     FR_TRY(fr_go_scalar_f64(in, "gout", &gout));
-    if (p.beta > 0.0) FR_TRY(fr_go_exact(in, "v_ref", FR_F32, 2, xr, (const void **)&vr));
-    if (p.ema_beta > 0.0) FR_TRY(fr_go_exact(in, "v_ema", FR_F32, 2, xr, (const void **)&ve));
+    if (p.beta > 0.0) FR_TRY(fr_gd_exact(d, in, "v_ref", FR_F32, 2, xr, (const void **)&vr));
+    if (p.ema_beta > 0.0) FR_TRY(fr_gd_exact(d, in, "v_ema", FR_F32, 2, xr, (const void **)&ve));
     if (c->arg & AW_OFF) FR_TRY(fr_go_exact(in, "logp_old", FR_F64, 1, r1, (const void **)&old));
 
     double *m, *w, *logp, *ratio;
@@ -138,12 +142,12 @@ static fr_status awm_run(const fr_golden_case *c, fr_backend *be, const fr_st_fi
     int64_t nr[1] = {p.ratio_mode == FR_AWM_RATIO_EXP_FIRST ? R : B};
     FR_TRY(fr_go_out(out, "m", FR_F64, 1, r1, (void **)&m));
     FR_TRY(fr_go_out(out, "w", FR_F64, 1, r1, (void **)&w));
-    FR_TRY(fr_awm_logprob(be, &p, K, B, D, t, x0, eps, v, m, NULL, w));
+    FR_TRY(fr_awm_logprob(d->be, &p, K, B, D, t, x0, eps, v, m, NULL, w));
     FR_TRY(fr_go_out(out, "logp", FR_F64, 1, r1, (void **)&logp));
     FR_TRY(fr_go_out(out, "ratio", FR_F64, 1, nr, (void **)&ratio));
-    FR_TRY(fr_go_out_f32(out, "grad_v", 2, xr, &grad));
+    FR_TRY(fr_gd_out_f32(d, out, "grad_v", 2, xr, NULL, &grad));
     fr_awm_stats st;
-    FR_TRY(fr_awm_loss(be, &p, K, B, D, t, x0, eps, v, vr, ve, old, adv, gout, grad, logp, ratio, &st));
+    FR_TRY(fr_awm_loss(d->be, &p, K, B, D, t, x0, eps, v, vr, ve, old, adv, gout, grad, logp, ratio, &st));
     FR_TRY(out_f64(out, "loss", st.loss));
     FR_TRY(out_f64(out, "policy_loss", st.policy_loss));
     FR_TRY(out_f64(out, "kl", st.kl));
@@ -174,7 +178,9 @@ static fr_status times_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_normal(g, "x0", 2, (int64_t[]){TB, TD}, 1.0f, NULL);
 }
 
-static fr_status times_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in, fr_st_file *out)
+/* The times are host values (per row); ε and x_t come from fr_awm_noise in backend memory,
+ * from x0, the sample ids and the default type's times uploaded. */
+static fr_status times_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out)
 {
     (void)c;
     const float *s, *x0;
@@ -183,7 +189,7 @@ static fr_status times_run(const fr_golden_case *c, fr_backend *be, const fr_st_
     fr_awm_time_cfg tc = fr_awm_time_defaults();
     FR_TRY(fr_go_exact(in, "sigmas", FR_F32, 1, (int64_t[]){TT + 1}, (const void **)&s));
     FR_TRY(fr_go_exact(in, "sample_id", FR_I64, 1, (int64_t[]){TB}, (const void **)&sid));
-    FR_TRY(fr_go_exact(in, "x0", FR_F32, 2, (int64_t[]){TB, TD}, (const void **)&x0));
+    FR_TRY(fr_gd_exact(d, in, "x0", FR_F32, 2, (int64_t[]){TB, TD}, (const void **)&x0));
     FR_TRY(fr_go_scalar_f64(in, "timestep_fraction", &tc.fraction));
     FR_TRY(fr_go_scalar_f64(in, "time_shift", &tc.shift));
     FR_TRY(fr_go_param(in, "K", TK, TK, &K));
@@ -208,18 +214,21 @@ static fr_status times_run(const fr_golden_case *c, fr_backend *be, const fr_st_
     }
     /* ε and x_t at the default (discrete_wo_init) times */
     tc.type = FR_AWM_TIME_DISCRETE_WO_INIT;
-    float t[TK * TB], *eps, *xt;
-    uint32_t ids[TB];
+    float t[TK * TB], *t_dev, *eps, *xt;
+    uint32_t ids[TB], *ids_dev;
     for (int b = 0; b < TB; b++) ids[b] = (uint32_t)sid[b];
     FR_TRY(fr_awm_times(&tc, (uint32_t)seed, (uint32_t)epoch, (uint32_t)batch, TB, TT, s, NULL, t));
-    FR_TRY(fr_go_out_f32(out, "eps", 2, (int64_t[]){TK * TB, TD}, &eps));
-    FR_TRY(fr_go_out_f32(out, "xt", 2, (int64_t[]){TK * TB, TD}, &xt));
-    return fr_awm_noise(be, (uint32_t)seed, (uint32_t)epoch, ids, TK, TB, TD, x0, t, eps, xt);
+    FR_TRY(fr_gd_up(d, t, sizeof t, (void **)&t_dev));
+    FR_TRY(fr_gd_up(d, ids, sizeof ids, (void **)&ids_dev));
+    FR_TRY(fr_gd_out_f32(d, out, "eps", 2, (int64_t[]){TK * TB, TD}, NULL, &eps));
+    FR_TRY(fr_gd_out_f32(d, out, "xt", 2, (int64_t[]){TK * TB, TD}, NULL, &xt));
+    return fr_awm_noise(d->be, (uint32_t)seed, (uint32_t)epoch, ids_dev, TK, TB, TD, x0, t_dev, eps, xt);
 }
 
-/* Shared code: every mode and backend runs the same functions, so --fast stays bitwise. */
-#define T_SHARED {0.0f, 0.0f}
-#define AWM(nm, arg, what) {"awm." nm, what, FR_GOLDEN_SHARED, arg, T_SHARED, awm_in, awm_run}
+/* --fast keeps the canonical AWM and noise entries (the vendor kernels replace GEMM, layer
+ * norm and activations only): bitwise in every mode. */
+#define T_EXACT {0.0f, 0.0f}
+#define AWM(nm, arg, what) {"awm." nm, what, FR_GOLDEN_ALL_OPS, arg, T_EXACT, awm_in, awm_run}
 
 const fr_golden_case fr_golden_cases_awm[] = {
     AWM("uniform", FR_AWM_W_UNIFORM, "AWM micro-batch K 2 x B 3, D 5: weighting Uniform, on-policy, no KL (§9)"),
@@ -234,6 +243,6 @@ const fr_golden_case fr_golden_cases_awm[] = {
         "AWM: the ocr objective: ghuber + beta 0.003 KL to the base + ema_beta 1 EMA-KL, Uniform (§9)"),
     AWM("kl_elbo", FR_AWM_W_UNIFORM | AW_KL | AW_ELBO, "AWM: Uniform + both KL terms with the ELBO weight 1/(2 std^2) (§9)"),
     {"awm.times", "AWM training times of every time type (T 14, fraction 0.9, K 6, B 3) and the noise / x_t (§9)",
-     FR_GOLDEN_SHARED, 0, T_SHARED, times_in, times_run},
+     (long)offsetof(fr_ops, noise_fm), 0, T_EXACT, times_in, times_run},
 };
 const size_t fr_golden_n_awm = sizeof fr_golden_cases_awm / sizeof fr_golden_cases_awm[0];

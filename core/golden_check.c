@@ -328,7 +328,9 @@ fr_status fr_golden_check_case(const fr_golden_case *c, const char *dir,
         ok = 0;
     }
     if (ok) {
-        fr_status s = c->compute(c, be, &f, &got);
+        fr_golden_dev d;
+        fr_gd_begin(&d, be);
+        fr_status s = fr_gd_end(&d, c->compute(c, &d, &f, &got));
         if (s == FR_ERR_NOMEM) {
             fr_st_free(&f);
             fr_st_free(&got);

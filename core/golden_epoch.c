@@ -284,7 +284,7 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
-static fr_status epoch_compute(const fr_golden_case *c, fr_backend *be, const fr_st_file *in, fr_st_file *out)
+static fr_status epoch_compute(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out)
 {
     (void)c;
     fr_run_opts o;
@@ -298,11 +298,11 @@ static fr_status epoch_compute(const fr_golden_case *c, fr_backend *be, const fr
     snprintf(base, sizeof base, "%s/base.safetensors", dir);
     snprintf(o.c.base, sizeof o.c.base, "%s", base);
     snprintf(o.run.out, sizeof o.run.out, "%s/run", dir);
-    fr_status s = write_base(be, in, base);
+    fr_status s = write_base(d->be, in, base);
     if (s == FR_OK) {
         tap_ctx tc = {out};
         fr_run_result res;
-        fr_run_env env = {be, NULL, tap, &tc};
+        fr_run_env env = {d->be, NULL, tap, &tc};
         s = fr_run_new(&o, &fo, &env, &res);
         if (s == FR_OK && res.epochs_done != 1)
             s = fr_fail(FR_ERR_ARG, "golden epoch: the run did %lld epochs", (long long)res.epochs_done);

@@ -49,6 +49,49 @@ fr_status fr_go_out_f32(fr_st_file *out, const char *name, int ndim, const int64
                         float **data);
 fr_status fr_go_out_scalar(fr_st_file *out, const char *name, float v);
 
+/* ---- compute side: backend memory ---------------------------------------------------------
+ * A case computes in the memory of the backend under test. Its inputs go up (fr_h2d into
+ * fr_dev_alloc'd buffers), the op entries and library functions run on them, and its
+ * outputs come back (fr_d2h). For ref and opt backend memory is host memory: the same
+ * copies, the same bits. The harness (fr_golden_build, fr_golden_check_case) opens the scope
+ * with fr_gd_begin and closes it with fr_gd_end, which reads every fr_gd_out output back
+ * into its "out.*" tensor once the computation has returned FR_OK, and frees every buffer
+ * either way (so a case may return early). */
+
+enum { FR_GD_MAX = 48 }; /* buffers of one case */
+
+struct fr_golden_dev {
+    fr_backend *be;
+    int n;
+    struct {
+        void *dev;   /* backend memory */
+        void *host;  /* the "out.*" tensor's data it is read back into; NULL: input, scratch */
+        size_t bytes;
+    } buf[FR_GD_MAX];
+};
+
+void fr_gd_begin(fr_golden_dev *d, fr_backend *be);
+/* s == FR_OK: every output read back (a failed copy is the status); then frees all. */
+fr_status fr_gd_end(fr_golden_dev *d, fr_status s);
+/* n bytes of zeroed backend memory (scratch). */
+fr_status fr_gd_alloc(fr_golden_dev *d, size_t bytes, void **dev);
+/* A copy of host bytes in backend memory. */
+fr_status fr_gd_up(fr_golden_dev *d, const void *host, size_t bytes, void **dev);
+/* fr_go_f32 / fr_go_exact, the data uploaded: *dev is backend memory. */
+fr_status fr_gd_f32(fr_golden_dev *d, const fr_st_file *in, const char *name, int ndim, int64_t *shape,
+                    const float **dev);
+fr_status fr_gd_exact(fr_golden_dev *d, const fr_st_file *in, const char *name, fr_dtype dt, int ndim,
+                      const int64_t *shape, const void **dev);
+/* fr_go_out, in backend memory: *dev starts as a copy of init (host, NULL: zeros) and is
+ * read back into "out.<name>" by fr_gd_end. */
+fr_status fr_gd_out(fr_golden_dev *d, fr_st_file *out, const char *name, fr_dtype dt, int ndim,
+                    const int64_t *shape, const void *init, void **dev);
+fr_status fr_gd_out_f32(fr_golden_dev *d, fr_st_file *out, const char *name, int ndim, const int64_t *shape,
+                        const float *init, float **dev);
+/* Reads the fr_gd_out buffer dev back now (per-sample values the host goes on with) and
+ * gives its "out.*" tensor's data; fr_gd_end reads it again at the end. */
+fr_status fr_gd_read(fr_golden_dev *d, const void *dev, void **host);
+
 /* The fr_step of a sampler or objective case from its inputs (core/golden_samplers.c):
  * "param.sampler" must name k; the scalars the kind reads are 0-d inputs. */
 fr_status fr_golden_read_step(const fr_st_file *in, fr_sampler_kind k, fr_step *p);

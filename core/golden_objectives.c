@@ -1,7 +1,8 @@
 /* Golden cases of the Flow-GRPO family of objectives (flowrl/grpo.h, docs/algorithms/flow-grpo.md §2,
  * §3; CPS ratio §2 with docs/algorithms/samplers.md §4): one trained step j of a batch, chained as a
  * training loop chains it (grpo.h "How a training loop chains these"), from the model
- * output v_θ to the gradient w.r.t. v_θ. core/ code shared by every backend.
+ * output v_θ to the gradient w.r.t. v_θ, through the op entries of the sampler and of the
+ * trajectory objectives (sampler_logprob, logp_backward, the KL and Guard entries, scale).
  *
  * The rollout quantities (x_{j+1}, μ_old, logp_old) are inputs formed at generation by the
  * ref sampler step with the OLD model output v_old = in.v + in.dv and noise in.xi, so the
@@ -90,7 +91,10 @@ static fr_status out_stats(fr_st_file *out, const fr_ppo_stats *st)
     return fr_go_out_scalar(out, "ratio_mean", st->ratio_mean);
 }
 
-static fr_status obj_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+/* Memory as a training loop holds it (grpo.h "Memory"): x, v, x_{j+1}, μ_θ, μ_old, μ_ref and
+ * g_μ, g_v in backend memory; the PPO core's per-sample values on the host (logp_new read back
+ * once, g_logp uploaded once). */
+static fr_status obj_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                          fr_st_file *out)
 {
     fr_sampler_kind k = obj_sampler(c->arg);
@@ -100,9 +104,9 @@ static fr_status obj_run(const fr_golden_case *c, fr_backend *be, const fr_st_fi
     const float *x, *v, *xn, *logp_old, *adv, *mu_old = NULL, *mu_ref = NULL;
     fr_ppo_params prm;
     float gout;
-    FR_TRY(fr_go_f32(in, "x", 2, sh, &x));
-    FR_TRY(fr_go_exact(in, "v", FR_F32, 2, sh, (const void **)&v));
-    FR_TRY(fr_go_exact(in, "x_next", FR_F32, 2, sh, (const void **)&xn));
+    FR_TRY(fr_gd_f32(d, in, "x", 2, sh, &x));
+    FR_TRY(fr_gd_exact(d, in, "v", FR_F32, 2, sh, (const void **)&v));
+    FR_TRY(fr_gd_exact(d, in, "x_next", FR_F32, 2, sh, (const void **)&xn));
     FR_TRY(fr_go_exact(in, "logp_old", FR_F32, 1, sh, (const void **)&logp_old));
     FR_TRY(fr_go_exact(in, "adv", FR_F32, 1, sh, (const void **)&adv));
     FR_TRY(fr_go_scalar_f64(in, "clip_range", &prm.clip_range));
@@ -110,12 +114,13 @@ static fr_status obj_run(const fr_golden_case *c, fr_backend *be, const fr_st_fi
     FR_TRY(fr_go_scalar(in, "gout", &gout));
     int64_t B = sh[0], D = sh[1], bs[1] = {B};
 
-    float *mean, *logp, *ratio, *gmean, *gv;
-    FR_TRY(fr_go_out_f32(out, "mean", 2, sh, &mean));
-    FR_TRY(fr_go_out_f32(out, "logp_new", 1, bs, &logp));
+    float *mean, *logp_dev, *logp, *ratio, *gmean, *gv;
+    FR_TRY(fr_gd_out_f32(d, out, "mean", 2, sh, NULL, &mean));
+    FR_TRY(fr_gd_out_f32(d, out, "logp_new", 1, bs, NULL, &logp_dev));
     FR_TRY(fr_go_out_f32(out, "ratio", 1, bs, &ratio));
     /* 1. μ_θ, logp_new (grpo.h chain step 1) */
-    FR_TRY(fr_sampler_logprob(be, &p, B, D, x, v, NULL, xn, mean, logp));
+    FR_TRY(fr_sampler_logprob(d->be, &p, B, D, x, v, NULL, xn, mean, logp_dev));
+    FR_TRY(fr_gd_read(d, logp_dev, (void **)&logp));
     fr_ppo_stats st;
     if (obj_guard(c->arg)) {
         const char *mode = fr_st_get_meta(in, "param.guard_bias");
@@ -123,20 +128,21 @@ static fr_status obj_run(const fr_golden_case *c, fr_backend *be, const fr_st_fi
         if (!mode || (!sample && strcmp(mode, "batch") != 0))
             return fr_fail(FR_ERR_FORMAT, "golden %s: param.guard_bias must be batch or sample", c->name);
         float *bias;
-        FR_TRY(fr_go_exact(in, "mean_old", FR_F32, 2, sh, (const void **)&mu_old));
+        FR_TRY(fr_gd_exact(d, in, "mean_old", FR_F32, 2, sh, (const void **)&mu_old));
         FR_TRY(fr_go_out_f32(out, "bias", 1, bs, &bias));
-        FR_TRY(fr_go_out_f32(out, "grad_mean", 2, sh, &gmean));
+        FR_TRY(fr_gd_out_f32(d, out, "grad_mean", 2, sh, NULL, &gmean));
         /* 2. GRPO-Guard term with its gradient w.r.t. μ_θ */
-        FR_TRY(fr_guard_policy(be, &p, B, D, sample ? FR_GUARD_BIAS_SAMPLE : FR_GUARD_BIAS_BATCH,
+        FR_TRY(fr_guard_policy(d->be, &p, B, D, sample ? FR_GUARD_BIAS_SAMPLE : FR_GUARD_BIAS_BATCH,
                                &prm, xn, mean, mu_old, logp, logp_old, adv, gout, gmean, 0,
                                ratio, bias, &st));
     } else {
-        float *glogp;
+        float *glogp, *glogp_dev;
         FR_TRY(fr_go_out_f32(out, "grad_logp_new", 1, bs, &glogp));
-        FR_TRY(fr_go_out_f32(out, "grad_mean", 2, sh, &gmean));
+        FR_TRY(fr_gd_out_f32(d, out, "grad_mean", 2, sh, NULL, &gmean));
         /* 2. PPO-clip term, 3. through the log-prob to μ_θ */
         FR_TRY(fr_ppo_policy(B, &prm, logp, logp_old, adv, gout, glogp, ratio, &st));
-        FR_TRY(fr_logp_backward(be, &p, B, D, xn, mean, glogp, gmean, 0));
+        FR_TRY(fr_gd_up(d, glogp, (size_t)B * sizeof *glogp, (void **)&glogp_dev));
+        FR_TRY(fr_logp_backward(d->be, &p, B, D, xn, mean, glogp_dev, gmean, 0));
     }
     FR_TRY(out_stats(out, &st));
     if (c->arg == OBJ_PPO_KL) {
@@ -144,26 +150,27 @@ static fr_status obj_run(const fr_golden_case *c, fr_backend *be, const fr_st_fi
         const char *form = fr_st_get_meta(in, "param.kl_form");
         if (!form || strcmp(form, "code") != 0)
             return fr_fail(FR_ERR_FORMAT, "golden %s: param.kl_form must be 'code'", c->name);
-        FR_TRY(fr_go_exact(in, "mean_ref", FR_F32, 2, sh, (const void **)&mu_ref));
+        FR_TRY(fr_gd_exact(d, in, "mean_ref", FR_F32, 2, sh, (const void **)&mu_ref));
         FR_TRY(fr_go_scalar(in, "beta", &beta));
         /* 4. β·KL to the reference model, its gradient added to g_μ */
         FR_TRY(fr_kl_std(&p, FR_KL_CODE, &kl_sigma));
-        FR_TRY(fr_kl_loss(be, B, D, kl_sigma, mean, mu_ref, gout * beta, &kl, gmean, 1));
+        FR_TRY(fr_kl_loss(d->be, B, D, kl_sigma, mean, mu_ref, gout * beta, &kl, gmean, 1));
         FR_TRY(fr_go_out_scalar(out, "kl_sigma", kl_sigma));
         FR_TRY(fr_go_out_scalar(out, "loss_kl", kl));
     }
-    /* 5. g_v = g_μ·dμ/dv */
+    /* 5. g_v = g_μ·dμ/dv (the scale entry, as the trainer's micro-step) */
     float dmdv;
     FR_TRY(fr_grpo_dmean_dv(&p, &dmdv));
     FR_TRY(fr_go_out_scalar(out, "dmean_dv", dmdv));
-    FR_TRY(fr_go_out_f32(out, "grad_v", 2, sh, &gv));
-    for (int64_t i = 0; i < B * D; i++) gv[i] = gmean[i] * dmdv;
+    FR_TRY(fr_gd_out_f32(d, out, "grad_v", 2, sh, NULL, &gv));
+    d->be->ops->scale(B * D, dmdv, gmean, gv);
     return FR_OK;
 }
 
-/* Shared code: every mode and backend runs the same functions, so --fast stays bitwise. */
-#define T_SHARED {0.0f, 0.0f}
-#define OBJ(nm, arg, what) {"obj." nm, what, FR_GOLDEN_SHARED, arg, T_SHARED, obj_in, obj_run}
+/* --fast keeps the canonical entries these cases run (the vendor kernels replace GEMM, layer
+ * norm and activations only), so the fast table stays bitwise here. */
+#define T_CANON {0.0f, 0.0f}
+#define OBJ(nm, arg, what) {"obj." nm, what, FR_GOLDEN_ALL_OPS, arg, T_CANON, obj_in, obj_run}
 
 const fr_golden_case fr_golden_cases_objectives[] = {
     OBJ("flow_grpo", OBJ_PPO, "Flow-GRPO step j: sde log-prob, PPO-clip 1e-4, grads to mu and v, no KL (§2)"),

@@ -1,7 +1,9 @@
 /* Golden cases of the op table (flowrl/ops.h): one per entry, per activation, per binary
  * and unary op, and the four GEMM transposes plus an accumulating GEMM. Shapes are tiny
  * but longer than one 8-lane register with a tail (N = 19, n = 37, D = 29), so a SIMD
- * kernel's main loop and remainder are both exercised. */
+ * kernel's main loop and remainder are both exercised. Each entry runs in the backend's
+ * memory (core/golden_internal.h "backend memory"); an output updated in place (C of an
+ * accumulating GEMM, y of bias_add and axpby, AdamW's p, m, v) starts as its input's copy. */
 #include <stddef.h>
 #include <string.h>
 
@@ -32,7 +34,7 @@ static fr_status gemm_in(const fr_golden_case *c, fr_golden_in *g)
     return FR_OK;
 }
 
-static fr_status gemm_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status gemm_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                           fr_st_file *out)
 {
     (void)c;
@@ -42,17 +44,16 @@ static fr_status gemm_run(const fr_golden_case *c, fr_backend *be, const fr_st_f
     FR_TRY(fr_go_param(in, "accumulate", 0, 1, &acc));
     int64_t sa[2], sb[2];
     const float *A, *B, *C0 = NULL;
-    FR_TRY(fr_go_f32(in, "A", 2, sa, &A));
-    FR_TRY(fr_go_f32(in, "B", 2, sb, &B));
+    FR_TRY(fr_gd_f32(d, in, "A", 2, sa, &A));
+    FR_TRY(fr_gd_f32(d, in, "B", 2, sb, &B));
     int64_t M = ta ? sa[1] : sa[0], K = ta ? sa[0] : sa[1];
     int64_t N = tb ? sb[0] : sb[1], KB = tb ? sb[1] : sb[0];
     if (K != KB) return fr_fail(FR_ERR_FORMAT, "golden gemm: in.A and in.B disagree on K");
     int64_t sc[2] = {M, N};
     if (acc) FR_TRY(fr_go_exact(in, "C0", FR_F32, 2, sc, (const void **)&C0));
     float *C;
-    FR_TRY(fr_go_out_f32(out, "C", 2, sc, &C));
-    if (acc) memcpy(C, C0, (size_t)(M * N) * sizeof(float));
-    be->ops->gemm((int)ta, (int)tb, M, N, K, A, B, C, (int)acc);
+    FR_TRY(fr_gd_out_f32(d, out, "C", 2, sc, C0, &C));
+    d->be->ops->gemm((int)ta, (int)tb, M, N, K, A, B, C, (int)acc);
     return FR_OK;
 }
 
@@ -65,18 +66,17 @@ static fr_status bias_add_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "b", 1, (int64_t[]){19}, -1.0f, 1.0f, NULL);
 }
 
-static fr_status bias_add_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status bias_add_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                               fr_st_file *out)
 {
     (void)c;
     int64_t s[2];
     const float *y0, *b;
     FR_TRY(fr_go_f32(in, "y0", 2, s, &y0));
-    FR_TRY(fr_go_exact(in, "b", FR_F32, 1, &s[1], (const void **)&b));
+    FR_TRY(fr_gd_exact(d, in, "b", FR_F32, 1, &s[1], (const void **)&b));
     float *y;
-    FR_TRY(fr_go_out_f32(out, "y", 2, s, &y));
-    memcpy(y, y0, (size_t)(s[0] * s[1]) * sizeof(float));
-    be->ops->bias_add(s[0], s[1], y, b);
+    FR_TRY(fr_gd_out_f32(d, out, "y", 2, s, y0, &y));
+    d->be->ops->bias_add(s[0], s[1], y, b);
     return FR_OK;
 }
 
@@ -86,16 +86,16 @@ static fr_status bias_grad_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "dy", 2, (int64_t[]){7, 19}, -1.0f, 1.0f, NULL);
 }
 
-static fr_status bias_grad_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status bias_grad_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                                fr_st_file *out)
 {
     (void)c;
     int64_t s[2];
     const float *dy;
-    FR_TRY(fr_go_f32(in, "dy", 2, s, &dy));
+    FR_TRY(fr_gd_f32(d, in, "dy", 2, s, &dy));
     float *db;
-    FR_TRY(fr_go_out_f32(out, "db", 1, &s[1], &db));
-    be->ops->bias_grad(s[0], s[1], dy, db, 0);
+    FR_TRY(fr_gd_out_f32(d, out, "db", 1, &s[1], NULL, &db));
+    d->be->ops->bias_grad(s[0], s[1], dy, db, 0);
     return FR_OK;
 }
 
@@ -122,30 +122,30 @@ static fr_status act_check(const fr_golden_case *c, const fr_st_file *in)
     return FR_OK;
 }
 
-static fr_status act_fwd_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status act_fwd_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                              fr_st_file *out)
 {
     FR_TRY(act_check(c, in));
     int64_t n;
     const float *x;
-    FR_TRY(fr_go_f32(in, "x", 1, &n, &x));
+    FR_TRY(fr_gd_f32(d, in, "x", 1, &n, &x));
     float *y;
-    FR_TRY(fr_go_out_f32(out, "y", 1, &n, &y));
-    be->ops->act_fwd((fr_act)c->arg, n, x, y);
+    FR_TRY(fr_gd_out_f32(d, out, "y", 1, &n, NULL, &y));
+    d->be->ops->act_fwd((fr_act)c->arg, n, x, y);
     return FR_OK;
 }
 
-static fr_status act_bwd_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status act_bwd_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                              fr_st_file *out)
 {
     FR_TRY(act_check(c, in));
     int64_t n;
     const float *x, *dy;
-    FR_TRY(fr_go_f32(in, "x", 1, &n, &x));
-    FR_TRY(fr_go_exact(in, "dy", FR_F32, 1, &n, (const void **)&dy));
+    FR_TRY(fr_gd_f32(d, in, "x", 1, &n, &x));
+    FR_TRY(fr_gd_exact(d, in, "dy", FR_F32, 1, &n, (const void **)&dy));
     float *dx;
-    FR_TRY(fr_go_out_f32(out, "dx", 1, &n, &dx));
-    be->ops->act_bwd((fr_act)c->arg, n, x, dy, dx, 0);
+    FR_TRY(fr_gd_out_f32(d, out, "dx", 1, &n, NULL, &dx));
+    d->be->ops->act_bwd((fr_act)c->arg, n, x, dy, dx, 0);
     return FR_OK;
 }
 
@@ -167,21 +167,21 @@ static fr_status ln_fwd_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "beta", 1, (int64_t[]){LD}, -0.5f, 0.5f, NULL);
 }
 
-static fr_status ln_fwd_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status ln_fwd_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                             fr_st_file *out)
 {
     (void)c;
     int64_t s[2];
     const float *x, *gamma, *beta;
     float eps, *y, *mean, *rstd;
-    FR_TRY(fr_go_f32(in, "x", 2, s, &x));
-    FR_TRY(fr_go_exact(in, "gamma", FR_F32, 1, &s[1], (const void **)&gamma));
-    FR_TRY(fr_go_exact(in, "beta", FR_F32, 1, &s[1], (const void **)&beta));
+    FR_TRY(fr_gd_f32(d, in, "x", 2, s, &x));
+    FR_TRY(fr_gd_exact(d, in, "gamma", FR_F32, 1, &s[1], (const void **)&gamma));
+    FR_TRY(fr_gd_exact(d, in, "beta", FR_F32, 1, &s[1], (const void **)&beta));
     FR_TRY(fr_go_scalar(in, "eps", &eps));
-    FR_TRY(fr_go_out_f32(out, "y", 2, s, &y));
-    FR_TRY(fr_go_out_f32(out, "mean", 1, s, &mean));
-    FR_TRY(fr_go_out_f32(out, "rstd", 1, s, &rstd));
-    be->ops->layernorm_fwd(s[0], s[1], x, gamma, beta, eps, y, mean, rstd);
+    FR_TRY(fr_gd_out_f32(d, out, "y", 2, s, NULL, &y));
+    FR_TRY(fr_gd_out_f32(d, out, "mean", 1, s, NULL, &mean));
+    FR_TRY(fr_gd_out_f32(d, out, "rstd", 1, s, NULL, &rstd));
+    d->be->ops->layernorm_fwd(s[0], s[1], x, gamma, beta, eps, y, mean, rstd);
     return FR_OK;
 }
 
@@ -198,22 +198,22 @@ static fr_status ln_bwd_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "dy", 2, (int64_t[]){LM, LD}, -1.0f, 1.0f, NULL);
 }
 
-static fr_status ln_bwd_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status ln_bwd_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                             fr_st_file *out)
 {
     (void)c;
     int64_t s[2];
     const float *x, *gamma, *mean, *rstd, *dy;
     float *dx, *dgamma, *dbeta;
-    FR_TRY(fr_go_f32(in, "x", 2, s, &x));
-    FR_TRY(fr_go_exact(in, "gamma", FR_F32, 1, &s[1], (const void **)&gamma));
-    FR_TRY(fr_go_exact(in, "mean", FR_F32, 1, &s[0], (const void **)&mean));
-    FR_TRY(fr_go_exact(in, "rstd", FR_F32, 1, &s[0], (const void **)&rstd));
-    FR_TRY(fr_go_exact(in, "dy", FR_F32, 2, s, (const void **)&dy));
-    FR_TRY(fr_go_out_f32(out, "dx", 2, s, &dx));
-    FR_TRY(fr_go_out_f32(out, "dgamma", 1, &s[1], &dgamma));
-    FR_TRY(fr_go_out_f32(out, "dbeta", 1, &s[1], &dbeta));
-    be->ops->layernorm_bwd(s[0], s[1], x, gamma, mean, rstd, dy, dx, dgamma, dbeta, 0);
+    FR_TRY(fr_gd_f32(d, in, "x", 2, s, &x));
+    FR_TRY(fr_gd_exact(d, in, "gamma", FR_F32, 1, &s[1], (const void **)&gamma));
+    FR_TRY(fr_gd_exact(d, in, "mean", FR_F32, 1, &s[0], (const void **)&mean));
+    FR_TRY(fr_gd_exact(d, in, "rstd", FR_F32, 1, &s[0], (const void **)&rstd));
+    FR_TRY(fr_gd_exact(d, in, "dy", FR_F32, 2, s, (const void **)&dy));
+    FR_TRY(fr_gd_out_f32(d, out, "dx", 2, s, NULL, &dx));
+    FR_TRY(fr_gd_out_f32(d, out, "dgamma", 1, &s[1], NULL, &dgamma));
+    FR_TRY(fr_gd_out_f32(d, out, "dbeta", 1, &s[1], NULL, &dbeta));
+    d->be->ops->layernorm_bwd(s[0], s[1], x, gamma, mean, rstd, dy, dx, dgamma, dbeta, 0);
     return FR_OK;
 }
 
@@ -230,16 +230,16 @@ static fr_status binary_in(const fr_golden_case *c, fr_golden_in *g)
                          NULL);
 }
 
-static fr_status binary_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status binary_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                             fr_st_file *out)
 {
     int64_t n;
     const float *a, *b;
     float *y;
-    FR_TRY(fr_go_f32(in, "a", 1, &n, &a));
-    FR_TRY(fr_go_exact(in, "b", FR_F32, 1, &n, (const void **)&b));
-    FR_TRY(fr_go_out_f32(out, "y", 1, &n, &y));
-    be->ops->binary((fr_binop)c->arg, n, a, b, y);
+    FR_TRY(fr_gd_f32(d, in, "a", 1, &n, &a));
+    FR_TRY(fr_gd_exact(d, in, "b", FR_F32, 1, &n, (const void **)&b));
+    FR_TRY(fr_gd_out_f32(d, out, "y", 1, &n, NULL, &y));
+    d->be->ops->binary((fr_binop)c->arg, n, a, b, y);
     return FR_OK;
 }
 
@@ -251,15 +251,15 @@ static fr_status unary_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "x", 1, (int64_t[]){EN}, lo, 8.0f, NULL);
 }
 
-static fr_status unary_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status unary_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                            fr_st_file *out)
 {
     int64_t n;
     const float *x;
     float *y;
-    FR_TRY(fr_go_f32(in, "x", 1, &n, &x));
-    FR_TRY(fr_go_out_f32(out, "y", 1, &n, &y));
-    be->ops->unary((fr_unop)c->arg, n, x, y);
+    FR_TRY(fr_gd_f32(d, in, "x", 1, &n, &x));
+    FR_TRY(fr_gd_out_f32(d, out, "y", 1, &n, NULL, &y));
+    d->be->ops->unary((fr_unop)c->arg, n, x, y);
     return FR_OK;
 }
 
@@ -272,7 +272,7 @@ static fr_status axpby_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "y0", 1, (int64_t[]){EN}, -2.0f, 2.0f, NULL);
 }
 
-static fr_status axpby_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status axpby_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                            fr_st_file *out)
 {
     (void)c;
@@ -281,11 +281,10 @@ static fr_status axpby_run(const fr_golden_case *c, fr_backend *be, const fr_st_
     const float *x, *y0;
     FR_TRY(fr_go_scalar(in, "alpha", &alpha));
     FR_TRY(fr_go_scalar(in, "beta", &beta));
-    FR_TRY(fr_go_f32(in, "x", 1, &n, &x));
+    FR_TRY(fr_gd_f32(d, in, "x", 1, &n, &x));
     FR_TRY(fr_go_exact(in, "y0", FR_F32, 1, &n, (const void **)&y0));
-    FR_TRY(fr_go_out_f32(out, "y", 1, &n, &y));
-    memcpy(y, y0, (size_t)n * sizeof(float));
-    be->ops->axpby(n, alpha, x, beta, y);
+    FR_TRY(fr_gd_out_f32(d, out, "y", 1, &n, y0, &y));
+    d->be->ops->axpby(n, alpha, x, beta, y);
     return FR_OK;
 }
 
@@ -296,7 +295,7 @@ static fr_status scale_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "x", 1, (int64_t[]){EN}, -2.0f, 2.0f, NULL);
 }
 
-static fr_status scale_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status scale_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                            fr_st_file *out)
 {
     (void)c;
@@ -304,9 +303,9 @@ static fr_status scale_run(const fr_golden_case *c, fr_backend *be, const fr_st_
     float alpha, *y;
     const float *x;
     FR_TRY(fr_go_scalar(in, "alpha", &alpha));
-    FR_TRY(fr_go_f32(in, "x", 1, &n, &x));
-    FR_TRY(fr_go_out_f32(out, "y", 1, &n, &y));
-    be->ops->scale(n, alpha, x, y);
+    FR_TRY(fr_gd_f32(d, in, "x", 1, &n, &x));
+    FR_TRY(fr_gd_out_f32(d, out, "y", 1, &n, NULL, &y));
+    d->be->ops->scale(n, alpha, x, y);
     return FR_OK;
 }
 
@@ -317,7 +316,7 @@ static fr_status fill_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_scalar(g, "value", -1.25f);
 }
 
-static fr_status fill_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status fill_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                           fr_st_file *out)
 {
     (void)c;
@@ -325,8 +324,8 @@ static fr_status fill_run(const fr_golden_case *c, fr_backend *be, const fr_st_f
     float v, *y;
     FR_TRY(fr_go_param(in, "n", 1, 1 << 20, &n));
     FR_TRY(fr_go_scalar(in, "value", &v));
-    FR_TRY(fr_go_out_f32(out, "y", 1, (int64_t[]){n}, &y));
-    be->ops->fill(n, v, y);
+    FR_TRY(fr_gd_out_f32(d, out, "y", 1, (int64_t[]){n}, NULL, &y));
+    d->be->ops->fill(n, v, y);
     return FR_OK;
 }
 
@@ -336,16 +335,16 @@ static fr_status copy_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_normal(g, "src", 1, (int64_t[]){EN}, 1.0f, NULL);
 }
 
-static fr_status copy_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status copy_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                           fr_st_file *out)
 {
     (void)c;
     int64_t n;
     const float *src;
     float *dst;
-    FR_TRY(fr_go_f32(in, "src", 1, &n, &src));
-    FR_TRY(fr_go_out_f32(out, "dst", 1, &n, &dst));
-    be->ops->copy(n, src, dst);
+    FR_TRY(fr_gd_f32(d, in, "src", 1, &n, &src));
+    FR_TRY(fr_gd_out_f32(d, out, "dst", 1, &n, NULL, &dst));
+    d->be->ops->copy(n, src, dst);
     return FR_OK;
 }
 
@@ -358,15 +357,15 @@ static fr_status rows_in(const fr_golden_case *c, fr_golden_in *g)
 }
 
 /* arg 0: row_sum, 1: row_mean */
-static fr_status rows_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status rows_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                           fr_st_file *out)
 {
     int64_t s[2];
     const float *x;
     float *y;
-    FR_TRY(fr_go_f32(in, "x", 2, s, &x));
-    FR_TRY(fr_go_out_f32(out, "y", 1, s, &y));
-    (c->arg ? be->ops->row_mean : be->ops->row_sum)(s[0], s[1], x, y);
+    FR_TRY(fr_gd_f32(d, in, "x", 2, s, &x));
+    FR_TRY(fr_gd_out_f32(d, out, "y", 1, s, NULL, &y));
+    (c->arg ? d->be->ops->row_mean : d->be->ops->row_sum)(s[0], s[1], x, y);
     return FR_OK;
 }
 
@@ -377,26 +376,17 @@ static fr_status sum_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "x", 1, (int64_t[]){101}, -1.0f, 1.0f, NULL);
 }
 
-/* The scalar result d (1,) of a reduction op, in backend memory, to out as `name`; frees d. */
-static fr_status scalar_out(fr_backend *be, fr_st_file *out, const char *name, float *d)
-{
-    float v;
-    fr_status st = fr_d2h(be, &v, d, sizeof v);
-    fr_dev_free(be, d);
-    return st == FR_OK ? fr_go_out_scalar(out, name, v) : st;
-}
-
-static fr_status sum_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status sum_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                          fr_st_file *out)
 {
     (void)c;
     int64_t n;
     const float *x;
-    FR_TRY(fr_go_f32(in, "x", 1, &n, &x));
-    float *d = fr_dev_floats(be, 1);
-    if (!d) return FR_ERR_NOMEM;
-    be->ops->sum(n, x, d);
-    return scalar_out(be, out, "sum", d);
+    float *sum;
+    FR_TRY(fr_gd_f32(d, in, "x", 1, &n, &x));
+    FR_TRY(fr_gd_out_f32(d, out, "sum", 0, NULL, NULL, &sum));
+    d->be->ops->sum(n, x, sum);
+    return FR_OK;
 }
 
 static fr_status gnorm_in(const fr_golden_case *c, fr_golden_in *g)
@@ -407,20 +397,20 @@ static fr_status gnorm_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "x2", 1, (int64_t[]){3}, -3.0f, 3.0f, NULL);
 }
 
-static fr_status gnorm_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status gnorm_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                            fr_st_file *out)
 {
     (void)c;
     int64_t s0, s1[2], s2;
-    const float *xs[3];
-    FR_TRY(fr_go_f32(in, "x0", 1, &s0, &xs[0]));
-    FR_TRY(fr_go_f32(in, "x1", 2, s1, &xs[1]));
-    FR_TRY(fr_go_f32(in, "x2", 1, &s2, &xs[2]));
+    const float *xs[3]; /* a host array of backend pointers */
+    float *norm;
+    FR_TRY(fr_gd_f32(d, in, "x0", 1, &s0, &xs[0]));
+    FR_TRY(fr_gd_f32(d, in, "x1", 2, s1, &xs[1]));
+    FR_TRY(fr_gd_f32(d, in, "x2", 1, &s2, &xs[2]));
     int64_t ns[3] = {s0, s1[0] * s1[1], s2};
-    float *d = fr_dev_floats(be, 1);
-    if (!d) return FR_ERR_NOMEM;
-    be->ops->global_norm(3, xs, ns, d);
-    return scalar_out(be, out, "norm", d);
+    FR_TRY(fr_gd_out_f32(d, out, "norm", 0, NULL, NULL, &norm));
+    d->be->ops->global_norm(3, xs, ns, norm);
+    return FR_OK;
 }
 
 /* ---- AdamW --------------------------------------------------------------------------------- */
@@ -442,7 +432,7 @@ static fr_status adamw_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_uniform(g, "v", 1, n, 0.0f, 0.01f, NULL);
 }
 
-static fr_status adamw_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status adamw_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                            fr_st_file *out)
 {
     (void)c;
@@ -458,17 +448,14 @@ static fr_status adamw_run(const fr_golden_case *c, fr_backend *be, const fr_st_
     FR_TRY(fr_go_scalar_f64(in, "weight_decay", &wd));
     FR_TRY(fr_go_param(in, "step", 1, 1LL << 40, &step));
     FR_TRY(fr_go_f32(in, "p", 1, &n, &p0));
-    FR_TRY(fr_go_exact(in, "g", FR_F32, 1, &n, (const void **)&g));
+    FR_TRY(fr_gd_exact(d, in, "g", FR_F32, 1, &n, (const void **)&g));
     FR_TRY(fr_go_exact(in, "m", FR_F32, 1, &n, (const void **)&m0));
     FR_TRY(fr_go_exact(in, "v", FR_F32, 1, &n, (const void **)&v0));
     fr_adamw_hp hp = fr_adamw_prepare(lr, b1, b2, eps, wd, step);
-    FR_TRY(fr_go_out_f32(out, "p", 1, &n, &p));
-    FR_TRY(fr_go_out_f32(out, "m", 1, &n, &m));
-    FR_TRY(fr_go_out_f32(out, "v", 1, &n, &v));
-    memcpy(p, p0, (size_t)n * sizeof(float));
-    memcpy(m, m0, (size_t)n * sizeof(float));
-    memcpy(v, v0, (size_t)n * sizeof(float));
-    be->ops->adamw(n, p, g, m, v, &hp);
+    FR_TRY(fr_gd_out_f32(d, out, "p", 1, &n, p0, &p));
+    FR_TRY(fr_gd_out_f32(d, out, "m", 1, &n, m0, &m));
+    FR_TRY(fr_gd_out_f32(d, out, "v", 1, &n, v0, &v));
+    d->be->ops->adamw(n, p, g, m, v, &hp);
     /* the step scalars of fr_adamw_prepare, so an implementation can check those first */
     FR_TRY(fr_go_out_scalar(out, "decay", hp.decay));
     FR_TRY(fr_go_out_scalar(out, "one_minus_beta1", hp.one_minus_beta1));

@@ -1,8 +1,9 @@
 /* Golden cases of the sampler steps (flowrl/sampler.h, docs/algorithms/samplers.md §2-§6, §9): one per
  * kind, each with its log-prob where it has one, plus the σ == 1 step of the Flow-GRPO SDE
  * (the σ_1 substitution, §3 quirk 1). The step scalars are 0-d inputs, taken from the grids
- * the public code uses (the "note.grid" metadata says which point). These are core/ code
- * shared by every backend (no op-table entry). */
+ * the public code uses (the "note.grid" metadata says which point). Each runs the op entry
+ * sampler_step (fr_sampler_step) in the backend's memory. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -111,7 +112,7 @@ fr_status fr_golden_read_step(const fr_st_file *in, fr_sampler_kind k, fr_step *
     return FR_OK;
 }
 
-static fr_status step_run(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+static fr_status step_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                           fr_st_file *out)
 {
     fr_sampler_kind k = (fr_sampler_kind)(c->arg & 15);
@@ -119,19 +120,19 @@ static fr_status step_run(const fr_golden_case *c, fr_backend *be, const fr_st_f
     FR_TRY(fr_golden_read_step(in, k, &p));
     int64_t sh[2];
     const float *x, *mo, *x0p = NULL, *xi = NULL;
-    FR_TRY(fr_go_f32(in, "x", 2, sh, &x));
-    FR_TRY(fr_go_exact(in, "model_out", FR_F32, 2, sh, (const void **)&mo));
-    if (k == FR_SAMPLER_DPM) FR_TRY(fr_go_exact(in, "x0_prev", FR_F32, 2, sh, (const void **)&x0p));
+    FR_TRY(fr_gd_f32(d, in, "x", 2, sh, &x));
+    FR_TRY(fr_gd_exact(d, in, "model_out", FR_F32, 2, sh, (const void **)&mo));
+    if (k == FR_SAMPLER_DPM) FR_TRY(fr_gd_exact(d, in, "x0_prev", FR_F32, 2, sh, (const void **)&x0p));
     int stoch = fr_sampler_is_stochastic(k);
-    if (stoch) FR_TRY(fr_go_exact(in, "xi", FR_F32, 2, sh, (const void **)&xi));
+    if (stoch) FR_TRY(fr_gd_exact(d, in, "xi", FR_F32, 2, sh, (const void **)&xi));
     float *xn, *mean = NULL, *logp = NULL;
     fr_step_std sd;
-    FR_TRY(fr_go_out_f32(out, "x_next", 2, sh, &xn));
+    FR_TRY(fr_gd_out_f32(d, out, "x_next", 2, sh, NULL, &xn));
     if (stoch) {
-        FR_TRY(fr_go_out_f32(out, "mean", 2, sh, &mean));
-        FR_TRY(fr_go_out_f32(out, "logp", 1, sh, &logp));
+        FR_TRY(fr_gd_out_f32(d, out, "mean", 2, sh, NULL, &mean));
+        FR_TRY(fr_gd_out_f32(d, out, "logp", 1, sh, NULL, &logp));
     }
-    FR_TRY(fr_sampler_step(be, &p, sh[0], sh[1], x, mo, x0p, xi, xn, mean, logp, &sd));
+    FR_TRY(fr_sampler_step(d->be, &p, sh[0], sh[1], x, mo, x0p, xi, xn, mean, logp, &sd));
     if (stoch) {
         FR_TRY(fr_go_out_scalar(out, "std", sd.std));
         FR_TRY(fr_go_out_scalar(out, "std_dev", sd.std_dev));
@@ -139,9 +140,11 @@ static fr_status step_run(const fr_golden_case *c, fr_backend *be, const fr_st_f
     return FR_OK;
 }
 
-/* Shared code: every mode and backend runs the same functions, so --fast stays bitwise. */
-#define T_SHARED {0.0f, 0.0f}
-#define STEP(nm, arg, what) {"sampler." nm, what, FR_GOLDEN_SHARED, arg, T_SHARED, step_in, step_run}
+/* --fast keeps the canonical sampler entries (the vendor kernels replace GEMM, layer norm
+ * and activations only), so the fast table stays bitwise here. */
+#define T_CANON {0.0f, 0.0f}
+#define STEP(nm, arg, what)                                                                  \
+    {"sampler." nm, what, (long)offsetof(fr_ops, sampler_step), arg, T_CANON, step_in, step_run}
 
 const fr_golden_case fr_golden_cases_samplers[] = {
     STEP("ode", FR_SAMPLER_ODE, "Euler ODE step (§2), diffusers T=10 grid step 3, B=3 D=11"),

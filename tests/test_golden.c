@@ -1,5 +1,6 @@
 /* Suite `golden`: the committed golden set (golden/, flowrl/golden.h).
- *  - every committed case checks OK, bitwise, with ref and with opt (1 and 3 threads), and
+ *  - every committed case checks OK, bitwise, with ref, with opt (1 to 3 threads) and with
+ *    cuda-emu (every case in its guarded device memory, no case through a ref entry), and
  *    the set is complete (a file per registry case, no unknown case in MANIFEST);
  *  - `flowrl golden gen` into a temp dir reproduces the committed files byte for byte
  *    (generation is deterministic and the committed set is current);
@@ -118,9 +119,9 @@ START_TEST(test_committed_set_checks)
     ck_assert_msg(fr_golden_manifest_unknown(m, 0) == NULL, "MANIFEST lists unknown case %s",
                   fr_golden_manifest_unknown(m, 0));
     ck_assert_int_ge(fr_golden_count(), 50);
-    static const char *const backends[] = {"ref", "opt", "opt", "opt"};
-    static const int threads[] = {0, 1, 2, 3};
-    for (int b = 0; b < 4; b++) {
+    static const char *const backends[] = {"ref", "opt", "opt", "opt", "cuda-emu"};
+    static const int threads[] = {0, 1, 2, 3, 0};
+    for (int b = 0; b < 5; b++) {
         fr_backend be = fr_test_backend(backends[b], 0, threads[b]);
         for (size_t i = 0; i < fr_golden_count(); i++) {
             const fr_golden_case *c = fr_golden_get(i);
@@ -131,9 +132,13 @@ START_TEST(test_committed_set_checks)
             ck_assert_msg(r.max_ulp == 0 && r.max_abs == 0.0, "%s: nonzero difference on OK", c->name);
             if (b == 0) ck_assert_int_eq(r.verdict, FR_GOLDEN_OK);
             else if (c->slot == FR_GOLDEN_SHARED) ck_assert_int_eq(r.verdict, FR_GOLDEN_OK_SHARED);
+            else if (be.device) ck_assert_msg(r.verdict == FR_GOLDEN_OK, "%s --backend %s: not its own code", c->name,
+                                              backends[b]);
             for (size_t j = 0; j < i; j++) /* names unique */
                 ck_assert_str_ne(fr_golden_get(j)->name, c->name);
         }
+        if (be.device) /* the cases crossed to the device and back */
+            ck_assert(be.copies.h2d_calls > 0 && be.copies.d2h_calls > 0);
     }
     fr_opt_set_threads(0);
     fr_golden_manifest_free(m);
@@ -144,7 +149,15 @@ START_TEST(test_committed_set_checks)
     ck_assert_msg(rc == 0, "exit %d: %s", rc, g_out);
     ck_assert_msg(strstr(g_out, "0 FAIL, 0 NOT SUPPORTED") != NULL, "%s", g_out);
     ck_assert_msg(strstr(g_out, "OK                 op.gemm_nn\n") != NULL, "%s", g_out);
-    ck_assert_msg(strstr(g_out, "OK (shared code)   sampler.sde\n") != NULL, "%s", g_out);
+    ck_assert_msg(strstr(g_out, "OK (ref fallback)  sampler.sde\n") != NULL, "%s", g_out); /* opt: ref's sampler_step */
+    ck_assert_msg(strstr(g_out, "OK (shared code)   adv.batch\n") != NULL, "%s", g_out);
+    /* a device backend: the copies it made on the verdict line */
+    snprintf(args, sizeof args, "golden check --backend cuda-emu --dir %s --case 'sampler.*'", dir);
+    rc = fr_test_run_cli(args, g_out, sizeof g_out);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, g_out);
+    ck_assert_msg(strstr(g_out, "OK                 sampler.sde\n") != NULL, "%s", g_out);
+    ck_assert_msg(strstr(g_out, "golden check --backend cuda-emu: 7 cases: 7 OK (0 shared code, 0 ref fallback), "
+                                "0 FAIL, 0 NOT SUPPORTED; copies: h2d ") != NULL, "%s", g_out);
 }
 END_TEST
 

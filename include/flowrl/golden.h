@@ -14,11 +14,13 @@
  * u_i = fr_rng_uniform / z_i = fr_rng_normal(FR_GOLDEN_SEED, FR_RNG_GOLDEN, c0, c1, 0, i),
  * c0 = the low 32 bits of the XXH3-64 of the case name, c1 = the draw's index in the case.
  *
- * Checking recomputes the outputs from the stored inputs with a chosen op table and
- * compares them with the stored outputs: bit for bit (FR_GOLDEN_BITWISE: ref, and the
- * canonical opt/cuda, whose contract is bitwise equality with ref), or within the case's
- * fast_tol (FR_GOLDEN_TOLERANCE: --fast paths). It also checks every digest against the
- * MANIFEST, so a flipped input bit is reported even where it would not move an output. */
+ * Checking recomputes the outputs from the stored inputs with a chosen backend, in its
+ * memory (inputs copied in, outputs copied out: a device backend such as cuda-emu computes
+ * every case on the device), and compares them with the stored outputs: bit for bit
+ * (FR_GOLDEN_BITWISE: ref, and the canonical opt/cuda-emu/cuda, whose contract is bitwise
+ * equality with ref), or within the case's fast_tol (FR_GOLDEN_TOLERANCE: --fast paths).
+ * It also checks every digest against the MANIFEST, so a flipped input bit is reported
+ * even where it would not move an output. */
 #ifndef FLOWRL_GOLDEN_H
 #define FLOWRL_GOLDEN_H
 
@@ -46,6 +48,8 @@ typedef struct {
 } fr_golden_tol;
 
 typedef struct fr_golden_case fr_golden_case;
+/* The backend and the backend memory of one computation (core/golden_internal.h). */
+typedef struct fr_golden_dev fr_golden_dev;
 
 /* Input drawing context of a generator (core/golden.c). */
 typedef struct {
@@ -62,8 +66,10 @@ struct fr_golden_case {
     fr_golden_tol fast_tol; /* for FR_GOLDEN_TOLERANCE; the why is at the registry entry */
     /* Draws / forms the inputs into g->f ("in.*" tensors, "param.*", "rng.*", "derived.*"). */
     fr_status (*inputs)(const fr_golden_case *c, fr_golden_in *g);
-    /* Adds the "out.*" tensors computed from the inputs of `in` with `be` to `out`. */
-    fr_status (*compute)(const fr_golden_case *c, fr_backend *be, const fr_st_file *in,
+    /* Adds the "out.*" tensors computed from the inputs of `in` with the backend d->be to
+     * `out`, in that backend's memory: inputs go up with fr_h2d, outputs come back with
+     * fr_d2h (the fr_gd_* helpers; the caller reads the outputs back and frees). */
+    fr_status (*compute)(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                          fr_st_file *out);
 };
 
