@@ -244,10 +244,11 @@ typedef struct {
     int *prompts, *cond_prompts;
     int32_t *c_h;                /* (B, S) */
     float *tas_h;                /* (3, B): t, then noise_mix's a and s */
-    float *x0_h, *eps_h;
+    float *x0_h;                 /* (B, D): the task's samples, the training data */
     /* backend memory: the same, then the model's inputs, targets and outputs */
     int32_t *c;                  /* (B, S) */
     float *tas;                  /* (3, B) */
+    uint32_t *ids;               /* (B,) 0 .. B−1: the noise rows' sample coordinate */
     float *x0, *eps, *x, *target, *out, *sq; /* (B, D) */
 } run_state;
 
@@ -257,10 +258,10 @@ static void run_free(run_state *r)
     if (r->have_opt) fr_adamw_state_free(&r->opt);
     if (r->have_ema) fr_ema_free(&r->ema);
     fr_model_free(&r->m);
-    void *host[] = {r->prompts, r->cond_prompts, r->c_h, r->tas_h, r->x0_h, r->eps_h};
+    void *host[] = {r->prompts, r->cond_prompts, r->c_h, r->tas_h, r->x0_h};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     if (!r->be) return;
-    void *dev[] = {r->c, r->tas, r->x0, r->eps, r->x, r->target, r->out, r->sq};
+    void *dev[] = {r->c, r->tas, r->ids, r->x0, r->eps, r->x, r->target, r->out, r->sq};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(r->be, dev[i]);
 }
 
@@ -279,12 +280,15 @@ static fr_status run_alloc(run_state *r, const fr_pretrain_cfg *cfg, const fr_mo
     const int64_t B = cfg->batch, BD = B * mc->D, BS = B * mc->n_slots;
     if (!(r->prompts = fr_calloc((size_t)B, sizeof(int))) || !(r->cond_prompts = fr_calloc((size_t)B, sizeof(int))) ||
         !(r->c_h = fr_calloc((size_t)BS, sizeof(int32_t))) || !(r->tas_h = fr_calloc((size_t)(3 * B), sizeof(float))) ||
-        !(r->x0_h = fr_calloc((size_t)BD, sizeof(float))) || !(r->eps_h = fr_calloc((size_t)BD, sizeof(float))))
+        !(r->x0_h = fr_calloc((size_t)BD, sizeof(float))))
         return FR_ERR_NOMEM;
-    if (!(r->c = fr_dev_i32(be, BS)) || !(r->tas = fr_dev_floats(be, 3 * B)) || !(r->x0 = fr_dev_floats(be, BD)) ||
-        !(r->eps = fr_dev_floats(be, BD)) || !(r->x = fr_dev_floats(be, BD)) || !(r->target = fr_dev_floats(be, BD)) ||
-        !(r->out = fr_dev_floats(be, BD)) || !(r->sq = fr_dev_floats(be, BD)))
+    if (!(r->c = fr_dev_i32(be, BS)) || !(r->ids = (uint32_t *)fr_dev_alloc(be, (size_t)B * sizeof(uint32_t))) ||
+        !(r->tas = fr_dev_floats(be, 3 * B)) || !(r->x0 = fr_dev_floats(be, BD)) || !(r->eps = fr_dev_floats(be, BD)) ||
+        !(r->x = fr_dev_floats(be, BD)) || !(r->target = fr_dev_floats(be, BD)) || !(r->out = fr_dev_floats(be, BD)) ||
+        !(r->sq = fr_dev_floats(be, BD)))
         return FR_ERR_NOMEM;
+    for (int64_t b = 0; b < B; b++) r->prompts[b] = (int)b; /* staging for the ids, once */
+    FR_TRY(fr_h2d(be, r->ids, r->prompts, (size_t)B * sizeof(uint32_t)));
     if (cfg->pred == FR_PRED_EPSILON) {
         float betas[FR_NUM_TRAIN_TIMESTEPS];
         if (cfg->betas == FR_BETAS_LINEAR)
@@ -317,7 +321,6 @@ static fr_status make_batch(run_state *r, const fr_pretrain_cfg *cfg, int64_t s)
     FR_TRY(fr_cond_ids(r->task, B, r->cond_prompts, r->c_h));
     for (int64_t b = 0; b < B; b++) {
         uint32_t ub = (uint32_t)b;
-        fr_rng_fill_normal(r->eps_h + b * D, D, seed, FR_RNG_PRETRAIN_NOISE, us, ub, 0);
         if (cfg->pred == FR_PRED_VELOCITY) {
             float sigma = cfg->sigma == FR_SIGMA_UNIFORM
                               ? fr_rng_uniform(seed, FR_RNG_PRETRAIN_TIME, us, ub, 0, 0)
@@ -336,7 +339,8 @@ static fr_status make_batch(run_state *r, const fr_pretrain_cfg *cfg, int64_t s)
     }
     const size_t bd = (size_t)(B * D) * sizeof(float);
     FR_TRY(fr_h2d(be, r->x0, r->x0_h, bd));
-    FR_TRY(fr_h2d(be, r->eps, r->eps_h, bd));
+    /* ε row b = fr_rng_fill_normal(seed, PRETRAIN_NOISE, s, b, 0), drawn on the backend */
+    be->ops->rng_normal_rows(B, D, seed, FR_RNG_PRETRAIN_NOISE, us, B, r->ids, 0, r->eps);
     FR_TRY(fr_h2d(be, r->tas, r->tas_h, (size_t)(3 * B) * sizeof(float)));
     FR_TRY(fr_h2d(be, r->c, r->c_h, (size_t)(B * r->m.cfg.n_slots) * sizeof(int32_t)));
     be->ops->noise_mix(B, B, D, r->x0, r->eps, r->tas + B, r->tas + 2 * B, r->x);
