@@ -108,7 +108,8 @@ cuda-selfcheck: $(BUILD)/cuda_selfcheck
 # the documented tolerance for opt --fast.
 GOLDEN_CHECKS = $(CLI) golden check --backend ref && \
 	$(CLI) golden check --backend opt --threads 3 && \
-	$(CLI) golden check --backend cuda-emu \
+	$(CLI) golden check --backend cuda-emu && \
+	FLOWRL_EMU_ORDER=reverse $(CLI) golden check --backend cuda-emu \
 	$(if $(filter 1,$(HAVE_OPENBLAS) $(HAVE_ONEDNN)),&& $(CLI) golden check --backend opt --fast --threads 2)
 
 # check builds the benchmarks too (without running them), so an API change cannot leave them broken

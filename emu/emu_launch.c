@@ -2,7 +2,12 @@
  * for every thread of the block before the next one (what __syncthreads() guarantees on the
  * device), with the device memory open for the launch only. Shared memory and registers are
  * filled with 0xff bytes (NaN floats) first, so a body that reads what no phase wrote gives
- * wrong bits here as it could on the device, instead of a lucky zero. */
+ * wrong bits here as it could on the device, instead of a lucky zero.
+ *
+ * FLOWRL_EMU_ORDER=reverse runs blocks and the threads of each phase last to first: a kernel
+ * whose threads race (one reads what another writes in the same phase) gives other bits in
+ * the other order, which the default order alone could hide. make check runs the golden suite
+ * both ways. */
 #include "emu/emu_internal.h"
 
 #include <stdatomic.h>
@@ -16,14 +21,25 @@ static atomic_uint_fast64_t g_launches;
 
 uint64_t fr_emu_launches(void) { return (uint64_t)atomic_load(&g_launches); }
 
+/* FLOWRL_EMU_ORDER=reverse, read at each launch (a test may set it between launches). */
+static int reverse_order(void)
+{
+    const char *e = getenv("FLOWRL_EMU_ORDER");
+    return e && strcmp(e, "reverse") == 0;
+}
+
+/* Index i of n in the launch's order. */
+static uint32_t nth(uint32_t i, uint32_t n, int rev) { return rev ? n - 1 - i : i; }
+
 static void run_phase(fr_emu_phase ph, fr_kidx *k, const void *args, void *smem, unsigned char *regs, size_t regs_bytes)
 {
     const fr_dim3 bd = k->bdim;
-    size_t t = 0;
+    const int rev = reverse_order();
     for (uint32_t z = 0; z < bd.z; z++)
         for (uint32_t y = 0; y < bd.y; y++)
-            for (uint32_t x = 0; x < bd.x; x++, t++) {
-                k->thread = fr_dim3_make(x, y, z);
+            for (uint32_t x = 0; x < bd.x; x++) {
+                k->thread = fr_dim3_make(nth(x, bd.x, rev), nth(y, bd.y, rev), nth(z, bd.z, rev));
+                const size_t t = ((size_t)k->thread.z * bd.y + k->thread.y) * bd.x + k->thread.x;
                 ph(k, args, smem, regs ? regs + t * regs_bytes : NULL);
             }
 }
@@ -50,10 +66,11 @@ void fr_emu_launch(const char *kernel, fr_dim3 grid, fr_dim3 block, size_t smem_
     memset(&k, 0, sizeof k);
     k.grid = grid;
     k.bdim = block;
+    const int rev = reverse_order();
     for (uint32_t bz = 0; bz < grid.z; bz++)
         for (uint32_t by = 0; by < grid.y; by++)
             for (uint32_t bx = 0; bx < grid.x; bx++) {
-                k.block = fr_dim3_make(bx, by, bz);
+                k.block = fr_dim3_make(nth(bx, grid.x, rev), nth(by, grid.y, rev), nth(bz, grid.z, rev));
                 k.iter = 0;
                 if (smem) memset(smem, 0xff, smem_bytes);
                 if (regs) memset(regs, 0xff, n_threads * regs_bytes);

@@ -266,6 +266,39 @@ START_TEST(test_launch_phases_are_barriers)
 }
 END_TEST
 
+/* A racy kernel: every thread writes its index to y[0]. Which one wins depends on the order
+ * the threads run in; FLOWRL_EMU_ORDER=reverse makes the emulator show the other outcome. */
+typedef struct {
+    float *y;
+} race_args;
+FR_KERNEL(k_race, race_args) { a->y[0] = (float)fr_kidx_global_x(k); }
+
+static void race_child(const fr_ops *o)
+{
+    float *d = (float *)o->mem_alloc(sizeof(float)), y = -1.0f;
+    race_args a = {d};
+    FR_LAUNCH(k_race, fr_dim3_x(2), fr_dim3_x(4), a);
+    o->mem_d2h(&y, d, sizeof y);
+    fprintf(stderr, "winner %d\n", (int)y);
+}
+
+static void race_child_reverse(const fr_ops *o)
+{
+    setenv("FLOWRL_EMU_ORDER", "reverse", 1);
+    race_child(o);
+}
+
+START_TEST(test_reverse_order_exposes_races)
+{
+    char err[256];
+    unsetenv("FLOWRL_EMU_ORDER");
+    ck_assert_int_eq(run_child(race_child, emu_ops(), err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "winner 7") != NULL, "default order: %s", err);
+    ck_assert_int_eq(run_child(race_child_reverse, emu_ops(), err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "winner 0") != NULL, "reverse order: %s", err);
+}
+END_TEST
+
 Suite *suite_emu(void)
 {
     Suite *s = suite_create("emu");
@@ -275,6 +308,7 @@ Suite *suite_emu(void)
     tcase_add_test(tc, test_copies_check_sides);
     tcase_add_test(tc, test_alloc_zero_fills_and_reuses);
     tcase_add_test(tc, test_launch_phases_are_barriers);
+    tcase_add_test(tc, test_reverse_order_exposes_races);
     tcase_add_test(tc, test_op_entry_rejects_host_buffer);
     suite_add_tcase(s, tc);
     return s;
