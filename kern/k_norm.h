@@ -121,23 +121,7 @@ FR_KERNEL(fr_k_ln_bwd_dx, fr_k_ln_bwd_args)
     const int64_t D = a->D;
     const float *xr = a->x + i * D, *dyr = a->dy + i * D;
     float *dxr = a->dx + i * D;
-    const float mu = a->mean[i], rs = a->rstd[i];
-    float lg[FR_LANES] = {0, 0, 0, 0, 0, 0, 0, 0};
-    float lgx[FR_LANES] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int64_t j = 0; j < D; j++) {
-        float xhat = fr_layernorm_xhat(xr[j], mu, rs);
-        float g = a->gamma ? dyr[j] * a->gamma[j] : dyr[j];
-        lg[j % FR_LANES] += g;
-        lgx[j % FR_LANES] = fmaf(g, xhat, lgx[j % FR_LANES]);
-    }
-    float mg = D > 0 ? fr_lanes_tree(lg) / (float)D : 0.0f;
-    float mgx = D > 0 ? fr_lanes_tree(lgx) / (float)D : 0.0f;
-    for (int64_t j = 0; j < D; j++) {
-        float xhat = fr_layernorm_xhat(xr[j], mu, rs);
-        float g = a->gamma ? dyr[j] * a->gamma[j] : dyr[j];
-        float d = fr_layernorm_dx(g, xhat, mg, mgx, rs);
-        dxr[j] = a->accumulate ? dxr[j] + d : d;
-    }
+    fr_layernorm_dx_row(D, xr, dyr, a->gamma, a->mean[i], a->rstd[i], dxr, a->accumulate);
 }
 
 /* dgamma[j] = fmaf(dy, xhat, .) and dbeta[j] = . + dy over the rows in order, from 0 or the

@@ -132,23 +132,7 @@ static void ln_bwd_dx_scalar(const ln_ctx *c, int64_t r0, int64_t r1)
     int64_t D = c->D;
     for (int64_t i = r0; i < r1; i++) {
         const float *xr = c->x + i * D, *dyr = c->dy + i * D;
-        float mu = c->mean[i], rs = c->rstd[i];
-        float lg[FR_LANES] = {0, 0, 0, 0, 0, 0, 0, 0};
-        float lgx[FR_LANES] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int64_t j = 0; j < D; j++) {
-            float xhat = fr_layernorm_xhat(xr[j], mu, rs);
-            float g = c->gamma ? dyr[j] * c->gamma[j] : dyr[j];
-            lg[j % FR_LANES] += g;
-            lgx[j % FR_LANES] = fmaf(g, xhat, lgx[j % FR_LANES]);
-        }
-        float mg = D > 0 ? fr_lanes_tree(lg) / (float)D : 0.0f;
-        float mgx = D > 0 ? fr_lanes_tree(lgx) / (float)D : 0.0f;
-        for (int64_t j = 0; j < D; j++) {
-            float xhat = fr_layernorm_xhat(xr[j], mu, rs);
-            float g = c->gamma ? dyr[j] * c->gamma[j] : dyr[j];
-            float d = fr_layernorm_dx(g, xhat, mg, mgx, rs);
-            c->dx[i * D + j] = c->accumulate ? c->dx[i * D + j] + d : d;
-        }
+        fr_layernorm_dx_row(D, xr, dyr, c->gamma, c->mean[i], c->rstd[i], c->dx + i * D, c->accumulate);
     }
 }
 

@@ -14,6 +14,7 @@
 #include "flowrl/detmath.h"
 #include "flowrl/hostdev.h"
 #include "flowrl/ops.h"
+#include "flowrl/reduce.h"
 
 /* ---- activations ------------------------------------------------------------------- */
 
@@ -167,6 +168,30 @@ FR_HOSTDEV static inline float fr_layernorm_dx(float g, float xhat, float mg, fl
                                                float rstd)
 {
     return rstd * fmaf(-xhat, mgx, g - mg);
+}
+
+/* One row's dx (D,) (+)= fr_layernorm_dx, mg and mgx in the 8-lane orders above; gamma may
+ * be NULL. The row loop every backend runs (ref, opt, the kernels of kern/). */
+FR_HOSTDEV static inline void fr_layernorm_dx_row(int64_t D, const float *xr, const float *dyr,
+                                                  const float *gamma, float mu, float rs, float *dxr,
+                                                  int accumulate)
+{
+    float lg[FR_LANES] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float lgx[FR_LANES] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t j = 0; j < D; j++) {
+        float xhat = fr_layernorm_xhat(xr[j], mu, rs);
+        float g = gamma ? dyr[j] * gamma[j] : dyr[j];
+        lg[j % FR_LANES] += g;
+        lgx[j % FR_LANES] = fmaf(g, xhat, lgx[j % FR_LANES]);
+    }
+    float mg = D > 0 ? fr_lanes_tree(lg) / (float)D : 0.0f;
+    float mgx = D > 0 ? fr_lanes_tree(lgx) / (float)D : 0.0f;
+    for (int64_t j = 0; j < D; j++) {
+        float xhat = fr_layernorm_xhat(xr[j], mu, rs);
+        float g = gamma ? dyr[j] * gamma[j] : dyr[j];
+        float d = fr_layernorm_dx(g, xhat, mg, mgx, rs);
+        dxr[j] = accumulate ? dxr[j] + d : d;
+    }
 }
 
 /* ---- AdamW --------------------------------------------------------------------------- */
