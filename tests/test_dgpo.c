@@ -298,6 +298,62 @@ START_TEST(test_dgpo_run_w_half_at_ref)
 }
 END_TEST
 
+/* FNV-1a of the "samples" record of each of audit steps 1..4, and the ema_rollout metric */
+typedef struct {
+    uint64_t h[5];
+    double ema[5];
+} samples_tap;
+
+static fr_status tap_samples(int64_t step, const char *name, const fr_tensor *t, void *user)
+{
+    samples_tap *c = user;
+    if (step < 1 || step > 4 || strcmp(name, "samples") != 0) return FR_OK;
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *p = t->data;
+    for (size_t i = 0; i < fr_tensor_nbytes(t); i++) h = (h ^ p[i]) * 1099511628211ull;
+    c->h[step] = h;
+    return FR_OK;
+}
+
+static int epoch_ema(const fr_run_epoch_event *ev, void *user)
+{
+    samples_tap *c = user;
+    if (ev->epoch >= 1 && ev->epoch <= 4) c->ema[ev->epoch] = fr_run_event_get(ev, "ema_rollout");
+    return 0;
+}
+
+/* switch_ema_ref: with two optimiser steps per epoch and switch_ema_ref 2, epochs 1 and 2 roll
+ * out from the policy (0 and 2 steps done, not > 2) and epochs 3 and 4 from the EMA reference:
+ * the samples equal those of a run that never switches through epoch 2, and differ from
+ * epoch 3 on (the reference trails the policy: d = 0.001·step). */
+START_TEST(test_dgpo_switch_ema_ref)
+{
+    samples_tap c[2];
+    memset(c, 0, sizeof c);
+    for (int v = 0; v < 2; v++) {
+        char run[32];
+        snprintf(run, sizeof run, "switch%d", v);
+        fr_rt_opts o;
+        fr_rt_opts_init(&o, &fr_algo_dgpo, run, 4);
+        snprintf(o.ro.c.reward, sizeof o.ro.c.reward, "halfplane");
+        o.ro.c.grad_accum = 1;
+        ((fr_dgpo_opts *)o.ao)->switch_ema_ref = v ? 1000000 : 2;
+        fr_backend be = fr_test_backend("ref", 0, 1);
+        fr_run_cb cb = {epoch_ema, NULL, NULL, &c[v], NULL};
+        fr_run_env env = {&be, &cb, tap_samples, &c[v]};
+        fr_run_result res;
+        ck_assert_msg(fr_run_new(&o.ro, o.ao, &env, &res) == FR_OK, "%s", fr_last_error());
+        fr_rt_opts_free(&o);
+    }
+    for (int e = 1; e <= 4; e++) {
+        ck_assert_msg(c[0].ema[e] == (e >= 3), "epoch %d: ema_rollout %g", e, c[0].ema[e]);
+        ck_assert(c[1].ema[e] == 0.0);
+        ck_assert_msg((c[0].h[e] == c[1].h[e]) == (e < 3), "epoch %d: samples %s", e,
+                      c[0].h[e] == c[1].h[e] ? "equal after the switch" : "differ before the switch");
+    }
+}
+END_TEST
+
 typedef struct {
     double first, last3[3];
     int64_t n;
@@ -365,6 +421,7 @@ Suite *suite_dgpo(void)
     tcase_add_checked_fixture(run, fr_rt_setup, fr_rt_teardown);
     tcase_set_timeout(run, 120);
     tcase_add_test(run, test_dgpo_run_w_half_at_ref);
+    tcase_add_test(run, test_dgpo_switch_ema_ref);
     tcase_add_test(run, test_dgpo_learns_halfplane);
     suite_add_tcase(s, run);
     return s;
