@@ -3,8 +3,8 @@
  * exactly 0.5, in the objective and in a whole run's audit records, against the base and
  * against the EMA reference), the group sums against a direct float64 evaluation, the
  * gradient against its closed form, the PPO-style sample clip (dsm and KL), the times drawn
- * without replacement, the group-shared noise, the EMA decay, and a run that learns gmm2d's
- * halfplane reward. The generic run properties are tests/test_algos.c. */
+ * without replacement, the group-shared noise, the EMA decay, switch_ema_ref, and runs that
+ * learn gmm2d's halfplane reward. The generic run properties are tests/test_algos.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
