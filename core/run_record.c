@@ -44,6 +44,33 @@ fr_status fr_run_host_copy(fr_run *r, const fr_tensor *v, fr_tensor *host)
     return s;
 }
 
+fr_status fr_run_save_params(fr_run *r, fr_st_file *f, const char *prefix, const fr_tensor *vals)
+{
+    char name[FR_AUDIT_MAX_NAME + 1];
+    for (int i = 0; i < r->pol.n_params; i++) {
+        snprintf(name, sizeof name, "%s%s", prefix, r->pol.params[i].name);
+        fr_tensor h; /* copied out of backend memory */
+        FR_TRY(fr_run_host_copy(r, &vals[i], &h));
+        fr_status s = fr_st_add_take(f, name, &h);
+        fr_tensor_free(&h);
+        FR_TRY(s);
+    }
+    return FR_OK;
+}
+
+fr_status fr_run_load_params(fr_run *r, const fr_st_file *f, const char *path, const char *prefix, fr_tensor *vals)
+{
+    char name[FR_AUDIT_MAX_NAME + 1];
+    for (int i = 0; i < r->pol.n_params; i++) {
+        snprintf(name, sizeof name, "%s%s", prefix, r->pol.params[i].name);
+        const fr_tensor *v = fr_st_get(f, name);
+        if (!v || v->dtype != FR_F32 || fr_tensor_numel(v) != fr_tensor_numel(&vals[i]))
+            return fr_fail(FR_ERR_FORMAT, "%s: tensor %s missing or of the wrong shape", path, name);
+        FR_TRY(fr_h2d(r->be, vals[i].data, v->data, fr_tensor_nbytes(v)));
+    }
+    return FR_OK;
+}
+
 fr_status fr_run_reward_input(fr_run *r, float *host, const float *dev, int64_t n)
 {
     const size_t bytes = (size_t)n * sizeof *host;

@@ -39,6 +39,7 @@
     X(algos)                                                                               \
     X(runs)                                                                                \
     X(awm_run)                                                                             \
+    X(dgpo)                                                                                \
     X(fast)                                                                                \
     X(cuda)                                                                                \
     X(integrity)                                                                           \

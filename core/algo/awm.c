@@ -283,32 +283,13 @@ fr_status fr_awm_algo_epoch(fr_run *r, void *state)
 fr_status fr_awm_algo_save(fr_run *r, void *state, fr_st_file *f)
 {
     awm_state *t = state;
-    if (!t->have_ema) return FR_OK;
-    char name[FR_AUDIT_MAX_NAME + 1];
-    for (int i = 0; i < r->pol.n_params; i++) {
-        snprintf(name, sizeof name, "awm_ema.%s", r->pol.params[i].name);
-        fr_tensor h; /* copied out of backend memory */
-        FR_TRY(fr_run_host_copy(r, &t->ema.values[i], &h));
-        fr_status s = fr_st_add_take(f, name, &h);
-        fr_tensor_free(&h);
-        FR_TRY(s);
-    }
-    return FR_OK;
+    return t->have_ema ? fr_run_save_params(r, f, "awm_ema.", t->ema.values) : FR_OK;
 }
 
 fr_status fr_awm_algo_load(fr_run *r, void *state, const fr_st_file *f, const char *path)
 {
     awm_state *t = state;
-    if (!t->have_ema) return FR_OK;
-    char name[FR_AUDIT_MAX_NAME + 1];
-    for (int i = 0; i < r->pol.n_params; i++) {
-        snprintf(name, sizeof name, "awm_ema.%s", r->pol.params[i].name);
-        const fr_tensor *v = fr_st_get(f, name);
-        if (!v || v->dtype != FR_F32 || fr_tensor_numel(v) != fr_tensor_numel(&t->ema.values[i]))
-            return fr_fail(FR_ERR_FORMAT, "%s: tensor %s missing or of the wrong shape", path, name);
-        FR_TRY(fr_h2d(r->be, t->ema.values[i].data, v->data, fr_tensor_nbytes(v)));
-    }
-    return FR_OK;
+    return t->have_ema ? fr_run_load_params(r, f, path, "awm_ema.", t->ema.values) : FR_OK;
 }
 
 void fr_awm_algo_header(fr_run *r, void *state)

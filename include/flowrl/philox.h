@@ -47,7 +47,9 @@ typedef enum {
     FR_RNG_ADV_FILTER = 12,    /* re-enabling dropped zero-advantage samples */
     FR_RNG_SHUFFLE = 13,       /* re-batching of an epoch's samples */
     FR_RNG_AWM_TIMES = 14,     /* AWM training times of a micro-batch (flowrl/awm.h) */
-    FR_RNG_AWM_NOISE = 15      /* AWM noise epsilon of each (sample, training time) */
+    FR_RNG_AWM_NOISE = 15,     /* AWM noise epsilon of each (sample, training time) */
+    FR_RNG_DGPO_TIMES = 20,    /* DGPO training times of an epoch (flowrl/dgpo.h) */
+    FR_RNG_DGPO_NOISE = 21     /* DGPO noise epsilon of each (group, micro-batch, training time) */
 } fr_rng_purpose;
 
 typedef struct {

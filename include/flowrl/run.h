@@ -215,6 +215,12 @@ fr_status fr_run_rec_dev_f32(fr_run *r, const char *name, const float *p, int nd
 fr_status fr_run_rec_params(fr_run *r, const char *prefix, const fr_tensor *vals);
 /* host (owned; fr_tensor_free it) = a copy of v, whose data is backend memory. */
 fr_status fr_run_host_copy(fr_run *r, const fr_tensor *v, fr_tensor *host);
+/* An algorithm's extra copy of the policy's parameters (an EMA adapter, an EMA reference) in
+ * a checkpoint (its save / load): vals (the policy's n_params tensors, backend memory) under
+ * PREFIX<name>; load refuses a missing or differently shaped tensor (FR_ERR_FORMAT naming
+ * path and tensor). */
+fr_status fr_run_save_params(fr_run *r, fr_st_file *f, const char *prefix, const fr_tensor *vals);
+fr_status fr_run_load_params(fr_run *r, const fr_st_file *f, const char *path, const char *prefix, fr_tensor *vals);
 /* host (n,) = the rollout's final samples dev (n,), backend memory: the reward's input, the one
  * D-wide crossing an epoch needs (counted apart in the copies.* metrics). */
 fr_status fr_run_reward_input(fr_run *r, float *host, const float *dev, int64_t n);
