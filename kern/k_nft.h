@@ -4,7 +4,6 @@
 #ifndef FLOWRL_KERN_K_NFT_H
 #define FLOWRL_KERN_K_NFT_H
 
-#include "flowrl/awm_elem.h"
 #include "flowrl/kernel.h"
 #include "flowrl/nft_elem.h"
 #include "flowrl/ops.h"
@@ -22,32 +21,14 @@ typedef struct {
     float *grad;               // (R,D), nft_grad only
 } fr_k_nft_args;
 
-FR_HOSTDEV static inline void fr_k_nft_row(const fr_k_nft_args *a, int64_t r, int pos, double *w, double *L)
-{
-    const int64_t D = a->D;
-    const float *xt = a->xt + r * D, *v = a->v + r * D, *vo = a->vo + r * D, *x0 = a->x0 + (r % a->B) * D;
-    const float t = a->t[r];
-    fr_awm_lanes acc;
-    fr_awm_lanes_zero(&acc);
-    for (int64_t i = 0; i < D; i++) {
-        float vp = pos ? fr_nft_pos_elem(v[i], vo[i], a->c) : fr_nft_neg_elem(v[i], vo[i], a->c);
-        fr_awm_lanes_add(&acc, i, fabs((double)fr_nft_x0err_elem(xt[i], t, vp, x0[i])));
-    }
-    *w = fr_nft_weight_clip(fr_awm_lanes_sum(&acc) / (double)D);
-    fr_awm_lanes_zero(&acc);
-    for (int64_t i = 0; i < D; i++) {
-        float vp = pos ? fr_nft_pos_elem(v[i], vo[i], a->c) : fr_nft_neg_elem(v[i], vo[i], a->c);
-        fr_awm_lanes_add(&acc, i, fr_nft_sqw_elem(fr_nft_x0err_elem(xt[i], t, vp, x0[i]), *w));
-    }
-    *L = fr_awm_lanes_sum(&acc) / (double)D;
-}
-
 FR_KERNEL(fr_k_nft_rows, fr_k_nft_args)
 {
     int64_t r = fr_kidx_global_x(k);
     if (r >= a->R) return;
-    fr_k_nft_row(a, r, 1, &a->out[r], &a->out[2 * a->R + r]);
-    fr_k_nft_row(a, r, 0, &a->out[a->R + r], &a->out[3 * a->R + r]);
+    const int64_t D = a->D;
+    const float *xt = a->xt + r * D, *v = a->v + r * D, *vo = a->vo + r * D, *x0 = a->x0 + (r % a->B) * D;
+    fr_nft_row(D, a->c, a->t[r], xt, v, vo, x0, 1, &a->out[r], &a->out[2 * a->R + r]);
+    fr_nft_row(D, a->c, a->t[r], xt, v, vo, x0, 0, &a->out[a->R + r], &a->out[3 * a->R + r]);
 }
 
 static void k_nft_rows(int64_t R, int64_t B, int64_t D, fr_nft_coef c, const float *t, const float *xt, const float *v,

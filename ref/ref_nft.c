@@ -1,36 +1,16 @@
 /* DiffusionNFT loops of the op table (flowrl/ops.h; docs/algorithms/nft.md): plain loops
  * over the FR_HOSTDEV element functions of flowrl/nft_elem.h, float64 row means in the lane
  * order of fr_awm_lanes. */
-#include "flowrl/awm_elem.h"
 #include "flowrl/nft_elem.h"
 #include "ref/ref_internal.h"
-
-/* Row r's w and L of one policy: pos the positive v⁺, else the negative v⁻. */
-static void nft_row(int64_t D, fr_nft_coef c, float t, const float *xt, const float *v, const float *vo,
-                    const float *x0, int pos, double *w, double *L)
-{
-    fr_awm_lanes acc;
-    fr_awm_lanes_zero(&acc);
-    for (int64_t i = 0; i < D; i++) {
-        float vp = pos ? fr_nft_pos_elem(v[i], vo[i], c) : fr_nft_neg_elem(v[i], vo[i], c);
-        fr_awm_lanes_add(&acc, i, fabs((double)fr_nft_x0err_elem(xt[i], t, vp, x0[i])));
-    }
-    *w = fr_nft_weight_clip(fr_awm_lanes_sum(&acc) / (double)D);
-    fr_awm_lanes_zero(&acc);
-    for (int64_t i = 0; i < D; i++) {
-        float vp = pos ? fr_nft_pos_elem(v[i], vo[i], c) : fr_nft_neg_elem(v[i], vo[i], c);
-        fr_awm_lanes_add(&acc, i, fr_nft_sqw_elem(fr_nft_x0err_elem(xt[i], t, vp, x0[i]), *w));
-    }
-    *L = fr_awm_lanes_sum(&acc) / (double)D;
-}
 
 static void ref_nft_rows(int64_t R, int64_t B, int64_t D, fr_nft_coef c, const float *t, const float *xt,
                          const float *v, const float *v_old, const float *x0, double *out)
 {
     for (int64_t r = 0; r < R; r++) {
         const float *xr = x0 + (r % B) * D;
-        nft_row(D, c, t[r], xt + r * D, v + r * D, v_old + r * D, xr, 1, &out[r], &out[2 * R + r]);
-        nft_row(D, c, t[r], xt + r * D, v + r * D, v_old + r * D, xr, 0, &out[R + r], &out[3 * R + r]);
+        fr_nft_row(D, c, t[r], xt + r * D, v + r * D, v_old + r * D, xr, 1, &out[r], &out[2 * R + r]);
+        fr_nft_row(D, c, t[r], xt + r * D, v + r * D, v_old + r * D, xr, 0, &out[R + r], &out[3 * R + r]);
     }
 }
 

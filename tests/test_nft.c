@@ -12,6 +12,8 @@
 #include "flowrl/nft.h"
 #include "flowrl/philox.h"
 #include "flowrl/schedule.h"
+#include "core/algo/nft.h"
+#include "tests/run_testutil.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
@@ -312,6 +314,47 @@ START_TEST(test_backends_equal_ref)
 }
 END_TEST
 
+/* ---- on the run loop ------------------------------------------------------------------------ */
+
+typedef struct {
+    double first, last3[3];
+    int64_t n;
+} curve;
+
+static int record_epoch(const fr_run_epoch_event *ev, void *user)
+{
+    curve *c = user;
+    double r = fr_run_event_get(ev, "reward_mean");
+    if (ev->epoch == 1) c->first = r;
+    c->last3[c->n++ % 3] = r;
+    return 0;
+}
+
+/* `--algo nft` learns gmm2d's halfplane reward from a fresh tiny base on each of 3 seeds
+ * (mean reward of the last 3 of 20 epochs at least 0.2 above the first epoch's). */
+START_TEST(test_nft_learns_halfplane)
+{
+    for (uint32_t seed = 1; seed <= 3; seed++) {
+        char run[32];
+        snprintf(run, sizeof run, "nft%u", seed);
+        fr_rt_opts o;
+        fr_rt_opts_init(&o, &fr_algo_nft, run, 20);
+        snprintf(o.ro.c.reward, sizeof o.ro.c.reward, "halfplane");
+        o.ro.run.seed = seed;
+        o.ro.c.prompts = 4;
+        o.ro.c.group = 8;
+        o.ro.opt.lr = 1e-2;
+        curve c = {NAN, {NAN, NAN, NAN}, 0};
+        fr_run_cb cb = {record_epoch, NULL, NULL, &c, NULL};
+        ck_assert_msg(fr_rt_run(&o, "opt", 2, &cb, NULL) == FR_OK, "seed %u: %s", seed, fr_last_error());
+        double last = (c.last3[0] + c.last3[1] + c.last3[2]) / 3.0;
+        ck_assert_msg(last > c.first + 0.2, "seed %u: halfplane reward %g -> %g (mean of the last 3 epochs), expected > +0.2",
+                      seed, c.first, last);
+        fr_rt_opts_free(&o);
+    }
+}
+END_TEST
+
 Suite *suite_nft(void)
 {
     Suite *s = suite_create("nft");
@@ -323,5 +366,10 @@ Suite *suite_nft(void)
     tcase_add_test(tc, test_times_per_sample);
     tcase_add_test(tc, test_backends_equal_ref);
     suite_add_tcase(s, tc);
+    TCase *tr = tcase_create("nft_run");
+    tcase_add_checked_fixture(tr, fr_rt_setup, fr_rt_teardown);
+    tcase_set_timeout(tr, 120);
+    tcase_add_test(tr, test_nft_learns_halfplane);
+    suite_add_tcase(s, tr);
     return s;
 }

@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "flowrl/awm_elem.h"
 #include "flowrl/hostdev.h"
 
 /* β of the implicit policies and its two companions, each rounded once to float32 as
@@ -58,6 +59,29 @@ FR_HOSTDEV static inline double fr_nft_weight_clip(double mean_abs)
 FR_HOSTDEV static inline float fr_nft_grad_elem(float dp, float dn, double cp, double cn)
 {
     return (float)(cp * (double)dp + cn * (double)dn);
+}
+
+/* One row's w and L of one policy (pos: v⁺, else v⁻), D elements of x_t, v, v_old and the
+ * row's x0 at time t: w = fr_nft_weight_clip(mean |d|), L = mean fr_nft_sqw_elem(d, w), each
+ * mean the 8-lane float64 sum of fr_awm_lanes over D, divided by D. Serial per row: ref's
+ * loop and the kernel's thread run this same code. */
+FR_HOSTDEV static inline void fr_nft_row(int64_t D, fr_nft_coef c, float t, const float *xt, const float *v,
+                                         const float *vo, const float *x0, int pos, double *w, double *L)
+{
+    fr_awm_lanes acc;
+    fr_awm_lanes_zero(&acc);
+    for (int64_t i = 0; i < D; i++) {
+        float vp = pos ? fr_nft_pos_elem(v[i], vo[i], c) : fr_nft_neg_elem(v[i], vo[i], c);
+        fr_awm_lanes_add(&acc, i, fabs((double)fr_nft_x0err_elem(xt[i], t, vp, x0[i])));
+    }
+    double wr = fr_nft_weight_clip(fr_awm_lanes_sum(&acc) / (double)D);
+    fr_awm_lanes_zero(&acc);
+    for (int64_t i = 0; i < D; i++) {
+        float vp = pos ? fr_nft_pos_elem(v[i], vo[i], c) : fr_nft_neg_elem(v[i], vo[i], c);
+        fr_awm_lanes_add(&acc, i, fr_nft_sqw_elem(fr_nft_x0err_elem(xt[i], t, vp, x0[i]), wr));
+    }
+    *w = wr;
+    *L = fr_awm_lanes_sum(&acc) / (double)D;
 }
 
 #endif
