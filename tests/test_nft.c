@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "flowrl/awm_elem.h"
 #include "flowrl/nft.h"
@@ -314,6 +315,100 @@ START_TEST(test_backends_equal_ref)
 }
 END_TEST
 
+/* ---- against the public code in torch ----------------------------------------------------- */
+
+static const char *torch_python(void)
+{
+    const char *env = getenv("FLOWRL_PYTHON");
+    const char *const cands[] = {env, "/usr/bin/python3", "python3"};
+    for (int i = 0; i < 3; i++) {
+        if (!cands[i] || !*cands[i]) continue;
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "%s -c 'import torch' >/dev/null 2>&1", cands[i]);
+        if (system(cmd) == 0) return cands[i];
+    }
+    return NULL;
+}
+
+/* tests/torch/nft_ref.py on batch m: the J per-time losses and the gradient w.r.t. v. */
+static void run_torch(const batch *m, double beta, double kl_beta, double ga, double *loss_j, float *grad)
+{
+    const char *py = torch_python();
+    ck_assert_msg(py != NULL, "nft: no python3 imports torch ($FLOWRL_PYTHON, /usr/bin/python3, python3); "
+                              "./configure --install-deps installs python3-torch");
+    char in[] = "/tmp/flowrl_nft_in_XXXXXX", out[] = "/tmp/flowrl_nft_out_XXXXXX";
+    int fi = mkstemp(in), fo = mkstemp(out);
+    ck_assert(fi >= 0 && fo >= 0);
+    close(fo);
+    FILE *f = fdopen(fi, "wb");
+    ck_assert_ptr_nonnull(f);
+    int64_t dims[3] = {NJ, NB, ND};
+    double sc[4] = {beta, 5.0, kl_beta, ga}, adv[NB];
+    for (int b = 0; b < NB; b++) adv[b] = m->adv[b];
+    fwrite(dims, sizeof dims, 1, f);
+    fwrite(sc, sizeof sc, 1, f);
+    fwrite(m->t, sizeof m->t, 1, f);
+    fwrite(m->x0, sizeof m->x0, 1, f);
+    fwrite(m->xt, sizeof m->xt, 1, f);
+    fwrite(m->v, sizeof m->v, 1, f);
+    fwrite(m->v_old, sizeof m->v_old, 1, f);
+    fwrite(m->v_ref, sizeof m->v_ref, 1, f);
+    fwrite(adv, sizeof adv, 1, f);
+    ck_assert_int_eq(fclose(f), 0);
+    char cmd[2048], msg[4096];
+    snprintf(cmd, sizeof cmd, "%s %s/tests/torch/nft_ref.py --in %s --out %s 2>&1", py, fr_test_src(), in, out);
+    int rc = fr_test_run_sh(cmd, msg, sizeof msg);
+    unlink(in);
+    ck_assert_msg(rc == 0, "nft: `%s` exited %d:\n%s", cmd, rc, msg);
+    f = fopen(out, "rb");
+    ck_assert_ptr_nonnull(f);
+    size_t n1 = fread(loss_j, sizeof(double), NJ, f), n2 = fread(grad, sizeof(float), NR * ND, f);
+    int extra = fgetc(f);
+    fclose(f);
+    unlink(out);
+    ck_assert_msg(n1 == NJ && n2 == NR * ND && extra == EOF, "nft: %s is not J losses and the gradient", out);
+}
+
+/* fr_nft_loss against the public code's loop in torch (float32 velocities, float64
+ * advantages and weights, autograd through x̂0, v± and the β products; one backward per time
+ * divided by grad_accum·J) away from θ_old, β 1, 0.3, 0.1, KL on: the loss (mean over the J
+ * times) within 1e-6 relative (torch's KL is a float32 mean, flowrl's float64), the gradient
+ * within 2^-20 of its row's largest element, everywhere. Not per element in ulp: torch rounds
+ * each branch (r·∂L⁺ and (1 − r)·∂L⁻, of opposite signs) to float32 before their sum,
+ * flowrl sums them in float64 and rounds once, so where the branches cancel the two differ by
+ * float32 roundings of the branches, not of the sum (measured up to 79 ulp of the sum, at
+ * elements below 2% of the row's largest). */
+START_TEST(test_against_torch)
+{
+    const double betas[] = {1.0, 0.3, 0.1};
+    double worst = 0.0;
+    for (int k = 0; k < 3; k++) {
+        batch m;
+        make_batch(&m, 40 + (uint32_t)k, 0.2f);
+        for (int b = 0; b < NB; b++) m.adv[b] = 3.0f * fr_rng_normal(40, FR_RNG_TEST, 9, 0, (uint32_t)k, (uint32_t)b);
+        m.adv[0] = 6.0f; /* beyond the clamp */
+        fr_nft_params p = params(betas[k], 0.05);
+        float g[NR * ND], want[NR * ND];
+        double lj[NJ];
+        fr_nft_stats st;
+        ck_assert_int_eq(fr_nft_loss(REF, &p, NJ, NB, ND, m.t, m.t, m.x0, m.xt, m.v, m.v_old, m.v_ref, m.adv, 0.5, g, NULL, &st),
+                         FR_OK);
+        run_torch(&m, betas[k], 0.05, 2.0, lj, want);
+        double lt = (lj[0] + lj[1] + lj[2]) / NJ;
+        ck_assert_msg(fabs(st.loss - lt) <= 1e-6 * fabs(lt), "beta %g: loss %.17g, torch %.17g", betas[k], st.loss, lt);
+        for (int r = 0; r < NR; r++) {
+            float mx = 0.0f;
+            for (int i = 0; i < ND; i++) mx = fmaxf(mx, fabsf(want[r * ND + i]));
+            for (int i = 0; i < ND; i++) {
+                double e = fabs((double)g[r * ND + i] - (double)want[r * ND + i]) / (double)mx;
+                worst = e > worst ? e : worst;
+            }
+        }
+    }
+    ck_assert_msg(worst <= 0x1p-20, "gradient %g of the row's largest from torch's, bound 2^-20", worst);
+}
+END_TEST
+
 /* ---- on the run loop ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -359,12 +454,14 @@ Suite *suite_nft(void)
 {
     Suite *s = suite_create("nft");
     TCase *tc = tcase_create("nft");
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_identity_exact);
     tcase_add_test(tc, test_identity_ulp_bound);
     tcase_add_test(tc, test_gradient_finite_differences);
     tcase_add_test(tc, test_r_and_decay);
     tcase_add_test(tc, test_times_per_sample);
     tcase_add_test(tc, test_backends_equal_ref);
+    tcase_add_test(tc, test_against_torch);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("nft_run");
     tcase_add_checked_fixture(tr, fr_rt_setup, fr_rt_teardown);
