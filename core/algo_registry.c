@@ -7,11 +7,13 @@
 extern const fr_algo fr_algo_flow_grpo;
 extern const fr_algo fr_algo_awm;
 extern const fr_algo fr_algo_dgpo;
+extern const fr_algo fr_algo_nft;
 
 static const fr_algo *const k_algos[] = {
     &fr_algo_flow_grpo,
     &fr_algo_awm,
     &fr_algo_dgpo,
+    &fr_algo_nft,
     NULL,
 };
 

@@ -115,5 +115,7 @@ extern const fr_golden_case fr_golden_cases_awm[];
 extern const size_t fr_golden_n_awm;
 extern const fr_golden_case fr_golden_cases_dgpo[];
 extern const size_t fr_golden_n_dgpo;
+extern const fr_golden_case fr_golden_cases_nft[];
+extern const size_t fr_golden_n_nft;
 
 #endif

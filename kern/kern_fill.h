@@ -14,6 +14,7 @@
 #include "kern/k_flow.h"
 #include "kern/k_gemm.h"
 #include "kern/k_model.h"
+#include "kern/k_nft.h"
 #include "kern/k_norm.h"
 #include "kern/k_reduce_scalar.h"
 #include "kern/k_sampler.h"
@@ -30,6 +31,7 @@ static void fr_kern_fill(fr_ops *t)
     fr_kern_fill_model(t);
     fr_kern_fill_sampler(t);
     fr_kern_fill_traj(t);
+    fr_kern_fill_nft(t);
 }
 
 #endif

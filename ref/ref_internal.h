@@ -61,5 +61,7 @@ void fr_ref_fill_model(fr_ops *ops);
 void fr_ref_fill_sampler(fr_ops *ops);
 /* ref_traj.c: the entries of the table's trajectory-objectives section */
 void fr_ref_fill_traj(fr_ops *ops);
+/* ref_nft.c: the DiffusionNFT entries (nft_rows, nft_grad) */
+void fr_ref_fill_nft(fr_ops *ops);
 
 #endif

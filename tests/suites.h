@@ -22,6 +22,7 @@
     X(samplers)                                                                            \
     X(objectives)                                                                          \
     X(awm)                                                                                 \
+    X(nft)                                                                                 \
     X(tasks)                                                                               \
     X(png)                                                                                 \
     X(pretrain)                                                                            \

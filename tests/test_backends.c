@@ -508,6 +508,35 @@ START_TEST(test_flow)
 }
 END_TEST
 
+/* ---- DiffusionNFT ---------------------------------------------------------------------------- */
+
+static int nft_cases(const bctx *c)
+{
+    int cases = 0;
+    for (size_t si = 0; si < sizeof k_flow_shapes / sizeof k_flow_shapes[0]; si++)
+        for (int v = 0; v < 2; v++) {
+            const int64_t R = k_flow_shapes[si].R, B = k_flow_shapes[si].B, D = k_flow_shapes[si].D;
+            const fr_nft_coef co = {v ? 0.3f : 1.0f, v ? (float)(1.0 - 0.3) : 0.0f, v ? (float)(1.0 + 0.3) : 2.0f};
+            bufset b;
+            bs_init(&b, c);
+            const int it = bs_f32(&b, R), ixt = bs_f32(&b, R * D), iv = bs_f32(&b, R * D), ivo = bs_f32(&b, R * D);
+            const int ix = bs_f32(&b, B * D), ig = bs_f32(&b, R * D), icp = bs_f64(&b, 2 * R), io = bs_f64(&b, 4 * R);
+            bs_upload(&b);
+            BOTH_SIDES(b, c)
+            {
+                o->nft_rows(R, B, D, co, F(it), F(ixt), F(iv), F(ivo), F(ix), DBL(io));
+                o->nft_grad(R, B, D, co, F(it), F(ixt), F(iv), F(ivo), F(ix), DBL(icp), F(ig));
+            }
+            bs_check(&b, "nft_rows, nft_grad R %lld B %lld D %lld beta %g", (long long)R, (long long)B, (long long)D,
+                     (double)co.b);
+            cases += 2;
+        }
+    return cases;
+}
+
+START_TEST(test_nft) { for_each_backend("nft_rows, nft_grad", ops_seed(0xb4c0009), nft_cases); }
+END_TEST
+
 /* ---- a device backend replaced every compute entry ------------------------------------------- */
 
 /* The compute entries are the function pointers from gemm up to mode (flowrl/ops.h), so an
@@ -556,6 +585,7 @@ Suite *suite_backends(void)
     tcase_add_test(tc, test_sum_norm);
     tcase_add_test(tc, test_adamw);
     tcase_add_test(tc, test_flow);
+    tcase_add_test(tc, test_nft);
     tcase_add_test(tc, test_device_tables_have_no_ref_entry);
     suite_add_tcase(s, tc);
     return s;

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "flowrl/nft_elem.h"
 #include "flowrl/sampler_elem.h"
 #include "flowrl/status.h"
 
@@ -149,6 +150,15 @@ typedef struct fr_ops {
                         const double *ce, float *grad);
     /* ema (n) = fr_awm_ema_elem(ema, theta, d, 1 − d) (d, 1 − d rounded from double). */
     void (*ema_lerp)(int64_t n, double d, const float *theta, float *ema);
+    /* DiffusionNFT (docs/algorithms/nft.md), R rows of D, x0 row r mod B, t (R,): with
+     * v± = fr_nft_pos_elem / fr_nft_neg_elem(v, v_old, c) and d± = fr_nft_x0err_elem(xt, t, v±,
+     * x0), out (4R) float64 = [w⁺ | w⁻ | L⁺ | L⁻]: w = fr_nft_weight_clip(mean |d|), L = mean
+     * fr_nft_sqw_elem(d, w), each mean in the 8-lane order of fr_awm_lanes. */
+    void (*nft_rows)(int64_t R, int64_t B, int64_t D, fr_nft_coef c, const float *t, const float *xt,
+                     const float *v, const float *v_old, const float *x0, double *out);
+    /* grad (R, D) = fr_nft_grad_elem(d⁺, d⁻, cpn[r], cpn[R + r]), cpn (2R) float64. */
+    void (*nft_grad)(int64_t R, int64_t B, int64_t D, fr_nft_coef c, const float *t, const float *xt,
+                     const float *v, const float *v_old, const float *x0, const double *cpn, float *grad);
 
     /* ---- model: time embedding, condition rows, x0 head (core/model.c) ---- */
     /* emb (B,E) = fr_temb_elem(t[b], j, E/2) (flowrl/embed.h): t (B,), E even. */

@@ -48,6 +48,8 @@ typedef enum {
     FR_RNG_SHUFFLE = 13,       /* re-batching of an epoch's samples */
     FR_RNG_AWM_TIMES = 14,     /* AWM training times of a micro-batch (flowrl/awm.h) */
     FR_RNG_AWM_NOISE = 15,     /* AWM noise epsilon of each (sample, training time) */
+    FR_RNG_NFT_TIMES = 16,     /* DiffusionNFT per-sample permutation of the sampler grid (flowrl/nft.h) */
+    FR_RNG_NFT_NOISE = 17,     /* DiffusionNFT noise epsilon of each (sample, training time) */
     FR_RNG_DGPO_TIMES = 20,    /* DGPO training times of an epoch (flowrl/dgpo.h) */
     FR_RNG_DGPO_NOISE = 21     /* DGPO noise epsilon of each (group, micro-batch, training time) */
 } fr_rng_purpose;

@@ -21,6 +21,7 @@ extern "C" {
 #include "flowrl/hostdev.h"
 #include "flowrl/kernel.h"
 #include "flowrl/model_elem.h"
+#include "flowrl/nft_elem.h"
 #include "flowrl/noising.h"
 #include "flowrl/philox.h"
 #include "flowrl/pretrain_elem.h"
