@@ -279,3 +279,45 @@ fr_status fr_run_check_finite(fr_run *r, const char *what, const float *x, int64
         }
     return FR_OK;
 }
+
+fr_status fr_run_samples_alloc(fr_run *r, fr_run_samples *s)
+{
+    memset(s, 0, sizeof *s);
+    const int64_t P = r->o->c.prompts, N = P * r->o->c.group, D = r->pol.cfg.D;
+    s->N = N, s->D = D, s->be = r->be;
+    if (!(s->x = fr_dev_floats(r->be, N * D)) || !(s->prompts = fr_calloc((size_t)P, sizeof *s->prompts)) ||
+        !(s->pid = fr_calloc((size_t)N, sizeof *s->pid)) || !(s->correct = fr_calloc((size_t)N, sizeof *s->correct)) ||
+        !(s->sid = fr_calloc((size_t)N, sizeof *s->sid)) || !(s->group = fr_calloc((size_t)N, sizeof *s->group)) ||
+        !(s->x_h = fr_calloc((size_t)(N * D), sizeof *s->x_h)) || !(s->reward = fr_calloc((size_t)N, sizeof *s->reward)) ||
+        !(s->adv = fr_calloc((size_t)N, sizeof *s->adv))) {
+        fr_run_samples_free(s);
+        return FR_ERR_NOMEM;
+    }
+    return FR_OK;
+}
+
+void fr_run_samples_free(fr_run_samples *s)
+{
+    if (s->be) fr_dev_free(s->be, s->x);
+    void *h[] = {s->prompts, s->pid, s->correct, s->sid, s->group, s->x_h, s->reward, s->adv};
+    for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
+    memset(s, 0, sizeof *s);
+}
+
+fr_status fr_run_samples_epoch(fr_run *r, const fr_model *m, fr_rollout_cfg *rc, fr_run_samples *s)
+{
+    const int64_t N = s->N, D = s->D, G = r->o->c.group;
+    FR_TRY(fr_run_prompts(r, s->prompts));
+    for (int64_t k = 0; k < N; k++) {
+        s->pid[k] = s->prompts[k / G];
+        s->sid[k] = (uint32_t)k;
+        s->group[k] = s->pid[k];
+    }
+    rc->c0 = (uint32_t)r->epoch;
+    FR_TRY(fr_rollout(m, r->be, r->task, rc, N, s->pid, s->sid, NULL, s->x, NULL));
+    FR_TRY(fr_run_reward_input(r, s->x_h, s->x, N * D));
+    FR_TRY(fr_run_check_finite(r, "rollout sample", s->x_h, N * D));
+    FR_TRY(fr_run_rec_f32(r, "samples", s->x_h, 2, N, D, 1));
+    FR_TRY(fr_run_rewards(r, N, s->pid, s->x_h, s->reward, s->correct));
+    return fr_run_advantages(r, N, s->reward, s->group, s->adv);
+}

@@ -42,8 +42,8 @@ typedef struct {
     int have_ws, have_ws_ref, have_ws_ema;
     int64_t N, D, S, K, b;
     fr_backend *be;
+    fr_run_samples fin;             /* the epoch's final samples, rewards, advantages */
     /* backend memory: the rollout's samples, and one batch of K·b rows with its inputs */
-    float *x;                       /* (N, D) */
     float *bx0;                     /* (b, D) */
     float *eps, *xt, *v, *v_ref, *v_ema, *gv; /* (K·b, D) */
     float *d_t, *d_tin;             /* (K·b,) */
@@ -51,10 +51,7 @@ typedef struct {
     int32_t *d_rows;                /* (b,) */
     int32_t *c;                     /* (K·b, S) */
     /* host: per-sample and per-row values, the samples copied out (the reward's input) */
-    int *prompts, *pid, *correct;   /* (P,), (N,), (N,) */
-    uint32_t *sid;                  /* (N,) */
-    int64_t *group, *order;         /* (N,) */
-    float *x_h, *reward, *adv;      /* (N, D), (N,), (N,) */
+    int64_t *order;         /* (N,) */
     uint32_t *bsid;                 /* (b,) */
     int32_t *brows;                 /* (b,) */
     int *bpid;                      /* (b,) */
@@ -74,12 +71,11 @@ void fr_awm_algo_free(void *p)
     if (t->have_ws_ema) fr_model_ws_free(&t->ws_ema);
     if (t->have_ema) fr_model_free(&t->ema);
     fr_rollout_schedule_free(&t->sched);
-    void *dev[] = {t->x,  t->bx0, t->eps, t->xt,     t->v,      t->v_ref, t->v_ema,
+    void *dev[] = {t->bx0, t->eps, t->xt,     t->v,      t->v_ref, t->v_ema,
                    t->gv, t->d_t, t->d_tin, t->d_bsid, t->d_rows, t->c};
     for (size_t i = 0; t->be && i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(t->be, dev[i]);
-    void *bufs[] = {t->prompts, t->pid,   t->correct, t->sid,  t->group, t->order, t->x_h,   t->reward,   t->adv,
-                    t->bsid,    t->brows, t->bpid,    t->badv, t->t,     t->tin,   t->c_h,   t->logp, t->logp_old,
-                    t->idx};
+    fr_run_samples_free(&t->fin);
+    void *bufs[] = {t->order, t->bsid, t->brows, t->bpid, t->badv, t->t, t->tin, t->c_h, t->logp, t->logp_old, t->idx};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(t);
 }
@@ -117,7 +113,8 @@ fr_status fr_awm_algo_setup(fr_run *r, void **out)
         t->have_ws_ema = 1;
     }
     fr_backend *be = t->be = r->be;
-    if (!(t->x = fr_dev_floats(be, N * D)) || !(t->bx0 = fr_dev_floats(be, t->b * D)) ||
+    FR_TRY(fr_run_samples_alloc(r, &t->fin));
+    if (!(t->bx0 = fr_dev_floats(be, t->b * D)) ||
         !(t->eps = fr_dev_floats(be, R * D)) || !(t->xt = fr_dev_floats(be, R * D)) ||
         !(t->v = fr_dev_floats(be, R * D)) || !(t->v_ref = fr_dev_floats(be, R * D)) ||
         !(t->v_ema = fr_dev_floats(be, R * D)) || !(t->gv = fr_dev_floats(be, R * D)) ||
@@ -125,9 +122,7 @@ fr_status fr_awm_algo_setup(fr_run *r, void **out)
         !(t->d_bsid = fr_dev_alloc(be, (size_t)t->b * sizeof(uint32_t))) || !(t->d_rows = fr_dev_i32(be, t->b)) ||
         !(t->c = fr_dev_i32(be, R * t->S)))
         return FR_ERR_NOMEM;
-    if (!ALLOC(t->prompts, ro->c.prompts) || !ALLOC(t->pid, N) || !ALLOC(t->correct, N) || !ALLOC(t->sid, N) ||
-        !ALLOC(t->group, N) || !ALLOC(t->order, N) || !ALLOC(t->x_h, N * D) || !ALLOC(t->reward, N) ||
-        !ALLOC(t->adv, N) || !ALLOC(t->bsid, t->b) || !ALLOC(t->brows, t->b) || !ALLOC(t->bpid, t->b) || !ALLOC(t->badv, t->b) ||
+    if (!ALLOC(t->order, N) || !ALLOC(t->bsid, t->b) || !ALLOC(t->brows, t->b) || !ALLOC(t->bpid, t->b) || !ALLOC(t->badv, t->b) ||
         !ALLOC(t->t, R) || !ALLOC(t->tin, R) || !ALLOC(t->c_h, R * t->S) || !ALLOC(t->logp, R) ||
         !ALLOC(t->logp_old, ro->c.num_batches * R) || !ALLOC(t->idx, t->K))
         return FR_ERR_NOMEM;
@@ -147,12 +142,12 @@ static fr_status batch_inputs(fr_run *r, awm_state *t, uint32_t e, int64_t q)
     const int64_t *rows = t->order + q * b;
     for (int64_t i = 0; i < b; i++) {
         t->brows[i] = (int32_t)rows[i]; /* < N < 2^31 (the run's checks) */
-        t->bsid[i] = t->sid[rows[i]];
-        t->bpid[i] = t->pid[rows[i]];
-        t->badv[i] = t->adv[rows[i]];
+        t->bsid[i] = t->fin.sid[rows[i]];
+        t->bpid[i] = t->fin.pid[rows[i]];
+        t->badv[i] = t->fin.adv[rows[i]];
     }
     FR_TRY(fr_h2d(be, t->d_rows, t->brows, (size_t)b * sizeof(int32_t)));
-    be->ops->gather_rows(b, D, t->d_rows, t->N, t->x, t->bx0);
+    be->ops->gather_rows(b, D, t->d_rows, t->N, t->fin.x, t->bx0);
     const int discrete = t->tc.type <= FR_AWM_TIME_DISCRETE_WITH_INIT;
     FR_TRY(fr_awm_times(&t->tc, r->o->run.seed, e, (uint32_t)q, b, t->rc.T, discrete ? t->rc.sigmas : NULL,
                         discrete ? t->idx : NULL, t->t));
@@ -217,30 +212,18 @@ fr_status fr_awm_algo_epoch(fr_run *r, void *state)
     awm_state *t = state;
     const fr_run_opts *ro = r->o;
     const uint32_t e = (uint32_t)r->epoch;
-    const int64_t N = t->N, D = t->D, G = ro->c.group, nb = ro->c.num_batches, ga = ro->c.grad_accum;
+    const int64_t N = t->N, D = t->D, nb = ro->c.num_batches, ga = ro->c.grad_accum;
 
-    /* 1. prompts, 2. rollout (the final samples) */
-    FR_TRY(fr_run_prompts(r, t->prompts));
-    for (int64_t s = 0; s < N; s++) {
-        t->pid[s] = t->prompts[s / G];
-        t->sid[s] = (uint32_t)s;
-        t->group[s] = t->pid[s];
-    }
-    t->rc.c0 = e;
-    FR_TRY(fr_rollout(&r->pol, r->be, r->task, &t->rc, N, t->pid, t->sid, NULL, t->x, NULL));
-    FR_TRY(fr_run_reward_input(r, t->x_h, t->x, N * D)); /* the reward's input, once */
-    FR_TRY(fr_run_check_finite(r, "rollout sample", t->x_h, N * D));
-    FR_TRY(fr_run_rec_f32(r, "samples", t->x_h, 2, N, D, 1));
+    /* 1. prompts, 2. rollout (the final samples), 3. rewards, 4. advantages */
+    FR_TRY(fr_run_samples_epoch(r, &r->pol, &t->rc, &t->fin));
 
-    /* 3. rewards, 4. advantages, 5. batches */
-    FR_TRY(fr_run_rewards(r, N, t->pid, t->x_h, t->reward, t->correct));
-    FR_TRY(fr_run_advantages(r, N, t->reward, t->group, t->adv));
+    /* 5. batches */
     int64_t n_order;
     FR_TRY(fr_run_shuffle(r, N, NULL, t->order, &n_order));
     fr_tensor ot = fr_tensor_view(t->order, FR_I64, 1, &N);
     FR_TRY(fr_run_rec_tensor(r, "order", &ot));
     int64_t kept = 0;
-    for (int64_t s = 0; s < N; s++) kept += t->adv[s] != 0.0f;
+    for (int64_t s = 0; s < N; s++) kept += t->fin.adv[s] != 0.0f;
     fr_run_metric(r, "kept", (double)kept);
 
     /* 6. updates; ℓ_old of the epoch-start policy where a batch follows an optimiser step */

@@ -44,17 +44,13 @@ typedef struct {
     int need_old;
     int64_t N, D, S, K, b;
     fr_backend *be;
+    fr_run_samples fin;             /* the epoch's final samples, rewards, advantages */
     /* backend memory: the rollout's samples, and one micro-batch of K·b rows with its inputs */
-    float *x;                           /* (N, D) */
     float *eps, *xt, *v, *v_ref, *v_old, *gv; /* (K·b, D) */
     float *d_t, *d_tin;                 /* (K·b,) */
     uint32_t *d_nid;                    /* (b,) */
     int32_t *c;                         /* (K·b, S) */
     /* host */
-    int *prompts, *pid, *correct;       /* (P,), (N,), (N,) */
-    uint32_t *sid;                      /* (N,) */
-    int64_t *group;                     /* (N,) */
-    float *x_h, *reward, *adv;          /* (N, D), (N,), (N,) */
     uint32_t *nid;                      /* (b,) */
     int *bpid;                          /* (b,) */
     float *t, *tin;                     /* (K·b,) */
@@ -72,10 +68,10 @@ void fr_dgpo_algo_free(void *p)
     if (t->have_ws_ema) fr_model_ws_free(&t->ws_ema);
     if (t->have_ema) fr_model_free(&t->ema);
     fr_rollout_schedule_free(&t->sched);
-    void *dev[] = {t->x, t->eps, t->xt, t->v, t->v_ref, t->v_old, t->gv, t->d_t, t->d_tin, t->d_nid, t->c};
+    void *dev[] = {t->eps, t->xt, t->v, t->v_ref, t->v_old, t->gv, t->d_t, t->d_tin, t->d_nid, t->c};
     for (size_t i = 0; t->be && i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(t->be, dev[i]);
-    void *bufs[] = {t->prompts, t->pid, t->correct, t->sid, t->group, t->x_h, t->reward, t->adv,
-                    t->nid,     t->bpid, t->t,      t->tin, t->c_h,   t->d,   t->w,      t->idx};
+    fr_run_samples_free(&t->fin);
+    void *bufs[] = {t->nid, t->bpid, t->t, t->tin, t->c_h, t->d, t->w, t->idx};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(t);
 }
@@ -96,7 +92,7 @@ fr_status fr_dgpo_algo_setup(fr_run *r, void **out)
     t->K = t->o.num_train_timesteps;
     t->N = ro->c.prompts * ro->c.group;
     t->b = t->N / ro->c.num_batches;
-    const int64_t N = t->N, D = t->D, R = t->K * t->b;
+    const int64_t D = t->D, R = t->K * t->b;
     FR_TRY(fr_run_rollout_cfg(r, &t->rc, &t->sched));
     FR_TRY(fr_model_ws_alloc(&t->ws, &r->pol, R, 1));
     t->have_ws = 1;
@@ -112,15 +108,14 @@ fr_status fr_dgpo_algo_setup(fr_run *r, void **out)
     FR_TRY(fr_model_ws_alloc(&t->ws_ema, &t->ema, R, 0));
     t->have_ws_ema = 1;
     fr_backend *be = t->be = r->be;
-    if (!(t->x = fr_dev_floats(be, N * D)) || !(t->eps = fr_dev_floats(be, R * D)) ||
+    FR_TRY(fr_run_samples_alloc(r, &t->fin));
+    if (!(t->eps = fr_dev_floats(be, R * D)) ||
         !(t->xt = fr_dev_floats(be, R * D)) || !(t->v = fr_dev_floats(be, R * D)) ||
         !(t->v_ref = fr_dev_floats(be, R * D)) || !(t->v_old = fr_dev_floats(be, R * D)) ||
         !(t->gv = fr_dev_floats(be, R * D)) || !(t->d_t = fr_dev_floats(be, R)) || !(t->d_tin = fr_dev_floats(be, R)) ||
         !(t->d_nid = fr_dev_alloc(be, (size_t)t->b * sizeof(uint32_t))) || !(t->c = fr_dev_i32(be, R * t->S)))
         return FR_ERR_NOMEM;
-    if (!ALLOC(t->prompts, ro->c.prompts) || !ALLOC(t->pid, N) || !ALLOC(t->correct, N) || !ALLOC(t->sid, N) ||
-        !ALLOC(t->group, N) || !ALLOC(t->x_h, N * D) || !ALLOC(t->reward, N) || !ALLOC(t->adv, N) ||
-        !ALLOC(t->nid, t->b) || !ALLOC(t->bpid, t->b) || !ALLOC(t->t, R) || !ALLOC(t->tin, R) ||
+    if (!ALLOC(t->nid, t->b) || !ALLOC(t->bpid, t->b) || !ALLOC(t->t, R) || !ALLOC(t->tin, R) ||
         !ALLOC(t->c_h, R * t->S) || !ALLOC(t->d, R) || !ALLOC(t->w, R) || !ALLOC(t->idx, t->K))
         return FR_ERR_NOMEM;
     return FR_OK;
@@ -135,8 +130,8 @@ static fr_status batch_inputs(fr_run *r, dgpo_state *t, uint32_t e, int64_t q, c
     fr_backend *be = t->be;
     const int64_t b = t->b, S = t->S, K = t->K, R = K * b, s0 = q * b;
     for (int64_t i = 0; i < b; i++) {
-        t->bpid[i] = t->pid[s0 + i];
-        t->nid[i] = t->o.use_shared_noise ? (uint32_t)t->pid[s0 + i] : t->sid[s0 + i];
+        t->bpid[i] = t->fin.pid[s0 + i];
+        t->nid[i] = t->o.use_shared_noise ? (uint32_t)t->fin.pid[s0 + i] : t->fin.sid[s0 + i];
     }
     for (int64_t k = 0; k < K; k++) {
         const float ts = fr_timestep_diffusers(t->rc.sigmas[t->idx[k]]); /* sample["timesteps"][:, j] */
@@ -150,7 +145,7 @@ static fr_status batch_inputs(fr_run *r, dgpo_state *t, uint32_t e, int64_t q, c
     FR_TRY(fr_h2d(be, t->d_t, t->t, (size_t)R * sizeof(float)));
     FR_TRY(fr_h2d(be, t->d_tin, t->tin, (size_t)R * sizeof(float)));
     FR_TRY(fr_h2d(be, t->c, t->c_h, (size_t)(R * S) * sizeof(int32_t)));
-    *bx0 = t->x + s0 * t->D; /* the micro-batch's samples are contiguous rows of x */
+    *bx0 = t->fin.x + s0 * t->D; /* the micro-batch's samples are contiguous rows of x */
     return fr_dgpo_noise(be, r->o->run.seed, e, (uint32_t)q, t->d_nid, K, b, t->D, *bx0, t->d_t, t->eps, t->xt);
 }
 
@@ -177,7 +172,7 @@ static fr_status update_batch(fr_run *r, dgpo_state *t, uint32_t e, int64_t q, e
     const double gout = 1.0 / (double)r->o->c.grad_accum;
     fr_dgpo_stats st;
     FR_TRY(fr_dgpo_loss(r->be, &t->prm, t->K, b, D, bx0, t->eps, t->v, r->have_ref ? t->v_ref : NULL,
-                        t->need_old ? t->v_old : NULL, t->group + q * b, t->adv + q * b, gout, t->gv, t->d, t->w, NULL,
+                        t->need_old ? t->v_old : NULL, t->fin.group + q * b, t->fin.adv + q * b, gout, t->gv, t->d, t->w, NULL,
                         &st));
     if (!isfinite(st.loss))
         return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld: DGPO loss %g in micro-batch %lld: the policy diverged",
@@ -213,28 +208,17 @@ fr_status fr_dgpo_algo_epoch(fr_run *r, void *state)
     dgpo_state *t = state;
     const fr_run_opts *ro = r->o;
     const uint32_t e = (uint32_t)r->epoch;
-    const int64_t N = t->N, D = t->D, G = ro->c.group, nb = ro->c.num_batches, ga = ro->c.grad_accum;
+    const int64_t N = t->N, nb = ro->c.num_batches, ga = ro->c.grad_accum;
 
-    /* 1. prompts, 2. rollout (the final samples), from the EMA reference after switch_ema_ref steps */
-    FR_TRY(fr_run_prompts(r, t->prompts));
-    for (int64_t s = 0; s < N; s++) {
-        t->pid[s] = t->prompts[s / G];
-        t->sid[s] = (uint32_t)s;
-        t->group[s] = t->pid[s];
-    }
+    /* 1. prompts, 2. rollout (the final samples), from the EMA reference after switch_ema_ref
+     * steps, 3. rewards, 4. advantages */
     const int ema_rollout = r->adam.step > t->o.switch_ema_ref;
-    t->rc.c0 = e;
-    FR_TRY(fr_rollout(ema_rollout ? &t->ema : &r->pol, r->be, r->task, &t->rc, N, t->pid, t->sid, NULL, t->x, NULL));
-    FR_TRY(fr_run_reward_input(r, t->x_h, t->x, N * D)); /* the reward's input, once */
-    FR_TRY(fr_run_check_finite(r, "rollout sample", t->x_h, N * D));
-    FR_TRY(fr_run_rec_f32(r, "samples", t->x_h, 2, N, D, 1));
+    FR_TRY(fr_run_samples_epoch(r, ema_rollout ? &t->ema : &r->pol, &t->rc, &t->fin));
     fr_run_metric(r, "ema_rollout", (double)ema_rollout);
 
-    /* 3. rewards, 4. advantages, 5. the epoch's training times */
-    FR_TRY(fr_run_rewards(r, N, t->pid, t->x_h, t->reward, t->correct));
-    FR_TRY(fr_run_advantages(r, N, t->reward, t->group, t->adv));
+    /* 5. the epoch's training times */
     int64_t kept = 0;
-    for (int64_t s = 0; s < N; s++) kept += t->adv[s] != 0.0f;
+    for (int64_t s = 0; s < N; s++) kept += t->fin.adv[s] != 0.0f;
     fr_run_metric(r, "kept", (double)kept);
     FR_TRY(fr_dgpo_times(ro->run.seed, e, t->K, t->o.trunc_steps, t->idx));
     fr_tensor it = fr_tensor_view(t->idx, FR_I64, 1, &t->K);

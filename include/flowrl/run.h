@@ -245,6 +245,25 @@ void fr_run_info(const fr_run *r, const char *fmt, ...)
  * *gn: the norm before clipping (NAN when clipping is off). */
 fr_status fr_run_optimizer_step(fr_run *r, int64_t u, float *gn);
 
+/* The final samples of an epoch, for the algorithms that train on the rollout's last states
+ * (AWM, DGPO, DiffusionNFT): N = P·G rows, row s = sample s of prompt prompts[s / G], its group
+ * that prompt. */
+typedef struct {
+    int64_t N, D;
+    fr_backend *be;
+    float *x;                     /* (N, D) backend: the rollout's samples */
+    int *prompts, *pid, *correct; /* (P,), (N,), (N,) host */
+    uint32_t *sid;                /* (N,) the rows' sample ids (noise coordinates) */
+    int64_t *group;               /* (N,) */
+    float *x_h, *reward, *adv;    /* (N, D) the reward's input, (N,), (N,) host */
+} fr_run_samples;
+fr_status fr_run_samples_alloc(fr_run *r, fr_run_samples *s);
+void fr_run_samples_free(fr_run_samples *s);
+/* An epoch's steps 1–4 for those algorithms: the prompts (fr_run_prompts), the rollout by m
+ * (rc->c0 = the epoch), the samples to the host once (fr_run_reward_input), checked finite and
+ * recorded as "samples", then rewards (fr_run_rewards) and advantages (fr_run_advantages). */
+fr_status fr_run_samples_epoch(fr_run *r, const fr_model *m, fr_rollout_cfg *rc, fr_run_samples *s);
+
 /* The built-in (or external) reward of N final samples x (N, D, host memory: the rollout's
  * samples copied out once) with prompt ids pid (N,):
  * reward (N,), correct (N,) (may be NULL); records "rewards", "reward_mean", "reward_std"
