@@ -186,3 +186,14 @@ void fr_rt_wait_checkpoint(const char *run, int64_t step, pid_t pid)
     }
     ck_abort_msg("no checkpoint %s after 20 s", p);
 }
+
+int fr_rt_curve_record(const fr_run_epoch_event *ev, void *user)
+{
+    fr_rt_curve *c = user;
+    double r = fr_run_event_get(ev, "reward_mean");
+    if (ev->epoch == 1) c->first = r;
+    c->last3[c->n++ % 3] = r;
+    return 0;
+}
+
+double fr_rt_curve_last3(const fr_rt_curve *c) { return (c->last3[0] + c->last3[1] + c->last3[2]) / 3.0; }

@@ -52,4 +52,13 @@ pid_t fr_rt_spawn(const char *const *args);
 /* Waits until DIR/run/checkpoints/step-N.safetensors exists (the child is mid-run). */
 void fr_rt_wait_checkpoint(const char *run, int64_t step, pid_t pid);
 
+/* The mean reward of a run's first epoch and the mean of its last three (a learning test's
+ * two numbers): pass fr_rt_curve_record as the epoch callback with a zeroed fr_rt_curve. */
+typedef struct {
+    double first, last3[3];
+    int64_t n;
+} fr_rt_curve;
+int fr_rt_curve_record(const fr_run_epoch_event *ev, void *user);
+double fr_rt_curve_last3(const fr_rt_curve *c);
+
 #endif

@@ -11,20 +11,6 @@
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
-typedef struct {
-    double first, best_last3[3];
-    int64_t n;
-} curve;
-
-static int record_epoch(const fr_run_epoch_event *ev, void *user)
-{
-    curve *c = user;
-    double r = fr_run_event_get(ev, "reward_mean");
-    if (ev->epoch == 1) c->first = r;
-    c->best_last3[c->n++ % 3] = r;
-    return 0;
-}
-
 START_TEST(test_awm_learns_halfplane)
 {
     for (uint32_t seed = 1; seed <= 3; seed++) {
@@ -41,10 +27,10 @@ START_TEST(test_awm_learns_halfplane)
         o.ro.c.grad_accum = 2;
         ((fr_awm_opts *)o.ao)->train_timesteps = 4;
         o.ro.opt.lr = 1e-2;
-        curve c = {NAN, {NAN, NAN, NAN}, 0};
-        fr_run_cb cb = {record_epoch, NULL, NULL, &c, NULL};
+        fr_rt_curve c = {NAN, {NAN, NAN, NAN}, 0};
+        fr_run_cb cb = {fr_rt_curve_record, NULL, NULL, &c, NULL};
         ck_assert_msg(fr_rt_run(&o, "opt", 2, &cb, NULL) == FR_OK, "seed %u: %s", seed, fr_last_error());
-        double last = (c.best_last3[0] + c.best_last3[1] + c.best_last3[2]) / 3.0;
+        double last = fr_rt_curve_last3(&c);
         ck_assert_msg(last > c.first + 0.2, "seed %u: halfplane reward %g -> %g (mean of the last 3 epochs), expected > +0.2",
                       seed, c.first, last);
         fr_rt_opts_free(&o);

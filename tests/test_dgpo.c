@@ -354,20 +354,6 @@ START_TEST(test_dgpo_switch_ema_ref)
 }
 END_TEST
 
-typedef struct {
-    double first, last3[3];
-    int64_t n;
-} curve;
-
-static int record_epoch(const fr_run_epoch_event *ev, void *user)
-{
-    curve *c = user;
-    double r = fr_run_event_get(ev, "reward_mean");
-    if (ev->epoch == 1) c->first = r;
-    c->last3[c->n++ % 3] = r;
-    return 0;
-}
-
 /* DGPO learns gmm2d's halfplane reward from a fresh tiny base on each of 3 seeds, in two
  * variants: d_ref of the base with β_dpo = 1, and d_ref of the EMA reference (the code's
  * use_ema_ref) with the default β_dpo = 100. (With the base and β_dpo = 100 the group weights
@@ -395,10 +381,10 @@ START_TEST(test_dgpo_learns_halfplane)
         ao->use_ema_ref = variant;
         ao->beta_dpo = variant ? 100.0 : 1.0;
         o.ro.opt.lr = 1e-2;
-        curve c = {NAN, {NAN, NAN, NAN}, 0};
-        fr_run_cb cb = {record_epoch, NULL, NULL, &c, NULL};
+        fr_rt_curve c = {NAN, {NAN, NAN, NAN}, 0};
+        fr_run_cb cb = {fr_rt_curve_record, NULL, NULL, &c, NULL};
         ck_assert_msg(fr_rt_run(&o, "opt", 2, &cb, NULL) == FR_OK, "variant %d seed %u: %s", variant, seed, fr_last_error());
-        double last = (c.last3[0] + c.last3[1] + c.last3[2]) / 3.0;
+        double last = fr_rt_curve_last3(&c);
         ck_assert_msg(last > c.first + 0.2, "variant %d seed %u: halfplane reward %g -> %g (mean of the last 3 epochs), expected > +0.2",
                       variant, seed, c.first, last);
         fr_rt_opts_free(&o);

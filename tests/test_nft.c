@@ -411,20 +411,6 @@ END_TEST
 
 /* ---- on the run loop ------------------------------------------------------------------------ */
 
-typedef struct {
-    double first, last3[3];
-    int64_t n;
-} curve;
-
-static int record_epoch(const fr_run_epoch_event *ev, void *user)
-{
-    curve *c = user;
-    double r = fr_run_event_get(ev, "reward_mean");
-    if (ev->epoch == 1) c->first = r;
-    c->last3[c->n++ % 3] = r;
-    return 0;
-}
-
 /* `--algo nft` learns gmm2d's halfplane reward from a fresh tiny base on each of 3 seeds
  * (mean reward of the last 3 of 20 epochs at least 0.2 above the first epoch's). */
 START_TEST(test_nft_learns_halfplane)
@@ -439,10 +425,10 @@ START_TEST(test_nft_learns_halfplane)
         o.ro.c.prompts = 4;
         o.ro.c.group = 8;
         o.ro.opt.lr = 1e-2;
-        curve c = {NAN, {NAN, NAN, NAN}, 0};
-        fr_run_cb cb = {record_epoch, NULL, NULL, &c, NULL};
+        fr_rt_curve c = {NAN, {NAN, NAN, NAN}, 0};
+        fr_run_cb cb = {fr_rt_curve_record, NULL, NULL, &c, NULL};
         ck_assert_msg(fr_rt_run(&o, "opt", 2, &cb, NULL) == FR_OK, "seed %u: %s", seed, fr_last_error());
-        double last = (c.last3[0] + c.last3[1] + c.last3[2]) / 3.0;
+        double last = fr_rt_curve_last3(&c);
         ck_assert_msg(last > c.first + 0.2, "seed %u: halfplane reward %g -> %g (mean of the last 3 epochs), expected > +0.2",
                       seed, c.first, last);
         fr_rt_opts_free(&o);
