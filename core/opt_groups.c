@@ -17,10 +17,11 @@ const char *const fr_lr_schedule_names[] = {"cosine", "constant", NULL}; /* fr_l
 
 const fr_opt fr_backend_rows[] = {
     FR_OPT_ROW_(fr_backend_opts, backend, "backend", FR_OPT_STR, "", 0, 0, NULL,
-                "op backend: ref, opt, cuda (default: opt if built in, else ref)", FR_OPT_NOT_SAVED, NULL, "NAME"),
+                "op backend: ref, opt, cuda-emu (the CUDA kernels on the CPU, guarded), cuda "
+                "(default: opt if built in, else ref; `flowrl info` lists this build's)", FR_OPT_NOT_SAVED, NULL, "NAME"),
     FR_OPT_BOOL(fr_backend_opts, fast, "fast", "false",
-                "opt with OpenBLAS/oneDNN kernels: deterministic on one machine and thread count, "
-                "within docs/determinism.md's tolerance of ref (not bitwise)",
+                "vendor kernels (opt: OpenBLAS/oneDNN; cuda: cuBLAS, TF32 off): deterministic on one "
+                "machine and thread count, within docs/determinism.md's tolerance of ref (not bitwise)",
                 FR_OPT_NOT_SAVED),
     FR_OPT_I64(fr_backend_opts, threads, "threads", "0", 0, 4096, "opt threads, 0 = all CPUs; ref runs on one thread",
                FR_OPT_NOT_SAVED),
