@@ -51,22 +51,10 @@ void fr_ref_layernorm_bwd(int64_t M, int64_t D,
     for (int64_t i = 0; i < M; i++) {
         const float *xr = x + i * D, *dyr = dy + i * D;
         float mu = mean[i], rs = rstd[i];
-        float lg[FR_LANES] = {0, 0, 0, 0, 0, 0, 0, 0};
-        float lgx[FR_LANES] = {0, 0, 0, 0, 0, 0, 0, 0};
+        fr_layernorm_dx_row(D, xr, dyr, gamma, mu, rs, dx + i * D, accumulate);
+        /* dgamma, dbeta: one chain per j along the rows, in order (dx aliases neither x nor dy) */
         for (int64_t j = 0; j < D; j++) {
-            float xhat = fr_layernorm_xhat(xr[j], mu, rs);
-            float g = gamma ? dyr[j] * gamma[j] : dyr[j];
-            lg[j % FR_LANES] += g;
-            lgx[j % FR_LANES] = fmaf(g, xhat, lgx[j % FR_LANES]);
-        }
-        float mg = D > 0 ? fr_lanes_tree(lg) / (float)D : 0.0f;
-        float mgx = D > 0 ? fr_lanes_tree(lgx) / (float)D : 0.0f;
-        for (int64_t j = 0; j < D; j++) {
-            float xhat = fr_layernorm_xhat(xr[j], mu, rs);
-            float g = gamma ? dyr[j] * gamma[j] : dyr[j];
-            float d = fr_layernorm_dx(g, xhat, mg, mgx, rs);
-            dx[i * D + j] = accumulate ? dx[i * D + j] + d : d;
-            if (dgamma) dgamma[j] = fmaf(dyr[j], xhat, dgamma[j]);
+            if (dgamma) dgamma[j] = fmaf(dyr[j], fr_layernorm_xhat(xr[j], mu, rs), dgamma[j]);
             if (dbeta) dbeta[j] = dbeta[j] + dyr[j];
         }
     }

@@ -101,7 +101,7 @@ typedef struct fr_ops {
     void (*layernorm_fwd)(int64_t M, int64_t D, const float *x, const float *gamma,
                           const float *beta, float eps, float *y, float *mean, float *rstd);
     /* dx (M,D) (+)= ..., dgamma, dbeta (D,) (+)= ... (accumulate applies to all three;
-     * dgamma/dbeta may be NULL). */
+     * dgamma/dbeta may be NULL; dx aliases neither x nor dy). */
     void (*layernorm_bwd)(int64_t M, int64_t D, const float *x, const float *gamma,
                           const float *mean, const float *rstd, const float *dy, float *dx,
                           float *dgamma, float *dbeta, int accumulate);
