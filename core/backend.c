@@ -277,3 +277,12 @@ fr_copy_stats fr_copy_stats_since(const fr_copy_stats *now, const fr_copy_stats 
     };
     return d;
 }
+
+fr_work_stats fr_work_stats_since(const fr_work_stats *now, const fr_work_stats *then)
+{
+    fr_work_stats d = {
+        .fwd_rows = now->fwd_rows - then->fwd_rows,
+        .bwd_rows = now->bwd_rows - then->bwd_rows,
+    };
+    return d;
+}

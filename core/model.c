@@ -101,6 +101,7 @@ fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, i
     int64_t D = cf->D, H = cf->H, F = cf->F, E = cf->E, nb = cf->n_blocks;
     ws->ready = 0;
     ws->B = B;
+    be->work.fwd_rows += (uint64_t)B; /* the NFE count (flowrl/backend.h) */
 
     if (ws->keep) { /* copied first, so that out may alias x */
         be->ops->copy(B * D, x, ws->x);
@@ -172,6 +173,7 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
     const fr_model_config *cf = &m->cfg;
     int64_t D = cf->D, H = cf->H, F = cf->F, E = cf->E, nb = cf->n_blocks;
     float *dh = ws->dh, *dtmp = ws->dtmp;
+    be->work.bwd_rows += (uint64_t)B;
 
     /* x0 head: v = (x − x̂0)/d, so dL/dx̂0 = −dv/d (into the x̂0 scratch) and dL/dx gains
      * +dv/d (added at the end). */

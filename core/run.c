@@ -293,10 +293,24 @@ static void copy_metrics(fr_run *r, const fr_copy_stats *start, uint64_t record0
     fr_run_metric(r, "copies.d2h_reward_bytes", (double)(r->priv->reward_bytes - reward0));
 }
 
+/* The epoch's rows through the network (flowrl/backend.h fr_work_stats), and the run's
+ * forward-equivalents so far (a backward row costs two forwards), kept across --resume by
+ * the checkpoints (fr_run_save_checkpoint). The held-out evaluations run outside the epoch
+ * and are not counted. */
+static void nfe_metrics(fr_run *r, const fr_work_stats *start)
+{
+    const fr_work_stats d = fr_work_stats_since(&r->be->work, start);
+    r->priv->nfe_total += d.fwd_rows + 2 * d.bwd_rows;
+    fr_run_metric(r, "nfe.forward_rows", (double)d.fwd_rows);
+    fr_run_metric(r, "nfe.backward_rows", (double)d.bwd_rows);
+    fr_run_metric(r, "nfe.total", (double)r->priv->nfe_total);
+}
+
 static fr_status run_epoch(fr_run *r, int64_t e)
 {
     struct fr_run_private *pv = r->priv;
     const fr_copy_stats start = r->be->copies;
+    const fr_work_stats work0 = r->be->work;
     const uint64_t record0 = pv->record_bytes, reward0 = pv->reward_bytes;
     memset(&pv->ev, 0, sizeof pv->ev);
     pv->ev.epoch = e + 1;
@@ -312,6 +326,7 @@ static fr_status run_epoch(fr_run *r, int64_t e)
     FR_TRY(fr_run_rec_params(r, "optim.v.", r->adam.v));
     FR_TRY(fr_audit_end_step(pv->audit));
     copy_metrics(r, &start, record0, reward0);
+    nfe_metrics(r, &work0);
     return FR_OK;
 }
 

@@ -73,6 +73,8 @@ fr_status fr_run_save_checkpoint(fr_run *r, int64_t epoch)
     if (s == FR_OK) s = fr_st_set_meta(&f, "seed", b);
     snprintf(b, sizeof b, "%lld", (long long)epoch);
     if (s == FR_OK) s = fr_st_set_meta(&f, "rng.next_c0", b);
+    snprintf(b, sizeof b, "%" PRIu64, r->priv->nfe_total);
+    if (s == FR_OK) s = fr_st_set_meta(&f, "nfe.total", b);
     if (s == FR_OK) s = fr_st_write(&f, path);
     fr_st_free(&f);
     if (s == FR_OK) r->priv->ckpt_written++;
@@ -175,6 +177,12 @@ fr_status fr_run_load_checkpoint(fr_run *r, int64_t epoch)
     if (s == FR_OK) s = fr_checkpoint_from_st(&f, &r->pol, r->have_ema ? &r->ema : NULL, &r->adam);
     if (s == FR_OK && r->priv->ddpo) s = ddpo_from_st(r, &f, path);
     r->epoch = epoch; /* the epochs done, for the algorithm's load */
+    /* the run's forward-equivalents so far (0 in a checkpoint older than the counter) */
+    const char *nfe = fr_st_get_meta(&f, "nfe.total");
+    char *end = NULL;
+    r->priv->nfe_total = nfe ? strtoull(nfe, &end, 10) : 0;
+    if (s == FR_OK && nfe && (end == nfe || *end))
+        s = fr_fail(FR_ERR_FORMAT, "%s: metadata 'nfe.total' is '%s', not a count", path, nfe);
     if (s == FR_OK && r->algo->load) s = r->algo->load(r, r->priv->state, &f, path);
     fr_st_free(&f);
     if (s == FR_OK) s = cross_check_audit(r, epoch, path);

@@ -44,6 +44,8 @@ struct fr_run_private {
     fr_lock_file lock;            /* the run directory lock (flowrl/dir_lock.h) */
     uint64_t record_bytes;        /* d2h bytes for the audit log and checkpoints (fr_run_host_copy) */
     uint64_t reward_bytes;        /* d2h bytes of the reward's input (fr_run_reward_input) */
+    uint64_t nfe_total;           /* forward-equivalents of the epochs so far (metric nfe.total;
+                                     checkpoint metadata "nfe.total") */
 };
 
 /* ---- run-directory files (core/run_files.c) ------------------------------------------- */

@@ -197,3 +197,13 @@ int fr_rt_curve_record(const fr_run_epoch_event *ev, void *user)
 }
 
 double fr_rt_curve_last3(const fr_rt_curve *c) { return (c->last3[0] + c->last3[1] + c->last3[2]) / 3.0; }
+
+int fr_rt_metrics_record(const fr_run_epoch_event *ev, void *user)
+{
+    fr_rt_metrics *m = user;
+    if (ev->epoch >= 1 && ev->epoch <= 16) {
+        for (int k = 0; k < 8 && m->keys[k]; k++) m->v[k][ev->epoch - 1] = fr_run_event_get(ev, m->keys[k]);
+        m->epochs = ev->epoch;
+    }
+    return 0;
+}

@@ -61,4 +61,13 @@ typedef struct {
 int fr_rt_curve_record(const fr_run_epoch_event *ev, void *user);
 double fr_rt_curve_last3(const fr_rt_curve *c);
 
+/* Metrics of epochs 1..16 by key (NAN where absent): pass fr_rt_metrics_record as the epoch
+ * callback with keys set and the rest zeroed; v[k][e − 1] is keys[k] of epoch e. */
+typedef struct {
+    const char *const *keys; /* NULL-terminated, at most 8 */
+    double v[8][16];
+    int64_t epochs;          /* the last epoch seen */
+} fr_rt_metrics;
+int fr_rt_metrics_record(const fr_run_epoch_event *ev, void *user);
+
 #endif

@@ -203,6 +203,61 @@ START_TEST(test_copy_metrics)
 }
 END_TEST
 
+/* The NFE metrics (flowrl/backend.h fr_work_stats, docs/design.md): rows through the network
+ * per epoch, forward and backward, and the run's forward-equivalents nfe.total = Σ (forward
+ * + 2·backward). The held-out evaluations (before, every epoch, after) are not counted: a run
+ * with them counts what a run without them counts; and a resumed run's nfe.total is the
+ * uninterrupted run's. */
+static const char *const k_nfe_keys[] = {"nfe.forward_rows", "nfe.backward_rows", "nfe.total", NULL};
+
+START_TEST(test_nfe_metrics)
+{
+    FOR_EACH_ALGO(a) {
+        char plain[64], evald[64], part[64];
+        fr_rt_opts p, e, q;
+        fr_rt_opts_init(&p, a, rn(plain, sizeof plain, a, "nfe"), 3);
+        fr_rt_opts_init(&e, a, rn(evald, sizeof evald, a, "nfe-eval"), 3);
+        fr_rt_opts_init(&q, a, rn(part, sizeof part, a, "nfe-part"), 1);
+        e.ro.ev.eval_n = 2;
+        e.ro.ev.eval_every = 1;
+        fr_rt_metrics mp = {k_nfe_keys, {{0}}, 0}, me = {k_nfe_keys, {{0}}, 0};
+        fr_run_cb cbp = {fr_rt_metrics_record, NULL, NULL, &mp, NULL}, cbe = {fr_rt_metrics_record, NULL, NULL, &me, NULL};
+        ck_assert_msg(fr_rt_run(&p, "ref", 1, &cbp, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
+        ck_assert_msg(fr_rt_run(&e, "ref", 1, &cbe, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
+        ck_assert_int_eq(mp.epochs, 3);
+        ck_assert_int_eq(me.epochs, 3);
+        double total = 0.0;
+        for (int k = 0; k < 3; k++) {
+            ck_assert_msg(mp.v[0][k] > 0.0 && mp.v[1][k] > 0.0, "%s epoch %d: %g forward, %g backward rows", a->name,
+                          k + 1, mp.v[0][k], mp.v[1][k]);
+            total += mp.v[0][k] + 2.0 * mp.v[1][k];
+            ck_assert_msg(mp.v[2][k] == total, "%s epoch %d: nfe.total %g, the epochs sum to %g", a->name, k + 1,
+                          mp.v[2][k], total);
+            for (int m = 0; m < 3; m++)
+                ck_assert_msg(me.v[m][k] == mp.v[m][k], "%s epoch %d: %s %g with evaluations, %g without", a->name,
+                              k + 1, k_nfe_keys[m], me.v[m][k], mp.v[m][k]);
+        }
+        /* resumed: the checkpoint carries the count (metadata nfe.total) */
+        ck_assert_msg(fr_rt_run(&q, "ref", 1, NULL, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
+        fr_run_result res;
+        ck_assert_msg(fr_rt_resume(part, 3, 0, "ref", 1, &res) == FR_OK, "%s resume: %s", a->name, fr_last_error());
+        char path[512];
+        size_t n;
+        snprintf(path, sizeof path, "%s/%s/metrics.jsonl", fr_rt_dir, part);
+        char *txt = fr_test_slurp(path, &n), *last = txt;
+        for (char *l = strchr(txt, '\n'); l && l[1]; l = strchr(l + 1, '\n')) last = l + 1;
+        char want[64];
+        snprintf(want, sizeof want, "\"nfe.total\":%.17g", mp.v[2][2]);
+        ck_assert_msg(strstr(last, want) != NULL, "%s: resumed run's last metrics line has no %s: %s", a->name, want,
+                      last);
+        free(txt);
+        fr_rt_opts_free(&p);
+        fr_rt_opts_free(&e);
+        fr_rt_opts_free(&q);
+    }
+}
+END_TEST
+
 /* Runs fn(a, backend name) for every backend whose memory is a device's (cuda-emu always;
  * cuda where a device answers), after closing the probe handle. */
 #define FOR_EACH_DEVICE_BACKEND(name)                                                              \
@@ -515,6 +570,7 @@ Suite *suite_algos(void)
     tcase_add_test(tc, test_bad_values_one_line_exit_2);
     tcase_add_test(tc, test_algos_listed);
     tcase_add_test(tc, test_copy_metrics);
+    tcase_add_test(tc, test_nfe_metrics);
     tcase_add_test(tc, test_device_backends_equal_ref);
     tcase_add_test(tc, test_device_epoch_copies);
     suite_add_tcase(s, tc);

@@ -179,6 +179,45 @@ START_TEST(test_reward_improves_halfplane)
 }
 END_TEST
 
+/* The NFE metrics counted by the model (flowrl/backend.h fr_work_stats) equal Flow-GRPO's
+ * hand-derived budget per epoch: the rollout N·T rows, then per trained step j of the window
+ * (wl steps) and per batch of b = kept / num_batches rows the policy's forward and backward
+ * and, with β > 0, the reference's forward; a guided (CFG) forward or backward counts 2b. */
+static const char *const k_fg_nfe[] = {"nfe.forward_rows", "nfe.backward_rows", "kept", "window_len", NULL};
+
+START_TEST(test_nfe_formula)
+{
+    const struct {
+        float cfg, beta;
+    } cases[] = {{1.0f, 0.04f}, {2.0f, 0.0f}};
+    for (int c = 0; c < 2; c++) {
+        char run[32];
+        snprintf(run, sizeof run, "nfe%d", c);
+        fr_rt_opts o;
+        init(&o, run, 2);
+        o.ro.smp.cfg = cases[c].cfg;
+        o.ro.c.beta = cases[c].beta;
+        fr_rt_metrics m = {k_fg_nfe, {{0}}, 0};
+        fr_run_cb cb = {fr_rt_metrics_record, NULL, NULL, &m, NULL};
+        ck_assert_msg(fr_rt_run(&o, "ref", 1, &cb, NULL) == FR_OK, "%s", fr_last_error());
+        ck_assert_int_eq(m.epochs, 2);
+        const double N = (double)(o.ro.c.prompts * o.ro.c.group), T = (double)o.ro.smp.num_steps;
+        const double g = cases[c].cfg != 1.0f ? 2.0 : 1.0, nb = (double)o.ro.c.num_batches;
+        for (int e = 0; e < 2; e++) {
+            const double kept = m.v[2][e], wl = m.v[3][e];
+            ck_assert_msg(kept > 0.0 && wl == floor(T * o.ro.c.timestep_fraction), "epoch %d: kept %g, window %g", e + 1,
+                          kept, wl);
+            const double rows = floor(kept / nb) * nb * wl * g;
+            const double fwd = N * T * g + rows * (cases[c].beta > 0.0f ? 2.0 : 1.0);
+            ck_assert_msg(m.v[0][e] == fwd && m.v[1][e] == rows, "cfg %g beta %g epoch %d: %g forward rows (want %g), "
+                          "%g backward rows (want %g)", (double)cases[c].cfg, (double)cases[c].beta, e + 1, m.v[0][e],
+                          fwd, m.v[1][e], rows);
+        }
+        fr_rt_opts_free(&o);
+    }
+}
+END_TEST
+
 START_TEST(test_checks)
 {
     char out[8192];
@@ -237,6 +276,7 @@ Suite *suite_train(void)
     tcase_add_test(tc, test_ratio_differs_without_train_cfg);
     tcase_add_test(tc, test_reward_improves_halfplane);
     tcase_add_test(tc, test_checks);
+    tcase_add_test(tc, test_nfe_formula);
     tcase_add_test(tc, test_deprecated_spellings);
     suite_add_tcase(s, tc);
     return s;

@@ -24,6 +24,13 @@ typedef struct {
     uint64_t d2h_calls, d2h_bytes;
 } fr_copy_stats;
 
+/* Rows through the network through one handle (fr_model_forward / fr_model_backward, the
+ * one path every rollout, trainer, reference and EMA copy takes): a CFG forward over
+ * [x; x] counts its 2b rows. The model-evaluation (NFE) budget of a run. */
+typedef struct {
+    uint64_t fwd_rows, bwd_rows;
+} fr_work_stats;
+
 typedef struct fr_backend {
     const fr_ops *ops;    /* its table: ref entries where the backend has none (host memory only) */
     const char *name;     /* "ref", "opt", "cuda-emu", "cuda" */
@@ -32,6 +39,7 @@ typedef struct fr_backend {
     int fast;             /* --fast */
     int device;           /* 1: its memory is not the host's (cuda-emu, cuda) */
     fr_copy_stats copies; /* since fr_backend_open (fr_copy_stats_since for an epoch's share) */
+    fr_work_stats work;   /* since fr_backend_open (fr_work_stats_since for an epoch's share) */
 } fr_backend;
 
 /* Opens backend `name` ("" = the fastest bitwise backend built in: opt, else ref) with the
@@ -63,5 +71,6 @@ fr_status fr_dev_sync(fr_backend *be);
 
 /* now − then, field by field. */
 fr_copy_stats fr_copy_stats_since(const fr_copy_stats *now, const fr_copy_stats *then);
+fr_work_stats fr_work_stats_since(const fr_work_stats *now, const fr_work_stats *then);
 
 #endif
