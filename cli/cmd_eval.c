@@ -14,6 +14,9 @@ typedef struct {
     int64_t n;
     char reward[1024];
     int json;
+    char kl_ref[FR_OPT_PATH_MAX];
+    int64_t kl_steps;
+    float kl_noise;
 } eval_opts;
 
 static const fr_opt k_rows[] = {
@@ -24,6 +27,13 @@ static const fr_opt k_rows[] = {
                 "(docs/reward-protocol.md; no accuracy then)",
                 0, NULL, "NAME"),
     FR_OPT_BOOL(eval_opts, json, "json", "false", "print one JSON object on stdout instead of the table", 0),
+    FR_OPT_ROW_(eval_opts, kl_ref, "kl_ref", FR_OPT_STR, "", 0, 0, NULL,
+                "also the KL of the checkpoint to the reference CKPT (e.g. the base): nats per sample of the SDE "
+                "path measures (below)",
+                0, NULL, "CKPT"),
+    FR_OPT_I64(eval_opts, kl_steps, "kl_steps", "10", 1, 100000, "SDE steps of the --kl-ref rollout", 0),
+    FR_OPT_F32(eval_opts, kl_noise, "kl_noise_level", "0.7", 1e-6, 1e6, "SDE noise level a of the --kl-ref rollout",
+               0),
 };
 
 static void usage(FILE *f)
@@ -37,7 +47,16 @@ static void usage(FILE *f)
             "Seeds are fixed (key --seed, default 0x%08x, domain 0x%08x, sample id = prompt * %d + k),\n"
             "independent of the training seed: every checkpoint sees the same noise, the first k\n"
             "samples of a prompt do not change with N, and nothing depends on --rollout-batch.\n"
-            "Example: flowrl eval --ckpt shapes.safetensors --task shapes --sampler ode --num-steps 40\n",
+            "diversity: per prompt the mean over pairs of its N samples of ||x_i - x_j|| / sqrt(D) (the\n"
+            "RMS per-value distance of the reward's inputs), averaged over the prompts of a kind.\n"
+            "--kl-ref CKPT: KL(p_ckpt || p_ref) of the discretised path measures under Flow-GRPO's SDE\n"
+            "sampler (--kl-steps, --kl-noise-level, --grid, --shift, --cfg; the training defaults):\n"
+            "both chains step x_{t+1} ~ N(mu(x_t), sigma_t^2 I) with the same sigma_t, so\n"
+            "KL = E_{x ~ p_ckpt} sum_t sum_d (mu_ckpt(x_t) - mu_ref(x_t))^2 / (2 sigma_t^2), estimated on the\n"
+            "same prompts x N samples and seeds (the checkpoint's rollout, the reference's mean at each\n"
+            "x_t); reported in nats per sample (kl) and per dimension (kl/dim = kl / D).\n"
+            "Example: flowrl eval --ckpt shapes.safetensors --task shapes --sampler ode --num-steps 40\n"
+            "         flowrl eval --ckpt run/checkpoints/step-20.safetensors --kl-ref shapes_base.safetensors\n",
             FR_EVAL_SEED, FR_ROLLOUT_C0_EVAL, FR_EVAL_MAX_N);
 }
 
@@ -56,7 +75,9 @@ static fr_status score_by_program(void *user, uint32_t batch, int B, const int *
 static double safe_div(double a, double b) { return b > 0 ? a / b : 0.0; }
 
 /* has_correct 0 (an external reward): "correct" and "accuracy" are null */
-static cJSON *stats_json(int64_t samples, int64_t correct, double score, int prompts, int has_correct)
+/* kl < 0 (no --kl-ref): no KL fields */
+static cJSON *stats_json(int64_t samples, int64_t correct, double score, int prompts, int has_correct, double diversity,
+                         double kl, int64_t D)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
@@ -70,11 +91,25 @@ static cJSON *stats_json(int64_t samples, int64_t correct, double score, int pro
         cJSON_AddNullToObject(o, "accuracy");
     }
     cJSON_AddNumberToObject(o, "mean_score", samples > 0 ? score : 0.0);
+    cJSON_AddNumberToObject(o, "diversity", diversity);
+    if (kl >= 0.0) {
+        cJSON_AddNumberToObject(o, "kl", kl);
+        cJSON_AddNumberToObject(o, "kl_per_dim", kl / (double)D);
+    }
     return o;
 }
 
+/* The --kl-ref reference and its sampler. */
+typedef struct {
+    const char *ckpt;
+    fr_infer_ckpt ck;
+    int loaded;
+    fr_rollout_cfg rc;
+    fr_rollout_schedule sched;
+} kl_ref;
+
 static int print_json(const fr_cli_sampling *s, const char *backend, const char *sampler, const fr_eval_opts *o,
-                      const char *reward, const fr_eval_result *r, double seconds, const char *ckpt)
+                      const char *reward, const fr_eval_result *r, double seconds, const char *ckpt, const kl_ref *kl)
 {
     const fr_task *t = s->ck.task;
     cJSON *root = cJSON_CreateObject();
@@ -96,11 +131,21 @@ static int print_json(const fr_cli_sampling *s, const char *backend, const char 
     cJSON_AddNumberToObject(root, "n", o->n);
     cJSON_AddNumberToObject(root, "seed", o->seed);
     cJSON *groups = cJSON_AddObjectToObject(root, "groups");
+    if (r->have_kl) {
+        cJSON *k = cJSON_AddObjectToObject(root, "kl_ref");
+        cJSON_AddStringToObject(k, "ckpt", kl->ckpt);
+        cJSON_AddStringToObject(k, "sampler", fr_sampler_name(kl->rc.kind));
+        cJSON_AddNumberToObject(k, "steps", (double)kl->rc.T);
+        cJSON_AddNumberToObject(k, "noise", kl->rc.noise);
+    }
+    const int64_t D = t->D;
     for (int g = 0; groups && g < r->n_groups; g++)
         cJSON_AddItemToObject(groups, t->group_names[g],
                               stats_json(r->group_samples[g], r->group_correct[g], r->group_score[g],
-                                         r->group_prompts[g], has_correct));
-    cJSON_AddItemToObject(root, "overall", stats_json(r->samples, r->correct, r->score, r->n_prompts, has_correct));
+                                         r->group_prompts[g], has_correct, r->group_diversity[g],
+                                         r->have_kl ? r->group_kl[g] : -1.0, D));
+    cJSON_AddItemToObject(root, "overall", stats_json(r->samples, r->correct, r->score, r->n_prompts, has_correct,
+                                                      r->diversity, r->have_kl ? r->kl : -1.0, D));
     cJSON *prompts = cJSON_AddArrayToObject(root, "prompts");
     for (int i = 0; prompts && i < r->n_prompts; i++) {
         char text[FR_PROMPT_TEXT_MAX];
@@ -115,6 +160,8 @@ static int print_json(const fr_cli_sampling *s, const char *backend, const char 
             cJSON_AddNumberToObject(p, "accuracy", (double)r->prompt_correct[i] / (double)r->n);
         }
         cJSON_AddNumberToObject(p, "mean_score", r->prompt_score[i]);
+        cJSON_AddNumberToObject(p, "diversity", r->prompt_diversity[i]);
+        if (r->have_kl) cJSON_AddNumberToObject(p, "kl", r->prompt_kl[i]);
         cJSON_AddItemToArray(prompts, p);
     }
     cJSON_AddNumberToObject(root, "seconds", seconds);
@@ -126,24 +173,58 @@ static int print_json(const fr_cli_sampling *s, const char *backend, const char 
     return 0;
 }
 
-static void table_row(const char *kind, int prompts, int64_t samples, int64_t correct, double score, int has_correct)
+/* kl < 0: no KL columns */
+static void table_row(const char *kind, int prompts, int64_t samples, int64_t correct, double score, int has_correct,
+                      double diversity, double kl, int64_t D)
 {
     if (has_correct)
-        printf("%-12s %7d %8lld %8lld %8.1f%% %11.4f\n", kind, prompts, (long long)samples, (long long)correct,
-               100.0 * safe_div((double)correct, (double)samples), score);
+        printf("%-12s %7d %8lld %8lld %8.1f%% %11.4f %10.4f", kind, prompts, (long long)samples, (long long)correct,
+               100.0 * safe_div((double)correct, (double)samples), score, diversity);
     else /* an external reward: scores only */
-        printf("%-12s %7d %8lld %8s %9s %11.4f\n", kind, prompts, (long long)samples, "-", "-", score);
+        printf("%-12s %7d %8lld %8s %9s %11.4f %10.4f", kind, prompts, (long long)samples, "-", "-", score, diversity);
+    if (kl >= 0.0) printf(" %11.5g %11.5g", kl, kl / (double)D);
+    printf("\n");
 }
 
 static void print_table(const fr_cli_sampling *s, const fr_eval_result *r, int has_correct)
 {
     const fr_task *t = s->ck.task;
-    printf("%-12s %7s %8s %8s %9s %11s\n", "kind", "prompts", "samples", "correct", "accuracy", "mean score");
+    printf("%-12s %7s %8s %8s %9s %11s %10s", "kind", "prompts", "samples", "correct", "accuracy", "mean score",
+           "diversity");
+    if (r->have_kl) printf(" %11s %11s", "kl", "kl/dim");
+    printf("\n");
     for (int g = 0; g < r->n_groups; g++)
         if (r->group_prompts[g] > 0)
             table_row(t->group_names[g], r->group_prompts[g], r->group_samples[g], r->group_correct[g],
-                      r->group_score[g], has_correct);
-    table_row("overall", r->n_prompts, r->samples, r->correct, r->score, has_correct);
+                      r->group_score[g], has_correct, r->group_diversity[g], r->have_kl ? r->group_kl[g] : -1.0,
+                      t->D);
+    table_row("overall", r->n_prompts, r->samples, r->correct, r->score, has_correct, r->diversity,
+              r->have_kl ? r->kl : -1.0, t->D);
+}
+
+/* Loads the --kl-ref checkpoint (EMA weights as the evaluated one's) and builds its SDE
+ * sampler on eval's grid, shift, guidance and rollout batch. */
+static fr_status kl_ref_setup(kl_ref *k, fr_cli_sampling *s, const fr_cli_sampling_args *a, const eval_opts *eo)
+{
+    memset(k, 0, sizeof *k);
+    k->ckpt = eo->kl_ref;
+    FR_TRY(fr_infer_ckpt_load(&k->ck, &s->be, eo->kl_ref, !a->m.no_ema, s->ck.task->name));
+    k->loaded = 1;
+    if (k->ck.task != s->ck.task)
+        return fr_fail(FR_ERR_ARG, "--kl-ref %s: task %s, the checkpoint's is %s", eo->kl_ref, k->ck.task->name,
+                       s->ck.task->name);
+    k->rc = fr_rollout_cfg_default(FR_SAMPLER_SDE);
+    k->rc.T = eo->kl_steps;
+    k->rc.noise = eo->kl_noise;
+    k->rc.cfg = s->rc.cfg;
+    k->rc.batch = s->rc.batch;
+    return fr_rollout_schedule_make(&k->rc, s->grid, s->shift, 0, 0, &k->sched);
+}
+
+static void kl_ref_free(kl_ref *k)
+{
+    if (k->loaded) fr_infer_ckpt_free(&k->ck);
+    fr_rollout_schedule_free(&k->sched);
 }
 
 int cmd_eval(int argc, char **argv)
@@ -205,9 +286,30 @@ int cmd_eval(int argc, char **argv)
             eo.n, eo.seed, reward);
     fflush(info);
 
+    kl_ref kl;
+    memset(&kl, 0, sizeof kl);
+    if (eo_.kl_ref[0]) {
+        fr_status ks = kl_ref_setup(&kl, &s, &a, &eo_);
+        if (ks != FR_OK) {
+            rc = fr_cli_error("eval", "%s", fr_last_error());
+            kl_ref_free(&kl);
+            if (pr.rc) fr_reward_cmd_close(pr.rc);
+            fr_cli_sampling_free(&s);
+            return rc;
+        }
+        fprintf(info, "KL to %s: sde, %lld steps, noise %g, cfg %g\n", eo_.kl_ref, (long long)kl.rc.T,
+                (double)kl.rc.noise, (double)kl.rc.cfg);
+        fflush(info);
+    }
+
     double t0 = fr_cli_now();
     fr_eval_result r;
     fr_status st = fr_evaluate(&s.ck.model, &s.be, t, &s.rc, &eo, &r);
+    if (st == FR_OK && eo_.kl_ref[0]) {
+        st = fr_eval_kl(&s.ck.model, &kl.ck.model, &s.be, t, &kl.rc, &eo, &r);
+        if (st != FR_OK) fr_eval_result_free(&r);
+    }
+    kl_ref_free(&kl);
     if (st != FR_OK) rc = fr_cli_error("eval", "%s", fr_last_error());
     /* the program's own failure was reported by the batch that met it; a failed close of a
      * healthy program (exit status, kill) is a failure of its own */
@@ -218,7 +320,7 @@ int cmd_eval(int argc, char **argv)
     }
     double secs = fr_cli_now() - t0;
     if (rc == 0 && eo_.json) {
-        rc = print_json(&s, backend, sampler, &eo, reward, &r, secs, a.m.ckpt);
+        rc = print_json(&s, backend, sampler, &eo, reward, &r, secs, a.m.ckpt, &kl);
     } else if (rc == 0) {
         print_table(&s, &r, !prog);
         printf("time %.2f s (%lld samples x %lld steps)\n", secs, (long long)r.samples, (long long)s.rc.T);

@@ -445,6 +445,47 @@ static void check_eval(const char *task_name, int n, int64_t T)
         ck_assert_int_eq(r1.prompt_ids[i], t->eval_first + i);
         ck_assert(r1.prompt_correct[i] >= 0 && r1.prompt_correct[i] <= n);
     }
+    /* diversity: the same bits at every batch size (5 splits prompts across chunks), and
+     * per prompt the mean over ordered pairs i != j of ||x_i - x_j|| / sqrt(D) of the samples
+     * drawn again here at the eval's coordinates */
+    ck_assert(memcmp(&r1.diversity, &r2.diversity, sizeof(double)) == 0 && r1.diversity > 0.0);
+    const int64_t D = t->D;
+    float *xs = malloc((size_t)(n * D) * sizeof *xs);
+    int *pids = malloc((size_t)n * sizeof *pids);
+    uint32_t *sids = malloc((size_t)n * sizeof *sids);
+    ck_assert(xs && pids && sids);
+    fr_rollout_cfg ce = c;
+    ce.seed = o.seed;
+    ce.c0 = FR_ROLLOUT_C0_EVAL;
+    double div_sum = 0.0, gsum[16] = {0};
+    ck_assert(t->n_groups <= 16);
+    for (int i = 0; i < r1.n_prompts; i++) {
+        ck_assert(memcmp(&r1.prompt_diversity[i], &r2.prompt_diversity[i], sizeof(double)) == 0);
+        for (int k = 0; k < n; k++) {
+            pids[k] = r1.prompt_ids[i];
+            sids[k] = (uint32_t)pids[k] * FR_EVAL_MAX_N + (uint32_t)k;
+        }
+        ck_assert(fr_rollout_to_host(&m, be, t, &ce, n, pids, sids, xs) == FR_OK);
+        double want = 0.0;
+        for (int a = 0; a < n; a++)
+            for (int b = 0; b < n; b++) {
+                if (a == b) continue;
+                double ss = 0.0;
+                for (int64_t d = 0; d < D; d++) ss += ((double)xs[a * D + d] - xs[b * D + d]) * ((double)xs[a * D + d] - xs[b * D + d]);
+                want += sqrt(ss / (double)D);
+            }
+        want /= (double)n * (double)(n - 1);
+        ck_assert_msg(fabs(r1.prompt_diversity[i] - want) <= 1e-12 * want, "prompt %d: diversity %.17g, direct %.17g",
+                      r1.prompt_ids[i], r1.prompt_diversity[i], want);
+        div_sum += r1.prompt_diversity[i];
+        gsum[t->prompt_group(r1.prompt_ids[i])] += r1.prompt_diversity[i];
+    }
+    ck_assert(fabs(r1.diversity - div_sum / r1.n_prompts) <= 1e-15 * div_sum);
+    for (int g = 0; g < r1.n_groups; g++)
+        ck_assert(fabs(r1.group_diversity[g] - gsum[g] / r1.group_prompts[g]) <= 1e-15 * gsum[g]);
+    free(xs);
+    free(pids);
+    free(sids);
     /* the train split has its own prompts */
     fr_eval_result r3;
     o.split = FR_SPLIT_TRAIN;
@@ -452,6 +493,7 @@ static void check_eval(const char *task_name, int n, int64_t T)
     ck_assert(fr_evaluate(&m, be, t, &c, &o, &r3) == FR_OK);
     ck_assert_int_eq(r3.n_prompts, t->n_train);
     ck_assert_int_eq(r3.prompt_ids[0], 0);
+    ck_assert(r3.diversity == 0.0 && r3.prompt_diversity[0] == 0.0); /* one sample per prompt: no pair */
     fr_eval_result_free(&r1);
     fr_eval_result_free(&r2);
     fr_eval_result_free(&r3);

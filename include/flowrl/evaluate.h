@@ -58,6 +58,20 @@ typedef struct {
     int n;               /* samples per prompt */
     int64_t samples, correct;
     double score;        /* mean score over all samples */
+    /* Diversity: per prompt the mean over its n(n−1)/2 pairs of samples (the reward's input
+     * x, D values) of the Euclidean distance ‖x_i − x_j‖ / √D, the RMS per-value distance
+     * (0 when n = 1); pairs i < j in order, in double. Per kind and overall the mean over
+     * the prompts. Independent of the batch size like every field. */
+    double *prompt_diversity; /* (n_prompts,) */
+    double *group_diversity;  /* (n_groups,) NaN for an empty group */
+    double diversity;
+    /* KL to a reference (fr_eval_kl; have_kl = 0 until it ran): nats per sample, the mean
+     * over the samples, per prompt, per kind (mean over its samples) and overall; kl_per_dim
+     * = kl / D. */
+    int have_kl;
+    double *prompt_kl;   /* (n_prompts,) */
+    double *group_kl;    /* (n_groups,) NaN for an empty group */
+    double kl, kl_per_dim;
 } fr_eval_result;
 
 /* Runs the evaluation. rc gives the sampler (its seed and c0 are replaced as described
@@ -66,5 +80,21 @@ typedef struct {
 fr_status fr_evaluate(const fr_model *m, fr_backend *be, const fr_task *task, const fr_rollout_cfg *rc,
                       const fr_eval_opts *opts, fr_eval_result *res);
 void fr_eval_result_free(fr_eval_result *r);
+
+/* KL of the policy m to a reference ref, the same measure for every algorithm: the KL
+ * between the discretised path measures of m and ref under the stochastic sampler rc
+ * (flowrl eval --kl-ref: Flow-GRPO's SDE sampler, --kl-steps 10 steps, --kl-noise-level 0.7).
+ * Both chains have Gaussian transitions x_{t+1} ~ N(μ(x_t), σ_t² I) with the same σ_t (the
+ * step's transition std, fr_step_std.std), so
+ *   KL(p_m ‖ p_ref) = E_{x ~ p_m} Σ_t Σ_d (μ_m(x_t) − μ_ref(x_t))² / (2σ_t²),
+ * estimated by Monte Carlo on opts' prompts × n samples at eval's seeds (flowrl/evaluate.h
+ * "Seeds", key opts->seed, c0 FR_ROLLOUT_C0_EVAL): the policy's rollout with its
+ * trajectory, and at every step the reference's mean at the same x_t (fr_guided_forward with
+ * rc's guidance, fr_sampler_mean; row sums of squares by the op entry row_sumsq_diff).
+ * Summed in double per sample over the steps, then over the samples in order: independent
+ * of the batch size, 0 exactly when ref has m's weights. Fills res's KL fields (have_kl = 1);
+ * res must be fr_evaluate's result for the same opts. Every step of rc needs std > 0. */
+fr_status fr_eval_kl(const fr_model *m, const fr_model *ref, fr_backend *be, const fr_task *task,
+                     const fr_rollout_cfg *rc, const fr_eval_opts *opts, fr_eval_result *res);
 
 #endif
