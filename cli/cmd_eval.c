@@ -28,8 +28,8 @@ static const fr_opt k_rows[] = {
                 0, NULL, "NAME"),
     FR_OPT_BOOL(eval_opts, json, "json", "false", "print one JSON object on stdout instead of the table", 0),
     FR_OPT_ROW_(eval_opts, kl_ref, "kl_ref", FR_OPT_STR, "", 0, 0, NULL,
-                "also the KL of the checkpoint to the reference CKPT (e.g. the base): nats per sample of the SDE "
-                "path measures (below)",
+                "also the KL of the checkpoint to the reference CKPT (e.g. the base; its EMA weights where it has "
+                "them): nats per sample of the SDE path measures (below)",
                 0, NULL, "CKPT"),
     FR_OPT_I64(eval_opts, kl_steps, "kl_steps", "10", 1, 100000, "SDE steps of the --kl-ref rollout", 0),
     FR_OPT_F32(eval_opts, kl_noise, "kl_noise_level", "0.7", 1e-6, 1e6, "SDE noise level a of the --kl-ref rollout",
@@ -202,13 +202,14 @@ static void print_table(const fr_cli_sampling *s, const fr_eval_result *r, int h
               r->have_kl ? r->kl : -1.0, t->D);
 }
 
-/* Loads the --kl-ref checkpoint (EMA weights as the evaluated one's) and builds its SDE
- * sampler on eval's grid, shift, guidance and rollout batch. */
-static fr_status kl_ref_setup(kl_ref *k, fr_cli_sampling *s, const fr_cli_sampling_args *a, const eval_opts *eo)
+/* Loads the --kl-ref checkpoint (its EMA weights where it has them, as `train --base` loads
+ * the reference; --no-ema applies to --ckpt only) and builds its SDE sampler on eval's grid,
+ * shift, guidance and rollout batch. */
+static fr_status kl_ref_setup(kl_ref *k, fr_cli_sampling *s, const eval_opts *eo)
 {
     memset(k, 0, sizeof *k);
     k->ckpt = eo->kl_ref;
-    FR_TRY(fr_infer_ckpt_load(&k->ck, &s->be, eo->kl_ref, !a->m.no_ema, s->ck.task->name));
+    FR_TRY(fr_infer_ckpt_load(&k->ck, &s->be, eo->kl_ref, 1, s->ck.task->name));
     k->loaded = 1;
     if (k->ck.task != s->ck.task)
         return fr_fail(FR_ERR_ARG, "--kl-ref %s: task %s, the checkpoint's is %s", eo->kl_ref, k->ck.task->name,
@@ -289,7 +290,7 @@ int cmd_eval(int argc, char **argv)
     kl_ref kl;
     memset(&kl, 0, sizeof kl);
     if (eo_.kl_ref[0]) {
-        fr_status ks = kl_ref_setup(&kl, &s, &a, &eo_);
+        fr_status ks = kl_ref_setup(&kl, &s, &eo_);
         if (ks != FR_OK) {
             rc = fr_cli_error("eval", "%s", fr_last_error());
             kl_ref_free(&kl);
