@@ -1,6 +1,6 @@
 # flowrl -- run ./configure first (it writes config.mk and config.h).
 #   make            library (build/libflowrl.a, .so) and CLI (build/flowrl)
-#   make check      every test (Check runner; the exit code is the verdict)
+#   make check      every test (Check runner, then python/'s pytest suite; the exit code is the verdict)
 #   make check-asan the same under AddressSanitizer + UBSan (in build-asan/)
 #   make fuzz       libFuzzer on every reader of outside data, FUZZ_SECONDS each (default 60)
 #   make accuracy   the dense transcendental sweep against MPFR (docs/determinism.md)
@@ -78,8 +78,16 @@ $(LIB_A): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(LIB_SO): $(LIB_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+# ---- C API shared library (issue 19; include/flowrl/capi.h, docs/python.md) ----------------------
+# libflowrl.so.<FLOWRL_API_VERSION> with that SONAME; libflowrl.so is a link to it.
+API_MAJOR := $(shell sed -n 's/^\#define FLOWRL_API_VERSION \([0-9][0-9]*\).*/\1/p' include/flowrl/capi.h)
+LIB_SONAME := libflowrl.so.$(API_MAJOR)
+$(BUILD)/$(LIB_SONAME): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(LIB_SONAME) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(LIB_SO): $(BUILD)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $@
+# ---- end of the C API block -------------------------------------------------------------------
 
 $(CLI): $(CLI_OBJ) $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB_A) $(LDLIBS_ALL)
@@ -121,6 +129,29 @@ check: $(TEST_BIN) $(CLI) $(CUDA_SELFCHECK) bench $(if $(filter 1,$(HAVE_LIBFUZZ
 	python3 tests/check_doc_refs.py --self-test
 	python3 tools/respec.py --self-test
 	FLOWRL_BIN=$(abspath $(CLI)) FLOWRL_SRC=$(CURDIR) $(TEST_BIN)
+	$(MAKE) --no-print-directory python-check
+
+# ---- Python package (issue 19; python/, docs/python.md) ------------------------------------------
+# make check installs python/ (flowrl_verify) into a venv with --system-site-packages (Debian's
+# numpy, pytest and torch; no network) and runs its pytest suite against build/libflowrl.so.
+PYTHON ?= /usr/bin/python3
+PYENV := $(BUILD)/pyenv
+PY_SRC := python/pyproject.toml python/setup.py $(wildcard python/flowrl_verify/*.py)
+$(PYENV)/installed: $(PY_SRC)
+	rm -rf $(PYENV) && $(PYTHON) -m venv --system-site-packages $(PYENV)
+	$(PYENV)/bin/python -m pip install -q --no-build-isolation --no-deps --no-index ./python
+	touch $@
+
+.PHONY: python-check
+ifeq ($(SAN),1)
+python-check:
+	@echo "python-check: not under SAN=1 (python cannot load the sanitized library); make check runs it"
+else
+python-check: $(LIB_SO) $(PYENV)/installed
+	cd python/tests && FLOWRL_LIB=$(abspath $(LIB_SO)) FLOWRL_SRC=$(CURDIR) FLOWRL_BIN=$(abspath $(CLI)) \
+		$(abspath $(PYENV))/bin/python -m pytest -q -p no:cacheprovider .
+endif
+# ---- end of the Python block ------------------------------------------------------------------
 
 golden-check: $(CLI)
 	$(GOLDEN_CHECKS)
@@ -209,7 +240,9 @@ fault-trial: $(CLI)
 
 install: all
 	install -d $(PREFIX)/lib $(PREFIX)/bin $(PREFIX)/include/flowrl
-	install -m 644 $(LIB_A) $(LIB_SO) $(PREFIX)/lib
+	install -m 644 $(LIB_A) $(BUILD)/$(LIB_SONAME) $(PREFIX)/lib
+	ln -sf $(LIB_SONAME) $(PREFIX)/lib/libflowrl.so
+	install -d $(PREFIX)/share/flowrl/golden && install -m 644 golden/* $(PREFIX)/share/flowrl/golden
 	install -m 755 $(CLI) $(PREFIX)/bin
 	install -m 644 include/flowrl/*.h $(PREFIX)/include/flowrl
 

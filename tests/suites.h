@@ -36,6 +36,7 @@
     X(rollout_engine)                                                                      \
     X(traj)                                                                                \
     X(golden)                                                                              \
+    X(capi)                                                                                \
     X(train)                                                                               \
     X(algos)                                                                               \
     X(runs)                                                                                \
