@@ -148,7 +148,7 @@ python-check:
 	@echo "python-check: not under SAN=1 (python cannot load the sanitized library); make check runs it"
 else
 python-check: $(LIB_SO) $(PYENV)/installed
-	cd python/tests && FLOWRL_LIB=$(abspath $(LIB_SO)) FLOWRL_SRC=$(CURDIR) FLOWRL_BIN=$(abspath $(CLI)) \
+	cd python/tests && FLOWRL_LIB=$(abspath $(LIB_SO)) FLOWRL_SRC=$(CURDIR) FLOWRL_BIN=$(abspath $(CLI)) FLOWRL_REQUIRE_TORCH=1 \
 		$(abspath $(PYENV))/bin/python -m pytest -q -p no:cacheprovider .
 endif
 # ---- end of the Python block ------------------------------------------------------------------

@@ -9,6 +9,14 @@ SRC = os.environ.get("FLOWRL_SRC") or os.path.abspath(os.path.join(os.path.dirna
 BIN = os.environ.get("FLOWRL_BIN") or os.path.join(SRC, "build", "flowrl")
 
 
+def need_torch():
+    """torch, or a skip; make check sets FLOWRL_REQUIRE_TORCH=1, where a missing torch fails."""
+    if os.environ.get("FLOWRL_REQUIRE_TORCH") == "1":
+        import torch
+        return torch
+    return pytest.importorskip("torch")
+
+
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory):
     """Tiny Flow-GRPO runs made by the flowrl CLI: a (ref), same (opt, same seed: the same bits)
