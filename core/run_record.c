@@ -113,7 +113,14 @@ void fr_run_metric(fr_run *r, const char *key, double value)
             ev->m[k].value = value;
             return;
         }
-    if (ev->n < FR_RUN_MAX_METRICS) ev->m[ev->n++] = (fr_metric){key, value};
+    if (ev->n < FR_RUN_MAX_METRICS) {
+        ev->m[ev->n++] = (fr_metric){key, value};
+        return;
+    }
+    /* a programming error (an algorithm records more keys than the event holds): loud, never silent */
+    fprintf(stderr, "flowrl: internal error: metric '%s' dropped: an epoch holds at most %d metrics (FR_RUN_MAX_METRICS)\n",
+            key, FR_RUN_MAX_METRICS);
+    abort();
 }
 
 double fr_run_event_get(const fr_run_epoch_event *ev, const char *key)

@@ -104,7 +104,7 @@ fr_status fr_run_opts_defaults(fr_opts *o, fr_run_opts *ro, const struct fr_algo
 
 /* ---- callbacks ------------------------------------------------------------------------ */
 
-#define FR_RUN_MAX_METRICS 32
+#define FR_RUN_MAX_METRICS 64
 typedef struct {
     const char *key;
     double value;
