@@ -7,6 +7,8 @@
 #   make demo       the main job: shapes base + Flow-GRPO + before/after table (tools/demo.sh);
 #                   make demo ALGO=awm runs AWM instead
 #   make bench      build the benchmarks; make benchmarks runs them into BENCHMARKS.md
+#   make bench-algos the bake-off: every algorithm at the same budget of model evaluations, 3 seeds
+#                   (bench/bench_algos.py, ~30 min on 2 cores; its own section of BENCHMARKS.md)
 #   make fault-trial issue 14's fault trial (tools/fault_trial.sh, a few minutes; not in check)
 #   make gpu-bundle the GPU check's bundle (gpu-bundle/: flowrl, its libraries, tools/gpu_check.sh;
 #                   DEVELOPERS.md says how to run it on a lent GPU machine)
@@ -59,7 +61,7 @@ LIB_SO := $(BUILD)/libflowrl.so
 CLI := $(BUILD)/flowrl
 TEST_BIN := $(BUILD)/check_flowrl
 
-.PHONY: all demo benchmarks check golden-check check-asan fuzz accuracy cuda-selfcheck bench clean install fault-trial \
+.PHONY: all demo benchmarks bench-algos check golden-check check-asan fuzz accuracy cuda-selfcheck bench clean install fault-trial \
 	gpu-bundle
 all: $(LIB_A) $(LIB_SO) $(CLI)
 
@@ -166,6 +168,11 @@ $(BUILD)/bench_%: bench/bench_%.c $(LIB_A)
 # Runs every benchmark and rewrites BENCHMARKS.md from the measured numbers.
 benchmarks: bench
 	BUILD=$(BUILD) bench/run.sh
+
+# The bake-off (issue 10): tunes and runs every registered algorithm on shapes and gmm2d at one
+# budget of model evaluations; rewrites its section of BENCHMARKS.md and docs/img/bench_algos_*.svg.
+bench-algos: all
+	BUILD=$(BUILD) python3 bench/bench_algos.py
 
 # The main job: pretrain (or reuse) a shapes base, run Flow-GRPO (ALGO=awm: AWM), print the
 # before/after held-out accuracy table (tools/demo.sh; outputs under demo/).

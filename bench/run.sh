@@ -85,7 +85,7 @@ flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|fma|avx51
         echo
         cat bench/analysis.md
     fi
-    # sections other scripts write between their own markers (bench/bench_algos.sh) are kept
+    # sections other scripts write between their own markers (bench/bench_algos.py) are kept
     if [ -f "$OUT" ]; then
         sed -n '/^<!-- [a-z_]* begin/,/^<!-- [a-z_]* end -->/p' "$OUT"
     fi

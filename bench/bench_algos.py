@@ -1,0 +1,441 @@
+#!/usr/bin/env python3
+"""The bake-off (issue 10): every registered algorithm, the same base, prompts, reward and seeds,
+the same tuning budget and the same budget of model evaluations; `make bench-algos` runs it.
+
+For each task (shapes with the geneval reward, gmm2d with the halfplane reward) and each algorithm
+that `flowrl algos` lists:
+  1. probe   one epoch at the algorithm's defaults: forward-equivalents (FE) per epoch from the run's
+             own counters (metrics.jsonl nfe.forward_rows + 2 x nfe.backward_rows), which fixes the
+             epochs that spend the budget, and the algorithm's default KL weight (config.json beta);
+  2. tune    the grid lr in LRS x KL weight in {default, KL_MULT x default} on the tuning seed
+             (TUNE_SEED, never used below) for TUNE_FRAC of the budget; the configuration with the
+             best train accuracy whose samples did not collapse (diversity >= half the base's) wins,
+             ties to the earlier grid point;
+  3. runs    the winner on SEEDS for the whole budget, a checkpoint every 1/CURVE_POINTS of it, each
+             evaluated on the train prompts; the last one also on the held-out prompts, for the
+             diversity of its samples and for its KL to the base (flowrl eval --kl-ref).
+Every number in the tables is a function of the runs' bits (bit-reproducible on any machine), except
+the columns marked wall-clock. Runs go JOBS at a time, each on one thread.
+
+Writes its section of BENCHMARKS.md (between the bench_algos markers), the plots
+docs/img/bench_algos_<task>.svg, and WORK/results.json (every measured number).
+Environment (defaults): BUILD (build), WORK (demo/bench_algos-<time>), OUT (BENCHMARKS.md),
+JOBS (nproc), SEEDS (1 2 3), QUICK=1 (a smoke-sized budget, for testing the script itself).
+"""
+import concurrent.futures as cf
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("BUILD", "build")
+FLOWRL = os.path.join(BUILD, "flowrl")
+OUT = os.environ.get("OUT", "BENCHMARKS.md")
+WORK = os.environ.get("WORK", "demo/bench_algos-" + datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S"))
+JOBS = int(os.environ.get("JOBS", str(os.cpu_count() or 1)))
+SEEDS = [int(s) for s in os.environ.get("SEEDS", "1 2 3").split()]
+QUICK = os.environ.get("QUICK", "") == "1"
+
+TUNE_SEED = 0
+LRS = [1e-4, 3e-4]
+KL_MULT = 25  # the second KL weight of the grid: 25 x the algorithm's default (Flow-GRPO: 0.04 -> 1)
+TUNE_FRAC = 1 / 3
+CURVE_POINTS = 10
+EVAL_N = 16  # samples per prompt of every evaluation (ODE 40 steps, flowrl eval's fixed seeds)
+THRESHOLDS = [10, 20]  # train-accuracy points over the base
+
+# task -> base checkpoint, how to pretrain it, reward, P x G, budget in forward-equivalents
+TASKS = {
+    "shapes": dict(base="demo/shapes_base.safetensors", pretrain=["--max-train-steps", "10000"], reward="geneval",
+                   P=8, G=16, budget=2_000_000, heldout=True),
+    # an under-trained base (100 pretraining steps: 40% of its samples near their prompt's mode), so the mode
+    # reward has room to grow; a finished base is at 98%, and on the halfplane reward every sample of a prompt
+    # scores alike (each mode lies wholly on one side), leaving group-relative advantages nothing to rank
+    "gmm2d": dict(base="demo/gmm2d_base100.safetensors", pretrain=["--max-train-steps", "100"], reward="mode",
+                  P=8, G=16, budget=300_000, heldout=False),
+}
+if QUICK:
+    for t in TASKS.values():
+        t["budget"] //= 40
+    SEEDS = SEEDS[:2]
+
+T_QUANT = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262]  # t(0.975, dof 1..9)
+
+
+def log(msg):
+    print(f"bench_algos: {msg}", file=sys.stderr, flush=True)
+
+
+def sh(args, out=None):
+    """Runs flowrl ARGS (a list); returns stdout; a failure stops the bake-off with the command's error."""
+    cmd = [FLOWRL] + [str(a) for a in args]
+    p = subprocess.run(["nice", "-n", "10"] + cmd, capture_output=True, text=True)
+    if out:
+        with open(out, "w") as f:
+            f.write(p.stdout + p.stderr)
+    if p.returncode != 0:
+        tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
+        raise SystemExit("bench_algos: `%s` failed (exit %d): %s" % (" ".join(cmd), p.returncode, " | ".join(tail)))
+    return p.stdout
+
+
+def metrics(rundir):
+    with open(os.path.join(rundir, "metrics.jsonl")) as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def config(rundir):
+    with open(os.path.join(rundir, "config.json")) as f:
+        return json.load(f)
+
+
+def fe(m):
+    """Forward-equivalents of one epoch's metrics line."""
+    return m["nfe.forward_rows"] + 2 * m["nfe.backward_rows"]
+
+
+def evaluate(ckpt, task, split, kl_ref=None):
+    """flowrl eval --json: accuracy, mean score, diversity (and KL to kl_ref)."""
+    t = TASKS[task]
+    args = ["eval", "--ckpt", ckpt, "--task", task, "--split", split, "--n", EVAL_N, "--reward", t["reward"],
+            "--json", "--threads", 1, "--backend", "opt"]
+    if kl_ref:
+        args += ["--kl-ref", kl_ref]
+    o = json.loads(sh(args))["overall"]
+    r = dict(accuracy=o["correct"] / o["samples"], score=o["mean_score"], diversity=o["diversity"])
+    if kl_ref:
+        r["kl"] = o["kl"]
+    return r
+
+
+def train(task, algo, rundir, epochs, seed, extra, ckpt_every=0):
+    t = TASKS[task]
+    args = ["train", "--algo", algo, "--task", task, "--base", t["base"], "--reward", t["reward"], "--out", rundir,
+            "--epochs", epochs, "--seed", seed, "--prompts-per-epoch", t["P"], "--group-size", t["G"],
+            "--eval-n", 0, "--checkpoint-every", ckpt_every, "--keep-checkpoints", 0, "--log-every", 100,
+            "--backend", "opt", "--threads", 1, "--force"] + extra
+    sh(args, out=rundir + ".log")
+
+
+def grid_flags(lr, beta):
+    return ["--lr", "%g" % lr, "--beta", "%g" % beta]
+
+
+def pool_map(fn, items):
+    """fn over items, JOBS at a time, results in the items' order."""
+    with cf.ThreadPoolExecutor(max_workers=JOBS) as ex:
+        return list(ex.map(fn, items))
+
+
+def ci95(xs):
+    """(mean, half-width of the 95% t interval) of a list; half-width None for one value."""
+    n = len(xs)
+    m = sum(xs) / n
+    if n < 2:
+        return m, None
+    s = math.sqrt(max(sum((x - m) ** 2 for x in xs) / (n - 1), 0.0))
+    return m, T_QUANT[min(n - 1, len(T_QUANT)) - 1] * s / math.sqrt(n)
+
+
+def fmt_ci(xs, scale=1.0, digits=1):
+    if not xs:
+        return "-"
+    m, h = ci95([x * scale for x in xs])
+    return f"{m:.{digits}f}" if h is None else f"{m:.{digits}f} ± {h:.{digits}f}"
+
+
+def fmt_big(x):
+    return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.0f}k"
+
+
+# ---- the phases ------------------------------------------------------------------------------------
+def base_meta(path):
+    """The checkpoint's metadata as a dict (flowrl tensors --meta: 'key = value' lines)."""
+    out = {}
+    for l in sh(["tensors", path, "--meta"]).splitlines():
+        k, eq, v = l.partition(" = ")
+        if eq:
+            out[k.strip()] = v.strip()
+    return out
+
+
+def ensure_base(task):
+    """Reuses a cached base only if it is this task's finished pretrain of the configured length."""
+    t = TASKS[task]
+    steps = t["pretrain"][t["pretrain"].index("--max-train-steps") + 1]
+    if os.path.exists(t["base"]):
+        m = base_meta(t["base"])
+        if m.get("task") == task and m.get("step") == steps and m.get("pretrain.steps") == steps and m.get("seed") == "0":
+            return
+        log(f"{t['base']} is not {task}'s {steps}-step pretrain (task {m.get('task')}, step {m.get('step')}): replacing it")
+    log(f"pretraining {t['base']}")
+    os.makedirs(os.path.dirname(t["base"]), exist_ok=True)
+    sh(["pretrain", "--task", task, "--out", t["base"] + ".tmp", "--backend", "opt", "--threads", 1, "--progress", "off",
+        "--force"] + t["pretrain"])
+    os.replace(t["base"] + ".tmp", t["base"])
+
+
+def probe(key):
+    task, algo = key
+    d = os.path.join(WORK, task, "probe-" + algo)
+    train(task, algo, d, 1, TUNE_SEED, [])
+    return dict(fe_epoch=fe(metrics(d)[0]), beta=config(d)["beta"], lr=config(d)["lr"])
+
+
+def tune_run(item):
+    task, algo, lr, beta, epochs = item
+    d = os.path.join(WORK, task, f"tune-{algo}-lr{lr:g}-beta{beta:g}")
+    train(task, algo, d, epochs, TUNE_SEED, grid_flags(lr, beta))
+    ck = os.path.join(d, "checkpoints", f"step-{epochs}.safetensors")
+    return dict(lr=lr, beta=beta, **evaluate(ck, task, "train"))
+
+
+def final_run(item):
+    task, algo, lr, beta, epochs, seed = item
+    d = os.path.join(WORK, task, f"run-{algo}-seed{seed}")
+    every = max(1, epochs // CURVE_POINTS)
+    train(task, algo, d, epochs, seed, grid_flags(lr, beta), ckpt_every=every)
+    ms = metrics(d)
+    cum_fe, cum_steps, cum_s = [], [], []
+    a = b = c = 0.0
+    for m in ms:
+        a += fe(m)
+        b += m["updates"]
+        c += m["seconds"]
+        cum_fe.append(a)
+        cum_steps.append(b)
+        cum_s.append(c)
+    curve = []
+    for e in sorted({min(k * every, epochs) for k in range(1, CURVE_POINTS + 1)} | {epochs}):
+        ck = os.path.join(d, "checkpoints", f"step-{e}.safetensors")
+        ev = evaluate(ck, task, "train", kl_ref=TASKS[task]["base"] if e == epochs else None)
+        curve.append(dict(epoch=e, fe=cum_fe[e - 1], steps=cum_steps[e - 1], seconds=cum_s[e - 1], **ev))
+    res = dict(seed=seed, curve=curve, final_train=curve[-1], epoch_seconds=[m["seconds"] for m in ms[1:]])
+    if TASKS[task]["heldout"]:
+        res["final_heldout"] = evaluate(os.path.join(d, "checkpoints", f"step-{epochs}.safetensors"), task, "eval")
+    return res
+
+
+def bake_off(task, algos):
+    t = TASKS[task]
+    ensure_base(task)
+    base = dict(train=evaluate(t["base"], task, "train", kl_ref=t["base"]))
+    if t["heldout"]:
+        base["heldout"] = evaluate(t["base"], task, "eval")
+    probes = dict(zip(algos, pool_map(probe, [(task, a) for a in algos])))
+    out = dict(base=base, algos={})
+    tune_items, finals = [], []
+    for a in algos:
+        p = probes[a]
+        p["epochs"] = max(1, round(t["budget"] / p["fe_epoch"]))
+        p["tune_epochs"] = max(1, round(t["budget"] * TUNE_FRAC / p["fe_epoch"]))
+        p["grid"] = [(lr, beta) for lr in LRS for beta in (p["beta"], KL_MULT * p["beta"])]
+        tune_items += [(task, a, lr, beta, p["tune_epochs"]) for lr, beta in p["grid"]]
+    log(f"{task}: tuning {len(tune_items)} runs")
+    tuned = pool_map(tune_run, tune_items)
+    for a in algos:
+        p = probes[a]
+        grid = [r for (tk, aa, *_), r in zip(tune_items, tuned) if aa == a]
+        ok = [r for r in grid if r["diversity"] >= 0.5 * base["train"]["diversity"]] or grid
+        best = max(ok, key=lambda r: r["accuracy"])  # max keeps the first of equals: grid order
+        out["algos"][a] = dict(probe=p, grid=grid, chosen=dict(lr=best["lr"], beta=best["beta"]))
+        finals += [(task, a, best["lr"], best["beta"], p["epochs"], s) for s in SEEDS]
+    log(f"{task}: {len(finals)} runs of the whole budget")
+    runs = pool_map(final_run, finals)
+    for (tk, a, *_), r in zip(finals, runs):
+        out["algos"][a].setdefault("runs", []).append(r)
+    return out
+
+
+# ---- the report ------------------------------------------------------------------------------------
+def reach(run, base_acc, pts):
+    """The first curve point at least pts accuracy points over the base, or None."""
+    for c in run["curve"]:
+        if c["accuracy"] >= base_acc + pts / 100 - 1e-12:
+            return c
+    return None
+
+
+def verdicts(run, base_div):
+    curve = run["curve"]
+    two_thirds = min(curve, key=lambda c: abs(c["epoch"] - 2 * curve[-1]["epoch"] / 3))
+    plateau = curve[-1]["accuracy"] <= two_thirds["accuracy"]
+    collapse = curve[-1]["diversity"] < 0.5 * base_div
+    return plateau, collapse
+
+
+def svg_plot(task, res, path):
+    """Train accuracy against forward-equivalents, the mean over the seeds, one line per algorithm."""
+    W, H, L, R, T, B = 640, 400, 60, 150, 20, 50
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+    base = res["base"]["train"]["accuracy"] * 100
+    series = []
+    for a, r in res["algos"].items():
+        pts = [(0.0, base)]
+        n = len(r["runs"][0]["curve"])
+        for i in range(n):
+            pts.append((sum(x["curve"][i]["fe"] for x in r["runs"]) / len(r["runs"]),
+                        100 * sum(x["curve"][i]["accuracy"] for x in r["runs"]) / len(r["runs"])))
+        series.append((a, pts))
+    xmax = max(p[0] for _, s in series for p in s) or 1
+    ys = [p[1] for _, s in series for p in s]
+    ylo, yhi = math.floor(min(ys) / 5) * 5, math.ceil(max(ys + [base + THRESHOLDS[0]]) / 5) * 5
+    X = lambda x: L + (W - L - R) * x / xmax
+    Y = lambda y: T + (H - T - B) * (1 - (y - ylo) / (yhi - ylo))
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+         f'<rect width="{W}" height="{H}" fill="white"/>']
+    for k in range(6):
+        y = ylo + (yhi - ylo) * k / 5
+        o.append(f'<line x1="{L}" y1="{Y(y):.1f}" x2="{W - R}" y2="{Y(y):.1f}" stroke="#ddd"/>')
+        o.append(f'<text x="{L - 6}" y="{Y(y) + 4:.1f}" text-anchor="end">{y:.0f}</text>')
+        x = xmax * k / 5
+        o.append(f'<text x="{X(x):.1f}" y="{H - B + 16}" text-anchor="middle">{fmt_big(x) if x else "0"}</text>')
+    for pts_over, dash in ((THRESHOLDS[0], "4 4"), (THRESHOLDS[1], "2 6")):
+        if base + pts_over <= yhi:
+            o.append(f'<line x1="{L}" y1="{Y(base + pts_over):.1f}" x2="{W - R}" y2="{Y(base + pts_over):.1f}" '
+                     f'stroke="#888" stroke-dasharray="{dash}"/>')
+            o.append(f'<text x="{W - R + 4}" y="{Y(base + pts_over) + 4:.1f}" fill="#888">base +{pts_over}</text>')
+    o.append(f'<line x1="{L}" y1="{Y(base):.1f}" x2="{W - R}" y2="{Y(base):.1f}" stroke="#888"/>')
+    o.append(f'<text x="{W - R + 4}" y="{Y(base) + 4:.1f}" fill="#888">base</text>')
+    o.append(f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" stroke="black"/>')
+    for i, (a, pts) in enumerate(series):
+        c = colors[i % len(colors)]
+        d = " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y in pts)
+        o.append(f'<polyline points="{d}" fill="none" stroke="{c}" stroke-width="2"/>')
+        o.append(f'<text x="{W - R + 60}" y="{T + 16 * i + 12}" fill="{c}">{a}</text>')
+    o.append(f'<text x="{(L + W - R) / 2}" y="{H - 12}" text-anchor="middle">model evaluations (forward-equivalents)</text>')
+    o.append(f'<text x="14" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 14 {(T + H - B) / 2})">'
+             f'{task}: train accuracy (%), mean of {len(SEEDS)} seeds</text>')
+    o.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(o) + "\n")
+
+
+def median(xs):
+    s = sorted(xs)
+    n = len(s)
+    return (s[(n - 1) // 2] + s[n // 2]) / 2 if n else float("nan")
+
+
+def section(results, t_min, load0, load1):
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "?"
+    dirty = subprocess.run(["git", "diff", "--quiet"]).returncode != 0
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+    L = ["<!-- bench_algos begin: written by bench/bench_algos.py (make bench-algos), do not edit by hand -->",
+         "## The bake-off: every algorithm at the same budget of model evaluations", "",
+         f"Command: `make bench-algos` (bench/bench_algos.py; SEEDS=\"{' '.join(map(str, SEEDS))}\""
+         f"{' QUICK=1' if QUICK else ''}) on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; source git "
+         f"{git}{' + uncommitted changes' if dirty else ''}. Machine: {cpu}, {os.cpu_count()} logical CPUs, shared; "
+         f"{JOBS} runs at a time, each `--backend opt --threads 1` (nice 10). Load average {load0} at the start, {load1} "
+         f"at the end; {t_min:.0f} min in all.", "",
+         "Protocol. Per task, every algorithm `flowrl algos` lists starts from the same base checkpoint with the same "
+         "prompts, reward, P x G and seeds. **Budget**: a fixed number of model evaluations counted by the runs "
+         "themselves (metrics.jsonl `nfe.forward_rows` + 2 x `nfe.backward_rows`: a backward ≈ 2 forwards), so each "
+         "algorithm gets the whole epochs that spend it; wall-clock is reported beside, never used as the budget. "
+         f"**Tuning**, the same for every algorithm: lr ∈ {{{', '.join('%g' % x for x in LRS)}}} x KL weight `--beta` ∈ "
+         f"{{default, {KL_MULT} x default}}, each on tuning seed {TUNE_SEED} for {TUNE_FRAC:.2g} of the budget; the best "
+         "train accuracy among grid points whose samples did not collapse wins. **Measures** (flowrl eval, ODE 40 steps, "
+         f"{EVAL_N} samples per prompt, fixed sampling seeds): accuracy = share of samples judged correct; NFE / "
+         "optimiser steps / seconds to reach +10 and +20 train-accuracy points over the base, at the first of "
+         f"{CURVE_POINTS} evenly spaced checkpoints that does (mean ± 95% t-interval over the seeds that reach it; "
+         "k/n says how many did); diversity = mean over prompts of the mean pairwise RMS distance between a prompt's "
+         "samples (`flowrl eval` `diversity`); KL to the base = KL between the policy's and the base's SDE path "
+         "measures (T 10, a 0.7) in nats per sample (`flowrl eval --kl-ref`). **plateau** = no train-accuracy gain over "
+         "the last third of the budget; **collapse** = final diversity below half the base's. Every column except "
+         "those marked wall-clock is a function of the runs' bits and reproduces exactly.", ""]
+    for task, res in results.items():
+        t = TASKS[task]
+        b = res["base"]
+        bacc = b["train"]["accuracy"]
+        L += [f"### {task} (reward {t['reward']}, P {t['P']} x G {t['G']}, budget {fmt_big(t['budget'])} forward-equivalents)", "",
+              f"Base `{t['base']}`: train accuracy {100 * bacc:.1f}%"
+              + (f", held-out {100 * b['heldout']['accuracy']:.1f}%" if t["heldout"] else "")
+              + f", diversity {b['train']['diversity']:.4f}, KL to itself {b['train']['kl']:.3g}.", "",
+              "Tuning grid (seed 0, train accuracy % / diversity at the end of the tuning runs; * = chosen):", "",
+              "| algorithm | FE per epoch | epochs (tuning / runs) | " + " | ".join(
+                  f"lr {lr:g}, KL {k}" for lr in LRS for k in ("default", f"{KL_MULT}x")) + " |",
+              "|---|---|---|" + "---|" * (2 * len(LRS))]
+        for a, r in res["algos"].items():
+            cells = []
+            for g in r["grid"]:
+                star = "*" if (g["lr"], g["beta"]) == (r["chosen"]["lr"], r["chosen"]["beta"]) else ""
+                cells.append(f"{star}β {g['beta']:g}: {100 * g['accuracy']:.1f} / {g['diversity']:.3f}")
+            p = r["probe"]
+            L.append(f"| {a} | {p['fe_epoch']} | {p['tune_epochs']} / {p['epochs']} | " + " | ".join(cells) + " |")
+        L += ["", "Runs of the whole budget (chosen configuration, seeds " + ", ".join(map(str, SEEDS)) + "):", "",
+              "| algorithm | lr, KL | " + " | ".join(f"+{p} pts: NFE / steps / s (wall-clock)" for p in THRESHOLDS)
+              + " | final train % | " + ("final held-out % | " if t["heldout"] else "")
+              + "diversity | KL to base (nats) | plateau | collapse | epoch s (wall-clock, median) |",
+              "|---|---|" + "---|" * len(THRESHOLDS) + "---|" + ("---|" if t["heldout"] else "") + "---|---|---|---|---|"]
+        for a, r in res["algos"].items():
+            runs = r["runs"]
+            cells = []
+            for pts in THRESHOLDS:
+                hits = [reach(x, bacc, pts) for x in runs]
+                hits = [h for h in hits if h]
+                if not hits:
+                    cells.append(f"not reached (0/{len(runs)})")
+                else:
+                    cells.append(f"{fmt_ci([h['fe'] for h in hits], 1e-6, 2)}M / {fmt_ci([h['steps'] for h in hits], 1, 0)} / "
+                                 f"{fmt_ci([h['seconds'] for h in hits], 1, 0)} ({len(hits)}/{len(runs)})")
+            v = [verdicts(x, b["train"]["diversity"]) for x in runs]
+            row = f"| {a} | {r['chosen']['lr']:g}, {r['chosen']['beta']:g} | " + " | ".join(cells)
+            row += f" | {fmt_ci([x['final_train']['accuracy'] for x in runs], 100)}"
+            if t["heldout"]:
+                row += f" | {fmt_ci([x['final_heldout']['accuracy'] for x in runs], 100)}"
+            row += f" | {fmt_ci([x['final_train']['diversity'] for x in runs], 1, 4)}"
+            row += f" | {fmt_ci([x['final_train']['kl'] for x in runs], 1, 2)}"
+            row += f" | {sum(p for p, _ in v)}/{len(v)} | {sum(c for _, c in v)}/{len(v)}"
+            row += f" | {median([s for x in runs for s in x['epoch_seconds']]):.3f} |"
+            L.append(row)
+        L += ["", f"![{task}: train accuracy against model evaluations](docs/img/bench_algos_{task}.svg)", ""]
+    L += [f"Run directories and every measured number: `{WORK}` (git-ignored; results.json).",
+          "<!-- bench_algos end -->"]
+    return "\n".join(L) + "\n"
+
+
+def write_section(text):
+    try:
+        cur = open(OUT).read()
+    except FileNotFoundError:
+        cur = ""
+    m = re.search(r"^<!-- bench_algos begin.*?^<!-- bench_algos end -->\n?", cur, flags=re.S | re.M)
+    new = cur[:m.start()] + text + cur[m.end():] if m else cur.rstrip("\n") + "\n\n" + text
+    with open(OUT + ".tmp", "w") as f:
+        f.write(new)
+    os.replace(OUT + ".tmp", OUT)
+
+
+def main():
+    os.chdir(ROOT)
+    if not os.access(FLOWRL, os.X_OK):
+        raise SystemExit(f"bench_algos: {FLOWRL} not found: run make first")
+    algos = [l.split()[0] for l in sh(["algos"]).splitlines() if l.strip() and not l.startswith(" ")
+             and re.match(r"^[a-z0-9-]+\s", l)]
+    if not algos:
+        raise SystemExit("bench_algos: `flowrl algos` listed no algorithm")
+    os.makedirs(WORK, exist_ok=True)
+    t0, load0 = time.time(), " ".join(open("/proc/loadavg").read().split()[:3])
+    results = {}
+    for task in TASKS:
+        os.makedirs(os.path.join(WORK, task), exist_ok=True)
+        log(f"{task}: {', '.join(algos)}")
+        results[task] = bake_off(task, algos)
+        with open(os.path.join(WORK, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+    os.makedirs("docs/img", exist_ok=True)
+    for task, res in results.items():
+        svg_plot(task, res, f"docs/img/bench_algos_{task}.svg")
+    load1 = " ".join(open("/proc/loadavg").read().split()[:3])
+    write_section(section(results, (time.time() - t0) / 60, load0, load1))
+    log(f"wrote the section of {OUT} in {(time.time() - t0) / 60:.0f} min; numbers: {WORK}/results.json")
+
+
+if __name__ == "__main__":
+    main()
