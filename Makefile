@@ -9,6 +9,7 @@
 #   make bench      build the benchmarks; make benchmarks runs them into BENCHMARKS.md
 #   make bench-algos the bake-off: every algorithm at the same budget of model evaluations, 3 seeds
 #                   (bench/bench_algos.py, ~30 min on 2 cores; its own section of BENCHMARKS.md)
+#   make bench-heldout  held-out transfer attempts on shapes, one seed each (bench/bench_heldout.py, ~40 min)
 #   make fault-trial issue 14's fault trial (tools/fault_trial.sh, a few minutes; not in check)
 #   make gpu-bundle the GPU check's bundle (gpu-bundle/: flowrl, its libraries, tools/gpu_check.sh;
 #                   DEVELOPERS.md says how to run it on a lent GPU machine)
@@ -61,7 +62,7 @@ LIB_SO := $(BUILD)/libflowrl.so
 CLI := $(BUILD)/flowrl
 TEST_BIN := $(BUILD)/check_flowrl
 
-.PHONY: all demo benchmarks bench-algos check golden-check check-asan fuzz accuracy cuda-selfcheck bench clean install fault-trial \
+.PHONY: all demo benchmarks bench-algos bench-heldout check golden-check check-asan fuzz accuracy cuda-selfcheck bench clean install fault-trial \
 	gpu-bundle
 all: $(LIB_A) $(LIB_SO) $(CLI)
 
@@ -173,6 +174,11 @@ benchmarks: bench
 # budget of model evaluations; rewrites its section of BENCHMARKS.md and docs/img/bench_algos_*.svg.
 bench-algos: all
 	BUILD=$(BUILD) python3 bench/bench_algos.py
+
+# Held-out transfer (issue 10, item 5): a one-seed screen of what might carry RL gains to the held-out
+# prompts, and the mirror-shortcut measure (bench/bench_heldout.py; its own section of BENCHMARKS.md).
+bench-heldout: all
+	BUILD=$(BUILD) python3 bench/bench_heldout.py
 
 # The main job: pretrain (or reuse) a shapes base, run Flow-GRPO (ALGO=awm: AWM), print the
 # before/after held-out accuracy table (tools/demo.sh; outputs under demo/).

@@ -27,11 +27,12 @@ import datetime
 import json
 import math
 import os
-import platform
 import re
-import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import config, fmt_ci, flowrl, git_line, loadavg, logger, machine_line, metrics, write_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", "build")
@@ -65,34 +66,11 @@ if QUICK:
         t["budget"] //= 40
     SEEDS = SEEDS[:2]
 
-T_QUANT = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262]  # t(0.975, dof 1..9)
-
-
-def log(msg):
-    print(f"bench_algos: {msg}", file=sys.stderr, flush=True)
+log = logger("bench_algos")
 
 
 def sh(args, out=None):
-    """Runs flowrl ARGS (a list); returns stdout; a failure stops the bake-off with the command's error."""
-    cmd = [FLOWRL] + [str(a) for a in args]
-    p = subprocess.run(["nice", "-n", "10"] + cmd, capture_output=True, text=True)
-    if out:
-        with open(out, "w") as f:
-            f.write(p.stdout + p.stderr)
-    if p.returncode != 0:
-        tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
-        raise SystemExit("bench_algos: `%s` failed (exit %d): %s" % (" ".join(cmd), p.returncode, " | ".join(tail)))
-    return p.stdout
-
-
-def metrics(rundir):
-    with open(os.path.join(rundir, "metrics.jsonl")) as f:
-        return [json.loads(l) for l in f if l.strip()]
-
-
-def config(rundir):
-    with open(os.path.join(rundir, "config.json")) as f:
-        return json.load(f)
+    return flowrl(FLOWRL, args, out=out, name="bench_algos")
 
 
 def fe(m):
@@ -131,23 +109,6 @@ def pool_map(fn, items):
     """fn over items, JOBS at a time, results in the items' order."""
     with cf.ThreadPoolExecutor(max_workers=JOBS) as ex:
         return list(ex.map(fn, items))
-
-
-def ci95(xs):
-    """(mean, half-width of the 95% t interval) of a list; half-width None for one value."""
-    n = len(xs)
-    m = sum(xs) / n
-    if n < 2:
-        return m, None
-    s = math.sqrt(max(sum((x - m) ** 2 for x in xs) / (n - 1), 0.0))
-    return m, T_QUANT[min(n - 1, len(T_QUANT)) - 1] * s / math.sqrt(n)
-
-
-def fmt_ci(xs, scale=1.0, digits=1):
-    if not xs:
-        return "-"
-    m, h = ci95([x * scale for x in xs])
-    return f"{m:.{digits}f}" if h is None else f"{m:.{digits}f} ± {h:.{digits}f}"
 
 
 def fmt_big(x):
@@ -324,14 +285,11 @@ def median(xs):
 
 
 def section(results, t_min, load0, load1):
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "?"
-    dirty = subprocess.run(["git", "diff", "--quiet"]).returncode != 0
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
     L = ["<!-- bench_algos begin: written by bench/bench_algos.py (make bench-algos), do not edit by hand -->",
          "## The bake-off: every algorithm at the same budget of model evaluations", "",
          f"Command: `make bench-algos` (bench/bench_algos.py; SEEDS=\"{' '.join(map(str, SEEDS))}\""
          f"{' QUICK=1' if QUICK else ''}) on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; source git "
-         f"{git}{' + uncommitted changes' if dirty else ''}. Machine: {cpu}, {os.cpu_count()} logical CPUs, shared; "
+         f"{git_line()}. Machine: {machine_line()}; "
          f"{JOBS} runs at a time, each `--backend opt --threads 1` (nice 10). Load average {load0} at the start, {load1} "
          f"at the end; {t_min:.0f} min in all.", "",
          "Protocol. Per task, every algorithm `flowrl algos` lists starts from the same base checkpoint with the same "
@@ -400,18 +358,6 @@ def section(results, t_min, load0, load1):
     return "\n".join(L) + "\n"
 
 
-def write_section(text):
-    try:
-        cur = open(OUT).read()
-    except FileNotFoundError:
-        cur = ""
-    m = re.search(r"^<!-- bench_algos begin.*?^<!-- bench_algos end -->\n?", cur, flags=re.S | re.M)
-    new = cur[:m.start()] + text + cur[m.end():] if m else cur.rstrip("\n") + "\n\n" + text
-    with open(OUT + ".tmp", "w") as f:
-        f.write(new)
-    os.replace(OUT + ".tmp", OUT)
-
-
 def main():
     os.chdir(ROOT)
     if not os.access(FLOWRL, os.X_OK):
@@ -421,7 +367,7 @@ def main():
     if not algos:
         raise SystemExit("bench_algos: `flowrl algos` listed no algorithm")
     os.makedirs(WORK, exist_ok=True)
-    t0, load0 = time.time(), " ".join(open("/proc/loadavg").read().split()[:3])
+    t0, load0 = time.time(), loadavg()
     results = {}
     for task in TASKS:
         os.makedirs(os.path.join(WORK, task), exist_ok=True)
@@ -432,8 +378,7 @@ def main():
     os.makedirs("docs/img", exist_ok=True)
     for task, res in results.items():
         svg_plot(task, res, f"docs/img/bench_algos_{task}.svg")
-    load1 = " ".join(open("/proc/loadavg").read().split()[:3])
-    write_section(section(results, (time.time() - t0) / 60, load0, load1))
+    write_section(OUT, "bench_algos", section(results, (time.time() - t0) / 60, load0, loadavg()))
     log(f"wrote the section of {OUT} in {(time.time() - t0) / 60:.0f} min; numbers: {WORK}/results.json")
 
 
