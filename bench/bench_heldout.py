@@ -21,13 +21,14 @@ not trained again, so an interrupted screen resumes where it stopped.
 import concurrent.futures as cf
 import datetime
 import json
-import math
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
 from benchlib import flowrl, git_line, loadavg, logger, machine_line, metrics, write_section  # noqa: E402
+from shortcut import r_critical, shortcut  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", "build")
@@ -98,37 +99,6 @@ def attempt(a):
     return r
 
 
-OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
-
-
-def mirrors(text):
-    """The training prompts that draw a held-out position prompt's two colours on the same axis, swapped."""
-    for rel in OPPOSITE:
-        if f" object {rel} a " in text:
-            a, b = text[2:].split(f" object {rel} a ")
-            b = b[: -len(" object")]
-            return [f"a {b} object {rel} a {a} object", f"a {a} object {OPPOSITE[rel]} a {b} object"]
-    return None
-
-
-def shortcut(base, final):
-    """(pairs, correlation of the held-out change with its mirrors' mean change, held-out prompts that lost
-    while their mirrors gained)."""
-    xs, ys = [], []
-    for text, acc in final["heldout"]["prompts"].items():
-        m = mirrors(text)
-        if not m:
-            continue
-        xs.append(acc - base["heldout"]["prompts"][text])
-        ys.append(sum(final["train"]["prompts"][t] - base["train"]["prompts"][t] for t in m) / len(m))
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    sxx, syy = sum((x - mx) ** 2 for x in xs), sum((y - my) ** 2 for y in ys)
-    r = sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else float("nan")
-    return n, r, sum(1 for x, y in zip(xs, ys) if x < 0 < y)
-
-
 def main():
     os.chdir(ROOT)
     if not os.access(FLOWRL, os.X_OK):
@@ -157,19 +127,32 @@ def main():
          "rerun on 3 seeds (bench_algos' held-out column is the 3-seed measure for each algorithm).", "",
          "Mirror shortcut: every held-out position prompt (12 of 18) has its two colours drawn on the same axis, swapped, "
          "among the training prompts. *r* = correlation, over those 12, between a prompt's held-out change and its mirrors' "
-         "train change; *lost/mirror gained* counts held-out prompts that lost accuracy while their mirrors gained.", "",
+         f"train change (* = significant at 5%: |r| >= {r_critical(12):.2f} for 12 prompts); *lost / mirror gained* counts "
+         "held-out prompts that lost accuracy while their mirrors gained.", "",
          f"| attempt | what it tries | held-out % at {EPOCHS // 2} / {EPOCHS} | change | train % at {EPOCHS // 2} / {EPOCHS} | "
          "diversity | KL to base | r | lost / mirror gained | lowest rollout accuracy |",
          "|---|---|---|---|---|---|---|---|---|---|"]
+    pooled = []
     for name, algo, flags, what in ATTEMPTS:
         r = results[name]
         c, f = r["curve"], r["final"]
-        n, cor, lost = shortcut(base, f)
+        rows, (n, cor, lost) = shortcut(base["heldout"]["prompts"], base["train"]["prompts"], f["heldout"]["prompts"],
+                                        f["train"]["prompts"])
+        pooled += [(x[2] - x[1], x[4] - x[3]) for x in rows]
         L.append(f"| {name} | {what} | {100 * c[0]['heldout']:.1f} / {100 * c[1]['heldout']:.1f} | "
                  f"{100 * (c[1]['heldout'] - bh['accuracy']):+.1f} | {100 * c[0]['train']:.1f} / {100 * c[1]['train']:.1f} | "
-                 f"{f['heldout']['overall']['diversity']:.3f} | {f['heldout']['overall']['kl']:.0f} | {cor:+.2f} | {lost}/{n} | "
+                 f"{f['heldout']['overall']['diversity']:.3f} | {f['heldout']['overall']['kl']:.0f} | {cor:+.2f}{'*' if abs(cor) >= r_critical(n) else ''} | {lost}/{n} | "
                  f"{100 * r['collapsed_rollouts']:.0f}% |")
-    L += ["", f"Run directories: `{WORK}` (git-ignored; results.json holds every per-prompt accuracy).",
+    n = len(pooled)
+    mx, my = sum(x for x, _ in pooled) / n, sum(y for _, y in pooled) / n
+    sxy = sum((x - mx) * (y - my) for x, y in pooled)
+    sxx, syy = sum((x - mx) ** 2 for x, _ in pooled), sum((y - my) ** 2 for _, y in pooled)
+    rp = sxy / (sxx * syy) ** 0.5 if sxx > 0 and syy > 0 else float("nan")
+    L += ["", f"Pooled over the {len(ATTEMPTS)} attempts ({n} held-out/mirror pairs, not independent: the same 12 prompts "
+          f"recur): r = {rp:+.2f} (|r| >= {r_critical(n):.2f} would be significant at 5% for independent pairs); "
+          f"{sum(1 for x, y in pooled if x < 0 < y)} of {n} held-out prompts lost while their mirrors gained, "
+          f"{sum(1 for x, y in pooled if x > 0 and y > 0)} gained with them.", "",
+          f"Run directories: `{WORK}` (git-ignored; results.json holds every per-prompt accuracy).",
           "<!-- bench_heldout end -->"]
     write_section(OUT, "bench_heldout", "\n".join(L) + "\n")
     log(f"wrote the section of {OUT} in {(time.time() - t0) / 60:.0f} min")

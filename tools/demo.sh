@@ -131,20 +131,31 @@ final=$run/checkpoints/step-$EPOCHS.safetensors
 
 # ---- 3. before/after tables --------------------------------------------------------------------
 echo "== 3/3 evaluating base and final policy (ODE 40 steps, $EVAL_N samples per prompt)"
-evaluate() { # CKPT SPLIT -> "kind prompts samples correct" lines
-    "$FLOWRL" eval --ckpt "$1" --task shapes --split "$2" --n "$EVAL_N" "${BACKEND[@]}" 2>/dev/null |
-        awk '$1 ~ /^(single|counting|two|position|overall)$/ { print $1, $2, $3, $4 }'
+evaluate() { # CKPT SPLIT OUT: OUT.json (flowrl eval --json) and OUT ("kind prompts samples correct" lines)
+    "$FLOWRL" eval --ckpt "$1" --task shapes --split "$2" --n "$EVAL_N" --json "${BACKEND[@]}" >"$3.json" 2>/dev/null
+    python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+for k in ["single", "counting", "two", "position"]:
+    g = j["groups"][k]
+    print(k, g["prompts"], g["samples"], g["correct"])
+o = j["overall"]
+print("overall", o["prompts"], o["samples"], o["correct"])' "$3.json" >"$3"
 }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for s in eval train; do
-    evaluate "$BASE" $s >"$tmp/base.$s"
-    evaluate "$final" $s >"$tmp/final.$s"
+    evaluate "$BASE" $s "$tmp/base.$s"
+    evaluate "$final" $s "$tmp/final.$s"
 done
 t_end=$(date +%s)
 
 echo
 print_tables "$tmp"
+echo
+# Why the held-out gain stays small: each held-out position prompt's mirror image is a training prompt
+# (tools/shortcut.py; BENCHMARKS.md "Held-out transfer on shapes: attempts")
+python3 tools/shortcut.py "$tmp/base.eval.json" "$tmp/base.train.json" "$tmp/final.eval.json" "$tmp/final.train.json"
+cp "$tmp"/*.json "$run/" # base.eval.json ... final.train.json: per-prompt accuracy and diversity
 echo
 printf "time: base %ds, $ALGO_NAME %ds, evaluation %ds, total %ds\n" $((t_base - t_start)) \
     $((t_train - t_base)) $((t_end - t_train)) $((t_end - t_start))
@@ -153,3 +164,4 @@ echo "  samples/before_after.png              held-out prompts, base | final pol
 echo "  samples/before.png, samples/after.png  the same grids one by one"
 echo "  curve.svg                              training reward and accuracy per epoch"
 echo "  metrics.jsonl, eval.json, audit.log    per-epoch metrics, held-out eval, audit trail"
+echo "  {base,final}.{eval,train}.json         the before/after evaluations per prompt (flowrl eval --json)"
