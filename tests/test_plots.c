@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "data/shapes_internal.h"
 #include "flowrl/font5x7.h"
 #include "flowrl/plot_svg.h"
 #include "flowrl/sample_grid.h"
@@ -479,6 +480,64 @@ START_TEST(test_demo_table)
 }
 END_TEST
 
+/* tools/shortcut.py (make demo's mirror-shortcut line) on evaluations built from the real shapes prompts:
+ * each held-out position prompt loses points in proportion to its layout's key while the training
+ * prompts with the mirror layout (the same two colours on the same axis, swapped; the tool finds them by
+ * text, and a missing one fails it) gain as much, so every one counts and r = -1. */
+static double layout_key(int id, int mirrored)
+{
+    fr_shapes_prompt p;
+    ck_assert_int_eq(fr_shapes_prompt_get(id, &p), FR_OK);
+    if (p.kind != FR_SHAPES_POSITION) return 0.0;
+    int first = p.rel == FR_SHAPES_LEFT || p.rel == FR_SHAPES_ABOVE; /* A is left of / above B */
+    int lo = first ? p.color_a : p.color_b, hi = first ? p.color_b : p.color_a, axis = p.rel >= FR_SHAPES_ABOVE;
+    if (mirrored) {
+        int tmp = lo;
+        lo = hi;
+        hi = tmp;
+    }
+    return 0.01 * (1 + 4 * lo + hi + 16 * axis);
+}
+
+static void write_eval_json(const char *dir, const char *name, int first, int n, double sign)
+{
+    char path[300], text[FR_PROMPT_TEXT_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "{\"prompts\": [");
+    for (int id = first; id < first + n; id++) {
+        ck_assert_int_eq(fr_task_shapes.prompt_text(id, text, sizeof text), FR_OK);
+        /* held-out prompts lose their layout's key; training prompts gain their mirror layout's */
+        double acc = 0.5 + sign * layout_key(id, first == 0);
+        fprintf(f, "%s{\"text\": \"%s\", \"accuracy\": %.17g}", id > first ? ", " : "", text, acc);
+    }
+    fprintf(f, "]}\n");
+    fclose(f);
+}
+
+START_TEST(test_shortcut_tool)
+{
+    char *dir = make_tmpdir();
+    const fr_task *t = &fr_task_shapes;
+    write_eval_json(dir, "base.eval.json", t->eval_first, t->n_eval, 0.0);
+    write_eval_json(dir, "final.eval.json", t->eval_first, t->n_eval, -1.0);
+    write_eval_json(dir, "base.train.json", 0, t->n_train, 0.0);
+    write_eval_json(dir, "final.train.json", 0, t->n_train, 1.0);
+    char cmd[1024], out[8192];
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s/tools/shortcut.py base.eval.json base.train.json final.eval.json final.train.json 2>&1",
+             dir, fr_test_python(), fr_test_src());
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t used = fread(out, 1, sizeof out - 1, p);
+    out[used] = '\0';
+    ck_assert_msg(pclose(p) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "12 of 12 held-out position prompts lost") && strstr(out, "r = -1.00 (significant"), "%s", out);
+    ck_assert_msg(strstr(out, "a red object left of a yellow object"), "%s", out);
+    ck_assert_int_eq(fr_test_rmdir_files(dir), 4);
+}
+END_TEST
+
 Suite *suite_plots(void)
 {
     Suite *s = suite_create("plots");
@@ -493,6 +552,7 @@ Suite *suite_plots(void)
     tcase_add_test(tc, test_grid_scatter);
     tcase_add_test(tc, test_wilson);
     tcase_add_test(tc, test_demo_table);
+    tcase_add_test(tc, test_shortcut_tool);
     suite_add_tcase(s, tc);
     return s;
 }
