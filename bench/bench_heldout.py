@@ -15,7 +15,8 @@ prompt; the section reports, per attempt, the correlation between the two change
 
 Writes its section of BENCHMARKS.md (between the bench_heldout markers) and WORK/results.json.
 Environment (defaults): BUILD (build), WORK (demo/bench_heldout), OUT (BENCHMARKS.md), JOBS (nproc),
-EPOCHS (1000), N (32). A finished attempt in WORK (its last checkpoint and the same config.json) is
+EPOCHS (1000), N (32), ONLY (comma-separated attempt names: train and evaluate just those, in that
+order, and write no section: a second process can share the screen). A finished attempt in WORK (its last checkpoint and the same config.json) is
 not trained again, so an interrupted screen resumes where it stopped.
 """
 import concurrent.futures as cf
@@ -107,6 +108,15 @@ def main():
         raise SystemExit(f"bench_heldout: {BASE} not found: `make demo` (or `make bench-algos`) pretrains it")
     os.makedirs(WORK, exist_ok=True)
     t0, load0 = time.time(), loadavg()
+    only = [x for x in os.environ.get("ONLY", "").split(",") if x]
+    if only:
+        names = {a[0]: a for a in ATTEMPTS}
+        for x in only:
+            if x not in names:
+                raise SystemExit(f"bench_heldout: ONLY: no attempt '{x}' (attempts: {', '.join(names)})")
+        with cf.ThreadPoolExecutor(max_workers=JOBS) as ex:
+            list(ex.map(attempt, [names[x] for x in only]))
+        return log(f"trained and evaluated {', '.join(only)}; run without ONLY for the section")
     base = dict(heldout=evaluate(BASE, "eval", kl=True), train=evaluate(BASE, "train"))
     with cf.ThreadPoolExecutor(max_workers=JOBS) as ex:
         results = dict(zip([a[0] for a in ATTEMPTS], ex.map(attempt, ATTEMPTS)))
