@@ -82,11 +82,13 @@ $(LIB_A): $(LIB_OBJ)
 	ar rcs $@ $^
 
 # ---- C API shared library (issue 19; include/flowrl/capi.h, docs/python.md) ----------------------
-# libflowrl.so.<FLOWRL_API_VERSION> with that SONAME; libflowrl.so is a link to it.
+# libflowrl.so.<FLOWRL_API_VERSION> with that SONAME; libflowrl.so is a link to it. It exports the stable
+# C API (flowrl_*, include/flowrl/capi.h) only: core/libflowrl.map hides the internal fr_* functions,
+# which libflowrl.a keeps for the CLI and the tests.
 API_MAJOR := $(shell sed -n 's/^\#define FLOWRL_API_VERSION \([0-9][0-9]*\).*/\1/p' include/flowrl/capi.h)
 LIB_SONAME := libflowrl.so.$(API_MAJOR)
-$(BUILD)/$(LIB_SONAME): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(LIB_SONAME) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+$(BUILD)/$(LIB_SONAME): $(LIB_OBJ) core/libflowrl.map
+	$(CC) -shared -Wl,-soname,$(LIB_SONAME) -Wl,--version-script=core/libflowrl.map $(LDFLAGS) -o $@ $(filter %.o,$^) $(LDLIBS_ALL)
 
 $(LIB_SO): $(BUILD)/$(LIB_SONAME)
 	ln -sf $(LIB_SONAME) $@
@@ -150,7 +152,7 @@ ifeq ($(SAN),1)
 python-check:
 	@echo "python-check: not under SAN=1 (python cannot load the sanitized library); make check runs it"
 else
-python-check: $(LIB_SO) $(PYENV)/installed
+python-check: $(LIB_SO) $(CLI) $(PYENV)/installed
 	cd python/tests && FLOWRL_LIB=$(abspath $(LIB_SO)) FLOWRL_SRC=$(CURDIR) FLOWRL_BIN=$(abspath $(CLI)) FLOWRL_REQUIRE_TORCH=1 \
 		$(abspath $(PYENV))/bin/python -m pytest -q -p no:cacheprovider .
 endif
