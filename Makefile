@@ -29,6 +29,14 @@ OPT ?= -O2
 CFLAGS_ALL = -std=c11 $(OPT) -g $(FP_FLAGS) $(WARN) -fPIC -D_GNU_SOURCE \
 	-Iinclude -I. $(CFG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL = $(CFG_LIBS) -lm -lpthread $(LDLIBS)
+# ---- MPI (issue 17; core/dist.c): only dist.c sees mpi.h; HAVE_MPI=0 on the command line (make
+# gpu-bundle) builds the one-rank dist.c
+HAVE_MPI ?= 0
+CFLAGS_ALL += -DFR_HAVE_MPI=$(HAVE_MPI)
+ifeq ($(HAVE_MPI),1)
+LDLIBS_ALL += $(MPI_LIBS)
+endif
+# ---- end of the MPI block
 ifeq ($(SAN),1)
 SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 CFLAGS_ALL += $(SANFLAGS) -O1
@@ -73,6 +81,8 @@ $(BUILD)/obj/%.o: %.c config.mk config.h
 $(BUILD)/obj/%.cu.o: %.cu config.mk config.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
+
+$(BUILD)/obj/core/dist.o: CFLAGS_ALL += $(if $(filter 1,$(HAVE_MPI)),$(MPI_CFLAGS))
 
 # buildinfo reports the flags of the determinism contract as they were used.
 $(BUILD)/obj/core/buildinfo.o: CFLAGS_ALL += -DFR_BUILD_FLAGS='"$(OPT) $(FP_FLAGS)$(if $(filter 1,$(SAN)), sanitizers)"'
@@ -212,7 +222,7 @@ FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 # (the fuzz library has no gpu/ objects: the registry is built without cuda)
 FUZZ_CFLAGS = -std=c11 -g -O1 $(FUZZ_SAN) -ffp-contract=off -fno-fast-math $(WARN) -D_GNU_SOURCE \
-	-DFR_HAVE_CUDA=0 -Iinclude -I. $(CFG_CFLAGS)
+	-DFR_HAVE_CUDA=0 -DFR_HAVE_MPI=0 -Iinclude -I. $(CFG_CFLAGS)
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
 FUZZ_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)

@@ -1,11 +1,14 @@
 /* flowrl: the command-line tool. One file per subcommand (cli/cmd_*.c). */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "config.h"
+#include "flowrl/dist.h"
 
 static const fr_command k_commands[] = {
     {"info", "version, build flags, backends, CPU features, library versions", cmd_info},
@@ -64,6 +67,33 @@ int fr_cli_parse_u32_list(const char *s, unsigned n, unsigned int *out)
     return 1;
 }
 
+/* train (and pretrain) under mpirun (flowrl/dist.h): the ranks join; rank 0 alone prints
+ * (the others' stdout and stderr go to /dev/null: an error of any rank reaches rank 0 by the
+ * agreement and is printed there once, naming the rank). */
+static int run_dist(const fr_command *c, int argc, char **argv)
+{
+    if (fr_dist_init() != FR_OK) return fr_cli_error(c->name, "%s", fr_last_error());
+    int rc;
+    if (fr_dist_rank() > 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            fflush(stdout);
+            fflush(stderr);
+            dup2(null, STDOUT_FILENO);
+            dup2(null, STDERR_FILENO);
+            close(null);
+        }
+    }
+    if (fr_dist_size() > 1 && strcmp(c->name, "pretrain") == 0)
+        rc = fr_cli_error(c->name, "pretraining does not split over MPI ranks (%d here): run it without mpirun",
+                          fr_dist_size());
+    else
+        rc = c->run(argc, argv);
+    fflush(stdout);
+    fr_dist_finalize();
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -79,7 +109,11 @@ int main(int argc, char **argv)
         return 0;
     }
     for (int i = 0; i < N_COMMANDS; i++)
-        if (strcmp(argv[1], k_commands[i].name) == 0) return k_commands[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], k_commands[i].name) == 0) {
+            if (strcmp(argv[1], "train") != 0 && strcmp(argv[1], "pretrain") != 0)
+                return k_commands[i].run(argc - 1, argv + 1);
+            return run_dist(&k_commands[i], argc - 1, argv + 1);
+        }
     fprintf(stderr, "flowrl: unknown command '%s' (flowrl --help lists them)\n", argv[1]);
     return 2;
 }

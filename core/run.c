@@ -13,6 +13,7 @@
 #include "core/run_internal.h"
 #include "flowrl/checkpoint.h"
 #include "flowrl/digest.h"
+#include "flowrl/dist.h"
 #include "flowrl/file_util.h"
 #include "flowrl/dir_lock.h"
 #include "flowrl/progress.h"
@@ -35,6 +36,7 @@ static fr_status file_digest(const char *path, char hex[17])
 static fr_status setup(fr_run *r)
 {
     const fr_run_opts *o = r->o;
+    FR_TRY(fr_run_dist_check(r));
     FR_TRY(file_digest(o->c.base, r->base_digest));
     fr_infer_ckpt ck;
     FR_TRY(fr_infer_ckpt_load(&ck, r->be, o->c.base, !o->c.base_raw, o->c.task[0] ? o->c.task : NULL));
@@ -137,6 +139,8 @@ static fr_status clear_run(const fr_run *r)
  * reward program must not replace it). */
 static fr_status finish(fr_run *r, fr_status s, int fresh)
 {
+    /* every rank ends here: an error of any rank (or of none) becomes every rank's */
+    s = fr_dist_agree(s);
     char first[1024] = "";
     if (s != FR_OK) snprintf(first, sizeof first, "%s", fr_last_error());
     if (r->priv->audit) {
@@ -240,7 +244,7 @@ static void quarantine(fr_run *r, int64_t e)
 {
     char rel[64], p[FR_TRAIN_PATH_MAX + 64], q[FR_TRAIN_PATH_MAX + 80];
     fr_checkpoint_name(e, rel, sizeof rel);
-    if (e <= 0 || fr_train_path(p, sizeof p, r->dir, rel) != FR_OK) return;
+    if (e <= 0 || !r->priv->writer || fr_train_path(p, sizeof p, r->dir, rel) != FR_OK) return;
     snprintf(q, sizeof q, "%s.nonfinite", p);
     struct stat st;
     if (stat(p, &st) == 0 && rename(p, q) == 0)
@@ -258,7 +262,7 @@ static fr_status end_epoch(fr_run *r, int64_t e, double t0, int *stop)
     char path[FR_TRAIN_PATH_MAX + 32];
     /* order: audit end-step (done), metrics line, checkpoint: a crash anywhere leaves a log
      * at least as long as the newest checkpoint, which resume cuts back to it */
-    FR_TRY(fr_train_metrics_append(r->dir, ev));
+    if (pv->writer) FR_TRY(fr_train_metrics_append(r->dir, ev));
     const fr_run_cb *cb = pv->env->cb;
     int sig = cb && cb->stop && *cb->stop;
     int last = e + 1 == o->run.epochs;
@@ -266,6 +270,10 @@ static fr_status end_epoch(fr_run *r, int64_t e, double t0, int *stop)
         *stop = 1;
         sig = 1;
     }
+    /* a stop seen by one rank stops every rank after this epoch, with its checkpoint */
+    FR_TRY(fr_dist_max_int(FR_OK, &sig));
+    FR_TRY(fr_dist_max_int(FR_OK, stop));
+    if (!pv->writer) return FR_OK; /* the rest writes the run directory */
     if (sig || last || (o->run.checkpoint_every > 0 && (e + 1) % o->run.checkpoint_every == 0)) FR_TRY(fr_run_save_checkpoint(r, e + 1));
     FR_TRY(fr_train_curve_push(&pv->curve, fr_run_event_get(ev, "reward_mean"), fr_run_event_get(ev, "accuracy")));
     if (o->ev.eval_every > 0 && (e + 1) % o->ev.eval_every == 0 && !last && o->ev.eval_n > 0) {
@@ -311,12 +319,12 @@ static fr_status run_epoch(fr_run *r, int64_t e)
     struct fr_run_private *pv = r->priv;
     const fr_copy_stats start = r->be->copies;
     const fr_work_stats work0 = r->be->work;
-    const uint64_t record0 = pv->record_bytes, reward0 = pv->reward_bytes;
+    const uint64_t record0 = pv->record_bytes, reward0 = pv->reward_bytes, dist0 = fr_dist_recv_bytes();
     memset(&pv->ev, 0, sizeof pv->ev);
     pv->ev.epoch = e + 1;
     pv->ev.epochs = r->o->run.epochs;
     r->epoch = e;
-    FR_TRY(fr_audit_begin_step(pv->audit, e + 1));
+    if (pv->writer) FR_TRY(fr_audit_begin_step(pv->audit, e + 1));
     pv->rec_step = e + 1;
     FR_TRY(r->algo->epoch(r, pv->state));
     /* the state after the epoch, under the checkpoint's names (flowrl/audit.h convention) */
@@ -324,9 +332,13 @@ static fr_status run_epoch(fr_run *r, int64_t e)
     if (r->have_ema) FR_TRY(fr_run_rec_params(r, "ema.", r->ema.shadow));
     FR_TRY(fr_run_rec_params(r, "optim.m.", r->adam.m));
     FR_TRY(fr_run_rec_params(r, "optim.v.", r->adam.v));
-    FR_TRY(fr_audit_end_step(pv->audit));
+    if (pv->writer) FR_TRY(fr_audit_end_step(pv->audit));
     copy_metrics(r, &start, record0, reward0);
     nfe_metrics(r, &work0);
+    if (fr_dist_size() > 1) { /* over R ranks: what this rank received (docs/determinism.md "Many processes") */
+        fr_run_metric(r, "dist.ranks", (double)fr_dist_size());
+        fr_run_metric(r, "dist.recv_bytes", (double)(fr_dist_recv_bytes() - dist0));
+    }
     return FR_OK;
 }
 
@@ -336,8 +348,10 @@ static fr_status loop(fr_run *r, int64_t first, fr_run_result *res)
     res->first_epoch = first;
     res->epochs_done = first;
     for (int64_t e = first; e < r->o->run.epochs; e++) {
-        if (cb && cb->stop && *cb->stop) {
-            res->interrupted = (int)*cb->stop;
+        int sig = cb && cb->stop ? (int)*cb->stop : 0;
+        FR_TRY(fr_dist_max_int(FR_OK, &sig)); /* every rank stops at the same boundary */
+        if (sig) {
+            res->interrupted = sig;
             break;
         }
         double t0 = fr_now_seconds();
@@ -355,7 +369,7 @@ static fr_status loop(fr_run *r, int64_t first, fr_run_result *res)
     }
     if (!res->interrupted && cb && cb->stop && *cb->stop && res->epochs_done < r->o->run.epochs)
         res->interrupted = (int)*cb->stop;
-    if (!res->interrupted) {
+    if (!res->interrupted && r->priv->writer) {
         FR_TRY(fr_run_eval_current(r, "after", res->epochs_done, &res->acc_after, &res->score_after));
         res->have_after = r->o->ev.eval_n > 0;
         if (res->have_after) FR_TRY(fr_train_curve_push_eval(&r->priv->curve, (double)res->epochs_done, res->acc_after));
@@ -419,6 +433,7 @@ static void run_init(fr_run *r, struct fr_run_private *pv, const fr_run_opts *ro
     memset(r, 0, sizeof *r);
     memset(pv, 0, sizeof *pv);
     pv->lock.fd = -1;
+    pv->writer = fr_dist_rank() == 0;
     pv->env = env;
     r->priv = pv;
     r->o = ro;
@@ -440,18 +455,21 @@ fr_status fr_run_new(const fr_run_opts *ro_in, const void *ao, const fr_run_env 
     /* a reward program's relative paths are the ones of this directory, on resume too */
     if (!getcwd(ro.c.workdir, sizeof ro.c.workdir)) ro.c.workdir[0] = '\0';
     FR_TRY(check_opts(&ro, a, ao));
-    if (holds_run(ro.run.out) && !ro.run.force)
-        return fr_fail(FR_ERR_ARG, "train: %s already holds a run (use --resume %s to continue it, or --force to "
-                       "replace it)", ro.run.out, ro.run.out);
+    fr_status s = FR_OK;
+    if (fr_dist_rank() == 0 && holds_run(ro.run.out) && !ro.run.force)
+        s = fr_fail(FR_ERR_ARG, "train: %s already holds a run (use --resume %s to continue it, or --force to "
+                    "replace it)", ro.run.out, ro.run.out);
+    FR_TRY(fr_dist_agree(s)); /* rank 0 looked */
     fr_run r;
     struct fr_run_private pv;
     run_init(&r, &pv, &ro, a, ao, env);
-    fr_status s = make_dirs(&r);
-    if (s == FR_OK) s = fr_dir_lock(r.dir, &pv.lock);
-    if (s == FR_OK && ro.run.force) s = clear_run(&r); /* under the lock: nobody is writing it */
+    /* rank 0 alone makes, locks and writes the directory (flowrl/dist.h) */
+    if (pv.writer) s = make_dirs(&r);
+    if (s == FR_OK && pv.writer) s = fr_dir_lock(r.dir, &pv.lock);
+    if (s == FR_OK && pv.writer && ro.run.force) s = clear_run(&r); /* under the lock: nobody is writing it */
     if (s == FR_OK) s = setup(&r);
-    if (s == FR_OK) s = fr_run_write_config(&r);
-    if (s == FR_OK) s = open_audit(&r);
+    if (s == FR_OK && pv.writer) s = fr_run_write_config(&r);
+    if (s == FR_OK && pv.writer) s = open_audit(&r);
     if (s == FR_OK) {
         header(&r);
         s = fr_run_eval_current(&r, "before", 0, &res->acc_before, &res->score_before);
@@ -567,10 +585,13 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
         free(ao);
         return s;
     }
-    s = fr_dir_lock(r.dir, &pv.lock);
+    if (pv.writer) s = fr_dir_lock(r.dir, &pv.lock);
     if (s == FR_OK) s = setup(&r);
     int64_t last = 0;
-    if (s == FR_OK) s = pick_checkpoint(&r, rq->from_step, &last);
+    /* the other ranks list the checkpoints after rank 0 (which removes stale temporaries) */
+    if (s == FR_OK && pv.writer) s = pick_checkpoint(&r, rq->from_step, &last);
+    s = fr_dist_agree(s);
+    if (s == FR_OK && !pv.writer) s = pick_checkpoint(&r, rq->from_step, &last);
     if (s == FR_OK && ro.run.epochs < last)
         s = fr_fail(FR_ERR_ARG, "train: --epochs %lld is below the %lld epochs %s has done", (long long)ro.run.epochs,
                     (long long)last, r.dir);
@@ -579,6 +600,13 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
         if (s == FR_ERR_FORMAT || s == FR_ERR_MISMATCH) offer_intact(&r, last, s);
     }
     char alog[FR_TRAIN_PATH_MAX + 32];
+    if (!pv.writer) { /* the rest prepares the run directory: rank 0's */
+        if (s == FR_OK) s = loop(&r, last, res);
+        s = finish(&r, s, 0);
+        free(ao_saved);
+        free(ao);
+        return s;
+    }
     if (s == FR_OK) s = fr_train_path(alog, sizeof alog, r.dir, FR_AUDIT_LOG_NAME);
     if (s == FR_OK) s = fr_audit_truncate_to_step(alog, last);
     if (s == FR_OK) s = fr_train_metrics_truncate(r.dir, last, &pv.curve);

@@ -185,6 +185,6 @@ fr_status fr_run_load_checkpoint(fr_run *r, int64_t epoch)
         s = fr_fail(FR_ERR_FORMAT, "%s: metadata 'nfe.total' is '%s', not a count", path, nfe);
     if (s == FR_OK && r->algo->load) s = r->algo->load(r, r->priv->state, &f, path);
     fr_st_free(&f);
-    if (s == FR_OK) s = cross_check_audit(r, epoch, path);
+    if (s == FR_OK && r->priv->writer) s = cross_check_audit(r, epoch, path); /* rank 0 owns audit.log */
     return s;
 }

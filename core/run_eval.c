@@ -8,7 +8,7 @@
 fr_status fr_run_evaluate(fr_run *r, const fr_model *m, const char *key, int64_t epoch, double *acc, double *score)
 {
     const fr_run_opts *o = r->o;
-    if (o->ev.eval_n <= 0) return FR_OK;
+    if (o->ev.eval_n <= 0 || !r->priv->writer) return FR_OK; /* rank 0 evaluates (flowrl/dist.h) */
     fr_rollout_cfg erc = fr_rollout_cfg_default(FR_SAMPLER_ODE);
     erc.T = o->ev.eval_steps;
     erc.cfg = o->smp.cfg;
@@ -58,6 +58,7 @@ fr_status fr_run_evaluate(fr_run *r, const fr_model *m, const char *key, int64_t
 /* The weights evaluated: the EMA's when it is on (FG evaluates the EMA). */
 fr_status fr_run_eval_current(fr_run *r, const char *key, int64_t epoch, double *acc, double *score)
 {
+    if (!r->priv->writer) return FR_OK;
     if (!r->have_ema) return fr_run_evaluate(r, &r->pol, key, epoch, acc, score);
     fr_model em;
     FR_TRY(fr_model_alloc(&em, r->be, &r->pol.cfg));

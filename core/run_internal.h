@@ -42,6 +42,8 @@ struct fr_run_private {
     int created_dir;              /* fr_run_new made the directory (removed on early failure) */
     int64_t ckpt_written;         /* checkpoints written by this process */
     fr_lock_file lock;            /* the run directory lock (flowrl/dir_lock.h) */
+    int writer;                   /* 1: this process writes the run directory (rank 0 of
+                                     flowrl/dist.h; the others compute and write nothing) */
     uint64_t record_bytes;        /* d2h bytes for the audit log and checkpoints (fr_run_host_copy) */
     uint64_t reward_bytes;        /* d2h bytes of the reward's input (fr_run_reward_input) */
     uint64_t nfe_total;           /* forward-equivalents of the epochs so far (metric nfe.total;
@@ -99,6 +101,13 @@ fr_status fr_run_save_checkpoint(fr_run *r, int64_t epoch);
 /* Loads step-N: digests verified, metadata equal to the run's, and the parameters' digests
  * equal to audit.log's records of step N where the log has them. */
 fr_status fr_run_load_checkpoint(fr_run *r, int64_t epoch);
+
+/* ---- many ranks (core/run_dist.c; flowrl/dist.h) ---------------------------------------- */
+
+/* fr_run_rewards' scores: this rank's block of whole groups, gathered over the ranks. */
+fr_status fr_run_reward_split(fr_run *r, int64_t N, const int *pid, const float *x, float *reward, int *correct);
+/* FR_ERR_ARG when the ranks outnumber the prompts of an epoch. */
+fr_status fr_run_dist_check(const fr_run *r);
 
 /* ---- evaluation (core/run_eval.c) ----------------------------------------------------- */
 

@@ -9,20 +9,24 @@
 
 #include "core/run_internal.h"
 #include "flowrl/advantage.h"
+#include "flowrl/dist.h"
 #include "flowrl/optim_step.h"
 #include "flowrl/philox.h"
 #include "flowrl/reward_cmd.h"
 
+/* Whether a record is written (rank 0) or tapped: the other ranks skip its copy and digest. */
+static int recorded(const fr_run *r) { return r->priv->writer || r->priv->env->tap; }
+
 fr_status fr_run_rec_tensor(fr_run *r, const char *name, const fr_tensor *v)
 {
-    FR_TRY(fr_audit_tensor(r->priv->audit, name, v));
+    if (r->priv->writer) FR_TRY(fr_audit_tensor(r->priv->audit, name, v));
     const fr_run_env *env = r->priv->env;
     return env->tap ? env->tap(r->priv->rec_step, name, v, env->tap_user) : FR_OK;
 }
 
 fr_status fr_run_rec_scalar(fr_run *r, const char *name, float x)
 {
-    FR_TRY(fr_audit_scalar_f32(r->priv->audit, name, x));
+    if (r->priv->writer) FR_TRY(fr_audit_scalar_f32(r->priv->audit, name, x));
     const fr_run_env *env = r->priv->env;
     fr_tensor v = fr_tensor_f32(&x, 0, NULL);
     return env->tap ? env->tap(r->priv->rec_step, name, &v, env->tap_user) : FR_OK;
@@ -81,6 +85,7 @@ fr_status fr_run_reward_input(fr_run *r, float *host, const float *dev, int64_t 
 
 fr_status fr_run_rec_dev(fr_run *r, const char *name, const fr_tensor *v)
 {
+    if (!recorded(r)) return FR_OK;
     fr_tensor h;
     FR_TRY(fr_run_host_copy(r, v, &h));
     fr_status s = fr_run_rec_tensor(r, name, &h);
@@ -197,9 +202,11 @@ fr_status fr_run_rewards(fr_run *r, int64_t N, const int *pid, const float *x, f
     const uint32_t e = (uint32_t)r->epoch;
     double acc = NAN;
     if (r->rcmd) {
-        FR_TRY(fr_reward_cmd_score_task(r->rcmd, r->task, e, (int)N, pid, x, reward));
+        FR_TRY(fr_dist_size() > 1 ? fr_run_reward_split(r, N, pid, x, reward, correct)
+                                  : fr_reward_cmd_score_task(r->rcmd, r->task, e, (int)N, pid, x, reward));
     } else {
-        FR_TRY(fr_task_reward_batch(r->task, r->reward_id, (int)N, pid, x, reward, correct));
+        FR_TRY(fr_dist_size() > 1 ? fr_run_reward_split(r, N, pid, x, reward, correct)
+                                  : fr_task_reward_batch(r->task, r->reward_id, (int)N, pid, x, reward, correct));
         int64_t c = 0;
         for (int64_t s = 0; s < N; s++) c += correct[s] != 0;
         acc = (double)c / (double)N;
@@ -321,7 +328,7 @@ fr_status fr_run_samples_epoch(fr_run *r, const fr_model *m, fr_rollout_cfg *rc,
         s->group[k] = s->pid[k];
     }
     rc->c0 = (uint32_t)r->epoch;
-    FR_TRY(fr_rollout(m, r->be, r->task, rc, N, s->pid, s->sid, NULL, s->x, NULL));
+    FR_TRY(fr_run_rollout(r, m, rc, N, s->pid, s->sid, s->x, NULL));
     FR_TRY(fr_run_reward_input(r, s->x_h, s->x, N * D));
     FR_TRY(fr_run_check_finite(r, "rollout sample", s->x_h, N * D));
     FR_TRY(fr_run_rec_f32(r, "samples", s->x_h, 2, N, D, 1));

@@ -53,7 +53,7 @@ echo "gpu_bundle: static: ${static[*]:-none}; shared: ${shared[*]:-none}"
 
 mkdir -p "$BB"
 t0=$(date +%s)
-"$MAKE" -j"$JOBS" --no-print-directory BUILD="$BB" HAVE_OPENBLAS=0 HAVE_ONEDNN=0 \
+"$MAKE" -j"$JOBS" --no-print-directory BUILD="$BB" HAVE_OPENBLAS=0 HAVE_ONEDNN=0 HAVE_MPI=0 \
     CFLAGS='-DFR_HAVE_OPENBLAS=0 -DFR_HAVE_ONEDNN=0' CFG_LIBS="$libs" \
     LDFLAGS='-Wl,--disable-new-dtags,-rpath,\$$ORIGIN/../lib' \
     "$BB/flowrl" "$BB/bench_cuda_gemm" "$BB/cuda_selfcheck" "$BB/check_flowrl" >"$BB/bundle.log" 2>&1 ||

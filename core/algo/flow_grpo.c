@@ -261,7 +261,7 @@ fr_status fr_fg_epoch(fr_run *r, void *state)
     }
     t->rc.c0 = e;
     fr_rollout_traj tj = {t->traj, t->mean, t->logp, NULL};
-    FR_TRY(fr_rollout(&r->pol, r->be, r->task, &t->rc, N, t->pid, t->sid, NULL, t->x, &tj));
+    FR_TRY(fr_run_rollout(r, &r->pol, &t->rc, N, t->pid, t->sid, t->x, &tj));
     /* what crosses: the final samples (the reward's input) and the old log-probs (the PPO
      * core's) once; the trajectory and the means only for their audit digests */
     FR_TRY(fr_run_reward_input(r, t->x_h, t->x, N * D)); /* the reward's input, once */

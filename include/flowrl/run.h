@@ -245,6 +245,14 @@ void fr_run_info(const fr_run *r, const char *fmt, ...)
  * *gn: the norm before clipping (NAN when clipping is off). */
 fr_status fr_run_optimizer_step(fr_run *r, int64_t u, float *gn);
 
+/* The epoch's rollout fr_rollout(m, r->be, r->task, rc, N, pid, sid, no x_init, x, tj) of
+ * the run's N samples. Over R > 1 ranks (flowrl/dist.h) each rank rolls out its block of
+ * whole groups and the outputs (x, and tj's traj, mean, logp) are gathered, so every rank
+ * holds all of them, bit for bit what one process computes (a sample is a function of its
+ * coordinates, flowrl/rollout.h); the NFE counts sum every rank's rows. */
+fr_status fr_run_rollout(fr_run *r, const fr_model *m, const fr_rollout_cfg *rc, int64_t N, const int *pid,
+                         const uint32_t *sid, float *x, const fr_rollout_traj *tj);
+
 /* The final samples of an epoch, for the algorithms that train on the rollout's last states
  * (AWM, DGPO, DiffusionNFT): N = P·G rows, row s = sample s of prompt prompts[s / G], its group
  * that prompt. */
@@ -267,7 +275,8 @@ fr_status fr_run_samples_epoch(fr_run *r, const fr_model *m, fr_rollout_cfg *rc,
 /* The built-in (or external) reward of N final samples x (N, D, host memory: the rollout's
  * samples copied out once) with prompt ids pid (N,):
  * reward (N,), correct (N,) (may be NULL); records "rewards", "reward_mean", "reward_std"
- * and the metrics reward_mean, reward_std, accuracy. */
+ * and the metrics reward_mean, reward_std, accuracy. Over R > 1 ranks each rank scores its
+ * block of whole groups (with its own reward program) and the scores are gathered. */
 fr_status fr_run_rewards(fr_run *r, int64_t N, const int *pid, const float *x, float *reward, int *correct);
 
 /* The group-relative advantages of the common options (prompt / batch / ddpo tracker) of N
