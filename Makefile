@@ -1,6 +1,7 @@
 # flowrl -- run ./configure first (it writes config.mk and config.h).
 #   make            library (build/libflowrl.a, .so) and CLI (build/flowrl)
-#   make check      every test (Check runner, then python/'s pytest suite; the exit code is the verdict)
+#   make check      every test (Check runner, then python/'s pytest suite; the exit code is the verdict;
+#                   with Open MPI, tests/check_mpi.sh: mpirun -n 1, 2, 3 against runs without MPI)
 #   make check-asan the same under AddressSanitizer + UBSan (in build-asan/)
 #   make fuzz       libFuzzer on every reader of outside data, FUZZ_SECONDS each (default 60)
 #   make accuracy   the dense transcendental sweep against MPFR (docs/determinism.md)
@@ -140,6 +141,7 @@ check: $(TEST_BIN) $(CLI) $(CUDA_SELFCHECK) bench $(if $(filter 1,$(HAVE_LIBFUZZ
 	$(GOLDEN_CHECKS)
 	$(MAKE) --no-print-directory fuzz-smoke
 	sh tests/check_suites.sh
+	$(if $(filter 1,$(HAVE_MPI)),sh tests/check_mpi.sh $(CLI) $(MPIRUN))
 	python3 tests/check_doc_refs.py
 	python3 tests/check_doc_refs.py --self-test
 	python3 tools/respec.py --self-test

@@ -1,0 +1,103 @@
+#!/bin/sh
+# make check, when ./configure found Open MPI (issue 17; docs/determinism.md "Many processes"):
+# `mpirun -n R flowrl train` writes the audit.log of a run without MPI, record for record.
+#   Flow-GRPO and AWM at R = 1, 2, 3; every registered algorithm at R = 2; a reward program
+#   (each rank scores its own groups with its own program) at R = 2; a run resumed with another
+#   R; an error of rank 1 alone stopping every rank with one line naming it.
+# Usage: tests/check_mpi.sh FLOWRL MPIRUN   (tiny gmm2d runs; well under a minute)
+set -u
+F=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+MPIRUN=$2
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+# what Open MPI needs as root and in a container: shared memory without CMA, no core binding
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_hwloc_base_binding_policy=none
+export OMPI_MCA_plm_rsh_agent=false
+
+T=$(mktemp -d) || exit 1
+trap 'rm -rf "$T"' EXIT
+cd "$T" || exit 1
+fails=0
+checks=0
+fail() { echo "check_mpi: FAIL: $*" >&2; fails=$((fails + 1)); }
+
+mpi() { # mpi R ARGS...: flowrl under mpirun with R ranks, killed after 120 s
+    r=$1
+    shift
+    timeout 120 "$MPIRUN" --oversubscribe -n "$r" "$F" "$@"
+}
+
+# same A B: B's audit.log has A's records through every step
+same() {
+    checks=$((checks + 1))
+    out=$("$F" audit "$1/audit.log" "$2/audit.log" 2>&1)
+    n=$(grep -c '^[{]' "$1/metrics.jsonl")
+    echo "$out" | grep -q "^identical through step $n " || fail "$2 differs from $1: $(echo "$out" | grep -v '^note' | tr '\n' ' ')"
+}
+
+"$F" pretrain --task gmm2d --out base.safetensors --max-train-steps 30 --hidden 16 --ffn 32 --blocks 1 >/dev/null 2>&1 ||
+    { echo "check_mpi: pretrain failed" >&2; exit 1; }
+# 3 prompts x 4 samples: R = 2 and 3 split the groups unevenly
+common="--base base.safetensors --task gmm2d --prompts-per-epoch 3 --group-size 4 --num-batches 2 --eval-n 0 --seed 11 --backend opt --threads 1"
+
+for algo in flow-grpo awm; do
+    args="--algo $algo $common --num-steps 4 --epochs 3"
+    "$F" train $args --out $algo.plain >/dev/null 2>&1 || fail "$algo without mpirun"
+    for r in 1 2 3; do
+        mpi $r train $args --out $algo.R$r >$algo.R$r.log 2>&1 || { fail "$algo R=$r: $(tail -n 3 $algo.R$r.log)"; continue; }
+        same $algo.plain $algo.R$r
+    done
+done
+
+# every registered algorithm at R = 2 (flow-grpo and awm above)
+for algo in $("$F" algos | awk '/^[a-z]/ {print $1}'); do
+    [ "$algo" = flow-grpo ] || [ "$algo" = awm ] && continue
+    # (DGPO: whole prompt groups per micro-batch, and --trunc-steps 6 < T)
+    args="--algo $algo $common --prompts-per-epoch 4 --num-steps 8 --epochs 2"
+    "$F" train $args --out $algo.plain >/dev/null 2>&1 || { fail "$algo without mpirun"; continue; }
+    mpi 2 train $args --out $algo.R2 >$algo.R2.log 2>&1 || { fail "$algo R=2: $(tail -n 3 $algo.R2.log)"; continue; }
+    same $algo.plain $algo.R2
+done
+
+# resume with another R: 2 epochs at R = 2, then to 3 at R = 3 (and AWM, whose EMA state
+# travels in the checkpoint, from R = 3 to R = 1), equal to the uninterrupted runs above
+args="--algo flow-grpo $common --num-steps 4"
+mpi 2 train $args --epochs 2 --out fg.resume >/dev/null 2>&1 || fail "flow-grpo R=2, 2 epochs"
+mpi 3 train --resume fg.resume --epochs 3 >fg.resume.log 2>&1 || fail "flow-grpo resumed at R=3: $(tail -n 3 fg.resume.log)"
+same flow-grpo.plain fg.resume
+args="--algo awm $common --num-steps 4"
+mpi 3 train $args --epochs 2 --out awm.resume >/dev/null 2>&1 || fail "awm R=3, 2 epochs"
+"$F" train --resume awm.resume --epochs 3 >awm.resume.log 2>&1 || fail "awm resumed without mpirun: $(tail -n 3 awm.resume.log)"
+same awm.plain awm.resume
+
+# a reward program: each rank runs its own on its own groups
+cat >reward.sh <<EOF
+#!/bin/sh
+exec python3 "$SRC/tests/reward_progs/mock_reward.py" ok
+EOF
+cat >reward_rank1.sh <<EOF
+#!/bin/sh
+[ "\${OMPI_COMM_WORLD_RANK:-0}" = 1 ] && exec python3 "$SRC/tests/reward_progs/mock_reward.py" nan
+exec python3 "$SRC/tests/reward_progs/mock_reward.py" ok
+EOF
+chmod +x reward.sh reward_rank1.sh
+args="--algo flow-grpo $common --num-steps 3 --epochs 2"
+"$F" train $args --reward "cmd:$T/reward.sh" --out cmd.plain >/dev/null 2>&1 || fail "reward program without mpirun"
+mpi 2 train $args --reward "cmd:$T/reward.sh" --out cmd.R2 >cmd.R2.log 2>&1 || fail "reward program R=2: $(tail -n 3 cmd.R2.log)"
+same cmd.plain cmd.R2
+
+# rank 1's reward program fails: every rank stops, one line names rank 1
+checks=$((checks + 1))
+mpi 2 train $args --reward "cmd:$T/reward_rank1.sh" --out bad >bad.out 2>bad.err
+rc=$?
+n=$(grep -c '^flowrl train: .*(rank 1 of 2)$' bad.err)
+if [ $rc = 0 ] || [ $rc = 124 ] || [ "$n" != 1 ] || [ "$(grep -c '^flowrl' bad.err)" != 1 ]; then
+    fail "an error of rank 1: exit $rc, expected one line naming rank 1 in: $(cat bad.err)"
+fi
+
+if [ $fails -gt 0 ]; then
+    echo "check_mpi: $fails of $checks checks failed" >&2
+    exit 1
+fi
+echo "check_mpi: $checks checks passed (mpirun -n 1, 2, 3: audit.log equal to runs without MPI)"
