@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 
@@ -14,6 +15,7 @@
 
 static int g_rank = 0, g_size = 1, g_mpi = 0;
 static uint64_t g_recv_bytes = 0;
+static double g_comm_seconds = 0.0;
 /* a failed agreement: its error, returned by every later call */
 static int g_failed = 0;
 static fr_status g_fail_code = FR_OK;
@@ -22,7 +24,16 @@ static char g_fail_msg[1024];
 int fr_dist_built(void) { return FR_HAVE_MPI; }
 int fr_dist_rank(void) { return g_rank; }
 int fr_dist_size(void) { return g_size; }
+int fr_dist_joined(void) { return g_mpi; }
 uint64_t fr_dist_recv_bytes(void) { return g_recv_bytes; }
+double fr_dist_comm_seconds(void) { return g_comm_seconds; }
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 /* The size a launcher announces in the environment (0: not started by one). */
 static int launcher_size(void)
@@ -82,7 +93,9 @@ fr_status fr_dist_agree(fr_status s)
     if (g_failed) return fr_fail(g_fail_code, "%s", g_fail_msg);
 #if FR_HAVE_MPI
     int mine = s == FR_OK ? g_size : g_rank, first = g_size;
+    const double t0 = now();
     MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    g_comm_seconds += now() - t0;
     if (first == g_size) return FR_OK;
     struct {
         int code;
@@ -135,7 +148,9 @@ fr_status fr_dist_gather_rows(fr_status s, void *buf, int64_t outer, int64_t n, 
             displs[k] = (int)at;
             at += outer * (h - l);
         }
+        const double t0 = now();
         MPI_Allgatherv(send, (int)(outer * mine), row, recv, counts, displs, row, MPI_COMM_WORLD);
+        g_comm_seconds += now() - t0;
         MPI_Type_free(&row);
         for (int k = 0; k < R; k++) {
             int64_t l, h;

@@ -320,6 +320,8 @@ static fr_status run_epoch(fr_run *r, int64_t e)
     const fr_copy_stats start = r->be->copies;
     const fr_work_stats work0 = r->be->work;
     const uint64_t record0 = pv->record_bytes, reward0 = pv->reward_bytes, dist0 = fr_dist_recv_bytes();
+    const double comm0 = fr_dist_comm_seconds();
+    pv->split_seconds = 0.0;
     memset(&pv->ev, 0, sizeof pv->ev);
     pv->ev.epoch = e + 1;
     pv->ev.epochs = r->o->run.epochs;
@@ -335,9 +337,12 @@ static fr_status run_epoch(fr_run *r, int64_t e)
     if (pv->writer) FR_TRY(fr_audit_end_step(pv->audit));
     copy_metrics(r, &start, record0, reward0);
     nfe_metrics(r, &work0);
-    if (fr_dist_size() > 1) { /* over R ranks: what this rank received (docs/determinism.md "Many processes") */
+    if (fr_dist_joined()) { /* under mpirun: the split work, what this rank received, the time in
+                               collectives (docs/determinism.md "Many processes") */
         fr_run_metric(r, "dist.ranks", (double)fr_dist_size());
         fr_run_metric(r, "dist.recv_bytes", (double)(fr_dist_recv_bytes() - dist0));
+        fr_run_metric(r, "dist.split_seconds", pv->split_seconds);
+        fr_run_metric(r, "dist.comm_seconds", fr_dist_comm_seconds() - comm0);
     }
     return FR_OK;
 }

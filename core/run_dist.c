@@ -7,6 +7,7 @@
 
 #include "core/run_internal.h"
 #include "flowrl/dist.h"
+#include "flowrl/progress.h"
 
 /* this rank's block of the N samples: whole groups */
 static void my_block(const fr_run *r, int64_t N, int64_t *lo, int64_t *hi)
@@ -29,8 +30,8 @@ static fr_status gather_out(fr_run *r, fr_status s, float *dev, const float *dev
     return s;
 }
 
-fr_status fr_run_rollout(fr_run *r, const fr_model *m, const fr_rollout_cfg *rc, int64_t N, const int *pid,
-                         const uint32_t *sid, float *x, const fr_rollout_traj *tj)
+static fr_status rollout_split(fr_run *r, const fr_model *m, const fr_rollout_cfg *rc, int64_t N, const int *pid,
+                               const uint32_t *sid, float *x, const fr_rollout_traj *tj)
 {
     if (fr_dist_size() == 1) return fr_rollout(m, r->be, r->task, rc, N, pid, sid, NULL, x, tj);
     const int64_t D = m->cfg.D, T = rc->T;
@@ -49,8 +50,13 @@ fr_status fr_run_rollout(fr_run *r, const fr_model *m, const fr_rollout_cfg *rc,
     int64_t rows = (int64_t)(r->be->work.fwd_rows - rows0);
     s = fr_dist_sum_i64(s, &rows);
     if (s == FR_OK) r->be->work.fwd_rows = rows0 + (uint64_t)rows;
-    s = gather_out(r, s, x, xp, 1, N, lo, n, D);
-    if (tj && tj->traj) s = gather_out(r, s, tj->traj, part.traj, T + 1, N, lo, n, D);
+    /* the samples are the trajectory's last state: gathered once */
+    if (tj && tj->traj) {
+        s = gather_out(r, s, tj->traj, part.traj, T + 1, N, lo, n, D);
+        if (s == FR_OK) s = fr_d2d(r->be, x, tj->traj + T * N * D, (size_t)(N * D) * sizeof *x);
+    } else {
+        s = gather_out(r, s, x, xp, 1, N, lo, n, D);
+    }
     if (tj && tj->mean) s = gather_out(r, s, tj->mean, part.mean, T, N, lo, n, D);
     if (tj && tj->logp) s = gather_out(r, s, tj->logp, part.logp, T, N, lo, n, 1);
     fr_dev_free(r->be, xp);
@@ -60,8 +66,18 @@ fr_status fr_run_rollout(fr_run *r, const fr_model *m, const fr_rollout_cfg *rc,
     return s;
 }
 
+fr_status fr_run_rollout(fr_run *r, const fr_model *m, const fr_rollout_cfg *rc, int64_t N, const int *pid,
+                         const uint32_t *sid, float *x, const fr_rollout_traj *tj)
+{
+    const double t0 = fr_now_seconds();
+    fr_status s = rollout_split(r, m, rc, N, pid, sid, x, tj);
+    r->priv->split_seconds += fr_now_seconds() - t0;
+    return s;
+}
+
 fr_status fr_run_reward_split(fr_run *r, int64_t N, const int *pid, const float *x, float *reward, int *correct)
 {
+    const double t0 = fr_now_seconds();
     const uint32_t e = (uint32_t)r->epoch;
     const int64_t D = r->pol.cfg.D;
     int64_t lo, hi;
@@ -73,6 +89,7 @@ fr_status fr_run_reward_split(fr_run *r, int64_t N, const int *pid, const float 
                     : fr_task_reward_batch(r->task, r->reward_id, n, pid + lo, x + lo * D, reward + lo, correct + lo);
     s = fr_dist_gather_rows(s, reward, 1, N, sizeof *reward, r->o->c.group);
     if (!r->rcmd) s = fr_dist_gather_rows(s, correct, 1, N, sizeof *correct, r->o->c.group);
+    r->priv->split_seconds += fr_now_seconds() - t0;
     return s;
 }
 

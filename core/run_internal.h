@@ -42,6 +42,7 @@ struct fr_run_private {
     int created_dir;              /* fr_run_new made the directory (removed on early failure) */
     int64_t ckpt_written;         /* checkpoints written by this process */
     fr_lock_file lock;            /* the run directory lock (flowrl/dir_lock.h) */
+    double split_seconds;         /* this epoch's time in the split rollout and rewards (core/run_dist.c) */
     int writer;                   /* 1: this process writes the run directory (rank 0 of
                                      flowrl/dist.h; the others compute and write nothing) */
     uint64_t record_bytes;        /* d2h bytes for the audit log and checkpoints (fr_run_host_copy) */

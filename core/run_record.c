@@ -199,14 +199,9 @@ fr_status fr_run_optimizer_step(fr_run *r, int64_t u, float *gn)
 
 fr_status fr_run_rewards(fr_run *r, int64_t N, const int *pid, const float *x, float *reward, int *correct)
 {
-    const uint32_t e = (uint32_t)r->epoch;
     double acc = NAN;
-    if (r->rcmd) {
-        FR_TRY(fr_dist_size() > 1 ? fr_run_reward_split(r, N, pid, x, reward, correct)
-                                  : fr_reward_cmd_score_task(r->rcmd, r->task, e, (int)N, pid, x, reward));
-    } else {
-        FR_TRY(fr_dist_size() > 1 ? fr_run_reward_split(r, N, pid, x, reward, correct)
-                                  : fr_task_reward_batch(r->task, r->reward_id, (int)N, pid, x, reward, correct));
+    FR_TRY(fr_run_reward_split(r, N, pid, x, reward, correct));
+    if (!r->rcmd) {
         int64_t c = 0;
         for (int64_t s = 0; s < N; s++) c += correct[s] != 0;
         acc = (double)c / (double)N;

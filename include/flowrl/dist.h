@@ -28,8 +28,9 @@ int fr_dist_built(void);
  * by mpirun with several ranks: FR_ERR_UNSUPPORTED (every rank would run the whole job). */
 fr_status fr_dist_init(void);
 void fr_dist_finalize(void);
-int fr_dist_rank(void); /* 0 .. R-1 */
-int fr_dist_size(void); /* R >= 1 */
+int fr_dist_rank(void);   /* 0 .. R-1 */
+int fr_dist_size(void);   /* R >= 1 */
+int fr_dist_joined(void); /* 1: started by mpirun and joined (R may be 1) */
 
 /* Rank k's block [*lo, *hi) of n items cut in whole units of `unit` items (n a multiple of
  * unit): the n / unit units dealt in order, the first (n / unit) mod R ranks one more. */
@@ -53,5 +54,7 @@ fr_status fr_dist_max_int(fr_status s, int *flag);
 /* Bytes this rank has received from the others so far (fr_dist_gather_rows; the agreements'
  * and sums' few bytes are not counted). */
 uint64_t fr_dist_recv_bytes(void);
+/* Seconds this rank has spent in the collectives so far (waiting for the others included). */
+double fr_dist_comm_seconds(void);
 
 #endif
