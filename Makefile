@@ -8,6 +8,7 @@
 #   make demo       the main job: shapes base + Flow-GRPO + before/after table (tools/demo.sh);
 #                   make demo ALGO=awm runs AWM instead
 #   make bench      build the benchmarks; make benchmarks runs them into BENCHMARKS.md
+#   make bench-mpi  epoch time against mpirun -n R (bench/bench_mpi.py; its own section of BENCHMARKS.md)
 #   make bench-algos the bake-off: every algorithm at the same budget of model evaluations, 3 seeds
 #                   (bench/bench_algos.py, ~30 min on 2 cores; its own section of BENCHMARKS.md)
 #   make bench-heldout  held-out transfer attempts on shapes, one seed each (bench/bench_heldout.py, ~40 min)
@@ -193,6 +194,12 @@ bench-algos: all
 # prompts, and the mirror-shortcut measure (bench/bench_heldout.py; its own section of BENCHMARKS.md).
 bench-heldout: all
 	BUILD=$(BUILD) python3 bench/bench_heldout.py
+
+# Epoch time against the number of MPI processes (issue 17; R = 1, 2 here, a projection beyond):
+# its own section of BENCHMARKS.md (bench/bench_mpi.py; about a minute).
+.PHONY: bench-mpi
+bench-mpi: all
+	BUILD=$(BUILD) MPIRUN=$(MPIRUN) python3 bench/bench_mpi.py
 
 # The main job: pretrain (or reuse) a shapes base, run Flow-GRPO (ALGO=awm: AWM), print the
 # before/after held-out accuracy table (tools/demo.sh; outputs under demo/).
