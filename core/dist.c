@@ -28,12 +28,14 @@ int fr_dist_joined(void) { return g_mpi; }
 uint64_t fr_dist_recv_bytes(void) { return g_recv_bytes; }
 double fr_dist_comm_seconds(void) { return g_comm_seconds; }
 
+#if FR_HAVE_MPI
 static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+#endif
 
 /* The size a launcher announces in the environment (0: not started by one). */
 static int launcher_size(void)
