@@ -23,7 +23,8 @@ Environment (defaults): BUILD (build), WORK (demo/bench_algos-<time>), OUT (BENC
 JOBS (nproc), SEEDS (1 2 3), QUICK=1 (a smoke-sized budget, for testing the script itself).
 `bench/bench_algos.py --compare A/results.json B/results.json` checks that two bake-offs measured the
 same numbers (every key but the wall-clock ones): the table reproduces bit for bit.
-`bench/bench_algos.py --report WORK/results.json` rewrites the section and plots from a finished run.
+`bench/bench_algos.py --report WORK/results.json [WORK2/results.json]` rewrites the section and plots
+from a finished run (with a second run's results: and says whether the two measured the same).
 """
 import concurrent.futures as cf
 import datetime
@@ -401,6 +402,8 @@ def section(results, meta):
           "algorithm needed (means over the seeds that reached it), each at its tuned configuration above. A 1.3M-parameter "
           "MLP on 16x16 images is not SD3.5: a claim that does not hold here is refuted only for this setting." % THRESHOLDS[0], ""]
     L += claims(results) + [""]
+    if meta.get("second"):
+        L += [meta["second"], ""]
     L += [f"Run directories and every measured number: `{meta['work']}` (git-ignored; results.json).",
           "<!-- bench_algos end -->"]
     return "\n".join(L) + "\n"
@@ -432,11 +435,16 @@ def first_difference(a, b, path="results"):
     return None if a == b else f"{path}: {a!r} vs {b!r}"
 
 
-def compare(p1, p2):
-    """--compare A B: exit 0 when two bake-offs measured the same numbers (wall-clock aside)."""
+def difference(p1, p2):
+    """The first difference between two results.json files (their meta aside: when, where, load, git)."""
     with open(p1) as f1, open(p2) as f2:
         a, b = json.load(f1), json.load(f2)
-    d = first_difference(a.get("tasks", a), b.get("tasks", b))  # meta: when, where, load, git
+    return first_difference(a.get("tasks", a), b.get("tasks", b))
+
+
+def compare(p1, p2):
+    """--compare A B: exit 0 when two bake-offs measured the same numbers (wall-clock aside)."""
+    d = difference(p1, p2)
     print(f"bench_algos: {p1} and {p2}: " + (f"differ at {d}" if d else "identical (wall-clock keys aside)"))
     return 1 if d else 0
 
@@ -444,13 +452,22 @@ def compare(p1, p2):
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--compare":
         sys.exit(compare(sys.argv[2], sys.argv[3]))
-    if len(sys.argv) == 3 and sys.argv[1] == "--report":
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "--report":
         os.chdir(ROOT)
         with open(sys.argv[2]) as f:
             data = json.load(f)
-        return report(data.get("tasks", data), data.get("meta") or dict(
+        meta = data.get("meta") or dict(
             when="(time not recorded)", git=git_line() + " (section regenerated from results.json)", jobs=JOBS,
-            load0="?", load1="?", minutes=float("nan"), work=os.path.dirname(sys.argv[2])))
+            load0="?", load1="?", minutes=float("nan"), work=os.path.dirname(sys.argv[2]))
+        if len(sys.argv) == 4:  # a second run of the same bake-off: the section says whether it measured the same
+            d = difference(sys.argv[2], sys.argv[3])
+            with open(sys.argv[3]) as f:
+                m2 = json.load(f).get("meta", {})
+            meta["second"] = (f"A second run ({m2.get('when', '?')}, source git {m2.get('git', '?')}, `{m2.get('work', '?')}`) "
+                              + (f"**differs** from this one at {d}." if d else
+                                 "measured **the same numbers**: every key of results.json but the wall-clock ones is "
+                                 "identical (`bench/bench_algos.py --compare`)."))
+        return report(data.get("tasks", data), meta)
     if len(sys.argv) > 1:
         raise SystemExit("usage: bench/bench_algos.py [--compare RESULTS1.json RESULTS2.json | --report RESULTS.json] "
                          "(see the file's docstring)")
