@@ -241,6 +241,7 @@ def svg_plot(task, res, path):
     colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
     base = res["base"]["train"]["accuracy"] * 100
     series = []
+    n_seeds = min(len(r["runs"]) for r in res["algos"].values())
     for a, r in res["algos"].items():
         pts = [(0.0, base)]
         n = len(r["runs"][0]["curve"])
@@ -248,35 +249,44 @@ def svg_plot(task, res, path):
             pts.append((sum(x["curve"][i]["fe"] for x in r["runs"]) / len(r["runs"]),
                         100 * sum(x["curve"][i]["accuracy"] for x in r["runs"]) / len(r["runs"])))
         series.append((a, pts))
-    xmax = max(p[0] for _, s in series for p in s) or 1
-    ys = [p[1] for _, s in series for p in s]
-    ylo, yhi = math.floor(min(ys) / 5) * 5, math.ceil(max(ys + [base + THRESHOLDS[0]]) / 5) * 5
+    def nice(x):  # the smallest of 1, 2, 2.5, 5 x 10^k at or above x
+        k = 10 ** math.floor(math.log10(x))
+        return next(m * k for m in (1, 2, 2.5, 5, 10) if m * k >= x - 1e-9)
+    xstep = nice((max(p[0] for _, s in series for p in s) or 1) / 5)
+    xmax = xstep * math.ceil(max(p[0] for _, s in series for p in s) / xstep - 1e-9)
+    ys = [p[1] for _, s in series for p in s] + [base + THRESHOLDS[0]]
+    ystep = 5 if max(ys) - min(ys) > 15 else 2 if max(ys) - min(ys) > 6 else 1
+    ylo, yhi = ystep * math.floor(min(ys) / ystep), ystep * math.ceil(max(ys) / ystep + 0.01)
     X = lambda x: L + (W - L - R) * x / xmax
     Y = lambda y: T + (H - T - B) * (1 - (y - ylo) / (yhi - ylo))
     o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
          f'<rect width="{W}" height="{H}" fill="white"/>']
-    for k in range(6):
-        y = ylo + (yhi - ylo) * k / 5
+    y = ylo
+    while y <= yhi + 1e-9:
         o.append(f'<line x1="{L}" y1="{Y(y):.1f}" x2="{W - R}" y2="{Y(y):.1f}" stroke="#ddd"/>')
-        o.append(f'<text x="{L - 6}" y="{Y(y) + 4:.1f}" text-anchor="end">{y:.0f}</text>')
-        x = xmax * k / 5
+        o.append(f'<text x="{L - 6}" y="{Y(y) + 4:.1f}" text-anchor="end">{y:g}</text>')
+        y += ystep
+    x = 0.0
+    while x <= xmax + 1e-9:
         o.append(f'<text x="{X(x):.1f}" y="{H - B + 16}" text-anchor="middle">{fmt_big(x) if x else "0"}</text>')
-    for pts_over, dash in ((THRESHOLDS[0], "4 4"), (THRESHOLDS[1], "2 6")):
+        x += xstep
+    for pts_over, dash in ((0, ""), (THRESHOLDS[0], "4 4"), (THRESHOLDS[1], "2 6")):
         if base + pts_over <= yhi:
-            o.append(f'<line x1="{L}" y1="{Y(base + pts_over):.1f}" x2="{W - R}" y2="{Y(base + pts_over):.1f}" '
-                     f'stroke="#888" stroke-dasharray="{dash}"/>')
-            o.append(f'<text x="{W - R + 4}" y="{Y(base + pts_over) + 4:.1f}" fill="#888">base +{pts_over}</text>')
-    o.append(f'<line x1="{L}" y1="{Y(base):.1f}" x2="{W - R}" y2="{Y(base):.1f}" stroke="#888"/>')
-    o.append(f'<text x="{W - R + 4}" y="{Y(base) + 4:.1f}" fill="#888">base</text>')
+            yy = Y(base + pts_over)
+            o.append(f'<line x1="{L}" y1="{yy:.1f}" x2="{W - R}" y2="{yy:.1f}" stroke="#888"'
+                     + (f' stroke-dasharray="{dash}"' if dash else "") + "/>")
+            o.append(f'<text x="{W - R - 4}" y="{yy - 4:.1f}" text-anchor="end" fill="#666">'
+                     + (f"base +{pts_over} points" if pts_over else "base") + "</text>")
     o.append(f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" stroke="black"/>')
     for i, (a, pts) in enumerate(series):
         c = colors[i % len(colors)]
         d = " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y in pts)
         o.append(f'<polyline points="{d}" fill="none" stroke="{c}" stroke-width="2"/>')
-        o.append(f'<text x="{W - R + 60}" y="{T + 16 * i + 12}" fill="{c}">{a}</text>')
+        o.append(f'<line x1="{W - R + 10}" y1="{T + 18 * i + 8}" x2="{W - R + 30}" y2="{T + 18 * i + 8}" stroke="{c}" stroke-width="2"/>')
+        o.append(f'<text x="{W - R + 36}" y="{T + 18 * i + 12}" fill="{c}">{a}</text>')
     o.append(f'<text x="{(L + W - R) / 2}" y="{H - 12}" text-anchor="middle">model evaluations (forward-equivalents)</text>')
     o.append(f'<text x="14" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 14 {(T + H - B) / 2})">'
-             f'{task}: train accuracy (%), mean of {len(SEEDS)} seeds</text>')
+             f'{task}: train accuracy (%), mean of {n_seeds} seeds</text>')
     o.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(o) + "\n")
