@@ -402,7 +402,8 @@ def section(results, meta):
             if t["heldout"]:
                 row += f" | {fmt_ci([x['final_heldout']['accuracy'] for x in runs], 100)}"
             row += f" | {fmt_ci([x['final_train']['diversity'] for x in runs], 1, 4)}"
-            row += f" | {fmt_ci([x['final_train']['kl'] for x in runs], 1, 2)}"
+            kls = [x['final_train']['kl'] for x in runs]
+            row += f" | {fmt_ci(kls, 1, 0 if max(kls) >= 100 else 2)}"
             row += f" | {sum(p for p, _ in v)}/{len(v)} | {sum(c for _, c in v)}/{len(v)}"
             row += f" | {median([s for x in runs for s in x['epoch_seconds']]):.3f} |"
             L.append(row)
