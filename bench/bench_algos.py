@@ -253,7 +253,7 @@ def svg_plot(task, res, path):
         k = 10 ** math.floor(math.log10(x))
         return next(m * k for m in (1, 2, 2.5, 5, 10) if m * k >= x - 1e-9)
     xstep = nice((max(p[0] for _, s in series for p in s) or 1) / 5)
-    xmax = xstep * math.ceil(max(p[0] for _, s in series for p in s) / xstep - 1e-9)
+    xmax = xstep * math.ceil(max(p[0] for _, s in series for p in s) / xstep - 0.02)  # 2% past a tick: no new tick
     ys = [p[1] for _, s in series for p in s] + [base + THRESHOLDS[0]]
     ystep = 5 if max(ys) - min(ys) > 15 else 2 if max(ys) - min(ys) > 6 else 1
     ylo, yhi = ystep * math.floor(min(ys) / ystep), ystep * math.ceil(max(ys) / ystep + 0.01)
@@ -473,8 +473,9 @@ def main():
         if len(sys.argv) == 4:  # a second run of the same bake-off: the section says whether it measured the same
             d = difference(sys.argv[2], sys.argv[3])
             with open(sys.argv[3]) as f:
-                m2 = json.load(f).get("meta", {})
-            meta["second"] = (f"A second run ({m2.get('when', '?')}, source git {m2.get('git', '?')}, `{m2.get('work', '?')}`) "
+                m2 = json.load(f).get("meta") or dict(when="metadata not recorded", git="not recorded",
+                                                      work=os.path.dirname(sys.argv[3]))
+            meta["second"] = (f"A second run ({m2['when']}, source git {m2['git']}, `{m2['work']}`) "
                               + (f"**differs** from this one at {d}." if d else
                                  "measured **the same numbers**: every key of results.json but the wall-clock ones is "
                                  "identical (`bench/bench_algos.py --compare`)."))
