@@ -287,33 +287,6 @@ static fr_status end_epoch(fr_run *r, int64_t e, double t0, int *stop)
     return fr_train_curve_write_svg(&pv->curve, r->algo->name, path);
 }
 
-/* The epoch's crossings of the host/backend boundary (flowrl/backend.h), as metrics: what a
- * device backend pays per epoch beyond its kernels. */
-static void copy_metrics(fr_run *r, const fr_copy_stats *start, uint64_t record0, uint64_t reward0)
-{
-    const fr_copy_stats d = fr_copy_stats_since(&r->be->copies, start);
-    fr_run_metric(r, "copies.h2d_calls", (double)d.h2d_calls);
-    fr_run_metric(r, "copies.h2d_bytes", (double)d.h2d_bytes);
-    fr_run_metric(r, "copies.d2h_calls", (double)d.d2h_calls);
-    fr_run_metric(r, "copies.d2h_bytes", (double)d.d2h_bytes);
-    /* of which: the audit log's and checkpoints' tensors, and the reward's input */
-    fr_run_metric(r, "copies.d2h_record_bytes", (double)(r->priv->record_bytes - record0));
-    fr_run_metric(r, "copies.d2h_reward_bytes", (double)(r->priv->reward_bytes - reward0));
-}
-
-/* The epoch's rows through the network (flowrl/backend.h fr_work_stats), and the run's
- * forward-equivalents so far (a backward row costs two forwards), kept across --resume by
- * the checkpoints (fr_run_save_checkpoint). The held-out evaluations run outside the epoch
- * and are not counted. */
-static void nfe_metrics(fr_run *r, const fr_work_stats *start)
-{
-    const fr_work_stats d = fr_work_stats_since(&r->be->work, start);
-    r->priv->nfe_total += d.fwd_rows + 2 * d.bwd_rows;
-    fr_run_metric(r, "nfe.forward_rows", (double)d.fwd_rows);
-    fr_run_metric(r, "nfe.backward_rows", (double)d.bwd_rows);
-    fr_run_metric(r, "nfe.total", (double)r->priv->nfe_total);
-}
-
 static fr_status run_epoch(fr_run *r, int64_t e)
 {
     struct fr_run_private *pv = r->priv;
@@ -335,8 +308,8 @@ static fr_status run_epoch(fr_run *r, int64_t e)
     FR_TRY(fr_run_rec_params(r, "optim.m.", r->adam.m));
     FR_TRY(fr_run_rec_params(r, "optim.v.", r->adam.v));
     if (pv->writer) FR_TRY(fr_audit_end_step(pv->audit));
-    copy_metrics(r, &start, record0, reward0);
-    nfe_metrics(r, &work0);
+    fr_run_copy_metrics(r, &start, record0, reward0);
+    fr_run_nfe_metrics(r, &work0);
     if (fr_dist_joined()) { /* under mpirun: the split work, what this rank received, the time in
                                collectives (docs/determinism.md "Many processes") */
         fr_run_metric(r, "dist.ranks", (double)fr_dist_size());
@@ -486,55 +459,6 @@ fr_status fr_run_new(const fr_run_opts *ro_in, const void *ao, const fr_run_env 
 
 /* ---- resume -------------------------------------------------------------------------------- */
 
-static fr_status pick_checkpoint(const fr_run *r, int64_t from_step, int64_t *last)
-{
-    int64_t *steps, n;
-    FR_TRY(fr_train_list_checkpoints(r->dir, &steps, &n));
-    fr_status s = FR_OK;
-    *last = n ? steps[n - 1] : 0;
-    if (from_step > 0) {
-        int found = 0;
-        for (int64_t i = 0; i < n; i++) found |= steps[i] == from_step;
-        if (!found) {
-            char list[256] = "";
-            for (int64_t i = 0; i < n; i++) {
-                size_t l = strlen(list);
-                snprintf(list + l, sizeof list - l, "%s%lld", i ? ", " : "", (long long)steps[i]);
-            }
-            s = fr_fail(FR_ERR_ARG, "train: %s has no checkpoint step-%lld (it has: %s)", r->dir, (long long)from_step,
-                        n ? list : "none");
-        }
-        *last = from_step;
-    }
-    free(steps);
-    return s;
-}
-
-/* A checkpoint that does not load: the message gains the newest older checkpoint that
- * verifies (per-tensor digests), to resume from with --from-step. */
-static void offer_intact(const fr_run *r, int64_t bad, fr_status s)
-{
-    char first[1024];
-    snprintf(first, sizeof first, "%s", fr_last_error());
-    int64_t *steps, n, ok = 0;
-    if (fr_train_list_checkpoints(r->dir, &steps, &n) != FR_OK) {
-        fr_fail(s, "%s", first);
-        return;
-    }
-    for (int64_t i = n - 1; i >= 0 && !ok; i--) {
-        char rel[64], p[FR_TRAIN_PATH_MAX + 64];
-        fr_checkpoint_name(steps[i], rel, sizeof rel);
-        if (steps[i] < bad && fr_train_path(p, sizeof p, r->dir, rel) == FR_OK && fr_checkpoint_verify(p) == FR_OK)
-            ok = steps[i];
-    }
-    free(steps);
-    if (ok)
-        fr_fail(s, "%s; step-%lld verifies: flowrl train --resume %s --from-step %lld", first, (long long)ok, r->dir,
-                (long long)ok);
-    else
-        fr_fail(s, "%s; no earlier checkpoint verifies", first);
-}
-
 fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_run_result *res)
 {
     result_init(res);
@@ -594,15 +518,15 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
     if (s == FR_OK) s = setup(&r);
     int64_t last = 0;
     /* the other ranks list the checkpoints after rank 0 (which removes stale temporaries) */
-    if (s == FR_OK && pv.writer) s = pick_checkpoint(&r, rq->from_step, &last);
+    if (s == FR_OK && pv.writer) s = fr_run_pick_checkpoint(&r, rq->from_step, &last);
     s = fr_dist_agree(s);
-    if (s == FR_OK && !pv.writer) s = pick_checkpoint(&r, rq->from_step, &last);
+    if (s == FR_OK && !pv.writer) s = fr_run_pick_checkpoint(&r, rq->from_step, &last);
     if (s == FR_OK && ro.run.epochs < last)
         s = fr_fail(FR_ERR_ARG, "train: --epochs %lld is below the %lld epochs %s has done", (long long)ro.run.epochs,
                     (long long)last, r.dir);
     if (s == FR_OK && last > 0) {
         s = fr_run_load_checkpoint(&r, last);
-        if (s == FR_ERR_FORMAT || s == FR_ERR_MISMATCH) offer_intact(&r, last, s);
+        if (s == FR_ERR_FORMAT || s == FR_ERR_MISMATCH) fr_run_offer_intact(&r, last, s);
     }
     char alog[FR_TRAIN_PATH_MAX + 32];
     if (!pv.writer) { /* the rest prepares the run directory: rank 0's */

@@ -188,3 +188,52 @@ fr_status fr_run_load_checkpoint(fr_run *r, int64_t epoch)
     if (s == FR_OK && r->priv->writer) s = cross_check_audit(r, epoch, path); /* rank 0 owns audit.log */
     return s;
 }
+
+fr_status fr_run_pick_checkpoint(const fr_run *r, int64_t from_step, int64_t *last)
+{
+    int64_t *steps, n;
+    FR_TRY(fr_train_list_checkpoints(r->dir, &steps, &n));
+    fr_status s = FR_OK;
+    *last = n ? steps[n - 1] : 0;
+    if (from_step > 0) {
+        int found = 0;
+        for (int64_t i = 0; i < n; i++) found |= steps[i] == from_step;
+        if (!found) {
+            char list[256] = "";
+            for (int64_t i = 0; i < n; i++) {
+                size_t l = strlen(list);
+                snprintf(list + l, sizeof list - l, "%s%lld", i ? ", " : "", (long long)steps[i]);
+            }
+            s = fr_fail(FR_ERR_ARG, "train: %s has no checkpoint step-%lld (it has: %s)", r->dir, (long long)from_step,
+                        n ? list : "none");
+        }
+        *last = from_step;
+    }
+    free(steps);
+    return s;
+}
+
+/* A checkpoint that does not load: the message gains the newest older checkpoint that
+ * verifies (per-tensor digests), to resume from with --from-step. */
+void fr_run_offer_intact(const fr_run *r, int64_t bad, fr_status s)
+{
+    char first[1024];
+    snprintf(first, sizeof first, "%s", fr_last_error());
+    int64_t *steps, n, ok = 0;
+    if (fr_train_list_checkpoints(r->dir, &steps, &n) != FR_OK) {
+        fr_fail(s, "%s", first);
+        return;
+    }
+    for (int64_t i = n - 1; i >= 0 && !ok; i--) {
+        char rel[64], p[FR_TRAIN_PATH_MAX + 64];
+        fr_checkpoint_name(steps[i], rel, sizeof rel);
+        if (steps[i] < bad && fr_train_path(p, sizeof p, r->dir, rel) == FR_OK && fr_checkpoint_verify(p) == FR_OK)
+            ok = steps[i];
+    }
+    free(steps);
+    if (ok)
+        fr_fail(s, "%s; step-%lld verifies: flowrl train --resume %s --from-step %lld", first, (long long)ok, r->dir,
+                (long long)ok);
+    else
+        fr_fail(s, "%s; no earlier checkpoint verifies", first);
+}

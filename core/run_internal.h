@@ -59,6 +59,19 @@ fr_status fr_train_curve_push_eval(fr_train_curve *c, double epoch, double acc);
 /* curve.svg: reward and training accuracy per epoch (smoothed), held-out accuracy points. */
 fr_status fr_train_curve_write_svg(const fr_train_curve *c, const char *title, const char *path);
 
+/* --resume (core/run_ckpt.c): the checkpoint to resume from (from_step > 0: that one, else the
+ * newest; a one-line error listing the run's checkpoints when from_step has none), and, when
+ * checkpoint `bad` does not load, the error s re-raised with the newest older checkpoint that
+ * verifies, to resume from with --from-step. */
+fr_status fr_run_pick_checkpoint(const fr_run *r, int64_t from_step, int64_t *last);
+void fr_run_offer_intact(const fr_run *r, int64_t bad, fr_status s);
+
+/* The epoch's metrics the run loop records for every algorithm (core/run_record.c): its
+ * host/backend copies since `start` (copies.*) and its rows through the network since `start`
+ * with the run's running forward-equivalents (nfe.*). */
+void fr_run_copy_metrics(fr_run *r, const fr_copy_stats *start, uint64_t record0, uint64_t reward0);
+void fr_run_nfe_metrics(fr_run *r, const fr_work_stats *start);
+
 /* Appends one JSON line for ev to RUNDIR/metrics.jsonl (flushed). */
 fr_status fr_train_metrics_append(const char *dir, const fr_run_epoch_event *ev);
 /* Cuts metrics.jsonl to its first n lines (FR_ERR_MISMATCH if it has fewer) and loads the

@@ -128,6 +128,33 @@ void fr_run_metric(fr_run *r, const char *key, double value)
     abort();
 }
 
+/* The epoch's crossings of the host/backend boundary (flowrl/backend.h), as metrics: what a
+ * device backend pays per epoch beyond its kernels. */
+void fr_run_copy_metrics(fr_run *r, const fr_copy_stats *start, uint64_t record0, uint64_t reward0)
+{
+    const fr_copy_stats d = fr_copy_stats_since(&r->be->copies, start);
+    fr_run_metric(r, "copies.h2d_calls", (double)d.h2d_calls);
+    fr_run_metric(r, "copies.h2d_bytes", (double)d.h2d_bytes);
+    fr_run_metric(r, "copies.d2h_calls", (double)d.d2h_calls);
+    fr_run_metric(r, "copies.d2h_bytes", (double)d.d2h_bytes);
+    /* of which: the audit log's and checkpoints' tensors, and the reward's input */
+    fr_run_metric(r, "copies.d2h_record_bytes", (double)(r->priv->record_bytes - record0));
+    fr_run_metric(r, "copies.d2h_reward_bytes", (double)(r->priv->reward_bytes - reward0));
+}
+
+/* The epoch's rows through the network (flowrl/backend.h fr_work_stats), and the run's
+ * forward-equivalents so far (a backward row costs two forwards), kept across --resume by
+ * the checkpoints (fr_run_save_checkpoint). The held-out evaluations run outside the epoch
+ * and are not counted. */
+void fr_run_nfe_metrics(fr_run *r, const fr_work_stats *start)
+{
+    const fr_work_stats d = fr_work_stats_since(&r->be->work, start);
+    r->priv->nfe_total += d.fwd_rows + 2 * d.bwd_rows;
+    fr_run_metric(r, "nfe.forward_rows", (double)d.fwd_rows);
+    fr_run_metric(r, "nfe.backward_rows", (double)d.bwd_rows);
+    fr_run_metric(r, "nfe.total", (double)r->priv->nfe_total);
+}
+
 double fr_run_event_get(const fr_run_epoch_event *ev, const char *key)
 {
     for (int k = 0; k < ev->n; k++)
