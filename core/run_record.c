@@ -155,6 +155,12 @@ void fr_run_nfe_metrics(fr_run *r, const fr_work_stats *start)
     fr_run_metric(r, "nfe.total", (double)r->priv->nfe_total);
 }
 
+void fr_run_free_bufs(fr_backend *be, void *const *dev, size_t n_dev, void *const *host, size_t n_host)
+{
+    for (size_t i = 0; be && i < n_dev; i++) fr_dev_free(be, dev[i]);
+    for (size_t i = 0; i < n_host; i++) free(host[i]);
+}
+
 double fr_run_event_get(const fr_run_epoch_event *ev, const char *key)
 {
     for (int k = 0; k < ev->n; k++)

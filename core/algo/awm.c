@@ -73,14 +73,11 @@ void fr_awm_algo_free(void *p)
     fr_rollout_schedule_free(&t->sched);
     void *dev[] = {t->bx0, t->eps, t->xt,     t->v,      t->v_ref, t->v_ema,
                    t->gv, t->d_t, t->d_tin, t->d_bsid, t->d_rows, t->c};
-    for (size_t i = 0; t->be && i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(t->be, dev[i]);
     fr_run_samples_free(&t->fin);
     void *bufs[] = {t->order, t->bsid, t->brows, t->bpid, t->badv, t->t, t->tin, t->c_h, t->logp, t->logp_old, t->idx};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    fr_run_free_bufs(t->be, dev, sizeof dev / sizeof dev[0], bufs, sizeof bufs / sizeof bufs[0]);
     free(t);
 }
-
-#define ALLOC(p, n) (((p) = fr_calloc((size_t)(n), sizeof *(p))) != NULL)
 
 fr_status fr_awm_algo_setup(fr_run *r, void **out)
 {
@@ -122,9 +119,9 @@ fr_status fr_awm_algo_setup(fr_run *r, void **out)
         !(t->d_bsid = fr_dev_alloc(be, (size_t)t->b * sizeof(uint32_t))) || !(t->d_rows = fr_dev_i32(be, t->b)) ||
         !(t->c = fr_dev_i32(be, R * t->S)))
         return FR_ERR_NOMEM;
-    if (!ALLOC(t->order, N) || !ALLOC(t->bsid, t->b) || !ALLOC(t->brows, t->b) || !ALLOC(t->bpid, t->b) || !ALLOC(t->badv, t->b) ||
-        !ALLOC(t->t, R) || !ALLOC(t->tin, R) || !ALLOC(t->c_h, R * t->S) || !ALLOC(t->logp, R) ||
-        !ALLOC(t->logp_old, ro->c.num_batches * R) || !ALLOC(t->idx, t->K))
+    if (!FR_ALLOC(t->order, N) || !FR_ALLOC(t->bsid, t->b) || !FR_ALLOC(t->brows, t->b) || !FR_ALLOC(t->bpid, t->b) || !FR_ALLOC(t->badv, t->b) ||
+        !FR_ALLOC(t->t, R) || !FR_ALLOC(t->tin, R) || !FR_ALLOC(t->c_h, R * t->S) || !FR_ALLOC(t->logp, R) ||
+        !FR_ALLOC(t->logp_old, ro->c.num_batches * R) || !FR_ALLOC(t->idx, t->K))
         return FR_ERR_NOMEM;
     return FR_OK;
 }

@@ -69,14 +69,11 @@ void fr_dgpo_algo_free(void *p)
     if (t->have_ema) fr_model_free(&t->ema);
     fr_rollout_schedule_free(&t->sched);
     void *dev[] = {t->eps, t->xt, t->v, t->v_ref, t->v_old, t->gv, t->d_t, t->d_tin, t->d_nid, t->c};
-    for (size_t i = 0; t->be && i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(t->be, dev[i]);
     fr_run_samples_free(&t->fin);
     void *bufs[] = {t->nid, t->bpid, t->t, t->tin, t->c_h, t->d, t->w, t->idx};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    fr_run_free_bufs(t->be, dev, sizeof dev / sizeof dev[0], bufs, sizeof bufs / sizeof bufs[0]);
     free(t);
 }
-
-#define ALLOC(p, n) (((p) = fr_calloc((size_t)(n), sizeof *(p))) != NULL)
 
 fr_status fr_dgpo_algo_setup(fr_run *r, void **out)
 {
@@ -115,8 +112,8 @@ fr_status fr_dgpo_algo_setup(fr_run *r, void **out)
         !(t->gv = fr_dev_floats(be, R * D)) || !(t->d_t = fr_dev_floats(be, R)) || !(t->d_tin = fr_dev_floats(be, R)) ||
         !(t->d_nid = fr_dev_alloc(be, (size_t)t->b * sizeof(uint32_t))) || !(t->c = fr_dev_i32(be, R * t->S)))
         return FR_ERR_NOMEM;
-    if (!ALLOC(t->nid, t->b) || !ALLOC(t->bpid, t->b) || !ALLOC(t->t, R) || !ALLOC(t->tin, R) ||
-        !ALLOC(t->c_h, R * t->S) || !ALLOC(t->d, R) || !ALLOC(t->w, R) || !ALLOC(t->idx, t->K))
+    if (!FR_ALLOC(t->nid, t->b) || !FR_ALLOC(t->bpid, t->b) || !FR_ALLOC(t->t, R) || !FR_ALLOC(t->tin, R) ||
+        !FR_ALLOC(t->c_h, R * t->S) || !FR_ALLOC(t->d, R) || !FR_ALLOC(t->w, R) || !FR_ALLOC(t->idx, t->K))
         return FR_ERR_NOMEM;
     return FR_OK;
 }

@@ -73,14 +73,11 @@ void fr_fg_free(void *p)
     if (t->have_ws) fr_traj_ws_free(&t->ws);
     fr_rollout_schedule_free(&t->sched);
     void *dev[] = {t->traj, t->mean, t->logp, t->x};
-    for (size_t i = 0; t->be && i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(t->be, dev[i]);
     void *bufs[] = {t->step_noise, t->prompts, t->pid,    t->correct, t->sid,  t->group, t->order,
                     t->logp_h,     t->x_h,     t->xi,     t->reward,  t->adv,  t->keep,  t->ratios};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    fr_run_free_bufs(t->be, dev, sizeof dev / sizeof dev[0], bufs, sizeof bufs / sizeof bufs[0]);
     free(t);
 }
-
-#define ALLOC(p, n) (((p) = fr_calloc((size_t)(n), sizeof *(p))) != NULL)
 
 fr_status fr_fg_setup(fr_run *r, void **out)
 {
@@ -118,10 +115,10 @@ fr_status fr_fg_setup(fr_run *r, void **out)
     if (!(t->traj = fr_dev_floats(r->be, (T + 1) * N * D)) || !(t->mean = fr_dev_floats(r->be, T * N * D)) ||
         !(t->logp = fr_dev_floats(r->be, T * N)) || !(t->x = fr_dev_floats(r->be, N * D)))
         return FR_ERR_NOMEM;
-    if (!ALLOC(t->step_noise, T) || !ALLOC(t->prompts, ro->c.prompts) || !ALLOC(t->pid, N) || !ALLOC(t->correct, N) ||
-        !ALLOC(t->sid, N) || !ALLOC(t->group, N) || !ALLOC(t->order, N) || !ALLOC(t->logp_h, T * N) ||
-        !ALLOC(t->x_h, N * D) || !ALLOC(t->xi, T * N * D) || !ALLOC(t->reward, N) || !ALLOC(t->adv, N) ||
-        !ALLOC(t->keep, N) || !ALLOC(t->ratios, ro->c.grad_accum * T * t->bmax))
+    if (!FR_ALLOC(t->step_noise, T) || !FR_ALLOC(t->prompts, ro->c.prompts) || !FR_ALLOC(t->pid, N) || !FR_ALLOC(t->correct, N) ||
+        !FR_ALLOC(t->sid, N) || !FR_ALLOC(t->group, N) || !FR_ALLOC(t->order, N) || !FR_ALLOC(t->logp_h, T * N) ||
+        !FR_ALLOC(t->x_h, N * D) || !FR_ALLOC(t->xi, T * N * D) || !FR_ALLOC(t->reward, N) || !FR_ALLOC(t->adv, N) ||
+        !FR_ALLOC(t->keep, N) || !FR_ALLOC(t->ratios, ro->c.grad_accum * T * t->bmax))
         return FR_ERR_NOMEM;
     return FR_OK;
 }

@@ -69,14 +69,11 @@ void fr_nft_algo_free(void *p)
     fr_rollout_schedule_free(&t->sched);
     void *dev[] = {t->bx0,  t->eps, t->xt,     t->v,      t->v_old, t->v_ref,
                    t->gv, t->d_t,  t->d_tin, t->d_bsid, t->d_rows, t->c};
-    for (size_t i = 0; t->be && i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(t->be, dev[i]);
     fr_run_samples_free(&t->fin);
     void *bufs[] = {t->order, t->bsid, t->brows, t->bpid, t->badv, t->br, t->t, t->tin, t->c_h};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    fr_run_free_bufs(t->be, dev, sizeof dev / sizeof dev[0], bufs, sizeof bufs / sizeof bufs[0]);
     free(t);
 }
-
-#define ALLOC(p, n) (((p) = fr_calloc((size_t)(n), sizeof *(p))) != NULL)
 
 fr_status fr_nft_algo_setup(fr_run *r, void **out)
 {
@@ -116,8 +113,8 @@ fr_status fr_nft_algo_setup(fr_run *r, void **out)
         !(t->d_bsid = fr_dev_alloc(be, (size_t)t->b * sizeof(uint32_t))) || !(t->d_rows = fr_dev_i32(be, t->b)) ||
         !(t->c = fr_dev_i32(be, R * t->S)))
         return FR_ERR_NOMEM;
-    if (!ALLOC(t->order, N) || !ALLOC(t->bsid, t->b) || !ALLOC(t->brows, t->b) || !ALLOC(t->bpid, t->b) ||
-        !ALLOC(t->badv, t->b) || !ALLOC(t->br, t->b) || !ALLOC(t->t, R) || !ALLOC(t->tin, R) || !ALLOC(t->c_h, R * t->S))
+    if (!FR_ALLOC(t->order, N) || !FR_ALLOC(t->bsid, t->b) || !FR_ALLOC(t->brows, t->b) || !FR_ALLOC(t->bpid, t->b) ||
+        !FR_ALLOC(t->badv, t->b) || !FR_ALLOC(t->br, t->b) || !FR_ALLOC(t->t, R) || !FR_ALLOC(t->tin, R) || !FR_ALLOC(t->c_h, R * t->S))
         return FR_ERR_NOMEM;
     return FR_OK;
 }

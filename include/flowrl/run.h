@@ -230,6 +230,13 @@ fr_status fr_run_reward_input(fr_run *r, float *host, const float *dev, int64_t 
  * external reward), kept (samples with a nonzero advantage), kl, approx_kl. */
 void fr_run_metric(fr_run *r, const char *key, double value);
 
+/* An algorithm state's buffers (the files of core/algo): FR_ALLOC(p, n) callocs n elements of *p
+ * and is true on success; fr_run_free_bufs frees the backend buffers dev[0..n_dev) (only when be
+ * is set: a state torn down before its backend was known holds none) and the host buffers
+ * host[0..n_host). */
+#define FR_ALLOC(p, n) (((p) = fr_calloc((size_t)(n), sizeof *(p))) != NULL)
+void fr_run_free_bufs(fr_backend *be, void *const *dev, size_t n_dev, void *const *host, size_t n_host);
+
 /* Hands an optimiser step's ratios to the caller's on_update (tests watch the on-policy ratio). */
 void fr_run_update(const fr_run *r, const fr_run_update_event *ev);
 
