@@ -139,7 +139,10 @@ fr_step fr_rollout_step(const fr_rollout_cfg *c, int64_t i)
 /* Model input time of step i. */
 float fr_rollout_time(const fr_rollout_cfg *c, int64_t i)
 {
-    return is_flow(c->kind) ? fr_timestep_diffusers(c->sigmas[i]) : (float)c->timesteps[i];
+    if (!is_flow(c->kind)) return (float)c->timesteps[i];
+    /* ⌊1000σ⌋ as an integer-valued float: (float)(int32)(σ·1000), the numerator of
+     * fr_timestep_quantized before its division by 1000 */
+    return c->time_quantized ? (float)(int32_t)(c->sigmas[i] * 1000.0f) : fr_timestep_diffusers(c->sigmas[i]);
 }
 
 /* owner(s, i) = s − (s mod span(i)) (flowrl/rollout.h "Shared noise"). */

@@ -5,7 +5,8 @@
  *
  * Per step i = 0..T-1 (flow kinds: σ = σ_i, σ' = σ_{i+1}; ddim: t = timesteps[i]):
  *   t_in = 1000·σ (velocity models, docs/algorithms/pretraining.md §1, FG's unquantised
- *          input, fr_timestep_diffusers) or the integer DDPM t (epsilon models)
+ *          input, fr_timestep_diffusers; ⌊1000·σ⌋ with time_quantized) or the integer
+ *          DDPM t (epsilon models)
  *   cfg == 1:  m = net(x, t_in, c)                         one forward over B rows
  *   cfg != 1:  [m_c; m_u] = net([x; x], t_in, [c; null])   one forward over 2B rows
  *              m = m_u + g·(m_c − m_u)                     fr_guided_forward (guidance.h)
@@ -102,6 +103,11 @@ typedef struct {
     int64_t group_size; /* FR_XT_GROUP: >= 1, a multiple of a tree's leaf count */
     const fr_rollout_branch *branch; /* (n_branch,) prefix-tree splits, at increasing */
     int64_t n_branch;                /* 0: no tree */
+    /* flow kinds: the network's time input. 0 = FG's 1000·σ (fr_timestep_diffusers); 1 =
+     * MIX/DANCE/BRANCH/G2's quantised ⌊1000·σ⌋ on the same 0..1000 scale
+     * (1000·fr_timestep_quantized: Flux multiplies its `timesteps / 1000` input by 1000
+     * again; docs/algorithms/samplers.md §1.4). The step math keeps the exact σ. */
+    int time_quantized;
 } fr_rollout_cfg;
 
 /* FG-like defaults for kind: T 40, noise 0.7 (sde), 0.8 (cps), 0.3 (dance), 0 (ddim:

@@ -1,0 +1,231 @@
+/* The trajectory-GRPO family's shared epoch (core/algo/traj_family.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/algo/traj_family.h"
+#include "flowrl/audit.h"
+#include "flowrl/philox.h"
+
+void fr_tf_free(fr_tf *t)
+{
+    if (t->have_ws) fr_traj_ws_free(&t->ws);
+    fr_rollout_schedule_free(&t->sched);
+    void *dev[] = {t->traj, t->mean, t->logp, t->x};
+    void *bufs[] = {t->step_noise, t->prompts, t->pid,    t->correct, t->sid,       t->group, t->order, t->logp_h,
+                    t->x_h,        t->xi,      t->reward, t->adv,     t->keep,      t->plan_rows, t->micro, t->upd,
+                    t->ratios};
+    fr_run_free_bufs(t->be, dev, sizeof dev / sizeof dev[0], bufs, sizeof bufs / sizeof bufs[0]);
+    memset(t, 0, sizeof *t);
+}
+
+fr_status fr_tf_setup(fr_run *r, fr_tf *t, int64_t n_rows, int train_cfg, const fr_traj_objective *obj,
+                      const void *prm, fr_kl_form kl_form)
+{
+    const fr_run_opts *ro = r->o;
+    memset(t, 0, sizeof *t);
+    t->D = r->pol.cfg.D;
+    t->T = ro->smp.num_steps;
+    t->G = ro->c.group;
+    t->N = n_rows > 0 ? n_rows : ro->c.prompts * ro->c.group;
+    const int64_t N = t->N, D = t->D, T = t->T;
+    FR_TRY(fr_run_rollout_cfg(r, &t->rc, &t->sched));
+    t->tr = (fr_traj_trainer){&r->pol, r->have_ref ? &r->ref : NULL, r->be, {ro->smp.cfg, train_cfg}, obj, prm,
+                              ro->c.beta, kl_form};
+    FR_TRY(fr_traj_ws_alloc(&t->ws, &t->tr, N));
+    t->have_ws = 1;
+    t->be = r->be;
+    if (!(t->traj = fr_dev_floats(r->be, (T + 1) * N * D)) || !(t->mean = fr_dev_floats(r->be, T * N * D)) ||
+        !(t->logp = fr_dev_floats(r->be, T * N)) || !(t->x = fr_dev_floats(r->be, N * D)))
+        return FR_ERR_NOMEM;
+    if (!FR_ALLOC(t->step_noise, T) || !FR_ALLOC(t->prompts, ro->c.prompts) || !FR_ALLOC(t->pid, N) ||
+        !FR_ALLOC(t->correct, N) || !FR_ALLOC(t->sid, N) || !FR_ALLOC(t->group, N) || !FR_ALLOC(t->order, N) ||
+        !FR_ALLOC(t->logp_h, T * N) || !FR_ALLOC(t->x_h, N * D) || !FR_ALLOC(t->xi, T * N * D) ||
+        !FR_ALLOC(t->reward, N) || !FR_ALLOC(t->adv, N) || !FR_ALLOC(t->keep, N))
+        return FR_ERR_NOMEM;
+    return FR_OK;
+}
+
+/* ξ of every step by coordinate, as fr_rollout draws it (owner's row; zero where it draws
+ * none): drawn again on the host for the audit record, so it never crosses. */
+static fr_status regen_noise(const fr_run *r, fr_tf *t)
+{
+    const int64_t N = t->N, D = t->D;
+    for (int64_t i = 0; i < t->T; i++) {
+        fr_step p = fr_rollout_step(&t->rc, i);
+        fr_step_std sd;
+        FR_TRY(fr_sampler_std(&p, &sd));
+        float *dst = t->xi + i * N * D;
+        if (sd.std == 0.0f) {
+            memset(dst, 0, (size_t)(N * D) * sizeof *dst);
+            continue;
+        }
+        for (int64_t s = 0; s < N; s++)
+            fr_rng_fill_normal(dst + s * D, D, r->o->run.seed, FR_RNG_SAMPLER_NOISE, t->rc.c0,
+                               fr_rollout_noise_owner(&t->rc, t->sid[s], i), (uint32_t)i);
+    }
+    return FR_OK;
+}
+
+fr_status fr_tf_rollout(fr_run *r, fr_tf *t, const float *x_init)
+{
+    const int64_t N = t->N, D = t->D, T = t->T, G = t->G;
+    FR_TRY(fr_run_prompts(r, t->prompts));
+    for (int64_t s = 0; s < N; s++) {
+        t->pid[s] = t->prompts[s / G];
+        t->sid[s] = (uint32_t)s;
+        t->group[s] = t->pid[s];
+    }
+    t->rc.c0 = (uint32_t)r->epoch;
+    fr_rollout_traj tj = {t->traj, t->mean, t->logp, NULL};
+    if (x_init)
+        FR_TRY(fr_rollout(&r->pol, r->be, r->task, &t->rc, N, t->pid, t->sid, x_init, t->x, &tj));
+    else
+        FR_TRY(fr_run_rollout(r, &r->pol, &t->rc, N, t->pid, t->sid, t->x, &tj));
+    /* what crosses: the final samples (the reward's input) and the old log-probs (the PPO
+     * core's) once; the trajectory and the means only for their audit digests */
+    FR_TRY(fr_run_reward_input(r, t->x_h, t->x, N * D));
+    FR_TRY(fr_d2h(r->be, t->logp_h, t->logp, (size_t)(T * N) * sizeof(float)));
+    FR_TRY(fr_run_check_finite(r, "rollout sample", t->x_h, N * D));
+    FR_TRY(fr_run_rec_dev_f32(r, "noise.x_T", t->traj, 2, N, D, 1));
+    FR_TRY(regen_noise(r, t));
+    FR_TRY(fr_run_rec_f32(r, "noise.xi", t->xi, 3, T, N, D));
+    FR_TRY(fr_run_rec_dev_f32(r, "traj", t->traj, 3, T + 1, N, D));
+    FR_TRY(fr_run_rec_dev_f32(r, "mean", t->mean, 3, T, N, D));
+    FR_TRY(fr_run_rec_f32(r, "logp_old", t->logp_h, 2, T, N, 1));
+    return fr_run_rewards(r, N, t->pid, t->x_h, t->reward, t->correct);
+}
+
+/* ---- the plan -------------------------------------------------------------------------- */
+
+/* Grows *p (elements of size sz, capacity *cap) to hold n. */
+static int grow(void **p, int64_t *cap, int64_t n, size_t sz)
+{
+    if (n <= *cap) return 1;
+    int64_t c = *cap ? *cap : 16;
+    while (c < n) c *= 2;
+    void *q = realloc(*p, (size_t)c * sz);
+    if (!q) return 0;
+    *p = q;
+    *cap = c;
+    return 1;
+}
+
+void fr_tf_plan_reset(fr_tf *t)
+{
+    t->n_plan_rows = t->n_micro = t->n_upd = 0;
+}
+
+fr_status fr_tf_plan_update(fr_tf *t, int nd, int64_t d0, int64_t d1, int64_t d2)
+{
+    if (nd < 1 || nd > 3) return fr_fail(FR_ERR_ARG, "fr_tf_plan_update: %d dims, expected 1..3", nd);
+    if (!grow((void **)&t->upd, &t->cap_upd, t->n_upd + 1, sizeof *t->upd)) return FR_ERR_NOMEM;
+    t->upd[t->n_upd++] = (fr_tf_update){t->n_micro, 0, nd, {d0, d1, d2}};
+    return FR_OK;
+}
+
+fr_status fr_tf_plan_micro(fr_tf *t, int64_t j, const int64_t *rows, int64_t b, float gout, const float *adv)
+{
+    if (t->n_upd < 1 || b < 1 || b > t->N || j < 0 || j >= t->T)
+        return fr_fail(FR_ERR_ARG, "fr_tf_plan_micro: %lld rows at step %lld (%lld rows, %lld steps) or no update open",
+                       (long long)b, (long long)j, (long long)t->N, (long long)t->T);
+    if (!grow((void **)&t->micro, &t->cap_micro, t->n_micro + 1, sizeof *t->micro) ||
+        !grow((void **)&t->plan_rows, &t->cap_plan_rows, t->n_plan_rows + b, sizeof *t->plan_rows))
+        return FR_ERR_NOMEM;
+    memcpy(t->plan_rows + t->n_plan_rows, rows, (size_t)b * sizeof *rows);
+    t->micro[t->n_micro++] = (fr_tf_micro){j, t->n_plan_rows, b, gout, adv};
+    t->n_plan_rows += b;
+    t->upd[t->n_upd - 1].n++;
+    return FR_OK;
+}
+
+/* Loss and gradient of one micro-step (the shared trajectory micro-step, flowrl/traj_objective.h). */
+static fr_status micro_step(fr_run *r, fr_tf *t, const fr_tf_micro *m, float *ratio, float *loss_acc)
+{
+    const fr_traj_data d = {t->N, t->traj, t->mean, t->logp_h, m->adv ? m->adv : t->adv, t->pid, r->task, &t->rc};
+    fr_traj_stats st;
+    FR_TRY(fr_traj_micro_step(&t->tr, &t->ws, &d, t->plan_rows + m->off, m->b, m->j, m->gout, ratio, &st));
+    if (!isfinite(st.loss))
+        return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld: loss %g at step %lld (policy %g, KL %g): the policy diverged",
+                       (long long)r->epoch + 1, (double)st.loss, (long long)m->j, (double)st.obj, (double)st.kl);
+    *loss_acc += st.loss * m->gout; /* FG logs loss / divisor (grpo.h "averaging") */
+    fr_tf_stats *es = &t->st;
+    es->kl += st.kl;
+    es->clipfrac += st.clipfrac;
+    es->approx_kl += st.approx_kl;
+    es->n_terms++;
+    if (st.ratio_min < es->rmin) es->rmin = st.ratio_min;
+    if (st.ratio_max > es->rmax) es->rmax = st.ratio_max;
+    return FR_OK;
+}
+
+fr_status fr_tf_run_plan(fr_run *r, fr_tf *t)
+{
+    char name[FR_AUDIT_MAX_NAME + 1];
+    t->st = (fr_tf_stats){0, 0, 0, 0, INFINITY, -INFINITY, 0, 0, NAN};
+    for (int64_t u = 0; u < t->n_upd; u++) {
+        const fr_tf_update *up = &t->upd[u];
+        int64_t nr = 0;
+        for (int64_t k = 0; k < up->n; k++) nr += t->micro[up->first + k].b;
+        int64_t prod = 1;
+        for (int d = 0; d < up->nd; d++) prod *= up->dims[d];
+        if (prod != nr)
+            return fr_fail(FR_ERR_ARG, "fr_tf_run_plan: update %lld records %lld ratios of %lld rows", (long long)u,
+                           (long long)prod, (long long)nr);
+        if (!grow((void **)&t->ratios, &t->cap_ratios, nr, sizeof *t->ratios)) return FR_ERR_NOMEM;
+        fr_model_zero_grad(&r->pol, r->be);
+        float uloss = 0.0f;
+        for (int64_t k = 0, off = 0; k < up->n; off += t->micro[up->first + k].b, k++)
+            FR_TRY(micro_step(r, t, &t->micro[up->first + k], t->ratios + off, &uloss));
+        snprintf(name, sizeof name, "u%lld.ratio", (long long)u);
+        FR_TRY(fr_run_rec_f32(r, name, t->ratios, up->nd, up->dims[0], up->nd > 1 ? up->dims[1] : 1,
+                              up->nd > 2 ? up->dims[2] : 1));
+        snprintf(name, sizeof name, "u%lld.loss", (long long)u);
+        FR_TRY(fr_run_rec_scalar(r, name, uloss));
+        fr_run_update_event ue = {r->epoch + 1, u, nr, t->ratios, uloss};
+        fr_run_update(r, &ue);
+        FR_TRY(fr_run_optimizer_step(r, u, &t->st.last_gn));
+        t->st.loss += uloss;
+        t->st.updates++;
+    }
+    fr_run_metric(r, "updates", (double)t->st.updates);
+    fr_run_metric(r, "loss", t->st.updates ? t->st.loss / (double)t->st.updates : NAN);
+    return FR_OK;
+}
+
+fr_status fr_tf_finish(fr_run *r, fr_tf *t)
+{
+    const fr_tf_stats *es = &t->st;
+    const double nterm = es->n_terms ? (double)es->n_terms : NAN;
+    const float kl = (float)(es->kl / nterm), clipfrac = (float)(es->clipfrac / nterm),
+                approx_kl = (float)(es->approx_kl / nterm);
+    FR_TRY(fr_run_rec_scalar(r, "kl", kl));
+    FR_TRY(fr_run_rec_scalar(r, "clipfrac", clipfrac));
+    FR_TRY(fr_run_rec_scalar(r, "approx_kl", approx_kl));
+    fr_run_metric(r, "kl", kl);
+    fr_run_metric(r, "clipfrac", clipfrac);
+    fr_run_metric(r, "approx_kl", approx_kl);
+    fr_run_metric(r, "ratio_min", es->n_terms ? es->rmin : NAN);
+    fr_run_metric(r, "ratio_max", es->n_terms ? es->rmax : NAN);
+    fr_run_metric(r, "grad_norm", es->last_gn);
+    return FR_OK;
+}
+
+fr_status fr_tf_rec_window(fr_run *r, int64_t start, int64_t len)
+{
+    int64_t wv[2] = {start, len};
+    int64_t sh2 = 2;
+    fr_tensor wt = fr_tensor_view(wv, FR_I64, 1, &sh2);
+    return fr_run_rec_tensor(r, "window", &wt);
+}
+
+fr_status fr_tf_check_trained(const fr_tf *t, int64_t j)
+{
+    fr_step p = fr_rollout_step(&t->rc, j);
+    fr_step_std sd;
+    FR_TRY(fr_sampler_std(&p, &sd));
+    if (!(sd.std > 0.0f))
+        return fr_fail(FR_ERR_ARG, "train: trained step %lld has std 0 (no density; e.g. cps's last step): "
+                                   "lower --timestep-fraction", (long long)j);
+    return FR_OK;
+}

@@ -1,0 +1,113 @@
+/* The trajectory-GRPO family's shared epoch (docs/algorithms/flow-grpo.md §9): what Flow-GRPO,
+ * DanceGRPO, MixGRPO, BranchGRPO, G²RPO, TempFlow-GRPO, Chunk-GRPO and Smart-GRPO have in common,
+ * as pieces an algorithm's epoch calls in order. The members differ in how they roll out
+ * (windows, trees, one-step branches, searched noise), how they turn rewards into advantages and
+ * which transitions they train; they share the rollout engine (flowrl/rollout.h), the per-step
+ * objective interface (flowrl/traj_objective.h) and this update executor.
+ *
+ * An epoch of a member:
+ *   fr_tf_rollout        prompts, the rollout of N rows with its trajectory, the records
+ *                        noise.x_T, noise.xi, traj, mean, logp_old, then the rewards
+ *   (its advantages)     into t->adv (N,), or per step into a table the plan points at
+ *   fr_tf_plan_*         the update plan: optimiser steps, each a list of micro-steps
+ *                        (step j, rows, gradient scale, advantages)
+ *   fr_tf_run_plan       executes it: per optimiser step u, zero the gradients, every
+ *                        micro-step (fr_traj_micro_step), the records u<u>.ratio, u<u>.loss,
+ *                        the update event, fr_run_optimizer_step
+ *   fr_tf_finish         the records kl, clipfrac, approx_kl and the epoch's metrics. */
+#ifndef FLOWRL_CORE_ALGO_TRAJ_FAMILY_H
+#define FLOWRL_CORE_ALGO_TRAJ_FAMILY_H
+
+#include <stdint.h>
+
+#include "flowrl/algo.h"
+#include "flowrl/traj_objective.h"
+
+/* One micro-step of the plan: rows t->plan_rows[off, off + b) trained at step j. */
+typedef struct {
+    int64_t j, off, b;
+    float gout;       /* the loss's upstream gradient (the objective averages over the b rows) */
+    const float *adv; /* (N,) advantages by rollout row for this micro-step; NULL: t->adv */
+} fr_tf_micro;
+
+/* One optimiser step: micro-steps [first, first + n); its ratios are recorded as u<k>.ratio of
+ * shape dims[0..nd) (their product = the micro-steps' rows, in plan order). */
+typedef struct {
+    int64_t first, n;
+    int nd;
+    int64_t dims[3];
+} fr_tf_update;
+
+typedef struct {
+    double kl, clipfrac, approx_kl, loss;
+    float rmin, rmax;
+    int64_t n_terms, updates;
+    float last_gn;
+} fr_tf_stats;
+
+typedef struct {
+    int64_t N, D, T, G;
+    fr_backend *be;
+    fr_rollout_cfg rc;
+    fr_rollout_schedule sched;
+    fr_traj_trainer tr;
+    fr_traj_ws ws;
+    int have_ws;
+    /* backend: the rollout's outputs (T+1,N,D), (T,N,D), (T,N), (N,D) */
+    float *traj, *mean, *logp, *x;
+    /* host */
+    float *step_noise;          /* (T,) the per-step noise levels a member may point rc at */
+    int *prompts, *pid, *correct; /* (P,), (N,), (N,) */
+    uint32_t *sid;              /* (N,) */
+    int64_t *group, *order;     /* (N,) */
+    float *logp_h, *x_h, *xi;   /* (T,N), (N,D), (T,N,D) */
+    float *reward, *adv;        /* (N,) */
+    uint8_t *keep;              /* (N,) */
+    /* the update plan */
+    int64_t *plan_rows;
+    int64_t n_plan_rows, cap_plan_rows;
+    fr_tf_micro *micro;
+    int64_t n_micro, cap_micro;
+    fr_tf_update *upd;
+    int64_t n_upd, cap_upd;
+    float *ratios; /* the ratios of one optimiser step */
+    int64_t cap_ratios;
+    fr_tf_stats st;
+} fr_tf;
+
+/* Allocates t for the run's P·G rows (n_rows > 0 overrides: rows of a member that rolls out
+ * more than one row per sample) over the run's sampler (fr_run_rollout_cfg) and sets up the
+ * trainer: the policy, the run's reference when it has one, guidance cfg recomputed in training
+ * when train_cfg, objective obj with params prm (pointers that must outlive t). */
+fr_status fr_tf_setup(fr_run *r, fr_tf *t, int64_t n_rows, int train_cfg, const fr_traj_objective *obj,
+                      const void *prm, fr_kl_form kl_form);
+void fr_tf_free(fr_tf *t);
+
+/* Steps 1–3 of an epoch: fr_run_prompts, pid/sid/group of the N rows (row s: prompt
+ * prompts[s / G], sample id s, group the prompt), the rollout with t->rc (c0 = the epoch;
+ * x_init NULL or backend (N, D)), the reward's input, the old log-probs, the records, the
+ * rewards (fr_run_rewards). "noise.xi" records ξ of each step by coordinate as the rollout
+ * draws it before a branch's scale (0 where the step draws none). */
+fr_status fr_tf_rollout(fr_run *r, fr_tf *t, const float *x_init);
+
+/* The plan: reset, open an optimiser step (its ratio record's shape), append a micro-step
+ * (rows copied). A plan holds any number of steps. */
+void fr_tf_plan_reset(fr_tf *t);
+fr_status fr_tf_plan_update(fr_tf *t, int nd, int64_t d0, int64_t d1, int64_t d2);
+fr_status fr_tf_plan_micro(fr_tf *t, int64_t j, const int64_t *rows, int64_t b, float gout, const float *adv);
+
+/* Executes the plan (above); metrics updates, loss (mean over optimiser steps). */
+fr_status fr_tf_run_plan(fr_run *r, fr_tf *t);
+
+/* The records kl, clipfrac, approx_kl (means over micro-steps) and the metrics kl, clipfrac,
+ * approx_kl, ratio_min, ratio_max, grad_norm. */
+fr_status fr_tf_finish(fr_run *r, fr_tf *t);
+
+/* Records "window" (I64 [start, len]). */
+fr_status fr_tf_rec_window(fr_run *r, int64_t start, int64_t len);
+
+/* FR_ERR_ARG naming step j if a trained step has no density (std 0: noise level 0, CPS's last
+ * step). */
+fr_status fr_tf_check_trained(const fr_tf *t, int64_t j);
+
+#endif
