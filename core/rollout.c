@@ -110,6 +110,10 @@ fr_status fr_rollout_check_cfg(const fr_model *m, const fr_task *task, const fr_
                                (long long)i, (long long)t, (long long)c->n_train);
         }
     }
+    if (c->dpm_from < 0 || c->dpm_from > c->T || (c->dpm_from > 0 && !is_flow(c->kind)))
+        return fr_fail(FR_ERR_ARG, "rollout: dpm_from %lld with sampler '%s' and %lld steps, expected 0 (none) "
+                                   "or 1 .. steps with a flow sampler",
+                       (long long)c->dpm_from, name, (long long)c->T);
     return fr_rollout_check_sharing(c);
 }
 
@@ -118,13 +122,13 @@ fr_step fr_rollout_step(const fr_rollout_cfg *c, int64_t i)
 {
     fr_step p;
     memset(&p, 0, sizeof p);
-    p.kind = c->kind;
+    p.kind = c->dpm_from > 0 && i >= c->dpm_from ? FR_SAMPLER_DPM : c->kind; /* Flash's tail */
     p.noise = c->step_noise ? c->step_noise[i] : c->noise;
     if (is_flow(c->kind)) {
         p.sigma = c->sigmas[i];
         p.sigma_next = c->sigmas[i + 1];
         p.sigma1 = c->sigmas[1]; /* docs/algorithms/samplers.md §3: σ == 1 uses σ_1 (T >= 1, so sigmas[1] exists) */
-        p.order = (c->kind == FR_SAMPLER_DPM && i > 0) ? c->dpm_order : 1;
+        p.order = (p.kind == FR_SAMPLER_DPM && i > 0) ? c->dpm_order : 1;
         p.sigma_prev = i > 0 ? c->sigmas[i - 1] : 1.0f;
     } else {
         int64_t t = c->timesteps[i];

@@ -146,7 +146,8 @@ static fr_status run_chunk(const ctx *cx, buffers *w, nodes *nd, int64_t n0, int
         const float *x0_prev = p.kind == FR_SAMPLER_DPM && p.order == 2 ? w->x0 : NULL;
         FR_TRY(fr_sampler_step(be, &p, b, D, w->x, w->v, x0_prev, xi, w->xn, traj && traj->mean ? w->mean : NULL,
                                want_logp ? w->logp : NULL, NULL));
-        if (c->kind == FR_SAMPLER_DPM) FR_TRY(fr_flow_x0(be, b * D, p.sigma, w->x, w->v, w->x0)); /* m1 of step i+1 */
+        if (c->kind == FR_SAMPLER_DPM || (c->dpm_from > 0 && i + 1 >= c->dpm_from)) /* m1 of step i+1 */
+            FR_TRY(fr_flow_x0(be, b * D, p.sigma, w->x, w->v, w->x0));
         if (traj) {
             if (traj->traj) be->ops->gather_rows(B, D, w->idx, b, w->xn, traj->traj + (i + 1) * B * D);
             if (traj->mean) be->ops->gather_rows(B, D, w->idx, b, w->mean, traj->mean + i * B * D);

@@ -57,6 +57,30 @@ fr_status fr_sigmas_linspace(int64_t T, double shift, float *sigmas)
     return fr_sigmas_shifted_linspace(1.0, 0.0, T + 1, shift, sigmas);
 }
 
+fr_status fr_sigmas_flash_tail(int64_t T, int64_t last, double compress, double shift, float *out, int64_t cap,
+                               int64_t *n_steps)
+{
+    if (!out || !n_steps) return fr_fail(FR_ERR_ARG, "fr_sigmas_flash_tail: out or n_steps is NULL");
+    *n_steps = 0;
+    if (T < 1 || T > (int64_t)1 << 24 || last < 0 || last >= T)
+        return fr_fail(FR_ERR_ARG, "fr_sigmas_flash_tail: last SDE step %lld of %lld steps, expected 0 <= last < steps",
+                       (long long)last, (long long)T);
+    if (!(compress > 0.0 && compress <= 1.0))
+        return fr_fail(FR_ERR_ARG, "fr_sigmas_flash_tail: compress ratio %g, expected (0, 1]", compress);
+    /* MIX: int(max((sigma_schedule.size(0) - 1 - last_false_index) * ratio, 1)) */
+    const double pts = (double)(T - last) * compress;
+    const int64_t n = pts < 1.0 ? 1 : (int64_t)pts;
+    if (cap < last + 1 + n)
+        return fr_fail(FR_ERR_ARG, "fr_sigmas_flash_tail: cap %lld, the grid has %lld values", (long long)cap,
+                       (long long)(last + 1 + n));
+    /* the tail first: it checks shift. Its first value is σ_{ℓ+1} of fr_sigmas_linspace:
+     * the same float64 u, shift and rounding. */
+    FR_TRY(fr_sigmas_shifted_linspace(np_linspace_at(1.0, 0.0, T + 1, last + 1), 0.0, n, shift, out + last + 1));
+    for (int64_t i = 0; i <= last; i++) out[i] = (float)fr_shift_d(np_linspace_at(1.0, 0.0, T + 1, i), shift);
+    *n_steps = last + n;
+    return FR_OK;
+}
+
 static fr_status check_table(const char *fn, int64_t n, const void *p)
 {
     if (!p) return fr_fail(FR_ERR_ARG, "%s: output is NULL", fn);

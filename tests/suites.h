@@ -34,6 +34,8 @@
     X(reward_cmd)                                                                          \
     X(rollout)                                                                             \
     X(rollout_engine)                                                                      \
+    X(flash)                                                                               \
+    X(chunk)                                                                               \
     X(traj)                                                                                \
     X(golden)                                                                              \
     X(capi)                                                                                \

@@ -108,6 +108,13 @@ typedef struct {
      * (1000·fr_timestep_quantized: Flux multiplies its `timesteps / 1000` input by 1000
      * again; docs/algorithms/samplers.md §1.4). The step math keeps the exact σ. */
     int time_quantized;
+    /* flow kinds: steps i >= dpm_from (1 <= dpm_from <= T) are DPM-Solver++ steps of order
+     * dpm_order whatever `kind` is, continuing from the x̂0 = x − σ·v of step dpm_from − 1
+     * (order 2 from step dpm_from on, order 1 on the step to σ' = 0): MixGRPO-Flash's tail
+     * after the SDE window, on the grid of fr_sigmas_flash_tail (flowrl/schedule.h), one
+     * rollout as MIX's run_sample_step (docs/algorithms/samplers.md §9). No noise, no
+     * log-prob (0 in the trajectory) at those steps. 0: none. */
+    int64_t dpm_from;
 } fr_rollout_cfg;
 
 /* FG-like defaults for kind: T 40, noise 0.7 (sde), 0.8 (cps), 0.3 (dance), 0 (ddim:

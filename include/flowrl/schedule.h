@@ -54,6 +54,24 @@ fr_status fr_sigmas_shifted_linspace(double u_start, double u_end, int64_t n, do
  * σ_0 = 1 and σ_T = 0 exactly. */
 fr_status fr_sigmas_linspace(int64_t T, double shift, float *sigmas /* (T+1,) */);
 
+/* MixGRPO-Flash's grid (docs/algorithms/samplers.md §9): the s(linspace) grid up to the
+ * window's last SDE step `last` (ℓ), then the rest re-gridded with fewer points for
+ * DPM-Solver++, as MIX's run_sample_step (fastvideo/utils/sampling_utils.py) builds it:
+ *   u     = linspace(1, 0, T+1)
+ *   n     = int(max((T − ℓ)·compress, 1))    grid points of the tail (Python float64
+ *                                            product, truncated); n − 1 tail steps
+ *   out   = σ_0 .. σ_ℓ  (= fr_sigmas_linspace(T)),  then  s(linspace(u_{ℓ+1}, 0, n))
+ * ℓ + 1 + n values; *n_steps = ℓ + n, the rollout's T. The tail starts at out[ℓ + 1],
+ * which equals fr_sigmas_linspace's σ_{ℓ+1} bit for bit, and ends at s(0) = 0 when n >= 2.
+ * With n = 1 and ℓ < T − 1 the grid stops at σ_{ℓ+1} > 0: no tail step, the sample keeps
+ * that noise level (MIX's quirk, copied; T = 25, compress 0.4: ℓ = 21, 22, 23).
+ * Rounding as fr_sigmas_shifted_linspace: u_{ℓ+1}, the tail linspace and s in float64,
+ * one rounding to float32 (MIX uses float32 torch.linspace and shift; measured within 5
+ * ulp of torch's CPU values). 0 <= last < T, 0 < compress <= 1, shift > 0, cap >= ℓ + 1 + n
+ * (T + 1 always suffices). Run it with fr_rollout_cfg.dpm_from = ℓ + 1 (flowrl/rollout.h). */
+fr_status fr_sigmas_flash_tail(int64_t T, int64_t last, double compress, double shift,
+                               float *out /* (cap,) */, int64_t cap, int64_t *n_steps);
+
 /* Network time input of MIX/DANCE/BRANCH/G2 (docs/algorithms/samplers.md §1.4): ⌊1000σ⌋/1000, computed as the
  * public code does: int(σ·1000) with σ·1000 a float32 product, then a float32 division
  * of the integer by 1000 (`timesteps / 1000`). The step math keeps the exact σ. */
