@@ -1,5 +1,6 @@
 /* Advantage estimators of the Flow-GRPO family and DDPO (docs/algorithms/advantages.md §1.1, §1.4),
- * and Flow-GRPO's zero-advantage filter (§1.1 item 6).
+ * Flow-GRPO's zero-advantage filter (§1.1 item 6), and the local-group and tree advantages
+ * of DanceGRPO, MixGRPO, G²RPO and BranchGRPO (§1.2, §1.3; their own section below).
  *
  * Groups: the public code keys groups by the prompt STRING; flowrl takes one int64 group
  * id per sample (the caller maps equal prompts to equal ids). Within a group, samples are
@@ -94,8 +95,10 @@ fr_status fr_ddpo_tracker_history(const fr_ddpo_tracker *t, int64_t group,
  * DanceGRPO, MixGRPO, G²RPO and BranchGRPO normalise within one prompt's samples on one GPU
  * with torch.std: UNBIASED (n − 1), eps 1e-8 added in float32. Arithmetic as above (float32,
  * canonical mean with the exact rule for equal values, canonical Σ(r − mean)²) but with
- * std = sqrtf(Σ(r − mean)² / (float)(n − 1)). A group of equal rewards gives A = 0 exactly.
- * Rewards must be finite (FR_ERR_NUMERIC); shapes are checked (FR_ERR_ARG). */
+ * std = sqrtf(Σ(r − mean)² / (float)(n − 1)). A group of equal rewards gives A = 0 exactly;
+ * the public code's float32 torch.mean of equal values can round, and its A is then the
+ * rounding divided by ~1e-8, up to |A| ~ 1 (measured, tests/test_adv_local.c): flowrl does
+ * not copy that. Rewards must be finite (FR_ERR_NUMERIC); shapes are checked (FR_ERR_ARG). */
 
 #define FR_ADV_EPS_LOCAL 1e-8f     /* §1.2, §1.3: `group_rewards.std() + 1e-8` */
 #define FR_ADV_TREE_STD_MIN 1e-6f  /* §1.3: a depth whose std is below this gets A = 0 */
@@ -123,14 +126,18 @@ fr_status fr_adv_local_group_sum(int64_t n_gran, int64_t B,
  * the nodes made by split d − 1, depth n_split the leaves; a depth-d node owns the
  * L / Π_{k<d} width[k] consecutive leaves below it.
  *
+ * These are the trees of fr_rollout_branch (flowrl/rollout.h): width[k] = branch[k].width.
+ *
  * Node reward R: a leaf's reward; an internal node's R is the mean of ALL its leaves
  * (prob_weighted = 0, fr_adv_group_mean over them in leaf order), or (prob_weighted = 1)
  * Σ_c softmax(lp)_c·R_c over its children c, lp_c = the log-prob of the edge into child c:
  * w_c = fr_expf(lp_c − max lp)/S, S = canonical Σ fr_expf(lp_c − max lp), R =
- * fr_dot_canonical(w, R_c). logp[d−1][s] (d = 1..n_split) is the log-prob of the split-step
- * transition into the depth-d node containing leaf s, equal for every leaf of that node
- * (FR_ERR_ARG otherwise; the public code's edge log-prob is a mean over the latent's
- * elements). logp may be NULL when prob_weighted = 0.
+ * fr_dot_canonical(w, R_c), except that children of equal R give that R exactly (float32
+ * weights need not sum to 1). logp[k][s] (k = 0..n_split−1) is the log-prob of the split-k
+ * transition (sampler step branch[k].at) on leaf s's path, i.e. of the edge into the
+ * depth-(k+1) node containing s: equal for every leaf of that node (FR_ERR_ARG otherwise)
+ * and finite (FR_ERR_NUMERIC). It is the sampler's log-prob (flowrl/sampler.h: a mean over
+ * the D elements, as the public code's). logp may be NULL when prob_weighted = 0.
  *
  * Per tree and depth, over the depth's n_d nodes: A = (R − mean_d)/(std_d + eps), unbiased
  * std; A = 0 where n_d = 1 or std_d < FR_ADV_TREE_STD_MIN. Outputs are broadcast to leaves:
