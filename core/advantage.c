@@ -6,12 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/advantage_internal.h"
 #include "flowrl/philox.h"
 #include "flowrl/reduce.h"
 
 static int finite_f(float v) { return v == v && v - v == 0.0f; }
 
-static fr_status check_rewards(const char *fn, int64_t B, const float *r)
+fr_status fr_adv_check_rewards(const char *fn, int64_t B, const float *r)
 {
     if (B < 1 || B > ((int64_t)1 << 31)) return fr_fail(FR_ERR_ARG, "%s: batch %lld, expected >= 1", fn, (long long)B);
     for (int64_t i = 0; i < B; i++)
@@ -21,42 +22,52 @@ static fr_status check_rewards(const char *fn, int64_t B, const float *r)
     return FR_OK;
 }
 
-static fr_status check_eps(const char *fn, float eps)
+fr_status fr_adv_check_eps(const char *fn, float eps)
 {
     if (!(eps > 0.0f) || !finite_f(eps)) return fr_fail(FR_ERR_ARG, "%s: eps %g, expected finite > 0", fn, (double)eps);
     return FR_OK;
 }
 
-static void mean_std(const float *x, int64_t n, float *mean, float *std)
+int fr_adv_all_equal(const float *x, int64_t n)
 {
-    int constant = 1;
-    for (int64_t i = 1; i < n && constant; i++) constant = x[i] == x[0];
-    if (constant) {
-        /* the mean of equal values is the value; float64 numpy gets this exactly */
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] != x[0]) return 0;
+    return 1;
+}
+
+float fr_adv_group_mean(const float *x, int64_t n)
+{
+    /* the mean of equal values is the value; float64 numpy gets this exactly */
+    return fr_adv_all_equal(x, n) ? x[0] : fr_mean_canonical(x, n);
+}
+
+void fr_adv_group_stats(const float *x, int64_t n, int ddof, float *mean, float *std)
+{
+    if (fr_adv_all_equal(x, n)) {
         *mean = x[0];
         *std = 0.0f;
         return;
     }
     float m = fr_mean_canonical(x, n);
     *mean = m;
-    *std = sqrtf(fr_sumsq_centered_canonical(x, n, m) / (float)n);
+    *std = sqrtf(fr_sumsq_centered_canonical(x, n, m) / (float)(n - ddof));
 }
 
 fr_status fr_adv_mean_std(const float *x, int64_t n, float *mean, float *std)
 {
     if (!x || !mean || !std) return fr_fail(FR_ERR_ARG, "fr_adv_mean_std: NULL argument");
-    FR_TRY(check_rewards("fr_adv_mean_std", n, x));
-    mean_std(x, n, mean, std);
+    FR_TRY(fr_adv_check_rewards("fr_adv_mean_std", n, x));
+    fr_adv_group_stats(x, n, 0, mean, std);
     return FR_OK;
 }
 
 fr_status fr_adv_batch(int64_t B, const float *rewards, float eps, float *adv)
 {
     if (!rewards || !adv) return fr_fail(FR_ERR_ARG, "fr_adv_batch: NULL array");
-    FR_TRY(check_rewards("fr_adv_batch", B, rewards));
-    FR_TRY(check_eps("fr_adv_batch", eps));
+    FR_TRY(fr_adv_check_rewards("fr_adv_batch", B, rewards));
+    FR_TRY(fr_adv_check_eps("fr_adv_batch", eps));
     float m, s;
-    mean_std(rewards, B, &m, &s);
+    fr_adv_group_stats(rewards, B, 0, &m, &s);
     float den = s + eps;
     for (int64_t i = 0; i < B; i++) adv[i] = (rewards[i] - m) / den;
     return FR_OK;
@@ -77,8 +88,8 @@ fr_status fr_adv_per_prompt(int64_t B, const float *rewards, const int64_t *grou
                             float *adv)
 {
     if (!rewards || !group || !adv) return fr_fail(FR_ERR_ARG, "fr_adv_per_prompt: NULL array");
-    FR_TRY(check_rewards("fr_adv_per_prompt", B, rewards));
-    FR_TRY(check_eps("fr_adv_per_prompt", eps));
+    FR_TRY(fr_adv_check_rewards("fr_adv_per_prompt", B, rewards));
+    FR_TRY(fr_adv_check_eps("fr_adv_per_prompt", eps));
     gi_pair *order = fr_malloc((size_t)B * sizeof *order);
     float *buf = fr_malloc((size_t)B * sizeof *buf);
     if (!order || !buf) {
@@ -89,7 +100,7 @@ fr_status fr_adv_per_prompt(int64_t B, const float *rewards, const int64_t *grou
     for (int64_t i = 0; i < B; i++) order[i] = (gi_pair){group[i], i};
     qsort(order, (size_t)B, sizeof *order, cmp_gi); /* by group, then sample order */
     float gm, gs = 0.0f;
-    if (global_std) mean_std(rewards, B, &gm, &gs); /* np.std(rewards): all gathered rewards */
+    if (global_std) fr_adv_group_stats(rewards, B, 0, &gm, &gs); /* np.std(rewards): all gathered rewards */
     for (int64_t a = 0; a < B;) {
         int64_t e = a;
         while (e < B && order[e].g == order[a].g) {
@@ -97,7 +108,7 @@ fr_status fr_adv_per_prompt(int64_t B, const float *rewards, const int64_t *grou
             e++;
         }
         float m, s;
-        mean_std(buf, e - a, &m, &s);
+        fr_adv_group_stats(buf, e - a, 0, &m, &s);
         float den = (global_std ? gs : s) + eps;
         for (int64_t k = a; k < e; k++) adv[order[k].i] = (rewards[order[k].i] - m) / den;
         a = e;
@@ -177,7 +188,7 @@ fr_status fr_ddpo_tracker_new(int64_t buffer_size, int64_t min_count, float eps,
     if (buffer_size < 1 || buffer_size > ((int64_t)1 << 24) || min_count < 0)
         return fr_fail(FR_ERR_ARG, "fr_ddpo_tracker_new: buffer_size %lld, min_count %lld, expected >= 1 and >= 0",
                        (long long)buffer_size, (long long)min_count);
-    FR_TRY(check_eps("fr_ddpo_tracker_new", eps));
+    FR_TRY(fr_adv_check_eps("fr_ddpo_tracker_new", eps));
     fr_ddpo_tracker *t = fr_calloc(1, sizeof *t);
     if (!t) return FR_ERR_NOMEM;
     t->buffer_size = buffer_size;
@@ -251,7 +262,7 @@ static void ring_copy(const ddpo_entry *e, int64_t cap, float *out)
 fr_status fr_ddpo_tracker_update(fr_ddpo_tracker *t, int64_t B, const float *rewards, const int64_t *group, float *adv)
 {
     if (!t || !rewards || !group || !adv) return fr_fail(FR_ERR_ARG, "fr_ddpo_tracker_update: NULL argument");
-    FR_TRY(check_rewards("fr_ddpo_tracker_update", B, rewards));
+    FR_TRY(fr_adv_check_rewards("fr_ddpo_tracker_update", B, rewards));
     gi_pair *order = fr_malloc((size_t)B * sizeof *order);
     float *buf = fr_malloc((size_t)(B > t->buffer_size ? B : t->buffer_size) * sizeof *buf);
     if (!order || !buf) {
@@ -262,7 +273,7 @@ fr_status fr_ddpo_tracker_update(fr_ddpo_tracker *t, int64_t B, const float *rew
     for (int64_t i = 0; i < B; i++) order[i] = (gi_pair){group[i], i};
     qsort(order, (size_t)B, sizeof *order, cmp_gi);
     float bm, bs;
-    mean_std(rewards, B, &bm, &bs); /* np.mean(rewards), np.std(rewards): the whole batch */
+    fr_adv_group_stats(rewards, B, 0, &bm, &bs); /* np.mean(rewards), np.std(rewards): the whole batch */
     fr_status st = FR_OK;
     for (int64_t a = 0; a < B;) {
         int64_t e = a;
@@ -274,7 +285,7 @@ fr_status fr_ddpo_tracker_update(fr_ddpo_tracker *t, int64_t B, const float *rew
         float m = bm, s = bs;
         if (en->len >= t->min_count) {
             ring_copy(en, t->buffer_size, buf);
-            mean_std(buf, en->len, &m, &s);
+            fr_adv_group_stats(buf, en->len, 0, &m, &s);
         }
         float den = s + t->eps;
         for (int64_t k = a; k < e; k++) adv[order[k].i] = (rewards[order[k].i] - m) / den;

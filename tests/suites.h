@@ -21,6 +21,7 @@
     X(schedule)                                                                            \
     X(samplers)                                                                            \
     X(objectives)                                                                          \
+    X(adv_local)                                                                           \
     X(awm)                                                                                 \
     X(nft)                                                                                 \
     X(tasks)                                                                               \

@@ -317,23 +317,10 @@ END_TEST
 
 /* ---- against the public code in torch ----------------------------------------------------- */
 
-static const char *torch_python(void)
-{
-    const char *env = getenv("FLOWRL_PYTHON");
-    const char *const cands[] = {env, "/usr/bin/python3", "python3"};
-    for (int i = 0; i < 3; i++) {
-        if (!cands[i] || !*cands[i]) continue;
-        char cmd[512];
-        snprintf(cmd, sizeof cmd, "%s -c 'import torch' >/dev/null 2>&1", cands[i]);
-        if (system(cmd) == 0) return cands[i];
-    }
-    return NULL;
-}
-
 /* tests/torch/nft_ref.py on batch m: the J per-time losses and the gradient w.r.t. v. */
 static void run_torch(const batch *m, double beta, double kl_beta, double ga, double *loss_j, float *grad)
 {
-    const char *py = torch_python();
+    const char *py = fr_test_torch_python();
     ck_assert_msg(py != NULL, "nft: no python3 imports torch ($FLOWRL_PYTHON, /usr/bin/python3, python3); "
                               "./configure --install-deps installs python3-torch");
     char in[] = "/tmp/flowrl_nft_in_XXXXXX", out[] = "/tmp/flowrl_nft_out_XXXXXX";

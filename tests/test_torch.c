@@ -57,23 +57,10 @@ static float grad_at(int64_t i, int64_t t)
                         -(int)(10 + (7 * i + 3 * t) % 16));
 }
 
-static const char *torch_python(void)
-{
-    const char *env = getenv("FLOWRL_PYTHON");
-    const char *const cands[] = {env, "/usr/bin/python3", "python3"};
-    for (int i = 0; i < 3; i++) {
-        if (!cands[i] || !*cands[i]) continue;
-        char cmd[512];
-        snprintf(cmd, sizeof cmd, "%s -c 'import torch' >/dev/null 2>&1", cands[i]);
-        if (system(cmd) == 0) return cands[i];
-    }
-    return NULL;
-}
-
 /* torch's states for configuration c: (STEPS, 3, N) floats, p / exp_avg / exp_avg_sq. */
 static float *run_torch(const cfg *c)
 {
-    const char *py = torch_python();
+    const char *py = fr_test_torch_python();
     ck_assert_msg(py != NULL, "torch: no python3 imports torch ($FLOWRL_PYTHON, /usr/bin/python3, "
                               "python3); ./configure --install-deps installs python3-torch");
     char path[] = "/tmp/flowrl_torch_adamw_XXXXXX";

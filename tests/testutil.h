@@ -91,6 +91,21 @@ static inline const char *fr_test_python(void)
     return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
 }
 
+/* The first python3 that imports torch (a test dependency: ./configure --install-deps installs
+ * Debian's python3-torch): $FLOWRL_PYTHON, /usr/bin/python3, python3; NULL if none does. */
+static inline const char *fr_test_torch_python(void)
+{
+    const char *env = getenv("FLOWRL_PYTHON");
+    const char *const cands[] = {env, "/usr/bin/python3", "python3"};
+    for (int i = 0; i < 3; i++) {
+        if (!cands[i] || !*cands[i]) continue;
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "%s -c 'import torch' >/dev/null 2>&1", cands[i]);
+        if (system(cmd) == 0) return cands[i];
+    }
+    return NULL;
+}
+
 /* A handle on backend `name` (fr_backend_open, asserted to open). */
 static inline fr_backend fr_test_backend(const char *name, int fast, int threads)
 {

@@ -1,5 +1,6 @@
 /* Advantage estimators of the Flow-GRPO family and DDPO (docs/algorithms/advantages.md §1.1, §1.4),
- * and Flow-GRPO's zero-advantage filter (§1.1 item 6).
+ * Flow-GRPO's zero-advantage filter (§1.1 item 6), and the local-group and tree advantages
+ * of DanceGRPO, MixGRPO, G²RPO and BranchGRPO (§1.2, §1.3; their own section below).
  *
  * Groups: the public code keys groups by the prompt STRING; flowrl takes one int64 group
  * id per sample (the caller maps equal prompts to equal ids). Within a group, samples are
@@ -89,5 +90,70 @@ fr_status fr_ddpo_tracker_update(fr_ddpo_tracker *t, int64_t B,
 fr_status fr_ddpo_tracker_history(const fr_ddpo_tracker *t, int64_t group,
                                   float *out, // (cap,)
                                   int64_t cap, int64_t *n);
+
+/* ---- Local-group and tree advantages (docs/algorithms/advantages.md §1.2, §1.3) ------------
+ * DanceGRPO, MixGRPO, G²RPO and BranchGRPO normalise within one prompt's samples on one GPU
+ * with torch.std: UNBIASED (n − 1), eps 1e-8 added in float32. Arithmetic as above (float32,
+ * canonical mean with the exact rule for equal values, canonical Σ(r − mean)²) but with
+ * std = sqrtf(Σ(r − mean)² / (float)(n − 1)). A group of equal rewards gives A = 0 exactly;
+ * the public code's float32 torch.mean of equal values can round, and its A is then the
+ * rounding divided by ~1e-8, up to |A| ~ 1 (measured, tests/test_adv_local.c): flowrl does
+ * not copy that. Rewards must be finite (FR_ERR_NUMERIC); shapes are checked (FR_ERR_ARG). */
+
+#define FR_ADV_EPS_LOCAL 1e-8f     /* §1.2, §1.3: `group_rewards.std() + 1e-8` */
+#define FR_ADV_TREE_STD_MIN 1e-6f  /* §1.3: a depth whose std is below this gets A = 0 */
+
+/* §1.2: the samples form consecutive groups of group_size (B a multiple of group_size);
+ * A = (r − mean_group)/(std_group + eps). group_size 1 is FR_ERR_ARG: torch's unbiased std
+ * of one value is NaN, so the public code would train on NaN advantages. */
+fr_status fr_adv_local_group(int64_t B,
+                             const float *rewards, // (B,)
+                             int64_t group_size, float eps,
+                             float *adv);          // (B,)
+
+/* §1.2, G²RPO's multi-granularity sum (and MixGRPO's `advantage_aggr` with unit weights):
+ * A = 0 + a_0 + a_1 + ... + a_{n_gran−1} (float32 adds in g order, starting from +0 as
+ * torch.zeros_like does), a_g = fr_adv_local_group of row g. Several reward models: one
+ * call per model, then add the results in model order (G²RPO: hps + clip). */
+fr_status fr_adv_local_group_sum(int64_t n_gran, int64_t B,
+                                 const float *rewards, // (n_gran, B)
+                                 int64_t group_size, float eps,
+                                 float *adv);          // (B,)
+
+/* §1.3, BranchGRPO's tree advantage. The batch holds B/L trees of L = Π width[k] leaves
+ * each, leaf ids consecutive in depth-first order (tree t = samples [tL, tL + L)). Split k
+ * (k = 0..n_split−1) turns each node into width[k] children. Depth 0 is the root, depth d
+ * the nodes made by split d − 1, depth n_split the leaves; a depth-d node owns the
+ * L / Π_{k<d} width[k] consecutive leaves below it.
+ *
+ * These are the trees of fr_rollout_branch (flowrl/rollout.h): width[k] = branch[k].width.
+ *
+ * Node reward R: a leaf's reward; an internal node's R is the mean of ALL its leaves
+ * (prob_weighted = 0, fr_adv_group_mean over them in leaf order), or (prob_weighted = 1)
+ * Σ_c softmax(lp)_c·R_c over its children c, lp_c = the log-prob of the edge into child c:
+ * w_c = fr_expf(lp_c − max lp)/S, S = canonical Σ fr_expf(lp_c − max lp), R =
+ * fr_dot_canonical(w, R_c), except that children of equal R give that R exactly (float32
+ * weights need not sum to 1). logp[k][s] (k = 0..n_split−1) is the log-prob of the split-k
+ * transition (sampler step branch[k].at) on leaf s's path, i.e. of the edge into the
+ * depth-(k+1) node containing s: equal for every leaf of that node (FR_ERR_ARG otherwise)
+ * and finite (FR_ERR_NUMERIC). It is the sampler's log-prob (flowrl/sampler.h: a mean over
+ * the D elements, as the public code's). logp may be NULL when prob_weighted = 0.
+ *
+ * Per tree and depth, over the depth's n_d nodes: A = (R − mean_d)/(std_d + eps), unbiased
+ * std; A = 0 where n_d = 1 or std_d < FR_ADV_TREE_STD_MIN. Outputs are broadcast to leaves:
+ * adv[d][s] and node_reward[d][s] belong to the depth-d node containing leaf s (row
+ * n_split: the leaves themselves). The public tree has one node per sampler step; the steps
+ * between two splits form chains whose nodes have the same R and A as the chain's first
+ * node, so the transition at sampler step i of leaf s carries adv[d][s], d = the number of
+ * splits at steps <= i. */
+fr_status fr_adv_tree(int64_t B,
+                      const float *rewards,  // (B,) leaf rewards
+                      int64_t n_split,
+                      const int64_t *width,  // (n_split,) children per node at split k, >= 1
+                      int prob_weighted,
+                      const float *logp,     // (n_split, B) or NULL
+                      float eps,
+                      float *adv,            // (n_split + 1, B)
+                      float *node_reward);   // (n_split + 1, B)
 
 #endif
