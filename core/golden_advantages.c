@@ -1,5 +1,5 @@
-/* Golden cases of the advantage estimators (flowrl/advantage.h, docs/algorithms/advantages.md §1.1,
- * §1.4) and Flow-GRPO's zero-advantage filter: core/ code shared by every backend. */
+/* Golden cases of the advantage estimators (flowrl/advantage.h, docs/algorithms/advantages.md §1.1-§1.4)
+ * and Flow-GRPO's zero-advantage filter: core/ code shared by every backend. */
 #include <stdio.h>
 #include <string.h>
 
@@ -141,6 +141,87 @@ static fr_status filter_run(const fr_golden_case *c, fr_golden_dev *d, const fr_
                               (uint32_t)c1, keep, kept);
 }
 
+/* ---- local groups and trees (§1.2, §1.3) -------------------------------------------------- */
+
+enum { LG = 12, LB = 24, TSPLIT = 4, TL = 16, TB = 32 };
+
+/* Rewards on a 1/8 grid in groups of 12 (DanceGRPO's num_generations); group 1 of each row
+ * equal (A = 0). c->arg rows: 1 (one reward), 2 (G²RPO's two granularities). */
+static fr_status local_in(const fr_golden_case *c, fr_golden_in *g)
+{
+    float *r;
+    FR_TRY(fr_gi_uniform(g, "rewards", 2, (int64_t[]){c->arg, LB}, 0.0f, 1.0f, &r));
+    for (int i = 0; i < c->arg * LB; i++) r[i] = (i % LB) / LG == 1 ? 0.625f : (float)(int)(r[i] * 8.0f) / 8.0f;
+    FR_TRY(fr_st_set_meta(g->f, "derived.in.rewards",
+                          "the drawn u rounded down to a multiple of 1/8 ((float)(int)(u*8)/8); "
+                          "samples 12..23 of each row then set to 0.625"));
+    FR_TRY(fr_gi_param(g, "group_size", LG));
+    return fr_gi_scalar(g, "eps", FR_ADV_EPS_LOCAL);
+}
+
+static fr_status local_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
+                           fr_st_file *out)
+{
+    (void)d;
+    int64_t s[2];
+    const float *r;
+    float eps, *adv;
+    long long G;
+    FR_TRY(fr_go_f32(in, "rewards", 2, s, &r));
+    FR_TRY(fr_go_param(in, "group_size", 1, 1 << 20, &G));
+    FR_TRY(fr_go_scalar(in, "eps", &eps));
+    FR_TRY(fr_go_out_f32(out, "adv", 1, &s[1], &adv));
+    if (c->arg == 1) return fr_adv_local_group(s[1], r, G, eps, adv);
+    return fr_adv_local_group_sum(s[0], s[1], r, G, eps, adv);
+}
+
+/* BranchGRPO's trees: splits of width 2 at four steps (16 leaves), two trees; c->arg = 1:
+ * softmax(edge log-prob)-weighted node rewards, one log-prob per node. */
+static fr_status tree_in(const fr_golden_case *c, fr_golden_in *g)
+{
+    float *r;
+    static const int64_t width[TSPLIT] = {2, 2, 2, 2};
+    FR_TRY(fr_gi_uniform(g, "rewards", 1, (int64_t[]){TB}, 0.0f, 1.0f, &r));
+    for (int i = 0; i < TB; i++) r[i] = (float)(int)(r[i] * 8.0f) / 8.0f;
+    FR_TRY(fr_st_set_meta(g->f, "derived.in.rewards", "the drawn u rounded down to a multiple of 1/8 ((float)(int)(u*8)/8)"));
+    FR_TRY(fr_gi_tensor(g, "width", FR_I64, 1, (int64_t[]){TSPLIT}, width, "BranchGRPO's 2-way splits (at steps 0, 3, 6, 9)"));
+    FR_TRY(fr_gi_param(g, "prob_weighted", c->arg));
+    if (c->arg) {
+        float *lp;
+        FR_TRY(fr_gi_normal(g, "logp", 2, (int64_t[]){TSPLIT, TB}, 0.5f, &lp));
+        for (int k = 0; k < TSPLIT; k++) {
+            int span = TL >> (k + 1); /* leaves of a depth-(k+1) node */
+            for (int s = TB - 1; s >= 0; s--) lp[k * TB + s] = lp[k * TB + s - s % span]; /* first leaf last */
+            for (int s = 0; s < TB; s++) lp[k * TB + s] -= 1.0f;
+        }
+        FR_TRY(fr_st_set_meta(g->f, "derived.in.logp",
+                              "row k: every leaf s takes the draw at the first leaf of its depth-(k+1) node "
+                              "(s - s mod (16 >> (k+1))), minus 1"));
+    }
+    return fr_gi_scalar(g, "eps", FR_ADV_EPS_LOCAL);
+}
+
+static fr_status tree_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
+                          fr_st_file *out)
+{
+    (void)c;
+    (void)d;
+    int64_t B, ns;
+    const float *r, *lp = NULL;
+    const int64_t *width;
+    float eps, *adv, *R;
+    long long prob;
+    FR_TRY(fr_go_f32(in, "rewards", 1, &B, &r));
+    FR_TRY(fr_go_exact(in, "width", FR_I64, 1, (int64_t[]){TSPLIT}, (const void **)&width));
+    ns = TSPLIT;
+    FR_TRY(fr_go_param(in, "prob_weighted", 0, 1, &prob));
+    if (prob) FR_TRY(fr_go_exact(in, "logp", FR_F32, 2, (int64_t[]){ns, B}, (const void **)&lp));
+    FR_TRY(fr_go_scalar(in, "eps", &eps));
+    FR_TRY(fr_go_out_f32(out, "adv", 2, (int64_t[]){ns + 1, B}, &adv));
+    FR_TRY(fr_go_out_f32(out, "node_reward", 2, (int64_t[]){ns + 1, B}, &R));
+    return fr_adv_tree(B, r, ns, width, (int)prob, lp, eps, adv, R);
+}
+
 /* Shared code: every mode and backend runs the same functions, so --fast stays bitwise. */
 #define T_SHARED {0.0f, 0.0f}
 
@@ -155,6 +236,14 @@ const fr_golden_case fr_golden_cases_advantages[] = {
      FR_GOLDEN_SHARED, 0, T_SHARED, ddpo_in, ddpo_run},
     {"adv.filter_zero", "Flow-GRPO zero-advantage filter, re-enabling to a multiple of 4 (§1.1 item 6)",
      FR_GOLDEN_SHARED, 0, T_SHARED, filter_in, filter_run},
+    {"adv.local_group", "DanceGRPO local groups of 12, unbiased std, eps 1e-8 (§1.2)", FR_GOLDEN_SHARED, 1,
+     T_SHARED, local_in, local_run},
+    {"adv.local_group_sum", "G2RPO sum over two granularities of local-group advantages (§1.2)",
+     FR_GOLDEN_SHARED, 2, T_SHARED, local_in, local_run},
+    {"adv.tree", "BranchGRPO tree advantage, 2 trees of 16 leaves, leaf-mean node rewards (§1.3)",
+     FR_GOLDEN_SHARED, 0, T_SHARED, tree_in, tree_run},
+    {"adv.tree_prob", "BranchGRPO tree advantage, softmax(edge log-prob) node rewards (§1.3)",
+     FR_GOLDEN_SHARED, 1, T_SHARED, tree_in, tree_run},
 };
 const size_t fr_golden_n_advantages =
     sizeof fr_golden_cases_advantages / sizeof fr_golden_cases_advantages[0];
