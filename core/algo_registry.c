@@ -8,12 +8,20 @@ extern const fr_algo fr_algo_flow_grpo;
 extern const fr_algo fr_algo_awm;
 extern const fr_algo fr_algo_dgpo;
 extern const fr_algo fr_algo_nft;
+extern const fr_algo fr_algo_dance_grpo;
+extern const fr_algo fr_algo_mix_grpo;
+extern const fr_algo fr_algo_tempflow_grpo;
+extern const fr_algo fr_algo_chunk_grpo;
 
 static const fr_algo *const k_algos[] = {
     &fr_algo_flow_grpo,
     &fr_algo_awm,
     &fr_algo_dgpo,
     &fr_algo_nft,
+    &fr_algo_dance_grpo,
+    &fr_algo_mix_grpo,
+    &fr_algo_tempflow_grpo,
+    &fr_algo_chunk_grpo,
     NULL,
 };
 

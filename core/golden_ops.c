@@ -15,7 +15,7 @@
 static const char *const k_act_names[FR_ACT_COUNT] = {"identity", "silu", "gelu_tanh",
                                                       "tanh", "sigmoid", "relu"};
 static const char *const k_bin_names[FR_BIN_COUNT] = {"add", "sub", "mul", "div"};
-static const char *const k_un_names[FR_UN_COUNT] = {"neg", "square", "sqrt", "exp", "log"};
+static const char *const k_un_names[FR_UN_COUNT] = {"neg", "square", "sqrt", "exp", "log", "abs"};
 
 /* ---- gemm: arg = ta | tb << 1 | accumulate << 2 ------------------------------------------- */
 

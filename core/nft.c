@@ -71,18 +71,8 @@ fr_status fr_nft_times(uint32_t seed, uint32_t epoch, const uint32_t *sample_id,
                        (long long)B, (long long)T, (long long)J, MAX_T);
     if (!sample_id || !sigmas || !t) return fr_fail(FR_ERR_ARG, "fr_nft_times: NULL argument");
     int64_t perm[MAX_T];
-    uint32_t key[MAX_T];
     for (int64_t b = 0; b < B; b++) {
-        /* the sample's permutation: ascending keys, ties by index (insertion sort) */
-        for (int64_t i = 0; i < T; i++) {
-            key[i] = fr_rng_u32(seed, FR_RNG_NFT_TIMES, epoch, sample_id[b], 0, (uint32_t)i);
-            int64_t j = i;
-            while (j > 0 && key[perm[j - 1]] > key[i]) {
-                perm[j] = perm[j - 1];
-                j--;
-            }
-            perm[j] = i;
-        }
+        fr_rng_perm(perm, T, seed, FR_RNG_NFT_TIMES, epoch, sample_id[b]); /* the sample's permutation */
         for (int64_t j = 0; j < J; j++) /* `timesteps[:, j] / 1000.0`, timesteps = 1000·σ */
             t[j * B + b] = fr_timestep_diffusers(sigmas[perm[j]]) / 1000.0f;
     }

@@ -1,3 +1,5 @@
+#include <stdlib.h>
+
 #include "flowrl/philox.h"
 
 void fr_rng_fill_uniform(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0,
@@ -17,4 +19,26 @@ void fr_rng_fill_normal(float *out, int64_t n, uint32_t seed, uint32_t purpose, 
         for (int j = 0; j < 4 && i + j < n; j++)
             out[i + j] = fr_rng_block_normal(b, j);
     }
+}
+
+typedef struct {
+    uint32_t w;
+    int64_t i;
+} perm_key;
+
+static int perm_cmp(const void *a, const void *b)
+{
+    const perm_key *x = a, *y = b;
+    if (x->w != y->w) return x->w < y->w ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+void fr_rng_perm(int64_t *perm, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c1)
+{
+    perm_key stack[64], *k = n <= 64 ? stack : malloc((size_t)n * sizeof *k);
+    if (!k) abort(); /* a few bytes per element: out of memory here is not recoverable */
+    for (int64_t i = 0; i < n; i++) k[i] = (perm_key){fr_rng_u32(seed, purpose, c0, c1, 0, (uint32_t)i), i};
+    qsort(k, (size_t)n, sizeof *k, perm_cmp);
+    for (int64_t i = 0; i < n; i++) perm[i] = k[i].i;
+    if (k != stack) free(k);
 }

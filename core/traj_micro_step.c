@@ -83,24 +83,48 @@ static fr_status gather(fr_backend *be, fr_traj_ws *w, const fr_traj_data *d, co
     return fr_cond_ids(d->task, b, w->pid, w->c);
 }
 
+static fr_status check_args(const char *fn, const fr_traj_trainer *tr, const fr_traj_ws *w, const fr_traj_data *d,
+                            const int64_t *rows, int64_t b, int64_t j, const void *out1, const void *out2)
+{
+    if (!tr || !w || !w->blk || !w->dblk || !d || !d->rc || !d->traj || !d->mean || !d->logp || !d->adv || !d->prompt_ids ||
+        !rows || !out1 || !out2 || b < 1 || b > w->cap || j < 0 || j >= d->rc->T)
+        return fr_fail(FR_ERR_ARG, "%s: %lld rows at step %lld (capacity %lld) or a NULL argument", fn, (long long)b,
+                       (long long)j, w ? (long long)w->cap : 0LL);
+    return FR_OK;
+}
+
+/* Steps 1–3: gather, the guided forward, μ_θ and logp_θ (to the host, w->logp). */
+static fr_status forward_logp(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_traj_data *d, const int64_t *rows,
+                              int64_t b, int64_t j, const fr_step *step, float t_in)
+{
+    fr_backend *be = tr->be;
+    FR_TRY(gather(be, w, d, rows, b, j));
+    FR_TRY(fr_guided_forward(tr->policy, be, &w->pol, b, w->x, t_in, w->c, w->v));
+    FR_TRY(fr_sampler_logprob(be, step, b, w->D, w->x, w->v, NULL, w->x_next, w->mean, w->dlogp));
+    return fr_d2h(be, w->logp, w->dlogp, (size_t)b * sizeof(float)); /* per-sample, for the PPO core */
+}
+
+fr_status fr_traj_logp(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_traj_data *d, const int64_t *rows, int64_t b,
+                       int64_t j, float *logp)
+{
+    FR_TRY(check_args("fr_traj_logp", tr, w, d, rows, b, j, logp, logp));
+    const fr_step step = fr_rollout_step(d->rc, j);
+    FR_TRY(forward_logp(tr, w, d, rows, b, j, &step, fr_rollout_time(d->rc, j)));
+    memcpy(logp, w->logp, (size_t)b * sizeof *logp);
+    return FR_OK;
+}
+
 fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_traj_data *d, const int64_t *rows,
                              int64_t b, int64_t j, float gout, float *ratio, fr_traj_stats *st)
 {
-    if (!tr || !w || !w->blk || !w->dblk || !d || !d->rc || !d->traj || !d->mean || !d->logp || !d->adv || !d->prompt_ids ||
-        !rows || !ratio || !st || b < 1 || b > w->cap || j < 0 || j >= d->rc->T)
-        return fr_fail(FR_ERR_ARG, "fr_traj_micro_step: %lld rows at step %lld (capacity %lld) or a NULL argument",
-                       (long long)b, (long long)j, w ? (long long)w->cap : 0LL);
+    FR_TRY(check_args("fr_traj_micro_step", tr, w, d, rows, b, j, ratio, st));
     const int64_t D = w->D;
     const int with_ref = tr->beta > 0.0f;
     memset(st, 0, sizeof *st);
     fr_backend *be = tr->be;
-    FR_TRY(gather(be, w, d, rows, b, j));
-
     const fr_step step = fr_rollout_step(d->rc, j);
     const float t_in = fr_rollout_time(d->rc, j);
-    FR_TRY(fr_guided_forward(tr->policy, be, &w->pol, b, w->x, t_in, w->c, w->v));
-    FR_TRY(fr_sampler_logprob(be, &step, b, D, w->x, w->v, NULL, w->x_next, w->mean, w->dlogp));
-    FR_TRY(fr_d2h(be, w->logp, w->dlogp, (size_t)b * sizeof(float))); /* per-sample, for the PPO core */
+    FR_TRY(forward_logp(tr, w, d, rows, b, j, &step, t_in));
     if (with_ref) {
         /* the frozen base under the same guidance (docs/algorithms/flow-grpo.md §2: LoRA off = the base) */
         FR_TRY(fr_guided_forward(tr->ref, be, &w->ref, b, w->x, t_in, w->c, w->v_ref));
@@ -108,7 +132,7 @@ fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_
     }
 
     const fr_traj_batch tb = {b,      D,       step,    w->x,    w->x_next, w->mean_old, w->logp_old, w->adv,
-                              w->mean, w->logp, with_ref ? w->mean_ref : NULL, w->scratch, w->dscratch};
+                              w->mean, w->logp, with_ref ? w->mean_ref : NULL, w->scratch, w->dscratch, rows};
     FR_TRY(tr->objective->loss(be, &tb, j, tr->params, gout, w->g_mean, ratio, st));
     if (with_ref) {
         float ks;

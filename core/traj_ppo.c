@@ -1,5 +1,7 @@
 /* The Flow-GRPO PPO-clip and GRPO-Guard policy terms as trajectory objectives
  * (flowrl/traj_objective.h; docs/algorithms/flow-grpo.md §2, §3). */
+#include <stdlib.h>
+
 #include "flowrl/traj_objective.h"
 
 static void copy_stats(const fr_ppo_stats *p, fr_traj_stats *st)
@@ -42,3 +44,34 @@ static fr_status guard_loss(fr_backend *be, const fr_traj_batch *tb, int64_t j, 
 }
 
 const fr_traj_objective fr_traj_guard = {"grpo-guard", guard_loss};
+
+/* Chunk-GRPO: fr_ppo_policy on the chunk's mean log-ratio (as logp_new, logp_old 0, so the
+ * ratio is exp(lr) exactly) with gout/cs; its gradient is dL/dlr, and dlr/dlogp_θ,j = 1/cs. */
+static fr_status chunk_loss(fr_backend *be, const fr_traj_batch *tb, int64_t j, const void *params, float gout,
+                            float *g_mean, float *ratio, fr_traj_stats *st)
+{
+    const fr_traj_chunk_params *c = params;
+    const int64_t ch = c->chunk[j];
+    const float cs = (float)c->size[ch];
+    /* the b rows' chunk log-ratios (tb->scratch), zeros as their "old" log-probs, the gradient */
+    float *lr = tb->scratch;
+    for (int64_t k = 0; k < tb->b; k++) lr[k] = c->lr[ch * c->N + tb->rows[k]];
+    float *zero = fr_calloc((size_t)tb->b, sizeof *zero), *g = fr_malloc((size_t)tb->b * sizeof *g);
+    if (!zero || !g) {
+        free(zero);
+        free(g);
+        return FR_ERR_NOMEM;
+    }
+    fr_ppo_stats p;
+    fr_status s = fr_ppo_policy(tb->b, &c->ppo, lr, zero, tb->adv, gout / cs, g, ratio, &p);
+    free(zero);
+    if (s == FR_OK) s = fr_h2d(be, tb->dscratch, g, (size_t)tb->b * sizeof(float));
+    free(g);
+    FR_TRY(s);
+    FR_TRY(fr_logp_backward(be, &tb->step, tb->b, tb->D, tb->x_next, tb->mean, tb->dscratch, g_mean, 0));
+    copy_stats(&p, st);
+    st->obj = p.loss / cs;
+    return FR_OK;
+}
+
+const fr_traj_objective fr_traj_chunk = {"chunk-ppo", chunk_loss};

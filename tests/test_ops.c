@@ -559,7 +559,7 @@ START_TEST(test_binary_unary)
                 ck_assert_msg(err <= tol, "unary %d(%a) = %a ref %.17g seed=%#llx", op, x[i],
                               out[i], r, (unsigned long long)seed);
             } else {
-                double r = op == FR_UN_NEG ? -X : op == FR_UN_SQUARE ? X * X : sqrt(X);
+                double r = op == FR_UN_NEG ? -X : op == FR_UN_SQUARE ? X * X : op == FR_UN_ABS ? fabs(X) : sqrt(X);
                 ck_assert_msg(fr_test_bits_equal(out[i], (float)r), "unary %d(%a) = %a want %a",
                               op, x[i], out[i], (float)r);
             }

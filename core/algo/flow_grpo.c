@@ -101,25 +101,6 @@ static fr_status epoch_window(const fr_run *r, fg_state *t, uint32_t e, int64_t 
     return FR_OK;
 }
 
-/* The plan: the K kept samples in shuffled order cut into num_batches batches of b; per
- * grad_accum batches one optimiser step over every (batch, trained step), gradients scaled by
- * 1/(grad_accum·n_trained) (FG's averaging); ratio records (grad_accum, n_trained, b). */
-static fr_status plan(const fr_run *r, fr_tf *f, int64_t K, int64_t ws0, int64_t wl)
-{
-    const int64_t nb = r->o->c.num_batches, ga = r->o->c.grad_accum, b = K / nb;
-    fr_tf_plan_reset(f);
-    if (b < 1 || wl < 1) return FR_OK;
-    int64_t divisor;
-    FR_TRY(fr_grpo_accum_divisor(ga, wl, &divisor));
-    const float gout = 1.0f / (float)divisor;
-    for (int64_t q0 = 0; q0 < nb; q0 += ga) {
-        FR_TRY(fr_tf_plan_update(f, 3, ga, wl, b));
-        for (int64_t q = q0; q < q0 + ga; q++)
-            for (int64_t j = ws0; j < ws0 + wl; j++) FR_TRY(fr_tf_plan_micro(f, j, f->order + q * b, b, gout, NULL));
-    }
-    return FR_OK;
-}
-
 fr_status fr_fg_epoch(fr_run *r, void *state)
 {
     fg_state *t = state;
@@ -153,7 +134,7 @@ fr_status fr_fg_epoch(fr_run *r, void *state)
     fr_run_metric(r, "samples", (double)N);
 
     /* 6. inner updates */
-    FR_TRY(plan(r, f, K, ws0, wl));
+    FR_TRY(fr_tf_plan_batches(r, f, K, ws0, wl, 1.0f));
     FR_TRY(fr_tf_run_plan(r, f));
     FR_TRY(fr_tf_finish(r, f));
     fr_run_metric(r, "window_start", (double)ws0);

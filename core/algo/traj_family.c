@@ -51,7 +51,7 @@ fr_status fr_tf_setup(fr_run *r, fr_tf *t, int64_t n_rows, int train_cfg, const 
 static fr_status regen_noise(const fr_run *r, fr_tf *t)
 {
     const int64_t N = t->N, D = t->D;
-    for (int64_t i = 0; i < t->T; i++) {
+    for (int64_t i = 0; i < t->rc.T; i++) {
         fr_step p = fr_rollout_step(&t->rc, i);
         fr_step_std sd;
         FR_TRY(fr_sampler_std(&p, &sd));
@@ -69,7 +69,7 @@ static fr_status regen_noise(const fr_run *r, fr_tf *t)
 
 fr_status fr_tf_rollout(fr_run *r, fr_tf *t, const float *x_init)
 {
-    const int64_t N = t->N, D = t->D, T = t->T, G = t->G;
+    const int64_t N = t->N, D = t->D, T = t->rc.T, G = t->G; /* T: this epoch's rollout (<= t->T) */
     FR_TRY(fr_run_prompts(r, t->prompts));
     for (int64_t s = 0; s < N; s++) {
         t->pid[s] = t->prompts[s / G];
@@ -77,7 +77,12 @@ fr_status fr_tf_rollout(fr_run *r, fr_tf *t, const float *x_init)
         t->group[s] = t->pid[s];
     }
     t->rc.c0 = (uint32_t)r->epoch;
-    fr_rollout_traj tj = {t->traj, t->mean, t->logp, NULL};
+    /* an epoch without a stochastic step (MixGRPO's empty window at cur = T − 2) has no
+     * log-probs: they are 0, as the rollout writes them at deterministic steps */
+    float level = t->rc.step_noise ? 0.0f : t->rc.noise;
+    for (int64_t i = 0; t->rc.step_noise && i < T; i++)
+        if (t->rc.step_noise[i] > level) level = t->rc.step_noise[i];
+    fr_rollout_traj tj = {t->traj, t->mean, level > 0.0f ? t->logp : NULL, NULL};
     if (x_init)
         FR_TRY(fr_rollout(&r->pol, r->be, r->task, &t->rc, N, t->pid, t->sid, x_init, t->x, &tj));
     else
@@ -85,7 +90,10 @@ fr_status fr_tf_rollout(fr_run *r, fr_tf *t, const float *x_init)
     /* what crosses: the final samples (the reward's input) and the old log-probs (the PPO
      * core's) once; the trajectory and the means only for their audit digests */
     FR_TRY(fr_run_reward_input(r, t->x_h, t->x, N * D));
-    FR_TRY(fr_d2h(r->be, t->logp_h, t->logp, (size_t)(T * N) * sizeof(float)));
+    if (tj.logp)
+        FR_TRY(fr_d2h(r->be, t->logp_h, t->logp, (size_t)(T * N) * sizeof(float)));
+    else
+        memset(t->logp_h, 0, (size_t)(T * N) * sizeof *t->logp_h);
     FR_TRY(fr_run_check_finite(r, "rollout sample", t->x_h, N * D));
     FR_TRY(fr_run_rec_dev_f32(r, "noise.x_T", t->traj, 2, N, D, 1));
     FR_TRY(regen_noise(r, t));
@@ -139,10 +147,31 @@ fr_status fr_tf_plan_micro(fr_tf *t, int64_t j, const int64_t *rows, int64_t b, 
     return FR_OK;
 }
 
+fr_status fr_tf_plan_batches(const fr_run *r, fr_tf *t, int64_t K, int64_t ws0, int64_t wl, float scale)
+{
+    const int64_t nb = r->o->c.num_batches, ga = r->o->c.grad_accum, b = K / nb;
+    fr_tf_plan_reset(t);
+    if (b < 1 || wl < 1) return FR_OK;
+    int64_t divisor;
+    FR_TRY(fr_grpo_accum_divisor(ga, wl, &divisor));
+    const float gout = 1.0f / (float)divisor * scale;
+    for (int64_t q0 = 0; q0 < nb; q0 += ga) {
+        FR_TRY(fr_tf_plan_update(t, 3, ga, wl, b));
+        for (int64_t q = q0; q < q0 + ga; q++)
+            for (int64_t j = ws0; j < ws0 + wl; j++) FR_TRY(fr_tf_plan_micro(t, j, t->order + q * b, b, gout, NULL));
+    }
+    return FR_OK;
+}
+
 /* Loss and gradient of one micro-step (the shared trajectory micro-step, flowrl/traj_objective.h). */
+fr_traj_data fr_tf_data(const fr_run *r, const fr_tf *t, const fr_tf_micro *m)
+{
+    return (fr_traj_data){t->N, t->traj, t->mean, t->logp_h, m->adv ? m->adv : t->adv, t->pid, r->task, &t->rc};
+}
+
 static fr_status micro_step(fr_run *r, fr_tf *t, const fr_tf_micro *m, float *ratio, float *loss_acc)
 {
-    const fr_traj_data d = {t->N, t->traj, t->mean, t->logp_h, m->adv ? m->adv : t->adv, t->pid, r->task, &t->rc};
+    const fr_traj_data d = fr_tf_data(r, t, m);
     fr_traj_stats st;
     FR_TRY(fr_traj_micro_step(&t->tr, &t->ws, &d, t->plan_rows + m->off, m->b, m->j, m->gout, ratio, &st));
     if (!isfinite(st.loss))
@@ -174,6 +203,7 @@ fr_status fr_tf_run_plan(fr_run *r, fr_tf *t)
                            (long long)prod, (long long)nr);
         if (!grow((void **)&t->ratios, &t->cap_ratios, nr, sizeof *t->ratios)) return FR_ERR_NOMEM;
         fr_model_zero_grad(&r->pol, r->be);
+        if (t->before_update) FR_TRY(t->before_update(r, t, u, t->hook_ctx));
         float uloss = 0.0f;
         for (int64_t k = 0, off = 0; k < up->n; off += t->micro[up->first + k].b, k++)
             FR_TRY(micro_step(r, t, &t->micro[up->first + k], t->ratios + off, &uloss));

@@ -45,7 +45,7 @@ typedef struct {
     float last_gn;
 } fr_tf_stats;
 
-typedef struct {
+typedef struct fr_tf {
     int64_t N, D, T, G;
     fr_backend *be;
     fr_rollout_cfg rc;
@@ -73,6 +73,10 @@ typedef struct {
     float *ratios; /* the ratios of one optimiser step */
     int64_t cap_ratios;
     fr_tf_stats st;
+    /* Called by fr_tf_run_plan for optimiser step u after the gradients are zeroed and before its
+     * micro-steps (Chunk-GRPO computes its chunk ratios here); NULL: none. */
+    fr_status (*before_update)(fr_run *r, struct fr_tf *t, int64_t u, void *ctx);
+    void *hook_ctx;
 } fr_tf;
 
 /* Allocates t for the run's P·G rows (n_rows > 0 overrides: rows of a member that rolls out
@@ -95,6 +99,15 @@ fr_status fr_tf_rollout(fr_run *r, fr_tf *t, const float *x_init);
 void fr_tf_plan_reset(fr_tf *t);
 fr_status fr_tf_plan_update(fr_tf *t, int nd, int64_t d0, int64_t d1, int64_t d2);
 fr_status fr_tf_plan_micro(fr_tf *t, int64_t j, const int64_t *rows, int64_t b, float gout, const float *adv);
+
+/* Flow-GRPO's plan (docs/algorithms/flow-grpo.md §2): the K samples t->order[0..K) cut into
+ * num_batches batches of b = K / num_batches; per grad_accum batches one optimiser step over
+ * every (batch, step j in [ws0, ws0 + wl)), gradients scaled by scale/(grad_accum·wl) (FG's
+ * averaging, scale 1); ratio records (grad_accum, wl, b). No step when b or wl is 0. */
+fr_status fr_tf_plan_batches(const fr_run *r, fr_tf *t, int64_t K, int64_t ws0, int64_t wl, float scale);
+
+/* The rollout as micro-step m reads it (its advantages). */
+fr_traj_data fr_tf_data(const fr_run *r, const fr_tf *t, const fr_tf_micro *m);
 
 /* Executes the plan (above); metrics updates, loss (mean over optimiser steps). */
 fr_status fr_tf_run_plan(fr_run *r, fr_tf *t);

@@ -10,20 +10,30 @@
 
 #include <stdint.h>
 
+#include "flowrl/backend.h"
 #include "flowrl/status.h"
 
 /* d_i = (1/N) Σ_n r_{i,n}, i = 0..T−1, with the relative L1 distance of sample n
  *   r_{i,n} = ‖x_{i+1,n} − x_{i,n}‖₁ / ‖x_{i,n}‖₁     (sums over the D elements)
  * and, where ‖x_{i,n}‖₁ = 0 (flowrl's guard), r = 1 if x_{i+1,n} ≠ 0 (the step adds all
  * of x_{i+1}) and r = 0 if both are 0.
- * In float64 from the float32 latents: each norm a sum over d = 0..D−1 in order (the
- * difference taken in float64), the ratio one division, the mean a sum over n = 0..N−1
- * in order divided by N; d_i rounded once to float32. traj is time-major, as fr_rollout
- * writes it.
+ * Each norm in float32: fabsf of the float32 difference (or value), summed in the canonical
+ * order of flowrl/reduce.h (fr_sum_canonical, what the row_sum op computes), so the host and
+ * the backend version below agree bit for bit; then in float64 the ratio (one division) and
+ * the mean over n = 0..N−1 in order divided by N; d_i rounded once to float32. traj is
+ * time-major, as fr_rollout writes it.
  * FR_ERR_NUMERIC (naming step and sample) on a NaN or inf in traj. */
 fr_status fr_traj_rel_l1(const float *traj, // (T+1, N, D) host
                          int64_t T, int64_t N, int64_t D,
                          float *d_out); // (T,) host
+
+/* The same of a trajectory in backend memory (flowrl/backend.h), by op entries (binary sub,
+ * unary abs, row_sum); only the 2·T·N norms cross to the host. Equal to fr_traj_rel_l1 of
+ * the host copy, bit for bit. */
+fr_status fr_traj_rel_l1_dev(fr_backend *be,
+                             const float *traj, // (T+1, N, D) backend
+                             int64_t T, int64_t N, int64_t D,
+                             float *d_out);     // (T,) host
 
 /* K chunks of the T steps, chunk k = steps [start[k], start[k+1]), start[0] = 0,
  * start[K] = T, each chunk non-empty, so that each chunk's share of Σ d is as near 1/K

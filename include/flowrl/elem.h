@@ -246,6 +246,7 @@ FR_HOSTDEV static inline float fr_unary_elem(fr_unop op, float x)
     case FR_UN_SQRT: return sqrtf(x);
     case FR_UN_EXP: return fr_expf(x);
     case FR_UN_LOG: return fr_logf(x);
+    case FR_UN_ABS: return fabsf(x);
     case FR_UN_NEG:
     default: return -x;
     }

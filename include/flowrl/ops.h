@@ -39,6 +39,7 @@ typedef enum {
     FR_UN_SQRT,
     FR_UN_EXP,     /* fr_expf */
     FR_UN_LOG,     /* fr_logf */
+    FR_UN_ABS,     /* fabsf (exact) */
     FR_UN_COUNT
 } fr_unop;
 

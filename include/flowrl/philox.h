@@ -51,7 +51,8 @@ typedef enum {
     FR_RNG_NFT_TIMES = 16,     /* DiffusionNFT per-sample permutation of the sampler grid (flowrl/nft.h) */
     FR_RNG_NFT_NOISE = 17,     /* DiffusionNFT noise epsilon of each (sample, training time) */
     FR_RNG_DGPO_TIMES = 20,    /* DGPO training times of an epoch (flowrl/dgpo.h) */
-    FR_RNG_DGPO_NOISE = 21     /* DGPO noise epsilon of each (group, micro-batch, training time) */
+    FR_RNG_DGPO_NOISE = 21,    /* DGPO noise epsilon of each (group, micro-batch, training time) */
+    FR_RNG_STEP_SELECT = 30    /* trained steps of a sample or an epoch (DanceGRPO's per-sample permutation) */
 } fr_rng_purpose;
 
 typedef struct {
@@ -132,6 +133,11 @@ FR_HOSTDEV static inline float fr_rng_normal(uint32_t seed, uint32_t purpose, ui
 {
     return fr_rng_block_normal(fr_rng_block(seed, purpose, c0, c1, c2, idx >> 2), (int)(idx & 3));
 }
+
+/* perm (n,) = the permutation of 0..n−1 that sorts the keys fr_rng_u32(seed, purpose, c0, c1,
+ * 0, i) ascending, ties by index (what torch.randperm is to the public code; a pure function of
+ * its coordinates). n < 2^32. */
+void fr_rng_perm(int64_t *perm, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c1);
 
 /* out[i] = fr_rng_uniform(..., i) / fr_rng_normal(..., i), i < n (n < 2^32). One block
  * per four elements. */

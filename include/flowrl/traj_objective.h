@@ -44,6 +44,7 @@ typedef struct {
     const float *mean_ref; /* (b, D) μ of the frozen reference; NULL when β = 0  backend */
     float *scratch;        /* (b,)   host, for the objective (e.g. dL/dlogp_θ) */
     float *dscratch;       /* (b,)   backend, the same for op entries */
+    const int64_t *rows;   /* (b,)   host: the rows' indices into the rollout */
 } fr_traj_batch;
 
 /* What an objective reports of one (batch, j) (logged, not optimised); kl and loss are
@@ -76,6 +77,20 @@ typedef struct {
     fr_guard_bias bias;
 } fr_traj_guard_params;
 extern const fr_traj_objective fr_traj_guard;
+
+/* Chunk-GRPO's chunk-level PPO-clip (docs/algorithms/flow-grpo.md §8): the ratio of step j of
+ * row r is its chunk's ρ_c = exp(lr[c·N + r]), lr the chunk's mean log-ratio
+ * mean_{t∈c}(logp_θ,t − logp_old,t) computed before the step by the caller (fr_traj_logp), the
+ * clip acts on ρ_c, and step j carries 1/cs_c of the chunk's loss and gradient
+ * (dρ_c/dlogp_θ,j = ρ_c/cs_c). One-step chunks give fr_traj_ppo bit for bit. */
+typedef struct {
+    fr_ppo_params ppo;
+    int64_t N;            /* rollout rows */
+    const int64_t *chunk; /* (T,) the chunk of each step */
+    const int64_t *size;  /* (n_chunks,) steps per chunk */
+    const float *lr;      /* (n_chunks, N) host: the chunks' mean log-ratios */
+} fr_traj_chunk_params;
+extern const fr_traj_objective fr_traj_chunk;
 
 /* An epoch's rollout as fr_rollout wrote it (time-major), with what a step reads. */
 typedef struct {
@@ -131,5 +146,12 @@ fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_
                              int64_t b, int64_t j, float gout,
                              float *ratio,        // (b,) out
                              fr_traj_stats *st);
+
+/* Steps 1–3 only, at the policy's current parameters: logp (b,) host = logp_θ of rows (b,) at
+ * step j (no reference, no loss, no backward; the forward counts in the backend's work). */
+fr_status fr_traj_logp(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_traj_data *d,
+                       const int64_t *rows, // (b,)
+                       int64_t b, int64_t j,
+                       float *logp);        // (b,) out
 
 #endif

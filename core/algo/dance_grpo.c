@@ -1,0 +1,228 @@
+/* DanceGRPO (docs/algorithms/flow-grpo.md §5) on the family engine (core/algo/traj_family.h):
+ * `flowrl train --algo dance-grpo`.
+ *
+ * Per epoch e: the rollout with the constant-η step (`dance`, docs/algorithms/samplers.md §5) on
+ * the s(linspace) grid with the quantised time input, every step stochastic, one x_T per prompt
+ * shared by its G samples (init_same_noise); local-group advantages (unbiased std, eps 1e-8;
+ * docs/algorithms/advantages.md §1.2); per sample a random permutation of the T − 1 steps (the
+ * last is dropped), of which the first int(timestep_fraction·(T − 1)) are trained. The samples
+ * in shuffled order form num_batches batches; per grad_accum batches one optimiser step over
+ * every (batch, step j) with the batch's rows that train j, PPO-clip per (sample, step) scaled
+ * by 1/(b·grad_accum·n_train) (DANCE: loss / (grad_accum·n_train) per sample).
+ *
+ * audit.log records of an epoch: prompts, noise.x_T, noise.xi, traj, mean, logp_old, rewards,
+ * reward_mean, reward_std, adv (N,), steps (I64 (N, n_train): each sample's trained steps in
+ * permutation order), order (I64 (N,)), per optimiser step u<k>.ratio ((rows,) in plan order:
+ * batch, step, row), u<k>.loss, u<k>.grad_norm, u<k>.grad.<NAME>; then kl, clipfrac,
+ * approx_kl; then the loop's state records. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/algo/traj_family.h"
+#include "flowrl/advantage.h"
+#include "flowrl/philox.h"
+
+typedef struct {
+    int same_noise;
+} fr_dance_opts;
+
+typedef struct {
+    fr_dance_opts o;
+    fr_ppo_params prm;
+    fr_tf tf;
+    int64_t n_train;
+    int64_t *steps; /* (N, n_train) */
+    int64_t *rows;  /* (N,) a batch's rows at one step */
+    uint8_t *sel;   /* (N, T) 1 where the sample trains the step */
+} dance_state;
+
+static void dance_free(void *p)
+{
+    dance_state *t = p;
+    if (!t) return;
+    fr_tf_free(&t->tf);
+    free(t->steps);
+    free(t->rows);
+    free(t->sel);
+    free(t);
+}
+
+static fr_status dance_setup(fr_run *r, void **out)
+{
+    const fr_run_opts *ro = r->o;
+    dance_state *t = fr_calloc(1, sizeof *t);
+    if (!t) return FR_ERR_NOMEM;
+    *out = t;
+    t->o = *(const fr_dance_opts *)r->ao;
+    t->prm = (fr_ppo_params){ro->c.clip_range, ro->c.adv_clip};
+    FR_TRY(fr_tf_setup(r, &t->tf, 0, ro->smp.cfg != 1.0f, &fr_traj_ppo, &t->prm, FR_KL_CODE));
+    fr_tf *f = &t->tf;
+    f->rc.time_quantized = 1;
+    if (t->o.same_noise) {
+        f->rc.x_T_key = FR_XT_GROUP;
+        f->rc.group_size = f->G;
+    }
+    FR_TRY(fr_train_steps(f->T - 1, ro->c.timestep_fraction, &t->n_train));
+    if (!FR_ALLOC(t->steps, f->N * t->n_train) || !FR_ALLOC(t->rows, f->N) || !FR_ALLOC(t->sel, f->N * f->T))
+        return FR_ERR_NOMEM;
+    return FR_OK;
+}
+
+/* Each sample's trained steps: the first n_train of its permutation of 0..T−2 (keys
+ * FR_RNG_STEP_SELECT, c0 = epoch, c1 = the sample id). */
+static fr_status select_steps(fr_run *r, dance_state *t)
+{
+    fr_tf *f = &t->tf;
+    int64_t *perm = malloc((size_t)(f->T - 1) * sizeof *perm);
+    if (!perm) return FR_ERR_NOMEM;
+    memset(t->sel, 0, (size_t)(f->N * f->T));
+    for (int64_t s = 0; s < f->N; s++) {
+        fr_rng_perm(perm, f->T - 1, r->o->run.seed, FR_RNG_STEP_SELECT, (uint32_t)r->epoch, f->sid[s]);
+        for (int64_t k = 0; k < t->n_train; k++) {
+            t->steps[s * t->n_train + k] = perm[k];
+            t->sel[s * f->T + perm[k]] = 1;
+        }
+    }
+    free(perm);
+    int64_t sh[2] = {f->N, t->n_train};
+    fr_tensor st = fr_tensor_view(t->steps, FR_I64, 2, sh);
+    return fr_run_rec_tensor(r, "steps", &st);
+}
+
+/* Per grad_accum batches one optimiser step; per (batch, step j) the batch's rows that train j. */
+static fr_status plan(const fr_run *r, dance_state *t)
+{
+    fr_tf *f = &t->tf;
+    const int64_t nb = r->o->c.num_batches, ga = r->o->c.grad_accum, b = f->N / nb;
+    fr_tf_plan_reset(f);
+    for (int64_t q0 = 0; q0 < nb; q0 += ga) {
+        FR_TRY(fr_tf_plan_update(f, 1, ga * b * t->n_train, 1, 1));
+        for (int64_t q = q0; q < q0 + ga; q++)
+            for (int64_t j = 0; j < f->T - 1; j++) {
+                int64_t bj = 0;
+                for (int64_t k = 0; k < b; k++) {
+                    const int64_t s = f->order[q * b + k];
+                    if (t->sel[s * f->T + j]) t->rows[bj++] = s;
+                }
+                if (bj) FR_TRY(fr_tf_plan_micro(f, j, t->rows, bj, (float)bj / (float)(b * ga * t->n_train), NULL));
+            }
+    }
+    return FR_OK;
+}
+
+static fr_status dance_epoch(fr_run *r, void *state)
+{
+    dance_state *t = state;
+    fr_tf *f = &t->tf;
+    FR_TRY(fr_tf_rollout(r, f, NULL));
+    FR_TRY(fr_adv_local_group(f->N, f->reward, f->G, FR_ADV_EPS_LOCAL, f->adv));
+    FR_TRY(fr_run_rec_f32(r, "adv", f->adv, 1, f->N, 1, 1));
+    FR_TRY(select_steps(r, t));
+    int64_t K;
+    FR_TRY(fr_run_shuffle(r, f->N, NULL, f->order, &K));
+    fr_tensor ot = fr_tensor_view(f->order, FR_I64, 1, &K);
+    FR_TRY(fr_run_rec_tensor(r, "order", &ot));
+    fr_run_metric(r, "samples", (double)f->N);
+    FR_TRY(plan(r, t));
+    FR_TRY(fr_tf_run_plan(r, f));
+    return fr_tf_finish(r, f);
+}
+
+static void dance_header(fr_run *r, void *state)
+{
+    dance_state *t = state;
+    const fr_run_opts *ro = r->o;
+    fr_run_info(r, "sampler %s, %lld steps (%s grid, shift %g, quantised time), eta %g, cfg %g; x_T %s",
+                fr_sampler_name(ro->smp.sampler), (long long)ro->smp.num_steps, fr_grid_name(ro->smp.grid), ro->smp.shift,
+                (double)ro->smp.noise_level, (double)ro->smp.cfg, t->o.same_noise ? "shared per prompt" : "per sample");
+    fr_run_info(r, "%lld of %lld steps trained per sample (random), clip %g, adv clip %g, local-group advantages; "
+                   "%lld batches, grad accum %lld",
+                (long long)t->n_train, (long long)ro->smp.num_steps - 1, ro->c.clip_range, (double)ro->c.adv_clip,
+                (long long)ro->c.num_batches, (long long)ro->c.grad_accum);
+}
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+#define O fr_dance_opts
+static const fr_opt k_rows[] = {
+    FR_OPT_BOOL(O, same_noise, "init_same_noise", "true", "the G samples of a prompt share x_T (DANCE's default)", 0),
+};
+#undef O
+
+/* DANCE's finetune_flux_grpo.sh on a CPU: dance step η 0.3, T 16 on s(linspace) with shift 3,
+ * 60% of the 15 steps trained, clip 1e-4, adv clip 5, no KL; the run's batches (DANCE's grad
+ * accum 4 is per single sample: flowrl's batches already average b samples). */
+static void defaults(fr_run_opts *ro, void *ao)
+{
+    (void)ao;
+    ro->smp.sampler = FR_SAMPLER_DANCE;
+    ro->smp.grid = FR_GRID_LINEAR;
+    ro->smp.shift = 3.0;
+    ro->smp.num_steps = 16;
+    ro->smp.noise_level = 0.3f;
+    ro->c.timestep_fraction = 0.6;
+    ro->c.clip_range = 1e-4;
+    ro->c.beta = 0.0f;
+}
+
+static fr_status check(const fr_run_opts *ro, const void *ao)
+{
+    (void)ao;
+#define BAD(...) return fr_fail(FR_ERR_ARG, "train: dance-grpo: " __VA_ARGS__)
+    if (ro->smp.sampler != FR_SAMPLER_DANCE && ro->smp.sampler != FR_SAMPLER_SDE)
+        BAD("--sampler %s: DanceGRPO trains the dance (or sde) sampler", fr_sampler_name(ro->smp.sampler));
+    if (ro->smp.num_steps < 2) BAD("--num-steps %lld: at least 2", (long long)ro->smp.num_steps);
+    if (!(ro->smp.noise_level > 0.0f)) BAD("--noise-level %g: the SDE needs eta > 0", (double)ro->smp.noise_level);
+    if (ro->c.group < 2) BAD("--group %lld: local-group advantages need G >= 2 (an unbiased std)", (long long)ro->c.group);
+    int64_t n;
+    FR_TRY(fr_train_steps(ro->smp.num_steps - 1, ro->c.timestep_fraction, &n));
+    if (n < 1) BAD("--timestep-fraction %g trains no step of %lld", ro->c.timestep_fraction, (long long)ro->smp.num_steps - 1);
+    if (!(ro->c.clip_range > 0.0 && ro->c.clip_range < 1.0)) BAD("--clip-range %g: expected 0 < c < 1", ro->c.clip_range);
+    if (ro->c.beta != 0.0f) BAD("--beta %g: DanceGRPO has no KL term (no reference model)", (double)ro->c.beta);
+    return FR_OK;
+#undef BAD
+}
+
+static int needs_ref(const fr_run_opts *ro, const void *ao)
+{
+    (void)ro;
+    (void)ao;
+    return 0;
+}
+
+static void tiny(fr_run_opts *ro, void *ao)
+{
+    (void)ao;
+    ro->smp.num_steps = 4;
+    ro->c.prompts = 2;
+    ro->c.group = 4;
+    ro->c.num_batches = 2;
+    ro->c.grad_accum = 1;
+    ro->c.timestep_fraction = 0.7; /* 2 of 3 steps */
+    ro->c.clip_range = 0.2;
+    ro->opt.lr = 3e-3;
+}
+
+static const char *const k_progress[] = {"clipfrac", "ratio_min", "ratio_max", NULL};
+
+const fr_algo fr_algo_dance_grpo = {
+    .name = "dance-grpo",
+    .summary = "DanceGRPO: constant-eta SDE, shared x_T per prompt, random trained steps per sample, local-group PPO",
+    .doc = "docs/algorithms/flow-grpo.md",
+    .help = "DanceGRPO fine-tuning: per epoch, P prompts x G samples from one x_T per prompt, rolled out with the\n"
+            "constant-eta flux step on the s(linspace) grid (quantised time input), local-group advantages\n"
+            "(unbiased std), PPO-clip on a random int(fraction*(T-1)) of each sample's steps; no KL.",
+    .rows = k_rows,
+    .n_rows = (int)(sizeof k_rows / sizeof k_rows[0]),
+    .opts_size = sizeof(fr_dance_opts),
+    .defaults = defaults,
+    .check = check,
+    .needs_ref = needs_ref,
+    .setup = dance_setup,
+    .header = dance_header,
+    .epoch = dance_epoch,
+    .progress_keys = k_progress,
+    .free = dance_free,
+    .tiny = tiny,
+};
