@@ -51,7 +51,8 @@ typedef enum {
     FR_RNG_NFT_TIMES = 16,     /* DiffusionNFT per-sample permutation of the sampler grid (flowrl/nft.h) */
     FR_RNG_NFT_NOISE = 17,     /* DiffusionNFT noise epsilon of each (sample, training time) */
     FR_RNG_DGPO_TIMES = 20,    /* DGPO training times of an epoch (flowrl/dgpo.h) */
-    FR_RNG_DGPO_NOISE = 21     /* DGPO noise epsilon of each (group, micro-batch, training time) */
+    FR_RNG_DGPO_NOISE = 21,    /* DGPO noise epsilon of each (group, micro-batch, training time) */
+    FR_RNG_NOISE_SEARCH = 22   /* Smart-GRPO's candidate and final noises (flowrl/noise_search.h) */
 } fr_rng_purpose;
 
 typedef struct {
