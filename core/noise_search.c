@@ -22,11 +22,12 @@ fr_noise_search_cfg fr_noise_search_cfg_default(void)
 {
     fr_noise_search_cfg c;
     memset(&c, 0, sizeof c);
-    c.rounds = 2;      /* flowrl choice: each round costs K one-step decodes per prompt */
-    c.candidates = 16; /* flowrl choice: K = the usual group size */
-    c.elites = 4;      /* flowrl choice: the top quarter (CEM's common elite fraction) */
-    c.init_std = 1.0f; /* the model's prior N(0, I) */
-    c.min_std = 0.25f; /* flowrl choice: the group keeps a quarter of the prior's spread */
+    /* flowrl choices, the reasons in docs/algorithms/samplers.md §14 */
+    c.rounds = 2;
+    c.candidates = 16;
+    c.elites = 4;
+    c.init_std = 1.0f; /* μ = 0: the model's prior N(0, I) */
+    c.min_std = 0.25f;
     return c;
 }
 

@@ -344,9 +344,9 @@ START_TEST(test_gmm2d_moves)
     ck_assert(xT);
     ck_assert(fr_noise_search(&m, fr_test_ref_be(), &fr_task_gmm2d, &rc, &c, P, pid, ids, reward_task, &tr, G, xT,
                               &out) == FR_OK);
-    ck_assert_msg(mean_rw[1] > mean_rw[0] + 0.1f, "one-step reward %g -> %g", (double)mean_rw[0], (double)mean_rw[1]);
+    ck_assert_msg(mean_rw[1] > mean_rw[0] + 0.14f, "one-step reward %g -> %g", (double)mean_rw[0], (double)mean_rw[1]);
     const double searched = rollout_reward(&m, &rc, P * G, rp, sid, xT), plain = rollout_reward(&m, &rc, P * G, rp, sid, NULL);
-    ck_assert_msg(searched > plain + 0.095, "rollout reward searched %g, plain %g", searched, plain);
+    ck_assert_msg(searched > plain + 0.094, "rollout reward searched %g, plain %g", searched, plain);
     fr_dev_free(fr_test_ref_be(), xT);
     fr_rollout_schedule_free(&sched);
     fr_model_free(&m);
