@@ -250,6 +250,16 @@ fr_status fr_run_rewards(fr_run *r, int64_t N, const int *pid, const float *x, f
     return FR_OK;
 }
 
+fr_status fr_run_score(fr_run *r, int64_t n, const int *pid, const float *x, float *reward)
+{
+    if (r->rcmd) return fr_reward_cmd_score_task(r->rcmd, r->task, (uint32_t)r->epoch, n, pid, x, reward);
+    int *correct = fr_malloc((size_t)n * sizeof *correct);
+    if (!correct) return FR_ERR_NOMEM;
+    fr_status s = fr_task_reward_batch(r->task, r->reward_id, n, pid, x, reward, correct);
+    free(correct);
+    return s;
+}
+
 fr_status fr_run_advantages(fr_run *r, int64_t N, const float *reward, const int64_t *group, float *adv)
 {
     const fr_run_common *c = &r->o->c;

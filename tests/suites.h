@@ -37,6 +37,7 @@
     X(rollout_engine)                                                                      \
     X(flash)                                                                               \
     X(chunk)                                                                               \
+    X(family)                                                                              \
     X(noise_search)                                                                        \
     X(traj)                                                                                \
     X(golden)                                                                              \

@@ -77,6 +77,7 @@ fr_status fr_tf_rollout(fr_run *r, fr_tf *t, const float *x_init)
         t->group[s] = t->pid[s];
     }
     t->rc.c0 = (uint32_t)r->epoch;
+    if (!x_init && t->make_x_init) FR_TRY(t->make_x_init(r, t, t->hook_ctx, &x_init));
     /* an epoch without a stochastic step (MixGRPO's empty window at cur = T − 2) has no
      * log-probs: they are 0, as the rollout writes them at deterministic steps */
     float level = t->rc.step_noise ? 0.0f : t->rc.noise;

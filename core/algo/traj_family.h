@@ -76,6 +76,10 @@ typedef struct fr_tf {
     /* Called by fr_tf_run_plan for optimiser step u after the gradients are zeroed and before its
      * micro-steps (Chunk-GRPO computes its chunk ratios here); NULL: none. */
     fr_status (*before_update)(fr_run *r, struct fr_tf *t, int64_t u, void *ctx);
+    /* Called by fr_tf_rollout after the prompts and rc.c0 are set, when it is given no x_init:
+     * *x_init = the rollout's x_T (N, D) in backend memory, or NULL for the coordinate-drawn
+     * one (Smart-GRPO's searched noises); NULL: none. */
+    fr_status (*make_x_init)(fr_run *r, struct fr_tf *t, void *ctx, const float **x_init);
     void *hook_ctx;
 } fr_tf;
 

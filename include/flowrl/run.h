@@ -286,6 +286,11 @@ fr_status fr_run_samples_epoch(fr_run *r, const fr_model *m, fr_rollout_cfg *rc,
  * block of whole groups (with its own reward program) and the scores are gathered. */
 fr_status fr_run_rewards(fr_run *r, int64_t N, const int *pid, const float *x, float *reward, int *correct);
 
+/* The run's reward (the task's built-in one or the reward program) of n host samples x (n, D)
+ * with prompt ids pid (n,) into reward (n,), with no record, metric or rank split: for scores
+ * an algorithm uses inside an epoch (Smart-GRPO's noise search). Every rank scores all n. */
+fr_status fr_run_score(fr_run *r, int64_t n, const int *pid, const float *x, float *reward);
+
 /* The group-relative advantages of the common options (prompt / batch / ddpo tracker) of N
  * rewards with group ids group (N,) into adv (N,), recorded as "adv". The DDPO tracker's
  * history is saved in checkpoints by the loop. */
