@@ -9,6 +9,7 @@
 #                   make demo ALGO=awm runs AWM instead
 #   make bench      build the benchmarks; make benchmarks runs them into BENCHMARKS.md
 #   make bench-mpi  epoch time against mpirun -n R (bench/bench_mpi.py; its own section of BENCHMARKS.md)
+#   make bench-family the Flow-GRPO family on gmm2d halfplane, 3 seeds (bench/bench_family.py, ~10 min)
 #   make bench-algos the bake-off: every algorithm at the same budget of model evaluations, 3 seeds
 #                   (bench/bench_algos.py, ~30 min on 2 cores; its own section of BENCHMARKS.md)
 #   make bench-heldout  held-out transfer attempts on shapes, one seed each (bench/bench_heldout.py, ~40 min)
@@ -197,6 +198,10 @@ bench-heldout: all
 
 # Epoch time against the number of MPI processes (issue 17; R = 1, 2 here, a projection beyond):
 # its own section of BENCHMARKS.md (bench/bench_mpi.py; about a minute).
+.PHONY: bench-family
+bench-family: all
+	BUILD=$(BUILD) python3 bench/bench_family.py
+
 .PHONY: bench-mpi
 bench-mpi: all
 	BUILD=$(BUILD) MPIRUN=$(MPIRUN) python3 bench/bench_mpi.py
