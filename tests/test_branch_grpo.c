@@ -20,6 +20,8 @@ static fr_branch_opts *bo(fr_rt_opts *o) { return o->ao; }
 static void init(fr_rt_opts *o, const char *run, int64_t epochs)
 {
     fr_rt_opts_init(o, &fr_algo_branch_grpo, run, epochs);
+    bo(o)->width = 2;
+    o->ro.c.group = 4;
     o->ro.smp.num_steps = 6;
     o->ro.c.prompts = 4;
     o->ro.c.num_batches = 2;

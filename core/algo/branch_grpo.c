@@ -393,15 +393,16 @@ static int needs_ref(const fr_run_opts *ro, const void *ao)
     return 0;
 }
 
-/* A tree of 4 leaves (splits at 0 and 2 of T 4, width 2), 2 prompts in 2 batches of one tree. */
+/* A tree of 64 leaves (splits at 0 and 2 of T 4, width 8), 2 prompts in 2 batches of one tree:
+ * the generic registry tests (tests/test_algos.c) run G 64, and G must equal the leaves. */
 static void tiny(fr_run_opts *ro, void *ao)
 {
     fr_branch_opts *o = ao;
     snprintf(o->split_points, sizeof o->split_points, "0,2");
-    o->width = 2;
+    o->width = 8;
     ro->smp.num_steps = 4;
     ro->c.prompts = 2;
-    ro->c.group = 4;
+    ro->c.group = 64;
     ro->c.num_batches = 2;
     ro->c.grad_accum = 1;
     ro->c.clip_range = 0.2;
