@@ -10,6 +10,7 @@
 #   make bench      build the benchmarks; make benchmarks runs them into BENCHMARKS.md
 #   make bench-mpi  epoch time against mpirun -n R (bench/bench_mpi.py; its own section of BENCHMARKS.md)
 #   make bench-family the Flow-GRPO family on gmm2d halfplane, 3 seeds (bench/bench_family.py, ~10 min)
+#   make bench-branch BranchGRPO vs DanceGRPO iteration time at equal leaves (bench/bench_branch.py)
 #   make bench-algos the bake-off: every algorithm at the same budget of model evaluations, 3 seeds
 #                   (bench/bench_algos.py, ~30 min on 2 cores; its own section of BENCHMARKS.md)
 #   make bench-heldout  held-out transfer attempts on shapes, one seed each (bench/bench_heldout.py, ~40 min)
@@ -195,6 +196,12 @@ bench-algos: all
 # prompts, and the mirror-shortcut measure (bench/bench_heldout.py; its own section of BENCHMARKS.md).
 bench-heldout: all
 	BUILD=$(BUILD) python3 bench/bench_heldout.py
+
+# BranchGRPO's iteration time against DanceGRPO at equal leaves (issue 11): its own section of
+# BENCHMARKS.md (bench/bench_branch.py; about a minute).
+.PHONY: bench-branch
+bench-branch: all
+	BUILD=$(BUILD) python3 bench/bench_branch.py
 
 # Epoch time against the number of MPI processes (issue 17; R = 1, 2 here, a projection beyond):
 # its own section of BENCHMARKS.md (bench/bench_mpi.py; about a minute).

@@ -39,6 +39,7 @@
     X(chunk)                                                                               \
     X(family)                                                                              \
     X(noise_search)                                                                        \
+    X(branch_grpo)                                                                         \
     X(traj)                                                                                \
     X(golden)                                                                              \
     X(capi)                                                                                \
