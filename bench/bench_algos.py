@@ -20,7 +20,9 @@ the columns marked wall-clock. Runs go JOBS at a time, each on one thread.
 Writes its section of BENCHMARKS.md (between the bench_algos markers), the plots
 docs/img/bench_algos_<task>.svg, and WORK/results.json (every measured number).
 Environment (defaults): BUILD (build), WORK (demo/bench_algos-<time>), OUT (BENCHMARKS.md),
-JOBS (nproc), SEEDS (1 2 3), QUICK=1 (a smoke-sized budget, for testing the script itself).
+JOBS (nproc), SEEDS (1 2 3), QUICK=1 (a smoke-sized budget, for testing the script itself),
+ALGOS ("dance-grpo mix-grpo": only these), MERGE (an earlier WORK/results.json whose other algorithms'
+rows join the table: same bases, same protocol).
 `bench/bench_algos.py --compare A/results.json B/results.json` checks that two bake-offs measured the
 same numbers (every key but the wall-clock ones): the table reproduces bit for bit.
 `bench/bench_algos.py --report WORK/results.json [WORK2/results.json]` rewrites the section and plots
@@ -413,6 +415,9 @@ def section(results, meta):
           "algorithm needed (means over the seeds that reached it), each at its tuned configuration above. A 1.3M-parameter "
           "MLP on 16x16 images is not SD3.5: a claim that does not hold here is refuted only for this setting." % THRESHOLDS[0], ""]
     L += claims(results) + [""]
+    if meta.get("merged"):
+        L += [f"Rows of the algorithms not measured in this invocation (ALGOS) come from `{meta['merged']}` "
+              "(MERGE: the same bases, budgets, grid and seeds).", ""]
     if meta.get("second"):
         L += [meta["second"], ""]
     L += [f"Run directories and every measured number: `{meta['work']}` (git-ignored; results.json).",
@@ -490,6 +495,14 @@ def main():
              and re.match(r"^[a-z0-9-]+\s", l)]
     if not algos:
         raise SystemExit("bench_algos: `flowrl algos` listed no algorithm")
+    listed = list(algos)
+    if os.environ.get("ALGOS"):
+        algos = [a for a in algos if a in os.environ["ALGOS"].split()]
+    merge = None
+    if os.environ.get("MERGE"):
+        with open(os.environ["MERGE"]) as f:
+            merge = json.load(f)
+        merge = merge.get("tasks", merge)
     os.makedirs(WORK, exist_ok=True)
     t0, load0 = time.time(), loadavg()
     meta = dict(when=f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", git=git_line(), jobs=JOBS,
@@ -499,6 +512,11 @@ def main():
         os.makedirs(os.path.join(WORK, task), exist_ok=True)
         log(f"{task}: {', '.join(algos)}")
         results[task] = bake_off(task, algos)
+        if merge and task in merge:  # the other algorithms' rows from an earlier bake-off of the same bases
+            old = merge[task]["algos"]
+            new = results[task]["algos"]
+            results[task]["algos"] = {a: (new[a] if a in new else old[a]) for a in listed if a in new or a in old}
+            meta["merged"] = os.environ["MERGE"]
         meta.update(load1=loadavg(), minutes=(time.time() - t0) / 60)
         with open(os.path.join(WORK, "results.json"), "w") as f:
             json.dump(dict(meta=meta, tasks=results), f, indent=1)

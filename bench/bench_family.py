@@ -120,8 +120,12 @@ def main():
             res = [r for r in old["runs"] if r["algo"] not in algos] + res
     algos = [x for x in FAMILY if any(r["algo"] == x for r in res)]
     rows = ["| algorithm | lr (tuning scores) | epochs | held-out score (mean ± 95%) | held-out gain per seed | "
-            "all seeds ≥ +0.2 | train reward: first epoch → last 5 | budget to +0.2 (train, median) | epoch s "
-            "(median) |", "|---|---|---|---|---|---|---|---|---|"]
+            "all seeds ≥ +0.2 | train reward: first epoch → last 5 | budget to +0.2 (train, median) | vs Flow-GRPO | "
+            "epoch s (median) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    def med_hit(algo):
+        h = sorted(r["hit"] for r in res if r["algo"] == algo and r["hit"] is not None)
+        return h[len(h) // 2] if h else None
+    fg_hit = med_hit("flow-grpo")
     for algo in algos:
         rs = [r for r in res if r["algo"] == algo]
         gains = [r["final"] - base for r in rs]
@@ -132,6 +136,7 @@ def main():
                     + ("yes" if all(g >= 0.2 for g in gains) else "no") + " | "
                     + f"{fmt_ci([r['r0'] for r in rs], digits=3)} → {fmt_ci([r['last5'] for r in rs], digits=3)} | "
                     + (f"{hits[len(hits) // 2] / 1e3:.0f}k ({len(hits)}/{len(rs)} seeds)" if hits else "never")
+                    + (f" | {fg_hit / med_hit(algo):.2f}x" if fg_hit and med_hit(algo) else " | -")
                     + f" | {sorted(r['epoch_s'] for r in rs)[len(rs) // 2]:.3f} |")
         log(rows[-1])
     cmd = "python3 bench/bench_family.py " + " ".join(sys.argv[1:])
@@ -150,7 +155,8 @@ def main():
         "gain over the base's. Train reward: the epochs' mean halfplane reward under each member's own training "
         "sampler (first epoch = the base under that sampler, noisy: 8 random prompts whose modes lie mostly on one "
         "side; last 5 = the mean of the last five epochs). Budget to +0.2: the forward-equivalents spent when the "
-        "5-epoch running mean first stood 0.2 above the first epoch.",
+        "5-epoch running mean first stood 0.2 above the first epoch; vs Flow-GRPO: Flow-GRPO's median of that budget "
+        "over the member's (> 1: fewer model evaluations to +0.2).",
         "<!-- bench_family end -->", ""])
     write_section("BENCHMARKS.md", "bench_family", text)
     json.dump(dict(base=base, runs=res), open(os.path.join(OUT, "results.json"), "w"), indent=1)

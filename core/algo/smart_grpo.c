@@ -12,6 +12,10 @@
  * 0.25 (so a group's G draws stay apart), search id = the group's first sample id, the final
  * noises drawn rather than the top-G candidates (docs/algorithms/samplers.md §14). The search's
  * network rows count in nfe.*; its rewards are not the epoch's (they score one-step decodes).
+ * The search runs its refits on the host: per epoch R·P·K candidates cross to the backend and
+ * their decodes back (D-wide each), plus the N searched x_T; the metrics search.h2d_bytes and
+ * search.d2h_bytes report these apart from the loop's per-sample crossings (moving the refit to
+ * the backend would need column reductions the op table does not have yet).
  *
  * audit.log records of an epoch: window, prompts, search.mean_reward (R,), search.top_reward
  * (R,), then Flow-GRPO's records from noise.x_T (the searched x_T) on. noise.xi as Flow-GRPO's. */
@@ -63,7 +67,14 @@ static fr_status search(fr_run *r, fr_tf *f, void *ctx, const float **x_init)
     const int64_t P = r->o->c.prompts, R = t->sc.rounds;
     for (int64_t p = 0; p < P; p++) t->ids[p] = (uint32_t)(p * f->G);
     fr_noise_search_out out = {t->mean_r, t->top_r, NULL, NULL, 0};
+    const fr_copy_stats c0 = r->be->copies;
     FR_TRY(fr_noise_search(&r->pol, r->be, r->task, &f->rc, &t->sc, P, f->prompts, t->ids, score, r, f->G, t->x_init, &out));
+    /* the search is host-driven (the refit runs on the host): its D-wide crossings, the
+     * candidates in and their one-step decodes out, are reported apart from the loop's */
+    const fr_copy_stats dc = fr_copy_stats_since(&r->be->copies, &c0);
+    fr_run_metric(r, "search.rows", (double)(R * P * t->sc.candidates));
+    fr_run_metric(r, "search.h2d_bytes", (double)dc.h2d_bytes);
+    fr_run_metric(r, "search.d2h_bytes", (double)dc.d2h_bytes);
     FR_TRY(fr_run_rec_f32(r, "search.mean_reward", t->mean_r, 1, R, 1, 1));
     FR_TRY(fr_run_rec_f32(r, "search.top_reward", t->top_r, 1, R, 1, 1));
     fr_run_metric(r, "search_first", t->mean_r[0]);
