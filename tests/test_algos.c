@@ -310,6 +310,7 @@ END_TEST
 typedef struct {
     int epochs;
     double h2d[4], d2h[4], record[4], reward[4];
+    double scored[4]; /* rows whose reward's input crossed (metric "scored"; NAN: the P·G samples) */
     double kept; /* samples that reached an update, over the epochs (metric "kept") */
 } dev_copies;
 
@@ -322,6 +323,7 @@ static int record_dev_copies(const fr_run_epoch_event *ev, void *user)
         c->d2h[e] = fr_run_event_get(ev, "copies.d2h_bytes");
         c->record[e] = fr_run_event_get(ev, "copies.d2h_record_bytes");
         c->reward[e] = fr_run_event_get(ev, "copies.d2h_reward_bytes");
+        c->scored[e] = fr_run_event_get(ev, "scored");
         const double k = fr_run_event_get(ev, "kept");
         c->kept += k == k ? k : 1.0; /* an algorithm without the metric updates every sample */
         c->epochs = (int)ev->epoch;
@@ -370,8 +372,11 @@ START_TEST(test_device_epoch_copies)
             const double budget = 32.0 * N * steps * 2.0; /* 2: rollout and update passes */
             for (int e = 0; e < 2; e++) {
                 const double other = c.d2h[e] - c.record[e] - c.reward[e];
-                ck_assert_msg(c.reward[e] == N * D * 4.0, "%s on %s, epoch %d: the reward's input crossed %g bytes, want %g",
-                              a->name, bk, e + 1, c.reward[e], N * D * 4.0);
+                /* G²RPO scores each of its rows once per granularity and says so */
+                const double scored = c.scored[e] == c.scored[e] ? c.scored[e] : N;
+                ck_assert_msg(scored >= N && c.reward[e] == scored * D * 4.0,
+                              "%s on %s, epoch %d: the reward's input crossed %g bytes, want %g", a->name, bk, e + 1,
+                              c.reward[e], scored * D * 4.0);
                 ck_assert_msg(c.record[e] >= 4.0 * params, "%s on %s, epoch %d: %g record bytes < the policy's %g", a->name,
                               bk, e + 1, c.record[e], 4.0 * params);
                 ck_assert_msg(other >= 0.0 && other <= budget && c.h2d[e] <= budget,
