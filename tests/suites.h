@@ -40,6 +40,7 @@
     X(family)                                                                              \
     X(noise_search)                                                                        \
     X(branch_grpo)                                                                         \
+    X(g2rpo)                                                                               \
     X(traj)                                                                                \
     X(golden)                                                                              \
     X(capi)                                                                                \

@@ -284,7 +284,7 @@ static fr_status check(const fr_run_opts *ro, const void *ao)
         BAD("--sampler %s: G2RPO's stochastic step is Flow-GRPO's sde step", fr_sampler_name(ro->smp.sampler));
     if (ro->smp.num_steps < 2) BAD("--num-steps %lld: at least 2", (long long)ro->smp.num_steps);
     if (!(ro->smp.noise_level > 0.0f)) BAD("--noise-level %g: the SDE step needs a > 0", (double)ro->smp.noise_level);
-    if (ro->c.group < 2) BAD("--group %lld: local-group advantages need G >= 2 (an unbiased std)", (long long)ro->c.group);
+    if (ro->c.group < 2) BAD("--group-size %lld: local-group advantages need G >= 2 (an unbiased std)", (long long)ro->c.group);
     if (!(ro->c.clip_range > 0.0 && ro->c.clip_range < 1.0)) BAD("--clip-range %g: expected 0 < c < 1", ro->c.clip_range);
     if (ro->c.beta != 0.0f) BAD("--beta %g: G2RPO has no KL term (no reference model)", (double)ro->c.beta);
 #undef BAD
