@@ -145,7 +145,7 @@ START_TEST(test_g2rpo_run)
     fr_rt_opts_init(&o, &fr_algo_g2rpo, "live", 2);
     snprintf(o.ro.c.base, sizeof o.ro.c.base, "%s", base);
     ck_assert(o.ro.smp.num_steps == T && o.ro.c.prompts == P && o.ro.c.group == G);
-    ck_assert_str_eq(((fr_g2rpo_opts *)o.ao)->eta_steps, "0,1");
+    ck_assert_str_eq(((fr_g2rpo_opts *)o.ao)->eta_steps, ""); /* 0..T/2 − 1 */
     ck_assert_str_eq(((fr_g2rpo_opts *)o.ao)->granular, "1,2");
     snprintf(o.ro.c.reward, sizeof o.ro.c.reward, "halfplane");
     g2_tap c;
@@ -250,7 +250,7 @@ START_TEST(test_g2rpo_bad_options)
         {"--eta-step-list 0,9", "--eta-step-list"}, /* 9 > T − 2 = 8 */
         {"--eta-step-list 1,0", "--eta-step-list"},
         {"--eta-step-list x", "--eta-step-list"},
-        {"--eta-step-list ''", "--eta-step-list"},
+        {"--eta-step-list ,", "--eta-step-list"},
         {"--granular-list 2", "--granular-list"},
         {"--granular-list 1,1", "--granular-list"},
         {"--granular-list 1,0", "--granular-list"},

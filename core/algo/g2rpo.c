@@ -92,7 +92,12 @@ void fr_g2rpo_grid(const float *sigmas, int64_t T, int64_t k, int64_t g, float *
 static fr_status parse_opts(const fr_run_opts *ro, const fr_g2rpo_opts *o, int64_t *ks, int64_t *nk, int64_t *gs,
                             int64_t *ng)
 {
-    FR_TRY(fr_g2rpo_parse_list(o->eta_steps, "--eta-step-list", 0, ro->smp.num_steps - 2, ks, FR_G2RPO_MAX_STEPS, nk));
+    const int64_t T = ro->smp.num_steps;
+    if (o->eta_steps[0] == '\0') { /* 0..T/2 − 1: G2's 0..7 at T 16 */
+        *nk = T / 2 < FR_G2RPO_MAX_STEPS ? T / 2 : FR_G2RPO_MAX_STEPS;
+        for (int64_t i = 0; i < *nk; i++) ks[i] = i;
+    } else
+        FR_TRY(fr_g2rpo_parse_list(o->eta_steps, "--eta-step-list", 0, T - 2, ks, FR_G2RPO_MAX_STEPS, nk));
     FR_TRY(fr_g2rpo_parse_list(o->granular, "--granular-list", 1, 1000000, gs, FR_G2RPO_MAX_GRAN, ng));
     if (gs[0] != 1)
         return fr_fail(FR_ERR_ARG, "train: g2rpo: --granular-list '%s': the list starts with 1 (the full grid: the "
@@ -244,17 +249,19 @@ static void g2_header(fr_run *r, void *state)
                    "noise %g, cfg %g",
                 fr_sampler_name(ro->smp.sampler), (long long)ro->smp.num_steps, fr_grid_name(ro->smp.grid), ro->smp.shift,
                 (double)ro->smp.noise_level, (double)ro->smp.cfg);
-    fr_run_info(r, "SDE steps k %s (one optimiser step each), granularities %s, G %lld members per prompt; clip %g, adv "
-                   "clip %g, no KL",
-                t->o.eta_steps, t->o.granular, (long long)ro->c.group, ro->c.clip_range, (double)ro->c.adv_clip);
+    fr_run_info(r, "SDE steps k %lld..%lld (%lld, one optimiser step each), granularities %s, G %lld members per prompt; "
+                   "clip %g, adv clip %g, no KL",
+                (long long)t->ks[0], (long long)t->ks[t->nk - 1], (long long)t->nk, t->o.granular, (long long)ro->c.group,
+                ro->c.clip_range, (double)ro->c.adv_clip);
 }
 
 /* ---- options ------------------------------------------------------------------------------ */
 
 #define O fr_g2rpo_opts
 static const fr_opt k_rows[] = {
-    FR_OPT_STR(O, eta_steps, "eta_step_list", "0,1,2,3,4,5,6,7",
-               "the SDE steps k (increasing, <= T-2): a rollout and one optimiser step each (G2's eta_step_list)", 0),
+    FR_OPT_STR(O, eta_steps, "eta_step_list", "",
+               "the SDE steps k (increasing, <= T-2): a rollout and one optimiser step each; \"\" = 0..T/2-1 "
+               "(G2's 0..7 at T 16; flowrl choice for other T)", 0),
     FR_OPT_STR(O, granular, "granular_list", "1,2",
                "continuation grid strides g (increasing, 1 first): s[:k+2] ++ s[k+2::g], advantages summed over g", 0),
 };
@@ -306,7 +313,7 @@ static void tiny(fr_run_opts *ro, void *ao)
     ro->c.group = 4;
     ro->c.clip_range = 0.2;
     ro->opt.lr = 3e-3;
-    snprintf(o->eta_steps, sizeof o->eta_steps, "0,1");
+    o->eta_steps[0] = '\0'; /* 0..T/2 − 1 = {0, 1} */
     snprintf(o->granular, sizeof o->granular, "1,2");
 }
 

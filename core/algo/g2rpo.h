@@ -11,7 +11,7 @@
 #define FR_G2RPO_MAX_GRAN 8   /* entries of --granular-list */
 
 typedef struct {
-    char eta_steps[256]; /* "0,1,2,3,4,5,6,7": the SDE steps k, one optimiser step each */
+    char eta_steps[256]; /* "" (0..T/2 − 1) or a list: the SDE steps k, one optimiser step each */
     char granular[64];   /* "1,2": the continuation grids' strides g (1 first) */
 } fr_g2rpo_opts;
 
