@@ -311,6 +311,8 @@ typedef struct {
     int epochs;
     double h2d[4], d2h[4], record[4], reward[4];
     double scored[4]; /* rows whose reward's input crossed (metric "scored"; NAN: the P·G samples) */
+    /* a host-driven search's D-wide crossings, reported apart (Smart-GRPO: search.*; NAN: none) */
+    double search_rows[4], search_h2d[4], search_d2h[4];
     double kept; /* samples that reached an update, over the epochs (metric "kept") */
 } dev_copies;
 
@@ -324,6 +326,9 @@ static int record_dev_copies(const fr_run_epoch_event *ev, void *user)
         c->record[e] = fr_run_event_get(ev, "copies.d2h_record_bytes");
         c->reward[e] = fr_run_event_get(ev, "copies.d2h_reward_bytes");
         c->scored[e] = fr_run_event_get(ev, "scored");
+        c->search_rows[e] = fr_run_event_get(ev, "search.rows");
+        c->search_h2d[e] = fr_run_event_get(ev, "search.h2d_bytes");
+        c->search_d2h[e] = fr_run_event_get(ev, "search.d2h_bytes");
         const double k = fr_run_event_get(ev, "kept");
         c->kept += k == k ? k : 1.0; /* an algorithm without the metric updates every sample */
         c->epochs = (int)ev->epoch;
@@ -371,6 +376,18 @@ START_TEST(test_device_epoch_copies)
             const double steps = (double)(o.ro.smp.num_steps > 8 ? o.ro.smp.num_steps : 8);
             const double budget = 32.0 * N * steps * 2.0; /* 2: rollout and update passes */
             for (int e = 0; e < 2; e++) {
+                double sh = 0.0, sd = 0.0;
+                if (c.search_rows[e] == c.search_rows[e]) {
+                    /* the search's decodes out (one D-wide row per candidate) and its candidates and the N
+                     * searched x_T in, plus per-row condition ids: exactly what it says, nothing more */
+                    sh = c.search_h2d[e], sd = c.search_d2h[e];
+                    ck_assert_msg(sd == c.search_rows[e] * D * 4.0 &&
+                                      sh >= (c.search_rows[e] + N) * D * 4.0 && sh <= (c.search_rows[e] + N) * D * 4.0 + budget,
+                                  "%s on %s, epoch %d: the search moved %g bytes in, %g out for %g candidates", a->name, bk,
+                                  e + 1, sh, sd, c.search_rows[e]);
+                }
+                c.d2h[e] -= sd;
+                c.h2d[e] -= sh;
                 const double other = c.d2h[e] - c.record[e] - c.reward[e];
                 /* G²RPO scores each of its rows once per granularity and says so */
                 const double scored = c.scored[e] == c.scored[e] ? c.scored[e] : N;
