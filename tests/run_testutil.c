@@ -207,3 +207,23 @@ int fr_rt_metrics_record(const fr_run_epoch_event *ev, void *user)
     }
     return 0;
 }
+
+double fr_rt_small_shapes_base(char *base, size_t n)
+{
+    snprintf(base, n, "%s/shapes-base.safetensors", fr_rt_dir);
+    const fr_task *task;
+    ck_assert_int_eq(fr_task_get("shapes", &task), FR_OK);
+    int64_t n_cond, n_slots;
+    fr_cond_dims(task, &n_cond, &n_slots);
+    fr_model_config mc;
+    ck_assert_int_eq(fr_model_preset("shapes-s", task->D, n_cond, &mc), FR_OK);
+    mc.n_slots = n_slots;
+    mc.H = 16, mc.F = 16, mc.n_blocks = 1, mc.E = 16;
+    snprintf(mc.preset, sizeof mc.preset, "custom");
+    fr_model m;
+    ck_assert_int_eq(fr_model_init(&m, fr_test_ref_be(), &mc, 3), FR_OK);
+    ck_assert_int_eq(fr_model_save(&m, base), FR_OK);
+    const double params = (double)fr_model_num_params(&m);
+    fr_model_free(&m);
+    return params;
+}

@@ -29,6 +29,11 @@ typedef struct {
 void fr_rt_opts_init(fr_rt_opts *o, const fr_algo *a, const char *run, int64_t epochs);
 void fr_rt_opts_free(fr_rt_opts *o);
 
+/* A small fresh shapes model (x0 head, two condition slots, H = F = E = 16, one block), as
+ * fr_rt_setup's gmm2d one, saved as DIR/shapes-base.safetensors (path into buf); returns its
+ * parameter count. */
+double fr_rt_small_shapes_base(char *buf, size_t n);
+
 /* Runs through the library (asserts success unless want != FR_OK). */
 fr_status fr_rt_run(const fr_rt_opts *o, const char *backend, int threads, const fr_run_cb *cb, fr_run_result *res);
 /* Resumes DIR/run to `epochs` (0: as config.json says) through the library. */

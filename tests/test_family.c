@@ -2,7 +2,7 @@
  * on-policy invariant (every ratio of each epoch's first optimiser step is exactly 1), Chunk-GRPO
  * with one-step chunks equal to Flow-GRPO record for record, the backend rel-L1 equal to the
  * host one on every backend, DanceGRPO's per-sample step selection, MixGRPO-Flash's shorter
- * rollouts and TempFlow-GRPO's shared prefixes. */
+ * rollouts, and every member on shapes (ref = opt, resumed). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +216,42 @@ START_TEST(test_mix_flash_shorter_rollouts)
 }
 END_TEST
 
+/* Every member trains on shapes (a small fresh model, the mock program's graded reward) end to
+ * end: ref for 2 epochs equals opt at 2 threads for 1 epoch resumed to 2, record for record. */
+START_TEST(test_shapes_ref_equals_opt_resumed)
+{
+    char base[400];
+    fr_rt_small_shapes_base(base, sizeof base);
+    int n = 0;
+    for (const char *const *m = k_members; *m; m++) {
+        const fr_algo *a;
+        if (fr_algo_find(*m, &a) != FR_OK) continue;
+        char r1[64], r2[64];
+        snprintf(r1, sizeof r1, "%s-shapes-ref", a->name);
+        snprintf(r2, sizeof r2, "%s-shapes-opt", a->name);
+        fr_rt_opts x, y;
+        fr_rt_opts_init(&x, a, r1, 2);
+        fr_rt_opts_init(&y, a, r2, 1);
+        fr_rt_opts *both[] = {&x, &y};
+        for (int k = 0; k < 2; k++) {
+            snprintf(both[k]->ro.c.base, sizeof both[k]->ro.c.base, "%s", base);
+            snprintf(both[k]->ro.c.task, sizeof both[k]->ro.c.task, "shapes");
+            snprintf(both[k]->ro.c.reward, sizeof both[k]->ro.c.reward, "cmd:%s '%s/tests/reward_progs/mock_reward.py' ok",
+                     fr_test_python(), fr_test_src());
+        }
+        ck_assert_msg(fr_rt_run(&x, "ref", 1, NULL, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
+        ck_assert_msg(fr_rt_run(&y, "opt", 2, NULL, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
+        fr_run_result res;
+        ck_assert_msg(fr_rt_resume(r2, 2, 0, "opt", 2, &res) == FR_OK, "%s resume: %s", a->name, fr_last_error());
+        fr_rt_assert_same_records(r1, r2, 2);
+        fr_rt_opts_free(&x);
+        fr_rt_opts_free(&y);
+        n++;
+    }
+    ck_assert_int_ge(n, 8);
+}
+END_TEST
+
 Suite *suite_family(void)
 {
     Suite *s = suite_create("family");
@@ -227,6 +263,7 @@ Suite *suite_family(void)
     tcase_add_test(tc, test_rel_l1_backend_equals_host);
     tcase_add_test(tc, test_dance_steps);
     tcase_add_test(tc, test_mix_flash_shorter_rollouts);
+    tcase_add_test(tc, test_shapes_ref_equals_opt_resumed);
     suite_add_tcase(s, tc);
     return s;
 }
