@@ -202,7 +202,8 @@ def bake_off(task, algos):
         p = probes[a]
         p["epochs"] = max(1, round(t["budget"] / p["fe_epoch"]))
         p["tune_epochs"] = max(1, round(t["budget"] * TUNE_FRAC / p["fe_epoch"]))
-        p["grid"] = [(lr, beta) for lr in LRS for beta in (p["beta"], KL_MULT * p["beta"])]
+        # (an algorithm without a KL term, default beta 0, has one grid point per lr)
+        p["grid"] = list(dict.fromkeys((lr, beta) for lr in LRS for beta in (p["beta"], KL_MULT * p["beta"])))
         tune_items += [(task, a, lr, beta, p["tune_epochs"]) for lr, beta in p["grid"]]
     log(f"{task}: tuning {len(tune_items)} runs")
     tuned = pool_map(tune_run, tune_items)
