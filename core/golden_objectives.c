@@ -14,10 +14,11 @@
 #include "core/golden_internal.h"
 #include "flowrl/grpo.h"
 #include "flowrl/schedule.h"
+#include "flowrl/traj_objective.h"
 
 enum { OB = 8, OD = 11 };
 
-typedef enum { OBJ_PPO = 0, OBJ_PPO_KL, OBJ_GUARD_BATCH, OBJ_GUARD_SAMPLE, OBJ_CPS } obj_kind;
+typedef enum { OBJ_PPO = 0, OBJ_PPO_KL, OBJ_GUARD_BATCH, OBJ_GUARD_SAMPLE, OBJ_CPS, OBJ_CHUNK } obj_kind;
 
 static fr_sampler_kind obj_sampler(int arg) { return arg == OBJ_CPS ? FR_SAMPLER_CPS : FR_SAMPLER_SDE; }
 static int obj_guard(int arg) { return arg == OBJ_GUARD_BATCH || arg == OBJ_GUARD_SAMPLE; }
@@ -67,6 +68,12 @@ static fr_status obj_in(const fr_golden_case *c, fr_golden_in *g)
     if (obj_guard(c->arg)) {
         FR_TRY(fr_gi_tensor(g, "mean_old", FR_F32, 2, sh, mu_old, how));
         FR_TRY(fr_gi_param_str(g, "guard_bias", c->arg == OBJ_GUARD_BATCH ? "batch" : "sample"));
+    }
+    if (c->arg == OBJ_CHUNK) {
+        float *rest;
+        FR_TRY(fr_gi_normal(g, "lr_rest", 1, b, 2e-3f, &rest));
+        FR_TRY(fr_gi_note(g, "lr_rest", "the sum of the chunk's other two steps' log-ratios per sample"));
+        FR_TRY(fr_gi_scalar(g, "chunk_size", 3.0f));
     }
     if (c->arg == OBJ_PPO_KL) {
         float *dvr, v_ref[OB * OD], mu_ref[OB * OD];
@@ -122,7 +129,26 @@ static fr_status obj_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_
     FR_TRY(fr_sampler_logprob(d->be, &p, B, D, x, v, NULL, xn, mean, logp_dev));
     FR_TRY(fr_gd_read(d, logp_dev, (void **)&logp));
     fr_ppo_stats st;
-    if (obj_guard(c->arg)) {
+    if (c->arg == OBJ_CHUNK) {
+        /* Chunk-GRPO (flow-grpo.md §8): the chunk's mean log-ratio as the pre-pass forms it, then
+         * the fr_traj_chunk objective's loss (ratio exp(lr), clip, 1/cs of the gradient) */
+        const float *rest;
+        float cs, *lr, *glogp_dev;
+        FR_TRY(fr_go_exact(in, "lr_rest", FR_F32, 1, bs, (const void **)&rest));
+        FR_TRY(fr_go_scalar(in, "chunk_size", &cs));
+        FR_TRY(fr_go_out_f32(out, "chunk_lr", 1, bs, &lr));
+        for (int64_t i = 0; i < B; i++) lr[i] = (rest[i] + (logp[i] - logp_old[i])) / cs;
+        int64_t rows[OB], chunk[1] = {0}, size[1] = {(int64_t)cs};
+        float scratch[OB];
+        for (int64_t i = 0; i < B; i++) rows[i] = i;
+        FR_TRY(fr_gd_out_f32(d, out, "grad_mean", 2, sh, NULL, &gmean));
+        FR_TRY(fr_gd_out_f32(d, out, "grad_logp_new", 1, bs, NULL, &glogp_dev));
+        const fr_traj_chunk_params cp = {prm, B, chunk, size, lr};
+        const fr_traj_batch tb = {B, D, p, x, xn, NULL, logp_old, adv, mean, logp, NULL, scratch, glogp_dev, rows};
+        fr_traj_stats ts;
+        FR_TRY(fr_traj_chunk.loss(d->be, &tb, 0, &cp, gout, gmean, ratio, &ts));
+        st = (fr_ppo_stats){ts.obj, ts.approx_kl, ts.clipfrac, ts.ratio_min, ts.ratio_max, ts.ratio_mean};
+    } else if (obj_guard(c->arg)) {
         const char *mode = fr_st_get_meta(in, "param.guard_bias");
         int sample = mode && strcmp(mode, "sample") == 0;
         if (!mode || (!sample && strcmp(mode, "batch") != 0))
@@ -178,6 +204,7 @@ const fr_golden_case fr_golden_cases_objectives[] = {
     OBJ("guard_batch", OBJ_GUARD_BATCH, "GRPO-Guard step j, batch-wide bias as the public code (§3)"),
     OBJ("guard_sample", OBJ_GUARD_SAMPLE, "GRPO-Guard step j, per-sample bias (§3)"),
     OBJ("cps_ratio", OBJ_CPS, "CPS step j: constant-free log-prob ratio, PPO-clip 1e-5 (§2, samplers §4)"),
+    OBJ("chunk", OBJ_CHUNK, "Chunk-GRPO step j of a 3-step chunk: geometric-mean chunk ratio, PPO-clip 1e-4, 1/3 of the gradient (§8)"),
 };
 const size_t fr_golden_n_objectives =
     sizeof fr_golden_cases_objectives / sizeof fr_golden_cases_objectives[0];

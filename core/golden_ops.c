@@ -534,6 +534,7 @@ const fr_golden_case fr_golden_cases_ops[] = {
     UN(FR_UN_SQRT, "sqrt", T_1ULP),
     UN(FR_UN_EXP, "exp", T_TRANS),
     UN(FR_UN_LOG, "log", T_TRANS),
+    UN(FR_UN_ABS, "abs", T_EXACT),
     {"op.axpby", "y = fmaf(alpha, x, beta·y0) over 37 elements", SLOT(axpby), 0, T_1ULP,
      axpby_in, axpby_run},
     {"op.scale", "y = alpha·x over 37 elements", SLOT(scale), 0, T_EXACT, scale_in, scale_run},
