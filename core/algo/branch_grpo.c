@@ -345,25 +345,16 @@ static const fr_opt k_rows[] = {
 static void defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->smp.sampler = FR_SAMPLER_DANCE;
-    ro->smp.grid = FR_GRID_LINEAR;
-    ro->smp.shift = 3.0;
-    ro->smp.num_steps = 20;
-    ro->smp.noise_level = 0.3f;
+    fr_tf_defaults_fastvideo(ro, FR_SAMPLER_DANCE, 20, 0.3f, 1e-3);
     ro->c.group = 16;
-    ro->c.clip_range = 1e-3;
-    ro->c.adv_clip = 5.0f;
-    ro->c.beta = 0.0f;
 }
 
 static fr_status check(const fr_run_opts *ro, const void *ao)
 {
     const fr_branch_opts *o = ao;
+    static const fr_sampler_kind kinds[] = {FR_SAMPLER_DANCE, FR_SAMPLER_SDE};
+    FR_TRY(fr_tf_check_common(ro, "branch-grpo", kinds, 2, 2, FR_TF_NO_KL));
 #define BAD(...) return fr_fail(FR_ERR_ARG, "train: branch-grpo: " __VA_ARGS__)
-    if (ro->smp.sampler != FR_SAMPLER_DANCE && ro->smp.sampler != FR_SAMPLER_SDE)
-        BAD("--sampler %s: BranchGRPO trains the dance (or sde) sampler", fr_sampler_name(ro->smp.sampler));
-    if (ro->smp.num_steps < 2) BAD("--num-steps %lld: at least 2", (long long)ro->smp.num_steps);
-    if (!(ro->smp.noise_level > 0.0f)) BAD("--noise-level %g: the SDE needs eta > 0", (double)ro->smp.noise_level);
     int64_t at[MAX_SPLIT], n, dp[MAX_PRUNE], n_dp;
     FR_TRY(split_points(o, ro->smp.num_steps, at, &n));
     const int64_t L = leaves(o->width, n);
@@ -380,17 +371,8 @@ static fr_status check(const fr_run_opts *ro, const void *ao)
             BAD("--depth-pruning '%s': depth %lld is not a child step-depth 1..T = %lld", o->depth_pruning,
                 (long long)dp[k], (long long)ro->smp.num_steps);
     if (o->width_mode && !(o->width_ratio > 0.0)) BAD("--width-pruning-ratio %g: expected 0 < r <= 1", o->width_ratio);
-    if (!(ro->c.clip_range > 0.0 && ro->c.clip_range < 1.0)) BAD("--clip-range %g: expected 0 < c < 1", ro->c.clip_range);
-    if (ro->c.beta != 0.0f) BAD("--beta %g: BranchGRPO has no KL term (no reference model)", (double)ro->c.beta);
     return FR_OK;
 #undef BAD
-}
-
-static int needs_ref(const fr_run_opts *ro, const void *ao)
-{
-    (void)ro;
-    (void)ao;
-    return 0;
 }
 
 /* A tree of 64 leaves (splits at 0 and 2 of T 4, width 8), 2 prompts in 2 batches of one tree:
@@ -424,7 +406,7 @@ const fr_algo fr_algo_branch_grpo = {
     .opts_size = sizeof(fr_branch_opts),
     .defaults = defaults,
     .check = check,
-    .needs_ref = needs_ref,
+    .needs_ref = fr_tf_needs_ref_beta,
     .setup = branch_setup,
     .header = branch_header,
     .epoch = branch_epoch,

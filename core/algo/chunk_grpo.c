@@ -108,25 +108,12 @@ static fr_status chunk_epoch(fr_run *r, void *state)
 {
     chunk_state *t = state;
     fr_tf *f = &t->tf;
-    const fr_run_opts *ro = r->o;
-    const uint32_t e = (uint32_t)r->epoch;
     for (int64_t j = 0; j < t->n_train; j++) FR_TRY(fr_tf_check_trained(f, j));
     FR_TRY(fr_tf_rec_window(r, 0, t->n_train));
     FR_TRY(fr_tf_rollout(r, f, NULL));
     FR_TRY(chunk_bounds(r, t));
-    FR_TRY(fr_run_advantages(r, f->N, f->reward, f->group, f->adv));
-    int64_t kept;
-    FR_TRY(fr_adv_filter_zero(f->N, f->adv, ro->c.num_batches, ro->run.seed, FR_RNG_ADV_FILTER, e, 0, f->keep, &kept));
-    fr_tensor kt = fr_tensor_view(f->keep, FR_U8, 1, &f->N);
-    FR_TRY(fr_run_rec_tensor(r, "keep", &kt));
     int64_t K;
-    FR_TRY(fr_run_shuffle(r, f->N, f->keep, f->order, &K));
-    if (K > 0) {
-        fr_tensor ot = fr_tensor_view(f->order, FR_I64, 1, &K);
-        FR_TRY(fr_run_rec_tensor(r, "order", &ot));
-    }
-    fr_run_metric(r, "kept", (double)K);
-    fr_run_metric(r, "samples", (double)f->N);
+    FR_TRY(fr_tf_fg_batches(r, f, &K));
     FR_TRY(fr_tf_plan_batches(r, f, K, 0, t->n_train, 1.0f));
     FR_TRY(fr_tf_run_plan(r, f));
     FR_TRY(fr_tf_finish(r, f));
@@ -161,47 +148,26 @@ static const fr_opt k_rows[] = {
 static void defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->smp.sampler = FR_SAMPLER_SDE;
-    ro->smp.num_steps = 10;
-    ro->smp.noise_level = 0.7f;
-    ro->c.clip_range = 1e-4;
-    ro->c.beta = 0.04f;
+    fr_tf_defaults_flow_grpo(ro);
 }
 
 static fr_status check(const fr_run_opts *ro, const void *ao)
 {
     const fr_chunk_opts *o = ao;
     int64_t n;
-#define BAD(...) return fr_fail(FR_ERR_ARG, "train: chunk-grpo: " __VA_ARGS__)
-    if (ro->smp.sampler != FR_SAMPLER_SDE && ro->smp.sampler != FR_SAMPLER_CPS && ro->smp.sampler != FR_SAMPLER_DANCE)
-        BAD("--sampler %s: Chunk-GRPO trains the sde, cps or dance sampler", fr_sampler_name(ro->smp.sampler));
-    if (ro->smp.num_steps < 2) BAD("--num-steps %lld: at least 2", (long long)ro->smp.num_steps);
-    if (!(ro->smp.noise_level > 0.0f)) BAD("--noise-level %g: the SDE needs a > 0", (double)ro->smp.noise_level);
+    static const fr_sampler_kind kinds[] = {FR_SAMPLER_SDE, FR_SAMPLER_CPS, FR_SAMPLER_DANCE};
+    FR_TRY(fr_tf_check_common(ro, "chunk-grpo", kinds, 3, 2, 0));
     FR_TRY(fr_train_steps(ro->smp.num_steps, ro->c.timestep_fraction, &n));
     if (o->chunks > n)
-        BAD("--chunks %lld: at most the %lld trained steps (--timestep-fraction %g of %lld)", (long long)o->chunks,
-            (long long)n, ro->c.timestep_fraction, (long long)ro->smp.num_steps);
-    if (!(ro->c.clip_range > 0.0 && ro->c.clip_range < 1.0)) BAD("--clip-range %g: expected 0 < c < 1", ro->c.clip_range);
+        return fr_fail(FR_ERR_ARG, "train: chunk-grpo: --chunks %lld: at most the %lld trained steps (--timestep-fraction %g "
+                       "of %lld)", (long long)o->chunks, (long long)n, ro->c.timestep_fraction, (long long)ro->smp.num_steps);
     return FR_OK;
-#undef BAD
-}
-
-static int needs_ref(const fr_run_opts *ro, const void *ao)
-{
-    (void)ao;
-    return ro->c.beta > 0.0f;
 }
 
 static void tiny(fr_run_opts *ro, void *ao)
 {
     fr_chunk_opts *o = ao;
-    ro->smp.num_steps = 4;
-    ro->c.prompts = 2;
-    ro->c.group = 4;
-    ro->c.num_batches = 2;
-    ro->c.grad_accum = 1;
-    ro->c.clip_range = 0.2;
-    ro->opt.lr = 3e-3;
+    fr_tf_tiny(ro);
     o->chunks = 2;
 }
 
@@ -219,7 +185,7 @@ const fr_algo fr_algo_chunk_grpo = {
     .opts_size = sizeof(fr_chunk_opts),
     .defaults = defaults,
     .check = check,
-    .needs_ref = needs_ref,
+    .needs_ref = fr_tf_needs_ref_beta,
     .setup = chunk_setup,
     .header = chunk_header,
     .epoch = chunk_epoch,

@@ -11,8 +11,8 @@
  * by 1/(b·grad_accum·n_train) (DANCE: loss / (grad_accum·n_train) per sample).
  *
  * audit.log records of an epoch: prompts, noise.x_T, noise.xi, traj, mean, logp_old, rewards,
- * reward_mean, reward_std, adv (N,), steps (I64 (N, n_train): each sample's trained steps in
- * permutation order), order (I64 (N,)), per optimiser step u<k>.ratio ((rows,) in plan order:
+ * reward_mean, reward_std, adv (N,), order (I64 (N,)), steps (I64 (N, n_train): each sample's
+ * trained steps in permutation order), per optimiser step u<k>.ratio ((rows,) in plan order:
  * batch, step, row), u<k>.loss, u<k>.grad_norm, u<k>.grad.<NAME>; then kl, clipfrac,
  * approx_kl; then the loop's state records. */
 #include <stddef.h>
@@ -58,11 +58,7 @@ static fr_status dance_setup(fr_run *r, void **out)
     t->prm = (fr_ppo_params){ro->c.clip_range, ro->c.adv_clip};
     FR_TRY(fr_tf_setup(r, &t->tf, 0, ro->smp.cfg != 1.0f, &fr_traj_ppo, &t->prm, FR_KL_CODE));
     fr_tf *f = &t->tf;
-    f->rc.time_quantized = 1;
-    if (t->o.same_noise) {
-        f->rc.x_T_key = FR_XT_GROUP;
-        f->rc.group_size = f->G;
-    }
+    fr_tf_fastvideo_rollout(f, t->o.same_noise);
     FR_TRY(fr_train_steps(f->T - 1, ro->c.timestep_fraction, &t->n_train));
     if (!FR_ALLOC(t->steps, f->N * t->n_train) || !FR_ALLOC(t->rows, f->N) || !FR_ALLOC(t->sel, f->N * f->T))
         return FR_ERR_NOMEM;
@@ -116,14 +112,9 @@ static fr_status dance_epoch(fr_run *r, void *state)
     dance_state *t = state;
     fr_tf *f = &t->tf;
     FR_TRY(fr_tf_rollout(r, f, NULL));
-    FR_TRY(fr_adv_local_group(f->N, f->reward, f->G, FR_ADV_EPS_LOCAL, f->adv));
-    FR_TRY(fr_run_rec_f32(r, "adv", f->adv, 1, f->N, 1, 1));
-    FR_TRY(select_steps(r, t));
     int64_t K;
-    FR_TRY(fr_run_shuffle(r, f->N, NULL, f->order, &K));
-    fr_tensor ot = fr_tensor_view(f->order, FR_I64, 1, &K);
-    FR_TRY(fr_run_rec_tensor(r, "order", &ot));
-    fr_run_metric(r, "samples", (double)f->N);
+    FR_TRY(fr_tf_local_batches(r, f, &K));
+    FR_TRY(select_steps(r, t));
     FR_TRY(plan(r, t));
     FR_TRY(fr_tf_run_plan(r, f));
     return fr_tf_finish(r, f);
@@ -156,52 +147,28 @@ static const fr_opt k_rows[] = {
 static void defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->smp.sampler = FR_SAMPLER_DANCE;
-    ro->smp.grid = FR_GRID_LINEAR;
-    ro->smp.shift = 3.0;
-    ro->smp.num_steps = 16;
-    ro->smp.noise_level = 0.3f;
+    fr_tf_defaults_fastvideo(ro, FR_SAMPLER_DANCE, 16, 0.3f, 1e-4);
     ro->c.timestep_fraction = 0.6;
-    ro->c.clip_range = 1e-4;
-    ro->c.beta = 0.0f;
 }
 
 static fr_status check(const fr_run_opts *ro, const void *ao)
 {
     (void)ao;
-#define BAD(...) return fr_fail(FR_ERR_ARG, "train: dance-grpo: " __VA_ARGS__)
-    if (ro->smp.sampler != FR_SAMPLER_DANCE && ro->smp.sampler != FR_SAMPLER_SDE)
-        BAD("--sampler %s: DanceGRPO trains the dance (or sde) sampler", fr_sampler_name(ro->smp.sampler));
-    if (ro->smp.num_steps < 2) BAD("--num-steps %lld: at least 2", (long long)ro->smp.num_steps);
-    if (!(ro->smp.noise_level > 0.0f)) BAD("--noise-level %g: the SDE needs eta > 0", (double)ro->smp.noise_level);
-    if (ro->c.group < 2) BAD("--group %lld: local-group advantages need G >= 2 (an unbiased std)", (long long)ro->c.group);
+    static const fr_sampler_kind kinds[] = {FR_SAMPLER_DANCE, FR_SAMPLER_SDE};
+    FR_TRY(fr_tf_check_common(ro, "dance-grpo", kinds, 2, 2, FR_TF_LOCAL_GROUPS | FR_TF_NO_KL));
     int64_t n;
     FR_TRY(fr_train_steps(ro->smp.num_steps - 1, ro->c.timestep_fraction, &n));
-    if (n < 1) BAD("--timestep-fraction %g trains no step of %lld", ro->c.timestep_fraction, (long long)ro->smp.num_steps - 1);
-    if (!(ro->c.clip_range > 0.0 && ro->c.clip_range < 1.0)) BAD("--clip-range %g: expected 0 < c < 1", ro->c.clip_range);
-    if (ro->c.beta != 0.0f) BAD("--beta %g: DanceGRPO has no KL term (no reference model)", (double)ro->c.beta);
+    if (n < 1)
+        return fr_fail(FR_ERR_ARG, "train: dance-grpo: --timestep-fraction %g trains no step of %lld",
+                       ro->c.timestep_fraction, (long long)ro->smp.num_steps - 1);
     return FR_OK;
-#undef BAD
-}
-
-static int needs_ref(const fr_run_opts *ro, const void *ao)
-{
-    (void)ro;
-    (void)ao;
-    return 0;
 }
 
 static void tiny(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->smp.num_steps = 4;
-    ro->c.prompts = 2;
-    ro->c.group = 4;
-    ro->c.num_batches = 2;
-    ro->c.grad_accum = 1;
+    fr_tf_tiny(ro);
     ro->c.timestep_fraction = 0.7; /* 2 of 3 steps */
-    ro->c.clip_range = 0.2;
-    ro->opt.lr = 3e-3;
 }
 
 static const char *const k_progress[] = {"clipfrac", "ratio_min", "ratio_max", NULL};
@@ -218,7 +185,7 @@ const fr_algo fr_algo_dance_grpo = {
     .opts_size = sizeof(fr_dance_opts),
     .defaults = defaults,
     .check = check,
-    .needs_ref = needs_ref,
+    .needs_ref = fr_tf_needs_ref_beta,
     .setup = dance_setup,
     .header = dance_header,
     .epoch = dance_epoch,

@@ -105,9 +105,7 @@ fr_status fr_fg_epoch(fr_run *r, void *state)
 {
     fg_state *t = state;
     fr_tf *f = &t->tf;
-    const fr_run_opts *ro = r->o;
     const uint32_t e = (uint32_t)r->epoch;
-    const int64_t N = f->N;
 
     int64_t ws0, wl;
     FR_TRY(epoch_window(r, t, e, &ws0, &wl));
@@ -116,22 +114,9 @@ fr_status fr_fg_epoch(fr_run *r, void *state)
 
     /* 1. prompts, 2. rollout, 3. rewards */
     FR_TRY(fr_tf_rollout(r, f, NULL));
-    /* 4. advantages and the zero filter */
-    FR_TRY(fr_run_advantages(r, N, f->reward, f->group, f->adv));
-    int64_t kept;
-    FR_TRY(fr_adv_filter_zero(N, f->adv, ro->c.num_batches, ro->run.seed, FR_RNG_ADV_FILTER, e, 0, f->keep, &kept));
-    fr_tensor kt = fr_tensor_view(f->keep, FR_U8, 1, &f->N);
-    FR_TRY(fr_run_rec_tensor(r, "keep", &kt));
-
-    /* 5. batches */
+    /* 4. advantages and the zero filter, 5. batches */
     int64_t K;
-    FR_TRY(fr_run_shuffle(r, N, f->keep, f->order, &K));
-    if (K > 0) {
-        fr_tensor ot = fr_tensor_view(f->order, FR_I64, 1, &K);
-        FR_TRY(fr_run_rec_tensor(r, "order", &ot));
-    }
-    fr_run_metric(r, "kept", (double)K);
-    fr_run_metric(r, "samples", (double)N);
+    FR_TRY(fr_tf_fg_batches(r, f, &K));
 
     /* 6. inner updates */
     FR_TRY(fr_tf_plan_batches(r, f, K, ws0, wl, 1.0f));

@@ -3,6 +3,7 @@
 #include <stddef.h>
 
 #include "core/algo/flow_grpo.h"
+#include "core/algo/traj_family.h"
 
 const char *const fr_flow_grpo_window_names[] = {"none", "fast", "mix", NULL};
 const char *const fr_flow_grpo_guard_names[] = {"off", "batch", "sample", NULL};
@@ -34,11 +35,7 @@ static const fr_opt k_rows[] = {
 static void defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->smp.sampler = FR_SAMPLER_SDE;
-    ro->smp.num_steps = 10; /* FG geneval_sd3: 10 training steps */
-    ro->smp.noise_level = 0.7f;
-    ro->c.clip_range = 1e-4;
-    ro->c.beta = 0.04f;
+    fr_tf_defaults_flow_grpo(ro);
     ro->opt.ema_every = 8; /* FG: EMA 0.9 every 8 optimiser steps when on */
 }
 
@@ -71,22 +68,10 @@ static fr_status check(const fr_run_opts *ro, const void *ao)
 #undef BAD
 }
 
-static int needs_ref(const fr_run_opts *ro, const void *ao)
-{
-    (void)ao;
-    return ro->c.beta > 0.0f;
-}
-
 static void tiny(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->smp.num_steps = 4;
-    ro->c.prompts = 2;
-    ro->c.group = 4;
-    ro->c.num_batches = 2;
-    ro->c.grad_accum = 1;
-    ro->c.clip_range = 0.2; /* lets the tiny policy move, so later epochs differ from the first */
-    ro->opt.lr = 3e-3;
+    fr_tf_tiny(ro);
 }
 
 static const char *const k_progress[] = {"kl", "clipfrac", "ratio_min", "ratio_max", "kept", NULL};
@@ -104,7 +89,7 @@ const fr_algo fr_algo_flow_grpo = {
     .opts_size = sizeof(fr_flow_grpo_opts),
     .defaults = defaults,
     .check = check,
-    .needs_ref = needs_ref,
+    .needs_ref = fr_tf_needs_ref_beta,
     .setup = fr_fg_setup,
     .header = fr_fg_header,
     .epoch = fr_fg_epoch,

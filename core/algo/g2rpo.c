@@ -273,36 +273,15 @@ static const fr_opt k_rows[] = {
 static void defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->smp.sampler = FR_SAMPLER_SDE;
-    ro->smp.grid = FR_GRID_LINEAR;
-    ro->smp.shift = 3.0;
-    ro->smp.num_steps = 16;
-    ro->smp.noise_level = 0.7f;
-    ro->c.clip_range = 1e-4;
-    ro->c.adv_clip = 5.0f;
-    ro->c.beta = 0.0f;
+    fr_tf_defaults_fastvideo(ro, FR_SAMPLER_SDE, 16, 0.7f, 1e-4);
 }
 
 static fr_status check(const fr_run_opts *ro, const void *ao)
 {
     int64_t ks[FR_G2RPO_MAX_STEPS], gs[FR_G2RPO_MAX_GRAN], nk, ng;
-#define BAD(...) return fr_fail(FR_ERR_ARG, "train: g2rpo: " __VA_ARGS__)
-    if (ro->smp.sampler != FR_SAMPLER_SDE)
-        BAD("--sampler %s: G2RPO's stochastic step is Flow-GRPO's sde step", fr_sampler_name(ro->smp.sampler));
-    if (ro->smp.num_steps < 2) BAD("--num-steps %lld: at least 2", (long long)ro->smp.num_steps);
-    if (!(ro->smp.noise_level > 0.0f)) BAD("--noise-level %g: the SDE step needs a > 0", (double)ro->smp.noise_level);
-    if (ro->c.group < 2) BAD("--group-size %lld: local-group advantages need G >= 2 (an unbiased std)", (long long)ro->c.group);
-    if (!(ro->c.clip_range > 0.0 && ro->c.clip_range < 1.0)) BAD("--clip-range %g: expected 0 < c < 1", ro->c.clip_range);
-    if (ro->c.beta != 0.0f) BAD("--beta %g: G2RPO has no KL term (no reference model)", (double)ro->c.beta);
-#undef BAD
+    static const fr_sampler_kind kinds[] = {FR_SAMPLER_SDE}; /* G2's stochastic step is Flow-GRPO's sde step */
+    FR_TRY(fr_tf_check_common(ro, "g2rpo", kinds, 1, 2, FR_TF_LOCAL_GROUPS | FR_TF_NO_KL));
     return parse_opts(ro, ao, ks, &nk, gs, &ng);
-}
-
-static int needs_ref(const fr_run_opts *ro, const void *ao)
-{
-    (void)ro;
-    (void)ao;
-    return 0;
 }
 
 static void tiny(fr_run_opts *ro, void *ao)
@@ -332,7 +311,7 @@ const fr_algo fr_algo_g2rpo = {
     .opts_size = sizeof(fr_g2rpo_opts),
     .defaults = defaults,
     .check = check,
-    .needs_ref = needs_ref,
+    .needs_ref = fr_tf_needs_ref_beta,
     .setup = g2_setup,
     .header = g2_header,
     .epoch = g2_epoch,

@@ -69,11 +69,7 @@ static fr_status mix_setup(fr_run *r, void **out)
     if (t->o.flash == MIX_FLASH_STAR) t->mix.step = 0; /* Flash*: prog_overlap_step 0, the window stays at [0, W) */
     FR_TRY(fr_tf_setup(r, &t->tf, 0, ro->smp.cfg != 1.0f, &fr_traj_ppo, &t->prm, FR_KL_CODE));
     fr_tf *f = &t->tf;
-    f->rc.time_quantized = 1;
-    if (t->o.same_noise) {
-        f->rc.x_T_key = FR_XT_GROUP;
-        f->rc.group_size = f->G;
-    }
+    fr_tf_fastvideo_rollout(f, t->o.same_noise);
     return FR_ALLOC(t->grid, f->T + 1) ? FR_OK : FR_ERR_NOMEM;
 }
 
@@ -104,13 +100,8 @@ static fr_status mix_epoch(fr_run *r, void *state)
     FR_TRY(epoch_grid(r, t, ws0, wl));
     FR_TRY(fr_tf_rec_window(r, ws0, wl));
     FR_TRY(fr_tf_rollout(r, f, NULL));
-    FR_TRY(fr_adv_local_group(f->N, f->reward, f->G, FR_ADV_EPS_LOCAL, f->adv));
-    FR_TRY(fr_run_rec_f32(r, "adv", f->adv, 1, f->N, 1, 1));
     int64_t K;
-    FR_TRY(fr_run_shuffle(r, f->N, NULL, f->order, &K));
-    fr_tensor ot = fr_tensor_view(f->order, FR_I64, 1, &K);
-    FR_TRY(fr_run_rec_tensor(r, "order", &ot));
-    fr_run_metric(r, "samples", (double)f->N);
+    FR_TRY(fr_tf_local_batches(r, f, &K));
     FR_TRY(fr_tf_plan_batches(r, f, K, ws0, wl, 1.0f));
     FR_TRY(fr_tf_run_plan(r, f));
     FR_TRY(fr_tf_finish(r, f));
@@ -165,52 +156,28 @@ static const fr_opt k_rows[] = {
 static void defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->smp.sampler = FR_SAMPLER_SDE;
-    ro->smp.grid = FR_GRID_LINEAR;
-    ro->smp.shift = 3.0;
-    ro->smp.num_steps = 25;
-    ro->smp.noise_level = 0.7f;
-    ro->c.clip_range = 1e-4;
-    ro->c.beta = 0.0f;
+    fr_tf_defaults_fastvideo(ro, FR_SAMPLER_SDE, 25, 0.7f, 1e-4);
 }
 
 static fr_status check(const fr_run_opts *ro, const void *ao)
 {
     const fr_mix_opts *o = ao;
+    static const fr_sampler_kind kinds[] = {FR_SAMPLER_SDE, FR_SAMPLER_DANCE};
+    FR_TRY(fr_tf_check_common(ro, "mix-grpo", kinds, 2, 3, FR_TF_LOCAL_GROUPS | FR_TF_NO_KL));
 #define BAD(...) return fr_fail(FR_ERR_ARG, "train: mix-grpo: " __VA_ARGS__)
-    if (ro->smp.sampler != FR_SAMPLER_SDE && ro->smp.sampler != FR_SAMPLER_DANCE)
-        BAD("--sampler %s: MixGRPO's window runs the sde (flow_grpo_sampling) or dance step",
-            fr_sampler_name(ro->smp.sampler));
-    if (ro->smp.num_steps < 3) BAD("--num-steps %lld: the window needs at least 3", (long long)ro->smp.num_steps);
     if (o->window > ro->smp.num_steps - 2)
         BAD("--mix-window %lld: at most T - 2 = %lld", (long long)o->window, (long long)ro->smp.num_steps - 2);
-    if (!(ro->smp.noise_level > 0.0f)) BAD("--noise-level %g: the SDE needs a > 0", (double)ro->smp.noise_level);
     if (o->flash != MIX_FLASH_OFF && ro->smp.grid != FR_GRID_LINEAR)
         BAD("--flash %s: the Flash tail re-grids s(linspace): needs --grid linear", k_flash_names[o->flash]);
-    if (ro->c.group < 2) BAD("--group %lld: local-group advantages need G >= 2 (an unbiased std)", (long long)ro->c.group);
-    if (!(ro->c.clip_range > 0.0 && ro->c.clip_range < 1.0)) BAD("--clip-range %g: expected 0 < c < 1", ro->c.clip_range);
-    if (ro->c.beta != 0.0f) BAD("--beta %g: MixGRPO's kl_coeff is 0 (no reference model)", (double)ro->c.beta);
     return FR_OK;
 #undef BAD
-}
-
-static int needs_ref(const fr_run_opts *ro, const void *ao)
-{
-    (void)ro;
-    (void)ao;
-    return 0;
 }
 
 static void tiny(fr_run_opts *ro, void *ao)
 {
     fr_mix_opts *o = ao;
+    fr_tf_tiny(ro);
     ro->smp.num_steps = 5;
-    ro->c.prompts = 2;
-    ro->c.group = 4;
-    ro->c.num_batches = 2;
-    ro->c.grad_accum = 1;
-    ro->c.clip_range = 0.2;
-    ro->opt.lr = 3e-3;
     o->window = 2;
     o->iters = 1; /* the window moves every epoch: the resume tests see it move */
 }
@@ -230,7 +197,7 @@ const fr_algo fr_algo_mix_grpo = {
     .opts_size = sizeof(fr_mix_opts),
     .defaults = defaults,
     .check = check,
-    .needs_ref = needs_ref,
+    .needs_ref = fr_tf_needs_ref_beta,
     .setup = mix_setup,
     .header = mix_header,
     .epoch = mix_epoch,

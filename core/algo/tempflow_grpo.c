@@ -83,19 +83,8 @@ static fr_status tempflow_epoch(fr_run *r, void *state)
     FR_TRY(fr_run_rec_scalar(r, "weight", w));
 
     FR_TRY(fr_tf_rollout(r, f, NULL));
-    FR_TRY(fr_run_advantages(r, f->N, f->reward, f->group, f->adv));
-    int64_t kept;
-    FR_TRY(fr_adv_filter_zero(f->N, f->adv, ro->c.num_batches, ro->run.seed, FR_RNG_ADV_FILTER, e, 0, f->keep, &kept));
-    fr_tensor kt = fr_tensor_view(f->keep, FR_U8, 1, &f->N);
-    FR_TRY(fr_run_rec_tensor(r, "keep", &kt));
     int64_t K;
-    FR_TRY(fr_run_shuffle(r, f->N, f->keep, f->order, &K));
-    if (K > 0) {
-        fr_tensor ot = fr_tensor_view(f->order, FR_I64, 1, &K);
-        FR_TRY(fr_run_rec_tensor(r, "order", &ot));
-    }
-    fr_run_metric(r, "kept", (double)K);
-    fr_run_metric(r, "samples", (double)f->N);
+    FR_TRY(fr_tf_fg_batches(r, f, &K));
     FR_TRY(fr_tf_plan_batches(r, f, K, k, 1, w));
     FR_TRY(fr_tf_run_plan(r, f));
     FR_TRY(fr_tf_finish(r, f));
@@ -135,44 +124,25 @@ static const fr_opt k_rows[] = {
 static void defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->smp.sampler = FR_SAMPLER_SDE;
-    ro->smp.num_steps = 10;
-    ro->smp.noise_level = 0.7f;
-    ro->c.clip_range = 1e-4;
-    ro->c.beta = 0.04f;
+    fr_tf_defaults_flow_grpo(ro);
 }
 
 static fr_status check(const fr_run_opts *ro, const void *ao)
 {
     const fr_tempflow_opts *o = ao;
     const int64_t T = ro->smp.num_steps, hi = range_hi(ro, o);
-#define BAD(...) return fr_fail(FR_ERR_ARG, "train: tempflow-grpo: " __VA_ARGS__)
-    if (ro->smp.sampler != FR_SAMPLER_SDE && ro->smp.sampler != FR_SAMPLER_DANCE)
-        BAD("--sampler %s: the branching step runs the sde or dance step", fr_sampler_name(ro->smp.sampler));
-    if (T < 2) BAD("--num-steps %lld: at least 2", (long long)T);
-    if (!(o->lo < hi && hi <= T)) BAD("branching range %lld..%lld: need LO < HI <= T = %lld", (long long)o->lo, (long long)hi, (long long)T);
-    if (!(ro->smp.noise_level > 0.0f)) BAD("--noise-level %g: the SDE step needs a > 0", (double)ro->smp.noise_level);
-    if (!(ro->c.clip_range > 0.0 && ro->c.clip_range < 1.0)) BAD("--clip-range %g: expected 0 < c < 1", ro->c.clip_range);
+    static const fr_sampler_kind kinds[] = {FR_SAMPLER_SDE, FR_SAMPLER_DANCE};
+    FR_TRY(fr_tf_check_common(ro, "tempflow-grpo", kinds, 2, 2, 0));
+    if (!(o->lo < hi && hi <= T))
+        return fr_fail(FR_ERR_ARG, "train: tempflow-grpo: --branch-lo %lld, --branch-hi %lld: need LO < HI <= T = %lld",
+                       (long long)o->lo, (long long)hi, (long long)T);
     return FR_OK;
-#undef BAD
-}
-
-static int needs_ref(const fr_run_opts *ro, const void *ao)
-{
-    (void)ao;
-    return ro->c.beta > 0.0f;
 }
 
 static void tiny(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->smp.num_steps = 4;
-    ro->c.prompts = 2;
-    ro->c.group = 4;
-    ro->c.num_batches = 2;
-    ro->c.grad_accum = 1;
-    ro->c.clip_range = 0.2;
-    ro->opt.lr = 3e-3;
+    fr_tf_tiny(ro);
 }
 
 static const char *const k_progress[] = {"kl", "clipfrac", "branch_step", "kept", NULL};
@@ -190,7 +160,7 @@ const fr_algo fr_algo_tempflow_grpo = {
     .opts_size = sizeof(fr_tempflow_opts),
     .defaults = defaults,
     .check = check,
-    .needs_ref = needs_ref,
+    .needs_ref = fr_tf_needs_ref_beta,
     .setup = tempflow_setup,
     .header = tempflow_header,
     .epoch = tempflow_epoch,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/algo/traj_family.h"
+#include "flowrl/advantage.h"
 #include "flowrl/audit.h"
 #include "flowrl/philox.h"
 
@@ -248,6 +249,36 @@ fr_status fr_tf_rec_window(fr_run *r, int64_t start, int64_t len)
     int64_t sh2 = 2;
     fr_tensor wt = fr_tensor_view(wv, FR_I64, 1, &sh2);
     return fr_run_rec_tensor(r, "window", &wt);
+}
+
+fr_status fr_tf_fg_batches(fr_run *r, fr_tf *t, int64_t *K)
+{
+    const fr_run_opts *ro = r->o;
+    int64_t kept;
+    FR_TRY(fr_run_advantages(r, t->N, t->reward, t->group, t->adv));
+    FR_TRY(fr_adv_filter_zero(t->N, t->adv, ro->c.num_batches, ro->run.seed, FR_RNG_ADV_FILTER, (uint32_t)r->epoch, 0,
+                              t->keep, &kept));
+    fr_tensor kt = fr_tensor_view(t->keep, FR_U8, 1, &t->N);
+    FR_TRY(fr_run_rec_tensor(r, "keep", &kt));
+    FR_TRY(fr_run_shuffle(r, t->N, t->keep, t->order, K));
+    if (*K > 0) {
+        fr_tensor ot = fr_tensor_view(t->order, FR_I64, 1, K);
+        FR_TRY(fr_run_rec_tensor(r, "order", &ot));
+    }
+    fr_run_metric(r, "kept", (double)*K);
+    fr_run_metric(r, "samples", (double)t->N);
+    return FR_OK;
+}
+
+fr_status fr_tf_local_batches(fr_run *r, fr_tf *t, int64_t *K)
+{
+    FR_TRY(fr_adv_local_group(t->N, t->reward, t->G, FR_ADV_EPS_LOCAL, t->adv));
+    FR_TRY(fr_run_rec_f32(r, "adv", t->adv, 1, t->N, 1, 1));
+    FR_TRY(fr_run_shuffle(r, t->N, NULL, t->order, K));
+    fr_tensor ot = fr_tensor_view(t->order, FR_I64, 1, K);
+    FR_TRY(fr_run_rec_tensor(r, "order", &ot));
+    fr_run_metric(r, "samples", (double)t->N);
+    return FR_OK;
 }
 
 fr_status fr_tf_check_trained(const fr_tf *t, int64_t j)

@@ -127,4 +127,39 @@ fr_status fr_tf_rec_window(fr_run *r, int64_t start, int64_t len);
  * step). */
 fr_status fr_tf_check_trained(const fr_tf *t, int64_t j);
 
+/* ---- steps 4–5 shared by members (core/algo/traj_family.c) ----------------------------- */
+
+/* Flow-GRPO's: per-prompt advantages (fr_run_advantages), the zero filter (record keep), the
+ * kept samples shuffled into t->order (record order), metrics kept and samples; *K kept. */
+fr_status fr_tf_fg_batches(fr_run *r, fr_tf *t, int64_t *K);
+/* The fastvideo members' (MIX, DANCE): local-group advantages of groups of G (record adv), every
+ * sample shuffled into t->order (record order), metric samples; *K = N. */
+fr_status fr_tf_local_batches(fr_run *r, fr_tf *t, int64_t *K);
+
+/* ---- the members' shared option pieces (core/algo/traj_family_opts.c) ------------------- */
+
+/* Flow-GRPO's sampling and clip values (sde T 10 on the run's grid, a 0.7, clip 1e-4, β 0.04):
+ * the base of the members built on Flow-GRPO's code (TempFlow-, Chunk-, Smart-GRPO). */
+void fr_tf_defaults_flow_grpo(fr_run_opts *ro);
+/* The fastvideo members' (MIX, DANCE, BRANCH, G2): the sampler kind with noise level eta over T
+ * steps of s(linspace) with shift 3, clip, advantage clip 5, no KL (β 0). */
+void fr_tf_defaults_fastvideo(fr_run_opts *ro, fr_sampler_kind kind, int64_t T, float eta, double clip);
+
+enum {
+    FR_TF_LOCAL_GROUPS = 1u << 0, /* G >= 2 (an unbiased std) */
+    FR_TF_NO_KL = 1u << 1         /* β must be 0 */
+};
+/* The checks every member makes, one line "train: NAME: --flag ..." each: the sampler is one of
+ * kinds, at least min_T steps, noise level > 0, 0 < clip < 1, and the flags'. */
+fr_status fr_tf_check_common(const fr_run_opts *ro, const char *name, const fr_sampler_kind *kinds, int n_kinds,
+                             int64_t min_T, unsigned flags);
+/* The tiny configuration's common part (flowrl/algo.h tiny): T 4, P 2 x G 4, 2 batches, no
+ * accumulation, clip 0.2, lr 3e-3. */
+void fr_tf_tiny(fr_run_opts *ro);
+/* needs_ref of a member with an optional KL: β > 0. */
+int fr_tf_needs_ref_beta(const fr_run_opts *ro, const void *ao);
+/* The fastvideo members' rollouts: the quantised time input and, with same_noise, one x_T per
+ * group (init_same_noise). */
+void fr_tf_fastvideo_rollout(fr_tf *t, int same_noise);
+
 #endif
