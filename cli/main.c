@@ -21,6 +21,7 @@ static const fr_command k_commands[] = {
     {"eval", "held-out accuracy per prompt kind: eval --ckpt C [--n N] [--json]", cmd_eval},
     {"pretrain", "train a base model: pretrain --task gmm2d|shapes --out FILE [--max-train-steps N]", cmd_pretrain},
     {"train", "RL fine-tuning: train --algo NAME --base CKPT --out RUNDIR [--resume RUNDIR]", cmd_train},
+    {"prefs", "preference pairs as files: prefs make --ckpt C --pairs N --out P | prefs show P", cmd_prefs},
     {"algos", "the RL algorithms `train --algo` knows, with their docs pages", cmd_algos},
     {"audit", "compare two runs' audit logs: identical through step N, or the first difference",
      cmd_audit},
