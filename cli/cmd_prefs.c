@@ -103,9 +103,12 @@ static int print_json(const char *path, const fr_prefs *p, const prefs_stats *st
     cJSON_AddStringToObject(pv, "ckpt", p->ckpt);
     cJSON_AddStringToObject(pv, "ckpt_digest", p->ckpt_digest);
     cJSON_AddStringToObject(pv, "sampler", p->sampler);
-    cJSON_AddNumberToObject(pv, "noise", p->noise);
+    char num[32];
+    fr_prefs_fmt_f32(p->noise, num);
+    cJSON_AddRawToObject(pv, "noise", num);
     cJSON_AddNumberToObject(pv, "steps", (double)p->steps);
-    cJSON_AddNumberToObject(pv, "cfg", p->cfg);
+    fr_prefs_fmt_f32(p->cfg, num);
+    cJSON_AddRawToObject(pv, "cfg", num);
     cJSON_AddNumberToObject(pv, "seed", p->seed);
     cJSON_AddStringToObject(pv, "flowrl_version", p->flowrl_version);
     char *s = cJSON_PrintUnformatted(o);

@@ -196,6 +196,14 @@ static fr_status set_meta_fmt(fr_st_file *f, const char *key, const char *fmt, .
     return fr_st_set_meta(f, key, buf);
 }
 
+void fr_prefs_fmt_f32(float v, char out[32])
+{
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(out, 32, "%.*g", prec, (double)v);
+        if (strtof(out, NULL) == v) return;
+    }
+}
+
 static fr_status fill_st(fr_st_file *f, const fr_prefs *p)
 {
     const int64_t N = p->N, D = p->D;
@@ -214,9 +222,12 @@ static fr_status fill_st(fr_st_file *f, const fr_prefs *p)
     FR_TRY(fr_st_set_meta(f, "ckpt", p->ckpt));
     FR_TRY(fr_st_set_meta(f, "ckpt_digest", p->ckpt_digest));
     FR_TRY(fr_st_set_meta(f, "sampler", p->sampler));
-    FR_TRY(set_meta_fmt(f, "noise", "%.9g", (double)p->noise));
+    char num[32];
+    fr_prefs_fmt_f32(p->noise, num);
+    FR_TRY(fr_st_set_meta(f, "noise", num));
     FR_TRY(set_meta_fmt(f, "steps", "%" PRId64, p->steps));
-    FR_TRY(set_meta_fmt(f, "cfg", "%.9g", (double)p->cfg));
+    fr_prefs_fmt_f32(p->cfg, num);
+    FR_TRY(fr_st_set_meta(f, "cfg", num));
     FR_TRY(set_meta_fmt(f, "seed", "%" PRIu32, p->seed));
     FR_TRY(fr_st_set_meta(f, "flowrl_version", p->flowrl_version[0] ? p->flowrl_version : FR_VERSION));
     if (p->attempts >= 0) FR_TRY(set_meta_fmt(f, "attempts", "%" PRId64, p->attempts));

@@ -32,17 +32,17 @@ static int stochastic(const fr_rollout_cfg *c)
 static fr_status check_opts(const fr_task *t, const fr_rollout_cfg *rc, const fr_prefs_make_opts *o)
 {
     if (o->pairs < 1 || o->pairs > FR_PREFS_MAX_PAIRS)
-        return fr_fail(FR_ERR_ARG, "prefs make: --pairs %" PRId64 ", expected 1 .. 2^30", o->pairs);
+        return fr_fail(FR_ERR_ARG, "--pairs %" PRId64 ", expected 1 .. 2^30", o->pairs);
     if (o->max_attempts < o->pairs || o->max_attempts > (INT64_C(1) << 31))
-        return fr_fail(FR_ERR_ARG, "prefs make: --max-attempts %" PRId64 ", expected --pairs (%" PRId64 ") .. 2^31",
+        return fr_fail(FR_ERR_ARG, "--max-attempts %" PRId64 ", expected --pairs (%" PRId64 ") .. 2^31",
                        o->max_attempts, o->pairs);
-    if (o->batch_pairs < 1) return fr_fail(FR_ERR_ARG, "prefs make: batch_pairs %" PRId64 " < 1", o->batch_pairs);
+    if (o->batch_pairs < 1) return fr_fail(FR_ERR_ARG, "batch_pairs %" PRId64 " < 1", o->batch_pairs);
     if (o->reward_id < 0 || o->reward_id >= t->n_rewards)
-        return fr_fail(FR_ERR_ARG, "prefs make: reward id %d outside task %s's [0, %d)", o->reward_id, t->name,
+        return fr_fail(FR_ERR_ARG, "reward id %d outside task %s's [0, %d)", o->reward_id, t->name,
                        t->n_rewards);
-    if (rc->n_branch != 0) return fr_fail(FR_ERR_ARG, "prefs make: a rollout tree is not a pair sampler");
+    if (rc->n_branch != 0) return fr_fail(FR_ERR_ARG, "a rollout tree is not a pair sampler");
     if (!stochastic(rc))
-        return fr_fail(FR_ERR_ARG, "prefs make: sampler %s with noise %g is deterministic: the two samples of one "
+        return fr_fail(FR_ERR_ARG, "sampler %s with noise %g is deterministic: the two samples of one "
                        "x_T would be equal; use sde, cps, dance or ddim with a noise level > 0",
                        fr_sampler_name(rc->kind), (double)rc->noise);
     return FR_OK;
@@ -96,7 +96,7 @@ fr_status fr_prefs_make(const fr_model *m, fr_backend *be, const fr_task *task, 
             const float s0 = score[2 * i], s1 = score[2 * i + 1];
             attempts++;
             if (!isfinite(s0) || !isfinite(s1)) {
-                s = fr_fail(FR_ERR_NUMERIC, "prefs make: reward %s of attempt %" PRId64 " (prompt %d): %g, %g, "
+                s = fr_fail(FR_ERR_NUMERIC, "reward %s of attempt %" PRId64 " (prompt %d): %g, %g, "
                             "expected finite scores", out->reward, a0 + i, pid[2 * i], (double)s0, (double)s1);
                 break;
             }
@@ -122,7 +122,7 @@ fr_status fr_prefs_make(const fr_model *m, fr_backend *be, const fr_task *task, 
     free(x);
     free(score);
     if (s == FR_OK && kept < N)
-        s = fr_fail(FR_ERR_NUMERIC, "prefs make: %" PRId64 " of %" PRId64 " pairs after %" PRId64 " attempts (the "
+        s = fr_fail(FR_ERR_NUMERIC, "%" PRId64 " of %" PRId64 " pairs after %" PRId64 " attempts (the "
                     "cap, --max-attempts): %" PRId64 " ties (equal rewards under %s) were dropped; raise the cap, or "
                     "use a reward or sampler noise that separates the two samples", kept, N, attempts, ties,
                     out->reward);

@@ -79,6 +79,9 @@ fr_status fr_prefs_read(const char *path, const fr_task *task, fr_prefs *out);
 /* The same for len bytes at buf, named label in messages. */
 fr_status fr_prefs_read_mem(const void *buf, size_t len, const char *label, const fr_task *task, fr_prefs *out);
 
+/* The shortest "%.Ng" (N = 6 .. 9) that reads back as v: how noise and cfg are written. */
+void fr_prefs_fmt_f32(float v, char out[32]);
+
 /* ---- making pairs from a model (flowrl prefs make) ------------------------------------ */
 
 typedef struct {
