@@ -54,6 +54,7 @@
     X(integrity)                                                                           \
     X(plots)                                                                               \
     X(task_render)                                                                         \
+    X(prefs)                                                                               \
     X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure
