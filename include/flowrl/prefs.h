@@ -20,8 +20,8 @@
  * or inconsistent file (missing or bad metadata, wrong format_version, a missing tensor,
  * wrong dtype or shape, D != the task's, a prompt id outside the task's training prompts,
  * a NaN or inf, r_w <= r_l (a label that contradicts its rewards; ties are dropped, never
- * written), two identical (prompt, x_w, x_l) rows, a truncated file), FR_ERR_IO for an
- * unreadable one, FR_ERR_ARG for a file of another task than the one asked for. */
+ * written), two identical (prompt, x_w, x_l) rows, a truncated file, a file of another task
+ * than the one asked for), FR_ERR_IO for an unreadable one. */
 #ifndef FLOWRL_PREFS_H
 #define FLOWRL_PREFS_H
 
