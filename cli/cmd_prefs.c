@@ -181,16 +181,6 @@ static const fr_opt k_make_rows[] = {
                 "progress on stderr; auto: a bar on a terminal, plain lines otherwise", 0, NULL, NULL),
 };
 
-static fr_status file_digest(const char *path, char hex[17])
-{
-    char *buf;
-    size_t len;
-    FR_TRY(fr_read_file(path, &buf, &len));
-    fr_digest_hex(fr_digest_bytes(buf, len), hex);
-    free(buf);
-    return FR_OK;
-}
-
 static int cmd_make(int argc, char **argv)
 {
     fr_cli_sampling_args a;
@@ -222,7 +212,7 @@ static int cmd_make(int argc, char **argv)
     char digest[17], sampler[256];
     fr_progress prog;
     fr_status st = mo.reward[0] ? fr_task_reward_id(t, mo.reward, &mk.reward_id) : FR_OK;
-    if (st == FR_OK) st = file_digest(a.m.ckpt, digest);
+    if (st == FR_OK) st = fr_file_digest_hex(a.m.ckpt, digest);
     if (st == FR_OK) {
         fr_cli_sampler_line(&s, sampler, sizeof sampler);
         fprintf(stderr, "prefs make: %s, task %s, reward %s, sampler %s, seed %u\n", a.m.ckpt, t->name,

@@ -1,9 +1,12 @@
 #include "flowrl/digest.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
+
+#include "flowrl/file_util.h"
 
 uint64_t fr_digest_bytes(const void *data, size_t n) { return XXH3_64bits(data, n); }
 
@@ -75,5 +78,15 @@ fr_status fr_digest_selftest(void)
         return fr_fail(FR_ERR_MISMATCH, "xxHash self-test: XXH64(\"\", 0) is wrong");
     if (XXH3_64bits("abc", 3) != 0x78AF5F94892F3950ull)
         return fr_fail(FR_ERR_MISMATCH, "xxHash self-test: XXH3_64bits(\"abc\") is wrong");
+    return FR_OK;
+}
+
+fr_status fr_file_digest_hex(const char *path, char hex[17])
+{
+    char *buf;
+    size_t len;
+    FR_TRY(fr_read_file(path, &buf, &len));
+    fr_digest_hex(fr_digest_bytes(buf, len), hex);
+    free(buf);
     return FR_OK;
 }

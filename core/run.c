@@ -21,23 +21,13 @@
 
 /* ---- setup and teardown -------------------------------------------------------------------- */
 
-static fr_status file_digest(const char *path, char hex[17])
-{
-    char *buf;
-    size_t len;
-    FR_TRY(fr_read_file(path, &buf, &len));
-    fr_digest_hex(fr_digest_bytes(buf, len), hex);
-    free(buf);
-    return FR_OK;
-}
-
 /* Loads the base into the policy (and the frozen reference), the reward, the optimiser, the
  * EMA, the DDPO tracker and the algorithm's state. */
 static fr_status setup(fr_run *r)
 {
     const fr_run_opts *o = r->o;
     FR_TRY(fr_run_dist_check(r));
-    FR_TRY(file_digest(o->c.base, r->base_digest));
+    FR_TRY(fr_file_digest_hex(o->c.base, r->base_digest));
     fr_infer_ckpt ck;
     FR_TRY(fr_infer_ckpt_load(&ck, r->be, o->c.base, !o->c.base_raw, o->c.task[0] ? o->c.task : NULL));
     r->pol = ck.model;

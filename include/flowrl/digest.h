@@ -12,6 +12,9 @@
 
 uint64_t fr_digest_bytes(const void *data, size_t n);
 uint64_t fr_tensor_digest(const fr_tensor *t);
+/* The digest of a whole file's bytes as 16 hex digits (a base checkpoint's identity:
+ * run.base_digest, a preference file's provenance). */
+fr_status fr_file_digest_hex(const char *path, char hex[17]);
 /* 16 lowercase hex digits + NUL. */
 void fr_digest_hex(uint64_t d, char out[17]);
 /* Known-answer self test of the linked xxHash (docs/algorithms/numerics.md §5); FR_OK or a message. */
