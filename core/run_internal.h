@@ -118,8 +118,6 @@ fr_status fr_run_load_checkpoint(fr_run *r, int64_t epoch);
 
 /* ---- many ranks (core/run_dist.c; flowrl/dist.h) ---------------------------------------- */
 
-/* fr_run_rewards' scores: this rank's block of whole groups, gathered over the ranks. */
-fr_status fr_run_reward_split(fr_run *r, int64_t N, const int *pid, const float *x, float *reward, int *correct);
 /* FR_ERR_ARG when the ranks outnumber the prompts of an epoch. */
 fr_status fr_run_dist_check(const fr_run *r);
 

@@ -38,7 +38,6 @@
 
 #include "core/algo/g2rpo.h"
 #include "core/algo/traj_family.h"
-#include "core/run_internal.h"
 #include "flowrl/advantage.h"
 #include "flowrl/philox.h"
 

@@ -286,6 +286,12 @@ fr_status fr_run_samples_epoch(fr_run *r, const fr_model *m, fr_rollout_cfg *rc,
  * block of whole groups (with its own reward program) and the scores are gathered. */
 fr_status fr_run_rewards(fr_run *r, int64_t N, const int *pid, const float *x, float *reward, int *correct);
 
+/* fr_run_rewards' scores without its records and metrics: reward (N,) and correct (N,) of the N
+ * host samples x (N, D), each rank scoring its block of whole groups of the run's group size,
+ * gathered over the ranks (an algorithm that scores more rows than P·G in groups: G²RPO's
+ * granularities). */
+fr_status fr_run_reward_split(fr_run *r, int64_t N, const int *pid, const float *x, float *reward, int *correct);
+
 /* The run's reward (the task's built-in one or the reward program) of n host samples x (n, D)
  * with prompt ids pid (n,) into reward (n,), with no record, metric or rank split: for scores
  * an algorithm uses inside an epoch (Smart-GRPO's noise search). Every rank scores all n. */
