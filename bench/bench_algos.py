@@ -377,11 +377,18 @@ def section(results, meta):
                   f"lr {lr:g}, KL {k}" for lr in LRS for k in ("default", f"{KL_MULT}x")) + " |",
               "|---|---|---|" + "---|" * (2 * len(LRS))]
         for a, r in res["algos"].items():
-            cells = []
-            for g in r["grid"]:
-                star = "*" if (g["lr"], g["beta"]) == (r["chosen"]["lr"], r["chosen"]["beta"]) else ""
-                cells.append(f"{star}β {g['beta']:g}: {100 * g['accuracy']:.1f} / {g['diversity']:.3f}")
+            # one cell per column (lr, default KL / KL_MULT x default); an algorithm without a KL term
+            # (default β 0) ran one point per lr: its KL-25x cells say so
             p = r["probe"]
+            cells = []
+            for lr in LRS:
+                for col, beta in enumerate((p["beta"], KL_MULT * p["beta"])):
+                    g = next((g for g in r["grid"] if g["lr"] == lr and g["beta"] == beta), None)
+                    if col == 1 and beta == p["beta"]:
+                        cells.append("(no KL term)")
+                        continue
+                    star = "*" if g and (g["lr"], g["beta"]) == (r["chosen"]["lr"], r["chosen"]["beta"]) else ""
+                    cells.append(f"{star}β {g['beta']:g}: {100 * g['accuracy']:.1f} / {g['diversity']:.3f}" if g else "-")
             L.append(f"| {a} | {p['fe_epoch']} | {p['tune_epochs']} / {p['epochs']} | " + " | ".join(cells) + " |")
         L += ["", "Runs of the whole budget (chosen configuration, seeds " + ", ".join(map(str, SEEDS)) + "):", "",
               "| algorithm | lr, KL | " + " | ".join(f"+{p} pts: NFE / steps / s (wall-clock)" for p in THRESHOLDS)
