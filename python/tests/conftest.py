@@ -17,19 +17,28 @@ def need_torch():
     return pytest.importorskip("torch")
 
 
+def cli_in(d):
+    """`flowrl ARGS` run in directory d (asserts exit 0), returning its stdout."""
+    def cli(*args):
+        r = subprocess.run([BIN, *args], cwd=d, capture_output=True, text=True)
+        assert r.returncode == 0, f"flowrl {' '.join(args)}: {r.stderr}"
+        return r.stdout
+    return cli
+
+
+def tiny_base(cli):
+    """A 5-step gmm2d base.safetensors (H 16, F 32, one block) in cli's directory."""
+    cli("pretrain", "--task", "gmm2d", "--out", "base.safetensors", "--hidden", "16", "--ffn", "32",
+        "--blocks", "1", "--max-train-steps", "5")
+
+
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory):
     """Tiny Flow-GRPO runs made by the flowrl CLI: a (ref), same (opt, same seed: the same bits)
     and other (another seed)."""
     d = tmp_path_factory.mktemp("runs")
-
-    def cli(*args):
-        r = subprocess.run([BIN, *args], cwd=d, capture_output=True, text=True)
-        assert r.returncode == 0, f"flowrl {' '.join(args)}: {r.stderr}"
-        return r.stdout
-
-    cli("pretrain", "--task", "gmm2d", "--out", "base.safetensors", "--hidden", "16", "--ffn", "32",
-        "--blocks", "1", "--max-train-steps", "5")
+    cli = cli_in(d)
+    tiny_base(cli)
     for name, extra in (("a", ["--backend", "ref"]), ("same", ["--backend", "opt", "--threads", "2"]),
                         ("other", ["--seed", "5"])):
         cli("train", "--algo", "flow-grpo", "--base", "base.safetensors", "--out", name, "--epochs", "3",

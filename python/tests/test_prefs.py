@@ -6,20 +6,14 @@ import numpy as np
 import pytest
 
 import flowrl_verify as fv
-from conftest import BIN
+from conftest import cli_in, tiny_base
 
 
 @pytest.fixture(scope="module")
 def prefs_file(tmp_path_factory):
     d = tmp_path_factory.mktemp("prefs")
-
-    def cli(*args):
-        r = subprocess.run([BIN, *args], cwd=d, capture_output=True, text=True)
-        assert r.returncode == 0, f"flowrl {' '.join(args)}: {r.stderr}"
-        return r.stdout
-
-    cli("pretrain", "--task", "gmm2d", "--out", "base.safetensors", "--hidden", "16", "--ffn", "32",
-        "--blocks", "1", "--max-train-steps", "5")
+    cli = cli_in(d)
+    tiny_base(cli)
     cli("prefs", "make", "--ckpt", "base.safetensors", "--pairs", "16", "--num-steps", "4", "--seed", "3",
         "--out", "p.safetensors", "--progress", "off")
     return d / "p.safetensors"
