@@ -1,6 +1,5 @@
 """Preference files (docs/preferences.md) written by `flowrl prefs make`, read with NumPy alone
 (flowrl_verify.read_prefs) and by flowrl's reader (read_safetensors): the same arrays."""
-import subprocess
 
 import numpy as np
 import pytest
