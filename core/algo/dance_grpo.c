@@ -15,13 +15,10 @@
  * trained steps in permutation order), per optimiser step u<k>.ratio ((rows,) in plan order:
  * batch, step, row), u<k>.loss, u<k>.grad_norm, u<k>.grad.<NAME>; then kl, clipfrac,
  * approx_kl; then the loop's state records. */
-#include <stddef.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/algo/traj_family.h"
 #include "flowrl/advantage.h"
-#include "flowrl/philox.h"
 
 typedef struct {
     int same_noise;
@@ -32,9 +29,6 @@ typedef struct {
     fr_ppo_params prm;
     fr_tf tf;
     int64_t n_train;
-    int64_t *steps; /* (N, n_train) */
-    int64_t *rows;  /* (N,) a batch's rows at one step */
-    uint8_t *sel;   /* (N, T) 1 where the sample trains the step */
 } dance_state;
 
 static void dance_free(void *p)
@@ -42,9 +36,6 @@ static void dance_free(void *p)
     dance_state *t = p;
     if (!t) return;
     fr_tf_free(&t->tf);
-    free(t->steps);
-    free(t->rows);
-    free(t->sel);
     free(t);
 }
 
@@ -59,52 +50,7 @@ static fr_status dance_setup(fr_run *r, void **out)
     FR_TRY(fr_tf_setup(r, &t->tf, 0, ro->smp.cfg != 1.0f, &fr_traj_ppo, &t->prm, FR_KL_CODE));
     fr_tf *f = &t->tf;
     fr_tf_fastvideo_rollout(f, t->o.same_noise);
-    FR_TRY(fr_train_steps(f->T - 1, ro->c.timestep_fraction, &t->n_train));
-    if (!FR_ALLOC(t->steps, f->N * t->n_train) || !FR_ALLOC(t->rows, f->N) || !FR_ALLOC(t->sel, f->N * f->T))
-        return FR_ERR_NOMEM;
-    return FR_OK;
-}
-
-/* Each sample's trained steps: the first n_train of its permutation of 0..T−2 (keys
- * FR_RNG_STEP_SELECT, c0 = epoch, c1 = the sample id). */
-static fr_status select_steps(fr_run *r, dance_state *t)
-{
-    fr_tf *f = &t->tf;
-    int64_t *perm = malloc((size_t)(f->T - 1) * sizeof *perm);
-    if (!perm) return FR_ERR_NOMEM;
-    memset(t->sel, 0, (size_t)(f->N * f->T));
-    for (int64_t s = 0; s < f->N; s++) {
-        fr_rng_perm(perm, f->T - 1, r->o->run.seed, FR_RNG_STEP_SELECT, (uint32_t)r->epoch, f->sid[s]);
-        for (int64_t k = 0; k < t->n_train; k++) {
-            t->steps[s * t->n_train + k] = perm[k];
-            t->sel[s * f->T + perm[k]] = 1;
-        }
-    }
-    free(perm);
-    int64_t sh[2] = {f->N, t->n_train};
-    fr_tensor st = fr_tensor_view(t->steps, FR_I64, 2, sh);
-    return fr_run_rec_tensor(r, "steps", &st);
-}
-
-/* Per grad_accum batches one optimiser step; per (batch, step j) the batch's rows that train j. */
-static fr_status plan(const fr_run *r, dance_state *t)
-{
-    fr_tf *f = &t->tf;
-    const int64_t nb = r->o->c.num_batches, ga = r->o->c.grad_accum, b = f->N / nb;
-    fr_tf_plan_reset(f);
-    for (int64_t q0 = 0; q0 < nb; q0 += ga) {
-        FR_TRY(fr_tf_plan_update(f, 1, ga * b * t->n_train, 1, 1));
-        for (int64_t q = q0; q < q0 + ga; q++)
-            for (int64_t j = 0; j < f->T - 1; j++) {
-                int64_t bj = 0;
-                for (int64_t k = 0; k < b; k++) {
-                    const int64_t s = f->order[q * b + k];
-                    if (t->sel[s * f->T + j]) t->rows[bj++] = s;
-                }
-                if (bj) FR_TRY(fr_tf_plan_micro(f, j, t->rows, bj, (float)bj / (float)(b * ga * t->n_train), NULL));
-            }
-    }
-    return FR_OK;
+    return fr_train_steps(f->T - 1, ro->c.timestep_fraction, &t->n_train);
 }
 
 static fr_status dance_epoch(fr_run *r, void *state)
@@ -114,8 +60,8 @@ static fr_status dance_epoch(fr_run *r, void *state)
     FR_TRY(fr_tf_rollout(r, f, NULL));
     int64_t K;
     FR_TRY(fr_tf_local_batches(r, f, &K));
-    FR_TRY(select_steps(r, t));
-    FR_TRY(plan(r, t));
+    FR_TRY(fr_tf_select_steps(r, f, f->T - 1, t->n_train));
+    FR_TRY(fr_tf_plan_selected(r, f, t->n_train));
     FR_TRY(fr_tf_run_plan(r, f));
     return fr_tf_finish(r, f);
 }
