@@ -14,6 +14,7 @@ extern const fr_algo fr_algo_tempflow_grpo;
 extern const fr_algo fr_algo_chunk_grpo;
 extern const fr_algo fr_algo_g2rpo;
 extern const fr_algo fr_algo_smart_grpo;
+extern const fr_algo fr_algo_ddpo;
 extern const fr_algo fr_algo_branch_grpo;
 
 static const fr_algo *const k_algos[] = {
@@ -27,6 +28,7 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_chunk_grpo,
     &fr_algo_g2rpo,
     &fr_algo_smart_grpo,
+    &fr_algo_ddpo,
     &fr_algo_branch_grpo,
     NULL,
 };

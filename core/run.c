@@ -33,10 +33,17 @@ static fr_status setup(fr_run *r)
     r->pol = ck.model;
     r->task = ck.task;
     ck.model.params = NULL; /* ownership moved to r->pol */
+    r->priv->alpha_bar = ck.alpha_bar; /* and the ᾱ table to the run */
+    r->priv->ddpm_n_train = ck.n_train;
+    ck.alpha_bar = NULL;
     fr_infer_ckpt_free(&ck);
-    if (r->pol.cfg.pred != FR_PRED_VELOCITY)
+    if ((int)r->pol.cfg.pred != r->algo->base_pred) {
+        if (r->algo->base_pred == FR_PRED_EPSILON)
+            return fr_fail(FR_ERR_ARG, "--base %s predicts %s: %s needs an epsilon-prediction base: flowrl pretrain --pred epsilon",
+                           o->c.base, fr_pred_name(r->pol.cfg.pred), r->algo->name);
         return fr_fail(FR_ERR_ARG, "%s: training needs a velocity (flow-matching) model, this one predicts %s", o->c.base,
                        fr_pred_name(r->pol.cfg.pred));
+    }
 
     r->reward_id = 0;
     const char *prog = fr_reward_cmd_program(o->c.reward);
@@ -74,6 +81,7 @@ static void teardown(fr_run *r)
     if (r->pol.params) fr_model_free(&r->pol);
     if (r->have_ref) fr_model_free(&r->ref);
     fr_ddpo_tracker_free(r->priv->ddpo);
+    free(r->priv->alpha_bar);
     fr_train_curve_free(&r->priv->curve);
 }
 

@@ -9,12 +9,15 @@ fr_status fr_run_evaluate(fr_run *r, const fr_model *m, const char *key, int64_t
 {
     const fr_run_opts *o = r->o;
     if (o->ev.eval_n <= 0 || !r->priv->writer) return FR_OK; /* rank 0 evaluates (flowrl/dist.h) */
-    fr_rollout_cfg erc = fr_rollout_cfg_default(FR_SAMPLER_ODE);
+    /* the deterministic sampler of the base: the ODE, or DDIM with η 0 for an epsilon base */
+    const int eps = r->priv->alpha_bar != NULL;
+    fr_rollout_cfg erc = fr_rollout_cfg_default(eps ? FR_SAMPLER_DDIM : FR_SAMPLER_ODE);
     erc.T = o->ev.eval_steps;
     erc.cfg = o->smp.cfg;
     erc.batch = o->smp.rollout_batch;
+    if (eps) erc.alpha_bar = r->priv->alpha_bar;
     fr_rollout_schedule es;
-    FR_TRY(fr_rollout_schedule_make(&erc, o->smp.grid, o->smp.shift, 0, 0, &es));
+    FR_TRY(fr_rollout_schedule_make(&erc, o->smp.grid, o->smp.shift, r->priv->ddpm_n_train, o->smp.ddim_offset, &es));
     fr_eval_opts eo = fr_eval_opts_default();
     eo.n = (int)o->ev.eval_n;
     eo.reward_id = r->priv->eval_reward_id;
@@ -24,8 +27,8 @@ fr_status fr_run_evaluate(fr_run *r, const fr_model *m, const char *key, int64_t
         *acc = res.samples ? (double)res.correct / (double)res.samples : 0.0;
         *score = res.score;
         s = fr_train_eval_json_set(r->dir, key, r->task, &res, epoch);
-        fr_run_info(r, "eval %-8s (epoch %lld, %d held-out prompts x %d, %lld ODE steps): accuracy %.1f%%, mean reward %.4f",
-                    key, (long long)epoch, res.n_prompts, res.n, (long long)erc.T, 100.0 * *acc, res.score);
+        fr_run_info(r, "eval %-8s (epoch %lld, %d held-out prompts x %d, %lld %s steps): accuracy %.1f%%, mean reward %.4f",
+                    key, (long long)epoch, res.n_prompts, res.n, (long long)erc.T, eps ? "DDIM (eta 0)" : "ODE", 100.0 * *acc, res.score);
         for (int g = 0; g < res.n_groups; g++)
             if (res.group_samples[g])
                 fr_run_info(r, "  %-10s accuracy %.1f%%, mean reward %.4f", r->task->group_names[g],

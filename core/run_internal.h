@@ -33,6 +33,9 @@ struct fr_run_private {
     int64_t rec_step;             /* the audit step being written */
     void *state;                  /* the algorithm's */
     fr_ddpo_tracker *ddpo;
+    /* an epsilon base's DDPM ᾱ table (n_train,) for its ddim rollouts; NULL for a velocity base */
+    float *alpha_bar;
+    int64_t ddpm_n_train;
     fr_train_curve curve;
     fr_run_epoch_event ev;        /* metrics of the epoch being run */
     int64_t zero_adv_streak;      /* epochs in a row with kept == 0 */

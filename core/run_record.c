@@ -281,7 +281,8 @@ fr_status fr_run_rollout_cfg(const fr_run *r, fr_rollout_cfg *rc, fr_rollout_sch
     rc->cfg = smp->cfg;
     rc->seed = r->o->run.seed;
     rc->batch = smp->rollout_batch;
-    return fr_rollout_schedule_make(rc, smp->grid, smp->shift, smp->ddim_offset, 0, sched);
+    if (smp->sampler == FR_SAMPLER_DDIM) rc->alpha_bar = r->priv->alpha_bar;
+    return fr_rollout_schedule_make(rc, smp->grid, smp->shift, r->priv->ddpm_n_train, smp->ddim_offset, sched);
 }
 
 fr_status fr_run_prompts(fr_run *r, int *prompts)

@@ -51,6 +51,9 @@ typedef struct fr_algo {
      * tiny gmm2d model in well under a second): the generic tests of tests/test_algos.c set
      * it on top of the defaults. May be NULL. */
     void (*tiny)(fr_run_opts *ro, void *ao);
+    /* The prediction of the base it trains (fr_pred: 0 velocity, FR_PRED_EPSILON for DDPO): the
+     * generic tests run it on a base of that kind. */
+    int base_pred;
 } fr_algo;
 
 /* The registered algorithms, in the order `flowrl algos` lists them; NULL-terminated. */

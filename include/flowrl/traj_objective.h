@@ -92,6 +92,12 @@ typedef struct {
 } fr_traj_chunk_params;
 extern const fr_traj_objective fr_traj_chunk;
 
+/* DDPO-SF, the score-function form of DDPO (docs/algorithms/ddpo.md §3): L = −mean_b(Â·logp_θ),
+ * Â = clamp(A, ±adv_clip_max), g_logp = −Â·gout/b; no ratio in the loss (the ratios
+ * exp(logp_θ − logp_old) are reported; clip_range unused, clipfrac 0). params: const
+ * fr_ppo_params *. */
+extern const fr_traj_objective fr_traj_score_function;
+
 /* An epoch's rollout as fr_rollout wrote it (time-major), with what a step reads. */
 typedef struct {
     int64_t N;                /* rows of the rollout */
