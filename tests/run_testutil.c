@@ -18,13 +18,12 @@
 
 char fr_rt_dir[256];
 char fr_rt_base[320];
+char fr_rt_base_eps[320];
 
-void fr_rt_setup(void)
+/* A tiny fresh gmm2d model predicting pred saved at path: its output is 0 at init (zero output
+ * layer), so samples start as the sampler's noise and the halfplane reward starts near 0.5. */
+static void save_gmm2d_base(const char *path, int pred)
 {
-    fr_test_mkdtemp(fr_rt_dir, sizeof fr_rt_dir, "run");
-    snprintf(fr_rt_base, sizeof fr_rt_base, "%s/base.safetensors", fr_rt_dir);
-    /* a tiny fresh gmm2d model: v = 0 at init (zero output layer), so samples start as the
-     * sampler's noise and the halfplane reward starts near 0.5 */
     int64_t n_cond, n_slots;
     fr_cond_dims(&fr_task_gmm2d, &n_cond, &n_slots);
     fr_model_config mc;
@@ -34,11 +33,21 @@ void fr_rt_setup(void)
     mc.F = 32;
     mc.n_blocks = 1;
     mc.E = 16;
+    mc.pred = (fr_pred)pred;
     snprintf(mc.preset, sizeof mc.preset, "custom");
     fr_model m;
     ck_assert_int_eq(fr_model_init(&m, fr_test_ref_be(), &mc, 5), FR_OK);
-    ck_assert_int_eq(fr_model_save(&m, fr_rt_base), FR_OK);
+    ck_assert_int_eq(fr_model_save(&m, path), FR_OK);
     fr_model_free(&m);
+}
+
+void fr_rt_setup(void)
+{
+    fr_test_mkdtemp(fr_rt_dir, sizeof fr_rt_dir, "run");
+    snprintf(fr_rt_base, sizeof fr_rt_base, "%s/base.safetensors", fr_rt_dir);
+    snprintf(fr_rt_base_eps, sizeof fr_rt_base_eps, "%s/base-eps.safetensors", fr_rt_dir);
+    save_gmm2d_base(fr_rt_base, FR_PRED_VELOCITY);
+    save_gmm2d_base(fr_rt_base_eps, FR_PRED_EPSILON);
 }
 
 void fr_rt_teardown(void) { fr_test_rmtree(fr_rt_dir); }
@@ -57,7 +66,7 @@ void fr_rt_opts_init(fr_rt_opts *o, const fr_algo *a, const char *run, int64_t e
     ck_assert_ptr_nonnull(o->ao);
     ck_assert_int_eq(fr_run_opts_defaults(NULL, &o->ro, a, o->ao), FR_OK);
     if (a->tiny) a->tiny(&o->ro, o->ao);
-    snprintf(o->ro.c.base, sizeof o->ro.c.base, "%s", fr_rt_base);
+    snprintf(o->ro.c.base, sizeof o->ro.c.base, "%s", a->base_pred == FR_PRED_EPSILON ? fr_rt_base_eps : fr_rt_base);
     snprintf(o->ro.c.task, sizeof o->ro.c.task, "gmm2d");
     snprintf(o->ro.run.out, sizeof o->ro.run.out, "%s/%s", fr_rt_dir, run);
     o->ro.run.epochs = epochs;
@@ -208,9 +217,9 @@ int fr_rt_metrics_record(const fr_run_epoch_event *ev, void *user)
     return 0;
 }
 
-double fr_rt_small_shapes_base(char *base, size_t n)
+double fr_rt_small_shapes_base(char *base, size_t n, int pred)
 {
-    snprintf(base, n, "%s/shapes-base.safetensors", fr_rt_dir);
+    snprintf(base, n, "%s/shapes-base%s.safetensors", fr_rt_dir, pred == FR_PRED_EPSILON ? "-eps" : "");
     const fr_task *task;
     ck_assert_int_eq(fr_task_get("shapes", &task), FR_OK);
     int64_t n_cond, n_slots;
@@ -219,6 +228,8 @@ double fr_rt_small_shapes_base(char *base, size_t n)
     ck_assert_int_eq(fr_model_preset("shapes-s", task->D, n_cond, &mc), FR_OK);
     mc.n_slots = n_slots;
     mc.H = 16, mc.F = 16, mc.n_blocks = 1, mc.E = 16;
+    mc.pred = (fr_pred)pred;
+    if (pred == FR_PRED_EPSILON) mc.head = FR_HEAD_VELOCITY, mc.sigma_min = 0.0f; /* the x0 head is for flow models only */
     snprintf(mc.preset, sizeof mc.preset, "custom");
     fr_model m;
     ck_assert_int_eq(fr_model_init(&m, fr_test_ref_be(), &mc, 3), FR_OK);

@@ -12,6 +12,7 @@
 
 extern char fr_rt_dir[256];   /* the scratch directory of the current test */
 extern char fr_rt_base[320];  /* DIR/base.safetensors */
+extern char fr_rt_base_eps[320]; /* DIR/base-eps.safetensors: the same model predicting epsilon */
 
 void fr_rt_setup(void);      /* checked fixture: scratch dir + base */
 void fr_rt_teardown(void);
@@ -19,7 +20,7 @@ void fr_rt_teardown(void);
 /* "DIR/name" (a static buffer per call site is not enough: returns into buf). */
 const char *fr_rt_path(char *buf, size_t n, const char *name);
 
-/* An algorithm's options: defaults, its tiny() configuration, the base, gmm2d, seed 11, no
+/* An algorithm's options: defaults, its tiny() configuration, the base of its base_pred, gmm2d, seed 11, no
  * evaluation, run directory DIR/run. ao is allocated (free it). */
 typedef struct {
     fr_run_opts ro;
@@ -29,10 +30,10 @@ typedef struct {
 void fr_rt_opts_init(fr_rt_opts *o, const fr_algo *a, const char *run, int64_t epochs);
 void fr_rt_opts_free(fr_rt_opts *o);
 
-/* A small fresh shapes model (x0 head, two condition slots, H = F = E = 16, one block), as
- * fr_rt_setup's gmm2d one, saved as DIR/shapes-base.safetensors (path into buf); returns its
- * parameter count. */
-double fr_rt_small_shapes_base(char *buf, size_t n);
+/* A small fresh shapes model (x0 head for velocity, plain for epsilon; two condition slots, H = F = E = 16, one block), as
+ * fr_rt_setup's gmm2d one, predicting pred (fr_pred), saved as DIR/shapes-base.safetensors
+ * (-eps for epsilon; path into buf); returns its parameter count. */
+double fr_rt_small_shapes_base(char *buf, size_t n, int pred);
 
 /* Runs through the library (asserts success unless want != FR_OK). */
 fr_status fr_rt_run(const fr_rt_opts *o, const char *backend, int threads, const fr_run_cb *cb, fr_run_result *res);

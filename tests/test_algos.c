@@ -341,9 +341,8 @@ START_TEST(test_device_epoch_copies)
     char base[400];
     const fr_task *task;
     ck_assert_int_eq(fr_task_get("shapes", &task), FR_OK);
-    const double params = fr_rt_small_shapes_base(base, sizeof base);
-
     FOR_EACH_ALGO(a) {
+        const double params = fr_rt_small_shapes_base(base, sizeof base, a->base_pred);
         FOR_EACH_DEVICE_BACKEND(bk) {
             char run[64];
             fr_rt_opts o;
@@ -526,7 +525,7 @@ START_TEST(test_bad_values_one_line_exit_2)
                     if (*c == '_') *c = '-';
                 double bad = r->hi > 0 ? r->hi * 10 + 1 : r->hi + 1;
                 int rc = fr_rt_cli(out, sizeof out, "train --algo %s --base %s --out %s/bad %s %.17g", a->name,
-                                   fr_rt_base, fr_rt_dir, flag, bad);
+                                   o.ro.c.base, fr_rt_dir, flag, bad);
                 ck_assert_msg(rc == 2, "%s %s %g: exit %d, expected 2:\n%s", a->name, flag, bad, rc, out);
                 ck_assert_msg(strstr(out, flag) != NULL, "%s %s: the message does not name the flag:\n%s", a->name,
                               flag, out);

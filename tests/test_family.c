@@ -16,7 +16,7 @@
 
 static const char *const k_members[] = {"flow-grpo",  "dance-grpo", "mix-grpo",    "tempflow-grpo",
                                         "chunk-grpo", "smart-grpo", "branch-grpo", "g2rpo",
-                                        NULL};
+                                        "ddpo",       NULL};
 
 /* Sets the algorithm option `key` of o (its rows) from text. */
 static void set_opt(fr_rt_opts *o, const char *key, const char *text)
@@ -221,11 +221,11 @@ END_TEST
 START_TEST(test_shapes_ref_equals_opt_resumed)
 {
     char base[400];
-    fr_rt_small_shapes_base(base, sizeof base);
     int n = 0;
     for (const char *const *m = k_members; *m; m++) {
         const fr_algo *a;
         if (fr_algo_find(*m, &a) != FR_OK) continue;
+        fr_rt_small_shapes_base(base, sizeof base, a->base_pred);
         char r1[64], r2[64];
         snprintf(r1, sizeof r1, "%s-shapes-ref", a->name);
         snprintf(r2, sizeof r2, "%s-shapes-opt", a->name);
