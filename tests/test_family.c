@@ -2,7 +2,7 @@
  * on-policy invariant (every ratio of each epoch's first optimiser step is exactly 1), Chunk-GRPO
  * with one-step chunks equal to Flow-GRPO record for record, the backend rel-L1 equal to the
  * host one on every backend, DanceGRPO's per-sample step selection, MixGRPO-Flash's shorter
- * rollouts, and every member on shapes (ref = opt, resumed). */
+ * rollouts, every member on shapes (ref = opt, resumed), and DDPO-SF's gradient by hand. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,8 @@
 
 #include "flowrl/chunk.h"
 #include "flowrl/philox.h"
+#include "flowrl/schedule.h"
+#include "flowrl/traj_objective.h"
 #include "tests/run_testutil.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -252,6 +254,58 @@ START_TEST(test_shapes_ref_equals_opt_resumed)
 }
 END_TEST
 
+/* DDPO-SF (docs/algorithms/ddpo.md §3) by hand on two rows of a DDIM step: L = −mean(Â·logp),
+ * Â clamped to ±5, g_μ = −Â·gout/b·(x' − μ)/(std²·D), ratios exp(logp − logp_old). */
+START_TEST(test_ddpo_score_function_by_hand)
+{
+    enum { B = 2, D = 3, NT = 100 };
+    float betas[NT], ab[NT];
+    ck_assert_int_eq(fr_betas_linear(NT, 1e-4, 0.02, betas), FR_OK);
+    ck_assert_int_eq(fr_alphas_cumprod(NT, betas, ab), FR_OK);
+    fr_rollout_cfg rc = fr_rollout_cfg_default(FR_SAMPLER_DDIM);
+    rc.T = 4;
+    rc.noise = 1.0f;
+    rc.alpha_bar = ab;
+    fr_rollout_schedule sch;
+    ck_assert_int_eq(fr_rollout_schedule_make(&rc, FR_GRID_LINEAR, 1.0, NT, 0, &sch), FR_OK);
+    fr_backend *be = fr_test_ref_be();
+    const float xn[B * D] = {0.5f, -0.25f, 1.0f, 0.125f, 0.75f, -1.5f}, mu[B * D] = {0.25f, 0.0f, 0.5f, -0.125f, 1.0f, -1.0f};
+    const float logp[B] = {-1.25f, -0.5f}, logp_old[B] = {-1.25f, -0.75f}, adv[B] = {7.0f, -0.5f};
+    float *dx = fr_dev_floats(be, B * D), *dm = fr_dev_floats(be, B * D), *dg = fr_dev_floats(be, B * D),
+          *ds = fr_dev_floats(be, B);
+    ck_assert(dx && dm && dg && ds);
+    ck_assert_int_eq(fr_h2d(be, dx, xn, sizeof xn), FR_OK);
+    ck_assert_int_eq(fr_h2d(be, dm, mu, sizeof mu), FR_OK);
+    float scratch[B], ratio[B], g[B * D];
+    const int64_t rows[B] = {0, 1};
+    fr_traj_batch tb = {B, D, fr_rollout_step(&rc, 1), NULL, dx, NULL, logp_old, adv, dm, logp, NULL, scratch, ds, rows};
+    const fr_ppo_params prm = {1e-4, 5.0f};
+    fr_traj_stats st;
+    const float gout = 0.5f;
+    ck_assert_int_eq(fr_traj_score_function.loss(be, &tb, 1, &prm, gout, dg, ratio, &st), FR_OK);
+    ck_assert_int_eq(fr_d2h(be, g, dg, sizeof g), FR_OK);
+    fr_step_std sd;
+    ck_assert_int_eq(fr_sampler_std(&tb.step, &sd), FR_OK);
+    const double var = (double)sd.std * sd.std, a[B] = {5.0, -0.5}; /* 7 clamped to 5 */
+    ck_assert_double_eq_tol(st.obj, -(a[0] * logp[0] + a[1] * logp[1]) / B, 1e-6);
+    for (int i = 0; i < B; i++) {
+        ck_assert_double_eq_tol(ratio[i], exp((double)logp[i] - logp_old[i]), 1e-6);
+        for (int d = 0; d < D; d++) {
+            const double want = -a[i] * gout / B * (xn[i * D + d] - mu[i * D + d]) / (var * D);
+            ck_assert_msg(fabs(g[i * D + d] - want) <= 1e-5 * fabs(want) + 1e-7, "row %d dim %d: %g, expected %g", i, d,
+                          (double)g[i * D + d], want);
+        }
+    }
+    ck_assert_float_eq(ratio[0], 1.0f); /* on-policy row: exactly 1 */
+    ck_assert_float_eq(st.clipfrac, 0.0f);
+    fr_dev_free(be, dx);
+    fr_dev_free(be, dm);
+    fr_dev_free(be, dg);
+    fr_dev_free(be, ds);
+    fr_rollout_schedule_free(&sch);
+}
+END_TEST
+
 Suite *suite_family(void)
 {
     Suite *s = suite_create("family");
@@ -264,6 +318,7 @@ Suite *suite_family(void)
     tcase_add_test(tc, test_dance_steps);
     tcase_add_test(tc, test_mix_flash_shorter_rollouts);
     tcase_add_test(tc, test_shapes_ref_equals_opt_resumed);
+    tcase_add_test(tc, test_ddpo_score_function_by_hand);
     suite_add_tcase(s, tc);
     return s;
 }
