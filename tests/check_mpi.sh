@@ -41,6 +41,9 @@ same() {
 
 "$F" pretrain --task gmm2d --out base.safetensors --max-train-steps 30 --hidden 16 --ffn 32 --blocks 1 >/dev/null 2>&1 ||
     { echo "check_mpi: pretrain failed" >&2; exit 1; }
+# the epsilon base of DDPO (flowrl/algo.h base_pred)
+"$F" pretrain --task gmm2d --pred epsilon --out eps.safetensors --max-train-steps 30 --hidden 16 --ffn 32 --blocks 1 >/dev/null 2>&1 ||
+    { echo "check_mpi: pretrain --pred epsilon failed" >&2; exit 1; }
 # 3 prompts x 4 samples: R = 2 and 3 split the groups unevenly
 common="--base base.safetensors --task gmm2d --prompts-per-epoch 3 --group-size 4 --num-batches 2 --eval-n 0 --seed 11 --backend opt --threads 1"
 
@@ -60,6 +63,8 @@ for algo in $("$F" algos | awk '/^[a-z]/ {print $1}'); do
     args="--algo $algo $common --prompts-per-epoch 4 --num-steps 8 --epochs 2"
     # (BranchGRPO: the group is the tree's leaves, 2 splits of width 2 = 4)
     [ "$algo" = branch-grpo ] && args="$args --tree-split-points 0,3"
+    # (DDPO: an epsilon base)
+    [ "$algo" = ddpo ] && args=$(echo "$args" | sed 's/--base base.safetensors/--base eps.safetensors/')
     "$F" train $args --out $algo.plain >/dev/null 2>&1 || { fail "$algo without mpirun"; continue; }
     mpi 2 train $args --out $algo.R2 >$algo.R2.log 2>&1 || { fail "$algo R=2: $(tail -n 3 $algo.R2.log)"; continue; }
     same $algo.plain $algo.R2
