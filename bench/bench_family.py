@@ -27,8 +27,16 @@ from benchlib import ci95, flowrl, fmt_ci, git_line, loadavg, logger, machine_li
 
 BUILD = os.environ.get("BUILD", "build")
 FLOWRL = os.path.join(BUILD, "flowrl")
-FAMILY = ["flow-grpo", "dance-grpo", "mix-grpo", "branch-grpo", "g2rpo", "tempflow-grpo", "chunk-grpo", "smart-grpo"]
+FAMILY = ["flow-grpo", "dance-grpo", "mix-grpo", "branch-grpo", "g2rpo", "tempflow-grpo", "chunk-grpo", "smart-grpo",
+          "ddpo"]
 BASE = "demo/gmm2d_base100.safetensors"
+# members of an epsilon-prediction base (flowrl/algo.h base_pred): the same pretraining, --pred epsilon
+EPS_BASE = "demo/gmm2d_eps_base100.safetensors"
+EPS_MEMBERS = {"ddpo"}
+
+
+def base_of(algo):
+    return EPS_BASE if algo in EPS_MEMBERS else BASE
 LRS = [3e-4, 1e-3, 3e-3]  # the run default and two larger: the public clip ranges (1e-4) hold steps small
 TUNE_SEED = 101
 OUT = "demo/bench_family"
@@ -50,7 +58,7 @@ def score(ckpt):
 
 
 def train(algo, rundir, epochs, seed, lr=None):
-    sh(["train", "--algo", algo, "--task", "gmm2d", "--base", BASE, "--reward", "halfplane", "--out", rundir,
+    sh(["train", "--algo", algo, "--task", "gmm2d", "--base", base_of(algo), "--reward", "halfplane", "--out", rundir,
         "--epochs", epochs, "--seed", seed, "--prompts-per-epoch", 8, "--group-size", 16, "--eval-n", 0,
         "--checkpoint-every", 0, "--keep-checkpoints", 0, "--log-every", 100, "--backend", "opt", "--threads", 1,
         "--force"] + (["--lr", "%g" % lr] if lr else []), out=rundir + ".log")
@@ -86,15 +94,17 @@ def main():
     seeds = [int(s) for s in a.seeds.split(",")]
     listed = [l.split()[0] for l in sh(["algos"]).splitlines() if l.strip() and not l.startswith(" ")]
     algos = [x for x in FAMILY if x in listed and (not a.only or x in a.only.split(","))]
-    if not os.path.exists(BASE):
-        os.makedirs(os.path.dirname(BASE), exist_ok=True)
-        log(f"pretraining {BASE}")
-        sh(["pretrain", "--task", "gmm2d", "--out", BASE, "--backend", "opt", "--threads", 1, "--progress", "off",
-            "--max-train-steps", 100, "--force"])
+    for path, pred in ((BASE, "velocity"), (EPS_BASE, "epsilon")):
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            log(f"pretraining {path}")
+            sh(["pretrain", "--task", "gmm2d", "--out", path, "--pred", pred, "--backend", "opt", "--threads", 1,
+                "--progress", "off", "--max-train-steps", 100, "--force"])
     os.makedirs(OUT, exist_ok=True)
     load0, t_start = loadavg(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     base = score(BASE)
-    log(f"base halfplane score {base:.4f}")
+    eps_base = score(EPS_BASE)
+    log(f"base halfplane score {base:.4f} (epsilon base {eps_base:.4f})")
     epochs = {}
     for algo in algos:  # a 1-epoch probe gives the epoch's forward-equivalents
         d = os.path.join(OUT, f"{algo}-probe")
@@ -128,7 +138,8 @@ def main():
     fg_hit = med_hit("flow-grpo")
     for algo in algos:
         rs = [r for r in res if r["algo"] == algo]
-        gains = [r["final"] - base for r in rs]
+        b0 = eps_base if algo in EPS_MEMBERS else base
+        gains = [r["final"] - b0 for r in rs]
         hits = sorted(r["hit"] for r in rs if r["hit"] is not None)
         tune = ", ".join(f"{k}: {v:.3f}" for k, v in rs[0].get("tune", {}).items())
         rows.append(f"| {algo} | {rs[0].get('lr', 0):g} ({tune}) | {rs[0]['epochs']} | "
@@ -142,15 +153,18 @@ def main():
     cmd = "python3 bench/bench_family.py " + " ".join(sys.argv[1:])
     text = "\n".join([
         "<!-- bench_family begin (written by bench/bench_family.py; do not edit by hand) -->",
-        "## The Flow-GRPO family on gmm2d halfplane (issue 11)", "",
+        "## The trajectory-GRPO family on gmm2d halfplane (issues 11, 12: DDPO)", "",
         f"Measured {t_start} by `{cmd.strip()}` (`make bench-family`) at {git_line()} on {machine_line()} "
         f"(load average {load0} before). Base: `{BASE}` (100 pretraining steps), held-out halfplane score "
-        f"**{base:.3f}** (`flowrl eval --reward halfplane --n 16`, ODE 40 steps). Each member with its own defaults "
+        f"**{base:.3f}** (`flowrl eval --reward halfplane --n 16`, ODE 40 steps); DDPO's epsilon base `{EPS_BASE}` (the same "
+        f"100 steps, `--pred epsilon`) **{eps_base:.3f}** (DDIM 40 steps, eta 0). Each member with its own defaults "
         f"(`flowrl train --algo NAME --help`) except the learning rate, tuned per member over {', '.join('%g' % x for x in LRS)} "
         f"on seed {TUNE_SEED} by the held-out score; P 8 x G 16, seeds {a.seeds}, a budget of {a.budget // 1000}k "
-        "forward-equivalents (epochs = budget / the first epoch's nfe). Issue 11's bar: +0.2 over the base on each of "
+        "forward-equivalents (epochs = budget / the first epoch's nfe). The issues' bar: +0.2 over the base on each of "
         "3 seeds, read on the held-out score.", "",
         *rows, "",
+        *([f"Only {a.only} ran in this invocation; the other rows are the earlier invocations' (`{OUT}/results.json`, "
+           "the same base, protocol and seeds).", ""] if a.only else []),
         "Held-out: the last checkpoint's `flowrl eval` score (ODE 40 steps, eval's fixed prompts and seeds) and its "
         "gain over the base's. Train reward: the epochs' mean halfplane reward under each member's own training "
         "sampler (first epoch = the base under that sampler, noisy: 8 random prompts whose modes lie mostly on one "
