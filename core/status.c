@@ -12,6 +12,10 @@ fr_status fr_fail(fr_status s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(g_msg, sizeof g_msg, fmt, ap);
     va_end(ap);
+    /* one line whatever the arguments hold (a corrupted file's stored strings are echoed):
+     * control bytes, a newline among them, become '?' */
+    for (char *c = g_msg; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     return s;
 }
 

@@ -132,6 +132,15 @@ static const char *corpus_dir(char *buf, size_t n, const char *sub)
 
 /* ---- round trips and determinism ----------------------------------------------------- */
 
+/* Every error message is one line, whatever a file's strings hold (fr_fail, flowrl/status.h). */
+START_TEST(test_error_message_one_line)
+{
+    char bad[] = {'d', 'i', 'g', '\n', '6', '\r', '\t', 0x7f, 'x', 0};
+    ck_assert_int_eq(fr_fail(FR_ERR_FORMAT, "f: stored %s (corrupted)", bad), FR_ERR_FORMAT);
+    ck_assert_str_eq(fr_last_error(), "f: stored dig?6???x (corrupted)");
+}
+END_TEST
+
 START_TEST(test_roundtrip)
 {
     char *dir = make_tmpdir(), path[512];
@@ -639,6 +648,7 @@ Suite *suite_safetensors(void)
     Suite *s = suite_create("safetensors");
     TCase *tc = tcase_create("safetensors");
     tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_error_message_one_line);
     tcase_add_test(tc, test_roundtrip);
     tcase_add_test(tc, test_deterministic_bytes);
     tcase_add_test(tc, test_known_bytes);

@@ -17,7 +17,9 @@ typedef enum {
 } fr_status;
 
 /* Records a printf-style message for the calling thread and returns `s`, so that
- * `return fr_fail(FR_ERR_IO, "%s: %s", path, strerror(errno));` reads in one line. */
+ * `return fr_fail(FR_ERR_IO, "%s: %s", path, strerror(errno));` reads in one line. The message
+ * is always one line: control bytes of the formatted text (a newline echoed from a corrupted
+ * file's strings) become '?'. */
 fr_status fr_fail(fr_status s, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
