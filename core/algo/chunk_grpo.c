@@ -114,9 +114,7 @@ static fr_status chunk_epoch(fr_run *r, void *state)
     FR_TRY(chunk_bounds(r, t));
     int64_t K;
     FR_TRY(fr_tf_fg_batches(r, f, &K));
-    FR_TRY(fr_tf_plan_batches(r, f, K, 0, t->n_train, 1.0f));
-    FR_TRY(fr_tf_run_plan(r, f));
-    FR_TRY(fr_tf_finish(r, f));
+    FR_TRY(fr_tf_update_batches(r, f, K, 0, t->n_train, 1.0f));
     fr_run_metric(r, "chunks", (double)t->K);
     fr_run_metric(r, "first_chunk_len", (double)t->size[0]);
     return FR_OK;

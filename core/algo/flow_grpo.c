@@ -119,9 +119,7 @@ fr_status fr_fg_epoch(fr_run *r, void *state)
     FR_TRY(fr_tf_fg_batches(r, f, &K));
 
     /* 6. inner updates */
-    FR_TRY(fr_tf_plan_batches(r, f, K, ws0, wl, 1.0f));
-    FR_TRY(fr_tf_run_plan(r, f));
-    FR_TRY(fr_tf_finish(r, f));
+    FR_TRY(fr_tf_update_batches(r, f, K, ws0, wl, 1.0f));
     fr_run_metric(r, "window_start", (double)ws0);
     fr_run_metric(r, "window_len", (double)wl);
     if (t->o.window == FR_FG_WINDOW_MIX) fr_mix_window_update(&t->mix);

@@ -102,9 +102,7 @@ static fr_status mix_epoch(fr_run *r, void *state)
     FR_TRY(fr_tf_rollout(r, f, NULL));
     int64_t K;
     FR_TRY(fr_tf_local_batches(r, f, &K));
-    FR_TRY(fr_tf_plan_batches(r, f, K, ws0, wl, 1.0f));
-    FR_TRY(fr_tf_run_plan(r, f));
-    FR_TRY(fr_tf_finish(r, f));
+    FR_TRY(fr_tf_update_batches(r, f, K, ws0, wl, 1.0f));
     fr_run_metric(r, "window_start", (double)ws0);
     fr_run_metric(r, "window_len", (double)wl);
     fr_run_metric(r, "rollout_steps", (double)f->rc.T);

@@ -116,9 +116,7 @@ static fr_status smart_epoch(fr_run *r, void *state)
     FR_TRY(fr_tf_rollout(r, f, NULL));
     int64_t K;
     FR_TRY(fr_tf_fg_batches(r, f, &K));
-    FR_TRY(fr_tf_plan_batches(r, f, K, 0, t->n_train, 1.0f));
-    FR_TRY(fr_tf_run_plan(r, f));
-    return fr_tf_finish(r, f);
+    return fr_tf_update_batches(r, f, K, 0, t->n_train, 1.0f);
 }
 
 static void smart_header(fr_run *r, void *state)

@@ -85,9 +85,7 @@ static fr_status tempflow_epoch(fr_run *r, void *state)
     FR_TRY(fr_tf_rollout(r, f, NULL));
     int64_t K;
     FR_TRY(fr_tf_fg_batches(r, f, &K));
-    FR_TRY(fr_tf_plan_batches(r, f, K, k, 1, w));
-    FR_TRY(fr_tf_run_plan(r, f));
-    FR_TRY(fr_tf_finish(r, f));
+    FR_TRY(fr_tf_update_batches(r, f, K, k, 1, w));
     fr_run_metric(r, "branch_step", (double)k);
     fr_run_metric(r, "step_weight", w);
     return FR_OK;

@@ -243,6 +243,13 @@ fr_status fr_tf_finish(fr_run *r, fr_tf *t)
     return FR_OK;
 }
 
+fr_status fr_tf_update_batches(fr_run *r, fr_tf *t, int64_t K, int64_t ws0, int64_t wl, float scale)
+{
+    FR_TRY(fr_tf_plan_batches(r, t, K, ws0, wl, scale));
+    FR_TRY(fr_tf_run_plan(r, t));
+    return fr_tf_finish(r, t);
+}
+
 fr_status fr_tf_rec_window(fr_run *r, int64_t start, int64_t len)
 {
     int64_t wv[2] = {start, len};

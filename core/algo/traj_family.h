@@ -127,6 +127,10 @@ fr_status fr_tf_plan_selected(const fr_run *r, fr_tf *t, int64_t n_train);
 /* The rollout as micro-step m reads it (its advantages). */
 fr_traj_data fr_tf_data(const fr_run *r, const fr_tf *t, const fr_tf_micro *m);
 
+/* fr_tf_plan_batches, fr_tf_run_plan, fr_tf_finish: the updates of the members that batch the
+ * K samples of t->order over the steps [ws0, ws0 + wl) as Flow-GRPO does. */
+fr_status fr_tf_update_batches(fr_run *r, fr_tf *t, int64_t K, int64_t ws0, int64_t wl, float scale);
+
 /* Executes the plan (above); metrics updates, loss (mean over optimiser steps). */
 fr_status fr_tf_run_plan(fr_run *r, fr_tf *t);
 
