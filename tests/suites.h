@@ -55,6 +55,8 @@
     X(plots)                                                                               \
     X(task_render)                                                                         \
     X(prefs)                                                                               \
+    X(pair_pref)                                                                           \
+    X(d3po)                                                                                \
     X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure
