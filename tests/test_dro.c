@@ -231,6 +231,7 @@ START_TEST(test_dro_run_margin_at_ref)
         fr_rt_opts o;
         fr_rt_opts_init(&o, &fr_algo_dro, bks[k], 1);
         o.ro.c.grad_accum = o.ro.c.num_batches;
+        ((fr_dro_opts *)o.ao)->buffer_every = 2; /* refreshes at micro-batches 0 (empty), 1, 3 */
         fr_backend be;
         if (!fr_test_backend_try(&be, "dro", bks[k], 1)) {
             fr_rt_opts_free(&o);

@@ -76,9 +76,8 @@ static void tiny(fr_run_opts *ro, void *ao)
     ro->c.num_batches = 4; /* b = 2 rows per micro-batch */
     ro->c.grad_accum = 2;  /* two optimiser steps per epoch */
     ro->opt.lr = 3e-3;
-    o->buffer_size = 3;    /* fills, then evicts, within the first epoch */
-    o->buffer_every = 2;
-    o->lag_steps = 3;      /* a copy between optimiser steps and one at an epoch boundary */
+    o->buffer_size = 3;    /* 2 new trajectories per micro-batch: fills, then evicts, in epoch 1 */
+    o->lag_steps = 3;      /* copies inside an accumulation and at an epoch boundary */
 }
 
 static const char *const k_progress[] = {"loss", "diff", "active", NULL};
