@@ -272,6 +272,14 @@ fr_status fr_go_out_scalar(fr_st_file *out, const char *name, float v)
     return FR_OK;
 }
 
+fr_status fr_go_out_scalar_f64(fr_st_file *out, const char *name, double v)
+{
+    void *p;
+    FR_TRY(fr_go_out(out, name, FR_F64, 0, NULL, &p));
+    memcpy(p, &v, sizeof v);
+    return FR_OK;
+}
+
 /* ---- backend memory of a computation ------------------------------------------------------ */
 
 void fr_gd_begin(fr_golden_dev *d, fr_backend *be)

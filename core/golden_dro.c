@@ -8,7 +8,6 @@
  * out is formed near the target (out = target + in.dout) so the errors are O(0.1) as in
  * training; out_ref = out + in.dref moves diff by O(0.01), across the margin. */
 #include <stddef.h>
-#include <string.h>
 
 #include "core/golden_internal.h"
 #include "flowrl/dro.h"
@@ -36,14 +35,6 @@ static fr_status dro_in(const fr_golden_case *c, fr_golden_in *g)
                         c->arg ? "in.out (theta = ref: every term is the margin)" : "in.out + in.dref, float32");
 }
 
-static fr_status out_f64(fr_st_file *out, const char *name, double v)
-{
-    void *p;
-    FR_TRY(fr_go_out(out, name, FR_F64, 0, NULL, &p));
-    memcpy(p, &v, sizeof v);
-    return FR_OK;
-}
-
 /* out, out_ref, target and grad in backend memory; e, diff, term on the host. */
 static fr_status dro_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out)
 {
@@ -65,7 +56,7 @@ static fr_status dro_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_
     FR_TRY(fr_gd_out_f32(d, out, "grad", 2, xr, NULL, &grad));
     fr_dro_stats st;
     FR_TRY(fr_dro_loss(d->be, margin, B, D, o, oref, target, gout, grad, e, diff, term, &st));
-    return out_f64(out, "loss", st.loss);
+    return fr_go_out_scalar_f64(out, "loss", st.loss);
 }
 
 /* --fast keeps the canonical row and flow-matching entries: bitwise in every mode. */

@@ -55,6 +55,11 @@ static fr_status check(const fr_run_opts *ro, const void *ao)
                        "train: diffusion-dro: --noise-level %g, expected 0: the buffer's DDIM is deterministic, as the "
                        "public DPM-Solver++",
                        (double)ro->smp.noise_level);
+    if (o->buffer_every > ro->c.num_batches)
+        return fr_fail(FR_ERR_ARG,
+                       "train: diffusion-dro: --buffer-every %lld, expected <= --num-batches %lld: every epoch refreshes "
+                       "the buffer at least once",
+                       (long long)o->buffer_every, (long long)ro->c.num_batches);
     if (ro->c.beta != 0.0f)
         return fr_fail(FR_ERR_ARG, "train: diffusion-dro: --beta %g, expected 0: the hinge has no KL term", (double)ro->c.beta);
     return FR_OK;
