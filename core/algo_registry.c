@@ -19,6 +19,7 @@ extern const fr_algo fr_algo_d3po;
 extern const fr_algo fr_algo_branch_grpo;
 extern const fr_algo fr_algo_diffusion_dpo;
 extern const fr_algo fr_algo_flow_dpo;
+extern const fr_algo fr_algo_dro;
 
 static const fr_algo *const k_algos[] = {
     &fr_algo_flow_grpo,
@@ -36,6 +37,7 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_branch_grpo,
     &fr_algo_diffusion_dpo,
     &fr_algo_flow_dpo,
+    &fr_algo_dro,
     NULL,
 };
 

@@ -23,6 +23,7 @@ static const struct {
     {fr_golden_cases_dgpo, &fr_golden_n_dgpo},
     {fr_golden_cases_nft, &fr_golden_n_nft},
     {fr_golden_cases_pair_dpo, &fr_golden_n_pair_dpo},
+    {fr_golden_cases_dro, &fr_golden_n_dro},
 };
 #define N_FAMILIES (sizeof k_families / sizeof k_families[0])
 
@@ -268,6 +269,14 @@ fr_status fr_go_out_scalar(fr_st_file *out, const char *name, float v)
     float *p;
     FR_TRY(fr_go_out_f32(out, name, 0, NULL, &p));
     *p = v;
+    return FR_OK;
+}
+
+fr_status fr_go_out_scalar_f64(fr_st_file *out, const char *name, double v)
+{
+    void *p;
+    FR_TRY(fr_go_out(out, name, FR_F64, 0, NULL, &p));
+    memcpy(p, &v, sizeof v);
     return FR_OK;
 }
 

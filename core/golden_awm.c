@@ -89,14 +89,6 @@ static fr_status awm_in(const fr_golden_case *c, fr_golden_in *g)
     return FR_OK;
 }
 
-static fr_status out_f64(fr_st_file *out, const char *name, double v)
-{
-    void *p;
-    FR_TRY(fr_go_out(out, name, FR_F64, 0, NULL, &p));
-    memcpy(p, &v, sizeof v);
-    return FR_OK;
-}
-
 static fr_status read_params(const fr_golden_case *c, const fr_st_file *in, fr_awm_params *p)
 {
     *p = case_params(c->arg);
@@ -148,12 +140,12 @@ static fr_status awm_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_
     FR_TRY(fr_gd_out_f32(d, out, "grad_v", 2, xr, NULL, &grad));
     fr_awm_stats st;
     FR_TRY(fr_awm_loss(d->be, &p, K, B, D, t, x0, eps, v, vr, ve, old, adv, gout, grad, logp, ratio, &st));
-    FR_TRY(out_f64(out, "loss", st.loss));
-    FR_TRY(out_f64(out, "policy_loss", st.policy_loss));
-    FR_TRY(out_f64(out, "kl", st.kl));
-    FR_TRY(out_f64(out, "ema_kl", st.ema_kl));
-    FR_TRY(out_f64(out, "clipfrac", st.clipfrac));
-    return out_f64(out, "ratio_mean", st.ratio_mean);
+    FR_TRY(fr_go_out_scalar_f64(out, "loss", st.loss));
+    FR_TRY(fr_go_out_scalar_f64(out, "policy_loss", st.policy_loss));
+    FR_TRY(fr_go_out_scalar_f64(out, "kl", st.kl));
+    FR_TRY(fr_go_out_scalar_f64(out, "ema_kl", st.ema_kl));
+    FR_TRY(fr_go_out_scalar_f64(out, "clipfrac", st.clipfrac));
+    return fr_go_out_scalar_f64(out, "ratio_mean", st.ratio_mean);
 }
 
 /* ---- training times and noise ------------------------------------------------------------ */

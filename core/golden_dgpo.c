@@ -71,14 +71,6 @@ static fr_status dgpo_in(const fr_golden_case *c, fr_golden_in *g)
     return fr_gi_tensor(g, "v_old", FR_F32, 2, xr, vo, "in.v + in.dv_old");
 }
 
-static fr_status out_f64(fr_st_file *out, const char *name, double v)
-{
-    void *p;
-    FR_TRY(fr_go_out(out, name, FR_F64, 0, NULL, &p));
-    memcpy(p, &v, sizeof v);
-    return FR_OK;
-}
-
 /* Memory (dgpo.h "Memory"): x0, ε, v, v_ref, v_old and grad_v in backend memory; groups,
  * advantages and the per-row d, w and clip flags on the host. */
 static fr_status dgpo_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out)
@@ -125,10 +117,10 @@ static fr_status dgpo_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st
     fr_dgpo_stats st;
     FR_TRY(fr_dgpo_loss(d->be, &p, K, B, D, x0, eps, v, vr, vo, group, adv, gout, grad, dd, w, clip, &st));
     for (int64_t r = 0; r < R; r++) clipf[r] = clip[r];
-    FR_TRY(out_f64(out, "loss", st.loss));
-    FR_TRY(out_f64(out, "dgpo_loss", st.dgpo_loss));
-    FR_TRY(out_f64(out, "kl", st.kl));
-    return out_f64(out, "clipfrac", st.clipfrac);
+    FR_TRY(fr_go_out_scalar_f64(out, "loss", st.loss));
+    FR_TRY(fr_go_out_scalar_f64(out, "dgpo_loss", st.dgpo_loss));
+    FR_TRY(fr_go_out_scalar_f64(out, "kl", st.kl));
+    return fr_go_out_scalar_f64(out, "clipfrac", st.clipfrac);
 }
 
 /* ---- training times and noise ------------------------------------------------------------ */

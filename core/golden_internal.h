@@ -48,6 +48,7 @@ fr_status fr_go_out(fr_st_file *out, const char *name, fr_dtype dt, int ndim,
 fr_status fr_go_out_f32(fr_st_file *out, const char *name, int ndim, const int64_t *shape,
                         float **data);
 fr_status fr_go_out_scalar(fr_st_file *out, const char *name, float v);
+fr_status fr_go_out_scalar_f64(fr_st_file *out, const char *name, double v);
 
 /* ---- compute side: backend memory ---------------------------------------------------------
  * A case computes in the memory of the backend under test. Its inputs go up (fr_h2d into
@@ -119,5 +120,7 @@ extern const fr_golden_case fr_golden_cases_nft[];
 extern const size_t fr_golden_n_nft;
 extern const fr_golden_case fr_golden_cases_pair_dpo[];
 extern const size_t fr_golden_n_pair_dpo;
+extern const fr_golden_case fr_golden_cases_dro[];
+extern const size_t fr_golden_n_dro;
 
 #endif

@@ -73,14 +73,6 @@ static fr_status nft_in(const fr_golden_case *c, fr_golden_in *g)
     return FR_OK;
 }
 
-static fr_status out_f64(fr_st_file *out, const char *name, double v)
-{
-    void *p;
-    FR_TRY(fr_go_out(out, name, FR_F64, 0, NULL, &p));
-    memcpy(p, &v, sizeof v);
-    return FR_OK;
-}
-
 static fr_status nft_adv_mode_parse(const char *s, fr_nft_adv_mode *m)
 {
     for (int i = 0; i <= FR_NFT_ADV_BINARY; i++)
@@ -125,11 +117,11 @@ static fr_status nft_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_
     FR_TRY(fr_gd_out_f32(d, out, "grad_v", 2, xr, NULL, &grad));
     fr_nft_stats st;
     FR_TRY(fr_nft_loss(d->be, &p, J, B, D, t, t_dev, x0, xt, v, vo, vr, adv, gout, grad, r, &st));
-    FR_TRY(out_f64(out, "loss", st.loss));
-    FR_TRY(out_f64(out, "policy_loss", st.policy_loss));
-    FR_TRY(out_f64(out, "pos_loss", st.pos_loss));
-    FR_TRY(out_f64(out, "neg_loss", st.neg_loss));
-    return out_f64(out, "kl", st.kl);
+    FR_TRY(fr_go_out_scalar_f64(out, "loss", st.loss));
+    FR_TRY(fr_go_out_scalar_f64(out, "policy_loss", st.policy_loss));
+    FR_TRY(fr_go_out_scalar_f64(out, "pos_loss", st.pos_loss));
+    FR_TRY(fr_go_out_scalar_f64(out, "neg_loss", st.neg_loss));
+    return fr_go_out_scalar_f64(out, "kl", st.kl);
 }
 
 /* ---- training times and noise ------------------------------------------------------------ */

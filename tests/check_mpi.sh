@@ -44,7 +44,7 @@ same() {
 # the epsilon base of DDPO (flowrl/algo.h base_pred)
 "$F" pretrain --task gmm2d --pred epsilon --out eps.safetensors --max-train-steps 30 --hidden 16 --ffn 32 --blocks 1 >/dev/null 2>&1 ||
     { echo "check_mpi: pretrain --pred epsilon failed" >&2; exit 1; }
-# the preference file of Diffusion-DPO (pairs of the epsilon base)
+# the preference file of Diffusion-DPO and Diffusion-DRO (pairs of the epsilon base)
 "$F" prefs make --ckpt eps.safetensors --task gmm2d --pairs 16 --num-steps 4 --out prefs-eps.safetensors --progress off \
     >/dev/null 2>&1 || { echo "check_mpi: prefs make failed" >&2; exit 1; }
 # 3 prompts x 4 samples: R = 2 and 3 split the groups unevenly
@@ -66,10 +66,12 @@ for algo in $("$F" algos | awk '/^[a-z]/ {print $1}'); do
     args="--algo $algo $common --prompts-per-epoch 4 --num-steps 8 --epochs 2"
     # (BranchGRPO: the group is the tree's leaves, 2 splits of width 2 = 4)
     [ "$algo" = branch-grpo ] && args="$args --tree-split-points 0,3"
-    # (DDPO, D3PO, Diffusion-DPO: an epsilon base)
-    case $algo in ddpo | d3po | diffusion-dpo) args=$(echo "$args" | sed 's/--base base.safetensors/--base eps.safetensors/') ;; esac
-    # (Diffusion-DPO: offline, from a preference file; every rank reads it and computes alike)
-    [ "$algo" = diffusion-dpo ] && args="$args --prefs prefs-eps.safetensors"
+    # (DDPO, D3PO, Diffusion-DPO, Diffusion-DRO: an epsilon base)
+    case $algo in ddpo | d3po | diffusion-dpo | diffusion-dro) args=$(echo "$args" | sed 's/--base base.safetensors/--base eps.safetensors/') ;; esac
+    # (Diffusion-DPO, Diffusion-DRO: from a preference file; every rank reads it and computes alike)
+    case $algo in diffusion-dpo | diffusion-dro) args="$args --prefs prefs-eps.safetensors" ;; esac
+    # (Diffusion-DRO: one optimiser step per epoch, as its default of 16 micro-batches)
+    [ "$algo" = diffusion-dro ] && args="$args --grad-accum 2"
     "$F" train $args --out $algo.plain >/dev/null 2>&1 || { fail "$algo without mpirun"; continue; }
     mpi 2 train $args --out $algo.R2 >$algo.R2.log 2>&1 || { fail "$algo R=2: $(tail -n 3 $algo.R2.log)"; continue; }
     same $algo.plain $algo.R2

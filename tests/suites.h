@@ -50,6 +50,7 @@
     X(awm_run)                                                                             \
     X(dgpo)                                                                                \
     X(dpo)                                                                                 \
+    X(dro)                                                                                 \
     X(fast)                                                                                \
     X(cuda)                                                                                \
     X(integrity)                                                                           \
