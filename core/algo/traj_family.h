@@ -55,6 +55,7 @@ typedef struct fr_tf {
     int have_ws;
     /* backend: the rollout's outputs (T+1,N,D), (T,N,D), (T,N), (N,D) */
     float *traj, *mean, *logp, *x;
+    float *x_next; /* (T,N,D) backend or NULL: a member's own x_{j+1} (fr_traj_data.x_next), freed here */
     /* host */
     float *step_noise;          /* (T,) the per-step noise levels a member may point rc at */
     int *prompts, *pid, *correct; /* (P,), (N,), (N,) */

@@ -54,7 +54,8 @@ typedef enum {
     FR_RNG_DGPO_NOISE = 21,    /* DGPO noise epsilon of each (group, micro-batch, training time) */
     FR_RNG_NOISE_SEARCH = 22,  /* Smart-GRPO's candidate and final noises (flowrl/noise_search.h) */
     FR_RNG_STEP_SELECT = 23,   /* trained steps of a sample (DanceGRPO's per-sample permutation) */
-    FR_RNG_PREFS = 24          /* prompt of each attempt of `flowrl prefs make` (flowrl/prefs.h) */
+    FR_RNG_PREFS = 24,         /* prompt of each attempt of `flowrl prefs make` (flowrl/prefs.h) */
+    FR_RNG_SPO_CHOICE = 25     /* SPO: the candidate a chain continues from (flowrl/spo.h) */
 } fr_rng_purpose;
 
 typedef struct {
