@@ -55,6 +55,7 @@
     X(plots)                                                                               \
     X(task_render)                                                                         \
     X(prefs)                                                                               \
+    X(spo)                                                                                 \
     X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure
