@@ -144,7 +144,7 @@ static fr_status obj_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_
         FR_TRY(fr_gd_out_f32(d, out, "grad_mean", 2, sh, NULL, &gmean));
         FR_TRY(fr_gd_out_f32(d, out, "grad_logp_new", 1, bs, NULL, &glogp_dev));
         const fr_traj_chunk_params cp = {prm, B, chunk, size, lr};
-        const fr_traj_batch tb = {B, D, p, x, xn, NULL, logp_old, adv, mean, logp, NULL, scratch, glogp_dev, rows};
+        const fr_traj_batch tb = {B, D, p, x, xn, NULL, logp_old, adv, mean, logp, NULL, scratch, glogp_dev, rows, NULL};
         fr_traj_stats ts;
         FR_TRY(fr_traj_chunk.loss(d->be, &tb, 0, &cp, gout, gmean, ratio, &ts));
         st = (fr_ppo_stats){ts.obj, ts.approx_kl, ts.clipfrac, ts.ratio_min, ts.ratio_max, ts.ratio_mean};
@@ -193,6 +193,123 @@ static fr_status obj_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_
     return FR_OK;
 }
 
+/* ---- obj.pair_pref: D3PO's / SPO's pair objective against the frozen reference ------------
+ * (fr_traj_pair_pref, docs/algorithms/d3po.md §2) on the DDIM η 1 step of sampler.ddim (SD's
+ * betas, 50 steps, step 10): 4 pairs (rows 2i, 2i+1), preferences (+1, −1), (−1, +1), a tie,
+ * (+1, −1); the policy's output in.v, the reference's in.v + in.dv_ref with a per-row scale
+ * that puts some ratios inside the band [0.9, 1.1] and some outside. x_{j+1} is the reference's
+ * step with noise in.xi (as a D3PO rollout of the base). */
+enum { PB = 8, PD = 11 };
+
+static fr_status pair_in(const fr_golden_case *c, fr_golden_in *g)
+{
+    (void)c;
+    enum { NT = FR_NUM_TRAIN_TIMESTEPS, T = 50 };
+    static float betas[NT], ab[NT];
+    int64_t ts[T], sh[2] = {PB, PD}, b[1] = {PB};
+    FR_TRY(fr_betas_scaled_linear(NT, 0.00085, 0.012, betas));
+    FR_TRY(fr_alphas_cumprod(NT, betas, ab));
+    FR_TRY(fr_ddim_timesteps(T, NT, 1, ts));
+    const int64_t t = ts[10], tp = fr_ddim_prev_timestep(t, T, NT);
+    FR_TRY(fr_gi_param_str(g, "sampler", fr_sampler_name(FR_SAMPLER_DDIM)));
+    FR_TRY(fr_gi_note(g, "grid", "scaled_linear betas (0.00085, 0.012), 50 DDIM steps, step 10 (as sampler.ddim)"));
+    FR_TRY(fr_gi_scalar(g, "alpha_bar", ab[t]));
+    FR_TRY(fr_gi_scalar(g, "alpha_bar_prev", ab[tp]));
+    FR_TRY(fr_gi_scalar(g, "x0_clip", 0.0f));
+    FR_TRY(fr_gi_scalar(g, "noise", 1.0f)); /* η of D3PO */
+    FR_TRY(fr_gi_scalar(g, "beta", 0.1f));   /* D3PO config/base.py train.beta, train.eps */
+    FR_TRY(fr_gi_scalar_f64(g, "eps", 0.1));
+    FR_TRY(fr_gi_scalar(g, "gout", 1.0f / 6.0f));
+    FR_TRY(fr_gi_note(g, "gout", "1/6: a micro-step's share of an update (e.g. 1 batch x 6 trained steps)"));
+    const float h[PB] = {1, -1, -1, 1, 0, 0, 1, -1};
+    FR_TRY(fr_gi_tensor(g, "h", FR_F32, 1, b, h, "the pairs' preferences (rows 2i, 2i+1)"));
+    float *x, *v, *xi, *dvr;
+    FR_TRY(fr_gi_normal(g, "x", 2, sh, 1.0f, &x));
+    FR_TRY(fr_gi_normal(g, "v", 2, sh, 1.0f, &v));
+    FR_TRY(fr_gi_normal(g, "xi", 2, sh, 1.0f, &xi));
+    FR_TRY(fr_gi_normal(g, "dv_ref", 2, sh, 1.0f, &dvr));
+    /* per-row scale of the reference's difference: well inside to well outside the band */
+    const float scale[PB] = {0.02f, 0.05f, 0.1f, 1.5f, 0.3f, 0.01f, 4.0f, 0.03f};
+    for (int i = 0; i < PB; i++)
+        for (int k = 0; k < PD; k++) dvr[i * PD + k] *= scale[i];
+    FR_TRY(fr_st_set_meta(g->f, "derived.in.dv_ref", "drawn N(0, 1), then row i scaled by "
+                                                     "(0.02, 0.05, 0.1, 1.5, 0.3, 0.01, 4, 0.03)[i]"));
+    fr_step p;
+    FR_TRY(fr_golden_read_step(g->f, FR_SAMPLER_DDIM, &p));
+    float v_ref[PB * PD], xn[PB * PD];
+    for (int i = 0; i < PB * PD; i++) v_ref[i] = v[i] + dvr[i];
+    fr_backend ref; /* inputs are ref's, in host memory */
+    FR_TRY(fr_backend_open(&ref, "ref", 0, 1));
+    FR_TRY(fr_sampler_step(&ref, &p, PB, PD, x, v_ref, NULL, xi, xn, NULL, NULL, NULL));
+    return fr_gi_tensor(g, "x_next", FR_F32, 2, sh, xn,
+                        "fr_sampler_step of the case's step with model_out in.v + in.dv_ref, noise in.xi");
+}
+
+/* As fr_traj_micro_step chains it: μ_θ, logp_θ and μ_ref, logp_ref by fr_sampler_logprob,
+ * the objective (per-row dL/dlogp up once, the logp backward), g_v = g_μ·dμ/dv. */
+static fr_status pair_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out)
+{
+    (void)c;
+    fr_step p;
+    FR_TRY(fr_golden_read_step(in, FR_SAMPLER_DDIM, &p));
+    int64_t sh[2];
+    const float *x, *v, *dvr, *xn, *h;
+    fr_traj_pair_params prm;
+    float gout;
+    FR_TRY(fr_gd_f32(d, in, "x", 2, sh, &x));
+    FR_TRY(fr_gd_exact(d, in, "v", FR_F32, 2, sh, (const void **)&v));
+    FR_TRY(fr_gd_exact(d, in, "x_next", FR_F32, 2, sh, (const void **)&xn));
+    const float *dvr_h;
+    FR_TRY(fr_go_exact(in, "dv_ref", FR_F32, 2, sh, (const void **)&dvr_h));
+    const int64_t B = sh[0], D = sh[1], bs[1] = {B}, ps[1] = {B / 2};
+    if (B != PB || D != PD) return fr_fail(FR_ERR_FORMAT, "golden %s: in.x is (%lld, %lld), expected (%d, %d)", c->name,
+                                           (long long)B, (long long)D, PB, PD);
+    FR_TRY(fr_go_exact(in, "h", FR_F32, 1, bs, (const void **)&h));
+    FR_TRY(fr_go_scalar(in, "beta", &prm.beta));
+    FR_TRY(fr_go_scalar_f64(in, "eps", &prm.eps));
+    FR_TRY(fr_go_scalar(in, "gout", &gout));
+    prm.h = h;
+    /* the reference's output v + dv_ref, formed on the host as the generator did, uploaded */
+    float v_ref[PB * PD];
+    const float *v_h;
+    FR_TRY(fr_go_exact(in, "v", FR_F32, 2, sh, (const void **)&v_h));
+    for (int64_t i = 0; i < B * D; i++) v_ref[i] = v_h[i] + dvr_h[i];
+    FR_TRY(fr_gd_up(d, v_ref, sizeof v_ref, (void **)&dvr));
+
+    float *mean, *mean_ref, *lp_dev, *lq_dev, *lp, *lq, *ratio, *glogp, *glogp_dev, *gmean, *gv, *term;
+    FR_TRY(fr_gd_out_f32(d, out, "mean", 2, sh, NULL, &mean));
+    FR_TRY(fr_gd_out_f32(d, out, "mean_ref", 2, sh, NULL, &mean_ref));
+    FR_TRY(fr_gd_out_f32(d, out, "logp_new", 1, bs, NULL, &lp_dev));
+    FR_TRY(fr_gd_out_f32(d, out, "logp_ref", 1, bs, NULL, &lq_dev));
+    FR_TRY(fr_sampler_logprob(d->be, &p, B, D, x, v, NULL, xn, mean, lp_dev));
+    FR_TRY(fr_sampler_logprob(d->be, &p, B, D, x, dvr, NULL, xn, mean_ref, lq_dev));
+    FR_TRY(fr_gd_read(d, lp_dev, (void **)&lp));
+    FR_TRY(fr_gd_read(d, lq_dev, (void **)&lq));
+    FR_TRY(fr_go_out_f32(out, "ratio", 1, bs, &ratio));
+    FR_TRY(fr_go_out_f32(out, "grad_logp_new", 1, bs, &glogp));
+    FR_TRY(fr_go_out_f32(out, "term", 1, ps, &term));
+    FR_TRY(fr_gd_out_f32(d, out, "grad_mean", 2, sh, NULL, &gmean));
+    FR_TRY(fr_gd_alloc(d, (size_t)B * sizeof(float), (void **)&glogp_dev));
+    int64_t rows[PB];
+    for (int64_t i = 0; i < B; i++) rows[i] = i;
+    const fr_traj_batch tb = {B, D, p, x, xn, NULL, NULL, NULL, mean, lp, NULL, glogp, glogp_dev, rows, lq};
+    fr_traj_stats ts;
+    FR_TRY(fr_traj_pair_pref.loss(d->be, &tb, 0, &prm, gout, gmean, ratio, &ts));
+    for (int64_t i = 0; i < B / 2; i++) {
+        float r[2], g[2];
+        term[i] = fr_traj_pair_term(&prm, lp + 2 * i, lq + 2 * i, h + 2 * i, r, g);
+    }
+    FR_TRY(fr_go_out_scalar(out, "loss", ts.obj));
+    FR_TRY(fr_go_out_scalar(out, "approx_kl", ts.approx_kl));
+    FR_TRY(fr_go_out_scalar(out, "clipfrac", ts.clipfrac));
+    float dmdv;
+    FR_TRY(fr_grpo_dmean_dv(&p, &dmdv));
+    FR_TRY(fr_go_out_scalar(out, "dmean_dv", dmdv));
+    FR_TRY(fr_gd_out_f32(d, out, "grad_v", 2, sh, NULL, &gv));
+    d->be->ops->scale(B * D, dmdv, gmean, gv);
+    return FR_OK;
+}
+
 /* --fast keeps the canonical entries these cases run (the vendor kernels replace GEMM, layer
  * norm and activations only), so the fast table stays bitwise here. */
 #define T_CANON {0.0f, 0.0f}
@@ -205,6 +322,8 @@ const fr_golden_case fr_golden_cases_objectives[] = {
     OBJ("guard_sample", OBJ_GUARD_SAMPLE, "GRPO-Guard step j, per-sample bias (§3)"),
     OBJ("cps_ratio", OBJ_CPS, "CPS step j: constant-free log-prob ratio, PPO-clip 1e-5 (§2, samplers §4)"),
     OBJ("chunk", OBJ_CHUNK, "Chunk-GRPO step j of a 3-step chunk: geometric-mean chunk ratio, PPO-clip 1e-4, 1/3 of the gradient (§8)"),
+    {"obj.pair_pref", "D3PO/SPO pair objective on a DDIM eta 1 step: 4 pairs (one tie), clamped ratios to the frozen reference, beta 0.1, eps 0.1 (d3po.md §2)",
+     FR_GOLDEN_ALL_OPS, 0, T_CANON, pair_in, pair_run},
 };
 const size_t fr_golden_n_objectives =
     sizeof fr_golden_cases_objectives / sizeof fr_golden_cases_objectives[0];

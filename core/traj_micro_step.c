@@ -16,12 +16,19 @@ void fr_traj_ws_free(fr_traj_ws *w)
     memset(w, 0, sizeof *w);
 }
 
+/* The trainer runs the frozen reference: for the KL (β > 0) or for the objective's logp_ref. */
+static int fr_traj_wants_ref(const fr_traj_trainer *tr)
+{
+    return tr->beta > 0.0f || tr->objective->wants_logp_ref;
+}
+
 fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap)
 {
     memset(w, 0, sizeof *w);
-    if (!tr || !tr->policy || !tr->be || !tr->objective || !(tr->beta >= 0.0f) || (tr->beta > 0.0f) != !!tr->ref)
+    if (!tr || !tr->policy || !tr->be || !tr->objective || !(tr->beta >= 0.0f) || fr_traj_wants_ref(tr) != !!tr->ref)
         return fr_fail(FR_ERR_ARG, "fr_traj_ws_alloc: NULL policy, be or objective, or beta %g without a reference "
-                                   "(or a reference with beta 0)", tr ? (double)tr->beta : 0.0);
+                                   "(or a reference with beta 0 and an objective that does not want logp_ref)",
+                       tr ? (double)tr->beta : 0.0);
     if (cap < 1 || cap > (int64_t)1 << 30)
         return fr_fail(FR_ERR_ARG, "fr_traj_ws_alloc: capacity %lld rows, expected 1 .. 2^30", (long long)cap);
     const int64_t D = tr->policy->cfg.D, S = tr->policy->cfg.n_slots;
@@ -29,11 +36,11 @@ fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap
     w->D = D;
     w->S = S;
     w->be = tr->be;
-    /* backend: 8 arrays of (cap, D), 2 of (cap,), the row indices (cap,); host: 4 of (cap,),
+    /* backend: 8 arrays of (cap, D), 3 of (cap,), the row indices (cap,); host: 5 of (cap,),
      * the prompt ids, the row indices, the condition ids (cap, S) (fr_guided_forward copies
      * them in when they change) */
-    w->dblk = fr_dev_alloc(tr->be, (size_t)(8 * cap * D + 2 * cap) * sizeof(float) + (size_t)cap * sizeof(int32_t));
-    w->blk = fr_malloc((size_t)(4 * cap) * sizeof(float) + (size_t)cap * (sizeof(int) + sizeof(int32_t)) +
+    w->dblk = fr_dev_alloc(tr->be, (size_t)(8 * cap * D + 3 * cap) * sizeof(float) + (size_t)cap * sizeof(int32_t));
+    w->blk = fr_malloc((size_t)(5 * cap) * sizeof(float) + (size_t)cap * (sizeof(int) + sizeof(int32_t)) +
                        (size_t)(cap * S) * sizeof(int32_t));
     if (!w->dblk || !w->blk) {
         fr_traj_ws_free(w);
@@ -45,15 +52,16 @@ fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) *rows[i] = f, f += cap * D;
     w->dlogp = f;
     w->dscratch = f + cap;
-    w->didx = (int32_t *)(f + 2 * cap);
+    w->dlogp_ref = f + 2 * cap;
+    w->didx = (int32_t *)(f + 3 * cap);
     f = w->blk;
-    float **vecs[] = {&w->logp_old, &w->adv, &w->logp, &w->scratch};
+    float **vecs[] = {&w->logp_old, &w->adv, &w->logp, &w->scratch, &w->logp_ref};
     for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) *vecs[i] = f, f += cap;
     w->pid = (int *)f;
     w->idx = (int32_t *)(w->pid + cap);
     w->c = w->idx + cap;
     fr_status s = fr_guided_ws_alloc(&w->pol, tr->be, tr->policy, cap, tr->guidance, 1);
-    if (s == FR_OK && tr->beta > 0.0f) {
+    if (s == FR_OK && fr_traj_wants_ref(tr)) {
         s = fr_guided_ws_alloc(&w->ref, tr->be, tr->ref, cap, tr->guidance, 0);
         w->have_ref = s == FR_OK;
     }
@@ -119,20 +127,25 @@ fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_
 {
     FR_TRY(check_args("fr_traj_micro_step", tr, w, d, rows, b, j, ratio, st));
     const int64_t D = w->D;
-    const int with_ref = tr->beta > 0.0f;
+    const int with_ref = tr->beta > 0.0f, with_logp_ref = tr->objective->wants_logp_ref;
     memset(st, 0, sizeof *st);
     fr_backend *be = tr->be;
     const fr_step step = fr_rollout_step(d->rc, j);
     const float t_in = fr_rollout_time(d->rc, j);
     FR_TRY(forward_logp(tr, w, d, rows, b, j, &step, t_in));
-    if (with_ref) {
+    if (with_ref || with_logp_ref)
         /* the frozen base under the same guidance (docs/algorithms/flow-grpo.md §2: LoRA off = the base) */
         FR_TRY(fr_guided_forward(tr->ref, be, &w->ref, b, w->x, t_in, w->c, w->v_ref));
+    if (with_logp_ref) {
+        /* its log-prob of the stored transition by logp_θ's op (and μ_ref with it) */
+        FR_TRY(fr_sampler_logprob(be, &step, b, D, w->x, w->v_ref, NULL, w->x_next, w->mean_ref, w->dlogp_ref));
+        FR_TRY(fr_d2h(be, w->logp_ref, w->dlogp_ref, (size_t)b * sizeof(float)));
+    } else if (with_ref)
         FR_TRY(fr_sampler_mean(be, &step, b, D, w->x, w->v_ref, NULL, w->mean_ref));
-    }
 
-    const fr_traj_batch tb = {b,      D,       step,    w->x,    w->x_next, w->mean_old, w->logp_old, w->adv,
-                              w->mean, w->logp, with_ref ? w->mean_ref : NULL, w->scratch, w->dscratch, rows};
+    const fr_traj_batch tb = {b,       D,       step,    w->x,    w->x_next, w->mean_old, w->logp_old, w->adv,
+                              w->mean, w->logp, with_ref ? w->mean_ref : NULL, w->scratch, w->dscratch, rows,
+                              with_logp_ref ? w->logp_ref : NULL};
     FR_TRY(tr->objective->loss(be, &tb, j, tr->params, gout, w->g_mean, ratio, st));
     if (with_ref) {
         float ks;

@@ -55,6 +55,7 @@
     X(plots)                                                                               \
     X(task_render)                                                                         \
     X(prefs)                                                                               \
+    X(pair_pref)                                                                           \
     X(spo)                                                                                 \
     X(torch)
 

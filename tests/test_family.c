@@ -278,7 +278,7 @@ START_TEST(test_ddpo_score_function_by_hand)
     ck_assert_int_eq(fr_h2d(be, dm, mu, sizeof mu), FR_OK);
     float scratch[B], ratio[B], g[B * D];
     const int64_t rows[B] = {0, 1};
-    fr_traj_batch tb = {B, D, fr_rollout_step(&rc, 1), NULL, dx, NULL, logp_old, adv, dm, logp, NULL, scratch, ds, rows};
+    fr_traj_batch tb = {B, D, fr_rollout_step(&rc, 1), NULL, dx, NULL, logp_old, adv, dm, logp, NULL, scratch, ds, rows, NULL};
     const fr_ppo_params prm = {1e-4, 5.0f};
     fr_traj_stats st;
     const float gout = 0.5f;

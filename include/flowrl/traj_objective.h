@@ -6,7 +6,10 @@
  *      and the advantages
  *   2. v_θ = fr_guided_forward(policy, x_j)             (the rollout's guidance)
  *   3. μ_θ, logp_θ = fr_sampler_logprob(step_j, x_j, v_θ, x_{j+1})
- *   4. β > 0: μ_ref = fr_sampler_mean(step_j, x_j, fr_guided_forward(ref, x_j))
+ *   4. β > 0: μ_ref = fr_sampler_mean(step_j, x_j, fr_guided_forward(ref, x_j)); when the
+ *      objective asks for it (wants_logp_ref): μ_ref, logp_ref = fr_sampler_logprob(step_j,
+ *      x_j, that forward, x_{j+1}), the frozen reference's log-prob of the stored transition
+ *      by the same op as logp_θ (so logp_ref == logp_θ bitwise at θ = ref)
  *   5. L_obj, g_μ = objective->loss(...)                (writes g_μ = gout·dL_obj/dμ_θ)
  *   6. β > 0: L_KL, g_μ += fr_kl_loss(μ_θ, μ_ref, kl_std, gout·β)
  *   7. g_v = g_μ·fr_grpo_dmean_dv(step_j), fr_guided_backward(policy, g_v)
@@ -15,8 +18,8 @@
  * Memory (flowrl/backend.h): the rollout's tensors, the gathered rows and every (b, D) array
  * are backend memory; the per-sample arrays (log-probs, advantages, ratios, prompt ids) are
  * host memory. Per micro-step the b row indices cross (fr_h2d) for the row gathers, the b
- * log-probs logp_θ cross to the host (fr_d2h) for the PPO core, and its b-long gradient
- * crosses back (fr_h2d). */
+ * log-probs logp_θ (and logp_ref, when asked for) cross to the host (fr_d2h) for the PPO
+ * core, and its b-long gradient crosses back (fr_h2d). */
 #ifndef FLOWRL_TRAJ_OBJECTIVE_H
 #define FLOWRL_TRAJ_OBJECTIVE_H
 
@@ -46,6 +49,8 @@ typedef struct {
     float *scratch;        /* (b,)   host, for the objective (e.g. dL/dlogp_θ) */
     float *dscratch;       /* (b,)   backend, the same for op entries */
     const int64_t *rows;   /* (b,)   host: the rows' indices into the rollout */
+    const float *logp_ref; /* (b,)   log-prob of the frozen reference; NULL unless the objective's
+                            *        wants_logp_ref      host */
 } fr_traj_batch;
 
 /* What an objective reports of one (batch, j) (logged, not optimised); kl and loss are
@@ -65,6 +70,8 @@ typedef struct {
                       float *g_mean, // (b, D) out
                       float *ratio,  // (b,) out
                       fr_traj_stats *st);
+    /* 1: the trainer gives the objective tb->logp_ref (and needs a reference, whatever β) */
+    int wants_logp_ref;
 } fr_traj_objective;
 
 /* Flow-GRPO's PPO-clip term (docs/algorithms/flow-grpo.md §2; fr_ppo_policy then fr_logp_backward).
@@ -99,6 +106,29 @@ extern const fr_traj_objective fr_traj_chunk;
  * fr_ppo_params *. */
 extern const fr_traj_objective fr_traj_score_function;
 
+/* The pair preference objective of D3PO and SPO (docs/algorithms/d3po.md §2; spec objectives.md
+ * §17, §18), against the frozen reference (wants_logp_ref). Rows 2i, 2i+1 of the micro-batch are
+ * partners (the same step j); h (by rollout row) is +1 for a winner, −1 for a loser, 0 for both
+ * rows of a pair without a preference. Per row r = clamp(exp(logp_θ − logp_ref), 1 − ε, 1 + ε),
+ * per pair z = β·(h0·log r0 + h1·log r1) and term = −log σ(z) = softplus(−z);
+ * L = mean over the b/2 pairs. dL/dlogp_θ of a row = −σ(−z)·β·h/(b/2) inside the band
+ * [1 − ε, 1 + ε] (ends included, as torch.clamp) and 0 outside it (the clamp's quirk), then
+ * the logp backward. float32 with flowrl's exp, log, sigmoid and softplus (detmath.h) in the
+ * public code's order: at θ = ref logp_θ == logp_ref bitwise, so r = exp(0) = 1, log r = 0,
+ * z = 0 and every term is softplus(0) bitwise (log 2 rounded). ratio (b,) receives the
+ * unclamped exp(logp_θ − logp_ref); st: clipfrac = share of rows outside the band, approx_kl
+ * = ½·mean (logp_θ − logp_ref)². params: const fr_traj_pair_params *. */
+typedef struct {
+    float beta;     /* β, a float32 scalar as torch multiplies a float32 tensor by it */
+    double eps;     /* ε; the band's ends are (float)(1 ± ε), as torch.clamp rounds a Python float */
+    const float *h; /* (N,) host, by rollout row: +1, −1 or 0 */
+} fr_traj_pair_params;
+extern const fr_traj_objective fr_traj_pair_pref;
+/* One pair's term and its dterm/dlogp_θ of both rows (g[0..1], before the mean's 1/(b/2)
+ * and gout), as fr_traj_pair_pref computes them; r[0..1] the clamped ratios. */
+float fr_traj_pair_term(const fr_traj_pair_params *prm, const float logp[2], const float logp_ref[2],
+                        const float h[2], float r[2], float g[2]);
+
 /* An epoch's rollout as fr_rollout wrote it (time-major), with what a step reads. */
 typedef struct {
     int64_t N;                /* rows of the rollout */
@@ -117,7 +147,8 @@ typedef struct {
 /* Who trains and how. */
 typedef struct {
     fr_model *policy;               /* receives the gradients (accumulated) */
-    const fr_model *ref;            /* frozen KL reference; NULL iff beta == 0 */
+    const fr_model *ref;            /* frozen reference; NULL iff beta == 0 and the objective
+                                     * does not want logp_ref */
     fr_backend *be;
     fr_guidance guidance;           /* recomputed in training (the rollout's, or off) */
     const fr_traj_objective *objective;
@@ -127,19 +158,20 @@ typedef struct {
 } fr_traj_trainer;
 
 /* The buffers of micro-batches of up to cap rows, owned: the guided workspaces of the
- * policy (keep) and of the reference (when beta > 0), and the gathered rows. */
+ * policy (keep) and of the reference (when beta > 0 or the objective wants logp_ref), and
+ * the gathered rows. */
 typedef struct {
     int64_t cap, D, S;
     fr_backend *be;
     fr_guided_ws pol, ref;
     int have_ref;
     /* backend: (cap, D) rows, (cap,) log-probs, scratch and row indices */
-    float *x, *x_next, *mean_old, *v, *mean, *g_mean, *v_ref, *mean_ref, *dlogp, *dscratch;
+    float *x, *x_next, *mean_old, *v, *mean, *g_mean, *v_ref, *mean_ref, *dlogp, *dscratch, *dlogp_ref;
     int32_t *didx;
     void *dblk;
     /* host: (cap,) per-sample values and row indices, (cap, S) condition ids
      * (fr_guided_forward's are host) */
-    float *logp_old, *adv, *logp, *scratch;
+    float *logp_old, *adv, *logp, *scratch, *logp_ref;
     int *pid;
     int32_t *idx, *c;
     void *blk;
