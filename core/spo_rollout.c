@@ -66,13 +66,15 @@ typedef struct {
     fr_guided_ws g;
     /* backend: chain states and predictions (C, D); candidates (KC, D) each: the shared state
      * and prediction, the noise, the candidates, their μ, their predictions, their x̂0; (KC,)
-     * log-probs; the noise ids of the chains (C,) and of the candidates (KC,); gather indices */
+     * log-probs; the noise ids of the chains (C,) and of the candidates (KC,); the gather
+     * indices that never change, uploaded once (dup (2C,): row 2c, 2c + 1 <- c; rep (KC,): row
+     * c·K + q <- c), and those of a step (sel (3C,): best, worst of each chain, then next) */
     float *x, *eps, *xk, *ek, *xi, *xn, *mk, *en, *x0, *lk;
     uint32_t *id_chain, *id_cand;
-    int32_t *idx;
+    int32_t *idx_dup, *idx_rep, *idx_sel;
     void *blk;
-    /* host: x̂0 (KC, D), scores (KC,), prompts (KC,), indices (max(KC, 2C),), ids, conditions */
-    float *x0_h, *sc_h;
+    /* host: scores (KC,), prompts (KC,), indices (max(KC, 2C),), ids, conditions */
+    float *sc_h;
     int *pid_k;
     int32_t *idx_h, *c;
     uint32_t *id_h;
@@ -105,10 +107,10 @@ static fr_status bufs_alloc(const ctx *cx, bufs *w)
 {
     memset(w, 0, sizeof *w);
     const int64_t C = cx->C, KC = cx->K * C, D = cx->D, S = cx->m->cfg.n_slots;
-    const int64_t ni = KC > 2 * C ? KC : 2 * C;
+    const int64_t ni = 2 * C + KC; /* >= 3C: the fixed indices at once, or a step's */
     w->blk = fr_dev_alloc(cx->be, (size_t)((2 * C + 7 * KC) * D + KC) * sizeof(float) +
-                                      (size_t)(C + KC) * sizeof(uint32_t) + (size_t)ni * sizeof(int32_t));
-    w->hblk = fr_malloc((size_t)(KC * D + KC) * sizeof(float) + (size_t)KC * sizeof(int) +
+                                      (size_t)(C + KC) * sizeof(uint32_t) + (size_t)(5 * C + KC) * sizeof(int32_t));
+    w->hblk = fr_malloc((size_t)KC * sizeof(float) + (size_t)KC * sizeof(int) +
                         (size_t)(ni + cx->cap * S) * sizeof(int32_t) + (size_t)KC * sizeof(uint32_t));
     if (!w->blk || !w->hblk) {
         bufs_free(cx->be, w);
@@ -122,9 +124,10 @@ static fr_status bufs_alloc(const ctx *cx, bufs *w)
     w->lk = f, f += KC;
     w->id_chain = (uint32_t *)f;
     w->id_cand = w->id_chain + C;
-    w->idx = (int32_t *)(w->id_cand + KC);
+    w->idx_dup = (int32_t *)(w->id_cand + KC);
+    w->idx_rep = w->idx_dup + 2 * C;
+    w->idx_sel = w->idx_rep + KC;
     float *h = w->hblk;
-    w->x0_h = h, h += KC * D;
     w->sc_h = h, h += KC;
     w->pid_k = (int *)h;
     w->idx_h = (int32_t *)(w->pid_k + KC);
@@ -149,31 +152,21 @@ static fr_status predict(const ctx *cx, bufs *w, int64_t n, const float *x, int6
     return FR_OK;
 }
 
-/* dst (R, D) = rows idx_h[0, R) of src (n_src, D), through the backend's gather. */
-static fr_status gather(const ctx *cx, bufs *w, int64_t R, int64_t D, int64_t n_src, const float *src, float *dst)
-{
-    FR_TRY(fr_h2d(cx->be, w->idx, w->idx_h, (size_t)R * sizeof *w->idx));
-    cx->be->ops->gather_rows(R, D, w->idx, n_src, src, dst);
-    return FR_OK;
-}
-
 /* Step j's outputs: traj[j + 1] rows 2c, 2c + 1 = the chain's new state w->x; x_next, mean and
- * logp rows 2c, 2c + 1 = candidate rows a, b of (xn, mk, lk) (src_rows of them) per chain. */
-static fr_status write_step(const ctx *cx, bufs *w, int64_t j, int64_t src_rows, const int64_t *a, const int64_t *b)
+ * logp rows 2c, 2c + 1 = the rows of (xn, mk, lk) (src_rows of them) that w->idx_sel[0, 2C) names. */
+static void write_step(const ctx *cx, bufs *w, int64_t j, int64_t src_rows)
 {
     const fr_spo_out *o = cx->out;
+    const fr_ops *ops = cx->be->ops;
     const int64_t C = cx->C, D = cx->D, N = 2 * C;
-    for (int64_t c = 0; c < C; c++) w->idx_h[2 * c] = w->idx_h[2 * c + 1] = (int32_t)c;
-    FR_TRY(gather(cx, w, N, D, C, w->x, o->traj + (j + 1) * N * D));
-    for (int64_t c = 0; c < C; c++) w->idx_h[2 * c] = (int32_t)a[c], w->idx_h[2 * c + 1] = (int32_t)b[c];
-    FR_TRY(gather(cx, w, N, D, src_rows, w->xn, o->x_next + j * N * D));
-    cx->be->ops->gather_rows(N, D, w->idx, src_rows, w->mk, o->mean + j * N * D);
-    cx->be->ops->gather_rows(N, 1, w->idx, src_rows, w->lk, o->logp + j * N);
-    return FR_OK;
+    ops->gather_rows(N, D, w->idx_dup, C, w->x, o->traj + (j + 1) * N * D);
+    ops->gather_rows(N, D, w->idx_sel, src_rows, w->xn, o->x_next + j * N * D);
+    ops->gather_rows(N, D, w->idx_sel, src_rows, w->mk, o->mean + j * N * D);
+    ops->gather_rows(N, 1, w->idx_sel, src_rows, w->lk, o->logp + j * N);
 }
 
 /* A step j < divert: the chains' DDIM step with their own noise (fr_rollout's, sample id s·K). */
-static fr_status plain_step(const ctx *cx, bufs *w, int64_t j, int64_t *a)
+static fr_status plain_step(const ctx *cx, bufs *w, int64_t j)
 {
     const fr_rollout_cfg *rc = cx->rc;
     const int64_t C = cx->C, D = cx->D;
@@ -182,25 +175,24 @@ static fr_status plain_step(const ctx *cx, bufs *w, int64_t j, int64_t *a)
     cx->be->ops->rng_normal_rows(C, D, rc->seed, FR_RNG_SAMPLER_NOISE, rc->c0, C, w->id_chain, (uint32_t)j, w->xi);
     FR_TRY(fr_sampler_step(cx->be, &p, C, D, w->x, w->eps, NULL, w->xi, w->xn, w->mk, w->lk, NULL));
     FR_TRY(fr_d2d(cx->be, w->x, w->xn, (size_t)(C * D) * sizeof(float)));
-    for (int64_t c = 0; c < C; c++) a[c] = c;
     for (int64_t q = 0; q < 3 * C; q++) cx->out->pick[j * C * 3 + q] = -1;
     for (int64_t q = 0; q < C * cx->K; q++) cx->out->score[j * C * cx->K + q] = NAN;
     memset(cx->out->kept + j * C, 0, (size_t)C);
-    return write_step(cx, w, j, C, a, a);
+    write_step(cx, w, j, C); /* idx_sel = dup: both rows the chain's */
+    return FR_OK;
 }
 
 /* A step j >= divert: K candidates per chain from its state and prediction (w->x, w->eps),
  * scored, ranked, the pair kept or not, the chain continued. Candidate rows r = c·K + q. */
-static fr_status branch_step(const ctx *cx, bufs *w, int64_t j, int64_t *a, int64_t *b)
+static fr_status branch_step(const ctx *cx, bufs *w, int64_t j)
 {
     const fr_rollout_cfg *rc = cx->rc;
     fr_backend *be = cx->be;
     const int64_t C = cx->C, K = cx->K, KC = K * C, D = cx->D, T = rc->T;
     const fr_spo_out *o = cx->out;
     const fr_step p = fr_rollout_step(rc, j);
-    for (int64_t r = 0; r < KC; r++) w->idx_h[r] = (int32_t)(r / K);
-    FR_TRY(gather(cx, w, KC, D, C, w->x, w->xk));
-    be->ops->gather_rows(KC, D, w->idx, C, w->eps, w->ek);
+    be->ops->gather_rows(KC, D, w->idx_rep, C, w->x, w->xk);
+    be->ops->gather_rows(KC, D, w->idx_rep, C, w->eps, w->ek);
     be->ops->rng_normal_rows(KC, D, rc->seed, FR_RNG_SAMPLER_NOISE, rc->c0, KC, w->id_cand, (uint32_t)j, w->xi);
     FR_TRY(fr_sampler_step(be, &p, KC, D, w->xk, w->ek, NULL, w->xi, w->xn, w->mk, w->lk, NULL));
     const float *x0 = w->xn; /* the last step's candidates are samples */
@@ -213,8 +205,7 @@ static fr_status branch_step(const ctx *cx, bufs *w, int64_t j, int64_t *a, int6
         FR_TRY(fr_sampler_mean(be, &q, KC, D, w->xn, w->en, NULL, w->x0));
         x0 = w->x0;
     }
-    FR_TRY(fr_d2h(be, w->x0_h, x0, (size_t)(KC * D) * sizeof(float)));
-    FR_TRY(cx->score(cx->user, KC, w->pid_k, w->x0_h, w->sc_h));
+    FR_TRY(cx->score(cx->user, KC, w->pid_k, x0, w->sc_h));
     float *sc = o->score + j * KC;
     for (int64_t r = 0; r < KC; r++) {
         if (!isfinite(w->sc_h[r]))
@@ -229,13 +220,15 @@ static fr_status branch_step(const ctx *cx, bufs *w, int64_t j, int64_t *a, int6
         int64_t *pk = o->pick + (j * C + c) * 3;
         pk[0] = best, pk[1] = worst, pk[2] = next;
         o->kept[j * C + c] = (uint8_t)fr_spo_keep(sc[c * K + best], sc[c * K + worst], cx->sc->threshold);
-        a[c] = c * K + best;
-        b[c] = c * K + worst;
-        w->idx_h[c] = (int32_t)(c * K + next);
+        w->idx_h[2 * c] = (int32_t)(c * K + best);
+        w->idx_h[2 * c + 1] = (int32_t)(c * K + worst);
+        w->idx_h[2 * C + c] = (int32_t)(c * K + next);
     }
-    FR_TRY(gather(cx, w, C, D, KC, w->xn, w->x));
-    if (j + 1 < T) be->ops->gather_rows(C, D, w->idx, KC, w->en, w->eps);
-    return write_step(cx, w, j, KC, a, b);
+    FR_TRY(fr_h2d(be, w->idx_sel, w->idx_h, (size_t)(3 * C) * sizeof *w->idx_h));
+    be->ops->gather_rows(C, D, w->idx_sel + 2 * C, KC, w->xn, w->x);
+    if (j + 1 < T) be->ops->gather_rows(C, D, w->idx_sel + 2 * C, KC, w->en, w->eps);
+    write_step(cx, w, j, KC);
+    return FR_OK;
 }
 
 static fr_status run(const ctx *cx, bufs *w)
@@ -249,22 +242,21 @@ static fr_status run(const ctx *cx, bufs *w)
     FR_TRY(fr_h2d(cx->be, w->id_chain, w->id_h, (size_t)C * sizeof *w->id_h));
     for (int64_t r = 0; r < K * C; r++) w->id_h[r] = cx->sid[r / K] * (uint32_t)K + (uint32_t)(r % K);
     FR_TRY(fr_h2d(cx->be, w->id_cand, w->id_h, (size_t)(K * C) * sizeof *w->id_h));
-    cx->be->ops->rng_normal_rows(C, D, rc->seed, FR_RNG_SAMPLER_INIT, rc->c0, C, w->id_chain, 0, w->x);
+    /* the fixed gather indices, and idx_sel = dup for the steps before the divert step */
     for (int64_t c = 0; c < C; c++) w->idx_h[2 * c] = w->idx_h[2 * c + 1] = (int32_t)c;
-    FR_TRY(gather(cx, w, N, D, C, w->x, cx->out->traj));
-    int64_t *a = fr_malloc((size_t)(2 * C) * sizeof *a);
-    if (!a) return FR_ERR_NOMEM;
-    fr_status s = FR_OK;
-    for (int64_t j = 0; j < rc->T && s == FR_OK; j++) {
+    for (int64_t r = 0; r < K * C; r++) w->idx_h[2 * C + r] = (int32_t)(r / K);
+    FR_TRY(fr_h2d(cx->be, w->idx_dup, w->idx_h, (size_t)(2 * C + K * C) * sizeof *w->idx_h));
+    FR_TRY(fr_d2d(cx->be, w->idx_sel, w->idx_dup, (size_t)(2 * C) * sizeof *w->idx_h));
+    cx->be->ops->rng_normal_rows(C, D, rc->seed, FR_RNG_SAMPLER_INIT, rc->c0, C, w->id_chain, 0, w->x);
+    cx->be->ops->gather_rows(N, D, w->idx_dup, C, w->x, cx->out->traj);
+    for (int64_t j = 0; j < rc->T; j++) {
         if (j < cx->sc->divert) {
-            s = plain_step(cx, w, j, a);
+            FR_TRY(plain_step(cx, w, j));
             continue;
         }
-        if (j == cx->sc->divert) s = predict(cx, w, C, w->x, j, cx->pid, w->eps);
-        if (s == FR_OK) s = branch_step(cx, w, j, a, a + C);
+        if (j == cx->sc->divert) FR_TRY(predict(cx, w, C, w->x, j, cx->pid, w->eps));
+        FR_TRY(branch_step(cx, w, j));
     }
-    free(a);
-    FR_TRY(s);
     return fr_d2d(cx->be, cx->out->x, w->x, (size_t)(C * D) * sizeof(float));
 }
 

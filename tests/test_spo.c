@@ -14,6 +14,7 @@
 #include "flowrl/sampler.h"
 #include "flowrl/schedule.h"
 #include "flowrl/spo.h"
+#include "flowrl/traj_objective.h"
 #include "tests/model_testutil.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -113,21 +114,25 @@ static fr_rollout_cfg ddim_cfg(int64_t T, float g, const float *ab, fr_rollout_s
     return c;
 }
 
-/* −|x0 − (p/4, 0)|²/4, recording the rows it was given (up to cap). */
+/* −|x0 − (p/4, 0)|²/4 of x0 brought from backend be, recording the rows it was given (up to cap). */
 typedef struct {
     int64_t D, seen, cap;
     float *x0;
+    fr_backend *be;
 } dist_reward;
 
-static fr_status reward_dist(void *user, int64_t n, const int *pid, const float *x0, float *rw)
+static fr_status reward_dist(void *user, int64_t n, const int *pid, const float *x0_dev, float *rw)
 {
     dist_reward *d = user;
+    float *x0 = malloc((size_t)(n * d->D) * sizeof *x0);
+    ck_assert(x0 && fr_d2h(d->be, x0, x0_dev, (size_t)(n * d->D) * sizeof *x0) == FR_OK);
     for (int64_t i = 0; i < n; i++) {
         const float *x = x0 + i * d->D;
         const float e0 = x[0] - 0.25f * (float)pid[i], e1 = x[1];
         rw[i] = -0.25f * fmaf(e0, e0, e1 * e1);
         if (d->x0 && d->seen < d->cap) memcpy(d->x0 + d->seen++ * d->D, x, (size_t)d->D * sizeof *x);
     }
+    free(x0);
     return FR_OK;
 }
 
@@ -159,6 +164,7 @@ static void run_spo(const fr_model *m, fr_backend *be, const fr_task *t, const f
     float *dl = fr_dev_floats(be, T * N), *dx = fr_dev_floats(be, C * D);
     ck_assert(dt && dn && dm && dl && dx);
     const fr_spo_out out = {dt, dn, dm, dl, dx, o->score, o->pick, o->kept};
+    rw->be = be;
     fr_status s = fr_spo_rollout(m, be, t, rc, sc, C, pid, sid, reward_dist, rw, &out);
     ck_assert_msg(s == FR_OK, "%s: %s", be->name, fr_last_error());
     ck_assert(fr_d2h(be, o->traj, dt, nt * 4) == FR_OK && fr_d2h(be, o->x_next, dn, ns * 4) == FR_OK &&
@@ -211,7 +217,7 @@ START_TEST(test_rollout_replay)
         const fr_rollout_cfg rc = ddim_cfg(T, gi ? 2.0f : 1.0f, ab, &sched);
         const fr_spo_cfg sc = {2, K, 0.3f};
         float seen[T * C * K * D];
-        dist_reward rw = {D, 0, T * C * K, seen};
+        dist_reward rw = {D, 0, T * C * K, seen, NULL};
         result o;
         fr_backend *be = fr_test_ref_be();
         const uint64_t f0 = be->work.fwd_rows;
@@ -304,7 +310,7 @@ START_TEST(test_rollout_deterministic)
     const fr_spo_cfg sc = {1, K, 0.3f};
     const int pid[C] = {0, 2, 2, 7};
     const uint32_t sid[C] = {0, 1, 2, 3};
-    dist_reward rw = {D, 0, 0, NULL};
+    dist_reward rw = {D, 0, 0, NULL, NULL};
     result want, got;
     run_spo(&m, fr_test_ref_be(), t, &rc, &sc, C, pid, sid, &rw, &want);
     rc.batch = 3;
@@ -334,6 +340,71 @@ START_TEST(test_rollout_deterministic)
     fr_rollout_schedule_free(&sched);
     free(ab);
     fr_model_free(&m);
+}
+END_TEST
+
+/* ---- θ = ref ------------------------------------------------------------------------------ */
+
+/* Spec objectives.md §22: at θ = ref every kept pair's term is softplus(0) as flowrl computes it,
+ * bit for bit, and a batch's loss is within 1 ulp of it. The kept pairs of an SPO rollout on ref
+ * (guided, g = 1.5) trained through fr_traj_micro_step with the pair objective (β 10, ε 0.1,
+ * h = +1 / −1 on rows 2c / 2c + 1), the policy a copy of the reference: each pair alone
+ * (its loss is its term), the ratios exactly 1; then each step's pairs as one micro-step, and
+ * the batch loss of SPO's plan (Σ_j L_j·b_j/b over the steps' micro-steps). */
+START_TEST(test_theta_ref)
+{
+    enum { C = 6, K = 2, T = 5, D = 2, N = 2 * C };
+    const fr_task *t = &fr_task_gmm2d;
+    fr_model pol, ref;
+    fr_test_make_model(&pol, t, FR_PRED_EPSILON, SEED + 4);
+    fr_test_make_model(&ref, t, FR_PRED_EPSILON, SEED + 4);
+    float *ab = alpha_bar();
+    fr_rollout_schedule sched;
+    const fr_rollout_cfg rc = ddim_cfg(T, 1.5f, ab, &sched);
+    const fr_spo_cfg sc = {1, K, 0.0f};
+    const int pid[C] = {0, 1, 2, 3, 5, 7};
+    const uint32_t sid[C] = {0, 1, 2, 3, 4, 5};
+    dist_reward rw = {D, 0, 0, NULL, NULL};
+    result o;
+    run_spo(&ref, fr_test_ref_be(), t, &rc, &sc, C, pid, sid, &rw, &o);
+    float h[N], adv[N] = {0};
+    int rpid[N];
+    for (int c = 0; c < C; c++) h[2 * c] = 1.0f, h[2 * c + 1] = -1.0f, rpid[2 * c] = rpid[2 * c + 1] = pid[c];
+    const fr_traj_pair_params prm = {10.0f, 0.1, h};
+    const fr_traj_trainer tr = {&pol, &ref, fr_test_ref_be(), {1.5f, 1}, &fr_traj_pair_pref, &prm, 0.0f, FR_KL_CODE};
+    const fr_traj_data d = {N, o.traj, o.mean, o.logp, adv, rpid, t, &rc, o.x_next};
+    fr_traj_ws w;
+    ck_assert_msg(fr_traj_ws_alloc(&w, &tr, N) == FR_OK, "%s", fr_last_error());
+    const float sp0 = fr_softplusf(0.0f);
+    int64_t rows[N], n_all = 0, pairs_at[T] = {0};
+    float ratio[N], batch = 0.0f;
+    fr_traj_stats st;
+    for (int64_t j = 0; j < T; j++)
+        for (int c = 0; c < C; c++) pairs_at[j] += o.kept[j * C + c], n_all += o.kept[j * C + c];
+    ck_assert_msg(n_all >= 8, "only %lld pairs kept", (long long)n_all);
+    for (int64_t j = 0; j < T; j++) {
+        int64_t b = 0;
+        for (int c = 0; c < C; c++) {
+            if (!o.kept[j * C + c]) continue;
+            const int64_t one[2] = {2 * c, 2 * c + 1};
+            ck_assert(fr_traj_micro_step(&tr, &w, &d, one, 2, j, 1.0f, ratio, &st) == FR_OK);
+            ck_assert_msg(fr_test_bits_equal(st.obj, sp0), "step %lld chain %d: term %a, softplus(0) %a", (long long)j, c,
+                          (double)st.obj, (double)sp0);
+            ck_assert(ratio[0] == 1.0f && ratio[1] == 1.0f);
+            rows[b++] = 2 * c, rows[b++] = 2 * c + 1;
+        }
+        if (!b) continue;
+        ck_assert(fr_traj_micro_step(&tr, &w, &d, rows, b, j, 1.0f, ratio, &st) == FR_OK);
+        ck_assert_msg(fr_test_ulps(st.obj, sp0) <= 1, "step %lld: loss %a", (long long)j, (double)st.obj);
+        batch += st.loss * ((float)pairs_at[j] / (float)n_all); /* fr_tf_run_plan's sum, gout = b_j/b */
+    }
+    ck_assert_msg(fr_test_ulps(batch, sp0) <= 1, "batch loss %a, softplus(0) %a", (double)batch, (double)sp0);
+    fr_traj_ws_free(&w);
+    result_free(&o);
+    fr_rollout_schedule_free(&sched);
+    free(ab);
+    fr_model_free(&pol);
+    fr_model_free(&ref);
 }
 END_TEST
 
@@ -390,6 +461,7 @@ Suite *suite_spo(void)
     tcase_add_test(tc, test_choice);
     tcase_add_test(tc, test_rollout_replay);
     tcase_add_test(tc, test_rollout_deterministic);
+    tcase_add_test(tc, test_theta_ref);
     tcase_add_test(tc, test_checks);
     suite_add_tcase(s, tc);
     return s;

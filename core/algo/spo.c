@@ -20,6 +20,7 @@
  * ((2·pairs,) in plan order), u<k>.loss, u<k>.grad_norm, u<k>.grad.<NAME>; then kl, clipfrac,
  * approx_kl. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/algo/traj_family.h"
@@ -42,13 +43,15 @@ typedef struct {
     float *h, *score;     /* (2C,) preferences by row; (T, C, K) */
     int64_t *pick, *pairs, *rows; /* (T, C, 3); (T·C, 2) kept pairs; (2C,) a micro-step's rows */
     uint8_t *kept;        /* (T, C) */
+    float *x0_h;          /* (K·C, D) the candidates' x̂0 on the host */
+    fr_run *run;          /* the score callback's */
 } spo_state;
 
 static void spo_free(void *p)
 {
     spo_state *t = p;
     if (!t) return;
-    void *bufs[] = {t->cpid, t->csid, t->h, t->score, t->pick, t->pairs, t->rows, t->kept};
+    void *bufs[] = {t->cpid, t->csid, t->h, t->score, t->pick, t->pairs, t->rows, t->kept, t->x0_h};
     fr_run_free_bufs(NULL, NULL, 0, bufs, sizeof bufs / sizeof bufs[0]);
     fr_tf_free(&t->tf);
     free(t);
@@ -71,14 +74,18 @@ static fr_status spo_setup(fr_run *r, void **out)
     fr_tf *f = &t->tf;
     if (!(f->x_next = fr_dev_floats(r->be, T * f->N * f->D))) return FR_ERR_NOMEM;
     if (!FR_ALLOC(t->cpid, C) || !FR_ALLOC(t->csid, C) || !FR_ALLOC(t->score, T * C * K) || !FR_ALLOC(t->pick, T * C * 3) ||
-        !FR_ALLOC(t->pairs, 2 * T * C) || !FR_ALLOC(t->rows, 2 * C) || !FR_ALLOC(t->kept, T * C))
+        !FR_ALLOC(t->pairs, 2 * T * C) || !FR_ALLOC(t->rows, 2 * C) || !FR_ALLOC(t->kept, T * C) ||
+        !FR_ALLOC(t->x0_h, K * C * f->D))
         return FR_ERR_NOMEM;
     return FR_OK;
 }
 
+/* The run's reward of n candidates' x̂0 (backend), through the reward's input buffer. */
 static fr_status score(void *user, int64_t n, const int *pid, const float *x0, float *s)
 {
-    return fr_run_score(user, n, pid, x0, s);
+    spo_state *t = user;
+    FR_TRY(fr_run_reward_input(t->run, t->x0_h, x0, n * t->tf.D));
+    return fr_run_score(t->run, n, pid, t->x0_h, s);
 }
 
 /* The rollout, its records and the rewards of the chains' final samples. */
@@ -94,7 +101,8 @@ static fr_status rollout(fr_run *r, spo_state *t)
     }
     f->rc.c0 = (uint32_t)r->epoch;
     const fr_spo_out out = {f->traj, f->x_next, f->mean, f->logp, f->x, t->score, t->pick, t->kept};
-    FR_TRY(fr_spo_rollout(&r->pol, r->be, r->task, &f->rc, &t->sc, C, t->cpid, t->csid, score, r, &out));
+    t->run = r;
+    FR_TRY(fr_spo_rollout(&r->pol, r->be, r->task, &f->rc, &t->sc, C, t->cpid, t->csid, score, t, &out));
     FR_TRY(fr_d2h(r->be, f->logp_h, f->logp, (size_t)(T * N) * sizeof(float)));
     FR_TRY(fr_run_rec_dev_f32(r, "traj", f->traj, 3, T + 1, N, D));
     FR_TRY(fr_run_rec_dev_f32(r, "x_next", f->x_next, 3, T, N, D));
@@ -113,6 +121,7 @@ static fr_status rollout(fr_run *r, spo_state *t)
     int64_t n = 0;
     for (int64_t i = t->sc.divert * C * K; i < T * C * K; i++) s += t->score[i], n++;
     fr_run_metric(r, "candidate_score", s / (double)n);
+    fr_run_metric(r, "scored", (double)(C + n)); /* rows whose reward's input crossed: candidates, final samples */
     return FR_OK;
 }
 
@@ -223,14 +232,19 @@ static int needs_ref(const fr_run_opts *ro, const void *ao)
     return 1; /* the pair loss's ratios are to the frozen base */
 }
 
-/* T 4, P 2 x G 4; candidates from step 1, every pair with a score gap kept (margin 0), 3 pairs
- * per optimiser step. */
+/* T 4, P 2 x G 16 (32 chains), 4 candidates from step 0, gmm2d's halfplane reward, 3 pairs per
+ * optimiser step. The generic tests' base is fresh (a zero output layer: ε̂ = 0, so x̂0 = x/√ᾱ
+ * runs far out): the mode reward's scores of such x̂0 differ by less than the margin rule can
+ * see (exp underflows), while a binary reward keeps the pairs whose candidates straddle its
+ * boundary (a few per epoch at 32 chains). */
 static void tiny(fr_run_opts *ro, void *ao)
 {
     fr_spo_opts *o = ao;
     fr_tf_tiny(ro);
-    o->divert_step = 1;
-    o->threshold = 0.0f;
+    ro->c.group = 16;
+    snprintf(ro->c.reward, sizeof ro->c.reward, "halfplane");
+    o->divert_step = 0;
+    o->candidates = 4;
     o->pair_batch = 3;
 }
 

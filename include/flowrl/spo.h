@@ -31,8 +31,8 @@
  * log-probs; at j < divert, x_next[j] = traj[j + 1] on both rows.
  *
  * Memory: the outputs traj, x_next, mean, logp and x are backend memory, the rest host; per step
- * the K·C candidates' x̂0 cross to the host for the reward (fr_d2h), and the gather indices cross
- * to the backend (fr_h2d). Shapes: C chains, K candidates, T steps, D = model dims. */
+ * the score callback brings the K·C candidates' x̂0 to the host for the reward, and the gather
+ * indices cross to the backend (fr_h2d). Shapes: C chains, K candidates, T steps, D = model dims. */
 #ifndef FLOWRL_SPO_H
 #define FLOWRL_SPO_H
 
@@ -66,11 +66,12 @@ void fr_spo_rank(int64_t K, const float *score, int64_t *best, int64_t *worst);
 /* The continuation candidate of chain id s at step j: u32 (seed, FR_RNG_SPO_CHOICE, c0, s, j, 0) mod K. */
 int64_t fr_spo_choice(uint32_t seed, uint32_t c0, uint32_t s, int64_t j, int64_t K);
 
-/* The reward of n host samples x0 (n, D) of prompts prompt_ids (n,) into score (n,). */
+/* The reward of n samples x0 (n, D, backend memory: the callback brings them to the host, as
+ * the run loop counts a reward's input) of prompts prompt_ids (n,, host) into score (n,, host). */
 typedef fr_status (*fr_spo_score_fn)(void *user, int64_t n,
-                                     const int *prompt_ids, // (n,)
-                                     const float *x0,       // (n, D)
-                                     float *score);         // (n,) out
+                                     const int *prompt_ids, // (n,) host
+                                     const float *x0,       // (n, D) backend
+                                     float *score);         // (n,) out, host
 
 typedef struct {
     float *traj;    /* (T+1, 2C, D) backend */
