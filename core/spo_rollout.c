@@ -81,15 +81,17 @@ typedef struct {
     void *hblk;
 } bufs;
 
+/* A block of C chains [c0, c0 + C) of Ct, run through every step before the next block (so a
+ * forward's condition ids repeat step after step and cross once: fr_guided_forward). */
 typedef struct {
     const fr_model *m;
     fr_backend *be;
     const fr_task *task;
     const fr_rollout_cfg *rc;
     const fr_spo_cfg *sc;
-    int64_t C, K, D, cap;
-    const int *pid;
-    const uint32_t *sid;
+    int64_t C, K, D, cap, Ct, c0;
+    const int *pid;       /* (C,) the block's */
+    const uint32_t *sid;  /* (C,) the block's */
     fr_spo_score_fn score;
     void *user;
     const fr_spo_out *out;
@@ -158,11 +160,11 @@ static void write_step(const ctx *cx, bufs *w, int64_t j, int64_t src_rows)
 {
     const fr_spo_out *o = cx->out;
     const fr_ops *ops = cx->be->ops;
-    const int64_t C = cx->C, D = cx->D, N = 2 * C;
-    ops->gather_rows(N, D, w->idx_dup, C, w->x, o->traj + (j + 1) * N * D);
-    ops->gather_rows(N, D, w->idx_sel, src_rows, w->xn, o->x_next + j * N * D);
-    ops->gather_rows(N, D, w->idx_sel, src_rows, w->mk, o->mean + j * N * D);
-    ops->gather_rows(N, 1, w->idx_sel, src_rows, w->lk, o->logp + j * N);
+    const int64_t C = cx->C, D = cx->D, N = 2 * C, Nt = 2 * cx->Ct, r0 = 2 * cx->c0;
+    ops->gather_rows(N, D, w->idx_dup, C, w->x, o->traj + ((j + 1) * Nt + r0) * D);
+    ops->gather_rows(N, D, w->idx_sel, src_rows, w->xn, o->x_next + (j * Nt + r0) * D);
+    ops->gather_rows(N, D, w->idx_sel, src_rows, w->mk, o->mean + (j * Nt + r0) * D);
+    ops->gather_rows(N, 1, w->idx_sel, src_rows, w->lk, o->logp + j * Nt + r0);
 }
 
 /* A step j < divert: the chains' DDIM step with their own noise (fr_rollout's, sample id s·K). */
@@ -175,9 +177,10 @@ static fr_status plain_step(const ctx *cx, bufs *w, int64_t j)
     cx->be->ops->rng_normal_rows(C, D, rc->seed, FR_RNG_SAMPLER_NOISE, rc->c0, C, w->id_chain, (uint32_t)j, w->xi);
     FR_TRY(fr_sampler_step(cx->be, &p, C, D, w->x, w->eps, NULL, w->xi, w->xn, w->mk, w->lk, NULL));
     FR_TRY(fr_d2d(cx->be, w->x, w->xn, (size_t)(C * D) * sizeof(float)));
-    for (int64_t q = 0; q < 3 * C; q++) cx->out->pick[j * C * 3 + q] = -1;
-    for (int64_t q = 0; q < C * cx->K; q++) cx->out->score[j * C * cx->K + q] = NAN;
-    memset(cx->out->kept + j * C, 0, (size_t)C);
+    const int64_t at = j * cx->Ct + cx->c0; /* (j, c0) in the (T, Ct) outputs */
+    for (int64_t q = 0; q < 3 * C; q++) cx->out->pick[at * 3 + q] = -1;
+    for (int64_t q = 0; q < C * cx->K; q++) cx->out->score[at * cx->K + q] = NAN;
+    memset(cx->out->kept + at, 0, (size_t)C);
     write_step(cx, w, j, C); /* idx_sel = dup: both rows the chain's */
     return FR_OK;
 }
@@ -206,7 +209,8 @@ static fr_status branch_step(const ctx *cx, bufs *w, int64_t j)
         x0 = w->x0;
     }
     FR_TRY(cx->score(cx->user, KC, w->pid_k, x0, w->sc_h));
-    float *sc = o->score + j * KC;
+    const int64_t at = j * cx->Ct + cx->c0;
+    float *sc = o->score + at * K;
     for (int64_t r = 0; r < KC; r++) {
         if (!isfinite(w->sc_h[r]))
             return fr_fail(FR_ERR_NUMERIC, "spo: step %lld, chain %lld, candidate %lld: reward %g, expected a finite value",
@@ -217,9 +221,9 @@ static fr_status branch_step(const ctx *cx, bufs *w, int64_t j)
         int64_t best, worst;
         fr_spo_rank(K, sc + c * K, &best, &worst);
         const int64_t next = fr_spo_choice(rc->seed, rc->c0, cx->sid[c], j, K);
-        int64_t *pk = o->pick + (j * C + c) * 3;
+        int64_t *pk = o->pick + (at + c) * 3;
         pk[0] = best, pk[1] = worst, pk[2] = next;
-        o->kept[j * C + c] = (uint8_t)fr_spo_keep(sc[c * K + best], sc[c * K + worst], cx->sc->threshold);
+        o->kept[at + c] = (uint8_t)fr_spo_keep(sc[c * K + best], sc[c * K + worst], cx->sc->threshold);
         w->idx_h[2 * c] = (int32_t)(c * K + best);
         w->idx_h[2 * c + 1] = (int32_t)(c * K + worst);
         w->idx_h[2 * C + c] = (int32_t)(c * K + next);
@@ -248,7 +252,7 @@ static fr_status run(const ctx *cx, bufs *w)
     FR_TRY(fr_h2d(cx->be, w->idx_dup, w->idx_h, (size_t)(2 * C + K * C) * sizeof *w->idx_h));
     FR_TRY(fr_d2d(cx->be, w->idx_sel, w->idx_dup, (size_t)(2 * C) * sizeof *w->idx_h));
     cx->be->ops->rng_normal_rows(C, D, rc->seed, FR_RNG_SAMPLER_INIT, rc->c0, C, w->id_chain, 0, w->x);
-    cx->be->ops->gather_rows(N, D, w->idx_dup, C, w->x, cx->out->traj);
+    cx->be->ops->gather_rows(N, D, w->idx_dup, C, w->x, cx->out->traj + 2 * cx->c0 * D);
     for (int64_t j = 0; j < rc->T; j++) {
         if (j < cx->sc->divert) {
             FR_TRY(plain_step(cx, w, j));
@@ -257,7 +261,7 @@ static fr_status run(const ctx *cx, bufs *w)
         if (j == cx->sc->divert) FR_TRY(predict(cx, w, C, w->x, j, cx->pid, w->eps));
         FR_TRY(branch_step(cx, w, j));
     }
-    return fr_d2d(cx->be, cx->out->x, w->x, (size_t)(C * D) * sizeof(float));
+    return fr_d2d(cx->be, cx->out->x + cx->c0 * D, w->x, (size_t)(C * D) * sizeof(float));
 }
 
 fr_status fr_spo_rollout(const fr_model *m, fr_backend *be, const fr_task *task, const fr_rollout_cfg *rc,
@@ -282,12 +286,20 @@ fr_status fr_spo_rollout(const fr_model *m, fr_backend *be, const fr_task *task,
             return fr_fail(FR_ERR_ARG, "spo rollout: sample id %u times %lld candidates exceeds 2^32", sample_ids[c],
                            (long long)sc->candidates);
     if (C == 0) return FR_OK;
-    const int64_t KC = C * sc->candidates;
-    const ctx cx = {m,       be,          task,       rc,    sc, C, sc->candidates, m->cfg.D,
-                    rc->batch > 0 && rc->batch < KC ? rc->batch : KC, prompt_ids, sample_ids, score, user, out};
+    /* blocks of the chains whose K·cb candidates fit one forward of rc->batch rows */
+    const int64_t K = sc->candidates, KC = C * K, cap = rc->batch > 0 && rc->batch < KC ? rc->batch : KC;
+    const int64_t cb = cap / K > 0 ? cap / K : 1;
+    ctx cx = {m, be, task, rc, sc, cb < C ? cb : C, K, m->cfg.D, cap, C, 0, prompt_ids, sample_ids, score, user, out};
     bufs w;
     FR_TRY(bufs_alloc(&cx, &w));
-    fr_status s = run(&cx, &w);
+    fr_status s = FR_OK;
+    for (int64_t c0 = 0; c0 < C && s == FR_OK; c0 += cb) {
+        cx.c0 = c0;
+        cx.C = C - c0 < cb ? C - c0 : cb;
+        cx.pid = prompt_ids + c0;
+        cx.sid = sample_ids + c0;
+        s = run(&cx, &w);
+    }
     bufs_free(be, &w);
     return s;
 }

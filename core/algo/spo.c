@@ -232,7 +232,7 @@ static int needs_ref(const fr_run_opts *ro, const void *ao)
     return 1; /* the pair loss's ratios are to the frozen base */
 }
 
-/* T 4, P 2 x G 16 (32 chains), 4 candidates from step 0, gmm2d's halfplane reward, 3 pairs per
+/* T 4, P 2 x G 16 (32 chains), 4 candidates from step 1, gmm2d's halfplane reward, 3 pairs per
  * optimiser step. The generic tests' base is fresh (a zero output layer: ε̂ = 0, so x̂0 = x/√ᾱ
  * runs far out): the mode reward's scores of such x̂0 differ by less than the margin rule can
  * see (exp underflows), while a binary reward keeps the pairs whose candidates straddle its
@@ -243,7 +243,7 @@ static void tiny(fr_run_opts *ro, void *ao)
     fr_tf_tiny(ro);
     ro->c.group = 16;
     snprintf(ro->c.reward, sizeof ro->c.reward, "halfplane");
-    o->divert_step = 0;
+    o->divert_step = 1;
     o->candidates = 4;
     o->pair_batch = 3;
 }

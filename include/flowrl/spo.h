@@ -85,8 +85,9 @@ typedef struct {
 } fr_spo_out;
 
 /* The rollout above of C chains. rc: a ddim configuration with η > 0 (fr_rollout's checks; its
- * T, grid, η, x̂0 clip, guidance, seed, c0 and batch (rows per forward, <= 0: all)); its
- * step_noise, sharing and branch fields must be unset. Every output pointer is required. */
+ * T, grid, η, x̂0 clip, guidance, seed, c0 and batch: rows per forward, <= 0: all; the chains
+ * run in blocks of ⌊batch/K⌋ (at least 1) through every step, which never changes the bits);
+ * its step_noise, sharing and branch fields must be unset. Every output pointer is required. */
 fr_status fr_spo_rollout(const fr_model *m, fr_backend *be, const fr_task *task, const fr_rollout_cfg *rc,
                          const fr_spo_cfg *sc, int64_t C,
                          const int *prompt_ids,      // (C,) host
