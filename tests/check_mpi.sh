@@ -63,8 +63,8 @@ for algo in $("$F" algos | awk '/^[a-z]/ {print $1}'); do
     args="--algo $algo $common --prompts-per-epoch 4 --num-steps 8 --epochs 2"
     # (BranchGRPO: the group is the tree's leaves, 2 splits of width 2 = 4)
     [ "$algo" = branch-grpo ] && args="$args --tree-split-points 0,3"
-    # (DDPO: an epsilon base)
-    [ "$algo" = ddpo ] && args=$(echo "$args" | sed 's/--base base.safetensors/--base eps.safetensors/')
+    # (DDPO, D3PO: an epsilon base)
+    case $algo in ddpo | d3po) args=$(echo "$args" | sed 's/--base base.safetensors/--base eps.safetensors/') ;; esac
     "$F" train $args --out $algo.plain >/dev/null 2>&1 || { fail "$algo without mpirun"; continue; }
     mpi 2 train $args --out $algo.R2 >$algo.R2.log 2>&1 || { fail "$algo R=2: $(tail -n 3 $algo.R2.log)"; continue; }
     same $algo.plain $algo.R2

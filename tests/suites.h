@@ -56,6 +56,7 @@
     X(task_render)                                                                         \
     X(prefs)                                                                               \
     X(pair_pref)                                                                           \
+    X(d3po)                                                                                \
     X(spo)                                                                                 \
     X(torch)
 
