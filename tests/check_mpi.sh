@@ -64,7 +64,7 @@ for algo in $("$F" algos | awk '/^[a-z]/ {print $1}'); do
     # (BranchGRPO: the group is the tree's leaves, 2 splits of width 2 = 4)
     [ "$algo" = branch-grpo ] && args="$args --tree-split-points 0,3"
     # (DDPO, D3PO: an epsilon base)
-    case $algo in ddpo | d3po) args=$(echo "$args" | sed 's/--base base.safetensors/--base eps.safetensors/') ;; esac
+    case $algo in ddpo | d3po | spo) args=$(echo "$args" | sed 's/--base base.safetensors/--base eps.safetensors/') ;; esac
     "$F" train $args --out $algo.plain >/dev/null 2>&1 || { fail "$algo without mpirun"; continue; }
     mpi 2 train $args --out $algo.R2 >$algo.R2.log 2>&1 || { fail "$algo R=2: $(tail -n 3 $algo.R2.log)"; continue; }
     same $algo.plain $algo.R2

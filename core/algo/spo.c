@@ -15,7 +15,7 @@
  *
  * audit.log records of an epoch: prompts, traj (T+1, 2C, D), x_next (T, 2C, D), mean (T, 2C,
  * D), logp_old (T, 2C), spo.score (T, C, K), spo.pick (I64 (T, C, 3): best, worst, next),
- * spo.kept (U8 (T, C)), samples (the chains' final x), rewards, reward_mean, reward_std, pairs
+ * spo.kept (U8 (T, C)), rewards (of the chains' final samples, traj[T]), reward_mean, reward_std, pairs
  * (I64 (n, 2): step, chain of the kept pairs in training order), per optimiser step u<k>.ratio
  * ((2·pairs,) in plan order), u<k>.loss, u<k>.grad_norm, u<k>.grad.<NAME>; then kl, clipfrac,
  * approx_kl. */
@@ -203,7 +203,7 @@ static const fr_opt k_rows[] = {
 #undef O
 
 /* SPO's configs/basic_config.py on a CPU: ddim η 1.0, T 10 (public 20), the divert step scaled
- * to 2, K 2, margin 0.3, β 10, ε 0.1, 10 pairs per step; no KL; lr 1e-3 (bench_family's tuning,
+ * to 2, K 2, margin 0.3, β 10, ε 0.1, 10 pairs per step; no KL; lr 3e-3 (bench_family's tuning,
  * docs/algorithms/spo.md §3; public 6e-5 on a LoRA of SD 1.5). */
 static void defaults(fr_run_opts *ro, void *ao)
 {
@@ -212,7 +212,7 @@ static void defaults(fr_run_opts *ro, void *ao)
     ro->smp.num_steps = 10;
     ro->smp.noise_level = 1.0f;
     ro->c.beta = 0.0f;
-    ro->opt.lr = 1e-3;
+    ro->opt.lr = 3e-3;
 }
 
 static fr_status check(const fr_run_opts *ro, const void *ao)
