@@ -73,9 +73,7 @@ static void ddpo_header(fr_run *r, void *state)
 {
     ddpo_state *t = state;
     const fr_run_opts *ro = r->o;
-    fr_run_info(r, "sampler %s, %lld steps, eta %g, cfg %g%s", fr_sampler_name(ro->smp.sampler),
-                (long long)ro->smp.num_steps, (double)ro->smp.noise_level, (double)ro->smp.cfg,
-                ro->smp.cfg != 1.0f ? " (also in training)" : "");
+    fr_tf_header_ddim(r);
     fr_run_info(r, "%lld of %lld steps trained per sample (random), %s, adv clip %g, advantages %s; %lld batches, "
                    "grad accum %lld",
                 (long long)t->n_train, (long long)ro->smp.num_steps,

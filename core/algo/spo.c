@@ -177,10 +177,7 @@ static fr_status spo_epoch(fr_run *r, void *state)
 static void spo_header(fr_run *r, void *state)
 {
     spo_state *t = state;
-    const fr_run_opts *ro = r->o;
-    fr_run_info(r, "sampler %s, %lld steps, eta %g, cfg %g%s", fr_sampler_name(ro->smp.sampler),
-                (long long)ro->smp.num_steps, (double)ro->smp.noise_level, (double)ro->smp.cfg,
-                ro->smp.cfg != 1.0f ? " (also in training)" : "");
+    fr_tf_header_ddim(r);
     fr_run_info(r, "%lld chains; from step %lld, %lld candidates per step scored by the reward of their x0, pairs kept "
                    "at margin %g; pair loss beta %g, eps %g, %lld pairs per optimiser step",
                 (long long)t->C, (long long)t->sc.divert, (long long)t->sc.candidates, (double)t->sc.threshold,

@@ -175,6 +175,9 @@ fr_status fr_tf_check_common(const fr_run_opts *ro, const char *name, const fr_s
 /* The tiny configuration's common part (flowrl/algo.h tiny): T 4, P 2 x G 4, 2 batches, no
  * accumulation, clip 0.2, lr 3e-3. */
 void fr_tf_tiny(fr_run_opts *ro);
+/* The header line of the members of an epsilon base: "sampler ddim, T steps, eta η, cfg g" (and
+ * "(also in training)" with guidance). */
+void fr_tf_header_ddim(fr_run *r);
 /* needs_ref of a member with an optional KL: β > 0. */
 int fr_tf_needs_ref_beta(const fr_run_opts *ro, const void *ao);
 /* The fastvideo members' rollouts: the quantised time input and, with same_noise, one x_T per

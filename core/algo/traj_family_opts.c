@@ -76,3 +76,11 @@ void fr_tf_fastvideo_rollout(fr_tf *f, int same_noise)
         f->rc.group_size = f->G;
     }
 }
+
+void fr_tf_header_ddim(fr_run *r)
+{
+    const fr_run_opts *ro = r->o;
+    fr_run_info(r, "sampler %s, %lld steps, eta %g, cfg %g%s", fr_sampler_name(ro->smp.sampler),
+                (long long)ro->smp.num_steps, (double)ro->smp.noise_level, (double)ro->smp.cfg,
+                ro->smp.cfg != 1.0f ? " (also in training)" : "");
+}
