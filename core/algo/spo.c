@@ -28,8 +28,8 @@
 
 typedef struct {
     int64_t candidates, divert_step, pair_batch;
-    float threshold, pair_beta;
-    double pair_eps;
+    float threshold;
+    double beta_pref;
 } fr_spo_opts;
 
 typedef struct {
@@ -69,7 +69,7 @@ static fr_status spo_setup(fr_run *r, void **out)
     const int64_t C = t->C, T = ro->smp.num_steps, K = t->o.candidates;
     if (!FR_ALLOC(t->h, 2 * C)) return FR_ERR_NOMEM;
     for (int64_t c = 0; c < C; c++) t->h[2 * c] = 1.0f, t->h[2 * c + 1] = -1.0f; /* row 2c the winner */
-    t->prm = (fr_traj_pair_params){t->o.pair_beta, t->o.pair_eps, t->h};
+    t->prm = (fr_traj_pair_params){(float)t->o.beta_pref, ro->c.clip_range, t->h}; /* ε: D3PO's --clip-range */
     FR_TRY(fr_tf_setup(r, &t->tf, 2 * C, ro->smp.cfg != 1.0f, &fr_traj_pair_pref, &t->prm, FR_KL_CODE));
     fr_tf *f = &t->tf;
     if (!(f->x_next = fr_dev_floats(r->be, T * f->N * f->D))) return FR_ERR_NOMEM;
@@ -193,14 +193,14 @@ static const fr_opt k_rows[] = {
                "first step with candidates (public 4 of 20 steps; 2 of flowrl's 10), below --num-steps", 0),
     FR_OPT_F32(O, threshold, "margin_threshold", "0.3", 0, 0.999999,
                "keep a pair iff softmax([s_best, s_worst])[0] - [1] > this (a score gap > 2 atanh(t))", 0),
-    FR_OPT_F32(O, pair_beta, "pair_beta", "10", 1e-6, 1e6, "beta of the pair loss -log sigmoid(beta (log r_w - log r_l))", 0),
-    FR_OPT_F64(O, pair_eps, "pair_eps", "0.1", 1e-6, 0.999999, "eps: each ratio to the reference clamped to [1 - eps, 1 + eps]", 0),
+    FR_OPT_F64(O, beta_pref, "beta_pref", "10", 1e-6, 1e6,
+               "beta of the pair loss -log sigmoid(beta (log r_w - log r_l)); --clip-range is its eps (ratio clamp)", 0),
     FR_OPT_I64(O, pair_batch, "pair_batch", "10", 1, 1000000, "kept pairs per optimiser step (train_batch_size)", 0),
 };
 #undef O
 
 /* SPO's configs/basic_config.py on a CPU: ddim η 1.0, T 10 (public 20), the divert step scaled
- * to 2, K 2, margin 0.3, β 10, ε 0.1, 10 pairs per step; no KL; lr 3e-3 (bench_family's tuning,
+ * to 2, K 2, margin 0.3, β 10, ε 0.1 (--clip-range, as D3PO's), 10 pairs per step; no KL; lr 3e-3 (bench_family's tuning,
  * docs/algorithms/spo.md §3; public 6e-5 on a LoRA of SD 1.5). */
 static void defaults(fr_run_opts *ro, void *ao)
 {
@@ -209,6 +209,7 @@ static void defaults(fr_run_opts *ro, void *ao)
     ro->smp.num_steps = 10;
     ro->smp.noise_level = 1.0f;
     ro->c.beta = 0.0f;
+    ro->c.clip_range = 0.1;
     ro->opt.lr = 3e-3;
 }
 
