@@ -18,6 +18,8 @@ extern const fr_algo fr_algo_ddpo;
 extern const fr_algo fr_algo_d3po;
 extern const fr_algo fr_algo_spo;
 extern const fr_algo fr_algo_branch_grpo;
+extern const fr_algo fr_algo_diffusion_dpo;
+extern const fr_algo fr_algo_flow_dpo;
 
 static const fr_algo *const k_algos[] = {
     &fr_algo_flow_grpo,
@@ -34,6 +36,8 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_d3po,
     &fr_algo_spo,
     &fr_algo_branch_grpo,
+    &fr_algo_diffusion_dpo,
+    &fr_algo_flow_dpo,
     NULL,
 };
 
@@ -48,7 +52,7 @@ fr_status fr_algo_find(const char *name, const fr_algo **out)
             *out = *a;
             return FR_OK;
         }
-    char list[256] = "";
+    char list[512] = "";
     for (const fr_algo *const *a = k_algos; *a; a++) {
         size_t l = strlen(list);
         snprintf(list + l, sizeof list - l, "%s%s", a == k_algos ? "" : ", ", (*a)->name);

@@ -22,6 +22,7 @@ static const struct {
     {fr_golden_cases_awm, &fr_golden_n_awm},
     {fr_golden_cases_dgpo, &fr_golden_n_dgpo},
     {fr_golden_cases_nft, &fr_golden_n_nft},
+    {fr_golden_cases_pair_dpo, &fr_golden_n_pair_dpo},
 };
 #define N_FAMILIES (sizeof k_families / sizeof k_families[0])
 

@@ -117,5 +117,7 @@ extern const fr_golden_case fr_golden_cases_dgpo[];
 extern const size_t fr_golden_n_dgpo;
 extern const fr_golden_case fr_golden_cases_nft[];
 extern const size_t fr_golden_n_nft;
+extern const fr_golden_case fr_golden_cases_pair_dpo[];
+extern const size_t fr_golden_n_pair_dpo;
 
 #endif

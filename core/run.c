@@ -230,8 +230,10 @@ static void health(fr_run *r, const fr_run_epoch_event *ev)
         double v = fr_run_event_get(ev, keys[k]);
         if (isfinite(v) && fabs(v) > c->warn_kl) {
             pv->warned_kl = 1;
-            fr_run_info(r, "warning: epoch %lld: %s = %g exceeds --warn-kl %g: the policy moves fast (lower --lr or "
-                           "raise --beta)", (long long)ev->epoch, keys[k], v, c->warn_kl);
+            /* --beta is advice only where a KL term is on (beta > 0): D3PO's approx_kl, say, is
+             * measured against the frozen base and no beta pulls it back */
+            fr_run_info(r, "warning: epoch %lld: %s = %g exceeds --warn-kl %g: the policy moves fast (lower --lr%s)",
+                        (long long)ev->epoch, keys[k], v, c->warn_kl, c->beta > 0.0f ? " or raise --beta" : "");
         }
     }
 }

@@ -285,6 +285,12 @@ fr_status fr_run_rollout_cfg(const fr_run *r, fr_rollout_cfg *rc, fr_rollout_sch
     return fr_rollout_schedule_make(rc, smp->grid, smp->shift, r->priv->ddpm_n_train, smp->ddim_offset, sched);
 }
 
+const float *fr_run_alpha_bar(const fr_run *r, int64_t *n_train)
+{
+    *n_train = r->priv->alpha_bar ? r->priv->ddpm_n_train : 0;
+    return r->priv->alpha_bar;
+}
+
 fr_status fr_run_prompts(fr_run *r, int *prompts)
 {
     const uint32_t e = (uint32_t)r->epoch;

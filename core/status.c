@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static _Thread_local char g_msg[1024];
 
@@ -10,8 +11,11 @@ fr_status fr_fail(fr_status s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    /* through a copy: an argument may be fr_last_error() itself ("x: %s", fr_last_error()) */
+    char m[sizeof g_msg];
+    vsnprintf(m, sizeof m, fmt, ap);
     va_end(ap);
+    memcpy(g_msg, m, sizeof m);
     /* one line whatever the arguments hold (a corrupted file's stored strings are echoed):
      * control bytes, a newline among them, become '?' */
     for (char *c = g_msg; *c; c++)

@@ -44,6 +44,9 @@ same() {
 # the epsilon base of DDPO (flowrl/algo.h base_pred)
 "$F" pretrain --task gmm2d --pred epsilon --out eps.safetensors --max-train-steps 30 --hidden 16 --ffn 32 --blocks 1 >/dev/null 2>&1 ||
     { echo "check_mpi: pretrain --pred epsilon failed" >&2; exit 1; }
+# the preference file of Diffusion-DPO (pairs of the epsilon base)
+"$F" prefs make --ckpt eps.safetensors --task gmm2d --pairs 16 --num-steps 4 --out prefs-eps.safetensors --progress off \
+    >/dev/null 2>&1 || { echo "check_mpi: prefs make failed" >&2; exit 1; }
 # 3 prompts x 4 samples: R = 2 and 3 split the groups unevenly
 common="--base base.safetensors --task gmm2d --prompts-per-epoch 3 --group-size 4 --num-batches 2 --eval-n 0 --seed 11 --backend opt --threads 1"
 
@@ -63,8 +66,10 @@ for algo in $("$F" algos | awk '/^[a-z]/ {print $1}'); do
     args="--algo $algo $common --prompts-per-epoch 4 --num-steps 8 --epochs 2"
     # (BranchGRPO: the group is the tree's leaves, 2 splits of width 2 = 4)
     [ "$algo" = branch-grpo ] && args="$args --tree-split-points 0,3"
-    # (DDPO, D3PO: an epsilon base)
-    case $algo in ddpo | d3po | spo) args=$(echo "$args" | sed 's/--base base.safetensors/--base eps.safetensors/') ;; esac
+    # (DDPO, D3PO, SPO, Diffusion-DPO: an epsilon base)
+    case $algo in ddpo | d3po | spo | diffusion-dpo) args=$(echo "$args" | sed 's/--base base.safetensors/--base eps.safetensors/') ;; esac
+    # (Diffusion-DPO: offline, from a preference file; every rank reads it and computes alike)
+    [ "$algo" = diffusion-dpo ] && args="$args --prefs prefs-eps.safetensors"
     "$F" train $args --out $algo.plain >/dev/null 2>&1 || { fail "$algo without mpirun"; continue; }
     mpi 2 train $args --out $algo.R2 >$algo.R2.log 2>&1 || { fail "$algo R=2: $(tail -n 3 $algo.R2.log)"; continue; }
     same $algo.plain $algo.R2

@@ -12,6 +12,7 @@
 
 #include "flowrl/cond.h"
 #include "flowrl/model.h"
+#include "flowrl/prefs.h"
 #include "flowrl/runcompare.h"
 #include "flowrl/task.h"
 #include "tests/testutil.h"
@@ -72,6 +73,55 @@ void fr_rt_opts_init(fr_rt_opts *o, const fr_algo *a, const char *run, int64_t e
     o->ro.run.epochs = epochs;
     o->ro.run.seed = 11;
     o->ro.ev.eval_n = 0;
+    fr_rt_set_prefs(o, "gmm2d");
+}
+
+static void write_prefs(const char *path, const char *task_name)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) return;
+    const fr_task *task;
+    ck_assert_int_eq(fr_task_get(task_name, &task), FR_OK);
+    const int64_t N = 16, D = task->D;
+    fr_prefs p;
+    ck_assert_int_eq(fr_prefs_alloc(&p, N, D, 0), FR_OK);
+    uint64_t s = 29;
+    for (int64_t i = 0; i < N * D; i++) {
+        p.x_w[i] = fr_test_uniform(&s, -1.0f, 1.0f);
+        p.x_l[i] = fr_test_uniform(&s, -1.0f, 1.0f);
+    }
+    for (int64_t i = 0; i < N; i++) {
+        p.prompt[i] = (int32_t)(i % task->n_train);
+        p.r_w[i] = 1.0f;
+        p.r_l[i] = (float)i / (float)(2 * N);
+    }
+    snprintf(p.task, sizeof p.task, "%s", task_name);
+    snprintf(p.reward, sizeof p.reward, "%s", task->reward_names[0]);
+    snprintf(p.tie_rule, sizeof p.tie_rule, FR_PREFS_TIE_RULE);
+    snprintf(p.ckpt, sizeof p.ckpt, "synthetic");
+    snprintf(p.ckpt_digest, sizeof p.ckpt_digest, "0123456789abcdef");
+    snprintf(p.sampler, sizeof p.sampler, "sde");
+    p.noise = 0.7f;
+    p.steps = 4;
+    p.cfg = 1.0f;
+    p.seed = 3;
+    ck_assert_msg(fr_prefs_write(path, &p) == FR_OK, "%s", fr_last_error());
+    fr_prefs_free(&p);
+}
+
+void fr_rt_set_prefs(fr_rt_opts *o, const char *task)
+{
+    const fr_opt *row = NULL;
+    for (int i = 0; i < o->a->n_rows; i++)
+        if (strcmp(o->a->rows[i].key, "prefs") == 0) row = &o->a->rows[i];
+    if (!row || !o->a->check) return;
+    char *val = (char *)o->ao + row->off;
+    val[0] = '\0';
+    if (o->a->check(&o->ro, o->ao) == FR_OK) return; /* runs without one */
+    char path[400];
+    snprintf(path, sizeof path, "%s/prefs-%s.safetensors", fr_rt_dir, task);
+    write_prefs(path, task);
+    snprintf(val, row->size, "%s", path);
 }
 
 void fr_rt_opts_free(fr_rt_opts *o)

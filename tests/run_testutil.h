@@ -30,6 +30,13 @@ typedef struct {
 void fr_rt_opts_init(fr_rt_opts *o, const fr_algo *a, const char *run, int64_t epochs);
 void fr_rt_opts_free(fr_rt_opts *o);
 
+/* An algorithm that refuses to run without a preference file (its check fails with its option
+ * "prefs" empty: Diffusion-DPO) gets a synthetic one of task (gmm2d, shapes): 16 seeded pairs
+ * of values in [-1, 1], prompts i mod n_train, r_w = 1 > r_l, written once as
+ * DIR/prefs-TASK.safetensors. fr_rt_opts_init calls it with gmm2d; a test that switches the
+ * task calls it again. Other algorithms are left as they are. */
+void fr_rt_set_prefs(fr_rt_opts *o, const char *task);
+
 /* A small fresh shapes model (x0 head for velocity, plain for epsilon; two condition slots, H = F = E = 16, one block), as
  * fr_rt_setup's gmm2d one, predicting pred (fr_pred), saved as DIR/shapes-base.safetensors
  * (-eps for epsilon; path into buf); returns its parameter count. */

@@ -49,6 +49,7 @@
     X(runs)                                                                                \
     X(awm_run)                                                                             \
     X(dgpo)                                                                                \
+    X(dpo)                                                                                 \
     X(fast)                                                                                \
     X(cuda)                                                                                \
     X(integrity)                                                                           \

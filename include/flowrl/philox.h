@@ -55,7 +55,10 @@ typedef enum {
     FR_RNG_NOISE_SEARCH = 22,  /* Smart-GRPO's candidate and final noises (flowrl/noise_search.h) */
     FR_RNG_STEP_SELECT = 23,   /* trained steps of a sample (DanceGRPO's per-sample permutation) */
     FR_RNG_PREFS = 24,         /* prompt of each attempt of `flowrl prefs make` (flowrl/prefs.h) */
-    FR_RNG_SPO_CHOICE = 25     /* SPO: the candidate a chain continues from (flowrl/spo.h) */
+    FR_RNG_DPO_ORDER = 25,     /* Diffusion-/Flow-DPO: order of a preference file's pairs per pass (core/algo/dpo.c) */
+    FR_RNG_DPO_TIME = 26,      /* Diffusion-/Flow-DPO: the training time of each (pair slot, draw) */
+    FR_RNG_DPO_NOISE = 27,     /* Diffusion-/Flow-DPO: the noise epsilon of each (pair slot, draw), shared by w and l */
+    FR_RNG_SPO_CHOICE = 28     /* SPO: the candidate a chain continues from (flowrl/spo.h) */
 } fr_rng_purpose;
 
 typedef struct {

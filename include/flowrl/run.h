@@ -307,6 +307,11 @@ fr_status fr_run_advantages(fr_run *r, int64_t N, const float *reward, const int
  * fr_rollout_schedule_free); c0 and step_noise are the algorithm's to set per epoch. */
 fr_status fr_run_rollout_cfg(const fr_run *r, fr_rollout_cfg *rc, fr_rollout_schedule *sched);
 
+/* An epsilon base's DDPM ᾱ table (*n_train values, from the checkpoint's ddpm.* metadata), or
+ * NULL with *n_train 0 for a velocity base: the forward process of the epsilon objectives
+ * (Diffusion-DPO). */
+const float *fr_run_alpha_bar(const fr_run *r, int64_t *n_train);
+
 /* FR_ERR_NUMERIC naming what and the first bad index if x (n) holds a NaN or an infinity.
  * Call it on rollout samples: the loop then sets the checkpoint that produced them aside. */
 fr_status fr_run_check_finite(fr_run *r, const char *what, const float *x, int64_t n);
