@@ -95,12 +95,9 @@ static const fr_opt k_rows[] = {
 static void defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->smp.sampler = FR_SAMPLER_DDIM;
-    ro->smp.num_steps = 10;
-    ro->smp.noise_level = 1.0f;
+    fr_tf_defaults_ddim(ro);
     ro->c.clip_range = 1e-4;
     ro->c.adv_clip = 5.0f;
-    ro->c.beta = 0.0f;
     ro->c.adv = FR_TRAIN_ADV_DDPO;
     ro->c.timestep_fraction = 1.0;
 }

@@ -160,6 +160,9 @@ fr_status fr_tf_local_batches(fr_run *r, fr_tf *t, int64_t *K);
 /* Flow-GRPO's sampling and clip values (sde T 10 on the run's grid, a 0.7, clip 1e-4, β 0.04):
  * the base of the members built on Flow-GRPO's code (TempFlow-, Chunk-, Smart-GRPO). */
 void fr_tf_defaults_flow_grpo(fr_run_opts *ro);
+/* The epsilon members' (DDPO, D3PO, SPO): the ddim sampler with η 1.0 over T 10 steps (the public
+ * codes' 50 or 20, a CPU budget), no KL (β 0). */
+void fr_tf_defaults_ddim(fr_run_opts *ro);
 /* The fastvideo members' (MIX, DANCE, BRANCH, G2): the sampler kind with noise level eta over T
  * steps of s(linspace) with shift 3, clip, advantage clip 5, no KL (β 0). */
 void fr_tf_defaults_fastvideo(fr_run_opts *ro, fr_sampler_kind kind, int64_t T, float eta, double clip);

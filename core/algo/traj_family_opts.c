@@ -15,6 +15,14 @@ void fr_tf_defaults_flow_grpo(fr_run_opts *ro)
     ro->c.beta = 0.04f;
 }
 
+void fr_tf_defaults_ddim(fr_run_opts *ro)
+{
+    ro->smp.sampler = FR_SAMPLER_DDIM;
+    ro->smp.num_steps = 10;
+    ro->smp.noise_level = 1.0f;
+    ro->c.beta = 0.0f;
+}
+
 void fr_tf_defaults_fastvideo(fr_run_opts *ro, fr_sampler_kind kind, int64_t T, float eta, double clip)
 {
     ro->smp.sampler = kind;
