@@ -28,11 +28,11 @@ from benchlib import ci95, flowrl, fmt_ci, git_line, loadavg, logger, machine_li
 BUILD = os.environ.get("BUILD", "build")
 FLOWRL = os.path.join(BUILD, "flowrl")
 FAMILY = ["flow-grpo", "dance-grpo", "mix-grpo", "branch-grpo", "g2rpo", "tempflow-grpo", "chunk-grpo", "smart-grpo",
-          "ddpo", "d3po"]
+          "ddpo", "d3po", "spo"]
 BASE = "demo/gmm2d_base100.safetensors"
 # members of an epsilon-prediction base (flowrl/algo.h base_pred): the same pretraining, --pred epsilon
 EPS_BASE = "demo/gmm2d_eps_base100.safetensors"
-EPS_MEMBERS = {"ddpo", "d3po"}
+EPS_MEMBERS = {"ddpo", "d3po", "spo"}
 # prompts x samples per epoch: P 8 x G 16, except D3PO's pairs (2 samples per prompt, the same 128 samples)
 SHAPE = {"d3po": (64, 2)}
 
@@ -156,10 +156,10 @@ def main():
     cmd = "python3 bench/bench_family.py " + " ".join(sys.argv[1:])
     text = "\n".join([
         "<!-- bench_family begin (written by bench/bench_family.py; do not edit by hand) -->",
-        "## The trajectory-GRPO family on gmm2d halfplane (issues 11, 12: DDPO, D3PO)", "",
+        "## The trajectory-GRPO family on gmm2d halfplane (issues 11, 12: DDPO, D3PO, SPO)", "",
         f"Measured {t_start} by `{cmd.strip()}` (`make bench-family`) at {git_line()} on {machine_line()} "
         f"(load average {load0} before). Base: `{BASE}` (100 pretraining steps), held-out halfplane score "
-        f"**{base:.3f}** (`flowrl eval --reward halfplane --n 16`, ODE 40 steps); DDPO's and D3PO's epsilon base `{EPS_BASE}` (the same "
+        f"**{base:.3f}** (`flowrl eval --reward halfplane --n 16`, ODE 40 steps); the epsilon members' ({', '.join(sorted(EPS_MEMBERS))}) base `{EPS_BASE}` (the same "
         f"100 steps, `--pred epsilon`) **{eps_base:.3f}** (DDIM 40 steps, eta 0). Each member with its own defaults "
         f"(`flowrl train --algo NAME --help`) except the learning rate, tuned per member over {', '.join('%g' % x for x in LRS)} "
         f"on seed {TUNE_SEED} by the held-out score; P 8 x G 16 (D3PO: 64 pairs, P 64 x G 2), seeds {a.seeds}, a budget of {a.budget // 1000}k "

@@ -16,6 +16,7 @@ extern const fr_algo fr_algo_g2rpo;
 extern const fr_algo fr_algo_smart_grpo;
 extern const fr_algo fr_algo_ddpo;
 extern const fr_algo fr_algo_d3po;
+extern const fr_algo fr_algo_spo;
 extern const fr_algo fr_algo_branch_grpo;
 extern const fr_algo fr_algo_diffusion_dpo;
 extern const fr_algo fr_algo_flow_dpo;
@@ -34,6 +35,7 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_smart_grpo,
     &fr_algo_ddpo,
     &fr_algo_d3po,
+    &fr_algo_spo,
     &fr_algo_branch_grpo,
     &fr_algo_diffusion_dpo,
     &fr_algo_flow_dpo,

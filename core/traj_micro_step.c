@@ -86,7 +86,7 @@ static fr_status gather(fr_backend *be, fr_traj_ws *w, const fr_traj_data *d, co
     }
     FR_TRY(fr_h2d(be, w->didx, w->idx, (size_t)b * sizeof(int32_t)));
     be->ops->gather_rows(b, D, w->didx, N, d->traj + j * N * D, w->x);
-    be->ops->gather_rows(b, D, w->didx, N, d->traj + (j + 1) * N * D, w->x_next);
+    be->ops->gather_rows(b, D, w->didx, N, d->x_next ? d->x_next + j * N * D : d->traj + (j + 1) * N * D, w->x_next);
     be->ops->gather_rows(b, D, w->didx, N, d->mean + j * N * D, w->mean_old);
     return fr_cond_ids(d->task, b, w->pid, w->c);
 }

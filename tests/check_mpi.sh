@@ -66,8 +66,8 @@ for algo in $("$F" algos | awk '/^[a-z]/ {print $1}'); do
     args="--algo $algo $common --prompts-per-epoch 4 --num-steps 8 --epochs 2"
     # (BranchGRPO: the group is the tree's leaves, 2 splits of width 2 = 4)
     [ "$algo" = branch-grpo ] && args="$args --tree-split-points 0,3"
-    # (DDPO, D3PO, Diffusion-DPO, Diffusion-DRO: an epsilon base)
-    case $algo in ddpo | d3po | diffusion-dpo | diffusion-dro) args=$(echo "$args" | sed 's/--base base.safetensors/--base eps.safetensors/') ;; esac
+    # (DDPO, D3PO, SPO, Diffusion-DPO, Diffusion-DRO: an epsilon base)
+    case $algo in ddpo | d3po | spo | diffusion-dpo | diffusion-dro) args=$(echo "$args" | sed 's/--base base.safetensors/--base eps.safetensors/') ;; esac
     # (Diffusion-DPO, Diffusion-DRO: from a preference file; every rank reads it and computes alike)
     case $algo in diffusion-dpo | diffusion-dro) args="$args --prefs prefs-eps.safetensors" ;; esac
     # (Diffusion-DRO: one optimiser step per epoch, as its default of 16 micro-batches)

@@ -59,6 +59,7 @@
     X(prefs)                                                                               \
     X(pair_pref)                                                                           \
     X(d3po)                                                                                \
+    X(spo)                                                                                 \
     X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure

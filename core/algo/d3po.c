@@ -188,11 +188,8 @@ static const fr_opt k_rows[] = {
 static void defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->smp.sampler = FR_SAMPLER_DDIM;
-    ro->smp.num_steps = 10;
-    ro->smp.noise_level = 1.0f;
+    fr_tf_defaults_ddim(ro);
     ro->c.clip_range = 0.1;
-    ro->c.beta = 0.0f;
     ro->c.timestep_fraction = 1.0;
     ro->c.prompts = 32;
     ro->c.group = 2;

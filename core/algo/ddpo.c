@@ -73,9 +73,7 @@ static void ddpo_header(fr_run *r, void *state)
 {
     ddpo_state *t = state;
     const fr_run_opts *ro = r->o;
-    fr_run_info(r, "sampler %s, %lld steps, eta %g, cfg %g%s", fr_sampler_name(ro->smp.sampler),
-                (long long)ro->smp.num_steps, (double)ro->smp.noise_level, (double)ro->smp.cfg,
-                ro->smp.cfg != 1.0f ? " (also in training)" : "");
+    fr_tf_header_ddim(r);
     fr_run_info(r, "%lld of %lld steps trained per sample (random), %s, adv clip %g, advantages %s; %lld batches, "
                    "grad accum %lld",
                 (long long)t->n_train, (long long)ro->smp.num_steps,
@@ -97,12 +95,9 @@ static const fr_opt k_rows[] = {
 static void defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->smp.sampler = FR_SAMPLER_DDIM;
-    ro->smp.num_steps = 10;
-    ro->smp.noise_level = 1.0f;
+    fr_tf_defaults_ddim(ro);
     ro->c.clip_range = 1e-4;
     ro->c.adv_clip = 5.0f;
-    ro->c.beta = 0.0f;
     ro->c.adv = FR_TRAIN_ADV_DDPO;
     ro->c.timestep_fraction = 1.0;
 }

@@ -55,6 +55,7 @@ typedef struct fr_tf {
     int have_ws;
     /* backend: the rollout's outputs (T+1,N,D), (T,N,D), (T,N), (N,D) */
     float *traj, *mean, *logp, *x;
+    float *x_next; /* (T,N,D) backend or NULL: a member's own x_{j+1} (fr_traj_data.x_next), freed here */
     /* host */
     float *step_noise;          /* (T,) the per-step noise levels a member may point rc at */
     int *prompts, *pid, *correct; /* (P,), (N,), (N,) */
@@ -159,6 +160,9 @@ fr_status fr_tf_local_batches(fr_run *r, fr_tf *t, int64_t *K);
 /* Flow-GRPO's sampling and clip values (sde T 10 on the run's grid, a 0.7, clip 1e-4, β 0.04):
  * the base of the members built on Flow-GRPO's code (TempFlow-, Chunk-, Smart-GRPO). */
 void fr_tf_defaults_flow_grpo(fr_run_opts *ro);
+/* The epsilon members' (DDPO, D3PO, SPO): the ddim sampler with η 1.0 over T 10 steps (the public
+ * codes' 50 or 20, a CPU budget), no KL (β 0). */
+void fr_tf_defaults_ddim(fr_run_opts *ro);
 /* The fastvideo members' (MIX, DANCE, BRANCH, G2): the sampler kind with noise level eta over T
  * steps of s(linspace) with shift 3, clip, advantage clip 5, no KL (β 0). */
 void fr_tf_defaults_fastvideo(fr_run_opts *ro, fr_sampler_kind kind, int64_t T, float eta, double clip);
@@ -174,6 +178,9 @@ fr_status fr_tf_check_common(const fr_run_opts *ro, const char *name, const fr_s
 /* The tiny configuration's common part (flowrl/algo.h tiny): T 4, P 2 x G 4, 2 batches, no
  * accumulation, clip 0.2, lr 3e-3. */
 void fr_tf_tiny(fr_run_opts *ro);
+/* The header line of the members of an epsilon base: "sampler ddim, T steps, eta η, cfg g" (and
+ * "(also in training)" with guidance). */
+void fr_tf_header_ddim(fr_run *r);
 /* needs_ref of a member with an optional KL: β > 0. */
 int fr_tf_needs_ref_beta(const fr_run_opts *ro, const void *ao);
 /* The fastvideo members' rollouts: the quantised time input and, with same_noise, one x_T per

@@ -15,6 +15,14 @@ void fr_tf_defaults_flow_grpo(fr_run_opts *ro)
     ro->c.beta = 0.04f;
 }
 
+void fr_tf_defaults_ddim(fr_run_opts *ro)
+{
+    ro->smp.sampler = FR_SAMPLER_DDIM;
+    ro->smp.num_steps = 10;
+    ro->smp.noise_level = 1.0f;
+    ro->c.beta = 0.0f;
+}
+
 void fr_tf_defaults_fastvideo(fr_run_opts *ro, fr_sampler_kind kind, int64_t T, float eta, double clip)
 {
     ro->smp.sampler = kind;
@@ -75,4 +83,12 @@ void fr_tf_fastvideo_rollout(fr_tf *f, int same_noise)
         f->rc.x_T_key = FR_XT_GROUP;
         f->rc.group_size = f->G;
     }
+}
+
+void fr_tf_header_ddim(fr_run *r)
+{
+    const fr_run_opts *ro = r->o;
+    fr_run_info(r, "sampler %s, %lld steps, eta %g, cfg %g%s", fr_sampler_name(ro->smp.sampler),
+                (long long)ro->smp.num_steps, (double)ro->smp.noise_level, (double)ro->smp.cfg,
+                ro->smp.cfg != 1.0f ? " (also in training)" : "");
 }

@@ -58,6 +58,7 @@ typedef enum {
     FR_RNG_DPO_ORDER = 25,     /* Diffusion-/Flow-DPO: order of a preference file's pairs per pass (core/algo/dpo.c) */
     FR_RNG_DPO_TIME = 26,      /* Diffusion-/Flow-DPO: the training time of each (pair slot, draw) */
     FR_RNG_DPO_NOISE = 27,     /* Diffusion-/Flow-DPO: the noise epsilon of each (pair slot, draw), shared by w and l */
+    FR_RNG_SPO_CHOICE = 28,    /* SPO: the candidate a chain continues from (flowrl/spo.h) */
     /* Diffusion-DRO (flowrl/dro.h, core/algo/dro.c): numbered apart from the other issue-12
      * methods' purposes (written in parallel branches); BENCHMARKS.md's bench_dro ran with these */
     FR_RNG_DRO_PICK = 40,      /* (trajectory, step) rows drawn from the replay buffer */

@@ -2,7 +2,8 @@
  * that train on the transitions of their own rollouts (the Flow-GRPO family:
  * docs/algorithms/flow-grpo.md §2-§8). An algorithm supplies an fr_traj_objective (its policy term);
  * fr_traj_micro_step does the rest, as flowrl/grpo.h chains it:
- *   1. gather rows: x_j, x_{j+1}, μ_old, logp_old of step j and the advantages
+ *   1. gather rows: x_j, x_{j+1} (traj[j+1], or x_next[j] when given), μ_old, logp_old of step j
+ *      and the advantages
  *   2. v_θ = fr_guided_forward(policy, x_j)             (the rollout's guidance)
  *   3. μ_θ, logp_θ = fr_sampler_logprob(step_j, x_j, v_θ, x_{j+1})
  *   4. β > 0: μ_ref = fr_sampler_mean(step_j, x_j, fr_guided_forward(ref, x_j)); when the
@@ -138,6 +139,9 @@ typedef struct {
     const int *prompt_ids;    /* (N,)        host */
     const fr_task *task;
     const fr_rollout_cfg *rc; /* the rollout's config (step scalars, time input) */
+    /* (T, N, D) backend or NULL: x_{j+1} of row r at step j when the transitions do not chain
+     * (SPO's candidate pairs share x_j and only one continues, flowrl/spo.h); NULL: traj[j+1] */
+    const float *x_next;
 } fr_traj_data;
 
 /* Who trains and how. */

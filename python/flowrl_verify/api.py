@@ -397,7 +397,8 @@ RNG_PURPOSES = {
     "cfg_dropout": 6, "sampler_init": 7, "sampler_noise": 8, "prompts": 9, "window": 10, "golden": 11,
     "adv_filter": 12, "shuffle": 13, "awm_times": 14, "awm_noise": 15, "nft_times": 16, "nft_noise": 17,
     "dgpo_times": 20, "dgpo_noise": 21, "noise_search": 22, "step_select": 23,
-    "prefs": 24, "dpo_order": 25, "dpo_time": 26, "dpo_noise": 27, "dro_pick": 40, "dro_data": 41, "dro_noise": 42,
+    "prefs": 24, "dpo_order": 25, "dpo_time": 26, "dpo_noise": 27, "spo_choice": 28,
+    "dro_pick": 40, "dro_data": 41, "dro_noise": 42,
 }
 
 
