@@ -39,7 +39,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import config, fmt_ci, flowrl, git_line, loadavg, logger, machine_line, metrics, write_section  # noqa: E402
+from benchlib import ckpt_meta, config, fmt_ci, flowrl, git_line, loadavg, logger, machine_line, metrics, write_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", "build")
@@ -139,13 +139,7 @@ def fmt_big(x):
 
 # ---- the phases ------------------------------------------------------------------------------------
 def base_meta(path):
-    """The checkpoint's metadata as a dict (flowrl tensors --meta: 'key = value' lines)."""
-    out = {}
-    for l in sh(["tensors", path, "--meta"]).splitlines():
-        k, eq, v = l.partition(" = ")
-        if eq:
-            out[k.strip()] = v.strip()
-    return out
+    return ckpt_meta(FLOWRL, path, name="bench_algos")
 
 
 _META = {}
