@@ -10,10 +10,11 @@ share the machine's load, and each one's wall-clock is measured (same model size
 equal time when the step costs are equal, which the table shows). Held-out accuracy: `flowrl eval --split eval
 --n N` (the flow base with its ODE sampler, the epsilon base with DDIM eta 0, both 40 steps, eval's fixed seeds).
 
-Diagnostics, on DIAG_SEED (each at the main pair's pretraining time, steps scaled by forward FLOPs per sample
-where the model is larger): DDIM with 20, 100 and 200 steps on the main epsilon base; the epsilon base with SD's
+Diagnostics, on DIAG_SEED (each at the main pair's pretraining steps, scaled by forward FLOPs per sample where
+the model is larger): DDIM with 20, 100 and 200 steps on the main epsilon base; the epsilon base with SD's
 scaled_linear betas; a flow base without the x0 head (a velocity head of the same width, depth and inner width);
-an epsilon base whose residual width H is the data's D (no output rank below D). With the bake-off's 10000-step
+an epsilon base whose residual width H is the data's D (no output rank below D); and every epsilon base sampled
+with x0-hat clipped to the data's range [-1, 1] (`flowrl eval --x0-clip 1`). With the bake-off's 10000-step
 bases in demo/ (seed 0), their held-out accuracy too.
 
 Writes its section of BENCHMARKS.md (between the bench_eps_base markers) and WORK/results.json. A pretrain whose
@@ -59,7 +60,8 @@ DIAGS = {
                    "flow base without the x0 head: gmm2d-s's velocity head at shapes-s's H 256, F 512, 3 blocks "
                    "(its E 32 and SiLU are gmm2d-s's)"),
     "eps-wide": (["--pred", "epsilon", "--hidden", 768],
-                 "epsilon base with H = D = 768 (shapes-s otherwise), fewer steps for the same FLOPs"),
+                 "epsilon base with H = D = 768 (shapes-s otherwise), steps cut to the main pair's forward FLOPs (its wider "
+                 "GEMMs run faster per FLOP: see its wall-clock)"),
 }
 
 log = logger("bench_eps_base")
@@ -96,13 +98,15 @@ def pretrain(item):
         rec = json.load(open(side))
         if rec.get("args") == [str(a) for a in args]:
             return rec
+    if os.path.exists(side):
+        os.remove(side)
     t0 = time.time()
     sh(args, out=ck + ".log")
     rec = dict(args=[str(a) for a in args], ckpt=ck, name=name, seed=seed, steps=steps, seconds=time.time() - t0,
                loss=float(meta(ck)["pretrain.loss"]))
     json.dump(rec, open(side, "w"), indent=1)
     log(f"{name} seed {seed}: {steps} steps in {rec['seconds']:.0f} s, loss {rec['loss']:.4f}")
-    return rec
+    return dict(rec, trained=True)
 
 
 def evaluate(ckpt, extra=()):
@@ -129,7 +133,9 @@ def section(res):
          f"Command: `make bench-eps-base` (bench/bench_eps_base.py; STEPS={STEPS} SEEDS=\"{' '.join(map(str, SEEDS))}\" "
          f"N={N}) on {m['when']}; source git {m['git']}. Machine: {machine_line()}; {JOBS} pretrains at a time, each "
          f"`--backend opt --threads 1` (nice 10). Load average {m['load0']} at the start, {m['load1']} at the end; "
-         f"{m['minutes']:.0f} min in all.", "",
+         f"{m['minutes']:.0f} min in all" + (f" ({m['reused']} of {m['pretrains']} pretrains reused from an earlier "
+                                              "invocation with the same commands, their wall-clock as measured then)"
+                                              if m.get("reused") else "") + ".", "",
          f"Protocol. Per seed, `flowrl pretrain --task shapes --max-train-steps {STEPS}` (the flow base) and the same "
          "command with `--pred epsilon` (the epsilon base: DDPM, linear betas; shapes-s without the x0 head, which "
          "derives a flow velocity only) run side by side; wall-clock measured per run. Held-out accuracy: `flowrl eval "
@@ -159,7 +165,8 @@ def section(res):
                  f"{b['flow_loss']:.4f} / {b['eps_loss']:.4f}.")
     if res.get("diag"):
         d = res["diag"]
-        L += ["", f"### Why: diagnostics (seed {DIAG_SEED}, the main pair's pretraining time)", "",
+        L += ["", f"### Why: diagnostics (seed {DIAG_SEED}; the main pair's steps, the wider model's cut to the same "
+              "forward FLOPs)", "",
               "| variant | steps | pretrain s (wall-clock) | last loss | held-out % (40 steps) | diversity |",
               "|---|---|---|---|---|---|"]
         for k, r in d["runs"].items():
@@ -167,16 +174,19 @@ def section(res):
                      f"{pct(r['eval']['accuracy'])} | {r['eval']['diversity']:.3f} |")
         L += ["", "DDIM steps on the main epsilon base (seed %d; eta 0): " % DIAG_SEED
               + ", ".join(f"{s} steps {pct(e['accuracy'])}% (diversity {e['diversity']:.3f})"
-                          for s, e in sorted(d["ddim"].items(), key=lambda kv: int(kv[0]))) + "."]
-    L += ["", f"Reading ([pretraining.md §7](docs/algorithms/pretraining.md)). The shapes-s network's output is a "
-          f"linear map of a {H}-wide layer, so without a head that adds the input back its prediction spans at most "
-          f"{H} of the D = {D} directions. ε (and the velocity ε − x0) is white noise over all {D}: the best such "
-          f"prediction leaves (D − H)/D = {(D - H) / D:.3f} of ε's variance unexplained, the loss floor the epsilon "
-          "base sits on. DDIM then turns the unexplained noise into x̂0 = (x − √(1−ᾱ)·ε̂)/√ᾱ, amplified 1/√ᾱ "
-          "(≈ 120 at the first of 40 linear-beta steps), and the samples leave the data's range (the diversity "
-          "column: the data's is below 1). The flow base escapes the floor through its x0 head (the network predicts "
-          "x0, which lies near a low-dimensional set, and the head returns (x − x̂0)/σ); the diagnostics separate "
-          "the causes: a flow base without that head, an epsilon base of width D, and fewer amplified steps.", "",
+                          for s, e in sorted(d["ddim"].items(), key=lambda kv: int(kv[0]))) + ".",
+              "", "x0-hat clipped to [-1, 1] (`--x0-clip 1`, DDIM 40 steps): "
+              + ", ".join(f"{k} {pct(e['accuracy'])}% (diversity {e['diversity']:.3f})" for k, e in d["clip"].items())
+              + "."]
+    L += ["", f"Reading ([pretraining.md §7](docs/algorithms/pretraining.md) has the whole note). shapes-s returns a "
+          f"linear map of a {H}-wide layer: without a head that adds the input back, its prediction spans at most {H} of "
+          f"the D = {D} directions, while ε (and the velocity ε − x0) is white noise over all {D}, so at least "
+          f"(D − H)/D = {(D - H) / D:.3f} of ε's variance stays unexplained: the epsilon base's loss sits on that floor "
+          "and so does the flow base without its x0 head (its held-out accuracy falls to the epsilon base's), while "
+          "the x0 head (the network predicts x0, the head returns (x − x̂0)/σ) leaves the noise to the input. DDIM "
+          "turns what ε̂ misses into x̂0 = (x − √(1−ᾱ)·ε̂)/√ᾱ, amplified 1/√ᾱ (125 at the first of 40 linear-beta "
+          "steps, 13 with scaled_linear), and the samples leave the data's range (diversity; the data's is below 1); "
+          "clipping x̂0 keeps them in range but does not make them right.", "",
           f"Run directories and every measured number: `{WORK}` (git-ignored; results.json).",
           "<!-- bench_eps_base end -->"]
     return "\n".join(L) + "\n"
@@ -205,15 +215,18 @@ def main():
             items.append((k, flags, max(1, round(STEPS * small / wide)) if k == "eps-wide" else STEPS, DIAG_SEED))
     log(f"{len(items)} pretrains of shapes, {JOBS} at a time")
     recs = pool(pretrain, items)
+    res["meta"].update(pretrains=len(recs), reused=sum(1 for r in recs if not r.pop("trained", False)))
     evals = pool(lambda r: evaluate(r["ckpt"]), recs)
     for r, e in zip(recs, evals):
         r["eval"] = e
     res["main"] = {k: [r for r in recs if r["name"] == k] for k in MAIN}
     if DIAG:
         eps1 = next(r for r in res["main"]["eps"] if r["seed"] == DIAG_SEED)["ckpt"]
+        clip = [("eps", eps1)] + [(r["name"], r["ckpt"]) for r in recs if r["name"].startswith("eps-")]
         res["diag"] = dict(runs={r["name"]: r for r in recs if r["name"] in DIAGS},
                            ddim={str(s): e for s, e in zip(DDIM_STEPS, pool(
-                               lambda s: evaluate(eps1, ["--num-steps", s]), DDIM_STEPS))})
+                               lambda s: evaluate(eps1, ["--num-steps", s]), DDIM_STEPS))},
+                           clip=dict(zip([k for k, _ in clip], pool(lambda kc: evaluate(kc[1], ["--x0-clip", 1]), clip))))
     if all(os.path.exists(BAKEOFF_BASES[k]) for k in ("flow", "eps")):
         mf, me = meta(BAKEOFF_BASES["flow"]), meta(BAKEOFF_BASES["eps"])
         want = str(BAKEOFF_BASES["steps"])
