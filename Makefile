@@ -17,6 +17,8 @@
 #   make bench-algos the bake-off: every algorithm at the same budget of model evaluations, 3 seeds
 #                   (bench/bench_algos.py, ~30 min on 2 cores; its own section of BENCHMARKS.md)
 #   make bench-heldout  held-out transfer attempts on shapes, one seed each (bench/bench_heldout.py, ~40 min)
+#   make bench-eps-base the epsilon base on shapes against the flow base at equal pretraining time, 3 seeds,
+#                   and why it falls behind (bench/bench_eps_base.py, ~15 min; its own section of BENCHMARKS.md)
 #   make fault-trial issue 14's fault trial (tools/fault_trial.sh, a few minutes; not in check)
 #   make gpu-bundle the GPU check's bundle (gpu-bundle/: flowrl, its libraries, tools/gpu_check.sh;
 #                   DEVELOPERS.md says how to run it on a lent GPU machine)
@@ -205,6 +207,12 @@ bench-heldout: all
 .PHONY: bench-branch
 bench-branch: all
 	BUILD=$(BUILD) python3 bench/bench_branch.py
+
+# The epsilon-prediction base on shapes against the flow base at equal pretraining time, and
+# diagnostics of the gap; its own section of BENCHMARKS.md (bench/bench_eps_base.py; ~15 min).
+.PHONY: bench-eps-base
+bench-eps-base: all
+	BUILD=$(BUILD) python3 bench/bench_eps_base.py
 
 # Epoch time against the number of MPI processes (issue 17; R = 1, 2 here, a projection beyond):
 # its own section of BENCHMARKS.md (bench/bench_mpi.py; about a minute).

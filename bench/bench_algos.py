@@ -3,7 +3,9 @@
 the same tuning budget and the same budget of model evaluations; `make bench-algos` runs it.
 
 For each task (shapes with the geneval reward, gmm2d with the halfplane reward) and each algorithm
-that `flowrl algos` lists:
+that `flowrl algos` lists, from the task's base, or for an algorithm whose base_pred is epsilon
+(`flowrl algos --json`: DDPO) from the task's epsilon base (the same pretraining, --pred epsilon),
+against which its gains are then measured:
   1. probe   one epoch at the algorithm's defaults: forward-equivalents (FE) per epoch from the run's
              own counters (metrics.jsonl nfe.forward_rows + 2 x nfe.backward_rows), which fixes the
              epochs that spend the budget, and the algorithm's default KL weight (config.json beta);
@@ -33,12 +35,11 @@ import datetime
 import json
 import math
 import os
-import re
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import config, fmt_ci, flowrl, git_line, loadavg, logger, machine_line, metrics, write_section  # noqa: E402
+from benchlib import ckpt_meta, config, fmt_ci, flowrl, git_line, loadavg, logger, machine_line, metrics, write_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", "build")
@@ -57,15 +58,16 @@ CURVE_POINTS = 10
 EVAL_N = 16  # samples per prompt of every evaluation (ODE 40 steps, flowrl eval's fixed seeds)
 THRESHOLDS = [10, 20]  # train-accuracy points over the base
 
-# task -> base checkpoint, how to pretrain it, reward, P x G, budget in forward-equivalents
+# task -> base checkpoint, the epsilon-prediction base of the algorithms whose fr_algo.base_pred is epsilon (the
+# same pretraining with --pred epsilon), how to pretrain them, reward, P x G, budget in forward-equivalents
 TASKS = {
-    "shapes": dict(base="demo/shapes_base.safetensors", pretrain=["--max-train-steps", "10000"], reward="geneval",
-                   P=8, G=16, budget=2_000_000, heldout=True),
+    "shapes": dict(base="demo/shapes_base.safetensors", eps_base="demo/shapes_eps_base.safetensors",
+                   pretrain=["--max-train-steps", "10000"], reward="geneval", P=8, G=16, budget=2_000_000, heldout=True),
     # an under-trained base (100 pretraining steps: 40% of its samples near their prompt's mode), so the mode
     # reward has room to grow; a finished base is at 98%, and on the halfplane reward every sample of a prompt
     # scores alike (each mode lies wholly on one side), leaving group-relative advantages nothing to rank
-    "gmm2d": dict(base="demo/gmm2d_base100.safetensors", pretrain=["--max-train-steps", "100"], reward="mode",
-                  P=8, G=16, budget=300_000, heldout=False),
+    "gmm2d": dict(base="demo/gmm2d_base100.safetensors", eps_base="demo/gmm2d_eps_base100.safetensors",
+                  pretrain=["--max-train-steps", "100"], reward="mode", P=8, G=16, budget=300_000, heldout=False),
 }
 if QUICK:
     for t in TASKS.values():
@@ -73,6 +75,17 @@ if QUICK:
     SEEDS = SEEDS[:2]
 
 log = logger("bench_algos")
+PRED = {}  # algorithm -> the prediction of the base it trains (flowrl algos --json base_pred)
+
+
+def base_of(task, algo):
+    """The base checkpoint an algorithm starts from: the task's epsilon base for epsilon-prediction algorithms."""
+    return TASKS[task]["eps_base" if PRED.get(algo) == "epsilon" else "base"]
+
+
+def base_key(algo):
+    """The key of results.json's base measures an algorithm compares with."""
+    return "eps_base" if PRED.get(algo) == "epsilon" else "base"
 
 
 def sh(args, out=None):
@@ -85,7 +98,10 @@ def fe(m):
 
 
 def evaluate(ckpt, task, split, kl_ref=None):
-    """flowrl eval --json: accuracy, mean score, diversity (and KL to kl_ref)."""
+    """flowrl eval --json: accuracy, mean score, diversity (and KL to kl_ref; flowrl eval measures it on the SDE path
+    of velocity models only, so an epsilon model gets none)."""
+    if kl_ref and base_meta_cached(kl_ref).get("model.pred") == "epsilon":
+        kl_ref = None
     t = TASKS[task]
     args = ["eval", "--ckpt", ckpt, "--task", task, "--split", split, "--n", EVAL_N, "--reward", t["reward"],
             "--json", "--threads", 1, "--backend", "opt"]
@@ -100,7 +116,7 @@ def evaluate(ckpt, task, split, kl_ref=None):
 
 def train(task, algo, rundir, epochs, seed, extra, ckpt_every=0):
     t = TASKS[task]
-    args = ["train", "--algo", algo, "--task", task, "--base", t["base"], "--reward", t["reward"], "--out", rundir,
+    args = ["train", "--algo", algo, "--task", task, "--base", base_of(task, algo), "--reward", t["reward"], "--out", rundir,
             "--epochs", epochs, "--seed", seed, "--prompts-per-epoch", t["P"], "--group-size", t["G"],
             "--eval-n", 0, "--checkpoint-every", ckpt_every, "--keep-checkpoints", 0, "--log-every", 100,
             "--backend", "opt", "--threads", 1, "--force"] + extra
@@ -123,29 +139,37 @@ def fmt_big(x):
 
 # ---- the phases ------------------------------------------------------------------------------------
 def base_meta(path):
-    """The checkpoint's metadata as a dict (flowrl tensors --meta: 'key = value' lines)."""
-    out = {}
-    for l in sh(["tensors", path, "--meta"]).splitlines():
-        k, eq, v = l.partition(" = ")
-        if eq:
-            out[k.strip()] = v.strip()
-    return out
+    return ckpt_meta(FLOWRL, path, name="bench_algos")
 
 
-def ensure_base(task):
-    """Reuses a cached base only if it is this task's finished pretrain of the configured length."""
+_META = {}
+
+
+def base_meta_cached(path):
+    if path not in _META:
+        _META[path] = base_meta(path)
+    return _META[path]
+
+
+def ensure_base(task, key="base"):
+    """Reuses a cached base only if it is this task's finished pretrain of the configured length and prediction
+    (key "base": velocity, "eps_base": the same pretraining with --pred epsilon)."""
     t = TASKS[task]
+    path, pred = t[key], "epsilon" if key == "eps_base" else "velocity"
     steps = t["pretrain"][t["pretrain"].index("--max-train-steps") + 1]
-    if os.path.exists(t["base"]):
-        m = base_meta(t["base"])
-        if m.get("task") == task and m.get("step") == steps and m.get("pretrain.steps") == steps and m.get("seed") == "0":
+    _META.pop(path, None)
+    if os.path.exists(path):
+        m = base_meta(path)
+        if (m.get("task") == task and m.get("step") == steps and m.get("pretrain.steps") == steps and m.get("seed") == "0"
+                and m.get("pretrain.pred", "velocity") == pred):
             return
-        log(f"{t['base']} is not {task}'s {steps}-step pretrain (task {m.get('task')}, step {m.get('step')}): replacing it")
-    log(f"pretraining {t['base']}")
-    os.makedirs(os.path.dirname(t["base"]), exist_ok=True)
-    sh(["pretrain", "--task", task, "--out", t["base"] + ".tmp", "--backend", "opt", "--threads", 1, "--progress", "off",
-        "--force"] + t["pretrain"])
-    os.replace(t["base"] + ".tmp", t["base"])
+        log(f"{path} is not {task}'s {steps}-step {pred} pretrain (task {m.get('task')}, step {m.get('step')}, "
+            f"pred {m.get('pretrain.pred')}): replacing it")
+    log(f"pretraining {path}")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sh(["pretrain", "--task", task, "--out", path + ".tmp", "--pred", pred, "--backend", "opt", "--threads", 1,
+        "--progress", "off", "--force"] + t["pretrain"])
+    os.replace(path + ".tmp", path)
 
 
 def probe(key):
@@ -181,7 +205,7 @@ def final_run(item):
     curve = []
     for e in sorted({min(k * every, epochs) for k in range(1, CURVE_POINTS + 1)} | {epochs}):
         ck = os.path.join(d, "checkpoints", f"step-{e}.safetensors")
-        ev = evaluate(ck, task, "train", kl_ref=TASKS[task]["base"] if e == epochs else None)
+        ev = evaluate(ck, task, "train", kl_ref=base_of(task, algo) if e == epochs else None)
         curve.append(dict(epoch=e, fe=cum_fe[e - 1], steps=cum_steps[e - 1], seconds=cum_s[e - 1], **ev))
     res = dict(seed=seed, curve=curve, final_train=curve[-1], epoch_seconds=[m["seconds"] for m in ms[1:]])
     if TASKS[task]["heldout"]:
@@ -191,12 +215,14 @@ def final_run(item):
 
 def bake_off(task, algos):
     t = TASKS[task]
-    ensure_base(task)
-    base = dict(train=evaluate(t["base"], task, "train", kl_ref=t["base"]))
-    if t["heldout"]:
-        base["heldout"] = evaluate(t["base"], task, "eval")
+    out = dict(algos={})
+    for key in ("base", "eps_base"):  # the epsilon base only where an algorithm trains one
+        if key == "base" or any(base_key(a) == key for a in algos):
+            ensure_base(task, key)
+            out[key] = dict(train=evaluate(t[key], task, "train", kl_ref=t[key]))
+            if t["heldout"]:
+                out[key]["heldout"] = evaluate(t[key], task, "eval")
     probes = dict(zip(algos, pool_map(probe, [(task, a) for a in algos])))
-    out = dict(base=base, algos={})
     tune_items, finals = [], []
     for a in algos:
         p = probes[a]
@@ -210,9 +236,10 @@ def bake_off(task, algos):
     for a in algos:
         p = probes[a]
         grid = [r for (tk, aa, *_), r in zip(tune_items, tuned) if aa == a]
-        ok = [r for r in grid if r["diversity"] >= 0.5 * base["train"]["diversity"]] or grid
+        ok = [r for r in grid if r["diversity"] >= 0.5 * out[base_key(a)]["train"]["diversity"]] or grid
         best = max(ok, key=lambda r: r["accuracy"])  # max keeps the first of equals: grid order
-        out["algos"][a] = dict(probe=p, grid=grid, chosen=dict(lr=best["lr"], beta=best["beta"]))
+        out["algos"][a] = dict(probe=p, grid=grid, chosen=dict(lr=best["lr"], beta=best["beta"]),
+                               base_pred=PRED.get(a, "velocity"))
         finals += [(task, a, best["lr"], best["beta"], p["epochs"], s) for s in SEEDS]
     log(f"{task}: {len(finals)} runs of the whole budget")
     runs = pool_map(final_run, finals)
@@ -230,6 +257,12 @@ def reach(run, base_acc, pts):
     return None
 
 
+def own_base(res, algo):
+    """The base measures an algorithm of res compares with: the epsilon base's for an epsilon-prediction algorithm
+    (results.json records base_pred; rows of earlier bake-offs without it trained the velocity base)."""
+    return res["eps_base" if res["algos"][algo].get("base_pred") == "epsilon" else "base"]
+
+
 def verdicts(run, base_div):
     curve = run["curve"]
     two_thirds = min(curve, key=lambda c: abs(c["epoch"] - 2 * curve[-1]["epoch"] / 3))
@@ -242,11 +275,11 @@ def svg_plot(task, res, path):
     """Train accuracy against forward-equivalents, the mean over the seeds, one line per algorithm."""
     W, H, L, R, T, B = 640, 400, 60, 150, 20, 50
     colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
-    base = res["base"]["train"]["accuracy"] * 100
+    base = res["base"]["train"]["accuracy"] * 100  # the velocity base's: the reference lines
     series = []
     n_seeds = min(len(r["runs"]) for r in res["algos"].values())
     for a, r in res["algos"].items():
-        pts = [(0.0, base)]
+        pts = [(0.0, own_base(res, a)["train"]["accuracy"] * 100)]
         n = len(r["runs"][0]["curve"])
         for i in range(n):
             pts.append((sum(x["curve"][i]["fe"] for x in r["runs"]) / len(r["runs"]),
@@ -321,9 +354,9 @@ def claims(results):
         for task, res in results.items():
             if a not in res["algos"] or ref not in res["algos"]:
                 continue
-            bacc = res["base"]["train"]["accuracy"]
             budget = TASKS[task]["budget"]
-            hit = {k: [h for h in (reach(x, bacc, THRESHOLDS[0]) for x in res["algos"][k]["runs"]) if h]
+            hit = {k: [h for h in (reach(x, own_base(res, k)["train"]["accuracy"], THRESHOLDS[0])
+                                   for x in res["algos"][k]["runs"]) if h]
                    for k in (ref, a)}
             n = len(res["algos"][a]["runs"])
             fg, al = hit[ref], hit[a]
@@ -344,6 +377,11 @@ def claims(results):
                            f"**faster, below the claim** ({factor}x)" if ratio > 1 else "**does not hold**") + ": " + how
             L.append(f"- {text}, {task}: {verdict}.")
     return L
+
+
+def name(res, algo):
+    """The algorithm's name in the tables, ε-marked when it trains the epsilon base."""
+    return algo + (" (ε)" if res["algos"][algo].get("base_pred") == "epsilon" else "")
 
 
 def section(results, meta):
@@ -375,7 +413,14 @@ def section(results, meta):
         L += [f"### {task} (reward {t['reward']}, P {t['P']} x G {t['G']}, budget {fmt_big(t['budget'])} forward-equivalents)", "",
               f"Base `{t['base']}`: train accuracy {100 * bacc:.1f}%"
               + (f", held-out {100 * b['heldout']['accuracy']:.1f}%" if t["heldout"] else "")
-              + f", diversity {b['train']['diversity']:.4f}, KL to itself {b['train']['kl']:.3g}.", "",
+              + f", diversity {b['train']['diversity']:.4f}, KL to itself {b['train']['kl']:.3g}."
+              + (f" Epsilon-prediction base `{t['eps_base']}` (the same pretraining, `--pred epsilon`; sampled with "
+                 f"DDIM 40 steps, eta 0) of the algorithms marked ε: train accuracy "
+                 f"{100 * res['eps_base']['train']['accuracy']:.1f}%"
+                 + (f", held-out {100 * res['eps_base']['heldout']['accuracy']:.1f}%" if t["heldout"] else "")
+                 + f", diversity {res['eps_base']['train']['diversity']:.4f}; their gains, plateau and collapse are "
+                 "measured against it, and flowrl eval's KL (SDE path measures of velocity models) does not apply."
+                 if "eps_base" in res else ""), "",
               "Tuning grid (seed 0, train accuracy % / diversity at the end of the tuning runs; * = chosen):", "",
               "| algorithm | FE per epoch | epochs (tuning / runs) | " + " | ".join(
                   f"lr {lr:g}, KL {k}" for lr in LRS for k in ("default", f"{KL_MULT}x")) + " |",
@@ -393,7 +438,7 @@ def section(results, meta):
                         continue
                     star = "*" if g and (g["lr"], g["beta"]) == (r["chosen"]["lr"], r["chosen"]["beta"]) else ""
                     cells.append(f"{star}β {g['beta']:g}: {100 * g['accuracy']:.1f} / {g['diversity']:.3f}" if g else "-")
-            L.append(f"| {a} | {p['fe_epoch']} | {p['tune_epochs']} / {p['epochs']} | " + " | ".join(cells) + " |")
+            L.append(f"| {name(res, a)} | {p['fe_epoch']} | {p['tune_epochs']} / {p['epochs']} | " + " | ".join(cells) + " |")
         L += ["", "Runs of the whole budget (chosen configuration, seeds " + ", ".join(map(str, SEEDS)) + "):", "",
               "| algorithm | lr, KL | " + " | ".join(f"+{p} pts: NFE / steps / s (wall-clock)" for p in THRESHOLDS)
               + " | final train % | " + ("final held-out % | " if t["heldout"] else "")
@@ -401,23 +446,24 @@ def section(results, meta):
               "|---|---|" + "---|" * len(THRESHOLDS) + "---|" + ("---|" if t["heldout"] else "") + "---|---|---|---|---|"]
         for a, r in res["algos"].items():
             runs = r["runs"]
+            ob = own_base(res, a)
             cells = []
             for pts in THRESHOLDS:
-                hits = [reach(x, bacc, pts) for x in runs]
+                hits = [reach(x, ob["train"]["accuracy"], pts) for x in runs]
                 hits = [h for h in hits if h]
                 if not hits:
                     cells.append(f"not reached (0/{len(runs)})")
                 else:
                     cells.append(f"{fmt_ci([h['fe'] for h in hits], 1e-6, 2)}M / {fmt_ci([h['steps'] for h in hits], 1, 0)} / "
                                  f"{fmt_ci([h['seconds'] for h in hits], 1, 0)} ({len(hits)}/{len(runs)})")
-            v = [verdicts(x, b["train"]["diversity"]) for x in runs]
-            row = f"| {a} | {r['chosen']['lr']:g}, {r['chosen']['beta']:g} | " + " | ".join(cells)
+            v = [verdicts(x, ob["train"]["diversity"]) for x in runs]
+            row = f"| {name(res, a)} | {r['chosen']['lr']:g}, {r['chosen']['beta']:g} | " + " | ".join(cells)
             row += f" | {fmt_ci([x['final_train']['accuracy'] for x in runs], 100)}"
             if t["heldout"]:
                 row += f" | {fmt_ci([x['final_heldout']['accuracy'] for x in runs], 100)}"
             row += f" | {fmt_ci([x['final_train']['diversity'] for x in runs], 1, 4)}"
-            kls = [x['final_train']['kl'] for x in runs]
-            row += f" | {fmt_ci(kls, 1, 0 if max(kls) >= 100 else 2)}"
+            kls = [x['final_train']['kl'] for x in runs if 'kl' in x['final_train']]
+            row += f" | {fmt_ci(kls, 1, 0 if max(kls) >= 100 else 2)}" if kls else " | -"
             row += f" | {sum(p for p, _ in v)}/{len(v)} | {sum(c for _, c in v)}/{len(v)}"
             row += f" | {median([s for x in runs for s in x['epoch_seconds']]):.3f} |"
             L.append(row)
@@ -503,8 +549,9 @@ def main():
     os.chdir(ROOT)
     if not os.access(FLOWRL, os.X_OK):
         raise SystemExit(f"bench_algos: {FLOWRL} not found: run make first")
-    algos = [l.split()[0] for l in sh(["algos"]).splitlines() if l.strip() and not l.startswith(" ")
-             and re.match(r"^[a-z0-9-]+\s", l)]
+    listing = json.loads(sh(["algos", "--json"]))["algos"]
+    PRED.update({a["name"]: a["base_pred"] for a in listing})
+    algos = [a["name"] for a in listing]
     if not algos:
         raise SystemExit("bench_algos: `flowrl algos` listed no algorithm")
     listed = list(algos)

@@ -29,6 +29,16 @@ def flowrl(binary, args, out=None, name="bench"):
     return p.stdout
 
 
+def ckpt_meta(binary, path, name="bench"):
+    """A checkpoint's metadata as a dict (flowrl tensors --meta: 'key = value' lines)."""
+    out = {}
+    for l in flowrl(binary, ["tensors", path, "--meta"], name=name).splitlines():
+        k, eq, v = l.partition(" = ")
+        if eq:
+            out[k.strip()] = v.strip()
+    return out
+
+
 def metrics(rundir):
     with open(os.path.join(rundir, "metrics.jsonl")) as f:
         return [json.loads(l) for l in f if l.strip()]

@@ -1,17 +1,45 @@
-/* flowrl algos: every algorithm of the registry (flowrl/algo.h) with its line and docs page. */
+/* flowrl algos: every algorithm of the registry (flowrl/algo.h) with its line and docs page;
+ * --json: the same as one JSON object, with the prediction of the base each one trains. */
+#include <cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
 #include "flowrl/algo.h"
+#include "flowrl/model.h"
+
+/* {"algos": [{"name", "summary", "doc", "base_pred"}, ...]} in the registry's order. */
+static int print_json(void)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *list = root ? cJSON_AddArrayToObject(root, "algos") : NULL;
+    int ok = list != NULL;
+    for (const fr_algo *const *a = fr_algos(); ok && *a; a++) {
+        cJSON *o = cJSON_CreateObject();
+        if (o && !cJSON_AddItemToArray(list, o)) cJSON_Delete(o), o = NULL; /* else the list owns it */
+        ok = o && cJSON_AddStringToObject(o, "name", (*a)->name) && cJSON_AddStringToObject(o, "summary", (*a)->summary) &&
+             cJSON_AddStringToObject(o, "doc", (*a)->doc) &&
+             cJSON_AddStringToObject(o, "base_pred", fr_pred_name((fr_pred)(*a)->base_pred));
+    }
+    char *text = ok ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (!text) return fr_cli_error("algos", "out of memory");
+    int rc = printf("%s\n", text) < 0 || fflush(stdout) != 0 ? fr_cli_error("algos", "writing to stdout failed") : 0;
+    free(text);
+    return rc;
+}
 
 int cmd_algos(int argc, char **argv)
 {
     if (fr_opts_wants_help(argc, argv)) {
-        printf("Usage: flowrl algos\n\nLists the algorithms of `flowrl train --algo NAME`: name, summary, docs page.\n"
+        printf("Usage: flowrl algos [--json]\n\nLists the algorithms of `flowrl train --algo NAME`: name, summary, docs page.\n"
+               "--json: one JSON object {\"algos\": [{\"name\", \"summary\", \"doc\", \"base_pred\"}]}, base_pred\n"
+               "the prediction of the base checkpoint the algorithm trains (velocity or epsilon).\n"
                "`flowrl train --algo NAME --help` gives an algorithm's options and defaults.\n");
         return 0;
     }
+    if (argc == 2 && strcmp(argv[1], "--json") == 0) return print_json();
     if (argc > 1) return fr_cli_error("algos", "unexpected argument '%s' (flowrl algos --help)", argv[1]), 2;
     int w = 0; /* the name column: as wide as the longest name */
     for (const fr_algo *const *a = fr_algos(); *a; a++) w = (int)strlen((*a)->name) > w ? (int)strlen((*a)->name) : w;

@@ -17,6 +17,7 @@ typedef struct {
     char kl_ref[FR_OPT_PATH_MAX];
     int64_t kl_steps;
     float kl_noise;
+    float x0_clip;
 } eval_opts;
 
 static const fr_opt k_rows[] = {
@@ -33,6 +34,10 @@ static const fr_opt k_rows[] = {
                 0, NULL, "CKPT"),
     FR_OPT_I64(eval_opts, kl_steps, "kl_steps", "10", 1, 100000, "SDE steps of the --kl-ref rollout", 0),
     FR_OPT_F32(eval_opts, kl_noise, "kl_noise_level", "0.7", 1e-6, 1e6, "SDE noise level a of the --kl-ref rollout",
+               0),
+    FR_OPT_F32(eval_opts, x0_clip, "x0_clip", "0", 0, 1e6,
+               "ddim: clamp x0-hat to [-X, X] in every step (diffusers' clip_sample with clip_sample_range X, DDPM's "
+               "clip_denoised at 1); 0 = none, Stable Diffusion's and DDPO's setting",
                0),
 };
 
@@ -125,6 +130,7 @@ static int print_json(const fr_cli_sampling *s, const char *backend, const char 
     cJSON_AddNumberToObject(root, "steps", (double)s->rc.T);
     cJSON_AddNumberToObject(root, "cfg", s->rc.cfg);
     cJSON_AddNumberToObject(root, "noise", s->rc.noise);
+    cJSON_AddNumberToObject(root, "x0_clip", s->rc.x0_clip);
     cJSON_AddStringToObject(root, "split", fr_split_name(o->split));
     cJSON_AddStringToObject(root, "reward", reward);
     const int has_correct = o->score == NULL;
@@ -251,6 +257,12 @@ int cmd_eval(int argc, char **argv)
     fr_cli_sampling s;
     rc = fr_cli_sampling_setup(&o, &seen, &a, &s);
     if (rc) return rc;
+    if (eo_.x0_clip > 0.0f && s.rc.kind != FR_SAMPLER_DDIM) {
+        fr_cli_sampling_free(&s);
+        return fr_cli_usage("eval", "--x0-clip clamps the x0-hat of the ddim sampler only, not '%s'",
+                            fr_sampler_name(s.rc.kind));
+    }
+    s.rc.x0_clip = eo_.x0_clip;
     eo.seed = s.seed;
     const fr_task *t = s.ck.task;
     if (!prog && eo_.reward[0] && fr_task_reward_id(t, eo_.reward, &eo.reward_id) != FR_OK) {
@@ -282,7 +294,7 @@ int cmd_eval(int argc, char **argv)
     fprintf(info, "%s\n", backend);
     fprintf(info, "checkpoint %s: task %s, preset %s, %s weights\n", a.m.ckpt, t->name, s.ck.model.cfg.preset,
             s.ck.ema ? "EMA" : "raw");
-    fprintf(info, "sampler %s\n", sampler);
+    fprintf(info, "sampler %s%s\n", sampler, s.rc.x0_clip > 0.0f ? ", x0-hat clipped" : "");
     fprintf(info, "split %s: %d prompts x %d samples, seed 0x%08x, reward %s\n", fr_split_name(eo.split), n_prompts,
             eo.n, eo.seed, reward);
     fflush(info);

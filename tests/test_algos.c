@@ -565,6 +565,33 @@ START_TEST(test_algos_listed)
 }
 END_TEST
 
+/* flowrl algos --json: every registered algorithm in the registry's order, with its docs page and
+ * the prediction of its base (what bench/bench_algos.py reads to give DDPO an epsilon base). */
+START_TEST(test_algos_json)
+{
+    char out[16384];
+    ck_assert_int_eq(fr_rt_cli(out, sizeof out, "algos --json"), 0);
+    const char *p = out;
+    FOR_EACH_ALGO(a) {
+        char want[512];
+        snprintf(want, sizeof want, "\"name\":\t\"%s\"", a->name);
+        const char *at = strstr(p, want);
+        ck_assert_msg(at != NULL, "algos --json: %s missing or out of the registry's order:\n%.2000s", a->name, out);
+        const char *next = strstr(at + 1, "\"name\":");
+        snprintf(want, sizeof want, "\"base_pred\":\t\"%s\"", fr_pred_name((fr_pred)a->base_pred));
+        const char *bp = strstr(at, want);
+        ck_assert_msg(bp && (!next || bp < next), "algos --json: %s does not say base_pred %s", a->name,
+                      fr_pred_name((fr_pred)a->base_pred));
+        snprintf(want, sizeof want, "\"doc\":\t\"%s\"", a->doc);
+        const char *doc = strstr(at, want);
+        ck_assert_msg(doc && (!next || doc < next), "algos --json: %s does not cite %s", a->name, a->doc);
+        p = at + 1;
+    }
+    ck_assert_int_eq(fr_rt_cli(out, sizeof out, "algos --yaml"), 2);
+    ck_assert_msg(strstr(out, "--yaml") != NULL, "algos: an unknown option is not named:\n%.2000s", out);
+}
+END_TEST
+
 Suite *suite_algos(void)
 {
     Suite *s = suite_create("algos");
@@ -579,6 +606,7 @@ Suite *suite_algos(void)
     tcase_add_test(tc, test_config_round_trip);
     tcase_add_test(tc, test_bad_values_one_line_exit_2);
     tcase_add_test(tc, test_algos_listed);
+    tcase_add_test(tc, test_algos_json);
     tcase_add_test(tc, test_copy_metrics);
     tcase_add_test(tc, test_nfe_metrics);
     tcase_add_test(tc, test_device_backends_equal_ref);

@@ -284,6 +284,37 @@ START_TEST(test_eval_reward_program)
 }
 END_TEST
 
+/* eval --x0-clip X: the ddim sampler's x0-hat clamp (flowrl/rollout.h x0_clip), default none; every
+ * sample then lies within X + sqrt(1 - abar_0)·|eps-hat| of 0, so the spread stays bounded where the
+ * unclipped chain of an untrained epsilon model diverges; refused for the flow samplers. */
+START_TEST(test_eval_x0_clip)
+{
+    make_dir();
+    char base[300], eps[300], args[1024];
+    static char plain[1 << 16];
+    make_base(base, sizeof base);
+    snprintf(eps, sizeof eps, "%s/eps.safetensors", g_dir);
+    snprintf(args, sizeof args,
+             "pretrain --task gmm2d --pred epsilon --out %s --max-train-steps 2 --train-batch-size 4 --backend ref "
+             "--progress off", eps);
+    ck_assert_int_eq(fr_test_run_cli(args, g_out, sizeof g_out), 0);
+    snprintf(args, sizeof args, "eval --ckpt %s --n 4 --num-steps 5 --backend ref --json", eps);
+    ck_assert_int_eq(fr_test_run_cli(args, plain, sizeof plain), 0);
+    ck_assert_msg(strstr(plain, "\"x0_clip\":\t0,") != NULL, "%s", plain);
+    snprintf(args, sizeof args, "eval --ckpt %s --n 4 --num-steps 5 --backend ref --json --x0-clip 1", eps);
+    ck_assert_int_eq(fr_test_run_cli(args, g_out, sizeof g_out), 0);
+    ck_assert_msg(strstr(g_out, "\"x0_clip\":\t1,") != NULL, "%s", g_out);
+    const char *key = "\"diversity\":", *d0 = strstr(plain, key), *d1 = strstr(g_out, key);
+    ck_assert_msg(d0 && d1, "no diversity: %s", g_out);
+    double div0 = strtod(d0 + strlen(key), NULL), div1 = strtod(d1 + strlen(key), NULL);
+    ck_assert_msg(div1 < 2.5 && div1 != div0, "diversity %g unclipped, %g clipped", div0, div1);
+    snprintf(args, sizeof args, "eval --ckpt %s --n 1 --num-steps 2 --backend ref --x0-clip 1", base);
+    ck_assert_int_eq(fr_test_run_cli(args, g_out, sizeof g_out), 2);
+    ck_assert_msg(strstr(g_out, "--x0-clip") != NULL, "%s", g_out);
+    remove_dir();
+}
+END_TEST
+
 Suite *suite_cli(void)
 {
     Suite *s = suite_create("cli");
@@ -300,6 +331,7 @@ Suite *suite_cli(void)
     tcase_add_test(tc, test_pretrain_needs_force);
     tcase_add_test(tc, test_pack_refuses_a_non_run);
     tcase_add_test(tc, test_eval_reward_program);
+    tcase_add_test(tc, test_eval_x0_clip);
     suite_add_tcase(s, tc);
     return s;
 }
