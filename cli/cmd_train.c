@@ -207,6 +207,10 @@ int cmd_train(int argc_in, char **argv_in)
     }
     if (!algo_name && cfg_src && fr_opts_json_string(cfg_src, "algo", algo_buf, sizeof algo_buf) == FR_OK && algo_buf[0])
         algo_name = algo_buf;
+    if (fr_cli_is_gfn_algo(algo_name)) { /* GFlowNets: not yet on the run loop (cli/cmd_train_gfn.c) */
+        rc = cmd_train_gfn(argc, argv);
+        goto out;
+    }
     const fr_algo *a;
     if (fr_algo_find(algo_name ? algo_name : fr_algo_default()->name, &a) != FR_OK) {
         rc = 2;
