@@ -25,7 +25,7 @@ typedef struct {
 
 #define C gfn_cli
 static const fr_opt k_rows[] = {
-    FR_OPT_STR(C, algo, "algo", "gfn-tb", "gfn-tb, gfn-db, gfn-subtb or gfn-zvar (the loss, docs/algorithms/gfn.md §3)", 0),
+    FR_OPT_STR(C, algo, "algo", "gfn-tb", "gfn-tb, gfn-db, gfn-subtb, gfn-zvar or gfn-fm (the loss, docs/algorithms/gfn.md §3)", 0),
     FR_OPT_STR(C, env, "env", "hypergrid", "the environment (flowrl envs lists them with their options)", 0),
     FR_OPT_I64(C, iterations, "iterations", "250", 1, 1e9, "optimiser steps (n_iterations)", 0),
     FR_OPT_I64(C, batch, "batch_size", "128", 1, 1 << 20, "trajectories per step", 0),
@@ -45,7 +45,7 @@ static const fr_opt k_rows[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: flowrl train --algo gfn-tb|gfn-db|gfn-subtb|gfn-zvar [--env hypergrid] [options]\n\n"
+    fprintf(f, "Usage: flowrl train --algo gfn-tb|gfn-db|gfn-subtb|gfn-zvar|gfn-fm [--env hypergrid] [options]\n\n"
                "Trains a GFlowNet (torchgfn's defaults of tutorials/examples/test_scripts.py) and prints, every\n"
                "--eval-every steps, the exact L1 between the policy's terminating distribution and R/Z (no\n"
                "sampling), the log Z error and the modes found. Not yet on the run loop: no run directory.\n");
@@ -54,7 +54,7 @@ static void usage(FILE *f)
 static const struct {
     const char *name;
     fr_gfn_loss_kind loss;
-} k_algos[] = {{"gfn-tb", FR_GFN_TB}, {"gfn-db", FR_GFN_DB}, {"gfn-subtb", FR_GFN_SUBTB}, {"gfn-zvar", FR_GFN_ZVAR}};
+} k_algos[] = {{"gfn-tb", FR_GFN_TB}, {"gfn-db", FR_GFN_DB}, {"gfn-subtb", FR_GFN_SUBTB}, {"gfn-zvar", FR_GFN_ZVAR}, {"gfn-fm", FR_GFN_FM}};
 
 int fr_cli_is_gfn_algo(const char *name) { return name && strncmp(name, "gfn-", 4) == 0; }
 
@@ -103,7 +103,7 @@ int cmd_train_gfn(int argc, char **argv)
             found = 1;
         }
     if (!found) {
-        rc = fr_cli_usage(CMD, "--algo: unknown GFlowNet algorithm '%s' (known: gfn-tb, gfn-db, gfn-subtb, gfn-zvar)", g.algo);
+        rc = fr_cli_usage(CMD, "--algo: unknown GFlowNet algorithm '%s' (known: gfn-tb, gfn-db, gfn-subtb, gfn-zvar, gfn-fm)", g.algo);
         goto out;
     }
     go.batch = g.batch;

@@ -93,12 +93,12 @@ static void state_at(const fr_env *e, int64_t i, int32_t *s)
     }
 }
 
+/* torchgfn's mode_mask: reward >= R0 + R1 + R2, the threshold a Python float (float64 sum)
+ * compared with the float32 reward tensor, so in float32. */
 static int is_mode(const fr_env *e, const int32_t *s)
 {
     const fr_hypergrid_opts *o = hg(e);
-    float top = (float)o->r0 + (float)o->r1;
-    top = top + (float)o->r2;
-    return fr_hypergrid_reward(o, s) >= top;
+    return fr_hypergrid_reward(o, s) >= (float)(o->r0 + o->r1 + o->r2);
 }
 
 static const fr_env_gfn_ops k_ops = {initial, encode, forward_mask, backward_mask, step,

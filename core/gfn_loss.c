@@ -3,12 +3,13 @@
 #include <math.h>
 #include <string.h>
 
+#include "flowrl/awm_elem.h"
 #include "flowrl/gfn.h"
 
 const char *fr_gfn_loss_name(fr_gfn_loss_kind k)
 {
-    static const char *const names[] = {"tb", "db", "subtb", "zvar"};
-    return (unsigned)k < 4 ? names[k] : NULL;
+    static const char *const names[] = {"tb", "db", "subtb", "zvar", "fm"};
+    return (unsigned)k < 5 ? names[k] : NULL;
 }
 
 static fr_status finite_row(const char *what, const double *x, int64_t b, int64_t n, int64_t L)
@@ -22,7 +23,8 @@ static fr_status finite_row(const char *what, const double *x, int64_t b, int64_
 
 static fr_status check(fr_gfn_loss_kind k, const fr_gfn_batch *b)
 {
-    if (!fr_gfn_loss_name(k)) return fr_fail(FR_ERR_ARG, "gfn loss: unknown kind %d", (int)k);
+    if (!fr_gfn_loss_name(k) || k == FR_GFN_FM)
+        return fr_fail(FR_ERR_ARG, "gfn loss: kind %d is not a trajectory loss (fm: fr_gfn_fm_loss)", (int)k);
     if (b->B < 1) return fr_fail(FR_ERR_ARG, "gfn loss: batch of %lld trajectories", (long long)b->B);
     int need_f = k == FR_GFN_DB || k == FR_GFN_SUBTB;
     if (need_f && !b->logf) return fr_fail(FR_ERR_ARG, "gfn loss: %s needs the state flows logf", fr_gfn_loss_name(k));
@@ -157,6 +159,56 @@ fr_status fr_gfn_loss(fr_gfn_loss_kind k, const fr_gfn_batch *b, double *loss, d
         }
         *loss = total;
         return FR_OK;
+    case FR_GFN_FM:
+        break; /* refused by check() */
     }
     return fr_fail(FR_ERR_ARG, "gfn loss: unknown kind %d", (int)k);
+}
+
+/* logsumexp of x (n >= 1), float64: max + log Σ exp(x − max), in index order. */
+static double lse(const double *x, int n)
+{
+    double m = x[0], s = 0.0;
+    for (int i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+    for (int i = 0; i < n; i++) s += fr_awm_exp(x[i] - m);
+    return m + fr_awm_log(s);
+}
+
+fr_status fr_gfn_fm_loss(int64_t M, const int32_t *n_in, const double *fin, const int32_t *n_out, const double *fout,
+                         int64_t K, const double *fexit, const double *logr, double alpha, double *loss, double *g_in,
+                         double *g_out, double *g_exit)
+{
+    if (M < 0 || K < 1) return fr_fail(FR_ERR_ARG, "gfn fm loss: %lld states, %lld terminating", (long long)M, (long long)K);
+    double fm = 0.0, rm = 0.0;
+    int64_t oi = 0, oo = 0;
+    for (int64_t m = 0; m < M; m++) {
+        if (n_in[m] < 1 || n_out[m] < 1)
+            return fr_fail(FR_ERR_NUMERIC, "gfn fm loss: state %lld has %d incoming and %d outgoing flows", (long long)m,
+                           n_in[m], n_out[m]);
+        for (int j = 0; j < n_in[m]; j++)
+            if (!isfinite(fin[oi + j])) return fr_fail(FR_ERR_NUMERIC, "gfn fm loss: fin[%lld] is %g", (long long)(oi + j), fin[oi + j]);
+        for (int j = 0; j < n_out[m]; j++)
+            if (!isfinite(fout[oo + j]))
+                return fr_fail(FR_ERR_NUMERIC, "gfn fm loss: fout[%lld] is %g", (long long)(oo + j), fout[oo + j]);
+        double li = lse(fin + oi, n_in[m]), lo = lse(fout + oo, n_out[m]), r = li - lo;
+        fm += r * r;
+        /* d lse / d x_j = exp(x_j − lse) */
+        const double c = 2.0 * r / (double)M;
+        if (g_in)
+            for (int j = 0; j < n_in[m]; j++) g_in[oi + j] = c * fr_awm_exp(fin[oi + j] - li);
+        if (g_out)
+            for (int j = 0; j < n_out[m]; j++) g_out[oo + j] = -c * fr_awm_exp(fout[oo + j] - lo);
+        oi += n_in[m];
+        oo += n_out[m];
+    }
+    for (int64_t k = 0; k < K; k++) {
+        if (!isfinite(fexit[k]) || !isfinite(logr[k]))
+            return fr_fail(FR_ERR_NUMERIC, "gfn fm loss: terminating state %lld: log F %g, log R %g", (long long)k, fexit[k],
+                           logr[k]);
+        double r = fexit[k] - logr[k];
+        rm += r * r;
+        if (g_exit) g_exit[k] = alpha * 2.0 * r / (double)K;
+    }
+    *loss = (M > 0 ? fm / (double)M : 0.0) + alpha * (rm / (double)K);
+    return FR_OK;
 }

@@ -164,7 +164,8 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
     t->A = env->n_actions;
     t->O = t->A;
     t->pb_col = t->f_col = -1;
-    if (!o->uniform_pb) {
+    /* FM: the A columns are the log edge flows, the sampler's logits (§3.6) */
+    if (!o->uniform_pb && o->loss != FR_GFN_FM) {
         t->pb_col = t->O;
         t->O += t->A - 1;
     }
@@ -185,7 +186,8 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
         }
     }
     const int64_t B = o->batch, T = env->max_steps, D = env->state_dim;
-    t->cap = B * T;
+    /* rows of one forward: the visited states; FM also every parent of each (at most D) */
+    t->cap = o->loss == FR_GFN_FM ? B * T * (D + 1) : B * T;
     fr_status s = FR_OK;
     t->arena_v = fr_dev_floats(be, t->arena_n);
     t->arena_g = fr_dev_floats(be, t->arena_n);
@@ -332,6 +334,112 @@ static fr_status sample(fr_gfn_trainer *t)
     return s;
 }
 
+/* The gradient of the R rows' outputs (t->dout_h) through the network, AdamW on it, and on
+ * log Z (TB: its own group, lr_Z and no weight decay) from its gradient g_log_z. */
+static fr_status update(fr_gfn_trainer *t, int64_t R, double g_log_z)
+{
+    FR_TRY(fr_dev_zero(t->be, t->arena_g, (size_t)t->arena_n * sizeof(float)));
+    FR_TRY(fr_h2d(t->be, t->d0, t->dout_h, (size_t)(R * t->O) * sizeof(float)));
+    backward(t, R);
+    fr_adamw_cfg c = fr_adamw_cfg_default();
+    c.weight_decay = t->o.weight_decay;
+    FR_TRY(fr_adamw_step(t->be, &t->adam, t->params, t->n_params, &c, t->o.lr));
+    if (t->o.loss == FR_GFN_TB) {
+        float gz = (float)g_log_z;
+        FR_TRY(fr_h2d(t->be, t->z_dev + 1, &gz, sizeof gz));
+        c.weight_decay = 0.0;
+        FR_TRY(fr_adamw_step(t->be, &t->adam_z, &t->zp, 1, &c, t->o.lr_z));
+    }
+    t->iter++;
+    t->trajectories += t->o.batch;
+    return FR_OK;
+}
+
+/* FM (§3.6): rows are, per trajectory b in order, each non-initial state s_k (0 < k < n; torchgfn's
+ * intermediary_states include the terminal one)
+ * followed by its parents (backward actions in order), then the B terminating states. */
+static fr_status fm_update(fr_gfn_trainer *t, fr_gfn_step_info *info)
+{
+    const fr_env *e = t->env;
+    const int64_t B = t->o.batch, T = e->max_steps, D = e->state_dim;
+    const int A = t->A, O = t->O;
+    int32_t *rows = fr_malloc((size_t)(t->cap * D) * sizeof *rows);
+    int64_t *srow = fr_malloc((size_t)(B * T) * sizeof *srow);
+    int32_t *n_in = fr_malloc((size_t)(B * T) * sizeof *n_in), *n_out = fr_malloc((size_t)(B * T) * sizeof *n_out);
+    double *fin = fr_malloc((size_t)(B * T * D) * sizeof *fin), *fout = fr_malloc((size_t)(B * T * A) * sizeof *fout);
+    double *gin = fr_malloc((size_t)(B * T * D) * sizeof *gin), *gout = fr_malloc((size_t)(B * T * A) * sizeof *gout);
+    double *fx = fr_malloc((size_t)B * sizeof *fx), *gx = fr_malloc((size_t)B * sizeof *gx);
+    fr_status s = rows && srow && n_in && n_out && fin && fout && gin && gout && fx && gx ? FR_OK : FR_ERR_NOMEM;
+    int64_t R = 0, M = 0;
+    uint8_t m[GFN_MAX_A];
+    for (int64_t b = 0; b < B && s == FR_OK; b++)
+        for (int64_t k = 1; k < t->len[b]; k++) {
+            const int32_t *sk = t->st + (b * T + k) * D;
+            srow[M] = R;
+            memcpy(rows + R * D, sk, (size_t)D * sizeof *rows);
+            R++;
+            e->gfn->backward_mask(e, sk, m);
+            n_in[M] = 0;
+            for (int d = 0; d < A - 1; d++)
+                if (m[d]) {
+                    e->gfn->back_step(e, sk, d, rows + R * D);
+                    R++;
+                    n_in[M]++;
+                }
+            M++;
+        }
+    const int64_t xrow = R;
+    for (int64_t b = 0; b < B && s == FR_OK; b++) {
+        memcpy(rows + R * D, t->st + (b * T + t->len[b] - 1) * D, (size_t)D * sizeof *rows);
+        R++;
+    }
+    if (s == FR_OK) s = eval_rows(t, R, rows);
+    int64_t oi = 0, oo = 0;
+    for (int64_t j = 0; j < M && s == FR_OK; j++) {
+        const int64_t r = srow[j];
+        int c = 0;
+        e->gfn->backward_mask(e, rows + r * D, m);
+        for (int d = 0; d < A - 1; d++)
+            if (m[d]) fin[oi++] = (double)t->out_h[(r + 1 + c++) * O + d]; /* log F(parent → s) via action d */
+        e->gfn->forward_mask(e, rows + r * D, m);
+        n_out[j] = 0;
+        for (int a = 0; a < A; a++)
+            if (m[a]) {
+                fout[oo++] = (double)t->out_h[r * O + a];
+                n_out[j]++;
+            }
+    }
+    for (int64_t b = 0; b < B && s == FR_OK; b++) fx[b] = (double)t->out_h[(xrow + b) * O + e->exit_action];
+    double loss = 0.0;
+    if (s == FR_OK) s = fr_gfn_fm_loss(M, n_in, fin, n_out, fout, B, fx, t->logr, 1.0, &loss, gin, gout, gx);
+    if (s == FR_OK) {
+        memset(t->dout_h, 0, (size_t)(R * O) * sizeof(float));
+        oi = oo = 0;
+        for (int64_t j = 0; j < M; j++) {
+            const int64_t r = srow[j];
+            int c = 0;
+            e->gfn->backward_mask(e, rows + r * D, m);
+            for (int d = 0; d < A - 1; d++)
+                if (m[d]) t->dout_h[(r + 1 + c++) * O + d] = (float)gin[oi++];
+            e->gfn->forward_mask(e, rows + r * D, m);
+            for (int a = 0; a < A; a++)
+                if (m[a]) t->dout_h[r * O + a] = (float)gout[oo++];
+        }
+        for (int64_t b = 0; b < B; b++) t->dout_h[(xrow + b) * O + e->exit_action] = (float)gx[b];
+        s = update(t, R, 0.0);
+    }
+    void *host[] = {rows, srow, n_in, n_out, fin, fout, gin, gout, fx, gx};
+    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
+    if (s == FR_OK && info) {
+        info->iteration = t->iter;
+        info->trajectories = t->trajectories;
+        info->loss = loss;
+        info->modes_found = t->modes_found;
+        info->log_z = NAN;
+    }
+    return s;
+}
+
 fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
 {
     const fr_env *e = t->env;
@@ -358,6 +466,11 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
             t->visited[xi] = 1;
             t->modes_found += e->gfn->is_mode(e, x);
         }
+    }
+    if (t->o.loss == FR_GFN_FM) {
+        free(rows);
+        free(first);
+        return fm_update(t, info);
     }
     fr_status s = eval_rows(t, R, rows);
     float zf[2];
@@ -425,21 +538,8 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
     free(dz);
     free(rows);
     free(first);
-    if (s == FR_OK) s = fr_dev_zero(t->be, t->arena_g, (size_t)t->arena_n * sizeof(float));
-    if (s == FR_OK) s = fr_h2d(t->be, t->d0, t->dout_h, (size_t)(R * O) * sizeof(float));
     if (s != FR_OK) return s;
-    backward(t, R);
-    fr_adamw_cfg c = fr_adamw_cfg_default();
-    c.weight_decay = t->o.weight_decay;
-    FR_TRY(fr_adamw_step(t->be, &t->adam, t->params, t->n_params, &c, t->o.lr));
-    if (t->o.loss == FR_GFN_TB) { /* log Z: its own group, lr_Z and no weight decay */
-        float gz = (float)g.log_z;
-        FR_TRY(fr_h2d(t->be, t->z_dev + 1, &gz, sizeof gz));
-        c.weight_decay = 0.0;
-        FR_TRY(fr_adamw_step(t->be, &t->adam_z, &t->zp, 1, &c, t->o.lr_z));
-    }
-    t->iter++;
-    t->trajectories += B;
+    FR_TRY(update(t, R, g.log_z));
     if (info) {
         info->iteration = t->iter;
         info->trajectories = t->trajectories;

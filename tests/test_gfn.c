@@ -265,6 +265,39 @@ START_TEST(test_loss_gradients_fd)
 }
 END_TEST
 
+/* FM by hand: two states, the first with incoming (0.2, −0.4) and outgoing (0.1, 0.3, −1),
+ * the second with incoming (0.5) and outgoing (0.7); three terminating states; α = 1. */
+START_TEST(test_fm_by_hand)
+{
+    const int32_t n_in[2] = {2, 1}, n_out[2] = {3, 1};
+    double fin[3] = {0.2, -0.4, 0.5}, fout[4] = {0.1, 0.3, -1.0, 0.7}, fx[3] = {0.4, -0.2, 1.1}, lr[3] = {0.5, 0.5, 0.9};
+    double loss, gin[3], gout[4], gx[3];
+    ck_assert_int_eq(fr_gfn_fm_loss(2, n_in, fin, n_out, fout, 3, fx, lr, 1.0, &loss, gin, gout, gx), FR_OK);
+    double r0 = log(exp(0.2) + exp(-0.4)) - log(exp(0.1) + exp(0.3) + exp(-1.0)), r1 = 0.5 - 0.7;
+    double rm = (0.1 * 0.1 + 0.7 * 0.7 + 0.2 * 0.2) / 3;
+    ck_assert_msg(fabs(loss - ((r0 * r0 + r1 * r1) / 2 + rm)) < 1e-14, "fm %.17g", loss);
+    /* central differences of every input */
+    double *arrs[3] = {fin, fout, fx}, *grads[3] = {gin, gout, gx};
+    const int n[3] = {3, 4, 3};
+    for (int a = 0; a < 3; a++)
+        for (int i = 0; i < n[a]; i++) {
+            double keep = arrs[a][i], lp, lm;
+            arrs[a][i] = keep + 1e-6;
+            ck_assert_int_eq(fr_gfn_fm_loss(2, n_in, fin, n_out, fout, 3, fx, lr, 1.0, &lp, NULL, NULL, NULL), FR_OK);
+            arrs[a][i] = keep - 1e-6;
+            ck_assert_int_eq(fr_gfn_fm_loss(2, n_in, fin, n_out, fout, 3, fx, lr, 1.0, &lm, NULL, NULL, NULL), FR_OK);
+            arrs[a][i] = keep;
+            ck_assert_msg(fabs((lp - lm) / 2e-6 - grads[a][i]) < 1e-8, "fm: array %d slot %d", a, i);
+        }
+    /* no flow in: torchgfn's NaN, here one line */
+    const int32_t none[2] = {0, 1};
+    ck_assert_int_eq(fr_gfn_fm_loss(2, none, fin, n_out, fout, 3, fx, lr, 1.0, &loss, NULL, NULL, NULL), FR_ERR_NUMERIC);
+    ck_assert_msg(strstr(fr_last_error(), "state 0 has 0 incoming"), "%s", fr_last_error());
+    fr_gfn_batch b = tiny();
+    ck_assert_int_eq(fr_gfn_loss(FR_GFN_FM, &b, &loss, NULL, NULL), FR_ERR_ARG);
+}
+END_TEST
+
 START_TEST(test_errors_one_line)
 {
     fr_hypergrid_opts o;
@@ -340,7 +373,7 @@ static uint64_t short_run(const char *name, int threads, fr_gfn_loss_kind k, int
 /* ref = opt at 1 and 3 threads = cuda-emu, bit for bit, for every loss; and the same twice. */
 START_TEST(test_trainer_backends_bitwise)
 {
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         double l1r, lr_, l1, l;
         uint64_t want = short_run("ref", 1, (fr_gfn_loss_kind)k, 3, &l1r, &lr_);
         ck_assert(isfinite(lr_) && l1r > 0.0 && l1r < 2.0);
@@ -410,6 +443,7 @@ Suite *suite_gfn(void)
     tcase_add_test(tc, test_exact_pt_uniform_by_hand);
     tcase_add_test(tc, test_losses_by_hand);
     tcase_add_test(tc, test_loss_gradients_fd);
+    tcase_add_test(tc, test_fm_by_hand);
     tcase_add_test(tc, test_errors_one_line);
     tcase_add_test(tc, test_cli_envs);
     suite_add_tcase(s, tc);

@@ -20,7 +20,8 @@ typedef enum {
     FR_GFN_TB = 0,   /* §3.1: mean_b (logZ + Σ logpf − Σ logpb − logr)² */
     FR_GFN_DB = 1,   /* §3.3: mean over transitions of (logF(s) + logpf − logF(s') − logpb)², logF(s_f) := logr */
     FR_GFN_SUBTB = 2,/* §3.7: geometric_within: Σ_b Σ_{i<j} λ^{j−i−1} r_ij² / (Σ_{m<n} (n−m) λ^m) / B */
-    FR_GFN_ZVAR = 3  /* §3.2: mean_b (s_b − mean s)², s_b = Σ logpf − Σ logpb − logr */
+    FR_GFN_ZVAR = 3, /* §3.2: mean_b (s_b − mean s)², s_b = Σ logpf − Σ logpb − logr */
+    FR_GFN_FM = 4    /* §3.6: edge flows, fr_gfn_fm_loss (fr_gfn_loss refuses it) */
 } fr_gfn_loss_kind;
 
 typedef struct {
@@ -48,7 +49,19 @@ typedef struct {
  * input naming the array and the slot. */
 fr_status fr_gfn_loss(fr_gfn_loss_kind k, const fr_gfn_batch *b, double *loss, double *resid, fr_gfn_grad *g);
 
-/* "tb", "db", "subtb", "zvar" (NULL for an unknown kind). */
+/* FM (docs/algorithms/gfn.md §3, torchgfn FMGFlowNet): log edge flows instead of log-probs.
+ * M states m (every visited state but s0, the terminal one included, duplicates kept:
+ * torchgfn's intermediary_states), each with n_in[m] incoming log flows log F(p → s) from its parents and n_out[m]
+ * outgoing ones log F(s → ·) over its valid actions, exit included, stored flat in state order
+ * (fin, fout); and K terminating states with log F(x → s_f) (fexit (K,)) and log R (logr (K,)):
+ *   loss = mean_m (logsumexp fin_m − logsumexp fout_m)² + alpha · mean_k (fexit_k − logr_k)²
+ * (the first mean 0 when M = 0). Gradients g_in, g_out (flat, like fin, fout), g_exit (K,) may
+ * be NULL. FR_ERR_NUMERIC for a state with no incoming or no outgoing flow (torchgfn's NaN). */
+fr_status fr_gfn_fm_loss(int64_t M, const int32_t *n_in, const double *fin, const int32_t *n_out, const double *fout,
+                         int64_t K, const double *fexit, const double *logr, double alpha, double *loss, double *g_in,
+                         double *g_out, double *g_exit);
+
+/* "tb", "db", "subtb", "zvar", "fm" (NULL for an unknown kind). */
 const char *fr_gfn_loss_name(fr_gfn_loss_kind k);
 
 #endif
