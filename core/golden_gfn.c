@@ -1,6 +1,7 @@
 /* Golden cases of the GFlowNet pieces (docs/algorithms/gfn.md, docs/envs.md): HyperGrid's
  * transitions, masks, encoding and reward on a batch of states and actions, and each loss of
- * flowrl/gfn.h (value, residuals, gradients) on a batch of 4 trajectories of up to 5 actions.
+ * flowrl/gfn.h (value, residuals, gradients) on a batch of 4 trajectories of up to 5 actions,
+ * and FM's on a few states' edge flows.
  * Host code every backend runs (FR_GOLDEN_SHARED): float64 losses, float32 rewards. */
 #include <math.h>
 #include <stddef.h>
@@ -139,6 +140,61 @@ static fr_status loss_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st
     return fr_go_out_scalar_f64(out, "grad_log_z", g.log_z);
 }
 
+
+/* FM: 3 states with 1, 2, 3 parents and 2, 3, 4 valid actions; 4 terminating states; α 1. */
+enum { FM_M = 3, FM_IN = 6, FM_OUT = 9, FM_K = 4 };
+static const int32_t k_fm_in[FM_M] = {1, 2, 3}, k_fm_out[FM_M] = {2, 3, 4};
+
+static fr_status fm_in(const fr_golden_case *c, fr_golden_in *g)
+{
+    (void)c;
+    int64_t ni[1] = {FM_IN}, no[1] = {FM_OUT}, nk[1] = {FM_K}, nm[1] = {FM_M};
+    FR_TRY(fr_gi_normal(g, "fin_f32", 1, ni, 1.0f, NULL));
+    FR_TRY(fr_gi_normal(g, "fout_f32", 1, no, 1.0f, NULL));
+    FR_TRY(fr_gi_normal(g, "fexit_f32", 1, nk, 1.0f, NULL));
+    FR_TRY(fr_gi_normal(g, "logr_f32", 1, nk, 1.0f, NULL));
+    FR_TRY(fr_gi_tensor(g, "n_in", FR_I32, 1, nm, k_fm_in, "incoming flows per state: 1, 2, 3"));
+    FR_TRY(fr_gi_tensor(g, "n_out", FR_I32, 1, nm, k_fm_out, "outgoing flows per state (exit included): 2, 3, 4"));
+    return fr_gi_scalar_f64(g, "alpha", 1.0);
+}
+
+/* The float32 draws widened to float64 here (the loss's precision). */
+static fr_status fm_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out)
+{
+    (void)c;
+    (void)d;
+    int64_t ni[1] = {FM_IN}, no[1] = {FM_OUT}, nk[1] = {FM_K}, nm[1] = {FM_M};
+    const float *fi, *fo, *fx, *lr;
+    const int32_t *n_in, *n_out;
+    double alpha;
+    FR_TRY(fr_go_exact(in, "fin_f32", FR_F32, 1, ni, (const void **)&fi));
+    FR_TRY(fr_go_exact(in, "fout_f32", FR_F32, 1, no, (const void **)&fo));
+    FR_TRY(fr_go_exact(in, "fexit_f32", FR_F32, 1, nk, (const void **)&fx));
+    FR_TRY(fr_go_exact(in, "logr_f32", FR_F32, 1, nk, (const void **)&lr));
+    FR_TRY(fr_go_exact(in, "n_in", FR_I32, 1, nm, (const void **)&n_in));
+    FR_TRY(fr_go_exact(in, "n_out", FR_I32, 1, nm, (const void **)&n_out));
+    FR_TRY(fr_go_scalar_f64(in, "alpha", &alpha));
+    int64_t si = 0, so = 0;
+    for (int m = 0; m < FM_M; m++) {
+        si += n_in[m];
+        so += n_out[m];
+    }
+    if (si != FM_IN || so != FM_OUT) return fr_fail(FR_ERR_FORMAT, "golden %s: in.n_in / in.n_out do not sum to %d / %d", c->name, FM_IN, FM_OUT);
+    double fin[FM_IN], fout[FM_OUT], fex[FM_K], logr[FM_K], loss;
+    for (int i = 0; i < FM_IN; i++) fin[i] = fi[i];
+    for (int i = 0; i < FM_OUT; i++) fout[i] = fo[i];
+    for (int i = 0; i < FM_K; i++) {
+        fex[i] = fx[i];
+        logr[i] = lr[i];
+    }
+    double *gi, *go, *gx;
+    FR_TRY(fr_go_out(out, "grad_fin", FR_F64, 1, ni, (void **)&gi));
+    FR_TRY(fr_go_out(out, "grad_fout", FR_F64, 1, no, (void **)&go));
+    FR_TRY(fr_go_out(out, "grad_fexit", FR_F64, 1, nk, (void **)&gx));
+    FR_TRY(fr_gfn_fm_loss(FM_M, n_in, fin, n_out, fout, FM_K, fex, logr, alpha, &loss, gi, go, gx));
+    return fr_go_out_scalar_f64(out, "loss", loss);
+}
+
 #define T_SHARED {0.0f, 0.0f}
 
 const fr_golden_case fr_golden_cases_gfn[] = {
@@ -154,5 +210,8 @@ const fr_golden_case fr_golden_cases_gfn[] = {
      FR_GOLDEN_SHARED, FR_GFN_SUBTB, T_SHARED, loss_in, loss_run},
     {"gfn.loss_zvar", "GFlowNet ZVar: loss, centred residuals, gradients (docs/algorithms/gfn.md §3)", FR_GOLDEN_SHARED,
      FR_GFN_ZVAR, T_SHARED, loss_in, loss_run},
+    {"gfn.loss_fm", "GFlowNet FM: 3 states (1-3 parents, 2-4 actions) and 4 terminating states: loss and gradients "
+                    "of the log edge flows (docs/algorithms/gfn.md §3)",
+     FR_GOLDEN_SHARED, FR_GFN_FM, T_SHARED, fm_in, fm_run},
 };
 const size_t fr_golden_n_gfn = sizeof fr_golden_cases_gfn / sizeof fr_golden_cases_gfn[0];
