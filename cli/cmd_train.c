@@ -185,7 +185,8 @@ static void help(const fr_algo *a, fr_opts *o)
            a->help, a->name, a->doc);
     fr_opts_help(o, stdout);
     printf("\nInterrupt (Ctrl-C) or SIGTERM: stops after the current epoch with a checkpoint, exit status 130 / 143;\n"
-           "continue with flowrl train --resume RUNDIR. Renamed options: see the README.\n");
+           "continue with flowrl train --resume RUNDIR. Renamed options: see the README.\n"
+           "GFlowNets (not yet on this run loop): flowrl train --algo gfn-tb --env hypergrid --help.\n");
 }
 
 int cmd_train(int argc_in, char **argv_in)
