@@ -119,13 +119,13 @@ static fr_status check_opts(const fr_env *env, const fr_gfn_opts *o)
         return fr_fail(FR_ERR_ARG, "gfn: --env %s is not an enumerable GFlowNet environment", env->desc);
     if (env->n_actions > GFN_MAX_A) return fr_fail(FR_ERR_ARG, "gfn: %s has %d actions (at most %d)", env->desc, env->n_actions, GFN_MAX_A);
     if (!fr_gfn_loss_name(o->loss)) return fr_fail(FR_ERR_ARG, "gfn: --loss %d is not a loss", (int)o->loss);
-    if (o->batch < 1 || o->batch > (1 << 20)) return fr_fail(FR_ERR_ARG, "gfn: --batch %lld is outside [1, 2^20]", (long long)o->batch);
-    if (o->hidden < 1 || o->hidden > 8192) return fr_fail(FR_ERR_ARG, "gfn: --hidden %lld is outside [1, 8192]", (long long)o->hidden);
+    if (o->batch < 1 || o->batch > (1 << 20)) return fr_fail(FR_ERR_ARG, "gfn: --batch-size %lld is outside [1, 2^20]", (long long)o->batch);
+    if (o->hidden < 1 || o->hidden > 8192) return fr_fail(FR_ERR_ARG, "gfn: --hidden-dim %lld is outside [1, 8192]", (long long)o->hidden);
     if (o->n_hidden < 1 || o->n_hidden >= GFN_MAX_LAYERS)
         return fr_fail(FR_ERR_ARG, "gfn: --n-hidden %lld is outside [1, %d]", (long long)o->n_hidden, GFN_MAX_LAYERS - 1);
     if (!(o->epsilon >= 0.0 && o->epsilon <= 1.0)) return fr_fail(FR_ERR_ARG, "gfn: --epsilon %g is outside [0, 1]", o->epsilon);
     if (!(o->lr > 0.0) || !(o->lr_z > 0.0)) return fr_fail(FR_ERR_ARG, "gfn: --lr %g / --lr-z %g must be > 0", o->lr, o->lr_z);
-    if (!(o->lambda > 0.0)) return fr_fail(FR_ERR_ARG, "gfn: --lambda %g must be > 0", o->lambda);
+    if (!(o->lambda > 0.0)) return fr_fail(FR_ERR_ARG, "gfn: --subtb-lambda %g must be > 0", o->lambda);
     return FR_OK;
 }
 
@@ -317,6 +317,11 @@ static fr_status sample(fr_gfn_trainer *t)
                 cum += p;
                 pick = a;
                 if (u < cum) break;
+            }
+            if (pick < 0) {
+                s = fr_fail(FR_ERR_ARG, "gfn: %s: trajectory %lld has no allowed action at step %lld", e->desc,
+                            (long long)b, (long long)k);
+                break;
             }
             t->act[b * T + k] = pick;
             if (pick == e->exit_action || k == T - 1) {

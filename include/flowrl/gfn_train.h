@@ -7,8 +7,8 @@
  * decay, log Z at lr_z without decay, as train_hypergrid.py), and the exact evaluation of §5.1.
  *
  * The network runs through the op table (gemm, bias_add, act_fwd / act_bwd, bias_grad, adamw):
- * its weights, activations and gradients are backend memory. Logits cross to the host once per
- * forward (B rows of A values: per-sample scalars) where the masked log-softmax, the ε mixture,
+ * its weights, activations and gradients are backend memory. The outputs cross to the host once
+ * per forward (at most 2A values a row: per-sample scalars) where the masked log-softmax, the ε mixture,
  * the action draws and the loss are float64 host code, and the logits' gradient crosses back
  * once per update; so every backend gives the bits of ref. */
 #ifndef FLOWRL_GFN_TRAIN_H
