@@ -17,7 +17,7 @@
 typedef struct {
     char algo[32];
     char env[32];
-    int64_t iterations, batch, hidden, n_hidden, eval_every;
+    int64_t iterations, batch, hidden, n_hidden, eval_every, validation_samples;
     int uniform_pb;
     double lr, lr_z, weight_decay, epsilon, lambda, init_log_z;
     uint32_t seed;
@@ -40,6 +40,8 @@ static const fr_opt k_rows[] = {
     FR_OPT_F64(C, init_log_z, "init_log_z", "0", -1e6, 1e6, "initial log Z (TB)", 0),
     FR_OPT_U32(C, seed, "seed", "1", "Philox seed: initialisation and action draws", 0),
     FR_OPT_I64(C, eval_every, "eval_every", "25", 0, 1e9, "exact evaluation every this many steps (0: at the end only)", 0),
+    FR_OPT_I64(C, validation_samples, "validation_samples", "0", 0, 1e9,
+               "also the sampled L1 of this many fresh trajectories at each evaluation (torchgfn: 200000; 0: off)", 0),
 };
 #undef C
 
@@ -141,10 +143,14 @@ int cmd_train_gfn(int argc, char **argv)
         if (s == FR_OK && (last || (g.eval_every > 0 && (k + 1) % g.eval_every == 0))) {
             double l1, zerr;
             s = fr_gfn_trainer_eval(t, &l1, &zerr, NULL);
+            double sl1 = NAN;
+            if (s == FR_OK && g.validation_samples > 0) s = fr_gfn_trainer_sampled_l1(t, g.validation_samples, &sl1, NULL);
             if (s == FR_OK)
-                printf("%s iter %lld trajectories %lld loss %.6g log_z %.6f exact_l1 %.6f log_z_err %.6f modes %lld/%lld\n",
+                printf("%s iter %lld trajectories %lld loss %.6g log_z %.6f exact_l1 %.6f log_z_err %.6f modes %lld/%lld%s",
                        last ? "final" : "step", (long long)info.iteration, (long long)info.trajectories, info.loss,
-                       info.log_z, l1, zerr, (long long)info.modes_found, (long long)n_modes);
+                       info.log_z, l1, zerr, (long long)info.modes_found, (long long)n_modes,
+                       g.validation_samples > 0 ? "" : "\n");
+            if (s == FR_OK && g.validation_samples > 0) printf(" sampled_l1 %.6f\n", sl1);
             fflush(stdout);
         }
     }

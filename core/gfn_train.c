@@ -270,9 +270,10 @@ void fr_gfn_trainer_free(fr_gfn_trainer *t)
 /* ---- one iteration ---------------------------------------------------------------------- */
 
 /* The batch's trajectories, in lock-step: at step k every unfinished trajectory b draws its
- * action from p = (1 − ε)·P_F + ε·Uniform(allowed) with u = Philox (seed, FR_RNG_GFN_ACTION,
- * iteration, b, k), the first allowed action whose cumulative probability exceeds u. */
-static fr_status sample(fr_gfn_trainer *t)
+ * action from p = (1 − ε)·P_F + ε·Uniform(allowed) with u = Philox (seed, purpose, c0, b, k)
+ * (training: FR_RNG_GFN_ACTION, c0 = the iteration), the first allowed action whose cumulative
+ * probability exceeds u. */
+static fr_status sample(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, double epsilon)
 {
     const fr_env *e = t->env;
     const int64_t B = t->o.batch, T = e->max_steps, D = e->state_dim;
@@ -307,13 +308,12 @@ static fr_status sample(fr_gfn_trainer *t)
             log_softmax(t->out_h + r * t->O, fwd, A, lsm);
             int n_ok = 0;
             for (int a = 0; a < A; a++) n_ok += fwd[a];
-            double u = ((double)fr_rng_u32(t->o.seed, FR_RNG_GFN_ACTION, (uint32_t)t->iter, (uint32_t)b, (uint32_t)k, 0) + 0.5) *
-                       (1.0 / 4294967296.0);
+            double u = ((double)fr_rng_u32(t->o.seed, purpose, c0, (uint32_t)b, (uint32_t)k, 0) + 0.5) * (1.0 / 4294967296.0);
             double cum = 0.0;
             int pick = -1;
             for (int a = 0; a < A; a++) {
                 if (!fwd[a]) continue;
-                double p = (1.0 - t->o.epsilon) * fr_awm_exp(lsm[a]) + t->o.epsilon / (double)n_ok;
+                double p = (1.0 - epsilon) * fr_awm_exp(lsm[a]) + epsilon / (double)n_ok;
                 cum += p;
                 pick = a;
                 if (u < cum) break;
@@ -450,7 +450,7 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
     const fr_env *e = t->env;
     const int64_t B = t->o.batch, T = e->max_steps, D = e->state_dim;
     const int A = t->A, O = t->O;
-    FR_TRY(sample(t));
+    FR_TRY(sample(t, FR_RNG_GFN_ACTION, (uint32_t)t->iter, t->o.epsilon));
     /* the visited states s_0 .. s_{n−1} of every trajectory as rows, in (b, k) order */
     int64_t R = 0;
     int32_t *rows = fr_malloc((size_t)(B * T * D) * sizeof *rows);
@@ -617,5 +617,30 @@ fr_status fr_gfn_trainer_digest(fr_gfn_trainer *t, uint64_t *digest, int64_t *n_
         *n_params = c;
     }
     free(h);
+    return s;
+}
+
+fr_status fr_gfn_trainer_sampled_l1(fr_gfn_trainer *t, int64_t n, double *l1, int64_t *hist)
+{
+    const fr_env *e = t->env;
+    const int64_t B = t->o.batch, T = e->max_steps, D = e->state_dim, S = e->n_states;
+    if (n < 1 || n / B >= (int64_t)UINT32_MAX)
+        return fr_fail(FR_ERR_ARG, "gfn: sampled L1 of %lld trajectories", (long long)n);
+    int64_t *h = hist ? hist : fr_malloc((size_t)S * sizeof *h);
+    double *ph = fr_malloc((size_t)S * sizeof *ph);
+    fr_status s = h && ph ? FR_OK : FR_ERR_NOMEM;
+    if (s == FR_OK) memset(h, 0, (size_t)S * sizeof *h);
+    int64_t done = 0;
+    for (uint32_t j = 0; done < n && s == FR_OK; j++) {
+        s = sample(t, FR_RNG_GFN_EVAL, j, 0.0);
+        for (int64_t b = 0; b < B && done < n && s == FR_OK; b++, done++)
+            h[e->gfn->index(e, t->st + (b * T + t->len[b] - 1) * D)]++;
+    }
+    if (s == FR_OK) {
+        for (int64_t i = 0; i < S; i++) ph[i] = (double)h[i] / (double)n;
+        *l1 = fr_env_l1(ph, t->target, S);
+    }
+    if (!hist) free(h);
+    free(ph);
     return s;
 }

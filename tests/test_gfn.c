@@ -404,6 +404,43 @@ START_TEST(test_trainer_tb_learns)
 }
 END_TEST
 
+/* The sampler and the exact P_T describe one policy: the terminal histogram of 25,600 fresh
+ * trajectories of the initial policy is within its noise of P_T (mean L1 = Σ √(2p(1−p)/(πn)),
+ * spec gflownets.md §5.4; the bound 2x of it fails with probability far below 1e-6 for these
+ * 64 cells), and the draws are the same at every call. */
+START_TEST(test_sampled_vs_exact)
+{
+    fr_backend be;
+    ck_assert_int_eq(fr_backend_open(&be, "opt", 0, 2), FR_OK);
+    fr_env e = grid(2, 8, 0.1);
+    fr_gfn_opts o = fr_gfn_opts_default();
+    o.hidden = 32;
+    fr_gfn_trainer *t;
+    ck_assert_int_eq(fr_gfn_trainer_new(&t, &be, &e, &o), FR_OK);
+    const int64_t n = 25600;
+    double pt[64], l1_exact, l1_s, l1_s2, zerr;
+    int64_t hist[64];
+    ck_assert_int_eq(fr_gfn_trainer_eval(t, &l1_exact, &zerr, pt), FR_OK);
+    ck_assert_int_eq(fr_gfn_trainer_sampled_l1(t, n, &l1_s, hist), FR_OK);
+    ck_assert_int_eq(fr_gfn_trainer_sampled_l1(t, n, &l1_s2, NULL), FR_OK);
+    ck_assert(l1_s == l1_s2);
+    double d = 0.0, floor = 0.0;
+    int64_t total = 0;
+    for (int i = 0; i < 64; i++) {
+        d += fabs((double)hist[i] / (double)n - pt[i]);
+        floor += sqrt(2.0 * pt[i] * (1.0 - pt[i]) / (M_PI * (double)n));
+        total += hist[i];
+    }
+    ck_assert_int_eq(total, n);
+    ck_assert_msg(d < 2.0 * floor, "sampled vs exact P_T: L1 %.5f, noise %.5f", d, floor);
+    /* the sampled L1 to the target is near the exact one (both measure the initial policy) */
+    ck_assert_msg(fabs(l1_s - l1_exact) < 2.0 * floor, "sampled L1 %.5f, exact %.5f", l1_s, l1_exact);
+    fr_gfn_trainer_free(t);
+    fr_env_free(&e);
+    fr_backend_close(&be);
+}
+END_TEST
+
 START_TEST(test_trainer_errors)
 {
     fr_backend be;
@@ -426,9 +463,9 @@ START_TEST(test_trainer_errors)
     ck_assert_msg(strstr(g_out, "unknown environment 'nowhere'"), "%s", g_out);
     ck_assert_int_eq(fr_test_run_cli("train --algo gfn-tb --height 1", g_out, sizeof g_out), 2);
     ck_assert_msg(strstr(g_out, "--height"), "%s", g_out);
-    ck_assert_int_eq(fr_test_run_cli("train --algo gfn-subtb --iterations 2 --batch-size 4 --hidden-dim 8 --height 4 --backend ref",
+    ck_assert_int_eq(fr_test_run_cli("train --algo gfn-subtb --iterations 2 --batch-size 4 --hidden-dim 8 --height 4 --backend ref --validation-samples 8",
                                      g_out, sizeof g_out), 0);
-    ck_assert_msg(strstr(g_out, "final iter 2 trajectories 8") && strstr(g_out, "exact_l1"), "%s", g_out);
+    ck_assert_msg(strstr(g_out, "final iter 2 trajectories 8") && strstr(g_out, "exact_l1") && strstr(g_out, "sampled_l1"), "%s", g_out);
 }
 END_TEST
 
@@ -451,6 +488,7 @@ Suite *suite_gfn(void)
     tcase_set_timeout(tr, 120);
     tcase_add_test(tr, test_trainer_backends_bitwise);
     tcase_add_test(tr, test_trainer_tb_learns);
+    tcase_add_test(tr, test_sampled_vs_exact);
     tcase_add_test(tr, test_trainer_errors);
     suite_add_tcase(s, tr);
     return s;

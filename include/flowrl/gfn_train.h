@@ -60,6 +60,13 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info);
  * the target, *log_z_err = |log Z_learned − log Z| (NAN for ZVar). pt (n_states,) may be NULL. */
 fr_status fr_gfn_trainer_eval(fr_gfn_trainer *t, double *l1, double *log_z_err, double *pt);
 
+/* torchgfn validate's sampled L1 (§5.1): n fresh trajectories of the current policy at ε = 0,
+ * in batches of o.batch whose actions come from Philox (seed, FR_RNG_GFN_EVAL, batch j, b, k)
+ * (the same draws at every call), *l1 = Σ_x |p̂(x) − R(x)/Z| of their terminal states' histogram;
+ * hist (n_states,) may be NULL: the counts. Its noise floor for a perfect sampler is
+ * Σ_x √(2p(1−p)/(πn)) (spec gflownets.md §5.4). */
+fr_status fr_gfn_trainer_sampled_l1(fr_gfn_trainer *t, int64_t n, double *l1, int64_t *hist);
+
 /* The network's parameters (with log Z last) as one XXH3-64 digest of their bytes: the
  * test of ref = opt. n_params: how many floats (may be NULL). */
 fr_status fr_gfn_trainer_digest(fr_gfn_trainer *t, uint64_t *digest, int64_t *n_params);
