@@ -19,7 +19,7 @@ typedef struct {
     char env[32];
     int64_t iterations, batch, hidden, n_hidden, eval_every, validation_samples;
     int uniform_pb;
-    double lr, lr_z, weight_decay, epsilon, lambda, init_log_z;
+    double lr, lr_z, weight_decay, epsilon, temperature, sf_bias, lambda, init_log_z;
     uint32_t seed;
 } gfn_cli;
 
@@ -36,6 +36,8 @@ static const fr_opt k_rows[] = {
     FR_OPT_F64(C, lr_z, "lr_z", "0.1", 1e-12, 100, "AdamW learning rate of log Z (TB; lr_Z)", 0),
     FR_OPT_F64(C, weight_decay, "weight_decay", "0", 0, 10, "AdamW weight decay of the network (log Z: none)", 0),
     FR_OPT_F64(C, epsilon, "epsilon", "0", 0, 1, "ε of the ε-uniform exploration mixture", 0),
+    FR_OPT_F64(C, temperature, "temperature", "1", 1e-6, 1e6, "sampling logits divided by it (exploration)", 0),
+    FR_OPT_F64(C, sf_bias, "sf_bias", "0", -1e6, 1e6, "subtracted from the exit's sampling logit (exploration)", 0),
     FR_OPT_F64(C, lambda, "subtb_lambda", "0.9", 1e-6, 1e6, "SubTB's λ (geometric_within)", 0),
     FR_OPT_F64(C, init_log_z, "init_log_z", "0", -1e6, 1e6, "initial log Z (TB)", 0),
     FR_OPT_U32(C, seed, "seed", "1", "Philox seed: initialisation and action draws", 0),
@@ -116,6 +118,8 @@ int cmd_train_gfn(int argc, char **argv)
     go.lr_z = g.lr_z;
     go.weight_decay = g.weight_decay;
     go.epsilon = g.epsilon;
+    go.temperature = g.temperature;
+    go.sf_bias = g.sf_bias;
     go.lambda = g.lambda;
     go.init_log_z = g.init_log_z;
     go.seed = g.seed;
@@ -131,9 +135,10 @@ int cmd_train_gfn(int argc, char **argv)
     }
     printf("flowrl train --algo %s --env %s: backend %s, %d threads, %s\n", g.algo, env.desc, be.name, be.threads,
            be.fast ? "fast" : "exact");
-    printf("batch %lld, %lld iterations, hidden %lld x %lld, %s P_B, lr %g, lr_z %g, wd %g, epsilon %g, seed %u\n",
+    printf("batch %lld, %lld iterations, hidden %lld x %lld, %s P_B, lr %g, lr_z %g, wd %g, epsilon %g, temperature %g, "
+           "sf_bias %g, seed %u\n",
            (long long)g.batch, (long long)g.iterations, (long long)g.hidden, (long long)g.n_hidden,
-           g.uniform_pb ? "uniform" : "learned", g.lr, g.lr_z, g.weight_decay, g.epsilon, g.seed);
+           g.uniform_pb ? "uniform" : "learned", g.lr, g.lr_z, g.weight_decay, g.epsilon, g.temperature, g.sf_bias, g.seed);
     int64_t n_modes = 0;
     s = fr_env_target(&env, NULL, NULL, &n_modes, NULL);
     for (int64_t k = 0; k < g.iterations && s == FR_OK; k++) {

@@ -49,7 +49,7 @@ struct fr_gfn_trainer {
 
 fr_gfn_opts fr_gfn_opts_default(void)
 {
-    fr_gfn_opts o = {FR_GFN_TB, 128, 256, 2, 0, 1e-3, 0.1, 0.0, 0.0, 0.9, 0.0, 1};
+    fr_gfn_opts o = {FR_GFN_TB, 128, 256, 2, 0, 1e-3, 0.1, 0.0, 0.0, 1.0, 0.0, 0.9, 0.0, 1};
     return o;
 }
 
@@ -124,6 +124,8 @@ static fr_status check_opts(const fr_env *env, const fr_gfn_opts *o)
     if (o->n_hidden < 1 || o->n_hidden >= GFN_MAX_LAYERS)
         return fr_fail(FR_ERR_ARG, "gfn: --n-hidden %lld is outside [1, %d]", (long long)o->n_hidden, GFN_MAX_LAYERS - 1);
     if (!(o->epsilon >= 0.0 && o->epsilon <= 1.0)) return fr_fail(FR_ERR_ARG, "gfn: --epsilon %g is outside [0, 1]", o->epsilon);
+    if (!(o->temperature > 0.0) || !isfinite(o->temperature) || !isfinite(o->sf_bias))
+        return fr_fail(FR_ERR_ARG, "gfn: --temperature %g must be > 0 and --sf-bias %g finite", o->temperature, o->sf_bias);
     if (!(o->lr > 0.0) || !(o->lr_z > 0.0)) return fr_fail(FR_ERR_ARG, "gfn: --lr %g / --lr-z %g must be > 0", o->lr, o->lr_z);
     if (!(o->lambda > 0.0)) return fr_fail(FR_ERR_ARG, "gfn: --subtb-lambda %g must be > 0", o->lambda);
     return FR_OK;
@@ -270,10 +272,12 @@ void fr_gfn_trainer_free(fr_gfn_trainer *t)
 /* ---- one iteration ---------------------------------------------------------------------- */
 
 /* The batch's trajectories, in lock-step: at step k every unfinished trajectory b draws its
- * action from p = (1 − ε)·P_F + ε·Uniform(allowed) with u = Philox (seed, purpose, c0, b, k)
+ * action from p = (1 − ε)·P_F' + ε·Uniform(allowed), P_F' the softmax of (logits − sf_bias at the
+ * exit) / temperature, with u = Philox (seed, purpose, c0, b, k)
  * (training: FR_RNG_GFN_ACTION, c0 = the iteration), the first allowed action whose cumulative
  * probability exceeds u. */
-static fr_status sample(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, double epsilon)
+static fr_status sample(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, double epsilon, double temperature,
+                        double sf_bias)
 {
     const fr_env *e = t->env;
     const int64_t B = t->o.batch, T = e->max_steps, D = e->state_dim;
@@ -305,7 +309,13 @@ static fr_status sample(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, double
             uint8_t fwd[GFN_MAX_A];
             double lsm[GFN_MAX_A];
             e->gfn->forward_mask(e, sk, fwd);
-            log_softmax(t->out_h + r * t->O, fwd, A, lsm);
+            /* torchgfn's sampling logits: the exit's minus sf_bias, all divided by the temperature */
+            float z[GFN_MAX_A];
+            for (int a = 0; a < A; a++) {
+                double v = (double)t->out_h[r * t->O + a] - (a == e->exit_action ? sf_bias : 0.0);
+                z[a] = (float)(v / temperature);
+            }
+            log_softmax(z, fwd, A, lsm);
             int n_ok = 0;
             for (int a = 0; a < A; a++) n_ok += fwd[a];
             double u = ((double)fr_rng_u32(t->o.seed, purpose, c0, (uint32_t)b, (uint32_t)k, 0) + 0.5) * (1.0 / 4294967296.0);
@@ -450,7 +460,7 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
     const fr_env *e = t->env;
     const int64_t B = t->o.batch, T = e->max_steps, D = e->state_dim;
     const int A = t->A, O = t->O;
-    FR_TRY(sample(t, FR_RNG_GFN_ACTION, (uint32_t)t->iter, t->o.epsilon));
+    FR_TRY(sample(t, FR_RNG_GFN_ACTION, (uint32_t)t->iter, t->o.epsilon, t->o.temperature, t->o.sf_bias));
     /* the visited states s_0 .. s_{n−1} of every trajectory as rows, in (b, k) order */
     int64_t R = 0;
     int32_t *rows = fr_malloc((size_t)(B * T * D) * sizeof *rows);
@@ -632,7 +642,7 @@ fr_status fr_gfn_trainer_sampled_l1(fr_gfn_trainer *t, int64_t n, double *l1, in
     if (s == FR_OK) memset(h, 0, (size_t)S * sizeof *h);
     int64_t done = 0;
     for (uint32_t j = 0; done < n && s == FR_OK; j++) {
-        s = sample(t, FR_RNG_GFN_EVAL, j, 0.0);
+        s = sample(t, FR_RNG_GFN_EVAL, j, 0.0, 1.0, 0.0);
         for (int64_t b = 0; b < B && done < n && s == FR_OK; b++, done++)
             h[e->gfn->index(e, t->st + (b * T + t->len[b] - 1) * D)]++;
     }

@@ -441,6 +441,32 @@ START_TEST(test_sampled_vs_exact)
 }
 END_TEST
 
+/* sf_bias steers the sampler only: a large one never exits before (7, 7), a large negative one
+ * always exits at s0, so neither finds a mode cell of 2D H8 in a step of 128 trajectories; the
+ * initial policy does. */
+START_TEST(test_sf_bias_exploration)
+{
+    const double bias[3] = {1e3, -1e3, 0.0};
+    for (int i = 0; i < 3; i++) {
+        fr_backend be;
+        ck_assert_int_eq(fr_backend_open(&be, "opt", 0, 2), FR_OK);
+        fr_env e = grid(2, 8, 0.1);
+        fr_gfn_opts o = fr_gfn_opts_default();
+        o.hidden = 32;
+        o.sf_bias = bias[i];
+        fr_gfn_trainer *t;
+        ck_assert_int_eq(fr_gfn_trainer_new(&t, &be, &e, &o), FR_OK);
+        fr_gfn_step_info info;
+        ck_assert_int_eq(fr_gfn_trainer_step(t, &info), FR_OK);
+        ck_assert_msg(i < 2 ? info.modes_found == 0 : info.modes_found > 0, "sf_bias %g: %lld modes", bias[i],
+                      (long long)info.modes_found);
+        fr_gfn_trainer_free(t);
+        fr_env_free(&e);
+        fr_backend_close(&be);
+    }
+}
+END_TEST
+
 START_TEST(test_trainer_errors)
 {
     fr_backend be;
@@ -451,6 +477,10 @@ START_TEST(test_trainer_errors)
     o.epsilon = 2.0;
     ck_assert_int_eq(fr_gfn_trainer_new(&t, &be, &e, &o), FR_ERR_ARG);
     ck_assert_msg(strstr(fr_last_error(), "--epsilon") && !strchr(fr_last_error(), '\n'), "%s", fr_last_error());
+    o = fr_gfn_opts_default();
+    o.temperature = 0.0;
+    ck_assert_int_eq(fr_gfn_trainer_new(&t, &be, &e, &o), FR_ERR_ARG);
+    ck_assert_msg(strstr(fr_last_error(), "--temperature"), "%s", fr_last_error());
     o = fr_gfn_opts_default();
     o.n_hidden = 0;
     ck_assert_int_eq(fr_gfn_trainer_new(&t, &be, &e, &o), FR_ERR_ARG);
@@ -489,6 +519,7 @@ Suite *suite_gfn(void)
     tcase_add_test(tr, test_trainer_backends_bitwise);
     tcase_add_test(tr, test_trainer_tb_learns);
     tcase_add_test(tr, test_sampled_vs_exact);
+    tcase_add_test(tr, test_sf_bias_exploration);
     tcase_add_test(tr, test_trainer_errors);
     suite_add_tcase(s, tr);
     return s;

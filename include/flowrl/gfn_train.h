@@ -29,13 +29,16 @@ typedef struct {
     int uniform_pb;     /* 1: P_B uniform over the parents (DiscreteUniform) */
     double lr, lr_z, weight_decay;
     double epsilon;     /* ε of the exploration mixture (0: on-policy) */
+    double temperature; /* sampling logits divided by it (1) */
+    double sf_bias;     /* subtracted from the exit's sampling logit (0) */
     double lambda;      /* SubTB's λ (0.9) */
     double init_log_z;  /* 0 */
     uint32_t seed;
 } fr_gfn_opts;
 
 /* torchgfn's test configuration (tutorials/examples/test_scripts.py): TB, batch 128, hidden
- * 256 × 2, learned P_B, lr 1e-3, lr_Z 0.1, weight decay 0, ε 0, λ 0.9, log Z 0, seed 1. */
+ * 256 × 2, learned P_B, lr 1e-3, lr_Z 0.1, weight decay 0, ε 0, temperature 1, sf_bias 0, λ 0.9, log Z
+ * 0, seed 1. The loss always uses the policy's own log-probs (ε 0, temperature 1, no sf_bias). */
 fr_gfn_opts fr_gfn_opts_default(void);
 
 typedef struct fr_gfn_trainer fr_gfn_trainer;
