@@ -343,30 +343,46 @@ START_TEST(test_cli_envs)
 END_TEST
 
 /* A short run of loss k on backend `name` (threads): its parameter digest, loss and exact L1. */
+/* A trainer of o on HyperGrid (D, H) on backend `name` (threads), and its teardown. */
+typedef struct {
+    fr_backend be;
+    fr_env e;
+    fr_gfn_trainer *t;
+} fixture;
+
+static void fix_open(fixture *f, const char *name, int threads, int D, int H, const fr_gfn_opts *o)
+{
+    ck_assert_msg(fr_backend_open(&f->be, name, 0, threads) == FR_OK, "%s: %s", name, fr_last_error());
+    f->e = grid(D, H, 0.1);
+    ck_assert_msg(fr_gfn_trainer_new(&f->t, &f->be, &f->e, o) == FR_OK, "%s", fr_last_error());
+}
+
+static void fix_close(fixture *f)
+{
+    fr_gfn_trainer_free(f->t);
+    fr_env_free(&f->e);
+    fr_backend_close(&f->be);
+}
+
 static uint64_t short_run(const char *name, int threads, fr_gfn_loss_kind k, int iters, double *l1, double *loss)
 {
-    fr_backend be;
-    ck_assert_msg(fr_backend_open(&be, name, 0, threads) == FR_OK, "%s: %s", name, fr_last_error());
-    fr_env e = grid(2, 5, 0.1);
     fr_gfn_opts o = fr_gfn_opts_default();
     o.loss = k;
     o.batch = 16;
     o.hidden = 32;
     o.epsilon = k == FR_GFN_DB ? 0.1 : 0.0; /* one loss with the exploration mixture */
     o.uniform_pb = k == FR_GFN_ZVAR;
-    fr_gfn_trainer *t;
-    ck_assert_msg(fr_gfn_trainer_new(&t, &be, &e, &o) == FR_OK, "%s", fr_last_error());
+    fixture f;
+    fix_open(&f, name, threads, 2, 5, &o);
     fr_gfn_step_info info = {0};
-    for (int i = 0; i < iters; i++) ck_assert_msg(fr_gfn_trainer_step(t, &info) == FR_OK, "%s", fr_last_error());
+    for (int i = 0; i < iters; i++) ck_assert_msg(fr_gfn_trainer_step(f.t, &info) == FR_OK, "%s", fr_last_error());
     double zerr;
-    ck_assert_int_eq(fr_gfn_trainer_eval(t, l1, &zerr, NULL), FR_OK);
+    ck_assert_int_eq(fr_gfn_trainer_eval(f.t, l1, &zerr, NULL), FR_OK);
     *loss = info.loss;
     ck_assert_int_eq(info.trajectories, 16 * iters);
     uint64_t d;
-    ck_assert_int_eq(fr_gfn_trainer_digest(t, &d, NULL), FR_OK);
-    fr_gfn_trainer_free(t);
-    fr_env_free(&e);
-    fr_backend_close(&be);
+    ck_assert_int_eq(fr_gfn_trainer_digest(f.t, &d, NULL), FR_OK);
+    fix_close(&f);
     return d;
 }
 
@@ -410,13 +426,11 @@ END_TEST
  * 64 cells), and the draws are the same at every call. */
 START_TEST(test_sampled_vs_exact)
 {
-    fr_backend be;
-    ck_assert_int_eq(fr_backend_open(&be, "opt", 0, 2), FR_OK);
-    fr_env e = grid(2, 8, 0.1);
     fr_gfn_opts o = fr_gfn_opts_default();
     o.hidden = 32;
-    fr_gfn_trainer *t;
-    ck_assert_int_eq(fr_gfn_trainer_new(&t, &be, &e, &o), FR_OK);
+    fixture f;
+    fix_open(&f, "opt", 2, 2, 8, &o);
+    fr_gfn_trainer *t = f.t;
     const int64_t n = 25600;
     double pt[64], l1_exact, l1_s, l1_s2, zerr;
     int64_t hist[64];
@@ -435,9 +449,7 @@ START_TEST(test_sampled_vs_exact)
     ck_assert_msg(d < 2.0 * floor, "sampled vs exact P_T: L1 %.5f, noise %.5f", d, floor);
     /* the sampled L1 to the target is near the exact one (both measure the initial policy) */
     ck_assert_msg(fabs(l1_s - l1_exact) < 2.0 * floor, "sampled L1 %.5f, exact %.5f", l1_s, l1_exact);
-    fr_gfn_trainer_free(t);
-    fr_env_free(&e);
-    fr_backend_close(&be);
+    fix_close(&f);
 }
 END_TEST
 
@@ -448,21 +460,16 @@ START_TEST(test_sf_bias_exploration)
 {
     const double bias[3] = {1e3, -1e3, 0.0};
     for (int i = 0; i < 3; i++) {
-        fr_backend be;
-        ck_assert_int_eq(fr_backend_open(&be, "opt", 0, 2), FR_OK);
-        fr_env e = grid(2, 8, 0.1);
         fr_gfn_opts o = fr_gfn_opts_default();
         o.hidden = 32;
         o.sf_bias = bias[i];
-        fr_gfn_trainer *t;
-        ck_assert_int_eq(fr_gfn_trainer_new(&t, &be, &e, &o), FR_OK);
+        fixture f;
+        fix_open(&f, "opt", 2, 2, 8, &o);
         fr_gfn_step_info info;
-        ck_assert_int_eq(fr_gfn_trainer_step(t, &info), FR_OK);
+        ck_assert_int_eq(fr_gfn_trainer_step(f.t, &info), FR_OK);
         ck_assert_msg(i < 2 ? info.modes_found == 0 : info.modes_found > 0, "sf_bias %g: %lld modes", bias[i],
                       (long long)info.modes_found);
-        fr_gfn_trainer_free(t);
-        fr_env_free(&e);
-        fr_backend_close(&be);
+        fix_close(&f);
     }
 }
 END_TEST
