@@ -13,6 +13,7 @@
 #   make bench-prefs  Diffusion-DPO and Flow-DPO on gmm2d halfplane from preference files, 3 seeds
 #                   (bench/bench_prefs.py, ~10 min)
 #   make bench-dro    Diffusion-DRO on gmm2d halfplane from preference winners, 3 seeds (bench/bench_dro.py)
+#   make bench-gfn    GFlowNets on HyperGrid 2D H8: exact L1 per loss, 3 seeds (bench/bench_gfn.py)
 #   make bench-branch BranchGRPO vs DanceGRPO iteration time at equal leaves (bench/bench_branch.py)
 #   make bench-algos the bake-off: every algorithm at the same budget of model evaluations, 3 seeds
 #                   (bench/bench_algos.py, ~30 min on 2 cores; its own section of BENCHMARKS.md)
@@ -226,6 +227,10 @@ bench-prefs: all
 .PHONY: bench-dro
 bench-dro: all
 	BUILD=$(BUILD) python3 bench/bench_dro.py
+
+.PHONY: bench-gfn
+bench-gfn: all
+	BUILD=$(BUILD) python3 bench/bench_gfn.py
 
 .PHONY: bench-mpi
 bench-mpi: all

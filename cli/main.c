@@ -23,6 +23,7 @@ static const fr_command k_commands[] = {
     {"train", "RL fine-tuning: train --algo NAME --base CKPT --out RUNDIR [--resume RUNDIR]", cmd_train},
     {"prefs", "preference pairs as files: prefs make --ckpt C --pairs N --out P | prefs show P", cmd_prefs},
     {"algos", "the RL algorithms `train --algo` knows, with their docs pages", cmd_algos},
+    {"envs", "the environments (GFlowNet, control) with their options: envs [--json]", cmd_envs},
     {"audit", "compare two runs' audit logs: identical through step N, or the first difference",
      cmd_audit},
     {"pack", "pack a run directory into a deterministic .tar.zst: pack RUNDIR -o FILE.tar.zst", cmd_pack},

@@ -24,6 +24,7 @@ static const struct {
     {fr_golden_cases_nft, &fr_golden_n_nft},
     {fr_golden_cases_pair_dpo, &fr_golden_n_pair_dpo},
     {fr_golden_cases_dro, &fr_golden_n_dro},
+    {fr_golden_cases_gfn, &fr_golden_n_gfn},
 };
 #define N_FAMILIES (sizeof k_families / sizeof k_families[0])
 

@@ -60,6 +60,7 @@
     X(pair_pref)                                                                           \
     X(d3po)                                                                                \
     X(spo)                                                                                 \
+    X(gfn)                                                                                 \
     X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure

@@ -63,7 +63,11 @@ typedef enum {
      * methods' purposes (written in parallel branches); BENCHMARKS.md's bench_dro ran with these */
     FR_RNG_DRO_PICK = 40,      /* (trajectory, step) rows drawn from the replay buffer */
     FR_RNG_DRO_DATA = 41,      /* expert-data order, prompt drop and timestep jitter of a refresh */
-    FR_RNG_DRO_NOISE = 42      /* the expert rows' fresh noise and the refreshed trajectories' x_T */
+    FR_RNG_DRO_NOISE = 42,     /* the expert rows' fresh noise and the refreshed trajectories' x_T */
+    /* environments (flowrl/env.h; issues 13 and 18), numbered apart from parallel branches */
+    FR_RNG_ENV_RESET = 50,     /* a control environment's reset of (episode, ...) */
+    FR_RNG_GFN_ACTION = 51,    /* a GFlowNet trajectory's action draw of (epoch, trajectory, step) */
+    FR_RNG_GFN_EVAL = 52       /* the action draws of a GFlowNet's sampled evaluation (batch, trajectory, step) */
 } fr_rng_purpose;
 
 typedef struct {

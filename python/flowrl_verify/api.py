@@ -398,7 +398,7 @@ RNG_PURPOSES = {
     "adv_filter": 12, "shuffle": 13, "awm_times": 14, "awm_noise": 15, "nft_times": 16, "nft_noise": 17,
     "dgpo_times": 20, "dgpo_noise": 21, "noise_search": 22, "step_select": 23,
     "prefs": 24, "dpo_order": 25, "dpo_time": 26, "dpo_noise": 27, "spo_choice": 28,
-    "dro_pick": 40, "dro_data": 41, "dro_noise": 42,
+    "dro_pick": 40, "dro_data": 41, "dro_noise": 42, "env_reset": 50, "gfn_action": 51, "gfn_eval": 52,
 }
 
 

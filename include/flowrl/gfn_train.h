@@ -1,0 +1,77 @@
+/* A GFlowNet trainer on an enumerable discrete environment (flowrl/env.h; docs/algorithms/gfn.md
+ * §2–§5): torchgfn's MLP policy (a tied trunk Linear(in, H) → ReLU → [Linear(H, H) → ReLU] ×
+ * (n_hidden − 1) with one linear head holding the P_F logits, the P_B logits unless uniform_pb,
+ * and log F for DB / SubTB), a learned log Z for TB, trajectories sampled in lock-step with
+ * actions drawn from Philox (seed, FR_RNG_GFN_ACTION, iteration, trajectory, step), ε-uniform
+ * exploration, the losses of flowrl/gfn.h, AdamW in two groups (the network at lr and weight
+ * decay, log Z at lr_z without decay, as train_hypergrid.py), and the exact evaluation of §5.1.
+ *
+ * The network runs through the op table (gemm, bias_add, act_fwd / act_bwd, bias_grad, adamw):
+ * its weights, activations and gradients are backend memory. The outputs cross to the host once
+ * per forward (at most 2A values a row: per-sample scalars) where the masked log-softmax, the ε mixture,
+ * the action draws and the loss are float64 host code, and the logits' gradient crosses back
+ * once per update; so every backend gives the bits of ref. */
+#ifndef FLOWRL_GFN_TRAIN_H
+#define FLOWRL_GFN_TRAIN_H
+
+#include <stdint.h>
+
+#include "flowrl/backend.h"
+#include "flowrl/env.h"
+#include "flowrl/gfn.h"
+#include "flowrl/status.h"
+
+typedef struct {
+    fr_gfn_loss_kind loss;
+    int64_t batch;      /* trajectories per iteration */
+    int64_t hidden;     /* H (256) */
+    int64_t n_hidden;   /* hidden layers (torchgfn's test configuration: 2) */
+    int uniform_pb;     /* 1: P_B uniform over the parents (DiscreteUniform) */
+    double lr, lr_z, weight_decay;
+    double epsilon;     /* ε of the exploration mixture (0: on-policy) */
+    double temperature; /* sampling logits divided by it (1) */
+    double sf_bias;     /* subtracted from the exit's sampling logit (0) */
+    double lambda;      /* SubTB's λ (0.9) */
+    double init_log_z;  /* 0 */
+    uint32_t seed;
+} fr_gfn_opts;
+
+/* torchgfn's test configuration (tutorials/examples/test_scripts.py): TB, batch 128, hidden
+ * 256 × 2, learned P_B, lr 1e-3, lr_Z 0.1, weight decay 0, ε 0, temperature 1, sf_bias 0, λ 0.9, log Z
+ * 0, seed 1. The loss always uses the policy's own log-probs (ε 0, temperature 1, no sf_bias). */
+fr_gfn_opts fr_gfn_opts_default(void);
+
+typedef struct fr_gfn_trainer fr_gfn_trainer;
+
+typedef struct {
+    int64_t iteration;    /* 1-based, after the step */
+    int64_t trajectories; /* so far */
+    double loss;
+    double log_z;         /* TB: the parameter; DB / SubTB: log F(s0); ZVar: NAN */
+    int64_t modes_found;  /* distinct mode cells among the terminal states sampled so far */
+} fr_gfn_step_info;
+
+/* A trainer of env (borrowed, enumerable) on be (borrowed). FR_ERR_ARG naming the option for
+ * bad values. */
+fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env *env, const fr_gfn_opts *o);
+void fr_gfn_trainer_free(fr_gfn_trainer *t);
+
+/* One iteration: sample o.batch trajectories, the loss and its gradient, AdamW. */
+fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info);
+
+/* The exact evaluation (§5.1): *l1 = Σ|P_T − p| of the current forward policy (ε = 0) against
+ * the target, *log_z_err = |log Z_learned − log Z| (NAN for ZVar). pt (n_states,) may be NULL. */
+fr_status fr_gfn_trainer_eval(fr_gfn_trainer *t, double *l1, double *log_z_err, double *pt);
+
+/* torchgfn validate's sampled L1 (§5.1): n fresh trajectories of the current policy at ε = 0,
+ * in batches of o.batch whose actions come from Philox (seed, FR_RNG_GFN_EVAL, batch j, b, k)
+ * (the same draws at every call), *l1 = Σ_x |p̂(x) − R(x)/Z| of their terminal states' histogram;
+ * hist (n_states,) may be NULL: the counts. Its noise floor for a perfect sampler is
+ * Σ_x √(2p(1−p)/(πn)) (spec gflownets.md §5.4). */
+fr_status fr_gfn_trainer_sampled_l1(fr_gfn_trainer *t, int64_t n, double *l1, int64_t *hist);
+
+/* The network's parameters (with log Z last) as one XXH3-64 digest of their bytes: the
+ * test of ref = opt. n_params: how many floats (may be NULL). */
+fr_status fr_gfn_trainer_digest(fr_gfn_trainer *t, uint64_t *digest, int64_t *n_params);
+
+#endif
