@@ -175,7 +175,7 @@ def section(res, base, a):
     lines = []
     for mk, ns in meas:
         m = json.loads(mk)
-        lines.append(f"{', '.join(ns)}: measured {m['time']} by `{m['cmd']}` (`{m['make']}`) at {m['git']} on {m['machine']} "
+        lines.append(f"- {', '.join(ns)}: measured {m['time']} by `{m['cmd']}` (`{m['make']}`) at {m['git']} on {m['machine']} "
                      f"(load average {m['load']} before); seeds {m['seeds']}" + (m.get("note") or "") + ".")
     dro = [n for n in names if METHODS[n]["algo"] == "diffusion-dro"]
     return "\n".join([
