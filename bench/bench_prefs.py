@@ -175,6 +175,9 @@ def section(res, base, a):
     lines = []
     for mk, ns in meas:
         m = json.loads(mk)
+        if not m:  # a results.json from before the rows recorded their invocation
+            lines.append(f"- {', '.join(ns)}: measured by an earlier invocation that did not record itself.")
+            continue
         lines.append(f"- {', '.join(ns)}: measured {m['time']} by `{m['cmd']}` (`{m['make']}`) at {m['git']} on {m['machine']} "
                      f"(load average {m['load']} before); seeds {m['seeds']}" + (m.get("note") or "") + ".")
     dro = [n for n in names if METHODS[n]["algo"] == "diffusion-dro"]
