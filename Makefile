@@ -10,9 +10,8 @@
 #   make bench      build the benchmarks; make benchmarks runs them into BENCHMARKS.md
 #   make bench-mpi  epoch time against mpirun -n R (bench/bench_mpi.py; its own section of BENCHMARKS.md)
 #   make bench-family the Flow-GRPO family on gmm2d halfplane, 3 seeds (bench/bench_family.py, ~10 min)
-#   make bench-prefs  Diffusion-DPO and Flow-DPO on gmm2d halfplane from preference files, 3 seeds
-#                   (bench/bench_prefs.py, ~10 min)
-#   make bench-dro    Diffusion-DRO on gmm2d halfplane from preference winners, 3 seeds (bench/bench_dro.py)
+#   make bench-prefs  Diffusion-DPO, Flow-DPO and Diffusion-DRO on gmm2d halfplane from preference
+#                   files, 3 seeds (bench/bench_prefs.py, ~20 min; --only a,b measures some rows)
 #   make bench-gfn    GFlowNets on HyperGrid 2D H8: exact L1 per loss, 3 seeds (bench/bench_gfn.py)
 #   make bench-branch BranchGRPO vs DanceGRPO iteration time at equal leaves (bench/bench_branch.py)
 #   make bench-algos the bake-off: every algorithm at the same budget of model evaluations, 3 seeds
@@ -224,9 +223,6 @@ bench-family: all
 .PHONY: bench-prefs
 bench-prefs: all
 	BUILD=$(BUILD) python3 bench/bench_prefs.py
-.PHONY: bench-dro
-bench-dro: all
-	BUILD=$(BUILD) python3 bench/bench_dro.py
 
 .PHONY: bench-gfn
 bench-gfn: all

@@ -23,22 +23,25 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ci95, flowrl, fmt_ci, git_line, loadavg, logger, machine_line, metrics, write_section  # noqa: E402
+from benchlib import (GMM2D_BASES, base_preds, flowrl, fmt_ci, git_line, gmm2d_base, halfplane_score, loadavg,  # noqa: E402
+                      logger, machine_line, median, metrics, write_section)
 
 BUILD = os.environ.get("BUILD", "build")
 FLOWRL = os.path.join(BUILD, "flowrl")
 FAMILY = ["flow-grpo", "dance-grpo", "mix-grpo", "branch-grpo", "g2rpo", "tempflow-grpo", "chunk-grpo", "smart-grpo",
           "ddpo", "d3po", "spo"]
-BASE = "demo/gmm2d_base100.safetensors"
-# members of an epsilon-prediction base (flowrl/algo.h base_pred): the same pretraining, --pred epsilon
-EPS_BASE = "demo/gmm2d_eps_base100.safetensors"
-EPS_MEMBERS = {"ddpo", "d3po", "spo"}
+BASE = GMM2D_BASES["velocity"]
+# the epsilon members' base (flowrl algos --json base_pred): the same pretraining, --pred epsilon
+EPS_BASE = GMM2D_BASES["epsilon"]
+PRED = {}  # algorithm -> its base's prediction
 # prompts x samples per epoch: P 8 x G 16, except D3PO's pairs (2 samples per prompt, the same 128 samples)
 SHAPE = {"d3po": (64, 2)}
 
 
 def base_of(algo):
-    return EPS_BASE if algo in EPS_MEMBERS else BASE
+    return GMM2D_BASES[PRED[algo]]
+
+
 LRS = [3e-4, 1e-3, 3e-3]  # the run default and two larger: the public clip ranges (1e-4) hold steps small
 TUNE_SEED = 101
 OUT = "demo/bench_family"
@@ -54,9 +57,7 @@ def fe(m):
 
 
 def score(ckpt):
-    o = json.loads(sh(["eval", "--ckpt", ckpt, "--task", "gmm2d", "--n", 16, "--reward", "halfplane", "--json",
-                       "--threads", 1, "--backend", "opt"]))["overall"]
-    return o["mean_score"]
+    return halfplane_score(FLOWRL, ckpt, name="bench_family")
 
 
 def train(algo, rundir, epochs, seed, lr=None):
@@ -84,7 +85,7 @@ def run(item):
             hit = cum
     last5 = sum(m["reward_mean"] for m in ms[-5:]) / len(ms[-5:])
     return dict(algo=algo, seed=seed, lr=lr, epochs=epochs, final=final, wall=wall, fe=cum, hit=hit, r0=r0, last5=last5,
-                epoch_s=sorted(m["seconds"] for m in ms[1:])[len(ms[1:]) // 2] if len(ms) > 1 else None)
+                epoch_s=median([m["seconds"] for m in ms[1:]]) if len(ms) > 1 else None)
 
 
 def main():
@@ -95,14 +96,10 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     a = ap.parse_args()
     seeds = [int(s) for s in a.seeds.split(",")]
-    listed = [l.split()[0] for l in sh(["algos"]).splitlines() if l.strip() and not l.startswith(" ")]
-    algos = [x for x in FAMILY if x in listed and (not a.only or x in a.only.split(","))]
-    for path, pred in ((BASE, "velocity"), (EPS_BASE, "epsilon")):
-        if not os.path.exists(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            log(f"pretraining {path}")
-            sh(["pretrain", "--task", "gmm2d", "--out", path, "--pred", pred, "--backend", "opt", "--threads", 1,
-                "--progress", "off", "--max-train-steps", 100, "--force"])
+    PRED.update(base_preds(FLOWRL, name="bench_family"))
+    algos = [x for x in FAMILY if x in PRED and (not a.only or x in a.only.split(","))]
+    for pred in GMM2D_BASES:
+        gmm2d_base(FLOWRL, pred, name="bench_family")
     os.makedirs(OUT, exist_ok=True)
     load0, t_start = loadavg(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     base = score(BASE)
@@ -137,11 +134,11 @@ def main():
             "epoch s (median) |", "|---|---|---|---|---|---|---|---|---|---|"]
     def med_hit(algo):
         h = sorted(r["hit"] for r in res if r["algo"] == algo and r["hit"] is not None)
-        return h[len(h) // 2] if h else None
+        return median(h) if h else None
     fg_hit = med_hit("flow-grpo")
     for algo in algos:
         rs = [r for r in res if r["algo"] == algo]
-        b0 = eps_base if algo in EPS_MEMBERS else base
+        b0 = eps_base if PRED.get(algo) == "epsilon" else base
         gains = [r["final"] - b0 for r in rs]
         hits = sorted(r["hit"] for r in rs if r["hit"] is not None)
         tune = ", ".join(f"{k}: {v:.3f}" for k, v in rs[0].get("tune", {}).items())
@@ -149,17 +146,18 @@ def main():
                     f"{fmt_ci([r['final'] for r in rs], digits=3)} | " + ", ".join(f"{g:+.3f}" for g in gains) + " | "
                     + ("yes" if all(g >= 0.2 for g in gains) else "no") + " | "
                     + f"{fmt_ci([r['r0'] for r in rs], digits=3)} → {fmt_ci([r['last5'] for r in rs], digits=3)} | "
-                    + (f"{hits[len(hits) // 2] / 1e3:.0f}k ({len(hits)}/{len(rs)} seeds)" if hits else "never")
+                    + (f"{median(hits) / 1e3:.0f}k ({len(hits)}/{len(rs)} seeds)" if hits else "never")
                     + (f" | {fg_hit / med_hit(algo):.2f}x" if fg_hit and med_hit(algo) else " | -")
-                    + f" | {sorted(r['epoch_s'] for r in rs)[len(rs) // 2]:.3f} |")
+                    + f" | {median([r['epoch_s'] for r in rs]):.3f} |")
         log(rows[-1])
+    eps_members = [x for x in FAMILY if PRED.get(x) == "epsilon"]
     cmd = "python3 bench/bench_family.py " + " ".join(sys.argv[1:])
     text = "\n".join([
         "<!-- bench_family begin (written by bench/bench_family.py; do not edit by hand) -->",
         "## The trajectory-GRPO family on gmm2d halfplane (issues 11, 12: DDPO, D3PO, SPO)", "",
         f"Measured {t_start} by `{cmd.strip()}` (`make bench-family`) at {git_line()} on {machine_line()} "
         f"(load average {load0} before). Base: `{BASE}` (100 pretraining steps), held-out halfplane score "
-        f"**{base:.3f}** (`flowrl eval --reward halfplane --n 16`, ODE 40 steps); the epsilon members' ({', '.join(sorted(EPS_MEMBERS))}) base `{EPS_BASE}` (the same "
+        f"**{base:.3f}** (`flowrl eval --reward halfplane --n 16`, ODE 40 steps); the epsilon members' ({', '.join(eps_members)}) base `{EPS_BASE}` (the same "
         f"100 steps, `--pred epsilon`) **{eps_base:.3f}** (DDIM 40 steps, eta 0). Each member with its own defaults "
         f"(`flowrl train --algo NAME --help`) except the learning rate, tuned per member over {', '.join('%g' % x for x in LRS)} "
         f"on seed {TUNE_SEED} by the held-out score; P 8 x G 16 (D3PO: 64 pairs, P 64 x G 2), seeds {a.seeds}, a budget of {a.budget // 1000}k "

@@ -1,6 +1,7 @@
-"""Shared helpers of the Python benchmarks (bench/bench_algos.py, bench/bench_heldout.py): running
-flowrl, reading run directories, 95% intervals over seeds, and rewriting one marked section of
-BENCHMARKS.md."""
+"""Shared helpers of the Python benchmarks (bench/bench_algos.py, bench/bench_heldout.py,
+bench/bench_family.py, bench/bench_prefs.py, ...): running flowrl, the algorithms' bases, the gmm2d
+bases and their held-out halfplane score, reading run directories, 95% intervals over seeds, and
+rewriting one marked section of BENCHMARKS.md."""
 import json
 import math
 import os
@@ -37,6 +38,40 @@ def ckpt_meta(binary, path, name="bench"):
         if eq:
             out[k.strip()] = v.strip()
     return out
+
+
+def base_preds(binary, name="bench"):
+    """algorithm -> the prediction of the base it trains, "velocity" or "epsilon" (flowrl algos --json
+    base_pred): what decides a benchmark's base, so a new epsilon algorithm needs no list edited."""
+    return {a["name"]: a["base_pred"] for a in json.loads(flowrl(binary, ["algos", "--json"], name=name))["algos"]}
+
+
+# the under-trained gmm2d bases of bench_family and bench_prefs: 100 pretraining steps each
+GMM2D_BASES = {"velocity": "demo/gmm2d_base100.safetensors", "epsilon": "demo/gmm2d_eps_base100.safetensors"}
+
+
+def gmm2d_base(binary, pred, name="bench"):
+    """The path of the gmm2d base of that prediction, pretrained first when missing."""
+    path = GMM2D_BASES[pred]
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        logger(name)(f"pretraining {path}")
+        flowrl(binary, ["pretrain", "--task", "gmm2d", "--out", path, "--pred", pred, "--backend", "opt", "--threads", 1,
+                        "--progress", "off", "--max-train-steps", 100, "--force"], name=name)
+    return path
+
+
+def halfplane_score(binary, ckpt, name="bench"):
+    """The held-out mean halfplane score of a gmm2d checkpoint: flowrl eval, 16 samples per prompt, eval's
+    fixed seeds (ODE 40 steps for a velocity model, DDIM 40 steps eta 0 for an epsilon one)."""
+    o = json.loads(flowrl(binary, ["eval", "--ckpt", ckpt, "--task", "gmm2d", "--n", 16, "--reward", "halfplane", "--json",
+                                   "--threads", 1, "--backend", "opt"], name=name))["overall"]
+    return o["mean_score"]
+
+
+def median(xs):
+    """The upper median (the middle of an odd count), as the tables print it."""
+    return sorted(xs)[len(xs) // 2]
 
 
 def metrics(rundir):

@@ -1,7 +1,6 @@
 /* Diffusion-DRO's hinge ranking loss and the replay buffer's draws (flowrl/dro.h,
- * docs/algorithms/dro.md): the row errors through the row_msd_f64 entry (float64 lanes), the
- * hinge on the host, the gradient through the flow-matching routine with per-row scales
- * (flowrl/fm_loss.h). */
+ * docs/algorithms/dro.md): the hinge on the host; the row errors and the gradient through the
+ * shared row plumbing of the pair losses (flowrl/row_err.h). */
 #include "flowrl/dro.h"
 
 #include <math.h>
@@ -9,21 +8,11 @@
 #include <string.h>
 
 #include "flowrl/awm_elem.h"
-#include "flowrl/fm_loss.h"
-#include "flowrl/ops.h"
 #include "flowrl/philox.h"
 #include "flowrl/pretrain_elem.h"
+#include "flowrl/row_err.h"
 
 #define MAX_ROWS ((int64_t)1 << 24)
-
-/* mean of x (n,), float64 lanes */
-static double mean_d(const double *x, int64_t n)
-{
-    fr_awm_lanes acc;
-    fr_awm_lanes_zero(&acc);
-    for (int64_t i = 0; i < n; i++) fr_awm_lanes_add(&acc, i, x[i]);
-    return fr_awm_lanes_sum(&acc) / (double)n;
-}
 
 fr_status fr_dro_hinge(int64_t B, double margin, double gout, const double *e_exp, const double *e_exp_ref,
                        const double *e_pol, const double *e_pol_ref, double *diff, double *term, double *coef,
@@ -43,9 +32,43 @@ fr_status fr_dro_hinge(int64_t B, double margin, double gout, const double *e_ex
         if (diff) diff[i] = d;
         if (coef) coef[i] = ((z > 0.0 ? 1.0 : z == 0.0 ? 0.5 : 0.0) * gout) / (double)B;
     }
-    if (loss) *loss = mean_d(tm, B);
+    if (loss) *loss = fr_awm_lanes_mean(tm, B);
     if (term) memcpy(term, tm, (size_t)B * sizeof *tm);
     free(tm);
+    return FR_OK;
+}
+
+typedef struct {
+    double margin, gout;
+    double *diff, *term; /* (B,) */
+    fr_dro_stats *st;
+} loss_ctx;
+
+/* fr_row_err_fn over rows [expert (B); policy (B)]: the hinge, its statistics and the row scales
+ * s_i = (float)((h_i·gout)·(2/(B·D))) formed from h_i directly, −s_i on the policy rows */
+static fr_status hinge_rows(void *ctx, int64_t R, int64_t D, const double *e, const double *e_ref, float *scale)
+{
+    loss_ctx *c = ctx;
+    const int64_t B = R / 2;
+    fr_dro_stats *st = c->st;
+    const double *e_exp = e, *e_pol = e + B, *e_exp_ref = e_ref, *e_pol_ref = e_ref + B;
+    FR_TRY(fr_dro_hinge(B, c->margin, c->gout, e_exp, e_exp_ref, e_pol, e_pol_ref, c->diff, c->term, NULL, &st->loss));
+    int64_t active = 0;
+    for (int64_t i = 0; i < B; i++) active += c->diff[i] + c->margin > 0.0;
+    st->active = (double)active / (double)B;
+    st->diff_mean = fr_awm_lanes_mean(c->diff, B);
+    st->e_exp = fr_awm_lanes_mean(e_exp, B);
+    st->e_pol = fr_awm_lanes_mean(e_pol, B);
+    st->e_exp_ref = fr_awm_lanes_mean(e_exp_ref, B);
+    st->e_pol_ref = fr_awm_lanes_mean(e_pol_ref, B);
+    if (scale) {
+        const double two_over_n = 2.0 / (double)(B * D);
+        for (int64_t i = 0; i < B; i++) {
+            const double z = c->diff[i] + c->margin, h = z > 0.0 ? 1.0 : z == 0.0 ? 0.5 : 0.0;
+            scale[i] = (float)((h * c->gout) * two_over_n);
+            scale[B + i] = -scale[i];
+        }
+    }
     return FR_OK;
 }
 
@@ -59,56 +82,19 @@ fr_status fr_dro_loss(fr_backend *be, double margin, int64_t B, int64_t D, const
     if (!be || !out || !out_ref || !target || !st) return fr_fail(FR_ERR_ARG, "%s: NULL argument", fn);
     const int64_t R = 2 * B;
     memset(st, 0, sizeof *st);
-    /* host: e (4B: θ rows, then ref rows), diff, term, coef (B each); float32 row scales (2B).
-     * backend: float64 rows (2B), float32 row scales (2B). */
-    double *w = fr_malloc((size_t)(7 * B) * sizeof(double));
-    float *scale = fr_malloc((size_t)R * sizeof(float));
-    void *dw = fr_dev_alloc(be, (size_t)R * sizeof(double) + (size_t)R * sizeof(float));
-    fr_status s = w && scale && dw ? FR_OK : FR_ERR_NOMEM;
-    double *e = w, *diff = e + 4 * B, *term = diff + B, *coef = term + B;
-    double *d_rows = dw;
-    float *d_scale = (float *)(d_rows + R);
-    if (s != FR_OK) goto done;
-    /* e rows of θ: [expert (B); policy (B)], then of ref */
-    be->ops->row_msd_f64(R, D, out, target, d_rows);
-    s = fr_d2h(be, e, d_rows, (size_t)R * sizeof(double));
-    if (s != FR_OK) goto done;
-    be->ops->row_msd_f64(R, D, out_ref, target, d_rows);
-    s = fr_d2h(be, e + R, d_rows, (size_t)R * sizeof(double));
-    if (s != FR_OK) goto done;
-    const double *e_exp = e, *e_pol = e + B, *e_exp_ref = e + 2 * B, *e_pol_ref = e + 3 * B;
-    s = fr_dro_hinge(B, margin, gout, e_exp, e_exp_ref, e_pol, e_pol_ref, diff, term, coef, &st->loss);
-    if (s != FR_OK) goto done;
-    int64_t active = 0;
-    for (int64_t i = 0; i < B; i++) active += diff[i] + margin > 0.0;
-    st->active = (double)active / (double)B;
-    st->diff_mean = mean_d(diff, B);
-    st->e_exp = mean_d(e_exp, B);
-    st->e_pol = mean_d(e_pol, B);
-    st->e_exp_ref = mean_d(e_exp_ref, B);
-    st->e_pol_ref = mean_d(e_pol_ref, B);
-    if (grad) {
-        /* s_i = (float)((h_i·gout)·(2/(B·D))) = (float)(c_i·B·(2/(B·D))) formed from h_i directly */
-        const double two_over_n = 2.0 / (double)(B * D);
-        for (int64_t i = 0; i < B; i++) {
-            const double z = diff[i] + margin, h = z > 0.0 ? 1.0 : z == 0.0 ? 0.5 : 0.0;
-            scale[i] = (float)((h * gout) * two_over_n);
-            scale[B + i] = -scale[i];
-        }
-        s = fr_h2d(be, d_scale, scale, (size_t)R * sizeof(float));
-        if (s == FR_OK) s = fr_fm_loss(be, R, D, out, target, d_scale, NULL, grad);
-        if (s != FR_OK) goto done;
-    }
-    if (e_out) {
+    /* host: e (4B: θ rows [expert; policy], then ref rows), diff, term (B each) */
+    double *w = fr_malloc((size_t)(6 * B) * sizeof(double));
+    if (!w) return FR_ERR_NOMEM;
+    double *e = w, *diff = e + 4 * B, *term = diff + B;
+    loss_ctx c = {margin, gout, diff, term, st};
+    fr_status s = fr_row_err_loss(be, R, D, out, out_ref, target, hinge_rows, &c, grad, e, e + R);
+    if (s == FR_OK) {
         /* (4, B): e_θ^exp, e_θ^pol, e_ref^exp, e_ref^pol */
-        memcpy(e_out, e, (size_t)(4 * B) * sizeof(double));
+        if (e_out) memcpy(e_out, e, (size_t)(4 * B) * sizeof(double));
+        if (diff_out) memcpy(diff_out, diff, (size_t)B * sizeof(double));
+        if (term_out) memcpy(term_out, term, (size_t)B * sizeof(double));
     }
-    if (diff_out) memcpy(diff_out, diff, (size_t)B * sizeof(double));
-    if (term_out) memcpy(term_out, term, (size_t)B * sizeof(double));
-done:
     free(w);
-    free(scale);
-    fr_dev_free(be, dw);
     return s;
 }
 

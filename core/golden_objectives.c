@@ -101,6 +101,19 @@ static fr_status out_stats(fr_st_file *out, const fr_ppo_stats *st)
 /* Memory as a training loop holds it (grpo.h "Memory"): x, v, x_{j+1}, μ_θ, μ_old, μ_ref and
  * g_μ, g_v in backend memory; the PPO core's per-sample values on the host (logp_new read back
  * once, g_logp uploaded once). */
+/* g_v = g_μ·dμ/dv (the scale entry, as the trainer's micro-step): outputs dmean_dv and grad_v
+ * (sh) from gmean (backend). */
+static fr_status out_grad_v(fr_golden_dev *d, fr_st_file *out, const fr_step *p, const int64_t sh[2],
+                            const float *gmean)
+{
+    float dmdv, *gv;
+    FR_TRY(fr_grpo_dmean_dv(p, &dmdv));
+    FR_TRY(fr_go_out_scalar(out, "dmean_dv", dmdv));
+    FR_TRY(fr_gd_out_f32(d, out, "grad_v", 2, sh, NULL, &gv));
+    d->be->ops->scale(sh[0] * sh[1], dmdv, gmean, gv);
+    return FR_OK;
+}
+
 static fr_status obj_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
                          fr_st_file *out)
 {
@@ -121,7 +134,7 @@ static fr_status obj_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_
     FR_TRY(fr_go_scalar(in, "gout", &gout));
     int64_t B = sh[0], D = sh[1], bs[1] = {B};
 
-    float *mean, *logp_dev, *logp, *ratio, *gmean, *gv;
+    float *mean, *logp_dev, *logp, *ratio, *gmean;
     FR_TRY(fr_gd_out_f32(d, out, "mean", 2, sh, NULL, &mean));
     FR_TRY(fr_gd_out_f32(d, out, "logp_new", 1, bs, NULL, &logp_dev));
     FR_TRY(fr_go_out_f32(out, "ratio", 1, bs, &ratio));
@@ -184,13 +197,8 @@ static fr_status obj_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_
         FR_TRY(fr_go_out_scalar(out, "kl_sigma", kl_sigma));
         FR_TRY(fr_go_out_scalar(out, "loss_kl", kl));
     }
-    /* 5. g_v = g_μ·dμ/dv (the scale entry, as the trainer's micro-step) */
-    float dmdv;
-    FR_TRY(fr_grpo_dmean_dv(&p, &dmdv));
-    FR_TRY(fr_go_out_scalar(out, "dmean_dv", dmdv));
-    FR_TRY(fr_gd_out_f32(d, out, "grad_v", 2, sh, NULL, &gv));
-    d->be->ops->scale(B * D, dmdv, gmean, gv);
-    return FR_OK;
+    /* 5. g_v = g_μ·dμ/dv */
+    return out_grad_v(d, out, &p, sh, gmean);
 }
 
 /* ---- obj.pair_pref: D3PO's / SPO's pair objective against the frozen reference ------------
@@ -276,7 +284,7 @@ static fr_status pair_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st
     for (int64_t i = 0; i < B * D; i++) v_ref[i] = v_h[i] + dvr_h[i];
     FR_TRY(fr_gd_up(d, v_ref, sizeof v_ref, (void **)&dvr));
 
-    float *mean, *mean_ref, *lp_dev, *lq_dev, *lp, *lq, *ratio, *glogp, *glogp_dev, *gmean, *gv, *term;
+    float *mean, *mean_ref, *lp_dev, *lq_dev, *lp, *lq, *ratio, *glogp, *glogp_dev, *gmean, *term;
     FR_TRY(fr_gd_out_f32(d, out, "mean", 2, sh, NULL, &mean));
     FR_TRY(fr_gd_out_f32(d, out, "mean_ref", 2, sh, NULL, &mean_ref));
     FR_TRY(fr_gd_out_f32(d, out, "logp_new", 1, bs, NULL, &lp_dev));
@@ -302,12 +310,7 @@ static fr_status pair_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st
     FR_TRY(fr_go_out_scalar(out, "loss", ts.obj));
     FR_TRY(fr_go_out_scalar(out, "approx_kl", ts.approx_kl));
     FR_TRY(fr_go_out_scalar(out, "clipfrac", ts.clipfrac));
-    float dmdv;
-    FR_TRY(fr_grpo_dmean_dv(&p, &dmdv));
-    FR_TRY(fr_go_out_scalar(out, "dmean_dv", dmdv));
-    FR_TRY(fr_gd_out_f32(d, out, "grad_v", 2, sh, NULL, &gv));
-    d->be->ops->scale(B * D, dmdv, gmean, gv);
-    return FR_OK;
+    return out_grad_v(d, out, &p, sh, gmean);
 }
 
 /* --fast keeps the canonical entries these cases run (the vendor kernels replace GEMM, layer

@@ -1,14 +1,13 @@
 /* The pair DPO objective of Diffusion-DPO and Flow-DPO (flowrl/pair_dpo.h,
- * docs/algorithms/dpo.md): host float64 loss and coefficients, errors and gradient through the
- * existing row entries (row_msd_f64, fm_loss). */
+ * docs/algorithms/dpo.md): host float64 loss and coefficients; the errors and the gradient
+ * through the shared row plumbing (flowrl/row_err.h). */
 #include "flowrl/pair_dpo.h"
 
 #include <math.h>
 #include <stdlib.h>
 
 #include "flowrl/awm_elem.h"
-#include "flowrl/fm_loss.h"
-#include "flowrl/ops.h"
+#include "flowrl/row_err.h"
 
 /* ---- float64 softplus and sigmoid ------------------------------------------------------ */
 
@@ -28,14 +27,6 @@ double fr_pair_dpo_softplus(double x)
 double fr_pair_dpo_sigmoid(double x) { return 1.0 / (1.0 + fr_awm_exp(-x)); }
 
 /* ---- the loss ---------------------------------------------------------------------------- */
-
-static double mean_lanes(const double *x, int64_t n)
-{
-    fr_awm_lanes acc;
-    fr_awm_lanes_zero(&acc);
-    for (int64_t i = 0; i < n; i++) fr_awm_lanes_add(&acc, i, x[i]);
-    return fr_awm_lanes_sum(&acc) / (double)n;
-}
 
 fr_status fr_pair_dpo_loss(int64_t n, double beta, fr_pair_dpo_form form, const double *e, const double *e_ref,
                            double gout, double *z_out, double *term_out, double *coef, fr_pair_dpo_stats *st)
@@ -66,19 +57,39 @@ fr_status fr_pair_dpo_loss(int64_t n, double beta, fr_pair_dpo_form form, const 
         }
     }
     if (st) {
-        st->loss = mean_lanes(term, n);
-        st->z_mean = mean_lanes(z, n);
-        st->acc = mean_lanes(acc, n);
-        st->e_w = mean_lanes(e, n);
-        st->e_l = mean_lanes(e + n, n);
-        st->e_ref_w = mean_lanes(e_ref, n);
-        st->e_ref_l = mean_lanes(e_ref + n, n);
+        st->loss = fr_awm_lanes_mean(term, n);
+        st->z_mean = fr_awm_lanes_mean(z, n);
+        st->acc = fr_awm_lanes_mean(acc, n);
+        st->e_w = fr_awm_lanes_mean(e, n);
+        st->e_l = fr_awm_lanes_mean(e + n, n);
+        st->e_ref_w = fr_awm_lanes_mean(e_ref, n);
+        st->e_ref_l = fr_awm_lanes_mean(e_ref + n, n);
     }
     for (int64_t i = 0; i < n; i++) {
         if (z_out) z_out[i] = z[i];
         if (term_out) term_out[i] = term[i];
     }
     free(wk);
+    return FR_OK;
+}
+
+typedef struct {
+    int64_t n;
+    double beta, gout;
+    fr_pair_dpo_form form;
+    double *z, *coef; /* (n,) or NULL, (2n,) */
+    fr_pair_dpo_stats *st;
+} rows_ctx;
+
+/* fr_row_err_fn: the loss and dL/de_θ, then the row scales (float)(coef[r]·(2/D)) */
+static fr_status rows_loss(void *ctx, int64_t R, int64_t D, const double *e, const double *e_ref, float *scale)
+{
+    rows_ctx *c = ctx;
+    FR_TRY(fr_pair_dpo_loss(c->n, c->beta, c->form, e, e_ref, c->gout, c->z, NULL, c->coef, c->st));
+    if (scale) {
+        const double two_over_d = 2.0 / (double)D; /* d e/d out = (2/D)·(out − target) */
+        for (int64_t r = 0; r < R; r++) scale[r] = (float)(c->coef[r] * two_over_d);
+    }
     return FR_OK;
 }
 
@@ -92,27 +103,10 @@ fr_status fr_pair_dpo_rows(fr_backend *be, int64_t n, int64_t D, double beta, fr
     if (!be || !out || !out_ref || !target) return fr_fail(FR_ERR_ARG, "%s: NULL argument", fn);
     const int64_t R = 2 * n;
     double *h = fr_malloc((size_t)(3 * R) * sizeof(double));
-    float *scale = fr_malloc((size_t)R * sizeof(float));
-    double *d_rows = fr_dev_doubles(be, R);
-    float *d_scale = grad ? fr_dev_floats(be, R) : NULL;
-    fr_status s = h && scale && d_rows && (!grad || d_scale) ? FR_OK : FR_ERR_NOMEM;
-    double *e = h, *e_ref = h + R, *coef = h + 2 * R;
-    if (s == FR_OK) {
-        be->ops->row_msd_f64(R, D, out, target, d_rows);
-        s = fr_d2h(be, e, d_rows, (size_t)R * sizeof(double));
-    }
-    if (s == FR_OK) {
-        be->ops->row_msd_f64(R, D, out_ref, target, d_rows);
-        s = fr_d2h(be, e_ref, d_rows, (size_t)R * sizeof(double));
-    }
-    if (s == FR_OK) s = fr_pair_dpo_loss(n, beta, form, e, e_ref, gout, z, NULL, coef, st);
-    if (s == FR_OK && grad) {
-        /* d e/d out = (2/D)·(out − target): fm_loss's row-scaled gradient */
-        const double two_over_d = 2.0 / (double)D;
-        for (int64_t r = 0; r < R; r++) scale[r] = (float)(coef[r] * two_over_d);
-        s = fr_h2d(be, d_scale, scale, (size_t)R * sizeof(float));
-        if (s == FR_OK) s = fr_fm_loss(be, R, D, out, target, d_scale, NULL, grad);
-    }
+    if (!h) return FR_ERR_NOMEM;
+    double *e = h, *e_ref = h + R;
+    rows_ctx c = {n, beta, gout, form, z, h + 2 * R, st};
+    fr_status s = fr_row_err_loss(be, R, D, out, out_ref, target, rows_loss, &c, grad, e, e_ref);
     if (s == FR_OK) {
         for (int64_t r = 0; r < R; r++) {
             if (e_out) e_out[r] = e[r];
@@ -120,9 +114,6 @@ fr_status fr_pair_dpo_rows(fr_backend *be, int64_t n, int64_t D, double beta, fr
         }
     }
     free(h);
-    free(scale);
-    fr_dev_free(be, d_rows);
-    if (d_scale) fr_dev_free(be, d_scale);
     return s;
 }
 

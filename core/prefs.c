@@ -420,3 +420,31 @@ fr_status fr_prefs_read_mem(const void *buf, size_t len, const char *label, cons
     FR_TRY(fr_st_read_mem(&f, buf, len, label));
     return read_st(&f, label, task, out);
 }
+
+fr_status fr_prefs_load_dev(fr_backend *be, const char *path, const fr_task *task, int with_l, float **x,
+                            int32_t **prompt, int64_t *N, char hex[17])
+{
+    fr_prefs p;
+    *x = NULL;
+    *prompt = NULL;
+    fr_status s = fr_prefs_read(path, task, &p);
+    if (s != FR_OK) return fr_fail(s, "train: --prefs: %s", fr_last_error());
+    const size_t rows = (size_t)(p.N * p.D) * sizeof(float);
+    s = fr_file_digest_hex(path, hex);
+    if (s == FR_OK && (!(*prompt = fr_malloc((size_t)p.N * sizeof(int32_t))) ||
+                       !(*x = fr_dev_floats(be, (with_l ? 2 : 1) * p.N * p.D))))
+        s = FR_ERR_NOMEM;
+    if (s == FR_OK) s = fr_h2d(be, *x, p.x_w, rows);
+    if (s == FR_OK && with_l) s = fr_h2d(be, *x + p.N * p.D, p.x_l, rows);
+    if (s == FR_OK) memcpy(*prompt, p.prompt, (size_t)p.N * sizeof(int32_t));
+    *N = p.N;
+    fr_prefs_free(&p);
+    if (s != FR_OK) {
+        fr_dev_free(be, *x);
+        free(*prompt);
+        *x = NULL;
+        *prompt = NULL;
+        return fr_fail(s, "train: --prefs: %s: %s", path, s == FR_ERR_NOMEM ? "out of memory" : fr_last_error());
+    }
+    return FR_OK;
+}

@@ -49,7 +49,6 @@ static fr_status pair_loss(fr_backend *be, const fr_traj_batch *tb, int64_t j, c
     if (!term) return FR_ERR_NOMEM;
     float *dl = term + np, *g = tb->scratch;
     const float gp = gout / (float)np;
-    float rmin = INFINITY, rmax = -INFINITY;
     int64_t out = 0;
     for (int64_t i = 0; i < np; i++) {
         const int64_t k = 2 * i;
@@ -68,22 +67,12 @@ static fr_status pair_loss(fr_backend *be, const fr_traj_batch *tb, int64_t j, c
             dl[k + c] = lp - lq;
             ratio[k + c] = fr_ppo_ratio_elem(lp, lq);
             out += r[c] != ratio[k + c];
-            if (ratio[k + c] != ratio[k + c]) rmin = rmax = ratio[k + c];
-            else if (rmin == rmin) {
-                rmin = ratio[k + c] < rmin ? ratio[k + c] : rmin;
-                rmax = ratio[k + c] > rmax ? ratio[k + c] : rmax;
-            }
         }
     }
     st->obj = fr_mean_canonical(term, np);
-    st->approx_kl = 0.5f * (fr_sumsq_canonical(dl, b) / (float)b);
-    st->clipfrac = (float)out / (float)b;
-    st->ratio_min = rmin;
-    st->ratio_max = rmax;
-    st->ratio_mean = fr_mean_canonical(ratio, b);
+    fr_status s = fr_traj_rows_finish(be, tb, dl, ratio, out, g_mean, st);
     free(term);
-    FR_TRY(fr_h2d(be, tb->dscratch, g, (size_t)b * sizeof(float)));
-    return fr_logp_backward(be, &tb->step, b, tb->D, tb->x_next, tb->mean, tb->dscratch, g_mean, 0);
+    return s;
 }
 
 const fr_traj_objective fr_traj_pair_pref = {"pair-pref", pair_loss, 1};

@@ -79,6 +79,27 @@ static fr_status chunk_loss(fr_backend *be, const fr_traj_batch *tb, int64_t j, 
 
 const fr_traj_objective fr_traj_chunk = {"chunk-ppo", chunk_loss, 0};
 
+fr_status fr_traj_rows_finish(fr_backend *be, const fr_traj_batch *tb, const float *dlogp, const float *ratio,
+                              int64_t n_clip, float *g_mean, fr_traj_stats *st)
+{
+    const int64_t b = tb->b;
+    float rmin = INFINITY, rmax = -INFINITY;
+    for (int64_t i = 0; i < b; i++) {
+        if (ratio[i] != ratio[i]) rmin = rmax = ratio[i];
+        else if (rmin == rmin) {
+            rmin = ratio[i] < rmin ? ratio[i] : rmin;
+            rmax = ratio[i] > rmax ? ratio[i] : rmax;
+        }
+    }
+    st->approx_kl = 0.5f * (fr_sumsq_canonical(dlogp, b) / (float)b);
+    st->clipfrac = (float)n_clip / (float)b;
+    st->ratio_min = rmin;
+    st->ratio_max = rmax;
+    st->ratio_mean = fr_mean_canonical(ratio, b);
+    FR_TRY(fr_h2d(be, tb->dscratch, tb->scratch, (size_t)b * sizeof(float)));
+    return fr_logp_backward(be, &tb->step, b, tb->D, tb->x_next, tb->mean, tb->dscratch, g_mean, 0);
+}
+
 /* DDPO-SF (score function, no ratio): L = −mean_b(Â·logp_θ), Â = clamp(A, ±adv_clip);
  * g_logp = −Â·gout/b; the ratios exp(logp_θ − logp_old) are reported only (1 on-policy). */
 static fr_status sf_loss(fr_backend *be, const fr_traj_batch *tb, int64_t j, const void *params, float gout,
@@ -91,28 +112,17 @@ static fr_status sf_loss(fr_backend *be, const fr_traj_batch *tb, int64_t j, con
     if (!term) return FR_ERR_NOMEM;
     float *dlogp = term + b, *g = tb->scratch;
     const float gb = gout / (float)b;
-    float rmin = INFINITY, rmax = -INFINITY;
     for (int64_t i = 0; i < b; i++) {
         const float a = fr_adv_clamp_elem(tb->adv[i], prm->adv_clip_max);
         term[i] = -(a * tb->logp[i]);
         g[i] = -(a * gb);
         dlogp[i] = tb->logp[i] - tb->logp_old[i];
         ratio[i] = fr_ppo_ratio_elem(tb->logp[i], tb->logp_old[i]);
-        if (ratio[i] != ratio[i]) rmin = rmax = ratio[i];
-        else if (rmin == rmin) {
-            rmin = ratio[i] < rmin ? ratio[i] : rmin;
-            rmax = ratio[i] > rmax ? ratio[i] : rmax;
-        }
     }
     st->obj = fr_mean_canonical(term, b);
-    st->approx_kl = 0.5f * (fr_sumsq_canonical(dlogp, b) / (float)b);
-    st->clipfrac = 0.0f;
-    st->ratio_min = rmin;
-    st->ratio_max = rmax;
-    st->ratio_mean = fr_mean_canonical(ratio, b);
+    fr_status s = fr_traj_rows_finish(be, tb, dlogp, ratio, 0, g_mean, st);
     free(term);
-    FR_TRY(fr_h2d(be, tb->dscratch, g, (size_t)b * sizeof(float)));
-    return fr_logp_backward(be, &tb->step, b, tb->D, tb->x_next, tb->mean, tb->dscratch, g_mean, 0);
+    return s;
 }
 
 const fr_traj_objective fr_traj_score_function = {"score-function", sf_loss, 0};

@@ -41,12 +41,21 @@ same() {
 
 "$F" pretrain --task gmm2d --out base.safetensors --max-train-steps 30 --hidden 16 --ffn 32 --blocks 1 >/dev/null 2>&1 ||
     { echo "check_mpi: pretrain failed" >&2; exit 1; }
-# the epsilon base of DDPO (flowrl/algo.h base_pred)
+# the epsilon base of the algorithms whose base_pred is epsilon (flowrl algos --json)
 "$F" pretrain --task gmm2d --pred epsilon --out eps.safetensors --max-train-steps 30 --hidden 16 --ffn 32 --blocks 1 >/dev/null 2>&1 ||
     { echo "check_mpi: pretrain --pred epsilon failed" >&2; exit 1; }
-# the preference file of Diffusion-DPO and Diffusion-DRO (pairs of the epsilon base)
-"$F" prefs make --ckpt eps.safetensors --task gmm2d --pairs 16 --num-steps 4 --out prefs-eps.safetensors --progress off \
-    >/dev/null 2>&1 || { echo "check_mpi: prefs make failed" >&2; exit 1; }
+eps_algos=$("$F" algos --json | python3 -c 'import json, sys
+print(" ".join(a["name"] for a in json.load(sys.stdin)["algos"] if a["base_pred"] == "epsilon"))') ||
+    { echo "check_mpi: flowrl algos --json failed" >&2; exit 1; }
+[ -n "$eps_algos" ] || { echo "check_mpi: flowrl algos --json lists no epsilon algorithm" >&2; exit 1; }
+# a preference file of each base, for the algorithms whose --prefs is required (their --help says so)
+for b in base eps; do
+    "$F" prefs make --ckpt $b.safetensors --task gmm2d --pairs 16 --num-steps 4 --out prefs-$b.safetensors --progress off \
+        >/dev/null 2>&1 || { echo "check_mpi: prefs make from $b.safetensors failed" >&2; exit 1; }
+done
+needs_prefs() { # the --prefs entry of the algorithm's option table ends "(required)"
+    "$F" train --algo "$1" --help 2>/dev/null | awk '/^  --/ {p = ($1 == "--prefs")} p && /required/ {f = 1} END {exit !f}'
+}
 # 3 prompts x 4 samples: R = 2 and 3 split the groups unevenly
 common="--base base.safetensors --task gmm2d --prompts-per-epoch 3 --group-size 4 --num-batches 2 --eval-n 0 --seed 11 --backend opt --threads 1"
 
@@ -66,10 +75,12 @@ for algo in $("$F" algos | awk '/^[a-z]/ {print $1}'); do
     args="--algo $algo $common --prompts-per-epoch 4 --num-steps 8 --epochs 2"
     # (BranchGRPO: the group is the tree's leaves, 2 splits of width 2 = 4)
     [ "$algo" = branch-grpo ] && args="$args --tree-split-points 0,3"
-    # (DDPO, D3PO, SPO, Diffusion-DPO, Diffusion-DRO: an epsilon base)
-    case $algo in ddpo | d3po | spo | diffusion-dpo | diffusion-dro) args=$(echo "$args" | sed 's/--base base.safetensors/--base eps.safetensors/') ;; esac
-    # (Diffusion-DPO, Diffusion-DRO: from a preference file; every rank reads it and computes alike)
-    case $algo in diffusion-dpo | diffusion-dro) args="$args --prefs prefs-eps.safetensors" ;; esac
+    # (an epsilon base where base_pred says so: DDPO, D3PO, SPO, Diffusion-DPO, Diffusion-DRO, ...)
+    b=base
+    case " $eps_algos " in *" $algo "*) b=eps ;; esac
+    args=$(echo "$args" | sed "s/--base base.safetensors/--base $b.safetensors/")
+    # (Diffusion-DPO, Diffusion-DRO: from a preference file of their base; every rank reads it and computes alike)
+    needs_prefs "$algo" && args="$args --prefs prefs-$b.safetensors"
     # (Diffusion-DRO: one optimiser step per epoch, as its default of 16 micro-batches)
     [ "$algo" = diffusion-dro ] && args="$args --grad-accum 2"
     "$F" train $args --out $algo.plain >/dev/null 2>&1 || { fail "$algo without mpirun"; continue; }

@@ -9,6 +9,8 @@
 
 #include "flowrl/cond.h"
 #include "flowrl/model.h"
+#include "flowrl/rollout.h"
+#include "flowrl/schedule.h"
 #include "flowrl/task.h"
 #include "tests/testutil.h"
 
@@ -32,6 +34,22 @@ static inline void fr_test_make_model(fr_model *m, const fr_task *t, fr_pred pre
         float *d = m->values[i].data;
         for (int64_t k = 0; k < fr_tensor_numel(&m->values[i]); k++) d[k] = fr_test_uniform(&s, -0.5f, 0.5f);
     }
+}
+
+enum { FR_TEST_DDPM_NT = 100 }; /* the DDPM table of fr_test_ddim_cfg */
+
+/* A DDIM (η 1) rollout config of T steps on FR_TEST_DDPM_NT linear betas (1e-4 .. 0.02): ab
+ * (FR_TEST_DDPM_NT,) receives ᾱ; steps_offset 1 (SD's) or 0. */
+static inline void fr_test_ddim_cfg(fr_rollout_cfg *rc, fr_rollout_schedule *sch, float *ab, int64_t T, int steps_offset)
+{
+    float betas[FR_TEST_DDPM_NT];
+    ck_assert_int_eq(fr_betas_linear(FR_TEST_DDPM_NT, 1e-4, 0.02, betas), FR_OK);
+    ck_assert_int_eq(fr_alphas_cumprod(FR_TEST_DDPM_NT, betas, ab), FR_OK);
+    *rc = fr_rollout_cfg_default(FR_SAMPLER_DDIM);
+    rc->T = T;
+    rc->noise = 1.0f;
+    rc->alpha_bar = ab;
+    ck_assert_int_eq(fr_rollout_schedule_make(rc, FR_GRID_LINEAR, 1.0, FR_TEST_DDPM_NT, steps_offset, sch), FR_OK);
 }
 
 #endif

@@ -76,18 +76,13 @@ END_TEST
  * stays exactly 0; a decided pair's does not. */
 START_TEST(test_tie_trains_nothing)
 {
-    enum { N = 4, T = 4, NT = 100 };
-    float betas[NT], ab[NT];
-    ck_assert_int_eq(fr_betas_linear(NT, 1e-4, 0.02, betas), FR_OK);
-    ck_assert_int_eq(fr_alphas_cumprod(NT, betas, ab), FR_OK);
-    fr_rollout_cfg rc = fr_rollout_cfg_default(FR_SAMPLER_DDIM);
-    rc.T = T;
-    rc.noise = 1.0f;
-    rc.alpha_bar = ab;
+    enum { N = 4, T = 4 };
+    float ab[FR_TEST_DDPM_NT];
+    fr_rollout_cfg rc;
+    fr_rollout_schedule sch;
+    fr_test_ddim_cfg(&rc, &sch, ab, T, 1);
     rc.x_T_key = FR_XT_GROUP;
     rc.group_size = 2;
-    fr_rollout_schedule sch;
-    ck_assert_int_eq(fr_rollout_schedule_make(&rc, FR_GRID_LINEAR, 1.0, NT, 1, &sch), FR_OK);
     fr_backend *be = fr_test_ref_be();
     fr_model pol, ref;
     fr_test_make_model(&pol, &fr_task_gmm2d, FR_PRED_EPSILON, 7);

@@ -12,6 +12,7 @@
 #include "flowrl/philox.h"
 #include "flowrl/schedule.h"
 #include "flowrl/traj_objective.h"
+#include "tests/model_testutil.h"
 #include "tests/run_testutil.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -258,16 +259,11 @@ END_TEST
  * Â clamped to ±5, g_μ = −Â·gout/b·(x' − μ)/(std²·D), ratios exp(logp − logp_old). */
 START_TEST(test_ddpo_score_function_by_hand)
 {
-    enum { B = 2, D = 3, NT = 100 };
-    float betas[NT], ab[NT];
-    ck_assert_int_eq(fr_betas_linear(NT, 1e-4, 0.02, betas), FR_OK);
-    ck_assert_int_eq(fr_alphas_cumprod(NT, betas, ab), FR_OK);
-    fr_rollout_cfg rc = fr_rollout_cfg_default(FR_SAMPLER_DDIM);
-    rc.T = 4;
-    rc.noise = 1.0f;
-    rc.alpha_bar = ab;
+    enum { B = 2, D = 3 };
+    float ab[FR_TEST_DDPM_NT];
+    fr_rollout_cfg rc;
     fr_rollout_schedule sch;
-    ck_assert_int_eq(fr_rollout_schedule_make(&rc, FR_GRID_LINEAR, 1.0, NT, 0, &sch), FR_OK);
+    fr_test_ddim_cfg(&rc, &sch, ab, 4, 0);
     fr_backend *be = fr_test_ref_be();
     const float xn[B * D] = {0.5f, -0.25f, 1.0f, 0.125f, 0.75f, -1.5f}, mu[B * D] = {0.25f, 0.0f, 0.5f, -0.125f, 1.0f, -1.0f};
     const float logp[B] = {-1.25f, -0.5f}, logp_old[B] = {-1.25f, -0.75f}, adv[B] = {7.0f, -0.5f};

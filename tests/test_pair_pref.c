@@ -15,21 +15,6 @@
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
-enum { NT = 100 };
-
-/* A DDIM (η 1) rollout config of T steps on linear betas. */
-static void ddim_cfg(fr_rollout_cfg *rc, fr_rollout_schedule *sch, float *ab, int64_t T)
-{
-    float betas[NT];
-    ck_assert_int_eq(fr_betas_linear(NT, 1e-4, 0.02, betas), FR_OK);
-    ck_assert_int_eq(fr_alphas_cumprod(NT, betas, ab), FR_OK);
-    *rc = fr_rollout_cfg_default(FR_SAMPLER_DDIM);
-    rc->T = T;
-    rc->noise = 1.0f;
-    rc->alpha_bar = ab;
-    ck_assert_int_eq(fr_rollout_schedule_make(rc, FR_GRID_LINEAR, 1.0, NT, 1, sch), FR_OK); /* SD's steps_offset 1 */
-}
-
 /* The public code's loss of one pair in double: −log σ(β·log r0·h0 + β·log r1·h1). */
 static double pair_term_double(double beta, double eps, const double lp[2], const double lq[2], const float h[2])
 {
@@ -47,10 +32,10 @@ static double pair_term_double(double beta, double eps, const double lp[2], cons
 START_TEST(test_pair_by_hand)
 {
     enum { B = 6, D = 3 };
-    float ab[NT];
+    float ab[FR_TEST_DDPM_NT];
     fr_rollout_cfg rc;
     fr_rollout_schedule sch;
-    ddim_cfg(&rc, &sch, ab, 4);
+    fr_test_ddim_cfg(&rc, &sch, ab, 4, 1); /* SD's steps_offset 1 */
     fr_backend *be = fr_test_ref_be();
     float xn[B * D], mu[B * D];
     uint64_t seed = 11;
@@ -121,10 +106,10 @@ START_TEST(test_theta_ref)
     const char *bes[] = {"ref", "opt"};
     for (int bi = 0; bi < 2; bi++) {
         fr_backend be = fr_test_backend(bes[bi], 0, 2);
-        float ab[NT];
+        float ab[FR_TEST_DDPM_NT];
         fr_rollout_cfg rc;
         fr_rollout_schedule sch;
-        ddim_cfg(&rc, &sch, ab, T);
+        fr_test_ddim_cfg(&rc, &sch, ab, T, 1); /* SD's steps_offset 1 */
         rc.cfg = 2.0f;
         fr_model pol, ref;
         fr_test_make_model(&pol, &fr_task_gmm2d, FR_PRED_EPSILON, 5);
@@ -190,10 +175,10 @@ END_TEST
 START_TEST(test_pair_errors)
 {
     enum { B = 4, D = 2 };
-    float ab[NT];
+    float ab[FR_TEST_DDPM_NT];
     fr_rollout_cfg rc;
     fr_rollout_schedule sch;
-    ddim_cfg(&rc, &sch, ab, 4);
+    fr_test_ddim_cfg(&rc, &sch, ab, 4, 1); /* SD's steps_offset 1 */
     fr_backend *be = fr_test_ref_be();
     float *dx = fr_dev_floats(be, B * D), *dm = fr_dev_floats(be, B * D), *dg = fr_dev_floats(be, B * D),
           *ds = fr_dev_floats(be, B);

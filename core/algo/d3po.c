@@ -37,9 +37,6 @@ typedef struct {
     fr_tf tf;
     int64_t P, n_train; /* P: pairs per epoch (N/2) */
     int64_t *order; /* (P,) the pairs, shuffled */
-    int64_t *steps; /* (P, n_train) each pair's trained steps in permutation order */
-    uint8_t *sel;   /* (P, T) 1 where the pair trains the step */
-    int64_t *rows;  /* (2P,) a micro-step's rows */
 } d3po_state;
 
 static void d3po_free(void *p)
@@ -48,9 +45,6 @@ static void d3po_free(void *p)
     if (!t) return;
     fr_tf_free(&t->tf);
     free(t->order);
-    free(t->steps);
-    free(t->sel);
-    free(t->rows);
     free(t);
 }
 
@@ -70,10 +64,7 @@ static fr_status d3po_setup(fr_run *r, void **out)
     t->prm = (fr_traj_pair_params){(float)t->o.beta_pref, ro->c.clip_range, f->adv};
     t->P = f->N / 2;
     FR_TRY(fr_train_steps(f->T, ro->c.timestep_fraction, &t->n_train));
-    if (!FR_ALLOC(t->order, t->P) || !FR_ALLOC(t->steps, t->P * t->n_train) || !FR_ALLOC(t->sel, t->P * f->T) ||
-        !FR_ALLOC(t->rows, 2 * t->P))
-        return FR_ERR_NOMEM;
-    return FR_OK;
+    return FR_ALLOC(t->order, t->P) ? FR_OK : FR_ERR_NOMEM;
 }
 
 /* D3PO's compare() with one reward: (+1, −1) if row 2i's reward is greater, (−1, +1) if row
@@ -94,54 +85,6 @@ static fr_status preferences(fr_run *r, d3po_state *t)
     return fr_run_rec_f32(r, "pref", f->adv, 1, f->N, 1, 1);
 }
 
-/* Each pair's trained steps: the first n_train of its random permutation of 0..T−1 (keys
- * FR_RNG_STEP_SELECT, c0 = the epoch, c1 = the pair); records "steps" (I64 (P, n_train)). */
-static fr_status select_steps(fr_run *r, d3po_state *t)
-{
-    const int64_t T = t->tf.T;
-    int64_t *perm = malloc((size_t)T * sizeof *perm);
-    if (!perm) return FR_ERR_NOMEM;
-    memset(t->sel, 0, (size_t)(t->P * T));
-    for (int64_t p = 0; p < t->P; p++) {
-        fr_rng_perm(perm, T, r->o->run.seed, FR_RNG_STEP_SELECT, (uint32_t)r->epoch, (uint32_t)p);
-        for (int64_t k = 0; k < t->n_train; k++) {
-            t->steps[p * t->n_train + k] = perm[k];
-            t->sel[p * T + perm[k]] = 1;
-        }
-    }
-    free(perm);
-    int64_t sh[2] = {t->P, t->n_train};
-    fr_tensor st = fr_tensor_view(t->steps, FR_I64, 2, sh);
-    return fr_run_rec_tensor(r, "steps", &st);
-}
-
-/* The plan: the shuffled pairs cut into num_batches batches of bp; per grad_accum batches one
- * optimiser step (ratio record (ga·bp·n_train·2,)) over every (batch, step j in order) with the
- * batch's pairs that train j (rows 2p, 2p+1), each pair's term scaled by 1/(bp·ga·n_train). */
-static fr_status plan(const fr_run *r, d3po_state *t)
-{
-    fr_tf *f = &t->tf;
-    const int64_t nb = r->o->c.num_batches, ga = r->o->c.grad_accum, bp = t->P / nb, T = f->T;
-    fr_tf_plan_reset(f);
-    for (int64_t q0 = 0; q0 < nb; q0 += ga) {
-        FR_TRY(fr_tf_plan_update(f, 1, ga * bp * t->n_train * 2, 1, 1));
-        for (int64_t q = q0; q < q0 + ga; q++)
-            for (int64_t j = 0; j < T; j++) {
-                int64_t np = 0;
-                for (int64_t k = 0; k < bp; k++) {
-                    const int64_t p = t->order[q * bp + k];
-                    if (!t->sel[p * T + j]) continue;
-                    t->rows[2 * np] = 2 * p;
-                    t->rows[2 * np + 1] = 2 * p + 1;
-                    np++;
-                }
-                if (np)
-                    FR_TRY(fr_tf_plan_micro(f, j, t->rows, 2 * np, (float)np / (float)(bp * ga * t->n_train), NULL));
-            }
-    }
-    return FR_OK;
-}
-
 static fr_status d3po_epoch(fr_run *r, void *state)
 {
     d3po_state *t = state;
@@ -153,8 +96,10 @@ static fr_status d3po_epoch(fr_run *r, void *state)
     fr_tensor ot = fr_tensor_view(t->order, FR_I64, 1, &K);
     FR_TRY(fr_run_rec_tensor(r, "order", &ot));
     fr_run_metric(r, "samples", (double)f->N);
-    FR_TRY(select_steps(r, t));
-    FR_TRY(plan(r, t));
+    /* each pair's trained steps (c1 = the pair); the shuffled pairs, rows 2p and 2p + 1, each
+     * pair's term scaled by 1/(bp·ga·n_train) */
+    FR_TRY(fr_tf_select_steps(r, f, t->P, NULL, f->T, t->n_train));
+    FR_TRY(fr_tf_plan_selected(r, f, t->P, 2, t->order, t->n_train));
     FR_TRY(fr_tf_run_plan(r, f));
     return fr_tf_finish(r, f);
 }

@@ -60,8 +60,8 @@ static fr_status dance_epoch(fr_run *r, void *state)
     FR_TRY(fr_tf_rollout(r, f, NULL));
     int64_t K;
     FR_TRY(fr_tf_local_batches(r, f, &K));
-    FR_TRY(fr_tf_select_steps(r, f, f->T - 1, t->n_train));
-    FR_TRY(fr_tf_plan_selected(r, f, t->n_train));
+    FR_TRY(fr_tf_select_steps(r, f, f->N, f->sid, f->T - 1, t->n_train));
+    FR_TRY(fr_tf_plan_selected(r, f, f->N, 1, f->order, t->n_train));
     FR_TRY(fr_tf_run_plan(r, f));
     return fr_tf_finish(r, f);
 }

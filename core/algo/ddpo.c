@@ -63,8 +63,8 @@ static fr_status ddpo_epoch(fr_run *r, void *state)
     fr_tensor ot = fr_tensor_view(f->order, FR_I64, 1, &K);
     FR_TRY(fr_run_rec_tensor(r, "order", &ot));
     fr_run_metric(r, "samples", (double)f->N);
-    FR_TRY(fr_tf_select_steps(r, f, f->T, t->n_train));
-    FR_TRY(fr_tf_plan_selected(r, f, t->n_train));
+    FR_TRY(fr_tf_select_steps(r, f, f->N, f->sid, f->T, t->n_train));
+    FR_TRY(fr_tf_plan_selected(r, f, f->N, 1, f->order, t->n_train));
     FR_TRY(fr_tf_run_plan(r, f));
     return fr_tf_finish(r, f);
 }

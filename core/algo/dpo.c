@@ -112,24 +112,6 @@ void fr_dpo_algo_free(void *p)
     free(t);
 }
 
-/* The preference file into backend memory once: rows [x_w | x_l]. */
-static fr_status load_prefs(fr_run *r, dpo_state *t)
-{
-    fr_prefs p;
-    fr_status s = fr_prefs_read(t->o.prefs, r->task, &p);
-    if (s != FR_OK) return fr_fail(s, "train: --prefs: %s", fr_last_error());
-    const int64_t N = p.N, D = t->D;
-    s = fr_file_digest_hex(t->o.prefs, t->file_digest);
-    if (s == FR_OK && (!FR_ALLOC(t->file_pid, N) || !(t->file_x = fr_dev_floats(t->be, 2 * N * D)))) s = FR_ERR_NOMEM;
-    if (s == FR_OK) s = fr_h2d(t->be, t->file_x, p.x_w, (size_t)(N * D) * sizeof(float));
-    if (s == FR_OK) s = fr_h2d(t->be, t->file_x + N * D, p.x_l, (size_t)(N * D) * sizeof(float));
-    if (s == FR_OK)
-        for (int64_t i = 0; i < N; i++) t->file_pid[i] = p.prompt[i];
-    t->n_file = N;
-    fr_prefs_free(&p);
-    return s;
-}
-
 fr_status fr_dpo_algo_setup(fr_run *r, void **out)
 {
     const fr_run_opts *ro = r->o;
@@ -149,7 +131,8 @@ fr_status fr_dpo_algo_setup(fr_run *r, void **out)
     }
     const int64_t P = ro->c.prompts, G = ro->c.group, nbt = ro->c.num_batches, D = t->D, S = t->S;
     if (t->offline) {
-        FR_TRY(load_prefs(r, t));
+        /* rows [x_w | x_l] on the backend once */
+        FR_TRY(fr_prefs_load_dev(be, t->o.prefs, r->task, 1, &t->file_x, &t->file_pid, &t->n_file, t->file_digest));
         t->n_epoch_max = P * G / 2;
     } else {
         t->N = P * G;
@@ -215,8 +198,7 @@ static fr_status rollout_pairs(fr_run *r, dpo_state *t, int64_t *n_out)
 {
     const int64_t N = t->N, D = t->D, G = r->o->c.group;
     if (r->adam.step > 0 && r->adam.step % t->o.ref_update_step == 0) {
-        for (int i = 0; i < r->pol.n_params; i++)
-            FR_TRY(fr_d2d(r->be, r->ref.values[i].data, r->pol.values[i].data, fr_tensor_nbytes(&r->pol.values[i])));
+        FR_TRY(fr_model_copy_values(&r->ref, &r->pol));
         FR_TRY(fr_run_rec_params(r, "dpo_ref.", r->ref.values));
         fr_run_metric(r, "ref_update", 1.0);
     } else {

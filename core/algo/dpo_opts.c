@@ -20,25 +20,32 @@ static const fr_opt k_rows_flow[] = {
 };
 #undef O
 
+/* Both: 8 prompts x 8 samples per epoch in one batch, 10 sampler steps (the sampler only
+ * evaluates, or draws Flow-DPO's online pairs), no KL term (the DPO β is --beta-dpo), AdamW
+ * clip 1. */
+static void defaults_common(fr_run_opts *ro, fr_dpo_opts *o, int flow)
+{
+    o->flow = flow;
+    ro->smp.num_steps = 10;
+    ro->c.prompts = 8;
+    ro->c.group = 8;
+    ro->c.num_batches = 1;
+    ro->c.grad_accum = 1;
+    ro->c.beta = 0.0f;
+    ro->opt.max_grad_norm = 1.0f;
+}
+
 /* Diffusion-DPO on gmm2d: the launchers' β 5000, AdamW weight decay 1e-2 and clip 1; lr 1e-3
  * (the public 1e-8 × scale_lr at batch 2048 is ~2e-5 for a UNet; the 2-D model at a batch of 32
  * pairs learns nothing measurable below 3e-4, docs/algorithms/dpo.md §3); 32 pairs per epoch
  * (P·G/2) in one batch. The sampler (DDIM η 1) only evaluates. */
 static void defaults_diffusion(fr_run_opts *ro, void *ao)
 {
-    fr_dpo_opts *o = ao;
-    o->flow = 0;
+    defaults_common(ro, ao, 0);
     ro->smp.sampler = FR_SAMPLER_DDIM;
-    ro->smp.num_steps = 10;
     ro->smp.noise_level = 1.0f;
-    ro->c.prompts = 8;
-    ro->c.group = 8;
-    ro->c.num_batches = 1;
-    ro->c.grad_accum = 1;
-    ro->c.beta = 0.0f;
     ro->opt.lr = 1e-3;
     ro->opt.weight_decay = 1e-2;
-    ro->opt.max_grad_norm = 1.0f;
 }
 
 /* Flow-DPO: FDPO config/dpo.py (geneval_sd3 / pickscore_sd3) sized for a CPU: SDE noise 0.7,
@@ -46,19 +53,11 @@ static void defaults_diffusion(fr_run_opts *ro, void *ao)
  * G 8 samples per prompt instead of 24. */
 static void defaults_flow(fr_run_opts *ro, void *ao)
 {
-    fr_dpo_opts *o = ao;
-    o->flow = 1;
+    defaults_common(ro, ao, 1);
     ro->smp.sampler = FR_SAMPLER_SDE;
-    ro->smp.num_steps = 10;
     ro->smp.noise_level = 0.7f;
-    ro->c.prompts = 8;
-    ro->c.group = 8;
-    ro->c.num_batches = 1;
-    ro->c.grad_accum = 1;
-    ro->c.beta = 0.0f;
     ro->opt.lr = 3e-4;
     ro->opt.weight_decay = 1e-4;
-    ro->opt.max_grad_norm = 1.0f;
 }
 
 static fr_status check(const fr_run_opts *ro, const void *ao)
@@ -99,26 +98,28 @@ static int needs_ref(const fr_run_opts *ro, const void *ao)
     return 1; /* the frozen reference of every error difference */
 }
 
+/* Both: 4 sampler steps, 4 prompts, two micro-batches of one optimiser step each (the second
+ * sees a moved policy), lr 3e-3. */
+static void tiny_common(fr_run_opts *ro, int64_t group)
+{
+    ro->smp.num_steps = 4;
+    ro->c.prompts = 4;
+    ro->c.group = group;
+    ro->c.num_batches = 2;
+    ro->c.grad_accum = 1;
+    ro->opt.lr = 3e-3;
+}
+
 static void tiny_diffusion(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->smp.num_steps = 4;
-    ro->c.prompts = 4;
-    ro->c.group = 2;
-    ro->c.num_batches = 2;
-    ro->c.grad_accum = 1; /* two optimiser steps: the second micro-batch sees a moved policy */
-    ro->opt.lr = 3e-3;
+    tiny_common(ro, 2);
 }
 
 static void tiny_flow(fr_run_opts *ro, void *ao)
 {
     fr_dpo_opts *o = ao;
-    ro->smp.num_steps = 4;
-    ro->c.prompts = 4;
-    ro->c.group = 3;
-    ro->c.num_batches = 2;
-    ro->c.grad_accum = 1;
-    ro->opt.lr = 3e-3;
+    tiny_common(ro, 3);
     o->num_train_timesteps = 2;
     o->ref_update_step = 2; /* online: the reference follows the learner from the second epoch */
 }

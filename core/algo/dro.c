@@ -105,26 +105,6 @@ void fr_dro_algo_free(void *p)
     free(t);
 }
 
-/* The expert data: the winners of the preference file, on the backend once. */
-static fr_status load_expert(fr_run *r, dro_state *t)
-{
-    fr_prefs p;
-    FR_TRY(fr_prefs_read(t->o.prefs, r->task, &p));
-    fr_status s = p.D == t->D ? FR_OK
-                              : fr_fail(FR_ERR_FORMAT, "%s: D %lld, the base model has D %lld", t->o.prefs,
-                                        (long long)p.D, (long long)t->D);
-    t->n_pairs = p.N;
-    if (s == FR_OK && (!(t->xw = fr_dev_floats(t->be, p.N * p.D)) || !FR_ALLOC(t->xw_prompt, p.N) ||
-                       !FR_ALLOC(t->perm, p.N)))
-        s = FR_ERR_NOMEM;
-    if (s == FR_OK) s = fr_h2d(t->be, t->xw, p.x_w, (size_t)(p.N * p.D) * sizeof(float));
-    if (s == FR_OK) memcpy(t->xw_prompt, p.prompt, (size_t)p.N * sizeof(int32_t));
-    if (s == FR_OK) s = fr_file_digest_hex(t->o.prefs, t->prefs_digest);
-    fr_prefs_free(&p);
-    t->perm_pass = -1;
-    return s;
-}
-
 fr_status fr_dro_algo_setup(fr_run *r, void **out)
 {
     const fr_run_opts *ro = r->o;
@@ -143,7 +123,10 @@ fr_status fr_dro_algo_setup(fr_run *r, void **out)
     t->alpha_bar = t->rc.alpha_bar;
     t->ratio = t->n_train / t->T;
     const int64_t D = t->D, S = t->S, b = t->b, C = t->C, T = t->T;
-    FR_TRY(load_expert(r, t));
+    /* the expert data: the winners of the preference file, on the backend once */
+    FR_TRY(fr_prefs_load_dev(be, t->o.prefs, r->task, 0, &t->xw, &t->xw_prompt, &t->n_pairs, t->prefs_digest));
+    if (!FR_ALLOC(t->perm, t->n_pairs)) return FR_ERR_NOMEM;
+    t->perm_pass = -1;
     FR_TRY(fr_model_ws_alloc(&t->ws, &r->pol, 2 * b, 1));
     t->have_ws = 1;
     FR_TRY(fr_model_ws_alloc(&t->ws_ref, &r->ref, 2 * b, 0));
@@ -151,8 +134,7 @@ fr_status fr_dro_algo_setup(fr_run *r, void **out)
     /* the lagged sampler starts at the policy (`unet_policy.load_state_dict(unet)`) */
     FR_TRY(fr_model_alloc(&t->lag, be, &r->pol.cfg));
     t->have_lag = 1;
-    for (int i = 0; i < r->pol.n_params; i++)
-        FR_TRY(fr_d2d(be, t->lag.values[i].data, r->pol.values[i].data, fr_tensor_nbytes(&r->pol.values[i])));
+    FR_TRY(fr_model_copy_values(&t->lag, &r->pol));
     FR_TRY(fr_model_ws_alloc(&t->ws_lag, &t->lag, b, 0));
     t->have_ws_lag = 1;
     const int64_t N = ro->c.prompts * ro->c.group;
@@ -328,13 +310,6 @@ static fr_status micro_batch(fr_run *r, dro_state *t, int64_t m, int64_t q, epoc
     return FR_OK;
 }
 
-static fr_status copy_params(fr_run *r, fr_model *dst, const fr_model *src)
-{
-    for (int i = 0; i < src->n_params; i++)
-        FR_TRY(fr_d2d(r->be, dst->values[i].data, src->values[i].data, fr_tensor_nbytes(&src->values[i])));
-    return FR_OK;
-}
-
 static fr_status rec_buffer(fr_run *r, dro_state *t)
 {
     const int64_t C = t->C, T = t->T, D = t->D;
@@ -366,7 +341,7 @@ fr_status fr_dro_algo_epoch(fr_run *r, void *state)
             FR_TRY(micro_batch(r, t, m, q, &es));
             if (q == q0 + ga - 1) FR_TRY(fr_run_optimizer_step(r, u, &gn));
             /* after the (accumulating) optimiser step: `if step % buffer_update_steps == 0` */
-            if ((m + 1) % t->o.lag_steps == 0) FR_TRY(copy_params(r, &t->lag, &r->pol));
+            if ((m + 1) % t->o.lag_steps == 0) FR_TRY(fr_model_copy_values(&t->lag, &r->pol));
         }
     }
     FR_TRY(fr_run_check_finite(r, "buffer sample", t->xe_h, scored * D));

@@ -289,40 +289,43 @@ fr_status fr_tf_local_batches(fr_run *r, fr_tf *t, int64_t *K)
     return FR_OK;
 }
 
-fr_status fr_tf_select_steps(fr_run *r, fr_tf *t, int64_t pool, int64_t n_train)
+fr_status fr_tf_select_steps(fr_run *r, fr_tf *t, int64_t n, const uint32_t *key, int64_t pool, int64_t n_train)
 {
     if (!t->sel && (!FR_ALLOC(t->steps, t->N * n_train) || !FR_ALLOC(t->sel, t->N * t->T) || !FR_ALLOC(t->sel_rows, t->N)))
         return FR_ERR_NOMEM;
     int64_t *perm = malloc((size_t)pool * sizeof *perm);
     if (!perm) return FR_ERR_NOMEM;
-    memset(t->sel, 0, (size_t)(t->N * t->T));
-    for (int64_t s = 0; s < t->N; s++) {
-        fr_rng_perm(perm, pool, r->o->run.seed, FR_RNG_STEP_SELECT, (uint32_t)r->epoch, t->sid[s]);
+    memset(t->sel, 0, (size_t)(n * t->T));
+    for (int64_t u = 0; u < n; u++) {
+        fr_rng_perm(perm, pool, r->o->run.seed, FR_RNG_STEP_SELECT, (uint32_t)r->epoch, key ? key[u] : (uint32_t)u);
         for (int64_t k = 0; k < n_train; k++) {
-            t->steps[s * n_train + k] = perm[k];
-            t->sel[s * t->T + perm[k]] = 1;
+            t->steps[u * n_train + k] = perm[k];
+            t->sel[u * t->T + perm[k]] = 1;
         }
     }
     free(perm);
-    int64_t sh[2] = {t->N, n_train};
+    int64_t sh[2] = {n, n_train};
     fr_tensor st = fr_tensor_view(t->steps, FR_I64, 2, sh);
     return fr_run_rec_tensor(r, "steps", &st);
 }
 
-fr_status fr_tf_plan_selected(const fr_run *r, fr_tf *t, int64_t n_train)
+fr_status fr_tf_plan_selected(const fr_run *r, fr_tf *t, int64_t n, int64_t width, const int64_t *order, int64_t n_train)
 {
-    const int64_t nb = r->o->c.num_batches, ga = r->o->c.grad_accum, b = t->N / nb;
+    const int64_t nb = r->o->c.num_batches, ga = r->o->c.grad_accum, b = n / nb;
     fr_tf_plan_reset(t);
     for (int64_t q0 = 0; q0 < nb; q0 += ga) {
-        FR_TRY(fr_tf_plan_update(t, 1, ga * b * n_train, 1, 1));
+        FR_TRY(fr_tf_plan_update(t, 1, ga * b * n_train * width, 1, 1));
         for (int64_t q = q0; q < q0 + ga; q++)
             for (int64_t j = 0; j < t->T; j++) {
                 int64_t bj = 0;
                 for (int64_t k = 0; k < b; k++) {
-                    const int64_t s = t->order[q * b + k];
-                    if (t->sel[s * t->T + j]) t->sel_rows[bj++] = s;
+                    const int64_t u = order[q * b + k];
+                    if (!t->sel[u * t->T + j]) continue;
+                    for (int64_t i = 0; i < width; i++) t->sel_rows[bj * width + i] = u * width + i;
+                    bj++;
                 }
-                if (bj) FR_TRY(fr_tf_plan_micro(t, j, t->sel_rows, bj, (float)bj / (float)(b * ga * n_train), NULL));
+                if (bj)
+                    FR_TRY(fr_tf_plan_micro(t, j, t->sel_rows, bj * width, (float)bj / (float)(b * ga * n_train), NULL));
             }
     }
     return FR_OK;

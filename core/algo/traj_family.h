@@ -73,9 +73,9 @@ typedef struct fr_tf {
     int64_t n_upd, cap_upd;
     float *ratios; /* the ratios of one optimiser step */
     int64_t cap_ratios;
-    /* the per-sample trained steps (fr_tf_select_steps; allocated on first use) */
-    int64_t *steps;   /* (N, n_train) each sample's trained steps in permutation order */
-    uint8_t *sel;     /* (N, T) 1 where the sample trains the step */
+    /* the per-unit trained steps (fr_tf_select_steps; allocated on first use) */
+    int64_t *steps;   /* (n, n_train) each unit's trained steps in permutation order */
+    uint8_t *sel;     /* (n, T) 1 where the unit trains the step */
     int64_t *sel_rows; /* (N,) a batch's rows at one step */
     fr_tf_stats st;
     /* Called by fr_tf_run_plan for optimiser step u after the gradients are zeroed and before its
@@ -115,15 +115,21 @@ fr_status fr_tf_plan_micro(fr_tf *t, int64_t j, const int64_t *rows, int64_t b, 
  * averaging, scale 1); ratio records (grad_accum, wl, b). No step when b or wl is 0. */
 fr_status fr_tf_plan_batches(const fr_run *r, fr_tf *t, int64_t K, int64_t ws0, int64_t wl, float scale);
 
-/* Each sample's trained steps (DanceGRPO pool T − 1, DDPO pool T): the first n_train of its
- * random permutation of 0..pool−1 (keys FR_RNG_STEP_SELECT, c0 = the epoch, c1 = the sample
- * id) into t->steps and t->sel; records "steps" (I64 (N, n_train)). */
-fr_status fr_tf_select_steps(fr_run *r, fr_tf *t, int64_t pool, int64_t n_train);
-/* The plan of the selected steps: the samples t->order[0..N) cut into num_batches batches of
- * b; per grad_accum batches one optimiser step (ratio record (ga·b·n_train,)) over every
- * (batch, step j in order) with the batch's rows that train j, each row's term scaled by
- * 1/(b·grad_accum·n_train) (a micro-step of bj rows: gout bj/(b·ga·n_train)). */
-fr_status fr_tf_plan_selected(const fr_run *r, fr_tf *t, int64_t n_train);
+/* Each unit's trained steps, a unit being a sample (DanceGRPO pool T − 1, DDPO pool T) or a
+ * pair of samples (D3PO, pool T): of n <= N units, the first n_train of unit u's random
+ * permutation of 0..pool−1 (keys FR_RNG_STEP_SELECT, c0 = the epoch, c1 = key[u], or u when key
+ * is NULL) into t->steps and t->sel; records "steps" (I64 (n, n_train)). */
+fr_status fr_tf_select_steps(fr_run *r, fr_tf *t, int64_t n,
+                             const uint32_t *key, // (n,) or NULL
+                             int64_t pool, int64_t n_train);
+/* The plan of the selected steps: the units order[0..n) cut into num_batches batches of b;
+ * unit u is the rows width·u .. width·u + width − 1 (width · n <= N); per grad_accum batches
+ * one optimiser step (ratio record (ga·b·n_train·width,)) over every (batch, step j in order)
+ * with the rows of the batch's units that train j, each unit's term scaled by
+ * 1/(b·grad_accum·n_train) (a micro-step of bj units: gout bj/(b·ga·n_train)). */
+fr_status fr_tf_plan_selected(const fr_run *r, fr_tf *t, int64_t n, int64_t width,
+                              const int64_t *order, // (n,)
+                              int64_t n_train);
 
 /* The rollout as micro-step m reads it (its advantages). */
 fr_traj_data fr_tf_data(const fr_run *r, const fr_tf *t, const fr_tf_micro *m);

@@ -50,6 +50,15 @@ FR_HOSTDEV static inline double fr_awm_lanes_sum(const fr_awm_lanes *a)
     return (a0 + a2) + (a1 + a3);
 }
 
+/* mean of x (n,), n >= 1: the lane sum above over (double)n */
+FR_HOSTDEV static inline double fr_awm_lanes_mean(const double *x, int64_t n)
+{
+    fr_awm_lanes acc;
+    fr_awm_lanes_zero(&acc);
+    for (int64_t i = 0; i < n; i++) fr_awm_lanes_add(&acc, i, x[i]);
+    return fr_awm_lanes_sum(&acc) / (double)n;
+}
+
 /* ---- float64 exp / log / pow -------------------------------------------------------- */
 
 #define FR_AWM_LN2_HI 6.93147180369123816490e-01 /* ln 2 to 32 bits: k·LN2_HI exact, |k| < 2^11 */

@@ -18,7 +18,8 @@
  * and through the row errors, with s_i = (float)((h_i·gout)·(2/(B·D))) (one rounding):
  *   dL/dout[i]     = +s_i·(out[i] − target[i])    expert rows (fr_fm_loss with row scales)
  *   dL/dout[B + i] = −s_i·(out[B + i] − target[B + i])
- * The same "error differences in, per-row coefficients out" shape as the pair-DPO losses. */
+ * The same "error differences in, per-row coefficients out" shape as the pair-DPO losses, on
+ * the same plumbing (flowrl/row_err.h). */
 #ifndef FLOWRL_DRO_H
 #define FLOWRL_DRO_H
 

@@ -1,9 +1,8 @@
 /* The pair DPO objective on the forward process, written once for Diffusion-DPO
  * (spec/objectives.md §15, docs/algorithms/dpo.md §1) and Flow-DPO (spec/more.md §7.1,
  * docs/algorithms/dpo.md §2): per-row denoising errors in, the loss and per-row gradient
- * coefficients out. The piece is general: any loss on differences of per-row errors of a policy
- * and a frozen reference can take fr_pair_dpo_loss's shape (errors in, dL/de out) and reuse
- * fr_pair_dpo_rows' error and gradient plumbing.
+ * coefficients out. The error and gradient plumbing is flowrl/row_err.h, shared with
+ * Diffusion-DRO's hinge (flowrl/dro.h).
  *
  * Rows: n pairs laid out [w rows | l rows]: row i < n is the preferred sample of pair i, row
  * n + i its rejected one (the public code's `chunk(2)`). Per row r, m ∈ {θ, ref}:

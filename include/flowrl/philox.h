@@ -60,7 +60,8 @@ typedef enum {
     FR_RNG_DPO_NOISE = 27,     /* Diffusion-/Flow-DPO: the noise epsilon of each (pair slot, draw), shared by w and l */
     FR_RNG_SPO_CHOICE = 28,    /* SPO: the candidate a chain continues from (flowrl/spo.h) */
     /* Diffusion-DRO (flowrl/dro.h, core/algo/dro.c): numbered apart from the other issue-12
-     * methods' purposes (written in parallel branches); BENCHMARKS.md's bench_dro ran with these */
+     * methods' purposes (written in parallel branches); the diffusion-dro rows of BENCHMARKS.md's
+     * bench_prefs section ran with these */
     FR_RNG_DRO_PICK = 40,      /* (trajectory, step) rows drawn from the replay buffer */
     FR_RNG_DRO_DATA = 41,      /* expert-data order, prompt drop and timestep jitter of a refresh */
     FR_RNG_DRO_NOISE = 42,     /* the expert rows' fresh noise and the refreshed trajectories' x_T */

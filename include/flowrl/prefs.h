@@ -79,6 +79,16 @@ fr_status fr_prefs_read(const char *path, const fr_task *task, fr_prefs *out);
 /* The same for len bytes at buf, named label in messages. */
 fr_status fr_prefs_read_mem(const void *buf, size_t len, const char *label, const fr_task *task, fr_prefs *out);
 
+/* A training run's preference file (Diffusion-DPO, Flow-DPO, Diffusion-DRO): read and checked
+ * against task, its rows copied to be once. x (backend, allocated here): the N x_w rows, then
+ * with with_l the N x_l rows, of D values; prompt (host, allocated here; (N,)); hex the file's
+ * digest (flowrl/digest.h). On failure nothing is left allocated and the message starts
+ * "train: --prefs: ". */
+fr_status fr_prefs_load_dev(fr_backend *be, const char *path, const fr_task *task, int with_l,
+                            float **x,         // (N or 2N, D) backend
+                            int32_t **prompt,  // (N,) host
+                            int64_t *N, char hex[17]);
+
 /* The shortest "%.Ng" (N = 6 .. 9) that reads back as v: how noise and cfg are written. */
 void fr_prefs_fmt_f32(float v, char out[32]);
 

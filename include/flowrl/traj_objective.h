@@ -129,6 +129,15 @@ extern const fr_traj_objective fr_traj_pair_pref;
 float fr_traj_pair_term(const fr_traj_pair_params *prm, const float logp[2], const float logp_ref[2],
                         const float h[2], float r[2], float g[2]);
 
+/* The end of an objective on host per-row log-probs (DDPO-SF, the pair preference): st's
+ * approx_kl = ½·mean(dlogp²), clipfrac = n_clip / b, ratio_min / ratio_max (a NaN ratio makes
+ * both NaN) and ratio_mean over the b rows; then tb->scratch (b,), which holds dL/dlogp_θ,
+ * crosses to the backend and runs the logp backward into g_mean (b, D). */
+fr_status fr_traj_rows_finish(fr_backend *be, const fr_traj_batch *tb,
+                              const float *dlogp, // (b,) logp_θ − logp of the ratio's denominator
+                              const float *ratio, // (b,)
+                              int64_t n_clip, float *g_mean, fr_traj_stats *st);
+
 /* An epoch's rollout as fr_rollout wrote it (time-major), with what a step reads. */
 typedef struct {
     int64_t N;                /* rows of the rollout */
