@@ -36,7 +36,6 @@ static void save_gmm2d_base(const char *path, int pred)
     mc.n_blocks = 1;
     mc.E = 16;
     mc.pred = (fr_pred)pred;
-    if (pred == FR_PRED_EPSILON) fr_test_eps_head(&mc); /* the epsilon algorithms run through the eps x0 head */
     snprintf(mc.preset, sizeof mc.preset, "custom");
     fr_model m;
     ck_assert_int_eq(fr_model_init(&m, fr_test_ref_be(), &mc, 5), FR_OK);
