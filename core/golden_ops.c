@@ -472,14 +472,19 @@ static fr_status adamw_run(const fr_golden_case *c, fr_golden_dev *d, const fr_s
 
 enum { HB = 5, HD = 7, HN = 1000 };
 
-/* The table of `flowrl pretrain --pred epsilon`'s head: DDPM's linear betas, sigma_min 0.05. */
-static fr_status eps_tab_in(fr_golden_in *g, float *tab)
+/* The table of `flowrl pretrain --pred epsilon`'s head (2, HN): DDPM's linear betas, sigma_min 0.05. */
+static fr_status eps_table(float *tab)
 {
     fr_model_config c;
     memset(&c, 0, sizeof c);
     c.head = FR_HEAD_X0, c.pred = FR_PRED_EPSILON, c.sigma_min = FR_X0_HEAD_SIGMA_MIN;
     c.ddpm_betas = FR_DDPM_LINEAR, c.beta_start = 1e-4, c.beta_end = 0.02, c.n_train = HN;
-    FR_TRY(fr_model_eps_head_table(&c, tab));
+    return fr_model_eps_head_table(&c, tab);
+}
+
+static fr_status eps_tab_in(fr_golden_in *g, float *tab)
+{
+    FR_TRY(eps_table(tab));
     return fr_gi_tensor(g, "tab", FR_F32, 2, (int64_t[]){2, HN}, tab,
                         "fr_model_eps_head_table: sqrt(abar_t), max(sqrt(1 - abar_t), 0.05), DDPM linear betas "
                         "1e-4 .. 0.02 over 1000 steps (float32 cumprod)");
@@ -524,12 +529,7 @@ static fr_status eps_bwd_in(const fr_golden_case *c, fr_golden_in *g)
     (void)c;
     float *tab = fr_malloc(2 * HN * sizeof *tab);
     if (!tab) return FR_ERR_NOMEM;
-    fr_status s = FR_OK;
-    fr_model_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.head = FR_HEAD_X0, cfg.pred = FR_PRED_EPSILON, cfg.sigma_min = FR_X0_HEAD_SIGMA_MIN;
-    cfg.ddpm_betas = FR_DDPM_LINEAR, cfg.beta_start = 1e-4, cfg.beta_end = 0.02, cfg.n_train = HN;
-    if (s == FR_OK) s = fr_model_eps_head_table(&cfg, tab);
+    fr_status s = eps_table(tab);
     float coef[2 * HB];
     for (int b = 0; b < HB && s == FR_OK; b++) fr_eps_head_coefs(tab, HN, k_eps_t[b], &coef[b], &coef[HB + b]);
     free(tab);
