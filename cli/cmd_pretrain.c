@@ -28,7 +28,7 @@ typedef struct {
     int64_t hidden, ffn, blocks;
     int64_t max_train_steps, train_batch_size;
     int pred, sigma, betas, head, progress;
-    float logit_mean, logit_std, cfg_dropout;
+    float logit_mean, logit_std, cfg_dropout, sigma_min;
 } pretrain_opts;
 
 static const char *const k_sigma_names[] = {"uniform", "logit-normal", NULL};      /* fr_sigma_sampling */
@@ -65,6 +65,8 @@ static const fr_opt k_rows[] = {
         "prediction) or x0 (it predicts x0 and returns the velocity, or with --pred epsilon the noise "
         "(x - sqrt(abar_t) x0)/max(sqrt(1 - abar_t), 0.05), that it implies)",
         NULL, NULL),
+    ROW(sigma_min, "sigma_min", FR_OPT_F32, 0, 1, NULL,
+        "x0 head: the floor of its divisor (sigma, or sqrt(1 - abar_t) with --pred epsilon), 0 = the default 0.05", NULL, "S"),
     ROW(resume, "resume", FR_OPT_STR, 0, 0, NULL, "continue from a checkpoint of the same command", NULL, "FILE"),
     ROW(progress, "progress", FR_OPT_ENUM, 0, 0, k_progress_names, "auto: a bar on a terminal, plain lines otherwise",
         NULL, NULL),
@@ -167,6 +169,7 @@ int cmd_pretrain(int argc, char **argv)
     cfg.cfg_dropout = po.cfg_dropout;
     cfg.betas = (fr_betas_kind)po.betas;
     cfg.head = po.head - 1;
+    cfg.sigma_min = po.sigma_min;
     cfg.save_every = run.checkpoint_every;
     cfg.out = run.out;
     cfg.resume = po.resume[0] ? po.resume : NULL;

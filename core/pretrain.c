@@ -162,6 +162,12 @@ fr_status fr_pretrain_model_config(const fr_pretrain_cfg *cfg, fr_model_config *
         mcfg->head = FR_HEAD_X0;
         mcfg->sigma_min = FR_X0_HEAD_SIGMA_MIN;
     }
+    if (cfg->sigma_min != 0.0f) {
+        if (mcfg->head != FR_HEAD_X0 || !(cfg->sigma_min > 0.0f && cfg->sigma_min <= 1.0f))
+            return fr_fail(FR_ERR_ARG, "pretrain: sigma_min = %g, expected 0 < sigma_min <= 1 with the x0 head",
+                           (double)cfg->sigma_min);
+        mcfg->sigma_min = cfg->sigma_min;
+    }
     if (fr_model_eps_head(mcfg)) { /* the head reads ᾱ_t of the schedule the loop trains with */
         mcfg->ddpm_betas = cfg->betas == FR_BETAS_LINEAR ? FR_DDPM_LINEAR : FR_DDPM_SCALED_LINEAR;
         mcfg->beta_start = cfg->betas == FR_BETAS_LINEAR ? 1e-4 : 0.00085;

@@ -412,7 +412,15 @@ START_TEST(test_bad_cfg)
     sc.betas = FR_BETAS_SCALED_LINEAR;
     ck_assert_int_eq(fr_pretrain_model_config(&sc, &mc), FR_OK);
     ck_assert(mc.ddpm_betas == FR_DDPM_SCALED_LINEAR && mc.beta_start == 0.00085 && mc.beta_end == 0.012);
-    sc.head = FR_HEAD_VELOCITY;
+    sc.sigma_min = 0.01f; /* the floor, replaced */
+    ck_assert_int_eq(fr_pretrain_model_config(&sc, &mc), FR_OK);
+    ck_assert(mc.sigma_min == 0.01f);
+    sc.sigma_min = 1.5f;
+    ck_assert_int_eq(fr_pretrain_model_config(&sc, &mc), FR_ERR_ARG);
+    ck_assert_msg(strstr(fr_last_error(), "sigma_min") != NULL, "%s", fr_last_error());
+    sc.head = FR_HEAD_VELOCITY, sc.sigma_min = 0.05f; /* a floor without the x0 head */
+    ck_assert_int_eq(fr_pretrain_model_config(&sc, &mc), FR_ERR_ARG);
+    sc.sigma_min = 0.0f;
     ck_assert_int_eq(fr_pretrain_model_config(&sc, &mc), FR_OK);
     ck_assert(mc.head == FR_HEAD_VELOCITY && mc.sigma_min == 0.0f && mc.n_train == 0);
     sc.head = 5;

@@ -69,6 +69,7 @@ typedef struct {
     fr_betas_kind betas;    /* epsilon only */
     int head;               /* -1: the preset's (shapes: x0, gmm2d: velocity), else an fr_head;
                                epsilon with x0: ε̂ = (x − √ᾱ_t·x̂0)/max(√(1−ᾱ_t), sigma_min) */
+    float sigma_min;        /* x0 head: > 0 replaces the preset's floor (FR_X0_HEAD_SIGMA_MIN) */
     int64_t save_every;     /* > 0: also write OUT-stepNNNNNN.safetensors every N steps */
     const char *out;        /* checkpoint path (written at the end), or NULL */
     const char *resume;     /* a checkpoint of this same run to continue from, or NULL */
