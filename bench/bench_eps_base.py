@@ -3,9 +3,9 @@
 flow base at equal pretraining time, and measurements of why the epsilon base falls behind. `make bench-eps-base`
 runs it.
 
-Main comparison, on SEEDS: `flowrl pretrain --task shapes` (the flow base: shapes-s, x0 head, rectified flow) and
-the same command with `--pred epsilon` (DDPM, linear betas; shapes-s without the x0 head, which derives a flow
-velocity only), STEPS optimiser steps each, `--backend opt --threads 1`; the two of a seed run side by side, so they
+Main comparison, on SEEDS: `flowrl pretrain --task shapes` (the flow base: shapes-s, x0 head, rectified flow), the
+same command with `--pred epsilon` (DDPM, linear betas, shapes-s's x0 head returning the ε it implies: the default)
+and with `--pred epsilon --head velocity` (the network's output is ε̂), STEPS optimiser steps each, `--backend opt --threads 1`; the two of a seed run side by side, so they
 share the machine's load, and each one's wall-clock is measured (same model size, threads, backend: equal steps are
 equal time when the step costs are equal, which the table shows). Held-out accuracy: `flowrl eval --split eval
 --n N` (the flow base with its ODE sampler, the epsilon base with DDIM eta 0, both 40 steps, eval's fixed seeds).
@@ -51,15 +51,19 @@ BAKEOFF_BASES = dict(flow="demo/shapes_base.safetensors", eps="demo/shapes_eps_b
 # name -> pretrain flags beyond the task, steps and seed; what the row measures
 MAIN = {
     "flow": ([], "flow base: rectified flow, shapes-s (x0 head)"),
-    "eps": (["--pred", "epsilon"], "epsilon base: DDPM (linear betas), shapes-s (velocity head: the network's output is ε̂)"),
+    "eps": (["--pred", "epsilon", "--head", "velocity"],
+            "epsilon base without a head: DDPM (linear betas), shapes-s with `--head velocity` (the network's output is ε̂)"),
+    "eps-x0": (["--pred", "epsilon"],
+               "epsilon base (the default): DDPM (linear betas), shapes-s's x0 head (ε̂ = (x − √ᾱ_t·x̂0)/max(√(1−ᾱ_t), 0.05))"),
 }
+HEAD = "eps-x0"  # the epsilon base the issue's gap is measured on
 DIAGS = {
-    "eps-scaled": (["--pred", "epsilon", "--betas", "scaled_linear"],
+    "eps-scaled": (["--pred", "epsilon", "--head", "velocity", "--betas", "scaled_linear"],
                    "epsilon base, SD's scaled_linear betas (ᾱ at t = 999: 0.0047 instead of 4e-5)"),
     "flow-vhead": (["--preset", "gmm2d-s", "--hidden", 256, "--ffn", 512, "--blocks", 3],
                    "flow base without the x0 head: gmm2d-s's velocity head at shapes-s's H 256, F 512, 3 blocks "
                    "(its E 32 and SiLU are gmm2d-s's)"),
-    "eps-wide": (["--pred", "epsilon", "--hidden", 768],
+    "eps-wide": (["--pred", "epsilon", "--head", "velocity", "--hidden", 768],
                  "epsilon base with H = D = 768 (shapes-s otherwise), steps cut to the main pair's forward FLOPs (its wider "
                  "GEMMs run faster per FLOP: see its wall-clock)"),
 }
@@ -137,26 +141,30 @@ def section(res):
                                               "invocation with the same commands, their wall-clock as measured then)"
                                               if m.get("reused") else "") + ".", "",
          f"Protocol. Per seed, `flowrl pretrain --task shapes --max-train-steps {STEPS}` (the flow base) and the same "
-         "command with `--pred epsilon` (the epsilon base: DDPM, linear betas; shapes-s without the x0 head, which "
-         "derives a flow velocity only) run side by side; wall-clock measured per run. Held-out accuracy: `flowrl eval "
+         "command with `--pred epsilon` (the epsilon base: DDPM, linear betas, shapes-s's x0 head returning ε̂) and "
+         "with `--pred epsilon --head velocity` (the epsilon base before the head) run side by side; wall-clock "
+         "measured per run. Held-out accuracy: `flowrl eval "
          f"--split eval --n {N}` ({N} samples x 18 held-out prompts; the flow base with the ODE sampler, the epsilon "
          "base with DDIM eta 0, 40 steps each, eval's fixed seeds). Mean ± 95% t-interval over the seeds; the gap is "
          "the flow base's accuracy minus the epsilon base's of the same seed.", "",
          "| base | steps | pretrain s per seed (wall-clock) | last loss | held-out % per seed | held-out % | diversity |",
          "|---|---|---|---|---|---|---|"]
-    for k in ("flow", "eps"):
+    for k in MAIN:
         rows = main[k]
         L.append(f"| {MAIN[k][1]} | {STEPS} | " + ", ".join(f"{r['seconds']:.0f}" for r in rows)
                  + f" | {fmt_ci([r['loss'] for r in rows], 1, 4)} | " + ", ".join(pct(r['eval']['accuracy']) for r in rows)
                  + f" | {fmt_ci([r['eval']['accuracy'] for r in rows], 100)} | "
                  f"{fmt_ci([r['eval']['diversity'] for r in rows], 1, 3)} |")
-    gaps = [100 * (f["eval"]["accuracy"] - e["eval"]["accuracy"]) for f, e in zip(main["flow"], main["eps"])]
-    ratio = [e["seconds"] / f["seconds"] for f, e in zip(main["flow"], main["eps"])]
-    g, h = ci95(gaps)
-    L += ["", f"- Pretraining time, epsilon / flow, per seed: {', '.join(f'{x:.2f}' for x in ratio)} (equal steps, "
-          "the same network but the head: equal time within the machine's noise).",
-          f"- **Gap (flow − epsilon), held-out points: {fmt_ci(gaps)}** per seed {', '.join(f'{x:.1f}' for x in gaps)}: "
-          + ("**within** " if g <= GAP_BAR else "**not within** ") + f"the issue's {GAP_BAR} points."]
+    for k in [k for k in MAIN if k != "flow"]:
+        gaps = [100 * (f["eval"]["accuracy"] - e["eval"]["accuracy"]) for f, e in zip(main["flow"], main[k])]
+        ratio = [e["seconds"] / f["seconds"] for f, e in zip(main["flow"], main[k])]
+        g, h = ci95(gaps)
+        L += ["", f"- `{k}`: pretraining time, epsilon / flow, per seed: {', '.join(f'{x:.2f}' for x in ratio)} "
+              "(equal steps; the network is the same but for the head).",
+              (f"- **Gap (flow − {k}), held-out points: {fmt_ci(gaps)}** per seed " if k == HEAD
+               else f"- Gap (flow − {k}), held-out points: {fmt_ci(gaps)} per seed ")
+              + f"{', '.join(f'{x:.1f}' for x in gaps)}: "
+              + ("**within** " if g <= GAP_BAR else "**not within** ") + f"the issue's {GAP_BAR} points."]
     if res.get("bakeoff"):
         b = res["bakeoff"]
         L.append(f"- The bake-off's bases ({BAKEOFF_BASES['steps']} steps, seed 0, `{BAKEOFF_BASES['flow']}` and "
@@ -186,7 +194,9 @@ def section(res):
           "the x0 head (the network predicts x0, the head returns (x − x̂0)/σ) leaves the noise to the input. DDIM "
           "turns what ε̂ misses into x̂0 = (x − √(1−ᾱ)·ε̂)/√ᾱ, amplified 1/√ᾱ (125 at the first of 40 linear-beta "
           "steps, 13 with scaled_linear), and the samples leave the data's range (diversity; the data's is below 1); "
-          "clipping x̂0 keeps them in range but does not make them right.", "",
+          "clipping x̂0 keeps them in range but does not make them right. The eps x0 head (the network predicts x̂0, "
+          "the model returns ε̂ = (x − √ᾱ_t·x̂0)/max(√(1−ᾱ_t), 0.05)) takes the noise from the input as the flow head "
+          "does, and its row above is the epsilon base with it.", "",
           f"Run directories and every measured number: `{WORK}` (git-ignored; results.json).",
           "<!-- bench_eps_base end -->"]
     return "\n".join(L) + "\n"
@@ -207,7 +217,7 @@ def main():
     t0, load0 = time.time(), loadavg()
     res = dict(meta=dict(when=f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", git=git_line(),
                          load0=load0, steps=STEPS, seeds=SEEDS, n=N))
-    items = [(k, MAIN[k][0], STEPS, s) for s in SEEDS for k in ("flow", "eps")]  # a seed's pair side by side
+    items = [(k, MAIN[k][0], STEPS, s) for s in SEEDS for k in MAIN]  # a seed's runs side by side
     if DIAG:
         small = mflop([])
         wide = mflop(DIAGS["eps-wide"][0])
@@ -222,7 +232,9 @@ def main():
     res["main"] = {k: [r for r in recs if r["name"] == k] for k in MAIN}
     if DIAG:
         eps1 = next(r for r in res["main"]["eps"] if r["seed"] == DIAG_SEED)["ckpt"]
-        clip = [("eps", eps1)] + [(r["name"], r["ckpt"]) for r in recs if r["name"].startswith("eps-")]
+        head1 = next(r for r in res["main"][HEAD] if r["seed"] == DIAG_SEED)["ckpt"]
+        clip = [("eps", eps1), (HEAD, head1)] + [(r["name"], r["ckpt"]) for r in recs if r["name"] in DIAGS
+                                                 and r["name"].startswith("eps-")]
         res["diag"] = dict(runs={r["name"]: r for r in recs if r["name"] in DIAGS},
                            ddim={str(s): e for s, e in zip(DDIM_STEPS, pool(
                                lambda s: evaluate(eps1, ["--num-steps", s]), DDIM_STEPS))},

@@ -27,12 +27,13 @@ typedef struct {
     char task[32], preset[32], resume[FR_OPT_PATH_MAX];
     int64_t hidden, ffn, blocks;
     int64_t max_train_steps, train_batch_size;
-    int pred, sigma, betas, progress;
-    float logit_mean, logit_std, cfg_dropout;
+    int pred, sigma, betas, head, progress;
+    float logit_mean, logit_std, cfg_dropout, sigma_min;
 } pretrain_opts;
 
 static const char *const k_sigma_names[] = {"uniform", "logit-normal", NULL};      /* fr_sigma_sampling */
 static const char *const k_betas_names[] = {"linear", "scaled_linear", NULL};      /* fr_betas_kind */
+static const char *const k_head_names[] = {"preset", "velocity", "x0", NULL};     /* fr_head + 1 */
 static const char *const k_progress_names[] = {"auto", "tty", "plain", "off", NULL}; /* fr_progress_mode */
 
 /* Defaults come from fr_pretrain_defaults() (def NULL: the struct as initialised). */
@@ -59,6 +60,13 @@ static const fr_opt k_rows[] = {
         "probability of the null condition (for classifier-free guidance)", NULL, "P"),
     ROW(betas, "betas", FR_OPT_ENUM, 0, 0, k_betas_names,
         "epsilon: DDPM betas over 1000 steps, linear (1e-4..0.02) or scaled_linear (0.00085..0.012)", NULL, NULL),
+    ROW(head, "head", FR_OPT_ENUM, 0, 0, k_head_names,
+        "output head: preset (x0 for the shapes presets, velocity for gmm2d-s), velocity (the last layer is the "
+        "prediction) or x0 (it predicts x0 and returns the velocity, or with --pred epsilon the noise "
+        "(x - sqrt(abar_t) x0)/max(sqrt(1 - abar_t), 0.05), that it implies)",
+        NULL, NULL),
+    ROW(sigma_min, "sigma_min", FR_OPT_F32, 0, 1, NULL,
+        "x0 head: the floor of its divisor (sigma, or sqrt(1 - abar_t) with --pred epsilon), 0 = the default 0.05", NULL, "S"),
     ROW(resume, "resume", FR_OPT_STR, 0, 0, NULL, "continue from a checkpoint of the same command", NULL, "FILE"),
     ROW(progress, "progress", FR_OPT_ENUM, 0, 0, k_progress_names, "auto: a bar on a terminal, plain lines otherwise",
         NULL, NULL),
@@ -99,7 +107,7 @@ int cmd_pretrain(int argc, char **argv)
     const fr_pretrain_cfg d = fr_pretrain_defaults();
     pretrain_opts po = {.hidden = d.H, .ffn = d.F, .blocks = d.n_blocks, .max_train_steps = d.steps,
                         .train_batch_size = d.batch, .pred = (int)d.pred, .sigma = (int)d.sigma,
-                        .betas = (int)d.betas, .progress = FR_PROGRESS_AUTO, .logit_mean = d.logit_mean,
+                        .betas = (int)d.betas, .head = d.head + 1, .progress = FR_PROGRESS_AUTO, .logit_mean = d.logit_mean,
                         .logit_std = d.logit_std, .cfg_dropout = d.cfg_dropout};
     fr_optim_opts opt;
     fr_runctl_opts run;
@@ -160,6 +168,8 @@ int cmd_pretrain(int argc, char **argv)
     cfg.logit_std = po.logit_std;
     cfg.cfg_dropout = po.cfg_dropout;
     cfg.betas = (fr_betas_kind)po.betas;
+    cfg.head = po.head - 1;
+    cfg.sigma_min = po.sigma_min;
     cfg.save_every = run.checkpoint_every;
     cfg.out = run.out;
     cfg.resume = po.resume[0] ? po.resume : NULL;

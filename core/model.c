@@ -17,7 +17,7 @@ fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, i
     int64_t B = cap_B, D = c->D, H = c->H, F = c->F, E = c->E, nb = c->n_blocks;
     int64_t slots = keep ? nb : 1; /* per-block activations kept for backward */
     int64_t hslots = keep ? nb + 1 : 1;
-    int x0 = c->head == FR_HEAD_X0;
+    int x0 = c->head == FR_HEAD_X0, eps = fr_model_eps_head(c);
     struct {
         float **p;
         int64_t n;
@@ -41,7 +41,8 @@ fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, i
         {&ws->da, keep ? B * F : 0},
         {&ws->du, keep ? B * F : 0},
         {&ws->xo, x0 ? B * D : 0},
-        {&ws->den, x0 && keep ? B : 0},
+        {&ws->den, x0 && keep ? (eps ? 2 * B : B) : 0},
+        {&ws->dxh, eps && keep ? B * D : 0},
     };
     int n_parts = (int)(sizeof parts / sizeof parts[0]);
     int64_t total = 0;
@@ -74,7 +75,8 @@ static fr_status check_ws(const fr_model *m, const fr_model_ws *ws, int64_t B)
 {
     const fr_model_config *c = &m->cfg;
     if (!ws->buf || ws->D != c->D || ws->H != c->H || ws->F != c->F || ws->E != c->E ||
-        ws->n_blocks != c->n_blocks || (c->head == FR_HEAD_X0) != (ws->xo != NULL))
+        ws->n_blocks != c->n_blocks || (c->head == FR_HEAD_X0) != (ws->xo != NULL) ||
+        (ws->keep && fr_model_eps_head(c) != (ws->dxh != NULL)))
         return fr_fail(FR_ERR_ARG, "model workspace was not allocated for this model");
     if (B < 1 || B > ws->cap_B)
         return fr_fail(FR_ERR_ARG, "model forward: batch %lld, workspace holds 1..%lld",
@@ -141,7 +143,10 @@ fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, i
          * (each element reads x before writing out) */
         linear(be, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)),
                W(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), ws->xo);
-        be->ops->x0_head_fwd(B, D, cf->sigma_min, t, x, ws->xo, ws->keep ? ws->den : NULL, out);
+        if (fr_model_eps_head(cf)) /* ε̂ = (x − √ᾱ_t·x̂0) / s_t, the row's a, s kept in den */
+            be->ops->eps_head_fwd(B, D, cf->n_train, m->head_tab, t, x, ws->xo, ws->keep ? ws->den : NULL, out);
+        else
+            be->ops->x0_head_fwd(B, D, cf->sigma_min, t, x, ws->xo, ws->keep ? ws->den : NULL, out);
     } else {
         linear(be, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)),
                W(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), out);
@@ -179,7 +184,10 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
      * +dv/d (added at the end). */
     const float *dy = dout;
     if (cf->head == FR_HEAD_X0) {
-        be->ops->x0_head_bwd(B, D, ws->den, dout, ws->xo);
+        if (fr_model_eps_head(cf)) /* ε̂ = (x − a·x̂0)/s: dL/dx̂0 = −dε̂·a/s, dL/dx gains dε̂/s */
+            be->ops->eps_head_bwd(B, D, ws->den, dout, ws->xo, dx ? ws->dxh : NULL);
+        else
+            be->ops->x0_head_bwd(B, D, ws->den, dout, ws->xo);
         dy = ws->xo;
     }
     /* Head: o = LN_f(h_nb) W_out^T + b_out. */
@@ -215,6 +223,9 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
                G(m, FR_MP_T1_B), NULL);
     linear_bwd(be, B, H, D, ws->x, W(m, FR_MP_IN_W), dh, G(m, FR_MP_IN_W), G(m, FR_MP_IN_B), dx);
     /* + dv/d, as − (−dv/d): the same bits (IEEE a − b = a + (−b)), and dx may alias dout */
-    if (dx && cf->head == FR_HEAD_X0) be->ops->binary(FR_BIN_SUB, B * D, dx, ws->xo, dx);
+    if (dx && fr_model_eps_head(cf))
+        be->ops->binary(FR_BIN_ADD, B * D, dx, ws->dxh, dx);
+    else if (dx && cf->head == FR_HEAD_X0)
+        be->ops->binary(FR_BIN_SUB, B * D, dx, ws->xo, dx);
     return FR_OK;
 }

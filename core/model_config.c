@@ -3,9 +3,12 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "flowrl/enum_names.h"
+#include "flowrl/pretrain_elem.h"
+#include "flowrl/schedule.h"
 
 typedef struct {
     const char *name;
@@ -19,8 +22,8 @@ typedef struct {
  * minutes (FLOPs per sample from fr_model_config_flops, listed in docs by the report). */
 static const preset_row k_presets[] = {
     {"gmm2d-s", 64, 128, 3, 32, FR_ACT_SILU, FR_HEAD_VELOCITY, 0.0f},
-    {"shapes-s", 256, 512, 3, 64, FR_ACT_GELU_TANH, FR_HEAD_X0, 0.05f},
-    {"shapes-m", 512, 1024, 4, 128, FR_ACT_GELU_TANH, FR_HEAD_X0, 0.05f},
+    {"shapes-s", 256, 512, 3, 64, FR_ACT_GELU_TANH, FR_HEAD_X0, FR_X0_HEAD_SIGMA_MIN},
+    {"shapes-m", 512, 1024, 4, 128, FR_ACT_GELU_TANH, FR_HEAD_X0, FR_X0_HEAD_SIGMA_MIN},
 };
 #define N_PRESETS (int)(sizeof k_presets / sizeof k_presets[0])
 
@@ -86,9 +89,20 @@ fr_status fr_model_config_check(const fr_model_config *cfg)
                        (double)cfg->ln_eps);
     if ((int)cfg->head < 0 || cfg->head >= FR_HEAD_COUNT)
         return fr_fail(FR_ERR_ARG, "model config: head = %d, expected velocity or x0", (int)cfg->head);
-    if (cfg->head == FR_HEAD_X0 && cfg->pred != FR_PRED_VELOCITY)
-        return fr_fail(FR_ERR_ARG, "model config: the x0 head derives a flow velocity; pred is %s",
-                       fr_pred_name(cfg->pred));
+    if (fr_model_eps_head(cfg)) {
+        if ((int)cfg->ddpm_betas < 0 || cfg->ddpm_betas >= FR_DDPM_BETAS_COUNT)
+            return fr_fail(FR_ERR_ARG, "model config: ddpm_betas = %d, expected linear or scaled_linear",
+                           (int)cfg->ddpm_betas);
+        if (!(cfg->beta_start > 0.0 && cfg->beta_start < 1.0) || !(cfg->beta_end > 0.0 && cfg->beta_end < 1.0))
+            return fr_fail(FR_ERR_ARG, "model config: beta_start = %g, beta_end = %g, expected numbers in (0, 1)",
+                           cfg->beta_start, cfg->beta_end);
+        if (cfg->n_train < 2 || cfg->n_train > 100000)
+            return fr_fail(FR_ERR_ARG, "model config: n_train = %lld, expected 2 .. 100000", (long long)cfg->n_train);
+    } else if (cfg->ddpm_betas != FR_DDPM_LINEAR || cfg->beta_start != 0.0 || cfg->beta_end != 0.0 ||
+               cfg->n_train != 0) {
+        return fr_fail(FR_ERR_ARG, "model config: ddpm_betas, beta_start, beta_end, n_train are for the x0 head "
+                                   "of an epsilon model; expected 0");
+    }
     if (cfg->head == FR_HEAD_X0 ? !(cfg->sigma_min > 0.0f && cfg->sigma_min <= 1.0f)
                                 : cfg->sigma_min != 0.0f)
         return fr_fail(FR_ERR_ARG, "model config: sigma_min = %g, expected %s", (double)cfg->sigma_min,
@@ -162,4 +176,29 @@ int fr_act_from_name(const char *s, fr_act *out)
     int i = index_of(fr_act_names, s);
     if (i >= 0) *out = (fr_act)i;
     return i >= 0;
+}
+
+int fr_model_eps_head(const fr_model_config *cfg)
+{
+    return cfg->head == FR_HEAD_X0 && cfg->pred == FR_PRED_EPSILON;
+}
+
+fr_status fr_model_eps_head_table(const fr_model_config *cfg, float *tab)
+{
+    const int64_t n = cfg->n_train;
+    float *betas = fr_malloc((size_t)n * sizeof *betas);
+    if (!betas) return FR_ERR_NOMEM;
+    fr_status s = cfg->ddpm_betas == FR_DDPM_SCALED_LINEAR
+                      ? fr_betas_scaled_linear(n, cfg->beta_start, cfg->beta_end, betas)
+                      : fr_betas_linear(n, cfg->beta_start, cfg->beta_end, betas);
+    if (s == FR_OK) s = fr_alphas_cumprod(n, betas, tab); /* ᾱ into the first row */
+    free(betas);
+    if (s != FR_OK) return s;
+    for (int64_t i = 0; i < n; i++) {
+        float a, sd;
+        fr_ddpm_coefs(tab[i], &a, &sd);
+        tab[i] = a;
+        tab[n + i] = sd > cfg->sigma_min ? sd : cfg->sigma_min;
+    }
+    return FR_OK;
 }

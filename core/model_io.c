@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *const k_ddpm_betas[FR_DDPM_BETAS_COUNT + 1] = {"linear", "scaled_linear", NULL};
+
 fr_status fr_model_config_to_meta(const fr_model_config *cfg, fr_st_file *f)
 {
     char buf[64];
@@ -33,6 +35,15 @@ fr_status fr_model_config_to_meta(const fr_model_config *cfg, fr_st_file *f)
         snprintf(buf, sizeof buf, "%.9g", (double)cfg->sigma_min);
         FR_TRY(fr_st_set_meta(f, "model.sigma_min", buf));
     }
+    if (fr_model_eps_head(cfg)) { /* the keys pretraining writes for the samplers, same text */
+        FR_TRY(fr_st_set_meta(f, "ddpm.schedule", k_ddpm_betas[cfg->ddpm_betas]));
+        snprintf(buf, sizeof buf, "%.9g", cfg->beta_start);
+        FR_TRY(fr_st_set_meta(f, "ddpm.beta_start", buf));
+        snprintf(buf, sizeof buf, "%.9g", cfg->beta_end);
+        FR_TRY(fr_st_set_meta(f, "ddpm.beta_end", buf));
+        snprintf(buf, sizeof buf, "%" PRId64, cfg->n_train);
+        FR_TRY(fr_st_set_meta(f, "ddpm.n_train", buf));
+    }
     return FR_OK;
 }
 
@@ -50,6 +61,18 @@ static fr_status meta_float(const fr_st_file *f, const char *key, float *out)
     char *end;
     errno = 0;
     *out = strtof(s, &end);
+    if (errno || end == s || *end)
+        return fr_fail(FR_ERR_FORMAT, "checkpoint metadata: '%s' = '%s', expected a number", key, s);
+    return FR_OK;
+}
+
+static fr_status meta_double(const fr_st_file *f, const char *key, double *out)
+{
+    const char *s;
+    FR_TRY(meta(f, key, &s));
+    char *end;
+    errno = 0;
+    *out = strtod(s, &end);
     if (errno || end == s || *end)
         return fr_fail(FR_ERR_FORMAT, "checkpoint metadata: '%s' = '%s', expected a number", key, s);
     return FR_OK;
@@ -98,6 +121,19 @@ fr_status fr_model_config_from_meta(const fr_st_file *f, fr_model_config *cfg)
             return fr_fail(FR_ERR_FORMAT,
                            "checkpoint metadata: 'model.head' = '%s', expected velocity or x0", s);
         FR_TRY(meta_float(f, "model.sigma_min", &cfg->sigma_min));
+    }
+    if (fr_model_eps_head(cfg)) {
+        FR_TRY(meta(f, "ddpm.schedule", &s));
+        int k = 0;
+        while (k_ddpm_betas[k] && strcmp(k_ddpm_betas[k], s) != 0) k++;
+        if (!k_ddpm_betas[k])
+            return fr_fail(FR_ERR_FORMAT,
+                           "checkpoint metadata: 'ddpm.schedule' = '%s', expected linear or scaled_linear "
+                           "(the epsilon model's x0 head)", s);
+        cfg->ddpm_betas = (fr_ddpm_betas)k;
+        FR_TRY(meta_double(f, "ddpm.beta_start", &cfg->beta_start));
+        FR_TRY(meta_double(f, "ddpm.beta_end", &cfg->beta_end));
+        FR_TRY(meta_int(f, "ddpm.n_train", &cfg->n_train));
     }
     if (fr_model_config_check(cfg) != FR_OK) {
         char msg[512];

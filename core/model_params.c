@@ -90,6 +90,18 @@ fr_status fr_model_alloc(fr_model *m, fr_backend *be, const fr_model_config *cfg
         fr_model_free(m);
         return fr_fail(FR_ERR_NOMEM, "model: cannot allocate %lld parameters", (long long)total);
     }
+    if (fr_model_eps_head(cfg)) { /* the head's (2, n_train) table, made once on the host */
+        float *tab = fr_malloc((size_t)(2 * cfg->n_train) * sizeof *tab);
+        m->head_tab = fr_dev_floats(be, 2 * cfg->n_train);
+        fr_status st = tab && m->head_tab ? fr_model_eps_head_table(cfg, tab) : FR_ERR_NOMEM;
+        if (st == FR_OK) st = fr_h2d(be, m->head_tab, tab, (size_t)(2 * cfg->n_train) * sizeof *tab);
+        free(tab);
+        if (st != FR_OK) {
+            free(s);
+            fr_model_free(m);
+            return st;
+        }
+    }
     int64_t off = 0;
     for (int i = 0; i < n; i++) {
         memcpy(m->names[i], s[i].name, sizeof m->names[i]);
@@ -157,6 +169,7 @@ void fr_model_free(fr_model *m)
     if (m->be) {
         fr_dev_free(m->be, m->arena_values);
         fr_dev_free(m->be, m->arena_grads);
+        fr_dev_free(m->be, m->head_tab);
     }
     memset(m, 0, sizeof *m);
 }

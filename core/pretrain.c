@@ -47,6 +47,7 @@ fr_pretrain_cfg fr_pretrain_defaults(void)
     c.logit_std = 1.0f;
     c.cfg_dropout = 0.1f;
     c.betas = FR_BETAS_LINEAR;
+    c.head = -1;
     return c;
 }
 
@@ -152,9 +153,26 @@ fr_status fr_pretrain_model_config(const fr_pretrain_cfg *cfg, fr_model_config *
     if ((int)cfg->pred < 0 || cfg->pred >= FR_PRED_COUNT)
         return fr_fail(FR_ERR_ARG, "pretrain: pred = %d, expected velocity or epsilon", (int)cfg->pred);
     mcfg->pred = cfg->pred;
-    if (cfg->pred != FR_PRED_VELOCITY) { /* the x0 head derives a flow velocity only */
+    if (cfg->head < -1 || cfg->head >= FR_HEAD_COUNT)
+        return fr_fail(FR_ERR_ARG, "pretrain: head = %d, expected -1 (the preset's), velocity or x0", cfg->head);
+    if (cfg->head == FR_HEAD_VELOCITY) {
         mcfg->head = FR_HEAD_VELOCITY;
         mcfg->sigma_min = 0.0f;
+    } else if (cfg->head == FR_HEAD_X0 && mcfg->head != FR_HEAD_X0) {
+        mcfg->head = FR_HEAD_X0;
+        mcfg->sigma_min = FR_X0_HEAD_SIGMA_MIN;
+    }
+    if (cfg->sigma_min != 0.0f) {
+        if (mcfg->head != FR_HEAD_X0 || !(cfg->sigma_min > 0.0f && cfg->sigma_min <= 1.0f))
+            return fr_fail(FR_ERR_ARG, "pretrain: sigma_min = %g, expected 0 < sigma_min <= 1 with the x0 head",
+                           (double)cfg->sigma_min);
+        mcfg->sigma_min = cfg->sigma_min;
+    }
+    if (fr_model_eps_head(mcfg)) { /* the head reads ᾱ_t of the schedule the loop trains with */
+        mcfg->ddpm_betas = cfg->betas == FR_BETAS_LINEAR ? FR_DDPM_LINEAR : FR_DDPM_SCALED_LINEAR;
+        mcfg->beta_start = cfg->betas == FR_BETAS_LINEAR ? 1e-4 : 0.00085;
+        mcfg->beta_end = cfg->betas == FR_BETAS_LINEAR ? 0.02 : 0.012;
+        mcfg->n_train = FR_NUM_TRAIN_TIMESTEPS;
     }
     return fr_model_config_check(mcfg);
 }

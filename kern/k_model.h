@@ -147,6 +147,66 @@ static void k_x0_head_bwd(int64_t B, int64_t D, const float *den, const float *d
     FR_LAUNCH(fr_k_x0_head_bwd, fr_grid_1d(B * D, FR_K_MODEL_THREADS), fr_dim3_x(FR_K_MODEL_THREADS), a);
 }
 
+/* ---- ε x0 head: thread (b, i) of (B,D); the row's first thread writes its coefficients ---- */
+
+typedef struct {
+    int64_t B, D, n;
+    const float *tab, *t, *x, *xo;
+    float *coef, *out;
+} fr_k_eps_fwd_args;
+
+FR_KERNEL(fr_k_eps_head_fwd, fr_k_eps_fwd_args)
+{
+    const int64_t i = fr_kidx_global_x(k);
+    if (i >= a->B * a->D) return;
+    const int64_t b = i / a->D;
+    float ca, cs;
+    fr_eps_head_coefs(a->tab, a->n, a->t[b], &ca, &cs);
+    if (a->coef && i % a->D == 0) a->coef[b] = ca, a->coef[a->B + b] = cs;
+    a->out[i] = fr_eps_head_eps(a->x[i], a->xo[i], ca, cs);
+}
+
+static void k_eps_head_fwd(int64_t B, int64_t D, int64_t n, const float *tab, const float *t, const float *x,
+                           const float *xo, float *coef, float *out)
+{
+    if (B * D <= 0) return;
+    FR_KARG(tab, 2 * n, "tab");
+    FR_KARG(t, B, "t");
+    FR_KARG(x, B * D, "x");
+    FR_KARG(xo, B * D, "xo");
+    FR_KARG_OPT(coef, 2 * B, "coef");
+    FR_KARG(out, B * D, "out");
+    fr_k_eps_fwd_args a = {B, D, n, tab, t, x, xo, coef, out};
+    FR_LAUNCH(fr_k_eps_head_fwd, fr_grid_1d(B * D, FR_K_MODEL_THREADS), fr_dim3_x(FR_K_MODEL_THREADS), a);
+}
+
+typedef struct {
+    int64_t B, D;
+    const float *coef, *dout;
+    float *dxo, *dx;
+} fr_k_eps_bwd_args;
+
+FR_KERNEL(fr_k_eps_head_bwd, fr_k_eps_bwd_args)
+{
+    const int64_t i = fr_kidx_global_x(k);
+    if (i >= a->B * a->D) return;
+    const int64_t b = i / a->D;
+    const float g = a->dout[i];
+    if (a->dx) a->dx[i] = fr_eps_head_grad_x(g, a->coef[a->B + b]);
+    a->dxo[i] = fr_eps_head_grad_x0(g, a->coef[b], a->coef[a->B + b]);
+}
+
+static void k_eps_head_bwd(int64_t B, int64_t D, const float *coef, const float *dout, float *dxo, float *dx)
+{
+    if (B * D <= 0) return;
+    FR_KARG(coef, 2 * B, "coef");
+    FR_KARG(dout, B * D, "dout");
+    FR_KARG(dxo, B * D, "dxo");
+    FR_KARG_OPT(dx, B * D, "dx");
+    fr_k_eps_bwd_args a = {B, D, coef, dout, dxo, dx};
+    FR_LAUNCH(fr_k_eps_head_bwd, fr_grid_1d(B * D, FR_K_MODEL_THREADS), fr_dim3_x(FR_K_MODEL_THREADS), a);
+}
+
 /* ---- forward process: thread (r, j) of x (R,D) ---- */
 
 typedef struct {
@@ -183,6 +243,8 @@ static void fr_kern_fill_model(fr_ops *t)
     t->embed_scatter_add = k_embed_scatter_add;
     t->x0_head_fwd = k_x0_head_fwd;
     t->x0_head_bwd = k_x0_head_bwd;
+    t->eps_head_fwd = k_eps_head_fwd;
+    t->eps_head_bwd = k_eps_head_bwd;
     t->noise_mix = k_noise_mix;
 }
 

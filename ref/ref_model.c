@@ -64,6 +64,36 @@ static void x0_head_bwd(int64_t B, int64_t D,
         for (int64_t i = b * D; i < (b + 1) * D; i++) dxo[i] = fr_x0_head_grad_x0(dout[i], den[b]);
 }
 
+static void eps_head_fwd(int64_t B, int64_t D, int64_t n,
+                         const float *tab, // (2,n) √ᾱ, floored √(1−ᾱ)
+                         const float *t,   // (B,)
+                         const float *x,   // (B,D)
+                         const float *xo,  // (B,D) x̂0
+                         float *coef,      // (2,B) or NULL
+                         float *out)       // (B,D), may alias x
+{
+    for (int64_t b = 0; b < B; b++) {
+        float a, s;
+        fr_eps_head_coefs(tab, n, t[b], &a, &s);
+        if (coef) coef[b] = a, coef[B + b] = s;
+        for (int64_t i = b * D; i < (b + 1) * D; i++) out[i] = fr_eps_head_eps(x[i], xo[i], a, s);
+    }
+}
+
+static void eps_head_bwd(int64_t B, int64_t D,
+                         const float *coef, // (2,B)
+                         const float *dout, // (B,D)
+                         float *dxo,        // (B,D), may alias dout
+                         float *dx)         // (B,D) or NULL
+{
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = b * D; i < (b + 1) * D; i++) {
+            const float g = dout[i];
+            if (dx) dx[i] = fr_eps_head_grad_x(g, coef[B + b]);
+            dxo[i] = fr_eps_head_grad_x0(g, coef[b], coef[B + b]);
+        }
+}
+
 static void noise_mix(int64_t R, int64_t B, int64_t D,
                       const float *x0,  // (B,D)
                       const float *eps, // (R,D)
@@ -84,5 +114,7 @@ void fr_ref_fill_model(fr_ops *ops)
     ops->embed_scatter_add = embed_scatter_add;
     ops->x0_head_fwd = x0_head_fwd;
     ops->x0_head_bwd = x0_head_bwd;
+    ops->eps_head_fwd = eps_head_fwd;
+    ops->eps_head_bwd = eps_head_bwd;
     ops->noise_mix = noise_mix;
 }

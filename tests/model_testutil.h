@@ -14,6 +14,19 @@
 #include "flowrl/task.h"
 #include "tests/testutil.h"
 
+/* Makes c's head the x0 head of an epsilon model on DDPM's linear betas over 1000 steps (the
+ * schedule `flowrl pretrain --pred epsilon` trains with), sigma_min 0.05. */
+static inline void fr_test_eps_head(fr_model_config *c)
+{
+    c->pred = FR_PRED_EPSILON;
+    c->head = FR_HEAD_X0;
+    c->sigma_min = FR_X0_HEAD_SIGMA_MIN;
+    c->ddpm_betas = FR_DDPM_LINEAR;
+    c->beta_start = 1e-4;
+    c->beta_end = 0.02;
+    c->n_train = 1000;
+}
+
 static inline void fr_test_make_model(fr_model *m, const fr_task *t, fr_pred pred, uint64_t seed)
 {
     fr_model_config c;

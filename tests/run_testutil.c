@@ -16,6 +16,7 @@
 #include "flowrl/runcompare.h"
 #include "flowrl/task.h"
 #include "tests/testutil.h"
+#include "tests/model_testutil.h"
 
 char fr_rt_dir[256];
 char fr_rt_base[320];
@@ -279,7 +280,7 @@ double fr_rt_small_shapes_base(char *base, size_t n, int pred)
     mc.n_slots = n_slots;
     mc.H = 16, mc.F = 16, mc.n_blocks = 1, mc.E = 16;
     mc.pred = (fr_pred)pred;
-    if (pred == FR_PRED_EPSILON) mc.head = FR_HEAD_VELOCITY, mc.sigma_min = 0.0f; /* the x0 head is for flow models only */
+    if (pred == FR_PRED_EPSILON) fr_test_eps_head(&mc); /* shapes-s's x0 head, as `pretrain --pred epsilon` makes it */
     snprintf(mc.preset, sizeof mc.preset, "custom");
     fr_model m;
     ck_assert_int_eq(fr_model_init(&m, fr_test_ref_be(), &mc, 3), FR_OK);

@@ -396,6 +396,54 @@ START_TEST(test_device_epoch_copies)
 }
 END_TEST
 
+/* The epsilon algorithms on a shapes base with the eps x0 head (the default of `pretrain --task
+ * shapes --pred epsilon`; the gmm2d bases above keep gmm2d-s's velocity head): rollouts, DDIM
+ * steps and backward passes through eps_head_fwd/bwd. 3 epochs on ref; the same on opt at 2
+ * threads, and a 1-epoch ref run resumed on opt to 3, give the ref run's records bit for bit. */
+START_TEST(test_eps_head_base)
+{
+    char base[400];
+    int ran = 0;
+    FOR_EACH_ALGO(a) {
+        if (a->base_pred != FR_PRED_EPSILON) continue;
+        fr_rt_small_shapes_base(base, sizeof base, a->base_pred);
+        char nw[64], no[64], np[64];
+        fr_rt_opts w, o, p;
+        fr_rt_opts_init(&w, a, rn(nw, sizeof nw, a, "ehead"), 3);
+        fr_rt_opts_init(&o, a, rn(no, sizeof no, a, "ehead-opt"), 3);
+        fr_rt_opts_init(&p, a, rn(np, sizeof np, a, "ehead-part"), 1);
+        fr_rt_opts *all[] = {&w, &o, &p};
+        for (int i = 0; i < 3; i++) {
+            snprintf(all[i]->ro.c.base, sizeof all[i]->ro.c.base, "%s", base);
+            snprintf(all[i]->ro.c.task, sizeof all[i]->ro.c.task, "shapes");
+            fr_rt_set_prefs(all[i], "shapes");
+            /* a graded reward, so that a fresh model's samples score apart and the updates run */
+            snprintf(all[i]->ro.c.reward, sizeof all[i]->ro.c.reward, "cmd:%s '%s/tests/reward_progs/mock_reward.py' ok",
+                     fr_test_python(), fr_test_src());
+        }
+        ck_assert_msg(fr_rt_run(&w, "ref", 1, NULL, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
+        ck_assert_msg(fr_rt_run(&o, "opt", 2, NULL, NULL) == FR_OK, "%s opt: %s", a->name, fr_last_error());
+        ck_assert_msg(fr_rt_run(&p, "ref", 1, NULL, NULL) == FR_OK, "%s part: %s", a->name, fr_last_error());
+        fr_run_result res;
+        ck_assert_msg(fr_rt_resume(np, 3, 0, "opt", 2, &res) == FR_OK, "%s resume: %s", a->name, fr_last_error());
+        ck_assert_int_eq(res.epochs_done, 3);
+        fr_rt_assert_same_records(nw, no, 3);
+        fr_rt_assert_same_records(nw, np, 3);
+        /* the base really has the head */
+        fr_model m;
+        ck_assert_int_eq(fr_model_load(&m, fr_test_ref_be(), base), FR_OK);
+        ck_assert(fr_model_eps_head(&m.cfg));
+        fr_model_free(&m);
+        char *rec = fr_rt_records(nw);
+        ck_assert_ptr_nonnull(strstr(rec, "end-step 3 "));
+        free(rec);
+        for (int i = 0; i < 3; i++) fr_rt_opts_free(all[i]);
+        ran++;
+    }
+    ck_assert_int_gt(ran, 0);
+}
+END_TEST
+
 /* A config.json of the tiny configuration: a 1-epoch library run writes it. */
 static void tiny_config(const fr_algo *a, const char *name, char *path, size_t n)
 {
@@ -611,6 +659,7 @@ Suite *suite_algos(void)
     tcase_add_test(tc, test_nfe_metrics);
     tcase_add_test(tc, test_device_backends_equal_ref);
     tcase_add_test(tc, test_device_epoch_copies);
+    tcase_add_test(tc, test_eps_head_base);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -10,10 +10,12 @@
 
 #include "flowrl/checkpoint.h"
 #include "flowrl/model.h"
+#include "flowrl/model_elem.h"
 #include "flowrl/optim.h"
 #include "flowrl/optim_step.h"
 #include "flowrl/safetensors.h"
 #include "tests/suites.h"
+#include "tests/model_testutil.h"
 #include "tests/testutil.h"
 
 /* The small config of the gradient tests: every tensor has a handful of elements. */
@@ -167,7 +169,16 @@ static double d_forward(const dnet *d, int64_t B, const double *x, const float *
     }
     d_layernorm(B, H, h, dp(d, "norm.weight", H), dp(d, "norm.bias", H), (double)f->ln_eps, ln);
     d_linear(B, D, H, ln, dp(d, "out.weight", D * H), dp(d, "out.bias", D), o);
-    if (f->head == FR_HEAD_X0) /* o is x̂0: v = (x − x̂0) / max(t/1000, sigma_min) */
+    if (fr_model_eps_head(f)) /* o is x̂0: ε̂ = (x − √ᾱ·x̂0) / max(√(1−ᾱ), sigma_min), ᾱ in double */
+        for (int64_t i = 0; i < B; i++) {
+            const int64_t n = f->n_train, ti = t[i] < 0.0f ? 0 : t[i] > (float)(n - 1) ? n - 1 : (int64_t)floor(t[i]);
+            double ab = 1.0;
+            for (int64_t k = 0; k <= ti; k++) /* linear betas: β_k = β0 + (β1 − β0)·k/(n − 1) */
+                ab *= 1.0 - (f->beta_start + (f->beta_end - f->beta_start) * (double)k / (double)(n - 1));
+            const double a = sqrt(ab), sd = sqrt(1.0 - ab), s = sd > f->sigma_min ? sd : (double)f->sigma_min;
+            for (int64_t j = 0; j < D; j++) o[i * D + j] = (x[i * D + j] - a * o[i * D + j]) / s;
+        }
+    else if (f->head == FR_HEAD_X0) /* o is x̂0: v = (x − x̂0) / max(t/1000, sigma_min) */
         for (int64_t i = 0; i < B; i++) {
             double sg = (double)t[i] / 1000.0, dn = sg > f->sigma_min ? sg : (double)f->sigma_min;
             for (int64_t j = 0; j < D; j++) o[i * D + j] = (x[i * D + j] - o[i * D + j]) / dn;
@@ -195,12 +206,14 @@ static double d_forward(const dnet *d, int64_t B, const double *x, const float *
  * must also have a non-negligible gradient (scale > 1e-3), so the check is never vacuous;
  * NaN fails every comparison. Inputs: x ~ U(-1.5, 1.5), t ~ U(0, 1000), all ids incl. the
  * null id, loss L = sum(w * out), w ~ U(-1, 1). */
-static void fd_check(fr_act act, int64_t n_blocks, fr_head head, uint64_t seed)
+static void fd_check(fr_act act, int64_t n_blocks, fr_head head, fr_pred pred, uint64_t seed)
 {
     fr_backend *be = fr_test_ref_be();
     fr_model_config cfg = small_cfg(act, n_blocks);
     cfg.head = head;
     cfg.sigma_min = head == FR_HEAD_X0 ? 0.05f : 0.0f;
+    const int eps_head = head == FR_HEAD_X0 && pred == FR_PRED_EPSILON;
+    if (eps_head) fr_test_eps_head(&cfg);
     cfg.n_slots = 2; /* the condition embedding sums two table rows per sample */
     fr_model m;
     ck_assert_msg(fr_model_init(&m, fr_test_ref_be(), &cfg, 7) == FR_OK, "%s", fr_last_error());
@@ -217,6 +230,10 @@ static void fd_check(fr_act act, int64_t n_blocks, fr_head head, uint64_t seed)
     }
     for (int i = 0; i < B; i++) t[i] = fr_test_uniform(&s, 0.0f, 1000.0f);
     t[1] = 20.0f; /* x0 head: sigma = 0.02 < sigma_min, the floored divisor */
+    if (eps_head) { /* integer steps as DDPM feeds them; t = 3: √(1−ᾱ) = 0.023 < sigma_min, floored */
+        for (int i = 0; i < B; i++) t[i] = floorf(t[i]);
+        t[1] = 3.0f, t[3] = 999.0f;
+    }
 
     fr_model_ws ws;
     ck_assert(fr_model_ws_alloc(&ws, &m, B, 1) == FR_OK);
@@ -275,17 +292,112 @@ static void fd_check(fr_act act, int64_t n_blocks, fr_head head, uint64_t seed)
     fr_model_free(&m);
 }
 
-START_TEST(test_fd_silu) { fd_check(FR_ACT_SILU, 2, FR_HEAD_VELOCITY, 101); }
+START_TEST(test_fd_silu) { fd_check(FR_ACT_SILU, 2, FR_HEAD_VELOCITY, FR_PRED_VELOCITY, 101); }
 END_TEST
-START_TEST(test_fd_gelu) { fd_check(FR_ACT_GELU_TANH, 2, FR_HEAD_VELOCITY, 202); }
+START_TEST(test_fd_gelu) { fd_check(FR_ACT_GELU_TANH, 2, FR_HEAD_VELOCITY, FR_PRED_VELOCITY, 202); }
 END_TEST
-START_TEST(test_fd_tanh_one_block) { fd_check(FR_ACT_TANH, 1, FR_HEAD_VELOCITY, 303); }
+START_TEST(test_fd_tanh_one_block) { fd_check(FR_ACT_TANH, 1, FR_HEAD_VELOCITY, FR_PRED_VELOCITY, 303); }
 END_TEST
-START_TEST(test_fd_no_blocks) { fd_check(FR_ACT_SILU, 0, FR_HEAD_VELOCITY, 404); }
+START_TEST(test_fd_no_blocks) { fd_check(FR_ACT_SILU, 0, FR_HEAD_VELOCITY, FR_PRED_VELOCITY, 404); }
 END_TEST
-START_TEST(test_fd_x0_head) { fd_check(FR_ACT_GELU_TANH, 2, FR_HEAD_X0, 505); }
+START_TEST(test_fd_x0_head) { fd_check(FR_ACT_GELU_TANH, 2, FR_HEAD_X0, FR_PRED_VELOCITY, 505); }
 END_TEST
-START_TEST(test_fd_x0_head_no_blocks) { fd_check(FR_ACT_SILU, 0, FR_HEAD_X0, 606); }
+START_TEST(test_fd_x0_head_no_blocks) { fd_check(FR_ACT_SILU, 0, FR_HEAD_X0, FR_PRED_VELOCITY, 606); }
+END_TEST
+/* The eps x0 head: ε̂ = (x − √ᾱ_t·x̂0) / max(√(1−ᾱ_t), sigma_min) against ᾱ_t computed in double
+ * from the linear betas, rows at t = 3 (the floor), 999 and in between. */
+START_TEST(test_fd_eps_head) { fd_check(FR_ACT_GELU_TANH, 2, FR_HEAD_X0, FR_PRED_EPSILON, 707); }
+END_TEST
+START_TEST(test_fd_eps_head_no_blocks) { fd_check(FR_ACT_SILU, 0, FR_HEAD_X0, FR_PRED_EPSILON, 808); }
+END_TEST
+
+/* The eps x0 head's config: the schedule is checked, travels in the ddpm.* keys and comes back
+ * equal; a file without them is refused naming the key; an old-format epsilon checkpoint
+ * (no model.head) loads as the velocity head with no schedule; the table's floor. */
+START_TEST(test_eps_head_config)
+{
+    fr_model_config e = small_cfg(FR_ACT_SILU, 1);
+    fr_test_eps_head(&e);
+    ck_assert_msg(fr_model_config_check(&e) == FR_OK, "%s", fr_last_error());
+    ck_assert(fr_model_eps_head(&e));
+    fr_model_config bad = e;
+    bad.n_train = 1;
+    ck_assert_int_eq(fr_model_config_check(&bad), FR_ERR_ARG);
+    ck_assert_msg(strstr(fr_last_error(), "n_train") != NULL, "%s", fr_last_error());
+    bad = e, bad.beta_end = 1.5;
+    ck_assert_int_eq(fr_model_config_check(&bad), FR_ERR_ARG);
+    bad = e, bad.ddpm_betas = (fr_ddpm_betas)5;
+    ck_assert_int_eq(fr_model_config_check(&bad), FR_ERR_ARG);
+    bad = e, bad.head = FR_HEAD_VELOCITY, bad.sigma_min = 0.0f; /* a schedule without the head */
+    ck_assert_int_eq(fr_model_config_check(&bad), FR_ERR_ARG);
+    ck_assert_msg(strstr(fr_last_error(), "n_train") != NULL, "%s", fr_last_error());
+
+    fr_st_file f;
+    fr_st_init(&f);
+    ck_assert(fr_model_config_to_meta(&e, &f) == FR_OK);
+    ck_assert_str_eq(fr_st_get_meta(&f, "ddpm.schedule"), "linear");
+    ck_assert_str_eq(fr_st_get_meta(&f, "ddpm.beta_start"), "0.0001"); /* pretraining's text */
+    ck_assert_str_eq(fr_st_get_meta(&f, "ddpm.beta_end"), "0.02");
+    ck_assert_str_eq(fr_st_get_meta(&f, "ddpm.n_train"), "1000");
+    fr_model_config back;
+    ck_assert_msg(fr_model_config_from_meta(&f, &back) == FR_OK, "%s", fr_last_error());
+    ck_assert(memcmp(&back, &e, sizeof e) == 0);
+    fr_model_config sl = e;
+    sl.ddpm_betas = FR_DDPM_SCALED_LINEAR, sl.beta_start = 0.00085, sl.beta_end = 0.012;
+    fr_st_file g;
+    fr_st_init(&g);
+    ck_assert(fr_model_config_to_meta(&sl, &g) == FR_OK);
+    ck_assert_str_eq(fr_st_get_meta(&g, "ddpm.schedule"), "scaled_linear");
+    ck_assert(fr_model_config_from_meta(&g, &back) == FR_OK);
+    ck_assert(memcmp(&back, &sl, sizeof sl) == 0);
+    fr_st_free(&g);
+    ck_assert(fr_st_set_meta(&f, "ddpm.schedule", "cosine") == FR_OK);
+    ck_assert_int_eq(fr_model_config_from_meta(&f, &back), FR_ERR_FORMAT);
+    ck_assert_msg(strstr(fr_last_error(), "ddpm.schedule") != NULL, "%s", fr_last_error());
+    fr_st_free(&f);
+    fr_st_init(&f); /* the head's keys without the schedule's */
+    ck_assert(fr_model_config_to_meta(&e, &f) == FR_OK);
+    fr_st_file h;
+    fr_st_init(&h);
+    for (size_t i = 0; i < f.n_meta; i++)
+        if (strncmp(f.meta[i].key, "ddpm.n_train", 12) != 0) ck_assert(fr_st_set_meta(&h, f.meta[i].key, f.meta[i].value) == FR_OK);
+    ck_assert_int_eq(fr_model_config_from_meta(&h, &back), FR_ERR_FORMAT);
+    ck_assert_msg(strstr(fr_last_error(), "ddpm.n_train") != NULL, "%s", fr_last_error());
+    fr_st_free(&h);
+    fr_st_free(&f);
+
+    /* an epsilon checkpoint of the old format: no model.head, ddpm.* from pretraining */
+    fr_model_config old = small_cfg(FR_ACT_SILU, 1);
+    old.pred = FR_PRED_EPSILON;
+    fr_st_init(&f);
+    ck_assert(fr_model_config_to_meta(&old, &f) == FR_OK);
+    ck_assert_ptr_null(fr_st_get_meta(&f, "model.head"));
+    ck_assert_ptr_null(fr_st_get_meta(&f, "ddpm.schedule"));
+    ck_assert(fr_st_set_meta(&f, "ddpm.schedule", "linear") == FR_OK);
+    ck_assert(fr_st_set_meta(&f, "ddpm.n_train", "1000") == FR_OK);
+    ck_assert_msg(fr_model_config_from_meta(&f, &back) == FR_OK, "%s", fr_last_error());
+    ck_assert(memcmp(&back, &old, sizeof old) == 0);
+    ck_assert_int_eq(back.head, FR_HEAD_VELOCITY);
+    fr_st_free(&f);
+
+    /* the table: √ᾱ and the floored √(1−ᾱ) from float32 betas; t = 0: √β_0 = 0.01 floored to
+     * 0.05, t = 999: ᾱ ≈ 4e-5 */
+    float tab[2000];
+    ck_assert(fr_model_eps_head_table(&e, tab) == FR_OK);
+    ck_assert(fabsf(tab[0] - sqrtf(1.0f - 1e-4f)) <= 1e-7f);
+    ck_assert(tab[1000] == 0.05f);
+    ck_assert(fabs(tab[999] - 0.00635) < 2e-4 && fabs(tab[1999] - 1.0) < 1e-4);
+    int floored = 0;
+    for (int i = 0; i < 1000; i++) floored += tab[1000 + i] == 0.05f;
+    ck_assert_int_eq(floored, 11); /* √(1−ᾱ_t) < 0.05 for t = 0 .. 10 with the linear betas */
+    /* a NaN timestep reads no row and makes the row's coefficients NaN (its output NaN) */
+    float ca, cs;
+    ck_assert_int_eq(fr_eps_head_row(NAN, 1000), -1);
+    fr_eps_head_coefs(tab, 1000, NAN, &ca, &cs);
+    ck_assert(isnan(ca) && isnan(cs));
+    fr_eps_head_coefs(tab, 1000, 1e9f, &ca, &cs);
+    ck_assert(ca == tab[999] && cs == tab[1999]);
+}
 END_TEST
 
 /* ---- counts, init, forward --------------------------------------------------------- */
@@ -481,7 +593,8 @@ START_TEST(test_microbatch_bitwise)
     fr_backend *be = fr_test_ref_be();
     fr_model_config c = small_cfg(FR_ACT_GELU_TANH, 2);
     c.H = 16, c.F = 24, c.D = 5;
-    if (_i == 1) c.head = FR_HEAD_X0, c.sigma_min = 0.05f; /* loop index: both heads */
+    if (_i == 1) c.head = FR_HEAD_X0, c.sigma_min = 0.05f; /* loop index: the three heads */
+    if (_i == 2) fr_test_eps_head(&c);
     fr_model m;
     ck_assert(fr_model_init(&m, fr_test_ref_be(), &c, 3) == FR_OK);
     randomize(&m, 11);
@@ -572,7 +685,7 @@ START_TEST(test_head_config)
     x.head = FR_HEAD_X0, x.sigma_min = 0.05f;
     ck_assert_int_eq(fr_model_config_check(&x), FR_OK);
     fr_model_config bad = x;
-    bad.pred = FR_PRED_EPSILON; /* the x0 head derives a flow velocity */
+    bad.pred = FR_PRED_EPSILON; /* an epsilon model's x0 head needs its DDPM schedule */
     ck_assert_int_eq(fr_model_config_check(&bad), FR_ERR_ARG);
     bad = x, bad.sigma_min = 0.0f;
     ck_assert_int_eq(fr_model_config_check(&bad), FR_ERR_ARG);
@@ -944,9 +1057,10 @@ START_TEST(test_backends_equal_ref)
 {
     fr_model_config cfg = small_cfg(FR_ACT_GELU_TANH, 2);
     cfg.n_slots = 2;
-    for (int head = 0; head < 2; head++) {
+    for (int head = 0; head < 3; head++) {
         cfg.head = head ? FR_HEAD_X0 : FR_HEAD_VELOCITY;
         cfg.sigma_min = head ? 0.01f : 0.0f;
+        if (head == 2) fr_test_eps_head(&cfg); /* the eps x0 head (its table in device memory) */
         step_result want;
         step_on(fr_test_ref_be(), &cfg, &want);
         ck_assert(want.len == want.len2 && memcmp(want.ckpt, want.ckpt2, want.len) == 0);
@@ -985,8 +1099,11 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_fd_no_blocks);
     tcase_add_test(tc, test_fd_x0_head);
     tcase_add_test(tc, test_fd_x0_head_no_blocks);
+    tcase_add_test(tc, test_fd_eps_head);
+    tcase_add_test(tc, test_fd_eps_head_no_blocks);
+    tcase_add_test(tc, test_eps_head_config);
     tcase_add_test(tc, test_head_config);
-    tcase_add_loop_test(tc, test_microbatch_bitwise, 0, 2);
+    tcase_add_loop_test(tc, test_microbatch_bitwise, 0, 3);
     tcase_add_test(tc, test_adamw);
     tcase_add_test(tc, test_clip);
     tcase_add_test(tc, test_ema);

@@ -1,5 +1,6 @@
 /* Suite `ops_model`: the op table's model section (flowrl/ops.h: temb_sinusoidal,
- * embed_gather_add, embed_scatter_add, x0_head_fwd, x0_head_bwd, noise_mix), run through
+ * embed_gather_add, embed_scatter_add, x0_head_fwd, x0_head_bwd, eps_head_fwd, eps_head_bwd,
+ * noise_mix), run through
  * backend memory (fr_dev_alloc, fr_h2d, the entry, fr_d2h):
  *   - ref gives the bits of the host loops the entries replaced (core/embed.c, core/model.c,
  *     core/pretrain.c and core/awm_time.c as of 05cd9b4, written out below as old_*);
@@ -101,13 +102,18 @@ typedef struct {
     float *x, *xo, *dout;  /* (B, D) */
     float *x0, *eps;       /* (B, D), (R, D) */
     float *sigma, *ca, *cs; /* (R,): σ, and the coefficients a, s of noise_mix */
+    float *etab, *te;      /* eps x0 head: (2, N_ETAB) a, s; (B,) timesteps, some outside the table */
 } inputs;
+
+enum { N_ETAB = 7 };
 
 typedef struct {
     float *emb, *h, *dtable;      /* (B, E), (B, H), (n_rows, H) */
     float *v, *den, *v_inplace;   /* (B, D), (B,), (B, D): x0 head forward with den, then in place */
     float *dxo, *dxo_inplace;     /* (B, D) */
     float *xmix;                  /* (R, D) */
+    float *e, *coef, *e_inplace;  /* eps x0 head: (B, D), (2, B), (B, D) */
+    float *edxo, *edx, *edxo_inplace; /* (B, D) */
 } outputs;
 
 static float *host_floats(int64_t n) { return ops_alloc(n); }
@@ -150,18 +156,25 @@ static void inputs_make(inputs *in, const shape *z, int ddpm, uint64_t *s)
         if (ddpm) fr_ddpm_coefs(u, &in->ca[r], &in->cs[r]);
         else in->ca[r] = 1.0f - in->sigma[r], in->cs[r] = in->sigma[r];
     }
+    in->etab = host_floats(2 * N_ETAB), in->te = host_floats(B);
+    ops_fill_uniform(s, in->etab, N_ETAB, 0.0f, 1.0f);
+    ops_fill_uniform(s, in->etab + N_ETAB, N_ETAB, 0.05f, 1.0f);
+    for (int64_t b = 0; b < B; b++) in->te[b] = floorf(fr_test_uniform(s, 0.0f, (float)N_ETAB));
+    in->te[0] = -1.0f; /* clamped to row 0 */
+    if (B > 2) in->te[1] = 2.5f, in->te[2] = 1000.0f; /* ⌊t⌋; clamped to the last row */
 }
 
 static void inputs_free(inputs *in)
 {
     void *p[] = {in->t, in->table, in->h0, in->c, in->dh, in->dt0, in->x, in->xo,
-                 in->dout, in->x0, in->eps, in->sigma, in->ca, in->cs};
+                 in->dout, in->x0, in->eps, in->sigma, in->ca, in->cs, in->etab, in->te};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
 }
 
 static void outputs_free(outputs *out)
 {
-    void *p[] = {out->emb, out->h, out->dtable, out->v, out->den, out->v_inplace, out->dxo, out->dxo_inplace, out->xmix};
+    void *p[] = {out->emb, out->h, out->dtable, out->v, out->den, out->v_inplace, out->dxo, out->dxo_inplace, out->xmix,
+               out->e, out->coef, out->e_inplace, out->edxo, out->edx, out->edxo_inplace};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
 }
 
@@ -225,7 +238,21 @@ static void outputs_run(fr_backend *be, const inputs *in, outputs *out)
     o->noise_mix(R, B, D, x0, eps, ca, cs, xm);
     out->xmix = down(be, xm, R * D);
 
-    void *ins[] = {t, table, dh, c, x, xo, dout, x0, eps, ca, cs};
+    float *etab = UPF(be, in->etab, 2 * N_ETAB), *te = UPF(be, in->te, B);
+    float *e = UPF(be, NULL, B * D), *coef = UPF(be, NULL, 2 * B), *ea = UPF(be, in->x, B * D);
+    o->eps_head_fwd(B, D, N_ETAB, etab, te, x, xo, coef, e);
+    o->eps_head_fwd(B, D, N_ETAB, etab, te, ea, xo, NULL, ea); /* the inference form, out = x */
+    out->e = down(be, e, B * D);
+    out->e_inplace = down(be, ea, B * D);
+    float *edxo = UPF(be, NULL, B * D), *edx = UPF(be, NULL, B * D), *eda = UPF(be, in->dout, B * D);
+    o->eps_head_bwd(B, D, coef, dout, edxo, edx);
+    o->eps_head_bwd(B, D, coef, eda, eda, NULL);
+    out->coef = down(be, coef, 2 * B);
+    out->edxo = down(be, edxo, B * D);
+    out->edx = down(be, edx, B * D);
+    out->edxo_inplace = down(be, eda, B * D);
+
+    void *ins[] = {t, table, dh, c, x, xo, dout, x0, eps, ca, cs, etab, te};
     for (size_t i = 0; i < sizeof ins / sizeof ins[0]; i++) fr_dev_free(be, ins[i]);
 }
 
@@ -251,6 +278,12 @@ static void outputs_assert_equal(const char *who, const inputs *in, const output
     assert_bits(who, "x0_head_bwd", got->dxo, want->dxo, B * D, seed);
     assert_bits(who, "x0_head_bwd in place", got->dxo_inplace, want->dxo_inplace, B * D, seed);
     assert_bits(who, "noise_mix", got->xmix, want->xmix, z->K * B * D, seed);
+    assert_bits(who, "eps_head_fwd", got->e, want->e, B * D, seed);
+    assert_bits(who, "eps_head_fwd coef", got->coef, want->coef, 2 * B, seed);
+    assert_bits(who, "eps_head_fwd in place", got->e_inplace, want->e_inplace, B * D, seed);
+    assert_bits(who, "eps_head_bwd dxo", got->edxo, want->edxo, B * D, seed);
+    assert_bits(who, "eps_head_bwd dx", got->edx, want->edx, B * D, seed);
+    assert_bits(who, "eps_head_bwd in place", got->edxo_inplace, want->edxo_inplace, B * D, seed);
 }
 
 /* The old loops' outputs on in. */
@@ -274,6 +307,21 @@ static void outputs_old(const inputs *in, outputs *out)
     memcpy(out->dxo_inplace, out->dxo, (size_t)(B * D) * sizeof(float));
     out->xmix = host_floats(R * D);
     old_noised(R, B, D, in->ddpm, in->x0, in->eps, in->sigma, in->ca, in->cs, out->xmix);
+    /* the eps x0 head (new with the entries): the formulas of flowrl/model_elem.h written out,
+     * the row's table index by hand */
+    out->e = host_floats(B * D), out->coef = host_floats(2 * B), out->e_inplace = host_floats(B * D);
+    out->edxo = host_floats(B * D), out->edx = host_floats(B * D), out->edxo_inplace = host_floats(B * D);
+    for (int64_t b = 0; b < B; b++) {
+        const float tb = in->te[b];
+        const int64_t i = tb < 0.0f ? 0 : tb > (float)(N_ETAB - 1) ? N_ETAB - 1 : (int64_t)tb;
+        const float a = in->etab[i], sc = in->etab[N_ETAB + i];
+        out->coef[b] = a, out->coef[B + b] = sc;
+        for (int64_t j = b * D; j < (b + 1) * D; j++) {
+            out->e[j] = out->e_inplace[j] = (in->x[j] - a * in->xo[j]) / sc;
+            out->edxo[j] = out->edxo_inplace[j] = -((in->dout[j] * a) / sc);
+            out->edx[j] = in->dout[j] / sc;
+        }
+    }
 }
 
 /* ---- tests --------------------------------------------------------------------------------- */

@@ -306,6 +306,7 @@ START_TEST(test_resume)
     fr_pretrain_cfg c = tiny(full, 40);
     c.pred = FR_PRED_EPSILON; /* with dropout and the EMA warm-up crossing the cut */
     c.cfg_dropout = 0.3f;
+    if (_i == 1) c.head = FR_HEAD_X0; /* loop index: gmm2d-s's velocity head, then the eps x0 head */
     ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
 
     c.out = part;
@@ -342,10 +343,11 @@ START_TEST(test_backends_write_ref_bytes)
     char want[300], got[300], mid[300];
     snprintf(want, sizeof want, "%s/want.safetensors", g_dir);
     snprintf(got, sizeof got, "%s/got.safetensors", g_dir);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         fr_pretrain_cfg c = tiny(want, 6);
         if (k == 1) c.pred = FR_PRED_EPSILON, c.cfg_dropout = 0.5f;
         if (k == 2) c.task = "shapes", c.steps = 2, c.batch = 3;
+        if (k == 3) c.task = "shapes", c.steps = 2, c.batch = 3, c.pred = FR_PRED_EPSILON; /* the eps x0 head */
         ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
         for (const char *const *name = fr_backend_names(); *name; name++) {
             fr_backend be;
@@ -404,6 +406,29 @@ START_TEST(test_bad_cfg)
     ck_assert_int_eq(mc.F, 512);
     ck_assert_int_eq(mc.n_blocks, 0);
     ck_assert_int_eq(mc.pred, FR_PRED_EPSILON);
+    /* shapes-s's x0 head, on the schedule the loop trains with; --head velocity drops it */
+    ck_assert_int_eq(mc.head, FR_HEAD_X0);
+    ck_assert(mc.sigma_min == FR_X0_HEAD_SIGMA_MIN && mc.n_train == 1000 && mc.beta_end == 0.02);
+    sc.betas = FR_BETAS_SCALED_LINEAR;
+    ck_assert_int_eq(fr_pretrain_model_config(&sc, &mc), FR_OK);
+    ck_assert(mc.ddpm_betas == FR_DDPM_SCALED_LINEAR && mc.beta_start == 0.00085 && mc.beta_end == 0.012);
+    sc.sigma_min = 0.01f; /* the floor, replaced */
+    ck_assert_int_eq(fr_pretrain_model_config(&sc, &mc), FR_OK);
+    ck_assert(mc.sigma_min == 0.01f);
+    sc.sigma_min = 1.5f;
+    ck_assert_int_eq(fr_pretrain_model_config(&sc, &mc), FR_ERR_ARG);
+    ck_assert_msg(strstr(fr_last_error(), "sigma_min") != NULL, "%s", fr_last_error());
+    sc.head = FR_HEAD_VELOCITY, sc.sigma_min = 0.05f; /* a floor without the x0 head */
+    ck_assert_int_eq(fr_pretrain_model_config(&sc, &mc), FR_ERR_ARG);
+    sc.sigma_min = 0.0f;
+    ck_assert_int_eq(fr_pretrain_model_config(&sc, &mc), FR_OK);
+    ck_assert(mc.head == FR_HEAD_VELOCITY && mc.sigma_min == 0.0f && mc.n_train == 0);
+    sc.head = 5;
+    ck_assert_int_eq(fr_pretrain_model_config(&sc, &mc), FR_ERR_ARG);
+    ck_assert_msg(strstr(fr_last_error(), "head") != NULL, "%s", fr_last_error());
+    sc = c, sc.pred = FR_PRED_EPSILON; /* gmm2d-s: the velocity head stays the default */
+    ck_assert_int_eq(fr_pretrain_model_config(&sc, &mc), FR_OK);
+    ck_assert_int_eq(mc.head, FR_HEAD_VELOCITY);
     for (int i = 0; i < n; i++) {
         fr_status s = fr_pretrain(&bad[i], be, NULL, NULL, NULL);
         ck_assert_msg(s == FR_ERR_ARG, "bad config %d: status %d (%s)", i, (int)s, fr_last_error());
@@ -622,7 +647,7 @@ Suite *suite_pretrain(void)
     tcase_add_test(tc, test_loss_falls);
     tcase_add_test(tc, test_epsilon_loss_falls);
     tcase_add_test(tc, test_reproducible);
-    tcase_add_test(tc, test_resume);
+    tcase_add_loop_test(tc, test_resume, 0, 2);
     tcase_add_test(tc, test_backends_write_ref_bytes);
     tcase_add_test(tc, test_bad_cfg);
     tcase_add_test(tc, test_checkpoint_roundtrip);

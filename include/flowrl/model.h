@@ -13,8 +13,12 @@
  *     h  = h + (W2_k act(W1_k LN_k(h) + b1_k) + b2_k)               W1 (F,H), W2 (H,F)
  *   o    = W_out LN_f(h) + b_out                                    (B,D)
  *   out  = o                                  head "velocity" (the prediction itself)
- *   out  = (x - o) / max(t/1000, sigma_min)   head "x0": o is x̂0 and out the flow
- *                                             velocity it implies (flowrl/model_elem.h)
+ *   out  = (x - o) / max(t/1000, sigma_min)   head "x0", pred velocity: o is x̂0 and out the
+ *                                             flow velocity it implies (flowrl/model_elem.h)
+ *   out  = (x - a_t o) / s_t                  head "x0", pred epsilon: o is x̂0 and out the
+ *                                             noise it implies, a_t = sqrt(abar_t), s_t =
+ *                                             max(sqrt(1 - abar_t), sigma_min), abar of the
+ *                                             config's DDPM schedule at step floor(t)
  *
  * Every "W z + b" is be->ops->gemm (one fmaf chain over the input dim) then be->ops->bias_add;
  * LN is be->ops->layernorm_fwd with affine weight/bias, eps cfg.ln_eps. The condition and time
@@ -56,17 +60,25 @@ typedef enum {
     FR_PRED_COUNT
 } fr_pred;
 
+/* DDPM betas (docs/algorithms/samplers.md §1.5; checkpoint key ddpm.schedule). */
+typedef enum { FR_DDPM_LINEAR = 0, FR_DDPM_SCALED_LINEAR = 1, FR_DDPM_BETAS_COUNT } fr_ddpm_betas;
+
 /* What the last layer computes (callers always get cfg.pred's quantity). */
 typedef enum {
     FR_HEAD_VELOCITY = 0, /* the last layer's output is returned as it is */
     FR_HEAD_X0 = 1,       /* x-prediction (JiT): the last layer gives x̂0, the model returns
-                             v = (x − x̂0) / max(σ, sigma_min); flow (velocity) models only.
+                             v = (x − x̂0) / max(σ, sigma_min) (flow models) or
+                             ε̂ = (x − √ᾱ_t·x̂0) / max(√(1−ᾱ_t), sigma_min) (epsilon models).
                              Lets a network narrower than D denoise: it need not pass the
                              noise through its H-wide residual stream. */
     FR_HEAD_COUNT
 } fr_head;
 
 #define FR_MODEL_MAX_BLOCKS 256
+/* sigma_min of the shapes presets' x0 head, and of an x0 head asked for by name
+ * (flowrl pretrain --head x0): flow σ = 0.05, or an ε model's √(1−ᾱ_t) = 0.05, t ≈ 11 of 1000
+ * with the linear betas (docs/algorithms/pretraining.md §5). */
+#define FR_X0_HEAD_SIGMA_MIN 0.05f
 
 typedef struct {
     char preset[32];  /* "gmm2d-s", ... or "custom" */
@@ -84,7 +96,19 @@ typedef struct {
     float ln_eps;     /* 1e-5, torch.nn.LayerNorm's default */
     fr_head head;     /* velocity unless the preset says x0 */
     float sigma_min;  /* x0 head: the floor of the divisor, in (0, 1]; 0 for velocity */
+    /* x0 head of an epsilon model: the DDPM schedule its ᾱ_t comes from (the checkpoint's
+     * ddpm.* keys, docs/algorithms/pretraining.md §3); all 0 otherwise. */
+    fr_ddpm_betas ddpm_betas;
+    double beta_start, beta_end; /* in (0, 1) */
+    int64_t n_train;             /* timesteps, 2 .. 100000 */
 } fr_model_config;
+
+/* The eps x0 head's table (2, n_train): √ᾱ_t, then max(√(1−ᾱ_t), sigma_min), from the
+ * config's betas in float32 (fr_alphas_cumprod, fr_ddpm_coefs: the bits the pretraining's
+ * forward process uses). tab is host memory. */
+fr_status fr_model_eps_head_table(const fr_model_config *cfg, float *tab);
+/* 1 when cfg's head is the x0 head of an epsilon model. */
+int fr_model_eps_head(const fr_model_config *cfg);
 
 /* Presets fix H, F, n_blocks, E, act, head, sigma_min (see core/model_config.c for the
  * table); D and n_cond come from the task. pred defaults to velocity. FR_ERR_ARG names the known presets. */
@@ -120,6 +144,7 @@ typedef struct {
     fr_tensor *grads;
     char (*names)[48];
     float *arena_values, *arena_grads; /* backend memory, fr_model_arena_floats(m) each */
+    float *head_tab;    /* eps x0 head: (2, n_train) backend memory (fr_model_eps_head_table), else NULL */
 } fr_model;
 
 /* Allocates parameters (zero) and gradients (zero) for cfg in be's memory, without init.
@@ -159,7 +184,9 @@ typedef struct {
     float *lnf, *lnf_mean, *lnf_rstd; /* (B,H), (B,), (B,) */
     float *tmp;            /* (B,H) scratch */
     float *dh, *dtmp;      /* (B,H) backward scratch */
-    float *xo, *den;       /* x0 head: (B,D) x̂0 (backward: dL/dx̂0), (B,) its divisors */
+    float *xo, *den;       /* x0 head: (B,D) x̂0 (backward: dL/dx̂0), (B,) its divisors
+                              (eps x0 head: (2,B) a, s) */
+    float *dxh;            /* eps x0 head, keep: (B,D) dL/dx through the head */
     float *da, *du;        /* (B,F) backward scratch */
     void *buf;             /* the one allocation behind the arrays, backend memory */
     fr_backend *be;        /* its backend (the model's) */
@@ -195,8 +222,11 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
 /* Metadata keys "model.preset", "model.D", "model.n_cond", "model.H", "model.F",
  * "model.n_blocks", "model.E", "model.act", "model.pred", "model.ln_eps" (decimal text;
  * ln_eps as "%.9g", which round-trips a float), and for a head other than velocity
- * "model.head" and "model.sigma_min" ("%.9g"). A file without "model.head" (written
- * before heads existed, or a velocity head) loads as velocity, sigma_min 0. */
+ * "model.head" and "model.sigma_min" ("%.9g"); the x0 head of an epsilon model also writes
+ * and needs "ddpm.schedule" (linear, scaled_linear), "ddpm.beta_start", "ddpm.beta_end"
+ * ("%.9g") and "ddpm.n_train", the keys its samplers read (core/infer_ckpt.c). A file without
+ * "model.head" (written before heads existed, or a velocity head) loads as velocity,
+ * sigma_min 0. */
 fr_status fr_model_config_to_meta(const fr_model_config *cfg, fr_st_file *f);
 fr_status fr_model_config_from_meta(const fr_st_file *f, fr_model_config *cfg);
 /* Adds t (a tensor in be's memory) to f as name: a host copy (fr_d2h). */

@@ -161,7 +161,7 @@ typedef struct fr_ops {
     void (*nft_grad)(int64_t R, int64_t B, int64_t D, fr_nft_coef c, const float *t, const float *xt,
                      const float *v, const float *v_old, const float *x0, const double *cpn, float *grad);
 
-    /* ---- model: time embedding, condition rows, x0 head (core/model.c) ---- */
+    /* ---- model: time embedding, condition rows, x0 heads (core/model.c) ---- */
     /* emb (B,E) = fr_temb_elem(t[b], j, E/2) (flowrl/embed.h): t (B,), E even. */
     void (*temb_sinusoidal)(int64_t B, int64_t E, const float *t, float *emb);
     /* h (B,H) += rows of table (n_rows,H) named by c (B,S) int32: element (b, j) is one chain
@@ -180,6 +180,15 @@ typedef struct fr_ops {
                         const float *xo, float *den, float *out);
     /* dxo (B,D) = fr_x0_head_grad_x0(dout, den[b]) (= −dout/den[b]); dxo may alias dout. */
     void (*x0_head_bwd)(int64_t B, int64_t D, const float *den, const float *dout, float *dxo);
+    /* ε x0 head (flowrl/model_elem.h), D >= 1, n >= 1: row b takes (a_b, s_b) =
+     * fr_eps_head_coefs(tab, n, t[b]) and out (B,D) = fr_eps_head_eps(x, xo, a_b, s_b); coef (2,B)
+     * receives a_b then (at B + b) s_b unless NULL. tab (2,n): √ᾱ, floored √(1−ᾱ); t (B,),
+     * x, xo (B,D); out may alias x. */
+    void (*eps_head_fwd)(int64_t B, int64_t D, int64_t n, const float *tab, const float *t, const float *x,
+                         const float *xo, float *coef, float *out);
+    /* dxo (B,D) = fr_eps_head_grad_x0(dout, a_b, s_b) and, unless dx is NULL, dx (B,D) =
+     * fr_eps_head_grad_x(dout, s_b), coef (2,B) from eps_head_fwd; dxo may alias dout, dx not. */
+    void (*eps_head_bwd)(int64_t B, int64_t D, const float *coef, const float *dout, float *dxo, float *dx);
     /* x (R,D) = fr_noise_mix_elem(x0[r mod B], eps[r], a[r], s[r]) = a_r·x0 + s_r·ε, the
      * forward process (flowrl/pretrain_elem.h): flow a = 1 − σ, s = σ; DDPM √ᾱ, √(1−ᾱ).
      * a, s (R,). */

@@ -67,6 +67,9 @@ typedef struct {
     float logit_mean, logit_std;
     float cfg_dropout;      /* probability of the null condition */
     fr_betas_kind betas;    /* epsilon only */
+    int head;               /* -1: the preset's (shapes: x0, gmm2d: velocity), else an fr_head;
+                               epsilon with x0: ε̂ = (x − √ᾱ_t·x̂0)/max(√(1−ᾱ_t), sigma_min) */
+    float sigma_min;        /* x0 head: > 0 replaces the preset's floor (FR_X0_HEAD_SIGMA_MIN) */
     int64_t save_every;     /* > 0: also write OUT-stepNNNNNN.safetensors every N steps */
     const char *out;        /* checkpoint path (written at the end), or NULL */
     const char *resume;     /* a checkpoint of this same run to continue from, or NULL */
@@ -76,7 +79,7 @@ typedef struct {
  * the preset's dims (H = F = 0, n_blocks = -1),
  * seed 0, lr 1e-3 -> 0 cosine, warm-up min(100, steps/10), AdamW (0.9, 0.999, 1e-8) with
  * weight decay 0, clip 1.0, EMA 0.999, logit-normal(0, 1), cfg_dropout 0.1, linear
- * betas. task, preset and out are NULL. */
+ * betas, the preset's head (head = -1). task, preset and out are NULL. */
 fr_pretrain_cfg fr_pretrain_defaults(void);
 /* "gmm2d-s" for gmm2d, "shapes-s" for shapes, NULL for an unknown task. */
 const char *fr_pretrain_default_preset(const char *task);

@@ -30,7 +30,7 @@ extern "C" {
 #include "flowrl/schedule.h"
 }
 
-enum { N_FUNCS = 30 };
+enum { N_FUNCS = 31 };
 
 /* Value k of input i: the same code on host and device. Cases 16.. call every element
  * function of embed.h, grpo_elem.h, model_elem.h, pretrain_elem.h, schedule.h and the
@@ -89,6 +89,13 @@ FR_HOSTDEV static float eval_case(int k, float x, uint32_t i)
         k.iter = 0;
         return (float)(fr_kidx_global_x(&k) + 3 * fr_kidx_global_y(&k) + 5 * fr_kidx_local(&k) +
                        7 * (int64_t)fr_dim3_x(i % 9).x + 11 * (int64_t)k.grid.x);
+    }
+    case 30: { /* the eps x0 head over a 4-row table, t up to 5 (the last row clamped) */
+        const float tab[8] = {0.99f, 0.9f, 0.5f, 0.1f, 0.05f, 0.3f, 0.8f, 0.99f};
+        float a, s;
+        fr_eps_head_coefs(tab, 4, 5.0f * u, &a, &s);
+        return fr_eps_head_eps(x, 0.5f * x, a, s) + fr_eps_head_grad_x0(0.25f * x, a, s) +
+               fr_eps_head_grad_x(x, s) + (float)fr_eps_head_row(5.0f * u, 4);
     }
     case 0: return fr_expf(x);
     case 1: return fr_expm1f(x);
