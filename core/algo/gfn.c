@@ -13,8 +13,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "flowrl/algo.h"
+#include "flowrl/digest.h"
 #include "flowrl/gfn_train.h"
 
 typedef struct {
@@ -155,9 +157,18 @@ static fr_status gfn_evaluate(fr_run *r, void *state, const char *key, int64_t e
     if (a->validation_samples > 0) FR_TRY(fr_gfn_trainer_sampled_l1(g->t, a->validation_samples, &sl1, NULL));
     char line[64] = "";
     if (a->validation_samples > 0) snprintf(line, sizeof line, " sampled_l1 %.6f", sl1);
-    fr_run_info(r, "eval %-8s (epoch %lld): exact_l1 %.6f log_z_err %.6f modes %lld/%lld%s", key, (long long)epoch, l1,
-                zerr, (long long)fr_gfn_trainer_modes(g->t), (long long)g->n_modes, line);
+    fr_run_info(r, "eval %-8s (epoch %lld): trajectories %lld exact_l1 %.6f log_z_err %.6f modes %lld/%lld%s", key,
+                (long long)epoch, (long long)(epoch * a->batch), l1, zerr, (long long)fr_gfn_trainer_modes(g->t),
+                (long long)g->n_modes, line);
     *score = l1;
+    if (strcmp(key, "after") != 0) return FR_OK;
+    /* the parameters' digest: two runs of one configuration are the same bits */
+    uint64_t d;
+    int64_t np;
+    char hex[17];
+    FR_TRY(fr_gfn_trainer_digest(g->t, &d, &np));
+    fr_digest_hex(d, hex);
+    fr_run_info(r, "parameters %lld, digest %s", (long long)np, hex);
     return FR_OK;
 }
 
