@@ -62,6 +62,7 @@ static void forward(fr_gfn_trainer *t, int64_t R)
 {
     const fr_ops *op = t->be->ops;
     const float *in = t->x;
+    t->be->work.fwd_rows += (uint64_t)R; /* the NFE count (flowrl/backend.h) */
     for (int l = 0; l < t->L; l++) {
         op->gemm(0, 1, R, t->dim[l + 1], t->dim[l], in, t->vals[2 * l].data, t->pre[l], 0);
         op->bias_add(R, t->dim[l + 1], t->pre[l], t->vals[2 * l + 1].data);
@@ -77,6 +78,7 @@ static void backward(fr_gfn_trainer *t, int64_t R)
 {
     const fr_ops *op = t->be->ops;
     float *d = t->d0, *dn = t->d1;
+    t->be->work.bwd_rows += (uint64_t)R;
     for (int l = t->L - 1; l >= 0; l--) {
         const float *in = l == 0 ? t->x : t->post[l - 1];
         op->gemm(1, 0, t->dim[l + 1], t->dim[l], R, d, in, t->grads[2 * l].data, 1);
