@@ -46,7 +46,7 @@ same() {
 "$F" pretrain --task gmm2d --pred epsilon --out eps.safetensors --max-train-steps 30 --hidden 16 --ffn 32 --blocks 1 >/dev/null 2>&1 ||
     { echo "check_mpi: pretrain --pred epsilon failed" >&2; exit 1; }
 eps_algos=$("$F" algos --json | python3 -c 'import json, sys
-print(" ".join(a["name"] for a in json.load(sys.stdin)["algos"] if a["base_pred"] == "epsilon"))') ||
+print(" ".join(a["name"] for a in json.load(sys.stdin)["algos"] if a.get("base_pred") == "epsilon"))') ||
     { echo "check_mpi: flowrl algos --json failed" >&2; exit 1; }
 [ -n "$eps_algos" ] || { echo "check_mpi: flowrl algos --json lists no epsilon algorithm" >&2; exit 1; }
 # a preference file of each base, for the algorithms whose --prefs is required (their --help says so)
