@@ -566,7 +566,8 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
         info->trajectories = t->trajectories;
         info->loss = loss;
         info->modes_found = t->modes_found;
-        FR_TRY(fr_gfn_trainer_log_z(t, &info->log_z));
+        info->log_z = NAN; /* fr_gfn_trainer_grad: the caller reads it after its optimiser step */
+        if (!t->grad_only) FR_TRY(fr_gfn_trainer_log_z(t, &info->log_z));
     }
     return FR_OK;
 }

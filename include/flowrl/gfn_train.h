@@ -63,7 +63,7 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info);
 
 /* fr_gfn_trainer_step without AdamW: the gradients of the iteration's loss in the parameters'
  * grads (fr_gfn_trainer_params), for a caller that owns the optimiser (the run loop's gfn-*
- * algorithms, core/algo/gfn.c). */
+ * algorithms, core/algo/gfn.c); info's log_z is NAN (fr_gfn_trainer_log_z after the step). */
 fr_status fr_gfn_trainer_grad(fr_gfn_trainer *t, fr_gfn_step_info *info);
 
 /* The trainable list (borrowed, backend memory): the network's n_net tensors, then log Z
