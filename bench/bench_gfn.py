@@ -17,7 +17,9 @@ import argparse
 import concurrent.futures as cf
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -28,29 +30,32 @@ FLOWRL = os.path.join(BUILD, "flowrl")
 BAR = {"tb": 0.02, "subtb": 0.02, "db": 0.05, "zvar": 0.05, "fm": 0.05}
 EVAL_EVERY = 25
 VAL_N = 200000  # torchgfn validate's fresh samples
-LINE = re.compile(r"^(step|final) iter (\d+) trajectories (\d+) loss (\S+) log_z (\S+) exact_l1 (\S+) "
-                  r"log_z_err (\S+) modes (\d+)/(\d+)$")
+LINE = re.compile(r"^eval (epoch-\d+|after)\s+\(epoch (\d+)\): trajectories (\d+) exact_l1 (\S+) "
+                  r"log_z_err (\S+) modes (\d+)/(\d+)")
 log = logger("bench_gfn")
 
 
 def run(item):
     loss, seed, iters = item
     t0 = time.time()
-    out = flowrl(FLOWRL, ["train", "--algo", "gfn-" + loss, "--env", "hypergrid", "--ndim", 2, "--height", 8,
-                          "--iterations", iters, "--eval-every", EVAL_EVERY, "--seed", seed, "--threads", 1,
-                          "--backend", "opt"], name="bench_gfn")
+    work = tempfile.mkdtemp(prefix="bench_gfn.")
+    # a run directory each (the run loop's), no checkpoints but the last
+    common = ["--env", "hypergrid", "--ndim", 2, "--height", 8, "--epochs", iters, "--seed", seed, "--threads", 1,
+              "--backend", "opt", "--checkpoint-every", 0, "--keep-checkpoints", 1]
+    out = flowrl(FLOWRL, ["train", "--algo", "gfn-" + loss, "--out", os.path.join(work, "a"), "--eval-every", EVAL_EVERY]
+                 + common, name="bench_gfn")
     wall = time.time() - t0
     # the same run (the same bits) again, with torchgfn's sampled L1 of 200,000 fresh trajectories at the end
-    val = flowrl(FLOWRL, ["train", "--algo", "gfn-" + loss, "--env", "hypergrid", "--ndim", 2, "--height", 8,
-                          "--iterations", iters, "--eval-every", 0, "--validation-samples", VAL_N, "--seed", seed,
-                          "--threads", 1, "--backend", "opt"], name="bench_gfn")
-    sampled = float(re.search(r"sampled_l1 (\S+)", val).group(1))
+    val = flowrl(FLOWRL, ["train", "--algo", "gfn-" + loss, "--out", os.path.join(work, "b"), "--eval-every", 0,
+                          "--validation-samples", VAL_N] + common, name="bench_gfn")
+    shutil.rmtree(work, ignore_errors=True)
+    sampled = float(re.findall(r"sampled_l1 (\S+)", val)[-1])
     curve = []
     for l in out.splitlines():
         m = LINE.match(l.strip())
         if m:
-            curve.append(dict(traj=int(m.group(3)), l1=float(m.group(6)), zerr=float(m.group(7)),
-                              modes=int(m.group(8)), n_modes=int(m.group(9))))
+            curve.append(dict(traj=int(m.group(3)), l1=float(m.group(4)), zerr=float(m.group(5)),
+                              modes=int(m.group(6)), n_modes=int(m.group(7))))
     if not curve:
         raise SystemExit("bench_gfn: no progress line from gfn-%s seed %s" % (loss, seed))
     digest = re.search(r"digest ([0-9a-f]{16})", out).group(1)

@@ -42,8 +42,10 @@ def ckpt_meta(binary, path, name="bench"):
 
 def base_preds(binary, name="bench"):
     """algorithm -> the prediction of the base it trains, "velocity" or "epsilon" (flowrl algos --json
-    base_pred): what decides a benchmark's base, so a new epsilon algorithm needs no list edited."""
-    return {a["name"]: a["base_pred"] for a in json.loads(flowrl(binary, ["algos", "--json"], name=name))["algos"]}
+    base_pred): what decides a benchmark's base, so a new epsilon algorithm needs no list edited. The
+    algorithms that train on an environment (trains_on "env": GFlowNets) have no base and are left out."""
+    return {a["name"]: a["base_pred"] for a in json.loads(flowrl(binary, ["algos", "--json"], name=name))["algos"]
+            if a.get("trains_on", "base") == "base"}
 
 
 # the under-trained gmm2d bases of bench_family and bench_prefs: 100 pretraining steps each

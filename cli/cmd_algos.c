@@ -9,7 +9,9 @@
 #include "flowrl/algo.h"
 #include "flowrl/model.h"
 
-/* {"algos": [{"name", "summary", "doc", "base_pred"}, ...]} in the registry's order. */
+/* {"algos": [{"name", "summary", "doc", "trains_on", "base_pred"}, ...]} in the registry's order;
+ * trains_on "base" (a base checkpoint, whose prediction base_pred is) or "env" (an environment,
+ * `--env NAME`: no base_pred). */
 static int print_json(void)
 {
     cJSON *root = cJSON_CreateObject();
@@ -20,7 +22,8 @@ static int print_json(void)
         if (o && !cJSON_AddItemToArray(list, o)) cJSON_Delete(o), o = NULL; /* else the list owns it */
         ok = o && cJSON_AddStringToObject(o, "name", (*a)->name) && cJSON_AddStringToObject(o, "summary", (*a)->summary) &&
              cJSON_AddStringToObject(o, "doc", (*a)->doc) &&
-             cJSON_AddStringToObject(o, "base_pred", fr_pred_name((fr_pred)(*a)->base_pred));
+             cJSON_AddStringToObject(o, "trains_on", (*a)->on_env ? "env" : "base") &&
+             ((*a)->on_env || cJSON_AddStringToObject(o, "base_pred", fr_pred_name((fr_pred)(*a)->base_pred)));
     }
     char *text = ok ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
@@ -34,8 +37,9 @@ int cmd_algos(int argc, char **argv)
 {
     if (fr_opts_wants_help(argc, argv)) {
         printf("Usage: flowrl algos [--json]\n\nLists the algorithms of `flowrl train --algo NAME`: name, summary, docs page.\n"
-               "--json: one JSON object {\"algos\": [{\"name\", \"summary\", \"doc\", \"base_pred\"}]}, base_pred\n"
-               "the prediction of the base checkpoint the algorithm trains (velocity or epsilon).\n"
+               "--json: one JSON object {\"algos\": [{\"name\", \"summary\", \"doc\", \"trains_on\", \"base_pred\"}]}:\n"
+               "trains_on \"base\" (a base checkpoint, base_pred its prediction: velocity or epsilon) or \"env\"\n"
+               "(an environment, --env NAME; `flowrl envs` lists them).\n"
                "`flowrl train --algo NAME --help` gives an algorithm's options and defaults.\n");
         return 0;
     }

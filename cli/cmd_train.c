@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "flowrl/algo.h"
 #include "flowrl/buildinfo.h"
+#include "flowrl/env.h"
 #include "flowrl/progress.h"
 
 #define CMD "train"
@@ -82,8 +83,10 @@ static int on_epoch(const fr_run_epoch_event *ev, void *user)
         snprintf(acc, sizeof acc, "%5.1f%%", 100.0 * a);
     else
         snprintf(acc, sizeof acc, "  -  ");
-    int o = snprintf(line, sizeof line, "epoch %lld/%lld  reward %.4f (std %.3f)  acc %s", (long long)ev->epoch,
-                     (long long)ev->epochs, fr_run_event_get(ev, "reward_mean"), fr_run_event_get(ev, "reward_std"), acc);
+    int o = cs->algo->on_env /* no reward or accuracy: the algorithm's keys */
+                ? snprintf(line, sizeof line, "epoch %lld/%lld", (long long)ev->epoch, (long long)ev->epochs)
+                : snprintf(line, sizeof line, "epoch %lld/%lld  reward %.4f (std %.3f)  acc %s", (long long)ev->epoch,
+                           (long long)ev->epochs, fr_run_event_get(ev, "reward_mean"), fr_run_event_get(ev, "reward_std"), acc);
     for (const char *const *k = cs->algo->progress_keys; k && *k && o > 0 && (size_t)o < sizeof line; k++)
         o += snprintf(line + o, sizeof line - (size_t)o, "  %s %.4g", *k, fr_run_event_get(ev, *k));
     fprintf(stderr, "%s  %s  ETA %s\n", line, ts, es);
@@ -175,6 +178,7 @@ static fr_status resume_override(const fr_opts *now, fr_opts_seen *seen, void *u
 static void help(const fr_algo *a, fr_opts *o)
 {
     printf("Usage: flowrl train --algo NAME --base CKPT --out RUNDIR [options]\n"
+           "       flowrl train --algo NAME --env ENV --out RUNDIR [options]   (an algorithm that trains on an environment)\n"
            "       flowrl train --resume RUNDIR [--from-step N] [--epochs N] [resumable options]\n\n"
            "%s\n(--algo %s; `flowrl algos` lists every algorithm; %s)\n\n"
            "RUNDIR: config.json, metrics.jsonl, audit.log, checkpoints/step-N.safetensors, samples/*.png,\n"
@@ -186,7 +190,7 @@ static void help(const fr_algo *a, fr_opts *o)
     fr_opts_help(o, stdout);
     printf("\nInterrupt (Ctrl-C) or SIGTERM: stops after the current epoch with a checkpoint, exit status 130 / 143;\n"
            "continue with flowrl train --resume RUNDIR. Renamed options: see the README.\n"
-           "GFlowNets (not yet on this run loop): flowrl train --algo gfn-tb --env hypergrid --help.\n");
+           "GFlowNets train on an environment instead of a base: flowrl train --algo gfn-tb --env hypergrid --out RUNDIR.\n");
 }
 
 int cmd_train(int argc_in, char **argv_in)
@@ -208,10 +212,6 @@ int cmd_train(int argc_in, char **argv_in)
     }
     if (!algo_name && cfg_src && fr_opts_json_string(cfg_src, "algo", algo_buf, sizeof algo_buf) == FR_OK && algo_buf[0])
         algo_name = algo_buf;
-    if (fr_cli_is_gfn_algo(algo_name)) { /* GFlowNets: not yet on the run loop (cli/cmd_train_gfn.c) */
-        rc = cmd_train_gfn(argc, argv);
-        goto out;
-    }
     const fr_algo *a;
     if (fr_algo_find(algo_name ? algo_name : fr_algo_default()->name, &a) != FR_OK) {
         rc = 2;
@@ -219,13 +219,33 @@ int cmd_train(int argc_in, char **argv_in)
         goto out;
     }
     fr_run_opts ro;
+    memset(&ro, 0, sizeof ro);
     cli_args cli;
-    void *ao = calloc(1, a->opts_size ? a->opts_size : 1);
+    void *ao = calloc(1, a->opts_size ? a->opts_size : 1), *eo = NULL;
     if (!ao) {
         rc = fr_cli_error(CMD, "out of memory");
         goto out;
     }
     memset(&cli, 0, sizeof cli);
+    if (a->on_env) {
+        /* the environment decides its option rows: --env, else config.json's, else the first */
+        const char *env_name = peek(argc, argv, "--env");
+        char env_buf[64] = "";
+        if (!env_name && cfg_src && fr_opts_json_string(cfg_src, "env", env_buf, sizeof env_buf) == FR_OK && env_buf[0])
+            env_name = env_buf;
+        const fr_env_class *ec = fr_env_classes()[0];
+        if (env_name && fr_env_find(env_name, &ec) != FR_OK) {
+            rc = 2;
+            fr_cli_error(CMD, "--env: %s", fr_last_error());
+            goto done;
+        }
+        if (!(eo = calloc(1, ec->opts_size ? ec->opts_size : 1))) {
+            rc = fr_cli_error(CMD, "out of memory");
+            goto done;
+        }
+        ro.env_class = ec;
+        ro.env_opts = eo;
+    }
     fr_opts o;
     fr_status st = fr_run_opts_defaults(&o, &ro, a, ao);
     add_cli(&o, &cli);
@@ -304,12 +324,15 @@ int cmd_train(int argc_in, char **argv_in)
     }
     printf("done: %lld epochs (%lld in this run)\n", (long long)res.epochs_done,
            (long long)(res.epochs_done - res.first_epoch));
-    if (res.have_after)
+    if (res.have_after && a->on_env)
+        printf("%s: before %.6f, after %.6f\n", a->doc, res.score_before, res.score_after);
+    else if (res.have_after)
         printf("held-out accuracy: before %.1f%%, after %.1f%%; mean reward: before %.4f, after %.4f (%s/eval.json)\n",
                100.0 * res.acc_before, 100.0 * res.acc_after, res.score_before, res.score_after, dir);
     if (fflush(stdout) != 0 || ferror(stdout)) rc = fr_cli_error(CMD, "writing to stdout failed");
 done:
     free(ao);
+    free(eo);
 out:
     free(argv);
     return rc;

@@ -25,9 +25,6 @@ int cmd_golden(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_algos(int argc, char **argv);
 int cmd_envs(int argc, char **argv);
-/* flowrl train --algo gfn-* (cli/cmd_train_gfn.c); 1 if name is one of them */
-int cmd_train_gfn(int argc, char **argv);
-int fr_cli_is_gfn_algo(const char *name);
 int cmd_prefs(int argc, char **argv);
 
 struct fr_backend;

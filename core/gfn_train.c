@@ -34,6 +34,8 @@ struct fr_gfn_trainer {
     fr_tensor zv, zg;
     float *z_dev;                     /* backend (2,): value, grad */
     fr_adamw_state adam, adam_z;
+    int grad_only;                    /* fr_gfn_trainer_grad: the caller's optimiser steps */
+    fr_param all[2 * GFN_MAX_LAYERS + 1]; /* the parameter list of fr_gfn_trainer_params */
     /* activations, backend: x (cap, obs_dim), pre[l] (cap, dim[l+1]), post[l] (cap, dim[l+1]) */
     int64_t cap;
     float *x, *pre[GFN_MAX_LAYERS], *post[GFN_MAX_LAYERS], *d0, *d1;
@@ -60,6 +62,7 @@ static void forward(fr_gfn_trainer *t, int64_t R)
 {
     const fr_ops *op = t->be->ops;
     const float *in = t->x;
+    t->be->work.fwd_rows += (uint64_t)R; /* the NFE count (flowrl/backend.h) */
     for (int l = 0; l < t->L; l++) {
         op->gemm(0, 1, R, t->dim[l + 1], t->dim[l], in, t->vals[2 * l].data, t->pre[l], 0);
         op->bias_add(R, t->dim[l + 1], t->pre[l], t->vals[2 * l + 1].data);
@@ -75,6 +78,7 @@ static void backward(fr_gfn_trainer *t, int64_t R)
 {
     const fr_ops *op = t->be->ops;
     float *d = t->d0, *dn = t->d1;
+    t->be->work.bwd_rows += (uint64_t)R;
     for (int l = t->L - 1; l >= 0; l--) {
         const float *in = l == 0 ? t->x : t->post[l - 1];
         op->gemm(1, 0, t->dim[l + 1], t->dim[l], R, d, in, t->grads[2 * l].data, 1);
@@ -356,14 +360,16 @@ static fr_status update(fr_gfn_trainer *t, int64_t R, double g_log_z)
     FR_TRY(fr_dev_zero(t->be, t->arena_g, (size_t)t->arena_n * sizeof(float)));
     FR_TRY(fr_h2d(t->be, t->d0, t->dout_h, (size_t)(R * t->O) * sizeof(float)));
     backward(t, R);
-    fr_adamw_cfg c = fr_adamw_cfg_default();
-    c.weight_decay = t->o.weight_decay;
-    FR_TRY(fr_adamw_step(t->be, &t->adam, t->params, t->n_params, &c, t->o.lr));
     if (t->o.loss == FR_GFN_TB) {
         float gz = (float)g_log_z;
         FR_TRY(fr_h2d(t->be, t->z_dev + 1, &gz, sizeof gz));
+    }
+    if (!t->grad_only) {
+        fr_adamw_cfg c = fr_adamw_cfg_default();
+        c.weight_decay = t->o.weight_decay;
+        FR_TRY(fr_adamw_step(t->be, &t->adam, t->params, t->n_params, &c, t->o.lr));
         c.weight_decay = 0.0;
-        FR_TRY(fr_adamw_step(t->be, &t->adam_z, &t->zp, 1, &c, t->o.lr_z));
+        if (t->o.loss == FR_GFN_TB) FR_TRY(fr_adamw_step(t->be, &t->adam_z, &t->zp, 1, &c, t->o.lr_z));
     }
     t->iter++;
     t->trajectories += t->o.batch;
@@ -560,17 +566,78 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
         info->trajectories = t->trajectories;
         info->loss = loss;
         info->modes_found = t->modes_found;
-        info->log_z = NAN;
-        if (t->o.loss == FR_GFN_TB) {
-            FR_TRY(fr_d2h(t->be, zf, t->z_dev, sizeof zf));
-            info->log_z = (double)zf[0];
-        } else if (t->f_col >= 0) {
-            int32_t s0[GFN_MAX_A];
-            e->gfn->initial(e, s0);
-            FR_TRY(eval_rows(t, 1, s0));
-            info->log_z = (double)t->out_h[t->f_col];
-        }
+        info->log_z = NAN; /* fr_gfn_trainer_grad: the caller reads it after its optimiser step */
+        if (!t->grad_only) FR_TRY(fr_gfn_trainer_log_z(t, &info->log_z));
     }
+    return FR_OK;
+}
+
+fr_status fr_gfn_trainer_log_z(fr_gfn_trainer *t, double *log_z)
+{
+    *log_z = NAN;
+    if (t->o.loss == FR_GFN_TB) {
+        float z[2];
+        FR_TRY(fr_d2h(t->be, z, t->z_dev, sizeof z));
+        *log_z = (double)z[0];
+    } else if (t->f_col >= 0) {
+        int32_t s0[GFN_MAX_A];
+        t->env->gfn->initial(t->env, s0);
+        FR_TRY(eval_rows(t, 1, s0));
+        *log_z = (double)t->out_h[t->f_col];
+    }
+    return FR_OK;
+}
+
+int64_t fr_gfn_trainer_modes(const fr_gfn_trainer *t) { return t->modes_found; }
+
+fr_status fr_gfn_trainer_grad(fr_gfn_trainer *t, fr_gfn_step_info *info)
+{
+    t->grad_only = 1;
+    fr_status s = fr_gfn_trainer_step(t, info);
+    t->grad_only = 0;
+    return s;
+}
+
+int fr_gfn_trainer_params(fr_gfn_trainer *t, fr_param **ps, int *n_net)
+{
+    for (int p = 0; p < t->n_params; p++) t->all[p] = t->params[p];
+    int n = t->n_params;
+    if (t->o.loss == FR_GFN_TB) t->all[n++] = t->zp;
+    *ps = t->all;
+    *n_net = t->n_params;
+    return n;
+}
+
+/* The counters a resumed trainer needs to draw the same actions and report the same modes: the
+ * iterations and trajectories done and the terminal states sampled so far. */
+fr_status fr_gfn_trainer_save(fr_gfn_trainer *t, fr_st_file *f)
+{
+    int64_t three = 3, n = t->env->n_states;
+    fr_tensor c, v;
+    FR_TRY(fr_tensor_alloc(&c, FR_I64, 1, &three));
+    ((int64_t *)c.data)[0] = t->iter;
+    ((int64_t *)c.data)[1] = t->trajectories;
+    ((int64_t *)c.data)[2] = t->modes_found;
+    fr_status s = fr_st_add_take(f, "gfn.counters", &c);
+    if (s == FR_OK) s = fr_tensor_alloc(&v, FR_U8, 1, &n);
+    if (s == FR_OK) {
+        memcpy(v.data, t->visited, (size_t)n);
+        s = fr_st_add_take(f, "gfn.visited", &v);
+    }
+    return s;
+}
+
+fr_status fr_gfn_trainer_load(fr_gfn_trainer *t, const fr_st_file *f, const char *path)
+{
+    const fr_tensor *c = fr_st_get(f, "gfn.counters"), *v = fr_st_get(f, "gfn.visited");
+    if (!c || c->dtype != FR_I64 || c->ndim != 1 || c->shape[0] != 3)
+        return fr_fail(FR_ERR_FORMAT, "%s: gfn.counters missing or not I64 (3,)", path);
+    if (!v || v->dtype != FR_U8 || v->ndim != 1 || v->shape[0] != t->env->n_states)
+        return fr_fail(FR_ERR_FORMAT, "%s: gfn.visited missing or not U8 (%lld,)", path, (long long)t->env->n_states);
+    t->iter = ((const int64_t *)c->data)[0];
+    t->trajectories = ((const int64_t *)c->data)[1];
+    memcpy(t->visited, v->data, (size_t)t->env->n_states);
+    t->modes_found = ((const int64_t *)c->data)[2];
     return FR_OK;
 }
 

@@ -21,11 +21,40 @@
 
 /* ---- setup and teardown -------------------------------------------------------------------- */
 
+/* An environment algorithm (fr_algo.on_env): the environment, the algorithm's state and its
+ * parameter list, which r->pol views (values and gradients borrowed), and AdamW over the list. */
+static fr_status setup_env(fr_run *r)
+{
+    const fr_run_opts *o = r->o;
+    if (fr_dist_size() > 1)
+        return fr_fail(FR_ERR_ARG, "train: --algo %s trains on an environment and does not shard its trajectories over "
+                       "MPI ranks yet: run it as one process (without mpirun)", r->algo->name);
+    if (!o->env_class) return fr_fail(FR_ERR_ARG, "train: --algo %s needs --env NAME (flowrl envs lists them)", r->algo->name);
+    FR_TRY(fr_env_create(o->env_class, o->env_opts, &r->env));
+    r->have_env = 1;
+    FR_TRY(r->algo->setup(r, &r->priv->state));
+    fr_param *ps;
+    int n = 0;
+    FR_TRY(r->algo->params(r, r->priv->state, &ps, &n, r->groups, &r->n_groups));
+    struct fr_run_private *pv = r->priv;
+    if (!FR_ALLOC(pv->env_values, n) || !FR_ALLOC(pv->env_grads, n)) return FR_ERR_NOMEM;
+    for (int i = 0; i < n; i++) {
+        pv->env_values[i] = *ps[i].value;
+        pv->env_grads[i] = *ps[i].grad;
+    }
+    r->pol.params = ps;
+    r->pol.n_params = n;
+    r->pol.values = pv->env_values;
+    r->pol.grads = pv->env_grads;
+    return fr_adamw_state_init(r->be, &r->adam, ps, n);
+}
+
 /* Loads the base into the policy (and the frozen reference), the reward, the optimiser, the
  * EMA, the DDPO tracker and the algorithm's state. */
 static fr_status setup(fr_run *r)
 {
     const fr_run_opts *o = r->o;
+    if (r->algo->on_env) return setup_env(r);
     FR_TRY(fr_run_dist_check(r));
     FR_TRY(fr_file_digest_hex(o->c.base, r->base_digest));
     fr_infer_ckpt ck;
@@ -78,7 +107,10 @@ static void teardown(fr_run *r)
     if (r->priv->state && r->algo->free) r->algo->free(r->priv->state);
     if (r->adam.m) fr_adamw_state_free(&r->adam);
     if (r->have_ema) fr_ema_free(&r->ema);
-    if (r->pol.params) fr_model_free(&r->pol);
+    if (r->pol.params && !r->algo->on_env) fr_model_free(&r->pol);
+    free(r->priv->env_values);
+    free(r->priv->env_grads);
+    if (r->have_env) fr_env_free(&r->env);
     if (r->have_ref) fr_model_free(&r->ref);
     fr_ddpo_tracker_free(r->priv->ddpo);
     free(r->priv->alpha_bar);
@@ -163,6 +195,7 @@ static fr_status open_audit(fr_run *r)
     char path[FR_TRAIN_PATH_MAX + 32];
     FR_TRY(fr_train_path(path, sizeof path, r->dir, FR_AUDIT_LOG_NAME));
     fr_audit_kv extra[] = {{"run.algo", r->algo->name}, {"run.base_digest", r->base_digest}};
+    if (r->algo->on_env) extra[1] = (fr_audit_kv){"run.env", r->env.desc};
     fr_audit_opts ao = {r->be->name, r->be->threads, extra, 2, 0};
     return fr_audit_open(&r->priv->audit, path, &ao);
 }
@@ -170,6 +203,16 @@ static fr_status open_audit(fr_run *r)
 static void header(fr_run *r)
 {
     const fr_run_opts *o = r->o;
+    if (r->algo->on_env) {
+        fr_run_info(r, "algo %s (%s), env %s", r->algo->name, r->algo->doc, r->env.desc);
+        fr_run_info(r, "%lld params, %lld epochs, seed %u; lr %g, max grad norm %g; checkpoint every %lld epochs "
+                       "(keep %lld), eval every %lld",
+                    (long long)fr_model_num_params(&r->pol), (long long)o->run.epochs, o->run.seed, o->opt.lr,
+                    (double)o->opt.max_grad_norm, (long long)o->run.checkpoint_every,
+                    (long long)o->run.keep_checkpoints, (long long)o->ev.eval_every);
+        if (r->algo->header) r->algo->header(r, r->priv->state);
+        return;
+    }
     fr_run_info(r, "algo %s (%s), task %s, base %s (digest %s, %s weights), reward %s", r->algo->name, r->algo->doc,
                 r->task->name, o->c.base, r->base_digest, o->c.base_raw ? "raw" : "EMA",
                 o->c.reward[0] ? o->c.reward : r->task->reward_names[0]);
@@ -363,8 +406,15 @@ static fr_status check_opts(const fr_run_opts *ro, const fr_algo *a, const void 
     fr_opts o;
     fr_run_bind(&o, ro, a, ao);
     FR_TRY(fr_opts_check(&o));
-    if (!ro->c.base[0]) return fr_fail(FR_ERR_ARG, "train: --base CKPT is required");
     if (!ro->run.out[0]) return fr_fail(FR_ERR_ARG, "train: --out RUNDIR is required");
+    if (a->on_env) {
+        if (ro->opt.ema_decay >= 0.0f)
+            return fr_fail(FR_ERR_ARG, "train: --ema-decay: --algo %s keeps no EMA of its parameters (leave it at -1)", a->name);
+        if ((uint64_t)ro->run.epochs >= UINT32_MAX / 2)
+            return fr_fail(FR_ERR_ARG, "train: --epochs %lld exceeds 2^31", (long long)ro->run.epochs);
+        return a->check ? a->check(ro, ao) : FR_OK;
+    }
+    if (!ro->c.base[0]) return fr_fail(FR_ERR_ARG, "train: --base CKPT is required");
     if ((ro->c.prompts * ro->c.group) % ro->c.num_batches != 0)
         return fr_fail(FR_ERR_ARG, "train: --prompts-per-epoch x --group-size = %lld samples is not a multiple of "
                        "--num-batches %lld", (long long)(ro->c.prompts * ro->c.group), (long long)ro->c.num_batches);
@@ -472,10 +522,29 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
     const fr_algo *a;
     FR_TRY(fr_algo_find(algo[0] ? algo : fr_algo_default()->name, &a));
     fr_run_opts saved, ro;
+    memset(&saved, 0, sizeof saved);
+    void *eo_saved = NULL, *eo = NULL;
+    if (a->on_env) {
+        char env_name[64];
+        const fr_env_class *ec;
+        FR_TRY(fr_opts_json_string(path, "env", env_name, sizeof env_name));
+        FR_TRY(fr_env_find(env_name, &ec));
+        eo_saved = fr_calloc(1, ec->opts_size ? ec->opts_size : 1);
+        eo = fr_calloc(1, ec->opts_size ? ec->opts_size : 1);
+        if (!eo_saved || !eo) {
+            free(eo_saved);
+            free(eo);
+            return FR_ERR_NOMEM;
+        }
+        saved.env_class = ec;
+        saved.env_opts = eo_saved;
+    }
     void *ao_saved = fr_calloc(1, a->opts_size ? a->opts_size : 1), *ao = fr_calloc(1, a->opts_size ? a->opts_size : 1);
     if (!ao_saved || !ao) {
         free(ao_saved);
         free(ao);
+        free(eo_saved);
+        free(eo);
         return FR_ERR_NOMEM;
     }
     fr_opts o_saved;
@@ -491,6 +560,10 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
         snprintf(saved.c.base, sizeof saved.c.base, "%s", abs);
     ro = saved;
     if (a->opts_size) memcpy(ao, ao_saved, a->opts_size);
+    if (eo) {
+        memcpy(eo, eo_saved, saved.env_class->opts_size);
+        ro.env_opts = eo;
+    }
     snprintf(ro.run.out, sizeof ro.run.out, "%s", rq->dir); /* the run may have moved */
     int64_t epochs_before = saved.run.epochs;
     int changed = 0;
@@ -512,6 +585,8 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
     if (s != FR_OK) {
         free(ao_saved);
         free(ao);
+        free(eo_saved);
+        free(eo);
         return s;
     }
     if (pv.writer) s = fr_dir_lock(r.dir, &pv.lock);
@@ -534,6 +609,8 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
         s = finish(&r, s, 0);
         free(ao_saved);
         free(ao);
+        free(eo_saved);
+        free(eo);
         return s;
     }
     if (s == FR_OK) s = fr_train_path(alog, sizeof alog, r.dir, FR_AUDIT_LOG_NAME);
@@ -557,7 +634,7 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
         fr_run_info(&r, "resuming %s at epoch %lld of %lld", r.dir, (long long)last, (long long)ro.run.epochs);
         int found = 0;
         s = fr_train_eval_json_get(r.dir, "before", &found, &res->acc_before, &res->score_before);
-        if (s == FR_OK && !found && ro.ev.eval_n > 0) {
+        if (s == FR_OK && !found && ro.ev.eval_n > 0 && !a->on_env) {
             /* the run stopped before its first evaluation finished: evaluate the base */
             fr_infer_ckpt ck;
             s = fr_infer_ckpt_load(&ck, r.be, ro.c.base, !ro.c.base_raw, ro.c.task);
@@ -569,5 +646,7 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
     s = finish(&r, s, 0);
     free(ao_saved);
     free(ao);
+    free(eo_saved);
+    free(eo);
     return s;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/run_internal.h"
+#include "flowrl/buildinfo.h"
 #include "flowrl/checkpoint.h"
 #include "flowrl/digest.h"
 
@@ -54,6 +55,32 @@ static fr_status ddpo_from_st(fr_run *r, const fr_st_file *f, const char *path)
     return FR_OK;
 }
 
+/* An environment algorithm's list (no model configuration): values, AdamW moments and step. */
+static fr_status env_params_to_st(fr_run *r, fr_st_file *f)
+{
+    f->digests = 1;
+    FR_TRY(fr_st_set_meta(f, "flowrl.version", fr_version()));
+    FR_TRY(fr_run_save_params(r, f, "", r->pol.values));
+    FR_TRY(fr_run_save_params(r, f, "optim.m.", r->adam.m));
+    FR_TRY(fr_run_save_params(r, f, "optim.v.", r->adam.v));
+    char b[32];
+    snprintf(b, sizeof b, "%" PRId64, r->adam.step);
+    return fr_st_set_meta(f, "optim.step", b);
+}
+
+static fr_status env_params_from_st(fr_run *r, const fr_st_file *f, const char *path)
+{
+    FR_TRY(fr_run_load_params(r, f, path, "", r->pol.values));
+    FR_TRY(fr_run_load_params(r, f, path, "optim.m.", r->adam.m));
+    FR_TRY(fr_run_load_params(r, f, path, "optim.v.", r->adam.v));
+    const char *st = fr_st_get_meta(f, "optim.step");
+    char *end = NULL;
+    long long k = st ? strtoll(st, &end, 10) : -1;
+    if (!st || end == st || *end || k < 0) return fr_fail(FR_ERR_FORMAT, "%s: metadata 'optim.step' is '%s', not a count", path, st ? st : "(absent)");
+    r->adam.step = k;
+    return FR_OK;
+}
+
 fr_status fr_run_save_checkpoint(fr_run *r, int64_t epoch)
 {
     char rel[64], path[FR_TRAIN_PATH_MAX + 64], b[32];
@@ -61,7 +88,8 @@ fr_status fr_run_save_checkpoint(fr_run *r, int64_t epoch)
     FR_TRY(fr_train_path(path, sizeof path, r->dir, rel));
     fr_st_file f;
     fr_st_init(&f);
-    fr_status s = fr_checkpoint_to_st(&f, &r->pol, r->have_ema ? &r->ema : NULL, &r->adam);
+    fr_status s = r->algo->on_env ? env_params_to_st(r, &f)
+                                  : fr_checkpoint_to_st(&f, &r->pol, r->have_ema ? &r->ema : NULL, &r->adam);
     if (s == FR_OK && r->priv->ddpo) s = ddpo_to_st(r, &f);
     if (s == FR_OK && r->algo->save) s = r->algo->save(r, r->priv->state, &f);
     if (s == FR_OK) s = fr_run_meta(r, &f);
@@ -174,7 +202,9 @@ fr_status fr_run_load_checkpoint(fr_run *r, int64_t epoch)
                         have ? have : "(absent)", want.meta[i].value);
     }
     fr_st_free(&want);
-    if (s == FR_OK) s = fr_checkpoint_from_st(&f, &r->pol, r->have_ema ? &r->ema : NULL, &r->adam);
+    if (s == FR_OK)
+        s = r->algo->on_env ? env_params_from_st(r, &f, path)
+                            : fr_checkpoint_from_st(&f, &r->pol, r->have_ema ? &r->ema : NULL, &r->adam);
     if (s == FR_OK && r->priv->ddpo) s = ddpo_from_st(r, &f, path);
     r->epoch = epoch; /* the epochs done, for the algorithm's load */
     /* the run's forward-equivalents so far (0 in a checkpoint older than the counter) */

@@ -62,6 +62,8 @@ fr_status fr_run_evaluate(fr_run *r, const fr_model *m, const char *key, int64_t
 fr_status fr_run_eval_current(fr_run *r, const char *key, int64_t epoch, double *acc, double *score)
 {
     if (!r->priv->writer) return FR_OK;
+    if (r->algo->on_env) /* the algorithm's own evaluation (no held-out prompts, no accuracy) */
+        return r->o->ev.eval_n > 0 ? r->algo->evaluate(r, r->priv->state, key, epoch, score) : FR_OK;
     if (!r->have_ema) return fr_run_evaluate(r, &r->pol, key, epoch, acc, score);
     fr_model em;
     FR_TRY(fr_model_alloc(&em, r->be, &r->pol.cfg));

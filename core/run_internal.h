@@ -50,6 +50,7 @@ struct fr_run_private {
                                      flowrl/dist.h; the others compute and write nothing) */
     uint64_t record_bytes;        /* d2h bytes for the audit log and checkpoints (fr_run_host_copy) */
     uint64_t reward_bytes;        /* d2h bytes of the reward's input (fr_run_reward_input) */
+    fr_tensor *env_values, *env_grads; /* an environment algorithm's list as r->pol's views */
     uint64_t nfe_total;           /* forward-equivalents of the epochs so far (metric nfe.total;
                                      checkpoint metadata "nfe.total") */
 };

@@ -37,6 +37,12 @@ static const fr_opt k_inputs[] = {
      "G: samples per prompt", 0, "--group", "G"},
 };
 
+/* An environment algorithm's inputs (fr_algo.on_env): no base, task or reward. */
+static const fr_opt k_env_inputs[] = {
+    FR_OPT_STR(C, algo, "algo", "flow-grpo", "algorithm (`flowrl algos` lists them)", 0),
+    FR_OPT_STR(C, env, "env", "hypergrid", "the environment (`flowrl envs` lists them with their options)", 0),
+};
+
 static const fr_opt k_adv[] = {
     FR_OPT_ENUM(C, adv, "adv", "prompt", k_adv_names,
                 "advantages: prompt (per-prompt stat tracker), batch (no tracking) or ddpo (DDPO's buffered tracker)", 0),
@@ -76,8 +82,26 @@ static void add(fr_opts *o, const char *title, const fr_opt *rows, int n, void *
 
 #define N(a) ((int)(sizeof a / sizeof a[0]))
 
+/* An environment algorithm's groups: the run, the environment and its options, the algorithm's,
+ * the optimiser, the evaluation, the health checks and the backend. */
+static void bind_env(fr_opts *o, fr_run_opts *ro, const fr_algo *a, void *ao)
+{
+    add(o, "Run", fr_runctl_rows, fr_runctl_nrows, &ro->run);
+    add(o, "Environment", k_env_inputs, N(k_env_inputs), &ro->c);
+    if (ro->env_class && ro->env_class->n_rows) add(o, ro->env_class->name, ro->env_class->rows, ro->env_class->n_rows, ro->env_opts);
+    if (a->n_rows) add(o, a->name, a->rows, a->n_rows, ao);
+    add(o, "Optimiser", fr_optim_rows, fr_optim_nrows, &ro->opt);
+    add(o, "Evaluation", fr_evalrun_rows, fr_evalrun_nrows, &ro->ev);
+    add(o, "Health checks", k_health, N(k_health), &ro->c);
+    add(o, "Backend", fr_backend_rows, fr_backend_nrows, &ro->be);
+}
+
 void fr_run_opts_bind(fr_opts *o, fr_run_opts *ro, const fr_algo *a, void *ao)
 {
+    if (a && a->on_env) {
+        bind_env(o, ro, a, ao);
+        return;
+    }
     add(o, "Run", fr_runctl_rows, fr_runctl_nrows, &ro->run);
     add(o, "Inputs", k_inputs, N(k_inputs), &ro->c);
     add(o, "Sampling (rollouts)", fr_sampling_rows, fr_sampling_nrows, &ro->smp);
@@ -96,7 +120,13 @@ fr_status fr_run_opts_defaults(fr_opts *o, fr_run_opts *ro, const fr_algo *a, vo
     fr_opts local;
     if (!o) o = &local;
     memset(o, 0, sizeof *o);
+    const fr_env_class *ec = ro->env_class;
+    void *eo = ro->env_opts;
     memset(ro, 0, sizeof *ro);
+    if (a->on_env && ec && eo) {
+        ro->env_class = ec;
+        ro->env_opts = eo;
+    }
     if (a->opts_size) memset(ao, 0, a->opts_size);
     o->cmd = "train";
     fr_run_opts_bind(o, ro, a, ao);
@@ -117,6 +147,7 @@ fr_status fr_run_opts_defaults(fr_opts *o, fr_run_opts *ro, const fr_algo *a, vo
     ro->ev.eval_n = 8;
     if (a->defaults) a->defaults(ro, ao);
     snprintf(ro->c.algo, sizeof ro->c.algo, "%s", a->name);
+    if (ro->env_class) snprintf(ro->c.env, sizeof ro->c.env, "%s", ro->env_class->name);
     return FR_OK;
 }
 
@@ -137,7 +168,7 @@ fr_status fr_run_write_config(const fr_run *r)
     fr_opts o;
     fr_run_bind(&o, r->o, r->algo, r->ao);
     fr_opts_kv extra[] = {{"base_digest", r->base_digest}};
-    return fr_opts_write_json(&o, extra, 1, path);
+    return fr_opts_write_json(&o, extra, r->algo->on_env ? 0 : 1, path);
 }
 
 typedef struct {
@@ -152,8 +183,12 @@ static fr_status meta_add(const char *key, const char *value, void *user)
 
 fr_status fr_run_meta(const fr_run *r, fr_st_file *f)
 {
-    FR_TRY(fr_st_set_meta(f, "task", r->task->name));
-    FR_TRY(fr_st_set_meta(f, "base.digest", r->base_digest));
+    if (r->algo->on_env) {
+        FR_TRY(fr_st_set_meta(f, "env", r->env.desc));
+    } else {
+        FR_TRY(fr_st_set_meta(f, "task", r->task->name));
+        FR_TRY(fr_st_set_meta(f, "base.digest", r->base_digest));
+    }
     FR_TRY(fr_st_set_meta(f, "algo", r->algo->name));
     fr_opts o;
     fr_run_bind(&o, r->o, r->algo, r->ao);

@@ -204,6 +204,33 @@ static fr_status audit_grads(float gn, void *user)
     return fr_run_rec_params(st->r, name, st->r->pol.grads);
 }
 
+/* An environment algorithm's step over its AdamW groups: the global-norm clip of the whole list,
+ * the records, then AdamW on each group's slice of the list and of the moments at the group's lr
+ * and weight decay; the groups share one step count (no EMA: check_opts refuses it). */
+static fr_status group_step(fr_run *r, const fr_optim_step_cfg *c, step_tap *st, const char *what, float *gn)
+{
+    *gn = NAN;
+    if (c->max_grad_norm > 0.0f) {
+        fr_status s = fr_clip_grad_norm(r->be, r->pol.params, r->pol.n_params, c->max_grad_norm, gn);
+        if (s != FR_OK) return fr_fail(s, "%s: the gradient norm is %g", what, (double)*gn);
+    }
+    FR_TRY(audit_grads(*gn, st));
+    const int64_t step = r->adam.step;
+    for (int g = 0; g < r->n_groups; g++) {
+        const fr_run_group *gr = &r->groups[g];
+        fr_adamw_state view = r->adam;
+        view.n = gr->n;
+        view.m = r->adam.m + gr->first;
+        view.v = r->adam.v + gr->first;
+        view.step = step;
+        fr_adamw_cfg a = c->adamw;
+        if (gr->weight_decay >= 0.0) a.weight_decay = gr->weight_decay;
+        FR_TRY(fr_adamw_step(r->be, &view, r->pol.params + gr->first, gr->n, &a, gr->lr > 0.0 ? gr->lr : c->lr));
+    }
+    r->adam.step = step + 1;
+    return FR_OK;
+}
+
 fr_status fr_run_optimizer_step(fr_run *r, int64_t u, float *gn)
 {
     const fr_optim_opts *o = &r->o->opt;
@@ -213,7 +240,8 @@ fr_status fr_run_optimizer_step(fr_run *r, int64_t u, float *gn)
     /* the schedule runs over the run's nominal optimiser steps: epochs × ⌈num_batches /
      * grad_accum⌉ (an epoch whose samples were all filtered out takes fewer) */
     const fr_run_common *rc = &r->o->c;
-    const int64_t per_epoch = (rc->num_batches + rc->grad_accum - 1) / rc->grad_accum;
+    /* an environment algorithm steps once per epoch */
+    const int64_t per_epoch = r->algo->on_env ? 1 : (rc->num_batches + rc->grad_accum - 1) / rc->grad_accum;
     const int64_t total = per_epoch * r->o->run.epochs;
     /* --warmup -1: min(100, total / 10), pretraining's rule */
     const int64_t warmup = o->warmup >= 0 ? o->warmup : (total / 10 < 100 ? total / 10 : 100);
@@ -224,6 +252,7 @@ fr_status fr_run_optimizer_step(fr_run *r, int64_t u, float *gn)
     char what[64];
     snprintf(what, sizeof what, "train: epoch %lld, update %lld", (long long)r->epoch + 1, (long long)u);
     step_tap st = {r, u};
+    if (r->n_groups > 0) return group_step(r, &c, &st, what, gn);
     return fr_optim_step(r->be, r->pol.params, r->pol.n_params, &r->adam, r->have_ema ? &r->ema : NULL, &c,
                          audit_grads, &st, what, gn);
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # make check, when ./configure found Open MPI (issue 17; docs/determinism.md "Many processes"):
 # `mpirun -n R flowrl train` writes the audit.log of a run without MPI, record for record.
-#   Flow-GRPO and AWM at R = 1, 2, 3; every registered algorithm at R = 2; a reward program
+#   Flow-GRPO and AWM at R = 1, 2, 3; every registered algorithm at R = 2 (the GFlowNets, which
+#   train on an environment, refuse mpirun with one line); a reward program
 #   (each rank scores its own groups with its own program) at R = 2; a run resumed with another
 #   R; an error of rank 1 alone stopping every rank with one line naming it.
 # Usage: tests/check_mpi.sh FLOWRL MPIRUN   (tiny gmm2d runs; well under a minute)
@@ -45,7 +46,7 @@ same() {
 "$F" pretrain --task gmm2d --pred epsilon --out eps.safetensors --max-train-steps 30 --hidden 16 --ffn 32 --blocks 1 >/dev/null 2>&1 ||
     { echo "check_mpi: pretrain --pred epsilon failed" >&2; exit 1; }
 eps_algos=$("$F" algos --json | python3 -c 'import json, sys
-print(" ".join(a["name"] for a in json.load(sys.stdin)["algos"] if a["base_pred"] == "epsilon"))') ||
+print(" ".join(a["name"] for a in json.load(sys.stdin)["algos"] if a.get("base_pred") == "epsilon"))') ||
     { echo "check_mpi: flowrl algos --json failed" >&2; exit 1; }
 [ -n "$eps_algos" ] || { echo "check_mpi: flowrl algos --json lists no epsilon algorithm" >&2; exit 1; }
 # a preference file of each base, for the algorithms whose --prefs is required (their --help says so)
@@ -71,6 +72,18 @@ done
 # every registered algorithm at R = 2 (flow-grpo and awm above)
 for algo in $("$F" algos | awk '/^[a-z]/ {print $1}'); do
     [ "$algo" = flow-grpo ] || [ "$algo" = awm ] && continue
+    # (the GFlowNets train on an environment and do not shard their trajectories yet: mpirun is
+    # refused with one line, before anything is written)
+    case $algo in gfn-*)
+        checks=$((checks + 1))
+        mpi 2 train --algo "$algo" --env hypergrid --epochs 1 --out $algo.R2 >$algo.R2.out 2>$algo.R2.err
+        rc=$?
+        if [ $rc = 0 ] || [ $rc = 124 ] || [ "$(grep -c '^flowrl train: --algo '"$algo"' trains on an environment and does not shard its trajectories over MPI ranks yet' $algo.R2.err)" != 1 ] ||
+            [ "$(grep -c '^flowrl' $algo.R2.err)" != 1 ] || [ -e $algo.R2/config.json ]; then
+            fail "$algo R=2: exit $rc, expected one line refusing mpirun in: $(cat $algo.R2.err)"
+        fi
+        continue ;;
+    esac
     # (DGPO: whole prompt groups per micro-batch, and --trunc-steps 6 < T)
     args="--algo $algo $common --prompts-per-epoch 4 --num-steps 8 --epochs 2"
     # (BranchGRPO: the group is the tree's leaves, 2 splits of width 2 = 4)

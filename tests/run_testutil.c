@@ -66,6 +66,13 @@ void fr_rt_opts_init(fr_rt_opts *o, const fr_algo *a, const char *run, int64_t e
     o->a = a;
     o->ao = calloc(1, a->opts_size ? a->opts_size : 1);
     ck_assert_ptr_nonnull(o->ao);
+    if (a->on_env) {
+        const fr_env_class *ec = fr_env_classes()[0];
+        o->eo = calloc(1, ec->opts_size ? ec->opts_size : 1);
+        ck_assert_ptr_nonnull(o->eo);
+        o->ro.env_class = ec;
+        o->ro.env_opts = o->eo;
+    }
     ck_assert_int_eq(fr_run_opts_defaults(NULL, &o->ro, a, o->ao), FR_OK);
     if (a->tiny) a->tiny(&o->ro, o->ao);
     snprintf(o->ro.c.base, sizeof o->ro.c.base, "%s", a->base_pred == FR_PRED_EPSILON ? fr_rt_base_eps : fr_rt_base);
@@ -128,7 +135,8 @@ void fr_rt_set_prefs(fr_rt_opts *o, const char *task)
 void fr_rt_opts_free(fr_rt_opts *o)
 {
     free(o->ao);
-    o->ao = NULL;
+    free(o->eo);
+    o->ao = o->eo = NULL;
 }
 
 fr_status fr_rt_run(const fr_rt_opts *o, const char *bk, int threads, const fr_run_cb *cb, fr_run_result *res)

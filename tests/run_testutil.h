@@ -21,10 +21,12 @@ void fr_rt_teardown(void);
 const char *fr_rt_path(char *buf, size_t n, const char *name);
 
 /* An algorithm's options: defaults, its tiny() configuration, the base of its base_pred, gmm2d, seed 11, no
- * evaluation, run directory DIR/run. ao is allocated (free it). */
+ * evaluation, run directory DIR/run. ao is allocated (free it). An algorithm that trains on an
+ * environment (fr_algo.on_env) gets the first registered environment instead of a base, its
+ * options in eo (allocated). */
 typedef struct {
     fr_run_opts ro;
-    void *ao;
+    void *ao, *eo;
     const fr_algo *a;
 } fr_rt_opts;
 void fr_rt_opts_init(fr_rt_opts *o, const fr_algo *a, const char *run, int64_t epochs);

@@ -18,6 +18,7 @@
 
 #include "flowrl/audit.h"
 #include "flowrl/cond.h"
+#include "flowrl/env.h"
 #include "flowrl/model.h"
 #include "flowrl/task.h"
 #include "flowrl/opt.h"
@@ -89,6 +90,13 @@ START_TEST(test_opt_threads_equal_ref)
         char rr[64];
         fr_rt_opts r;
         fr_rt_opts_init(&r, a, rn(rr, sizeof rr, a, "ref"), 2);
+        if (a->on_env) { /* an environment algorithm at its defaults (torchgfn's batch 128, 256 x 2) */
+            ck_assert_int_eq(fr_run_opts_defaults(NULL, &r.ro, a, r.ao), FR_OK);
+            snprintf(r.ro.run.out, sizeof r.ro.run.out, "%s/%s", fr_rt_dir, rr);
+            r.ro.run.epochs = 2;
+            r.ro.run.seed = 11;
+            r.ro.ev.eval_n = 0;
+        }
         r.ro.c.prompts = 8;
         r.ro.c.group = 64;
         r.ro.c.num_batches = 1;
@@ -180,6 +188,7 @@ START_TEST(test_copy_metrics)
         char run[64], path[512];
         fr_rt_opts o;
         fr_rt_opts_init(&o, a, rn(run, sizeof run, a, "copies"), 2);
+        if (a->on_env) o.ro.opt.max_grad_norm = 1.0f; /* torchgfn does not clip: clipping on, to see its norm */
         ck_assert(o.ro.opt.max_grad_norm > 0.0f);
         copies_seen c = {0};
         fr_run_cb cb = {record_copies, NULL, NULL, &c, NULL};
@@ -336,12 +345,53 @@ static int record_dev_copies(const fr_run_epoch_event *ev, void *user)
     return 0;
 }
 
+/* An environment algorithm's epoch on a device backend: no reward input; beyond the audit records
+ * only each network row's input (obs_dim floats) in and its outputs (at most 2A + 1 logits: P_F,
+ * P_B, log F) out and their gradient in, counted by the run's own NFE metrics, and a few scalars. */
+static const char *const k_env_copy_keys[] = {"copies.h2d_bytes", "copies.d2h_bytes", "copies.d2h_record_bytes",
+                                              "copies.d2h_reward_bytes", "nfe.forward_rows", "nfe.backward_rows", NULL};
+
+static void env_device_copies(const fr_algo *a)
+{
+    FOR_EACH_DEVICE_BACKEND(bk) {
+        char run[64];
+        fr_rt_opts o;
+        fr_rt_opts_init(&o, a, rn(run, sizeof run, a, "devcopies"), 2);
+        fr_env env;
+        ck_assert_int_eq(fr_env_create(o.ro.env_class, o.ro.env_opts, &env), FR_OK);
+        const double I = env.obs_dim, O = 2.0 * env.n_actions + 1.0;
+        fr_env_free(&env);
+        fr_rt_metrics m = {k_env_copy_keys, {{0}}, 0};
+        fr_run_cb cb = {fr_rt_metrics_record, NULL, NULL, &m, NULL};
+        ck_assert_msg(fr_rt_run(&o, bk, 1, &cb, NULL) == FR_OK, "%s on %s: %s", a->name, bk, fr_last_error());
+        ck_assert_int_eq(m.epochs, 2);
+        for (int e = 0; e < 2; e++) {
+            const double h2d = m.v[0][e], d2h = m.v[1][e], rec = m.v[2][e], rew = m.v[3][e], fwd = m.v[4][e],
+                         bwd = m.v[5][e];
+            ck_assert_msg(fwd > 0.0 && bwd > 0.0, "%s on %s, epoch %d: %g forward, %g backward rows", a->name, bk, e + 1,
+                          fwd, bwd);
+            ck_assert_msg(rew == 0.0 && rec > 0.0, "%s on %s, epoch %d: reward input %g bytes, records %g", a->name, bk,
+                          e + 1, rew, rec);
+            const double slack = 256.0; /* scalars: log Z's gradient, the loss, a norm */
+            ck_assert_msg(d2h - rec <= 4.0 * fwd * O + slack && h2d <= 4.0 * (fwd * I + bwd * O) + slack,
+                          "%s on %s, epoch %d: %g bytes d2h beyond the records, %g h2d, for %g rows forward and %g "
+                          "backward (a row's input %g floats, its outputs at most %g)",
+                          a->name, bk, e + 1, d2h - rec, h2d, fwd, bwd, I, O);
+        }
+        fr_rt_opts_free(&o);
+    }
+}
+
 START_TEST(test_device_epoch_copies)
 {
     char base[400];
     const fr_task *task;
     ck_assert_int_eq(fr_task_get("shapes", &task), FR_OK);
     FOR_EACH_ALGO(a) {
+        if (a->on_env) {
+            env_device_copies(a);
+            continue;
+        }
         const double params = fr_rt_small_shapes_base(base, sizeof base, a->base_pred);
         FOR_EACH_DEVICE_BACKEND(bk) {
             char run[64];
@@ -574,8 +624,10 @@ START_TEST(test_bad_values_one_line_exit_2)
                 for (char *c = flag + 2; *c; c++)
                     if (*c == '_') *c = '-';
                 double bad = r->hi > 0 ? r->hi * 10 + 1 : r->hi + 1;
-                int rc = fr_rt_cli(out, sizeof out, "train --algo %s --base %s --out %s/bad %s %.17g", a->name,
-                                   o.ro.c.base, fr_rt_dir, flag, bad);
+                char base[1100] = ""; /* an environment algorithm has no --base */
+                if (!a->on_env) snprintf(base, sizeof base, "--base %s", o.ro.c.base);
+                int rc = fr_rt_cli(out, sizeof out, "train --algo %s %s --out %s/bad %s %.17g", a->name, base,
+                                   fr_rt_dir, flag, bad);
                 ck_assert_msg(rc == 2, "%s %s %g: exit %d, expected 2:\n%s", a->name, flag, bad, rc, out);
                 ck_assert_msg(strstr(out, flag) != NULL, "%s %s: the message does not name the flag:\n%s", a->name,
                               flag, out);
@@ -626,10 +678,16 @@ START_TEST(test_algos_json)
         const char *at = strstr(p, want);
         ck_assert_msg(at != NULL, "algos --json: %s missing or out of the registry's order:\n%.2000s", a->name, out);
         const char *next = strstr(at + 1, "\"name\":");
+        snprintf(want, sizeof want, "\"trains_on\":\t\"%s\"", a->on_env ? "env" : "base");
+        const char *on = strstr(at, want);
+        ck_assert_msg(on && (!next || on < next), "algos --json: %s does not say %s", a->name, want);
         snprintf(want, sizeof want, "\"base_pred\":\t\"%s\"", fr_pred_name((fr_pred)a->base_pred));
-        const char *bp = strstr(at, want);
-        ck_assert_msg(bp && (!next || bp < next), "algos --json: %s does not say base_pred %s", a->name,
-                      fr_pred_name((fr_pred)a->base_pred));
+        const char *bp = strstr(at, "\"base_pred\":");
+        if (a->on_env) /* no base: no base_pred */
+            ck_assert_msg(!bp || (next && bp > next), "algos --json: %s trains on an environment but has a base_pred", a->name);
+        else
+            ck_assert_msg((bp = strstr(at, want)) && (!next || bp < next), "algos --json: %s does not say base_pred %s",
+                          a->name, fr_pred_name((fr_pred)a->base_pred));
         snprintf(want, sizeof want, "\"doc\":\t\"%s\"", a->doc);
         const char *doc = strstr(at, want);
         ck_assert_msg(doc && (!next || doc < next), "algos --json: %s does not cite %s", a->name, a->doc);

@@ -54,6 +54,17 @@ typedef struct fr_algo {
     /* The prediction of the base it trains (fr_pred: 0 velocity, FR_PRED_EPSILON for DDPO): the
      * generic tests run it on a base of that kind. */
     int base_pred;
+    /* 1: the algorithm trains on an environment (`--env NAME` and the environment's options,
+     * flowrl/env.h; r->env) and owns its parameters: no base checkpoint, no task, no reward.
+     * setup builds them; params hands the loop the list and its AdamW groups, over which the
+     * loop keeps the optimiser state, records, checkpoints and resume (r->pol holds views of
+     * the list, not a model); evaluate is the run's evaluation (before, every --eval-every
+     * epochs, after). The loop steps the optimiser once per epoch's fr_run_optimizer_step. */
+    int on_env;
+    fr_status (*params)(fr_run *r, void *state, fr_param **ps, int *n, fr_run_group *groups, int *n_groups);
+    /* A line (fr_run_info) and *score: the algorithm's own held-out figure (GFlowNets: the exact
+     * L1 of P_T to R/Z, lower is better). */
+    fr_status (*evaluate)(fr_run *r, void *state, const char *key, int64_t epoch, double *score);
 } fr_algo;
 
 /* The registered algorithms, in the order `flowrl algos` lists them; NULL-terminated. */

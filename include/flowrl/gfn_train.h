@@ -19,6 +19,8 @@
 #include "flowrl/backend.h"
 #include "flowrl/env.h"
 #include "flowrl/gfn.h"
+#include "flowrl/optim.h"
+#include "flowrl/safetensors.h"
 #include "flowrl/status.h"
 
 typedef struct {
@@ -58,6 +60,27 @@ void fr_gfn_trainer_free(fr_gfn_trainer *t);
 
 /* One iteration: sample o.batch trajectories, the loss and its gradient, AdamW. */
 fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info);
+
+/* fr_gfn_trainer_step without AdamW: the gradients of the iteration's loss in the parameters'
+ * grads (fr_gfn_trainer_params), for a caller that owns the optimiser (the run loop's gfn-*
+ * algorithms, core/algo/gfn.c); info's log_z is NAN (fr_gfn_trainer_log_z after the step). */
+fr_status fr_gfn_trainer_grad(fr_gfn_trainer *t, fr_gfn_step_info *info);
+
+/* The trainable list (borrowed, backend memory): the network's n_net tensors, then log Z
+ * ("log_z", (1,)) for TB. Returns its length. */
+int fr_gfn_trainer_params(fr_gfn_trainer *t, fr_param **ps, int *n_net);
+
+/* TB: the log Z parameter; DB / SubTB: log F(s0); ZVar and FM: NAN. */
+fr_status fr_gfn_trainer_log_z(fr_gfn_trainer *t, double *log_z);
+
+/* Distinct mode cells among the terminal states sampled so far. */
+int64_t fr_gfn_trainer_modes(const fr_gfn_trainer *t);
+
+/* The counters beyond the parameters (iterations, trajectories, modes found, the terminal states
+ * sampled so far) as gfn.counters / gfn.visited in a checkpoint, and back (FR_ERR_FORMAT naming
+ * path and tensor). */
+fr_status fr_gfn_trainer_save(fr_gfn_trainer *t, fr_st_file *f);
+fr_status fr_gfn_trainer_load(fr_gfn_trainer *t, const fr_st_file *f, const char *path);
 
 /* The exact evaluation (§5.1): *l1 = Σ|P_T − p| of the current forward policy (ε = 0) against
  * the target, *log_z_err = |log Z_learned − log Z| (NAN for ZVar). pt (n_states,) may be NULL. */

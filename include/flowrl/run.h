@@ -35,6 +35,7 @@
 
 #include "flowrl/advantage.h"
 #include "flowrl/backend.h"
+#include "flowrl/env.h"
 #include "flowrl/grpo.h"
 #include "flowrl/model.h"
 #include "flowrl/opt_groups.h"
@@ -58,6 +59,7 @@ typedef enum {
 /* The options every algorithm shares beyond the groups of flowrl/opt_groups.h. */
 typedef struct {
     char algo[32];
+    char env[32];                 /* an environment algorithm's --env (flowrl/env.h) */
     char base[FR_OPT_PATH_MAX];   /* base checkpoint: policy init and KL reference */
     char task[32];                /* "" = the checkpoint's metadata "task" */
     char reward[FR_OPT_PATH_MAX]; /* a task reward name, "cmd:PROGRAM", or "" = task default */
@@ -89,6 +91,11 @@ typedef struct {
     fr_evalrun_opts ev;
     fr_reward_cmd_opts rw;        /* the reward program's (timeout) */
     fr_backend_opts be;
+    /* An environment algorithm's (fr_algo.on_env) environment class and its options (a struct
+     * of env_class->opts_size bytes, the caller's): set both before fr_run_opts_defaults, which
+     * keeps them, sets the options to the class's defaults and binds its rows. */
+    const fr_env_class *env_class;
+    void *env_opts;
 } fr_run_opts;
 
 /* Adds the common groups (inputs, advantages, batching, run, sampling, optimiser, eval,
@@ -182,6 +189,14 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
 
 /* ---- the run as an algorithm sees it ----------------------------------------------------- */
 
+/* An AdamW group of an environment algorithm's parameter list: ps[first, first + n) at learning
+ * rate lr (<= 0: the run's scheduled --lr) and weight decay weight_decay (< 0: --weight-decay). */
+typedef struct {
+    int first, n;
+    double lr, weight_decay;
+} fr_run_group;
+#define FR_RUN_MAX_GROUPS 4
+
 typedef struct fr_run {
     const fr_run_opts *o;
     const void *ao;
@@ -198,6 +213,10 @@ typedef struct fr_run {
     fr_ema ema;                    /* EMA of the weights (opt.ema_decay >= 0) */
     int have_ema;
     char base_digest[17];
+    fr_env env;                    /* an environment algorithm's (fr_algo.on_env) */
+    int have_env;
+    fr_run_group groups[FR_RUN_MAX_GROUPS]; /* its AdamW groups (n_groups 0: one, the run's) */
+    int n_groups;
     /* per epoch */
     int64_t epoch;                 /* 0-based epoch being run */
     struct fr_run_private *priv;

@@ -1,0 +1,237 @@
+/* GFlowNets on the run loop (docs/algorithms/gfn.md): `flowrl train --algo gfn-tb|gfn-db|
+ * gfn-subtb|gfn-zvar|gfn-fm --env NAME`, five rows that differ only by the loss (§3), over the
+ * trainer of flowrl/gfn_train.h. They train on an environment (fr_algo.on_env): the trainer owns
+ * the network (and log Z for TB); the loop keeps AdamW over that list in two groups (the network
+ * at --lr and --weight-decay, log Z at --lr-z without decay, as torchgfn's train_hypergrid.py),
+ * the records, checkpoints, resume, signals and the evaluation, which is the trainer's exact one
+ * (§5.1: L1 of P_T to R/Z, log Z error, modes; the sampled L1 with --validation-samples).
+ *
+ * One epoch is one iteration: --batch-size trajectories, actions from Philox (seed,
+ * FR_RNG_GFN_ACTION, epoch, trajectory, step), the loss and its gradient, one optimiser step.
+ * audit.log records of an epoch: loss, then the loop's state records (the network, log_z for
+ * TB, optim.m.*, optim.v.*) and u0.grad_norm / u0.grad.* before the step. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flowrl/algo.h"
+#include "flowrl/digest.h"
+#include "flowrl/gfn_train.h"
+
+typedef struct {
+    int64_t batch, hidden, n_hidden, validation_samples;
+    int uniform_pb;
+    double lr_z, epsilon, temperature, sf_bias, lambda, init_log_z;
+} gfn_opts;
+
+#define C gfn_opts
+static const fr_opt k_rows[] = {
+    FR_OPT_I64(C, batch, "batch_size", "128", 1, 1 << 20, "trajectories per epoch (one optimiser step)", 0),
+    FR_OPT_I64(C, hidden, "hidden_dim", "256", 1, 8192, "width of the MLP trunk", 0),
+    FR_OPT_I64(C, n_hidden, "n_hidden", "2", 1, 15, "hidden layers of the trunk", 0),
+    FR_OPT_BOOL(C, uniform_pb, "uniform_pb", "false", "P_B uniform over the parents (else a learned head)", 0),
+    FR_OPT_F64(C, lr_z, "lr_z", "0.1", 1e-12, 100, "AdamW learning rate of log Z (TB; torchgfn's lr_Z), no weight decay", 0),
+    FR_OPT_F64(C, epsilon, "epsilon", "0", 0, 1, "ε of the ε-uniform exploration mixture", 0),
+    FR_OPT_F64(C, temperature, "temperature", "1", 1e-6, 1e6, "sampling logits divided by it (exploration)", 0),
+    FR_OPT_F64(C, sf_bias, "sf_bias", "0", -1e6, 1e6, "subtracted from the exit's sampling logit (exploration)", 0),
+    FR_OPT_F64(C, lambda, "subtb_lambda", "0.9", 1e-6, 1e6, "SubTB's λ (geometric_within)", 0),
+    FR_OPT_F64(C, init_log_z, "init_log_z", "0", -1e6, 1e6, "initial log Z (TB)", 0),
+    FR_OPT_I64(C, validation_samples, "validation_samples", "0", 0, 1e9,
+               "at each evaluation also the sampled L1 of this many fresh trajectories (torchgfn: 200000; 0: off)",
+               FR_OPT_RESUMABLE),
+};
+#undef C
+
+typedef struct {
+    fr_gfn_trainer *t;
+    int64_t n_modes;
+} gfn_state;
+
+static const fr_gfn_loss_kind k_losses[] = {FR_GFN_TB, FR_GFN_DB, FR_GFN_SUBTB, FR_GFN_ZVAR, FR_GFN_FM};
+extern const fr_algo fr_algo_gfn_tb, fr_algo_gfn_db, fr_algo_gfn_subtb, fr_algo_gfn_zvar, fr_algo_gfn_fm;
+
+static fr_gfn_loss_kind loss_of(const fr_algo *a)
+{
+    const fr_algo *rows[] = {&fr_algo_gfn_tb, &fr_algo_gfn_db, &fr_algo_gfn_subtb, &fr_algo_gfn_zvar, &fr_algo_gfn_fm};
+    for (int i = 0; i < 5; i++)
+        if (a == rows[i]) return k_losses[i];
+    return FR_GFN_TB;
+}
+
+/* torchgfn's test configuration (gfn.md §4) on the loop's options: seed 1, 250 iterations, lr
+ * 1e-3, no weight decay, no clipping; an evaluation and a checkpoint every 25 iterations. */
+static void gfn_defaults(fr_run_opts *ro, void *ao)
+{
+    (void)ao;
+    ro->run.seed = 1;
+    ro->run.epochs = 250;
+    ro->run.checkpoint_every = 25;
+    ro->opt.lr = 1e-3;
+    ro->opt.weight_decay = 0.0;
+    ro->opt.max_grad_norm = 0.0f;
+    ro->ev.eval_every = 25;
+}
+
+static void gfn_free(void *p)
+{
+    gfn_state *g = p;
+    if (!g) return;
+    fr_gfn_trainer_free(g->t);
+    free(g);
+}
+
+static fr_status gfn_setup(fr_run *r, void **out)
+{
+    const gfn_opts *a = r->ao;
+    gfn_state *g = fr_calloc(1, sizeof *g);
+    if (!g) return FR_ERR_NOMEM;
+    *out = g;
+    fr_gfn_opts o = fr_gfn_opts_default();
+    o.loss = loss_of(r->algo);
+    o.batch = a->batch;
+    o.hidden = a->hidden;
+    o.n_hidden = a->n_hidden;
+    o.uniform_pb = a->uniform_pb;
+    o.lr = r->o->opt.lr;
+    o.lr_z = a->lr_z;
+    o.weight_decay = r->o->opt.weight_decay;
+    o.epsilon = a->epsilon;
+    o.temperature = a->temperature;
+    o.sf_bias = a->sf_bias;
+    o.lambda = a->lambda;
+    o.init_log_z = a->init_log_z;
+    o.seed = r->o->run.seed;
+    FR_TRY(fr_gfn_trainer_new(&g->t, r->be, &r->env, &o));
+    return fr_env_target(&r->env, NULL, NULL, &g->n_modes, NULL);
+}
+
+static fr_status gfn_params(fr_run *r, void *state, fr_param **ps, int *n, fr_run_group *groups, int *n_groups)
+{
+    gfn_state *g = state;
+    int n_net;
+    *n = fr_gfn_trainer_params(g->t, ps, &n_net);
+    groups[0] = (fr_run_group){0, n_net, -1.0, -1.0}; /* the run's --lr and --weight-decay */
+    *n_groups = 1;
+    if (*n > n_net) groups[(*n_groups)++] = (fr_run_group){n_net, *n - n_net, ((const gfn_opts *)r->ao)->lr_z, 0.0};
+    return FR_OK;
+}
+
+static void gfn_header(fr_run *r, void *state)
+{
+    const gfn_opts *a = r->ao;
+    gfn_state *g = state;
+    fr_run_info(r, "%s loss, batch %lld, hidden %lld x %lld, %s P_B, lr_z %g, epsilon %g, temperature %g, sf_bias %g; "
+                   "%lld modes",
+                fr_gfn_loss_name(loss_of(r->algo)), (long long)a->batch, (long long)a->hidden, (long long)a->n_hidden,
+                a->uniform_pb ? "uniform" : "learned", a->lr_z, a->epsilon, a->temperature, a->sf_bias,
+                (long long)g->n_modes);
+}
+
+static fr_status gfn_epoch(fr_run *r, void *state)
+{
+    gfn_state *g = state;
+    fr_gfn_step_info info;
+    FR_TRY(fr_gfn_trainer_grad(g->t, &info));
+    if (!isfinite(info.loss))
+        return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld: the %s loss is %g", (long long)r->epoch + 1,
+                       fr_gfn_loss_name(loss_of(r->algo)), info.loss);
+    FR_TRY(fr_run_rec_scalar(r, "loss", (float)info.loss));
+    float gn;
+    FR_TRY(fr_run_optimizer_step(r, 0, &gn));
+    double log_z;
+    FR_TRY(fr_gfn_trainer_log_z(g->t, &log_z));
+    fr_run_metric(r, "loss", info.loss);
+    fr_run_metric(r, "log_z", log_z);
+    fr_run_metric(r, "trajectories", (double)info.trajectories);
+    fr_run_metric(r, "modes", (double)info.modes_found);
+    return FR_OK;
+}
+
+static fr_status gfn_evaluate(fr_run *r, void *state, const char *key, int64_t epoch, double *score)
+{
+    gfn_state *g = state;
+    const gfn_opts *a = r->ao;
+    double l1, zerr, sl1 = NAN;
+    FR_TRY(fr_gfn_trainer_eval(g->t, &l1, &zerr, NULL));
+    if (a->validation_samples > 0) FR_TRY(fr_gfn_trainer_sampled_l1(g->t, a->validation_samples, &sl1, NULL));
+    char line[64] = "";
+    if (a->validation_samples > 0) snprintf(line, sizeof line, " sampled_l1 %.6f", sl1);
+    fr_run_info(r, "eval %-8s (epoch %lld): trajectories %lld exact_l1 %.6f log_z_err %.6f modes %lld/%lld%s", key,
+                (long long)epoch, (long long)(epoch * a->batch), l1, zerr, (long long)fr_gfn_trainer_modes(g->t),
+                (long long)g->n_modes, line);
+    *score = l1;
+    if (strcmp(key, "after") != 0) return FR_OK;
+    /* the parameters' digest: two runs of one configuration are the same bits */
+    uint64_t d;
+    int64_t np;
+    char hex[17];
+    FR_TRY(fr_gfn_trainer_digest(g->t, &d, &np));
+    fr_digest_hex(d, hex);
+    fr_run_info(r, "parameters %lld, digest %s", (long long)np, hex);
+    return FR_OK;
+}
+
+static fr_status gfn_save(fr_run *r, void *state, fr_st_file *f)
+{
+    (void)r;
+    return fr_gfn_trainer_save(((gfn_state *)state)->t, f);
+}
+
+static fr_status gfn_load(fr_run *r, void *state, const fr_st_file *f, const char *path)
+{
+    (void)r;
+    return fr_gfn_trainer_load(((gfn_state *)state)->t, f, path);
+}
+
+/* The smallest run (tests/test_algos.c): HyperGrid 2-D of height 4, 4 trajectories an epoch, a
+ * trunk of 8 x 1. */
+static void gfn_tiny(fr_run_opts *ro, void *ao)
+{
+    gfn_opts *a = ao;
+    a->batch = 4;
+    a->hidden = 8;
+    a->n_hidden = 1;
+    ro->run.epochs = 3;
+    ro->run.checkpoint_every = 1;
+    ro->ev.eval_every = 2;
+    if (ro->env_class == &fr_env_hypergrid) {
+        fr_hypergrid_opts *h = ro->env_opts;
+        h->ndim = 2;
+        h->height = 4;
+    }
+}
+
+static const char *const k_progress[] = {"loss", "log_z", "modes", NULL};
+
+#define GFN_ROW(sym, NAME, LOSS)                                                                                       \
+    const fr_algo sym = {NAME,                                                                                         \
+                         "GFlowNet with the " LOSS " loss on an environment (--env; torchgfn's HyperGrid defaults)",   \
+                         "docs/algorithms/gfn.md",                                                                     \
+                         "A GFlowNet (" LOSS ", docs/algorithms/gfn.md §3) on an enumerable environment: --batch-size " \
+                         "trajectories and one AdamW step per epoch; evaluation: the exact L1 of P_T to R/Z, the log Z " \
+                         "error and the modes found.",                                                                 \
+                         k_rows,                                                                                       \
+                         (int)(sizeof k_rows / sizeof k_rows[0]),                                                      \
+                         sizeof(gfn_opts),                                                                             \
+                         gfn_defaults,                                                                                 \
+                         NULL,                                                                                         \
+                         NULL,                                                                                         \
+                         gfn_setup,                                                                                    \
+                         gfn_header,                                                                                   \
+                         gfn_epoch,                                                                                    \
+                         gfn_save,                                                                                     \
+                         gfn_load,                                                                                     \
+                         k_progress,                                                                                   \
+                         gfn_free,                                                                                     \
+                         gfn_tiny,                                                                                     \
+                         0,                                                                                            \
+                         1,                                                                                            \
+                         gfn_params,                                                                                   \
+                         gfn_evaluate}
+
+GFN_ROW(fr_algo_gfn_tb, "gfn-tb", "trajectory balance");
+GFN_ROW(fr_algo_gfn_db, "gfn-db", "detailed balance");
+GFN_ROW(fr_algo_gfn_subtb, "gfn-subtb", "sub-trajectory balance");
+GFN_ROW(fr_algo_gfn_zvar, "gfn-zvar", "log-partition variance");
+GFN_ROW(fr_algo_gfn_fm, "gfn-fm", "flow matching");
