@@ -4,7 +4,8 @@ flow base at equal pretraining time, and measurements of why the epsilon base fa
 runs it.
 
 Main comparison, on SEEDS: `flowrl pretrain --task shapes` (the flow base: shapes-s, x0 head, rectified flow), the
-same command with `--pred epsilon` (DDPM, linear betas, shapes-s's x0 head returning the ε it implies: the default)
+same command with `--pred epsilon --eps-weight none` (DDPM, linear betas, shapes-s's x0 head returning the ε it
+implies, the unweighted loss)
 and with `--pred epsilon --head velocity` (the network's output is ε̂), STEPS optimiser steps each, `--backend opt --threads 1`; the two of a seed run side by side, so they
 share the machine's load, and each one's wall-clock is measured (same model size, threads, backend: equal steps are
 equal time when the step costs are equal, which the table shows). Held-out accuracy: `flowrl eval --split eval
@@ -54,16 +55,17 @@ MAIN = {
     "flow": ([], "flow base: rectified flow, shapes-s (x0 head)"),
     "eps": (["--pred", "epsilon", "--head", "velocity"],
             "epsilon base without a head: DDPM (linear betas), shapes-s with `--head velocity` (the network's output is ε̂)"),
-    "eps-x0": (["--pred", "epsilon"],
-               "epsilon base (the default): DDPM (linear betas), shapes-s's x0 head (ε̂ = (x − √ᾱ_t·x̂0)/max(√(1−ᾱ_t), 0.05))"),
+    "eps-x0": (["--pred", "epsilon", "--eps-weight", "none"],
+               "epsilon base, unweighted loss (`--eps-weight none`): DDPM (linear betas), shapes-s's x0 head "
+               "(ε̂ = (x − √ᾱ_t·x̂0)/max(√(1−ᾱ_t), 0.05))"),
 }
 HEAD = "eps-x0"  # the epsilon base the gap is measured on
 # the epsilon loss's per-row weights (pretraining.md §4, §7), on the eps x0 head; WEIGHT_SEEDS (default SEEDS) and
 # WEIGHTS (default every row) choose which run
 WEIGHTED = {
     "eps-minsnr": (["--pred", "epsilon", "--eps-weight", "min-snr"],
-                   "epsilon base, eps x0 head, Min-SNR-5 loss weight (`--eps-weight min-snr`: x̂0 errors weighted by "
-                   "min(SNR, 5) instead of SNR)"),
+                   "epsilon base (the default for shapes), eps x0 head, Min-SNR-5 loss weight (`--eps-weight min-snr`: "
+                   "x̂0 errors weighted by min(SNR, 5) instead of SNR)"),
     "eps-x0w": (["--pred", "epsilon", "--eps-weight", "x0"],
                 "epsilon base, eps x0 head, the flow-like weight (`--eps-weight x0`: x̂0 errors weighted by 1/(1−ᾱ_t), "
                 "the flow head's 1/σ²; v-prediction's loss)"),
@@ -156,7 +158,8 @@ def section(res):
                                               "invocation with the same commands, their wall-clock as measured then)"
                                               if m.get("reused") else "") + ".", "",
          f"Protocol. Per seed, `flowrl pretrain --task shapes --max-train-steps {STEPS}` (the flow base) and the same "
-         "command with `--pred epsilon` (the epsilon base: DDPM, linear betas, shapes-s's x0 head returning ε̂) and "
+         "command with `--pred epsilon --eps-weight none` (the epsilon base: DDPM, linear betas, shapes-s's x0 head "
+         "returning ε̂, the unweighted loss) and "
          "with `--pred epsilon --head velocity` (the epsilon base before the head) run side by side; wall-clock "
          "measured per run. Held-out accuracy: `flowrl eval "
          f"--split eval --n {N}` ({N} samples x 18 held-out prompts; the flow base with the ODE sampler, the epsilon "

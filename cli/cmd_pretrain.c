@@ -18,6 +18,10 @@
  * x0-head shapes-s model to ~48% held-out accuracy (flowrl eval, cfg 1); 2000 steps leave
  * it at ~8% (measurements in the quality report). */
 #define SHAPES_STEPS 10000
+/* shapes --pred epsilon: the Min-SNR-5 loss weight unless --eps-weight is given; at 5000
+ * steps it brings the epsilon base from 3.3% to the flow base's held-out accuracy within the
+ * issue's 10 points (docs/algorithms/pretraining.md §7, BENCHMARKS.md bench_eps_base). */
+#define SHAPES_EPS_WEIGHT FR_EPS_WEIGHT_MIN_SNR
 #define FR_STR_(x) #x
 #define FR_STR(x) FR_STR_(x)
 #define BELOW_ONE 0x1.fffffep-1 /* the largest float below 1: a range [lo, 1) */
@@ -69,7 +73,7 @@ static const fr_opt k_rows[] = {
     ROW(sigma_min, "sigma_min", FR_OPT_F32, 0, 1, NULL,
         "x0 head: the floor of its divisor (sigma, or sqrt(1 - abar_t) with --pred epsilon), 0 = the default 0.05", NULL, "S"),
     ROW(eps_weight, "eps_weight", FR_OPT_ENUM, 0, 0, k_eps_weight_names,
-        "epsilon: per-sample weight of the loss, none, min-snr (min(SNR, gamma)/SNR, Min-SNR-gamma) or x0 "
+        "epsilon: per-sample weight of the loss (default none; min-snr for shapes), none, min-snr (min(SNR, gamma)/SNR, Min-SNR-gamma) or x0 "
         "(1/abar_t: x0 errors weighted by 1/(1 - abar_t), as the flow x0 head's 1/sigma^2; v-prediction's loss)",
         NULL, NULL),
     ROW(snr_gamma, "snr_gamma", FR_OPT_F32, 0x1p-20, 1e6, NULL, "min-snr's gamma", NULL, "G"),
@@ -184,6 +188,8 @@ int cmd_pretrain(int argc, char **argv)
     cfg.resume = po.resume[0] ? po.resume : NULL;
     /* shapes: 10000 steps unless given (see SHAPES_STEPS) */
     if (strcmp(cfg.task, "shapes") == 0 && !fr_opts_seen_key(&o, &seen, "max_train_steps")) cfg.steps = SHAPES_STEPS;
+    if (strcmp(cfg.task, "shapes") == 0 && cfg.pred == FR_PRED_EPSILON && !fr_opts_seen_key(&o, &seen, "eps_weight"))
+        cfg.eps_weight = SHAPES_EPS_WEIGHT;
     const long long log_every = run.log_every;
     const fr_progress_mode pmode = (fr_progress_mode)po.progress;
 

@@ -682,6 +682,24 @@ START_TEST(test_cli_pretrain)
     c.seed = 3;
     ck_assert_int_eq(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL), FR_OK);
     assert_same_file(lib, cli);
+
+    /* shapes --pred epsilon: min-snr unless --eps-weight says otherwise; gmm2d: none */
+    const char *runs[][2] = {{"shapes --pred epsilon", "pretrain.eps_weight = min-snr"},
+                             {"shapes --pred epsilon --eps-weight none", NULL},
+                             {"gmm2d --pred epsilon", NULL}};
+    for (int k = 0; k < 3; k++) {
+        snprintf(args, sizeof args,
+                 "pretrain --task %s --out %s/e%d.safetensors --max-train-steps 1 --train-batch-size 2 --backend ref "
+                 "--progress off",
+                 runs[k][0], g_dir, k);
+        rc = fr_test_run_cli(args, g_out, sizeof g_out);
+        ck_assert_msg(rc == 0, "%s: exit %d: %s", args, rc, g_out);
+        snprintf(args, sizeof args, "tensors --meta %s/e%d.safetensors", g_dir, k);
+        rc = fr_test_run_cli(args, g_out, sizeof g_out);
+        ck_assert_msg(rc == 0, "exit %d: %s", rc, g_out);
+        if (runs[k][1]) ck_assert_msg(strstr(g_out, runs[k][1]) != NULL, "%s: %s", runs[k][0], g_out);
+        else ck_assert_msg(strstr(g_out, "eps_weight") == NULL, "%s: %s", runs[k][0], g_out);
+    }
     remove_dir();
 }
 END_TEST
