@@ -4,7 +4,8 @@ flow base at equal pretraining time, and measurements of why the epsilon base fa
 runs it.
 
 Main comparison, on SEEDS: `flowrl pretrain --task shapes` (the flow base: shapes-s, x0 head, rectified flow), the
-same command with `--pred epsilon` (DDPM, linear betas, shapes-s's x0 head returning the ε it implies: the default)
+same command with `--pred epsilon --eps-weight none` (DDPM, linear betas, shapes-s's x0 head returning the ε it
+implies, the unweighted loss)
 and with `--pred epsilon --head velocity` (the network's output is ε̂), STEPS optimiser steps each, `--backend opt --threads 1`; the two of a seed run side by side, so they
 share the machine's load, and each one's wall-clock is measured (same model size, threads, backend: equal steps are
 equal time when the step costs are equal, which the table shows). Held-out accuracy: `flowrl eval --split eval
@@ -20,7 +21,8 @@ bases in demo/ (seed 0), their held-out accuracy too.
 Writes its section of BENCHMARKS.md (between the bench_eps_base markers) and WORK/results.json. A pretrain whose
 checkpoint and command are already in WORK is reused (its recorded wall-clock too), so a rerun only evaluates.
 Environment (defaults): BUILD (build), WORK (demo/bench_eps_base), OUT (BENCHMARKS.md), JOBS (2), SEEDS (1 2 3),
-STEPS (5000), N (32), DIAG=0 skips the diagnostics.
+STEPS (5000), N (32), DIAG=0 skips the diagnostics, WEIGHTS (eps-minsnr eps-x0w: the weighted epsilon losses,
+`--eps-weight`, rows of the main table) on WEIGHT_SEEDS (default SEEDS).
 """
 import concurrent.futures as cf
 import datetime
@@ -53,10 +55,25 @@ MAIN = {
     "flow": ([], "flow base: rectified flow, shapes-s (x0 head)"),
     "eps": (["--pred", "epsilon", "--head", "velocity"],
             "epsilon base without a head: DDPM (linear betas), shapes-s with `--head velocity` (the network's output is ε̂)"),
-    "eps-x0": (["--pred", "epsilon"],
-               "epsilon base (the default): DDPM (linear betas), shapes-s's x0 head (ε̂ = (x − √ᾱ_t·x̂0)/max(√(1−ᾱ_t), 0.05))"),
+    "eps-x0": (["--pred", "epsilon", "--eps-weight", "none"],
+               "epsilon base, unweighted loss (`--eps-weight none`): DDPM (linear betas), shapes-s's x0 head "
+               "(ε̂ = (x − √ᾱ_t·x̂0)/max(√(1−ᾱ_t), 0.05))"),
 }
 HEAD = "eps-x0"  # the epsilon base the issue's gap is measured on
+# the epsilon loss's per-row weights (pretraining.md §4, §7), on the eps x0 head; WEIGHT_SEEDS (default SEEDS) and
+# WEIGHTS (default every row) choose which run
+WEIGHTED = {
+    "eps-minsnr": (["--pred", "epsilon", "--eps-weight", "min-snr"],
+                   "epsilon base (the default for shapes), eps x0 head, Min-SNR-5 loss weight (`--eps-weight min-snr`: "
+                   "x̂0 errors weighted by min(SNR, 5) instead of SNR)"),
+    "eps-x0w": (["--pred", "epsilon", "--eps-weight", "x0"],
+                "epsilon base, eps x0 head, the flow-like weight (`--eps-weight x0`: x̂0 errors weighted by 1/(1−ᾱ_t), "
+                "the flow head's 1/σ²; v-prediction's loss)"),
+}
+CHOSEN = "eps-minsnr"  # the weight pretraining.md §7 recommends for shapes (its gap in bold, as HEAD's)
+WEIGHT_SEEDS = [int(s) for s in os.environ.get("WEIGHT_SEEDS", " ".join(map(str, SEEDS))).split()]
+WEIGHTS = os.environ.get("WEIGHTS", " ".join(WEIGHTED)).split()
+ROWS = dict(MAIN, **{k: WEIGHTED[k] for k in WEIGHTS})
 DIAGS = {
     "eps-scaled": (["--pred", "epsilon", "--head", "velocity", "--betas", "scaled_linear"],
                    "epsilon base, SD's scaled_linear betas (ᾱ at t = 999: 0.0047 instead of 4e-5)"),
@@ -141,29 +158,35 @@ def section(res):
                                               "invocation with the same commands, their wall-clock as measured then)"
                                               if m.get("reused") else "") + ".", "",
          f"Protocol. Per seed, `flowrl pretrain --task shapes --max-train-steps {STEPS}` (the flow base) and the same "
-         "command with `--pred epsilon` (the epsilon base: DDPM, linear betas, shapes-s's x0 head returning ε̂) and "
+         "command with `--pred epsilon --eps-weight none` (the epsilon base: DDPM, linear betas, shapes-s's x0 head "
+         "returning ε̂, the unweighted loss) and "
          "with `--pred epsilon --head velocity` (the epsilon base before the head) run side by side; wall-clock "
          "measured per run. Held-out accuracy: `flowrl eval "
          f"--split eval --n {N}` ({N} samples x 18 held-out prompts; the flow base with the ODE sampler, the epsilon "
          "base with DDIM eta 0, 40 steps each, eval's fixed seeds). Mean ± 95% t-interval over the seeds; the gap is "
-         "the flow base's accuracy minus the epsilon base's of the same seed.", "",
+         "the flow base's accuracy minus the epsilon base's of the same seed. The weighted rows (`--eps-weight`) are the "
+         "epsilon base's command with the loss weight, on the seeds their gap line names.", "",
+         *([f"The weighted rows were trained and evaluated later ({m['weighted']}); the other rows' numbers are "
+            "the invocation's above.", ""] if m.get("weighted") else []),
          "| base | steps | pretrain s per seed (wall-clock) | last loss | held-out % per seed | held-out % | diversity |",
          "|---|---|---|---|---|---|---|"]
-    for k in MAIN:
+    for k in [k for k in ROWS if main.get(k)]:
         rows = main[k]
-        L.append(f"| {MAIN[k][1]} | {STEPS} | " + ", ".join(f"{r['seconds']:.0f}" for r in rows)
+        L.append(f"| {ROWS[k][1]} | {STEPS} | " + ", ".join(f"{r['seconds']:.0f}" for r in rows)
                  + f" | {fmt_ci([r['loss'] for r in rows], 1, 4)} | " + ", ".join(pct(r['eval']['accuracy']) for r in rows)
                  + f" | {fmt_ci([r['eval']['accuracy'] for r in rows], 100)} | "
                  f"{fmt_ci([r['eval']['diversity'] for r in rows], 1, 3)} |")
-    for k in [k for k in MAIN if k != "flow"]:
-        gaps = [100 * (f["eval"]["accuracy"] - e["eval"]["accuracy"]) for f, e in zip(main["flow"], main[k])]
-        ratio = [e["seconds"] / f["seconds"] for f, e in zip(main["flow"], main[k])]
+    flow = {r["seed"]: r for r in main["flow"]}
+    for k in [k for k in ROWS if k != "flow" and main.get(k)]:
+        pairs = [(flow[e["seed"]], e) for e in main[k] if e["seed"] in flow]
+        gaps = [100 * (f["eval"]["accuracy"] - e["eval"]["accuracy"]) for f, e in pairs]
+        ratio = [e["seconds"] / f["seconds"] for f, e in pairs]
         g, h = ci95(gaps)
         L += ["", f"- `{k}`: pretraining time, epsilon / flow, per seed: {', '.join(f'{x:.2f}' for x in ratio)} "
               "(equal steps; the network is the same but for the head).",
-              (f"- **Gap (flow − {k}), held-out points: {fmt_ci(gaps)}** per seed " if k == HEAD
+              (f"- **Gap (flow − {k}), held-out points: {fmt_ci(gaps)}** per seed " if k in (HEAD, CHOSEN)
                else f"- Gap (flow − {k}), held-out points: {fmt_ci(gaps)} per seed ")
-              + f"{', '.join(f'{x:.1f}' for x in gaps)}: "
+              + f"(seeds {', '.join(str(e['seed']) for _, e in pairs)}) {', '.join(f'{x:.1f}' for x in gaps)}: "
               + ("**within** " if g <= GAP_BAR else "**not within** ") + f"the issue's {GAP_BAR} points."]
     if res.get("bakeoff"):
         b = res["bakeoff"]
@@ -218,6 +241,7 @@ def main():
     res = dict(meta=dict(when=f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", git=git_line(),
                          load0=load0, steps=STEPS, seeds=SEEDS, n=N))
     items = [(k, MAIN[k][0], STEPS, s) for s in SEEDS for k in MAIN]  # a seed's runs side by side
+    items += [(k, WEIGHTED[k][0], STEPS, s) for s in WEIGHT_SEEDS for k in WEIGHTS]
     if DIAG:
         small = mflop([])
         wide = mflop(DIAGS["eps-wide"][0])
@@ -229,7 +253,7 @@ def main():
     evals = pool(lambda r: evaluate(r["ckpt"]), recs)
     for r, e in zip(recs, evals):
         r["eval"] = e
-    res["main"] = {k: [r for r in recs if r["name"] == k] for k in MAIN}
+    res["main"] = {k: [r for r in recs if r["name"] == k] for k in ROWS}
     if DIAG:
         eps1 = next(r for r in res["main"]["eps"] if r["seed"] == DIAG_SEED)["ckpt"]
         head1 = next(r for r in res["main"][HEAD] if r["seed"] == DIAG_SEED)["ckpt"]
@@ -251,7 +275,7 @@ def main():
         json.dump(res, f, indent=1)
     write_section(OUT, "bench_eps_base", section(res))
     log(f"wrote the section of {OUT}; numbers: {WORK}/results.json")
-    for k in MAIN:
+    for k in ROWS:
         log(f"{k}: held-out {fmt_ci([r['eval']['accuracy'] for r in res['main'][k]], 100)} %")
 
 

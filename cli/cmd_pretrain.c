@@ -18,6 +18,10 @@
  * x0-head shapes-s model to ~48% held-out accuracy (flowrl eval, cfg 1); 2000 steps leave
  * it at ~8% (measurements in the quality report). */
 #define SHAPES_STEPS 10000
+/* shapes --pred epsilon: the Min-SNR-5 loss weight unless --eps-weight is given; at 5000
+ * steps it brings the epsilon base from 3.3% to the flow base's held-out accuracy within the
+ * issue's 10 points (docs/algorithms/pretraining.md §7, BENCHMARKS.md bench_eps_base). */
+#define SHAPES_EPS_WEIGHT FR_EPS_WEIGHT_MIN_SNR
 #define FR_STR_(x) #x
 #define FR_STR(x) FR_STR_(x)
 #define BELOW_ONE 0x1.fffffep-1 /* the largest float below 1: a range [lo, 1) */
@@ -27,13 +31,14 @@ typedef struct {
     char task[32], preset[32], resume[FR_OPT_PATH_MAX];
     int64_t hidden, ffn, blocks;
     int64_t max_train_steps, train_batch_size;
-    int pred, sigma, betas, head, progress;
-    float logit_mean, logit_std, cfg_dropout, sigma_min;
+    int pred, sigma, betas, head, progress, eps_weight;
+    float logit_mean, logit_std, cfg_dropout, sigma_min, snr_gamma;
 } pretrain_opts;
 
 static const char *const k_sigma_names[] = {"uniform", "logit-normal", NULL};      /* fr_sigma_sampling */
 static const char *const k_betas_names[] = {"linear", "scaled_linear", NULL};      /* fr_betas_kind */
 static const char *const k_head_names[] = {"preset", "velocity", "x0", NULL};     /* fr_head + 1 */
+static const char *const k_eps_weight_names[] = {"none", "min-snr", "x0", NULL};  /* fr_eps_weight */
 static const char *const k_progress_names[] = {"auto", "tty", "plain", "off", NULL}; /* fr_progress_mode */
 
 /* Defaults come from fr_pretrain_defaults() (def NULL: the struct as initialised). */
@@ -67,6 +72,11 @@ static const fr_opt k_rows[] = {
         NULL, NULL),
     ROW(sigma_min, "sigma_min", FR_OPT_F32, 0, 1, NULL,
         "x0 head: the floor of its divisor (sigma, or sqrt(1 - abar_t) with --pred epsilon), 0 = the default 0.05", NULL, "S"),
+    ROW(eps_weight, "eps_weight", FR_OPT_ENUM, 0, 0, k_eps_weight_names,
+        "epsilon: per-sample weight of the loss (default none; min-snr for shapes), none, min-snr (min(SNR, gamma)/SNR, Min-SNR-gamma) or x0 "
+        "(1/abar_t: x0 errors weighted by 1/(1 - abar_t), as the flow x0 head's 1/sigma^2; v-prediction's loss)",
+        NULL, NULL),
+    ROW(snr_gamma, "snr_gamma", FR_OPT_F32, 0x1p-20, 1e6, NULL, "min-snr's gamma", NULL, "G"),
     ROW(resume, "resume", FR_OPT_STR, 0, 0, NULL, "continue from a checkpoint of the same command", NULL, "FILE"),
     ROW(progress, "progress", FR_OPT_ENUM, 0, 0, k_progress_names, "auto: a bar on a terminal, plain lines otherwise",
         NULL, NULL),
@@ -108,7 +118,8 @@ int cmd_pretrain(int argc, char **argv)
     pretrain_opts po = {.hidden = d.H, .ffn = d.F, .blocks = d.n_blocks, .max_train_steps = d.steps,
                         .train_batch_size = d.batch, .pred = (int)d.pred, .sigma = (int)d.sigma,
                         .betas = (int)d.betas, .head = d.head + 1, .progress = FR_PROGRESS_AUTO, .logit_mean = d.logit_mean,
-                        .logit_std = d.logit_std, .cfg_dropout = d.cfg_dropout};
+                        .logit_std = d.logit_std, .cfg_dropout = d.cfg_dropout,
+                        .eps_weight = (int)d.eps_weight, .snr_gamma = d.snr_gamma};
     fr_optim_opts opt;
     fr_runctl_opts run;
     fr_backend_opts bk;
@@ -170,11 +181,15 @@ int cmd_pretrain(int argc, char **argv)
     cfg.betas = (fr_betas_kind)po.betas;
     cfg.head = po.head - 1;
     cfg.sigma_min = po.sigma_min;
+    cfg.eps_weight = (fr_eps_weight)po.eps_weight;
+    cfg.snr_gamma = po.snr_gamma;
     cfg.save_every = run.checkpoint_every;
     cfg.out = run.out;
     cfg.resume = po.resume[0] ? po.resume : NULL;
     /* shapes: 10000 steps unless given (see SHAPES_STEPS) */
     if (strcmp(cfg.task, "shapes") == 0 && !fr_opts_seen_key(&o, &seen, "max_train_steps")) cfg.steps = SHAPES_STEPS;
+    if (strcmp(cfg.task, "shapes") == 0 && cfg.pred == FR_PRED_EPSILON && !fr_opts_seen_key(&o, &seen, "eps_weight"))
+        cfg.eps_weight = SHAPES_EPS_WEIGHT;
     const long long log_every = run.log_every;
     const fr_progress_mode pmode = (fr_progress_mode)po.progress;
 

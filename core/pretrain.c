@@ -48,6 +48,8 @@ fr_pretrain_cfg fr_pretrain_defaults(void)
     c.cfg_dropout = 0.1f;
     c.betas = FR_BETAS_LINEAR;
     c.head = -1;
+    c.eps_weight = FR_EPS_WEIGHT_NONE;
+    c.snr_gamma = 5.0f;
     return c;
 }
 
@@ -126,6 +128,12 @@ static fr_status check_cfg(const fr_pretrain_cfg *c)
                        (double)c->cfg_dropout);
     if ((int)c->betas < 0 || c->betas > FR_BETAS_SCALED_LINEAR)
         return fr_fail(FR_ERR_ARG, "pretrain: unknown beta schedule %d", (int)c->betas);
+    if ((int)c->eps_weight < 0 || c->eps_weight > FR_EPS_WEIGHT_X0)
+        return fr_fail(FR_ERR_ARG, "pretrain: eps_weight = %d, expected none, min-snr or x0", (int)c->eps_weight);
+    if (c->eps_weight != FR_EPS_WEIGHT_NONE && c->pred != FR_PRED_EPSILON)
+        return fr_fail(FR_ERR_ARG, "pretrain: eps_weight weights the epsilon loss, expected pred epsilon");
+    if (!finite_in(c->snr_gamma, 0.0f, 1e6f) || !(c->snr_gamma > 0.0f))
+        return fr_fail(FR_ERR_ARG, "pretrain: snr_gamma = %g, expected 0 < gamma <= 1e6", (double)c->snr_gamma);
     if (c->save_every < 0)
         return fr_fail(FR_ERR_ARG, "pretrain: save_every = %lld, expected >= 0", (long long)c->save_every);
     if (c->save_every > 0 && !c->out)
@@ -177,6 +185,17 @@ fr_status fr_pretrain_model_config(const fr_pretrain_cfg *cfg, fr_model_config *
     return fr_model_config_check(mcfg);
 }
 
+double fr_eps_loss_weight(fr_eps_weight kind, float gamma, float alpha_bar)
+{
+    const double ab = (double)alpha_bar;
+    if (kind == FR_EPS_WEIGHT_X0) return 1.0 / ab;
+    if (kind == FR_EPS_WEIGHT_MIN_SNR) {
+        const double snr = ab / (1.0 - ab);
+        return snr > (double)gamma ? (double)gamma / snr : 1.0;
+    }
+    return 1.0;
+}
+
 /* ---- checkpoint metadata ------------------------------------------------------------ */
 
 /* The shortest "%.Ng" that reads back as v (at most 9 digits, which always round-trip). */
@@ -191,6 +210,7 @@ static void fmt_float(char *buf, size_t n, float v)
 static const char *k_sigma_names[] = {"uniform", "logit-normal"};
 static const char *k_sched_names[] = {"cosine", "constant"};
 static const char *k_betas_names[] = {"linear", "scaled_linear"};
+static const char *k_eps_weight_names[] = {"none", "min-snr", "x0"};
 
 /* Everything that determines the run's bits, except the step reached and its loss. */
 static fr_status run_meta(fr_st_file *f, const fr_pretrain_cfg *c, const fr_model_config *mc)
@@ -243,6 +263,13 @@ static fr_status run_meta(fr_st_file *f, const fr_pretrain_cfg *c, const fr_mode
         FR_TRY(fr_st_set_meta(f, "ddpm.beta_end", c->betas == FR_BETAS_LINEAR ? "0.02" : "0.012"));
         snprintf(b, sizeof b, "%d", FR_NUM_TRAIN_TIMESTEPS);
         FR_TRY(fr_st_set_meta(f, "ddpm.n_train", b));
+        /* only when weighted: the unweighted run's checkpoint keeps its bytes */
+        if (c->eps_weight != FR_EPS_WEIGHT_NONE)
+            FR_TRY(fr_st_set_meta(f, "pretrain.eps_weight", k_eps_weight_names[c->eps_weight]));
+        if (c->eps_weight == FR_EPS_WEIGHT_MIN_SNR) {
+            fmt_float(b, sizeof b, c->snr_gamma);
+            FR_TRY(fr_st_set_meta(f, "pretrain.snr_gamma", b));
+        }
     }
     return FR_OK;
 }
@@ -262,12 +289,14 @@ typedef struct {
     int *prompts, *cond_prompts;
     int32_t *c_h;                /* (B, S) */
     float *tas_h;                /* (3, B): t, then noise_mix's a and s */
+    float *rs_h;                 /* (B,) fm_loss's row scales (eps_weight != none) */
     float *x0_h;                 /* (B, D): the task's samples, the training data */
     /* backend memory: the same, then the model's inputs, targets and outputs */
     int32_t *c;                  /* (B, S) */
     float *tas;                  /* (3, B) */
     uint32_t *ids;               /* (B,) 0 .. B−1: the noise rows' sample coordinate */
     float *x0, *eps, *x, *target, *out, *sq; /* (B, D) */
+    float *rs;                   /* (B,) or NULL: fm_loss's 2/(B·D) for every row */
 } run_state;
 
 static void run_free(run_state *r)
@@ -276,10 +305,10 @@ static void run_free(run_state *r)
     if (r->have_opt) fr_adamw_state_free(&r->opt);
     if (r->have_ema) fr_ema_free(&r->ema);
     fr_model_free(&r->m);
-    void *host[] = {r->prompts, r->cond_prompts, r->c_h, r->tas_h, r->x0_h};
+    void *host[] = {r->prompts, r->cond_prompts, r->c_h, r->tas_h, r->x0_h, r->rs_h};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     if (!r->be) return;
-    void *dev[] = {r->c, r->tas, r->ids, r->x0, r->eps, r->x, r->target, r->out, r->sq};
+    void *dev[] = {r->c, r->tas, r->ids, r->x0, r->eps, r->x, r->target, r->out, r->sq, r->rs};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(r->be, dev[i]);
 }
 
@@ -304,6 +333,9 @@ static fr_status run_alloc(run_state *r, const fr_pretrain_cfg *cfg, const fr_mo
         !(r->tas = fr_dev_floats(be, 3 * B)) || !(r->x0 = fr_dev_floats(be, BD)) || !(r->eps = fr_dev_floats(be, BD)) ||
         !(r->x = fr_dev_floats(be, BD)) || !(r->target = fr_dev_floats(be, BD)) || !(r->out = fr_dev_floats(be, BD)) ||
         !(r->sq = fr_dev_floats(be, BD)))
+        return FR_ERR_NOMEM;
+    if (cfg->pred == FR_PRED_EPSILON && cfg->eps_weight != FR_EPS_WEIGHT_NONE &&
+        (!(r->rs_h = fr_calloc((size_t)B, sizeof(float))) || !(r->rs = fr_dev_floats(be, B))))
         return FR_ERR_NOMEM;
     for (int64_t b = 0; b < B; b++) r->prompts[b] = (int)b; /* staging for the ids, once */
     FR_TRY(fr_h2d(be, r->ids, r->prompts, (size_t)B * sizeof(uint32_t)));
@@ -353,8 +385,12 @@ static fr_status make_batch(run_state *r, const fr_pretrain_cfg *cfg, int64_t s)
                                        FR_NUM_TRAIN_TIMESTEPS);
             fr_ddpm_coefs(r->alpha_bar[ti], &a[b], &sc[b]);
             t[b] = (float)ti;
+            if (r->rs_h)
+                r->rs_h[b] = (float)(fr_eps_loss_weight(cfg->eps_weight, cfg->snr_gamma, r->alpha_bar[ti]) *
+                                     (2.0 / (double)(B * D)));
         }
     }
+    if (r->rs_h) FR_TRY(fr_h2d(be, r->rs, r->rs_h, (size_t)B * sizeof(float)));
     const size_t bd = (size_t)(B * D) * sizeof(float);
     FR_TRY(fr_h2d(be, r->x0, r->x0_h, bd));
     /* ε row b = fr_rng_fill_normal(seed, PRETRAIN_NOISE, s, b, 0), drawn on the backend */
@@ -374,9 +410,9 @@ static fr_status train_step(run_state *r, const fr_pretrain_cfg *cfg, fr_backend
     const int64_t B = cfg->batch;
     FR_TRY(make_batch(r, cfg, s));
     FR_TRY(fr_model_forward(&r->m, be, &r->ws, B, r->x, r->tas, r->c, r->out));
-    /* loss = canonical long sum of (out − target)² / n, dL/dout = (2/n)·(out − target):
-     * the flow-matching loss shared with AWM (flowrl/fm_loss.h) */
-    FR_TRY(fr_fm_loss(be, B, r->m.cfg.D, r->out, r->target, NULL, loss, r->sq)); /* loss: host */
+    /* loss = canonical long sum of (out − target)² / n, dL/dout = (2/n)·(out − target), row b
+     * times w_b when weighted: the flow-matching loss shared with AWM (flowrl/fm_loss.h) */
+    FR_TRY(fr_fm_loss(be, B, r->m.cfg.D, r->out, r->target, r->rs, loss, r->sq)); /* loss: host */
     if (!isfinite(*loss))
         return fr_fail(FR_ERR_NUMERIC, "pretrain: step %lld: the loss is %g", (long long)s + 1,
                        (double)*loss);

@@ -16,6 +16,7 @@
 #include "flowrl/pretrain_elem.h"
 #include "flowrl/progress.h"
 #include "flowrl/safetensors.h"
+#include "flowrl/schedule.h"
 #include "flowrl/task.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -82,6 +83,23 @@ static void assert_same_file(const char *a, const char *b)
     ck_assert_msg(memcmp(ba, bb, na) == 0, "%s and %s differ in bytes", a, b);
     free(ba);
     free(bb);
+}
+
+/* Counts the tensors of two checkpoint files whose digests differ (same names asserted). */
+static int n_tensors_differ(const char *a, const char *b)
+{
+    fr_st_file fa, fb;
+    ck_assert_msg(fr_st_read(&fa, a) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_st_read(&fb, b) == FR_OK, "%s", fr_last_error());
+    ck_assert_int_eq(fa.n, fb.n);
+    int n = 0;
+    for (size_t i = 0; i < fa.n; i++) {
+        ck_assert_str_eq(fa.entries[i].name, fb.entries[i].name);
+        n += fr_tensor_digest(&fa.entries[i].t) != fr_tensor_digest(&fb.entries[i].t);
+    }
+    fr_st_free(&fa);
+    fr_st_free(&fb);
+    return n;
 }
 
 /* ---- cond.c -------------------------------------------------------------------------- */
@@ -306,7 +324,10 @@ START_TEST(test_resume)
     fr_pretrain_cfg c = tiny(full, 40);
     c.pred = FR_PRED_EPSILON; /* with dropout and the EMA warm-up crossing the cut */
     c.cfg_dropout = 0.3f;
-    if (_i == 1) c.head = FR_HEAD_X0; /* loop index: gmm2d-s's velocity head, then the eps x0 head */
+    /* loop index: gmm2d-s's velocity head, the eps x0 head, then the two loss weights */
+    if (_i == 1) c.head = FR_HEAD_X0;
+    if (_i == 2) c.eps_weight = FR_EPS_WEIGHT_MIN_SNR, c.snr_gamma = 2.5f;
+    if (_i == 3) c.eps_weight = FR_EPS_WEIGHT_X0, c.head = FR_HEAD_X0;
     ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
 
     c.out = part;
@@ -330,6 +351,11 @@ START_TEST(test_resume)
     c.lr = 2e-3f;
     ck_assert_int_eq(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL), FR_ERR_MISMATCH);
     ck_assert_msg(strstr(fr_last_error(), "pretrain.lr") != NULL, "%s", fr_last_error());
+    /* another loss weight: refused, naming its key */
+    c.lr = fr_pretrain_defaults().lr;
+    c.eps_weight = _i == 2 ? FR_EPS_WEIGHT_X0 : FR_EPS_WEIGHT_MIN_SNR;
+    ck_assert_int_eq(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL), FR_ERR_MISMATCH);
+    ck_assert_msg(strstr(fr_last_error(), "pretrain.eps_weight") != NULL, "%s", fr_last_error());
     remove_dir();
 }
 END_TEST
@@ -343,11 +369,14 @@ START_TEST(test_backends_write_ref_bytes)
     char want[300], got[300], mid[300];
     snprintf(want, sizeof want, "%s/want.safetensors", g_dir);
     snprintf(got, sizeof got, "%s/got.safetensors", g_dir);
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 6; k++) {
         fr_pretrain_cfg c = tiny(want, 6);
         if (k == 1) c.pred = FR_PRED_EPSILON, c.cfg_dropout = 0.5f;
         if (k == 2) c.task = "shapes", c.steps = 2, c.batch = 3;
         if (k == 3) c.task = "shapes", c.steps = 2, c.batch = 3, c.pred = FR_PRED_EPSILON; /* the eps x0 head */
+        if (k == 4) /* the weighted epsilon losses: fm_loss's row scales in backend memory */
+            c.task = "shapes", c.steps = 2, c.batch = 3, c.pred = FR_PRED_EPSILON, c.eps_weight = FR_EPS_WEIGHT_MIN_SNR;
+        if (k == 5) c.pred = FR_PRED_EPSILON, c.eps_weight = FR_EPS_WEIGHT_X0;
         ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
         for (const char *const *name = fr_backend_names(); *name; name++) {
             fr_backend be;
@@ -371,11 +400,68 @@ START_TEST(test_backends_write_ref_bytes)
 }
 END_TEST
 
+/* The epsilon loss's row weights against their formulas computed here from the betas, and
+ * their wiring: a min-snr γ above every row's SNR writes the unweighted run's tensors, γ = 5
+ * and the x0 weight change them. */
+START_TEST(test_eps_weight)
+{
+    /* ᾱ_t = Π_{i<=t}(1 − β_i), β linear 1e-4..0.02 (DDPM), in double here */
+    double ab = 1.0;
+    int n_capped = 0;
+    float abf[FR_NUM_TRAIN_TIMESTEPS], betas[FR_NUM_TRAIN_TIMESTEPS];
+    ck_assert_int_eq(fr_betas_linear(FR_NUM_TRAIN_TIMESTEPS, 1e-4, 0.02, betas), FR_OK);
+    ck_assert_int_eq(fr_alphas_cumprod(FR_NUM_TRAIN_TIMESTEPS, betas, abf), FR_OK);
+    for (int t = 0; t < FR_NUM_TRAIN_TIMESTEPS; t++) {
+        ab *= 1.0 - (1e-4 + (0.02 - 1e-4) * t / 999.0);
+        ck_assert_msg(fabs(abf[t] - ab) <= 1e-4 * ab /* float32 cumprod of 1000 factors */, "t %d: abar %g, by hand %g", t, (double)abf[t], ab);
+        const double a = abf[t], snr = a / (1.0 - a);
+        ck_assert(fr_eps_loss_weight(FR_EPS_WEIGHT_NONE, 5.0f, abf[t]) == 1.0);
+        ck_assert(fr_eps_loss_weight(FR_EPS_WEIGHT_X0, 5.0f, abf[t]) == 1.0 / a);
+        const double w = fr_eps_loss_weight(FR_EPS_WEIGHT_MIN_SNR, 5.0f, abf[t]);
+        /* min(SNR, 5)/SNR; SNR·w is the weight on x0 errors, min(SNR, 5) */
+        ck_assert_msg(fabs(w - fmin(snr, 5.0) / snr) <= 1e-15, "t %d: w %.17g, SNR %g", t, w, snr);
+        ck_assert(w <= 1.0 && fabs(snr * w - fmin(snr, 5.0)) <= 1e-12 * snr);
+        n_capped += w < 1.0;
+    }
+    /* SNR(t) > 5 for the first t only: ᾱ_t > 5/6 up to t = 98 (β_t ≈ 1e-4 + 2e-5·t) */
+    ck_assert_msg(n_capped > 50 && n_capped < 150, "%d rows capped", n_capped);
+    ck_assert(abf[999] > 3e-5f && abf[999] < 5e-5f && fr_eps_loss_weight(FR_EPS_WEIGHT_X0, 5.0f, abf[999]) > 2e4);
+
+    make_dir();
+    char plain[300], weighted[300];
+    snprintf(plain, sizeof plain, "%s/plain.safetensors", g_dir);
+    snprintf(weighted, sizeof weighted, "%s/weighted.safetensors", g_dir);
+    fr_pretrain_cfg c = tiny(plain, 8);
+    c.pred = FR_PRED_EPSILON;
+    ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
+    c.out = weighted;
+    c.eps_weight = FR_EPS_WEIGHT_MIN_SNR;
+    c.snr_gamma = 1e6f; /* above SNR(0) ≈ 1e4: w = 1, the row scale is 2/(B·D) bit for bit */
+    ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
+    ck_assert_int_eq(n_tensors_differ(plain, weighted), 0);
+    fr_st_file f;
+    ck_assert_int_eq(fr_st_read(&f, weighted), FR_OK);
+    ck_assert_str_eq(fr_st_get_meta(&f, "pretrain.eps_weight"), "min-snr");
+    ck_assert_str_eq(fr_st_get_meta(&f, "pretrain.snr_gamma"), "1e+06");
+    fr_st_free(&f);
+    ck_assert_int_eq(fr_st_read(&f, plain), FR_OK);
+    ck_assert(fr_st_get_meta(&f, "pretrain.eps_weight") == NULL); /* none: today's bytes */
+    fr_st_free(&f);
+    for (int k = 0; k < 2; k++) {
+        c.eps_weight = k == 0 ? FR_EPS_WEIGHT_MIN_SNR : FR_EPS_WEIGHT_X0;
+        c.snr_gamma = 5.0f;
+        ck_assert_msg(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL) == FR_OK, "%s", fr_last_error());
+        ck_assert_msg(n_tensors_differ(plain, weighted) > 0, "eps_weight %d left every tensor as unweighted", k);
+    }
+    remove_dir();
+}
+END_TEST
+
 START_TEST(test_bad_cfg)
 {
     fr_backend *be = fr_test_ref_be();
     fr_pretrain_cfg c = tiny(NULL, 10);
-    fr_pretrain_cfg bad[12];
+    fr_pretrain_cfg bad[14];
     int n = 0;
     bad[n] = c, bad[n++].task = "nope";
     bad[n] = c, bad[n++].preset = "nope";
@@ -388,6 +474,8 @@ START_TEST(test_bad_cfg)
     bad[n] = c, bad[n++].warmup = 11;
     bad[n] = c, bad[n++].save_every = 5; /* no out */
     bad[n] = c, bad[n].steps = 100000000, bad[n++].batch = 65536;
+    bad[n] = c, bad[n++].eps_weight = FR_EPS_WEIGHT_MIN_SNR; /* a velocity run */
+    bad[n] = c, bad[n].pred = FR_PRED_EPSILON, bad[n].eps_weight = FR_EPS_WEIGHT_MIN_SNR, bad[n++].snr_gamma = 0.0f;
     /* the model config: task dims, n_slots from the task, dims overridden -> "custom" */
     fr_model_config mc;
     fr_pretrain_cfg sc = c;
@@ -594,6 +682,24 @@ START_TEST(test_cli_pretrain)
     c.seed = 3;
     ck_assert_int_eq(fr_pretrain(&c, fr_test_ref_be(), NULL, NULL, NULL), FR_OK);
     assert_same_file(lib, cli);
+
+    /* shapes --pred epsilon: min-snr unless --eps-weight says otherwise; gmm2d: none */
+    const char *runs[][2] = {{"shapes --pred epsilon", "pretrain.eps_weight = min-snr"},
+                             {"shapes --pred epsilon --eps-weight none", NULL},
+                             {"gmm2d --pred epsilon", NULL}};
+    for (int k = 0; k < 3; k++) {
+        snprintf(args, sizeof args,
+                 "pretrain --task %s --out %s/e%d.safetensors --max-train-steps 1 --train-batch-size 2 --backend ref "
+                 "--progress off",
+                 runs[k][0], g_dir, k);
+        rc = fr_test_run_cli(args, g_out, sizeof g_out);
+        ck_assert_msg(rc == 0, "%s: exit %d: %s", args, rc, g_out);
+        snprintf(args, sizeof args, "tensors --meta %s/e%d.safetensors", g_dir, k);
+        rc = fr_test_run_cli(args, g_out, sizeof g_out);
+        ck_assert_msg(rc == 0, "exit %d: %s", rc, g_out);
+        if (runs[k][1]) ck_assert_msg(strstr(g_out, runs[k][1]) != NULL, "%s: %s", runs[k][0], g_out);
+        else ck_assert_msg(strstr(g_out, "eps_weight") == NULL, "%s: %s", runs[k][0], g_out);
+    }
     remove_dir();
 }
 END_TEST
@@ -647,7 +753,8 @@ Suite *suite_pretrain(void)
     tcase_add_test(tc, test_loss_falls);
     tcase_add_test(tc, test_epsilon_loss_falls);
     tcase_add_test(tc, test_reproducible);
-    tcase_add_loop_test(tc, test_resume, 0, 2);
+    tcase_add_loop_test(tc, test_resume, 0, 4);
+    tcase_add_test(tc, test_eps_weight);
     tcase_add_test(tc, test_backends_write_ref_bytes);
     tcase_add_test(tc, test_bad_cfg);
     tcase_add_test(tc, test_checkpoint_roundtrip);

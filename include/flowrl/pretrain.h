@@ -23,7 +23,8 @@
  *     (0.00085, 0.012); recorded in the metadata as ddpm.schedule, ddpm.beta_start,
  *     ddpm.beta_end, ddpm.n_train (the keys core/infer_ckpt.c reads)
  *   loss  L = mean over (B, D) of (out − target)², canonical long sum / (B·D)
- *   dL/dout = (2/(B·D))·(out − target) -> backward -> clip (global norm) -> AdamW(lr_s)
+ *   dL/dout = (2/(B·D))·(out − target), row b times w_b = fr_eps_loss_weight(ᾱ_t_b) with
+ *           --pred epsilon and eps_weight != none (the reported loss stays unweighted) -> backward -> clip (global norm) -> AdamW(lr_s)
  *   -> EMA with decay min(ema, (1 + k)/(10 + k)), k = updates before this one (the
  *      warm-up of TF's ExponentialMovingAverage / diffusers EMAModel)
  *   lr_s  = lr·(s+1)/warmup for s < warmup, then cosine from lr to lr_min:
@@ -47,6 +48,14 @@
 typedef enum { FR_SIGMA_UNIFORM = 0, FR_SIGMA_LOGIT_NORMAL = 1 } fr_sigma_sampling;
 typedef enum { FR_LR_COSINE = 0, FR_LR_CONSTANT = 1 } fr_lr_schedule;
 typedef enum { FR_BETAS_LINEAR = 0, FR_BETAS_SCALED_LINEAR = 1 } fr_betas_kind;
+/* Per-row weight w_t of the epsilon loss (docs/algorithms/pretraining.md §4), with
+ * SNR(t) = ᾱ_t/(1 − ᾱ_t); since ‖ε̂ − ε‖² = SNR(t)·‖x̂0 − x0‖², w_t·SNR(t) is the weight on
+ * x0 errors:
+ *   none     w = 1                    (DDPM's simple loss; x0 errors weighted by SNR)
+ *   min-snr  w = min(SNR, γ)/SNR      (Min-SNR-γ, Hang et al. 2023: x0 errors by min(SNR, γ))
+ *   x0       w = 1/ᾱ_t = (SNR + 1)/SNR (x0 errors by 1/(1 − ᾱ_t), the flow x0 head's 1/σ²;
+ *                                      v-prediction's loss, Salimans & Ho 2022) */
+typedef enum { FR_EPS_WEIGHT_NONE = 0, FR_EPS_WEIGHT_MIN_SNR = 1, FR_EPS_WEIGHT_X0 = 2 } fr_eps_weight;
 
 typedef struct {
     const char *task;       /* "gmm2d", "shapes" */
@@ -70,6 +79,8 @@ typedef struct {
     int head;               /* -1: the preset's (shapes: x0, gmm2d: velocity), else an fr_head;
                                epsilon with x0: ε̂ = (x − √ᾱ_t·x̂0)/max(√(1−ᾱ_t), sigma_min) */
     float sigma_min;        /* x0 head: > 0 replaces the preset's floor (FR_X0_HEAD_SIGMA_MIN) */
+    fr_eps_weight eps_weight; /* epsilon only: the loss's per-row weight (none: today's bits) */
+    float snr_gamma;        /* min-snr's γ (> 0; default 5) */
     int64_t save_every;     /* > 0: also write OUT-stepNNNNNN.safetensors every N steps */
     const char *out;        /* checkpoint path (written at the end), or NULL */
     const char *resume;     /* a checkpoint of this same run to continue from, or NULL */
@@ -79,7 +90,8 @@ typedef struct {
  * the preset's dims (H = F = 0, n_blocks = -1),
  * seed 0, lr 1e-3 -> 0 cosine, warm-up min(100, steps/10), AdamW (0.9, 0.999, 1e-8) with
  * weight decay 0, clip 1.0, EMA 0.999, logit-normal(0, 1), cfg_dropout 0.1, linear
- * betas, the preset's head (head = -1). task, preset and out are NULL. */
+ * betas, the preset's head (head = -1), eps_weight none (snr_gamma 5). task, preset and out
+ * are NULL. */
 fr_pretrain_cfg fr_pretrain_defaults(void);
 /* "gmm2d-s" for gmm2d, "shapes-s" for shapes, NULL for an unknown task. */
 const char *fr_pretrain_default_preset(const char *task);
@@ -94,6 +106,10 @@ int64_t fr_pretrain_warmup(const fr_pretrain_cfg *cfg);
  * 6 digits) inserted before a final ".safetensors", or appended. FR_ERR_ARG if it does not
  * fit in n bytes. */
 fr_status fr_pretrain_step_path(const char *out, int64_t step, char *buf, size_t n);
+
+/* The weight w of an epsilon-loss row at ᾱ_t (fr_eps_weight), in double; the row's gradient
+ * scale is (float)(w·2/(B·D)). */
+double fr_eps_loss_weight(fr_eps_weight kind, float gamma, float alpha_bar);
 
 /* Reported after every step. */
 typedef struct {
