@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "flowrl/env.h"
+#include "flowrl/env_ctl.h"
 
 static void usage(void)
 {
@@ -26,22 +27,24 @@ static void flag_of(const fr_opt *r, char *buf, size_t n)
         if (*p == '_') *p = '-';
 }
 
+/* e NULL: the pipe class (no instance without a program; its widths come from the program). */
 static cJSON *env_json(const fr_env_class *c, const void *st, const fr_env *e)
 {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", c->name);
+    cJSON_AddStringToObject(o, "name", e ? c->name : "cmd:PROGRAM");
     cJSON_AddStringToObject(o, "kind", c->kind);
     cJSON_AddStringToObject(o, "summary", c->summary);
     cJSON_AddStringToObject(o, "doc", c->doc);
-    cJSON_AddNumberToObject(o, "states", (double)e->n_states);
-    cJSON_AddNumberToObject(o, "actions", e->n_actions);
-    if (e->ctl) { /* control: observation and action widths, episode limit */
+    if (e) cJSON_AddNumberToObject(o, "states", (double)e->n_states);
+    if (e) cJSON_AddNumberToObject(o, "actions", e->n_actions);
+    if (e && e->ctl) { /* control: observation and action widths, episode limit */
         cJSON_AddNumberToObject(o, "obs_dim", e->obs_dim);
         cJSON_AddNumberToObject(o, "action_dim", e->action_dim);
         cJSON_AddNumberToObject(o, "max_steps", e->max_steps);
     }
     cJSON *rows = cJSON_AddArrayToObject(o, "options");
     for (int i = 0; i < c->n_rows; i++) {
+        if (c->rows[i].flags & FR_OPT_HIDDEN) continue;
         char flag[64], def[64];
         flag_of(&c->rows[i], flag, sizeof flag);
         fr_opt_format(&c->rows[i], st, def, sizeof def);
@@ -57,13 +60,17 @@ static cJSON *env_json(const fr_env_class *c, const void *st, const fr_env *e)
 
 static void env_text(const fr_env_class *c, const void *st, const fr_env *e)
 {
-    if (e->ctl)
+    if (!e)
+        printf("cmd:PROGRAM (%s) %s\n  %s; observations, actions and episode limit from the program\n", c->kind,
+               c->summary, c->doc);
+    else if (e->ctl)
         printf("%s (%s) %s\n  %s; at the defaults %s: observations %d, actions %d (continuous), episodes of at most %d "
                "steps\n", c->name, c->kind, c->summary, c->doc, e->desc, e->obs_dim, e->action_dim, e->max_steps);
     else
         printf("%s (%s) %s\n  %s; at the defaults %s: %lld states, %d actions\n", c->name, c->kind, c->summary, c->doc,
                e->desc, (long long)e->n_states, e->n_actions);
     for (int i = 0; i < c->n_rows; i++) {
+        if (c->rows[i].flags & FR_OPT_HIDDEN) continue;
         char flag[64], def[64];
         flag_of(&c->rows[i], flag, sizeof flag);
         fr_opt_format(&c->rows[i], st, def, sizeof def);
@@ -84,18 +91,23 @@ int cmd_envs(int argc, char **argv)
     }
     cJSON *root = json ? cJSON_CreateObject() : NULL;
     cJSON *list = json ? cJSON_AddArrayToObject(root, "envs") : NULL;
-    for (const fr_env_class *const *c = fr_env_classes(); *c; c++) {
+    const fr_env_class *const *reg = fr_env_classes();
+    int n_reg = 0;
+    while (reg[n_reg]) n_reg++;
+    for (int i = 0; i <= n_reg; i++) { /* the registry, then the pipe class */
+        const fr_env_class *const *c = i < n_reg ? &reg[i] : (const fr_env_class *const[]){&fr_env_cmd};
         void *st = calloc(1, (*c)->opts_size ? (*c)->opts_size : 1);
         fr_env e;
+        memset(&e, 0, sizeof e);
         fr_status s = st ? fr_env_defaults(*c, st) : FR_ERR_NOMEM;
-        if (s == FR_OK) s = fr_env_create(*c, st, &e);
+        if (s == FR_OK && i < n_reg) s = fr_env_create(*c, st, &e);
         if (s != FR_OK) {
             free(st);
             cJSON_Delete(root);
             return fr_cli_status("envs", s);
         }
-        if (json) cJSON_AddItemToArray(list, env_json(*c, st, &e));
-        else env_text(*c, st, &e);
+        if (json) cJSON_AddItemToArray(list, env_json(*c, st, i < n_reg ? &e : NULL));
+        else env_text(*c, st, i < n_reg ? &e : NULL);
         fr_env_free(&e);
         free(st);
     }

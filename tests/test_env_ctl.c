@@ -432,6 +432,9 @@ START_TEST(test_cli_expert)
     assert_has(out, "nav2d (control)");
     assert_has(out, "pendulum (control)");
     assert_has(out, "observations 3, actions 1");
+    assert_has(out, "cmd:PROGRAM (control)");
+    assert_has(out, "--env-timeout");
+    ck_assert(strstr(out, "--env-program") == NULL); /* hidden: --env gives it */
 }
 END_TEST
 
