@@ -75,7 +75,8 @@ const char *fr_env_cmd_program(const char *spec);
  * copied into the fr_env_cmd_opts). *opts is allocated (the class's opts_size bytes; free()). */
 fr_status fr_env_spec(const char *spec, const fr_env_class **cls, void **opts);
 /* For the pipe class, the program of spec "cmd:PROGRAM" into its options (the run loop's --env);
- * nothing for another class or spec. */
+ * nothing for another class or spec, or for a bare "cmd:" (the program already in the options'
+ * --env-program, as a config.json may hold it). */
 void fr_env_spec_apply(const fr_env_class *c, void *opts, const char *spec);
 /* The options of class c (opts) as a JSON object of strings by key (as `flowrl envs` prints
  * them; malloc'ed text, NULL when out of memory), and back onto opts (errors name where). */
