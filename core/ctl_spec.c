@@ -23,15 +23,18 @@ fr_status fr_env_spec(const char *spec, const fr_env_class **cls, void **opts)
         free(o);
         return s;
     }
-    fr_env_spec_apply(*cls, o, spec);
+    fr_env_spec_apply(*cls, o, spec, NULL);
     *opts = o;
     return FR_OK;
 }
 
-void fr_env_spec_apply(const fr_env_class *c, void *opts, const char *spec)
+void fr_env_spec_apply(const fr_env_class *c, void *opts, const char *spec, const char *cwd)
 {
+    if (c != &fr_env_cmd) return;
+    fr_env_cmd_opts *o = opts;
     const char *prog = fr_env_cmd_program(spec);
-    if (c == &fr_env_cmd && prog && *prog) snprintf(((fr_env_cmd_opts *)opts)->program, FR_ENV_CMD_PROGRAM_MAX, "%s", prog);
+    if (prog && *prog) snprintf(o->program, sizeof o->program, "%s", prog);
+    if (!o->cwd[0] && cwd) snprintf(o->cwd, sizeof o->cwd, "%s", cwd);
 }
 
 char *fr_env_options_json(const fr_env_class *c, const void *opts)

@@ -24,6 +24,8 @@ static const fr_opt k_rows[] = {
     FR_OPT_STR(O, program, "env_program", "", "the environment program (set by --env cmd:PROGRAM)", FR_OPT_HIDDEN),
     FR_OPT_F64(O, timeout_s, "env_timeout", "60", 0.001, 1e6, "seconds an environment program may take per message",
                FR_OPT_RESUMABLE),
+    FR_OPT_STR(O, cwd, "env_cwd", "", "the directory the program runs in (set by the run: where it started)",
+               FR_OPT_HIDDEN),
 };
 #undef O
 
@@ -297,7 +299,7 @@ static fr_status create(const void *ov, fr_env *e)
     e->state_dim = 2;
     e->n_actions = 0;
     e->exit_action = -1;
-    const int err = fr_rcproc_spawn(&c->proc, o->program);
+    const int err = fr_rcproc_spawn_in(&c->proc, o->cwd, o->program);
     fr_status s = err ? fr_fail(FR_ERR_IO, "environment program `%.200s`: cannot start /bin/sh: %s", o->program,
                                 strerror(err))
                       : hello(e, c);

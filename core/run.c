@@ -31,7 +31,7 @@ static fr_status setup_env(fr_run *r)
         return fr_fail(FR_ERR_ARG, "train: --algo %s trains on an environment and does not shard its trajectories over "
                        "MPI ranks yet: run it as one process (without mpirun)", r->algo->name);
     if (!o->env_class) return fr_fail(FR_ERR_ARG, "train: --algo %s needs --env NAME (flowrl envs lists them)", r->algo->name);
-    fr_env_spec_apply(o->env_class, o->env_opts, o->c.env); /* cmd:PROGRAM's program */
+    fr_env_spec_apply(o->env_class, o->env_opts, o->c.env, o->c.workdir); /* cmd:PROGRAM: program, directory */
     FR_TRY(fr_env_create(o->env_class, o->env_opts, &r->env));
     r->have_env = 1;
     FR_TRY(r->algo->setup(r, &r->priv->state));

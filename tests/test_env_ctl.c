@@ -499,6 +499,33 @@ START_TEST(test_cmd_ok)
 }
 END_TEST
 
+/* A program with a relative path runs in the options' directory (a run's start directory, so a
+ * resume from elsewhere finds it), whatever the caller's. */
+START_TEST(test_cmd_cwd)
+{
+    char src[4096], spec[1024];
+    ck_assert_ptr_nonnull(realpath(fr_test_src(), src));
+    ck_assert_int_eq(chdir("/"), 0); /* this test's own process (Check forks one per test) */
+    snprintf(spec, sizeof spec, "cmd:%s tests/env_progs/mock_env.py ok", fr_test_python());
+    const fr_env_class *c;
+    void *o;
+    fr_env e;
+    ck_assert_int_eq(fr_env_spec(spec, &c, &o), FR_OK);
+    ck_assert_int_eq(fr_env_create(c, o, &e), FR_ERR_IO); /* not found from / */
+    assert_has(fr_last_error(), "hello: ended its output without answering; it exited with status 2");
+    assert_no_child();
+    fr_env_spec_apply(c, o, "cmd:", src); /* a bare cmd: keeps the program */
+    ck_assert_str_eq(((fr_env_cmd_opts *)o)->cwd, src);
+    ck_assert_msg(fr_env_create(c, o, &e) == FR_OK, "%s", fr_last_error());
+    ck_assert(e.obs_dim == 3);
+    fr_env_spec_apply(c, o, spec, "/elsewhere"); /* a directory already set stays */
+    ck_assert_str_eq(((fr_env_cmd_opts *)o)->cwd, src);
+    fr_env_free(&e);
+    free(o);
+    assert_no_child();
+}
+END_TEST
+
 typedef struct {
     const char *mode;
     int at;          /* 0: the hello (create), 1: reset, 2: step */
@@ -723,6 +750,7 @@ Suite *suite_env_ctl(void)
     tcase_add_test(tc, test_demos_file);
     tcase_add_test(tc, test_cli_expert);
     tcase_add_test(tc, test_cmd_ok);
+    tcase_add_test(tc, test_cmd_cwd);
     tcase_add_test(tc, test_cmd_failures);
     tcase_add_test(tc, test_gym_pendulum_pipe);
     tcase_add_test(tc, test_gym_pendulum_peer);

@@ -67,6 +67,7 @@ double fr_pendulum_angle_normalize(double x);
 typedef struct {
     char program[FR_ENV_CMD_PROGRAM_MAX]; /* `sh -c PROGRAM` (from --env cmd:PROGRAM) */
     double timeout_s;                     /* per message, seconds */
+    char cwd[FR_ENV_CMD_PROGRAM_MAX];     /* the program runs there ("": the caller's directory) */
 } fr_env_cmd_opts;
 extern const fr_env_class fr_env_cmd;
 /* PROGRAM of an environment spec "cmd:PROGRAM", or NULL when spec names a built-in. */
@@ -74,10 +75,12 @@ const char *fr_env_cmd_program(const char *spec);
 /* The class and defaulted options of spec: a built-in name, or "cmd:PROGRAM" (the program
  * copied into the fr_env_cmd_opts). *opts is allocated (the class's opts_size bytes; free()). */
 fr_status fr_env_spec(const char *spec, const fr_env_class **cls, void **opts);
-/* For the pipe class, the program of spec "cmd:PROGRAM" into its options (the run loop's --env);
- * nothing for another class or spec, or for a bare "cmd:" (the program already in the options'
- * --env-program, as a config.json may hold it). */
-void fr_env_spec_apply(const fr_env_class *c, void *opts, const char *spec);
+/* For the pipe class: the program of spec "cmd:PROGRAM" into its options (the run loop's --env;
+ * nothing for a bare "cmd:", whose program is already in the options' --env-program, as a
+ * config.json may hold it), and cwd as the directory the program runs in unless the options
+ * have one (a run's start directory: a resumed run finds the program's relative paths from
+ * anywhere). Nothing for another class. */
+void fr_env_spec_apply(const fr_env_class *c, void *opts, const char *spec, const char *cwd);
 /* The options of class c (opts) as a JSON object of strings by key (as `flowrl envs` prints
  * them; malloc'ed text, NULL when out of memory), and back onto opts (errors name where). */
 char *fr_env_options_json(const fr_env_class *c, const void *opts);
