@@ -1,5 +1,5 @@
 /* Energy targets of diffusion samplers trained as GFlowNets (flowrl/env.h's energy side;
- * docs/envs.md §2; spec gflownets.md §7.1), as GFNOrg/gfn-diffusion@255b499 defines them in
+ * docs/envs.md §3; spec gflownets.md §7.1), as GFNOrg/gfn-diffusion@255b499 defines them in
  * energy_sampling/energies/: 25GMM (twenty_five_gmm.py), Funnel (hard_funnel.py,
  * easy_funnel.py) and Manywell (many_well.py). log R, its analytic gradient and the ground-truth
  * samplers in float64; exp / log are flowrl's own (flowrl/awm_elem.h), so every machine gives

@@ -1,5 +1,5 @@
 /* Diffusion samplers as GFlowNets (flowrl/env.h's energy targets, flowrl/gfn_diffusion.h;
- * docs/algorithms/gfn-diffusion.md, docs/envs.md §2): each target's log Z by numerical
+ * docs/algorithms/gfn-diffusion.md, docs/envs.md §3): each target's log Z by numerical
  * integration (25GMM on a 2-D grid, Manywell's 1-D well ⇒ 164.695675) or by its factorised
  * density (Funnel), ∇log R by central differences, the ground-truth samplers' moments, log P_B of
  * the bridge by hand, each loss by hand with its gradient by central differences, the zero-residual

@@ -267,6 +267,7 @@ static void gfnd_tiny(fr_run_opts *ro, void *ao)
         fr_env_defaults(&fr_env_gmm25, &gmm);
         ro->env_class = &fr_env_gmm25;
         ro->env_opts = &gmm;
+        snprintf(ro->c.env, sizeof ro->c.env, "%s", fr_env_gmm25.name);
     }
 }
 

@@ -94,7 +94,7 @@ typedef struct {
                       int *done);
 } fr_env_ctl_ops;
 
-/* ---- energy targets: a density on R^D (docs/envs.md §2; spec gflownets.md §7.1) ----------- */
+/* ---- energy targets: a density on R^D (docs/envs.md §3; spec gflownets.md §7.1) ----------- */
 typedef struct {
     /* log R(x) of x (D,), float64, unnormalised (Z = ∫ R). */
     double (*log_reward)(const struct fr_env *e, const double *x);
@@ -157,7 +157,7 @@ extern const fr_env_class fr_env_hypergrid;
  * float32 (docs/envs.md §1.2). */
 float fr_hypergrid_reward(const fr_hypergrid_opts *o, const int32_t *x);
 
-/* ---- energy targets (core/env_energy.c; docs/envs.md §2) --------------------------------- */
+/* ---- energy targets (core/env_energy.c; docs/envs.md §3) --------------------------------- */
 typedef struct {
     double variance; /* of each of the 25 components (0.3) */
 } fr_gmm25_opts;

@@ -47,7 +47,7 @@ typedef struct {
     int64_t hidden;          /* H of both MLPs (64) */
     int64_t n_hidden;        /* hidden layers (2) */
     int64_t harmonics;       /* time embedding: sin, cos of 2π·j·t, j = 1..harmonics (64) */
-    double t_scale;          /* σ² of P_F at zero log-variance, and the bridge's (1, the README runs) */
+    double t_scale;          /* σ² of P_F at zero log-variance, and the bridge's (5; the README's Manywell runs: 1) */
     int learned_variance;    /* 0 (the public default) */
     double log_var_range;    /* 4 */
     int langevin;            /* f = NN1 + NN2·∇log R */
@@ -62,9 +62,10 @@ typedef struct {
     uint32_t seed;
 } fr_gfnd_opts;
 
-/* The public code's defaults with the README's TB run (t_scale 1, zero_init, clipping): TB,
- * batch 300, T 100, hidden 64 × 2, 64 harmonics, fixed variance, log_var_range 4, no Langevin,
- * lgv_clip 100, gfn_clip 10⁴, no exploration (decay 5000 when set), λ 2, seed 1. */
+/* The public code's defaults (train.py) with the README's TB run for the rest (zero_init,
+ * clipping): TB, batch 300, T 100, t_scale 5, hidden 64 × 2, 64 harmonics, fixed variance,
+ * log_var_range 4, no Langevin, lgv_clip 100, gfn_clip 10⁴, no exploration (decay 5000 when set),
+ * λ 2, seed 1. */
 fr_gfnd_opts fr_gfnd_opts_default(void);
 
 typedef struct fr_gfnd_trainer fr_gfnd_trainer;
