@@ -281,7 +281,7 @@ const fr_algo fr_algo_gfn_diffusion = {
     "energy target (--env gmm25, funnel or manywell) with --loss tb, tb-avg (VarGrad), db or subtb, as "
     "GFNOrg/gfn-diffusion's energy_sampling/train.py. Defaults: the public code's (batch 300, T 100, hidden 64, "
     "64 harmonics, fixed variance, subtb lambda 2, Adam lr 1e-3, 25000 epochs, an evaluation every 100 on 2000 "
-    "samples) with the README's TB run (t_scale 1, zero_init, clipping, lr_flow 1e-1). Evaluation: log Z_IS, "
+    "samples) and t_scale 5, with the README's TB run for the rest (zero_init, clipping, lr_flow 1e-1; its Manywell runs use --t-scale 1). Evaluation: log Z_IS, "
     "ELBO, EUBO, the learned log Z and delta log Z = |log Z_IS - log Z|; samples/before.png and after.png.",
     k_rows,
     (int)(sizeof k_rows / sizeof k_rows[0]),
