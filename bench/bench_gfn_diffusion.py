@@ -100,7 +100,8 @@ def main():
         f"{a.seeds}; backend opt, one thread per run, {a.jobs} runs at a time. Delta log Z = |log Z_IS - log Z| "
         "(log Z = 0 for both), log Z_IS = logmeanexp(log R + sum log P_B - sum log P_F) over 2,000 samples of the "
         "final sampler; ELBO = the mean of the same weights; EUBO = their mean over 2,000 ground-truth samples with "
-        "tau ~ P_B (a stochastic upper bound). LP = the Langevin-parametrised drift.", "",
+        "tau ~ P_B (a stochastic upper bound). LP = the Langevin-parametrised drift. s per run: the median "
+        "wall-clock of a run on this machine as loaded (load average above), not the cost on a quiet core.", "",
         *rows, "",
         "Published: the spec's (gflownets.md §7.1) secondary figures for this paper's TB rows (the wizwand "
         "aggregator: Delta log Z 1.176 on 25GMM, 0.642 on Funnel, 7.46 on Manywell), marked unverified there; the "
