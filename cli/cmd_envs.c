@@ -11,7 +11,7 @@
 static void usage(void)
 {
     printf("Usage: flowrl envs [--json]\n\n"
-           "Lists the environments of `flowrl train --env NAME` (GFlowNet and control): name, kind, summary,\n"
+           "Lists the environments of `flowrl train --env NAME` (GFlowNet, control, energy): name, kind, summary,\n"
            "docs page and options with their defaults. --json prints one JSON object on stdout:\n"
            "{\"envs\": [{\"name\", \"kind\", \"summary\", \"doc\", \"states\", \"actions\",\n"
            "\"options\": [{\"flag\", \"key\", \"default\", \"help\"}]}]}.\n");
@@ -34,6 +34,10 @@ static cJSON *env_json(const fr_env_class *c, const void *st, const fr_env *e)
     cJSON_AddStringToObject(o, "doc", c->doc);
     cJSON_AddNumberToObject(o, "states", (double)e->n_states);
     cJSON_AddNumberToObject(o, "actions", e->n_actions);
+    if (e->energy) {
+        cJSON_AddNumberToObject(o, "dims", e->state_dim);
+        cJSON_AddNumberToObject(o, "log_z", e->energy->log_z(e));
+    }
     cJSON *rows = cJSON_AddArrayToObject(o, "options");
     for (int i = 0; i < c->n_rows; i++) {
         char flag[64], def[64];
@@ -51,8 +55,12 @@ static cJSON *env_json(const fr_env_class *c, const void *st, const fr_env *e)
 
 static void env_text(const fr_env_class *c, const void *st, const fr_env *e)
 {
-    printf("%s (%s) %s\n  %s; at the defaults %s: %lld states, %d actions\n", c->name, c->kind, c->summary, c->doc,
-           e->desc, (long long)e->n_states, e->n_actions);
+    if (e->energy) /* an energy target: a density on R^D */
+        printf("%s (%s) %s\n  %s; at the defaults %s: %d dimensions, log Z %.6f\n", c->name, c->kind, c->summary,
+               c->doc, e->desc, e->state_dim, e->energy->log_z(e));
+    else
+        printf("%s (%s) %s\n  %s; at the defaults %s: %lld states, %d actions\n", c->name, c->kind, c->summary, c->doc,
+               e->desc, (long long)e->n_states, e->n_actions);
     for (int i = 0; i < c->n_rows; i++) {
         char flag[64], def[64];
         flag_of(&c->rows[i], flag, sizeof flag);
