@@ -13,6 +13,7 @@
 #   make bench-prefs  Diffusion-DPO, Flow-DPO and Diffusion-DRO on gmm2d halfplane from preference
 #                   files, 3 seeds (bench/bench_prefs.py, ~20 min; --only a,b measures some rows)
 #   make bench-gfn    GFlowNets on HyperGrid 2D H8: exact L1 per loss, 3 seeds (bench/bench_gfn.py)
+#   make bench-gfn-diffusion  diffusion samplers as GFlowNets on 25GMM, Funnel: delta log Z, 3 seeds (bench/bench_gfn_diffusion.py)
 #   make bench-branch BranchGRPO vs DanceGRPO iteration time at equal leaves (bench/bench_branch.py)
 #   make bench-algos the bake-off: every algorithm at the same budget of model evaluations, 3 seeds
 #                   (bench/bench_algos.py, ~30 min on 2 cores; its own section of BENCHMARKS.md)
@@ -227,6 +228,10 @@ bench-prefs: all
 .PHONY: bench-gfn
 bench-gfn: all
 	BUILD=$(BUILD) python3 bench/bench_gfn.py
+
+.PHONY: bench-gfn-diffusion
+bench-gfn-diffusion: all
+	BUILD=$(BUILD) python3 bench/bench_gfn_diffusion.py
 
 .PHONY: bench-mpi
 bench-mpi: all

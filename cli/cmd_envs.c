@@ -12,7 +12,7 @@
 static void usage(void)
 {
     printf("Usage: flowrl envs [--json]\n\n"
-           "Lists the environments of `flowrl train --env NAME` (GFlowNet and control): name, kind, summary,\n"
+           "Lists the environments of `flowrl train --env NAME` (GFlowNet, control, energy): name, kind, summary,\n"
            "docs page and options with their defaults. --json prints one JSON object on stdout:\n"
            "{\"envs\": [{\"name\", \"kind\", \"summary\", \"doc\", \"states\", \"actions\", (control:) \"obs_dim\",\n"
            "\"action_dim\", \"max_steps\",\n"
@@ -37,6 +37,10 @@ static cJSON *env_json(const fr_env_class *c, const void *st, const fr_env *e)
     cJSON_AddStringToObject(o, "doc", c->doc);
     if (e) cJSON_AddNumberToObject(o, "states", (double)e->n_states);
     if (e) cJSON_AddNumberToObject(o, "actions", e->n_actions);
+    if (e && e->energy) {
+        cJSON_AddNumberToObject(o, "dims", e->state_dim);
+        cJSON_AddNumberToObject(o, "log_z", e->energy->log_z(e));
+    }
     if (e && e->ctl) { /* control: observation and action widths, episode limit */
         cJSON_AddNumberToObject(o, "obs_dim", e->obs_dim);
         cJSON_AddNumberToObject(o, "action_dim", e->action_dim);
@@ -63,6 +67,9 @@ static void env_text(const fr_env_class *c, const void *st, const fr_env *e)
     if (!e)
         printf("cmd:PROGRAM (%s) %s\n  %s; observations, actions and episode limit from the program\n", c->kind,
                c->summary, c->doc);
+    else if (e->energy) /* an energy target: a density on R^D */
+        printf("%s (%s) %s\n  %s; at the defaults %s: %d dimensions, log Z %.6f\n", c->name, c->kind, c->summary,
+               c->doc, e->desc, e->state_dim, e->energy->log_z(e));
     else if (e->ctl)
         printf("%s (%s) %s\n  %s; at the defaults %s: observations %d, actions %d (continuous), episodes of at most %d "
                "steps\n", c->name, c->kind, c->summary, c->doc, e->desc, e->obs_dim, e->action_dim, e->max_steps);

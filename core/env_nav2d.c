@@ -1,4 +1,4 @@
-/* nav2d (docs/envs.md §3): a point mass in the arena [-1, 1]^2 that must reach any of K goals
+/* nav2d (docs/envs.md §4): a point mass in the arena [-1, 1]^2 that must reach any of K goals
  * on a circle around its start. The layout is symmetric, so demonstrations of an expert that
  * picks its goal at random are multi-modal at the start: a Gaussian policy fitted to them
  * averages the modes (mean action ≈ 0 near the centre), a flow or diffusion policy need not.

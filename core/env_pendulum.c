@@ -1,4 +1,4 @@
-/* pendulum (docs/envs.md §4): Gymnasium's Pendulum-v1 (Farama-Foundation/Gymnasium@3f0476a8
+/* pendulum (docs/envs.md §5): Gymnasium's Pendulum-v1 (Farama-Foundation/Gymnasium@3f0476a8
  * gymnasium/envs/classic_control/pendulum.py), θ = 0 upright, operation for operation in the
  * precisions Gymnasium computes with NumPy 1.x (Debian 12's numpy 1.24, the peer test's):
  *
@@ -12,7 +12,7 @@
  *
  * with an(x) = ((x + π) mod 2π) − π (np.remainder). NumPy ≥ 2 (NEP 50) keeps the Python
  * scalars weak, so there u², 3·u and 0.001·u² are float32: a difference of one float32
- * rounding in the torque terms (docs/envs.md §4.2). sin and cos are flowrl's float64 ones
+ * rounding in the torque terms (docs/envs.md §5.2). sin and cos are flowrl's float64 ones
  * (fr_ctl_sincos, within 1 ulp); NumPy's depend on the CPU (SVML on AVX512: up to 3 ulp from
  * glibc's, measured), so Gymnasium itself is not the same bits on every machine. Reset: θ uniform in
  * [−x_init, x_init], θ̇ in [−y_init, y_init] (Gymnasium's options, defaults π and 1) from

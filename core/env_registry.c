@@ -9,6 +9,9 @@
 
 static const fr_env_class *const k_envs[] = {
     &fr_env_hypergrid,
+    &fr_env_gmm25, /* energy targets (core/env_energy.c) */
+    &fr_env_funnel,
+    &fr_env_manywell,
     &fr_env_nav2d,    /* control (flowrl/env_ctl.h) */
     &fr_env_pendulum,
     NULL,

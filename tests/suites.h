@@ -61,6 +61,7 @@
     X(d3po)                                                                                \
     X(spo)                                                                                 \
     X(gfn)                                                                                 \
+    X(gfn_diffusion)                                                                       \
     X(env_ctl)                                                                             \
     X(torch)
 

@@ -359,7 +359,7 @@ static void env_device_copies(const fr_algo *a)
         fr_rt_opts_init(&o, a, rn(run, sizeof run, a, "devcopies"), 2);
         fr_env env;
         ck_assert_int_eq(fr_env_create(o.ro.env_class, o.ro.env_opts, &env), FR_OK);
-        const double I = env.obs_dim, O = 2.0 * env.n_actions + 1.0;
+        const double I = env.obs_dim, O = 2.0 * (env.n_actions + env.action_dim) + 1.0;
         fr_env_free(&env);
         fr_rt_metrics m = {k_env_copy_keys, {{0}}, 0};
         fr_run_cb cb = {fr_rt_metrics_record, NULL, NULL, &m, NULL};

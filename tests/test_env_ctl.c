@@ -1,4 +1,4 @@
-/* The control environments (flowrl/env_ctl.h, docs/envs.md §3-§5): float64 sin/cos against
+/* The control environments (flowrl/env_ctl.h, docs/envs.md §4-§6): float64 sin/cos against
  * MPFR, the dynamics by hand (bitwise), determinism of resets and rollouts, the scripted
  * experts' success, demonstration files (round trip, corruption), `flowrl expert`, environment
  * programs over the pipe (a mock program for every failure: tests/env_progs/mock_env.py) and

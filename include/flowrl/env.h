@@ -22,6 +22,12 @@
  *                             seeded by Philox coordinates (seed, FR_RNG_ENV_RESET, episode,
  *                             ...), so an episode is a function of (seed, episode) alone.
  *
+ *   energy (fr_env_energy_ops) a continuous target density R(x) on R^D (state_dim = obs_dim =
+ *                             action_dim = D, n_actions 0, exit_action -1, max_steps 0,
+ *                             n_states 0) for diffusion samplers trained as GFlowNets
+ *                             (flowrl/gfn_diffusion.h): log R, its gradient, the exact log Z
+ *                             and a ground-truth sampler driven by Philox.
+ *
  * A GFlowNet environment sets gfn and leaves ctl NULL; a control environment (issue 18) sets
  * ctl and leaves gfn NULL; an environment may set both. Fields each side uses:
  *
@@ -94,6 +100,22 @@ typedef struct {
     void (*close)(struct fr_env *e);
 } fr_env_ctl_ops;
 
+/* ---- energy targets: a density on R^D (docs/envs.md §3; spec gflownets.md §7.1) ----------- */
+typedef struct {
+    /* log R(x) of x (D,), float64, unnormalised (Z = ∫ R). */
+    double (*log_reward)(const struct fr_env *e, const double *x);
+    /* ∇ log R(x) into g (D,), analytic; returns log R(x). */
+    double (*grad_log_reward)(const struct fr_env *e, const double *x, double *g);
+    /* The exact log Z = log ∫ R(x) dx. */
+    double (*log_z)(const struct fr_env *e);
+    /* Ground-truth sample i into x (D,), every random number from Philox (seed,
+     * FR_RNG_ENERGY_SAMPLE, i, block, try): a pure function of (seed, i). */
+    void (*sample)(const struct fr_env *e, uint32_t seed, uint32_t i, double *x);
+    /* Half-width of a square that shows the target's mass in its first two coordinates
+     * (plots). */
+    double (*extent)(const struct fr_env *e);
+} fr_env_energy_ops;
+
 /* ---- instances and classes -------------------------------------------------------------- */
 typedef struct fr_env {
     const struct fr_env_class *cls;
@@ -103,13 +125,14 @@ typedef struct fr_env {
     const fr_env_ctl_ops *ctl; /* NULL: not a control environment */
     void *impl;                /* the class's own data (freed by fr_env_free) */
     char desc[96];             /* "hypergrid D=2 H=8 R0=0.1 R1=0.5 R2=2" for run headers */
+    const fr_env_energy_ops *energy; /* NULL: not an energy target */
 } fr_env;
 
 typedef struct fr_env_class {
     const char *name;    /* "hypergrid" */
     const char *summary; /* one line for `flowrl envs` */
     const char *doc;     /* "docs/envs.md" */
-    const char *kind;    /* "gfn", "control" or "gfn+control" */
+    const char *kind;    /* "gfn", "control", "gfn+control" or "energy" */
     const fr_opt *rows;  /* the options (--ndim, ...) over a struct of opts_size bytes */
     int n_rows;
     size_t opts_size;
@@ -139,6 +162,19 @@ extern const fr_env_class fr_env_hypergrid;
 /* OriginalReward of x (ndim,) as torchgfn computes it: float32 a_d and thresholds, the sum in
  * float32 (docs/envs.md §1.2). */
 float fr_hypergrid_reward(const fr_hypergrid_opts *o, const int32_t *x);
+
+/* ---- energy targets (core/env_energy.c; docs/envs.md §3) --------------------------------- */
+typedef struct {
+    double variance; /* of each of the 25 components (0.3) */
+} fr_gmm25_opts;
+typedef struct {
+    int dim;         /* D (10) */
+    double sigma0;   /* x0 ~ N(0, sigma0²): 3 "hard", 1 "easy" */
+} fr_funnel_opts;
+typedef struct {
+    int dim;         /* D, even (32): D/2 double wells */
+} fr_manywell_opts;
+extern const fr_env_class fr_env_gmm25, fr_env_funnel, fr_env_manywell;
 
 /* ---- exact quantities of an enumerable GFlowNet environment (core/gfn_exact.c) ------------ */
 /* The target p(x) = R(x)/Z over every state (n_states,), *log_z = log Σ R, *n_modes mode

@@ -1,4 +1,4 @@
-/* Control environments (issue 18; docs/envs.md §3-§6): the built-in tasks nav2d (a 2-D point
+/* Control environments (issue 18; docs/envs.md §4-§7): the built-in tasks nav2d (a 2-D point
  * mass that must reach one of K goals: multi-modal demonstrations) and pendulum (Gymnasium's
  * Pendulum-v1), an environment program over a pipe (`--env cmd:PROGRAM`,
  * docs/env-protocol.md), the scripted experts, episode rollouts of any policy into a
@@ -34,7 +34,7 @@ static inline double fr_ctl_uniform(uint32_t seed, uint32_t episode, uint32_t c1
     return ((double)(w0 >> 5) * 67108864.0 + (double)(w1 >> 6) + 0.5) * 0x1.0p-53;
 }
 
-/* ---- nav2d (core/env_nav2d.c; docs/envs.md §3) ------------------------------------------- */
+/* ---- nav2d (core/env_nav2d.c; docs/envs.md §4) ------------------------------------------- */
 typedef struct {
     int goals;              /* K goals on a circle */
     double goal_radius;     /* the circle's radius */
@@ -50,7 +50,7 @@ extern const fr_env_class fr_env_nav2d;
 /* Goal k of K: goal_radius·(cos φ_k, sin φ_k), φ_k = π/4 + 2πk/K. */
 void fr_nav2d_goal(const fr_nav2d_opts *o, int k, double *g /* (2,) */);
 
-/* ---- pendulum (core/env_pendulum.c; docs/envs.md §4) ------------------------------------- */
+/* ---- pendulum (core/env_pendulum.c; docs/envs.md §5) ------------------------------------- */
 typedef struct {
     double g;              /* gravity (Gymnasium's default 10) */
     int max_steps;         /* Pendulum-v1's TimeLimit: 200 */

@@ -68,7 +68,13 @@ typedef enum {
     /* environments (flowrl/env.h; issues 13 and 18), numbered apart from parallel branches */
     FR_RNG_ENV_RESET = 50,     /* a control environment's reset of (episode, ...) */
     FR_RNG_GFN_ACTION = 51,    /* a GFlowNet trajectory's action draw of (epoch, trajectory, step) */
-    FR_RNG_GFN_EVAL = 52       /* the action draws of a GFlowNet's sampled evaluation (batch, trajectory, step) */
+    FR_RNG_GFN_EVAL = 52,      /* the action draws of a GFlowNet's sampled evaluation (batch, trajectory, step) */
+    /* energy targets and diffusion samplers as GFlowNets (flowrl/gfn_diffusion.h; issue 13),
+     * numbered apart from the parallel GFlowNet branches */
+    FR_RNG_ENERGY_SAMPLE = 60, /* an energy target's ground-truth sample (sample, block, try) */
+    FR_RNG_GFND_NOISE = 61,    /* the Euler-Maruyama noise of a training trajectory (iteration, trajectory, step) */
+    FR_RNG_GFND_EVAL = 62,     /* the forward noise of the evaluation's trajectories (0, trajectory, step) */
+    FR_RNG_GFND_BACK = 63      /* the Brownian-bridge noise of the evaluation's backward trajectories (0, trajectory, step) */
 } fr_rng_purpose;
 
 typedef struct {

@@ -1,0 +1,684 @@
+/* The diffusion-sampler GFlowNet trainer (flowrl/gfn_diffusion.h; docs/algorithms/gfn-diffusion.md;
+ * GFNOrg/gfn-diffusion@255b499 energy_sampling/models/gfn.py get_trajectory_fwd / _bwd,
+ * evaluations.py): the drift MLP (and the flow MLP of db / subtb) through the op table, the
+ * Euler–Maruyama sampler, the bridge, the losses of core/gfn_diffusion_loss.c and the evaluation.
+ *
+ * An MLP here takes [x (D), e(t) (2·harmonics)], e(t) = (sin 2πjt, cos 2πjt)_{j=1..harmonics}
+ * (TimeEncoding's features), through Linear → GELU → … → Linear. The first layer is split as
+ * W_x·x + (W_t·e(t_k) + b): the time part is one row per step, added as a bias to the step's rows,
+ * so only x crosses to the backend. Rows of a batch are laid out step-major: step k's n rows
+ * are [k·n, (k+1)·n). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flowrl/awm_elem.h"
+#include "flowrl/detmath.h"
+#include "flowrl/digest.h"
+#include "flowrl/gfn_diffusion.h"
+#include "flowrl/ops.h"
+#include "flowrl/philox.h"
+
+#define LOG_2PI 1.8378770664093454836
+#define ND_MAX_L 16
+
+typedef struct {
+    int L;                       /* linear layers */
+    int64_t dim[ND_MAX_L + 1];   /* dim[0] = D (the x part of layer 0's input), dim[L] = outputs */
+    int n;                       /* tensors: W_x, W_t, b_0, then (W, b) per later layer */
+    fr_tensor *vals, *grads;     /* views into the trainer's arenas */
+    float *c;                    /* (T, dim[1]) W_t·e(t_k) + b_0 of the current weights */
+    float *dc;                   /* (T, dim[1]) the time rows' gradient */
+    float *pre[ND_MAX_L], *post[ND_MAX_L]; /* (cap, dim[l+1]) */
+} mlp;
+
+struct fr_gfnd_trainer {
+    fr_backend *be;
+    const fr_env *env;
+    fr_gfnd_opts o;
+    int64_t D, T, B, E;          /* E = 2·harmonics */
+    int64_t Op;                  /* drift outputs: D means [+ D log-variances] [+ 1 Langevin scale] */
+    int has_flow, has_z;
+    mlp pol, flow;
+    int n_params, n_pol;
+    fr_tensor vals[4 * ND_MAX_L + 1], grads[4 * ND_MAX_L + 1];
+    fr_param params[4 * ND_MAX_L + 1];
+    char names[4 * ND_MAX_L + 1][32];
+    float *arena_v, *arena_g;    /* backend: every parameter, then log Z */
+    int64_t arena_n;
+    float *temb;                 /* backend (T, E) */
+    float *x;                    /* backend (cap, D) */
+    float *d0, *d1;              /* backend (cap, wmax) */
+    int64_t cap;                 /* T·B rows */
+    /* host */
+    float *xin_h, *out_h, *fout_h, *dout_h; /* (cap, D), (cap, Op), (cap,), (cap, max(Op, 1)) */
+    double *xs;                  /* (T + 1, B, D) the states */
+    double *glr;                 /* (T, B, D) ∇log R at x_k (langevin) */
+    double *logpf, *logpb, *logf, *logr, *gpf, *gf; /* (B, T), (B, T), (B, T + 1), (B,), ... */
+    double log_z_true;
+    int64_t iter;
+};
+
+fr_gfnd_opts fr_gfnd_opts_default(void)
+{
+    fr_gfnd_opts o;
+    memset(&o, 0, sizeof o);
+    o.loss = FR_GFND_TB;
+    o.batch = 300;
+    o.steps = 100;
+    o.hidden = 64;
+    o.n_hidden = 2;
+    o.harmonics = 64;
+    o.t_scale = 5.0;
+    o.log_var_range = 4.0;
+    o.zero_init = 1;
+    o.clipping = 1;
+    o.lgv_clip = 1e2;
+    o.gfn_clip = 1e4;
+    o.exploration_decay = 5000;
+    o.subtb_lambda = 2.0;
+    o.seed = 1;
+    return o;
+}
+
+/* ---- the MLPs through the op table ------------------------------------------------------- */
+
+/* c = e(t_k) W_t^T + b_0 for every step k: the time rows of the current weights. */
+static void time_rows(fr_gfnd_trainer *t, mlp *m)
+{
+    const fr_ops *op = t->be->ops;
+    op->gemm(0, 1, t->T, m->dim[1], t->E, t->temb, m->vals[1].data, m->c, 0);
+    op->bias_add(t->T, m->dim[1], m->c, m->vals[2].data);
+}
+
+static const fr_tensor *weight(const mlp *m, int l) { return l == 0 ? &m->vals[0] : &m->vals[3 + 2 * (l - 1)]; }
+static const fr_tensor *bias(const mlp *m, int l) { return &m->vals[3 + 2 * (l - 1) + 1]; }
+
+/* The n rows from row r0 (all at step k) of t->x through m. */
+static void mlp_forward(fr_gfnd_trainer *t, mlp *m, int64_t r0, int64_t n, int64_t k)
+{
+    const fr_ops *op = t->be->ops;
+    const float *in = t->x + r0 * t->D;
+    t->be->work.fwd_rows += (uint64_t)n;
+    for (int l = 0; l < m->L; l++) {
+        float *pre = m->pre[l] + r0 * m->dim[l + 1];
+        op->gemm(0, 1, n, m->dim[l + 1], m->dim[l], in, weight(m, l)->data, pre, 0);
+        op->bias_add(n, m->dim[l + 1], pre, l == 0 ? m->c + k * m->dim[1] : bias(m, l)->data);
+        if (l < m->L - 1) {
+            float *post = m->post[l] + r0 * m->dim[l + 1];
+            op->act_fwd(FR_ACT_GELU_TANH, n * m->dim[l + 1], pre, post);
+            in = post;
+        }
+    }
+}
+
+/* The gradients (into the zeroed grads) of all T·n rows whose output gradient is in t->d0. */
+static void mlp_backward(fr_gfnd_trainer *t, mlp *m, int64_t n)
+{
+    const fr_ops *op = t->be->ops;
+    const int64_t R = t->T * n;
+    float *d = t->d0, *dn = t->d1;
+    t->be->work.bwd_rows += (uint64_t)R;
+    for (int l = m->L - 1; l >= 0; l--) {
+        const float *in = l == 0 ? t->x : m->post[l - 1];
+        fr_tensor *gw = l == 0 ? &m->grads[0] : &m->grads[3 + 2 * (l - 1)];
+        op->gemm(1, 0, m->dim[l + 1], m->dim[l], R, d, in, gw->data, 1);
+        if (l == 0) break;
+        op->bias_grad(R, m->dim[l + 1], d, m->grads[3 + 2 * (l - 1) + 1].data, 1);
+        op->gemm(0, 0, R, m->dim[l], m->dim[l + 1], d, weight(m, l)->data, dn, 0);
+        op->act_bwd(FR_ACT_GELU_TANH, R * m->dim[l], m->pre[l - 1], dn, dn, 0);
+        float *sw = d;
+        d = dn;
+        dn = sw;
+    }
+    /* the time rows: dc_k = Σ over step k's rows; W_t += dc^T e, b_0 += Σ_k dc_k */
+    for (int64_t k = 0; k < t->T; k++) op->bias_grad(n, m->dim[1], d + k * n * m->dim[1], m->dc + k * m->dim[1], 0);
+    op->gemm(1, 0, m->dim[1], t->E, t->T, m->dc, t->temb, m->grads[1].data, 1);
+    op->bias_grad(t->T, m->dim[1], m->dc, m->grads[2].data, 1);
+}
+
+/* ---- set-up ------------------------------------------------------------------------------ */
+
+static fr_status check_opts(const fr_env *env, const fr_gfnd_opts *o)
+{
+    if (!env->energy)
+        return fr_fail(FR_ERR_ARG, "gfn-diffusion: --env %s is not an energy target (flowrl envs: kind energy)",
+                       env->desc);
+    if (!fr_gfnd_loss_name(o->loss)) return fr_fail(FR_ERR_ARG, "gfn-diffusion: --loss %d is not a loss", (int)o->loss);
+    if (o->batch < 1 || o->steps < 1 || o->batch * o->steps > (1 << 24))
+        return fr_fail(FR_ERR_ARG, "gfn-diffusion: --batch-size %lld x --steps %lld rows is outside [1, 2^24]",
+                       (long long)o->batch, (long long)o->steps);
+    if (o->n_hidden < 1 || o->n_hidden >= ND_MAX_L - 1 || o->hidden < 1 || o->harmonics < 1)
+        return fr_fail(FR_ERR_ARG, "gfn-diffusion: --n-hidden %lld, --hidden-dim %lld, --harmonics %lld must be >= 1 "
+                                   "(n-hidden < %d)",
+                       (long long)o->n_hidden, (long long)o->hidden, (long long)o->harmonics, ND_MAX_L - 1);
+    if (!(o->t_scale > 0.0) || !(o->subtb_lambda > 0.0) || !(o->exploration >= 0.0))
+        return fr_fail(FR_ERR_ARG, "gfn-diffusion: --t-scale %g and --subtb-lambda %g must be > 0, --exploration %g >= 0",
+                       o->t_scale, o->subtb_lambda, o->exploration);
+    return FR_OK;
+}
+
+/* Layout of an MLP of output width out over the arena from *off; tensors named prefix.*. */
+static void mlp_layout(fr_gfnd_trainer *t, mlp *m, const char *prefix, int64_t out, int64_t *off)
+{
+    m->L = (int)t->o.n_hidden + 1;
+    m->dim[0] = t->D;
+    for (int l = 1; l < m->L; l++) m->dim[l] = t->o.hidden;
+    m->dim[m->L] = out;
+    m->vals = &t->vals[t->n_params];
+    m->grads = &t->grads[t->n_params];
+    int64_t shapes[4 * ND_MAX_L][2];
+    int nd[4 * ND_MAX_L];
+    int n = 0;
+    shapes[n][0] = m->dim[1], shapes[n][1] = t->D, nd[n] = 2, n++;
+    shapes[n][0] = m->dim[1], shapes[n][1] = t->E, nd[n] = 2, n++;
+    shapes[n][0] = m->dim[1], nd[n] = 1, n++;
+    for (int l = 1; l < m->L; l++) {
+        shapes[n][0] = m->dim[l + 1], shapes[n][1] = m->dim[l], nd[n] = 2, n++;
+        shapes[n][0] = m->dim[l + 1], nd[n] = 1, n++;
+    }
+    m->n = n;
+    for (int i = 0; i < n; i++) {
+        const int p = t->n_params + i;
+        if (i < 3) snprintf(t->names[p], sizeof t->names[0], "%s.0.%s", prefix, i == 0 ? "wx" : i == 1 ? "wt" : "bias");
+        else snprintf(t->names[p], sizeof t->names[0], "%s.%d.%s", prefix, 1 + (i - 3) / 2, (i - 3) % 2 ? "bias" : "weight");
+        int64_t numel = nd[i] == 2 ? shapes[i][0] * shapes[i][1] : shapes[i][0];
+        t->vals[p] = fr_tensor_f32(NULL, nd[i], shapes[i]);
+        t->grads[p] = fr_tensor_f32(NULL, nd[i], shapes[i]);
+        t->vals[p].data = (void *)(intptr_t)*off; /* an offset until the arena exists */
+        *off += fr_arena_slot(numel);
+    }
+    t->n_params += n;
+}
+
+/* torch.nn.Linear's init U(±1/√fan_in) from Philox (seed, FR_RNG_INIT, parameter, 2, 0) (c1 = 2
+ * apart from fr_model and the discrete trainer); layer 0's fan-in is D + E. zero_init: the
+ * drift's last layer 0 and its Langevin-scale bias 0.01 (LangevinScalingModel). */
+static void mlp_init(fr_gfnd_trainer *t, const mlp *m, int first, int zero_last, float *h)
+{
+    for (int i = 0; i < m->n; i++) {
+        const int p = first + i, l = i < 3 ? 0 : 1 + (i - 3) / 2;
+        const float bound = 1.0f / sqrtf((float)(l == 0 ? t->D + t->E : m->dim[l]));
+        float *v = h + ((float *)t->vals[p].data - t->arena_v);
+        const int64_t numel = fr_tensor_numel(&t->vals[p]);
+        for (int64_t j = 0; j < numel; j++)
+            v[j] = (2.0f * fr_rng_uniform(t->o.seed, FR_RNG_INIT, (uint32_t)p, 2, 0, (uint32_t)j) - 1.0f) * bound;
+        if (zero_last && l == m->L - 1) {
+            memset(v, 0, (size_t)numel * sizeof *v);
+            if (t->o.langevin && i == m->n - 1) v[t->Op - 1] = 0.01f;
+        }
+    }
+}
+
+static fr_status alloc_mlp(fr_gfnd_trainer *t, mlp *m)
+{
+    m->c = fr_dev_floats(t->be, t->T * m->dim[1]);
+    m->dc = fr_dev_floats(t->be, t->T * m->dim[1]);
+    if (!m->c || !m->dc) return FR_ERR_NOMEM;
+    for (int l = 0; l < m->L; l++) {
+        if (!(m->pre[l] = fr_dev_floats(t->be, t->cap * m->dim[l + 1]))) return FR_ERR_NOMEM;
+        if (l < m->L - 1 && !(m->post[l] = fr_dev_floats(t->be, t->cap * m->dim[l + 1]))) return FR_ERR_NOMEM;
+    }
+    return FR_OK;
+}
+
+static void free_mlp(fr_backend *be, mlp *m)
+{
+    fr_dev_free(be, m->c);
+    fr_dev_free(be, m->dc);
+    for (int l = 0; l < m->L; l++) {
+        fr_dev_free(be, m->pre[l]);
+        fr_dev_free(be, m->post[l]);
+    }
+}
+
+fr_status fr_gfnd_trainer_new(fr_gfnd_trainer **out, fr_backend *be, const fr_env *env, const fr_gfnd_opts *o)
+{
+    *out = NULL;
+    FR_TRY(check_opts(env, o));
+    fr_gfnd_trainer *t = fr_calloc(1, sizeof *t);
+    if (!t) return FR_ERR_NOMEM;
+    t->be = be;
+    t->env = env;
+    t->o = *o;
+    t->D = env->state_dim;
+    t->T = o->steps;
+    t->B = o->batch;
+    t->E = 2 * o->harmonics;
+    t->cap = t->T * t->B;
+    t->Op = t->D * (o->learned_variance ? 2 : 1) + (o->langevin ? 1 : 0);
+    t->has_flow = o->loss == FR_GFND_DB || o->loss == FR_GFND_SUBTB;
+    t->has_z = o->loss == FR_GFND_TB;
+    int64_t off = 0;
+    mlp_layout(t, &t->pol, "drift", t->Op, &off);
+    t->n_pol = t->n_params;
+    if (t->has_flow) mlp_layout(t, &t->flow, "flow", 1, &off);
+    if (t->has_z) {
+        int64_t one[1] = {1};
+        snprintf(t->names[t->n_params], sizeof t->names[0], "log_z");
+        t->vals[t->n_params] = fr_tensor_f32((void *)(intptr_t)off, 1, one);
+        t->grads[t->n_params] = fr_tensor_f32(NULL, 1, one);
+        off += fr_arena_slot(1);
+        t->n_params++;
+    }
+    t->arena_n = off;
+    fr_status s = FR_OK;
+    t->arena_v = fr_dev_floats(be, t->arena_n);
+    t->arena_g = fr_dev_floats(be, t->arena_n);
+    t->temb = fr_dev_floats(be, t->T * t->E);
+    t->x = fr_dev_floats(be, t->cap * t->D);
+    int64_t wmax = o->hidden > t->Op ? o->hidden : t->Op;
+    t->d0 = fr_dev_floats(be, t->cap * wmax);
+    t->d1 = fr_dev_floats(be, t->cap * wmax);
+    if (!t->arena_v || !t->arena_g || !t->temb || !t->x || !t->d0 || !t->d1) s = FR_ERR_NOMEM;
+    for (int p = 0; p < t->n_params && s == FR_OK; p++) {
+        const intptr_t po = (intptr_t)t->vals[p].data;
+        t->vals[p].data = t->arena_v + po;
+        t->grads[p].data = t->arena_g + po;
+        t->params[p] = (fr_param){t->names[p], &t->vals[p], &t->grads[p]};
+    }
+    if (s == FR_OK) s = alloc_mlp(t, &t->pol);
+    if (s == FR_OK && t->has_flow) s = alloc_mlp(t, &t->flow);
+    const int64_t B = t->B, T = t->T, D = t->D, cap = t->cap;
+    if (s == FR_OK) {
+        t->xin_h = fr_malloc((size_t)(cap * D) * sizeof(float));
+        t->out_h = fr_malloc((size_t)(cap * t->Op) * sizeof(float));
+        t->fout_h = fr_malloc((size_t)cap * sizeof(float));
+        t->dout_h = fr_malloc((size_t)(cap * t->Op) * sizeof(float));
+        t->xs = fr_malloc((size_t)((T + 1) * B * D) * sizeof(double));
+        t->glr = fr_calloc((size_t)(T * B * D), sizeof(double));
+        t->logpf = fr_malloc((size_t)(B * T) * sizeof(double));
+        t->logpb = fr_malloc((size_t)(B * T) * sizeof(double));
+        t->logf = fr_malloc((size_t)(B * (T + 1)) * sizeof(double));
+        t->logr = fr_malloc((size_t)B * sizeof(double));
+        t->gpf = fr_malloc((size_t)(B * T) * sizeof(double));
+        t->gf = fr_malloc((size_t)(B * (T + 1)) * sizeof(double));
+        if (!t->xin_h || !t->out_h || !t->fout_h || !t->dout_h || !t->xs || !t->glr || !t->logpf || !t->logpb ||
+            !t->logf || !t->logr || !t->gpf || !t->gf)
+            s = FR_ERR_NOMEM;
+    }
+    if (s == FR_OK) { /* the time features of every step, and the initial weights */
+        float *h = fr_calloc((size_t)(T * t->E > t->arena_n ? T * t->E : t->arena_n), sizeof *h);
+        if (!h) s = FR_ERR_NOMEM;
+        for (int64_t k = 0; k < T && s == FR_OK; k++)
+            for (int64_t j = 0; j < o->harmonics; j++) {
+                /* TimeEncoding: pe = 2π·(1..harmonics), t·pe in float32 */
+                const float a = (float)(k * (1.0 / (double)T)) * ((float)(j + 1) * 6.2831853f);
+                h[k * t->E + j] = fr_sinf(a);
+                h[k * t->E + o->harmonics + j] = fr_cosf(a);
+            }
+        if (s == FR_OK) s = fr_h2d(be, t->temb, h, (size_t)(T * t->E) * sizeof *h);
+        if (s == FR_OK) {
+            memset(h, 0, (size_t)t->arena_n * sizeof *h);
+            mlp_init(t, &t->pol, 0, o->zero_init, h);
+            if (t->has_flow) mlp_init(t, &t->flow, t->n_pol, 0, h);
+            if (t->has_z) h[(float *)t->vals[t->n_params - 1].data - t->arena_v] = (float)o->init_log_z;
+            s = fr_h2d(be, t->arena_v, h, (size_t)t->arena_n * sizeof *h);
+        }
+        free(h);
+    }
+    if (s == FR_OK) t->log_z_true = env->energy->log_z(env);
+    if (s != FR_OK) {
+        fr_gfnd_trainer_free(t);
+        return s;
+    }
+    *out = t;
+    return FR_OK;
+}
+
+void fr_gfnd_trainer_free(fr_gfnd_trainer *t)
+{
+    if (!t) return;
+    fr_backend *be = t->be;
+    void *dev[] = {t->arena_v, t->arena_g, t->temb, t->x, t->d0, t->d1};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(be, dev[i]);
+    free_mlp(be, &t->pol);
+    if (t->has_flow) free_mlp(be, &t->flow);
+    void *host[] = {t->xin_h, t->out_h, t->fout_h, t->dout_h, t->xs,  t->glr, t->logpf,
+                    t->logpb, t->logf,  t->logr,  t->gpf,    t->gf};
+    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
+    free(t);
+}
+
+/* ---- the policy of one row ----------------------------------------------------------------- */
+
+static double clip(double v, double c) { return v < -c ? -c : v > c ? c : v; }
+static double tanh_d(double v)
+{
+    const double e = fr_awm_exp(-2.0 * fabs(v)), r = (1.0 - e) / (1.0 + e);
+    return v < 0.0 ? -r : r;
+}
+
+/* models/gfn.py predict_next_state + split_params: mean (D,), logvar (D,) of a row from the
+ * drift network's outputs out (Op,) and ∇log R g (D,) (langevin); f = out[:D] + scale·g, then
+ * the whole output clipped to ±gfn_clip (clipping); logvar = log t_scale [+ tanh(v)·range]. */
+static void pf_params(const fr_gfnd_trainer *t, const float *out, const double *g, double *mean, double *logvar)
+{
+    const int64_t D = t->D;
+    const double lts = fr_awm_log(t->o.t_scale), c = t->o.clipping ? t->o.gfn_clip : INFINITY;
+    const double scale = t->o.langevin ? (double)out[t->Op - 1] : 0.0;
+    for (int64_t d = 0; d < D; d++) {
+        mean[d] = clip((double)out[d] + (t->o.langevin ? scale * g[d] : 0.0), c);
+        logvar[d] = lts + (t->o.learned_variance ? tanh_d(clip((double)out[D + d], c)) * t->o.log_var_range : 0.0);
+    }
+}
+
+/* ∇log R at x (D,) as the drift sees it: NaN to 0 (torch.nan_to_num), clipped to ±lgv_clip. */
+static void langevin_grad(const fr_gfnd_trainer *t, const double *x, double *g)
+{
+    t->env->energy->grad_log_reward(t->env, x, g);
+    for (int64_t d = 0; d < t->D; d++) {
+        if (isnan(g[d])) g[d] = 0.0;
+        if (t->o.clipping) g[d] = clip(g[d], t->o.lgv_clip);
+    }
+}
+
+/* log P_F(x1 | x0) of a row: −½ Σ (noise² + log 2π + log Δt + logvar), noise = (x1 − x0 − Δt·mean)
+ * / (√Δt·σ); noise (D,) may be NULL. */
+static double log_pf(const fr_gfnd_trainer *t, const double *x0, const double *x1, const double *mean,
+                     const double *logvar, double *noise)
+{
+    const double dt = 1.0 / (double)t->T, sdt = sqrt(dt), ldt = fr_awm_log(dt);
+    double s = 0.0;
+    for (int64_t d = 0; d < t->D; d++) {
+        const double z = ((x1[d] - x0[d]) - dt * mean[d]) / (sdt * fr_awm_exp(0.5 * logvar[d]));
+        if (noise) noise[d] = z;
+        s += -0.5 * (z * z + LOG_2PI + ldt + logvar[d]);
+    }
+    return s;
+}
+
+/* log F_k of a row (db, subtb): the flow network's output, with partial_energy the FL term
+ * (1 − t_k)·log N(x; 0, t_scale·max(1, k)·Δt) + t_k·log R(x). */
+static double log_flow(const fr_gfnd_trainer *t, float f, const double *x, int64_t k)
+{
+    double v = (double)f;
+    if (t->o.partial_energy) {
+        const double dt = 1.0 / (double)t->T, lv = fr_awm_log(t->o.t_scale * (double)(k > 1 ? k : 1) * dt);
+        double lp = 0.0;
+        for (int64_t d = 0; d < t->D; d++) lp += -0.5 * (LOG_2PI + lv + fr_awm_exp(-lv) * x[d] * x[d]);
+        v += (1.0 - (double)k * dt) * lp + (double)k * dt * t->env->energy->log_reward(t->env, x);
+    }
+    return v;
+}
+
+/* ---- trajectories ---------------------------------------------------------------------------- */
+
+/* Step k's network outputs for n rows whose states are xs_k (n, D): x to the backend, the drift
+ * (and flow) forward at rows [k·n, (k+1)·n), the outputs back into out_h / fout_h at those rows. */
+static fr_status forward_step(fr_gfnd_trainer *t, const double *xs_k, int64_t n, int64_t k, int flow)
+{
+    const int64_t D = t->D, r0 = k * n;
+    for (int64_t i = 0; i < n * D; i++) t->xin_h[r0 * D + i] = (float)xs_k[i];
+    FR_TRY(fr_h2d(t->be, t->x + r0 * D, t->xin_h + r0 * D, (size_t)(n * D) * sizeof(float)));
+    mlp_forward(t, &t->pol, r0, n, k);
+    FR_TRY(fr_d2h(t->be, t->out_h + r0 * t->Op, t->pol.pre[t->pol.L - 1] + r0 * t->Op,
+                  (size_t)(n * t->Op) * sizeof(float)));
+    if (flow) {
+        mlp_forward(t, &t->flow, r0, n, k);
+        FR_TRY(fr_d2h(t->be, t->fout_h + r0, t->flow.pre[t->flow.L - 1] + r0, (size_t)n * sizeof(float)));
+    }
+    return FR_OK;
+}
+
+/* n forward trajectories from x_0 = 0 into t->xs (T + 1, n, D), logpf / logpb / logf (n, ·) and
+ * t->glr; noise Philox (seed, purpose, c0, c1_base + b, k) element d; exploration e adds e² to
+ * the sampling variance σ²Δt (log P_F stays the policy's). */
+static fr_status sample_fwd(fr_gfnd_trainer *t, int64_t n, uint32_t purpose, uint32_t c0, uint32_t c1_base, double e,
+                            int flow)
+{
+    const int64_t D = t->D, T = t->T;
+    const double dt = 1.0 / (double)T, sdt = sqrt(dt);
+    double *mean = fr_malloc((size_t)(2 * D) * sizeof *mean), *lv = mean + D;
+    if (!mean) return FR_ERR_NOMEM;
+    memset(t->xs, 0, (size_t)(n * D) * sizeof(double));
+    fr_status s = FR_OK;
+    for (int64_t k = 0; k < T && s == FR_OK; k++) {
+        double *xk = t->xs + k * n * D, *xk1 = t->xs + (k + 1) * n * D, *gk = t->glr + k * n * D;
+        if (t->o.langevin)
+            for (int64_t b = 0; b < n; b++) langevin_grad(t, xk + b * D, gk + b * D);
+        s = forward_step(t, xk, n, k, flow);
+        for (int64_t b = 0; b < n && s == FR_OK; b++) {
+            pf_params(t, t->out_h + (k * n + b) * t->Op, gk + b * D, mean, lv);
+            for (int64_t d = 0; d < D; d++) {
+                /* logaddexp(logvar, 2·log(e/√Δt)): σ² + e²/Δt */
+                const double var = fr_awm_exp(lv[d]) + (e > 0.0 ? e * e / dt : 0.0);
+                const double z = (double)fr_rng_normal(t->o.seed, purpose, c0, c1_base + (uint32_t)b, (uint32_t)k,
+                                                       (uint32_t)d);
+                xk1[b * D + d] = xk[b * D + d] + dt * mean[d] + sdt * sqrt(var) * z;
+            }
+            t->logpf[b * T + k] = log_pf(t, xk + b * D, xk1 + b * D, mean, lv, NULL);
+            t->logpb[b * T + k] = fr_gfnd_log_pb(xk + b * D, xk1 + b * D, k, D, t->o.t_scale, T);
+            if (flow) t->logf[b * (T + 1) + k] = log_flow(t, t->fout_h[k * n + b], xk + b * D, k);
+        }
+    }
+    for (int64_t b = 0; b < n && s == FR_OK; b++) {
+        t->logr[b] = t->env->energy->log_reward(t->env, t->xs + (T * n + b) * D);
+        if (flow) t->logf[b * (T + 1) + T] = t->logr[b];
+    }
+    free(mean);
+    return s;
+}
+
+static fr_status log_z_param(fr_gfnd_trainer *t, double *z)
+{
+    float f;
+    FR_TRY(fr_d2h(t->be, &f, t->vals[t->n_params - 1].data, sizeof f));
+    *z = (double)f;
+    return FR_OK;
+}
+
+fr_status fr_gfnd_trainer_grad(fr_gfnd_trainer *t, fr_gfnd_step_info *info)
+{
+    const int64_t D = t->D, T = t->T, B = t->B, Op = t->Op;
+    /* get_exploration_std: factor·max(0, 1 − it/5000) with exploration_wd */
+    double e = t->o.exploration;
+    if (e > 0.0 && t->o.exploration_decay > 0) {
+        const double f = 1.0 - (double)t->iter / (double)t->o.exploration_decay;
+        e *= f > 0.0 ? f : 0.0;
+    }
+    time_rows(t, &t->pol);
+    if (t->has_flow) time_rows(t, &t->flow);
+    FR_TRY(sample_fwd(t, B, FR_RNG_GFND_NOISE, (uint32_t)t->iter, 0, e, t->has_flow));
+    double log_z = 0.0, g_log_z = 0.0, loss = 0.0;
+    if (t->has_z) FR_TRY(log_z_param(t, &log_z));
+    FR_TRY(fr_gfnd_loss_eval(t->o.loss, B, T, t->logpf, t->logpb, t->has_flow ? t->logf : NULL, t->logr, log_z,
+                        t->o.subtb_lambda, &loss, t->gpf, t->has_flow ? t->gf : NULL, &g_log_z));
+    /* the outputs' gradient: d log P_F / d mean = noise·√Δt/σ, / d logvar = ½(noise² − 1) */
+    const double dt = 1.0 / (double)T, sdt = sqrt(dt), c = t->o.clipping ? t->o.gfn_clip : INFINITY;
+    double *mean = fr_malloc((size_t)(3 * D) * sizeof *mean), *lv = mean + D, *z = mean + 2 * D;
+    if (!mean) return FR_ERR_NOMEM;
+    for (int64_t k = 0; k < T; k++)
+        for (int64_t b = 0; b < B; b++) {
+            const int64_t r = k * B + b;
+            const float *out = t->out_h + r * Op;
+            const double *gk = t->glr + r * D, gl = t->gpf[b * T + k];
+            float *dout = t->dout_h + r * Op;
+            pf_params(t, out, gk, mean, lv);
+            log_pf(t, t->xs + r * D, t->xs + (r + B) * D, mean, lv, z);
+            const double scale = t->o.langevin ? (double)out[Op - 1] : 0.0;
+            double dscale = 0.0;
+            for (int64_t d = 0; d < D; d++) {
+                const double pre = (double)out[d] + (t->o.langevin ? scale * gk[d] : 0.0);
+                const double dm = fabs(pre) > c ? 0.0 : gl * z[d] * sdt / fr_awm_exp(0.5 * lv[d]);
+                dout[d] = (float)dm;
+                dscale += dm * gk[d];
+                if (t->o.learned_variance) {
+                    const double v = (double)out[D + d], th = tanh_d(v);
+                    dout[D + d] = fabs(v) > c ? 0.0f
+                                              : (float)(gl * 0.5 * (z[d] * z[d] - 1.0) * t->o.log_var_range * (1.0 - th * th));
+                }
+            }
+            if (t->o.langevin) dout[Op - 1] = (float)dscale;
+        }
+    free(mean);
+    FR_TRY(fr_dev_zero(t->be, t->arena_g, (size_t)t->arena_n * sizeof(float)));
+    FR_TRY(fr_h2d(t->be, t->d0, t->dout_h, (size_t)(T * B * Op) * sizeof(float)));
+    mlp_backward(t, &t->pol, B);
+    if (t->has_flow) {
+        for (int64_t k = 0; k < T; k++)
+            for (int64_t b = 0; b < B; b++) t->dout_h[k * B + b] = (float)t->gf[b * (T + 1) + k];
+        FR_TRY(fr_h2d(t->be, t->d0, t->dout_h, (size_t)(T * B) * sizeof(float)));
+        mlp_backward(t, &t->flow, B);
+    }
+    if (t->has_z) {
+        const float gz = (float)g_log_z;
+        FR_TRY(fr_h2d(t->be, t->grads[t->n_params - 1].data, &gz, sizeof gz));
+    }
+    t->iter++;
+    if (info) {
+        double lr = 0.0;
+        for (int64_t b = 0; b < B; b++) lr += t->logr[b];
+        info->iteration = t->iter;
+        info->loss = loss;
+        info->exploration = e;
+        info->log_r_mean = lr / (double)B;
+    }
+    return FR_OK;
+}
+
+int fr_gfnd_trainer_params(fr_gfnd_trainer *t, fr_param **ps, int *n_policy)
+{
+    *ps = t->params;
+    *n_policy = t->n_pol;
+    return t->n_params;
+}
+
+/* ---- evaluation ---------------------------------------------------------------------------- */
+
+static double logmeanexp(const double *w, int64_t n)
+{
+    double m = -INFINITY, s = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        if (w[i] > m) m = w[i];
+    for (int64_t i = 0; i < n; i++) s += fr_awm_exp(w[i] - m);
+    return m + fr_awm_log(s / (double)n);
+}
+
+/* n ground-truth x (the target's sampler at (seed, j0 + b)) and τ ~ P_B back to 0 into t->xs,
+ * t->logpb; then log P_F along τ (evaluations.py / torchgfn density_metrics's EUBO). */
+static fr_status sample_bwd(fr_gfnd_trainer *t, int64_t n, uint32_t j0)
+{
+    const int64_t D = t->D, T = t->T;
+    const double dt = 1.0 / (double)T;
+    double *mean = fr_malloc((size_t)(2 * D) * sizeof *mean), *lv = mean + D;
+    if (!mean) return FR_ERR_NOMEM;
+    for (int64_t b = 0; b < n; b++) {
+        double *x = t->xs + (T * n + b) * D;
+        t->env->energy->sample(t->env, t->o.seed, j0 + (uint32_t)b, x);
+        t->logr[b] = t->env->energy->log_reward(t->env, x);
+    }
+    for (int64_t k = T - 1; k >= 0; k--)
+        for (int64_t b = 0; b < n; b++) {
+            const double *x1 = t->xs + ((k + 1) * n + b) * D;
+            double *x0 = t->xs + (k * n + b) * D;
+            const double sd = sqrt(t->o.t_scale * dt * (double)k / (double)(k + 1));
+            for (int64_t d = 0; d < D; d++)
+                x0[d] = k == 0 ? 0.0
+                               : x1[d] * (double)k / (double)(k + 1) +
+                                     sd * (double)fr_rng_normal(t->o.seed, FR_RNG_GFND_BACK, 0, j0 + (uint32_t)b,
+                                                                (uint32_t)k, (uint32_t)d);
+            t->logpb[b * T + k] = fr_gfnd_log_pb(x0, x1, k, D, t->o.t_scale, T);
+        }
+    fr_status s = FR_OK;
+    for (int64_t k = 0; k < T && s == FR_OK; k++) {
+        double *xk = t->xs + k * n * D, *gk = t->glr + k * n * D;
+        if (t->o.langevin)
+            for (int64_t b = 0; b < n; b++) langevin_grad(t, xk + b * D, gk + b * D);
+        s = forward_step(t, xk, n, k, 0);
+        for (int64_t b = 0; b < n && s == FR_OK; b++) {
+            pf_params(t, t->out_h + (k * n + b) * t->Op, gk + b * D, mean, lv);
+            t->logpf[b * T + k] = log_pf(t, xk + b * D, t->xs + ((k + 1) * n + b) * D, mean, lv, NULL);
+        }
+    }
+    free(mean);
+    return s;
+}
+
+fr_status fr_gfnd_trainer_eval(fr_gfnd_trainer *t, int64_t n, fr_gfnd_eval *ev, double *xs_out)
+{
+    const int64_t D = t->D, T = t->T, B = t->B;
+    if (n < 1 || n > (int64_t)UINT32_MAX) return fr_fail(FR_ERR_ARG, "gfn-diffusion: evaluation of %lld samples", (long long)n);
+    double *wf = fr_malloc((size_t)n * sizeof *wf), *wb = fr_malloc((size_t)n * sizeof *wb);
+    if (!wf || !wb) {
+        free(wf);
+        free(wb);
+        return FR_ERR_NOMEM;
+    }
+    time_rows(t, &t->pol);
+    if (t->has_flow) time_rows(t, &t->flow);
+    fr_status s = FR_OK;
+    for (int64_t j = 0; j < n && s == FR_OK; j += B) {
+        const int64_t m = n - j < B ? n - j : B;
+        s = sample_fwd(t, m, FR_RNG_GFND_EVAL, 0, (uint32_t)j, 0.0, 0);
+        for (int64_t b = 0; b < m && s == FR_OK; b++) {
+            double v = t->logr[b];
+            for (int64_t k = 0; k < T; k++) v += t->logpb[b * T + k] - t->logpf[b * T + k];
+            wf[j + b] = v;
+            if (xs_out) memcpy(xs_out + (j + b) * D, t->xs + (T * m + b) * D, (size_t)D * sizeof(double));
+        }
+        if (s == FR_OK) s = sample_bwd(t, m, (uint32_t)j);
+        for (int64_t b = 0; b < m && s == FR_OK; b++) {
+            double v = t->logr[b];
+            for (int64_t k = 0; k < T; k++) v += t->logpb[b * T + k] - t->logpf[b * T + k];
+            wb[j + b] = v;
+        }
+    }
+    if (s == FR_OK) {
+        double mf = 0.0, mb = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            mf += wf[i];
+            mb += wb[i];
+        }
+        ev->log_z_is = logmeanexp(wf, n);
+        ev->elbo = mf / (double)n;
+        ev->eubo = mb / (double)n;
+        ev->log_z_true = t->log_z_true;
+        ev->log_z_learned = NAN;
+        if (t->has_z) s = log_z_param(t, &ev->log_z_learned);
+        if (t->has_flow && s == FR_OK) { /* log F_0 at x_0 = 0 */
+            memset(t->xs, 0, (size_t)D * sizeof(double));
+            s = forward_step(t, t->xs, 1, 0, 1);
+            if (s == FR_OK) ev->log_z_learned = log_flow(t, t->fout_h[0], t->xs, 0);
+        }
+    }
+    free(wf);
+    free(wb);
+    return s;
+}
+
+/* ---- checkpoints --------------------------------------------------------------------------- */
+
+fr_status fr_gfnd_trainer_save(fr_gfnd_trainer *t, fr_st_file *f)
+{
+    int64_t one = 1;
+    fr_tensor c;
+    FR_TRY(fr_tensor_alloc(&c, FR_I64, 1, &one));
+    ((int64_t *)c.data)[0] = t->iter;
+    return fr_st_add_take(f, "gfnd.counters", &c);
+}
+
+fr_status fr_gfnd_trainer_load(fr_gfnd_trainer *t, const fr_st_file *f, const char *path)
+{
+    const fr_tensor *c = fr_st_get(f, "gfnd.counters");
+    if (!c || c->dtype != FR_I64 || c->ndim != 1 || c->shape[0] != 1)
+        return fr_fail(FR_ERR_FORMAT, "%s: gfnd.counters missing or not I64 (1,)", path);
+    t->iter = ((const int64_t *)c->data)[0];
+    return FR_OK;
+}
+
+fr_status fr_gfnd_trainer_digest(fr_gfnd_trainer *t, uint64_t *digest, int64_t *n_params)
+{
+    float *h = fr_malloc((size_t)t->arena_n * sizeof *h);
+    if (!h) return FR_ERR_NOMEM;
+    fr_status s = fr_d2h(t->be, h, t->arena_v, (size_t)t->arena_n * sizeof *h);
+    if (s == FR_OK) *digest = fr_digest_bytes(h, (size_t)t->arena_n * sizeof *h);
+    if (n_params) {
+        int64_t c = 0;
+        for (int p = 0; p < t->n_params; p++) c += fr_tensor_numel(&t->vals[p]);
+        *n_params = c;
+    }
+    free(h);
+    return s;
+}
