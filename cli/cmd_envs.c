@@ -7,13 +7,15 @@
 
 #include "cli/commands.h"
 #include "flowrl/env.h"
+#include "flowrl/env_ctl.h"
 
 static void usage(void)
 {
     printf("Usage: flowrl envs [--json]\n\n"
            "Lists the environments of `flowrl train --env NAME` (GFlowNet, control, energy): name, kind, summary,\n"
            "docs page and options with their defaults. --json prints one JSON object on stdout:\n"
-           "{\"envs\": [{\"name\", \"kind\", \"summary\", \"doc\", \"states\", \"actions\",\n"
+           "{\"envs\": [{\"name\", \"kind\", \"summary\", \"doc\", \"states\", \"actions\", (control:) \"obs_dim\",\n"
+           "\"action_dim\", \"max_steps\",\n"
            "\"options\": [{\"flag\", \"key\", \"default\", \"help\"}]}]}.\n");
 }
 
@@ -25,21 +27,28 @@ static void flag_of(const fr_opt *r, char *buf, size_t n)
         if (*p == '_') *p = '-';
 }
 
+/* e NULL: the pipe class (no instance without a program; its widths come from the program). */
 static cJSON *env_json(const fr_env_class *c, const void *st, const fr_env *e)
 {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", c->name);
+    cJSON_AddStringToObject(o, "name", e ? c->name : "cmd:PROGRAM");
     cJSON_AddStringToObject(o, "kind", c->kind);
     cJSON_AddStringToObject(o, "summary", c->summary);
     cJSON_AddStringToObject(o, "doc", c->doc);
-    cJSON_AddNumberToObject(o, "states", (double)e->n_states);
-    cJSON_AddNumberToObject(o, "actions", e->n_actions);
-    if (e->energy) {
+    if (e) cJSON_AddNumberToObject(o, "states", (double)e->n_states);
+    if (e) cJSON_AddNumberToObject(o, "actions", e->n_actions);
+    if (e && e->energy) {
         cJSON_AddNumberToObject(o, "dims", e->state_dim);
         cJSON_AddNumberToObject(o, "log_z", e->energy->log_z(e));
     }
+    if (e && e->ctl) { /* control: observation and action widths, episode limit */
+        cJSON_AddNumberToObject(o, "obs_dim", e->obs_dim);
+        cJSON_AddNumberToObject(o, "action_dim", e->action_dim);
+        cJSON_AddNumberToObject(o, "max_steps", e->max_steps);
+    }
     cJSON *rows = cJSON_AddArrayToObject(o, "options");
     for (int i = 0; i < c->n_rows; i++) {
+        if (c->rows[i].flags & FR_OPT_HIDDEN) continue;
         char flag[64], def[64];
         flag_of(&c->rows[i], flag, sizeof flag);
         fr_opt_format(&c->rows[i], st, def, sizeof def);
@@ -55,13 +64,20 @@ static cJSON *env_json(const fr_env_class *c, const void *st, const fr_env *e)
 
 static void env_text(const fr_env_class *c, const void *st, const fr_env *e)
 {
-    if (e->energy) /* an energy target: a density on R^D */
+    if (!e)
+        printf("cmd:PROGRAM (%s) %s\n  %s; observations, actions and episode limit from the program\n", c->kind,
+               c->summary, c->doc);
+    else if (e->energy) /* an energy target: a density on R^D */
         printf("%s (%s) %s\n  %s; at the defaults %s: %d dimensions, log Z %.6f\n", c->name, c->kind, c->summary,
                c->doc, e->desc, e->state_dim, e->energy->log_z(e));
+    else if (e->ctl)
+        printf("%s (%s) %s\n  %s; at the defaults %s: observations %d, actions %d (continuous), episodes of at most %d "
+               "steps\n", c->name, c->kind, c->summary, c->doc, e->desc, e->obs_dim, e->action_dim, e->max_steps);
     else
         printf("%s (%s) %s\n  %s; at the defaults %s: %lld states, %d actions\n", c->name, c->kind, c->summary, c->doc,
                e->desc, (long long)e->n_states, e->n_actions);
     for (int i = 0; i < c->n_rows; i++) {
+        if (c->rows[i].flags & FR_OPT_HIDDEN) continue;
         char flag[64], def[64];
         flag_of(&c->rows[i], flag, sizeof flag);
         fr_opt_format(&c->rows[i], st, def, sizeof def);
@@ -82,18 +98,23 @@ int cmd_envs(int argc, char **argv)
     }
     cJSON *root = json ? cJSON_CreateObject() : NULL;
     cJSON *list = json ? cJSON_AddArrayToObject(root, "envs") : NULL;
-    for (const fr_env_class *const *c = fr_env_classes(); *c; c++) {
+    const fr_env_class *const *reg = fr_env_classes();
+    int n_reg = 0;
+    while (reg[n_reg]) n_reg++;
+    for (int i = 0; i <= n_reg; i++) { /* the registry, then the pipe class */
+        const fr_env_class *const *c = i < n_reg ? &reg[i] : (const fr_env_class *const[]){&fr_env_cmd};
         void *st = calloc(1, (*c)->opts_size ? (*c)->opts_size : 1);
         fr_env e;
+        memset(&e, 0, sizeof e);
         fr_status s = st ? fr_env_defaults(*c, st) : FR_ERR_NOMEM;
-        if (s == FR_OK) s = fr_env_create(*c, st, &e);
+        if (s == FR_OK && i < n_reg) s = fr_env_create(*c, st, &e);
         if (s != FR_OK) {
             free(st);
             cJSON_Delete(root);
             return fr_cli_status("envs", s);
         }
-        if (json) cJSON_AddItemToArray(list, env_json(*c, st, &e));
-        else env_text(*c, st, &e);
+        if (json) cJSON_AddItemToArray(list, env_json(*c, st, i < n_reg ? &e : NULL));
+        else env_text(*c, st, i < n_reg ? &e : NULL);
         fr_env_free(&e);
         free(st);
     }

@@ -5,12 +5,15 @@
 #include <string.h>
 
 #include "flowrl/env.h"
+#include "flowrl/env_ctl.h"
 
 static const fr_env_class *const k_envs[] = {
     &fr_env_hypergrid,
     &fr_env_gmm25, /* energy targets (core/env_energy.c) */
     &fr_env_funnel,
     &fr_env_manywell,
+    &fr_env_nav2d,    /* control (flowrl/env_ctl.h) */
+    &fr_env_pendulum,
     NULL,
 };
 
@@ -18,6 +21,10 @@ const fr_env_class *const *fr_env_classes(void) { return k_envs; }
 
 fr_status fr_env_find(const char *name, const fr_env_class **out)
 {
+    if (fr_env_cmd_program(name)) { /* cmd:PROGRAM, a program over a pipe (not listed: no defaults) */
+        *out = &fr_env_cmd;
+        return FR_OK;
+    }
     for (const fr_env_class *const *c = k_envs; *c; c++)
         if (name && strcmp((*c)->name, name) == 0) {
             *out = *c;
@@ -28,7 +35,8 @@ fr_status fr_env_find(const char *name, const fr_env_class **out)
         size_t l = strlen(list);
         snprintf(list + l, sizeof list - l, "%s%s", c == k_envs ? "" : ", ", (*c)->name);
     }
-    return fr_fail(FR_ERR_ARG, "unknown environment '%s' (known: %s; `flowrl envs` describes them)", name ? name : "",
+    return fr_fail(FR_ERR_ARG, "unknown environment '%s' (known: %s, cmd:PROGRAM; `flowrl envs` describes them)",
+                   name ? name : "",
                    list);
 }
 
@@ -72,6 +80,7 @@ fr_status fr_env_create(const fr_env_class *c, const void *st, fr_env *out)
 void fr_env_free(fr_env *e)
 {
     if (!e) return;
+    if (e->ctl && e->ctl->close) e->ctl->close(e);
     free(e->impl);
     memset(e, 0, sizeof *e);
 }

@@ -102,26 +102,7 @@ fr_status fr_reward_cmd_open(const char *program, const fr_reward_cmd_opts *opts
     rc->C = o.C;
     rc->H = o.H;
     rc->W = o.W;
-    /* in o.cwd: `cd -- 'CWD' && PROGRAM`, the directory quoted for sh */
-    char *cmd = NULL;
-    if (o.cwd && *o.cwd) {
-        size_t q = 0;
-        for (const char *c = o.cwd; *c; c++) q += *c == '\'' ? 4 : 1;
-        cmd = fr_malloc(q + strlen(program) + 16);
-        if (!cmd) {
-            free(rc->program);
-            free(rc);
-            return FR_ERR_NOMEM;
-        }
-        char *w = cmd + sprintf(cmd, "cd -- '");
-        for (const char *c = o.cwd; *c; c++) {
-            if (*c == '\'') w += sprintf(w, "'\\''");
-            else *w++ = *c;
-        }
-        sprintf(w, "' && %s", program);
-    }
-    int err = fr_rcproc_spawn(&rc->proc, cmd ? cmd : program);
-    free(cmd);
+    int err = fr_rcproc_spawn_in(&rc->proc, o.cwd, program);
     if (err != 0) {
         fr_status s = fr_fail(FR_ERR_IO, "reward program `%.200s`: cannot start /bin/sh: %s",
                               program, strerror(err));

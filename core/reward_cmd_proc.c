@@ -7,12 +7,35 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 extern char **environ;
+
+int fr_rcproc_spawn_in(fr_rcproc *p, const char *cwd, const char *program)
+{
+    if (!cwd || !*cwd) return fr_rcproc_spawn(p, program);
+    size_t q = 0;
+    for (const char *c = cwd; *c; c++) q += *c == '\'' ? 4 : 1;
+    char *cmd = malloc(q + strlen(program) + 16);
+    if (!cmd) {
+        p->pid = -1;
+        p->to_fd = p->from_fd = -1;
+        return ENOMEM;
+    }
+    char *w = cmd + sprintf(cmd, "cd -- '");
+    for (const char *c = cwd; *c; c++) {
+        if (*c == '\'') w += sprintf(w, "'\\''");
+        else *w++ = *c;
+    }
+    sprintf(w, "' && %s", program);
+    const int err = fr_rcproc_spawn(p, cmd);
+    free(cmd);
+    return err;
+}
 
 double fr_rcproc_now(void)
 {

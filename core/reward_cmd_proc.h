@@ -24,6 +24,10 @@ typedef enum {
  * and an empty signal mask; stderr is inherited. Returns 0, or an errno value. */
 int fr_rcproc_spawn(fr_rcproc *p, const char *program);
 
+/* The same in directory cwd (NULL or "": the caller's): `cd -- 'CWD' && PROGRAM`, the
+ * directory quoted for sh. ENOMEM if the command line cannot be allocated. */
+int fr_rcproc_spawn_in(fr_rcproc *p, const char *cwd, const char *program);
+
 /* Monotonic clock, seconds. */
 double fr_rcproc_now(void);
 
