@@ -528,7 +528,11 @@ Suite *suite_adv_local(void)
     tcase_add_test(tc, test_tree_prob_weighted_hand);
     tcase_add_test(tc, test_tree_vs_float64);
     tcase_add_test(tc, test_tree_errors);
-    tcase_add_test(tc, test_against_torch);
     suite_add_tcase(s, tc);
+    /* The PyTorch peer imports torch (seconds on a loaded machine): its own case and timeout. */
+    TCase *peer = tcase_create("torch");
+    tcase_add_test(peer, test_against_torch);
+    tcase_set_timeout(peer, 120);
+    suite_add_tcase(s, peer);
     return s;
 }
