@@ -61,6 +61,7 @@
     X(d3po)                                                                                \
     X(spo)                                                                                 \
     X(gfn)                                                                                 \
+    X(ctl)                                                                                 \
     X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure
