@@ -13,7 +13,8 @@ static void usage(void)
     printf("Usage: flowrl envs [--json]\n\n"
            "Lists the environments of `flowrl train --env NAME` (GFlowNet and control): name, kind, summary,\n"
            "docs page and options with their defaults. --json prints one JSON object on stdout:\n"
-           "{\"envs\": [{\"name\", \"kind\", \"summary\", \"doc\", \"states\", \"actions\",\n"
+           "{\"envs\": [{\"name\", \"kind\", \"summary\", \"doc\", \"states\", \"actions\", (control:) \"obs_dim\",\n"
+           "\"action_dim\", \"max_steps\",\n"
            "\"options\": [{\"flag\", \"key\", \"default\", \"help\"}]}]}.\n");
 }
 
@@ -34,6 +35,11 @@ static cJSON *env_json(const fr_env_class *c, const void *st, const fr_env *e)
     cJSON_AddStringToObject(o, "doc", c->doc);
     cJSON_AddNumberToObject(o, "states", (double)e->n_states);
     cJSON_AddNumberToObject(o, "actions", e->n_actions);
+    if (e->ctl) { /* control: observation and action widths, episode limit */
+        cJSON_AddNumberToObject(o, "obs_dim", e->obs_dim);
+        cJSON_AddNumberToObject(o, "action_dim", e->action_dim);
+        cJSON_AddNumberToObject(o, "max_steps", e->max_steps);
+    }
     cJSON *rows = cJSON_AddArrayToObject(o, "options");
     for (int i = 0; i < c->n_rows; i++) {
         char flag[64], def[64];
@@ -51,8 +57,12 @@ static cJSON *env_json(const fr_env_class *c, const void *st, const fr_env *e)
 
 static void env_text(const fr_env_class *c, const void *st, const fr_env *e)
 {
-    printf("%s (%s) %s\n  %s; at the defaults %s: %lld states, %d actions\n", c->name, c->kind, c->summary, c->doc,
-           e->desc, (long long)e->n_states, e->n_actions);
+    if (e->ctl)
+        printf("%s (%s) %s\n  %s; at the defaults %s: observations %d, actions %d (continuous), episodes of at most %d "
+               "steps\n", c->name, c->kind, c->summary, c->doc, e->desc, e->obs_dim, e->action_dim, e->max_steps);
+    else
+        printf("%s (%s) %s\n  %s; at the defaults %s: %lld states, %d actions\n", c->name, c->kind, c->summary, c->doc,
+               e->desc, (long long)e->n_states, e->n_actions);
     for (int i = 0; i < c->n_rows; i++) {
         char flag[64], def[64];
         flag_of(&c->rows[i], flag, sizeof flag);

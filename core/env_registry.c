@@ -5,9 +5,12 @@
 #include <string.h>
 
 #include "flowrl/env.h"
+#include "flowrl/env_ctl.h"
 
 static const fr_env_class *const k_envs[] = {
     &fr_env_hypergrid,
+    &fr_env_nav2d,    /* control (flowrl/env_ctl.h) */
+    &fr_env_pendulum,
     NULL,
 };
 
@@ -77,6 +80,7 @@ fr_status fr_env_create(const fr_env_class *c, const void *st, fr_env *out)
 void fr_env_free(fr_env *e)
 {
     if (!e) return;
+    if (e->ctl && e->ctl->close) e->ctl->close(e);
     free(e->impl);
     memset(e, 0, sizeof *e);
 }

@@ -76,7 +76,7 @@ typedef struct {
     int (*is_mode)(const struct fr_env *e, const int32_t *s);
 } fr_env_gfn_ops;
 
-/* ---- the control side: episodes (issue 18 fills it) ---------------------------------------- */
+/* ---- the control side: episodes (issue 18; the environments: flowrl/env_ctl.h) -------------- */
 typedef struct {
     /* The start of episode `episode` under seed: state (state_dim,), obs (obs_dim,); every
      * random number from Philox (seed, FR_RNG_ENV_RESET, episode, ...). */
@@ -86,6 +86,12 @@ typedef struct {
      * terminal; the loop truncates at max_steps itself). A non-finite action is FR_ERR_NUMERIC. */
     fr_status (*step)(const struct fr_env *e, double *state, const float *action, float *obs, double *reward,
                       int *done);
+    /* 1 if an episode that ends in state counts as a success (nav2d: a goal reached; pendulum:
+     * upright and slow), else 0. NULL: the environment has no success notion (a program). */
+    int (*success)(const struct fr_env *e, const double *state);
+    /* Releases what the instance holds beyond impl (a program's process); fr_env_free calls it
+     * first. May be NULL. */
+    void (*close)(struct fr_env *e);
 } fr_env_ctl_ops;
 
 /* ---- instances and classes -------------------------------------------------------------- */
