@@ -24,6 +24,7 @@ static const fr_command k_commands[] = {
     {"prefs", "preference pairs as files: prefs make --ckpt C --pairs N --out P | prefs show P", cmd_prefs},
     {"algos", "the RL algorithms `train --algo` knows, with their docs pages", cmd_algos},
     {"envs", "the environments (GFlowNet, control) with their options: envs [--json]", cmd_envs},
+    {"bc", "behaviour cloning of a flow policy from demonstrations: bc --demos FILE --out CKPT", cmd_bc},
     {"audit", "compare two runs' audit logs: identical through step N, or the first difference",
      cmd_audit},
     {"pack", "pack a run directory into a deterministic .tar.zst: pack RUNDIR -o FILE.tar.zst", cmd_pack},

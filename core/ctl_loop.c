@@ -52,12 +52,12 @@ void fr_ctl_vec_free(fr_ctl_vec *v)
 
 void fr_ctl_vec_stats_reset(fr_ctl_vec *v)
 {
-    v->done_n = v->done_terminal = 0;
+    v->done_n = v->done_terminal = v->done_success = 0;
     v->done_ret_sum = v->done_len_sum = 0.0;
 }
 
 fr_status fr_ctl_vec_step(fr_ctl_vec *v, const float *action, double *reward, uint8_t *term, uint8_t *end,
-                          float *final_obs)
+                          float *final_obs, uint8_t *success)
 {
     const fr_env *e = v->env;
     const int64_t O = e->obs_dim, A = e->n_actions > 0 ? 1 : e->action_dim;
@@ -75,10 +75,14 @@ fr_status fr_ctl_vec_step(fr_ctl_vec *v, const float *action, double *reward, ui
         reward[n] = r;
         term[n] = done ? 1 : 0;
         end[n] = done || v->ep_len[n] >= e->max_steps;
+        if (success) success[n] = 0;
         if (final_obs) memcpy(final_obs + n * O, obs, (size_t)O * sizeof *obs);
         if (end[n]) {
             v->done_n++;
             v->done_terminal += term[n];
+            const int ok = e->ctl->success ? e->ctl->success(e, v->state + n * e->state_dim) != 0 : 0;
+            v->done_success += ok;
+            if (success) success[n] = (uint8_t)ok;
             v->done_ret_sum += v->ep_ret[n];
             v->done_len_sum += (double)v->ep_len[n];
             FR_TRY(reset_one(v, n));
@@ -200,7 +204,7 @@ fr_status fr_ctl_collect(fr_ctl_vec *v, fr_rms *rms, fr_ctl_reward_scaler *scale
         }
         s = p->act(p->user, t, N, b->obs + r0 * O, b->act + r0 * A, b->logp + r0, b->value + r0);
         if (s == FR_OK)
-            s = fr_ctl_vec_step(v, b->act + r0 * A, b->raw_reward + r0, b->term + r0, b->end + r0, b->fin_obs + r0 * O);
+            s = fr_ctl_vec_step(v, b->act + r0 * A, b->raw_reward + r0, b->term + r0, b->end + r0, b->fin_obs + r0 * O, NULL);
         for (int64_t n = 0; n < N && s == FR_OK; n++)
             if (b->end[r0 + n] && !b->term[r0 + n]) trunc[n_trunc++] = r0 + n;
     }

@@ -42,7 +42,7 @@ static fr_status line_step(const fr_env *e, double *st, const float *a, float *o
     return FR_OK;
 }
 
-static const fr_env_ctl_ops k_line_ops = {line_reset, line_step};
+static const fr_env_ctl_ops k_line_ops = {line_reset, line_step, NULL, NULL};
 
 static fr_status line_create(const void *o, fr_env *e)
 {

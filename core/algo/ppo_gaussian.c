@@ -342,6 +342,7 @@ static fr_status ppo_epoch(fr_run *r, void *state)
     for (int64_t d = 0; d < s->A; d++) std_mean += fr_awm_exp(s->log_std[d]) / (double)s->A;
     fr_run_metric(r, "return", v->done_n ? v->done_ret_sum / (double)v->done_n : NAN);
     fr_run_metric(r, "episodes", (double)v->done_n);
+    if (s->env->ctl->success) fr_run_metric(r, "success", v->done_n ? (double)v->done_success / (double)v->done_n : NAN);
     fr_run_metric(r, "env_steps", (double)((r->epoch + 1) * TN));
     fr_run_metric(r, "pg_loss", st.loss);
     fr_run_metric(r, "v_loss", vl);
@@ -366,8 +367,9 @@ static fr_status ppo_evaluate(fr_run *r, void *state, const char *key, int64_t e
     float *obs = fr_malloc((size_t)(E * O) * sizeof *obs), *act = fr_malloc((size_t)(E * A) * sizeof *act);
     double *rew = fr_malloc((size_t)E * sizeof *rew), *ret = fr_calloc((size_t)E, sizeof *ret);
     uint8_t *term = fr_malloc((size_t)E), *end = fr_malloc((size_t)E), *live = fr_malloc((size_t)E);
-    fr_status st = obs && act && rew && ret && term && end && live ? FR_OK : FR_ERR_NOMEM;
-    int64_t n_term = 0;
+    uint8_t *succ = fr_malloc((size_t)E);
+    fr_status st = obs && act && rew && ret && term && end && live && succ ? FR_OK : FR_ERR_NOMEM;
+    int64_t n_term = 0, n_succ = 0;
     if (st == FR_OK) memset(live, 1, (size_t)E);
     s->eval = 1;
     if (st == FR_OK && E > s->cap)
@@ -377,13 +379,14 @@ static fr_status ppo_evaluate(fr_run *r, void *state, const char *key, int64_t e
         if (a->obs_norm) fr_ctl_obs_normalize(&s->rms, E, ev.obs, obs);
         else memcpy(obs, ev.obs, (size_t)(E * O) * sizeof *obs);
         st = act_cb(s, t, E, obs, act, NULL, NULL);
-        if (st == FR_OK) st = fr_ctl_vec_step(&ev, act, rew, term, end, NULL);
+        if (st == FR_OK) st = fr_ctl_vec_step(&ev, act, rew, term, end, NULL, succ);
         for (int64_t n = 0; n < E && st == FR_OK; n++)
             if (live[n]) {
                 ret[n] += rew[n];
                 if (end[n]) {
                     live[n] = 0;
                     n_term += term[n];
+                    n_succ += succ[n];
                 }
             }
     }
@@ -397,11 +400,14 @@ static fr_status ppo_evaluate(fr_run *r, void *state, const char *key, int64_t e
     free(term);
     free(end);
     free(live);
+    free(succ);
     fr_ctl_vec_free(&ev);
     FR_TRY(st);
     *score = mean;
-    fr_run_info(r, "eval %-8s (epoch %lld): env_steps %lld return %.4f over %lld episodes (%lld terminal)", key,
-                (long long)epoch, (long long)(epoch * s->T * s->N), mean, (long long)E, (long long)n_term);
+    char sl[48] = "";
+    if (s->env->ctl->success) snprintf(sl, sizeof sl, " success %.4f", (double)n_succ / (double)E);
+    fr_run_info(r, "eval %-8s (epoch %lld): env_steps %lld return %.4f%s over %lld episodes (%lld terminal)", key,
+                (long long)epoch, (long long)(epoch * s->T * s->N), mean, sl, (long long)E, (long long)n_term);
     if (strcmp(key, "after") != 0) return FR_OK;
     uint64_t dp, dv;
     char hp[17], hv[17];

@@ -106,7 +106,7 @@ typedef struct {
     uint8_t *first;       /* (N,) 1: the next step is its episode's first */
     int64_t next_episode; /* the next reset's id: episodes are numbered in the order they start */
     /* episodes completed since fr_ctl_vec_stats_reset */
-    int64_t done_n, done_terminal;
+    int64_t done_n, done_terminal, done_success; /* success: env->ctl->success of the end state */
     double done_ret_sum, done_len_sum;
 } fr_ctl_vec;
 /* N environments reset to episodes first_episode .. first_episode + N − 1 (training: 0; an
@@ -116,9 +116,11 @@ void fr_ctl_vec_free(fr_ctl_vec *v);
 /* One step of every environment under action (N, action_dim): reward (N,), term (N,) 1 at a
  * terminal step, end (N,) 1 where the episode ended (terminal, or truncated at env->max_steps);
  * final_obs (N, obs_dim) the observation the step reached (before the reset of an ended
- * episode). Ended episodes are counted and reset (the next id); v->obs is what follows. */
+ * episode; may be NULL); success (N,) (may be NULL) 1 where an ended episode counts as a success
+ * (env->ctl->success of its last state). Ended episodes are counted and reset (the next id);
+ * v->obs is what follows. */
 fr_status fr_ctl_vec_step(fr_ctl_vec *v, const float *action, double *reward, uint8_t *term, uint8_t *end,
-                          float *final_obs);
+                          float *final_obs, uint8_t *success);
 void fr_ctl_vec_stats_reset(fr_ctl_vec *v);
 /* Everything a resumed run needs to continue the episodes in flight, under PREFIX.*. */
 fr_status fr_ctl_vec_save(const fr_ctl_vec *v, fr_st_file *f, const char *prefix);
