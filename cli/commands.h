@@ -25,6 +25,7 @@ int cmd_golden(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_algos(int argc, char **argv);
 int cmd_envs(int argc, char **argv);
+int cmd_expert(int argc, char **argv);
 int cmd_bc(int argc, char **argv);
 int cmd_prefs(int argc, char **argv);
 

@@ -24,6 +24,8 @@ static const fr_command k_commands[] = {
     {"prefs", "preference pairs as files: prefs make --ckpt C --pairs N --out P | prefs show P", cmd_prefs},
     {"algos", "the RL algorithms `train --algo` knows, with their docs pages", cmd_algos},
     {"envs", "the environments (GFlowNet, control) with their options: envs [--json]", cmd_envs},
+    {"expert", "a scripted expert's episodes as demonstrations: expert --env nav2d --out D [--plot P.png] | expert show D",
+     cmd_expert},
     {"bc", "behaviour cloning of a flow policy from demonstrations: bc --demos FILE --out CKPT", cmd_bc},
     {"audit", "compare two runs' audit logs: identical through step N, or the first difference",
      cmd_audit},

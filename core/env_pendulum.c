@@ -3,17 +3,18 @@
  * precisions Gymnasium computes with NumPy 1.x (Debian 12's numpy 1.24, the peer test's):
  *
  *   u      = clip(action, −2, 2)                                   float32 (the action array)
- *   cost   = an(θ)² + 0.1·θ̇² + 0.001·f32(u·u)                      float64; u**2 is a float32
- *                                                                  scalar, 0.001·it float64
+ *   cost   = an(θ)² + 0.1·θ̇² + 0.001·u²                            float64 (u**2 of a float32
+ *                                                                  scalar is float64: exact)
  *   θ̇'     = clip(θ̇ + ((3g/2)·sin θ + 3·u)·dt, −8, 8)               float64 (3·u exact)
  *   θ'     = θ + θ̇'·dt                                              float64
  *   obs    = f32(cos θ'), f32(sin θ'), f32(θ̇')
  *   reward = −cost (of the state before the step), never done (the loop truncates at 200)
  *
  * with an(x) = ((x + π) mod 2π) − π (np.remainder). NumPy ≥ 2 (NEP 50) keeps the Python
- * scalars weak, so there 3·u and 0.001·u² are float32 products: a difference of at most one
- * float32 rounding in the torque terms (docs/envs.md §4.2). sin and cos are flowrl's float64
- * ones (fr_ctl_sincos, within 1 ulp); NumPy calls the C library's. Reset: θ uniform in
+ * scalars weak, so there u², 3·u and 0.001·u² are float32: a difference of one float32
+ * rounding in the torque terms (docs/envs.md §4.2). sin and cos are flowrl's float64 ones
+ * (fr_ctl_sincos, within 1 ulp); NumPy's depend on the CPU (SVML on AVX512: up to 3 ulp from
+ * glibc's, measured), so Gymnasium itself is not the same bits on every machine. Reset: θ uniform in
  * [−x_init, x_init], θ̇ in [−y_init, y_init] (Gymnasium's options, defaults π and 1) from
  * Philox instead of NumPy's PCG64. */
 #include <math.h>
@@ -75,8 +76,7 @@ static fr_status step(const fr_env *e, double *st, const float *action, float *o
     const float uf = action[0] < -MAX_TORQUE ? -MAX_TORQUE : action[0] > MAX_TORQUE ? MAX_TORQUE : action[0];
     const double u = (double)uf, th = st[0], thdot = st[1];
     const double an = fr_pendulum_angle_normalize(th);
-    const float u2 = uf * uf;
-    const double cost = (an * an + 0.1 * (thdot * thdot)) + 0.001 * (double)u2;
+    const double cost = (an * an + 0.1 * (thdot * thdot)) + 0.001 * (u * u);
     double s, c;
     fr_ctl_sincos(th, &s, &c);
     const double g = pd(e)->g;

@@ -18,6 +18,10 @@ const fr_env_class *const *fr_env_classes(void) { return k_envs; }
 
 fr_status fr_env_find(const char *name, const fr_env_class **out)
 {
+    if (fr_env_cmd_program(name)) { /* cmd:PROGRAM, a program over a pipe (not listed: no defaults) */
+        *out = &fr_env_cmd;
+        return FR_OK;
+    }
     for (const fr_env_class *const *c = k_envs; *c; c++)
         if (name && strcmp((*c)->name, name) == 0) {
             *out = *c;
@@ -28,7 +32,8 @@ fr_status fr_env_find(const char *name, const fr_env_class **out)
         size_t l = strlen(list);
         snprintf(list + l, sizeof list - l, "%s%s", c == k_envs ? "" : ", ", (*c)->name);
     }
-    return fr_fail(FR_ERR_ARG, "unknown environment '%s' (known: %s; `flowrl envs` describes them)", name ? name : "",
+    return fr_fail(FR_ERR_ARG, "unknown environment '%s' (known: %s, cmd:PROGRAM; `flowrl envs` describes them)",
+                   name ? name : "",
                    list);
 }
 

@@ -74,8 +74,17 @@ const char *fr_env_cmd_program(const char *spec);
 /* The class and defaulted options of spec: a built-in name, or "cmd:PROGRAM" (the program
  * copied into the fr_env_cmd_opts). *opts is allocated (the class's opts_size bytes; free()). */
 fr_status fr_env_spec(const char *spec, const fr_env_class **cls, void **opts);
+/* The options of class c (opts) as a JSON object of strings by key (as `flowrl envs` prints
+ * them; malloc'ed text, NULL when out of memory), and back onto opts (errors name where). */
+char *fr_env_options_json(const fr_env_class *c, const void *opts);
+fr_status fr_env_options_from_json(const fr_env_class *c, void *opts, const char *json, const char *where);
+/* The instance a demonstrations set was recorded on (its env and env_options metadata); its
+ * widths must match the set's. A program (cmd:) is started again. */
+fr_status fr_env_from_demos(const fr_demos *d, fr_env *e);
 /* The child's pid while it runs, else -1 (tests). */
 int fr_env_cmd_pid(const fr_env *e);
+/* The program's action bounds (its hello: Gymnasium's Box low / high), (action_dim,) each. */
+fr_status fr_env_cmd_bounds(const fr_env *e, const float **low, const float **high);
 
 /* ---- policies, rollouts and the scripted experts (core/ctl_rollout.c, core/ctl_expert.c) - */
 /* A policy: action (action_dim,) for observation obs (obs_dim,) at step t of episode. */
