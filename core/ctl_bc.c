@@ -104,6 +104,8 @@ static fr_status meta_int(const fr_st_file *f, const char *path, const char *k, 
 fr_status fr_bc_load(const char *path, fr_backend *be, int64_t cap, fr_flow_policy *p, fr_rms *rms, char *env,
                      size_t env_n)
 {
+    memset(p, 0, sizeof *p);
+    memset(rms, 0, sizeof *rms);
     fr_st_file f;
     FR_TRY(fr_st_read(&f, path));
     const char *fmt = fr_st_get_meta(&f, "format"), *kind = fr_st_get_meta(&f, "kind");
@@ -126,6 +128,10 @@ fr_status fr_bc_load(const char *path, fr_backend *be, int64_t cap, fr_flow_poli
     if (s == FR_OK) s = fr_rms_load(rms, &f, path, "ctl.obs_rms");
     if (s == FR_OK && env) snprintf(env, env_n, "%s", fr_st_get_meta(&f, "env") ? fr_st_get_meta(&f, "env") : "");
     fr_st_free(&f);
+    if (s != FR_OK) {
+        fr_flow_policy_free(p);
+        fr_rms_free(rms);
+    }
     return s;
 }
 

@@ -12,6 +12,8 @@
 
 #include "flowrl/algo.h"
 #include "flowrl/ctl.h"
+#include "flowrl/ctl_bc.h"
+#include "flowrl/flow_policy.h"
 #include "flowrl/mlp.h"
 #include "flowrl/philox.h"
 #include "tests/run_testutil.h"
@@ -378,6 +380,177 @@ START_TEST(test_collect_truncation)
 }
 END_TEST
 
+/* ---- the flow policy and behaviour cloning ------------------------------------------------ */
+
+START_TEST(test_flow_policy_by_hand)
+{
+    float emb[8];
+    fr_flow_temb(0.5, emb);
+    const double f[4] = {0.5, 1.0, 2.0, 4.0};
+    for (int k = 0; k < 4; k++) {
+        ck_assert_msg(fabs((double)emb[k] - cos(f[k])) < 1e-7 && fabs((double)emb[4 + k] - sin(f[k])) < 1e-7, "k %d", k);
+    }
+    /* a network whose output is its last bias b: v = 0.25·b everywhere, and 10 Euler steps over
+     * t = 1 → 0 give x = ε − 0.25·b */
+    fr_backend *be = fr_test_ref_be();
+    fr_flow_policy p;
+    ck_assert_int_eq(fr_flow_policy_new(&p, be, 2, 3, 8, 2, 4), FR_OK);
+    ck_assert_int_eq(fr_dev_zero(be, p.net.arena_v, (size_t)p.net.arena_n * sizeof(float)), FR_OK);
+    const float bias[3] = {1.0f, -2.0f, 0.5f};
+    ck_assert_int_eq(fr_h2d(be, p.net.vals[2 * p.net.L - 1].data, bias, sizeof bias), FR_OK);
+    const float obs[4] = {0.1f, 0.2f, 0.3f, 0.4f}, eps[6] = {0, 1, 2, 3, 4, 5};
+    float act[6];
+    ck_assert_int_eq(fr_flow_policy_sample(&p, 2, obs, eps, act), FR_OK);
+    for (int i = 0; i < 6; i++)
+        ck_assert_msg(fabs((double)act[i] - ((double)eps[i] - 0.25 * (double)bias[i % 3])) < 1e-6, "a[%d] = %g", i,
+                      (double)act[i]);
+    /* the CFM losses by hand: v = 0.25 b; mode u: mean (v − (ε − a))²; mode u_but_supervise_as_eps:
+     * mean (ε − (x_t + (1 − t) v))² with x_t = t ε + (1 − t) a */
+    const float a[3] = {0.5f, 0.25f, -1.0f}, e1[3] = {1.0f, -1.0f, 0.0f};
+    const double t[1] = {0.25};
+    double lu, le;
+    ck_assert_int_eq(fr_flow_policy_cfm(&p, 1, obs, a, e1, t, FR_FLOW_LOSS_U, &lu, NULL), FR_OK);
+    ck_assert_int_eq(fr_flow_policy_cfm(&p, 1, obs, a, e1, t, FR_FLOW_LOSS_U_AS_EPS, &le, NULL), FR_OK);
+    double wu = 0.0, we = 0.0;
+    for (int d = 0; d < 3; d++) {
+        const double v = 0.25 * (double)bias[d], xt = 0.25 * (double)e1[d] + 0.75 * (double)a[d];
+        wu += (v - ((double)e1[d] - (double)a[d])) * (v - ((double)e1[d] - (double)a[d])) / 3.0;
+        we += ((double)e1[d] - (xt + 0.75 * v)) * ((double)e1[d] - (xt + 0.75 * v)) / 3.0;
+    }
+    ck_assert_msg(fabs(lu - wu) < 1e-6 && fabs(le - we) < 1e-6, "u %.9g vs %.9g, eps %.9g vs %.9g", lu, wu, le, we);
+    /* mode u_but_supervise_as_eps is (1 − t)² times mode u */
+    ck_assert(fabs(le - 0.5625 * lu) < 1e-6);
+    fr_flow_policy_free(&p);
+}
+END_TEST
+
+START_TEST(test_flow_cfm_gradient_fd)
+{
+    fr_backend *be = fr_test_ref_be();
+    for (int mode = 0; mode < 2; mode++) {
+        fr_flow_policy p;
+        ck_assert_int_eq(fr_flow_policy_new(&p, be, 2, 2, 6, 1, 3), FR_OK);
+        ck_assert_int_eq(fr_mlp_init_params(&p.net, 5, 1, 1.0f), FR_OK);
+        const float obs[6] = {0.3f, -0.2f, 1.0f, 0.5f, -0.7f, 0.1f}, a[6] = {0.5f, -0.5f, 1.0f, 0.2f, 0.0f, -1.0f};
+        const float e[6] = {1.0f, 0.3f, -0.4f, 0.8f, -1.2f, 0.6f};
+        const double t[3] = {0.2, 0.55, 0.9}, g[3] = {0.7, -0.4, 1.3};
+        double l[3];
+        ck_assert_int_eq(fr_mlp_zero_grad(&p.net), FR_OK);
+        ck_assert_int_eq(fr_flow_policy_cfm(&p, 3, obs, a, e, t, (fr_flow_loss_mode)mode, l, g), FR_OK);
+        for (int q = 0; q < p.net.n_params; q++) {
+            float *val = p.net.vals[q].data, *gr = p.net.grads[q].data;
+            for (int64_t i = 0; i < fr_tensor_numel(&p.net.vals[q]); i++) {
+                const float keep = val[i], h = 1e-2f;
+                double lp = 0.0, lm = 0.0;
+                val[i] = keep + h;
+                ck_assert_int_eq(fr_flow_policy_cfm(&p, 3, obs, a, e, t, (fr_flow_loss_mode)mode, l, NULL), FR_OK);
+                for (int r = 0; r < 3; r++) lp += g[r] * l[r];
+                val[i] = keep - h;
+                ck_assert_int_eq(fr_flow_policy_cfm(&p, 3, obs, a, e, t, (fr_flow_loss_mode)mode, l, NULL), FR_OK);
+                for (int r = 0; r < 3; r++) lm += g[r] * l[r];
+                val[i] = keep;
+                const double fd = (lp - lm) / (2.0 * (double)h);
+                /* float32 network, h = 1e-2: as test_mlp_gradient_fd */
+                ck_assert_msg(fabs(fd - (double)gr[i]) <= 2e-3 + 2e-3 * fabs(fd), "mode %d %s[%lld]: fd %.6g vs %.6g", mode,
+                              p.net.names[q], (long long)i, fd, (double)gr[i]);
+            }
+        }
+        fr_flow_policy_free(&p);
+    }
+}
+END_TEST
+
+/* Demonstrations of a = (2 o0, −o1) at 64 random observations. */
+static void tiny_demos(fr_demos *d)
+{
+    fr_demos_init(d, 2, 2, 0, 0);
+    uint64_t seed = 77;
+    for (int e = 0; e < 8; e++) {
+        float o[2] = {0};
+        for (int k = 0; k < 8; k++) {
+            o[0] = fr_test_uniform(&seed, -1.0f, 1.0f);
+            o[1] = fr_test_uniform(&seed, -1.0f, 1.0f);
+            const float act[2] = {2.0f * o[0], -o[1]};
+            ck_assert_int_eq(fr_demos_push_step(d, o, act, 0.0, 0, NULL), FR_OK);
+        }
+        ck_assert_int_eq(fr_demos_end_episode(d, e, o, 0), FR_OK);
+    }
+    snprintf(d->env, sizeof d->env, "line");
+}
+
+static void last_loss(int64_t step, double loss, void *user)
+{
+    double *l = user;
+    if (step == 100) l[0] = loss;
+    l[1] = loss;
+}
+
+/* BC on backend name, the checkpoint's bytes digest into *digest, the losses at step 100 and at
+ * the end into l. */
+static int bc_run(const char *name, const char *path, double *l)
+{
+    fr_backend be;
+    if (!fr_test_backend_try(&be, "bc", name, 2)) return 0;
+    fr_demos d;
+    tiny_demos(&d);
+    fr_flow_policy p;
+    fr_rms rms;
+    ck_assert_int_eq(fr_flow_policy_new(&p, &be, 2, 2, 16, 2, 32), FR_OK);
+    ck_assert_int_eq(fr_rms_init(&rms, 2), FR_OK);
+    const fr_bc_opts o = {600, 32, 16, 2, 3e-3, 3};
+    ck_assert_msg(fr_bc_train(&p, &rms, &d, &o, last_loss, l) == FR_OK, "%s", fr_last_error());
+    ck_assert_int_eq(fr_bc_save(path, &p, &rms, "line", "line (test)", &o), FR_OK);
+    fr_flow_policy_free(&p);
+    fr_rms_free(&rms);
+    fr_demos_free(&d);
+    fr_backend_close(&be);
+    return 1;
+}
+
+START_TEST(test_bc_learns_and_backends_bitwise)
+{
+    char dir[64], ref[128], got[128];
+    fr_test_mkdtemp(dir, sizeof dir, "ctlbc");
+    snprintf(ref, sizeof ref, "%s/ref.safetensors", dir);
+    double l[2] = {NAN, NAN};
+    ck_assert(bc_run("ref", ref, l));
+    /* 600 steps bring the CFM loss of a linear map well under its value at step 100 */
+    ck_assert_msg(l[1] < 0.7 * l[0], "loss %.6g at step 100, %.6g at 600", l[0], l[1]);
+    size_t nr, ng;
+    void *br = fr_test_slurp(ref, &nr);
+    for (const char *const *b = fr_backend_names(); *b; b++) {
+        if (strcmp(*b, "ref") == 0) continue;
+        snprintf(got, sizeof got, "%s/%s.safetensors", dir, *b);
+        double lg[2];
+        if (!bc_run(*b, got, lg)) continue;
+        void *bg = fr_test_slurp(got, &ng);
+        ck_assert_msg(nr == ng && memcmp(br, bg, nr) == 0, "bc checkpoint on %s differs from ref", *b);
+        free(bg);
+    }
+    /* the checkpoint loads back into the same policy: the digests agree and the policy acts */
+    fr_flow_policy p;
+    fr_rms rms;
+    char env[32];
+    ck_assert_msg(fr_bc_load(ref, fr_test_ref_be(), 16, &p, &rms, env, sizeof env) == FR_OK, "%s", fr_last_error());
+    ck_assert_str_eq(env, "line");
+    ck_assert_int_eq(p.O, 2);
+    ck_assert_int_eq(p.steps, 10);
+    /* the learned map on a demonstration-like observation: a ≈ (2 o0, −o1) */
+    const float o_raw[2] = {0.5f, -0.5f};
+    float o_n[2], eps[2] = {0.0f, 0.0f}, act[2];
+    fr_ctl_obs_normalize(&rms, 1, o_raw, o_n);
+    ck_assert_int_eq(fr_flow_policy_sample(&p, 1, o_n, eps, act), FR_OK);
+    ck_assert_msg(fabs((double)act[0] - 1.0) < 0.35 && fabs((double)act[1] - 0.5) < 0.35, "a = (%g, %g)", (double)act[0],
+                  (double)act[1]);
+    fr_flow_policy_free(&p);
+    fr_rms_free(&rms);
+    /* a file that is not a policy is one clear error */
+    ck_assert_int_eq(fr_bc_load("/nonexistent/x.safetensors", fr_test_ref_be(), 4, &p, &rms, NULL, 0) != FR_OK, 1);
+    free(br);
+    fr_test_rmtree(dir);
+}
+END_TEST
+
 /* ---- ppo-gaussian on the run loop over "line" ---------------------------------------------- */
 
 extern const fr_algo fr_algo_ppo_gaussian;
@@ -444,6 +617,7 @@ Suite *suite_ctl(void)
 {
     Suite *s = suite_create("ctl");
     TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_gae_by_hand);
     tcase_add_test(tc, test_reward_scaler_by_hand);
     tcase_add_test(tc, test_obs_normalizer_by_hand);
@@ -451,6 +625,9 @@ Suite *suite_ctl(void)
     tcase_add_test(tc, test_mlp_gradient_fd);
     tcase_add_test(tc, test_mlp_backends_bitwise);
     tcase_add_test(tc, test_collect_truncation);
+    tcase_add_test(tc, test_flow_policy_by_hand);
+    tcase_add_test(tc, test_flow_cfm_gradient_fd);
+    tcase_add_test(tc, test_bc_learns_and_backends_bitwise);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("run");
     tcase_add_checked_fixture(tr, fr_rt_setup, fr_rt_teardown);
