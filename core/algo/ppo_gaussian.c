@@ -91,6 +91,7 @@ static void ppo_defaults(fr_run_opts *ro, void *ao)
     ro->opt.lr = 3e-4;
     ro->opt.weight_decay = 0.0; /* Adam, as CleanRL and DPPO */
     ro->opt.max_grad_norm = 0.5f;
+    ro->opt.adam_eps = 1e-5; /* CleanRL's optim.Adam(..., eps=1e-5) */
     ro->ev.eval_every = 10;
 }
 
@@ -452,6 +453,9 @@ static void ppo_tiny(fr_run_opts *ro, void *ao)
     a->eval_episodes = 2;
     ro->run.epochs = 3;
     ro->run.checkpoint_every = 1;
+    /* every checkpoint kept: a tiny epoch takes about a millisecond, and the kill-and-resume test
+     * must find checkpoint 2 before the pruning of later ones removes it */
+    ro->run.keep_checkpoints = 0;
     ro->ev.eval_every = 2;
 }
 
