@@ -12,6 +12,7 @@
 #define PIO2_3 2.0222662487959506e-21
 #define TWO_OVER_PI 0.6366197723675814
 #define TWO_PI 6.283185307179586
+#define TWO_PI_LO 2.4492935982947064e-16 /* 2π − TWO_PI */
 #define K_MAX 1647099.0 /* 2^20·π/2, rounded down */
 
 /* sin(rh + rl) for |rh| <= π/4 (+ tiny): rh + rh³·S(rh²), S the Taylor series to rh^21 (the
@@ -57,7 +58,10 @@ void fr_ctl_sincos(double x, double *s, double *c)
         *s = *c = NAN;
         return;
     }
-    if (fabs(x) >= K_MAX) x = fmod(x, TWO_PI);
+    if (fabs(x) >= K_MAX) { /* x = n·TWO_PI + m exactly (fmod); x mod 2π = m − n·TWO_PI_LO */
+        const double m = fmod(x, TWO_PI);
+        x = m - floor((x - m) / TWO_PI + 0.5) * TWO_PI_LO;
+    }
     const double k = floor(x * TWO_OVER_PI + 0.5);
     /* x − k·π/2 in two parts: a is exact (k·P1 has 53 bits, and a needs no more than x's),
      * b = k·P2 exact, a − b by Knuth's two-sum, then − k·P3 into the low part */

@@ -61,6 +61,7 @@
     X(d3po)                                                                                \
     X(spo)                                                                                 \
     X(gfn)                                                                                 \
+    X(env_ctl)                                                                             \
     X(ctl)                                                                                 \
     X(torch)
 
