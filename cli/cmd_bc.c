@@ -1,5 +1,5 @@
-/* flowrl bc: behaviour cloning of a flow policy from a demonstrations file (flowrl/ctl_bc.h;
- * docs/control.md §5), then its evaluation on the environment. */
+/* flowrl bc: behaviour cloning of a flow or DDPM policy from a demonstrations file
+ * (flowrl/ctl_bc.h; docs/control.md §5), then its evaluation on the environment. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,15 +12,22 @@
 typedef struct {
     char demos[FR_OPT_PATH_MAX], out[FR_OPT_PATH_MAX], env[64];
     int64_t steps, batch, hidden, n_hidden, eval_episodes;
+    int kind, flow_steps, denoising_steps;
     double lr;
     uint32_t seed;
 } bc_opts;
+
+static const char *const k_kinds[] = {"flow", "ddpm", NULL}; /* fr_gen_kind's order */
 
 #define ROW(f, key, kind, def, lo, hi, help, mv) FR_OPT_ROW_(bc_opts, f, key, kind, def, lo, hi, NULL, help, 0, NULL, mv)
 static const fr_opt k_rows[] = {
     ROW(demos, "demos", FR_OPT_STR, "", 0, 0, "the demonstrations (flowrl/demos.h; required)", "FILE"),
     ROW(out, "out", FR_OPT_STR, "", 0, 0, "the policy checkpoint to write (required)", "CKPT"),
     ROW(env, "env", FR_OPT_STR, "", 0, 0, "the environment (default: the demonstrations' env at its defaults)", "NAME"),
+    FR_OPT_ENUM(bc_opts, kind, "policy", "flow", k_kinds,
+                "flow: FPO's flow policy (Euler from noise); ddpm: DPPO's DDPM policy (epsilon prediction)", 0),
+    FR_OPT_INT(bc_opts, flow_steps, "flow_steps", "10", 1, 1000, "the flow policy's Euler steps", 0),
+    FR_OPT_INT(bc_opts, denoising_steps, "denoising_steps", "20", 1, FR_DDPM_MAX_T, "the DDPM policy's denoising steps", 0),
     FR_OPT_I64(bc_opts, steps, "steps", "5000", 1, 100000000, "Adam steps", 0),
     FR_OPT_I64(bc_opts, batch, "batch_size", "256", 1, 1 << 20, "rows per step", 0),
     FR_OPT_I64(bc_opts, hidden, "hidden_dim", "64", 1, 8192, "width of the policy MLP", 0),
@@ -33,12 +40,12 @@ static const fr_opt k_rows[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: flowrl bc --demos FILE --out CKPT [--env NAME] [--steps N] [options]\n\n"
-               "Behaviour cloning of a flow-matching policy (FPO's playground convention, docs/control.md §4-§5)\n"
-               "on a demonstrations file (`flowrl expert` writes them): observation statistics of the\n"
-               "demonstrations, Adam on the CFM loss, then --eval-episodes episodes of the policy (10 Euler\n"
-               "steps from noise) with their mean return and success rate. The checkpoint is what the\n"
-               "control algorithms fine-tune.\n");
+    fprintf(f, "Usage: flowrl bc --demos FILE --out CKPT [--policy flow|ddpm] [--env NAME] [--steps N] [options]\n\n"
+               "Behaviour cloning of a generative policy on a demonstrations file (`flowrl expert` writes them;\n"
+               "docs/control.md §4-§5): a flow policy (FPO's playground convention, CFM loss, Euler from noise)\n"
+               "or a DDPM policy (DPPO's, epsilon prediction, cosine schedule). Observation statistics of the\n"
+               "demonstrations, Adam on the denoising loss, then --eval-episodes episodes of the policy with\n"
+               "their mean return and success rate. The checkpoint is what the control algorithms fine-tune.\n");
 }
 
 static void progress(int64_t step, double loss, void *user)
@@ -87,28 +94,30 @@ int cmd_bc(int argc, char **argv)
     }
     char line[128];
     fr_backend_line(&be, line, sizeof line);
-    printf("%s\nbc: %s, %lld steps of %lld episodes; policy %lld x %lld SiLU, %lld Adam steps of %lld rows, lr %g, seed %u\n",
-           line, env.desc, (long long)d.N, (long long)d.E, (long long)b.hidden, (long long)b.n_hidden, (long long)b.steps,
-           (long long)b.batch, b.lr, b.seed);
+    const int psteps = b.kind == FR_GEN_FLOW ? b.flow_steps : b.denoising_steps;
+    printf("%s\nbc: %s, %lld steps of %lld episodes; %s policy (%d steps) %lld x %lld SiLU, %lld Adam steps of %lld rows, "
+           "lr %g, seed %u\n",
+           line, env.desc, (long long)d.N, (long long)d.E, k_kinds[b.kind], psteps, (long long)b.hidden,
+           (long long)b.n_hidden, (long long)b.steps, (long long)b.batch, b.lr, b.seed);
     const int64_t cap = b.batch > b.eval_episodes ? b.batch : b.eval_episodes;
-    fr_flow_policy p;
+    fr_gen_policy p;
     fr_rms rms = {0};
-    fr_bc_opts bo = {b.steps, b.batch, b.hidden, b.n_hidden, b.lr, b.seed};
-    s = fr_flow_policy_new(&p, &be, d.obs_dim, d.action_dim, b.hidden, (int)b.n_hidden, cap);
+    fr_bc_opts bo = {b.steps, b.batch, b.lr, b.seed};
+    s = fr_gen_policy_new(&p, (fr_gen_kind)b.kind, &be, d.obs_dim, d.action_dim, b.hidden, (int)b.n_hidden, psteps, cap);
     if (s == FR_OK) s = fr_rms_init(&rms, d.obs_dim);
     if (s == FR_OK) s = fr_bc_train(&p, &rms, &d, &bo, progress, &b);
     if (s == FR_OK) s = fr_bc_save(b.out, &p, &rms, ec->name, env.desc, &bo);
     if (s == FR_OK) printf("wrote %s\n", b.out);
     if (s == FR_OK && b.eval_episodes > 0) {
         double ret, succ;
-        s = fr_flow_policy_evaluate(&p, &rms, &env, b.seed, b.eval_episodes, &ret, &succ);
+        s = fr_gen_policy_evaluate(&p, &rms, &env, b.seed, b.eval_episodes, &ret, &succ);
         double dr, dsd, dl, ds;
         fr_demos_summary(&d, &dr, &dsd, &dl, &ds);
         if (s == FR_OK)
             printf("eval: %lld episodes, return %.4f, success %.4f (demonstrations: return %.4f, success %.4f)\n",
                    (long long)b.eval_episodes, ret, succ, dr, ds);
     }
-    fr_flow_policy_free(&p);
+    fr_gen_policy_free(&p);
     fr_rms_free(&rms);
     fr_demos_free(&d);
     fr_env_free(&env);

@@ -233,3 +233,42 @@ fr_status fr_ctl_collect(fr_ctl_vec *v, fr_rms *rms, fr_ctl_reward_scaler *scale
     free(vout);
     return s;
 }
+
+fr_status fr_ctl_evaluate(const fr_env *e, uint32_t seed, int64_t E, const fr_rms *rms, const fr_ctl_policy *p,
+                          fr_ctl_eval *out)
+{
+    const int64_t O = e->obs_dim, A = e->n_actions > 0 ? 1 : e->action_dim;
+    fr_ctl_vec v;
+    FR_TRY(fr_ctl_vec_new(&v, e, seed, E, FR_CTL_EVAL_FIRST_EPISODE));
+    float *obs = fr_malloc((size_t)(E * O) * sizeof *obs), *act = fr_malloc((size_t)(E * A) * sizeof *act);
+    double *rew = fr_malloc((size_t)E * sizeof *rew), *ret = fr_calloc((size_t)E, sizeof *ret);
+    uint8_t *term = fr_malloc((size_t)E), *end = fr_malloc((size_t)E), *live = fr_malloc((size_t)E);
+    uint8_t *succ = fr_malloc((size_t)E);
+    fr_status s = obs && act && rew && ret && term && end && live && succ ? FR_OK : FR_ERR_NOMEM;
+    int64_t n_succ = 0, n_term = 0;
+    if (s == FR_OK) memset(live, 1, (size_t)E);
+    for (int t = 0; t < e->max_steps && s == FR_OK; t++) {
+        if (rms) fr_ctl_obs_normalize(rms, E, v.obs, obs);
+        else memcpy(obs, v.obs, (size_t)(E * O) * sizeof *obs);
+        s = p->act(p->user, t, E, obs, act, NULL, NULL);
+        if (s == FR_OK) s = fr_ctl_vec_step(&v, act, rew, term, end, NULL, succ);
+        for (int64_t n = 0; n < E && s == FR_OK; n++)
+            if (live[n]) {
+                ret[n] += rew[n];
+                if (end[n]) {
+                    live[n] = 0;
+                    n_succ += succ[n];
+                    n_term += term[n];
+                }
+            }
+    }
+    double m = 0.0;
+    for (int64_t n = 0; n < E; n++) m += ret[n] / (double)E;
+    out->ret_mean = m;
+    out->success = e->ctl->success ? (double)n_succ / (double)E : NAN;
+    out->terminal = n_term;
+    void *h[] = {obs, act, rew, ret, term, end, live, succ};
+    for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
+    fr_ctl_vec_free(&v);
+    return s;
+}

@@ -485,22 +485,21 @@ static void last_loss(int64_t step, double loss, void *user)
     l[1] = loss;
 }
 
-/* BC on backend name, the checkpoint's bytes digest into *digest, the losses at step 100 and at
- * the end into l. */
-static int bc_run(const char *name, const char *path, double *l)
+/* BC of a policy of kind on backend name into path; the losses at step 100 and at the end into l. */
+static int bc_run(const char *name, fr_gen_kind kind, const char *path, double *l)
 {
     fr_backend be;
     if (!fr_test_backend_try(&be, "bc", name, 2)) return 0;
     fr_demos d;
     tiny_demos(&d);
-    fr_flow_policy p;
+    fr_gen_policy g;
     fr_rms rms;
-    ck_assert_int_eq(fr_flow_policy_new(&p, &be, 2, 2, 16, 2, 32), FR_OK);
+    ck_assert_int_eq(fr_gen_policy_new(&g, kind, &be, 2, 2, 16, 2, kind == FR_GEN_FLOW ? 10 : 8, 32), FR_OK);
     ck_assert_int_eq(fr_rms_init(&rms, 2), FR_OK);
-    const fr_bc_opts o = {600, 32, 16, 2, 3e-3, 3};
-    ck_assert_msg(fr_bc_train(&p, &rms, &d, &o, last_loss, l) == FR_OK, "%s", fr_last_error());
-    ck_assert_int_eq(fr_bc_save(path, &p, &rms, "line", "line (test)", &o), FR_OK);
-    fr_flow_policy_free(&p);
+    const fr_bc_opts o = {600, 32, 3e-3, 3};
+    ck_assert_msg(fr_bc_train(&g, &rms, &d, &o, last_loss, l) == FR_OK, "%s", fr_last_error());
+    ck_assert_int_eq(fr_bc_save(path, &g, &rms, "line", "line (test)", &o), FR_OK);
+    fr_gen_policy_free(&g);
     fr_rms_free(&rms);
     fr_demos_free(&d);
     fr_backend_close(&be);
@@ -509,45 +508,122 @@ static int bc_run(const char *name, const char *path, double *l)
 
 START_TEST(test_bc_learns_and_backends_bitwise)
 {
-    char dir[64], ref[128], got[128];
-    fr_test_mkdtemp(dir, sizeof dir, "ctlbc");
-    snprintf(ref, sizeof ref, "%s/ref.safetensors", dir);
-    double l[2] = {NAN, NAN};
-    ck_assert(bc_run("ref", ref, l));
-    /* 600 steps bring the CFM loss of a linear map well under its value at step 100 */
-    ck_assert_msg(l[1] < 0.7 * l[0], "loss %.6g at step 100, %.6g at 600", l[0], l[1]);
-    size_t nr, ng;
-    void *br = fr_test_slurp(ref, &nr);
-    for (const char *const *b = fr_backend_names(); *b; b++) {
-        if (strcmp(*b, "ref") == 0) continue;
-        snprintf(got, sizeof got, "%s/%s.safetensors", dir, *b);
-        double lg[2];
-        if (!bc_run(*b, got, lg)) continue;
-        void *bg = fr_test_slurp(got, &ng);
-        ck_assert_msg(nr == ng && memcmp(br, bg, nr) == 0, "bc checkpoint on %s differs from ref", *b);
-        free(bg);
+    for (int k = 0; k < 2; k++) {
+        const fr_gen_kind kind = (fr_gen_kind)k;
+        char dir[64], ref[128], got[128];
+        fr_test_mkdtemp(dir, sizeof dir, "ctlbc");
+        snprintf(ref, sizeof ref, "%s/ref.safetensors", dir);
+        double l[2] = {NAN, NAN};
+        ck_assert(bc_run("ref", kind, ref, l));
+        /* 600 steps bring the loss of a linear map well under its value at step 100 */
+        ck_assert_msg(l[1] < 0.8 * l[0], "%s: loss %.6g at step 100, %.6g at 600", fr_gen_kind_name(kind), l[0], l[1]);
+        size_t nr, ng;
+        void *br = fr_test_slurp(ref, &nr);
+        for (const char *const *b = fr_backend_names(); *b; b++) {
+            if (strcmp(*b, "ref") == 0) continue;
+            snprintf(got, sizeof got, "%s/%s.safetensors", dir, *b);
+            double lg[2];
+            if (!bc_run(*b, kind, got, lg)) continue;
+            void *bg = fr_test_slurp(got, &ng);
+            ck_assert_msg(nr == ng && memcmp(br, bg, nr) == 0, "%s bc checkpoint on %s differs from ref",
+                          fr_gen_kind_name(kind), *b);
+            free(bg);
+        }
+        /* the checkpoint loads back: the same kind and widths, and the policy acts */
+        fr_gen_policy g;
+        fr_rms rms;
+        char env[32];
+        ck_assert_msg(fr_bc_load(ref, fr_test_ref_be(), 16, &g, &rms, env, sizeof env) == FR_OK, "%s", fr_last_error());
+        ck_assert_str_eq(env, "line");
+        ck_assert_int_eq(g.kind, kind);
+        ck_assert_int_eq(g.O, 2);
+        if (kind == FR_GEN_FLOW) {
+            /* the learned map on a demonstration-like observation, from ε = 0: a ≈ (2 o0, −o1) */
+            ck_assert_int_eq(g.flow.steps, 10);
+            const float o_raw[2] = {0.5f, -0.5f};
+            float o_n[2], eps[2] = {0.0f, 0.0f}, act[2];
+            fr_ctl_obs_normalize(&rms, 1, o_raw, o_n);
+            ck_assert_int_eq(fr_flow_policy_sample(&g.flow, 1, o_n, eps, act), FR_OK);
+            ck_assert_msg(fabs((double)act[0] - 1.0) < 0.35 && fabs((double)act[1] - 0.5) < 0.35, "a = (%g, %g)",
+                          (double)act[0], (double)act[1]);
+        } else {
+            ck_assert_int_eq(g.ddpm.T, 8);
+            float o_n[2] = {0.1f, 0.2f}, act[2];
+            ck_assert_int_eq(fr_gen_policy_act(&g, 1, o_n, 1, 0, 0, act), FR_OK);
+            ck_assert(isfinite(act[0]) && isfinite(act[1]));
+        }
+        fr_gen_policy_free(&g);
+        fr_rms_free(&rms);
+        free(br);
+        fr_test_rmtree(dir);
     }
-    /* the checkpoint loads back into the same policy: the digests agree and the policy acts */
-    fr_flow_policy p;
-    fr_rms rms;
-    char env[32];
-    ck_assert_msg(fr_bc_load(ref, fr_test_ref_be(), 16, &p, &rms, env, sizeof env) == FR_OK, "%s", fr_last_error());
-    ck_assert_str_eq(env, "line");
-    ck_assert_int_eq(p.O, 2);
-    ck_assert_int_eq(p.steps, 10);
-    /* the learned map on a demonstration-like observation: a ≈ (2 o0, −o1) */
-    const float o_raw[2] = {0.5f, -0.5f};
-    float o_n[2], eps[2] = {0.0f, 0.0f}, act[2];
-    fr_ctl_obs_normalize(&rms, 1, o_raw, o_n);
-    ck_assert_int_eq(fr_flow_policy_sample(&p, 1, o_n, eps, act), FR_OK);
-    ck_assert_msg(fabs((double)act[0] - 1.0) < 0.35 && fabs((double)act[1] - 0.5) < 0.35, "a = (%g, %g)", (double)act[0],
-                  (double)act[1]);
-    fr_flow_policy_free(&p);
-    fr_rms_free(&rms);
     /* a file that is not a policy is one clear error */
-    ck_assert_int_eq(fr_bc_load("/nonexistent/x.safetensors", fr_test_ref_be(), 4, &p, &rms, NULL, 0) != FR_OK, 1);
-    free(br);
-    fr_test_rmtree(dir);
+    fr_gen_policy g;
+    fr_rms rms;
+    ck_assert_int_eq(fr_bc_load("/nonexistent/x.safetensors", fr_test_ref_be(), 4, &g, &rms, NULL, 0) != FR_OK, 1);
+}
+END_TEST
+
+START_TEST(test_ddpm_policy_by_hand)
+{
+    /* SinusoidalPosEmb(16) of t = 3: sin then cos of 3·exp(−j·ln 10000 / 7) */
+    float emb[16];
+    fr_ddpm_temb(3, emb);
+    for (int j = 0; j < 8; j++) {
+        const double f = 3.0 * exp(-(double)j * log(10000.0) / 7.0);
+        ck_assert_msg(fabs((double)emb[j] - sin(f)) < 1e-7 && fabs((double)emb[8 + j] - cos(f)) < 1e-7, "j %d", j);
+    }
+    fr_backend *be = fr_test_ref_be();
+    fr_ddpm_policy p;
+    ck_assert_int_eq(fr_ddpm_policy_new(&p, be, 2, 2, 8, 1, 20, 4), FR_OK);
+    /* DPPO's tables at the last step (ᾱ_prev = 1): the posterior mean is x̂0, the std 0; c_x0 =
+     * β_0/(1 − ᾱ_0) is 1 up to the float32 rounding of ᾱ_0 = 1 − β_0 (β_0 ~ 1e-4: ~1e-4 relative) */
+    ck_assert_msg(p.c_xt[0] == 0.0 && fabs(p.c_x0[0] - 1.0) < 1e-3 && p.std[0] == 0.0, "c_x0[0] %.9g", p.c_x0[0]);
+    for (int t = 1; t < 20; t++) ck_assert(p.std[t] >= 1e-3 && p.c_x0[t] > 0.0 && p.c_xt[t] > 0.0);
+    /* a zero network predicts ε̂ = 0: the loss is mean ε², and the chain ends at clip(x̂0, ±1) */
+    ck_assert_int_eq(fr_dev_zero(be, p.net.arena_v, (size_t)p.net.arena_n * sizeof(float)), FR_OK);
+    const float obs[2] = {0.3f, -0.3f}, a[2] = {0.5f, -0.25f}, e[2] = {1.0f, -2.0f};
+    const int t1[1] = {7};
+    double l;
+    ck_assert_int_eq(fr_ddpm_policy_loss(&p, 1, obs, a, e, t1, &l, NULL), FR_OK);
+    ck_assert(fabs(l - 2.5) < 1e-12);
+    float z[21 * 2], act[2];
+    for (int i = 0; i < 42; i++) z[i] = 0.0f;
+    z[40] = 50.0f; /* x_T far out: x̂0 clips to +1 at every step, the action is +1 */
+    z[41] = -50.0f;
+    ck_assert_int_eq(fr_ddpm_policy_sample(&p, 1, obs, z, act), FR_OK);
+    ck_assert_msg(fabs((double)act[0] - p.c_x0[0]) < 1e-6 && fabs((double)act[1] + p.c_x0[0]) < 1e-6, "a = (%g, %g)",
+                  (double)act[0], (double)act[1]);
+    fr_ddpm_policy_free(&p);
+    /* the loss's gradient by finite differences */
+    ck_assert_int_eq(fr_ddpm_policy_new(&p, be, 2, 2, 6, 1, 20, 3), FR_OK);
+    ck_assert_int_eq(fr_mlp_init_params(&p.net, 5, 1, 1.0f), FR_OK);
+    const float o3[6] = {0.3f, -0.2f, 1.0f, 0.5f, -0.7f, 0.1f}, a3[6] = {0.5f, -0.5f, 1.0f, 0.2f, 0.0f, -1.0f};
+    const float e3[6] = {1.0f, 0.3f, -0.4f, 0.8f, -1.2f, 0.6f};
+    const int t3[3] = {0, 9, 19};
+    const double g[3] = {0.7, -0.4, 1.3};
+    double l3[3];
+    ck_assert_int_eq(fr_mlp_zero_grad(&p.net), FR_OK);
+    ck_assert_int_eq(fr_ddpm_policy_loss(&p, 3, o3, a3, e3, t3, l3, g), FR_OK);
+    for (int q = 0; q < p.net.n_params; q++) {
+        float *val = p.net.vals[q].data, *gr = p.net.grads[q].data;
+        for (int64_t i = 0; i < fr_tensor_numel(&p.net.vals[q]); i++) {
+            const float keep = val[i], h = 1e-2f;
+            double lp = 0.0, lm = 0.0;
+            val[i] = keep + h;
+            ck_assert_int_eq(fr_ddpm_policy_loss(&p, 3, o3, a3, e3, t3, l3, NULL), FR_OK);
+            for (int r = 0; r < 3; r++) lp += g[r] * l3[r];
+            val[i] = keep - h;
+            ck_assert_int_eq(fr_ddpm_policy_loss(&p, 3, o3, a3, e3, t3, l3, NULL), FR_OK);
+            for (int r = 0; r < 3; r++) lm += g[r] * l3[r];
+            val[i] = keep;
+            const double fd = (lp - lm) / (2.0 * (double)h);
+            /* float32 network, h = 1e-2: as test_mlp_gradient_fd */
+            ck_assert_msg(fabs(fd - (double)gr[i]) <= 2e-3 + 2e-3 * fabs(fd), "%s[%lld]: fd %.6g vs %.6g", p.net.names[q],
+                          (long long)i, fd, (double)gr[i]);
+        }
+    }
+    fr_ddpm_policy_free(&p);
 }
 END_TEST
 
@@ -613,6 +689,36 @@ START_TEST(test_ppo_ratio_one_and_backends)
 }
 END_TEST
 
+/* ppo-gaussian on an environment program over the pipe (tests/env_progs/mock_env.py: obs 3,
+ * actions 2, 5 steps): 4 epochs in one go, and 2 + a resume to 4 with another backend, the same
+ * audit records; config.json keeps the program. */
+START_TEST(test_ppo_over_pipe_resume)
+{
+    char out[16384], prog[600], whole[400], cut[400], cfg[512];
+    snprintf(prog, sizeof prog, "cmd:%s %s/tests/env_progs/mock_env.py ok", fr_test_python(), fr_test_src());
+    fr_rt_path(whole, sizeof whole, "pipe-whole");
+    fr_rt_path(cut, sizeof cut, "pipe-cut");
+    const char *common = "--n-envs 2 --n-steps 8 --minibatch-size 4 --update-epochs 2 --hidden-dim 8 --n-hidden 1 "
+                         "--eval-episodes 2 --eval-every 2 --checkpoint-every 1 --seed 5";
+    int rc = fr_rt_cli(out, sizeof out, "train --algo ppo-gaussian --env '%s' --out %s --epochs 4 %s --backend ref", prog,
+                       whole, common);
+    ck_assert_msg(rc == 0, "whole run exited %d:\n%.3000s", rc, out);
+    ck_assert_msg(strstr(out, "eval after") != NULL, "no evaluation:\n%.2000s", out);
+    rc = fr_rt_cli(out, sizeof out, "train --algo ppo-gaussian --env '%s' --out %s --epochs 2 %s --backend ref", prog,
+                   cut, common);
+    ck_assert_msg(rc == 0, "first half exited %d:\n%.3000s", rc, out);
+    rc = fr_rt_cli(out, sizeof out, "train --resume %s --epochs 4 --backend opt --threads 2", cut);
+    ck_assert_msg(rc == 0, "resume exited %d:\n%.3000s", rc, out);
+    fr_rt_assert_same_records("pipe-whole", "pipe-cut", 4);
+    size_t n;
+    snprintf(cfg, sizeof cfg, "%s/config.json", cut);
+    char *text = fr_test_slurp(cfg, &n);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_msg(strstr(text, "mock_env.py ok") != NULL, "config.json lost the program:\n%.2000s", text);
+    free(text);
+}
+END_TEST
+
 Suite *suite_ctl(void)
 {
     Suite *s = suite_create("ctl");
@@ -628,11 +734,13 @@ Suite *suite_ctl(void)
     tcase_add_test(tc, test_flow_policy_by_hand);
     tcase_add_test(tc, test_flow_cfm_gradient_fd);
     tcase_add_test(tc, test_bc_learns_and_backends_bitwise);
+    tcase_add_test(tc, test_ddpm_policy_by_hand);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("run");
     tcase_add_checked_fixture(tr, fr_rt_setup, fr_rt_teardown);
     tcase_set_timeout(tr, 120);
     tcase_add_test(tr, test_ppo_ratio_one_and_backends);
+    tcase_add_test(tr, test_ppo_over_pipe_resume);
     suite_add_tcase(s, tr);
     return s;
 }

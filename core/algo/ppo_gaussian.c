@@ -55,8 +55,6 @@ static const fr_opt k_rows[] = {
 };
 #undef C
 
-#define EVAL_FIRST_EPISODE ((int64_t)1 << 31)
-
 typedef struct {
     const fr_env *env;
     fr_backend *be;
@@ -355,58 +353,29 @@ static fr_status ppo_epoch(fr_run *r, void *state)
     return FR_OK;
 }
 
-/* The mean action on --eval-episodes episodes (ids from 2^31, one per environment, each to its
- * end), observations normalised with the current statistics (not updated): the mean return. */
+/* The mean action on --eval-episodes episodes (fr_ctl_evaluate: ids from 2^31, one per
+ * environment, each to its end), observations normalised with the current statistics (not
+ * updated): the mean return. */
 static fr_status ppo_evaluate(fr_run *r, void *state, const char *key, int64_t epoch, double *score)
 {
     const ppo_opts *a = r->ao;
     ppo_state *s = state;
-    const int64_t E = a->eval_episodes, O = s->O, A = s->A;
-    fr_ctl_vec ev;
+    const int64_t E = a->eval_episodes;
+    if (E > s->cap)
+        return fr_fail(FR_ERR_ARG, "train: --eval-episodes %lld exceeds the %lld rows the networks hold", (long long)E,
+                       (long long)s->cap);
     FR_TRY(pull_log_std(s));
-    FR_TRY(fr_ctl_vec_new(&ev, s->env, s->seed, E, EVAL_FIRST_EPISODE));
-    float *obs = fr_malloc((size_t)(E * O) * sizeof *obs), *act = fr_malloc((size_t)(E * A) * sizeof *act);
-    double *rew = fr_malloc((size_t)E * sizeof *rew), *ret = fr_calloc((size_t)E, sizeof *ret);
-    uint8_t *term = fr_malloc((size_t)E), *end = fr_malloc((size_t)E), *live = fr_malloc((size_t)E);
-    uint8_t *succ = fr_malloc((size_t)E);
-    fr_status st = obs && act && rew && ret && term && end && live && succ ? FR_OK : FR_ERR_NOMEM;
-    int64_t n_term = 0, n_succ = 0;
-    if (st == FR_OK) memset(live, 1, (size_t)E);
+    const fr_ctl_policy p = {act_cb, value_cb, s};
+    fr_ctl_eval ev;
     s->eval = 1;
-    if (st == FR_OK && E > s->cap)
-        st = fr_fail(FR_ERR_ARG, "train: --eval-episodes %lld exceeds the %lld rows the networks hold", (long long)E,
-                     (long long)s->cap);
-    for (int t = 0; t < s->env->max_steps && st == FR_OK; t++) {
-        if (a->obs_norm) fr_ctl_obs_normalize(&s->rms, E, ev.obs, obs);
-        else memcpy(obs, ev.obs, (size_t)(E * O) * sizeof *obs);
-        st = act_cb(s, t, E, obs, act, NULL, NULL);
-        if (st == FR_OK) st = fr_ctl_vec_step(&ev, act, rew, term, end, NULL, succ);
-        for (int64_t n = 0; n < E && st == FR_OK; n++)
-            if (live[n]) {
-                ret[n] += rew[n];
-                if (end[n]) {
-                    live[n] = 0;
-                    n_term += term[n];
-                    n_succ += succ[n];
-                }
-            }
-    }
+    fr_status st = fr_ctl_evaluate(s->env, s->seed, E, a->obs_norm ? &s->rms : NULL, &p, &ev);
     s->eval = 0;
-    double mean = 0.0;
-    for (int64_t n = 0; n < E; n++) mean += ret[n] / (double)E;
-    free(obs);
-    free(act);
-    free(rew);
-    free(ret);
-    free(term);
-    free(end);
-    free(live);
-    free(succ);
-    fr_ctl_vec_free(&ev);
     FR_TRY(st);
+    const double mean = ev.ret_mean;
+    const int64_t n_term = ev.terminal;
     *score = mean;
     char sl[48] = "";
-    if (s->env->ctl->success) snprintf(sl, sizeof sl, " success %.4f", (double)n_succ / (double)E);
+    if (s->env->ctl->success) snprintf(sl, sizeof sl, " success %.4f", ev.success);
     fr_run_info(r, "eval %-8s (epoch %lld): env_steps %lld return %.4f%s over %lld episodes (%lld terminal)", key,
                 (long long)epoch, (long long)(epoch * s->T * s->N), mean, sl, (long long)E, (long long)n_term);
     if (strcmp(key, "after") != 0) return FR_OK;

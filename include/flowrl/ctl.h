@@ -162,6 +162,19 @@ typedef struct {
 fr_status fr_ctl_collect(fr_ctl_vec *v, fr_rms *rms, fr_ctl_reward_scaler *scaler, const fr_ctl_policy *p,
                          const fr_ctl_collect_cfg *c, fr_ctl_block *b);
 
+/* ---- evaluation ----------------------------------------------------------------------------- */
+#define FR_CTL_EVAL_FIRST_EPISODE ((int64_t)1 << 31) /* evaluation episodes' ids: apart from training's */
+typedef struct {
+    double ret_mean; /* mean undiscounted return */
+    double success;  /* share of successful episodes (NAN: the environment has no success notion) */
+    int64_t terminal; /* episodes that ended in a terminal state (the others were truncated) */
+} fr_ctl_eval;
+/* E episodes of e under seed, ids FR_CTL_EVAL_FIRST_EPISODE + 0..E−1, one per environment, each
+ * to its end: p->act at step t (logp and value NULL) on the observations normalised by rms (not
+ * updated; NULL: raw). */
+fr_status fr_ctl_evaluate(const fr_env *e, uint32_t seed, int64_t E, const fr_rms *rms, const fr_ctl_policy *p,
+                          fr_ctl_eval *out);
+
 /* ---- the diagonal Gaussian (host float64) ------------------------------------------------- */
 /* log N(a; μ, diag σ²) summed over A dims with σ = exp(log_std); entropy Σ (log σ + ½ log 2πe). */
 double fr_ctl_gauss_logp(int64_t A, const float *a, const float *mu, const double *log_std);
