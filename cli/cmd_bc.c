@@ -12,7 +12,7 @@
 typedef struct {
     char demos[FR_OPT_PATH_MAX], out[FR_OPT_PATH_MAX], env[64];
     int64_t steps, batch, hidden, n_hidden, eval_episodes;
-    int kind, flow_steps, denoising_steps;
+    int kind, flow_steps, denoising_steps, action_scale;
     double lr;
     uint32_t seed;
 } bc_opts;
@@ -28,6 +28,8 @@ static const fr_opt k_rows[] = {
                 "flow: FPO's flow policy (Euler from noise); ddpm: DPPO's DDPM policy (epsilon prediction)", 0),
     FR_OPT_INT(bc_opts, flow_steps, "flow_steps", "10", 1, 1000, "the flow policy's Euler steps", 0),
     FR_OPT_INT(bc_opts, denoising_steps, "denoising_steps", "20", 1, FR_DDPM_MAX_T, "the DDPM policy's denoising steps", 0),
+    FR_OPT_BOOL(bc_opts, action_scale, "action_scale", "true",
+                "learn the actions scaled to [-1, 1] by the demonstrations' min and max (DPPO's normalisation)", 0),
     FR_OPT_I64(bc_opts, steps, "steps", "5000", 1, 100000000, "Adam steps", 0),
     FR_OPT_I64(bc_opts, batch, "batch_size", "256", 1, 1 << 20, "rows per step", 0),
     FR_OPT_I64(bc_opts, hidden, "hidden_dim", "64", 1, 8192, "width of the policy MLP", 0),
@@ -102,7 +104,7 @@ int cmd_bc(int argc, char **argv)
     const int64_t cap = b.batch > b.eval_episodes ? b.batch : b.eval_episodes;
     fr_gen_policy p;
     fr_rms rms = {0};
-    fr_bc_opts bo = {b.steps, b.batch, b.lr, b.seed};
+    fr_bc_opts bo = {b.steps, b.batch, b.lr, b.seed, b.action_scale};
     s = fr_gen_policy_new(&p, (fr_gen_kind)b.kind, &be, d.obs_dim, d.action_dim, b.hidden, (int)b.n_hidden, psteps, cap);
     if (s == FR_OK) s = fr_rms_init(&rms, d.obs_dim);
     if (s == FR_OK) s = fr_bc_train(&p, &rms, &d, &bo, progress, &b);

@@ -45,9 +45,16 @@ fr_status fr_gen_policy_new(fr_gen_policy *g, fr_gen_kind kind, fr_backend *be, 
         FR_TRY(fr_ddpm_policy_new(&g->ddpm, be, O, A, hidden, n_hidden, steps, cap));
         g->net = &g->ddpm.net;
     }
-    if (!(g->noise = fr_malloc((size_t)(cap * noise_len(g)) * sizeof *g->noise))) {
+    g->noise = fr_malloc((size_t)(cap * noise_len(g)) * sizeof *g->noise);
+    g->act_lo = fr_malloc((size_t)A * sizeof *g->act_lo);
+    g->act_hi = fr_malloc((size_t)A * sizeof *g->act_hi);
+    if (!g->noise || !g->act_lo || !g->act_hi) {
         fr_gen_policy_free(g);
         return FR_ERR_NOMEM;
+    }
+    for (int64_t j = 0; j < A; j++) {
+        g->act_lo[j] = -1.0;
+        g->act_hi[j] = 1.0;
     }
     return FR_OK;
 }
@@ -58,7 +65,20 @@ void fr_gen_policy_free(fr_gen_policy *g)
     if (g->kind == FR_GEN_FLOW) fr_flow_policy_free(&g->flow);
     else fr_ddpm_policy_free(&g->ddpm);
     free(g->noise);
+    free(g->act_lo);
+    free(g->act_hi);
     memset(g, 0, sizeof *g);
+}
+
+/* The action of a policy output x in [−1, 1] (DPPO's unnormalisation). */
+static void unscale(const fr_gen_policy *g, int64_t R, float *a)
+{
+    if (!g->act_scaled) return;
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t j = 0; j < g->A; j++) {
+            float *x = a + r * g->A + j;
+            *x = (float)(((double)*x + 1.0) * 0.5 * (g->act_hi[j] - g->act_lo[j]) + g->act_lo[j]);
+        }
 }
 
 fr_status fr_gen_policy_act(fr_gen_policy *g, int64_t R, const float *obs, uint32_t seed, uint32_t c0, uint32_t t,
@@ -66,17 +86,22 @@ fr_status fr_gen_policy_act(fr_gen_policy *g, int64_t R, const float *obs, uint3
 {
     if (R > g->cap) return fr_fail(FR_ERR_ARG, "policy: %lld rows, sized for %lld", (long long)R, (long long)g->cap);
     const int64_t A = g->A, L = noise_len(g);
+    fr_status s;
     if (g->kind == FR_GEN_FLOW) {
         for (int64_t n = 0; n < R; n++)
             for (int64_t j = 0; j < A; j++)
                 g->noise[n * A + j] = fr_rng_normal(seed, FR_RNG_CTL_ACTION, c0, (uint32_t)n, t, (uint32_t)j);
-        return fr_flow_policy_sample(&g->flow, R, obs, g->noise, action);
+        s = fr_flow_policy_sample(&g->flow, R, obs, g->noise, action);
+    } else {
+        /* DDPM: z laid out (T + 1, R, A) for fr_ddpm_policy_sample, drawn per row as (T + 1)·A values */
+        for (int64_t n = 0; n < R; n++)
+            for (int64_t e = 0; e < L; e++)
+                g->noise[(e / A) * R * A + n * A + e % A] =
+                    fr_rng_normal(seed, FR_RNG_CTL_ACTION, c0, (uint32_t)n, t, (uint32_t)e);
+        s = fr_ddpm_policy_sample(&g->ddpm, R, obs, g->noise, action);
     }
-    /* DDPM: z laid out (T + 1, R, A) for fr_ddpm_policy_sample, drawn per row as (T + 1)·A values */
-    for (int64_t n = 0; n < R; n++)
-        for (int64_t e = 0; e < L; e++)
-            g->noise[(e / A) * R * A + n * A + e % A] = fr_rng_normal(seed, FR_RNG_CTL_ACTION, c0, (uint32_t)n, t, (uint32_t)e);
-    return fr_ddpm_policy_sample(&g->ddpm, R, obs, g->noise, action);
+    if (s == FR_OK) unscale(g, R, action);
+    return s;
 }
 
 /* ---- behaviour cloning -------------------------------------------------------------------- */
@@ -91,6 +116,15 @@ fr_status fr_bc_train(fr_gen_policy *g, fr_rms *rms, const fr_demos *d, const fr
     if (N < 1) return fr_fail(FR_ERR_ARG, "bc: the demonstrations hold no step");
     if (B > g->cap) return fr_fail(FR_ERR_ARG, "bc: --batch-size %lld exceeds the policy's %lld rows", (long long)B, (long long)g->cap);
     fr_rms_update_f32(rms, N, d->obs);
+    g->act_scaled = o->action_scale != 0;
+    for (int64_t j = 0; j < A && g->act_scaled; j++) {
+        g->act_lo[j] = g->act_hi[j] = (double)d->action[j];
+        for (int64_t i = 1; i < N; i++) {
+            const double a = (double)d->action[i * A + j];
+            if (a < g->act_lo[j]) g->act_lo[j] = a;
+            if (a > g->act_hi[j]) g->act_hi[j] = a;
+        }
+    }
     FR_TRY(fr_mlp_init_params(g->net, o->seed, 4, 1.0f));
     fr_adamw_state adam;
     FR_TRY(fr_adamw_state_init(g->net->be, &adam, g->net->params, g->net->n_params));
@@ -108,7 +142,12 @@ fr_status fr_bc_train(fr_gen_policy *g, fr_rms *rms, const fr_demos *d, const fr
         for (int64_t b = 0; b < B; b++) {
             const int64_t i = (int64_t)(fr_rng_u32(o->seed, FR_RNG_CTL_BC, kk, 0, 0, (uint32_t)b) % (uint32_t)N);
             memcpy(raw + b * O, d->obs + i * O, (size_t)O * sizeof *raw);
-            memcpy(act + b * A, d->action + i * A, (size_t)A * sizeof *act);
+            for (int64_t j = 0; j < A; j++) {
+                const double a = (double)d->action[i * A + j];
+                act[b * A + j] = g->act_scaled
+                                     ? (float)(2.0 * (a - g->act_lo[j]) / (g->act_hi[j] - g->act_lo[j] + 1e-6) - 1.0)
+                                     : (float)a;
+            }
             if (g->kind == FR_GEN_FLOW) t[b] = (double)fr_rng_uniform(o->seed, FR_RNG_CTL_BC, kk, 1, 0, (uint32_t)b);
             else ti[b] = (int)(fr_rng_u32(o->seed, FR_RNG_CTL_BC, kk, 1, 0, (uint32_t)b) % (uint32_t)g->ddpm.T);
             for (int64_t j = 0; j < A; j++)
@@ -148,6 +187,9 @@ fr_status fr_bc_save(const char *path, fr_gen_policy *g, const fr_rms *rms, cons
     f.digests = 1;
     fr_status s = fr_mlp_save(g->net, &f);
     if (s == FR_OK) s = fr_rms_save(rms, &f, "ctl.obs_rms");
+    if (s == FR_OK && g->act_scaled) s = fr_ctl_st_put(&f, "ctl.action", "lo", FR_F64, g->act_lo, g->A);
+    if (s == FR_OK && g->act_scaled) s = fr_ctl_st_put(&f, "ctl.action", "hi", FR_F64, g->act_hi, g->A);
+    if (s == FR_OK) s = meta_i(&f, "action_scale", g->act_scaled);
     if (s == FR_OK) s = fr_st_set_meta(&f, "format", FR_CTL_POLICY_FORMAT);
     if (s == FR_OK) s = fr_st_set_meta(&f, "format_version", "1");
     if (s == FR_OK) s = fr_st_set_meta(&f, "kind", fr_gen_kind_name(g->kind));
@@ -201,6 +243,13 @@ fr_status fr_bc_load(const char *path, fr_backend *be, int64_t cap, fr_gen_polic
     if (s == FR_OK) s = fr_mlp_load(g->net, &f, path);
     if (s == FR_OK) s = fr_rms_init(rms, O);
     if (s == FR_OK) s = fr_rms_load(rms, &f, path, "ctl.obs_rms");
+    int64_t sc = 0;
+    if (s == FR_OK) s = meta_int(&f, path, "action_scale", 0, 1, &sc);
+    if (s == FR_OK && sc) {
+        g->act_scaled = 1;
+        s = fr_ctl_st_get(&f, path, "ctl.action", "lo", FR_F64, g->act_lo, A);
+        if (s == FR_OK) s = fr_ctl_st_get(&f, path, "ctl.action", "hi", FR_F64, g->act_hi, A);
+    }
     if (s == FR_OK && env) snprintf(env, env_n, "%s", fr_st_get_meta(&f, "env") ? fr_st_get_meta(&f, "env") : "");
     fr_st_free(&f);
     if (s != FR_OK) {

@@ -91,57 +91,30 @@ fr_status fr_ctl_vec_step(fr_ctl_vec *v, const float *action, double *reward, ui
     return FR_OK;
 }
 
-static fr_status put(fr_st_file *f, const char *prefix, const char *what, fr_dtype dt, const void *x, int64_t n,
-                     size_t esize)
-{
-    char name[96];
-    snprintf(name, sizeof name, "%s.%s", prefix, what);
-    fr_tensor t;
-    FR_TRY(fr_tensor_alloc(&t, dt, 1, &n));
-    memcpy(t.data, x, (size_t)n * esize);
-    fr_status s = fr_st_add_take(f, name, &t);
-    if (s != FR_OK) fr_tensor_free(&t);
-    return s;
-}
-
-static fr_status get(const fr_st_file *f, const char *path, const char *prefix, const char *what, fr_dtype dt,
-                     void *x, int64_t n, size_t esize)
-{
-    char name[96];
-    snprintf(name, sizeof name, "%s.%s", prefix, what);
-    const fr_tensor *t = fr_st_get(f, name);
-    if (!t || t->dtype != dt || t->ndim != 1 || t->shape[0] != n)
-        return fr_fail(FR_ERR_FORMAT, "%s: tensor '%s' is %s, expected %lld elements of dtype %d", path, name,
-                       t ? "of another dtype or shape" : "absent", (long long)n, (int)dt);
-    memcpy(x, t->data, (size_t)n * esize);
-    return FR_OK;
-}
-
 fr_status fr_ctl_vec_save(const fr_ctl_vec *v, fr_st_file *f, const char *prefix)
 {
     const fr_env *e = v->env;
     const int64_t N = v->N;
-    int64_t c[2] = {v->next_episode, 0};
-    FR_TRY(put(f, prefix, "state", FR_F64, v->state, N * e->state_dim, sizeof(double)));
-    FR_TRY(put(f, prefix, "obs", FR_F32, v->obs, N * e->obs_dim, sizeof(float)));
-    FR_TRY(put(f, prefix, "ep_id", FR_I64, v->ep_id, N, sizeof(int64_t)));
-    FR_TRY(put(f, prefix, "ep_len", FR_I64, v->ep_len, N, sizeof(int64_t)));
-    FR_TRY(put(f, prefix, "ep_ret", FR_F64, v->ep_ret, N, sizeof(double)));
-    FR_TRY(put(f, prefix, "first", FR_U8, v->first, N, 1));
-    return put(f, prefix, "next_episode", FR_I64, c, 1, sizeof(int64_t));
+    FR_TRY(fr_ctl_st_put(f, prefix, "state", FR_F64, v->state, N * e->state_dim));
+    FR_TRY(fr_ctl_st_put(f, prefix, "obs", FR_F32, v->obs, N * e->obs_dim));
+    FR_TRY(fr_ctl_st_put(f, prefix, "ep_id", FR_I64, v->ep_id, N));
+    FR_TRY(fr_ctl_st_put(f, prefix, "ep_len", FR_I64, v->ep_len, N));
+    FR_TRY(fr_ctl_st_put(f, prefix, "ep_ret", FR_F64, v->ep_ret, N));
+    FR_TRY(fr_ctl_st_put(f, prefix, "first", FR_U8, v->first, N));
+    return fr_ctl_st_put(f, prefix, "next_episode", FR_I64, &v->next_episode, 1);
 }
 
 fr_status fr_ctl_vec_load(fr_ctl_vec *v, const fr_st_file *f, const char *path, const char *prefix)
 {
     const fr_env *e = v->env;
     const int64_t N = v->N;
-    FR_TRY(get(f, path, prefix, "state", FR_F64, v->state, N * e->state_dim, sizeof(double)));
-    FR_TRY(get(f, path, prefix, "obs", FR_F32, v->obs, N * e->obs_dim, sizeof(float)));
-    FR_TRY(get(f, path, prefix, "ep_id", FR_I64, v->ep_id, N, sizeof(int64_t)));
-    FR_TRY(get(f, path, prefix, "ep_len", FR_I64, v->ep_len, N, sizeof(int64_t)));
-    FR_TRY(get(f, path, prefix, "ep_ret", FR_F64, v->ep_ret, N, sizeof(double)));
-    FR_TRY(get(f, path, prefix, "first", FR_U8, v->first, N, 1));
-    return get(f, path, prefix, "next_episode", FR_I64, &v->next_episode, 1, sizeof(int64_t));
+    FR_TRY(fr_ctl_st_get(f, path, prefix, "state", FR_F64, v->state, N * e->state_dim));
+    FR_TRY(fr_ctl_st_get(f, path, prefix, "obs", FR_F32, v->obs, N * e->obs_dim));
+    FR_TRY(fr_ctl_st_get(f, path, prefix, "ep_id", FR_I64, v->ep_id, N));
+    FR_TRY(fr_ctl_st_get(f, path, prefix, "ep_len", FR_I64, v->ep_len, N));
+    FR_TRY(fr_ctl_st_get(f, path, prefix, "ep_ret", FR_F64, v->ep_ret, N));
+    FR_TRY(fr_ctl_st_get(f, path, prefix, "first", FR_U8, v->first, N));
+    return fr_ctl_st_get(f, path, prefix, "next_episode", FR_I64, &v->next_episode, 1);
 }
 
 /* ---- a block ------------------------------------------------------------------------------ */

@@ -71,43 +71,43 @@ void fr_rms_update_f64(fr_rms *r, int64_t B, const double *x)
     if (B > 0) RMS_UPDATE(r, B, x);
 }
 
-static fr_status put_f64(fr_st_file *f, const char *prefix, const char *what, const double *x, int64_t n)
+fr_status fr_ctl_st_put(fr_st_file *f, const char *prefix, const char *what, fr_dtype dt, const void *x, int64_t n)
 {
     char name[96];
     snprintf(name, sizeof name, "%s.%s", prefix, what);
     fr_tensor t;
-    FR_TRY(fr_tensor_alloc(&t, FR_F64, 1, &n));
-    memcpy(t.data, x, (size_t)n * sizeof *x);
+    FR_TRY(fr_tensor_alloc(&t, dt, 1, &n));
+    memcpy(t.data, x, (size_t)n * fr_dtype_size(dt));
     fr_status s = fr_st_add_take(f, name, &t);
     if (s != FR_OK) fr_tensor_free(&t);
     return s;
 }
 
-static fr_status get_f64(const fr_st_file *f, const char *path, const char *prefix, const char *what, double *x,
-                         int64_t n)
+fr_status fr_ctl_st_get(const fr_st_file *f, const char *path, const char *prefix, const char *what, fr_dtype dt, void *x,
+                        int64_t n)
 {
     char name[96];
     snprintf(name, sizeof name, "%s.%s", prefix, what);
     const fr_tensor *t = fr_st_get(f, name);
-    if (!t || t->dtype != FR_F64 || t->ndim != 1 || t->shape[0] != n)
-        return fr_fail(FR_ERR_FORMAT, "%s: tensor '%s' is %s, expected F64 (%lld,)", path, name,
-                       t ? "of another dtype or shape" : "absent", (long long)n);
-    memcpy(x, t->data, (size_t)n * sizeof *x);
+    if (!t || t->dtype != dt || t->ndim != 1 || t->shape[0] != n)
+        return fr_fail(FR_ERR_FORMAT, "%s: tensor '%s' is %s, expected %s (%lld,)", path, name,
+                       t ? "of another dtype or shape" : "absent", fr_dtype_name(dt), (long long)n);
+    memcpy(x, t->data, (size_t)n * fr_dtype_size(dt));
     return FR_OK;
 }
 
 fr_status fr_rms_save(const fr_rms *r, fr_st_file *f, const char *prefix)
 {
-    FR_TRY(put_f64(f, prefix, "mean", r->mean, r->n));
-    FR_TRY(put_f64(f, prefix, "var", r->var, r->n));
-    return put_f64(f, prefix, "count", &r->count, 1);
+    FR_TRY(fr_ctl_st_put(f, prefix, "mean", FR_F64, r->mean, r->n));
+    FR_TRY(fr_ctl_st_put(f, prefix, "var", FR_F64, r->var, r->n));
+    return fr_ctl_st_put(f, prefix, "count", FR_F64, &r->count, 1);
 }
 
 fr_status fr_rms_load(fr_rms *r, const fr_st_file *f, const char *path, const char *prefix)
 {
-    FR_TRY(get_f64(f, path, prefix, "mean", r->mean, r->n));
-    FR_TRY(get_f64(f, path, prefix, "var", r->var, r->n));
-    return get_f64(f, path, prefix, "count", &r->count, 1);
+    FR_TRY(fr_ctl_st_get(f, path, prefix, "mean", FR_F64, r->mean, r->n));
+    FR_TRY(fr_ctl_st_get(f, path, prefix, "var", FR_F64, r->var, r->n));
+    return fr_ctl_st_get(f, path, prefix, "count", FR_F64, &r->count, 1);
 }
 
 void fr_ctl_obs_normalize(const fr_rms *r, int64_t B, const float *x, float *out)
@@ -174,7 +174,7 @@ fr_status fr_ctl_reward_scaler_save(const fr_ctl_reward_scaler *s, fr_st_file *f
     char p[80];
     snprintf(p, sizeof p, "%s.rms", prefix);
     FR_TRY(fr_rms_save(&s->rms, f, p));
-    return put_f64(f, prefix, "ret", s->ret, s->N);
+    return fr_ctl_st_put(f, prefix, "ret", FR_F64, s->ret, s->N);
 }
 
 fr_status fr_ctl_reward_scaler_load(fr_ctl_reward_scaler *s, const fr_st_file *f, const char *path, const char *prefix)
@@ -182,7 +182,7 @@ fr_status fr_ctl_reward_scaler_load(fr_ctl_reward_scaler *s, const fr_st_file *f
     char p[80];
     snprintf(p, sizeof p, "%s.rms", prefix);
     FR_TRY(fr_rms_load(&s->rms, f, path, p));
-    return get_f64(f, path, prefix, "ret", s->ret, s->N);
+    return fr_ctl_st_get(f, path, prefix, "ret", FR_F64, s->ret, s->N);
 }
 
 /* ---- GAE, advantage normalisation, PPO ------------------------------------------------------ */

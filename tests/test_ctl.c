@@ -496,7 +496,7 @@ static int bc_run(const char *name, fr_gen_kind kind, const char *path, double *
     fr_rms rms;
     ck_assert_int_eq(fr_gen_policy_new(&g, kind, &be, 2, 2, 16, 2, kind == FR_GEN_FLOW ? 10 : 8, 32), FR_OK);
     ck_assert_int_eq(fr_rms_init(&rms, 2), FR_OK);
-    const fr_bc_opts o = {600, 32, 3e-3, 3};
+    const fr_bc_opts o = {600, 32, 3e-3, 3, kind == FR_GEN_DDPM};
     ck_assert_msg(fr_bc_train(&g, &rms, &d, &o, last_loss, l) == FR_OK, "%s", fr_last_error());
     ck_assert_int_eq(fr_bc_save(path, &g, &rms, "line", "line (test)", &o), FR_OK);
     fr_gen_policy_free(&g);
@@ -537,6 +537,7 @@ START_TEST(test_bc_learns_and_backends_bitwise)
         ck_assert_str_eq(env, "line");
         ck_assert_int_eq(g.kind, kind);
         ck_assert_int_eq(g.O, 2);
+        ck_assert_int_eq(g.act_scaled, kind == FR_GEN_DDPM);
         if (kind == FR_GEN_FLOW) {
             /* the learned map on a demonstration-like observation, from ε = 0: a ≈ (2 o0, −o1) */
             ck_assert_int_eq(g.flow.steps, 10);
@@ -550,7 +551,14 @@ START_TEST(test_bc_learns_and_backends_bitwise)
             ck_assert_int_eq(g.ddpm.T, 8);
             float o_n[2] = {0.1f, 0.2f}, act[2];
             ck_assert_int_eq(fr_gen_policy_act(&g, 1, o_n, 1, 0, 0, act), FR_OK);
-            ck_assert(isfinite(act[0]) && isfinite(act[1]));
+            /* scaled back into the demonstrations' range (x̂0's clip keeps the chain in [−1, 1], up to
+             * the last step's coefficient c_x0[0] ≈ 1) */
+            ck_assert_int_eq(g.act_scaled, 1);
+            for (int j = 0; j < 2; j++) {
+                const double w = g.act_hi[j] - g.act_lo[j];
+                ck_assert_msg(w > 1.0 && act[j] >= g.act_lo[j] - 1e-3 * w && act[j] <= g.act_hi[j] + 1e-3 * w,
+                              "a[%d] = %g outside [%g, %g]", j, (double)act[j], g.act_lo[j], g.act_hi[j]);
+            }
         }
         fr_gen_policy_free(&g);
         fr_rms_free(&rms);

@@ -17,6 +17,12 @@
 #include "flowrl/safetensors.h"
 #include "flowrl/status.h"
 
+/* A state vector x of n elements of dtype dt as the 1-D tensor PREFIX.WHAT of a checkpoint, and
+ * back (FR_ERR_FORMAT naming path and tensor for a missing or differently shaped one). */
+fr_status fr_ctl_st_put(fr_st_file *f, const char *prefix, const char *what, fr_dtype dt, const void *x, int64_t n);
+fr_status fr_ctl_st_get(const fr_st_file *f, const char *path, const char *prefix, const char *what, fr_dtype dt, void *x,
+                        int64_t n);
+
 /* ---- running mean and variance (the public code's RunningMeanStd) --------------------------- */
 /* gym's RunningMeanStd (NormalizeObservation) and DPPO's copy of it (util/reward_scaling.py,
  * irom-princeton/dppo@cc7234a): count starts at 1e-4 with mean 0, var 1; a batch of B rows

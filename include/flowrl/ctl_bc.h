@@ -13,10 +13,15 @@
  * c0, n, t): the flow's start ε elements 0..A−1; DDPM's x_T elements T·A .. T·A + A − 1 and the
  * noise of denoising step i elements i·A .. i·A + A − 1.
  *
- * Checkpoint (safetensors): policy.<k>.weight / .bias, ctl.obs_rms.mean / .var / .count (F64);
+ * With action scaling (DPPO's dataset normalisation), the policy learns 2(a − lo)/(hi − lo + 1e-6) − 1
+ * of the demonstrations' actions, lo and hi their per-dimension minimum and maximum, and acts
+ * lo + (x + 1)/2·(hi − lo).
+ *
+ * Checkpoint (safetensors): policy.<k>.weight / .bias, ctl.obs_rms.mean / .var / .count (F64),
+ * with action scaling ctl.action.lo / .hi (F64);
  * metadata format "flowrl.ctl_policy", format_version "1", kind "flow" or "ddpm", env, env_desc,
  * obs_dim, action_dim, hidden_dim, n_hidden, flow_steps (flow) or denoising_steps (DDPM),
- * bc_steps, seed. */
+ * action_scale ("0", "1"), bc_steps, seed. */
 #ifndef FLOWRL_CTL_BC_H
 #define FLOWRL_CTL_BC_H
 
@@ -38,6 +43,10 @@ typedef struct {
     fr_flow_policy flow;  /* kind FR_GEN_FLOW */
     fr_ddpm_policy ddpm;  /* kind FR_GEN_DDPM */
     float *noise;         /* host (cap, (T + 1)·A) scratch of act */
+    /* action scaling (DPPO's normalisation): the policy works in [−1, 1] and acts
+     * lo + (a + 1)/2·(hi − lo); act_scaled 0: the identity */
+    int act_scaled;
+    double *act_lo, *act_hi; /* (A,) */
 } fr_gen_policy;
 
 /* "flow" / "ddpm", and back (FR_ERR_ARG naming the known ones). */
@@ -50,7 +59,8 @@ fr_status fr_gen_policy_new(fr_gen_policy *g, fr_gen_kind kind, fr_backend *be, 
                             int n_hidden, int steps, int64_t cap);
 void fr_gen_policy_free(fr_gen_policy *g);
 
-/* Actions (R, A) of R normalised observations with the acting noise above. */
+/* Actions (R, A) of R normalised observations with the acting noise above, scaled to the action
+ * range when act_scaled. */
 fr_status fr_gen_policy_act(fr_gen_policy *g, int64_t R, const float *obs, uint32_t seed, uint32_t c0, uint32_t t,
                             float *action);
 
@@ -58,6 +68,7 @@ typedef struct {
     int64_t steps, batch;
     double lr;
     uint32_t seed;
+    int action_scale; /* 1: the demonstrations' per-dimension min and max become the action range */
 } fr_bc_opts;
 
 /* g (rows >= o->batch) trained on d from its init (seed o->seed, stream 4); rms (obs_dim features,
