@@ -253,7 +253,7 @@ int cmd_train(int argc_in, char **argv_in)
          * the algorithm's kind */
         env_prog = take_env_program(argc, argv);
         const char *env_name = peek(argc, argv, "--env");
-        char env_buf[64] = "";
+        char env_buf[1040] = "";
         if (!env_name && cfg_src && fr_opts_json_string(cfg_src, "env", env_buf, sizeof env_buf) == FR_OK && env_buf[0])
             env_name = env_buf;
         const fr_env_class *ec = fr_env_first_of(a->env_kind);

@@ -1,4 +1,4 @@
-/* The scripted experts of `flowrl expert` (flowrl/env_ctl.h, docs/demos.md §2). Each acts on the
+/* The scripted experts of `flowrl expert` (flowrl/env_ctl.h, docs/envs.md §6). Each acts on the
  * observation alone (so it also drives a program with the same observations, e.g. Pendulum-v1
  * over the pipe) plus, for nav2d, its choice for the episode from Philox. */
 #include <math.h>

@@ -23,9 +23,15 @@ fr_status fr_env_spec(const char *spec, const fr_env_class **cls, void **opts)
         free(o);
         return s;
     }
-    if (prog) memcpy(((fr_env_cmd_opts *)o)->program, prog, strlen(prog) + 1);
+    fr_env_spec_apply(*cls, o, spec);
     *opts = o;
     return FR_OK;
+}
+
+void fr_env_spec_apply(const fr_env_class *c, void *opts, const char *spec)
+{
+    const char *prog = fr_env_cmd_program(spec);
+    if (c == &fr_env_cmd && prog) snprintf(((fr_env_cmd_opts *)opts)->program, FR_ENV_CMD_PROGRAM_MAX, "%s", prog);
 }
 
 char *fr_env_options_json(const fr_env_class *c, const void *opts)

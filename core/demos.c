@@ -4,7 +4,6 @@
 
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,18 +191,11 @@ static fr_status add(fr_st_file *f, const char *name, void *data, fr_dtype dt, i
     return fr_st_add(f, name, &t);
 }
 
-static fr_status meta_fmt(fr_st_file *f, const char *key, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static fr_status meta_fmt(fr_st_file *f, const char *key, const char *fmt, ...)
+/* An integer metadata value. */
+static fr_status meta_num(fr_st_file *f, const char *key, long long v)
 {
-    char buf[64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", v);
     return fr_st_set_meta(f, key, buf);
 }
 
@@ -223,12 +215,12 @@ static fr_status fill(fr_st_file *f, const fr_demos *d)
     FR_TRY(fr_st_set_meta(f, "env", d->env));
     FR_TRY(fr_st_set_meta(f, "env_desc", d->env_desc));
     FR_TRY(fr_st_set_meta(f, "env_options", d->env_options ? d->env_options : "{}"));
-    FR_TRY(meta_fmt(f, "seed", "%" PRIu32, d->seed));
+    FR_TRY(meta_num(f, "seed", d->seed));
     FR_TRY(fr_st_set_meta(f, "policy", d->policy));
-    FR_TRY(meta_fmt(f, "obs_dim", "%d", d->obs_dim));
-    FR_TRY(meta_fmt(f, "action_dim", "%d", d->action_dim));
-    FR_TRY(meta_fmt(f, "state_dim", "%d", d->state_dim));
-    FR_TRY(meta_fmt(f, "max_steps", "%d", d->max_steps));
+    FR_TRY(meta_num(f, "obs_dim", d->obs_dim));
+    FR_TRY(meta_num(f, "action_dim", d->action_dim));
+    FR_TRY(meta_num(f, "state_dim", d->state_dim));
+    FR_TRY(meta_num(f, "max_steps", d->max_steps));
     return fr_st_set_meta(f, "flowrl_version", d->flowrl_version[0] ? d->flowrl_version : fr_version());
 }
 

@@ -14,6 +14,7 @@
 #include "flowrl/checkpoint.h"
 #include "flowrl/digest.h"
 #include "flowrl/dist.h"
+#include "flowrl/env_ctl.h"
 #include "flowrl/file_util.h"
 #include "flowrl/dir_lock.h"
 #include "flowrl/progress.h"
@@ -30,6 +31,7 @@ static fr_status setup_env(fr_run *r)
         return fr_fail(FR_ERR_ARG, "train: --algo %s trains on an environment and does not shard its trajectories over "
                        "MPI ranks yet: run it as one process (without mpirun)", r->algo->name);
     if (!o->env_class) return fr_fail(FR_ERR_ARG, "train: --algo %s needs --env NAME (flowrl envs lists them)", r->algo->name);
+    fr_env_spec_apply(o->env_class, o->env_opts, o->c.env); /* cmd:PROGRAM's program */
     FR_TRY(fr_env_create(o->env_class, o->env_opts, &r->env));
     r->have_env = 1;
     FR_TRY(r->algo->setup(r, &r->priv->state));
@@ -525,7 +527,7 @@ fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_r
     memset(&saved, 0, sizeof saved);
     void *eo_saved = NULL, *eo = NULL;
     if (a->on_env) {
-        char env_name[64];
+        char env_name[1040];
         const fr_env_class *ec;
         FR_TRY(fr_opts_json_string(path, "env", env_name, sizeof env_name));
         FR_TRY(fr_env_find(env_name, &ec));

@@ -23,7 +23,7 @@ import tempfile
 
 EXTS = (".c", ".h", ".cu", ".py", ".sh", ".md")
 NAMES = ("Makefile", "configure")
-SKIP_DIRS = {".git", "build", "node_modules", "__pycache__"}
+SKIP_DIRS = {".git", "build", "node_modules", "__pycache__", ".venv-peers"}
 
 NUM = r"\d+(?:\.\d+)*"
 BRK = r"(?:[ \t]*\n[ \t]*(?:\*|#|//)?[ \t]*)"

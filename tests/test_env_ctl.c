@@ -52,6 +52,26 @@ static void assert_no_child(void)
     ck_assert_msg(r == -1 && errno == ECHILD, "a child is left: waitpid(-1) = %d", (int)r);
 }
 
+/* Episodes first .. first + n − 1 of class c's own expert at its defaults under seed, with the
+ * metadata a file needs. */
+static void expert_run(const fr_env_class *c, uint32_t seed, uint32_t first, int64_t n, fr_demos *d)
+{
+    fr_env e;
+    void *o;
+    env_new(&e, c, NULL, &o);
+    const fr_ctl_expert *x;
+    ck_assert_int_eq(fr_ctl_expert_find(c->name, &x), FR_OK);
+    fr_ctl_expert_ctx ctx = {x, seed, o};
+    ck_assert_int_eq(fr_ctl_rollouts(&e, seed, first, n, x->act, &ctx, d), FR_OK);
+    snprintf(d->env, sizeof d->env, "%s", c->name);
+    snprintf(d->env_desc, sizeof d->env_desc, "%s", e.desc);
+    snprintf(d->policy, sizeof d->policy, "expert:%s", c->name);
+    d->seed = seed;
+    d->env_options = fr_env_options_json(c, o);
+    fr_env_free(&e);
+    free(o);
+}
+
 /* ---- float64 sin / cos -------------------------------------------------------------------- */
 
 /* |y − v| in ulps of the exact value v's binade (tests/test_detmath.c's convention, float64). */
@@ -275,14 +295,8 @@ END_TEST
  * them would take. The pendulum expert swings up and balances. */
 START_TEST(test_experts)
 {
-    fr_env e;
-    void *o;
-    env_new(&e, &fr_env_nav2d, NULL, &o);
-    const fr_ctl_expert *x;
-    ck_assert_int_eq(fr_ctl_expert_find("nav2d", &x), FR_OK);
-    fr_ctl_expert_ctx ctx = {x, 5, o};
     fr_demos d;
-    ck_assert_int_eq(fr_ctl_rollouts(&e, 5, 0, 200, x->act, &ctx, &d), FR_OK);
+    expert_run(&fr_env_nav2d, 5, 0, 200, &d);
     double ret, sr, len;
     fr_demos_summary(&d, &ret, NULL, &len, &sr);
     printf("env_ctl: nav2d expert: 200 episodes, success %.3f, return %.4f, length %.1f\n", sr, ret, len);
@@ -302,18 +316,12 @@ START_TEST(test_experts)
     for (int k = 0; k < 4; k++) ck_assert_msg(per_goal[k] >= 30, "goal %d reached %d times of 200", k, per_goal[k]);
     ck_assert(hypot(mean[0], mean[1]) < 0.25 * size);
     fr_demos_free(&d);
-    fr_env_free(&e);
-    free(o);
-
-    env_new(&e, &fr_env_pendulum, NULL, NULL);
-    ck_assert_int_eq(fr_ctl_expert_find("pendulum", &x), FR_OK);
-    ctx = (fr_ctl_expert_ctx){x, 5, NULL};
-    ck_assert_int_eq(fr_ctl_rollouts(&e, 5, 0, 50, x->act, &ctx, &d), FR_OK);
+    expert_run(&fr_env_pendulum, 5, 0, 50, &d);
     fr_demos_summary(&d, &ret, NULL, NULL, &sr);
     printf("env_ctl: pendulum expert: 50 episodes, success %.3f, return %.2f\n", sr, ret);
     ck_assert_msg(sr >= 0.95 && ret > -200.0, "success %g, return %g", sr, ret);
     fr_demos_free(&d);
-    fr_env_free(&e);
+    const fr_ctl_expert *x;
     ck_assert_int_eq(fr_ctl_expert_find("nope", &x), FR_ERR_ARG);
     assert_has(fr_last_error(), "known: nav2d, pendulum");
 }
@@ -323,24 +331,6 @@ END_TEST
 
 static char g_dir[256];
 static void make_dir(void) { fr_test_mkdtemp(g_dir, sizeof g_dir, "envctl"); }
-
-static void expert_demos(fr_demos *d, int64_t episodes)
-{
-    fr_env e;
-    void *o;
-    env_new(&e, &fr_env_nav2d, NULL, &o);
-    const fr_ctl_expert *x;
-    ck_assert_int_eq(fr_ctl_expert_find("nav2d", &x), FR_OK);
-    fr_ctl_expert_ctx ctx = {x, 3, o};
-    ck_assert_int_eq(fr_ctl_rollouts(&e, 3, 10, episodes, x->act, &ctx, d), FR_OK);
-    snprintf(d->env, sizeof d->env, "nav2d");
-    snprintf(d->env_desc, sizeof d->env_desc, "%s", e.desc);
-    snprintf(d->policy, sizeof d->policy, "expert:nav2d");
-    d->seed = 3;
-    d->env_options = fr_env_options_json(&fr_env_nav2d, o);
-    fr_env_free(&e);
-    free(o);
-}
 
 static fr_status read_bytes(const char *path, unsigned char **buf, size_t *len)
 {
@@ -362,7 +352,7 @@ START_TEST(test_demos_file)
 {
     make_dir();
     fr_demos d, r;
-    expert_demos(&d, 12);
+    expert_run(&fr_env_nav2d, 3, 10, 12, &d);
     char path[512];
     snprintf(path, sizeof path, "%s/d.safetensors", g_dir);
     ck_assert_msg(fr_demos_write(path, &d) == FR_OK, "%s", fr_last_error());
@@ -431,6 +421,13 @@ START_TEST(test_cli_expert)
     snprintf(args, sizeof args, "expert --env nav2d --goals 3 --episodes 3 --seed 4 --out %s/n3.st", g_dir);
     ck_assert_int_eq(fr_test_run_cli(args, out, sizeof out), 0);
     assert_has(out, "nav2d K=3");
+    /* `train --env cmd:PROGRAM` reaches the environment (the run loop starts the program; a
+     * GFlowNet refuses a control environment) */
+    snprintf(args, sizeof args, "train --algo gfn-tb --env \"cmd:%s '%s/tests/env_progs/mock_env.py' ok\" --out %s/t",
+             fr_test_python(), fr_test_src(), g_dir);
+    ck_assert_int_eq(fr_test_run_cli(args, out, sizeof out), 2);
+    assert_has(out, "flowrl train: gfn: --env cmd:");
+    assert_has(out, "(obs 3, actions 2, T=5) is not an enumerable GFlowNet environment");
     ck_assert_int_eq(fr_test_run_cli("envs", out, sizeof out), 0);
     assert_has(out, "nav2d (control)");
     assert_has(out, "pendulum (control)");
@@ -684,13 +681,9 @@ START_TEST(test_gym_pendulum_peer)
     const char *py = gym_python();
     make_dir();
     fr_env e;
-    void *o;
-    env_new(&e, &fr_env_pendulum, NULL, &o);
-    const fr_ctl_expert *x;
-    ck_assert_int_eq(fr_ctl_expert_find("pendulum", &x), FR_OK);
-    fr_ctl_expert_ctx ctx = {x, 21, NULL};
+    env_new(&e, &fr_env_pendulum, NULL, NULL);
     fr_demos d, rnd;
-    ck_assert_int_eq(fr_ctl_rollouts(&e, 21, 0, 10, x->act, &ctx, &d), FR_OK);
+    expert_run(&fr_env_pendulum, 21, 0, 10, &d);
     ck_assert_int_eq(fr_ctl_rollouts(&e, 21, 10, 10, torque_policy, NULL, &rnd), FR_OK);
     for (int64_t ep = 0; ep < rnd.E; ep++) { /* one set: the random episodes after the expert's */
         for (int64_t i = rnd.episode_start[ep]; i < rnd.episode_start[ep + 1]; i++)
@@ -698,11 +691,7 @@ START_TEST(test_gym_pendulum_peer)
                                                 rnd.state + i * 2), FR_OK);
         ck_assert_int_eq(fr_demos_end_episode(&d, rnd.episode[ep], rnd.final_obs + ep * 3, rnd.success[ep]), FR_OK);
     }
-    snprintf(d.env, sizeof d.env, "pendulum");
-    snprintf(d.env_desc, sizeof d.env_desc, "%s", e.desc);
     snprintf(d.policy, sizeof d.policy, "expert:pendulum+random");
-    d.seed = 21;
-    d.env_options = fr_env_options_json(&fr_env_pendulum, o);
     char path[512], cmd[2048], out[4096];
     snprintf(path, sizeof path, "%s/p.safetensors", g_dir);
     ck_assert_int_eq(fr_demos_write(path, &d), FR_OK);
@@ -714,7 +703,6 @@ START_TEST(test_gym_pendulum_peer)
     fr_demos_free(&d);
     fr_demos_free(&rnd);
     fr_env_free(&e);
-    free(o);
 }
 END_TEST
 

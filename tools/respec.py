@@ -32,7 +32,7 @@ import sys
 
 EXTS = (".c", ".h", ".cu", ".py", ".sh", ".md")
 NAMES = ("Makefile", "configure")
-SKIP_DIRS = {".git", "build", "node_modules", "__pycache__"}
+SKIP_DIRS = {".git", "build", "node_modules", "__pycache__", ".venv-peers"}
 # Paths (relative, '/'-separated) never rewritten: the new home of the text, and the tools
 # that must name the old forms.
 SKIP_PATHS = ("docs/design.md", "docs/algorithms/", "tools/respec.py", "tests/check_doc_refs.py")

@@ -74,6 +74,9 @@ const char *fr_env_cmd_program(const char *spec);
 /* The class and defaulted options of spec: a built-in name, or "cmd:PROGRAM" (the program
  * copied into the fr_env_cmd_opts). *opts is allocated (the class's opts_size bytes; free()). */
 fr_status fr_env_spec(const char *spec, const fr_env_class **cls, void **opts);
+/* For the pipe class, the program of spec "cmd:PROGRAM" into its options (the run loop's --env);
+ * nothing for another class or spec. */
+void fr_env_spec_apply(const fr_env_class *c, void *opts, const char *spec);
 /* The options of class c (opts) as a JSON object of strings by key (as `flowrl envs` prints
  * them; malloc'ed text, NULL when out of memory), and back onto opts (errors name where). */
 char *fr_env_options_json(const fr_env_class *c, const void *opts);

@@ -59,7 +59,7 @@ typedef enum {
 /* The options every algorithm shares beyond the groups of flowrl/opt_groups.h. */
 typedef struct {
     char algo[32];
-    char env[32];                 /* an environment algorithm's --env (flowrl/env.h) */
+    char env[1040];               /* an environment algorithm's --env (flowrl/env.h; or cmd:PROGRAM, flowrl/env_ctl.h) */
     char base[FR_OPT_PATH_MAX];   /* base checkpoint: policy init and KL reference */
     char task[32];                /* "" = the checkpoint's metadata "task" */
     char reward[FR_OPT_PATH_MAX]; /* a task reward name, "cmd:PROGRAM", or "" = task default */
