@@ -15,7 +15,6 @@
 #include "flowrl/algo.h"
 #include "flowrl/buildinfo.h"
 #include "flowrl/env.h"
-#include "flowrl/env_ctl.h"
 #include "flowrl/progress.h"
 
 #define CMD "train"
@@ -114,25 +113,6 @@ static const char *peek(int argc, char **argv, const char *name)
         else if (argv[i][n] == '\0' && i + 1 < argc) v = argv[i + 1];
     }
     return v;
-}
-
-/* --env cmd:PROGRAM: the program (a pointer into argv's string) goes to the environment's hidden
- * --env-program option, --env itself becomes "cmd:" (config.json: env "cmd:" and env_program, so
- * a resume finds both); NULL when --env names a built-in. */
-static const char *take_env_program(int argc, char **argv)
-{
-    static char eq_form[] = "--env=" FR_ENV_CMD_PREFIX, bare[] = FR_ENV_CMD_PREFIX;
-    const char *prog = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strncmp(argv[i], "--env=", 6) == 0 && fr_env_cmd_program(argv[i] + 6)) {
-            prog = fr_env_cmd_program(argv[i] + 6);
-            argv[i] = eq_form;
-        } else if (strcmp(argv[i], "--env") == 0 && i + 1 < argc && fr_env_cmd_program(argv[i + 1])) {
-            prog = fr_env_cmd_program(argv[i + 1]);
-            argv[++i] = bare;
-        }
-    }
-    return prog;
 }
 
 /* cff6d07's spellings that are not one flag for one row: `--fast-range LO,HI`,
@@ -242,7 +222,6 @@ int cmd_train(int argc_in, char **argv_in)
     memset(&ro, 0, sizeof ro);
     cli_args cli;
     void *ao = calloc(1, a->opts_size ? a->opts_size : 1), *eo = NULL;
-    const char *env_prog = NULL;
     if (!ao) {
         rc = fr_cli_error(CMD, "out of memory");
         goto out;
@@ -251,7 +230,6 @@ int cmd_train(int argc_in, char **argv_in)
     if (a->on_env) {
         /* the environment decides its option rows: --env, else config.json's, else the first of
          * the algorithm's kind */
-        env_prog = take_env_program(argc, argv);
         const char *env_name = peek(argc, argv, "--env");
         char env_buf[1040] = "";
         if (!env_name && cfg_src && fr_opts_json_string(cfg_src, "env", env_buf, sizeof env_buf) == FR_OK && env_buf[0])
@@ -276,13 +254,6 @@ int cmd_train(int argc_in, char **argv_in)
     }
     fr_opts o;
     fr_status st = fr_run_opts_defaults(&o, &ro, a, ao);
-    if (st == FR_OK && env_prog && ro.env_class == &fr_env_cmd) {
-        if (strlen(env_prog) >= FR_ENV_CMD_PROGRAM_MAX)
-            st = fr_fail(FR_ERR_ARG, "--env cmd:PROGRAM: the program has %zu bytes, at most %d", strlen(env_prog),
-                         FR_ENV_CMD_PROGRAM_MAX - 1);
-        else
-            snprintf(((fr_env_cmd_opts *)eo)->program, FR_ENV_CMD_PROGRAM_MAX, "%s", env_prog);
-    }
     add_cli(&o, &cli);
     if (st == FR_OK && fr_opts_wants_help(argc, argv)) {
         help(a, &o);
