@@ -196,6 +196,38 @@ static double mlp_loss(fr_mlp *m, const float *x, const float *w)
     return l;
 }
 
+/* Every parameter gradient of m (ref backend memory, the backward already run) against central
+ * differences (h = 1e-2) of the float64 loss f(u): a float32 forward with h = 1e-2 has truncation
+ * O(h²) and rounding ~1e-7/h, hence 2e-3 absolute + relative. */
+static void check_grads_fd(fr_mlp *m, double (*f)(void *u), void *u, const char *what)
+{
+    for (int q = 0; q < m->n_params; q++) {
+        float *val = m->vals[q].data, *gr = m->grads[q].data;
+        for (int64_t i = 0; i < fr_tensor_numel(&m->vals[q]); i++) {
+            const float keep = val[i], h = 1e-2f;
+            val[i] = keep + h;
+            const double lp = f(u);
+            val[i] = keep - h;
+            const double lm = f(u);
+            val[i] = keep;
+            const double fd = (lp - lm) / (2.0 * (double)h);
+            ck_assert_msg(fabs(fd - (double)gr[i]) <= 2e-3 + 2e-3 * fabs(fd), "%s %s[%lld]: fd %.6g, backward %.6g", what,
+                          m->names[q], (long long)i, fd, (double)gr[i]);
+        }
+    }
+}
+
+typedef struct {
+    fr_mlp *m;
+    const float *x, *w;
+} mlp_fd;
+
+static double mlp_fd_loss(void *u)
+{
+    mlp_fd *c = u;
+    return mlp_loss(c->m, c->x, c->w);
+}
+
 START_TEST(test_mlp_gradient_fd)
 {
     const fr_act acts[3] = {FR_ACT_TANH, FR_ACT_SILU, FR_ACT_RELU};
@@ -214,22 +246,10 @@ START_TEST(test_mlp_gradient_fd)
         float *dx = fr_dev_floats(be, 12);
         ck_assert_int_eq(fr_h2d(be, m.dout, w, sizeof w), FR_OK);
         fr_mlp_backward(&m, 4, dx);
-        /* every parameter's gradient against central differences in float64 */
-        for (int p = 0; p < m.n_params; p++) {
-            float *val = m.vals[p].data, *gr = m.grads[p].data;
-            for (int64_t i = 0; i < fr_tensor_numel(&m.vals[p]); i++) {
-                const float keep = val[i], h = 1e-2f;
-                val[i] = keep + h;
-                const double lp = mlp_loss(&m, x, w);
-                val[i] = keep - h;
-                const double lm = mlp_loss(&m, x, w);
-                val[i] = keep;
-                const double fd = (lp - lm) / (2.0 * (double)h);
-                /* float32 forward with h = 1e-2: truncation O(h²) and rounding 1e-7/h */
-                ck_assert_msg(fabs(fd - (double)gr[i]) <= 2e-3 + 2e-3 * fabs(fd), "act %d %s[%lld]: fd %.6g, backward %.6g",
-                              ai, m.names[p], (long long)i, fd, (double)gr[i]);
-            }
-        }
+        mlp_fd c = {&m, x, w};
+        char what[32];
+        snprintf(what, sizeof what, "act %d", ai);
+        check_grads_fd(&m, mlp_fd_loss, &c, what);
         for (int i = 0; i < 12; i++) {
             float xp[12];
             memcpy(xp, x, sizeof xp);
@@ -424,6 +444,30 @@ START_TEST(test_flow_policy_by_hand)
 }
 END_TEST
 
+typedef struct {
+    fr_flow_policy *p;
+    fr_ddpm_policy *d;
+    int mode;
+    const float *obs, *a, *e;
+    const double *t, *g;
+    const int *ti;
+} pol_fd;
+
+/* Σ g_r·ℓ_r of the policy's losses (flow: mode's CFM losses; DDPM: ε losses). */
+static double pol_fd_loss(void *u)
+{
+    pol_fd *c = u;
+    double l[3], s = 0.0;
+    if (c->p) ck_assert_int_eq(fr_flow_policy_cfm(c->p, 3, c->obs, c->a, c->e, c->t, (fr_flow_loss_mode)c->mode, l, NULL), FR_OK);
+    else ck_assert_int_eq(fr_ddpm_policy_loss(c->d, 3, c->obs, c->a, c->e, c->ti, l, NULL), FR_OK);
+    for (int r = 0; r < 3; r++) s += c->g[r] * l[r];
+    return s;
+}
+
+static const float k_fd_obs[6] = {0.3f, -0.2f, 1.0f, 0.5f, -0.7f, 0.1f}, k_fd_act[6] = {0.5f, -0.5f, 1.0f, 0.2f, 0.0f, -1.0f};
+static const float k_fd_eps[6] = {1.0f, 0.3f, -0.4f, 0.8f, -1.2f, 0.6f};
+static const double k_fd_g[3] = {0.7, -0.4, 1.3};
+
 START_TEST(test_flow_cfm_gradient_fd)
 {
     fr_backend *be = fr_test_ref_be();
@@ -431,30 +475,12 @@ START_TEST(test_flow_cfm_gradient_fd)
         fr_flow_policy p;
         ck_assert_int_eq(fr_flow_policy_new(&p, be, 2, 2, 6, 1, 3), FR_OK);
         ck_assert_int_eq(fr_mlp_init_params(&p.net, 5, 1, 1.0f), FR_OK);
-        const float obs[6] = {0.3f, -0.2f, 1.0f, 0.5f, -0.7f, 0.1f}, a[6] = {0.5f, -0.5f, 1.0f, 0.2f, 0.0f, -1.0f};
-        const float e[6] = {1.0f, 0.3f, -0.4f, 0.8f, -1.2f, 0.6f};
-        const double t[3] = {0.2, 0.55, 0.9}, g[3] = {0.7, -0.4, 1.3};
+        const double t[3] = {0.2, 0.55, 0.9};
         double l[3];
         ck_assert_int_eq(fr_mlp_zero_grad(&p.net), FR_OK);
-        ck_assert_int_eq(fr_flow_policy_cfm(&p, 3, obs, a, e, t, (fr_flow_loss_mode)mode, l, g), FR_OK);
-        for (int q = 0; q < p.net.n_params; q++) {
-            float *val = p.net.vals[q].data, *gr = p.net.grads[q].data;
-            for (int64_t i = 0; i < fr_tensor_numel(&p.net.vals[q]); i++) {
-                const float keep = val[i], h = 1e-2f;
-                double lp = 0.0, lm = 0.0;
-                val[i] = keep + h;
-                ck_assert_int_eq(fr_flow_policy_cfm(&p, 3, obs, a, e, t, (fr_flow_loss_mode)mode, l, NULL), FR_OK);
-                for (int r = 0; r < 3; r++) lp += g[r] * l[r];
-                val[i] = keep - h;
-                ck_assert_int_eq(fr_flow_policy_cfm(&p, 3, obs, a, e, t, (fr_flow_loss_mode)mode, l, NULL), FR_OK);
-                for (int r = 0; r < 3; r++) lm += g[r] * l[r];
-                val[i] = keep;
-                const double fd = (lp - lm) / (2.0 * (double)h);
-                /* float32 network, h = 1e-2: as test_mlp_gradient_fd */
-                ck_assert_msg(fabs(fd - (double)gr[i]) <= 2e-3 + 2e-3 * fabs(fd), "mode %d %s[%lld]: fd %.6g vs %.6g", mode,
-                              p.net.names[q], (long long)i, fd, (double)gr[i]);
-            }
-        }
+        ck_assert_int_eq(fr_flow_policy_cfm(&p, 3, k_fd_obs, k_fd_act, k_fd_eps, t, (fr_flow_loss_mode)mode, l, k_fd_g), FR_OK);
+        pol_fd c = {&p, NULL, mode, k_fd_obs, k_fd_act, k_fd_eps, t, k_fd_g, NULL};
+        check_grads_fd(&p.net, pol_fd_loss, &c, mode ? "cfm u_but_supervise_as_eps" : "cfm u");
         fr_flow_policy_free(&p);
     }
 }
@@ -606,31 +632,12 @@ START_TEST(test_ddpm_policy_by_hand)
     /* the loss's gradient by finite differences */
     ck_assert_int_eq(fr_ddpm_policy_new(&p, be, 2, 2, 6, 1, 20, 3), FR_OK);
     ck_assert_int_eq(fr_mlp_init_params(&p.net, 5, 1, 1.0f), FR_OK);
-    const float o3[6] = {0.3f, -0.2f, 1.0f, 0.5f, -0.7f, 0.1f}, a3[6] = {0.5f, -0.5f, 1.0f, 0.2f, 0.0f, -1.0f};
-    const float e3[6] = {1.0f, 0.3f, -0.4f, 0.8f, -1.2f, 0.6f};
     const int t3[3] = {0, 9, 19};
-    const double g[3] = {0.7, -0.4, 1.3};
     double l3[3];
     ck_assert_int_eq(fr_mlp_zero_grad(&p.net), FR_OK);
-    ck_assert_int_eq(fr_ddpm_policy_loss(&p, 3, o3, a3, e3, t3, l3, g), FR_OK);
-    for (int q = 0; q < p.net.n_params; q++) {
-        float *val = p.net.vals[q].data, *gr = p.net.grads[q].data;
-        for (int64_t i = 0; i < fr_tensor_numel(&p.net.vals[q]); i++) {
-            const float keep = val[i], h = 1e-2f;
-            double lp = 0.0, lm = 0.0;
-            val[i] = keep + h;
-            ck_assert_int_eq(fr_ddpm_policy_loss(&p, 3, o3, a3, e3, t3, l3, NULL), FR_OK);
-            for (int r = 0; r < 3; r++) lp += g[r] * l3[r];
-            val[i] = keep - h;
-            ck_assert_int_eq(fr_ddpm_policy_loss(&p, 3, o3, a3, e3, t3, l3, NULL), FR_OK);
-            for (int r = 0; r < 3; r++) lm += g[r] * l3[r];
-            val[i] = keep;
-            const double fd = (lp - lm) / (2.0 * (double)h);
-            /* float32 network, h = 1e-2: as test_mlp_gradient_fd */
-            ck_assert_msg(fabs(fd - (double)gr[i]) <= 2e-3 + 2e-3 * fabs(fd), "%s[%lld]: fd %.6g vs %.6g", p.net.names[q],
-                          (long long)i, fd, (double)gr[i]);
-        }
-    }
+    ck_assert_int_eq(fr_ddpm_policy_loss(&p, 3, k_fd_obs, k_fd_act, k_fd_eps, t3, l3, k_fd_g), FR_OK);
+    pol_fd c = {NULL, &p, 0, k_fd_obs, k_fd_act, k_fd_eps, NULL, k_fd_g, t3};
+    check_grads_fd(&p.net, pol_fd_loss, &c, "ddpm");
     fr_ddpm_policy_free(&p);
 }
 END_TEST
