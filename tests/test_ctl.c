@@ -734,6 +734,22 @@ START_TEST(test_ppo_over_pipe_resume)
 }
 END_TEST
 
+/* flowrl bc: one line and exit 2 for a usage error, exit 1 for a runtime failure. */
+START_TEST(test_bc_cli_errors)
+{
+    char out[4096];
+    static const char *const usage[] = {"bc --demos x.demos", "bc --demos x --out y --policy gan", "bc --steps 0 --demos x --out y"};
+    for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
+        int rc = fr_test_run_cli(usage[i], out, sizeof out);
+        ck_assert_msg(rc == 2 && strncmp(out, "flowrl bc: ", 11) == 0 && strchr(out, '\n') == out + strlen(out) - 1,
+                      "'%s' exited %d: %s", usage[i], rc, out);
+    }
+    int rc = fr_test_run_cli("bc --demos /nonexistent/d.demos --out /tmp/x.safetensors", out, sizeof out);
+    ck_assert_msg(rc == 1 && strstr(out, "/nonexistent/d.demos") != NULL && strchr(out, '\n') == out + strlen(out) - 1,
+                  "exit %d: %s", rc, out);
+}
+END_TEST
+
 Suite *suite_ctl(void)
 {
     Suite *s = suite_create("ctl");
@@ -756,6 +772,7 @@ Suite *suite_ctl(void)
     tcase_set_timeout(tr, 120);
     tcase_add_test(tr, test_ppo_ratio_one_and_backends);
     tcase_add_test(tr, test_ppo_over_pipe_resume);
+    tcase_add_test(tr, test_bc_cli_errors);
     suite_add_tcase(s, tr);
     return s;
 }
