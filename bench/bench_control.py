@@ -67,14 +67,14 @@ def bc(item):
                 demo_succ=float(m.group(5)), wall=wall)
 
 
-def curve_rows(res, env, with_success):
+def curve_rows(res, env, with_success, digits=1):
     steps = sorted(set.intersection(*[set(r["curve"]) for r in res if r["env"] == env]))
     rs = [r for r in res if r["env"] == env]
     head = "| env steps | return per seed | return mean ± 95% |" + (" success per seed | success mean |" if with_success else "")
     rows = [head, "|---|---|---|" + ("---|---|" if with_success else "")]
     for s in steps:
         rets = [r["curve"][s][0] for r in rs]
-        row = f"| {s:,} | " + ", ".join(f"{x:.1f}" for x in rets) + f" | {fmt_ci(rets)} |"
+        row = f"| {s:,} | " + ", ".join(f"{x:.{digits}f}" for x in rets) + f" | {fmt_ci(rets, digits=digits)} |"
         if with_success:
             sc = [r["curve"][s][1] for r in rs]
             row += " " + ", ".join(f"{x:.2f}" for x in sc) + f" | {sum(sc) / len(sc):.2f} |"
@@ -113,19 +113,19 @@ def main():
     cmd = "python3 bench/bench_control.py " + " ".join(sys.argv[1:])
     text = "\n".join([
         "<!-- bench_control begin (written by bench/bench_control.py; do not edit by hand) -->",
-        "## Control: Gaussian PPO on pendulum and nav2d, behaviour cloning of a flow policy (issue 18)", "",
+        "## Control: Gaussian PPO on pendulum and nav2d, behaviour cloning of flow and DDPM policies (issue 18)", "",
         f"Measured {t_start} by `{cmd.strip()}` (`make bench-control`) at {git_line()} on {machine_line()} (load "
         f"average {load0} before). Seeds {a.seeds}; backend opt, one thread per run, {a.jobs} runs at a time.", "",
         f"**ppo-gaussian on pendulum** (Pendulum-v1's dynamics, 200-step episodes; `flowrl train --algo ppo-gaussian "
         f"--env pendulum --epochs {a.epochs}` at the defaults of docs/algorithms/ppo-gaussian.md §3: 2,048 env steps "
         f"an epoch). The return of the mean action over 20 evaluation episodes (ids from 2^31) every 10 epochs; "
-        f"median wall-clock of a run {wall['pendulum']:.1f} s. For scale: the untrained policy's return is printed at 0 steps; a swung-up "
+        f"median wall-clock of a run {wall['pendulum']:.1f} s (the machine shared; a run takes about 20 s of CPU). For scale: the untrained policy's return is printed at 0 steps; a swung-up "
         f"and balanced pendulum scores about -150 to -200 (pendulum's success flag: upright and slow at the end).", "",
         *curve_rows(res, "pendulum", False), "",
         f"**ppo-gaussian on nav2d** (4 goals, 50-step episodes, reward +1 at a goal, -0.01 a step; `--epochs "
         f"{a.nav_epochs}`): return and success rate of the mean action over 20 episodes; median wall-clock "
         f"{wall['nav2d']:.1f} s.", "",
-        *curve_rows(res, "nav2d", True), "",
+        *curve_rows(res, "nav2d", True, digits=3), "",
         f"**Behaviour cloning on nav2d** (`flowrl expert --env nav2d --episodes {a.demo_episodes}`, then `flowrl bc "
         f"--policy flow|ddpm --steps {a.bc_steps}`: an MLP 64 x 4 SiLU, Adam 1e-3, batches of 256; flow: CFM loss, 10 "
         f"Euler steps; DDPM: epsilon loss, 20 denoising steps, cosine schedule; evaluated on 100 episodes from Philox "
