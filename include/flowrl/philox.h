@@ -69,10 +69,11 @@ typedef enum {
     FR_RNG_ENV_RESET = 50,     /* a control environment's reset of (episode, ...) */
     FR_RNG_GFN_ACTION = 51,    /* a GFlowNet trajectory's action draw of (epoch, trajectory, step) */
     FR_RNG_GFN_EVAL = 52,      /* the action draws of a GFlowNet's sampled evaluation (batch, trajectory, step) */
-    /* control learning (flowrl/ctl.h, docs/control.md; issue 18's branch ctlrl) */
-    FR_RNG_CTL_ACTION = 60,    /* a policy's action noise of (epoch, environment, step) */
-    FR_RNG_CTL_SHUFFLE = 61,   /* the minibatch order of (epoch, update epoch) */
-    FR_RNG_CTL_BC = 62         /* behaviour cloning's order, times and noise */
+    /* control learning (flowrl/ctl.h, docs/control.md; issue 18's branch ctlrl), numbered apart
+     * from the energy targets' 60-63 (branch gfndiff) */
+    FR_RNG_CTL_ACTION = 70,    /* a policy's action noise of (epoch, environment, step) */
+    FR_RNG_CTL_SHUFFLE = 71,   /* the minibatch order of (epoch, update epoch) */
+    FR_RNG_CTL_BC = 72         /* behaviour cloning's order, times and noise */
 } fr_rng_purpose;
 
 typedef struct {
