@@ -15,6 +15,8 @@
 #   make bench-gfn    GFlowNets on HyperGrid 2D H8: exact L1 per loss, 3 seeds (bench/bench_gfn.py)
 #   make bench-gfn-diffusion  diffusion samplers as GFlowNets on 25GMM, Funnel: delta log Z, 3 seeds (bench/bench_gfn_diffusion.py)
 #   make bench-branch BranchGRPO vs DanceGRPO iteration time at equal leaves (bench/bench_branch.py)
+#   make bench-control Gaussian PPO on pendulum and nav2d, BC of a flow policy on nav2d, 3 seeds
+#                   (bench/bench_control.py, a few minutes on 2 cores; its own section of BENCHMARKS.md)
 #   make bench-algos the bake-off: every algorithm at the same budget of model evaluations, 3 seeds
 #                   (bench/bench_algos.py, ~30 min on 2 cores; its own section of BENCHMARKS.md)
 #   make bench-heldout  held-out transfer attempts on shapes, one seed each (bench/bench_heldout.py, ~40 min)
@@ -232,6 +234,10 @@ bench-gfn: all
 .PHONY: bench-gfn-diffusion
 bench-gfn-diffusion: all
 	BUILD=$(BUILD) python3 bench/bench_gfn_diffusion.py
+
+.PHONY: bench-control
+bench-control: all
+	BUILD=$(BUILD) python3 bench/bench_control.py
 
 .PHONY: bench-mpi
 bench-mpi: all

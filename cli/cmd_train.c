@@ -228,12 +228,18 @@ int cmd_train(int argc_in, char **argv_in)
     }
     memset(&cli, 0, sizeof cli);
     if (a->on_env) {
-        /* the environment decides its option rows: --env, else config.json's, else the first */
+        /* the environment decides its option rows: --env, else config.json's, else the first of
+         * the algorithm's kind */
         const char *env_name = peek(argc, argv, "--env");
         char env_buf[1040] = "";
         if (!env_name && cfg_src && fr_opts_json_string(cfg_src, "env", env_buf, sizeof env_buf) == FR_OK && env_buf[0])
             env_name = env_buf;
-        const fr_env_class *ec = fr_env_classes()[0];
+        const fr_env_class *ec = fr_env_first_of(a->env_kind);
+        if (!env_name && !ec) {
+            rc = fr_cli_error(CMD, "--algo %s: no %s environment is built in; name one with --env", a->name,
+                              a->env_kind ? a->env_kind : "gfn");
+            goto done;
+        }
         if (env_name && fr_env_find(env_name, &ec) != FR_OK) {
             rc = 2;
             fr_cli_error(CMD, "--env: %s", fr_last_error());

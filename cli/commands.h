@@ -26,6 +26,7 @@ int cmd_train(int argc, char **argv);
 int cmd_algos(int argc, char **argv);
 int cmd_envs(int argc, char **argv);
 int cmd_expert(int argc, char **argv);
+int cmd_bc(int argc, char **argv);
 int cmd_prefs(int argc, char **argv);
 
 struct fr_backend;

@@ -26,6 +26,7 @@ static const fr_command k_commands[] = {
     {"envs", "the environments (GFlowNet, control) with their options: envs [--json]", cmd_envs},
     {"expert", "a scripted expert's episodes as demonstrations: expert --env nav2d --out D [--plot P.png] | expert show D",
      cmd_expert},
+    {"bc", "behaviour cloning of a flow or DDPM policy from demonstrations: bc --demos FILE --out CKPT", cmd_bc},
     {"audit", "compare two runs' audit logs: identical through step N, or the first difference",
      cmd_audit},
     {"pack", "pack a run directory into a deterministic .tar.zst: pack RUNDIR -o FILE.tar.zst", cmd_pack},

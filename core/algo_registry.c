@@ -23,6 +23,7 @@ extern const fr_algo fr_algo_flow_dpo;
 extern const fr_algo fr_algo_dro;
 extern const fr_algo fr_algo_gfn_tb, fr_algo_gfn_db, fr_algo_gfn_subtb, fr_algo_gfn_zvar, fr_algo_gfn_fm;
 extern const fr_algo fr_algo_gfn_diffusion;
+extern const fr_algo fr_algo_ppo_gaussian;
 
 static const fr_algo *const k_algos[] = {
     &fr_algo_flow_grpo,
@@ -48,6 +49,7 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_gfn_zvar,
     &fr_algo_gfn_fm,
     &fr_algo_gfn_diffusion,
+    &fr_algo_ppo_gaussian,
     NULL,
 };
 

@@ -40,6 +40,14 @@ fr_status fr_env_find(const char *name, const fr_env_class **out)
                    list);
 }
 
+const fr_env_class *fr_env_first_of(const char *kind)
+{
+    const char *k = kind ? kind : "gfn";
+    for (const fr_env_class *const *c = k_envs; *c; c++)
+        if (strstr((*c)->kind, k)) return *c;
+    return NULL;
+}
+
 /* One group over the class's rows, for the defaults and the range checks of the option engine. */
 static void bind(fr_opts *o, const fr_env_class *c, void *st)
 {

@@ -49,6 +49,10 @@ eps_algos=$("$F" algos --json | python3 -c 'import json, sys
 print(" ".join(a["name"] for a in json.load(sys.stdin)["algos"] if a.get("base_pred") == "epsilon"))') ||
     { echo "check_mpi: flowrl algos --json failed" >&2; exit 1; }
 [ -n "$eps_algos" ] || { echo "check_mpi: flowrl algos --json lists no epsilon algorithm" >&2; exit 1; }
+# the algorithms that train on an environment (trains_on "env": GFlowNets, control)
+env_algos=$("$F" algos --json | python3 -c 'import json, sys
+print(" ".join(a["name"] for a in json.load(sys.stdin)["algos"] if a.get("trains_on") == "env"))') ||
+    { echo "check_mpi: flowrl algos --json failed" >&2; exit 1; }
 # a preference file of each base, for the algorithms whose --prefs is required (their --help says so)
 for b in base eps; do
     "$F" prefs make --ckpt $b.safetensors --task gmm2d --pairs 16 --num-steps 4 --out prefs-$b.safetensors --progress off \
@@ -72,11 +76,11 @@ done
 # every registered algorithm at R = 2 (flow-grpo and awm above)
 for algo in $("$F" algos | awk '/^[a-z]/ {print $1}'); do
     [ "$algo" = flow-grpo ] || [ "$algo" = awm ] && continue
-    # (the GFlowNets train on an environment and do not shard their trajectories yet: mpirun is
-    # refused with one line, before anything is written)
-    case $algo in gfn-*)
+    # (the algorithms that train on an environment do not shard their trajectories yet: mpirun
+    # is refused with one line, before anything is written; --env: the first of the algorithm's kind)
+    case " $env_algos " in *" $algo "*)
         checks=$((checks + 1))
-        mpi 2 train --algo "$algo" --env hypergrid --epochs 1 --out $algo.R2 >$algo.R2.out 2>$algo.R2.err
+        mpi 2 train --algo "$algo" --epochs 1 --out $algo.R2 >$algo.R2.out 2>$algo.R2.err
         rc=$?
         if [ $rc = 0 ] || [ $rc = 124 ] || [ "$(grep -c '^flowrl train: --algo '"$algo"' trains on an environment and does not shard its trajectories over MPI ranks yet' $algo.R2.err)" != 1 ] ||
             [ "$(grep -c '^flowrl' $algo.R2.err)" != 1 ] || [ -e $algo.R2/config.json ]; then

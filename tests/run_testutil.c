@@ -67,7 +67,8 @@ void fr_rt_opts_init(fr_rt_opts *o, const fr_algo *a, const char *run, int64_t e
     o->ao = calloc(1, a->opts_size ? a->opts_size : 1);
     ck_assert_ptr_nonnull(o->ao);
     if (a->on_env) {
-        const fr_env_class *ec = fr_env_classes()[0];
+        const fr_env_class *ec = fr_env_first_of(a->env_kind);
+        ck_assert_msg(ec != NULL, "%s: no environment of kind %s", a->name, a->env_kind ? a->env_kind : "gfn");
         o->eo = calloc(1, ec->opts_size ? ec->opts_size : 1);
         ck_assert_ptr_nonnull(o->eo);
         o->ro.env_class = ec;

@@ -63,6 +63,7 @@
     X(gfn)                                                                                 \
     X(gfn_diffusion)                                                                       \
     X(env_ctl)                                                                             \
+    X(ctl)                                                                                 \
     X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure

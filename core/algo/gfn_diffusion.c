@@ -245,12 +245,10 @@ static fr_status gfnd_load(fr_run *r, void *state, const fr_st_file *f, const ch
 }
 
 /* The smallest run (tests/test_algos.c): 25GMM, 4 trajectories of 4 steps, an MLP of 8 x 1 with
- * 2 harmonics, Langevin and a learned variance on (every branch of the drift). The generic tests
- * start from the registry's first environment: a non-energy one is replaced by gmm25 at its
- * defaults. */
+ * 2 harmonics, Langevin and a learned variance on (every branch of the drift), on the first
+ * energy target (env_kind). */
 static void gfnd_tiny(fr_run_opts *ro, void *ao)
 {
-    static fr_gmm25_opts gmm;
     gfnd_opts *a = ao;
     a->batch = 4;
     a->steps = 4;
@@ -263,12 +261,6 @@ static void gfnd_tiny(fr_run_opts *ro, void *ao)
     ro->run.epochs = 3;
     ro->run.checkpoint_every = 1;
     ro->ev.eval_every = 2;
-    if (!ro->env_class || ro->env_class == fr_env_classes()[0]) {
-        fr_env_defaults(&fr_env_gmm25, &gmm);
-        ro->env_class = &fr_env_gmm25;
-        ro->env_opts = &gmm;
-        snprintf(ro->c.env, sizeof ro->c.env, "%s", fr_env_gmm25.name);
-    }
 }
 
 static const char *const k_progress[] = {"loss", "log_r", NULL};
@@ -301,4 +293,5 @@ const fr_algo fr_algo_gfn_diffusion = {
     1,
     gfnd_params,
     gfnd_evaluate,
+    "energy",
 };

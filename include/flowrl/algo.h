@@ -65,6 +65,9 @@ typedef struct fr_algo {
     /* A line (fr_run_info) and *score: the algorithm's own held-out figure (GFlowNets: the exact
      * L1 of P_T to R/Z, lower is better). */
     fr_status (*evaluate)(fr_run *r, void *state, const char *key, int64_t epoch, double *score);
+    /* on_env: the kind of environment it trains on (fr_env_class.kind: "gfn", "control"; NULL:
+     * "gfn"); without --env the loop takes the registry's first class of that kind. */
+    const char *env_kind;
 } fr_algo;
 
 /* The registered algorithms, in the order `flowrl algos` lists them; NULL-terminated. */

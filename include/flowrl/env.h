@@ -145,6 +145,8 @@ typedef struct fr_env_class {
 const fr_env_class *const *fr_env_classes(void);
 /* By name; FR_ERR_ARG "unknown environment 'x' (known: hypergrid)" otherwise. */
 fr_status fr_env_find(const char *name, const fr_env_class **out);
+/* The registry's first class whose kind includes kind ("gfn", "control"; NULL: "gfn"), or NULL. */
+const fr_env_class *fr_env_first_of(const char *kind);
 /* An instance of class c at its rows' defaults overridden by o (NULL: defaults only). */
 fr_status fr_env_create(const fr_env_class *c, const void *o, fr_env *out);
 /* The struct of c's options at their defaults (o has c->opts_size bytes). */

@@ -74,7 +74,12 @@ typedef enum {
     FR_RNG_ENERGY_SAMPLE = 60, /* an energy target's ground-truth sample (sample, block, try) */
     FR_RNG_GFND_NOISE = 61,    /* the Euler-Maruyama noise of a training trajectory (iteration, trajectory, step) */
     FR_RNG_GFND_EVAL = 62,     /* the forward noise of the evaluation's trajectories (0, trajectory, step) */
-    FR_RNG_GFND_BACK = 63      /* the Brownian-bridge noise of the evaluation's backward trajectories (0, trajectory, step) */
+    FR_RNG_GFND_BACK = 63,     /* the Brownian-bridge noise of the evaluation's backward trajectories (0, trajectory, step) */
+    /* control learning (flowrl/ctl.h, docs/control.md; issue 18's branch ctlrl), numbered apart
+     * from the energy targets' 60-63 (branch gfndiff) */
+    FR_RNG_CTL_ACTION = 70,    /* a policy's action noise of (epoch, environment, step) */
+    FR_RNG_CTL_SHUFFLE = 71,   /* the minibatch order of (epoch, update epoch) */
+    FR_RNG_CTL_BC = 72         /* behaviour cloning's order, times and noise */
 } fr_rng_purpose;
 
 typedef struct {

@@ -1,0 +1,128 @@
+/* flowrl bc: behaviour cloning of a flow or DDPM policy from a demonstrations file
+ * (flowrl/ctl_bc.h; docs/control.md §5), then its evaluation on the environment. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "flowrl/backend.h"
+#include "flowrl/ctl_bc.h"
+#include "flowrl/env.h"
+
+typedef struct {
+    char demos[FR_OPT_PATH_MAX], out[FR_OPT_PATH_MAX], env[64];
+    int64_t steps, batch, hidden, n_hidden, eval_episodes;
+    int kind, flow_steps, denoising_steps, action_scale;
+    double lr;
+    uint32_t seed;
+} bc_opts;
+
+static const char *const k_kinds[] = {"flow", "ddpm", NULL}; /* fr_gen_kind's order */
+
+#define ROW(f, key, kind, def, lo, hi, help, mv) FR_OPT_ROW_(bc_opts, f, key, kind, def, lo, hi, NULL, help, 0, NULL, mv)
+static const fr_opt k_rows[] = {
+    ROW(demos, "demos", FR_OPT_STR, "", 0, 0, "the demonstrations (flowrl/demos.h; required)", "FILE"),
+    ROW(out, "out", FR_OPT_STR, "", 0, 0, "the policy checkpoint to write (required)", "CKPT"),
+    ROW(env, "env", FR_OPT_STR, "", 0, 0, "the environment (default: the demonstrations' env at its defaults)", "NAME"),
+    FR_OPT_ENUM(bc_opts, kind, "policy", "flow", k_kinds,
+                "flow: FPO's flow policy (Euler from noise); ddpm: DPPO's DDPM policy (epsilon prediction)", 0),
+    FR_OPT_INT(bc_opts, flow_steps, "flow_steps", "10", 1, 1000, "the flow policy's Euler steps", 0),
+    FR_OPT_INT(bc_opts, denoising_steps, "denoising_steps", "20", 1, FR_DDPM_MAX_T, "the DDPM policy's denoising steps", 0),
+    FR_OPT_BOOL(bc_opts, action_scale, "action_scale", "true",
+                "learn the actions scaled to [-1, 1] by the demonstrations' min and max (DPPO's normalisation)", 0),
+    FR_OPT_I64(bc_opts, steps, "steps", "5000", 1, 100000000, "Adam steps", 0),
+    FR_OPT_I64(bc_opts, batch, "batch_size", "256", 1, 1 << 20, "rows per step", 0),
+    FR_OPT_I64(bc_opts, hidden, "hidden_dim", "64", 1, 8192, "width of the policy MLP", 0),
+    FR_OPT_I64(bc_opts, n_hidden, "n_hidden", "4", 1, FR_MLP_MAX_LAYERS - 1, "hidden layers (SiLU)", 0),
+    FR_OPT_F64(bc_opts, lr, "lr", "1e-3", 1e-12, 10, "Adam learning rate", 0),
+    FR_OPT_U32(bc_opts, seed, "seed", "1", "init, batches, noise and the evaluation's episodes", 0),
+    FR_OPT_I64(bc_opts, eval_episodes, "eval_episodes", "100", 0, 1 << 16, "episodes of the evaluation (0: none)", 0),
+};
+#undef ROW
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: flowrl bc --demos FILE --out CKPT [--policy flow|ddpm] [--env NAME] [--steps N] [options]\n\n"
+               "Behaviour cloning of a generative policy on a demonstrations file (`flowrl expert` writes them;\n"
+               "docs/control.md §4-§5): a flow policy (FPO's playground convention, CFM loss, Euler from noise)\n"
+               "or a DDPM policy (DPPO's, epsilon prediction, cosine schedule). Observation statistics of the\n"
+               "demonstrations, Adam on the denoising loss, then --eval-episodes episodes of the policy with\n"
+               "their mean return and success rate. The checkpoint is what the control algorithms fine-tune.\n");
+}
+
+static void progress(int64_t step, double loss, void *user)
+{
+    const bc_opts *b = user;
+    if (step % 1000 == 0 || step == b->steps) printf("step %lld/%lld  cfm_loss %.6f\n", (long long)step, (long long)b->steps, loss);
+    fflush(stdout);
+}
+
+int cmd_bc(int argc, char **argv)
+{
+    static const char *CMD = "bc";
+    bc_opts b;
+    fr_backend_opts bk;
+    fr_opts o = {.cmd = "bc", .s = {&b, &bk}};
+    fr_opts_add(&o, "Behaviour cloning", k_rows, (int)(sizeof k_rows / sizeof k_rows[0]), 0);
+    fr_opts_add(&o, "Backend", fr_backend_rows, fr_backend_nrows, 1);
+    if (fr_opts_defaults(&o) != FR_OK) return fr_cli_status(CMD, FR_ERR_IO);
+    fr_opts_seen seen;
+    int rc = fr_cli_opts(&o, argc, argv, usage, NULL, 0, NULL, &seen);
+    if (rc >= 0) return rc;
+    if (!b.demos[0] || !b.out[0]) return fr_cli_usage(CMD, "--demos FILE and --out CKPT are required");
+    fr_demos d;
+    fr_status s = fr_demos_read(b.demos, &d);
+    if (s != FR_OK) return fr_cli_status(CMD, s);
+    const char *env_name = b.env[0] ? b.env : d.env;
+    const fr_env_class *ec;
+    fr_env env;
+    memset(&env, 0, sizeof env);
+    s = fr_env_find(env_name, &ec);
+    if (s == FR_OK) s = fr_env_create(ec, NULL, &env);
+    if (s == FR_OK && (!env.ctl || env.obs_dim != d.obs_dim || env.action_dim != d.action_dim))
+        s = fr_fail(FR_ERR_ARG, "--env %s: %d observations and %d actions, the demonstrations %d and %d", env.desc,
+                    env.obs_dim, env.action_dim, d.obs_dim, d.action_dim);
+    if (s != FR_OK) {
+        fr_demos_free(&d);
+        fr_env_free(&env);
+        return fr_cli_status(CMD, s);
+    }
+    fr_backend be;
+    rc = fr_cli_resolve_backend(CMD, &bk, &be);
+    if (rc) {
+        fr_demos_free(&d);
+        fr_env_free(&env);
+        return rc;
+    }
+    char line[128];
+    fr_backend_line(&be, line, sizeof line);
+    const int psteps = b.kind == FR_GEN_FLOW ? b.flow_steps : b.denoising_steps;
+    printf("%s\nbc: %s, %lld steps of %lld episodes; %s policy (%d steps) %lld x %lld SiLU, %lld Adam steps of %lld rows, "
+           "lr %g, seed %u\n",
+           line, env.desc, (long long)d.N, (long long)d.E, k_kinds[b.kind], psteps, (long long)b.hidden,
+           (long long)b.n_hidden, (long long)b.steps, (long long)b.batch, b.lr, b.seed);
+    const int64_t cap = b.batch > b.eval_episodes ? b.batch : b.eval_episodes;
+    fr_gen_policy p;
+    fr_rms rms = {0};
+    fr_bc_opts bo = {b.steps, b.batch, b.lr, b.seed, b.action_scale};
+    s = fr_gen_policy_new(&p, (fr_gen_kind)b.kind, &be, d.obs_dim, d.action_dim, b.hidden, (int)b.n_hidden, psteps, cap);
+    if (s == FR_OK) s = fr_rms_init(&rms, d.obs_dim);
+    if (s == FR_OK) s = fr_bc_train(&p, &rms, &d, &bo, progress, &b);
+    if (s == FR_OK) s = fr_bc_save(b.out, &p, &rms, ec->name, env.desc, &bo);
+    if (s == FR_OK) printf("wrote %s\n", b.out);
+    if (s == FR_OK && b.eval_episodes > 0) {
+        double ret, succ;
+        s = fr_gen_policy_evaluate(&p, &rms, &env, b.seed, b.eval_episodes, &ret, &succ);
+        double dr, dsd, dl, ds;
+        fr_demos_summary(&d, &dr, &dsd, &dl, &ds);
+        if (s == FR_OK)
+            printf("eval: %lld episodes, return %.4f, success %.4f (demonstrations: return %.4f, success %.4f)\n",
+                   (long long)b.eval_episodes, ret, succ, dr, ds);
+    }
+    fr_gen_policy_free(&p);
+    fr_rms_free(&rms);
+    fr_demos_free(&d);
+    fr_env_free(&env);
+    fr_backend_close(&be);
+    return s == FR_OK ? 0 : fr_cli_status(CMD, s);
+}
