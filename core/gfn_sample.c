@@ -1,0 +1,88 @@
+/* GFlowNet trajectory sampling (core/gfn_train_internal.h; docs/algorithms/gfn.md §2): the batch in
+ * lock-step, each action a pure function of its Philox coordinates and the parameters. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flowrl/awm_elem.h"
+#include "flowrl/philox.h"
+#include "gfn_train_internal.h"
+
+
+/* The batch's trajectories, in lock-step: at step k every unfinished trajectory b draws its
+ * action from p = (1 − ε)·P_F' + ε·Uniform(allowed), P_F' the softmax of (logits − sf_bias at the
+ * exit) / temperature, with u = Philox (seed, purpose, c0, b, k)
+ * (training: FR_RNG_GFN_ACTION, c0 = the iteration), the first allowed action whose cumulative
+ * probability exceeds u. */
+fr_status fr_gfn_sample(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, double epsilon, double temperature,
+                        double sf_bias)
+{
+    const fr_env *e = t->env;
+    const int64_t B = t->o.batch, T = e->max_steps, D = e->state_dim;
+    const int A = t->A;
+    int32_t *rows = fr_malloc((size_t)(B * D) * sizeof *rows);
+    int64_t *who = fr_malloc((size_t)B * sizeof *who);
+    if (!rows || !who) {
+        free(rows);
+        free(who);
+        return FR_ERR_NOMEM;
+    }
+    for (int64_t b = 0; b < B; b++) {
+        e->gfn->initial(e, t->st + b * T * D);
+        t->len[b] = 0;
+    }
+    fr_status s = FR_OK;
+    for (int64_t k = 0; k < T && s == FR_OK; k++) {
+        int64_t R = 0;
+        for (int64_t b = 0; b < B; b++)
+            if (t->len[b] == 0) {
+                memcpy(rows + R * D, t->st + (b * T + k) * D, (size_t)D * sizeof *rows);
+                who[R++] = b;
+            }
+        if (R == 0) break;
+        s = fr_gfn_net_rows(t, R, rows);
+        for (int64_t r = 0; r < R && s == FR_OK; r++) {
+            const int64_t b = who[r];
+            const int32_t *sk = t->st + (b * T + k) * D;
+            uint8_t fwd[GFN_MAX_A];
+            double lsm[GFN_MAX_A];
+            e->gfn->forward_mask(e, sk, fwd);
+            /* torchgfn's sampling logits: the exit's minus sf_bias, all divided by the temperature */
+            float z[GFN_MAX_A];
+            for (int a = 0; a < A; a++) {
+                double v = (double)t->out_h[r * t->O + a] - (a == e->exit_action ? sf_bias : 0.0);
+                z[a] = (float)(v / temperature);
+            }
+            fr_gfn_log_softmax(z, fwd, A, lsm);
+            int n_ok = 0;
+            for (int a = 0; a < A; a++) n_ok += fwd[a];
+            double u = ((double)fr_rng_u32(t->o.seed, purpose, c0, (uint32_t)b, (uint32_t)k, 0) + 0.5) * (1.0 / 4294967296.0);
+            double cum = 0.0;
+            int pick = -1;
+            for (int a = 0; a < A; a++) {
+                if (!fwd[a]) continue;
+                double p = (1.0 - epsilon) * fr_awm_exp(lsm[a]) + epsilon / (double)n_ok;
+                cum += p;
+                pick = a;
+                if (u < cum) break;
+            }
+            if (pick < 0) {
+                s = fr_fail(FR_ERR_ARG, "gfn: %s: trajectory %lld has no allowed action at step %lld", e->desc,
+                            (long long)b, (long long)k);
+                break;
+            }
+            t->act[b * T + k] = pick;
+            if (pick == e->exit_action || k == T - 1) {
+                t->len[b] = (int32_t)(k + 1);
+                if (pick != e->exit_action)
+                    s = fr_fail(FR_ERR_ARG, "gfn: %s: trajectory %lld did not exit within %lld steps", e->desc,
+                                (long long)b, (long long)T);
+            } else {
+                e->gfn->step(e, sk, pick, t->st + (b * T + k + 1) * D);
+            }
+        }
+    }
+    free(rows);
+    free(who);
+    return s;
+}
