@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flowrl/awm_elem.h"
 #include "flowrl/philox.h"
 #include "gfn_train_internal.h"
 
@@ -34,9 +35,9 @@ fr_status fr_gfn_trainer_eval(fr_gfn_trainer *t, double *l1, double *log_z_err, 
             s = fr_d2h(t->be, z, t->z_dev, sizeof z);
             *log_z_err = fabs((double)z[0] - t->log_z_true);
         } else if (t->f_col >= 0) {
-            e->gfn->initial(e, rows);
-            s = fr_gfn_net_rows(t, 1, rows);
-            *log_z_err = fabs((double)t->out_h[t->f_col] - t->log_z_true);
+            double lz;
+            s = fr_gfn_trainer_log_z(t, &lz);
+            *log_z_err = fabs(lz - t->log_z_true);
         }
     }
     free(lp);
@@ -45,7 +46,24 @@ fr_status fr_gfn_trainer_eval(fr_gfn_trainer *t, double *l1, double *log_z_err, 
     return s;
 }
 
+/* ½ KL(p‖m) + ½ KL(q‖m), m = (p + q)/2, nats, 0·log 0 = 0 (spec gflownets.md §5.1), in index order. */
+double fr_gfn_jsd(const double *p, const double *q, int64_t n)
+{
+    double kp = 0.0, kq = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const double m = 0.5 * (p[i] + q[i]);
+        if (p[i] > 0.0) kp += p[i] * fr_awm_log(p[i] / m);
+        if (q[i] > 0.0) kq += q[i] * fr_awm_log(q[i] / m);
+    }
+    return 0.5 * kp + 0.5 * kq;
+}
+
 fr_status fr_gfn_trainer_sampled_l1(fr_gfn_trainer *t, int64_t n, double *l1, int64_t *hist)
+{
+    return fr_gfn_trainer_sampled(t, n, l1, NULL, hist);
+}
+
+fr_status fr_gfn_trainer_sampled(fr_gfn_trainer *t, int64_t n, double *l1, double *jsd, int64_t *hist)
 {
     const fr_env *e = t->env;
     const int64_t B = t->o.batch, T = e->max_steps, D = e->state_dim, S = e->n_states;
@@ -64,6 +82,7 @@ fr_status fr_gfn_trainer_sampled_l1(fr_gfn_trainer *t, int64_t n, double *l1, in
     if (s == FR_OK) {
         for (int64_t i = 0; i < S; i++) ph[i] = (double)h[i] / (double)n;
         *l1 = fr_env_l1(ph, t->target, S);
+        if (jsd) *jsd = fr_gfn_jsd(ph, t->target, S);
     }
     if (!hist) free(h);
     free(ph);

@@ -86,3 +86,36 @@ fr_status fr_gfn_sample(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, double
     free(who);
     return s;
 }
+
+/* torchgfn's ReplayBuffer (containers/replay_buffer.py) as train_hypergrid.py uses it: add the
+ * fresh batch (extend, keep the last N), then train on `sample(batch_size)`, a uniform draw without
+ * replacement from the whole buffer (the fresh batch included). The draw is a partial Fisher–Yates
+ * over the buffer's positions, oldest first: draw i takes position i + ⌊u·(n − i)⌋ of the
+ * remaining ones, u = Philox (seed, FR_RNG_GFN_REPLAY, iteration, i) / 2³². */
+fr_status fr_gfn_replay(fr_gfn_trainer *t)
+{
+    const fr_env *e = t->env;
+    const int64_t B = t->o.batch, N = t->o.replay, T = e->max_steps, D = e->state_dim;
+    for (int64_t b = 0; b < B; b++) {
+        const int64_t slot = (t->rb_count + b) % N;
+        memcpy(t->rb_st + slot * T * D, t->st + b * T * D, (size_t)(T * D) * sizeof(int32_t));
+        memcpy(t->rb_act + slot * T, t->act + b * T, (size_t)T * sizeof(int32_t));
+        t->rb_len[slot] = t->len[b];
+    }
+    t->rb_count += B;
+    const int64_t n = t->rb_count < N ? t->rb_count : N, oldest = t->rb_count < N ? 0 : t->rb_count % N;
+    int64_t *pos = fr_malloc((size_t)n * sizeof *pos);
+    if (!pos) return FR_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) pos[i] = (oldest + i) % N;
+    for (int64_t i = 0; i < B; i++) {
+        uint64_t u = fr_rng_u32(t->o.seed, FR_RNG_GFN_REPLAY, (uint32_t)t->iter, (uint32_t)i, 0, 0);
+        int64_t j = i + (int64_t)((u * (uint64_t)(n - i)) >> 32), slot = pos[j];
+        pos[j] = pos[i];
+        pos[i] = slot;
+        memcpy(t->st + i * T * D, t->rb_st + slot * T * D, (size_t)(T * D) * sizeof(int32_t));
+        memcpy(t->act + i * T, t->rb_act + slot * T, (size_t)T * sizeof(int32_t));
+        t->len[i] = t->rb_len[slot];
+    }
+    free(pos);
+    return FR_OK;
+}

@@ -109,24 +109,29 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
         free(first);
         return FR_ERR_NOMEM;
     }
-    for (int64_t b = 0; b < B; b++) {
-        first[b] = R;
-        memcpy(rows + R * D, t->st + b * T * D, (size_t)(t->len[b] * D) * sizeof *rows);
-        R += t->len[b];
+    for (int64_t b = 0; b < B; b++) { /* modes: the fresh trajectories */
         const int32_t *x = t->st + (b * T + t->len[b] - 1) * D;
-        t->logr[b] = e->gfn->log_reward(e, x);
         int64_t xi = e->gfn->index(e, x);
         if (!t->visited[xi]) {
             t->visited[xi] = 1;
             t->modes_found += e->gfn->is_mode(e, x);
         }
     }
-    if (t->o.loss == FR_GFN_FM) {
+    fr_status s = t->o.replay > 0 ? fr_gfn_replay(t) : FR_OK;
+    const int need_rs = t->o.forward_looking || t->o.loss == FR_GFN_MDB;
+    for (int64_t b = 0; b < B && s == FR_OK; b++) {
+        first[b] = R;
+        memcpy(rows + R * D, t->st + b * T * D, (size_t)(t->len[b] * D) * sizeof *rows);
+        R += t->len[b];
+        t->logr[b] = fr_gfn_log_reward(t, t->st + (b * T + t->len[b] - 1) * D);
+        for (int64_t k = 0; need_rs && k < t->len[b]; k++) t->logrs[b * T + k] = fr_gfn_log_reward(t, t->st + (b * T + k) * D);
+    }
+    if (s == FR_OK && t->o.loss == FR_GFN_FM) {
         free(rows);
         free(first);
         return fr_gfn_fm_step(t, info);
     }
-    fr_status s = fr_gfn_net_rows(t, R, rows);
+    if (s == FR_OK) s = fr_gfn_net_rows(t, R, rows);
     float zf[2];
     if (s == FR_OK) s = fr_d2h(t->be, zf, t->z_dev, sizeof zf);
     if (s != FR_OK) {
@@ -143,6 +148,7 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
             e->gfn->forward_mask(e, rows + r * D, m);
             fr_gfn_log_softmax(t->out_h + r * O, m, A, lsm);
             t->logpf[b * T + k] = lsm[t->act[b * T + k]];
+            t->logpfx[b * T + k] = lsm[e->exit_action];
             if (t->f_col >= 0) t->logf[b * T + k] = (double)t->out_h[r * O + t->f_col];
             if (k + 1 < t->len[b]) { /* P_B(s_k | s_{k+1}) through the same action */
                 e->gfn->backward_mask(e, rows + (r + 1) * D, m);
@@ -156,9 +162,14 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
                 }
             }
         }
-    fr_gfn_batch gb = {B, T, t->len, t->logpf, t->logpb, t->f_col >= 0 ? t->logf : NULL, t->logr, (double)zf[0],
-                       t->o.lambda};
-    fr_gfn_grad g = {t->gpf, t->gpb, t->f_col >= 0 ? t->gf : NULL, 0.0};
+    const int mdb = t->o.loss == FR_GFN_MDB;
+    fr_gfn_batch gb = {.B = B, .L = T, .len = t->len, .logpf = t->logpf, .logpb = t->logpb,
+                       .logf = t->f_col >= 0 ? t->logf : NULL, .logr = t->logr, .log_z = (double)zf[0],
+                       .lambda = t->o.lambda, .logrs = need_rs ? t->logrs : NULL, .logpf_exit = mdb ? t->logpfx : NULL,
+                       .forward_looking = t->o.forward_looking, .weighting = t->o.weighting,
+                       .regression = t->o.regression, .linex_alpha = t->o.linex_alpha};
+    fr_gfn_grad g = {.logpf = t->gpf, .logpb = t->gpb, .logf = t->f_col >= 0 ? t->gf : NULL,
+                     .logpf_exit = mdb ? t->gpfx : NULL};
     double loss = 0.0;
     s = fr_gfn_loss(t->o.loss, &gb, &loss, NULL, &g);
     /* the logits' gradient: d lsm[a] / d z_j = δ_aj − softmax_j over the allowed j */
@@ -177,6 +188,11 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
             const double gp = t->gpf[b * T + k];
             for (int j = 0; j < A; j++)
                 if (m[j]) dz[j] = gp * ((j == a ? 1.0 : 0.0) - fr_awm_exp(lsm[j]));
+            if (mdb) { /* MDB: log P_F(exit | s_k) enters too */
+                const double gx = t->gpfx[b * T + k];
+                for (int j = 0; j < A; j++)
+                    if (m[j]) dz[j] += gx * ((j == e->exit_action ? 1.0 : 0.0) - fr_awm_exp(lsm[j]));
+            }
             if (t->f_col >= 0) dz[t->f_col] = t->gf[b * T + k];
             /* row r's P_B head is the backward policy at s_k of the edge s_{k−1} → s_k */
             if (t->pb_col >= 0 && k > 0) {

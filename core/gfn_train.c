@@ -12,11 +12,19 @@
 
 fr_gfn_opts fr_gfn_opts_default(void)
 {
-    fr_gfn_opts o = {FR_GFN_TB, 128, 256, 2, 0, 1e-3, 0.1, 0.0, 0.0, 1.0, 0.0, 0.9, 0.0, 1};
+    fr_gfn_opts o = {.loss = FR_GFN_TB, .batch = 128, .hidden = 256, .n_hidden = 2, .lr = 1e-3, .lr_z = 0.1,
+                     .temperature = 1.0, .lambda = 0.9, .seed = 1, .weighting = FR_SUBTB_GEOMETRIC_WITHIN,
+                     .regression = FR_GFN_SQUARE, .linex_alpha = 1.0, .log_reward_clip_min = -INFINITY};
     return o;
 }
 
 /* ---- set-up ------------------------------------------------------------------------------ */
+
+double fr_gfn_log_reward(const fr_gfn_trainer *t, const int32_t *s)
+{
+    double lr = t->env->gfn->log_reward(t->env, s);
+    return lr < t->o.log_reward_clip_min ? t->o.log_reward_clip_min : lr;
+}
 
 static fr_status check_opts(const fr_env *env, const fr_gfn_opts *o)
 {
@@ -33,6 +41,20 @@ static fr_status check_opts(const fr_env *env, const fr_gfn_opts *o)
         return fr_fail(FR_ERR_ARG, "gfn: --temperature %g must be > 0 and --sf-bias %g finite", o->temperature, o->sf_bias);
     if (!(o->lr > 0.0) || !(o->lr_z > 0.0)) return fr_fail(FR_ERR_ARG, "gfn: --lr %g / --lr-z %g must be > 0", o->lr, o->lr_z);
     if (!(o->lambda > 0.0)) return fr_fail(FR_ERR_ARG, "gfn: --subtb-lambda %g must be > 0", o->lambda);
+    if (o->loss == FR_GFN_RTB) return fr_fail(FR_ERR_ARG, "gfn: the trainer has no rtb (a prior policy) yet");
+    if (!fr_gfn_weighting_name(o->weighting)) return fr_fail(FR_ERR_ARG, "gfn: --subtb-weighting %d is not a weighting", (int)o->weighting);
+    if (o->weighting == FR_SUBTB_GEOMETRIC && o->lambda == 1.0)
+        return fr_fail(FR_ERR_ARG, "gfn: --subtb-weighting geometric needs --subtb-lambda != 1");
+    if (!fr_gfn_regression_name(o->regression)) return fr_fail(FR_ERR_ARG, "gfn: --regression %d is not a regression", (int)o->regression);
+    if (o->regression == FR_GFN_LINEX && !(o->linex_alpha != 0.0 && isfinite(o->linex_alpha)))
+        return fr_fail(FR_ERR_ARG, "gfn: --linex-alpha %g must be finite and nonzero", o->linex_alpha);
+    if (o->forward_looking && o->loss != FR_GFN_DB && o->loss != FR_GFN_SUBTB)
+        return fr_fail(FR_ERR_ARG, "gfn: --forward-looking applies to db and subtb, not %s", fr_gfn_loss_name(o->loss));
+    if (isnan(o->log_reward_clip_min) || o->log_reward_clip_min == INFINITY)
+        return fr_fail(FR_ERR_ARG, "gfn: --log-reward-clip-min %g must be a number or -inf", o->log_reward_clip_min);
+    if (o->replay != 0 && (o->replay < o->batch || o->replay > (1 << 24)))
+        return fr_fail(FR_ERR_ARG, "gfn: --replay-buffer %lld must be 0 (off) or in [--batch-size %lld, 2^24]",
+                       (long long)o->replay, (long long)o->batch);
     return FR_OK;
 }
 
@@ -139,13 +161,19 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
         t->act = fr_malloc((size_t)(B * T) * sizeof(int32_t));
         t->len = fr_malloc((size_t)B * sizeof(int32_t));
         t->logr = fr_malloc((size_t)B * sizeof(double));
-        double **dd[6] = {&t->logpf, &t->logpb, &t->logf, &t->gpf, &t->gpb, &t->gf};
-        for (int k = 0; k < 6; k++) *dd[k] = fr_calloc((size_t)(B * T), sizeof(double));
+        double **dd[9] = {&t->logpf, &t->logpb, &t->logf, &t->gpf, &t->gpb, &t->gf, &t->logrs, &t->logpfx, &t->gpfx};
+        for (int k = 0; k < 9; k++) *dd[k] = fr_calloc((size_t)(B * T), sizeof(double));
         t->visited = fr_calloc((size_t)n, 1);
         t->target = fr_malloc((size_t)n * sizeof(double));
         if (!t->obs_h || !t->out_h || !t->dout_h || !t->st || !t->act || !t->len || !t->logr || !t->logpf || !t->logpb ||
-            !t->logf || !t->gpf || !t->gpb || !t->gf || !t->visited || !t->target)
+            !t->logf || !t->gpf || !t->gpb || !t->gf || !t->logrs || !t->logpfx || !t->gpfx || !t->visited || !t->target)
             s = FR_ERR_NOMEM;
+        if (s == FR_OK && o->replay > 0) {
+            t->rb_st = fr_calloc((size_t)(o->replay * T * D), sizeof(int32_t));
+            t->rb_act = fr_calloc((size_t)(o->replay * T), sizeof(int32_t));
+            t->rb_len = fr_calloc((size_t)o->replay, sizeof(int32_t));
+            if (!t->rb_st || !t->rb_act || !t->rb_len) s = FR_ERR_NOMEM;
+        }
     }
     if (s == FR_OK) s = fr_env_target(env, t->target, &t->log_z_true, NULL, NULL);
     if (s != FR_OK) {
@@ -169,7 +197,8 @@ void fr_gfn_trainer_free(fr_gfn_trainer *t)
         fr_dev_free(be, t->post[l]);
     }
     void *host[] = {t->obs_h, t->out_h, t->dout_h, t->st, t->act, t->len, t->logr, t->logpf, t->logpb,
-                    t->logf, t->gpf, t->gpb, t->gf, t->visited, t->target};
+                    t->logf, t->gpf, t->gpb, t->gf, t->logrs, t->logpfx, t->gpfx, t->visited, t->target,
+                    t->rb_st, t->rb_act, t->rb_len};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     free(t);
 }
@@ -186,6 +215,7 @@ fr_status fr_gfn_trainer_log_z(fr_gfn_trainer *t, double *log_z)
         t->env->gfn->initial(t->env, s0);
         FR_TRY(fr_gfn_net_rows(t, 1, s0));
         *log_z = (double)t->out_h[t->f_col];
+        if (t->o.forward_looking) *log_z += fr_gfn_log_reward(t, s0); /* log F(s0) = log F̃(s0) + log R(s0) */
     }
     return FR_OK;
 }
@@ -218,7 +248,22 @@ fr_status fr_gfn_trainer_save(fr_gfn_trainer *t, fr_st_file *f)
         memcpy(v.data, t->visited, (size_t)n);
         s = fr_st_add_take(f, "gfn.visited", &v);
     }
-    return s;
+    if (s != FR_OK || t->o.replay == 0) return s;
+    const int64_t N = t->o.replay, T = t->env->max_steps, D = t->env->state_dim, one = 1;
+    int64_t sh_st[3] = {N, T, D}, sh_act[2] = {N, T};
+    fr_tensor rc, rs, ra, rl;
+    if ((s = fr_tensor_alloc(&rc, FR_I64, 1, &one)) != FR_OK) return s;
+    *(int64_t *)rc.data = t->rb_count;
+    if ((s = fr_st_add_take(f, "gfn.replay.count", &rc)) != FR_OK) return s;
+    if ((s = fr_tensor_alloc(&rs, FR_I32, 3, sh_st)) != FR_OK) return s;
+    memcpy(rs.data, t->rb_st, (size_t)(N * T * D) * sizeof(int32_t));
+    if ((s = fr_st_add_take(f, "gfn.replay.states", &rs)) != FR_OK) return s;
+    if ((s = fr_tensor_alloc(&ra, FR_I32, 2, sh_act)) != FR_OK) return s;
+    memcpy(ra.data, t->rb_act, (size_t)(N * T) * sizeof(int32_t));
+    if ((s = fr_st_add_take(f, "gfn.replay.actions", &ra)) != FR_OK) return s;
+    if ((s = fr_tensor_alloc(&rl, FR_I32, 1, &N)) != FR_OK) return s;
+    memcpy(rl.data, t->rb_len, (size_t)N * sizeof(int32_t));
+    return fr_st_add_take(f, "gfn.replay.len", &rl);
 }
 
 fr_status fr_gfn_trainer_load(fr_gfn_trainer *t, const fr_st_file *f, const char *path)
@@ -232,6 +277,23 @@ fr_status fr_gfn_trainer_load(fr_gfn_trainer *t, const fr_st_file *f, const char
     t->trajectories = ((const int64_t *)c->data)[1];
     memcpy(t->visited, v->data, (size_t)t->env->n_states);
     t->modes_found = ((const int64_t *)c->data)[2];
+    if (t->o.replay == 0) return FR_OK;
+    const int64_t N = t->o.replay, T = t->env->max_steps, D = t->env->state_dim;
+    const fr_tensor *rc = fr_st_get(f, "gfn.replay.count"), *rs = fr_st_get(f, "gfn.replay.states"),
+                    *ra = fr_st_get(f, "gfn.replay.actions"), *rl = fr_st_get(f, "gfn.replay.len");
+    if (!rc || rc->dtype != FR_I64 || rc->ndim != 1 || rc->shape[0] != 1)
+        return fr_fail(FR_ERR_FORMAT, "%s: gfn.replay.count missing or not I64 (1,) (a run without --replay-buffer?)", path);
+    if (!rs || rs->dtype != FR_I32 || rs->ndim != 3 || rs->shape[0] != N || rs->shape[1] != T || rs->shape[2] != D)
+        return fr_fail(FR_ERR_FORMAT, "%s: gfn.replay.states missing or not I32 (%lld, %lld, %lld)", path, (long long)N,
+                       (long long)T, (long long)D);
+    if (!ra || ra->dtype != FR_I32 || ra->ndim != 2 || ra->shape[0] != N || ra->shape[1] != T)
+        return fr_fail(FR_ERR_FORMAT, "%s: gfn.replay.actions missing or not I32 (%lld, %lld)", path, (long long)N, (long long)T);
+    if (!rl || rl->dtype != FR_I32 || rl->ndim != 1 || rl->shape[0] != N)
+        return fr_fail(FR_ERR_FORMAT, "%s: gfn.replay.len missing or not I32 (%lld,)", path, (long long)N);
+    t->rb_count = *(const int64_t *)rc->data;
+    memcpy(t->rb_st, rs->data, (size_t)(N * T * D) * sizeof(int32_t));
+    memcpy(t->rb_act, ra->data, (size_t)(N * T) * sizeof(int32_t));
+    memcpy(t->rb_len, rl->data, (size_t)N * sizeof(int32_t));
     return FR_OK;
 }
 

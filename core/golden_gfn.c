@@ -128,13 +128,13 @@ static fr_status loss_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st
     FR_TRY(fr_go_scalar_f64(in, "log_z", &log_z));
     FR_TRY(fr_go_scalar_f64(in, "lambda", &lambda));
     const fr_gfn_loss_kind k = (fr_gfn_loss_kind)c->arg;
-    fr_gfn_batch gb = {GB, GL, len, pf, pb, f, r, log_z, lambda};
+    fr_gfn_batch gb = {.B = GB, .L = GL, .len = len, .logpf = pf, .logpb = pb, .logf = f, .logr = r, .log_z = log_z, .lambda = lambda};
     double *res, *gpf, *gpb, *gf, loss;
     FR_TRY(fr_go_out(out, "resid", FR_F64, k == FR_GFN_DB ? 2 : 1, k == FR_GFN_DB ? bl : b, (void **)&res));
     FR_TRY(fr_go_out(out, "grad_logpf", FR_F64, 2, bl, (void **)&gpf));
     FR_TRY(fr_go_out(out, "grad_logpb", FR_F64, 2, bl, (void **)&gpb));
     FR_TRY(fr_go_out(out, "grad_logf", FR_F64, 2, bl, (void **)&gf));
-    fr_gfn_grad g = {gpf, gpb, gf, 0.0};
+    fr_gfn_grad g = {.logpf = gpf, .logpb = gpb, .logf = gf};
     FR_TRY(fr_gfn_loss(k, &gb, &loss, res, &g));
     FR_TRY(fr_go_out_scalar_f64(out, "loss", loss));
     return fr_go_out_scalar_f64(out, "grad_log_z", g.log_z);
