@@ -62,6 +62,7 @@
     X(spo)                                                                                 \
     X(gfn)                                                                                 \
     X(gfn_diffusion)                                                                       \
+    X(gfn_losses)                                                                          \
     X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure

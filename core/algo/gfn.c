@@ -234,11 +234,13 @@ static fr_status gfn_load(fr_run *r, void *state, const fr_st_file *f, const cha
 }
 
 /* The smallest run (tests/test_algos.c): HyperGrid 2-D of height 4, 4 trajectories an epoch, a
- * trunk of 8 x 1. */
+ * trunk of 8 x 1, and a replay buffer of 8 (it wraps in the 3 epochs: resume and the backends
+ * cover its checkpoint and draws). */
 static void gfn_tiny(fr_run_opts *ro, void *ao)
 {
     gfn_opts *a = ao;
     a->batch = 4;
+    a->replay = 8;
     a->hidden = 8;
     a->n_hidden = 1;
     ro->run.epochs = 3;
