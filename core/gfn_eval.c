@@ -30,7 +30,7 @@ fr_status fr_gfn_trainer_eval(fr_gfn_trainer *t, double *l1, double *log_z_err, 
     if (s == FR_OK) *l1 = fr_env_l1(pt, t->target, n);
     if (s == FR_OK && log_z_err) {
         *log_z_err = NAN;
-        if (t->o.loss == FR_GFN_TB) {
+        if (fr_gfn_has_log_z(t)) {
             float z[2];
             s = fr_d2h(t->be, z, t->z_dev, sizeof z);
             *log_z_err = fabs((double)z[0] - t->log_z_true);

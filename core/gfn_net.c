@@ -73,7 +73,7 @@ fr_status fr_gfn_net_update(fr_gfn_trainer *t, int64_t R, double g_log_z)
     FR_TRY(fr_dev_zero(t->be, t->arena_g, (size_t)t->arena_n * sizeof(float)));
     FR_TRY(fr_h2d(t->be, t->d0, t->dout_h, (size_t)(R * t->O) * sizeof(float)));
     fr_gfn_net_backward(t, R);
-    if (t->o.loss == FR_GFN_TB) {
+    if (fr_gfn_has_log_z(t)) {
         float gz = (float)g_log_z;
         FR_TRY(fr_h2d(t->be, t->z_dev + 1, &gz, sizeof gz));
     }
@@ -82,7 +82,7 @@ fr_status fr_gfn_net_update(fr_gfn_trainer *t, int64_t R, double g_log_z)
         c.weight_decay = t->o.weight_decay;
         FR_TRY(fr_adamw_step(t->be, &t->adam, t->params, t->n_params, &c, t->o.lr));
         c.weight_decay = 0.0;
-        if (t->o.loss == FR_GFN_TB) FR_TRY(fr_adamw_step(t->be, &t->adam_z, &t->zp, 1, &c, t->o.lr_z));
+        if (fr_gfn_has_log_z(t)) FR_TRY(fr_adamw_step(t->be, &t->adam_z, &t->zp, 1, &c, t->o.lr_z));
     }
     t->iter++;
     t->trajectories += t->o.batch;

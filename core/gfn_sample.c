@@ -98,9 +98,12 @@ fr_status fr_gfn_replay(fr_gfn_trainer *t)
     const int64_t B = t->o.batch, N = t->o.replay, T = e->max_steps, D = e->state_dim;
     for (int64_t b = 0; b < B; b++) {
         const int64_t slot = (t->rb_count + b) % N;
-        memcpy(t->rb_st + slot * T * D, t->st + b * T * D, (size_t)(T * D) * sizeof(int32_t));
-        memcpy(t->rb_act + slot * T, t->act + b * T, (size_t)T * sizeof(int32_t));
-        t->rb_len[slot] = t->len[b];
+        const int64_t n = t->len[b]; /* slots past the trajectory are zero (the checkpoint's bytes) */
+        memset(t->rb_st + slot * T * D, 0, (size_t)(T * D) * sizeof(int32_t));
+        memset(t->rb_act + slot * T, 0, (size_t)T * sizeof(int32_t));
+        memcpy(t->rb_st + slot * T * D, t->st + b * T * D, (size_t)(n * D) * sizeof(int32_t));
+        memcpy(t->rb_act + slot * T, t->act + b * T, (size_t)n * sizeof(int32_t));
+        t->rb_len[slot] = (int32_t)n;
     }
     t->rb_count += B;
     const int64_t n = t->rb_count < N ? t->rb_count : N, oldest = t->rb_count < N ? 0 : t->rb_count % N;

@@ -131,6 +131,18 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
         free(first);
         return fr_gfn_fm_step(t, info);
     }
+    if (s == FR_OK && t->prior) { /* RTB: the frozen prior's log P_F of each action */
+        s = fr_gfn_net_rows(t->prior, R, rows);
+        for (int64_t b = 0; b < B && s == FR_OK; b++)
+            for (int64_t k = 0; k < t->len[b]; k++) {
+                const int64_t r = first[b] + k;
+                uint8_t m[GFN_MAX_A];
+                double lsm[GFN_MAX_A];
+                e->gfn->forward_mask(e, rows + r * D, m);
+                fr_gfn_log_softmax(t->prior->out_h + r * O, m, A, lsm);
+                t->logprior[b * T + k] = lsm[t->act[b * T + k]];
+            }
+    }
     if (s == FR_OK) s = fr_gfn_net_rows(t, R, rows);
     float zf[2];
     if (s == FR_OK) s = fr_d2h(t->be, zf, t->z_dev, sizeof zf);
@@ -166,6 +178,7 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
     fr_gfn_batch gb = {.B = B, .L = T, .len = t->len, .logpf = t->logpf, .logpb = t->logpb,
                        .logf = t->f_col >= 0 ? t->logf : NULL, .logr = t->logr, .log_z = (double)zf[0],
                        .lambda = t->o.lambda, .logrs = need_rs ? t->logrs : NULL, .logpf_exit = mdb ? t->logpfx : NULL,
+                       .logprior = t->prior ? t->logprior : NULL, .beta = t->o.beta,
                        .forward_looking = t->o.forward_looking, .weighting = t->o.weighting,
                        .regression = t->o.regression, .linex_alpha = t->o.linex_alpha};
     fr_gfn_grad g = {.logpf = t->gpf, .logpb = t->gpb, .logf = t->f_col >= 0 ? t->gf : NULL,

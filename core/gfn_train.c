@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flowrl/awm_elem.h"
 #include "flowrl/digest.h"
 #include "flowrl/philox.h"
 #include "gfn_train_internal.h"
@@ -14,7 +15,8 @@ fr_gfn_opts fr_gfn_opts_default(void)
 {
     fr_gfn_opts o = {.loss = FR_GFN_TB, .batch = 128, .hidden = 256, .n_hidden = 2, .lr = 1e-3, .lr_z = 0.1,
                      .temperature = 1.0, .lambda = 0.9, .seed = 1, .weighting = FR_SUBTB_GEOMETRIC_WITHIN,
-                     .regression = FR_GFN_SQUARE, .linex_alpha = 1.0, .log_reward_clip_min = -INFINITY};
+                     .regression = FR_GFN_SQUARE, .linex_alpha = 1.0, .log_reward_clip_min = -INFINITY,
+                     .beta = 1.0};
     return o;
 }
 
@@ -41,7 +43,9 @@ static fr_status check_opts(const fr_env *env, const fr_gfn_opts *o)
         return fr_fail(FR_ERR_ARG, "gfn: --temperature %g must be > 0 and --sf-bias %g finite", o->temperature, o->sf_bias);
     if (!(o->lr > 0.0) || !(o->lr_z > 0.0)) return fr_fail(FR_ERR_ARG, "gfn: --lr %g / --lr-z %g must be > 0", o->lr, o->lr_z);
     if (!(o->lambda > 0.0)) return fr_fail(FR_ERR_ARG, "gfn: --subtb-lambda %g must be > 0", o->lambda);
-    if (o->loss == FR_GFN_RTB) return fr_fail(FR_ERR_ARG, "gfn: the trainer has no rtb (a prior policy) yet");
+    if (o->loss != FR_GFN_RTB && o->prior && o->prior[0])
+        return fr_fail(FR_ERR_ARG, "gfn: --prior applies to rtb, not %s", fr_gfn_loss_name(o->loss));
+    if (!isfinite(o->beta)) return fr_fail(FR_ERR_ARG, "gfn: --beta %g must be finite", o->beta);
     if (!fr_gfn_weighting_name(o->weighting)) return fr_fail(FR_ERR_ARG, "gfn: --subtb-weighting %d is not a weighting", (int)o->weighting);
     if (o->weighting == FR_SUBTB_GEOMETRIC && o->lambda == 1.0)
         return fr_fail(FR_ERR_ARG, "gfn: --subtb-weighting geometric needs --subtb-lambda != 1");
@@ -81,6 +85,75 @@ static fr_status init_params(fr_gfn_trainer *t)
     return s;
 }
 
+/* RTB's prior (§3.8): trunk.* and the first O rows of head.* of checkpoint path into t's network
+ * (the trunk's shapes must be t's: --hidden-dim, --n-hidden). */
+static fr_status load_policy(fr_gfn_trainer *t, const fr_st_file *f, const char *path)
+{
+    float *h = fr_calloc((size_t)t->arena_n, sizeof *h);
+    if (!h) return FR_ERR_NOMEM;
+    fr_status s = FR_OK;
+    int64_t off = 0;
+    for (int p = 0; p < t->n_params && s == FR_OK; p++) {
+        const fr_tensor *w = fr_st_get(f, t->names[p]);
+        const fr_tensor *want = &t->vals[p];
+        const int head = p >= t->n_params - 2;
+        const int64_t n = fr_tensor_numel(want);
+        const int cols_ok = want->ndim == 1 || (w && w->ndim == 2 && w->shape[1] == want->shape[1]);
+        if (!w || w->dtype != FR_F32 || w->ndim != want->ndim || !cols_ok ||
+            (head ? w->shape[0] < want->shape[0] : w->shape[0] != want->shape[0])) {
+            char shape[48];
+            if (want->ndim == 2)
+                snprintf(shape, sizeof shape, "(%lld, %lld)", (long long)want->shape[0], (long long)want->shape[1]);
+            else
+                snprintf(shape, sizeof shape, "(%lld)", (long long)want->shape[0]);
+            s = fr_fail(FR_ERR_FORMAT, "%s: prior tensor %s missing or not F32 %s%s (the run's --hidden-dim and --n-hidden "
+                                       "must be the prior's)",
+                        path, t->names[p], head ? "with at least the rows of " : "", shape);
+        } else {
+            memcpy(h + off, w->data, (size_t)n * sizeof *h); /* row-major: the first rows of the head */
+        }
+        off += fr_arena_slot(n);
+    }
+    if (s == FR_OK) s = fr_h2d(t->be, t->arena_v, h, (size_t)t->arena_n * sizeof *h);
+    free(h);
+    return s;
+}
+
+/* RTB's prior network (a P_F-only copy) from o.prior, into t->prior and t, and the target
+ * p_prior_T(x)·R(x)^β / Z (§3.8). */
+static fr_status rtb_setup(fr_gfn_trainer *t)
+{
+    fr_gfn_opts po = t->o;
+    po.loss = FR_GFN_TB;
+    po.uniform_pb = 1; /* head: the A P_F logits, as t's */
+    po.replay = 0;
+    po.prior = NULL;
+    FR_TRY(fr_gfn_trainer_new(&t->prior, t->be, t->env, &po));
+    if (t->o.prior && t->o.prior[0]) {
+        fr_st_file f;
+        fr_st_init(&f);
+        fr_status s = fr_st_read(&f, t->o.prior);
+        if (s == FR_OK) s = load_policy(t->prior, &f, t->o.prior);
+        if (s == FR_OK) s = load_policy(t, &f, t->o.prior);
+        fr_st_free(&f);
+        FR_TRY(s);
+    }
+    const int64_t n = t->env->n_states, D = t->env->state_dim;
+    double *pt = fr_malloc((size_t)n * sizeof *pt), l1, z = 0.0;
+    int32_t *x = fr_malloc((size_t)D * sizeof *x);
+    fr_status s = pt && x ? fr_gfn_trainer_eval(t->prior, &l1, NULL, pt) : FR_ERR_NOMEM;
+    for (int64_t i = 0; i < n && s == FR_OK; i++) {
+        t->env->gfn->state_at(t->env, i, x);
+        t->target[i] = pt[i] * fr_awm_exp(t->o.beta * fr_gfn_log_reward(t, x));
+        z += t->target[i];
+    }
+    for (int64_t i = 0; i < n && s == FR_OK; i++) t->target[i] /= z;
+    if (s == FR_OK) t->log_z_true = fr_awm_log(z);
+    free(pt);
+    free(x);
+    return s;
+}
+
 fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env *env, const fr_gfn_opts *o)
 {
     *out = NULL;
@@ -94,7 +167,7 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
     t->O = t->A;
     t->pb_col = t->f_col = -1;
     /* FM: the A columns are the log edge flows, the sampler's logits (§3.6) */
-    if (!o->uniform_pb && o->loss != FR_GFN_FM) {
+    if (!o->uniform_pb && o->loss != FR_GFN_FM && o->loss != FR_GFN_RTB) { /* RTB has no P_B */
         t->pb_col = t->O;
         t->O += t->A - 1;
     }
@@ -161,12 +234,13 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
         t->act = fr_malloc((size_t)(B * T) * sizeof(int32_t));
         t->len = fr_malloc((size_t)B * sizeof(int32_t));
         t->logr = fr_malloc((size_t)B * sizeof(double));
-        double **dd[9] = {&t->logpf, &t->logpb, &t->logf, &t->gpf, &t->gpb, &t->gf, &t->logrs, &t->logpfx, &t->gpfx};
-        for (int k = 0; k < 9; k++) *dd[k] = fr_calloc((size_t)(B * T), sizeof(double));
+        double **dd[10] = {&t->logpf, &t->logpb, &t->logf, &t->gpf, &t->gpb, &t->gf, &t->logrs, &t->logpfx, &t->gpfx,
+                           &t->logprior};
+        for (int k = 0; k < 10; k++) *dd[k] = fr_calloc((size_t)(B * T), sizeof(double));
         t->visited = fr_calloc((size_t)n, 1);
         t->target = fr_malloc((size_t)n * sizeof(double));
         if (!t->obs_h || !t->out_h || !t->dout_h || !t->st || !t->act || !t->len || !t->logr || !t->logpf || !t->logpb ||
-            !t->logf || !t->gpf || !t->gpb || !t->gf || !t->logrs || !t->logpfx || !t->gpfx || !t->visited || !t->target)
+            !t->logf || !t->gpf || !t->gpb || !t->gf || !t->logrs || !t->logpfx || !t->gpfx || !t->logprior || !t->visited || !t->target)
             s = FR_ERR_NOMEM;
         if (s == FR_OK && o->replay > 0) {
             t->rb_st = fr_calloc((size_t)(o->replay * T * D), sizeof(int32_t));
@@ -176,6 +250,7 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
         }
     }
     if (s == FR_OK) s = fr_env_target(env, t->target, &t->log_z_true, NULL, NULL);
+    if (s == FR_OK && o->loss == FR_GFN_RTB) s = rtb_setup(t);
     if (s != FR_OK) {
         fr_gfn_trainer_free(t);
         return s;
@@ -188,6 +263,7 @@ void fr_gfn_trainer_free(fr_gfn_trainer *t)
 {
     if (!t) return;
     fr_backend *be = t->be;
+    fr_gfn_trainer_free(t->prior);
     if (t->adam.m) fr_adamw_state_free(&t->adam);
     if (t->adam_z.m) fr_adamw_state_free(&t->adam_z);
     void *dev[] = {t->arena_v, t->arena_g, t->z_dev, t->x, t->d0, t->d1};
@@ -197,7 +273,7 @@ void fr_gfn_trainer_free(fr_gfn_trainer *t)
         fr_dev_free(be, t->post[l]);
     }
     void *host[] = {t->obs_h, t->out_h, t->dout_h, t->st, t->act, t->len, t->logr, t->logpf, t->logpb,
-                    t->logf, t->gpf, t->gpb, t->gf, t->logrs, t->logpfx, t->gpfx, t->visited, t->target,
+                    t->logf, t->gpf, t->gpb, t->gf, t->logrs, t->logpfx, t->gpfx, t->logprior, t->visited, t->target,
                     t->rb_st, t->rb_act, t->rb_len};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     free(t);
@@ -206,7 +282,7 @@ void fr_gfn_trainer_free(fr_gfn_trainer *t)
 fr_status fr_gfn_trainer_log_z(fr_gfn_trainer *t, double *log_z)
 {
     *log_z = NAN;
-    if (t->o.loss == FR_GFN_TB) {
+    if (fr_gfn_has_log_z(t)) {
         float z[2];
         FR_TRY(fr_d2h(t->be, z, t->z_dev, sizeof z));
         *log_z = (double)z[0];
@@ -226,7 +302,7 @@ int fr_gfn_trainer_params(fr_gfn_trainer *t, fr_param **ps, int *n_net)
 {
     for (int p = 0; p < t->n_params; p++) t->all[p] = t->params[p];
     int n = t->n_params;
-    if (t->o.loss == FR_GFN_TB) t->all[n++] = t->zp;
+    if (fr_gfn_has_log_z(t)) t->all[n++] = t->zp;
     *ps = t->all;
     *n_net = t->n_params;
     return n;

@@ -44,11 +44,12 @@ struct fr_gfn_trainer {
     int32_t *st;                      /* (B, max_steps, D) the states of each trajectory */
     int32_t *act, *len;               /* (B, max_steps), (B,) */
     double *logpf, *logpb, *logf, *logr, *gpf, *gpb, *gf; /* (B, max_steps), logr (B,) */
-    double *logrs, *logpfx, *gpfx;    /* (B, max_steps): log R(s_t) (forward-looking, MDB), log P_F(exit | s_t) and its gradient (MDB) */
+    double *logrs, *logpfx, *gpfx, *logprior;    /* (B, max_steps): log R(s_t) (forward-looking, MDB), log P_F(exit | s_t) and its gradient (MDB), log P_F^prior (RTB) */
     uint8_t *visited;                 /* (n_states,) terminal states sampled so far */
     /* the replay buffer (o.replay = N > 0): N trajectories as a ring, oldest at (count % N) once full */
     int32_t *rb_st, *rb_act, *rb_len; /* (N, max_steps, D), (N, max_steps), (N,) */
     int64_t rb_count;                 /* trajectories ever added */
+    struct fr_gfn_trainer *prior;     /* RTB: the frozen prior policy (P_F head only) */
     double *target, log_z_true;
     int64_t iter, trajectories, modes_found;
 };
@@ -70,6 +71,9 @@ fr_status fr_gfn_net_update(fr_gfn_trainer *t, int64_t R, double g_log_z);
  * (seed, purpose, c0, trajectory, step). */
 fr_status fr_gfn_sample(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, double epsilon, double temperature,
                         double sf_bias);
+
+/* A learned log Z parameter: TB and RTB. */
+static inline int fr_gfn_has_log_z(const fr_gfn_trainer *t) { return t->o.loss == FR_GFN_TB || t->o.loss == FR_GFN_RTB; }
 
 /* core/gfn_train.c: log R of state s, clamped below at o.log_reward_clip_min (§3.10). */
 double fr_gfn_log_reward(const fr_gfn_trainer *t, const int32_t *s);

@@ -239,7 +239,7 @@ START_TEST(test_trainer_options_bitwise)
     fr_gfn_opts o = base;
     o.loss = FR_GFN_DB;
     uint64_t db_plain = opt_run("ref", 1, &o, &l0);
-    fr_gfn_opts cfg[10];
+    fr_gfn_opts cfg[12];
     int n = 0;
     cfg[n] = base, cfg[n++].loss = FR_GFN_MDB;
     cfg[n] = base, cfg[n].loss = FR_GFN_DB, cfg[n++].forward_looking = 1;
@@ -250,6 +250,7 @@ START_TEST(test_trainer_options_bitwise)
     cfg[n] = base, cfg[n].loss = FR_GFN_DB, cfg[n++].log_reward_clip_min = 0.0; /* log R ≥ log 0.1: clips all but the modes */
     cfg[n] = base, cfg[n].loss = FR_GFN_DB, cfg[n++].replay = 20;
     cfg[n] = base, cfg[n].loss = FR_GFN_FM, cfg[n++].replay = 8;
+    cfg[n] = base, cfg[n].loss = FR_GFN_RTB, cfg[n++].beta = 0.5;
     for (int c = 0; c < n; c++) {
         uint64_t want = opt_run("ref", 1, &cfg[c], &l);
         ck_assert_msg(isfinite(l), "config %d: loss %g", c, l);
@@ -276,6 +277,63 @@ START_TEST(test_trainer_options_bitwise)
 END_TEST
 
 static char g_out[1 << 14];
+
+/* RTB on the trainer: φ starts at the prior, so at β = 0 and log Z = 0 the first iteration's loss
+ * is 0 and the target is the prior's own P_T (exact L1 0 to rounding); from a checkpoint of a gfn-tb run
+ * through the CLI the same, and a prior of another width is one line naming the tensor. */
+START_TEST(test_rtb_prior)
+{
+    fr_backend be = fr_test_backend("ref", 0, 1);
+    fr_hypergrid_opts ho = {2, 4, 0.1, 0.5, 2.0};
+    fr_env e;
+    ck_assert_int_eq(fr_env_create(&fr_env_hypergrid, &ho, &e), FR_OK);
+    fr_gfn_opts o = fr_gfn_opts_default();
+    o.loss = FR_GFN_RTB;
+    o.batch = 8;
+    o.hidden = 16;
+    o.beta = 0.0;
+    fr_gfn_trainer *t;
+    ck_assert_msg(fr_gfn_trainer_new(&t, &be, &e, &o) == FR_OK, "%s", fr_last_error());
+    double l1, zerr;
+    ck_assert_int_eq(fr_gfn_trainer_eval(t, &l1, &zerr, NULL), FR_OK);
+    /* the target is the prior's P_T divided by its float64 sum (1 to rounding): L1 at rounding level */
+    ck_assert_msg(l1 < 1e-14 && zerr < 1e-15, "rtb at the prior: exact L1 %g, log Z error %g", l1, zerr);
+    fr_gfn_step_info info;
+    ck_assert_int_eq(fr_gfn_trainer_step(t, &info), FR_OK);
+    ck_assert_msg(info.loss == 0.0, "rtb at the prior, beta 0, log Z 0: loss %g", info.loss);
+    ck_assert_int_eq(fr_gfn_trainer_step(t, &info), FR_OK); /* the step moved nothing: still 0 */
+    ck_assert_msg(info.loss == 0.0, "second step: loss %g", info.loss);
+    fr_gfn_trainer_free(t);
+    o.beta = 1.0; /* the target tilts by R: the loss is not 0 */
+    ck_assert_int_eq(fr_gfn_trainer_new(&t, &be, &e, &o), FR_OK);
+    ck_assert_int_eq(fr_gfn_trainer_step(t, &info), FR_OK);
+    ck_assert(info.loss > 0.0);
+    fr_gfn_trainer_free(t);
+    o.loss = FR_GFN_TB;
+    o.prior = "x.safetensors";
+    ck_assert_int_eq(fr_gfn_trainer_new(&t, &be, &e, &o), FR_ERR_ARG);
+    ck_assert_msg(strstr(fr_last_error(), "--prior applies to rtb, not tb"), "%s", fr_last_error());
+    fr_env_free(&e);
+    fr_backend_close(&be);
+
+    char dir[256], cmd[768];
+    fr_test_mkdtemp(dir, sizeof dir, "gfnrtb");
+    snprintf(cmd, sizeof cmd, "train --algo gfn-tb --epochs 3 --batch-size 4 --hidden-dim 8 --height 4 --backend ref "
+                              "--out %s/prior", dir);
+    ck_assert_int_eq(fr_test_run_cli(cmd, g_out, sizeof g_out), 0);
+    snprintf(cmd, sizeof cmd, "train --algo gfn-rtb --beta 0 --prior %s/prior/checkpoints/step-3.safetensors --epochs 1 "
+                              "--batch-size 4 --hidden-dim 8 --height 4 --backend ref --out %s/rtb", dir, dir);
+    ck_assert_int_eq(fr_test_run_cli(cmd, g_out, sizeof g_out), 0);
+    ck_assert_msg(strstr(g_out, "eval before   (epoch 0): trajectories 0 exact_l1 0.000000 log_z_err 0.000000") &&
+                      strstr(g_out, "epoch 1/1  loss 0  log_z 0 "),
+                  "%s", g_out);
+    snprintf(cmd, sizeof cmd, "train --algo gfn-rtb --prior %s/prior/checkpoints/step-3.safetensors --epochs 1 "
+                              "--batch-size 4 --hidden-dim 16 --height 4 --backend ref --out %s/bad", dir, dir);
+    ck_assert_int_eq(fr_test_run_cli(cmd, g_out, sizeof g_out), 1);
+    ck_assert_msg(strstr(g_out, "step-3.safetensors: prior tensor trunk.0.weight missing or not F32 (16, 8)"), "%s", g_out);
+    fr_test_rmtree(dir);
+}
+END_TEST
 
 START_TEST(test_cli_options)
 {
@@ -311,6 +369,7 @@ Suite *suite_gfn_losses(void)
     tcase_add_test(tc, test_jsd_by_hand);
     tcase_add_test(tc, test_trainer_options_bitwise);
     tcase_add_test(tc, test_cli_options);
+    tcase_add_test(tc, test_rtb_prior);
     suite_add_tcase(s, tc);
     return s;
 }

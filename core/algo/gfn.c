@@ -1,5 +1,5 @@
 /* GFlowNets on the run loop (docs/algorithms/gfn.md): `flowrl train --algo gfn-tb|gfn-db|
- * gfn-subtb|gfn-zvar|gfn-fm|gfn-mdb --env NAME`, six rows that differ only by the loss (§3), over the
+ * gfn-subtb|gfn-zvar|gfn-fm|gfn-mdb|gfn-rtb --env NAME`, seven rows that differ only by the loss (§3), over the
  * trainer of flowrl/gfn_train.h. They train on an environment (fr_algo.on_env): the trainer owns
  * the network (and log Z for TB); the loop keeps AdamW over that list in two groups (the network
  * at --lr and --weight-decay, log Z at --lr-z without decay, as torchgfn's train_hypergrid.py),
@@ -22,7 +22,8 @@
 typedef struct {
     int64_t batch, hidden, n_hidden, validation_samples, replay;
     int uniform_pb, forward_looking, weighting, regression;
-    double lr_z, epsilon, temperature, sf_bias, lambda, init_log_z, linex_alpha, clip_min;
+    double lr_z, epsilon, temperature, sf_bias, lambda, init_log_z, linex_alpha, clip_min, beta;
+    char prior[1024];
 } gfn_opts;
 
 /* torchgfn's spellings (SubTBGFlowNet.weighting; flowrl/gfn.h) */
@@ -55,6 +56,11 @@ static const fr_opt k_rows[] = {
     FR_OPT_F64(C, linex_alpha, "linex_alpha", "1", -100, 100, "Linex's alpha (nonzero)", 0),
     FR_OPT_F64(C, clip_min, "log_reward_clip_min", "-1e300", -1e300, 1e300,
                "log rewards clamped below at it in the loss (-1e300: off, torchgfn v2's -inf; v1 used -12)", 0),
+    FR_OPT_STR(C, prior, "prior", "",
+               "rtb: the prior policy, a checkpoint of an earlier gfn run with this trunk (its P_F head; empty: the "
+               "initial network)",
+               FR_OPT_PATH),
+    FR_OPT_F64(C, beta, "beta", "1", -1000, 1000, "rtb: the reward's exponent (target p_prior(x) R(x)^beta)", 0),
     FR_OPT_I64(C, replay, "replay_buffer", "0", 0, 1 << 24,
                "replay buffer of this many trajectories; each epoch trains on batch_size drawn from it (torchgfn "
                "train_hypergrid: 2048; 0: off)",
@@ -67,14 +73,16 @@ typedef struct {
     int64_t n_modes;
 } gfn_state;
 
-static const fr_gfn_loss_kind k_losses[] = {FR_GFN_TB, FR_GFN_DB, FR_GFN_SUBTB, FR_GFN_ZVAR, FR_GFN_FM, FR_GFN_MDB};
-extern const fr_algo fr_algo_gfn_tb, fr_algo_gfn_db, fr_algo_gfn_subtb, fr_algo_gfn_zvar, fr_algo_gfn_fm, fr_algo_gfn_mdb;
+static const fr_gfn_loss_kind k_losses[] = {FR_GFN_TB, FR_GFN_DB, FR_GFN_SUBTB, FR_GFN_ZVAR,
+                                            FR_GFN_FM, FR_GFN_MDB, FR_GFN_RTB};
+extern const fr_algo fr_algo_gfn_tb, fr_algo_gfn_db, fr_algo_gfn_subtb, fr_algo_gfn_zvar, fr_algo_gfn_fm, fr_algo_gfn_mdb,
+    fr_algo_gfn_rtb;
 
 static fr_gfn_loss_kind loss_of(const fr_algo *a)
 {
-    const fr_algo *rows[] = {&fr_algo_gfn_tb, &fr_algo_gfn_db,  &fr_algo_gfn_subtb,
-                             &fr_algo_gfn_zvar, &fr_algo_gfn_fm, &fr_algo_gfn_mdb};
-    for (int i = 0; i < 6; i++)
+    const fr_algo *rows[] = {&fr_algo_gfn_tb, &fr_algo_gfn_db,  &fr_algo_gfn_subtb, &fr_algo_gfn_zvar,
+                             &fr_algo_gfn_fm, &fr_algo_gfn_mdb, &fr_algo_gfn_rtb};
+    for (int i = 0; i < 7; i++)
         if (a == rows[i]) return k_losses[i];
     return FR_GFN_TB;
 }
@@ -141,6 +149,8 @@ static fr_status gfn_setup(fr_run *r, void **out)
     o.linex_alpha = a->linex_alpha;
     o.log_reward_clip_min = a->clip_min <= CLIP_OFF ? -INFINITY : a->clip_min;
     o.replay = a->replay;
+    o.beta = a->beta;
+    o.prior = a->prior;
     FR_TRY(fr_gfn_trainer_new(&g->t, r->be, &r->env, &o));
     return fr_env_target(&r->env, NULL, NULL, &g->n_modes, NULL);
 }
@@ -160,10 +170,13 @@ static void gfn_header(fr_run *r, void *state)
 {
     const gfn_opts *a = r->ao;
     gfn_state *g = state;
+    if (loss_of(r->algo) == FR_GFN_RTB)
+        fr_run_info(r, "rtb: prior %s, beta %g: the target is p_prior(x) R(x)^beta / Z", a->prior[0] ? a->prior : "(the initial network)",
+                    a->beta);
     fr_run_info(r, "%s loss, batch %lld, hidden %lld x %lld, %s P_B, lr_z %g, epsilon %g, temperature %g, sf_bias %g; "
                    "%lld modes",
                 fr_gfn_loss_name(loss_of(r->algo)), (long long)a->batch, (long long)a->hidden, (long long)a->n_hidden,
-                a->uniform_pb ? "uniform" : "learned", a->lr_z, a->epsilon, a->temperature, a->sf_bias,
+                loss_of(r->algo) == FR_GFN_RTB ? "no" : a->uniform_pb ? "uniform" : "learned", a->lr_z, a->epsilon, a->temperature, a->sf_bias,
                 (long long)g->n_modes);
     char clip[32] = "off";
     if (a->clip_min > CLIP_OFF) snprintf(clip, sizeof clip, "%g", a->clip_min);
@@ -287,3 +300,4 @@ GFN_ROW(fr_algo_gfn_subtb, "gfn-subtb", "sub-trajectory balance");
 GFN_ROW(fr_algo_gfn_zvar, "gfn-zvar", "log-partition variance");
 GFN_ROW(fr_algo_gfn_fm, "gfn-fm", "flow matching");
 GFN_ROW(fr_algo_gfn_mdb, "gfn-mdb", "modified detailed balance");
+GFN_ROW(fr_algo_gfn_rtb, "gfn-rtb", "relative trajectory balance (--prior)");

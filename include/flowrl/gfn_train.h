@@ -42,6 +42,9 @@ typedef struct {
     double linex_alpha;                 /* Linex's α (1) */
     double log_reward_clip_min;         /* log R clamped below at it in the loss (−inf: off, torchgfn v2) */
     int64_t replay;                     /* replay buffer capacity in trajectories (0: off) */
+    double beta;                        /* RTB: the reward's exponent (1) */
+    const char *prior;                  /* RTB: a checkpoint of an earlier gfn run (its trunk.* and the
+                                           P_F rows of head.*); NULL or "": the initial network */
 } fr_gfn_opts;
 
 /* torchgfn's test configuration (tutorials/examples/test_scripts.py): TB, batch 128, hidden
@@ -61,7 +64,14 @@ typedef struct {
 } fr_gfn_step_info;
 
 /* A trainer of env (borrowed, enumerable) on be (borrowed). FR_ERR_ARG naming the option for
- * bad values. */
+ * bad values.
+ *
+ * RTB (§3.8, relative trajectory balance): the network has the P_F head only and a learned log Z
+ * (TB's group); a frozen copy of the prior policy p_prior (o.prior's weights, which also
+ * initialise the trained policy: φ = prior at the start) gives log p_prior(τ) = Σ log P_F^prior;
+ * the target is p_prior_T(x)·R(x)^β normalised (the prior's exact P_T), so exact_l1 and the log Z
+ * error are against it. FR_ERR_FORMAT naming the file and tensor for a prior whose shapes are not
+ * this network's. */
 fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env *env, const fr_gfn_opts *o);
 void fr_gfn_trainer_free(fr_gfn_trainer *t);
 
