@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make bench-gfn: GFlowNets on HyperGrid 2D H8 (issue 13), every loss flowrl has, 3 seeds.
+"""make bench-gfn: GFlowNets on HyperGrid 2D H8 (issue 13), every loss and option row flowrl has, 3 seeds.
 
 `flowrl train --algo gfn-LOSS --env hypergrid` at torchgfn's test configuration
 (tutorials/examples/test_scripts.py: batch 128, hidden 256 x 2, learned P_B, lr 1e-3, lr_Z 0.1,
@@ -11,7 +11,12 @@ the trajectories until every seed is at the bar, the log Z error, and the wall-c
 (one thread), and torchgfn's sampled L1 of 200,000 fresh trajectories at the end. Writes its
 section of BENCHMARKS.md.
 
-    python3 bench/bench_gfn.py [--seeds 1,2,3] [--iterations 250] [--jobs 2] [--losses tb,db,subtb,zvar,fm]
+Rows (ROWS): every loss (tb, db, subtb, zvar, fm, mdb), forward-looking DB and SubTB, each SubTB
+weighting, TB with the cosh and Linex(1) regressions, TB and DB with torchgfn train_hypergrid's
+replay buffer of 2048, and RTB against the seed's initial network as the prior (beta 1: its exact
+L1 is to p_prior_T(x) R(x) / Z, not to R/Z). The sampled JSD (spec gflownets.md §5.1) beside the sampled L1.
+
+    python3 bench/bench_gfn.py [--seeds 1,2,3] [--iterations 250] [--jobs 2] [--losses tb,db,...]
 """
 import argparse
 import concurrent.futures as cf
@@ -27,7 +32,23 @@ from benchlib import fmt_ci, flowrl, git_line, loadavg, logger, machine_line, wr
 
 BUILD = os.environ.get("BUILD", "build")
 FLOWRL = os.path.join(BUILD, "flowrl")
-BAR = {"tb": 0.02, "subtb": 0.02, "db": 0.05, "zvar": 0.05, "fm": 0.05}
+# row name -> (algorithm, extra options); the issue's bar: <= 0.02 for TB and SubTB (every weighting), 0.05 the others
+ROWS = {
+    "tb": ("gfn-tb", []), "db": ("gfn-db", []), "subtb": ("gfn-subtb", []), "zvar": ("gfn-zvar", []),
+    "fm": ("gfn-fm", []), "mdb": ("gfn-mdb", []),
+    "db-fl": ("gfn-db", ["--forward-looking"]), "subtb-fl": ("gfn-subtb", ["--forward-looking"]),
+    "subtb-equal_within": ("gfn-subtb", ["--subtb-weighting", "equal_within"]),
+    "subtb-equal": ("gfn-subtb", ["--subtb-weighting", "equal"]),
+    "subtb-geometric": ("gfn-subtb", ["--subtb-weighting", "geometric"]),
+    "subtb-DB": ("gfn-subtb", ["--subtb-weighting", "DB"]),
+    "subtb-ModifiedDB": ("gfn-subtb", ["--subtb-weighting", "ModifiedDB"]),
+    "subtb-TB": ("gfn-subtb", ["--subtb-weighting", "TB"]),
+    "tb-cosh": ("gfn-tb", ["--regression", "cosh"]), "tb-linex": ("gfn-tb", ["--regression", "linex", "--linex-alpha", 1]),
+    "tb-replay": ("gfn-tb", ["--replay-buffer", 2048]), "db-replay": ("gfn-db", ["--replay-buffer", 2048]),
+    # RTB's prior: the initial network of the seed (no --prior), beta 1: target p_prior_T(x) R(x) / Z
+    "rtb": ("gfn-rtb", []),
+}
+BAR = {k: (0.02 if v[0] in ("gfn-tb", "gfn-subtb") else 0.05) for k, v in ROWS.items()}
 EVAL_EVERY = 25
 VAL_N = 200000  # torchgfn validate's fresh samples
 LINE = re.compile(r"^eval (epoch-\d+|after)\s+\(epoch (\d+)\): trajectories (\d+) exact_l1 (\S+) "
@@ -42,14 +63,17 @@ def run(item):
     # a run directory each (the run loop's), no checkpoints but the last
     common = ["--env", "hypergrid", "--ndim", 2, "--height", 8, "--epochs", iters, "--seed", seed, "--threads", 1,
               "--backend", "opt", "--checkpoint-every", 0, "--keep-checkpoints", 1]
-    out = flowrl(FLOWRL, ["train", "--algo", "gfn-" + loss, "--out", os.path.join(work, "a"), "--eval-every", EVAL_EVERY]
+    algo, extra = ROWS[loss]
+    common += extra
+    out = flowrl(FLOWRL, ["train", "--algo", algo, "--out", os.path.join(work, "a"), "--eval-every", EVAL_EVERY]
                  + common, name="bench_gfn")
     wall = time.time() - t0
     # the same run (the same bits) again, with torchgfn's sampled L1 of 200,000 fresh trajectories at the end
-    val = flowrl(FLOWRL, ["train", "--algo", "gfn-" + loss, "--out", os.path.join(work, "b"), "--eval-every", 0,
+    val = flowrl(FLOWRL, ["train", "--algo", algo, "--out", os.path.join(work, "b"), "--eval-every", 0,
                           "--validation-samples", VAL_N] + common, name="bench_gfn")
     shutil.rmtree(work, ignore_errors=True)
     sampled = float(re.findall(r"sampled_l1 (\S+)", val)[-1])
+    jsd = float(re.findall(r"sampled_jsd (\S+)", val)[-1])
     curve = []
     for l in out.splitlines():
         m = LINE.match(l.strip())
@@ -62,7 +86,7 @@ def run(item):
     log(f"gfn-{loss} seed {seed}: exact L1 {curve[-1]['l1']:.4f} after {curve[-1]['traj']} trajectories, {wall:.1f} s")
     if re.search(r"digest ([0-9a-f]{16})", val).group(1) != digest:
         raise SystemExit("bench_gfn: gfn-%s seed %s: the validation run's parameters differ" % (loss, seed))
-    return dict(loss=loss, seed=seed, curve=curve, wall=wall, digest=digest, sampled=sampled)
+    return dict(loss=loss, seed=seed, curve=curve, wall=wall, digest=digest, sampled=sampled, jsd=jsd)
 
 
 def main():
@@ -70,7 +94,7 @@ def main():
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--iterations", type=int, default=250)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--losses", default="tb,db,subtb,zvar,fm")
+    ap.add_argument("--losses", default=",".join(ROWS))
     a = ap.parse_args()
     seeds = [int(s) for s in a.seeds.split(",")]
     losses = a.losses.split(",")
@@ -80,8 +104,9 @@ def main():
     with cf.ThreadPoolExecutor(a.jobs) as ex:
         res = list(ex.map(run, items))
     rows = ["| loss | exact L1 per seed | mean ± 95% | bar | every seed at the bar | trajectories until every seed "
-            "is at the bar | sampled L1, 200k (mean) | log Z error (mean) | modes found | s per run (1 thread) |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "is at the bar | sampled L1, 200k (mean) | sampled JSD, 200k (mean) | log Z error (mean) | modes found | "
+            "s per run (1 thread) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for loss in losses:
         rs = [r for r in res if r["loss"] == loss]
         finals = [r["curve"][-1]["l1"] for r in rs]
@@ -96,10 +121,13 @@ def main():
         zerr = [r["curve"][-1]["zerr"] for r in rs]
         zcol = "-" if any(z != z for z in zerr) else f"{sum(zerr) / len(zerr):.4f}"
         modes = f"{min(r['curve'][-1]['modes'] for r in rs)}/{rs[0]['curve'][-1]['n_modes']}"
-        rows.append(f"| gfn-{loss} | " + ", ".join(f"{x:.4f}" for x in finals) + f" | {fmt_ci(finals, digits=4)} | "
+        algo, extra = ROWS[loss]
+        label = " ".join([algo] + [str(x) for x in extra])
+        rows.append(f"| {label} | " + ", ".join(f"{x:.4f}" for x in finals) + f" | {fmt_ci(finals, digits=4)} | "
                     f"<= {bar} | {'yes' if all(x <= bar for x in finals) else 'no'} | "
                     f"{reach if reach is not None else 'not within the budget'} | "
-                    f"{sum(r['sampled'] for r in rs) / len(rs):.4f} | {zcol} | {modes} | "
+                    f"{sum(r['sampled'] for r in rs) / len(rs):.4f} | {sum(r['jsd'] for r in rs) / len(rs):.5f} | "
+                    f"{zcol} | {modes} | "
                     f"{sorted(r['wall'] for r in rs)[len(rs) // 2]:.1f} |")
         log(rows[-1])
     cmd = "python3 bench/bench_gfn.py " + " ".join(sys.argv[1:])
@@ -113,9 +141,11 @@ def main():
         f"{a.iterations * 128:,} trajectories per run (torchgfn's test budget: 32,000); seeds {a.seeds}; backend "
         f"opt, one thread per run, {a.jobs} runs at a time. Exact L1 = sum_x |P_T(x) - R(x)/Z| of the policy at "
         f"epsilon 0, by dynamic programming over the DAG (docs/algorithms/gfn.md §5.1), every {EVAL_EVERY} "
-        "iterations. The issue's bar: <= 0.02 for TB and SubTB, <= 0.05 for the others, on 3 seeds.", "",
+        "iterations. The issue's bar: <= 0.02 for TB and SubTB (every weighting and option), <= 0.05 for the others, on 3 "
+        "seeds. gfn-rtb's prior is the seed's initial network (no --prior) and its target p_prior_T(x) R(x)^beta / Z "
+        "(beta 1), so its L1 and log Z error are against that target.", "",
         *rows, "",
-        "Sampled L1: torchgfn validate's metric, the histogram of 200,000 fresh trajectories of the final policy "
+        "Sampled L1 and JSD: torchgfn validate's metrics (L1 = sum_x |p^ - p|, current torchgfn's sum; JSD in nats), the histogram of 200,000 fresh trajectories of the final policy "
         "(epsilon 0, Philox purpose gfn_eval) against R/Z, from a second run of the same bits (its parameter digest "
         "checked equal). torchgfn's figures (spec gflownets.md §5.3) are of that metric: 2D H8 TB 0.012 ± 0.015, "
         "FM 0.047; its noise floor for a perfect sampler is 0.0115 (§5.4), which the exact L1 does not have. torchgfn's own wall-clock was not measured (no torchgfn environment on "

@@ -85,7 +85,7 @@ static fr_status loss_in(const fr_golden_case *c, fr_golden_in *g)
 {
     int64_t bl[2] = {GB, GL}, b[1] = {GB};
     float *zpf, *zpb, *zf, *zr, *ul;
-    FR_TRY(fr_gi_param_str(g, "loss", fr_gfn_loss_name((fr_gfn_loss_kind)c->arg)));
+    FR_TRY(fr_gi_param_str(g, "loss", fr_gfn_loss_name((fr_gfn_loss_kind)(c->arg & 15))));
     FR_TRY(fr_gi_normal(g, "z_logpf", 2, bl, 1.0f, &zpf));
     FR_TRY(fr_gi_normal(g, "z_logpb", 2, bl, 1.0f, &zpb));
     FR_TRY(fr_gi_normal(g, "logf_f32", 2, bl, 1.0f, &zf));
@@ -128,18 +128,84 @@ static fr_status loss_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st
     FR_TRY(fr_go_scalar_f64(in, "log_z", &log_z));
     FR_TRY(fr_go_scalar_f64(in, "lambda", &lambda));
     const fr_gfn_loss_kind k = (fr_gfn_loss_kind)c->arg;
-    fr_gfn_batch gb = {GB, GL, len, pf, pb, f, r, log_z, lambda};
+    fr_gfn_batch gb = {.B = GB, .L = GL, .len = len, .logpf = pf, .logpb = pb, .logf = f, .logr = r, .log_z = log_z, .lambda = lambda};
     double *res, *gpf, *gpb, *gf, loss;
     FR_TRY(fr_go_out(out, "resid", FR_F64, k == FR_GFN_DB ? 2 : 1, k == FR_GFN_DB ? bl : b, (void **)&res));
     FR_TRY(fr_go_out(out, "grad_logpf", FR_F64, 2, bl, (void **)&gpf));
     FR_TRY(fr_go_out(out, "grad_logpb", FR_F64, 2, bl, (void **)&gpb));
     FR_TRY(fr_go_out(out, "grad_logf", FR_F64, 2, bl, (void **)&gf));
-    fr_gfn_grad g = {gpf, gpb, gf, 0.0};
+    fr_gfn_grad g = {.logpf = gpf, .logpb = gpb, .logf = gf};
     FR_TRY(fr_gfn_loss(k, &gb, &loss, res, &g));
     FR_TRY(fr_go_out_scalar_f64(out, "loss", loss));
     return fr_go_out_scalar_f64(out, "grad_log_z", g.log_z);
 }
 
+/* The cases beyond the first piece: arg = loss kind | forward-looking << 4 | weighting << 8 |
+ * regression << 12; the batch of loss_in plus every state's log R, the exit log-probs (MDB) and
+ * a prior's log-probs (RTB), Linex α 0.5, RTB β 1.5. */
+#define GX(kind, fl, w, g) ((kind) | (fl) << 4 | (w) << 8 | (g) << 12)
+
+static fr_status lossx_in(const fr_golden_case *c, fr_golden_in *g)
+{
+    FR_TRY(loss_in(c, g));
+    int64_t bl[2] = {GB, GL};
+    float *zr, *zx, *zp;
+    FR_TRY(fr_gi_param(g, "forward_looking", (c->arg >> 4) & 1));
+    FR_TRY(fr_gi_param_str(g, "weighting", fr_gfn_weighting_name((fr_gfn_subtb_weighting)((c->arg >> 8) & 15))));
+    FR_TRY(fr_gi_param_str(g, "regression", fr_gfn_regression_name((fr_gfn_regression)((c->arg >> 12) & 15))));
+    FR_TRY(fr_gi_normal(g, "logrs_f32", 2, bl, 1.0f, &zr));
+    FR_TRY(fr_gi_normal(g, "z_logpf_exit", 2, bl, 1.0f, &zx));
+    FR_TRY(fr_gi_normal(g, "z_logprior", 2, bl, 1.0f, &zp));
+    double rs[GB * GL], px[GB * GL], pr[GB * GL];
+    for (int i = 0; i < GB * GL; i++) {
+        rs[i] = (double)zr[i];
+        px[i] = -fabs((double)zx[i]) - 0.1;
+        pr[i] = -fabs((double)zp[i]) - 0.1;
+    }
+    FR_TRY(fr_gi_tensor(g, "logrs", FR_F64, 2, bl, rs, "in.logrs_f32 widened"));
+    FR_TRY(fr_gi_tensor(g, "logpf_exit", FR_F64, 2, bl, px, "-|in.z_logpf_exit| - 0.1 in float64"));
+    FR_TRY(fr_gi_tensor(g, "logprior", FR_F64, 2, bl, pr, "-|in.z_logprior| - 0.1 in float64"));
+    FR_TRY(fr_gi_scalar_f64(g, "linex_alpha", 0.5));
+    return fr_gi_scalar_f64(g, "beta", 1.5);
+}
+
+static fr_status lossx_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out)
+{
+    (void)d;
+    int64_t bl[2] = {GB, GL}, b[1] = {GB};
+    const double *pf, *pb, *f, *r, *rs, *px, *pr;
+    const int32_t *len;
+    double log_z, lambda, alpha, beta;
+    FR_TRY(fr_go_exact(in, "logpf", FR_F64, 2, bl, (const void **)&pf));
+    FR_TRY(fr_go_exact(in, "logpb", FR_F64, 2, bl, (const void **)&pb));
+    FR_TRY(fr_go_exact(in, "logf", FR_F64, 2, bl, (const void **)&f));
+    FR_TRY(fr_go_exact(in, "logr", FR_F64, 1, b, (const void **)&r));
+    FR_TRY(fr_go_exact(in, "len", FR_I32, 1, b, (const void **)&len));
+    FR_TRY(fr_go_exact(in, "logrs", FR_F64, 2, bl, (const void **)&rs));
+    FR_TRY(fr_go_exact(in, "logpf_exit", FR_F64, 2, bl, (const void **)&px));
+    FR_TRY(fr_go_exact(in, "logprior", FR_F64, 2, bl, (const void **)&pr));
+    FR_TRY(fr_go_scalar_f64(in, "log_z", &log_z));
+    FR_TRY(fr_go_scalar_f64(in, "lambda", &lambda));
+    FR_TRY(fr_go_scalar_f64(in, "linex_alpha", &alpha));
+    FR_TRY(fr_go_scalar_f64(in, "beta", &beta));
+    const fr_gfn_loss_kind k = (fr_gfn_loss_kind)(c->arg & 15);
+    fr_gfn_batch gb = {.B = GB, .L = GL, .len = len, .logpf = pf, .logpb = pb, .logf = f, .logr = r, .log_z = log_z,
+                       .lambda = lambda, .logrs = rs, .logpf_exit = px, .logprior = pr,
+                       .forward_looking = (c->arg >> 4) & 1,
+                       .weighting = (fr_gfn_subtb_weighting)((c->arg >> 8) & 15),
+                       .regression = (fr_gfn_regression)((c->arg >> 12) & 15), .linex_alpha = alpha, .beta = beta};
+    const int per_edge = k == FR_GFN_DB || k == FR_GFN_MDB;
+    double *res, *gpf, *gpb, *gf, *gx, loss;
+    FR_TRY(fr_go_out(out, "resid", FR_F64, per_edge ? 2 : 1, per_edge ? bl : b, (void **)&res));
+    FR_TRY(fr_go_out(out, "grad_logpf", FR_F64, 2, bl, (void **)&gpf));
+    FR_TRY(fr_go_out(out, "grad_logpb", FR_F64, 2, bl, (void **)&gpb));
+    FR_TRY(fr_go_out(out, "grad_logf", FR_F64, 2, bl, (void **)&gf));
+    FR_TRY(fr_go_out(out, "grad_logpf_exit", FR_F64, 2, bl, (void **)&gx));
+    fr_gfn_grad g = {.logpf = gpf, .logpb = gpb, .logf = gf, .logpf_exit = gx};
+    FR_TRY(fr_gfn_loss(k, &gb, &loss, res, &g));
+    FR_TRY(fr_go_out_scalar_f64(out, "loss", loss));
+    return fr_go_out_scalar_f64(out, "grad_log_z", g.log_z);
+}
 
 /* FM: 3 states with 1, 2, 3 parents and 2, 3, 4 valid actions; 4 terminating states; α 1. */
 enum { FM_M = 3, FM_IN = 6, FM_OUT = 9, FM_K = 4 };
@@ -213,5 +279,26 @@ const fr_golden_case fr_golden_cases_gfn[] = {
     {"gfn.loss_fm", "GFlowNet FM: 3 states (1-3 parents, 2-4 actions) and 4 terminating states: loss and gradients "
                     "of the log edge flows (docs/algorithms/gfn.md §3)",
      FR_GOLDEN_SHARED, FR_GFN_FM, T_SHARED, fm_in, fm_run},
+    {"gfn.loss_mdb", "GFlowNet modified DB: loss, per-transition residuals, gradients incl. the exit log-probs "
+                     "(docs/algorithms/gfn.md §3)",
+     FR_GOLDEN_SHARED, GX(FR_GFN_MDB, 0, 0, 0), T_SHARED, lossx_in, lossx_run},
+    {"gfn.loss_rtb", "GFlowNet RTB, beta 1.5: loss ½r², residuals, gradients (docs/algorithms/gfn.md §3)",
+     FR_GOLDEN_SHARED, GX(FR_GFN_RTB, 0, 0, 0), T_SHARED, lossx_in, lossx_run},
+    {"gfn.loss_db_fl", "GFlowNet forward-looking DB (docs/algorithms/gfn.md §3)", FR_GOLDEN_SHARED,
+     GX(FR_GFN_DB, 1, 0, 0), T_SHARED, lossx_in, lossx_run},
+    {"gfn.loss_subtb_fl", "GFlowNet forward-looking SubTB geometric_within (docs/algorithms/gfn.md §3)", FR_GOLDEN_SHARED,
+     GX(FR_GFN_SUBTB, 1, 0, 0), T_SHARED, lossx_in, lossx_run},
+    {"gfn.loss_subtb_equal_within", "GFlowNet SubTB equal_within (docs/algorithms/gfn.md §3)", FR_GOLDEN_SHARED,
+     GX(FR_GFN_SUBTB, 0, FR_SUBTB_EQUAL_WITHIN, 0), T_SHARED, lossx_in, lossx_run},
+    {"gfn.loss_subtb_equal", "GFlowNet SubTB equal (docs/algorithms/gfn.md §3)", FR_GOLDEN_SHARED,
+     GX(FR_GFN_SUBTB, 0, FR_SUBTB_EQUAL, 0), T_SHARED, lossx_in, lossx_run},
+    {"gfn.loss_subtb_geometric", "GFlowNet SubTB geometric, lambda 0.9 (docs/algorithms/gfn.md §3)", FR_GOLDEN_SHARED,
+     GX(FR_GFN_SUBTB, 0, FR_SUBTB_GEOMETRIC, 0), T_SHARED, lossx_in, lossx_run},
+    {"gfn.loss_subtb_modified_db", "GFlowNet SubTB ModifiedDB weighting (docs/algorithms/gfn.md §3)", FR_GOLDEN_SHARED,
+     GX(FR_GFN_SUBTB, 0, FR_SUBTB_MODIFIED_DB, 0), T_SHARED, lossx_in, lossx_run},
+    {"gfn.loss_tb_cosh", "GFlowNet TB with the ShiftedCosh regression (docs/algorithms/gfn.md §3)", FR_GOLDEN_SHARED,
+     GX(FR_GFN_TB, 0, 0, FR_GFN_COSH), T_SHARED, lossx_in, lossx_run},
+    {"gfn.loss_zvar_linex", "GFlowNet ZVar with the Linex(0.5) regression (docs/algorithms/gfn.md §3)", FR_GOLDEN_SHARED,
+     GX(FR_GFN_ZVAR, 0, 0, FR_GFN_LINEX), T_SHARED, lossx_in, lossx_run},
 };
 const size_t fr_golden_n_gfn = sizeof fr_golden_cases_gfn / sizeof fr_golden_cases_gfn[0];

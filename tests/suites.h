@@ -64,6 +64,7 @@
     X(gfn_diffusion)                                                                       \
     X(env_ctl)                                                                             \
     X(ctl)                                                                                 \
+    X(gfn_losses)                                                                          \
     X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure

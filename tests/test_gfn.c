@@ -189,7 +189,8 @@ static double k_r[TB_B] = {0.8, -0.5};
 
 static fr_gfn_batch tiny(void)
 {
-    fr_gfn_batch b = {TB_B, TB_L, k_len, k_pf, k_pb, k_f, k_r, 0.25, 0.9};
+    fr_gfn_batch b = {.B = TB_B, .L = TB_L, .len = k_len, .logpf = k_pf, .logpb = k_pb, .logf = k_f, .logr = k_r,
+                      .log_z = 0.25, .lambda = 0.9};
     return b;
 }
 
@@ -237,7 +238,7 @@ START_TEST(test_loss_gradients_fd)
     for (int k = 0; k < 4; k++) {
         fr_gfn_batch b = tiny();
         double gpf[TB_B * TB_L], gpb[TB_B * TB_L], gf[TB_B * TB_L], loss, lp, lm;
-        fr_gfn_grad g = {gpf, gpb, gf, 0.0};
+        fr_gfn_grad g = {.logpf = gpf, .logpb = gpb, .logf = gf};
         ck_assert_int_eq(fr_gfn_loss((fr_gfn_loss_kind)k, &b, &loss, NULL, &g), FR_OK);
         double *arrs[3] = {k_pf, k_pb, k_f}, *grads[3] = {gpf, gpb, gf};
         for (int a = 0; a < 3; a++)

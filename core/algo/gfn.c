@@ -1,5 +1,5 @@
 /* GFlowNets on the run loop (docs/algorithms/gfn.md): `flowrl train --algo gfn-tb|gfn-db|
- * gfn-subtb|gfn-zvar|gfn-fm --env NAME`, five rows that differ only by the loss (§3), over the
+ * gfn-subtb|gfn-zvar|gfn-fm|gfn-mdb|gfn-rtb --env NAME`, seven rows that differ only by the loss (§3), over the
  * trainer of flowrl/gfn_train.h. They train on an environment (fr_algo.on_env): the trainer owns
  * the network (and log Z for TB); the loop keeps AdamW over that list in two groups (the network
  * at --lr and --weight-decay, log Z at --lr-z without decay, as torchgfn's train_hypergrid.py),
@@ -20,10 +20,17 @@
 #include "flowrl/gfn_train.h"
 
 typedef struct {
-    int64_t batch, hidden, n_hidden, validation_samples;
-    int uniform_pb;
-    double lr_z, epsilon, temperature, sf_bias, lambda, init_log_z;
+    int64_t batch, hidden, n_hidden, validation_samples, replay;
+    int uniform_pb, forward_looking, weighting, regression;
+    double lr_z, epsilon, temperature, sf_bias, lambda, init_log_z, linex_alpha, clip_min, beta;
+    char prior[1024];
 } gfn_opts;
+
+/* torchgfn's spellings (SubTBGFlowNet.weighting; flowrl/gfn.h) */
+static const char *const k_weighting_names[] = {"geometric_within", "equal_within", "equal", "geometric", "DB",
+                                                "ModifiedDB", "TB", NULL};
+static const char *const k_regression_names[] = {"square", "cosh", "linex", NULL};
+#define CLIP_OFF -1e300 /* --log-reward-clip-min's "off" (torchgfn v2: −inf; options are finite) */
 
 #define C gfn_opts
 static const fr_opt k_rows[] = {
@@ -38,8 +45,26 @@ static const fr_opt k_rows[] = {
     FR_OPT_F64(C, lambda, "subtb_lambda", "0.9", 1e-6, 1e6, "SubTB's λ (geometric_within)", 0),
     FR_OPT_F64(C, init_log_z, "init_log_z", "0", -1e6, 1e6, "initial log Z (TB)", 0),
     FR_OPT_I64(C, validation_samples, "validation_samples", "0", 0, 1e9,
-               "at each evaluation also the sampled L1 of this many fresh trajectories (torchgfn: 200000; 0: off)",
+               "at each evaluation also the sampled L1 and JSD of this many fresh trajectories (torchgfn: 200000; 0: off)",
                FR_OPT_RESUMABLE),
+    FR_OPT_BOOL(C, forward_looking, "forward_looking", "false",
+                "db / subtb: log F(s) = log F~(s) + log R(s) (torchgfn forward_looking; every HyperGrid state has a reward)", 0),
+    FR_OPT_ENUM(C, weighting, "subtb_weighting", "geometric_within", k_weighting_names,
+                "subtb: the sub-trajectories' weighting (torchgfn's names)", 0),
+    FR_OPT_ENUM(C, regression, "regression", "square", k_regression_names,
+                "g of each residual: square r^2, cosh e^r + e^-r - 2, linex (e^(a r) - a r - 1)/a^2", 0),
+    FR_OPT_F64(C, linex_alpha, "linex_alpha", "1", -100, 100, "Linex's alpha (nonzero)", 0),
+    FR_OPT_F64(C, clip_min, "log_reward_clip_min", "-1e300", -1e300, 1e300,
+               "log rewards clamped below at it in the loss (-1e300: off, torchgfn v2's -inf; v1 used -12)", 0),
+    FR_OPT_STR(C, prior, "prior", "",
+               "rtb: the prior policy, a checkpoint of an earlier gfn run with this trunk (its P_F head; empty: the "
+               "initial network)",
+               FR_OPT_PATH),
+    FR_OPT_F64(C, beta, "beta", "1", -1000, 1000, "rtb: the reward's exponent (target p_prior(x) R(x)^beta)", 0),
+    FR_OPT_I64(C, replay, "replay_buffer", "0", 0, 1 << 24,
+               "replay buffer of this many trajectories; each epoch trains on batch_size drawn from it (torchgfn "
+               "train_hypergrid: 2048; 0: off)",
+               0),
 };
 #undef C
 
@@ -48,13 +73,16 @@ typedef struct {
     int64_t n_modes;
 } gfn_state;
 
-static const fr_gfn_loss_kind k_losses[] = {FR_GFN_TB, FR_GFN_DB, FR_GFN_SUBTB, FR_GFN_ZVAR, FR_GFN_FM};
-extern const fr_algo fr_algo_gfn_tb, fr_algo_gfn_db, fr_algo_gfn_subtb, fr_algo_gfn_zvar, fr_algo_gfn_fm;
+static const fr_gfn_loss_kind k_losses[] = {FR_GFN_TB, FR_GFN_DB, FR_GFN_SUBTB, FR_GFN_ZVAR,
+                                            FR_GFN_FM, FR_GFN_MDB, FR_GFN_RTB};
+extern const fr_algo fr_algo_gfn_tb, fr_algo_gfn_db, fr_algo_gfn_subtb, fr_algo_gfn_zvar, fr_algo_gfn_fm, fr_algo_gfn_mdb,
+    fr_algo_gfn_rtb;
 
 static fr_gfn_loss_kind loss_of(const fr_algo *a)
 {
-    const fr_algo *rows[] = {&fr_algo_gfn_tb, &fr_algo_gfn_db, &fr_algo_gfn_subtb, &fr_algo_gfn_zvar, &fr_algo_gfn_fm};
-    for (int i = 0; i < 5; i++)
+    const fr_algo *rows[] = {&fr_algo_gfn_tb, &fr_algo_gfn_db,  &fr_algo_gfn_subtb, &fr_algo_gfn_zvar,
+                             &fr_algo_gfn_fm, &fr_algo_gfn_mdb, &fr_algo_gfn_rtb};
+    for (int i = 0; i < 7; i++)
         if (a == rows[i]) return k_losses[i];
     return FR_GFN_TB;
 }
@@ -71,6 +99,19 @@ static void gfn_defaults(fr_run_opts *ro, void *ao)
     ro->opt.weight_decay = 0.0;
     ro->opt.max_grad_norm = 0.0f;
     ro->ev.eval_every = 25;
+}
+
+/* Cross-option checks; an option a loss does not read (--forward-looking off db / subtb) is the
+ * trainer's one-line refusal at set-up. */
+static fr_status gfn_check(const fr_run_opts *ro, const void *ao)
+{
+    (void)ro;
+    const gfn_opts *a = ao;
+    if (a->replay != 0 && a->replay < a->batch)
+        return fr_fail(FR_ERR_ARG, "--replay-buffer %lld must be 0 (off) or at least --batch-size %lld",
+                       (long long)a->replay, (long long)a->batch);
+    if (a->regression == FR_GFN_LINEX && a->linex_alpha == 0.0) return fr_fail(FR_ERR_ARG, "--linex-alpha must be nonzero");
+    return FR_OK;
 }
 
 static void gfn_free(void *p)
@@ -102,6 +143,14 @@ static fr_status gfn_setup(fr_run *r, void **out)
     o.lambda = a->lambda;
     o.init_log_z = a->init_log_z;
     o.seed = r->o->run.seed;
+    o.forward_looking = a->forward_looking;
+    o.weighting = (fr_gfn_subtb_weighting)a->weighting;
+    o.regression = (fr_gfn_regression)a->regression;
+    o.linex_alpha = a->linex_alpha;
+    o.log_reward_clip_min = a->clip_min <= CLIP_OFF ? -INFINITY : a->clip_min;
+    o.replay = a->replay;
+    o.beta = a->beta;
+    o.prior = a->prior;
     FR_TRY(fr_gfn_trainer_new(&g->t, r->be, &r->env, &o));
     return fr_env_target(&r->env, NULL, NULL, &g->n_modes, NULL);
 }
@@ -121,11 +170,20 @@ static void gfn_header(fr_run *r, void *state)
 {
     const gfn_opts *a = r->ao;
     gfn_state *g = state;
+    if (loss_of(r->algo) == FR_GFN_RTB)
+        fr_run_info(r, "rtb: prior %s, beta %g: the target is p_prior(x) R(x)^beta / Z", a->prior[0] ? a->prior : "(the initial network)",
+                    a->beta);
     fr_run_info(r, "%s loss, batch %lld, hidden %lld x %lld, %s P_B, lr_z %g, epsilon %g, temperature %g, sf_bias %g; "
                    "%lld modes",
                 fr_gfn_loss_name(loss_of(r->algo)), (long long)a->batch, (long long)a->hidden, (long long)a->n_hidden,
-                a->uniform_pb ? "uniform" : "learned", a->lr_z, a->epsilon, a->temperature, a->sf_bias,
+                loss_of(r->algo) == FR_GFN_RTB ? "no" : a->uniform_pb ? "uniform" : "learned", a->lr_z, a->epsilon, a->temperature, a->sf_bias,
                 (long long)g->n_modes);
+    char clip[32] = "off";
+    if (a->clip_min > CLIP_OFF) snprintf(clip, sizeof clip, "%g", a->clip_min);
+    fr_run_info(r, "regression %s (linex alpha %g), log-reward clip %s, replay buffer %lld, forward-looking %s, subtb "
+                   "weighting %s",
+                k_regression_names[a->regression], a->linex_alpha, clip, (long long)a->replay,
+                a->forward_looking ? "on" : "off", k_weighting_names[a->weighting]);
 }
 
 static fr_status gfn_epoch(fr_run *r, void *state)
@@ -152,11 +210,15 @@ static fr_status gfn_evaluate(fr_run *r, void *state, const char *key, int64_t e
 {
     gfn_state *g = state;
     const gfn_opts *a = r->ao;
-    double l1, zerr, sl1 = NAN;
+    double l1, zerr, sl1 = NAN, jsd = NAN;
     FR_TRY(fr_gfn_trainer_eval(g->t, &l1, &zerr, NULL));
-    if (a->validation_samples > 0) FR_TRY(fr_gfn_trainer_sampled_l1(g->t, a->validation_samples, &sl1, NULL));
-    char line[64] = "";
-    if (a->validation_samples > 0) snprintf(line, sizeof line, " sampled_l1 %.6f", sl1);
+    if (a->validation_samples > 0) FR_TRY(fr_gfn_trainer_sampled(g->t, a->validation_samples, &sl1, &jsd, NULL));
+    char line[96] = "";
+    if (a->validation_samples > 0) {
+        snprintf(line, sizeof line, " sampled_l1 %.6f sampled_jsd %.6f", sl1, jsd);
+        fr_run_metric(r, "sampled_l1", sl1);
+        fr_run_metric(r, "sampled_jsd", jsd);
+    }
     fr_run_info(r, "eval %-8s (epoch %lld): trajectories %lld exact_l1 %.6f log_z_err %.6f modes %lld/%lld%s", key,
                 (long long)epoch, (long long)(epoch * a->batch), l1, zerr, (long long)fr_gfn_trainer_modes(g->t),
                 (long long)g->n_modes, line);
@@ -185,11 +247,13 @@ static fr_status gfn_load(fr_run *r, void *state, const fr_st_file *f, const cha
 }
 
 /* The smallest run (tests/test_algos.c): HyperGrid 2-D of height 4, 4 trajectories an epoch, a
- * trunk of 8 x 1. */
+ * trunk of 8 x 1, and a replay buffer of 8 (it wraps in the 3 epochs: resume and the backends
+ * cover its checkpoint and draws). */
 static void gfn_tiny(fr_run_opts *ro, void *ao)
 {
     gfn_opts *a = ao;
     a->batch = 4;
+    a->replay = 8;
     a->hidden = 8;
     a->n_hidden = 1;
     ro->run.epochs = 3;
@@ -215,7 +279,7 @@ static const char *const k_progress[] = {"loss", "log_z", "modes", NULL};
                          (int)(sizeof k_rows / sizeof k_rows[0]),                                                      \
                          sizeof(gfn_opts),                                                                             \
                          gfn_defaults,                                                                                 \
-                         NULL,                                                                                         \
+                         gfn_check,                                                                                    \
                          NULL,                                                                                         \
                          gfn_setup,                                                                                    \
                          gfn_header,                                                                                   \
@@ -236,3 +300,5 @@ GFN_ROW(fr_algo_gfn_db, "gfn-db", "detailed balance");
 GFN_ROW(fr_algo_gfn_subtb, "gfn-subtb", "sub-trajectory balance");
 GFN_ROW(fr_algo_gfn_zvar, "gfn-zvar", "log-partition variance");
 GFN_ROW(fr_algo_gfn_fm, "gfn-fm", "flow matching");
+GFN_ROW(fr_algo_gfn_mdb, "gfn-mdb", "modified detailed balance");
+GFN_ROW(fr_algo_gfn_rtb, "gfn-rtb", "relative trajectory balance (--prior)");

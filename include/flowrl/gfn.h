@@ -8,7 +8,15 @@
  *   logpf[b, t]   log P_F(action t | s_t), t < n (t = n−1: the exit)
  *   logpb[b, t]   log P_B(s_t | s_{t+1}), t < n−1 (the exit edge has P_B = 1: slot n−1 unused)
  *   logf[b, t]    log F(s_t), t < n (DB, SubTB; NULL for TB and ZVar)
- * logr (B,) = log R(x_b). Slots past the trajectory are never read. */
+ *   logrs[b, t]   log R(s_t) of every visited state, t < n (forward-looking, MDB; every state of
+ *                 HyperGrid can exit, so every state has a reward)
+ *   logpf_exit[b, t]  log P_F(s_f | s_t), t < n (MDB)
+ *   logprior[b, t]    log P_F^prior(action t | s_t), t < n (RTB: the frozen prior policy)
+ * logr (B,) = log R(x_b). Slots past the trajectory are never read.
+ *
+ * Each residual r enters through the regression g (§3.9): g(r) = r² (default), e^r + e^−r − 2
+ * (ShiftedCosh) or (e^{αr} − αr − 1)/α² (Linex(α)); torchgfn clamps the exponents' arguments to
+ * [−80, 80] (no gradient beyond). RTB's square is ½r² (torchgfn's HalfSquaredLoss). */
 #ifndef FLOWRL_GFN_H
 #define FLOWRL_GFN_H
 
@@ -21,8 +29,24 @@ typedef enum {
     FR_GFN_DB = 1,   /* §3.3: mean over transitions of (logF(s) + logpf − logF(s') − logpb)², logF(s_f) := logr */
     FR_GFN_SUBTB = 2,/* §3.7: geometric_within: Σ_b Σ_{i<j} λ^{j−i−1} r_ij² / (Σ_{m<n} (n−m) λ^m) / B */
     FR_GFN_ZVAR = 3, /* §3.2: mean_b (s_b − mean s)², s_b = Σ logpf − Σ logpb − logr */
-    FR_GFN_FM = 4    /* §3.6: edge flows, fr_gfn_fm_loss (fr_gfn_loss refuses it) */
+    FR_GFN_FM = 4,   /* §3.6: edge flows, fr_gfn_fm_loss (fr_gfn_loss refuses it) */
+    FR_GFN_MDB = 5,  /* §3.5: mean over non-exit transitions of g(logR(s) + logpf + logpf_exit(s') − logR(s') − logpb − logpf_exit(s)) */
+    FR_GFN_RTB = 6   /* §3.8: mean_b ½(logZ + Σ logpf − Σ logprior − β logr)² (no P_B) */
 } fr_gfn_loss_kind;
+
+/* SubTB's weightings of the sub-trajectory residuals (§3.7, torchgfn SubTBGFlowNet.weighting). */
+typedef enum {
+    FR_SUBTB_GEOMETRIC_WITHIN = 0, /* λ^{j−i−1} / Σ_{m<n} (n−m) λ^m per trajectory, / B (the default) */
+    FR_SUBTB_EQUAL_WITHIN = 1,     /* 2 / (n(n+1)) per trajectory, / B */
+    FR_SUBTB_EQUAL = 2,            /* 1 / (number of sub-trajectories in the batch) */
+    FR_SUBTB_GEOMETRIC = 3,        /* Σ_k λ^{k−1}(1−λ)/(1−λ^{maxlen}) · mean of the length-k residuals */
+    FR_SUBTB_DB = 4,               /* the DB loss over the length-1 residuals */
+    FR_SUBTB_MODIFIED_DB = 5,      /* length-1 residuals weighted 1/n per trajectory, / B */
+    FR_SUBTB_TB = 6                /* the TB loss with log Z = log F(s0) */
+} fr_gfn_subtb_weighting;
+
+/* The regression g of a residual (§3.9, torchgfn gflownet/losses.py). */
+typedef enum { FR_GFN_SQUARE = 0, FR_GFN_COSH = 1, FR_GFN_LINEX = 2 } fr_gfn_regression;
 
 typedef struct {
     int64_t B, L;
@@ -31,8 +55,16 @@ typedef struct {
     const double *logpb; /* (B, L) */
     const double *logf;  /* (B, L) or NULL */
     const double *logr;  /* (B,) */
-    double log_z;        /* TB */
+    double log_z;        /* TB, RTB */
     double lambda;       /* SubTB (torchgfn: 0.9) */
+    const double *logrs;      /* (B, L): forward-looking and MDB, else NULL */
+    const double *logpf_exit; /* (B, L): MDB, else NULL */
+    const double *logprior;   /* (B, L): RTB, else NULL */
+    int forward_looking;      /* DB, SubTB (§3.4): log F(s_t) := logf[b, t] + logrs[b, t]; the exit's target stays log R(x) */
+    fr_gfn_subtb_weighting weighting; /* SubTB */
+    fr_gfn_regression regression;
+    double linex_alpha;       /* Linex's α (≠ 0) */
+    double beta;              /* RTB: the reward's exponent */
 } fr_gfn_batch;
 
 /* Gradients of the loss (each may be NULL): (B, L) arrays, slots a trajectory does not use
@@ -40,14 +72,23 @@ typedef struct {
 typedef struct {
     double *logpf, *logpb, *logf;
     double log_z;
+    double *logpf_exit; /* MDB */
 } fr_gfn_grad;
 
 /* The loss of kind k on batch b into *loss; resid (may be NULL): TB and ZVar the per-trajectory
  * residual (B,) (ZVar: s_b − mean s), DB the per-transition residual (B, L), SubTB the
- * residual of the whole trajectory (i = 0, j = n) (B,). g (may be NULL): the gradients.
+ * residual of the whole trajectory (i = 0, j = n) (B,), MDB the per-transition residual (B, L)
+ * (the exit slot 0), RTB the per-trajectory residual (B,). g (may be NULL): the gradients.
  * FR_ERR_ARG for a length outside [1, L] or a missing logf; FR_ERR_NUMERIC for a non-finite
  * input naming the array and the slot. */
 fr_status fr_gfn_loss(fr_gfn_loss_kind k, const fr_gfn_batch *b, double *loss, double *resid, fr_gfn_grad *g);
+
+/* SubTB's weights of batch b's sub-trajectories into w (B, L + 1, L + 1): w[b, i, j] of the
+ * sub-trajectory s_i → s_j (0 ≤ i < j ≤ len[b]; 0 elsewhere), under b->weighting (DB: 1 / the
+ * number of transitions on every length-1 one; TB: 1/B on (0, len); geometric: λ^{j−i−1}·(1−λ)
+ * /(1−λ^{maxlen}) / the number of length-(j−i) sub-trajectories). They sum to 1 over the batch
+ * (the *_within ones to 1/B per trajectory): the loss is Σ w·g(r) (spec §13.3). */
+fr_status fr_gfn_subtb_weights(const fr_gfn_batch *b, double *w);
 
 /* FM (docs/algorithms/gfn.md §3, torchgfn FMGFlowNet): log edge flows instead of log-probs.
  * M states m (every visited state but s0, the terminal one included, duplicates kept:
@@ -61,7 +102,14 @@ fr_status fr_gfn_fm_loss(int64_t M, const int32_t *n_in, const double *fin, cons
                          int64_t K, const double *fexit, const double *logr, double alpha, double *loss, double *g_in,
                          double *g_out, double *g_exit);
 
-/* "tb", "db", "subtb", "zvar", "fm" (NULL for an unknown kind). */
+/* "tb", "db", "subtb", "zvar", "fm", "mdb", "rtb" (NULL for an unknown kind). */
 const char *fr_gfn_loss_name(fr_gfn_loss_kind k);
+/* "geometric_within", "equal_within", "equal", "geometric", "DB", "ModifiedDB", "TB" (torchgfn's
+ * spelling; NULL for an unknown one), and back (-1 for an unknown name). */
+const char *fr_gfn_weighting_name(fr_gfn_subtb_weighting w);
+int fr_gfn_weighting_find(const char *name);
+/* "square", "cosh", "linex" (NULL for an unknown one), and back (-1). */
+const char *fr_gfn_regression_name(fr_gfn_regression g);
+int fr_gfn_regression_find(const char *name);
 
 #endif

@@ -36,11 +36,21 @@ typedef struct {
     double lambda;      /* SubTB's λ (0.9) */
     double init_log_z;  /* 0 */
     uint32_t seed;
+    int forward_looking;                /* DB, SubTB: log F(s) = log F̃(s) + log R(s) (§3.4) */
+    fr_gfn_subtb_weighting weighting;   /* SubTB (geometric_within) */
+    fr_gfn_regression regression;       /* g (square) */
+    double linex_alpha;                 /* Linex's α (1) */
+    double log_reward_clip_min;         /* log R clamped below at it in the loss (−inf: off, torchgfn v2) */
+    int64_t replay;                     /* replay buffer capacity in trajectories (0: off) */
+    double beta;                        /* RTB: the reward's exponent (1) */
+    const char *prior;                  /* RTB: a checkpoint of an earlier gfn run (its trunk.* and the
+                                           P_F rows of head.*); NULL or "": the initial network */
 } fr_gfn_opts;
 
 /* torchgfn's test configuration (tutorials/examples/test_scripts.py): TB, batch 128, hidden
  * 256 × 2, learned P_B, lr 1e-3, lr_Z 0.1, weight decay 0, ε 0, temperature 1, sf_bias 0, λ 0.9, log Z
- * 0, seed 1. The loss always uses the policy's own log-probs (ε 0, temperature 1, no sf_bias). */
+ * 0, seed 1; not forward-looking, geometric_within, square, Linex α 1, no log-reward clipping, no
+ * replay buffer. The loss always uses the policy's own log-probs (ε 0, temperature 1, no sf_bias). */
 fr_gfn_opts fr_gfn_opts_default(void);
 
 typedef struct fr_gfn_trainer fr_gfn_trainer;
@@ -54,11 +64,23 @@ typedef struct {
 } fr_gfn_step_info;
 
 /* A trainer of env (borrowed, enumerable) on be (borrowed). FR_ERR_ARG naming the option for
- * bad values. */
+ * bad values.
+ *
+ * RTB (§3.8, relative trajectory balance): the network has the P_F head only and a learned log Z
+ * (TB's group); a frozen copy of the prior policy p_prior (o.prior's weights, which also
+ * initialise the trained policy: φ = prior at the start) gives log p_prior(τ) = Σ log P_F^prior;
+ * the target is p_prior_T(x)·R(x)^β normalised (the prior's exact P_T), so exact_l1 and the log Z
+ * error are against it. FR_ERR_FORMAT naming the file and tensor for a prior whose shapes are not
+ * this network's. */
 fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env *env, const fr_gfn_opts *o);
 void fr_gfn_trainer_free(fr_gfn_trainer *t);
 
-/* One iteration: sample o.batch trajectories, the loss and its gradient, AdamW. */
+/* One iteration: sample o.batch trajectories, the loss and its gradient, AdamW. With a replay
+ * buffer (o.replay = N > 0, torchgfn's ReplayBuffer and train_hypergrid.py): the fresh batch joins
+ * the buffer (first in, first out, the last N kept) and the iteration trains on o.batch of the
+ * buffer's trajectories drawn without replacement (a partial Fisher–Yates over the buffer, oldest
+ * first, with Philox (seed, FR_RNG_GFN_REPLAY, iteration, draw)); their log-probs are those of the
+ * current policy. Modes count the fresh trajectories. */
 fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info);
 
 /* fr_gfn_trainer_step without AdamW: the gradients of the iteration's loss in the parameters'
@@ -77,8 +99,9 @@ fr_status fr_gfn_trainer_log_z(fr_gfn_trainer *t, double *log_z);
 int64_t fr_gfn_trainer_modes(const fr_gfn_trainer *t);
 
 /* The counters beyond the parameters (iterations, trajectories, modes found, the terminal states
- * sampled so far) as gfn.counters / gfn.visited in a checkpoint, and back (FR_ERR_FORMAT naming
- * path and tensor). */
+ * sampled so far) as gfn.counters / gfn.visited in a checkpoint, with a replay buffer also its
+ * contents (gfn.replay.count, .states, .actions, .len), and back (FR_ERR_FORMAT naming path and
+ * tensor). */
 fr_status fr_gfn_trainer_save(fr_gfn_trainer *t, fr_st_file *f);
 fr_status fr_gfn_trainer_load(fr_gfn_trainer *t, const fr_st_file *f, const char *path);
 
@@ -92,6 +115,11 @@ fr_status fr_gfn_trainer_eval(fr_gfn_trainer *t, double *l1, double *log_z_err, 
  * hist (n_states,) may be NULL: the counts. Its noise floor for a perfect sampler is
  * Σ_x √(2p(1−p)/(πn)) (spec gflownets.md §5.4). */
 fr_status fr_gfn_trainer_sampled_l1(fr_gfn_trainer *t, int64_t n, double *l1, int64_t *hist);
+/* The same n trajectories, also *jsd (may be NULL) = ½ KL(p̂‖m) + ½ KL(p‖m), m = (p̂ + p)/2, in
+ * nats with 0·log 0 = 0 (torchgfn validate, spec §5.1). */
+fr_status fr_gfn_trainer_sampled(fr_gfn_trainer *t, int64_t n, double *l1, double *jsd, int64_t *hist);
+/* The Jensen–Shannon divergence of two distributions p, q (n,) as above. */
+double fr_gfn_jsd(const double *p, const double *q, int64_t n);
 
 /* The network's parameters (with log Z last) as one XXH3-64 digest of their bytes: the
  * test of ref = opt. n_params: how many floats (may be NULL). */

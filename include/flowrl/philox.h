@@ -69,6 +69,7 @@ typedef enum {
     FR_RNG_ENV_RESET = 50,     /* a control environment's reset of (episode, ...) */
     FR_RNG_GFN_ACTION = 51,    /* a GFlowNet trajectory's action draw of (epoch, trajectory, step) */
     FR_RNG_GFN_EVAL = 52,      /* the action draws of a GFlowNet's sampled evaluation (batch, trajectory, step) */
+    FR_RNG_GFN_REPLAY = 55,    /* a GFlowNet replay buffer's draw of (iteration, draw) (numbered apart from parallel branches) */
     /* energy targets and diffusion samplers as GFlowNets (flowrl/gfn_diffusion.h; issue 13),
      * numbered apart from the parallel GFlowNet branches */
     FR_RNG_ENERGY_SAMPLE = 60, /* an energy target's ground-truth sample (sample, block, try) */

@@ -1,0 +1,88 @@
+/* The GFlowNet trainer's private parts (flowrl/gfn_train.h), shared by its files:
+ * core/gfn_train.c   set-up, the parameter list, log Z, checkpoint counters, digest
+ * core/gfn_net.c     the tied MLP through the op table, the masked log-softmax, the AdamW update
+ * core/gfn_sample.c  lock-step trajectory sampling by Philox coordinates
+ * core/gfn_step.c    one iteration: the trajectory losses (core/gfn_loss.c) and FM
+ * core/gfn_eval.c    the exact P_T evaluation and the sampled L1 (§5.1) */
+#ifndef FLOWRL_GFN_TRAIN_INTERNAL_H
+#define FLOWRL_GFN_TRAIN_INTERNAL_H
+
+#include <stdint.h>
+
+#include "flowrl/gfn_train.h"
+#include "flowrl/optim.h"
+
+#define GFN_MAX_LAYERS 16
+#define GFN_MAX_A 65 /* actions, exit included (flowrl/env.h's state_dim limit + 1) */
+
+struct fr_gfn_trainer {
+    fr_backend *be;
+    const fr_env *env;
+    fr_gfn_opts o;
+    int A;                            /* actions (P_F logits) */
+    int O;                            /* head width: A [+ A − 1 P_B logits] [+ 1 log F] */
+    int pb_col, f_col;                /* first P_B column, log F column (−1: none) */
+    int L;                            /* linear layers: n_hidden + 1 */
+    int64_t dim[GFN_MAX_LAYERS + 1];  /* dim[0] = obs_dim, dim[L] = O */
+    int n_params;                     /* 2 L: weight, bias per layer */
+    fr_param params[2 * GFN_MAX_LAYERS];
+    fr_tensor vals[2 * GFN_MAX_LAYERS], grads[2 * GFN_MAX_LAYERS];
+    char names[2 * GFN_MAX_LAYERS][32];
+    float *arena_v, *arena_g;         /* backend */
+    int64_t arena_n;
+    fr_param zp;                      /* log Z */
+    fr_tensor zv, zg;
+    float *z_dev;                     /* backend (2,): value, grad */
+    fr_adamw_state adam, adam_z;
+    int grad_only;                    /* fr_gfn_trainer_grad: the caller's optimiser steps */
+    fr_param all[2 * GFN_MAX_LAYERS + 1]; /* the parameter list of fr_gfn_trainer_params */
+    /* activations, backend: x (cap, obs_dim), pre[l] (cap, dim[l+1]), post[l] (cap, dim[l+1]) */
+    int64_t cap;
+    float *x, *pre[GFN_MAX_LAYERS], *post[GFN_MAX_LAYERS], *d0, *d1;
+    /* host */
+    float *obs_h, *out_h, *dout_h;    /* (cap, obs_dim), (cap, O), (cap, O) */
+    int32_t *st;                      /* (B, max_steps, D) the states of each trajectory */
+    int32_t *act, *len;               /* (B, max_steps), (B,) */
+    double *logpf, *logpb, *logf, *logr, *gpf, *gpb, *gf; /* (B, max_steps), logr (B,) */
+    double *logrs, *logpfx, *gpfx, *logprior;    /* (B, max_steps): log R(s_t) (forward-looking, MDB), log P_F(exit | s_t) and its gradient (MDB), log P_F^prior (RTB) */
+    uint8_t *visited;                 /* (n_states,) terminal states sampled so far */
+    /* the replay buffer (o.replay = N > 0): N trajectories as a ring, oldest at (count % N) once full */
+    int32_t *rb_st, *rb_act, *rb_len; /* (N, max_steps, D), (N, max_steps), (N,) */
+    int64_t rb_count;                 /* trajectories ever added */
+    struct fr_gfn_trainer *prior;     /* RTB: the frozen prior policy (P_F head only) */
+    double *target, log_z_true;
+    int64_t iter, trajectories, modes_found;
+};
+
+/* core/gfn_net.c */
+/* pre[l] = in_l W_l^T + b_l, post[l] = relu(pre[l]) for the hidden layers; R rows of t->x. */
+void fr_gfn_net_forward(fr_gfn_trainer *t, int64_t R);
+/* Gradients (accumulated into the zeroed grads) of the R rows whose output gradient is t->d0. */
+void fr_gfn_net_backward(fr_gfn_trainer *t, int64_t R);
+/* The outputs (R, O) on the host (t->out_h) of the states s (R, D). */
+fr_status fr_gfn_net_rows(fr_gfn_trainer *t, int64_t R, const int32_t *s);
+/* Masked log-softmax in float64 of n logits z (float) into lsm (n,) (−inf where masked). */
+void fr_gfn_log_softmax(const float *z, const uint8_t *mask, int n, double *lsm);
+/* The gradient of the R rows' outputs (t->dout_h) through the network, AdamW on it (unless
+ * grad_only), and on log Z (TB: its own group, lr_Z and no weight decay) from g_log_z. */
+fr_status fr_gfn_net_update(fr_gfn_trainer *t, int64_t R, double g_log_z);
+
+/* core/gfn_sample.c: o.batch trajectories into t->st, t->act, t->len, actions from Philox
+ * (seed, purpose, c0, trajectory, step). */
+fr_status fr_gfn_sample(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, double epsilon, double temperature,
+                        double sf_bias);
+
+/* A learned log Z parameter: TB and RTB. */
+static inline int fr_gfn_has_log_z(const fr_gfn_trainer *t) { return t->o.loss == FR_GFN_TB || t->o.loss == FR_GFN_RTB; }
+
+/* core/gfn_train.c: log R of state s, clamped below at o.log_reward_clip_min (§3.10). */
+double fr_gfn_log_reward(const fr_gfn_trainer *t, const int32_t *s);
+
+/* core/gfn_sample.c: the replay buffer (o.replay > 0): adds the batch in t->st / act / len and
+ * replaces it by o.batch trajectories drawn from the buffer at iteration t->iter. */
+fr_status fr_gfn_replay(fr_gfn_trainer *t);
+
+/* core/gfn_step.c: FM's update of the sampled batch (§3.6). */
+fr_status fr_gfn_fm_step(fr_gfn_trainer *t, fr_gfn_step_info *info);
+
+#endif
