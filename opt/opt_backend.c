@@ -22,6 +22,8 @@ static int detect_avx2(void)
 
 int fr_opt_simd_active(void) { return fr_opt_avx2; }
 
+const char *fr_opt_simd_name(void) { return detect_avx2() ? "avx2+fma" : "portable"; }
+
 fr_status fr_opt_init(fr_ops *ops)
 {
     fr_opt_avx2 = detect_avx2();

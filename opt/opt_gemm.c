@@ -285,8 +285,8 @@ void fr_opt_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
     };
     int64_t tiles_m = (M + MR - 1) / MR, tiles_n = (N + NR - 1) / NR;
     double fmas = (double)M * (double)N * (double)K;
-    int64_t nt = (int64_t)(fmas / GEMM_MIN_FMAS_PER_THREAD);
     int max = fr_opt_get_threads();
+    int64_t nt = fr_opt_split_all() ? max : (int64_t)(fmas / GEMM_MIN_FMAS_PER_THREAD);
     if (nt > max) nt = max;
     if (nt < 1) nt = 1;
     /* Columns unless C is too narrow to give each thread a few column chunks: a column
@@ -295,7 +295,7 @@ void fr_opt_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
     g.tiles = g.split_cols ? tiles_n : tiles_m;
     /* Chunks of >= 64 columns / 48 rows (packing stays a few % of the work), about three
      * per thread so that a slowed thread can be covered by the others. */
-    int64_t min_tiles = g.split_cols ? 64 / NR : 48 / MR;
+    int64_t min_tiles = fr_opt_split_all() ? 1 : g.split_cols ? 64 / NR : 48 / MR;
     int64_t ct = (g.tiles + 3 * nt - 1) / (3 * nt);
     g.chunk_tiles = nt == 1 ? g.tiles : (ct < min_tiles ? min_tiles : ct);
     g.n_chunks = (g.tiles + g.chunk_tiles - 1) / g.chunk_tiles;
