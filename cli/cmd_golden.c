@@ -161,7 +161,7 @@ static int run_check(const char *dir, const char *backend, int fast, int threads
             printf("%-18s threads: %d asked, but only %d worker thread(s) ran a part\n", "FAIL", be.threads, used);
             fail++;
         }
-        snprintf(copies, sizeof copies, "; %d worker threads + the caller ran parts", used);
+        snprintf(copies, sizeof copies, "; %d worker thread%s + the caller ran parts", used, used == 1 ? "" : "s");
     }
     printf("golden check --backend %s%s: %d cases: %d OK (%d shared code, %d ref fallback), %d FAIL, "
            "%d NOT SUPPORTED%s\n", backend, fast ? " --fast" : "", n, ok, shared, fallback, fail, unsup, copies);

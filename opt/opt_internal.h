@@ -40,6 +40,8 @@ int fr_opt_split_all(void);
 
 /* 1 when the target("avx2,fma") kernels may run (CPU support, not disabled by env). */
 extern int fr_opt_avx2;
+/* 1 when the NEON kernels may run (aarch64 with ASIMD, not disabled by env). */
+extern int fr_opt_neon;
 
 /* ---- ops ---------------------------------------------------------------------------------- */
 

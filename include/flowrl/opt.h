@@ -35,11 +35,11 @@ void fr_opt_set_split_all(int on);
  * the same canonical orders in plain C. */
 fr_status fr_opt_init(fr_ops *ops);
 
-/* 1 if the AVX2+FMA kernels are in use on this CPU (FLOWRL_OPT_NO_SIMD=1 in the
- * environment forces the portable path, for testing). */
+/* 1 if the SIMD kernels are in use on this CPU: AVX2+FMA on x86, NEON on aarch64
+ * (FLOWRL_OPT_NO_SIMD=1 in the environment forces the portable path, for testing). */
 int fr_opt_simd_active(void);
-/* The kernels opt takes on this CPU under the current environment: "avx2+fma" or "portable"
- * (what `flowrl info` and the audit log's opt.path record). */
+/* The kernels opt takes on this CPU under the current environment: "avx2+fma", "neon" or
+ * "portable" (what `flowrl info` and the audit log's opt.path record). */
 const char *fr_opt_simd_name(void);
 
 #endif
