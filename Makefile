@@ -114,9 +114,11 @@ $(BUILD)/obj/tests/test_objectives.o $(BUILD)/obj/tests/test_awm.o: CFLAGS_ALL +
 endif
 
 # make check's build legs: the record, the flags and the install (tests/check_build.sh,
-# tests/check_install.sh).
+# tests/check_install.sh), and the aarch64 (gcc, qemu-aarch64) and clang builds
+# (tests/check_cross.sh, in $(BUILD)/cross/; a leg whose tools are missing says SKIP).
 BUILD_CHECKS = CC="$(CC)" MAKE="$(MAKE)" sh tests/check_build.sh $(BUILD)/probe && \
-	CC="$(CC)" MAKE="$(MAKE)" sh tests/check_install.sh
+	CC="$(CC)" MAKE="$(MAKE)" sh tests/check_install.sh && \
+	$(if $(filter 1,$(SAN)),echo "check_cross: not under SAN=1 (make check runs it)",sh tests/check_cross.sh $(CLI) $(BUILD))
 # ---- end of the flags stamp block
 
 $(BUILD)/obj/%.o: %.c config.mk config.h $(FLAGS_STAMP)
