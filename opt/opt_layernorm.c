@@ -23,6 +23,32 @@ typedef struct {
     int accumulate;
 } ln_ctx;
 
+/* The SIMD rows' tails, one element at a time from column j: row i's y and statistics, */
+static inline void ln_fwd_row_tail(const ln_ctx *c, int64_t i, int64_t j, float mu, float rs)
+{
+    const float *xr = c->x + i * c->D;
+    float *yr = c->y + i * c->D;
+    for (; j < c->D; j++)
+        yr[j] = fr_layernorm_y(fr_layernorm_xhat(xr[j], mu, rs), c->gamma ? c->gamma[j] : 1.0f,
+                               c->beta ? c->beta[j] : 0.0f);
+    c->mean_out[i] = mu;
+    c->rstd_out[i] = rs;
+}
+
+/* and row i's dx (mg, mgx: the row's means of g and g * xhat). */
+static inline void ln_dx_row_tail(const ln_ctx *c, int64_t i, int64_t j, float mg, float mgx)
+{
+    const float *xr = c->x + i * c->D, *dyr = c->dy + i * c->D;
+    float *dxr = c->dx + i * c->D;
+    const float mu = c->mean[i], rs = c->rstd[i];
+    for (; j < c->D; j++) {
+        float xhat = fr_layernorm_xhat(xr[j], mu, rs);
+        float g = c->gamma ? dyr[j] * c->gamma[j] : dyr[j];
+        float d = fr_layernorm_dx(g, xhat, mg, mgx, rs);
+        dxr[j] = c->accumulate ? dxr[j] + d : d;
+    }
+}
+
 /* ---- forward ------------------------------------------------------------------------------ */
 
 static void ln_fwd_rows_scalar(const ln_ctx *c, int64_t r0, int64_t r1)
@@ -88,11 +114,7 @@ FR_AVX2 static void ln_fwd_rows_avx2(const ln_ctx *c, int64_t r0, int64_t r1)
             __m256 b = c->beta ? _mm256_loadu_ps(c->beta + j) : zero;
             _mm256_storeu_ps(yr + j, _mm256_fmadd_ps(xh, g, b));
         }
-        for (; j < D; j++)
-            yr[j] = fr_layernorm_y(fr_layernorm_xhat(xr[j], mu, rs), c->gamma ? c->gamma[j] : 1.0f,
-                                   c->beta ? c->beta[j] : 0.0f);
-        c->mean_out[i] = mu;
-        c->rstd_out[i] = rs;
+        ln_fwd_row_tail(c, i, j, mu, rs);
     }
 }
 #endif
@@ -143,11 +165,7 @@ static void ln_fwd_rows_neon(const ln_ctx *c, int64_t r0, int64_t r1)
             float32x4_t b = c->beta ? vld1q_f32(c->beta + j) : vdupq_n_f32(0.0f);
             vst1q_f32(yr + j, vfmaq_f32(b, xh, g));
         }
-        for (; j < D; j++)
-            yr[j] = fr_layernorm_y(fr_layernorm_xhat(xr[j], mu, rs), c->gamma ? c->gamma[j] : 1.0f,
-                                   c->beta ? c->beta[j] : 0.0f);
-        c->mean_out[i] = mu;
-        c->rstd_out[i] = rs;
+        ln_fwd_row_tail(c, i, j, mu, rs);
     }
 }
 #endif
@@ -256,12 +274,7 @@ FR_AVX2 static void ln_bwd_dx_avx2(const ln_ctx *c, int64_t r0, int64_t r1)
             if (c->accumulate) d = _mm256_add_ps(_mm256_loadu_ps(dxr + j), d);
             _mm256_storeu_ps(dxr + j, d);
         }
-        for (; j < D; j++) {
-            float xhat = fr_layernorm_xhat(xr[j], mu, rs);
-            float g = c->gamma ? dyr[j] * c->gamma[j] : dyr[j];
-            float d = fr_layernorm_dx(g, xhat, mg, mgx, rs);
-            dxr[j] = c->accumulate ? dxr[j] + d : d;
-        }
+        ln_dx_row_tail(c, i, j, mg, mgx);
     }
 }
 
@@ -338,12 +351,7 @@ static void ln_bwd_dx_neon(const ln_ctx *c, int64_t r0, int64_t r1)
             if (c->accumulate) d = vaddq_f32(vld1q_f32(dxr + j), d);
             vst1q_f32(dxr + j, d);
         }
-        for (; j < D; j++) {
-            float xhat = fr_layernorm_xhat(xr[j], mu, rs);
-            float g = c->gamma ? dyr[j] * c->gamma[j] : dyr[j];
-            float d = fr_layernorm_dx(g, xhat, mg, mgx, rs);
-            dxr[j] = c->accumulate ? dxr[j] + d : d;
-        }
+        ln_dx_row_tail(c, i, j, mg, mgx);
     }
 }
 

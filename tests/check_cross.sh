@@ -21,6 +21,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 F=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 W=$(mkdir -p "$2/cross" && cd "$2/cross" && pwd)
 unset MAKEFLAGS MFLAGS MAKELEVEL
+t0=$(date +%s)
 JOBS=${CROSS_JOBS:-2}
 fails=0
 fail() { echo "check_cross: FAIL: $*" >&2; fails=$((fails + 1)); }
@@ -155,3 +156,4 @@ else
 fi
 
 [ $fails = 0 ] || { echo "check_cross: $fails failure(s)" >&2; exit 1; }
+echo "check_cross: $(($(date +%s) - t0)) s (load average $(cut -d' ' -f1 /proc/loadavg 2>/dev/null))"
