@@ -10,6 +10,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 2
 B=${1:?usage: tests/check_build.sh BUILD_DIR}
 MAKE=${MAKE:-make}
+unset MAKEFLAGS MFLAGS # a make of its own (make check's jobserver is not passed down)
 cc=${CC:-cc}
 fail() { echo "check_build: FAIL: $*" >&2; exit 1; }
 

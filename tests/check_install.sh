@@ -6,6 +6,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 2
 MAKE=${MAKE:-make}
+unset MAKEFLAGS MFLAGS # a make of its own (make check's jobserver is not passed down)
 CC=${CC:-cc}
 PKG_CONFIG=${PKG_CONFIG:-pkg-config}
 d=$(mktemp -d) || exit 2
