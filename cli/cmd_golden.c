@@ -3,11 +3,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "flowrl/backend.h"
 #include "flowrl/fast.h"
 #include "flowrl/golden.h"
+#include "flowrl/opt.h"
 
 static void usage(FILE *f)
 {
@@ -107,6 +109,11 @@ static int run_check(const char *dir, const char *backend, int fast, int threads
         printf("note: MANIFEST lists case %s, which this flowrl does not know (stale set?)\n",
                fr_golden_manifest_unknown(m, i));
 
+    /* opt at N > 1 threads: the cases are too small to split under the work-per-thread
+     * minimums, so split every op as far as N allows and check below that the N - 1
+     * workers really ran (the bits must not depend on it). */
+    int opt_threads = strcmp(backend, "opt") == 0 && !fast && be.threads > 1;
+    if (opt_threads) fr_opt_set_split_all(1);
     int ok = 0, shared = 0, fallback = 0, fail = 0, unsup = 0;
     for (size_t i = 0; i < fr_golden_count(); i++) {
         const fr_golden_case *c = fr_golden_get(i);
@@ -147,11 +154,46 @@ static int run_check(const char *dir, const char *backend, int fast, int threads
                  (unsigned long long)cs.h2d_calls, (unsigned long long)cs.h2d_bytes,
                  (unsigned long long)cs.d2h_calls, (unsigned long long)cs.d2h_bytes);
     }
+    if (opt_threads) {
+        fr_opt_set_split_all(0);
+        int used = fr_opt_workers_used();
+        if (used < be.threads - 1) {
+            printf("%-18s threads: %d asked, but only %d worker thread(s) ran a part\n", "FAIL", be.threads, used);
+            fail++;
+        }
+        snprintf(copies, sizeof copies, "; %d worker thread%s + the caller ran parts", used, used == 1 ? "" : "s");
+    }
     printf("golden check --backend %s%s: %d cases: %d OK (%d shared code, %d ref fallback), %d FAIL, "
            "%d NOT SUPPORTED%s\n", backend, fast ? " --fast" : "", n, ok, shared, fallback, fail, unsup, copies);
     fr_backend_close(&be);
     if (have_fast) fr_backend_close(&fast_be);
     return fail ? 1 : 0;
+}
+
+/* check without --dir: the set next to the binary -- BIN/../golden (a build tree, BUILD/flowrl
+ * beside golden/ in the source root), then BIN/../share/flowrl/golden (PREFIX/bin/flowrl after
+ * `make install`) -- else ./golden. */
+static void find_golden_dir(char *dir, size_t n)
+{
+    static const char *const k_rel[] = {"../golden", "../share/flowrl/golden"};
+    char exe[4096], cand[4200], manifest[4300];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = len > 0 ? (exe[len] = '\0', strrchr(exe, '/')) : NULL;
+    if (slash) {
+        *slash = '\0';
+        for (size_t i = 0; i < sizeof k_rel / sizeof k_rel[0]; i++) {
+            snprintf(cand, sizeof cand, "%s/%s", exe, k_rel[i]);
+            snprintf(manifest, sizeof manifest, "%s/%s", cand, FR_GOLDEN_MANIFEST);
+            char *real = access(manifest, R_OK) == 0 ? realpath(cand, NULL) : NULL;
+            if (real && strlen(real) < n) {
+                snprintf(dir, n, "%s", real);
+                free(real);
+                return;
+            }
+            free(real);
+        }
+    }
+    snprintf(dir, n, "golden");
 }
 
 typedef struct {
@@ -160,7 +202,9 @@ typedef struct {
 } golden_opts;
 
 static const fr_opt k_rows[] = {
-    FR_OPT_ROW_(golden_opts, dir, "dir", FR_OPT_STR, "golden", 0, 0, NULL, "the golden directory (gen, check)",
+    FR_OPT_ROW_(golden_opts, dir, "dir", FR_OPT_STR, "golden", 0, 0, NULL,
+                "the golden directory (gen, check; check's default: the set next to the binary, "
+                "BIN/../golden or BIN/../share/flowrl/golden, else ./golden)",
                 FR_OPT_PATH, NULL, "DIR"),
     FR_OPT_ROW_(golden_opts, pattern, "case", FR_OPT_STR, "", 0, 0, NULL,
                 "only cases whose name matches the shell pattern, e.g. 'op.gemm*' (check, list)", 0, NULL, "PATTERN"),
@@ -200,5 +244,6 @@ int cmd_golden(int argc, char **argv)
     if (strcmp(sub, "gen") == 0) return run_gen(go.dir, go.force);
     if (strcmp(sub, "list") == 0) return run_list(pattern);
     if (!b.backend[0]) return fr_cli_usage("golden check", "--backend NAME is required (ref, opt, cuda-emu, cuda)");
+    if (!fr_opts_seen_key(&o, &seen, "dir")) find_golden_dir(go.dir, sizeof go.dir);
     return run_check(go.dir, b.backend, b.fast, (int)b.threads, pattern);
 }

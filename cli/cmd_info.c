@@ -11,6 +11,7 @@
 #include "flowrl/buildinfo.h"
 #include "flowrl/digest.h"
 #include "flowrl/ops.h"
+#include "flowrl/opt.h"
 #if FR_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
@@ -23,10 +24,11 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: flowrl info\n\nPrints the version, the floating-point build flags of the determinism\n"
-               "contract (and a run-time check of them), the backends compiled in, the CUDA device\n"
-               "(when the cuda backend is built in), CPU features and the versions of the\n"
-               "libraries flowrl links. It takes no options.\n");
+    fprintf(f, "Usage: flowrl info\n\nPrints the version, the compiler, target architecture and flags of the\n"
+               "build (and a run-time check of the determinism contract's flags), the backends\n"
+               "compiled in, the CUDA device (when the cuda backend is built in), CPU features,\n"
+               "the opt path this CPU takes and the versions of the libraries flowrl links.\n"
+               "It takes no options.\n");
 }
 
 int cmd_info(int argc, char **argv)
@@ -37,6 +39,7 @@ int cmd_info(int argc, char **argv)
     char buf[256];
     printf("flowrl %s\n", fr_version());
     printf("configure:   %s\n", FR_CONFIGURE_ARGS[0] ? FR_CONFIGURE_ARGS : "(no options)");
+    printf("compiler:    %s, for %s\n", fr_build_compiler(), fr_build_target());
     printf("build flags: %s\n", fr_build_flags());
     fr_status fp = fr_fp_selftest();
     printf("fp contract: %s\n", fp == FR_OK ? "ok (no FMA contraction, no fast-math, no excess precision)"
@@ -56,6 +59,7 @@ int cmd_info(int argc, char **argv)
     printf("cuda:        not built in (./configure found no nvcc)\n");
 #endif
     printf("cpu:         %s\n", fr_cpu_features(buf, sizeof buf));
+    printf("opt path:    %s\n", fr_opt_simd_name());
     printf("libraries:\n");
     unsigned v = XXH_versionNumber();
     fr_status xs = fr_digest_selftest();

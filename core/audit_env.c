@@ -11,6 +11,7 @@
 #include "config.h"
 #include "core/audit_internal.h"
 #include "flowrl/buildinfo.h"
+#include "flowrl/opt.h"
 #if FR_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
@@ -33,6 +34,8 @@ fr_status fr_audit_write_env(FILE *f, const fr_audit_opts *opts, const char *pat
     int bad = 0;
     bad |= fr_audit_put_env(f, "format.version", "1");
     bad |= fr_audit_put_env(f, "flowrl.version", fr_version());
+    bad |= fr_audit_put_env(f, "build.compiler", fr_build_compiler());
+    bad |= fr_audit_put_env(f, "build.target", fr_build_target());
     bad |= fr_audit_put_env(f, "build.flags", fr_build_flags());
     bad |= fr_audit_put_env(f, "build.configure", FR_CONFIGURE_ARGS[0] ? FR_CONFIGURE_ARGS : "(no options)");
     bad |= fr_audit_put_env(f, "fp.selftest", fr_fp_selftest() == FR_OK ? "ok" : fr_last_error());
@@ -40,6 +43,7 @@ fr_status fr_audit_write_env(FILE *f, const fr_audit_opts *opts, const char *pat
     snprintf(buf, sizeof buf, "%d", opts ? opts->threads : 0);
     bad |= fr_audit_put_env(f, "threads", buf);
     bad |= fr_audit_put_env(f, "cpu.features", fr_cpu_features(buf, sizeof buf));
+    bad |= fr_audit_put_env(f, "opt.path", fr_opt_simd_name());
     struct utsname u;
     if (uname(&u) == 0) {
         snprintf(buf, sizeof buf, "%s %s %s", u.machine, u.sysname, u.release);

@@ -14,6 +14,35 @@ const char *fr_version(void) { return FR_VERSION; }
 
 const char *fr_build_flags(void) { return FR_BUILD_FLAGS; }
 
+#define FR_STR_(x) #x
+#define FR_STR(x) FR_STR_(x)
+
+const char *fr_build_compiler(void)
+{
+#if defined(__clang__)
+    return "clang " FR_STR(__clang_major__) "." FR_STR(__clang_minor__) "." FR_STR(__clang_patchlevel__);
+#elif defined(__GNUC__)
+    return "gcc " __VERSION__;
+#else
+    return "unknown C compiler";
+#endif
+}
+
+const char *fr_build_target(void)
+{
+#if defined(__x86_64__)
+    return "x86_64";
+#elif defined(__aarch64__)
+    return "aarch64";
+#elif defined(__i386__)
+    return "i386";
+#elif defined(__arm__)
+    return "arm";
+#else
+    return "unknown";
+#endif
+}
+
 /* a*b + c with a*b = 1 - 2^-46 exactly: the unfused result rounds a*b to 1 first and gives
  * 0; a contracted (fused) one gives -2^-46. volatile keeps the compiler from folding. */
 static float mul_add(float a, float b, float c) { return a * b + c; }

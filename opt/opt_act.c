@@ -3,7 +3,8 @@
  *  - GELU-tanh and tanh: AVX2 ports of fr_gelu_tanh_elem / fr_tanh_elem and their
  *    backward (flowrl/elem.h), with fr_tanhf ported lane by lane (opt/opt_vtanh.h).
  *  - ReLU, identity: AVX2 selects.
- *  - SiLU, sigmoid: the scalar element functions (fr_sigmoidf is not ported), threaded. */
+ *  - SiLU, sigmoid: the scalar element functions (fr_sigmoidf is not ported), threaded.
+ * On aarch64 the same kernels run on NEON (4 lanes; fr_n_tanhf in opt/opt_vtanh.h). */
 #include "flowrl/elem.h"
 #include "opt/opt_internal.h"
 #include "opt/opt_simd.h"
@@ -124,6 +125,88 @@ FR_AVX2 static void tanh_family_bwd_avx2(fr_act act, int64_t b0, int64_t e, cons
 }
 #endif
 
+#if FR_OPT_NEON
+/* The AVX2 kernels above on 4 NEON lanes. relu: keep x where x > 0 or x is NaN. */
+static void relu_fwd_neon(int64_t b0, int64_t e, const float *x, float *y)
+{
+    int64_t i = b0;
+    for (; i + 4 <= e; i += 4) {
+        float32x4_t v = vld1q_f32(x + i);
+        uint32x4_t keep = vorrq_u32(vcgtq_f32(v, vdupq_n_f32(0.0f)), vmvnq_u32(vceqq_f32(v, v)));
+        vst1q_f32(y + i, vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), keep)));
+    }
+    for (; i < e; i++) y[i] = fr_relu_elem(x[i]);
+}
+
+/* d = x > 0 ? dy : 0 (relu) or dy (identity); dx = accumulate ? dx + d : d. */
+static void relu_ident_bwd_neon(fr_act act, int64_t b0, int64_t e, const float *x, const float *dy,
+                                float *dx, int accumulate)
+{
+    int64_t i = b0;
+    for (; i + 4 <= e; i += 4) {
+        float32x4_t d = vld1q_f32(dy + i);
+        if (act == FR_ACT_RELU)
+            d = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(d), vcgtq_f32(vld1q_f32(x + i), vdupq_n_f32(0.0f))));
+        if (accumulate) d = vaddq_f32(vld1q_f32(dx + i), d);
+        vst1q_f32(dx + i, d);
+    }
+    for (; i < e; i++) {
+        float d = act == FR_ACT_RELU ? fr_relu_bwd_elem(x[i], dy[i]) : dy[i];
+        dx[i] = accumulate ? dx[i] + d : d;
+    }
+}
+
+/* fr_gelu_tanh_inner: beta * fmaf(kappa, (x*x)*x, x) */
+static inline float32x4_t n_gelu_inner(float32x4_t x)
+{
+    float32x4_t x3 = vmulq_f32(vmulq_f32(x, x), x);
+    return vmulq_f32(vdupq_n_f32(FR_GELU_BETA), vfmaq_f32(x, vdupq_n_f32(FR_GELU_KAPPA), x3));
+}
+
+static void tanh_family_fwd_neon(fr_act act, int64_t b0, int64_t e, const float *x, float *y)
+{
+    const float32x4_t half = vdupq_n_f32(0.5f), one = vdupq_n_f32(1.0f);
+    int64_t i = b0;
+    for (; i + 4 <= e; i += 4) {
+        float32x4_t v = vld1q_f32(x + i), r;
+        if (act == FR_ACT_GELU_TANH)
+            r = vmulq_f32(vmulq_f32(half, v), vaddq_f32(one, fr_n_tanhf(n_gelu_inner(v)))); /* (0.5x)(1+t) */
+        else
+            r = fr_n_tanhf(v);
+        vst1q_f32(y + i, r);
+    }
+    for (; i < e; i++) y[i] = fr_act_elem(act, x[i]);
+}
+
+static void tanh_family_bwd_neon(fr_act act, int64_t b0, int64_t e, const float *x, const float *dy,
+                                 float *dx, int accumulate)
+{
+    const float32x4_t half = vdupq_n_f32(0.5f), one = vdupq_n_f32(1.0f);
+    const float32x4_t beta = vdupq_n_f32(FR_GELU_BETA), k3 = vdupq_n_f32(FR_GELU_3KAPPA);
+    int64_t i = b0;
+    for (; i + 4 <= e; i += 4) {
+        float32x4_t v = vld1q_f32(x + i), g = vld1q_f32(dy + i), d;
+        if (act == FR_ACT_GELU_TANH) {
+            float32x4_t t = fr_n_tanhf(n_gelu_inner(v));
+            float32x4_t h = vmulq_f32(half, v);
+            float32x4_t tp = vfmaq_f32(one, vnegq_f32(t), t);                          /* 1 - t^2 */
+            float32x4_t up = vmulq_f32(beta, vfmaq_f32(one, k3, vmulq_f32(v, v)));
+            float32x4_t dd = vfmaq_f32(vmulq_f32(half, vaddq_f32(one, t)), vmulq_f32(h, tp), up);
+            d = vmulq_f32(g, dd);
+        } else {
+            float32x4_t t = fr_n_tanhf(v);
+            d = vmulq_f32(g, vfmaq_f32(one, vnegq_f32(t), t));
+        }
+        if (accumulate) d = vaddq_f32(vld1q_f32(dx + i), d);
+        vst1q_f32(dx + i, d);
+    }
+    for (; i < e; i++) {
+        float d = fr_act_bwd_elem(act, x[i], dy[i]);
+        dx[i] = accumulate ? dx[i] + d : d;
+    }
+}
+#endif
+
 static int is_tanh_family(fr_act act) { return act == FR_ACT_GELU_TANH || act == FR_ACT_TANH; }
 
 static void act_fwd_range(void *arg, int64_t b0, int64_t e)
@@ -140,6 +223,16 @@ static void act_fwd_range(void *arg, int64_t b0, int64_t e)
     }
     if (fr_opt_avx2 && is_tanh_family(c->act)) {
         tanh_family_fwd_avx2(c->act, b0, e, c->x, c->out);
+        return;
+    }
+#endif
+#if FR_OPT_NEON
+    if (fr_opt_neon && c->act == FR_ACT_RELU) {
+        relu_fwd_neon(b0, e, c->x, c->out);
+        return;
+    }
+    if (fr_opt_neon && is_tanh_family(c->act)) {
+        tanh_family_fwd_neon(c->act, b0, e, c->x, c->out);
         return;
     }
 #endif
@@ -163,6 +256,16 @@ static void act_bwd_range(void *arg, int64_t b0, int64_t e)
         return;
     }
 #endif
+#if FR_OPT_NEON
+    if (fr_opt_neon && (c->act == FR_ACT_RELU || c->act == FR_ACT_IDENTITY)) {
+        relu_ident_bwd_neon(c->act, b0, e, c->x, c->dy, c->out, c->accumulate);
+        return;
+    }
+    if (fr_opt_neon && is_tanh_family(c->act)) {
+        tanh_family_bwd_neon(c->act, b0, e, c->x, c->dy, c->out, c->accumulate);
+        return;
+    }
+#endif
     for (int64_t i = b0; i < e; i++) {
         float d = fr_act_bwd_elem(c->act, c->x[i], c->dy[i]);
         c->out[i] = c->accumulate ? c->out[i] + d : d;
@@ -172,7 +275,7 @@ static void act_bwd_range(void *arg, int64_t b0, int64_t e)
 static int64_t act_min_chunk(fr_act act)
 {
     if (act == FR_ACT_IDENTITY || act == FR_ACT_RELU) return ACT_MIN_CHUNK_CHEAP;
-    return fr_opt_avx2 && is_tanh_family(act) ? ACT_MIN_CHUNK_VEC : ACT_MIN_CHUNK_TRANSC;
+    return (fr_opt_avx2 || fr_opt_neon) && is_tanh_family(act) ? ACT_MIN_CHUNK_VEC : ACT_MIN_CHUNK_TRANSC;
 }
 
 void fr_opt_act_fwd(fr_act act, int64_t n,

@@ -1,4 +1,4 @@
-/* AdamW of opt: fr_adamw_elem (flowrl/elem.h, PyTorch semantics) lane by lane in AVX2 --
+/* AdamW of opt: fr_adamw_elem (flowrl/elem.h, PyTorch semantics) lane by lane in AVX2 or NEON --
  * it is plain * + - / sqrt and two fmaf, all correctly rounded vector ops --
  * split into contiguous chunks across threads. */
 #include "flowrl/elem.h"
@@ -43,12 +43,44 @@ FR_AVX2 static void adamw_avx2(int64_t b0, int64_t e, float *p, const float *g, 
 }
 #endif
 
+#if FR_OPT_NEON
+static void adamw_neon(int64_t b0, int64_t e, float *p, const float *g, float *m, float *v,
+                       const fr_adamw_hp *hp)
+{
+    const float32x4_t decay = vdupq_n_f32(hp->decay);
+    const float32x4_t b1 = vdupq_n_f32(hp->beta1), omb1 = vdupq_n_f32(hp->one_minus_beta1);
+    const float32x4_t b2 = vdupq_n_f32(hp->beta2), omb2 = vdupq_n_f32(hp->one_minus_beta2);
+    const float32x4_t bc2 = vdupq_n_f32(hp->bc2_sqrt), eps = vdupq_n_f32(hp->eps);
+    const float32x4_t ss = vdupq_n_f32(hp->step_size);
+    int64_t i = b0;
+    for (; i + 4 <= e; i += 4) {
+        float32x4_t pv = vld1q_f32(p + i), gv = vld1q_f32(g + i);
+        float32x4_t mv = vld1q_f32(m + i), vv = vld1q_f32(v + i);
+        float32x4_t pp = vmulq_f32(pv, decay);
+        float32x4_t mm = vfmaq_f32(vmulq_f32(mv, b1), gv, omb1);                  /* fmaf(g, 1 - beta1, m beta1) */
+        float32x4_t vn = vfmaq_f32(vmulq_f32(vv, b2), vmulq_f32(omb2, gv), gv);   /* fmaf((1 - beta2) g, g, v beta2) */
+        float32x4_t den = vaddq_f32(vdivq_f32(vsqrtq_f32(vn), bc2), eps);
+        float32x4_t pn = vsubq_f32(pp, vdivq_f32(vmulq_f32(ss, mm), den));
+        vst1q_f32(p + i, pn);
+        vst1q_f32(m + i, mm);
+        vst1q_f32(v + i, vn);
+    }
+    for (; i < e; i++) fr_adamw_elem(&p[i], g[i], &m[i], &v[i], hp);
+}
+#endif
+
 static void adamw_range(void *arg, int64_t b0, int64_t e)
 {
     const adamw_ctx *c = (const adamw_ctx *)arg;
 #if FR_OPT_X86
     if (fr_opt_avx2) {
         adamw_avx2(b0, e, c->p, c->g, c->m, c->v, c->hp);
+        return;
+    }
+#endif
+#if FR_OPT_NEON
+    if (fr_opt_neon) {
+        adamw_neon(b0, e, c->p, c->g, c->m, c->v, c->hp);
         return;
     }
 #endif

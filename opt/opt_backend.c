@@ -1,30 +1,58 @@
 /* The opt op table (docs/design.md §3): starts from the ref entries (core/backend.c) and
  * overrides every entry with opt/ kernels, each bitwise equal to ref for any thread count.
+ * The SIMD path is chosen here at run time: AVX2+FMA on x86, NEON on aarch64 (GEMM, layer
+ * norm, activations, AdamW; the other entries run their portable C there), else portable.
  * (unary exp/log and the SiLU/sigmoid activations run the scalar detmath functions per
  * element, threaded.) */
 #include "opt/opt_internal.h"
 
+#include "opt/opt_simd.h"
+
 #include <stdlib.h>
+#if FR_OPT_NEON
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1 << 1)
+#endif
+#endif
 
 int fr_opt_avx2;
+int fr_opt_neon;
+
+static int simd_disabled(void)
+{
+    const char *off = getenv("FLOWRL_OPT_NO_SIMD");
+    return off && *off && *off != '0';
+}
 
 static int detect_avx2(void)
 {
-    const char *off = getenv("FLOWRL_OPT_NO_SIMD");
-    if (off && *off && *off != '0') return 0;
-#if defined(__x86_64__) || defined(__i386__)
+#if FR_OPT_X86
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return !simd_disabled() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
     return 0;
 #endif
 }
 
-int fr_opt_simd_active(void) { return fr_opt_avx2; }
+/* ASIMD is part of every AArch64 Linux machine we know of; the kernel says so in AT_HWCAP. */
+static int detect_neon(void)
+{
+#if FR_OPT_NEON
+    return !simd_disabled() && (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
+#else
+    return 0;
+#endif
+}
+
+int fr_opt_simd_active(void) { return fr_opt_avx2 || fr_opt_neon; }
+
+const char *fr_opt_simd_name(void) { return detect_avx2() ? "avx2+fma" : detect_neon() ? "neon" : "portable"; }
 
 fr_status fr_opt_init(fr_ops *ops)
 {
     fr_opt_avx2 = detect_avx2();
+    fr_opt_neon = detect_neon();
     ops->gemm = fr_opt_gemm;
     ops->bias_add = fr_opt_bias_add;
     ops->bias_grad = fr_opt_bias_grad;

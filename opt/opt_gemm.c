@@ -3,9 +3,10 @@
  * orders"), bitwise equal to ref/ref_gemm.c.
  *
  * How the order is kept while going fast:
- *  - The micro-kernel holds a 6x16 tile of C in 12 AVX2 registers and, for each k in
- *    increasing order, does acc = fma(a[i,k], b[k,j..j+7], acc): the vector lanes are
- *    different outputs (j), never different k. _mm256_fmadd_ps rounds once, like fmaf.
+ *  - The micro-kernel holds a 6x16 tile of C in 12 AVX2 registers (24 NEON registers on
+ *    aarch64) and, for each k in increasing order, does acc = fma(a[i,k], b[k,j..j+7], acc):
+ *    the vector lanes are different outputs (j), never different k. _mm256_fmadd_ps and
+ *    vfmaq_f32 round once, like fmaf.
  *  - k is tiled by KC: the next tile loads the partial C and continues the same chain
  *    (the partial is a float in C exactly as it was in the register).
  *  - Threads own disjoint row or column blocks of C and run the whole k loop for them,
@@ -18,12 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define HAVE_X86 1
-#else
-#define HAVE_X86 0
-#endif
+#include "opt/opt_simd.h"
 
 #define MR 6
 #define NR 16
@@ -48,6 +44,15 @@ typedef struct {
     _Atomic int64_t next_chunk;
 } gemm_job;
 
+/* One SIMD target's pieces of the blocked GEMM. */
+typedef struct {
+    void (*kern)(int64_t kc, const float *a, const int64_t *r_off, int64_t sak, const float *b,
+                 int64_t ldb, float *c, int64_t ldc, int load_c);
+    void (*pack_b)(const gemm_job *g, int64_t pc, int64_t kc, int64_t j, int64_t nr, float *bp);
+    void (*pack_a_t)(const gemm_job *g, int64_t pc, int64_t kc, int64_t i, int64_t mr, float *ap);
+} gemm_simd;
+
+
 /* Portable path: the ref order, over the block rows [i0,i1) x cols [j0,j1). */
 static void block_scalar(const gemm_job *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1)
 {
@@ -60,7 +65,26 @@ static void block_scalar(const gemm_job *g, int64_t i0, int64_t i1, int64_t j0, 
         }
 }
 
-#if HAVE_X86
+/* Packing in plain C, for targets without a faster one: bp (kc,16) = op(B)[pc + k, j + jj]
+ * for jj < nr, 0 beyond (the padded columns feed outputs that are never stored). */
+static void pack_b_plain(const gemm_job *g, int64_t pc, int64_t kc, int64_t j, int64_t nr, float *bp)
+{
+    for (int64_t k = 0; k < kc; k++) {
+        const float *src = g->B + (pc + k) * g->sbk + j * g->sbj;
+        for (int64_t jj = 0; jj < NR; jj++) bp[k * NR + jj] = jj < nr ? src[jj * g->sbj] : 0.0f;
+    }
+}
+
+/* ap (mr rows, kc), 6 floats per k, when ta (as pack_a_t). */
+static void pack_a_t_plain(const gemm_job *g, int64_t pc, int64_t kc, int64_t i, int64_t mr, float *ap)
+{
+    for (int64_t k = 0; k < kc; k++) {
+        const float *src = g->A + (pc + k) * g->sak + i;
+        for (int64_t r = 0; r < MR; r++) ap[k * MR + r] = r < mr ? src[r] : 0.0f;
+    }
+}
+
+#if FR_OPT_X86
 
 /* c (6,16) [ldc] = (load_c ? c : 0) + sum_k a[k] (x) b[k], one fma per k per output.
  * Row r of the A tile is a[r_off[r] + k*sak]; b[k] is 16 floats at b + k*ldb. */
@@ -147,10 +171,7 @@ __attribute__((target("avx2,fma"))) static void pack_b(const gemm_job *g, int64_
                 _mm256_store_ps(dst + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
             }
     }
-    for (; k < kc; k++) {
-        const float *src = g->B + (pc + k) * g->sbk + j * g->sbj;
-        for (int64_t jj = 0; jj < NR; jj++) bp[k * NR + jj] = jj < nr ? src[jj * g->sbj] : 0.0f;
-    }
+    if (k < kc) pack_b_plain(g, pc + k, kc - k, j, nr, bp + k * NR);
 }
 
 /* ap (mr rows, kc) for rows [i, i+mr) when ta (op(A)[i,k] = A[k*M + i]): the 6 values
@@ -166,17 +187,39 @@ pack_a_t(const gemm_job *g, int64_t pc, int64_t kc, int64_t i, int64_t mr, float
             _mm256_storeu_ps(ap + k * MR, _mm256_maskload_ps(g->A + (pc + k) * g->sak + i, six));
         return;
     }
-    for (int64_t k = 0; k < kc; k++) {
-        const float *src = g->A + (pc + k) * g->sak + i;
-        for (int64_t r = 0; r < MR; r++) ap[k * MR + r] = r < mr ? src[r] : 0.0f;
-    }
+    pack_a_t_plain(g, pc, kc, i, mr, ap);
 }
 
-/* The blocked kernel over rows [i0,i1) x cols [j0,j1) of C, all of k. work holds
- * KC*NR + MC*KC + 8 floats (32-byte aligned). */
-__attribute__((target("avx2,fma"))) static void block_avx2(const gemm_job *g, int64_t i0,
-                                                           int64_t i1, int64_t j0, int64_t j1,
-                                                           float *work)
+#endif /* FR_OPT_X86 */
+
+#if FR_OPT_NEON
+/* c (6,16) [ldc] = (load_c ? c : 0) + sum_k a[k] (x) b[k], one vfmaq_f32 per k per output
+ * (4 registers of 4 outputs per row). Row r of the A tile is a[r_off[r] + k*sak]. */
+static void kern_6x16_neon(int64_t kc, const float *a, const int64_t *r_off, int64_t sak,
+                           const float *b, int64_t ldb, float *c, int64_t ldc, int load_c)
+{
+    float32x4_t acc[MR][4];
+    for (int r = 0; r < MR; r++)
+        for (int q = 0; q < 4; q++) acc[r][q] = load_c ? vld1q_f32(c + r * ldc + 4 * q) : vdupq_n_f32(0.0f);
+    for (int64_t k = 0; k < kc; k++) {
+        const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8), b3 = vld1q_f32(b + 12);
+        for (int r = 0; r < MR; r++) {
+            const float32x4_t av = vdupq_n_f32(a[r_off[r]]);
+            acc[r][0] = vfmaq_f32(acc[r][0], av, b0), acc[r][1] = vfmaq_f32(acc[r][1], av, b1);
+            acc[r][2] = vfmaq_f32(acc[r][2], av, b2), acc[r][3] = vfmaq_f32(acc[r][3], av, b3);
+        }
+        a += sak;
+        b += ldb;
+    }
+    for (int r = 0; r < MR; r++)
+        for (int q = 0; q < 4; q++) vst1q_f32(c + r * ldc + 4 * q, acc[r][q]);
+}
+#endif
+
+/* The blocked kernel over rows [i0,i1) x cols [j0,j1) of C, all of k, with one SIMD
+ * target's micro-kernel and packing. work holds KC*NR + MC*KC + 8 floats (32-byte aligned). */
+static void block_tiled(const gemm_job *g, const gemm_simd *sd, int64_t i0, int64_t i1,
+                        int64_t j0, int64_t j1, float *work)
 {
     _Alignas(32) float tile[MR * NR];
     float *bp = work, *apk = work + KC * NR;
@@ -189,10 +232,10 @@ __attribute__((target("avx2,fma"))) static void block_avx2(const gemm_job *g, in
             int64_t ie = i1 - ic < MC ? i1 : ic + MC;
             if (pack_a)
                 for (int64_t i = ic; i < ie; i += MR)
-                    pack_a_t(g, pc, kc, i, ie - i < MR ? ie - i : MR, apk + (i - ic) * KC);
+                    sd->pack_a_t(g, pc, kc, i, ie - i < MR ? ie - i : MR, apk + (i - ic) * KC);
             for (int64_t j = j0; j < j1; j += NR) {
                 int64_t nr = j1 - j < NR ? j1 - j : NR;
-                pack_b(g, pc, kc, j, nr, bp);
+                sd->pack_b(g, pc, kc, j, nr, bp);
                 for (int64_t i = ic; i < ie; i += MR) {
                     int64_t mr = ie - i < MR ? ie - i : MR;
                     const float *a;
@@ -208,11 +251,11 @@ __attribute__((target("avx2,fma"))) static void block_avx2(const gemm_job *g, in
                     float *c = g->C + i * N + j;
                     if (load_c && i + MR < ie) /* the next tile's C rows, toward L1 */
                         for (int r = 0; r < MR; r++) {
-                            _mm_prefetch((const char *)(c + (MR + r) * N), _MM_HINT_T0);
-                            _mm_prefetch((const char *)(c + (MR + r) * N + NR - 1), _MM_HINT_T0);
+                            __builtin_prefetch(c + (MR + r) * N);
+                            __builtin_prefetch(c + (MR + r) * N + NR - 1);
                         }
                     if (mr == MR && nr == NR) {
-                        kern_6x16(kc, a, r_off, sak, bp, NR, c, N, load_c);
+                        sd->kern(kc, a, r_off, sak, bp, NR, c, N, load_c);
                         continue;
                     }
                     /* Edge tile: through a full 6x16 scratch tile, only the valid part of
@@ -220,7 +263,7 @@ __attribute__((target("avx2,fma"))) static void block_avx2(const gemm_job *g, in
                     if (load_c)
                         for (int64_t r = 0; r < mr; r++)
                             memcpy(tile + r * NR, c + r * N, (size_t)nr * sizeof(float));
-                    kern_6x16(kc, a, r_off, sak, bp, NR, tile, NR, load_c);
+                    sd->kern(kc, a, r_off, sak, bp, NR, tile, NR, load_c);
                     for (int64_t r = 0; r < mr; r++)
                         memcpy(c + r * N, tile + r * NR, (size_t)nr * sizeof(float));
                 }
@@ -229,7 +272,6 @@ __attribute__((target("avx2,fma"))) static void block_avx2(const gemm_job *g, in
     }
 }
 
-#endif /* HAVE_X86 */
 
 /* Threads take chunks of tiles (columns or rows of C) from a shared counter until none
  * are left: a thread that gets less CPU (a busy machine) simply takes fewer chunks. Which
@@ -238,10 +280,16 @@ static void gemm_part(void *arg, int t, int nt)
 {
     (void)t, (void)nt;
     gemm_job *g = (gemm_job *)arg;
-    float *work = NULL;
-#if HAVE_X86
-    if (fr_opt_avx2) work = aligned_alloc(32, (size_t)(KC * NR + MC * KC + 8) * sizeof(float));
+    const gemm_simd *sd = NULL;
+#if FR_OPT_X86
+    static const gemm_simd k_avx2 = {kern_6x16, pack_b, pack_a_t};
+    if (fr_opt_avx2) sd = &k_avx2;
 #endif
+#if FR_OPT_NEON
+    static const gemm_simd k_neon = {kern_6x16_neon, pack_b_plain, pack_a_t_plain};
+    if (fr_opt_neon) sd = &k_neon;
+#endif
+    float *work = sd ? aligned_alloc(32, (size_t)(KC * NR + MC * KC + 8) * sizeof(float)) : NULL;
     for (;;) {
         int64_t ch = atomic_fetch_add(&g->next_chunk, 1);
         if (ch >= g->n_chunks) break;
@@ -255,13 +303,8 @@ static void gemm_part(void *arg, int t, int nt)
             i0 = tb * MR;
             i1 = te * MR < g->M ? te * MR : g->M;
         }
-#if HAVE_X86
-        if (work) {
-            block_avx2(g, i0, i1, j0, j1, work);
-            continue;
-        }
-#endif
-        block_scalar(g, i0, i1, j0, j1);
+        if (work) block_tiled(g, sd, i0, i1, j0, j1, work);
+        else block_scalar(g, i0, i1, j0, j1);
     }
     free(work);
 }
@@ -285,8 +328,8 @@ void fr_opt_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
     };
     int64_t tiles_m = (M + MR - 1) / MR, tiles_n = (N + NR - 1) / NR;
     double fmas = (double)M * (double)N * (double)K;
-    int64_t nt = (int64_t)(fmas / GEMM_MIN_FMAS_PER_THREAD);
     int max = fr_opt_get_threads();
+    int64_t nt = fr_opt_split_all() ? max : (int64_t)(fmas / GEMM_MIN_FMAS_PER_THREAD);
     if (nt > max) nt = max;
     if (nt < 1) nt = 1;
     /* Columns unless C is too narrow to give each thread a few column chunks: a column
@@ -295,7 +338,7 @@ void fr_opt_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
     g.tiles = g.split_cols ? tiles_n : tiles_m;
     /* Chunks of >= 64 columns / 48 rows (packing stays a few % of the work), about three
      * per thread so that a slowed thread can be covered by the others. */
-    int64_t min_tiles = g.split_cols ? 64 / NR : 48 / MR;
+    int64_t min_tiles = fr_opt_split_all() ? 1 : g.split_cols ? 64 / NR : 48 / MR;
     int64_t ct = (g.tiles + 3 * nt - 1) / (3 * nt);
     g.chunk_tiles = nt == 1 ? g.tiles : (ct < min_tiles ? min_tiles : ct);
     g.n_chunks = (g.tiles + g.chunk_tiles - 1) / g.chunk_tiles;

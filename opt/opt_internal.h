@@ -33,10 +33,15 @@ void fr_opt_parallel_range(int64_t n, int64_t align, int64_t min_chunk, fr_opt_r
 /* The number of parts fr_opt_parallel_range would use. */
 int fr_opt_range_parts(int64_t n, int64_t align, int64_t min_chunk);
 
+/* 1 while fr_opt_set_split_all(1) is in effect: minimum work per thread is one unit. */
+int fr_opt_split_all(void);
+
 /* ---- SIMD dispatch (opt/opt_backend.c) -------------------------------------------------- */
 
 /* 1 when the target("avx2,fma") kernels may run (CPU support, not disabled by env). */
 extern int fr_opt_avx2;
+/* 1 when the NEON kernels may run (aarch64 with ASIMD, not disabled by env). */
+extern int fr_opt_neon;
 
 /* ---- ops ---------------------------------------------------------------------------------- */
 

@@ -1,8 +1,9 @@
 /* Layer norm of opt, bitwise equal to ref/ref_layernorm.c.
  *
  * Row statistics are canonical long sums (flowrl/reduce.h): lane j of the AVX2 register
- * is lane j of the canonical order (element c*8 + j goes to lane j), a partial last
- * chunk updates only its lanes (blend), and the 8 lanes meet in fr_lanes_tree. Rows are
+ * (of two NEON registers, lanes 0-3 and 4-7) is lane j of the canonical order (element
+ * c*8 + j goes to lane j), a partial last chunk updates only its lanes (blend; one by one
+ * on NEON), and the 8 lanes meet in fr_lanes_tree. Rows are
  * split across threads (each row's statistics stay on one thread).
  *
  * In the backward, dgamma/dbeta are batch reductions (rows in order), so they run as a
@@ -21,6 +22,32 @@ typedef struct {
     float *y, *mean_out, *rstd_out, *dx, *dgamma, *dbeta;
     int accumulate;
 } ln_ctx;
+
+/* The SIMD rows' tails, one element at a time from column j: row i's y and statistics, */
+static inline void ln_fwd_row_tail(const ln_ctx *c, int64_t i, int64_t j, float mu, float rs)
+{
+    const float *xr = c->x + i * c->D;
+    float *yr = c->y + i * c->D;
+    for (; j < c->D; j++)
+        yr[j] = fr_layernorm_y(fr_layernorm_xhat(xr[j], mu, rs), c->gamma ? c->gamma[j] : 1.0f,
+                               c->beta ? c->beta[j] : 0.0f);
+    c->mean_out[i] = mu;
+    c->rstd_out[i] = rs;
+}
+
+/* and row i's dx (mg, mgx: the row's means of g and g * xhat). */
+static inline void ln_dx_row_tail(const ln_ctx *c, int64_t i, int64_t j, float mg, float mgx)
+{
+    const float *xr = c->x + i * c->D, *dyr = c->dy + i * c->D;
+    float *dxr = c->dx + i * c->D;
+    const float mu = c->mean[i], rs = c->rstd[i];
+    for (; j < c->D; j++) {
+        float xhat = fr_layernorm_xhat(xr[j], mu, rs);
+        float g = c->gamma ? dyr[j] * c->gamma[j] : dyr[j];
+        float d = fr_layernorm_dx(g, xhat, mg, mgx, rs);
+        dxr[j] = c->accumulate ? dxr[j] + d : d;
+    }
+}
 
 /* ---- forward ------------------------------------------------------------------------------ */
 
@@ -87,11 +114,58 @@ FR_AVX2 static void ln_fwd_rows_avx2(const ln_ctx *c, int64_t r0, int64_t r1)
             __m256 b = c->beta ? _mm256_loadu_ps(c->beta + j) : zero;
             _mm256_storeu_ps(yr + j, _mm256_fmadd_ps(xh, g, b));
         }
-        for (; j < D; j++)
-            yr[j] = fr_layernorm_y(fr_layernorm_xhat(xr[j], mu, rs), c->gamma ? c->gamma[j] : 1.0f,
-                                   c->beta ? c->beta[j] : 0.0f);
-        c->mean_out[i] = mu;
-        c->rstd_out[i] = rs;
+        ln_fwd_row_tail(c, i, j, mu, rs);
+    }
+}
+#endif
+
+#if FR_OPT_NEON
+/* The 8 canonical lanes as two NEON registers: lo holds lanes 0-3, hi lanes 4-7 (element
+ * c*8 + j goes to lane j). The partial last chunk is added by ln_neon_tail. */
+static void ln_neon_store(float32x4_t lo, float32x4_t hi, float l[FR_LANES])
+{
+    vst1q_f32(l, lo);
+    vst1q_f32(l + 4, hi);
+}
+
+static void ln_fwd_rows_neon(const ln_ctx *c, int64_t r0, int64_t r1)
+{
+    const int64_t D = c->D, D8 = D & ~(int64_t)7;
+    float l[FR_LANES];
+    for (int64_t i = r0; i < r1; i++) {
+        const float *xr = c->x + i * D;
+        float *yr = c->y + i * D;
+        /* mean: lane j += x[j + 8c] (fr_sum_canonical), / D */
+        float32x4_t lo = vdupq_n_f32(0.0f), hi = vdupq_n_f32(0.0f);
+        for (int64_t j = 0; j < D8; j += 8)
+            lo = vaddq_f32(lo, vld1q_f32(xr + j)), hi = vaddq_f32(hi, vld1q_f32(xr + j + 4));
+        ln_neon_store(lo, hi, l);
+        for (int64_t j = D8; j < D; j++) l[j - D8] += xr[j];
+        float mu = D > 0 ? fr_lanes_tree(l) / (float)D : 0.0f;
+        /* var: lane j = fmaf(d, d, lane j), d = x - mu (fr_sumsq_centered_canonical), / D */
+        const float32x4_t vmu = vdupq_n_f32(mu);
+        lo = hi = vdupq_n_f32(0.0f);
+        for (int64_t j = 0; j < D8; j += 8) {
+            float32x4_t d0 = vsubq_f32(vld1q_f32(xr + j), vmu), d1 = vsubq_f32(vld1q_f32(xr + j + 4), vmu);
+            lo = vfmaq_f32(lo, d0, d0), hi = vfmaq_f32(hi, d1, d1);
+        }
+        ln_neon_store(lo, hi, l);
+        for (int64_t j = D8; j < D; j++) {
+            float d = xr[j] - mu;
+            l[j - D8] = fmaf(d, d, l[j - D8]);
+        }
+        float var = D > 0 ? fr_lanes_tree(l) / (float)D : 0.0f;
+        float rs = fr_layernorm_rstd(var, c->eps);
+        /* y = fmaf((x - mu) * rs, gamma, beta), gamma = 1, beta = 0 when absent */
+        const float32x4_t vrs = vdupq_n_f32(rs);
+        int64_t j = 0;
+        for (; j + 4 <= D; j += 4) {
+            float32x4_t xh = vmulq_f32(vsubq_f32(vld1q_f32(xr + j), vmu), vrs);
+            float32x4_t g = c->gamma ? vld1q_f32(c->gamma + j) : vdupq_n_f32(1.0f);
+            float32x4_t b = c->beta ? vld1q_f32(c->beta + j) : vdupq_n_f32(0.0f);
+            vst1q_f32(yr + j, vfmaq_f32(b, xh, g));
+        }
+        ln_fwd_row_tail(c, i, j, mu, rs);
     }
 }
 #endif
@@ -102,6 +176,12 @@ static void ln_fwd_rows(void *arg, int64_t r0, int64_t r1)
 #if FR_OPT_X86
     if (fr_opt_avx2) {
         ln_fwd_rows_avx2(c, r0, r1);
+        return;
+    }
+#endif
+#if FR_OPT_NEON
+    if (fr_opt_neon) {
+        ln_fwd_rows_neon(c, r0, r1);
         return;
     }
 #endif
@@ -194,12 +274,7 @@ FR_AVX2 static void ln_bwd_dx_avx2(const ln_ctx *c, int64_t r0, int64_t r1)
             if (c->accumulate) d = _mm256_add_ps(_mm256_loadu_ps(dxr + j), d);
             _mm256_storeu_ps(dxr + j, d);
         }
-        for (; j < D; j++) {
-            float xhat = fr_layernorm_xhat(xr[j], mu, rs);
-            float g = c->gamma ? dyr[j] * c->gamma[j] : dyr[j];
-            float d = fr_layernorm_dx(g, xhat, mg, mgx, rs);
-            dxr[j] = c->accumulate ? dxr[j] + d : d;
-        }
+        ln_dx_row_tail(c, i, j, mg, mgx);
     }
 }
 
@@ -231,12 +306,96 @@ FR_AVX2 static void ln_bwd_params_avx2(const ln_ctx *c, int64_t c0, int64_t c1)
 }
 #endif
 
+#if FR_OPT_NEON
+/* g = dy * gamma (or dy) for the 4 columns from j. */
+static inline float32x4_t ln_neon_g(const ln_ctx *c, const float *dyr, int64_t j)
+{
+    float32x4_t g = vld1q_f32(dyr + j);
+    return c->gamma ? vmulq_f32(g, vld1q_f32(c->gamma + j)) : g;
+}
+
+static void ln_bwd_dx_neon(const ln_ctx *c, int64_t r0, int64_t r1)
+{
+    const int64_t D = c->D, D8 = D & ~(int64_t)7;
+    float lg[FR_LANES], lgx[FR_LANES];
+    for (int64_t i = r0; i < r1; i++) {
+        const float *xr = c->x + i * D, *dyr = c->dy + i * D;
+        float *dxr = c->dx + i * D;
+        const float mu = c->mean[i], rs = c->rstd[i];
+        const float32x4_t vmu = vdupq_n_f32(mu), vrs = vdupq_n_f32(rs);
+        /* lg lane += g, lgx lane = fmaf(g, xhat, lane), lanes 0-3 in *0, 4-7 in *1 */
+        float32x4_t g0s = vdupq_n_f32(0.0f), g1s = g0s, x0s = g0s, x1s = g0s;
+        for (int64_t j = 0; j < D8; j += 8) {
+            float32x4_t xh0 = vmulq_f32(vsubq_f32(vld1q_f32(xr + j), vmu), vrs);
+            float32x4_t xh1 = vmulq_f32(vsubq_f32(vld1q_f32(xr + j + 4), vmu), vrs);
+            float32x4_t g0 = ln_neon_g(c, dyr, j), g1 = ln_neon_g(c, dyr, j + 4);
+            g0s = vaddq_f32(g0s, g0), g1s = vaddq_f32(g1s, g1);
+            x0s = vfmaq_f32(x0s, g0, xh0), x1s = vfmaq_f32(x1s, g1, xh1);
+        }
+        ln_neon_store(g0s, g1s, lg);
+        ln_neon_store(x0s, x1s, lgx);
+        for (int64_t j = D8; j < D; j++) {
+            float xhat = fr_layernorm_xhat(xr[j], mu, rs);
+            float g = c->gamma ? dyr[j] * c->gamma[j] : dyr[j];
+            lg[j - D8] += g;
+            lgx[j - D8] = fmaf(g, xhat, lgx[j - D8]);
+        }
+        float mg = D > 0 ? fr_lanes_tree(lg) / (float)D : 0.0f;
+        float mgx = D > 0 ? fr_lanes_tree(lgx) / (float)D : 0.0f;
+        /* dx = rs * fmaf(-xhat, mgx, g - mg) */
+        const float32x4_t vmg = vdupq_n_f32(mg), vmgx = vdupq_n_f32(mgx);
+        int64_t j = 0;
+        for (; j + 4 <= D; j += 4) {
+            float32x4_t xh = vmulq_f32(vsubq_f32(vld1q_f32(xr + j), vmu), vrs);
+            float32x4_t d = vmulq_f32(vrs, vfmaq_f32(vsubq_f32(ln_neon_g(c, dyr, j), vmg), vnegq_f32(xh), vmgx));
+            if (c->accumulate) d = vaddq_f32(vld1q_f32(dxr + j), d);
+            vst1q_f32(dxr + j, d);
+        }
+        ln_dx_row_tail(c, i, j, mg, mgx);
+    }
+}
+
+/* Columns [c0, c1) in strips of 16 (four registers each for dgamma and dbeta). */
+static void ln_bwd_params_neon(const ln_ctx *c, int64_t c0, int64_t c1)
+{
+    const int64_t D = c->D;
+    int64_t j = c0;
+    for (; j + 16 <= c1; j += 16) {
+        float32x4_t g[4], b[4];
+        for (int q = 0; q < 4; q++) {
+            g[q] = c->accumulate && c->dgamma ? vld1q_f32(c->dgamma + j + 4 * q) : vdupq_n_f32(0.0f);
+            b[q] = c->accumulate && c->dbeta ? vld1q_f32(c->dbeta + j + 4 * q) : vdupq_n_f32(0.0f);
+        }
+        for (int64_t i = 0; i < c->M; i++) {
+            const float32x4_t vmu = vdupq_n_f32(c->mean[i]), vrs = vdupq_n_f32(c->rstd[i]);
+            const float *xr = c->x + i * D + j, *dyr = c->dy + i * D + j;
+            for (int q = 0; q < 4; q++) {
+                float32x4_t d = vld1q_f32(dyr + 4 * q);
+                float32x4_t xh = vmulq_f32(vsubq_f32(vld1q_f32(xr + 4 * q), vmu), vrs);
+                g[q] = vfmaq_f32(g[q], d, xh), b[q] = vaddq_f32(b[q], d);
+            }
+        }
+        for (int q = 0; q < 4; q++) {
+            if (c->dgamma) vst1q_f32(c->dgamma + j + 4 * q, g[q]);
+            if (c->dbeta) vst1q_f32(c->dbeta + j + 4 * q, b[q]);
+        }
+    }
+    if (j < c1) ln_bwd_params_scalar(c, j, c1);
+}
+#endif
+
 static void ln_bwd_dx_rows(void *arg, int64_t r0, int64_t r1)
 {
     const ln_ctx *c = (const ln_ctx *)arg;
 #if FR_OPT_X86
     if (fr_opt_avx2) {
         ln_bwd_dx_avx2(c, r0, r1);
+        return;
+    }
+#endif
+#if FR_OPT_NEON
+    if (fr_opt_neon) {
+        ln_bwd_dx_neon(c, r0, r1);
         return;
     }
 #endif
@@ -249,6 +408,12 @@ static void ln_bwd_param_cols(void *arg, int64_t c0, int64_t c1)
 #if FR_OPT_X86
     if (fr_opt_avx2) {
         ln_bwd_params_avx2(c, c0, c1);
+        return;
+    }
+#endif
+#if FR_OPT_NEON
+    if (fr_opt_neon) {
+        ln_bwd_params_neon(c, c0, c1);
         return;
     }
 #endif

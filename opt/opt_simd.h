@@ -1,5 +1,6 @@
-/* Small AVX2 helpers for the opt kernels. Only included by opt/ sources; every function
- * here is target("avx2,fma") and must only run when fr_opt_avx2 is set. */
+/* The SIMD targets of the opt kernels. Only included by opt/ sources. x86: small AVX2
+ * helpers; every function here is target("avx2,fma") and must only run when fr_opt_avx2 is
+ * set. */
 #ifndef FLOWRL_OPT_SIMD_H
 #define FLOWRL_OPT_SIMD_H
 
@@ -19,6 +20,16 @@ FR_AVX2 static inline __m256i fr_opt_tail_mask(int64_t rem)
 
 #else
 #define FR_OPT_X86 0
+#endif
+
+/* AArch64: Advanced SIMD (NEON), 4 float lanes per register, vfmaq_f32 rounding once like
+ * fmaf. Every function under FR_OPT_NEON must only run when fr_opt_neon is set (the CPU
+ * reports ASIMD and FLOWRL_OPT_NO_SIMD is unset). */
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#define FR_OPT_NEON 1
+#include <arm_neon.h>
+#else
+#define FR_OPT_NEON 0
 #endif
 
 #endif

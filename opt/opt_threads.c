@@ -54,8 +54,21 @@ static pool_t g_pool = {
 };
 static _Atomic int g_threads; /* 0: default */
 static _Atomic unsigned long g_worker_parts; /* parts run by worker threads (tests) */
+static _Atomic unsigned char g_worker_ran[FR_OPT_MAX_THREADS]; /* worker id has run a part */
+static _Atomic int g_split_all;
 
 unsigned long fr_opt_worker_parts(void) { return atomic_load(&g_worker_parts); }
+
+int fr_opt_workers_used(void)
+{
+    int n = 0;
+    for (int i = 1; i < FR_OPT_MAX_THREADS; i++) n += atomic_load(&g_worker_ran[i]) != 0;
+    return n;
+}
+
+void fr_opt_set_split_all(int on) { atomic_store(&g_split_all, on != 0); }
+
+int fr_opt_split_all(void) { return atomic_load(&g_split_all); }
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static int online_cpus(void)
@@ -102,6 +115,7 @@ static void *worker_main(void *arg)
         if (id < nt) {
             fn(ctx, id, nt);
             atomic_fetch_add_explicit(&g_worker_parts, 1, memory_order_relaxed);
+            atomic_store_explicit(&g_worker_ran[id], 1, memory_order_relaxed);
             if (atomic_fetch_sub_explicit(&g_pool.pending, 1, memory_order_acq_rel) == 1) {
                 pthread_mutex_lock(&g_pool.mu);
                 pthread_cond_signal(&g_pool.cv_done);
@@ -216,7 +230,7 @@ int fr_opt_range_parts(int64_t n, int64_t align, int64_t min_chunk)
 {
     if (n <= 0) return 1;
     if (align < 1) align = 1;
-    if (min_chunk < align) min_chunk = align;
+    if (min_chunk < align || fr_opt_split_all()) min_chunk = align;
     int64_t parts = n / min_chunk;
     int max = fr_opt_get_threads();
     if (parts > max) parts = max;
@@ -257,6 +271,7 @@ void fr_opt_parallel_range(int64_t n, int64_t align, int64_t min_chunk, fr_opt_r
         return;
     }
     range_job j = {.n = n, .align = align < 1 ? 1 : align, .fn = fn, .ctx = ctx};
+    if (fr_opt_split_all()) min_chunk = j.align;
     /* about three chunks per thread, none below min_chunk */
     int64_t nc = 3 * (int64_t)nt, max_nc = n / (min_chunk > j.align ? min_chunk : j.align);
     j.n_chunks = nc < max_nc ? nc : (max_nc > nt ? max_nc : nt);

@@ -183,6 +183,8 @@ START_TEST(test_format_lines)
     ck_assert_msg(strncmp(txt, "flowrl-audit 1\nenv format.version 1\nenv flowrl.version ", 55) == 0, "%s", txt);
     ck_assert_msg(strstr(txt, "\nenv backend ref\n") && strstr(txt, "\nenv threads 3\n") &&
                   strstr(txt, "\nenv lib.xxhash ") && strstr(txt, "\nenv build.flags ") &&
+                  strstr(txt, "\nenv build.compiler ") && strstr(txt, "\nenv build.target ") &&
+                  strstr(txt, "\nenv opt.path ") &&
                   strstr(txt, "\nenv cpu.features "), "%s", txt);
     ck_assert_msg(n > strlen(want) && strcmp(txt + n - strlen(want), want) == 0, "got:\n%s\nwant tail:\n%s", txt, want);
     fr_audit_log log;

@@ -151,6 +151,11 @@ START_TEST(test_committed_set_checks)
     ck_assert_msg(strstr(g_out, "OK                 op.gemm_nn\n") != NULL, "%s", g_out);
     ck_assert_msg(strstr(g_out, "OK (ref fallback)  sampler.sde\n") != NULL, "%s", g_out); /* opt: ref's sampler_step */
     ck_assert_msg(strstr(g_out, "OK (shared code)   adv.batch\n") != NULL, "%s", g_out);
+    /* --threads 3 really ran the cases on 3 threads (the golden shapes are small) */
+    ck_assert_msg(strstr(g_out, "; 2 worker threads + the caller ran parts\n") != NULL, "%s", g_out);
+    /* without --dir: the set next to the binary (FLOWRL_BIN is BUILD/flowrl; from any cwd) */
+    rc = fr_test_run_cli("golden check --backend ref --case 'op.gemm*'", g_out, sizeof g_out);
+    ck_assert_msg(rc == 0 && strstr(g_out, "/golden (written by flowrl "), "exit %d: %s", rc, g_out);
     /* a device backend: the copies it made on the verdict line */
     snprintf(args, sizeof args, "golden check --backend cuda-emu --dir %s --case 'sampler.*'", dir);
     rc = fr_test_run_cli(args, g_out, sizeof g_out);

@@ -157,6 +157,21 @@ START_TEST(test_gemm_large)
 }
 END_TEST
 
+/* What fr_opt_simd_active() must say when FLOWRL_OPT_NO_SIMD is unset: AVX2+FMA where the
+ * x86 CPU has both, NEON on every aarch64, else the portable path (x86 builtins only on
+ * x86, so the runner builds everywhere). */
+static int simd_expected(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#elif defined(__aarch64__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 START_TEST(test_gemm_portable_path)
 {
     /* The plain-C fallback (CPUs without AVX2) follows the same order: run it by
@@ -168,6 +183,7 @@ START_TEST(test_gemm_portable_path)
     fr_ref_fill(&t);
     ck_assert_int_eq(fr_opt_init(&t), FR_OK);
     ck_assert_int_eq(fr_opt_simd_active(), 0);
+    ck_assert_str_eq(fr_opt_simd_name(), "portable");
     fr_backend *ref = fr_test_ref_be();
     uint64_t seed = ops_seed(0x0b7003), s = seed;
     fr_backend portable = *ref;
@@ -186,7 +202,12 @@ START_TEST(test_gemm_portable_path)
     fr_opt_init(&t); /* env still set: stays portable */
     unsetenv("FLOWRL_OPT_NO_SIMD");
     fr_opt_init(&t); /* back to SIMD for the rest of this process */
-    ck_assert_int_eq(fr_opt_simd_active(), __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+    ck_assert_int_eq(fr_opt_simd_active(), simd_expected());
+#if defined(__aarch64__)
+    ck_assert_str_eq(fr_opt_simd_name(), "neon");
+#else
+    ck_assert_str_eq(fr_opt_simd_name(), simd_expected() ? "avx2+fma" : "portable");
+#endif
 }
 END_TEST
 

@@ -34,8 +34,8 @@
  *           characters (the writer replaces them by spaces and writes "-" for an empty value).
  *
  * env lines are allowed only in the header block and right after a `resume` line. The writer
- * fills in: format.version, flowrl.version, build.flags, build.configure, fp.selftest,
- * backend, threads, cpu.features, host.arch, lib.xxhash, lib.cjson, lib.libpng,
+ * fills in: format.version, flowrl.version, build.compiler, build.target, build.flags,
+ * build.configure, fp.selftest, backend, threads, cpu.features, opt.path, host.arch, lib.xxhash, lib.cjson, lib.libpng,
  * lib.libarchive, lib.openblas + openblas.threads, lib.onednn (when built in), and every
  * caller-supplied extra (the CUDA backend adds gpu.name, gpu.arch, gpu.sm_count,
  * cuda.toolkit, cuda.driver: docs/algorithms/numerics.md §7 item 7). Environment lines are not part of

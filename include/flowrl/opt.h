@@ -22,14 +22,24 @@ int fr_opt_get_threads(void);
 /* How many job parts worker threads (not the caller) have run in this process: a test that
  * promises "opt at 3 threads = ref" checks that the workers really ran. */
 unsigned long fr_opt_worker_parts(void);
+/* How many distinct worker threads (ids 1..) have run a part in this process. */
+int fr_opt_workers_used(void);
+/* on = 1: every op splits its outputs into as many parts as the thread count allows, however
+ * small (one alignment unit per part), so a test on small shapes (the golden suite) runs the
+ * workers; bits are unchanged (splits are by outputs). 0 (the default) restores the
+ * work-per-thread minimums. */
+void fr_opt_set_split_all(int on);
 
 /* Overrides the ops table entries that opt implements (core/backend.c calls it on a table
  * holding the ref entries). Never fails on x86 without AVX2: the portable fallbacks run
  * the same canonical orders in plain C. */
 fr_status fr_opt_init(fr_ops *ops);
 
-/* 1 if the AVX2+FMA kernels are in use on this CPU (FLOWRL_OPT_NO_SIMD=1 in the
- * environment forces the portable path, for testing). */
+/* 1 if the SIMD kernels are in use on this CPU: AVX2+FMA on x86, NEON on aarch64
+ * (FLOWRL_OPT_NO_SIMD=1 in the environment forces the portable path, for testing). */
 int fr_opt_simd_active(void);
+/* The kernels opt takes on this CPU under the current environment: "avx2+fma", "neon" or
+ * "portable" (what `flowrl info` and the audit log's opt.path record). */
+const char *fr_opt_simd_name(void);
 
 #endif
