@@ -17,6 +17,8 @@
 #include "flowrl/run.h"
 #include "flowrl/safetensors.h"
 
+enum { FR_ALGO_PREFS_NONE, FR_ALGO_PREFS_OPTIONAL, FR_ALGO_PREFS_REQUIRED };
+
 typedef struct fr_algo {
     const char *name;      /* "flow-grpo" */
     const char *summary;   /* one line for `flowrl algos` */
@@ -65,6 +67,10 @@ typedef struct fr_algo {
     /* A line (fr_run_info) and *score: the algorithm's own held-out figure (GFlowNets: the exact
      * L1 of P_T to R/Z, lower is better). */
     fr_status (*evaluate)(fr_run *r, void *state, const char *key, int64_t epoch, double *score);
+    /* The preference file it reads (--prefs FILE, flowrl prefs make): FR_ALGO_PREFS_NONE, OPTIONAL
+     * (flow-dpo: its reference's rollouts without one) or REQUIRED (diffusion-dpo, diffusion-dro);
+     * `flowrl algos --json` "prefs", what bench/bench_algos.py reads to give it a file. */
+    int prefs;
 } fr_algo;
 
 /* The registered algorithms, in the order `flowrl algos` lists them; NULL-terminated. */
