@@ -155,6 +155,11 @@ def fmt_big(x):
     return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.0f}k"
 
 
+def fmt_count(xs):
+    """A count over the seeds: one value where they agree, else its mean ± 95% in thousands."""
+    return fmt_big(xs[0]) if min(xs) == max(xs) else f"{fmt_ci(xs, 1e-3, 0)}k"
+
+
 # ---- the phases ------------------------------------------------------------------------------------
 def base_meta(path):
     return ckpt_meta(FLOWRL, path, name="bench_algos")
@@ -531,7 +536,7 @@ def prefs_section(task, res):
                          f"({len(hits)}/{n})" if hits else f"not reached (0/{n})")
         gain = [100 * (x["final_train"]["accuracy"] - own_base(res, r)["train"]["accuracy"]) for x in runs]
         L.append(f"| {name(r, a)} | {r['chosen']['lr']:g}, {r['chosen']['beta']:g} | {p['pairs_epoch']} x {p['epochs']} | "
-                 f"{fmt_ci([x['curve'][-1]['fe'] for x in runs], 1e-3, 0)}k | " + " | ".join(cells)
+                 f"{fmt_count([x['curve'][-1]['fe'] for x in runs])} | " + " | ".join(cells)
                  + final_cells(res, t, r, after_train=f" | {fmt_ci(gain)}"))
     L += ["", f"![{task}: train accuracy against preference pairs](docs/img/bench_algos_{task}_prefs.svg)", ""]
     return L
