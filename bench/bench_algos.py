@@ -544,26 +544,37 @@ def prefs_section(task, res):
 
 def section(results, meta):
     L = ["<!-- bench_algos begin: written by bench/bench_algos.py (make bench-algos), do not edit by hand -->",
-         "## The bake-off: every algorithm at the same budget of model evaluations", "",
-         f"Command: `make bench-algos` (bench/bench_algos.py; SEEDS=\"{' '.join(map(str, SEEDS))}\""
-         f"{' QUICK=1' if QUICK else ''}) on {meta['when']}; source git {meta['git']}. Machine: {machine_line()}; "
-         f"{meta['jobs']} runs at a time, each `--backend opt --threads 1` (nice 10). Load average {meta['load0']} at the "
-         f"start, {meta['load1']} at the end; {meta['minutes']:.0f} min in all.", "",
-         "Protocol. Per task, every algorithm `flowrl algos` lists starts from the same base checkpoint with the same "
-         "prompts, reward, P x G and seeds. **Budget**: a fixed number of model evaluations counted by the runs "
-         "themselves (metrics.jsonl `nfe.forward_rows` + 2 x `nfe.backward_rows`: a backward ≈ 2 forwards), so each "
-         "algorithm gets the whole epochs that spend it; wall-clock is reported beside, never used as the budget. "
-         f"**Tuning**, the same for every algorithm: lr ∈ {{{', '.join('%g' % x for x in LRS)}}} x KL weight `--beta` ∈ "
-         f"{{default, {KL_MULT} x default}}, each on tuning seed {TUNE_SEED} for {TUNE_FRAC:.2g} of the budget; the best "
-         "train accuracy among grid points whose samples did not collapse wins. **Measures** (flowrl eval, ODE 40 steps, "
-         f"{EVAL_N} samples per prompt, fixed sampling seeds): accuracy = share of samples judged correct; NFE / "
-         "optimiser steps / seconds to reach +10 and +20 train-accuracy points over the base, at the first of "
-         f"{CURVE_POINTS} evenly spaced checkpoints that does (mean ± 95% t-interval over the seeds that reach it; "
-         "k/n says how many did); diversity = mean over prompts of the mean pairwise RMS distance between a prompt's "
-         "samples (`flowrl eval` `diversity`); KL to the base = KL between the policy's and the base's SDE path "
-         "measures (T 10, a 0.7) in nats per sample (`flowrl eval --kl-ref`). **plateau** = no train-accuracy gain over "
-         "the last third of the budget; **collapse** = final diversity below half the base's. Every column except "
-         "those marked wall-clock is a function of the runs' bits and reproduces exactly.", ""]
+         "## The bake-off: every algorithm at the same budget of model evaluations", ""]
+    if meta.get("invocations"):  # a --merge of invocations: each one, later rows over earlier ones
+        L += [f"Command: `make bench-algos` (bench/bench_algos.py; SEEDS=\"{' '.join(map(str, SEEDS))}\"), in several "
+              "invocations joined by `bench/bench_algos.py --merge` (a later one's rows over an earlier one's). Machine: "
+              f"{machine_line()}; runs each `--backend opt --threads 1` (nice 10):", ""]
+        for m in meta["invocations"]:
+            what = (f"{', '.join(m['measured'])} ({', '.join(m['tasks'])})" if m.get("measured") else
+                    f"the rows of `{m['work']}/results.json` (itself over `{m.get('merged')}`)")
+            L.append(f"- `{m['work']}`: {what}; {m['when']}, source git {m['git']}, {m['jobs']} runs at a time, load "
+                     f"average {m['load0']} at the start, {m['load1']} at the end, {m['minutes']:.0f} min.")
+        L.append("")
+    else:
+        L += [f"Command: `make bench-algos` (bench/bench_algos.py; SEEDS=\"{' '.join(map(str, SEEDS))}\""
+              f"{' QUICK=1' if QUICK else ''}) on {meta['when']}; source git {meta['git']}. Machine: {machine_line()}; "
+              f"{meta['jobs']} runs at a time, each `--backend opt --threads 1` (nice 10). Load average {meta['load0']} at "
+              f"the start, {meta['load1']} at the end; {meta['minutes']:.0f} min in all.", ""]
+    L += ["Protocol. Per task, every algorithm `flowrl algos` lists starts from the same base checkpoint with the same "
+          "prompts, reward, P x G and seeds. **Budget**: a fixed number of model evaluations counted by the runs "
+          "themselves (metrics.jsonl `nfe.forward_rows` + 2 x `nfe.backward_rows`: a backward ≈ 2 forwards), so each "
+          "algorithm gets the whole epochs that spend it; wall-clock is reported beside, never used as the budget. "
+          f"**Tuning**, the same for every algorithm: lr ∈ {{{', '.join('%g' % x for x in LRS)}}} x KL weight `--beta` ∈ "
+          f"{{default, {KL_MULT} x default}}, each on tuning seed {TUNE_SEED} for {TUNE_FRAC:.2g} of the budget; the best "
+          "train accuracy among grid points whose samples did not collapse wins. **Measures** (flowrl eval, ODE 40 steps, "
+          f"{EVAL_N} samples per prompt, fixed sampling seeds): accuracy = share of samples judged correct; NFE / "
+          "optimiser steps / seconds to reach +10 and +20 train-accuracy points over the base, at the first of "
+          f"{CURVE_POINTS} evenly spaced checkpoints that does (mean ± 95% t-interval over the seeds that reach it; "
+          "k/n says how many did); diversity = mean over prompts of the mean pairwise RMS distance between a prompt's "
+          "samples (`flowrl eval` `diversity`); KL to the base = KL between the policy's and the base's SDE path "
+          "measures (T 10, a 0.7) in nats per sample (`flowrl eval --kl-ref`). **plateau** = no train-accuracy gain over "
+          "the last third of the budget; **collapse** = final diversity below half the base's. Every column except "
+          "those marked wall-clock is a function of the runs' bits and reproduces exactly.", ""]
     for task, res in results.items():
         t = TASKS[task]
         b = res["base"]
@@ -622,7 +633,7 @@ def section(results, meta):
           "train-accuracy points to what the algorithm needed (means over the seeds that reached it), each at its tuned configuration above. A 1.3M-parameter "
           "MLP on 16x16 images is not SD3.5: a claim that does not hold here is refuted only for this setting." % THRESHOLDS[0], ""]
     L += claims(results) + [""]
-    if meta.get("merged"):
+    if meta.get("merged") and not meta.get("invocations"):
         L += [f"Rows of the algorithms not measured in this invocation (ALGOS) come from `{meta['merged']}` "
               "(MERGE: the same bases, budgets, grid and seeds).", ""]
     if meta.get("second"):
@@ -741,8 +752,17 @@ def main():
     if len(sys.argv) >= 4 and sys.argv[1] == "--merge":
         os.chdir(ROOT)
         listed = [a["name"] for a in listing()]
-        with open(sys.argv[-1]) as f:
-            meta = json.load(f)["meta"]
+        invocations = []
+        for p in sys.argv[3:]:
+            with open(p) as f:
+                d = json.load(f)
+            m = d["meta"]
+            # what it measured: recorded since the merges, or (an invocation without MERGE) every row it holds
+            m.setdefault("measured", None if m.get("merged") else
+                         sorted({a for res in d["tasks"].values() for rows in ROWS.values() for a in res.get(rows, {})}))
+            m.setdefault("tasks", list(d["tasks"]))
+            invocations.append(m)
+        meta = dict(invocations[-1], invocations=invocations)
         meta["merged"] = " ".join(sys.argv[3:-1])
         with open(sys.argv[2], "w") as f:
             json.dump(dict(meta=meta, tasks=merged_files(sys.argv[3:], listed)), f, indent=1)
@@ -761,7 +781,7 @@ def main():
     os.makedirs(WORK, exist_ok=True)
     t0, load0 = time.time(), loadavg()
     meta = dict(when=f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", git=git_line(), jobs=JOBS,
-                load0=load0, work=WORK)
+                load0=load0, work=WORK, measured=algos, tasks=list(TASKS))
     results = {}
     for task in TASKS:
         os.makedirs(os.path.join(WORK, task), exist_ok=True)
