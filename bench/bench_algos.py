@@ -30,7 +30,8 @@ Writes its section of BENCHMARKS.md (between the bench_algos markers), the plots
 docs/img/bench_algos_<task>.svg, and WORK/results.json (every measured number).
 Environment (defaults): BUILD (build), WORK (demo/bench_algos-<time>), OUT (BENCHMARKS.md),
 JOBS (nproc), SEEDS (1 2 3), QUICK=1 (a smoke-sized budget, for testing the script itself),
-ALGOS ("dance-grpo mix-grpo": only these), TASKS ("gmm2d": only these), MERGE (earlier WORK/results.json
+ALGOS ("dance-grpo mix-grpo": only these), TASKS ("gmm2d": only these), MODES ("prefs": only the
+offline rows; "online prefs"), MERGE (earlier WORK/results.json
 files, later over earlier, whose other algorithms' rows join the table: same bases, same protocol; a
 row measured against another base stops the merge).
 `bench/bench_algos.py --merge OUT.json A/results.json B/results.json ...` writes their rows merged the
@@ -82,6 +83,7 @@ TASKS = {
                   pretrain=["--max-train-steps", "100"], reward="mode", P=8, G=16, budget=300_000, heldout=False,
                   prefs_pairs=512, pair_budget=4096),
 }
+MODES = os.environ.get("MODES", "online prefs").split()  # the rows measured: online, offline from a file (prefs)
 if os.environ.get("TASKS"):
     TASKS = {k: v for k, v in TASKS.items() if k in os.environ["TASKS"].split()}
 if QUICK:
@@ -287,8 +289,8 @@ def bake_off(task, algos):
         out[key] = dict(pretrain=ensure_base(task, key), train=evaluate(t[key], task, "train", kl_ref=t[key]))
         if t["heldout"]:
             out[key]["heldout"] = evaluate(t[key], task, "eval")
-    keys = [(task, a, "online") for a in algos if PREFS.get(a) != "required"]
-    keys += [(task, a, "prefs") for a in algos if PREFS.get(a)]
+    keys = [(task, a, "online") for a in algos if PREFS.get(a) != "required" and "online" in MODES]
+    keys += [(task, a, "prefs") for a in algos if PREFS.get(a) and "prefs" in MODES]
     if any(m == "prefs" for _, _, m in keys):
         out["prefs"], out["pair_budget"] = {}, t["pair_budget"]
         for a in dict.fromkeys(a for _, a, m in keys if m == "prefs"):
@@ -550,7 +552,9 @@ def section(results, meta):
               "invocations joined by `bench/bench_algos.py --merge` (a later one's rows over an earlier one's). Machine: "
               f"{machine_line()}; runs each `--backend opt --threads 1` (nice 10):", ""]
         for m in meta["invocations"]:
-            what = (f"{', '.join(m['measured'])} ({', '.join(m['tasks'])})" if m.get("measured") else
+            what = (f"{', '.join(m['measured'])} ({', '.join(m['tasks'])}"
+                    + (f"; only the {' '.join(m['modes'])} rows" if len(m.get("modes", ROWS)) == 1 else "") + ")"
+                    if m.get("measured") else
                     f"the rows of `{m['work']}/results.json` (itself over `{m.get('merged')}`)")
             L.append(f"- `{m['work']}`: {what}; {m['when']}, source git {m['git']}, {m['jobs']} runs at a time, load "
                      f"average {m['load0']} at the start, {m['load1']} at the end, {m['minutes']:.0f} min.")
@@ -781,7 +785,7 @@ def main():
     os.makedirs(WORK, exist_ok=True)
     t0, load0 = time.time(), loadavg()
     meta = dict(when=f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", git=git_line(), jobs=JOBS,
-                load0=load0, work=WORK, measured=algos, tasks=list(TASKS))
+                load0=load0, work=WORK, measured=algos, tasks=list(TASKS), modes=MODES)
     results = {}
     for task in TASKS:
         os.makedirs(os.path.join(WORK, task), exist_ok=True)
