@@ -629,6 +629,9 @@ def section(results, meta):
                              f"{fmt_ci([h['seconds'] for h in hits], 1, 0)} ({len(hits)}/{n})" if hits else f"not reached (0/{n})")
             L.append(f"| {name(r, a)} | {r['chosen']['lr']:g}, {r['chosen']['beta']:g} | " + " | ".join(cells)
                      + final_cells(res, t, r))
+        for x in res.get("dropped", []):
+            L += ["", f"Not in the tables: {x['algo']}'s {'offline ' if x['rows'] == 'prefs_algos' else ''}row of an "
+                  f"earlier invocation, {x['why']} (MERGE drops it; measure it again)."]
         L += ["", f"![{task}: train accuracy against model evaluations](docs/img/bench_algos_{task}.svg)", ""]
         if res.get("prefs_algos"):
             L += prefs_section(task, res)
@@ -648,19 +651,25 @@ def section(results, meta):
 
 
 def merge_into(res, old, listed):
-    """One task's results RES with OLD's rows of the algorithms RES did not measure, in LISTED's order; a row kept
-    must have been measured against the same base (its train measures equal RES's), else the merge stops."""
+    """One task's results RES with OLD's rows of the algorithms RES did not measure, in LISTED's order; a row
+    measured against another base than RES's (its train measures differ) is dropped, and res["dropped"] says so."""
     for rows in ROWS.values():
-        o, n = old.get(rows, {}), res.get(rows, {})
-        for a, r in o.items():
+        o, n = dict(old.get(rows, {})), res.get(rows, {})
+        for a, r in list(o.items()):
             key = "eps_base" if r.get("base_pred") == "epsilon" else "base"
             if a in n or key not in res:
                 continue
             d = first_difference(old[key]["train"], res[key]["train"], key + ".train")
             if d:
-                raise SystemExit(f"bench_algos: MERGE: {a}'s row was measured against another {key} ({d}): measure it again")
+                log(f"MERGE: dropping {a}'s {rows} row: measured against another {key} ({d})")
+                res.setdefault("dropped", []).append(dict(algo=a, rows=rows, why=f"measured against another {key}: {d}"))
+                del o[a]
         if o or n:
             res[rows] = {a: (n[a] if a in n else o[a]) for a in listed if a in n or a in o}
+    res["dropped"] = [x for x in res.get("dropped", []) + old.get("dropped", [])  # not measured since
+                      if x["algo"] not in res.get(x["rows"], {})] or None
+    if not res["dropped"]:
+        del res["dropped"]
     for key in ("base", "eps_base", "prefs"):  # the bases and preference files of the rows kept
         if key in old and key not in res:
             res[key] = old[key]
