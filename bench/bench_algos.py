@@ -475,7 +475,8 @@ def eps_defaults(base):
     """The pretraining keys of the epsilon base that today's defaults decide (results.json records them)."""
     m = base.get("pretrain")
     if not m:
-        return " (its pretraining keys not recorded)"
+        return ("; pretrained before the bake-off recorded its pretraining keys, with the `flowrl pretrain` defaults of "
+                "then")
     return (f", today's defaults: preset {m.get('model.preset')}, {m.get('model.head', 'velocity')} head, "
             + (f"{m['pretrain.eps_weight']}" + (f"-{m['pretrain.snr_gamma']}" if "pretrain.snr_gamma" in m else "")
                + " loss weight" if "pretrain.eps_weight" in m else "unweighted loss"))
