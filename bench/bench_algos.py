@@ -618,11 +618,12 @@ def section(results, meta):
                 fe_cell = f"{p['fe_epoch']}" + (f" ({p['pairs_epoch']} pairs)" if mode == "prefs" else "")
                 L.append(f"| {name(r, a)}{' · prefs' if mode == 'prefs' else ''} | {fe_cell} | "
                          f"{p['tune_epochs']} / {p['epochs']} | " + " | ".join(cells) + " |")
-        L += ["", "Runs of the whole budget (chosen configuration, seeds " + ", ".join(map(str, SEEDS)) + "):", "",
+        L += ["", "Runs of the whole budget (chosen configuration, seeds " + ", ".join(map(str, SEEDS)) + "):", ""] + ([
+              "(no online rows measured)"] if not res["algos"] else [
               "| algorithm | lr, KL | " + " | ".join(f"+{p} pts: NFE / steps / s (wall-clock)" for p in THRESHOLDS)
               + " | final train % | " + ("final held-out % | " if t["heldout"] else "")
               + "diversity | KL to base (nats) | plateau | collapse | epoch s (wall-clock, median) |",
-              "|---|---|" + "---|" * len(THRESHOLDS) + "---|" + ("---|" if t["heldout"] else "") + "---|---|---|---|---|"]
+              "|---|---|" + "---|" * len(THRESHOLDS) + "---|" + ("---|" if t["heldout"] else "") + "---|---|---|---|---|"])
         for a, r in res["algos"].items():
             cells = []
             for hits, n in threshold_hits(res, r):
@@ -633,7 +634,7 @@ def section(results, meta):
         for x in res.get("dropped", []):
             L += ["", f"Not in the tables: {x['algo']}'s {'offline ' if x['rows'] == 'prefs_algos' else ''}row of an "
                   f"earlier invocation, {x['why']} (MERGE drops it; measure it again)."]
-        L += ["", f"![{task}: train accuracy against model evaluations](docs/img/bench_algos_{task}.svg)", ""]
+        L += ["", f"![{task}: train accuracy against model evaluations](docs/img/bench_algos_{task}.svg)", ""] if res["algos"] else [""]
         if res.get("prefs_algos"):
             L += prefs_section(task, res)
     L += ["### The papers' speed-up claims, in miniature", "",
@@ -814,7 +815,8 @@ def report(results, meta):
     """The plots and the section of OUT from the measured numbers."""
     os.makedirs("docs/img", exist_ok=True)
     for task, res in results.items():
-        svg_plot(task, res, f"docs/img/bench_algos_{task}.svg")
+        if res["algos"]:  # (an invocation of offline rows only, MODES=prefs, has none)
+            svg_plot(task, res, f"docs/img/bench_algos_{task}.svg")
         if res.get("prefs_algos"):
             svg_plot(task, res, f"docs/img/bench_algos_{task}_prefs.svg", rows="prefs_algos", x_key="pairs",
                      x_label="preference pairs trained on", ref="eps_base")
