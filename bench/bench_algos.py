@@ -513,7 +513,7 @@ def prefs_section(task, res):
     size = next(iter(files.values()))["pairs"] if files else t["prefs_pairs"]
     L = [f"#### {task}, offline: from a preference file, {budget} pairs", "",
          "The algorithms that read a preference file (`flowrl algos --json` prefs: required, or optional for flow-dpo, "
-         "whose online row is above) train from one made once per task and base by `flowrl prefs make --pairs "
+         "whose online row, where measured, is above) train from one made once per task and base by `flowrl prefs make --pairs "
          f"{size} --reward {t['reward']} --seed 0` (the bake-off's reward labels the pairs; ties dropped; "
          "the base's stochastic sampler: DDIM eta 1 for the ε base, SDE a 0.7 for the velocity base):"]
     for pred, f in sorted(files.items()):
@@ -777,7 +777,7 @@ def main():
                          sorted({a for res in d["tasks"].values() for rows in ROWS.values() for a in res.get(rows, {})}))
             m.setdefault("tasks", list(d["tasks"]))
             invocations.append(m)
-        meta = dict(invocations[-1], invocations=invocations)
+        meta = dict(invocations[-1], invocations=invocations, work=os.path.dirname(sys.argv[2]) or ".")
         meta["merged"] = " ".join(sys.argv[3:-1])
         with open(sys.argv[2], "w") as f:
             json.dump(dict(meta=meta, tasks=merged_files(sys.argv[3:], listed)), f, indent=1)
