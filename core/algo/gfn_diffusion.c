@@ -301,4 +301,5 @@ const fr_algo fr_algo_gfn_diffusion = {
     1,
     gfnd_params,
     gfnd_evaluate,
+    FR_ALGO_PREFS_NONE,
 };
