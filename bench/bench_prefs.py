@@ -29,7 +29,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (GMM2D_BASES, base_preds, flowrl, fmt_ci, git_line, gmm2d_base, halfplane_score, loadavg,  # noqa: E402
-                      logger, machine_line, median, metrics, write_section)
+                      logger, machine_line, make_prefs, median, metrics, write_section)
 
 BUILD = os.environ.get("BUILD", "build")
 FLOWRL = os.path.join(BUILD, "flowrl")
@@ -108,8 +108,7 @@ def measure(a, names, base, meas):
     for path in sorted({method_prefs(n) for n in names if METHODS[n]["prefs"]}):
         n = next(n for n in names if method_prefs(n) == path)
         pairs = METHODS[n].get("prefs_pairs", PAIRS_FILE)
-        sh(["prefs", "make", "--ckpt", GMM2D_BASES[pred_of(n)], "--task", "gmm2d", "--pairs", pairs, "--reward",
-            "halfplane", "--seed", 0, "--max-attempts", 100 * pairs, "--out", path, "--progress", "off", "--threads", 1])
+        make_prefs(FLOWRL, GMM2D_BASES[pred_of(n)], "gmm2d", pairs, "halfplane", path, name="bench_prefs")
     epochs = {n: METHODS[n].get("epochs") or max(1, a.pairs // METHODS[n]["pairs_per_epoch"]) for n in names}
     tuned_names = [n for n in names if len(METHODS[n].get("lrs", LRS)) > 1 and "lr_of" not in METHODS[n]]
     tune = [(n, TUNE_SEED, epochs[n], lr) for n in tuned_names for lr in METHODS[n].get("lrs", LRS)]

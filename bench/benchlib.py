@@ -1,6 +1,6 @@
 """Shared helpers of the Python benchmarks (bench/bench_algos.py, bench/bench_heldout.py,
 bench/bench_family.py, bench/bench_prefs.py, ...): running flowrl, the algorithms' bases, the gmm2d
-bases and their held-out halfplane score, reading run directories, 95% intervals over seeds, and
+bases and their held-out halfplane score, preference files, reading run directories, 95% intervals over seeds, and
 rewriting one marked section of BENCHMARKS.md."""
 import json
 import math
@@ -61,6 +61,14 @@ def gmm2d_base(binary, pred, name="bench"):
         flowrl(binary, ["pretrain", "--task", "gmm2d", "--out", path, "--pred", pred, "--backend", "opt", "--threads", 1,
                         "--progress", "off", "--max-train-steps", 100, "--force"], name=name)
     return path
+
+
+def make_prefs(binary, ckpt, task, pairs, reward, path, name="bench"):
+    """`flowrl prefs make`: PAIRS pairs sampled from CKPT (its stochastic default sampler, seed 0) and labelled by
+    REWARD, ties dropped, at most 100 x PAIRS attempts; returns the file's `flowrl prefs show --json` summary."""
+    flowrl(binary, ["prefs", "make", "--ckpt", ckpt, "--task", task, "--pairs", pairs, "--reward", reward, "--seed", 0,
+                    "--max-attempts", 100 * pairs, "--out", path, "--progress", "off", "--threads", 1], name=name)
+    return json.loads(flowrl(binary, ["prefs", "show", path, "--json"], name=name))
 
 
 def halfplane_score(binary, ckpt, name="bench"):

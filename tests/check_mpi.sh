@@ -53,13 +53,17 @@ print(" ".join(a["name"] for a in json.load(sys.stdin)["algos"] if a.get("base_p
 env_algos=$("$F" algos --json | python3 -c 'import json, sys
 print(" ".join(a["name"] for a in json.load(sys.stdin)["algos"] if a.get("trains_on") == "env"))') ||
     { echo "check_mpi: flowrl algos --json failed" >&2; exit 1; }
-# a preference file of each base, for the algorithms whose --prefs is required (their --help says so)
+# a preference file of each base, for the algorithms whose --prefs is required (flowrl algos --json prefs)
+prefs_algos=$("$F" algos --json | python3 -c 'import json, sys
+print(" ".join(a["name"] for a in json.load(sys.stdin)["algos"] if a.get("prefs") == "required"))') ||
+    { echo "check_mpi: flowrl algos --json failed" >&2; exit 1; }
 for b in base eps; do
     "$F" prefs make --ckpt $b.safetensors --task gmm2d --pairs 16 --num-steps 4 --out prefs-$b.safetensors --progress off \
         >/dev/null 2>&1 || { echo "check_mpi: prefs make from $b.safetensors failed" >&2; exit 1; }
 done
-needs_prefs() { # the --prefs entry of the algorithm's option table ends "(required)"
-    "$F" train --algo "$1" --help 2>/dev/null | awk '/^  --/ {p = ($1 == "--prefs")} p && /required/ {f = 1} END {exit !f}'
+needs_prefs() {
+    case " $prefs_algos " in *" $1 "*) return 0 ;; esac
+    return 1
 }
 # 3 prompts x 4 samples: R = 2 and 3 split the groups unevenly
 common="--base base.safetensors --task gmm2d --prompts-per-epoch 3 --group-size 4 --num-batches 2 --eval-n 0 --seed 11 --backend opt --threads 1"

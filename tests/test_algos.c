@@ -669,8 +669,9 @@ START_TEST(test_algos_listed)
 }
 END_TEST
 
-/* flowrl algos --json: every registered algorithm in the registry's order, with its docs page and
- * the prediction of its base (what bench/bench_algos.py reads to give DDPO an epsilon base). */
+/* flowrl algos --json: every registered algorithm in the registry's order, with its docs page, the
+ * prediction of its base (what bench/bench_algos.py reads to give DDPO an epsilon base) and whether it
+ * reads a preference file (what it reads to give the offline methods one). */
 START_TEST(test_algos_json)
 {
     char out[16384];
@@ -692,6 +693,18 @@ START_TEST(test_algos_json)
         else
             ck_assert_msg((bp = strstr(at, want)) && (!next || bp < next), "algos --json: %s does not say base_pred %s",
                           a->name, fr_pred_name((fr_pred)a->base_pred));
+        /* prefs: said exactly for the algorithms with a --prefs option, and as the registry says */
+        int has_row = 0;
+        for (int i = 0; i < a->n_rows; i++) has_row |= strcmp(a->rows[i].key, "prefs") == 0;
+        ck_assert_msg(has_row == (a->prefs != FR_ALGO_PREFS_NONE), "%s: --prefs option %d but registry prefs %d", a->name,
+                      has_row, a->prefs);
+        const char *pf = strstr(at, "\"prefs\":");
+        if (a->prefs == FR_ALGO_PREFS_NONE)
+            ck_assert_msg(!pf || (next && pf > next), "algos --json: %s reads no preference file but has prefs", a->name);
+        else {
+            snprintf(want, sizeof want, "\"prefs\":\t\"%s\"", a->prefs == FR_ALGO_PREFS_REQUIRED ? "required" : "optional");
+            ck_assert_msg((pf = strstr(at, want)) && (!next || pf < next), "algos --json: %s does not say %s", a->name, want);
+        }
         snprintf(want, sizeof want, "\"doc\":\t\"%s\"", a->doc);
         const char *doc = strstr(at, want);
         ck_assert_msg(doc && (!next || doc < next), "algos --json: %s does not cite %s", a->name, a->doc);

@@ -151,6 +151,7 @@ const fr_algo fr_algo_diffusion_dpo = {
     .free = fr_dpo_algo_free,
     .tiny = tiny_diffusion,
     .base_pred = FR_PRED_EPSILON,
+    .prefs = FR_ALGO_PREFS_REQUIRED,
 };
 
 const fr_algo fr_algo_flow_dpo = {
@@ -178,4 +179,5 @@ const fr_algo fr_algo_flow_dpo = {
     .progress_keys = k_progress,
     .free = fr_dpo_algo_free,
     .tiny = tiny_flow,
+    .prefs = FR_ALGO_PREFS_OPTIONAL,
 };

@@ -351,6 +351,8 @@ fr_status fr_dro_algo_epoch(fr_run *r, void *state)
     FR_TRY(fr_run_rec_params(r, "dro_lag.", t->lag.values));
     const double n = es.n ? (double)es.n : NAN;
     fr_run_metric(r, "scored", (double)scored);
+    /* the expert rows it trained on: winners of the file, one per pair (bench_algos counts its budget in pairs) */
+    fr_run_metric(r, "pairs", (double)(nb * b));
     fr_run_metric(r, "loss", es.loss / n);
     fr_run_metric(r, "diff", es.diff / n);
     fr_run_metric(r, "active", es.active / n);

@@ -112,4 +112,5 @@ const fr_algo fr_algo_dro = {
     .free = fr_dro_algo_free,
     .tiny = tiny,
     .base_pred = FR_PRED_EPSILON,
+    .prefs = FR_ALGO_PREFS_REQUIRED,
 };

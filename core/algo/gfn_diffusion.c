@@ -294,4 +294,5 @@ const fr_algo fr_algo_gfn_diffusion = {
     gfnd_params,
     gfnd_evaluate,
     "energy",
+    FR_ALGO_PREFS_NONE,
 };

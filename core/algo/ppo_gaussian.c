@@ -457,4 +457,5 @@ const fr_algo fr_algo_ppo_gaussian = {
     ppo_params,
     ppo_evaluate,
     "control",
+    FR_ALGO_PREFS_NONE,
 };

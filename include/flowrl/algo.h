@@ -17,6 +17,8 @@
 #include "flowrl/run.h"
 #include "flowrl/safetensors.h"
 
+enum { FR_ALGO_PREFS_NONE, FR_ALGO_PREFS_OPTIONAL, FR_ALGO_PREFS_REQUIRED };
+
 typedef struct fr_algo {
     const char *name;      /* "flow-grpo" */
     const char *summary;   /* one line for `flowrl algos` */
@@ -68,6 +70,10 @@ typedef struct fr_algo {
     /* on_env: the kind of environment it trains on (fr_env_class.kind: "gfn", "control"; NULL:
      * "gfn"); without --env the loop takes the registry's first class of that kind. */
     const char *env_kind;
+    /* The preference file it reads (--prefs FILE, flowrl prefs make): FR_ALGO_PREFS_NONE, OPTIONAL
+     * (flow-dpo: its reference's rollouts without one) or REQUIRED (diffusion-dpo, diffusion-dro);
+     * `flowrl algos --json` "prefs", what bench/bench_algos.py reads to give it a file. */
+    int prefs;
 } fr_algo;
 
 /* The registered algorithms, in the order `flowrl algos` lists them; NULL-terminated. */
