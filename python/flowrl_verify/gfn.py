@@ -21,7 +21,7 @@ class Env:
         for k, v in options.items():
             words += ["--" + k.replace("_", "-"), repr(v) if isinstance(v, float) else str(v)]
         argv = (ctypes.c_char_p * max(len(words), 1))(*[w.encode() for w in words])
-        self._h = ctypes.c_void_p()
+        self._h, self._close = ctypes.c_void_p(), lib.flowrl_env_close  # usable at interpreter exit
         check(lib.flowrl_env_open(name.encode(), len(words), argv, ctypes.byref(self._h)), "flowrl_env_open")
         sizes = np.zeros(7, np.int64)
         check(lib.flowrl_env_sizes(self._h, sizes.ctypes.data), "flowrl_env_sizes")
@@ -68,7 +68,7 @@ class Env:
 
     def close(self):
         if getattr(self, "_h", None):
-            _lib.load().flowrl_env_close(self._h)
+            self._close(self._h)
             self._h = None
 
     __del__ = close
