@@ -34,21 +34,14 @@ from gfn.gflownet import (DBGFlowNet, FMGFlowNet, LogPartitionVarianceGFlowNet, 
 from gfn.gym import HyperGrid  # noqa: E402
 from gfn.modules import DiscretePolicyEstimator, ScalarEstimator  # noqa: E402
 from gfn.utils.modules import Tabular  # noqa: E402
+from gfn_flowrl_side import Batch, draw, tables  # noqa: E402
+from gfn_flowrl_side import close as close_tol  # noqa: E402
 
 TOL = 5e-6
 
 
 def close(got, want, what, tol=TOL):
-    """|got − want| <= tol · max(1, max |want|) everywhere; NaN never passes."""
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    assert got.shape == want.shape, f"{what}: shape {got.shape} vs {want.shape}"
-    scale = max(1.0, float(np.max(np.abs(want))) if want.size else 1.0)
-    err = np.abs(got - want)
-    assert np.all(np.isfinite(got)) and np.all(np.isfinite(want)), f"{what}: not finite"
-    worst = int(np.argmax(err)) if err.size else 0
-    assert err.size == 0 or err.flat[worst] <= tol * scale, (
-        f"{what}: element {np.unravel_index(worst, err.shape)}: torchgfn {got.flat[worst]!r} vs flowrl "
-        f"{want.flat[worst]!r} (|diff| {err.flat[worst]:.3g} > {tol} x {scale:.3g})")
+    close_tol(got, want, what, tol)
 
 
 def flowrl_env(D, H, r0=0.1, r1=0.5, r2=2.0):
@@ -110,45 +103,6 @@ def test_hypergrid_masks_and_steps(D, H):
 
 # ---- the losses -------------------------------------------------------------------------------
 
-def masked_log_softmax(z, mask):
-    """float64 log-softmax of float32 logits over the allowed entries (−inf elsewhere), as
-    flowrl's trainer computes it."""
-    z = np.asarray(z, np.float64)
-    m = z[mask].max()
-    lse = m + np.log(np.exp(z[mask] - m).sum())
-    return np.where(mask, z - lse, -np.inf)
-
-
-def draw(e, pf, B, seed, iteration):
-    """B trajectories of flowrl's sampling rule from the P_F logits table pf (n_states, A):
-    states (B, T, D) (s_k for k < n), actions (B, T) (the exit last), lengths n (B,)."""
-    D, A, T = e.state_dim, e.n_actions, e.max_steps
-    S = np.zeros((B, T, D), np.int32)
-    act = np.full((B, T), -1, np.int64)
-    n = np.zeros(B, np.int64)
-    for b in range(B):
-        s = np.zeros(D, np.int32)
-        for k in range(T):
-            q = e.query(s[None])
-            fwd = q["fwd"][0].astype(bool)
-            p = np.exp(masked_log_softmax(pf[q["index"][0]], fwd))
-            u = (float(fv.rng("u32", seed, "gfn_action", iteration, b, k)[0]) + 0.5) * 2.0 ** -32
-            cum, pick = 0.0, -1
-            for a in range(A):
-                if fwd[a]:
-                    cum += p[a]
-                    pick = a
-                    if u < cum:
-                        break
-            S[b, k], act[b, k] = s, pick
-            if pick == e.exit_action:
-                n[b] = k + 1
-                break
-            s = e.step(s[None], [pick])[0]
-        assert n[b] > 0, "a trajectory did not exit"
-    return S, act, n
-
-
 def torchgfn_trajectories(t, S, act, n):
     """torchgfn's Trajectories of these trajectories, laid out as its Sampler lays them out:
     states (max n + 1, B) with s_f after the last state, actions (max n, B) padded with the dummy
@@ -166,68 +120,31 @@ def torchgfn_trajectories(t, S, act, n):
                         log_rewards=t.log_reward(last))
 
 
+def tabular(table):
+    m = Tabular(n_states=table.shape[0], output_dim=table.shape[1])
+    with torch.no_grad():
+        m.table.copy_(torch.from_numpy(table))
+    return m
+
+
 class Case:
-    """One batch on one grid: the tables, the trajectories, flowrl's per-step inputs and
-    torchgfn's estimators over tabular modules holding the same float32 tables."""
+    """One batch on one grid: the tables, flowrl's trajectories and inputs (gfn_flowrl_side.Batch),
+    torchgfn's Trajectories of them, and its estimators over tabular modules of the same tables."""
 
     def __init__(self, D, H, B, seed):
         self.e = flowrl_env(D, H)
         self.t = HyperGrid(D, H, preprocessor_name="Enum")
-        N, A = self.e.n_states, self.e.n_actions
-        rng = np.random.default_rng(seed)
-        self.pf = rng.normal(size=(N, A)).astype(np.float32)
-        self.pf[:, -1] -= 1.0  # fewer early exits: long trajectories reach the edges
-        self.pb = rng.normal(size=(N, A - 1)).astype(np.float32)
-        self.F = (rng.normal(size=(N, 1)) + 1.0).astype(np.float32)
-        self.S, self.act, self.n = draw(self.e, self.pf, B, seed, iteration=3)
-        self.traj = torchgfn_trajectories(self.t, self.S, self.act, self.n)
-        self.flowrl_inputs()
-
-    def module(self, table):
-        m = Tabular(n_states=table.shape[0], output_dim=table.shape[1])
-        with torch.no_grad():
-            m.table.copy_(torch.from_numpy(table))
-        return m
+        pf, pb, F = tables(self.e.n_states, self.e.n_actions, seed)
+        S, act, self.n = draw(self.e, pf, B, seed, iteration=3)
+        self.f = Batch(self.e, S, act, self.n, pf, pb, F)
+        self.traj = torchgfn_trajectories(self.t, S, act, self.n)
 
     def estimators(self):
         A, pre = self.e.n_actions, self.t.preprocessor
-        self.m_pf, self.m_pb, self.m_F = self.module(self.pf), self.module(self.pb), self.module(self.F)
+        self.m_pf, self.m_pb, self.m_F = tabular(self.f.pf), tabular(self.f.pb), tabular(self.f.F)
         return (DiscretePolicyEstimator(module=self.m_pf, n_actions=A, preprocessor=pre),
                 DiscretePolicyEstimator(module=self.m_pb, n_actions=A, preprocessor=pre, is_backward=True),
                 ScalarEstimator(module=self.m_F, preprocessor=pre))
-
-    def flowrl_inputs(self):
-        e, B, L = self.e, len(self.n), int(self.n.max())
-        self.logpf, self.logpb, self.logf = np.zeros((B, L)), np.zeros((B, L)), np.zeros((B, L))
-        self.logr = np.zeros(B)
-        self.slots = []  # (b, t, index of s_t, action, index of s_{t+1} or -1, pf probs, pb probs)
-        for b in range(B):
-            q = e.query(self.S[b, :self.n[b]])
-            for k in range(self.n[b]):
-                i, a = q["index"][k], self.act[b, k]
-                lp = masked_log_softmax(self.pf[i], q["fwd"][k].astype(bool))
-                self.logpf[b, k], self.logf[b, k] = lp[a], self.F[i, 0]
-                j, pbp = -1, None
-                if k + 1 < self.n[b]:
-                    j = q["index"][k + 1]
-                    lb = masked_log_softmax(self.pb[j], q["bwd"][k + 1].astype(bool))
-                    self.logpb[b, k], pbp = lb[a], np.exp(lb)
-                self.slots.append((b, k, i, a, j, np.exp(lp), pbp))
-            self.logr[b] = q["log_reward"][self.n[b] - 1]
-
-    def table_grads(self, out):
-        """flowrl's gradients in the per-step inputs pushed into the tables through the masked
-        log-softmax: d log p_a / d z = onehot(a) − softmax(z)."""
-        g_pf, g_pb, g_F = np.zeros(self.pf.shape), np.zeros(self.pb.shape), np.zeros(self.F.shape)
-        for b, k, i, a, j, pfp, pbp in self.slots:
-            g_pf[i] -= out["grad_logpf"][b, k] * pfp
-            g_pf[i, a] += out["grad_logpf"][b, k]
-            if j >= 0:
-                g_pb[j] -= out["grad_logpb"][b, k] * pbp
-                g_pb[j, a] += out["grad_logpb"][b, k]
-            if "grad_logf" in out:
-                g_F[i, 0] += out["grad_logf"][b, k]
-        return g_pf, g_pb, g_F
 
 
 def grads(loss, *tables):
@@ -270,14 +187,13 @@ def test_logprobs(case):
     lpf, lpb = TBGFlowNet(pf=pf, pb=pb).get_pfs_and_pbs(case.traj)
     lpf, lpb = lpf.detach().numpy().T, lpb.detach().numpy().T
     valid = np.arange(lpf.shape[1])[None, :] < case.n[:, None]
-    close(lpf[valid], case.logpf[valid], "log P_F per step")
-    close(lpb[valid], np.where(valid, case.logpb, 0.0)[valid], "log P_B per step (the exit's 0)")
+    close(lpf[valid], case.f.logpf[valid], "log P_F per step")
+    close(lpb[valid], case.f.logpb[valid], "log P_B per step (the exit's 0)")
 
 
 @pytest.mark.parametrize("kind", ["tb", "zvar", "db", "subtb"])
 def test_loss_and_gradients(case, kind):
     pf, pb, F = case.estimators()
-    log_z = float(np.float32(0.3))
     if kind == "tb":
         gfn = TBGFlowNet(pf=pf, pb=pb, logZ=0.3)
         loss = gfn.loss(case.t, case.traj)
@@ -290,16 +206,11 @@ def test_loss_and_gradients(case, kind):
     else:
         gfn = SubTBGFlowNet(pf=pf, pb=pb, logF=F, weighting="geometric_within", lamda=0.9)
         loss = gfn.loss(case.t, case.traj)
-    inputs = dict(len=case.n, logpf=case.logpf, logpb=case.logpb, logr=case.logr, log_z=log_z, **{"lambda": 0.9})
-    if kind in ("db", "subtb"):
-        inputs["logf"] = case.logf
-    out = fv.gfn_loss(kind, **inputs)
+    out = case.f.loss(kind, log_z=float(np.float32(0.3)), lam=0.9)
     close(loss.item(), out["loss"], f"{kind} loss")
-    tables = [case.m_pf.table, case.m_pb.table, case.m_F.table]
-    if kind == "tb":
-        tables.append(gfn.logZ)
-    got = grads(loss, *tables)
-    want = case.table_grads(out)
+    params = [case.m_pf.table, case.m_pb.table, case.m_F.table] + ([gfn.logZ] if kind == "tb" else [])
+    got = grads(loss, *params)
+    want = case.f.table_grads(out)
     assert np.abs(want[0]).max() > 1e-3, "a gradient that cannot fail"
     for g, w, name in zip(got, want, ("P_F logits", "P_B logits", "log F")):
         close(g, w, f"{kind}: gradient in the {name}")
@@ -308,38 +219,10 @@ def test_loss_and_gradients(case, kind):
 
 
 def test_fm_loss_and_gradients(case):
-    e, A = case.e, case.e.n_actions
-    est = DiscretePolicyEstimator(module=case.module(case.pf), n_actions=A, preprocessor=case.t.preprocessor)
-    gfn = FMGFlowNet(est)
-    loss = gfn.loss(case.t, case.traj.to_non_initial_intermediary_and_terminating_states())
-    Ft = case.pf.astype(np.float64)  # the table as log edge flows
-    n_in, fin, n_out, fout, where_in, where_out = [], [], [], [], [], []
-    for b in range(len(case.n)):
-        for k in range(1, case.n[b]):
-            s = case.S[b, k]
-            q = e.query(s[None])
-            i = q["index"][0]
-            ds = np.flatnonzero(q["bwd"][0])
-            parents = e.query(e.step(np.repeat(s[None], ds.size, 0), ds, backward=True))["index"]
-            n_in.append(ds.size)
-            for p, d in zip(parents, ds):
-                fin.append(Ft[p, d])
-                where_in.append((p, d))
-            acts = np.flatnonzero(q["fwd"][0])
-            n_out.append(acts.size)
-            for a in acts:
-                fout.append(Ft[i, a])
-                where_out.append((i, a))
-    xi = e.query(case.S[np.arange(len(case.n)), case.n - 1])["index"]
-    out = fv.gfn_loss("fm", n_in=n_in, fin=fin, n_out=n_out, fout=fout, fexit=Ft[xi, e.exit_action],
-                      logr=case.logr, alpha=1.0)
+    est = DiscretePolicyEstimator(module=tabular(case.f.pf), n_actions=case.e.n_actions,
+                                  preprocessor=case.t.preprocessor)
+    loss = FMGFlowNet(est).loss(case.t, case.traj.to_non_initial_intermediary_and_terminating_states())
+    out, want = case.f.fm(case.f.pf.astype(np.float64))  # the P_F table as log edge flows
     close(loss.item(), out["loss"], "fm loss")
-    want = np.zeros(Ft.shape)
-    for (p, d), g in zip(where_in, out["grad_fin"]):
-        want[p, d] += g
-    for (i, a), g in zip(where_out, out["grad_fout"]):
-        want[i, a] += g
-    for i, g in zip(xi, out["grad_fexit"]):
-        want[i, e.exit_action] += g
     assert np.abs(want).max() > 1e-3, "a gradient that cannot fail"
     close(grads(loss, est.module.table)[0], want, "fm: gradient in the log edge flows")
