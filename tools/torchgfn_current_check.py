@@ -29,7 +29,7 @@ from gfn.gflownet import (DBGFlowNet, FMGFlowNet, LogPartitionVarianceGFlowNet, 
 from gfn.gym import HyperGrid  # noqa: E402
 from gfn.preprocessors import EnumPreprocessor  # noqa: E402
 from gfn.utils.modules import Tabular  # noqa: E402
-from gfn_flowrl_side import Batch, close, draw, tables  # noqa: E402
+from gfn_flowrl_side import Batch, close, draw, padded, tables  # noqa: E402
 
 TOL = 5e-6
 GRIDS = [(2, 8, 0.1, 0.5, 2.0), (2, 16, 0.1, 0.5, 2.0), (4, 8, 0.1, 0.5, 2.0), (3, 5, 0.01, 0.5, 2.0),
@@ -59,16 +59,11 @@ def check_grid(D, H, r0, r1, r2):
 def trajectories(t, S, act, n):
     """torchgfn 2.x's Trajectories of flowrl's batch (states (max n + 1, B) ending in s_f, dummy
     actions after the exit, terminating_idx = n)."""
-    B, Lmax = len(n), int(n.max())
-    st = np.tile(t.sf.numpy(), (Lmax + 1, B, 1))
-    ac = np.full((Lmax, B, 1), -1, np.int64)
-    for b in range(B):
-        st[:n[b], b] = S[b, :n[b]]
-        ac[:n[b], b, 0] = act[b, :n[b]]
+    st, ac = padded(S, act, n, t.sf.numpy())
     states = t.states_from_tensor(torch.tensor(st, dtype=torch.long))
     idx = torch.tensor(n, dtype=torch.long)
     return Trajectories(env=t, states=states, actions=t.actions_from_tensor(torch.tensor(ac)), terminating_idx=idx,
-                        log_rewards=t.log_reward(states[idx - 1, torch.arange(B)]))
+                        log_rewards=t.log_reward(states[idx - 1, torch.arange(len(n))]))
 
 
 def tabular(table):

@@ -75,6 +75,18 @@ def draw(e, pf, B, seed, iteration):
     return S, act, n
 
 
+def padded(S, act, n, sf):
+    """The batch as torchgfn lays trajectories out: states (max n + 1, B, D) with s_f (sf) after
+    each trajectory's last state, actions (max n, B, 1) with the dummy action −1 after its exit."""
+    B, Lmax = len(n), int(n.max())
+    st = np.tile(np.asarray(sf), (Lmax + 1, B, 1))
+    ac = np.full((Lmax, B, 1), -1, np.int64)
+    for b in range(B):
+        st[:n[b], b] = S[b, :n[b]]
+        ac[:n[b], b, 0] = act[b, :n[b]]
+    return st, ac
+
+
 class Batch:
     """flowrl's inputs of one batch of trajectories (states S (B, T, D), actions act (B, T),
     lengths n) under the tables pf, pb, F: logpf, logpb, logf (B, L), logr (B,), and the slots

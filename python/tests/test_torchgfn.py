@@ -34,7 +34,7 @@ from gfn.gflownet import (DBGFlowNet, FMGFlowNet, LogPartitionVarianceGFlowNet, 
 from gfn.gym import HyperGrid  # noqa: E402
 from gfn.modules import DiscretePolicyEstimator, ScalarEstimator  # noqa: E402
 from gfn.utils.modules import Tabular  # noqa: E402
-from gfn_flowrl_side import Batch, draw, tables  # noqa: E402
+from gfn_flowrl_side import Batch, draw, padded, tables  # noqa: E402
 from gfn_flowrl_side import close as close_tol  # noqa: E402
 
 TOL = 5e-6
@@ -107,15 +107,10 @@ def torchgfn_trajectories(t, S, act, n):
     """torchgfn's Trajectories of these trajectories, laid out as its Sampler lays them out:
     states (max n + 1, B) with s_f after the last state, actions (max n, B) padded with the dummy
     action, when_is_done = n, log_rewards = torchgfn's own log R of the last states."""
-    B, Lmax = len(n), int(n.max())
-    st = np.tile(t.sf.numpy(), (Lmax + 1, B, 1))
-    ac = np.full((Lmax, B, 1), -1, np.int64)
-    for b in range(B):
-        st[:n[b], b] = S[b, :n[b]]
-        ac[:n[b], b, 0] = act[b, :n[b]]
+    st, ac = padded(S, act, n, t.sf.numpy())
     states = t.states_from_tensor(torch.tensor(st, dtype=torch.long))
     when = torch.tensor(n, dtype=torch.long)
-    last = states[when - 1, torch.arange(B)]
+    last = states[when - 1, torch.arange(len(n))]
     return Trajectories(env=t, states=states, actions=t.actions_from_tensor(torch.tensor(ac)), when_is_done=when,
                         log_rewards=t.log_reward(last))
 
