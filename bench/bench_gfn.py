@@ -120,8 +120,9 @@ def torchgfn_row(seeds, iterations, jobs):
             f"on torch {rs[0]['torch']}, CPU, `tools/torchgfn_hypergrid.py`: its train_hypergrid.py's tied NeuralNet, "
             f"{rs[0]['params']:,} parameters, Adam = AdamW at weight decay 0, the same batch, lr, lr_Z and "
             f"{rs[0]['trajectories']:,} trajectories, its own RNG), {jobs} runs at a time, one thread each; s per run is the "
-            f"process's wall-clock as for flowrl's rows (the training loop alone: "
-            f"{sorted(r['seconds'] for r in rs)[len(rs) // 2]:.1f} s, the median); exact L1 of its final P_F by the same dynamic program.")
+            f"process's wall-clock as for flowrl's rows (the training loop alone, median: "
+            f"{sorted(r['seconds'] for r in rs)[len(rs) // 2]:.1f} s wall, "
+            f"{sorted(r['cpu_seconds'] for r in rs)[len(rs) // 2]:.1f} s CPU); exact L1 of its final P_F by the same dynamic program.")
     return row, note
 
 

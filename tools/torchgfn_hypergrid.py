@@ -6,7 +6,7 @@ torchgfn 1.2.1 (the version configure --install-deps pins; run with build/pyenv/
 its tutorials/examples/train_hypergrid.py builds it: NeuralNet P_F (hidden x n_hidden, ReLU), a
 P_B head on the same torso (--tied), TBGFlowNet with log Z 0, Adam in two groups (lr; log Z at
 lr_Z) -- flowrl's AdamW at weight decay 0 is the same update -- on-policy trajectories with
-their saved log-probs. Prints one JSON line: seconds of the training loop (sampling, loss,
+their saved log-probs. Prints one JSON line: seconds (wall and CPU) of the training loop (sampling, loss,
 backward, step), the exact L1 sum_x |P_T(x) - R(x)/Z| of the final policy (the dynamic program
 of docs/algorithms/gfn.md §5.1 over torchgfn's own P_F, float64), its log Z error, and the
 parameter count.
@@ -31,7 +31,7 @@ from gfn.utils.modules import NeuralNet
 def exact_l1(env, pf):
     """sum_x |P_T(x) - R(x)/Z| of the policy pf at epsilon 0: u(s0) = 1, u(s') += u(s) P_F(s'|s)
     in canonical index order (a topological order; s0 is index 0), P_T(x) = u(x) P_F(exit|x)."""
-    states = env.all_states
+    states = env.states_from_tensor(env.all_states.tensor)  # all_states alone has every action allowed
     with torch.no_grad():
         logits = pf(states)
         logits[~states.forward_masks] = -float("inf")
@@ -46,6 +46,7 @@ def exact_l1(env, pf):
             if coords[i, d] < env.height - 1:
                 u[i + env.height ** (env.ndim - 1 - d)] += u[i] * p[i, d]
         pt[i] = u[i] * p[i, env.ndim]
+    assert abs(pt.sum() - 1.0) < 1e-9, f"P_T sums to {pt.sum()}"
     return float(np.abs(pt - env.true_dist_pmf.double().numpy()).sum())
 
 
@@ -77,16 +78,16 @@ def main():
     opt = torch.optim.Adam([{"params": [v for k, v in named.items() if k != "logZ"], "lr": a.lr},
                             {"params": [named["logZ"]], "lr": a.lr_z}])
     n_params = sum(p.numel() for p in gfn.parameters())
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(a.iterations):
         traj = gfn.sample_trajectories(env, n_samples=a.batch_size, save_logprobs=True)
         opt.zero_grad()
         loss = gfn.loss(env, traj)
         loss.backward()
         opt.step()
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(json.dumps({"torchgfn": gfn_version,
-                      "torch": torch.__version__, "seconds": round(seconds, 3), "exact_l1": exact_l1(env, pf),
+                      "torch": torch.__version__, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3), "exact_l1": exact_l1(env, pf),
                       "log_z_err": abs(gfn.logZ.item() - env.log_partition), "params": n_params,
                       "trajectories": a.iterations * a.batch_size, "seed": a.seed, "threads": a.threads}))
 
