@@ -210,12 +210,20 @@ $(PYENV)/installed: $(PY_SRC)
 	$(PYENV)/bin/python -m pip install -q --no-build-isolation --no-deps --no-index ./python
 	touch $@
 
+# The torchgfn cross-check (python/tests/test_torchgfn.py, docs/algorithms/gfn.md §8): the pinned
+# wheels that ./configure --install-deps downloaded into deps/wheels, installed without the network.
+GFN_REQ := python/tests/requirements-torchgfn.txt
+$(PYENV)/torchgfn: $(PYENV)/installed $(GFN_REQ)
+	@ls deps/wheels/torchgfn-*.whl >/dev/null 2>&1 || { echo "make: the torchgfn cross-check needs its wheels in deps/wheels: run ./configure --install-deps" >&2; exit 1; }
+	$(PYENV)/bin/python -m pip install -q --no-index --no-deps --find-links deps/wheels --require-hashes -r $(GFN_REQ)
+	touch $@
+
 .PHONY: python-check
 ifeq ($(SAN),1)
 python-check:
 	@echo "python-check: not under SAN=1 (python cannot load the sanitized library); make check runs it"
 else
-python-check: $(LIB_SO) $(CLI) $(PYENV)/installed
+python-check: $(LIB_SO) $(CLI) $(PYENV)/installed $(PYENV)/torchgfn
 	cd python/tests && FLOWRL_LIB=$(abspath $(LIB_SO)) FLOWRL_SRC=$(CURDIR) FLOWRL_BIN=$(abspath $(CLI)) FLOWRL_REQUIRE_TORCH=1 \
 		$(abspath $(PYENV))/bin/python -m pytest -q -p no:cacheprovider .
 endif
@@ -268,8 +276,8 @@ bench-prefs: all
 	BUILD=$(BUILD) python3 bench/bench_prefs.py
 
 .PHONY: bench-gfn
-bench-gfn: all
-	BUILD=$(BUILD) python3 bench/bench_gfn.py
+bench-gfn: all $(PYENV)/torchgfn
+	BUILD=$(BUILD) PYENV=$(PYENV) python3 bench/bench_gfn.py
 
 .PHONY: bench-gfn-diffusion
 bench-gfn-diffusion: all

@@ -8,8 +8,9 @@ terminating distribution P_T (dynamic programming over the DAG, no sampling) and
 iterations (3,200 trajectories). Reported per loss: the final exact L1 per seed and its mean with a
 95% interval, the issue's bar (<= 0.02 for TB and SubTB, <= 0.05 for the others) on every seed,
 the trajectories until every seed is at the bar, the log Z error, and the wall-clock of a run
-(one thread), and torchgfn's sampled L1 of 200,000 fresh trajectories at the end. Writes its
-section of BENCHMARKS.md.
+(one thread), and torchgfn's sampled L1 of 200,000 fresh trajectories at the end; and torchgfn's
+own TB training at the same configuration in the same run (torchgfn_row: its seconds and exact L1).
+Writes its section of BENCHMARKS.md.
 
 Rows (ROWS): every loss (tb, db, subtb, zvar, fm, mdb), forward-looking DB and SubTB, each SubTB
 weighting, TB with the cosh and Linex(1) regressions, TB and DB with torchgfn train_hypergrid's
@@ -20,9 +21,11 @@ L1 is to p_prior_T(x) R(x) / Z, not to R/Z). The sampled JSD (spec gflownets.md 
 """
 import argparse
 import concurrent.futures as cf
+import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -89,6 +92,40 @@ def run(item):
     return dict(loss=loss, seed=seed, curve=curve, wall=wall, digest=digest, sampled=sampled, jsd=jsd)
 
 
+def torchgfn_row(seeds, iterations, jobs):
+    """torchgfn's own TB training at the same configuration and budget (tools/torchgfn_hypergrid.py
+    in make check's venv, build/pyenv, where configure --install-deps put torchgfn 1.2.1), jobs runs
+    at a time, one thread each like flowrl's: a row of the table with its exact L1 per seed and
+    its seconds per run, and the line that describes it."""
+    py = os.path.join(os.environ.get("PYENV", os.path.join(BUILD, "pyenv")), "bin", "python")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "torchgfn_hypergrid.py")
+
+    def one(seed):
+        t0 = time.time()
+        r = subprocess.run([py, script, "--iterations", str(iterations), "--seed", str(seed), "--threads", "1"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"bench_gfn: torchgfn seed {seed}: {r.stderr.strip().splitlines()[-1:]} (make "
+                             "build/pyenv/torchgfn after ./configure --install-deps)")
+        return dict(json.loads(r.stdout.strip().splitlines()[-1]), wall=time.time() - t0)
+
+    with cf.ThreadPoolExecutor(jobs) as ex:
+        rs = list(ex.map(one, seeds))
+    l1 = [r["exact_l1"] for r in rs]
+    row = (f"| torchgfn {rs[0]['torchgfn']} TB | " + ", ".join(f"{x:.4f}" for x in l1) + f" | {fmt_ci(l1, digits=4)} | "
+           f"<= {BAR['tb']} | {'yes' if all(x <= BAR['tb'] for x in l1) else 'no'} | - | - | "
+           f"{sum(r['log_z_err'] for r in rs) / len(rs):.4f} | - | {sorted(r['wall'] for r in rs)[len(rs) // 2]:.1f} |")
+    log(row)
+    note = (f"torchgfn's own wall-clock, measured in the same run: its HyperGrid TB training (torchgfn {rs[0]['torchgfn']} "
+            f"on torch {rs[0]['torch']}, CPU, `tools/torchgfn_hypergrid.py`: its train_hypergrid.py's tied NeuralNet, "
+            f"{rs[0]['params']:,} parameters, Adam = AdamW at weight decay 0, the same batch, lr, lr_Z and "
+            f"{rs[0]['trajectories']:,} trajectories, its own RNG), {jobs} runs at a time, one thread each; s per run is the "
+            f"process's wall-clock as for flowrl's rows (the training loop alone, median: "
+            f"{sorted(r['seconds'] for r in rs)[len(rs) // 2]:.1f} s wall, "
+            f"{sorted(r['cpu_seconds'] for r in rs)[len(rs) // 2]:.1f} s CPU); exact L1 of its final P_F by the same dynamic program.")
+    return row, note
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", default="1,2,3")
@@ -130,6 +167,8 @@ def main():
                     f"{zcol} | {modes} | "
                     f"{sorted(r['wall'] for r in rs)[len(rs) // 2]:.1f} |")
         log(rows[-1])
+    torchgfn, torchgfn_note = torchgfn_row(seeds, a.iterations, a.jobs)
+    rows.append(torchgfn)
     cmd = "python3 bench/bench_gfn.py " + " ".join(sys.argv[1:])
     text = "\n".join([
         "<!-- bench_gfn begin (written by bench/bench_gfn.py; do not edit by hand) -->",
@@ -148,8 +187,8 @@ def main():
         "Sampled L1 and JSD: torchgfn validate's metrics (L1 = sum_x |p^ - p|, current torchgfn's sum; JSD in nats), the histogram of 200,000 fresh trajectories of the final policy "
         "(epsilon 0, Philox purpose gfn_eval) against R/Z, from a second run of the same bits (its parameter digest "
         "checked equal). torchgfn's figures (spec gflownets.md §5.3) are of that metric: 2D H8 TB 0.012 ± 0.015, "
-        "FM 0.047; its noise floor for a perfect sampler is 0.0115 (§5.4), which the exact L1 does not have. torchgfn's own wall-clock was not measured (no torchgfn environment on "
-        "this machine yet). A run's numbers other than the seconds are a function of its bits (the parameter "
+        "FM 0.047; its noise floor for a perfect sampler is 0.0115 (§5.4), which the exact L1 does not have. " + torchgfn_note +
+        " A run's numbers other than the seconds are a function of its bits (the parameter "
         "digest is printed by each run and is the same on ref, opt and cuda-emu).",
         "<!-- bench_gfn end -->", ""])
     write_section("BENCHMARKS.md", "bench_gfn", text)

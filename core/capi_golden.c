@@ -9,10 +9,6 @@
 #include "flowrl/ops.h"
 #include "flowrl/safetensors.h"
 
-struct flowrl_tensors {
-    fr_st_file f;
-};
-
 int flowrl_tensors_new(flowrl_tensors **out)
 {
     if (!out) return fr_fail(FR_ERR_ARG, "flowrl_tensors_new: NULL out");

@@ -4,10 +4,16 @@
 
 #include "flowrl/backend.h"
 #include "flowrl/capi.h"
+#include "flowrl/safetensors.h"
 
 struct flowrl_backend {
     fr_backend be;
     char line[160];
+};
+
+/* A tensor set (core/capi_golden.c; the GFlowNet losses read and write one, core/capi_gfn.c). */
+struct flowrl_tensors {
+    fr_st_file f;
 };
 
 /* The backend of a call: the caller's, or `ref` opened into *ref for NULL. */

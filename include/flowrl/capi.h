@@ -194,6 +194,47 @@ int flowrl_golden_build(const char *name, flowrl_tensors **out);
 int flowrl_golden_compute(flowrl_backend *be, const char *name, const flowrl_tensors *in,
                           flowrl_tensors **out);
 
+/* ---- GFlowNet environments and losses (flowrl/env.h, flowrl/gfn.h; docs/algorithms/gfn.md) ----
+ * Host code on every backend (core/capi_gfn.c). States are int32 rows of state_dim
+ * coordinates; every state argument must be a state of the environment (FLOWRL_ERR_ARG naming
+ * the row otherwise). */
+
+typedef struct flowrl_env flowrl_env;
+
+/* A GFlowNet environment by name (`flowrl envs`) and the option words `flowrl train --env NAME`
+ * takes ({"--ndim", "3", "--height", "5"}; n_args 0: the defaults). */
+int flowrl_env_open(const char *name, int n_args, const char *const *args, flowrl_env **out);
+void flowrl_env_close(flowrl_env *e);
+const char *flowrl_env_describe(const flowrl_env *e); /* "hypergrid D=2 H=8 R0=0.1 R1=0.5 R2=2" */
+/* sizes (7,): state_dim, obs_dim, n_actions (exit included), action_dim, exit_action, max_steps
+ * (exit included), n_states (0: not enumerable). */
+int flowrl_env_sizes(const flowrl_env *e, int64_t *sizes);
+/* The states of canonical indices [start, start + n) (a topological order): states (n, state_dim). */
+int flowrl_env_states(const flowrl_env *e, int64_t start, int64_t n, int32_t *states);
+/* Per state of states (n, state_dim), each output may be NULL: fwd (n, n_actions) forward mask
+ * (1 = allowed), bwd (n, n_actions − 1) backward mask, log_reward (n,) float64, index (n,)
+ * canonical index, is_mode (n,), obs (n, obs_dim) the policy's input. */
+int flowrl_env_query(const flowrl_env *e, int64_t n, const int32_t *states, uint8_t *fwd, uint8_t *bwd,
+                     double *log_reward, int64_t *index, uint8_t *is_mode, float *obs);
+/* next (n, state_dim) = step(s, a) (backward 0) or the parent of s through a (backward 1) for an
+ * allowed non-exit action a (FLOWRL_ERR_ARG otherwise). */
+int flowrl_env_step(const flowrl_env *e, int backward, int64_t n, const int32_t *states,
+                    const int32_t *actions, int32_t *next);
+/* The exact target of an enumerable environment: p (n_states,) = R/Z by canonical index, log Z,
+ * mode cells, the target's mass on them (each may be NULL). */
+int flowrl_env_target(const flowrl_env *e, double *p, double *log_z, int64_t *n_modes, double *mode_mass);
+
+/* A loss of flowrl/gfn.h on the named arrays of in (float64 unless said), as the gfn.loss_*
+ * golden cases name them; out receives the outputs. kind "tb", "db", "subtb", "zvar":
+ *   in.len (B,) int32, in.logpf, in.logpb (B, L), in.logf (B, L) (DB, SubTB), in.logr (B,),
+ *   in.log_z, in.lambda (scalars; defaults 0, 0.9)
+ *   -> out.loss, out.resid, out.grad_logpf, out.grad_logpb, out.grad_logf (with in.logf),
+ *      out.grad_log_z (scalar);
+ * kind "fm": in.n_in, in.n_out (M,) int32, in.fin, in.fout (flat), in.fexit, in.logr (K,),
+ *   in.alpha (scalar; default 1) -> out.loss, out.grad_fin, out.grad_fout, out.grad_fexit.
+ * A new input of a later loss is a new name, so this signature stays. */
+int flowrl_gfn_loss(const char *kind, const flowrl_tensors *in, flowrl_tensors **out);
+
 #ifdef __cplusplus
 }
 #endif

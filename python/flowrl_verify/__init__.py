@@ -10,7 +10,8 @@ schedules (sigmas_*, betas, ...), Philox draws by coordinates (rng, uniform, nor
 flowrl's transcendental functions (math). Golden cases as data: cases(), load(name),
 compute(name, inputs), assert_matches(fn, name). Run directories: read_config, read_metrics,
 read_checkpoint, read_audit, audit_diff. Preference files (docs/preferences.md): read_prefs,
-NumPy alone. Errors raise FlowrlError with flowrl's message.
+NumPy alone. GFlowNets: Env (environments: states, masks, steps, exact target) and gfn_loss
+(flowrl/gfn.h's losses with gradients). Errors raise FlowrlError with flowrl's message.
 libflowrl.so is found through $FLOWRL_LIB, the source tree's build/, or an installed prefix
 (library() says which). docs/python.md in the flowrl tree has the details."""
 from ._lib import API_VERSION, FlowrlError, LibraryNotFound
@@ -20,6 +21,7 @@ from .api import (RNG_PURPOSES, Backend, Step, adv_batch, adv_filter_zero, adv_m
                   logp_backward, math, math_functions, normal, ppo_policy, rng, sampler_logprob,
                   sampler_logprob_of, sampler_mean, sampler_step, sigmas_diffusers, sigmas_linspace,
                   sigmas_shifted_linspace, timesteps, to_numpy, uniform)
+from .gfn import Env, gfn_loss
 from .golden import Case, assert_matches, cases, compare, compute, golden_dir, info, load, ulp_distance
 from .prefs import read_prefs
 from .runs import (AuditDiff, audit_diff, checkpoints, read_audit, read_checkpoint, read_config,

@@ -175,6 +175,15 @@ _SIGNATURES = {
     "flowrl_golden_info": (INT, [STR, PSTR, PSTR, PSTR, PF32, PF32]),
     "flowrl_golden_build": (INT, [STR, PP]),
     "flowrl_golden_compute": (INT, [P, STR, P, PP]),
+    "flowrl_env_open": (INT, [STR, INT, PSTR, PP]),
+    "flowrl_env_close": (None, [P]),
+    "flowrl_env_describe": (STR, [P]),
+    "flowrl_env_sizes": (INT, [P, P]),
+    "flowrl_env_states": (INT, [P, I64, I64, P]),
+    "flowrl_env_query": (INT, [P, I64, P, P, P, P, P, P, P]),
+    "flowrl_env_step": (INT, [P, INT, I64, P, P, P]),
+    "flowrl_env_target": (INT, [P, P, P, P, P]),
+    "flowrl_gfn_loss": (INT, [STR, P, PP]),
 }
 
 

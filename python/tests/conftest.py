@@ -17,6 +17,15 @@ def need_torch():
     return pytest.importorskip("torch")
 
 
+def need_torchgfn():
+    """torchgfn (gfn), or a skip; under make check (FLOWRL_REQUIRE_TORCH=1) a missing torchgfn fails:
+    its pinned wheels come from ./configure --install-deps (python/tests/requirements-torchgfn.txt)."""
+    if os.environ.get("FLOWRL_REQUIRE_TORCH") == "1":
+        import gfn
+        return gfn
+    return pytest.importorskip("gfn")
+
+
 def cli_in(d):
     """`flowrl ARGS` run in directory d (asserts exit 0), returning its stdout."""
     def cli(*args):
