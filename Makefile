@@ -117,9 +117,10 @@ endif
 
 # make check's build legs: the record, the flags and the install (tests/check_build.sh,
 # tests/check_install.sh), and the aarch64 (gcc, qemu-aarch64) and clang builds
-# (tests/check_cross.sh, in $(BUILD)/cross/; a leg whose tools are missing says SKIP).
+# (tests/check_cross.sh, in $(BUILD)/cross/; a leg whose tools are missing says SKIP). Under SAN=1
+# the program check_install links against the installed (sanitized) library gets the sanitizers too.
 BUILD_CHECKS = CC="$(CC)" MAKE="$(MAKE)" sh tests/check_build.sh $(BUILD)/probe && \
-	CC="$(CC)" MAKE="$(MAKE)" sh tests/check_install.sh && \
+	CC="$(CC) $(SANFLAGS)" MAKE="$(MAKE)" sh tests/check_install.sh && \
 	$(if $(filter 1,$(SAN)),echo "check_cross: not under SAN=1 (make check runs it)",sh tests/check_cross.sh $(CLI) $(BUILD))
 # ---- end of the flags stamp block
 
