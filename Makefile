@@ -90,7 +90,7 @@ LIB_SO := $(BUILD)/libflowrl.so
 CLI := $(BUILD)/flowrl
 TEST_BIN := $(BUILD)/check_flowrl
 
-.PHONY: all demo benchmarks bench-algos bench-heldout check golden-check check-asan fuzz accuracy cuda-selfcheck bench clean install fault-trial \
+.PHONY: all demo benchmarks bench-algos bench-peers bench-heldout check golden-check check-asan fuzz accuracy cuda-selfcheck bench clean install fault-trial \
 	gpu-bundle
 all: $(LIB_A) $(LIB_SO) $(CLI)
 
@@ -285,6 +285,10 @@ bench-gfn-diffusion: all
 	BUILD=$(BUILD) python3 bench/bench_gfn_diffusion.py
 
 .PHONY: bench-control
+# One Flow-GRPO epoch against the same epoch in PyTorch and JAX (issue 15): creates build/jaxenv (PyPI jax).
+bench-peers: all
+	BUILD=$(BUILD) $(PYTHON) bench/bench_peers.py
+
 bench-control: all
 	BUILD=$(BUILD) python3 bench/bench_control.py
 

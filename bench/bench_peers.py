@@ -8,7 +8,9 @@ steps: bench/peers/epoch_jax.py), on the shapes base checkpoint.
 Timed in one invocation, alternating: ROUNDS rounds, each running every program once for EPOCHS timed
 epochs (after its own warm-up epoch: process start, loading and JIT compilation are not timed), at 1
 core (the process pinned to CPU 0 with taskset, one thread) and at 2 threads (not pinned). flowrl's
-epoch time is its metrics.jsonl `seconds` (rollout, reward, advantages, update, audit records). Medians,
+epoch time is its metrics.jsonl `seconds` (rollout, reward, advantages, update, audit records), with each
+update's micro-steps fused into one forward and one backward (the default) and one by one (FLOWRL_FUSE=0,
+the same bits: docs/determinism.md). Medians,
 and each peer's ratio to flowrl opt at the same thread count. With the epoch's GEMM FLOPs (from the
 model's shapes: bench/peers/epoch_common.py gemm_flops) the achieved GFLOP/s of each program.
 
@@ -63,13 +65,14 @@ def pin(cmd, threads):
     return (["taskset", "-c", "0"] if threads == 1 else []) + cmd
 
 
-def run_flowrl(ckpt, threads, epochs):
+def run_flowrl(ckpt, threads, epochs, fuse=True):
     work = tempfile.mkdtemp(prefix="bench_peers.")
     try:
         cmd = [os.path.join(BUILD, "flowrl"), "train", "--algo", "flow-grpo", "--base", ckpt, "--out",
                os.path.join(work, "r"), "--epochs", str(epochs + 1), "--backend", "opt", "--threads", str(threads),
                "--checkpoint-every", "0", "--eval-n", "0"]
-        r = subprocess.run(pin(cmd, threads), capture_output=True, text=True)
+        env = dict(os.environ, FLOWRL_FUSE="1" if fuse else "0")
+        r = subprocess.run(pin(cmd, threads), capture_output=True, text=True, env=env)
         if r.returncode:
             raise SystemExit(f"bench_peers: {' '.join(cmd)} failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
         with open(os.path.join(work, "r", "metrics.jsonl")) as f:
@@ -104,6 +107,7 @@ def main():
     flops = ec.gemm_flops(cfg)
     load0, t0 = loadavg(), time.time()
     progs = [("flowrl opt", lambda th: run_flowrl(a.ckpt, th, a.epochs)),
+             ("flowrl opt, micro-steps one by one (FLOWRL_FUSE=0)", lambda th: run_flowrl(a.ckpt, th, a.epochs, False)),
              ("PyTorch 1.13 eager", lambda th: run_peer(SYS_PY, "epoch_torch.py", a.ckpt, th, a.epochs)),
              (f"JAX {JAX_VERSION} jit", lambda th: run_peer(jpy, "epoch_jax.py", a.ckpt, th, a.epochs))]
     times = {(p, th): [] for p, _ in progs for th in (1, 2)}
@@ -137,7 +141,7 @@ def main():
             s = med[(p, th)]
             cells += [f"{s:.3f}", f"{flops / s / 1e9:.1f}", f"{med[('flowrl opt', th)] / s:.2f}"]
         L.append(f"| {p} | " + " | ".join(cells) + " |")
-    best = {th: min(med[(p, th)] for p, _ in progs[1:]) for th in (1, 2)}
+    best = {th: min(med[(p, th)] for p, _ in progs[2:]) for th in (1, 2)}
     L += ["", "flowrl opt against the faster peer: " + "; ".join(
         f"{th} {'core' if th == 1 else 'threads'}: {best[th] / med[('flowrl opt', th)]:.2f}x its speed"
         + (" (flowrl leads)" if med[("flowrl opt", th)] <= best[th] else " (flowrl behind)") for th in (1, 2))

@@ -85,6 +85,28 @@ fr_status fr_guided_forward(const fr_model *m, fr_backend *be, fr_guided_ws *w, 
     return fr_cfg_combine(be, b * D, w->gd.scale, w->out + b * D, w->out, v);
 }
 
+fr_status fr_guided_forward_steps(const fr_model *m, fr_backend *be, fr_guided_ws *w, int64_t n_seg,
+                                  const int64_t *seg_b, const float *seg_t, const float *x, const int32_t *c,
+                                  float *v)
+{
+    if (!w->blk || n_seg < 1) return fr_fail(FR_ERR_ARG, "fr_guided_forward_steps: %lld segments", (long long)n_seg);
+    if (be != w->be)
+        return fr_fail(FR_ERR_ARG, "fr_guided_forward_steps: the workspace belongs to another backend handle");
+    if (w->gd.on) /* [x; x] per call: one call over several segments would reorder the backward's rows */
+        return fr_fail(FR_ERR_ARG, "fr_guided_forward_steps: guidance is on (one segment per fr_guided_forward)");
+    int64_t b = 0;
+    for (int64_t k = 0; k < n_seg; k++) {
+        if (seg_b[k] < 1 || seg_b[k] > w->cap - b)
+            return fr_fail(FR_ERR_ARG, "fr_guided_forward_steps: segment %lld of %lld rows after %lld, workspace "
+                                       "holds %lld", (long long)k, (long long)seg_b[k], (long long)b, (long long)w->cap);
+        be->ops->fill(seg_b[k], seg_t[k], w->tin + b);
+        b += seg_b[k];
+    }
+    w->b = b;
+    FR_TRY(put_cond(m, w, b, c, b));
+    return fr_model_forward(m, be, &w->model, b, x, w->tin, w->c, v);
+}
+
 fr_status fr_guided_backward(fr_model *m, fr_backend *be, fr_guided_ws *w, const float *g_v)
 {
     if (!w->blk || w->b < 1) return fr_fail(FR_ERR_ARG, "fr_guided_backward: no forward to go back through");

@@ -70,8 +70,9 @@ fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap
 }
 
 /* Step 1: the rows of step j (gathered backend to backend by the b row indices, which
- * cross), their per-sample values and condition ids (host). */
-static fr_status gather(fr_backend *be, fr_traj_ws *w, const fr_traj_data *d, const int64_t *rows, int64_t b, int64_t j)
+ * cross), their per-sample values and condition ids (host), at rows [o, o + b) of w. */
+static fr_status gather_at(fr_backend *be, fr_traj_ws *w, const fr_traj_data *d, const int64_t *rows, int64_t b,
+                           int64_t j, int64_t o)
 {
     const int64_t N = d->N, D = w->D;
     if (N > INT32_MAX) return fr_fail(FR_ERR_ARG, "fr_traj_micro_step: %lld rollout rows, expected < 2^31", (long long)N);
@@ -79,16 +80,23 @@ static fr_status gather(fr_backend *be, fr_traj_ws *w, const fr_traj_data *d, co
         const int64_t r = rows[k];
         if (r < 0 || r >= N) return fr_fail(FR_ERR_ARG, "fr_traj_micro_step: row %lld outside [0, %lld)", (long long)r,
                                             (long long)N);
-        w->idx[k] = (int32_t)r;
-        w->logp_old[k] = d->logp[j * N + r];
-        w->adv[k] = d->adv[r];
-        w->pid[k] = d->prompt_ids[r];
+        w->idx[o + k] = (int32_t)r;
+        w->logp_old[o + k] = d->logp[j * N + r];
+        w->adv[o + k] = d->adv[r];
+        w->pid[o + k] = d->prompt_ids[r];
     }
-    FR_TRY(fr_h2d(be, w->didx, w->idx, (size_t)b * sizeof(int32_t)));
-    be->ops->gather_rows(b, D, w->didx, N, d->traj + j * N * D, w->x);
-    be->ops->gather_rows(b, D, w->didx, N, d->x_next ? d->x_next + j * N * D : d->traj + (j + 1) * N * D, w->x_next);
-    be->ops->gather_rows(b, D, w->didx, N, d->mean + j * N * D, w->mean_old);
-    return fr_cond_ids(d->task, b, w->pid, w->c);
+    int32_t *didx = w->didx + o;
+    FR_TRY(fr_h2d(be, didx, w->idx + o, (size_t)b * sizeof(int32_t)));
+    be->ops->gather_rows(b, D, didx, N, d->traj + j * N * D, w->x + o * D);
+    be->ops->gather_rows(b, D, didx, N, d->x_next ? d->x_next + j * N * D : d->traj + (j + 1) * N * D,
+                         w->x_next + o * D);
+    be->ops->gather_rows(b, D, didx, N, d->mean + j * N * D, w->mean_old + o * D);
+    return fr_cond_ids(d->task, b, w->pid + o, w->c + o * w->S);
+}
+
+static fr_status gather(fr_backend *be, fr_traj_ws *w, const fr_traj_data *d, const int64_t *rows, int64_t b, int64_t j)
+{
+    return gather_at(be, w, d, rows, b, j, 0);
 }
 
 static fr_status check_args(const char *fn, const fr_traj_trainer *tr, const fr_traj_ws *w, const fr_traj_data *d,
@@ -162,4 +170,100 @@ fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_
         return fr_fail(FR_ERR_NUMERIC, "train: loss %g at step %lld (policy %g, KL %g)", (double)st->loss,
                        (long long)j, (double)st->obj, (double)st->kl);
     return FR_OK;
+}
+
+static unsigned long g_fused_calls; /* fr_traj_fused_calls: what the tests read */
+
+unsigned long fr_traj_fused_calls(void) { return g_fused_calls; }
+
+/* The parts of one update in one forward and one backward (flowrl/traj_objective.h): steps 1,
+ * 3–6 per part on its slice of rows [o, o + b), steps 2 and 7 once over all of them. */
+fr_status fr_traj_fused_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_traj_part *parts, int64_t n,
+                             float *ratio, fr_traj_stats *st)
+{
+    if (!tr || !w || !w->blk || !parts || n < 1 || !ratio || !st)
+        return fr_fail(FR_ERR_ARG, "fr_traj_fused_step: %lld parts or a NULL argument", (long long)n);
+    if (!fr_traj_can_fuse(tr))
+        return fr_fail(FR_ERR_ARG, "fr_traj_fused_step: guidance is on in training (one micro-step at a time)");
+    const int64_t D = w->D;
+    const int with_ref = tr->beta > 0.0f, with_logp_ref = tr->objective->wants_logp_ref;
+    fr_backend *be = tr->be;
+    int64_t *seg_b = fr_malloc((size_t)n * sizeof *seg_b);
+    float *seg_t = fr_malloc((size_t)n * sizeof *seg_t);
+    fr_step *steps = fr_malloc((size_t)n * sizeof *steps);
+    fr_status s = seg_b && seg_t && steps ? FR_OK : FR_ERR_NOMEM;
+    int64_t total = 0;
+    for (int64_t k = 0; s == FR_OK && k < n; k++) {
+        const fr_traj_part *p = &parts[k];
+        s = check_args("fr_traj_fused_step", tr, w, p->d, p->rows, p->b, p->j, ratio, st);
+        if (s == FR_OK && p->b > w->cap - total)
+            s = fr_fail(FR_ERR_ARG, "fr_traj_fused_step: %lld rows after %lld, capacity %lld", (long long)p->b,
+                        (long long)total, (long long)w->cap);
+        if (s != FR_OK) break;
+        seg_b[k] = p->b;
+        seg_t[k] = fr_rollout_time(p->d->rc, p->j);
+        steps[k] = fr_rollout_step(p->d->rc, p->j);
+        s = gather_at(be, w, p->d, p->rows, p->b, p->j, total);
+        total += p->b;
+    }
+    if (s == FR_OK) s = fr_guided_forward_steps(tr->policy, be, &w->pol, n, seg_b, seg_t, w->x, w->c, w->v);
+    for (int64_t k = 0, o = 0; s == FR_OK && k < n; o += seg_b[k], k++)
+        s = fr_sampler_logprob(be, &steps[k], seg_b[k], D, w->x + o * D, w->v + o * D, NULL, w->x_next + o * D,
+                               w->mean + o * D, w->dlogp + o);
+    if (s == FR_OK) s = fr_d2h(be, w->logp, w->dlogp, (size_t)total * sizeof(float));
+    if (s == FR_OK && (with_ref || with_logp_ref))
+        s = fr_guided_forward_steps(tr->ref, be, &w->ref, n, seg_b, seg_t, w->x, w->c, w->v_ref);
+    for (int64_t k = 0, o = 0; s == FR_OK && (with_ref || with_logp_ref) && k < n; o += seg_b[k], k++)
+        s = with_logp_ref ? fr_sampler_logprob(be, &steps[k], seg_b[k], D, w->x + o * D, w->v_ref + o * D, NULL,
+                                               w->x_next + o * D, w->mean_ref + o * D, w->dlogp_ref + o)
+                          : fr_sampler_mean(be, &steps[k], seg_b[k], D, w->x + o * D, w->v_ref + o * D, NULL,
+                                            w->mean_ref + o * D);
+    if (s == FR_OK && with_logp_ref) s = fr_d2h(be, w->logp_ref, w->dlogp_ref, (size_t)total * sizeof(float));
+    for (int64_t k = 0, o = 0; s == FR_OK && k < n; o += seg_b[k], k++) {
+        const fr_traj_part *p = &parts[k];
+        const int64_t b = seg_b[k];
+        fr_traj_stats *sk = &st[k];
+        memset(sk, 0, sizeof *sk);
+        const fr_traj_batch tb = {b,
+                                  D,
+                                  steps[k],
+                                  w->x + o * D,
+                                  w->x_next + o * D,
+                                  w->mean_old + o * D,
+                                  w->logp_old + o,
+                                  w->adv + o,
+                                  w->mean + o * D,
+                                  w->logp + o,
+                                  with_ref ? w->mean_ref + o * D : NULL,
+                                  w->scratch + o,
+                                  w->dscratch + o,
+                                  p->rows,
+                                  with_logp_ref ? w->logp_ref + o : NULL};
+        s = tr->objective->loss(be, &tb, p->j, tr->params, p->gout, w->g_mean + o * D, ratio + o, sk);
+        if (s == FR_OK && with_ref) {
+            float ks;
+            s = fr_kl_std(&steps[k], tr->kl_form, &ks);
+            if (s == FR_OK)
+                s = fr_kl_loss(be, b, D, ks, w->mean + o * D, w->mean_ref + o * D, p->gout * tr->beta, &sk->kl,
+                               w->g_mean + o * D, 1);
+        }
+        float dm;
+        if (s == FR_OK) s = fr_grpo_dmean_dv(&steps[k], &dm);
+        if (s == FR_OK) be->ops->scale(b * D, dm, w->g_mean + o * D, w->g_mean + o * D);
+        sk->loss = sk->obj + tr->beta * sk->kl;
+        if (s == FR_OK && !isfinite(sk->loss))
+            s = fr_fail(FR_ERR_NUMERIC, "train: loss %g at step %lld (policy %g, KL %g)", (double)sk->loss,
+                        (long long)p->j, (double)sk->obj, (double)sk->kl);
+    }
+    if (s == FR_OK) s = fr_guided_backward(tr->policy, be, &w->pol, w->g_mean);
+    if (s == FR_OK && n > 1) g_fused_calls++;
+    free(seg_b);
+    free(seg_t);
+    free(steps);
+    return s;
+}
+
+int fr_traj_can_fuse(const fr_traj_trainer *tr)
+{
+    return tr && !tr->guidance.on;
 }

@@ -172,11 +172,9 @@ fr_traj_data fr_tf_data(const fr_run *r, const fr_tf *t, const fr_tf_micro *m)
                           t->pid, r->task, &t->rc,  t->x_next};
 }
 
-static fr_status micro_step(fr_run *r, fr_tf *t, const fr_tf_micro *m, float *ratio, float *loss_acc)
+/* What a micro-step adds to the update's loss and the epoch's statistics, in plan order. */
+static fr_status micro_stats(fr_run *r, fr_tf *t, const fr_tf_micro *m, fr_traj_stats st, float *loss_acc)
 {
-    const fr_traj_data d = fr_tf_data(r, t, m);
-    fr_traj_stats st;
-    FR_TRY(fr_traj_micro_step(&t->tr, &t->ws, &d, t->plan_rows + m->off, m->b, m->j, m->gout, ratio, &st));
     if (!isfinite(st.loss))
         return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld: loss %g at step %lld (policy %g, KL %g): the policy diverged",
                        (long long)r->epoch + 1, (double)st.loss, (long long)m->j, (double)st.obj, (double)st.kl);
@@ -188,6 +186,67 @@ static fr_status micro_step(fr_run *r, fr_tf *t, const fr_tf_micro *m, float *ra
     es->n_terms++;
     if (st.ratio_min < es->rmin) es->rmin = st.ratio_min;
     if (st.ratio_max > es->rmax) es->rmax = st.ratio_max;
+    return FR_OK;
+}
+
+static fr_status micro_step(fr_run *r, fr_tf *t, const fr_tf_micro *m, float *ratio, float *loss_acc)
+{
+    const fr_traj_data d = fr_tf_data(r, t, m);
+    fr_traj_stats st;
+    FR_TRY(fr_traj_micro_step(&t->tr, &t->ws, &d, t->plan_rows + m->off, m->b, m->j, m->gout, ratio, &st));
+    return micro_stats(r, t, m, st, loss_acc);
+}
+
+/* The rows one fused call takes at most (its workspace: about 25 KB a row for shapes-s, 52 KB
+ * for shapes-m); an update of more rows runs as several calls, split between micro-steps. */
+#define FUSE_MAX_ROWS 1024
+
+/* FLOWRL_FUSE=0 runs the micro-steps one by one (the same bits, for timing the difference:
+ * bench/bench_peers.py's profile); anything else, or unset, fuses when guidance allows. */
+static int fuse_enabled(const fr_tf *t)
+{
+    const char *e = getenv("FLOWRL_FUSE");
+    return fr_traj_can_fuse(&t->tr) && !(e && strcmp(e, "0") == 0);
+}
+
+/* The workspace grown to hold `rows` (a fresh one: zero-filled, so no bits depend on the size). */
+static fr_status ws_reserve(fr_tf *t, int64_t rows)
+{
+    if (rows <= t->ws.cap) return FR_OK;
+    fr_traj_ws_free(&t->ws);
+    t->have_ws = 0;
+    FR_TRY(fr_traj_ws_alloc(&t->ws, &t->tr, rows));
+    t->have_ws = 1;
+    return FR_OK;
+}
+
+/* Micro-steps [k0, k1) of the plan in fused calls of at most FUSE_MAX_ROWS rows each (or one
+ * micro-step, when it alone has more), their ratios at `ratio`, their statistics in order. */
+static fr_status fused_steps(fr_run *r, fr_tf *t, int64_t k0, int64_t k1, float *ratio, float *loss_acc)
+{
+    while (k0 < k1) {
+        int64_t k = k0, rows = 0;
+        while (k < k1 && (k == k0 || rows + t->micro[k].b <= FUSE_MAX_ROWS)) rows += t->micro[k++].b;
+        FR_TRY(ws_reserve(t, rows));
+        const int64_t n = k - k0;
+        fr_traj_data *d = fr_malloc((size_t)n * sizeof *d);
+        fr_traj_part *parts = fr_malloc((size_t)n * sizeof *parts);
+        fr_traj_stats *st = fr_malloc((size_t)n * sizeof *st);
+        fr_status s = d && parts && st ? FR_OK : FR_ERR_NOMEM;
+        for (int64_t i = 0; s == FR_OK && i < n; i++) {
+            const fr_tf_micro *m = &t->micro[k0 + i];
+            d[i] = fr_tf_data(r, t, m);
+            parts[i] = (fr_traj_part){&d[i], t->plan_rows + m->off, m->b, m->j, m->gout};
+        }
+        if (s == FR_OK) s = fr_traj_fused_step(&t->tr, &t->ws, parts, n, ratio, st);
+        for (int64_t i = 0; s == FR_OK && i < n; i++) s = micro_stats(r, t, &t->micro[k0 + i], st[i], loss_acc);
+        free(d);
+        free(parts);
+        free(st);
+        FR_TRY(s);
+        ratio += rows;
+        k0 = k;
+    }
     return FR_OK;
 }
 
@@ -208,8 +267,11 @@ fr_status fr_tf_run_plan(fr_run *r, fr_tf *t)
         fr_model_zero_grad(&r->pol, r->be);
         if (t->before_update) FR_TRY(t->before_update(r, t, u, t->hook_ctx));
         float uloss = 0.0f;
-        for (int64_t k = 0, off = 0; k < up->n; off += t->micro[up->first + k].b, k++)
-            FR_TRY(micro_step(r, t, &t->micro[up->first + k], t->ratios + off, &uloss));
+        if (fuse_enabled(t))
+            FR_TRY(fused_steps(r, t, up->first, up->first + up->n, t->ratios, &uloss));
+        else
+            for (int64_t k = 0, off = 0; k < up->n; off += t->micro[up->first + k].b, k++)
+                FR_TRY(micro_step(r, t, &t->micro[up->first + k], t->ratios + off, &uloss));
         snprintf(name, sizeof name, "u%lld.ratio", (long long)u);
         FR_TRY(fr_run_rec_f32(r, name, t->ratios, up->nd, up->dims[0], up->nd > 1 ? up->dims[1] : 1,
                               up->nd > 2 ? up->dims[2] : 1));

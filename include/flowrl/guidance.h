@@ -60,6 +60,19 @@ fr_status fr_guided_forward(const fr_model *m, fr_backend *be, fr_guided_ws *w, 
                             const int32_t *c, // (b, S) host
                             float *v);        // (b, D) out, backend
 
+/* The unguided forward (w->gd.on == 0; guidance is refused) of n_seg segments of rows in one
+ * call: segment k has seg_b[k] rows at time seg_t[k]; x, c, v as fr_guided_forward over their
+ * sum. Every row's output equals fr_guided_forward's for that row alone, bit for bit (the
+ * network is row-wise), and a following fr_guided_backward continues each weight-gradient chain
+ * over the rows in order, as the segments' one-by-one forwards and backwards would
+ * (flowrl/traj_objective.h, fr_traj_fused_step). */
+fr_status fr_guided_forward_steps(const fr_model *m, fr_backend *be, fr_guided_ws *w, int64_t n_seg,
+                                  const int64_t *seg_b, // (n_seg,) host
+                                  const float *seg_t,   // (n_seg,) host
+                                  const float *x,       // (Σb, D) backend
+                                  const int32_t *c,     // (Σb, S) host
+                                  float *v);            // (Σb, D) out, backend
+
 /* Adds the parameter gradients of L through the last keep-forward of w, given
  * g_v = dL/dv (b, D) in backend memory (fr_model_backward accumulates). */
 fr_status fr_guided_backward(fr_model *m, fr_backend *be, fr_guided_ws *w,

@@ -198,6 +198,31 @@ fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_
                              float *ratio,        // (b,) out
                              fr_traj_stats *st);
 
+/* One micro-step of an update: rows (b,) of d at step j, with its gout. */
+typedef struct {
+    const fr_traj_data *d;
+    const int64_t *rows; /* (b,) host */
+    int64_t b, j;
+    float gout;
+} fr_traj_part;
+
+/* The n micro-steps of parts[] as fr_traj_micro_step would run them one after the other — the
+ * same bits: ratio (Σb,) and st (n,) as each call's, the same gradients accumulated — with one
+ * forward of the policy (and one of the reference) and one backward over all Σb rows
+ * (≤ w->cap) instead of n. Why the bits agree: the network is row-wise, so each row's forward is
+ * the same whatever rows share the call, and every gradient the backward accumulates (GEMM,
+ * bias, layer-norm and embedding gradients) is one chain over the rows in order (flowrl/ops.h),
+ * which a micro-step's backward continues where the previous one stopped; steps 3–6 run per
+ * part on its slice, in order. Guidance in training must be off (fr_traj_can_fuse): its [x; x]
+ * forward puts a part's unconditional rows after its conditional ones. */
+fr_status fr_traj_fused_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_traj_part *parts, int64_t n,
+                             float *ratio,        // (Σb,) out, host
+                             fr_traj_stats *st);  // (n,) out
+int fr_traj_can_fuse(const fr_traj_trainer *tr);
+/* How many fr_traj_fused_step calls of two or more parts succeeded in this process (tests: the
+ * fused path ran). */
+unsigned long fr_traj_fused_calls(void);
+
 /* Steps 1–3 only, at the policy's current parameters: logp (b,) host = logp_θ of rows (b,) at
  * step j (no reference, no loss, no backward; the forward counts in the backend's work). */
 fr_status fr_traj_logp(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_traj_data *d,
