@@ -27,7 +27,9 @@ Every number in the tables is a function of the runs' bits (bit-reproducible on 
 the columns marked wall-clock. Runs go JOBS at a time, each on one thread.
 
 Writes its section of BENCHMARKS.md (between the bench_algos markers), the plots
-docs/img/bench_algos_<task>.svg, and WORK/results.json (every measured number).
+docs/img/bench_algos_<task>.svg, and WORK/results.json (every measured number), then merges that over
+bench/results/bench_algos.json.gz (in the repository; the rows of earlier invocations it did not
+re-measure kept) and writes the section from the merged numbers (STORE=0: neither; QUICK=1 never).
 Environment (defaults): BUILD (build), WORK (demo/bench_algos-<time>), OUT (BENCHMARKS.md),
 JOBS (nproc), SEEDS (1 2 3), QUICK=1 (a smoke-sized budget, for testing the script itself),
 ALGOS ("dance-grpo mix-grpo": only these), TASKS ("gmm2d": only these), MODES ("prefs": only the
@@ -38,11 +40,12 @@ row measured against another base stops the merge).
 same way (for invocations that ran side by side); --report OUT.json then writes the section.
 `bench/bench_algos.py --compare A/results.json B/results.json` checks that two bake-offs measured the
 same numbers (every key but the wall-clock ones): the table reproduces bit for bit.
-`bench/bench_algos.py --report WORK/results.json [WORK2/results.json]` rewrites the section and plots
+`bench/bench_algos.py --report [WORK/results.json [WORK2/results.json]]` (default: the repository's) rewrites the section and plots
 from a finished run (with a second run's results: and says whether the two measured the same).
 """
 import concurrent.futures as cf
 import datetime
+import gzip
 import json
 import math
 import os
@@ -54,6 +57,9 @@ from benchlib import (ckpt_meta, config, fmt_ci, flowrl, git_line, loadavg, logg
                       write_section)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The bake-off's merged numbers, in the repository: every invocation merges its rows over it and writes it back, so
+# no row of the table depends on a git-ignored run directory (rows were lost that way once).
+STORE = "bench/results/bench_algos.json.gz"
 BUILD = os.environ.get("BUILD", "build")
 FLOWRL = os.path.join(BUILD, "flowrl")
 OUT = os.environ.get("OUT", "BENCHMARKS.md")
@@ -647,7 +653,8 @@ def section(results, meta):
               "(MERGE: the same bases, budgets, grid and seeds).", ""]
     if meta.get("second"):
         L += [meta["second"], ""]
-    L += [f"Run directories and every measured number: `{meta['work']}` (git-ignored; results.json).",
+    L += [f"Every measured number: `{STORE}` (in the repository; `bench/bench_algos.py --report` rewrites this section "
+          "from it); the runs' directories: the `demo/` paths above (git-ignored).",
           "<!-- bench_algos end -->"]
     return "\n".join(L) + "\n"
 
@@ -679,12 +686,30 @@ def merge_into(res, old, listed):
         res["prefs"] = dict(old["prefs"], **res["prefs"])
 
 
+def read_results(path):
+    """A results.json, or the gzip'd STORE."""
+    with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as f:
+        return json.load(f)
+
+
+def write_results(path, data):
+    """Writes results (gzip'd for a .gz path, with no timestamp in the header: the same numbers, the same bytes)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    text = json.dumps(data, indent=1, sort_keys=False) + "\n"
+    if path.endswith(".gz"):
+        with open(path + ".tmp", "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as f:
+            f.write(text.encode())
+    else:
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+    os.replace(path + ".tmp", path)
+
+
 def merged_files(paths, listed):
     """The tasks of several results.json, a later file's rows over an earlier one's (merge_into)."""
     out = {}
     for p in paths:
-        with open(p) as f:
-            tasks = json.load(f)
+        tasks = read_results(p)
         tasks = tasks.get("tasks", tasks)
         for task, res in tasks.items():
             if task in out:
@@ -721,8 +746,7 @@ def first_difference(a, b, path="results"):
 
 def difference(p1, p2):
     """The first difference between two results.json files (their meta aside: when, where, load, git)."""
-    with open(p1) as f1, open(p2) as f2:
-        a, b = json.load(f1), json.load(f2)
+    a, b = read_results(p1), read_results(p2)
     return first_difference(a.get("tasks", a), b.get("tasks", b))
 
 
@@ -747,18 +771,17 @@ def listing():
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--compare":
         sys.exit(compare(sys.argv[2], sys.argv[3]))
-    if len(sys.argv) in (3, 4) and sys.argv[1] == "--report":
+    if len(sys.argv) in (2, 3, 4) and sys.argv[1] == "--report":
         os.chdir(ROOT)
-        with open(sys.argv[2]) as f:
-            data = json.load(f)
+        path = sys.argv[2] if len(sys.argv) > 2 else STORE
+        data = read_results(path)
         meta = data.get("meta") or dict(
             when="(time not recorded)", git=git_line() + " (section regenerated from results.json)", jobs=JOBS,
-            load0="?", load1="?", minutes=float("nan"), work=os.path.dirname(sys.argv[2]))
+            load0="?", load1="?", minutes=float("nan"), work=os.path.dirname(path))
         if len(sys.argv) == 4:  # a second run of the same bake-off: the section says whether it measured the same
-            d = difference(sys.argv[2], sys.argv[3])
-            with open(sys.argv[3]) as f:
-                m2 = json.load(f).get("meta") or dict(when="metadata not recorded", git="not recorded",
-                                                      work=os.path.dirname(sys.argv[3]))
+            d = difference(path, sys.argv[3])
+            m2 = read_results(sys.argv[3]).get("meta") or dict(when="metadata not recorded", git="not recorded",
+                                                              work=os.path.dirname(sys.argv[3]))
             meta["second"] = (f"A second run ({m2['when']}, source git {m2['git']}, `{m2['work']}`) "
                               + (f"**differs** from this one at {d}." if d else
                                  "measured **the same numbers**: every key of results.json but the wall-clock ones is "
@@ -766,24 +789,10 @@ def main():
         return report(data.get("tasks", data), meta)
     if len(sys.argv) >= 4 and sys.argv[1] == "--merge":
         os.chdir(ROOT)
-        listed = [a["name"] for a in listing()]
-        invocations = []
-        for p in sys.argv[3:]:
-            with open(p) as f:
-                d = json.load(f)
-            m = d["meta"]
-            # what it measured: recorded since the merges, or (an invocation without MERGE) every row it holds
-            m.setdefault("measured", None if m.get("merged") else
-                         sorted({a for res in d["tasks"].values() for rows in ROWS.values() for a in res.get(rows, {})}))
-            m.setdefault("tasks", list(d["tasks"]))
-            invocations.append(m)
-        meta = dict(invocations[-1], invocations=invocations, work=os.path.dirname(sys.argv[2]) or ".")
-        meta["merged"] = " ".join(sys.argv[3:-1])
-        with open(sys.argv[2], "w") as f:
-            json.dump(dict(meta=meta, tasks=merged_files(sys.argv[3:], listed)), f, indent=1)
+        merge_invocations(sys.argv[2], sys.argv[3:], [a["name"] for a in listing()])
         return
     if len(sys.argv) > 1:
-        raise SystemExit("usage: bench/bench_algos.py [--compare RESULTS1.json RESULTS2.json | --report RESULTS.json | "
+        raise SystemExit("usage: bench/bench_algos.py [--compare RESULTS1.json RESULTS2.json | --report [RESULTS.json] | "
                          "--merge OUT.json RESULTS.json... ] (see the file's docstring)")
     os.chdir(ROOT)
     algos = [a["name"] for a in listing()]
@@ -806,9 +815,35 @@ def main():
             merge_into(results[task], merge[task], listed)
             meta["merged"] = os.environ["MERGE"]
         meta.update(load1=loadavg(), minutes=(time.time() - t0) / 60)
-        with open(os.path.join(WORK, "results.json"), "w") as f:
-            json.dump(dict(meta=meta, tasks=results), f, indent=1)
-    report(results, meta)
+        write_results(os.path.join(WORK, "results.json"), dict(meta=meta, tasks=results))
+    if QUICK or os.environ.get("STORE") == "0":  # (a smoke run, or one asked to leave the repository's numbers alone)
+        return report(results, meta)
+    # the repository's numbers: this invocation's rows over STORE's (its other rows kept), the section from them all
+    stored = merge_invocations(STORE, ([STORE] if os.path.exists(STORE) else []) + [os.path.join(WORK, "results.json")],
+                               listed)
+    report(stored["tasks"], stored["meta"])
+
+
+def merge_invocations(out, paths, listed):
+    """--merge OUT PATHS...: the rows of several invocations (results.json or STORE), a later one's rows over an
+    earlier one's, with the list of invocations in meta; written to OUT and returned."""
+    invocations = []
+    for p in paths:
+        d = read_results(p)
+        m = d["meta"]
+        if m.get("invocations"):  # an earlier merge (STORE): its own invocations, in their order
+            invocations += m["invocations"]
+            continue
+        # what it measured: recorded since the merges, or (an invocation without MERGE) every row it holds
+        m.setdefault("measured", None if m.get("merged") else
+                     sorted({a for res in d["tasks"].values() for rows in ROWS.values() for a in res.get(rows, {})}))
+        m.setdefault("tasks", list(d["tasks"]))
+        invocations.append(m)
+    meta = dict(invocations[-1], invocations=invocations, work=os.path.dirname(out) or ".")
+    meta["merged"] = " ".join(paths[:-1])
+    data = dict(meta=meta, tasks=merged_files(paths, listed))
+    write_results(out, data)
+    return data
 
 
 def report(results, meta):
@@ -821,7 +856,7 @@ def report(results, meta):
             svg_plot(task, res, f"docs/img/bench_algos_{task}_prefs.svg", rows="prefs_algos", x_key="pairs",
                      x_label="preference pairs trained on", ref="eps_base")
     write_section(OUT, "bench_algos", section(results, meta))
-    log(f"wrote the section of {OUT}; numbers: {meta['work']}/results.json")
+    log(f"wrote the section of {OUT}; numbers: " + (STORE if meta.get("invocations") else f"{meta['work']}/results.json"))
 
 
 if __name__ == "__main__":
