@@ -88,3 +88,68 @@ fr_status fr_gfn_trainer_sampled(fr_gfn_trainer *t, int64_t n, double *l1, doubl
     free(ph);
     return s;
 }
+
+/* ---- OP-GFN's top-k metric (docs/algorithms/gfn.md §9) ----------------------------------------- */
+
+static int cmp_desc(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int64_t fr_gfn_topk_set(const fr_env *e, int64_t k, uint8_t *in_top)
+{
+    const int64_t n = e->n_states, D = e->state_dim;
+    k = k < 1 ? 1 : k > n ? n : k;
+    double *lr = fr_malloc((size_t)n * sizeof *lr), *sorted = fr_malloc((size_t)n * sizeof *sorted);
+    int32_t x[GFN_MAX_A];
+    if (!lr || !sorted || D > GFN_MAX_A) {
+        free(lr);
+        free(sorted);
+        return -1;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        e->gfn->state_at(e, i, x);
+        lr[i] = sorted[i] = e->gfn->log_reward(e, x);
+    }
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_desc);
+    const double kth = sorted[k - 1];
+    int64_t c = 0;
+    for (int64_t i = 0; i < n; i++) {
+        in_top[i] = lr[i] >= kth;
+        c += in_top[i];
+    }
+    free(lr);
+    free(sorted);
+    return c;
+}
+
+fr_status fr_gfn_trainer_topk(fr_gfn_trainer *t, int64_t k, int64_t n, double *found, double *mass, double *expect_n)
+{
+    const int64_t S = t->env->n_states;
+    uint8_t *top = fr_malloc((size_t)S);
+    double *pt = fr_malloc((size_t)S * sizeof *pt);
+    fr_status s = top && pt ? FR_OK : FR_ERR_NOMEM;
+    const int64_t c = s == FR_OK ? fr_gfn_topk_set(t->env, k, top) : 0;
+    if (s == FR_OK && c < 1) s = FR_ERR_NOMEM;
+    double l1;
+    if (s == FR_OK && (mass || expect_n)) s = fr_gfn_trainer_eval(t, &l1, NULL, pt);
+    if (s == FR_OK) {
+        int64_t hit = 0;
+        double m = 0.0, ex = 0.0;
+        for (int64_t i = 0; i < S; i++) {
+            if (!top[i]) continue;
+            hit += t->visited[i];
+            if (!(mass || expect_n)) continue;
+            m += pt[i];
+            /* 1 − (1 − p)^n = −expm1(n log1p(−p)) */
+            ex += pt[i] >= 1.0 ? 1.0 : -expm1((double)n * log1p(-pt[i]));
+        }
+        if (found) *found = (double)hit / (double)c;
+        if (mass) *mass = m;
+        if (expect_n) *expect_n = ex / (double)c;
+    }
+    free(top);
+    free(pt);
+    return s;
+}

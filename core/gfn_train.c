@@ -16,7 +16,7 @@ fr_gfn_opts fr_gfn_opts_default(void)
     fr_gfn_opts o = {.loss = FR_GFN_TB, .batch = 128, .hidden = 256, .n_hidden = 2, .lr = 1e-3, .lr_z = 0.1,
                      .temperature = 1.0, .lambda = 0.9, .seed = 1, .weighting = FR_SUBTB_GEOMETRIC_WITHIN,
                      .regression = FR_GFN_SQUARE, .linex_alpha = 1.0, .log_reward_clip_min = -INFINITY,
-                     .beta = 1.0};
+                     .beta = 1.0, .ls_back_ratio = 0.5};
     return o;
 }
 
@@ -56,6 +56,12 @@ static fr_status check_opts(const fr_env *env, const fr_gfn_opts *o)
         return fr_fail(FR_ERR_ARG, "gfn: --forward-looking applies to db and subtb, not %s", fr_gfn_loss_name(o->loss));
     if (isnan(o->log_reward_clip_min) || o->log_reward_clip_min == INFINITY)
         return fr_fail(FR_ERR_ARG, "gfn: --log-reward-clip-min %g must be a number or -inf", o->log_reward_clip_min);
+    if (o->ls_rounds < 0 || o->ls_rounds > 1000) return fr_fail(FR_ERR_ARG, "gfn: --local-search %lld is outside [0, 1000]", (long long)o->ls_rounds);
+    if (o->ls_rounds > 0 && !(o->ls_back_ratio > 0.0 && o->ls_back_ratio <= 1.0))
+        return fr_fail(FR_ERR_ARG, "gfn: --ls-back-ratio %g is outside (0, 1]", o->ls_back_ratio);
+    if (o->ls_rounds > 0 && (o->loss == FR_GFN_FM || o->replay > 0))
+        return fr_fail(FR_ERR_ARG, "gfn: --local-search applies to the trajectory losses without --replay-buffer, not %s%s",
+                       fr_gfn_loss_name(o->loss), o->replay > 0 ? " with a replay buffer" : "");
     if (o->replay != 0 && (o->replay < o->batch || o->replay > (1 << 24)))
         return fr_fail(FR_ERR_ARG, "gfn: --replay-buffer %lld must be 0 (off) or in [--batch-size %lld, 2^24]",
                        (long long)o->replay, (long long)o->batch);
@@ -187,7 +193,8 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
             snprintf(t->names[2 * l + 1], sizeof t->names[0], "head.bias");
         }
     }
-    const int64_t B = o->batch, T = env->max_steps, D = env->state_dim;
+    const int64_t B = o->ls_rounds > 0 ? 2 * o->batch : o->batch, T = env->max_steps, D = env->state_dim;
+    t->bcap = B;
     /* rows of one forward: the visited states; FM also every parent of each (at most D) */
     t->cap = o->loss == FR_GFN_FM ? B * T * (D + 1) : B * T;
     fr_status s = FR_OK;
@@ -234,14 +241,27 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
         t->act = fr_malloc((size_t)(B * T) * sizeof(int32_t));
         t->len = fr_malloc((size_t)B * sizeof(int32_t));
         t->logr = fr_malloc((size_t)B * sizeof(double));
+        t->perm = fr_malloc((size_t)B * sizeof(int64_t));
+        t->util = fr_malloc((size_t)B * sizeof(double));
         double **dd[10] = {&t->logpf, &t->logpb, &t->logf, &t->gpf, &t->gpb, &t->gf, &t->logrs, &t->logpfx, &t->gpfx,
                            &t->logprior};
         for (int k = 0; k < 10; k++) *dd[k] = fr_calloc((size_t)(B * T), sizeof(double));
         t->visited = fr_calloc((size_t)n, 1);
         t->target = fr_malloc((size_t)n * sizeof(double));
         if (!t->obs_h || !t->out_h || !t->dout_h || !t->st || !t->act || !t->len || !t->logr || !t->logpf || !t->logpb ||
-            !t->logf || !t->gpf || !t->gpb || !t->gf || !t->logrs || !t->logpfx || !t->gpfx || !t->logprior || !t->visited || !t->target)
+            !t->logf || !t->gpf || !t->gpb || !t->gf || !t->logrs || !t->logpfx || !t->gpfx || !t->logprior || !t->visited || !t->target ||
+            !t->perm || !t->util)
             s = FR_ERR_NOMEM;
+        if (s == FR_OK && o->ls_rounds > 0) {
+            const int64_t b = o->batch;
+            int32_t **ii[7] = {&t->lb_st, &t->lb_act, &t->lb_len, &t->ln_st, &t->ln_act, &t->ln_len, &t->ls_k0};
+            const int64_t ni[7] = {b * T * D, b * T, b, b * T * D, b * T, b, b};
+            for (int k = 0; k < 7; k++)
+                if (!(*ii[k] = fr_calloc((size_t)ni[k], sizeof(int32_t)))) s = FR_ERR_NOMEM;
+            double **dd2[2] = {&t->lb_lpb, &t->ln_lpf};
+            for (int k = 0; k < 2; k++)
+                if (!(*dd2[k] = fr_calloc((size_t)(b * T), sizeof(double)))) s = FR_ERR_NOMEM;
+        }
         if (s == FR_OK && o->replay > 0) {
             t->rb_st = fr_calloc((size_t)(o->replay * T * D), sizeof(int32_t));
             t->rb_act = fr_calloc((size_t)(o->replay * T), sizeof(int32_t));
@@ -274,7 +294,8 @@ void fr_gfn_trainer_free(fr_gfn_trainer *t)
     }
     void *host[] = {t->obs_h, t->out_h, t->dout_h, t->st, t->act, t->len, t->logr, t->logpf, t->logpb,
                     t->logf, t->gpf, t->gpb, t->gf, t->logrs, t->logpfx, t->gpfx, t->logprior, t->visited, t->target,
-                    t->rb_st, t->rb_act, t->rb_len};
+                    t->rb_st, t->rb_act, t->rb_len, t->perm, t->util, t->lb_st, t->lb_act, t->lb_len, t->ln_st,
+                    t->ln_act, t->ln_len, t->ls_k0, t->lb_lpb, t->ln_lpf};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     free(t);
 }
@@ -297,6 +318,14 @@ fr_status fr_gfn_trainer_log_z(fr_gfn_trainer *t, double *log_z)
 }
 
 int64_t fr_gfn_trainer_modes(const fr_gfn_trainer *t) { return t->modes_found; }
+
+void fr_gfn_visit(fr_gfn_trainer *t, const int32_t *x)
+{
+    const int64_t xi = t->env->gfn->index(t->env, x);
+    if (t->visited[xi]) return;
+    t->visited[xi] = 1;
+    t->modes_found += t->env->gfn->is_mode(t->env, x);
+}
 
 int fr_gfn_trainer_params(fr_gfn_trainer *t, fr_param **ps, int *n_net)
 {

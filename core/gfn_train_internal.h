@@ -3,7 +3,8 @@
  * core/gfn_net.c     the tied MLP through the op table, the masked log-softmax, the AdamW update
  * core/gfn_sample.c  lock-step trajectory sampling by Philox coordinates
  * core/gfn_step.c    one iteration: the trajectory losses (core/gfn_loss.c) and FM
- * core/gfn_eval.c    the exact P_T evaluation and the sampled L1 (§5.1) */
+ * core/gfn_eval.c    the exact P_T evaluation and the sampled L1 (§5.1), the top-k metric (§9)
+ * core/gfn_local_search.c  local search's destroy / rebuild / accept (§10) */
 #ifndef FLOWRL_GFN_TRAIN_INTERNAL_H
 #define FLOWRL_GFN_TRAIN_INTERNAL_H
 
@@ -41,10 +42,18 @@ struct fr_gfn_trainer {
     float *x, *pre[GFN_MAX_LAYERS], *post[GFN_MAX_LAYERS], *d0, *d1;
     /* host */
     float *obs_h, *out_h, *dout_h;    /* (cap, obs_dim), (cap, O), (cap, O) */
-    int32_t *st;                      /* (B, max_steps, D) the states of each trajectory */
-    int32_t *act, *len;               /* (B, max_steps), (B,) */
-    double *logpf, *logpb, *logf, *logr, *gpf, *gpb, *gf; /* (B, max_steps), logr (B,) */
-    double *logrs, *logpfx, *gpfx, *logprior;    /* (B, max_steps): log R(s_t) (forward-looking, MDB), log P_F(exit | s_t) and its gradient (MDB), log P_F^prior (RTB) */
+    int64_t bcap, nb;                 /* trajectory slots (batch; 2 batch with local search), slots in use */
+    int32_t *st;                      /* (bcap, max_steps, D) the states of each trajectory */
+    int32_t *act, *len;               /* (bcap, max_steps), (bcap,) */
+    int64_t *perm;                    /* (bcap,) OP-GFN's pairing */
+    double *util;                     /* (bcap,) OP-GFN's utilities */
+    /* local search (o.ls_rounds > 0): the backward-sampled τ and the rebuilt τ' of each of the
+     * batch's trajectories, (B, max_steps, D) / (B, max_steps) / (B,), with their per-step
+     * log P_B and log P_F (B, max_steps) */
+    int32_t *lb_st, *lb_act, *lb_len, *ln_st, *ln_act, *ln_len, *ls_k0;
+    double *lb_lpb, *ln_lpf;
+    double *logpf, *logpb, *logf, *logr, *gpf, *gpb, *gf; /* (bcap, max_steps), logr (bcap,) */
+    double *logrs, *logpfx, *gpfx, *logprior;    /* (bcap, max_steps): log R(s_t) (forward-looking, MDB), log P_F(exit | s_t) and its gradient (MDB), log P_F^prior (RTB) */
     uint8_t *visited;                 /* (n_states,) terminal states sampled so far */
     /* the replay buffer (o.replay = N > 0): N trajectories as a ring, oldest at (count % N) once full */
     int32_t *rb_st, *rb_act, *rb_len; /* (N, max_steps, D), (N, max_steps), (N,) */
@@ -67,10 +76,24 @@ void fr_gfn_log_softmax(const float *z, const uint8_t *mask, int n, double *lsm)
  * grad_only), and on log Z (TB: its own group, lr_Z and no weight decay) from g_log_z. */
 fr_status fr_gfn_net_update(fr_gfn_trainer *t, int64_t R, double g_log_z);
 
-/* core/gfn_sample.c: o.batch trajectories into t->st, t->act, t->len, actions from Philox
- * (seed, purpose, c0, trajectory, step). */
+/* core/gfn_sample.c: o.batch trajectories into t->st, t->act, t->len (t->nb = o.batch), actions
+ * from Philox (seed, purpose, c0, trajectory, step, 0). */
 fr_status fr_gfn_sample(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, double epsilon, double temperature,
                         double sf_bias);
+/* n trajectories into st, act, len, trajectory b from step k0[b] (its prefix given; k0 NULL: from
+ * s0), Philox (seed, purpose, c0, b, step, c3); lpf (n, max_steps) may be NULL: the log-prob of each
+ * drawn action under the sampling softmax. */
+fr_status fr_gfn_sample_into(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, uint32_t c3, double epsilon,
+                             double temperature, double sf_bias, int64_t n, int32_t *st, int32_t *act, int32_t *len,
+                             const int32_t *k0, double *lpf);
+
+/* core/gfn_local_search.c: o.ls_rounds rounds of local search from the fresh batch (slots
+ * [0, batch)) into slots [batch, 2 batch) (t->nb = 2 batch); each reconstruction's terminal state
+ * counts toward the modes and t->trajectories; *accepted (may be NULL): how many were accepted. */
+fr_status fr_gfn_local_search(fr_gfn_trainer *t, int64_t *accepted);
+
+/* core/gfn_train.c: the modes count of terminal state x (a sample the trainer evaluated R at). */
+void fr_gfn_visit(fr_gfn_trainer *t, const int32_t *x);
 
 /* A learned log Z parameter: TB and RTB. */
 static inline int fr_gfn_has_log_z(const fr_gfn_trainer *t) { return t->o.loss == FR_GFN_TB || t->o.loss == FR_GFN_RTB; }
