@@ -186,6 +186,9 @@ fr_status fr_gfn_local_search(fr_gfn_trainer *t, int64_t *accepted)
         if (s == FR_OK)
             s = fr_gfn_sample_into(t, FR_RNG_GFN_LS_FWD, (uint32_t)t->iter, (uint32_t)round, 0.0, 1.0, 0.0, B, t->ln_st,
                                    t->ln_act, t->ln_len, t->ls_k0, t->ln_lpf);
+        for (int64_t b = 0; b < B && s == FR_OK; b++)
+            if (t->ln_len[b] <= t->ls_k0[b] || t->ln_act[b * T + t->ln_len[b] - 1] != e->exit_action)
+                s = fr_fail(FR_ERR_NUMERIC, "gfn: local search: rebuilt trajectory %lld did not exit", (long long)b);
         if (s == FR_OK && t->o.ls_mh) s = mh_terms(t, lpf_old, lpb_new);
         for (int64_t b = 0; b < B && s == FR_OK; b++) {
             const int32_t *x = t->st + ((B + b) * T + t->len[B + b] - 1) * D;

@@ -53,7 +53,12 @@ fr_status fr_gfn_sample_into(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, u
                 memcpy(rows + R * D, st + (b * T + k) * D, (size_t)D * sizeof *rows);
                 who[R++] = b;
             }
-        if (R == 0) break;
+        if (R == 0) { /* all finished, or (k0) none started yet */
+            int64_t left = 0;
+            for (int64_t b = 0; b < B; b++) left += len[b] == 0;
+            if (left == 0) break;
+            continue;
+        }
         s = fr_gfn_net_rows(t, R, rows);
         for (int64_t r = 0; r < R && s == FR_OK; r++) {
             const int64_t b = who[r];

@@ -233,6 +233,7 @@ START_TEST(test_ls_accounting_and_backends)
     wide.ls_rounds = 2;
     ext_run_h("ref", 1, &wide, 8, 1, &info);
     ck_assert_int_eq(info.trajectories, 64 * 3);
+    ck_assert_msg(info.ls_accepted > 0 && info.ls_accepted <= 128, "accepted %lld", (long long)info.ls_accepted);
     ck_assert_msg(info.modes_found >= modes_plain && info.modes_found > 0, "local search found %lld modes, its fresh draws %lld",
                   (long long)info.modes_found, (long long)modes_plain);
     o.ls_mh = 1;
