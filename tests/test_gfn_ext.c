@@ -236,6 +236,14 @@ START_TEST(test_ls_accounting_and_backends)
     ck_assert_msg(info.ls_accepted > 0 && info.ls_accepted <= 128, "accepted %lld", (long long)info.ls_accepted);
     ck_assert_msg(info.modes_found >= modes_plain && info.modes_found > 0, "local search found %lld modes, its fresh draws %lld",
                   (long long)info.modes_found, (long long)modes_plain);
+    /* long fresh trajectories (the exit's sampling logit lowered by 4): every junction is past s0,
+     * so the rebuild of the whole batch starts after step 0 */
+    fr_gfn_opts longer = o;
+    longer.batch = 2;
+    longer.ls_rounds = 1;
+    longer.sf_bias = 4.0;
+    ext_run_h("ref", 1, &longer, 8, 5, &info);
+    ck_assert_int_eq(info.trajectories, 5 * 2 * 2);
     o.ls_mh = 1;
     o.uniform_pb = 1;
     const uint64_t mh = ext_run("ref", 1, &o, 3, &info);
