@@ -16,7 +16,7 @@ of R at a terminal state), evaluated every 25 iterations:
 
 Writes its section of BENCHMARKS.md.
 
-    python3 bench/bench_gfn_ext.py [--seeds 1,2,3] [--iterations 400] [--jobs 2]
+    python3 bench/bench_gfn_ext.py [--seeds 1,2,3] [--iterations 800] [--jobs 2]
 """
 import argparse
 import concurrent.futures as cf
@@ -86,7 +86,7 @@ def first_all(rs, key, full):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", default="1,2,3")
-    ap.add_argument("--iterations", type=int, default=400)
+    ap.add_argument("--iterations", type=int, default=800)
     ap.add_argument("--jobs", type=int, default=2)
     a = ap.parse_args()
     seeds = [int(s) for s in a.seeds.split(",")]
