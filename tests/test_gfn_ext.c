@@ -1,8 +1,9 @@
-/* OP-GFN and local-search GFlowNets (docs/algorithms/gfn.md §9, §10; spec gflownets.md §9, §10):
+/* OP-GFN, local-search and multi-objective GFlowNets (docs/algorithms/gfn.md §9, §10, §13; spec
+ * gflownets.md §9–§11):
  * OP-GFN's soft label and ordering loss by hand and its gradient by central differences; the
  * top-k metric on a tiny grid by hand; local search's acceptance rule by hand and its sample
- * accounting; ref = opt = cuda-emu bit for bit with both on; `--local-search` and `gfn-op` on the
- * CLI. */
+ * accounting; the 2-objective HyperGrid's objectives and Pareto front by hand, the conditional
+ * target and the exact Pareto coverage by hand; ref = opt = cuda-emu bit for bit; the CLI. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,9 +317,152 @@ START_TEST(test_cli_op_ls)
              dir);
     ck_assert_msg(fr_test_run_cli(cmd, out, sizeof out) == 0, "%s", out);
     ck_assert_msg(strstr(out, "local search: 2 rounds") && strstr(out, "trajectories 24 "), "%s", out);
+    snprintf(cmd, sizeof cmd,
+             "train --algo gfn-tb --env mo-hypergrid --height 5 --preference --mo-beta 2 --batch-size 4 --hidden-dim 8 "
+             "--n-hidden 1 --epochs 2 --eval-every 2 --out %s/mo",
+             dir);
+    ck_assert_msg(fr_test_run_cli(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "pareto_cov1000") && strstr(out, "preference-conditioned"), "%s", out);
     ck_assert_int_eq(fr_test_run_cli("train --algo gfn-op --help", out, sizeof out), 0);
     ck_assert_msg(strstr(out, "--local-search") && strstr(out, "--top-k"), "%s", out);
     fr_test_rmtree(dir);
+}
+END_TEST
+
+/* Branin and Currin as the public grid writes them (yhangchen/OP-GFN multi/grid_cond_gfn.py),
+ * again here, and the Pareto front of H 8 by brute force: the 6 cells (2..4, 0..1), as the public
+ * formulas give in numpy. */
+static void bc_by_hand(int H, int i, int j, double *r)
+{
+    const double pi = acos(-1.0), x0 = (double)i / (H - 1) * 2 - 1, x1 = (double)j / (H - 1) * 2 - 1;
+    const double u = 15 * (x0 / 2 + 0.5) - 5, v = 15 * (x1 / 2 + 0.5);
+    const double t1 = v - 5.1 / (4 * pi * pi) * u * u + 5 / pi * u - 6, t2 = 10 * (1 - 1 / (8 * pi)) * cos(u);
+    r[0] = 1 - (t1 * t1 + t2 + 10) / 308.13;
+    const double a = x0 / 2 + 0.5, b = x1 / 2 + 0.5;
+    r[1] = (1 - exp(-1 / (2 * b + 1e-10))) * (2300 * pow(a, 3) + 1900 * a * a + 2092 * a + 60) /
+           (100 * pow(a, 3) + 500 * a * a + 4 * a + 20) / 13.77;
+}
+
+START_TEST(test_mo_env_by_hand)
+{
+    const fr_env_class *c;
+    ck_assert_int_eq(fr_env_find("mo-hypergrid", &c), FR_OK);
+    int o = 8; /* its one option: the height */
+    fr_env e;
+    ck_assert_msg(fr_env_create(c, &o, &e) == FR_OK, "%s", fr_last_error());
+    ck_assert_int_eq(e.n_states, 64);
+    ck_assert_int_eq(e.n_objectives, 2);
+    int front = 0;
+    for (int64_t k = 0; k < 64; k++) {
+        int32_t s[2];
+        double r[2], h[2];
+        e.gfn->state_at(&e, k, s);
+        e.gfn->objectives(&e, s, r);
+        bc_by_hand(8, s[0], s[1], h);
+        ck_assert_msg(fabs(r[0] - h[0]) < 1e-12 && fabs(r[1] - h[1]) < 1e-12, "cell (%d, %d)", s[0], s[1]);
+        ck_assert(r[0] > 0.0 && r[1] > 0.0);
+        ck_assert(fabs(e.gfn->log_reward(&e, s) - log(0.5 * r[0] + 0.5 * r[1])) < 1e-15);
+        const int want = s[0] >= 2 && s[0] <= 4 && s[1] <= 1;
+        ck_assert_msg(e.gfn->is_mode(&e, s) == want, "cell (%d, %d): Pareto %d, by hand %d", s[0], s[1],
+                      e.gfn->is_mode(&e, s), want);
+        front += want;
+    }
+    ck_assert_int_eq(front, 6);
+    fr_env_free(&e);
+}
+END_TEST
+
+/* The conditional target and the exact evaluation by hand at one preference (P = 1: ω = (½, ½)):
+ * mo_l1 = Σ|P_T − R(·|ω)^β/Z|, the log Z error against log Σ R^β, and the coverage mean over the 6
+ * front cells of 1 − (1 − P_T)^n; trained a few steps; ref = opt = cuda-emu bit for bit. */
+static uint64_t mo_run(const char *name, int threads, fr_gfn_loss_kind k, int iters, double *out3)
+{
+    fr_backend be;
+    ck_assert_msg(fr_backend_open(&be, name, 0, threads) == FR_OK, "%s: %s", name, fr_last_error());
+    int h = 8;
+    fr_env e;
+    ck_assert_int_eq(fr_env_create(&fr_env_mo_hypergrid, &h, &e), FR_OK);
+    fr_gfn_opts o = fr_gfn_opts_default();
+    o.loss = k;
+    o.batch = 8;
+    o.hidden = 16;
+    o.preference = 1;
+    o.mo_beta = 3.0;
+    fr_gfn_trainer *t;
+    ck_assert_msg(fr_gfn_trainer_new(&t, &be, &e, &o) == FR_OK, "%s", fr_last_error());
+    fr_gfn_step_info info = {0};
+    for (int i = 0; i < iters; i++) ck_assert_msg(fr_gfn_trainer_step(t, &info) == FR_OK, "%s", fr_last_error());
+    double l1, zerr, cov, pt[64], l1e, zerre;
+    int64_t front;
+    ck_assert_int_eq(fr_gfn_trainer_mo_eval(t, 1, 40, &l1, &zerr, &cov, &front), FR_OK);
+    ck_assert_int_eq(fr_gfn_trainer_eval(t, &l1e, &zerre, pt), FR_OK); /* at ω = (½, ½) */
+    double z = 0.0, tgt[64], want = 0.0, wcov = 0.0;
+    for (int64_t i = 0; i < 64; i++) {
+        int32_t s[2];
+        double r[2];
+        e.gfn->state_at(&e, i, s);
+        e.gfn->objectives(&e, s, r);
+        tgt[i] = pow(0.5 * r[0] + 0.5 * r[1], 3.0);
+        z += tgt[i];
+        if (e.gfn->is_mode(&e, s)) wcov += 1.0 - pow(1.0 - pt[i], 40.0);
+    }
+    for (int64_t i = 0; i < 64; i++) want += fabs(pt[i] - tgt[i] / z);
+    double lz;
+    ck_assert_int_eq(fr_gfn_trainer_log_z(t, &lz), FR_OK);
+    ck_assert_msg(fabs(l1 - want) < 1e-12 && l1 == l1e, "mo_l1 %.17g, by hand %.17g, eval %.17g", l1, want, l1e);
+    ck_assert(isfinite(lz) && fabs(zerr - fabs(lz - log(z))) < 1e-12 && zerr == zerre);
+    ck_assert_int_eq(front, 6);
+    ck_assert_msg(fabs(cov - wcov / 6.0) < 1e-12, "coverage %.17g, by hand %.17g", cov, wcov / 6.0);
+    out3[0] = l1;
+    out3[1] = cov;
+    out3[2] = info.loss;
+    uint64_t d;
+    ck_assert_int_eq(fr_gfn_trainer_digest(t, &d, NULL), FR_OK);
+    fr_gfn_trainer_free(t);
+    fr_env_free(&e);
+    fr_backend_close(&be);
+    return d;
+}
+
+START_TEST(test_mo_eval_by_hand_and_backends)
+{
+    const fr_gfn_loss_kind ks[] = {FR_GFN_TB, FR_GFN_DB};
+    for (size_t c = 0; c < 2; c++) {
+        double want[3], got[3];
+        mo_run("ref", 1, ks[c], 0, want); /* the initial policy */
+        const uint64_t d = mo_run("ref", 1, ks[c], 4, want);
+        ck_assert(isfinite(want[2]));
+        const char *names[] = {"opt", "opt", "cuda-emu"};
+        const int threads[] = {1, 3, 1};
+        for (int i = 0; i < 3; i++) {
+            fr_backend probe;
+            if (i == 2 && fr_backend_open(&probe, "cuda-emu", 0, 1) != FR_OK) continue;
+            if (i == 2) fr_backend_close(&probe);
+            ck_assert_msg(mo_run(names[i], threads[i], ks[c], 4, got) == d && got[0] == want[0] && got[2] == want[2],
+                          "%s at %d threads differs from ref", names[i], threads[i]);
+        }
+    }
+    /* refusals: a single-objective environment, a loss without a conditional form */
+    fr_backend be = fr_test_backend("ref", 0, 1);
+    fr_env e = grid(2, 4);
+    fr_gfn_trainer *t = NULL;
+    fr_gfn_opts o = fr_gfn_opts_default();
+    o.batch = 4;
+    o.hidden = 8;
+    o.preference = 1;
+    ck_assert_int_eq(fr_gfn_trainer_new(&t, &be, &e, &o), FR_ERR_ARG);
+    ck_assert_msg(strstr(fr_last_error(), "2 objectives"), "%s", fr_last_error());
+    fr_env_free(&e);
+    int h = 4;
+    ck_assert_int_eq(fr_env_create(&fr_env_mo_hypergrid, &h, &e), FR_OK);
+    o.loss = FR_GFN_FM;
+    ck_assert_int_eq(fr_gfn_trainer_new(&t, &be, &e, &o), FR_ERR_ARG);
+    o.loss = FR_GFN_TB;
+    o.ls_rounds = 1;
+    ck_assert_int_eq(fr_gfn_trainer_new(&t, &be, &e, &o), FR_ERR_ARG);
+    ck_assert(t == NULL);
+    fr_env_free(&e);
+    fr_backend_close(&be);
 }
 END_TEST
 
@@ -334,6 +478,8 @@ Suite *suite_gfn_ext(void)
     tcase_add_test(tc, test_ls_accounting_and_backends);
     tcase_add_test(tc, test_ls_errors);
     tcase_add_test(tc, test_cli_op_ls);
+    tcase_add_test(tc, test_mo_env_by_hand);
+    tcase_add_test(tc, test_mo_eval_by_hand_and_backends);
     suite_add_tcase(s, tc);
     return s;
 }

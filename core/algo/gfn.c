@@ -21,8 +21,8 @@
 
 typedef struct {
     int64_t batch, hidden, n_hidden, validation_samples, replay, ls_rounds, top_k;
-    int uniform_pb, forward_looking, weighting, regression, ls_mh;
-    double ls_back_ratio;
+    int uniform_pb, forward_looking, weighting, regression, ls_mh, preference;
+    double ls_back_ratio, mo_beta;
     double lr_z, epsilon, temperature, sf_bias, lambda, init_log_z, linex_alpha, clip_min, beta;
     char prior[1024];
 } gfn_opts;
@@ -77,6 +77,11 @@ static const fr_opt k_rows[] = {
                "at each evaluation also the top-k metric (§9): the fraction of the k best states found in training, "
                "P_T of them, the expected fraction hit by 1000 fresh samples (0: off)",
                FR_OPT_RESUMABLE),
+    FR_OPT_BOOL(C, preference, "preference", "false",
+                "multi-objective (§13; --env mo-hypergrid): condition the policy on a preference w ~ Dirichlet(1, 1) per "
+                "trajectory, reward (w . R(x))^beta; tb's log Z becomes log Z(w)",
+                0),
+    FR_OPT_F64(C, mo_beta, "mo_beta", "1", 1e-6, 1000, "--preference: the reward's exponent beta (constant)", 0),
 };
 #undef C
 
@@ -166,6 +171,8 @@ static fr_status gfn_setup(fr_run *r, void **out)
     o.ls_rounds = a->ls_rounds;
     o.ls_back_ratio = a->ls_back_ratio;
     o.ls_mh = a->ls_mh;
+    o.preference = a->preference;
+    o.mo_beta = a->mo_beta;
     FR_TRY(fr_gfn_trainer_new(&g->t, r->be, &r->env, &o));
     return fr_env_target(&r->env, NULL, NULL, &g->n_modes, NULL);
 }
@@ -199,6 +206,10 @@ static void gfn_header(fr_run *r, void *state)
                    "weighting %s",
                 k_regression_names[a->regression], a->linex_alpha, clip, (long long)a->replay,
                 a->forward_looking ? "on" : "off", k_weighting_names[a->weighting]);
+    if (a->preference)
+        fr_run_info(r, "preference-conditioned: w ~ Dirichlet(1, 1) per trajectory, reward (w . R(x))^%g; exact_l1 and "
+                       "log_z_err at w = (0.5, 0.5), mo_* over 9 preferences",
+                    a->mo_beta);
     if (a->ls_rounds > 0)
         fr_run_info(r, "local search: %lld rounds a trajectory, back ratio %g, %s acceptance; %lld samples an epoch",
                     (long long)a->ls_rounds, a->ls_back_ratio, a->ls_mh ? "Metropolis-Hastings" : "greedy",
@@ -233,7 +244,16 @@ static fr_status gfn_evaluate(fr_run *r, void *state, const char *key, int64_t e
     double l1, zerr, sl1 = NAN, jsd = NAN;
     FR_TRY(fr_gfn_trainer_eval(g->t, &l1, &zerr, NULL));
     if (a->validation_samples > 0) FR_TRY(fr_gfn_trainer_sampled(g->t, a->validation_samples, &sl1, &jsd, NULL));
-    char line[96] = "", top[128] = "";
+    char line[96] = "", top[128] = "", mo[160] = "";
+    if (a->preference) {
+        double ml1, mz, cov;
+        int64_t front;
+        FR_TRY(fr_gfn_trainer_mo_eval(g->t, 9, 1000, &ml1, &mz, &cov, &front));
+        snprintf(mo, sizeof mo, " mo_l1 %.6f mo_log_z_err %.6f pareto_cov1000 %.6f pareto_found %lld/%lld", ml1, mz, cov,
+                 (long long)fr_gfn_trainer_modes(g->t), (long long)front);
+        fr_run_metric(r, "mo_l1", ml1);
+        fr_run_metric(r, "pareto_cov1000", cov);
+    }
     if (a->validation_samples > 0) {
         snprintf(line, sizeof line, " sampled_l1 %.6f sampled_jsd %.6f", sl1, jsd);
         fr_run_metric(r, "sampled_l1", sl1);
@@ -247,9 +267,9 @@ static fr_status gfn_evaluate(fr_run *r, void *state, const char *key, int64_t e
         fr_run_metric(r, "topk_mass", mass);
     }
     /* samples: R evaluations, each local search reconstruction included */
-    fr_run_info(r, "eval %-8s (epoch %lld): trajectories %lld exact_l1 %.6f log_z_err %.6f modes %lld/%lld%s%s", key,
+    fr_run_info(r, "eval %-8s (epoch %lld): trajectories %lld exact_l1 %.6f log_z_err %.6f modes %lld/%lld%s%s%s", key,
                 (long long)epoch, (long long)(epoch * a->batch * (1 + a->ls_rounds)), l1, zerr,
-                (long long)fr_gfn_trainer_modes(g->t), (long long)g->n_modes, line, top);
+                (long long)fr_gfn_trainer_modes(g->t), (long long)g->n_modes, line, top, mo);
     *score = l1;
     if (strcmp(key, "after") != 0) return FR_OK;
     /* the parameters' digest: two runs of one configuration are the same bits */

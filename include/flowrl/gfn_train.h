@@ -52,6 +52,13 @@ typedef struct {
     int64_t ls_rounds;                  /* 0: off */
     double ls_back_ratio;               /* α in (0, 1] (0.5) */
     int ls_mh;                          /* 1: Metropolis–Hastings acceptance, 0: greedy (torchgfn's default) */
+    /* Preference-conditioned multi-objective GFlowNet (docs/algorithms/gfn.md §13, spec
+     * gflownets.md §11, MOGFN-PC): on an environment with 2 objectives, each trajectory draws
+     * ω ~ Dirichlet(1, 1), the policy's input is the state's encoding followed by ω, and the
+     * reward is R(x | ω) = (Σ_i ω_i R_i(x))^β. TB's log Z becomes log Z(ω), a head column read at
+     * (s0, ω) (the SubTB `TB` weighting with log F(s0 | ω), the identity of spec §13.3). */
+    int preference;                     /* 1: on (TB, DB, SubTB, ZVar) */
+    double mo_beta;                     /* β, constant (1) */
 } fr_gfn_opts;
 
 /* torchgfn's test configuration (tutorials/examples/test_scripts.py): TB, batch 128, hidden
@@ -114,6 +121,14 @@ int64_t fr_gfn_trainer_modes(const fr_gfn_trainer *t);
  * u < exp(log A) (u uniform in [0, 1)). */
 int fr_gfn_ls_accept(int mh, double logr_new, double logr_old, double lpb_old, double lpf_new, double lpb_new,
                      double lpf_old, double u, double *log_a);
+
+/* Multi-objective evaluation (o.preference; docs/algorithms/gfn.md §13), exact (no sampling), over
+ * P preferences ω_j = ((j + ½)/P, 1 − (j + ½)/P), j < P: *l1 = mean_j Σ_x |P_T(x | ω_j) − R(x | ω_j)/Z(ω_j)|,
+ * *log_z_err = mean_j |log Z(ω_j) learned − exact|, *coverage = the expected fraction of the Pareto
+ * front (the environment's modes) that n samples at each ω_j hit, mean_{x ∈ front}
+ * 1 − Π_j (1 − P_T(x | ω_j))^n, *front = its size. Any output may be NULL. */
+fr_status fr_gfn_trainer_mo_eval(fr_gfn_trainer *t, int P, int64_t n, double *l1, double *log_z_err, double *coverage,
+                                 int64_t *front);
 
 /* OP-GFN's metric (docs/algorithms/gfn.md §9): the top-k set of an enumerable environment, the
  * states whose log R is at least the k-th largest (ties at the k-th value included, so the set
