@@ -13,6 +13,7 @@
 #   make bench-prefs  Diffusion-DPO, Flow-DPO and Diffusion-DRO on gmm2d halfplane from preference
 #                   files, 3 seeds (bench/bench_prefs.py, ~20 min; --only a,b measures some rows)
 #   make bench-gfn    GFlowNets on HyperGrid 2D H8: exact L1 per loss, 3 seeds (bench/bench_gfn.py)
+#   make bench-gfn-ext  OP-GFN and local search vs TB on HyperGrid 4D H8, 3 seeds (bench/bench_gfn_ext.py)
 #   make bench-gfn-diffusion  diffusion samplers as GFlowNets on 25GMM, Funnel: delta log Z, 3 seeds (bench/bench_gfn_diffusion.py)
 #   make bench-branch BranchGRPO vs DanceGRPO iteration time at equal leaves (bench/bench_branch.py)
 #   make bench-control Gaussian PPO on pendulum and nav2d, BC of a flow policy on nav2d, 3 seeds
@@ -279,6 +280,10 @@ bench-prefs: all
 .PHONY: bench-gfn
 bench-gfn: all $(PYENV)/torchgfn
 	BUILD=$(BUILD) PYENV=$(PYENV) python3 bench/bench_gfn.py
+
+.PHONY: bench-gfn-ext
+bench-gfn-ext: all
+	BUILD=$(BUILD) python3 bench/bench_gfn_ext.py
 
 .PHONY: bench-gfn-diffusion
 bench-gfn-diffusion: all

@@ -102,7 +102,7 @@ static int is_mode(const fr_env *e, const int32_t *s)
 }
 
 static const fr_env_gfn_ops k_ops = {initial, encode, forward_mask, backward_mask, step,
-                                     back_step, log_reward, index_of, state_at, is_mode};
+                                     back_step, log_reward, index_of, state_at, is_mode, NULL};
 
 static fr_status create(const void *ov, fr_env *e)
 {

@@ -9,7 +9,7 @@
 
 const char *fr_gfn_loss_name(fr_gfn_loss_kind k)
 {
-    static const char *const names[] = {"tb", "db", "subtb", "zvar", "fm", "mdb", "rtb"};
+    static const char *const names[] = {"tb", "db", "subtb", "zvar", "fm", "mdb", "rtb", "op"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : NULL;
 }
 
@@ -64,6 +64,13 @@ static fr_status check(fr_gfn_loss_kind k, const fr_gfn_batch *b)
         return fr_fail(FR_ERR_ARG, "gfn loss: %s needs every state's log reward logrs", fr_gfn_loss_name(k));
     if (k == FR_GFN_MDB && !b->logpf_exit) return fr_fail(FR_ERR_ARG, "gfn loss: mdb needs the exit log-probs logpf_exit");
     if (k == FR_GFN_RTB && !b->logprior) return fr_fail(FR_ERR_ARG, "gfn loss: rtb needs the prior's log-probs logprior");
+    if (k == FR_GFN_OP && (!b->perm || !b->util)) return fr_fail(FR_ERR_ARG, "gfn loss: op needs the pairing perm and the utilities util");
+    for (int64_t i = 0; k == FR_GFN_OP && i < b->B; i++) {
+        if (b->perm[i] < 0 || b->perm[i] >= b->B)
+            return fr_fail(FR_ERR_ARG, "gfn loss: op perm[%lld] = %lld is outside [0, %lld)", (long long)i,
+                           (long long)b->perm[i], (long long)b->B);
+        if (isnan(b->util[i])) return fr_fail(FR_ERR_NUMERIC, "gfn loss: op util[%lld] is NaN", (long long)i);
+    }
     for (int64_t i = 0; i < b->B; i++) {
         int64_t n = b->len[i];
         if (n < 1 || n > b->L)
@@ -404,6 +411,48 @@ static double rtb_loss(const fr_gfn_batch *b, double *resid, fr_gfn_grad *g)
     return total / (double)B;
 }
 
+double fr_gfn_op_label(double u, double u2) { return 0.5 * ((u > u2 ? 1.0 : 0.0) + (u > u2 - 1e-6 ? 1.0 : 0.0)); }
+
+/* OP-GFN (spec §9, yhangchen/OP-GFN ordering_loss): R̂_b = Σ logpf − Σ logpb (log Z is common to
+ * both members of a pair and cancels in their softmax); d_b = R̂_b − R̂_perm[b]; the cross-entropy of
+ * softmax(R̂_b, R̂_perm[b]) against (y_b, 1 − y_b) is softplus(d_b) − y_b d_b (torch's
+ * CrossEntropyLoss with probability targets, mean over b); its derivative in d_b is σ(d_b) − y_b.
+ * resid (B,) = d_b. */
+static double op_loss(const fr_gfn_batch *b, double *resid, fr_gfn_grad *g)
+{
+    const int64_t B = b->B, L = b->L;
+    double *rh = fr_malloc((size_t)B * sizeof *rh), total = 0.0;
+    if (!rh) return NAN;
+    for (int64_t i = 0; i < B; i++) {
+        const int64_t n = b->len[i];
+        double s = 0.0;
+        for (int64_t t = 0; t < n; t++) s += b->logpf[i * L + t];
+        for (int64_t t = 0; t + 1 < n; t++) s -= b->logpb[i * L + t];
+        rh[i] = s;
+    }
+    for (int64_t i = 0; i < B; i++) {
+        const int64_t j = b->perm[i];
+        const double d = rh[i] - rh[j], y = fr_gfn_op_label(b->util[i], b->util[j]);
+        /* softplus(d) = max(d, 0) + log(1 + e^−|d|) */
+        total += (d > 0.0 ? d : 0.0) + fr_awm_log(1.0 + fr_awm_exp(-fabs(d))) - y * d;
+        if (resid) resid[i] = d;
+        if (!g) continue;
+        const double sig = d >= 0.0 ? 1.0 / (1.0 + fr_awm_exp(-d)) : fr_awm_exp(d) / (1.0 + fr_awm_exp(d));
+        const double c = (sig - y) / (double)B;
+        const int64_t ni = b->len[i], nj = b->len[j];
+        if (g->logpf) {
+            for (int64_t t = 0; t < ni; t++) g->logpf[i * L + t] += c;
+            for (int64_t t = 0; t < nj; t++) g->logpf[j * L + t] -= c;
+        }
+        if (g->logpb) {
+            for (int64_t t = 0; t + 1 < ni; t++) g->logpb[i * L + t] -= c;
+            for (int64_t t = 0; t + 1 < nj; t++) g->logpb[j * L + t] += c;
+        }
+    }
+    free(rh);
+    return total / (double)B;
+}
+
 fr_status fr_gfn_loss(fr_gfn_loss_kind k, const fr_gfn_batch *b, double *loss, double *resid, fr_gfn_grad *g)
 {
     FR_TRY(check(k, b));
@@ -434,6 +483,9 @@ fr_status fr_gfn_loss(fr_gfn_loss_kind k, const fr_gfn_batch *b, double *loss, d
     case FR_GFN_RTB:
         *loss = rtb_loss(b, resid, g);
         return FR_OK;
+    case FR_GFN_OP:
+        *loss = op_loss(b, resid, g);
+        return isnan(*loss) ? FR_ERR_NOMEM : FR_OK;
     case FR_GFN_FM:
         break; /* refused by check() */
     }

@@ -48,8 +48,12 @@ void fr_gfn_net_backward(fr_gfn_trainer *t, int64_t R)
 fr_status fr_gfn_net_rows(fr_gfn_trainer *t, int64_t R, const int32_t *s)
 {
     const fr_env *e = t->env;
-    for (int64_t r = 0; r < R; r++) e->gfn->encode(e, s + r * e->state_dim, t->obs_h + r * e->obs_dim);
-    FR_TRY(fr_h2d(t->be, t->x, t->obs_h, (size_t)(R * e->obs_dim) * sizeof(float)));
+    const int64_t in = t->dim[0];
+    for (int64_t r = 0; r < R; r++) {
+        e->gfn->encode(e, s + r * e->state_dim, t->obs_h + r * in);
+        for (int i = 0; i < t->nc; i++) t->obs_h[r * in + e->obs_dim + i] = t->cond_rows[r * t->nc + i]; /* ω */
+    }
+    FR_TRY(fr_h2d(t->be, t->x, t->obs_h, (size_t)(R * in) * sizeof(float)));
     fr_gfn_net_forward(t, R);
     return fr_d2h(t->be, t->out_h, t->pre[t->L - 1], (size_t)(R * t->O) * sizeof(float));
 }

@@ -11,14 +11,28 @@
 
 /* The batch's trajectories, in lock-step: at step k every unfinished trajectory b draws its
  * action from p = (1 − ε)·P_F' + ε·Uniform(allowed), P_F' the softmax of (logits − sf_bias at the
- * exit) / temperature, with u = Philox (seed, purpose, c0, b, k)
- * (training: FR_RNG_GFN_ACTION, c0 = the iteration), the first allowed action whose cumulative
- * probability exceeds u. */
+ * exit) / temperature, with u = Philox (seed, purpose, c0, b, k, c3)
+ * (training: FR_RNG_GFN_ACTION, c0 = the iteration, c3 = 0), the first allowed action whose
+ * cumulative probability exceeds u. */
 fr_status fr_gfn_sample(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, double epsilon, double temperature,
                         double sf_bias)
 {
+    fr_status s = fr_gfn_sample_into(t, purpose, c0, 0, epsilon, temperature, sf_bias, t->o.batch, t->st, t->act,
+                                     t->len, NULL, NULL);
+    t->nb = t->o.batch;
+    return s;
+}
+
+/* n trajectories into st (n, T, D), act (n, T), len (n,); trajectory b starts at step k0[b] from
+ * its state st[b, k0[b]] (its prefix already there; k0 NULL: every one at s0, step 0); lpf (n, T)
+ * (may be NULL) gets log P'(a_k | s_k) of each drawn action under the sampling softmax (the
+ * policy's log P_F at ε 0, temperature 1, sf_bias 0). */
+fr_status fr_gfn_sample_into(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, uint32_t c3, double epsilon,
+                             double temperature, double sf_bias, int64_t n, int32_t *st, int32_t *act, int32_t *len,
+                             const int32_t *k0, double *lpf)
+{
     const fr_env *e = t->env;
-    const int64_t B = t->o.batch, T = e->max_steps, D = e->state_dim;
+    const int64_t B = n, T = e->max_steps, D = e->state_dim;
     const int A = t->A;
     int32_t *rows = fr_malloc((size_t)(B * D) * sizeof *rows);
     int64_t *who = fr_malloc((size_t)B * sizeof *who);
@@ -28,22 +42,28 @@ fr_status fr_gfn_sample(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, double
         return FR_ERR_NOMEM;
     }
     for (int64_t b = 0; b < B; b++) {
-        e->gfn->initial(e, t->st + b * T * D);
-        t->len[b] = 0;
+        if (!k0) e->gfn->initial(e, st + b * T * D);
+        len[b] = 0;
     }
     fr_status s = FR_OK;
     for (int64_t k = 0; k < T && s == FR_OK; k++) {
         int64_t R = 0;
         for (int64_t b = 0; b < B; b++)
-            if (t->len[b] == 0) {
-                memcpy(rows + R * D, t->st + (b * T + k) * D, (size_t)D * sizeof *rows);
+            if (len[b] == 0 && (!k0 || k >= k0[b])) {
+                memcpy(rows + R * D, st + (b * T + k) * D, (size_t)D * sizeof *rows);
+                if (t->nc > 0) fr_gfn_cond_row(t, R, t->pref + b * t->nc); /* trajectory b's ω */
                 who[R++] = b;
             }
-        if (R == 0) break;
+        if (R == 0) { /* all finished, or (k0) none started yet */
+            int64_t left = 0;
+            for (int64_t b = 0; b < B; b++) left += len[b] == 0;
+            if (left == 0) break;
+            continue;
+        }
         s = fr_gfn_net_rows(t, R, rows);
         for (int64_t r = 0; r < R && s == FR_OK; r++) {
             const int64_t b = who[r];
-            const int32_t *sk = t->st + (b * T + k) * D;
+            const int32_t *sk = st + (b * T + k) * D;
             uint8_t fwd[GFN_MAX_A];
             double lsm[GFN_MAX_A];
             e->gfn->forward_mask(e, sk, fwd);
@@ -56,7 +76,7 @@ fr_status fr_gfn_sample(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, double
             fr_gfn_log_softmax(z, fwd, A, lsm);
             int n_ok = 0;
             for (int a = 0; a < A; a++) n_ok += fwd[a];
-            double u = ((double)fr_rng_u32(t->o.seed, purpose, c0, (uint32_t)b, (uint32_t)k, 0) + 0.5) * (1.0 / 4294967296.0);
+            double u = ((double)fr_rng_u32(t->o.seed, purpose, c0, (uint32_t)b, (uint32_t)k, c3) + 0.5) * (1.0 / 4294967296.0);
             double cum = 0.0;
             int pick = -1;
             for (int a = 0; a < A; a++) {
@@ -71,14 +91,15 @@ fr_status fr_gfn_sample(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, double
                             (long long)b, (long long)k);
                 break;
             }
-            t->act[b * T + k] = pick;
+            act[b * T + k] = pick;
+            if (lpf) lpf[b * T + k] = lsm[pick];
             if (pick == e->exit_action || k == T - 1) {
-                t->len[b] = (int32_t)(k + 1);
+                len[b] = (int32_t)(k + 1);
                 if (pick != e->exit_action)
                     s = fr_fail(FR_ERR_ARG, "gfn: %s: trajectory %lld did not exit within %lld steps", e->desc,
                                 (long long)b, (long long)T);
             } else {
-                e->gfn->step(e, sk, pick, t->st + (b * T + k + 1) * D);
+                e->gfn->step(e, sk, pick, st + (b * T + k + 1) * D);
             }
         }
     }

@@ -89,6 +89,7 @@ fr_status fr_gfn_fm_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
         info->trajectories = t->trajectories;
         info->loss = loss;
         info->modes_found = t->modes_found;
+        info->ls_accepted = 0;
         info->log_z = NAN;
     }
     return s;
@@ -97,9 +98,14 @@ fr_status fr_gfn_fm_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
 fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
 {
     const fr_env *e = t->env;
-    const int64_t B = t->o.batch, T = e->max_steps, D = e->state_dim;
+    const int64_t T = e->max_steps, D = e->state_dim;
     const int A = t->A, O = t->O;
+    if (t->nc > 0) fr_gfn_draw_prefs(t); /* §13: each trajectory's ω */
     FR_TRY(fr_gfn_sample(t, FR_RNG_GFN_ACTION, (uint32_t)t->iter, t->o.epsilon, t->o.temperature, t->o.sf_bias));
+    for (int64_t b = 0; b < t->o.batch; b++) fr_gfn_visit(t, t->st + (b * T + t->len[b] - 1) * D); /* modes: the fresh trajectories */
+    int64_t accepted = 0;
+    if (t->o.ls_rounds > 0) FR_TRY(fr_gfn_local_search(t, &accepted)); /* slots [batch, 2 batch): the refined ones */
+    const int64_t B = t->nb;
     /* the visited states s_0 .. s_{n−1} of every trajectory as rows, in (b, k) order */
     int64_t R = 0;
     int32_t *rows = fr_malloc((size_t)(B * T * D) * sizeof *rows);
@@ -109,21 +115,15 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
         free(first);
         return FR_ERR_NOMEM;
     }
-    for (int64_t b = 0; b < B; b++) { /* modes: the fresh trajectories */
-        const int32_t *x = t->st + (b * T + t->len[b] - 1) * D;
-        int64_t xi = e->gfn->index(e, x);
-        if (!t->visited[xi]) {
-            t->visited[xi] = 1;
-            t->modes_found += e->gfn->is_mode(e, x);
-        }
-    }
     fr_status s = t->o.replay > 0 ? fr_gfn_replay(t) : FR_OK;
     const int need_rs = t->o.forward_looking || t->o.loss == FR_GFN_MDB;
     for (int64_t b = 0; b < B && s == FR_OK; b++) {
         first[b] = R;
         memcpy(rows + R * D, t->st + b * T * D, (size_t)(t->len[b] * D) * sizeof *rows);
+        for (int64_t k = 0; t->nc > 0 && k < t->len[b]; k++) fr_gfn_cond_row(t, R + k, t->pref + b * t->nc);
         R += t->len[b];
-        t->logr[b] = fr_gfn_log_reward(t, t->st + (b * T + t->len[b] - 1) * D);
+        t->logr[b] = t->nc > 0 ? fr_gfn_mo_log_reward(t, t->st + (b * T + t->len[b] - 1) * D, t->pref + b * t->nc)
+                               : fr_gfn_log_reward(t, t->st + (b * T + t->len[b] - 1) * D);
         for (int64_t k = 0; need_rs && k < t->len[b]; k++) t->logrs[b * T + k] = fr_gfn_log_reward(t, t->st + (b * T + k) * D);
     }
     if (s == FR_OK && t->o.loss == FR_GFN_FM) {
@@ -180,7 +180,11 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
                        .lambda = t->o.lambda, .logrs = need_rs ? t->logrs : NULL, .logpf_exit = mdb ? t->logpfx : NULL,
                        .logprior = t->prior ? t->logprior : NULL, .beta = t->o.beta,
                        .forward_looking = t->o.forward_looking, .weighting = t->o.weighting,
-                       .regression = t->o.regression, .linex_alpha = t->o.linex_alpha};
+                       .regression = t->o.regression, .linex_alpha = t->o.linex_alpha, .perm = t->perm, .util = t->util};
+    if (t->o.loss == FR_GFN_OP) { /* OP-GFN (§9): the reward enters only through comparisons of u = log R */
+        fr_rng_perm(t->perm, B, t->o.seed, FR_RNG_GFN_OP_PAIR, (uint32_t)t->iter, 0);
+        memcpy(t->util, t->logr, (size_t)B * sizeof *t->util);
+    }
     fr_gfn_grad g = {.logpf = t->gpf, .logpb = t->gpb, .logf = t->f_col >= 0 ? t->gf : NULL,
                      .logpf_exit = mdb ? t->gpfx : NULL};
     double loss = 0.0;
@@ -228,6 +232,7 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
         info->trajectories = t->trajectories;
         info->loss = loss;
         info->modes_found = t->modes_found;
+        info->ls_accepted = accepted;
         info->log_z = NAN; /* fr_gfn_trainer_grad: the caller reads it after its optimiser step */
         if (!t->grad_only) FR_TRY(fr_gfn_trainer_log_z(t, &info->log_z));
     }

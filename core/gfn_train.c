@@ -16,7 +16,7 @@ fr_gfn_opts fr_gfn_opts_default(void)
     fr_gfn_opts o = {.loss = FR_GFN_TB, .batch = 128, .hidden = 256, .n_hidden = 2, .lr = 1e-3, .lr_z = 0.1,
                      .temperature = 1.0, .lambda = 0.9, .seed = 1, .weighting = FR_SUBTB_GEOMETRIC_WITHIN,
                      .regression = FR_GFN_SQUARE, .linex_alpha = 1.0, .log_reward_clip_min = -INFINITY,
-                     .beta = 1.0};
+                     .beta = 1.0, .ls_back_ratio = 0.5, .mo_beta = 1.0};
     return o;
 }
 
@@ -56,6 +56,21 @@ static fr_status check_opts(const fr_env *env, const fr_gfn_opts *o)
         return fr_fail(FR_ERR_ARG, "gfn: --forward-looking applies to db and subtb, not %s", fr_gfn_loss_name(o->loss));
     if (isnan(o->log_reward_clip_min) || o->log_reward_clip_min == INFINITY)
         return fr_fail(FR_ERR_ARG, "gfn: --log-reward-clip-min %g must be a number or -inf", o->log_reward_clip_min);
+    if (o->ls_rounds < 0 || o->ls_rounds > 1000) return fr_fail(FR_ERR_ARG, "gfn: --local-search %lld is outside [0, 1000]", (long long)o->ls_rounds);
+    if (o->ls_rounds > 0 && !(o->ls_back_ratio > 0.0 && o->ls_back_ratio <= 1.0))
+        return fr_fail(FR_ERR_ARG, "gfn: --ls-back-ratio %g is outside (0, 1]", o->ls_back_ratio);
+    if (o->ls_rounds > 0 && (o->loss == FR_GFN_FM || o->replay > 0))
+        return fr_fail(FR_ERR_ARG, "gfn: --local-search applies to the trajectory losses without --replay-buffer, not %s%s",
+                       fr_gfn_loss_name(o->loss), o->replay > 0 ? " with a replay buffer" : "");
+    if (o->preference) {
+        if (env->n_objectives != 2 || !env->gfn->objectives)
+            return fr_fail(FR_ERR_ARG, "gfn: --preference needs an environment with 2 objectives (mo-hypergrid), not %s", env->desc);
+        if (o->loss != FR_GFN_TB && o->loss != FR_GFN_DB && o->loss != FR_GFN_SUBTB && o->loss != FR_GFN_ZVAR)
+            return fr_fail(FR_ERR_ARG, "gfn: --preference applies to tb, db, subtb and zvar, not %s", fr_gfn_loss_name(o->loss));
+        if (o->forward_looking || o->replay > 0 || o->ls_rounds > 0)
+            return fr_fail(FR_ERR_ARG, "gfn: --preference does not combine with --forward-looking, --replay-buffer or --local-search");
+        if (!(o->mo_beta > 0.0) || !isfinite(o->mo_beta)) return fr_fail(FR_ERR_ARG, "gfn: --mo-beta %g must be > 0", o->mo_beta);
+    }
     if (o->replay != 0 && (o->replay < o->batch || o->replay > (1 << 24)))
         return fr_fail(FR_ERR_ARG, "gfn: --replay-buffer %lld must be 0 (off) or in [--batch-size %lld, 2^24]",
                        (long long)o->replay, (long long)o->batch);
@@ -165,6 +180,13 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
     t->o = *o;
     t->A = env->n_actions;
     t->O = t->A;
+    if (o->preference && o->loss == FR_GFN_TB) { /* log Z(ω) = log F(s0 | ω): SubTB's TB weighting (§13) */
+        t->o.loss = FR_GFN_SUBTB;
+        t->o.weighting = FR_SUBTB_TB;
+        o = &t->o;
+    }
+    t->nc = o->preference ? env->n_objectives : 0;
+    t->eval_w[0] = t->eval_w[1] = 0.5;
     t->pb_col = t->f_col = -1;
     /* FM: the A columns are the log edge flows, the sampler's logits (§3.6) */
     if (!o->uniform_pb && o->loss != FR_GFN_FM && o->loss != FR_GFN_RTB) { /* RTB has no P_B */
@@ -173,7 +195,7 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
     }
     if (o->loss == FR_GFN_DB || o->loss == FR_GFN_SUBTB) t->f_col = t->O++;
     t->L = (int)o->n_hidden + 1;
-    t->dim[0] = env->obs_dim;
+    t->dim[0] = env->obs_dim + t->nc;
     for (int l = 1; l < t->L; l++) t->dim[l] = o->hidden;
     t->dim[t->L] = t->O;
     t->n_params = 2 * t->L;
@@ -187,15 +209,16 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
             snprintf(t->names[2 * l + 1], sizeof t->names[0], "head.bias");
         }
     }
-    const int64_t B = o->batch, T = env->max_steps, D = env->state_dim;
+    const int64_t B = o->ls_rounds > 0 ? 2 * o->batch : o->batch, T = env->max_steps, D = env->state_dim;
+    t->bcap = B;
     /* rows of one forward: the visited states; FM also every parent of each (at most D) */
     t->cap = o->loss == FR_GFN_FM ? B * T * (D + 1) : B * T;
     fr_status s = FR_OK;
     t->arena_v = fr_dev_floats(be, t->arena_n);
     t->arena_g = fr_dev_floats(be, t->arena_n);
     t->z_dev = fr_dev_floats(be, 2);
-    t->x = fr_dev_floats(be, t->cap * env->obs_dim);
-    int64_t wmax = env->obs_dim > t->O ? env->obs_dim : t->O;
+    t->x = fr_dev_floats(be, t->cap * t->dim[0]);
+    int64_t wmax = t->dim[0] > t->O ? t->dim[0] : t->O;
     if (o->hidden > wmax) wmax = o->hidden;
     t->d0 = fr_dev_floats(be, t->cap * wmax);
     t->d1 = fr_dev_floats(be, t->cap * wmax);
@@ -227,21 +250,36 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
     if (s == FR_OK) s = fr_adamw_state_init(be, &t->adam_z, &t->zp, 1);
     const int64_t n = env->n_states;
     if (s == FR_OK) {
-        t->obs_h = fr_malloc((size_t)(t->cap * env->obs_dim) * sizeof(float));
+        t->obs_h = fr_malloc((size_t)(t->cap * t->dim[0]) * sizeof(float));
+        t->pref = fr_calloc((size_t)(B * (t->nc ? t->nc : 1)), sizeof(double));
+        t->cond_rows = fr_calloc((size_t)(t->cap * (t->nc ? t->nc : 1)), sizeof(float));
         t->out_h = fr_malloc((size_t)(t->cap * t->O) * sizeof(float));
         t->dout_h = fr_malloc((size_t)(t->cap * t->O) * sizeof(float));
         t->st = fr_malloc((size_t)(B * T * D) * sizeof(int32_t));
         t->act = fr_malloc((size_t)(B * T) * sizeof(int32_t));
         t->len = fr_malloc((size_t)B * sizeof(int32_t));
         t->logr = fr_malloc((size_t)B * sizeof(double));
+        t->perm = fr_malloc((size_t)B * sizeof(int64_t));
+        t->util = fr_malloc((size_t)B * sizeof(double));
         double **dd[10] = {&t->logpf, &t->logpb, &t->logf, &t->gpf, &t->gpb, &t->gf, &t->logrs, &t->logpfx, &t->gpfx,
                            &t->logprior};
         for (int k = 0; k < 10; k++) *dd[k] = fr_calloc((size_t)(B * T), sizeof(double));
         t->visited = fr_calloc((size_t)n, 1);
         t->target = fr_malloc((size_t)n * sizeof(double));
         if (!t->obs_h || !t->out_h || !t->dout_h || !t->st || !t->act || !t->len || !t->logr || !t->logpf || !t->logpb ||
-            !t->logf || !t->gpf || !t->gpb || !t->gf || !t->logrs || !t->logpfx || !t->gpfx || !t->logprior || !t->visited || !t->target)
+            !t->logf || !t->gpf || !t->gpb || !t->gf || !t->logrs || !t->logpfx || !t->gpfx || !t->logprior || !t->visited || !t->target ||
+            !t->perm || !t->util || !t->pref || !t->cond_rows)
             s = FR_ERR_NOMEM;
+        if (s == FR_OK && o->ls_rounds > 0) {
+            const int64_t b = o->batch;
+            int32_t **ii[7] = {&t->lb_st, &t->lb_act, &t->lb_len, &t->ln_st, &t->ln_act, &t->ln_len, &t->ls_k0};
+            const int64_t ni[7] = {b * T * D, b * T, b, b * T * D, b * T, b, b};
+            for (int k = 0; k < 7; k++)
+                if (!(*ii[k] = fr_calloc((size_t)ni[k], sizeof(int32_t)))) s = FR_ERR_NOMEM;
+            double **dd2[2] = {&t->lb_lpb, &t->ln_lpf};
+            for (int k = 0; k < 2; k++)
+                if (!(*dd2[k] = fr_calloc((size_t)(b * T), sizeof(double)))) s = FR_ERR_NOMEM;
+        }
         if (s == FR_OK && o->replay > 0) {
             t->rb_st = fr_calloc((size_t)(o->replay * T * D), sizeof(int32_t));
             t->rb_act = fr_calloc((size_t)(o->replay * T), sizeof(int32_t));
@@ -251,6 +289,7 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
     }
     if (s == FR_OK) s = fr_env_target(env, t->target, &t->log_z_true, NULL, NULL);
     if (s == FR_OK && o->loss == FR_GFN_RTB) s = rtb_setup(t);
+    if (s == FR_OK && t->nc > 0) s = fr_gfn_mo_target(t, t->eval_w);
     if (s != FR_OK) {
         fr_gfn_trainer_free(t);
         return s;
@@ -274,7 +313,8 @@ void fr_gfn_trainer_free(fr_gfn_trainer *t)
     }
     void *host[] = {t->obs_h, t->out_h, t->dout_h, t->st, t->act, t->len, t->logr, t->logpf, t->logpb,
                     t->logf, t->gpf, t->gpb, t->gf, t->logrs, t->logpfx, t->gpfx, t->logprior, t->visited, t->target,
-                    t->rb_st, t->rb_act, t->rb_len};
+                    t->rb_st, t->rb_act, t->rb_len, t->perm, t->util, t->lb_st, t->lb_act, t->lb_len, t->ln_st,
+                    t->ln_act, t->ln_len, t->ls_k0, t->lb_lpb, t->ln_lpf, t->pref, t->cond_rows};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     free(t);
 }
@@ -289,6 +329,7 @@ fr_status fr_gfn_trainer_log_z(fr_gfn_trainer *t, double *log_z)
     } else if (t->f_col >= 0) {
         int32_t s0[GFN_MAX_A];
         t->env->gfn->initial(t->env, s0);
+        if (t->nc > 0) fr_gfn_cond_row(t, 0, t->eval_w);
         FR_TRY(fr_gfn_net_rows(t, 1, s0));
         *log_z = (double)t->out_h[t->f_col];
         if (t->o.forward_looking) *log_z += fr_gfn_log_reward(t, s0); /* log F(s0) = log F̃(s0) + log R(s0) */
@@ -297,6 +338,14 @@ fr_status fr_gfn_trainer_log_z(fr_gfn_trainer *t, double *log_z)
 }
 
 int64_t fr_gfn_trainer_modes(const fr_gfn_trainer *t) { return t->modes_found; }
+
+void fr_gfn_visit(fr_gfn_trainer *t, const int32_t *x)
+{
+    const int64_t xi = t->env->gfn->index(t->env, x);
+    if (t->visited[xi]) return;
+    t->visited[xi] = 1;
+    t->modes_found += t->env->gfn->is_mode(t->env, x);
+}
 
 int fr_gfn_trainer_params(fr_gfn_trainer *t, fr_param **ps, int *n_net)
 {

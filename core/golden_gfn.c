@@ -207,6 +207,42 @@ static fr_status lossx_run(const fr_golden_case *c, fr_golden_dev *d, const fr_s
     return fr_go_out_scalar_f64(out, "grad_log_z", g.log_z);
 }
 
+/* OP-GFN (docs/algorithms/gfn.md §9): the batch of loss_in, pairs perm = (1, 3, 0, 2) and utilities
+ * (0.5, −1, 2, 2), so the pair (3, 2) is a tie (label ½) and the others are 1, 0, 1. */
+static const int64_t k_op_perm[GB] = {1, 3, 0, 2};
+static const double k_op_util[GB] = {0.5, -1.0, 2.0, 2.0};
+
+static fr_status op_in(const fr_golden_case *c, fr_golden_in *g)
+{
+    FR_TRY(loss_in(c, g));
+    FR_TRY(fr_gi_tensor(g, "perm", FR_I64, 1, (int64_t[]){GB}, k_op_perm, "the pairing: (1, 3, 0, 2)"));
+    return fr_gi_tensor(g, "util", FR_F64, 1, (int64_t[]){GB}, k_op_util, "(0.5, -1, 2, 2): one tie, pair (3, 2)");
+}
+
+static fr_status op_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out)
+{
+    (void)c;
+    (void)d;
+    int64_t bl[2] = {GB, GL}, b[1] = {GB};
+    const double *pf, *pb, *r, *u;
+    const int64_t *perm;
+    const int32_t *len;
+    FR_TRY(fr_go_exact(in, "logpf", FR_F64, 2, bl, (const void **)&pf));
+    FR_TRY(fr_go_exact(in, "logpb", FR_F64, 2, bl, (const void **)&pb));
+    FR_TRY(fr_go_exact(in, "logr", FR_F64, 1, b, (const void **)&r));
+    FR_TRY(fr_go_exact(in, "len", FR_I32, 1, b, (const void **)&len));
+    FR_TRY(fr_go_exact(in, "perm", FR_I64, 1, b, (const void **)&perm));
+    FR_TRY(fr_go_exact(in, "util", FR_F64, 1, b, (const void **)&u));
+    fr_gfn_batch gb = {.B = GB, .L = GL, .len = len, .logpf = pf, .logpb = pb, .logr = r, .perm = perm, .util = u};
+    double *res, *gpf, *gpb, loss;
+    FR_TRY(fr_go_out(out, "resid", FR_F64, 1, b, (void **)&res));
+    FR_TRY(fr_go_out(out, "grad_logpf", FR_F64, 2, bl, (void **)&gpf));
+    FR_TRY(fr_go_out(out, "grad_logpb", FR_F64, 2, bl, (void **)&gpb));
+    fr_gfn_grad g = {.logpf = gpf, .logpb = gpb};
+    FR_TRY(fr_gfn_loss(FR_GFN_OP, &gb, &loss, res, &g));
+    return fr_go_out_scalar_f64(out, "loss", loss);
+}
+
 /* FM: 3 states with 1, 2, 3 parents and 2, 3, 4 valid actions; 4 terminating states; α 1. */
 enum { FM_M = 3, FM_IN = 6, FM_OUT = 9, FM_K = 4 };
 static const int32_t k_fm_in[FM_M] = {1, 2, 3}, k_fm_out[FM_M] = {2, 3, 4};
@@ -300,5 +336,8 @@ const fr_golden_case fr_golden_cases_gfn[] = {
      GX(FR_GFN_TB, 0, 0, FR_GFN_COSH), T_SHARED, lossx_in, lossx_run},
     {"gfn.loss_zvar_linex", "GFlowNet ZVar with the Linex(0.5) regression (docs/algorithms/gfn.md §3)", FR_GOLDEN_SHARED,
      GX(FR_GFN_ZVAR, 0, 0, FR_GFN_LINEX), T_SHARED, lossx_in, lossx_run},
+    {"gfn.loss_op", "GFlowNet OP-GFN ordering loss on 4 pairs, one a tie: loss, pair differences, gradients "
+                    "(docs/algorithms/gfn.md §9)",
+     FR_GOLDEN_SHARED, FR_GFN_OP, T_SHARED, op_in, op_run},
 };
 const size_t fr_golden_n_gfn = sizeof fr_golden_cases_gfn / sizeof fr_golden_cases_gfn[0];

@@ -65,6 +65,7 @@
     X(env_ctl)                                                                             \
     X(ctl)                                                                                 \
     X(gfn_losses)                                                                          \
+    X(gfn_ext)                                                                             \
     X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure

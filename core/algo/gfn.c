@@ -1,5 +1,5 @@
 /* GFlowNets on the run loop (docs/algorithms/gfn.md): `flowrl train --algo gfn-tb|gfn-db|
- * gfn-subtb|gfn-zvar|gfn-fm|gfn-mdb|gfn-rtb --env NAME`, seven rows that differ only by the loss (§3), over the
+ * gfn-subtb|gfn-zvar|gfn-fm|gfn-mdb|gfn-rtb|gfn-op --env NAME`, eight rows that differ only by the loss (§3), over the
  * trainer of flowrl/gfn_train.h. They train on an environment (fr_algo.on_env): the trainer owns
  * the network (and log Z for TB); the loop keeps AdamW over that list in two groups (the network
  * at --lr and --weight-decay, log Z at --lr-z without decay, as torchgfn's train_hypergrid.py),
@@ -20,8 +20,9 @@
 #include "flowrl/gfn_train.h"
 
 typedef struct {
-    int64_t batch, hidden, n_hidden, validation_samples, replay;
-    int uniform_pb, forward_looking, weighting, regression;
+    int64_t batch, hidden, n_hidden, validation_samples, replay, ls_rounds, top_k;
+    int uniform_pb, forward_looking, weighting, regression, ls_mh, preference;
+    double ls_back_ratio, mo_beta;
     double lr_z, epsilon, temperature, sf_bias, lambda, init_log_z, linex_alpha, clip_min, beta;
     char prior[1024];
 } gfn_opts;
@@ -65,6 +66,22 @@ static const fr_opt k_rows[] = {
                "replay buffer of this many trajectories; each epoch trains on batch_size drawn from it (torchgfn "
                "train_hypergrid: 2048; 0: off)",
                0),
+    FR_OPT_I64(C, ls_rounds, "local_search", "0", 0, 1000,
+               "local search (docs/algorithms/gfn.md §10): refine each trajectory this many rounds (destroy with P_B, "
+               "rebuild with P_F, accept) and train on the fresh and the refined ones (0: off)",
+               0),
+    FR_OPT_F64(C, ls_back_ratio, "ls_back_ratio", "0.5", 1e-6, 1,
+               "local search: destroy K = ceil(ratio (n - 1)) steps of a trajectory of n actions (torchgfn back_ratio)", 0),
+    FR_OPT_BOOL(C, ls_mh, "ls_mh", "false", "local search: Metropolis-Hastings acceptance (else greedy: R(x') >= R(x))", 0),
+    FR_OPT_I64(C, top_k, "top_k", "0", 0, 1 << 30,
+               "at each evaluation also the top-k metric (§9): the fraction of the k best states found in training, "
+               "P_T of them, the expected fraction hit by 1000 fresh samples (0: off)",
+               FR_OPT_RESUMABLE),
+    FR_OPT_BOOL(C, preference, "preference", "false",
+                "multi-objective (§13; --env mo-hypergrid): condition the policy on a preference w ~ Dirichlet(1, 1) per "
+                "trajectory, reward (w . R(x))^beta; tb's log Z becomes log Z(w)",
+                0),
+    FR_OPT_F64(C, mo_beta, "mo_beta", "1", 1e-6, 1000, "--preference: the reward's exponent beta (constant)", 0),
 };
 #undef C
 
@@ -74,15 +91,15 @@ typedef struct {
 } gfn_state;
 
 static const fr_gfn_loss_kind k_losses[] = {FR_GFN_TB, FR_GFN_DB, FR_GFN_SUBTB, FR_GFN_ZVAR,
-                                            FR_GFN_FM, FR_GFN_MDB, FR_GFN_RTB};
+                                            FR_GFN_FM, FR_GFN_MDB, FR_GFN_RTB, FR_GFN_OP};
 extern const fr_algo fr_algo_gfn_tb, fr_algo_gfn_db, fr_algo_gfn_subtb, fr_algo_gfn_zvar, fr_algo_gfn_fm, fr_algo_gfn_mdb,
-    fr_algo_gfn_rtb;
+    fr_algo_gfn_rtb, fr_algo_gfn_op;
 
 static fr_gfn_loss_kind loss_of(const fr_algo *a)
 {
     const fr_algo *rows[] = {&fr_algo_gfn_tb, &fr_algo_gfn_db,  &fr_algo_gfn_subtb, &fr_algo_gfn_zvar,
-                             &fr_algo_gfn_fm, &fr_algo_gfn_mdb, &fr_algo_gfn_rtb};
-    for (int i = 0; i < 7; i++)
+                             &fr_algo_gfn_fm, &fr_algo_gfn_mdb, &fr_algo_gfn_rtb, &fr_algo_gfn_op};
+    for (int i = 0; i < 8; i++)
         if (a == rows[i]) return k_losses[i];
     return FR_GFN_TB;
 }
@@ -151,6 +168,11 @@ static fr_status gfn_setup(fr_run *r, void **out)
     o.replay = a->replay;
     o.beta = a->beta;
     o.prior = a->prior;
+    o.ls_rounds = a->ls_rounds;
+    o.ls_back_ratio = a->ls_back_ratio;
+    o.ls_mh = a->ls_mh;
+    o.preference = a->preference;
+    o.mo_beta = a->mo_beta;
     FR_TRY(fr_gfn_trainer_new(&g->t, r->be, &r->env, &o));
     return fr_env_target(&r->env, NULL, NULL, &g->n_modes, NULL);
 }
@@ -184,6 +206,14 @@ static void gfn_header(fr_run *r, void *state)
                    "weighting %s",
                 k_regression_names[a->regression], a->linex_alpha, clip, (long long)a->replay,
                 a->forward_looking ? "on" : "off", k_weighting_names[a->weighting]);
+    if (a->preference)
+        fr_run_info(r, "preference-conditioned: w ~ Dirichlet(1, 1) per trajectory, reward (w . R(x))^%g; exact_l1 and "
+                       "log_z_err at w = (0.5, 0.5), mo_* over 9 preferences",
+                    a->mo_beta);
+    if (a->ls_rounds > 0)
+        fr_run_info(r, "local search: %lld rounds a trajectory, back ratio %g, %s acceptance; %lld samples an epoch",
+                    (long long)a->ls_rounds, a->ls_back_ratio, a->ls_mh ? "Metropolis-Hastings" : "greedy",
+                    (long long)(a->batch * (1 + a->ls_rounds)));
 }
 
 static fr_status gfn_epoch(fr_run *r, void *state)
@@ -203,6 +233,7 @@ static fr_status gfn_epoch(fr_run *r, void *state)
     fr_run_metric(r, "log_z", log_z);
     fr_run_metric(r, "trajectories", (double)info.trajectories);
     fr_run_metric(r, "modes", (double)info.modes_found);
+    if (((const gfn_opts *)r->ao)->ls_rounds > 0) fr_run_metric(r, "ls_accepted", (double)info.ls_accepted);
     return FR_OK;
 }
 
@@ -213,15 +244,32 @@ static fr_status gfn_evaluate(fr_run *r, void *state, const char *key, int64_t e
     double l1, zerr, sl1 = NAN, jsd = NAN;
     FR_TRY(fr_gfn_trainer_eval(g->t, &l1, &zerr, NULL));
     if (a->validation_samples > 0) FR_TRY(fr_gfn_trainer_sampled(g->t, a->validation_samples, &sl1, &jsd, NULL));
-    char line[96] = "";
+    char line[96] = "", top[128] = "", mo[160] = "";
+    if (a->preference) {
+        double ml1, mz, cov;
+        int64_t front;
+        FR_TRY(fr_gfn_trainer_mo_eval(g->t, 9, 1000, &ml1, &mz, &cov, &front));
+        snprintf(mo, sizeof mo, " mo_l1 %.6f mo_log_z_err %.6f pareto_cov1000 %.6f pareto_found %lld/%lld", ml1, mz, cov,
+                 (long long)fr_gfn_trainer_modes(g->t), (long long)front);
+        fr_run_metric(r, "mo_l1", ml1);
+        fr_run_metric(r, "pareto_cov1000", cov);
+    }
     if (a->validation_samples > 0) {
         snprintf(line, sizeof line, " sampled_l1 %.6f sampled_jsd %.6f", sl1, jsd);
         fr_run_metric(r, "sampled_l1", sl1);
         fr_run_metric(r, "sampled_jsd", jsd);
     }
-    fr_run_info(r, "eval %-8s (epoch %lld): trajectories %lld exact_l1 %.6f log_z_err %.6f modes %lld/%lld%s", key,
-                (long long)epoch, (long long)(epoch * a->batch), l1, zerr, (long long)fr_gfn_trainer_modes(g->t),
-                (long long)g->n_modes, line);
+    if (a->top_k > 0) {
+        double found, mass, ex;
+        FR_TRY(fr_gfn_trainer_topk(g->t, a->top_k, 1000, &found, &mass, &ex));
+        snprintf(top, sizeof top, " topk_found %.6f topk_mass %.6f topk_hit1000 %.6f", found, mass, ex);
+        fr_run_metric(r, "topk_found", found);
+        fr_run_metric(r, "topk_mass", mass);
+    }
+    /* samples: R evaluations, each local search reconstruction included */
+    fr_run_info(r, "eval %-8s (epoch %lld): trajectories %lld exact_l1 %.6f log_z_err %.6f modes %lld/%lld%s%s%s", key,
+                (long long)epoch, (long long)(epoch * a->batch * (1 + a->ls_rounds)), l1, zerr,
+                (long long)fr_gfn_trainer_modes(g->t), (long long)g->n_modes, line, top, mo);
     *score = l1;
     if (strcmp(key, "after") != 0) return FR_OK;
     /* the parameters' digest: two runs of one configuration are the same bits */
@@ -302,3 +350,4 @@ GFN_ROW(fr_algo_gfn_zvar, "gfn-zvar", "log-partition variance");
 GFN_ROW(fr_algo_gfn_fm, "gfn-fm", "flow matching");
 GFN_ROW(fr_algo_gfn_mdb, "gfn-mdb", "modified detailed balance");
 GFN_ROW(fr_algo_gfn_rtb, "gfn-rtb", "relative trajectory balance (--prior)");
+GFN_ROW(fr_algo_gfn_op, "gfn-op", "OP-GFN order-preserving (the reward through comparisons only)");

@@ -80,6 +80,9 @@ typedef struct {
     void (*state_at)(const struct fr_env *e, int64_t i, int32_t *s);
     /* 1 if s is a mode (the environment's definition; HyperGrid: R >= R0 + R1 + R2), else 0. */
     int (*is_mode)(const struct fr_env *e, const int32_t *s);
+    /* A multi-objective environment (n_objectives > 1; docs/envs.md §8): the objectives
+     * R_i(x) > 0 of a terminating state x into r (n_objectives,), float64. NULL otherwise. */
+    void (*objectives)(const struct fr_env *e, const int32_t *x, double *r);
 } fr_env_gfn_ops;
 
 /* ---- the control side: episodes (issue 18; the environments: flowrl/env_ctl.h) -------------- */
@@ -126,6 +129,7 @@ typedef struct fr_env {
     void *impl;                /* the class's own data (freed by fr_env_free) */
     char desc[96];             /* "hypergrid D=2 H=8 R0=0.1 R1=0.5 R2=2" for run headers */
     const fr_env_energy_ops *energy; /* NULL: not an energy target */
+    int n_objectives;                /* > 1: gfn->objectives gives that many rewards (mo-hypergrid) */
 } fr_env;
 
 typedef struct fr_env_class {
@@ -177,6 +181,11 @@ typedef struct {
     int dim;         /* D, even (32): D/2 double wells */
 } fr_manywell_opts;
 extern const fr_env_class fr_env_gmm25, fr_env_funnel, fr_env_manywell;
+
+/* ---- the 2-objective HyperGrid (core/env_mo_hypergrid.c; docs/envs.md §8) ----------------- */
+extern const fr_env_class fr_env_mo_hypergrid;
+/* Branin and Currin (normalised, to maximise) at cell s (2,) of a grid of height H into r (2,). */
+void fr_mo_hypergrid_objectives(int H, const int32_t *s, double *r);
 
 /* ---- exact quantities of an enumerable GFlowNet environment (core/gfn_exact.c) ------------ */
 /* The target p(x) = R(x)/Z over every state (n_states,), *log_z = log Σ R, *n_modes mode

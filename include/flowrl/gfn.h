@@ -31,7 +31,9 @@ typedef enum {
     FR_GFN_ZVAR = 3, /* §3.2: mean_b (s_b − mean s)², s_b = Σ logpf − Σ logpb − logr */
     FR_GFN_FM = 4,   /* §3.6: edge flows, fr_gfn_fm_loss (fr_gfn_loss refuses it) */
     FR_GFN_MDB = 5,  /* §3.5: mean over non-exit transitions of g(logR(s) + logpf + logpf_exit(s') − logR(s') − logpb − logpf_exit(s)) */
-    FR_GFN_RTB = 6   /* §3.8: mean_b ½(logZ + Σ logpf − Σ logprior − β logr)² (no P_B) */
+    FR_GFN_RTB = 6,  /* §3.8: mean_b ½(logZ + Σ logpf − Σ logprior − β logr)² (no P_B) */
+    FR_GFN_OP = 7    /* §9 (spec §9): OP-GFN's ordering loss, mean_b CE(softmax(R̂_b, R̂_perm[b]), (y_b, 1 − y_b)),
+                        R̂ = Σ logpf − Σ logpb (log Z cancels), y from util only (fr_gfn_op_label) */
 } fr_gfn_loss_kind;
 
 /* SubTB's weightings of the sub-trajectory residuals (§3.7, torchgfn SubTBGFlowNet.weighting). */
@@ -65,6 +67,8 @@ typedef struct {
     fr_gfn_regression regression;
     double linex_alpha;       /* Linex's α (≠ 0) */
     double beta;              /* RTB: the reward's exponent */
+    const int64_t *perm;      /* (B,): OP, trajectory b is compared with perm[b] (a permutation of the batch) */
+    const double *util;       /* (B,): OP, the order-only utility u(x_b); it enters through comparisons only */
 } fr_gfn_batch;
 
 /* Gradients of the loss (each may be NULL): (B, L) arrays, slots a trajectory does not use
@@ -102,7 +106,11 @@ fr_status fr_gfn_fm_loss(int64_t M, const int32_t *n_in, const double *fin, cons
                          int64_t K, const double *fexit, const double *logr, double alpha, double *loss, double *g_in,
                          double *g_out, double *g_exit);
 
-/* "tb", "db", "subtb", "zvar", "fm", "mdb", "rtb" (NULL for an unknown kind). */
+/* OP-GFN's soft label of the pair (x, x') (yhangchen/OP-GFN ordering_loss, spec gflownets.md §9):
+ * y = ½(1[u > u'] + 1[u > u' − 1e-6]): 1 if u(x) is the larger, 0 if the smaller, ½ on a tie. */
+double fr_gfn_op_label(double u, double u2);
+
+/* "tb", "db", "subtb", "zvar", "fm", "mdb", "rtb", "op" (NULL for an unknown kind). */
 const char *fr_gfn_loss_name(fr_gfn_loss_kind k);
 /* "geometric_within", "equal_within", "equal", "geometric", "DB", "ModifiedDB", "TB" (torchgfn's
  * spelling; NULL for an unknown one), and back (-1 for an unknown name). */

@@ -45,6 +45,20 @@ typedef struct {
     double beta;                        /* RTB: the reward's exponent (1) */
     const char *prior;                  /* RTB: a checkpoint of an earlier gfn run (its trunk.* and the
                                            P_F rows of head.*); NULL or "": the initial network */
+    /* Local search (docs/algorithms/gfn.md §10, spec gflownets.md §10; Kim et al., ICLR 2024;
+     * torchgfn LocalSearchSampler): ls_rounds > 0 refines each fresh trajectory ls_rounds times
+     * (destroy K = ⌈ls_back_ratio·(n − 1)⌉ steps with P_B, rebuild with P_F, accept greedily or,
+     * with ls_mh, by Metropolis–Hastings) and trains on the fresh and the refined ones (2·batch). */
+    int64_t ls_rounds;                  /* 0: off */
+    double ls_back_ratio;               /* α in (0, 1] (0.5) */
+    int ls_mh;                          /* 1: Metropolis–Hastings acceptance, 0: greedy (torchgfn's default) */
+    /* Preference-conditioned multi-objective GFlowNet (docs/algorithms/gfn.md §13, spec
+     * gflownets.md §11, MOGFN-PC): on an environment with 2 objectives, each trajectory draws
+     * ω ~ Dirichlet(1, 1), the policy's input is the state's encoding followed by ω, and the
+     * reward is R(x | ω) = (Σ_i ω_i R_i(x))^β. TB's log Z becomes log Z(ω), a head column read at
+     * (s0, ω) (the SubTB `TB` weighting with log F(s0 | ω), the identity of spec §13.3). */
+    int preference;                     /* 1: on (TB, DB, SubTB, ZVar) */
+    double mo_beta;                     /* β, constant (1) */
 } fr_gfn_opts;
 
 /* torchgfn's test configuration (tutorials/examples/test_scripts.py): TB, batch 128, hidden
@@ -61,6 +75,7 @@ typedef struct {
     double loss;
     double log_z;         /* TB: the parameter; DB / SubTB: log F(s0); ZVar: NAN */
     int64_t modes_found;  /* distinct mode cells among the terminal states sampled so far */
+    int64_t ls_accepted;  /* local search: reconstructions accepted in this iteration (0 when off) */
 } fr_gfn_step_info;
 
 /* A trainer of env (borrowed, enumerable) on be (borrowed). FR_ERR_ARG naming the option for
@@ -97,6 +112,34 @@ fr_status fr_gfn_trainer_log_z(fr_gfn_trainer *t, double *log_z);
 
 /* Distinct mode cells among the terminal states sampled so far. */
 int64_t fr_gfn_trainer_modes(const fr_gfn_trainer *t);
+
+/* Local search's acceptance of a reconstruction (spec gflownets.md §10, torchgfn
+ * LocalSearchSampler.local_search): the log MH ratio
+ *   log A = min(0, log R(x') + log P_B(τ|x) + log P_F(τ') − log R(x) − log P_B(τ'|x') − log P_F(τ))
+ * into *log_a (may be NULL; the sums over the destroyed part of τ and the rebuilt part of τ', the
+ * shared prefix cancelling); returns 1 to accept: greedy (mh 0) iff log R(x) <= log R(x'), MH iff
+ * u < exp(log A) (u uniform in [0, 1)). */
+int fr_gfn_ls_accept(int mh, double logr_new, double logr_old, double lpb_old, double lpf_new, double lpb_new,
+                     double lpf_old, double u, double *log_a);
+
+/* Multi-objective evaluation (o.preference; docs/algorithms/gfn.md §13), exact (no sampling), over
+ * P preferences ω_j = ((j + ½)/P, 1 − (j + ½)/P), j < P: *l1 = mean_j Σ_x |P_T(x | ω_j) − R(x | ω_j)/Z(ω_j)|,
+ * *log_z_err = mean_j |log Z(ω_j) learned − exact|, *coverage = the expected fraction of the Pareto
+ * front (the environment's modes) that n samples at each ω_j hit, mean_{x ∈ front}
+ * 1 − Π_j (1 − P_T(x | ω_j))^n, *front = its size. Any output may be NULL. */
+fr_status fr_gfn_trainer_mo_eval(fr_gfn_trainer *t, int P, int64_t n, double *l1, double *log_z_err, double *coverage,
+                                 int64_t *front);
+
+/* OP-GFN's metric (docs/algorithms/gfn.md §9): the top-k set of an enumerable environment, the
+ * states whose log R is at least the k-th largest (ties at the k-th value included, so the set
+ * may exceed k), into in_top (n_states,) as 0/1; returns its size (k clamped to [1, n_states]). */
+int64_t fr_gfn_topk_set(const fr_env *e, int64_t k, uint8_t *in_top);
+
+/* The top-k metrics of the trainer's policy: *found = the fraction of the top-k set among the
+ * terminal states sampled so far in training (the paper's "top-k states found"), and from the
+ * exact P_T (no sampling): *mass = P_T(top-k), *expect_n = the expected fraction of the top-k set
+ * that n fresh samples hit, mean_{x ∈ top-k} 1 − (1 − P_T(x))^n. Any output may be NULL. */
+fr_status fr_gfn_trainer_topk(fr_gfn_trainer *t, int64_t k, int64_t n, double *found, double *mass, double *expect_n);
 
 /* The counters beyond the parameters (iterations, trajectories, modes found, the terminal states
  * sampled so far) as gfn.counters / gfn.visited in a checkpoint, with a replay buffer also its

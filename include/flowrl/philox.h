@@ -70,6 +70,12 @@ typedef enum {
     FR_RNG_GFN_ACTION = 51,    /* a GFlowNet trajectory's action draw of (epoch, trajectory, step) */
     FR_RNG_GFN_EVAL = 52,      /* the action draws of a GFlowNet's sampled evaluation (batch, trajectory, step) */
     FR_RNG_GFN_REPLAY = 55,    /* a GFlowNet replay buffer's draw of (iteration, draw) (numbered apart from parallel branches) */
+    /* OP-GFN, local search, multi-objective GFlowNets (issue 13's branch gfnext: 80-84) */
+    FR_RNG_GFN_OP_PAIR = 80,   /* OP-GFN: the batch permutation pairing the trajectories of (iteration) */
+    FR_RNG_GFN_LS_BACK = 81,   /* local search: the P_B draw of (iteration, trajectory, step, round) */
+    FR_RNG_GFN_LS_FWD = 82,    /* local search: the rebuild's P_F draw of (iteration, trajectory, step, round) */
+    FR_RNG_GFN_LS_ACCEPT = 83, /* local search: the Metropolis–Hastings uniform of (iteration, trajectory, 0, round) */
+    FR_RNG_GFN_PREF = 84,      /* multi-objective: the preference ω ~ Dirichlet of (iteration, trajectory, component) */
     /* energy targets and diffusion samplers as GFlowNets (flowrl/gfn_diffusion.h; issue 13),
      * numbered apart from the parallel GFlowNet branches */
     FR_RNG_ENERGY_SAMPLE = 60, /* an energy target's ground-truth sample (sample, block, try) */
