@@ -12,6 +12,7 @@
 #include "core/algo/draft.h"
 #include "flowrl/adjoint.h"
 #include "flowrl/guidance.h"
+#include "flowrl/nrg.h"
 #include "flowrl/reward_cmd.h"
 #include "flowrl/reward_grad.h"
 #include "tests/model_testutil.h"
@@ -394,6 +395,62 @@ START_TEST(test_cut_draws)
 }
 END_TEST
 
+/* ---- Flow-NRG ------------------------------------------------------------------------- */
+
+/* w = 0 is the plain ODE rollout bit for bit (with and without CFG); w > 0 raises the reward it
+ * follows; on opt the same bits as ref. */
+START_TEST(test_nrg_sample)
+{
+    const fr_task *task = &fr_task_gmm2d;
+    fr_model m;
+    fr_test_make_model(&m, task, FR_PRED_VELOCITY, 21);
+    fr_backend *be = fr_test_ref_be();
+    enum { NB = 16 };
+    int pid[NB];
+    uint32_t sid[NB];
+    for (int i = 0; i < NB; i++) pid[i] = i % 8, sid[i] = (uint32_t)i;
+    int rid;
+    ck_assert_int_eq(fr_task_reward_id(task, "sqdist", &rid), FR_OK);
+    for (int k = 0; k < 2; k++) {
+        fr_rollout_cfg rc = fr_rollout_cfg_default(FR_SAMPLER_ODE);
+        fr_rollout_schedule sch;
+        rc.T = 8;
+        rc.cfg = k ? 1.5f : 1.0f;
+        rc.seed = 5;
+        rc.c0 = FR_ROLLOUT_C0_SAMPLE;
+        ck_assert_int_eq(fr_rollout_schedule_make(&rc, FR_GRID_LINEAR, 1.0, 0, 0, &sch), FR_OK);
+        float plain[NB * 2], g0[NB * 2], g2[NB * 2], g2o[NB * 2], sc[NB];
+        ck_assert_int_eq(fr_rollout_to_host(&m, be, task, &rc, NB, pid, sid, plain), FR_OK);
+        ck_assert_msg(fr_nrg_sample(&m, be, task, rid, &rc, 0.0f, NB, pid, sid, g0) == FR_OK, "%s", fr_last_error());
+        ck_assert_msg(memcmp(plain, g0, sizeof plain) == 0, "cfg %g: w = 0 differs from the plain rollout", (double)rc.cfg);
+        ck_assert_int_eq(fr_nrg_sample(&m, be, task, rid, &rc, 2.0f, NB, pid, sid, g2), FR_OK);
+        double r0 = 0.0, r2 = 0.0;
+        int ok;
+        for (int i = 0; i < NB; i++) {
+            ck_assert_int_eq(task->reward(rid, pid[i], plain + 2 * i, &sc[i], &ok), FR_OK);
+            r0 += sc[i];
+            ck_assert_int_eq(task->reward(rid, pid[i], g2 + 2 * i, &sc[i], &ok), FR_OK);
+            r2 += sc[i];
+        }
+        ck_assert_msg(r2 > r0, "cfg %g: guided mean reward %g <= unguided %g", (double)rc.cfg, r2 / NB, r0 / NB);
+        fr_backend opt = fr_test_backend("opt", 0, 2);
+        fr_model mo;
+        ck_assert_int_eq(fr_model_alloc(&mo, &opt, &m.cfg), FR_OK);
+        for (int i = 0; i < m.n_params; i++)
+            ck_assert_int_eq(fr_h2d(&opt, mo.values[i].data, m.values[i].data, fr_tensor_nbytes(&m.values[i])), FR_OK);
+        ck_assert_int_eq(fr_nrg_sample(&mo, &opt, task, rid, &rc, 2.0f, NB, pid, sid, g2o), FR_OK);
+        ck_assert_msg(memcmp(g2, g2o, sizeof g2) == 0, "cfg %g: opt differs from ref", (double)rc.cfg);
+        fr_model_free(&mo);
+        fr_backend_close(&opt);
+        fr_rollout_schedule_free(&sch);
+    }
+    float x[2] = {0, 0};
+    fr_rollout_cfg rc = fr_rollout_cfg_default(FR_SAMPLER_SDE);
+    ck_assert_int_eq(fr_nrg_sample(&m, be, task, rid, &rc, 1.0f, 1, pid, sid, x), FR_ERR_ARG);
+    fr_model_free(&m);
+}
+END_TEST
+
 /* ---- runs ------------------------------------------------------------------------------- */
 
 START_TEST(test_draft_raises_reward)
@@ -431,6 +488,18 @@ START_TEST(test_step_reward_refused)
 }
 END_TEST
 
+START_TEST(test_nrg_cli)
+{
+    char out[8192];
+    int rc = fr_rt_cli(out, sizeof out, "sample --ckpt %s --task gmm2d --out %s/nrg.png --n 8 --num-steps 8 "
+                       "--guidance nrg --guidance-weight 2 --guidance-reward sqdist --backend ref", fr_rt_base, fr_rt_dir);
+    ck_assert_msg(rc == 0 && strstr(out, "guidance flow-nrg: weight 2, reward sqdist"), "exit %d: %s", rc, out);
+    rc = fr_rt_cli(out, sizeof out, "sample --ckpt %s --task gmm2d --out %s/nrg2.png --n 8 --num-steps 8 "
+                   "--guidance nrg --guidance-reward halfplane --backend ref", fr_rt_base, fr_rt_dir);
+    ck_assert_msg(rc != 0 && strstr(out, "halfplane"), "exit %d: %s", rc, out);
+}
+END_TEST
+
 Suite *suite_rgrad(void)
 {
     Suite *s = suite_create("rgrad");
@@ -442,12 +511,14 @@ Suite *suite_rgrad(void)
     tcase_add_test(tc, test_gmm2d_reward_grad);
     tcase_add_test(tc, test_reward_cmd_gradients);
     tcase_add_test(tc, test_cut_draws);
+    tcase_add_test(tc, test_nrg_sample);
     suite_add_tcase(s, tc);
     TCase *run = tcase_create("run");
     tcase_add_checked_fixture(run, fr_rt_setup, fr_rt_teardown);
     tcase_set_timeout(run, 120);
     tcase_add_test(run, test_draft_raises_reward);
     tcase_add_test(run, test_step_reward_refused);
+    tcase_add_test(run, test_nrg_cli);
     suite_add_tcase(s, run);
     return s;
 }

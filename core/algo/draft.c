@@ -121,7 +121,7 @@ fr_status fr_draft_cut(fr_rg_variant variant, const fr_draft_opts *o, int64_t T,
     for (uint32_t k = 0; k < 4096; k++) {
         int64_t c;
         if (o->strategy == FR_DRAFT_CUT_UNIFORM)
-            c = (int64_t)(fr_rng_u32(seed, FR_RNG_RGRAD_CUT, e, 0, 0, k) % (uint32_t)(T + 1)); /* randint(0, T) */
+            c = (int64_t)(fr_rng_u32(seed, FR_RNG_RGRAD_CUT, e, 0, 0, k) % (uint32_t)T); /* torch.randint(0, T): [0, T) */
         else
             c = (int64_t)(o->cut_mean * (double)T +
                           o->cut_std * (double)T * (double)fr_rng_normal(seed, FR_RNG_RGRAD_CUT, e, 0, 0, k));

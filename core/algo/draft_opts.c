@@ -132,7 +132,7 @@ const fr_algo fr_algo_alignprop = RG_ROW(
     "alignprop", "AlignProp: reward backprop through the last steps of the rollout after a randomly drawn cut",
     "AlignProp [code: mihirp1998/AlignProp]: as draft, with the steps before a cut c detached; c is drawn once per\n"
     "rollout by --cut (gaussian: int(N(0.84 T, 0.1 T)), AP's N(42, 5) of 50 scaled to T [flowrl choice]; uniform:\n"
-    "randint(0, T); fixed: T - 1), redrawn until 1 <= c <= T - 1. Loss scale 0.01 (AP's loss_coeff). The public\n"
+    "torch.randint(0, T), high exclusive; fixed: T - 1), redrawn until 1 <= c <= T - 1. Loss scale 0.01 (AP's loss_coeff). The public\n"
     "code's DDIM eta 1 rollout is the ODE here [flowrl choice].",
     k_alignprop_rows, check_alignprop, setup_alignprop);
 
