@@ -110,10 +110,10 @@ $(BUILD)/build_probe: $(BUILD)/obj/tests/probe/build_probe.o $(BUILD)/obj/core/b
 	$(CC) $(LDFLAGS) -o $@ $^ -lm
 
 # aarch64 gcc 12.2 crashes (ICE in vect_transform_reduction) vectorising the fmax reductions of
-# these tests' gradient checks (tests/test_objectives.c test_dmean_dv, tests/test_awm.c): gcc on
+# these tests' gradient checks (tests/test_objectives.c test_dmean_dv, tests/test_awm.c, tests/test_rgrad.c): gcc on
 # aarch64 compiles them unvectorised (test code only; the library is untouched).
 ifeq ($(CC_IS_CLANG)$(findstring __aarch64__,$(CC_MACROS)),0__aarch64__)
-$(BUILD)/obj/tests/test_objectives.o $(BUILD)/obj/tests/test_awm.o: CFLAGS_ALL += -fno-tree-vectorize
+$(BUILD)/obj/tests/test_objectives.o $(BUILD)/obj/tests/test_awm.o $(BUILD)/obj/tests/test_rgrad.o: CFLAGS_ALL += -fno-tree-vectorize
 endif
 
 # make check's build legs: the record, the flags and the install (tests/check_build.sh,

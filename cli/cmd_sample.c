@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/sampling_opts.h"
+#include "flowrl/nrg.h"
 
 #define MAX_SAMPLES 100000 /* a grid or plot beyond this is a typo */
 #define MAX_PROMPT_LINES 100000
@@ -15,7 +16,12 @@
 typedef struct {
     char out[FR_OPT_PATH_MAX], prompt[FR_PROMPT_TEXT_MAX], prompt_file[FR_OPT_PATH_MAX];
     int64_t n, scale, cols;
+    int guidance;            /* 0 none, 1 nrg (Flow-NRG, flowrl/nrg.h) */
+    float guidance_weight;
+    char guidance_reward[32];
 } sample_opts;
+
+static const char *const k_guidance[] = {"none", "nrg", NULL};
 
 static const fr_opt k_rows[] = {
     FR_OPT_ROW_(sample_opts, out, "out", FR_OPT_STR, "", 0, 0, NULL, "the PNG to write (required)", FR_OPT_PATH, NULL,
@@ -30,6 +36,12 @@ static const fr_opt k_rows[] = {
                "samples per prompt; 0 = 16 with --prompt, else 1 (2-D tasks: 128)", 0),
     FR_OPT_I64(sample_opts, scale, "scale", "4", 1, 64, "image upscaling, nearest neighbour", 0),
     FR_OPT_I64(sample_opts, cols, "cols", "-1", -1, 10000, "grid columns; -1 = N when N > 1, 0 = about sqrt", 0),
+    FR_OPT_ENUM(sample_opts, guidance, "guidance", "none", k_guidance,
+                "reward guidance: nrg = Flow-NRG, v - w sigma/(1 - sigma) grad r(x0_hat(x)) on the ODE "
+                "[secondary; flowrl choices: docs/algorithms/draft.md §8]", 0),
+    FR_OPT_F32(sample_opts, guidance_weight, "guidance_weight", "1", 0, 1e6, "--guidance nrg: the weight w", 0),
+    FR_OPT_STR(sample_opts, guidance_reward, "guidance_reward", "",
+               "--guidance nrg: a differentiable task reward (gmm2d: mode, sqdist); default the task's first", 0),
 };
 
 static void usage(FILE *f)
@@ -227,7 +239,17 @@ int cmd_sample(int argc, char **argv)
         printf("sampler %s, seed %u\n", sampler, s.seed);
         fflush(stdout);
         double t0 = fr_cli_now();
-        fr_status st = fr_rollout_to_host(&s.ck.model, &s.be, t, &s.rc, N, pid, sid, x);
+        fr_status st = FR_OK;
+        if (so.guidance) {
+            int rid = 0;
+            if (so.guidance_reward[0]) st = fr_task_reward_id(t, so.guidance_reward, &rid);
+            if (st == FR_OK) {
+                printf("guidance flow-nrg: weight %g, reward %s\n", (double)so.guidance_weight, t->reward_names[rid]);
+                st = fr_nrg_sample(&s.ck.model, &s.be, t, rid, &s.rc, so.guidance_weight, N, pid, sid, x);
+            }
+        } else {
+            st = fr_rollout_to_host(&s.ck.model, &s.be, t, &s.rc, N, pid, sid, x);
+        }
         double secs = fr_cli_now() - t0;
         if (st == FR_OK) st = fr_task_reward_batch(t, 0, N, pid, x, score, correct);
         if (st == FR_OK) st = fr_task_render(t, out, N, pid, x, (int)cols, (int)scale);

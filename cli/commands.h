@@ -19,6 +19,7 @@ int cmd_tensors(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_optimize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_golden(int argc, char **argv);

@@ -18,6 +18,8 @@ static const fr_command k_commands[] = {
     {"tensors", "list the tensors of a safetensors file (name, dtype, shape, XXH3-64)",
      cmd_tensors},
     {"sample", "sample a checkpoint into a PNG grid / scatter plot: sample --ckpt C --out grid.png", cmd_sample},
+    {"optimize", "optimise the noise or condition for a differentiable reward: optimize --ckpt C --target noise --out o.png",
+     cmd_optimize},
     {"eval", "held-out accuracy per prompt kind: eval --ckpt C [--n N] [--json]", cmd_eval},
     {"pretrain", "train a base model: pretrain --task gmm2d|shapes --out FILE [--max-train-steps N]", cmd_pretrain},
     {"train", "RL fine-tuning: train --algo NAME --base CKPT --out RUNDIR [--resume RUNDIR]", cmd_train},

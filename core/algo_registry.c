@@ -25,6 +25,7 @@ extern const fr_algo fr_algo_gfn_tb, fr_algo_gfn_db, fr_algo_gfn_subtb, fr_algo_
     fr_algo_gfn_rtb, fr_algo_gfn_op;
 extern const fr_algo fr_algo_gfn_diffusion;
 extern const fr_algo fr_algo_ppo_gaussian;
+extern const fr_algo fr_algo_draft, fr_algo_alignprop, fr_algo_refl;
 
 static const fr_algo *const k_algos[] = {
     &fr_algo_flow_grpo,
@@ -44,6 +45,9 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_diffusion_dpo,
     &fr_algo_flow_dpo,
     &fr_algo_dro,
+    &fr_algo_draft,
+    &fr_algo_alignprop,
+    &fr_algo_refl,
     &fr_algo_gfn_tb,
     &fr_algo_gfn_db,
     &fr_algo_gfn_subtb,

@@ -54,9 +54,10 @@ static int ends_with(const char *s, const char *suffix)
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-static fr_status epoch_in(const fr_golden_case *c, fr_golden_in *g)
+/* The tiny model's config (param.model.*) and parameters (in.<NAME>), shared with the
+ * reward-gradient cases (core/golden_rgrad.c). */
+fr_status fr_golden_model_in(fr_golden_in *g)
 {
-    (void)c;
     fr_model_config mc;
     FR_TRY(epoch_config(&mc));
     /* the config as the checkpoint's metadata, each key under param. */
@@ -90,6 +91,13 @@ static fr_status epoch_in(const fr_golden_case *c, fr_golden_in *g)
         }
     }
     fr_model_free(&m);
+    return s;
+}
+
+static fr_status epoch_in(const fr_golden_case *c, fr_golden_in *g)
+{
+    (void)c;
+    fr_status s = fr_golden_model_in(g);
     FR_TRY(s);
     /* the note's text is part of the golden file (it names cff6d07's trainer; today the run
      * loop, core/run.c, copies the base into both) */
@@ -221,8 +229,7 @@ static fr_status read_opts(const fr_st_file *in, fr_run_opts *o, fr_flow_grpo_op
     return FR_OK;
 }
 
-/* The base checkpoint at path: the config of param.model.*, the values of in.<NAME>. */
-static fr_status write_base(fr_backend *be, const fr_st_file *in, const char *path)
+fr_status fr_golden_model_from_in(fr_backend *be, const fr_st_file *in, fr_model *m)
 {
     fr_st_file meta;
     fr_st_init(&meta);
@@ -234,10 +241,18 @@ static fr_status write_base(fr_backend *be, const fr_st_file *in, const char *pa
     if (s == FR_OK) s = fr_model_config_from_meta(&meta, &mc);
     fr_st_free(&meta);
     FR_TRY(s);
+    FR_TRY(fr_model_alloc(m, be, &mc));
+    s = fr_model_values_from_st(m, in, "in.");
+    if (s != FR_OK) fr_model_free(m);
+    return s;
+}
+
+/* The base checkpoint at path: the config of param.model.*, the values of in.<NAME>. */
+static fr_status write_base(fr_backend *be, const fr_st_file *in, const char *path)
+{
     fr_model m;
-    FR_TRY(fr_model_alloc(&m, be, &mc));
-    s = fr_model_values_from_st(&m, in, "in.");
-    if (s == FR_OK) s = fr_model_save(&m, path);
+    FR_TRY(fr_golden_model_from_in(be, in, &m));
+    fr_status s = fr_model_save(&m, path);
     fr_model_free(&m);
     return s;
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "flowrl/golden.h"
+#include "flowrl/model.h"
 #include "flowrl/sampler.h"
 
 /* ---- generator side: every helper adds "in.<name>" to g->f ----------------------------- */
@@ -97,6 +98,12 @@ fr_status fr_gd_read(fr_golden_dev *d, const void *dev, void **host);
  * "param.sampler" must name k; the scalars the kind reads are 0-d inputs. */
 fr_status fr_golden_read_step(const fr_st_file *in, fr_sampler_kind k, fr_step *p);
 
+/* The tiny gmm2d model of epoch.flow_grpo (core/golden_epoch.c): its config as param.model.* and
+ * every parameter drawn as in.<NAME> (none zero); and that model loaded from a case's inputs into
+ * be's memory (fr_model_free it). */
+fr_status fr_golden_model_in(fr_golden_in *g);
+fr_status fr_golden_model_from_in(fr_backend *be, const fr_st_file *in, fr_model *m);
+
 /* The ref table (for generators that form derived inputs, e.g. layernorm statistics). */
 const fr_ops *fr_golden_ref_ops(void);
 
@@ -126,5 +133,7 @@ extern const fr_golden_case fr_golden_cases_gfn[];
 extern const size_t fr_golden_n_gfn;
 extern const fr_golden_case fr_golden_cases_gfn_diffusion[];
 extern const size_t fr_golden_n_gfn_diffusion;
+extern const fr_golden_case fr_golden_cases_rgrad[];
+extern const size_t fr_golden_n_rgrad;
 
 #endif

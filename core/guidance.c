@@ -109,11 +109,20 @@ fr_status fr_guided_forward_steps(const fr_model *m, fr_backend *be, fr_guided_w
 
 fr_status fr_guided_backward(fr_model *m, fr_backend *be, fr_guided_ws *w, const float *g_v)
 {
+    return fr_guided_backward_x(m, be, w, g_v, NULL);
+}
+
+fr_status fr_guided_backward_x(fr_model *m, fr_backend *be, fr_guided_ws *w, const float *g_v, float *dx)
+{
     if (!w->blk || w->b < 1) return fr_fail(FR_ERR_ARG, "fr_guided_backward: no forward to go back through");
     if (be != w->be) return fr_fail(FR_ERR_ARG, "fr_guided_backward: the workspace belongs to another backend handle");
-    if (!w->gd.on) return fr_model_backward(m, be, &w->model, g_v, NULL);
+    if (!w->gd.on) return fr_model_backward(m, be, &w->model, g_v, dx);
     const int64_t n = w->b * w->D;
     be->ops->scale(n, w->gd.scale, g_v, w->dout);              /* g_c = g_v·g */
     be->ops->binary(FR_BIN_SUB, n, g_v, w->dout, w->dout + n); /* g_u = g_v − g_v·g */
-    return fr_model_backward(m, be, &w->model, w->dout, NULL);
+    /* dL/dx of both branches into xin (the model keeps its own copy of its input), then
+     * dx = dx_c + dx_u, autograd's sum over the two uses of x */
+    FR_TRY(fr_model_backward(m, be, &w->model, w->dout, dx ? w->xin : NULL));
+    if (dx) be->ops->binary(FR_BIN_ADD, n, w->xin, w->xin + n, dx);
+    return FR_OK;
 }

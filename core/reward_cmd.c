@@ -134,7 +134,7 @@ static fr_status grow(unsigned char **buf, size_t *cap, size_t n)
 }
 
 /* Request (docs/reward-protocol.md §2): header, then prompt ids, samples, texts. */
-static fr_status build_request(fr_reward_cmd *rc, uint32_t batch, int B, int D,
+static fr_status build_request(fr_reward_cmd *rc, uint32_t version, uint32_t batch, int B, int D,
                                const int *prompt_ids, const char *const *texts, const float *x,
                                size_t *len)
 {
@@ -148,7 +148,7 @@ static fr_status build_request(fr_reward_cmd *rc, uint32_t batch, int B, int D,
     FR_TRY(grow(&rc->req, &rc->req_cap, *len));
     unsigned char *p = rc->req;
     memcpy(p, "FRRQ", 4);
-    const uint32_t head[8] = {FR_REWARD_CMD_VERSION, batch, (uint32_t)B, (uint32_t)D,
+    const uint32_t head[8] = {version, batch, (uint32_t)B, (uint32_t)D,
                               (uint32_t)rc->C, (uint32_t)rc->H, (uint32_t)rc->W,
                               (uint32_t)payload};
     for (int i = 0; i < 8; i++) put_u32(p + 4 + 4 * i, head[i]);
@@ -205,16 +205,18 @@ static fr_status io_failed(fr_reward_cmd *rc, uint32_t batch, fr_rcio io, int se
     }
 }
 
-fr_status fr_reward_cmd_score(fr_reward_cmd *rc, uint32_t batch_index, int B, int D,
-                              const int *prompt_ids, const char *const *prompt_texts,
-                              const float *x, float *scores)
+/* One batch: version 1 (scores) or FR_REWARD_CMD_VERSION_GRAD (scores and gradients,
+ * docs/reward-protocol.md §6); grad (B, D) is NULL for version 1. */
+static fr_status exchange(fr_reward_cmd *rc, uint32_t version, uint32_t batch_index, int B, int D,
+                          const int *prompt_ids, const char *const *prompt_texts, const float *x, float *scores,
+                          float *grad)
 {
     if (!rc) return fr_fail(FR_ERR_ARG, "reward program: NULL handle");
     if (rc->failed)
         return fr_fail(FR_ERR_IO, "reward program `%.200s`, batch %u: not scored, the program "
                        "was stopped after an earlier error: %s", rc->program, batch_index,
                        rc->first_error);
-    if (B <= 0 || D <= 0 || !prompt_ids || !x || !scores)
+    if (B <= 0 || D <= 0 || !prompt_ids || !x || !scores || (version != FR_REWARD_CMD_VERSION && !grad))
         return fr_fail(FR_ERR_ARG, "reward program `%.200s`, batch %u: bad arguments (B %d, "
                        "D %d)", rc->program, batch_index, B, D);
     if (rc->C > 0 && (int64_t)rc->C * rc->H * rc->W != D)
@@ -226,9 +228,11 @@ fr_status fr_reward_cmd_score(fr_reward_cmd *rc, uint32_t batch_index, int B, in
                            "element %zu is %g; not sent", rc->program, batch_index,
                            i / (size_t)D, i % (size_t)D, (double)x[i]);
 
+    const int with_grad = version == FR_REWARD_CMD_VERSION_GRAD;
     size_t len = 0;
-    FR_TRY(build_request(rc, batch_index, B, D, prompt_ids, prompt_texts, x, &len));
-    size_t want = RESP_HEADER + 4u * (size_t)B;
+    FR_TRY(build_request(rc, version, batch_index, B, D, prompt_ids, prompt_texts, x, &len));
+    const size_t n_floats = (size_t)B * (with_grad ? 1u + (size_t)D : 1u);
+    size_t want = RESP_HEADER + 4u * n_floats;
     FR_TRY(grow(&rc->resp, &rc->resp_cap, want));
 
     double deadline = fr_rcproc_now() + rc->timeout_s;
@@ -237,9 +241,13 @@ fr_status fr_reward_cmd_score(fr_reward_cmd *rc, uint32_t batch_index, int B, in
     if (io != FR_RCIO_OK) return io_failed(rc, batch_index, io, 1, got, len);
 
     io = fr_rcproc_read(&rc->proc, rc->resp, RESP_HEADER, deadline, &got);
+    if (io == FR_RCIO_CLOSED && got == 0 && with_grad)
+        return program_failed(rc, FR_ERR_IO, batch_index, close_wait_s(rc), "ended its output without answering a "
+                              "gradient request (protocol version 2, docs/reward-protocol.md §6: a version-1 program "
+                              "gives scores only)");
     if (io != FR_RCIO_OK) return io_failed(rc, batch_index, io, 0, got, want);
     char why[512];
-    fr_status st = fr_rc_reply_header(rc->resp, batch_index, B, why, sizeof why);
+    fr_status st = fr_rc_reply_header_magic(rc->resp, with_grad ? "FRRG" : "FRRS", batch_index, B, why, sizeof why);
     if (st != FR_OK) return program_failed(rc, st, batch_index, 0, "%s", why);
     io = fr_rcproc_read(&rc->proc, rc->resp + RESP_HEADER, want - RESP_HEADER, deadline, &got);
     if (io != FR_RCIO_OK)
@@ -250,15 +258,34 @@ fr_status fr_reward_cmd_score(fr_reward_cmd *rc, uint32_t batch_index, int B, in
         char shown[80];
         fr_rc_show_bytes(extra, n_extra, shown, sizeof shown);
         return program_failed(rc, FR_ERR_FORMAT, batch_index, 0, "wrote more than its answer: "
-                              "%s follows the %d scores (logs belong on stderr)", shown, B);
+                              "%s follows the %d scores%s (logs belong on stderr)", shown, B,
+                              with_grad ? " and gradients" : "");
+    }
+    if (with_grad) {
+        st = fr_rc_reply_grads(rc->resp + RESP_HEADER + 4u * (size_t)B, B, D, prompt_ids, grad, why, sizeof why);
+        if (st != FR_OK) return program_failed(rc, st, batch_index, 0, "%s", why);
     }
     st = fr_rc_reply_scores(rc->resp + RESP_HEADER, B, prompt_ids, scores, why, sizeof why);
     if (st != FR_OK) return program_failed(rc, st, batch_index, 0, "%s", why);
     return FR_OK;
 }
 
-fr_status fr_reward_cmd_score_task(fr_reward_cmd *rc, const fr_task *t, uint32_t batch_index,
-                                   int B, const int *prompt_ids, const float *x, float *scores)
+fr_status fr_reward_cmd_score(fr_reward_cmd *rc, uint32_t batch_index, int B, int D,
+                              const int *prompt_ids, const char *const *prompt_texts,
+                              const float *x, float *scores)
+{
+    return exchange(rc, FR_REWARD_CMD_VERSION, batch_index, B, D, prompt_ids, prompt_texts, x, scores, NULL);
+}
+
+fr_status fr_reward_cmd_score_grad(fr_reward_cmd *rc, uint32_t batch_index, int B, int D, const int *prompt_ids,
+                                   const char *const *prompt_texts, const float *x, float *scores, float *grad)
+{
+    return exchange(rc, FR_REWARD_CMD_VERSION_GRAD, batch_index, B, D, prompt_ids, prompt_texts, x, scores, grad);
+}
+
+/* The prompt texts of task t, then a version-1 (grad NULL) or gradient exchange. */
+static fr_status score_task(fr_reward_cmd *rc, const fr_task *t, uint32_t batch_index, int B, const int *prompt_ids,
+                            const float *x, float *scores, float *grad)
 {
     if (!rc || !t || B <= 0 || !prompt_ids)
         return fr_fail(FR_ERR_ARG, "reward program: bad arguments for batch %u", batch_index);
@@ -275,10 +302,24 @@ fr_status fr_reward_cmd_score_task(fr_reward_cmd *rc, const fr_task *t, uint32_t
                            FR_PROMPT_TEXT_MAX);
     }
     if (s == FR_OK)
-        s = fr_reward_cmd_score(rc, batch_index, B, t->D, prompt_ids, texts, x, scores);
+        s = exchange(rc, grad ? FR_REWARD_CMD_VERSION_GRAD : FR_REWARD_CMD_VERSION, batch_index, B, t->D, prompt_ids,
+                     texts, x, scores, grad);
     free(texts);
     free(text);
     return s;
+}
+
+fr_status fr_reward_cmd_score_task(fr_reward_cmd *rc, const fr_task *t, uint32_t batch_index,
+                                   int B, const int *prompt_ids, const float *x, float *scores)
+{
+    return score_task(rc, t, batch_index, B, prompt_ids, x, scores, NULL);
+}
+
+fr_status fr_reward_cmd_score_grad_task(fr_reward_cmd *rc, const fr_task *t, uint32_t batch_index, int B,
+                                        const int *prompt_ids, const float *x, float *scores, float *grad)
+{
+    if (!grad) return fr_fail(FR_ERR_ARG, "reward program: no gradient buffer for batch %u", batch_index);
+    return score_task(rc, t, batch_index, B, prompt_ids, x, scores, grad);
 }
 
 fr_status fr_reward_cmd_close(fr_reward_cmd *rc)

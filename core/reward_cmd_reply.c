@@ -23,10 +23,17 @@ void fr_rc_show_bytes(const unsigned char *b, size_t n, char *out, size_t cap)
 
 fr_status fr_rc_reply_header(const unsigned char *h, uint32_t batch, int B, char *why, size_t cap)
 {
-    if (memcmp(h, "FRRS", 4) != 0) {
+    return fr_rc_reply_header_magic(h, "FRRS", batch, B, why, cap);
+}
+
+fr_status fr_rc_reply_header_magic(const unsigned char *h, const char *magic, uint32_t batch, int B, char *why,
+                                   size_t cap)
+{
+    if (memcmp(h, magic, 4) != 0) {
         char shown[80];
         fr_rc_show_bytes(h, FR_RC_RESP_HEADER, shown, sizeof shown);
-        snprintf(why, cap, "answer starts with %s, expected the magic \"FRRS\" (logs belong on stderr)", shown);
+        snprintf(why, cap, "answer starts with %s, expected the magic \"%s\"%s (logs belong on stderr)", shown, magic,
+                 strcmp(magic, "FRRG") == 0 ? " of a gradient answer (protocol version 2)" : "");
         return FR_ERR_FORMAT;
     }
     uint32_t a_batch = get_u32(h + 4), a_B = get_u32(h + 8);
@@ -84,4 +91,26 @@ fr_status fr_rc_reply_parse(const unsigned char *buf, size_t len, uint32_t batch
         return FR_ERR_FORMAT;
     }
     return fr_rc_reply_scores(buf + FR_RC_RESP_HEADER, B, prompt_ids, scores, why, cap);
+}
+
+fr_status fr_rc_reply_grads(const unsigned char *g, int B, int D, const int *prompt_ids, float *grad, char *why,
+                            size_t cap)
+{
+    const size_t n = (size_t)B * (size_t)D;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = get_u32(g + 4 * i);
+        float v;
+        memcpy(&v, &u, 4);
+        if (!isfinite(v)) {
+            const size_t b = i / (size_t)D;
+            snprintf(why, cap, "gradient of sample %zu (prompt %d) element %zu is %g; gradients must be finite", b,
+                     prompt_ids ? prompt_ids[b] : -1, i % (size_t)D, (double)v);
+            return FR_ERR_NUMERIC;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = get_u32(g + 4 * i);
+        memcpy(&grad[i], &u, 4);
+    }
+    return FR_OK;
 }

@@ -15,6 +15,15 @@
 fr_status fr_rc_reply_header(const unsigned char *h /* [12] */, uint32_t batch, int B, char *why,
                              size_t cap);
 
+/* fr_rc_reply_header with the expected magic ("FRRS" scores, "FRRG" scores and gradients). */
+fr_status fr_rc_reply_header_magic(const unsigned char *h /* [12] */, const char *magic, uint32_t batch, int B,
+                                   char *why, size_t cap);
+
+/* The B·D gradients of a version-2 answer (g: 4·B·D bytes) into grad when every one is
+ * finite; else FR_ERR_NUMERIC naming the first bad one and grad untouched. */
+fr_status fr_rc_reply_grads(const unsigned char *g, int B, int D, const int *prompt_ids, float *grad, char *why,
+                            size_t cap);
+
 /* The B scores after the header (s: 4·B bytes, little-endian f32) into scores, when every
  * one is finite; else FR_ERR_NUMERIC with why naming the first bad one (and its prompt id,
  * from prompt_ids when not NULL) and scores untouched. */

@@ -13,7 +13,11 @@
  *   1 "halfplane"  score = correct = [n . x > 0], n = (cos pi/8, sin pi/8): the boundary
  *                  passes between modes, so modes 7, 0, 1, 2 lie on the rewarded side, each
  *                  R cos(3 pi/8) = 1.53 (3.8 std) or more from the line. Ignores the prompt:
- *                  the classic "shift the mixture's mass" RL test. */
+ *                  the classic "shift the mixture's mass" RL test.
+ *   2 "sqdist"     score = -|x - mean_k|^2 (more.md §1.5's miniature; unbounded below, not in
+ *                  [0, 1]); correct as "mode".
+ * Gradients (reward_grad): "mode" d score/dx = -score (x - mean_k), "sqdist" -2 (x - mean_k);
+ * "halfplane" is a step function and has none. */
 #include <math.h>
 #include <stdio.h>
 
@@ -85,10 +89,30 @@ static fr_status gmm2d_reward(int reward_id, int prompt_id, const float *x, floa
         *score = ok ? 1.0f : 0.0f;
         break;
     }
+    case 2: {
+        float mu[2];
+        fr_gmm2d_mode(prompt_id, mu);
+        float d0 = x[0] - mu[0], d1 = x[1] - mu[1];
+        float d2 = d0 * d0 + d1 * d1;
+        *score = -d2;
+        ok = d2 <= MODE_RADIUS * MODE_RADIUS;
+        break;
+    }
     default:
-        return fr_fail(FR_ERR_ARG, "gmm2d: reward id %d outside [0, 2)", reward_id);
+        return fr_fail(FR_ERR_ARG, "gmm2d: reward id %d outside [0, 3)", reward_id);
     }
     if (correct) *correct = ok;
+    return FR_OK;
+}
+
+static fr_status gmm2d_reward_grad(int reward_id, int prompt_id, const float *x, float *score, float *grad)
+{
+    if (reward_id == 1) return fr_fail(FR_ERR_UNSUPPORTED, "gmm2d: reward halfplane is a step function: no gradient");
+    FR_TRY(gmm2d_reward(reward_id, prompt_id, x, score, NULL));
+    float mu[2];
+    fr_gmm2d_mode(prompt_id, mu);
+    const float c = reward_id == 0 ? -*score : -2.0f;
+    for (int i = 0; i < 2; i++) grad[i] = c * (x[i] - mu[i]);
     return FR_OK;
 }
 
@@ -133,7 +157,7 @@ static fr_status gmm2d_render(const fr_task *t, const char *path, int N, const i
 }
 
 static const char *const k_groups[] = {"mode"};
-static const char *const k_rewards[] = {"mode", "halfplane"};
+static const char *const k_rewards[] = {"mode", "halfplane", "sqdist"};
 
 const fr_task fr_task_gmm2d = {
     .name = "gmm2d",
@@ -150,13 +174,14 @@ const fr_task fr_task_gmm2d = {
     .n_vocab = FR_GMM2D_MODES,
     .n_groups = 1,
     .group_names = k_groups,
-    .n_rewards = 2,
+    .n_rewards = 3,
     .reward_names = k_rewards,
     .prompt_text = gmm2d_text,
     .prompt_tokens = gmm2d_tokens,
     .prompt_group = gmm2d_group,
     .sample = gmm2d_sample,
     .reward = gmm2d_reward,
+    .reward_grad = gmm2d_reward_grad,
     .render = gmm2d_render,
     .scatter_marks = gmm2d_scatter_marks,
 };

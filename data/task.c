@@ -82,3 +82,14 @@ fr_status fr_task_reward_batch(const fr_task *t, int reward_id, int B, const int
                          correct ? &correct[b] : NULL));
     return FR_OK;
 }
+
+fr_status fr_task_reward_grad_batch(const fr_task *t, int reward_id, int B, const int *prompt_ids,
+                                    const float *x, float *score, float *grad)
+{
+    if (!t->reward_grad)
+        return fr_fail(FR_ERR_UNSUPPORTED, "task %s: reward %s has no gradient (no reward of this task is differentiable)",
+                       t->name, reward_id >= 0 && reward_id < t->n_rewards ? t->reward_names[reward_id] : "?");
+    for (int b = 0; b < B; b++)
+        FR_TRY(t->reward_grad(reward_id, prompt_ids[b], x + (size_t)b * t->D, &score[b], grad + (size_t)b * t->D));
+    return FR_OK;
+}

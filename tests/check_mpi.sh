@@ -107,6 +107,8 @@ for algo in $("$F" algos | awk '/^[a-z]/ {print $1}'); do
     needs_prefs "$algo" && args="$args --prefs prefs-$b.safetensors"
     # (Diffusion-DRO: one optimiser step per epoch, as its default of 16 micro-batches)
     [ "$algo" = diffusion-dro ] && args="$args --grad-accum 2"
+    # (the reward-gradient algorithms: one optimiser step over the epoch's micro-batches, --grad-accum = --num-batches)
+    case $algo in draft | alignprop | refl) args="$args --grad-accum 2" ;; esac
     "$F" train $args --out $algo.plain >/dev/null 2>&1 || { fail "$algo without mpirun"; continue; }
     mpi 2 train $args --out $algo.R2 >$algo.R2.log 2>&1 || { fail "$algo R=2: $(tail -n 3 $algo.R2.log)"; continue; }
     same $algo.plain $algo.R2

@@ -51,6 +51,7 @@
     X(dgpo)                                                                                \
     X(dpo)                                                                                 \
     X(dro)                                                                                 \
+    X(rgrad)                                                                               \
     X(fast)                                                                                \
     X(cuda)                                                                                \
     X(integrity)                                                                           \

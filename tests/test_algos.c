@@ -363,6 +363,7 @@ typedef struct {
     double scored[4]; /* rows whose reward's input crossed (metric "scored"; NAN: the P·G samples) */
     /* a host-driven search's D-wide crossings, reported apart (Smart-GRPO: search.*; NAN: none) */
     double search_rows[4], search_h2d[4], search_d2h[4];
+    double grad_h2d[4]; /* a reward gradient's upload (N·D floats, copies.h2d_reward_grad_bytes; NAN: none) */
     double kept; /* samples that reached an update, over the epochs (metric "kept") */
 } dev_copies;
 
@@ -379,6 +380,7 @@ static int record_dev_copies(const fr_run_epoch_event *ev, void *user)
         c->search_rows[e] = fr_run_event_get(ev, "search.rows");
         c->search_h2d[e] = fr_run_event_get(ev, "search.h2d_bytes");
         c->search_d2h[e] = fr_run_event_get(ev, "search.d2h_bytes");
+        c->grad_h2d[e] = fr_run_event_get(ev, "copies.h2d_reward_grad_bytes");
         const double k = fr_run_event_get(ev, "kept");
         c->kept += k == k ? k : 1.0; /* an algorithm without the metric updates every sample */
         c->epochs = (int)ev->epoch;
@@ -466,6 +468,12 @@ START_TEST(test_device_epoch_copies)
                 }
                 c.d2h[e] -= sd;
                 c.h2d[e] -= sh;
+                if (c.grad_h2d[e] == c.grad_h2d[e]) { /* the reward gradient's N·D floats in, exactly once */
+                    ck_assert_msg(c.grad_h2d[e] == N * D * 4.0 && c.h2d[e] >= c.grad_h2d[e],
+                                  "%s on %s, epoch %d: reward gradient %g bytes in, want %g", a->name, bk, e + 1,
+                                  c.grad_h2d[e], N * D * 4.0);
+                    c.h2d[e] -= c.grad_h2d[e];
+                }
                 const double other = c.d2h[e] - c.record[e] - c.reward[e];
                 /* G²RPO scores each of its rows once per granularity and says so; an offline
                  * algorithm (pairs from a preference file) scores none and says 0 */

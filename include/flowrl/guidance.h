@@ -37,7 +37,7 @@ typedef struct {
     fr_guidance gd;
     int64_t cap, b, D, S; /* b: rows of the last forward */
     fr_model_ws model;
-    float *xin;  /* (2·cap, D) [x; x] */
+    float *xin;  /* (2·cap, D) [x; x] (fr_guided_backward_x: scratch of dL/d[x; x]) */
     float *tin;  /* (2·cap,) */
     int32_t *c;  /* (2·cap, S) [c; null] */
     float *out;  /* (2·cap, D) [m_c; m_u] */
@@ -77,5 +77,10 @@ fr_status fr_guided_forward_steps(const fr_model *m, fr_backend *be, fr_guided_w
  * g_v = dL/dv (b, D) in backend memory (fr_model_backward accumulates). */
 fr_status fr_guided_backward(fr_model *m, fr_backend *be, fr_guided_ws *w,
                              const float *g_v); // (b, D) backend
+/* The same, and dx (b, D) = dL/dx (backend, overwritten; NULL: none): with guidance on the
+ * sum dx_c + dx_u of the two branches (the [x; x] copies). The next forward re-fills xin. */
+fr_status fr_guided_backward_x(fr_model *m, fr_backend *be, fr_guided_ws *w,
+                               const float *g_v, // (b, D) backend
+                               float *dx);       // (b, D) backend or NULL
 
 #endif

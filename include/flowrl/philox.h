@@ -86,7 +86,9 @@ typedef enum {
      * from the energy targets' 60-63 (branch gfndiff) */
     FR_RNG_CTL_ACTION = 70,    /* a policy's action noise of (epoch, environment, step) */
     FR_RNG_CTL_SHUFFLE = 71,   /* the minibatch order of (epoch, update epoch) */
-    FR_RNG_CTL_BC = 72         /* behaviour cloning's order, times and noise */
+    FR_RNG_CTL_BC = 72,        /* behaviour cloning's order, times and noise */
+    /* reward gradients through the sampler (docs/algorithms/draft.md; issue 21's branch rgrad, 90-94) */
+    FR_RNG_RGRAD_CUT = 90      /* AlignProp's cut step / ReFL's gradient step of (epoch, 0, 0) */
 } fr_rng_purpose;
 
 typedef struct {

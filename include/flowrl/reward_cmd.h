@@ -35,7 +35,8 @@
 #define FR_REWARD_CMD_PREFIX "cmd:"    /* `--reward cmd:PROGRAM` */
 #define FR_REWARD_CMD_TIMEOUT_S 60.0   /* default per-batch timeout */
 #define FR_REWARD_CMD_CLOSE_GRACE_S 2.0 /* at most this long for an exit after EOF at close */
-#define FR_REWARD_CMD_VERSION 1u       /* the protocol version sent in every request */
+#define FR_REWARD_CMD_VERSION 1u       /* the protocol version of a score request */
+#define FR_REWARD_CMD_VERSION_GRAD 2u  /* a request for scores and their gradients (§6) */
 
 typedef struct fr_reward_cmd fr_reward_cmd;
 
@@ -79,6 +80,23 @@ fr_status fr_reward_cmd_score_task(fr_reward_cmd *rc, const fr_task *t, uint32_t
                                    const int *prompt_ids, // (B,)
                                    const float *x,        // (B, D)
                                    float *scores);        // (B,)
+
+/* fr_reward_cmd_score with a version-2 request (docs/reward-protocol.md §6): the answer is
+ * "FRRG", batch, B, B scores, then B·D gradients d score_b / d x_b, every one finite; grad
+ * (B, D) is written only when the whole answer is valid. A version-1 program refuses the
+ * request (it exits or answers "FRRS"): one line naming the program, the batch and the
+ * version. */
+fr_status fr_reward_cmd_score_grad(fr_reward_cmd *rc, uint32_t batch_index, int B, int D,
+                                   const int *prompt_ids,           // (B,)
+                                   const char *const *prompt_texts, // (B,) or NULL
+                                   const float *x,                  // (B, D)
+                                   float *scores,                   // (B,)
+                                   float *grad);                    // (B, D)
+fr_status fr_reward_cmd_score_grad_task(fr_reward_cmd *rc, const fr_task *t, uint32_t batch_index, int B,
+                                        const int *prompt_ids, // (B,)
+                                        const float *x,        // (B, D)
+                                        float *scores,         // (B,)
+                                        float *grad);          // (B, D)
 
 /* Closes the program's stdin, waits up to min(timeout, FR_REWARD_CMD_CLOSE_GRACE_S) for it
  * to exit, then kills its process group and reaps it; frees rc (NULL is a no-op). Returns

@@ -60,6 +60,12 @@ typedef struct fr_task {
     fr_status (*reward)(int reward_id, int prompt_id, const float *x, // x: (D,)
                         float *score, int *correct);
 
+    /* The same score and its gradient grad = d score / d x (D,) where reward `reward_id` is
+     * differentiable (DRaFT and the reward-gradient tools, docs/algorithms/draft.md);
+     * FR_ERR_UNSUPPORTED naming the reward where it is not (a step function). NULL: none is. */
+    fr_status (*reward_grad)(int reward_id, int prompt_id, const float *x, // x: (D,)
+                             float *score, float *grad);                   // grad: (D,)
+
     /* A PNG of N samples at path (see fr_task_render); NULL: the default picture. */
     fr_status (*render)(const struct fr_task *t, const char *path, int N,
                         const int *prompt_ids, // (N,)
@@ -90,6 +96,12 @@ fr_status fr_task_reward_batch(const fr_task *t, int reward_id, int B,
                                const float *x,        // (B, D)
                                float *score,          // (B,)
                                int *correct);         // (B,), may be NULL
+/* Batched t->reward_grad; FR_ERR_UNSUPPORTED naming the task and reward when it has none. */
+fr_status fr_task_reward_grad_batch(const fr_task *t, int reward_id, int B,
+                                    const int *prompt_ids, // (B,)
+                                    const float *x,        // (B, D)
+                                    float *score,          // (B,)
+                                    float *grad);          // (B, D)
 
 /* A picture of N samples of prompts prompt_ids as a PNG at path (written atomically): an
  * image task as a grid of `cols` samples a row, each pixel scale x scale (fr_png_write_grid);

@@ -24,6 +24,11 @@ Modes
   garbage         print a log line on stdout at start-up, then behave as ok
   extra           a correct answer followed by a stray line on stdout
   ignore_eof      answer every batch; at end of input, sleep instead of exiting
+  v1_only         ok, but refuse a gradient request (version 2) as a version-1 program does
+
+Gradient requests (version 2, docs/reward-protocol.md §6) are answered "FRRG" with the scores
+and d score_b / d x[b, d] = d + 1 (the score is linear in x); mode nan makes gradient 1 of
+sample 0 NaN instead.
 """
 import os
 import signal
@@ -50,7 +55,7 @@ def read_request(f):
     if head is None:
         return None
     magic, version, batch, B, D, C, H, W, payload = REQ_HEADER.unpack(head)
-    if magic != b"FRRQ" or version != 1:
+    if magic != b"FRRQ" or version not in (1, 2) or (version == 2 and sys.argv[1] == "v1_only"):
         sys.stderr.write("mock_reward: bad magic %r or version %d\n" % (magic, version))
         sys.exit(5)
     if C and C * H * W != D:
@@ -68,7 +73,7 @@ def read_request(f):
     if off != payload:
         sys.stderr.write("mock_reward: payload %d bytes, parsed %d\n" % (payload, off))
         sys.exit(7)
-    return batch, B, D, ids, x, texts
+    return batch, B, D, ids, x, texts, version
 
 
 def scores_of(B, D, ids, x, texts):
@@ -81,11 +86,13 @@ def scores_of(B, D, ids, x, texts):
     return out
 
 
-def answer(out, batch, scores, count=None, tail=b""):
+def answer(out, batch, scores, count=None, tail=b"", grads=None):
     """One write (pipe writes up to 4 KiB are atomic): the reader sees a tail at once."""
     n = len(scores) if count is None else count
-    out.write(struct.pack("<4sII", b"FRRS", batch, n)
-              + struct.pack("<%df" % len(scores), *scores) + tail)
+    magic = b"FRRS" if grads is None else b"FRRG"
+    g = b"" if grads is None else struct.pack("<%df" % len(grads), *grads)
+    out.write(struct.pack("<4sII", magic, batch, n)
+              + struct.pack("<%df" % len(scores), *scores) + g + tail)
     out.flush()
 
 
@@ -107,7 +114,7 @@ def main():
             if mode == "ignore_eof":
                 time.sleep(3600)
             return
-        batch, B, D, ids, x, texts = req
+        batch, B, D, ids, x, texts, version = req
         if mode == "exit_after" and n_req == int(arg):
             sys.exit(0)
         if mode == "segv" and n_req == int(arg):
@@ -132,7 +139,13 @@ def main():
             s[0] = float("inf")
         if mode == "wrong_batch":
             batch += 1
-        answer(out, batch, s, tail=b"done\n" if mode == "extra" else b"")
+        grads = None
+        if version == 2:
+            grads = [float(d + 1) for _ in range(B) for d in range(D)]
+            if mode == "nan":
+                s[1] = 1.0
+                grads[1] = float("nan")
+        answer(out, batch, s, tail=b"done\n" if mode == "extra" else b"", grads=grads)
 
 
 if __name__ == "__main__":
