@@ -51,6 +51,7 @@
     X(dgpo)                                                                                \
     X(dpo)                                                                                 \
     X(dro)                                                                                 \
+    X(rwr)                                                                                 \
     X(fast)                                                                                \
     X(cuda)                                                                                \
     X(integrity)                                                                           \

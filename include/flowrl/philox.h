@@ -86,7 +86,10 @@ typedef enum {
      * from the energy targets' 60-63 (branch gfndiff) */
     FR_RNG_CTL_ACTION = 70,    /* a policy's action noise of (epoch, environment, step) */
     FR_RNG_CTL_SHUFFLE = 71,   /* the minibatch order of (epoch, update epoch) */
-    FR_RNG_CTL_BC = 72         /* behaviour cloning's order, times and noise */
+    FR_RNG_CTL_BC = 72,        /* behaviour cloning's order, times and noise */
+    /* issue 21's preference variants (branch prefmore: 95-99; reward gradients: 90-94) */
+    FR_RNG_RWR_TIME = 95,      /* Flow-RWR: the training time of each (epoch, sample, draw) (flowrl/rwr.h) */
+    FR_RNG_RWR_NOISE = 96      /* Flow-RWR: the noise epsilon of each (epoch, sample, draw) */
 } fr_rng_purpose;
 
 typedef struct {
