@@ -25,8 +25,12 @@ GMM_PRETRAIN = ["pretrain", "--task", "gmm2d", "--max-train-steps", "100", "--ou
 # row -> (algorithm, base, base command, reward, epochs, extra flags)
 ROWS = {
     "flow-rwr-exp": ("flow-rwr", GMM_BASE, GMM_PRETRAIN, "mode", 100, ["--lr", "1e-3"]),
-    "flow-rwr-softmax": ("flow-rwr", GMM_BASE, GMM_PRETRAIN, "mode", 100,
-                         ["--lr", "1e-3", "--weighting", "softmax", "--temperature", "0.05"]),
+    "flow-rwr-softmax": ("flow-rwr", GMM_BASE, GMM_PRETRAIN, "mode", 200,
+                         ["--lr", "3e-4", "--weighting", "softmax", "--temperature", "0.05"]),
+    # DDO: the spec's miniature setting (alpha 4, beta 0.05, 3 rounds) and beta 5, alpha 1 (the per-element mean
+    # error of a 2-D sample makes beta*Delta ~100x smaller than the paper's image-sum scale)
+    "ddo-spec": ("ddo", GMM_BASE, GMM_PRETRAIN, "mode", 60, ["--lr", "3e-4", "--alpha", "4", "--beta-ddo", "0.05"]),
+    "ddo": ("ddo", GMM_BASE, GMM_PRETRAIN, "mode", 60, ["--lr", "3e-4", "--alpha", "1", "--beta-ddo", "5"]),
 }
 
 

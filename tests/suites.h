@@ -52,6 +52,7 @@
     X(dpo)                                                                                 \
     X(dro)                                                                                 \
     X(rwr)                                                                                 \
+    X(ddo)                                                                                 \
     X(fast)                                                                                \
     X(cuda)                                                                                \
     X(integrity)                                                                           \

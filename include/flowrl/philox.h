@@ -89,7 +89,9 @@ typedef enum {
     FR_RNG_CTL_BC = 72,        /* behaviour cloning's order, times and noise */
     /* issue 21's preference variants (branch prefmore: 95-99; reward gradients: 90-94) */
     FR_RNG_RWR_TIME = 95,      /* Flow-RWR: the training time of each (epoch, sample, draw) (flowrl/rwr.h) */
-    FR_RNG_RWR_NOISE = 96      /* Flow-RWR: the noise epsilon of each (epoch, sample, draw) */
+    FR_RNG_RWR_NOISE = 96,     /* Flow-RWR: the noise epsilon of each (epoch, sample, draw) */
+    FR_RNG_DDO_TIME = 97,      /* DDO: the training time of each (epoch, row id) (core/algo/ddo.c) */
+    FR_RNG_DDO_NOISE = 98      /* DDO: the noise epsilon of each (epoch, row id), shared by policy and reference */
 } fr_rng_purpose;
 
 typedef struct {
