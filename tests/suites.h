@@ -53,6 +53,7 @@
     X(dro)                                                                                 \
     X(rwr)                                                                                 \
     X(ddo)                                                                                 \
+    X(balanced_dpo)                                                                        \
     X(fast)                                                                                \
     X(cuda)                                                                                \
     X(integrity)                                                                           \
