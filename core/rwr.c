@@ -30,7 +30,8 @@ fr_status fr_rwr_weights(fr_rwr_weighting mode, double tau, int64_t N, int64_t G
     }
     for (int64_t g0 = 0; g0 < N; g0 += G) {
         double m = (double)reward[g0];
-        for (int64_t j = 1; j < G; j++) m = fmax(m, (double)reward[g0 + j]);
+        for (int64_t j = 1; j < G; j++) /* not fmax: aarch64 gcc 12.2 ICEs vectorising fmax reductions (Makefile) */
+            if ((double)reward[g0 + j] > m) m = (double)reward[g0 + j];
         fr_awm_lanes acc;
         fr_awm_lanes_zero(&acc);
         for (int64_t j = 0; j < G; j++) {

@@ -39,7 +39,8 @@ START_TEST(test_weights)
     ck_assert_int_eq(fr_rwr_weights(FR_RWR_SOFTMAX, 0.5, N, G, r2, w2), FR_OK);
     for (int g = 0; g < N / G; g++) {
         double sum = 0.0, z = 0.0, m = -INFINITY;
-        for (int j = 0; j < G; j++) m = fmax(m, r[g * G + j]);
+        for (int j = 0; j < G; j++) /* not fmax: aarch64 gcc 12.2 ICEs vectorising fmax reductions */
+            if (r[g * G + j] > m) m = r[g * G + j];
         for (int j = 0; j < G; j++) z += exp(((double)r[g * G + j] - m) / 0.5);
         for (int j = 0; j < G; j++) {
             const int s = g * G + j;

@@ -146,7 +146,8 @@ static fr_status rwr_epoch(fr_run *r, void *state)
     FR_TRY(fr_run_rec_tensor(r, "order", &ot));
 
     double loss = 0.0, e_mean = 0.0, wmax = 0.0;
-    for (int64_t s = 0; s < N; s++) wmax = fmax(wmax, t->w[s]);
+    for (int64_t s = 0; s < N; s++) /* not fmax: aarch64 gcc 12.2 ICEs vectorising fmax reductions (Makefile) */
+        if (t->w[s] > wmax) wmax = t->w[s];
     int64_t u = 0;
     float gn = NAN;
     const double gout = 1.0 / (double)ga;
