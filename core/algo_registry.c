@@ -21,6 +21,9 @@ extern const fr_algo fr_algo_branch_grpo;
 extern const fr_algo fr_algo_diffusion_dpo;
 extern const fr_algo fr_algo_flow_dpo;
 extern const fr_algo fr_algo_dro;
+extern const fr_algo fr_algo_flow_rwr;
+extern const fr_algo fr_algo_ddo;
+extern const fr_algo fr_algo_balanced_dpo;
 extern const fr_algo fr_algo_gfn_tb, fr_algo_gfn_db, fr_algo_gfn_subtb, fr_algo_gfn_zvar, fr_algo_gfn_fm, fr_algo_gfn_mdb,
     fr_algo_gfn_rtb, fr_algo_gfn_op;
 extern const fr_algo fr_algo_gfn_diffusion;
@@ -48,6 +51,9 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_draft,
     &fr_algo_alignprop,
     &fr_algo_refl,
+    &fr_algo_flow_rwr,
+    &fr_algo_ddo,
+    &fr_algo_balanced_dpo,
     &fr_algo_gfn_tb,
     &fr_algo_gfn_db,
     &fr_algo_gfn_subtb,

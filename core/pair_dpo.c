@@ -162,3 +162,40 @@ fr_status fr_pair_dpo_label(int64_t N, const int *pid, const float *reward, int6
     *n_pairs = np;
     return FR_OK;
 }
+
+static int sign_f64(double x) { return (x > 0.0) - (x < 0.0); }
+
+int fr_pair_dpo_vote(int K, int64_t N, const float *score, int64_t a, int64_t b)
+{
+    int v = 0;
+    for (int k = 0; k < K; k++) v += sign_f64((double)score[k * N + a] - (double)score[k * N + b]);
+    return sign_f64((double)v);
+}
+
+fr_status fr_pair_dpo_vote_pairs(int K, int64_t N, int64_t G, const float *score, int64_t *w, int64_t *l, float *label,
+                                 double *agree, int64_t *n_pairs)
+{
+    if (K < 1 || G < 2 || G % 2 != 0 || N < 0 || N % G != 0 || !score || !w || !l || !n_pairs)
+        return fr_fail(FR_ERR_ARG, "fr_pair_dpo_vote_pairs: K %d, N %lld, G %lld (even, dividing N) or a NULL argument", K,
+                       (long long)N, (long long)G);
+    if (label)
+        for (int64_t i = 0; i < N; i++) label[i] = 0.0f;
+    int64_t np = 0, hits[64] = {0};
+    for (int64_t a = 0; a < N; a += 2) {
+        const int64_t b = a + 1;
+        const int y = fr_pair_dpo_vote(K, N, score, a, b);
+        if (y == 0) continue;
+        w[np] = y > 0 ? a : b;
+        l[np] = y > 0 ? b : a;
+        if (label) {
+            label[w[np]] = 1.0f;
+            label[l[np]] = -1.0f;
+        }
+        for (int k = 0; k < K && k < 64; k++) hits[k] += sign_f64((double)score[k * N + a] - (double)score[k * N + b]) == y;
+        np++;
+    }
+    if (agree)
+        for (int k = 0; k < K; k++) agree[k] = np && k < 64 ? (double)hits[k] / (double)np : NAN;
+    *n_pairs = np;
+    return FR_OK;
+}

@@ -10,7 +10,7 @@
 fr_status fr_row_err_loss(fr_backend *be, int64_t R, int64_t D, const float *out, const float *out_ref,
                           const float *target, fr_row_err_fn fn, void *ctx, float *grad, double *e, double *e_ref)
 {
-    if (!be || !out || !out_ref || !target || !fn || !e || !e_ref || R < 1 || D < 1)
+    if (!be || !out || !target || !fn || !e || (out_ref && !e_ref) || R < 1 || D < 1)
         return fr_fail(FR_ERR_ARG, "fr_row_err_loss: R %lld, D %lld or a NULL argument", (long long)R, (long long)D);
     float *scale = grad ? fr_malloc((size_t)R * sizeof(float)) : NULL;
     double *d_rows = fr_dev_doubles(be, R);
@@ -20,7 +20,7 @@ fr_status fr_row_err_loss(fr_backend *be, int64_t R, int64_t D, const float *out
         be->ops->row_msd_f64(R, D, out, target, d_rows);
         s = fr_d2h(be, e, d_rows, (size_t)R * sizeof(double));
     }
-    if (s == FR_OK) {
+    if (s == FR_OK && out_ref) {
         be->ops->row_msd_f64(R, D, out_ref, target, d_rows);
         s = fr_d2h(be, e_ref, d_rows, (size_t)R * sizeof(double));
     }

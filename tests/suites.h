@@ -52,6 +52,9 @@
     X(dpo)                                                                                 \
     X(dro)                                                                                 \
     X(rgrad)                                                                               \
+    X(rwr)                                                                                 \
+    X(ddo)                                                                                 \
+    X(balanced_dpo)                                                                        \
     X(fast)                                                                                \
     X(cuda)                                                                                \
     X(integrity)                                                                           \

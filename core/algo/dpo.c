@@ -69,6 +69,9 @@ typedef struct {
     int *prompts, *pid, *correct; /* (P,), (N,), (N,) */
     uint32_t *sid;                /* (N,) */
     int64_t *win, *lose;          /* (N,) pair sample indices */
+    /* balanced-dpo: the scorers' reward ids and scores */
+    int n_scorers, score_ids[FR_DPO_MAX_SCORERS];
+    float *scores;                /* (K, N) host */
     /* the epoch's pairs: source row of w and l, prompt id, slot */
     int32_t *pw, *pl;             /* (n_epoch,) */
     int *ppid;                    /* (n_epoch,) */
@@ -96,6 +99,35 @@ int64_t fr_dpo_draws(const fr_run_opts *ro, const fr_dpo_opts *o)
     return (int64_t)((double)ro->smp.num_steps * 0.99); /* `int(num_steps * timestep_fraction)` */
 }
 
+fr_status fr_dpo_scorer_ids(const fr_task *task, const char *list, const char *run_reward, int *ids, int *K)
+{
+    *K = 0;
+    if (!list[0]) { /* the run's reward, then the task's other built-in rewards */
+        const char *rr = run_reward && run_reward[0] ? run_reward : task->reward_names[0];
+        ids[(*K)++] = FR_DPO_SCORER_RUN;
+        for (int k = 0; k < task->n_rewards && *K < FR_DPO_MAX_SCORERS; k++)
+            if (strcmp(task->reward_names[k], rr) != 0) ids[(*K)++] = k;
+        return FR_OK;
+    }
+    for (const char *p = list; *p;) {
+        const char *c = strchr(p, ',');
+        const size_t len = c ? (size_t)(c - p) : strlen(p);
+        char name[64];
+        if (len == 0 || len >= sizeof name || *K == FR_DPO_MAX_SCORERS)
+            return fr_fail(FR_ERR_ARG, "--scorers '%s': expected 1 to %d of the task's reward names (or 'reward'), "
+                           "comma-separated", list, FR_DPO_MAX_SCORERS);
+        memcpy(name, p, len);
+        name[len] = '\0';
+        if (strcmp(name, "reward") == 0) ids[*K] = FR_DPO_SCORER_RUN;
+        else if (fr_task_reward_id(task, name, &ids[*K]) != FR_OK)
+            return fr_fail(FR_ERR_ARG, "--scorers: '%s' is not a reward of task %s (or 'reward', the run's)", name,
+                           task->name);
+        (*K)++;
+        p = c ? c + 1 : p + len;
+    }
+    return FR_OK;
+}
+
 void fr_dpo_algo_free(void *p)
 {
     dpo_state *t = p;
@@ -105,7 +137,7 @@ void fr_dpo_algo_free(void *p)
     if (t->have_sched) fr_rollout_schedule_free(&t->sched);
     void *dev[] = {t->file_x, t->smp_x, t->x0,   t->eps,  t->xt,    t->target, t->v,
                    t->v_ref,  t->gv,    t->d_coef, t->d_tin, t->d_idx, t->d_slot, t->c};
-    void *host[] = {t->file_pid, t->smp_xh, t->reward, t->label, t->prompts, t->pid, t->correct, t->sid,  t->win,
+    void *host[] = {t->scores, t->file_pid, t->smp_xh, t->reward, t->label, t->prompts, t->pid, t->correct, t->sid,  t->win,
                     t->lose,     t->pw,     t->pl,     t->ppid,  t->pairs_rec, t->coef, t->tin, t->idx,
                     t->c_h,      t->slot,   t->rpid,   t->e,     t->e_ref,  t->z};
     fr_run_free_bufs(t->be, dev, sizeof dev / sizeof dev[0], host, sizeof host / sizeof host[0]);
@@ -136,7 +168,11 @@ fr_status fr_dpo_algo_setup(fr_run *r, void **out)
         t->n_epoch_max = P * G / 2;
     } else {
         t->N = P * G;
-        t->n_epoch_max = P;
+        t->n_epoch_max = t->o.vote ? P * G / 2 : P;
+        if (t->o.vote) {
+            FR_TRY(fr_dpo_scorer_ids(r->task, t->o.scorers, ro->c.reward, t->score_ids, &t->n_scorers));
+            if (!FR_ALLOC(t->scores, (int64_t)t->n_scorers * t->N)) return FR_ERR_NOMEM;
+        }
         FR_TRY(fr_run_rollout_cfg(r, &t->rc, &t->sched));
         t->have_sched = 1;
         if (!(t->smp_x = fr_dev_floats(be, t->N * D)) || !FR_ALLOC(t->smp_xh, t->N * D) || !FR_ALLOC(t->reward, t->N) ||
@@ -216,7 +252,24 @@ static fr_status rollout_pairs(fr_run *r, dpo_state *t, int64_t *n_out)
     FR_TRY(fr_run_rec_f32(r, "samples", t->smp_xh, 2, N, D, 1));
     FR_TRY(fr_run_rewards(r, N, t->pid, t->smp_xh, t->reward, t->correct));
     int64_t n;
-    FR_TRY(fr_pair_dpo_label(N, t->pid, t->reward, t->win, t->lose, t->label, &n));
+    if (t->o.vote) {
+        /* BalancedDPO: each scorer on the same samples, the majority vote of consecutive pairs */
+        double agree[FR_DPO_MAX_SCORERS];
+        for (int k = 0; k < t->n_scorers; k++) {
+            if (t->score_ids[k] == FR_DPO_SCORER_RUN) memcpy(t->scores + k * N, t->reward, (size_t)N * sizeof(float));
+            else FR_TRY(fr_task_reward_batch(r->task, t->score_ids[k], (int)N, t->pid, t->smp_xh, t->scores + k * N, NULL));
+        }
+        FR_TRY(fr_run_rec_f32(r, "scores", t->scores, 2, t->n_scorers, N, 1));
+        FR_TRY(fr_pair_dpo_vote_pairs(t->n_scorers, N, G, t->scores, t->win, t->lose, t->label, agree, &n));
+        for (int k = 0; k < t->n_scorers; k++) {
+            char key[64];
+            snprintf(key, sizeof key, "agree.%d.%s", k,
+                     t->score_ids[k] == FR_DPO_SCORER_RUN ? "reward" : r->task->reward_names[t->score_ids[k]]);
+            fr_run_metric(r, key, agree[k]);
+        }
+    } else {
+        FR_TRY(fr_pair_dpo_label(N, t->pid, t->reward, t->win, t->lose, t->label, &n));
+    }
     FR_TRY(fr_run_rec_f32(r, "labels", t->label, 1, N, 1, 1));
     for (int64_t j = 0; j < n; j++) {
         t->pw[j] = (int32_t)t->win[j];
@@ -410,10 +463,12 @@ void fr_dpo_algo_header(fr_run *r, void *state)
                     (long long)t->n_file, t->o.prefs, t->file_digest, (long long)t->n_epoch_max,
                     (long long)ro->c.num_batches, (long long)ro->c.grad_accum);
     else
-        fr_run_info(r, "pairs from the reference's rollouts: %s, %lld steps, noise %g, cfg %g; best vs worst of each prompt; "
+        fr_run_info(r, "pairs from the reference's rollouts: %s, %lld steps, noise %g, cfg %g; %s; "
                     "reference update every %lld steps",
                     fr_sampler_name(ro->smp.sampler), (long long)ro->smp.num_steps, (double)ro->smp.noise_level,
-                    (double)ro->smp.cfg, (long long)t->o.ref_update_step);
+                    (double)ro->smp.cfg,
+                    t->o.vote ? "consecutive pairs by the scorers' majority vote, ties dropped" : "best vs worst of each prompt",
+                    (long long)t->o.ref_update_step);
     if (t->o.flow)
         fr_run_info(r, "beta %g; %lld draws per batch: u = sigmoid(N(0,1)), sigma of the shift-3 1000-step grid, shared "
                     "noise per pair", t->o.beta_dpo, (long long)t->K);

@@ -18,6 +18,16 @@ static const fr_opt k_rows_flow[] = {
     FR_OPT_I64(O, ref_update_step, "ref_update_step", "10000000", 1, 1e12,
                "copy the learner into the reference every N optimiser steps (40: online DPO; 1e7: offline)", 0),
 };
+static const fr_opt k_rows_balanced[] = {
+    FR_OPT_STR(O, scorers, "scorers", "",
+               "the vote's scorers, comma-separated: the task's reward names, 'reward' (the run's); empty: the run's "
+               "reward and the task's other rewards", 0),
+    FR_OPT_F64(O, beta_dpo, "beta_dpo", "100", 0, 1e9, "beta of the DPO sigmoid (Flow-DPO's)", 0),
+    FR_OPT_I64(O, num_train_timesteps, "num_train_timesteps", "0", 0, 100000,
+               "(time, noise) draws accumulated per batch; 0: int(0.99 * num_steps)", 0),
+    FR_OPT_I64(O, ref_update_step, "ref_update_step", "10000000", 1, 1e12,
+               "copy the learner into the reference every N optimiser steps (the paper's dynamic reference; 1e7: off)", 0),
+};
 #undef O
 
 /* Both: 8 prompts x 8 samples per epoch in one batch, 10 sampler steps (the sampler only
@@ -60,10 +70,20 @@ static void defaults_flow(fr_run_opts *ro, void *ao)
     ro->opt.weight_decay = 1e-4;
 }
 
+/* BalancedDPO: Flow-DPO's online setting [flowrl choice], pairs by the scorers' vote. */
+static void defaults_balanced(fr_run_opts *ro, void *ao)
+{
+    defaults_flow(ro, ao);
+    ((fr_dpo_opts *)ao)->vote = 1;
+}
+
 static fr_status check(const fr_run_opts *ro, const void *ao)
 {
     const fr_dpo_opts *o = ao;
-    const char *name = o->flow ? "flow-dpo" : "diffusion-dpo";
+    const char *name = o->vote ? "balanced-dpo" : o->flow ? "flow-dpo" : "diffusion-dpo";
+    if (o->vote && (ro->c.group < 2 || ro->c.group % 2 != 0))
+        return fr_fail(FR_ERR_ARG, "train: balanced-dpo: --group %lld, expected an even count >= 2 (consecutive samples "
+                                   "form the voted pairs)", (long long)ro->c.group);
     if (!o->flow && !o->prefs[0])
         return fr_fail(FR_ERR_ARG, "train: diffusion-dpo: --prefs FILE is required (pairs of the task: flowrl prefs make "
                                    "--ckpt BASE --pairs N --out FILE)");
@@ -79,15 +99,15 @@ static fr_status check(const fr_run_opts *ro, const void *ao)
                            name, (long long)n, (long long)(n / 2), (long long)ro->c.num_batches);
     } else {
         if (ro->c.group < 2)
-            return fr_fail(FR_ERR_ARG, "train: flow-dpo: --group %lld, expected >= 2 (best vs worst of each prompt)",
+            return fr_fail(FR_ERR_ARG, "train: %s: --group %lld, expected >= 2 (best vs worst of each prompt)", name,
                            (long long)ro->c.group);
         if (ro->smp.sampler == FR_SAMPLER_DDIM || ro->smp.sampler == FR_SAMPLER_DPM)
-            return fr_fail(FR_ERR_ARG, "train: flow-dpo: --sampler %s is a diffusion (epsilon) sampler; Flow-DPO trains "
-                                       "flow models", fr_sampler_name(ro->smp.sampler));
+            return fr_fail(FR_ERR_ARG, "train: %s: --sampler %s is a diffusion (epsilon) sampler; it trains flow models",
+                           name, fr_sampler_name(ro->smp.sampler));
     }
     if (o->flow && fr_dpo_draws(ro, o) < 1)
-        return fr_fail(FR_ERR_ARG, "train: flow-dpo: --num-train-timesteps 0 gives int(0.99 * --num-steps %lld) = 0 draws; "
-                                   "set --num-train-timesteps", (long long)ro->smp.num_steps);
+        return fr_fail(FR_ERR_ARG, "train: %s: --num-train-timesteps 0 gives int(0.99 * --num-steps %lld) = 0 draws; "
+                                   "set --num-train-timesteps", name, (long long)ro->smp.num_steps);
     return FR_OK;
 }
 
@@ -180,4 +200,39 @@ const fr_algo fr_algo_flow_dpo = {
     .free = fr_dpo_algo_free,
     .tiny = tiny_flow,
     .prefs = FR_ALGO_PREFS_OPTIONAL,
+};
+
+static void tiny_balanced(fr_run_opts *ro, void *ao)
+{
+    tiny_flow(ro, ao);
+    ro->c.group = 4;
+}
+
+static const char *const k_progress_balanced[] = {"loss", "implicit_acc", "kept", NULL};
+
+const fr_algo fr_algo_balanced_dpo = {
+    .name = "balanced-dpo",
+    .summary = "BalancedDPO: Flow-DPO on pairs labelled by the majority vote of several scorers (the task's rewards)",
+    .doc = "docs/algorithms/balanced-dpo.md",
+    .help = "BalancedDPO (arXiv 2503.12575; no public code in reach: the method is [paper/secondary], its rules are\n"
+            "[flowrl choice]): per epoch P prompts x G samples of the reference (Flow-DPO's online setting); each\n"
+            "consecutive pair of a prompt's samples is labelled by the hard majority vote of K scorers (--scorers:\n"
+            "the run's reward and the task's other rewards by default), y = sign(sum_k sign(r_k(a) - r_k(b))), ties dropped; Flow-DPO's loss on the\n"
+            "kept pairs; --ref-update-step N copies the learner into the reference (the paper's dynamic\n"
+            "reference, whose interval and rule are [unverified]; off by default). With one scorer it is Flow-DPO\n"
+            "on that scorer's labels.",
+    .rows = k_rows_balanced,
+    .n_rows = (int)(sizeof k_rows_balanced / sizeof k_rows_balanced[0]),
+    .opts_size = sizeof(fr_dpo_opts),
+    .defaults = defaults_balanced,
+    .check = check,
+    .needs_ref = needs_ref,
+    .setup = fr_dpo_algo_setup,
+    .header = fr_dpo_algo_header,
+    .epoch = fr_dpo_algo_epoch,
+    .save = fr_dpo_algo_save,
+    .load = fr_dpo_algo_load,
+    .progress_keys = k_progress_balanced,
+    .free = fr_dpo_algo_free,
+    .tiny = tiny_balanced,
 };

@@ -87,4 +87,19 @@ fr_status fr_pair_dpo_rows(fr_backend *be, int64_t n, int64_t D, double beta, fr
 fr_status fr_pair_dpo_label(int64_t N, const int *pid, const float *reward, int64_t *w, int64_t *l, float *label,
                             int64_t *n_pairs);
 
+/* BalancedDPO's label (spec/more.md §5, docs/algorithms/balanced-dpo.md §1; the vote rule is a
+ * [flowrl choice], the paper's is [unverified]): for K scorers with scores score[k·N + i] of
+ * samples i < N, the hard majority vote of samples a and b,
+ *   y = sign(Σ_k sign(score_k(a) − score_k(b)))   (scores compared in float64)
+ * +1: a is preferred, −1: b, 0: a tie (the pair is dropped). */
+int fr_pair_dpo_vote(int K, int64_t N, const float *score, int64_t a, int64_t b);
+
+/* BalancedDPO's pairs of N samples in groups of G (G even; rows g·G .. g·G + G − 1 one prompt):
+ * samples (g·G + 2j, g·G + 2j + 1), j < G/2, labelled by fr_pair_dpo_vote; ties dropped. w, l (up
+ * to N/2) receive the preferred / rejected indices, label (N,) may receive +1 / −1 / 0, agree (K,)
+ * may receive per scorer the share of kept pairs whose own sign agrees with the vote (NaN when no
+ * pair is kept); *n_pairs the count. FR_ERR_ARG for K < 1, G < 2 or odd, N not a multiple of G. */
+fr_status fr_pair_dpo_vote_pairs(int K, int64_t N, int64_t G, const float *score, int64_t *w, int64_t *l, float *label,
+                                 double *agree, int64_t *n_pairs);
+
 #endif

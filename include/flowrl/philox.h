@@ -88,7 +88,12 @@ typedef enum {
     FR_RNG_CTL_SHUFFLE = 71,   /* the minibatch order of (epoch, update epoch) */
     FR_RNG_CTL_BC = 72,        /* behaviour cloning's order, times and noise */
     /* reward gradients through the sampler (docs/algorithms/draft.md; issue 21's branch rgrad, 90-94) */
-    FR_RNG_RGRAD_CUT = 90      /* AlignProp's cut step / ReFL's gradient step of (epoch, 0, 0) */
+    FR_RNG_RGRAD_CUT = 90,     /* AlignProp's cut step / ReFL's gradient step of (epoch, 0, 0) */
+    /* issue 21's preference variants (branch prefmore: 95-99; reward gradients: 90-94) */
+    FR_RNG_RWR_TIME = 95,      /* Flow-RWR: the training time of each (epoch, sample, draw) (flowrl/rwr.h) */
+    FR_RNG_RWR_NOISE = 96,     /* Flow-RWR: the noise epsilon of each (epoch, sample, draw) */
+    FR_RNG_DDO_TIME = 97,      /* DDO: the training time of each (epoch, row id) (core/algo/ddo.c) */
+    FR_RNG_DDO_NOISE = 98      /* DDO: the noise epsilon of each (epoch, row id), shared by policy and reference */
 } fr_rng_purpose;
 
 typedef struct {

@@ -1,7 +1,8 @@
 /* Losses on per-row denoising errors of a policy and a frozen reference, the shared plumbing:
  * row errors in, per-row coefficients out, the gradient back. Written once for the pair-DPO
- * losses (flowrl/pair_dpo.h: Diffusion-DPO, Flow-DPO) and Diffusion-DRO's hinge (flowrl/dro.h);
- * each loss keeps its own arithmetic in a callback.
+ * losses (flowrl/pair_dpo.h: Diffusion-DPO, Flow-DPO), Diffusion-DRO's hinge (flowrl/dro.h) and
+ * Flow-RWR's weighted regression (flowrl/rwr.h, no reference); each loss keeps its own arithmetic
+ * in a callback.
  *
  * Over R rows of D values, for m ∈ {θ, ref}:
  *   e_m[r]      = mean_D (out_m[r] − target[r])²        float64 (the row_msd_f64 entry: 8 lanes)
@@ -29,14 +30,16 @@ typedef fr_status (*fr_row_err_fn)(void *ctx, int64_t R, int64_t D,
                                    float *scale);       // (R,) or NULL
 
 /* e and e_ref (host, each R doubles) receive the errors, then fn runs (scale NULL when grad is
- * NULL), then grad (R, D) receives dL/dout. R >= 1, D >= 1: the callers check their shapes. */
+ * NULL), then grad (R, D) receives dL/dout. out_ref may be NULL (a loss without a reference):
+ * then e_ref is neither read nor written and may be NULL, and fn gets e_ref NULL. R >= 1, D >= 1:
+ * the callers check their shapes. */
 fr_status fr_row_err_loss(fr_backend *be, int64_t R, int64_t D,
                           const float *out,     // (R, D) policy output
-                          const float *out_ref, // (R, D) reference output
+                          const float *out_ref, // (R, D) reference output, or NULL
                           const float *target,  // (R, D) ε, ε − x0 or the buffer's ε̂
                           fr_row_err_fn fn, void *ctx,
                           float *grad,          // (R, D) or NULL
                           double *e,            // (R,) host
-                          double *e_ref);       // (R,) host
+                          double *e_ref);       // (R,) host, or NULL without out_ref
 
 #endif
