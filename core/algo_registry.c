@@ -24,6 +24,7 @@ extern const fr_algo fr_algo_dro;
 extern const fr_algo fr_algo_gfn_tb, fr_algo_gfn_db, fr_algo_gfn_subtb, fr_algo_gfn_zvar, fr_algo_gfn_fm, fr_algo_gfn_mdb,
     fr_algo_gfn_rtb;
 extern const fr_algo fr_algo_gfn_diffusion;
+extern const fr_algo fr_algo_gfn_box;
 extern const fr_algo fr_algo_ppo_gaussian;
 
 static const fr_algo *const k_algos[] = {
@@ -52,6 +53,7 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_gfn_mdb,
     &fr_algo_gfn_rtb,
     &fr_algo_gfn_diffusion,
+    &fr_algo_gfn_box,
     &fr_algo_ppo_gaussian,
     NULL,
 };

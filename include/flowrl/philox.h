@@ -80,7 +80,11 @@ typedef enum {
      * from the energy targets' 60-63 (branch gfndiff) */
     FR_RNG_CTL_ACTION = 70,    /* a policy's action noise of (epoch, environment, step) */
     FR_RNG_CTL_SHUFFLE = 71,   /* the minibatch order of (epoch, update epoch) */
-    FR_RNG_CTL_BC = 72         /* behaviour cloning's order, times and noise */
+    FR_RNG_CTL_BC = 72,        /* behaviour cloning's order, times and noise */
+    /* the Box environment and its GFlowNet (flowrl/gfn_box.h; issue 13's branch gfnbox: 85-89) */
+    FR_RNG_BOX_ACTION = 85,    /* a training trajectory's draws of (iteration, trajectory, step) */
+    FR_RNG_BOX_EVAL = 86,      /* the evaluation's trajectories (0, trajectory, step) */
+    FR_RNG_BOX_TARGET = 87     /* the target's rejection samples (sample, try, 0) */
 } fr_rng_purpose;
 
 typedef struct {
