@@ -298,6 +298,14 @@ ALGO ?= flow-grpo
 demo: all
 	BUILD=$(BUILD) ALGO=$(ALGO) tools/demo.sh
 
+# GFlowNets on HyperGrid 2D H8: the exact L1 of each loss falling, with its plot (tools/demo_gfn.sh;
+# about 2 minutes on 2 cores). build/plot_curves writes it through the project's SVG writer.
+.PHONY: demo-gfn
+demo-gfn: all $(BUILD)/plot_curves
+	BUILD=$(BUILD) tools/demo_gfn.sh
+$(BUILD)/plot_curves: tools/plot_curves.c $(LIB_A)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
+
 # The GPU check's bundle (tools/gpu_bundle.sh; DEVELOPERS.md "The GPU check"): flowrl and the
 # device checks built in build-bundle/ without OpenBLAS/oneDNN, the libraries a bare GPU machine
 # lacks, the golden set and tools/gpu_check.sh, in gpu-bundle/ (<= 64 MiB).
