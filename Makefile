@@ -280,6 +280,10 @@ bench-prefs: all
 bench-gfn: all $(PYENV)/torchgfn
 	BUILD=$(BUILD) PYENV=$(PYENV) python3 bench/bench_gfn.py
 
+.PHONY: bench-gfn-box
+bench-gfn-box: all
+	BUILD=$(BUILD) python3 bench/bench_gfn_box.py
+
 .PHONY: bench-gfn-diffusion
 bench-gfn-diffusion: all
 	BUILD=$(BUILD) python3 bench/bench_gfn_diffusion.py
