@@ -284,6 +284,9 @@ bench-gfn: all $(PYENV)/torchgfn
 .PHONY: bench-gfn-ext
 bench-gfn-ext: all
 	BUILD=$(BUILD) python3 bench/bench_gfn_ext.py
+.PHONY: bench-gfn-box
+bench-gfn-box: all
+	BUILD=$(BUILD) python3 bench/bench_gfn_box.py
 
 .PHONY: bench-gfn-diffusion
 bench-gfn-diffusion: all
@@ -306,6 +309,14 @@ bench-mpi: all
 ALGO ?= flow-grpo
 demo: all
 	BUILD=$(BUILD) ALGO=$(ALGO) tools/demo.sh
+
+# GFlowNets on HyperGrid 2D H8: the exact L1 of each loss falling, with its plot (tools/demo_gfn.sh;
+# about 2 minutes on 2 cores). build/plot_curves writes it through the project's SVG writer.
+.PHONY: demo-gfn
+demo-gfn: all $(BUILD)/plot_curves
+	BUILD=$(BUILD) tools/demo_gfn.sh
+$(BUILD)/plot_curves: tools/plot_curves.c $(LIB_A)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
 
 # The GPU check's bundle (tools/gpu_bundle.sh; DEVELOPERS.md "The GPU check"): flowrl and the
 # device checks built in build-bundle/ without OpenBLAS/oneDNN, the libraries a bare GPU machine

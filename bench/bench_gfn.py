@@ -17,7 +17,9 @@ weighting, TB with the cosh and Linex(1) regressions, TB and DB with torchgfn tr
 replay buffer of 2048, and RTB against the seed's initial network as the prior (beta 1: its exact
 L1 is to p_prior_T(x) R(x) / Z, not to R/Z). The sampled JSD (spec gflownets.md §5.1) beside the sampled L1.
 
-    python3 bench/bench_gfn.py [--seeds 1,2,3] [--iterations 250] [--jobs 2] [--losses tb,db,...]
+    python3 bench/bench_gfn.py [--seeds 1,2,3] [--iterations 250] [--jobs 2] [--losses tb,db,...] [--keep]
+
+--keep keeps the section's rows of the losses not in --losses (its text names the run they came from).
 """
 import argparse
 import concurrent.futures as cf
@@ -132,7 +134,20 @@ def main():
     ap.add_argument("--iterations", type=int, default=250)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--losses", default=",".join(ROWS))
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the section's rows of the losses not run (marked as from its previous run)")
     a = ap.parse_args()
+    kept, kept_from = {}, ""
+    if a.keep:  # the current section's rows by label, and the line that says when they were measured
+        cur = open("BENCHMARKS.md").read()
+        m = re.search(r"^<!-- bench_gfn begin.*?^<!-- bench_gfn end -->", cur, flags=re.S | re.M)
+        sec = m.group(0) if m else ""
+        for l in sec.splitlines():
+            if l.startswith("| gfn-"):
+                kept[l.split("|")[1].strip()] = l
+        mm = re.search(r"^Measured (.*?) by `(.*?)` .*? at (\S+) on", sec, flags=re.M)
+        kept_from = f"{mm.group(1)}, `{mm.group(2)}` at {mm.group(3)}" if mm else "an earlier run"
+        kept_from = kept_from.replace("(earlier run)", "")
     seeds = [int(s) for s in a.seeds.split(",")]
     losses = a.losses.split(",")
     t_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -144,7 +159,15 @@ def main():
             "is at the bar | sampled L1, 200k (mean) | sampled JSD, 200k (mean) | log Z error (mean) | modes found | "
             "s per run (1 thread) |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for loss in losses:
+    order = list(ROWS) if a.keep else losses
+    kept_labels = []
+    for loss in order:
+        label = " ".join([ROWS[loss][0]] + [str(x) for x in ROWS[loss][1]])
+        if loss not in losses:
+            if label in kept:
+                rows.append(kept[label])
+                kept_labels.append(label)
+            continue
         rs = [r for r in res if r["loss"] == loss]
         finals = [r["curve"][-1]["l1"] for r in rs]
         bar = BAR[loss]
@@ -170,6 +193,8 @@ def main():
     torchgfn, torchgfn_note = torchgfn_row(seeds, a.iterations, a.jobs)
     rows.append(torchgfn)
     cmd = "python3 bench/bench_gfn.py " + " ".join(sys.argv[1:])
+    kept_note = (f" The rows of {', '.join(kept_labels)} are kept from the section's previous run ({kept_from}; "
+                 "`--keep`): this run measured the others." if kept_labels else "")
     text = "\n".join([
         "<!-- bench_gfn begin (written by bench/bench_gfn.py; do not edit by hand) -->",
         "## GFlowNets on HyperGrid 2D H8 (issue 13)", "",
@@ -182,7 +207,7 @@ def main():
         f"epsilon 0, by dynamic programming over the DAG (docs/algorithms/gfn.md §5.1), every {EVAL_EVERY} "
         "iterations. The issue's bar: <= 0.02 for TB and SubTB (every weighting and option), <= 0.05 for the others, on 3 "
         "seeds. gfn-rtb's prior is the seed's initial network (no --prior) and its target p_prior_T(x) R(x)^beta / Z "
-        "(beta 1), so its L1 and log Z error are against that target.", "",
+        "(beta 1), so its L1 and log Z error are against that target." + kept_note, "",
         *rows, "",
         "Sampled L1 and JSD: torchgfn validate's metrics (L1 = sum_x |p^ - p|, current torchgfn's sum; JSD in nats), the histogram of 200,000 fresh trajectories of the final policy "
         "(epsilon 0, Philox purpose gfn_eval) against R/Z, from a second run of the same bits (its parameter digest "

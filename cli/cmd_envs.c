@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "flowrl/env.h"
 #include "flowrl/env_ctl.h"
+#include "flowrl/gfn_box.h"
 
 static void usage(void)
 {
@@ -70,6 +71,9 @@ static void env_text(const fr_env_class *c, const void *st, const fr_env *e)
     else if (e->energy) /* an energy target: a density on R^D */
         printf("%s (%s) %s\n  %s; at the defaults %s: %d dimensions, log Z %.6f\n", c->name, c->kind, c->summary,
                c->doc, e->desc, e->state_dim, e->energy->log_z(e));
+    else if (fr_box_of(e)) /* continuous states in [0, 1]^2 */
+        printf("%s (%s) %s\n  %s; at the defaults %s: states in [0, 1]^2, at most %d actions, log Z %.6f\n", c->name,
+               c->kind, c->summary, c->doc, e->desc, e->max_steps, fr_box_log_z(fr_box_of(e)));
     else if (e->ctl)
         printf("%s (%s) %s\n  %s; at the defaults %s: observations %d, actions %d (continuous), episodes of at most %d "
                "steps\n", c->name, c->kind, c->summary, c->doc, e->desc, e->obs_dim, e->action_dim, e->max_steps);

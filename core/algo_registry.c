@@ -27,6 +27,7 @@ extern const fr_algo fr_algo_balanced_dpo;
 extern const fr_algo fr_algo_gfn_tb, fr_algo_gfn_db, fr_algo_gfn_subtb, fr_algo_gfn_zvar, fr_algo_gfn_fm, fr_algo_gfn_mdb,
     fr_algo_gfn_rtb, fr_algo_gfn_op;
 extern const fr_algo fr_algo_gfn_diffusion;
+extern const fr_algo fr_algo_gfn_box;
 extern const fr_algo fr_algo_ppo_gaussian;
 extern const fr_algo fr_algo_draft, fr_algo_alignprop, fr_algo_refl;
 
@@ -63,6 +64,7 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_gfn_rtb,
     &fr_algo_gfn_op,
     &fr_algo_gfn_diffusion,
+    &fr_algo_gfn_box,
     &fr_algo_ppo_gaussian,
     NULL,
 };

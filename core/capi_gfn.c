@@ -10,6 +10,7 @@
 #include "core/capi_internal.h"
 #include "flowrl/env.h"
 #include "flowrl/gfn.h"
+#include "flowrl/gfn_box.h"
 #include "flowrl/opts.h"
 
 struct flowrl_env {
@@ -254,10 +255,68 @@ static fr_status traj_loss(fr_gfn_loss_kind kind, const fr_st_file *in, fr_st_fi
     return FR_OK;
 }
 
+/* kind "box": the Box policy's log-probabilities, their gradients and the reward (flowrl/gfn_box.h;
+ * capi.h). */
+static fr_status box_log_probs(const fr_st_file *in, fr_st_file *out)
+{
+    fr_box_opts bo = {0.25, 0.1, 0.5, 2.0, 1e-10};
+    double k0, k;
+    fr_box_policy pol = {4, 2, 0.1, 5.1};
+    FR_TRY(scalar(in, "delta", bo.delta, &bo.delta));
+    FR_TRY(scalar(in, "r0", bo.r0, &bo.r0));
+    FR_TRY(scalar(in, "r1", bo.r1, &bo.r1));
+    FR_TRY(scalar(in, "r2", bo.r2, &bo.r2));
+    FR_TRY(scalar(in, "epsilon", bo.epsilon, &bo.epsilon));
+    FR_TRY(scalar(in, "k0", pol.K0, &k0));
+    FR_TRY(scalar(in, "k", pol.K, &k));
+    FR_TRY(scalar(in, "cmin", pol.cmin, &pol.cmin));
+    FR_TRY(scalar(in, "cmax", pol.cmax, &pol.cmax));
+    pol.K0 = (int)k0;
+    pol.K = (int)k;
+    if (pol.K0 < 1 || pol.K0 > 64 || pol.K < 1 || pol.K > 64 || !(bo.delta > 0.0 && bo.delta <= 1.0))
+        return fr_fail(FR_ERR_ARG, "flowrl_gfn_loss: box: k0 %d, k %d (1..64), delta %g (0, 1]", pol.K0, pol.K, bo.delta);
+    const fr_tensor *st, *ac, *ex, *pf, *pb;
+    int64_t any2[2] = {-1, 2};
+    FR_TRY(arg(in, "states", FR_F64, 2, any2, 0, &st));
+    const int64_t N = st->shape[0], n2[2] = {N, 2}, n1[1] = {N}, W = 5 * pol.K0 > 1 + 3 * pol.K ? 5 * pol.K0 : 1 + 3 * pol.K;
+    const int64_t nw[2] = {N, W}, nb[2] = {N, 3 * pol.K};
+    FR_TRY(arg(in, "actions", FR_F64, 2, n2, 0, &ac));
+    FR_TRY(arg(in, "is_exit", FR_I32, 1, n1, 0, &ex));
+    FR_TRY(arg(in, "pf_out", FR_F64, 2, nw, 0, &pf));
+    FR_TRY(arg(in, "pb_out", FR_F64, 2, nb, 1, &pb));
+    double *lpf, *lpb, *rew, *gpf, *gpb;
+    FR_TRY(put(out, "logpf", FR_F64, 1, n1, (void **)&lpf));
+    FR_TRY(put(out, "logpb", FR_F64, 1, n1, (void **)&lpb));
+    FR_TRY(put(out, "reward", FR_F64, 1, n1, (void **)&rew));
+    FR_TRY(put(out, "grad_pf_out", FR_F64, 2, nw, (void **)&gpf));
+    FR_TRY(put(out, "grad_pb_out", FR_F64, 2, nb, (void **)&gpb));
+    for (int64_t n = 0; n < N; n++) {
+        const double *s = (const double *)st->data + 2 * n, *a = (const double *)ac->data + 2 * n;
+        const int is_exit = ((const int32_t *)ex->data)[n] != 0;
+        FR_TRY(fr_box_log_pf(&bo, &pol, s, a, is_exit, (const double *)pf->data + n * W, 1.0, gpf + n * W, &lpf[n]));
+        rew[n] = (double)fr_box_reward(&bo, s);
+        lpb[n] = NAN; /* P_B(s | s + a) of a step */
+        if (is_exit) continue;
+        const double sn[2] = {s[0] + a[0], s[1] + a[1]};
+        FR_TRY(fr_box_log_pb(&bo, &pol, sn, a, pb ? (const double *)pb->data + n * 3 * pol.K : NULL, 1.0,
+                             gpb + n * 3 * pol.K, &lpb[n]));
+    }
+    return FR_OK;
+}
+
 int flowrl_gfn_loss(const char *kind, const flowrl_tensors *in, flowrl_tensors **out)
 {
     if (!kind || !in || !out) return fr_fail(FR_ERR_ARG, "flowrl_gfn_loss: NULL argument");
     *out = NULL;
+    if (strcmp(kind, "box") == 0) {
+        FR_TRY(flowrl_tensors_new(out));
+        fr_status s = box_log_probs(&in->f, &(*out)->f);
+        if (s != FR_OK) {
+            flowrl_tensors_free(*out);
+            *out = NULL;
+        }
+        return s;
+    }
     int k = 0;
     const char *name;
     while ((name = fr_gfn_loss_name((fr_gfn_loss_kind)k)) && strcmp(name, kind) != 0) k++;

@@ -1,4 +1,4 @@
-/* A 2-objective HyperGrid for multi-objective GFlowNets (docs/envs.md §8; spec gflownets.md §11):
+/* A 2-objective HyperGrid for multi-objective GFlowNets (docs/envs.md §9; spec gflownets.md §11):
  * torchgfn's HyperGrid dynamics in D = 2 (states {0..H-1}², increment or exit, exit always
  * allowed; core/env_hypergrid.c) with the two objectives of the Branin–Currin grid of
  * yhangchen/OP-GFN@369e9108 multi/grid_cond_gfn.py (after Jain et al., ICML 2023, §6.1): at

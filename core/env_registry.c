@@ -6,10 +6,12 @@
 
 #include "flowrl/env.h"
 #include "flowrl/env_ctl.h"
+#include "flowrl/gfn_box.h"
 
 static const fr_env_class *const k_envs[] = {
     &fr_env_hypergrid,
     &fr_env_mo_hypergrid, /* 2 objectives (core/env_mo_hypergrid.c) */
+    &fr_env_box, /* continuous GFlowNet (flowrl/gfn_box.h) */
     &fr_env_gmm25, /* energy targets (core/env_energy.c) */
     &fr_env_funnel,
     &fr_env_manywell,

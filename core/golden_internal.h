@@ -137,5 +137,7 @@ extern const fr_golden_case fr_golden_cases_rgrad[];
 extern const size_t fr_golden_n_rgrad;
 extern const fr_golden_case fr_golden_cases_prefmore[]; /* issue 21: Flow-RWR, ... (core/golden_prefmore.c) */
 extern const size_t fr_golden_n_prefmore;
+extern const fr_golden_case fr_golden_cases_gfn_box[];
+extern const size_t fr_golden_n_gfn_box;
 
 #endif

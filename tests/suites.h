@@ -66,6 +66,7 @@
     X(spo)                                                                                 \
     X(gfn)                                                                                 \
     X(gfn_diffusion)                                                                       \
+    X(gfn_box)                                                                             \
     X(env_ctl)                                                                             \
     X(ctl)                                                                                 \
     X(gfn_losses)                                                                          \

@@ -232,6 +232,12 @@ int flowrl_env_target(const flowrl_env *e, double *p, double *log_z, int64_t *n_
  *      out.grad_log_z (scalar);
  * kind "fm": in.n_in, in.n_out (M,) int32, in.fin, in.fout (flat), in.fexit, in.logr (K,),
  *   in.alpha (scalar; default 1) -> out.loss, out.grad_fin, out.grad_fout, out.grad_fexit.
+ * kind "box" (the Box policy, flowrl/gfn_box.h): in.states, in.actions (N, 2), in.is_exit (N,)
+ *   int32, in.pf_out (N, max(5 k0, 1 + 3 k)) the raw P_F outputs at each state, in.pb_out (N, 3 k)
+ *   the raw P_B outputs at state + action (absent: uniform P_B), scalars in.delta, in.r0, in.r1,
+ *   in.r2, in.epsilon, in.k0, in.k, in.cmin, in.cmax (defaults 0.25, 0.1, 0.5, 2, 1e-10, 4, 2, 0.1,
+ *   5.1) -> out.logpf (N,), out.logpb (N,) (NAN for an exit), out.reward (N,) R(state),
+ *   out.grad_pf_out, out.grad_pb_out.
  * A new input of a later loss is a new name, so this signature stays. */
 int flowrl_gfn_loss(const char *kind, const flowrl_tensors *in, flowrl_tensors **out);
 

@@ -80,7 +80,7 @@ typedef struct {
     void (*state_at)(const struct fr_env *e, int64_t i, int32_t *s);
     /* 1 if s is a mode (the environment's definition; HyperGrid: R >= R0 + R1 + R2), else 0. */
     int (*is_mode)(const struct fr_env *e, const int32_t *s);
-    /* A multi-objective environment (n_objectives > 1; docs/envs.md §8): the objectives
+    /* A multi-objective environment (n_objectives > 1; docs/envs.md §9): the objectives
      * R_i(x) > 0 of a terminating state x into r (n_objectives,), float64. NULL otherwise. */
     void (*objectives)(const struct fr_env *e, const int32_t *x, double *r);
 } fr_env_gfn_ops;
@@ -182,7 +182,7 @@ typedef struct {
 } fr_manywell_opts;
 extern const fr_env_class fr_env_gmm25, fr_env_funnel, fr_env_manywell;
 
-/* ---- the 2-objective HyperGrid (core/env_mo_hypergrid.c; docs/envs.md §8) ----------------- */
+/* ---- the 2-objective HyperGrid (core/env_mo_hypergrid.c; docs/envs.md §9) ----------------- */
 extern const fr_env_class fr_env_mo_hypergrid;
 /* Branin and Currin (normalised, to maximise) at cell s (2,) of a grid of height H into r (2,). */
 void fr_mo_hypergrid_objectives(int H, const int32_t *s, double *r);

@@ -93,7 +93,11 @@ typedef enum {
     FR_RNG_RWR_TIME = 95,      /* Flow-RWR: the training time of each (epoch, sample, draw) (flowrl/rwr.h) */
     FR_RNG_RWR_NOISE = 96,     /* Flow-RWR: the noise epsilon of each (epoch, sample, draw) */
     FR_RNG_DDO_TIME = 97,      /* DDO: the training time of each (epoch, row id) (core/algo/ddo.c) */
-    FR_RNG_DDO_NOISE = 98      /* DDO: the noise epsilon of each (epoch, row id), shared by policy and reference */
+    FR_RNG_DDO_NOISE = 98,     /* DDO: the noise epsilon of each (epoch, row id), shared by policy and reference */
+    /* the Box environment and its GFlowNet (flowrl/gfn_box.h; issue 13's branch gfnbox: 85-89) */
+    FR_RNG_BOX_ACTION = 85,    /* a training trajectory's draws of (iteration, trajectory, step) */
+    FR_RNG_BOX_EVAL = 86,      /* the evaluation's trajectories (0, trajectory, step) */
+    FR_RNG_BOX_TARGET = 87     /* the target's rejection samples (sample, try, 0) */
 } fr_rng_purpose;
 
 typedef struct {

@@ -78,7 +78,7 @@ def gfn_loss(kind, **inputs):
     """flowrl's GFlowNet loss `kind` ("tb", "db", "subtb", "zvar", "fm") on the named inputs of
     capi.h's flowrl_gfn_loss (len, logpf, logpb, logf, logr, log_z, lambda; FM: n_in, fin, n_out,
     fout, fexit, logr, alpha): {loss, resid, grad_logpf, ...} as NumPy arrays (float64)."""
-    ints = {"len", "n_in", "n_out"}
+    ints = {"len", "n_in", "n_out", "is_exit"}
     arrays = {"in." + k: to_numpy(v, np.int32 if k in ints else np.float64, k) for k, v in inputs.items()}
     t = TensorSet.from_dict(arrays)
     h = ctypes.c_void_p()
