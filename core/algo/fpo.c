@@ -28,10 +28,10 @@
 #include <string.h>
 
 #include "flowrl/algo.h"
-#include "flowrl/awm_elem.h"
 #include "flowrl/ctl.h"
 #include "flowrl/ctl_bc.h"
 #include "flowrl/digest.h"
+#include "flowrl/fpo.h"
 #include "flowrl/philox.h"
 
 static const char *const k_modes[] = {"u", "u_but_supervise_as_eps", NULL};
@@ -101,9 +101,10 @@ typedef struct {
     float *p_obs, *p_act, *p_eps; /* (cap, O), (cap, A), (cap, A) */
     double *p_tau, *l_new, *gl;   /* (cap,) */
     float *vout, *dv, *rec, *mb_obs, *mb_x; /* (vrows,), (M,), (T·N·S·A), (M, O), (M, A) */
-    double *lo_mb, *lp_new, *lp_old, *g_pg, *adv_raw; /* (M·S,) */
-    double *adv_n; /* (M,) */
-    float *ratio; /* (M·S,) */
+    double *lo_mb, *ratio_d; /* (M·S,) */
+    double *adv_raw;         /* (M,) */
+    double *work;            /* (4·M·S + M,) fr_fpo_surrogate's */
+    float *ratio;            /* (M·S,) */
     int64_t *perm; /* (T·N,) */
     uint32_t epoch;
     int discretize;        /* τ on the Euler grid */
@@ -146,7 +147,7 @@ static void fpo_free(void *p)
     fr_ctl_reward_scaler_free(&s->scaler);
     fr_ctl_block_free(&s->blk);
     void *h[] = {s->x0, s->eps, s->tau, s->l_old, s->p_obs, s->p_act, s->p_eps, s->p_tau, s->l_new, s->gl, s->vout, s->dv,
-                 s->rec, s->mb_obs, s->mb_x, s->lo_mb, s->lp_new, s->lp_old, s->g_pg, s->adv_raw, s->adv_n, s->ratio, s->perm};
+                 s->rec, s->mb_obs, s->mb_x, s->lo_mb, s->ratio_d, s->adv_raw, s->work, s->ratio, s->perm};
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
     free(s);
 }
@@ -276,9 +277,8 @@ static fr_status fpo_setup(fr_run *r, void **out)
              FR_ALLOC(s->l_old, TN * S) && FR_ALLOC(s->p_obs, P * O) && FR_ALLOC(s->p_act, P * A) &&
              FR_ALLOC(s->p_eps, P * A) && FR_ALLOC(s->p_tau, P) && FR_ALLOC(s->l_new, P) && FR_ALLOC(s->gl, P) &&
              FR_ALLOC(s->vout, vrows) && FR_ALLOC(s->dv, M) && FR_ALLOC(s->rec, TN * S * A) &&
-             FR_ALLOC(s->mb_obs, M * O) && FR_ALLOC(s->mb_x, M * A) && FR_ALLOC(s->lo_mb, M * S) && FR_ALLOC(s->lp_new, M * S) &&
-             FR_ALLOC(s->lp_old, M * S) && FR_ALLOC(s->g_pg, M * S) && FR_ALLOC(s->adv_raw, M * S) &&
-             FR_ALLOC(s->adv_n, M) && FR_ALLOC(s->ratio, M * S) && FR_ALLOC(s->perm, TN);
+             FR_ALLOC(s->mb_obs, M * O) && FR_ALLOC(s->mb_x, M * A) && FR_ALLOC(s->lo_mb, M * S) && FR_ALLOC(s->ratio_d, M * S) &&
+             FR_ALLOC(s->adv_raw, M) && FR_ALLOC(s->work, 4 * M * S + M) && FR_ALLOC(s->ratio, M * S) && FR_ALLOC(s->perm, TN);
     return ok ? FR_OK : FR_ERR_NOMEM;
 }
 
@@ -336,41 +336,10 @@ static fr_status minibatch(fr_run *r, fpo_state *s, const int64_t *idx, int64_t 
         dl = d > dl || d != d ? d : dl;
     }
     *max_dl = dl;
-    fr_ctl_adv_normalize(M, s->adv_raw, s->adv_n);
-    if (a->average_before_exp) {
-        /* ρ̂ = exp(mean ℓ_old − mean ℓ_θ) = exp(logp_new − logp_old) with logp = −mean ℓ */
-        for (int64_t i = 0; i < M; i++) {
-            double mo = 0.0, mn = 0.0;
-            for (int64_t j = 0; j < S; j++) {
-                mo += s->lo_mb[i * S + j];
-                mn += s->l_new[i * S + j];
-            }
-            s->lp_old[i] = -(mo / (double)S);
-            s->lp_new[i] = -(mn / (double)S);
-        }
-        fr_ctl_ppo_clip(M, s->lp_new, s->lp_old, s->adv_n, a->clip, s->g_pg, st);
-        for (int64_t i = 0; i < M; i++) {
-            s->ratio[i] = (float)fr_awm_exp(s->lp_new[i] - s->lp_old[i]);
-            for (int64_t j = 0; j < S; j++) s->gl[i * S + j] = -s->g_pg[i] / (double)S;
-        }
-        *n_ratio = M;
-    } else {
-        /* ρ̂_j = exp(clip(ℓ_old,j − ℓ_θ,j, ±3)), each pair with its action's Â; jnp.clip passes the
-         * gradient inside, half of it at a bound (lax.max / lax.min split a tie), none outside */
-        for (int64_t k = 0; k < MS; k++) {
-            const double d = s->lo_mb[k] - s->l_new[k];
-            s->lp_new[k] = d < -3.0 ? -3.0 : d > 3.0 ? 3.0 : d;
-            s->gl[k] = fabs(d) < 3.0 ? -1.0 : fabs(d) == 3.0 ? -0.5 : 0.0; /* dρ-exponent/dℓ_θ */
-            s->lp_old[k] = 0.0;
-            s->adv_raw[k] = s->adv_n[k / S];
-        }
-        fr_ctl_ppo_clip(MS, s->lp_new, s->lp_old, s->adv_raw, a->clip, s->g_pg, st);
-        for (int64_t k = 0; k < MS; k++) {
-            s->ratio[k] = (float)fr_awm_exp(s->lp_new[k]);
-            s->gl[k] *= s->g_pg[k];
-        }
-        *n_ratio = MS;
-    }
+    const int64_t nr = fr_fpo_surrogate(M, S, s->lo_mb, s->l_new, s->adv_raw, a->clip, a->average_before_exp, s->work,
+                                        s->ratio_d, s->gl, st);
+    for (int64_t k = 0; k < nr; k++) s->ratio[k] = (float)s->ratio_d[k];
+    *n_ratio = nr;
     FR_TRY(fr_mlp_forward_host(&s->vf, M, s->mb_obs, s->vout));
     double vl = 0.0;
     for (int64_t i = 0; i < M; i++) {
