@@ -29,6 +29,7 @@ static const struct {
     {fr_golden_cases_rgrad, &fr_golden_n_rgrad},
     {fr_golden_cases_prefmore, &fr_golden_n_prefmore},
     {fr_golden_cases_gfn_box, &fr_golden_n_gfn_box},
+    {fr_golden_cases_fpo, &fr_golden_n_fpo},
 };
 #define N_FAMILIES (sizeof k_families / sizeof k_families[0])
 

@@ -69,6 +69,7 @@
     X(gfn_box)                                                                             \
     X(env_ctl)                                                                             \
     X(ctl)                                                                                 \
+    X(fpo)                                                                                 \
     X(gfn_losses)                                                                          \
     X(gfn_ext)                                                                             \
     X(torch)

@@ -94,10 +94,12 @@ START_TEST(test_opt_threads_equal_ref)
         char rr[64];
         fr_rt_opts r;
         fr_rt_opts_init(&r, a, rn(rr, sizeof rr, a, "ref"), 2);
-        if (a->on_env) { /* an environment algorithm at its defaults (torchgfn's batch 128, 256 x 2) with
-                          * networks 256 wide (Gaussian PPO's 64 do not split a gemm across threads) */
+        if (a->on_env) { /* an environment algorithm at its tiny configuration with networks 256 wide and
+                          * every op split across the threads (fr_opt_set_split_all); at the defaults, FPO's
+                          * 512 updates of 512 rows an epoch take minutes on ref */
             fr_opts bo;
             ck_assert_int_eq(fr_run_opts_defaults(&bo, &r.ro, a, r.ao), FR_OK);
+            if (a->tiny) a->tiny(&r.ro, r.ao);
             char *wide[] = {"train", "--hidden-dim", "256"};
             ck_assert_msg(fr_opts_parse(&bo, 3, wide, 1, NULL, 0, NULL, NULL) == FR_OK, "%s: %s", a->name, fr_last_error());
             snprintf(r.ro.run.out, sizeof r.ro.run.out, "%s/%s", fr_rt_dir, rr);
@@ -118,9 +120,11 @@ START_TEST(test_opt_threads_equal_ref)
             fr_rt_opts o = r;
             snprintf(o.ro.run.out, sizeof o.ro.run.out, "%s/%s", fr_rt_dir, run);
             fr_opt_set_threads(th);
+            fr_opt_set_split_all(a->on_env); /* tiny networks: every op split, so the workers do run */
             unsigned long before = fr_opt_worker_parts();
             fr_status s = fr_rt_run(&o, "opt", th, NULL, NULL);
             unsigned long ran = fr_opt_worker_parts() - before;
+            fr_opt_set_split_all(0);
             fr_opt_set_threads(0);
             ck_assert_msg(s == FR_OK, "%s opt %d threads: %s", a->name, th, fr_last_error());
             /* the promise is about threads: with 2 and 3, workers must have done part of the work */
@@ -402,7 +406,8 @@ static void env_device_copies(const fr_algo *a)
         fr_rt_opts_init(&o, a, rn(run, sizeof run, a, "devcopies"), 2);
         fr_env env;
         ck_assert_int_eq(fr_env_create(o.ro.env_class, o.ro.env_opts, &env), FR_OK);
-        const double I = env.obs_dim, O = 2.0 * (env.n_actions + env.action_dim) + 1.0;
+        /* a generative policy's row also carries its action-space state and a time embedding (<= 16) */
+        const double I = env.obs_dim + env.action_dim + 16.0, O = 2.0 * (env.n_actions + env.action_dim) + 1.0;
         fr_env_free(&env);
         fr_rt_metrics m = {k_env_copy_keys, {{0}}, 0};
         fr_run_cb cb = {fr_rt_metrics_record, NULL, NULL, &m, NULL};

@@ -87,6 +87,8 @@ typedef enum {
     FR_RNG_CTL_ACTION = 70,    /* a policy's action noise of (epoch, environment, step) */
     FR_RNG_CTL_SHUFFLE = 71,   /* the minibatch order of (epoch, update epoch) */
     FR_RNG_CTL_BC = 72,        /* behaviour cloning's order, times and noise */
+    FR_RNG_CTL_FPO = 76,       /* FPO's Monte-Carlo pairs of (epoch, row t·N + n, 0: ε / 1: τ) (73-75 left to the
+                                * branches beside it) */
     /* reward gradients through the sampler (docs/algorithms/draft.md; issue 21's branch rgrad, 90-94) */
     FR_RNG_RGRAD_CUT = 90,     /* AlignProp's cut step / ReFL's gradient step of (epoch, 0, 0) */
     /* issue 21's preference variants (branch prefmore: 95-99; reward gradients: 90-94) */
