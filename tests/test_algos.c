@@ -407,7 +407,10 @@ static void env_device_copies(const fr_algo *a)
         fr_env env;
         ck_assert_int_eq(fr_env_create(o.ro.env_class, o.ro.env_opts, &env), FR_OK);
         /* a generative policy's row also carries its action-space state and a time embedding (<= 16) */
-        const double I = env.obs_dim + env.action_dim + 16.0, O = 2.0 * (env.n_actions + env.action_dim) + 1.0;
+        /* outputs: logits (or means and log-stds) and a flow or value per row; a continuous GFlowNet's
+         * Beta-mixture head (the Box: 1 + 3K, K = 2 components) at most 4 per action dimension, + 1 */
+        const double I = env.obs_dim + env.action_dim + 16.0,
+                     O = env.n_actions ? 2.0 * (env.n_actions + env.action_dim) + 1.0 : 4.0 * env.action_dim + 1.0;
         fr_env_free(&env);
         fr_rt_metrics m = {k_env_copy_keys, {{0}}, 0};
         fr_run_cb cb = {fr_rt_metrics_record, NULL, NULL, &m, NULL};
