@@ -73,6 +73,17 @@ void fr_reinflow_chain_logp(int K, int64_t A, const float *x, const double *mu, 
     if (entropy) *entropy = h / norm;
 }
 
+void fr_reinflow_chain_grad(int K, int64_t A, const float *x, const double *mu, const double *log_sigma, double g_logp,
+                            double g_ent, double *dmu, double *dls)
+{
+    const double norm = (double)(K + 1) * (double)A;
+    for (int64_t j = 0; j < (int64_t)K * A; j++) {
+        const double iv = fr_awm_exp(-2.0 * log_sigma[j]), diff = (double)x[A + j] - mu[j];
+        dmu[j] = g_logp * diff * iv / norm;
+        dls[j] = (g_logp * (diff * diff * iv - 1.0) + g_ent) / norm;
+    }
+}
+
 double fr_reinflow_sigma_max(int64_t e, int64_t E, double sigma_min, double sigma_max, double hold, double decay)
 {
     if (e < 1) return sigma_max;
@@ -164,6 +175,7 @@ typedef struct {
     float *in_x, *in_obs, *in_nz; /* (R, A), (R, O), (R, 8 + O) */
     double *tt;                 /* (R,) */
     double *mu, *ls, *th;       /* (R, A) means, log σ, tanh h, row-major as (i, k, d) */
+    double *gmu, *gls;          /* (R, A) their gradients */
     uint8_t *inside;            /* (R, A) 1: the mean's clamp passed */
     float *hout, *dvel, *dh, *vout, *dv, *rec; /* (R, A) noise outputs, (R, A), (R, A), (cap,), (M,), (T·N,) */
     float *mb_obs;              /* (M, O) */
@@ -216,7 +228,7 @@ static void rf_free(void *p)
     fr_rms_free(&s->rms);
     fr_ctl_reward_scaler_free(&s->scaler);
     fr_ctl_block_free(&s->blk);
-    void *h[] = {s->chain, s->evch, s->in_x, s->in_obs, s->in_nz, s->tt, s->mu, s->ls, s->th, s->inside, s->hout, s->dvel, s->dh,
+    void *h[] = {s->chain, s->evch, s->in_x, s->in_obs, s->in_nz, s->tt, s->mu, s->ls, s->th, s->gmu, s->gls, s->inside, s->hout, s->dvel, s->dh,
                  s->vout, s->dv, s->rec, s->mb_obs, s->lp_raw, s->lp_new, s->lp_old, s->ent, s->g, s->adv_raw,
                  s->adv_n, s->ratio, s->perm, s->mbidx};
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
@@ -391,7 +403,7 @@ static fr_status rf_setup(fr_run *r, void **out)
     const int64_t M = s->M, CL = (K + 1) * A;
     int ok = FR_ALLOC(s->chain, TN * CL) && FR_ALLOC(s->evch, R0 * CL) && FR_ALLOC(s->in_x, R * A) &&
              FR_ALLOC(s->in_obs, R * O) && FR_ALLOC(s->in_nz, R * (FR_FLOW_TEMB + O)) && FR_ALLOC(s->tt, R) &&
-             FR_ALLOC(s->mu, R * A) && FR_ALLOC(s->ls, R * A) && FR_ALLOC(s->th, R * A) && FR_ALLOC(s->inside, R * A) &&
+             FR_ALLOC(s->mu, R * A) && FR_ALLOC(s->ls, R * A) && FR_ALLOC(s->th, R * A) && FR_ALLOC(s->gmu, R * A) && FR_ALLOC(s->gls, R * A) && FR_ALLOC(s->inside, R * A) &&
              FR_ALLOC(s->hout, R * A) && FR_ALLOC(s->dvel, R * A) && FR_ALLOC(s->dh, R * A) && FR_ALLOC(s->vout, s->cap) &&
              FR_ALLOC(s->dv, M) && FR_ALLOC(s->rec, TN) && FR_ALLOC(s->mb_obs, M * O) && FR_ALLOC(s->lp_raw, M) &&
              FR_ALLOC(s->lp_new, M) && FR_ALLOC(s->lp_old, M) && FR_ALLOC(s->ent, M) && FR_ALLOC(s->g, M) &&
@@ -455,22 +467,20 @@ static fr_status minibatch(rf_state *s, const int64_t *idx, int64_t M, fr_ctl_pp
     }
     fr_ctl_adv_normalize(M, s->adv_raw, s->adv_n);
     fr_ctl_ppo_clip(M, s->lp_new, s->lp_old, s->adv_n, a->clip, s->g, st);
-    /* d/dμ log N = (x' − μ)/σ², d/dlog σ = z² − 1 (each / ((K + 1)·A)); −ent_coef·mean H adds
-     * −ent_coef/(M·(K + 1)·A) per log σ; μ's clamp and the log-prob's clamp pass the gradient inside */
-    const double norm = (double)(K + 1) * (double)A, dl = s->lv_max - s->lv_min;
-    const double dt = -1.0 / (double)K, sc = s->pol.flow.out_scale;
+    /* μ's clamp and the log-prob's clamp pass the gradient inside their ranges (torch.clamp);
+     * dμ/dout = dt·0.25, dlog σ/dh = (ℓmax − ℓmin)·(1 − tanh² h)/4 */
+    const double dl = s->lv_max - s->lv_min, dt = -1.0 / (double)K, sc = s->pol.flow.out_scale;
     for (int64_t i = 0; i < M; i++) {
         s->ratio[i] = (float)fr_awm_exp(s->lp_new[i] - s->lp_old[i]);
         const double gi = s->lp_raw[i] >= a->lp_min && s->lp_raw[i] <= a->lp_max ? s->g[i] : 0.0;
-        const float *x = s->chain + idx[i] * CL;
+        double *dmu = s->gmu + i * K * A, *dls = s->gls + i * K * A;
+        fr_reinflow_chain_grad((int)K, A, s->chain + idx[i] * CL, s->mu + i * K * A, s->ls + i * K * A, gi,
+                               -a->ent_coef / (double)M, dmu, dls);
         for (int64_t k = 0; k < K; k++)
             for (int64_t d = 0; d < A; d++) {
                 const int64_t j = (i * K + k) * A + d, rr = (k * M + i) * A + d;
-                const double iv = fr_awm_exp(-2.0 * s->ls[j]), diff = (double)x[(k + 1) * A + d] - s->mu[j];
-                const double dmu = gi * diff * iv / norm;
-                const double dls = gi * (diff * diff * iv - 1.0) / norm - a->ent_coef / ((double)M * norm);
-                s->dvel[rr] = s->inside[j] ? (float)(dmu * dt * sc) : 0.0f;
-                s->dh[rr] = (float)(dls * dl * (1.0 - s->th[j] * s->th[j]) * 0.25);
+                s->dvel[rr] = s->inside[j] ? (float)(dmu[k * A + d] * dt * sc) : 0.0f;
+                s->dh[rr] = (float)(dls[k * A + d] * dl * (1.0 - s->th[j] * s->th[j]) * 0.25);
                 sig += fr_awm_exp(s->ls[j]);
             }
     }

@@ -28,6 +28,11 @@ double fr_reinflow_log_sigma(float h, double lv_min, double lv_max, double *th);
 void fr_reinflow_chain_logp(int K, int64_t A, const float *x, const double *mu, const double *log_sigma, double *logp,
                             double *entropy);
 
+/* The gradient of g_logp·logp + g_ent·H (fr_reinflow_chain_logp) with respect to mu and log_sigma
+ * (K, A): dmu = g_logp·(x' − μ)/σ²/((K + 1)·A), dls = [g_logp·(z² − 1) + g_ent]/((K + 1)·A). */
+void fr_reinflow_chain_grad(int K, int64_t A, const float *x, const double *mu, const double *log_sigma, double g_logp,
+                            double g_ent, double *dmu, double *dls);
+
 /* The noise range's upper bound σmax at epoch e of E under ReinFlow's learn_decay schedule
  * (agent/finetune/reinflow/train_ppo_flow_agent.py, util/scheduler_simple.py 'cosine'): epoch 0
  * uses σmax; epoch e ≥ 1 the schedule's value at e − 1 (the agent sets it after each iteration),
