@@ -47,6 +47,18 @@ double fr_reinflow_log_sigma(float h, double lv_min, double lv_max, double *th)
     return 0.5 * (lv_min + (lv_max - lv_min) * (t + 1.0) * 0.5);
 }
 
+void fr_reinflow_transition(int64_t A, const float *x, const float *out, const float *h, double dt, double scale,
+                            double clip, double lv_min, double lv_max, double *mu, double *log_sigma, double *th,
+                            uint8_t *inside)
+{
+    for (int64_t d = 0; d < A; d++) {
+        const double m = (double)x[d] + dt * scale * (double)out[d];
+        inside[d] = m >= -clip && m <= clip;
+        mu[d] = m < -clip ? -clip : m > clip ? clip : m;
+        log_sigma[d] = fr_reinflow_log_sigma(h[d], lv_min, lv_max, &th[d]);
+    }
+}
+
 void fr_reinflow_chain_logp(int K, int64_t A, const float *x, const double *mu, const double *log_sigma, double *logp,
                             double *entropy)
 {
@@ -257,19 +269,12 @@ static fr_status nets_forward(rf_state *s, int64_t R0, int k0, int k1, const flo
     return fr_mlp_forward_host(&s->noise, R, s->in_nz, s->hout);
 }
 
-/* μ, log σ and tanh h of network row r (the step k with its dt) into the (i, k, d) slots at j. */
+/* μ, log σ and tanh h of network row r (step k) into the (i, k, d) slots at j. */
 static void transition(rf_state *s, int64_t r, int k, const float *x, int64_t j)
 {
-    const rf_opts *a = s->a;
-    const int64_t A = s->A;
     const double dt = (1.0 - (double)(k + 1) / (double)s->K) - (1.0 - (double)k / (double)s->K);
-    const double c = a->denoised_clip, sc = s->pol.flow.out_scale;
-    for (int64_t d = 0; d < A; d++) {
-        const double m = (double)x[d] + dt * sc * (double)s->pol.flow.out_h[r * A + d];
-        s->inside[j + d] = m >= -c && m <= c;
-        s->mu[j + d] = m < -c ? -c : m > c ? c : m;
-        s->ls[j + d] = fr_reinflow_log_sigma(s->hout[r * A + d], s->lv_min, s->lv_max, &s->th[j + d]);
-    }
+    fr_reinflow_transition(s->A, x, s->pol.flow.out_h + r * s->A, s->hout + r * s->A, dt, s->pol.flow.out_scale,
+                           s->a->denoised_clip, s->lv_min, s->lv_max, s->mu + j, s->ls + j, s->th + j, s->inside + j);
 }
 
 /* One environment step's chains of N rows (flowrl/reinflow.h): actions, the chains' log-probs and

@@ -20,6 +20,13 @@
  * log σmax²; *th = tanh h (for the gradient: dlog σ/dh = (lv_max − lv_min)·(1 − th²)/4). */
 double fr_reinflow_log_sigma(float h, double lv_min, double lv_max, double *th);
 
+/* One transition of A dims: mu = clamp(x + dt·scale·out, ±clip) with inside = 1 where the clamp
+ * passed (its gradient), log_sigma of h (fr_reinflow_log_sigma) with th = tanh h. x, out, h (A,)
+ * as the networks saw and gave them; mu, log_sigma, th (A,) float64. */
+void fr_reinflow_transition(int64_t A, const float *x, const float *out, const float *h, double dt, double scale,
+                            double clip, double lv_min, double lv_max, double *mu, double *log_sigma, double *th,
+                            uint8_t *inside);
+
 /* The normalised log-prob and entropy of one chain: x (K + 1, A) the stored chain, mu (K, A) and
  * log_sigma (K, A) its transitions:
  *   logp = [Σ_d log N(x_0d; 0, 1) + Σ_k Σ_d log N(x_{k+1,d}; μ_kd, σ_kd²)] / ((K + 1)·A)
