@@ -353,7 +353,7 @@ static int record_dev_copies(const fr_run_epoch_event *ev, void *user)
 }
 
 /* An environment algorithm's epoch on a device backend: no reward input; beyond the audit records
- * only each network row's input (obs_dim floats) in and its outputs (at most 2A + 1 logits: P_F,
+ * only each network row's input (obs_dim floats, + action_dim + 16 for a generative policy) in and its outputs (at most 2A + 1 logits: P_F,
  * P_B, log F) out and their gradient in, counted by the run's own NFE metrics, and a few scalars. */
 static const char *const k_env_copy_keys[] = {"copies.h2d_bytes", "copies.d2h_bytes", "copies.d2h_record_bytes",
                                               "copies.d2h_reward_bytes", "nfe.forward_rows", "nfe.backward_rows", NULL};
@@ -366,7 +366,9 @@ static void env_device_copies(const fr_algo *a)
         fr_rt_opts_init(&o, a, rn(run, sizeof run, a, "devcopies"), 2);
         fr_env env;
         ck_assert_int_eq(fr_env_create(o.ro.env_class, o.ro.env_opts, &env), FR_OK);
-        const double I = env.obs_dim, O = 2.0 * (env.n_actions + env.action_dim) + 1.0;
+        /* a row's input: the observation, and for a flow / diffusion policy its x_t (action_dim) and
+         * up to 16 time features */
+        const double I = env.obs_dim + env.action_dim + 16.0, O = 2.0 * (env.n_actions + env.action_dim) + 1.0;
         fr_env_free(&env);
         fr_rt_metrics m = {k_env_copy_keys, {{0}}, 0};
         fr_run_cb cb = {fr_rt_metrics_record, NULL, NULL, &m, NULL};
