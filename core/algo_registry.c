@@ -31,6 +31,7 @@ extern const fr_algo fr_algo_gfn_box;
 extern const fr_algo fr_algo_ppo_gaussian;
 extern const fr_algo fr_algo_draft, fr_algo_alignprop, fr_algo_refl;
 extern const fr_algo fr_algo_fpo;
+extern const fr_algo fr_algo_reinflow;
 
 static const fr_algo *const k_algos[] = {
     &fr_algo_flow_grpo,
@@ -68,6 +69,7 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_gfn_box,
     &fr_algo_ppo_gaussian,
     &fr_algo_fpo,
+    &fr_algo_reinflow,
     NULL,
 };
 

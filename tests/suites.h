@@ -70,6 +70,7 @@
     X(env_ctl)                                                                             \
     X(ctl)                                                                                 \
     X(fpo)                                                                                 \
+    X(reinflow)                                                                            \
     X(gfn_losses)                                                                          \
     X(gfn_ext)                                                                             \
     X(torch)

@@ -393,7 +393,7 @@ static int record_dev_copies(const fr_run_epoch_event *ev, void *user)
 }
 
 /* An environment algorithm's epoch on a device backend: no reward input; beyond the audit records
- * only each network row's input (obs_dim floats) in and its outputs (at most 2A + 1 logits: P_F,
+ * only each network row's input (obs_dim floats, + action_dim + 16 for a generative policy) in and its outputs (at most 2A + 1 logits: P_F,
  * P_B, log F) out and their gradient in, counted by the run's own NFE metrics, and a few scalars. */
 static const char *const k_env_copy_keys[] = {"copies.h2d_bytes", "copies.d2h_bytes", "copies.d2h_record_bytes",
                                               "copies.d2h_reward_bytes", "nfe.forward_rows", "nfe.backward_rows", NULL};

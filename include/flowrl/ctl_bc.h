@@ -64,6 +64,9 @@ void fr_gen_policy_free(fr_gen_policy *g);
 fr_status fr_gen_policy_act(fr_gen_policy *g, int64_t R, const float *obs, uint32_t seed, uint32_t c0, uint32_t t,
                             float *action);
 
+/* a (R, A) in place from the policy's [−1, 1] to lo + (a + 1)/2·(hi − lo) (act_scaled 0: as it is). */
+void fr_gen_policy_unscale(const fr_gen_policy *g, int64_t R, float *a);
+
 typedef struct {
     int64_t steps, batch;
     double lr;
