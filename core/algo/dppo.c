@@ -492,18 +492,14 @@ static fr_status dppo_save(fr_run *r, void *state, fr_st_file *f)
 {
     (void)r;
     dppo_state *s = state;
-    FR_TRY(fr_ctl_vec_save(&s->vec, f, "ctl.env"));
-    FR_TRY(fr_rms_save(&s->rms, f, "ctl.obs_rms"));
-    return fr_ctl_reward_scaler_save(&s->scaler, f, "ctl.reward_scaler");
+    return fr_ctl_state_save(f, &s->vec, &s->rms, &s->scaler);
 }
 
 static fr_status dppo_load(fr_run *r, void *state, const fr_st_file *f, const char *path)
 {
     (void)r;
     dppo_state *s = state;
-    FR_TRY(fr_ctl_vec_load(&s->vec, f, path, "ctl.env"));
-    FR_TRY(fr_rms_load(&s->rms, f, path, "ctl.obs_rms"));
-    return fr_ctl_reward_scaler_load(&s->scaler, f, path, "ctl.reward_scaler");
+    return fr_ctl_state_load(f, path, &s->vec, &s->rms, &s->scaler);
 }
 
 /* The smallest run (tests/test_algos.c): a fresh policy 8 x 1 of 4 denoising steps, the last 2
