@@ -165,7 +165,8 @@ START_TEST(test_dppo_over_pipe)
     fr_rt_path(run, sizeof run, "dppo-pipe");
     int rc = fr_rt_cli(out, sizeof out,
                        "train --algo dppo --env '%s' --out %s --epochs 2 --n-envs 2 --n-steps 8 --denoising-steps 4 "
-                       "--ft-denoising-steps 4 --minibatch-size 16 --update-epochs 1 --hidden-dim 8 --n-hidden 1 "
+                       "--ft-denoising-steps 4 --minibatch-size 16 --update-epochs 1 --hidden-dim 8 --n-hidden 1 --policy-hidden-dim 8 "
+                       "--policy-n-hidden 1 "
                        "--eval-episodes 2 --backend ref",
                        prog, run);
     ck_assert_msg(rc == 0, "pipe run exited %d:\n%.3000s", rc, out);

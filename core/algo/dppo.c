@@ -2,7 +2,7 @@
  * (docs/algorithms/dppo.md; spec objectives.md §14, samplers.md §7; irom-princeton/dppo@cc7234a
  * model/diffusion/diffusion_ppo.py, diffusion_vpg.py, agent/finetune/train_ppo_diffusion_agent.py):
  * `flowrl train --algo dppo --env NAME --policy CKPT` fine-tunes a `flowrl bc --policy ddpm`
- * checkpoint (without --policy: a fresh DDPM policy of --hidden-dim x --n-hidden, the tiny runs).
+ * checkpoint (without --policy: a fresh DDPM policy of --policy-hidden-dim x --policy-n-hidden, the tiny runs).
  *
  * The denoising MDP: each action comes from the DDPM chain x_T → … → x_0 (flowrl/ddpm_policy.h);
  * the last K = --ft-denoising-steps steps (t = K−1 .. 0) run the fine-tuned copy of the network,
@@ -43,7 +43,8 @@
 #include "flowrl/philox.h"
 
 typedef struct {
-    int64_t n_envs, n_steps, minibatch, update_epochs, hidden, n_hidden, denoising_steps, ft_steps, eval_episodes;
+    int64_t n_envs, n_steps, minibatch, update_epochs, hidden, n_hidden, pol_hidden, pol_n_hidden, denoising_steps, ft_steps;
+    int64_t eval_episodes;
     double gamma, lambda, gamma_den, clip, clip_base, clip_rate, min_sample_std, min_logp_std, randn_clip, x0_clip;
     double vf_coef, target_kl, lr_critic, adv_q_lo, adv_q_hi;
     int obs_norm, reward_scale;
@@ -53,8 +54,8 @@ typedef struct {
 #define C dppo_opts
 static const fr_opt k_rows[] = {
     FR_OPT_ROW_(C, policy, "policy", FR_OPT_STR, "", 0, 0, NULL,
-                "the `flowrl bc --policy ddpm` checkpoint to fine-tune (empty: a fresh DDPM policy of --hidden-dim x "
-                "--n-hidden and --denoising-steps)", FR_OPT_PATH, NULL, "CKPT"),
+                "the `flowrl bc --policy ddpm` checkpoint to fine-tune (empty: a fresh DDPM policy of --policy-hidden-dim x "
+                "--policy-n-hidden and --denoising-steps)", FR_OPT_PATH, NULL, "CKPT"),
     FR_OPT_I64(C, n_envs, "n_envs", "8", 1, 1 << 16, "environments stepped in lock-step (N)", 0),
     FR_OPT_I64(C, n_steps, "n_steps", "64", 1, 1 << 20, "steps of each environment per epoch (T); a batch is N·T", 0),
     FR_OPT_I64(C, ft_steps, "ft_denoising_steps", "10", 1, FR_DDPM_MAX_T,
@@ -62,9 +63,12 @@ static const fr_opt k_rows[] = {
     FR_OPT_I64(C, minibatch, "minibatch_size", "512", 1, 1 << 24,
                "(environment step, denoising step) pairs of a minibatch (one optimiser step)", 0),
     FR_OPT_I64(C, update_epochs, "update_epochs", "5", 1, 1000, "passes over the N·T·K pairs per epoch", 0),
-    FR_OPT_I64(C, hidden, "hidden_dim", "64", 1, 8192, "width of the value MLP (and of a fresh policy's)", 0),
-    FR_OPT_I64(C, n_hidden, "n_hidden", "2", 1, FR_MLP_MAX_LAYERS - 1,
-               "hidden layers of the value MLP (tanh; and of a fresh policy's, SiLU)", 0),
+    FR_OPT_I64(C, hidden, "hidden_dim", "64", 1, 8192, "width of the value MLP", 0),
+    FR_OPT_I64(C, n_hidden, "n_hidden", "2", 1, FR_MLP_MAX_LAYERS - 1, "hidden layers of the value MLP (tanh)", 0),
+    FR_OPT_I64(C, pol_hidden, "policy_hidden_dim", "64", 1, 8192,
+               "width of a fresh policy (flowrl bc's default; a checkpoint has its own)", 0),
+    FR_OPT_I64(C, pol_n_hidden, "policy_n_hidden", "4", 1, FR_MLP_MAX_LAYERS - 1,
+               "hidden layers (SiLU) of a fresh policy (flowrl bc's default; a checkpoint has its own)", 0),
     FR_OPT_I64(C, denoising_steps, "denoising_steps", "20", 1, FR_DDPM_MAX_T,
                "denoising steps of a fresh policy (a checkpoint has its own)", 0),
     FR_OPT_F64(C, gamma, "gamma", "0.99", 0, 1, "discount γ", 0),
@@ -254,10 +258,10 @@ static fr_status load_policies(fr_run *r, dppo_state *s)
     if (!a->policy[0]) {
         const int64_t Td = a->denoising_steps;
         s->has_base = a->ft_steps < Td;
-        FR_TRY(fr_gen_policy_new(&s->ft, FR_GEN_DDPM, r->be, s->O, s->A, a->hidden, (int)a->n_hidden, (int)Td, s->cap));
+        FR_TRY(fr_gen_policy_new(&s->ft, FR_GEN_DDPM, r->be, s->O, s->A, a->pol_hidden, (int)a->pol_n_hidden, (int)Td, s->cap));
         FR_TRY(fr_mlp_init_params(s->ft.net, s->seed, 4, 1.0f));
         if (s->has_base) {
-            FR_TRY(fr_gen_policy_new(&s->base, FR_GEN_DDPM, r->be, s->O, s->A, a->hidden, (int)a->n_hidden, (int)Td, s->cap_base));
+            FR_TRY(fr_gen_policy_new(&s->base, FR_GEN_DDPM, r->be, s->O, s->A, a->pol_hidden, (int)a->pol_n_hidden, (int)Td, s->cap_base));
             FR_TRY(fr_mlp_init_params(s->base.net, s->seed, 4, 1.0f));
         }
         return fr_rms_init(&s->rms, s->O);
@@ -515,6 +519,8 @@ static void dppo_tiny(fr_run_opts *ro, void *ao)
     a->update_epochs = 2;
     a->hidden = 8;
     a->n_hidden = 1;
+    a->pol_hidden = 8;
+    a->pol_n_hidden = 1;
     a->eval_episodes = 2;
     ro->run.epochs = 3;
     ro->run.checkpoint_every = 1;
