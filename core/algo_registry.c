@@ -32,6 +32,7 @@ extern const fr_algo fr_algo_ppo_gaussian;
 extern const fr_algo fr_algo_draft, fr_algo_alignprop, fr_algo_refl;
 extern const fr_algo fr_algo_fpo;
 extern const fr_algo fr_algo_reinflow;
+extern const fr_algo fr_algo_dppo;
 
 static const fr_algo *const k_algos[] = {
     &fr_algo_flow_grpo,
@@ -70,6 +71,7 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_ppo_gaussian,
     &fr_algo_fpo,
     &fr_algo_reinflow,
+    &fr_algo_dppo,
     NULL,
 };
 

@@ -70,7 +70,6 @@ void fr_gen_policy_free(fr_gen_policy *g)
     memset(g, 0, sizeof *g);
 }
 
-/* The action of a policy output x in [−1, 1] (DPPO's unnormalisation). */
 void fr_gen_policy_unscale(const fr_gen_policy *g, int64_t R, float *a)
 {
     if (!g->act_scaled) return;

@@ -71,6 +71,7 @@
     X(ctl)                                                                                 \
     X(fpo)                                                                                 \
     X(reinflow)                                                                            \
+    X(dppo)                                                                                \
     X(gfn_losses)                                                                          \
     X(gfn_ext)                                                                             \
     X(torch)

@@ -93,6 +93,10 @@ typedef struct {
  * passes it: the sum is the full gradient), else 0. */
 void fr_ctl_ppo_clip(int64_t n, const double *logp_new, const double *logp_old, const double *adv, double clip,
                      double *g, fr_ctl_ppo_stats *st);
+/* The same with a clip range per row, clip (n) (DPPO's per-denoising-step schedule); clipfrac
+ * counts |ρ − 1| > clip[i]. */
+void fr_ctl_ppo_clip_rows(int64_t n, const double *logp_new, const double *logp_old, const double *adv, const double *clip,
+                          double *g, fr_ctl_ppo_stats *st);
 
 /* The minibatch order of update epoch k of epoch e: perm (n) = fr_rng_perm(seed,
  * FR_RNG_CTL_SHUFFLE, e, k) (torch.randperm's place); DPPO's loop takes max(1, n / size)
@@ -131,6 +135,12 @@ void fr_ctl_vec_stats_reset(fr_ctl_vec *v);
 /* Everything a resumed run needs to continue the episodes in flight, under PREFIX.*. */
 fr_status fr_ctl_vec_save(const fr_ctl_vec *v, fr_st_file *f, const char *prefix);
 fr_status fr_ctl_vec_load(fr_ctl_vec *v, const fr_st_file *f, const char *path, const char *prefix);
+
+/* The control state of an algorithm's checkpoint beyond its parameters: the environments in
+ * flight (ctl.env.*), the observation statistics (ctl.obs_rms.*) and the reward scaler
+ * (ctl.reward_scaler.*); and back (FR_ERR_FORMAT naming path and tensor). */
+fr_status fr_ctl_state_save(fr_st_file *f, const fr_ctl_vec *v, const fr_rms *rms, const fr_ctl_reward_scaler *sc);
+fr_status fr_ctl_state_load(const fr_st_file *f, const char *path, fr_ctl_vec *v, fr_rms *rms, fr_ctl_reward_scaler *sc);
 
 /* ---- a rollout block ----------------------------------------------------------------------- */
 /* The policy as the collector sees it: for the N normalised observations obs (N, obs_dim) of step
