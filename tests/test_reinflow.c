@@ -137,7 +137,7 @@ START_TEST(test_ratio_one_from_bc_and_backends)
     ck_assert_int_eq(fr_run_opts_defaults(&bo, &o.ro, a, o.ao), FR_OK);
     a->tiny(&o.ro, o.ao);
     /* the log-prob clamps wide open: ratio = 1 must come from equal log-probs, not from two clamps */
-    char *argv[] = {"train", "--bc", ckpt, "--denoising-steps", "0", "--logprob-min", "-1e9", "--logprob-max", "1e9"};
+    char *argv[] = {"train", "--policy", ckpt, "--denoising-steps", "0", "--logprob-min", "-1e9", "--logprob-max", "1e9"};
     ck_assert_msg(fr_opts_parse(&bo, 9, argv, 1, NULL, 0, NULL, NULL) == FR_OK, "%s", fr_last_error());
     fr_rt_path(o.ro.run.out, sizeof o.ro.run.out, "rf-ref");
     o.ro.run.epochs = 3;
@@ -184,7 +184,7 @@ START_TEST(test_bc_resume_and_pipe)
 {
     char ckpt[400], extra[480], prog[600];
     nav_bc(ckpt, sizeof ckpt);
-    snprintf(extra, sizeof extra, "--bc %s", ckpt);
+    snprintf(extra, sizeof extra, "--policy %s", ckpt);
     whole_and_resumed("nav2d", extra, "rf-nav");
     snprintf(prog, sizeof prog, "cmd:%s %s/tests/env_progs/mock_env.py ok", fr_test_python(), fr_test_src());
     whole_and_resumed(prog, "--denoising-steps 2", "rf-pipe");
@@ -205,10 +205,10 @@ START_TEST(test_bc_refused)
                    "--n-hidden 1 --eval-episodes 1",
                    demos, ddpm);
     ck_assert_msg(rc == 0, "bc exited %d:\n%.2000s", rc, out);
-    rc = fr_rt_cli(out, sizeof out, "train --algo reinflow --env nav2d --bc %s --out %s --epochs 1", ddpm, run);
+    rc = fr_rt_cli(out, sizeof out, "train --algo reinflow --env nav2d --policy %s --out %s --epochs 1", ddpm, run);
     ck_assert_msg(rc != 0 && strstr(out, "fine-tunes a flow policy") != NULL && strstr(out, ddpm) != NULL,
                   "exit %d:\n%.2000s", rc, out);
-    rc = fr_rt_cli(out, sizeof out, "train --algo reinflow --env pendulum --bc %s --out %s --epochs 1 --force", ddpm, run);
+    rc = fr_rt_cli(out, sizeof out, "train --algo reinflow --env pendulum --policy %s --out %s --epochs 1 --force", ddpm, run);
     ck_assert_msg(rc != 0 && strstr(out, ddpm) != NULL, "exit %d:\n%.2000s", rc, out);
 }
 END_TEST

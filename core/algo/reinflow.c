@@ -120,7 +120,7 @@ typedef struct {
 
 #define C rf_opts
 static const fr_opt k_rows[] = {
-    FR_OPT_STR(C, bc, "bc", "",
+    FR_OPT_STR(C, bc, "policy", "",
                "the flow policy's checkpoint (flowrl bc --policy flow); empty: a fresh flow policy of --hidden-dim x "
                "--n-hidden (ReinFlow's start without actor_policy_path)",
                FR_OPT_PATH),
@@ -331,7 +331,7 @@ static fr_status value_cb(void *user, int64_t R, const float *obs, double *value
     return FR_OK;
 }
 
-/* The policy: the --bc checkpoint (a flow policy; its observation statistics) or a fresh one. */
+/* The policy: the --policy checkpoint (a flow policy; its observation statistics) or a fresh one. */
 static fr_status load_policy(fr_run *r, rf_state *s, int64_t cap)
 {
     const rf_opts *a = s->a;
@@ -342,10 +342,10 @@ static fr_status load_policy(fr_run *r, rf_state *s, int64_t cap)
     }
     FR_TRY(fr_bc_load(a->bc, r->be, cap, &s->pol, &s->rms, NULL, 0));
     if (s->pol.kind != FR_GEN_FLOW)
-        return fr_fail(FR_ERR_ARG, "train: --bc %s is a %s policy; --algo reinflow fine-tunes a flow policy (flowrl bc "
+        return fr_fail(FR_ERR_ARG, "train: --policy %s is a %s policy; --algo reinflow fine-tunes a flow policy (flowrl bc "
                        "--policy flow)", a->bc, fr_gen_kind_name(s->pol.kind));
     if (s->pol.O != s->O || s->pol.A != s->A)
-        return fr_fail(FR_ERR_ARG, "train: --bc %s has %lld observations and %lld actions, %s %lld and %lld", a->bc,
+        return fr_fail(FR_ERR_ARG, "train: --policy %s has %lld observations and %lld actions, %s %lld and %lld", a->bc,
                        (long long)s->pol.O, (long long)s->pol.A, s->env->desc, (long long)s->O, (long long)s->A);
     return FR_OK;
 }
@@ -660,7 +660,7 @@ const fr_algo fr_algo_reinflow = {
     "reinflow",
     "ReinFlow: PPO on a flow policy's learned-noise Markov chain (--env control; from flowrl bc --policy flow)",
     "docs/algorithms/reinflow.md",
-    "ReinFlow (docs/algorithms/reinflow.md): the flow policy of --bc (flowrl bc --policy flow) becomes a Markov chain "
+    "ReinFlow (docs/algorithms/reinflow.md): the flow policy of --policy (flowrl bc --policy flow) becomes a Markov chain "
     "of --denoising-steps Gaussian transitions whose std a noise MLP of (t, observation) learns in [--min-std, "
     "--max-std] (learn_decay: the upper bound cosine-annealed); PPO on the chain's normalised log-prob (clamped to "
     "[--logprob-min, --logprob-max], clip 0.01) with an entropy bonus and a value MLP: --n-envs environments x --n-steps "
