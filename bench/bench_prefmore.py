@@ -32,7 +32,7 @@ ROWS = {
     "ddo-spec": ("ddo", GMM_BASE, GMM_PRETRAIN, "mode", 60, ["--lr", "3e-4", "--alpha", "4", "--beta-ddo", "0.05"]),
     "ddo": ("ddo", GMM_BASE, GMM_PRETRAIN, "mode", 60, ["--lr", "3e-4", "--alpha", "1", "--beta-ddo", "5"]),
     # BalancedDPO: the default vote over {mode (the run's reward), halfplane}
-    "balanced-dpo": ("balanced-dpo", GMM_BASE, GMM_PRETRAIN, "mode", 100, ["--lr", "3e-3"]),
+    "balanced-dpo": ("balanced-dpo", GMM_BASE, GMM_PRETRAIN, "mode", 100, ["--lr", "3e-3", "--scorers", "reward,halfplane"]),
 }
 
 

@@ -66,12 +66,13 @@ START_TEST(test_scorer_list)
     const fr_task *t;
     ck_assert_int_eq(fr_task_get("gmm2d", &t), FR_OK);
     int ids[FR_DPO_MAX_SCORERS], K;
-    ck_assert_int_eq(fr_dpo_scorer_ids(t, "", "", ids, &K), FR_OK); /* the run's (mode), halfplane */
-    ck_assert(K == 2 && ids[0] == FR_DPO_SCORER_RUN && ids[1] == 1);
+    /* gmm2d's rewards: mode, halfplane, sqdist (data/gmm2d.c) */
+    ck_assert_int_eq(fr_dpo_scorer_ids(t, "", "", ids, &K), FR_OK); /* the run's (mode), halfplane, sqdist */
+    ck_assert(K == 3 && ids[0] == FR_DPO_SCORER_RUN && ids[1] == 1 && ids[2] == 2);
     ck_assert_int_eq(fr_dpo_scorer_ids(t, "", "halfplane", ids, &K), FR_OK);
-    ck_assert(K == 2 && ids[0] == FR_DPO_SCORER_RUN && ids[1] == 0);
+    ck_assert(K == 3 && ids[0] == FR_DPO_SCORER_RUN && ids[1] == 0 && ids[2] == 2);
     ck_assert_int_eq(fr_dpo_scorer_ids(t, "", "cmd:x", ids, &K), FR_OK);
-    ck_assert(K == 3 && ids[0] == FR_DPO_SCORER_RUN && ids[1] == 0 && ids[2] == 1);
+    ck_assert(K == 4 && ids[0] == FR_DPO_SCORER_RUN && ids[1] == 0 && ids[2] == 1 && ids[3] == 2);
     ck_assert_int_eq(fr_dpo_scorer_ids(t, "halfplane,mode,reward", "", ids, &K), FR_OK);
     ck_assert(K == 3 && ids[0] == 1 && ids[1] == 0 && ids[2] == FR_DPO_SCORER_RUN);
     ck_assert_int_eq(fr_dpo_scorer_ids(t, "mode,,halfplane", "", ids, &K), FR_ERR_ARG);
@@ -81,7 +82,7 @@ START_TEST(test_scorer_list)
 END_TEST
 
 typedef struct {
-    float scores[2 * 64], labels[64];
+    float scores[4 * 64], labels[64];
     int64_t ns, nl;
     int n_loss, bad_loss;
 } b_tap;
@@ -90,7 +91,7 @@ static fr_status tap_b(int64_t step, const char *name, const fr_tensor *t, void 
 {
     b_tap *c = user;
     if (step != 1) return FR_OK;
-    if (strcmp(name, "scores") == 0 && fr_tensor_numel(t) <= 128) memcpy(c->scores, t->data, (size_t)(c->ns = fr_tensor_numel(t)) * 4);
+    if (strcmp(name, "scores") == 0 && fr_tensor_numel(t) <= 4 * 64) memcpy(c->scores, t->data, (size_t)(c->ns = fr_tensor_numel(t)) * 4);
     if (strcmp(name, "labels") == 0 && fr_tensor_numel(t) <= 64) memcpy(c->labels, t->data, (size_t)(c->nl = fr_tensor_numel(t)) * 4);
     if (strcmp(name, "b0.k0.loss") == 0) {
         const float want = (float)fr_pair_dpo_softplus(0.0);
@@ -117,10 +118,13 @@ START_TEST(test_run)
         fr_run_result res;
         ck_assert_msg(fr_run_new(&o.ro, o.ao, &env, &res) == FR_OK, "%s: %s", bks[k], fr_last_error());
         const int64_t N = o.ro.c.prompts * o.ro.c.group;
-        ck_assert_msg(c.nl == N && c.ns == 2 * N, "%s: %lld labels, %lld scores", bks[k], (long long)c.nl, (long long)c.ns);
+        const fr_task *task; /* the default scorers: the run's reward and the task's others */
+        ck_assert_int_eq(fr_task_get("gmm2d", &task), FR_OK);
+        const int K = task->n_rewards;
+        ck_assert_msg(c.nl == N && c.ns == K * N, "%s: %lld labels, %lld scores", bks[k], (long long)c.nl, (long long)c.ns);
         int64_t w[64], l[64], n;
         float want[64];
-        ck_assert_int_eq(fr_pair_dpo_vote_pairs(2, N, o.ro.c.group, c.scores, w, l, want, NULL, &n), FR_OK);
+        ck_assert_int_eq(fr_pair_dpo_vote_pairs(K, N, o.ro.c.group, c.scores, w, l, want, NULL, &n), FR_OK);
         ck_assert(memcmp(want, c.labels, (size_t)N * 4) == 0);
         ck_assert_msg(c.n_loss == 1 && c.bad_loss == 0, "%s: the first micro-batch's loss is not softplus(0)", bks[k]);
         fr_rt_opts_free(&o);
