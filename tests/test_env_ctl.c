@@ -61,7 +61,7 @@ static void expert_run(const fr_env_class *c, uint32_t seed, uint32_t first, int
     env_new(&e, c, NULL, &o);
     const fr_ctl_expert *x;
     ck_assert_int_eq(fr_ctl_expert_find(c->name, &x), FR_OK);
-    fr_ctl_expert_ctx ctx = {x, seed, o};
+    fr_ctl_expert_ctx ctx = {x, seed, o, 0.0};
     ck_assert_int_eq(fr_ctl_rollouts(&e, seed, first, n, x->act, &ctx, d), FR_OK);
     snprintf(d->env, sizeof d->env, "%s", c->name);
     snprintf(d->env_desc, sizeof d->env_desc, "%s", e.desc);
@@ -269,7 +269,7 @@ START_TEST(test_determinism)
         ck_assert(memcmp(s1, s2, (size_t)e.state_dim * 8) != 0);
         const fr_ctl_expert *x;
         ck_assert_int_eq(fr_ctl_expert_find(cls[c]->name, &x), FR_OK);
-        fr_ctl_expert_ctx ctx = {x, 11, o};
+        fr_ctl_expert_ctx ctx = {x, 11, o, 0.0};
         fr_demos a, b, one;
         ck_assert_int_eq(fr_ctl_rollouts(&e, 11, 0, 6, x->act, &ctx, &a), FR_OK);
         ck_assert_int_eq(fr_ctl_rollouts(&e, 11, 0, 6, x->act, &ctx, &b), FR_OK);
@@ -324,6 +324,66 @@ START_TEST(test_experts)
     const fr_ctl_expert *x;
     ck_assert_int_eq(fr_ctl_expert_find("nope", &x), FR_ERR_ARG);
     assert_has(fr_last_error(), "known: nav2d, pendulum");
+}
+END_TEST
+
+static void nav2d_harder(void *o) { ((fr_nav2d_opts *)o)->max_steps = 20; }
+
+/* The imperfect expert (fr_ctl_expert_act, docs/demos.md §3): at σ = 0 exactly the expert; at σ > 0
+ * each action is the expert's own on the same observation plus σ·ξ from Philox (seed,
+ * FR_RNG_ENV_RESET, episode, 2, t) element d, clipped to the expert's range, the same bytes twice.
+ * nav2d's harder setting (docs/envs.md §4.1: 20-step episodes, σ = 1) leaves the expert
+ * between 40% and 80% success, where the noiseless expert keeps 100%. */
+START_TEST(test_noisy_expert)
+{
+    fr_env e;
+    void *o;
+    env_new(&e, &fr_env_nav2d, nav2d_harder, &o);
+    const fr_ctl_expert *x;
+    ck_assert_int_eq(fr_ctl_expert_find("nav2d", &x), FR_OK);
+    fr_demos clean, zero, noisy, again;
+    fr_ctl_expert_ctx c0 = {x, 7, o, 0.0}, c1 = {x, 7, o, 1.0};
+    ck_assert_int_eq(fr_ctl_rollouts(&e, 7, 0, 200, x->act, &c0, &clean), FR_OK);
+    ck_assert_int_eq(fr_ctl_rollouts(&e, 7, 0, 200, fr_ctl_expert_act, &c0, &zero), FR_OK);
+    ck_assert_int_eq(fr_ctl_rollouts(&e, 7, 0, 200, fr_ctl_expert_act, &c1, &noisy), FR_OK);
+    ck_assert_int_eq(fr_ctl_rollouts(&e, 7, 0, 200, fr_ctl_expert_act, &c1, &again), FR_OK);
+    ck_assert_int_eq(zero.N, clean.N);
+    ck_assert(memcmp(zero.action, clean.action, (size_t)clean.N * 2 * sizeof(float)) == 0);
+    ck_assert(memcmp(zero.obs, clean.obs, (size_t)clean.N * 4 * sizeof(float)) == 0);
+    ck_assert_int_eq(again.N, noisy.N);
+    ck_assert(memcmp(again.action, noisy.action, (size_t)noisy.N * 2 * sizeof(float)) == 0);
+    ck_assert(memcmp(again.state, noisy.state, (size_t)noisy.N * 4 * sizeof(double)) == 0);
+    int64_t moved = 0, at_bound = 0;
+    for (int64_t ep = 0; ep < noisy.E; ep++)
+        for (int64_t i = noisy.episode_start[ep]; i < noisy.episode_start[ep + 1]; i++) {
+            const int t = (int)(i - noisy.episode_start[ep]);
+            float a[2];
+            ck_assert_int_eq(x->act(&c1, &e, (uint32_t)noisy.episode[ep], t, noisy.obs + i * 4, a), FR_OK);
+            for (int d = 0; d < 2; d++) {
+                const double xi = fr_rng_normal(7, FR_RNG_ENV_RESET, (uint32_t)noisy.episode[ep], 2, (uint32_t)t, (uint32_t)d);
+                double want = (double)a[d] + xi;
+                want = want < -1.0 ? -1.0 : want > 1.0 ? 1.0 : want;
+                ck_assert_msg(noisy.action[i * 2 + d] == (float)want, "episode %lld step %d action %d: %g, expected %g",
+                              (long long)ep, t, d, (double)noisy.action[i * 2 + d], want);
+                moved += noisy.action[i * 2 + d] != a[d];
+                at_bound += fabsf(noisy.action[i * 2 + d]) == 1.0f;
+            }
+        }
+    double ret, sr, len, ret0, sr0, len0;
+    fr_demos_summary(&clean, &ret0, NULL, &len0, &sr0);
+    fr_demos_summary(&noisy, &ret, NULL, &len, &sr);
+    printf("env_ctl: nav2d T=20, 200 episodes: expert success %.3f (length %.1f), noise 1: success %.3f, return %.4f, "
+           "length %.1f; %lld of %lld actions moved, %lld at +-1\n",
+           sr0, len0, sr, ret, len, (long long)moved, (long long)noisy.N * 2, (long long)at_bound);
+    ck_assert_msg(sr0 == 1.0, "the noiseless expert's success %g", sr0);
+    ck_assert_msg(sr >= 0.4 && sr <= 0.8, "the noisy expert's success %g, expected 0.4..0.8", sr);
+    ck_assert(moved > noisy.N);
+    fr_demos_free(&clean);
+    fr_demos_free(&zero);
+    fr_demos_free(&noisy);
+    fr_demos_free(&again);
+    fr_env_free(&e);
+    free(o);
 }
 END_TEST
 
@@ -421,6 +481,19 @@ START_TEST(test_cli_expert)
     snprintf(args, sizeof args, "expert --env nav2d --goals 3 --episodes 3 --seed 4 --out %s/n3.st", g_dir);
     ck_assert_int_eq(fr_test_run_cli(args, out, sizeof out), 0);
     assert_has(out, "nav2d K=3");
+    /* the imperfect expert of nav2d's harder setting (docs/envs.md §4.1), and behaviour cloning
+     * evaluated on the demonstrations' own environment (their options), not on the defaults */
+    snprintf(args, sizeof args, "expert --env nav2d --max-episode-steps 20 --noise 1 --episodes 6 --seed 4 --out %s/h.st",
+             g_dir);
+    ck_assert_int_eq(fr_test_run_cli(args, out, sizeof out), 0);
+    assert_has(out, "expert:nav2d noise 1 on nav2d K=4 R=0.7 r=0.1 T=20");
+    snprintf(args, sizeof args, "bc --demos %s/h.st --out %s/h.ckpt --steps 2 --batch-size 8 --hidden-dim 8 --n-hidden 1 "
+             "--eval-episodes 4 --backend ref", g_dir, g_dir);
+    ck_assert_int_eq(fr_test_run_cli(args, out, sizeof out), 0);
+    assert_has(out, "bc: nav2d K=4 R=0.7 r=0.1 T=20 dt=0.1, ");
+    assert_has(out, "eval: 4 episodes");
+    ck_assert_int_eq(fr_test_run_cli("expert --env nav2d --noise -1", out, sizeof out), 2);
+    assert_has(out, "--noise");
     /* `train --env cmd:PROGRAM` reaches the environment (the run loop starts the program; a
      * GFlowNet refuses a control environment) */
     snprintf(args, sizeof args, "train --algo gfn-tb --env \"cmd:%s '%s/tests/env_progs/mock_env.py' ok\" --out %s/t",
@@ -688,7 +761,7 @@ START_TEST(test_gym_pendulum_pipe)
     free(o);
     const fr_ctl_expert *x;
     ck_assert_int_eq(fr_ctl_expert_find("pendulum", &x), FR_OK);
-    fr_ctl_expert_ctx ctx = {x, 9, NULL};
+    fr_ctl_expert_ctx ctx = {x, 9, NULL, 0.0};
     fr_demos d1, d2;
     ck_assert_int_eq(fr_ctl_rollouts(&g, 9, 0, 3, x->act, &ctx, &d1), FR_OK);
     ck_assert_int_eq(fr_ctl_rollouts(&g, 9, 0, 3, x->act, &ctx, &d2), FR_OK);
@@ -747,6 +820,7 @@ Suite *suite_env_ctl(void)
     tcase_add_test(tc, test_nav2d_by_hand);
     tcase_add_test(tc, test_determinism);
     tcase_add_test(tc, test_experts);
+    tcase_add_test(tc, test_noisy_expert);
     tcase_add_test(tc, test_demos_file);
     tcase_add_test(tc, test_cli_expert);
     tcase_add_test(tc, test_cmd_ok);
