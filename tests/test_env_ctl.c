@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "flowrl/ctl.h"
 #include "flowrl/demos.h"
 #include "flowrl/env_ctl.h"
 #include "flowrl/philox.h"
@@ -809,6 +810,72 @@ START_TEST(test_gym_pendulum_peer)
 }
 END_TEST
 
+/* Even environments steer to goal 0 (the expert's PD law), odd ones push away from every goal. */
+static fr_status half_act(void *user, int64_t t, int64_t N, const float *obs, float *action, double *logp, double *value)
+{
+    (void)t, (void)logp, (void)value;
+    double g[2];
+    fr_nav2d_goal(user, 0, g);
+    for (int64_t n = 0; n < N; n++)
+        for (int i = 0; i < 2; i++) {
+            const float *o = obs + n * 4;
+            const double a = n % 2 ? -(double)o[i] : 4.0 * (g[i] - (double)o[i]) - 1.2 * (double)o[2 + i];
+            action[n * 2 + i] = (float)(a < -1.0 ? -1.0 : a > 1.0 ? 1.0 : a);
+        }
+    return FR_OK;
+}
+
+/* fr_ctl_evaluate with e->eval_record: the same numbers as without, and the recorded episodes
+ * agree with them (count, success, mean return, each episode's end); the run loop draws them
+ * on nav2d (samples/before.png, after.png of a tiny ppo-gaussian run). */
+START_TEST(test_eval_record)
+{
+    fr_env e;
+    void *o;
+    env_new(&e, &fr_env_nav2d, nav2d_harder, &o);
+    const fr_ctl_policy p = {half_act, NULL, o};
+    fr_ctl_eval plain, rec_ev;
+    ck_assert_int_eq(fr_ctl_evaluate(&e, 3, 6, NULL, &p, &plain), FR_OK);
+    fr_demos d;
+    e.eval_record = &d;
+    ck_assert_int_eq(fr_ctl_evaluate(&e, 3, 6, NULL, &p, &rec_ev), FR_OK);
+    e.eval_record = NULL;
+    ck_assert(plain.ret_mean == rec_ev.ret_mean && plain.success == rec_ev.success && plain.terminal == rec_ev.terminal);
+    ck_assert_msg(plain.success == 0.5, "success %g", plain.success);
+    ck_assert_int_eq(d.E, 6);
+    double ret, sr, len;
+    fr_demos_summary(&d, &ret, NULL, &len, &sr);
+    ck_assert(sr == plain.success);
+    ck_assert_msg(fabs(ret - plain.ret_mean) < 1e-12, "recorded return %.17g, evaluated %.17g", ret, plain.ret_mean);
+    for (int64_t ep = 0; ep < d.E; ep++) {
+        const int64_t n = d.episode_start[ep + 1] - d.episode_start[ep];
+        ck_assert_int_eq(d.episode[ep], FR_CTL_EVAL_FIRST_EPISODE + ep);
+        ck_assert_int_eq(d.success[ep], ep % 2 == 0);
+        ck_assert_int_eq(d.done[d.episode_start[ep + 1] - 1], ep % 2 == 0);
+        ck_assert(ep % 2 == 0 ? n < 20 : n == 20);
+        const float *f = d.final_obs + ep * 4;
+        double g[2];
+        fr_nav2d_goal(o, 0, g);
+        if (ep % 2 == 0) ck_assert(hypot(f[0] - g[0], f[1] - g[1]) < 0.1);
+    }
+    fr_demos_free(&d);
+    fr_env_free(&e);
+    free(o);
+    make_dir();
+    static char out[1 << 14];
+    char args[1024], png[600];
+    snprintf(args, sizeof args, "train --algo ppo-gaussian --env nav2d --max-episode-steps 20 --n-envs 2 --n-steps 8 "
+             "--minibatch-size 4 --update-epochs 1 --hidden-dim 8 --n-hidden 1 --eval-episodes 3 --epochs 1 --backend ref "
+             "--out %s/pg", g_dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%.3000s", out);
+    for (int k = 0; k < 2; k++) {
+        snprintf(png, sizeof png, "%s/pg/samples/%s.png", g_dir, k ? "after" : "before");
+        struct stat sb;
+        ck_assert_msg(stat(png, &sb) == 0 && sb.st_size > 1000, "%s missing", png);
+    }
+}
+END_TEST
+
 Suite *suite_env_ctl(void)
 {
     Suite *s = suite_create("env_ctl");
@@ -821,6 +888,7 @@ Suite *suite_env_ctl(void)
     tcase_add_test(tc, test_determinism);
     tcase_add_test(tc, test_experts);
     tcase_add_test(tc, test_noisy_expert);
+    tcase_add_test(tc, test_eval_record);
     tcase_add_test(tc, test_demos_file);
     tcase_add_test(tc, test_cli_expert);
     tcase_add_test(tc, test_cmd_ok);

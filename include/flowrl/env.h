@@ -126,6 +126,9 @@ typedef struct fr_env {
     void *impl;                /* the class's own data (freed by fr_env_free) */
     char desc[96];             /* "hypergrid D=2 H=8 R0=0.1 R1=0.5 R2=2" for run headers */
     const fr_env_energy_ops *energy; /* NULL: not an energy target */
+    /* control: set by the run loop around an evaluation it draws (nav2d's samples/KEY.png);
+     * fr_ctl_evaluate records its episodes there (flowrl/ctl.h). NULL: nothing recorded */
+    struct fr_demos *eval_record;
 } fr_env;
 
 typedef struct fr_env_class {
