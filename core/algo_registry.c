@@ -25,6 +25,7 @@ extern const fr_algo fr_algo_gfn_tb, fr_algo_gfn_db, fr_algo_gfn_subtb, fr_algo_
     fr_algo_gfn_rtb;
 extern const fr_algo fr_algo_gfn_diffusion;
 extern const fr_algo fr_algo_ppo_gaussian;
+extern const fr_algo fr_algo_dppo;
 
 static const fr_algo *const k_algos[] = {
     &fr_algo_flow_grpo,
@@ -53,6 +54,7 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_gfn_rtb,
     &fr_algo_gfn_diffusion,
     &fr_algo_ppo_gaussian,
+    &fr_algo_dppo,
     NULL,
 };
 

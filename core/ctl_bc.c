@@ -70,8 +70,7 @@ void fr_gen_policy_free(fr_gen_policy *g)
     memset(g, 0, sizeof *g);
 }
 
-/* The action of a policy output x in [−1, 1] (DPPO's unnormalisation). */
-static void unscale(const fr_gen_policy *g, int64_t R, float *a)
+void fr_gen_policy_unscale(const fr_gen_policy *g, int64_t R, float *a)
 {
     if (!g->act_scaled) return;
     for (int64_t r = 0; r < R; r++)
@@ -100,7 +99,7 @@ fr_status fr_gen_policy_act(fr_gen_policy *g, int64_t R, const float *obs, uint3
                     fr_rng_normal(seed, FR_RNG_CTL_ACTION, c0, (uint32_t)n, t, (uint32_t)e);
         s = fr_ddpm_policy_sample(&g->ddpm, R, obs, g->noise, action);
     }
-    if (s == FR_OK) unscale(g, R, action);
+    if (s == FR_OK) fr_gen_policy_unscale(g, R, action);
     return s;
 }
 

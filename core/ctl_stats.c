@@ -212,19 +212,20 @@ void fr_ctl_adv_normalize(int64_t n, const double *a, double *out)
     for (int64_t i = 0; i < n; i++) out[i] = (a[i] - mu) / (sd + 1e-8);
 }
 
-void fr_ctl_ppo_clip(int64_t n, const double *logp_new, const double *logp_old, const double *adv, double clip,
-                     double *g, fr_ctl_ppo_stats *st)
+/* clip[i·stride]: the clip range of row i (stride 0: one for all) */
+static void ppo_clip(int64_t n, const double *logp_new, const double *logp_old, const double *adv, const double *clip,
+                     int64_t stride, double *g, fr_ctl_ppo_stats *st)
 {
     double loss = 0.0, kl = 0.0, cf = 0.0, rm = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        const double lr = logp_new[i] - logp_old[i], r = fr_awm_exp(lr), A = adv[i];
-        const double rc = r < 1.0 - clip ? 1.0 - clip : r > 1.0 + clip ? 1.0 + clip : r;
+        const double lr = logp_new[i] - logp_old[i], r = fr_awm_exp(lr), A = adv[i], c = clip[i * stride];
+        const double rc = r < 1.0 - c ? 1.0 - c : r > 1.0 + c ? 1.0 + c : r;
         const double l1 = -A * r, l2 = -A * rc;
         loss += l1 > l2 ? l1 : l2;
-        const int inside = r >= 1.0 - clip && r <= 1.0 + clip;
+        const int inside = r >= 1.0 - c && r <= 1.0 + c;
         g[i] = inside || l1 > l2 ? -A * r / (double)n : 0.0;
         kl += (r - 1.0) - lr;
-        cf += fabs(r - 1.0) > clip ? 1.0 : 0.0;
+        cf += fabs(r - 1.0) > c ? 1.0 : 0.0;
         rm += r;
     }
     const double dn = n > 0 ? (double)n : 1.0;
@@ -232,6 +233,18 @@ void fr_ctl_ppo_clip(int64_t n, const double *logp_new, const double *logp_old, 
     st->approx_kl = kl / dn;
     st->clipfrac = cf / dn;
     st->ratio_mean = rm / dn;
+}
+
+void fr_ctl_ppo_clip(int64_t n, const double *logp_new, const double *logp_old, const double *adv, double clip,
+                     double *g, fr_ctl_ppo_stats *st)
+{
+    ppo_clip(n, logp_new, logp_old, adv, &clip, 0, g, st);
+}
+
+void fr_ctl_ppo_clip_rows(int64_t n, const double *logp_new, const double *logp_old, const double *adv, const double *clip,
+                          double *g, fr_ctl_ppo_stats *st)
+{
+    ppo_clip(n, logp_new, logp_old, adv, clip, 1, g, st);
 }
 
 void fr_ctl_minibatch_order(uint32_t seed, uint32_t epoch, uint32_t k, int64_t n, int64_t *perm)

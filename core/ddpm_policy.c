@@ -25,9 +25,9 @@ fr_status fr_ddpm_policy_new(fr_ddpm_policy *p, fr_backend *be, int64_t O, int64
     p->cap = cap;
     p->T = T;
     p->randn_clip = 10.0;
-    double **tabs[7] = {&p->sqrt_ab, &p->sqrt_1mab, &p->recip_ab, &p->recipm1_ab, &p->c_x0, &p->c_xt, &p->std};
+    double **tabs[8] = {&p->sqrt_ab, &p->sqrt_1mab, &p->recip_ab, &p->recipm1_ab, &p->c_x0, &p->c_xt, &p->std, &p->sd};
     int ok = 1;
-    for (int i = 0; i < 7; i++) ok = ok && (*tabs[i] = fr_malloc((size_t)T * sizeof(double))) != NULL;
+    for (int i = 0; i < 8; i++) ok = ok && (*tabs[i] = fr_malloc((size_t)T * sizeof(double))) != NULL;
     p->in_h = fr_malloc((size_t)(cap * dim[0]) * sizeof *p->in_h);
     p->out_h = fr_malloc((size_t)(cap * A) * sizeof *p->out_h);
     p->x = fr_malloc((size_t)(cap * A) * sizeof *p->x);
@@ -47,6 +47,7 @@ fr_status fr_ddpm_policy_new(fr_ddpm_policy *p, fr_backend *be, int64_t O, int64
         p->c_xt[t] = (1.0 - ap) * sqrt(alpha) / (1.0 - a);
         /* exp(½·log max(var, 1e-20)) = √max(var, 1e-20); floored at 1e-3, 0 at the last step */
         const double sd = sqrt(var > 1e-20 ? var : 1e-20);
+        p->sd[t] = sd;
         p->std[t] = t == 0 ? 0.0 : (sd > 1e-3 ? sd : 1e-3);
     }
     free(beta);
@@ -59,7 +60,7 @@ void fr_ddpm_policy_free(fr_ddpm_policy *p)
 {
     if (!p) return;
     fr_mlp_free(&p->net);
-    void *h[] = {p->sqrt_ab, p->sqrt_1mab, p->recip_ab, p->recipm1_ab, p->c_x0, p->c_xt, p->std, p->in_h, p->out_h, p->x};
+    void *h[] = {p->sqrt_ab, p->sqrt_1mab, p->recip_ab, p->recipm1_ab, p->c_x0, p->c_xt, p->std, p->sd, p->in_h, p->out_h, p->x};
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
     memset(p, 0, sizeof *p);
 }

@@ -93,6 +93,10 @@ typedef struct {
  * passes it: the sum is the full gradient), else 0. */
 void fr_ctl_ppo_clip(int64_t n, const double *logp_new, const double *logp_old, const double *adv, double clip,
                      double *g, fr_ctl_ppo_stats *st);
+/* The same with a clip range per row, clip (n) (DPPO's per-denoising-step schedule); clipfrac
+ * counts |ρ − 1| > clip[i]. */
+void fr_ctl_ppo_clip_rows(int64_t n, const double *logp_new, const double *logp_old, const double *adv, const double *clip,
+                          double *g, fr_ctl_ppo_stats *st);
 
 /* The minibatch order of update epoch k of epoch e: perm (n) = fr_rng_perm(seed,
  * FR_RNG_CTL_SHUFFLE, e, k) (torch.randperm's place); DPPO's loop takes max(1, n / size)

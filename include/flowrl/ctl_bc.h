@@ -64,6 +64,10 @@ void fr_gen_policy_free(fr_gen_policy *g);
 fr_status fr_gen_policy_act(fr_gen_policy *g, int64_t R, const float *obs, uint32_t seed, uint32_t c0, uint32_t t,
                             float *action);
 
+/* The actions of R policy outputs a (R, A) in [−1, 1], in place: lo + (a + 1)/2·(hi − lo) when
+ * act_scaled (DPPO's unnormalisation), else unchanged. */
+void fr_gen_policy_unscale(const fr_gen_policy *g, int64_t R, float *a);
+
 typedef struct {
     int64_t steps, batch;
     double lr;

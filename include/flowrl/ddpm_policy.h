@@ -32,6 +32,8 @@ typedef struct {
     double *sqrt_ab, *sqrt_1mab;        /* (T,) √ᾱ_t, √(1 − ᾱ_t) */
     double *recip_ab, *recipm1_ab;      /* (T,) √(1/ᾱ_t), √(1/ᾱ_t − 1) */
     double *c_x0, *c_xt, *std;          /* (T,) posterior mean coefficients, sampling std */
+    double *sd;                         /* (T,) √max(β̃_t, 1e-20): the posterior std before any
+                                           floor (DPPO's exp(½·ddpm_logvar_clipped)) */
     float *in_h, *out_h;  /* host (cap, A + 16 + O), (cap, A) */
     double *x;            /* host (cap, A) */
 } fr_ddpm_policy;

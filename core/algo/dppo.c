@@ -1,0 +1,631 @@
+/* DPPO, Diffusion Policy Policy Optimization, on a control environment
+ * (docs/algorithms/dppo.md; spec objectives.md §14, samplers.md §7; irom-princeton/dppo@cc7234a
+ * model/diffusion/diffusion_ppo.py, diffusion_vpg.py, agent/finetune/train_ppo_diffusion_agent.py):
+ * `flowrl train --algo dppo --env NAME --policy CKPT` fine-tunes a `flowrl bc --policy ddpm`
+ * checkpoint (without --policy: a fresh DDPM policy of --hidden-dim x --n-hidden, the tiny runs).
+ *
+ * The denoising MDP: each action comes from the DDPM chain x_T → … → x_0 (flowrl/ddpm_policy.h);
+ * the last K = --ft-denoising-steps steps (t = K−1 .. 0) run the fine-tuned copy of the network,
+ * the earlier ones the frozen base, and each fine-tuned step is its own Gaussian "action":
+ *   x̂0 = clip(√(1/ᾱ_t)·x_{t+1} − √(1/ᾱ_t − 1)·ε̂, ±denoised_clip_value),
+ *   μ = c_x0(t)·x̂0 + c_xt(t)·x_{t+1},  x_t = μ + max(sd_t, min_sampling_denoising_std)·clip(z, ±randn_clip_value)
+ * (sd_t = √max(β̃_t, 1e-20); x_T = z unclipped; evaluation: DPPO's deterministic chain, sd floored
+ * at 1e-3 and 0 at t = 0). The chain (K + 1 states) and the per-step log-probabilities
+ * logp = mean_d clamp(log N(x_t; μ, max(sd_t, min_logprob_denoising_std)²), −5, 2) are kept per
+ * environment step; the value network sees the observation; GAE over environment steps
+ * (flowrl/ctl.h).
+ *
+ * Update: --update-epochs passes over the T·N·K (environment step, denoising step) pairs in
+ * minibatches of --minibatch-size pairs (pair u = row·K + i, i = 0 the noisiest fine-tuned step;
+ * torch.unravel_index's order), each: the new log-probabilities through the fine-tuned network,
+ * the advantages normalised over the minibatch, clamped to their [q_lo, q_hi] quantiles and
+ * multiplied by gamma_denoising^(K − i − 1), the clipped surrogate with the clip of step i
+ * ε_i = base + (c − base)·(e^{rate·i/(K−1)} − 1)/(e^{rate} − 1), plus vf_coef·½·mean (V − R)²;
+ * one optimiser step of the run loop over [fine-tuned network, value network] (two AdamW groups:
+ * --lr, --lr-critic); approx-KL early stop. DDPM's η is 1: the entropy term is inert and left out.
+ *
+ * Random numbers: the chain's noise of (epoch, environment n, step t) from Philox (seed,
+ * FR_RNG_CTL_ACTION, epoch, n, t) elements j·A + d (step j's noise; j = T: x_T), as
+ * fr_gen_policy_act draws it (evaluation: c0 = 2^32 − 1); the pair orders fr_ctl_minibatch_order;
+ * resets (seed, FR_RNG_ENV_RESET, episode). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flowrl/algo.h"
+#include "flowrl/awm_elem.h"
+#include "flowrl/ctl.h"
+#include "flowrl/ctl_bc.h"
+#include "flowrl/digest.h"
+#include "flowrl/mlp.h"
+#include "flowrl/philox.h"
+
+typedef struct {
+    int64_t n_envs, n_steps, minibatch, update_epochs, hidden, n_hidden, denoising_steps, ft_steps, eval_episodes;
+    double gamma, lambda, gamma_den, clip, clip_base, clip_rate, min_sample_std, min_logp_std, randn_clip, x0_clip;
+    double vf_coef, target_kl, lr_critic, adv_q_lo, adv_q_hi;
+    int obs_norm, reward_scale;
+    char policy[FR_OPT_PATH_MAX];
+} dppo_opts;
+
+#define C dppo_opts
+static const fr_opt k_rows[] = {
+    FR_OPT_ROW_(C, policy, "policy", FR_OPT_STR, "", 0, 0, NULL,
+                "the `flowrl bc --policy ddpm` checkpoint to fine-tune (empty: a fresh DDPM policy of --hidden-dim x "
+                "--n-hidden and --denoising-steps)", FR_OPT_PATH, NULL, "CKPT"),
+    FR_OPT_I64(C, n_envs, "n_envs", "8", 1, 1 << 16, "environments stepped in lock-step (N)", 0),
+    FR_OPT_I64(C, n_steps, "n_steps", "128", 1, 1 << 20, "steps of each environment per epoch (T); a batch is N·T", 0),
+    FR_OPT_I64(C, ft_steps, "ft_denoising_steps", "10", 1, FR_DDPM_MAX_T,
+               "the last K denoising steps that run the fine-tuned network and form the denoising MDP", 0),
+    FR_OPT_I64(C, minibatch, "minibatch_size", "1024", 1, 1 << 24,
+               "(environment step, denoising step) pairs of a minibatch (one optimiser step)", 0),
+    FR_OPT_I64(C, update_epochs, "update_epochs", "5", 1, 1000, "passes over the N·T·K pairs per epoch", 0),
+    FR_OPT_I64(C, hidden, "hidden_dim", "64", 1, 8192, "width of the value MLP (and of a fresh policy's)", 0),
+    FR_OPT_I64(C, n_hidden, "n_hidden", "2", 1, FR_MLP_MAX_LAYERS - 1,
+               "hidden layers of the value MLP (tanh; and of a fresh policy's, SiLU)", 0),
+    FR_OPT_I64(C, denoising_steps, "denoising_steps", "20", 1, FR_DDPM_MAX_T,
+               "denoising steps of a fresh policy (a checkpoint has its own)", 0),
+    FR_OPT_F64(C, gamma, "gamma", "0.99", 0, 1, "discount γ", 0),
+    FR_OPT_F64(C, lambda, "gae_lambda", "0.95", 0, 1, "GAE λ", 0),
+    FR_OPT_F64(C, gamma_den, "gamma_denoising", "0.99", 0, 1,
+               "denoising discount: step i's advantage times gamma_denoising^(K − i − 1)", FR_OPT_RESUMABLE),
+    FR_OPT_F64(C, clip, "clip_ploss_coef", "0.01", 1e-6, 10, "PPO clip range of the last denoising step (c)",
+               FR_OPT_RESUMABLE),
+    FR_OPT_F64(C, clip_base, "clip_ploss_coef_base", "0.01", 1e-6, 10, "PPO clip range of the noisiest fine-tuned step",
+               FR_OPT_RESUMABLE),
+    FR_OPT_F64(C, clip_rate, "clip_ploss_coef_rate", "3", 1e-6, 100,
+               "rate of the exponential clip schedule from base to c over the fine-tuned steps", FR_OPT_RESUMABLE),
+    FR_OPT_F64(C, min_sample_std, "min_sampling_denoising_std", "0.1", 0, 10,
+               "floor of every denoising step's sampling std (exploration)", FR_OPT_RESUMABLE),
+    FR_OPT_F64(C, min_logp_std, "min_logprob_denoising_std", "0.1", 1e-6, 10,
+               "floor of the std in the denoising steps' log-probabilities", 0),
+    FR_OPT_F64(C, randn_clip, "randn_clip_value", "3", 1e-6, 100, "|z| clip of each denoising step's noise", 0),
+    FR_OPT_F64(C, x0_clip, "denoised_clip_value", "1", 1e-6, 100, "clip of the predicted x̂0 at every step", 0),
+    FR_OPT_F64(C, adv_q_lo, "clip_advantage_lower_quantile", "0", 0, 1,
+               "advantages clamped below at this quantile of the minibatch (0: none)", FR_OPT_RESUMABLE),
+    FR_OPT_F64(C, adv_q_hi, "clip_advantage_upper_quantile", "1", 0, 1,
+               "advantages clamped above at this quantile of the minibatch (1: none)", FR_OPT_RESUMABLE),
+    FR_OPT_F64(C, vf_coef, "vf_coef", "0.5", 0, 1e6, "value-loss weight", FR_OPT_RESUMABLE),
+    FR_OPT_F64(C, target_kl, "target_kl", "1", 0, 1e6,
+               "stop the epoch's updates after a minibatch whose approx-KL exceeds it (0: never)", FR_OPT_RESUMABLE),
+    FR_OPT_F64(C, lr_critic, "lr_critic", "1e-3", 0, 10, "AdamW learning rate of the value MLP (0: --lr)", FR_OPT_RESUMABLE),
+    FR_OPT_BOOL(C, obs_norm, "obs_norm", "false",
+                "running observation normalisation (off: the checkpoint's demonstration statistics, frozen, as DPPO's "
+                "dataset normalisation)", 0),
+    FR_OPT_BOOL(C, reward_scale, "reward_scale", "true", "running reward scaling (DPPO's RunningRewardScaler)", 0),
+    FR_OPT_I64(C, eval_episodes, "eval_episodes", "10", 1, 1 << 16,
+               "episodes of each evaluation (the deterministic chain; episode ids from 2^31)", FR_OPT_RESUMABLE),
+};
+#undef C
+
+typedef struct {
+    const fr_env *env;
+    const dppo_opts *a;
+    fr_backend *be;
+    int64_t N, T, O, A, K, cap, cap_base, P; /* P: T·N·K pairs; cap_base: the base's rows */
+    int Td;                        /* denoising steps */
+    uint32_t seed;
+    fr_gen_policy ft, base;        /* the fine-tuned copy (its parameters train) and the frozen base */
+    int has_base;                  /* K < Td: the early steps run the base */
+    fr_mlp vf;
+    fr_param all[3 * FR_MLP_MAX_LAYERS];
+    int n_all, n_actor;
+    fr_ctl_vec vec;
+    fr_rms rms;
+    fr_ctl_reward_scaler scaler;
+    fr_ctl_block blk;
+    /* per rollout row (T·N): the chain's fine-tuned part (K + 1, A) and the K log-probabilities */
+    float *chain;
+    double *lp_old;
+    /* host scratch */
+    float *z;                          /* (cap, (Td + 1)·A) a row's chain noise */
+    float *x, *vout, *rec;             /* (cap, A), (cap,), (T·N·K,) */
+    float *mb_obs, *mb_x, *mb_xn, *dout, *dv, *ratio; /* (mb, O), (mb, A) x 3, (mb,) x 2 */
+    int *mb_t, *tt;                    /* (mb,), (cap,) */
+    double *lp_new, *lp_o, *g, *adv_raw, *adv_n, *clip_i, *sorted; /* (mb,) */
+    int64_t *perm;                     /* (P,) */
+    uint32_t epoch;                    /* the epoch the act callback draws for */
+    int eval;                          /* 1: the deterministic chain */
+} dppo_state;
+
+static void dppo_defaults(fr_run_opts *ro, void *ao)
+{
+    (void)ao;
+    ro->run.seed = 1;
+    ro->run.epochs = 100;
+    ro->run.checkpoint_every = 10;
+    ro->opt.lr = 1e-4;              /* DPPO gym: actor_lr 1e-4, critic_lr 1e-3 */
+    ro->opt.weight_decay = 0.0;
+    ro->opt.max_grad_norm = 0.0f;   /* DPPO's gym configs set no max_grad_norm */
+    ro->opt.adam_eps = 1e-8;        /* torch.optim.AdamW's */
+    ro->ev.eval_every = 10;
+}
+
+static fr_status dppo_check(const fr_run_opts *ro, const void *ao)
+{
+    const dppo_opts *a = ao;
+    if (ro->opt.lr_schedule != FR_LR_CONSTANT)
+        return fr_fail(FR_ERR_ARG, "train: --lr-schedule: --algo dppo takes many optimiser steps an epoch; "
+                       "the loop's schedule counts one (use constant)");
+    if (a->adv_q_lo > a->adv_q_hi)
+        return fr_fail(FR_ERR_ARG, "train: --clip-advantage-lower-quantile %g exceeds --clip-advantage-upper-quantile %g",
+                       a->adv_q_lo, a->adv_q_hi);
+    if (!a->policy[0] && a->ft_steps > a->denoising_steps)
+        return fr_fail(FR_ERR_ARG, "train: --ft-denoising-steps %lld exceeds --denoising-steps %lld",
+                       (long long)a->ft_steps, (long long)a->denoising_steps);
+    return FR_OK;
+}
+
+static void dppo_free(void *p)
+{
+    dppo_state *s = p;
+    if (!s) return;
+    fr_gen_policy_free(&s->ft);
+    if (s->has_base) fr_gen_policy_free(&s->base);
+    fr_mlp_free(&s->vf);
+    fr_ctl_vec_free(&s->vec);
+    fr_rms_free(&s->rms);
+    fr_ctl_reward_scaler_free(&s->scaler);
+    fr_ctl_block_free(&s->blk);
+    void *h[] = {s->chain, s->lp_old, s->z, s->x, s->vout, s->rec, s->mb_obs, s->mb_x, s->mb_xn, s->dout, s->dv,
+                 s->ratio, s->mb_t, s->tt, s->lp_new, s->lp_o, s->g, s->adv_raw, s->adv_n, s->clip_i, s->sorted, s->perm};
+    for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
+    free(s);
+}
+
+#define HALF_LOG_2PI 0.91893853320467274178
+
+/* One element of denoising step t from x (the step's input) and ε̂: the mean μ; *dmu_deps (may be
+ * NULL) receives dμ/dε̂ (0 where x̂0 is clipped: torch.clamp passes the gradient inside its range). */
+static double step_mean(const fr_ddpm_policy *p, int t, double x, double eps, double x0_clip, double *dmu_deps)
+{
+    double x0 = p->recip_ab[t] * x - p->recipm1_ab[t] * eps;
+    const int inside = x0 >= -x0_clip && x0 <= x0_clip;
+    x0 = x0 < -x0_clip ? -x0_clip : x0 > x0_clip ? x0_clip : x0;
+    if (dmu_deps) *dmu_deps = inside ? -p->c_x0[t] * p->recipm1_ab[t] : 0.0;
+    return p->c_x0[t] * x0 + p->c_xt[t] * x;
+}
+
+/* The log-probability of step t, one row: mean_d clamp(log N(xn_d; μ_d, σ²), −5, 2) with σ =
+ * max(sd_t, min_std); dlp (A,) (may be NULL) receives d logp / dμ_d (0 where clamped). */
+static double step_logp(const fr_ddpm_policy *p, int t, int64_t A, const float *xn, const double *mu, double min_std,
+                        double *dlp)
+{
+    const double sd = p->sd[t] > min_std ? p->sd[t] : min_std, iv = 1.0 / (sd * sd), lsd = fr_awm_log(sd);
+    double sum = 0.0;
+    for (int64_t d = 0; d < A; d++) {
+        const double e = (double)xn[d] - mu[d];
+        double l = -0.5 * e * e * iv - lsd - HALF_LOG_2PI;
+        const int inside = l >= -5.0 && l <= 2.0;
+        l = l < -5.0 ? -5.0 : l > 2.0 ? 2.0 : l;
+        sum += l;
+        if (dlp) dlp[d] = inside ? e * iv / (double)A : 0.0;
+    }
+    return sum / (double)A;
+}
+
+/* The chain of R rows of normalised observations obs at environment step t of epoch c0 into
+ * action (R, A) (unscaled to the action range); with keep, rows row0 .. row0 + R − 1 of the chain
+ * store and their log-probabilities. */
+static fr_status run_chain(dppo_state *s, int64_t R, const float *obs, uint32_t c0, uint32_t t,
+                           int det, int keep, int64_t row0, float *action)
+{
+    const dppo_opts *a = s->a;
+    const int64_t A = s->A, K = s->K, Lz = (int64_t)(s->Td + 1) * A;
+    fr_ddpm_policy *pf = &s->ft.ddpm;
+    for (int64_t n = 0; n < R; n++)
+        for (int64_t e = 0; e < Lz; e++)
+            s->z[n * Lz + e] = fr_rng_normal(s->seed, FR_RNG_CTL_ACTION, c0, (uint32_t)n, t, (uint32_t)e);
+    for (int64_t n = 0; n < R; n++)
+        for (int64_t d = 0; d < A; d++) s->x[n * A + d] = s->z[n * Lz + (int64_t)s->Td * A + d];
+    double mu[64];
+    for (int td = s->Td - 1; td >= 0; td--) {
+        const int ft = td < K;
+        fr_ddpm_policy *p = ft ? pf : &s->base.ddpm;
+        for (int64_t n = 0; n < R; n++) s->tt[n] = td;
+        if (keep && td == K - 1)
+            for (int64_t n = 0; n < R; n++)
+                memcpy(s->chain + (row0 + n) * (K + 1) * A, s->x + n * A, (size_t)A * sizeof(float));
+        FR_TRY(fr_ddpm_policy_eps(p, R, obs, s->x, s->tt));
+        double sd = pf->sd[td];
+        if (det) sd = td == 0 ? 0.0 : sd > 1e-3 ? sd : 1e-3;
+        else sd = sd > a->min_sample_std ? sd : a->min_sample_std;
+        for (int64_t n = 0; n < R; n++) {
+            float *x = s->x + n * A;
+            for (int64_t d = 0; d < A; d++) {
+                mu[d] = step_mean(pf, td, (double)x[d], (double)p->out_h[n * A + d], a->x0_clip, NULL);
+                double zz = (double)s->z[n * Lz + (int64_t)td * A + d];
+                zz = zz < -a->randn_clip ? -a->randn_clip : zz > a->randn_clip ? a->randn_clip : zz;
+                x[d] = (float)(mu[d] + sd * zz);
+            }
+            if (keep && ft) {
+                const int64_t row = row0 + n, i = K - 1 - td;
+                memcpy(s->chain + (row * (K + 1) + i + 1) * A, x, (size_t)A * sizeof(float));
+                s->lp_old[row * K + i] = step_logp(pf, td, A, x, mu, a->min_logp_std, NULL);
+            }
+        }
+    }
+    memcpy(action, s->x, (size_t)(R * A) * sizeof(float));
+    fr_gen_policy_unscale(&s->ft, R, action);
+    return FR_OK;
+}
+
+static fr_status act_cb(void *user, int64_t t, int64_t N, const float *obs, float *action, double *logp, double *value)
+{
+    dppo_state *s = user;
+    if (s->eval) return run_chain(s, N, obs, UINT32_MAX, (uint32_t)t, 1, 0, 0, action);
+    FR_TRY(run_chain(s, N, obs, s->epoch, (uint32_t)t, 0, 1, t * N, action));
+    /* the block's logp: the sum of the row's K step log-probabilities (bookkeeping only) */
+    for (int64_t n = 0; n < N; n++) {
+        double l = 0.0;
+        for (int64_t i = 0; i < s->K; i++) l += s->lp_old[(t * N + n) * s->K + i];
+        logp[n] = l;
+    }
+    FR_TRY(fr_mlp_forward_host(&s->vf, N, obs, s->vout));
+    for (int64_t n = 0; n < N; n++) value[n] = (double)s->vout[n];
+    return FR_OK;
+}
+
+static fr_status value_cb(void *user, int64_t R, const float *obs, double *value)
+{
+    dppo_state *s = user;
+    FR_TRY(fr_mlp_forward_host(&s->vf, R, obs, s->vout));
+    for (int64_t i = 0; i < R; i++) value[i] = (double)s->vout[i];
+    return FR_OK;
+}
+
+/* The policies: both from --policy (the base frozen), or a fresh DDPM policy (stream 4, as
+ * behaviour cloning's) copied. */
+static fr_status load_policies(fr_run *r, dppo_state *s)
+{
+    const dppo_opts *a = r->ao;
+    const fr_env *e = &r->env;
+    if (!a->policy[0]) {
+        const int64_t Td = a->denoising_steps;
+        s->has_base = a->ft_steps < Td;
+        FR_TRY(fr_gen_policy_new(&s->ft, FR_GEN_DDPM, r->be, s->O, s->A, a->hidden, (int)a->n_hidden, (int)Td, s->cap));
+        FR_TRY(fr_mlp_init_params(s->ft.net, s->seed, 4, 1.0f));
+        if (s->has_base) {
+            FR_TRY(fr_gen_policy_new(&s->base, FR_GEN_DDPM, r->be, s->O, s->A, a->hidden, (int)a->n_hidden, (int)Td, s->cap_base));
+            FR_TRY(fr_mlp_init_params(s->base.net, s->seed, 4, 1.0f));
+        }
+        return fr_rms_init(&s->rms, s->O);
+    }
+    char env[64];
+    FR_TRY(fr_bc_load(a->policy, r->be, s->cap, &s->ft, &s->rms, env, sizeof env));
+    if (s->ft.kind != FR_GEN_DDPM)
+        return fr_fail(FR_ERR_ARG, "train: --policy %s is a %s policy; --algo dppo fine-tunes a ddpm one (flowrl bc "
+                       "--policy ddpm)", a->policy, fr_gen_kind_name(s->ft.kind));
+    if (s->ft.O != s->O || s->ft.A != s->A)
+        return fr_fail(FR_ERR_ARG, "train: --policy %s has %lld observations and %lld actions (env %s); %s has %lld and %lld",
+                       a->policy, (long long)s->ft.O, (long long)s->ft.A, env, e->desc, (long long)s->O, (long long)s->A);
+    if (a->ft_steps > s->ft.ddpm.T)
+        return fr_fail(FR_ERR_ARG, "train: --ft-denoising-steps %lld exceeds the %d denoising steps of %s",
+                       (long long)a->ft_steps, s->ft.ddpm.T, a->policy);
+    s->has_base = a->ft_steps < s->ft.ddpm.T;
+    if (!s->has_base) return FR_OK;
+    fr_rms tmp;
+    fr_status st = fr_bc_load(a->policy, r->be, s->cap_base, &s->base, &tmp, NULL, 0);
+    fr_rms_free(&tmp);
+    return st;
+}
+
+static fr_status dppo_setup(fr_run *r, void **out)
+{
+    const dppo_opts *a = r->ao;
+    const fr_env *e = &r->env;
+    if (!e->ctl || e->n_actions > 0 || e->action_dim < 1 || e->action_dim > 64)
+        return fr_fail(FR_ERR_ARG, "train: --algo dppo needs a control environment with 1..64 continuous actions; %s is "
+                       "not one", e->desc);
+    dppo_state *s = fr_calloc(1, sizeof *s);
+    if (!s) return FR_ERR_NOMEM;
+    *out = s;
+    s->env = e;
+    s->a = a;
+    s->be = r->be;
+    s->N = a->n_envs;
+    s->T = a->n_steps;
+    s->O = e->obs_dim;
+    s->A = e->action_dim;
+    s->K = a->ft_steps;
+    s->seed = r->o->run.seed;
+    const int64_t mb = a->minibatch, TN = s->T * s->N;
+    s->P = TN * s->K;
+    if (mb > s->P)
+        return fr_fail(FR_ERR_ARG, "train: --minibatch-size %lld exceeds the %lld (step, denoising step) pairs of an epoch "
+                       "(--n-envs x --n-steps x --ft-denoising-steps)", (long long)mb, (long long)s->P);
+    s->cap = TN + s->N;
+    if (mb > s->cap) s->cap = mb;
+    if (a->eval_episodes > s->cap) s->cap = a->eval_episodes;
+    s->cap_base = s->N > a->eval_episodes ? s->N : a->eval_episodes; /* the base acts in rollouts and evaluations */
+    FR_TRY(load_policies(r, s));
+    s->Td = s->ft.ddpm.T;
+    int64_t dv[FR_MLP_MAX_LAYERS + 1];
+    const int L = (int)a->n_hidden + 1;
+    dv[0] = s->O;
+    for (int l = 1; l < L; l++) dv[l] = a->hidden;
+    dv[L] = 1;
+    FR_TRY(fr_mlp_new(&s->vf, r->be, "critic", L, dv, FR_ACT_TANH, s->cap));
+    FR_TRY(fr_mlp_init_params(&s->vf, s->seed, 3, 1.0f));
+    int n = 0;
+    for (int p = 0; p < s->ft.net->n_params; p++) s->all[n++] = s->ft.net->params[p];
+    s->n_actor = n;
+    for (int p = 0; p < s->vf.n_params; p++) s->all[n++] = s->vf.params[p];
+    s->n_all = n;
+    FR_TRY(fr_ctl_vec_new(&s->vec, e, s->seed, s->N, 0));
+    FR_TRY(fr_ctl_reward_scaler_init(&s->scaler, s->N, a->gamma));
+    FR_TRY(fr_ctl_block_new(&s->blk, s->T, s->N, s->O, s->A));
+    const int64_t A = s->A, K = s->K, Lz = (int64_t)(s->Td + 1) * A;
+    int ok = FR_ALLOC(s->chain, TN * (K + 1) * A) && FR_ALLOC(s->lp_old, s->P) && FR_ALLOC(s->z, s->cap * Lz) &&
+             FR_ALLOC(s->x, s->cap * A) && FR_ALLOC(s->vout, s->cap) && FR_ALLOC(s->rec, s->P) &&
+             FR_ALLOC(s->mb_obs, mb * s->O) && FR_ALLOC(s->mb_x, mb * A) && FR_ALLOC(s->mb_xn, mb * A) &&
+             FR_ALLOC(s->dout, mb * A) && FR_ALLOC(s->dv, mb) && FR_ALLOC(s->ratio, mb) && FR_ALLOC(s->mb_t, mb) &&
+             FR_ALLOC(s->tt, s->cap) && FR_ALLOC(s->lp_new, mb) && FR_ALLOC(s->lp_o, mb) && FR_ALLOC(s->g, mb) &&
+             FR_ALLOC(s->adv_raw, mb) && FR_ALLOC(s->adv_n, mb) && FR_ALLOC(s->clip_i, mb) && FR_ALLOC(s->sorted, mb) &&
+             FR_ALLOC(s->perm, s->P);
+    return ok ? FR_OK : FR_ERR_NOMEM;
+}
+
+static fr_status dppo_params(fr_run *r, void *state, fr_param **ps, int *n, fr_run_group *groups, int *n_groups)
+{
+    dppo_state *s = state;
+    const dppo_opts *a = r->ao;
+    *ps = s->all;
+    *n = s->n_all;
+    groups[0] = (fr_run_group){0, s->n_actor, -1.0, -1.0};
+    groups[1] = (fr_run_group){s->n_actor, s->n_all - s->n_actor, a->lr_critic > 0.0 ? a->lr_critic : -1.0, -1.0};
+    *n_groups = 2;
+    return FR_OK;
+}
+
+static void dppo_header(fr_run *r, void *state)
+{
+    const dppo_opts *a = r->ao;
+    dppo_state *s = state;
+    fr_run_info(r, "dppo: %s; %lld envs x %lld steps an epoch, last %lld of %d denoising steps fine-tuned, minibatch %lld "
+                   "pairs x %lld passes, clip %g..%g (rate %g), gamma %g lambda %g gamma_denoising %g, min std sampling "
+                   "%g logprob %g, randn clip %g, x0 clip %g, vf %g target_kl %g; obs norm %s, reward scale %s; %s",
+                a->policy[0] ? a->policy : "a fresh policy", (long long)a->n_envs, (long long)a->n_steps, (long long)s->K,
+                s->Td, (long long)a->minibatch, (long long)a->update_epochs, a->clip_base, a->clip, a->clip_rate, a->gamma,
+                a->lambda, a->gamma_den, a->min_sample_std, a->min_logp_std, a->randn_clip, a->x0_clip, a->vf_coef,
+                a->target_kl, a->obs_norm ? "running" : "frozen", a->reward_scale ? "on" : "off", s->env->desc);
+}
+
+/* torch.quantile(x, q) of n values (linear interpolation) of the ascending v. */
+static double quantile(const double *v, int64_t n, double q)
+{
+    const double pos = q * (double)(n - 1);
+    const int64_t lo = (int64_t)floor(pos), hi = lo + 1 < n ? lo + 1 : lo;
+    return v[lo] + (pos - (double)lo) * (v[hi] - v[lo]);
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+    const double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* The clip range of denoising index i (0: the noisiest fine-tuned step). K = 1: c (DPPO's formula
+ * divides by K − 1). */
+static double clip_of(const dppo_opts *a, int64_t K, int64_t i)
+{
+    if (K < 2) return a->clip;
+    const double u = (double)i / (double)(K - 1);
+    return a->clip_base + (a->clip - a->clip_base) * (fr_awm_exp(a->clip_rate * u) - 1.0) / (fr_awm_exp(a->clip_rate) - 1.0);
+}
+
+/* One minibatch of pairs idx (M,): the loss's gradient into the parameters' zeroed gradients. */
+static fr_status minibatch(fr_run *r, dppo_state *s, const int64_t *idx, int64_t M, fr_ctl_ppo_stats *st, double *v_loss)
+{
+    const dppo_opts *a = r->ao;
+    const fr_ctl_block *b = &s->blk;
+    const int64_t O = s->O, A = s->A, K = s->K;
+    fr_ddpm_policy *p = &s->ft.ddpm;
+    for (int64_t j = 0; j < M; j++) {
+        const int64_t row = idx[j] / K, i = idx[j] % K;
+        memcpy(s->mb_obs + j * O, b->obs + row * O, (size_t)O * sizeof(float));
+        memcpy(s->mb_x + j * A, s->chain + (row * (K + 1) + i) * A, (size_t)A * sizeof(float));
+        memcpy(s->mb_xn + j * A, s->chain + (row * (K + 1) + i + 1) * A, (size_t)A * sizeof(float));
+        s->mb_t[j] = (int)(K - 1 - i);
+        s->lp_o[j] = s->lp_old[idx[j]];
+        s->adv_raw[j] = b->adv[row];
+        s->clip_i[j] = clip_of(a, K, i);
+    }
+    FR_TRY(fr_ddpm_policy_eps(p, M, s->mb_obs, s->mb_x, s->mb_t));
+    double mu[64], dmu[64], dlp[64];
+    for (int64_t j = 0; j < M; j++) {
+        for (int64_t d = 0; d < A; d++)
+            mu[d] = step_mean(p, s->mb_t[j], (double)s->mb_x[j * A + d], (double)p->out_h[j * A + d], a->x0_clip, &dmu[d]);
+        s->lp_new[j] = step_logp(p, s->mb_t[j], A, s->mb_xn + j * A, mu, a->min_logp_std, dlp);
+        for (int64_t d = 0; d < A; d++) s->dout[j * A + d] = (float)(dlp[d] * dmu[d]); /* times g below */
+    }
+    fr_ctl_adv_normalize(M, s->adv_raw, s->adv_n);
+    if (a->adv_q_lo > 0.0 || a->adv_q_hi < 1.0) {
+        memcpy(s->sorted, s->adv_n, (size_t)M * sizeof(double));
+        qsort(s->sorted, (size_t)M, sizeof(double), cmp_double);
+        const double lo = quantile(s->sorted, M, a->adv_q_lo), hi = quantile(s->sorted, M, a->adv_q_hi);
+        for (int64_t j = 0; j < M; j++) s->adv_n[j] = s->adv_n[j] < lo ? lo : s->adv_n[j] > hi ? hi : s->adv_n[j];
+    }
+    for (int64_t j = 0; j < M; j++) s->adv_n[j] *= fr_awm_pow(a->gamma_den, (double)s->mb_t[j]); /* K − i − 1 = t */
+    fr_ctl_ppo_clip_rows(M, s->lp_new, s->lp_o, s->adv_n, s->clip_i, s->g, st);
+    for (int64_t j = 0; j < M; j++) {
+        s->ratio[j] = (float)fr_awm_exp(s->lp_new[j] - s->lp_o[j]);
+        for (int64_t d = 0; d < A; d++) s->dout[j * A + d] = (float)(s->g[j] * (double)s->dout[j * A + d]);
+    }
+    FR_TRY(fr_mlp_forward_host(&s->vf, M, s->mb_obs, s->vout));
+    double vl = 0.0;
+    for (int64_t j = 0; j < M; j++) {
+        const double e = (double)s->vout[j] - b->ret[idx[j] / K];
+        vl += e * e;
+        s->dv[j] = (float)(a->vf_coef * e / (double)M);
+    }
+    *v_loss = 0.5 * vl / (double)M;
+    FR_TRY(fr_mlp_zero_grad(s->ft.net));
+    FR_TRY(fr_mlp_zero_grad(&s->vf));
+    FR_TRY(fr_mlp_backward_host(s->ft.net, M, s->dout));
+    return fr_mlp_backward_host(&s->vf, M, s->dv);
+}
+
+static fr_status record_rows(fr_run *r, dppo_state *s, const char *name, const double *x, int64_t per_row)
+{
+    const int64_t n = s->T * s->N * per_row;
+    for (int64_t i = 0; i < n; i++) s->rec[i] = (float)x[i];
+    return fr_run_rec_f32(r, name, s->rec, per_row > 1 ? 3 : 2, s->T, s->N, per_row);
+}
+
+static fr_status dppo_epoch(fr_run *r, void *state)
+{
+    const dppo_opts *a = r->ao;
+    dppo_state *s = state;
+    const int64_t TN = s->T * s->N, M = a->minibatch, nb = s->P / M > 1 ? s->P / M : 1;
+    s->epoch = (uint32_t)r->epoch;
+    s->eval = 0;
+    fr_ctl_vec_stats_reset(&s->vec);
+    const fr_ctl_policy p = {act_cb, value_cb, s};
+    const fr_ctl_collect_cfg cc = {a->obs_norm, a->reward_scale, a->gamma, a->lambda};
+    FR_TRY(fr_ctl_collect(&s->vec, &s->rms, a->reward_scale ? &s->scaler : NULL, &p, &cc, &s->blk));
+    FR_TRY(record_rows(r, s, "rewards", s->blk.raw_reward, 1));
+    FR_TRY(record_rows(r, s, "adv", s->blk.adv, 1));
+    FR_TRY(record_rows(r, s, "logp_old", s->lp_old, s->K));
+    int64_t u = 0;
+    int stop = 0;
+    fr_ctl_ppo_stats st = {0};
+    double vl = 0.0, kl_sum = 0.0, cf_sum = 0.0;
+    for (int64_t k = 0; k < a->update_epochs && !stop; k++) {
+        fr_ctl_minibatch_order(s->seed, s->epoch, (uint32_t)k, s->P, s->perm);
+        for (int64_t j = 0; j < nb && !stop; j++, u++) {
+            FR_TRY(minibatch(r, s, s->perm + j * M, M, &st, &vl));
+            const double loss = st.loss + a->vf_coef * vl;
+            if (!isfinite(loss))
+                return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld update %lld: the DPPO loss is %g", (long long)r->epoch + 1,
+                               (long long)u, loss);
+            fr_run_update_event ue = {r->epoch + 1, u, M, s->ratio, (float)loss};
+            fr_run_update(r, &ue);
+            float gn;
+            FR_TRY(fr_run_optimizer_step(r, u, &gn));
+            kl_sum += st.approx_kl;
+            cf_sum += st.clipfrac;
+            stop = a->target_kl > 0.0 && st.approx_kl > a->target_kl;
+        }
+    }
+    FR_TRY(fr_run_rec_scalar(r, "pg_loss", (float)st.loss));
+    FR_TRY(fr_run_rec_scalar(r, "v_loss", (float)vl));
+    FR_TRY(fr_run_rec_scalar(r, "approx_kl", (float)st.approx_kl));
+    const fr_ctl_vec *v = &s->vec;
+    fr_run_metric(r, "return", v->done_n ? v->done_ret_sum / (double)v->done_n : NAN);
+    fr_run_metric(r, "episodes", (double)v->done_n);
+    if (s->env->ctl->success) fr_run_metric(r, "success", v->done_n ? (double)v->done_success / (double)v->done_n : NAN);
+    fr_run_metric(r, "env_steps", (double)((r->epoch + 1) * TN));
+    fr_run_metric(r, "pg_loss", st.loss);
+    fr_run_metric(r, "v_loss", vl);
+    fr_run_metric(r, "approx_kl", kl_sum / (double)u);
+    fr_run_metric(r, "clipfrac", cf_sum / (double)u);
+    fr_run_metric(r, "updates", (double)u);
+    return FR_OK;
+}
+
+/* --eval-episodes episodes of the deterministic chain (fr_ctl_evaluate: ids from 2^31, one per
+ * environment, each to its end; noise c0 = 2^32 − 1), observations normalised with the current
+ * statistics (not updated): the mean return. */
+static fr_status dppo_evaluate(fr_run *r, void *state, const char *key, int64_t epoch, double *score)
+{
+    const dppo_opts *a = r->ao;
+    dppo_state *s = state;
+    const fr_ctl_policy p = {act_cb, value_cb, s};
+    fr_ctl_eval ev;
+    s->eval = 1;
+    fr_status st = fr_ctl_evaluate(s->env, s->seed, a->eval_episodes, &s->rms, &p, &ev);
+    s->eval = 0;
+    FR_TRY(st);
+    *score = ev.ret_mean;
+    char sl[48] = "";
+    if (s->env->ctl->success) snprintf(sl, sizeof sl, " success %.4f", ev.success);
+    fr_run_info(r, "eval %-8s (epoch %lld): env_steps %lld return %.4f%s over %lld episodes (%lld terminal)", key,
+                (long long)epoch, (long long)(epoch * s->T * s->N), ev.ret_mean, sl, (long long)a->eval_episodes,
+                (long long)ev.terminal);
+    if (strcmp(key, "after") != 0) return FR_OK;
+    uint64_t dp, dv;
+    char hp[17], hv[17];
+    FR_TRY(fr_mlp_digest(s->ft.net, &dp));
+    FR_TRY(fr_mlp_digest(&s->vf, &dv));
+    fr_digest_hex(dp, hp);
+    fr_digest_hex(dv, hv);
+    fr_run_info(r, "parameters %lld, digests actor %s critic %s", (long long)(fr_mlp_numel(s->ft.net) + fr_mlp_numel(&s->vf)),
+                hp, hv);
+    return FR_OK;
+}
+
+static fr_status dppo_save(fr_run *r, void *state, fr_st_file *f)
+{
+    (void)r;
+    dppo_state *s = state;
+    FR_TRY(fr_ctl_vec_save(&s->vec, f, "ctl.env"));
+    FR_TRY(fr_rms_save(&s->rms, f, "ctl.obs_rms"));
+    return fr_ctl_reward_scaler_save(&s->scaler, f, "ctl.reward_scaler");
+}
+
+static fr_status dppo_load(fr_run *r, void *state, const fr_st_file *f, const char *path)
+{
+    (void)r;
+    dppo_state *s = state;
+    FR_TRY(fr_ctl_vec_load(&s->vec, f, path, "ctl.env"));
+    FR_TRY(fr_rms_load(&s->rms, f, path, "ctl.obs_rms"));
+    return fr_ctl_reward_scaler_load(&s->scaler, f, path, "ctl.reward_scaler");
+}
+
+/* The smallest run (tests/test_algos.c): a fresh policy 8 x 1 of 4 denoising steps, the last 2
+ * fine-tuned; 2 environments x 8 steps, minibatches of 8 of the 32 pairs, 2 passes. */
+static void dppo_tiny(fr_run_opts *ro, void *ao)
+{
+    dppo_opts *a = ao;
+    a->n_envs = 2;
+    a->n_steps = 8;
+    a->denoising_steps = 4;
+    a->ft_steps = 2;
+    a->minibatch = 8;
+    a->update_epochs = 2;
+    a->hidden = 8;
+    a->n_hidden = 1;
+    a->eval_episodes = 2;
+    ro->run.epochs = 3;
+    ro->run.checkpoint_every = 1;
+    /* every checkpoint kept: the kill-and-resume test must find checkpoint 2 */
+    ro->run.keep_checkpoints = 0;
+    ro->ev.eval_every = 2;
+}
+
+static const char *const k_progress[] = {"return", "approx_kl", "clipfrac", NULL};
+
+const fr_algo fr_algo_dppo = {
+    "dppo",
+    "DPPO: PPO on the denoising MDP of a DDPM policy (--env; fine-tunes a flowrl bc --policy ddpm checkpoint)",
+    "docs/algorithms/dppo.md",
+    "Diffusion Policy Policy Optimization (docs/algorithms/dppo.md; Ren et al. 2024, irom-princeton/dppo): --policy, a "
+    "`flowrl bc --policy ddpm` checkpoint, acts through its DDPM chain with the last --ft-denoising-steps steps run by a "
+    "fine-tuned copy (sampling std floored at --min-sampling-denoising-std, noise clipped at --randn-clip-value, x0 at "
+    "--denoised-clip-value); --n-envs x --n-steps environment steps an epoch with GAE over them, then --update-epochs "
+    "passes of --minibatch-size (environment step, denoising step) pairs: each pair's log-probability ratio in the "
+    "clipped surrogate with the per-step clip schedule (--clip-ploss-coef, _base, _rate) and the denoising discount "
+    "(--gamma-denoising), plus the value loss; approx-KL early stop; evaluation: the deterministic chain's return.",
+    k_rows,
+    (int)(sizeof k_rows / sizeof k_rows[0]),
+    sizeof(dppo_opts),
+    dppo_defaults,
+    dppo_check,
+    NULL,
+    dppo_setup,
+    dppo_header,
+    dppo_epoch,
+    dppo_save,
+    dppo_load,
+    k_progress,
+    dppo_free,
+    dppo_tiny,
+    0,
+    1,
+    dppo_params,
+    dppo_evaluate,
+    "control",
+    FR_ALGO_PREFS_NONE,
+};
