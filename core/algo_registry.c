@@ -26,6 +26,7 @@ extern const fr_algo fr_algo_gfn_tb, fr_algo_gfn_db, fr_algo_gfn_subtb, fr_algo_
 extern const fr_algo fr_algo_gfn_diffusion;
 extern const fr_algo fr_algo_ppo_gaussian;
 extern const fr_algo fr_algo_dppo;
+extern const fr_algo fr_algo_fpo;
 
 static const fr_algo *const k_algos[] = {
     &fr_algo_flow_grpo,
@@ -55,6 +56,7 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_gfn_diffusion,
     &fr_algo_ppo_gaussian,
     &fr_algo_dppo,
+    &fr_algo_fpo,
     NULL,
 };
 

@@ -26,6 +26,7 @@ static const struct {
     {fr_golden_cases_dro, &fr_golden_n_dro},
     {fr_golden_cases_gfn, &fr_golden_n_gfn},
     {fr_golden_cases_gfn_diffusion, &fr_golden_n_gfn_diffusion},
+    {fr_golden_cases_fpo, &fr_golden_n_fpo},
 };
 #define N_FAMILIES (sizeof k_families / sizeof k_families[0])
 

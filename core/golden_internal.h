@@ -126,5 +126,7 @@ extern const fr_golden_case fr_golden_cases_gfn[];
 extern const size_t fr_golden_n_gfn;
 extern const fr_golden_case fr_golden_cases_gfn_diffusion[];
 extern const size_t fr_golden_n_gfn_diffusion;
+extern const fr_golden_case fr_golden_cases_fpo[];
+extern const size_t fr_golden_n_fpo;
 
 #endif

@@ -64,6 +64,7 @@
     X(gfn_diffusion)                                                                       \
     X(env_ctl)                                                                             \
     X(ctl)                                                                                 \
+    X(fpo)                                                                                 \
     X(gfn_losses)                                                                          \
     X(torch)
 

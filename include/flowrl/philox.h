@@ -80,7 +80,9 @@ typedef enum {
      * from the energy targets' 60-63 (branch gfndiff) */
     FR_RNG_CTL_ACTION = 70,    /* a policy's action noise of (epoch, environment, step) */
     FR_RNG_CTL_SHUFFLE = 71,   /* the minibatch order of (epoch, update epoch) */
-    FR_RNG_CTL_BC = 72         /* behaviour cloning's order, times and noise */
+    FR_RNG_CTL_BC = 72,        /* behaviour cloning's order, times and noise */
+    FR_RNG_CTL_FPO = 76        /* FPO's Monte-Carlo pairs of (epoch, row t·N + n, 0: ε / 1: τ) (73-75 left to the
+                                * branches beside it) */
 } fr_rng_purpose;
 
 typedef struct {
