@@ -27,6 +27,7 @@ extern const fr_algo fr_algo_gfn_diffusion;
 extern const fr_algo fr_algo_ppo_gaussian;
 extern const fr_algo fr_algo_dppo;
 extern const fr_algo fr_algo_fpo;
+extern const fr_algo fr_algo_reinflow;
 
 static const fr_algo *const k_algos[] = {
     &fr_algo_flow_grpo,
@@ -57,6 +58,7 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_ppo_gaussian,
     &fr_algo_dppo,
     &fr_algo_fpo,
+    &fr_algo_reinflow,
     NULL,
 };
 

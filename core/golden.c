@@ -27,6 +27,7 @@ static const struct {
     {fr_golden_cases_gfn, &fr_golden_n_gfn},
     {fr_golden_cases_gfn_diffusion, &fr_golden_n_gfn_diffusion},
     {fr_golden_cases_fpo, &fr_golden_n_fpo},
+    {fr_golden_cases_reinflow, &fr_golden_n_reinflow},
 };
 #define N_FAMILIES (sizeof k_families / sizeof k_families[0])
 

@@ -128,5 +128,7 @@ extern const fr_golden_case fr_golden_cases_gfn_diffusion[];
 extern const size_t fr_golden_n_gfn_diffusion;
 extern const fr_golden_case fr_golden_cases_fpo[];
 extern const size_t fr_golden_n_fpo;
+extern const fr_golden_case fr_golden_cases_reinflow[];
+extern const size_t fr_golden_n_reinflow;
 
 #endif

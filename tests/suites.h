@@ -65,6 +65,7 @@
     X(env_ctl)                                                                             \
     X(ctl)                                                                                 \
     X(fpo)                                                                                 \
+    X(reinflow)                                                                            \
     X(gfn_losses)                                                                          \
     X(torch)
 
