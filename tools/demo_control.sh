@@ -30,13 +30,13 @@ if [ -z "${ALGO:-}" ]; then
     for a in dppo fpo; do if registered "$a"; then ALGO=$a; break; fi; done
 fi
 registered "$ALGO" || { echo "demo-control: ALGO=$ALGO is not registered (flowrl algos)" >&2; exit 2; }
-# the policy each algorithm fine-tunes, the option that names its checkpoint, its epochs by default
-# (each about 2 minutes on 2 cores; bench/bench_control.py's table ALGOS holds the same)
+# the policy each algorithm fine-tunes, the option that names its checkpoint, and epochs of about
+# 20,000 environment steps at its defaults (bench/bench_control.py's table ALGOS holds the same)
 case $ALGO in
-dppo) KIND=ddpm; FLAG=--policy; EPOCHS=${DEMO_EPOCHS:-20} ;;
-fpo) KIND=flow; FLAG=--policy; EPOCHS=${DEMO_EPOCHS:-20} ;;
-reinflow) KIND=flow; FLAG=--bc; EPOCHS=${DEMO_EPOCHS:-20} ;;
-ppo-gaussian) KIND=; FLAG=; EPOCHS=${DEMO_EPOCHS:-40} ;;
+dppo) KIND=ddpm; FLAG=--policy; EPOCHS=${DEMO_EPOCHS:-40} ;;          # 8 x 64 steps an epoch
+fpo) KIND=flow; FLAG=--policy; EPOCHS=${DEMO_EPOCHS:-10} ;;           # 8 x 256
+reinflow) KIND=flow; FLAG=--bc; EPOCHS=${DEMO_EPOCHS:-10} ;;          # 8 x 256
+ppo-gaussian) KIND=; FLAG=; EPOCHS=${DEMO_EPOCHS:-10} ;;              # 8 x 256
 *) echo "demo-control: ALGO=$ALGO: the demo runs dppo, fpo, reinflow or ppo-gaussian" >&2; exit 2 ;;
 esac
 
