@@ -198,14 +198,16 @@ def report(res, a, cmdline, t_start, load0):
               f"demonstrations are `flowrl expert {nd['show']}`: {a.nav_demos} episodes "
               f"of the expert with Gaussian action noise σ = {NAV_NOISE:g}, success {nd['succ']:.3f}, return "
               f"{nd['ret']:.4f} (the noiseless expert: 1.000 in 12.2 steps). Each RL run has {a.nav_steps:,} env steps "
-              f"on nav2d and {a.pend_steps:,} on pendulum at the algorithm's defaults (`flowrl train --algo ALGO "
-              f"--help`), evaluated by the algorithm itself on {a.eval_episodes} episodes ({a.pend_eval_episodes} on pendulum): ppo-gaussian the mean "
+              f"on nav2d" + ("" if a.no_pendulum else f" and {a.pend_steps:,} on pendulum") + " at the algorithm's "
+              f"defaults (`flowrl train --algo ALGO --help`), evaluated by the algorithm itself on {a.eval_episodes} "
+              f"episodes" + ("" if a.no_pendulum else f" ({a.pend_eval_episodes} on pendulum)") + ": ppo-gaussian the mean "
               f"action, DPPO its deterministic DDPM chain (x_T from noise), FPO sampled actions (as `flowrl bc`), "
               f"ReinFlow the noise-free chain from x_0 = 0. The noise is zero-mean, so an evaluation at the policy's "
               f"mode (ReinFlow's, ppo-gaussian's) does not see most of it.", ""]
     if bcs:
         lines += ["**Behaviour cloning** (`flowrl bc --policy flow|ddpm --steps %d`, evaluated from noise, c0 = 2^32 - 1, on "
-                  "100 episodes of nav2d and %d of pendulum): where the fine-tuning starts." % (a.bc_steps, a.pend_eval_episodes), "",
+                  "100 episodes of nav2d%s): where the fine-tuning starts." % (
+                      a.bc_steps, "" if a.no_pendulum else " and %d of pendulum" % a.pend_eval_episodes), "",
                   "| env | policy | success per seed | success mean ± 95% | return mean ± 95% | s per run |",
                   "|---|---|---|---|---|---|"]
         for env in ("nav2d", "pendulum"):
@@ -230,7 +232,9 @@ def report(res, a, cmdline, t_start, load0):
                      + ", ".join(f"{x:.2f}" for x in b) + " | " + ", ".join(f"{x:.2f}" for x in f)
                      + f" | {fmt_int(d)} | {'met' if ok else 'not met'} |")
     lines.append("")
-    if any(r["env"] == "pendulum" for r in runs):
+    if a.no_pendulum:
+        lines += ["pendulum: not measured in this run (`--no-pendulum`).", ""]
+    elif any(r["env"] == "pendulum" for r in runs):
         lines += ["### pendulum: return against environment steps", "",
                   "200-step episodes, never terminal; a swung-up and balanced pendulum scores about -150 to -200. "
                   + (f"The expert's demonstrations: return {pd['ret']:.1f} ({a.pend_demos} episodes)." if pd else ""), "",
@@ -239,8 +243,9 @@ def report(res, a, cmdline, t_start, load0):
     lines += ["### The papers' claim in miniature", "",
               "DPPO (Ren et al. 2024) and FPO / ReinFlow report that fine-tuning a pretrained diffusion or flow policy "
               "with their policy gradient beats Gaussian-policy PPO at the same environment steps. Here Gaussian PPO "
-              "has no BC start (flowrl's ppo-gaussian trains from scratch), and the evaluations differ as said above. "
-              "Compared at the last common evaluation (per-seed differences paired by seed, mean ± 95%):", ""]
+              "has no BC start (flowrl's ppo-gaussian trains from scratch), so a verdict here measures the BC start as "
+              "much as the policy class, and the evaluations differ as said above. Compared at the last common "
+              "evaluation (per-seed differences paired by seed, mean ± 95%):", ""]
     claim = []
     for env, key, what in (("nav2d", 1, "success"), ("pendulum", 0, "return")):
         base = {r["seed"]: r for r in runs if r["env"] == env and r["algo"] == "ppo-gaussian"}
@@ -257,7 +262,7 @@ def report(res, a, cmdline, t_start, load0):
                 gauss.append(base[r["seed"]]["curve"][s][key])
                 d.append(mine[-1] - gauss[-1])
             m, h = ci95(d)
-            verdict = ("reproduced" if h is not None and m - h > 0 else
+            verdict = ("reproduced (against Gaussian PPO from scratch)" if h is not None and m - h > 0 else
                        "reversed" if h is not None and m + h < 0 else "not resolved (interval includes 0)")
             claim.append(f"| {env} | {alg} | {steps:,} | {fmt_ci(mine, digits=3)} | {fmt_ci(gauss, digits=3)} | "
                          f"{fmt_ci(d, digits=3)} | {verdict} |")
