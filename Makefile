@@ -302,7 +302,7 @@ demo: all
 	BUILD=$(BUILD) ALGO=$(ALGO) tools/demo.sh
 
 # expert demonstrations -> behaviour cloning -> RL on nav2d's harder setting (tools/demo_control.sh;
-# ALGO=dppo|fpo|reinflow|ppo-gaussian, default the first of dppo, fpo registered)
+# ALGO=dppo|fpo|reinflow|ppo-gaussian, default fpo, else dppo, else ppo-gaussian)
 .PHONY: demo-control
 demo-control: all
 	BUILD=$(BUILD) $(if $(filter-out file,$(origin ALGO)),ALGO=$(ALGO)) tools/demo_control.sh

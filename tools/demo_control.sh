@@ -11,8 +11,8 @@
 # Outputs under $DEMO_DIR/control/ (gitignored): nav2d_noisy.demos, expert.png (the demonstrations),
 # bc.safetensors, run-<timestamp>/ (samples/before.png, after.png: the evaluation episodes' paths;
 # metrics.jsonl, audit.log, checkpoints/).
-# Environment: BUILD (default build), DEMO_DIR (default demo), ALGO (default: the first of dppo, fpo
-# registered, else ppo-gaussian), DEMO_EPOCHS (RL epochs), BC_STEPS (default 5000), SEED (default 1).
+# Environment: BUILD (default build), DEMO_DIR (default demo), ALGO (default: the first of fpo, dppo
+# registered: FPO gained most in bench_control; else ppo-gaussian), DEMO_EPOCHS (RL epochs), BC_STEPS (default 5000), SEED (default 1).
 set -euo pipefail
 
 BUILD=${BUILD:-build}
@@ -27,7 +27,7 @@ RUN_OPTS=(--backend opt --threads 2 --seed "$SEED")
 registered() { "$FLOWRL" algos --json | grep -q "\"name\":[[:space:]]*\"$1\""; }
 if [ -z "${ALGO:-}" ]; then
     ALGO=ppo-gaussian
-    for a in dppo fpo; do if registered "$a"; then ALGO=$a; break; fi; done
+    for a in fpo dppo; do if registered "$a"; then ALGO=$a; break; fi; done
 fi
 registered "$ALGO" || { echo "demo-control: ALGO=$ALGO is not registered (flowrl algos)" >&2; exit 2; }
 # the policy each algorithm fine-tunes, the option that names its checkpoint, and epochs of about
