@@ -293,3 +293,17 @@ fr_status fr_ctl_evaluate(const fr_env *e, uint32_t seed, int64_t E, const fr_rm
     fr_ctl_vec_free(&v);
     return s;
 }
+
+fr_status fr_ctl_state_save(fr_st_file *f, const fr_ctl_vec *v, const fr_rms *rms, const fr_ctl_reward_scaler *sc)
+{
+    FR_TRY(fr_ctl_vec_save(v, f, "ctl.env"));
+    FR_TRY(fr_rms_save(rms, f, "ctl.obs_rms"));
+    return fr_ctl_reward_scaler_save(sc, f, "ctl.reward_scaler");
+}
+
+fr_status fr_ctl_state_load(const fr_st_file *f, const char *path, fr_ctl_vec *v, fr_rms *rms, fr_ctl_reward_scaler *sc)
+{
+    FR_TRY(fr_ctl_vec_load(v, f, path, "ctl.env"));
+    FR_TRY(fr_rms_load(rms, f, path, "ctl.obs_rms"));
+    return fr_ctl_reward_scaler_load(sc, f, path, "ctl.reward_scaler");
+}

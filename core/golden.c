@@ -24,6 +24,7 @@ static const struct {
     {fr_golden_cases_nft, &fr_golden_n_nft},
     {fr_golden_cases_pair_dpo, &fr_golden_n_pair_dpo},
     {fr_golden_cases_dro, &fr_golden_n_dro},
+    {fr_golden_cases_dppo, &fr_golden_n_dppo},
     {fr_golden_cases_gfn, &fr_golden_n_gfn},
     {fr_golden_cases_gfn_diffusion, &fr_golden_n_gfn_diffusion},
     {fr_golden_cases_fpo, &fr_golden_n_fpo},

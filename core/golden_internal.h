@@ -122,6 +122,8 @@ extern const fr_golden_case fr_golden_cases_pair_dpo[];
 extern const size_t fr_golden_n_pair_dpo;
 extern const fr_golden_case fr_golden_cases_dro[];
 extern const size_t fr_golden_n_dro;
+extern const fr_golden_case fr_golden_cases_dppo[];
+extern const size_t fr_golden_n_dppo;
 extern const fr_golden_case fr_golden_cases_gfn[];
 extern const size_t fr_golden_n_gfn;
 extern const fr_golden_case fr_golden_cases_gfn_diffusion[];

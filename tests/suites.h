@@ -66,6 +66,7 @@
     X(ctl)                                                                                 \
     X(fpo)                                                                                 \
     X(reinflow)                                                                            \
+    X(dppo)                                                                                \
     X(gfn_losses)                                                                          \
     X(torch)
 

@@ -2,7 +2,7 @@
  * (docs/algorithms/dppo.md; spec objectives.md §14, samplers.md §7; irom-princeton/dppo@cc7234a
  * model/diffusion/diffusion_ppo.py, diffusion_vpg.py, agent/finetune/train_ppo_diffusion_agent.py):
  * `flowrl train --algo dppo --env NAME --policy CKPT` fine-tunes a `flowrl bc --policy ddpm`
- * checkpoint (without --policy: a fresh DDPM policy of --hidden-dim x --n-hidden, the tiny runs).
+ * checkpoint (without --policy: a fresh DDPM policy of --policy-hidden-dim x --policy-n-hidden, the tiny runs).
  *
  * The denoising MDP: each action comes from the DDPM chain x_T → … → x_0 (flowrl/ddpm_policy.h);
  * the last K = --ft-denoising-steps steps (t = K−1 .. 0) run the fine-tuned copy of the network,
@@ -38,11 +38,13 @@
 #include "flowrl/ctl.h"
 #include "flowrl/ctl_bc.h"
 #include "flowrl/digest.h"
+#include "flowrl/dppo.h"
 #include "flowrl/mlp.h"
 #include "flowrl/philox.h"
 
 typedef struct {
-    int64_t n_envs, n_steps, minibatch, update_epochs, hidden, n_hidden, denoising_steps, ft_steps, eval_episodes;
+    int64_t n_envs, n_steps, minibatch, update_epochs, hidden, n_hidden, pol_hidden, pol_n_hidden, denoising_steps, ft_steps;
+    int64_t eval_episodes;
     double gamma, lambda, gamma_den, clip, clip_base, clip_rate, min_sample_std, min_logp_std, randn_clip, x0_clip;
     double vf_coef, target_kl, lr_critic, adv_q_lo, adv_q_hi;
     int obs_norm, reward_scale;
@@ -52,18 +54,21 @@ typedef struct {
 #define C dppo_opts
 static const fr_opt k_rows[] = {
     FR_OPT_ROW_(C, policy, "policy", FR_OPT_STR, "", 0, 0, NULL,
-                "the `flowrl bc --policy ddpm` checkpoint to fine-tune (empty: a fresh DDPM policy of --hidden-dim x "
-                "--n-hidden and --denoising-steps)", FR_OPT_PATH, NULL, "CKPT"),
+                "the `flowrl bc --policy ddpm` checkpoint to fine-tune (empty: a fresh DDPM policy of --policy-hidden-dim x "
+                "--policy-n-hidden and --denoising-steps)", FR_OPT_PATH, NULL, "CKPT"),
     FR_OPT_I64(C, n_envs, "n_envs", "8", 1, 1 << 16, "environments stepped in lock-step (N)", 0),
-    FR_OPT_I64(C, n_steps, "n_steps", "128", 1, 1 << 20, "steps of each environment per epoch (T); a batch is N·T", 0),
+    FR_OPT_I64(C, n_steps, "n_steps", "64", 1, 1 << 20, "steps of each environment per epoch (T); a batch is N·T", 0),
     FR_OPT_I64(C, ft_steps, "ft_denoising_steps", "10", 1, FR_DDPM_MAX_T,
                "the last K denoising steps that run the fine-tuned network and form the denoising MDP", 0),
-    FR_OPT_I64(C, minibatch, "minibatch_size", "1024", 1, 1 << 24,
+    FR_OPT_I64(C, minibatch, "minibatch_size", "512", 1, 1 << 24,
                "(environment step, denoising step) pairs of a minibatch (one optimiser step)", 0),
     FR_OPT_I64(C, update_epochs, "update_epochs", "5", 1, 1000, "passes over the N·T·K pairs per epoch", 0),
-    FR_OPT_I64(C, hidden, "hidden_dim", "64", 1, 8192, "width of the value MLP (and of a fresh policy's)", 0),
-    FR_OPT_I64(C, n_hidden, "n_hidden", "2", 1, FR_MLP_MAX_LAYERS - 1,
-               "hidden layers of the value MLP (tanh; and of a fresh policy's, SiLU)", 0),
+    FR_OPT_I64(C, hidden, "hidden_dim", "64", 1, 8192, "width of the value MLP", 0),
+    FR_OPT_I64(C, n_hidden, "n_hidden", "2", 1, FR_MLP_MAX_LAYERS - 1, "hidden layers of the value MLP (tanh)", 0),
+    FR_OPT_I64(C, pol_hidden, "policy_hidden_dim", "64", 1, 8192,
+               "width of a fresh policy (flowrl bc's default; a checkpoint has its own)", 0),
+    FR_OPT_I64(C, pol_n_hidden, "policy_n_hidden", "4", 1, FR_MLP_MAX_LAYERS - 1,
+               "hidden layers (SiLU) of a fresh policy (flowrl bc's default; a checkpoint has its own)", 0),
     FR_OPT_I64(C, denoising_steps, "denoising_steps", "20", 1, FR_DDPM_MAX_T,
                "denoising steps of a fresh policy (a checkpoint has its own)", 0),
     FR_OPT_F64(C, gamma, "gamma", "0.99", 0, 1, "discount γ", 0),
@@ -122,8 +127,8 @@ typedef struct {
     float *z;                          /* (cap, (Td + 1)·A) a row's chain noise */
     float *x, *vout, *rec;             /* (cap, A), (cap,), (T·N·K,) */
     float *mb_obs, *mb_x, *mb_xn, *dout, *dv, *ratio; /* (mb, O), (mb, A) x 3, (mb,) x 2 */
-    int *mb_t, *tt;                    /* (mb,), (cap,) */
-    double *lp_new, *lp_o, *g, *adv_raw, *adv_n, *clip_i, *sorted; /* (mb,) */
+    int *mb_i, *mb_t, *tt;             /* (mb,) x 2, (cap,) */
+    double *lp_new, *lp_o, *g, *adv_raw, *adv_n, *clip_i; /* (mb,) */
     int64_t *perm;                     /* (P,) */
     uint32_t epoch;                    /* the epoch the act callback draws for */
     int eval;                          /* 1: the deterministic chain */
@@ -169,40 +174,9 @@ static void dppo_free(void *p)
     fr_ctl_reward_scaler_free(&s->scaler);
     fr_ctl_block_free(&s->blk);
     void *h[] = {s->chain, s->lp_old, s->z, s->x, s->vout, s->rec, s->mb_obs, s->mb_x, s->mb_xn, s->dout, s->dv,
-                 s->ratio, s->mb_t, s->tt, s->lp_new, s->lp_o, s->g, s->adv_raw, s->adv_n, s->clip_i, s->sorted, s->perm};
+                 s->ratio, s->mb_i, s->mb_t, s->tt, s->lp_new, s->lp_o, s->g, s->adv_raw, s->adv_n, s->clip_i, s->perm};
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
     free(s);
-}
-
-#define HALF_LOG_2PI 0.91893853320467274178
-
-/* One element of denoising step t from x (the step's input) and ε̂: the mean μ; *dmu_deps (may be
- * NULL) receives dμ/dε̂ (0 where x̂0 is clipped: torch.clamp passes the gradient inside its range). */
-static double step_mean(const fr_ddpm_policy *p, int t, double x, double eps, double x0_clip, double *dmu_deps)
-{
-    double x0 = p->recip_ab[t] * x - p->recipm1_ab[t] * eps;
-    const int inside = x0 >= -x0_clip && x0 <= x0_clip;
-    x0 = x0 < -x0_clip ? -x0_clip : x0 > x0_clip ? x0_clip : x0;
-    if (dmu_deps) *dmu_deps = inside ? -p->c_x0[t] * p->recipm1_ab[t] : 0.0;
-    return p->c_x0[t] * x0 + p->c_xt[t] * x;
-}
-
-/* The log-probability of step t, one row: mean_d clamp(log N(xn_d; μ_d, σ²), −5, 2) with σ =
- * max(sd_t, min_std); dlp (A,) (may be NULL) receives d logp / dμ_d (0 where clamped). */
-static double step_logp(const fr_ddpm_policy *p, int t, int64_t A, const float *xn, const double *mu, double min_std,
-                        double *dlp)
-{
-    const double sd = p->sd[t] > min_std ? p->sd[t] : min_std, iv = 1.0 / (sd * sd), lsd = fr_awm_log(sd);
-    double sum = 0.0;
-    for (int64_t d = 0; d < A; d++) {
-        const double e = (double)xn[d] - mu[d];
-        double l = -0.5 * e * e * iv - lsd - HALF_LOG_2PI;
-        const int inside = l >= -5.0 && l <= 2.0;
-        l = l < -5.0 ? -5.0 : l > 2.0 ? 2.0 : l;
-        sum += l;
-        if (dlp) dlp[d] = inside ? e * iv / (double)A : 0.0;
-    }
-    return sum / (double)A;
 }
 
 /* The chain of R rows of normalised observations obs at environment step t of epoch c0 into
@@ -233,8 +207,8 @@ static fr_status run_chain(dppo_state *s, int64_t R, const float *obs, uint32_t 
         else sd = sd > a->min_sample_std ? sd : a->min_sample_std;
         for (int64_t n = 0; n < R; n++) {
             float *x = s->x + n * A;
+            fr_dppo_step_mean(pf, td, A, x, p->out_h + n * A, a->x0_clip, mu, NULL);
             for (int64_t d = 0; d < A; d++) {
-                mu[d] = step_mean(pf, td, (double)x[d], (double)p->out_h[n * A + d], a->x0_clip, NULL);
                 double zz = (double)s->z[n * Lz + (int64_t)td * A + d];
                 zz = zz < -a->randn_clip ? -a->randn_clip : zz > a->randn_clip ? a->randn_clip : zz;
                 x[d] = (float)(mu[d] + sd * zz);
@@ -242,7 +216,7 @@ static fr_status run_chain(dppo_state *s, int64_t R, const float *obs, uint32_t 
             if (keep && ft) {
                 const int64_t row = row0 + n, i = K - 1 - td;
                 memcpy(s->chain + (row * (K + 1) + i + 1) * A, x, (size_t)A * sizeof(float));
-                s->lp_old[row * K + i] = step_logp(pf, td, A, x, mu, a->min_logp_std, NULL);
+                s->lp_old[row * K + i] = fr_dppo_step_logp(pf, td, A, x, mu, a->min_logp_std, NULL);
             }
         }
     }
@@ -284,10 +258,10 @@ static fr_status load_policies(fr_run *r, dppo_state *s)
     if (!a->policy[0]) {
         const int64_t Td = a->denoising_steps;
         s->has_base = a->ft_steps < Td;
-        FR_TRY(fr_gen_policy_new(&s->ft, FR_GEN_DDPM, r->be, s->O, s->A, a->hidden, (int)a->n_hidden, (int)Td, s->cap));
+        FR_TRY(fr_gen_policy_new(&s->ft, FR_GEN_DDPM, r->be, s->O, s->A, a->pol_hidden, (int)a->pol_n_hidden, (int)Td, s->cap));
         FR_TRY(fr_mlp_init_params(s->ft.net, s->seed, 4, 1.0f));
         if (s->has_base) {
-            FR_TRY(fr_gen_policy_new(&s->base, FR_GEN_DDPM, r->be, s->O, s->A, a->hidden, (int)a->n_hidden, (int)Td, s->cap_base));
+            FR_TRY(fr_gen_policy_new(&s->base, FR_GEN_DDPM, r->be, s->O, s->A, a->pol_hidden, (int)a->pol_n_hidden, (int)Td, s->cap_base));
             FR_TRY(fr_mlp_init_params(s->base.net, s->seed, 4, 1.0f));
         }
         return fr_rms_init(&s->rms, s->O);
@@ -360,9 +334,9 @@ static fr_status dppo_setup(fr_run *r, void **out)
     int ok = FR_ALLOC(s->chain, TN * (K + 1) * A) && FR_ALLOC(s->lp_old, s->P) && FR_ALLOC(s->z, s->cap * Lz) &&
              FR_ALLOC(s->x, s->cap * A) && FR_ALLOC(s->vout, s->cap) && FR_ALLOC(s->rec, s->P) &&
              FR_ALLOC(s->mb_obs, mb * s->O) && FR_ALLOC(s->mb_x, mb * A) && FR_ALLOC(s->mb_xn, mb * A) &&
-             FR_ALLOC(s->dout, mb * A) && FR_ALLOC(s->dv, mb) && FR_ALLOC(s->ratio, mb) && FR_ALLOC(s->mb_t, mb) &&
+             FR_ALLOC(s->dout, mb * A) && FR_ALLOC(s->dv, mb) && FR_ALLOC(s->ratio, mb) && FR_ALLOC(s->mb_i, mb) && FR_ALLOC(s->mb_t, mb) &&
              FR_ALLOC(s->tt, s->cap) && FR_ALLOC(s->lp_new, mb) && FR_ALLOC(s->lp_o, mb) && FR_ALLOC(s->g, mb) &&
-             FR_ALLOC(s->adv_raw, mb) && FR_ALLOC(s->adv_n, mb) && FR_ALLOC(s->clip_i, mb) && FR_ALLOC(s->sorted, mb) &&
+             FR_ALLOC(s->adv_raw, mb) && FR_ALLOC(s->adv_n, mb) && FR_ALLOC(s->clip_i, mb) &&
              FR_ALLOC(s->perm, s->P);
     return ok ? FR_OK : FR_ERR_NOMEM;
 }
@@ -392,29 +366,6 @@ static void dppo_header(fr_run *r, void *state)
                 a->target_kl, a->obs_norm ? "running" : "frozen", a->reward_scale ? "on" : "off", s->env->desc);
 }
 
-/* torch.quantile(x, q) of n values (linear interpolation) of the ascending v. */
-static double quantile(const double *v, int64_t n, double q)
-{
-    const double pos = q * (double)(n - 1);
-    const int64_t lo = (int64_t)floor(pos), hi = lo + 1 < n ? lo + 1 : lo;
-    return v[lo] + (pos - (double)lo) * (v[hi] - v[lo]);
-}
-
-static int cmp_double(const void *x, const void *y)
-{
-    const double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
-}
-
-/* The clip range of denoising index i (0: the noisiest fine-tuned step). K = 1: c (DPPO's formula
- * divides by K − 1). */
-static double clip_of(const dppo_opts *a, int64_t K, int64_t i)
-{
-    if (K < 2) return a->clip;
-    const double u = (double)i / (double)(K - 1);
-    return a->clip_base + (a->clip - a->clip_base) * (fr_awm_exp(a->clip_rate * u) - 1.0) / (fr_awm_exp(a->clip_rate) - 1.0);
-}
-
 /* One minibatch of pairs idx (M,): the loss's gradient into the parameters' zeroed gradients. */
 static fr_status minibatch(fr_run *r, dppo_state *s, const int64_t *idx, int64_t M, fr_ctl_ppo_stats *st, double *v_loss)
 {
@@ -427,32 +378,17 @@ static fr_status minibatch(fr_run *r, dppo_state *s, const int64_t *idx, int64_t
         memcpy(s->mb_obs + j * O, b->obs + row * O, (size_t)O * sizeof(float));
         memcpy(s->mb_x + j * A, s->chain + (row * (K + 1) + i) * A, (size_t)A * sizeof(float));
         memcpy(s->mb_xn + j * A, s->chain + (row * (K + 1) + i + 1) * A, (size_t)A * sizeof(float));
+        s->mb_i[j] = (int)i;
         s->mb_t[j] = (int)(K - 1 - i);
         s->lp_o[j] = s->lp_old[idx[j]];
         s->adv_raw[j] = b->adv[row];
-        s->clip_i[j] = clip_of(a, K, i);
     }
     FR_TRY(fr_ddpm_policy_eps(p, M, s->mb_obs, s->mb_x, s->mb_t));
-    double mu[64], dmu[64], dlp[64];
-    for (int64_t j = 0; j < M; j++) {
-        for (int64_t d = 0; d < A; d++)
-            mu[d] = step_mean(p, s->mb_t[j], (double)s->mb_x[j * A + d], (double)p->out_h[j * A + d], a->x0_clip, &dmu[d]);
-        s->lp_new[j] = step_logp(p, s->mb_t[j], A, s->mb_xn + j * A, mu, a->min_logp_std, dlp);
-        for (int64_t d = 0; d < A; d++) s->dout[j * A + d] = (float)(dlp[d] * dmu[d]); /* times g below */
-    }
-    fr_ctl_adv_normalize(M, s->adv_raw, s->adv_n);
-    if (a->adv_q_lo > 0.0 || a->adv_q_hi < 1.0) {
-        memcpy(s->sorted, s->adv_n, (size_t)M * sizeof(double));
-        qsort(s->sorted, (size_t)M, sizeof(double), cmp_double);
-        const double lo = quantile(s->sorted, M, a->adv_q_lo), hi = quantile(s->sorted, M, a->adv_q_hi);
-        for (int64_t j = 0; j < M; j++) s->adv_n[j] = s->adv_n[j] < lo ? lo : s->adv_n[j] > hi ? hi : s->adv_n[j];
-    }
-    for (int64_t j = 0; j < M; j++) s->adv_n[j] *= fr_awm_pow(a->gamma_den, (double)s->mb_t[j]); /* K − i − 1 = t */
-    fr_ctl_ppo_clip_rows(M, s->lp_new, s->lp_o, s->adv_n, s->clip_i, s->g, st);
-    for (int64_t j = 0; j < M; j++) {
-        s->ratio[j] = (float)fr_awm_exp(s->lp_new[j] - s->lp_o[j]);
-        for (int64_t d = 0; d < A; d++) s->dout[j * A + d] = (float)(s->g[j] * (double)s->dout[j * A + d]);
-    }
+    const fr_dppo_cfg c = {K, a->x0_clip, a->min_logp_std, a->gamma_den, a->clip, a->clip_base, a->clip_rate, a->adv_q_lo,
+                           a->adv_q_hi};
+    FR_TRY(fr_dppo_policy_loss(p, &c, M, p->out_h, s->mb_x, s->mb_xn, s->mb_i, s->lp_o, s->adv_raw, s->lp_new, s->adv_n,
+                               s->clip_i, s->g, s->dout, st));
+    for (int64_t j = 0; j < M; j++) s->ratio[j] = (float)fr_awm_exp(s->lp_new[j] - s->lp_o[j]);
     FR_TRY(fr_mlp_forward_host(&s->vf, M, s->mb_obs, s->vout));
     double vl = 0.0;
     for (int64_t j = 0; j < M; j++) {
@@ -560,18 +496,14 @@ static fr_status dppo_save(fr_run *r, void *state, fr_st_file *f)
 {
     (void)r;
     dppo_state *s = state;
-    FR_TRY(fr_ctl_vec_save(&s->vec, f, "ctl.env"));
-    FR_TRY(fr_rms_save(&s->rms, f, "ctl.obs_rms"));
-    return fr_ctl_reward_scaler_save(&s->scaler, f, "ctl.reward_scaler");
+    return fr_ctl_state_save(f, &s->vec, &s->rms, &s->scaler);
 }
 
 static fr_status dppo_load(fr_run *r, void *state, const fr_st_file *f, const char *path)
 {
     (void)r;
     dppo_state *s = state;
-    FR_TRY(fr_ctl_vec_load(&s->vec, f, path, "ctl.env"));
-    FR_TRY(fr_rms_load(&s->rms, f, path, "ctl.obs_rms"));
-    return fr_ctl_reward_scaler_load(&s->scaler, f, path, "ctl.reward_scaler");
+    return fr_ctl_state_load(f, path, &s->vec, &s->rms, &s->scaler);
 }
 
 /* The smallest run (tests/test_algos.c): a fresh policy 8 x 1 of 4 denoising steps, the last 2
@@ -587,6 +519,8 @@ static void dppo_tiny(fr_run_opts *ro, void *ao)
     a->update_epochs = 2;
     a->hidden = 8;
     a->n_hidden = 1;
+    a->pol_hidden = 8;
+    a->pol_n_hidden = 1;
     a->eval_episodes = 2;
     ro->run.epochs = 3;
     ro->run.checkpoint_every = 1;

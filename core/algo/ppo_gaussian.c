@@ -394,18 +394,14 @@ static fr_status ppo_save(fr_run *r, void *state, fr_st_file *f)
 {
     (void)r;
     ppo_state *s = state;
-    FR_TRY(fr_ctl_vec_save(&s->vec, f, "ctl.env"));
-    FR_TRY(fr_rms_save(&s->rms, f, "ctl.obs_rms"));
-    return fr_ctl_reward_scaler_save(&s->scaler, f, "ctl.reward_scaler");
+    return fr_ctl_state_save(f, &s->vec, &s->rms, &s->scaler);
 }
 
 static fr_status ppo_load(fr_run *r, void *state, const fr_st_file *f, const char *path)
 {
     (void)r;
     ppo_state *s = state;
-    FR_TRY(fr_ctl_vec_load(&s->vec, f, path, "ctl.env"));
-    FR_TRY(fr_rms_load(&s->rms, f, path, "ctl.obs_rms"));
-    return fr_ctl_reward_scaler_load(&s->scaler, f, path, "ctl.reward_scaler");
+    return fr_ctl_state_load(f, path, &s->vec, &s->rms, &s->scaler);
 }
 
 /* The smallest run (tests/test_algos.c): 2 environments x 8 steps, minibatches of 4, 2 passes,

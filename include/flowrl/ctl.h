@@ -136,6 +136,12 @@ void fr_ctl_vec_stats_reset(fr_ctl_vec *v);
 fr_status fr_ctl_vec_save(const fr_ctl_vec *v, fr_st_file *f, const char *prefix);
 fr_status fr_ctl_vec_load(fr_ctl_vec *v, const fr_st_file *f, const char *path, const char *prefix);
 
+/* The control state of an algorithm's checkpoint beyond its parameters: the environments in
+ * flight (ctl.env.*), the observation statistics (ctl.obs_rms.*) and the reward scaler
+ * (ctl.reward_scaler.*); and back (FR_ERR_FORMAT naming path and tensor). */
+fr_status fr_ctl_state_save(fr_st_file *f, const fr_ctl_vec *v, const fr_rms *rms, const fr_ctl_reward_scaler *sc);
+fr_status fr_ctl_state_load(const fr_st_file *f, const char *path, fr_ctl_vec *v, fr_rms *rms, fr_ctl_reward_scaler *sc);
+
 /* ---- a rollout block ----------------------------------------------------------------------- */
 /* The policy as the collector sees it: for the N normalised observations obs (N, obs_dim) of step
  * t, the actions (N, action_dim) to take, their log-probabilities and the values V(obs) (the
