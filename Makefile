@@ -7,6 +7,8 @@
 #   make accuracy   the dense transcendental sweep against MPFR (docs/determinism.md)
 #   make demo       the main job: shapes base + Flow-GRPO + before/after table (tools/demo.sh);
 #                   make demo ALGO=awm runs AWM instead
+#   make demo-control  expert demonstrations -> BC -> RL on nav2d's harder setting, success before and
+#                   after, trajectory PNGs (tools/demo_control.sh, a few minutes; ALGO=dppo|fpo|...)
 #   make bench      build the benchmarks; make benchmarks runs them into BENCHMARKS.md
 #   make bench-mpi  epoch time against mpirun -n R (bench/bench_mpi.py; its own section of BENCHMARKS.md)
 #   make bench-family the Flow-GRPO family on gmm2d halfplane, 3 seeds (bench/bench_family.py, ~10 min)
@@ -16,8 +18,9 @@
 #   make bench-gfn-ext  OP-GFN and local search vs TB on HyperGrid 4D H8, 3 seeds (bench/bench_gfn_ext.py)
 #   make bench-gfn-diffusion  diffusion samplers as GFlowNets on 25GMM, Funnel: delta log Z, 3 seeds (bench/bench_gfn_diffusion.py)
 #   make bench-branch BranchGRPO vs DanceGRPO iteration time at equal leaves (bench/bench_branch.py)
-#   make bench-control Gaussian PPO on pendulum and nav2d, BC of a flow policy on nav2d, 3 seeds
-#                   (bench/bench_control.py, a few minutes on 2 cores; its own section of BENCHMARKS.md)
+#   make bench-control every control algorithm (flowrl algos --json env_kind control) from BC on nav2d's
+#                   harder setting and on pendulum, 3 seeds (bench/bench_control.py; QUICK=1 small
+#                   budgets; its own section of BENCHMARKS.md)
 #   make bench-algos the bake-off: every algorithm at the same budget of model evaluations, 3 seeds
 #                   (bench/bench_algos.py, ~30 min on 2 cores; its own section of BENCHMARKS.md)
 #   make bench-heldout  held-out transfer attempts on shapes, one seed each (bench/bench_heldout.py, ~40 min)
@@ -298,7 +301,7 @@ bench-peers: all
 	BUILD=$(BUILD) $(PYTHON) bench/bench_peers.py
 
 bench-control: all
-	BUILD=$(BUILD) python3 bench/bench_control.py
+	BUILD=$(BUILD) python3 bench/bench_control.py $(if $(QUICK),--quick)
 
 .PHONY: bench-mpi
 bench-mpi: all
@@ -317,6 +320,11 @@ demo-gfn: all $(BUILD)/plot_curves
 	BUILD=$(BUILD) tools/demo_gfn.sh
 $(BUILD)/plot_curves: tools/plot_curves.c $(LIB_A)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
+# expert demonstrations -> behaviour cloning -> RL on nav2d's harder setting (tools/demo_control.sh;
+# ALGO=dppo|fpo|reinflow|ppo-gaussian, default fpo, else dppo, else ppo-gaussian)
+.PHONY: demo-control
+demo-control: all
+	BUILD=$(BUILD) $(if $(filter-out file,$(origin ALGO)),ALGO=$(ALGO)) tools/demo_control.sh
 
 # The GPU check's bundle (tools/gpu_bundle.sh; DEVELOPERS.md "The GPU check"): flowrl and the
 # device checks built in build-bundle/ without OpenBLAS/oneDNN, the libraries a bare GPU machine

@@ -9,9 +9,10 @@
 #include "flowrl/algo.h"
 #include "flowrl/model.h"
 
-/* {"algos": [{"name", "summary", "doc", "trains_on", "base_pred", "prefs"}, ...]} in the registry's
- * order; trains_on "base" (a base checkpoint, whose prediction base_pred is) or "env" (an environment,
- * `--env NAME`: no base_pred); prefs "required" or "optional" for an algorithm that reads a
+/* {"algos": [{"name", "summary", "doc", "trains_on", "base_pred", "env_kind", "prefs"}, ...]} in the
+ * registry's order; trains_on "base" (a base checkpoint, whose prediction base_pred is) or "env" (an
+ * environment, `--env NAME`: no base_pred; env_kind the side of the environments it takes, "gfn",
+ * "energy" or "control", docs/envs.md §0); prefs "required" or "optional" for an algorithm that reads a
  * preference file (--prefs), absent otherwise. */
 static int print_json(void)
 {
@@ -25,6 +26,7 @@ static int print_json(void)
              cJSON_AddStringToObject(o, "doc", (*a)->doc) &&
              cJSON_AddStringToObject(o, "trains_on", (*a)->on_env ? "env" : "base") &&
              ((*a)->on_env || cJSON_AddStringToObject(o, "base_pred", fr_pred_name((fr_pred)(*a)->base_pred))) &&
+             (!(*a)->on_env || cJSON_AddStringToObject(o, "env_kind", (*a)->env_kind ? (*a)->env_kind : "gfn")) &&
              ((*a)->prefs == FR_ALGO_PREFS_NONE ||
               cJSON_AddStringToObject(o, "prefs", (*a)->prefs == FR_ALGO_PREFS_REQUIRED ? "required" : "optional"));
     }
@@ -41,8 +43,9 @@ int cmd_algos(int argc, char **argv)
     if (fr_opts_wants_help(argc, argv)) {
         printf("Usage: flowrl algos [--json]\n\nLists the algorithms of `flowrl train --algo NAME`: name, summary, docs page.\n"
                "--json: one JSON object {\"algos\": [{\"name\", \"summary\", \"doc\", \"trains_on\", \"base_pred\",\n"
-               "\"prefs\"}]}: trains_on \"base\" (a base checkpoint, base_pred its prediction: velocity or epsilon)\n"
-               "or \"env\" (an environment, --env NAME; `flowrl envs` lists them); prefs \"required\" or \"optional\"\n"
+               "\"env_kind\", \"prefs\"}]}: trains_on \"base\" (a base checkpoint, base_pred its prediction: velocity or\n"
+               "epsilon) or \"env\" (an environment, --env NAME; `flowrl envs` lists them; env_kind its side: gfn,\n"
+               "energy or control); prefs \"required\" or \"optional\"\n"
                "where it reads a preference file (--prefs FILE, flowrl prefs make), absent otherwise.\n"
                "`flowrl train --algo NAME --help` gives an algorithm's options and defaults.\n");
         return 0;

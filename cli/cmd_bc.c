@@ -2,12 +2,14 @@
  * (flowrl/ctl_bc.h; docs/control.md §5), then its evaluation on the environment. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
 #include "flowrl/backend.h"
 #include "flowrl/ctl_bc.h"
 #include "flowrl/env.h"
+#include "flowrl/env_ctl.h"
 
 typedef struct {
     char demos[FR_OPT_PATH_MAX], out[FR_OPT_PATH_MAX], env[64];
@@ -23,7 +25,7 @@ static const char *const k_kinds[] = {"flow", "ddpm", NULL}; /* fr_gen_kind's or
 static const fr_opt k_rows[] = {
     ROW(demos, "demos", FR_OPT_STR, "", 0, 0, "the demonstrations (flowrl/demos.h; required)", "FILE"),
     ROW(out, "out", FR_OPT_STR, "", 0, 0, "the policy checkpoint to write (required)", "CKPT"),
-    ROW(env, "env", FR_OPT_STR, "", 0, 0, "the environment (default: the demonstrations' env at its defaults)", "NAME"),
+    ROW(env, "env", FR_OPT_STR, "", 0, 0, "the evaluation's environment at its defaults (default: the demonstrations' env with their options)", "NAME"),
     FR_OPT_ENUM(bc_opts, kind, "policy", "flow", k_kinds,
                 "flow: FPO's flow policy (Euler from noise); ddpm: DPPO's DDPM policy (epsilon prediction)", 0),
     FR_OPT_INT(bc_opts, flow_steps, "flow_steps", "10", 1, 1000, "the flow policy's Euler steps", 0),
@@ -73,12 +75,20 @@ int cmd_bc(int argc, char **argv)
     fr_demos d;
     fr_status s = fr_demos_read(b.demos, &d);
     if (s != FR_OK) return fr_cli_status(CMD, s);
-    const char *env_name = b.env[0] ? b.env : d.env;
-    const fr_env_class *ec;
+    /* the evaluation's environment: --env at its defaults, else the demonstrations' own with their
+     * options (nav2d's harder setting, docs/envs.md §4.1, is the options of its demonstrations) */
+    const fr_env_class *ec = NULL;
     fr_env env;
     memset(&env, 0, sizeof env);
-    s = fr_env_find(env_name, &ec);
-    if (s == FR_OK) s = fr_env_create(ec, NULL, &env);
+    if (b.env[0]) {
+        s = fr_env_find(b.env, &ec);
+        if (s == FR_OK) s = fr_env_create(ec, NULL, &env);
+    } else {
+        void *eo = NULL;
+        s = fr_env_spec(d.env, &ec, &eo);
+        free(eo);
+        if (s == FR_OK) s = fr_env_from_demos(&d, &env);
+    }
     if (s == FR_OK && (!env.ctl || env.obs_dim != d.obs_dim || env.action_dim != d.action_dim))
         s = fr_fail(FR_ERR_ARG, "--env %s: %d observations and %d actions, the demonstrations %d and %d", env.desc,
                     env.obs_dim, env.action_dim, d.obs_dim, d.action_dim);

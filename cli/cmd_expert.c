@@ -23,7 +23,10 @@ static void usage(FILE *f)
             "behaviour cloning (docs/demos.md). ENV is a built-in (nav2d, pendulum: `flowrl envs`) or\n"
             "cmd:PROGRAM, an environment program over a pipe (docs/env-protocol.md), e.g.\n"
             "  --env 'cmd:python3 tools/gym_env.py Pendulum-v1' --expert pendulum\n"
-            "The expert defaults to the environment's own. --plot draws nav2d's trajectories (PNG).\n"
+            "The expert defaults to the environment's own. --noise S makes it imperfect (docs/demos.md §3:\n"
+            "demonstrations that leave behaviour cloning room for RL, e.g. nav2d's harder setting\n"
+            "`--noise 1 --success-radius 0.05 --max-episode-steps 25`, docs/envs.md §4). --plot draws\n"
+            "nav2d's trajectories (PNG).\n"
             "Experts:\n");
     for (const fr_ctl_expert *const *x = fr_ctl_experts(); *x; x++)
         fprintf(f, "  %-9s %s (obs %d, actions %d)\n", (*x)->name, (*x)->summary, (*x)->obs_dim, (*x)->action_dim);
@@ -34,6 +37,7 @@ typedef struct {
     int64_t episodes, first;
     uint32_t seed;
     int force;
+    double noise;
 } expert_opts;
 
 #define C expert_opts
@@ -49,6 +53,8 @@ static const fr_opt k_rows[] = {
     FR_OPT_BOOL(C, force, "force", "false", "replace an existing --out", 0),
     FR_OPT_ROW_(C, plot, "plot", FR_OPT_STR, "", 0, 0, NULL, "draw the trajectories to this PNG (nav2d)", FR_OPT_PATH,
                 NULL, "FILE"),
+    FR_OPT_F64(C, noise, "noise", "0", 0, 100,
+               "an imperfect expert: Gaussian noise of this std added to each action, clipped to its range", 0),
 };
 #undef C
 
@@ -155,13 +161,14 @@ int cmd_expert(int argc, char **argv)
         free(env_o);
         return fr_cli_status(CMD, s);
     }
-    fr_ctl_expert_ctx ctx = {x, eo.seed, ec == &fr_env_nav2d ? env_o : NULL};
+    fr_ctl_expert_ctx ctx = {x, eo.seed, ec == &fr_env_nav2d ? env_o : NULL, eo.noise};
     fr_demos d;
-    s = fr_ctl_rollouts(&e, eo.seed, (uint32_t)eo.first, eo.episodes, x->act, &ctx, &d);
+    s = fr_ctl_rollouts(&e, eo.seed, (uint32_t)eo.first, eo.episodes, fr_ctl_expert_act, &ctx, &d);
     if (s == FR_OK) {
         snprintf(d.env, sizeof d.env, "%s", eo.env);
         snprintf(d.env_desc, sizeof d.env_desc, "%s", e.desc);
-        snprintf(d.policy, sizeof d.policy, "expert:%s", x->name);
+        if (eo.noise > 0.0) snprintf(d.policy, sizeof d.policy, "expert:%s noise %g", x->name, eo.noise);
+        else snprintf(d.policy, sizeof d.policy, "expert:%s", x->name);
         d.seed = eo.seed;
         d.env_options = fr_env_options_json(ec, env_o);
         if (!d.env_options) s = FR_ERR_NOMEM;

@@ -58,9 +58,21 @@ static fr_status pendulum_act(void *ctx, const fr_env *e, uint32_t episode, int 
 }
 
 static const fr_ctl_expert k_nav2d = {"nav2d", "goes to one of the K goals picked at random per episode (PD law)", 4, 2,
-                                      nav2d_act};
-static const fr_ctl_expert k_pendulum = {"pendulum", "energy-pumping swing-up, PD balance near the top", 3, 1,
+                                      1.0, nav2d_act};
+static const fr_ctl_expert k_pendulum = {"pendulum", "energy-pumping swing-up, PD balance near the top", 3, 1, 2.0,
                                          pendulum_act};
+
+fr_status fr_ctl_expert_act(void *ctx, const fr_env *e, uint32_t episode, int t, const float *obs, float *action)
+{
+    const fr_ctl_expert_ctx *c = ctx;
+    FR_TRY(c->x->act(ctx, e, episode, t, obs, action));
+    if (c->noise <= 0.0) return FR_OK;
+    for (int d = 0; d < c->x->action_dim; d++) {
+        const double xi = (double)fr_rng_normal(c->seed, FR_RNG_ENV_RESET, episode, 2, (uint32_t)t, (uint32_t)d);
+        action[d] = clipf((double)action[d] + c->noise * xi, c->x->action_max);
+    }
+    return FR_OK;
+}
 static const fr_ctl_expert *const k_experts[] = {&k_nav2d, &k_pendulum, NULL};
 
 const fr_ctl_expert *const *fr_ctl_experts(void) { return k_experts; }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "flowrl/ctl.h"
+#include "flowrl/demos.h"
 
 static fr_status reset_one(fr_ctl_vec *v, int64_t n)
 {
@@ -207,10 +208,29 @@ fr_status fr_ctl_collect(fr_ctl_vec *v, fr_rms *rms, fr_ctl_reward_scaler *scale
     return s;
 }
 
+/* The evaluation's episodes into d (fr_ctl_evaluate's recording): step t of environment n at row
+ * t·E + n of obs (T, E, O), act (T, E, A), rew (T, E); len (E,), fin (E, O), succ (E,). */
+static fr_status eval_record(fr_demos *d, const fr_env *e, int64_t E, const float *obs, const float *act,
+                             const double *rew, const int64_t *len, const uint8_t *term, const float *fin,
+                             const uint8_t *succ)
+{
+    const int64_t O = e->obs_dim, A = e->n_actions > 0 ? 1 : e->action_dim;
+    for (int64_t n = 0; n < E; n++) {
+        for (int64_t t = 0; t < len[n]; t++) {
+            const int64_t i = t * E + n;
+            FR_TRY(fr_demos_push_step(d, obs + i * O, act + i * A, rew[i], t == len[n] - 1 && term[n], NULL));
+        }
+        FR_TRY(fr_demos_end_episode(d, FR_CTL_EVAL_FIRST_EPISODE + n, fin + n * O, succ[n]));
+    }
+    return FR_OK;
+}
+
 fr_status fr_ctl_evaluate(const fr_env *e, uint32_t seed, int64_t E, const fr_rms *rms, const fr_ctl_policy *p,
                           fr_ctl_eval *out)
 {
-    const int64_t O = e->obs_dim, A = e->n_actions > 0 ? 1 : e->action_dim;
+    const int64_t O = e->obs_dim, A = e->n_actions > 0 ? 1 : e->action_dim, T = e->max_steps;
+    fr_demos *rec = e->eval_record;
+    if (rec) fr_demos_init(rec, (int)O, (int)A, 0, e->ctl->success != NULL);
     fr_ctl_vec v;
     FR_TRY(fr_ctl_vec_new(&v, e, seed, E, FR_CTL_EVAL_FIRST_EPISODE));
     float *obs = fr_malloc((size_t)(E * O) * sizeof *obs), *act = fr_malloc((size_t)(E * A) * sizeof *act);
@@ -218,20 +238,47 @@ fr_status fr_ctl_evaluate(const fr_env *e, uint32_t seed, int64_t E, const fr_rm
     uint8_t *term = fr_malloc((size_t)E), *end = fr_malloc((size_t)E), *live = fr_malloc((size_t)E);
     uint8_t *succ = fr_malloc((size_t)E);
     fr_status s = obs && act && rew && ret && term && end && live && succ ? FR_OK : FR_ERR_NOMEM;
+    /* the recording: every step's raw observation, action and reward, each episode's end */
+    float *r_obs = NULL, *r_act = NULL, *r_fin = NULL, *fin = NULL;
+    double *r_rew = NULL;
+    int64_t *r_len = NULL;
+    uint8_t *r_term = NULL, *r_succ = NULL;
+    if (rec && s == FR_OK) {
+        r_obs = fr_malloc((size_t)(T * E * O) * sizeof *r_obs);
+        r_act = fr_malloc((size_t)(T * E * A) * sizeof *r_act);
+        r_rew = fr_malloc((size_t)(T * E) * sizeof *r_rew);
+        r_fin = fr_malloc((size_t)(E * O) * sizeof *r_fin);
+        fin = fr_malloc((size_t)(E * O) * sizeof *fin);
+        r_len = fr_calloc((size_t)E, sizeof *r_len);
+        r_term = fr_calloc((size_t)E, 1);
+        r_succ = fr_calloc((size_t)E, 1);
+        s = r_obs && r_act && r_rew && r_fin && fin && r_len && r_term && r_succ ? FR_OK : FR_ERR_NOMEM;
+    }
     int64_t n_succ = 0, n_term = 0;
     if (s == FR_OK) memset(live, 1, (size_t)E);
-    for (int t = 0; t < e->max_steps && s == FR_OK; t++) {
+    for (int t = 0; t < T && s == FR_OK; t++) {
         if (rms) fr_ctl_obs_normalize(rms, E, v.obs, obs);
         else memcpy(obs, v.obs, (size_t)(E * O) * sizeof *obs);
+        if (rec) memcpy(r_obs + (int64_t)t * E * O, v.obs, (size_t)(E * O) * sizeof *obs);
         s = p->act(p->user, t, E, obs, act, NULL, NULL);
-        if (s == FR_OK) s = fr_ctl_vec_step(&v, act, rew, term, end, NULL, succ);
+        if (s == FR_OK && rec) memcpy(r_act + (int64_t)t * E * A, act, (size_t)(E * A) * sizeof *act);
+        if (s == FR_OK) s = fr_ctl_vec_step(&v, act, rew, term, end, fin, succ);
         for (int64_t n = 0; n < E && s == FR_OK; n++)
             if (live[n]) {
                 ret[n] += rew[n];
+                if (rec) {
+                    r_rew[(int64_t)t * E + n] = rew[n];
+                    r_len[n] = t + 1;
+                }
                 if (end[n]) {
                     live[n] = 0;
                     n_succ += succ[n];
                     n_term += term[n];
+                    if (rec) {
+                        memcpy(r_fin + n * O, fin + n * O, (size_t)O * sizeof *fin);
+                        r_term[n] = term[n];
+                        r_succ[n] = succ[n];
+                    }
                 }
             }
     }
@@ -240,7 +287,8 @@ fr_status fr_ctl_evaluate(const fr_env *e, uint32_t seed, int64_t E, const fr_rm
     out->ret_mean = m;
     out->success = e->ctl->success ? (double)n_succ / (double)E : NAN;
     out->terminal = n_term;
-    void *h[] = {obs, act, rew, ret, term, end, live, succ};
+    if (rec && s == FR_OK) s = eval_record(rec, e, E, r_obs, r_act, r_rew, r_len, r_term, r_fin, r_succ);
+    void *h[] = {obs, act, rew, ret, term, end, live, succ, r_obs, r_act, r_rew, r_fin, fin, r_len, r_term, r_succ};
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
     fr_ctl_vec_free(&v);
     return s;

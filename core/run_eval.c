@@ -1,9 +1,12 @@
 /* Held-out evaluation of a run (flowrl/run.h): before, every eval_every epochs, after. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/run_internal.h"
 #include "flowrl/checkpoint.h"
+#include "flowrl/env_ctl.h"
 
 fr_status fr_run_evaluate(fr_run *r, const fr_model *m, const char *key, int64_t epoch, double *acc, double *score)
 {
@@ -58,12 +61,33 @@ fr_status fr_run_evaluate(fr_run *r, const fr_model *m, const char *key, int64_t
     return s;
 }
 
+/* An algorithm's evaluation on its environment; on nav2d its episodes (fr_ctl_evaluate's
+ * recording, flowrl/ctl.h) drawn to samples/KEY.png: the trajectories before, during and after. */
+static fr_status eval_env(fr_run *r, const char *key, int64_t epoch, double *score)
+{
+    if (r->env.cls != &fr_env_nav2d) return r->algo->evaluate(r, r->priv->state, key, epoch, score);
+    fr_demos rec;
+    fr_demos_init(&rec, r->env.obs_dim, r->env.action_dim, 0, 1);
+    r->env.eval_record = &rec;
+    fr_status s = r->algo->evaluate(r, r->priv->state, key, epoch, score);
+    r->env.eval_record = NULL;
+    char dir[1200], path[1300], title[128];
+    snprintf(dir, sizeof dir, "%s/samples", r->dir);
+    snprintf(path, sizeof path, "%s/%s.png", dir, key);
+    snprintf(title, sizeof title, "%s %s (epoch %lld)", r->algo->name, key, (long long)epoch);
+    if (s == FR_OK && rec.E > 0 && mkdir(dir, 0777) != 0 && errno != EEXIST)
+        s = fr_fail(FR_ERR_IO, "%s: %s", dir, strerror(errno));
+    if (s == FR_OK && rec.E > 0) s = fr_ctl_plot_nav2d(path, r->env.impl, &rec, 512, title);
+    fr_demos_free(&rec);
+    return s;
+}
+
 /* The weights evaluated: the EMA's when it is on (FG evaluates the EMA). */
 fr_status fr_run_eval_current(fr_run *r, const char *key, int64_t epoch, double *acc, double *score)
 {
     if (!r->priv->writer) return FR_OK;
     if (r->algo->on_env) /* the algorithm's own evaluation (no held-out prompts, no accuracy) */
-        return r->o->ev.eval_n > 0 ? r->algo->evaluate(r, r->priv->state, key, epoch, score) : FR_OK;
+        return r->o->ev.eval_n > 0 ? eval_env(r, key, epoch, score) : FR_OK;
     if (!r->have_ema) return fr_run_evaluate(r, &r->pol, key, epoch, acc, score);
     fr_model em;
     FR_TRY(fr_model_alloc(&em, r->be, &r->pol.cfg));

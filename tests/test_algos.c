@@ -746,6 +746,13 @@ START_TEST(test_algos_json)
         else
             ck_assert_msg((bp = strstr(at, want)) && (!next || bp < next), "algos --json: %s does not say base_pred %s",
                           a->name, fr_pred_name((fr_pred)a->base_pred));
+        /* env_kind: said exactly for the algorithms that train on an environment (bench_control.py's rows) */
+        const char *ek = strstr(at, "\"env_kind\":");
+        snprintf(want, sizeof want, "\"env_kind\":\t\"%s\"", a->env_kind ? a->env_kind : "gfn");
+        if (a->on_env)
+            ck_assert_msg((ek = strstr(at, want)) && (!next || ek < next), "algos --json: %s does not say %s", a->name, want);
+        else
+            ck_assert_msg(!ek || (next && ek > next), "algos --json: %s trains a base but has an env_kind", a->name);
         /* prefs: said exactly for the algorithms with a --prefs option, and as the registry says */
         int has_row = 0;
         for (int i = 0; i < a->n_rows; i++) has_row |= strcmp(a->rows[i].key, "prefs") == 0;

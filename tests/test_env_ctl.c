@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "flowrl/ctl.h"
 #include "flowrl/demos.h"
 #include "flowrl/env_ctl.h"
 #include "flowrl/philox.h"
@@ -61,7 +62,7 @@ static void expert_run(const fr_env_class *c, uint32_t seed, uint32_t first, int
     env_new(&e, c, NULL, &o);
     const fr_ctl_expert *x;
     ck_assert_int_eq(fr_ctl_expert_find(c->name, &x), FR_OK);
-    fr_ctl_expert_ctx ctx = {x, seed, o};
+    fr_ctl_expert_ctx ctx = {x, seed, o, 0.0};
     ck_assert_int_eq(fr_ctl_rollouts(&e, seed, first, n, x->act, &ctx, d), FR_OK);
     snprintf(d->env, sizeof d->env, "%s", c->name);
     snprintf(d->env_desc, sizeof d->env_desc, "%s", e.desc);
@@ -269,7 +270,7 @@ START_TEST(test_determinism)
         ck_assert(memcmp(s1, s2, (size_t)e.state_dim * 8) != 0);
         const fr_ctl_expert *x;
         ck_assert_int_eq(fr_ctl_expert_find(cls[c]->name, &x), FR_OK);
-        fr_ctl_expert_ctx ctx = {x, 11, o};
+        fr_ctl_expert_ctx ctx = {x, 11, o, 0.0};
         fr_demos a, b, one;
         ck_assert_int_eq(fr_ctl_rollouts(&e, 11, 0, 6, x->act, &ctx, &a), FR_OK);
         ck_assert_int_eq(fr_ctl_rollouts(&e, 11, 0, 6, x->act, &ctx, &b), FR_OK);
@@ -324,6 +325,66 @@ START_TEST(test_experts)
     const fr_ctl_expert *x;
     ck_assert_int_eq(fr_ctl_expert_find("nope", &x), FR_ERR_ARG);
     assert_has(fr_last_error(), "known: nav2d, pendulum");
+}
+END_TEST
+
+static void nav2d_harder(void *o) { ((fr_nav2d_opts *)o)->max_steps = 20; }
+
+/* The imperfect expert (fr_ctl_expert_act, docs/demos.md §3): at σ = 0 exactly the expert; at σ > 0
+ * each action is the expert's own on the same observation plus σ·ξ from Philox (seed,
+ * FR_RNG_ENV_RESET, episode, 2, t) element d, clipped to the expert's range, the same bytes twice.
+ * nav2d's harder setting (docs/envs.md §4.1: 20-step episodes, σ = 1) leaves the expert
+ * between 40% and 80% success, where the noiseless expert keeps 100%. */
+START_TEST(test_noisy_expert)
+{
+    fr_env e;
+    void *o;
+    env_new(&e, &fr_env_nav2d, nav2d_harder, &o);
+    const fr_ctl_expert *x;
+    ck_assert_int_eq(fr_ctl_expert_find("nav2d", &x), FR_OK);
+    fr_demos clean, zero, noisy, again;
+    fr_ctl_expert_ctx c0 = {x, 7, o, 0.0}, c1 = {x, 7, o, 1.0};
+    ck_assert_int_eq(fr_ctl_rollouts(&e, 7, 0, 200, x->act, &c0, &clean), FR_OK);
+    ck_assert_int_eq(fr_ctl_rollouts(&e, 7, 0, 200, fr_ctl_expert_act, &c0, &zero), FR_OK);
+    ck_assert_int_eq(fr_ctl_rollouts(&e, 7, 0, 200, fr_ctl_expert_act, &c1, &noisy), FR_OK);
+    ck_assert_int_eq(fr_ctl_rollouts(&e, 7, 0, 200, fr_ctl_expert_act, &c1, &again), FR_OK);
+    ck_assert_int_eq(zero.N, clean.N);
+    ck_assert(memcmp(zero.action, clean.action, (size_t)clean.N * 2 * sizeof(float)) == 0);
+    ck_assert(memcmp(zero.obs, clean.obs, (size_t)clean.N * 4 * sizeof(float)) == 0);
+    ck_assert_int_eq(again.N, noisy.N);
+    ck_assert(memcmp(again.action, noisy.action, (size_t)noisy.N * 2 * sizeof(float)) == 0);
+    ck_assert(memcmp(again.state, noisy.state, (size_t)noisy.N * 4 * sizeof(double)) == 0);
+    int64_t moved = 0, at_bound = 0;
+    for (int64_t ep = 0; ep < noisy.E; ep++)
+        for (int64_t i = noisy.episode_start[ep]; i < noisy.episode_start[ep + 1]; i++) {
+            const int t = (int)(i - noisy.episode_start[ep]);
+            float a[2];
+            ck_assert_int_eq(x->act(&c1, &e, (uint32_t)noisy.episode[ep], t, noisy.obs + i * 4, a), FR_OK);
+            for (int d = 0; d < 2; d++) {
+                const double xi = fr_rng_normal(7, FR_RNG_ENV_RESET, (uint32_t)noisy.episode[ep], 2, (uint32_t)t, (uint32_t)d);
+                double want = (double)a[d] + xi;
+                want = want < -1.0 ? -1.0 : want > 1.0 ? 1.0 : want;
+                ck_assert_msg(noisy.action[i * 2 + d] == (float)want, "episode %lld step %d action %d: %g, expected %g",
+                              (long long)ep, t, d, (double)noisy.action[i * 2 + d], want);
+                moved += noisy.action[i * 2 + d] != a[d];
+                at_bound += fabsf(noisy.action[i * 2 + d]) == 1.0f;
+            }
+        }
+    double ret, sr, len, ret0, sr0, len0;
+    fr_demos_summary(&clean, &ret0, NULL, &len0, &sr0);
+    fr_demos_summary(&noisy, &ret, NULL, &len, &sr);
+    printf("env_ctl: nav2d T=20, 200 episodes: expert success %.3f (length %.1f), noise 1: success %.3f, return %.4f, "
+           "length %.1f; %lld of %lld actions moved, %lld at +-1\n",
+           sr0, len0, sr, ret, len, (long long)moved, (long long)noisy.N * 2, (long long)at_bound);
+    ck_assert_msg(sr0 == 1.0, "the noiseless expert's success %g", sr0);
+    ck_assert_msg(sr >= 0.4 && sr <= 0.8, "the noisy expert's success %g, expected 0.4..0.8", sr);
+    ck_assert(moved > noisy.N);
+    fr_demos_free(&clean);
+    fr_demos_free(&zero);
+    fr_demos_free(&noisy);
+    fr_demos_free(&again);
+    fr_env_free(&e);
+    free(o);
 }
 END_TEST
 
@@ -421,6 +482,19 @@ START_TEST(test_cli_expert)
     snprintf(args, sizeof args, "expert --env nav2d --goals 3 --episodes 3 --seed 4 --out %s/n3.st", g_dir);
     ck_assert_int_eq(fr_test_run_cli(args, out, sizeof out), 0);
     assert_has(out, "nav2d K=3");
+    /* the imperfect expert of nav2d's harder setting (docs/envs.md §4.1), and behaviour cloning
+     * evaluated on the demonstrations' own environment (their options), not on the defaults */
+    snprintf(args, sizeof args, "expert --env nav2d --max-episode-steps 20 --noise 1 --episodes 6 --seed 4 --out %s/h.st",
+             g_dir);
+    ck_assert_int_eq(fr_test_run_cli(args, out, sizeof out), 0);
+    assert_has(out, "expert:nav2d noise 1 on nav2d K=4 R=0.7 r=0.1 T=20");
+    snprintf(args, sizeof args, "bc --demos %s/h.st --out %s/h.ckpt --steps 2 --batch-size 8 --hidden-dim 8 --n-hidden 1 "
+             "--eval-episodes 4 --backend ref", g_dir, g_dir);
+    ck_assert_int_eq(fr_test_run_cli(args, out, sizeof out), 0);
+    assert_has(out, "bc: nav2d K=4 R=0.7 r=0.1 T=20 dt=0.1, ");
+    assert_has(out, "eval: 4 episodes");
+    ck_assert_int_eq(fr_test_run_cli("expert --env nav2d --noise -1", out, sizeof out), 2);
+    assert_has(out, "--noise");
     /* `train --env cmd:PROGRAM` reaches the environment (the run loop starts the program; a
      * GFlowNet refuses a control environment) */
     snprintf(args, sizeof args, "train --algo gfn-tb --env \"cmd:%s '%s/tests/env_progs/mock_env.py' ok\" --out %s/t",
@@ -688,7 +762,7 @@ START_TEST(test_gym_pendulum_pipe)
     free(o);
     const fr_ctl_expert *x;
     ck_assert_int_eq(fr_ctl_expert_find("pendulum", &x), FR_OK);
-    fr_ctl_expert_ctx ctx = {x, 9, NULL};
+    fr_ctl_expert_ctx ctx = {x, 9, NULL, 0.0};
     fr_demos d1, d2;
     ck_assert_int_eq(fr_ctl_rollouts(&g, 9, 0, 3, x->act, &ctx, &d1), FR_OK);
     ck_assert_int_eq(fr_ctl_rollouts(&g, 9, 0, 3, x->act, &ctx, &d2), FR_OK);
@@ -736,6 +810,72 @@ START_TEST(test_gym_pendulum_peer)
 }
 END_TEST
 
+/* Even environments steer to goal 0 (the expert's PD law), odd ones push away from every goal. */
+static fr_status half_act(void *user, int64_t t, int64_t N, const float *obs, float *action, double *logp, double *value)
+{
+    (void)t, (void)logp, (void)value;
+    double g[2];
+    fr_nav2d_goal(user, 0, g);
+    for (int64_t n = 0; n < N; n++)
+        for (int i = 0; i < 2; i++) {
+            const float *o = obs + n * 4;
+            const double a = n % 2 ? -(double)o[i] : 4.0 * (g[i] - (double)o[i]) - 1.2 * (double)o[2 + i];
+            action[n * 2 + i] = (float)(a < -1.0 ? -1.0 : a > 1.0 ? 1.0 : a);
+        }
+    return FR_OK;
+}
+
+/* fr_ctl_evaluate with e->eval_record: the same numbers as without, and the recorded episodes
+ * agree with them (count, success, mean return, each episode's end); the run loop draws them
+ * on nav2d (samples/before.png, after.png of a tiny ppo-gaussian run). */
+START_TEST(test_eval_record)
+{
+    fr_env e;
+    void *o;
+    env_new(&e, &fr_env_nav2d, nav2d_harder, &o);
+    const fr_ctl_policy p = {half_act, NULL, o};
+    fr_ctl_eval plain, rec_ev;
+    ck_assert_int_eq(fr_ctl_evaluate(&e, 3, 6, NULL, &p, &plain), FR_OK);
+    fr_demos d;
+    e.eval_record = &d;
+    ck_assert_int_eq(fr_ctl_evaluate(&e, 3, 6, NULL, &p, &rec_ev), FR_OK);
+    e.eval_record = NULL;
+    ck_assert(plain.ret_mean == rec_ev.ret_mean && plain.success == rec_ev.success && plain.terminal == rec_ev.terminal);
+    ck_assert_msg(plain.success == 0.5, "success %g", plain.success);
+    ck_assert_int_eq(d.E, 6);
+    double ret, sr, len;
+    fr_demos_summary(&d, &ret, NULL, &len, &sr);
+    ck_assert(sr == plain.success);
+    ck_assert_msg(fabs(ret - plain.ret_mean) < 1e-12, "recorded return %.17g, evaluated %.17g", ret, plain.ret_mean);
+    for (int64_t ep = 0; ep < d.E; ep++) {
+        const int64_t n = d.episode_start[ep + 1] - d.episode_start[ep];
+        ck_assert_int_eq(d.episode[ep], FR_CTL_EVAL_FIRST_EPISODE + ep);
+        ck_assert_int_eq(d.success[ep], ep % 2 == 0);
+        ck_assert_int_eq(d.done[d.episode_start[ep + 1] - 1], ep % 2 == 0);
+        ck_assert(ep % 2 == 0 ? n < 20 : n == 20);
+        const float *f = d.final_obs + ep * 4;
+        double g[2];
+        fr_nav2d_goal(o, 0, g);
+        if (ep % 2 == 0) ck_assert(hypot(f[0] - g[0], f[1] - g[1]) < 0.1);
+    }
+    fr_demos_free(&d);
+    fr_env_free(&e);
+    free(o);
+    make_dir();
+    static char out[1 << 14];
+    char args[1024], png[600];
+    snprintf(args, sizeof args, "train --algo ppo-gaussian --env nav2d --max-episode-steps 20 --n-envs 2 --n-steps 8 "
+             "--minibatch-size 4 --update-epochs 1 --hidden-dim 8 --n-hidden 1 --eval-episodes 3 --epochs 1 --backend ref "
+             "--out %s/pg", g_dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%.3000s", out);
+    for (int k = 0; k < 2; k++) {
+        snprintf(png, sizeof png, "%s/pg/samples/%s.png", g_dir, k ? "after" : "before");
+        struct stat sb;
+        ck_assert_msg(stat(png, &sb) == 0 && sb.st_size > 1000, "%s missing", png);
+    }
+}
+END_TEST
+
 Suite *suite_env_ctl(void)
 {
     Suite *s = suite_create("env_ctl");
@@ -747,6 +887,8 @@ Suite *suite_env_ctl(void)
     tcase_add_test(tc, test_nav2d_by_hand);
     tcase_add_test(tc, test_determinism);
     tcase_add_test(tc, test_experts);
+    tcase_add_test(tc, test_noisy_expert);
+    tcase_add_test(tc, test_eval_record);
     tcase_add_test(tc, test_demos_file);
     tcase_add_test(tc, test_cli_expert);
     tcase_add_test(tc, test_cmd_ok);

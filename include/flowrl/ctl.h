@@ -187,7 +187,9 @@ typedef struct {
 } fr_ctl_eval;
 /* E episodes of e under seed, ids FR_CTL_EVAL_FIRST_EPISODE + 0..E−1, one per environment, each
  * to its end: p->act at step t (logp and value NULL) on the observations normalised by rms (not
- * updated; NULL: raw). */
+ * updated; NULL: raw). With e->eval_record set, the episodes (raw observations, actions, rewards,
+ * final observations, success) go there in episode order (fr_demos_init'ed by the call, no
+ * state; what the run loop draws as samples/KEY.png on nav2d). */
 fr_status fr_ctl_evaluate(const fr_env *e, uint32_t seed, int64_t E, const fr_rms *rms, const fr_ctl_policy *p,
                           fr_ctl_eval *out);
 

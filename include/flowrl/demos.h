@@ -35,7 +35,7 @@
 #define FR_DEMOS_VERSION "1"
 #define FR_DEMOS_ENV_MAX 1032 /* "cmd:" + a program of FR_ENV_CMD_PROGRAM_MAX bytes */
 
-typedef struct {
+typedef struct fr_demos {
     int64_t N, E;            /* steps, episodes */
     int obs_dim, action_dim; /* widths */
     int state_dim;           /* 0: no state tensor */

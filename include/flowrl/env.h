@@ -130,6 +130,9 @@ typedef struct fr_env {
     char desc[96];             /* "hypergrid D=2 H=8 R0=0.1 R1=0.5 R2=2" for run headers */
     const fr_env_energy_ops *energy; /* NULL: not an energy target */
     int n_objectives;                /* > 1: gfn->objectives gives that many rewards (mo-hypergrid) */
+    /* control: set by the run loop around an evaluation it draws (nav2d's samples/KEY.png);
+     * fr_ctl_evaluate records its episodes there (flowrl/ctl.h). NULL: nothing recorded */
+    struct fr_demos *eval_record;
 } fr_env;
 
 typedef struct fr_env_class {

@@ -6,7 +6,8 @@
  *
  * Every built-in operation is host code in float64 over host memory and a pure function of its
  * arguments; resets draw from Philox (seed, FR_RNG_ENV_RESET, episode, c1, 0): c1 = 0 the
- * environment's start, c1 = 1 a scripted expert's choices for the episode (nav2d: its goal). */
+ * environment's start, c1 = 1 a scripted expert's choices for the episode (nav2d: its goal);
+ * (seed, FR_RNG_ENV_RESET, episode, 2, t) is a noisy expert's action noise at step t. */
 #ifndef FLOWRL_ENV_CTL_H
 #define FLOWRL_ENV_CTL_H
 
@@ -108,13 +109,19 @@ typedef struct {
     const char *name;    /* "nav2d", "pendulum" */
     const char *summary; /* one line */
     int obs_dim, action_dim;
+    double action_max;    /* its actions lie in [−action_max, action_max] (nav2d 1, pendulum 2) */
     fr_ctl_policy_fn act; /* ctx: an fr_ctl_expert_ctx */
 } fr_ctl_expert;
 typedef struct {
     const fr_ctl_expert *x;
     uint32_t seed;
     const void *env_opts; /* the env's options when it is the expert's built-in, else NULL */
+    double noise;         /* σ of fr_ctl_expert_act's action noise (0: the expert itself) */
 } fr_ctl_expert_ctx;
+/* An imperfect expert (docs/demos.md §3; an fr_ctl_policy_fn over an fr_ctl_expert_ctx): x->act,
+ * then with noise σ > 0 each action a_d + σ·ξ_d clipped to ±action_max, ξ_d = fr_rng_normal(seed,
+ * FR_RNG_ENV_RESET, episode, 2, t, d); with σ = 0 exactly x->act (the same bytes). */
+fr_status fr_ctl_expert_act(void *ctx, const fr_env *e, uint32_t episode, int t, const float *obs, float *action);
 /* The experts in the order `flowrl expert --help` lists them; NULL-terminated. */
 const fr_ctl_expert *const *fr_ctl_experts(void);
 /* By name; FR_ERR_ARG naming the known ones otherwise. */
