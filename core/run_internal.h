@@ -38,6 +38,8 @@ struct fr_run_private {
     int64_t ddpm_n_train;
     fr_train_curve curve;
     fr_run_epoch_event ev;        /* metrics of the epoch being run */
+    char metric_keys[FR_RUN_MAX_METRICS][96]; /* ev.m[k].key points here: fr_run_metric copies the key, so
+                                               * an algorithm may build it in a stack buffer */
     int64_t zero_adv_streak;      /* epochs in a row with kept == 0 */
     int warned_kl, warned_zero;
     int state_nonfinite;          /* fr_run_check_finite failed on rollout samples */

@@ -118,13 +118,15 @@ void fr_run_metric(fr_run *r, const char *key, double value)
             ev->m[k].value = value;
             return;
         }
-    if (ev->n < FR_RUN_MAX_METRICS) {
-        ev->m[ev->n++] = (fr_metric){key, value};
+    if (ev->n < FR_RUN_MAX_METRICS && strlen(key) < sizeof r->priv->metric_keys[0]) {
+        char *copy = r->priv->metric_keys[ev->n];
+        strcpy(copy, key);
+        ev->m[ev->n++] = (fr_metric){copy, value};
         return;
     }
     /* a programming error (an algorithm records more keys than the event holds): loud, never silent */
-    fprintf(stderr, "flowrl: internal error: metric '%s' dropped: an epoch holds at most %d metrics (FR_RUN_MAX_METRICS)\n",
-            key, FR_RUN_MAX_METRICS);
+    fprintf(stderr, "flowrl: internal error: metric '%s' dropped: an epoch holds at most %d metrics (FR_RUN_MAX_METRICS) "
+            "of at most %zu characters\n", key, FR_RUN_MAX_METRICS, sizeof r->priv->metric_keys[0] - 1);
     abort();
 }
 
