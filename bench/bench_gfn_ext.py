@@ -180,7 +180,7 @@ def main():
     cmd = "python3 bench/bench_gfn_ext.py " + " ".join(sys.argv[1:])
     text = "\n".join([
         "<!-- bench_gfn_ext begin (written by bench/bench_gfn_ext.py; do not edit by hand) -->",
-        "## OP-GFN and local-search GFlowNets on HyperGrid 4D H8 (issue 13)", "",
+        "## OP-GFN and local-search GFlowNets on HyperGrid 4D H8, multi-objective GFlowNets on mo-hypergrid (issue 13)", "",
         f"Measured {t_start} by `{cmd.strip()}` (`make bench-gfn-ext`) at {git_line()} on {machine_line()} (load "
         f"average {load0} before). `flowrl train --env hypergrid --ndim 4 --height 8 --r0 0.001` (4,096 cells; "
         f"{n_modes} mode cells, which are the top-{TOPK} states) with hidden 64 x 2, learned P_B, AdamW lr 1e-3, lr_Z 0.1 "
