@@ -91,7 +91,10 @@ TASKS = {
 }
 MODES = os.environ.get("MODES", "online prefs").split()  # the rows measured: online, offline from a file (prefs)
 if os.environ.get("TASKS"):
-    TASKS = {k: v for k, v in TASKS.items() if k in os.environ["TASKS"].split()}
+    # the tasks this invocation measures; TASKS keeps every task, whose rows the report writes (STORE)
+    RUN_TASKS = [k for k in TASKS if k in os.environ["TASKS"].split()]
+else:
+    RUN_TASKS = list(TASKS)
 if QUICK:
     for t in TASKS.values():
         t["budget"] //= 40
@@ -810,9 +813,9 @@ def main():
     os.makedirs(WORK, exist_ok=True)
     t0, load0 = time.time(), loadavg()
     meta = dict(when=f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", git=git_line(), jobs=JOBS,
-                load0=load0, work=WORK, measured=algos, tasks=list(TASKS), modes=MODES)
+                load0=load0, work=WORK, measured=algos, tasks=RUN_TASKS, modes=MODES)
     results = {}
-    for task in TASKS:
+    for task in RUN_TASKS:
         os.makedirs(os.path.join(WORK, task), exist_ok=True)
         here = [a for a in algos if not (a in NEEDS_REWARD_GRAD and task in NO_REWARD_GRAD_TASKS)]
         if len(here) < len(algos):
