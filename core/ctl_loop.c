@@ -8,6 +8,7 @@
 
 #include "flowrl/ctl.h"
 #include "flowrl/demos.h"
+#include "flowrl/run.h"
 
 static fr_status reset_one(fr_ctl_vec *v, int64_t n)
 {
@@ -306,4 +307,12 @@ fr_status fr_ctl_state_load(const fr_st_file *f, const char *path, fr_ctl_vec *v
     FR_TRY(fr_ctl_vec_load(v, f, path, "ctl.env"));
     FR_TRY(fr_rms_load(rms, f, path, "ctl.obs_rms"));
     return fr_ctl_reward_scaler_load(sc, f, path, "ctl.reward_scaler");
+}
+
+void fr_ctl_episode_metrics(struct fr_run *r, const fr_ctl_vec *v, const fr_env *e, int64_t env_steps)
+{
+    fr_run_metric(r, "return", v->done_n ? v->done_ret_sum / (double)v->done_n : NAN);
+    fr_run_metric(r, "episodes", (double)v->done_n);
+    if (e->ctl->success) fr_run_metric(r, "success", v->done_n ? (double)v->done_success / (double)v->done_n : NAN);
+    fr_run_metric(r, "env_steps", (double)env_steps);
 }

@@ -409,10 +409,7 @@ static fr_status fpo_epoch(fr_run *r, void *state)
     FR_TRY(fr_run_rec_scalar(r, "v_loss", (float)vl));
     FR_TRY(fr_run_rec_scalar(r, "approx_kl", (float)st.approx_kl));
     const fr_ctl_vec *v = &s->vec;
-    fr_run_metric(r, "return", v->done_n ? v->done_ret_sum / (double)v->done_n : NAN);
-    fr_run_metric(r, "episodes", (double)v->done_n);
-    if (s->env->ctl->success) fr_run_metric(r, "success", v->done_n ? (double)v->done_success / (double)v->done_n : NAN);
-    fr_run_metric(r, "env_steps", (double)((r->epoch + 1) * TN));
+    fr_ctl_episode_metrics(r, v, s->env, (r->epoch + 1) * TN);
     fr_run_metric(r, "pg_loss", st.loss);
     fr_run_metric(r, "v_loss", vl);
     fr_run_metric(r, "cfm_loss", cfm_mean);

@@ -339,10 +339,7 @@ static fr_status ppo_epoch(fr_run *r, void *state)
     const fr_ctl_vec *v = &s->vec;
     double std_mean = 0.0;
     for (int64_t d = 0; d < s->A; d++) std_mean += fr_awm_exp(s->log_std[d]) / (double)s->A;
-    fr_run_metric(r, "return", v->done_n ? v->done_ret_sum / (double)v->done_n : NAN);
-    fr_run_metric(r, "episodes", (double)v->done_n);
-    if (s->env->ctl->success) fr_run_metric(r, "success", v->done_n ? (double)v->done_success / (double)v->done_n : NAN);
-    fr_run_metric(r, "env_steps", (double)((r->epoch + 1) * TN));
+    fr_ctl_episode_metrics(r, v, s->env, (r->epoch + 1) * TN);
     fr_run_metric(r, "pg_loss", st.loss);
     fr_run_metric(r, "v_loss", vl);
     fr_run_metric(r, "approx_kl", kl_sum / (double)u);

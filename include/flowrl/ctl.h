@@ -139,6 +139,12 @@ fr_status fr_ctl_vec_load(fr_ctl_vec *v, const fr_st_file *f, const char *path, 
 /* The control state of an algorithm's checkpoint beyond its parameters: the environments in
  * flight (ctl.env.*), the observation statistics (ctl.obs_rms.*) and the reward scaler
  * (ctl.reward_scaler.*); and back (FR_ERR_FORMAT naming path and tensor). */
+/* The episode metrics of a control epoch (run.h fr_run_metric): the mean return and the count of the
+ * episodes that ended, the success rate where the environment defines success, and the environment
+ * steps taken so far (env_steps). The same keys for every control algorithm. */
+struct fr_run;
+void fr_ctl_episode_metrics(struct fr_run *r, const fr_ctl_vec *v, const fr_env *e, int64_t env_steps);
+
 fr_status fr_ctl_state_save(fr_st_file *f, const fr_ctl_vec *v, const fr_rms *rms, const fr_ctl_reward_scaler *sc);
 fr_status fr_ctl_state_load(const fr_st_file *f, const char *path, fr_ctl_vec *v, fr_rms *rms, fr_ctl_reward_scaler *sc);
 
