@@ -419,7 +419,7 @@ static fr_status train_step(run_state *r, const fr_pretrain_cfg *cfg, fr_backend
     fr_model_zero_grad(&r->m, be);
     FR_TRY(fr_model_backward(&r->m, be, &r->ws, r->sq, NULL));
     /* the one optimiser step (flowrl/optim_step.h): clip, AdamW, EMA with warm-up */
-    fr_optim_step_cfg oc = {cfg->clip, *acfg, lr, cfg->ema, 1, FR_EMA_WARMUP};
+    fr_optim_step_cfg oc = {cfg->clip, *acfg, lr, cfg->ema, 1, FR_EMA_WARMUP, 0, 1, NULL};
     char what[64];
     snprintf(what, sizeof what, "pretrain: step %lld", (long long)s + 1);
     return fr_optim_step(be, r->m.params, r->m.n_params, &r->opt, &r->ema, &oc, NULL, NULL, what, gnorm);

@@ -62,6 +62,10 @@ static fr_status setup(fr_run *r)
     fr_infer_ckpt ck;
     FR_TRY(fr_infer_ckpt_load(&ck, r->be, o->c.base, !o->c.base_raw, o->c.task[0] ? o->c.task : NULL));
     r->pol = ck.model;
+    if (fr_dist_size() > 1) { /* each rank computes its rows of dW and its share of AdamW */
+        r->pol.dw_part = fr_dist_rank();
+        r->pol.dw_parts = fr_dist_size();
+    }
     r->task = ck.task;
     ck.model.params = NULL; /* ownership moved to r->pol */
     r->priv->alpha_bar = ck.alpha_bar; /* and the ᾱ table to the run */

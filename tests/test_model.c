@@ -1015,7 +1015,7 @@ static void step_on(fr_backend *be, const fr_model_config *cfg, step_result *r)
     r->out = bk_down(be, o, B * D);
     ck_assert(fr_model_backward(&m, be, &ws, dout_, dd) == FR_OK);
     r->dx = bk_down(be, dd, B * D);
-    fr_optim_step_cfg oc = {0.05f, fr_adamw_cfg_default(), 1e-2, 0.9f, 1, FR_EMA_FIXED};
+    fr_optim_step_cfg oc = {0.05f, fr_adamw_cfg_default(), 1e-2, 0.9f, 1, FR_EMA_FIXED, 0, 1, NULL};
     ck_assert_msg(fr_optim_step(be, m.params, m.n_params, &adam, &ema, &oc, NULL, NULL, "test", &r->gn) == FR_OK, "%s",
                   fr_last_error());
     ck_assert(r->gn > 0.05f); /* the clip scaled the gradients */
