@@ -103,39 +103,3 @@ fr_status fr_run_dist_check(const fr_run *r)
     return FR_OK;
 }
 
-/* A tensor t (rows, row_floats) in backend memory whose rows fr_dist_block(rows, 1) each
- * rank computed: gathered through the host (bytes only, no arithmetic). */
-static fr_status whole_rows(fr_run *r, fr_status s, const fr_tensor *t, int64_t rows, int64_t row_floats)
-{
-    const size_t bytes = (size_t)(rows * row_floats) * sizeof(float);
-    float *h = s == FR_OK ? fr_malloc(bytes ? bytes : 1) : NULL;
-    if (s == FR_OK && !h) s = FR_ERR_NOMEM;
-    if (s == FR_OK) s = fr_d2h(r->be, h, t->data, bytes);
-    s = fr_dist_gather_rows(s, h, 1, rows, (size_t)row_floats * sizeof *h, 1);
-    if (s == FR_OK) s = fr_h2d(r->be, t->data, h, bytes);
-    free(h);
-    return s;
-}
-
-fr_status fr_run_dist_whole_grads(fr_run *r)
-{
-    fr_status s = FR_OK;
-    for (int i = 0; i < r->pol.n_params; i++)
-        if (fr_model_dw_split(&r->pol, i)) {
-            const fr_tensor *g = &r->pol.grads[i];
-            s = whole_rows(r, s, g, g->shape[0], fr_tensor_numel(g) / g->shape[0]);
-        }
-    return s;
-}
-
-fr_status fr_run_dist_whole_params(fr_run *r)
-{
-    fr_status s = FR_OK;
-    for (int i = 0; i < r->pol.n_params; i++) {
-        const int64_t n = fr_tensor_numel(&r->pol.values[i]);
-        s = whole_rows(r, s, &r->pol.values[i], n, 1);
-        s = whole_rows(r, s, &r->adam.m[i], n, 1);
-        s = whole_rows(r, s, &r->adam.v[i], n, 1);
-    }
-    return s;
-}

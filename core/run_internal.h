@@ -126,10 +126,6 @@ fr_status fr_run_load_checkpoint(fr_run *r, int64_t epoch);
 
 /* FR_ERR_ARG when the ranks outnumber the prompts of an epoch. */
 fr_status fr_run_dist_check(const fr_run *r);
-/* The policy's split gradient rows (fr_model_dw_split) gathered whole on every rank. */
-fr_status fr_run_dist_whole_grads(fr_run *r);
-/* After fr_adamw_step_part: every tensor's values and moments gathered whole. */
-fr_status fr_run_dist_whole_params(fr_run *r);
 
 /* ---- evaluation (core/run_eval.c) ----------------------------------------------------- */
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/model_dist.h"
 #include "core/run_internal.h"
 #include "flowrl/advantage.h"
 #include "flowrl/dist.h"
@@ -233,7 +234,11 @@ static fr_status group_step(fr_run *r, const fr_optim_step_cfg *c, step_tap *st,
     return FR_OK;
 }
 
-static fr_status whole_params(void *user) { return fr_run_dist_whole_params(((step_tap *)user)->r); }
+static fr_status whole_params(void *user)
+{
+    fr_run *r = ((step_tap *)user)->r;
+    return fr_model_dist_whole_params(FR_OK, &r->pol, &r->adam);
+}
 
 fr_status fr_run_optimizer_step(fr_run *r, int64_t u, float *gn)
 {
@@ -263,7 +268,7 @@ fr_status fr_run_optimizer_step(fr_run *r, int64_t u, float *gn)
     c.part = r->pol.dw_part;
     c.parts = r->pol.dw_parts;
     c.whole = whole_params;
-    if (c.parts > 1) FR_TRY(fr_run_dist_whole_grads(r));
+    if (c.parts > 1) FR_TRY(fr_model_dist_whole_grads(FR_OK, &r->pol));
     return fr_optim_step(r->be, r->pol.params, r->pol.n_params, &r->adam, r->have_ema ? &r->ema : NULL, &c,
                          audit_grads, &st, what, gn);
 }
