@@ -12,4 +12,11 @@
 fr_status fr_model_dist_whole_grads(fr_status s, fr_model *m);
 fr_status fr_model_dist_whole_params(fr_status s, fr_model *m, fr_adamw_state *adam);
 
+/* Under mpirun with FLOWRL_NCCL=1: the gathers above go from GPU to GPU through NCCL (flowrl/
+ * cuda.h), every rank joining one communicator; be must be the cuda backend. Without
+ * FLOWRL_NCCL=1, or with one rank: s. An agreement (flowrl/dist.h): every rank calls it. */
+fr_status fr_model_dist_transport(fr_status s, const fr_backend *be);
+/* Leaves the NCCL communicator, if any. */
+void fr_model_dist_transport_end(void);
+
 #endif

@@ -568,7 +568,9 @@ fr_status fr_pretrain(const fr_pretrain_cfg *cfg, fr_backend *be, fr_pretrain_cb
         r.m.dw_part = fr_dist_rank();
         r.m.dw_parts = fr_dist_size();
     }
+    st = fr_model_dist_transport(st, be);
     if (st == FR_OK) st = run_loop(&r, cfg, be, cb, user, &res);
+    fr_model_dist_transport_end();
     /* many processes: a rank that failed between collectives meets the others' next one here */
     st = fr_dist_agree(st);
     run_free(&r);

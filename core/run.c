@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/model_dist.h"
 #include "core/run_internal.h"
 #include "flowrl/checkpoint.h"
 #include "flowrl/digest.h"
@@ -66,6 +67,7 @@ static fr_status setup(fr_run *r)
         r->pol.dw_part = fr_dist_rank();
         r->pol.dw_parts = fr_dist_size();
     }
+    FR_TRY(fr_model_dist_transport(FR_OK, r->be));
     r->task = ck.task;
     ck.model.params = NULL; /* ownership moved to r->pol */
     r->priv->alpha_bar = ck.alpha_bar; /* and the ᾱ table to the run */
@@ -110,6 +112,7 @@ static fr_status setup(fr_run *r)
 
 static void teardown(fr_run *r)
 {
+    fr_model_dist_transport_end();
     if (r->priv->state && r->algo->free) r->algo->free(r->priv->state);
     if (r->adam.m) fr_adamw_state_free(&r->adam);
     if (r->have_ema) fr_ema_free(&r->ema);

@@ -174,6 +174,16 @@ if [ $rc = 0 ] || [ $rc = 124 ] || [ "$n" != 1 ] || [ "$(grep -c '^flowrl' bad.e
     fail "an error of rank 1: exit $rc, expected one line naming rank 1 in: $(cat bad.err)"
 fi
 
+# FLOWRL_NCCL=1 (GPU-to-GPU gathers, gpu/cuda_nccl.cu) on a CPU backend: refused on every rank, one line
+checks=$((checks + 1))
+FLOWRL_NCCL=1 mpi 2 pretrain --task gmm2d --out nccl.safetensors --max-train-steps 3 --hidden 16 --ffn 32 \
+    --blocks 1 --backend opt >nccl.out 2>nccl.err
+rc=$?
+if [ $rc = 0 ] || [ $rc = 124 ] || [ "$(grep -c '^flowrl pretrain: FLOWRL_NCCL=1 gathers between GPUs: it needs --backend cuda (this run: opt) (rank 0 of 2)$' nccl.err)" != 1 ] ||
+    [ "$(grep -c '^flowrl' nccl.err)" != 1 ] || [ -e nccl.safetensors ]; then
+    fail "FLOWRL_NCCL=1 on opt: exit $rc, expected one line refusing it in: $(cat nccl.err)"
+fi
+
 if [ $fails -gt 0 ]; then
     echo "check_mpi: $fails failures (runs that failed, or audit logs that differ)" >&2
     exit 1
