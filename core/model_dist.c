@@ -36,24 +36,33 @@ static fr_status whole_rows(fr_backend *be, fr_status s, const fr_tensor *t, int
     return s;
 }
 
+/* what the two gathers below received, for the metrics */
+static uint64_t g_bytes = 0;
+
+uint64_t fr_model_dist_recv_bytes(void) { return g_bytes; }
+
 fr_status fr_model_dist_whole_grads(fr_status s, fr_model *m)
 {
+    const uint64_t b0 = fr_dist_recv_bytes();
     for (int i = 0; i < m->n_params; i++)
         if (fr_model_dw_split(m, i)) {
             const fr_tensor *g = &m->grads[i];
             s = whole_rows(m->be, s, g, g->shape[0], fr_tensor_numel(g) / g->shape[0]);
         }
+    g_bytes += fr_dist_recv_bytes() - b0;
     return s;
 }
 
 fr_status fr_model_dist_whole_params(fr_status s, fr_model *m, fr_adamw_state *adam)
 {
+    const uint64_t b0 = fr_dist_recv_bytes();
     for (int i = 0; i < m->n_params; i++) {
         const int64_t n = fr_tensor_numel(&m->values[i]);
         s = whole_rows(m->be, s, &m->values[i], n, 1);
         s = whole_rows(m->be, s, &adam->m[i], n, 1);
         s = whole_rows(m->be, s, &adam->v[i], n, 1);
     }
+    g_bytes += fr_dist_recv_bytes() - b0;
     return s;
 }
 

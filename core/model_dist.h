@@ -11,6 +11,8 @@
 
 fr_status fr_model_dist_whole_grads(fr_status s, fr_model *m);
 fr_status fr_model_dist_whole_params(fr_status s, fr_model *m, fr_adamw_state *adam);
+/* Bytes this rank received in the two gathers above so far (part of fr_dist_recv_bytes). */
+uint64_t fr_model_dist_recv_bytes(void);
 
 /* Under mpirun with FLOWRL_NCCL=1: the gathers above go from GPU to GPU through NCCL (flowrl/
  * cuda.h), every rank joining one communicator; be must be the cuda backend. Without

@@ -345,6 +345,7 @@ static fr_status run_epoch(fr_run *r, int64_t e)
     const fr_copy_stats start = r->be->copies;
     const fr_work_stats work0 = r->be->work;
     const uint64_t record0 = pv->record_bytes, reward0 = pv->reward_bytes, dist0 = fr_dist_recv_bytes();
+    const uint64_t update0 = fr_model_dist_recv_bytes();
     const double comm0 = fr_dist_comm_seconds();
     pv->split_seconds = 0.0;
     memset(&pv->ev, 0, sizeof pv->ev);
@@ -366,6 +367,7 @@ static fr_status run_epoch(fr_run *r, int64_t e)
                                collectives (docs/determinism.md "Many processes") */
         fr_run_metric(r, "dist.ranks", (double)fr_dist_size());
         fr_run_metric(r, "dist.recv_bytes", (double)(fr_dist_recv_bytes() - dist0));
+        fr_run_metric(r, "dist.update_recv_bytes", (double)(fr_model_dist_recv_bytes() - update0));
         fr_run_metric(r, "dist.split_seconds", pv->split_seconds);
         fr_run_metric(r, "dist.comm_seconds", fr_dist_comm_seconds() - comm0);
     }
