@@ -3,6 +3,7 @@
 #include "flowrl/model.h"
 #include "model_internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,6 +177,9 @@ static fr_status dw_rows(fr_backend *be, int64_t B, int64_t N, int64_t K, int64_
 {
     const int64_t n = hi - lo;
     if (n <= 0) return FR_OK;
+    if (B * N > INT32_MAX) /* gather_rows' indices are int32 */
+        return fr_fail(FR_ERR_ARG, "model backward: a split dW of %lld x %lld rows exceeds int32 indices", (long long)B,
+                       (long long)N);
     int32_t *idx_h = fr_malloc((size_t)(B * n) * sizeof *idx_h);
     int32_t *idx = fr_dev_i32(be, B * n);
     float *cols = fr_dev_floats(be, B * n);
