@@ -102,4 +102,3 @@ fr_status fr_run_dist_check(const fr_run *r)
                        (long long)r->o->c.prompts);
     return FR_OK;
 }
-
