@@ -61,6 +61,9 @@ ifeq ($(HAVE_MPI),1)
 LDLIBS_ALL += $(MPI_LIBS)
 endif
 # ---- end of the MPI block
+# ---- NCCL (issue 17; gpu/cuda_nccl.cu): nccl.h's directory for the one source that includes it
+$(BUILD)/obj/gpu/cuda_nccl.cu.o: NVCCFLAGS += $(NCCL_CFLAGS)
+# ---- end of the NCCL block
 ifeq ($(SAN),1)
 SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 CFLAGS_ALL += $(SANFLAGS) -O1

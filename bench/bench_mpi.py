@@ -29,7 +29,8 @@ P, G, T, EPOCHS = 8, 8, 10, 4
 # the projection's assumptions (written into the section)
 LINK_GBPS = 10.0      # GB/s per rank, one direction: a 100 Gb/s-class interconnect
 LATENCY_US = 5.0      # per collective
-COLLECTIVES = 25      # per epoch: 3-5 gathers (3 collectives each), the NFE sum, the stop flags
+COLLECTIVES = 25      # per epoch, the rollout's: 3-5 gathers (3 collectives each), the NFE sum, the stop flags
+PER_GATHER = 3        # collectives per gather of the update: its agreement, the buffers' agreement, the all-gather
 
 
 def run(args, cwd):
@@ -50,10 +51,31 @@ def med(rows, key):
 
 
 def volume(algo, N, D):
-    """Gathered bytes per epoch (docs/determinism.md "Many processes")."""
+    """The rollout's gathered bytes per epoch (docs/determinism.md "Many processes")."""
     if algo == "flow-grpo":
         return N * (4 * ((2 * T + 1) * D + T) + 8)
     return N * (4 * D + 8)
+
+
+def model_sizes(path):
+    """(|W|, |P|, tensors, weight tensors): the linear weights and all parameters of a checkpoint's model."""
+    import struct
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        h = json.loads(f.read(n))
+    W = Pn = nt = nw = 0
+    for k, v in h.items():
+        if k == "__metadata__" or k.startswith(("ema.", "optim.")):
+            continue
+        size = 1
+        for d in v["shape"]:
+            size *= d
+        Pn += size
+        nt += 1
+        if k.endswith(".weight") and len(v["shape"]) == 2 and not k.startswith("cond."):
+            W += size
+            nw += 1
+    return W, Pn, nt, nw
 
 
 def loadavg():
@@ -84,53 +106,64 @@ def main():
                 raise SystemExit(f"bench_mpi: {d}'s audit.log differs from the run without mpirun:\n{a}")
             res[algo][R] = epochs(os.path.join(tmp, d))
     load1 = loadavg()
+    W, Pn, n_tensors, n_weights = model_sizes(os.path.join(tmp, "base.safetensors"))
     subprocess.run(["rm", "-rf", tmp])
 
     L = ["<!-- bench_mpi begin: written by bench/bench_mpi.py (make bench-mpi), do not edit by hand -->",
          "## MPI: epoch time against the number of processes", "",
          f"Measured {t0} by `bench/bench_mpi.py` on this machine (2 cores, **shared**: load average {load0} before, "
-         f"{load1} after — another benchmark ran at the same time, so the times are noisy; one short run each). "
-         f"gmm2d, gmm2d-s model, {P} prompts x {G} samples (N = {N}), {T} steps, backend opt, 1 thread per process, "
+         f"{load1} after — other helpers' builds and tests ran at the same time, so the times are noisy; one short "
+         f"run each). gmm2d, gmm2d-s model ({Pn} parameters, {W} of them in the {n_weights} linear weights), "
+         f"{P} prompts x {G} samples (N = {N}), {T} steps, backend opt, 1 thread per process, "
          f"`mpirun --oversubscribe -n R` over shared memory (btl self,vader). Median of epochs 2-{EPOCHS}. Every run's "
          "audit.log is identical to the run without mpirun (checked). *split* = the rollout and rewards each process "
-         "computes (`dist.split_seconds`), *rest* = the replicated update and the records; *comm* = time in "
-         "collectives, waiting for the slower rank included (`dist.comm_seconds`)." +
+         "computes (`dist.split_seconds`), *rest* = the update (its dW rows and AdamW share split, the rest "
+         "replicated) and the records; *comm* = time in collectives, waiting for the slower rank included "
+         "(`dist.comm_seconds`); bytes: `dist.recv_bytes`, of which the update's `dist.update_recv_bytes`." +
          (f" **The load average was {load0.split()[0]} on 2 cores: the two processes of R = 2 did not have a core "
           "each, so its rows measure contention, not scaling; the projection below uses the R = 1 numbers.**"
           if float(load0.split()[0]) > 1.0 else ""), "",
-         "| algorithm | run | epoch | split | rest | comm | bytes received by rank 0 | speed-up |",
-         "|---|---|---|---|---|---|---|---|"]
+         "| algorithm | run | epoch | split | rest | comm | bytes received by rank 0 | of which the update's | speed-up |",
+         "|---|---|---|---|---|---|---|---|---|"]
     proj = {}
     for algo, r in res.items():
         base = med(r["plain"], "seconds")
-        L.append(f"| {algo} | without mpirun | {base * 1e3:.1f} ms | | | | | 1.00 |")
+        L.append(f"| {algo} | without mpirun | {base * 1e3:.1f} ms | | | | | | 1.00 |")
         for R in (1, 2):
             e, sp, cm = med(r[R], "seconds"), med(r[R], "dist.split_seconds"), med(r[R], "dist.comm_seconds")
             L.append(f"| {algo} | mpirun -n {R} | {e * 1e3:.1f} ms | {sp * 1e3:.1f} ms | {(e - sp) * 1e3:.1f} ms | "
-                     f"{cm * 1e3:.2f} ms | {med(r[R], 'dist.recv_bytes'):.0f} | {base / e:.2f} |")
+                     f"{cm * 1e3:.2f} ms | {med(r[R], 'dist.recv_bytes'):.0f} | "
+                     f"{med(r[R], 'dist.update_recv_bytes'):.0f} | {base / e:.2f} |")
         e1, s1 = med(r[1], "seconds"), med(r[1], "dist.split_seconds")
-        proj[algo] = (s1 / N, e1 - s1)
+        U = med(r[1], "updates")
+        # the dW share of the update's GEMM work: backward rows do dX and dW (2 units), forward rows 1 unit
+        fwd = med(r[1], "nfe.forward_rows") - N * T
+        bwd = med(r[1], "nfe.backward_rows")
+        proj[algo] = (s1 / N, e1 - s1, U, bwd / (fwd + 2 * bwd))
     L += ["", "### Projection for larger R (a model, not a measurement)", "",
-          "t(R) = c·G·⌈P/R⌉ + rest + comm(R), comm(R) = "
-          f"{COLLECTIVES}·λ + V·(R−1)/R / β, with c (split compute per sample) and rest (replicated part) measured "
-          f"above at R = 1, V the gathered bytes per epoch (docs/determinism.md \"Many processes\"), and assumed "
-          f"λ = {LATENCY_US:g} µs per collective and β = {LINK_GBPS:g} GB/s per process (a 100 Gb/s-class link between "
-          "machines; shared memory is faster). The replicated update bounds the speed-up by (c·N + rest) / rest "
-          "(Amdahl): here the update (its forward and backward passes over the same rows, and the reference "
-          "model's) costs more than the rollout, so splitting the update (route (a) in full) is what would lift "
-          "it.", "",
-          "| algorithm | c per sample | rest | V per epoch | R = 1 | R = 2 | R = 4 | R = 8 | bound |",
-          "|---|---|---|---|---|---|---|---|---|"]
-    for algo, (c, rest) in proj.items():
-        V = volume(algo, N, D)
+          "t(R) = c·G·⌈P/R⌉ + rest·(1 − f) + rest·f/R + comm(R), comm(R) = n_c·λ + (V_r + V_u)·(R−1)/R / β, with c "
+          "(split compute per sample) and rest (the update and records) measured above at R = 1; f the dW share of "
+          "the update, estimated from its GEMM work (f = b / (a + 2b), a the update's forward rows, b its backward "
+          "rows: the `nfe.*` metrics; AdamW and the records counted as replicated); V_r the rollout's gathered "
+          f"bytes, V_u = U·4·(|W| + 3·|P|) the update's (docs/determinism.md \"Many processes\"), n_c = "
+          f"{COLLECTIVES} + U·{PER_GATHER}·({n_weights} + 3·{n_tensors}) collectives; assumed λ = {LATENCY_US:g} µs "
+          f"per collective and β = {LINK_GBPS:g} GB/s per process (a 100 Gb/s-class link between machines; shared "
+          "memory is faster). The speed-up is bounded by (c·N + rest) / (rest·(1 − f)) (Amdahl): the replicated "
+          "forward and input-gradient passes of the update are what bounds it now; splitting them by sample "
+          "(gathering each layer's activations and output gradients) is the next step.", "",
+          "| algorithm | c per sample | rest | f | V_r + V_u per epoch | R = 1 | R = 2 | R = 4 | R = 8 | bound |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    for algo, (c, rest, U, f) in proj.items():
+        Vr, Vu = volume(algo, N, D), U * 4 * (W + 3 * Pn)
+        nc = COLLECTIVES + U * PER_GATHER * (n_weights + 3 * n_tensors)
         cells = []
         t1 = c * N + rest
         for R in (1, 2, 4, 8):
-            comm = (COLLECTIVES * LATENCY_US * 1e-6 + V * (R - 1) / R / (LINK_GBPS * 1e9)) if R > 1 else 0.0
-            t = c * G * -(-P // R) + rest + comm
+            comm = (nc * LATENCY_US * 1e-6 + (Vr + Vu) * (R - 1) / R / (LINK_GBPS * 1e9)) if R > 1 else 0.0
+            t = c * G * -(-P // R) + rest * (1 - f) + rest * f / R + comm
             cells.append(f"{t * 1e3:.1f} ms ({t1 / t:.2f}x)")
-        L.append(f"| {algo} | {c * 1e6:.0f} µs | {rest * 1e3:.1f} ms | {V} B | " + " | ".join(cells) +
-                 f" | {t1 / rest:.2f}x |")
+        L.append(f"| {algo} | {c * 1e6:.0f} µs | {rest * 1e3:.1f} ms | {f:.2f} | {Vr:.0f} + {Vu:.0f} B | " +
+                 " | ".join(cells) + f" | {t1 / (rest * (1 - f)):.2f}x |")
     L += ["", "<!-- bench_mpi end -->"]
     text = "\n".join(L) + "\n"
     try:

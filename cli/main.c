@@ -91,11 +91,7 @@ static int run_dist(const fr_command *c, int argc, char **argv)
             close(null);
         }
     }
-    if (fr_dist_size() > 1 && strcmp(c->name, "pretrain") == 0)
-        rc = fr_cli_error(c->name, "pretraining does not split over MPI ranks (%d here): run it without mpirun",
-                          fr_dist_size());
-    else
-        rc = c->run(argc, argv);
+    rc = c->run(argc, argv);
     fflush(stdout);
     fr_dist_finalize();
     return rc;

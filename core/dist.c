@@ -197,3 +197,26 @@ fr_status fr_dist_max_int(fr_status s, int *flag)
 #endif
     return FR_OK;
 }
+
+fr_status fr_dist_bcast(fr_status s, void *buf, size_t bytes, int root)
+{
+    FR_TRY(fr_dist_agree(s));
+#if FR_HAVE_MPI
+    if (g_size > 1) {
+        if (bytes > INT32_MAX) return fr_fail(FR_ERR_NOMEM, "dist: a broadcast of %zu bytes exceeds an MPI count", bytes);
+        const double t0 = now();
+        MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD);
+        g_comm_seconds += now() - t0;
+        if (g_rank != root) g_recv_bytes += bytes;
+    }
+#else
+    (void)buf, (void)bytes, (void)root;
+#endif
+    return FR_OK;
+}
+
+void fr_dist_count(uint64_t recv_bytes, double seconds)
+{
+    g_recv_bytes += recv_bytes;
+    g_comm_seconds += seconds;
+}

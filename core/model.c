@@ -3,7 +3,11 @@
 #include "flowrl/model.h"
 #include "model_internal.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "flowrl/dist.h"
 
 static const float *W(const fr_model *m, int i) { return (const float *)m->values[i].data; }
 static float *G(fr_model *m, int i) { return (float *)m->grads[i].data; }
@@ -156,14 +160,58 @@ fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, i
     return FR_OK;
 }
 
-/* Backward of y = z W^T + b given dy (B,N): dW (N,K) += dy^T z, db (N,) += rows of dy,
- * and dz (B,K) = dy W unless dz is NULL. */
-static void linear_bwd(fr_backend *be, int64_t B, int64_t N, int64_t K, const float *z,
-                       const float *w, const float *dy, float *dw, float *db, float *dz)
+int fr_model_dw_split(const fr_model *m, int i)
 {
-    be->ops->gemm(1, 0, N, K, B, dy, z, dw, 1);
+    if (m->dw_parts <= 1) return 0;
+    const int nb = (int)m->cfg.n_blocks;
+    if (i == FR_MP_IN_W || i == FR_MP_T1_W || i == FR_MP_T2_W || i == FR_MP_HEAD(nb, FR_MPH_OUT_W)) return 1;
+    return i >= FR_MP_BLOCK0 && i < FR_MP_HEAD(nb, 0) &&
+           ((i - FR_MP_BLOCK0) % 6 == FR_MPB_FC1_W || (i - FR_MP_BLOCK0) % 6 == FR_MPB_FC2_W);
+}
+
+/* dW rows [lo, hi) (N, K) += dy[:, lo:hi]^T z: dy's columns gathered into a contiguous
+ * (B, hi − lo) block (gather_rows of single floats), then the same gemm as the whole, so each
+ * computed output is the same fmaf chain over the B rows. */
+static fr_status dw_rows(fr_backend *be, int64_t B, int64_t N, int64_t K, int64_t lo, int64_t hi, const float *z,
+                         const float *dy, float *dw)
+{
+    const int64_t n = hi - lo;
+    if (n <= 0) return FR_OK;
+    if (B * N > INT32_MAX) /* gather_rows' indices are int32 */
+        return fr_fail(FR_ERR_ARG, "model backward: a split dW of %lld x %lld rows exceeds int32 indices", (long long)B,
+                       (long long)N);
+    int32_t *idx_h = fr_malloc((size_t)(B * n) * sizeof *idx_h);
+    int32_t *idx = fr_dev_i32(be, B * n);
+    float *cols = fr_dev_floats(be, B * n);
+    fr_status s = idx_h && idx && cols ? FR_OK : fr_fail(FR_ERR_NOMEM, "model backward: no memory for a dW block");
+    for (int64_t b = 0; s == FR_OK && b < B; b++)
+        for (int64_t j = 0; j < n; j++) idx_h[b * n + j] = (int32_t)(b * N + lo + j);
+    if (s == FR_OK) s = fr_h2d(be, idx, idx_h, (size_t)(B * n) * sizeof *idx_h);
+    if (s == FR_OK) {
+        be->ops->gather_rows(B * n, 1, idx, B * N, dy, cols);
+        be->ops->gemm(1, 0, n, K, B, cols, z, dw + lo * K, 1);
+    }
+    free(idx_h);
+    fr_dev_free(be, idx);
+    fr_dev_free(be, cols);
+    return s;
+}
+
+/* Backward of y = z W^T + b given dy (B,N): dW (N,K) += dy^T z (this process's rows of it when
+ * the model's dW is split), db (N,) += rows of dy, and dz (B,K) = dy W unless dz is NULL. */
+static fr_status linear_bwd(const fr_model *m, fr_backend *be, int64_t B, int64_t N, int64_t K, const float *z,
+                            const float *w, const float *dy, float *dw, float *db, float *dz)
+{
+    if (m->dw_parts > 1) {
+        int64_t lo, hi;
+        fr_dist_block(N, 1, m->dw_part, m->dw_parts, &lo, &hi);
+        FR_TRY(dw_rows(be, B, N, K, lo, hi, z, dy, dw));
+    } else {
+        be->ops->gemm(1, 0, N, K, B, dy, z, dw, 1);
+    }
     be->ops->bias_grad(B, N, dy, db, 1);
     if (dz) be->ops->gemm(0, 0, B, K, N, dy, w, dz, 0);
+    return FR_OK;
 }
 
 fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
@@ -191,8 +239,8 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
         dy = ws->xo;
     }
     /* Head: o = LN_f(h_nb) W_out^T + b_out. */
-    linear_bwd(be, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)), dy,
-               G(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)), G(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), dtmp);
+    FR_TRY(linear_bwd(m, be, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)), dy,
+               G(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)), G(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), dtmp));
     /* The layer-norm op accumulates dx, dgamma, dbeta together; start dh at 0. */
     be->ops->fill(B * H, 0.0f, dh);
     be->ops->layernorm_bwd(B, H, ws->h + nb * B * H, W(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)),
@@ -204,11 +252,11 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
     for (int64_t k = nb - 1; k >= 0; k--) {
         const float *hk = ws->h + k * B * H, *ln = ws->ln + k * B * H;
         const float *u = ws->u + k * B * F, *a = ws->a + k * B * F;
-        linear_bwd(be, B, H, F, a, W(m, FR_MP_BLOCK(k, FR_MPB_FC2_W)), dh,
-                   G(m, FR_MP_BLOCK(k, FR_MPB_FC2_W)), G(m, FR_MP_BLOCK(k, FR_MPB_FC2_B)), ws->da);
+        FR_TRY(linear_bwd(m, be, B, H, F, a, W(m, FR_MP_BLOCK(k, FR_MPB_FC2_W)), dh,
+                   G(m, FR_MP_BLOCK(k, FR_MPB_FC2_W)), G(m, FR_MP_BLOCK(k, FR_MPB_FC2_B)), ws->da));
         be->ops->act_bwd(cf->act, B * F, u, ws->da, ws->du, 0);
-        linear_bwd(be, B, F, H, ln, W(m, FR_MP_BLOCK(k, FR_MPB_FC1_W)), ws->du,
-                   G(m, FR_MP_BLOCK(k, FR_MPB_FC1_W)), G(m, FR_MP_BLOCK(k, FR_MPB_FC1_B)), dtmp);
+        FR_TRY(linear_bwd(m, be, B, F, H, ln, W(m, FR_MP_BLOCK(k, FR_MPB_FC1_W)), ws->du,
+                   G(m, FR_MP_BLOCK(k, FR_MPB_FC1_W)), G(m, FR_MP_BLOCK(k, FR_MPB_FC1_B)), dtmp));
         be->ops->layernorm_bwd(B, H, hk, W(m, FR_MP_BLOCK(k, FR_MPB_LN_W)), ws->ln_mean + k * B,
                            ws->ln_rstd + k * B, dtmp, dh, G(m, FR_MP_BLOCK(k, FR_MPB_LN_W)),
                            G(m, FR_MP_BLOCK(k, FR_MPB_LN_B)), 1);
@@ -216,12 +264,12 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
 
     /* h_0 = (x W_in^T + b_in) + temb + table[c]: dh reaches all three unchanged. */
     be->ops->embed_scatter_add(B, cf->n_slots, H, cf->n_cond + 1, ws->c, dh, G(m, FR_MP_COND));
-    linear_bwd(be, B, H, H, ws->a1, W(m, FR_MP_T2_W), dh, G(m, FR_MP_T2_W), G(m, FR_MP_T2_B),
-               dtmp);
+    FR_TRY(linear_bwd(m, be, B, H, H, ws->a1, W(m, FR_MP_T2_W), dh, G(m, FR_MP_T2_W), G(m, FR_MP_T2_B),
+               dtmp));
     be->ops->act_bwd(cf->act, B * H, ws->t1, dtmp, ws->tmp, 0);
-    linear_bwd(be, B, H, E, ws->temb_in, W(m, FR_MP_T1_W), ws->tmp, G(m, FR_MP_T1_W),
-               G(m, FR_MP_T1_B), NULL);
-    linear_bwd(be, B, H, D, ws->x, W(m, FR_MP_IN_W), dh, G(m, FR_MP_IN_W), G(m, FR_MP_IN_B), dx);
+    FR_TRY(linear_bwd(m, be, B, H, E, ws->temb_in, W(m, FR_MP_T1_W), ws->tmp, G(m, FR_MP_T1_W),
+               G(m, FR_MP_T1_B), NULL));
+    FR_TRY(linear_bwd(m, be, B, H, D, ws->x, W(m, FR_MP_IN_W), dh, G(m, FR_MP_IN_W), G(m, FR_MP_IN_B), dx));
     /* + dv/d, as − (−dv/d): the same bits (IEEE a − b = a + (−b)), and dx may alias dout */
     if (dx && fr_model_eps_head(cf))
         be->ops->binary(FR_BIN_ADD, B * D, dx, ws->dxh, dx);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "flowrl/adamw.h"
+#include "flowrl/dist.h"
 
 fr_adamw_cfg fr_adamw_cfg_default(void)
 {
@@ -88,13 +89,22 @@ void fr_adamw_state_free(fr_adamw_state *s)
 fr_status fr_adamw_step(fr_backend *be, fr_adamw_state *s, fr_param *ps, int n,
                         const fr_adamw_cfg *cfg, double lr)
 {
+    return fr_adamw_step_part(be, s, ps, n, cfg, lr, 0, 1);
+}
+
+fr_status fr_adamw_step_part(fr_backend *be, fr_adamw_state *s, fr_param *ps, int n, const fr_adamw_cfg *cfg,
+                             double lr, int part, int parts)
+{
     FR_TRY(check_list("adamw", s->m, s->n, ps, n));
     fr_adamw_hp hp = fr_adamw_prepare(lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay,
                                       s->step + 1);
-    for (int i = 0; i < n; i++)
-        be->ops->adamw(fr_tensor_numel(ps[i].value), (float *)ps[i].value->data,
-                   (const float *)ps[i].grad->data, (float *)s->m[i].data, (float *)s->v[i].data,
-                   &hp);
+    for (int i = 0; i < n; i++) {
+        int64_t lo = 0, hi = fr_tensor_numel(ps[i].value);
+        if (parts > 1) fr_dist_block(hi, 1, part, parts, &lo, &hi);
+        if (hi > lo) /* an elementwise op: its elements [lo, hi) are the whole's bits */
+            be->ops->adamw(hi - lo, (float *)ps[i].value->data + lo, (const float *)ps[i].grad->data + lo,
+                           (float *)s->m[i].data + lo, (float *)s->v[i].data + lo, &hp);
+    }
     s->step += 1;
     return FR_OK;
 }

@@ -17,7 +17,12 @@ fr_status fr_optim_step(fr_backend *be, fr_param *ps, int n, fr_adamw_state *ada
     if (tap) FR_TRY(tap(*gn, user));
     /* the step count before this update: EMA rules count optimiser steps */
     const int64_t k = adam->step;
-    FR_TRY(fr_adamw_step(be, adam, ps, n, &c->adamw, c->lr));
+    if (c->parts > 1) {
+        FR_TRY(fr_adamw_step_part(be, adam, ps, n, &c->adamw, c->lr, c->part, c->parts));
+        FR_TRY(c->whole(user));
+    } else {
+        FR_TRY(fr_adamw_step(be, adam, ps, n, &c->adamw, c->lr));
+    }
     if (!ema || c->ema_decay < 0.0f) return FR_OK;
     if (c->ema_rule == FR_EMA_WARMUP) {
         /* decay min(d, (1 + k)/(10 + k)) with k = updates before this one */

@@ -13,7 +13,9 @@
 
 #include "flowrl/checkpoint.h"
 #include "flowrl/cond.h"
+#include "core/model_dist.h"
 #include "flowrl/detmath.h"
+#include "flowrl/dist.h"
 #include "flowrl/fm_loss.h"
 #include "flowrl/philox.h"
 #include "flowrl/pretrain_elem.h"
@@ -403,6 +405,12 @@ static fr_status make_batch(run_state *r, const fr_pretrain_cfg *cfg, int64_t s)
     return FR_OK;
 }
 
+static fr_status whole_params(void *user)
+{
+    run_state *r = user;
+    return fr_model_dist_whole_params(FR_OK, &r->m, &r->opt);
+}
+
 static fr_status train_step(run_state *r, const fr_pretrain_cfg *cfg, fr_backend *be,
                             const fr_adamw_cfg *acfg, int64_t s, double lr, float *loss,
                             float *gnorm)
@@ -419,10 +427,12 @@ static fr_status train_step(run_state *r, const fr_pretrain_cfg *cfg, fr_backend
     fr_model_zero_grad(&r->m, be);
     FR_TRY(fr_model_backward(&r->m, be, &r->ws, r->sq, NULL));
     /* the one optimiser step (flowrl/optim_step.h): clip, AdamW, EMA with warm-up */
-    fr_optim_step_cfg oc = {cfg->clip, *acfg, lr, cfg->ema, 1, FR_EMA_WARMUP};
+    /* many processes: this rank's rows of dW gathered whole, AdamW on its share of every tensor */
+    if (r->m.dw_parts > 1) FR_TRY(fr_model_dist_whole_grads(FR_OK, &r->m));
+    fr_optim_step_cfg oc = {cfg->clip, *acfg, lr, cfg->ema, 1, FR_EMA_WARMUP, r->m.dw_part, r->m.dw_parts, whole_params};
     char what[64];
     snprintf(what, sizeof what, "pretrain: step %lld", (long long)s + 1);
-    return fr_optim_step(be, r->m.params, r->m.n_params, &r->opt, &r->ema, &oc, NULL, NULL, what, gnorm);
+    return fr_optim_step(be, r->m.params, r->m.n_params, &r->opt, &r->ema, &oc, NULL, r, what, gnorm);
 }
 
 static fr_status save(const run_state *r, const fr_pretrain_cfg *cfg, int64_t step, float loss,
@@ -502,19 +512,23 @@ static fr_status run_loop(run_state *r, const fr_pretrain_cfg *cfg, fr_backend *
         res->steps_done = s + 1;
         res->final_loss = loss;
         const char *saved = NULL;
+        /* under mpirun rank 0 alone writes (every rank holds the same bits) */
+        const int writer = fr_dist_rank() == 0;
         if (cfg->save_every > 0 && (s + 1) % cfg->save_every == 0 && s + 1 < cfg->steps) {
             FR_TRY(fr_pretrain_step_path(cfg->out, s + 1, path, sizeof path));
-            FR_TRY(save(r, cfg, s + 1, loss, path));
+            if (writer) FR_TRY(save(r, cfg, s + 1, loss, path));
             saved = path;
         }
         if (cfg->out && s + 1 == cfg->steps) {
-            FR_TRY(save(r, cfg, s + 1, loss, cfg->out));
+            if (writer) FR_TRY(save(r, cfg, s + 1, loss, cfg->out));
             saved = cfg->out;
         }
         fr_pretrain_event ev = {s + 1, cfg->steps, loss, gnorm, lr, saved};
-        if (cb && cb(&ev, user)) break;
+        int stop = cb && cb(&ev, user);
+        if (fr_dist_size() > 1) FR_TRY(fr_dist_max_int(FR_OK, &stop)); /* a stop seen by one rank stops all */
+        if (stop) break;
     }
-    if (res->steps_done == cfg->steps && res->first_step == cfg->steps && cfg->out)
+    if (res->steps_done == cfg->steps && res->first_step == cfg->steps && cfg->out && fr_dist_rank() == 0)
         FR_TRY(save(r, cfg, s, loss, cfg->out)); /* resumed at the end: the same file again */
     int k = n_tail < TAIL ? n_tail : TAIL;
     double sum = 0.0;
@@ -550,7 +564,15 @@ fr_status fr_pretrain(const fr_pretrain_cfg *cfg, fr_backend *be, fr_pretrain_cb
     run_state r;
     memset(&r, 0, sizeof r);
     fr_status st = run_alloc(&r, cfg, &res.model, be);
+    if (st == FR_OK && fr_dist_size() > 1) { /* each rank computes its rows of dW and its share of AdamW */
+        r.m.dw_part = fr_dist_rank();
+        r.m.dw_parts = fr_dist_size();
+    }
+    st = fr_model_dist_transport(st, be);
     if (st == FR_OK) st = run_loop(&r, cfg, be, cb, user, &res);
+    fr_model_dist_transport_end();
+    /* many processes: a rank that failed between collectives meets the others' next one here */
+    st = fr_dist_agree(st);
     run_free(&r);
     if (result) *result = res;
     return st;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/model_dist.h"
 #include "core/run_internal.h"
 #include "flowrl/checkpoint.h"
 #include "flowrl/digest.h"
@@ -62,6 +63,11 @@ static fr_status setup(fr_run *r)
     fr_infer_ckpt ck;
     FR_TRY(fr_infer_ckpt_load(&ck, r->be, o->c.base, !o->c.base_raw, o->c.task[0] ? o->c.task : NULL));
     r->pol = ck.model;
+    if (fr_dist_size() > 1) { /* each rank computes its rows of dW and its share of AdamW */
+        r->pol.dw_part = fr_dist_rank();
+        r->pol.dw_parts = fr_dist_size();
+    }
+    FR_TRY(fr_model_dist_transport(FR_OK, r->be));
     r->task = ck.task;
     ck.model.params = NULL; /* ownership moved to r->pol */
     r->priv->alpha_bar = ck.alpha_bar; /* and the ᾱ table to the run */
@@ -106,6 +112,7 @@ static fr_status setup(fr_run *r)
 
 static void teardown(fr_run *r)
 {
+    fr_model_dist_transport_end();
     if (r->priv->state && r->algo->free) r->algo->free(r->priv->state);
     if (r->adam.m) fr_adamw_state_free(&r->adam);
     if (r->have_ema) fr_ema_free(&r->ema);
@@ -338,6 +345,7 @@ static fr_status run_epoch(fr_run *r, int64_t e)
     const fr_copy_stats start = r->be->copies;
     const fr_work_stats work0 = r->be->work;
     const uint64_t record0 = pv->record_bytes, reward0 = pv->reward_bytes, dist0 = fr_dist_recv_bytes();
+    const uint64_t update0 = fr_model_dist_recv_bytes();
     const double comm0 = fr_dist_comm_seconds();
     pv->split_seconds = 0.0;
     memset(&pv->ev, 0, sizeof pv->ev);
@@ -359,6 +367,7 @@ static fr_status run_epoch(fr_run *r, int64_t e)
                                collectives (docs/determinism.md "Many processes") */
         fr_run_metric(r, "dist.ranks", (double)fr_dist_size());
         fr_run_metric(r, "dist.recv_bytes", (double)(fr_dist_recv_bytes() - dist0));
+        fr_run_metric(r, "dist.update_recv_bytes", (double)(fr_model_dist_recv_bytes() - update0));
         fr_run_metric(r, "dist.split_seconds", pv->split_seconds);
         fr_run_metric(r, "dist.comm_seconds", fr_dist_comm_seconds() - comm0);
     }

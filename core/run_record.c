@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/model_dist.h"
 #include "core/run_internal.h"
 #include "flowrl/advantage.h"
 #include "flowrl/dist.h"
@@ -233,10 +234,17 @@ static fr_status group_step(fr_run *r, const fr_optim_step_cfg *c, step_tap *st,
     return FR_OK;
 }
 
+static fr_status whole_params(void *user)
+{
+    fr_run *r = ((step_tap *)user)->r;
+    return fr_model_dist_whole_params(FR_OK, &r->pol, &r->adam);
+}
+
 fr_status fr_run_optimizer_step(fr_run *r, int64_t u, float *gn)
 {
     const fr_optim_opts *o = &r->o->opt;
     fr_optim_step_cfg c;
+    memset(&c, 0, sizeof c);
     c.max_grad_norm = o->max_grad_norm;
     c.adamw = (fr_adamw_cfg){o->adam_beta1, o->adam_beta2, o->adam_eps, o->weight_decay};
     /* the schedule runs over the run's nominal optimiser steps: epochs × ⌈num_batches /
@@ -255,6 +263,12 @@ fr_status fr_run_optimizer_step(fr_run *r, int64_t u, float *gn)
     snprintf(what, sizeof what, "train: epoch %lld, update %lld", (long long)r->epoch + 1, (long long)u);
     step_tap st = {r, u};
     if (r->n_groups > 0) return group_step(r, &c, &st, what, gn);
+    /* many processes: each rank computed its rows of the weight gradients and updates its share
+     * of every tensor (docs/determinism.md "Many processes") */
+    c.part = r->pol.dw_part;
+    c.parts = r->pol.dw_parts;
+    c.whole = whole_params;
+    if (c.parts > 1) FR_TRY(fr_model_dist_whole_grads(FR_OK, &r->pol));
     return fr_optim_step(r->be, r->pol.params, r->pol.n_params, &r->adam, r->have_ema ? &r->ema : NULL, &c,
                          audit_grads, &st, what, gn);
 }

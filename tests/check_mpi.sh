@@ -1,7 +1,8 @@
 #!/bin/sh
 # make check, when ./configure found Open MPI (issue 17; docs/determinism.md "Many processes"):
 # `mpirun -n R flowrl train` writes the audit.log of a run without MPI, record for record.
-#   Flow-GRPO and AWM at R = 1, 2, 3; every registered algorithm at R = 2 (the GFlowNets, which
+#   pretrain at R = 2, 3 (the checkpoint's bytes) and resumed from R = 2 at 3;
+#   Flow-GRPO and AWM at R = 1, 2, 3 (AWM also on cuda-emu at R = 2); every registered algorithm at R = 2 (the GFlowNets, which
 #   train on an environment, refuse mpirun with one line); a reward program
 #   (each rank scores its own groups with its own program) at R = 2; a run resumed with another
 #   R; an error of rank 1 alone stopping every rank with one line naming it.
@@ -65,6 +66,23 @@ needs_prefs() {
     case " $prefs_algos " in *" $1 "*) return 0 ;; esac
     return 1
 }
+# pretrain under mpirun (each rank its rows of dW and its share of AdamW): the checkpoint bytes of
+# the run without MPI at R = 2 and 3, the epsilon base at R = 2, and a resume from R = 2 to R = 3
+for r in 2 3; do
+    checks=$((checks + 1))
+    mpi $r pretrain --task gmm2d --out base.R$r.safetensors --max-train-steps 30 --hidden 16 --ffn 32 --blocks 1 \
+        --checkpoint-every 20 >pre.R$r.log 2>&1 || { fail "pretrain R=$r: $(tail -n 3 pre.R$r.log)"; continue; }
+    cmp -s base.safetensors base.R$r.safetensors || fail "pretrain R=$r: the checkpoint differs from the run without MPI"
+done
+checks=$((checks + 1))
+mpi 2 pretrain --task gmm2d --pred epsilon --out eps.R2.safetensors --max-train-steps 30 --hidden 16 --ffn 32 --blocks 1 \
+    >pre.eps.log 2>&1 || fail "pretrain --pred epsilon R=2: $(tail -n 3 pre.eps.log)"
+cmp -s eps.safetensors eps.R2.safetensors || fail "pretrain --pred epsilon R=2: the checkpoint differs from the run without MPI"
+checks=$((checks + 1))
+mpi 3 pretrain --task gmm2d --out base.resumed.safetensors --max-train-steps 30 --hidden 16 --ffn 32 --blocks 1 \
+    --resume base.R2-step000020.safetensors >pre.resume.log 2>&1 || fail "pretrain resumed at R=3: $(tail -n 3 pre.resume.log)"
+cmp -s base.safetensors base.resumed.safetensors || fail "pretrain resumed from R=2 at R=3: the checkpoint differs"
+
 # 3 prompts x 4 samples: R = 2 and 3 split the groups unevenly
 common="--base base.safetensors --task gmm2d --prompts-per-epoch 3 --group-size 4 --num-batches 2 --eval-n 0 --seed 11 --backend opt --threads 1"
 
@@ -76,6 +94,12 @@ for algo in flow-grpo awm; do
         same $algo.plain $algo.R$r
     done
 done
+
+# the split update on the cuda kernels (cuda-emu: device memory guarded outside launches), R = 2
+args="--algo awm $common --num-steps 4 --epochs 2"
+mpi 2 train $args --backend cuda-emu --out awm.emu.R2 >awm.emu.R2.log 2>&1 || fail "awm cuda-emu R=2: $(tail -n 3 awm.emu.R2.log)"
+"$F" train $args --out awm.2ep >/dev/null 2>&1 || fail "awm 2 epochs without mpirun"
+same awm.2ep awm.emu.R2
 
 # every registered algorithm at R = 2 (flow-grpo and awm above)
 for algo in $("$F" algos | awk '/^[a-z]/ {print $1}'); do
@@ -148,6 +172,16 @@ rc=$?
 n=$(grep -c '^flowrl train: .*(rank 1 of 2)$' bad.err)
 if [ $rc = 0 ] || [ $rc = 124 ] || [ "$n" != 1 ] || [ "$(grep -c '^flowrl' bad.err)" != 1 ]; then
     fail "an error of rank 1: exit $rc, expected one line naming rank 1 in: $(cat bad.err)"
+fi
+
+# FLOWRL_NCCL=1 (GPU-to-GPU gathers, gpu/cuda_nccl.cu) on a CPU backend: refused on every rank, one line
+checks=$((checks + 1))
+FLOWRL_NCCL=1 mpi 2 pretrain --task gmm2d --out nccl.safetensors --max-train-steps 3 --hidden 16 --ffn 32 \
+    --blocks 1 --backend opt >nccl.out 2>nccl.err
+rc=$?
+if [ $rc = 0 ] || [ $rc = 124 ] || [ "$(grep -c '^flowrl pretrain: FLOWRL_NCCL=1 gathers between GPUs: it needs --backend cuda (this run: opt) (rank 0 of 2)$' nccl.err)" != 1 ] ||
+    [ "$(grep -c '^flowrl' nccl.err)" != 1 ] || [ -e nccl.safetensors ]; then
+    fail "FLOWRL_NCCL=1 on opt: exit $rc, expected one line refusing it in: $(cat nccl.err)"
 fi
 
 if [ $fails -gt 0 ]; then

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "flowrl/checkpoint.h"
+#include "flowrl/dist.h"
 #include "flowrl/model.h"
 #include "flowrl/model_elem.h"
 #include "flowrl/optim.h"
@@ -1015,7 +1016,7 @@ static void step_on(fr_backend *be, const fr_model_config *cfg, step_result *r)
     r->out = bk_down(be, o, B * D);
     ck_assert(fr_model_backward(&m, be, &ws, dout_, dd) == FR_OK);
     r->dx = bk_down(be, dd, B * D);
-    fr_optim_step_cfg oc = {0.05f, fr_adamw_cfg_default(), 1e-2, 0.9f, 1, FR_EMA_FIXED};
+    fr_optim_step_cfg oc = {0.05f, fr_adamw_cfg_default(), 1e-2, 0.9f, 1, FR_EMA_FIXED, 0, 1, NULL};
     ck_assert_msg(fr_optim_step(be, m.params, m.n_params, &adam, &ema, &oc, NULL, NULL, "test", &r->gn) == FR_OK, "%s",
                   fr_last_error());
     ck_assert(r->gn > 0.05f); /* the clip scaled the gradients */
@@ -1084,6 +1085,96 @@ START_TEST(test_backends_equal_ref)
 }
 END_TEST
 
+/* Many processes (docs/determinism.md "Many processes"): part k of R = 3 of the split update.
+ * The backward (two micro-batches accumulated) with m.dw_parts = 3 computes rows
+ * fr_dist_block(N, 1, k, 3) of each linear weight's gradient and every other gradient whole,
+ * each with the whole backward's bits (the other rows stay zero); fr_adamw_step_part from the
+ * whole gradients updates exactly part k's elements of every tensor, with the whole step's bits.
+ * want_g, want_v: the whole run's (parts = 1: computed here and returned). */
+static void split_on(fr_backend *be, const fr_model_config *cfg, int part, int parts, float **want_g, float **want_v)
+{
+    const int64_t B = BK_B, D = cfg->D, S = cfg->n_slots;
+    fr_model m;
+    fr_model_ws ws;
+    fr_adamw_state adam;
+    ck_assert_msg(fr_model_init(&m, be, cfg, 4) == FR_OK, "%s: %s", be->name, fr_last_error());
+    randomize(&m, 23);
+    m.dw_part = part;
+    m.dw_parts = parts;
+    ck_assert(fr_model_ws_alloc(&ws, &m, BK_CAP, 1) == FR_OK);
+    ck_assert(fr_adamw_state_init(be, &adam, m.params, m.n_params) == FR_OK);
+    float x[BK_B * 8], t[BK_B] = {0.0f, 1.0f, 250.0f, 999.0f, 1000.0f}, dout[2][BK_B * 8];
+    int32_t c[BK_B * 2];
+    uint64_t s = 7;
+    for (int64_t i = 0; i < B * D; i++)
+        x[i] = fr_test_uniform(&s, -2.0f, 2.0f), dout[0][i] = fr_test_uniform(&s, -1.0f, 1.0f),
+        dout[1][i] = fr_test_uniform(&s, -1.0f, 1.0f);
+    for (int64_t i = 0; i < B * S; i++) c[i] = (int32_t)(i % (cfg->n_cond + 1));
+    float *dx = fr_dev_floats(be, B * D), *dt = fr_dev_floats(be, B), *dd = fr_dev_floats(be, B * D);
+    float *o = fr_dev_floats(be, B * D);
+    int32_t *dc = fr_dev_i32(be, B * S);
+    ck_assert(dx && dt && dd && o && dc);
+    ck_assert(fr_h2d(be, dx, x, sizeof(float) * (size_t)(B * D)) == FR_OK);
+    ck_assert(fr_h2d(be, dt, t, sizeof t) == FR_OK);
+    ck_assert(fr_h2d(be, dc, c, sizeof(int32_t) * (size_t)(B * S)) == FR_OK);
+    fr_model_zero_grad(&m, be);
+    for (int mb = 0; mb < 2; mb++) {
+        ck_assert(fr_h2d(be, dd, dout[mb], sizeof(float) * (size_t)(B * D)) == FR_OK);
+        ck_assert(fr_model_forward(&m, be, &ws, B, dx, dt, dc, o) == FR_OK);
+        ck_assert_msg(fr_model_backward(&m, be, &ws, dd, NULL) == FR_OK, "%s", fr_last_error());
+    }
+    const int64_t total = fr_model_arena_floats(&m);
+    float *g = bk_down(be, m.arena_grads, total), *v0 = bk_down(be, m.arena_values, total);
+    if (parts > 1) /* AdamW from the whole gradients */
+        ck_assert(fr_h2d(be, m.arena_grads, *want_g, (size_t)total * sizeof(float)) == FR_OK);
+    const fr_adamw_cfg ac = fr_adamw_cfg_default();
+    ck_assert(fr_adamw_step_part(be, &adam, m.params, m.n_params, &ac, 1e-2, part, parts) == FR_OK);
+    float *v = bk_down(be, m.arena_values, total);
+    if (parts == 1) {
+        *want_g = g, *want_v = v;
+    } else {
+        for (int i = 0; i < m.n_params; i++) {
+            const int64_t off = (float *)m.params[i].value->data - m.arena_values, n = fr_tensor_numel(m.params[i].value);
+            const int64_t rows = m.params[i].value->shape[0], K = n / rows;
+            int64_t lo, hi;
+            fr_dist_block(rows, 1, part, parts, &lo, &hi);
+            for (int64_t j = 0; j < n; j++) {
+                const int mine_g = !fr_model_dw_split(&m, i) || (j / K >= lo && j / K < hi);
+                ck_assert_msg(mine_g ? fr_test_bits_equal(g[off + j], (*want_g)[off + j]) : g[off + j] == 0.0f,
+                              "%s: part %d of %d: %s grad[%lld] %a, whole %a", be->name, part, parts, m.params[i].name,
+                              (long long)j, (double)g[off + j], (double)(*want_g)[off + j]);
+            }
+            fr_dist_block(n, 1, part, parts, &lo, &hi);
+            for (int64_t j = 0; j < n; j++)
+                ck_assert_msg(fr_test_bits_equal(v[off + j], j >= lo && j < hi ? (*want_v)[off + j] : v0[off + j]),
+                              "%s: part %d of %d: %s value[%lld] after AdamW", be->name, part, parts, m.params[i].name,
+                              (long long)j);
+        }
+        free(g), free(v);
+    }
+    free(v0);
+    void *dev[] = {dx, dt, dd, o, dc};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(be, dev[i]);
+    fr_adamw_state_free(&adam);
+    fr_model_ws_free(&ws);
+    fr_model_free(&m);
+}
+
+START_TEST(test_split_update)
+{
+    fr_model_config cfg = small_cfg(FR_ACT_SILU, 2);
+    float *want_g = NULL, *want_v = NULL;
+    split_on(fr_test_ref_be(), &cfg, 0, 1, &want_g, &want_v);
+    for (const char *const *name = fr_backend_names(); *name; name++) {
+        fr_backend be;
+        if (!fr_test_backend_try(&be, "model", *name, 2)) continue;
+        for (int k = 0; k < 3; k++) split_on(&be, &cfg, k, 3, &want_g, &want_v);
+        fr_backend_close(&be);
+    }
+    free(want_g), free(want_v);
+}
+END_TEST
+
 Suite *suite_model(void)
 {
     Suite *s = suite_create("model");
@@ -1109,6 +1200,7 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_ema);
     tcase_add_test(tc, test_save_load);
     tcase_add_test(tc, test_backends_equal_ref);
+    tcase_add_test(tc, test_split_update);
     suite_add_tcase(s, tc);
     return s;
 }

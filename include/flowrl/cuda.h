@@ -14,6 +14,7 @@
 #define FLOWRL_CUDA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "flowrl/ops.h"
 #include "flowrl/status.h"
@@ -52,6 +53,24 @@ const char *fr_cuda_blas_describe(char *buf, size_t n);
 
 /* The -arch the kernels were compiled for ("sm_90"), from the build. */
 const char *fr_cuda_built_arch(void);
+
+/* ---- NCCL (gpu/cuda_nccl.cu; docs/determinism.md "Many processes") ----------------------
+ * Under mpirun with --backend cuda and FLOWRL_NCCL=1, the split update's gathers go from GPU to
+ * GPU through NCCL, bytes only (one ncclBroadcast per rank's rows, grouped). Built when
+ * ./configure finds nccl.h beside nvcc; libnccl.so.2 is loaded at run time (FLOWRL_NCCL_LIB=PATH
+ * names another file). Without it every call but the two flags is FR_ERR_UNSUPPORTED. */
+#define FR_CUDA_NCCL_ID_BYTES 128
+int fr_cuda_nccl_built(void);
+/* rank 0 makes the communicator's id (FR_CUDA_NCCL_ID_BYTES), every rank joins with it */
+fr_status fr_cuda_nccl_unique_id(void *id);
+fr_status fr_cuda_nccl_join(int rank, int R, const void *id);
+int fr_cuda_nccl_joined(void);
+/* buf (n, row_floats) device memory, rank k bringing rows fr_dist_block(n, 1, k, R): whole on
+ * every rank; *recv_bytes += the bytes this rank received. */
+fr_status fr_cuda_nccl_gather_rows(float *buf, int64_t n, int64_t row_floats, uint64_t *recv_bytes);
+void fr_cuda_nccl_leave(void);
+/* "NCCL 2.28.9 (libnccl.so.2)", or why not; loads NCCL if needed. Returns buf. */
+const char *fr_cuda_nccl_describe(char *buf, size_t n);
 
 #ifdef __cplusplus
 }

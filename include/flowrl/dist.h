@@ -51,6 +51,12 @@ fr_status fr_dist_sum_i64(fr_status s, int64_t *v);
 /* *flag = the largest *flag of any rank (a stop request seen by one rank stops all). */
 fr_status fr_dist_max_int(fr_status s, int *flag);
 
+/* buf (bytes, host memory) of rank root on every rank. */
+fr_status fr_dist_bcast(fr_status s, void *buf, size_t bytes, int root);
+
+/* Counts a transfer made outside these calls (NCCL, gpu/cuda_nccl.cu) in the two totals below. */
+void fr_dist_count(uint64_t recv_bytes, double seconds);
+
 /* Bytes this rank has received from the others so far (fr_dist_gather_rows; the agreements'
  * and sums' few bytes are not counted). */
 uint64_t fr_dist_recv_bytes(void);

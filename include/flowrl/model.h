@@ -145,7 +145,15 @@ typedef struct {
     char (*names)[48];
     float *arena_values, *arena_grads; /* backend memory, fr_model_arena_floats(m) each */
     float *head_tab;    /* eps x0 head: (2, n_train) backend memory (fr_model_eps_head_table), else NULL */
+    /* Many processes (docs/determinism.md "Many processes"): with dw_parts > 1 the backward
+     * computes only rows fr_dist_block(N, 1, dw_part, dw_parts) of each linear weight's
+     * gradient dW (N, K) (fr_model_dw_split); its other rows are left as they are for the
+     * caller to gather. 0 of 0 (fr_model_alloc): every row. */
+    int dw_part, dw_parts;
 } fr_model;
+
+/* 1 when parameter i is a linear weight whose gradient rows the backward splits (above). */
+int fr_model_dw_split(const fr_model *m, int i);
 
 /* Allocates parameters (zero) and gradients (zero) for cfg in be's memory, without init.
  * be must outlive the model. */

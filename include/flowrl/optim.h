@@ -60,6 +60,11 @@ void fr_adamw_state_free(fr_adamw_state *s);
  * accumulation). FR_ERR_ARG if the list does not match the state's shapes. */
 fr_status fr_adamw_step(fr_backend *be, fr_adamw_state *s, fr_param *ps, int n,
                         const fr_adamw_cfg *cfg, double lr);
+/* The same update of elements fr_dist_block(numel, 1, part, parts) of each tensor only (its
+ * value and moments; the others are left as they are, for the caller to gather): the elements
+ * it computes are fr_adamw_step's bits. part 0 of 1: fr_adamw_step. */
+fr_status fr_adamw_step_part(fr_backend *be, fr_adamw_state *s, fr_param *ps, int n, const fr_adamw_cfg *cfg,
+                             double lr, int part, int parts);
 
 /* ---- gradient clipping ------------------------------------------------------------- */
 

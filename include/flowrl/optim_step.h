@@ -22,6 +22,11 @@ typedef struct {
     float ema_decay;       /* < 0 or no EMA state: no EMA */
     int64_t ema_every;
     fr_ema_rule ema_rule;
+    /* Many processes: AdamW on this process's share of each tensor (fr_adamw_step_part),
+     * then whole(user) makes the values and moments whole again, before the EMA. parts
+     * 0 or 1: the whole update here (whole unused). */
+    int part, parts;
+    fr_status (*whole)(void *user);
 } fr_optim_step_cfg;
 
 /* Called between the clip and AdamW (may be NULL). */
