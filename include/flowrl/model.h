@@ -145,6 +145,11 @@ typedef struct {
     char (*names)[48];
     float *arena_values, *arena_grads; /* backend memory, fr_model_arena_floats(m) each */
     float *head_tab;    /* eps x0 head: (2, n_train) backend memory (fr_model_eps_head_table), else NULL */
+    /* The weights the forward reads, in list order: values, or a LoRA view's frozen base
+     * (flowrl/lora.h), whose params / values / grads are then its adapter's tensors. */
+    const fr_tensor *w;
+    struct fr_lora *lora; /* a LoRA view's adapters (borrowed), or NULL */
+    int adapter;          /* the view's adapter, -1: off (the base) */
 } fr_model;
 
 /* Allocates parameters (zero) and gradients (zero) for cfg in be's memory, without init.
@@ -188,6 +193,8 @@ typedef struct {
                               (eps x0 head: (2,B) a, s) */
     float *dxh;            /* eps x0 head, keep: (B,D) dL/dx through the head */
     float *da, *du;        /* (B,F) backward scratch */
+    int64_t lora_r;        /* a LoRA view's rank (0: none) */
+    float *lz, *dlz;       /* LoRA: (n_t or 1, B, r) each target's s·z A^T, (B, r) scratch */
     void *buf;             /* the one allocation behind the arrays, backend memory */
     fr_backend *be;        /* its backend (the model's) */
 } fr_model_ws;
