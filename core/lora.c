@@ -288,3 +288,28 @@ fr_status fr_lora_load(fr_lora *L, int adapter, const char *path)
     fr_st_free(&f);
     return s;
 }
+
+fr_status fr_lora_from_file(fr_lora *L, fr_model *base, const char *path)
+{
+    memset(L, 0, sizeof *L);
+    fr_st_file f;
+    FR_TRY(fr_st_read(&f, path));
+    const char *rk = fr_st_get_meta(&f, "lora.rank"), *al = fr_st_get_meta(&f, "lora.alpha");
+    const char *tg = fr_st_get_meta(&f, "lora.targets");
+    char *e1 = NULL, *e2 = NULL;
+    long long r = rk ? strtoll(rk, &e1, 10) : 0;
+    double alpha = al ? strtod(al, &e2) : 0.0;
+    char targets[FR_LORA_TARGETS_MAX];
+    fr_status s = FR_OK;
+    if (!rk || !al || !tg || *e1 || *e2 || r < 1)
+        s = fr_fail(FR_ERR_FORMAT, "%s: not a flowrl adapter file (metadata lora.rank, lora.alpha, lora.targets: %s, %s, %s)",
+                    path, rk ? rk : "absent", al ? al : "absent", tg ? tg : "absent");
+    else if (snprintf(targets, sizeof targets, "%s", tg) >= (int)sizeof targets)
+        s = fr_fail(FR_ERR_FORMAT, "%s: metadata lora.targets longer than %d characters", path, FR_LORA_TARGETS_MAX - 1);
+    fr_st_free(&f);
+    FR_TRY(s);
+    FR_TRY(fr_lora_new(L, base, r, alpha, targets, 0));
+    s = fr_lora_load(L, 0, path);
+    if (s != FR_OK) fr_lora_free(L);
+    return s;
+}

@@ -95,5 +95,9 @@ fr_status fr_lora_targets_string(const fr_lora *L, char *buf, size_t n);
  * back: the file's rank, alpha and targets must be L's (FR_ERR_FORMAT naming path and key). */
 fr_status fr_lora_save(const fr_lora *L, int adapter, const char *base_digest, const char *path);
 fr_status fr_lora_load(fr_lora *L, int adapter, const char *path);
+/* A set on base (moved in) whose adapter "default" is the file's: its rank, alpha and targets
+ * from the metadata (an adapter file of fr_lora_save). On failure *base is intact or empty:
+ * fr_model_free it either way. */
+fr_status fr_lora_from_file(fr_lora *L, fr_model *base, const char *path);
 
 #endif
