@@ -56,6 +56,12 @@ static fr_status select_targets(const fr_model *m, const char *pats, int *sel)
     return FR_OK;
 }
 
+const char *fr_lora_default_targets(const fr_model_config *cfg)
+{
+    (void)cfg; /* one model family today: the residual MLP */
+    return FR_LORA_MLP_TARGETS;
+}
+
 void fr_lora_free(fr_lora *L)
 {
     if (!L) return;
@@ -105,7 +111,7 @@ fr_status fr_lora_new(fr_lora *L, fr_model *base, int64_t r, double alpha, const
         fr_lora_free(L);
         return FR_ERR_NOMEM;
     }
-    fr_status s = select_targets(&L->base, targets && targets[0] ? targets : FR_LORA_MLP_TARGETS, sel);
+    fr_status s = select_targets(&L->base, targets && targets[0] ? targets : fr_lora_default_targets(&L->base.cfg), sel);
     for (int i = 0; i < n; i++) L->n_t += sel[i];
     if (s == FR_OK && !(FR_ALLOC_L(L->pidx, L->n_t) && FR_ALLOC_L(L->N, L->n_t) && FR_ALLOC_L(L->K, L->n_t) &&
                         FR_ALLOC_L(L->names, 2 * L->n_t) && FR_ALLOC_L(L->off, 2 * L->n_t)))

@@ -67,6 +67,10 @@ typedef struct fr_lora {
     float *arena[FR_LORA_MAX_ADAPTERS]; /* backend memory, one per adapter */
 } fr_lora;
 
+/* The default --lora-targets of a model (the residual MLP: FR_LORA_MLP_TARGETS); a model family
+ * names its own here (a DiT: its attention projections, as the public configs). */
+const char *fr_lora_default_targets(const fr_model_config *cfg);
+
 /* Takes base (moved in: *base is left empty) and adds adapter "default" with the init above.
  * targets NULL or "": the default. r in 1..min(N, K) of every target; alpha > 0. FR_ERR_ARG
  * naming the pattern that selects nothing (and the modules there are). */
