@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli/commands.h"
+#include "flowrl/lora.h"
 #include "flowrl/opt.h"
 #include "flowrl/schedule.h"
 
@@ -16,6 +17,9 @@ static const fr_opt k_model_rows[] = {
                 "FILE"),
     FR_OPT_ROW_(fr_cli_model_opts, task, "task", FR_OPT_STR, "", 0, 0, NULL,
                 "the task, for a checkpoint without 'task' metadata (else a check)", 0, NULL, "NAME"),
+    FR_OPT_ROW_(fr_cli_model_opts, adapter, "adapter", FR_OPT_STR, "", 0, 0, NULL,
+                "a LoRA adapter file (a LoRA run's adapter_model.safetensors, PEFT keys; docs/lora.md) on the "
+                "checkpoint's weights as its base", FR_OPT_PATH, NULL, "FILE"),
     FR_OPT_BOOL(fr_cli_model_opts, no_ema, "no_ema", "false",
                 "use the raw weights even if EMA weights ('ema.*') are present", 0),
     FR_OPT_U32(fr_cli_model_opts, seed, "seed", "0", "key of the sampler noise streams (decimal or 0x hex)", 0),
@@ -77,6 +81,15 @@ int fr_cli_sampling_setup(const fr_opts *o, const fr_opts_seen *seen, const fr_c
 
     fr_status ls = fr_infer_ckpt_load(&s->ck, &s->be, a->m.ckpt, !a->m.no_ema, a->m.task[0] ? a->m.task : NULL);
     if (ls != FR_OK) return fr_cli_status(cmd, ls); /* FR_ERR_ARG: --task disagrees with the checkpoint */
+    if (a->m.adapter[0]) { /* the loaded weights become the base of the adapter, ck.model its view */
+        ls = (s->lora = fr_calloc(1, sizeof *s->lora)) ? fr_lora_from_file(s->lora, &s->ck.model, a->m.adapter) : FR_ERR_NOMEM;
+        if (ls == FR_OK) ls = fr_lora_view(&s->ck.model, s->lora, 0, 0);
+        if (ls != FR_OK) {
+            rc = fr_cli_status(cmd, ls);
+            fr_cli_sampling_free(s);
+            return rc;
+        }
+    }
     const int eps = s->ck.model.cfg.pred == FR_PRED_EPSILON;
     fr_sampler_kind kind = a->s.sampler;
     if (!fr_opts_seen_key(o, seen, "sampler")) kind = eps ? FR_SAMPLER_DDIM : FR_SAMPLER_ODE;
@@ -115,5 +128,7 @@ void fr_cli_sampling_free(fr_cli_sampling *s)
 {
     fr_rollout_schedule_free(&s->sched);
     fr_infer_ckpt_free(&s->ck);
+    if (s->lora) fr_lora_free(s->lora); /* after its view, ck.model */
+    free(s->lora);
     fr_backend_close(&s->be);
 }

@@ -16,6 +16,7 @@
 typedef struct {
     char ckpt[FR_OPT_PATH_MAX];
     char task[64];
+    char adapter[FR_OPT_PATH_MAX]; /* a LoRA adapter file to run the checkpoint with, or "" */
     int no_ema;
     uint32_t seed;
 } fr_cli_model_opts;
@@ -39,6 +40,7 @@ typedef struct {
     double shift;
     int64_t ddim_offset;
     uint32_t seed; /* --seed, or the command's default */
+    struct fr_lora *lora; /* --adapter: the checkpoint's weights as its base, ck.model its view */
 } fr_cli_sampling;
 
 /* Loads the checkpoint, picks the backend and builds rc (seen: which options argv gave:

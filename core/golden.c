@@ -32,6 +32,7 @@ static const struct {
     {fr_golden_cases_gfn_box, &fr_golden_n_gfn_box},
     {fr_golden_cases_fpo, &fr_golden_n_fpo},
     {fr_golden_cases_reinflow, &fr_golden_n_reinflow},
+    {fr_golden_cases_lora, &fr_golden_n_lora},
 };
 #define N_FAMILIES (sizeof k_families / sizeof k_families[0])
 

@@ -145,5 +145,7 @@ extern const fr_golden_case fr_golden_cases_fpo[];
 extern const size_t fr_golden_n_fpo;
 extern const fr_golden_case fr_golden_cases_reinflow[];
 extern const size_t fr_golden_n_reinflow;
+extern const fr_golden_case fr_golden_cases_lora[]; /* issue 20: the LoRA linear layer (core/golden_lora.c) */
+extern const size_t fr_golden_n_lora;
 
 #endif

@@ -1,5 +1,7 @@
 /* Forward and backward of the residual MLP (flowrl/model.h), written against the op table
  * only: every array is backend memory, every loop over it an op entry. */
+#include "flowrl/linear.h"
+#include "flowrl/lora.h"
 #include "flowrl/model.h"
 #include "model_internal.h"
 
@@ -9,8 +11,11 @@
 
 #include "flowrl/dist.h"
 
-static const float *W(const fr_model *m, int i) { return (const float *)m->values[i].data; }
-static float *G(fr_model *m, int i) { return (float *)m->grads[i].data; }
+static const float *W(const fr_model *m, int i) { return (const float *)m->w[i].data; }
+/* NULL in a LoRA view: the base is frozen, only its adapter's tensors have gradients. */
+static float *G(fr_model *m, int i) { return m->lora ? NULL : (float *)m->grads[i].data; }
+/* The rank of the adapter m runs (0: none). */
+static int64_t lora_rank(const fr_model *m) { return m->lora && m->adapter >= 0 ? m->lora->r : 0; }
 
 fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, int keep)
 {
@@ -47,6 +52,8 @@ fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, i
         {&ws->xo, x0 ? B * D : 0},
         {&ws->den, x0 && keep ? (eps ? 2 * B : B) : 0},
         {&ws->dxh, eps && keep ? B * D : 0},
+        {&ws->lz, lora_rank(m) ? (keep ? m->lora->n_t : 1) * B * lora_rank(m) : 0},
+        {&ws->dlz, lora_rank(m) && keep ? B * lora_rank(m) : 0},
     };
     int n_parts = (int)(sizeof parts / sizeof parts[0]);
     int64_t total = 0;
@@ -66,6 +73,7 @@ fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, i
     ws->cap_B = cap_B;
     ws->keep = keep;
     ws->D = D, ws->H = H, ws->F = F, ws->E = E, ws->n_blocks = nb;
+    ws->lora_r = lora_rank(m);
     return FR_OK;
 }
 
@@ -80,7 +88,7 @@ static fr_status check_ws(const fr_model *m, const fr_model_ws *ws, int64_t B)
     const fr_model_config *c = &m->cfg;
     if (!ws->buf || ws->D != c->D || ws->H != c->H || ws->F != c->F || ws->E != c->E ||
         ws->n_blocks != c->n_blocks || (c->head == FR_HEAD_X0) != (ws->xo != NULL) ||
-        (ws->keep && fr_model_eps_head(c) != (ws->dxh != NULL)))
+        (ws->keep && fr_model_eps_head(c) != (ws->dxh != NULL)) || ws->lora_r != lora_rank(m))
         return fr_fail(FR_ERR_ARG, "model workspace was not allocated for this model");
     if (B < 1 || B > ws->cap_B)
         return fr_fail(FR_ERR_ARG, "model forward: batch %lld, workspace holds 1..%lld",
@@ -88,12 +96,17 @@ static fr_status check_ws(const fr_model *m, const fr_model_ws *ws, int64_t B)
     return FR_OK;
 }
 
-/* y (B,N) = z (B,K) W^T + b, W (N,K). */
-static void linear(fr_backend *be, int64_t B, int64_t N, int64_t K, const float *z,
-                   const float *w, const float *b, float *y)
+/* y (B,N) = z (B,K) W^T + b of the layer whose weight (N,K) is parameter wi and bias wi + 1,
+ * with the view's adapter term when it adapts that layer (flowrl/linear.h); its s·z A^T goes
+ * to the target's slot of ws->lz. */
+static void linear(const fr_model *m, fr_backend *be, fr_model_ws *ws, int64_t B, int64_t N, int64_t K,
+                   const float *z, int wi, float *y)
 {
-    be->ops->gemm(0, 1, B, N, K, z, w, y, 0);
-    be->ops->bias_add(B, N, y, b);
+    fr_lora_ad ad;
+    float *zs = NULL;
+    const int on = fr_lora_layer(m, wi, &ad);
+    if (on) zs = ws->lz + (ws->keep ? m->lora->tidx[wi] : 0) * B * ad.r;
+    fr_linear_fwd(be, B, N, K, z, W(m, wi), W(m, wi + 1), on ? &ad : NULL, zs, y);
 }
 
 fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, int64_t B,
@@ -114,11 +127,11 @@ fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, i
         FR_TRY(fr_d2d(be, ws->c, c, (size_t)(B * cf->n_slots) * sizeof *c));
     }
     float *h = ws->h; /* slot 0 */
-    linear(be, B, H, D, x, W(m, FR_MP_IN_W), W(m, FR_MP_IN_B), h);
+    linear(m, be, ws, B, H, D, x, FR_MP_IN_W, h);
     be->ops->temb_sinusoidal(B, E, t, ws->temb_in);
-    linear(be, B, H, E, ws->temb_in, W(m, FR_MP_T1_W), W(m, FR_MP_T1_B), ws->t1);
+    linear(m, be, ws, B, H, E, ws->temb_in, FR_MP_T1_W, ws->t1);
     be->ops->act_fwd(cf->act, B * H, ws->t1, ws->a1);
-    linear(be, B, H, H, ws->a1, W(m, FR_MP_T2_W), W(m, FR_MP_T2_B), ws->tmp);
+    linear(m, be, ws, B, H, H, ws->a1, FR_MP_T2_W, ws->tmp);
     be->ops->binary(FR_BIN_ADD, B * H, h, ws->tmp, h);
     be->ops->embed_gather_add(B, cf->n_slots, H, cf->n_cond + 1, W(m, FR_MP_COND), c, h);
 
@@ -130,11 +143,9 @@ fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, i
         be->ops->layernorm_fwd(B, H, hk, W(m, FR_MP_BLOCK(k, FR_MPB_LN_W)),
                            W(m, FR_MP_BLOCK(k, FR_MPB_LN_B)), cf->ln_eps, ln, ws->ln_mean + s * B,
                            ws->ln_rstd + s * B);
-        linear(be, B, F, H, ln, W(m, FR_MP_BLOCK(k, FR_MPB_FC1_W)),
-               W(m, FR_MP_BLOCK(k, FR_MPB_FC1_B)), u);
+        linear(m, be, ws, B, F, H, ln, FR_MP_BLOCK(k, FR_MPB_FC1_W), u);
         be->ops->act_fwd(cf->act, B * F, u, a);
-        linear(be, B, H, F, a, W(m, FR_MP_BLOCK(k, FR_MPB_FC2_W)),
-               W(m, FR_MP_BLOCK(k, FR_MPB_FC2_B)), ws->tmp);
+        linear(m, be, ws, B, H, F, a, FR_MP_BLOCK(k, FR_MPB_FC2_W), ws->tmp);
         be->ops->binary(FR_BIN_ADD, B * H, hk, ws->tmp, hn);
     }
 
@@ -145,15 +156,13 @@ fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, i
     if (cf->head == FR_HEAD_X0) {
         /* x̂0 into scratch, then v = (x − x̂0) / max(σ, σ_min) row by row; out may alias x
          * (each element reads x before writing out) */
-        linear(be, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)),
-               W(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), ws->xo);
+        linear(m, be, ws, B, D, H, ws->lnf, FR_MP_HEAD(nb, FR_MPH_OUT_W), ws->xo);
         if (fr_model_eps_head(cf)) /* ε̂ = (x − √ᾱ_t·x̂0) / s_t, the row's a, s kept in den */
             be->ops->eps_head_fwd(B, D, cf->n_train, m->head_tab, t, x, ws->xo, ws->keep ? ws->den : NULL, out);
         else
             be->ops->x0_head_fwd(B, D, cf->sigma_min, t, x, ws->xo, ws->keep ? ws->den : NULL, out);
     } else {
-        linear(be, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)),
-               W(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), out);
+        linear(m, be, ws, B, D, H, ws->lnf, FR_MP_HEAD(nb, FR_MPH_OUT_W), out);
     }
 
     ws->ready = ws->keep;
@@ -162,7 +171,8 @@ fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, i
 
 int fr_model_dw_split(const fr_model *m, int i)
 {
-    if (m->dw_parts <= 1) return 0;
+    /* a LoRA view's parameters are its adapter's (not the list below): never split */
+    if (m->dw_parts <= 1 || m->lora) return 0;
     const int nb = (int)m->cfg.n_blocks;
     if (i == FR_MP_IN_W || i == FR_MP_T1_W || i == FR_MP_T2_W || i == FR_MP_HEAD(nb, FR_MPH_OUT_W)) return 1;
     return i >= FR_MP_BLOCK0 && i < FR_MP_HEAD(nb, 0) &&
@@ -197,20 +207,24 @@ static fr_status dw_rows(fr_backend *be, int64_t B, int64_t N, int64_t K, int64_
     return s;
 }
 
-/* Backward of y = z W^T + b given dy (B,N): dW (N,K) += dy^T z (this process's rows of it when
- * the model's dW is split), db (N,) += rows of dy, and dz (B,K) = dy W unless dz is NULL. */
-static fr_status linear_bwd(const fr_model *m, fr_backend *be, int64_t B, int64_t N, int64_t K, const float *z,
-                            const float *w, const float *dy, float *dw, float *db, float *dz)
+/* Backward of linear() given dy (B,N): dW (N,K) += dy^T z (this process's rows of it when the
+ * model's dW is split), db (N,) += rows of dy (not in a LoRA view), the adapter's gradients, and
+ * dz (B,K) = dy W (+ the adapter's) unless dz is NULL. */
+static fr_status linear_bwd(fr_model *m, fr_backend *be, fr_model_ws *ws, int64_t B, int64_t N, int64_t K,
+                            const float *z, int wi, const float *dy, float *dz)
 {
-    if (m->dw_parts > 1) {
+    fr_lora_ad ad;
+    const float *zs = NULL;
+    const int on = fr_lora_layer(m, wi, &ad);
+    if (on) zs = ws->lz + m->lora->tidx[wi] * B * ad.r;
+    float *dw = G(m, wi);
+    if (dw && fr_model_dw_split(m, wi)) {
         int64_t lo, hi;
         fr_dist_block(N, 1, m->dw_part, m->dw_parts, &lo, &hi);
         FR_TRY(dw_rows(be, B, N, K, lo, hi, z, dy, dw));
-    } else {
-        be->ops->gemm(1, 0, N, K, B, dy, z, dw, 1);
+        dw = NULL; /* done: fr_linear_bwd skips the whole dW */
     }
-    be->ops->bias_grad(B, N, dy, db, 1);
-    if (dz) be->ops->gemm(0, 0, B, K, N, dy, w, dz, 0);
+    fr_linear_bwd(be, B, N, K, z, W(m, wi), dy, dw, G(m, wi + 1), on ? &ad : NULL, zs, ws->dlz, dz);
     return FR_OK;
 }
 
@@ -239,8 +253,7 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
         dy = ws->xo;
     }
     /* Head: o = LN_f(h_nb) W_out^T + b_out. */
-    FR_TRY(linear_bwd(m, be, B, D, H, ws->lnf, W(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)), dy,
-               G(m, FR_MP_HEAD(nb, FR_MPH_OUT_W)), G(m, FR_MP_HEAD(nb, FR_MPH_OUT_B)), dtmp));
+    FR_TRY(linear_bwd(m, be, ws, B, D, H, ws->lnf, FR_MP_HEAD(nb, FR_MPH_OUT_W), dy, dtmp));
     /* The layer-norm op accumulates dx, dgamma, dbeta together; start dh at 0. */
     be->ops->fill(B * H, 0.0f, dh);
     be->ops->layernorm_bwd(B, H, ws->h + nb * B * H, W(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)),
@@ -252,24 +265,23 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
     for (int64_t k = nb - 1; k >= 0; k--) {
         const float *hk = ws->h + k * B * H, *ln = ws->ln + k * B * H;
         const float *u = ws->u + k * B * F, *a = ws->a + k * B * F;
-        FR_TRY(linear_bwd(m, be, B, H, F, a, W(m, FR_MP_BLOCK(k, FR_MPB_FC2_W)), dh,
-                   G(m, FR_MP_BLOCK(k, FR_MPB_FC2_W)), G(m, FR_MP_BLOCK(k, FR_MPB_FC2_B)), ws->da));
+        FR_TRY(linear_bwd(m, be, ws, B, H, F, a, FR_MP_BLOCK(k, FR_MPB_FC2_W), dh, ws->da));
         be->ops->act_bwd(cf->act, B * F, u, ws->da, ws->du, 0);
-        FR_TRY(linear_bwd(m, be, B, F, H, ln, W(m, FR_MP_BLOCK(k, FR_MPB_FC1_W)), ws->du,
-                   G(m, FR_MP_BLOCK(k, FR_MPB_FC1_W)), G(m, FR_MP_BLOCK(k, FR_MPB_FC1_B)), dtmp));
+        FR_TRY(linear_bwd(m, be, ws, B, F, H, ln, FR_MP_BLOCK(k, FR_MPB_FC1_W), ws->du, dtmp));
         be->ops->layernorm_bwd(B, H, hk, W(m, FR_MP_BLOCK(k, FR_MPB_LN_W)), ws->ln_mean + k * B,
                            ws->ln_rstd + k * B, dtmp, dh, G(m, FR_MP_BLOCK(k, FR_MPB_LN_W)),
                            G(m, FR_MP_BLOCK(k, FR_MPB_LN_B)), 1);
     }
 
     /* h_0 = (x W_in^T + b_in) + temb + table[c]: dh reaches all three unchanged. */
-    be->ops->embed_scatter_add(B, cf->n_slots, H, cf->n_cond + 1, ws->c, dh, G(m, FR_MP_COND));
-    FR_TRY(linear_bwd(m, be, B, H, H, ws->a1, W(m, FR_MP_T2_W), dh, G(m, FR_MP_T2_W), G(m, FR_MP_T2_B),
-               dtmp));
-    be->ops->act_bwd(cf->act, B * H, ws->t1, dtmp, ws->tmp, 0);
-    FR_TRY(linear_bwd(m, be, B, H, E, ws->temb_in, W(m, FR_MP_T1_W), ws->tmp, G(m, FR_MP_T1_W),
-               G(m, FR_MP_T1_B), NULL));
-    FR_TRY(linear_bwd(m, be, B, H, D, ws->x, W(m, FR_MP_IN_W), dh, G(m, FR_MP_IN_W), G(m, FR_MP_IN_B), dx));
+    if (G(m, FR_MP_COND)) be->ops->embed_scatter_add(B, cf->n_slots, H, cf->n_cond + 1, ws->c, dh, G(m, FR_MP_COND));
+    /* the time MLP has gradients unless a LoRA view adapts neither of its layers */
+    if (!m->lora || m->lora->tidx[FR_MP_T1_W] >= 0 || m->lora->tidx[FR_MP_T2_W] >= 0) {
+        FR_TRY(linear_bwd(m, be, ws, B, H, H, ws->a1, FR_MP_T2_W, dh, dtmp));
+        be->ops->act_bwd(cf->act, B * H, ws->t1, dtmp, ws->tmp, 0);
+        FR_TRY(linear_bwd(m, be, ws, B, H, E, ws->temb_in, FR_MP_T1_W, ws->tmp, NULL));
+    }
+    FR_TRY(linear_bwd(m, be, ws, B, H, D, ws->x, FR_MP_IN_W, dh, dx));
     /* + dv/d, as − (−dv/d): the same bits (IEEE a − b = a + (−b)), and dx may alias dout */
     if (dx && fr_model_eps_head(cf))
         be->ops->binary(FR_BIN_ADD, B * D, dx, ws->dxh, dx);

@@ -77,6 +77,7 @@ fr_status fr_model_alloc(fr_model *m, fr_backend *be, const fr_model_config *cfg
     for (int i = 0; i < n; i++) total += fr_arena_slot(s[i].shape[0] * s[i].shape[1]);
     m->cfg = *cfg;
     m->be = be;
+    m->adapter = -1;
     m->n_params = n;
     m->params = fr_calloc((size_t)n, sizeof *m->params);
     m->values = fr_calloc((size_t)n, sizeof *m->values);
@@ -113,6 +114,7 @@ fr_status fr_model_alloc(fr_model *m, fr_backend *be, const fr_model_config *cfg
         m->params[i].grad = &m->grads[i];
         off += fr_arena_slot(s[i].shape[0] * s[i].shape[1]);
     }
+    m->w = m->values;
     free(s);
     return FR_OK;
 }
@@ -166,10 +168,10 @@ void fr_model_free(fr_model *m)
     free(m->values);
     free(m->grads);
     free(m->names);
-    if (m->be) {
-        fr_dev_free(m->be, m->arena_values);
+    if (m->be) { /* a LoRA view borrows its values (the adapter's arena) and the head table */
+        if (!m->lora) fr_dev_free(m->be, m->arena_values);
         fr_dev_free(m->be, m->arena_grads);
-        fr_dev_free(m->be, m->head_tab);
+        if (!m->lora) fr_dev_free(m->be, m->head_tab);
     }
     memset(m, 0, sizeof *m);
 }

@@ -52,6 +52,34 @@ static fr_status setup_env(fr_run *r)
     return fr_adamw_state_init(r->be, &r->adam, ps, n);
 }
 
+/* The algorithms whose extra models are not views yet: they copy the policy into the reference
+ * (DDO, the online Flow-DPO family) or keep a lagged full copy (Diffusion-DRO). */
+static const char *const k_no_lora[] = {"ddo", "diffusion-dpo", "flow-dpo", "balanced-dpo", "diffusion-dro", NULL};
+
+/* --lora-rank > 0 (flowrl/lora.h): the loaded base moves into r->lora, the policy becomes the
+ * view of its trained adapter "default" (init from the run's seed). */
+static fr_status setup_lora(fr_run *r)
+{
+    const fr_run_common *c = &r->o->c;
+    for (const char *const *n = k_no_lora; *n; n++)
+        if (strcmp(r->algo->name, *n) == 0)
+            return fr_fail(FR_ERR_ARG, "--lora-rank: %s keeps a second full copy of the policy and does not run on LoRA "
+                           "adapters yet (docs/lora.md lists the algorithms that do)", r->algo->name);
+    if (!FR_ALLOC(r->lora, 1)) return FR_ERR_NOMEM;
+    const double alpha = c->lora_alpha > 0.0 ? c->lora_alpha : (double)c->lora_rank;
+    FR_TRY(fr_lora_new(r->lora, &r->pol, c->lora_rank, alpha, c->lora_targets, r->o->run.seed));
+    return fr_lora_view(&r->pol, r->lora, 0, 1);
+}
+
+fr_status fr_run_model_like(fr_run *r, const char *adapter, fr_model *m)
+{
+    memset(m, 0, sizeof *m);
+    if (!r->lora) return fr_model_alloc(m, r->be, &r->pol.cfg);
+    int a;
+    FR_TRY(fr_lora_adapter(r->lora, adapter, &a));
+    return fr_lora_view(m, r->lora, a, 0);
+}
+
 /* Loads the base into the policy (and the frozen reference), the reward, the optimiser, the
  * EMA, the DDPO tracker and the algorithm's state. */
 static fr_status setup(fr_run *r)
@@ -82,6 +110,8 @@ static fr_status setup(fr_run *r)
                        fr_pred_name(r->pol.cfg.pred));
     }
 
+    if (o->c.lora_rank > 0) FR_TRY(setup_lora(r));
+
     r->reward_id = 0;
     const char *prog = fr_reward_cmd_program(o->c.reward);
     if (prog) {
@@ -94,7 +124,10 @@ static fr_status setup(fr_run *r)
     }
     r->priv->eval_reward_id = r->reward_id >= 0 ? r->reward_id : 0;
 
-    if (r->algo->needs_ref && r->algo->needs_ref(o, r->ao)) {
+    if (r->algo->needs_ref && r->algo->needs_ref(o, r->ao) && r->lora) {
+        FR_TRY(fr_lora_view(&r->ref, r->lora, -1, 0)); /* adapter off: the base, no copy */
+        r->have_ref = 1;
+    } else if (r->algo->needs_ref && r->algo->needs_ref(o, r->ao)) {
         FR_TRY(fr_model_alloc(&r->ref, r->be, &r->pol.cfg));
         r->have_ref = 1;
         for (int i = 0; i < r->pol.n_params; i++)
@@ -121,6 +154,8 @@ static void teardown(fr_run *r)
     free(r->priv->env_grads);
     if (r->have_env) fr_env_free(&r->env);
     if (r->have_ref) fr_model_free(&r->ref);
+    if (r->lora) fr_lora_free(r->lora); /* after every view of it */
+    free(r->lora);
     fr_ddpo_tracker_free(r->priv->ddpo);
     free(r->priv->alpha_bar);
     fr_train_curve_free(&r->priv->curve);
@@ -231,6 +266,13 @@ static void header(fr_run *r)
     fr_run_info(r, "lr %g, max grad norm %g, ema %s; checkpoint every %lld epochs (keep %lld), eval every %lld",
                 (double)o->opt.lr, (double)o->opt.max_grad_norm, o->opt.ema_decay >= 0.0f ? "on" : "off",
                 (long long)o->run.checkpoint_every, (long long)o->run.keep_checkpoints, (long long)o->ev.eval_every);
+    if (r->lora) {
+        char tg[FR_LORA_TARGETS_MAX];
+        if (fr_lora_targets_string(r->lora, tg, sizeof tg) != FR_OK) snprintf(tg, sizeof tg, "(%d layers)", r->lora->n_t);
+        fr_run_info(r, "LoRA rank %lld, alpha %g (scale %g) on %s: %lld trained, the %lld of the base frozen; reference = adapter off",
+                    (long long)r->lora->r, r->lora->alpha, (double)r->lora->scale, tg, (long long)fr_model_num_params(&r->pol),
+                    (long long)fr_model_num_params(&r->lora->base));
+    }
     if (r->algo->header) r->algo->header(r, r->priv->state);
 }
 

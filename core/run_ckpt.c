@@ -105,6 +105,9 @@ fr_status fr_run_save_checkpoint(fr_run *r, int64_t epoch)
     if (s == FR_OK) s = fr_st_set_meta(&f, "nfe.total", b);
     if (s == FR_OK) s = fr_st_write(&f, path);
     fr_st_free(&f);
+    /* LoRA: the trained adapter as a PEFT-keyed file beside the checkpoints (flowrl/lora.h) */
+    if (s == FR_OK && r->lora) s = fr_train_path(path, sizeof path, r->dir, FR_LORA_ADAPTER_FILE);
+    if (s == FR_OK && r->lora) s = fr_lora_save(r->lora, 0, r->base_digest, path);
     if (s == FR_OK) r->priv->ckpt_written++;
     if (s == FR_OK) s = fr_train_prune_checkpoints(r->dir, r->o->run.keep_checkpoints);
     return s;

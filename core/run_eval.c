@@ -90,7 +90,7 @@ fr_status fr_run_eval_current(fr_run *r, const char *key, int64_t epoch, double 
         return r->o->ev.eval_n > 0 ? eval_env(r, key, epoch, score) : FR_OK;
     if (!r->have_ema) return fr_run_evaluate(r, &r->pol, key, epoch, acc, score);
     fr_model em;
-    FR_TRY(fr_model_alloc(&em, r->be, &r->pol.cfg));
+    FR_TRY(fr_run_model_like(r, "eval", &em));
     fr_status s = fr_ema_copy_to(r->be, &r->ema, em.params, em.n_params);
     if (s == FR_OK) s = fr_run_evaluate(r, &em, key, epoch, acc, score);
     fr_model_free(&em);

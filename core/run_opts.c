@@ -66,6 +66,15 @@ static const fr_opt k_health[] = {
     FR_OPT_F64(C, warn_kl, "warn_kl", "1", 0, 1e30,
                "warn when the epoch's KL or approx-KL exceeds this, 0 = never", FR_OPT_RESUMABLE),
 };
+static const fr_opt k_lora[] = {
+    FR_OPT_I64(C, lora_rank, "lora_rank", "0", 0, 4096,
+               "LoRA rank r: train rank-r adapters on the --lora-targets layers, the base frozen and, adapter off, the "
+               "KL reference (docs/lora.md); 0 = full fine-tuning", 0),
+    FR_OPT_F64(C, lora_alpha, "lora_alpha", "0", 0, 1e9, "LoRA alpha: the adapter's scale is alpha / r; 0 = r (scale 1, PEFT's r 8, alpha 8)", 0),
+    FR_OPT_STR(C, lora_targets, "lora_targets", "",
+               "comma-separated module patterns (name, PEFT suffix or glob); default the model's: blocks.*.fc1,blocks.*.fc2 "
+               "for the residual MLP", 0),
+};
 #undef C
 
 static void add(fr_opts *o, const char *title, const fr_opt *rows, int n, void *st)
@@ -109,6 +118,7 @@ void fr_run_opts_bind(fr_opts *o, fr_run_opts *ro, const fr_algo *a, void *ao)
     add(o, "Advantages", k_adv, N(k_adv), &ro->c);
     add(o, "Update", k_update, N(k_update), &ro->c);
     add(o, "Optimiser", fr_optim_rows, fr_optim_nrows, &ro->opt);
+    add(o, "LoRA", k_lora, N(k_lora), &ro->c);
     add(o, "Evaluation", fr_evalrun_rows, fr_evalrun_nrows, &ro->ev);
     add(o, "Reward program", fr_reward_cmd_rows, fr_reward_cmd_nrows, &ro->rw);
     add(o, "Health checks", k_health, N(k_health), &ro->c);

@@ -18,6 +18,7 @@
     X(ops_traj)                                                                            \
     X(safetensors)                                                                         \
     X(model)                                                                               \
+    X(lora)                                                                                \
     X(schedule)                                                                            \
     X(samplers)                                                                            \
     X(objectives)                                                                          \

@@ -98,7 +98,7 @@ fr_status fr_dgpo_algo_setup(fr_run *r, void **out)
         t->have_ws_ref = 1;
     }
     /* the EMA reference starts at the policy (the code clones the trainable parameters) */
-    FR_TRY(fr_model_alloc(&t->ema, r->be, &r->pol.cfg));
+    FR_TRY(fr_run_model_like(r, "ema", &t->ema)); /* LoRA: a second adapter on the base */
     t->have_ema = 1;
     for (int i = 0; i < r->pol.n_params; i++)
         FR_TRY(fr_d2d(r->be, t->ema.values[i].data, r->pol.values[i].data, fr_tensor_nbytes(&r->pol.values[i])));

@@ -91,7 +91,7 @@ fr_status fr_nft_algo_setup(fr_run *r, void **out)
     const int64_t N = t->N, D = t->D, R = t->J * t->b;
     FR_TRY(fr_run_rollout_cfg(r, &t->rc, &t->sched));
     /* the old policy starts at the policy (the code's "old" adapter copies "default") */
-    FR_TRY(fr_model_alloc(&t->old, r->be, &r->pol.cfg));
+    FR_TRY(fr_run_model_like(r, "old", &t->old)); /* LoRA: a second adapter on the base */
     t->have_old = 1;
     for (int i = 0; i < r->pol.n_params; i++)
         FR_TRY(fr_d2d(r->be, t->old.values[i].data, r->pol.values[i].data, fr_tensor_nbytes(&r->pol.values[i])));

@@ -150,6 +150,11 @@ typedef struct {
      * gradient dW (N, K) (fr_model_dw_split); its other rows are left as they are for the
      * caller to gather. 0 of 0 (fr_model_alloc): every row. */
     int dw_part, dw_parts;
+    /* The weights the forward reads, in list order: values, or a LoRA view's frozen base
+     * (flowrl/lora.h), whose params / values / grads are then its adapter's tensors. */
+    const fr_tensor *w;
+    struct fr_lora *lora; /* a LoRA view's adapters (borrowed), or NULL */
+    int adapter;          /* the view's adapter, -1: off (the base) */
 } fr_model;
 
 /* 1 when parameter i is a linear weight whose gradient rows the backward splits (above). */
@@ -196,6 +201,8 @@ typedef struct {
                               (eps x0 head: (2,B) a, s) */
     float *dxh;            /* eps x0 head, keep: (B,D) dL/dx through the head */
     float *da, *du;        /* (B,F) backward scratch */
+    int64_t lora_r;        /* a LoRA view's rank (0: none) */
+    float *lz, *dlz;       /* LoRA: (n_t or 1, B, r) each target's s·z A^T, (B, r) scratch */
     void *buf;             /* the one allocation behind the arrays, backend memory */
     fr_backend *be;        /* its backend (the model's) */
 } fr_model_ws;

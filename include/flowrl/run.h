@@ -37,6 +37,7 @@
 #include "flowrl/backend.h"
 #include "flowrl/env.h"
 #include "flowrl/grpo.h"
+#include "flowrl/lora.h"
 #include "flowrl/model.h"
 #include "flowrl/opt_groups.h"
 #include "flowrl/optim.h"
@@ -81,6 +82,10 @@ typedef struct {
     /* health checks (docs/design.md "runs that cannot lie") */
     int64_t warn_zero_adv;        /* warn when every advantage was zero this many epochs in a row */
     double warn_kl;               /* warn once when the epoch's KL or approx-KL exceeds this */
+    /* LoRA (flowrl/lora.h): rank 0 = full fine-tuning; alpha 0 = the rank (scale 1) */
+    int64_t lora_rank;
+    double lora_alpha;
+    char lora_targets[FR_LORA_TARGETS_MAX];
 } fr_run_common;
 
 typedef struct {
@@ -209,6 +214,8 @@ typedef struct fr_run {
     fr_model pol;                  /* the policy (trained) */
     fr_model ref;                  /* the frozen base (when the algorithm asks for it) */
     int have_ref;
+    fr_lora *lora;                 /* --lora-rank > 0: the adapters and the frozen base; pol is the view of
+                                      adapter "default" (trained), ref the base (adapter off, no copy) */
     fr_adamw_state adam;
     fr_ema ema;                    /* EMA of the weights (opt.ema_decay >= 0) */
     int have_ema;
@@ -232,6 +239,12 @@ fr_status fr_run_rec_f32(fr_run *r, const char *name, const float *p, int nd, in
 fr_status fr_run_rec_dev(fr_run *r, const char *name, const fr_tensor *v);
 fr_status fr_run_rec_dev_f32(fr_run *r, const char *name, const float *p, int nd, int64_t d0, int64_t d1, int64_t d2);
 fr_status fr_run_rec_params(fr_run *r, const char *prefix, const fr_tensor *vals);
+/* A second model shaped like the policy that an algorithm keeps (DiffusionNFT's old policy,
+ * DGPO's and AWM's EMA, the EMA evaluated): a full model of the policy's config, or with LoRA on
+ * a view of the adapter `adapter` (added, zero) on the policy's base, as the public code keeps a
+ * second adapter on one transformer. Its values are the caller's to set (its parameter list
+ * matches r->pol's tensor for tensor); free it with fr_model_free. */
+fr_status fr_run_model_like(fr_run *r, const char *adapter, fr_model *m);
 /* host (owned; fr_tensor_free it) = a copy of v, whose data is backend memory. */
 fr_status fr_run_host_copy(fr_run *r, const fr_tensor *v, fr_tensor *host);
 /* An algorithm's extra copy of the policy's parameters (an EMA adapter, an EMA reference) in
