@@ -101,6 +101,13 @@ mpi 2 train $args --backend cuda-emu --out awm.emu.R2 >awm.emu.R2.log 2>&1 || fa
 "$F" train $args --out awm.2ep >/dev/null 2>&1 || fail "awm 2 epochs without mpirun"
 same awm.2ep awm.emu.R2
 
+# LoRA at R = 2: the policy is an adapter view (the dW split is off, AdamW's shares still split)
+checks=$((checks + 1))
+args="--algo flow-grpo $common --num-steps 4 --epochs 2 --lora-rank 2"
+"$F" train $args --out lora.plain >/dev/null 2>&1 || fail "flow-grpo --lora-rank 2 without mpirun"
+mpi 2 train $args --out lora.R2 >lora.R2.log 2>&1 || fail "flow-grpo --lora-rank 2 R=2: $(tail -n 3 lora.R2.log)"
+same lora.plain lora.R2
+
 # every registered algorithm at R = 2 (flow-grpo and awm above)
 for algo in $("$F" algos | awk '/^[a-z]/ {print $1}'); do
     [ "$algo" = flow-grpo ] || [ "$algo" = awm ] && continue
