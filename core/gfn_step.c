@@ -191,6 +191,9 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
     s = fr_gfn_loss(t->o.loss, &gb, &loss, NULL, &g);
     /* the logits' gradient: d lsm[a] / d z_j = δ_aj − softmax_j over the allowed j */
     memset(t->dout_h, 0, (size_t)(R * O) * sizeof(float));
+    /* OP-GFN's KL(P_B ‖ uniform) term: kl_weight · the mean over the R − B states s_k, k >= 1 */
+    const double kw = t->pb_col >= 0 ? t->o.kl_weight : 0.0, kl_n = (double)(R - B);
+    double kl_sum = 0.0;
     double *dz = fr_calloc((size_t)O, sizeof *dz);
     if (s == FR_OK && !dz) s = FR_ERR_NOMEM;
     for (int64_t b = 0; b < B && s == FR_OK; b++)
@@ -219,6 +222,11 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
                 fr_gfn_log_softmax(t->out_h + r * O + t->pb_col, m, A - 1, lsm);
                 for (int j = 0; j < A - 1; j++)
                     if (m[j]) dz[t->pb_col + j] = gb2 * ((j == ap ? 1.0 : 0.0) - fr_awm_exp(lsm[j]));
+                if (kw > 0.0) {
+                    double gk[GFN_MAX_A];
+                    kl_sum += fr_gfn_kl_uniform(lsm, m, A - 1, gk);
+                    for (int j = 0; j < A - 1; j++) dz[t->pb_col + j] += (kw / kl_n) * gk[j];
+                }
             }
             for (int j = 0; j < O; j++) t->dout_h[r * O + j] = (float)dz[j];
         }
@@ -226,6 +234,7 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
     free(rows);
     free(first);
     if (s != FR_OK) return s;
+    if (kw > 0.0 && kl_n > 0.0) loss += kw * (kl_sum / kl_n);
     FR_TRY(fr_gfn_net_update(t, R, g.log_z));
     if (info) {
         info->iteration = t->iter;

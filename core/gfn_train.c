@@ -16,7 +16,7 @@ fr_gfn_opts fr_gfn_opts_default(void)
     fr_gfn_opts o = {.loss = FR_GFN_TB, .batch = 128, .hidden = 256, .n_hidden = 2, .lr = 1e-3, .lr_z = 0.1,
                      .temperature = 1.0, .lambda = 0.9, .seed = 1, .weighting = FR_SUBTB_GEOMETRIC_WITHIN,
                      .regression = FR_GFN_SQUARE, .linex_alpha = 1.0, .log_reward_clip_min = -INFINITY,
-                     .beta = 1.0, .ls_back_ratio = 0.5, .mo_beta = 1.0};
+                     .beta = 1.0, .ls_back_ratio = 0.5, .mo_beta = 1.0, .kl_weight = 0.0};
     return o;
 }
 
@@ -71,6 +71,9 @@ static fr_status check_opts(const fr_env *env, const fr_gfn_opts *o)
             return fr_fail(FR_ERR_ARG, "gfn: --preference does not combine with --forward-looking, --replay-buffer or --local-search");
         if (!(o->mo_beta > 0.0) || !isfinite(o->mo_beta)) return fr_fail(FR_ERR_ARG, "gfn: --mo-beta %g must be > 0", o->mo_beta);
     }
+    if (!(o->kl_weight >= 0.0) || !isfinite(o->kl_weight)) return fr_fail(FR_ERR_ARG, "gfn: --kl-weight %g must be >= 0", o->kl_weight);
+    if (o->kl_weight > 0.0 && (o->uniform_pb || o->loss == FR_GFN_FM || o->loss == FR_GFN_RTB))
+        return fr_fail(FR_ERR_ARG, "gfn: --kl-weight needs a learned P_B: not with %s", o->uniform_pb ? "--uniform-pb" : fr_gfn_loss_name(o->loss));
     if (o->replay != 0 && (o->replay < o->batch || o->replay > (1 << 24)))
         return fr_fail(FR_ERR_ARG, "gfn: --replay-buffer %lld must be 0 (off) or in [--batch-size %lld, 2^24]",
                        (long long)o->replay, (long long)o->batch);

@@ -15,14 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/algo/gfn_common.h"
 #include "flowrl/algo.h"
-#include "flowrl/digest.h"
 #include "flowrl/gfn_train.h"
 
 typedef struct {
     int64_t batch, hidden, n_hidden, validation_samples, replay, ls_rounds, top_k;
     int uniform_pb, forward_looking, weighting, regression, ls_mh, preference;
-    double ls_back_ratio, mo_beta;
+    double ls_back_ratio, mo_beta, kl_weight;
     double lr_z, epsilon, temperature, sf_bias, lambda, init_log_z, linex_alpha, clip_min, beta;
     char prior[1024];
 } gfn_opts;
@@ -82,6 +82,10 @@ static const fr_opt k_rows[] = {
                 "trajectory, reward (w . R(x))^beta; tb's log Z becomes log Z(w)",
                 0),
     FR_OPT_F64(C, mo_beta, "mo_beta", "1", 1e-6, 1000, "--preference: the reward's exponent beta (constant)", 0),
+    FR_OPT_F64(C, kl_weight, "kl_weight", "0", 0, 1e6,
+               "OP-GFN's KL(P_B || uniform) term: this weight times its mean over the visited states but s0 (learned "
+               "P_B; 0: off)",
+               0),
 };
 #undef C
 
@@ -173,6 +177,7 @@ static fr_status gfn_setup(fr_run *r, void **out)
     o.ls_mh = a->ls_mh;
     o.preference = a->preference;
     o.mo_beta = a->mo_beta;
+    o.kl_weight = a->kl_weight;
     FR_TRY(fr_gfn_trainer_new(&g->t, r->be, &r->env, &o));
     return fr_env_target(&r->env, NULL, NULL, &g->n_modes, NULL);
 }
@@ -210,6 +215,8 @@ static void gfn_header(fr_run *r, void *state)
         fr_run_info(r, "preference-conditioned: w ~ Dirichlet(1, 1) per trajectory, reward (w . R(x))^%g; exact_l1 and "
                        "log_z_err at w = (0.5, 0.5), mo_* over 9 preferences",
                     a->mo_beta);
+    if (a->kl_weight > 0.0)
+        fr_run_info(r, "KL(P_B || uniform) term, weight %g (mean over the visited states but s0)", a->kl_weight);
     if (a->ls_rounds > 0)
         fr_run_info(r, "local search: %lld rounds a trajectory, back ratio %g, %s acceptance; %lld samples an epoch",
                     (long long)a->ls_rounds, a->ls_back_ratio, a->ls_mh ? "Metropolis-Hastings" : "greedy",
@@ -275,10 +282,8 @@ static fr_status gfn_evaluate(fr_run *r, void *state, const char *key, int64_t e
     /* the parameters' digest: two runs of one configuration are the same bits */
     uint64_t d;
     int64_t np;
-    char hex[17];
     FR_TRY(fr_gfn_trainer_digest(g->t, &d, &np));
-    fr_digest_hex(d, hex);
-    fr_run_info(r, "parameters %lld, digest %s", (long long)np, hex);
+    fr_gfn_digest_line(r, d, np);
     return FR_OK;
 }
 

@@ -59,6 +59,11 @@ typedef struct {
      * (s0, ω) (the SubTB `TB` weighting with log F(s0 | ω), the identity of spec §13.3). */
     int preference;                     /* 1: on (TB, DB, SubTB, ZVar) */
     double mo_beta;                     /* β, constant (1) */
+    /* OP-GFN's KL(P_B ‖ uniform) regulariser (docs/algorithms/gfn.md §9; yhangchen/OP-GFN
+     * KLTrajectoryBalance / orderingedTrajectoryBalance KL_weight): the loss gains kl_weight · the
+     * mean over every visited state but s0 (the terminal one included) of fr_gfn_kl_uniform of its
+     * learned P_B. 0: off; > 0 needs a learned P_B (not uniform_pb) and a loss with one (not fm, rtb). */
+    double kl_weight;
 } fr_gfn_opts;
 
 /* torchgfn's test configuration (tutorials/examples/test_scripts.py): TB, batch 128, hidden
