@@ -10,17 +10,14 @@
  * One epoch is one iteration: --batch-size trajectories, draws from Philox (seed,
  * FR_RNG_BOX_ACTION, epoch, trajectory, step), the loss and its gradient, one optimiser step.
  * audit.log records of an epoch: loss, then the loop's state records. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "core/algo/gfn_common.h"
 #include "flowrl/algo.h"
-#include "flowrl/digest.h"
 #include "flowrl/gfn_box.h"
-#include "flowrl/png.h"
 
 typedef struct {
     int loss, uniform_pb, n_components, n_components_s0, eval_bins;
@@ -148,31 +145,18 @@ static fr_status box_epoch(fr_run *r, void *state)
 static fr_status write_png(fr_run *r, const char *key, const double *xs, int64_t n)
 {
     const fr_box_opts *bo = fr_box_of(&r->env);
-    char dir[1200], path[1300];
-    snprintf(dir, sizeof dir, "%s/samples", r->dir);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return fr_fail(FR_ERR_IO, "%s: %s", dir, strerror(errno));
-    snprintf(path, sizeof path, "%s/%s.png", dir, key);
     float *xy = fr_malloc((size_t)(4 * n) * sizeof *xy);
-    uint8_t *col = fr_malloc((size_t)(6 * n));
-    fr_status s = xy && col ? FR_OK : FR_ERR_NOMEM;
-    for (int64_t i = 0; i < n && s == FR_OK; i++) {
+    if (!xy) return FR_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) {
         double gt[2];
         fr_box_target_sample(bo, r->o->run.seed, (uint32_t)i, gt);
-        xy[2 * i] = (float)gt[0] - 0.5f;
-        xy[2 * i + 1] = (float)gt[1] - 0.5f;
-        xy[2 * (n + i)] = (float)xs[2 * i] - 0.5f;
-        xy[2 * (n + i) + 1] = (float)xs[2 * i + 1] - 0.5f;
-        const uint8_t o[3] = {255, 127, 14}, b[3] = {31, 119, 180};
-        memcpy(col + 3 * i, o, 3);
-        memcpy(col + 3 * (n + i), b, 3);
+        for (int c = 0; c < 2; c++) {
+            xy[2 * i + c] = (float)gt[c] - 0.5f;
+            xy[2 * (n + i) + c] = (float)xs[2 * i + c] - 0.5f;
+        }
     }
-    if (s == FR_OK) {
-        fr_scatter_opts so = fr_scatter_opts_default();
-        so.extent = 0.55f;
-        s = fr_png_write_scatter(path, xy, (int)(2 * n), col, &so);
-    }
+    fr_status s = fr_gfn_sample_png(r, key, xy, n, 0.55f);
     free(xy);
-    free(col);
     return s;
 }
 
@@ -202,10 +186,8 @@ static fr_status box_evaluate(fr_run *r, void *state, const char *key, int64_t e
     if (s != FR_OK || strcmp(key, "after") != 0) return s;
     uint64_t d;
     int64_t np;
-    char hex[17];
     FR_TRY(fr_box_trainer_digest(g->t, &d, &np));
-    fr_digest_hex(d, hex);
-    fr_run_info(r, "parameters %lld, digest %s", (long long)np, hex);
+    fr_gfn_digest_line(r, d, np);
     return FR_OK;
 }
 
