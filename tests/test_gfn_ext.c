@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/gfn_train_internal.h"
 #include "flowrl/backend.h"
 #include "flowrl/env.h"
 #include "flowrl/gfn.h"
@@ -426,11 +427,13 @@ START_TEST(test_cli_op_ls)
     ck_assert_msg(fr_test_run_cli(cmd, out, sizeof out) == 0, "%s", out);
     ck_assert_msg(strstr(out, "local search: 2 rounds") && strstr(out, "trajectories 24 "), "%s", out);
     snprintf(cmd, sizeof cmd,
-             "train --algo gfn-tb --env mo-hypergrid --height 5 --preference --mo-beta 2 --batch-size 4 --hidden-dim 8 "
-             "--n-hidden 1 --epochs 2 --eval-every 2 --out %s/mo",
+             "train --algo gfn-tb --env mo-hypergrid --height 5 --preference --mo-beta 2 --mo-beta-dist uniform --mo-beta-a 1 "
+             "--mo-beta-b 4 --mo-beta-therm 4 --batch-size 4 --hidden-dim 8 --n-hidden 1 --epochs 2 --eval-every 2 --out %s/mo",
              dir);
     ck_assert_msg(fr_test_run_cli(cmd, out, sizeof out) == 0, "%s", out);
-    ck_assert_msg(strstr(out, "pareto_cov1000") && strstr(out, "preference-conditioned"), "%s", out);
+    ck_assert_msg(strstr(out, "pareto_cov1000") && strstr(out, "preference-conditioned") &&
+                      strstr(out, "beta drawn per trajectory: uniform(1, 4), 4 thermometer bins"),
+                  "%s", out);
     ck_assert_int_eq(fr_test_run_cli("train --algo gfn-op --help", out, sizeof out), 0);
     ck_assert_msg(strstr(out, "--local-search") && strstr(out, "--top-k"), "%s", out);
     fr_test_rmtree(dir);
@@ -574,6 +577,113 @@ START_TEST(test_mo_eval_by_hand_and_backends)
 }
 END_TEST
 
+/* A drawn β (TemperatureConditional): the thermometer encoding by hand, each distribution's upper
+ * bound (gamma's 95% quantile: Gamma(2)'s is 4.743864518…, χ²₄'s 9.487729037/2), the draws (in their
+ * support, float32 values, the batch mean near the distribution's), the encoding after ω in each
+ * trajectory's conditioning and log R = β log Σ ω R; the input widens by the bins; ref = opt (1, 3
+ * threads) = cuda-emu bit for bit; bad parameters refused. */
+static fr_gfn_trainer *beta_trainer(fr_backend *be, fr_env *e, int dist, double a, double b, int therm, int batch)
+{
+    fr_gfn_opts o = fr_gfn_opts_default();
+    o.batch = batch;
+    o.hidden = 8;
+    o.n_hidden = 1;
+    o.preference = 1;
+    o.mo_beta = 2.0;
+    o.mo_beta_dist = dist;
+    o.mo_beta_a = a;
+    o.mo_beta_b = b;
+    o.mo_beta_therm = therm;
+    fr_gfn_trainer *t = NULL;
+    ck_assert_msg(fr_gfn_trainer_new(&t, be, e, &o) == FR_OK, "%s", fr_last_error());
+    return t;
+}
+
+START_TEST(test_mo_beta_drawn)
+{
+    fr_backend be = fr_test_backend("ref", 0, 1);
+    int h = 5;
+    fr_env e;
+    ck_assert_int_eq(fr_env_create(&fr_env_mo_hypergrid, &h, &e), FR_OK);
+    fr_gfn_trainer *t = beta_trainer(&be, &e, 2, 0.0, 3.0, 4, 256); /* uniform [0, 3], 4 bins: gap 1 */
+    ck_assert(t->beta_hi == 3.0 && t->ncw == 6 && t->dim[0] == e.obs_dim + 6);
+    double enc[4];
+    const double want[3][4] = {{1, 0.5, 0, 0}, {0, 0, 0, 0}, {1, 1, 1, 1}};
+    const double betas[3] = {1.5, -1.0, 5.0};
+    for (int c = 0; c < 3; c++) {
+        fr_gfn_beta_encode(t, betas[c], enc);
+        for (int i = 0; i < 4; i++) ck_assert_msg(enc[i] == want[c][i], "beta %g bin %d: %g", betas[c], i, enc[i]);
+    }
+    ck_assert(t->eval_w[2] == 1.0 && t->eval_w[3] == 1.0 && t->eval_w[4] == 0.0); /* mo_beta 2 */
+    const struct {
+        int dist;
+        double a, b, lo, hi, mean, tol, ub;
+    } cs[] = {{2, 0.0, 3.0, 0.0, 3.0, 1.5, 0.3, 3.0},
+              {3, 1.0, 8.0, 1.0, 8.0, 7.0 / log(8.0), 0.6, 8.0},
+              {1, 2.0, 1.5, 0.0, INFINITY, 3.0, 0.6, 1.5 * 4.743864518},
+              {4, 2.0, 3.0, 0.0, 1.0, 0.4, 0.06, 1.0}};
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        if (c > 0) t = beta_trainer(&be, &e, cs[c].dist, cs[c].a, cs[c].b, 8, 256);
+        ck_assert_msg(fabs(t->beta_hi - cs[c].ub) < 1e-8, "dist %d: upper bound %.12g, want %.12g", cs[c].dist, t->beta_hi, cs[c].ub);
+        fr_gfn_step_info info;
+        ck_assert_msg(fr_gfn_trainer_step(t, &info) == FR_OK, "%s", fr_last_error());
+        double mean = 0.0;
+        for (int64_t b = 0; b < 256; b++) {
+            const double be_ = t->beta_b[b];
+            ck_assert_msg(be_ >= cs[c].lo && be_ <= cs[c].hi && be_ == (double)(float)be_, "dist %d: beta %.17g", cs[c].dist, be_);
+            mean += be_ / 256.0;
+            const int nb = t->o.mo_beta_therm;
+            double e2[64];
+            fr_gfn_beta_encode(t, be_, e2);
+            for (int i = 0; i < nb; i++) ck_assert(t->pref[b * t->ncw + 2 + i] == e2[i]);
+            const int32_t *x = t->st + (b * e.max_steps + t->len[b] - 1) * e.state_dim;
+            ck_assert(t->logr[b] == fr_gfn_mo_log_reward(t, x, t->pref + b * t->ncw, be_));
+        }
+        ck_assert_msg(t->beta_b[0] != t->beta_b[1] && fabs(mean - cs[c].mean) < cs[c].tol, "dist %d: batch mean %.6f, want %.6f",
+                      cs[c].dist, mean, cs[c].mean);
+        fr_gfn_trainer_free(t);
+    }
+    /* the same bits on every backend */
+    fr_gfn_opts o = fr_gfn_opts_default();
+    o.batch = 6;
+    o.hidden = 16;
+    o.preference = 1;
+    o.mo_beta_dist = 1;
+    o.mo_beta_a = 2.0;
+    o.mo_beta_b = 4.0;
+    o.mo_beta_therm = 8;
+    uint64_t want_d = 0;
+    const struct {
+        const char *name;
+        int threads;
+    } bk[] = {{"ref", 1}, {"opt", 1}, {"opt", 3}, {"cuda-emu", 1}};
+    for (size_t i = 0; i < sizeof bk / sizeof bk[0]; i++) {
+        fr_backend b2;
+        if (fr_backend_open(&b2, bk[i].name, 0, bk[i].threads) != FR_OK) continue; /* cuda-emu where built */
+        fr_gfn_trainer *t2;
+        ck_assert_msg(fr_gfn_trainer_new(&t2, &b2, &e, &o) == FR_OK, "%s", fr_last_error());
+        for (int it = 0; it < 3; it++) ck_assert_msg(fr_gfn_trainer_step(t2, NULL) == FR_OK, "%s", fr_last_error());
+        uint64_t d;
+        ck_assert_int_eq(fr_gfn_trainer_digest(t2, &d, NULL), FR_OK);
+        if (i == 0) want_d = d;
+        ck_assert_msg(d == want_d, "drawn beta: %s at %d threads differs from ref", bk[i].name, bk[i].threads);
+        fr_gfn_trainer_free(t2);
+        fr_backend_close(&b2);
+    }
+    const double bad[][3] = {{3, 0.0, 8.0}, {2, 3.0, 3.0}, {1, -1.0, 1.0}, {4, 1.0, 0.0}, {7, 1.0, 2.0}};
+    for (size_t c = 0; c < sizeof bad / sizeof bad[0]; c++) {
+        o.mo_beta_dist = (int)bad[c][0];
+        o.mo_beta_a = bad[c][1];
+        o.mo_beta_b = bad[c][2];
+        fr_gfn_trainer *t3 = NULL;
+        ck_assert_int_eq(fr_gfn_trainer_new(&t3, &be, &e, &o), FR_ERR_ARG);
+        ck_assert_msg(strstr(fr_last_error(), "--mo-beta-dist"), "%s", fr_last_error());
+    }
+    fr_env_free(&e);
+    fr_backend_close(&be);
+}
+END_TEST
+
 Suite *suite_gfn_ext(void)
 {
     Suite *s = suite_create("gfn_ext");
@@ -590,6 +700,7 @@ Suite *suite_gfn_ext(void)
     tcase_add_test(tc, test_cli_op_ls);
     tcase_add_test(tc, test_mo_env_by_hand);
     tcase_add_test(tc, test_mo_eval_by_hand_and_backends);
+    tcase_add_test(tc, test_mo_beta_drawn);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -93,6 +93,11 @@ fr_status fr_box_log_pf(const fr_box_opts *o, const fr_box_policy *p, const doub
 fr_status fr_box_log_pb(const fr_box_opts *o, const fr_box_policy *p, const double *s_next, const double *a,
                         const double *out, double w, double *g, double *logp);
 
+/* Gamma(a, θ = 1) (a > 0) from Philox (seed, purpose, c0, c1, c2) elements *k, *k + 1, … (advanced past
+ * those used; 53-bit uniforms, normals by Box–Muller): Marsaglia–Tsang, Gamma(a + 1)·U^{1/a} for a < 1. */
+fr_status fr_box_gamma_draw(uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c1, uint32_t c2, uint32_t *k, double a,
+                            double *x);
+
 /* A draw of P_F at s (s0 or not) from the outputs: a (2,) and *is_exit; every random number from
  * Philox (seed, purpose, c0, c1, c2) element 0, 1, 2, ... (uniforms of 53 bits; Betas from two
  * Gammas, Marsaglia–Tsang). */
