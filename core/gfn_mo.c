@@ -13,9 +13,6 @@
 #include "flowrl/philox.h"
 #include "gfn_train_internal.h"
 
-/* Dirichlet(1, …, 1) as normalised Exp(1) draws: ω_i = E_i / Σ_j E_j, E_i = −log u_i, u_i =
- * (Philox (seed, FR_RNG_GFN_PREF, iteration, trajectory, 0, i) + ½)·2⁻³² (never 0 or 1, so every
- * ω_i > 0 and R(x | ω) > 0). */
 /* A 53-bit uniform in (0, 1) of Philox (seed, FR_RNG_GFN_BETA, iteration, trajectory, 0) elements *k, *k + 1. */
 static double beta_u(const fr_gfn_trainer *t, int64_t b, uint32_t *k)
 {
@@ -106,6 +103,9 @@ fr_status fr_gfn_beta_setup(fr_gfn_trainer *t)
     return FR_OK;
 }
 
+/* Dirichlet(1, …, 1) as normalised Exp(1) draws: ω_i = E_i / Σ_j E_j, E_i = −log u_i, u_i =
+ * (Philox (seed, FR_RNG_GFN_PREF, iteration, trajectory, 0, i) + ½)·2⁻³² (never 0 or 1, so every
+ * ω_i > 0 and R(x | ω) > 0). */
 void fr_gfn_draw_prefs(fr_gfn_trainer *t)
 {
     const int nc = t->nc;
