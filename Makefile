@@ -16,7 +16,7 @@
 #                   files, 3 seeds (bench/bench_prefs.py, ~20 min; --only a,b measures some rows)
 #   make bench-gfn    GFlowNets on HyperGrid 2D H8: exact L1 per loss, 3 seeds (bench/bench_gfn.py)
 #   make bench-gfn-ext  OP-GFN and local search vs TB on HyperGrid 4D H8, 3 seeds (bench/bench_gfn_ext.py)
-#   make bench-gfn-diffusion  diffusion samplers as GFlowNets on 25GMM, Funnel: delta log Z, 3 seeds (bench/bench_gfn_diffusion.py)
+#   make bench-gfn-diffusion  diffusion samplers as GFlowNets on 25GMM, Funnel, Manywell: delta log Z against its tolerance, 3 seeds (bench/bench_gfn_diffusion.py)
 #   make bench-branch BranchGRPO vs DanceGRPO iteration time at equal leaves (bench/bench_branch.py)
 #   make bench-control every control algorithm (flowrl algos --json env_kind control) from BC on nav2d's
 #                   harder setting and on pendulum, 3 seeds (bench/bench_control.py; QUICK=1 small

@@ -239,15 +239,46 @@ static fr_status traj_loss(fr_gfn_loss_kind kind, const fr_st_file *in, fr_st_fi
     gb.logr = r->data;
     FR_TRY(scalar(in, "log_z", 0.0, &gb.log_z));
     FR_TRY(scalar(in, "lambda", 0.9, &gb.lambda));
+    /* the later losses' inputs (capi.h): every one optional, fr_gfn_loss says which it needs */
+    const fr_tensor *rs, *px, *prior, *perm, *util;
+    FR_TRY(arg(in, "logrs", FR_F64, 2, bl, 1, &rs));
+    FR_TRY(arg(in, "logpf_exit", FR_F64, 2, bl, 1, &px));
+    FR_TRY(arg(in, "logprior", FR_F64, 2, bl, 1, &prior));
+    FR_TRY(arg(in, "perm", FR_I32, 1, b, 1, &perm));
+    FR_TRY(arg(in, "util", FR_F64, 1, b, 1, &util));
+    gb.logrs = rs ? rs->data : NULL;
+    gb.logpf_exit = px ? px->data : NULL;
+    gb.logprior = prior ? prior->data : NULL;
+    gb.util = util ? util->data : NULL;
+    double fl, wt, rg;
+    FR_TRY(scalar(in, "beta", 1.0, &gb.beta));
+    FR_TRY(scalar(in, "linex_alpha", 1.0, &gb.linex_alpha));
+    FR_TRY(scalar(in, "forward_looking", 0.0, &fl));
+    FR_TRY(scalar(in, "weighting", 0.0, &wt));
+    FR_TRY(scalar(in, "regression", 0.0, &rg));
+    gb.forward_looking = fl != 0.0;
+    gb.weighting = (fr_gfn_subtb_weighting)(int)wt;
+    gb.regression = (fr_gfn_regression)(int)rg;
     void *res, *l, *gz;
     fr_gfn_grad g;
     memset(&g, 0, sizeof g);
-    FR_TRY(put(out, "resid", FR_F64, kind == FR_GFN_DB ? 2 : 1, kind == FR_GFN_DB ? bl : b, &res));
+    const int per_step = kind == FR_GFN_DB || kind == FR_GFN_MDB;
+    FR_TRY(put(out, "resid", FR_F64, per_step ? 2 : 1, per_step ? bl : b, &res));
     FR_TRY(put(out, "grad_logpf", FR_F64, 2, bl, (void **)&g.logpf));
     FR_TRY(put(out, "grad_logpb", FR_F64, 2, bl, (void **)&g.logpb));
     if (f) FR_TRY(put(out, "grad_logf", FR_F64, 2, bl, (void **)&g.logf));
+    if (px) FR_TRY(put(out, "grad_logpf_exit", FR_F64, 2, bl, (void **)&g.logpf_exit));
+    int64_t *perm64 = NULL;
+    if (perm) {
+        perm64 = fr_malloc((size_t)B * sizeof *perm64);
+        if (!perm64) return FR_ERR_NOMEM;
+        for (int64_t i = 0; i < B; i++) perm64[i] = ((const int32_t *)perm->data)[i];
+        gb.perm = perm64;
+    }
     double loss;
-    FR_TRY(fr_gfn_loss(kind, &gb, &loss, res, &g));
+    fr_status st = fr_gfn_loss(kind, &gb, &loss, res, &g);
+    free(perm64);
+    FR_TRY(st);
     FR_TRY(put(out, "loss", FR_F64, 0, NULL, &l));
     memcpy(l, &loss, sizeof loss);
     FR_TRY(put(out, "grad_log_z", FR_F64, 0, NULL, &gz));

@@ -1,8 +1,9 @@
 /* The Box GFlowNet trainer (flowrl/gfn_box.h; docs/algorithms/gfn-box.md; torchgfn 1.2.1
  * tutorials/examples/train_box.py): the P_F network (BoxPFNeuralNet: an MLP of the state to 1 + 3K
  * raw outputs) with the s0 parameters (its PFs0, 5·K0 raw values, zeros at the start), the P_B
- * network (BoxPBNeuralNet, 3K outputs) or the uniform P_B, log Z for TB, trajectories sampled in
- * lock-step, the TB / ZVar loss and its gradient, and the evaluation.
+ * network (BoxPBNeuralNet, 3K outputs) or the uniform P_B, log Z for TB, the state flow for DB and
+ * SubTB (BoxStateFlowModule: an MLP to log F(s), its s0 value a scalar), trajectories sampled in
+ * lock-step, the loss and its gradient, and the evaluation.
  *
  * The networks run through the op table (fr_mlp): only the visited states (2 floats a row) cross to
  * the backend and their outputs (1 + 3K, 3K a row) come back; the distributions, the draws, the
@@ -27,8 +28,10 @@ struct fr_box_trainer {
     fr_box_opts bo;
     fr_box_train_opts o;
     int64_t B, T, cap, Of, Ob, S0; /* outputs of P_F (1 + 3K) and P_B (3K), s0 parameters (5 K0) */
-    fr_mlp pf, pb;
-    int has_pb;
+    fr_mlp pf, pb, lf;  /* lf: the state flow (DB, SubTB) */
+    int has_pb, has_f;
+    float *f0_v, *f0_g;   /* backend (1,), (1,): log F(s0) (DB, SubTB) */
+    fr_tensor f0_tv, f0_tg;
     float *s0_v, *s0_g, *z_v, *z_g;   /* backend (S0,), (S0,), (1,), (1,) */
     fr_tensor s0_tv, s0_tg, z_tv, z_tg;
     fr_param params[4 * FR_MLP_MAX_LAYERS + 2];
@@ -41,20 +44,27 @@ struct fr_box_trainer {
     float *in_h, *out_h, *pbo_h, *dout_h; /* (cap, 2), (cap, Of), (cap, Ob), (cap, max(Of, Ob)) */
     double *gout, *gpb, *gs0, *w;        /* (cap, Of), (cap, Ob), (B, S0), (B,) */
     int32_t *row_b;  /* (cap,) the trajectory of each row */
+    double *wf, *wb; /* (cap,) each row's weight of its P_F / P_B gradient; (B,) w: of the s0 step */
+    /* DB, SubTB: per-step log-probs, flows and their gradients (B, T) (flowrl/gfn.h's layout) */
+    double *lpf, *lpb, *lfl, *gpf_s, *gpb_s, *gfl_s;
+    float *fo_h;     /* (cap,) the flow network's outputs */
     int64_t iter;
 };
 
 fr_box_train_opts fr_box_train_opts_default(void)
 {
     fr_box_train_opts o = {.loss = FR_BOX_TB, .batch = 128, .hidden = 128, .n_hidden = 4,
-                           .pol = {.K0 = 4, .K = 2, .cmin = 0.1, .cmax = 5.1}, .seed = 1};
+                           .pol = {.K0 = 4, .K = 2, .cmin = 0.1, .cmax = 5.1}, .seed = 1, .lambda = 0.9,
+                           .weighting = FR_SUBTB_GEOMETRIC_WITHIN};
     return o;
 }
 
 static fr_status check_opts(const fr_env *env, const fr_box_train_opts *o)
 {
     if (!fr_box_of(env)) return fr_fail(FR_ERR_ARG, "gfn-box: --env %s is not the box environment", env->desc);
-    if (o->loss != FR_BOX_TB && o->loss != FR_BOX_ZVAR) return fr_fail(FR_ERR_ARG, "gfn-box: loss %d", (int)o->loss);
+    if ((unsigned)o->loss > FR_BOX_SUBTB) return fr_fail(FR_ERR_ARG, "gfn-box: loss %d", (int)o->loss);
+    if (o->loss == FR_BOX_SUBTB && (!(o->lambda > 0.0) || !isfinite(o->lambda) || !fr_gfn_weighting_name(o->weighting)))
+        return fr_fail(FR_ERR_ARG, "gfn-box: subtb lambda %g (expected > 0), weighting %d", o->lambda, (int)o->weighting);
     if (o->batch < 1 || o->batch > (1 << 20)) return fr_fail(FR_ERR_ARG, "gfn-box: --batch-size %lld is outside [1, 2^20]", (long long)o->batch);
     if (o->hidden < 1 || o->hidden > 8192) return fr_fail(FR_ERR_ARG, "gfn-box: --hidden-dim %lld is outside [1, 8192]", (long long)o->hidden);
     if (o->n_hidden < 1 || o->n_hidden >= FR_MLP_MAX_LAYERS)
@@ -85,6 +95,7 @@ fr_status fr_box_trainer_new(fr_box_trainer **out, fr_backend *be, const fr_env 
     t->Ob = 3 * o->pol.K;
     t->S0 = 5 * o->pol.K0;
     t->has_pb = !o->uniform_pb;
+    t->has_f = o->loss == FR_BOX_DB || o->loss == FR_BOX_SUBTB;
     int64_t dim[FR_MLP_MAX_LAYERS + 1];
     const int L = (int)o->n_hidden + 1;
     dim[0] = 2;
@@ -96,6 +107,15 @@ fr_status fr_box_trainer_new(fr_box_trainer **out, fr_backend *be, const fr_env 
     dim[L] = t->Ob;
     if (s == FR_OK && t->has_pb) s = fr_mlp_new(&t->pb, be, "pb", L, dim, FR_ACT_RELU, t->cap);
     if (s == FR_OK && t->has_pb) s = fr_mlp_init_params(&t->pb, o->seed, 2, 1.0f);
+    dim[L] = 1;
+    if (s == FR_OK && t->has_f) s = fr_mlp_new(&t->lf, be, "logf", L, dim, FR_ACT_RELU, t->cap);
+    if (s == FR_OK && t->has_f) s = fr_mlp_init_params(&t->lf, o->seed, 3, 1.0f);
+    if (s == FR_OK && t->has_f) {
+        t->f0_v = fr_dev_floats(be, 1);
+        t->f0_g = fr_dev_floats(be, 1);
+        if (!t->f0_v || !t->f0_g) s = FR_ERR_NOMEM;
+        if (s == FR_OK) s = fr_dev_zero(be, t->f0_v, sizeof(float)); /* logZ_value: torch.tensor(0.0) */
+    }
     if (s == FR_OK) {
         t->s0_v = fr_dev_floats(be, t->S0);
         t->s0_g = fr_dev_floats(be, t->S0);
@@ -120,6 +140,12 @@ fr_status fr_box_trainer_new(fr_box_trainer **out, fr_backend *be, const fr_env 
         for (int p = 0; t->has_pb && p < t->pb.n_params; p++) t->params[n++] = t->pb.params[p];
         t->n_net = n;
         if (has_log_z(t)) t->params[n++] = (fr_param){"log_z", &t->z_tv, &t->z_tg};
+        if (t->has_f) {
+            for (int p = 0; p < t->lf.n_params; p++) t->params[n++] = t->lf.params[p];
+            t->f0_tv = fr_tensor_f32(t->f0_v, 1, one);
+            t->f0_tg = fr_tensor_f32(t->f0_g, 1, one);
+            t->params[n++] = (fr_param){"log_f_s0", &t->f0_tv, &t->f0_tg};
+        }
         t->n_params = n;
         const int64_t B = t->B, T = t->T, cap = t->cap, wd = t->Of > t->Ob ? t->Of : t->Ob;
         t->st = fr_calloc((size_t)(B * (T + 1) * 2), sizeof(double));
@@ -135,9 +161,17 @@ fr_status fr_box_trainer_new(fr_box_trainer **out, fr_backend *be, const fr_env 
         t->gs0 = fr_malloc((size_t)(B * t->S0) * sizeof(double));
         t->w = fr_malloc((size_t)B * sizeof(double));
         t->row_b = fr_malloc((size_t)cap * sizeof(int32_t));
+        t->wf = fr_malloc((size_t)cap * sizeof(double));
+        t->wb = fr_malloc((size_t)cap * sizeof(double));
         if (!t->st || !t->act || !t->len || !t->logr || !t->in_h || !t->out_h || !t->pbo_h || !t->dout_h || !t->gout ||
-            !t->gpb || !t->gs0 || !t->w || !t->row_b)
+            !t->gpb || !t->gs0 || !t->w || !t->row_b || !t->wf || !t->wb)
             s = FR_ERR_NOMEM;
+        if (s == FR_OK && t->has_f) {
+            double **d[] = {&t->lpf, &t->lpb, &t->lfl, &t->gpf_s, &t->gpb_s, &t->gfl_s};
+            for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+                if (!(*d[i] = fr_calloc((size_t)(B * T), sizeof(double)))) s = FR_ERR_NOMEM;
+            if (!(t->fo_h = fr_malloc((size_t)cap * sizeof(float)))) s = FR_ERR_NOMEM;
+        }
     }
     if (s != FR_OK) {
         fr_box_trainer_free(t);
@@ -152,9 +186,11 @@ void fr_box_trainer_free(fr_box_trainer *t)
     if (!t) return;
     fr_mlp_free(&t->pf);
     fr_mlp_free(&t->pb);
-    void *dev[] = {t->s0_v, t->s0_g, t->z_v, t->z_g};
+    fr_mlp_free(&t->lf);
+    void *dev[] = {t->s0_v, t->s0_g, t->z_v, t->z_g, t->f0_v, t->f0_g};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(t->be, dev[i]);
-    void *host[] = {t->st, t->act, t->len, t->logr, t->in_h, t->out_h, t->pbo_h, t->dout_h, t->gout, t->gpb, t->gs0, t->w, t->row_b};
+    void *host[] = {t->st,   t->act, t->len, t->logr, t->in_h, t->out_h, t->pbo_h, t->dout_h, t->gout,  t->gpb,  t->gs0,
+                    t->w,    t->row_b, t->wf, t->wb,  t->lpf,  t->lpb,   t->lfl,   t->gpf_s,  t->gpb_s, t->gfl_s, t->fo_h};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     free(t);
 }
@@ -217,11 +253,49 @@ static fr_status sample_batch(fr_box_trainer *t, int64_t n, uint32_t purpose, ui
     return FR_OK;
 }
 
+/* DB / SubTB (fr_gfn_loss on the per-step log-probs of t->lpf, t->lpb): the state flow of the R rows
+ * (log F(s0) the scalar), the loss into *loss, each row's P_F / P_B weight (wf, wb) and each s0
+ * step's (w) from the loss's gradient, and the flow's gradient through its network and into f0_g. */
+static fr_status flow_loss(fr_box_trainer *t, int64_t R, double *loss)
+{
+    const int64_t B = t->B, T = t->T;
+    float f0;
+    FR_TRY(fr_mlp_forward_host(&t->lf, R, t->in_h, t->fo_h));
+    FR_TRY(fr_d2h(t->be, &f0, t->f0_v, sizeof f0));
+    for (int64_t b = 0, r = 0; b < B; b++) {
+        t->lfl[b * T] = (double)f0;
+        for (int64_t k = 1; k < t->len[b]; k++, r++) t->lfl[b * T + k] = (double)t->fo_h[r];
+    }
+    const fr_gfn_batch gb = {.B = B, .L = T, .len = t->len, .logpf = t->lpf, .logpb = t->lpb, .logf = t->lfl,
+                             .logr = t->logr, .lambda = t->o.lambda, .weighting = t->o.weighting,
+                             .regression = FR_GFN_SQUARE};
+    fr_gfn_grad g = {.logpf = t->gpf_s, .logpb = t->gpb_s, .logf = t->gfl_s};
+    const size_t bt = (size_t)(B * T) * sizeof(double);
+    memset(t->gpf_s, 0, bt);
+    memset(t->gpb_s, 0, bt);
+    memset(t->gfl_s, 0, bt);
+    FR_TRY(fr_gfn_loss(t->o.loss == FR_BOX_DB ? FR_GFN_DB : FR_GFN_SUBTB, &gb, loss, NULL, &g));
+    double g0 = 0.0;
+    for (int64_t b = 0, r = 0; b < B; b++) {
+        t->w[b] = t->gpf_s[b * T];
+        g0 += t->gfl_s[b * T];
+        for (int64_t k = 1; k < t->len[b]; k++, r++) {
+            t->wf[r] = t->gpf_s[b * T + k];
+            t->wb[r] = t->gpb_s[b * T + k - 1];
+            t->dout_h[r] = (float)t->gfl_s[b * T + k];
+        }
+    }
+    FR_TRY(fr_mlp_zero_grad(&t->lf));
+    FR_TRY(fr_mlp_backward_host(&t->lf, R, t->dout_h));
+    const float gf0 = (float)g0;
+    return fr_h2d(t->be, t->f0_g, &gf0, sizeof gf0);
+}
+
 fr_status fr_box_trainer_grad(fr_box_trainer *t, fr_box_step_info *info)
 {
     const fr_box_opts *bo = &t->bo;
     const fr_box_policy *pol = &t->o.pol;
-    const int64_t B = t->B, Of = t->Of, Ob = t->Ob, S0 = t->S0;
+    const int64_t B = t->B, T = t->T, Of = t->Of, Ob = t->Ob, S0 = t->S0;
     const uint32_t it = (uint32_t)t->iter;
     FR_TRY(sample_batch(t, B, FR_RNG_BOX_ACTION, it, 0));
     /* rows: every visited state but s0 and the sink, trajectory-major (P_F of its action, P_B of
@@ -251,41 +325,52 @@ fr_status fr_box_trainer_grad(fr_box_trainer *t, fr_box_step_info *info)
         double lp, sum = 0.0;
         FR_TRY(fr_box_log_pf(bo, pol, ST(t, b, 0), ACT(t, b, 0), 0, s0p, 1.0, t->gs0 + b * S0, &lp));
         sum += lp;
+        if (t->has_f) t->lpf[b * T] = lp;
         for (int64_t k = 1; k < t->len[b]; k++, r++) {
             for (int64_t i = 0; i < Of; i++) out[i] = (double)t->out_h[r * Of + i];
             FR_TRY(fr_box_log_pf(bo, pol, ST(t, b, k), ACT(t, b, k), k == t->len[b] - 1, out, 1.0, t->gout + r * Of, &lp));
             sum += lp;
+            if (t->has_f) t->lpf[b * T + k] = lp;
             for (int64_t i = 0; t->has_pb && i < Ob; i++) pbo[i] = (double)t->pbo_h[r * Ob + i];
             FR_TRY(fr_box_log_pb(bo, pol, ST(t, b, k), ACT(t, b, k - 1), t->has_pb ? pbo : NULL, 1.0, t->gpb + r * Ob, &lp));
             sum -= lp;
+            if (t->has_f) t->lpb[b * T + k - 1] = lp;
         }
         sb[b] = sum - t->logr[b];
         lr_sum += t->logr[b];
         len_sum += t->len[b];
     }
-    /* TB: r_b = log Z + s_b, loss mean r², w_b = 2 r_b / B; ZVar: (s_b − mean s) */
-    double shift = (double)zf, loss = 0.0;
-    if (t->o.loss == FR_BOX_ZVAR) {
-        shift = 0.0;
-        for (int64_t b = 0; b < B; b++) shift += sb[b];
-        shift = -shift / (double)B;
+    double loss = 0.0, gz = 0.0;
+    if (t->has_f) {
+        FR_TRY(flow_loss(t, R, &loss)); /* DB, SubTB: the rows' weights from fr_gfn_loss */
+    } else {
+        /* TB: r_b = log Z + s_b, loss mean r², w_b = 2 r_b / B; ZVar: (s_b − mean s) */
+        double shift = (double)zf;
+        if (t->o.loss == FR_BOX_ZVAR) {
+            shift = 0.0;
+            for (int64_t b = 0; b < B; b++) shift += sb[b];
+            shift = -shift / (double)B;
+        }
+        for (int64_t b = 0; b < B; b++) {
+            const double res = shift + sb[b];
+            loss += res * res;
+            sb[b] = 2.0 * res / (double)B; /* now the weight */
+            gz += sb[b];
+        }
+        loss /= (double)B;
+        for (int64_t q = 0; q < R; q++) { /* P_F rows × w_b, P_B rows × −w_b */
+            t->wf[q] = sb[t->row_b[q]];
+            t->wb[q] = -sb[t->row_b[q]];
+        }
     }
-    double gz = 0.0;
-    for (int64_t b = 0; b < B; b++) {
-        const double res = shift + sb[b];
-        loss += res * res;
-        sb[b] = 2.0 * res / (double)B; /* now the weight */
-        gz += sb[b];
-    }
-    loss /= (double)B;
-    /* the outputs' gradients: P_F rows × w_b, P_B rows × −w_b */
+    /* the outputs' gradients: each row's at unit weight times its weight */
     for (int64_t q = 0; q < R; q++)
-        for (int64_t i = 0; i < Of; i++) t->dout_h[q * Of + i] = (float)(t->gout[q * Of + i] * sb[t->row_b[q]]);
+        for (int64_t i = 0; i < Of; i++) t->dout_h[q * Of + i] = (float)(t->gout[q * Of + i] * t->wf[q]);
     FR_TRY(fr_mlp_zero_grad(&t->pf));
     FR_TRY(fr_mlp_backward_host(&t->pf, R, t->dout_h));
     if (t->has_pb) {
         for (int64_t q = 0; q < R; q++)
-            for (int64_t i = 0; i < Ob; i++) t->dout_h[q * Ob + i] = (float)(-t->gpb[q * Ob + i] * sb[t->row_b[q]]);
+            for (int64_t i = 0; i < Ob; i++) t->dout_h[q * Ob + i] = (float)(t->gpb[q * Ob + i] * t->wb[q]);
         FR_TRY(fr_mlp_zero_grad(&t->pb));
         FR_TRY(fr_mlp_backward_host(&t->pb, R, t->dout_h));
     }
@@ -366,9 +451,9 @@ fr_status fr_box_trainer_eval(fr_box_trainer *t, int64_t n, int G, int64_t kde, 
         }
         ev->log_z_true = fr_box_log_z(&t->bo);
         ev->log_z = NAN;
-        if (has_log_z(t)) {
+        if (has_log_z(t) || t->has_f) {
             float z;
-            s = fr_d2h(t->be, &z, t->z_v, sizeof z);
+            s = fr_d2h(t->be, &z, t->has_f ? t->f0_v : t->z_v, sizeof z);
             ev->log_z = (double)z;
         }
     }
@@ -406,7 +491,17 @@ fr_status fr_box_trainer_digest(fr_box_trainer *t, uint64_t *digest, int64_t *n_
     FR_TRY(fr_d2h(t->be, h, t->s0_v, (size_t)t->S0 * sizeof(float)));
     FR_TRY(fr_d2h(t->be, h + t->S0, t->z_v, sizeof(float)));
     d[2] = fr_digest_bytes(h, (size_t)(t->S0 + 1) * sizeof(float));
+    if (t->has_f) { /* the state flow and log F(s0) */
+        uint64_t df[2];
+        float f0;
+        FR_TRY(fr_mlp_digest(&t->lf, &df[0]));
+        FR_TRY(fr_d2h(t->be, &f0, t->f0_v, sizeof f0));
+        df[1] = fr_digest_bytes(&f0, sizeof f0);
+        d[3] = fr_digest_bytes(df, sizeof df);
+    }
     *digest = fr_digest_bytes(d, sizeof d);
-    if (n_params) *n_params = fr_mlp_numel(&t->pf) + (t->has_pb ? fr_mlp_numel(&t->pb) : 0) + t->S0 + (has_log_z(t) ? 1 : 0);
+    if (n_params)
+        *n_params = fr_mlp_numel(&t->pf) + (t->has_pb ? fr_mlp_numel(&t->pb) : 0) + t->S0 + (has_log_z(t) ? 1 : 0) +
+                    (t->has_f ? fr_mlp_numel(&t->lf) + 1 : 0);
     return FR_OK;
 }

@@ -255,6 +255,15 @@ static fr_status gamma_draw(stream *r, double a, double *x)
     return fr_fail(FR_ERR_NUMERIC, "box: no Gamma(%g) draw in 1000 tries", a);
 }
 
+fr_status fr_box_gamma_draw(uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c1, uint32_t c2, uint32_t *k, double a,
+                            double *x)
+{
+    stream r = {seed, purpose, c0, c1, c2, *k};
+    const fr_status s = gamma_draw(&r, a, x);
+    *k = r.k;
+    return s;
+}
+
 /* A draw of the mixture: the component by its softmax, then Beta = X / (X + Y), clamped to
  * [CLAMP, 1 − CLAMP] (so that its log-density is finite). */
 static fr_status mix_draw(stream *r, const fr_box_mix *m, double *u)

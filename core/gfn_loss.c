@@ -413,6 +413,32 @@ static double rtb_loss(const fr_gfn_batch *b, double *resid, fr_gfn_grad *g)
 
 double fr_gfn_op_label(double u, double u2) { return 0.5 * ((u > u2 ? 1.0 : 0.0) + (u > u2 - 1e-6 ? 1.0 : 0.0)); }
 
+double fr_gfn_kl_uniform(const double *lsm, const uint8_t *mask, int n, double *g)
+{
+    int nv = 0;
+    for (int a = 0; a < n; a++) nv += mask[a] != 0;
+    if (g)
+        for (int a = 0; a < n; a++) g[a] = 0.0;
+    if (nv == 0) return 0.0;
+    const double u = 1.0 / (double)nv, log_u = -fr_awm_log((double)nv);
+    const double lo = FR_GFN_KL_EPS, hi = 1.0 - FR_GFN_KL_EPS;
+    double kl = 0.0, free_u = 0.0; /* free_u: Σ u over the valid a whose q was not clamped */
+    for (int a = 0; a < n; a++) {
+        if (!mask[a]) continue;
+        const double q = fr_awm_exp(lsm[a]);
+        const double lq = q < lo ? fr_awm_log(lo) : q > hi ? fr_awm_log(hi) : lsm[a];
+        kl += u * (log_u - lq);
+        if (q >= lo && q <= hi) {
+            free_u += u;
+            if (g) g[a] -= u;
+        }
+    }
+    if (g)
+        for (int a = 0; a < n; a++)
+            if (mask[a]) g[a] += free_u * fr_awm_exp(lsm[a]);
+    return kl;
+}
+
 /* OP-GFN (spec §9, yhangchen/OP-GFN ordering_loss): R̂_b = Σ logpf − Σ logpb (log Z is common to
  * both members of a pair and cancels in their softmax); d_b = R̂_b − R̂_perm[b]; the cross-entropy of
  * softmax(R̂_b, R̂_perm[b]) against (y_b, 1 − y_b) is softplus(d_b) − y_b d_b (torch's

@@ -51,7 +51,7 @@ fr_status fr_gfn_net_rows(fr_gfn_trainer *t, int64_t R, const int32_t *s)
     const int64_t in = t->dim[0];
     for (int64_t r = 0; r < R; r++) {
         e->gfn->encode(e, s + r * e->state_dim, t->obs_h + r * in);
-        for (int i = 0; i < t->nc; i++) t->obs_h[r * in + e->obs_dim + i] = t->cond_rows[r * t->nc + i]; /* ω */
+        for (int i = 0; i < t->ncw; i++) t->obs_h[r * in + e->obs_dim + i] = t->cond_rows[r * t->ncw + i]; /* ω [, β] */
     }
     FR_TRY(fr_h2d(t->be, t->x, t->obs_h, (size_t)(R * in) * sizeof(float)));
     fr_gfn_net_forward(t, R);

@@ -101,6 +101,7 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
     const int64_t T = e->max_steps, D = e->state_dim;
     const int A = t->A, O = t->O;
     if (t->nc > 0) fr_gfn_draw_prefs(t); /* §13: each trajectory's ω */
+    if (t->nc > 0) FR_TRY(fr_gfn_draw_betas(t)); /* and its β when drawn */
     FR_TRY(fr_gfn_sample(t, FR_RNG_GFN_ACTION, (uint32_t)t->iter, t->o.epsilon, t->o.temperature, t->o.sf_bias));
     for (int64_t b = 0; b < t->o.batch; b++) fr_gfn_visit(t, t->st + (b * T + t->len[b] - 1) * D); /* modes: the fresh trajectories */
     int64_t accepted = 0;
@@ -120,9 +121,10 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
     for (int64_t b = 0; b < B && s == FR_OK; b++) {
         first[b] = R;
         memcpy(rows + R * D, t->st + b * T * D, (size_t)(t->len[b] * D) * sizeof *rows);
-        for (int64_t k = 0; t->nc > 0 && k < t->len[b]; k++) fr_gfn_cond_row(t, R + k, t->pref + b * t->nc);
+        for (int64_t k = 0; t->nc > 0 && k < t->len[b]; k++) fr_gfn_cond_row(t, R + k, t->pref + b * t->ncw);
         R += t->len[b];
-        t->logr[b] = t->nc > 0 ? fr_gfn_mo_log_reward(t, t->st + (b * T + t->len[b] - 1) * D, t->pref + b * t->nc)
+        t->logr[b] = t->nc > 0 ? fr_gfn_mo_log_reward(t, t->st + (b * T + t->len[b] - 1) * D, t->pref + b * t->ncw,
+                                                      t->beta_b[b])
                                : fr_gfn_log_reward(t, t->st + (b * T + t->len[b] - 1) * D);
         for (int64_t k = 0; need_rs && k < t->len[b]; k++) t->logrs[b * T + k] = fr_gfn_log_reward(t, t->st + (b * T + k) * D);
     }
@@ -191,6 +193,9 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
     s = fr_gfn_loss(t->o.loss, &gb, &loss, NULL, &g);
     /* the logits' gradient: d lsm[a] / d z_j = δ_aj − softmax_j over the allowed j */
     memset(t->dout_h, 0, (size_t)(R * O) * sizeof(float));
+    /* OP-GFN's KL(P_B ‖ uniform) term: kl_weight · the mean over the R − B states s_k, k >= 1 */
+    const double kw = t->pb_col >= 0 ? t->o.kl_weight : 0.0, kl_n = (double)(R - B);
+    double kl_sum = 0.0;
     double *dz = fr_calloc((size_t)O, sizeof *dz);
     if (s == FR_OK && !dz) s = FR_ERR_NOMEM;
     for (int64_t b = 0; b < B && s == FR_OK; b++)
@@ -219,6 +224,11 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
                 fr_gfn_log_softmax(t->out_h + r * O + t->pb_col, m, A - 1, lsm);
                 for (int j = 0; j < A - 1; j++)
                     if (m[j]) dz[t->pb_col + j] = gb2 * ((j == ap ? 1.0 : 0.0) - fr_awm_exp(lsm[j]));
+                if (kw > 0.0) {
+                    double gk[GFN_MAX_A];
+                    kl_sum += fr_gfn_kl_uniform(lsm, m, A - 1, gk);
+                    for (int j = 0; j < A - 1; j++) dz[t->pb_col + j] += (kw / kl_n) * gk[j];
+                }
             }
             for (int j = 0; j < O; j++) t->dout_h[r * O + j] = (float)dz[j];
         }
@@ -226,6 +236,7 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
     free(rows);
     free(first);
     if (s != FR_OK) return s;
+    if (kw > 0.0 && kl_n > 0.0) loss += kw * (kl_sum / kl_n);
     FR_TRY(fr_gfn_net_update(t, R, g.log_z));
     if (info) {
         info->iteration = t->iter;

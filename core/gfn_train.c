@@ -16,7 +16,8 @@ fr_gfn_opts fr_gfn_opts_default(void)
     fr_gfn_opts o = {.loss = FR_GFN_TB, .batch = 128, .hidden = 256, .n_hidden = 2, .lr = 1e-3, .lr_z = 0.1,
                      .temperature = 1.0, .lambda = 0.9, .seed = 1, .weighting = FR_SUBTB_GEOMETRIC_WITHIN,
                      .regression = FR_GFN_SQUARE, .linex_alpha = 1.0, .log_reward_clip_min = -INFINITY,
-                     .beta = 1.0, .ls_back_ratio = 0.5, .mo_beta = 1.0};
+                     .beta = 1.0, .ls_back_ratio = 0.5, .mo_beta = 1.0, .kl_weight = 0.0,
+                     .mo_beta_dist = 0, .mo_beta_a = 1.0, .mo_beta_b = 1.0, .mo_beta_therm = 32};
     return o;
 }
 
@@ -70,7 +71,20 @@ static fr_status check_opts(const fr_env *env, const fr_gfn_opts *o)
         if (o->forward_looking || o->replay > 0 || o->ls_rounds > 0)
             return fr_fail(FR_ERR_ARG, "gfn: --preference does not combine with --forward-looking, --replay-buffer or --local-search");
         if (!(o->mo_beta > 0.0) || !isfinite(o->mo_beta)) return fr_fail(FR_ERR_ARG, "gfn: --mo-beta %g must be > 0", o->mo_beta);
+        const double a = o->mo_beta_a, b = o->mo_beta_b;
+        const int dist_ok = o->mo_beta_dist == 0 || (o->mo_beta_dist == 1 && a > 0.0 && b > 0.0) ||
+                            (o->mo_beta_dist == 2 && a >= 0.0 && b > a) || (o->mo_beta_dist == 3 && a > 0.0 && b > a) ||
+                            (o->mo_beta_dist == 4 && a > 0.0 && b > 0.0);
+        if (o->mo_beta_dist < 0 || o->mo_beta_dist > 4 || !dist_ok || !isfinite(a) || !isfinite(b))
+            return fr_fail(FR_ERR_ARG, "gfn: --mo-beta-dist %d with parameters (%g, %g): gamma needs a, b > 0, uniform 0 <= a "
+                                       "< b, loguniform 0 < a < b, beta a, b > 0",
+                           o->mo_beta_dist, a, b);
+        if (o->mo_beta_dist != 0 && (o->mo_beta_therm < 2 || o->mo_beta_therm > GFN_MAX_THERM))
+            return fr_fail(FR_ERR_ARG, "gfn: --mo-beta-therm %d is outside [2, %d]", o->mo_beta_therm, GFN_MAX_THERM);
     }
+    if (!(o->kl_weight >= 0.0) || !isfinite(o->kl_weight)) return fr_fail(FR_ERR_ARG, "gfn: --kl-weight %g must be >= 0", o->kl_weight);
+    if (o->kl_weight > 0.0 && (o->uniform_pb || o->loss == FR_GFN_FM || o->loss == FR_GFN_RTB))
+        return fr_fail(FR_ERR_ARG, "gfn: --kl-weight needs a learned P_B: not with %s", o->uniform_pb ? "--uniform-pb" : fr_gfn_loss_name(o->loss));
     if (o->replay != 0 && (o->replay < o->batch || o->replay > (1 << 24)))
         return fr_fail(FR_ERR_ARG, "gfn: --replay-buffer %lld must be 0 (off) or in [--batch-size %lld, 2^24]",
                        (long long)o->replay, (long long)o->batch);
@@ -186,6 +200,7 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
         o = &t->o;
     }
     t->nc = o->preference ? env->n_objectives : 0;
+    t->ncw = t->nc + (o->preference && o->mo_beta_dist != 0 ? o->mo_beta_therm : 0);
     t->eval_w[0] = t->eval_w[1] = 0.5;
     t->pb_col = t->f_col = -1;
     /* FM: the A columns are the log edge flows, the sampler's logits (§3.6) */
@@ -195,7 +210,7 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
     }
     if (o->loss == FR_GFN_DB || o->loss == FR_GFN_SUBTB) t->f_col = t->O++;
     t->L = (int)o->n_hidden + 1;
-    t->dim[0] = env->obs_dim + t->nc;
+    t->dim[0] = env->obs_dim + t->ncw;
     for (int l = 1; l < t->L; l++) t->dim[l] = o->hidden;
     t->dim[t->L] = t->O;
     t->n_params = 2 * t->L;
@@ -251,8 +266,9 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
     const int64_t n = env->n_states;
     if (s == FR_OK) {
         t->obs_h = fr_malloc((size_t)(t->cap * t->dim[0]) * sizeof(float));
-        t->pref = fr_calloc((size_t)(B * (t->nc ? t->nc : 1)), sizeof(double));
-        t->cond_rows = fr_calloc((size_t)(t->cap * (t->nc ? t->nc : 1)), sizeof(float));
+        t->pref = fr_calloc((size_t)(B * (t->ncw ? t->ncw : 1)), sizeof(double));
+        t->beta_b = fr_calloc((size_t)B, sizeof(double));
+        t->cond_rows = fr_calloc((size_t)(t->cap * (t->ncw ? t->ncw : 1)), sizeof(float));
         t->out_h = fr_malloc((size_t)(t->cap * t->O) * sizeof(float));
         t->dout_h = fr_malloc((size_t)(t->cap * t->O) * sizeof(float));
         t->st = fr_malloc((size_t)(B * T * D) * sizeof(int32_t));
@@ -268,7 +284,7 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
         t->target = fr_malloc((size_t)n * sizeof(double));
         if (!t->obs_h || !t->out_h || !t->dout_h || !t->st || !t->act || !t->len || !t->logr || !t->logpf || !t->logpb ||
             !t->logf || !t->gpf || !t->gpb || !t->gf || !t->logrs || !t->logpfx || !t->gpfx || !t->logprior || !t->visited || !t->target ||
-            !t->perm || !t->util || !t->pref || !t->cond_rows)
+            !t->perm || !t->util || !t->pref || !t->beta_b || !t->cond_rows)
             s = FR_ERR_NOMEM;
         if (s == FR_OK && o->ls_rounds > 0) {
             const int64_t b = o->batch;
@@ -289,6 +305,7 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
     }
     if (s == FR_OK) s = fr_env_target(env, t->target, &t->log_z_true, NULL, NULL);
     if (s == FR_OK && o->loss == FR_GFN_RTB) s = rtb_setup(t);
+    if (s == FR_OK && t->nc > 0) s = fr_gfn_beta_setup(t);
     if (s == FR_OK && t->nc > 0) s = fr_gfn_mo_target(t, t->eval_w);
     if (s != FR_OK) {
         fr_gfn_trainer_free(t);
@@ -314,7 +331,7 @@ void fr_gfn_trainer_free(fr_gfn_trainer *t)
     void *host[] = {t->obs_h, t->out_h, t->dout_h, t->st, t->act, t->len, t->logr, t->logpf, t->logpb,
                     t->logf, t->gpf, t->gpb, t->gf, t->logrs, t->logpfx, t->gpfx, t->logprior, t->visited, t->target,
                     t->rb_st, t->rb_act, t->rb_len, t->perm, t->util, t->lb_st, t->lb_act, t->lb_len, t->ln_st,
-                    t->ln_act, t->ln_len, t->ls_k0, t->lb_lpb, t->ln_lpf, t->pref, t->cond_rows};
+                    t->ln_act, t->ln_len, t->ls_k0, t->lb_lpb, t->ln_lpf, t->pref, t->cond_rows, t->beta_b};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     free(t);
 }

@@ -16,6 +16,7 @@
 
 #define GFN_MAX_LAYERS 16
 #define GFN_MAX_A 65 /* actions, exit included (flowrl/env.h's state_dim limit + 1) */
+#define GFN_MAX_THERM 64 /* a drawn β's thermometer bins */
 
 struct fr_gfn_trainer {
     fr_backend *be;
@@ -26,10 +27,13 @@ struct fr_gfn_trainer {
     int pb_col, f_col;                /* first P_B column, log F column (−1: none) */
     int L;                            /* linear layers: n_hidden + 1 */
     int64_t dim[GFN_MAX_LAYERS + 1];  /* dim[0] = obs_dim + nc, dim[L] = O */
-    int nc;                           /* preference conditioning: ω's width appended to the input (0: off) */
-    double *pref;                     /* (bcap, nc) each trajectory's ω */
-    float *cond_rows;                 /* (cap, nc) the ω of each row of the next forward (fr_gfn_cond_row) */
-    double eval_w[2];                 /* the ω of the exact evaluation, log Z and the target ((½, ½)) */
+    int nc;                           /* preference conditioning: ω's width (0: off) */
+    int ncw;                          /* the conditioning appended to the input: ω [+ the drawn β's thermometer] */
+    double *pref;                     /* (bcap, ncw) each trajectory's conditioning */
+    double *beta_b;                   /* (bcap,) each trajectory's β */
+    float *cond_rows;                 /* (cap, ncw) the conditioning of each row of the next forward (fr_gfn_cond_row) */
+    double eval_w[2 + GFN_MAX_THERM]; /* the exact evaluation's conditioning: ω ((½, ½)) [, the encoding of mo_beta] */
+    double beta_hi;                   /* a drawn β's thermometer upper bound */
     int n_params;                     /* 2 L: weight, bias per layer */
     fr_param params[2 * GFN_MAX_LAYERS];
     fr_tensor vals[2 * GFN_MAX_LAYERS], grads[2 * GFN_MAX_LAYERS];
@@ -103,10 +107,18 @@ fr_status fr_gfn_local_search(fr_gfn_trainer *t, int64_t *accepted);
  * the target R(· | ω)^β / Z(ω) into t->target and t->log_z_true. */
 static inline void fr_gfn_cond_row(fr_gfn_trainer *t, int64_t r, const double *w)
 {
-    for (int i = 0; i < t->nc; i++) t->cond_rows[r * t->nc + i] = (float)w[i];
+    for (int i = 0; i < t->ncw; i++) t->cond_rows[r * t->ncw + i] = (float)w[i];
 }
 void fr_gfn_draw_prefs(fr_gfn_trainer *t);
-double fr_gfn_mo_log_reward(const fr_gfn_trainer *t, const int32_t *x, const double *w);
+/* Each trajectory's drawn β and its encoding after ω (nothing with a constant β). */
+fr_status fr_gfn_draw_betas(fr_gfn_trainer *t);
+/* log R(x | ω, β) = β log Σ_i ω_i R_i(x), clipped as fr_gfn_log_reward. */
+double fr_gfn_mo_log_reward(const fr_gfn_trainer *t, const int32_t *x, const double *w, double beta);
+/* A drawn β's set-up (t->beta_hi, the evaluation's encoding); the thermometer encoding of β into
+ * enc (mo_beta_therm,): clamp(β − h_i, 0, g)/g with h_i = i·g, g = upper/(bins − 1) (the public
+ * code's `thermometer`, here in float64). */
+fr_status fr_gfn_beta_setup(fr_gfn_trainer *t);
+void fr_gfn_beta_encode(const fr_gfn_trainer *t, double beta, double *enc);
 fr_status fr_gfn_mo_target(fr_gfn_trainer *t, const double *w);
 
 /* core/gfn_train.c: the modes count of terminal state x (a sample the trainer evaluated R at). */

@@ -238,9 +238,9 @@ START_TEST(test_box_kde_jsd)
 }
 END_TEST
 
-/* Two iterations' gradients and the evaluation: the same bits on ref, opt at 3 threads and
+/* Two iterations' gradients and the evaluation of loss k: the same bits on ref, opt at 3 threads and
  * cuda-emu. */
-static void run_trainer(const char *backend, int threads, uint64_t *dig, double *l1)
+static void run_trainer(const char *backend, int threads, fr_box_loss k, uint64_t *dig, double *l1)
 {
     fr_env e = box_env(0.25);
     fr_backend be;
@@ -249,11 +249,15 @@ static void run_trainer(const char *backend, int threads, uint64_t *dig, double 
     o.batch = 16;
     o.hidden = 16;
     o.n_hidden = 2;
+    o.loss = k;
+    o.weighting = FR_SUBTB_EQUAL; /* subtb: a weighting other than the default */
     fr_box_trainer *t;
     ck_assert_msg(fr_box_trainer_new(&t, &be, &e, &o) == FR_OK, "%s", fr_last_error());
     fr_param *ps;
     int n_net, n = fr_box_trainer_params(t, &ps, &n_net);
-    ck_assert_int_eq(n, n_net + 1);
+    /* after the policies: log Z (TB), or the flow's 3 layers and log F(s0) (DB, SubTB) */
+    ck_assert_int_eq(n, n_net + (k == FR_BOX_TB ? 1 : 7));
+    ck_assert_str_eq(ps[n - 1].name, k == FR_BOX_TB ? "log_z" : "log_f_s0");
     uint64_t d = 0;
     for (int it = 0; it < 2; it++) {
         fr_box_step_info info;
@@ -278,16 +282,19 @@ static void run_trainer(const char *backend, int threads, uint64_t *dig, double 
 
 START_TEST(test_box_trainer_backends_bitwise)
 {
-    uint64_t dr, d;
-    double lr, l;
-    run_trainer("ref", 1, &dr, &lr);
-    const char *bes[] = {"opt", "opt", "cuda-emu"};
-    for (int i = 0; i < 3; i++) {
-        fr_backend probe; /* cuda-emu where built */
-        if (i == 2 && fr_backend_open(&probe, "cuda-emu", 0, 1) != FR_OK) continue;
-        if (i == 2) fr_backend_close(&probe);
-        run_trainer(bes[i], i == 1 ? 3 : 1, &d, &l);
-        ck_assert_msg(d == dr && l == lr, "%s (%d): gradients or evaluation differ from ref", bes[i], i);
+    const fr_box_loss ks[] = {FR_BOX_TB, FR_BOX_DB, FR_BOX_SUBTB};
+    for (int c = 0; c < 3; c++) {
+        uint64_t dr, d;
+        double lr, l;
+        run_trainer("ref", 1, ks[c], &dr, &lr);
+        const char *bes[] = {"opt", "opt", "cuda-emu"};
+        for (int i = 0; i < 3; i++) {
+            fr_backend probe; /* cuda-emu where built */
+            if (i == 2 && fr_backend_open(&probe, "cuda-emu", 0, 1) != FR_OK) continue;
+            if (i == 2) fr_backend_close(&probe);
+            run_trainer(bes[i], i == 1 ? 3 : 1, ks[c], &d, &l);
+            ck_assert_msg(d == dr && l == lr, "loss %d: %s (%d): gradients or evaluation differ from ref", (int)ks[c], bes[i], i);
+        }
     }
     /* the trainer refuses an environment that is not the Box */
     fr_env hg;
@@ -299,6 +306,52 @@ START_TEST(test_box_trainer_backends_bitwise)
     ck_assert_int_eq(fr_box_trainer_new(&t, &be, &hg, &o), FR_ERR_ARG);
     fr_backend_close(&be);
     fr_env_free(&hg);
+}
+END_TEST
+
+/* DB and SubTB's state flow: the first iteration's loss as a function of log F(s0) and of the flow
+ * network's output bias (each enters the residuals linearly, so the loss is quadratic in it and a
+ * central difference is exact up to rounding) against the gradient the trainer hands the optimiser;
+ * the draws do not depend on the flow, so a fresh trainer at each value sees the same trajectories. */
+static double box_loss_at(fr_box_loss k, const char *name, float v, float *grad)
+{
+    fr_env e = box_env(0.25);
+    fr_backend be = fr_test_backend("ref", 0, 1);
+    fr_box_train_opts o = fr_box_train_opts_default();
+    o.batch = 8;
+    o.hidden = 8;
+    o.n_hidden = 1;
+    o.loss = k;
+    fr_box_trainer *t;
+    ck_assert_msg(fr_box_trainer_new(&t, &be, &e, &o) == FR_OK, "%s", fr_last_error());
+    fr_param *ps;
+    int n_net, n = fr_box_trainer_params(t, &ps, &n_net), p = n_net;
+    while (p < n && strcmp(ps[p].name, name) != 0) p++;
+    ck_assert_msg(p < n && fr_tensor_numel(ps[p].value) == 1, "no scalar parameter %s", name);
+    ck_assert_int_eq(fr_h2d(&be, ps[p].value->data, &v, sizeof v), FR_OK);
+    fr_box_step_info info;
+    ck_assert_msg(fr_box_trainer_grad(t, &info) == FR_OK, "%s", fr_last_error());
+    ck_assert_int_eq(fr_d2h(&be, grad, ps[p].grad->data, sizeof *grad), FR_OK);
+    fr_box_trainer_free(t);
+    fr_backend_close(&be);
+    fr_env_free(&e);
+    return info.loss;
+}
+
+START_TEST(test_box_flow_gradients_fd)
+{
+    const fr_box_loss ks[] = {FR_BOX_DB, FR_BOX_SUBTB};
+    const char *names[] = {"log_f_s0", "logf.2.bias"};
+    for (int c = 0; c < 2; c++)
+        for (int q = 0; q < 2; q++) {
+            float g, gp, gm;
+            const float v = 0.25f, h = 0.5f;
+            box_loss_at(ks[c], names[q], v, &g);
+            const double lp = box_loss_at(ks[c], names[q], v + h, &gp), lm = box_loss_at(ks[c], names[q], v - h, &gm);
+            const double fd = (lp - lm) / (2.0 * h);
+            ck_assert_msg(fabs(fd - (double)g) <= 1e-5 * fmax(1.0, fabs(fd)) && g != 0.0f,
+                          "loss %d, %s: central difference %.9g, the trainer's gradient %.9g", (int)ks[c], names[q], fd, (double)g);
+        }
 }
 END_TEST
 
@@ -315,6 +368,7 @@ Suite *suite_gfn_box(void)
     tcase_add_test(tc, test_box_draws);
     tcase_add_test(tc, test_box_kde_jsd);
     tcase_add_test(tc, test_box_trainer_backends_bitwise);
+    tcase_add_test(tc, test_box_flow_gradients_fd);
     suite_add_tcase(s, tc);
     return s;
 }

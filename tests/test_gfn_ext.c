@@ -1,13 +1,14 @@
 /* OP-GFN, local-search and multi-objective GFlowNets (docs/algorithms/gfn.md §9, §10, §13; spec
  * gflownets.md §9–§11):
  * OP-GFN's soft label and ordering loss by hand and its gradient by central differences; the
- * top-k metric on a tiny grid by hand; local search's acceptance rule by hand and its sample
+ * top-k metric on a tiny grid by hand; OP-GFN's KL(P_B ‖ uniform) term by hand and in the trainer; local search's acceptance rule by hand and its sample
  * accounting; the 2-objective HyperGrid's objectives and Pareto front by hand, the conditional
  * target and the exact Pareto coverage by hand; ref = opt = cuda-emu bit for bit; the CLI. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/gfn_train_internal.h"
 #include "flowrl/backend.h"
 #include "flowrl/env.h"
 #include "flowrl/gfn.h"
@@ -207,6 +208,26 @@ static uint64_t ext_run(const char *name, int threads, const fr_gfn_opts *o, int
     return ext_run_h(name, threads, o, 5, iters, last);
 }
 
+/* A 3-iteration run of o is the same bits (digest, last loss, accepted reconstructions) on opt at 1
+ * and 3 threads and on cuda-emu (where it is built) as on ref. */
+static void ext_same_on_backends(const fr_gfn_opts *o, const char *what)
+{
+    fr_gfn_step_info ir, ib;
+    const uint64_t want = ext_run("ref", 1, o, 3, &ir);
+    const struct {
+        const char *name;
+        int threads;
+    } bk[] = {{"opt", 1}, {"opt", 3}, {"cuda-emu", 1}};
+    for (size_t i = 0; i < sizeof bk / sizeof bk[0]; i++) {
+        fr_backend probe;
+        if (strcmp(bk[i].name, "cuda-emu") == 0 && fr_backend_open(&probe, "cuda-emu", 0, 1) != FR_OK) continue;
+        if (strcmp(bk[i].name, "cuda-emu") == 0) fr_backend_close(&probe);
+        const uint64_t got = ext_run(bk[i].name, bk[i].threads, o, 3, &ib);
+        ck_assert_msg(got == want && ib.loss == ir.loss && ib.ls_accepted == ir.ls_accepted,
+                      "%s %s: %s at %d threads differs from ref", what, fr_gfn_loss_name(o->loss), bk[i].name, bk[i].threads);
+    }
+}
+
 /* Sample accounting: with --local-search I every iteration evaluates R at batch fresh and
  * batch · I rebuilt terminal states, so trajectories = iterations · batch · (1 + I); the modes found
  * count every one of them (so at least those of the fresh samples of the same draws); at most batch ·
@@ -255,21 +276,108 @@ START_TEST(test_ls_accounting_and_backends)
     for (int c = 0; c < 2; c++) { /* MH with a learned P_B; OP-GFN with local search */
         fr_gfn_opts oc = o;
         if (c == 0) oc.loss = FR_GFN_TB;
-        fr_gfn_step_info ir, ib;
-        const uint64_t want = ext_run("ref", 1, &oc, 3, &ir);
-        const struct {
-            const char *name;
-            int threads;
-        } bk[] = {{"ref", 1}, {"opt", 1}, {"opt", 3}, {"cuda-emu", 1}};
-        for (size_t i = 0; i < sizeof bk / sizeof bk[0]; i++) {
-            fr_backend probe;
-            if (strcmp(bk[i].name, "cuda-emu") == 0 && fr_backend_open(&probe, "cuda-emu", 0, 1) != FR_OK) continue;
-            if (strcmp(bk[i].name, "cuda-emu") == 0) fr_backend_close(&probe);
-            const uint64_t got = ext_run(bk[i].name, bk[i].threads, &oc, 3, &ib);
-            ck_assert_msg(got == want && ib.loss == ir.loss && ib.ls_accepted == ir.ls_accepted,
-                          "%s: %s at %d threads differs from ref", fr_gfn_loss_name(oc.loss), bk[i].name, bk[i].threads);
-        }
+        ext_same_on_backends(&oc, "local search");
     }
+}
+END_TEST
+
+/* OP-GFN's KL(P_B ‖ uniform) of one state (yhangchen/OP-GFN get_backward_entropy): by hand, its
+ * gradient in the logits by central differences (a clamped probability included: its term is
+ * constant), the single-parent state (q = 1 clamped to 1 − eps: KL = −log(1 − eps), no gradient). */
+static void kl_lsm(const double *z, const uint8_t *m, int n, double *lsm)
+{
+    double mx = -INFINITY, s = 0.0;
+    for (int a = 0; a < n; a++)
+        if (m[a] && z[a] > mx) mx = z[a];
+    for (int a = 0; a < n; a++)
+        if (m[a]) s += exp(z[a] - mx);
+    for (int a = 0; a < n; a++) lsm[a] = m[a] ? z[a] - mx - log(s) : -INFINITY;
+}
+
+START_TEST(test_kl_uniform_by_hand)
+{
+    const uint8_t m[4] = {1, 1, 1, 0};
+    double z[4] = {0.3, -1.1, 0.7, 5.0}, lsm[4], g[4];
+    kl_lsm(z, m, 4, lsm);
+    double want = 0.0;
+    for (int a = 0; a < 3; a++) want += (1.0 / 3.0) * (log(1.0 / 3.0) - lsm[a]);
+    const double kl = fr_gfn_kl_uniform(lsm, m, 4, g);
+    ck_assert_msg(fabs(kl - want) < 1e-14 && kl > 0.0, "kl %.17g, by hand %.17g", kl, want);
+    ck_assert(g[3] == 0.0);
+    const double zs[2][4] = {{0.3, -1.1, 0.7, 5.0}, {0.0, -40.0, 0.5, 0.0}}; /* the second: q_1 ≈ 4e-18 is clamped */
+    for (int c = 0; c < 2; c++)
+        for (int j = 0; j < 3; j++) {
+            memcpy(z, zs[c], sizeof z);
+            kl_lsm(z, m, 4, lsm);
+            fr_gfn_kl_uniform(lsm, m, 4, g);
+            const double h = 1e-6;
+            z[j] = zs[c][j] + h;
+            kl_lsm(z, m, 4, lsm);
+            const double kp = fr_gfn_kl_uniform(lsm, m, 4, NULL);
+            z[j] = zs[c][j] - h;
+            kl_lsm(z, m, 4, lsm);
+            const double km = fr_gfn_kl_uniform(lsm, m, 4, NULL);
+            ck_assert_msg(fabs((kp - km) / (2 * h) - g[j]) < 1e-8, "kl case %d logit %d: fd %.12g analytic %.12g", c, j,
+                          (kp - km) / (2 * h), g[j]);
+        }
+    /* the clamped q_1 carries no gradient of its own: g_1 = (Σ u over the free ones) q_1 */
+    memcpy(z, zs[1], sizeof z);
+    kl_lsm(z, m, 4, lsm);
+    fr_gfn_kl_uniform(lsm, m, 4, g);
+    ck_assert(fabs(g[1] - (2.0 / 3.0) * exp(lsm[1])) < 1e-20);
+    const uint8_t one[4] = {0, 1, 0, 0};
+    kl_lsm(z, one, 4, lsm);
+    ck_assert(fabs(fr_gfn_kl_uniform(lsm, one, 4, g) + log(1.0 - FR_GFN_KL_EPS)) < 1e-20);
+    for (int a = 0; a < 4; a++) ck_assert(g[a] == 0.0);
+    const uint8_t none[4] = {0, 0, 0, 0};
+    ck_assert(fr_gfn_kl_uniform(lsm, none, 4, g) == 0.0);
+}
+END_TEST
+
+/* The trainer's KL term: the first iteration's loss is the plain loss plus kl_weight · K with the same
+ * K > 0 at every weight (the draws and the initial network do not depend on it), the run differs from
+ * kl_weight 0 and is the same bits on ref, opt (1, 3 threads) and cuda-emu (gfn-op and gfn-tb with local
+ * search); a uniform P_B, fm and rtb are refused in one line naming the option. */
+START_TEST(test_kl_trainer)
+{
+    fr_gfn_opts o = fr_gfn_opts_default();
+    o.batch = 6;
+    o.hidden = 16;
+    o.loss = FR_GFN_OP;
+    fr_gfn_step_info i0, i1, i2;
+    const uint64_t d0 = ext_run("ref", 1, &o, 1, &i0);
+    o.kl_weight = 1.0;
+    const uint64_t d1 = ext_run("ref", 1, &o, 1, &i1);
+    o.kl_weight = 2.0;
+    ext_run("ref", 1, &o, 1, &i2);
+    const double k1 = i1.loss - i0.loss, k2 = (i2.loss - i0.loss) / 2.0;
+    ck_assert_msg(k1 > 1e-6 && fabs(k1 - k2) < 1e-12, "KL term %.17g at weight 1, %.17g at weight 2", k1, k2);
+    ck_assert(d1 != d0);
+    for (int c = 0; c < 2; c++) {
+        fr_gfn_opts oc = o;
+        oc.kl_weight = 0.5;
+        if (c == 1) {
+            oc.loss = FR_GFN_TB;
+            oc.ls_rounds = 1;
+        }
+        ext_same_on_backends(&oc, "kl");
+    }
+    fr_backend be = fr_test_backend("ref", 0, 1);
+    fr_env e = grid(2, 4);
+    fr_gfn_trainer *t = NULL;
+    const fr_gfn_loss_kind bad[3] = {FR_GFN_OP, FR_GFN_FM, FR_GFN_RTB};
+    for (int c = 0; c < 3; c++) {
+        fr_gfn_opts ob = o;
+        ob.loss = bad[c];
+        ob.uniform_pb = c == 0;
+        ck_assert_int_eq(fr_gfn_trainer_new(&t, &be, &e, &ob), FR_ERR_ARG);
+        ck_assert_msg(strstr(fr_last_error(), "--kl-weight"), "%s", fr_last_error());
+    }
+    o.kl_weight = -1.0;
+    ck_assert_int_eq(fr_gfn_trainer_new(&t, &be, &e, &o), FR_ERR_ARG);
+    ck_assert(t == NULL);
+    fr_env_free(&e);
+    fr_backend_close(&be);
 }
 END_TEST
 
@@ -307,10 +415,11 @@ START_TEST(test_cli_op_ls)
     fr_test_mkdtemp(dir, sizeof dir, "gfnext");
     snprintf(cmd, sizeof cmd,
              "train --algo gfn-op --env hypergrid --ndim 2 --height 4 --batch-size 4 --hidden-dim 8 --n-hidden 1 "
-             "--epochs 2 --eval-every 2 --top-k 4 --out %s/op",
+             "--epochs 2 --eval-every 2 --top-k 4 --kl-weight 0.1 --out %s/op",
              dir);
     ck_assert_msg(fr_test_run_cli(cmd, out, sizeof out) == 0, "%s", out);
-    ck_assert_msg(strstr(out, "topk_found") && strstr(out, "op loss"), "%s", out);
+    ck_assert_msg(strstr(out, "topk_found") && strstr(out, "op loss") && strstr(out, "KL(P_B || uniform) term, weight 0.1"),
+                  "%s", out);
     snprintf(cmd, sizeof cmd,
              "train --algo gfn-tb --env hypergrid --ndim 2 --height 4 --batch-size 4 --hidden-dim 8 --n-hidden 1 "
              "--epochs 2 --eval-every 2 --local-search 2 --ls-mh --out %s/ls",
@@ -318,11 +427,13 @@ START_TEST(test_cli_op_ls)
     ck_assert_msg(fr_test_run_cli(cmd, out, sizeof out) == 0, "%s", out);
     ck_assert_msg(strstr(out, "local search: 2 rounds") && strstr(out, "trajectories 24 "), "%s", out);
     snprintf(cmd, sizeof cmd,
-             "train --algo gfn-tb --env mo-hypergrid --height 5 --preference --mo-beta 2 --batch-size 4 --hidden-dim 8 "
-             "--n-hidden 1 --epochs 2 --eval-every 2 --out %s/mo",
+             "train --algo gfn-tb --env mo-hypergrid --height 5 --preference --mo-beta 2 --mo-beta-dist uniform --mo-beta-a 1 "
+             "--mo-beta-b 4 --mo-beta-therm 4 --batch-size 4 --hidden-dim 8 --n-hidden 1 --epochs 2 --eval-every 2 --out %s/mo",
              dir);
     ck_assert_msg(fr_test_run_cli(cmd, out, sizeof out) == 0, "%s", out);
-    ck_assert_msg(strstr(out, "pareto_cov1000") && strstr(out, "preference-conditioned"), "%s", out);
+    ck_assert_msg(strstr(out, "pareto_cov1000") && strstr(out, "preference-conditioned") &&
+                      strstr(out, "beta drawn per trajectory: uniform(1, 4), 4 thermometer bins"),
+                  "%s", out);
     ck_assert_int_eq(fr_test_run_cli("train --algo gfn-op --help", out, sizeof out), 0);
     ck_assert_msg(strstr(out, "--local-search") && strstr(out, "--top-k"), "%s", out);
     fr_test_rmtree(dir);
@@ -466,6 +577,113 @@ START_TEST(test_mo_eval_by_hand_and_backends)
 }
 END_TEST
 
+/* A drawn β (TemperatureConditional): the thermometer encoding by hand, each distribution's upper
+ * bound (gamma's 95% quantile: Gamma(2)'s is 4.743864518…, χ²₄'s 9.487729037/2), the draws (in their
+ * support, float32 values, the batch mean near the distribution's), the encoding after ω in each
+ * trajectory's conditioning and log R = β log Σ ω R; the input widens by the bins; ref = opt (1, 3
+ * threads) = cuda-emu bit for bit; bad parameters refused. */
+static fr_gfn_trainer *beta_trainer(fr_backend *be, fr_env *e, int dist, double a, double b, int therm, int batch)
+{
+    fr_gfn_opts o = fr_gfn_opts_default();
+    o.batch = batch;
+    o.hidden = 8;
+    o.n_hidden = 1;
+    o.preference = 1;
+    o.mo_beta = 2.0;
+    o.mo_beta_dist = dist;
+    o.mo_beta_a = a;
+    o.mo_beta_b = b;
+    o.mo_beta_therm = therm;
+    fr_gfn_trainer *t = NULL;
+    ck_assert_msg(fr_gfn_trainer_new(&t, be, e, &o) == FR_OK, "%s", fr_last_error());
+    return t;
+}
+
+START_TEST(test_mo_beta_drawn)
+{
+    fr_backend be = fr_test_backend("ref", 0, 1);
+    int h = 5;
+    fr_env e;
+    ck_assert_int_eq(fr_env_create(&fr_env_mo_hypergrid, &h, &e), FR_OK);
+    fr_gfn_trainer *t = beta_trainer(&be, &e, 2, 0.0, 3.0, 4, 256); /* uniform [0, 3], 4 bins: gap 1 */
+    ck_assert(t->beta_hi == 3.0 && t->ncw == 6 && t->dim[0] == e.obs_dim + 6);
+    double enc[4];
+    const double want[3][4] = {{1, 0.5, 0, 0}, {0, 0, 0, 0}, {1, 1, 1, 1}};
+    const double betas[3] = {1.5, -1.0, 5.0};
+    for (int c = 0; c < 3; c++) {
+        fr_gfn_beta_encode(t, betas[c], enc);
+        for (int i = 0; i < 4; i++) ck_assert_msg(enc[i] == want[c][i], "beta %g bin %d: %g", betas[c], i, enc[i]);
+    }
+    ck_assert(t->eval_w[2] == 1.0 && t->eval_w[3] == 1.0 && t->eval_w[4] == 0.0); /* mo_beta 2 */
+    const struct {
+        int dist;
+        double a, b, lo, hi, mean, tol, ub;
+    } cs[] = {{2, 0.0, 3.0, 0.0, 3.0, 1.5, 0.3, 3.0},
+              {3, 1.0, 8.0, 1.0, 8.0, 7.0 / log(8.0), 0.6, 8.0},
+              {1, 2.0, 1.5, 0.0, INFINITY, 3.0, 0.6, 1.5 * 4.743864518},
+              {4, 2.0, 3.0, 0.0, 1.0, 0.4, 0.06, 1.0}};
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        if (c > 0) t = beta_trainer(&be, &e, cs[c].dist, cs[c].a, cs[c].b, 8, 256);
+        ck_assert_msg(fabs(t->beta_hi - cs[c].ub) < 1e-8, "dist %d: upper bound %.12g, want %.12g", cs[c].dist, t->beta_hi, cs[c].ub);
+        fr_gfn_step_info info;
+        ck_assert_msg(fr_gfn_trainer_step(t, &info) == FR_OK, "%s", fr_last_error());
+        double mean = 0.0;
+        for (int64_t b = 0; b < 256; b++) {
+            const double be_ = t->beta_b[b];
+            ck_assert_msg(be_ >= cs[c].lo && be_ <= cs[c].hi && be_ == (double)(float)be_, "dist %d: beta %.17g", cs[c].dist, be_);
+            mean += be_ / 256.0;
+            const int nb = t->o.mo_beta_therm;
+            double e2[64];
+            fr_gfn_beta_encode(t, be_, e2);
+            for (int i = 0; i < nb; i++) ck_assert(t->pref[b * t->ncw + 2 + i] == e2[i]);
+            const int32_t *x = t->st + (b * e.max_steps + t->len[b] - 1) * e.state_dim;
+            ck_assert(t->logr[b] == fr_gfn_mo_log_reward(t, x, t->pref + b * t->ncw, be_));
+        }
+        ck_assert_msg(t->beta_b[0] != t->beta_b[1] && fabs(mean - cs[c].mean) < cs[c].tol, "dist %d: batch mean %.6f, want %.6f",
+                      cs[c].dist, mean, cs[c].mean);
+        fr_gfn_trainer_free(t);
+    }
+    /* the same bits on every backend */
+    fr_gfn_opts o = fr_gfn_opts_default();
+    o.batch = 6;
+    o.hidden = 16;
+    o.preference = 1;
+    o.mo_beta_dist = 1;
+    o.mo_beta_a = 2.0;
+    o.mo_beta_b = 4.0;
+    o.mo_beta_therm = 8;
+    uint64_t want_d = 0;
+    const struct {
+        const char *name;
+        int threads;
+    } bk[] = {{"ref", 1}, {"opt", 1}, {"opt", 3}, {"cuda-emu", 1}};
+    for (size_t i = 0; i < sizeof bk / sizeof bk[0]; i++) {
+        fr_backend b2;
+        if (fr_backend_open(&b2, bk[i].name, 0, bk[i].threads) != FR_OK) continue; /* cuda-emu where built */
+        fr_gfn_trainer *t2;
+        ck_assert_msg(fr_gfn_trainer_new(&t2, &b2, &e, &o) == FR_OK, "%s", fr_last_error());
+        for (int it = 0; it < 3; it++) ck_assert_msg(fr_gfn_trainer_step(t2, NULL) == FR_OK, "%s", fr_last_error());
+        uint64_t d;
+        ck_assert_int_eq(fr_gfn_trainer_digest(t2, &d, NULL), FR_OK);
+        if (i == 0) want_d = d;
+        ck_assert_msg(d == want_d, "drawn beta: %s at %d threads differs from ref", bk[i].name, bk[i].threads);
+        fr_gfn_trainer_free(t2);
+        fr_backend_close(&b2);
+    }
+    const double bad[][3] = {{3, 0.0, 8.0}, {2, 3.0, 3.0}, {1, -1.0, 1.0}, {4, 1.0, 0.0}, {7, 1.0, 2.0}};
+    for (size_t c = 0; c < sizeof bad / sizeof bad[0]; c++) {
+        o.mo_beta_dist = (int)bad[c][0];
+        o.mo_beta_a = bad[c][1];
+        o.mo_beta_b = bad[c][2];
+        fr_gfn_trainer *t3 = NULL;
+        ck_assert_int_eq(fr_gfn_trainer_new(&t3, &be, &e, &o), FR_ERR_ARG);
+        ck_assert_msg(strstr(fr_last_error(), "--mo-beta-dist"), "%s", fr_last_error());
+    }
+    fr_env_free(&e);
+    fr_backend_close(&be);
+}
+END_TEST
+
 Suite *suite_gfn_ext(void)
 {
     Suite *s = suite_create("gfn_ext");
@@ -477,9 +695,12 @@ Suite *suite_gfn_ext(void)
     tcase_add_test(tc, test_ls_accept_rule);
     tcase_add_test(tc, test_ls_accounting_and_backends);
     tcase_add_test(tc, test_ls_errors);
+    tcase_add_test(tc, test_kl_uniform_by_hand);
+    tcase_add_test(tc, test_kl_trainer);
     tcase_add_test(tc, test_cli_op_ls);
     tcase_add_test(tc, test_mo_env_by_hand);
     tcase_add_test(tc, test_mo_eval_by_hand_and_backends);
+    tcase_add_test(tc, test_mo_beta_drawn);
     suite_add_tcase(s, tc);
     return s;
 }

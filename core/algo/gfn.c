@@ -15,14 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/algo/gfn_common.h"
 #include "flowrl/algo.h"
-#include "flowrl/digest.h"
 #include "flowrl/gfn_train.h"
 
 typedef struct {
     int64_t batch, hidden, n_hidden, validation_samples, replay, ls_rounds, top_k;
-    int uniform_pb, forward_looking, weighting, regression, ls_mh, preference;
-    double ls_back_ratio, mo_beta;
+    int uniform_pb, forward_looking, weighting, regression, ls_mh, preference, mo_beta_dist, mo_beta_therm;
+    double ls_back_ratio, mo_beta, kl_weight, mo_beta_a, mo_beta_b;
     double lr_z, epsilon, temperature, sf_bias, lambda, init_log_z, linex_alpha, clip_min, beta;
     char prior[1024];
 } gfn_opts;
@@ -31,6 +31,8 @@ typedef struct {
 static const char *const k_weighting_names[] = {"geometric_within", "equal_within", "equal", "geometric", "DB",
                                                 "ModifiedDB", "TB", NULL};
 static const char *const k_regression_names[] = {"square", "cosh", "linex", NULL};
+/* TemperatureConditional's sample_dist (recursionpharma/gflownet; flowrl/gfn_train.h mo_beta_dist) */
+static const char *const k_beta_dists[] = {"constant", "gamma", "uniform", "loguniform", "beta", NULL};
 #define CLIP_OFF -1e300 /* --log-reward-clip-min's "off" (torchgfn v2: −inf; options are finite) */
 
 #define C gfn_opts
@@ -81,7 +83,19 @@ static const fr_opt k_rows[] = {
                 "multi-objective (§13; --env mo-hypergrid): condition the policy on a preference w ~ Dirichlet(1, 1) per "
                 "trajectory, reward (w . R(x))^beta; tb's log Z becomes log Z(w)",
                 0),
-    FR_OPT_F64(C, mo_beta, "mo_beta", "1", 1e-6, 1000, "--preference: the reward's exponent beta (constant)", 0),
+    FR_OPT_F64(C, mo_beta, "mo_beta", "1", 1e-6, 1000,
+               "--preference: the reward's exponent beta (constant; with --mo-beta-dist, the evaluation's)", 0),
+    FR_OPT_ENUM(C, mo_beta_dist, "mo_beta_dist", "constant", k_beta_dists,
+                "--preference: beta drawn per trajectory: gamma(shape a, scale b), uniform [a, b], loguniform [a, b] or "
+                "beta(a, b), its thermometer encoding an input of the policy (constant: --mo-beta)",
+                0),
+    FR_OPT_F64(C, mo_beta_a, "mo_beta_a", "1", 0, 1e6, "--mo-beta-dist: the first parameter a", 0),
+    FR_OPT_F64(C, mo_beta_b, "mo_beta_b", "32", 0, 1e6, "--mo-beta-dist: the second parameter b", 0),
+    FR_OPT_INT(C, mo_beta_therm, "mo_beta_therm", "32", 2, 64, "--mo-beta-dist: thermometer bins of the encoding", 0),
+    FR_OPT_F64(C, kl_weight, "kl_weight", "0", 0, 1e6,
+               "OP-GFN's KL(P_B || uniform) term: this weight times its mean over the visited states but s0 (learned "
+               "P_B; 0: off)",
+               0),
 };
 #undef C
 
@@ -173,6 +187,11 @@ static fr_status gfn_setup(fr_run *r, void **out)
     o.ls_mh = a->ls_mh;
     o.preference = a->preference;
     o.mo_beta = a->mo_beta;
+    o.mo_beta_dist = a->mo_beta_dist;
+    o.mo_beta_a = a->mo_beta_a;
+    o.mo_beta_b = a->mo_beta_b;
+    o.mo_beta_therm = a->mo_beta_therm;
+    o.kl_weight = a->kl_weight;
     FR_TRY(fr_gfn_trainer_new(&g->t, r->be, &r->env, &o));
     return fr_env_target(&r->env, NULL, NULL, &g->n_modes, NULL);
 }
@@ -210,6 +229,11 @@ static void gfn_header(fr_run *r, void *state)
         fr_run_info(r, "preference-conditioned: w ~ Dirichlet(1, 1) per trajectory, reward (w . R(x))^%g; exact_l1 and "
                        "log_z_err at w = (0.5, 0.5), mo_* over 9 preferences",
                     a->mo_beta);
+    if (a->preference && a->mo_beta_dist != 0)
+        fr_run_info(r, "beta drawn per trajectory: %s(%g, %g), %d thermometer bins; the evaluation at beta %g",
+                    k_beta_dists[a->mo_beta_dist], a->mo_beta_a, a->mo_beta_b, a->mo_beta_therm, a->mo_beta);
+    if (a->kl_weight > 0.0)
+        fr_run_info(r, "KL(P_B || uniform) term, weight %g (mean over the visited states but s0)", a->kl_weight);
     if (a->ls_rounds > 0)
         fr_run_info(r, "local search: %lld rounds a trajectory, back ratio %g, %s acceptance; %lld samples an epoch",
                     (long long)a->ls_rounds, a->ls_back_ratio, a->ls_mh ? "Metropolis-Hastings" : "greedy",
@@ -275,10 +299,8 @@ static fr_status gfn_evaluate(fr_run *r, void *state, const char *key, int64_t e
     /* the parameters' digest: two runs of one configuration are the same bits */
     uint64_t d;
     int64_t np;
-    char hex[17];
     FR_TRY(fr_gfn_trainer_digest(g->t, &d, &np));
-    fr_digest_hex(d, hex);
-    fr_run_info(r, "parameters %lld, digest %s", (long long)np, hex);
+    fr_gfn_digest_line(r, d, np);
     return FR_OK;
 }
 

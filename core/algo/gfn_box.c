@@ -1,8 +1,9 @@
 /* The Box GFlowNet on the run loop (docs/algorithms/gfn-box.md): `flowrl train --algo gfn-box
- * --env box --loss tb|zvar`, over the trainer of flowrl/gfn_box.h (torchgfn 1.2.1
+ * --env box --loss tb|zvar|db|subtb`, over the trainer of flowrl/gfn_box.h (torchgfn 1.2.1
  * tutorials/examples/train_box.py). It trains on an environment (fr_algo.on_env): the trainer owns
- * the P_F network with its s0 parameters, the P_B network and log Z; the loop keeps Adam over them
- * in two groups (the networks at --lr, log Z at --lr-z, as train_box.py), the records, checkpoints,
+ * the P_F network with its s0 parameters, the P_B network and log Z (or the state flow); the loop
+ * keeps Adam over them in two groups (the policies at --lr, log Z at --lr-z or the state flow with
+ * its s0 value at --lr-f, as train_box.py), the records, checkpoints,
  * resume and the evaluation (the L1 and JSD of a histogram of terminal states against the exact
  * R/Z of its cells, train_box.py's KDE JSD with --kde-samples, the log Z error; a PNG of the
  * samples at the first and last evaluation).
@@ -10,29 +11,32 @@
  * One epoch is one iteration: --batch-size trajectories, draws from Philox (seed,
  * FR_RNG_BOX_ACTION, epoch, trajectory, step), the loss and its gradient, one optimiser step.
  * audit.log records of an epoch: loss, then the loop's state records. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "core/algo/gfn_common.h"
 #include "flowrl/algo.h"
-#include "flowrl/digest.h"
 #include "flowrl/gfn_box.h"
-#include "flowrl/png.h"
 
 typedef struct {
-    int loss, uniform_pb, n_components, n_components_s0, eval_bins;
+    int loss, uniform_pb, n_components, n_components_s0, eval_bins, weighting;
     int64_t batch, hidden, n_hidden, eval_samples, kde_samples;
-    double min_concentration, max_concentration, lr_z, init_log_z;
+    double min_concentration, max_concentration, lr_z, init_log_z, lr_f, lambda;
 } box_opts;
 
-static const char *const k_loss_names[] = {"tb", "zvar", NULL};
+static const char *const k_loss_names[] = {"tb", "zvar", "db", "subtb", NULL};
+/* torchgfn's spellings (SubTBGFlowNet.weighting; flowrl/gfn.h) */
+static const char *const k_weighting_names[] = {"geometric_within", "equal_within", "equal", "geometric", "DB",
+                                                "ModifiedDB", "TB", NULL};
 
 #define C box_opts
 static const fr_opt k_rows[] = {
-    FR_OPT_ENUM(C, loss, "loss", "tb", k_loss_names, "tb (trajectory balance) or zvar (log-partition variance)", 0),
+    FR_OPT_ENUM(C, loss, "loss", "tb", k_loss_names,
+                "tb (trajectory balance), zvar (log-partition variance), db (detailed balance) or subtb (sub-trajectory "
+                "balance); db and subtb learn a state flow",
+                0),
     FR_OPT_I64(C, batch, "batch_size", "128", 1, 1 << 20, "trajectories per epoch (one optimiser step)", 0),
     FR_OPT_I64(C, hidden, "hidden_dim", "128", 1, 8192, "width of the P_F and P_B MLPs", 0),
     FR_OPT_I64(C, n_hidden, "n_hidden", "4", 1, 7, "hidden layers of the MLPs", 0),
@@ -43,6 +47,11 @@ static const fr_opt k_rows[] = {
     FR_OPT_BOOL(C, uniform_pb, "uniform_pb", "false", "P_B uniform over the south-western quarter circle (else a learned MLP)", 0),
     FR_OPT_F64(C, lr_z, "lr_z", "0.001", 1e-12, 100, "Adam learning rate of log Z (tb; train_box.py's lr_Z)", 0),
     FR_OPT_F64(C, init_log_z, "init_log_z", "0", -1e6, 1e6, "initial log Z (tb)", 0),
+    FR_OPT_F64(C, lr_f, "lr_f", "0.01", 1e-12, 100,
+               "Adam learning rate of the state flow and its s0 value log F(s0) (db, subtb; train_box.py's lr_F)", 0),
+    FR_OPT_F64(C, lambda, "subtb_lambda", "0.9", 1e-6, 1e6, "subtb's lambda (train_box.py's subTB_lambda)", 0),
+    FR_OPT_ENUM(C, weighting, "subtb_weighting", "geometric_within", k_weighting_names,
+                "subtb: the sub-trajectories' weighting (torchgfn's names)", 0),
     FR_OPT_I64(C, eval_samples, "eval_samples", "10000", 1, 1e8, "terminal states of each evaluation (train_box.py: 10000)", FR_OPT_RESUMABLE),
     FR_OPT_INT(C, eval_bins, "eval_bins", "10", 1, 1000, "the evaluation's histogram has eval_bins x eval_bins cells", FR_OPT_RESUMABLE),
     FR_OPT_I64(C, kde_samples, "kde_samples", "0", 0, 1e6,
@@ -104,6 +113,8 @@ static fr_status box_setup(fr_run *r, void **out)
     o.uniform_pb = a->uniform_pb;
     o.init_log_z = a->init_log_z;
     o.seed = r->o->run.seed;
+    o.lambda = a->lambda;
+    o.weighting = (fr_gfn_subtb_weighting)a->weighting;
     return fr_box_trainer_new(&g->t, r->be, &r->env, &o);
 }
 
@@ -114,7 +125,9 @@ static fr_status box_params(fr_run *r, void *state, fr_param **ps, int *n, fr_ru
     *n = fr_box_trainer_params(g->t, ps, &n_net);
     groups[0] = (fr_run_group){0, n_net, -1.0, -1.0}; /* the run's --lr and --weight-decay */
     *n_groups = 1;
-    if (*n > n_net) groups[(*n_groups)++] = (fr_run_group){n_net, *n - n_net, ((const box_opts *)r->ao)->lr_z, 0.0};
+    const box_opts *a = r->ao;
+    const double lr = a->loss == FR_BOX_DB || a->loss == FR_BOX_SUBTB ? a->lr_f : a->lr_z; /* the flow, or log Z */
+    if (*n > n_net) groups[(*n_groups)++] = (fr_run_group){n_net, *n - n_net, lr, 0.0};
     return FR_OK;
 }
 
@@ -127,6 +140,10 @@ static void box_header(fr_run *r, void *state)
                 k_loss_names[a->loss], (long long)a->batch, (long long)a->hidden, (long long)a->n_hidden, a->n_components,
                 a->n_components_s0, a->min_concentration, a->max_concentration, a->uniform_pb ? "uniform" : "learned",
                 a->lr_z, fr_box_log_z(fr_box_of(&r->env)));
+    if (a->loss == FR_BOX_DB || a->loss == FR_BOX_SUBTB)
+        fr_run_info(r, "state flow: an MLP of %lld x %lld and log F(s0) at lr_f %g%s%s (subtb lambda %g)", (long long)a->hidden,
+                    (long long)a->n_hidden, a->lr_f, a->loss == FR_BOX_SUBTB ? ", weighting " : "",
+                    a->loss == FR_BOX_SUBTB ? k_weighting_names[a->weighting] : "", a->lambda);
 }
 
 static fr_status box_epoch(fr_run *r, void *state)
@@ -148,31 +165,18 @@ static fr_status box_epoch(fr_run *r, void *state)
 static fr_status write_png(fr_run *r, const char *key, const double *xs, int64_t n)
 {
     const fr_box_opts *bo = fr_box_of(&r->env);
-    char dir[1200], path[1300];
-    snprintf(dir, sizeof dir, "%s/samples", r->dir);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return fr_fail(FR_ERR_IO, "%s: %s", dir, strerror(errno));
-    snprintf(path, sizeof path, "%s/%s.png", dir, key);
     float *xy = fr_malloc((size_t)(4 * n) * sizeof *xy);
-    uint8_t *col = fr_malloc((size_t)(6 * n));
-    fr_status s = xy && col ? FR_OK : FR_ERR_NOMEM;
-    for (int64_t i = 0; i < n && s == FR_OK; i++) {
+    if (!xy) return FR_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) {
         double gt[2];
         fr_box_target_sample(bo, r->o->run.seed, (uint32_t)i, gt);
-        xy[2 * i] = (float)gt[0] - 0.5f;
-        xy[2 * i + 1] = (float)gt[1] - 0.5f;
-        xy[2 * (n + i)] = (float)xs[2 * i] - 0.5f;
-        xy[2 * (n + i) + 1] = (float)xs[2 * i + 1] - 0.5f;
-        const uint8_t o[3] = {255, 127, 14}, b[3] = {31, 119, 180};
-        memcpy(col + 3 * i, o, 3);
-        memcpy(col + 3 * (n + i), b, 3);
+        for (int c = 0; c < 2; c++) {
+            xy[2 * i + c] = (float)gt[c] - 0.5f;
+            xy[2 * (n + i) + c] = (float)xs[2 * i + c] - 0.5f;
+        }
     }
-    if (s == FR_OK) {
-        fr_scatter_opts so = fr_scatter_opts_default();
-        so.extent = 0.55f;
-        s = fr_png_write_scatter(path, xy, (int)(2 * n), col, &so);
-    }
+    fr_status s = fr_gfn_sample_png(r, key, xy, n, 0.55f);
     free(xy);
-    free(col);
     return s;
 }
 
@@ -202,10 +206,8 @@ static fr_status box_evaluate(fr_run *r, void *state, const char *key, int64_t e
     if (s != FR_OK || strcmp(key, "after") != 0) return s;
     uint64_t d;
     int64_t np;
-    char hex[17];
     FR_TRY(fr_box_trainer_digest(g->t, &d, &np));
-    fr_digest_hex(d, hex);
-    fr_run_info(r, "parameters %lld, digest %s", (long long)np, hex);
+    fr_gfn_digest_line(r, d, np);
     return FR_OK;
 }
 
@@ -243,10 +245,10 @@ const fr_algo fr_algo_gfn_box = {
     "gfn-box",
     "continuous GFlowNet on torchgfn's Box (--env box; mixture-of-Betas policies; train_box.py)",
     "docs/algorithms/gfn-box.md",
-    "A GFlowNet on the Box environment (--env box, docs/envs.md §8) with --loss tb or zvar, as torchgfn's "
+    "A GFlowNet on the Box environment (--env box, docs/envs.md §8) with --loss tb, zvar, db or subtb, as torchgfn's "
     "train_box.py: P_F a mixture of Betas over the quarter disk at s0 (radius and angle) and over the quarter "
     "circle's angles elsewhere, with an exit probability; P_B a mixture of Betas over the south-western quarter "
-    "circle (or uniform). Defaults: train_box.py's (batch 128, hidden 128 x 4, 2 components, 4 at s0, "
+    "circle (or uniform); db and subtb learn a state flow (an MLP, its s0 value a scalar, at --lr-f). Defaults: train_box.py's (batch 128, hidden 128 x 4, 2 components, 4 at s0, "
     "concentrations [0.1, 5.1], Adam lr 1e-3, lr_z 1e-3, 23437 epochs = 3e6 trajectories, an evaluation every "
     "500 on 10000 samples). Evaluation: the L1 and JSD of a histogram of terminal states against the exact R/Z "
     "of its cells, the KDE JSD at the last one (--kde-samples), the log Z error; samples/before.png and after.png.",

@@ -10,17 +10,14 @@
  * One epoch is one iteration: --batch-size trajectories of --steps Euler–Maruyama steps, noise
  * from Philox (seed, FR_RNG_GFND_NOISE, epoch, trajectory, step), the loss and its gradient, one
  * optimiser step. audit.log records of an epoch: loss, then the loop's state records. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "core/algo/gfn_common.h"
 #include "flowrl/algo.h"
-#include "flowrl/digest.h"
 #include "flowrl/gfn_diffusion.h"
-#include "flowrl/png.h"
 
 typedef struct {
     int loss;
@@ -172,33 +169,18 @@ static fr_status write_png(fr_run *r, const char *key, const double *xs, int64_t
 {
     const fr_env *e = &r->env;
     const int64_t D = e->state_dim;
-    char dir[1200], path[1300];
-    snprintf(dir, sizeof dir, "%s/samples", r->dir);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return fr_fail(FR_ERR_IO, "%s: %s", dir, strerror(errno));
-    snprintf(path, sizeof path, "%s/%s.png", dir, key);
     float *xy = fr_malloc((size_t)(4 * n) * sizeof *xy);
-    uint8_t *col = fr_malloc((size_t)(6 * n));
     double *gt = fr_malloc((size_t)D * sizeof *gt);
-    fr_status s = xy && col && gt ? FR_OK : FR_ERR_NOMEM;
+    fr_status s = xy && gt ? FR_OK : FR_ERR_NOMEM;
     for (int64_t i = 0; i < n && s == FR_OK; i++) {
         e->energy->sample(e, r->o->run.seed, (uint32_t)i, gt);
         xy[2 * i] = (float)gt[0];
         xy[2 * i + 1] = (float)(D > 1 ? gt[1] : 0.0);
         xy[2 * (n + i)] = (float)xs[i * D];
         xy[2 * (n + i) + 1] = (float)(D > 1 ? xs[i * D + 1] : 0.0);
-        const uint8_t o[3] = {255, 127, 14}, b[3] = {31, 119, 180};
-        memcpy(col + 3 * i, o, 3);
-        memcpy(col + 3 * (n + i), b, 3);
     }
-    for (int64_t i = 0; i < 4 * n && s == FR_OK; i++)
-        if (!isfinite(xy[i])) xy[i] = 1e30f; /* off the plot */
-    if (s == FR_OK) {
-        fr_scatter_opts so = fr_scatter_opts_default();
-        so.extent = (float)e->energy->extent(e);
-        s = fr_png_write_scatter(path, xy, (int)(2 * n), col, &so);
-    }
+    if (s == FR_OK) s = fr_gfn_sample_png(r, key, xy, n, (float)e->energy->extent(e));
     free(xy);
-    free(col);
     free(gt);
     return s;
 }
@@ -225,10 +207,8 @@ static fr_status gfnd_evaluate(fr_run *r, void *state, const char *key, int64_t 
     if (s != FR_OK || strcmp(key, "after") != 0) return s;
     uint64_t d;
     int64_t np;
-    char hex[17];
     FR_TRY(fr_gfnd_trainer_digest(g->t, &d, &np));
-    fr_digest_hex(d, hex);
-    fr_run_info(r, "parameters %lld, digest %s", (long long)np, hex);
+    fr_gfn_digest_line(r, d, np);
     return FR_OK;
 }
 

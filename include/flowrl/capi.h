@@ -230,6 +230,10 @@ int flowrl_env_target(const flowrl_env *e, double *p, double *log_z, int64_t *n_
  *   in.log_z, in.lambda (scalars; defaults 0, 0.9)
  *   -> out.loss, out.resid, out.grad_logpf, out.grad_logpb, out.grad_logf (with in.logf),
  *      out.grad_log_z (scalar);
+ * kinds "mdb", "rtb", "op" and the options of fr_gfn_batch, with the same names (each optional):
+ *   in.logrs, in.logpf_exit (-> out.grad_logpf_exit), in.logprior (B, L), in.perm (B,) int32,
+ *   in.util (B,), scalars in.beta, in.linex_alpha (default 1), in.forward_looking (0/1),
+ *   in.weighting, in.regression (the enums' values; default 0); DB's and MDB's out.resid is (B, L);
  * kind "fm": in.n_in, in.n_out (M,) int32, in.fin, in.fout (flat), in.fexit, in.logr (K,),
  *   in.alpha (scalar; default 1) -> out.loss, out.grad_fin, out.grad_fout, out.grad_fexit.
  * kind "box" (the Box policy, flowrl/gfn_box.h): in.states, in.actions (N, 2), in.is_exit (N,)

@@ -110,6 +110,16 @@ fr_status fr_gfn_fm_loss(int64_t M, const int32_t *n_in, const double *fin, cons
  * y = ½(1[u > u'] + 1[u > u' − 1e-6]): 1 if u(x) is the larger, 0 if the smaller, ½ on a tie. */
 double fr_gfn_op_label(double u, double u2);
 
+/* OP-GFN's KL(P_B ‖ uniform) term of one state (yhangchen/OP-GFN KLTrajectoryBalance.get_backward_entropy,
+ * spec gflownets.md §9; docs/algorithms/gfn.md §9): lsm (n,) the masked log-softmax of the state's P_B
+ * logits (−inf where mask is 0), u = 1/#valid on the valid actions; q = softmax clamped to
+ * [FR_GFN_KL_EPS, 1 − FR_GFN_KL_EPS] (torch.finfo(float32).eps, as the public code clamps its float32
+ * probabilities), KL = Σ_valid u (log u − log q) (torch KLDivLoss's summand). g (n,) (may be NULL): its
+ * gradient in the n logits, Σ_a u_a·(q_j − δ_aj) over the valid a whose q_a was not clamped (a clamped
+ * q carries no gradient), 0 on the masked ones. The caller averages over states ("batchmean"). */
+#define FR_GFN_KL_EPS 1.1920928955078125e-07
+double fr_gfn_kl_uniform(const double *lsm, const uint8_t *mask, int n, double *g);
+
 /* "tb", "db", "subtb", "zvar", "fm", "mdb", "rtb", "op" (NULL for an unknown kind). */
 const char *fr_gfn_loss_name(fr_gfn_loss_kind k);
 /* "geometric_within", "equal_within", "equal", "geometric", "DB", "ModifiedDB", "TB" (torchgfn's

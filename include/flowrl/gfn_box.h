@@ -26,6 +26,7 @@
 
 #include "flowrl/backend.h"
 #include "flowrl/env.h"
+#include "flowrl/gfn.h"
 #include "flowrl/optim.h"
 #include "flowrl/safetensors.h"
 #include "flowrl/status.h"
@@ -92,6 +93,11 @@ fr_status fr_box_log_pf(const fr_box_opts *o, const fr_box_policy *p, const doub
 fr_status fr_box_log_pb(const fr_box_opts *o, const fr_box_policy *p, const double *s_next, const double *a,
                         const double *out, double w, double *g, double *logp);
 
+/* Gamma(a, θ = 1) (a > 0) from Philox (seed, purpose, c0, c1, c2) elements *k, *k + 1, … (advanced past
+ * those used; 53-bit uniforms, normals by Box–Muller): Marsaglia–Tsang, Gamma(a + 1)·U^{1/a} for a < 1. */
+fr_status fr_box_gamma_draw(uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c1, uint32_t c2, uint32_t *k, double a,
+                            double *x);
+
 /* A draw of P_F at s (s0 or not) from the outputs: a (2,) and *is_exit; every random number from
  * Philox (seed, purpose, c0, c1, c2) element 0, 1, 2, ... (uniforms of 53 bits; Betas from two
  * Gammas, Marsaglia–Tsang). */
@@ -100,7 +106,10 @@ fr_status fr_box_sample_pf(const fr_box_opts *o, const fr_box_policy *p, const d
                            int *is_exit);
 
 /* ---- the trainer (core/gfn_box.c) ---------------------------------------------------------- */
-typedef enum { FR_BOX_TB = 0, FR_BOX_ZVAR = 1 } fr_box_loss;
+/* DB and SubTB (train_box.py's --loss DB / SubTB) learn a state flow: an MLP of the state to log F(s)
+ * (BoxStateFlowModule, untied) whose value at s0 is its own scalar ("log_f_s0", train_box.py's
+ * logZ_value, 0 at the start); the loss is fr_gfn_loss's over the trajectories' per-step log-probs. */
+typedef enum { FR_BOX_TB = 0, FR_BOX_ZVAR = 1, FR_BOX_DB = 2, FR_BOX_SUBTB = 3 } fr_box_loss;
 
 typedef struct {
     fr_box_loss loss;
@@ -111,6 +120,8 @@ typedef struct {
     int uniform_pb;         /* 0: a learned P_B network (torchgfn's default, untied) */
     double init_log_z;      /* 0 */
     uint32_t seed;
+    double lambda;                     /* SubTB's λ (train_box.py's subTB_lambda 0.9) */
+    fr_gfn_subtb_weighting weighting;  /* SubTB (geometric_within) */
 } fr_box_train_opts;
 
 /* train_box.py's defaults (torchgfn 1.2.1): TB, batch 128, hidden 128 × 4, K0 4, K 2, concentrations
@@ -134,16 +145,16 @@ typedef struct {
 fr_status fr_box_trainer_grad(fr_box_trainer *t, fr_box_step_info *info);
 
 /* The trainable list (borrowed, backend memory): the P_F network, the s0 parameters ("pf_s0",
- * (5·K0,)), the P_B network (unless uniform); then log Z ("log_z", (1,)) for TB. *n_net: the
- * tensors before log Z. */
+ * (5·K0,)), the P_B network (unless uniform); then log Z ("log_z", (1,)) for TB, or the state-flow
+ * network and "log_f_s0" (1,) for DB and SubTB. *n_net: the tensors before log Z / the flow. */
 int fr_box_trainer_params(fr_box_trainer *t, fr_param **ps, int *n_net);
 
 /* The evaluation: n terminal states of the current policy from Philox (seed, FR_RNG_BOX_EVAL, 0,
  * j, step) (the same draws at every call); their G × G histogram against the exact cell masses
  * of R/Z: *l1 = Σ|p̂ − p|, *jsd the Jensen–Shannon divergence (nats); with kde > 0 also
  * *kde_jsd, train_box.py's JSD of exponential-kernel KDEs (bandwidth 0.1) of the samples and of
- * kde target samples on the 100 × 100 grid over [0.001, 1]²; *log_z the learned log Z (TB;
- * ZVar: NAN). xs (n, 2) may be NULL. */
+ * kde target samples on the 100 × 100 grid over [0.001, 1]²; *log_z the learned log Z (TB; DB
+ * and SubTB: log F(s0); ZVar: NAN). xs (n, 2) may be NULL. */
 typedef struct {
     double l1, jsd, kde_jsd, log_z, log_z_true;
 } fr_box_eval;

@@ -58,7 +58,20 @@ typedef struct {
      * reward is R(x | ω) = (Σ_i ω_i R_i(x))^β. TB's log Z becomes log Z(ω), a head column read at
      * (s0, ω) (the SubTB `TB` weighting with log F(s0 | ω), the identity of spec §13.3). */
     int preference;                     /* 1: on (TB, DB, SubTB, ZVar) */
-    double mo_beta;                     /* β, constant (1) */
+    double mo_beta;                     /* β, constant (1); with a drawn β, the evaluation's */
+    /* β drawn per trajectory (spec gflownets.md §11, recursionpharma/gflownet TemperatureConditional):
+     * mo_beta_dist 0 constant (mo_beta), 1 gamma(shape a, scale b), 2 uniform [a, b], 3 log-uniform
+     * [a, b], 4 beta(a, b); rounded to float32 as the public code's; the policy's input then also holds
+     * its thermometer encoding over mo_beta_therm bins on [0, upper] (upper: gamma's 95% quantile, b,
+     * b, 1). Philox (seed, FR_RNG_GFN_BETA, iteration, trajectory, 0). */
+    int mo_beta_dist;
+    double mo_beta_a, mo_beta_b;
+    int mo_beta_therm;                  /* thermometer bins (32) */
+    /* OP-GFN's KL(P_B ‖ uniform) regulariser (docs/algorithms/gfn.md §9; yhangchen/OP-GFN
+     * KLTrajectoryBalance / orderingedTrajectoryBalance KL_weight): the loss gains kl_weight · the
+     * mean over every visited state but s0 (the terminal one included) of fr_gfn_kl_uniform of its
+     * learned P_B. 0: off; > 0 needs a learned P_B (not uniform_pb) and a loss with one (not fm, rtb). */
+    double kl_weight;
 } fr_gfn_opts;
 
 /* torchgfn's test configuration (tutorials/examples/test_scripts.py): TB, batch 128, hidden

@@ -76,6 +76,8 @@ typedef enum {
     FR_RNG_GFN_LS_FWD = 82,    /* local search: the rebuild's P_F draw of (iteration, trajectory, step, round) */
     FR_RNG_GFN_LS_ACCEPT = 83, /* local search: the Metropolis–Hastings uniform of (iteration, trajectory, 0, round) */
     FR_RNG_GFN_PREF = 84,      /* multi-objective: the preference ω ~ Dirichlet of (iteration, trajectory, component) */
+    /* issue 13's branch gfnfin (100-104) */
+    FR_RNG_GFN_BETA = 100,     /* multi-objective: the drawn β of (iteration, trajectory, 0), elements 0, 1, ... */
     /* energy targets and diffusion samplers as GFlowNets (flowrl/gfn_diffusion.h; issue 13),
      * numbered apart from the parallel GFlowNet branches */
     FR_RNG_ENERGY_SAMPLE = 60, /* an energy target's ground-truth sample (sample, block, try) */

@@ -75,10 +75,11 @@ class Env:
 
 
 def gfn_loss(kind, **inputs):
-    """flowrl's GFlowNet loss `kind` ("tb", "db", "subtb", "zvar", "fm") on the named inputs of
-    capi.h's flowrl_gfn_loss (len, logpf, logpb, logf, logr, log_z, lambda; FM: n_in, fin, n_out,
-    fout, fexit, logr, alpha): {loss, resid, grad_logpf, ...} as NumPy arrays (float64)."""
-    ints = {"len", "n_in", "n_out", "is_exit"}
+    """flowrl's GFlowNet loss `kind` ("tb", "db", "subtb", "zvar", "mdb", "rtb", "op", "fm") on the
+    named inputs of capi.h's flowrl_gfn_loss (len, logpf, logpb, logf, logr, log_z, lambda; logrs,
+    logpf_exit, logprior, perm, util, beta, linex_alpha, forward_looking, weighting, regression; FM:
+    n_in, fin, n_out, fout, fexit, logr, alpha): {loss, resid, grad_logpf, ...} as NumPy arrays."""
+    ints = {"len", "n_in", "n_out", "is_exit", "perm"}
     arrays = {"in." + k: to_numpy(v, np.int32 if k in ints else np.float64, k) for k, v in inputs.items()}
     t = TensorSet.from_dict(arrays)
     h = ctypes.c_void_p()
