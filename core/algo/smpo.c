@@ -280,12 +280,7 @@ static fr_status rec_batch(fr_run *r, smpo_state *t, int64_t q, int64_t n, doubl
     snprintf(name, sizeof name, "b%lld.t", (long long)q);
     FR_TRY(fr_run_rec_f32(r, name, t->tin, 1, n, 1, 1)); /* the network's time input of the pairs (invert) */
     snprintf(name, sizeof name, "b%lld.eps_inv", (long long)q);
-    float *h = fr_malloc((size_t)(R * t->D) * sizeof(float));
-    if (!h) return FR_ERR_NOMEM;
-    fr_status s = fr_d2h(t->be, h, t->target, (size_t)(R * t->D) * sizeof(float));
-    if (s == FR_OK) s = fr_run_rec_f32(r, name, h, 2, R, t->D, 1);
-    free(h);
-    FR_TRY(s);
+    FR_TRY(fr_run_rec_dev_f32(r, name, t->target, 2, R, t->D, 1));
     fr_tensor et = fr_tensor_view(t->e, FR_F64, 1, &R), rt = fr_tensor_view(t->e_ref, FR_F64, 1, &R),
               zt = fr_tensor_view(t->z, FR_F64, 1, &nn);
     snprintf(name, sizeof name, "b%lld.e", (long long)q);
