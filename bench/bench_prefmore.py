@@ -8,7 +8,8 @@ with its 95% t interval over the seeds; a row is "raised" when the interval excl
     WORK=demo/prefmore SEEDS="1 2 3" FLOWRL=build/flowrl
 
 Bases: demo/gmm2d_base100.safetensors (100 pretraining steps, as bench_algos' gmm2d base; built when
-missing). Every command is printed; runs are nice 10, one at a time."""
+missing), demo/gmm2d_eps_base100.safetensors (the same, --pred epsilon) for the rows that train from a
+preference file (PREFS: made once by `flowrl prefs make` in WORK). Every command is printed; runs are nice 10, one at a time."""
 import json
 import os
 import sys
@@ -21,6 +22,12 @@ WORK = os.environ.get("WORK", "demo/prefmore")
 SEEDS = [int(s) for s in os.environ.get("SEEDS", "1 2 3").split()]
 GMM_BASE = "demo/gmm2d_base100.safetensors"
 GMM_PRETRAIN = ["pretrain", "--task", "gmm2d", "--max-train-steps", "100", "--out", GMM_BASE, "--force"]
+GMM_EPS_BASE = "demo/gmm2d_eps_base100.safetensors"
+GMM_EPS_PRETRAIN = ["pretrain", "--task", "gmm2d", "--pred", "epsilon", "--max-train-steps", "100", "--out", GMM_EPS_BASE,
+                    "--force"]
+# rows that train from a preference file: row -> (reward that labels it, pairs); `flowrl prefs make --seed 0` from the
+# row's base, made once per (base, reward, pairs)
+PREFS = {}
 
 # row -> (algorithm, base, base command, reward, epochs, extra flags)
 ROWS = {
@@ -34,6 +41,24 @@ ROWS = {
     # BalancedDPO: the default vote over {mode (the run's reward), halfplane}
     "balanced-dpo": ("balanced-dpo", GMM_BASE, GMM_PRETRAIN, "mode", 100, ["--lr", "3e-3", "--scorers", "reward,halfplane"]),
 }
+# SmPO (docs/algorithms/smpo.md §6): halfplane pairs of the 100-step epsilon base, 4096 pairs (128 epochs of 32), the
+# spec's 5 inversion steps and 50 (a finer inverse grid: x_inv nearer the level t the network is told, quirk 1)
+# against Diffusion-DPO (hard labels, shared fresh noise) on the same file
+ROWS.update({
+    "smpo": ("smpo", GMM_EPS_BASE, GMM_EPS_PRETRAIN, "halfplane", 128, ["--lr", "1e-4"]),
+    "smpo-inv50": ("smpo", GMM_EPS_BASE, GMM_EPS_PRETRAIN, "halfplane", 128, ["--lr", "3e-4", "--inversion-steps", "50"]),
+    "diffusion-dpo-eps": ("diffusion-dpo", GMM_EPS_BASE, GMM_EPS_PRETRAIN, "halfplane", 128, ["--lr", "1e-3"]),
+})
+PREFS.update({name: ("halfplane", 512) for name in ("smpo", "smpo-inv50", "diffusion-dpo-eps")})
+
+
+def prefs_file(base, reward, pairs):
+    path = os.path.join(WORK, f"prefs-{os.path.basename(base).split('.')[0]}-{reward}-{pairs}.safetensors")
+    if not os.path.exists(path):
+        args = ["prefs", "make", "--ckpt", base, "--pairs", str(pairs), "--reward", reward, "--seed", "0", "--out", path]
+        print("$ flowrl " + " ".join(args), flush=True)
+        flowrl(FLOWRL, args, name="bench_prefmore")
+    return path
 
 
 def run_row(name):
@@ -41,6 +66,8 @@ def run_row(name):
     if not os.path.exists(base):
         print("$ flowrl " + " ".join(mk), flush=True)
         flowrl(FLOWRL, mk, name="bench_prefmore")
+    if name in PREFS:
+        extra = extra + ["--prefs", prefs_file(base, *PREFS[name])]
     gains, before, after = [], None, []
     for s in SEEDS:
         out = os.path.join(WORK, f"{name}-s{s}")

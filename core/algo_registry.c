@@ -24,6 +24,7 @@ extern const fr_algo fr_algo_dro;
 extern const fr_algo fr_algo_flow_rwr;
 extern const fr_algo fr_algo_ddo;
 extern const fr_algo fr_algo_balanced_dpo;
+extern const fr_algo fr_algo_smpo;
 extern const fr_algo fr_algo_gfn_tb, fr_algo_gfn_db, fr_algo_gfn_subtb, fr_algo_gfn_zvar, fr_algo_gfn_fm, fr_algo_gfn_mdb,
     fr_algo_gfn_rtb, fr_algo_gfn_op;
 extern const fr_algo fr_algo_gfn_diffusion;
@@ -58,6 +59,7 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_flow_rwr,
     &fr_algo_ddo,
     &fr_algo_balanced_dpo,
+    &fr_algo_smpo,
     &fr_algo_gfn_tb,
     &fr_algo_gfn_db,
     &fr_algo_gfn_subtb,

@@ -8,6 +8,7 @@
 #include "core/golden_internal.h"
 #include "flowrl/ddo.h"
 #include "flowrl/rwr.h"
+#include "flowrl/smpo.h"
 
 enum { RW_G = 3, RW_N = 2 * RW_G, RW_K = 2, RW_R = RW_K * RW_N, RW_D = 5 };
 
@@ -113,6 +114,56 @@ static fr_status ddo_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_
     return out_f64(out, "loss", 0, NULL, &st.loss, 1);
 }
 
+/* ---- SmPO ---------------------------------------------------------------------------------- */
+
+enum { SM_N = 4, SM_R = 2 * SM_N, SM_D = 5 };
+
+static fr_status smpo_in(const fr_golden_case *c, fr_golden_in *g)
+{
+    (void)c;
+    const int64_t xr[2] = {SM_R, SM_D}, n1[1] = {SM_N};
+    FR_TRY(fr_gi_scalar_f64(g, "beta", 2000.0));
+    FR_TRY(fr_gi_scalar_f64(g, "gout", 0.5));
+    FR_TRY(fr_gi_note(g, "rows", "rows [4 preferred | 4 rejected]; target: the inverted noise eps~ of each row"));
+    const double p[SM_N] = {0.5744802, 0.5, 0.62, 0.7310585786300049}; /* the spec's example, a tie, two more */
+    FR_TRY(fr_gi_tensor(g, "p", FR_F64, 1, n1, p, "the pairs' smoothed labels (a tie: no gradient)"));
+    float *target, *dv, *dr;
+    FR_TRY(fr_gi_normal(g, "target", 2, xr, 1.0f, &target));
+    FR_TRY(fr_gi_normal(g, "d_out", 2, xr, 0.05f, &dv));
+    FR_TRY(fr_gi_normal(g, "d_ref", 2, xr, 0.05f, &dr));
+    float o[SM_R * SM_D], ro[SM_R * SM_D];
+    for (int j = 0; j < SM_R * SM_D; j++) {
+        o[j] = target[j] + dv[j];
+        ro[j] = o[j] + dr[j];
+    }
+    FR_TRY(fr_gi_tensor(g, "out", FR_F32, 2, xr, o, "in.target + in.d_out, float32: the policy's eps prediction"));
+    return fr_gi_tensor(g, "out_ref", FR_F32, 2, xr, ro, "in.out + in.d_ref: the reference's");
+}
+
+static fr_status smpo_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out)
+{
+    (void)c;
+    double beta, gout;
+    FR_TRY(fr_go_scalar_f64(in, "beta", &beta));
+    FR_TRY(fr_go_scalar_f64(in, "gout", &gout));
+    const int64_t n1[1] = {SM_N}, r1[1] = {SM_R}, xr[2] = {SM_R, SM_D};
+    const double *p;
+    const float *target, *o, *ro;
+    FR_TRY(fr_go_exact(in, "p", FR_F64, 1, n1, (const void **)&p));
+    FR_TRY(fr_gd_exact(d, in, "target", FR_F32, 2, xr, (const void **)&target));
+    FR_TRY(fr_gd_exact(d, in, "out", FR_F32, 2, xr, (const void **)&o));
+    FR_TRY(fr_gd_exact(d, in, "out_ref", FR_F32, 2, xr, (const void **)&ro));
+    float *grad;
+    FR_TRY(fr_gd_out_f32(d, out, "grad", 2, xr, NULL, &grad));
+    double e[SM_R], er[SM_R], z[SM_N];
+    fr_pair_dpo_stats st;
+    FR_TRY(fr_smpo_rows(d->be, SM_N, SM_D, beta, p, o, ro, target, gout, grad, e, er, z, &st));
+    FR_TRY(out_f64(out, "e", 1, r1, e, SM_R));
+    FR_TRY(out_f64(out, "e_ref", 1, r1, er, SM_R));
+    FR_TRY(out_f64(out, "z", 1, n1, z, SM_N));
+    return out_f64(out, "loss", 0, NULL, &st.loss, 1);
+}
+
 /* --fast keeps the canonical row and flow-matching entries: bitwise in every mode. */
 #define T_EXACT {0.0f, 0.0f}
 
@@ -125,5 +176,9 @@ const fr_golden_case fr_golden_cases_prefmore[] = {
      "DDO: -mean_pos log sigmoid(beta D) - alpha mean_neg log sigmoid(-beta D), D = e_ref - e, 3 data rows and 4 "
      "reference rows x D 5, alpha 4, beta 3, and its gradient (ddo.md §1)",
      FR_GOLDEN_ALL_OPS, 0, T_EXACT, ddo_in, ddo_run},
+    {"smpo.loss",
+     "SmPO: -mean log sigmoid(-(beta/2)(2p - 1)10 ((e_w - e_l) - (e_ref_w - e_ref_l))) of 4 pairs x D 5 (p: the spec's "
+     "example, a tie and two more), beta 2000, and its gradient (smpo.md §1)",
+     FR_GOLDEN_ALL_OPS, 0, T_EXACT, smpo_in, smpo_run},
 };
 const size_t fr_golden_n_prefmore = sizeof fr_golden_cases_prefmore / sizeof fr_golden_cases_prefmore[0];

@@ -56,6 +56,7 @@
     X(rwr)                                                                                 \
     X(ddo)                                                                                 \
     X(balanced_dpo)                                                                        \
+    X(smpo)                                                                                \
     X(fast)                                                                                \
     X(cuda)                                                                                \
     X(integrity)                                                                           \

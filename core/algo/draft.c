@@ -241,6 +241,7 @@ fr_status fr_draft_epoch(fr_run *r, void *state)
     fr_run_metric(r, "loss", loss);
     fr_run_metric(r, "cut", (double)c);
     fr_run_metric(r, "grad_norm", gn);
+    fr_run_metric(r, "updates", 1.0); /* one optimiser step per epoch (the bake-off's steps column) */
     return FR_OK;
 }
 

@@ -98,6 +98,9 @@ typedef enum {
     FR_RNG_RWR_NOISE = 96,     /* Flow-RWR: the noise epsilon of each (epoch, sample, draw) */
     FR_RNG_DDO_TIME = 97,      /* DDO: the training time of each (epoch, row id) (core/algo/ddo.c) */
     FR_RNG_DDO_NOISE = 98,     /* DDO: the noise epsilon of each (epoch, row id), shared by policy and reference */
+    /* SmPO (core/algo/smpo.c, docs/algorithms/smpo.md; issue 21's branch smpo: 105-109) */
+    FR_RNG_SMPO_TIME = 105,    /* the DDPM time t of each (epoch, pair slot), shared by w and l */
+    FR_RNG_SMPO_ORDER = 106,   /* the walk over the preference file: the order of (pass, 0) */
     /* the Box environment and its GFlowNet (flowrl/gfn_box.h; issue 13's branch gfnbox: 85-89) */
     FR_RNG_BOX_ACTION = 85,    /* a training trajectory's draws of (iteration, trajectory, step) */
     FR_RNG_BOX_EVAL = 86,      /* the evaluation's trajectories (0, trajectory, step) */
