@@ -242,7 +242,7 @@ golden-check: $(CLI)
 
 # Benchmarks (bench/, results in BENCHMARKS.md): never part of make check.
 # bench_cuda_gemm (canonical cuda GEMM vs cuBLAS) needs the cuda backend: built with it only.
-bench: $(BUILD)/bench_gemm $(BUILD)/bench_model $(BUILD)/bench_fast $(BUILD)/bench_epoch $(BUILD)/bench_pretrain \
+bench: $(BUILD)/bench_gemm $(BUILD)/bench_model $(BUILD)/bench_fast $(BUILD)/bench_epoch $(BUILD)/bench_pretrain $(BUILD)/bench_profile \
 	$(if $(CU_SRC),$(BUILD)/bench_cuda_gemm)
 $(BUILD)/bench_%: bench/bench_%.c $(LIB_A)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
