@@ -153,11 +153,16 @@ FR_HOSTDEV static inline float fr_u32_to_uniform(uint32_t w)
     return ((float)(w >> 9) + 0.5f) * 0x1.0p-23f;
 }
 
+/* Box-Muller's radius and angle of two words (a caller that wants both lanes of a pair computes
+ * them once: opt/opt_rows.c). */
+FR_HOSTDEV static inline float fr_box_muller_r(uint32_t wr) { return sqrtf(-2.0f * fr_logf(fr_u32_to_uniform(wr))); }
+FR_HOSTDEV static inline float fr_box_muller_theta(uint32_t wt) { return 6.28318530717958647692f * fr_u32_to_uniform(wt); }
+
 /* Box-Muller of two words; lane 0 -> cos, lane 1 -> sin. */
 FR_HOSTDEV static inline float fr_box_muller(uint32_t wr, uint32_t wt, int lane)
 {
-    float r = sqrtf(-2.0f * fr_logf(fr_u32_to_uniform(wr)));
-    float theta = 6.28318530717958647692f * fr_u32_to_uniform(wt);
+    float r = fr_box_muller_r(wr);
+    float theta = fr_box_muller_theta(wt);
     return r * (lane ? fr_sinf(theta) : fr_cosf(theta));
 }
 
