@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "flowrl/algo.h"
 #include "flowrl/opts.h"
@@ -35,8 +36,10 @@
 
 typedef struct {
     double secs[MAX_EPOCHS];
+    double cpu[MAX_EPOCHS]; /* the process's CPU time at each epoch's end */
     int n;
-    int profile; /* 1: reset after epoch 1, capture after epoch 2 */
+    int profile;   /* 1: reset after epoch 1, capture after epoch 2 */
+    int cpu_clock; /* the profile in CPU time (one thread) */
     double t_reset, window_s;
     fr_profile_row rows[MAX_PROF_ROWS];
     int n_rows;
@@ -44,15 +47,24 @@ typedef struct {
     uint64_t pool_jobs;
 } epoch_log;
 
+/* The process's CPU time: on a loaded machine one thread's CPU time is what it would have taken
+ * alone (less cache and frequency effects); with more threads it sums them (spinning included). */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int on_epoch(const fr_run_epoch_event *ev, void *user)
 {
     epoch_log *l = (epoch_log *)user;
-    if (l->n < MAX_EPOCHS) l->secs[l->n++] = ev->seconds;
+    if (l->n < MAX_EPOCHS) l->cpu[l->n] = cpu_s(), l->secs[l->n++] = ev->seconds;
     if (l->profile && l->n == 1) {
         fr_profile_reset();
-        l->t_reset = bu_now_s();
+        l->t_reset = l->cpu_clock ? cpu_s() : bu_now_s();
     } else if (l->profile && l->n == 2) {
-        l->window_s = bu_now_s() - l->t_reset;
+        l->window_s = (l->cpu_clock ? cpu_s() : bu_now_s()) - l->t_reset;
         l->n_rows = fr_profile_rows(l->rows, MAX_PROF_ROWS);
         if (l->n_rows > MAX_PROF_ROWS) l->n_rows = MAX_PROF_ROWS;
         fr_profile_pool(&l->pool_wait_s, &l->pool_jobs);
@@ -96,9 +108,11 @@ static double fill_seed(float *x, int64_t n, uint64_t seed)
     return 0;
 }
 
-/* Seconds per call of one GEMM shape alone on be: median of 3 samples of >= 20 ms. */
-static double gemm_alone(fr_backend *be, const fr_profile_row *r)
+/* Seconds per call of one GEMM shape alone on be: median of 3 samples of >= 20 ms; *cpu: the same
+ * in process CPU time. */
+static double gemm_alone(fr_backend *be, const fr_profile_row *r, double *cpu)
 {
+    *cpu = 0;
     float *A = malloc(sizeof(float) * (size_t)(r->M * r->K)), *B = malloc(sizeof(float) * (size_t)(r->K * r->N));
     float *C = calloc((size_t)(r->M * r->N), sizeof(float));
     if (!A || !B || !C) {
@@ -106,19 +120,21 @@ static double gemm_alone(fr_backend *be, const fr_profile_row *r)
         return 0;
     }
     fill_seed(A, r->M * r->K, 1), fill_seed(B, r->K * r->N, 2);
-    double smp[3];
+    double smp[3], csmp[3];
     be->ops->gemm(r->ta, r->tb, r->M, r->N, r->K, A, B, C, r->acc); /* warm-up */
     for (int k = 0; k < 3; k++) {
         int n = 0;
-        double t0 = bu_now_s(), t;
+        double t0 = bu_now_s(), c0 = cpu_s(), t;
         do {
             if (r->acc && n % 64 == 63) memset(C, 0, sizeof(float) * (size_t)(r->M * r->N)); /* stay finite */
             be->ops->gemm(r->ta, r->tb, r->M, r->N, r->K, A, B, C, r->acc);
             n++;
         } while ((t = bu_now_s() - t0) < 0.02);
         smp[k] = t / n;
+        csmp[k] = (cpu_s() - c0) / n;
     }
     free(A), free(B), free(C);
+    *cpu = bu_median(csmp, 3);
     return bu_median(smp, 3);
 }
 
@@ -177,6 +193,8 @@ int main(int argc, char **argv)
     if (train(a, base, 1 + epochs, dir, &be, argc, argv, first, &plain) != FR_OK) goto fail;
     static epoch_log prof; /* large: not on the stack */
     prof.profile = 1;
+    prof.cpu_clock = threads == 1; /* one thread: CPU time, robust to a loaded machine */
+    fr_profile_use_cpu_time(prof.cpu_clock);
     fr_backend pbe = be;
     pbe.ops = fr_profile_ops(be.ops);
     if (!pbe.ops) {
@@ -185,15 +203,18 @@ int main(int argc, char **argv)
     }
     snprintf(dir, sizeof dir, "%s/prof", root);
     if (train(a, base, 2, dir, &pbe, argc, argv, first, &prof) != FR_OK) goto fail;
-    double epoch_s = bu_median(plain.secs + 1, plain.n - 1);
+    double epoch_s = bu_median(plain.secs + 1, plain.n - 1), ecpu[MAX_EPOCHS];
+    for (int i = 1; i < plain.n; i++) ecpu[i - 1] = plain.cpu[i] - plain.cpu[i - 1];
+    double epoch_cpu = bu_median(ecpu, plain.n - 1);
 
     /* the GEMM-only bound of the profiled epoch's shapes */
-    double bound = 0, flops = 0, in_epoch = 0;
+    double bound = 0, bound_cpu = 0, flops = 0, in_epoch = 0;
     for (int i = 0; i < prof.n_rows; i++) {
         const fr_profile_row *r = &prof.rows[i];
         if (!r->is_gemm) continue;
-        double t = gemm_alone(&be, r);
+        double c, t = gemm_alone(&be, r, &c);
         bound += t * (double)r->calls;
+        bound_cpu += c * (double)r->calls;
         flops += 2.0 * (double)r->M * (double)r->N * (double)r->K * (double)r->calls;
         in_epoch += r->seconds;
     }
@@ -203,12 +224,16 @@ int main(int argc, char **argv)
            "%.2f. Epoch (median of %d, unprofiled): **%.3f s**. GEMMs: %.3f GFLOP per epoch; alone, at this "
            "thread count, %.3f s (%.1f GFLOP/s): **%.0f%% of the GEMM-only bound** (bound / epoch). Inside the "
            "profiled epoch the GEMMs took %.3f s (%.1f GFLOP/s). Profiled epoch %.3f s (the table's total: "
-           "%.3f s from the end of epoch 1 to the end of epoch 2).\n\n",
+           "%.3f s from the end of epoch 1 to the end of epoch 2). In process CPU time (all threads; robust to "
+           "load at one thread): epoch %.3f s, GEMMs alone %.3f s, %.0f%%.\n\n",
            algo, preset ? "--preset" : "--base", preset ? preset : base, threads, epochs,
            first < argc ? " -- ..." : "", threads, threads > 1 ? "s" : "", load, plain.n - 1, epoch_s,
            flops * 1e-9, bound, flops * 1e-9 / bound, 100 * bound / epoch_s, in_epoch, flops * 1e-9 / in_epoch,
-           prof.secs[1], prof.window_s);
+           prof.secs[1], prof.window_s, epoch_cpu, bound_cpu, 100 * bound_cpu / epoch_cpu);
     /* the profile of epoch 2 */
+    printf("The profile below: self %s of epoch 2.\n\n",
+           prof.cpu_clock ? "CPU times (the thread's CPU clock; total = the process's CPU time over the epoch)"
+                          : "wall times");
     fr_profile_print(stdout, prof.window_s);
     printf("\n");
     if (json) {
@@ -219,11 +244,11 @@ int main(int argc, char **argv)
         }
         fprintf(f, "{\"algo\": \"%s\", \"threads\": %d, \"epochs\": [", algo, threads);
         for (int i = 1; i < plain.n; i++) fprintf(f, "%s%.6f", i > 1 ? ", " : "", plain.secs[i]);
-        fprintf(f, "], \"epoch_s\": %.6f, \"gemm_flops\": %.0f, \"gemm_bound_s\": %.6f, \"gemm_in_epoch_s\": %.6f, "
+        fprintf(f, "], \"epoch_s\": %.6f, \"gemm_flops\": %.0f, \"gemm_bound_s\": %.6f, \"gemm_in_epoch_s\": %.6f, \"epoch_cpu_s\": %.6f, \"gemm_bound_cpu_s\": %.6f, "
                    "\"profiled_epoch_s\": %.6f, \"window_s\": %.6f, \"pool_wait_s\": %.6f, \"pool_jobs\": %llu, "
-                   "\"load\": %.2f, \"rows\": [",
-                epoch_s, flops, bound, in_epoch, prof.secs[1], prof.window_s, prof.pool_wait_s,
-                (unsigned long long)prof.pool_jobs, load);
+                   "\"load\": %.2f, \"profile_clock\": \"%s\", \"rows\": [",
+                epoch_s, flops, bound, in_epoch, epoch_cpu, bound_cpu, prof.secs[1], prof.window_s, prof.pool_wait_s,
+                (unsigned long long)prof.pool_jobs, load, prof.cpu_clock ? "cpu" : "wall");
         for (int i = 0; i < prof.n_rows; i++) {
             const fr_profile_row *r = &prof.rows[i];
             fprintf(f, "%s{\"group\": \"%s\", \"what\": \"%s\", \"calls\": %llu, \"seconds\": %.6f}", i ? ", " : "",

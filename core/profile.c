@@ -82,12 +82,15 @@ static struct {
     unsigned frame_gen[MAX_DEPTH];
     double pool_wait0;
     uint64_t pool_jobs0;
+    int thread_cpu; /* fr_profile_use_cpu_time */
 } g;
+
+void fr_profile_use_cpu_time(int on) { g.thread_cpu = on != 0; }
 
 static double now_s(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(g.thread_cpu ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 

@@ -1,9 +1,7 @@
 /* Row-parallel opt entries (issue 15: the profile of an epoch put them at a fifth of it, on one
  * thread in ref). Each op below computes every output row from that row's inputs only, so opt
  * runs ref's own entry on contiguous blocks of rows, on the pool's threads: the same element
- * functions in the same order per row, the same bits for any split (docs/determinism.md).
- * rng_normal_rows also draws each Box-Muller pair's radius and angle once for both its lanes
- * (ref computes them per lane: fr_box_muller), the same expressions, so the same bits. */
+ * functions in the same order per row, the same bits for any split (docs/determinism.md). */
 #include "opt/opt_internal.h"
 
 #include "flowrl/philox.h"
@@ -27,25 +25,11 @@ typedef struct {
     float *out;
 } rng_job;
 
-/* fr_rng_fill_normal of one row, each pair's radius and angle computed once. */
-static void fill_normal_row(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c1,
-                            uint32_t c2)
-{
-    for (int64_t i = 0; i < n; i += 4) {
-        fr_u32x4 b = fr_rng_block(seed, purpose, c0, c1, c2, (uint32_t)(i >> 2));
-        for (int p = 0; p < 2 && i + 2 * p < n; p++) {
-            float r = fr_box_muller_r(b.v[2 * p]), theta = fr_box_muller_theta(b.v[2 * p + 1]);
-            out[i + 2 * p] = r * fr_cosf(theta);
-            if (i + 2 * p + 1 < n) out[i + 2 * p + 1] = r * fr_sinf(theta);
-        }
-    }
-}
-
 static void rng_part(void *ctx, int64_t b, int64_t e)
 {
     const rng_job *j = (const rng_job *)ctx;
     for (int64_t r = b; r < e; r++)
-        fill_normal_row(j->out + r * j->D, j->D, j->seed, j->purpose, j->c0, j->c1[r % j->n1],
+        fr_rng_fill_normal(j->out + r * j->D, j->D, j->seed, j->purpose, j->c0, j->c1[r % j->n1],
                         j->c2 + (uint32_t)(r / j->n1));
 }
 

@@ -37,6 +37,11 @@ const fr_ops *fr_profile_from_env(const fr_ops *inner);
 void fr_profile_begin(fr_prof_region r);
 void fr_profile_end(fr_prof_region r);
 
+/* on = 1: time with the calling thread's CPU clock instead of the wall clock: on a loaded machine
+ * a one-thread profile then says what each piece costs, not how long it waited for a core (with
+ * worker threads it leaves their time out). */
+void fr_profile_use_cpu_time(int on);
+
 /* Forget what was counted (an epoch's profile: reset after the warm-up epoch). */
 void fr_profile_reset(void);
 
