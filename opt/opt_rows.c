@@ -1,9 +1,13 @@
 /* Row-parallel opt entries (issue 15: the profile of an epoch put them at a fifth of it, on one
- * thread in ref). Each op below computes every output row from that row's inputs only, so opt
+ * thread in ref). noise_fm draws its normals a row at a time (fr_rng_fill_normal) instead of a
+ * Philox block and a Box-Muller per element. Each other op below computes every output row from that row's inputs only, so opt
  * runs ref's own entry on contiguous blocks of rows, on the pool's threads: the same element
  * functions in the same order per row, the same bits for any split (docs/determinism.md). */
 #include "opt/opt_internal.h"
 
+#include <stdlib.h>
+
+#include "flowrl/noising.h"
 #include "flowrl/philox.h"
 
 /* ref's entries, captured by fr_opt_rows_fill before opt overrides them. */
@@ -37,7 +41,46 @@ static void opt_rng_normal_rows(int64_t R, int64_t D, uint32_t seed, uint32_t pu
                                 const uint32_t *c1, uint32_t c2, float *out)
 {
     rng_job j = {D, n1, seed, purpose, c0, c2, c1, out};
-    fr_opt_parallel_range(R, 1, (MIN_PART_ELEMS / 8 + D - 1) / (D > 0 ? D : 1), rng_part, &j); /* ~8x a GEMM row */
+    fr_opt_parallel_range(R, 1, (MIN_PART_ELEMS / 8 + D - 1) / (D > 0 ? D : 1), rng_part, &j); /* ~8x the work */
+}
+
+/* ---- the flow-matching forward process ---------------------------------------------------- */
+
+typedef struct {
+    int64_t n1, D;
+    uint32_t seed, purpose, c0, c2;
+    const uint32_t *ids;
+    const float *x0, *t;
+    float *xt, *eps;
+} fm_job;
+
+/* fr_noise_fm_elem per element, its normals drawn a row at a time (fr_rng_fill_normal's element d
+ * is fr_rng_normal(..., d): the same ε, so the same bits). */
+static void fm_part(void *ctx, int64_t b, int64_t e)
+{
+    const fm_job *j = (const fm_job *)ctx;
+    const int64_t D = j->D;
+    float *own = j->eps ? NULL : malloc(sizeof(float) * (size_t)D);
+    for (int64_t r = b; r < e; r++) {
+        const int64_t s = r % j->n1;
+        float *eps = j->eps ? j->eps + r * D : own;
+        if (!eps) { /* out of memory for a row of scratch: the element function draws it itself */
+            const fr_noise_coord k = {j->seed, j->purpose, j->c0, j->c2 + (uint32_t)(r / j->n1)};
+            for (int64_t d = 0; d < D; d++)
+                j->xt[r * D + d] = fr_noise_fm_elem(j->x0[s * D + d], j->t[r], k, j->ids[s], (uint32_t)d, NULL);
+            continue;
+        }
+        fr_rng_fill_normal(eps, D, j->seed, j->purpose, j->c0, j->ids[s], j->c2 + (uint32_t)(r / j->n1));
+        for (int64_t d = 0; d < D; d++) j->xt[r * D + d] = fr_flow_noised_elem(j->x0[s * D + d], eps[d], j->t[r]);
+    }
+    free(own);
+}
+
+static void opt_noise_fm(int64_t R, int64_t n1, int64_t D, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c2,
+                         const uint32_t *ids, const float *x0, const float *t, float *x_t, float *eps)
+{
+    fm_job j = {n1, D, seed, purpose, c0, c2, ids, x0, t, x_t, eps};
+    fr_opt_parallel_range(R, 1, (MIN_PART_ELEMS / 8 + D - 1) / (D > 0 ? D : 1), fm_part, &j);
 }
 
 /* ---- the sampler's step and log-prob ------------------------------------------------------ */
@@ -152,6 +195,7 @@ void fr_opt_rows_fill(fr_ops *ops)
 {
     g_ref = *ops; /* the ref entries (core/backend.c fills them before fr_opt_init) */
     ops->rng_normal_rows = opt_rng_normal_rows;
+    ops->noise_fm = opt_noise_fm;
     ops->sampler_step = opt_sampler_step;
     ops->sampler_logprob = opt_sampler_logprob;
     ops->temb_sinusoidal = opt_temb;

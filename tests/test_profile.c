@@ -85,20 +85,28 @@ START_TEST(test_rows_bitwise)
     fr_opt_set_split_all(1);
     for (int th = 1; th <= 3; th++) {
         fr_opt_set_threads(th);
-        static float a[2][R * D], m[2][R * D], l[2][R], h[2][R * D], xn[2][R * D], e[2][R * E];
+        static float a[2][R * D], m[2][R * D], l[2][R], h[2][R * D], xn[2][R * D], e[2][R * E], fm[2][R * D],
+            fe[2][R * D], st[2][R * D], sl[2][R];
         for (int k = 0; k < 2; k++) {
             const fr_ops *o = k ? opt : ref;
             o->rng_normal_rows(R, D, 42, 3, 1, 5, ids, 9, a[k]);
-            o->sampler_step(R, D, q, x, mo, NULL, xi, xn[k], m[k], l[k]);
+            o->sampler_step(R, D, q, x, mo, NULL, xi, st[k], m[k], sl[k]);
             o->sampler_logprob(R, D, q, x, mo, NULL, xi, NULL, m[k], l[k]);
             o->temb_sinusoidal(R, E, t, e[k]);
             memcpy(h[k], x, sizeof x);
             o->embed_gather_add(R, S, D, NT, tab, c, h[k]);
             o->x0_head_fwd(R, D, 0.05f, t, h[k], mo, NULL, h[k]);
             o->row_sumsq_diff(R, D, x, a[k], l[k] + 0);
+            o->noise_fm(R, 5, D, 42, 7, 2, 11, ids, x, t, fm[k], fe[k]); /* x0 rows r mod 5 */
+            memcpy(xn[k], x, sizeof x);
+            o->noise_fm(R, R, D, 42, 7, 2, 11, ids, xn[k], t, xn[k], NULL); /* in place, no ε */
         }
+        ck_assert_msg(memcmp(fm[0], fm[1], sizeof fm[0]) == 0 && memcmp(fe[0], fe[1], sizeof fe[0]) == 0,
+                      "noise_fm at %d threads", th);
         ck_assert_msg(memcmp(a[0], a[1], sizeof a[0]) == 0, "rng_normal_rows at %d threads", th);
-        ck_assert_msg(memcmp(xn[0], xn[1], sizeof xn[0]) == 0, "sampler steps at %d threads", th);
+        ck_assert_msg(memcmp(xn[0], xn[1], sizeof xn[0]) == 0, "noise_fm in place at %d threads", th);
+        ck_assert_msg(memcmp(st[0], st[1], sizeof st[0]) == 0 && memcmp(sl[0], sl[1], sizeof sl[0]) == 0,
+                      "sampler steps at %d threads", th);
         ck_assert_msg(memcmp(m[0], m[1], sizeof m[0]) == 0, "sampler means at %d threads", th);
         ck_assert_msg(memcmp(l[0], l[1], sizeof l[0]) == 0, "row sums at %d threads", th);
         ck_assert_msg(memcmp(h[0], h[1], sizeof h[0]) == 0, "embedding + x0 head at %d threads", th);
