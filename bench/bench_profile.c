@@ -40,6 +40,7 @@ typedef struct {
     int n;
     int profile;   /* 1: reset after epoch 1, capture after epoch 2 */
     int cpu_clock; /* the profile in CPU time (one thread) */
+    char *table;   /* fr_profile_print's Markdown of the window */
     double t_reset, window_s;
     fr_profile_row rows[MAX_PROF_ROWS];
     int n_rows;
@@ -68,6 +69,10 @@ static int on_epoch(const fr_run_epoch_event *ev, void *user)
         l->n_rows = fr_profile_rows(l->rows, MAX_PROF_ROWS);
         if (l->n_rows > MAX_PROF_ROWS) l->n_rows = MAX_PROF_ROWS;
         fr_profile_pool(&l->pool_wait_s, &l->pool_jobs);
+        /* the table of exactly this window (not the run's end, nor the GEMM timings after it) */
+        size_t len = 0;
+        FILE *mf = open_memstream(&l->table, &len);
+        if (mf) fr_profile_print(mf, l->window_s), fclose(mf);
     }
     return 0;
 }
@@ -234,7 +239,8 @@ int main(int argc, char **argv)
     printf("The profile below: self %s of epoch 2.\n\n",
            prof.cpu_clock ? "CPU times (the thread's CPU clock; total = the process's CPU time over the epoch)"
                           : "wall times");
-    fr_profile_print(stdout, prof.window_s);
+    fputs(prof.table ? prof.table : "(no profile table: out of memory)\n", stdout);
+    free(prof.table);
     printf("\n");
     if (json) {
         FILE *f = fopen(json, "w");

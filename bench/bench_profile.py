@@ -114,16 +114,22 @@ def main():
              "(gate >= 70%) | the same in CPU time: epoch s, % | GEMMs inside the epoch s | largest other rows (share of "
              "the profiled epoch) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
+        quiet = float(str(load0).split()[0]) < 1.5 and float(str(load1).split()[0]) < 1.5
+
+        def verdict(pct, reading=True):
+            return (("(met)" if pct >= 70 else "(**missed**)") if reading else "(under load: no verdict)")
         for r in res:
             pct = 100 * r["gemm_bound_s"] / r["epoch_s"]
+            cpct = 100 * r["gemm_bound_cpu_s"] / r["epoch_cpu_s"]
             L.append(f"| {r['name']} | {'1 core' if r['threads'] == 1 else '2 threads'} | {r['epoch_s']:.3f} | "
                      f"{r['gemm_flops'] / 1e9:.2f} | {r['gemm_bound_s']:.3f} | "
                      f"{r['gemm_flops'] / 1e9 / r['gemm_bound_s']:.1f} | "
-                     f"{pct:.0f}% {'(met)' if pct >= 70 else '(**missed**)'} | {r['epoch_cpu_s']:.3f}, "
-                     f"{100 * r['gemm_bound_cpu_s'] / r['epoch_cpu_s']:.0f}% | {r['gemm_in_epoch_s']:.3f} | "
+                     f"{pct:.0f}% {verdict(pct, quiet)} | {r['epoch_cpu_s']:.3f}, {cpct:.0f}%"
+                     f"{' ' + verdict(cpct) if r['threads'] == 1 else ''} | {r['gemm_in_epoch_s']:.3f} | "
                      f"{top_rows(r)} |")
         L += ["", "CPU time: the process's, all threads (spinning workers included); at 1 core it is what the epoch "
-              "and its GEMMs cost on a loaded machine, so its percentage is the gate's reading under load. The 1-core "
+              "and its GEMMs cost on a loaded machine, so its percentage is the gate's reading under load (the wall-clock verdicts are given only when "
+              "the load average was below 1.5 before and after). The 1-core "
               "profiles are in CPU time, the 2-thread ones in wall time.", "",
               "The ratio to the faster of PyTorch and JAX at each thread count is `make bench-peers`' "
               "(its section); the profile of each row: `make bench-profile` (shapes-s) or `build/bench_profile` "
