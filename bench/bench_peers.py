@@ -189,7 +189,7 @@ def more(a, jpy, what):
             progs = [("flowrl opt", lambda th: run_flowrl(a.ckpt, th, a.epochs, algo="awm"))]
         elif w == "pretrain":
             flops, unit = ec.pretrain_flops(cfg), "step"
-            progs = [("flowrl opt", lambda th: run_pretrain(a.ckpt, th, 4 * a.epochs))]
+            progs = [("flowrl opt", lambda th: run_pretrain(a.ckpt, th, 8 * a.epochs))]
         else:
             raise SystemExit(f"bench_peers: --what {w}: expected flow-grpo, awm or pretrain")
         reps = a.epochs if w == "awm" else 4 * a.epochs
