@@ -19,9 +19,7 @@ void fr_rng_fill_normal(float *out, int64_t n, uint32_t seed, uint32_t purpose, 
                         uint32_t c1, uint32_t c2)
 {
 #if FR_PHILOX_FMA
-    static int fma = -1;
-    if (fma < 0) fma = __builtin_cpu_supports("fma") != 0;
-    if (fma) {
+    if (__builtin_cpu_supports("fma")) { /* a load and a test: callers run on several threads */
         fr_rng_fill_normal_fma(out, n, seed, purpose, c0, c1, c2);
         return;
     }
