@@ -10,6 +10,7 @@
 #   make demo-control  expert demonstrations -> BC -> RL on nav2d's harder setting, success before and
 #                   after, trajectory PNGs (tools/demo_control.sh, a few minutes; ALGO=dppo|fpo|...)
 #   make bench      build the benchmarks; make benchmarks runs them into BENCHMARKS.md
+#   make bench-profile / bench-gates  where an epoch's time goes; shapes-s, shapes-m, AWM against their GEMM-only bound (bench/bench_profile.py)
 #   make bench-mpi  epoch time against mpirun -n R (bench/bench_mpi.py; its own section of BENCHMARKS.md)
 #   make bench-family the Flow-GRPO family on gmm2d halfplane, 3 seeds (bench/bench_family.py, ~10 min)
 #   make bench-prefs  Diffusion-DPO, Flow-DPO and Diffusion-DRO on gmm2d halfplane from preference
@@ -242,7 +243,7 @@ golden-check: $(CLI)
 
 # Benchmarks (bench/, results in BENCHMARKS.md): never part of make check.
 # bench_cuda_gemm (canonical cuda GEMM vs cuBLAS) needs the cuda backend: built with it only.
-bench: $(BUILD)/bench_gemm $(BUILD)/bench_model $(BUILD)/bench_fast $(BUILD)/bench_epoch $(BUILD)/bench_pretrain \
+bench: $(BUILD)/bench_gemm $(BUILD)/bench_model $(BUILD)/bench_fast $(BUILD)/bench_epoch $(BUILD)/bench_pretrain $(BUILD)/bench_profile \
 	$(if $(CU_SRC),$(BUILD)/bench_cuda_gemm)
 $(BUILD)/bench_%: bench/bench_%.c $(LIB_A)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
@@ -302,6 +303,15 @@ bench-gfn-diffusion: all
 # One Flow-GRPO epoch against the same epoch in PyTorch and JAX (issue 15): creates build/jaxenv (PyPI jax).
 bench-peers: all
 	BUILD=$(BUILD) $(PYTHON) bench/bench_peers.py
+
+# Where a shapes-s Flow-GRPO epoch's time goes (bench/bench_profile.py: build/bench_profile at 1 core
+# and 2 threads); bench-gates: shapes-s, shapes-m and AWM epochs against their GEMM-only bound
+# (issue 15's gates' inputs, one invocation, ~3 min). Each writes its section of BENCHMARKS.md.
+.PHONY: bench-profile bench-gates
+bench-profile: all $(BUILD)/bench_profile
+	BUILD=$(BUILD) python3 bench/bench_profile.py
+bench-gates: all $(BUILD)/bench_profile
+	BUILD=$(BUILD) python3 bench/bench_profile.py --gates
 
 bench-control: all
 	BUILD=$(BUILD) python3 bench/bench_control.py $(if $(QUICK),--quick)

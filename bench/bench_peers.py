@@ -37,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", "build")
 OUT = os.environ.get("OUT", "BENCHMARKS.md")
 JAX_VERSION = "0.10.2"
-JAXENV = os.path.join(BUILD, "jaxenv")
+JAXENV = os.environ.get("JAXENV", os.path.join(BUILD, "jaxenv"))  # JAXENV=DIR: an existing one
 SYS_PY = "/usr/bin/python3"  # Debian's python3-torch lives there
 log = logger("bench_peers")
 
@@ -65,10 +65,10 @@ def pin(cmd, threads):
     return (["taskset", "-c", "0"] if threads == 1 else []) + cmd
 
 
-def run_flowrl(ckpt, threads, epochs, fuse=True):
+def run_flowrl(ckpt, threads, epochs, fuse=True, algo="flow-grpo"):
     work = tempfile.mkdtemp(prefix="bench_peers.")
     try:
-        cmd = [os.path.join(BUILD, "flowrl"), "train", "--algo", "flow-grpo", "--base", ckpt, "--out",
+        cmd = [os.path.join(BUILD, "flowrl"), "train", "--algo", algo, "--base", ckpt, "--out",
                os.path.join(work, "r"), "--epochs", str(epochs + 1), "--backend", "opt", "--threads", str(threads),
                "--checkpoint-every", "0", "--eval-n", "0"]
         env = dict(os.environ, FLOWRL_FUSE="1" if fuse else "0")
@@ -82,9 +82,30 @@ def run_flowrl(ckpt, threads, epochs, fuse=True):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run_peer(py, script, ckpt, threads, epochs):
+def run_pretrain(ckpt, threads, steps):
+    """flowrl pretrain's step time: (a run of 1 + steps steps − a run of 1 step) / steps, each the same
+    command but for --max-train-steps (start-up, loading and the checkpoint cancel out)."""
+    cfg = ec.load_weights(ckpt)[1]
+    work = tempfile.mkdtemp(prefix="bench_peers.")
+    try:
+        t = []
+        for n in (1, 1 + steps):
+            cmd = [os.path.join(BUILD, "flowrl"), "pretrain", "--task", "shapes", "--preset", cfg.get("preset", "shapes-s"),
+                   "--max-train-steps", str(n), "--out", os.path.join(work, f"p{n}.safetensors"), "--backend", "opt",
+                   "--threads", str(threads), "--progress", "off"]
+            t0 = time.perf_counter()
+            r = subprocess.run(pin(cmd, threads), capture_output=True, text=True)
+            t.append(time.perf_counter() - t0)
+            if r.returncode:
+                raise SystemExit(f"bench_peers: {' '.join(cmd)} failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+        return [(t[1] - t[0]) / steps]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_peer(py, script, ckpt, threads, epochs, mode=None):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    cmd = [py, os.path.join(ROOT, "bench", "peers", script), ckpt, str(threads), str(epochs)]
+    cmd = [py, os.path.join(ROOT, "bench", "peers", script)] + ([mode] if mode else []) + [ckpt, str(threads), str(epochs)]
     r = subprocess.run(pin(cmd, threads), capture_output=True, text=True, env=env)
     if r.returncode:
         raise SystemExit(f"bench_peers: {script} failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
@@ -96,6 +117,8 @@ def main():
     ap.add_argument("--ckpt", default="demo/shapes_base.safetensors")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--what", default="flow-grpo,awm,pretrain",
+                    help="flow-grpo (section bench_peers), awm (bench_peers_awm), pretrain (bench_peers_pretrain)")
     a = ap.parse_args()
     os.chdir(ROOT)
     if not os.path.exists(a.ckpt):
@@ -103,6 +126,11 @@ def main():
     if not shutil.which("taskset"):
         raise SystemExit("bench_peers: taskset (util-linux) not found: the 1-core rows pin to CPU 0 with it")
     jpy = jax_python()
+    what = a.what.split(",")
+    if "awm" in what or "pretrain" in what:
+        more(a, jpy, [w for w in what if w != "flow-grpo"])
+    if "flow-grpo" not in what:
+        return
     _, cfg = ec.load_weights(a.ckpt)
     flops = ec.gemm_flops(cfg)
     load0, t0 = loadavg(), time.time()
@@ -149,6 +177,69 @@ def main():
         "<!-- bench_peers end -->"]
     write_section(OUT, "bench_peers", "\n".join(L) + "\n")
     log(f"wrote the section of {OUT}")
+
+
+def more(a, jpy, what):
+    """The AWM epoch and the pretraining step against their PyTorch and JAX peers (bench/peers/more_*.py),
+    each in its own section, alternating as the Flow-GRPO epoch's."""
+    _, cfg = ec.load_weights(a.ckpt)
+    for w in what:
+        if w == "awm":
+            flops, unit = ec.awm_flops(cfg), "epoch"
+            progs = [("flowrl opt", lambda th: run_flowrl(a.ckpt, th, a.epochs, algo="awm"))]
+        elif w == "pretrain":
+            flops, unit = ec.pretrain_flops(cfg), "step"
+            progs = [("flowrl opt", lambda th: run_pretrain(a.ckpt, th, 8 * a.epochs))]
+        else:
+            raise SystemExit(f"bench_peers: --what {w}: expected flow-grpo, awm or pretrain")
+        reps = a.epochs if w == "awm" else 4 * a.epochs
+        progs += [("PyTorch 1.13 eager", lambda th, w=w: run_peer(SYS_PY, "more_torch.py", a.ckpt, th, reps, w)),
+                  (f"JAX {JAX_VERSION} jit", lambda th, w=w: run_peer(jpy, "more_jax.py", a.ckpt, th, reps, w))]
+        load0, t0 = loadavg(), time.time()
+        times = {(p, th): [] for p, _ in progs for th in (1, 2)}
+        for r in range(a.rounds):
+            for th in (1, 2):
+                for p, f in progs:
+                    times[(p, th)] += f(th)
+            log(f"{w} round {r + 1}/{a.rounds}: " + ", ".join(
+                f"{p} {th}t {statistics.median(times[(p, th)]):.4f} s" for p, _ in progs for th in (1, 2)))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        title = ("One AWM epoch against PyTorch and JAX (issue 15)" if w == "awm"
+                 else "One pretraining step against PyTorch and JAX (issue 15)")
+        desc = ("`flowrl train --algo awm` defaults (P x G = 64 samples, ODE rollout of 14 steps, 2 batches of K = 6 "
+                "training times per sample: the policy's forward and backward and the frozen base's and the EMA copy's "
+                "forwards of 192 rows each, one optimizer step, the EMA copy's update); flowrl's time is its "
+                "metrics.jsonl `seconds`. PyTorch: `bench/peers/more_torch.py awm` (eager, a forward/backward per "
+                "batch); JAX: `bench/peers/more_jax.py awm` (rollout one jitted scan, the optimizer step one jit over "
+                "both batches' 384 rows)" if w == "awm" else
+                "`flowrl pretrain` defaults (batch 128: noise, a forward and backward, clipping, AdamW, the EMA "
+                "copy); flowrl's step is (a run of 1 + S steps − a run of 1 step) / S, so process start, the first "
+                "step and the checkpoint cancel (one sample per round); flowrl renders its shapes each step, the "
+                "peers train on a stand-in batch. PyTorch: `bench/peers/more_torch.py pretrain` (eager); JAX: "
+                "`bench/peers/more_jax.py pretrain` (one jit per step)")
+        L = [f"<!-- bench_peers_{w} begin (written by bench/bench_peers.py; do not edit by hand) -->",
+             f"## {title}", "",
+             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python3 bench/bench_peers.py --what {w} "
+             f"--rounds {a.rounds} --epochs {a.epochs}` at {git_line()} on {machine_line()}; load average {load0} "
+             f"before, {loadavg()} after ({(time.time() - t0) / 60:.1f} min). {desc}. Network: `{a.ckpt}` (D {cfg['D']}, "
+             f"H {cfg['H']}, F {cfg['F']}, {cfg['n_blocks']} blocks), {flops / 1e9:.2f} GFLOP of GEMMs per {unit}. "
+             "1 core = pinned to CPU 0 with one thread, 2 threads = unpinned; the peers compute the same network and "
+             "work, not the same bits.", "",
+             f"| program | 1 core: {unit} s (median) | GFLOP/s | flowrl / this | 2 threads: {unit} s (median) | GFLOP/s "
+             "| flowrl / this |", "|---|---|---|---|---|---|---|"]
+        for p, _ in progs:
+            cells = []
+            for th in (1, 2):
+                s = med[(p, th)]
+                cells += [f"{s:.4f}", f"{flops / s / 1e9:.1f}", f"{med[('flowrl opt', th)] / s:.2f}"]
+            L.append(f"| {p} | " + " | ".join(cells) + " |")
+        best = {th: min(med[(p, th)] for p, _ in progs[1:]) for th in (1, 2)}
+        L += ["", "flowrl opt against the faster peer: " + "; ".join(
+            f"{th} {'core' if th == 1 else 'threads'}: {best[th] / med[('flowrl opt', th)]:.2f}x its speed"
+            + (" (flowrl leads)" if med[("flowrl opt", th)] <= best[th] else " (flowrl behind)") for th in (1, 2))
+            + f". Samples: {sum(len(v) for v in times.values())}.", f"<!-- bench_peers_{w} end -->"]
+        write_section(OUT, f"bench_peers_{w}", "\n".join(L) + "\n")
+        log(f"wrote the {w} section of {OUT}")
 
 
 if __name__ == "__main__":

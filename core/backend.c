@@ -12,6 +12,7 @@
 #include "flowrl/ops.h"
 #include "flowrl/ref_backend.h"
 #include "flowrl/opt.h"
+#include "flowrl/profile.h"
 #if FR_HAVE_CUDA
 #include "flowrl/cuda.h"
 #endif
@@ -193,7 +194,7 @@ fr_status fr_backend_open(fr_backend *be, const char *name, int fast, int thread
     const fr_ops *ops;
     FR_TRY(fr_backend_get_mode(name, fast, &ops));
     const fr_backend_desc *d = &k_backends[index_of(name)];
-    be->ops = ops;
+    be->ops = fr_profile_from_env(ops); /* FLOWRL_PROFILE: the timing table over ops */
     be->name = ops->name;
     be->mode = ops->mode ? ops->mode : "exact";
     be->threads = d->set_threads ? d->set_threads(threads) : 1;

@@ -11,14 +11,20 @@ void fr_rng_fill_uniform(float *out, int64_t n, uint32_t seed, uint32_t purpose,
     }
 }
 
+/* x86-64 with gcc: core/philox_fma.c builds the same row for FMA hardware, where fmaf (inside
+ * fr_logf, fr_sinf, fr_cosf) is one instruction instead of a libm call; fmaf is exact either way and
+ * -ffp-contract=off fuses nothing else, so both give the same bits (issue 15: the profile of an
+ * epoch put the normals at a tenth of it). */
 void fr_rng_fill_normal(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0,
                         uint32_t c1, uint32_t c2)
 {
-    for (int64_t i = 0; i < n; i += 4) {
-        fr_u32x4 b = fr_rng_block(seed, purpose, c0, c1, c2, (uint32_t)(i >> 2));
-        for (int j = 0; j < 4 && i + j < n; j++)
-            out[i + j] = fr_rng_block_normal(b, j);
+#if FR_PHILOX_FMA
+    if (__builtin_cpu_supports("fma")) { /* a load and a test: callers run on several threads */
+        fr_rng_fill_normal_fma(out, n, seed, purpose, c0, c1, c2);
+        return;
     }
+#endif
+    fr_rng_fill_normal_row(out, n, seed, purpose, c0, c1, c2);
 }
 
 typedef struct {

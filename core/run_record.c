@@ -13,24 +13,41 @@
 #include "flowrl/dist.h"
 #include "flowrl/optim_step.h"
 #include "flowrl/philox.h"
+#include "flowrl/profile.h"
 #include "flowrl/reward_cmd.h"
 
 /* Whether a record is written (rank 0) or tapped: the other ranks skip its copy and digest. */
 static int recorded(const fr_run *r) { return r->priv->writer || r->priv->env->tap; }
 
-fr_status fr_run_rec_tensor(fr_run *r, const char *name, const fr_tensor *v)
+static fr_status rec_tensor(fr_run *r, const char *name, const fr_tensor *v)
 {
     if (r->priv->writer) FR_TRY(fr_audit_tensor(r->priv->audit, name, v));
     const fr_run_env *env = r->priv->env;
     return env->tap ? env->tap(r->priv->rec_step, name, v, env->tap_user) : FR_OK;
 }
 
-fr_status fr_run_rec_scalar(fr_run *r, const char *name, float x)
+fr_status fr_run_rec_tensor(fr_run *r, const char *name, const fr_tensor *v)
+{
+    fr_profile_begin(FR_PROF_AUDIT);
+    fr_status s = rec_tensor(r, name, v);
+    fr_profile_end(FR_PROF_AUDIT);
+    return s;
+}
+
+static fr_status rec_scalar(fr_run *r, const char *name, float x)
 {
     if (r->priv->writer) FR_TRY(fr_audit_scalar_f32(r->priv->audit, name, x));
     const fr_run_env *env = r->priv->env;
     fr_tensor v = fr_tensor_f32(&x, 0, NULL);
     return env->tap ? env->tap(r->priv->rec_step, name, &v, env->tap_user) : FR_OK;
+}
+
+fr_status fr_run_rec_scalar(fr_run *r, const char *name, float x)
+{
+    fr_profile_begin(FR_PROF_AUDIT);
+    fr_status s = rec_scalar(r, name, x);
+    fr_profile_end(FR_PROF_AUDIT);
+    return s;
 }
 
 fr_status fr_run_rec_f32(fr_run *r, const char *name, const float *p, int nd, int64_t d0, int64_t d1, int64_t d2)
@@ -88,9 +105,13 @@ fr_status fr_run_rec_dev(fr_run *r, const char *name, const fr_tensor *v)
 {
     if (!recorded(r)) return FR_OK;
     fr_tensor h;
-    FR_TRY(fr_run_host_copy(r, v, &h));
-    fr_status s = fr_run_rec_tensor(r, name, &h);
-    fr_tensor_free(&h);
+    fr_profile_begin(FR_PROF_AUDIT); /* its copy out is a copy (flowrl/profile.h: self times) */
+    fr_status s = fr_run_host_copy(r, v, &h);
+    if (s == FR_OK) {
+        s = fr_run_rec_tensor(r, name, &h);
+        fr_tensor_free(&h);
+    }
+    fr_profile_end(FR_PROF_AUDIT);
     return s;
 }
 
@@ -278,7 +299,10 @@ fr_status fr_run_optimizer_step(fr_run *r, int64_t u, float *gn)
 fr_status fr_run_rewards(fr_run *r, int64_t N, const int *pid, const float *x, float *reward, int *correct)
 {
     double acc = NAN;
-    FR_TRY(fr_run_reward_split(r, N, pid, x, reward, correct));
+    fr_profile_begin(FR_PROF_REWARDS);
+    fr_status rs = fr_run_reward_split(r, N, pid, x, reward, correct);
+    fr_profile_end(FR_PROF_REWARDS);
+    FR_TRY(rs);
     if (!r->rcmd) {
         int64_t c = 0;
         for (int64_t s = 0; s < N; s++) c += correct[s] != 0;
@@ -295,13 +319,21 @@ fr_status fr_run_rewards(fr_run *r, int64_t N, const int *pid, const float *x, f
     return FR_OK;
 }
 
-fr_status fr_run_score(fr_run *r, int64_t n, const int *pid, const float *x, float *reward)
+static fr_status score(fr_run *r, int64_t n, const int *pid, const float *x, float *reward)
 {
     if (r->rcmd) return fr_reward_cmd_score_task(r->rcmd, r->task, (uint32_t)r->epoch, n, pid, x, reward);
     int *correct = fr_malloc((size_t)n * sizeof *correct);
     if (!correct) return FR_ERR_NOMEM;
     fr_status s = fr_task_reward_batch(r->task, r->reward_id, n, pid, x, reward, correct);
     free(correct);
+    return s;
+}
+
+fr_status fr_run_score(fr_run *r, int64_t n, const int *pid, const float *x, float *reward)
+{
+    fr_profile_begin(FR_PROF_REWARDS);
+    fr_status s = score(r, n, pid, x, reward);
+    fr_profile_end(FR_PROF_REWARDS);
     return s;
 }
 

@@ -36,6 +36,9 @@ int fr_opt_range_parts(int64_t n, int64_t align, int64_t min_chunk);
 /* 1 while fr_opt_set_split_all(1) is in effect: minimum work per thread is one unit. */
 int fr_opt_split_all(void);
 
+/* Row-parallel entries over ref's (opt/opt_rows.c): call on a table holding the ref entries. */
+void fr_opt_rows_fill(fr_ops *ops);
+
 /* ---- SIMD dispatch (opt/opt_backend.c) -------------------------------------------------- */
 
 /* 1 when the target("avx2,fma") kernels may run (CPU support, not disabled by env). */

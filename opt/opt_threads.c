@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -56,6 +57,24 @@ static _Atomic int g_threads; /* 0: default */
 static _Atomic unsigned long g_worker_parts; /* parts run by worker threads (tests) */
 static _Atomic unsigned char g_worker_ran[FR_OPT_MAX_THREADS]; /* worker id has run a part */
 static _Atomic int g_split_all;
+/* fr_opt_pool_timing: the caller's wait for its workers, timed only when asked (flowrl/profile.h) */
+static _Atomic int g_wait_timing;
+static _Atomic unsigned long long g_wait_ns, g_jobs;
+
+void fr_opt_pool_timing(int on) { atomic_store(&g_wait_timing, on != 0); }
+
+void fr_opt_pool_stats(double *wait_s, uint64_t *jobs)
+{
+    *wait_s = 1e-9 * (double)atomic_load(&g_wait_ns);
+    *jobs = atomic_load(&g_jobs);
+}
+
+static unsigned long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
 
 unsigned long fr_opt_worker_parts(void) { return atomic_load(&g_worker_parts); }
 
@@ -212,6 +231,8 @@ void fr_opt_run(int nt, fr_opt_task fn, void *ctx)
 
     fn(ctx, 0, parts);
 
+    int timing = atomic_load_explicit(&g_wait_timing, memory_order_relaxed);
+    unsigned long long t0 = timing ? now_ns() : 0;
     for (int spin = 0; atomic_load_explicit(&g_pool.pending, memory_order_acquire) != 0 &&
                        spin < SPIN_ITERS;
          spin++) {
@@ -223,6 +244,7 @@ void fr_opt_run(int nt, fr_opt_task fn, void *ctx)
         while (atomic_load(&g_pool.pending) != 0) pthread_cond_wait(&g_pool.cv_done, &g_pool.mu);
         pthread_mutex_unlock(&g_pool.mu);
     }
+    if (timing) atomic_fetch_add(&g_wait_ns, now_ns() - t0), atomic_fetch_add(&g_jobs, 1);
     pthread_mutex_unlock(&g_pool.busy);
 }
 

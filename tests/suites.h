@@ -32,6 +32,7 @@
     X(cli)                                                                                 \
     X(opts)                                                                                \
     X(opt)                                                                                 \
+    X(profile)                                                                             \
     X(backends)                                                                            \
     X(reward_cmd)                                                                          \
     X(rollout)                                                                             \

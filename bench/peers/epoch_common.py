@@ -76,3 +76,41 @@ def result_line(name, threads, seconds):
 
 
 assert math.isclose(grid()[0], 1.0)
+
+
+# ---- one pretraining step (flowrl pretrain's defaults: core/pretrain.c fr_pretrain_defaults) ----
+PRE_BATCH = 128
+PRE_LR, PRE_WD, PRE_EMA = 1e-3, 0.0, 0.999
+PRE_CFG_DROPOUT = 0.1  # the null condition's probability
+# The data x0 is a stand-in (a fixed random batch): flowrl renders the task's shapes each step.
+
+
+def pretrain_flops(cfg):
+    """GEMM FLOPs of one pretraining step: a forward and a backward of PRE_BATCH rows."""
+    D, H, F, E, nb = cfg["D"], cfg["H"], cfg["F"], cfg["E"], cfg["n_blocks"]
+    fwd = 2 * (D * H + E * H + H * H + nb * 2 * H * F + H * D)
+    return 3 * fwd * PRE_BATCH
+
+
+# ---- one AWM epoch (flowrl train --algo awm defaults: docs/algorithms/awm.md) ----
+AWM_T = 14  # ODE sampler steps
+AWM_BATCHES = 2  # batches per epoch, one optimizer step (grad accum 2)
+AWM_K = 6  # training times per sample
+AWM_BETA, AWM_EMA_BETA = 1e-3, 1.0  # KL to the frozen base, KL to the EMA copy
+AWM_EMA_DECAY = 0.3  # the EMA copy's decay cap (linear: min(0.3, 0.001 * step))
+AWM_LR, AWM_WD = 3e-4, 1e-4
+
+
+def awm_flops(cfg):
+    """GEMM FLOPs of one AWM epoch: the ODE rollout, and per batch the policy's forward and backward
+    and the base's and the EMA copy's forwards of K x batch rows."""
+    D, H, F, E, nb = cfg["D"], cfg["H"], cfg["F"], cfg["E"], cfg["n_blocks"]
+    fwd = 2 * (D * H + E * H + H * H + nb * 2 * H * F + H * D)
+    rows = P * G * AWM_K
+    return fwd * (P * G * AWM_T + 3 * rows) + 2 * fwd * rows
+
+
+def ode_grid(T):
+    """The ODE sampler's T + 1 sigmas (the same shifted grid as grid())."""
+    s = np.linspace(1.0, 0.0, T + 1)
+    return (SIGMA_SHIFT * s / (1 + (SIGMA_SHIFT - 1) * s)).astype(np.float32)

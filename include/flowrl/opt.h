@@ -29,6 +29,11 @@ int fr_opt_workers_used(void);
  * workers; bits are unchanged (splits are by outputs). 0 (the default) restores the
  * work-per-thread minimums. */
 void fr_opt_set_split_all(int on);
+/* on = 1: the calling thread times its waits for the pool's workers (after running its own part
+ * of a job); fr_opt_pool_stats gives the seconds and jobs counted so far in this process
+ * (flowrl/profile.h reads them). Off by default: a job then reads no clock. */
+void fr_opt_pool_timing(int on);
+void fr_opt_pool_stats(double *wait_s, uint64_t *jobs);
 
 /* Overrides the ops table entries that opt implements (core/backend.c calls it on a table
  * holding the ref entries). Never fails on x86 without AVX2: the portable fallbacks run

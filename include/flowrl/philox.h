@@ -153,11 +153,16 @@ FR_HOSTDEV static inline float fr_u32_to_uniform(uint32_t w)
     return ((float)(w >> 9) + 0.5f) * 0x1.0p-23f;
 }
 
+/* Box-Muller's radius and angle of two words (a caller that wants both lanes of a pair computes
+ * them once: opt/opt_rows.c). */
+FR_HOSTDEV static inline float fr_box_muller_r(uint32_t wr) { return sqrtf(-2.0f * fr_logf(fr_u32_to_uniform(wr))); }
+FR_HOSTDEV static inline float fr_box_muller_theta(uint32_t wt) { return 6.28318530717958647692f * fr_u32_to_uniform(wt); }
+
 /* Box-Muller of two words; lane 0 -> cos, lane 1 -> sin. */
 FR_HOSTDEV static inline float fr_box_muller(uint32_t wr, uint32_t wt, int lane)
 {
-    float r = sqrtf(-2.0f * fr_logf(fr_u32_to_uniform(wr)));
-    float theta = 6.28318530717958647692f * fr_u32_to_uniform(wt);
+    float r = fr_box_muller_r(wr);
+    float theta = fr_box_muller_theta(wt);
     return r * (lane ? fr_sinf(theta) : fr_cosf(theta));
 }
 
@@ -185,6 +190,31 @@ FR_HOSTDEV static inline float fr_rng_normal(uint32_t seed, uint32_t purpose, ui
 {
     return fr_rng_block_normal(fr_rng_block(seed, purpose, c0, c1, c2, idx >> 2), (int)(idx & 3));
 }
+
+/* fr_rng_fill_normal's body: fr_rng_block_normal of each element, each Box-Muller pair's radius and
+ * angle computed once for both of its lanes (the same expressions as fr_box_muller: the same bits). */
+static inline void fr_rng_fill_normal_row(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0,
+                                          uint32_t c1, uint32_t c2)
+{
+    for (int64_t i = 0; i < n; i += 4) {
+        fr_u32x4 b = fr_rng_block(seed, purpose, c0, c1, c2, (uint32_t)(i >> 2));
+        for (int p = 0; p < 2 && i + 2 * p < n; p++) {
+            float r = fr_box_muller_r(b.v[2 * p]), theta = fr_box_muller_theta(b.v[2 * p + 1]);
+            out[i + 2 * p] = r * fr_cosf(theta);
+            if (i + 2 * p + 1 < n) out[i + 2 * p + 1] = r * fr_sinf(theta);
+        }
+    }
+}
+
+/* x86-64 gcc: fr_rng_fill_normal_row compiled for FMA hardware (core/philox_fma.c); call it only
+ * where the CPU has FMA (fr_rng_fill_normal does). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define FR_PHILOX_FMA 1
+void fr_rng_fill_normal_fma(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c1,
+                            uint32_t c2);
+#else
+#define FR_PHILOX_FMA 0
+#endif
 
 /* perm (n,) = the permutation of 0..n−1 that sorts the keys fr_rng_u32(seed, purpose, c0, c1,
  * 0, i) ascending, ties by index (what torch.randperm is to the public code; a pure function of

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""make bench-profile / make bench-gates (issue 15): where an RL epoch's time goes, and the gates'
+inputs measured in one invocation. Each configuration is one process of build/bench_profile
+(bench/bench_profile.c): the epoch's time (median of EPOCHS epochs after a warm-up, unprofiled), its
+profile (every op entry's self time, GEMMs by shape, rewards, audit records, opt's pool waits) and
+the GEMM-only bound (each GEMM shape of the epoch timed alone on the same backend and thread count,
+times its calls). "1 core" runs pinned to CPU 0 (taskset) with one thread, "2 threads" unpinned.
+
+    python3 bench/bench_profile.py            # the profile of a shapes-s Flow-GRPO epoch (section bench_profile)
+    python3 bench/bench_profile.py --gates    # shapes-s, shapes-m and AWM at 1 core and 2 threads (bench_gates)
+
+The gate (issue 15): the epoch at >= 70% of its GEMM-only bound. shapes-m trains from a one-step
+pretrain of the preset (timing only) scored by tests/reward_progs/mock_reward.py, a reward program
+whose scores differ per sample (the task's detector scores an untrained model's samples all 0, and
+Flow-GRPO then trains nothing); its cost is in the profile's rewards row."""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import git_line, loadavg, logger, machine_line, write_section  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("BUILD", "build")
+OUT = os.environ.get("OUT", "BENCHMARKS.md")
+log = logger("bench_profile")
+MOCK = ["--", "--reward", "cmd:python3 " + os.path.join(ROOT, "tests", "reward_progs", "mock_reward.py") + " ok"]
+
+
+def configs(gates, ckpt):
+    s = ("shapes-s Flow-GRPO", ["--algo", "flow-grpo", "--base", ckpt])
+    if not gates:
+        return [s]
+    return [s,
+            ("shapes-m Flow-GRPO", ["--algo", "flow-grpo", "--preset", "shapes-m"] + MOCK),
+            ("shapes-s AWM", ["--algo", "awm", "--base", ckpt])]
+
+
+def run(name, args, threads, epochs, work):
+    js = os.path.join(work, f"{len(os.listdir(work))}.json")
+    cmd = [os.path.join(BUILD, "bench_profile"), "--threads", str(threads), "--epochs", str(epochs), "--json", js,
+           "--title", f"{name}, {'1 core' if threads == 1 else '2 threads'}"]
+    pre = ["taskset", "-c", "0"] if threads == 1 else []
+    # the training options after "--" stay last
+    extra = args[args.index("--"):] if "--" in args else []
+    base = args[:args.index("--")] if "--" in args else args
+    t0 = time.time()
+    r = subprocess.run(pre + cmd + base + extra, capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"bench_profile: {' '.join(cmd + base + extra)} failed: "
+                         f"{(r.stderr or r.stdout).strip().splitlines()[-3:]}")
+    with open(js) as f:
+        res = json.load(f)
+    res["markdown"] = r.stdout
+    res["name"], res["wall"] = name, time.time() - t0
+    log(f"{name} {threads}t: epoch {res['epoch_s']:.3f} s, GEMM-only bound {res['gemm_bound_s']:.3f} s "
+        f"({100 * res['gemm_bound_s'] / res['epoch_s']:.0f}%), {res['wall']:.0f} s")
+    return res
+
+
+def top_rows(res, n=4):
+    """The n largest non-GEMM rows of the profile, as 'name share%'."""
+    rows = sorted((r for r in res["rows"] if r["group"] != "GEMM"), key=lambda r: -r["seconds"])[:n]
+    return ", ".join(f"{r['what']} {100 * r['seconds'] / res['window_s']:.0f}%" for r in rows)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gates", action="store_true", help="shapes-s, shapes-m and AWM at 1 core and 2 threads")
+    ap.add_argument("--ckpt", default="demo/shapes_base.safetensors")
+    ap.add_argument("--epochs", type=int, default=5)
+    a = ap.parse_args()
+    os.chdir(ROOT)
+    if not os.path.exists(a.ckpt):
+        raise SystemExit(f"bench_profile: {a.ckpt} not found (make demo writes it, or `flowrl pretrain --task shapes`)")
+    if not shutil.which("taskset"):
+        raise SystemExit("bench_profile: taskset (util-linux) not found: the 1-core rows pin to CPU 0 with it")
+    work = tempfile.mkdtemp(prefix="bench_profile.")
+    load0, t0 = loadavg(), time.time()
+    try:
+        res = [run(name, args, th, a.epochs, work) for name, args in configs(a.gates, a.ckpt) for th in (1, 2)]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    load1, minutes = loadavg(), (time.time() - t0) / 60
+    cmd = "python3 bench/bench_profile.py" + (" --gates" if a.gates else "") + f" --epochs {a.epochs}"
+    head = (f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `{cmd}` "
+            f"(`make bench-{'gates' if a.gates else 'profile'}`) at {git_line()} on {machine_line()}; load average "
+            f"{load0} before, {load1} after ({minutes:.1f} min){'' if float(str(load0).split()[0]) < 1.5 else ': the machine was under load, so the wall-clock numbers are not a quiet machine’s'}. "
+            "Each row is one process of `build/bench_profile` (bench/bench_profile.c): canonical opt, 1 core = "
+            "pinned to CPU 0 with one thread, 2 threads = unpinned; the epoch is the median of "
+            f"{a.epochs} unprofiled epochs after a warm-up epoch (`flowrl train` defaults, eval off, no checkpoints); "
+            "the GEMM-only bound is every GEMM call of a profiled epoch at the speed of its shape timed alone in "
+            "the same process (its GEMM FLOPs at the GEMM rate measured in the same run).")
+    if not a.gates:
+        L = ["<!-- bench_profile begin (written by bench/bench_profile.py; do not edit by hand) -->",
+             "## Where a Flow-GRPO epoch's time goes (issue 15)", "", head, "",
+             "Self times of one profiled epoch (flowrl/profile.h: a timing table over the op table, installed "
+             "only when asked: `FLOWRL_PROFILE=FILE flowrl train ...` writes the same table for a whole run). "
+             "Groups first, then every entry; \"other host code\" is the epoch less every op entry and region "
+             "(the model's and the algorithm's C between ops, allocation on the host, metrics).", ""]
+        for r in res:
+            L += [r["markdown"].rstrip(), ""]
+        L.append("<!-- bench_profile end -->")
+        write_section(OUT, "bench_profile", "\n".join(L) + "\n")
+    else:
+        L = ["<!-- bench_gates begin (written by bench/bench_profile.py --gates; do not edit by hand) -->",
+             "## Gates: the epoch against its GEMM-only bound (issue 15)", "", head, "",
+             "| epoch | threads | epoch s | GEMM GFLOP | GEMMs alone s | GEMM rate GFLOP/s | % of the GEMM-only bound "
+             "(gate >= 70%) | the same in CPU time: epoch s, % | GEMMs inside the epoch s | largest other rows (share of "
+             "the profiled epoch) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+        quiet = float(str(load0).split()[0]) < 1.5 and float(str(load1).split()[0]) < 1.5
+
+        def verdict(pct, reading=True):
+            return (("(met)" if pct >= 70 else "(**missed**)") if reading else "(under load: no verdict)")
+        for r in res:
+            pct = 100 * r["gemm_bound_s"] / r["epoch_s"]
+            cpct = 100 * r["gemm_bound_cpu_s"] / r["epoch_cpu_s"]
+            L.append(f"| {r['name']} | {'1 core' if r['threads'] == 1 else '2 threads'} | {r['epoch_s']:.3f} | "
+                     f"{r['gemm_flops'] / 1e9:.2f} | {r['gemm_bound_s']:.3f} | "
+                     f"{r['gemm_flops'] / 1e9 / r['gemm_bound_s']:.1f} | "
+                     f"{pct:.0f}% {verdict(pct, quiet)} | {r['epoch_cpu_s']:.3f}, {cpct:.0f}%"
+                     f"{' ' + verdict(cpct) if r['threads'] == 1 else ''} | {r['gemm_in_epoch_s']:.3f} | "
+                     f"{top_rows(r)} |")
+        L += ["", "CPU time: the process's, all threads (spinning workers included); at 1 core it is what the epoch "
+              "and its GEMMs cost on a loaded machine, so its percentage is the gate's reading under load (the wall-clock verdicts are given only when "
+              "the load average was below 1.5 before and after). The 1-core "
+              "profiles are in CPU time, the 2-thread ones in wall time.", "",
+              "The ratio to the faster of PyTorch and JAX at each thread count is `make bench-peers`' "
+              "(its section); the profile of each row: `make bench-profile` (shapes-s) or `build/bench_profile` "
+              "with the row's options.", "<!-- bench_gates end -->"]
+        write_section(OUT, "bench_gates", "\n".join(L) + "\n")
+    log(f"wrote the section of {OUT}")
+
+
+if __name__ == "__main__":
+    main()

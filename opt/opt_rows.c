@@ -1,0 +1,205 @@
+/* Row-parallel opt entries (issue 15: the profile of an epoch put them at a fifth of it, on one
+ * thread in ref). noise_fm draws its normals a row at a time (fr_rng_fill_normal) instead of a
+ * Philox block and a Box-Muller per element. Each other op below computes every output row from that row's inputs only, so opt
+ * runs ref's own entry on contiguous blocks of rows, on the pool's threads: the same element
+ * functions in the same order per row, the same bits for any split (docs/determinism.md). */
+#include "opt/opt_internal.h"
+
+#include <stdlib.h>
+
+#include "flowrl/noising.h"
+#include "flowrl/philox.h"
+
+/* ref's entries, captured by fr_opt_rows_fill before opt overrides them. */
+static fr_ops g_ref;
+
+/* At least this many elements per part: below it a wake-up costs more than it saves. */
+#define MIN_PART_ELEMS 4096
+
+static int64_t min_rows(int64_t D) { return D >= MIN_PART_ELEMS ? 1 : (MIN_PART_ELEMS + D - 1) / (D > 0 ? D : 1); }
+
+#define ROW(p, b, D) ((p) ? (p) + (b) * (D) : NULL)
+
+/* ---- rng_normal_rows -------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t D, n1;
+    uint32_t seed, purpose, c0, c2;
+    const uint32_t *c1;
+    float *out;
+} rng_job;
+
+static void rng_part(void *ctx, int64_t b, int64_t e)
+{
+    const rng_job *j = (const rng_job *)ctx;
+    for (int64_t r = b; r < e; r++)
+        fr_rng_fill_normal(j->out + r * j->D, j->D, j->seed, j->purpose, j->c0, j->c1[r % j->n1],
+                        j->c2 + (uint32_t)(r / j->n1));
+}
+
+static void opt_rng_normal_rows(int64_t R, int64_t D, uint32_t seed, uint32_t purpose, uint32_t c0, int64_t n1,
+                                const uint32_t *c1, uint32_t c2, float *out)
+{
+    rng_job j = {D, n1, seed, purpose, c0, c2, c1, out};
+    fr_opt_parallel_range(R, 1, (MIN_PART_ELEMS / 8 + D - 1) / (D > 0 ? D : 1), rng_part, &j); /* ~8x the work */
+}
+
+/* ---- the flow-matching forward process ---------------------------------------------------- */
+
+typedef struct {
+    int64_t n1, D;
+    uint32_t seed, purpose, c0, c2;
+    const uint32_t *ids;
+    const float *x0, *t;
+    float *xt, *eps;
+} fm_job;
+
+/* fr_noise_fm_elem per element, its normals drawn a row at a time (fr_rng_fill_normal's element d
+ * is fr_rng_normal(..., d): the same ε, so the same bits). */
+static void fm_part(void *ctx, int64_t b, int64_t e)
+{
+    const fm_job *j = (const fm_job *)ctx;
+    const int64_t D = j->D;
+    float *own = j->eps ? NULL : malloc(sizeof(float) * (size_t)D);
+    for (int64_t r = b; r < e; r++) {
+        const int64_t s = r % j->n1;
+        float *eps = j->eps ? j->eps + r * D : own;
+        if (!eps) { /* out of memory for a row of scratch: the element function draws it itself */
+            const fr_noise_coord k = {j->seed, j->purpose, j->c0, j->c2 + (uint32_t)(r / j->n1)};
+            for (int64_t d = 0; d < D; d++)
+                j->xt[r * D + d] = fr_noise_fm_elem(j->x0[s * D + d], j->t[r], k, j->ids[s], (uint32_t)d, NULL);
+            continue;
+        }
+        fr_rng_fill_normal(eps, D, j->seed, j->purpose, j->c0, j->ids[s], j->c2 + (uint32_t)(r / j->n1));
+        for (int64_t d = 0; d < D; d++) j->xt[r * D + d] = fr_flow_noised_elem(j->x0[s * D + d], eps[d], j->t[r]);
+    }
+    free(own);
+}
+
+static void opt_noise_fm(int64_t R, int64_t n1, int64_t D, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c2,
+                         const uint32_t *ids, const float *x0, const float *t, float *x_t, float *eps)
+{
+    fm_job j = {n1, D, seed, purpose, c0, c2, ids, x0, t, x_t, eps};
+    fr_opt_parallel_range(R, 1, (MIN_PART_ELEMS / 8 + D - 1) / (D > 0 ? D : 1), fm_part, &j);
+}
+
+/* ---- the sampler's step and log-prob ------------------------------------------------------ */
+
+typedef struct {
+    int64_t D;
+    fr_step_coef q;
+    const float *x, *mo, *x0p, *xi, *xn_in, *mean_in;
+    float *xn, *mean, *logp;
+} step_job;
+
+static void step_part(void *ctx, int64_t b, int64_t e)
+{
+    const step_job *j = (const step_job *)ctx;
+    const int64_t D = j->D;
+    g_ref.sampler_step(e - b, D, j->q, j->x + b * D, j->mo + b * D, ROW(j->x0p, b, D), ROW(j->xi, b, D),
+                       j->xn + b * D, ROW(j->mean, b, D), j->logp ? j->logp + b : NULL);
+}
+
+static void opt_sampler_step(int64_t B, int64_t D, fr_step_coef q, const float *x, const float *mo,
+                             const float *x0p, const float *xi, float *xn, float *mean, float *logp)
+{
+    step_job j = {D, q, x, mo, x0p, xi, NULL, NULL, xn, mean, logp};
+    fr_opt_parallel_range(B, 1, min_rows(D), step_part, &j);
+}
+
+static void logprob_part(void *ctx, int64_t b, int64_t e)
+{
+    const step_job *j = (const step_job *)ctx;
+    const int64_t D = j->D;
+    g_ref.sampler_logprob(e - b, D, j->q, ROW(j->x, b, D), ROW(j->mo, b, D), ROW(j->x0p, b, D), j->xn_in + b * D,
+                          ROW(j->mean_in, b, D), ROW(j->mean, b, D), j->logp + b);
+}
+
+static void opt_sampler_logprob(int64_t B, int64_t D, fr_step_coef q, const float *x, const float *mo,
+                                const float *x0p, const float *xn, const float *mean_in, float *mean_out, float *logp)
+{
+    step_job j = {D, q, x, mo, x0p, NULL, xn, mean_in, NULL, mean_out, logp};
+    fr_opt_parallel_range(B, 1, min_rows(D), logprob_part, &j);
+}
+
+/* ---- the model's time embedding, condition rows and x0 head ------------------------------ */
+
+typedef struct {
+    int64_t B, D, S, n;
+    float sm;
+    const float *t, *x, *xo, *table;
+    const int32_t *c;
+    float *den, *out;
+} model_job;
+
+static void temb_part(void *ctx, int64_t b, int64_t e)
+{
+    const model_job *j = (const model_job *)ctx;
+    g_ref.temb_sinusoidal(e - b, j->D, j->t + b, j->out + b * j->D);
+}
+
+static void opt_temb(int64_t B, int64_t E, const float *t, float *emb)
+{
+    model_job j = {.D = E, .t = t, .out = emb};
+    fr_opt_parallel_range(B, 1, min_rows(E), temb_part, &j);
+}
+
+static void gather_part(void *ctx, int64_t b, int64_t e)
+{
+    const model_job *j = (const model_job *)ctx;
+    g_ref.embed_gather_add(e - b, j->S, j->D, j->n, j->table, j->c + b * j->S, j->out + b * j->D);
+}
+
+static void opt_embed_gather_add(int64_t B, int64_t S, int64_t H, int64_t n_rows, const float *table,
+                                 const int32_t *c, float *h)
+{
+    model_job j = {.D = H, .S = S, .n = n_rows, .table = table, .c = c, .out = h};
+    fr_opt_parallel_range(B, 1, min_rows(H * (S > 0 ? S : 1)), gather_part, &j);
+}
+
+static void x0_part(void *ctx, int64_t b, int64_t e)
+{
+    const model_job *j = (const model_job *)ctx;
+    g_ref.x0_head_fwd(e - b, j->D, j->sm, j->t + b, j->x + b * j->D, j->xo + b * j->D, j->den ? j->den + b : NULL,
+                      j->out + b * j->D);
+}
+
+static void opt_x0_head_fwd(int64_t B, int64_t D, float sm, const float *t, const float *x, const float *xo,
+                            float *den, float *out)
+{
+    model_job j = {.D = D, .sm = sm, .t = t, .x = x, .xo = xo, .den = den, .out = out};
+    fr_opt_parallel_range(B, 1, min_rows(D), x0_part, &j);
+}
+
+/* ---- the trajectory objectives' rows ------------------------------------------------------ */
+
+typedef struct {
+    int64_t D;
+    const float *a, *b;
+    float *out;
+} rows2_job;
+
+static void sumsq_part(void *ctx, int64_t b, int64_t e)
+{
+    const rows2_job *j = (const rows2_job *)ctx;
+    g_ref.row_sumsq_diff(e - b, j->D, j->a + b * j->D, j->b + b * j->D, j->out + b);
+}
+
+static void opt_row_sumsq_diff(int64_t R, int64_t D, const float *a, const float *b, float *out)
+{
+    rows2_job j = {D, a, b, out};
+    fr_opt_parallel_range(R, 1, min_rows(D), sumsq_part, &j);
+}
+
+void fr_opt_rows_fill(fr_ops *ops)
+{
+    g_ref = *ops; /* the ref entries (core/backend.c fills them before fr_opt_init) */
+    ops->rng_normal_rows = opt_rng_normal_rows;
+    ops->noise_fm = opt_noise_fm;
+    ops->sampler_step = opt_sampler_step;
+    ops->sampler_logprob = opt_sampler_logprob;
+    ops->temb_sinusoidal = opt_temb;
+    ops->embed_gather_add = opt_embed_gather_add;
+    ops->x0_head_fwd = opt_x0_head_fwd;
+    ops->row_sumsq_diff = opt_row_sumsq_diff;
+}
