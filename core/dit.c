@@ -515,11 +515,15 @@ fr_status fr_dit_backward(fr_model *m, fr_backend *be, fr_model_ws *ws, const fl
     op->bias_grad(B, N * H, d->dtok, G(m, FR_DP_POS), 1);
     FR_TRY(fr_model_linear_bwd(m, be, FR_DP_PATCH_W, B * N, d->xp, d->dtok, dx ? d->dxp : NULL, 0));
     op->bias_grad(B, S * H, dptok, G(m, FR_DP_PPOS), 1);
-    op->embed_scatter_add(B * S, 1, H, nc, d->c, dptok, G(m, FR_DP_COND));
 
-    /* the adaLN vector: sc = silu(cvec), cvec = time MLP + pooled prompt */
+    /* the adaLN vector: sc = silu(cvec), cvec = time MLP + pooled prompt. cond.weight gets
+     * both of a sample's uses together, sample by sample (its prompt tokens, then its pooled
+     * rows), so that micro-batches continue the same chains as one batch */
     op->act_bwd(FR_ACT_SILU, B * H, d->cvec, d->dsc, d->dcv, 0);
-    op->embed_scatter_add(B, S, H, nc, d->c, d->dcv, G(m, FR_DP_COND));
+    for (int64_t b = 0; b < B; b++) {
+        op->embed_scatter_add(S, 1, H, nc, d->c + b * S, dptok + b * S * H, G(m, FR_DP_COND));
+        op->embed_scatter_add(1, S, H, nc, d->c + b * S, d->dcv + b * H, G(m, FR_DP_COND));
+    }
     FR_TRY(fr_model_linear_bwd(m, be, FR_DP_T2_W, B, d->a1, d->dcv, d->dtH, 0));
     op->act_bwd(cf->act, B * H, d->t1, d->dtH, d->dtH2, 0);
     FR_TRY(fr_model_linear_bwd(m, be, FR_DP_T1_W, B, d->temb_in, d->dtH2, NULL, 0));
