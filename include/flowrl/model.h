@@ -1,5 +1,6 @@
-/* The conditional velocity / noise network: a residual MLP over flattened data
- * (docs/design.md §6 tasks gmm2d and shapes), forward and backward written against the op table
+/* The conditional velocity / noise network: a residual MLP over flattened data (below), or,
+ * with cfg.arch = FR_ARCH_DIT, the diffusion transformer of core/dit.c (docs/algorithms/dit.md),
+ * behind the same functions (docs/design.md §6 tasks gmm2d and shapes); forward and backward written against the op table
  * so that every backend runs the same graph.
  *
  *   x (B,D), t (B,) timestep (flow models: t = 1000 sigma, docs/algorithms/pretraining.md §1 "Rectified
