@@ -9,12 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flowrl/algo.h"
 #include "flowrl/attn_elem.h"
+#include "flowrl/cond.h"
 #include "flowrl/backend.h"
 #include "flowrl/embed.h"
 #include "flowrl/model.h"
 #include "flowrl/ops.h"
 #include "flowrl/task.h"
+#include "tests/model_testutil.h"
+#include "tests/run_testutil.h"
 #include "tests/testutil.h"
 
 /* 2 channels of 4 × 4 in 2 × 2 patches: N = 4 image tokens of P = 8, two prompt tokens. */
@@ -493,6 +497,63 @@ START_TEST(test_presets_and_checkpoint)
 }
 END_TEST
 
+/* A tiny shapes DiT base (H 16, one block, 2 heads, 4 × 4 patches) predicting pred, saved as
+ * DIR/dit-base[-eps].safetensors. */
+static void small_dit_base(char *path, size_t n, int pred)
+{
+    snprintf(path, n, "%s/dit-base%s.safetensors", fr_rt_dir, pred == FR_PRED_EPSILON ? "-eps" : "");
+    const fr_task *task;
+    ck_assert_int_eq(fr_task_get("shapes", &task), FR_OK);
+    int64_t n_cond, n_slots;
+    fr_cond_dims(task, &n_cond, &n_slots);
+    fr_model_config mc;
+    ck_assert_int_eq(fr_model_preset("shapes-dit-s", task->D, n_cond, &mc), FR_OK);
+    mc.n_slots = n_slots;
+    mc.H = 16, mc.F = 16, mc.n_blocks = 1, mc.E = 16, mc.n_heads = 2;
+    mc.pred = (fr_pred)pred;
+    if (pred == FR_PRED_EPSILON) fr_test_eps_head(&mc);
+    snprintf(mc.preset, sizeof mc.preset, "custom");
+    fr_model m;
+    ck_assert_int_eq(fr_model_init(&m, fr_test_ref_be(), &mc, 3), FR_OK);
+    randomize(&m, 17); /* adaLN-zero would make every fresh sample the same image */
+    ck_assert_int_eq(fr_model_save(&m, path), FR_OK);
+    fr_model_free(&m);
+}
+
+/* Every algorithm of the registry that fine-tunes a base runs two epochs on a DiT base
+ * (model.arch = dit, through fr_model_forward / backward and nothing else) with a graded reward,
+ * and opt at 2 threads writes ref's audit records. */
+START_TEST(test_algos_on_dit)
+{
+    char base[2][400];
+    small_dit_base(base[0], sizeof base[0], FR_PRED_VELOCITY);
+    small_dit_base(base[1], sizeof base[1], FR_PRED_EPSILON);
+    int ran = 0;
+    for (const fr_algo *const *ap = fr_algos(); *ap; ap++) {
+        const fr_algo *a = *ap;
+        if (a->on_env) continue;
+        char run[2][96];
+        const char *bk[2] = {"ref", "opt"};
+        for (int k = 0; k < 2; k++) {
+            snprintf(run[k], sizeof run[k], "%s-dit-%s", a->name, bk[k]);
+            fr_rt_opts o;
+            fr_rt_opts_init(&o, a, run[k], 2);
+            snprintf(o.ro.c.base, sizeof o.ro.c.base, "%s", base[a->base_pred == FR_PRED_EPSILON]);
+            snprintf(o.ro.c.task, sizeof o.ro.c.task, "shapes");
+            fr_rt_set_prefs(&o, "shapes");
+            snprintf(o.ro.c.reward, sizeof o.ro.c.reward, "cmd:%s '%s/tests/reward_progs/mock_reward.py' ok",
+                     fr_test_python(), fr_test_src());
+            ck_assert_msg(fr_rt_run(&o, bk[k], k ? 2 : 1, NULL, NULL) == FR_OK, "%s on a DiT, %s: %s", a->name, bk[k],
+                          fr_last_error());
+            fr_rt_opts_free(&o);
+        }
+        fr_rt_assert_same_records(run[0], run[1], 2);
+        ran++;
+    }
+    ck_assert_int_gt(ran, 10);
+}
+END_TEST
+
 Suite *suite_dit(void)
 {
     Suite *s = suite_create("dit");
@@ -506,5 +567,10 @@ Suite *suite_dit(void)
     tcase_add_test(tc, test_microbatch_bitwise);
     tcase_add_test(tc, test_presets_and_checkpoint);
     suite_add_tcase(s, tc);
+    TCase *ta = tcase_create("dit_algos");
+    tcase_set_timeout(ta, 600);
+    tcase_add_checked_fixture(ta, fr_rt_setup, fr_rt_teardown);
+    tcase_add_test(ta, test_algos_on_dit);
+    suite_add_tcase(s, ta);
     return s;
 }
