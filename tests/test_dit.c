@@ -554,6 +554,25 @@ START_TEST(test_algos_on_dit)
 }
 END_TEST
 
+/* `flowrl pretrain --preset shapes-dit-s` trains (three steps of 4) and writes a checkpoint that
+ * loads as a DiT; a DiT preset on gmm2d is refused with the reason. */
+START_TEST(test_cli_pretrain)
+{
+    char out[4096], path[400];
+    fr_rt_path(path, sizeof path, "dit.safetensors");
+    int rc = fr_rt_cli(out, sizeof out,
+                       "pretrain --task shapes --preset shapes-dit-s --out %s --max-train-steps 3 --train-batch-size 4 "
+                       "--backend opt --threads 2", path);
+    ck_assert_msg(rc == 0, "flowrl pretrain --preset shapes-dit-s: %d\n%s", rc, out);
+    fr_model m;
+    ck_assert_msg(fr_model_load(&m, fr_test_ref_be(), path) == FR_OK, "%s", fr_last_error());
+    ck_assert(m.cfg.arch == FR_ARCH_DIT && m.cfg.H == 128 && m.cfg.n_slots == FR_SHAPES_N_SLOTS);
+    fr_model_free(&m);
+    rc = fr_rt_cli(out, sizeof out, "pretrain --task gmm2d --preset shapes-dit-s --out %s.2", path);
+    ck_assert_msg(rc != 0 && strstr(out, "shapes-dit-s") && strstr(out, "D = 768"), "%d\n%s", rc, out);
+}
+END_TEST
+
 Suite *suite_dit(void)
 {
     Suite *s = suite_create("dit");
@@ -571,6 +590,7 @@ Suite *suite_dit(void)
     tcase_set_timeout(ta, 600);
     tcase_add_checked_fixture(ta, fr_rt_setup, fr_rt_teardown);
     tcase_add_test(ta, test_algos_on_dit);
+    tcase_add_test(ta, test_cli_pretrain);
     suite_add_tcase(s, ta);
     return s;
 }
