@@ -21,13 +21,14 @@
 #include "tests/run_testutil.h"
 #include "tests/testutil.h"
 
-/* 2 channels of 4 × 4 in 2 × 2 patches: N = 4 image tokens of P = 8, two prompt tokens. */
+/* 2 channels of 4 × 4 in 2 × 2 patches: N = 4 image tokens of P = 8, two prompt tokens; H = 12
+ * (opt's 8-lane paths and their tail). */
 static fr_model_config tiny_cfg(fr_head head)
 {
     fr_model_config c;
     memset(&c, 0, sizeof c);
     snprintf(c.preset, sizeof c.preset, "custom");
-    c.D = 32, c.n_cond = 3, c.n_slots = 2, c.H = 8, c.F = 12, c.n_blocks = 2, c.E = 6;
+    c.D = 32, c.n_cond = 3, c.n_slots = 2, c.H = 12, c.F = 12, c.n_blocks = 2, c.E = 6;
     c.act = FR_ACT_GELU_TANH, c.pred = FR_PRED_VELOCITY, c.ln_eps = 1e-5f;
     c.head = head, c.sigma_min = head == FR_HEAD_X0 ? 0.05f : 0.0f;
     c.arch = FR_ARCH_DIT, c.img_c = 2, c.img_h = 4, c.img_w = 4, c.patch = 2, c.n_heads = 2;
@@ -90,7 +91,7 @@ static void d_ln_mod(int64_t H, const double *x, const double *shift, const doub
 static double d_forward(const dnet *d, const fr_model_config *c, int64_t B, const double *x, const float *t,
                         const int32_t *cid, const double *w, double *outp)
 {
-    enum { MAXL = 8, MAXH = 8, MAXF = 12, MAXP = 8 };
+    enum { MAXL = 8, MAXH = 12, MAXF = 12, MAXP = 8 };
     const int64_t H = c->H, F = c->F, E = c->E, p = c->patch, C = c->img_c, Hi = c->img_h, Wi = c->img_w;
     const int64_t bw = Wi / p, N = (Hi / p) * bw, S = c->n_slots, L = N + S, P = C * p * p, nh = c->n_heads,
                   dh = H / nh;
