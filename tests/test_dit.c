@@ -14,6 +14,7 @@
 #include "flowrl/cond.h"
 #include "flowrl/backend.h"
 #include "flowrl/embed.h"
+#include "flowrl/lora.h"
 #include "flowrl/model.h"
 #include "flowrl/ops.h"
 #include "flowrl/task.h"
@@ -483,6 +484,9 @@ START_TEST(test_presets_and_checkpoint)
     ck_assert(memcmp(m.arena_values, m2.arena_values, (size_t)fr_model_arena_floats(&m) * sizeof(float)) == 0);
     ck_assert_str_eq(m2.names[11] /* FR_DP_BLOCK(0, FR_DPB_QKV_W) */, "blocks.0.attn.qkv.weight");
     fr_model_free(&m2);
+    fr_lora L; /* not wired for the DiT yet (docs/algorithms/dit.md §5): refused, the base kept */
+    ck_assert(fr_lora_new(&L, &m, 4, 8.0, NULL, 1) == FR_ERR_UNSUPPORTED);
+    ck_assert(strstr(fr_last_error(), "dit") != NULL && m.n_params > 0);
     fr_model_free(&m);
     fr_st_file f;
     fr_st_init(&f);
