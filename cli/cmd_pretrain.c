@@ -47,7 +47,7 @@ static const char *const k_progress_names[] = {"auto", "tty", "plain", "off", NU
 static const fr_opt k_rows[] = {
     ROW(task, "task", FR_OPT_STR, 0, 0, NULL, "gmm2d or shapes (required)", NULL, "NAME"),
     ROW(preset, "preset", FR_OPT_STR, 0, 0, NULL,
-        "model preset: gmm2d-s, shapes-s, shapes-m (default: gmm2d-s for gmm2d, shapes-s for shapes; the shapes "
+        "model preset: gmm2d-s, shapes-s, shapes-m, shapes-dit-s, shapes-dit-m (the DiTs, docs/algorithms/dit.md) (default: gmm2d-s for gmm2d, shapes-s for shapes; the shapes "
         "presets predict x0 and return the velocity it implies)",
         NULL, "P"),
     ROW(hidden, "hidden", FR_OPT_I64, 0, 65536, NULL, "residual width H, 0 = the preset's (else preset \"custom\")",

@@ -33,6 +33,7 @@ static const struct {
     {fr_golden_cases_fpo, &fr_golden_n_fpo},
     {fr_golden_cases_reinflow, &fr_golden_n_reinflow},
     {fr_golden_cases_lora, &fr_golden_n_lora},
+    {fr_golden_cases_attn, &fr_golden_n_attn},
 };
 #define N_FAMILIES (sizeof k_families / sizeof k_families[0])
 

@@ -111,6 +111,8 @@ const fr_ops *fr_golden_ref_ops(void);
 
 extern const fr_golden_case fr_golden_cases_ops[];
 extern const size_t fr_golden_n_ops;
+extern const fr_golden_case fr_golden_cases_attn[]; /* core/golden_attn.c: the DiT's ops */
+extern const size_t fr_golden_n_attn;
 extern const fr_golden_case fr_golden_cases_samplers[];
 extern const size_t fr_golden_n_samplers;
 extern const fr_golden_case fr_golden_cases_advantages[];

@@ -20,6 +20,7 @@ static int64_t lora_rank(const fr_model *m) { return m->lora && m->adapter >= 0 
 fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, int keep)
 {
     memset(ws, 0, sizeof *ws);
+    if (m->cfg.arch == FR_ARCH_DIT) return fr_dit_ws_alloc(ws, m, cap_B, keep);
     const fr_model_config *c = &m->cfg;
     if (cap_B < 1 || cap_B > ((int64_t)1 << 24))
         return fr_fail(FR_ERR_ARG, "model workspace: batch %lld, expected 1..2^24", (long long)cap_B);
@@ -79,6 +80,7 @@ fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, i
 
 void fr_model_ws_free(fr_model_ws *ws)
 {
+    if (ws->dit) fr_dit_ws_free(ws);
     if (ws->be) fr_dev_free(ws->be, ws->buf);
     memset(ws, 0, sizeof *ws);
 }
@@ -87,7 +89,7 @@ static fr_status check_ws(const fr_model *m, const fr_model_ws *ws, int64_t B)
 {
     const fr_model_config *c = &m->cfg;
     if (!ws->buf || ws->D != c->D || ws->H != c->H || ws->F != c->F || ws->E != c->E ||
-        ws->n_blocks != c->n_blocks || (c->head == FR_HEAD_X0) != (ws->xo != NULL) ||
+        ws->n_blocks != c->n_blocks || ws->dit || (c->head == FR_HEAD_X0) != (ws->xo != NULL) ||
         (ws->keep && fr_model_eps_head(c) != (ws->dxh != NULL)) || ws->lora_r != lora_rank(m))
         return fr_fail(FR_ERR_ARG, "model workspace was not allocated for this model");
     if (B < 1 || B > ws->cap_B)
@@ -115,6 +117,7 @@ fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, i
                            const int32_t *c, // (B,S)
                            float *out)       // (B,D)
 {
+    if (m->cfg.arch == FR_ARCH_DIT) return fr_dit_forward(m, be, ws, B, x, t, c, out);
     FR_TRY(check_ws(m, ws, B));
     const fr_model_config *cf = &m->cfg;
     int64_t D = cf->D, H = cf->H, F = cf->F, E = cf->E, nb = cf->n_blocks;
@@ -153,17 +156,10 @@ fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, i
     be->ops->layernorm_fwd(B, H, hf, W(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)),
                        W(m, FR_MP_HEAD(nb, FR_MPH_NORM_B)), cf->ln_eps, ws->lnf, ws->lnf_mean,
                        ws->lnf_rstd);
-    if (cf->head == FR_HEAD_X0) {
-        /* x̂0 into scratch, then v = (x − x̂0) / max(σ, σ_min) row by row; out may alias x
-         * (each element reads x before writing out) */
-        linear(m, be, ws, B, D, H, ws->lnf, FR_MP_HEAD(nb, FR_MPH_OUT_W), ws->xo);
-        if (fr_model_eps_head(cf)) /* ε̂ = (x − √ᾱ_t·x̂0) / s_t, the row's a, s kept in den */
-            be->ops->eps_head_fwd(B, D, cf->n_train, m->head_tab, t, x, ws->xo, ws->keep ? ws->den : NULL, out);
-        else
-            be->ops->x0_head_fwd(B, D, cf->sigma_min, t, x, ws->xo, ws->keep ? ws->den : NULL, out);
-    } else {
-        linear(m, be, ws, B, D, H, ws->lnf, FR_MP_HEAD(nb, FR_MPH_OUT_W), out);
-    }
+    /* x0 heads: x̂0 into scratch, then the head row by row (out may alias x: each element
+     * reads x before writing out) */
+    linear(m, be, ws, B, D, H, ws->lnf, FR_MP_HEAD(nb, FR_MPH_OUT_W), cf->head == FR_HEAD_X0 ? ws->xo : out);
+    fr_model_head_fwd(m, be, B, t, x, ws->xo, ws->keep ? ws->den : NULL, out);
 
     ws->ready = ws->keep;
     return FR_OK;
@@ -173,6 +169,7 @@ int fr_model_dw_split(const fr_model *m, int i)
 {
     /* a LoRA view's parameters are its adapter's (not the list below): never split */
     if (m->dw_parts <= 1 || m->lora) return 0;
+    if (m->cfg.arch == FR_ARCH_DIT) return fr_dit_dw_split(&m->cfg, i);
     const int nb = (int)m->cfg.n_blocks;
     if (i == FR_MP_IN_W || i == FR_MP_T1_W || i == FR_MP_T2_W || i == FR_MP_HEAD(nb, FR_MPH_OUT_W)) return 1;
     return i >= FR_MP_BLOCK0 && i < FR_MP_HEAD(nb, 0) &&
@@ -182,7 +179,7 @@ int fr_model_dw_split(const fr_model *m, int i)
 /* dW rows [lo, hi) (N, K) += dy[:, lo:hi]^T z: dy's columns gathered into a contiguous
  * (B, hi − lo) block (gather_rows of single floats), then the same gemm as the whole, so each
  * computed output is the same fmaf chain over the B rows. */
-static fr_status dw_rows(fr_backend *be, int64_t B, int64_t N, int64_t K, int64_t lo, int64_t hi, const float *z,
+fr_status fr_model_dw_rows(fr_backend *be, int64_t B, int64_t N, int64_t K, int64_t lo, int64_t hi, const float *z,
                          const float *dy, float *dw)
 {
     const int64_t n = hi - lo;
@@ -221,7 +218,7 @@ static fr_status linear_bwd(fr_model *m, fr_backend *be, fr_model_ws *ws, int64_
     if (dw && fr_model_dw_split(m, wi)) {
         int64_t lo, hi;
         fr_dist_block(N, 1, m->dw_part, m->dw_parts, &lo, &hi);
-        FR_TRY(dw_rows(be, B, N, K, lo, hi, z, dy, dw));
+        FR_TRY(fr_model_dw_rows(be, B, N, K, lo, hi, z, dy, dw));
         dw = NULL; /* done: fr_linear_bwd skips the whole dW */
     }
     fr_linear_bwd(be, B, N, K, z, W(m, wi), dy, dw, G(m, wi + 1), on ? &ad : NULL, zs, ws->dlz, dz);
@@ -232,6 +229,7 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
                             const float *dout, // (B,D)
                             float *dx)         // (B,D) or NULL
 {
+    if (m->cfg.arch == FR_ARCH_DIT) return fr_dit_backward(m, be, ws, dout, dx);
     if (!ws->keep || !ws->ready)
         return fr_fail(FR_ERR_ARG, "model backward: no forward with stored activations "
                                    "(allocate the workspace with keep = 1)");
@@ -240,18 +238,10 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
     const fr_model_config *cf = &m->cfg;
     int64_t D = cf->D, H = cf->H, F = cf->F, E = cf->E, nb = cf->n_blocks;
     float *dh = ws->dh, *dtmp = ws->dtmp;
+    (void)D;
     be->work.bwd_rows += (uint64_t)B;
 
-    /* x0 head: v = (x − x̂0)/d, so dL/dx̂0 = −dv/d (into the x̂0 scratch) and dL/dx gains
-     * +dv/d (added at the end). */
-    const float *dy = dout;
-    if (cf->head == FR_HEAD_X0) {
-        if (fr_model_eps_head(cf)) /* ε̂ = (x − a·x̂0)/s: dL/dx̂0 = −dε̂·a/s, dL/dx gains dε̂/s */
-            be->ops->eps_head_bwd(B, D, ws->den, dout, ws->xo, dx ? ws->dxh : NULL);
-        else
-            be->ops->x0_head_bwd(B, D, ws->den, dout, ws->xo);
-        dy = ws->xo;
-    }
+    const float *dy = fr_model_head_bwd(m, be, B, ws->den, dout, ws->xo, ws->dxh, dx != NULL);
     /* Head: o = LN_f(h_nb) W_out^T + b_out. */
     FR_TRY(linear_bwd(m, be, ws, B, D, H, ws->lnf, FR_MP_HEAD(nb, FR_MPH_OUT_W), dy, dtmp));
     /* The layer-norm op accumulates dx, dgamma, dbeta together; start dh at 0. */
@@ -282,10 +272,41 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
         FR_TRY(linear_bwd(m, be, ws, B, H, E, ws->temb_in, FR_MP_T1_W, ws->tmp, NULL));
     }
     FR_TRY(linear_bwd(m, be, ws, B, H, D, ws->x, FR_MP_IN_W, dh, dx));
-    /* + dv/d, as − (−dv/d): the same bits (IEEE a − b = a + (−b)), and dx may alias dout */
-    if (dx && fr_model_eps_head(cf))
-        be->ops->binary(FR_BIN_ADD, B * D, dx, ws->dxh, dx);
-    else if (dx && cf->head == FR_HEAD_X0)
-        be->ops->binary(FR_BIN_SUB, B * D, dx, ws->xo, dx);
+    if (dx) fr_model_head_dx(m, be, B, ws->xo, ws->dxh, dx);
     return FR_OK;
+}
+
+void fr_model_head_fwd(const fr_model *m, fr_backend *be, int64_t B, const float *t, const float *x,
+                       const float *xo, float *den, float *out)
+{
+    const fr_model_config *cf = &m->cfg;
+    if (fr_model_eps_head(cf)) /* ε̂ = (x − √ᾱ_t·x̂0) / s_t, the row's a, s kept in den */
+        be->ops->eps_head_fwd(B, cf->D, cf->n_train, m->head_tab, t, x, xo, den, out);
+    else if (cf->head == FR_HEAD_X0) /* v = (x − x̂0) / max(σ, σ_min) */
+        be->ops->x0_head_fwd(B, cf->D, cf->sigma_min, t, x, xo, den, out);
+}
+
+const float *fr_model_head_bwd(const fr_model *m, fr_backend *be, int64_t B, const float *den, const float *dout,
+                               float *xo, float *dxh, int want_dx)
+{
+    const fr_model_config *cf = &m->cfg;
+    /* x0 head: v = (x − x̂0)/d, so dL/dx̂0 = −dv/d (into the x̂0 scratch) and dL/dx gains
+     * +dv/d (fr_model_head_dx). ε̂ = (x − a·x̂0)/s: dL/dx̂0 = −dε̂·a/s, dL/dx gains dε̂/s. */
+    if (fr_model_eps_head(cf))
+        be->ops->eps_head_bwd(B, cf->D, den, dout, xo, want_dx ? dxh : NULL);
+    else if (cf->head == FR_HEAD_X0)
+        be->ops->x0_head_bwd(B, cf->D, den, dout, xo);
+    else
+        return dout;
+    return xo;
+}
+
+void fr_model_head_dx(const fr_model *m, fr_backend *be, int64_t B, const float *xo, const float *dxh, float *dx)
+{
+    const fr_model_config *cf = &m->cfg;
+    /* + dv/d, as − (−dv/d): the same bits (IEEE a − b = a + (−b)), and dx may alias dout */
+    if (fr_model_eps_head(cf))
+        be->ops->binary(FR_BIN_ADD, B * cf->D, dx, dxh, dx);
+    else if (cf->head == FR_HEAD_X0)
+        be->ops->binary(FR_BIN_SUB, B * cf->D, dx, xo, dx);
 }

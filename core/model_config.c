@@ -1,5 +1,6 @@
 /* Model presets, config validation, parameter and FLOP counts (flowrl/model.h). */
 #include "flowrl/model.h"
+#include "model_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include "flowrl/enum_names.h"
 #include "flowrl/pretrain_elem.h"
 #include "flowrl/schedule.h"
+#include "flowrl/task.h"
 
 typedef struct {
     const char *name;
@@ -16,18 +18,24 @@ typedef struct {
     fr_act act;
     fr_head head;
     float sigma_min;
+    fr_arch arch;
+    int64_t n_heads, patch; /* DiT: on the shapes task's images (FR_SHAPES_C, _H, _W) */
 } preset_row;
 
 /* Sized for the ref backend on a 2-core laptop: gmm2d-s trains in seconds, shapes-s in
  * minutes (FLOPs per sample from fr_model_config_flops, listed in docs by the report). */
 static const preset_row k_presets[] = {
-    {"gmm2d-s", 64, 128, 3, 32, FR_ACT_SILU, FR_HEAD_VELOCITY, 0.0f},
-    {"shapes-s", 256, 512, 3, 64, FR_ACT_GELU_TANH, FR_HEAD_X0, FR_X0_HEAD_SIGMA_MIN},
-    {"shapes-m", 512, 1024, 4, 128, FR_ACT_GELU_TANH, FR_HEAD_X0, FR_X0_HEAD_SIGMA_MIN},
+    {"gmm2d-s", 64, 128, 3, 32, FR_ACT_SILU, FR_HEAD_VELOCITY, 0.0f, FR_ARCH_MLP, 0, 0},
+    {"shapes-s", 256, 512, 3, 64, FR_ACT_GELU_TANH, FR_HEAD_X0, FR_X0_HEAD_SIGMA_MIN, FR_ARCH_MLP, 0, 0},
+    {"shapes-m", 512, 1024, 4, 128, FR_ACT_GELU_TANH, FR_HEAD_X0, FR_X0_HEAD_SIGMA_MIN, FR_ARCH_MLP, 0, 0},
+    /* DiTs of about the parameter count of shapes-s / shapes-m (docs/algorithms/dit.md):
+     * 16 tokens of 4 × 4 patches plus the prompt's tokens */
+    {"shapes-dit-s", 128, 512, 4, 64, FR_ACT_GELU_TANH, FR_HEAD_X0, FR_X0_HEAD_SIGMA_MIN, FR_ARCH_DIT, 4, 4},
+    {"shapes-dit-m", 256, 1024, 4, 128, FR_ACT_GELU_TANH, FR_HEAD_X0, FR_X0_HEAD_SIGMA_MIN, FR_ARCH_DIT, 8, 4},
 };
 #define N_PRESETS (int)(sizeof k_presets / sizeof k_presets[0])
 
-static const char *const k_preset_names[] = {"gmm2d-s", "shapes-s", "shapes-m", NULL};
+static const char *const k_preset_names[] = {"gmm2d-s", "shapes-s", "shapes-m", "shapes-dit-s", "shapes-dit-m", NULL};
 
 const char *const *fr_model_preset_names(void) { return k_preset_names; }
 
@@ -49,10 +57,19 @@ fr_status fr_model_preset(const char *name, int64_t D, int64_t n_cond, fr_model_
         cfg->ln_eps = 1e-5f;
         cfg->head = k_presets[i].head;
         cfg->sigma_min = k_presets[i].sigma_min;
+        if (k_presets[i].arch == FR_ARCH_DIT) {
+            if (D != FR_SHAPES_D)
+                return fr_fail(FR_ERR_ARG, "model preset '%s' is for the shapes task's %dx%dx%d images (D = %d), "
+                               "not D = %lld", name, FR_SHAPES_C, FR_SHAPES_H, FR_SHAPES_W, FR_SHAPES_D, (long long)D);
+            cfg->arch = FR_ARCH_DIT;
+            cfg->img_c = FR_SHAPES_C, cfg->img_h = FR_SHAPES_H, cfg->img_w = FR_SHAPES_W;
+            cfg->patch = k_presets[i].patch;
+            cfg->n_heads = k_presets[i].n_heads;
+        }
         return fr_model_config_check(cfg);
     }
-    return fr_fail(FR_ERR_ARG, "unknown model preset '%s' (known: gmm2d-s, shapes-s, shapes-m)",
-                   name);
+    return fr_fail(FR_ERR_ARG, "unknown model preset '%s' (known: gmm2d-s, shapes-s, shapes-m, shapes-dit-s, "
+                   "shapes-dit-m)", name);
 }
 
 /* Bounds keep every tensor under 2^31 elements (Philox element index, int64 products). */
@@ -108,6 +125,7 @@ fr_status fr_model_config_check(const fr_model_config *cfg)
         return fr_fail(FR_ERR_ARG, "model config: sigma_min = %g, expected %s", (double)cfg->sigma_min,
                        cfg->head == FR_HEAD_X0 ? "0 < sigma_min <= 1 for the x0 head"
                                                : "0 for the velocity head");
+    FR_TRY(fr_dit_config_check(cfg));
     /* Largest tensors: (F,H) and (n_cond+1,H) and (D,H) stay below 2^31 elements. */
     int64_t big[] = {cfg->F * cfg->H, (cfg->n_cond + 1) * cfg->H, cfg->D * cfg->H,
                      cfg->E * cfg->H};
@@ -120,6 +138,7 @@ fr_status fr_model_config_check(const fr_model_config *cfg)
 
 int64_t fr_model_config_num_params(const fr_model_config *c)
 {
+    if (c->arch == FR_ARCH_DIT) return fr_dit_num_params(c);
     int64_t H = c->H, F = c->F, D = c->D, E = c->E;
     int64_t input = D * H + H;
     int64_t time = E * H + H + H * H + H;
@@ -131,6 +150,7 @@ int64_t fr_model_config_num_params(const fr_model_config *c)
 
 double fr_model_config_flops(const fr_model_config *c)
 {
+    if (c->arch == FR_ARCH_DIT) return fr_dit_flops(c);
     double H = (double)c->H, F = (double)c->F, D = (double)c->D, E = (double)c->E;
     double macs = D * H + E * H + H * H + (double)c->n_blocks * 2.0 * H * F + H * D;
     return 2.0 * macs;
@@ -138,6 +158,7 @@ double fr_model_config_flops(const fr_model_config *c)
 
 const char *const fr_pred_names[FR_PRED_COUNT + 1] = {"velocity", "epsilon", NULL};
 const char *const fr_head_names[FR_HEAD_COUNT + 1] = {"velocity", "x0", NULL};
+const char *const fr_arch_names[FR_ARCH_COUNT + 1] = {"mlp", "dit", NULL};
 const char *const fr_act_names[FR_ACT_COUNT + 1] = {"identity", "silu", "gelu_tanh", "tanh", "sigmoid", "relu", NULL};
 
 /* "?" for a value outside the enum: these names go into messages and metadata as text */
@@ -156,6 +177,14 @@ static int index_of(const char *const *names, const char *s)
 const char *fr_pred_name(fr_pred p) { return name_or_q(fr_pred_names, (int)p); }
 const char *fr_head_name(fr_head h) { return name_or_q(fr_head_names, (int)h); }
 const char *fr_act_name(fr_act a) { return name_or_q(fr_act_names, (int)a); }
+const char *fr_arch_name(fr_arch a) { return name_or_q(fr_arch_names, (int)a); }
+
+int fr_arch_from_name(const char *s, fr_arch *out)
+{
+    int i = index_of(fr_arch_names, s);
+    if (i >= 0) *out = (fr_arch)i;
+    return i >= 0;
+}
 
 int fr_pred_from_name(const char *s, fr_pred *out)
 {

@@ -35,6 +35,18 @@ fr_status fr_model_config_to_meta(const fr_model_config *cfg, fr_st_file *f)
         snprintf(buf, sizeof buf, "%.9g", (double)cfg->sigma_min);
         FR_TRY(fr_st_set_meta(f, "model.sigma_min", buf));
     }
+    if (cfg->arch != FR_ARCH_MLP) { /* MLP files keep the keys they had before DiTs */
+        FR_TRY(fr_st_set_meta(f, "model.arch", fr_arch_name(cfg->arch)));
+        struct {
+            const char *key;
+            int64_t v;
+        } dit[] = {{"model.img_c", cfg->img_c}, {"model.img_h", cfg->img_h}, {"model.img_w", cfg->img_w},
+                   {"model.patch", cfg->patch}, {"model.n_heads", cfg->n_heads}};
+        for (size_t i = 0; i < sizeof dit / sizeof dit[0]; i++) {
+            snprintf(buf, sizeof buf, "%" PRId64, dit[i].v);
+            FR_TRY(fr_st_set_meta(f, dit[i].key, buf));
+        }
+    }
     if (fr_model_eps_head(cfg)) { /* the keys pretraining writes for the samplers, same text */
         FR_TRY(fr_st_set_meta(f, "ddpm.schedule", k_ddpm_betas[cfg->ddpm_betas]));
         snprintf(buf, sizeof buf, "%.9g", cfg->beta_start);
@@ -134,6 +146,19 @@ fr_status fr_model_config_from_meta(const fr_st_file *f, fr_model_config *cfg)
         FR_TRY(meta_double(f, "ddpm.beta_start", &cfg->beta_start));
         FR_TRY(meta_double(f, "ddpm.beta_end", &cfg->beta_end));
         FR_TRY(meta_int(f, "ddpm.n_train", &cfg->n_train));
+    }
+    s = fr_st_get_meta(f, "model.arch");
+    cfg->arch = FR_ARCH_MLP;
+    if (s) {
+        if (!fr_arch_from_name(s, &cfg->arch))
+            return fr_fail(FR_ERR_FORMAT, "checkpoint metadata: 'model.arch' = '%s', expected mlp or dit", s);
+        if (cfg->arch == FR_ARCH_DIT) {
+            FR_TRY(meta_int(f, "model.img_c", &cfg->img_c));
+            FR_TRY(meta_int(f, "model.img_h", &cfg->img_h));
+            FR_TRY(meta_int(f, "model.img_w", &cfg->img_w));
+            FR_TRY(meta_int(f, "model.patch", &cfg->patch));
+            FR_TRY(meta_int(f, "model.n_heads", &cfg->n_heads));
+        }
     }
     if (fr_model_config_check(cfg) != FR_OK) {
         char msg[512];

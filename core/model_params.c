@@ -8,16 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    char name[48];
-    int ndim;
-    int64_t shape[2];
-    enum { INIT_ZERO, INIT_ONE, INIT_LINEAR, INIT_NORMAL } init;
-    int64_t fan_in;
-} param_spec;
+typedef fr_param_spec param_spec;
 
 static int make_specs(const fr_model_config *c, param_spec *s)
 {
+    if (c->arch == FR_ARCH_DIT) return fr_dit_make_specs(c, s);
     int n = 0;
 #define P2(nm, r, k, how, fan)                                                             \
     do {                                                                                   \
@@ -62,7 +57,10 @@ static int make_specs(const fr_model_config *c, param_spec *s)
     return n;
 }
 
-static int n_specs(const fr_model_config *c) { return (int)(FR_MP_BLOCK0 + 6 * c->n_blocks + 4); }
+static int n_specs(const fr_model_config *c)
+{
+    return c->arch == FR_ARCH_DIT ? fr_dit_n_specs(c) : (int)(FR_MP_BLOCK0 + 6 * c->n_blocks + 4);
+}
 
 fr_status fr_model_alloc(fr_model *m, fr_backend *be, const fr_model_config *cfg)
 {
@@ -136,6 +134,10 @@ static void init_values(const param_spec *sp, int index, uint32_t seed, float *p
     }
     case INIT_NORMAL:
         fr_rng_fill_normal(p, ne, seed, FR_RNG_INIT, (uint32_t)index, 0, 0);
+        break;
+    case INIT_NORMAL_SMALL: /* N(0, 0.02²): ViT's / DiT's learned position embeddings */
+        fr_rng_fill_normal(p, ne, seed, FR_RNG_INIT, (uint32_t)index, 0, 0);
+        for (int64_t j = 0; j < ne; j++) p[j] = p[j] * 0.02f;
         break;
     }
 }

@@ -10,6 +10,7 @@
 
 /* families: each defines static void fr_kern_fill_<family>(fr_ops *t) */
 #include "kern/k_adamw.h"
+#include "kern/k_attn.h"
 #include "kern/k_eltwise.h"
 #include "kern/k_flow.h"
 #include "kern/k_gemm.h"
@@ -29,6 +30,7 @@ static void fr_kern_fill(fr_ops *t)
     fr_kern_fill_adamw(t);
     fr_kern_fill_flow(t);
     fr_kern_fill_model(t);
+    fr_kern_fill_attn(t);
     fr_kern_fill_sampler(t);
     fr_kern_fill_traj(t);
     fr_kern_fill_nft(t);

@@ -74,5 +74,11 @@ fr_status fr_opt_init(fr_ops *ops)
     ops->adamw = fr_opt_adamw;
     ops->eps_head_fwd = fr_opt_eps_head_fwd;
     ops->eps_head_bwd = fr_opt_eps_head_bwd;
+    ops->softmax_rows = fr_opt_softmax_rows;
+    ops->softmax_rows_bwd = fr_opt_softmax_rows_bwd;
+    ops->adaln_mod = fr_opt_adaln_mod;
+    ops->adaln_mod_bwd = fr_opt_adaln_mod_bwd;
+    ops->gate_add = fr_opt_gate_add;
+    ops->gate_add_bwd = fr_opt_gate_add_bwd;
     return FR_OK;
 }

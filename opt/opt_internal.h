@@ -83,5 +83,16 @@ void fr_opt_adamw(int64_t n, float *p, const float *g, float *m, float *v,
 void fr_opt_eps_head_fwd(int64_t B, int64_t D, int64_t n, const float *tab, const float *t, const float *x,
                          const float *xo, float *coef, float *out);
 void fr_opt_eps_head_bwd(int64_t B, int64_t D, const float *coef, const float *dout, float *dxo, float *dx);
+/* opt/opt_attn.c: the DiT's softmax and adaLN entries (flowrl/attn_elem.h). */
+void fr_opt_softmax_rows(int64_t R, int64_t N, float alpha, const float *x, float *p);
+void fr_opt_softmax_rows_bwd(int64_t R, int64_t N, float alpha, const float *p, const float *dp, float *dx);
+void fr_opt_adaln_mod(int64_t B, int64_t L, int64_t H, int64_t ldm, const float *x, const float *shift,
+                      const float *scale, float *y);
+void fr_opt_adaln_mod_bwd(int64_t B, int64_t L, int64_t H, int64_t ldm, const float *x, const float *scale,
+                          const float *dy, float *dx, float *dshift, float *dscale);
+void fr_opt_gate_add(int64_t B, int64_t L, int64_t H, int64_t ldm, const float *h, const float *gate,
+                     const float *y, float *out);
+void fr_opt_gate_add_bwd(int64_t B, int64_t L, int64_t H, int64_t ldm, const float *gate, const float *y,
+                         const float *dout, float *dy, float *dgate);
 
 #endif

@@ -39,6 +39,7 @@ void fr_ref_fill(fr_ops *ops)
     ops->kl_grad_add = fr_ref_kl_grad_add;
     ops->ema_lerp = fr_ref_ema_lerp;
     fr_ref_fill_model(ops);
+    fr_ref_fill_attn(ops);
     fr_ref_fill_sampler(ops);
     fr_ref_fill_traj(ops);
     fr_ref_fill_nft(ops);

@@ -57,6 +57,7 @@ void fr_ref_kl_grad_add(int64_t R, int64_t D, const float *a, const float *b1, c
 void fr_ref_ema_lerp(int64_t n, double d, const float *theta, float *ema);
 /* ref_model.c: the entries of the table's model section */
 void fr_ref_fill_model(fr_ops *ops);
+void fr_ref_fill_attn(fr_ops *ops); /* ref/ref_attn.c: DiT softmax, adaLN */
 /* ref_sampler.c: the entries of the table's samplers, guidance and noise section */
 void fr_ref_fill_sampler(fr_ops *ops);
 /* ref_traj.c: the entries of the table's trajectory-objectives section */

@@ -19,6 +19,7 @@
     X(safetensors)                                                                         \
     X(model)                                                                               \
     X(lora)                                                                                \
+    X(dit)                                                                                 \
     X(schedule)                                                                            \
     X(samplers)                                                                            \
     X(objectives)                                                                          \

@@ -1,5 +1,6 @@
-/* The conditional velocity / noise network: a residual MLP over flattened data
- * (docs/design.md §6 tasks gmm2d and shapes), forward and backward written against the op table
+/* The conditional velocity / noise network: a residual MLP over flattened data (below), or,
+ * with cfg.arch = FR_ARCH_DIT, the diffusion transformer of core/dit.c (docs/algorithms/dit.md),
+ * behind the same functions (docs/design.md §6 tasks gmm2d and shapes); forward and backward written against the op table
  * so that every backend runs the same graph.
  *
  *   x (B,D), t (B,) timestep (flow models: t = 1000 sigma, docs/algorithms/pretraining.md §1 "Rectified
@@ -74,6 +75,14 @@ typedef enum {
     FR_HEAD_COUNT
 } fr_head;
 
+/* The network (checkpoint key model.arch; absent = mlp). fr_model_forward / backward
+ * dispatch on it, so every algorithm runs on either. */
+typedef enum {
+    FR_ARCH_MLP = 0, /* the residual MLP above */
+    FR_ARCH_DIT = 1, /* the diffusion transformer of core/dit.c (docs/algorithms/dit.md) */
+    FR_ARCH_COUNT
+} fr_arch;
+
 #define FR_MODEL_MAX_BLOCKS 256
 /* sigma_min of the shapes presets' x0 head, and of an x0 head asked for by name
  * (flowrl pretrain --head x0): flow σ = 0.05, or an ε model's √(1−ᾱ_t) = 0.05, t ≈ 11 of 1000
@@ -101,6 +110,10 @@ typedef struct {
     fr_ddpm_betas ddpm_betas;
     double beta_start, beta_end; /* in (0, 1) */
     int64_t n_train;             /* timesteps, 2 .. 100000 */
+    /* DiT (arch dit; all 0 for the MLP): the data are images (img_c, img_h, img_w) in CHW
+     * order, D = img_c·img_h·img_w, cut into patch × patch tokens; n_heads divides H. */
+    fr_arch arch;
+    int64_t img_c, img_h, img_w, patch, n_heads;
 } fr_model_config;
 
 /* The eps x0 head's table (2, n_train): √ᾱ_t, then max(√(1−ᾱ_t), sigma_min), from the
@@ -125,6 +138,9 @@ double fr_model_config_flops(const fr_model_config *cfg);
 extern const char *const fr_pred_names[FR_PRED_COUNT + 1];
 extern const char *const fr_head_names[FR_HEAD_COUNT + 1];
 extern const char *const fr_act_names[FR_ACT_COUNT + 1];
+extern const char *const fr_arch_names[FR_ARCH_COUNT + 1];
+const char *fr_arch_name(fr_arch a); /* "mlp", "dit" */
+int fr_arch_from_name(const char *s, fr_arch *out);
 const char *fr_pred_name(fr_pred p); /* "velocity", "epsilon" */
 int fr_pred_from_name(const char *s, fr_pred *out); /* 1 if known */
 const char *fr_head_name(fr_head h); /* "velocity", "x0" */
@@ -203,6 +219,8 @@ typedef struct {
     float *da, *du;        /* (B,F) backward scratch */
     int64_t lora_r;        /* a LoRA view's rank (0: none) */
     float *lz, *dlz;       /* LoRA: (n_t or 1, B, r) each target's s·z A^T, (B, r) scratch */
+    struct fr_dit_ws *dit; /* arch dit: its activations (core/dit.c), host struct; the MLP's
+                              arrays above are then unused */
     void *buf;             /* the one allocation behind the arrays, backend memory */
     fr_backend *be;        /* its backend (the model's) */
 } fr_model_ws;

@@ -194,6 +194,26 @@ typedef struct fr_ops {
      * a, s (R,). */
     void (*noise_mix)(int64_t R, int64_t B, int64_t D, const float *x0, const float *eps, const float *a,
                       const float *s, float *x);
+    /* DiT attention and adaLN (core/dit.c; flowrl/attn_elem.h, docs/determinism.md "Softmax",
+     * "adaLN"). p (R,N) = softmax of alpha·x (R,N) per row, fr_softmax_row; p may alias x. */
+    void (*softmax_rows)(int64_t R, int64_t N, float alpha, const float *x, float *p);
+    /* dx (R,N) = fr_softmax_bwd_row(p, dp, alpha) per row; dx may alias dp. */
+    void (*softmax_rows_bwd)(int64_t R, int64_t N, float alpha, const float *p, const float *dp, float *dx);
+    /* y (B,L,H) = fr_adaln_mod_elem(x, shift[b], scale[b]); shift, scale rows of H at b·ldm
+     * (strided views of one (B, k·H) adaLN output); y may alias x. */
+    void (*adaln_mod)(int64_t B, int64_t L, int64_t H, int64_t ldm, const float *x, const float *shift,
+                      const float *scale, float *y);
+    /* dx (B,L,H) = dy·(1 + scale[b]); dshift, dscale rows at b·ldm = fr_adaln_mod_bwd_col's
+     * chains over l (overwritten); dx aliases neither x nor dy. */
+    void (*adaln_mod_bwd)(int64_t B, int64_t L, int64_t H, int64_t ldm, const float *x, const float *scale,
+                          const float *dy, float *dx, float *dshift, float *dscale);
+    /* out (B,L,H) = fr_gate_elem(h, gate[b], y) (gate rows at b·ldm); out may alias h. */
+    void (*gate_add)(int64_t B, int64_t L, int64_t H, int64_t ldm, const float *h, const float *gate,
+                     const float *y, float *out);
+    /* dy (B,L,H) = dout·gate[b] (dy may alias dout); dgate rows at b·ldm = fr_gate_bwd_col's
+     * chain over l (overwritten). */
+    void (*gate_add_bwd)(int64_t B, int64_t L, int64_t H, int64_t ldm, const float *gate, const float *y,
+                         const float *dout, float *dy, float *dgate);
 
     /* ---- samplers, guidance, noise (core/sampler.c, guidance.c, rollout_engine.c) ----
      * B rows of D; q: the step's coefficients (fr_sampler_coef, flowrl/sampler_elem.h). */
