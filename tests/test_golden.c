@@ -149,7 +149,7 @@ START_TEST(test_committed_set_checks)
     ck_assert_msg(rc == 0, "exit %d: %s", rc, g_out);
     ck_assert_msg(strstr(g_out, "0 FAIL, 0 NOT SUPPORTED") != NULL, "%s", g_out);
     ck_assert_msg(strstr(g_out, "OK                 op.gemm_nn\n") != NULL, "%s", g_out);
-    ck_assert_msg(strstr(g_out, "OK (ref fallback)  sampler.sde\n") != NULL, "%s", g_out); /* opt: ref's sampler_step */
+    ck_assert_msg(strstr(g_out, "OK                 sampler.sde\n") != NULL, "%s", g_out); /* opt: its own row-parallel sampler_step */
     ck_assert_msg(strstr(g_out, "OK (shared code)   adv.batch\n") != NULL, "%s", g_out);
     /* --threads 3 really ran the cases on 3 threads (the golden shapes are small) */
     ck_assert_msg(strstr(g_out, "; 2 worker threads + the caller ran parts\n") != NULL, "%s", g_out);
