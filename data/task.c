@@ -30,6 +30,7 @@ const fr_task fr_task_shapes = {
     .prompt_group = fr_shapes_prompt_group,
     .sample = fr_shapes_sample,
     .reward = fr_shapes_reward,
+    .pixel_reward = fr_shapes_pixel_reward,
 };
 
 static const fr_task *const k_tasks[] = {&fr_task_gmm2d, &fr_task_shapes};
