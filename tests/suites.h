@@ -66,6 +66,7 @@
     X(prefs)                                                                               \
     X(pair_pref)                                                                           \
     X(d3po)                                                                                \
+    X(pxpo)                                                                                \
     X(spo)                                                                                 \
     X(gfn)                                                                                 \
     X(gfn_diffusion)                                                                       \
