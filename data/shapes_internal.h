@@ -86,5 +86,7 @@ int fr_shapes_n_eval_prompts(void);
 fr_status fr_shapes_sample(int prompt_id, uint32_t seed, uint32_t index, float *x); // x: (D,)
 fr_status fr_shapes_reward(int reward_id, int prompt_id, const float *x, float *score,
                            int *correct);
+/* fr_task.reward_grad: the classifier reward (id 2) only; grad may be NULL. */
+fr_status fr_shapes_reward_grad(int reward_id, int prompt_id, const float *x, float *score, float *grad);
 
 #endif
