@@ -1,6 +1,6 @@
 /* flowrl classifier: train the shapes classifier on the detector's labels and write it as
  * safetensors, or measure a saved one against the detector (flowrl/classifier.h;
- * docs/algorithms/draft.md §6). */
+ * docs/algorithms/draft.md §2.1). */
 #include <stdio.h>
 #include <string.h>
 
@@ -31,7 +31,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "Usage: flowrl classifier train --out FILE [--images N --epochs E --batch B --hidden H --lr LR --seed S]\n"
                "       flowrl classifier eval FILE [--eval-images N --eval-seed S]\n\n"
-               "The shapes task's frozen classifier (docs/algorithms/draft.md §6): an MLP over the image giving per\n"
+               "The shapes task's frozen classifier (docs/algorithms/draft.md §2.1): an MLP over the image giving per\n"
                "prompt the probability that the detector calls the image correct, trained on the detector's labels\n"
                "of task samples, noisy samples and unions of two samples. Its log-probability of the prompt's label\n"
                "is the differentiable reward `--reward classifier` (the default configuration, trained in-process:\n"

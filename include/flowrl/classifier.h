@@ -1,5 +1,5 @@
 /* A small frozen classifier for the shapes task trained on its detector's labels (spec more.md §1
- * miniature; docs/algorithms/draft.md §6): a one-hidden-layer MLP over the 16x16x3 image giving,
+ * miniature; docs/algorithms/draft.md §2.1): a one-hidden-layer MLP over the 16x16x3 image giving,
  * per prompt p, the logit of "the detector calls this image correct for p" (70 independent
  * sigmoids: an image can be correct for several prompts). Its log-probability of the prompt's label,
  * log σ(z_p(x)), is a differentiable shapes reward (`--reward classifier`) with d/dx in closed form,
