@@ -34,19 +34,25 @@ typedef struct {
     fr_ppo_params prm;
     fr_tf tf;
     int64_t n_train, P; /* P pixels per sample: H·W, or 1 for a non-image task */
-    float *map, *padv, *col, *acol, *w; /* host (N, P), (N, P), (N,), (N,), (N, D) */
+    float *map, *padv, *col, *acol; /* host (N, P), (N, P), (N,), (N,) */
+    float *dpadv;                     /* backend (N, P): the advantages, expanded on the backend */
+    int32_t *idx, *didx;              /* host, backend (N·C,): weight row s·C + c is advantage row s */
 } pxpo_state;
 
 static void pxpo_free(void *p)
 {
     pxpo_state *t = p;
     if (!t) return;
-    fr_tf_free(&t->tf); /* frees t->tf.weight */
     free(t->map);
     free(t->padv);
     free(t->col);
     free(t->acol);
-    free(t->w);
+    free(t->idx);
+    if (t->tf.be) {
+        fr_dev_free(t->tf.be, t->dpadv);
+        fr_dev_free(t->tf.be, t->didx);
+    }
+    fr_tf_free(&t->tf);
     free(t);
 }
 
@@ -67,9 +73,15 @@ static fr_status pxpo_setup(fr_run *r, void **out)
     t->padv = fr_malloc((size_t)(N * t->P) * sizeof *t->padv);
     t->col = fr_malloc((size_t)N * sizeof *t->col);
     t->acol = fr_malloc((size_t)N * sizeof *t->acol);
-    t->w = fr_malloc((size_t)(N * D) * sizeof *t->w);
-    t->tf.weight = fr_dev_floats(r->be, N * D);
-    if (!t->map || !t->padv || !t->col || !t->acol || !t->w || !t->tf.weight) return FR_ERR_NOMEM;
+    const int64_t C = D / t->P;
+    t->idx = fr_malloc((size_t)(N * C) * sizeof *t->idx);
+    t->dpadv = fr_dev_floats(r->be, N * t->P);
+    t->didx = fr_dev_i32(r->be, N * C);
+    t->tf.weight = fr_dev_floats(r->be, N * D); /* freed by fr_tf_free */
+    if (!t->map || !t->padv || !t->col || !t->acol || !t->idx || !t->dpadv || !t->didx || !t->tf.weight)
+        return FR_ERR_NOMEM;
+    for (int64_t i = 0; i < N * C; i++) t->idx[i] = (int32_t)(i / C);
+    FR_TRY(fr_h2d(r->be, t->didx, t->idx, (size_t)(N * C) * sizeof *t->idx));
     return fr_train_steps(t->tf.T, ro->c.timestep_fraction, &t->n_train);
 }
 
@@ -89,7 +101,9 @@ static fr_status pixel_maps(fr_run *r, pxpo_state *t)
     return FR_OK;
 }
 
-/* Per-pixel advantages (N, P), then the weights (N, D): pixel p's advantage on its C channels. */
+/* Per-pixel advantages (N, P), uploaded (the reward map's N·P floats, like a reward gradient's:
+ * metric copies.h2d_reward_map_bytes), then the weights (N, D) on the backend: pixel p's advantage
+ * on its C channels, rows s·C + c of the weights (rows of P) = row s of the advantages. */
 static fr_status pixel_weights(fr_run *r, pxpo_state *t)
 {
     fr_tf *f = &t->tf;
@@ -102,12 +116,12 @@ static fr_status pixel_weights(fr_run *r, pxpo_state *t)
             FR_TRY(fr_adv_per_prompt(N, t->col, f->group, 0, FR_ADV_EPS_FLOW_GRPO, t->acol));
         for (int64_t s = 0; s < N; s++) t->padv[s * P + p] = t->acol[s];
     }
-    for (int64_t s = 0; s < N; s++)
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t p = 0; p < P; p++) t->w[(s * C + c) * P + p] = t->padv[s * P + p];
     FR_TRY(fr_run_rec_f32(r, "pixel_map", t->map, 2, N, P, 0));
     FR_TRY(fr_run_rec_f32(r, "pixel_adv", t->padv, 2, N, P, 0));
-    return fr_h2d(r->be, f->weight, t->w, (size_t)(N * f->D) * sizeof *t->w);
+    FR_TRY(fr_h2d(r->be, t->dpadv, t->padv, (size_t)(N * P) * sizeof *t->padv));
+    fr_run_metric(r, "copies.h2d_reward_map_bytes", (double)(N * P) * sizeof(float));
+    r->be->ops->gather_rows(N * C, P, t->didx, N, t->dpadv, f->weight);
+    return FR_OK;
 }
 
 static fr_status pxpo_epoch(fr_run *r, void *state)
