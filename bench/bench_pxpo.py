@@ -30,10 +30,13 @@ bench_prefmore.ROWS.update({
     "pxpo-shapes": ("pxpo", EPS, EPS_MK, "geneval", 8, SMALL + ["--lr", "3e-4"]),
     # DDPO on the same base and budget: the scalar reward (the spec's comparison)
     "ddpo-shapes": ("ddpo", EPS, EPS_MK, "geneval", 8, SMALL + ["--lr", "3e-4"]),
+    # the score-function forms (no ratio: the weighted row ratio of PPO-clip swings far with per-pixel weights)
+    "pxpo-shapes-sf": ("pxpo", EPS, EPS_MK, "geneval", 20, SMALL + ["--lr", "3e-4", "--score-function"]),
+    "ddpo-shapes-sf": ("ddpo", EPS, EPS_MK, "geneval", 20, SMALL + ["--lr", "3e-4", "--score-function"]),
     # BalancedDPO: the vote of {geneval (the run's), classifier, strict}, and the one-scorer control
     "balanced-dpo-shapes": ("balanced-dpo", FLOW, FLOW_MK, "geneval", 30,
                             SMALL + ["--lr", "3e-4", "--scorers", "reward,classifier,strict"]),
-    "balanced-dpo-shapes-k1": ("balanced-dpo", FLOW, FLOW_MK, "geneval", 8, SMALL + ["--lr", "3e-4", "--scorers", "reward"]),
+    "balanced-dpo-shapes-k1": ("balanced-dpo", FLOW, FLOW_MK, "geneval", 30, SMALL + ["--lr", "3e-4", "--scorers", "reward"]),
 })
 
 if __name__ == "__main__":
