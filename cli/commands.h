@@ -29,6 +29,7 @@ int cmd_envs(int argc, char **argv);
 int cmd_expert(int argc, char **argv);
 int cmd_bc(int argc, char **argv);
 int cmd_prefs(int argc, char **argv);
+int cmd_classifier(int argc, char **argv);
 
 struct fr_backend;
 #include "flowrl/opt_groups.h"

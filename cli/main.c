@@ -24,6 +24,7 @@ static const fr_command k_commands[] = {
     {"pretrain", "train a base model: pretrain --task gmm2d|shapes --out FILE [--max-train-steps N]", cmd_pretrain},
     {"train", "RL fine-tuning: train --algo NAME --base CKPT --out RUNDIR [--resume RUNDIR]", cmd_train},
     {"prefs", "preference pairs as files: prefs make --ckpt C --pairs N --out P | prefs show P", cmd_prefs},
+    {"classifier", "the shapes classifier reward: classifier train --out FILE | classifier eval FILE", cmd_classifier},
     {"algos", "the RL algorithms `train --algo` knows, with their docs pages", cmd_algos},
     {"envs", "the environments (GFlowNet, control) with their options: envs [--json]", cmd_envs},
     {"expert", "a scripted expert's episodes as demonstrations: expert --env nav2d --out D [--plot P.png] | expert show D",

@@ -15,6 +15,7 @@ extern const fr_algo fr_algo_chunk_grpo;
 extern const fr_algo fr_algo_g2rpo;
 extern const fr_algo fr_algo_smart_grpo;
 extern const fr_algo fr_algo_ddpo;
+extern const fr_algo fr_algo_pxpo;
 extern const fr_algo fr_algo_d3po;
 extern const fr_algo fr_algo_spo;
 extern const fr_algo fr_algo_branch_grpo;
@@ -47,6 +48,7 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_g2rpo,
     &fr_algo_smart_grpo,
     &fr_algo_ddpo,
+    &fr_algo_pxpo,
     &fr_algo_d3po,
     &fr_algo_spo,
     &fr_algo_branch_grpo,

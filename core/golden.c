@@ -28,6 +28,7 @@ static const struct {
     {fr_golden_cases_gfn, &fr_golden_n_gfn},
     {fr_golden_cases_gfn_diffusion, &fr_golden_n_gfn_diffusion},
     {fr_golden_cases_rgrad, &fr_golden_n_rgrad},
+    {fr_golden_cases_pxpo, &fr_golden_n_pxpo},
     {fr_golden_cases_prefmore, &fr_golden_n_prefmore},
     {fr_golden_cases_gfn_box, &fr_golden_n_gfn_box},
     {fr_golden_cases_fpo, &fr_golden_n_fpo},

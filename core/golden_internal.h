@@ -139,6 +139,8 @@ extern const fr_golden_case fr_golden_cases_gfn_diffusion[];
 extern const size_t fr_golden_n_gfn_diffusion;
 extern const fr_golden_case fr_golden_cases_rgrad[];
 extern const size_t fr_golden_n_rgrad;
+extern const fr_golden_case fr_golden_cases_pxpo[];
+extern const size_t fr_golden_n_pxpo;
 extern const fr_golden_case fr_golden_cases_prefmore[]; /* issue 21: Flow-RWR, ... (core/golden_prefmore.c) */
 extern const size_t fr_golden_n_prefmore;
 extern const fr_golden_case fr_golden_cases_gfn_box[];

@@ -15,7 +15,7 @@ fr_status fr_run_reward_grad(fr_run *r, int64_t n, const int *pid, const float *
         return fr_reward_cmd_score_grad_task(r->rcmd, r->task, (uint32_t)r->epoch, (int)n, pid, x, score, grad);
     fr_status s = fr_task_reward_grad_batch(r->task, r->reward_id, (int)n, pid, x, score, grad);
     if (s == FR_ERR_UNSUPPORTED)
-        return fr_fail(s, "train: %s: the reward has no gradient (%s); use a differentiable one (gmm2d: mode, sqdist) "
+        return fr_fail(s, "train: %s: the reward has no gradient (%s); use a differentiable one (gmm2d: mode, sqdist; shapes: classifier) "
                        "or a reward program that answers gradient requests (docs/reward-protocol.md §6)",
                        r->algo ? r->algo->name : "reward gradient", fr_last_error());
     return s;

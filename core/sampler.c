@@ -184,6 +184,20 @@ fr_status fr_sampler_logprob_of(fr_backend *be, const fr_step *p, int64_t B, int
     return logprob_rows(be, fn, &q, B, D, NULL, NULL, x_next, mean, NULL, logp);
 }
 
+fr_status fr_sampler_logprob_w(fr_backend *be, const fr_step *p, int64_t B, int64_t D, const float *x_next,
+                               const float *mean, const float *w, float *logp)
+{
+    static const char *fn = "fr_sampler_logprob_w";
+    fr_step_coef q;
+    FR_TRY(prepare(p, &q));
+    FR_TRY(check_shape(fn, B, D));
+    if (!fr_sampler_is_stochastic(q.kind))
+        return fr_fail(FR_ERR_ARG, "%s: '%s' is deterministic and has no log-prob", fn, fr_sampler_names[q.kind]);
+    if (!x_next || !mean || !w || !logp) return fr_fail(FR_ERR_ARG, "%s: NULL argument", fn);
+    be->ops->sampler_logprob_w(B, D, q, x_next, mean, w, logp);
+    return FR_OK;
+}
+
 fr_status fr_sampler_logprob(fr_backend *be, const fr_step *p, int64_t B, int64_t D, const float *x,
                              const float *model_out, const float *x0_prev, const float *x_next, float *mean,
                              float *logp)

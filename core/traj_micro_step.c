@@ -36,10 +36,10 @@ fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap
     w->D = D;
     w->S = S;
     w->be = tr->be;
-    /* backend: 8 arrays of (cap, D), 3 of (cap,), the row indices (cap,); host: 5 of (cap,),
+    /* backend: 9 arrays of (cap, D), 4 of (cap,), the row indices (cap,); host: 5 of (cap,),
      * the prompt ids, the row indices, the condition ids (cap, S) (fr_guided_forward copies
      * them in when they change) */
-    w->dblk = fr_dev_alloc(tr->be, (size_t)(8 * cap * D + 3 * cap) * sizeof(float) + (size_t)cap * sizeof(int32_t));
+    w->dblk = fr_dev_alloc(tr->be, (size_t)(9 * cap * D + 4 * cap) * sizeof(float) + (size_t)cap * sizeof(int32_t));
     w->blk = fr_malloc((size_t)(5 * cap) * sizeof(float) + (size_t)cap * (sizeof(int) + sizeof(int32_t)) +
                        (size_t)(cap * S) * sizeof(int32_t));
     if (!w->dblk || !w->blk) {
@@ -48,12 +48,13 @@ fr_status fr_traj_ws_alloc(fr_traj_ws *w, const fr_traj_trainer *tr, int64_t cap
     }
     /* slices of the blocks (pointer arithmetic only: the host never reads backend memory) */
     float *f = w->dblk;
-    float **rows[] = {&w->x, &w->x_next, &w->mean_old, &w->v, &w->mean, &w->g_mean, &w->v_ref, &w->mean_ref};
+    float **rows[] = {&w->x, &w->x_next, &w->mean_old, &w->v, &w->mean, &w->g_mean, &w->v_ref, &w->mean_ref, &w->wrow};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) *rows[i] = f, f += cap * D;
     w->dlogp = f;
     w->dscratch = f + cap;
     w->dlogp_ref = f + 2 * cap;
-    w->didx = (int32_t *)(f + 3 * cap);
+    w->dlogp_old = f + 3 * cap;
+    w->didx = (int32_t *)(f + 4 * cap);
     f = w->blk;
     float **vecs[] = {&w->logp_old, &w->adv, &w->logp, &w->scratch, &w->logp_ref};
     for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) *vecs[i] = f, f += cap;
@@ -91,7 +92,34 @@ static fr_status gather_at(fr_backend *be, fr_traj_ws *w, const fr_traj_data *d,
     be->ops->gather_rows(b, D, didx, N, d->x_next ? d->x_next + j * N * D : d->traj + (j + 1) * N * D,
                          w->x_next + o * D);
     be->ops->gather_rows(b, D, didx, N, d->mean + j * N * D, w->mean_old + o * D);
+    if (d->weight) {
+        /* the weighted logp_old: the rollout's μ under the rows' weights (flowrl/traj_objective.h) */
+        be->ops->gather_rows(b, D, didx, N, d->weight, w->wrow + o * D);
+        const fr_step step = fr_rollout_step(d->rc, j);
+        FR_TRY(fr_sampler_logprob_w(be, &step, b, D, w->x_next + o * D, w->mean_old + o * D, w->wrow + o * D,
+                                    w->dlogp_old + o));
+        FR_TRY(fr_d2h(be, w->logp_old + o, w->dlogp_old + o, (size_t)b * sizeof(float)));
+    }
     return fr_cond_ids(d->task, b, w->pid + o, w->c + o * w->S);
+}
+
+/* logp (b,) backend of rows [o, o + b): mean_D(w·ℓ) with the data's weights, else the plain log-prob;
+ * μ (b, D) is computed from v either way. */
+static fr_status step_logprob(fr_backend *be, const fr_traj_data *d, const fr_traj_ws *w, const fr_step *step, int64_t b,
+                              int64_t o, const float *v, float *mean, float *dlogp)
+{
+    const int64_t D = w->D;
+    if (!d->weight)
+        return fr_sampler_logprob(be, step, b, D, w->x + o * D, v + o * D, NULL, w->x_next + o * D, mean + o * D,
+                                  dlogp + o);
+    FR_TRY(fr_sampler_mean(be, step, b, D, w->x + o * D, v + o * D, NULL, mean + o * D));
+    return fr_sampler_logprob_w(be, step, b, D, w->x_next + o * D, mean + o * D, w->wrow + o * D, dlogp + o);
+}
+
+/* dL_obj/dμ of a weighted log-prob: the objective's g_μ (b, D) times the rows' weights. */
+static void weigh_grad(fr_backend *be, const fr_traj_data *d, const fr_traj_ws *w, int64_t b, int64_t o)
+{
+    if (d->weight) be->ops->binary(FR_BIN_MUL, b * w->D, w->g_mean + o * w->D, w->wrow + o * w->D, w->g_mean + o * w->D);
 }
 
 static fr_status gather(fr_backend *be, fr_traj_ws *w, const fr_traj_data *d, const int64_t *rows, int64_t b, int64_t j)
@@ -106,6 +134,9 @@ static fr_status check_args(const char *fn, const fr_traj_trainer *tr, const fr_
         !rows || !out1 || !out2 || b < 1 || b > w->cap || j < 0 || j >= d->rc->T)
         return fr_fail(FR_ERR_ARG, "%s: %lld rows at step %lld (capacity %lld) or a NULL argument", fn, (long long)b,
                        (long long)j, w ? (long long)w->cap : 0LL);
+    if (d->weight && tr->objective->no_weights)
+        return fr_fail(FR_ERR_ARG, "%s: the %s objective reads the mean itself and takes no per-element weights", fn,
+                       tr->objective->name);
     return FR_OK;
 }
 
@@ -116,7 +147,7 @@ static fr_status forward_logp(const fr_traj_trainer *tr, fr_traj_ws *w, const fr
     fr_backend *be = tr->be;
     FR_TRY(gather(be, w, d, rows, b, j));
     FR_TRY(fr_guided_forward(tr->policy, be, &w->pol, b, w->x, t_in, w->c, w->v));
-    FR_TRY(fr_sampler_logprob(be, step, b, w->D, w->x, w->v, NULL, w->x_next, w->mean, w->dlogp));
+    FR_TRY(step_logprob(be, d, w, step, b, 0, w->v, w->mean, w->dlogp));
     return fr_d2h(be, w->logp, w->dlogp, (size_t)b * sizeof(float)); /* per-sample, for the PPO core */
 }
 
@@ -146,7 +177,7 @@ fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_
         FR_TRY(fr_guided_forward(tr->ref, be, &w->ref, b, w->x, t_in, w->c, w->v_ref));
     if (with_logp_ref) {
         /* its log-prob of the stored transition by logp_θ's op (and μ_ref with it) */
-        FR_TRY(fr_sampler_logprob(be, &step, b, D, w->x, w->v_ref, NULL, w->x_next, w->mean_ref, w->dlogp_ref));
+        FR_TRY(step_logprob(be, d, w, &step, b, 0, w->v_ref, w->mean_ref, w->dlogp_ref));
         FR_TRY(fr_d2h(be, w->logp_ref, w->dlogp_ref, (size_t)b * sizeof(float)));
     } else if (with_ref)
         FR_TRY(fr_sampler_mean(be, &step, b, D, w->x, w->v_ref, NULL, w->mean_ref));
@@ -155,6 +186,7 @@ fr_status fr_traj_micro_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_
                               w->mean, w->logp, with_ref ? w->mean_ref : NULL, w->scratch, w->dscratch, rows,
                               with_logp_ref ? w->logp_ref : NULL};
     FR_TRY(tr->objective->loss(be, &tb, j, tr->params, gout, w->g_mean, ratio, st));
+    weigh_grad(be, d, w, b, 0);
     if (with_ref) {
         float ks;
         FR_TRY(fr_kl_std(&step, tr->kl_form, &ks));
@@ -208,14 +240,12 @@ fr_status fr_traj_fused_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_
     }
     if (s == FR_OK) s = fr_guided_forward_steps(tr->policy, be, &w->pol, n, seg_b, seg_t, w->x, w->c, w->v);
     for (int64_t k = 0, o = 0; s == FR_OK && k < n; o += seg_b[k], k++)
-        s = fr_sampler_logprob(be, &steps[k], seg_b[k], D, w->x + o * D, w->v + o * D, NULL, w->x_next + o * D,
-                               w->mean + o * D, w->dlogp + o);
+        s = step_logprob(be, parts[k].d, w, &steps[k], seg_b[k], o, w->v, w->mean, w->dlogp);
     if (s == FR_OK) s = fr_d2h(be, w->logp, w->dlogp, (size_t)total * sizeof(float));
     if (s == FR_OK && (with_ref || with_logp_ref))
         s = fr_guided_forward_steps(tr->ref, be, &w->ref, n, seg_b, seg_t, w->x, w->c, w->v_ref);
     for (int64_t k = 0, o = 0; s == FR_OK && (with_ref || with_logp_ref) && k < n; o += seg_b[k], k++)
-        s = with_logp_ref ? fr_sampler_logprob(be, &steps[k], seg_b[k], D, w->x + o * D, w->v_ref + o * D, NULL,
-                                               w->x_next + o * D, w->mean_ref + o * D, w->dlogp_ref + o)
+        s = with_logp_ref ? step_logprob(be, parts[k].d, w, &steps[k], seg_b[k], o, w->v_ref, w->mean_ref, w->dlogp_ref)
                           : fr_sampler_mean(be, &steps[k], seg_b[k], D, w->x + o * D, w->v_ref + o * D, NULL,
                                             w->mean_ref + o * D);
     if (s == FR_OK && with_logp_ref) s = fr_d2h(be, w->logp_ref, w->dlogp_ref, (size_t)total * sizeof(float));
@@ -240,6 +270,7 @@ fr_status fr_traj_fused_step(const fr_traj_trainer *tr, fr_traj_ws *w, const fr_
                                   p->rows,
                                   with_logp_ref ? w->logp_ref + o : NULL};
         s = tr->objective->loss(be, &tb, p->j, tr->params, p->gout, w->g_mean + o * D, ratio + o, sk);
+        if (s == FR_OK) weigh_grad(be, p->d, w, b, o);
         if (s == FR_OK && with_ref) {
             float ks;
             s = fr_kl_std(&steps[k], tr->kl_form, &ks);

@@ -75,4 +75,4 @@ static fr_status pair_loss(fr_backend *be, const fr_traj_batch *tb, int64_t j, c
     return s;
 }
 
-const fr_traj_objective fr_traj_pair_pref = {"pair-pref", pair_loss, 1};
+const fr_traj_objective fr_traj_pair_pref = {"pair-pref", pair_loss, 1, 0};

@@ -31,7 +31,7 @@ static fr_status ppo_loss(fr_backend *be, const fr_traj_batch *tb, int64_t j, co
     return FR_OK;
 }
 
-const fr_traj_objective fr_traj_ppo = {"ppo", ppo_loss, 0};
+const fr_traj_objective fr_traj_ppo = {"ppo", ppo_loss, 0, 0};
 
 /* The ratio with the μ-bias term, reweighted by 1/(−dt); g_μ through logp_θ and the bias. */
 static fr_status guard_loss(fr_backend *be, const fr_traj_batch *tb, int64_t j, const void *params, float gout,
@@ -46,7 +46,7 @@ static fr_status guard_loss(fr_backend *be, const fr_traj_batch *tb, int64_t j, 
     return FR_OK;
 }
 
-const fr_traj_objective fr_traj_guard = {"grpo-guard", guard_loss, 0};
+const fr_traj_objective fr_traj_guard = {"grpo-guard", guard_loss, 0, 1};
 
 /* Chunk-GRPO: fr_ppo_policy on the chunk's mean log-ratio (as logp_new, logp_old 0, so the
  * ratio is exp(lr) exactly) with gout/cs; its gradient is dL/dlr, and dlr/dlogp_θ,j = 1/cs. */
@@ -77,7 +77,7 @@ static fr_status chunk_loss(fr_backend *be, const fr_traj_batch *tb, int64_t j, 
     return FR_OK;
 }
 
-const fr_traj_objective fr_traj_chunk = {"chunk-ppo", chunk_loss, 0};
+const fr_traj_objective fr_traj_chunk = {"chunk-ppo", chunk_loss, 0, 0};
 
 fr_status fr_traj_rows_finish(fr_backend *be, const fr_traj_batch *tb, const float *dlogp, const float *ratio,
                               int64_t n_clip, float *g_mean, fr_traj_stats *st)
@@ -125,4 +125,4 @@ static fr_status sf_loss(fr_backend *be, const fr_traj_batch *tb, int64_t j, con
     return s;
 }
 
-const fr_traj_objective fr_traj_score_function = {"score-function", sf_loss, 0};
+const fr_traj_objective fr_traj_score_function = {"score-function", sf_loss, 0, 0};

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "data/shapes_internal.h"
+#include "flowrl/classifier.h"
 #include "flowrl/philox.h"
 
 _Static_assert(FR_SHAPES_H == 16 && FR_SHAPES_W == 16 && FR_SHAPES_GRID == 4 && FR_SHAPES_OBJ == 3,
@@ -99,18 +100,32 @@ fr_status fr_shapes_sample(int prompt_id, uint32_t seed, uint32_t index, float *
 }
 
 /* Rewards: 0 "geneval" = the detector's partial credit (dense, for training);
- * 1 "strict" = 1 if correct else 0. correct is the same for both. */
+ * 1 "strict" = 1 if correct else 0; 2 "classifier" = the frozen classifier's log-probability
+ * log σ(z_p(x)) <= 0 of the prompt's label (flowrl/classifier.h), differentiable. correct is the
+ * detector's for all three. */
 fr_status fr_shapes_reward(int reward_id, int prompt_id, const float *x, float *score,
                            int *correct)
 {
-    if (reward_id < 0 || reward_id > 1)
-        return fr_fail(FR_ERR_ARG, "shapes: reward id %d outside [0, 2)", reward_id);
+    if (reward_id < 0 || reward_id > 2)
+        return fr_fail(FR_ERR_ARG, "shapes: reward id %d outside [0, 3)", reward_id);
     fr_shapes_detection det;
     FR_TRY(fr_shapes_detect(x, &det));
     float s;
     int ok;
     FR_TRY(fr_shapes_score(prompt_id, &det, &s, &ok));
-    *score = reward_id == 0 ? s : (ok ? 1.0f : 0.0f);
+    if (reward_id == 2) FR_TRY(fr_shapes_reward_grad(reward_id, prompt_id, x, &s, NULL));
+    *score = reward_id == 1 ? (ok ? 1.0f : 0.0f) : s;
     if (correct) *correct = ok;
     return FR_OK;
+}
+
+fr_status fr_shapes_reward_grad(int reward_id, int prompt_id, const float *x, float *score, float *grad)
+{
+    if (reward_id != 2)
+        return fr_fail(FR_ERR_UNSUPPORTED, "shapes: reward %s is a step function of the detector (no gradient); "
+                                           "the classifier reward has one",
+                       reward_id == 0 ? "geneval" : "strict");
+    const fr_clf *m;
+    FR_TRY(fr_clf_builtin(&m));
+    return fr_clf_logprob(m, prompt_id, x, score, grad);
 }

@@ -46,7 +46,9 @@ static int classify(const float *x, int p) // x: (3, H, W)
     return -1;
 }
 
-fr_status fr_shapes_detect(const float *x, fr_shapes_detection *det)
+fr_status fr_shapes_detect(const float *x, fr_shapes_detection *det) { return fr_shapes_detect_pixels(x, det, NULL); }
+
+fr_status fr_shapes_detect_pixels(const float *x, fr_shapes_detection *det, int *pix)
 {
     for (int i = 0; i < 3 * HW; i++)
         if (!isfinite(x[i]))
@@ -56,6 +58,9 @@ fr_status fr_shapes_detect(const float *x, fr_shapes_detection *det)
     memset(det, 0, sizeof *det);
     int color[HW];
     for (int p = 0; p < HW; p++) color[p] = classify(x, p);
+    if (pix)
+        for (int p = 0; p < HW; p++) pix[p] = FR_SHAPES_PIX_BACKGROUND;
+    int members[HW];
 
     unsigned char seen[HW] = {0};
     int stack[HW];
@@ -66,6 +71,7 @@ fr_status fr_shapes_detect(const float *x, fr_shapes_detection *det)
         stack[top++] = start;
         while (top > 0) {
             int p = stack[--top], py = p / FR_SHAPES_W, px = p % FR_SHAPES_W;
+            members[size] = p;
             size++;
             sum_x += px;
             sum_y += py;
@@ -79,6 +85,11 @@ fr_status fr_shapes_detect(const float *x, fr_shapes_detection *det)
                 }
             }
         }
+        const int label = size < FR_SHAPES_MIN_PIXELS   ? FR_SHAPES_PIX_SPECK
+                          : size > FR_SHAPES_MAX_PIXELS ? FR_SHAPES_PIX_BLOB
+                                                        : det->n_objects;
+        if (pix)
+            for (int k = 0; k < size; k++) pix[members[k]] = label;
         if (size < FR_SHAPES_MIN_PIXELS) continue;
         if (size > FR_SHAPES_MAX_PIXELS) {
             det->n_blobs++;
@@ -143,5 +154,38 @@ fr_status fr_shapes_score(int prompt_id, const fr_shapes_detection *det, float *
     float s = sum / (float)terms / (float)(1 + extras);
     *score = s;
     if (correct) *correct = s == 1.0f;
+    return FR_OK;
+}
+
+/* The per-pixel correctness map (PXPO's reward map, docs/algorithms/pxpo.md §2; a flowrl choice:
+ * the spec fixes no map for shapes). From the detector's own components and terms:
+ *   background                                            0
+ *   a speck, a blob, or an object of a colour not named   -1   (what the score counts as extra)
+ *   an object of a named colour c                          t_c  (its count term), times t_rel
+ *                                                               for a position prompt
+ * so an image that scores 1 has +1 on its objects and 0 elsewhere. */
+fr_status fr_shapes_pixel_reward(int reward_id, int prompt_id, const float *x, float *map)
+{
+    (void)reward_id; /* geneval and strict share the detector's map */
+    fr_shapes_prompt p;
+    FR_TRY(fr_shapes_prompt_get(prompt_id, &p));
+    fr_shapes_detection det;
+    int pix[HW];
+    FR_TRY(fr_shapes_detect_pixels(x, &det, pix));
+    int required[FR_SHAPES_NCOLORS] = {0};
+    required[p.color_a] = p.count;
+    if (p.color_b >= 0) required[p.color_b] = 1;
+    const float rel = p.kind == FR_SHAPES_POSITION && !relation_holds(&det, p.color_a, p.color_b, p.rel) ? 0.0f : 1.0f;
+    for (int q = 0; q < HW; q++) {
+        const int l = pix[q];
+        if (l == FR_SHAPES_PIX_BACKGROUND) {
+            map[q] = 0.0f;
+        } else if (l < 0) {
+            map[q] = -1.0f;
+        } else {
+            const int c = det.obj[l].color;
+            map[q] = required[c] > 0 ? count_term(det.counts[c], required[c]) * rel : -1.0f;
+        }
+    }
     return FR_OK;
 }

@@ -65,6 +65,14 @@ typedef struct {
 
 fr_status fr_shapes_detect(const float *x, // (3, H, W)
                            fr_shapes_detection *det);
+/* The same, and pix (H·W,) = each pixel's object index in det->obj, or FR_SHAPES_PIX_* (pix may
+ * be NULL). */
+enum { FR_SHAPES_PIX_BACKGROUND = -1, FR_SHAPES_PIX_SPECK = -2, FR_SHAPES_PIX_BLOB = -3 };
+fr_status fr_shapes_detect_pixels(const float *x, // (3, H, W)
+                                  fr_shapes_detection *det, int *pix);
+/* The per-pixel correctness map (fr_task.pixel_reward; data/shapes_detect.c). */
+fr_status fr_shapes_pixel_reward(int reward_id, int prompt_id, const float *x, // (3, H, W)
+                                 float *map);                                 // (H·W,)
 /* GenEval-style verdict for prompt_id: score in [0, 1], correct = (score == 1). */
 fr_status fr_shapes_score(int prompt_id, const fr_shapes_detection *det, float *score,
                           int *correct);
@@ -78,5 +86,7 @@ int fr_shapes_n_eval_prompts(void);
 fr_status fr_shapes_sample(int prompt_id, uint32_t seed, uint32_t index, float *x); // x: (D,)
 fr_status fr_shapes_reward(int reward_id, int prompt_id, const float *x, float *score,
                            int *correct);
+/* fr_task.reward_grad: the classifier reward (id 2) only; grad may be NULL. */
+fr_status fr_shapes_reward_grad(int reward_id, int prompt_id, const float *x, float *score, float *grad);
 
 #endif

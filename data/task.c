@@ -5,7 +5,7 @@
 #include "flowrl/task.h"
 
 static const char *const k_shapes_groups[] = {"single", "counting", "two", "position"};
-static const char *const k_shapes_rewards[] = {"geneval", "strict"};
+static const char *const k_shapes_rewards[] = {"geneval", "strict", "classifier"};
 
 const fr_task fr_task_shapes = {
     .name = "shapes",
@@ -23,13 +23,15 @@ const fr_task fr_task_shapes = {
     .n_vocab = FR_SHAPES_N_VOCAB,
     .n_groups = 4,
     .group_names = k_shapes_groups,
-    .n_rewards = 2,
+    .n_rewards = 3,
     .reward_names = k_shapes_rewards,
     .prompt_text = fr_shapes_prompt_text,
     .prompt_tokens = fr_shapes_prompt_tokens,
     .prompt_group = fr_shapes_prompt_group,
     .sample = fr_shapes_sample,
     .reward = fr_shapes_reward,
+    .reward_grad = fr_shapes_reward_grad,
+    .pixel_reward = fr_shapes_pixel_reward,
 };
 
 static const fr_task *const k_tasks[] = {&fr_task_gmm2d, &fr_task_shapes};

@@ -53,6 +53,7 @@ typedef struct {
     const float *x, *m, *x0_prev, *mean_in, *xi;
     const float *x_next; /* x' given (sampler_logprob); NULL: x' = μ + std·ξ (sampler_step) */
     float *logp;
+    const float *w;      /* (B, D) per-element weights (sampler_logprob_w), or NULL */
 } fr_k_logp_args;
 
 typedef struct {
@@ -87,7 +88,7 @@ FR_HOSTDEV static inline void fr_k_logp_init(const fr_kidx *k, const fr_k_logp_a
         const float mu = a->mean_in ? a->mean_in[i]
                                     : fr_step_mean_elem(&a->q, a->x[i], a->m[i], a->x0_prev ? a->x0_prev[i] : 0.0f);
         const float xn = a->x_next ? a->x_next[i] : (a->xi ? fr_noise_add_elem(mu, a->q.std, a->xi[i]) : mu);
-        r->lane += fr_step_logp_elem(&a->q, xn, mu);
+        r->lane += a->w ? fr_step_logp_w_elem(&a->q, xn, mu, a->w[i]) : fr_step_logp_elem(&a->q, xn, mu);
     }
 }
 
@@ -118,9 +119,9 @@ FR_KERNEL_TILED(fr_k_logp, fr_k_logp_args, fr_k_logp_regs, fr_k_logp_smem)
 
 static void k_logp_launch(int64_t B, int64_t D, fr_step_coef q, const float *x, const float *m,
                           const float *x0_prev, const float *mean_in, const float *xi, const float *x_next,
-                          float *logp)
+                          float *logp, const float *w)
 {
-    fr_k_logp_args a = {B, D, q, x, m, x0_prev, mean_in, xi, x_next, logp};
+    fr_k_logp_args a = {B, D, q, x, m, x0_prev, mean_in, xi, x_next, logp, w};
     FR_LAUNCH_TILED(fr_k_logp, fr_grid_1d(B, FR_K_LOGP_ROWS), fr_dim3_make(FR_LANES, FR_K_LOGP_ROWS, 1), a);
 }
 
@@ -137,7 +138,7 @@ static void k_sampler_step(int64_t B, int64_t D, fr_step_coef q, const float *x,
     FR_KARG(x_next, n, "x_next");
     FR_KARG_OPT(mean, n, "mean");
     FR_KARG_OPT(logp, B, "logp");
-    if (logp) k_logp_launch(B, D, q, x, model_out, x0_prev, NULL, xi, NULL, logp);
+    if (logp) k_logp_launch(B, D, q, x, model_out, x0_prev, NULL, xi, NULL, logp, NULL);
     k_step_launch(n, q, x, model_out, x0_prev, NULL, xi, x_next, mean);
 }
 
@@ -154,8 +155,19 @@ static void k_sampler_logprob(int64_t B, int64_t D, fr_step_coef q, const float 
     FR_KARG_OPT(mean_in, n, "mean_in");
     FR_KARG_OPT(mean_out, n, "mean_out");
     FR_KARG(logp, B, "logp");
-    k_logp_launch(B, D, q, x, model_out, x0_prev, mean_in, NULL, x_next, logp);
+    k_logp_launch(B, D, q, x, model_out, x0_prev, mean_in, NULL, x_next, logp, NULL);
     if (mean_out) k_step_launch(n, q, x, model_out, x0_prev, mean_in, NULL, mean_out, NULL);
+}
+
+static void k_sampler_logprob_w(int64_t B, int64_t D, fr_step_coef q, const float *x_next, const float *mean,
+                                const float *w, float *logp)
+{
+    if (B < 1) return;
+    FR_KARG(x_next, B * D, "x_next");
+    FR_KARG(mean, B * D, "mean");
+    FR_KARG(w, B * D, "w");
+    FR_KARG(logp, B, "logp");
+    k_logp_launch(B, D, q, NULL, NULL, NULL, mean, NULL, x_next, logp, w);
 }
 
 /* ---- guidance and x̂0 ------------------------------------------------------------------ */
@@ -300,6 +312,7 @@ static void fr_kern_fill_sampler(fr_ops *t)
 {
     t->sampler_step = k_sampler_step;
     t->sampler_logprob = k_sampler_logprob;
+    t->sampler_logprob_w = k_sampler_logprob_w;
     t->cfg_combine = k_cfg_combine;
     t->flow_x0 = k_flow_x0;
     t->rng_normal_rows = k_rng_normal_rows;

@@ -40,6 +40,17 @@ static void ref_sampler_logprob(int64_t B, int64_t D, fr_step_coef q, const floa
     }
 }
 
+static void ref_sampler_logprob_w(int64_t B, int64_t D, fr_step_coef q, const float *x_next, const float *mean,
+                                  const float *w, float *logp)
+{
+    for (int64_t b = 0; b < B; b++) {
+        float l[FR_LANES] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int64_t i = b * D; i < (b + 1) * D; i++)
+            l[(i - b * D) % FR_LANES] += fr_step_logp_w_elem(&q, x_next[i], mean[i], w[i]);
+        logp[b] = fr_lanes_tree(l) / (float)D;
+    }
+}
+
 static void ref_cfg_combine(int64_t n, float g, const float *v_u, const float *v_c, float *out)
 {
     for (int64_t i = 0; i < n; i++) out[i] = fr_cfg_elem(v_u[i], v_c[i], g);
@@ -81,6 +92,7 @@ void fr_ref_fill_sampler(fr_ops *ops)
 {
     ops->sampler_step = ref_sampler_step;
     ops->sampler_logprob = ref_sampler_logprob;
+    ops->sampler_logprob_w = ref_sampler_logprob_w;
     ops->cfg_combine = ref_cfg_combine;
     ops->flow_x0 = ref_flow_x0;
     ops->rng_normal_rows = ref_rng_normal_rows;

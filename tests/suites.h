@@ -67,6 +67,8 @@
     X(prefs)                                                                               \
     X(pair_pref)                                                                           \
     X(d3po)                                                                                \
+    X(pxpo)                                                                                \
+    X(classifier)                                                                          \
     X(spo)                                                                                 \
     X(gfn)                                                                                 \
     X(gfn_diffusion)                                                                       \

@@ -368,6 +368,7 @@ typedef struct {
     /* a host-driven search's D-wide crossings, reported apart (Smart-GRPO: search.*; NAN: none) */
     double search_rows[4], search_h2d[4], search_d2h[4];
     double grad_h2d[4]; /* a reward gradient's upload (N·D floats, copies.h2d_reward_grad_bytes; NAN: none) */
+    double map_h2d[4];  /* a per-pixel reward map's upload (N·H·W floats, copies.h2d_reward_map_bytes; NAN: none) */
     double kept; /* samples that reached an update, over the epochs (metric "kept") */
 } dev_copies;
 
@@ -385,6 +386,7 @@ static int record_dev_copies(const fr_run_epoch_event *ev, void *user)
         c->search_h2d[e] = fr_run_event_get(ev, "search.h2d_bytes");
         c->search_d2h[e] = fr_run_event_get(ev, "search.d2h_bytes");
         c->grad_h2d[e] = fr_run_event_get(ev, "copies.h2d_reward_grad_bytes");
+        c->map_h2d[e] = fr_run_event_get(ev, "copies.h2d_reward_map_bytes");
         const double k = fr_run_event_get(ev, "kept");
         c->kept += k == k ? k : 1.0; /* an algorithm without the metric updates every sample */
         c->epochs = (int)ev->epoch;
@@ -481,6 +483,13 @@ START_TEST(test_device_epoch_copies)
                                   "%s on %s, epoch %d: reward gradient %g bytes in, want %g", a->name, bk, e + 1,
                                   c.grad_h2d[e], N * D * 4.0);
                     c.h2d[e] -= c.grad_h2d[e];
+                }
+                if (c.map_h2d[e] == c.map_h2d[e]) { /* PXPO's per-pixel map: N·H·W floats in, exactly once */
+                    const double HW = (double)(task->H * task->W);
+                    ck_assert_msg(c.map_h2d[e] == N * HW * 4.0 && c.h2d[e] >= c.map_h2d[e],
+                                  "%s on %s, epoch %d: reward map %g bytes in, want %g", a->name, bk, e + 1, c.map_h2d[e],
+                                  N * HW * 4.0);
+                    c.h2d[e] -= c.map_h2d[e];
                 }
                 const double other = c.d2h[e] - c.record[e] - c.reward[e];
                 /* G²RPO scores each of its rows once per granularity and says so; an offline

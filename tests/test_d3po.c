@@ -105,7 +105,7 @@ START_TEST(test_tie_trains_nothing)
     const float h[N] = {0, 0, -1, 1};
     const fr_traj_pair_params prm = {0.1f, 0.1, h};
     const fr_traj_trainer tr = {&pol, &ref, be, {1.0f, 0}, &fr_traj_pair_pref, &prm, 0.0f, FR_KL_CODE};
-    const fr_traj_data d = {N, traj, mean, logp_h, adv, pid, &fr_task_gmm2d, &rc, NULL};
+    const fr_traj_data d = {N, traj, mean, logp_h, adv, pid, &fr_task_gmm2d, &rc, NULL, NULL};
     fr_traj_ws w;
     ck_assert_msg(fr_traj_ws_alloc(&w, &tr, N) == FR_OK, "%s", fr_last_error());
     float *g = malloc((size_t)A * sizeof *g);

@@ -130,7 +130,7 @@ START_TEST(test_theta_ref)
         const float h[N] = {1, -1, -1, 1, 0, 0, 1, -1};
         const fr_traj_pair_params prm = {0.1f, 0.1, h};
         const fr_traj_trainer tr = {&pol, &ref, &be, {2.0f, 1}, &fr_traj_pair_pref, &prm, 0.0f, FR_KL_CODE};
-        const fr_traj_data d = {N, traj, mean, logp_h, adv, pid, &fr_task_gmm2d, &rc, NULL};
+        const fr_traj_data d = {N, traj, mean, logp_h, adv, pid, &fr_task_gmm2d, &rc, NULL, NULL};
         fr_traj_ws w;
         ck_assert_msg(fr_traj_ws_alloc(&w, &tr, N) == FR_OK, "%s", fr_last_error());
         const int64_t rows[N] = {0, 1, 2, 3, 4, 5, 6, 7};

@@ -372,7 +372,7 @@ START_TEST(test_theta_ref)
     for (int c = 0; c < C; c++) h[2 * c] = 1.0f, h[2 * c + 1] = -1.0f, rpid[2 * c] = rpid[2 * c + 1] = pid[c];
     const fr_traj_pair_params prm = {10.0f, 0.1, h};
     const fr_traj_trainer tr = {&pol, &ref, fr_test_ref_be(), {1.5f, 1}, &fr_traj_pair_pref, &prm, 0.0f, FR_KL_CODE};
-    const fr_traj_data d = {N, o.traj, o.mean, o.logp, adv, rpid, t, &rc, o.x_next};
+    const fr_traj_data d = {N, o.traj, o.mean, o.logp, adv, rpid, t, &rc, o.x_next, NULL};
     fr_traj_ws w;
     ck_assert_msg(fr_traj_ws_alloc(&w, &tr, N) == FR_OK, "%s", fr_last_error());
     const float sp0 = fr_softplusf(0.0f);

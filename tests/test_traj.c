@@ -185,7 +185,7 @@ static void replay(const fr_st_file *rec, const rp_opts *o, fr_model *pol, const
     for (int64_t s = 0; s < N; s++) pid[s] = ((const int32_t *)pt->data)[s / o->G];
     const fr_traj_data d = {N,   rec_f32(rec, "traj", (T + 1) * N * D), rec_f32(rec, "mean", T * N * D),
                             rec_f32(rec, "logp_old", T * N), rec_f32(rec, "adv", N), pid, &fr_task_gmm2d, &rc,
-                            NULL};
+                            NULL, NULL};
     const int64_t K = fr_tensor_numel(ot), nb = o->num_batches, ga = o->grad_accum, b = K / nb;
     const int64_t *order = ot->data;
     ck_assert_msg(b > 0 && wl > 0, "%s: nothing trained (K %lld, window %lld)", ctx, (long long)K, (long long)wl);

@@ -12,7 +12,7 @@ void fr_tf_free(fr_tf *t)
 {
     if (t->have_ws) fr_traj_ws_free(&t->ws);
     fr_rollout_schedule_free(&t->sched);
-    void *dev[] = {t->traj, t->mean, t->logp, t->x, t->x_next};
+    void *dev[] = {t->traj, t->mean, t->logp, t->x, t->x_next, t->weight};
     void *bufs[] = {t->step_noise, t->prompts, t->pid,    t->correct, t->sid,       t->group, t->order, t->logp_h,
                     t->x_h,        t->xi,      t->reward, t->adv,     t->keep,      t->plan_rows, t->micro, t->upd,
                     t->ratios,     t->steps,   t->sel,    t->sel_rows};
@@ -169,7 +169,7 @@ fr_status fr_tf_plan_batches(const fr_run *r, fr_tf *t, int64_t K, int64_t ws0, 
 fr_traj_data fr_tf_data(const fr_run *r, const fr_tf *t, const fr_tf_micro *m)
 {
     return (fr_traj_data){t->N,   t->traj,  t->mean, t->logp_h, m->adv ? m->adv : t->adv,
-                          t->pid, r->task, &t->rc,  t->x_next};
+                          t->pid, r->task, &t->rc,  t->x_next, t->weight};
 }
 
 /* What a micro-step adds to the update's loss and the epoch's statistics, in plan order. */

@@ -56,6 +56,7 @@ typedef struct fr_tf {
     /* backend: the rollout's outputs (T+1,N,D), (T,N,D), (T,N), (N,D) */
     float *traj, *mean, *logp, *x;
     float *x_next; /* (T,N,D) backend or NULL: a member's own x_{j+1} (fr_traj_data.x_next), freed here */
+    float *weight; /* (N,D) backend or NULL: per-element log-prob weights (fr_traj_data.weight, PXPO), freed here */
     /* host */
     float *step_noise;          /* (T,) the per-step noise levels a member may point rc at */
     int *prompts, *pid, *correct; /* (P,), (N,), (N,) */

@@ -230,6 +230,12 @@ typedef struct fr_ops {
     void (*sampler_logprob)(int64_t B, int64_t D, fr_step_coef q, const float *x, const float *model_out,
                             const float *x0_prev, const float *x_next, const float *mean_in, float *mean_out,
                             float *logp);
+    /* The weighted log-prob of the trajectory objectives' per-element weights
+     * (flowrl/traj_objective.h fr_traj_data.weight; PXPO's per-pixel rewards): logp (B,) =
+     * canonical mean over D of fr_step_logp_w_elem(q, x_next, μ, w) = w·fr_step_logp_elem, μ =
+     * mean (B, D), w (B, D). */
+    void (*sampler_logprob_w)(int64_t B, int64_t D, fr_step_coef q, const float *x_next, const float *mean,
+                              const float *w, float *logp);
     /* out (n) = fr_cfg_elem(v_u, v_c, g) (out may alias either input). */
     void (*cfg_combine)(int64_t n, float g, const float *v_u, const float *v_c, float *out);
     /* x0 (n) = fr_flow_x0_elem(x, v, sigma). */

@@ -101,6 +101,10 @@ typedef enum {
     /* SmPO (core/algo/smpo.c, docs/algorithms/smpo.md; issue 21's branch smpo: 105-109) */
     FR_RNG_SMPO_TIME = 105,    /* the DDPM time t of each (epoch, pair slot), shared by w and l */
     FR_RNG_SMPO_ORDER = 106,   /* the walk over the preference file: the order of (pass, 0) */
+    /* the shapes classifier (flowrl/classifier.h; issue 21's branch pxpo: 110-114) */
+    FR_RNG_CLF_DATA = 110,     /* an image's prompts, noise std (0, image, 0) and noise (1, image, 0) */
+    FR_RNG_CLF_INIT = 111,     /* the initial weights (layer, 0, 0) */
+    FR_RNG_CLF_ORDER = 112,    /* the minibatch order of each (epoch, 0) */
     /* the Box environment and its GFlowNet (flowrl/gfn_box.h; issue 13's branch gfnbox: 85-89) */
     FR_RNG_BOX_ACTION = 85,    /* a training trajectory's draws of (iteration, trajectory, step) */
     FR_RNG_BOX_EVAL = 86,      /* the evaluation's trajectories (0, trajectory, step) */

@@ -100,6 +100,15 @@ fr_status fr_sampler_logprob_of(fr_backend *be, const fr_step *p, int64_t B, int
                                 const float *mean,   // (B, D)
                                 float *logp);        // (B,)
 
+/* The weighted log-prob mean_D(w·log p(x_next | μ)) (B,) (ops.h sampler_logprob_w): the
+ * trajectory objectives' per-element weights (flowrl/traj_objective.h). w ≡ 1 gives
+ * fr_sampler_logprob_of bit for bit. */
+fr_status fr_sampler_logprob_w(fr_backend *be, const fr_step *p, int64_t B, int64_t D,
+                               const float *x_next, // (B, D)
+                               const float *mean,   // (B, D)
+                               const float *w,      // (B, D)
+                               float *logp);        // (B,)
+
 /* μ from (x, model_out), then log p(x_next | μ): the PPO ratio's new log-prob. With the
  * same inputs as a fr_sampler_step call, logp is bitwise that call's logp. mean may be
  * NULL. */

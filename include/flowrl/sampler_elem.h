@@ -358,4 +358,11 @@ FR_HOSTDEV static inline float fr_step_logp_elem(const fr_step_coef *q, float x_
     return q->kind == FR_SAMPLER_CPS ? fr_cps_logp_elem(x_next, mu) : fr_gauss_logp_elem(x_next, mu, q->gauss);
 }
 
+/* One element's weighted log-prob term (ops.h sampler_logprob_w): w·ℓ, so a weight of 1 gives
+ * ℓ bit for bit. */
+FR_HOSTDEV static inline float fr_step_logp_w_elem(const fr_step_coef *q, float x_next, float mu, float w)
+{
+    return w * fr_step_logp_elem(q, x_next, mu);
+}
+
 #endif

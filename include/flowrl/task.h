@@ -76,6 +76,12 @@ typedef struct fr_task {
      * marks; flowrl/png.h): writes at most max (x, y) marks and returns how many, sets
      * *ring_radius (0: none). NULL: a plain background. */
     int (*scatter_marks)(const struct fr_task *t, float *marks, int max, float *ring_radius);
+
+    /* A per-pixel reward map (H·W,) of sample x for reward `reward_id` (PXPO,
+     * docs/algorithms/pxpo.md): shapes' per-pixel correctness. NULL: none (PXPO then takes
+     * the scalar reward as a constant map). */
+    fr_status (*pixel_reward)(int reward_id, int prompt_id, const float *x, // x: (D,)
+                              float *map);                                   // map: (H·W,)
 } fr_task;
 
 /* The task called `name` ("gmm2d", "shapes"); FR_ERR_ARG naming the known tasks if none. */

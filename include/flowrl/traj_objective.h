@@ -15,6 +15,15 @@
  *   7. g_v = g_μ·fr_grpo_dmean_dv(step_j), fr_guided_backward(policy, g_v)
  * Loss = L_obj + β·L_KL; the policy's gradients accumulate (zero them per optimiser step).
  *
+ * Per-element weights (fr_traj_data.weight, optional; PXPO's per-pixel rewards,
+ * docs/algorithms/pxpo.md): with a weight row w (D,) per rollout row, every log-prob of
+ * steps 3–4 and the objective's logp_old is the weighted one, mean_D(w·ℓ) (fr_sampler_logprob_w;
+ * logp_old recomputed from the rollout's μ), and the objective's g_μ is multiplied by w before
+ * the KL's is added (dL/dμ_d = dL/dlogp·w_d·dℓ_d/dμ_d/D), so every objective whose loss reaches μ
+ * only through the log-probs takes weights unchanged; w ≡ 1 gives the unweighted step bit for
+ * bit. The KL term stays unweighted. An objective that reads μ itself (GRPO-Guard) sets
+ * no_weights and refuses them.
+ *
  * Memory (flowrl/backend.h): the rollout's tensors, the gathered rows and every (b, D) array
  * are backend memory; the per-sample arrays (log-probs, advantages, ratios, prompt ids) are
  * host memory. Per micro-step the b row indices cross (fr_h2d) for the row gathers, the b
@@ -72,6 +81,8 @@ typedef struct {
                       fr_traj_stats *st);
     /* 1: the trainer gives the objective tb->logp_ref (and needs a reference, whatever β) */
     int wants_logp_ref;
+    /* 1: the loss reads μ_θ beyond the log-probs, so per-element weights are refused */
+    int no_weights;
 } fr_traj_objective;
 
 /* Flow-GRPO's PPO-clip term (docs/algorithms/flow-grpo.md §2; fr_ppo_policy then fr_logp_backward).
@@ -151,6 +162,8 @@ typedef struct {
     /* (T, N, D) backend or NULL: x_{j+1} of row r at step j when the transitions do not chain
      * (SPO's candidate pairs share x_j and only one continues, flowrl/spo.h); NULL: traj[j+1] */
     const float *x_next;
+    /* (N, D) backend or NULL: per-element log-prob weights of each row (above); NULL: none */
+    const float *weight;
 } fr_traj_data;
 
 /* Who trains and how. */
@@ -176,6 +189,7 @@ typedef struct {
     int have_ref;
     /* backend: (cap, D) rows, (cap,) log-probs, scratch and row indices */
     float *x, *x_next, *mean_old, *v, *mean, *g_mean, *v_ref, *mean_ref, *dlogp, *dscratch, *dlogp_ref;
+    float *wrow, *dlogp_old; /* (cap, D) the rows' weights, (cap,) their weighted logp_old */
     int32_t *didx;
     void *dblk;
     /* host: (cap,) per-sample values and row indices, (cap, S) condition ids
