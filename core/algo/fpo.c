@@ -350,7 +350,8 @@ static fr_status minibatch(fr_run *r, fpo_state *s, const int64_t *idx, int64_t 
     *v_loss = vl / (double)M;
     FR_TRY(fr_mlp_zero_grad(s->g.net));
     FR_TRY(fr_mlp_zero_grad(&s->vf));
-    FR_TRY(fr_flow_policy_cfm(&s->g.flow, MS, s->p_obs, s->p_act, s->p_eps, s->p_tau, s->mode, s->l_new, s->gl));
+    /* the policy's one forward of this minibatch is the one above: its activations give the gradient */
+    FR_TRY(fr_flow_policy_cfm_grad(&s->g.flow, MS, s->p_act, s->p_eps, s->p_tau, s->mode, s->gl));
     return fr_mlp_backward_host(&s->vf, M, s->dv);
 }
 
