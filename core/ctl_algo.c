@@ -17,6 +17,18 @@ fr_status fr_ctl_check_env(const fr_env *e, const char *algo)
     return FR_OK;
 }
 
+fr_status fr_ctl_check_run(const fr_run_opts *ro, const char *algo, int64_t minibatch, int64_t batch,
+                           const char *batch_what)
+{
+    if (ro->opt.lr_schedule != FR_LR_CONSTANT)
+        return fr_fail(FR_ERR_ARG, "train: --lr-schedule: --algo %s takes many optimiser steps an epoch; the loop's "
+                       "schedule counts one (use constant)", algo);
+    if (batch > 0 && minibatch > batch)
+        return fr_fail(FR_ERR_ARG, "train: --minibatch-size %lld exceeds the batch %s = %lld", (long long)minibatch,
+                       batch_what, (long long)batch);
+    return FR_OK;
+}
+
 fr_status fr_ctl_state_new(fr_ctl_state *c, const fr_env *e, uint32_t seed, int64_t N, int64_t T, double gamma)
 {
     FR_TRY(fr_ctl_vec_new(&c->vec, e, seed, N, 0));

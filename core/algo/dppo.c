@@ -143,9 +143,7 @@ static void dppo_defaults(fr_run_opts *ro, void *ao)
 static fr_status dppo_check(const fr_run_opts *ro, const void *ao)
 {
     const dppo_opts *a = ao;
-    if (ro->opt.lr_schedule != FR_LR_CONSTANT)
-        return fr_fail(FR_ERR_ARG, "train: --lr-schedule: --algo dppo takes many optimiser steps an epoch; "
-                       "the loop's schedule counts one (use constant)");
+    FR_TRY(fr_ctl_check_run(ro, "dppo", 0, 0, NULL)); /* the minibatch of pairs: setup checks it */
     if (a->adv_q_lo > a->adv_q_hi)
         return fr_fail(FR_ERR_ARG, "train: --clip-advantage-lower-quantile %g exceeds --clip-advantage-upper-quantile %g",
                        a->adv_q_lo, a->adv_q_hi);

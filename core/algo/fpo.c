@@ -120,13 +120,7 @@ static void fpo_defaults(fr_run_opts *ro, void *ao)
 static fr_status fpo_check(const fr_run_opts *ro, const void *ao)
 {
     const fpo_opts *a = ao;
-    if (ro->opt.lr_schedule != FR_LR_CONSTANT)
-        return fr_fail(FR_ERR_ARG, "train: --lr-schedule: --algo fpo takes many optimiser steps an epoch; the loop's "
-                       "schedule counts one (use constant)");
-    if (a->minibatch > a->n_envs * a->n_steps)
-        return fr_fail(FR_ERR_ARG, "train: --minibatch-size %lld exceeds the batch --n-envs x --n-steps = %lld",
-                       (long long)a->minibatch, (long long)(a->n_envs * a->n_steps));
-    return FR_OK;
+    return fr_ctl_check_run(ro, "fpo", a->minibatch, a->n_envs * a->n_steps, "--n-envs x --n-steps");
 }
 
 static void fpo_free(void *p)

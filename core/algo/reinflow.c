@@ -135,12 +135,8 @@ static void rf_defaults(fr_run_opts *ro, void *ao)
 static fr_status rf_check(const fr_run_opts *ro, const void *ao)
 {
     const rf_opts *a = ao;
-    if (ro->opt.lr_schedule != FR_LR_CONSTANT)
-        return fr_fail(FR_ERR_ARG, "train: --lr-schedule: --algo reinflow takes many optimiser steps an epoch; the "
-                       "loop's schedule counts one (use constant)");
-    if (a->minibatch > a->n_envs * a->n_steps * a->repeat)
-        return fr_fail(FR_ERR_ARG, "train: --minibatch-size %lld exceeds the batch --n-envs x --n-steps x "
-                       "--repeat-samples = %lld", (long long)a->minibatch, (long long)(a->n_envs * a->n_steps * a->repeat));
+    FR_TRY(fr_ctl_check_run(ro, "reinflow", a->minibatch, a->n_envs * a->n_steps * a->repeat,
+                            "--n-envs x --n-steps x --repeat-samples"));
     if (a->sigma_min > a->sigma_max)
         return fr_fail(FR_ERR_ARG, "train: --min-std %g exceeds --max-std %g", a->sigma_min, a->sigma_max);
     if (a->lp_min >= a->lp_max)

@@ -32,6 +32,12 @@ typedef struct {
  * needs ..." naming the environment. */
 fr_status fr_ctl_check_env(const fr_env *e, const char *algo);
 
+/* The options' check every control algorithm makes (fr_algo.check): a constant learning rate (the
+ * loop's schedule counts one step an epoch, these take many) and, for batch > 0, a minibatch of at
+ * most the batch ("exceeds the batch BATCH_WHAT = batch"). */
+fr_status fr_ctl_check_run(const fr_run_opts *ro, const char *algo, int64_t minibatch, int64_t batch,
+                           const char *batch_what);
+
 /* The environments (episodes from 0), the reward scaler (γ) and the block (T, N, O, A) of c; the
  * observation statistics are the caller's (fresh, or a policy's). */
 fr_status fr_ctl_state_new(fr_ctl_state *c, const fr_env *e, uint32_t seed, int64_t N, int64_t T, double gamma);
