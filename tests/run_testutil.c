@@ -250,7 +250,7 @@ void fr_rt_wait_checkpoint(const char *run, int64_t step, pid_t pid)
     for (int i = 0; i < 40000; i++) {
         if (stat(p, &st) == 0) return;
         int status;
-        ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0, "the training child exited early (status %d)", status);
+        ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0, "the training child of %s exited early (status %d)", run, status);
         usleep(500);
     }
     ck_abort_msg("no checkpoint %s after 20 s", p);
