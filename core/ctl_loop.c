@@ -23,6 +23,21 @@ static fr_status reset_one(fr_ctl_vec *v, int64_t n)
     return e->ctl->reset(e, v->seed, (uint32_t)id, v->state + n * e->state_dim, v->obs + n * e->obs_dim);
 }
 
+/* Appends environment n's action (A,) to its episode's (replay environments). */
+static fr_status keep_action(fr_ctl_vec *v, int64_t n, const float *action)
+{
+    const int64_t A = v->env->action_dim, t = v->ep_len[n];
+    if (t >= v->ep_cap[n]) {
+        const int64_t cap = v->ep_cap[n] ? 2 * v->ep_cap[n] : 64;
+        float *p = realloc(v->ep_act[n], (size_t)(cap * A) * sizeof *p);
+        if (!p) return FR_ERR_NOMEM;
+        v->ep_act[n] = p;
+        v->ep_cap[n] = cap;
+    }
+    memcpy(v->ep_act[n] + t * A, action, (size_t)A * sizeof *action);
+    return FR_OK;
+}
+
 fr_status fr_ctl_vec_new(fr_ctl_vec *v, const fr_env *env, uint32_t seed, int64_t N, int64_t first_episode)
 {
     memset(v, 0, sizeof *v);
@@ -39,6 +54,11 @@ fr_status fr_ctl_vec_new(fr_ctl_vec *v, const fr_env *env, uint32_t seed, int64_
     v->ep_ret = fr_calloc((size_t)N, sizeof *v->ep_ret);
     v->first = fr_calloc((size_t)N, 1);
     fr_status s = v->state && v->obs && v->ep_id && v->ep_len && v->ep_ret && v->first ? FR_OK : FR_ERR_NOMEM;
+    if (s == FR_OK && env->ctl->replay) {
+        v->ep_act = fr_calloc((size_t)N, sizeof *v->ep_act);
+        v->ep_cap = fr_calloc((size_t)N, sizeof *v->ep_cap);
+        if (!v->ep_act || !v->ep_cap) s = FR_ERR_NOMEM;
+    }
     for (int64_t n = 0; n < N && s == FR_OK; n++) s = reset_one(v, n);
     if (s != FR_OK) fr_ctl_vec_free(v);
     return s;
@@ -47,7 +67,8 @@ fr_status fr_ctl_vec_new(fr_ctl_vec *v, const fr_env *env, uint32_t seed, int64_
 void fr_ctl_vec_free(fr_ctl_vec *v)
 {
     if (!v) return;
-    void *h[] = {v->state, v->obs, v->ep_id, v->ep_len, v->ep_ret, v->first};
+    for (int64_t n = 0; v->ep_act && n < v->N; n++) free(v->ep_act[n]);
+    void *h[] = {v->state, v->obs, v->ep_id, v->ep_len, v->ep_ret, v->first, v->ep_act, v->ep_cap};
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
     memset(v, 0, sizeof *v);
 }
@@ -67,6 +88,7 @@ fr_status fr_ctl_vec_step(fr_ctl_vec *v, const float *action, double *reward, ui
         int done = 0;
         double r = 0.0;
         float *obs = v->obs + n * O;
+        if (v->ep_act) FR_TRY(keep_action(v, n, action + n * A));
         FR_TRY(e->ctl->step(e, v->state + n * e->state_dim, action + n * A, obs, &r, &done));
         if (!isfinite(r))
             return fr_fail(FR_ERR_NUMERIC, "ctl: %s: episode %lld step %lld: the reward is %g", e->desc,
@@ -93,6 +115,14 @@ fr_status fr_ctl_vec_step(fr_ctl_vec *v, const float *action, double *reward, ui
     return FR_OK;
 }
 
+/* The longest episode in flight (at least 1: the actions tensor is never empty). */
+static int64_t longest(const fr_ctl_vec *v)
+{
+    int64_t L = 1;
+    for (int64_t n = 0; n < v->N; n++) L = v->ep_len[n] > L ? v->ep_len[n] : L;
+    return L;
+}
+
 fr_status fr_ctl_vec_save(const fr_ctl_vec *v, fr_st_file *f, const char *prefix)
 {
     const fr_env *e = v->env;
@@ -103,7 +133,48 @@ fr_status fr_ctl_vec_save(const fr_ctl_vec *v, fr_st_file *f, const char *prefix
     FR_TRY(fr_ctl_st_put(f, prefix, "ep_len", FR_I64, v->ep_len, N));
     FR_TRY(fr_ctl_st_put(f, prefix, "ep_ret", FR_F64, v->ep_ret, N));
     FR_TRY(fr_ctl_st_put(f, prefix, "first", FR_U8, v->first, N));
-    return fr_ctl_st_put(f, prefix, "next_episode", FR_I64, &v->next_episode, 1);
+    FR_TRY(fr_ctl_st_put(f, prefix, "next_episode", FR_I64, &v->next_episode, 1));
+    if (!v->ep_act) return FR_OK;
+    const int64_t A = e->action_dim, L = longest(v);
+    float *all = fr_calloc((size_t)(N * L * A), sizeof *all);
+    if (!all) return FR_ERR_NOMEM;
+    for (int64_t n = 0; n < N; n++)
+        if (v->ep_len[n]) memcpy(all + n * L * A, v->ep_act[n], (size_t)(v->ep_len[n] * A) * sizeof *all);
+    const fr_status s = fr_ctl_st_put(f, prefix, "actions", FR_F32, all, N * L * A);
+    free(all);
+    return s;
+}
+
+/* A resumed replay environment: episode n reset and its kept actions replayed in the program,
+ * which must arrive at the checkpoint's observation. */
+static fr_status replay_one(fr_ctl_vec *v, int64_t n, const float *acts, float *obs)
+{
+    const fr_env *e = v->env;
+    const int64_t A = e->action_dim, O = e->obs_dim, len = v->ep_len[n];
+    double *st = v->state + n * e->state_dim;
+    const int64_t cap = len > 64 ? len : 64;
+    float *p = realloc(v->ep_act[n], (size_t)(cap * A) * sizeof *p);
+    if (!p) return FR_ERR_NOMEM;
+    memcpy(p, acts, (size_t)(len * A) * sizeof *p);
+    v->ep_act[n] = p;
+    v->ep_cap[n] = cap;
+    FR_TRY(e->ctl->reset(e, v->seed, (uint32_t)v->ep_id[n], st, obs));
+    for (int64_t t = 0; t < len; t++) {
+        double r;
+        int done = 0;
+        FR_TRY(e->ctl->step(e, st, acts + t * A, obs, &r, &done));
+        if (done)
+            return fr_fail(FR_ERR_FORMAT, "ctl: resuming %s: episode %lld ended at step %lld of its replay, the checkpoint "
+                           "had it running at step %lld: the environment is not a function of (seed, episode, actions)",
+                           e->desc, (long long)v->ep_id[n], (long long)t, (long long)len);
+    }
+    for (int64_t i = 0; i < O; i++)
+        if (memcmp(&obs[i], &v->obs[n * O + i], sizeof *obs) != 0)
+            return fr_fail(FR_ERR_FORMAT, "ctl: resuming %s: episode %lld replayed to step %lld gives observation element "
+                           "%lld = %.9g, the checkpoint has %.9g: the environment is not a function of (seed, episode, "
+                           "actions)", e->desc, (long long)v->ep_id[n], (long long)len, (long long)i, (double)obs[i],
+                           (double)v->obs[n * O + i]);
+    return FR_OK;
 }
 
 fr_status fr_ctl_vec_load(fr_ctl_vec *v, const fr_st_file *f, const char *path, const char *prefix)
@@ -116,7 +187,19 @@ fr_status fr_ctl_vec_load(fr_ctl_vec *v, const fr_st_file *f, const char *path, 
     FR_TRY(fr_ctl_st_get(f, path, prefix, "ep_len", FR_I64, v->ep_len, N));
     FR_TRY(fr_ctl_st_get(f, path, prefix, "ep_ret", FR_F64, v->ep_ret, N));
     FR_TRY(fr_ctl_st_get(f, path, prefix, "first", FR_U8, v->first, N));
-    return fr_ctl_st_get(f, path, prefix, "next_episode", FR_I64, &v->next_episode, 1);
+    FR_TRY(fr_ctl_st_get(f, path, prefix, "next_episode", FR_I64, &v->next_episode, 1));
+    if (!v->ep_act) return FR_OK;
+    for (int64_t n = 0; n < N; n++)
+        if (v->ep_len[n] < 0 || v->ep_len[n] >= e->max_steps)
+            return fr_fail(FR_ERR_FORMAT, "%s: tensor %s.ep_len: environment %lld at step %lld, expected 0..%d", path, prefix,
+                           (long long)n, (long long)v->ep_len[n], e->max_steps - 1);
+    const int64_t A = e->action_dim, O = e->obs_dim, L = longest(v);
+    float *all = fr_malloc((size_t)(N * L * A) * sizeof *all), *obs = fr_malloc((size_t)O * sizeof *obs);
+    fr_status s = all && obs ? fr_ctl_st_get(f, path, prefix, "actions", FR_F32, all, N * L * A) : FR_ERR_NOMEM;
+    for (int64_t n = 0; n < N && s == FR_OK; n++) s = replay_one(v, n, all + n * L * A, obs);
+    free(all);
+    free(obs);
+    return s;
 }
 
 /* ---- a block ------------------------------------------------------------------------------ */

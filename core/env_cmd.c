@@ -247,7 +247,9 @@ static void close_env(fr_env *e)
     c->buf = NULL;
 }
 
-static const fr_env_ctl_ops k_ops = {reset, step, NULL, close_env};
+/* replay: the program's episodes are functions of (seed, episode, actions) (docs/env-protocol.md
+ * §1), so a resumed run rebuilds those in flight in a fresh program */
+static const fr_env_ctl_ops k_ops = {reset, step, NULL, close_env, 1};
 
 /* hello: "FEHI" seq version → "FEHO" seq version obs_dim action_dim max_steps low[action_dim]
  * high[action_dim] */

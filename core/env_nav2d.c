@@ -92,7 +92,7 @@ static fr_status step(const fr_env *e, double *st, const float *action, float *o
 
 static int success(const fr_env *e, const double *st) { return reached(nv(e), st) >= 0; }
 
-static const fr_env_ctl_ops k_ops = {reset, step, success, NULL};
+static const fr_env_ctl_ops k_ops = {reset, step, success, NULL, 0};
 
 static fr_status create(const void *ov, fr_env *e)
 {

@@ -97,7 +97,7 @@ static int success(const fr_env *e, const double *st)
     return fabs(fr_pendulum_angle_normalize(st[0])) < 0.1 && fabs(st[1]) < 1.0;
 }
 
-static const fr_env_ctl_ops k_ops = {reset, step, success, NULL};
+static const fr_env_ctl_ops k_ops = {reset, step, success, NULL, 0};
 
 static fr_status create(const void *ov, fr_env *e)
 {

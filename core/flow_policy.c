@@ -90,23 +90,13 @@ fr_status fr_flow_policy_sample(fr_flow_policy *p, int64_t R, const float *obs, 
     return s;
 }
 
-fr_status fr_flow_policy_cfm(fr_flow_policy *p, int64_t R, const float *obs, const float *act, const float *eps,
-                             const double *t, fr_flow_loss_mode mode, double *loss, const double *g)
+/* The output gradient of Σ_r g_r·ℓ_r at the velocities of the last forward (p->out_h) into dout
+ * (R, A); x_t as that forward saw it. */
+static void cfm_dout(const fr_flow_policy *p, int64_t R, const float *act, const float *eps, const float *xt,
+                     const double *t, fr_flow_loss_mode mode, const double *g, double *loss, float *dout)
 {
     const int64_t A = p->A;
-    float *xt = fr_malloc((size_t)(R * A) * sizeof *xt), *dout = g ? fr_malloc((size_t)(R * A) * sizeof *dout) : NULL;
-    if (!xt || (g && !dout)) {
-        free(xt);
-        free(dout);
-        return FR_ERR_NOMEM;
-    }
-    for (int64_t r = 0; r < R; r++)
-        for (int64_t d = 0; d < A; d++) {
-            const int64_t i = r * A + d;
-            xt[i] = (float)(t[r] * (double)eps[i] + (1.0 - t[r]) * (double)act[i]);
-        }
-    fr_status s = fr_flow_policy_velocity(p, R, obs, xt, t);
-    for (int64_t r = 0; r < R && s == FR_OK; r++) {
+    for (int64_t r = 0; r < R; r++) {
         double l = 0.0;
         for (int64_t d = 0; d < A; d++) {
             const int64_t i = r * A + d;
@@ -120,11 +110,45 @@ fr_status fr_flow_policy_cfm(fr_flow_policy *p, int64_t R, const float *obs, con
                 dv = -2.0 * (1.0 - t[r]) * e / (double)A;
             }
             l += e * e;
-            if (g) dout[i] = (float)(g[r] * dv * p->out_scale);
+            if (dout) dout[i] = (float)(g[r] * dv * p->out_scale);
         }
-        loss[r] = l / (double)A;
+        if (loss) loss[r] = l / (double)A;
     }
-    if (s == FR_OK && g) s = fr_mlp_backward_host(&p->net, R, dout);
+}
+
+/* x_t (R, A) = t·ε + (1 − t)·a as float, the network's input. */
+static float *cfm_xt(int64_t R, int64_t A, const float *act, const float *eps, const double *t)
+{
+    float *xt = fr_malloc((size_t)(R * A) * sizeof *xt);
+    if (!xt) return NULL;
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t d = 0; d < A; d++) {
+            const int64_t i = r * A + d;
+            xt[i] = (float)(t[r] * (double)eps[i] + (1.0 - t[r]) * (double)act[i]);
+        }
+    return xt;
+}
+
+fr_status fr_flow_policy_cfm(fr_flow_policy *p, int64_t R, const float *obs, const float *act, const float *eps,
+                             const double *t, fr_flow_loss_mode mode, double *loss, const double *g)
+{
+    float *xt = cfm_xt(R, p->A, act, eps, t);
+    if (!xt) return FR_ERR_NOMEM;
+    fr_status s = fr_flow_policy_velocity(p, R, obs, xt, t);
+    if (s == FR_OK) cfm_dout(p, R, act, eps, xt, t, mode, NULL, loss, NULL);
+    free(xt);
+    return s == FR_OK && g ? fr_flow_policy_cfm_grad(p, R, act, eps, t, mode, g) : s;
+}
+
+fr_status fr_flow_policy_cfm_grad(fr_flow_policy *p, int64_t R, const float *act, const float *eps, const double *t,
+                                  fr_flow_loss_mode mode, const double *g)
+{
+    float *xt = cfm_xt(R, p->A, act, eps, t), *dout = fr_malloc((size_t)(R * p->A) * sizeof *dout);
+    fr_status s = xt && dout ? FR_OK : FR_ERR_NOMEM;
+    if (s == FR_OK) {
+        cfm_dout(p, R, act, eps, xt, t, mode, g, NULL, dout);
+        s = fr_mlp_backward_host(&p->net, R, dout);
+    }
     free(xt);
     free(dout);
     return s;

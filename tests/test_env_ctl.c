@@ -680,20 +680,6 @@ END_TEST
 
 /* ---- Gymnasium's Pendulum-v1 -------------------------------------------------------------- */
 
-/* The peer venv's python with gymnasium (./configure --install-deps), or FLOWRL_GYM_PYTHON. */
-static const char *gym_python(void)
-{
-    static char py[1024];
-    const char *env = getenv("FLOWRL_GYM_PYTHON");
-    if (env && *env) snprintf(py, sizeof py, "%s", env);
-    else snprintf(py, sizeof py, "%s/.venv-peers/bin/python", fr_test_src());
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "'%s' -c 'import gymnasium' >/dev/null 2>&1", py);
-    ck_assert_msg(system(cmd) == 0, "%s cannot import gymnasium: run ./configure --install-deps (it installs "
-                  "gymnasium from PyPI into .venv-peers), or set FLOWRL_GYM_PYTHON", py);
-    return py;
-}
-
 static fr_status torque_policy(void *ctx, const fr_env *e, uint32_t episode, int t, const float *obs, float *action)
 {
     (void)ctx, (void)e, (void)obs;
@@ -717,7 +703,7 @@ static void zero_start(void *o)
  * gives the same episode twice. */
 START_TEST(test_gym_pendulum_pipe)
 {
-    const char *py = gym_python();
+    const char *py = fr_test_gym_python();
     char spec[2048];
     snprintf(spec, sizeof spec,
              "cmd:'%s' '%s/tools/gym_env.py' Pendulum-v1 --reset-options '{\"x_init\": 0.0, \"y_init\": 0.0}'", py,
@@ -782,7 +768,7 @@ END_TEST
  * the built-in, with its float64 state, each step replayed by Gymnasium from that state. */
 START_TEST(test_gym_pendulum_peer)
 {
-    const char *py = gym_python();
+    const char *py = fr_test_gym_python();
     make_dir();
     fr_env e;
     env_new(&e, &fr_env_pendulum, NULL, NULL);

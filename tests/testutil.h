@@ -91,6 +91,22 @@ static inline const char *fr_test_python(void)
     return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
 }
 
+/* The python with gymnasium (a test dependency: ./configure --install-deps installs it from PyPI
+ * into the peer venv .venv-peers/): $FLOWRL_GYM_PYTHON, else that venv's; fails the test with the
+ * remedy when it cannot import gymnasium. */
+static inline const char *fr_test_gym_python(void)
+{
+    static char py[1024];
+    const char *env = getenv("FLOWRL_GYM_PYTHON");
+    if (env && *env) snprintf(py, sizeof py, "%s", env);
+    else snprintf(py, sizeof py, "%s/.venv-peers/bin/python", fr_test_src());
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "'%s' -c 'import gymnasium' >/dev/null 2>&1", py);
+    ck_assert_msg(system(cmd) == 0, "%s cannot import gymnasium: run ./configure --install-deps (it installs "
+                  "gymnasium from PyPI into .venv-peers), or set FLOWRL_GYM_PYTHON", py);
+    return py;
+}
+
 /* The first python3 that imports torch (a test dependency: ./configure --install-deps installs
  * Debian's python3-torch): $FLOWRL_PYTHON, /usr/bin/python3, python3; NULL if none does. */
 static inline const char *fr_test_torch_python(void)

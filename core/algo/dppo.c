@@ -35,9 +35,8 @@
 
 #include "flowrl/algo.h"
 #include "flowrl/awm_elem.h"
-#include "flowrl/ctl.h"
+#include "flowrl/ctl_algo.h"
 #include "flowrl/ctl_bc.h"
-#include "flowrl/digest.h"
 #include "flowrl/dppo.h"
 #include "flowrl/mlp.h"
 #include "flowrl/philox.h"
@@ -105,6 +104,7 @@ static const fr_opt k_rows[] = {
 #undef C
 
 typedef struct {
+    fr_ctl_state c;                /* first: the shared entries (flowrl/ctl_algo.h) take the state as it is */
     const fr_env *env;
     const dppo_opts *a;
     fr_backend *be;
@@ -113,19 +113,12 @@ typedef struct {
     uint32_t seed;
     fr_gen_policy ft, base;        /* the fine-tuned copy (its parameters train) and the frozen base */
     int has_base;                  /* K < Td: the early steps run the base */
-    fr_mlp vf;
-    fr_param all[3 * FR_MLP_MAX_LAYERS];
-    int n_all, n_actor;
-    fr_ctl_vec vec;
-    fr_rms rms;
-    fr_ctl_reward_scaler scaler;
-    fr_ctl_block blk;
     /* per rollout row (T·N): the chain's fine-tuned part (K + 1, A) and the K log-probabilities */
     float *chain;
     double *lp_old;
     /* host scratch */
     float *z;                          /* (cap, (Td + 1)·A) a row's chain noise */
-    float *x, *vout, *rec;             /* (cap, A), (cap,), (T·N·K,) */
+    float *x, *rec;                    /* (cap, A), (T·N·K,) */
     float *mb_obs, *mb_x, *mb_xn, *dout, *dv, *ratio; /* (mb, O), (mb, A) x 3, (mb,) x 2 */
     int *mb_i, *mb_t, *tt;             /* (mb,) x 2, (cap,) */
     double *lp_new, *lp_o, *g, *adv_raw, *adv_n, *clip_i; /* (mb,) */
@@ -150,9 +143,7 @@ static void dppo_defaults(fr_run_opts *ro, void *ao)
 static fr_status dppo_check(const fr_run_opts *ro, const void *ao)
 {
     const dppo_opts *a = ao;
-    if (ro->opt.lr_schedule != FR_LR_CONSTANT)
-        return fr_fail(FR_ERR_ARG, "train: --lr-schedule: --algo dppo takes many optimiser steps an epoch; "
-                       "the loop's schedule counts one (use constant)");
+    FR_TRY(fr_ctl_check_run(ro, "dppo", 0, 0, NULL)); /* the minibatch of pairs: setup checks it */
     if (a->adv_q_lo > a->adv_q_hi)
         return fr_fail(FR_ERR_ARG, "train: --clip-advantage-lower-quantile %g exceeds --clip-advantage-upper-quantile %g",
                        a->adv_q_lo, a->adv_q_hi);
@@ -168,12 +159,8 @@ static void dppo_free(void *p)
     if (!s) return;
     fr_gen_policy_free(&s->ft);
     if (s->has_base) fr_gen_policy_free(&s->base);
-    fr_mlp_free(&s->vf);
-    fr_ctl_vec_free(&s->vec);
-    fr_rms_free(&s->rms);
-    fr_ctl_reward_scaler_free(&s->scaler);
-    fr_ctl_block_free(&s->blk);
-    void *h[] = {s->chain, s->lp_old, s->z, s->x, s->vout, s->rec, s->mb_obs, s->mb_x, s->mb_xn, s->dout, s->dv,
+    fr_ctl_state_free(&s->c);
+    void *h[] = {s->chain, s->lp_old, s->z, s->x, s->rec, s->mb_obs, s->mb_x, s->mb_xn, s->dout, s->dv,
                  s->ratio, s->mb_i, s->mb_t, s->tt, s->lp_new, s->lp_o, s->g, s->adv_raw, s->adv_n, s->clip_i, s->perm};
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
     free(s);
@@ -236,17 +223,7 @@ static fr_status act_cb(void *user, int64_t t, int64_t N, const float *obs, floa
         for (int64_t i = 0; i < s->K; i++) l += s->lp_old[(t * N + n) * s->K + i];
         logp[n] = l;
     }
-    FR_TRY(fr_mlp_forward_host(&s->vf, N, obs, s->vout));
-    for (int64_t n = 0; n < N; n++) value[n] = (double)s->vout[n];
-    return FR_OK;
-}
-
-static fr_status value_cb(void *user, int64_t R, const float *obs, double *value)
-{
-    dppo_state *s = user;
-    FR_TRY(fr_mlp_forward_host(&s->vf, R, obs, s->vout));
-    for (int64_t i = 0; i < R; i++) value[i] = (double)s->vout[i];
-    return FR_OK;
+    return fr_ctl_value_cb(&s->c, N, obs, value);
 }
 
 /* The policies: both from --policy (the base frozen), or a fresh DDPM policy (stream 4, as
@@ -264,10 +241,10 @@ static fr_status load_policies(fr_run *r, dppo_state *s)
             FR_TRY(fr_gen_policy_new(&s->base, FR_GEN_DDPM, r->be, s->O, s->A, a->pol_hidden, (int)a->pol_n_hidden, (int)Td, s->cap_base));
             FR_TRY(fr_mlp_init_params(s->base.net, s->seed, 4, 1.0f));
         }
-        return fr_rms_init(&s->rms, s->O);
+        return fr_rms_init(&s->c.rms, s->O);
     }
     char env[64];
-    FR_TRY(fr_bc_load(a->policy, r->be, s->cap, &s->ft, &s->rms, env, sizeof env));
+    FR_TRY(fr_bc_load(a->policy, r->be, s->cap, &s->ft, &s->c.rms, env, sizeof env));
     if (s->ft.kind != FR_GEN_DDPM)
         return fr_fail(FR_ERR_ARG, "train: --policy %s is a %s policy; --algo dppo fine-tunes a ddpm one (flowrl bc "
                        "--policy ddpm)", a->policy, fr_gen_kind_name(s->ft.kind));
@@ -289,9 +266,7 @@ static fr_status dppo_setup(fr_run *r, void **out)
 {
     const dppo_opts *a = r->ao;
     const fr_env *e = &r->env;
-    if (!e->ctl || e->n_actions > 0 || e->action_dim < 1 || e->action_dim > 64)
-        return fr_fail(FR_ERR_ARG, "train: --algo dppo needs a control environment with 1..64 continuous actions; %s is "
-                       "not one", e->desc);
+    FR_TRY(fr_ctl_check_env(e, "dppo"));
     dppo_state *s = fr_calloc(1, sizeof *s);
     if (!s) return FR_ERR_NOMEM;
     *out = s;
@@ -315,42 +290,19 @@ static fr_status dppo_setup(fr_run *r, void **out)
     s->cap_base = s->N > a->eval_episodes ? s->N : a->eval_episodes; /* the base acts in rollouts and evaluations */
     FR_TRY(load_policies(r, s));
     s->Td = s->ft.ddpm.T;
-    int64_t dv[FR_MLP_MAX_LAYERS + 1];
-    const int L = (int)a->n_hidden + 1;
-    dv[0] = s->O;
-    for (int l = 1; l < L; l++) dv[l] = a->hidden;
-    dv[L] = 1;
-    FR_TRY(fr_mlp_new(&s->vf, r->be, "critic", L, dv, FR_ACT_TANH, s->cap));
-    FR_TRY(fr_mlp_init_params(&s->vf, s->seed, 3, 1.0f));
-    int n = 0;
-    for (int p = 0; p < s->ft.net->n_params; p++) s->all[n++] = s->ft.net->params[p];
-    s->n_actor = n;
-    for (int p = 0; p < s->vf.n_params; p++) s->all[n++] = s->vf.params[p];
-    s->n_all = n;
-    FR_TRY(fr_ctl_vec_new(&s->vec, e, s->seed, s->N, 0));
-    FR_TRY(fr_ctl_reward_scaler_init(&s->scaler, s->N, a->gamma));
-    FR_TRY(fr_ctl_block_new(&s->blk, s->T, s->N, s->O, s->A));
+    FR_TRY(fr_ctl_critic_new(&s->c, r->be, s->O, a->hidden, (int)a->n_hidden, FR_ACT_TANH, s->cap, s->seed));
+    fr_ctl_params_add(&s->c, s->ft.net->params, s->ft.net->n_params);
+    fr_ctl_params_critic(&s->c, a->lr_critic, -1.0);
+    FR_TRY(fr_ctl_state_new(&s->c, e, s->seed, s->N, s->T, a->gamma));
     const int64_t A = s->A, K = s->K, Lz = (int64_t)(s->Td + 1) * A;
     int ok = FR_ALLOC(s->chain, TN * (K + 1) * A) && FR_ALLOC(s->lp_old, s->P) && FR_ALLOC(s->z, s->cap * Lz) &&
-             FR_ALLOC(s->x, s->cap * A) && FR_ALLOC(s->vout, s->cap) && FR_ALLOC(s->rec, s->P) &&
+             FR_ALLOC(s->x, s->cap * A) && FR_ALLOC(s->rec, s->P) &&
              FR_ALLOC(s->mb_obs, mb * s->O) && FR_ALLOC(s->mb_x, mb * A) && FR_ALLOC(s->mb_xn, mb * A) &&
              FR_ALLOC(s->dout, mb * A) && FR_ALLOC(s->dv, mb) && FR_ALLOC(s->ratio, mb) && FR_ALLOC(s->mb_i, mb) && FR_ALLOC(s->mb_t, mb) &&
              FR_ALLOC(s->tt, s->cap) && FR_ALLOC(s->lp_new, mb) && FR_ALLOC(s->lp_o, mb) && FR_ALLOC(s->g, mb) &&
              FR_ALLOC(s->adv_raw, mb) && FR_ALLOC(s->adv_n, mb) && FR_ALLOC(s->clip_i, mb) &&
              FR_ALLOC(s->perm, s->P);
     return ok ? FR_OK : FR_ERR_NOMEM;
-}
-
-static fr_status dppo_params(fr_run *r, void *state, fr_param **ps, int *n, fr_run_group *groups, int *n_groups)
-{
-    dppo_state *s = state;
-    const dppo_opts *a = r->ao;
-    *ps = s->all;
-    *n = s->n_all;
-    groups[0] = (fr_run_group){0, s->n_actor, -1.0, -1.0};
-    groups[1] = (fr_run_group){s->n_actor, s->n_all - s->n_actor, a->lr_critic > 0.0 ? a->lr_critic : -1.0, -1.0};
-    *n_groups = 2;
-    return FR_OK;
 }
 
 static void dppo_header(fr_run *r, void *state)
@@ -370,7 +322,7 @@ static void dppo_header(fr_run *r, void *state)
 static fr_status minibatch(fr_run *r, dppo_state *s, const int64_t *idx, int64_t M, fr_ctl_ppo_stats *st, double *v_loss)
 {
     const dppo_opts *a = r->ao;
-    const fr_ctl_block *b = &s->blk;
+    const fr_ctl_block *b = &s->c.blk;
     const int64_t O = s->O, A = s->A, K = s->K;
     fr_ddpm_policy *p = &s->ft.ddpm;
     for (int64_t j = 0; j < M; j++) {
@@ -389,25 +341,12 @@ static fr_status minibatch(fr_run *r, dppo_state *s, const int64_t *idx, int64_t
     FR_TRY(fr_dppo_policy_loss(p, &c, M, p->out_h, s->mb_x, s->mb_xn, s->mb_i, s->lp_o, s->adv_raw, s->lp_new, s->adv_n,
                                s->clip_i, s->g, s->dout, st));
     for (int64_t j = 0; j < M; j++) s->ratio[j] = (float)fr_awm_exp(s->lp_new[j] - s->lp_o[j]);
-    FR_TRY(fr_mlp_forward_host(&s->vf, M, s->mb_obs, s->vout));
-    double vl = 0.0;
-    for (int64_t j = 0; j < M; j++) {
-        const double e = (double)s->vout[j] - b->ret[idx[j] / K];
-        vl += e * e;
-        s->dv[j] = (float)(a->vf_coef * e / (double)M);
-    }
-    *v_loss = 0.5 * vl / (double)M;
+    FR_TRY(fr_mlp_forward_host(&s->c.vf, M, s->mb_obs, s->c.vout));
+    *v_loss = fr_ctl_value_loss(M, s->c.vout, b->ret, idx, K, 0.5, a->vf_coef, s->dv);
     FR_TRY(fr_mlp_zero_grad(s->ft.net));
-    FR_TRY(fr_mlp_zero_grad(&s->vf));
+    FR_TRY(fr_mlp_zero_grad(&s->c.vf));
     FR_TRY(fr_mlp_backward_host(s->ft.net, M, s->dout));
-    return fr_mlp_backward_host(&s->vf, M, s->dv);
-}
-
-static fr_status record_rows(fr_run *r, dppo_state *s, const char *name, const double *x, int64_t per_row)
-{
-    const int64_t n = s->T * s->N * per_row;
-    for (int64_t i = 0; i < n; i++) s->rec[i] = (float)x[i];
-    return fr_run_rec_f32(r, name, s->rec, per_row > 1 ? 3 : 2, s->T, s->N, per_row);
+    return fr_mlp_backward_host(&s->c.vf, M, s->dv);
 }
 
 static fr_status dppo_epoch(fr_run *r, void *state)
@@ -417,44 +356,20 @@ static fr_status dppo_epoch(fr_run *r, void *state)
     const int64_t TN = s->T * s->N, M = a->minibatch, nb = s->P / M > 1 ? s->P / M : 1;
     s->epoch = (uint32_t)r->epoch;
     s->eval = 0;
-    fr_ctl_vec_stats_reset(&s->vec);
-    const fr_ctl_policy p = {act_cb, value_cb, s};
+    const fr_ctl_policy p = {act_cb, fr_ctl_value_cb, s};
     const fr_ctl_collect_cfg cc = {a->obs_norm, a->reward_scale, a->gamma, a->lambda};
-    FR_TRY(fr_ctl_collect(&s->vec, &s->rms, a->reward_scale ? &s->scaler : NULL, &p, &cc, &s->blk));
-    FR_TRY(record_rows(r, s, "rewards", s->blk.raw_reward, 1));
-    FR_TRY(record_rows(r, s, "adv", s->blk.adv, 1));
-    FR_TRY(record_rows(r, s, "logp_old", s->lp_old, s->K));
-    int64_t u = 0;
-    int stop = 0;
-    fr_ctl_ppo_stats st = {0};
-    double vl = 0.0, kl_sum = 0.0, cf_sum = 0.0;
-    for (int64_t k = 0; k < a->update_epochs && !stop; k++) {
+    FR_TRY(fr_ctl_algo_collect(r, &s->c, &p, &cc, 1, s->rec));
+    FR_TRY(fr_ctl_rec_rows(r, "logp_old", s->rec, s->lp_old, s->T, s->N, s->K));
+    fr_ctl_updates up = {0};
+    for (int64_t k = 0; k < a->update_epochs && !up.stop; k++) {
         fr_ctl_minibatch_order(s->seed, s->epoch, (uint32_t)k, s->P, s->perm);
-        for (int64_t j = 0; j < nb && !stop; j++, u++) {
-            FR_TRY(minibatch(r, s, s->perm + j * M, M, &st, &vl));
-            const double loss = st.loss + a->vf_coef * vl;
-            if (!isfinite(loss))
-                return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld update %lld: the DPPO loss is %g", (long long)r->epoch + 1,
-                               (long long)u, loss);
-            fr_run_update_event ue = {r->epoch + 1, u, M, s->ratio, (float)loss};
-            fr_run_update(r, &ue);
-            float gn;
-            FR_TRY(fr_run_optimizer_step(r, u, &gn));
-            kl_sum += st.approx_kl;
-            cf_sum += st.clipfrac;
-            stop = a->target_kl > 0.0 && st.approx_kl > a->target_kl;
+        for (int64_t j = 0; j < nb && !up.stop; j++) {
+            FR_TRY(minibatch(r, s, s->perm + j * M, M, &up.st, &up.v_loss));
+            FR_TRY(fr_ctl_update(r, &up, "DPPO", up.st.loss + a->vf_coef * up.v_loss, M, s->ratio, a->target_kl));
         }
     }
-    FR_TRY(fr_run_rec_scalar(r, "pg_loss", (float)st.loss));
-    FR_TRY(fr_run_rec_scalar(r, "v_loss", (float)vl));
-    FR_TRY(fr_run_rec_scalar(r, "approx_kl", (float)st.approx_kl));
-    const fr_ctl_vec *v = &s->vec;
-    fr_ctl_episode_metrics(r, v, s->env, (r->epoch + 1) * TN);
-    fr_run_metric(r, "pg_loss", st.loss);
-    fr_run_metric(r, "v_loss", vl);
-    fr_run_metric(r, "approx_kl", kl_sum / (double)u);
-    fr_run_metric(r, "clipfrac", cf_sum / (double)u);
-    fr_run_metric(r, "updates", (double)u);
+    FR_TRY(fr_ctl_updates_end(r, &up, &s->c.vec, s->env, (r->epoch + 1) * TN));
+    fr_run_metric(r, "updates", (double)up.u);
     return FR_OK;
 }
 
@@ -465,42 +380,10 @@ static fr_status dppo_evaluate(fr_run *r, void *state, const char *key, int64_t 
 {
     const dppo_opts *a = r->ao;
     dppo_state *s = state;
-    const fr_ctl_policy p = {act_cb, value_cb, s};
-    fr_ctl_eval ev;
-    s->eval = 1;
-    fr_status st = fr_ctl_evaluate(s->env, s->seed, a->eval_episodes, &s->rms, &p, &ev);
-    s->eval = 0;
-    FR_TRY(st);
-    *score = ev.ret_mean;
-    char sl[48] = "";
-    if (s->env->ctl->success) snprintf(sl, sizeof sl, " success %.4f", ev.success);
-    fr_run_info(r, "eval %-8s (epoch %lld): env_steps %lld return %.4f%s over %lld episodes (%lld terminal)", key,
-                (long long)epoch, (long long)(epoch * s->T * s->N), ev.ret_mean, sl, (long long)a->eval_episodes,
-                (long long)ev.terminal);
-    if (strcmp(key, "after") != 0) return FR_OK;
-    uint64_t dp, dv;
-    char hp[17], hv[17];
-    FR_TRY(fr_mlp_digest(s->ft.net, &dp));
-    FR_TRY(fr_mlp_digest(&s->vf, &dv));
-    fr_digest_hex(dp, hp);
-    fr_digest_hex(dv, hv);
-    fr_run_info(r, "parameters %lld, digests actor %s critic %s", (long long)(fr_mlp_numel(s->ft.net) + fr_mlp_numel(&s->vf)),
-                hp, hv);
-    return FR_OK;
-}
-
-static fr_status dppo_save(fr_run *r, void *state, fr_st_file *f)
-{
-    (void)r;
-    dppo_state *s = state;
-    return fr_ctl_state_save(f, &s->vec, &s->rms, &s->scaler);
-}
-
-static fr_status dppo_load(fr_run *r, void *state, const fr_st_file *f, const char *path)
-{
-    (void)r;
-    dppo_state *s = state;
-    return fr_ctl_state_load(f, path, &s->vec, &s->rms, &s->scaler);
+    const fr_ctl_policy p = {act_cb, fr_ctl_value_cb, s};
+    const fr_ctl_nets nets = {2, {"actor", "critic"}, {s->ft.net, &s->c.vf}, 0};
+    return fr_ctl_algo_evaluate(r, s->env, s->seed, a->eval_episodes, &s->c.rms, &p, &s->eval, key, epoch, s->T * s->N,
+                                &nets, score);
 }
 
 /* The smallest run (tests/test_algos.c): a fresh policy 8 x 1 of 4 denoising steps, the last 2
@@ -548,14 +431,14 @@ const fr_algo fr_algo_dppo = {
     dppo_setup,
     dppo_header,
     dppo_epoch,
-    dppo_save,
-    dppo_load,
+    fr_ctl_algo_save,
+    fr_ctl_algo_load,
     k_progress,
     dppo_free,
     dppo_tiny,
     0,
     1,
-    dppo_params,
+    fr_ctl_algo_params,
     dppo_evaluate,
     "control",
     FR_ALGO_PREFS_NONE,

@@ -28,9 +28,8 @@
 #include <string.h>
 
 #include "flowrl/algo.h"
-#include "flowrl/ctl.h"
+#include "flowrl/ctl_algo.h"
 #include "flowrl/ctl_bc.h"
-#include "flowrl/digest.h"
 #include "flowrl/fpo.h"
 #include "flowrl/philox.h"
 
@@ -80,18 +79,12 @@ static const fr_opt k_rows[] = {
 #undef C
 
 typedef struct {
+    fr_ctl_state c;  /* first: the shared entries (flowrl/ctl_algo.h) take the state as it is */
     const fr_env *env;
     fr_backend *be;
     int64_t N, T, O, A, S, cap;
     uint32_t seed;
     fr_gen_policy g; /* kind flow */
-    fr_mlp vf;
-    fr_param all[4 * FR_MLP_MAX_LAYERS];
-    int n_all, n_actor;
-    fr_ctl_vec vec;
-    fr_rms rms;
-    fr_ctl_reward_scaler scaler;
-    fr_ctl_block blk;
     /* the rollout's Monte-Carlo pairs */
     float *x0;     /* (T·N, A) the policy-space actions (before the action range scaling) */
     float *eps;    /* (T·N·S, A) */
@@ -100,7 +93,7 @@ typedef struct {
     /* host scratch (cap = the larger of N·S, M·S, E rows; vrows for the critic) */
     float *p_obs, *p_act, *p_eps; /* (cap, O), (cap, A), (cap, A) */
     double *p_tau, *l_new, *gl;   /* (cap,) */
-    float *vout, *dv, *rec, *mb_obs, *mb_x; /* (vrows,), (M,), (T·N·S·A), (M, O), (M, A) */
+    float *dv, *rec, *mb_obs, *mb_x; /* (M,), (T·N·S·A), (M, O), (M, A) */
     double *lo_mb, *ratio_d; /* (M·S,) */
     double *adv_raw;         /* (M,) */
     double *work;            /* (4·M·S + M,) fr_fpo_surrogate's */
@@ -127,13 +120,7 @@ static void fpo_defaults(fr_run_opts *ro, void *ao)
 static fr_status fpo_check(const fr_run_opts *ro, const void *ao)
 {
     const fpo_opts *a = ao;
-    if (ro->opt.lr_schedule != FR_LR_CONSTANT)
-        return fr_fail(FR_ERR_ARG, "train: --lr-schedule: --algo fpo takes many optimiser steps an epoch; the loop's "
-                       "schedule counts one (use constant)");
-    if (a->minibatch > a->n_envs * a->n_steps)
-        return fr_fail(FR_ERR_ARG, "train: --minibatch-size %lld exceeds the batch --n-envs x --n-steps = %lld",
-                       (long long)a->minibatch, (long long)(a->n_envs * a->n_steps));
-    return FR_OK;
+    return fr_ctl_check_run(ro, "fpo", a->minibatch, a->n_envs * a->n_steps, "--n-envs x --n-steps");
 }
 
 static void fpo_free(void *p)
@@ -141,12 +128,8 @@ static void fpo_free(void *p)
     fpo_state *s = p;
     if (!s) return;
     fr_gen_policy_free(&s->g);
-    fr_mlp_free(&s->vf);
-    fr_ctl_vec_free(&s->vec);
-    fr_rms_free(&s->rms);
-    fr_ctl_reward_scaler_free(&s->scaler);
-    fr_ctl_block_free(&s->blk);
-    void *h[] = {s->x0, s->eps, s->tau, s->l_old, s->p_obs, s->p_act, s->p_eps, s->p_tau, s->l_new, s->gl, s->vout, s->dv,
+    fr_ctl_state_free(&s->c);
+    void *h[] = {s->x0, s->eps, s->tau, s->l_old, s->p_obs, s->p_act, s->p_eps, s->p_tau, s->l_new, s->gl, s->dv,
                  s->rec, s->mb_obs, s->mb_x, s->lo_mb, s->ratio_d, s->adv_raw, s->work, s->ratio, s->perm};
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
     free(s);
@@ -191,20 +174,8 @@ static fr_status act_cb(void *user, int64_t t, int64_t N, const float *obs, floa
     }
     spread_pairs(s, N, obs, x0);
     FR_TRY(fr_flow_policy_cfm(&s->g.flow, N * S, s->p_obs, s->p_act, eps, tau, s->mode, s->l_old + r0 * S, NULL));
-    FR_TRY(fr_mlp_forward_host(&s->vf, N, obs, s->vout));
-    for (int64_t n = 0; n < N; n++) {
-        logp[n] = 0.0; /* FPO has no log-probability */
-        value[n] = (double)s->vout[n];
-    }
-    return FR_OK;
-}
-
-static fr_status value_cb(void *user, int64_t R, const float *obs, double *value)
-{
-    fpo_state *s = user;
-    FR_TRY(fr_mlp_forward_host(&s->vf, R, obs, s->vout));
-    for (int64_t i = 0; i < R; i++) value[i] = (double)s->vout[i];
-    return FR_OK;
+    for (int64_t n = 0; n < N; n++) logp[n] = 0.0; /* FPO has no log-probability */
+    return fr_ctl_value_cb(&s->c, N, obs, value);
 }
 
 static int64_t max3(int64_t a, int64_t b, int64_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
@@ -219,10 +190,10 @@ static fr_status load_policy(fr_run *r, fpo_state *s)
         FR_TRY(fr_gen_policy_new(&s->g, FR_GEN_FLOW, r->be, s->O, s->A, a->hidden, (int)a->n_hidden,
                                  (int)a->flow_steps, s->cap));
         FR_TRY(fr_mlp_init_params(s->g.net, s->seed, 4, 1.0f));
-        return fr_rms_init(&s->rms, s->O);
+        return fr_rms_init(&s->c.rms, s->O);
     }
     char env[64] = "";
-    FR_TRY(fr_bc_load(a->policy, r->be, s->cap, &s->g, &s->rms, env, sizeof env));
+    FR_TRY(fr_bc_load(a->policy, r->be, s->cap, &s->g, &s->c.rms, env, sizeof env));
     if (s->g.kind != FR_GEN_FLOW)
         return fr_fail(FR_ERR_FORMAT, "train: --policy %s: a %s policy; --algo fpo fine-tunes a flow policy (flowrl bc "
                        "--policy flow)", a->policy, fr_gen_kind_name(s->g.kind));
@@ -237,9 +208,7 @@ static fr_status fpo_setup(fr_run *r, void **out)
 {
     const fpo_opts *a = r->ao;
     const fr_env *e = &r->env;
-    if (!e->ctl || e->n_actions > 0 || e->action_dim < 1 || e->action_dim > 64)
-        return fr_fail(FR_ERR_ARG, "train: --algo fpo needs a control environment with 1..64 continuous actions; %s is "
-                       "not one", e->desc);
+    FR_TRY(fr_ctl_check_env(e, "fpo"));
     fpo_state *s = fr_calloc(1, sizeof *s);
     if (!s) return FR_ERR_NOMEM;
     *out = s;
@@ -257,41 +226,18 @@ static fr_status fpo_setup(fr_run *r, void **out)
     s->cap = max3(s->N * S, M * S, a->eval_episodes);
     const int64_t vrows = TN + s->N > M ? TN + s->N : M;
     FR_TRY(load_policy(r, s));
-    int64_t dv[FR_MLP_MAX_LAYERS + 1];
-    const int L = (int)a->critic_n_hidden + 1;
-    dv[0] = O;
-    for (int l = 1; l < L; l++) dv[l] = a->critic_hidden;
-    dv[L] = 1;
-    FR_TRY(fr_mlp_new(&s->vf, r->be, "critic", L, dv, FR_ACT_SILU, vrows));
-    FR_TRY(fr_mlp_init_params(&s->vf, s->seed, 3, 1.0f));
-    int n = 0;
-    for (int p = 0; p < s->g.net->n_params; p++) s->all[n++] = s->g.net->params[p];
-    s->n_actor = n;
-    for (int p = 0; p < s->vf.n_params; p++) s->all[n++] = s->vf.params[p];
-    s->n_all = n;
-    FR_TRY(fr_ctl_vec_new(&s->vec, e, s->seed, s->N, 0));
-    FR_TRY(fr_ctl_reward_scaler_init(&s->scaler, s->N, a->gamma));
-    FR_TRY(fr_ctl_block_new(&s->blk, s->T, s->N, O, A));
+    FR_TRY(fr_ctl_critic_new(&s->c, r->be, O, a->critic_hidden, (int)a->critic_n_hidden, FR_ACT_SILU, vrows, s->seed));
+    fr_ctl_params_add(&s->c, s->g.net->params, s->g.net->n_params);
+    fr_ctl_params_critic(&s->c, a->lr_critic, -1.0);
+    FR_TRY(fr_ctl_state_new(&s->c, e, s->seed, s->N, s->T, a->gamma));
     const int64_t P = s->cap;
     int ok = FR_ALLOC(s->x0, TN * A) && FR_ALLOC(s->eps, TN * S * A) && FR_ALLOC(s->tau, TN * S) &&
              FR_ALLOC(s->l_old, TN * S) && FR_ALLOC(s->p_obs, P * O) && FR_ALLOC(s->p_act, P * A) &&
              FR_ALLOC(s->p_eps, P * A) && FR_ALLOC(s->p_tau, P) && FR_ALLOC(s->l_new, P) && FR_ALLOC(s->gl, P) &&
-             FR_ALLOC(s->vout, vrows) && FR_ALLOC(s->dv, M) && FR_ALLOC(s->rec, TN * S * A) &&
+             FR_ALLOC(s->dv, M) && FR_ALLOC(s->rec, TN * S * A) &&
              FR_ALLOC(s->mb_obs, M * O) && FR_ALLOC(s->mb_x, M * A) && FR_ALLOC(s->lo_mb, M * S) && FR_ALLOC(s->ratio_d, M * S) &&
              FR_ALLOC(s->adv_raw, M) && FR_ALLOC(s->work, 4 * M * S + M) && FR_ALLOC(s->ratio, M * S) && FR_ALLOC(s->perm, TN);
     return ok ? FR_OK : FR_ERR_NOMEM;
-}
-
-static fr_status fpo_params(fr_run *r, void *state, fr_param **ps, int *n, fr_run_group *groups, int *n_groups)
-{
-    fpo_state *s = state;
-    const fpo_opts *a = r->ao;
-    *ps = s->all;
-    *n = s->n_all;
-    groups[0] = (fr_run_group){0, s->n_actor, -1.0, -1.0};
-    groups[1] = (fr_run_group){s->n_actor, s->n_all - s->n_actor, a->lr_critic > 0.0 ? a->lr_critic : -1.0, -1.0};
-    *n_groups = 2;
-    return FR_OK;
 }
 
 static void fpo_header(fr_run *r, void *state)
@@ -315,7 +261,7 @@ static fr_status minibatch(fr_run *r, fpo_state *s, const int64_t *idx, int64_t 
                            int64_t *n_ratio, double *max_dl)
 {
     const fpo_opts *a = r->ao;
-    const fr_ctl_block *b = &s->blk;
+    const fr_ctl_block *b = &s->c.blk;
     const int64_t O = s->O, A = s->A, S = s->S, MS = M * S;
     for (int64_t i = 0; i < M; i++) {
         const int64_t row = idx[i];
@@ -340,26 +286,13 @@ static fr_status minibatch(fr_run *r, fpo_state *s, const int64_t *idx, int64_t 
                                         s->ratio_d, s->gl, st);
     for (int64_t k = 0; k < nr; k++) s->ratio[k] = (float)s->ratio_d[k];
     *n_ratio = nr;
-    FR_TRY(fr_mlp_forward_host(&s->vf, M, s->mb_obs, s->vout));
-    double vl = 0.0;
-    for (int64_t i = 0; i < M; i++) {
-        const double e = (double)s->vout[i] - b->ret[idx[i]];
-        vl += e * e;
-        s->dv[i] = (float)(a->vf_coef * 2.0 * e / (double)M);
-    }
-    *v_loss = vl / (double)M;
+    FR_TRY(fr_mlp_forward_host(&s->c.vf, M, s->mb_obs, s->c.vout));
+    *v_loss = fr_ctl_value_loss(M, s->c.vout, b->ret, idx, 1, 1.0, a->vf_coef, s->dv);
     FR_TRY(fr_mlp_zero_grad(s->g.net));
-    FR_TRY(fr_mlp_zero_grad(&s->vf));
-    FR_TRY(fr_flow_policy_cfm(&s->g.flow, MS, s->p_obs, s->p_act, s->p_eps, s->p_tau, s->mode, s->l_new, s->gl));
-    return fr_mlp_backward_host(&s->vf, M, s->dv);
-}
-
-static fr_status record_rows(fr_run *r, fpo_state *s, const char *name, const double *x, int64_t per_row)
-{
-    const int64_t n = s->T * s->N * per_row;
-    for (int64_t i = 0; i < n; i++) s->rec[i] = (float)x[i];
-    return per_row == 1 ? fr_run_rec_f32(r, name, s->rec, 2, s->T, s->N, 1)
-                        : fr_run_rec_f32(r, name, s->rec, 3, s->T, s->N, per_row);
+    FR_TRY(fr_mlp_zero_grad(&s->c.vf));
+    /* the policy's one forward of this minibatch is the one above: its activations give the gradient */
+    FR_TRY(fr_flow_policy_cfm_grad(&s->g.flow, MS, s->p_act, s->p_eps, s->p_tau, s->mode, s->gl));
+    return fr_mlp_backward_host(&s->c.vf, M, s->dv);
 }
 
 static fr_status fpo_epoch(fr_run *r, void *state)
@@ -368,56 +301,32 @@ static fr_status fpo_epoch(fr_run *r, void *state)
     fpo_state *s = state;
     const int64_t TN = s->T * s->N, M = a->minibatch < TN ? a->minibatch : TN, nb = TN / M > 1 ? TN / M : 1;
     s->epoch = (uint32_t)r->epoch;
-    fr_ctl_vec_stats_reset(&s->vec);
-    const fr_ctl_policy p = {act_cb, value_cb, s};
+    const fr_ctl_policy p = {act_cb, fr_ctl_value_cb, s};
     const fr_ctl_collect_cfg cc = {a->obs_norm_update, a->reward_scale, a->gamma, a->lambda};
-    FR_TRY(fr_ctl_collect(&s->vec, &s->rms, a->reward_scale ? &s->scaler : NULL, &p, &cc, &s->blk));
-    FR_TRY(record_rows(r, s, "rewards", s->blk.raw_reward, 1));
-    FR_TRY(record_rows(r, s, "adv", s->blk.adv, 1));
-    FR_TRY(record_rows(r, s, "fpo_tau", s->tau, s->S));
-    FR_TRY(record_rows(r, s, "cfm_old", s->l_old, s->S));
+    FR_TRY(fr_ctl_algo_collect(r, &s->c, &p, &cc, 1, s->rec));
+    FR_TRY(fr_ctl_rec_rows(r, "fpo_tau", s->rec, s->tau, s->T, s->N, s->S));
+    FR_TRY(fr_ctl_rec_rows(r, "cfm_old", s->rec, s->l_old, s->T, s->N, s->S));
     FR_TRY(fr_run_rec_f32(r, "fpo_eps", s->eps, 3, TN, s->S, s->A));
     double cfm_mean = 0.0;
     for (int64_t k = 0; k < TN * s->S; k++) cfm_mean += s->l_old[k];
     cfm_mean /= (double)(TN * s->S);
-    int64_t u = 0;
-    int stop = 0;
-    fr_ctl_ppo_stats st = {0};
-    double vl = 0.0, kl_sum = 0.0, cf_sum = 0.0, rm_sum = 0.0, dl_first = 0.0;
-    for (int64_t k = 0; k < a->update_epochs && !stop; k++) {
+    fr_ctl_updates up = {0};
+    double dl_first = 0.0;
+    for (int64_t k = 0; k < a->update_epochs && !up.stop; k++) {
         fr_ctl_minibatch_order(s->seed, s->epoch, (uint32_t)k, TN, s->perm);
-        for (int64_t j = 0; j < nb && !stop; j++, u++) {
+        for (int64_t j = 0; j < nb && !up.stop; j++) {
             int64_t nr = 0;
             double dl = 0.0;
-            FR_TRY(minibatch(r, s, s->perm + j * M, M, &st, &vl, &nr, &dl));
-            if (u == 0) dl_first = dl;
-            const double loss = st.loss + a->vf_coef * vl;
-            if (!isfinite(loss))
-                return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld update %lld: the FPO loss is %g", (long long)r->epoch + 1,
-                               (long long)u, loss);
-            fr_run_update_event ue = {r->epoch + 1, u, nr, s->ratio, (float)loss};
-            fr_run_update(r, &ue);
-            float gn;
-            FR_TRY(fr_run_optimizer_step(r, u, &gn));
-            kl_sum += st.approx_kl;
-            cf_sum += st.clipfrac;
-            rm_sum += st.ratio_mean;
-            stop = a->target_kl > 0.0 && st.approx_kl > a->target_kl;
+            FR_TRY(minibatch(r, s, s->perm + j * M, M, &up.st, &up.v_loss, &nr, &dl));
+            if (up.u == 0) dl_first = dl;
+            FR_TRY(fr_ctl_update(r, &up, "FPO", up.st.loss + a->vf_coef * up.v_loss, nr, s->ratio, a->target_kl));
         }
     }
-    FR_TRY(fr_run_rec_scalar(r, "pg_loss", (float)st.loss));
-    FR_TRY(fr_run_rec_scalar(r, "v_loss", (float)vl));
-    FR_TRY(fr_run_rec_scalar(r, "approx_kl", (float)st.approx_kl));
-    const fr_ctl_vec *v = &s->vec;
-    fr_ctl_episode_metrics(r, v, s->env, (r->epoch + 1) * TN);
-    fr_run_metric(r, "pg_loss", st.loss);
-    fr_run_metric(r, "v_loss", vl);
+    FR_TRY(fr_ctl_updates_end(r, &up, &s->c.vec, s->env, (r->epoch + 1) * TN));
     fr_run_metric(r, "cfm_loss", cfm_mean);
-    fr_run_metric(r, "approx_kl", kl_sum / (double)u);
-    fr_run_metric(r, "clipfrac", cf_sum / (double)u);
-    fr_run_metric(r, "ratio_mean", rm_sum / (double)u);
+    fr_run_metric(r, "ratio_mean", up.rm_sum / (double)up.u);
     fr_run_metric(r, "onpolicy_dl", dl_first);
-    fr_run_metric(r, "updates", (double)u);
+    fr_run_metric(r, "updates", (double)up.u);
     return FR_OK;
 }
 
@@ -428,40 +337,10 @@ static fr_status fpo_evaluate(fr_run *r, void *state, const char *key, int64_t e
     const fpo_opts *a = r->ao;
     fpo_state *s = state;
     double ret, succ;
-    FR_TRY(fr_gen_policy_evaluate(&s->g, &s->rms, s->env, s->seed, a->eval_episodes, &ret, &succ));
+    FR_TRY(fr_gen_policy_evaluate(&s->g, &s->c.rms, s->env, s->seed, a->eval_episodes, &ret, &succ));
     *score = ret;
-    char sl[48] = "";
-    if (s->env->ctl->success) snprintf(sl, sizeof sl, " success %.4f", succ);
-    fr_run_info(r, "eval %-8s (epoch %lld): env_steps %lld return %.4f%s over %lld episodes", key, (long long)epoch,
-                (long long)(epoch * s->T * s->N), ret, sl, (long long)a->eval_episodes);
-    if (strcmp(key, "after") != 0) return FR_OK;
-    uint64_t dp, dv;
-    char hp[17], hv[17];
-    FR_TRY(fr_mlp_digest(s->g.net, &dp));
-    FR_TRY(fr_mlp_digest(&s->vf, &dv));
-    fr_digest_hex(dp, hp);
-    fr_digest_hex(dv, hv);
-    fr_run_info(r, "parameters %lld, digests policy %s critic %s", (long long)(fr_mlp_numel(s->g.net) + fr_mlp_numel(&s->vf)),
-                hp, hv);
-    return FR_OK;
-}
-
-static fr_status fpo_save(fr_run *r, void *state, fr_st_file *f)
-{
-    (void)r;
-    fpo_state *s = state;
-    FR_TRY(fr_ctl_vec_save(&s->vec, f, "ctl.env"));
-    FR_TRY(fr_rms_save(&s->rms, f, "ctl.obs_rms"));
-    return fr_ctl_reward_scaler_save(&s->scaler, f, "ctl.reward_scaler");
-}
-
-static fr_status fpo_load(fr_run *r, void *state, const fr_st_file *f, const char *path)
-{
-    (void)r;
-    fpo_state *s = state;
-    FR_TRY(fr_ctl_vec_load(&s->vec, f, path, "ctl.env"));
-    FR_TRY(fr_rms_load(&s->rms, f, path, "ctl.obs_rms"));
-    return fr_ctl_reward_scaler_load(&s->scaler, f, path, "ctl.reward_scaler");
+    const fr_ctl_nets nets = {2, {"policy", "critic"}, {s->g.net, &s->c.vf}, 0};
+    return fr_ctl_eval_report(r, s->env, key, epoch, epoch * s->T * s->N, a->eval_episodes, ret, succ, -1, &nets);
 }
 
 /* The smallest run (tests/test_algos.c): a fresh policy 8 x 1 with 3 Euler steps, 2 environments
@@ -507,14 +386,14 @@ const fr_algo fr_algo_fpo = {
     fpo_setup,
     fpo_header,
     fpo_epoch,
-    fpo_save,
-    fpo_load,
+    fr_ctl_algo_save,
+    fr_ctl_algo_load,
     k_progress,
     fpo_free,
     fpo_tiny,
     0,
     1,
-    fpo_params,
+    fr_ctl_algo_params,
     fpo_evaluate,
     "control",
     FR_ALGO_PREFS_NONE,

@@ -20,8 +20,7 @@
 
 #include "flowrl/algo.h"
 #include "flowrl/awm_elem.h"
-#include "flowrl/ctl.h"
-#include "flowrl/digest.h"
+#include "flowrl/ctl_algo.h"
 #include "flowrl/mlp.h"
 #include "flowrl/philox.h"
 
@@ -56,22 +55,17 @@ static const fr_opt k_rows[] = {
 #undef C
 
 typedef struct {
+    fr_ctl_state c;          /* first: the shared entries (flowrl/ctl_algo.h) take the state as it is */
     const fr_env *env;
     fr_backend *be;
     int64_t N, T, O, A, cap;
     uint32_t seed;
-    fr_mlp pi, vf;
+    fr_mlp pi;
     float *ls_dev;           /* backend (2·slot): log σ (A,) then its gradient */
     fr_tensor ls_val, ls_grad;
-    fr_param all[4 * FR_MLP_MAX_LAYERS + 1];
-    int n_all, n_actor;
-    fr_ctl_vec vec;
-    fr_rms rms;
-    fr_ctl_reward_scaler scaler;
-    fr_ctl_block blk;
     /* host scratch */
     double *log_std;         /* (A,) */
-    float *mu, *vout, *dmu, *dv, *rec; /* (cap, A), (cap,), (cap, A), (cap,), (T·N,) */
+    float *mu, *dmu, *dv, *rec; /* (cap, A), (cap, A), (cap,), (T·N,) */
     float *mb_obs, *mb_act;  /* (mb, O), (mb, A) */
     double *lp_new, *lp_old, *g, *adv_raw, *adv_n; /* (mb,) */
     float *ratio;            /* (mb,) */
@@ -96,13 +90,7 @@ static void ppo_defaults(fr_run_opts *ro, void *ao)
 static fr_status ppo_check(const fr_run_opts *ro, const void *ao)
 {
     const ppo_opts *a = ao;
-    if (ro->opt.lr_schedule != FR_LR_CONSTANT)
-        return fr_fail(FR_ERR_ARG, "train: --lr-schedule: --algo ppo-gaussian takes many optimiser steps an epoch; "
-                       "the loop's schedule counts one (use constant)");
-    if (a->minibatch > a->n_envs * a->n_steps)
-        return fr_fail(FR_ERR_ARG, "train: --minibatch-size %lld exceeds the batch --n-envs x --n-steps = %lld",
-                       (long long)a->minibatch, (long long)(a->n_envs * a->n_steps));
-    return FR_OK;
+    return fr_ctl_check_run(ro, "ppo-gaussian", a->minibatch, a->n_envs * a->n_steps, "--n-envs x --n-steps");
 }
 
 static void ppo_free(void *p)
@@ -110,13 +98,9 @@ static void ppo_free(void *p)
     ppo_state *s = p;
     if (!s) return;
     fr_mlp_free(&s->pi);
-    fr_mlp_free(&s->vf);
     if (s->be) fr_dev_free(s->be, s->ls_dev);
-    fr_ctl_vec_free(&s->vec);
-    fr_rms_free(&s->rms);
-    fr_ctl_reward_scaler_free(&s->scaler);
-    fr_ctl_block_free(&s->blk);
-    void *h[] = {s->log_std, s->mu, s->vout, s->dmu, s->dv, s->rec, s->mb_obs, s->mb_act, s->lp_new, s->lp_old,
+    fr_ctl_state_free(&s->c);
+    void *h[] = {s->log_std, s->mu, s->dmu, s->dv, s->rec, s->mb_obs, s->mb_act, s->lp_new, s->lp_old,
                  s->g, s->adv_raw, s->adv_n, s->ratio, s->perm};
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
     free(s);
@@ -134,7 +118,7 @@ static fr_status pull_log_std(ppo_state *s)
 static fr_status forward_rows(ppo_state *s, int64_t R, const float *obs, int want_value)
 {
     FR_TRY(fr_mlp_forward_host(&s->pi, R, obs, s->mu));
-    if (want_value) FR_TRY(fr_mlp_forward_host(&s->vf, R, obs, s->vout));
+    if (want_value) FR_TRY(fr_mlp_forward_host(&s->c.vf, R, obs, s->c.vout));
     return FR_OK;
 }
 
@@ -151,17 +135,9 @@ static fr_status act_cb(void *user, int64_t t, int64_t N, const float *obs, floa
         }
         if (!s->eval) {
             logp[n] = fr_ctl_gauss_logp(s->A, a, mu, s->log_std);
-            value[n] = (double)s->vout[n];
+            value[n] = (double)s->c.vout[n];
         }
     }
-    return FR_OK;
-}
-
-static fr_status value_cb(void *user, int64_t R, const float *obs, double *value)
-{
-    ppo_state *s = user;
-    FR_TRY(fr_mlp_forward_host(&s->vf, R, obs, s->vout));
-    for (int64_t i = 0; i < R; i++) value[i] = (double)s->vout[i];
     return FR_OK;
 }
 
@@ -169,9 +145,7 @@ static fr_status ppo_setup(fr_run *r, void **out)
 {
     const ppo_opts *a = r->ao;
     const fr_env *e = &r->env;
-    if (!e->ctl || e->n_actions > 0 || e->action_dim < 1 || e->action_dim > 64)
-        return fr_fail(FR_ERR_ARG, "train: --algo ppo-gaussian needs a control environment with 1..64 continuous "
-                       "actions; %s is not one", e->desc);
+    FR_TRY(fr_ctl_check_env(e, "ppo-gaussian"));
     ppo_state *s = fr_calloc(1, sizeof *s);
     if (!s) return FR_ERR_NOMEM;
     *out = s;
@@ -184,18 +158,16 @@ static fr_status ppo_setup(fr_run *r, void **out)
     s->seed = r->o->run.seed;
     const int64_t mb = a->minibatch, TN = s->T * s->N;
     s->cap = TN + s->N > mb ? TN + s->N : mb;
-    int64_t dp[FR_MLP_MAX_LAYERS + 1], dv[FR_MLP_MAX_LAYERS + 1];
+    int64_t dp[FR_MLP_MAX_LAYERS + 1];
     const int L = (int)a->n_hidden + 1;
-    dp[0] = dv[0] = s->O;
-    for (int l = 1; l < L; l++) dp[l] = dv[l] = a->hidden;
+    dp[0] = s->O;
+    for (int l = 1; l < L; l++) dp[l] = a->hidden;
     dp[L] = s->A;
-    dv[L] = 1;
     FR_TRY(fr_mlp_new(&s->pi, r->be, "actor_mean", L, dp, FR_ACT_TANH, s->cap));
-    FR_TRY(fr_mlp_new(&s->vf, r->be, "critic", L, dv, FR_ACT_TANH, s->cap));
-    /* streams 2 and 3 of FR_RNG_INIT (the GFlowNet trainer's is 1); CleanRL scales the mean's
-     * last layer by 0.01 (its orthogonal init's gain) so the first actions are the noise */
+    /* streams 2 and 3 (the critic's) of FR_RNG_INIT (the GFlowNet trainer's is 1); CleanRL scales
+     * the mean's last layer by 0.01 (its orthogonal init's gain) so the first actions are the noise */
     FR_TRY(fr_mlp_init_params(&s->pi, s->seed, 2, 0.01f));
-    FR_TRY(fr_mlp_init_params(&s->vf, s->seed, 3, 1.0f));
+    FR_TRY(fr_ctl_critic_new(&s->c, r->be, s->O, a->hidden, (int)a->n_hidden, FR_ACT_TANH, s->cap, s->seed));
     const int64_t slot = fr_arena_slot(s->A), one[1] = {s->A};
     if (!(s->ls_dev = fr_dev_floats(r->be, 2 * slot))) return FR_ERR_NOMEM;
     s->ls_val = fr_tensor_f32(s->ls_dev, 1, one);
@@ -203,33 +175,16 @@ static fr_status ppo_setup(fr_run *r, void **out)
     float ls0[64];
     for (int64_t d = 0; d < s->A; d++) ls0[d] = (float)a->init_log_std;
     FR_TRY(fr_h2d(r->be, s->ls_dev, ls0, (size_t)s->A * sizeof(float)));
-    int n = 0;
-    for (int p = 0; p < s->pi.n_params; p++) s->all[n++] = s->pi.params[p];
-    s->all[n++] = (fr_param){"actor_logstd", &s->ls_val, &s->ls_grad};
-    s->n_actor = n;
-    for (int p = 0; p < s->vf.n_params; p++) s->all[n++] = s->vf.params[p];
-    s->n_all = n;
-    FR_TRY(fr_ctl_vec_new(&s->vec, e, s->seed, s->N, 0));
-    FR_TRY(fr_rms_init(&s->rms, s->O));
-    FR_TRY(fr_ctl_reward_scaler_init(&s->scaler, s->N, a->gamma));
-    FR_TRY(fr_ctl_block_new(&s->blk, s->T, s->N, s->O, s->A));
-    int ok = FR_ALLOC(s->log_std, s->A) && FR_ALLOC(s->mu, s->cap * s->A) && FR_ALLOC(s->vout, s->cap) &&
-             FR_ALLOC(s->dmu, mb * s->A) && FR_ALLOC(s->dv, mb) && FR_ALLOC(s->rec, TN) && FR_ALLOC(s->mb_obs, mb * s->O) &&
+    const fr_param ls = {"actor_logstd", &s->ls_val, &s->ls_grad};
+    fr_ctl_params_add(&s->c, s->pi.params, s->pi.n_params);
+    fr_ctl_params_add(&s->c, &ls, 1);
+    fr_ctl_params_critic(&s->c, a->lr_critic, -1.0);
+    FR_TRY(fr_rms_init(&s->c.rms, s->O));
+    FR_TRY(fr_ctl_state_new(&s->c, e, s->seed, s->N, s->T, a->gamma));
+    int ok = FR_ALLOC(s->log_std, s->A) && FR_ALLOC(s->mu, s->cap * s->A) && FR_ALLOC(s->dmu, mb * s->A) && FR_ALLOC(s->dv, mb) && FR_ALLOC(s->rec, TN) && FR_ALLOC(s->mb_obs, mb * s->O) &&
              FR_ALLOC(s->mb_act, mb * s->A) && FR_ALLOC(s->lp_new, mb) && FR_ALLOC(s->lp_old, mb) && FR_ALLOC(s->g, mb) &&
              FR_ALLOC(s->adv_raw, mb) && FR_ALLOC(s->adv_n, mb) && FR_ALLOC(s->ratio, mb) && FR_ALLOC(s->perm, TN);
     return ok ? FR_OK : FR_ERR_NOMEM;
-}
-
-static fr_status ppo_params(fr_run *r, void *state, fr_param **ps, int *n, fr_run_group *groups, int *n_groups)
-{
-    ppo_state *s = state;
-    const ppo_opts *a = r->ao;
-    *ps = s->all;
-    *n = s->n_all;
-    groups[0] = (fr_run_group){0, s->n_actor, -1.0, -1.0};
-    groups[1] = (fr_run_group){s->n_actor, s->n_all - s->n_actor, a->lr_critic > 0.0 ? a->lr_critic : -1.0, -1.0};
-    *n_groups = 2;
-    return FR_OK;
 }
 
 static void ppo_header(fr_run *r, void *state)
@@ -248,7 +203,7 @@ static fr_status minibatch(fr_run *r, ppo_state *s, const int64_t *idx, int64_t 
                            double *entropy)
 {
     const ppo_opts *a = r->ao;
-    const fr_ctl_block *b = &s->blk;
+    const fr_ctl_block *b = &s->c.blk;
     const int64_t O = s->O, A = s->A;
     for (int64_t i = 0; i < M; i++) {
         memcpy(s->mb_obs + i * O, b->obs + idx[i] * O, (size_t)O * sizeof(float));
@@ -273,26 +228,13 @@ static fr_status minibatch(fr_run *r, ppo_state *s, const int64_t *idx, int64_t 
         }
         gls[d] = (float)gl;
     }
-    double vl = 0.0;
-    for (int64_t i = 0; i < M; i++) {
-        const double e = (double)s->vout[i] - b->ret[idx[i]];
-        vl += e * e;
-        s->dv[i] = (float)(a->vf_coef * e / (double)M);
-    }
-    *v_loss = 0.5 * vl / (double)M;
+    *v_loss = fr_ctl_value_loss(M, s->c.vout, b->ret, idx, 1, 0.5, a->vf_coef, s->dv);
     *entropy = fr_ctl_gauss_entropy(A, s->log_std);
     FR_TRY(fr_mlp_zero_grad(&s->pi));
-    FR_TRY(fr_mlp_zero_grad(&s->vf));
+    FR_TRY(fr_mlp_zero_grad(&s->c.vf));
     FR_TRY(fr_h2d(s->be, s->ls_grad.data, gls, (size_t)A * sizeof(float)));
     FR_TRY(fr_mlp_backward_host(&s->pi, M, s->dmu));
-    return fr_mlp_backward_host(&s->vf, M, s->dv);
-}
-
-static fr_status record_block(fr_run *r, ppo_state *s, const char *name, const double *x)
-{
-    const int64_t TN = s->T * s->N;
-    for (int64_t i = 0; i < TN; i++) s->rec[i] = (float)x[i];
-    return fr_run_rec_f32(r, name, s->rec, 2, s->T, s->N, 1);
+    return fr_mlp_backward_host(&s->c.vf, M, s->dv);
 }
 
 static fr_status ppo_epoch(fr_run *r, void *state)
@@ -303,50 +245,28 @@ static fr_status ppo_epoch(fr_run *r, void *state)
     s->epoch = (uint32_t)r->epoch;
     s->eval = 0;
     FR_TRY(pull_log_std(s));
-    fr_ctl_vec_stats_reset(&s->vec);
-    const fr_ctl_policy p = {act_cb, value_cb, s};
+    const fr_ctl_policy p = {act_cb, fr_ctl_value_cb, s};
     const fr_ctl_collect_cfg cc = {1, a->reward_scale, a->gamma, a->lambda};
-    FR_TRY(fr_ctl_collect(&s->vec, a->obs_norm ? &s->rms : NULL, a->reward_scale ? &s->scaler : NULL, &p, &cc, &s->blk));
-    FR_TRY(record_block(r, s, "rewards", s->blk.raw_reward));
-    FR_TRY(record_block(r, s, "adv", s->blk.adv));
-    FR_TRY(record_block(r, s, "logp_old", s->blk.logp));
-    int64_t u = 0;
-    int stop = 0;
-    fr_ctl_ppo_stats st = {0};
-    double vl = 0.0, ent = 0.0, kl_sum = 0.0, cf_sum = 0.0;
-    for (int64_t k = 0; k < a->update_epochs && !stop; k++) {
+    FR_TRY(fr_ctl_algo_collect(r, &s->c, &p, &cc, a->obs_norm, s->rec));
+    FR_TRY(fr_ctl_rec_rows(r, "logp_old", s->rec, s->c.blk.logp, s->T, s->N, 1));
+    fr_ctl_updates up = {0};
+    double ent = 0.0;
+    for (int64_t k = 0; k < a->update_epochs && !up.stop; k++) {
         fr_ctl_minibatch_order(s->seed, s->epoch, (uint32_t)k, TN, s->perm);
-        for (int64_t j = 0; j < nb && !stop; j++, u++) {
+        for (int64_t j = 0; j < nb && !up.stop; j++) {
             const int64_t m = M < TN ? M : TN;
-            FR_TRY(minibatch(r, s, s->perm + j * m, m, &st, &vl, &ent));
-            const double loss = st.loss - a->ent_coef * ent + a->vf_coef * vl;
-            if (!isfinite(loss))
-                return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld update %lld: the PPO loss is %g", (long long)r->epoch + 1,
-                               (long long)u, loss);
-            fr_run_update_event ue = {r->epoch + 1, u, m, s->ratio, (float)loss};
-            fr_run_update(r, &ue);
-            float gn;
-            FR_TRY(fr_run_optimizer_step(r, u, &gn));
+            FR_TRY(minibatch(r, s, s->perm + j * m, m, &up.st, &up.v_loss, &ent));
+            const double loss = up.st.loss - a->ent_coef * ent + a->vf_coef * up.v_loss;
+            FR_TRY(fr_ctl_update(r, &up, "PPO", loss, m, s->ratio, a->target_kl));
             FR_TRY(pull_log_std(s));
-            kl_sum += st.approx_kl;
-            cf_sum += st.clipfrac;
-            stop = a->target_kl > 0.0 && st.approx_kl > a->target_kl;
         }
     }
-    FR_TRY(fr_run_rec_scalar(r, "pg_loss", (float)st.loss));
-    FR_TRY(fr_run_rec_scalar(r, "v_loss", (float)vl));
-    FR_TRY(fr_run_rec_scalar(r, "approx_kl", (float)st.approx_kl));
-    const fr_ctl_vec *v = &s->vec;
     double std_mean = 0.0;
     for (int64_t d = 0; d < s->A; d++) std_mean += fr_awm_exp(s->log_std[d]) / (double)s->A;
-    fr_ctl_episode_metrics(r, v, s->env, (r->epoch + 1) * TN);
-    fr_run_metric(r, "pg_loss", st.loss);
-    fr_run_metric(r, "v_loss", vl);
-    fr_run_metric(r, "approx_kl", kl_sum / (double)u);
-    fr_run_metric(r, "clipfrac", cf_sum / (double)u);
+    FR_TRY(fr_ctl_updates_end(r, &up, &s->c.vec, s->env, (r->epoch + 1) * TN));
     fr_run_metric(r, "entropy", ent);
     fr_run_metric(r, "std", std_mean);
-    fr_run_metric(r, "updates", (double)u);
+    fr_run_metric(r, "updates", (double)up.u);
     return FR_OK;
 }
 
@@ -362,43 +282,10 @@ static fr_status ppo_evaluate(fr_run *r, void *state, const char *key, int64_t e
         return fr_fail(FR_ERR_ARG, "train: --eval-episodes %lld exceeds the %lld rows the networks hold", (long long)E,
                        (long long)s->cap);
     FR_TRY(pull_log_std(s));
-    const fr_ctl_policy p = {act_cb, value_cb, s};
-    fr_ctl_eval ev;
-    s->eval = 1;
-    fr_status st = fr_ctl_evaluate(s->env, s->seed, E, a->obs_norm ? &s->rms : NULL, &p, &ev);
-    s->eval = 0;
-    FR_TRY(st);
-    const double mean = ev.ret_mean;
-    const int64_t n_term = ev.terminal;
-    *score = mean;
-    char sl[48] = "";
-    if (s->env->ctl->success) snprintf(sl, sizeof sl, " success %.4f", ev.success);
-    fr_run_info(r, "eval %-8s (epoch %lld): env_steps %lld return %.4f%s over %lld episodes (%lld terminal)", key,
-                (long long)epoch, (long long)(epoch * s->T * s->N), mean, sl, (long long)E, (long long)n_term);
-    if (strcmp(key, "after") != 0) return FR_OK;
-    uint64_t dp, dv;
-    char hp[17], hv[17];
-    FR_TRY(fr_mlp_digest(&s->pi, &dp));
-    FR_TRY(fr_mlp_digest(&s->vf, &dv));
-    fr_digest_hex(dp, hp);
-    fr_digest_hex(dv, hv);
-    fr_run_info(r, "parameters %lld, digests actor %s critic %s", (long long)(fr_mlp_numel(&s->pi) + s->A + fr_mlp_numel(&s->vf)),
-                hp, hv);
-    return FR_OK;
-}
-
-static fr_status ppo_save(fr_run *r, void *state, fr_st_file *f)
-{
-    (void)r;
-    ppo_state *s = state;
-    return fr_ctl_state_save(f, &s->vec, &s->rms, &s->scaler);
-}
-
-static fr_status ppo_load(fr_run *r, void *state, const fr_st_file *f, const char *path)
-{
-    (void)r;
-    ppo_state *s = state;
-    return fr_ctl_state_load(f, path, &s->vec, &s->rms, &s->scaler);
+    const fr_ctl_policy p = {act_cb, fr_ctl_value_cb, s};
+    const fr_ctl_nets nets = {2, {"actor", "critic"}, {&s->pi, &s->c.vf}, s->A};
+    return fr_ctl_algo_evaluate(r, s->env, s->seed, E, a->obs_norm ? &s->c.rms : NULL, &p, &s->eval, key, epoch,
+                                s->T * s->N, &nets, score);
 }
 
 /* The smallest run (tests/test_algos.c): 2 environments x 8 steps, minibatches of 4, 2 passes,
@@ -440,14 +327,14 @@ const fr_algo fr_algo_ppo_gaussian = {
     ppo_setup,
     ppo_header,
     ppo_epoch,
-    ppo_save,
-    ppo_load,
+    fr_ctl_algo_save,
+    fr_ctl_algo_load,
     k_progress,
     ppo_free,
     ppo_tiny,
     0,
     1,
-    ppo_params,
+    fr_ctl_algo_params,
     ppo_evaluate,
     "control",
     FR_ALGO_PREFS_NONE,

@@ -27,88 +27,12 @@
 
 #include "flowrl/algo.h"
 #include "flowrl/awm_elem.h"
-#include "flowrl/ctl.h"
+#include "flowrl/ctl_algo.h"
 #include "flowrl/ctl_bc.h"
-#include "flowrl/digest.h"
 #include "flowrl/env_ctl.h"
 #include "flowrl/mlp.h"
 #include "flowrl/philox.h"
 #include "flowrl/reinflow.h"
-
-#define HALF_LOG_2PI 0.91893853320467274178
-
-/* ---- the chain (flowrl/reinflow.h) ------------------------------------------------------------ */
-
-double fr_reinflow_log_sigma(float h, double lv_min, double lv_max, double *th)
-{
-    /* tanh from exp (design.md §1.1's operations): 1 − 2/(e^{2h} + 1), ±1 at overflow */
-    const double t = 1.0 - 2.0 / (fr_awm_exp(2.0 * (double)h) + 1.0);
-    *th = t;
-    return 0.5 * (lv_min + (lv_max - lv_min) * (t + 1.0) * 0.5);
-}
-
-void fr_reinflow_transition(int64_t A, const float *x, const float *out, const float *h, double dt, double scale,
-                            double clip, double lv_min, double lv_max, double *mu, double *log_sigma, double *th,
-                            uint8_t *inside)
-{
-    for (int64_t d = 0; d < A; d++) {
-        const double m = (double)x[d] + dt * scale * (double)out[d];
-        inside[d] = m >= -clip && m <= clip;
-        mu[d] = m < -clip ? -clip : m > clip ? clip : m;
-        log_sigma[d] = fr_reinflow_log_sigma(h[d], lv_min, lv_max, &th[d]);
-    }
-}
-
-void fr_reinflow_chain_logp(int K, int64_t A, const float *x, const double *mu, const double *log_sigma, double *logp,
-                            double *entropy)
-{
-    double lp = 0.0, h = 0.0;
-    for (int64_t d = 0; d < A; d++) {
-        const double z = (double)x[d];
-        lp += -0.5 * z * z - HALF_LOG_2PI;
-        h += 0.5 + HALF_LOG_2PI;
-    }
-    for (int k = 0; k < K; k++) {
-        const float *xn = x + (int64_t)(k + 1) * A;
-        const double *m = mu + (int64_t)k * A, *ls = log_sigma + (int64_t)k * A;
-        double sl = 0.0, sh = 0.0;
-        for (int64_t d = 0; d < A; d++) {
-            const double z = ((double)xn[d] - m[d]) * fr_awm_exp(-ls[d]);
-            sl += -0.5 * z * z - ls[d] - HALF_LOG_2PI;
-            sh += ls[d] + 0.5 + HALF_LOG_2PI;
-        }
-        lp += sl;
-        h += sh;
-    }
-    const double norm = (double)(K + 1) * (double)A;
-    *logp = lp / norm;
-    if (entropy) *entropy = h / norm;
-}
-
-void fr_reinflow_chain_grad(int K, int64_t A, const float *x, const double *mu, const double *log_sigma, double g_logp,
-                            double g_ent, double *dmu, double *dls)
-{
-    const double norm = (double)(K + 1) * (double)A;
-    for (int64_t j = 0; j < (int64_t)K * A; j++) {
-        const double iv = fr_awm_exp(-2.0 * log_sigma[j]), diff = (double)x[A + j] - mu[j];
-        dmu[j] = g_logp * diff * iv / norm;
-        dls[j] = (g_logp * (diff * diff * iv - 1.0) + g_ent) / norm;
-    }
-}
-
-double fr_reinflow_sigma_max(int64_t e, int64_t E, double sigma_min, double sigma_max, double hold, double decay)
-{
-    if (e < 1) return sigma_max;
-    const double x = (double)(e - 1), lo = sigma_min * (1.0 - decay) + sigma_max * decay;
-    const double hs = floor((double)E * hold), as = floor((double)E * (1.0 - hold));
-    double p = as > 0.0 ? (x - hs) / as : (x >= hs ? 1.0 : 0.0);
-    p = p < 0.0 ? 0.0 : p > 1.0 ? 1.0 : p;
-    double s, c;
-    fr_ctl_sincos(p * M_PI, &s, &c);
-    return lo + (sigma_max - lo) * 0.5 * (1.0 + c);
-}
-
-/* ---- the algorithm ------------------------------------------------------------------------- */
 
 typedef struct {
     char bc[FR_OPT_PATH_MAX];
@@ -166,6 +90,7 @@ static const fr_opt k_rows[] = {
 #undef C
 
 typedef struct {
+    fr_ctl_state c;             /* first: the shared entries (flowrl/ctl_algo.h) take the state as it is */
     const fr_env *env;
     const rf_opts *a;
     fr_backend *be;
@@ -173,13 +98,7 @@ typedef struct {
     int K;
     uint32_t seed;
     fr_gen_policy pol; /* kind flow: the velocity MLP */
-    fr_mlp noise, vf;
-    fr_param all[6 * FR_MLP_MAX_LAYERS];
-    int n_all, n_actor;
-    fr_ctl_vec vec;
-    fr_rms rms;
-    fr_ctl_reward_scaler scaler;
-    fr_ctl_block blk;
+    fr_mlp noise;
     float *chain;               /* (T·N, K + 1, A) the block's chains */
     float *evch;                /* (E, K + 1, A) an evaluation's */
     double lv_min, lv_max;      /* log σmin², log σmax² of this epoch */
@@ -189,7 +108,7 @@ typedef struct {
     double *mu, *ls, *th;       /* (R, A) means, log σ, tanh h, row-major as (i, k, d) */
     double *gmu, *gls;          /* (R, A) their gradients */
     uint8_t *inside;            /* (R, A) 1: the mean's clamp passed */
-    float *hout, *dvel, *dh, *vout, *dv, *rec; /* (R, A) noise outputs, (R, A), (R, A), (cap,), (M,), (T·N,) */
+    float *hout, *dvel, *dh, *dv, *rec; /* (R, A) noise outputs, (R, A), (R, A), (M,), (T·N,) */
     float *mb_obs;              /* (M, O) */
     double *lp_raw, *lp_new, *lp_old, *ent, *g, *adv_raw, *adv_n; /* (M,) */
     float *ratio;               /* (M,) */
@@ -216,12 +135,8 @@ static void rf_defaults(fr_run_opts *ro, void *ao)
 static fr_status rf_check(const fr_run_opts *ro, const void *ao)
 {
     const rf_opts *a = ao;
-    if (ro->opt.lr_schedule != FR_LR_CONSTANT)
-        return fr_fail(FR_ERR_ARG, "train: --lr-schedule: --algo reinflow takes many optimiser steps an epoch; the "
-                       "loop's schedule counts one (use constant)");
-    if (a->minibatch > a->n_envs * a->n_steps * a->repeat)
-        return fr_fail(FR_ERR_ARG, "train: --minibatch-size %lld exceeds the batch --n-envs x --n-steps x "
-                       "--repeat-samples = %lld", (long long)a->minibatch, (long long)(a->n_envs * a->n_steps * a->repeat));
+    FR_TRY(fr_ctl_check_run(ro, "reinflow", a->minibatch, a->n_envs * a->n_steps * a->repeat,
+                            "--n-envs x --n-steps x --repeat-samples"));
     if (a->sigma_min > a->sigma_max)
         return fr_fail(FR_ERR_ARG, "train: --min-std %g exceeds --max-std %g", a->sigma_min, a->sigma_max);
     if (a->lp_min >= a->lp_max)
@@ -235,13 +150,9 @@ static void rf_free(void *p)
     if (!s) return;
     fr_gen_policy_free(&s->pol);
     fr_mlp_free(&s->noise);
-    fr_mlp_free(&s->vf);
-    fr_ctl_vec_free(&s->vec);
-    fr_rms_free(&s->rms);
-    fr_ctl_reward_scaler_free(&s->scaler);
-    fr_ctl_block_free(&s->blk);
+    fr_ctl_state_free(&s->c);
     void *h[] = {s->chain, s->evch, s->in_x, s->in_obs, s->in_nz, s->tt, s->mu, s->ls, s->th, s->gmu, s->gls, s->inside, s->hout, s->dvel, s->dh,
-                 s->vout, s->dv, s->rec, s->mb_obs, s->lp_raw, s->lp_new, s->lp_old, s->ent, s->g, s->adv_raw,
+                 s->dv, s->rec, s->mb_obs, s->lp_raw, s->lp_new, s->lp_old, s->ent, s->g, s->adv_raw,
                  s->adv_n, s->ratio, s->perm, s->mbidx};
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
     free(s);
@@ -317,18 +228,7 @@ static fr_status act_cb(void *user, int64_t t, int64_t N, const float *obs, floa
         if (!s->eval) fr_reinflow_chain_logp((int)K, A, ch + n * L, s->mu + n * K * A, s->ls + n * K * A, &logp[n], NULL);
     }
     fr_gen_policy_unscale(&s->pol, N, action);
-    if (s->eval) return FR_OK;
-    FR_TRY(fr_mlp_forward_host(&s->vf, N, obs, s->vout));
-    for (int64_t n = 0; n < N; n++) value[n] = (double)s->vout[n];
-    return FR_OK;
-}
-
-static fr_status value_cb(void *user, int64_t R, const float *obs, double *value)
-{
-    rf_state *s = user;
-    FR_TRY(fr_mlp_forward_host(&s->vf, R, obs, s->vout));
-    for (int64_t i = 0; i < R; i++) value[i] = (double)s->vout[i];
-    return FR_OK;
+    return s->eval ? FR_OK : fr_ctl_value_cb(&s->c, N, obs, value);
 }
 
 /* The policy: the --policy checkpoint (a flow policy; its observation statistics) or a fresh one. */
@@ -338,9 +238,9 @@ static fr_status load_policy(fr_run *r, rf_state *s, int64_t cap)
     if (!a->bc[0]) {
         FR_TRY(fr_gen_policy_new(&s->pol, FR_GEN_FLOW, r->be, s->O, s->A, a->hidden, (int)a->n_hidden, 4, cap));
         FR_TRY(fr_mlp_init_params(s->pol.net, s->seed, 4, 1.0f)); /* stream 4: a behaviour-cloned policy's */
-        return fr_rms_init(&s->rms, s->O);
+        return fr_rms_init(&s->c.rms, s->O);
     }
-    FR_TRY(fr_bc_load(a->bc, r->be, cap, &s->pol, &s->rms, NULL, 0));
+    FR_TRY(fr_bc_load(a->bc, r->be, cap, &s->pol, &s->c.rms, NULL, 0));
     if (s->pol.kind != FR_GEN_FLOW)
         return fr_fail(FR_ERR_ARG, "train: --policy %s is a %s policy; --algo reinflow fine-tunes a flow policy (flowrl bc "
                        "--policy flow)", a->bc, fr_gen_kind_name(s->pol.kind));
@@ -354,9 +254,7 @@ static fr_status rf_setup(fr_run *r, void **out)
 {
     const rf_opts *a = r->ao;
     const fr_env *e = &r->env;
-    if (!e->ctl || e->n_actions > 0 || e->action_dim < 1 || e->action_dim > 64)
-        return fr_fail(FR_ERR_ARG, "train: --algo reinflow needs a control environment with 1..64 continuous actions; "
-                       "%s is not one", e->desc);
+    FR_TRY(fr_ctl_check_env(e, "reinflow"));
     rf_state *s = fr_calloc(1, sizeof *s);
     if (!s) return FR_ERR_NOMEM;
     *out = s;
@@ -375,7 +273,7 @@ static fr_status rf_setup(fr_run *r, void **out)
         FR_TRY(load_policy(r, s, 1));
         s->K = s->pol.flow.steps;
         fr_gen_policy_free(&s->pol);
-        fr_rms_free(&s->rms);
+        fr_rms_free(&s->c.rms);
     }
     if (!s->K) s->K = 4;
     const int64_t TN = s->T * s->N, E = a->eval_episodes, K = s->K, A = s->A, O = s->O;
@@ -384,49 +282,29 @@ static fr_status rf_setup(fr_run *r, void **out)
     const int64_t R = K * R0;
     s->cap = TN + s->N > R0 ? TN + s->N : R0;
     FR_TRY(load_policy(r, s, R));
-    int64_t dn[FR_MLP_MAX_LAYERS + 1], dv[FR_MLP_MAX_LAYERS + 1];
+    int64_t dn[FR_MLP_MAX_LAYERS + 1];
     const int L = (int)a->n_hidden + 1;
     dn[0] = FR_FLOW_TEMB + O;
-    dv[0] = O;
-    for (int l = 1; l < L; l++) dn[l] = dv[l] = a->hidden;
+    for (int l = 1; l < L; l++) dn[l] = a->hidden;
     dn[L] = A;
-    dv[L] = 1;
     FR_TRY(fr_mlp_new(&s->noise, r->be, "explore_noise", L, dn, FR_ACT_TANH, R));
-    FR_TRY(fr_mlp_new(&s->vf, r->be, "critic", L, dv, FR_ACT_TANH, s->cap));
-    /* FR_RNG_INIT streams: 3 the value (as ppo-gaussian), 5 the noise network */
+    /* FR_RNG_INIT streams: 5 the noise network, 3 the value (every control algorithm's) */
     FR_TRY(fr_mlp_init_params(&s->noise, s->seed, 5, 1.0f));
-    FR_TRY(fr_mlp_init_params(&s->vf, s->seed, 3, 1.0f));
-    int n = 0;
-    for (int p = 0; p < s->pol.net->n_params; p++) s->all[n++] = s->pol.net->params[p];
-    for (int p = 0; p < s->noise.n_params; p++) s->all[n++] = s->noise.params[p];
-    s->n_actor = n;
-    for (int p = 0; p < s->vf.n_params; p++) s->all[n++] = s->vf.params[p];
-    s->n_all = n;
-    FR_TRY(fr_ctl_vec_new(&s->vec, e, s->seed, s->N, 0));
-    FR_TRY(fr_ctl_reward_scaler_init(&s->scaler, s->N, a->gamma));
-    FR_TRY(fr_ctl_block_new(&s->blk, s->T, s->N, O, A));
+    FR_TRY(fr_ctl_critic_new(&s->c, r->be, O, a->hidden, (int)a->n_hidden, FR_ACT_TANH, s->cap, s->seed));
+    fr_ctl_params_add(&s->c, s->pol.net->params, s->pol.net->n_params);
+    fr_ctl_params_add(&s->c, s->noise.params, s->noise.n_params);
+    fr_ctl_params_critic(&s->c, a->lr_critic, a->wd_critic);
+    FR_TRY(fr_ctl_state_new(&s->c, e, s->seed, s->N, s->T, a->gamma));
     const int64_t M = s->M, CL = (K + 1) * A;
     int ok = FR_ALLOC(s->chain, TN * CL) && FR_ALLOC(s->evch, R0 * CL) && FR_ALLOC(s->in_x, R * A) &&
              FR_ALLOC(s->in_obs, R * O) && FR_ALLOC(s->in_nz, R * (FR_FLOW_TEMB + O)) && FR_ALLOC(s->tt, R) &&
              FR_ALLOC(s->mu, R * A) && FR_ALLOC(s->ls, R * A) && FR_ALLOC(s->th, R * A) && FR_ALLOC(s->gmu, R * A) && FR_ALLOC(s->gls, R * A) && FR_ALLOC(s->inside, R * A) &&
-             FR_ALLOC(s->hout, R * A) && FR_ALLOC(s->dvel, R * A) && FR_ALLOC(s->dh, R * A) && FR_ALLOC(s->vout, s->cap) &&
+             FR_ALLOC(s->hout, R * A) && FR_ALLOC(s->dvel, R * A) && FR_ALLOC(s->dh, R * A) &&
              FR_ALLOC(s->dv, M) && FR_ALLOC(s->rec, TN) && FR_ALLOC(s->mb_obs, M * O) && FR_ALLOC(s->lp_raw, M) &&
              FR_ALLOC(s->lp_new, M) && FR_ALLOC(s->lp_old, M) && FR_ALLOC(s->ent, M) && FR_ALLOC(s->g, M) &&
              FR_ALLOC(s->adv_raw, M) && FR_ALLOC(s->adv_n, M) && FR_ALLOC(s->ratio, M) &&
              FR_ALLOC(s->perm, TN * a->repeat) && FR_ALLOC(s->mbidx, M);
     return ok ? FR_OK : FR_ERR_NOMEM;
-}
-
-static fr_status rf_params(fr_run *r, void *state, fr_param **ps, int *n, fr_run_group *groups, int *n_groups)
-{
-    rf_state *s = state;
-    const rf_opts *a = r->ao;
-    *ps = s->all;
-    *n = s->n_all;
-    groups[0] = (fr_run_group){0, s->n_actor, -1.0, -1.0};
-    groups[1] = (fr_run_group){s->n_actor, s->n_all - s->n_actor, a->lr_critic > 0.0 ? a->lr_critic : -1.0, a->wd_critic};
-    *n_groups = 2;
-    return FR_OK;
 }
 
 static void rf_header(fr_run *r, void *state)
@@ -451,7 +329,7 @@ static fr_status minibatch(rf_state *s, const int64_t *idx, int64_t M, fr_ctl_pp
                            double *entropy)
 {
     const rf_opts *a = s->a;
-    const fr_ctl_block *b = &s->blk;
+    const fr_ctl_block *b = &s->c.blk;
     const int64_t O = s->O, A = s->A, K = s->K, CL = (K + 1) * A;
     for (int64_t i = 0; i < M; i++) {
         memcpy(s->mb_obs + i * O, b->obs + idx[i] * O, (size_t)O * sizeof(float));
@@ -460,7 +338,7 @@ static fr_status minibatch(rf_state *s, const int64_t *idx, int64_t M, fr_ctl_pp
             memcpy(s->in_x + (k * M + i) * A, s->chain + idx[i] * CL + k * A, (size_t)A * sizeof(float));
     }
     FR_TRY(nets_forward(s, M, 0, (int)K, s->mb_obs));
-    FR_TRY(fr_mlp_forward_host(&s->vf, M, s->mb_obs, s->vout));
+    FR_TRY(fr_mlp_forward_host(&s->c.vf, M, s->mb_obs, s->c.vout));
     double ent = 0.0, sig = 0.0;
     for (int64_t i = 0; i < M; i++) {
         const float *x = s->chain + idx[i] * CL;
@@ -490,27 +368,14 @@ static fr_status minibatch(rf_state *s, const int64_t *idx, int64_t M, fr_ctl_pp
             }
     }
     s->sigma_mean = sig / ((double)M * (double)K * (double)A);
-    double vl = 0.0;
-    for (int64_t i = 0; i < M; i++) {
-        const double e = (double)s->vout[i] - b->ret[idx[i]];
-        vl += e * e;
-        s->dv[i] = (float)(a->vf_coef * e / (double)M);
-    }
-    *v_loss = 0.5 * vl / (double)M;
+    *v_loss = fr_ctl_value_loss(M, s->c.vout, b->ret, idx, 1, 0.5, a->vf_coef, s->dv);
     *entropy = ent;
     FR_TRY(fr_mlp_zero_grad(s->pol.net));
     FR_TRY(fr_mlp_zero_grad(&s->noise));
-    FR_TRY(fr_mlp_zero_grad(&s->vf));
+    FR_TRY(fr_mlp_zero_grad(&s->c.vf));
     FR_TRY(fr_mlp_backward_host(s->pol.net, K * M, s->dvel));
     FR_TRY(fr_mlp_backward_host(&s->noise, K * M, s->dh));
-    return fr_mlp_backward_host(&s->vf, M, s->dv);
-}
-
-static fr_status record_block(fr_run *r, rf_state *s, const char *name, const double *x)
-{
-    const int64_t TN = s->T * s->N;
-    for (int64_t i = 0; i < TN; i++) s->rec[i] = (float)x[i];
-    return fr_run_rec_f32(r, name, s->rec, 2, s->T, s->N, 1);
+    return fr_mlp_backward_host(&s->c.vf, M, s->dv);
 }
 
 /* This epoch's noise range [σmin, σmax(e)] as log variances. */
@@ -532,51 +397,29 @@ static fr_status rf_epoch(fr_run *r, void *state)
     s->epoch = (uint32_t)r->epoch;
     s->eval = 0;
     noise_range(r, s, r->epoch);
-    fr_ctl_vec_stats_reset(&s->vec);
-    const fr_ctl_policy p = {act_cb, value_cb, s};
+    const fr_ctl_policy p = {act_cb, fr_ctl_value_cb, s};
     const fr_ctl_collect_cfg cc = {a->obs_norm_update, a->reward_scale, a->gamma, a->lambda};
-    FR_TRY(fr_ctl_collect(&s->vec, &s->rms, a->reward_scale ? &s->scaler : NULL, &p, &cc, &s->blk));
-    FR_TRY(record_block(r, s, "rewards", s->blk.raw_reward));
-    FR_TRY(record_block(r, s, "adv", s->blk.adv));
-    FR_TRY(record_block(r, s, "logp_old", s->blk.logp));
-    int64_t u = 0;
-    int stop = 0;
-    fr_ctl_ppo_stats st = {0};
-    double vl = 0.0, ent = 0.0, kl_sum = 0.0, cf_sum = 0.0;
-    for (int64_t k = 0; k < a->update_epochs && !stop; k++) {
+    FR_TRY(fr_ctl_algo_collect(r, &s->c, &p, &cc, 1, s->rec));
+    FR_TRY(fr_ctl_rec_rows(r, "logp_old", s->rec, s->c.blk.logp, s->T, s->N, 1));
+    fr_ctl_updates up = {0};
+    double ent = 0.0;
+    for (int64_t k = 0; k < a->update_epochs && !up.stop; k++) {
         /* ReinFlow's minibatch_generator_repeat: a permutation of the R copies, row = index / R
          * (torch.unravel_index over (T·N, R)) */
         fr_ctl_minibatch_order(s->seed, s->epoch, (uint32_t)k, RT, s->perm);
-        for (int64_t j = 0; j < nb && !stop; j++, u++) {
+        for (int64_t j = 0; j < nb && !up.stop; j++) {
             const int64_t m = M < RT ? M : RT;
             for (int64_t i = 0; i < m; i++) s->mbidx[i] = s->perm[j * m + i] / a->repeat;
-            FR_TRY(minibatch(s, s->mbidx, m, &st, &vl, &ent));
-            const double loss = st.loss - a->ent_coef * ent + a->vf_coef * vl;
-            if (!isfinite(loss))
-                return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld update %lld: the ReinFlow loss is %g",
-                               (long long)r->epoch + 1, (long long)u, loss);
-            fr_run_update_event ue = {r->epoch + 1, u, m, s->ratio, (float)loss};
-            fr_run_update(r, &ue);
-            float gn;
-            FR_TRY(fr_run_optimizer_step(r, u, &gn));
-            kl_sum += st.approx_kl;
-            cf_sum += st.clipfrac;
-            stop = a->target_kl > 0.0 && st.approx_kl > a->target_kl;
+            FR_TRY(minibatch(s, s->mbidx, m, &up.st, &up.v_loss, &ent));
+            const double loss = up.st.loss - a->ent_coef * ent + a->vf_coef * up.v_loss;
+            FR_TRY(fr_ctl_update(r, &up, "ReinFlow", loss, m, s->ratio, a->target_kl));
         }
     }
-    FR_TRY(fr_run_rec_scalar(r, "pg_loss", (float)st.loss));
-    FR_TRY(fr_run_rec_scalar(r, "v_loss", (float)vl));
-    FR_TRY(fr_run_rec_scalar(r, "approx_kl", (float)st.approx_kl));
-    const fr_ctl_vec *v = &s->vec;
-    fr_ctl_episode_metrics(r, v, s->env, (r->epoch + 1) * TN);
-    fr_run_metric(r, "pg_loss", st.loss);
-    fr_run_metric(r, "v_loss", vl);
-    fr_run_metric(r, "approx_kl", kl_sum / (double)u);
-    fr_run_metric(r, "clipfrac", cf_sum / (double)u);
+    FR_TRY(fr_ctl_updates_end(r, &up, &s->c.vec, s->env, (r->epoch + 1) * TN));
     fr_run_metric(r, "entropy", ent);
     fr_run_metric(r, "std", s->sigma_mean);
     fr_run_metric(r, "max_std", fr_awm_exp(0.5 * s->lv_max));
-    fr_run_metric(r, "updates", (double)u);
+    fr_run_metric(r, "updates", (double)up.u);
     return FR_OK;
 }
 
@@ -588,47 +431,9 @@ static fr_status rf_evaluate(fr_run *r, void *state, const char *key, int64_t ep
     rf_state *s = state;
     const int64_t E = a->eval_episodes;
     noise_range(r, s, epoch);
-    const fr_ctl_policy p = {act_cb, value_cb, s};
-    fr_ctl_eval ev;
-    s->eval = 1;
-    fr_status st = fr_ctl_evaluate(s->env, s->seed, E, &s->rms, &p, &ev);
-    s->eval = 0;
-    FR_TRY(st);
-    *score = ev.ret_mean;
-    char sl[48] = "";
-    if (s->env->ctl->success) snprintf(sl, sizeof sl, " success %.4f", ev.success);
-    fr_run_info(r, "eval %-8s (epoch %lld): env_steps %lld return %.4f%s over %lld episodes (%lld terminal)", key,
-                (long long)epoch, (long long)(epoch * s->T * s->N), ev.ret_mean, sl, (long long)E, (long long)ev.terminal);
-    if (strcmp(key, "after") != 0) return FR_OK;
-    uint64_t dp, dn, dv;
-    char hp[17], hn[17], hv[17];
-    FR_TRY(fr_mlp_digest(s->pol.net, &dp));
-    FR_TRY(fr_mlp_digest(&s->noise, &dn));
-    FR_TRY(fr_mlp_digest(&s->vf, &dv));
-    fr_digest_hex(dp, hp);
-    fr_digest_hex(dn, hn);
-    fr_digest_hex(dv, hv);
-    fr_run_info(r, "parameters %lld, digests policy %s noise %s critic %s",
-                (long long)(fr_mlp_numel(s->pol.net) + fr_mlp_numel(&s->noise) + fr_mlp_numel(&s->vf)), hp, hn, hv);
-    return FR_OK;
-}
-
-static fr_status rf_save(fr_run *r, void *state, fr_st_file *f)
-{
-    (void)r;
-    rf_state *s = state;
-    FR_TRY(fr_ctl_vec_save(&s->vec, f, "ctl.env"));
-    FR_TRY(fr_rms_save(&s->rms, f, "ctl.obs_rms"));
-    return fr_ctl_reward_scaler_save(&s->scaler, f, "ctl.reward_scaler");
-}
-
-static fr_status rf_load(fr_run *r, void *state, const fr_st_file *f, const char *path)
-{
-    (void)r;
-    rf_state *s = state;
-    FR_TRY(fr_ctl_vec_load(&s->vec, f, path, "ctl.env"));
-    FR_TRY(fr_rms_load(&s->rms, f, path, "ctl.obs_rms"));
-    return fr_ctl_reward_scaler_load(&s->scaler, f, path, "ctl.reward_scaler");
+    const fr_ctl_policy p = {act_cb, fr_ctl_value_cb, s};
+    const fr_ctl_nets nets = {3, {"policy", "noise", "critic"}, {s->pol.net, &s->noise, &s->c.vf}, 0};
+    return fr_ctl_algo_evaluate(r, s->env, s->seed, E, &s->c.rms, &p, &s->eval, key, epoch, s->T * s->N, &nets, score);
 }
 
 /* The smallest run (tests/test_algos.c): a fresh policy 8 x 1, chains of 2 steps, 2 environments
@@ -672,14 +477,14 @@ const fr_algo fr_algo_reinflow = {
     rf_setup,
     rf_header,
     rf_epoch,
-    rf_save,
-    rf_load,
+    fr_ctl_algo_save,
+    fr_ctl_algo_load,
     k_progress,
     rf_free,
     rf_tiny,
     0,
     1,
-    rf_params,
+    fr_ctl_algo_params,
     rf_evaluate,
     "control",
     FR_ALGO_PREFS_NONE,

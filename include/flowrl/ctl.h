@@ -115,6 +115,8 @@ typedef struct {
     double *ep_ret;       /* (N,) its undiscounted return so far */
     uint8_t *first;       /* (N,) 1: the next step is its episode's first */
     int64_t next_episode; /* the next reset's id: episodes are numbered in the order they start */
+    float **ep_act;       /* env->ctl->replay only: (N,) each episode in flight's actions (ep_len, action_dim) */
+    int64_t *ep_cap;      /* (N,) the steps each holds */
     /* episodes completed since fr_ctl_vec_stats_reset */
     int64_t done_n, done_terminal, done_success; /* success: env->ctl->success of the end state */
     double done_ret_sum, done_len_sum;
@@ -132,7 +134,12 @@ void fr_ctl_vec_free(fr_ctl_vec *v);
 fr_status fr_ctl_vec_step(fr_ctl_vec *v, const float *action, double *reward, uint8_t *term, uint8_t *end,
                           float *final_obs, uint8_t *success);
 void fr_ctl_vec_stats_reset(fr_ctl_vec *v);
-/* Everything a resumed run needs to continue the episodes in flight, under PREFIX.*. */
+/* Everything a resumed run needs to continue the episodes in flight, under PREFIX.*. An
+ * environment whose state lives in a program (env->ctl->replay) also keeps the episodes' actions
+ * (PREFIX.actions, (N, the longest, action_dim)); the load resets each episode in flight in the
+ * fresh program and replays them, and fails naming the episode unless the program reaches the
+ * checkpoint's observation bit for bit (its episodes must be functions of seed, episode and
+ * actions: docs/env-protocol.md §1). */
 fr_status fr_ctl_vec_save(const fr_ctl_vec *v, fr_st_file *f, const char *prefix);
 fr_status fr_ctl_vec_load(fr_ctl_vec *v, const fr_st_file *f, const char *path, const char *prefix);
 

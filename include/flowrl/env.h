@@ -101,6 +101,9 @@ typedef struct {
     /* Releases what the instance holds beyond impl (a program's process); fr_env_free calls it
      * first. May be NULL. */
     void (*close)(struct fr_env *e);
+    /* 1: the state lives in another process (cmd:PROGRAM), which a resumed run starts afresh: the
+     * run keeps each episode in flight's actions and replays them (flowrl/ctl.h fr_ctl_vec_load). */
+    int replay;
 } fr_env_ctl_ops;
 
 /* ---- energy targets: a density on R^D (docs/envs.md §3; spec gflownets.md §7.1) ----------- */

@@ -50,5 +50,11 @@ fr_status fr_flow_policy_sample(fr_flow_policy *p, int64_t R, const float *obs, 
  * of Σ_r g_r·ℓ_r is added to the network's gradients (zero them first). */
 fr_status fr_flow_policy_cfm(fr_flow_policy *p, int64_t R, const float *obs, const float *act, const float *eps,
                              const double *t, fr_flow_loss_mode mode, double *loss, const double *g);
+/* The gradient half alone: adds the gradient of Σ g·ℓ of the same R pairs (act, eps, t, mode)
+ * whose losses the last forward of p's network computed (fr_flow_policy_cfm with g = NULL, no
+ * other forward of p in between): the network's kept activations, no second forward. The bits
+ * equal fr_flow_policy_cfm's with g (the forward is a function of its inputs). */
+fr_status fr_flow_policy_cfm_grad(fr_flow_policy *p, int64_t R, const float *act, const float *eps, const double *t,
+                                  fr_flow_loss_mode mode, const double *g);
 
 #endif

@@ -1,5 +1,6 @@
-/* ReinFlow's learned-noise Markov chain (core/algo/reinflow.c; docs/algorithms/reinflow.md; spec
- * samplers.md §8, objectives.md §13; ReinFlow/ReinFlow@aed2819 model/flow/ft_ppo/ppoflow.py,
+/* ReinFlow's learned-noise Markov chain (core/reinflow.c, trained by core/algo/reinflow.c;
+ * docs/algorithms/reinflow.md; spec samplers.md §8, objectives.md §13;
+ * ReinFlow/ReinFlow@aed2819 model/flow/ft_ppo/ppoflow.py,
  * model/flow/mlp_flow.py). A flow policy (flowrl/flow_policy.h, t = 1 noise, t = 0 the action)
  * becomes a chain of K Gaussian transitions:
  *

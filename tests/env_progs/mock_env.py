@@ -13,7 +13,8 @@ answers the first step), version (hello says version 2), dims (reset answers 2 v
 nan_obs (a step's obs[1] is NaN), inf_reward (a step's reward is +inf), magic (reset answers
 'XXXX'), seq (a step's answer echoes the wrong message number), short (a step's answer stops
 after one observation value, then exit 0), extra (a stray line after the reset's answer),
-done (a step's done flag is 7), garbage (a line on stdout before reading anything).
+done (a step's done flag is 7), garbage (a line on stdout before reading anything), process (the
+process id in every observation: episodes that a fresh process cannot replay).
 """
 import os
 import signal
@@ -41,7 +42,7 @@ def main():
             out = b"FEHO" + struct.pack("<5I", seq, ver, 3, 2, 5) + struct.pack("<4f", -1, -1, 1, 1)
         elif magic == b"FERS":
             seed, ep = struct.unpack("<2I", fin.read(8))
-            obs = [float(seed % 100), float(ep), 0.0]
+            obs = [float(seed % 100), float(ep), float(os.getpid() % 65536) if mode == "process" else 0.0]
             if mode == "dims":
                 obs = obs[:2]
             out = (b"XXXX" if mode == "magic" else b"FERO") + struct.pack("<2I", seq, len(obs)) + struct.pack(
@@ -58,6 +59,8 @@ def main():
             obs = [float(t + 1), a[0], a[1]]
             reward = a[0] + 2.0 * a[1]
             done = 1 if (t + 1 == 4 and ep % 2 == 1) else 0
+            if mode == "process":
+                obs[0] += float(os.getpid() % 65536)
             if mode == "nan_obs":
                 obs[1] = float("nan")
             if mode == "inf_reward":
