@@ -13,6 +13,7 @@
 /* Every header with FR_HOSTDEV functions (`grep -l FR_HOSTDEV` over include/flowrl/; the
  * Makefile's cuda-selfcheck rule fails when one is missing here). */
 extern "C" {
+#include "flowrl/attn_elem.h"
 #include "flowrl/awm_elem.h"
 #include "flowrl/detmath.h"
 #include "flowrl/elem.h"
@@ -30,10 +31,10 @@ extern "C" {
 #include "flowrl/schedule.h"
 }
 
-enum { N_FUNCS = 31 };
+enum { N_FUNCS = 32 };
 
 /* Value k of input i: the same code on host and device. Cases 16.. call every element
- * function of embed.h, grpo_elem.h, model_elem.h, pretrain_elem.h, schedule.h and the
+ * function of attn_elem.h, embed.h, grpo_elem.h, model_elem.h, pretrain_elem.h, schedule.h and the
  * thread-coordinate helpers of kernel.h (a function nvcc never emits for the device is not
  * checked by compiling alone); u is a second input in (0, 1) for the arguments that must
  * lie there. */
@@ -96,6 +97,16 @@ FR_HOSTDEV static float eval_case(int k, float x, uint32_t i)
         fr_eps_head_coefs(tab, 4, 5.0f * u, &a, &s);
         return fr_eps_head_eps(x, 0.5f * x, a, s) + fr_eps_head_grad_x0(0.25f * x, a, s) +
                fr_eps_head_grad_x(x, s) + (float)fr_eps_head_row(5.0f * u, 4);
+    }
+    case 31: { /* attn_elem.h: a softmax row of 5 (and its backward), adaLN and the gate, a 3-token column */
+        float r[5] = {x, 0.5f * x, -x, u, -0.0f}, p[5], dp[5] = {u, -u, 0.25f, x, 1.0f}, dx[5];
+        fr_softmax_row(r, 5, 0.125f, p);
+        fr_softmax_bwd_row(p, dp, 5, 0.125f, dx);
+        float col[3] = {x, u, -x}, dy[3] = {u, 0.5f, -u}, dcol[3], dsh, dsc, dg;
+        fr_adaln_mod_bwd_col(3, 1, col, 0.3f * u, dy, dcol, &dsh, &dsc);
+        dg = fr_gate_bwd_col(3, 1, 0.7f, col, dy, NULL);
+        return p[0] + p[4] + dx[1] + dx[3] + fr_softmax_max(r, 5, -1.0f) + fr_adaln_mod_elem(x, u, 0.5f * u) +
+               fr_adaln_mod_dx_elem(u, x) + fr_gate_elem(x, u, 0.5f) + dcol[2] + dsh + dsc + dg;
     }
     case 0: return fr_expf(x);
     case 1: return fr_expm1f(x);
