@@ -71,7 +71,7 @@ static size_t slot(int64_t n) { return (size_t)((n + 15) / 16 * 16); }
 
 fr_afn_opts fr_afn_opts_default(void)
 {
-    fr_afn_opts o = {512, 128, 2, 10.0, 0.0, 1};
+    fr_afn_opts o = {512, 128, 2, 10.0, 2.0, 0.0, 1};
     return o;
 }
 
@@ -160,8 +160,10 @@ fr_status fr_afn_trainer_new(fr_afn_trainer **out, fr_backend *be, const fr_afn_
     if (o->batch < 1 || o->hidden < 1 || o->n_hidden < 1 || o->n_hidden >= AFN_MAX_LAYERS)
         return fr_fail(FR_ERR_ARG, "afn: batch %lld, hidden %lld x %lld: expected >= 1 and fewer than %d layers",
                        (long long)o->batch, (long long)o->hidden, (long long)o->n_hidden, AFN_MAX_LAYERS);
-    if (!(o->lambda > 0.0) || !isfinite(o->lambda) || !(o->epsilon >= 0.0 && o->epsilon <= 1.0))
-        return fr_fail(FR_ERR_ARG, "afn: lambda %g must be > 0 and epsilon %g in [0, 1]", o->lambda, o->epsilon);
+    if (!(o->lambda > 0.0) || !isfinite(o->lambda) || !(o->epsilon >= 0.0 && o->epsilon <= 1.0) ||
+        !(o->temperature > 0.0) || !isfinite(o->temperature))
+        return fr_fail(FR_ERR_ARG, "afn: lambda %g and temperature %g must be > 0, epsilon %g in [0, 1]", o->lambda,
+                       o->temperature, o->epsilon);
     fr_afn_trainer *t = fr_calloc(1, sizeof *t);
     if (!t) return FR_ERR_NOMEM;
     *out = t;
@@ -257,8 +259,8 @@ fr_status fr_afn_trainer_log_z(fr_afn_trainer *t, double *log_z0)
     return FR_OK;
 }
 
-/* Self-play of epoch e: every game in lock-step, a move drawn from (1 − ε)π + ε·uniform over the
- * legal moves by one Philox uniform (seed, FR_RNG_AFN_GAME, e, game, move) and the inverse CDF
+/* Self-play of epoch e: every game in lock-step, a move drawn from (1 − ε)·softmax(z/τ) + ε·uniform
+ * over the legal moves by one Philox uniform (seed, FR_RNG_AFN_GAME, e, game, move) and the inverse CDF
  * in float64. Fills boards (the board before each move), act, nA, len and outcome. */
 static fr_status self_play(fr_afn_trainer *t, int64_t e)
 {
@@ -282,7 +284,9 @@ static fr_status self_play(fr_afn_trainer *t, int64_t e)
             uint8_t mask[9];
             double lsm[9];
             const int n = fr_ttt_legal(bd, mask);
-            log_softmax(t->out_h + r * 9, mask, lsm);
+            float z[9];
+            for (int k = 0; k < 9; k++) z[k] = (float)((double)t->out_h[r * 9 + k] / t->o.temperature);
+            log_softmax(z, mask, lsm);
             const double u = (double)fr_rng_uniform(t->o.seed, FR_RNG_AFN_GAME, (uint32_t)e, (uint32_t)b, (uint32_t)m, 0);
             double c = 0.0;
             int a = -1;

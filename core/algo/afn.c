@@ -19,7 +19,7 @@
 
 typedef struct {
     int64_t batch, hidden, n_hidden;
-    double lr_z, epsilon;
+    double lr_z, temperature, epsilon;
 } afn_opts;
 
 #define C afn_opts
@@ -28,6 +28,8 @@ static const fr_opt k_rows[] = {
     FR_OPT_I64(C, hidden, "hidden_dim", "128", 1, 8192, "width of the policy MLP", 0),
     FR_OPT_I64(C, n_hidden, "n_hidden", "2", 1, 15, "hidden layers of the policy MLP", 0),
     FR_OPT_F64(C, lr_z, "lr_z", "0.05", 1e-12, 100, "AdamW learning rate of log Z0 (the public code's lr_Z_0), no weight decay", 0),
+    FR_OPT_F64(C, temperature, "temperature", "2", 1e-6, 1e6,
+               "self-play samples softmax(logits / temperature) (the public code's gen_batch: 2); the loss uses pi", 0),
     FR_OPT_F64(C, epsilon, "epsilon", "0", 0, 1, "epsilon-uniform over the legal moves mixed into self-play", 0),
 };
 #undef C
@@ -71,6 +73,7 @@ static fr_status afn_setup(fr_run *r, void **out)
     o.hidden = a->hidden;
     o.n_hidden = a->n_hidden;
     o.lambda = fr_ttt_lambda(&r->env);
+    o.temperature = a->temperature;
     o.epsilon = a->epsilon;
     o.seed = r->o->run.seed;
     return fr_afn_trainer_new(&g->t, r->be, &o);
@@ -91,10 +94,10 @@ static void afn_header(fr_run *r, void *state)
 {
     (void)state;
     const afn_opts *a = r->ao;
-    fr_run_info(r, "afn: lambda %g, batch %lld games, hidden %lld x %lld, lr_z %g, epsilon %g; %lld positions with a "
+    fr_run_info(r, "afn: lambda %g, batch %lld games, hidden %lld x %lld, lr_z %g, temperature %g, epsilon %g; %lld positions with a "
                    "move (minimax by search)",
                 fr_ttt_lambda(&r->env), (long long)a->batch, (long long)a->hidden, (long long)a->n_hidden, a->lr_z,
-                a->epsilon, (long long)r->env.n_states);
+                a->temperature, a->epsilon, (long long)r->env.n_states);
 }
 
 static fr_status afn_epoch(fr_run *r, void *state)

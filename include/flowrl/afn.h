@@ -68,6 +68,7 @@ typedef struct {
     int64_t hidden;   /* MLP width (128) */
     int64_t n_hidden; /* hidden layers (2) */
     double lambda;    /* λ (10) */
+    double temperature; /* self-play samples softmax(logits / τ) (2: the public code's gen_batch) */
     double epsilon;   /* ε-uniform mixed into the sampling policy (0) */
     uint32_t seed;
 } fr_afn_opts;
@@ -79,7 +80,7 @@ fr_status fr_afn_trainer_new(fr_afn_trainer **out, fr_backend *be, const fr_afn_
 void fr_afn_trainer_free(fr_afn_trainer *t);
 /* The trainable list (backend memory): the network's n_net tensors, then "log_z0" (1,). */
 int fr_afn_trainer_params(fr_afn_trainer *t, fr_param **ps, int *n_net);
-/* Epoch e (0-based): o.batch self-play games of the current policy (ε-mixed), every draw from
+/* Epoch e (0-based): o.batch self-play games of the current policy (at temperature τ, ε-mixed), every draw from
  * Philox (seed, FR_RNG_AFN_GAME, e, game, move); the loss and its gradients into the
  * parameters' grads (zeroed first); no optimiser step. *loss, *decisive (fraction of games
  * won by either player) may be NULL. */
