@@ -12,10 +12,11 @@
 #include "flowrl/afn.h"
 #include "flowrl/awm_elem.h"
 #include "flowrl/digest.h"
+#include "flowrl/mlp.h"
 #include "flowrl/ops.h"
 #include "flowrl/philox.h"
 
-#define AFN_MAX_LAYERS 16
+#define AFN_INIT_STREAM 22 /* fr_mlp_init_params's stream: (seed, FR_RNG_INIT, p, 22, 0, i) */
 
 /* ---- the loss ------------------------------------------------------------------------------- */
 fr_status fr_afn_loss(int64_t B, const double *lp, const int32_t *nA, const int32_t *len, const int8_t *outcome,
@@ -52,14 +53,11 @@ fr_status fr_afn_loss(int64_t B, const double *lp, const int32_t *nA, const int3
 struct fr_afn_trainer {
     fr_backend *be;
     fr_afn_opts o;
-    int L, n_params;
-    int64_t dim[AFN_MAX_LAYERS + 1];
-    fr_param params[2 * AFN_MAX_LAYERS + 1]; /* the network's, then log Z0 */
-    fr_tensor vals[2 * AFN_MAX_LAYERS + 1], grads[2 * AFN_MAX_LAYERS + 1];
-    char names[2 * AFN_MAX_LAYERS][32];
-    float *arena_v, *arena_g, *z_dev; /* backend; z_dev (2,): log Z0, its gradient */
-    int64_t arena_n, cap;             /* cap: rows of one forward (batch · 9) */
-    float *x, *pre[AFN_MAX_LAYERS], *post[AFN_MAX_LAYERS], *d0, *d1; /* backend */
+    fr_mlp net;                       /* π's logits, parameters "pi.<k>.weight" / ".bias" */
+    fr_param params[2 * FR_MLP_MAX_LAYERS + 1]; /* the network's, then log Z0 */
+    fr_tensor zv, zg;
+    float *z_dev;                     /* backend (2,): log Z0, its gradient */
+    int64_t cap;                      /* rows of one forward (batch · 9) */
     float *obs_h, *out_h, *dout_h;    /* host (cap, 28), (cap, 9), (cap, 9) */
     int8_t *boards;                   /* (batch, 9, 9): the board before each move */
     int32_t *act, *len, *nA;          /* (batch, 9), (batch,), (batch, 9) */
@@ -67,7 +65,6 @@ struct fr_afn_trainer {
     double *lp, *glp;                 /* (batch, 9) */
 };
 
-static size_t slot(int64_t n) { return (size_t)((n + 15) / 16 * 16); }
 
 fr_afn_opts fr_afn_opts_default(void)
 {
@@ -82,46 +79,11 @@ static void encode(const int8_t *board, float *obs)
     obs[27] = (float)fr_ttt_to_move(board);
 }
 
-static void forward(fr_afn_trainer *t, int64_t R)
-{
-    const fr_ops *op = t->be->ops;
-    const float *in = t->x;
-    t->be->work.fwd_rows += (uint64_t)R;
-    for (int l = 0; l < t->L; l++) {
-        op->gemm(0, 1, R, t->dim[l + 1], t->dim[l], in, t->vals[2 * l].data, t->pre[l], 0);
-        op->bias_add(R, t->dim[l + 1], t->pre[l], t->vals[2 * l + 1].data);
-        if (l < t->L - 1) {
-            op->act_fwd(FR_ACT_RELU, R * t->dim[l + 1], t->pre[l], t->post[l]);
-            in = t->post[l];
-        }
-    }
-}
-
-static void backward(fr_afn_trainer *t, int64_t R)
-{
-    const fr_ops *op = t->be->ops;
-    float *d = t->d0, *dn = t->d1;
-    t->be->work.bwd_rows += (uint64_t)R;
-    for (int l = t->L - 1; l >= 0; l--) {
-        const float *in = l == 0 ? t->x : t->post[l - 1];
-        op->gemm(1, 0, t->dim[l + 1], t->dim[l], R, d, in, t->grads[2 * l].data, 1);
-        op->bias_grad(R, t->dim[l + 1], d, t->grads[2 * l + 1].data, 1);
-        if (l == 0) break;
-        op->gemm(0, 0, R, t->dim[l], t->dim[l + 1], d, t->vals[2 * l].data, dn, 0);
-        op->act_bwd(FR_ACT_RELU, R * t->dim[l], t->pre[l - 1], dn, dn, 0);
-        float *sw = d;
-        d = dn;
-        dn = sw;
-    }
-}
-
 /* The logits (R, 9) into t->out_h of the boards (R, 9) (R <= cap). */
 static fr_status logits(fr_afn_trainer *t, int64_t R, const int8_t *boards)
 {
     for (int64_t r = 0; r < R; r++) encode(boards + r * 9, t->obs_h + r * 28);
-    FR_TRY(fr_h2d(t->be, t->x, t->obs_h, (size_t)(R * 28) * sizeof(float)));
-    forward(t, R);
-    return fr_d2h(t->be, t->out_h, t->pre[t->L - 1], (size_t)(R * 9) * sizeof(float));
+    return fr_mlp_forward_host(&t->net, R, t->obs_h, t->out_h);
 }
 
 /* The masked log-softmax (float64) of 9 logits z over the legal moves into lsm (−inf elsewhere). */
@@ -136,30 +98,12 @@ static void log_softmax(const float *z, const uint8_t *mask, double *lsm)
     for (int k = 0; k < 9; k++) lsm[k] = mask[k] ? (double)z[k] - lse : -INFINITY;
 }
 
-static fr_status init_params(fr_afn_trainer *t)
-{
-    float *h = fr_calloc((size_t)t->arena_n, sizeof *h);
-    if (!h) return FR_ERR_NOMEM;
-    int64_t off = 0;
-    for (int p = 0; p < 2 * t->L; p++) { /* torch.nn.Linear's U(−1/√fan_in, 1/√fan_in) */
-        const float bound = 1.0f / sqrtf((float)t->dim[p / 2]);
-        const int64_t n = fr_tensor_numel(&t->vals[p]);
-        for (int64_t i = 0; i < n; i++)
-            h[off + i] = (2.0f * fr_rng_uniform(t->o.seed, FR_RNG_AFN_INIT, (uint32_t)p, 0, 0, (uint32_t)i) - 1.0f) * bound;
-        off += (int64_t)slot(n);
-    }
-    fr_status s = fr_h2d(t->be, t->arena_v, h, (size_t)t->arena_n * sizeof *h);
-    free(h);
-    const float z[2] = {0.0f, 0.0f}; /* log Z0 = 0 (the public code's init) */
-    return s == FR_OK ? fr_h2d(t->be, t->z_dev, z, sizeof z) : s;
-}
-
 fr_status fr_afn_trainer_new(fr_afn_trainer **out, fr_backend *be, const fr_afn_opts *o)
 {
     *out = NULL;
-    if (o->batch < 1 || o->hidden < 1 || o->n_hidden < 1 || o->n_hidden >= AFN_MAX_LAYERS)
+    if (o->batch < 1 || o->hidden < 1 || o->n_hidden < 1 || o->n_hidden >= FR_MLP_MAX_LAYERS)
         return fr_fail(FR_ERR_ARG, "afn: batch %lld, hidden %lld x %lld: expected >= 1 and fewer than %d layers",
-                       (long long)o->batch, (long long)o->hidden, (long long)o->n_hidden, AFN_MAX_LAYERS);
+                       (long long)o->batch, (long long)o->hidden, (long long)o->n_hidden, FR_MLP_MAX_LAYERS);
     if (!(o->lambda > 0.0) || !isfinite(o->lambda) || !(o->epsilon >= 0.0 && o->epsilon <= 1.0) ||
         !(o->temperature > 0.0) || !isfinite(o->temperature))
         return fr_fail(FR_ERR_ARG, "afn: lambda %g and temperature %g must be > 0, epsilon %g in [0, 1]", o->lambda,
@@ -169,51 +113,23 @@ fr_status fr_afn_trainer_new(fr_afn_trainer **out, fr_backend *be, const fr_afn_
     *out = t;
     t->be = be;
     t->o = *o;
-    t->L = (int)o->n_hidden + 1;
-    t->dim[0] = 28;
-    for (int l = 1; l < t->L; l++) t->dim[l] = o->hidden;
-    t->dim[t->L] = 9;
-    t->n_params = 2 * t->L;
-    for (int l = 0; l < t->L; l++) {
-        t->arena_n += (int64_t)(slot(t->dim[l + 1] * t->dim[l]) + slot(t->dim[l + 1]));
-        const char *part = l < t->L - 1 ? "trunk" : "head";
-        if (l < t->L - 1) {
-            snprintf(t->names[2 * l], sizeof t->names[0], "%s.%d.weight", part, 2 * l);
-            snprintf(t->names[2 * l + 1], sizeof t->names[0], "%s.%d.bias", part, 2 * l);
-        } else {
-            snprintf(t->names[2 * l], sizeof t->names[0], "%s.weight", part);
-            snprintf(t->names[2 * l + 1], sizeof t->names[0], "%s.bias", part);
-        }
-    }
+    const int L = (int)o->n_hidden + 1;
+    int64_t dim[FR_MLP_MAX_LAYERS + 1];
+    dim[0] = 28;
+    for (int l = 1; l < L; l++) dim[l] = o->hidden;
+    dim[L] = 9;
     const int64_t B = o->batch;
     t->cap = B * 9;
-    const int64_t wmax = o->hidden > 28 ? o->hidden : 28;
-    t->arena_v = fr_dev_floats(be, t->arena_n);
-    t->arena_g = fr_dev_floats(be, t->arena_n);
-    t->z_dev = fr_dev_floats(be, 2);
-    t->x = fr_dev_floats(be, t->cap * 28);
-    t->d0 = fr_dev_floats(be, t->cap * wmax);
-    t->d1 = fr_dev_floats(be, t->cap * wmax);
-    if (!t->arena_v || !t->arena_g || !t->z_dev || !t->x || !t->d0 || !t->d1) return FR_ERR_NOMEM;
-    for (int l = 0; l < t->L; l++) {
-        if (!(t->pre[l] = fr_dev_floats(be, t->cap * t->dim[l + 1]))) return FR_ERR_NOMEM;
-        if (l < t->L - 1 && !(t->post[l] = fr_dev_floats(be, t->cap * t->dim[l + 1]))) return FR_ERR_NOMEM;
-    }
-    int64_t off = 0;
-    for (int l = 0; l < t->L; l++) {
-        int64_t ws[2] = {t->dim[l + 1], t->dim[l]}, bs[1] = {t->dim[l + 1]};
-        t->vals[2 * l] = fr_tensor_f32(t->arena_v + off, 2, ws);
-        t->grads[2 * l] = fr_tensor_f32(t->arena_g + off, 2, ws);
-        off += (int64_t)slot(ws[0] * ws[1]);
-        t->vals[2 * l + 1] = fr_tensor_f32(t->arena_v + off, 1, bs);
-        t->grads[2 * l + 1] = fr_tensor_f32(t->arena_g + off, 1, bs);
-        off += (int64_t)slot(bs[0]);
-    }
-    for (int p = 0; p < t->n_params; p++) t->params[p] = (fr_param){t->names[p], &t->vals[p], &t->grads[p]};
+    FR_TRY(fr_mlp_new(&t->net, be, "pi", L, dim, FR_ACT_RELU, t->cap));
+    FR_TRY(fr_mlp_init_params(&t->net, o->seed, AFN_INIT_STREAM, 1.0f));
+    for (int p = 0; p < t->net.n_params; p++) t->params[p] = t->net.params[p];
+    if (!(t->z_dev = fr_dev_floats(be, 2))) return FR_ERR_NOMEM;
     const int64_t one[1] = {1};
-    t->vals[t->n_params] = fr_tensor_f32(t->z_dev, 1, one);
-    t->grads[t->n_params] = fr_tensor_f32(t->z_dev + 1, 1, one);
-    t->params[t->n_params] = (fr_param){"log_z0", &t->vals[t->n_params], &t->grads[t->n_params]};
+    t->zv = fr_tensor_f32(t->z_dev, 1, one);
+    t->zg = fr_tensor_f32(t->z_dev + 1, 1, one);
+    t->params[t->net.n_params] = (fr_param){"log_z0", &t->zv, &t->zg};
+    const float z[2] = {0.0f, 0.0f}; /* log Z0 = 0 (the public code's init) */
+    FR_TRY(fr_h2d(be, t->z_dev, z, sizeof z));
     t->obs_h = fr_malloc((size_t)(t->cap * 28) * sizeof(float));
     t->out_h = fr_malloc((size_t)(t->cap * 9) * sizeof(float));
     t->dout_h = fr_malloc((size_t)(t->cap * 9) * sizeof(float));
@@ -227,18 +143,14 @@ fr_status fr_afn_trainer_new(fr_afn_trainer **out, fr_backend *be, const fr_afn_
     if (!t->obs_h || !t->out_h || !t->dout_h || !t->boards || !t->act || !t->nA || !t->len || !t->outcome || !t->lp ||
         !t->glp)
         return FR_ERR_NOMEM;
-    return init_params(t);
+    return FR_OK;
 }
 
 void fr_afn_trainer_free(fr_afn_trainer *t)
 {
     if (!t) return;
-    void *dev[] = {t->arena_v, t->arena_g, t->z_dev, t->x, t->d0, t->d1};
-    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) fr_dev_free(t->be, dev[i]);
-    for (int l = 0; l < t->L; l++) {
-        fr_dev_free(t->be, t->pre[l]);
-        fr_dev_free(t->be, t->post[l]);
-    }
+    fr_mlp_free(&t->net);
+    fr_dev_free(t->be, t->z_dev);
     void *host[] = {t->obs_h, t->out_h, t->dout_h, t->boards, t->act, t->nA, t->len, t->outcome, t->lp, t->glp};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     free(t);
@@ -247,8 +159,8 @@ void fr_afn_trainer_free(fr_afn_trainer *t)
 int fr_afn_trainer_params(fr_afn_trainer *t, fr_param **ps, int *n_net)
 {
     *ps = t->params;
-    *n_net = t->n_params;
-    return t->n_params + 1;
+    *n_net = t->net.n_params;
+    return t->net.n_params + 1;
 }
 
 fr_status fr_afn_trainer_log_z(fr_afn_trainer *t, double *log_z0)
@@ -351,9 +263,8 @@ fr_status fr_afn_trainer_grad(fr_afn_trainer *t, int64_t e, double *loss, double
                 t->dout_h[r * 9 + k] = (float)(g * ((k == t->act[b * 9 + m] ? 1.0 : 0.0) - p));
             }
         }
-    FR_TRY(fr_dev_zero(t->be, t->arena_g, (size_t)t->arena_n * sizeof(float)));
-    FR_TRY(fr_h2d(t->be, t->d0, t->dout_h, (size_t)(R * 9) * sizeof(float)));
-    backward(t, R);
+    FR_TRY(fr_mlp_zero_grad(&t->net));
+    FR_TRY(fr_mlp_backward_host(&t->net, R, t->dout_h));
     const float gzf = (float)gz;
     FR_TRY(fr_h2d(t->be, t->z_dev + 1, &gzf, sizeof gzf));
     if (loss) *loss = L;
@@ -406,15 +317,12 @@ fr_status fr_afn_trainer_optimal(fr_afn_trainer *t, double *frac, double *mass)
 
 fr_status fr_afn_trainer_digest(fr_afn_trainer *t, uint64_t *digest, int64_t *n_params)
 {
-    float *h = fr_malloc((size_t)(t->arena_n + 1) * sizeof *h);
-    if (!h) return FR_ERR_NOMEM;
-    fr_status s = fr_d2h(t->be, h, t->arena_v, (size_t)t->arena_n * sizeof *h);
-    if (s == FR_OK) s = fr_d2h(t->be, h + t->arena_n, t->z_dev, sizeof *h);
-    if (s == FR_OK) *digest = fr_digest_bytes(h, (size_t)(t->arena_n + 1) * sizeof *h);
-    if (n_params) {
-        *n_params = 1;
-        for (int p = 0; p < t->n_params; p++) *n_params += fr_tensor_numel(&t->vals[p]);
-    }
-    free(h);
-    return s;
+    uint64_t d;
+    float z;
+    FR_TRY(fr_mlp_digest(&t->net, &d));
+    FR_TRY(fr_d2h(t->be, &z, t->z_dev, sizeof z));
+    const uint64_t both[2] = {d, fr_digest_bytes(&z, sizeof z)};
+    *digest = fr_digest_bytes(both, sizeof both);
+    if (n_params) *n_params = fr_mlp_numel(&t->net) + 1;
+    return FR_OK;
 }

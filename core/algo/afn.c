@@ -26,7 +26,7 @@ typedef struct {
 static const fr_opt k_rows[] = {
     FR_OPT_I64(C, batch, "batch_size", "512", 1, 1 << 20, "self-play games per epoch (one optimiser step)", 0),
     FR_OPT_I64(C, hidden, "hidden_dim", "128", 1, 8192, "width of the policy MLP", 0),
-    FR_OPT_I64(C, n_hidden, "n_hidden", "2", 1, 15, "hidden layers of the policy MLP", 0),
+    FR_OPT_I64(C, n_hidden, "n_hidden", "2", 1, 7, "hidden layers of the policy MLP", 0),
     FR_OPT_F64(C, lr_z, "lr_z", "0.05", 1e-12, 100, "AdamW learning rate of log Z0 (the public code's lr_Z_0), no weight decay", 0),
     FR_OPT_F64(C, temperature, "temperature", "2", 1e-6, 1e6,
                "self-play samples softmax(logits / temperature) (the public code's gen_batch: 2); the loss uses pi", 0),

@@ -91,7 +91,7 @@ fr_status fr_afn_trainer_log_z(fr_afn_trainer *t, double *log_z0);
  * position, the fraction where the argmax of π (first maximum) is an optimal move; also
  * *mass = the mean π probability of the optimal moves. Either may be NULL. */
 fr_status fr_afn_trainer_optimal(fr_afn_trainer *t, double *frac, double *mass);
-/* XXH3-64 digest of every parameter's bytes (log Z0 last). */
+/* XXH3-64 digest of the network's digest (fr_mlp_digest) and log Z0's bytes. */
 fr_status fr_afn_trainer_digest(fr_afn_trainer *t, uint64_t *digest, int64_t *n_params);
 
 #endif

@@ -110,8 +110,7 @@ typedef enum {
     FR_RNG_BOX_EVAL = 86,      /* the evaluation's trajectories (0, trajectory, step) */
     FR_RNG_BOX_TARGET = 87,    /* the target's rejection samples (sample, try, 0) */
     /* adversarial flow networks and the FL-GFN set task (issue 22's branch afn: 120-124) */
-    FR_RNG_AFN_GAME = 120,     /* AFlowNet self-play: a move's draws of (epoch, game, move) (flowrl/afn.h) */
-    FR_RNG_AFN_INIT = 121      /* AFlowNet network init: parameter p element i as (p, 0, 0, i) */
+    FR_RNG_AFN_GAME = 120      /* AFlowNet self-play: a move's draws of (epoch, game, move) (flowrl/afn.h) */
 } fr_rng_purpose;
 
 typedef struct {
