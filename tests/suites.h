@@ -81,6 +81,7 @@
     X(gfn_losses)                                                                          \
     X(gfn_ext)                                                                             \
     X(afn)                                                                                 \
+    X(flgfn)                                                                               \
     X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure
