@@ -125,6 +125,28 @@ double fr_set_max_log_r(const fr_env *e)
     return -s;
 }
 
+/* e_k of the weights w (D,) without item skip (−1: none), k <= n, by the DP over items (float64). */
+static double esp(const double *w, int D, int skip, int k)
+{
+    double e[101] = {1.0};
+    for (int i = 0; i < D; i++) {
+        if (i == skip) continue;
+        for (int j = k; j > 0; j--) e[j] += e[j - 1] * w[i];
+    }
+    return e[k];
+}
+
+double fr_set_target_mean_log_r(const fr_env *e, double *log_z)
+{
+    const set_impl *im = e->impl;
+    double w[100] = {0}, m = 0.0;
+    for (int a = 0; a < im->D; a++) w[a] = fr_awm_exp(-im->E[a]);
+    const double Z = esp(w, im->D, -1, im->n);
+    for (int a = 0; a < im->D; a++) m -= w[a] * esp(w, im->D, a, im->n - 1) / Z * im->E[a];
+    if (log_z) *log_z = fr_awm_log(Z);
+    return m;
+}
+
 const fr_env_class fr_env_set = {
     "set",
     "FL-GFN's set task: choose set_size of action_dim items, R(x) = prod exp(-E[a]) (the public code's energies)",

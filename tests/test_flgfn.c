@@ -47,6 +47,10 @@ START_TEST(test_set_env)
     fr_env e = set_env(0);
     ck_assert(fr_set_energies(&e)[0] == 0.6961474461702144); /* set/gflownet.py's first small energy */
     ck_assert(fr_set_energies(&e)[29] == 0.013149744911117978);
+    /* the target's E[log R] and log Z on small, by elementary symmetric polynomials (a Python check
+     * of the same sums gives -4.53710134657954 and 11.892389285206134) */
+    double lz, m = fr_set_target_mean_log_r(&e, &lz);
+    ck_assert_msg(fabs(m + 4.53710134657954) < 1e-9 && fabs(lz - 11.892389285206134) < 1e-9, "%.15g %.15g", m, lz);
     fr_env_free(&e);
 }
 END_TEST

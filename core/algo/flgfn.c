@@ -114,8 +114,8 @@ static fr_status flgfn_evaluate(fr_run *r, void *state, const char *key, int64_t
     flgfn_state *g = state;
     double mlr, top;
     FR_TRY(fr_flgfn_trainer_eval(g->t, ((const flgfn_opts *)r->ao)->eval_samples, &mlr, &top));
-    fr_run_info(r, "eval %-8s (epoch %lld): mean_log_r %.6f top100_r %.6f (best log R %.6f)", key, (long long)epoch, mlr,
-                top, fr_set_max_log_r(&r->env));
+    fr_run_info(r, "eval %-8s (epoch %lld): mean_log_r %.6f (target %.6f) top100_r %.6f (best log R %.6f)", key,
+                (long long)epoch, mlr, fr_set_target_mean_log_r(&r->env, NULL), top, fr_set_max_log_r(&r->env));
     fr_run_metric(r, "mean_log_r", mlr);
     fr_run_metric(r, "top100_r", top);
     *score = mlr;

@@ -35,6 +35,10 @@ int fr_set_size_of(const fr_env *e);
 const double *fr_set_energies(const fr_env *e);
 /* The largest log R over all sets: −(the sum of the n smallest energies). */
 double fr_set_max_log_r(const fr_env *e);
+/* Exactly, under the target p(x) = R(x)/Z: E_p[log R] = −Σ_a P(a ∈ x)·E[a], P(a ∈ x) = w_a e_{n−1}(w
+ * without a) / e_n(w), w = exp(−E), e_k the elementary symmetric polynomials (float64); *log_z
+ * (may be NULL) = log e_n(w). */
+double fr_set_target_mean_log_r(const fr_env *e, double *log_z);
 
 /* ---- the loss ------------------------------------------------------------------------------- */
 typedef enum { FR_FLGFN_FLDB = 0, FR_FLGFN_DB = 1 } fr_flgfn_loss_kind;
