@@ -25,7 +25,7 @@ static const char *const k_losses[] = {"fldb", "db", NULL};
 static const fr_opt k_rows[] = {
     FR_OPT_ENUM(C, loss, "loss", "fldb", k_losses, "fldb: forward-looking DB with the step energies; db: DB, log R(x) in the last residual", 0),
     FR_OPT_BOOL(C, pin, "pin_terminal", "true",
-                "fldb: log F~ of the terminal set pinned to 0 (the paper); false: the network's output (the public code)", 0),
+                "fldb: log F~ of the terminal set pinned to 0 (the paper); --no-pin-terminal: the network's output (the public code)", 0),
     FR_OPT_BOOL(C, uniform_pb, "uniform_pb", "false", "P_B uniform over the items in s' (the code's rand_pb)", 0),
     FR_OPT_I64(C, batch, "batch_size", "16", 1, 1 << 16, "trajectories per epoch (the code's mbsize)", 0),
     FR_OPT_I64(C, hidden, "hidden_dim", "256", 1, 8192, "width of the MLP", 0),
