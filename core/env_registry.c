@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flowrl/afn.h"
 #include "flowrl/env.h"
 #include "flowrl/env_ctl.h"
+#include "flowrl/flgfn.h"
 #include "flowrl/gfn_box.h"
 
 static const fr_env_class *const k_envs[] = {
@@ -17,6 +19,8 @@ static const fr_env_class *const k_envs[] = {
     &fr_env_manywell,
     &fr_env_nav2d,    /* control (flowrl/env_ctl.h) */
     &fr_env_pendulum,
+    &fr_env_tictactoe, /* two-player game (flowrl/afn.h) */
+    &fr_env_set,       /* FL-GFN's set task (flowrl/flgfn.h) */
     NULL,
 };
 

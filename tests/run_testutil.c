@@ -2,6 +2,7 @@
 #include "tests/run_testutil.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,18 +243,34 @@ pid_t fr_rt_spawn(const char *const *args)
     return pid;
 }
 
-void fr_rt_wait_checkpoint(const char *run, int64_t step, pid_t pid)
+/* 1 if run's checkpoints/ holds a step-N.safetensors with N >= step: a fast run (an environment
+ * algorithm's tiny epochs take milliseconds) may have rotated step-N itself away (keep 2) between
+ * two polls, so any later one counts. */
+static int checkpoint_at_least(const char *run, int64_t step)
 {
     char p[512];
-    snprintf(p, sizeof p, "%s/%s/checkpoints/step-%lld.safetensors", fr_rt_dir, run, (long long)step);
-    struct stat st;
+    snprintf(p, sizeof p, "%s/%s/checkpoints", fr_rt_dir, run);
+    DIR *d = opendir(p);
+    if (!d) return 0;
+    int found = 0;
+    for (struct dirent *e; !found && (e = readdir(d));) {
+        long long n;
+        char tail[32];
+        found = sscanf(e->d_name, "step-%lld.%31s", &n, tail) == 2 && strcmp(tail, "safetensors") == 0 && n >= step;
+    }
+    closedir(d);
+    return found;
+}
+
+void fr_rt_wait_checkpoint(const char *run, int64_t step, pid_t pid)
+{
     for (int i = 0; i < 40000; i++) {
-        if (stat(p, &st) == 0) return;
+        if (checkpoint_at_least(run, step)) return;
         int status;
         ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0, "%s: the training child exited early (status %d)", run, status);
         usleep(500);
     }
-    ck_abort_msg("no checkpoint %s after 20 s", p);
+    ck_abort_msg("no checkpoint %s/%s/checkpoints/step-N (N >= %lld) after 20 s", fr_rt_dir, run, (long long)step);
 }
 
 int fr_rt_curve_record(const fr_run_epoch_event *ev, void *user)

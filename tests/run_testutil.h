@@ -64,7 +64,7 @@ int fr_rt_cli(char *out, size_t n, const char *fmt, ...)
 /* Starts `flowrl train` with argv (NULL-terminated, without the program name) in the
  * background, output to /dev/null. */
 pid_t fr_rt_spawn(const char *const *args);
-/* Waits until DIR/run/checkpoints/step-N.safetensors exists (the child is mid-run). */
+/* Waits until DIR/run/checkpoints/ holds step-N.safetensors or a later step (the child is mid-run). */
 void fr_rt_wait_checkpoint(const char *run, int64_t step, pid_t pid);
 
 /* The mean reward of a run's first epoch and the mean of its last three (a learning test's

@@ -80,6 +80,8 @@
     X(dppo)                                                                                \
     X(gfn_losses)                                                                          \
     X(gfn_ext)                                                                             \
+    X(afn)                                                                                 \
+    X(flgfn)                                                                               \
     X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure

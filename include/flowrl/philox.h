@@ -108,7 +108,11 @@ typedef enum {
     /* the Box environment and its GFlowNet (flowrl/gfn_box.h; issue 13's branch gfnbox: 85-89) */
     FR_RNG_BOX_ACTION = 85,    /* a training trajectory's draws of (iteration, trajectory, step) */
     FR_RNG_BOX_EVAL = 86,      /* the evaluation's trajectories (0, trajectory, step) */
-    FR_RNG_BOX_TARGET = 87     /* the target's rejection samples (sample, try, 0) */
+    FR_RNG_BOX_TARGET = 87,    /* the target's rejection samples (sample, try, 0) */
+    /* adversarial flow networks and the FL-GFN set task (issue 22's branch afn: 120-124) */
+    FR_RNG_AFN_GAME = 120,     /* AFlowNet self-play: a move's draws of (epoch, game, move) (flowrl/afn.h) */
+    FR_RNG_FLGFN_ACTION = 121, /* FL-GFN set task: a training trajectory's draws of (epoch, trajectory, step) (flowrl/flgfn.h) */
+    FR_RNG_FLGFN_EVAL = 122    /* FL-GFN: the evaluation's sets (chunk, trajectory, step) */
 } fr_rng_purpose;
 
 typedef struct {
