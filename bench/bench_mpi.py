@@ -58,12 +58,17 @@ def volume(algo, N, D):
 
 
 def model_sizes(path):
-    """(|W|, |P|, tensors, weight tensors): the linear weights and all parameters of a checkpoint's model."""
+    """(|W|, |P|, tensors, weight tensors, r_f + r_b, gathers per forward and backward): the linear weights and
+    all parameters of a checkpoint's model, the floats a row of the update gathers (docs/determinism.md "Many
+    processes": r_f after the forward, r_b after the backward) and the gathers of one split forward and backward."""
     import struct
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         h = json.loads(f.read(n))
     W = Pn = nt = nw = 0
+    meta = h.get("__metadata__", {})
+    H, F, E, D, nb = (int(meta[f"model.{k}"]) for k in ("H", "F", "E", "D", "n_blocks"))
+    row = ((2 * nb + 3) * H + nb * F + 2 * nb + E + D + 2) + ((nb + 2) * H + nb * F)
     for k, v in h.items():
         if k == "__metadata__" or k.startswith(("ema.", "optim.")):
             continue
@@ -75,7 +80,7 @@ def model_sizes(path):
         if k.endswith(".weight") and len(v["shape"]) == 2 and not k.startswith("cond."):
             W += size
             nw += 1
-    return W, Pn, nt, nw
+    return W, Pn, nt, nw, row, 11 + 2 + 2 * nb
 
 
 def loadavg():
@@ -105,8 +110,10 @@ def main():
             if not re.search(rf"^identical through step {EPOCHS} ", a, re.M):
                 raise SystemExit(f"bench_mpi: {d}'s audit.log differs from the run without mpirun:\n{a}")
             res[algo][R] = epochs(os.path.join(tmp, d))
+        with open(os.path.join(tmp, f"{algo}.R1", "config.json")) as f:
+            res[algo]["num_batches"] = json.load(f)["num_batches"]
     load1 = loadavg()
-    W, Pn, n_tensors, n_weights = model_sizes(os.path.join(tmp, "base.safetensors"))
+    W, Pn, n_tensors, n_weights, row, row_gathers = model_sizes(os.path.join(tmp, "base.safetensors"))
     subprocess.run(["rm", "-rf", tmp])
 
     L = ["<!-- bench_mpi begin: written by bench/bench_mpi.py (make bench-mpi), do not edit by hand -->",
@@ -117,8 +124,9 @@ def main():
          f"{P} prompts x {G} samples (N = {N}), {T} steps, backend opt, 1 thread per process, "
          f"`mpirun --oversubscribe -n R` over shared memory (btl self,vader). Median of epochs 2-{EPOCHS}. Every run's "
          "audit.log is identical to the run without mpirun (checked). *split* = the rollout and rewards each process "
-         "computes (`dist.split_seconds`), *rest* = the update (its dW rows and AdamW share split, the rest "
-         "replicated) and the records; *comm* = time in collectives, waiting for the slower rank included "
+         "computes (`dist.split_seconds`), *rest* = the update (the policy's forward and backward split by "
+         "sample, dW by rows, AdamW by shares; the frozen models' forwards and the row reductions replicated) and "
+         "the records; *comm* = time in collectives, waiting for the slower rank included "
          "(`dist.comm_seconds`); bytes: `dist.recv_bytes`, of which the update's `dist.update_recv_bytes`." +
          (f" **The load average was {load0.split()[0]} on 2 cores: the two processes of R = 2 did not have a core "
           "each, so its rows measure contention, not scaling; the projection below uses the R = 1 numbers.**"
@@ -136,26 +144,30 @@ def main():
                      f"{med(r[R], 'dist.update_recv_bytes'):.0f} | {base / e:.2f} |")
         e1, s1 = med(r[1], "seconds"), med(r[1], "dist.split_seconds")
         U = med(r[1], "updates")
-        # the dW share of the update's GEMM work: backward rows do dX and dW (2 units), forward rows 1 unit
+        # the split share of the update's GEMM work: backward rows do dX and dW (2 units), forward rows 1 unit;
+        # the policy's forward rows (split) are its backward rows, the other forward rows are frozen models'
         fwd = med(r[1], "nfe.forward_rows") - N * T
         bwd = med(r[1], "nfe.backward_rows")
-        proj[algo] = (s1 / N, e1 - s1, U, bwd / (fwd + 2 * bwd))
+        proj[algo] = (s1 / N, e1 - s1, U, 3 * bwd / (fwd + 2 * bwd), bwd, bwd / (N / r["num_batches"]))
     L += ["", "### Projection for larger R (a model, not a measurement)", "",
           "t(R) = c·G·⌈P/R⌉ + rest·(1 − f) + rest·f/R + comm(R), comm(R) = n_c·λ + (V_r + V_u)·(R−1)/R / β, with c "
-          "(split compute per sample) and rest (the update and records) measured above at R = 1; f the dW share of "
-          "the update, estimated from its GEMM work (f = b / (a + 2b), a the update's forward rows, b its backward "
-          "rows: the `nfe.*` metrics; AdamW and the records counted as replicated); V_r the rollout's gathered "
-          f"bytes, V_u = U·4·(|W| + 3·|P|) the update's (docs/determinism.md \"Many processes\"), n_c = "
-          f"{COLLECTIVES} + U·{PER_GATHER}·({n_weights} + 3·{n_tensors}) collectives; assumed λ = {LATENCY_US:g} µs "
-          f"per collective and β = {LINK_GBPS:g} GB/s per process (a 100 Gb/s-class link between machines; shared "
-          "memory is faster). The speed-up is bounded by (c·N + rest) / (rest·(1 − f)) (Amdahl): the replicated "
-          "forward and input-gradient passes of the update are what bounds it now; splitting them by sample "
-          "(gathering each layer's activations and output gradients) is the next step.", "",
+          "(split compute per sample) and rest (the update and records) measured above at R = 1; f the split share "
+          "of the update, estimated from its GEMM work (f = 3b / (a + 2b), a the update's forward rows, b its "
+          "backward rows = the policy's split forward rows: the `nfe.*` metrics; the frozen models' forwards, AdamW "
+          "and the records counted as replicated); V_r the rollout's gathered bytes, V_u = U·4·(|W| + 3·|P|) + "
+          f"b·4·(r_f + r_b) the update's (docs/determinism.md \"Many processes\"; r_f + r_b = {row} floats a row "
+          f"for this model), n_c = {COLLECTIVES} + U·{PER_GATHER}·({n_weights} + 3·{n_tensors}) + "
+          f"m·{PER_GATHER}·{row_gathers} collectives (m the split forward/backward pairs, estimated as b over the "
+          f"micro-batch's rows N / num_batches); assumed λ = {LATENCY_US:g} µs per collective and β = "
+          f"{LINK_GBPS:g} GB/s per process (a 100 Gb/s-class link between machines; shared memory is faster). The "
+          "speed-up is bounded by (c·N + rest) / (rest·(1 − f)) (Amdahl): the frozen models' forwards (a KL "
+          "reference, an EMA teacher), the O(B·width) row reductions, AdamW's gathers and the records are what "
+          "bounds it now.", "",
           "| algorithm | c per sample | rest | f | V_r + V_u per epoch | R = 1 | R = 2 | R = 4 | R = 8 | bound |",
           "|---|---|---|---|---|---|---|---|---|---|"]
-    for algo, (c, rest, U, f) in proj.items():
-        Vr, Vu = volume(algo, N, D), U * 4 * (W + 3 * Pn)
-        nc = COLLECTIVES + U * PER_GATHER * (n_weights + 3 * n_tensors)
+    for algo, (c, rest, U, f, b, m) in proj.items():
+        Vr, Vu = volume(algo, N, D), U * 4 * (W + 3 * Pn) + b * 4 * row
+        nc = COLLECTIVES + U * PER_GATHER * (n_weights + 3 * n_tensors) + m * PER_GATHER * row_gathers
         cells = []
         t1 = c * N + rest
         for R in (1, 2, 4, 8):

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "flowrl/dist.h"
+#include "core/model_dist.h"
 
 static const float *W(const fr_model *m, int i) { return (const float *)m->w[i].data; }
 /* NULL in a LoRA view: the base is frozen, only its adapter's tensors have gradients. */
@@ -111,6 +112,49 @@ static void linear(const fr_model *m, fr_backend *be, fr_model_ws *ws, int64_t B
     fr_linear_fwd(be, B, N, K, z, W(m, wi), W(m, wi + 1), on ? &ad : NULL, zs, y);
 }
 
+/* Rows [lo, lo + n) of a forward of B rows, up to the head's linear (into ws->xo for an x0
+ * head, else out): every op is row-wise, each array's slots strided by B. */
+static void forward_rows(const fr_model *m, fr_backend *be, fr_model_ws *ws, int64_t B, int64_t lo, int64_t n,
+                         const float *x, const float *t, const int32_t *c, float *out)
+{
+    const fr_model_config *cf = &m->cfg;
+    const int64_t D = cf->D, H = cf->H, F = cf->F, E = cf->E, nb = cf->n_blocks;
+    float *h = ws->h + lo * H; /* slot 0 */
+    linear(m, be, ws, n, H, D, x + lo * D, FR_MP_IN_W, h);
+    be->ops->temb_sinusoidal(n, E, t + lo, ws->temb_in + lo * E);
+    linear(m, be, ws, n, H, E, ws->temb_in + lo * E, FR_MP_T1_W, ws->t1 + lo * H);
+    be->ops->act_fwd(cf->act, n * H, ws->t1 + lo * H, ws->a1 + lo * H);
+    linear(m, be, ws, n, H, H, ws->a1 + lo * H, FR_MP_T2_W, ws->tmp + lo * H);
+    be->ops->binary(FR_BIN_ADD, n * H, h, ws->tmp + lo * H, h);
+    be->ops->embed_gather_add(n, cf->n_slots, H, cf->n_cond + 1, W(m, FR_MP_COND), c + lo * cf->n_slots, h);
+
+    for (int64_t k = 0; k < nb; k++) {
+        int64_t s = ws->keep ? k : 0;
+        float *hk = ws->h + (ws->keep ? k : 0) * B * H + lo * H;
+        float *hn = ws->h + (ws->keep ? k + 1 : 0) * B * H + lo * H;
+        float *ln = ws->ln + s * B * H + lo * H, *u = ws->u + s * B * F + lo * F, *a = ws->a + s * B * F + lo * F;
+        be->ops->layernorm_fwd(n, H, hk, W(m, FR_MP_BLOCK(k, FR_MPB_LN_W)), W(m, FR_MP_BLOCK(k, FR_MPB_LN_B)),
+                               cf->ln_eps, ln, ws->ln_mean + s * B + lo, ws->ln_rstd + s * B + lo);
+        linear(m, be, ws, n, F, H, ln, FR_MP_BLOCK(k, FR_MPB_FC1_W), u);
+        be->ops->act_fwd(cf->act, n * F, u, a);
+        linear(m, be, ws, n, H, F, a, FR_MP_BLOCK(k, FR_MPB_FC2_W), ws->tmp + lo * H);
+        be->ops->binary(FR_BIN_ADD, n * H, hk, ws->tmp + lo * H, hn);
+    }
+
+    const float *hf = ws->h + (ws->keep ? nb : 0) * B * H + lo * H;
+    be->ops->layernorm_fwd(n, H, hf, W(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)), W(m, FR_MP_HEAD(nb, FR_MPH_NORM_B)),
+                           cf->ln_eps, ws->lnf + lo * H, ws->lnf_mean + lo, ws->lnf_rstd + lo);
+    float *y = cf->head == FR_HEAD_X0 ? ws->xo : out;
+    linear(m, be, ws, n, D, H, ws->lnf + lo * H, FR_MP_HEAD(nb, FR_MPH_OUT_W), y + lo * D);
+}
+
+/* A split workspace's buffer (outer, B, row_floats) whole on every process (each brought its
+ * rows [ws->lo, ws->hi)); FR_OK without a split. */
+static fr_status whole(fr_model_ws *ws, float *buf, int64_t outer, int64_t row_floats)
+{
+    return ws->split ? fr_model_dist_rows(ws->be, FR_OK, buf, outer, ws->B, row_floats) : FR_OK;
+}
+
 fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, int64_t B,
                            const float *x,   // (B,D)
                            const float *t,   // (B,)
@@ -129,36 +173,27 @@ fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, i
         be->ops->copy(B * D, x, ws->x);
         FR_TRY(fr_d2d(be, ws->c, c, (size_t)(B * cf->n_slots) * sizeof *c));
     }
-    float *h = ws->h; /* slot 0 */
-    linear(m, be, ws, B, H, D, x, FR_MP_IN_W, h);
-    be->ops->temb_sinusoidal(B, E, t, ws->temb_in);
-    linear(m, be, ws, B, H, E, ws->temb_in, FR_MP_T1_W, ws->t1);
-    be->ops->act_fwd(cf->act, B * H, ws->t1, ws->a1);
-    linear(m, be, ws, B, H, H, ws->a1, FR_MP_T2_W, ws->tmp);
-    be->ops->binary(FR_BIN_ADD, B * H, h, ws->tmp, h);
-    be->ops->embed_gather_add(B, cf->n_slots, H, cf->n_cond + 1, W(m, FR_MP_COND), c, h);
-
-    for (int64_t k = 0; k < nb; k++) {
-        int64_t s = ws->keep ? k : 0;
-        float *hk = ws->h + (ws->keep ? k : 0) * B * H;
-        float *hn = ws->h + (ws->keep ? k + 1 : 0) * B * H;
-        float *ln = ws->ln + s * B * H, *u = ws->u + s * B * F, *a = ws->a + s * B * F;
-        be->ops->layernorm_fwd(B, H, hk, W(m, FR_MP_BLOCK(k, FR_MPB_LN_W)),
-                           W(m, FR_MP_BLOCK(k, FR_MPB_LN_B)), cf->ln_eps, ln, ws->ln_mean + s * B,
-                           ws->ln_rstd + s * B);
-        linear(m, be, ws, B, F, H, ln, FR_MP_BLOCK(k, FR_MPB_FC1_W), u);
-        be->ops->act_fwd(cf->act, B * F, u, a);
-        linear(m, be, ws, B, H, F, a, FR_MP_BLOCK(k, FR_MPB_FC2_W), ws->tmp);
-        be->ops->binary(FR_BIN_ADD, B * H, hk, ws->tmp, hn);
+    /* the update split by sample over the processes: this one's rows, then what the backward's
+     * reductions over rows read (and the output) gathered whole */
+    ws->split = ws->keep && m->split_rows && m->dw_parts > 1 && !m->lora;
+    ws->lo = 0, ws->hi = B;
+    if (ws->split) fr_dist_block(B, 1, m->dw_part, m->dw_parts, &ws->lo, &ws->hi);
+    if (ws->hi > ws->lo) forward_rows(m, be, ws, B, ws->lo, ws->hi - ws->lo, x, t, c, out);
+    if (ws->split) {
+        FR_TRY(whole(ws, ws->h, nb + 1, H));
+        FR_TRY(whole(ws, ws->ln, nb, H));
+        FR_TRY(whole(ws, ws->ln_mean, nb, 1));
+        FR_TRY(whole(ws, ws->ln_rstd, nb, 1));
+        FR_TRY(whole(ws, ws->a, nb, F));
+        FR_TRY(whole(ws, ws->temb_in, 1, E));
+        FR_TRY(whole(ws, ws->a1, 1, H));
+        FR_TRY(whole(ws, ws->lnf, 1, H));
+        FR_TRY(whole(ws, ws->lnf_mean, 1, 1));
+        FR_TRY(whole(ws, ws->lnf_rstd, 1, 1));
+        FR_TRY(whole(ws, cf->head == FR_HEAD_X0 ? ws->xo : out, 1, D));
     }
-
-    const float *hf = ws->h + (ws->keep ? nb : 0) * B * H;
-    be->ops->layernorm_fwd(B, H, hf, W(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)),
-                       W(m, FR_MP_HEAD(nb, FR_MPH_NORM_B)), cf->ln_eps, ws->lnf, ws->lnf_mean,
-                       ws->lnf_rstd);
-    /* x0 heads: x̂0 into scratch, then the head row by row (out may alias x: each element
-     * reads x before writing out) */
-    linear(m, be, ws, B, D, H, ws->lnf, FR_MP_HEAD(nb, FR_MPH_OUT_W), cf->head == FR_HEAD_X0 ? ws->xo : out);
+    /* x0 heads: the head row by row over all B rows (out may alias x: each element reads x
+     * before writing out) */
     fr_model_head_fwd(m, be, B, t, x, ws->xo, ws->keep ? ws->den : NULL, out);
 
     ws->ready = ws->keep;
@@ -206,7 +241,8 @@ fr_status fr_model_dw_rows(fr_backend *be, int64_t B, int64_t N, int64_t K, int6
 
 /* Backward of linear() given dy (B,N): dW (N,K) += dy^T z (this process's rows of it when the
  * model's dW is split), db (N,) += rows of dy (not in a LoRA view), the adapter's gradients, and
- * dz (B,K) = dy W (+ the adapter's) unless dz is NULL. */
+ * dz (B,K) = dy W (+ the adapter's) unless dz is NULL. A split workspace: z and dy whole, the
+ * reductions over all B rows, dz on this process's rows only. */
 static fr_status linear_bwd(fr_model *m, fr_backend *be, fr_model_ws *ws, int64_t B, int64_t N, int64_t K,
                             const float *z, int wi, const float *dy, float *dz)
 {
@@ -221,7 +257,13 @@ static fr_status linear_bwd(fr_model *m, fr_backend *be, fr_model_ws *ws, int64_
         FR_TRY(fr_model_dw_rows(be, B, N, K, lo, hi, z, dy, dw));
         dw = NULL; /* done: fr_linear_bwd skips the whole dW */
     }
-    fr_linear_bwd(be, B, N, K, z, W(m, wi), dy, dw, G(m, wi + 1), on ? &ad : NULL, zs, ws->dlz, dz);
+    if (!ws->split) {
+        fr_linear_bwd(be, B, N, K, z, W(m, wi), dy, dw, G(m, wi + 1), on ? &ad : NULL, zs, ws->dlz, dz);
+        return FR_OK;
+    }
+    const int64_t lo = ws->lo, n = ws->hi - ws->lo; /* never a LoRA view (ws->split) */
+    fr_linear_bwd(be, B, N, K, z, W(m, wi), dy, NULL, G(m, wi + 1), NULL, NULL, NULL, NULL);
+    if (dz && n > 0) fr_linear_bwd(be, n, N, K, z + lo * K, W(m, wi), dy + lo * N, NULL, NULL, NULL, NULL, NULL, dz + lo * K);
     return FR_OK;
 }
 
@@ -237,14 +279,20 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
     FR_TRY(check_ws(m, ws, B));
     const fr_model_config *cf = &m->cfg;
     int64_t D = cf->D, H = cf->H, F = cf->F, E = cf->E, nb = cf->n_blocks;
+    /* a split workspace: the element-wise steps on this process's rows [lo, lo + n), each input
+     * gradient made whole (whole()) before a reduction over rows reads it */
+    const int64_t lo = ws->lo, n = ws->hi - ws->lo;
     float *dh = ws->dh, *dtmp = ws->dtmp;
-    (void)D;
     be->work.bwd_rows += (uint64_t)B;
 
+    /* x0 head (all B rows: dout is whole): v = (x − x̂0)/d, so dL/dx̂0 = −dv/d (into the x̂0
+     * scratch) and dL/dx gains +dv/d (added at the end). */
     const float *dy = fr_model_head_bwd(m, be, B, ws->den, dout, ws->xo, ws->dxh, dx != NULL);
     /* Head: o = LN_f(h_nb) W_out^T + b_out. */
     FR_TRY(linear_bwd(m, be, ws, B, D, H, ws->lnf, FR_MP_HEAD(nb, FR_MPH_OUT_W), dy, dtmp));
-    /* The layer-norm op accumulates dx, dgamma, dbeta together; start dh at 0. */
+    FR_TRY(whole(ws, dtmp, 1, H));
+    /* The layer-norm op accumulates dx, dgamma, dbeta together over all B rows (so dh is
+     * whole after it); start dh at 0. */
     be->ops->fill(B * H, 0.0f, dh);
     be->ops->layernorm_bwd(B, H, ws->h + nb * B * H, W(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)),
                        ws->lnf_mean, ws->lnf_rstd, dtmp, dh, G(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)),
@@ -256,8 +304,10 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
         const float *hk = ws->h + k * B * H, *ln = ws->ln + k * B * H;
         const float *u = ws->u + k * B * F, *a = ws->a + k * B * F;
         FR_TRY(linear_bwd(m, be, ws, B, H, F, a, FR_MP_BLOCK(k, FR_MPB_FC2_W), dh, ws->da));
-        be->ops->act_bwd(cf->act, B * F, u, ws->da, ws->du, 0);
+        be->ops->act_bwd(cf->act, n * F, u + lo * F, ws->da + lo * F, ws->du + lo * F, 0);
+        FR_TRY(whole(ws, ws->du, 1, F));
         FR_TRY(linear_bwd(m, be, ws, B, F, H, ln, FR_MP_BLOCK(k, FR_MPB_FC1_W), ws->du, dtmp));
+        FR_TRY(whole(ws, dtmp, 1, H));
         be->ops->layernorm_bwd(B, H, hk, W(m, FR_MP_BLOCK(k, FR_MPB_LN_W)), ws->ln_mean + k * B,
                            ws->ln_rstd + k * B, dtmp, dh, G(m, FR_MP_BLOCK(k, FR_MPB_LN_W)),
                            G(m, FR_MP_BLOCK(k, FR_MPB_LN_B)), 1);
@@ -268,10 +318,12 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
     /* the time MLP has gradients unless a LoRA view adapts neither of its layers */
     if (!m->lora || m->lora->tidx[FR_MP_T1_W] >= 0 || m->lora->tidx[FR_MP_T2_W] >= 0) {
         FR_TRY(linear_bwd(m, be, ws, B, H, H, ws->a1, FR_MP_T2_W, dh, dtmp));
-        be->ops->act_bwd(cf->act, B * H, ws->t1, dtmp, ws->tmp, 0);
+        be->ops->act_bwd(cf->act, n * H, ws->t1 + lo * H, dtmp + lo * H, ws->tmp + lo * H, 0);
+        FR_TRY(whole(ws, ws->tmp, 1, H));
         FR_TRY(linear_bwd(m, be, ws, B, H, E, ws->temb_in, FR_MP_T1_W, ws->tmp, NULL));
     }
     FR_TRY(linear_bwd(m, be, ws, B, H, D, ws->x, FR_MP_IN_W, dh, dx));
+    if (dx) FR_TRY(whole(ws, dx, 1, D));
     if (dx) fr_model_head_dx(m, be, B, ws->xo, ws->dxh, dx);
     return FR_OK;
 }

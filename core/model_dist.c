@@ -11,27 +11,30 @@
 #include "flowrl/progress.h"
 #endif
 
-/* t (rows, row_floats) in backend memory, rows fr_dist_block(rows, 1) computed by each rank */
-static fr_status whole_rows(fr_backend *be, fr_status s, const fr_tensor *t, int64_t rows, int64_t row_floats)
+/* buf (outer, rows, row_floats) in backend memory, rows fr_dist_block(rows, 1) of each slice
+ * computed by each rank */
+static fr_status whole_rows(fr_backend *be, fr_status s, float *buf, int64_t outer, int64_t rows, int64_t row_floats)
 {
 #if FR_HAVE_CUDA
     if (fr_cuda_nccl_joined()) { /* GPU to GPU (FLOWRL_NCCL=1), after the same agreement */
         FR_TRY(fr_dist_agree(s));
-        uint64_t got = 0;
-        const double t0 = fr_now_seconds();
-        s = fr_cuda_nccl_gather_rows((float *)t->data, rows, row_floats, &got);
-        fr_dist_count(got, fr_now_seconds() - t0);
+        for (int64_t o = 0; s == FR_OK && o < outer; o++) {
+            uint64_t got = 0;
+            const double t0 = fr_now_seconds();
+            s = fr_cuda_nccl_gather_rows(buf + o * rows * row_floats, rows, row_floats, &got);
+            fr_dist_count(got, fr_now_seconds() - t0);
+        }
         return s;
     }
 #else
     (void)be;
 #endif
-    const size_t bytes = (size_t)(rows * row_floats) * sizeof(float);
+    const size_t bytes = (size_t)(outer * rows * row_floats) * sizeof(float);
     float *h = s == FR_OK ? fr_malloc(bytes ? bytes : 1) : NULL;
     if (s == FR_OK && !h) s = FR_ERR_NOMEM;
-    if (s == FR_OK) s = fr_d2h(be, h, t->data, bytes);
-    s = fr_dist_gather_rows(s, h, 1, rows, (size_t)row_floats * sizeof *h, 1);
-    if (s == FR_OK) s = fr_h2d(be, t->data, h, bytes);
+    if (s == FR_OK) s = fr_d2h(be, h, buf, bytes);
+    s = fr_dist_gather_rows(s, h, outer, rows, (size_t)row_floats * sizeof *h, 1);
+    if (s == FR_OK) s = fr_h2d(be, buf, h, bytes);
     free(h);
     return s;
 }
@@ -47,7 +50,7 @@ fr_status fr_model_dist_whole_grads(fr_status s, fr_model *m)
     for (int i = 0; i < m->n_params; i++)
         if (fr_model_dw_split(m, i)) {
             const fr_tensor *g = &m->grads[i];
-            s = whole_rows(m->be, s, g, g->shape[0], fr_tensor_numel(g) / g->shape[0]);
+            s = whole_rows(m->be, s, g->data, 1, g->shape[0], fr_tensor_numel(g) / g->shape[0]);
         }
     g_bytes += fr_dist_recv_bytes() - b0;
     return s;
@@ -58,10 +61,18 @@ fr_status fr_model_dist_whole_params(fr_status s, fr_model *m, fr_adamw_state *a
     const uint64_t b0 = fr_dist_recv_bytes();
     for (int i = 0; i < m->n_params; i++) {
         const int64_t n = fr_tensor_numel(&m->values[i]);
-        s = whole_rows(m->be, s, &m->values[i], n, 1);
-        s = whole_rows(m->be, s, &adam->m[i], n, 1);
-        s = whole_rows(m->be, s, &adam->v[i], n, 1);
+        s = whole_rows(m->be, s, (&m->values[i])->data, 1, n, 1);
+        s = whole_rows(m->be, s, (&adam->m[i])->data, 1, n, 1);
+        s = whole_rows(m->be, s, (&adam->v[i])->data, 1, n, 1);
     }
+    g_bytes += fr_dist_recv_bytes() - b0;
+    return s;
+}
+
+fr_status fr_model_dist_rows(fr_backend *be, fr_status s, float *buf, int64_t outer, int64_t rows, int64_t row_floats)
+{
+    const uint64_t b0 = fr_dist_recv_bytes();
+    s = whole_rows(be, s, buf, outer, rows, row_floats);
     g_bytes += fr_dist_recv_bytes() - b0;
     return s;
 }

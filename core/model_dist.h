@@ -11,7 +11,11 @@
 
 fr_status fr_model_dist_whole_grads(fr_status s, fr_model *m);
 fr_status fr_model_dist_whole_params(fr_status s, fr_model *m, fr_adamw_state *adam);
-/* Bytes this rank received in the two gathers above so far (part of fr_dist_recv_bytes). */
+/* The update's activations and output gradients split by sample (core/model.c, a
+ * workspace's split forward and its backward): buf (outer, rows, row_floats) in backend memory,
+ * rank k bringing rows fr_dist_block(rows, 1, k, R) of each slice, whole on every rank. */
+fr_status fr_model_dist_rows(fr_backend *be, fr_status s, float *buf, int64_t outer, int64_t rows, int64_t row_floats);
+/* Bytes this rank received in the three gathers above so far (part of fr_dist_recv_bytes). */
 uint64_t fr_model_dist_recv_bytes(void);
 
 /* Under mpirun with FLOWRL_NCCL=1: the gathers above go from GPU to GPU through NCCL (flowrl/

@@ -564,9 +564,10 @@ fr_status fr_pretrain(const fr_pretrain_cfg *cfg, fr_backend *be, fr_pretrain_cb
     run_state r;
     memset(&r, 0, sizeof r);
     fr_status st = run_alloc(&r, cfg, &res.model, be);
-    if (st == FR_OK && fr_dist_size() > 1) { /* each rank computes its rows of dW and its share of AdamW */
+    if (st == FR_OK && fr_dist_size() > 1) { /* each rank: its rows of the update's batches, of dW, its share of AdamW */
         r.m.dw_part = fr_dist_rank();
         r.m.dw_parts = fr_dist_size();
+        r.m.split_rows = 1;
     }
     st = fr_model_dist_transport(st, be);
     if (st == FR_OK) st = run_loop(&r, cfg, be, cb, user, &res);

@@ -91,9 +91,10 @@ static fr_status setup(fr_run *r)
     fr_infer_ckpt ck;
     FR_TRY(fr_infer_ckpt_load(&ck, r->be, o->c.base, !o->c.base_raw, o->c.task[0] ? o->c.task : NULL));
     r->pol = ck.model;
-    if (fr_dist_size() > 1) { /* each rank computes its rows of dW and its share of AdamW */
+    if (fr_dist_size() > 1) { /* each rank: its rows of the update's batches, of dW, its share of AdamW */
         r->pol.dw_part = fr_dist_rank();
         r->pol.dw_parts = fr_dist_size();
+        r->pol.split_rows = 1;
     }
     FR_TRY(fr_model_dist_transport(FR_OK, r->be));
     r->task = ck.task;

@@ -1,7 +1,8 @@
 #!/bin/sh
 # make check, when ./configure found Open MPI (issue 17; docs/determinism.md "Many processes"):
 # `mpirun -n R flowrl train` writes the audit.log of a run without MPI, record for record.
-#   pretrain at R = 2, 3 (the checkpoint's bytes) and resumed from R = 2 at 3;
+#   pretrain at R = 2, 3 (the checkpoint's bytes; the x0 heads at R = 3) and resumed from R = 2 at 3;
+#   the update's bytes at R = 2;
 #   Flow-GRPO and AWM at R = 1, 2, 3 (AWM also on cuda-emu at R = 2); every registered algorithm at R = 2 (the GFlowNets, which
 #   train on an environment, refuse mpirun with one line); a reward program
 #   (each rank scores its own groups with its own program) at R = 2; a run resumed with another
@@ -66,7 +67,7 @@ needs_prefs() {
     case " $prefs_algos " in *" $1 "*) return 0 ;; esac
     return 1
 }
-# pretrain under mpirun (each rank its rows of dW and its share of AdamW): the checkpoint bytes of
+# pretrain under mpirun (each rank its rows of the batch, its rows of dW and its share of AdamW): the checkpoint bytes of
 # the run without MPI at R = 2 and 3, the epsilon base at R = 2, and a resume from R = 2 to R = 3
 for r in 2 3; do
     checks=$((checks + 1))
@@ -78,6 +79,14 @@ checks=$((checks + 1))
 mpi 2 pretrain --task gmm2d --pred epsilon --out eps.R2.safetensors --max-train-steps 30 --hidden 16 --ffn 32 --blocks 1 \
     >pre.eps.log 2>&1 || fail "pretrain --pred epsilon R=2: $(tail -n 3 pre.eps.log)"
 cmp -s eps.safetensors eps.R2.safetensors || fail "pretrain --pred epsilon R=2: the checkpoint differs from the run without MPI"
+# the x0 heads (the head's op over all rows after x̂0's gather), at R = 3 (128 rows split 43, 43, 42)
+for p in velocity epsilon; do
+    checks=$((checks + 1))
+    a="pretrain --task gmm2d --pred $p --head x0 --max-train-steps 10 --hidden 16 --ffn 32 --blocks 1"
+    "$F" $a --out x0.$p.safetensors >/dev/null 2>&1 || { fail "pretrain --pred $p --head x0 without MPI"; continue; }
+    mpi 3 $a --out x0.$p.R3.safetensors >x0.$p.log 2>&1 || { fail "pretrain --pred $p --head x0 R=3: $(tail -n 3 x0.$p.log)"; continue; }
+    cmp -s x0.$p.safetensors x0.$p.R3.safetensors || fail "pretrain --pred $p --head x0 R=3: the checkpoint differs from the run without MPI"
+done
 checks=$((checks + 1))
 mpi 3 pretrain --task gmm2d --out base.resumed.safetensors --max-train-steps 30 --hidden 16 --ffn 32 --blocks 1 \
     --resume base.R2-step000020.safetensors >pre.resume.log 2>&1 || fail "pretrain resumed at R=3: $(tail -n 3 pre.resume.log)"
@@ -94,6 +103,16 @@ for algo in flow-grpo awm; do
         same $algo.plain $algo.R$r
     done
 done
+
+# the update split by sample: rank 0's dist.update_recv_bytes of flow-grpo's first epoch at R = 2 is
+# the formula of docs/determinism.md "Many processes": the parameters 4·(|W| + 3·|P|)/2 =
+# 4·(1856 + 3·2162)/2 = 16684, plus the activations and output gradients of the policy's 36
+# update rows (rank 0 receives 18 of them): 4·18·(r_f + r_b), r_f = (2·1+3)·16 + 1·32 + 2·1 + 32 + 2
+# + 2 = 150 and r_b = (1+2)·16 + 1·32 = 80 floats a row (H 16, F 32, E 32, D 2, one block): 33244
+checks=$((checks + 1))
+got=$(python3 -c 'import json, sys; print(int(json.loads(open(sys.argv[1]).readline())["dist.update_recv_bytes"]))' \
+    flow-grpo.R2/metrics.jsonl 2>/dev/null)
+[ "$got" = 33244 ] || fail "flow-grpo R=2: dist.update_recv_bytes of epoch 1 is '$got', expected 33244 (16684 + 16560)"
 
 # the split update on the cuda kernels (cuda-emu: device memory guarded outside launches), R = 2
 args="--algo awm $common --num-steps 4 --epochs 2"
@@ -172,12 +191,14 @@ args="--algo flow-grpo $common --num-steps 3 --epochs 2"
 mpi 2 train $args --reward "cmd:$T/reward.sh" --out cmd.R2 >cmd.R2.log 2>&1 || fail "reward program R=2: $(tail -n 3 cmd.R2.log)"
 same cmd.plain cmd.R2
 
-# rank 1's reward program fails: every rank stops, one line names rank 1
+# rank 1's reward program fails: every rank stops, one line names rank 1 (rank 0 may still be
+# exiting when mpirun aborts the job on rank 1's exit status: its SIGTERM notice is not a second error)
 checks=$((checks + 1))
 mpi 2 train $args --reward "cmd:$T/reward_rank1.sh" --out bad >bad.out 2>bad.err
 rc=$?
 n=$(grep -c '^flowrl train: .*(rank 1 of 2)$' bad.err)
-if [ $rc = 0 ] || [ $rc = 124 ] || [ "$n" != 1 ] || [ "$(grep -c '^flowrl' bad.err)" != 1 ]; then
+if [ $rc = 0 ] || [ $rc = 124 ] || [ "$n" != 1 ] ||
+    [ "$(grep '^flowrl' bad.err | grep -vc '^flowrl train: stopping after this epoch')" != 1 ]; then
     fail "an error of rank 1: exit $rc, expected one line naming rank 1 in: $(cat bad.err)"
 fi
 

@@ -164,8 +164,10 @@ typedef struct {
     /* Many processes (docs/determinism.md "Many processes"): with dw_parts > 1 the backward
      * computes only rows fr_dist_block(N, 1, dw_part, dw_parts) of each linear weight's
      * gradient dW (N, K) (fr_model_dw_split); its other rows are left as they are for the
-     * caller to gather. 0 of 0 (fr_model_alloc): every row. */
-    int dw_part, dw_parts;
+     * caller to gather. 0 of 0 (fr_model_alloc): every row. split_rows = 1 (under mpirun, with
+     * dw_part = the rank, dw_parts = the ranks): a keep workspace's forward and backward split
+     * the batch by rows over the processes too (fr_model_ws's split; core/model_dist.c gathers). */
+    int dw_part, dw_parts, split_rows;
     /* The weights the forward reads, in list order: values, or a LoRA view's frozen base
      * (flowrl/lora.h), whose params / values / grads are then its adapter's tensors. */
     const fr_tensor *w;
@@ -200,6 +202,14 @@ int64_t fr_model_num_params(const fr_model *m);
 typedef struct {
     int64_t cap_B, B;
     int keep, ready;       /* ready: a keep-forward has run and backward may follow */
+    /* split: the last keep-forward computed only this process's rows [lo, hi) =
+     * fr_dist_block(B, 1, dw_part, dw_parts) of a model with split_rows and dw_parts > 1 (not a
+     * LoRA view)
+     * and gathered what the backward's reductions over rows read; the backward then computes
+     * its input gradients on these rows only (core/model.c; docs/determinism.md "Many
+     * processes"). Every process must call both with the same batch. Else [0, B). */
+    int split;
+    int64_t lo, hi;
     int64_t D, H, F, E, n_blocks;
     float *x;              /* (B,D) copy of the input */
     int32_t *c;            /* (B,S) */
