@@ -108,7 +108,12 @@ typedef enum {
     /* the Box environment and its GFlowNet (flowrl/gfn_box.h; issue 13's branch gfnbox: 85-89) */
     FR_RNG_BOX_ACTION = 85,    /* a training trajectory's draws of (iteration, trajectory, step) */
     FR_RNG_BOX_EVAL = 86,      /* the evaluation's trajectories (0, trajectory, step) */
-    FR_RNG_BOX_TARGET = 87     /* the target's rejection samples (sample, try, 0) */
+    FR_RNG_BOX_TARGET = 87,    /* the target's rejection samples (sample, try, 0) */
+    /* graph combinatorial optimisation with GFlowNets (flowrl/gfn_comb.h; issue 22's branch gcomb: 115-119) */
+    FR_RNG_COMB_GRAPH = 115,   /* an Erdős–Rényi graph's edge coins of (graph id, pair index) */
+    FR_RNG_COMB_ACTION = 116,  /* a training rollout's action draw of (iteration, graph, step) */
+    FR_RNG_COMB_ORDER = 117,   /* the transition order of (iteration, gradient step) */
+    FR_RNG_COMB_EVAL = 118     /* an evaluation rollout's action draw of (graph, sample, step) */
 } fr_rng_purpose;
 
 typedef struct {
