@@ -282,7 +282,7 @@ static fr_status residuals(fr_comb_trainer *t, int64_t B, const comb_tr *const *
     return fr_gin_backward(&t->fl, &t->b, t->dlogf_h, 1);
 }
 
-fr_status fr_comb_train_iter(fr_comb_trainer *t, const fr_graph *gs, int G, double *loss)
+fr_status fr_comb_begin_iter(fr_comb_trainer *t, int64_t iter, const fr_graph *gs, int G)
 {
     if (G < 1 || G > t->o.bsit) return fr_fail(FR_ERR_ARG, "gfn-comb: %d graphs per iteration (bsit %d)", G, t->o.bsit);
     int8_t st[256][FR_COMB_MAX_NODES];
@@ -294,31 +294,40 @@ fr_status fr_comb_train_iter(fr_comb_trainer *t, const fr_graph *gs, int G, doub
         fr_comb_initial(gs[i].n, st[i]);
         ss[i] = st[i], gp[i] = &gs[i], c1[i] = (uint32_t)i;
     }
-    t->n_tr = 0;
-    FR_TRY(rollout(t, G, gp, ss, FR_RNG_COMB_ACTION, (uint32_t)t->iter, c1, 1));
-    const double kappa = fr_comb_kappa(t);
-    int64_t *perm = fr_calloc((size_t)t->n_tr, sizeof *perm);
+    t->iter = iter;
+    t->graphs_seen = iter * t->o.bsit;
+    t->n_tr = 0; /* on-policy: the buffer holds this iteration's transitions only */
+    return rollout(t, G, gp, ss, FR_RNG_COMB_ACTION, (uint32_t)iter, c1, 1);
+}
+
+fr_status fr_comb_grad_step(fr_comb_trainer *t, int k, double *loss)
+{
+    int64_t *perm = fr_calloc((size_t)t->n_tr + 1, sizeof *perm);
     if (!perm) return FR_ERR_NOMEM;
     const int64_t B = t->n_tr < t->o.tbatch ? t->n_tr : t->o.tbatch;
     const comb_tr *trs[256];
+    fr_rng_perm(perm, t->n_tr, t->o.seed, FR_RNG_COMB_ORDER, (uint32_t)t->iter, (uint32_t)k);
+    for (int64_t i = 0; i < B; i++) trs[i] = &t->tr[perm[i]];
+    free(perm);
+    FR_TRY(fr_gin_zero_grad(&t->pf));
+    FR_TRY(fr_gin_zero_grad(&t->fl));
+    return residuals(t, B, trs, fr_comb_kappa(t), NULL, 1, loss);
+}
+
+fr_status fr_comb_train_iter(fr_comb_trainer *t, const fr_graph *gs, int G, double *loss)
+{
+    FR_TRY(fr_comb_begin_iter(t, t->iter, gs, G));
     fr_adamw_cfg c = fr_adamw_cfg_default();
     c.weight_decay = 0.0; /* torch.optim.Adam */
     double acc = 0.0;
-    fr_status s = FR_OK;
-    for (int k = 0; k < t->o.tstep && s == FR_OK; k++) {
-        fr_rng_perm(perm, t->n_tr, t->o.seed, FR_RNG_COMB_ORDER, (uint32_t)t->iter, (uint32_t)k);
-        for (int64_t i = 0; i < B; i++) trs[i] = &t->tr[perm[i]];
+    for (int k = 0; k < t->o.tstep; k++) {
         double l = 0.0;
-        s = fr_gin_zero_grad(&t->pf);
-        if (s == FR_OK) s = fr_gin_zero_grad(&t->fl);
-        if (s == FR_OK) s = residuals(t, B, trs, kappa, NULL, 1, &l);
-        if (s == FR_OK) s = fr_adamw_step(t->be, &t->adam, t->params, t->n_params, &c, t->o.lr);
+        FR_TRY(fr_comb_grad_step(t, k, &l));
+        FR_TRY(fr_adamw_step(t->be, &t->adam, t->params, t->n_params, &c, t->o.lr));
         acc += l;
     }
-    free(perm);
-    FR_TRY(s);
     t->iter++;
-    t->graphs_seen += G; /* the buffer is cleared: on-policy */
+    t->graphs_seen = t->iter * t->o.bsit;
     if (loss) *loss = t->o.tstep > 0 ? acc / t->o.tstep : 0.0;
     return FR_OK;
 }

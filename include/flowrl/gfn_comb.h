@@ -100,9 +100,15 @@ void fr_comb_trainer_free(fr_comb_trainer *t);
 /* κ at the current count of training graphs. */
 double fr_comb_kappa(const fr_comb_trainer *t);
 /* One iteration on G graphs (G <= bsit): on-policy rollouts (Philox (seed, FR_RNG_COMB_ACTION,
- * iteration, graph, step)), then tstep Adam steps on tbatch transitions each, drawn without
- * replacement (FR_RNG_COMB_ORDER); *loss the mean loss of the steps. */
+ * iteration, graph, step)), then tstep Adam steps (the trainer's own AdamW state, lr, no weight
+ * decay) on tbatch transitions each, drawn without replacement (FR_RNG_COMB_ORDER); *loss the
+ * mean loss of the steps. κ counts iteration·bsit training graphs. */
 fr_status fr_comb_train_iter(fr_comb_trainer *t, const fr_graph *gs, int G, double *loss);
+/* The same iteration for a caller that owns the optimiser (the run loop, core/algo/gfn_comb.c):
+ * the rollout of iteration iter, then per k < tstep the gradients of minibatch k (into the
+ * zeroed gradients of fr_comb_params) and the caller's optimiser step. */
+fr_status fr_comb_begin_iter(fr_comb_trainer *t, int64_t iter, const fr_graph *gs, int G);
+fr_status fr_comb_grad_step(fr_comb_trainer *t, int k, double *loss);
 /* K sampled solutions of g (Philox (seed, FR_RNG_COMB_EVAL, id, sample, step)): their mean
  * value and the best. */
 fr_status fr_comb_sample(fr_comb_trainer *t, const fr_graph *g, uint32_t id, int K, double *mean, double *best);
@@ -115,5 +121,14 @@ fr_status fr_comb_residuals(fr_comb_trainer *t, const fr_graph *g, int L, const 
 /* The parameters (values) digest and the list for AdamW / checkpoints. */
 fr_status fr_comb_digest(fr_comb_trainer *t, uint64_t *digest);
 int fr_comb_params(fr_comb_trainer *t, fr_param **ps);
+
+/* ---- the `graph` environment (core/env_graph.c): the options of `--algo gfn-comb` ---- */
+typedef struct {
+    int task;      /* fr_comb_task */
+    int nodes;     /* n of G(n, p) */
+    double edge_p; /* p */
+} fr_graph_env_opts;
+struct fr_env_class;
+extern const struct fr_env_class fr_env_graph;
 
 #endif
