@@ -31,6 +31,7 @@ extern const fr_algo fr_algo_gfn_tb, fr_algo_gfn_db, fr_algo_gfn_subtb, fr_algo_
 extern const fr_algo fr_algo_gfn_diffusion;
 extern const fr_algo fr_algo_gfn_box;
 extern const fr_algo fr_algo_afn, fr_algo_fl_gfn; /* issue 22: adversarial flow networks, FL-GFN */
+extern const fr_algo fr_algo_gfn_comb;
 extern const fr_algo fr_algo_ppo_gaussian;
 extern const fr_algo fr_algo_draft, fr_algo_alignprop, fr_algo_refl;
 extern const fr_algo fr_algo_fpo;
@@ -75,6 +76,7 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_gfn_box,
     &fr_algo_afn,
     &fr_algo_fl_gfn,
+    &fr_algo_gfn_comb,
     &fr_algo_ppo_gaussian,
     &fr_algo_fpo,
     &fr_algo_reinflow,

@@ -126,7 +126,8 @@ static const struct {
     E(ema_lerp), E(nft_rows), E(nft_grad), E(temb_sinusoidal), E(embed_gather_add), E(embed_scatter_add),
     E(x0_head_fwd), E(x0_head_bwd), E(eps_head_fwd), E(eps_head_bwd), E(noise_mix), E(sampler_step), E(sampler_logprob), E(sampler_logprob_w), E(cfg_combine),
     E(flow_x0), E(rng_normal_rows), E(noise_fm), E(gather_rows), E(logp_backward), E(row_sumsq_diff),
-    E(kl_grad), E(guard_grad),
+    E(kl_grad), E(guard_grad), E(softmax_rows), E(softmax_rows_bwd), E(adaln_mod), E(adaln_mod_bwd), E(gate_add),
+    E(gate_add_bwd), E(edge_gather), E(edge_scatter_add),
 };
 #undef E
 

@@ -9,11 +9,13 @@
 #include "flowrl/env_ctl.h"
 #include "flowrl/flgfn.h"
 #include "flowrl/gfn_box.h"
+#include "flowrl/gfn_comb.h"
 
 static const fr_env_class *const k_envs[] = {
     &fr_env_hypergrid,
     &fr_env_mo_hypergrid, /* 2 objectives (core/env_mo_hypergrid.c) */
     &fr_env_box, /* continuous GFlowNet (flowrl/gfn_box.h) */
+    &fr_env_graph, /* graph combinatorial optimisation (flowrl/gfn_comb.h) */
     &fr_env_gmm25, /* energy targets (core/env_energy.c) */
     &fr_env_funnel,
     &fr_env_manywell,

@@ -153,5 +153,7 @@ extern const fr_golden_case fr_golden_cases_reinflow[];
 extern const size_t fr_golden_n_reinflow;
 extern const fr_golden_case fr_golden_cases_lora[]; /* issue 20: the LoRA linear layer (core/golden_lora.c) */
 extern const size_t fr_golden_n_lora;
+extern const fr_golden_case fr_golden_cases_graph[]; /* issue 22: edge_gather, edge_scatter_add (core/golden_graph.c) */
+extern const size_t fr_golden_n_graph;
 
 #endif

@@ -14,6 +14,7 @@
 #include "kern/k_eltwise.h"
 #include "kern/k_flow.h"
 #include "kern/k_gemm.h"
+#include "kern/k_graph.h"
 #include "kern/k_model.h"
 #include "kern/k_nft.h"
 #include "kern/k_norm.h"
@@ -34,6 +35,7 @@ static void fr_kern_fill(fr_ops *t)
     fr_kern_fill_sampler(t);
     fr_kern_fill_traj(t);
     fr_kern_fill_nft(t);
+    fr_kern_fill_graph(t);
 }
 
 #endif

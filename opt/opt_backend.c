@@ -80,5 +80,6 @@ fr_status fr_opt_init(fr_ops *ops)
     ops->adaln_mod_bwd = fr_opt_adaln_mod_bwd;
     ops->gate_add = fr_opt_gate_add;
     ops->gate_add_bwd = fr_opt_gate_add_bwd;
+    fr_opt_fill_graph(ops);
     return FR_OK;
 }

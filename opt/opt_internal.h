@@ -69,6 +69,8 @@ void fr_opt_unary(fr_unop op, int64_t n, const float *x, float *out);
 void fr_opt_axpby(int64_t n, float alpha, const float *x, float beta, float *y);
 void fr_opt_scale(int64_t n, float alpha, const float *x, float *y);
 void fr_opt_fill(int64_t n, float value, float *y);
+/* opt_graph.c: edge_gather, edge_scatter_add */
+void fr_opt_fill_graph(fr_ops *ops);
 void fr_opt_copy(int64_t n, const float *src, float *dst);
 
 void fr_opt_row_sum(int64_t M, int64_t N, const float *x, float *out);

@@ -43,4 +43,5 @@ void fr_ref_fill(fr_ops *ops)
     fr_ref_fill_sampler(ops);
     fr_ref_fill_traj(ops);
     fr_ref_fill_nft(ops);
+    fr_ref_fill_graph(ops);
 }

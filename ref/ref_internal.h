@@ -64,5 +64,7 @@ void fr_ref_fill_sampler(fr_ops *ops);
 void fr_ref_fill_traj(fr_ops *ops);
 /* ref_nft.c: the DiffusionNFT entries (nft_rows, nft_grad) */
 void fr_ref_fill_nft(fr_ops *ops);
+/* ref_graph.c: edge_gather, edge_scatter_add (message passing over edges) */
+void fr_ref_fill_graph(fr_ops *ops);
 
 #endif

@@ -215,6 +215,17 @@ typedef struct fr_ops {
     void (*gate_add_bwd)(int64_t B, int64_t L, int64_t H, int64_t ldm, const float *gate, const float *y,
                          const float *dout, float *dy, float *dgate);
 
+    /* ---- graphs: message passing over edges (core/gfn_comb_net.c; docs/algorithms/gfn-comb.md) ---- */
+    /* msg (E,H): row e = row idx[e] of x (n_src,H), idx (E,) int32 in [0, n_src) (an edge's
+     * source node; the backward's destination). */
+    void (*edge_gather)(int64_t E, int64_t H, const int32_t *idx, int64_t n_src, const float *x, float *msg);
+    /* out (N,H) += the messages of each node's edges: element (v, j) continues its chain with plain
+     * adds of msg[eid[k], j], k = ptr[v] .. ptr[v+1] − 1 in order (eid NULL: msg[k, j]); ptr (N+1,)
+     * int32 with ptr[N] = n_msg, eid (n_msg,) int32 a permutation of [0, n_msg), msg (n_msg,H). The canonical order is the
+     * caller's edge list order (gfn_comb: edges sorted by (destination, source)). */
+    void (*edge_scatter_add)(int64_t N, int64_t H, const int32_t *ptr, const int32_t *eid, int64_t n_msg,
+                             const float *msg, float *out);
+
     /* ---- samplers, guidance, noise (core/sampler.c, guidance.c, rollout_engine.c) ----
      * B rows of D; q: the step's coefficients (fr_sampler_coef, flowrl/sampler_elem.h). */
     /* μ = fr_step_mean_elem(q, x, model_out, x0_prev), x_next = μ + q.std·ξ

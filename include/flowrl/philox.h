@@ -109,6 +109,11 @@ typedef enum {
     FR_RNG_BOX_ACTION = 85,    /* a training trajectory's draws of (iteration, trajectory, step) */
     FR_RNG_BOX_EVAL = 86,      /* the evaluation's trajectories (0, trajectory, step) */
     FR_RNG_BOX_TARGET = 87,    /* the target's rejection samples (sample, try, 0) */
+    /* graph combinatorial optimisation with GFlowNets (flowrl/gfn_comb.h; issue 22's branch gcomb: 115-119) */
+    FR_RNG_COMB_GRAPH = 115,   /* an Erdős–Rényi graph's edge coins of (graph id, pair index) */
+    FR_RNG_COMB_ACTION = 116,  /* a training rollout's action draw of (iteration, graph, step) */
+    FR_RNG_COMB_ORDER = 117,   /* the transition order of (iteration, gradient step) */
+    FR_RNG_COMB_EVAL = 118,    /* an evaluation rollout's action draw of (graph, sample, step) */
     /* adversarial flow networks and the FL-GFN set task (issue 22's branch afn: 120-124) */
     FR_RNG_AFN_GAME = 120,     /* AFlowNet self-play: a move's draws of (epoch, game, move) (flowrl/afn.h) */
     FR_RNG_FLGFN_ACTION = 121, /* FL-GFN set task: a training trajectory's draws of (epoch, trajectory, step) (flowrl/flgfn.h) */
