@@ -1,7 +1,7 @@
 /* LoRA (flowrl/lora.h, flowrl/linear.h): the linear layer with an adapter against double
  * arithmetic, a view's forward and gradients against the merged full model, bits across
  * backends and micro-batches, target selection, adapter files, and LoRA runs (Flow-GRPO, AWM,
- * DiffusionNFT, DGPO) resumed and on every backend. */
+ * DiffusionNFT, DGPO) resumed and on every backend; the view tests on the MLP and on a tiny DiT. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
