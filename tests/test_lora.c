@@ -304,6 +304,58 @@ START_TEST(test_view_equals_merged)
 }
 END_TEST
 
+/* L = Σ dout · view(x) in double. */
+static double lview_loss(lview *v)
+{
+    ck_assert(fr_model_forward(&v->pol, v->pol.be, &v->ws, v->B, v->x, v->t, v->c, v->o) == FR_OK);
+    float *o = down(v->pol.be, v->o, v->B * v->D), *d = down(v->pol.be, v->dout, v->B * v->D);
+    double l = 0.0;
+    for (int64_t i = 0; i < v->B * v->D; i++) l += (double)o[i] * d[i];
+    free(o), free(d);
+    return l;
+}
+
+/* The adapter gradients of a tiny DiT against central differences of L = Σ dout · out (float
+ * forward, h = 1e-3, summed in double): every adapter tensor, targets on B·N (patch), B·L
+ * (qkv, fc2) and B (adaln) rows, five coordinates each. */
+START_TEST(test_fd_dit)
+{
+    fr_backend *be = fr_test_ref_be();
+    lview v;
+    lview_new(&v, be, "blocks.*.attn.qkv,patch,blocks.1.fc2,blocks.0.adaln", 0, 3, 1);
+    fr_model_zero_grad(&v.pol, be);
+    ck_assert(fr_model_forward(&v.pol, be, &v.ws, v.B, v.x, v.t, v.c, v.o) == FR_OK);
+    ck_assert(fr_model_backward(&v.pol, be, &v.ws, v.dout, v.dx) == FR_OK);
+    float *g = down(be, v.pol.arena_grads, v.L.arena_n);
+    const float h = 1e-3f;
+    int checked = 0;
+    for (int i = 0; i < v.pol.n_params; i++) {
+        const int64_t n = fr_tensor_numel(&v.pol.values[i]);
+        float *val = v.pol.values[i].data;
+        float *hv = down(be, val, n);
+        for (int k = 0; k < 5; k++) {
+            const int64_t j = (k * 7919 + i) % n;
+            const float x0 = hv[j];
+            double l[2];
+            for (int sgn = 0; sgn < 2; sgn++) {
+                hv[j] = sgn ? x0 - h : x0 + h;
+                ck_assert(fr_h2d(be, val, hv, (size_t)n * sizeof *hv) == FR_OK);
+                l[sgn] = lview_loss(&v);
+            }
+            hv[j] = x0;
+            ck_assert(fr_h2d(be, val, hv, (size_t)n * sizeof *hv) == FR_OK);
+            const double fd = (l[0] - l[1]) / (2.0 * h), got = g[(val - v.L.arena[0]) + j];
+            near(v.pol.names[i], j, got, fd, 1.0, 2e-2);
+            checked += got != 0.0;
+        }
+        free(hv);
+    }
+    ck_assert_int_gt(checked, 20);
+    free(g);
+    lview_free(&v);
+}
+END_TEST
+
 /* One backend's forward, dL/dx, adapter gradients and the adapter after a clip → AdamW step. */
 typedef struct {
     float *out, *dx, *grads, *after;
@@ -570,6 +622,7 @@ Suite *suite_lora(void)
     tcase_add_test(tc, test_linear_adapter_exact);
     tcase_add_loop_test(tc, test_init_is_base, 0, 2); /* 0: the MLP, 1: the DiT */
     tcase_add_loop_test(tc, test_view_equals_merged, 0, 2);
+    tcase_add_test(tc, test_fd_dit);
     tcase_add_loop_test(tc, test_backends_and_microbatches, 0, 2);
     tcase_add_test(tc, test_targets);
     tcase_add_test(tc, test_adapter_file);
