@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flowrl/lora.h"
 #include "model_internal.h"
 
 /* The activations and index tables of one workspace (device arrays unless noted). */
@@ -64,6 +65,7 @@ struct fr_dit_ws {
     float *dxp;               /* (cap·N, P) */
     float *dtok;              /* like tok */
     int32_t *c;               /* (cap, S) copy of the condition ids */
+    fr_lora_scratch ls;       /* a LoRA view's s·z Aᵀ slots (model_internal.h), or all NULL */
     /* index tables (gather_rows), each a prefix-closed list of per-sample blocks */
     int32_t *i_patch;         /* rows of p: xp (b,n,c,dy) <- x (b,c,y,bx) */
     int32_t *i_unpatch_x;     /* rows of p: x <- xp (dx) */
@@ -77,7 +79,9 @@ struct fr_dit_ws {
 };
 
 static const float *W(const fr_model *m, int i) { return (const float *)m->w[i].data; }
-static float *G(fr_model *m, int i) { return (float *)m->grads[i].data; }
+/* NULL in a LoRA view (the base is frozen) */
+static float *G(fr_model *m, int i) { return m->lora ? NULL : (float *)m->grads[i].data; }
+static int64_t lora_rank(const fr_model *m) { return m->lora && m->adapter >= 0 ? m->lora->r : 0; }
 
 /* ---- config, parameter list, counts ---------------------------------------------------- */
 
@@ -245,6 +249,7 @@ fr_status fr_dit_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, int
     const int64_t sl = keep ? nb : 1;
     d->slots = sl;
     const int x0 = cf->head == FR_HEAD_X0, eps = fr_model_eps_head(cf), k = keep ? 1 : 0;
+    const int64_t r = lora_rank(m), n_lz = r ? (keep ? m->lora->n_t : 1) : 0;
     struct {
         float **p;
         int64_t n;
@@ -265,6 +270,7 @@ fr_status fr_dit_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, int
         {&d->dpr, k * cap * nh * L * L}, {&d->dmod, k * cap * 6 * H}, {&d->dsc, k * cap * H},
         {&d->dcv, k * cap * H}, {&d->dtH, k * cap * H}, {&d->dtH2, k * cap * H}, {&d->doutp, k * CL * P},
         {&d->dxp, k * cap * N * P}, {&d->dtok, k * cap * (N + S) * H},
+        {&d->ls.zs, n_lz * CL * r}, {&d->ls.dzs, k * CL * r},
     };
     const int64_t rows_x = cap * D / d->p;
     struct {
@@ -295,6 +301,7 @@ fr_status fr_dit_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, int
         p += fr_arena_slot(parts[i].n);
     }
     if (!keep) d->a = d->u; /* the activation overwrites u */
+    d->ls.slot = CL * r, d->ls.per_target = keep;
     int32_t *tab[12], *hp = host;
     for (int i = 0; i < n_ints; i++) {
         *ints[i].p = (int32_t *)p;
@@ -316,6 +323,7 @@ fr_status fr_dit_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, int
     ws->cap_B = cap_B;
     ws->keep = keep;
     ws->D = D, ws->H = H, ws->F = F, ws->E = E, ws->n_blocks = nb;
+    ws->lora_r = r;
     return FR_OK;
 }
 
@@ -334,7 +342,7 @@ static fr_status check_ws(const fr_model *m, const fr_model_ws *ws, int64_t B)
     const struct fr_dit_ws *d = ws->dit;
     if (!d || ws->D != c->D || ws->H != c->H || ws->F != c->F || ws->E != c->E || ws->n_blocks != c->n_blocks ||
         d->p != c->patch || d->nh != c->n_heads || d->S != c->n_slots || (c->head == FR_HEAD_X0) != (d->xo != NULL) ||
-        (ws->keep && fr_model_eps_head(c) != (d->dxh != NULL)))
+        (ws->keep && fr_model_eps_head(c) != (d->dxh != NULL)) || ws->lora_r != lora_rank(m))
         return fr_fail(FR_ERR_ARG, "model workspace was not allocated for this model");
     if (B < 1 || B > ws->cap_B)
         return fr_fail(FR_ERR_ARG, "model forward: batch %lld, workspace holds 1..%lld", (long long)B,
@@ -402,7 +410,7 @@ fr_status fr_dit_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, int
     /* tokens: patches (x is read here and not again unless a head needs it), prompt rows */
     op->gather_rows(B * N * P / p, p, d->i_patch, rows_x, x, d->xp);
     float *ptok = d->tok + d->cap * N * H;
-    fr_model_linear(m, be, FR_DP_PATCH_W, B * N, d->xp, d->tok);
+    fr_model_linear(m, be, &d->ls, FR_DP_PATCH_W, B * N, d->xp, d->tok);
     op->bias_add(B, N * H, d->tok, W(m, FR_DP_POS));
     op->fill(B * S * H, 0.0f, ptok);
     op->embed_gather_add(B * S, 1, H, nc, W(m, FR_DP_COND), c, ptok);
@@ -411,9 +419,9 @@ fr_status fr_dit_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, int
 
     /* the adaLN vector: time MLP + pooled prompt, then SiLU */
     op->temb_sinusoidal(B, E, t, d->temb_in);
-    fr_model_linear(m, be, FR_DP_T1_W, B, d->temb_in, d->t1);
+    fr_model_linear(m, be, &d->ls, FR_DP_T1_W, B, d->temb_in, d->t1);
     op->act_fwd(cf->act, B * H, d->t1, d->a1);
-    fr_model_linear(m, be, FR_DP_T2_W, B, d->a1, d->cvec);
+    fr_model_linear(m, be, &d->ls, FR_DP_T2_W, B, d->a1, d->cvec);
     op->embed_gather_add(B, S, H, nc, W(m, FR_DP_COND), c, d->cvec);
     op->act_fwd(FR_ACT_SILU, B * H, d->cvec, d->sc);
 
@@ -425,28 +433,28 @@ fr_status fr_dit_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, int
         float *ln2 = d->ln2 + s * BL * H, *m2 = d->m2 + s * BL * H, *o = d->o + s * BL * H;
         float *att = d->att + s * BL * H, *y = d->y + s * BL * H, *qh = d->qh + s * BL * 3 * H;
         float *pr = d->pr + s * B * d->nh * L * L, *u = d->u + s * BL * F, *a = d->a + s * BL * F;
-        fr_model_linear(m, be, FR_DP_BLOCK(k, FR_DPB_ADA_W), B, d->sc, mod); /* β1 γ1 α1 β2 γ2 α2 */
+        fr_model_linear(m, be, &d->ls, FR_DP_BLOCK(k, FR_DPB_ADA_W), B, d->sc, mod); /* β1 γ1 α1 β2 γ2 α2 */
         op->layernorm_fwd(BL, H, hk, NULL, NULL, cf->ln_eps, ln1, d->mean1 + s * BL, d->rstd1 + s * BL);
         op->adaln_mod(B, L, H, 6 * H, ln1, mod, mod + H, m1);
-        fr_model_linear(m, be, FR_DP_BLOCK(k, FR_DPB_QKV_W), BL, m1, d->qkv);
+        fr_model_linear(m, be, &d->ls, FR_DP_BLOCK(k, FR_DPB_QKV_W), BL, m1, d->qkv);
         op->gather_rows(BL * 3 * d->nh, d->hd, d->i_split, BL * 3 * d->nh, d->qkv, qh);
         attn_fwd(be, d, B, qh, pr, d->oh);
         op->gather_rows(BL * d->nh, d->hd, d->i_merge, BL * d->nh, d->oh, o);
-        fr_model_linear(m, be, FR_DP_BLOCK(k, FR_DPB_PROJ_W), BL, o, att);
+        fr_model_linear(m, be, &d->ls, FR_DP_BLOCK(k, FR_DPB_PROJ_W), BL, o, att);
         op->gate_add(B, L, H, 6 * H, hk, mod + 2 * H, att, hmid);
         op->layernorm_fwd(BL, H, hmid, NULL, NULL, cf->ln_eps, ln2, d->mean2 + s * BL, d->rstd2 + s * BL);
         op->adaln_mod(B, L, H, 6 * H, ln2, mod + 3 * H, mod + 4 * H, m2);
-        fr_model_linear(m, be, FR_DP_BLOCK(k, FR_DPB_FC1_W), BL, m2, u);
+        fr_model_linear(m, be, &d->ls, FR_DP_BLOCK(k, FR_DPB_FC1_W), BL, m2, u);
         op->act_fwd(cf->act, BL * F, u, a);
-        fr_model_linear(m, be, FR_DP_BLOCK(k, FR_DPB_FC2_W), BL, a, y);
+        fr_model_linear(m, be, &d->ls, FR_DP_BLOCK(k, FR_DPB_FC2_W), BL, a, y);
         op->gate_add(B, L, H, 6 * H, hmid, mod + 5 * H, y, hn);
     }
 
     const float *hf = d->h + (ws->keep ? nb : 0) * BL * H;
-    fr_model_linear(m, be, FR_DP_HEAD(nb, FR_DPH_ADA_W), B, d->sc, d->fmod); /* β γ */
+    fr_model_linear(m, be, &d->ls, FR_DP_HEAD(nb, FR_DPH_ADA_W), B, d->sc, d->fmod); /* β γ */
     op->layernorm_fwd(BL, H, hf, NULL, NULL, cf->ln_eps, d->lnf, d->meanf, d->rstdf);
     op->adaln_mod(B, L, H, 2 * H, d->lnf, d->fmod, d->fmod + H, d->mf);
-    fr_model_linear(m, be, FR_DP_HEAD(nb, FR_DPH_OUT_W), BL, d->mf, d->outp);
+    fr_model_linear(m, be, &d->ls, FR_DP_HEAD(nb, FR_DPH_OUT_W), BL, d->mf, d->outp);
     /* unpatchify the image tokens (the prompt tokens' outputs are dropped) */
     op->gather_rows(rows_x, p, d->i_unpatch_o, BL * P / p, d->outp, cf->head == FR_HEAD_X0 ? d->xo : out);
     fr_model_head_fwd(m, be, B, t, x, d->xo, ws->keep ? d->den : NULL, out);
@@ -475,11 +483,11 @@ fr_status fr_dit_backward(fr_model *m, fr_backend *be, fr_model_ws *ws, const fl
     const float *dy = fr_model_head_bwd(m, be, B, d->den, dout, d->xo, d->dxh, dx != NULL);
     op->fill(BL * P, 0.0f, d->doutp);
     op->gather_rows(BL * P / p, p, d->i_patch_o, rows_x, dy, d->doutp);
-    FR_TRY(fr_model_linear_bwd(m, be, FR_DP_HEAD(nb, FR_DPH_OUT_W), BL, d->mf, d->doutp, dt, 0));
+    FR_TRY(fr_model_linear_bwd(m, be, &d->ls, FR_DP_HEAD(nb, FR_DPH_OUT_W), BL, d->mf, d->doutp, dt, 0));
     op->adaln_mod_bwd(B, L, H, 2 * H, d->lnf, d->fmod + H, dt, dt2, d->dmod, d->dmod + H);
     op->fill(BL * H, 0.0f, dh);
     op->layernorm_bwd(BL, H, d->h + nb * BL * H, NULL, d->meanf, d->rstdf, dt2, dh, NULL, NULL, 1);
-    FR_TRY(fr_model_linear_bwd(m, be, FR_DP_HEAD(nb, FR_DPH_ADA_W), B, d->sc, d->dmod, d->dsc, 0)); /* dsc starts here */
+    FR_TRY(fr_model_linear_bwd(m, be, &d->ls, FR_DP_HEAD(nb, FR_DPH_ADA_W), B, d->sc, d->dmod, d->dsc, 0)); /* dsc starts here */
 
     /* blocks in reverse; dh carries dL/dh_{k+1} in and dL/dh_k out */
     for (int64_t k = nb - 1; k >= 0; k--) {
@@ -491,42 +499,44 @@ fr_status fr_dit_backward(fr_model *m, fr_backend *be, fr_model_ws *ws, const fl
         float *dmod = d->dmod;
         /* h = h' + α2 ⊙ MLP(m2) */
         op->gate_add_bwd(B, L, H, 6 * H, mod + 5 * H, y, dh, dt, dmod + 5 * H);
-        FR_TRY(fr_model_linear_bwd(m, be, FR_DP_BLOCK(k, FR_DPB_FC2_W), BL, a, dt, d->dF1, 0));
+        FR_TRY(fr_model_linear_bwd(m, be, &d->ls, FR_DP_BLOCK(k, FR_DPB_FC2_W), BL, a, dt, d->dF1, 0));
         op->act_bwd(cf->act, BL * F, u, d->dF1, d->dF2, 0);
-        FR_TRY(fr_model_linear_bwd(m, be, FR_DP_BLOCK(k, FR_DPB_FC1_W), BL, m2, d->dF2, dt, 0));
+        FR_TRY(fr_model_linear_bwd(m, be, &d->ls, FR_DP_BLOCK(k, FR_DPB_FC1_W), BL, m2, d->dF2, dt, 0));
         op->adaln_mod_bwd(B, L, H, 6 * H, ln2, mod + 4 * H, dt, dt2, dmod + 3 * H, dmod + 4 * H);
         op->layernorm_bwd(BL, H, hmid, NULL, d->mean2 + k * BL, d->rstd2 + k * BL, dt2, dh, NULL, NULL, 1);
         /* h' = h + α1 ⊙ Attn(m1) */
         op->gate_add_bwd(B, L, H, 6 * H, mod + 2 * H, att, dh, dt, dmod + 2 * H);
-        FR_TRY(fr_model_linear_bwd(m, be, FR_DP_BLOCK(k, FR_DPB_PROJ_W), BL, o, dt, dt2, 0));
+        FR_TRY(fr_model_linear_bwd(m, be, &d->ls, FR_DP_BLOCK(k, FR_DPB_PROJ_W), BL, o, dt, dt2, 0));
         op->gather_rows(BL * nh, d->hd, d->i_merge_inv, BL * nh, dt2, d->oh);
         attn_bwd(be, d, B, qh, pr, d->oh, d->dpr, d->dqh);
         op->gather_rows(BL * 3 * nh, d->hd, d->i_split_inv, BL * 3 * nh, d->dqh, d->dqkv);
-        FR_TRY(fr_model_linear_bwd(m, be, FR_DP_BLOCK(k, FR_DPB_QKV_W), BL, m1, d->dqkv, dt, 0));
+        FR_TRY(fr_model_linear_bwd(m, be, &d->ls, FR_DP_BLOCK(k, FR_DPB_QKV_W), BL, m1, d->dqkv, dt, 0));
         op->adaln_mod_bwd(B, L, H, 6 * H, ln1, mod + H, dt, dt2, dmod, dmod + H);
         op->layernorm_bwd(BL, H, hk, NULL, d->mean1 + k * BL, d->rstd1 + k * BL, dt2, dh, NULL, NULL, 1);
-        FR_TRY(fr_model_linear_bwd(m, be, FR_DP_BLOCK(k, FR_DPB_ADA_W), B, d->sc, dmod, d->dsc, 1));
+        FR_TRY(fr_model_linear_bwd(m, be, &d->ls, FR_DP_BLOCK(k, FR_DPB_ADA_W), B, d->sc, dmod, d->dsc, 1));
     }
 
     /* tokens: dh is dL/dh_0; back to the staging rows */
     float *dptok = d->dtok + d->cap * N * H;
     op->gather_rows(B * N, H, d->i_img, BL, dh, d->dtok);
     op->gather_rows(B * S, H, d->i_prm, BL, dh, dptok);
-    op->bias_grad(B, N * H, d->dtok, G(m, FR_DP_POS), 1);
-    FR_TRY(fr_model_linear_bwd(m, be, FR_DP_PATCH_W, B * N, d->xp, d->dtok, dx ? d->dxp : NULL, 0));
-    op->bias_grad(B, S * H, dptok, G(m, FR_DP_PPOS), 1);
-
-    /* the adaLN vector: sc = silu(cvec), cvec = time MLP + pooled prompt. cond.weight gets
-     * both of a sample's uses together, sample by sample (its prompt tokens, then its pooled
-     * rows), so that micro-batches continue the same chains as one batch */
-    op->act_bwd(FR_ACT_SILU, B * H, d->cvec, d->dsc, d->dcv, 0);
-    for (int64_t b = 0; b < B; b++) {
-        op->embed_scatter_add(S, 1, H, nc, d->c + b * S, dptok + b * S * H, G(m, FR_DP_COND));
-        op->embed_scatter_add(1, S, H, nc, d->c + b * S, d->dcv + b * H, G(m, FR_DP_COND));
+    if (!m->lora) op->bias_grad(B, N * H, d->dtok, G(m, FR_DP_POS), 1);
+    FR_TRY(fr_model_linear_bwd(m, be, &d->ls, FR_DP_PATCH_W, B * N, d->xp, d->dtok, dx ? d->dxp : NULL, 0));
+    if (!m->lora) op->bias_grad(B, S * H, dptok, G(m, FR_DP_PPOS), 1);
+    /* a LoRA view has no gradient below here unless it adapts the time MLP */
+    if (!m->lora || m->lora->tidx[FR_DP_T1_W] >= 0 || m->lora->tidx[FR_DP_T2_W] >= 0) {
+        /* the adaLN vector: sc = silu(cvec), cvec = time MLP + pooled prompt. cond.weight gets
+         * both of a sample's uses together, sample by sample (its prompt tokens, then its pooled
+         * rows), so that micro-batches continue the same chains as one batch */
+        op->act_bwd(FR_ACT_SILU, B * H, d->cvec, d->dsc, d->dcv, 0);
+        for (int64_t b = 0; b < B && !m->lora; b++) {
+            op->embed_scatter_add(S, 1, H, nc, d->c + b * S, dptok + b * S * H, G(m, FR_DP_COND));
+            op->embed_scatter_add(1, S, H, nc, d->c + b * S, d->dcv + b * H, G(m, FR_DP_COND));
+        }
+        FR_TRY(fr_model_linear_bwd(m, be, &d->ls, FR_DP_T2_W, B, d->a1, d->dcv, d->dtH, 0));
+        op->act_bwd(cf->act, B * H, d->t1, d->dtH, d->dtH2, 0);
+        FR_TRY(fr_model_linear_bwd(m, be, &d->ls, FR_DP_T1_W, B, d->temb_in, d->dtH2, NULL, 0));
     }
-    FR_TRY(fr_model_linear_bwd(m, be, FR_DP_T2_W, B, d->a1, d->dcv, d->dtH, 0));
-    op->act_bwd(cf->act, B * H, d->t1, d->dtH, d->dtH2, 0);
-    FR_TRY(fr_model_linear_bwd(m, be, FR_DP_T1_W, B, d->temb_in, d->dtH2, NULL, 0));
 
     if (dx) {
         op->gather_rows(rows_x, p, d->i_unpatch_x, B * N * P / p, d->dxp, dx);

@@ -58,8 +58,7 @@ static fr_status select_targets(const fr_model *m, const char *pats, int *sel)
 
 const char *fr_lora_default_targets(const fr_model_config *cfg)
 {
-    (void)cfg; /* one model family today: the residual MLP */
-    return FR_LORA_MLP_TARGETS;
+    return cfg->arch == FR_ARCH_DIT ? FR_LORA_DIT_TARGETS : FR_LORA_MLP_TARGETS;
 }
 
 void fr_lora_free(fr_lora *L)
@@ -97,9 +96,6 @@ fr_status fr_lora_new(fr_lora *L, fr_model *base, int64_t r, double alpha, const
 {
     memset(L, 0, sizeof *L);
     if (base->lora) return fr_fail(FR_ERR_ARG, "lora: the base is itself a LoRA view");
-    if (base->cfg.arch != FR_ARCH_MLP) /* core/dit.c calls fr_linear_* without adapters so far */
-        return fr_fail(FR_ERR_UNSUPPORTED, "lora: adapters on a %s base are not wired yet (docs/algorithms/dit.md §5); "
-                       "train it in full", fr_arch_name(base->cfg.arch));
     if (!(alpha > 0.0) || !isfinite(alpha)) return fr_fail(FR_ERR_ARG, "--lora-alpha %g: expected a positive number", alpha);
     L->base = *base;
     memset(base, 0, sizeof *base);

@@ -51,13 +51,26 @@ typedef struct {
     int64_t fan_in;
 } fr_param_spec;
 
+/* A DiT workspace's LoRA scratch (docs/algorithms/dit.md §5): zs holds each target's s·z A^T,
+ * one slot of `slot` floats (cap_B·L·r: a layer runs on B, B·N or B·L rows) per target when
+ * per_target (keep: the backward reads them), else one slot reused; dzs (slot floats) is the
+ * backward's scratch. All NULL when the view runs no adapter. */
+typedef struct {
+    float *zs, *dzs;
+    int64_t slot;
+    int per_target;
+} fr_lora_scratch;
+
 /* core/model_linear.c, the DiT's layers: y (B,N) = z (B,K) W^T + b for the weight at list index
- * w (N,K) and its bias at w + 1 (fr_linear_fwd); the backward adds dW += dy^T z (this process's
- * rows of a split dW, fr_model_dw_split), db += rows of dy, and sets (or, dz_accumulate, adds)
- * dz = dy W unless dz is NULL. */
-void fr_model_linear(const fr_model *m, fr_backend *be, int w, int64_t B, const float *z, float *y);
-fr_status fr_model_linear_bwd(fr_model *m, fr_backend *be, int w, int64_t B, const float *z, const float *dy,
-                              float *dz, int dz_accumulate);
+ * w (N,K) and its bias at w + 1 (fr_linear_fwd), plus the adapter's term when the view adapts
+ * w (fr_lora_layer); the backward adds dW += dy^T z (this process's rows of a split dW,
+ * fr_model_dw_split), db += rows of dy (neither in a LoRA view: the base is frozen), the
+ * adapter's dA, dB when the view trains it, and sets (or, dz_accumulate, adds) dz = dy W (+ the
+ * adapter's path) unless dz is NULL. */
+void fr_model_linear(const fr_model *m, fr_backend *be, const fr_lora_scratch *ls, int w, int64_t B, const float *z,
+                     float *y);
+fr_status fr_model_linear_bwd(fr_model *m, fr_backend *be, const fr_lora_scratch *ls, int w, int64_t B, const float *z,
+                              const float *dy, float *dz, int dz_accumulate);
 /* core/model.c: dW rows [lo, hi) (N, K) += dy[:, lo:hi]^T z (the many-process split). */
 fr_status fr_model_dw_rows(fr_backend *be, int64_t B, int64_t N, int64_t K, int64_t lo, int64_t hi, const float *z,
                            const float *dy, float *dw);

@@ -484,10 +484,12 @@ START_TEST(test_presets_and_checkpoint)
     ck_assert(memcmp(m.arena_values, m2.arena_values, (size_t)fr_model_arena_floats(&m) * sizeof(float)) == 0);
     ck_assert_str_eq(m2.names[11] /* FR_DP_BLOCK(0, FR_DPB_QKV_W) */, "blocks.0.attn.qkv.weight");
     fr_model_free(&m2);
-    fr_lora L; /* not wired for the DiT yet (docs/algorithms/dit.md §5): refused, the base kept */
-    ck_assert(fr_lora_new(&L, &m, 4, 8.0, NULL, 1) == FR_ERR_UNSUPPORTED);
-    ck_assert(strstr(fr_last_error(), "dit") != NULL && m.n_params > 0);
-    fr_model_free(&m);
+    fr_lora L; /* LoRA on the preset: the attention projections of its 4 blocks by default */
+    ck_assert_msg(fr_lora_new(&L, &m, 8, 8.0, NULL, 1) == FR_OK, "%s", fr_last_error());
+    ck_assert_int_eq(L.n_t, 8);
+    ck_assert_str_eq(L.names[2], "blocks.0.attn.proj.lora_A.weight");
+    ck_assert(L.N[0] == 3 * 128 && L.K[0] == 128 && L.N[1] == 128);
+    fr_lora_free(&L);
     fr_st_file f;
     fr_st_init(&f);
     ck_assert(fr_model_config_to_meta(&mlp, &f) == FR_OK);
@@ -559,6 +561,51 @@ START_TEST(test_algos_on_dit)
 }
 END_TEST
 
+/* The LoRA algorithms (Flow-GRPO, AWM, DiffusionNFT with its "old" adapter, DGPO with its
+ * "ema" adapter) with --lora-rank 2 on a DiT base: 2 epochs on ref equal 1 epoch resumed to 2
+ * on opt (2 threads) and 2 epochs on cuda-emu, record for record; the records hold the attention
+ * adapters and no base parameter; the run writes its adapter file. */
+START_TEST(test_lora_runs_on_dit)
+{
+    char base[400];
+    small_dit_base(base, sizeof base, FR_PRED_VELOCITY);
+    static const char *const algos[] = {"flow-grpo", "awm", "nft", "dgpo", NULL};
+    for (const char *const *an = algos; *an; an++) {
+        const fr_algo *a;
+        ck_assert(fr_algo_find(*an, &a) == FR_OK);
+        char run[3][96], path[600];
+        const char *what[3] = {"whole", "part", "emu"};
+        fr_rt_opts o[3];
+        for (int k = 0; k < 3; k++) {
+            snprintf(run[k], sizeof run[k], "%s-dit-lora-%s", *an, what[k]);
+            fr_rt_opts_init(&o[k], a, run[k], k == 1 ? 1 : 2);
+            snprintf(o[k].ro.c.base, sizeof o[k].ro.c.base, "%s", base);
+            snprintf(o[k].ro.c.task, sizeof o[k].ro.c.task, "shapes");
+            fr_rt_set_prefs(&o[k], "shapes");
+            snprintf(o[k].ro.c.reward, sizeof o[k].ro.c.reward, "cmd:%s '%s/tests/reward_progs/mock_reward.py' ok",
+                     fr_test_python(), fr_test_src());
+            o[k].ro.c.lora_rank = 2;
+            o[k].ro.c.lora_alpha = 4.0;
+            ck_assert_msg(fr_rt_run(&o[k], k == 2 ? "cuda-emu" : "ref", 1, NULL, NULL) == FR_OK, "%s (LoRA) on a DiT: %s",
+                          *an, fr_last_error());
+        }
+        fr_run_result res;
+        ck_assert_msg(fr_rt_resume(run[1], 2, 0, "opt", 2, &res) == FR_OK, "%s resume: %s", *an, fr_last_error());
+        fr_rt_assert_same_records(run[0], run[1], 2);
+        fr_rt_assert_same_records(run[0], run[2], 2);
+        char *rec = fr_rt_records(run[0]);
+        ck_assert_msg(strstr(rec, "blocks.0.attn.qkv.lora_B.weight") && !strstr(rec, " patch.weight") &&
+                          !strstr(rec, "blocks.0.fc1"), "%s: records", *an);
+        free(rec);
+        snprintf(path, sizeof path, "%s/%s/%s", fr_rt_dir, run[0], FR_LORA_ADAPTER_FILE);
+        FILE *fp = fopen(path, "rb");
+        ck_assert_msg(fp != NULL, "%s: no %s", *an, path);
+        fclose(fp);
+        for (int k = 0; k < 3; k++) fr_rt_opts_free(&o[k]);
+    }
+}
+END_TEST
+
 /* `flowrl pretrain --preset shapes-dit-s` trains (three steps of 4) and writes a checkpoint that
  * loads as a DiT; a DiT preset on gmm2d is refused with the reason. */
 START_TEST(test_cli_pretrain)
@@ -595,6 +642,7 @@ Suite *suite_dit(void)
     tcase_set_timeout(ta, 600);
     tcase_add_checked_fixture(ta, fr_rt_setup, fr_rt_teardown);
     tcase_add_test(ta, test_algos_on_dit);
+    tcase_add_test(ta, test_lora_runs_on_dit);
     tcase_add_test(ta, test_cli_pretrain);
     suite_add_tcase(s, ta);
     return s;

@@ -1,7 +1,7 @@
 /* LoRA (flowrl/lora.h, flowrl/linear.h): the linear layer with an adapter against double
  * arithmetic, a view's forward and gradients against the merged full model, bits across
  * backends and micro-batches, target selection, adapter files, and LoRA runs (Flow-GRPO, AWM,
- * DiffusionNFT, DGPO) resumed and on every backend. */
+ * DiffusionNFT, DGPO) resumed and on every backend; the view tests on the MLP and on a tiny DiT. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +25,17 @@ static fr_model_config tiny_cfg(void)
     snprintf(c.preset, sizeof c.preset, "custom");
     c.D = 3, c.n_cond = 3, c.n_slots = 2, c.H = 8, c.F = 12, c.n_blocks = 2, c.E = 6;
     c.act = FR_ACT_GELU_TANH, c.pred = FR_PRED_VELOCITY, c.ln_eps = 1e-5f;
+    return c;
+}
+
+/* A tiny DiT (tests/test_dit.c's): 2 channels of 4 × 4 in 2 × 2 patches, N = 4 image tokens and
+ * the 2 prompt tokens, H = 12, two blocks of two heads; its layers run on B (adaln, time),
+ * B·N (patch) and B·L (attention, MLP, out) rows. */
+static fr_model_config tiny_dit_cfg(void)
+{
+    fr_model_config c = tiny_cfg();
+    c.D = 32, c.H = 12;
+    c.arch = FR_ARCH_DIT, c.img_c = 2, c.img_h = 4, c.img_w = 4, c.patch = 2, c.n_heads = 2;
     return c;
 }
 
@@ -145,9 +156,9 @@ typedef struct {
 
 /* A model with random weights (every parameter U(-0.6, 0.6), LN weights near 1), LoRA rank 2,
  * alpha 3 on targets, adapter "default" randomised too (B nonzero) unless zero_b; a batch. */
-static void lview_new(lview *v, fr_backend *be, const char *targets, int zero_b, int64_t B)
+static void lview_new(lview *v, fr_backend *be, const char *targets, int zero_b, int64_t B, int dit)
 {
-    fr_model_config cfg = tiny_cfg();
+    fr_model_config cfg = dit ? tiny_dit_cfg() : tiny_cfg();
     fr_model base;
     ck_assert(fr_model_init(&base, be, &cfg, 3) == FR_OK);
     uint64_t s = 41;
@@ -188,13 +199,16 @@ static void lview_free(lview *v)
 }
 
 /* Adapter "default" at its init (B = 0) runs the base: the view's output equals the base's
- * (adapter off) — y + 0 — and so does a model without LoRA; the off view has no parameters. */
+ * (adapter off) — y + 0 — and so does a model without LoRA; the off view has no parameters.
+ * The MLP (default blocks.{0,1}.fc{1,2}) and the DiT (blocks.{0,1}.attn.{qkv,proj}). */
 START_TEST(test_init_is_base)
 {
     fr_backend *be = fr_test_ref_be();
+    const int dit = _i;
     lview v;
-    lview_new(&v, be, NULL, 1, 6);
-    ck_assert_int_eq(v.L.n_t, 4); /* the default: blocks.{0,1}.fc{1,2} */
+    lview_new(&v, be, NULL, 1, 6, dit);
+    ck_assert_int_eq(v.L.n_t, 4);
+    ck_assert_str_eq(v.pol.names[0], dit ? "blocks.0.attn.qkv.lora_A.weight" : "blocks.0.fc1.lora_A.weight");
     ck_assert_int_eq(v.off.n_params, 0);
     ck_assert_int_eq(v.pol.n_params, 8);
     ck_assert(fr_model_forward(&v.pol, be, &v.ws, v.B, v.x, v.t, v.c, v.o) == FR_OK);
@@ -219,13 +233,16 @@ END_TEST
 
 /* The view against the merged model W' = W + s·B·A (a full model of the same config): outputs
  * and dL/dx agree to float rounding, and the adapter's gradients are the chain rule of the
- * merged model's dW': dA = s Bᵀ dW', dB = s dW' Aᵀ. The base's values are left unchanged. */
+ * merged model's dW': dA = s Bᵀ dW', dB = s dW' Aᵀ (the merged model's dW' is checked against
+ * finite differences in double by test_model / test_dit). The base's values are left
+ * unchanged. On the DiT the targets run on B (time.fc2, adaln), B·N (patch) and B·L rows. */
 START_TEST(test_view_equals_merged)
 {
     fr_backend *be = fr_test_ref_be();
+    const int dit = _i;
     lview v;
-    lview_new(&v, be, "blocks.*.fc1,blocks.1.fc2,time.fc2,out", 0, 6);
-    ck_assert_int_eq(v.L.n_t, 5);
+    lview_new(&v, be, dit ? "blocks.*.attn.qkv,blocks.1.fc2,time.fc2,patch,blocks.0.adaln,out" : "blocks.*.fc1,blocks.1.fc2,time.fc2,out", 0, 6, dit);
+    ck_assert_int_eq(v.L.n_t, dit ? 7 : 5);
     fr_model m;
     ck_assert(fr_model_alloc(&m, be, &v.L.base.cfg) == FR_OK);
     ck_assert(fr_model_copy_values(&m, &v.L.base) == FR_OK);
@@ -287,16 +304,68 @@ START_TEST(test_view_equals_merged)
 }
 END_TEST
 
+/* L = Σ dout · view(x) in double. */
+static double lview_loss(lview *v)
+{
+    ck_assert(fr_model_forward(&v->pol, v->pol.be, &v->ws, v->B, v->x, v->t, v->c, v->o) == FR_OK);
+    float *o = down(v->pol.be, v->o, v->B * v->D), *d = down(v->pol.be, v->dout, v->B * v->D);
+    double l = 0.0;
+    for (int64_t i = 0; i < v->B * v->D; i++) l += (double)o[i] * d[i];
+    free(o), free(d);
+    return l;
+}
+
+/* The adapter gradients of a tiny DiT against central differences of L = Σ dout · out (float
+ * forward, h = 1e-3, summed in double): every adapter tensor, targets on B·N (patch), B·L
+ * (qkv, fc2) and B (adaln) rows, five coordinates each. */
+START_TEST(test_fd_dit)
+{
+    fr_backend *be = fr_test_ref_be();
+    lview v;
+    lview_new(&v, be, "blocks.*.attn.qkv,patch,blocks.1.fc2,blocks.0.adaln", 0, 3, 1);
+    fr_model_zero_grad(&v.pol, be);
+    ck_assert(fr_model_forward(&v.pol, be, &v.ws, v.B, v.x, v.t, v.c, v.o) == FR_OK);
+    ck_assert(fr_model_backward(&v.pol, be, &v.ws, v.dout, v.dx) == FR_OK);
+    float *g = down(be, v.pol.arena_grads, v.L.arena_n);
+    const float h = 1e-3f;
+    int checked = 0;
+    for (int i = 0; i < v.pol.n_params; i++) {
+        const int64_t n = fr_tensor_numel(&v.pol.values[i]);
+        float *val = v.pol.values[i].data;
+        float *hv = down(be, val, n);
+        for (int k = 0; k < 5; k++) {
+            const int64_t j = (k * 7919 + i) % n;
+            const float x0 = hv[j];
+            double l[2];
+            for (int sgn = 0; sgn < 2; sgn++) {
+                hv[j] = sgn ? x0 - h : x0 + h;
+                ck_assert(fr_h2d(be, val, hv, (size_t)n * sizeof *hv) == FR_OK);
+                l[sgn] = lview_loss(&v);
+            }
+            hv[j] = x0;
+            ck_assert(fr_h2d(be, val, hv, (size_t)n * sizeof *hv) == FR_OK);
+            const double fd = (l[0] - l[1]) / (2.0 * h), got = g[(val - v.L.arena[0]) + j];
+            near(v.pol.names[i], j, got, fd, 1.0, 2e-2);
+            checked += got != 0.0;
+        }
+        free(hv);
+    }
+    ck_assert_int_gt(checked, 20);
+    free(g);
+    lview_free(&v);
+}
+END_TEST
+
 /* One backend's forward, dL/dx, adapter gradients and the adapter after a clip → AdamW step. */
 typedef struct {
     float *out, *dx, *grads, *after;
     int64_t n_out, n_ad;
 } lstep;
 
-static void lstep_on(fr_backend *be, lstep *r, int micro)
+static void lstep_on(fr_backend *be, lstep *r, int micro, int dit)
 {
     lview v;
-    lview_new(&v, be, "fc1,blocks.1.fc2,in", 0, 6);
+    lview_new(&v, be, dit ? "attn.qkv,blocks.1.attn.proj,blocks.1.fc2,patch,final.adaln" : "fc1,blocks.1.fc2,in", 0, 6, dit);
     fr_model_zero_grad(&v.pol, be);
     if (micro) { /* rows 0..2, then 3..5, gradients accumulated */
         for (int k = 0; k < 2; k++) {
@@ -333,12 +402,14 @@ static void lstep_same(const lstep *a, const lstep *b, const char *who)
     ck_assert_msg(memcmp(a->after, b->after, (size_t)a->n_ad * 4) == 0, "%s: adapter after AdamW differs", who);
 }
 
-/* ref = opt (1..3 threads) = cuda-emu bit for bit; two micro-batches = one batch. */
+/* ref = opt (1..3 threads) = cuda-emu bit for bit; two micro-batches = one batch; the MLP
+ * and the DiT. */
 START_TEST(test_backends_and_microbatches)
 {
+    const int dit = _i;
     lstep want, got;
-    lstep_on(fr_test_ref_be(), &want, 0);
-    lstep_on(fr_test_ref_be(), &got, 1);
+    lstep_on(fr_test_ref_be(), &want, 0, dit);
+    lstep_on(fr_test_ref_be(), &got, 1, dit);
     lstep_same(&want, &got, "ref, micro-batches");
     lstep_free(&got);
     for (const char *const *name = fr_backend_names(); *name; name++)
@@ -347,7 +418,7 @@ START_TEST(test_backends_and_microbatches)
             if (!fr_test_backend_try(&be, "lora", *name, th)) break;
             char who[64];
             snprintf(who, sizeof who, "%s, %d threads", *name, th);
-            lstep_on(&be, &got, th == 2);
+            lstep_on(&be, &got, th == 2, dit);
             lstep_same(&want, &got, who);
             lstep_free(&got);
             fr_backend_close(&be);
@@ -399,7 +470,7 @@ START_TEST(test_adapter_file)
     fr_test_mkdtemp(dir, sizeof dir, "lora");
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
     lview v;
-    lview_new(&v, be, NULL, 0, 2);
+    lview_new(&v, be, NULL, 0, 2, 0);
     ck_assert_msg(fr_lora_save(&v.L, 0, "0123456789abcdef", path) == FR_OK, "%s", fr_last_error());
     fr_st_file f;
     ck_assert(fr_st_read(&f, path) == FR_OK);
@@ -427,6 +498,58 @@ START_TEST(test_adapter_file)
     ck_assert(fr_lora_load(&L2, 0, path) == FR_ERR_FORMAT);
     ck_assert_msg(strstr(fr_last_error(), "lora.rank"), "%s", fr_last_error());
     fr_lora_free(&L2);
+    lview_free(&v);
+    remove(path);
+    rmdir(dir);
+}
+END_TEST
+
+/* A DiT's adapter file: PEFT keys of the DiT's module names (docs/lora.md), the default
+ * targets in the metadata, read back into a set from another seed bit for bit, and a set made
+ * from the file alone (fr_lora_from_file) runs the same forward. */
+START_TEST(test_adapter_file_dit)
+{
+    fr_backend *be = fr_test_ref_be();
+    char dir[64], path[128];
+    fr_test_mkdtemp(dir, sizeof dir, "lora");
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+    lview v;
+    lview_new(&v, be, NULL, 0, 3, 1);
+    ck_assert_msg(fr_lora_save(&v.L, 0, NULL, path) == FR_OK, "%s", fr_last_error());
+    fr_st_file f;
+    ck_assert(fr_st_read(&f, path) == FR_OK);
+    ck_assert_str_eq(fr_st_get_meta(&f, "lora.targets"),
+                     "blocks.0.attn.qkv,blocks.0.attn.proj,blocks.1.attn.qkv,blocks.1.attn.proj");
+    const fr_tensor *a = fr_st_get(&f, "base_model.model.blocks.1.attn.qkv.lora_A.weight");
+    const fr_tensor *b = fr_st_get(&f, "base_model.model.blocks.1.attn.qkv.lora_B.weight");
+    const fr_tensor *pb = fr_st_get(&f, "base_model.model.blocks.0.attn.proj.lora_B.weight");
+    ck_assert(a && b && pb && a->shape[0] == 2 && a->shape[1] == 12 && b->shape[0] == 36 && b->shape[1] == 2);
+    ck_assert(pb->shape[0] == 12 && pb->shape[1] == 2);
+    ck_assert_int_eq(f.n, 8);
+    fr_st_free(&f);
+    fr_model_config cfg = tiny_dit_cfg();
+    fr_model m2;
+    fr_lora L2;
+    ck_assert(fr_model_init(&m2, be, &cfg, 3) == FR_OK);
+    ck_assert(fr_lora_new(&L2, &m2, 2, 3.0, NULL, 99) == FR_OK);
+    ck_assert_msg(fr_lora_load(&L2, 0, path) == FR_OK, "%s", fr_last_error());
+    float *x = down(be, v.L.arena[0], v.L.arena_n), *y = down(be, L2.arena[0], L2.arena_n);
+    ck_assert(memcmp(x, y, (size_t)v.L.arena_n * 4) == 0);
+    free(x), free(y);
+    fr_lora_free(&L2);
+    /* the file alone on a copy of v's base: the same forward, bit for bit */
+    ck_assert(fr_model_alloc(&m2, be, &cfg) == FR_OK && fr_model_copy_values(&m2, &v.L.base) == FR_OK);
+    ck_assert_msg(fr_lora_from_file(&L2, &m2, path) == FR_OK, "%s", fr_last_error());
+    fr_model p2;
+    fr_model_ws w2;
+    ck_assert(fr_lora_view(&p2, &L2, 0, 0) == FR_OK && fr_model_ws_alloc(&w2, &p2, v.B, 0) == FR_OK);
+    ck_assert(fr_model_forward(&v.pol, be, &v.ws, v.B, v.x, v.t, v.c, v.o) == FR_OK);
+    x = down(be, v.o, v.B * v.D);
+    ck_assert(fr_model_forward(&p2, be, &w2, v.B, v.x, v.t, v.c, v.o) == FR_OK);
+    y = down(be, v.o, v.B * v.D);
+    ck_assert(memcmp(x, y, (size_t)(v.B * v.D) * 4) == 0);
+    free(x), free(y);
+    fr_model_ws_free(&w2), fr_model_free(&p2), fr_lora_free(&L2), fr_model_free(&m2);
     lview_free(&v);
     remove(path);
     rmdir(dir);
@@ -497,11 +620,13 @@ Suite *suite_lora(void)
     TCase *tc = tcase_create("lora");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_linear_adapter_exact);
-    tcase_add_test(tc, test_init_is_base);
-    tcase_add_test(tc, test_view_equals_merged);
-    tcase_add_test(tc, test_backends_and_microbatches);
+    tcase_add_loop_test(tc, test_init_is_base, 0, 2); /* 0: the MLP, 1: the DiT */
+    tcase_add_loop_test(tc, test_view_equals_merged, 0, 2);
+    tcase_add_test(tc, test_fd_dit);
+    tcase_add_loop_test(tc, test_backends_and_microbatches, 0, 2);
     tcase_add_test(tc, test_targets);
     tcase_add_test(tc, test_adapter_file);
+    tcase_add_test(tc, test_adapter_file_dit);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("lora_runs");
     tcase_set_timeout(tr, 300);

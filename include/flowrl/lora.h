@@ -45,6 +45,8 @@
 #define FR_LORA_TARGETS_MAX 512
 /* The residual MLP's default targets (above). */
 #define FR_LORA_MLP_TARGETS "blocks.*.fc1,blocks.*.fc2"
+/* The DiT's: every block's attention projections, as the public configs (docs/lora.md). */
+#define FR_LORA_DIT_TARGETS "blocks.*.attn.qkv,blocks.*.attn.proj"
 /* The adapter file a LoRA run writes in its directory at every checkpoint (PEFT's name). */
 #define FR_LORA_ADAPTER_FILE "adapter_model.safetensors"
 /* PEFT's file key prefix. */
@@ -67,8 +69,8 @@ typedef struct fr_lora {
     float *arena[FR_LORA_MAX_ADAPTERS]; /* backend memory, one per adapter */
 } fr_lora;
 
-/* The default --lora-targets of a model (the residual MLP: FR_LORA_MLP_TARGETS); a model family
- * names its own here (a DiT: its attention projections, as the public configs). */
+/* The default --lora-targets of a model: the residual MLP's FR_LORA_MLP_TARGETS, the DiT's
+ * FR_LORA_DIT_TARGETS (its attention projections, as the public configs). */
 const char *fr_lora_default_targets(const fr_model_config *cfg);
 
 /* Takes base (moved in: *base is left empty) and adds adapter "default" with the init above.
