@@ -52,34 +52,6 @@ static fr_status setup_env(fr_run *r)
     return fr_adamw_state_init(r->be, &r->adam, ps, n);
 }
 
-/* The algorithms whose extra models are not views yet: they copy the policy into the reference
- * (DDO, the online Flow-DPO family) or keep a lagged full copy (Diffusion-DRO). */
-static const char *const k_no_lora[] = {"ddo", "diffusion-dpo", "flow-dpo", "balanced-dpo", "diffusion-dro", NULL};
-
-/* --lora-rank > 0 (flowrl/lora.h): the loaded base moves into r->lora, the policy becomes the
- * view of its trained adapter "default" (init from the run's seed). */
-static fr_status setup_lora(fr_run *r)
-{
-    const fr_run_common *c = &r->o->c;
-    for (const char *const *n = k_no_lora; *n; n++)
-        if (strcmp(r->algo->name, *n) == 0)
-            return fr_fail(FR_ERR_ARG, "--lora-rank: %s keeps a second full copy of the policy and does not run on LoRA "
-                           "adapters yet (docs/lora.md lists the algorithms that do)", r->algo->name);
-    if (!FR_ALLOC(r->lora, 1)) return FR_ERR_NOMEM;
-    const double alpha = c->lora_alpha > 0.0 ? c->lora_alpha : (double)c->lora_rank;
-    FR_TRY(fr_lora_new(r->lora, &r->pol, c->lora_rank, alpha, c->lora_targets, r->o->run.seed));
-    return fr_lora_view(&r->pol, r->lora, 0, 1);
-}
-
-fr_status fr_run_model_like(fr_run *r, const char *adapter, fr_model *m)
-{
-    memset(m, 0, sizeof *m);
-    if (!r->lora) return fr_model_alloc(m, r->be, &r->pol.cfg);
-    int a;
-    FR_TRY(fr_lora_adapter(r->lora, adapter, &a));
-    return fr_lora_view(m, r->lora, a, 0);
-}
-
 /* Loads the base into the policy (and the frozen reference), the reward, the optimiser, the
  * EMA, the DDPO tracker and the algorithm's state. */
 static fr_status setup(fr_run *r)
@@ -111,7 +83,7 @@ static fr_status setup(fr_run *r)
                        fr_pred_name(r->pol.cfg.pred));
     }
 
-    if (o->c.lora_rank > 0) FR_TRY(setup_lora(r));
+    if (o->c.lora_rank > 0) FR_TRY(fr_run_setup_lora(r));
 
     r->reward_id = 0;
     const char *prog = fr_reward_cmd_program(o->c.reward);

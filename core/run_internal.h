@@ -65,6 +65,11 @@ fr_status fr_train_curve_push_eval(fr_train_curve *c, double epoch, double acc);
 /* curve.svg: reward and training accuracy per epoch (smoothed), held-out accuracy points. */
 fr_status fr_train_curve_write_svg(const fr_train_curve *c, const char *title, const char *path);
 
+/* --lora-rank > 0 (core/run_lora.c): the loaded base moves into r->lora and r->pol becomes the
+ * view of its trained adapter "default"; an algorithm that keeps a second full copy of the policy
+ * is refused in one line. */
+fr_status fr_run_setup_lora(fr_run *r);
+
 /* --resume (core/run_ckpt.c): the checkpoint to resume from (from_step > 0: that one, else the
  * newest; a one-line error listing the run's checkpoints when from_step has none), and, when
  * checkpoint `bad` does not load, the error s re-raised with the newest older checkpoint that
