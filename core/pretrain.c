@@ -58,7 +58,7 @@ fr_pretrain_cfg fr_pretrain_defaults(void)
 const char *fr_pretrain_default_preset(const char *task)
 {
     if (!task) return NULL;
-    if (strcmp(task, "gmm2d") == 0) return "gmm2d-s";
+    if (strcmp(task, "gmm2d") == 0 || strcmp(task, "checkerboard") == 0) return "gmm2d-s";
     if (strcmp(task, "shapes") == 0) return "shapes-s";
     return NULL;
 }

@@ -34,7 +34,7 @@ const fr_task fr_task_shapes = {
     .pixel_reward = fr_shapes_pixel_reward,
 };
 
-static const fr_task *const k_tasks[] = {&fr_task_gmm2d, &fr_task_shapes};
+static const fr_task *const k_tasks[] = {&fr_task_gmm2d, &fr_task_shapes, &fr_task_checkerboard};
 #define N_TASKS (int)(sizeof k_tasks / sizeof k_tasks[0])
 
 int fr_task_count(void) { return N_TASKS; }
@@ -49,7 +49,7 @@ fr_status fr_task_get(const char *name, const fr_task **out)
             return FR_OK;
         }
     *out = NULL;
-    return fr_fail(FR_ERR_ARG, "unknown task '%s' (known: gmm2d, shapes)", name ? name : "(null)");
+    return fr_fail(FR_ERR_ARG, "unknown task '%s' (known: gmm2d, shapes, checkerboard)", name ? name : "(null)");
 }
 
 fr_status fr_task_reward_id(const fr_task *t, const char *name, int *reward_id)

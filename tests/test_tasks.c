@@ -11,6 +11,7 @@
 
 #include "data/shapes_internal.h"
 #include "flowrl/philox.h"
+#include "flowrl/swd.h"
 #include "flowrl/task.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -28,10 +29,11 @@ static const fr_task *task(const char *name)
 
 START_TEST(test_registry)
 {
-    ck_assert_int_eq(fr_task_count(), 2);
+    ck_assert_int_eq(fr_task_count(), 3);
     ck_assert_ptr_eq(task("gmm2d"), &fr_task_gmm2d);
     ck_assert_ptr_eq(task("shapes"), &fr_task_shapes);
-    ck_assert_ptr_null(fr_task_at(2));
+    ck_assert_ptr_eq(task("checkerboard"), &fr_task_checkerboard);
+    ck_assert_ptr_null(fr_task_at(3));
     const fr_task *t = &fr_task_gmm2d;
     ck_assert_int_eq(fr_task_get("gmm3d", &t), FR_ERR_ARG);
     ck_assert_ptr_null(t);
@@ -590,6 +592,73 @@ START_TEST(test_shapes_layout_rule)
 }
 END_TEST
 
+/* checkerboard: every sample lies in a white cell, each of the 8 cells gets about 1/8 of them,
+ * the coordinates are uniform inside a cell (mean of the in-cell offset near 1/2), and the
+ * reward says inside / outside, with the cell edges on the right side. */
+START_TEST(test_checkerboard)
+{
+    const fr_task *t = &fr_task_checkerboard;
+    enum { N = 8000 };
+    int count[8] = {0};
+    double off = 0;
+    for (int n = 0; n < N; n++) {
+        float x[2], s;
+        int c;
+        ck_assert_int_eq(t->sample(0, 3, (uint32_t)n, x), FR_OK);
+        ck_assert(x[0] >= -4.0f && x[0] < 4.0f && x[1] >= -4.0f && x[1] < 4.0f);
+        ck_assert_int_eq(t->reward(0, 0, x, &s, &c), FR_OK);
+        ck_assert_msg(c == 1 && s == 1.0f, "sample %d (%g, %g) outside", n, (double)x[0], (double)x[1]);
+        int i = (int)floorf((x[0] + 4.0f) / 2.0f), j = (int)floorf((x[1] + 4.0f) / 2.0f);
+        count[i * 2 + j / 2]++; /* (i, j) white: j = i mod 2 + 2 k, so i and j / 2 name the cell */
+        off += (x[0] + 4.0f) / 2.0f - i;
+    }
+    for (int k = 0; k < 8; k++) /* N/8 = 1000, sd 30 */
+        ck_assert_msg(count[k] > 850 && count[k] < 1150, "cell %d: %d of %d", k, count[k], N);
+    ck_assert_msg(fabs(off / N - 0.5) < 0.02, "mean in-cell offset %g", off / N);
+    const float inside[][2] = {{-4, -4}, {-3, -3}, {-1, -1}, {0, 0}, {3.9f, 3.9f}, {-0.001f, -0.5f}};
+    const float outside[][2] = {{-2, -4}, {0, -1}, {-1, 1}, {4, 0}, {-5, -3}, {3.999f, -4.5f}, {1.5f, 3.9f}};
+    for (size_t k = 0; k < sizeof inside / sizeof inside[0]; k++)
+        ck_assert_msg(fr_checkerboard_inside(inside[k]), "(%g, %g)", (double)inside[k][0], (double)inside[k][1]);
+    for (size_t k = 0; k < sizeof outside / sizeof outside[0]; k++)
+        ck_assert_msg(!fr_checkerboard_inside(outside[k]), "(%g, %g)", (double)outside[k][0], (double)outside[k][1]);
+    float x[2] = {0, 0}, s, g[2];
+    ck_assert_int_eq(t->reward_grad(0, 0, x, &s, g), FR_ERR_UNSUPPORTED);
+    ck_assert_int_eq(t->reward(1, 0, x, &s, NULL), FR_ERR_ARG);
+}
+END_TEST
+
+/* The sliced Wasserstein-2 distance (flowrl/swd.h): 0 between a set and itself; in 1-D the
+ * exact W2 (a shift c gives |c|; unequal sizes compare empirical quantiles); small between two
+ * samples of one task and large between two tasks; bad input names the problem. */
+START_TEST(test_sliced_w2)
+{
+    double w = -1;
+    const float a1[] = {0, 1}, b1[] = {0, 0.5f, 1, 1.5f}, c1[] = {3, 4};
+    ck_assert_int_eq(fr_sliced_w2(a1, 2, a1, 2, 1, 5, 1, &w), FR_OK);
+    ck_assert(w == 0.0);
+    ck_assert_int_eq(fr_sliced_w2(a1, 2, c1, 2, 1, 5, 1, &w), FR_OK);
+    ck_assert_msg(fabs(w - 3.0) < 1e-12, "%.17g", w);
+    /* M = 4 levels: a's quantiles 0 0 1 1, b's 0 0.5 1 1.5: sqrt((0.25 + 0.25) / 4) */
+    ck_assert_int_eq(fr_sliced_w2(a1, 2, b1, 4, 1, 3, 1, &w), FR_OK);
+    ck_assert_msg(fabs(w - sqrt(0.125)) < 1e-12, "%.17g", w);
+    enum { N = 1000 };
+    float *x = malloc(sizeof(float) * 2 * N), *y = malloc(sizeof(float) * 2 * N), *g = malloc(sizeof(float) * 2 * N);
+    int zero[N] = {0};
+    ck_assert_int_eq(fr_task_sample_batch(&fr_task_checkerboard, N, zero, 1, 0, x), FR_OK);
+    ck_assert_int_eq(fr_task_sample_batch(&fr_task_checkerboard, N, zero, 2, 0, y), FR_OK);
+    ck_assert_int_eq(fr_task_sample_batch(&fr_task_gmm2d, N, zero, 1, 0, g), FR_OK);
+    double same, other;
+    ck_assert_int_eq(fr_sliced_w2(x, N, y, N, 2, 64, 7, &same), FR_OK);
+    ck_assert_int_eq(fr_sliced_w2(x, N, g, N, 2, 64, 7, &other), FR_OK);
+    ck_assert_msg(same < 0.15 && other > 1.0, "same task %g, other task %g", same, other);
+    x[3] = NAN;
+    ck_assert_int_eq(fr_sliced_w2(x, N, y, N, 2, 64, 7, &w), FR_ERR_NUMERIC);
+    ck_assert_msg(strstr(fr_last_error(), "first set"), "%s", fr_last_error());
+    ck_assert_int_eq(fr_sliced_w2(x, 0, y, N, 2, 64, 7, &w), FR_ERR_ARG);
+    free(x), free(y), free(g);
+}
+END_TEST
+
 Suite *suite_tasks(void)
 {
     Suite *s = suite_create("tasks");
@@ -607,6 +676,8 @@ Suite *suite_tasks(void)
     tcase_add_test(tc, test_shapes_failures);
     tcase_add_test(tc, test_shapes_noise);
     tcase_add_test(tc, test_shapes_layout_rule);
+    tcase_add_test(tc, test_checkerboard);
+    tcase_add_test(tc, test_sliced_w2);
     suite_add_tcase(s, tc);
     return s;
 }

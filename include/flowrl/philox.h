@@ -117,7 +117,9 @@ typedef enum {
     /* adversarial flow networks and the FL-GFN set task (issue 22's branch afn: 120-124) */
     FR_RNG_AFN_GAME = 120,     /* AFlowNet self-play: a move's draws of (epoch, game, move) (flowrl/afn.h) */
     FR_RNG_FLGFN_ACTION = 121, /* FL-GFN set task: a training trajectory's draws of (epoch, trajectory, step) (flowrl/flgfn.h) */
-    FR_RNG_FLGFN_EVAL = 122    /* FL-GFN: the evaluation's sets (chunk, trajectory, step) */
+    FR_RNG_FLGFN_EVAL = 122,   /* FL-GFN: the evaluation's sets (chunk, trajectory, step) */
+    /* sample-set metrics (flowrl/swd.h: 150) */
+    FR_RNG_SWD_DIR = 150       /* a sliced-Wasserstein projection's direction (projection, 0, 0) */
 } fr_rng_purpose;
 
 typedef struct {

@@ -84,7 +84,7 @@ typedef struct fr_task {
                               float *map);                                   // map: (H·W,)
 } fr_task;
 
-/* The task called `name` ("gmm2d", "shapes"); FR_ERR_ARG naming the known tasks if none. */
+/* The task called `name` ("gmm2d", "shapes", "checkerboard"); FR_ERR_ARG naming the known tasks if none. */
 fr_status fr_task_get(const char *name, const fr_task **out);
 int fr_task_count(void);
 const fr_task *fr_task_at(int i); /* i in [0, fr_task_count()), else NULL */
@@ -120,11 +120,16 @@ fr_status fr_task_render(const fr_task *t, const char *path, int N,
                          int cols, int scale);
 
 /* The first Philox coordinate (c0) of each task's data stream; append, never renumber. */
-enum { FR_TASK_TAG_GMM2D = 1, FR_TASK_TAG_SHAPES = 2 };
+enum { FR_TASK_TAG_GMM2D = 1, FR_TASK_TAG_SHAPES = 2, FR_TASK_TAG_CHECKERBOARD = 3 };
 
 /* The tasks themselves, for callers that want one directly. */
 extern const fr_task fr_task_gmm2d;
 extern const fr_task fr_task_shapes;
+extern const fr_task fr_task_checkerboard;
+
+/* ---- checkerboard: GMFlow's 2-D toy (data/checkerboard.c) ------------------------- */
+/* 1 when x (2,) lies in one of the 8 white cells of [-4, 4)^2, else 0. */
+int fr_checkerboard_inside(const float *x);
 
 /* ---- gmm2d: 8 Gaussians on a ring (data/gmm2d.c) ---------------------------------- */
 #define FR_GMM2D_MODES 8
