@@ -45,7 +45,7 @@ static const char *const k_progress_names[] = {"auto", "tty", "plain", "off", NU
 #define ROW(f, key, kind, lo, hi, names, help, alias, mv) \
     FR_OPT_ROW_(pretrain_opts, f, key, kind, NULL, lo, hi, names, help, 0, alias, mv)
 static const fr_opt k_rows[] = {
-    ROW(task, "task", FR_OPT_STR, 0, 0, NULL, "gmm2d or shapes (required)", NULL, "NAME"),
+    ROW(task, "task", FR_OPT_STR, 0, 0, NULL, "gmm2d, checkerboard or shapes (required)", NULL, "NAME"),
     ROW(preset, "preset", FR_OPT_STR, 0, 0, NULL,
         "model preset: gmm2d-s, shapes-s, shapes-m, shapes-dit-s, shapes-dit-m (the DiTs, docs/algorithms/dit.md) (default: gmm2d-s for gmm2d, shapes-s for shapes; the shapes "
         "presets predict x0 and return the velocity it implies)",
@@ -85,7 +85,7 @@ static const fr_opt k_rows[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: flowrl pretrain --task gmm2d|shapes --out FILE [options]\n\n"
+    fprintf(f, "Usage: flowrl pretrain --task gmm2d|checkerboard|shapes --out FILE [options]\n\n"
                "Trains the conditional MLP base model of a built-in task from scratch:\n"
                "rectified flow (x = (1-s) x0 + s eps, target eps - x0, input t = 1000 s) or, with\n"
                "--pred epsilon, DDPM (x = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, target eps).\n"

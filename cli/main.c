@@ -21,7 +21,7 @@ static const fr_command k_commands[] = {
     {"optimize", "optimise the noise or condition for a differentiable reward: optimize --ckpt C --target noise --out o.png",
      cmd_optimize},
     {"eval", "held-out accuracy per prompt kind: eval --ckpt C [--n N] [--json]", cmd_eval},
-    {"pretrain", "train a base model: pretrain --task gmm2d|shapes --out FILE [--max-train-steps N]", cmd_pretrain},
+    {"pretrain", "train a base model: pretrain --task gmm2d|checkerboard|shapes --out FILE [--max-train-steps N]", cmd_pretrain},
     {"train", "RL fine-tuning: train --algo NAME --base CKPT --out RUNDIR [--resume RUNDIR]", cmd_train},
     {"prefs", "preference pairs as files: prefs make --ckpt C --pairs N --out P | prefs show P", cmd_prefs},
     {"classifier", "the shapes classifier reward: classifier train --out FILE | classifier eval FILE", cmd_classifier},

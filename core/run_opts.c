@@ -23,7 +23,7 @@ static const fr_opt k_inputs[] = {
     FR_OPT_STR(C, algo, "algo", "flow-grpo", "algorithm (`flowrl algos` lists them)", 0),
     FR_OPT_STR(C, base, "base", "", "base checkpoint: policy init and KL reference (required; identified by its digest)",
                FR_OPT_PATH | FR_OPT_RESUMABLE),
-    FR_OPT_STR(C, task, "task", "", "gmm2d or shapes, for a checkpoint without 'task' metadata", 0),
+    FR_OPT_STR(C, task, "task", "", "gmm2d, checkerboard or shapes, for a checkpoint without 'task' metadata", 0),
     FR_OPT_STR(C, reward, "reward", "",
                "a task reward (gmm2d: mode, halfplane, sqdist; shapes: geneval, strict, classifier) or cmd:PROGRAM "
                "(docs/reward-protocol.md); default the task's first", 0),

@@ -32,6 +32,11 @@ fr_status fr_task_render(const fr_task *t, const char *path, int N, const int *p
     if (t->C > 0) return fr_png_write_grid(path, x, N, t->C, t->H, t->W, cols, scale);
     if (t->D == 2) {
         fr_scatter_opts o = fr_scatter_opts_default();
+        float marks[2 * 16];
+        if (t->scatter_marks) {
+            o.n_marks = t->scatter_marks(t, marks, 16, &o.ring_radius);
+            o.marks = marks;
+        }
         return fr_task_scatter_png(path, N, prompt_ids, x, &o);
     }
     return fr_fail(FR_ERR_UNSUPPORTED, "%s: task %s has %d-dimensional samples and no picture for them", path,
