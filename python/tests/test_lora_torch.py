@@ -50,7 +50,8 @@ def test_lora_linear_matches_pytorch():
     got = peft_lora_linear(i["z"], i["weight"], i["bias"], i["lora_A"], i["lora_B"], float(i["alpha"]),
                            int(c.params["rank"]), i["dy"])
     for name, want in got.items():
-        fv.compare(c.outputs[name], want, rtol=RTOL, atol=ATOL, label=name, names=("flowrl", "pytorch"))
+        msg = fv.compare(c.outputs[name], want, rtol=RTOL, atol=ATOL, label=name, names=("flowrl", "pytorch"))
+        assert msg is None, msg
     # the comparison is not blind: without the scale the layer is another one
     wrong = peft_lora_linear(i["z"], i["weight"], i["bias"], i["lora_A"], i["lora_B"], 1.0 * int(c.params["rank"]),
                              int(c.params["rank"]), i["dy"])
