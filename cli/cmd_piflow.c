@@ -28,7 +28,7 @@ static const fr_opt k_train_rows[] = {
     FR_OPT_INT(train_opts, K, "k", "8", 1, FR_PIFLOW_MAX_K, "Gaussian components of the GM policy", 0),
     FR_OPT_INT(train_opts, hidden, "hidden", "256", 1, 8192, "width of the student MLP", 0),
     FR_OPT_INT(train_opts, n_hidden, "n_hidden", "3", 1, FR_MLP_MAX_LAYERS - 1, "hidden layers (SiLU)", 0),
-    FR_OPT_I64(train_opts, steps, "steps", "2000", 1, 100000000, "AdamW steps", 0),
+    FR_OPT_I64(train_opts, steps, "steps", "2000", 0, 100000000, "AdamW steps (0: write the untrained student)", 0),
     FR_OPT_I64(train_opts, batch, "batch_size", "256", 1, 1 << 16, "x_s per step", 0),
     FR_OPT_INT(train_opts, n_inter, "n_inter", "2", 1, 64, "intermediate times per x_s (num_intermediates)", 0),
     FR_OPT_INT(train_opts, substeps, "substeps", "128", 1, 1 << 16, "the policy rollout's substeps per unit of sigma", 0),
