@@ -337,6 +337,45 @@ START_TEST(test_student_zero_heads)
 }
 END_TEST
 
+/* The command: train on ref and opt (the same digest line), sample, teacher, swd, the PNG, usage errors. */
+START_TEST(test_cli)
+{
+    char dir[128], teacher[192], args[1024], out[8192], out2[8192];
+    fr_test_mkdtemp(dir, sizeof dir, "piflow-cli");
+    snprintf(teacher, sizeof teacher, "%s/teacher.safetensors", dir);
+    write_teacher(teacher);
+    const char *bks[] = {"ref", "opt --threads 2"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "piflow train --teacher %s --out %s/s%d.safetensors --steps 3 --batch-size 8 --k 3 "
+                 "--hidden 16 --n-hidden 2 --substeps 16 --log-every 1 --backend %s", teacher, dir, k, bks[k]);
+        ck_assert_msg(fr_test_run_cli(args, k ? out2 : out, sizeof out) == 0, "%s: %s", args, k ? out2 : out);
+    }
+    const char *da = strstr(out, "step 3/3"), *db = strstr(out2, "step 3/3");
+    ck_assert_msg(da && db && strncmp(da, db, 60) == 0, "ref: %s\nopt: %s", out, out2);
+    snprintf(args, sizeof args, "piflow sample --ckpt %s/s0.safetensors --n 64 --out %s/a.safetensors", dir, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "1.00 network rows per sample") != NULL, "%s", out);
+    snprintf(args, sizeof args, "piflow teacher --ckpt %s --n 64 --num-steps 4 --out %s/b.safetensors", teacher, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "4.00 network rows per sample") != NULL, "%s", out);
+    snprintf(args, sizeof args, "piflow swd %s/a.safetensors %s/b.safetensors 64", dir, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    double d = -1;
+    ck_assert_msg(sscanf(out, "sliced_w2 %lf", &d) == 1 && d > 0 && isfinite(d), "%s", out);
+    snprintf(args, sizeof args, "piflow sample --ckpt %s/s0.safetensors --n 64 --out %s/a.png", dir, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    snprintf(args, sizeof args, "%s/a.png", dir);
+    FILE *f = fopen(args, "rb");
+    ck_assert_msg(f != NULL, "no %s", args);
+    fclose(f);
+    ck_assert_int_eq(fr_test_run_cli("piflow train --steps 1", out, sizeof out), 2);
+    ck_assert_int_eq(fr_test_run_cli("piflow frobnicate", out, sizeof out), 2);
+    ck_assert_int_eq(fr_test_run_cli("piflow train --help", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "--teacher") != NULL, "%s", out);
+    fr_test_rmtree(dir);
+}
+END_TEST
+
 Suite *suite_piflow(void)
 {
     Suite *s = suite_create("piflow");
@@ -348,6 +387,7 @@ Suite *suite_piflow(void)
     tcase_add_test(tc, test_imitation_loss_grad);
     tcase_add_test(tc, test_student_zero_heads);
     tcase_add_test(tc, test_trainer_bitwise_resume);
+    tcase_add_test(tc, test_cli);
     suite_add_tcase(s, tc);
     return s;
 }
