@@ -28,6 +28,7 @@ int cmd_algos(int argc, char **argv);
 int cmd_envs(int argc, char **argv);
 int cmd_expert(int argc, char **argv);
 int cmd_bc(int argc, char **argv);
+int cmd_piflow(int argc, char **argv);
 int cmd_prefs(int argc, char **argv);
 int cmd_classifier(int argc, char **argv);
 

@@ -30,6 +30,8 @@ static const fr_command k_commands[] = {
     {"expert", "a scripted expert's episodes as demonstrations: expert --env nav2d --out D [--plot P.png] | expert show D",
      cmd_expert},
     {"bc", "behaviour cloning of a flow or DDPM policy from demonstrations: bc --demos FILE --out CKPT", cmd_bc},
+    {"piflow", "pi-Flow distillation into a 1-NFE GM policy: piflow train --teacher T --out S | sample | teacher | swd",
+     cmd_piflow},
     {"audit", "compare two runs' audit logs: identical through step N, or the first difference",
      cmd_audit},
     {"pack", "pack a run directory into a deterministic .tar.zst: pack RUNDIR -o FILE.tar.zst", cmd_pack},

@@ -155,5 +155,7 @@ extern const fr_golden_case fr_golden_cases_lora[]; /* issue 20: the LoRA linear
 extern const size_t fr_golden_n_lora;
 extern const fr_golden_case fr_golden_cases_graph[]; /* issue 22: edge_gather, edge_scatter_add (core/golden_graph.c) */
 extern const size_t fr_golden_n_graph;
+extern const fr_golden_case fr_golden_cases_piflow[]; /* issue 22 §10.2: pi-Flow's policy and loss (core/golden_piflow.c) */
+extern const size_t fr_golden_n_piflow;
 
 #endif

@@ -83,6 +83,7 @@
     X(gfn_ext)                                                                             \
     X(afn)                                                                                 \
     X(flgfn)                                                                               \
+    X(piflow)                                                                              \
     X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure

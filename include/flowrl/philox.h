@@ -119,7 +119,11 @@ typedef enum {
     FR_RNG_FLGFN_ACTION = 121, /* FL-GFN set task: a training trajectory's draws of (epoch, trajectory, step) (flowrl/flgfn.h) */
     FR_RNG_FLGFN_EVAL = 122,   /* FL-GFN: the evaluation's sets (chunk, trajectory, step) */
     /* sample-set metrics (flowrl/swd.h: 150) */
-    FR_RNG_SWD_DIR = 150       /* a sliced-Wasserstein projection's direction (projection, 0, 0) */
+    FR_RNG_SWD_DIR = 150,      /* a sliced-Wasserstein projection's direction (projection, 0, 0) */
+    /* pi-Flow (flowrl/piflow.h: 155-159) */
+    FR_RNG_PIFLOW_NOISE = 155,  /* a training x_s of (step, sample, 0) */
+    FR_RNG_PIFLOW_TIME = 156,   /* a training intermediate time of (step, sample, n) */
+    FR_RNG_PIFLOW_SAMPLE = 157  /* sampling: the student's x_s (sample, 0, 0), the teacher's x(1) (sample, 1, 0) */
 } fr_rng_purpose;
 
 typedef struct {
