@@ -107,7 +107,8 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for r in res:
         print(f"| {r['row']} (`{r['flags']}`) | {r['reward']} | {r['epochs']} | {r['before']:.4f} | "
-              + ", ".join(f"{a:.4f}" for a in r["after"]) + f" | {r['gain']:+.4f} ± {r['ci']:.4f} | "
+              + ", ".join(f"{a:.4f}" for a in r["after"]) + f" | {r['gain']:+.4f} ± "
+              + ("–" if r["ci"] is None else f"{r['ci']:.4f}") + " | "
               + ("yes" if r["raised"] else "no") + " |")
     json.dump(res, open(os.path.join(WORK, "results.json"), "w"), indent=1)
 

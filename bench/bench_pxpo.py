@@ -85,8 +85,9 @@ def train_split(names):
         after = [train_split_mean(os.path.join(bench_prefmore.WORK, f"{name}-s{s}", "checkpoints", f"step-{epochs}.safetensors"),
                                   reward) for s in bench_prefmore.SEEDS]
         m, h = ci95([a - before for a in after])
-        print(f"| {name} | {before:.4f} | " + ", ".join(f"{a:.4f}" for a in after) + f" | {m:+.4f} ± {h:.4f} | "
-              + ("yes" if m - h > 0 else "no") + " |", flush=True)
+        print(f"| {name} | {before:.4f} | " + ", ".join(f"{a:.4f}" for a in after) + f" | {m:+.4f} ± "
+              + ("–" if h is None else f"{h:.4f}") + " | " + ("yes" if h is not None and m - h > 0 else "no") + " |",
+              flush=True)
 
 
 if __name__ == "__main__":
