@@ -31,6 +31,7 @@ int cmd_bc(int argc, char **argv);
 int cmd_piflow(int argc, char **argv);
 int cmd_prefs(int argc, char **argv);
 int cmd_classifier(int argc, char **argv);
+int cmd_gmflow(int argc, char **argv);
 
 struct fr_backend;
 #include "flowrl/opt_groups.h"

@@ -22,6 +22,7 @@ static const fr_command k_commands[] = {
      cmd_optimize},
     {"eval", "held-out accuracy per prompt kind: eval --ckpt C [--n N] [--json]", cmd_eval},
     {"pretrain", "train a base model: pretrain --task gmm2d|checkerboard|shapes --out FILE [--max-train-steps N]", cmd_pretrain},
+    {"gmflow", "GMFlow (Gaussian-mixture flow): gmflow train --task checkerboard --out C | sample --ckpt C --n N --steps S", cmd_gmflow},
     {"train", "RL fine-tuning: train --algo NAME --base CKPT --out RUNDIR [--resume RUNDIR]", cmd_train},
     {"prefs", "preference pairs as files: prefs make --ckpt C --pairs N --out P | prefs show P", cmd_prefs},
     {"classifier", "the shapes classifier reward: classifier train --out FILE | classifier eval FILE", cmd_classifier},

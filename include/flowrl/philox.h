@@ -118,6 +118,12 @@ typedef enum {
     FR_RNG_AFN_GAME = 120,     /* AFlowNet self-play: a move's draws of (epoch, game, move) (flowrl/afn.h) */
     FR_RNG_FLGFN_ACTION = 121, /* FL-GFN set task: a training trajectory's draws of (epoch, trajectory, step) (flowrl/flgfn.h) */
     FR_RNG_FLGFN_EVAL = 122,   /* FL-GFN: the evaluation's sets (chunk, trajectory, step) */
+    /* GMFlow (flowrl/gmflow.h: 140-144) */
+    FR_RNG_GMFLOW_TIME = 140,   /* a training pair's t_high of (step, sample, 0) */
+    FR_RNG_GMFLOW_NOISE = 141,  /* a training pair's noise of (step, sample, 0: x_low / 1: x_high) */
+    FR_RNG_GMFLOW_SAMPLE = 142, /* GM-SDE: the start (0, sample, 0) and step i's noise (i + 1, sample, 0) */
+    FR_RNG_GMFLOW_PICK = 143,   /* GM-SDE: step i's mixture component of (i, sample, 0) */
+    FR_RNG_GMFLOW_X0 = 144,     /* GM-SDE: step i's Gaussian draw of x0 of (i, sample, 0) */
     /* sample-set metrics (flowrl/swd.h: 150) */
     FR_RNG_SWD_DIR = 150,      /* a sliced-Wasserstein projection's direction (projection, 0, 0) */
     /* pi-Flow (flowrl/piflow.h: 155-159) */
