@@ -85,8 +85,8 @@ fr_status fr_gmflow_net_init(fr_gmflow_net *g, uint32_t seed)
     const int64_t in = g->net.dim[L - 1], first = fr_gm_logit_off(K, D), n = K + 1;
     float *z = calloc((size_t)(n * in), sizeof *z);
     if (!z) return FR_ERR_NOMEM;
-    fr_status s = fr_h2d(g->net.be, g->net.vals[2 * (L - 1)].data + first * in, z, sizeof *z * (size_t)(n * in));
-    if (s == FR_OK) s = fr_h2d(g->net.be, g->net.vals[2 * (L - 1) + 1].data + first, z, sizeof *z * (size_t)n);
+    fr_status s = fr_h2d(g->net.be, (float *)g->net.vals[2 * (L - 1)].data + first * in, z, sizeof *z * (size_t)(n * in));
+    if (s == FR_OK) s = fr_h2d(g->net.be, (float *)g->net.vals[2 * (L - 1) + 1].data + first, z, sizeof *z * (size_t)n);
     free(z);
     return s;
 }

@@ -1,0 +1,235 @@
+/* GMFlow (flowrl/gmflow.h; docs/algorithms/gmflow.md; spec/more.md §10.1): the transition
+ * coefficients against the spec's example, the spec's two checks (t_low = 0 gives the x0-GM;
+ * K = 1 gives the Gaussian NLL), the NLL's gradient by central differences, the embedding
+ * against its formula in double, the zero-initialised heads, and training / sampling bit for
+ * bit on ref, opt (3 threads) and cuda-emu, a resumed run included. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "flowrl/backend.h"
+#include "flowrl/gmflow.h"
+#include "flowrl/philox.h"
+#include "tests/suites.h"
+#include "tests/testutil.h"
+
+START_TEST(test_coefs_example)
+{
+    /* spec §10.1: sigma = 0.8, sigma' = 0.08; the spec prints 8 digits, so 5e-9 is its rounding */
+    const fr_gmflow_coefs c = fr_gmflow_transition_coefs(0.8, 0.08);
+    ck_assert_msg(fabs(c.c1 - 0.00217391) < 5e-9, "c1 %.10f", c.c1);
+    ck_assert_msg(fabs(c.c2 - 0.91956522) < 5e-9, "c2 %.10f", c.c2);
+    ck_assert_msg(fabs(sqrt(c.c3) - 0.07998109) < 5e-9, "sqrt c3 %.10f", sqrt(c.c3));
+    /* c2 = beta alpha', c3 = beta sigma'^2 */
+    ck_assert(fabs(c.c2 - c.beta * 0.92) < 1e-15 && fabs(c.c3 - c.beta * 0.0064) < 1e-15);
+    const fr_gmflow_coefs z = fr_gmflow_transition_coefs(0.6, 0.0);
+    ck_assert(z.c1 == 0.0 && z.c2 == 1.0 && z.c3 == 0.0 && z.beta == 1.0);
+}
+END_TEST
+
+/* A head row of K components over D = 2, entries multiples of 2^-12 in (-2, 2) (so that
+ * row ± 2^-10 is exact in float), from Philox (seed). */
+static void random_row(int K, float *row, uint32_t seed, float logstd)
+{
+    const int64_t W = fr_gm_width(K, 2);
+    for (int64_t j = 0; j < W; j++)
+        row[j] = (float)((int)(fr_rng_u32(seed, 0, 0, 0, 0, (uint32_t)j) % 8192) - 4096) / 4096.0f * 1.5f;
+    row[fr_gm_logstd_off(K, 2)] = logstd;
+}
+
+START_TEST(test_tlow_zero_is_x0_gm)
+{
+    enum { K = 5, D = 2 };
+    float row[K * D + K + 1], x[D] = {0.375f, -1.25f};
+    random_row(K, row, 7, -0.5f);
+    double m[K * D], lw[K], var;
+    const double sigma = 0.6;
+    fr_gmflow_transition(K, D, row, x, sigma, 0.0, m, lw, &var);
+    for (int k = 0; k < K; k++)
+        for (int d = 0; d < D; d++)
+            ck_assert_msg(m[k * D + d] == (double)x[d] - sigma * (double)row[k * D + d], "mean %d %d", k, d);
+    const double sd = sigma * exp(-0.5);
+    ck_assert_msg(fabs(var - sd * sd) < 1e-15, "var %.17g, x0-GM %.17g", var, sd * sd);
+    double s = 0.0;
+    for (int k = 0; k < K; k++) s += exp(lw[k]);
+    ck_assert_msg(fabs(s - 1.0) < 1e-14, "weights sum to %.17g", s);
+}
+END_TEST
+
+START_TEST(test_k1_gaussian_nll)
+{
+    const float row[4] = {0.25f, -0.75f, 0.5f, -0.3f}; /* mu (2), logit, log std */
+    const float x[2] = {0.5f, 1.5f}, y[2] = {0.125f, 0.9f};
+    const double cases[3][2] = {{0.8, 0.08}, {0.3, 0.03}, {1.0, 0.5}};
+    for (int i = 0; i < 3; i++) {
+        double m[2], lw[1], var;
+        fr_gmflow_transition(1, 2, row, x, cases[i][0], cases[i][1], m, lw, &var);
+        const double sd = sqrt(var), want = 0.5 * (pow((m[0] - y[0]) / sd, 2) + pow((m[1] - y[1]) / sd, 2)) + 2.0 * log(sd);
+        const double got = fr_gmflow_nll_row(1, 2, row, x, y, cases[i][0], cases[i][1], NULL);
+        ck_assert_msg(fabs(got - want) < 1e-12 * fmax(1.0, fabs(want)), "case %d: nll %.17g, want %.17g", i, got, want);
+        ck_assert(lw[0] == 0.0);
+    }
+}
+END_TEST
+
+START_TEST(test_nll_grad_fd)
+{
+    enum { K = 4, D = 2 };
+    const int64_t W = fr_gm_width(K, D);
+    /* sigma, sigma', log std: the last one clamps the inverse std at 1e4 (std ~ 1e-6) */
+    const double cases[4][3] = {{0.8, 0.08, 0.0}, {0.3, 0.03, -1.0}, {0.95, 0.5, 0.75}, {0.001, 0.0, -6.0}};
+    const float h = 0x1p-10f;
+    for (int c = 0; c < 4; c++) {
+        float row[K * D + K + 1], x[D], y[D];
+        random_row(K, row, 11 + (uint32_t)c, (float)cases[c][2]);
+        for (int d = 0; d < D; d++) {
+            x[d] = fr_rng_normal(3, 0, 1, (uint32_t)c, 0, (uint32_t)d);
+            y[d] = (float)(0.5 * x[d]) + (float)cases[c][1] * fr_rng_normal(3, 0, 2, (uint32_t)c, 0, (uint32_t)d);
+        }
+        double g[K * D + K + 1];
+        const double f0 = fr_gmflow_nll_row(K, D, row, x, y, cases[c][0], cases[c][1], g);
+        ck_assert(isfinite(f0));
+        for (int64_t j = 0; j < W; j++) {
+            const float v = row[j];
+            row[j] = v + h;
+            const double fp = fr_gmflow_nll_row(K, D, row, x, y, cases[c][0], cases[c][1], NULL);
+            row[j] = v - h;
+            const double fm = fr_gmflow_nll_row(K, D, row, x, y, cases[c][0], cases[c][1], NULL);
+            row[j] = v;
+            const double fd = (fp - fm) / (2.0 * (double)h);
+            /* central differences: truncation h^2 f'''/6 ~ 1e-6 relative for these smooth terms */
+            ck_assert_msg(fabs(fd - g[j]) <= 1e-5 + 1e-4 * fabs(fd), "case %d entry %lld: analytic %.10g, fd %.10g", c,
+                          (long long)j, g[j], fd);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_embedding)
+{
+    enum { E = 16, D = 2 };
+    float out[2 * E], x[D] = {1.5f, -3.25f};
+    const float t = 437.5f;
+    fr_gmflow_embed(E, D, t, x, out);
+    for (int j = 0; j < E / 2; j++) {
+        const double f = exp(-log(10000.0) * j / (E / 2 - 1)), a = (double)(t * (float)f);
+        ck_assert_msg(fabs(out[j] - cos(a)) < 2e-6 && fabs(out[E / 2 + j] - sin(a)) < 2e-6, "time %d", j);
+    }
+    const int q = E / (2 * D);
+    for (int c = 0; c < D; c++)
+        for (int j = 0; j < q; j++) {
+            const double period = exp(log(5e-3) + (log(50.0) - log(5e-3)) * j / (q - 1));
+            const double a = (double)(x[c] * (float)(2.0 * M_PI / period));
+            ck_assert_msg(fabs(out[E + 2 * q * c + j] - sin(a)) < 2e-6 && fabs(out[E + 2 * q * c + q + j] - cos(a)) < 2e-6,
+                          "position %d %d", c, j);
+        }
+}
+END_TEST
+
+static const fr_gmflow_arch k_arch = {8, 2, 16, 24, 2};
+
+START_TEST(test_zero_init_heads)
+{
+    fr_backend be;
+    ck_assert_int_eq(fr_backend_open(&be, "ref", 0, 1), FR_OK);
+    fr_gmflow_net g;
+    ck_assert_int_eq(fr_gmflow_net_new(&g, &be, &k_arch, 4), FR_OK);
+    ck_assert_int_eq(fr_gmflow_net_init(&g, 5), FR_OK);
+    const int64_t W = fr_gm_width(8, 2);
+    float t[3] = {1000.0f, 500.0f, 3.0f}, x[6] = {0.1f, 2.0f, -3.0f, 0.5f, 1.0f, -1.0f}, rows[3 * 25];
+    ck_assert_int_eq(W, 25);
+    ck_assert_int_eq(fr_gmflow_net_forward(&g, 3, t, x, rows), FR_OK);
+    int nonzero_means = 0;
+    for (int r = 0; r < 3; r++) {
+        for (int j = (int)fr_gm_logit_off(8, 2); j < W; j++) ck_assert_msg(rows[r * W + j] == 0.0f, "row %d entry %d: %g", r, j, (double)rows[r * W + j]);
+        for (int j = 0; j < 16; j++) nonzero_means += rows[r * W + j] != 0.0f;
+    }
+    ck_assert(nonzero_means > 0);
+    fr_gmflow_net_free(&g);
+    fr_backend_close(&be);
+}
+END_TEST
+
+/* steps AdamW steps (resumed after `split` through a checkpoint when 0 < split < steps) and 64
+ * samples of 3 GM-SDE steps on backend bk: the parameters' digest and the samples' bits. */
+static uint64_t run(const char *bk, int threads, int steps, int split, float *samples)
+{
+    fr_backend be;
+    ck_assert_msg(fr_backend_open(&be, bk, 0, threads) == FR_OK, "%s: %s", bk, fr_last_error());
+    const fr_task *task;
+    ck_assert_int_eq(fr_task_get("checkerboard", &task), FR_OK);
+    fr_gmflow_train_cfg c = fr_gmflow_train_defaults();
+    c.steps = steps, c.batch = 16, c.warmup = 2, c.lr = 1e-2, c.seed = 9;
+    fr_gmflow_net g;
+    fr_adamw_state opt;
+    ck_assert_int_eq(fr_gmflow_net_new(&g, &be, &k_arch, 16), FR_OK);
+    ck_assert_int_eq(fr_gmflow_net_init(&g, c.seed), FR_OK);
+    ck_assert_int_eq(fr_adamw_state_init(&be, &opt, g.net.params, g.net.n_params), FR_OK);
+    double loss = 0.0;
+    int64_t from = 0;
+    if (split > 0 && split < steps) {
+        fr_gmflow_train_cfg c1 = c;
+        c1.steps = split;
+        ck_assert_msg(fr_gmflow_train(&g, task, &c1, &opt, 0, NULL, NULL, &loss) == FR_OK, "%s", fr_last_error());
+        char path[512];
+        snprintf(path, sizeof path, "%s/gmflow_resume_%d.safetensors", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+                 (int)getpid());
+        ck_assert_msg(fr_gmflow_save(path, &g, &opt, "checkerboard", &c1, split) == FR_OK, "%s", fr_last_error());
+        fr_adamw_state_free(&opt);
+        fr_gmflow_net_free(&g);
+        char tn[64];
+        ck_assert_msg(fr_gmflow_load(path, &be, 16, &g, &opt, &from, tn) == FR_OK, "%s", fr_last_error());
+        ck_assert_str_eq(tn, "checkerboard");
+        ck_assert_int_eq(from, split);
+        unlink(path);
+    }
+    ck_assert_msg(fr_gmflow_train(&g, task, &c, &opt, from, NULL, NULL, &loss) == FR_OK, "%s", fr_last_error());
+    ck_assert(isfinite(loss));
+    uint64_t dg;
+    ck_assert_int_eq(fr_mlp_digest(&g.net, &dg), FR_OK);
+    ck_assert_msg(fr_gmflow_sample(&g, 64, 3, 4, samples) == FR_OK, "%s", fr_last_error());
+    fr_adamw_state_free(&opt);
+    fr_gmflow_net_free(&g);
+    fr_backend_close(&be);
+    return dg;
+}
+
+START_TEST(test_backends_bitwise_and_resume)
+{
+    float s_ref[128], s_o[128];
+    const uint64_t d_ref = run("ref", 1, 4, 0, s_ref);
+    const char *bks[] = {"opt", "cuda-emu"};
+    const int th[] = {3, 1};
+    for (int k = 0; k < 2; k++) {
+        const uint64_t d = run(bks[k], th[k], 4, 0, s_o);
+        ck_assert_msg(d == d_ref, "%s: parameters %016llx, ref %016llx", bks[k], (unsigned long long)d,
+                      (unsigned long long)d_ref);
+        ck_assert_msg(memcmp(s_o, s_ref, sizeof s_ref) == 0, "%s: samples differ from ref", bks[k]);
+    }
+    const uint64_t d_res = run("opt", 2, 4, 2, s_o);
+    ck_assert_msg(d_res == d_ref, "resumed at 2: %016llx, uninterrupted %016llx", (unsigned long long)d_res,
+                  (unsigned long long)d_ref);
+    ck_assert(memcmp(s_o, s_ref, sizeof s_ref) == 0);
+    /* training moved the parameters: a run of 1 step has another digest */
+    ck_assert(run("opt", 1, 1, 0, s_o) != d_ref);
+    for (int i = 0; i < 128; i++) ck_assert(isfinite(s_ref[i]));
+}
+END_TEST
+
+Suite *suite_gmflow(void)
+{
+    Suite *s = suite_create("gmflow");
+    TCase *tc = tcase_create("gmflow");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_coefs_example);
+    tcase_add_test(tc, test_tlow_zero_is_x0_gm);
+    tcase_add_test(tc, test_k1_gaussian_nll);
+    tcase_add_test(tc, test_nll_grad_fd);
+    tcase_add_test(tc, test_embedding);
+    tcase_add_test(tc, test_zero_init_heads);
+    tcase_add_test(tc, test_backends_bitwise_and_resume);
+    suite_add_tcase(s, tc);
+    return s;
+}
