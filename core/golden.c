@@ -38,6 +38,7 @@ static const struct {
     {fr_golden_cases_afn, &fr_golden_n_afn},
     {fr_golden_cases_graph, &fr_golden_n_graph},
     {fr_golden_cases_piflow, &fr_golden_n_piflow},
+    {fr_golden_cases_gmflow, &fr_golden_n_gmflow},
 };
 #define N_FAMILIES (sizeof k_families / sizeof k_families[0])
 

@@ -157,5 +157,7 @@ extern const fr_golden_case fr_golden_cases_graph[]; /* issue 22: edge_gather, e
 extern const size_t fr_golden_n_graph;
 extern const fr_golden_case fr_golden_cases_piflow[]; /* issue 22 §10.2: pi-Flow's policy and loss (core/golden_piflow.c) */
 extern const size_t fr_golden_n_piflow;
+extern const fr_golden_case fr_golden_cases_gmflow[]; /* issue 22 §10.1: GMFlow's NLL (core/golden_gmflow.c) */
+extern const size_t fr_golden_n_gmflow;
 
 #endif
