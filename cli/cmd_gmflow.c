@@ -74,12 +74,18 @@ static int do_swd(const char *CMD, const fr_task *t, const float *x, int64_t N, 
     if (!data) return fr_cli_error(CMD, "out of memory for %lld data samples", (long long)g->swd);
     fr_status s = FR_OK;
     for (int64_t i = 0; i < g->swd && s == FR_OK; i++) s = t->sample(0, g->data_seed, (uint32_t)i, data + i * t->D);
-    double w = 0.0;
+    double w = 0.0, floor = 0.0;
     if (s == FR_OK) s = fr_sliced_w2(x, N, data, g->swd, t->D, SWD_PROJ, g->data_seed, &w);
+    /* the floor: N fresh data samples (seed data_seed + 1) against the same reference set */
+    float *fresh = s == FR_OK ? malloc(sizeof(float) * (size_t)(N * t->D)) : NULL;
+    if (s == FR_OK && !fresh) s = FR_ERR_NOMEM;
+    for (int64_t i = 0; i < N && s == FR_OK; i++) s = t->sample(0, g->data_seed + 1, (uint32_t)i, fresh + i * t->D);
+    if (s == FR_OK) s = fr_sliced_w2(fresh, N, data, g->swd, t->D, SWD_PROJ, g->data_seed, &floor);
+    free(fresh);
     free(data);
     if (s != FR_OK) return fr_cli_status(CMD, s);
-    printf("sliced W2 against %lld data samples of %s (data seed %u, %d projections): %.6f\n", (long long)g->swd,
-           t->name, (unsigned)g->data_seed, SWD_PROJ, w);
+    printf("sliced W2 against %lld data samples of %s (data seed %u, %d projections): %.6f (%lld fresh data samples: "
+           "%.6f)\n", (long long)g->swd, t->name, (unsigned)g->data_seed, SWD_PROJ, w, (long long)N, floor);
     return 0;
 }
 
