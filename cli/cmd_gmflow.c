@@ -61,7 +61,8 @@ static void usage(FILE *f)
                "embedding of (t, x) whose head is a K-component Gaussian mixture over the velocity (means, logits,\n"
                "one log-std), trained by the NLL of x_low under the reverse-transition mixture from x_high\n"
                "(t_low = 0.1 t_high), AdamW, every random number from Philox: the same command writes the same\n"
-               "checkpoint bytes on every backend. --ckpt with train continues a checkpoint to --steps.\n"
+               "checkpoint bytes on every backend. train --ckpt C continues C to --steps with C's training\n"
+               "options (seed, batch, lr, warm-up, trans_ratio, weight decay), bit for bit.\n"
                "sample: first-order GM-SDE on sigma_i = 1 - i/S then 0 (the second-order sampler is not\n"
                "implemented). swd-base: a flow base of `flowrl pretrain` sampled by `flowrl sample`'s options,\n"
                "measured as `sample --swd` measures GMFlow (the miniature's rectified-flow comparison).\n");
@@ -111,9 +112,10 @@ static int train(const char *CMD, const gm_opts *g, fr_backend *be)
     fr_adamw_state opt;
     int64_t from = 0;
     fr_status s;
-    if (g->ckpt[0]) {
-        s = fr_gmflow_load(g->ckpt, be, c.batch, &net, &opt, &from, task_name);
+    if (g->ckpt[0]) { /* the checkpoint's training configuration; --steps the new end */
+        s = fr_gmflow_load(g->ckpt, be, 0, &net, &opt, &from, task_name, &c);
         if (s != FR_OK) return fr_cli_status(CMD, s);
+        c.steps = g->steps >= 0 ? g->steps : c.steps;
     } else {
         const fr_gmflow_arch a = {g->K, 2, g->embed, g->hidden, g->layers};
         s = fr_gmflow_net_new(&net, be, &a, c.batch);
@@ -179,7 +181,7 @@ static int sample(const char *CMD, const gm_opts *g, fr_backend *be)
     char task_name[64];
     int64_t step = 0;
     const int64_t cap = g->n < 4096 ? g->n : 4096;
-    fr_status s = fr_gmflow_load(g->ckpt, be, cap, &net, NULL, &step, task_name);
+    fr_status s = fr_gmflow_load(g->ckpt, be, cap, &net, NULL, &step, task_name, NULL);
     if (s != FR_OK) return fr_cli_status(CMD, s);
     const fr_task *t = NULL;
     float *x = malloc(sizeof(float) * (size_t)(g->n * net.a.D));

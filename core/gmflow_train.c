@@ -298,9 +298,37 @@ static fr_status meta_i64(const fr_st_file *f, const char *path, const char *key
     return FR_OK;
 }
 
-fr_status fr_gmflow_load(const char *path, fr_backend *be, int64_t cap, fr_gmflow_net *g, fr_adamw_state *opt,
-                         int64_t *step, char *task)
+static fr_status meta_f64(const fr_st_file *f, const char *path, const char *key, double *v)
 {
+    const char *s = fr_st_get_meta(f, key);
+    char *end;
+    double x = s ? strtod(s, &end) : 0.0;
+    if (!s || end == s || *end)
+        return fr_fail(FR_ERR_FORMAT, "%s: metadata '%s' is %s, expected a number (a flowrl gmflow checkpoint)", path, key,
+                       s ? s : "absent");
+    *v = x;
+    return FR_OK;
+}
+
+/* The training configuration a checkpoint was written with. */
+static fr_status read_cfg(const fr_st_file *f, const char *path, fr_gmflow_train_cfg *c)
+{
+    int64_t seed = 0;
+    FR_TRY(meta_i64(f, path, "gmflow.steps", &c->steps));
+    FR_TRY(meta_i64(f, path, "gmflow.batch", &c->batch));
+    FR_TRY(meta_i64(f, path, "gmflow.warmup", &c->warmup));
+    FR_TRY(meta_i64(f, path, "gmflow.seed", &seed));
+    FR_TRY(meta_f64(f, path, "gmflow.lr", &c->lr));
+    FR_TRY(meta_f64(f, path, "gmflow.weight_decay", &c->weight_decay));
+    FR_TRY(meta_f64(f, path, "gmflow.trans_ratio", &c->trans_ratio));
+    c->seed = (uint32_t)seed;
+    return FR_OK;
+}
+
+fr_status fr_gmflow_load(const char *path, fr_backend *be, int64_t cap, fr_gmflow_net *g, fr_adamw_state *opt,
+                         int64_t *step, char *task, fr_gmflow_train_cfg *cfg)
+{
+    memset(g, 0, sizeof *g);
     fr_st_file f;
     FR_TRY(fr_st_read(&f, path));
     int64_t v[6] = {0};
@@ -308,7 +336,10 @@ fr_status fr_gmflow_load(const char *path, fr_backend *be, int64_t cap, fr_gmflo
     fr_status s = FR_OK;
     for (int i = 0; i < 6 && s == FR_OK; i++) s = meta_i64(&f, path, keys[i], &v[i]);
     const fr_gmflow_arch a = {(int)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4]};
-    if (s == FR_OK) s = fr_gmflow_net_new(g, be, &a, cap);
+    fr_gmflow_train_cfg c = fr_gmflow_train_defaults();
+    if (s == FR_OK && (cfg || cap <= 0)) s = read_cfg(&f, path, &c);
+    if (s == FR_OK && cfg) *cfg = c;
+    if (s == FR_OK) s = fr_gmflow_net_new(g, be, &a, cap > 0 ? cap : c.batch);
     if (s == FR_OK) s = fr_mlp_load(&g->net, &f, path);
     if (s == FR_OK && opt) {
         int64_t os = 0;

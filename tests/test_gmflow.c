@@ -180,7 +180,10 @@ static uint64_t run(const char *bk, int threads, int steps, int split, float *sa
         fr_adamw_state_free(&opt);
         fr_gmflow_net_free(&g);
         char tn[64];
-        ck_assert_msg(fr_gmflow_load(path, &be, 16, &g, &opt, &from, tn) == FR_OK, "%s", fr_last_error());
+        fr_gmflow_train_cfg back;
+        ck_assert_msg(fr_gmflow_load(path, &be, 0, &g, &opt, &from, tn, &back) == FR_OK, "%s", fr_last_error());
+        ck_assert(back.seed == c.seed && back.batch == c.batch && back.lr == c.lr && back.warmup == c.warmup &&
+                  back.trans_ratio == c.trans_ratio && back.steps == split);
         ck_assert_str_eq(tn, "checkerboard");
         ck_assert_int_eq(from, split);
         unlink(path);

@@ -120,9 +120,10 @@ fr_status fr_gmflow_sample(fr_gmflow_net *g, int64_t N, int steps, uint32_t seed
  * metadata gmflow.{K, D, embed, hidden, layers, task, step, seed, ...}. */
 fr_status fr_gmflow_save(const char *path, fr_gmflow_net *g, const fr_adamw_state *opt, const char *task,
                          const fr_gmflow_train_cfg *c, int64_t step);
-/* Reads the architecture and builds + loads the network (cap rows); opt (may be NULL) gets the
- * moments, *step and task (64 bytes, may be NULL) the metadata. */
+/* Reads the architecture and builds + loads the network (cap rows; cap <= 0: the checkpoint's
+ * batch); opt (may be NULL) gets the moments, *step, task (64 bytes) and cfg (the training
+ * configuration it was written with) the metadata (each may be NULL). */
 fr_status fr_gmflow_load(const char *path, fr_backend *be, int64_t cap, fr_gmflow_net *g, fr_adamw_state *opt,
-                         int64_t *step, char *task);
+                         int64_t *step, char *task, fr_gmflow_train_cfg *cfg);
 
 #endif
