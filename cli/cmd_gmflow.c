@@ -43,6 +43,11 @@ static const fr_opt k_rows[] = {
     FR_OPT_U32(gm_opts, seed, "seed", "1", "train: init, data, times and noise; sample: the sampler's noise", 0),
     FR_OPT_BOOL(gm_opts, force, "force", "false", "train: replace an existing --out", 0),
 };
+/* swd-base's --out (the main command's is in k_rows) */
+static const fr_opt k_out_row[] = {
+    FR_OPT_ROW_(gm_opts, out, "out", FR_OPT_STR, "", 0, 0, NULL, "a .png scatter plot or a .safetensors file of the samples",
+                0, NULL, "FILE"),
+};
 /* sample's and swd-base's measurement (swd-base takes the sampling options of `flowrl sample`) */
 static const fr_opt k_swd_rows[] = {
     FR_OPT_I64(gm_opts, n, "n", "4096", 1, 1 << 22, "sample, swd-base: how many samples", 0),
@@ -209,6 +214,7 @@ static int swd_base(int argc, char **argv)
     gm_opts g;
     fr_opts o = {.cmd = CMD, .s = {&g}};
     fr_opts_add(&o, "Measurement", k_swd_rows, (int)(sizeof k_swd_rows / sizeof k_swd_rows[0]), 0);
+    fr_opts_add(&o, "Output", k_out_row, 1, 0);
     fr_cli_sampling_add(&o, &a, 1);
     if (fr_opts_defaults(&o) != FR_OK) return fr_cli_status(CMD, FR_ERR_IO);
     fr_opts_seen seen;
@@ -229,6 +235,7 @@ static int swd_base(int argc, char **argv)
     if (s == FR_OK) printf("swd-base: %s (task %s), %lld samples, sampler %s, seed %u\n", a.m.ckpt, t->name, (long long)N, line, sm.seed);
     sm.rc.c0 = FR_ROLLOUT_C0_SAMPLE;
     if (s == FR_OK) s = fr_rollout_to_host(&sm.ck.model, &sm.be, t, &sm.rc, N, pid, sid, x);
+    if (s == FR_OK && g.out[0] && (s = write_samples(t, g.out, x, N)) == FR_OK) printf("wrote %s\n", g.out);
     rc = s == FR_OK ? do_swd(CMD, t, x, N, &g) : fr_cli_status(CMD, s);
     free(pid), free(sid), free(x);
     fr_cli_sampling_free(&sm);
