@@ -79,13 +79,15 @@ static int do_swd(const char *CMD, const fr_task *t, const float *x, int64_t N, 
     float *data = malloc(sizeof(float) * (size_t)(g->swd * t->D));
     if (!data) return fr_cli_error(CMD, "out of memory for %lld data samples", (long long)g->swd);
     fr_status s = FR_OK;
-    for (int64_t i = 0; i < g->swd && s == FR_OK; i++) s = t->sample(0, g->data_seed, (uint32_t)i, data + i * t->D);
+    /* the task's marginal: prompt i mod n_prompts (gmm2d: the 8 modes in turn) */
+    for (int64_t i = 0; i < g->swd && s == FR_OK; i++) s = t->sample((int)(i % t->n_prompts), g->data_seed, (uint32_t)i, data + i * t->D);
     double w = 0.0, floor = 0.0;
     if (s == FR_OK) s = fr_sliced_w2(x, N, data, g->swd, t->D, SWD_PROJ, g->data_seed, &w);
     /* the floor: N fresh data samples (seed data_seed + 1) against the same reference set */
     float *fresh = s == FR_OK ? malloc(sizeof(float) * (size_t)(N * t->D)) : NULL;
     if (s == FR_OK && !fresh) s = FR_ERR_NOMEM;
-    for (int64_t i = 0; i < N && s == FR_OK; i++) s = t->sample(0, g->data_seed + 1, (uint32_t)i, fresh + i * t->D);
+    for (int64_t i = 0; i < N && s == FR_OK; i++)
+        s = t->sample((int)(i % t->n_prompts), g->data_seed + 1, (uint32_t)i, fresh + i * t->D);
     if (s == FR_OK) s = fr_sliced_w2(fresh, N, data, g->swd, t->D, SWD_PROJ, g->data_seed, &floor);
     free(fresh);
     free(data);
@@ -229,7 +231,7 @@ static int swd_base(int argc, char **argv)
     uint32_t *sid = malloc(sizeof *sid * (size_t)N);
     float *x = malloc(sizeof(float) * (size_t)(N * t->D));
     fr_status s = pid && sid && x ? FR_OK : FR_ERR_NOMEM;
-    for (int64_t i = 0; s == FR_OK && i < N; i++) sid[i] = (uint32_t)i;
+    for (int64_t i = 0; s == FR_OK && i < N; i++) sid[i] = (uint32_t)i, pid[i] = (int)(i % t->n_prompts);
     char line[256];
     fr_cli_sampler_line(&sm, line, sizeof line);
     if (s == FR_OK) printf("swd-base: %s (task %s), %lld samples, sampler %s, seed %u\n", a.m.ckpt, t->name, (long long)N, line, sm.seed);

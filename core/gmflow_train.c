@@ -114,7 +114,7 @@ fr_status fr_gmflow_pair(const fr_task *task, const fr_gmflow_train_cfg *c, int6
     if (D > 64) return fr_fail(FR_ERR_ARG, "gmflow: task %s has D = %d (at most 64)", task->name, D);
     float x0[64];
     const uint32_t idx = (uint32_t)(k * c->batch + b);
-    FR_TRY(task->sample(0, c->seed, idx, x0));
+    FR_TRY(task->sample((int)(idx % (uint32_t)task->n_prompts), c->seed, idx, x0)); /* unconditional: the prompts in turn */
     const float u = fr_rng_uniform(c->seed, FR_RNG_GMFLOW_TIME, (uint32_t)k, (uint32_t)b, 0, 0);
     double th = (1.0 - (double)u) * 1000.0;
     if (th < GM_T_EPS) th = GM_T_EPS;

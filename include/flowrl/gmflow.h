@@ -97,7 +97,7 @@ fr_gmflow_train_cfg fr_gmflow_train_defaults(void);
  * [1e-4, 1000], u ~ U[0, 1) (Philox FR_RNG_GMFLOW_TIME (k, b, 0)); t_low = min(t_high (1 −
  * trans_ratio), t_high − 1e-4) ≥ 0; x_low = α_l x0 + σ_l ξ0, x_high = x_low α_h/α_l +
  * √(σ_h² − (α_h σ_l/α_l)²) ξ1 (ξ0, ξ1: FR_RNG_GMFLOW_NOISE (k, b, 0 / 1)); x0 the task's sample
- * k·B + b of the seed. */
+ * i = k·B + b of the seed, of prompt i mod n_prompts (unconditional: gmm2d's 8 modes in turn). */
 fr_status fr_gmflow_pair(const fr_task *task, const fr_gmflow_train_cfg *c, int64_t k, int64_t b, float *t_high,
                          double *sigma, double *sigma_to, float *x_low, float *x_high);
 
