@@ -17,7 +17,7 @@
 typedef struct {
     char task[32], out[FR_OPT_PATH_MAX], ckpt[FR_OPT_PATH_MAX];
     int64_t steps, n, batch, warmup, swd;
-    int K, embed, hidden, layers, force;
+    int K, embed, hidden, layers, force, ema;
     double lr, weight_decay, trans_ratio;
     uint32_t seed, data_seed;
 } gm_opts;
@@ -42,6 +42,7 @@ static const fr_opt k_rows[] = {
     FR_OPT_INT(gm_opts, layers, "layers", "3", 1, FR_MLP_MAX_LAYERS - 1, "train: hidden SiLU layers", 0),
     FR_OPT_U32(gm_opts, seed, "seed", "1", "train: init, data, times and noise; sample: the sampler's noise", 0),
     FR_OPT_BOOL(gm_opts, force, "force", "false", "train: replace an existing --out", 0),
+    FR_OPT_BOOL(gm_opts, ema, "ema", "true", "sample: with the EMA weights (the Karras EMA, gamma 7), else the raw ones", 0),
 };
 /* swd-base's --out (the main command's is in k_rows) */
 static const fr_opt k_out_row[] = {
@@ -117,10 +118,11 @@ static int train(const char *CMD, const gm_opts *g, fr_backend *be)
     snprintf(task_name, sizeof task_name, "%s", g->task);
     fr_gmflow_net net;
     fr_adamw_state opt;
+    fr_ema ema;
     int64_t from = 0;
     fr_status s;
     if (g->ckpt[0]) { /* the checkpoint's training configuration; --steps the new end */
-        s = fr_gmflow_load(g->ckpt, be, 0, &net, &opt, &from, task_name, &c);
+        s = fr_gmflow_load(g->ckpt, be, 0, &net, &opt, &ema, &from, task_name, &c);
         if (s != FR_OK) return fr_cli_status(CMD, s);
         c.steps = g->steps >= 0 ? g->steps : c.steps;
     } else {
@@ -128,6 +130,7 @@ static int train(const char *CMD, const gm_opts *g, fr_backend *be)
         s = fr_gmflow_net_new(&net, be, &a, c.batch);
         if (s == FR_OK) s = fr_gmflow_net_init(&net, c.seed);
         if (s == FR_OK) s = fr_adamw_state_init(be, &opt, net.net.params, net.net.n_params);
+        if (s == FR_OK) s = fr_ema_init(be, &ema, net.net.params, net.net.n_params);
         else if (net.net.be) fr_gmflow_net_free(&net);
         if (s != FR_OK) return fr_cli_status(CMD, s);
     }
@@ -146,14 +149,15 @@ static int train(const char *CMD, const gm_opts *g, fr_backend *be)
         fflush(stdout);
         int64_t every = c.steps >= 10 ? c.steps / 10 : 1;
         double last = 0.0;
-        s = fr_gmflow_train(&net, t, &c, &opt, from, progress, &every, &last);
-        if (s == FR_OK) s = fr_gmflow_save(g->out, &net, &opt, task_name, &c, c.steps > from ? c.steps : from);
+        s = fr_gmflow_train(&net, t, &c, &opt, &ema, from, progress, &every, &last);
+        if (s == FR_OK) s = fr_gmflow_save(g->out, &net, &opt, &ema, task_name, &c, c.steps > from ? c.steps : from);
         uint64_t dg = 0;
         if (s == FR_OK) s = fr_mlp_digest(&net.net, &dg);
         if (s == FR_OK)
             printf("wrote %s: step %lld, last nll %.6f, parameters digest %016llx\n", g->out,
                    (long long)(c.steps > from ? c.steps : from), last, (unsigned long long)dg);
     }
+    fr_ema_free(&ema);
     fr_adamw_state_free(&opt);
     fr_gmflow_net_free(&net);
     return s == FR_OK ? 0 : fr_cli_status(CMD, s);
@@ -188,14 +192,25 @@ static int sample(const char *CMD, const gm_opts *g, fr_backend *be)
     char task_name[64];
     int64_t step = 0;
     const int64_t cap = g->n < 4096 ? g->n : 4096;
-    fr_status s = fr_gmflow_load(g->ckpt, be, cap, &net, NULL, &step, task_name, NULL);
+    fr_ema ema;
+    memset(&ema, 0, sizeof ema);
+    fr_status s = fr_gmflow_load(g->ckpt, be, cap, &net, NULL, g->ema ? &ema : NULL, &step, task_name, NULL);
     if (s != FR_OK) return fr_cli_status(CMD, s);
+    if (g->ema) { /* sample the EMA weights */
+        s = fr_ema_copy_to(be, &ema, net.net.params, net.net.n_params);
+        fr_ema_free(&ema);
+        if (s != FR_OK) {
+            fr_gmflow_net_free(&net);
+            return fr_cli_status(CMD, s);
+        }
+    }
     const fr_task *t = NULL;
     float *x = malloc(sizeof(float) * (size_t)(g->n * net.a.D));
     s = x ? fr_task_get(task_name, &t) : FR_ERR_NOMEM;
     if (s == FR_OK) {
-        printf("gmflow sample: %s (task %s, K %d, step %lld), %lld samples, GM-SDE order 1, %d steps, seed %u\n", g->ckpt,
-               task_name, net.a.K, (long long)step, (long long)g->n, steps, (unsigned)g->seed);
+        printf("gmflow sample: %s (task %s, K %d, step %lld, %s weights), %lld samples, GM-SDE order 1, %d steps, seed %u\n",
+               g->ckpt, task_name, net.a.K, (long long)step, g->ema ? "EMA" : "raw", (long long)g->n, steps,
+               (unsigned)g->seed);
         s = fr_gmflow_sample(&net, g->n, steps, g->seed, x);
     }
     if (s == FR_OK && g->out[0]) {

@@ -136,8 +136,18 @@ fr_status fr_gmflow_pair(const fr_task *task, const fr_gmflow_train_cfg *c, int6
     return FR_OK;
 }
 
+/* The Karras EMA's decay after update t >= 1 (configs/gmflow_checkerboard_k64.py momentum_policy
+ * 'karras', gamma 7): (1 − 1/t)^(γ + 1), by three squarings in double. */
+static float karras_decay(int64_t t)
+{
+    double b = 1.0 - 1.0 / (double)t;
+    b = b * b;
+    b = b * b;
+    return (float)(b * b);
+}
+
 fr_status fr_gmflow_train(fr_gmflow_net *g, const fr_task *task, const fr_gmflow_train_cfg *c, fr_adamw_state *opt,
-                          int64_t from_step, fr_gmflow_progress cb, void *user, double *last_loss)
+                          fr_ema *ema, int64_t from_step, fr_gmflow_progress cb, void *user, double *last_loss)
 {
     const int K = g->a.K, D = g->a.D;
     const int64_t B = c->batch, W = fr_gm_width(K, D);
@@ -165,6 +175,7 @@ fr_status fr_gmflow_train(fr_gmflow_net *g, const fr_task *task, const fr_gmflow
         if (s == FR_OK)
             s = fr_adamw_step(g->net.be, opt, g->net.params, g->net.n_params, &ac,
                               fr_lr_at(c->lr, 0.0, FR_LR_CONSTANT, c->warmup, k, c->steps));
+        if (s == FR_OK && ema) s = fr_ema_update(g->net.be, ema, g->net.params, g->net.n_params, karras_decay(k + 1));
         if (last_loss) *last_loss = loss;
         if (s == FR_OK && cb && cb(k + 1, loss, user)) break;
     }
@@ -242,20 +253,19 @@ static fr_status set_meta_i64(fr_st_file *f, const char *key, int64_t v)
     return fr_st_set_meta(f, key, buf);
 }
 
-static fr_status moments(fr_st_file *f, fr_gmflow_net *g, fr_adamw_state *opt, int save)
+/* The tensors ts (one per parameter, in be's memory) as "PREFIX<name>" into f (save) or from it. */
+static fr_status param_list(fr_st_file *f, fr_gmflow_net *g, fr_backend *be, fr_tensor *ts, const char *prefix, int save)
 {
     char nm[96];
-    for (int p = 0; p < g->net.n_params; p++)
-        for (int mv = 0; mv < 2; mv++) {
-            snprintf(nm, sizeof nm, "optim.%c.%s", mv ? 'v' : 'm', g->net.names[p]);
-            fr_tensor *ts = mv ? opt->v : opt->m;
-            FR_TRY(save ? fr_dev_tensor_to_st(opt->be, f, nm, &ts[p]) : fr_dev_tensor_from_st(opt->be, f, nm, &ts[p]));
-        }
+    for (int p = 0; p < g->net.n_params; p++) {
+        snprintf(nm, sizeof nm, "%s%s", prefix, g->net.names[p]);
+        FR_TRY(save ? fr_dev_tensor_to_st(be, f, nm, &ts[p]) : fr_dev_tensor_from_st(be, f, nm, &ts[p]));
+    }
     return FR_OK;
 }
 
-fr_status fr_gmflow_save(const char *path, fr_gmflow_net *g, const fr_adamw_state *opt, const char *task,
-                         const fr_gmflow_train_cfg *c, int64_t step)
+fr_status fr_gmflow_save(const char *path, fr_gmflow_net *g, const fr_adamw_state *opt, const fr_ema *ema,
+                         const char *task, const fr_gmflow_train_cfg *c, int64_t step)
 {
     fr_st_file f;
     fr_st_init(&f);
@@ -279,7 +289,9 @@ fr_status fr_gmflow_save(const char *path, fr_gmflow_net *g, const fr_adamw_stat
     if (s == FR_OK) snprintf(buf, sizeof buf, "%.17g", c->weight_decay), s = fr_st_set_meta(&f, "gmflow.weight_decay", buf);
     if (s == FR_OK) snprintf(buf, sizeof buf, "%.17g", c->trans_ratio), s = fr_st_set_meta(&f, "gmflow.trans_ratio", buf);
     if (s == FR_OK) s = fr_mlp_save(&g->net, &f);
-    if (s == FR_OK && opt) s = moments(&f, g, (fr_adamw_state *)opt, 1);
+    if (s == FR_OK && opt) s = param_list(&f, g, opt->be, opt->m, "optim.m.", 1);
+    if (s == FR_OK && opt) s = param_list(&f, g, opt->be, opt->v, "optim.v.", 1);
+    if (s == FR_OK && ema) s = param_list(&f, g, ema->be, ema->shadow, "ema.", 1);
     if (s == FR_OK && opt) s = set_meta_i64(&f, "optim.step", opt->step);
     if (s == FR_OK) s = fr_st_write(&f, path);
     fr_st_free(&f);
@@ -326,7 +338,7 @@ static fr_status read_cfg(const fr_st_file *f, const char *path, fr_gmflow_train
 }
 
 fr_status fr_gmflow_load(const char *path, fr_backend *be, int64_t cap, fr_gmflow_net *g, fr_adamw_state *opt,
-                         int64_t *step, char *task, fr_gmflow_train_cfg *cfg)
+                         fr_ema *ema, int64_t *step, char *task, fr_gmflow_train_cfg *cfg)
 {
     memset(g, 0, sizeof *g);
     fr_st_file f;
@@ -344,9 +356,14 @@ fr_status fr_gmflow_load(const char *path, fr_backend *be, int64_t cap, fr_gmflo
     if (s == FR_OK && opt) {
         int64_t os = 0;
         s = fr_adamw_state_init(be, opt, g->net.params, g->net.n_params);
-        if (s == FR_OK) s = moments(&f, g, opt, 0);
+        if (s == FR_OK) s = param_list(&f, g, be, opt->m, "optim.m.", 0);
+        if (s == FR_OK) s = param_list(&f, g, be, opt->v, "optim.v.", 0);
         if (s == FR_OK) s = meta_i64(&f, path, "optim.step", &os);
         if (s == FR_OK) opt->step = os;
+    }
+    if (s == FR_OK && ema) {
+        s = fr_ema_init(be, ema, g->net.params, g->net.n_params);
+        if (s == FR_OK) s = param_list(&f, g, be, ema->shadow, "ema.", 0);
     }
     if (s == FR_OK && step) *step = v[5];
     if (s == FR_OK && task) {

@@ -164,35 +164,44 @@ static uint64_t run(const char *bk, int threads, int steps, int split, float *sa
     c.steps = steps, c.batch = 16, c.warmup = 2, c.lr = 1e-2, c.seed = 9;
     fr_gmflow_net g;
     fr_adamw_state opt;
+    fr_ema ema;
     ck_assert_int_eq(fr_gmflow_net_new(&g, &be, &k_arch, 16), FR_OK);
     ck_assert_int_eq(fr_gmflow_net_init(&g, c.seed), FR_OK);
     ck_assert_int_eq(fr_adamw_state_init(&be, &opt, g.net.params, g.net.n_params), FR_OK);
+    ck_assert_int_eq(fr_ema_init(&be, &ema, g.net.params, g.net.n_params), FR_OK);
     double loss = 0.0;
     int64_t from = 0;
     if (split > 0 && split < steps) {
         fr_gmflow_train_cfg c1 = c;
         c1.steps = split;
-        ck_assert_msg(fr_gmflow_train(&g, task, &c1, &opt, 0, NULL, NULL, &loss) == FR_OK, "%s", fr_last_error());
+        ck_assert_msg(fr_gmflow_train(&g, task, &c1, &opt, &ema, 0, NULL, NULL, &loss) == FR_OK, "%s", fr_last_error());
         char path[512];
         snprintf(path, sizeof path, "%s/gmflow_resume_%d.safetensors", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
                  (int)getpid());
-        ck_assert_msg(fr_gmflow_save(path, &g, &opt, "checkerboard", &c1, split) == FR_OK, "%s", fr_last_error());
+        ck_assert_msg(fr_gmflow_save(path, &g, &opt, &ema, "checkerboard", &c1, split) == FR_OK, "%s", fr_last_error());
         fr_adamw_state_free(&opt);
+        fr_ema_free(&ema);
         fr_gmflow_net_free(&g);
         char tn[64];
         fr_gmflow_train_cfg back;
-        ck_assert_msg(fr_gmflow_load(path, &be, 0, &g, &opt, &from, tn, &back) == FR_OK, "%s", fr_last_error());
+        ck_assert_msg(fr_gmflow_load(path, &be, 0, &g, &opt, &ema, &from, tn, &back) == FR_OK, "%s", fr_last_error());
         ck_assert(back.seed == c.seed && back.batch == c.batch && back.lr == c.lr && back.warmup == c.warmup &&
                   back.trans_ratio == c.trans_ratio && back.steps == split);
         ck_assert_str_eq(tn, "checkerboard");
         ck_assert_int_eq(from, split);
         unlink(path);
     }
-    ck_assert_msg(fr_gmflow_train(&g, task, &c, &opt, from, NULL, NULL, &loss) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_gmflow_train(&g, task, &c, &opt, &ema, from, NULL, NULL, &loss) == FR_OK, "%s", fr_last_error());
     ck_assert(isfinite(loss));
-    uint64_t dg;
+    uint64_t dg, de;
     ck_assert_int_eq(fr_mlp_digest(&g.net, &dg), FR_OK);
     ck_assert_msg(fr_gmflow_sample(&g, 64, 3, 4, samples) == FR_OK, "%s", fr_last_error());
+    /* the EMA's weights: part of the digest (they differ from the raw ones after 2+ steps) */
+    ck_assert_int_eq(fr_ema_copy_to(&be, &ema, g.net.params, g.net.n_params), FR_OK);
+    ck_assert_int_eq(fr_mlp_digest(&g.net, &de), FR_OK);
+    if (steps > 1) ck_assert(de != dg);
+    dg ^= de * 0x9e3779b97f4a7c15ull;
+    fr_ema_free(&ema);
     fr_adamw_state_free(&opt);
     fr_gmflow_net_free(&g);
     fr_backend_close(&be);

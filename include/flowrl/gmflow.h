@@ -105,10 +105,12 @@ fr_status fr_gmflow_pair(const fr_task *task, const fr_gmflow_train_cfg *c, int6
 typedef int (*fr_gmflow_progress)(int64_t step, double loss, void *user);
 
 /* c->steps AdamW steps from the network's current parameters (steps from_step .. c->steps − 1:
- * a resumed run passes the checkpoint's step and its optimiser state); lr warm-up linear
- * from 0.001 lr over c->warmup steps (mmcv's 'linear' warm-up), then constant. */
+ * a resumed run passes the checkpoint's step, optimiser state and EMA); lr warm-up linear from
+ * lr/warmup over c->warmup steps (fr_lr_at), then constant. ema (may be NULL) follows the
+ * weights after every step with the Karras decay (1 − 1/t)^8 of update t (the config's
+ * momentum_policy 'karras', gamma 7). */
 fr_status fr_gmflow_train(fr_gmflow_net *g, const fr_task *task, const fr_gmflow_train_cfg *c, fr_adamw_state *opt,
-                          int64_t from_step, fr_gmflow_progress cb, void *user, double *last_loss);
+                          fr_ema *ema, int64_t from_step, fr_gmflow_progress cb, void *user, double *last_loss);
 
 /* N samples by first-order GM-SDE over `steps` steps: σ_i = 1 − i/steps, then 0; x from
  * N(0, I) (FR_RNG_GMFLOW_SAMPLE (0, n, 0)); each step the x0-GM at (x, σ_i), x̂0 drawn from it
@@ -116,14 +118,15 @@ fr_status fr_gmflow_train(fr_gmflow_net *g, const fr_task *task, const fr_gmflow
  * x' = c1 x + c2 x̂0 + √β̄ σ' ξ (ξ: FR_RNG_GMFLOW_SAMPLE (i + 1, n, 0)). out (N, D). */
 fr_status fr_gmflow_sample(fr_gmflow_net *g, int64_t N, int steps, uint32_t seed, float *out);
 
-/* Checkpoint: the network as "gmflow.net.*", AdamW moments "optim.m.*" / "optim.v.*" and
- * metadata gmflow.{K, D, embed, hidden, layers, task, step, seed, ...}. */
-fr_status fr_gmflow_save(const char *path, fr_gmflow_net *g, const fr_adamw_state *opt, const char *task,
-                         const fr_gmflow_train_cfg *c, int64_t step);
+/* Checkpoint: the network as "gmflow.net.*", AdamW moments "optim.m.*" / "optim.v.*", the EMA
+ * "ema.gmflow.net.*" and metadata gmflow.{K, D, embed, hidden, layers, task, step, seed, ...}
+ * (opt, ema may be NULL). */
+fr_status fr_gmflow_save(const char *path, fr_gmflow_net *g, const fr_adamw_state *opt, const fr_ema *ema,
+                         const char *task, const fr_gmflow_train_cfg *c, int64_t step);
 /* Reads the architecture and builds + loads the network (cap rows; cap <= 0: the checkpoint's
- * batch); opt (may be NULL) gets the moments, *step, task (64 bytes) and cfg (the training
- * configuration it was written with) the metadata (each may be NULL). */
+ * batch); opt and ema (may be NULL) get the moments and the EMA, *step, task (64 bytes) and cfg
+ * (the training configuration it was written with) the metadata (each may be NULL). */
 fr_status fr_gmflow_load(const char *path, fr_backend *be, int64_t cap, fr_gmflow_net *g, fr_adamw_state *opt,
-                         int64_t *step, char *task, fr_gmflow_train_cfg *cfg);
+                         fr_ema *ema, int64_t *step, char *task, fr_gmflow_train_cfg *cfg);
 
 #endif
