@@ -194,7 +194,7 @@ static fr_status policy_forward(fr_gtb_trainer *t, int dir, int64_t Q, const int
         FR_TRY(fr_mlp_forward_host(&n->head, Q, n->in_h, n->out_h));
     } else {
         FR_TRY(fr_mlp_forward_host(&n->enc, re, n->in_h, n->out_h));
-        float *sin = n->dout_h; /* scratch for the scorer's input (rs, 2E) */
+        float *sin = n->in_h; /* the encoder's input is spent: the scorer's (rs, 2E) (rows_e·max(O + 1, 2E) floats) */
         int64_t e0 = 0, r = 0;
         for (int64_t q = 0; q < Q; q++) {
             for (int j = 0; j < n->k[q]; j++, r++) {
