@@ -174,8 +174,10 @@ static fr_status gtb_evaluate(fr_run *r, void *state, const char *key, int64_t e
     double l1, log_z;
     int64_t modes, obs;
     FR_TRY(fr_gtb_trainer_eval(g->t, &l1, &log_z, &modes, &obs));
-    fr_run_info(r, "eval %-8s (epoch %lld): exact_l1 %.6f log_z %.6f modes_found %lld observed %lld", key, (long long)epoch,
-                l1, log_z, (long long)modes, (long long)obs);
+    int64_t n_modes;
+    FR_TRY(fr_env_target(&r->env, NULL, NULL, &n_modes, NULL));
+    fr_run_info(r, "eval %-8s (epoch %lld): exact_l1 %.6f log_z %.6f modes_found %lld/%lld observed %lld", key,
+                (long long)epoch, l1, log_z, (long long)modes, (long long)n_modes, (long long)obs);
     fr_run_metric(r, "exact_l1", l1);
     fr_run_metric(r, "log_z", log_z);
     fr_run_metric(r, "modes_found", (double)modes);
