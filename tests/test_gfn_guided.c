@@ -2,8 +2,8 @@
  * §8.4): the spec's checks (w = 1 is plain TB with a detached P_B target; P_guide = P_B and w = 0
  * give T = back; the clamp kills the gradient beyond |residual| > 10), the loss's gradients by
  * central differences, the substructure guide and the offline split by hand, the sa and ssr
- * policies' gradients by central differences, and the trainer's gradients bit for bit on ref, opt
- * (3 threads) and cuda-emu. */
+ * policies' gradients by central differences, the trainer's gradients bit for bit on ref, opt
+ * (3 threads) and cuda-emu, and an ssr run: ref = opt, resumed = uninterrupted. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +347,38 @@ START_TEST(test_trainer_backends_bitwise)
 }
 END_TEST
 
+/* The run loop with --policy ssr (the generic algos suite runs the default sa): ref and opt at 3
+ * threads write the same audit records, a stopped and resumed run those of an uninterrupted one,
+ * and another environment is refused with a line naming the one it needs. */
+START_TEST(test_run_ssr_ref_opt_resume)
+{
+    static char out[16384];
+    char dir[96], cmd[1024];
+    fr_test_mkdtemp(dir, sizeof dir, "gtb");
+    const char *a = "--algo gfn-guided --env hypergrid --height 5 --policy ssr --batch-size 6 --hidden-dim 8 "
+                    "--embed-dim 4 --eval-every 4 --checkpoint-every 3";
+    snprintf(cmd, sizeof cmd, "train %s --epochs 8 --backend ref --out %s/ref", a, dir);
+    ck_assert_msg(fr_test_run_cli(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "eval after") && strstr(out, "modes_found"), "%s", out);
+    snprintf(cmd, sizeof cmd, "train %s --epochs 8 --backend opt --threads 3 --out %s/opt", a, dir);
+    ck_assert_msg(fr_test_run_cli(cmd, out, sizeof out) == 0, "%s", out);
+    snprintf(cmd, sizeof cmd, "train %s --epochs 5 --backend opt --out %s/part", a, dir);
+    ck_assert_msg(fr_test_run_cli(cmd, out, sizeof out) == 0, "%s", out);
+    snprintf(cmd, sizeof cmd, "train --resume %s/part --epochs 8", dir);
+    ck_assert_msg(fr_test_run_cli(cmd, out, sizeof out) == 0, "%s", out);
+    const char *other[2] = {"opt", "part"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "audit %s/ref %s/%s", dir, dir, other[i]);
+        ck_assert_msg(fr_test_run_cli(cmd, out, sizeof out) == 0 && strstr(out, "identical through step 8"), "%s: %s",
+                      other[i], out);
+    }
+    snprintf(cmd, sizeof cmd, "train --algo gfn-guided --env set --out %s/set", dir);
+    ck_assert_int_ne(fr_test_run_cli(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "needs --env hypergrid"), "%s", out);
+    fr_test_rmtree(dir);
+}
+END_TEST
+
 Suite *suite_gfn_guided(void)
 {
     Suite *s = suite_create("gfn_guided");
@@ -359,6 +391,7 @@ Suite *suite_gfn_guided(void)
     tcase_add_test(tc, test_guide_by_hand);
     tcase_add_test(tc, test_policy_gradients_fd);
     tcase_add_test(tc, test_trainer_backends_bitwise);
+    tcase_add_test(tc, test_run_ssr_ref_opt_resume);
     suite_add_tcase(s, tc);
     return s;
 }
