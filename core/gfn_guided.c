@@ -58,7 +58,7 @@ struct fr_gtb_trainer {
 
 fr_gtb_opts fr_gtb_opts_default(void)
 {
-    fr_gtb_opts o = {FR_GTB_SA, 1, FR_GTB_PB_GUIDE, 0.5, 16, 16, 2, 16, 0.1, 1.0, 50.0, 10.0, 5.0, 0.0, 1};
+    fr_gtb_opts o = {FR_GTB_SA, 1, FR_GTB_PB_GUIDE, 0.5, 16, 16, 2, 16, 0.1, 1.0, 0, 50.0, 10.0, 5.0, 0.0, 1};
     return o;
 }
 
@@ -483,7 +483,9 @@ static void sample_guide(fr_gtb_trainer *t, int64_t B, uint32_t e, int u)
         double lp = 0.0;
         int n = 0;
         for (;;) {
-            const int k = fr_gtb_guide_probs(t->env, node, x, t->n_obs, t->obs, t->obs_r, t->o.guide_temperature, act, p);
+            /* the uniform guide: no observed x scores, so every valid child is equally likely */
+            const int64_t n_obs = t->o.uniform_guide ? 0 : t->n_obs;
+            const int k = fr_gtb_guide_probs(t->env, node, x, n_obs, t->obs, t->obs_r, t->o.guide_temperature, act, p);
             const double r = fr_rng_uniform(t->o.seed, FR_RNG_GTB_GUIDE, e, (uint32_t)(2 * b + u), (uint32_t)n, 0);
             const int j = draw(NULL, p, k, r);
             lp += fr_awm_log(p[j]);

@@ -19,7 +19,7 @@
 #include "flowrl/gfn_guided.h"
 
 typedef struct {
-    int loss, policy, pb_target;
+    int loss, policy, pb_target, guide;
     int64_t batch, hidden, n_hidden, embed;
     double w, lr_z, epsilon, guide_temperature, logit_clip, clip_norm, init_log_z, log_z_floor;
 } gtb_opts;
@@ -27,6 +27,7 @@ typedef struct {
 static const char *const k_losses[] = {"guided-tb", "tb", NULL};
 static const char *const k_policies[] = {"sa", "ssr", NULL};
 static const char *const k_pb_targets[] = {"guide", "code", NULL};
+static const char *const k_guides[] = {"substructure", "uniform", NULL};
 
 #define C gtb_opts
 static const fr_opt k_rows[] = {
@@ -45,6 +46,10 @@ static const fr_opt k_rows[] = {
     FR_OPT_I64(C, embed, "embed_dim", "16", 1, 4096, "ssr: the encoder's embedding width", 0),
     FR_OPT_F64(C, lr_z, "lr_z", "0.01", 1e-12, 100, "Adam learning rate of log Z", 0),
     FR_OPT_F64(C, epsilon, "epsilon", "0.1", 0, 1, "online batch: chance of a uniform child at each step", 0),
+    FR_OPT_ENUM(C, guide, "guide", "substructure", k_guides,
+                "guided-tb: substructure (children scored by the mean R of the observed x they contain) or uniform over "
+                "the children that contain x",
+                0),
     FR_OPT_F64(C, guide_temperature, "guide_temperature", "1", 0, 1e6, "guided-tb: the guide's scores raised to it", 0),
     FR_OPT_F64(C, logit_clip, "logit_clip", "50", 1e-6, 1e30, "policy logits clipped to [-c, c]", 0),
     FR_OPT_F64(C, clip_norm, "policy_clip_norm", "10", 0, 1e30, "each policy's gradient norm clipped to it (0: off)", 0),
@@ -98,6 +103,7 @@ static fr_status gtb_setup(fr_run *r, void **out)
     o.embed = a->embed;
     o.epsilon = a->epsilon;
     o.guide_temperature = a->guide_temperature;
+    o.uniform_guide = a->guide == 1;
     o.logit_clip = a->logit_clip;
     o.clip_norm = a->clip_norm;
     o.init_log_z = a->init_log_z;
@@ -121,8 +127,9 @@ static void gtb_header(fr_run *r, void *state)
 {
     (void)state;
     const gtb_opts *a = r->ao;
-    fr_run_info(r, "gfn-guided: %s, %s policy, P_B target %s, w %g, batch %lld + %lld offline, hidden %lld, epsilon %g",
-                k_losses[a->loss], k_policies[a->policy], a->loss == 0 ? k_pb_targets[a->pb_target] : "(tb)", a->w,
+    fr_run_info(r, "gfn-guided: %s, %s policy, %s guide, P_B target %s, w %g, batch %lld + %lld offline, hidden %lld, epsilon %g",
+                k_losses[a->loss], k_policies[a->policy], a->loss == 0 ? k_guides[a->guide] : "no",
+                a->loss == 0 ? k_pb_targets[a->pb_target] : "(tb)", a->w,
                 (long long)a->batch, (long long)a->batch, (long long)a->hidden, a->epsilon);
 }
 

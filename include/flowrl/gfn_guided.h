@@ -79,6 +79,7 @@ typedef struct {
     int64_t embed;              /* ssr embedding (16) */
     double epsilon;             /* online exploration (0.1) */
     double guide_temperature;   /* 1.0 */
+    int uniform_guide;          /* 1: guide.py probs_uniform, uniform over the children that contain x */
     double logit_clip;          /* logits clipped to [−c, c] (50) */
     double clip_norm;           /* per-policy gradient-norm clip (10; 0 off) */
     double init_log_z;          /* 5.0 (basegfn.py) */
