@@ -36,6 +36,7 @@ static const struct {
     {fr_golden_cases_lora, &fr_golden_n_lora},
     {fr_golden_cases_attn, &fr_golden_n_attn},
     {fr_golden_cases_afn, &fr_golden_n_afn},
+    {fr_golden_cases_gtb, &fr_golden_n_gtb},
     {fr_golden_cases_graph, &fr_golden_n_graph},
     {fr_golden_cases_piflow, &fr_golden_n_piflow},
     {fr_golden_cases_gmflow, &fr_golden_n_gmflow},

@@ -147,6 +147,8 @@ extern const fr_golden_case fr_golden_cases_gfn_box[];
 extern const size_t fr_golden_n_gfn_box;
 extern const fr_golden_case fr_golden_cases_afn[];
 extern const size_t fr_golden_n_afn;
+extern const fr_golden_case fr_golden_cases_gtb[]; /* issue 22: guided TB */
+extern const size_t fr_golden_n_gtb;
 extern const fr_golden_case fr_golden_cases_fpo[];
 extern const size_t fr_golden_n_fpo;
 extern const fr_golden_case fr_golden_cases_reinflow[];

@@ -85,6 +85,7 @@
     X(flgfn)                                                                               \
     X(piflow)                                                                              \
     X(gmflow)                                                                              \
+    X(gfn_guided)                                                                          \
     X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure

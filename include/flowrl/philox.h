@@ -129,7 +129,12 @@ typedef enum {
     /* pi-Flow (flowrl/piflow.h: 155-159) */
     FR_RNG_PIFLOW_NOISE = 155,  /* a training x_s of (step, sample, 0) */
     FR_RNG_PIFLOW_TIME = 156,   /* a training intermediate time of (step, sample, n) */
-    FR_RNG_PIFLOW_SAMPLE = 157  /* sampling: the student's x_s (sample, 0, 0), the teacher's x(1) (sample, 1, 0) */
+    FR_RNG_PIFLOW_SAMPLE = 157, /* sampling: the student's x_s (sample, 0, 0), the teacher's x(1) (sample, 1, 0) */
+    /* guided TB and the ssr policy (flowrl/gfn_guided.h; issue 22's branch gtb: 125-129) */
+    FR_RNG_GTB_ONLINE = 125,   /* an online trajectory's draws of (round, trajectory, step), 0: the ε coin, 1: the child */
+    FR_RNG_GTB_GUIDE = 126,    /* a guide trajectory's draw of (round, 2·trajectory + batch, step) */
+    FR_RNG_GTB_OFFLINE = 127,  /* the offline x of (round, draw) */
+    FR_RNG_GTB_BACK = 128      /* plain TB's offline trajectories drawn back with P_B of (round, trajectory, step) */
 } fr_rng_purpose;
 
 typedef struct {
