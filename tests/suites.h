@@ -84,6 +84,7 @@
     X(afn)                                                                                 \
     X(flgfn)                                                                               \
     X(piflow)                                                                              \
+    X(gfn_oc)                                                                              \
     X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure
