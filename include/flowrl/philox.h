@@ -118,7 +118,7 @@ typedef enum {
     FR_RNG_AFN_GAME = 120,     /* AFlowNet self-play: a move's draws of (epoch, game, move) (flowrl/afn.h) */
     FR_RNG_FLGFN_ACTION = 121, /* FL-GFN set task: a training trajectory's draws of (epoch, trajectory, step) (flowrl/flgfn.h) */
     FR_RNG_FLGFN_EVAL = 122,   /* FL-GFN: the evaluation's sets (chunk, trajectory, step) */
-    /* OC-GFN (issue 22 §8.1; docs/algorithms/gfn.md §17, flowrl/gfn_oc.h) */
+    /* OC-GFN (issue 22 §8.1; docs/algorithms/gfn-oc.md, flowrl/gfn_oc.h) */
     FR_RNG_OC_GOAL = 130,      /* a pre-training trajectory's outcome y of (iteration, trajectory, 0) */
     FR_RNG_OC_RELABEL = 131,   /* its hindsight coin of (iteration, trajectory, 0) */
     FR_RNG_OC_FT_OUTCOME = 132,/* fine-tuning: the outcome y ~ q of (iteration, trajectory, 0) */
