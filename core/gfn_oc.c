@@ -35,8 +35,7 @@ fr_status fr_gfn_oc_check(const fr_env *env, const fr_gfn_opts *o)
     return FR_OK;
 }
 
-/* y's encoding (the environment's encode of state y) into w (obs_dim,). */
-static void encode_outcome(const fr_gfn_trainer *t, int64_t y, double *w)
+void fr_gfn_oc_encode(const fr_gfn_trainer *t, int64_t y, double *w)
 {
     const fr_env *e = t->env;
     int32_t s[GFN_MAX_A];
@@ -51,7 +50,7 @@ void fr_gfn_oc_draw_goals(fr_gfn_trainer *t)
     for (int64_t b = 0; b < t->o.batch; b++) {
         const uint32_t v = fr_rng_u32(t->o.seed, FR_RNG_OC_GOAL, (uint32_t)t->iter, (uint32_t)b, 0, 0);
         t->goal[b] = fr_oc_outcome_of(v, t->env->n_states);
-        encode_outcome(t, t->goal[b], t->pref + b * t->ncw);
+        fr_gfn_oc_encode(t, t->goal[b], t->pref + b * t->ncw);
     }
 }
 
@@ -65,7 +64,7 @@ void fr_gfn_oc_relabel(fr_gfn_trainer *t)
         const int64_t y = fr_oc_relabel(t->goal[b], x, u, t->o.oc_relabel);
         if (y == t->goal[b]) continue;
         t->goal[b] = y;
-        encode_outcome(t, y, t->pref + b * t->ncw);
+        fr_gfn_oc_encode(t, y, t->pref + b * t->ncw);
     }
 }
 
@@ -81,7 +80,7 @@ void fr_gfn_oc_target(fr_gfn_trainer *t, int64_t y)
     const int64_t n = t->env->n_states;
     t->log_z_true = fr_oc_log_z(n, t->o.oc_log_floor);
     for (int64_t x = 0; x < n; x++) t->target[x] = fr_awm_exp(fr_oc_log_reward(x, y, t->o.oc_log_floor) - t->log_z_true);
-    encode_outcome(t, y, t->eval_w);
+    fr_gfn_oc_encode(t, y, t->eval_w);
 }
 
 const int64_t *fr_gfn_oc_goals(const fr_gfn_trainer *t) { return t->goal; }

@@ -137,13 +137,30 @@ static fr_status log_q(fr_oc_ft *f, double *lq)
     return FR_OK;
 }
 
+double fr_oc_ft_loss(int64_t n, const double *lq, int64_t B, const int64_t *y, const double *logr, double log_z,
+                     float *dlogit, double *g_log_z)
+{
+    double sum = 0.0, gz = 0.0;
+    for (int64_t b = 0; b < B; b++) {
+        const double r = log_z + lq[y[b]] - logr[b];
+        sum += r * r;
+        gz += 2.0 * r / (double)B;
+    }
+    if (dlogit) {
+        for (int64_t j = 0; j < n; j++) dlogit[j] = (float)(-gz * fr_awm_exp(lq[j]));
+        for (int64_t b = 0; b < B; b++) dlogit[y[b]] = (float)((double)dlogit[y[b]] + 2.0 * (log_z + lq[y[b]] - logr[b]) / (double)B);
+    }
+    if (g_log_z) *g_log_z = gz;
+    return sum / (double)B;
+}
+
 fr_status fr_oc_ft_grad(fr_oc_ft *f, double *loss)
 {
     fr_gfn_trainer *c = f->cond;
     const fr_env *e = f->env;
     const int64_t n = f->n, B = f->o.batch, T = e->max_steps, D = e->state_dim;
-    double *lq = fr_malloc((size_t)n * sizeof *lq), *r = fr_malloc((size_t)B * sizeof *r);
-    fr_status s = lq && r ? log_q(f, lq) : FR_ERR_NOMEM;
+    double *lq = fr_malloc((size_t)n * sizeof *lq), *lr = fr_malloc((size_t)B * sizeof *lr);
+    fr_status s = lq && lr ? log_q(f, lq) : FR_ERR_NOMEM;
     for (int64_t b = 0; b < B && s == FR_OK; b++) { /* y_b ~ q by its CDF in index order */
         const double u = ((double)fr_rng_u32(f->o.seed, FR_RNG_OC_FT_OUTCOME, (uint32_t)f->iter, (uint32_t)b, 0, 0) + 0.5) *
                          (1.0 / 4294967296.0);
@@ -157,38 +174,28 @@ fr_status fr_oc_ft_grad(fr_oc_ft *f, double *loss)
             }
         }
         c->goal[b] = y;
-        fr_gfn_oc_target(c, y); /* the outcome's encoding into eval_w, copied as trajectory b's conditioning */
-        memcpy(c->pref + b * c->ncw, c->eval_w, (size_t)c->ncw * sizeof(double));
+        fr_gfn_oc_encode(c, y, c->pref + b * c->ncw); /* trajectory b's conditioning */
     }
     if (s == FR_OK)
         s = fr_gfn_sample_into(c, FR_RNG_OC_FT_ACTION, (uint32_t)f->iter, 0, 0.0, 1.0, 0.0, B, c->st, c->act, c->len, NULL, NULL);
     float z[2];
     if (s == FR_OK) s = fr_d2h(f->be, z, f->z_dev, sizeof z);
-    double sum = 0.0, gz = 0.0;
-    for (int64_t b = 0; b < B && s == FR_OK; b++) {
-        const double lr = e->gfn->log_reward(e, c->st + (b * T + c->len[b] - 1) * D);
-        r[b] = (double)z[0] + lq[c->goal[b]] - lr;
-        sum += r[b] * r[b];
-        gz += 2.0 * r[b] / (double)B;
-    }
-    if (s == FR_OK) { /* d loss / d logit_j = Σ_b (2 r_b / B)(δ_{j y_b} − q_j) */
-        for (int64_t j = 0; j < n; j++) f->dlogit_h[j] = (float)(-gz * fr_awm_exp(lq[j]));
-        for (int64_t b = 0; b < B; b++) {
-            const int64_t y = c->goal[b];
-            f->dlogit_h[y] = (float)((double)f->dlogit_h[y] + 2.0 * r[b] / (double)B);
-        }
+    double gz = 0.0, l = 0.0;
+    if (s == FR_OK) {
+        for (int64_t b = 0; b < B; b++) lr[b] = e->gfn->log_reward(e, c->st + (b * T + c->len[b] - 1) * D);
+        l = fr_oc_ft_loss(n, lq, B, c->goal, lr, (double)z[0], f->dlogit_h, &gz);
         s = fr_mlp_zero_grad(&f->g);
     }
     if (s == FR_OK) s = fr_mlp_backward_host(&f->g, n, f->dlogit_h);
     const float gzf = (float)gz;
     if (s == FR_OK) s = fr_h2d(f->be, f->z_dev + 1, &gzf, sizeof gzf);
     if (s == FR_OK) {
-        *loss = sum / (double)B;
+        *loss = l;
         f->iter++;
         f->trajectories += B;
     }
     free(lq);
-    free(r);
+    free(lr);
     return s;
 }
 

@@ -133,6 +133,8 @@ void fr_gfn_oc_draw_goals(fr_gfn_trainer *t);
 void fr_gfn_oc_relabel(fr_gfn_trainer *t);
 double fr_gfn_oc_log_reward(const fr_gfn_trainer *t, int64_t b);
 void fr_gfn_oc_target(fr_gfn_trainer *t, int64_t y);
+/* Outcome y's encoding (the environment's encode of state y) into w (obs_dim,). */
+void fr_gfn_oc_encode(const fr_gfn_trainer *t, int64_t y, double *w);
 /* core/gfn_train.c: a checkpoint's trunk.* and head.* rows into t (RTB's prior, OC-GFN's pre-training). */
 fr_status fr_gfn_load_policy(fr_gfn_trainer *t, const fr_st_file *f, const char *path);
 

@@ -229,6 +229,39 @@ START_TEST(test_oc_exact_dp_by_hand)
 }
 END_TEST
 
+/* The fine-tuning TB loss by hand (n = 3 outcomes, logits (0.5, −1, 2), log Z 1.2, y = (2, 0, 2),
+ * log R = (0.3, −0.7, 1.1)) and its gradients in the logits and log Z by central differences. */
+static double ft_loss_at(const double *z, double log_z, const int64_t *y, const double *logr, float *dl, double *gz)
+{
+    const double m = fmax(z[0], fmax(z[1], z[2])), lse = m + log(exp(z[0] - m) + exp(z[1] - m) + exp(z[2] - m));
+    const double lq[3] = {z[0] - lse, z[1] - lse, z[2] - lse};
+    return fr_oc_ft_loss(3, lq, 3, y, logr, log_z, dl, gz);
+}
+
+START_TEST(test_oc_ft_loss_by_hand)
+{
+    const double z[3] = {0.5, -1.0, 2.0}, logr[3] = {0.3, -0.7, 1.1};
+    const int64_t y[3] = {2, 0, 2};
+    float dl[3];
+    double gz;
+    const double loss = ft_loss_at(z, 1.2, y, logr, dl, &gz);
+    const double lse = log(exp(0.5) + exp(-1.0) + exp(2.0));
+    const double r[3] = {1.2 + 2.0 - lse - 0.3, 1.2 + 0.5 - lse + 0.7, 1.2 + 2.0 - lse - 1.1};
+    ck_assert_msg(fabs(loss - (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]) / 3.0) < 1e-14, "%.17g", loss);
+    ck_assert(fabs(gz - 2.0 * (r[0] + r[1] + r[2]) / 3.0) < 1e-14);
+    const double h = 1e-6;
+    for (int j = 0; j < 3; j++) {
+        double zp[3] = {z[0], z[1], z[2]}, zm[3] = {z[0], z[1], z[2]};
+        zp[j] += h;
+        zm[j] -= h;
+        const double fd = (ft_loss_at(zp, 1.2, y, logr, NULL, NULL) - ft_loss_at(zm, 1.2, y, logr, NULL, NULL)) / (2.0 * h);
+        ck_assert_msg(fabs(fd - (double)dl[j]) < 1e-6 * (1.0 + fabs(fd)), "logit %d: fd %.9g, gradient %.9g", j, fd, (double)dl[j]);
+    }
+    const double fdz = (ft_loss_at(z, 1.2 + h, y, logr, NULL, NULL) - ft_loss_at(z, 1.2 - h, y, logr, NULL, NULL)) / (2.0 * h);
+    ck_assert_msg(fabs(fdz - gz) < 1e-7, "log Z: fd %.12g, gradient %.12g", fdz, gz);
+}
+END_TEST
+
 /* Pre-training and fine-tuning a few iterations on a backend: the parameters' digests and the
  * evaluations. The fine-tuner's floor L1 by hand: Σ_x |Σ_y p(y) P_T(x | y) − p(x)| with P_T of an
  * OC-GFN trainer of the same seed and shape (the same initial network). */
@@ -381,6 +414,7 @@ Suite *suite_gfn_oc(void)
     tcase_add_test(tc, test_oc_trainer_relabel);
     tcase_add_test(tc, test_oc_db_by_hand);
     tcase_add_test(tc, test_oc_exact_dp_by_hand);
+    tcase_add_test(tc, test_oc_ft_loss_by_hand);
     tcase_add_test(tc, test_oc_backends_equal);
     tcase_add_test(tc, test_oc_refusals);
     suite_add_tcase(s, tc);

@@ -67,13 +67,6 @@ static void oc_defaults(fr_run_opts *ro, void *ao)
     ro->ev.eval_every = 25;
 }
 
-static fr_status oc_check(const fr_run_opts *ro, const void *ao)
-{
-    (void)ro;
-    (void)ao;
-    return FR_OK;
-}
-
 static void oc_free(void *p)
 {
     oc_state *g = p;
@@ -227,7 +220,7 @@ static const char *const k_progress[] = {"loss", NULL};
 #define OC_ROW(sym, NAME, SUMMARY, HELP)                                                                               \
     const fr_algo sym = {NAME,        SUMMARY,   "docs/algorithms/gfn-oc.md",                                          \
                          HELP,        k_rows,    (int)(sizeof k_rows / sizeof k_rows[0]),                              \
-                         sizeof(oc_opts), oc_defaults, oc_check,                                                       \
+                         sizeof(oc_opts), oc_defaults, NULL,                                                           \
                          NULL,        oc_setup,  oc_header,                                                            \
                          oc_epoch,    oc_save,   oc_load,                                                              \
                          k_progress,  oc_free,   oc_tiny,                                                              \

@@ -63,6 +63,13 @@ void fr_oc_ft_free(fr_oc_ft *f);
  * TB residual r_b = log Z + log q(y_b) − log R(x_b), loss mean_b r_b², its gradients in the
  * parameters' grads. */
 fr_status fr_oc_ft_grad(fr_oc_ft *f, double *loss);
+/* The fine-tuning loss of a batch (§3): r_b = log_z + lq[y_b] − logr_b, returns mean_b r_b²; lq (n,)
+ * the log-softmax of the n outcome logits; *g_log_z (may be NULL) Σ_b 2 r_b / B, both float64;
+ * dlogit (n,) (may be NULL) its gradient in the logits Σ_b (2 r_b / B)(δ_{j y_b} − e^{lq_j}) in float
+ * (it crosses to the backend so): (float)(−g_log_z·e^{lq_j}), then each b in order adds 2 r_b / B to
+ * its y_b's entry, rounded to float after each addition. */
+double fr_oc_ft_loss(int64_t n, const double *lq, int64_t B, const int64_t *y, const double *logr, double log_z,
+                     float *dlogit, double *g_log_z);
 /* The trainable list (backend memory): g's tensors (n_net), then log Z ("log_z", (1,)). */
 int fr_oc_ft_params(fr_oc_ft *f, fr_param **ps, int *n_net);
 /* Exact: the composed sampler's P(x) = Σ_y q(y)·P_T(x | y), *l1 = Σ_x |P(x) − R(x)/Z|, *log_z_err
