@@ -95,7 +95,7 @@ def main():
         items = [(row, s, a.ft, pre[s]["ckpt"], work) for row in ROWS for s in seeds]
         fts = list(ex.map(finetune, items))
     shutil.rmtree(work, ignore_errors=True)
-    budgets = sorted({FT_BATCH * e for e in (EVAL_EVERY, 2 * EVAL_EVERY, 4 * EVAL_EVERY, a.ft) if e <= a.ft})
+    budgets = sorted({FT_BATCH * e for e in (0, EVAL_EVERY, 2 * EVAL_EVERY, 4 * EVAL_EVERY, a.ft) if e <= a.ft})
     cmd = f"python3 bench/bench_gfn_oc.py --seeds {a.seeds} --pre {a.pre} --ft {a.ft} --jobs {a.jobs}"
     lines = ["<!-- bench_gfn_oc begin (written by bench/bench_gfn_oc.py) -->",
              "## Outcome-conditioned GFlowNets on HyperGrid 2D H8 (issue 22 §8.1)", "",
@@ -110,7 +110,7 @@ def main():
                                              fmt_ci([pre[s]["curve"][-1][2] for s in seeds], digits=4)), "",
              f"**Fine-tuning to OriginalReward** (log Z = 3.109061) at equal trajectories (batch {FT_BATCH}): exact L1 of the "
              "sampler to R/Z (log Z error), mean and 95% interval:", "",
-             "| row | " + " | ".join(f"{b} trajectories" for b in budgets) + " |", "|---" * (len(budgets) + 1) + "|"]
+             "| row | " + " | ".join(f"{b} trajectories" if b else "start" for b in budgets) + " |", "|---" * (len(budgets) + 1) + "|"]
     for row in ROWS:
         rs = [r for r in fts if r["row"] == row]
         cells = []
