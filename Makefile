@@ -18,6 +18,7 @@
 #   make bench-gfn    GFlowNets on HyperGrid 2D H8: exact L1 per loss, 3 seeds (bench/bench_gfn.py)
 #   make bench-gfn-ext  OP-GFN and local search vs TB on HyperGrid 4D H8, 3 seeds (bench/bench_gfn_ext.py)
 #   make bench-gfn-guided  guided TB and the ssr policy vs TB and sa on HyperGrid 4D H8, 3 seeds (bench/bench_gfn_guided.py)
+#   make bench-gfn-oc   outcome-conditioned GFlowNets on HyperGrid 2D H8: goal rate, fine-tuned vs scratch, 3 seeds (bench/bench_gfn_oc.py)
 #   make bench-gfn-diffusion  diffusion samplers as GFlowNets on 25GMM, Funnel, Manywell: delta log Z against its tolerance, 3 seeds (bench/bench_gfn_diffusion.py)
 #   make bench-branch BranchGRPO vs DanceGRPO iteration time at equal leaves (bench/bench_branch.py)
 #   make bench-control every control algorithm (flowrl algos --json env_kind control) from BC on nav2d's
@@ -295,6 +296,9 @@ bench-gfn-ext: all
 .PHONY: bench-gfn-guided
 bench-gfn-guided: all
 	BUILD=$(BUILD) python3 bench/bench_gfn_guided.py
+.PHONY: bench-gfn-oc
+bench-gfn-oc: all
+	BUILD=$(BUILD) python3 bench/bench_gfn_oc.py
 .PHONY: bench-gfn-box
 bench-gfn-box: all
 	BUILD=$(BUILD) python3 bench/bench_gfn_box.py

@@ -33,6 +33,7 @@ extern const fr_algo fr_algo_gfn_box;
 extern const fr_algo fr_algo_afn, fr_algo_fl_gfn; /* issue 22: adversarial flow networks, FL-GFN */
 extern const fr_algo fr_algo_gfn_comb;
 extern const fr_algo fr_algo_gfn_guided; /* issue 22: guided TB, the ssr policy */
+extern const fr_algo fr_algo_gfn_oc, fr_algo_gfn_oc_ft; /* issue 22 §8.1: OC-GFN */
 extern const fr_algo fr_algo_ppo_gaussian;
 extern const fr_algo fr_algo_draft, fr_algo_alignprop, fr_algo_refl;
 extern const fr_algo fr_algo_fpo;
@@ -79,6 +80,8 @@ static const fr_algo *const k_algos[] = {
     &fr_algo_fl_gfn,
     &fr_algo_gfn_comb,
     &fr_algo_gfn_guided,
+    &fr_algo_gfn_oc,
+    &fr_algo_gfn_oc_ft,
     &fr_algo_ppo_gaussian,
     &fr_algo_fpo,
     &fr_algo_reinflow,

@@ -20,7 +20,7 @@ fr_status fr_gfn_trainer_eval(fr_gfn_trainer *t, double *l1, double *log_z_err, 
         int64_t R = n - i0 < t->cap ? n - i0 : t->cap;
         for (int64_t r = 0; r < R; r++) {
             e->gfn->state_at(e, i0 + r, rows + r * D);
-            if (t->nc > 0) fr_gfn_cond_row(t, r, t->eval_w); /* P_T(· | ω) at the evaluation's ω */
+            if (t->ncw > 0) fr_gfn_cond_row(t, r, t->eval_w); /* P_T(· | ω) at the evaluation's ω (or outcome) */
         }
         s = fr_gfn_net_rows(t, R, rows);
         for (int64_t r = 0; r < R && s == FR_OK; r++) {
@@ -72,7 +72,8 @@ fr_status fr_gfn_trainer_sampled(fr_gfn_trainer *t, int64_t n, double *l1, doubl
     const int64_t B = t->o.batch, T = e->max_steps, D = e->state_dim, S = e->n_states;
     if (n < 1 || n / B >= (int64_t)UINT32_MAX)
         return fr_fail(FR_ERR_ARG, "gfn: sampled L1 of %lld trajectories", (long long)n);
-    if (t->nc > 0) return fr_fail(FR_ERR_ARG, "gfn: the sampled L1 (--validation-samples) is not defined with --preference");
+    if (t->ncw > 0)
+        return fr_fail(FR_ERR_ARG, "gfn: the sampled L1 (--validation-samples) is not defined for a conditioned policy");
     int64_t *h = hist ? hist : fr_malloc((size_t)S * sizeof *h);
     double *ph = fr_malloc((size_t)S * sizeof *ph);
     fr_status s = h && ph ? FR_OK : FR_ERR_NOMEM;

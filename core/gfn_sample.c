@@ -51,7 +51,7 @@ fr_status fr_gfn_sample_into(fr_gfn_trainer *t, uint32_t purpose, uint32_t c0, u
         for (int64_t b = 0; b < B; b++)
             if (len[b] == 0 && (!k0 || k >= k0[b])) {
                 memcpy(rows + R * D, st + (b * T + k) * D, (size_t)D * sizeof *rows);
-                if (t->nc > 0) fr_gfn_cond_row(t, R, t->pref + b * t->ncw); /* trajectory b's ω [, β] */
+                if (t->ncw > 0) fr_gfn_cond_row(t, R, t->pref + b * t->ncw); /* trajectory b's ω [, β] or outcome y */
                 who[R++] = b;
             }
         if (R == 0) { /* all finished, or (k0) none started yet */

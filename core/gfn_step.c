@@ -102,6 +102,7 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
     const int A = t->A, O = t->O;
     if (t->nc > 0) fr_gfn_draw_prefs(t); /* §13: each trajectory's ω */
     if (t->nc > 0) FR_TRY(fr_gfn_draw_betas(t)); /* and its β when drawn */
+    if (t->o.outcome) fr_gfn_oc_draw_goals(t); /* OC-GFN: each trajectory's outcome y (core/gfn_oc.c) */
     FR_TRY(fr_gfn_sample(t, FR_RNG_GFN_ACTION, (uint32_t)t->iter, t->o.epsilon, t->o.temperature, t->o.sf_bias));
     for (int64_t b = 0; b < t->o.batch; b++) fr_gfn_visit(t, t->st + (b * T + t->len[b] - 1) * D); /* modes: the fresh trajectories */
     int64_t accepted = 0;
@@ -117,13 +118,15 @@ fr_status fr_gfn_trainer_step(fr_gfn_trainer *t, fr_gfn_step_info *info)
         return FR_ERR_NOMEM;
     }
     fr_status s = t->o.replay > 0 ? fr_gfn_replay(t) : FR_OK;
+    if (t->o.outcome) fr_gfn_oc_relabel(t); /* OC-GFN: hindsight y := x on a coin */
     const int need_rs = t->o.forward_looking || t->o.loss == FR_GFN_MDB;
     for (int64_t b = 0; b < B && s == FR_OK; b++) {
         first[b] = R;
         memcpy(rows + R * D, t->st + b * T * D, (size_t)(t->len[b] * D) * sizeof *rows);
-        for (int64_t k = 0; t->nc > 0 && k < t->len[b]; k++) fr_gfn_cond_row(t, R + k, t->pref + b * t->ncw);
+        for (int64_t k = 0; t->ncw > 0 && k < t->len[b]; k++) fr_gfn_cond_row(t, R + k, t->pref + b * t->ncw);
         R += t->len[b];
-        t->logr[b] = t->nc > 0 ? fr_gfn_mo_log_reward(t, t->st + (b * T + t->len[b] - 1) * D, t->pref + b * t->ncw,
+        t->logr[b] = t->o.outcome ? fr_gfn_oc_log_reward(t, b)
+                     : t->nc > 0 ? fr_gfn_mo_log_reward(t, t->st + (b * T + t->len[b] - 1) * D, t->pref + b * t->ncw,
                                                       t->beta_b[b])
                                : fr_gfn_log_reward(t, t->st + (b * T + t->len[b] - 1) * D);
         for (int64_t k = 0; need_rs && k < t->len[b]; k++) t->logrs[b * T + k] = fr_gfn_log_reward(t, t->st + (b * T + k) * D);

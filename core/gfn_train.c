@@ -17,7 +17,8 @@ fr_gfn_opts fr_gfn_opts_default(void)
                      .temperature = 1.0, .lambda = 0.9, .seed = 1, .weighting = FR_SUBTB_GEOMETRIC_WITHIN,
                      .regression = FR_GFN_SQUARE, .linex_alpha = 1.0, .log_reward_clip_min = -INFINITY,
                      .beta = 1.0, .ls_back_ratio = 0.5, .mo_beta = 1.0, .kl_weight = 0.0,
-                     .mo_beta_dist = 0, .mo_beta_a = 1.0, .mo_beta_b = 1.0, .mo_beta_therm = 32};
+                     .mo_beta_dist = 0, .mo_beta_a = 1.0, .mo_beta_b = 1.0, .mo_beta_therm = 32,
+                     .oc_log_floor = -10.0, .oc_relabel = 0.5};
     return o;
 }
 
@@ -82,6 +83,7 @@ static fr_status check_opts(const fr_env *env, const fr_gfn_opts *o)
         if (o->mo_beta_dist != 0 && (o->mo_beta_therm < 2 || o->mo_beta_therm > GFN_MAX_THERM))
             return fr_fail(FR_ERR_ARG, "gfn: --mo-beta-therm %d is outside [2, %d]", o->mo_beta_therm, GFN_MAX_THERM);
     }
+    if (o->outcome) FR_TRY(fr_gfn_oc_check(env, o));
     if (!(o->kl_weight >= 0.0) || !isfinite(o->kl_weight)) return fr_fail(FR_ERR_ARG, "gfn: --kl-weight %g must be >= 0", o->kl_weight);
     if (o->kl_weight > 0.0 && (o->uniform_pb || o->loss == FR_GFN_FM || o->loss == FR_GFN_RTB))
         return fr_fail(FR_ERR_ARG, "gfn: --kl-weight needs a learned P_B: not with %s", o->uniform_pb ? "--uniform-pb" : fr_gfn_loss_name(o->loss));
@@ -114,9 +116,9 @@ static fr_status init_params(fr_gfn_trainer *t)
     return s;
 }
 
-/* RTB's prior (§3.8): trunk.* and the first O rows of head.* of checkpoint path into t's network
- * (the trunk's shapes must be t's: --hidden-dim, --n-hidden). */
-static fr_status load_policy(fr_gfn_trainer *t, const fr_st_file *f, const char *path)
+/* RTB's prior (§3.8) and OC-GFN's pre-trained network: trunk.* and the first O rows of head.* of
+ * checkpoint path into t's network (the trunk's shapes must be t's: --hidden-dim, --n-hidden). */
+fr_status fr_gfn_load_policy(fr_gfn_trainer *t, const fr_st_file *f, const char *path)
 {
     float *h = fr_calloc((size_t)t->arena_n, sizeof *h);
     if (!h) return FR_ERR_NOMEM;
@@ -162,8 +164,8 @@ static fr_status rtb_setup(fr_gfn_trainer *t)
         fr_st_file f;
         fr_st_init(&f);
         fr_status s = fr_st_read(&f, t->o.prior);
-        if (s == FR_OK) s = load_policy(t->prior, &f, t->o.prior);
-        if (s == FR_OK) s = load_policy(t, &f, t->o.prior);
+        if (s == FR_OK) s = fr_gfn_load_policy(t->prior, &f, t->o.prior);
+        if (s == FR_OK) s = fr_gfn_load_policy(t, &f, t->o.prior);
         fr_st_free(&f);
         FR_TRY(s);
     }
@@ -202,6 +204,7 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
     t->nc = o->preference ? env->n_objectives : 0;
     t->ncw = t->nc + (o->preference && o->mo_beta_dist != 0 ? o->mo_beta_therm : 0);
     t->eval_w[0] = t->eval_w[1] = 0.5;
+    if (o->outcome) t->ncw = env->obs_dim; /* OC-GFN: the outcome y encoded like a state (core/gfn_oc.c) */
     t->pb_col = t->f_col = -1;
     /* FM: the A columns are the log edge flows, the sampler's logits (§3.6) */
     if (!o->uniform_pb && o->loss != FR_GFN_FM && o->loss != FR_GFN_RTB) { /* RTB has no P_B */
@@ -275,6 +278,7 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
         t->act = fr_malloc((size_t)(B * T) * sizeof(int32_t));
         t->len = fr_malloc((size_t)B * sizeof(int32_t));
         t->logr = fr_malloc((size_t)B * sizeof(double));
+        t->goal = fr_calloc((size_t)B, sizeof(int64_t));
         t->perm = fr_malloc((size_t)B * sizeof(int64_t));
         t->util = fr_malloc((size_t)B * sizeof(double));
         double **dd[10] = {&t->logpf, &t->logpb, &t->logf, &t->gpf, &t->gpb, &t->gf, &t->logrs, &t->logpfx, &t->gpfx,
@@ -284,7 +288,7 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
         t->target = fr_malloc((size_t)n * sizeof(double));
         if (!t->obs_h || !t->out_h || !t->dout_h || !t->st || !t->act || !t->len || !t->logr || !t->logpf || !t->logpb ||
             !t->logf || !t->gpf || !t->gpb || !t->gf || !t->logrs || !t->logpfx || !t->gpfx || !t->logprior || !t->visited || !t->target ||
-            !t->perm || !t->util || !t->pref || !t->beta_b || !t->cond_rows)
+            !t->perm || !t->util || !t->pref || !t->beta_b || !t->cond_rows || !t->goal)
             s = FR_ERR_NOMEM;
         if (s == FR_OK && o->ls_rounds > 0) {
             const int64_t b = o->batch;
@@ -307,6 +311,7 @@ fr_status fr_gfn_trainer_new(fr_gfn_trainer **out, fr_backend *be, const fr_env 
     if (s == FR_OK && o->loss == FR_GFN_RTB) s = rtb_setup(t);
     if (s == FR_OK && t->nc > 0) s = fr_gfn_beta_setup(t);
     if (s == FR_OK && t->nc > 0) s = fr_gfn_mo_target(t, t->eval_w);
+    if (s == FR_OK && o->outcome) fr_gfn_oc_target(t, 0);
     if (s != FR_OK) {
         fr_gfn_trainer_free(t);
         return s;
@@ -331,7 +336,7 @@ void fr_gfn_trainer_free(fr_gfn_trainer *t)
     void *host[] = {t->obs_h, t->out_h, t->dout_h, t->st, t->act, t->len, t->logr, t->logpf, t->logpb,
                     t->logf, t->gpf, t->gpb, t->gf, t->logrs, t->logpfx, t->gpfx, t->logprior, t->visited, t->target,
                     t->rb_st, t->rb_act, t->rb_len, t->perm, t->util, t->lb_st, t->lb_act, t->lb_len, t->ln_st,
-                    t->ln_act, t->ln_len, t->ls_k0, t->lb_lpb, t->ln_lpf, t->pref, t->cond_rows, t->beta_b};
+                    t->ln_act, t->ln_len, t->ls_k0, t->lb_lpb, t->ln_lpf, t->pref, t->cond_rows, t->beta_b, t->goal};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     free(t);
 }
@@ -346,7 +351,7 @@ fr_status fr_gfn_trainer_log_z(fr_gfn_trainer *t, double *log_z)
     } else if (t->f_col >= 0) {
         int32_t s0[GFN_MAX_A];
         t->env->gfn->initial(t->env, s0);
-        if (t->nc > 0) fr_gfn_cond_row(t, 0, t->eval_w);
+        if (t->ncw > 0) fr_gfn_cond_row(t, 0, t->eval_w);
         FR_TRY(fr_gfn_net_rows(t, 1, s0));
         *log_z = (double)t->out_h[t->f_col];
         if (t->o.forward_looking) *log_z += fr_gfn_log_reward(t, s0); /* log F(s0) = log F̃(s0) + log R(s0) */

@@ -17,6 +17,7 @@
 #define GFN_MAX_LAYERS 16
 #define GFN_MAX_A 65 /* actions, exit included (flowrl/env.h's state_dim limit + 1) */
 #define GFN_MAX_THERM 64 /* a drawn β's thermometer bins */
+#define GFN_MAX_COND 256 /* the conditioning's width: ω [+ β's bins], or OC-GFN's outcome encoding */
 
 struct fr_gfn_trainer {
     fr_backend *be;
@@ -32,7 +33,8 @@ struct fr_gfn_trainer {
     double *pref;                     /* (bcap, ncw) each trajectory's conditioning */
     double *beta_b;                   /* (bcap,) each trajectory's β */
     float *cond_rows;                 /* (cap, ncw) the conditioning of each row of the next forward (fr_gfn_cond_row) */
-    double eval_w[2 + GFN_MAX_THERM]; /* the exact evaluation's conditioning: ω ((½, ½)) [, the encoding of mo_beta] */
+    double eval_w[GFN_MAX_COND];      /* the exact evaluation's conditioning: ω ((½, ½)) [, the encoding of mo_beta], or an outcome's */
+    int64_t *goal;                    /* (bcap,) OC-GFN: each trajectory's outcome y (a state index) */
     double beta_hi;                   /* a drawn β's thermometer upper bound */
     int n_params;                     /* 2 L: weight, bias per layer */
     fr_param params[2 * GFN_MAX_LAYERS];
@@ -120,6 +122,21 @@ double fr_gfn_mo_log_reward(const fr_gfn_trainer *t, const int32_t *x, const dou
 fr_status fr_gfn_beta_setup(fr_gfn_trainer *t);
 void fr_gfn_beta_encode(const fr_gfn_trainer *t, double beta, double *enc);
 fr_status fr_gfn_mo_target(fr_gfn_trainer *t, const double *w);
+
+/* core/gfn_oc.c (o.outcome; docs/algorithms/gfn-oc.md): the option checks; each trajectory's
+ * outcome y ~ uniform over the states (Philox (seed, FR_RNG_OC_GOAL, iteration, trajectory, 0)) and
+ * its encoding in t->pref; hindsight relabelling y := x of the trajectories whose coin (Philox (seed,
+ * FR_RNG_OC_RELABEL, iteration, trajectory, 0)) is below o.oc_relabel; log R(x | y) of trajectory b;
+ * the conditional target R(· | y)/Z(y) of outcome y into t->target, t->log_z_true and t->eval_w. */
+fr_status fr_gfn_oc_check(const fr_env *env, const fr_gfn_opts *o);
+void fr_gfn_oc_draw_goals(fr_gfn_trainer *t);
+void fr_gfn_oc_relabel(fr_gfn_trainer *t);
+double fr_gfn_oc_log_reward(const fr_gfn_trainer *t, int64_t b);
+void fr_gfn_oc_target(fr_gfn_trainer *t, int64_t y);
+/* Outcome y's encoding (the environment's encode of state y) into w (obs_dim,). */
+void fr_gfn_oc_encode(const fr_gfn_trainer *t, int64_t y, double *w);
+/* core/gfn_train.c: a checkpoint's trunk.* and head.* rows into t (RTB's prior, OC-GFN's pre-training). */
+fr_status fr_gfn_load_policy(fr_gfn_trainer *t, const fr_st_file *f, const char *path);
 
 /* core/gfn_train.c: the modes count of terminal state x (a sample the trainer evaluated R at). */
 void fr_gfn_visit(fr_gfn_trainer *t, const int32_t *x);

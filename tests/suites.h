@@ -86,6 +86,7 @@
     X(piflow)                                                                              \
     X(gmflow)                                                                              \
     X(gfn_guided)                                                                          \
+    X(gfn_oc)                                                                              \
     X(torch)
 
 /* Weak, so that a suite whose file is missing is reported by the runner as a failure

@@ -72,6 +72,13 @@ typedef struct {
      * mean over every visited state but s0 (the terminal one included) of fr_gfn_kl_uniform of its
      * learned P_B. 0: off; > 0 needs a learned P_B (not uniform_pb) and a loss with one (not fm, rtb). */
     double kl_weight;
+    /* Outcome-conditioned GFlowNet pre-training (OC-GFN, docs/algorithms/gfn-oc.md; spec more.md §8.1,
+     * flowrl/gfn_oc.h): DB only; the policy's input is the state's encoding followed by the outcome
+     * y's (a state, encoded like one); y ~ uniform per trajectory, R(x | y) = 1[x = y] with log R =
+     * 0 or oc_log_floor; hindsight y := x with probability oc_relabel. */
+    int outcome;
+    double oc_log_floor;                /* log R(x | y) for x != y (finite; -10) */
+    double oc_relabel;                  /* hindsight relabelling probability (0.5) */
 } fr_gfn_opts;
 
 /* torchgfn's test configuration (tutorials/examples/test_scripts.py): TB, batch 128, hidden

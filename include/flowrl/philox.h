@@ -124,6 +124,11 @@ typedef enum {
     FR_RNG_GMFLOW_SAMPLE = 142, /* GM-SDE: the start (0, sample, 0) and step i's noise (i + 1, sample, 0) */
     FR_RNG_GMFLOW_PICK = 143,   /* GM-SDE: step i's mixture component of (i, sample, 0) */
     FR_RNG_GMFLOW_X0 = 144,     /* GM-SDE: step i's Gaussian draw of x0 of (i, sample, 0) */
+    /* OC-GFN (issue 22 §8.1; docs/algorithms/gfn-oc.md, flowrl/gfn_oc.h) */
+    FR_RNG_OC_GOAL = 130,      /* a pre-training trajectory's outcome y of (iteration, trajectory, 0) */
+    FR_RNG_OC_RELABEL = 131,   /* its hindsight coin of (iteration, trajectory, 0) */
+    FR_RNG_OC_FT_OUTCOME = 132,/* fine-tuning: the outcome y ~ q of (iteration, trajectory, 0) */
+    FR_RNG_OC_FT_ACTION = 133, /* fine-tuning: the conditional policy's draws of (iteration, trajectory, step) */
     /* sample-set metrics (flowrl/swd.h: 150) */
     FR_RNG_SWD_DIR = 150,      /* a sliced-Wasserstein projection's direction (projection, 0, 0) */
     /* pi-Flow (flowrl/piflow.h: 155-159) */
