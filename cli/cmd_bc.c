@@ -19,7 +19,7 @@ typedef struct {
     uint32_t seed;
 } bc_opts;
 
-static const char *const k_kinds[] = {"flow", "ddpm", NULL}; /* fr_gen_kind's order */
+static const char *const k_kinds[] = {"flow", "ddpm", "meanflow", NULL}; /* fr_gen_kind's order */
 
 #define ROW(f, key, kind, def, lo, hi, help, mv) FR_OPT_ROW_(bc_opts, f, key, kind, def, lo, hi, NULL, help, 0, NULL, mv)
 static const fr_opt k_rows[] = {
@@ -27,7 +27,8 @@ static const fr_opt k_rows[] = {
     ROW(out, "out", FR_OPT_STR, "", 0, 0, "the policy checkpoint to write (required)", "CKPT"),
     ROW(env, "env", FR_OPT_STR, "", 0, 0, "the evaluation's environment at its defaults (default: the demonstrations' env with their options)", "NAME"),
     FR_OPT_ENUM(bc_opts, kind, "policy", "flow", k_kinds,
-                "flow: FPO's flow policy (Euler from noise); ddpm: DPPO's DDPM policy (epsilon prediction)", 0),
+                "flow: FPO's flow policy (Euler from noise); ddpm: DPPO's DDPM policy (epsilon prediction); "
+                "meanflow: MP1's MeanFlow policy (one step from noise, docs/algorithms/meanflow.md)", 0),
     FR_OPT_INT(bc_opts, flow_steps, "flow_steps", "10", 1, 1000, "the flow policy's Euler steps", 0),
     FR_OPT_INT(bc_opts, denoising_steps, "denoising_steps", "20", 1, FR_DDPM_MAX_T, "the DDPM policy's denoising steps", 0),
     FR_OPT_BOOL(bc_opts, action_scale, "action_scale", "true",
@@ -44,10 +45,11 @@ static const fr_opt k_rows[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: flowrl bc --demos FILE --out CKPT [--policy flow|ddpm] [--env NAME] [--steps N] [options]\n\n"
+    fprintf(f, "Usage: flowrl bc --demos FILE --out CKPT [--policy flow|ddpm|meanflow] [--env NAME] [--steps N] [options]\n\n"
                "Behaviour cloning of a generative policy on a demonstrations file (`flowrl expert` writes them;\n"
                "docs/control.md §4-§5): a flow policy (FPO's playground convention, CFM loss, Euler from noise)\n"
-               "or a DDPM policy (DPPO's, epsilon prediction, cosine schedule). Observation statistics of the\n"
+               "or a DDPM policy (DPPO's, epsilon prediction, cosine schedule), or a MeanFlow policy (MP1's\n"
+               "average-velocity objective with its JVP, acting in one step). Observation statistics of the\n"
                "demonstrations, Adam on the denoising loss, then --eval-episodes episodes of the policy with\n"
                "their mean return and success rate. The checkpoint is what the control algorithms fine-tune.\n");
 }
@@ -55,7 +57,9 @@ static void usage(FILE *f)
 static void progress(int64_t step, double loss, void *user)
 {
     const bc_opts *b = user;
-    if (step % 1000 == 0 || step == b->steps) printf("step %lld/%lld  cfm_loss %.6f\n", (long long)step, (long long)b->steps, loss);
+    if (step % 1000 == 0 || step == b->steps)
+        printf("step %lld/%lld  %s %.6f\n", (long long)step, (long long)b->steps,
+               b->kind == FR_GEN_MEANFLOW ? "meanflow_loss" : "cfm_loss", loss);
     fflush(stdout);
 }
 
@@ -106,7 +110,7 @@ int cmd_bc(int argc, char **argv)
     }
     char line[128];
     fr_backend_line(&be, line, sizeof line);
-    const int psteps = b.kind == FR_GEN_FLOW ? b.flow_steps : b.denoising_steps;
+    const int psteps = b.kind == FR_GEN_FLOW ? b.flow_steps : b.kind == FR_GEN_DDPM ? b.denoising_steps : 1;
     printf("%s\nbc: %s, %lld steps of %lld episodes; %s policy (%d steps) %lld x %lld SiLU, %lld Adam steps of %lld rows, "
            "lr %g, seed %u\n",
            line, env.desc, (long long)d.N, (long long)d.E, k_kinds[b.kind], psteps, (long long)b.hidden,
