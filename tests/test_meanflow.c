@@ -320,7 +320,6 @@ START_TEST(test_mf_dudt_fd)
     ck_assert_int_eq(fr_mf_policy_jvp(&p, R, obs, z, t, r, vh), FR_OK);
     dmlp d;
     dmlp_from(&d, &p.net);
-    const int64_t W = O + A + FR_MF_TEMB;
     const double h = 1e-5;
     for (int b = 0; b < R; b++) {
         double zp[A], zm[A], in[64], ind[64], y[A], yd[A], yp[A], ym[A];
@@ -342,7 +341,6 @@ START_TEST(test_mf_dudt_fd)
             mf_row_input(&p, obs + b * O, s ? zm : zp, t[b] + hs, r[b], in);
             dmlp_row(&d, in, NULL, s ? ym : yp, NULL, NULL);
         }
-        (void)W;
         for (int j = 0; j < A; j++) {
             const double fd = (yp[j] - ym[j]) / (2.0 * h);
             ck_assert_msg(fabs(fd - yd[j]) <= 1e-6 * (1.0 + fabs(yd[j])), "row %d: float64 du/dt %.12g, fd %.12g", b, yd[j], fd);
