@@ -212,6 +212,11 @@ fr_status fr_bc_save(const char *path, fr_gen_policy *g, const fr_rms *rms, cons
     if (s == FR_OK) s = meta_i(&f, "n_hidden", g->net->L - 1);
     if (s == FR_OK && g->kind != FR_GEN_MEANFLOW)
         s = g->kind == FR_GEN_FLOW ? meta_i(&f, "flow_steps", g->flow.steps) : meta_i(&f, "denoising_steps", g->ddpm.T);
+    if (s == FR_OK && g->kind == FR_GEN_MEANFLOW) {
+        char w[32];
+        snprintf(w, sizeof w, "%.17g", g->mf.disp_weight);
+        s = fr_st_set_meta(&f, "dispersive_weight", w);
+    }
     if (s == FR_OK) s = meta_i(&f, "bc_steps", o->steps);
     if (s == FR_OK) s = meta_i(&f, "seed", o->seed);
     if (s == FR_OK) s = fr_st_write(&f, path);

@@ -24,7 +24,8 @@
  * with action scaling ctl.action.lo / .hi (F64);
  * metadata format "flowrl.ctl_policy", format_version "1", kind "flow", "ddpm" or "meanflow", env,
  * env_desc, obs_dim, action_dim, hidden_dim, n_hidden, flow_steps (flow) or denoising_steps (DDPM),
- * action_scale ("0", "1"), bc_steps, seed. */
+ * action_scale ("0", "1"), bc_steps, seed; MeanFlow also dispersive_weight (its training's, for the
+ * record). */
 #ifndef FLOWRL_CTL_BC_H
 #define FLOWRL_CTL_BC_H
 
