@@ -15,11 +15,11 @@ typedef struct {
     char demos[FR_OPT_PATH_MAX], out[FR_OPT_PATH_MAX], env[64];
     int64_t steps, batch, hidden, n_hidden, eval_episodes;
     int kind, flow_steps, denoising_steps, action_scale;
-    double lr;
+    double lr, disp_weight;
     uint32_t seed;
 } bc_opts;
 
-static const char *const k_kinds[] = {"flow", "ddpm", NULL}; /* fr_gen_kind's order */
+static const char *const k_kinds[] = {"flow", "ddpm", "meanflow", NULL}; /* fr_gen_kind's order */
 
 #define ROW(f, key, kind, def, lo, hi, help, mv) FR_OPT_ROW_(bc_opts, f, key, kind, def, lo, hi, NULL, help, 0, NULL, mv)
 static const fr_opt k_rows[] = {
@@ -27,8 +27,11 @@ static const fr_opt k_rows[] = {
     ROW(out, "out", FR_OPT_STR, "", 0, 0, "the policy checkpoint to write (required)", "CKPT"),
     ROW(env, "env", FR_OPT_STR, "", 0, 0, "the evaluation's environment at its defaults (default: the demonstrations' env with their options)", "NAME"),
     FR_OPT_ENUM(bc_opts, kind, "policy", "flow", k_kinds,
-                "flow: FPO's flow policy (Euler from noise); ddpm: DPPO's DDPM policy (epsilon prediction)", 0),
+                "flow: FPO's flow policy (Euler from noise); ddpm: DPPO's DDPM policy (epsilon prediction); "
+                "meanflow: MP1's MeanFlow policy (one step from noise, docs/algorithms/meanflow.md)", 0),
     FR_OPT_INT(bc_opts, flow_steps, "flow_steps", "10", 1, 1000, "the flow policy's Euler steps", 0),
+    FR_OPT_F64(bc_opts, disp_weight, "dispersive_weight", "0.5", 0, 100,
+               "MeanFlow: the weight of the dispersive term (MP1's 0.5; 0 leaves it out)", 0),
     FR_OPT_INT(bc_opts, denoising_steps, "denoising_steps", "20", 1, FR_DDPM_MAX_T, "the DDPM policy's denoising steps", 0),
     FR_OPT_BOOL(bc_opts, action_scale, "action_scale", "true",
                 "learn the actions scaled to [-1, 1] by the demonstrations' min and max (DPPO's normalisation)", 0),
@@ -44,18 +47,48 @@ static const fr_opt k_rows[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: flowrl bc --demos FILE --out CKPT [--policy flow|ddpm] [--env NAME] [--steps N] [options]\n\n"
+    fprintf(f, "Usage: flowrl bc --demos FILE --out CKPT [--policy flow|ddpm|meanflow] [--env NAME] [--steps N] [options]\n\n"
                "Behaviour cloning of a generative policy on a demonstrations file (`flowrl expert` writes them;\n"
                "docs/control.md §4-§5): a flow policy (FPO's playground convention, CFM loss, Euler from noise)\n"
-               "or a DDPM policy (DPPO's, epsilon prediction, cosine schedule). Observation statistics of the\n"
+               "or a DDPM policy (DPPO's, epsilon prediction, cosine schedule), or a MeanFlow policy (MP1's\n"
+               "average-velocity objective with its JVP, acting in one step). Observation statistics of the\n"
                "demonstrations, Adam on the denoising loss, then --eval-episodes episodes of the policy with\n"
                "their mean return and success rate. The checkpoint is what the control algorithms fine-tune.\n");
+}
+
+/* nav2d: the successful evaluation episodes by the goal they reached (the nearest to the final
+ * position), the modes a multi-modal policy keeps (docs/algorithms/meanflow.md §4). */
+static void print_modes(const fr_env *e, const fr_demos *rec)
+{
+    const fr_nav2d_opts *o = e->impl;
+    int64_t n[64] = {0};
+    const int K = o->goals < 64 ? o->goals : 64;
+    for (int64_t i = 0; i < rec->E; i++) {
+        if (!rec->success || !rec->success[i]) continue;
+        int best = 0;
+        double bd = INFINITY;
+        for (int k = 0; k < K; k++) {
+            double g[2];
+            fr_nav2d_goal(o, k, g);
+            const double dx = rec->final_obs[i * rec->obs_dim] - g[0], dy = rec->final_obs[i * rec->obs_dim + 1] - g[1];
+            if (dx * dx + dy * dy < bd) {
+                bd = dx * dx + dy * dy;
+                best = k;
+            }
+        }
+        n[best]++;
+    }
+    printf("modes: successes by goal");
+    for (int k = 0; k < K; k++) printf(" %lld", (long long)n[k]);
+    printf("\n");
 }
 
 static void progress(int64_t step, double loss, void *user)
 {
     const bc_opts *b = user;
-    if (step % 1000 == 0 || step == b->steps) printf("step %lld/%lld  cfm_loss %.6f\n", (long long)step, (long long)b->steps, loss);
+    if (step % 1000 == 0 || step == b->steps)
+        printf("step %lld/%lld  %s %.6f\n", (long long)step, (long long)b->steps,
+               b->kind == FR_GEN_MEANFLOW ? "meanflow_loss" : "cfm_loss", loss);
     fflush(stdout);
 }
 
@@ -106,7 +139,7 @@ int cmd_bc(int argc, char **argv)
     }
     char line[128];
     fr_backend_line(&be, line, sizeof line);
-    const int psteps = b.kind == FR_GEN_FLOW ? b.flow_steps : b.denoising_steps;
+    const int psteps = b.kind == FR_GEN_FLOW ? b.flow_steps : b.kind == FR_GEN_DDPM ? b.denoising_steps : 1;
     printf("%s\nbc: %s, %lld steps of %lld episodes; %s policy (%d steps) %lld x %lld SiLU, %lld Adam steps of %lld rows, "
            "lr %g, seed %u\n",
            line, env.desc, (long long)d.N, (long long)d.E, k_kinds[b.kind], psteps, (long long)b.hidden,
@@ -116,13 +149,28 @@ int cmd_bc(int argc, char **argv)
     fr_rms rms = {0};
     fr_bc_opts bo = {b.steps, b.batch, b.lr, b.seed, b.action_scale};
     s = fr_gen_policy_new(&p, (fr_gen_kind)b.kind, &be, d.obs_dim, d.action_dim, b.hidden, (int)b.n_hidden, psteps, cap);
+    if (s == FR_OK && b.kind == FR_GEN_MEANFLOW) {
+        p.mf.disp_weight = b.disp_weight;
+        printf("bc: MeanFlow, one step; dispersive weight %g\n", b.disp_weight);
+    }
     if (s == FR_OK) s = fr_rms_init(&rms, d.obs_dim);
     if (s == FR_OK) s = fr_bc_train(&p, &rms, &d, &bo, progress, &b);
     if (s == FR_OK) s = fr_bc_save(b.out, &p, &rms, ec->name, env.desc, &bo);
     if (s == FR_OK) printf("wrote %s\n", b.out);
     if (s == FR_OK && b.eval_episodes > 0) {
         double ret, succ;
+        fr_demos rec;
+        const int nav = env.cls == &fr_env_nav2d;
+        if (nav) {
+            fr_demos_init(&rec, env.obs_dim, env.action_dim, 0, 1);
+            env.eval_record = &rec;
+        }
         s = fr_gen_policy_evaluate(&p, &rms, &env, b.seed, b.eval_episodes, &ret, &succ);
+        if (nav) {
+            env.eval_record = NULL;
+            if (s == FR_OK) print_modes(&env, &rec);
+            fr_demos_free(&rec);
+        }
         double dr, dsd, dl, ds;
         fr_demos_summary(&d, &dr, &dsd, &dl, &ds);
         if (s == FR_OK)

@@ -120,7 +120,7 @@ static const struct {
     const char *name;
     size_t off;
 } k_entries[] = {
-    E(gemm), E(bias_add), E(bias_grad), E(act_fwd), E(act_bwd), E(layernorm_fwd), E(layernorm_bwd),
+    E(gemm), E(bias_add), E(bias_grad), E(act_fwd), E(act_bwd), E(act_jvp), E(layernorm_fwd), E(layernorm_bwd),
     E(binary), E(unary), E(axpby), E(scale), E(fill), E(copy), E(row_sum), E(row_mean), E(sum),
     E(global_norm), E(adamw), E(fm_loss), E(flow_target), E(awm_sqerr), E(row_msd_f64), E(kl_grad_add),
     E(ema_lerp), E(nft_rows), E(nft_grad), E(temb_sinusoidal), E(embed_gather_add), E(embed_scatter_add),

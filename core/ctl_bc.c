@@ -9,18 +9,18 @@
 #include "flowrl/optim.h"
 #include "flowrl/philox.h"
 
-static const char *const k_kinds[] = {"flow", "ddpm"};
+static const char *const k_kinds[] = {"flow", "ddpm", "meanflow"};
 
-const char *fr_gen_kind_name(fr_gen_kind k) { return (unsigned)k < 2 ? k_kinds[k] : NULL; }
+const char *fr_gen_kind_name(fr_gen_kind k) { return (unsigned)k < 3 ? k_kinds[k] : NULL; }
 
 fr_status fr_gen_kind_parse(const char *s, fr_gen_kind *k)
 {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         if (s && strcmp(s, k_kinds[i]) == 0) {
             *k = (fr_gen_kind)i;
             return FR_OK;
         }
-    return fr_fail(FR_ERR_ARG, "policy kind '%s' is not one of flow, ddpm", s ? s : "");
+    return fr_fail(FR_ERR_ARG, "policy kind '%s' is not one of flow, ddpm, meanflow", s ? s : "");
 }
 
 static int noise_len(const fr_gen_policy *g) { return g->kind == FR_GEN_DDPM ? (g->ddpm.T + 1) * (int)g->A : (int)g->A; }
@@ -41,6 +41,9 @@ fr_status fr_gen_policy_new(fr_gen_policy *g, fr_gen_kind kind, fr_backend *be, 
         }
         g->flow.steps = steps;
         g->net = &g->flow.net;
+    } else if (kind == FR_GEN_MEANFLOW) {
+        FR_TRY(fr_mf_policy_new(&g->mf, be, O, A, hidden, n_hidden, cap));
+        g->net = &g->mf.net;
     } else {
         FR_TRY(fr_ddpm_policy_new(&g->ddpm, be, O, A, hidden, n_hidden, steps, cap));
         g->net = &g->ddpm.net;
@@ -63,6 +66,7 @@ void fr_gen_policy_free(fr_gen_policy *g)
 {
     if (!g) return;
     if (g->kind == FR_GEN_FLOW) fr_flow_policy_free(&g->flow);
+    else if (g->kind == FR_GEN_MEANFLOW) fr_mf_policy_free(&g->mf);
     else fr_ddpm_policy_free(&g->ddpm);
     free(g->noise);
     free(g->act_lo);
@@ -86,11 +90,12 @@ fr_status fr_gen_policy_act(fr_gen_policy *g, int64_t R, const float *obs, uint3
     if (R > g->cap) return fr_fail(FR_ERR_ARG, "policy: %lld rows, sized for %lld", (long long)R, (long long)g->cap);
     const int64_t A = g->A, L = noise_len(g);
     fr_status s;
-    if (g->kind == FR_GEN_FLOW) {
+    if (g->kind != FR_GEN_DDPM) {
         for (int64_t n = 0; n < R; n++)
             for (int64_t j = 0; j < A; j++)
                 g->noise[n * A + j] = fr_rng_normal(seed, FR_RNG_CTL_ACTION, c0, (uint32_t)n, t, (uint32_t)j);
-        s = fr_flow_policy_sample(&g->flow, R, obs, g->noise, action);
+        s = g->kind == FR_GEN_FLOW ? fr_flow_policy_sample(&g->flow, R, obs, g->noise, action)
+                                   : fr_mf_policy_sample(&g->mf, R, obs, g->noise, action);
     } else {
         /* DDPM: z laid out (T + 1, R, A) for fr_ddpm_policy_sample, drawn per row as (T + 1)·A values */
         for (int64_t n = 0; n < R; n++)
@@ -132,9 +137,10 @@ fr_status fr_bc_train(fr_gen_policy *g, fr_rms *rms, const fr_demos *d, const fr
     float *obs = fr_malloc((size_t)(B * O) * sizeof *obs), *act = fr_malloc((size_t)(B * A) * sizeof *act);
     float *eps = fr_malloc((size_t)(B * A) * sizeof *eps), *raw = fr_malloc((size_t)(B * O) * sizeof *raw);
     double *t = fr_malloc((size_t)B * sizeof *t), *loss = fr_malloc((size_t)B * sizeof *loss);
+    double *r = fr_malloc((size_t)B * sizeof *r);
     double *w = fr_malloc((size_t)B * sizeof *w);
     int *ti = fr_malloc((size_t)B * sizeof *ti);
-    fr_status s = obs && act && eps && raw && t && loss && w && ti ? FR_OK : FR_ERR_NOMEM;
+    fr_status s = obs && act && eps && raw && t && r && loss && w && ti ? FR_OK : FR_ERR_NOMEM;
     for (int64_t b = 0; b < B && s == FR_OK; b++) w[b] = 1.0 / (double)B;
     for (int64_t k = 0; k < o->steps && s == FR_OK; k++) {
         const uint32_t kk = (uint32_t)k;
@@ -148,23 +154,29 @@ fr_status fr_bc_train(fr_gen_policy *g, fr_rms *rms, const fr_demos *d, const fr
                                      : (float)a;
             }
             if (g->kind == FR_GEN_FLOW) t[b] = (double)fr_rng_uniform(o->seed, FR_RNG_CTL_BC, kk, 1, 0, (uint32_t)b);
-            else ti[b] = (int)(fr_rng_u32(o->seed, FR_RNG_CTL_BC, kk, 1, 0, (uint32_t)b) % (uint32_t)g->ddpm.T);
+            else if (g->kind == FR_GEN_DDPM) ti[b] = (int)(fr_rng_u32(o->seed, FR_RNG_CTL_BC, kk, 1, 0, (uint32_t)b) % (uint32_t)g->ddpm.T);
             for (int64_t j = 0; j < A; j++)
                 eps[b * A + j] = fr_rng_normal(o->seed, FR_RNG_CTL_BC, kk, 2, (uint32_t)b, (uint32_t)j);
         }
         fr_ctl_obs_normalize(rms, B, raw, obs);
         s = fr_mlp_zero_grad(g->net);
-        if (s == FR_OK)
+        double lm = 0.0;
+        if (s == FR_OK && g->kind == FR_GEN_MEANFLOW) {
+            fr_mf_loss ml;
+            s = fr_mf_times(B, g->mf.flow_ratio, o->seed, FR_RNG_MF_TIME, kk, t, r);
+            if (s == FR_OK) s = fr_mf_policy_loss(&g->mf, B, obs, act, eps, t, r, 1, &ml);
+            lm = ml.loss;
+        } else if (s == FR_OK) {
             s = g->kind == FR_GEN_FLOW ? fr_flow_policy_cfm(&g->flow, B, obs, act, eps, t, FR_FLOW_LOSS_U, loss, w)
                                        : fr_ddpm_policy_loss(&g->ddpm, B, obs, act, eps, ti, loss, w);
-        double lm = 0.0;
-        for (int64_t b = 0; b < B; b++) lm += loss[b] / (double)B;
+            for (int64_t b = 0; b < B; b++) lm += loss[b] / (double)B;
+        }
         if (s == FR_OK && !isfinite(lm)) s = fr_fail(FR_ERR_NUMERIC, "bc: step %lld: the loss is %g", (long long)k + 1, lm);
         if (s == FR_OK) s = fr_adamw_step(g->net->be, &adam, g->net->params, g->net->n_params, &cfg, o->lr);
         if (s == FR_OK && progress && ((k + 1) % 100 == 0 || k + 1 == o->steps)) progress(k + 1, lm, user);
     }
     fr_adamw_state_free(&adam);
-    void *h[] = {obs, act, eps, raw, t, loss, w, ti};
+    void *h[] = {obs, act, eps, raw, t, r, loss, w, ti};
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
     return s;
 }
@@ -198,8 +210,13 @@ fr_status fr_bc_save(const char *path, fr_gen_policy *g, const fr_rms *rms, cons
     if (s == FR_OK) s = meta_i(&f, "action_dim", g->A);
     if (s == FR_OK) s = meta_i(&f, "hidden_dim", g->net->dim[1]);
     if (s == FR_OK) s = meta_i(&f, "n_hidden", g->net->L - 1);
-    if (s == FR_OK)
+    if (s == FR_OK && g->kind != FR_GEN_MEANFLOW)
         s = g->kind == FR_GEN_FLOW ? meta_i(&f, "flow_steps", g->flow.steps) : meta_i(&f, "denoising_steps", g->ddpm.T);
+    if (s == FR_OK && g->kind == FR_GEN_MEANFLOW) {
+        char w[32];
+        snprintf(w, sizeof w, "%.17g", g->mf.disp_weight);
+        s = fr_st_set_meta(&f, "dispersive_weight", w);
+    }
     if (s == FR_OK) s = meta_i(&f, "bc_steps", o->steps);
     if (s == FR_OK) s = meta_i(&f, "seed", o->seed);
     if (s == FR_OK) s = fr_st_write(&f, path);
@@ -230,14 +247,15 @@ fr_status fr_bc_load(const char *path, fr_backend *be, int64_t cap, fr_gen_polic
     fr_gen_kind k = FR_GEN_FLOW;
     fr_status s = FR_OK;
     if (!fmt || strcmp(fmt, FR_CTL_POLICY_FORMAT) != 0 || fr_gen_kind_parse(kind, &k) != FR_OK)
-        s = fr_fail(FR_ERR_FORMAT, "%s: metadata format '%s' kind '%s', expected '%s' and flow or ddpm", path,
+        s = fr_fail(FR_ERR_FORMAT, "%s: metadata format '%s' kind '%s', expected '%s' and flow, ddpm or meanflow", path,
                     fmt ? fmt : "(absent)", kind ? kind : "(absent)", FR_CTL_POLICY_FORMAT);
-    int64_t O = 0, A = 0, H = 0, L = 0, K = 0;
+    int64_t O = 0, A = 0, H = 0, L = 0, K = 1;
     if (s == FR_OK) s = meta_int(&f, path, "obs_dim", 1, 1 << 16, &O);
     if (s == FR_OK) s = meta_int(&f, path, "action_dim", 1, 1 << 16, &A);
     if (s == FR_OK) s = meta_int(&f, path, "hidden_dim", 1, 1 << 16, &H);
     if (s == FR_OK) s = meta_int(&f, path, "n_hidden", 1, FR_MLP_MAX_LAYERS - 1, &L);
-    if (s == FR_OK) s = meta_int(&f, path, k == FR_GEN_FLOW ? "flow_steps" : "denoising_steps", 1, FR_DDPM_MAX_T, &K);
+    if (s == FR_OK && k != FR_GEN_MEANFLOW)
+        s = meta_int(&f, path, k == FR_GEN_FLOW ? "flow_steps" : "denoising_steps", 1, FR_DDPM_MAX_T, &K);
     if (s == FR_OK) s = fr_gen_policy_new(g, k, be, O, A, H, (int)L, (int)K, cap);
     if (s == FR_OK) s = fr_mlp_load(g->net, &f, path);
     if (s == FR_OK) s = fr_rms_init(rms, O);

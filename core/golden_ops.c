@@ -153,6 +153,28 @@ static fr_status act_bwd_run(const fr_golden_case *c, fr_golden_dev *d, const fr
     return FR_OK;
 }
 
+/* MeanFlow's JVP (flowrl/ops.h act_jvp): y and the tangent ydot of x along xdot. */
+static fr_status act_jvp_in(const fr_golden_case *c, fr_golden_in *g)
+{
+    FR_TRY(act_in(c, g, 0));
+    return fr_gi_uniform(g, "xdot", 1, (int64_t[]){37}, -1.0f, 1.0f, NULL);
+}
+
+static fr_status act_jvp_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
+                             fr_st_file *out)
+{
+    FR_TRY(act_check(c, in));
+    int64_t n;
+    const float *x, *xdot;
+    FR_TRY(fr_gd_f32(d, in, "x", 1, &n, &x));
+    FR_TRY(fr_gd_exact(d, in, "xdot", FR_F32, 1, &n, (const void **)&xdot));
+    float *y, *ydot;
+    FR_TRY(fr_gd_out_f32(d, out, "y", 1, &n, NULL, &y));
+    FR_TRY(fr_gd_out_f32(d, out, "ydot", 1, &n, NULL, &ydot));
+    d->be->ops->act_jvp((fr_act)c->arg, n, x, xdot, y, ydot);
+    return FR_OK;
+}
+
 /* ---- layer norm ---------------------------------------------------------------------------- */
 
 enum { LM = 5, LD = 29 };
@@ -588,6 +610,9 @@ static fr_status eps_bwd_run(const fr_golden_case *c, fr_golden_dev *d, const fr
      act_fwd_in, act_fwd_run},                                                               \
     {"op.act_bwd_" nm, "act_bwd " nm " over 37 elements", SLOT(act_bwd), id, T_ACT,          \
      act_bwd_in, act_bwd_run}
+#define ACT_JVP(id, nm)                                                                      \
+    {"op.act_jvp_" nm, "act_jvp " nm " over 37 elements: y and its tangent", SLOT(act_jvp), id, \
+     T_ACT, act_jvp_in, act_jvp_run}
 #define BIN(id, nm, tol)                                                                     \
     {"op.binary_" nm, "binary " nm " over 37 elements", SLOT(binary), id, tol, binary_in,   \
      binary_run}
@@ -612,6 +637,9 @@ const fr_golden_case fr_golden_cases_ops[] = {
     ACT(FR_ACT_TANH, "tanh"),
     ACT(FR_ACT_SIGMOID, "sigmoid"),
     ACT(FR_ACT_RELU, "relu"),
+    ACT_JVP(FR_ACT_SILU, "silu"),
+    ACT_JVP(FR_ACT_GELU_TANH, "gelu_tanh"),
+    ACT_JVP(FR_ACT_RELU, "relu"),
     {"op.layernorm_fwd", "layer norm over D = 29 of x (5,29), gamma, beta, eps 1e-5",
      SLOT(layernorm_fwd), 0, T_LN, ln_fwd_in, ln_fwd_run},
     {"op.layernorm_bwd", "layer norm backward: dx, dgamma, dbeta", SLOT(layernorm_bwd), 0,

@@ -100,7 +100,29 @@ void fr_mlp_forward(fr_mlp *m, int64_t R)
     }
 }
 
-void fr_mlp_backward(fr_mlp *m, int64_t R, float *dx)
+void fr_mlp_jvp(fr_mlp *m, int64_t R, const float *xdot, float *ydot)
+{
+    const fr_ops *op = m->be->ops;
+    const float *in = m->x, *tin = xdot;
+    float *bufs[2] = {m->d0, m->d1};
+    int nb = 0;
+    m->be->work.fwd_rows += (uint64_t)R;
+    for (int l = 0; l < m->L; l++) {
+        /* primal: fr_mlp_forward's calls; tangent: ṗre = ẋ W^T (no bias), ẏ = act'(pre)·ṗre */
+        float *tout = l == m->L - 1 ? ydot : bufs[nb];
+        nb ^= 1;
+        op->gemm(0, 1, R, m->dim[l + 1], m->dim[l], in, m->vals[2 * l].data, m->pre[l], 0);
+        op->bias_add(R, m->dim[l + 1], m->pre[l], m->vals[2 * l + 1].data);
+        op->gemm(0, 1, R, m->dim[l + 1], m->dim[l], tin, m->vals[2 * l].data, tout, 0);
+        if (l < m->L - 1) {
+            op->act_jvp(m->act, R * m->dim[l + 1], m->pre[l], tout, m->post[l], tout);
+            in = m->post[l];
+        }
+        tin = tout;
+    }
+}
+
+void fr_mlp_backward_h(fr_mlp *m, int64_t R, float *dx, float *const *dh)
 {
     const fr_ops *op = m->be->ops;
     const float *d = m->dout;
@@ -115,14 +137,18 @@ void fr_mlp_backward(fr_mlp *m, int64_t R, float *dx)
             if (dx) op->gemm(0, 0, R, m->dim[0], m->dim[1], d, m->vals[0].data, dx, 0);
             break;
         }
-        /* d_in = d W_l, then through the activation of layer l − 1 */
+        /* d_in = d W_l (+ the loss's own gradient of post[l − 1]), then through the activation of
+         * layer l − 1 */
         float *dn = bufs[nb];
         nb ^= 1;
         op->gemm(0, 0, R, m->dim[l], m->dim[l + 1], d, m->vals[2 * l].data, dn, 0);
+        if (dh && dh[l - 1]) op->binary(FR_BIN_ADD, R * m->dim[l], dn, dh[l - 1], dn);
         op->act_bwd(m->act, R * m->dim[l], m->pre[l - 1], dn, dn, 0);
         d = dn;
     }
 }
+
+void fr_mlp_backward(fr_mlp *m, int64_t R, float *dx) { fr_mlp_backward_h(m, R, dx, NULL); }
 
 fr_status fr_mlp_zero_grad(fr_mlp *m) { return fr_dev_zero(m->be, m->arena_g, (size_t)m->arena_n * sizeof(float)); }
 

@@ -84,6 +84,24 @@ FR_KERNEL(fr_k_act_bwd, fr_k_act_args)
     a->y[i] = a->accumulate ? a->y[i] + d : d;
 }
 
+/* MeanFlow's JVP (flowrl/ops.h act_jvp): ydot = fr_act_jvp_elem(x, xdot), y = act(x); x and
+ * xdot are read before either output is written (y may alias x, ydot xdot). */
+typedef struct {
+    fr_act act;
+    int64_t n;
+    const float *x, *xdot; // (n,)
+    float *y, *ydot;       // (n,)
+} fr_k_act_jvp_args;
+
+FR_KERNEL(fr_k_act_jvp, fr_k_act_jvp_args)
+{
+    int64_t i = fr_kidx_global_x(k);
+    if (i >= a->n) return;
+    const float x = a->x[i], xd = a->xdot[i];
+    a->ydot[i] = fr_act_jvp_elem(a->act, x, xd);
+    a->y[i] = fr_act_elem(a->act, x);
+}
+
 static void k_act_fwd(fr_act act, int64_t n, const float *x, float *y)
 {
     if (n <= 0) return;
@@ -285,12 +303,24 @@ static void k_copy(int64_t n, const float *src, float *dst)
         FR_LAUNCH_TILED(fr_k_move, fr_dim3_x(1), fr_dim3_x(FR_KE_BLOCK), a);
 }
 
+static void k_act_jvp(fr_act act, int64_t n, const float *x, const float *xdot, float *y, float *ydot)
+{
+    if (n <= 0) return;
+    FR_KARG(x, n, "x");
+    FR_KARG(xdot, n, "xdot");
+    FR_KARG(y, n, "y");
+    FR_KARG(ydot, n, "ydot");
+    fr_k_act_jvp_args a = {act, n, x, xdot, y, ydot};
+    FR_LAUNCH(fr_k_act_jvp, fr_grid_1d(n, FR_KE_BLOCK), fr_dim3_x(FR_KE_BLOCK), a);
+}
+
 static void fr_kern_fill_eltwise(fr_ops *t)
 {
     t->bias_add = k_bias_add;
     t->bias_grad = k_bias_grad;
     t->act_fwd = k_act_fwd;
     t->act_bwd = k_act_bwd;
+    t->act_jvp = k_act_jvp;
     t->binary = k_binary;
     t->unary = k_unary;
     t->axpby = k_axpby;

@@ -295,3 +295,26 @@ void fr_opt_act_bwd(fr_act act, int64_t n,
     act_ctx c = {act, x, dy, dx, accumulate};
     fr_opt_parallel_range(n, 16, act_min_chunk(act), act_bwd_range, &c);
 }
+
+/* The JVP per chunk: the tangent by the backward's kernels (act_bwd_range, bitwise
+ * fr_act_jvp_elem), then the primal by the forward's, so y may alias x. */
+typedef struct {
+    act_ctx tan, fwd;
+} act_jvp_ctx;
+
+static void act_jvp_range(void *arg, int64_t b0, int64_t e)
+{
+    act_jvp_ctx *c = (act_jvp_ctx *)arg;
+    act_bwd_range(&c->tan, b0, e);
+    act_fwd_range(&c->fwd, b0, e);
+}
+
+void fr_opt_act_jvp(fr_act act, int64_t n,
+                    const float *x,    // (n,)
+                    const float *xdot, // (n,)
+                    float *y,          // (n,), may alias x
+                    float *ydot)       // (n,), may alias xdot
+{
+    act_jvp_ctx c = {{act, x, xdot, ydot, 0}, {act, x, NULL, y, 0}};
+    fr_opt_parallel_range(n, 16, act_min_chunk(act), act_jvp_range, &c);
+}

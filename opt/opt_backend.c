@@ -59,6 +59,7 @@ fr_status fr_opt_init(fr_ops *ops)
     ops->bias_grad = fr_opt_bias_grad;
     ops->act_fwd = fr_opt_act_fwd;
     ops->act_bwd = fr_opt_act_bwd;
+    ops->act_jvp = fr_opt_act_jvp;
     ops->layernorm_fwd = fr_opt_layernorm_fwd;
     ops->layernorm_bwd = fr_opt_layernorm_bwd;
     ops->binary = fr_opt_binary;

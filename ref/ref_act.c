@@ -21,3 +21,17 @@ void fr_ref_act_bwd(fr_act act, int64_t n,
         dx[i] = accumulate ? dx[i] + d : d;
     }
 }
+
+/* y = act(x), ydot = act'(x)·xdot; the tangent is read before y is written (y may alias x). */
+void fr_ref_act_jvp(fr_act act, int64_t n,
+                    const float *x,    // (n,) the pre-activation
+                    const float *xdot, // (n,) its tangent
+                    float *y,          // (n,), may alias x
+                    float *ydot)       // (n,), may alias xdot
+{
+    for (int64_t i = 0; i < n; i++) {
+        const float xi = x[i];
+        ydot[i] = fr_act_jvp_elem(act, xi, xdot[i]);
+        y[i] = fr_act_elem(act, xi);
+    }
+}

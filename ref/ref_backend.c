@@ -19,6 +19,7 @@ void fr_ref_fill(fr_ops *ops)
     ops->bias_grad = fr_ref_bias_grad;
     ops->act_fwd = fr_ref_act_fwd;
     ops->act_bwd = fr_ref_act_bwd;
+    ops->act_jvp = fr_ref_act_jvp;
     ops->layernorm_fwd = fr_ref_layernorm_fwd;
     ops->layernorm_bwd = fr_ref_layernorm_bwd;
     ops->binary = fr_ref_binary;

@@ -76,6 +76,7 @@
     X(gfn_comb)                                                                            \
     X(env_ctl)                                                                             \
     X(ctl)                                                                                 \
+    X(meanflow)                                                                            \
     X(fpo)                                                                                 \
     X(reinflow)                                                                            \
     X(dppo)                                                                                \

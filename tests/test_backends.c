@@ -271,13 +271,23 @@ static int eltwise_cases(const bctx *c)
                 bs_check(&b, "act %d acc %d n %lld", act, acc, (long long)n);
                 cases += 2;
             }
+        for (int act = 0; act < FR_ACT_COUNT; act++) { /* MeanFlow's JVP: separate, then in place */
+            bs_start(&b, c, 4, n);
+            BOTH_SIDES(b, c)
+            {
+                o->act_jvp((fr_act)act, n, F(0), F(1), F(2), F(3));
+                o->act_jvp((fr_act)act, n, F(3), F(1), F(3), F(1));
+            }
+            bs_check(&b, "act_jvp %d n %lld", act, (long long)n);
+            cases++;
+        }
     }
     return cases;
 }
 
 START_TEST(test_eltwise)
 {
-    for_each_backend("binary, unary, axpby, scale, fill, act_fwd, act_bwd", ops_seed(0xb4c0002), eltwise_cases);
+    for_each_backend("binary, unary, axpby, scale, fill, act_fwd, act_bwd, act_jvp", ops_seed(0xb4c0002), eltwise_cases);
 }
 END_TEST
 

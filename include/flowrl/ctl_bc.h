@@ -8,6 +8,9 @@
  * i ~ u32(seed, FR_RNG_CTL_BC, k, 0, 0, i) mod N; the time of row i from (seed, FR_RNG_CTL_BC, k,
  * 1, 0) element i (flow: the uniform; DDPM: the u32 mod T); its noise ε from (seed,
  * FR_RNG_CTL_BC, k, 2, i) elements 0..A−1. Flow: the CFM loss (mode u); DDPM: mean (ε̂ − ε)².
+ * MeanFlow (flowrl/meanflow_policy.h): the same rows and noise, the times (t, r) of
+ * fr_mf_times(seed, FR_RNG_MF_TIME, k), the loss L_MF + 0.5·L_disp; it acts in one step from
+ * the flow's start ε.
  *
  * Acting (evaluation, rollouts): row n at step t takes its noise from (seed, FR_RNG_CTL_ACTION,
  * c0, n, t): the flow's start ε elements 0..A−1; DDPM's x_T elements T·A .. T·A + A − 1 and the
@@ -19,9 +22,10 @@
  *
  * Checkpoint (safetensors): policy.<k>.weight / .bias, ctl.obs_rms.mean / .var / .count (F64),
  * with action scaling ctl.action.lo / .hi (F64);
- * metadata format "flowrl.ctl_policy", format_version "1", kind "flow" or "ddpm", env, env_desc,
- * obs_dim, action_dim, hidden_dim, n_hidden, flow_steps (flow) or denoising_steps (DDPM),
- * action_scale ("0", "1"), bc_steps, seed. */
+ * metadata format "flowrl.ctl_policy", format_version "1", kind "flow", "ddpm" or "meanflow", env,
+ * env_desc, obs_dim, action_dim, hidden_dim, n_hidden, flow_steps (flow) or denoising_steps (DDPM),
+ * action_scale ("0", "1"), bc_steps, seed; MeanFlow also dispersive_weight (its training's, for the
+ * record). */
 #ifndef FLOWRL_CTL_BC_H
 #define FLOWRL_CTL_BC_H
 
@@ -31,10 +35,11 @@
 #include "flowrl/ddpm_policy.h"
 #include "flowrl/demos.h"
 #include "flowrl/flow_policy.h"
+#include "flowrl/meanflow_policy.h"
 
 #define FR_CTL_POLICY_FORMAT "flowrl.ctl_policy"
 
-typedef enum { FR_GEN_FLOW = 0, FR_GEN_DDPM = 1 } fr_gen_kind;
+typedef enum { FR_GEN_FLOW = 0, FR_GEN_DDPM = 1, FR_GEN_MEANFLOW = 2 } fr_gen_kind;
 
 typedef struct {
     fr_gen_kind kind;
@@ -42,6 +47,7 @@ typedef struct {
     fr_mlp *net;          /* the kind's network */
     fr_flow_policy flow;  /* kind FR_GEN_FLOW */
     fr_ddpm_policy ddpm;  /* kind FR_GEN_DDPM */
+    fr_mf_policy mf;      /* kind FR_GEN_MEANFLOW */
     float *noise;         /* host (cap, (T + 1)·A) scratch of act */
     /* action scaling (DPPO's normalisation): the policy works in [−1, 1] and acts
      * lo + (a + 1)/2·(hi − lo); act_scaled 0: the identity */
@@ -49,7 +55,7 @@ typedef struct {
     double *act_lo, *act_hi; /* (A,) */
 } fr_gen_policy;
 
-/* "flow" / "ddpm", and back (FR_ERR_ARG naming the known ones). */
+/* "flow" / "ddpm" / "meanflow", and back (FR_ERR_ARG naming the known ones). */
 const char *fr_gen_kind_name(fr_gen_kind k);
 fr_status fr_gen_kind_parse(const char *s, fr_gen_kind *k);
 

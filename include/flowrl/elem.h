@@ -130,6 +130,14 @@ FR_HOSTDEV static inline float fr_act_bwd_elem(fr_act act, float x, float dy)
     }
 }
 
+/* Forward mode (the JVP of MeanFlow, docs/algorithms/meanflow.md §2): ẏ = act'(x)·ẋ. An
+ * element-wise map has a diagonal Jacobian, so the tangent is the cotangent's product with the
+ * same rounding: fr_act_bwd_elem(act, x, ẋ), bit for bit. */
+FR_HOSTDEV static inline float fr_act_jvp_elem(fr_act act, float x, float xdot)
+{
+    return fr_act_bwd_elem(act, x, xdot);
+}
+
 /* ---- layer norm ---------------------------------------------------------------------- */
 /* Row statistics (computed by the op, in the canonical orders of flowrl/reduce.h):
  *   mean = fr_mean_canonical(row)

@@ -64,7 +64,18 @@ void fr_mlp_forward(fr_mlp *m, int64_t R);
  * gradients (zero them first: fr_mlp_zero_grad); dx (backend (R, dim[0]) or NULL) receives the
  * input's gradient. Uses the activations of the last fr_mlp_forward over the same R rows. */
 void fr_mlp_backward(fr_mlp *m, int64_t R, float *dx);
+/* fr_mlp_backward with gradients of the hidden outputs: dh (L − 1,) host array of backend
+ * pointers, dh[l] (R, dim[l+1]) or NULL, added to the gradient of post[l] before its activation's
+ * backward (MeanFlow's dispersive term, flowrl/meanflow_policy.h). dh NULL: fr_mlp_backward. */
+void fr_mlp_backward_h(fr_mlp *m, int64_t R, float *dx, float *const *dh);
 fr_status fr_mlp_zero_grad(fr_mlp *m);
+
+/* Forward mode: the forward of the R rows of fr_mlp_in (the same calls and bits as
+ * fr_mlp_forward, activations kept for a backward) and the output's tangent ydot (backend (R,
+ * dim[L])) along the input tangent xdot (backend (R, dim[0])): per layer ṗre = ẋ W^T by the gemm
+ * entry (the bias has no tangent) and ẏ = act'(pre)·ṗre by act_jvp (docs/algorithms/meanflow.md
+ * §2). Uses the backward's scratch d0, d1; xdot, ydot must not be those. */
+void fr_mlp_jvp(fr_mlp *m, int64_t R, const float *xdot, float *ydot);
 
 /* Host conveniences: in (R, dim[0]) → out (R, dim[L]); dout (R, dim[L]) → the gradients. */
 fr_status fr_mlp_forward_host(fr_mlp *m, int64_t R, const float *in, float *out);

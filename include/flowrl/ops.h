@@ -94,6 +94,9 @@ typedef struct fr_ops {
     /* dx (+)= dy * act'(x), n elements. */
     void (*act_bwd)(fr_act act, int64_t n, const float *x, const float *dy, float *dx,
                     int accumulate);
+    /* Forward mode (MeanFlow's JVP, core/mlp.c fr_mlp_jvp): y = act(x) (fr_act_elem) and
+     * ydot = fr_act_jvp_elem(act, x, xdot), n elements; ydot may alias xdot, y may alias x. */
+    void (*act_jvp)(fr_act act, int64_t n, const float *x, const float *xdot, float *y, float *ydot);
 
     /* Layer norm over the last dim D of x (M,D):
      *   mean = canonical mean, var = canonical sumsq_centered / D, rstd = 1/sqrt(var+eps)

@@ -118,6 +118,8 @@ typedef enum {
     FR_RNG_AFN_GAME = 120,     /* AFlowNet self-play: a move's draws of (epoch, game, move) (flowrl/afn.h) */
     FR_RNG_FLGFN_ACTION = 121, /* FL-GFN set task: a training trajectory's draws of (epoch, trajectory, step) (flowrl/flgfn.h) */
     FR_RNG_FLGFN_EVAL = 122,   /* FL-GFN: the evaluation's sets (chunk, trajectory, step) */
+    /* MeanFlow policies (flowrl/meanflow_policy.h; issue 22's branch meanflow: 135-139) */
+    FR_RNG_MF_TIME = 135,      /* MeanFlow BC: the times (t, r) and the r = t rows of (step) */
     /* GMFlow (flowrl/gmflow.h: 140-144) */
     FR_RNG_GMFLOW_TIME = 140,   /* a training pair's t_high of (step, sample, 0) */
     FR_RNG_GMFLOW_NOISE = 141,  /* a training pair's noise of (step, sample, 0: x_low / 1: x_high) */
