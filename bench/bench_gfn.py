@@ -167,7 +167,7 @@ def main():
     for k in list(iters_for) + a.torchgfn.split(","):
         if k not in ROWS or (k in a.torchgfn.split(",") and k not in TORCHGFN_ROWS):
             raise SystemExit(f"bench_gfn: no row {k!r} (rows: {', '.join(ROWS)}; torchgfn's: {', '.join(TORCHGFN_ROWS)})")
-    kept, kept_from = {}, ""
+    kept, kept_src = {}, {}
     if a.keep:  # the current section's rows by label, and the line that says when they were measured
         cur = open("BENCHMARKS.md").read()
         m = re.search(r"^<!-- bench_gfn begin.*?^<!-- bench_gfn end -->", cur, flags=re.S | re.M)
@@ -180,8 +180,12 @@ def main():
                     cells.insert(2, " " + old_traj.group(1).replace(",", "") + " ")
                 kept[cells[1].strip()] = "|".join(cells)
         mm = re.search(r"^Measured (.*?) by `(.*?)` .*? at (\S+) on", sec, flags=re.M)
-        kept_from = f"{mm.group(1)}, `{mm.group(2)}` at {mm.group(3)}" if mm else "an earlier run"
-        kept_from = kept_from.replace("(earlier run)", "")
+        own = f"{mm.group(1)}, `{mm.group(2)}` at {mm.group(3)}" if mm else "an earlier run"
+        kept_src = {k: own for k in kept}
+        prev = re.search(r"The rows of (.*?) are kept from the section's previous run \((.*?); `--keep`\)", sec)
+        for label in (prev.group(1).split(", ") if prev else []):  # rows that section kept: the run that measured them
+            if label in kept_src:
+                kept_src[label] = prev.group(2)
     seeds = [int(s) for s in a.seeds.split(",")]
     losses = a.losses.split(",")
     t_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -233,8 +237,9 @@ def main():
                           "forward_looking raises (a shape mismatch), so tools/torchgfn_hypergrid.py adds the valid "
                           "states' log rewards as torchgfn later fixed it (its docstring).")
     cmd = "python3 bench/bench_gfn.py " + " ".join(sys.argv[1:])
-    kept_note = (f" The rows of {', '.join(kept_labels)} are kept from the section's previous run ({kept_from}; "
-                 "`--keep`): this run measured the others." if kept_labels else "")
+    kept_note = "".join(f" The rows of {', '.join(l for l in kept_labels if kept_src[l] == src)} are kept from the "
+                        f"section's previous run ({src}; `--keep`)." for src in dict.fromkeys(kept_src[l] for l in kept_labels))
+    kept_note += " This run measured the others." if kept_note else ""
     text = "\n".join([
         "<!-- bench_gfn begin (written by bench/bench_gfn.py; do not edit by hand) -->",
         "## GFlowNets on HyperGrid 2D H8 (issue 13)", "",
