@@ -111,9 +111,11 @@ class Batch:
                 self.slots.append((b, k, i, a, j, np.exp(lp), pbp))
             self.logr[b] = q["log_reward"][n[b] - 1]
 
-    def loss(self, kind, log_z=0.0, lam=0.9):
-        """flowrl_gfn_loss of kind on this batch: {loss, grad_logpf, ...}."""
-        inputs = dict(len=self.n, logpf=self.logpf, logpb=self.logpb, logr=self.logr, log_z=log_z, **{"lambda": lam})
+    def loss(self, kind, log_z=0.0, lam=0.9, weighting=0):
+        """flowrl_gfn_loss of kind on this batch: {loss, grad_logpf, ...}; weighting: SubTB's
+        fr_gfn_subtb_weighting (0 geometric_within)."""
+        inputs = dict(len=self.n, logpf=self.logpf, logpb=self.logpb, logr=self.logr, log_z=log_z,
+                      weighting=float(weighting), **{"lambda": lam})
         if kind in ("db", "subtb"):
             inputs["logf"] = self.logf
         return fv.gfn_loss(kind, **inputs)

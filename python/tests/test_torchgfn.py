@@ -5,7 +5,7 @@ flowrl through its C API (flowrl_verify.Env, gfn_loss).
 - HyperGrid, several (D, H, R0, R1, R2): every reward bit for bit (float32), the target R/Z and
   log Z, the canonical order of all states; on random states the forward and backward masks, the
   K-hot encoding, the index and every allowed forward and backward transition.
-- Losses TB, DB, SubTB (geometric_within, λ 0.9), ZVar and FM: one batch of trajectories drawn by
+- Losses TB, DB, SubTB (every weighting, λ 0.9), ZVar and FM: one batch of trajectories drawn by
   flowrl's rule (u = (Philox u32 (seed, gfn_action, iteration, b, k) + ½)·2⁻³², the first allowed
   action whose cumulative probability exceeds u) from tabular policies (a float32 table of P_F
   logits, P_B logits and log F per state), flowrl's transitions; torchgfn's own Trajectories,
@@ -17,8 +17,8 @@ Tolerance: torchgfn computes in float32 (log-softmax, sums of up to 2·D·(H−1
 means), flowrl in float64. A float32 operation is exact to 2⁻²⁴ ≈ 6e-8 relative; the longest chain
 here (a SubTB residual: two cumulative sums of ≤ 12 terms, squared, weighted and summed over ≤ 78
 pairs per trajectory) stays within a few tens of those, so values and gradients must agree to
-TOL = 5e-6 relative to the largest magnitude of the quantity compared (measured: 3.5e-7 at most, the
-gradient in log Z; 1.9e-7 the losses). Where both sides compute in float32 (rewards, encodings) or in
+TOL = 5e-6 relative to the largest magnitude of the quantity compared (measured: 4.2e-7 at most, a
+gradient of SubTB geometric; 3.5e-7 TB's in log Z; 2.1e-7 the losses). Where both sides compute in float32 (rewards, encodings) or in
 integers (masks, indices, transitions) the check is exact."""
 import numpy as np
 import pytest
@@ -211,6 +211,25 @@ def test_loss_and_gradients(case, kind):
         close(g, w, f"{kind}: gradient in the {name}")
     if kind == "tb":
         close(got[3], out["grad_log_z"], "tb: gradient in log Z")
+
+
+SUBTB_WEIGHTINGS = ["geometric_within", "equal_within", "equal", "geometric", "DB", "ModifiedDB", "TB"]  # fr_gfn_subtb_weighting
+
+
+@pytest.mark.parametrize("weighting", SUBTB_WEIGHTINGS[1:])
+def test_subtb_weightings(case, weighting):
+    """Every other SubTB weighting (λ 0.9) against torchgfn's own SubTBGFlowNet: geometric's
+    per-length means and (1 − λ)/(1 − λ^maxlen), equal's one normaliser over the batch's
+    sub-trajectories, equal_within's, DB's, ModifiedDB's and TB's weights."""
+    pf, pb, F = case.estimators()
+    loss = SubTBGFlowNet(pf=pf, pb=pb, logF=F, weighting=weighting, lamda=0.9).loss(case.t, case.traj)
+    out = case.f.loss("subtb", lam=0.9, weighting=SUBTB_WEIGHTINGS.index(weighting))
+    close(loss.item(), out["loss"], f"subtb {weighting} loss")
+    got = grads(loss, case.m_pf.table, case.m_pb.table, case.m_F.table)
+    want = case.f.table_grads(out)
+    assert np.abs(want[0]).max() > 1e-3, "a gradient that cannot fail"
+    for g, w, name in zip(got, want, ("P_F logits", "P_B logits", "log F")):
+        close(g, w, f"subtb {weighting}: gradient in the {name}")
 
 
 def test_fm_loss_and_gradients(case):
