@@ -230,6 +230,50 @@ START_TEST(test_backends_bitwise_and_resume)
 }
 END_TEST
 
+/* The command: train on ref and opt (the same digest), continue a checkpoint on cuda-emu to the
+ * bytes of the uninterrupted run, sample to a file and a PNG with --swd, usage errors. */
+START_TEST(test_cli)
+{
+    char dir[128], args[1024], out[8192], out2[8192], a[256], b[256];
+    fr_test_mkdtemp(dir, sizeof dir, "gmflow-cli");
+    const char *net = "--task checkerboard --batch 8 --components 3 --embed 8 --hidden 16 --layers 2";
+    const char *bks[] = {"ref", "opt --threads 2"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "gmflow train %s --out %s/g%d.safetensors --steps 4 --backend %s", net, dir, k, bks[k]);
+        ck_assert_msg(fr_test_run_cli(args, k ? out2 : out, sizeof out) == 0, "%s: %s", args, k ? out2 : out);
+    }
+    const char *da = strstr(out, "parameters digest"), *db = strstr(out2, "parameters digest");
+    ck_assert_msg(da && db && strncmp(da, db, 34) == 0, "ref: %s\nopt: %s", out, out2);
+    /* 2 steps, then continued to 4 on cuda-emu: the same file as 4 steps at once */
+    snprintf(args, sizeof args, "gmflow train %s --out %s/h.safetensors --steps 2 --backend ref", net, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    snprintf(args, sizeof args, "gmflow train --ckpt %s/h.safetensors --out %s/h4.safetensors --steps 4 --backend cuda-emu", dir, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    snprintf(a, sizeof a, "%s/g0.safetensors", dir);
+    snprintf(b, sizeof b, "%s/h4.safetensors", dir);
+    size_t na = 0, nb = 0;
+    void *fa = fr_test_slurp(a, &na), *fb = fr_test_slurp(b, &nb);
+    ck_assert_msg(fa && fb && na == nb && memcmp(fa, fb, na) == 0, "%s and %s differ", a, b);
+    free(fa), free(fb);
+    snprintf(args, sizeof args, "gmflow sample --ckpt %s/g0.safetensors --n 64 --steps 2 --out %s/s.safetensors --swd 64", dir, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    const char *w = strstr(out, "256 projections): ");
+    double d = -1;
+    ck_assert_msg(w && sscanf(w + 18, "%lf", &d) == 1 && d > 0 && isfinite(d), "%s", out);
+    snprintf(args, sizeof args, "gmflow sample --ckpt %s/g0.safetensors --n 64 --out %s/s.png", dir, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    snprintf(a, sizeof a, "%s/s.png", dir);
+    FILE *f = fopen(a, "rb");
+    ck_assert_msg(f != NULL, "no %s", a);
+    fclose(f);
+    ck_assert_int_eq(fr_test_run_cli("gmflow train --steps 1", out, sizeof out), 2);
+    ck_assert_int_eq(fr_test_run_cli("gmflow frobnicate", out, sizeof out), 2);
+    ck_assert_int_eq(fr_test_run_cli("gmflow train --help", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "--components") != NULL, "%s", out);
+    fr_test_rmtree(dir);
+}
+END_TEST
+
 Suite *suite_gmflow(void)
 {
     Suite *s = suite_create("gmflow");
@@ -242,6 +286,7 @@ Suite *suite_gmflow(void)
     tcase_add_test(tc, test_embedding);
     tcase_add_test(tc, test_zero_init_heads);
     tcase_add_test(tc, test_backends_bitwise_and_resume);
+    tcase_add_test(tc, test_cli);
     suite_add_tcase(s, tc);
     return s;
 }
