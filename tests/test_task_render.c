@@ -83,11 +83,13 @@ START_TEST(test_shapes_grid)
 }
 END_TEST
 
-/* A task without a picture of its own: 2-D gets the plain scatter plot, other shapes none. */
+/* A task without a picture of its own: 2-D gets the plain scatter plot (with the task's
+ * scatter_marks where it has them: checkerboard's cell centres), other shapes none. */
 START_TEST(test_default_pictures)
 {
     fr_task t = fr_task_gmm2d;
     t.render = NULL;
+    t.scatter_marks = NULL;
     int pid[2] = {11, 3};
     float x[6] = {0.5f, -1.0f, 2.0f, 2.0f, 0.0f, 0.0f};
     char got[128], want[128];
@@ -101,6 +103,20 @@ START_TEST(test_default_pictures)
     t.D = 3;
     ck_assert_int_eq(fr_task_render(&t, got, 2, pid, x, 1, 1), FR_ERR_UNSUPPORTED);
     ck_assert_msg(strstr(fr_last_error(), "3-dimensional"), "%s", fr_last_error());
+    /* checkerboard: no render of its own, its marks on the default plot */
+    const fr_task *cb = &fr_task_checkerboard;
+    ck_assert(cb->render == NULL && cb->scatter_marks != NULL);
+    int zero[2] = {0, 0};
+    ck_assert_msg(fr_task_render(cb, got, 2, zero, x, 1, 1) == FR_OK, "%s", fr_last_error());
+    const uint8_t blue[6] = {31, 119, 180, 31, 119, 180};
+    float marks[2 * 8];
+    fr_scatter_opts m = fr_scatter_opts_default();
+    m.n_marks = cb->scatter_marks(cb, marks, 8, &m.ring_radius);
+    m.marks = marks;
+    ck_assert_int_eq(m.n_marks, 8);
+    ck_assert(marks[0] == -3.0f && marks[1] == -3.0f && marks[14] == 3.0f && marks[15] == 3.0f);
+    ck_assert_int_eq(fr_png_write_scatter(want, x, 2, blue, &m), FR_OK);
+    assert_same_file(got, want);
 }
 END_TEST
 
