@@ -13,8 +13,8 @@ EQUAL_STEPS_SEEDS (default none) adds DiT bases pretrained for MLP_STEPS steps (
 wall-clock).
 
 Writes its section of BENCHMARKS.md (between the bench_dit_base markers) and WORK/results.json.
-Environment (defaults): BUILD (build), WORK (demo/bench_dit_base), OUT (BENCHMARKS.md), JOBS (2), SEEDS
-("0 1 2"), MLP_STEPS (10000), N (32), EQUAL_STEPS_SEEDS (""). A checkpoint already in WORK whose metadata
+Environment (defaults): BUILD (build), WORK (demo/bench_dit_base), OUT (BENCHMARKS.md), JOBS (2), THREADS (1), SEEDS
+("0 1 2"), MLP_STEPS (10000), N (32; held-out), N_TRAIN (8), EQUAL_STEPS_SEEDS (""). A checkpoint already in WORK whose metadata
 (preset, steps, seed, batch) matches is reused, so an interrupted run resumes where it stopped and
 demo/shapes_base.safetensors (seed 0) can be copied in as the MLP's seed-0 base.
 """
@@ -36,10 +36,12 @@ FLOWRL = os.path.join(BUILD, "flowrl")
 OUT = os.environ.get("OUT", "BENCHMARKS.md")
 WORK = os.environ.get("WORK", "demo/bench_dit_base")
 JOBS = int(os.environ.get("JOBS", "2"))
+THREADS = int(os.environ.get("THREADS", "1"))  # pretraining threads per run (the bits do not depend on it)
 SEEDS = [int(s) for s in os.environ.get("SEEDS", "0 1 2").split()]
 EQUAL_STEPS_SEEDS = [int(s) for s in os.environ.get("EQUAL_STEPS_SEEDS", "").split()]
 MLP_STEPS = int(os.environ.get("MLP_STEPS", "10000"))
 N = int(os.environ.get("N", "32"))
+N_TRAIN = int(os.environ.get("N_TRAIN", "8"))  # samples per train prompt (52 prompts: 8 are 416 samples)
 BATCH = 128  # pretrain's default --train-batch-size
 
 # Per-step wall-clock on the quiet machine (2026-12-07 01:12 UTC, load average < 1): `flowrl pretrain --task
@@ -69,12 +71,13 @@ def base(preset, steps, seed):
     log(f"pretraining {path}")
     t0 = time.time()
     sh(["pretrain", "--task", "shapes", "--preset", preset, "--max-train-steps", steps, "--seed", seed, "--out", path,
-        "--backend", "opt", "--threads", 1, "--progress", "off", "--force"], out=path + ".log")
+        "--backend", "opt", "--threads", THREADS, "--progress", "off", "--force"], out=path + ".log")
     return path, time.time() - t0
 
 
 def evaluate(ckpt, split):
-    j = json.loads(sh(["eval", "--ckpt", ckpt, "--task", "shapes", "--split", split, "--n", N, "--json", "--threads", 1,
+    j = json.loads(sh(["eval", "--ckpt", ckpt, "--task", "shapes", "--split", split, "--n", N if split == "eval" else N_TRAIN,
+                       "--json", "--threads", 1,
                        "--backend", "opt"]))
     return j["overall"]
 
@@ -125,9 +128,9 @@ def main():
     L = ["<!-- bench_dit_base begin: written by bench/bench_dit_base.py (make bench-dit-base), do not edit by hand -->",
          "## DiT against the MLP: the base at equal pretraining wall-clock (issue 20)", "",
          f"Command: `make bench-dit-base` (bench/bench_dit_base.py; SEEDS=\"{' '.join(map(str, SEEDS))}\" MLP_STEPS={MLP_STEPS} "
-         f"N={N}{eq}) on "
+         f"N={N} N_TRAIN={N_TRAIN}{eq}) on "
          f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; source git {git_line()}. Machine: {machine_line()}; "
-         f"{JOBS} runs at a time, `--backend opt --threads 1`, nice 10. Load average {load0} at the start, {loadavg()} at the "
+         f"{JOBS} runs at a time, `--backend opt`, pretraining `--threads {THREADS}` (eval 1), nice 10. Load average {load0} at the start, {loadavg()} at the "
          f"end; {(time.time() - t0) / 60:.0f} min in all.", "",
          f"**Equal wall-clock by the quiet per-step cost**, not by this run's clock: the lead measured on the quiet machine "
          f"(2026-12-07 01:12 UTC, load average < 1; `flowrl pretrain --task shapes --preset P --max-train-steps N --backend opt "
@@ -139,7 +142,8 @@ def main():
          "EMA 0.999, logit-normal σ, CFG dropout 0.1). The bits of a run do not depend on load or threads, so every accuracy "
          "below reproduces exactly; the wall-clock column is this loaded run's and is not comparable.", "",
          f"Accuracy: `flowrl eval --split eval|train --n {N}` (ODE 40 steps, fixed sampling seeds, the EMA weights): the 18 "
-         f"held-out prompts ({18 * N} samples, binomial SD ≈ 2 points) and the 52 train prompts; mean ± 95% t-interval over "
+         f"held-out prompts ({18 * N} samples, binomial SD ≈ 2 points) and the 52 train prompts (`--n {N_TRAIN}`, {52 * N_TRAIN} "
+         "samples); mean ± 95% t-interval over "
          "the pretraining seeds.", "",
          "| base | pretraining | steps | seeds | final loss | held-out % per seed | held-out % | train % | diversity | wall min per base (loaded) |",
          "|---|---|---|---|---|---|---|---|---|---|"]
