@@ -31,8 +31,6 @@
 #                   and why it falls behind (bench/bench_eps_base.py, ~15 min; its own section of BENCHMARKS.md)
 #   make bench-dit-base the shapes-dit-s base against the MLP base at equal (quiet) pretraining wall-clock,
 #                   3 seeds (bench/bench_dit_base.py; its own section of BENCHMARKS.md)
-#   make bench-dit-lora Flow-GRPO and AWM with --lora-rank 8 on that DiT base, train-prompt gain over 3 seeds
-#                   (bench/bench_dit_lora.py; its own section of BENCHMARKS.md)
 #   make fault-trial issue 14's fault trial (tools/fault_trial.sh, a few minutes; not in check)
 #   make gpu-bundle the GPU check's bundle (gpu-bundle/: flowrl, its libraries, tools/gpu_check.sh;
 #                   DEVELOPERS.md says how to run it on a lent GPU machine)
@@ -268,13 +266,11 @@ bench-algos: all
 bench-heldout: all
 	BUILD=$(BUILD) python3 bench/bench_heldout.py
 
-# Issue 20: the DiT base against the MLP base at equal pretraining wall-clock, then LoRA on that DiT base
-# (bench/bench_dit_base.py, bench/bench_dit_lora.py; their own sections of BENCHMARKS.md).
-.PHONY: bench-dit-base bench-dit-lora
+# Issue 20: the DiT base against the MLP base at equal pretraining wall-clock (bench/bench_dit_base.py;
+# its own section of BENCHMARKS.md).
+.PHONY: bench-dit-base
 bench-dit-base: all
 	BUILD=$(BUILD) python3 bench/bench_dit_base.py
-bench-dit-lora: all
-	BUILD=$(BUILD) python3 bench/bench_dit_lora.py
 
 # BranchGRPO's iteration time against DanceGRPO at equal leaves (issue 11): its own section of
 # BENCHMARKS.md (bench/bench_branch.py; about a minute).
