@@ -131,7 +131,8 @@ def main():
          f"N={N} N_TRAIN={N_TRAIN}{eq}) on "
          f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; source git {git_line()}. Machine: {machine_line()}; "
          f"{JOBS} runs at a time, `--backend opt`, pretraining `--threads {THREADS}` (eval 1), nice 10. Load average {load0} at the start, {loadavg()} at the "
-         f"end; {(time.time() - t0) / 60:.0f} min in all.", "",
+         f"end; {(time.time() - t0) / 60:.0f} min in all ({sum(r['wall'] is not None for r in rows)} of {len(rows)} bases "
+         "pretrained in this invocation, the others reused from an earlier one: same preset, steps, seed and batch).", "",
          f"**Equal wall-clock by the quiet per-step cost**, not by this run's clock: the lead measured on the quiet machine "
          f"(2026-12-07 01:12 UTC, load average < 1; `flowrl pretrain --task shapes --preset P --max-train-steps N --backend opt "
          f"--threads 2`, defaults otherwise, wall including start-up, two lengths to remove the start-up) "
@@ -141,9 +142,9 @@ def main():
          f"{MS_DIT:.0f} = **{DIT_STEPS} steps** of {BATCH}. Everything else is pretrain's defaults (lr 1e-3 cosine, warm-up 100, "
          "EMA 0.999, logit-normal σ, CFG dropout 0.1). The bits of a run do not depend on load or threads, so every accuracy "
          "below reproduces exactly; the wall-clock column is this loaded run's and is not comparable.", "",
-         f"Accuracy: `flowrl eval --split eval|train --n {N}` (ODE 40 steps, fixed sampling seeds, the EMA weights): the 18 "
-         f"held-out prompts ({18 * N} samples, binomial SD ≈ 2 points) and the 52 train prompts (`--n {N_TRAIN}`, {52 * N_TRAIN} "
-         "samples); mean ± 95% t-interval over "
+         f"Accuracy: `flowrl eval --split eval --n {N}` and `--split train --n {N_TRAIN}` (ODE 40 steps, fixed sampling seeds, the EMA weights): the 18 "
+         f"held-out prompts ({18 * N} samples, binomial SD ≈ 2 points) and the 52 train prompts ({52 * N_TRAIN} samples); "
+         "mean ± 95% t-interval over "
          "the pretraining seeds.", "",
          "| base | pretraining | steps | seeds | final loss | held-out % per seed | held-out % | train % | diversity | wall min per base (loaded) |",
          "|---|---|---|---|---|---|---|---|---|---|"]
