@@ -29,6 +29,8 @@
 #   make bench-heldout  held-out transfer attempts on shapes, one seed each (bench/bench_heldout.py, ~40 min)
 #   make bench-eps-base the epsilon base on shapes against the flow base at equal pretraining time, 3 seeds,
 #                   and why it falls behind (bench/bench_eps_base.py, ~15 min; its own section of BENCHMARKS.md)
+#   make bench-dit-base the shapes-dit-s base against the MLP base at equal (quiet) pretraining wall-clock,
+#                   3 seeds (bench/bench_dit_base.py; its own section of BENCHMARKS.md)
 #   make fault-trial issue 14's fault trial (tools/fault_trial.sh, a few minutes; not in check)
 #   make gpu-bundle the GPU check's bundle (gpu-bundle/: flowrl, its libraries, tools/gpu_check.sh;
 #                   DEVELOPERS.md says how to run it on a lent GPU machine)
@@ -263,6 +265,12 @@ bench-algos: all
 # prompts, and the mirror-shortcut measure (bench/bench_heldout.py; its own section of BENCHMARKS.md).
 bench-heldout: all
 	BUILD=$(BUILD) python3 bench/bench_heldout.py
+
+# Issue 20: the DiT base against the MLP base at equal pretraining wall-clock (bench/bench_dit_base.py;
+# its own section of BENCHMARKS.md).
+.PHONY: bench-dit-base
+bench-dit-base: all
+	BUILD=$(BUILD) python3 bench/bench_dit_base.py
 
 # BranchGRPO's iteration time against DanceGRPO at equal leaves (issue 11): its own section of
 # BENCHMARKS.md (bench/bench_branch.py; about a minute).

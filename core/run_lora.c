@@ -4,19 +4,15 @@
 
 #include "core/run_internal.h"
 
-/* The algorithms whose extra models are not views yet: they copy the policy into the reference
- * (DDO, the online Flow-DPO family) or keep a lagged full copy (Diffusion-DRO). */
-static const char *const k_no_lora[] = {"ddo", "diffusion-dpo", "flow-dpo", "balanced-dpo", "diffusion-dro", NULL};
-
 /* --lora-rank > 0 (flowrl/lora.h): the loaded base moves into r->lora, the policy becomes the
- * view of its trained adapter "default" (init from the run's seed). */
+ * view of its trained adapter "default" (init from the run's seed). An algorithm whose extra models
+ * are not views yet (fr_algo.no_lora) is refused. */
 fr_status fr_run_setup_lora(fr_run *r)
 {
     const fr_run_common *c = &r->o->c;
-    for (const char *const *n = k_no_lora; *n; n++)
-        if (strcmp(r->algo->name, *n) == 0)
-            return fr_fail(FR_ERR_ARG, "--lora-rank: %s keeps a second full copy of the policy and does not run on LoRA "
-                           "adapters yet (docs/lora.md lists the algorithms that do)", r->algo->name);
+    if (r->algo->no_lora)
+        return fr_fail(FR_ERR_ARG, "--lora-rank: %s keeps a second full copy of the policy and does not run on LoRA "
+                       "adapters yet (docs/lora.md lists the algorithms that do)", r->algo->name);
     if (!FR_ALLOC(r->lora, 1)) return FR_ERR_NOMEM;
     const double alpha = c->lora_alpha > 0.0 ? c->lora_alpha : (double)c->lora_rank;
     FR_TRY(fr_lora_new(r->lora, &r->pol, c->lora_rank, alpha, c->lora_targets, r->o->run.seed));

@@ -177,4 +177,4 @@ const fr_algo fr_algo_afn = {"afn",
                              afn_params,
                              afn_evaluate,
                              "game",
-                             FR_ALGO_PREFS_NONE};
+                             FR_ALGO_PREFS_NONE, 0 /* no_lora */};

@@ -339,4 +339,5 @@ const fr_algo fr_algo_ddo = {
     .progress_keys = k_progress,
     .free = ddo_free,
     .tiny = tiny,
+    .no_lora = 1, /* the reference is a full copy, the policy copied into it every round */
 };

@@ -172,6 +172,7 @@ const fr_algo fr_algo_diffusion_dpo = {
     .tiny = tiny_diffusion,
     .base_pred = FR_PRED_EPSILON,
     .prefs = FR_ALGO_PREFS_REQUIRED,
+    .no_lora = 1, /* the DPO family keeps its reference as a full model (r->ref; Flow-DPO copies the policy into it) */
 };
 
 const fr_algo fr_algo_flow_dpo = {
@@ -200,6 +201,7 @@ const fr_algo fr_algo_flow_dpo = {
     .free = fr_dpo_algo_free,
     .tiny = tiny_flow,
     .prefs = FR_ALGO_PREFS_OPTIONAL,
+    .no_lora = 1, /* the reference is a full copy (--ref-update-step copies the policy into it) */
 };
 
 static void tiny_balanced(fr_run_opts *ro, void *ao)
@@ -235,4 +237,5 @@ const fr_algo fr_algo_balanced_dpo = {
     .progress_keys = k_progress_balanced,
     .free = fr_dpo_algo_free,
     .tiny = tiny_balanced,
+    .no_lora = 1, /* the reference is a full copy (--ref-update-step copies the policy into it) */
 };

@@ -441,5 +441,5 @@ const fr_algo fr_algo_dppo = {
     fr_ctl_algo_params,
     dppo_evaluate,
     "control",
-    FR_ALGO_PREFS_NONE,
+    FR_ALGO_PREFS_NONE, 0 /* no_lora */,
 };

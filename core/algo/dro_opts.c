@@ -113,4 +113,5 @@ const fr_algo fr_algo_dro = {
     .tiny = tiny,
     .base_pred = FR_PRED_EPSILON,
     .prefs = FR_ALGO_PREFS_REQUIRED,
+    .no_lora = 1, /* the replay buffer's trajectories come from a lagged full copy of the policy */
 };

@@ -168,4 +168,4 @@ const fr_algo fr_algo_fl_gfn = {"fl-gfn",
                                 flgfn_params,
                                 flgfn_evaluate,
                                 "set",
-                                FR_ALGO_PREFS_NONE};
+                                FR_ALGO_PREFS_NONE, 0 /* no_lora */};

@@ -396,5 +396,5 @@ const fr_algo fr_algo_fpo = {
     fr_ctl_algo_params,
     fpo_evaluate,
     "control",
-    FR_ALGO_PREFS_NONE,
+    FR_ALGO_PREFS_NONE, 0 /* no_lora */,
 };

@@ -363,7 +363,7 @@ static const char *const k_progress[] = {"loss", "log_z", "modes", NULL};
                          1,                                                                                            \
                          gfn_params,                                                                                   \
                          gfn_evaluate,                                                                                 \
-                         "gfn", FR_ALGO_PREFS_NONE}
+                         "gfn", FR_ALGO_PREFS_NONE, 0 /* no_lora */}
 
 GFN_ROW(fr_algo_gfn_tb, "gfn-tb", "trajectory balance");
 GFN_ROW(fr_algo_gfn_db, "gfn-db", "detailed balance");

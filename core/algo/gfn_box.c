@@ -271,5 +271,5 @@ const fr_algo fr_algo_gfn_box = {
     box_params,
     box_evaluate,
     "gfn-continuous",
-    FR_ALGO_PREFS_NONE,
+    FR_ALGO_PREFS_NONE, 0 /* no_lora */,
 };

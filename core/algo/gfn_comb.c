@@ -212,5 +212,5 @@ const fr_algo fr_algo_gfn_comb = {
     comb_params,
     comb_evaluate,
     "gfn-graph",
-    FR_ALGO_PREFS_NONE,
+    FR_ALGO_PREFS_NONE, 0 /* no_lora */,
 };

@@ -274,5 +274,5 @@ const fr_algo fr_algo_gfn_diffusion = {
     gfnd_params,
     gfnd_evaluate,
     "energy",
-    FR_ALGO_PREFS_NONE,
+    FR_ALGO_PREFS_NONE, 0 /* no_lora */,
 };

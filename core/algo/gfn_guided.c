@@ -236,4 +236,4 @@ const fr_algo fr_algo_gfn_guided = {"gfn-guided",
                                     gtb_params,
                                     gtb_evaluate,
                                     "gfn",
-                                    FR_ALGO_PREFS_NONE};
+                                    FR_ALGO_PREFS_NONE, 0 /* no_lora */};

@@ -225,7 +225,7 @@ static const char *const k_progress[] = {"loss", NULL};
                          oc_epoch,    oc_save,   oc_load,                                                              \
                          k_progress,  oc_free,   oc_tiny,                                                              \
                          0,           1,         oc_params,                                                            \
-                         oc_evaluate, "gfn",     FR_ALGO_PREFS_NONE}
+                         oc_evaluate, "gfn",     FR_ALGO_PREFS_NONE, 0 /* no_lora */}
 
 OC_ROW(fr_algo_gfn_oc, "gfn-oc",
        "outcome-conditioned GFlowNet pre-training: the goal-reaching DB baseline (reward-free, hindsight relabelling)",

@@ -337,5 +337,5 @@ const fr_algo fr_algo_ppo_gaussian = {
     fr_ctl_algo_params,
     ppo_evaluate,
     "control",
-    FR_ALGO_PREFS_NONE,
+    FR_ALGO_PREFS_NONE, 0 /* no_lora */,
 };

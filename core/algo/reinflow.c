@@ -487,5 +487,5 @@ const fr_algo fr_algo_reinflow = {
     fr_ctl_algo_params,
     rf_evaluate,
     "control",
-    FR_ALGO_PREFS_NONE,
+    FR_ALGO_PREFS_NONE, 0 /* no_lora */,
 };

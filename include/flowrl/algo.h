@@ -74,6 +74,10 @@ typedef struct fr_algo {
      * (flow-dpo: its reference's rollouts without one) or REQUIRED (diffusion-dpo, diffusion-dro);
      * `flowrl algos --json` "prefs", what bench/bench_algos.py reads to give it a file. */
     int prefs;
+    /* 1: `--lora-rank` is refused (FR_ERR_ARG naming the algorithm): its extra model is a second full
+     * copy of the policy (a reference copied from it, a lagged copy), not a view of an adapter on the
+     * base (flowrl/lora.h, core/run_lora.c). */
+    int no_lora;
 } fr_algo;
 
 /* The registered algorithms, in the order `flowrl algos` lists them; NULL-terminated. */
