@@ -12,14 +12,9 @@ fr_status fr_ddpm_policy_new(fr_ddpm_policy *p, fr_backend *be, int64_t O, int64
                              int64_t cap)
 {
     memset(p, 0, sizeof *p);
-    if (n_hidden < 1 || n_hidden >= FR_MLP_MAX_LAYERS)
-        return fr_fail(FR_ERR_ARG, "ddpm policy: %d hidden layers (1..%d)", n_hidden, FR_MLP_MAX_LAYERS - 1);
     if (T < 1 || T > FR_DDPM_MAX_T) return fr_fail(FR_ERR_ARG, "ddpm policy: %d denoising steps (1..%d)", T, FR_DDPM_MAX_T);
-    int64_t dim[FR_MLP_MAX_LAYERS + 1];
-    dim[0] = A + FR_DDPM_TEMB + O;
-    for (int l = 1; l <= n_hidden; l++) dim[l] = hidden;
-    dim[n_hidden + 1] = A;
-    FR_TRY(fr_mlp_new(&p->net, be, "policy", n_hidden + 1, dim, FR_ACT_SILU, cap));
+    FR_TRY(fr_mlp_new_uniform(&p->net, be, "policy", "ddpm policy", A + FR_DDPM_TEMB + O, hidden, n_hidden, A,
+                              FR_ACT_SILU, cap));
     p->O = O;
     p->A = A;
     p->cap = cap;
@@ -28,7 +23,7 @@ fr_status fr_ddpm_policy_new(fr_ddpm_policy *p, fr_backend *be, int64_t O, int64
     double **tabs[8] = {&p->sqrt_ab, &p->sqrt_1mab, &p->recip_ab, &p->recipm1_ab, &p->c_x0, &p->c_xt, &p->std, &p->sd};
     int ok = 1;
     for (int i = 0; i < 8; i++) ok = ok && (*tabs[i] = fr_malloc((size_t)T * sizeof(double))) != NULL;
-    p->in_h = fr_malloc((size_t)(cap * dim[0]) * sizeof *p->in_h);
+    p->in_h = fr_malloc((size_t)(cap * p->net.dim[0]) * sizeof *p->in_h);
     p->out_h = fr_malloc((size_t)(cap * A) * sizeof *p->out_h);
     p->x = fr_malloc((size_t)(cap * A) * sizeof *p->x);
     float *beta = fr_malloc((size_t)T * sizeof *beta), *ab = fr_malloc((size_t)T * sizeof *ab);

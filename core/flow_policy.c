@@ -10,19 +10,14 @@ fr_status fr_flow_policy_new(fr_flow_policy *p, fr_backend *be, int64_t O, int64
                              int64_t cap)
 {
     memset(p, 0, sizeof *p);
-    if (n_hidden < 1 || n_hidden >= FR_MLP_MAX_LAYERS)
-        return fr_fail(FR_ERR_ARG, "flow policy: %d hidden layers (1..%d)", n_hidden, FR_MLP_MAX_LAYERS - 1);
-    int64_t dim[FR_MLP_MAX_LAYERS + 1];
-    dim[0] = O + A + FR_FLOW_TEMB;
-    for (int l = 1; l <= n_hidden; l++) dim[l] = hidden;
-    dim[n_hidden + 1] = A;
-    FR_TRY(fr_mlp_new(&p->net, be, "policy", n_hidden + 1, dim, FR_ACT_SILU, cap));
+    FR_TRY(fr_mlp_new_uniform(&p->net, be, "policy", "flow policy", O + A + FR_FLOW_TEMB, hidden, n_hidden, A,
+                              FR_ACT_SILU, cap));
     p->O = O;
     p->A = A;
     p->cap = cap;
     p->steps = 10;
     p->out_scale = 0.25;
-    p->in_h = fr_malloc((size_t)(cap * dim[0]) * sizeof *p->in_h);
+    p->in_h = fr_malloc((size_t)(cap * p->net.dim[0]) * sizeof *p->in_h);
     p->out_h = fr_malloc((size_t)(cap * A) * sizeof *p->out_h);
     p->x = fr_malloc((size_t)(cap * A) * sizeof *p->x);
     if (!p->in_h || !p->out_h || !p->x) {

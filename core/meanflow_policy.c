@@ -18,13 +18,8 @@ fr_status fr_mf_policy_new(fr_mf_policy *p, fr_backend *be, int64_t O, int64_t A
                            int64_t cap)
 {
     memset(p, 0, sizeof *p);
-    if (n_hidden < 1 || n_hidden >= FR_MLP_MAX_LAYERS)
-        return fr_fail(FR_ERR_ARG, "meanflow policy: %d hidden layers (1..%d)", n_hidden, FR_MLP_MAX_LAYERS - 1);
-    int64_t dim[FR_MLP_MAX_LAYERS + 1];
-    dim[0] = O + A + FR_MF_TEMB;
-    for (int l = 1; l <= n_hidden; l++) dim[l] = hidden;
-    dim[n_hidden + 1] = A;
-    FR_TRY(fr_mlp_new(&p->net, be, "policy", n_hidden + 1, dim, FR_ACT_SILU, cap));
+    FR_TRY(fr_mlp_new_uniform(&p->net, be, "policy", "meanflow policy", O + A + FR_MF_TEMB, hidden, n_hidden, A,
+                              FR_ACT_SILU, cap));
     p->O = O;
     p->A = A;
     p->cap = cap;
@@ -32,7 +27,7 @@ fr_status fr_mf_policy_new(fr_mf_policy *p, fr_backend *be, int64_t O, int64_t A
     p->flow_ratio = 0.5;
     p->disp_weight = 0.5;
     p->tau = 1.0;
-    const int64_t W = dim[0];
+    const int64_t W = p->net.dim[0];
     p->in_h = fr_malloc((size_t)(cap * W) * sizeof *p->in_h);
     p->tan_h = fr_malloc((size_t)(cap * W) * sizeof *p->tan_h);
     p->u_h = fr_malloc((size_t)(cap * A) * sizeof *p->u_h);

@@ -55,6 +55,18 @@ fr_status fr_mlp_new(fr_mlp *m, fr_backend *be, const char *prefix, int L, const
     return s;
 }
 
+fr_status fr_mlp_new_uniform(fr_mlp *m, fr_backend *be, const char *prefix, const char *what, int64_t in, int64_t hidden,
+                             int n_hidden, int64_t out, fr_act act, int64_t cap)
+{
+    if (n_hidden < 1 || n_hidden >= FR_MLP_MAX_LAYERS)
+        return fr_fail(FR_ERR_ARG, "%s: %d hidden layers (1..%d)", what, n_hidden, FR_MLP_MAX_LAYERS - 1);
+    int64_t dim[FR_MLP_MAX_LAYERS + 1];
+    dim[0] = in;
+    for (int l = 1; l <= n_hidden; l++) dim[l] = hidden;
+    dim[n_hidden + 1] = out;
+    return fr_mlp_new(m, be, prefix, n_hidden + 1, dim, act, cap);
+}
+
 void fr_mlp_free(fr_mlp *m)
 {
     if (!m || !m->be) return;

@@ -17,6 +17,7 @@
 #include "flowrl/mlp.h"
 #include "flowrl/philox.h"
 #include "tests/run_testutil.h"
+#include "tests/ctl_testutil.h"
 #include "tests/testutil.h"
 
 /* ---- the "line" environment: state (x, v), obs (x, v), action (force,), x' = x + 0.1·v',
@@ -486,24 +487,6 @@ START_TEST(test_flow_cfm_gradient_fd)
 }
 END_TEST
 
-/* Demonstrations of a = (2 o0, −o1) at 64 random observations. */
-static void tiny_demos(fr_demos *d)
-{
-    fr_demos_init(d, 2, 2, 0, 0);
-    uint64_t seed = 77;
-    for (int e = 0; e < 8; e++) {
-        float o[2] = {0};
-        for (int k = 0; k < 8; k++) {
-            o[0] = fr_test_uniform(&seed, -1.0f, 1.0f);
-            o[1] = fr_test_uniform(&seed, -1.0f, 1.0f);
-            const float act[2] = {2.0f * o[0], -o[1]};
-            ck_assert_int_eq(fr_demos_push_step(d, o, act, 0.0, 0, NULL), FR_OK);
-        }
-        ck_assert_int_eq(fr_demos_end_episode(d, e, o, 0), FR_OK);
-    }
-    snprintf(d->env, sizeof d->env, "line");
-}
-
 static void last_loss(int64_t step, double loss, void *user)
 {
     double *l = user;
@@ -517,7 +500,7 @@ static int bc_run(const char *name, fr_gen_kind kind, const char *path, double *
     fr_backend be;
     if (!fr_test_backend_try(&be, "bc", name, 2)) return 0;
     fr_demos d;
-    tiny_demos(&d);
+    fr_test_tiny_demos(&d);
     fr_gen_policy g;
     fr_rms rms;
     ck_assert_int_eq(fr_gen_policy_new(&g, kind, &be, 2, 2, 16, 2, kind == FR_GEN_FLOW ? 10 : 8, 32), FR_OK);

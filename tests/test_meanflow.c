@@ -16,6 +16,7 @@
 #include "flowrl/meanflow_policy.h"
 #include "flowrl/mlp.h"
 #include "flowrl/philox.h"
+#include "tests/ctl_testutil.h"
 #include "tests/testutil.h"
 
 /* ---- act_jvp: y = act_fwd's bits, ydot = act_bwd's (accumulate 0), every backend = ref ------ */
@@ -470,23 +471,6 @@ END_TEST
 
 /* ---- behaviour cloning: learns, ref = opt = cuda-emu bitwise, the checkpoint loads and acts ---- */
 
-static void tiny_demos(fr_demos *d)
-{
-    fr_demos_init(d, 2, 2, 0, 0);
-    uint64_t seed = 77;
-    for (int e = 0; e < 8; e++) {
-        float o[2] = {0};
-        for (int k = 0; k < 8; k++) {
-            o[0] = fr_test_uniform(&seed, -1.0f, 1.0f);
-            o[1] = fr_test_uniform(&seed, -1.0f, 1.0f);
-            const float act[2] = {2.0f * o[0], -o[1]};
-            ck_assert_int_eq(fr_demos_push_step(d, o, act, 0.0, 0, NULL), FR_OK);
-        }
-        ck_assert_int_eq(fr_demos_end_episode(d, e, o, 0), FR_OK);
-    }
-    snprintf(d->env, sizeof d->env, "line");
-}
-
 static void losses(int64_t step, double loss, void *user)
 {
     double *l = user;
@@ -499,7 +483,7 @@ static int bc_mf(const char *name, const char *path, double *l)
     fr_backend be;
     if (!fr_test_backend_try(&be, "bc meanflow", name, 2)) return 0;
     fr_demos d;
-    tiny_demos(&d);
+    fr_test_tiny_demos(&d);
     fr_gen_policy g;
     fr_rms rms;
     ck_assert_int_eq(fr_gen_policy_new(&g, FR_GEN_MEANFLOW, &be, 2, 2, 16, 3, 1, 32), FR_OK);

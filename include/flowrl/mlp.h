@@ -45,6 +45,11 @@ typedef struct {
 /* An MLP of L layers of widths dim (L + 1,) with activation act after each hidden layer, rows up
  * to cap, parameters named PREFIX.<k>.weight / .bias; values zero until fr_mlp_init_params. */
 fr_status fr_mlp_new(fr_mlp *m, fr_backend *be, const char *prefix, int L, const int64_t *dim, fr_act act, int64_t cap);
+/* The common shape: input width `in`, n_hidden hidden layers of width `hidden`, output `out`
+ * (L = n_hidden + 1); FR_ERR_ARG "WHAT: N hidden layers (1..max)" for n_hidden outside
+ * [1, FR_MLP_MAX_LAYERS). */
+fr_status fr_mlp_new_uniform(fr_mlp *m, fr_backend *be, const char *prefix, const char *what, int64_t in, int64_t hidden,
+                             int n_hidden, int64_t out, fr_act act, int64_t cap);
 void fr_mlp_free(fr_mlp *m);
 
 /* torch.nn.Linear's default: weight and bias of layer l U(−1/√dim[l], 1/√dim[l]), element i of
