@@ -224,18 +224,6 @@ fr_status fr_bc_save(const char *path, fr_gen_policy *g, const fr_rms *rms, cons
     return s;
 }
 
-static fr_status meta_int(const fr_st_file *f, const char *path, const char *k, int64_t lo, int64_t hi, int64_t *v)
-{
-    const char *m = fr_st_get_meta(f, k);
-    char *end = NULL;
-    long long x = m ? strtoll(m, &end, 10) : 0;
-    if (!m || end == m || *end || x < lo || x > hi)
-        return fr_fail(FR_ERR_FORMAT, "%s: metadata '%s' is '%s', expected an integer in [%lld, %lld]", path, k,
-                       m ? m : "(absent)", (long long)lo, (long long)hi);
-    *v = x;
-    return FR_OK;
-}
-
 fr_status fr_bc_load(const char *path, fr_backend *be, int64_t cap, fr_gen_policy *g, fr_rms *rms, char *env,
                      size_t env_n)
 {
@@ -250,18 +238,18 @@ fr_status fr_bc_load(const char *path, fr_backend *be, int64_t cap, fr_gen_polic
         s = fr_fail(FR_ERR_FORMAT, "%s: metadata format '%s' kind '%s', expected '%s' and flow, ddpm or meanflow", path,
                     fmt ? fmt : "(absent)", kind ? kind : "(absent)", FR_CTL_POLICY_FORMAT);
     int64_t O = 0, A = 0, H = 0, L = 0, K = 1;
-    if (s == FR_OK) s = meta_int(&f, path, "obs_dim", 1, 1 << 16, &O);
-    if (s == FR_OK) s = meta_int(&f, path, "action_dim", 1, 1 << 16, &A);
-    if (s == FR_OK) s = meta_int(&f, path, "hidden_dim", 1, 1 << 16, &H);
-    if (s == FR_OK) s = meta_int(&f, path, "n_hidden", 1, FR_MLP_MAX_LAYERS - 1, &L);
+    if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "obs_dim", 1, 1 << 16, &O);
+    if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "action_dim", 1, 1 << 16, &A);
+    if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "hidden_dim", 1, 1 << 16, &H);
+    if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "n_hidden", 1, FR_MLP_MAX_LAYERS - 1, &L);
     if (s == FR_OK && k != FR_GEN_MEANFLOW)
-        s = meta_int(&f, path, k == FR_GEN_FLOW ? "flow_steps" : "denoising_steps", 1, FR_DDPM_MAX_T, &K);
+        s = fr_st_get_meta_i64(&f, path, k == FR_GEN_FLOW ? "flow_steps" : "denoising_steps", 1, FR_DDPM_MAX_T, &K);
     if (s == FR_OK) s = fr_gen_policy_new(g, k, be, O, A, H, (int)L, (int)K, cap);
     if (s == FR_OK) s = fr_mlp_load(g->net, &f, path);
     if (s == FR_OK) s = fr_rms_init(rms, O);
     if (s == FR_OK) s = fr_rms_load(rms, &f, path, "ctl.obs_rms");
     int64_t sc = 0;
-    if (s == FR_OK) s = meta_int(&f, path, "action_scale", 0, 1, &sc);
+    if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "action_scale", 0, 1, &sc);
     if (s == FR_OK && sc) {
         g->act_scaled = 1;
         s = fr_ctl_st_get(&f, path, "ctl.action", "lo", FR_F64, g->act_lo, A);

@@ -274,18 +274,6 @@ static fr_status save_ckpt(fr_piflow_student *st, const fr_adamw_state *adam, co
     return s;
 }
 
-static fr_status meta_i64(const fr_st_file *f, const char *path, const char *k, int64_t lo, int64_t hi, int64_t *v)
-{
-    const char *m = fr_st_get_meta(f, k);
-    char *end = NULL;
-    long long x = m ? strtoll(m, &end, 10) : 0;
-    if (!m || end == m || *end || x < lo || x > hi)
-        return fr_fail(FR_ERR_FORMAT, "%s: metadata '%s' is '%s', expected an integer in [%lld, %lld]", path, k,
-                       m ? m : "(absent)", (long long)lo, (long long)hi);
-    *v = x;
-    return FR_OK;
-}
-
 static fr_status check_format(const fr_st_file *f, const char *path)
 {
     const char *fmt = fr_st_get_meta(f, "format");
@@ -302,10 +290,10 @@ fr_status fr_piflow_student_load(fr_piflow_student *st, fr_backend *be, const ch
     FR_TRY(fr_st_read(&f, path));
     int64_t K = 0, D = 0, H = 0, L = 0;
     fr_status s = check_format(&f, path);
-    if (s == FR_OK) s = meta_i64(&f, path, "piflow.K", 1, FR_PIFLOW_MAX_K, &K);
-    if (s == FR_OK) s = meta_i64(&f, path, "piflow.D", 1, FR_PIFLOW_MAX_D, &D);
-    if (s == FR_OK) s = meta_i64(&f, path, "piflow.hidden", 1, 1 << 16, &H);
-    if (s == FR_OK) s = meta_i64(&f, path, "piflow.n_hidden", 1, FR_MLP_MAX_LAYERS - 1, &L);
+    if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "piflow.K", 1, FR_PIFLOW_MAX_K, &K);
+    if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "piflow.D", 1, FR_PIFLOW_MAX_D, &D);
+    if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "piflow.hidden", 1, 1 << 16, &H);
+    if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "piflow.n_hidden", 1, FR_MLP_MAX_LAYERS - 1, &L);
     if (s == FR_OK) s = fr_piflow_student_new(st, be, (int)K, (int)D, (int)H, (int)L, cap);
     if (s == FR_OK) s = fr_mlp_load(&st->net, &f, path);
     if (s != FR_OK) fr_piflow_student_free(st);
@@ -337,8 +325,8 @@ static fr_status resume_ckpt(fr_piflow_student *st, fr_adamw_state *adam, const 
         snprintf(nm, sizeof nm, "optim.v.%s", st->net.names[p]);
         if (s == FR_OK) s = fr_dev_tensor_from_st(st->net.be, &f, nm, &adam->v[p]);
     }
-    if (s == FR_OK) s = meta_i64(&f, path, "piflow.step", 0, o->steps, step);
-    if (s == FR_OK) s = meta_i64(&f, path, "optim.step", 0, INT64_MAX, &adam->step);
+    if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "piflow.step", 0, o->steps, step);
+    if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "optim.step", 0, INT64_MAX, &adam->step);
     fr_st_free(&f);
     return s;
 }

@@ -217,3 +217,15 @@ const char *fr_st_get_meta(const fr_st_file *f, const char *key)
     size_t at = meta_slot(f, key, &found);
     return found ? f->meta[at].value : NULL;
 }
+
+fr_status fr_st_get_meta_i64(const fr_st_file *f, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *v)
+{
+    const char *m = fr_st_get_meta(f, key);
+    char *end = NULL;
+    long long x = m ? strtoll(m, &end, 10) : 0;
+    if (!m || end == m || *end || x < lo || x > hi)
+        return fr_fail(FR_ERR_FORMAT, "%s: metadata '%s' is '%s', expected an integer in [%lld, %lld]", path, key,
+                       m ? m : "(absent)", (long long)lo, (long long)hi);
+    *v = x;
+    return FR_OK;
+}

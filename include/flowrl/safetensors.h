@@ -87,6 +87,10 @@ fr_status fr_st_set_meta(fr_st_file *f, const char *key, const char *value);
 
 const fr_tensor *fr_st_get(const fr_st_file *f, const char *name); /* NULL if absent */
 const char *fr_st_get_meta(const fr_st_file *f, const char *key);  /* NULL if absent */
+/* Metadata `key` of f (read from path) as a decimal integer in [lo, hi]; FR_ERR_FORMAT naming
+ * path, key and the value (or "(absent)") otherwise. */
+fr_status fr_st_get_meta_i64(const fr_st_file *f, const char *path, const char *key, int64_t lo, int64_t hi,
+                             int64_t *v);
 
 /* Atomic write (see above). */
 fr_status fr_st_write(const fr_st_file *f, const char *path);
