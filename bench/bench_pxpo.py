@@ -52,6 +52,9 @@ bench_prefmore.ROWS.update({
     # where DDPO rises (one-seed probes: lr 3e-4 for 100 epochs does not, lr 1e-3 does), and PXPO there
     "ddpo-redquad-lr1e-3": ("ddpo", EPS, EPS_MK, "redquad", 100, ["--threads", "1", "--lr", "1e-3"]),
     "pxpo-redquad-lr1e-3": ("pxpo", EPS, EPS_MK, "redquad", 100, ["--threads", "1", "--lr", "1e-3"]),
+    # the spec's REINFORCE form (no ratio, A_ij = r_ij without a baseline) against DDPO-SF, DDPO's defaults otherwise
+    "pxpo-redquad-sf-raw": ("pxpo", EPS, EPS_MK, "redquad", 20, ["--threads", "1", "--score-function", "--pixel-adv", "raw"]),
+    "ddpo-redquad-sf": ("ddpo", EPS, EPS_MK, "redquad", 20, ["--threads", "1", "--score-function"]),
     # BalancedDPO: the vote of {geneval (the run's), classifier, strict}, and the one-scorer control
     "balanced-dpo-shapes": ("balanced-dpo", FLOW, FLOW_MK, "geneval", 30,
                             SMALL + ["--lr", "3e-4", "--scorers", "reward,classifier,strict"]),
@@ -78,7 +81,7 @@ TRAIN_SPLIT = ("balanced-dpo-shapes", "balanced-dpo-shapes-k1", "balanced-dpo-sh
                "pxpo-shapes-lr1e-4", "ddpo-shapes-lr1e-4",
                "pxpo-shapes-lr3e-5", "ddpo-shapes-lr3e-5",
                "pxpo-redquad", "ddpo-redquad", "pxpo-redquad-lr1e-4", "ddpo-redquad-lr1e-4", "ddpo-redquad-lr1e-3",
-               "pxpo-redquad-lr1e-3")
+               "pxpo-redquad-lr1e-3", "pxpo-redquad-sf-raw", "ddpo-redquad-sf")
 
 
 def train_split_mean(ckpt, reward):
