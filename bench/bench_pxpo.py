@@ -43,6 +43,18 @@ bench_prefmore.ROWS.update({
     # a longer budget at lr 3e-5
     "pxpo-shapes-lr3e-5": ("pxpo", EPS, EPS_MK, "geneval", 40, SMALL + ["--lr", "3e-5"]),
     "ddpo-shapes-lr3e-5": ("ddpo", EPS, EPS_MK, "geneval", 40, SMALL + ["--lr", "3e-5"]),
+    # the spec's own miniature (pxpo.md §2.1, §5.2): --reward redquad, DDPO's defaults (8 prompts x 8, lr 3e-4,
+    # 20 epochs), the held-out mean redquad over 18 prompts x 32; PXPO on the map, DDPO on its mean
+    "pxpo-redquad": ("pxpo", EPS, EPS_MK, "redquad", 20, ["--threads", "1"]),
+    "ddpo-redquad": ("ddpo", EPS, EPS_MK, "redquad", 20, ["--threads", "1"]),
+    "pxpo-redquad-lr1e-4": ("pxpo", EPS, EPS_MK, "redquad", 20, ["--threads", "1", "--lr", "1e-4"]),
+    "ddpo-redquad-lr1e-4": ("ddpo", EPS, EPS_MK, "redquad", 20, ["--threads", "1", "--lr", "1e-4"]),
+    # where DDPO rises (one-seed probes: lr 3e-4 for 100 epochs does not, lr 1e-3 does), and PXPO there
+    "ddpo-redquad-lr1e-3": ("ddpo", EPS, EPS_MK, "redquad", 100, ["--threads", "1", "--lr", "1e-3"]),
+    "pxpo-redquad-lr1e-3": ("pxpo", EPS, EPS_MK, "redquad", 100, ["--threads", "1", "--lr", "1e-3"]),
+    # the spec's REINFORCE form (no ratio, A_ij = r_ij without a baseline) against DDPO-SF, DDPO's defaults otherwise
+    "pxpo-redquad-sf-raw": ("pxpo", EPS, EPS_MK, "redquad", 20, ["--threads", "1", "--score-function", "--pixel-adv", "raw"]),
+    "ddpo-redquad-sf": ("ddpo", EPS, EPS_MK, "redquad", 20, ["--threads", "1", "--score-function"]),
     # BalancedDPO: the vote of {geneval (the run's), classifier, strict}, and the one-scorer control
     "balanced-dpo-shapes": ("balanced-dpo", FLOW, FLOW_MK, "geneval", 30,
                             SMALL + ["--lr", "3e-4", "--scorers", "reward,classifier,strict"]),
@@ -67,7 +79,9 @@ bench_prefmore.ROWS.update({
 TRAIN_SPLIT = ("balanced-dpo-shapes", "balanced-dpo-shapes-k1", "balanced-dpo-shapes-online",
                "balanced-dpo-shapes-k1-online", "balanced-dpo-shapes-online-p8", "balanced-dpo-shapes-lr3e-5",
                "pxpo-shapes-lr1e-4", "ddpo-shapes-lr1e-4",
-               "pxpo-shapes-lr3e-5", "ddpo-shapes-lr3e-5")
+               "pxpo-shapes-lr3e-5", "ddpo-shapes-lr3e-5",
+               "pxpo-redquad", "ddpo-redquad", "pxpo-redquad-lr1e-4", "ddpo-redquad-lr1e-4", "ddpo-redquad-lr1e-3",
+               "pxpo-redquad-lr1e-3", "pxpo-redquad-sf-raw", "ddpo-redquad-sf")
 
 
 def train_split_mean(ckpt, reward):

@@ -25,7 +25,7 @@ static const fr_opt k_inputs[] = {
                FR_OPT_PATH | FR_OPT_RESUMABLE),
     FR_OPT_STR(C, task, "task", "", "gmm2d, checkerboard or shapes, for a checkpoint without 'task' metadata", 0),
     FR_OPT_STR(C, reward, "reward", "",
-               "a task reward (gmm2d: mode, halfplane, sqdist; shapes: geneval, strict, classifier) or cmd:PROGRAM "
+               "a task reward (gmm2d: mode, halfplane, sqdist; shapes: geneval, strict, classifier, redquad) or cmd:PROGRAM "
                "(docs/reward-protocol.md); default the task's first", 0),
     FR_OPT_STR(C, workdir, "workdir", "",
                "the directory the run was started in (set by the run; a reward program runs there)",

@@ -101,30 +101,35 @@ fr_status fr_shapes_sample(int prompt_id, uint32_t seed, uint32_t index, float *
 
 /* Rewards: 0 "geneval" = the detector's partial credit (dense, for training);
  * 1 "strict" = 1 if correct else 0; 2 "classifier" = the frozen classifier's log-probability
- * log σ(z_p(x)) <= 0 of the prompt's label (flowrl/classifier.h), differentiable. correct is the
- * detector's for all three. */
+ * log σ(z_p(x)) <= 0 of the prompt's label (flowrl/classifier.h), differentiable; 3 "redquad" =
+ * the mean of the red-quadrant map (PXPO's miniature, data/shapes_redquad.c). correct is the
+ * detector's for all four. */
 fr_status fr_shapes_reward(int reward_id, int prompt_id, const float *x, float *score,
                            int *correct)
 {
-    if (reward_id < 0 || reward_id > 2)
-        return fr_fail(FR_ERR_ARG, "shapes: reward id %d outside [0, 3)", reward_id);
+    if (reward_id < 0 || reward_id >= FR_SHAPES_N_REWARDS)
+        return fr_fail(FR_ERR_ARG, "shapes: reward id %d outside [0, %d)", reward_id, FR_SHAPES_N_REWARDS);
     fr_shapes_detection det;
     FR_TRY(fr_shapes_detect(x, &det));
     float s;
     int ok;
     FR_TRY(fr_shapes_score(prompt_id, &det, &s, &ok));
-    if (reward_id == 2) FR_TRY(fr_shapes_reward_grad(reward_id, prompt_id, x, &s, NULL));
-    *score = reward_id == 1 ? (ok ? 1.0f : 0.0f) : s;
+    if (reward_id == FR_SHAPES_REWARD_CLASSIFIER) FR_TRY(fr_shapes_reward_grad(reward_id, prompt_id, x, &s, NULL));
+    if (reward_id == FR_SHAPES_REWARD_REDQUAD) FR_TRY(fr_shapes_redquad(x, &s));
+    *score = reward_id == FR_SHAPES_REWARD_STRICT ? (ok ? 1.0f : 0.0f) : s;
     if (correct) *correct = ok;
     return FR_OK;
 }
 
 fr_status fr_shapes_reward_grad(int reward_id, int prompt_id, const float *x, float *score, float *grad)
 {
-    if (reward_id != 2)
+    if (reward_id == FR_SHAPES_REWARD_REDQUAD)
+        return fr_fail(FR_ERR_UNSUPPORTED, "shapes: reward redquad has no gradient here (PXPO's map needs none); "
+                                           "the classifier reward has one");
+    if (reward_id != FR_SHAPES_REWARD_CLASSIFIER)
         return fr_fail(FR_ERR_UNSUPPORTED, "shapes: reward %s is a step function of the detector (no gradient); "
                                            "the classifier reward has one",
-                       reward_id == 0 ? "geneval" : "strict");
+                       reward_id == FR_SHAPES_REWARD_GENEVAL ? "geneval" : "strict");
     const fr_clf *m;
     FR_TRY(fr_clf_builtin(&m));
     return fr_clf_logprob(m, prompt_id, x, score, grad);

@@ -48,13 +48,18 @@ static int classify(const float *x, int p) // x: (3, H, W)
 
 fr_status fr_shapes_detect(const float *x, fr_shapes_detection *det) { return fr_shapes_detect_pixels(x, det, NULL); }
 
-fr_status fr_shapes_detect_pixels(const float *x, fr_shapes_detection *det, int *pix)
+fr_status fr_shapes_check_finite(const float *x, const char *who)
 {
     for (int i = 0; i < 3 * HW; i++)
         if (!isfinite(x[i]))
-            return fr_fail(FR_ERR_NUMERIC, "shapes detector: element %d (channel %d, row %d, "
-                                           "column %d) is %g, expected a finite value",
-                           i, i / HW, (i % HW) / FR_SHAPES_W, i % FR_SHAPES_W, (double)x[i]);
+            return fr_fail(FR_ERR_NUMERIC, "%s: element %d (channel %d, row %d, column %d) is %g, expected a finite value",
+                           who, i, i / HW, (i % HW) / FR_SHAPES_W, i % FR_SHAPES_W, (double)x[i]);
+    return FR_OK;
+}
+
+fr_status fr_shapes_detect_pixels(const float *x, fr_shapes_detection *det, int *pix)
+{
+    FR_TRY(fr_shapes_check_finite(x, "shapes detector"));
     memset(det, 0, sizeof *det);
     int color[HW];
     for (int p = 0; p < HW; p++) color[p] = classify(x, p);
@@ -163,10 +168,16 @@ fr_status fr_shapes_score(int prompt_id, const fr_shapes_detection *det, float *
  *   a speck, a blob, or an object of a colour not named   -1   (what the score counts as extra)
  *   an object of a named colour c                          t_c  (its count term), times t_rel
  *                                                               for a position prompt
- * so an image that scores 1 has +1 on its objects and 0 elsewhere. */
+ * so an image that scores 1 has +1 on its objects and 0 elsewhere. The redquad reward has its own
+ * map (data/shapes_redquad.c). */
 fr_status fr_shapes_pixel_reward(int reward_id, int prompt_id, const float *x, float *map)
 {
-    (void)reward_id; /* geneval and strict share the detector's map */
+    if (reward_id == FR_SHAPES_REWARD_REDQUAD) { /* its own map (data/shapes_redquad.c) */
+        fr_shapes_prompt p;
+        FR_TRY(fr_shapes_prompt_get(prompt_id, &p));
+        return fr_shapes_redquad_map(x, map);
+    }
+    /* geneval, strict and classifier share the detector's map */
     fr_shapes_prompt p;
     FR_TRY(fr_shapes_prompt_get(prompt_id, &p));
     fr_shapes_detection det;

@@ -63,6 +63,8 @@ typedef struct {
     fr_shapes_object obj[FR_SHAPES_MAX_OBJECTS];
 } fr_shapes_detection;
 
+/* FR_ERR_NUMERIC naming `who` and the first non-finite element of x (3, H, W), else FR_OK. */
+fr_status fr_shapes_check_finite(const float *x, const char *who);
 fr_status fr_shapes_detect(const float *x, // (3, H, W)
                            fr_shapes_detection *det);
 /* The same, and pix (H·W,) = each pixel's object index in det->obj, or FR_SHAPES_PIX_* (pix may
@@ -73,6 +75,13 @@ fr_status fr_shapes_detect_pixels(const float *x, // (3, H, W)
 /* The per-pixel correctness map (fr_task.pixel_reward; data/shapes_detect.c). */
 fr_status fr_shapes_pixel_reward(int reward_id, int prompt_id, const float *x, // (3, H, W)
                                  float *map);                                 // (H·W,)
+/* The redquad reward (PXPO's miniature, spec/more.md §3; data/shapes_redquad.c): the map (H·W,)
+ * r_ij = redness_ij · (+1 in the top-left quadrant, −1 elsewhere) and its mean. */
+enum { FR_SHAPES_REWARD_GENEVAL = 0, FR_SHAPES_REWARD_STRICT = 1, FR_SHAPES_REWARD_CLASSIFIER = 2,
+       FR_SHAPES_REWARD_REDQUAD = 3, FR_SHAPES_N_REWARDS = 4 };
+fr_status fr_shapes_redquad_map(const float *x, // (3, H, W)
+                                float *map);    // (H·W,)
+fr_status fr_shapes_redquad(const float *x, float *score);
 /* GenEval-style verdict for prompt_id: score in [0, 1], correct = (score == 1). */
 fr_status fr_shapes_score(int prompt_id, const fr_shapes_detection *det, float *score,
                           int *correct);

@@ -5,7 +5,7 @@
 #include "flowrl/task.h"
 
 static const char *const k_shapes_groups[] = {"single", "counting", "two", "position"};
-static const char *const k_shapes_rewards[] = {"geneval", "strict", "classifier"};
+static const char *const k_shapes_rewards[FR_SHAPES_N_REWARDS] = {"geneval", "strict", "classifier", "redquad"};
 
 const fr_task fr_task_shapes = {
     .name = "shapes",
@@ -23,7 +23,8 @@ const fr_task fr_task_shapes = {
     .n_vocab = FR_SHAPES_N_VOCAB,
     .n_groups = 4,
     .group_names = k_shapes_groups,
-    .n_rewards = 3,
+    .n_rewards = FR_SHAPES_N_REWARDS,
+    .n_judges = FR_SHAPES_REWARD_REDQUAD, /* redquad scores colour and place, not the prompt */
     .reward_names = k_shapes_rewards,
     .prompt_text = fr_shapes_prompt_text,
     .prompt_tokens = fr_shapes_prompt_tokens,

@@ -2,7 +2,8 @@
  * (flowrl/traj_objective.h): weights of 1 give every logp-based objective's micro-step bit for
  * bit; the spec's check (more.md §3: a constant map gives DDPO's REINFORCE gradient) to float
  * rounding; the weighted log-prob's gradient against finite differences; GRPO-Guard refuses
- * weights; shapes' per-pixel correctness map on hand-made images; a PXPO run on shapes. */
+ * weights; shapes' per-pixel correctness map and the redquad map on hand-made images; PXPO runs on
+ * shapes (same bytes twice; with redquad ref = opt and resume = uninterrupted). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,18 +270,91 @@ START_TEST(test_shapes_pixel_map)
 }
 END_TEST
 
-/* PXPO on shapes through the CLI: the records pixel_map and pixel_adv, the header's "the task's
- * map", and a second run writes the same bytes. */
+/* The redquad reward (data/shapes_redquad.c, spec/more.md §3's miniature) on hand-made images: a red
+ * square inside the top-left quadrant +1 on its pixels, one outside −1, other colours and the
+ * background 0; the scalar reward is the map's mean, for every prompt. */
+static void square(float *x, int row, int col, int color)
+{
+    for (int ch = 0; ch < 3; ch++)
+        for (int dy = 0; dy < 3; dy++)
+            for (int dx = 0; dx < 3; dx++)
+                x[(ch * FR_SHAPES_H + row + dy) * FR_SHAPES_W + col + dx] = fr_shapes_palette[color][ch];
+}
+
+/* map and scalar of x for prompt pid through the task's hooks; asserts scalar == the map's mean */
+static float redquad(const float *x, int pid, float *map)
+{
+    int id = -1, correct = -1;
+    ck_assert_int_eq(fr_task_reward_id(&fr_task_shapes, "redquad", &id), FR_OK);
+    ck_assert_int_eq(fr_task_shapes.pixel_reward(id, pid, x, map), FR_OK);
+    float s = NAN, sum = 0.0f;
+    ck_assert_int_eq(fr_task_shapes.reward(id, pid, x, &s, &correct), FR_OK);
+    for (int q = 0; q < FR_SHAPES_H * FR_SHAPES_W; q++) sum = sum + map[q];
+    ck_assert_msg(s == sum / (float)(FR_SHAPES_H * FR_SHAPES_W), "scalar %.9g, map mean %.9g", (double)s,
+                  (double)(sum / (FR_SHAPES_H * FR_SHAPES_W)));
+    ck_assert(correct == 0 || correct == 1);
+    return s;
+}
+
+START_TEST(test_redquad_map)
+{
+    enum { HW = FR_SHAPES_H * FR_SHAPES_W, RED = 0, GREEN = 1, YELLOW = 3 };
+    float x[FR_SHAPES_D], map[HW];
+    for (int i = 0; i < FR_SHAPES_D; i++) x[i] = -1.0f;
+    for (int pid = 0; pid < FR_SHAPES_N_PROMPTS; pid += 17) { /* empty: 0 everywhere, for any prompt */
+        ck_assert(redquad(x, pid, map) == 0.0f);
+        for (int q = 0; q < HW; q++) ck_assert(map[q] == 0.0f);
+    }
+    square(x, 4, 4, RED); /* inside (rows/columns 4-6 of 0-7) */
+    const float in = redquad(x, 0, map);
+    ck_assert(in == 9.0f / HW);
+    for (int q = 0; q < HW; q++) {
+        const int y = q / FR_SHAPES_W, c = q % FR_SHAPES_W, on = y >= 4 && y < 7 && c >= 4 && c < 7;
+        ck_assert_msg(map[q] == (on ? 1.0f : 0.0f), "pixel %d: %g", q, (double)map[q]);
+    }
+    square(x, 9, 4, RED); /* the same square below the quadrant: −1 on its pixels, the sum 0 */
+    ck_assert(redquad(x, 0, map) == 0.0f);
+    for (int i = 0; i < FR_SHAPES_D; i++) x[i] = -1.0f;
+    square(x, 0, 13, RED); /* outside only: negative, for the first prompt and the last alike */
+    ck_assert(redquad(x, 0, map) == -9.0f / HW);
+    ck_assert(redquad(x, FR_SHAPES_N_PROMPTS - 1, map) == -9.0f / HW);
+    ck_assert(map[13] == -1.0f && map[2 * FR_SHAPES_W + 15] == -1.0f && map[0] == 0.0f);
+    for (int i = 0; i < FR_SHAPES_D; i++) x[i] = -1.0f;
+    square(x, 0, 0, GREEN); /* other colours count for nothing, in or out */
+    square(x, 13, 13, YELLOW);
+    ck_assert(redquad(x, 0, map) == 0.0f);
+    /* half-red (R = 1, G = B = 0): redness 1/2; over-range values clamp to 1 */
+    for (int i = 0; i < FR_SHAPES_D; i++) x[i] = -1.0f;
+    x[0] = 1.0f, x[HW] = 0.0f, x[2 * HW] = 0.0f;
+    x[1] = 3.0f;
+    (void)redquad(x, 0, map);
+    ck_assert(map[0] == 0.5f && map[1] == 1.0f);
+    /* a non-finite pixel is one line naming the reward */
+    x[HW + 7] = NAN;
+    int id;
+    ck_assert_int_eq(fr_task_reward_id(&fr_task_shapes, "redquad", &id), FR_OK);
+    ck_assert_int_eq(fr_task_shapes.pixel_reward(id, 0, x, map), FR_ERR_NUMERIC);
+    ck_assert_msg(strstr(fr_last_error(), "redquad") && strstr(fr_last_error(), "finite"), "%s", fr_last_error());
+    float s;
+    ck_assert_int_eq(fr_task_shapes.reward(id, 0, x, &s, NULL), FR_ERR_NUMERIC);
+    ck_assert_int_eq(fr_task_shapes.pixel_reward(id, FR_SHAPES_N_PROMPTS, x, map), FR_ERR_ARG);
+}
+END_TEST
+
+/* PXPO on shapes through the CLI (the detector's map, then redquad's): the records pixel_map and
+ * pixel_adv, the header's "the task's map", and a second run writes the same bytes. */
 START_TEST(test_pxpo_shapes_run)
 {
+    static const char *const rewards[2] = {"geneval", "redquad"};
     char out[8192], base[400], p1[400];
     fr_rt_small_shapes_base(base, sizeof base, FR_PRED_EPSILON);
-    const char *names[2] = {"px1", "px2"};
+    char names[2][32];
     for (int k = 0; k < 2; k++) {
+        snprintf(names[k], sizeof names[k], "px-%s-%d", rewards[_i], k);
         const int rc = fr_rt_cli(out, sizeof out,
                                  "train --algo pxpo --task shapes --base %s --out %s --epochs 1 --prompts-per-epoch 2 "
-                                 "--group-size 2 --num-steps 3 --num-batches 1 --grad-accum 1 --eval-every 0",
-                                 base, fr_rt_path(p1, sizeof p1, names[k]));
+                                 "--group-size 2 --num-steps 3 --num-batches 1 --grad-accum 1 --eval-every 0 --reward %s",
+                                 base, fr_rt_path(p1, sizeof p1, names[k]), rewards[_i]);
         ck_assert_msg(rc == 0, "%s", out);
         ck_assert_msg(strstr(out, "the task's map") != NULL, "%s", out);
     }
@@ -289,6 +363,28 @@ START_TEST(test_pxpo_shapes_run)
     ck_assert_str_eq(a, b);
     free(a);
     free(b);
+}
+END_TEST
+
+/* PXPO with redquad on shapes: ref = opt (2 threads) bit for bit, and a run cut after epoch 1 and
+ * resumed on opt equals the uninterrupted one (the generic suite covers pxpo on gmm2d only). */
+START_TEST(test_pxpo_redquad_resume)
+{
+    char out[8192], base[400], p[400];
+    fr_rt_small_shapes_base(base, sizeof base, FR_PRED_EPSILON);
+    const char *const args = "train --algo pxpo --task shapes --reward redquad --base %s --out %s --epochs %d "
+                             "--prompts-per-epoch 2 --group-size 2 --num-steps 3 --num-batches 1 --grad-accum 1 "
+                             "--eval-every 0 --backend %s --threads %d";
+    int rc = fr_rt_cli(out, sizeof out, args, base, fr_rt_path(p, sizeof p, "rq-ref"), 2, "ref", 1);
+    ck_assert_msg(rc == 0, "%s", out);
+    rc = fr_rt_cli(out, sizeof out, args, base, fr_rt_path(p, sizeof p, "rq-opt"), 2, "opt", 2);
+    ck_assert_msg(rc == 0, "%s", out);
+    fr_rt_assert_same_records("rq-ref", "rq-opt", 2);
+    rc = fr_rt_cli(out, sizeof out, args, base, fr_rt_path(p, sizeof p, "rq-cut"), 1, "ref", 1);
+    ck_assert_msg(rc == 0, "%s", out);
+    rc = fr_rt_cli(out, sizeof out, "train --resume %s --epochs 2 --backend opt --threads 2", p);
+    ck_assert_msg(rc == 0, "%s", out);
+    fr_rt_assert_same_records("rq-ref", "rq-cut", 2);
 }
 END_TEST
 
@@ -302,7 +398,9 @@ Suite *suite_pxpo(void)
     tcase_add_test(tc, test_constant_map_is_ddpo);
     tcase_add_test(tc, test_weighted_logp_fd);
     tcase_add_test(tc, test_shapes_pixel_map);
-    tcase_add_test(tc, test_pxpo_shapes_run);
+    tcase_add_test(tc, test_redquad_map);
+    tcase_add_loop_test(tc, test_pxpo_shapes_run, 0, 2);
+    tcase_add_test(tc, test_pxpo_redquad_resume);
     suite_add_tcase(s, tc);
     return s;
 }

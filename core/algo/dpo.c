@@ -105,7 +105,8 @@ fr_status fr_dpo_scorer_ids(const fr_task *task, const char *list, const char *r
     if (!list[0]) { /* the run's reward, then the task's other built-in rewards */
         const char *rr = run_reward && run_reward[0] ? run_reward : task->reward_names[0];
         ids[(*K)++] = FR_DPO_SCORER_RUN;
-        for (int k = 0; k < task->n_rewards && *K < FR_DPO_MAX_SCORERS; k++)
+        const int judges = task->n_judges > 0 ? task->n_judges : task->n_rewards;
+        for (int k = 0; k < judges && *K < FR_DPO_MAX_SCORERS; k++)
             if (strcmp(task->reward_names[k], rr) != 0) ids[(*K)++] = k;
         return FR_OK;
     }

@@ -45,6 +45,9 @@ typedef struct fr_task {
     const char *const *group_names;  /* (n_groups,) */
     int n_rewards;
     const char *const *reward_names; /* (n_rewards,); [0] is the default */
+    /* The first n_judges rewards judge the prompt (BalancedDPO's default scorers); those after
+     * (shapes' redquad) score something else. 0: all n_rewards do. */
+    int n_judges;
 
     /* Text form of a prompt ("two red objects"), NUL-terminated, at most
      * FR_PROMPT_TEXT_MAX bytes including the NUL (cap must be at least that). */
