@@ -5,9 +5,9 @@
  *
  * Every optimiser step N is one audit step holding, in this order:
  *   scalar loss        F64  the step's loss (before the update)
+ *   grad.NAME               each parameter's gradient (the network's names)
  *   scalar grad_norm   F64  the L2 norm of the whole gradient, summed in double in parameter
  *                           order (none of the three clips: a record, not a control)
- *   grad.NAME               each parameter's gradient (the network's names)
  *   NAME                    each parameter after the update
  *   optim.m.NAME, optim.v.NAME   the AdamW moments after the update
  *   scalar optim.step  F64  AdamW's update count
