@@ -11,16 +11,21 @@
 #include "flowrl/digest.h"
 #include "flowrl/png.h"
 
+void fr_gfn_loop_defaults_at(fr_run_opts *ro, int64_t epochs, int64_t checkpoint_every, int64_t eval_every, double lr)
+{
+    ro->run.seed = 1;
+    ro->run.epochs = epochs;
+    ro->run.checkpoint_every = checkpoint_every;
+    ro->opt.lr = lr;
+    ro->opt.weight_decay = 0.0;
+    ro->opt.max_grad_norm = 0.0f;
+    ro->ev.eval_every = eval_every;
+}
+
 void fr_gfn_loop_defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->run.seed = 1;
-    ro->run.epochs = 250;
-    ro->run.checkpoint_every = 25;
-    ro->opt.lr = 1e-3;
-    ro->opt.weight_decay = 0.0;
-    ro->opt.max_grad_norm = 0.0f;
-    ro->ev.eval_every = 25;
+    fr_gfn_loop_defaults_at(ro, 250, 25, 25, 1e-3);
 }
 
 fr_gfn_opts fr_gfn_loop_opts(const fr_run *r, int64_t batch, int64_t hidden, int64_t n_hidden, int uniform_pb,

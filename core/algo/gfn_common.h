@@ -1,6 +1,6 @@
-/* What the GFlowNet rows (core/algo/gfn.c, gfn_oc.c, gfn_box.c, gfn_diffusion.c) share: the run
- * loop's callbacks of the rows over the trainer of flowrl/gfn_train.h (gfn.c, gfn_oc.c), and at
- * an evaluation the before / after sample plot and the last evaluation's digest line. */
+/* What the GFlowNet-family rows (core/algo/gfn*.c, afn.c, flgfn.c) share: the loop's defaults,
+ * the run-loop callbacks of the rows over the trainer of flowrl/gfn_train.h (gfn.c, gfn_oc.c),
+ * and at an evaluation the before / after sample plot and the last evaluation's digest line. */
 #ifndef FLOWRL_CORE_ALGO_GFN_COMMON_H
 #define FLOWRL_CORE_ALGO_GFN_COMMON_H
 
@@ -13,6 +13,8 @@
  * 1e-3, no weight decay, no clipping; an evaluation and a checkpoint every 25 iterations (an
  * fr_algo.defaults). */
 void fr_gfn_loop_defaults(fr_run_opts *ro, void *ao);
+/* The same shape for another row: seed 1, no weight decay, no clipping, and these. */
+void fr_gfn_loop_defaults_at(fr_run_opts *ro, int64_t epochs, int64_t checkpoint_every, int64_t eval_every, double lr);
 
 /* fr_gfn_opts_default() with the loop's --lr, --weight-decay and --seed and the options every row
  * over the trainer has: the trunk and the exploration. */
