@@ -6,14 +6,16 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "flowrl/audit_train.h"
 #include "flowrl/backend.h"
 #include "flowrl/ctl_bc.h"
+#include "flowrl/digest.h"
 #include "flowrl/env.h"
 #include "flowrl/env_ctl.h"
 
 typedef struct {
-    char demos[FR_OPT_PATH_MAX], out[FR_OPT_PATH_MAX], env[64];
-    int64_t steps, batch, hidden, n_hidden, eval_episodes;
+    char demos[FR_OPT_PATH_MAX], out[FR_OPT_PATH_MAX], env[64], resume[FR_OPT_PATH_MAX], audit[FR_OPT_PATH_MAX];
+    int64_t steps, batch, hidden, n_hidden, eval_episodes, ckpt_every;
     int kind, flow_steps, denoising_steps, action_scale;
     double lr, disp_weight;
     uint32_t seed;
@@ -42,6 +44,12 @@ static const fr_opt k_rows[] = {
     FR_OPT_F64(bc_opts, lr, "lr", "1e-3", 1e-12, 10, "Adam learning rate", 0),
     FR_OPT_U32(bc_opts, seed, "seed", "1", "init, batches, noise and the evaluation's episodes", 0),
     FR_OPT_I64(bc_opts, eval_episodes, "eval_episodes", "100", 0, 1 << 16, "episodes of the evaluation (0: none)", 0),
+    FR_OPT_I64(bc_opts, ckpt_every, "checkpoint_every", "0", 0, 100000000,
+               "also write --out (with the Adam state) every N steps (0: after the last step only)", 0),
+    ROW(resume, "resume", FR_OPT_STR, "", 0, 0, "continue this checkpoint of the same options and demonstrations bit for bit", "CKPT"),
+    ROW(audit, "audit", FR_OPT_STR, "", 0, 0,
+        "the audit log of every step (default: --out with .safetensors replaced by .audit.log; with --resume it "
+        "continues --resume's log)", "FILE"),
 };
 #undef ROW
 
@@ -53,7 +61,11 @@ static void usage(FILE *f)
                "or a DDPM policy (DPPO's, epsilon prediction, cosine schedule), or a MeanFlow policy (MP1's\n"
                "average-velocity objective with its JVP, acting in one step). Observation statistics of the\n"
                "demonstrations, Adam on the denoising loss, then --eval-episodes episodes of the policy with\n"
-               "their mean return and success rate. The checkpoint is what the control algorithms fine-tune.\n");
+               "their mean return and success rate. The checkpoint is what the control algorithms fine-tune;\n"
+               "it holds the Adam state, so --resume CKPT continues an interrupted run (--checkpoint-every N)\n"
+               "bit for bit. An audit log (default CKPT.audit.log beside --out; --audit FILE) holds every\n"
+               "step's loss, gradient norm and the digests of the gradients, parameters and Adam moments;\n"
+               "`flowrl audit A.audit.log B.audit.log` compares two runs.\n");
 }
 
 /* nav2d: the successful evaluation episodes by the goal they reached (the nearest to the final
@@ -90,6 +102,37 @@ static void progress(int64_t step, double loss, void *user)
         printf("step %lld/%lld  %s %.6f\n", (long long)step, (long long)b->steps,
                b->kind == FR_GEN_MEANFLOW ? "meanflow_loss" : "cfm_loss", loss);
     fflush(stdout);
+}
+
+/* After every Adam step: the audit record, and --out every --checkpoint-every steps and after the last. */
+typedef struct {
+    const bc_opts *b;
+    fr_gen_policy *p;
+    const fr_rms *rms;
+    const char *env, *desc;
+    const fr_bc_opts *bo;
+    fr_audit *audit;
+} bc_step_ctx;
+
+static fr_status on_step(void *user, int64_t step, double loss, const fr_adamw_state *adam)
+{
+    bc_step_ctx *c = user;
+    FR_TRY(fr_audit_train_step(c->audit, step, loss, c->p->net, adam, NULL));
+    if (step == c->b->steps || (c->b->ckpt_every > 0 && step % c->b->ckpt_every == 0))
+        FR_TRY(fr_bc_save_state(c->b->out, c->p, c->rms, c->env, c->desc, c->bo, adam, step));
+    return FR_OK;
+}
+
+/* The run's audit log: --audit or beside --out, continuing --resume's at its step. */
+static fr_status open_audit(const bc_opts *b, const fr_backend *be, fr_audit **log)
+{
+    char dd[17], path[FR_OPT_PATH_MAX + 16];
+    FR_TRY(fr_file_digest_hex(b->demos, dd));
+    const fr_audit_kv kv[] = {{"run.demos_digest", dd}, {"run.policy", k_kinds[b->kind]}};
+    const fr_audit_train_cfg ac = {b->audit, b->out, b->resume, 0, "bc_step", "bc", kv, 2};
+    FR_TRY(fr_audit_train_open(log, &ac, be, path, sizeof path));
+    printf("audit log %s\n", path);
+    return FR_OK;
 }
 
 int cmd_bc(int argc, char **argv)
@@ -147,15 +190,21 @@ int cmd_bc(int argc, char **argv)
     const int64_t cap = b.batch > b.eval_episodes ? b.batch : b.eval_episodes;
     fr_gen_policy p;
     fr_rms rms = {0};
-    fr_bc_opts bo = {b.steps, b.batch, b.lr, b.seed, b.action_scale};
+    fr_bc_opts bo = {.steps = b.steps, .batch = b.batch, .lr = b.lr, .seed = b.seed, .action_scale = b.action_scale};
     s = fr_gen_policy_new(&p, (fr_gen_kind)b.kind, &be, d.obs_dim, d.action_dim, b.hidden, (int)b.n_hidden, psteps, cap);
     if (s == FR_OK && b.kind == FR_GEN_MEANFLOW) {
         p.mf.disp_weight = b.disp_weight;
         printf("bc: MeanFlow, one step; dispersive weight %g\n", b.disp_weight);
     }
     if (s == FR_OK) s = fr_rms_init(&rms, d.obs_dim);
+    bc_step_ctx sc = {&b, &p, &rms, ec->name, env.desc, &bo, NULL};
+    bo.resume = b.resume[0] ? b.resume : NULL;
+    bo.on_step = on_step;
+    bo.on_step_user = &sc;
+    if (s == FR_OK) s = open_audit(&b, &be, &sc.audit);
     if (s == FR_OK) s = fr_bc_train(&p, &rms, &d, &bo, progress, &b);
-    if (s == FR_OK) s = fr_bc_save(b.out, &p, &rms, ec->name, env.desc, &bo);
+    const fr_status ac = fr_audit_close(sc.audit);
+    if (s == FR_OK) s = ac;
     if (s == FR_OK) printf("wrote %s\n", b.out);
     if (s == FR_OK && b.eval_episodes > 0) {
         double ret, succ;

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/sampling_opts.h"
+#include "flowrl/audit_train.h"
 #include "flowrl/backend.h"
 #include "flowrl/gmflow.h"
 #include "flowrl/swd.h"
@@ -16,7 +17,7 @@
 #define SWD_REFS 4   /* reference sets it is averaged over */
 
 typedef struct {
-    char task[32], out[FR_OPT_PATH_MAX], ckpt[FR_OPT_PATH_MAX];
+    char task[32], out[FR_OPT_PATH_MAX], ckpt[FR_OPT_PATH_MAX], audit[FR_OPT_PATH_MAX];
     int64_t steps, n, batch, warmup, swd;
     int K, embed, hidden, layers, force, ema;
     double lr, weight_decay, trans_ratio;
@@ -30,6 +31,9 @@ static const fr_opt k_rows[] = {
         "train: the checkpoint to write (required); sample: a .png scatter plot or a .safetensors file of the samples",
         "FILE"),
     ROW(ckpt, "ckpt", FR_OPT_STR, "", 0, 0, "sample: the checkpoint; train: continue it (resume)", "FILE"),
+    ROW(audit, "audit", FR_OPT_STR, "", 0, 0,
+        "train: the audit log of every step (default: --out with .safetensors replaced by .audit.log; "
+        "with --ckpt it continues --ckpt's log)", "FILE"),
     FR_OPT_I64(gm_opts, steps, "steps", "-1", -1, 100000000,
                "train: AdamW steps (default 2000; 0 writes the initial network); sample: GM-SDE steps (default 8)", 0),
     FR_OPT_I64(gm_opts, batch, "batch", "256", 1, 65536, "train: samples per step", 0),
@@ -70,6 +74,9 @@ static void usage(FILE *f)
                "(t_low = 0.1 t_high), AdamW, every random number from Philox: the same command writes the same\n"
                "checkpoint bytes on every backend. train --ckpt C continues C to --steps with C's training\n"
                "options (seed, batch, lr, warm-up, trans_ratio, weight decay), bit for bit.\n"
+               "train writes an audit log (default CKPT.audit.log beside --out; --audit FILE): every step's\n"
+               "loss, gradient norm and the digests of the gradients, parameters, AdamW moments and EMA;\n"
+               "`flowrl audit A.audit.log B.audit.log` compares two runs; train --ckpt continues C's log.\n"
                "sample: first-order GM-SDE on sigma_i = 1 - i/S then 0 (the second-order sampler is not\n"
                "implemented). swd-base: a flow base of `flowrl pretrain` sampled by `flowrl sample`'s options,\n"
                "measured as `sample --swd` measures GMFlow (the miniature's rectified-flow comparison).\n");
@@ -109,11 +116,31 @@ static int do_swd(const char *CMD, const fr_task *t, const float *x, int64_t N, 
     return 0;
 }
 
+typedef struct {
+    int64_t every;
+    fr_audit *audit; /* every step's records (flowrl/audit_train.h) */
+    const fr_gmflow_net *net;
+    const fr_adamw_state *opt;
+    const fr_ema *ema;
+    fr_status s; /* the audit's failure, which stops the loop */
+} gm_progress;
+
 static int progress(int64_t step, double loss, void *user)
 {
-    const int64_t *every = user;
-    if (step % *every == 0) printf("step %lld  nll %.6f\n", (long long)step, loss), fflush(stdout);
-    return 0;
+    gm_progress *p = user;
+    if (step % p->every == 0) printf("step %lld  nll %.6f\n", (long long)step, loss), fflush(stdout);
+    p->s = fr_audit_train_step(p->audit, step, loss, &p->net->net, p->opt, p->ema);
+    return p->s != FR_OK;
+}
+
+/* The run's audit log: --audit or next to --out, continuing --ckpt's at step from. */
+static fr_status open_audit(const gm_opts *g, int64_t from, const fr_backend *be, fr_audit **a)
+{
+    char path[FR_OPT_PATH_MAX + 16];
+    const fr_audit_train_cfg ac = {g->audit, g->out, g->ckpt, from, NULL, "gmflow train", NULL, 0};
+    FR_TRY(fr_audit_train_open(a, &ac, be, path, sizeof path));
+    printf("audit log %s\n", path);
+    return FR_OK;
 }
 
 static int train(const char *CMD, const gm_opts *g, fr_backend *be)
@@ -158,9 +185,13 @@ static int train(const char *CMD, const gm_opts *g, fr_backend *be)
                (long long)from, (long long)c.steps, (long long)c.batch, c.lr, (long long)c.warmup, c.trans_ratio,
                (unsigned)c.seed);
         fflush(stdout);
-        int64_t every = c.steps >= 10 ? c.steps / 10 : 1;
+        gm_progress pg = {c.steps >= 10 ? c.steps / 10 : 1, NULL, &net, &opt, &ema, FR_OK};
         double last = 0.0;
-        s = fr_gmflow_train(&net, t, &c, &opt, &ema, from, progress, &every, &last);
+        s = open_audit(g, from, be, &pg.audit);
+        if (s == FR_OK) s = fr_gmflow_train(&net, t, &c, &opt, &ema, from, progress, &pg, &last);
+        if (s == FR_OK) s = pg.s;
+        const fr_status sc = fr_audit_close(pg.audit);
+        if (s == FR_OK) s = sc;
         if (s == FR_OK) s = fr_gmflow_save(g->out, &net, &opt, &ema, task_name, &c, c.steps > from ? c.steps : from);
         uint64_t dg = 0;
         if (s == FR_OK) s = fr_mlp_digest(&net.net, &dg);

@@ -6,14 +6,16 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "flowrl/audit_train.h"
 #include "flowrl/backend.h"
+#include "flowrl/digest.h"
 #include "flowrl/piflow.h"
 #include "flowrl/png.h"
 #include "flowrl/safetensors.h"
 #include "flowrl/swd.h"
 
 typedef struct {
-    char teacher[FR_OPT_PATH_MAX], out[FR_OPT_PATH_MAX], resume[FR_OPT_PATH_MAX];
+    char teacher[FR_OPT_PATH_MAX], out[FR_OPT_PATH_MAX], resume[FR_OPT_PATH_MAX], audit[FR_OPT_PATH_MAX];
     int K, hidden, n_hidden, n_inter, substeps;
     int64_t steps, batch, ckpt_every, log_every;
     double lr, beta1, beta2, weight_decay;
@@ -25,6 +27,9 @@ static const fr_opt k_train_rows[] = {
     TROW(teacher, "teacher", "the teacher: a velocity checkpoint of flowrl pretrain (required)", "CKPT"),
     TROW(out, "out", "the student checkpoint to write (required)", "CKPT"),
     TROW(resume, "resume", "continue this checkpoint of the same options bit for bit", "CKPT"),
+    TROW(audit, "audit",
+         "the audit log of every step (default: --out with .safetensors replaced by .audit.log; with --resume it "
+         "continues --resume's log)", "FILE"),
     FR_OPT_INT(train_opts, K, "k", "8", 1, FR_PIFLOW_MAX_K, "Gaussian components of the GM policy", 0),
     FR_OPT_INT(train_opts, hidden, "hidden", "256", 1, 8192, "width of the student MLP", 0),
     FR_OPT_INT(train_opts, n_hidden, "n_hidden", "3", 1, FR_MLP_MAX_LAYERS - 1, "hidden layers (SiLU)", 0),
@@ -52,7 +57,10 @@ static void train_usage(FILE *f)
                "regressed on the teacher's: L = mean_n mean (pi(x_t, t) - u_teacher(x_t, t))^2, AdamW.\n"
                "The teacher is called with the task's prompt 0 and no guidance; gm_dropout is not used.\n"
                "Every random number is a function of (seed, step, sample): the same command writes the\n"
-               "same checkpoint on every backend; --resume continues a checkpoint bit for bit.\n");
+               "same checkpoint on every backend; --resume continues a checkpoint bit for bit.\n"
+               "An audit log (default CKPT.audit.log beside --out; --audit FILE) holds every step's loss,\n"
+               "gradient norm and the digests of the gradients, parameters and AdamW moments; `flowrl audit\n"
+               "A.audit.log B.audit.log` compares two runs; --resume cuts the log back to the checkpoint's step.\n");
 }
 
 static void train_progress(void *user, int64_t step, double loss, uint64_t digest)
@@ -62,6 +70,17 @@ static void train_progress(void *user, int64_t step, double loss, uint64_t diges
         printf("step %lld/%lld  loss %.6f  params %016llx\n", (long long)step, (long long)t->steps, loss,
                (unsigned long long)digest);
     fflush(stdout);
+}
+
+/* The run's audit log: --audit or beside --out, continuing --resume's at its step. */
+static fr_status open_audit(const train_opts *a, const fr_backend *be, const char *teacher_digest, fr_audit **log)
+{
+    const fr_audit_kv kv[] = {{"run.base_digest", teacher_digest}};
+    const fr_audit_train_cfg ac = {a->audit, a->out, a->resume, 0, "piflow.step", "piflow train", kv, 1};
+    char path[FR_OPT_PATH_MAX + 16];
+    FR_TRY(fr_audit_train_open(log, &ac, be, path, sizeof path));
+    printf("audit log %s\n", path);
+    return FR_OK;
 }
 
 static int piflow_train(int argc, char **argv)
@@ -103,7 +122,12 @@ static int piflow_train(int argc, char **argv)
         to.weight_decay = a.weight_decay;
         to.seed = a.seed;
         to.ckpt_every = a.ckpt_every;
-        s = fr_piflow_train(&st, &t, &to, a.out, a.resume[0] ? a.resume : NULL, train_progress, &a);
+        char td[17];
+        s = fr_file_digest_hex(a.teacher, td);
+        if (s == FR_OK) s = open_audit(&a, &be, td, &to.audit);
+        if (s == FR_OK) s = fr_piflow_train(&st, &t, &to, a.out, a.resume[0] ? a.resume : NULL, train_progress, &a);
+        const fr_status sc = fr_audit_close(to.audit);
+        if (s == FR_OK) s = sc;
     }
     if (s == FR_OK) printf("wrote %s\n", a.out);
     fr_piflow_student_free(&st);

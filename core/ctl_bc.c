@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "flowrl/ctl_bc.h"
+#include "flowrl/model.h"
 #include "flowrl/optim.h"
 #include "flowrl/philox.h"
 
@@ -110,6 +111,9 @@ fr_status fr_gen_policy_act(fr_gen_policy *g, int64_t R, const float *obs, uint3
 
 /* ---- behaviour cloning -------------------------------------------------------------------- */
 
+static fr_status bc_resume(const char *path, fr_gen_policy *g, const fr_rms *rms, const fr_bc_opts *o,
+                           fr_adamw_state *adam, int64_t *step);
+
 fr_status fr_bc_train(fr_gen_policy *g, fr_rms *rms, const fr_demos *d, const fr_bc_opts *o,
                       void (*progress)(int64_t step, double loss, void *user), void *user)
 {
@@ -132,6 +136,14 @@ fr_status fr_bc_train(fr_gen_policy *g, fr_rms *rms, const fr_demos *d, const fr
     FR_TRY(fr_mlp_init_params(g->net, o->seed, 4, 1.0f));
     fr_adamw_state adam;
     FR_TRY(fr_adamw_state_init(g->net->be, &adam, g->net->params, g->net->n_params));
+    int64_t k0 = 0;
+    if (o->resume) {
+        const fr_status rs = bc_resume(o->resume, g, rms, o, &adam, &k0);
+        if (rs != FR_OK) {
+            fr_adamw_state_free(&adam);
+            return rs;
+        }
+    }
     fr_adamw_cfg cfg = fr_adamw_cfg_default();
     cfg.weight_decay = 0.0;
     float *obs = fr_malloc((size_t)(B * O) * sizeof *obs), *act = fr_malloc((size_t)(B * A) * sizeof *act);
@@ -142,7 +154,7 @@ fr_status fr_bc_train(fr_gen_policy *g, fr_rms *rms, const fr_demos *d, const fr
     int *ti = fr_malloc((size_t)B * sizeof *ti);
     fr_status s = obs && act && eps && raw && t && r && loss && w && ti ? FR_OK : FR_ERR_NOMEM;
     for (int64_t b = 0; b < B && s == FR_OK; b++) w[b] = 1.0 / (double)B;
-    for (int64_t k = 0; k < o->steps && s == FR_OK; k++) {
+    for (int64_t k = k0; k < o->steps && s == FR_OK; k++) {
         const uint32_t kk = (uint32_t)k;
         for (int64_t b = 0; b < B; b++) {
             const int64_t i = (int64_t)(fr_rng_u32(o->seed, FR_RNG_CTL_BC, kk, 0, 0, (uint32_t)b) % (uint32_t)N);
@@ -173,6 +185,7 @@ fr_status fr_bc_train(fr_gen_policy *g, fr_rms *rms, const fr_demos *d, const fr
         }
         if (s == FR_OK && !isfinite(lm)) s = fr_fail(FR_ERR_NUMERIC, "bc: step %lld: the loss is %g", (long long)k + 1, lm);
         if (s == FR_OK) s = fr_adamw_step(g->net->be, &adam, g->net->params, g->net->n_params, &cfg, o->lr);
+        if (s == FR_OK && o->on_step) s = o->on_step(o->on_step_user, k + 1, lm, &adam);
         if (s == FR_OK && progress && ((k + 1) % 100 == 0 || k + 1 == o->steps)) progress(k + 1, lm, user);
     }
     fr_adamw_state_free(&adam);
@@ -190,13 +203,44 @@ static fr_status meta_i(fr_st_file *f, const char *k, long long v)
     return fr_st_set_meta(f, k, b);
 }
 
+static fr_status meta_f(fr_st_file *f, const char *k, double v)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%.17g", v);
+    return fr_st_set_meta(f, k, b);
+}
+
+/* The Adam moments as optim.m.<name> / optim.v.<name> into f (save) or from it. */
+static fr_status moments(fr_st_file *f, const fr_gen_policy *g, const fr_adamw_state *adam, int save)
+{
+    char nm[96];
+    for (int p = 0; p < g->net->n_params; p++)
+        for (int mv = 0; mv < 2; mv++) {
+            snprintf(nm, sizeof nm, "optim.%c.%s", mv ? 'v' : 'm', g->net->names[p]);
+            fr_tensor *t = mv ? &adam->v[p] : &adam->m[p];
+            FR_TRY(save ? fr_dev_tensor_to_st(adam->be, f, nm, t) : fr_dev_tensor_from_st(adam->be, f, nm, t));
+        }
+    return FR_OK;
+}
+
 fr_status fr_bc_save(const char *path, fr_gen_policy *g, const fr_rms *rms, const char *env, const char *desc,
                      const fr_bc_opts *o)
+{
+    return fr_bc_save_state(path, g, rms, env, desc, o, NULL, 0);
+}
+
+fr_status fr_bc_save_state(const char *path, fr_gen_policy *g, const fr_rms *rms, const char *env, const char *desc,
+                           const fr_bc_opts *o, const fr_adamw_state *adam, int64_t step)
 {
     fr_st_file f;
     fr_st_init(&f);
     f.digests = 1;
     fr_status s = fr_mlp_save(g->net, &f);
+    if (s == FR_OK && adam) s = moments(&f, g, adam, 1);
+    if (s == FR_OK && adam) s = meta_i(&f, "optim.step", adam->step);
+    if (s == FR_OK && adam) s = meta_i(&f, "bc_step", step);
+    if (s == FR_OK && adam) s = meta_i(&f, "bc_batch", o->batch);
+    if (s == FR_OK && adam) s = meta_f(&f, "bc_lr", o->lr);
     if (s == FR_OK) s = fr_rms_save(rms, &f, "ctl.obs_rms");
     if (s == FR_OK && g->act_scaled) s = fr_ctl_st_put(&f, "ctl.action", "lo", FR_F64, g->act_lo, g->A);
     if (s == FR_OK && g->act_scaled) s = fr_ctl_st_put(&f, "ctl.action", "hi", FR_F64, g->act_hi, g->A);
@@ -293,4 +337,56 @@ fr_status fr_gen_policy_evaluate(fr_gen_policy *g, const fr_rms *rms, const fr_e
     *ret_mean = ev.ret_mean;
     *success = ev.success;
     return FR_OK;
+}
+
+/* ---- resuming ------------------------------------------------------------------------------- */
+
+/* FR_ERR_MISMATCH unless metadata key of f is want. */
+static fr_status same_meta(const fr_st_file *f, const char *path, const char *key, const char *want)
+{
+    const char *have = fr_st_get_meta(f, key);
+    if (have && strcmp(have, want) == 0) return FR_OK;
+    return fr_fail(FR_ERR_MISMATCH, "%s: metadata '%s' is '%s', this run has '%s' (resume with the same options)", path,
+                   key, have ? have : "(absent)", want);
+}
+
+/* FR_ERR_MISMATCH unless the n doubles of tensor PREFIX.what in f are x, bit for bit. */
+static fr_status same_f64(const fr_st_file *f, const char *path, const char *prefix, const char *what, const double *x,
+                          int64_t n)
+{
+    double *have = fr_malloc((size_t)n * sizeof *have);
+    if (!have) return FR_ERR_NOMEM;
+    fr_status s = fr_ctl_st_get(f, path, prefix, what, FR_F64, have, n);
+    if (s == FR_OK && memcmp(have, x, (size_t)n * sizeof *x) != 0)
+        s = fr_fail(FR_ERR_MISMATCH, "%s: %s.%s differs from this run's demonstrations' (resume with the same --demos)",
+                    path, prefix, what);
+    free(have);
+    return s;
+}
+
+static fr_status bc_resume(const char *path, fr_gen_policy *g, const fr_rms *rms, const fr_bc_opts *o,
+                           fr_adamw_state *adam, int64_t *step)
+{
+    fr_st_file f;
+    FR_TRY(fr_st_read(&f, path));
+    char v[5][32];
+    snprintf(v[0], sizeof v[0], "%lld", (long long)g->O);
+    snprintf(v[1], sizeof v[1], "%lld", (long long)g->A);
+    snprintf(v[2], sizeof v[2], "%lld", (long long)o->batch);
+    snprintf(v[3], sizeof v[3], "%.17g", o->lr);
+    snprintf(v[4], sizeof v[4], "%u", (unsigned)o->seed);
+    const char *keys[] = {"format", "kind", "obs_dim", "action_dim", "bc_batch", "bc_lr", "seed"};
+    const char *want[] = {FR_CTL_POLICY_FORMAT, fr_gen_kind_name(g->kind), v[0], v[1], v[2], v[3], v[4]};
+    fr_status s = FR_OK;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0] && s == FR_OK; i++) s = same_meta(&f, path, keys[i], want[i]);
+    if (s == FR_OK) s = same_f64(&f, path, "ctl.obs_rms", "mean", rms->mean, g->O);
+    if (s == FR_OK) s = same_f64(&f, path, "ctl.obs_rms", "var", rms->var, g->O);
+    if (s == FR_OK && g->act_scaled) s = same_f64(&f, path, "ctl.action", "lo", g->act_lo, g->A);
+    if (s == FR_OK && g->act_scaled) s = same_f64(&f, path, "ctl.action", "hi", g->act_hi, g->A);
+    if (s == FR_OK) s = fr_mlp_load(g->net, &f, path);
+    if (s == FR_OK) s = moments(&f, g, adam, 0);
+    if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "optim.step", 0, INT64_MAX, &adam->step);
+    if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "bc_step", 0, o->steps - 1, step);
+    fr_st_free(&f);
+    return s;
 }

@@ -107,6 +107,14 @@ fr_status fr_golden_model_from_in(fr_backend *be, const fr_st_file *in, fr_model
 /* The ref table (for generators that form derived inputs, e.g. layernorm statistics). */
 const fr_ops *fr_golden_ref_ops(void);
 
+/* The activation cases' inputs and computations (core/golden_act.c), rows of the ops table. */
+fr_status fr_golden_act_fwd_in(const fr_golden_case *c, fr_golden_in *g);
+fr_status fr_golden_act_bwd_in(const fr_golden_case *c, fr_golden_in *g);
+fr_status fr_golden_act_jvp_in(const fr_golden_case *c, fr_golden_in *g);
+fr_status fr_golden_act_fwd_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out);
+fr_status fr_golden_act_bwd_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out);
+fr_status fr_golden_act_jvp_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out);
+
 /* ---- the case tables of each family ------------------------------------------------------ */
 
 extern const fr_golden_case fr_golden_cases_ops[];

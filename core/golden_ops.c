@@ -4,7 +4,8 @@
  * but longer than one 8-lane register with a tail (N = 19, n = 37, D = 29), so a SIMD
  * kernel's main loop and remainder are both exercised. Each entry runs in the backend's
  * memory (core/golden_internal.h "backend memory"); an output updated in place (C of an
- * accumulating GEMM, y of bias_add and axpby, AdamW's p, m, v) starts as its input's copy. */
+ * accumulating GEMM, y of bias_add and axpby, AdamW's p, m, v) starts as its input's copy.
+ * The activations' cases (forward, backward, MeanFlow's JVP) are in core/golden_act.c. */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,6 @@
 
 #define SLOT(entry) ((long)offsetof(fr_ops, entry))
 
-static const char *const k_act_names[FR_ACT_COUNT] = {"identity", "silu", "gelu_tanh",
-                                                      "tanh", "sigmoid", "relu"};
 static const char *const k_bin_names[FR_BIN_COUNT] = {"add", "sub", "mul", "div"};
 static const char *const k_un_names[FR_UN_COUNT] = {"neg", "square", "sqrt", "exp", "log", "abs"};
 
@@ -100,78 +99,6 @@ static fr_status bias_grad_run(const fr_golden_case *c, fr_golden_dev *d, const 
     float *db;
     FR_TRY(fr_gd_out_f32(d, out, "db", 1, &s[1], NULL, &db));
     d->be->ops->bias_grad(s[0], s[1], dy, db, 0);
-    return FR_OK;
-}
-
-/* ---- activations: arg = fr_act ------------------------------------------------------------- */
-
-static fr_status act_in(const fr_golden_case *c, fr_golden_in *g, int bwd)
-{
-    FR_TRY(fr_gi_param_str(g, "act", k_act_names[c->arg]));
-    /* ±6 reaches the saturating ends of tanh / sigmoid / gelu */
-    FR_TRY(fr_gi_uniform(g, "x", 1, (int64_t[]){37}, -6.0f, 6.0f, NULL));
-    if (bwd) FR_TRY(fr_gi_uniform(g, "dy", 1, (int64_t[]){37}, -1.0f, 1.0f, NULL));
-    return FR_OK;
-}
-
-static fr_status act_fwd_in(const fr_golden_case *c, fr_golden_in *g) { return act_in(c, g, 0); }
-static fr_status act_bwd_in(const fr_golden_case *c, fr_golden_in *g) { return act_in(c, g, 1); }
-
-static fr_status act_check(const fr_golden_case *c, const fr_st_file *in)
-{
-    const char *a = fr_st_get_meta(in, "param.act");
-    if (!a || strcmp(a, k_act_names[c->arg]) != 0)
-        return fr_fail(FR_ERR_FORMAT, "golden %s: param.act is '%s', expected '%s'", c->name,
-                       a ? a : "(missing)", k_act_names[c->arg]);
-    return FR_OK;
-}
-
-static fr_status act_fwd_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
-                             fr_st_file *out)
-{
-    FR_TRY(act_check(c, in));
-    int64_t n;
-    const float *x;
-    FR_TRY(fr_gd_f32(d, in, "x", 1, &n, &x));
-    float *y;
-    FR_TRY(fr_gd_out_f32(d, out, "y", 1, &n, NULL, &y));
-    d->be->ops->act_fwd((fr_act)c->arg, n, x, y);
-    return FR_OK;
-}
-
-static fr_status act_bwd_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
-                             fr_st_file *out)
-{
-    FR_TRY(act_check(c, in));
-    int64_t n;
-    const float *x, *dy;
-    FR_TRY(fr_gd_f32(d, in, "x", 1, &n, &x));
-    FR_TRY(fr_gd_exact(d, in, "dy", FR_F32, 1, &n, (const void **)&dy));
-    float *dx;
-    FR_TRY(fr_gd_out_f32(d, out, "dx", 1, &n, NULL, &dx));
-    d->be->ops->act_bwd((fr_act)c->arg, n, x, dy, dx, 0);
-    return FR_OK;
-}
-
-/* MeanFlow's JVP (flowrl/ops.h act_jvp): y and the tangent ydot of x along xdot. */
-static fr_status act_jvp_in(const fr_golden_case *c, fr_golden_in *g)
-{
-    FR_TRY(act_in(c, g, 0));
-    return fr_gi_uniform(g, "xdot", 1, (int64_t[]){37}, -1.0f, 1.0f, NULL);
-}
-
-static fr_status act_jvp_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in,
-                             fr_st_file *out)
-{
-    FR_TRY(act_check(c, in));
-    int64_t n;
-    const float *x, *xdot;
-    FR_TRY(fr_gd_f32(d, in, "x", 1, &n, &x));
-    FR_TRY(fr_gd_exact(d, in, "xdot", FR_F32, 1, &n, (const void **)&xdot));
-    float *y, *ydot;
-    FR_TRY(fr_gd_out_f32(d, out, "y", 1, &n, NULL, &y));
-    FR_TRY(fr_gd_out_f32(d, out, "ydot", 1, &n, NULL, &ydot));
-    d->be->ops->act_jvp((fr_act)c->arg, n, x, xdot, y, ydot);
     return FR_OK;
 }
 
@@ -607,12 +534,12 @@ static fr_status eps_bwd_run(const fr_golden_case *c, fr_golden_dev *d, const fr
     {"op.gemm_" nm, what, SLOT(gemm), a, T_DOT, gemm_in, gemm_run}
 #define ACT(id, nm)                                                                          \
     {"op.act_fwd_" nm, "act_fwd " nm " over 37 elements", SLOT(act_fwd), id, T_ACT,          \
-     act_fwd_in, act_fwd_run},                                                               \
+     fr_golden_act_fwd_in, fr_golden_act_fwd_run},                                           \
     {"op.act_bwd_" nm, "act_bwd " nm " over 37 elements", SLOT(act_bwd), id, T_ACT,          \
-     act_bwd_in, act_bwd_run}
+     fr_golden_act_bwd_in, fr_golden_act_bwd_run}
 #define ACT_JVP(id, nm)                                                                      \
     {"op.act_jvp_" nm, "act_jvp " nm " over 37 elements: y and its tangent", SLOT(act_jvp), id, \
-     T_ACT, act_jvp_in, act_jvp_run}
+     T_ACT, fr_golden_act_jvp_in, fr_golden_act_jvp_run}
 #define BIN(id, nm, tol)                                                                     \
     {"op.binary_" nm, "binary " nm " over 37 elements", SLOT(binary), id, tol, binary_in,   \
      binary_run}

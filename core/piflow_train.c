@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flowrl/audit_train.h"
 #include "flowrl/buildinfo.h"
 #include "flowrl/cond.h"
 #include "flowrl/gm.h"
@@ -381,6 +382,7 @@ fr_status fr_piflow_train(fr_piflow_student *st, fr_piflow_teacher *t, const fr_
         if (s == FR_OK) s = fr_mlp_zero_grad(&st->net);
         if (s == FR_OK) s = fr_mlp_backward_host(&st->net, B, drow);
         if (s == FR_OK) s = fr_adamw_step(st->net.be, &adam, st->net.params, st->net.n_params, &cfg, o->lr);
+        if (s == FR_OK && o->audit) s = fr_audit_train_step(o->audit, step + 1, loss, &st->net, &adam, NULL);
         uint64_t dg = 0;
         if (s == FR_OK && progress) s = fr_mlp_digest(&st->net, &dg);
         if (s == FR_OK && progress) progress(user, step + 1, loss, dg);

@@ -16,6 +16,7 @@
 #include "flowrl/flow_policy.h"
 #include "flowrl/mlp.h"
 #include "flowrl/philox.h"
+#include "tests/audit_testutil.h"
 #include "tests/run_testutil.h"
 #include "tests/ctl_testutil.h"
 #include "tests/testutil.h"
@@ -505,7 +506,7 @@ static int bc_run(const char *name, fr_gen_kind kind, const char *path, double *
     fr_rms rms;
     ck_assert_int_eq(fr_gen_policy_new(&g, kind, &be, 2, 2, 16, 2, kind == FR_GEN_FLOW ? 10 : 8, 32), FR_OK);
     ck_assert_int_eq(fr_rms_init(&rms, 2), FR_OK);
-    const fr_bc_opts o = {600, 32, 3e-3, 3, kind == FR_GEN_DDPM};
+    const fr_bc_opts o = {.steps = 600, .batch = 32, .lr = 3e-3, .seed = 3, .action_scale = kind == FR_GEN_DDPM};
     ck_assert_msg(fr_bc_train(&g, &rms, &d, &o, last_loss, l) == FR_OK, "%s", fr_last_error());
     ck_assert_int_eq(fr_bc_save(path, &g, &rms, "line", "line (test)", &o), FR_OK);
     fr_gen_policy_free(&g);
@@ -744,6 +745,53 @@ START_TEST(test_bc_cli_errors)
 }
 END_TEST
 
+/* The audit log of `flowrl bc` (flowrl/audit_train.h) for each policy kind: ref = opt (3 threads)
+ * record for record; a run killed during step 4 of 6 after its --checkpoint-every 2 checkpoint,
+ * resumed, equals the uninterrupted log and writes its checkpoint bytes; another seed differs
+ * from step 1's loss on; a resume with another lr names the key. */
+static const char *const k_bc_kinds[] = {"--policy flow --flow-steps 3", "--policy ddpm --denoising-steps 4",
+                                         "--policy meanflow"};
+
+START_TEST(test_bc_audit_resume)
+{
+    char dir[128], bc[512], out[8192], a[256], c[256], x[256], y[256];
+    fr_test_mkdtemp(dir, sizeof dir, "bc-audit");
+    int rc = fr_rt_cli(out, sizeof out, "expert --env pendulum --expert pendulum --episodes 1 --out %s/p.demos", dir);
+    ck_assert_msg(rc == 0, "expert exited %d: %s", rc, out);
+    snprintf(bc, sizeof bc, "bc --demos %s/p.demos %s --steps 6 --batch-size 16 --hidden-dim 8 --n-hidden 1 "
+             "--eval-episodes 0", dir, k_bc_kinds[_i]);
+    rc = fr_rt_cli(out, sizeof out, "%s --out %s/a.safetensors --backend ref", bc, dir);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+    rc = fr_rt_cli(out, sizeof out, "%s --out %s/b.safetensors --backend opt --threads 3", bc, dir);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+    snprintf(a, sizeof a, "%s/a.audit.log", dir);
+    snprintf(c, sizeof c, "%s/b.audit.log", dir);
+    fr_test_audit_identical(a, c, 6);
+    rc = fr_rt_cli(out, sizeof out, "%s --out %s/k.safetensors --steps 2 --checkpoint-every 2", bc, dir);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+    snprintf(c, sizeof c, "%s/k.audit.log", dir);
+    fr_test_audit_killed(a, c, 3);
+    rc = fr_rt_cli(out, sizeof out, "%s --out %s/k.safetensors --resume %s/k.safetensors --backend opt --threads 3", bc,
+                   dir, dir);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+    fr_test_audit_identical(a, c, 6);
+    snprintf(x, sizeof x, "%s/a.safetensors", dir);
+    snprintf(y, sizeof y, "%s/k.safetensors", dir);
+    size_t nx = 0, ny = 0;
+    void *fx = fr_test_slurp(x, &nx), *fy = fr_test_slurp(y, &ny);
+    ck_assert_msg(nx == ny && memcmp(fx, fy, nx) == 0, "%s and %s differ", x, y);
+    free(fx), free(fy);
+    rc = fr_rt_cli(out, sizeof out, "%s --out %s/e.safetensors --seed 2", bc, dir);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+    snprintf(c, sizeof c, "%s/e.audit.log", dir);
+    fr_test_audit_differs_at(a, c, 1, "loss");
+    rc = fr_rt_cli(out, sizeof out, "%s --out %s/f.safetensors --resume %s/e.safetensors --steps 8 --seed 2 --lr 0.5", bc,
+                   dir, dir);
+    ck_assert_msg(rc == 1 && strstr(out, "bc_lr") != NULL, "exit %d: %s", rc, out);
+    fr_test_rmtree(dir);
+}
+END_TEST
+
 /* Every control algorithm on Gymnasium's Pendulum-v1 through the pipe (tools/gym_env.py), the
  * whole pipeline in miniature: the pendulum expert's demonstrations of Pendulum-v1 (`flowrl expert
  * --env cmd:...`), behaviour cloning of the algorithm's policy from them, then the fine-tuning on
@@ -819,6 +867,7 @@ Suite *suite_ctl(void)
     tcase_add_test(tr, test_ppo_ratio_one_and_backends);
     tcase_add_test(tr, test_ppo_over_pipe_resume);
     tcase_add_test(tr, test_bc_cli_errors);
+    tcase_add_loop_test(tr, test_bc_audit_resume, 0, (int)(sizeof k_bc_kinds / sizeof k_bc_kinds[0]));
     suite_add_tcase(s, tr);
     TCase *tg = tcase_create("gym");
     tcase_add_checked_fixture(tg, fr_rt_setup, fr_rt_teardown);

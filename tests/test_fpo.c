@@ -34,7 +34,7 @@ static void make_policy(const char *path, fr_gen_kind kind, int64_t O, int64_t A
         g.act_lo[j] = -2.0;
         g.act_hi[j] = 2.0;
     }
-    fr_bc_opts bo = {0, 4, 1e-3, 3, 1};
+    fr_bc_opts bo = {.steps = 0, .batch = 4, .lr = 1e-3, .seed = 3, .action_scale = 1};
     ck_assert_msg(fr_bc_save(path, &g, &rms, "nav2d", "test", &bo) == FR_OK, "%s", fr_last_error());
     fr_gen_policy_free(&g);
     fr_rms_free(&rms);

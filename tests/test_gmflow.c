@@ -13,6 +13,7 @@
 #include "flowrl/gmflow.h"
 #include "flowrl/philox.h"
 #include "tests/suites.h"
+#include "tests/audit_testutil.h"
 #include "tests/testutil.h"
 
 START_TEST(test_coefs_example)
@@ -230,18 +231,28 @@ START_TEST(test_backends_bitwise_and_resume)
 }
 END_TEST
 
+static const char k_tiny[] = "--task checkerboard --batch 8 --components 3 --embed 8 --hidden 16 --layers 2";
+
+/* `gmflow train` of the tiny network for 4 steps into DIR/g0 (ref, output out) and DIR/g1 (opt
+ * with threads threads, output out2). */
+static void train_ref_opt(const char *dir, int threads, char *out, char *out2, size_t n)
+{
+    char args[1024];
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "gmflow train %s --out %s/g%d.safetensors --steps 4 --backend %s --threads %d", k_tiny,
+                 dir, k, k ? "opt" : "ref", k ? threads : 1);
+        ck_assert_msg(fr_test_run_cli(args, k ? out2 : out, n) == 0, "%s: %s", args, k ? out2 : out);
+    }
+}
+
 /* The command: train on ref and opt (the same digest), continue a checkpoint on cuda-emu to the
  * bytes of the uninterrupted run, sample to a file and a PNG with --swd, usage errors. */
 START_TEST(test_cli)
 {
     char dir[128], args[1024], out[8192], out2[8192], a[256], b[256];
     fr_test_mkdtemp(dir, sizeof dir, "gmflow-cli");
-    const char *net = "--task checkerboard --batch 8 --components 3 --embed 8 --hidden 16 --layers 2";
-    const char *bks[] = {"ref", "opt --threads 2"};
-    for (int k = 0; k < 2; k++) {
-        snprintf(args, sizeof args, "gmflow train %s --out %s/g%d.safetensors --steps 4 --backend %s", net, dir, k, bks[k]);
-        ck_assert_msg(fr_test_run_cli(args, k ? out2 : out, sizeof out) == 0, "%s: %s", args, k ? out2 : out);
-    }
+    const char *net = k_tiny;
+    train_ref_opt(dir, 2, out, out2, sizeof out);
     const char *da = strstr(out, "parameters digest"), *db = strstr(out2, "parameters digest");
     ck_assert_msg(da && db && strncmp(da, db, 34) == 0, "ref: %s\nopt: %s", out, out2);
     /* 2 steps, then continued to 4 on cuda-emu: the same file as 4 steps at once */
@@ -274,6 +285,35 @@ START_TEST(test_cli)
 }
 END_TEST
 
+/* The audit log of `gmflow train` (flowrl/audit_train.h): ref = opt (3 threads) record for record;
+ * a run killed during step 3 whose checkpoint holds step 2, continued to 4, equals the
+ * uninterrupted log; another seed differs from step 1's loss on. */
+START_TEST(test_audit)
+{
+    char dir[128], args[1024], out[8192], out2[8192], a[256], b[256], c[256];
+    fr_test_mkdtemp(dir, sizeof dir, "gmflow-audit");
+    const char *net = k_tiny;
+    train_ref_opt(dir, 3, out, out2, sizeof out);
+    snprintf(a, sizeof a, "%s/g0.audit.log", dir);
+    snprintf(b, sizeof b, "%s/g1.audit.log", dir);
+    fr_test_audit_identical(a, b, 4);
+    snprintf(args, sizeof args, "gmflow train %s --out %s/h.safetensors --steps 2 --backend ref", net, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    snprintf(c, sizeof c, "%s/h.audit.log", dir);
+    fr_test_audit_killed(a, c, 3);
+    snprintf(args, sizeof args, "gmflow train --ckpt %s/h.safetensors --out %s/h4.safetensors --steps 4 --backend opt "
+             "--threads 3 --audit %s/h4.log", dir, dir, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    snprintf(c, sizeof c, "%s/h4.log", dir);
+    fr_test_audit_identical(a, c, 4);
+    snprintf(args, sizeof args, "gmflow train %s --out %s/s.safetensors --steps 4 --seed 2", net, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    snprintf(c, sizeof c, "%s/s.audit.log", dir);
+    fr_test_audit_differs_at(a, c, 1, "loss");
+    fr_test_rmtree(dir);
+}
+END_TEST
+
 Suite *suite_gmflow(void)
 {
     Suite *s = suite_create("gmflow");
@@ -287,6 +327,7 @@ Suite *suite_gmflow(void)
     tcase_add_test(tc, test_zero_init_heads);
     tcase_add_test(tc, test_backends_bitwise_and_resume);
     tcase_add_test(tc, test_cli);
+    tcase_add_test(tc, test_audit);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -488,7 +488,7 @@ static int bc_mf(const char *name, const char *path, double *l)
     fr_rms rms;
     ck_assert_int_eq(fr_gen_policy_new(&g, FR_GEN_MEANFLOW, &be, 2, 2, 16, 3, 1, 32), FR_OK);
     ck_assert_int_eq(fr_rms_init(&rms, 2), FR_OK);
-    const fr_bc_opts o = {400, 32, 3e-3, 3, 0};
+    const fr_bc_opts o = {.steps = 400, .batch = 32, .lr = 3e-3, .seed = 3};
     ck_assert_msg(fr_bc_train(&g, &rms, &d, &o, losses, l) == FR_OK, "%s", fr_last_error());
     ck_assert_int_eq(fr_bc_save(path, &g, &rms, "line", "line (test)", &o), FR_OK);
     fr_gen_policy_free(&g);

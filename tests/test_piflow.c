@@ -12,6 +12,7 @@
 #include "flowrl/safetensors.h"
 #include "flowrl/task.h"
 #include "tests/model_testutil.h"
+#include "tests/audit_testutil.h"
 #include "tests/testutil.h"
 
 /* A random head row: means U(-2, 2), logits U(-1, 1), log-std logstd. */
@@ -376,6 +377,43 @@ START_TEST(test_cli)
 }
 END_TEST
 
+/* The audit log of `piflow train` (flowrl/audit_train.h): ref = opt (3 threads) record for record;
+ * a run killed during step 3 of 4 after its --checkpoint-every 2 checkpoint, resumed, equals the
+ * uninterrupted log; another seed differs from step 1's loss on. */
+START_TEST(test_audit)
+{
+    char dir[128], teacher[192], args[1024], out[8192], a[256], c[256];
+    fr_test_mkdtemp(dir, sizeof dir, "piflow-audit");
+    snprintf(teacher, sizeof teacher, "%s/teacher.safetensors", dir);
+    write_teacher(teacher);
+    const char *net = "--batch-size 8 --k 3 --hidden 16 --n-hidden 2 --substeps 16";
+    const char *bks[] = {"ref", "opt --threads 3"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "piflow train --teacher %s --out %s/s%d.safetensors --steps 4 %s --backend %s", teacher,
+                 dir, k, net, bks[k]);
+        ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s: %s", args, out);
+    }
+    snprintf(a, sizeof a, "%s/s0.audit.log", dir);
+    snprintf(c, sizeof c, "%s/s1.audit.log", dir);
+    fr_test_audit_identical(a, c, 4);
+    /* the checkpoint of step 2 (a run of 2 steps writes the bytes of a longer run's step 2) */
+    snprintf(args, sizeof args, "piflow train --teacher %s --out %s/k.safetensors --steps 2 --checkpoint-every 2 %s",
+             teacher, dir, net);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    snprintf(c, sizeof c, "%s/k.audit.log", dir);
+    fr_test_audit_killed(a, c, 3);
+    snprintf(args, sizeof args, "piflow train --teacher %s --out %s/k.safetensors --resume %s/k.safetensors --steps 4 "
+             "%s --backend opt --threads 3", teacher, dir, dir, net);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    fr_test_audit_identical(a, c, 4);
+    snprintf(args, sizeof args, "piflow train --teacher %s --out %s/e.safetensors --steps 4 %s --seed 2", teacher, dir, net);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    snprintf(c, sizeof c, "%s/e.audit.log", dir);
+    fr_test_audit_differs_at(a, c, 1, "loss");
+    fr_test_rmtree(dir);
+}
+END_TEST
+
 Suite *suite_piflow(void)
 {
     Suite *s = suite_create("piflow");
@@ -388,6 +426,7 @@ Suite *suite_piflow(void)
     tcase_add_test(tc, test_student_zero_heads);
     tcase_add_test(tc, test_trainer_bitwise_resume);
     tcase_add_test(tc, test_cli);
+    tcase_add_test(tc, test_audit);
     suite_add_tcase(s, tc);
     return s;
 }

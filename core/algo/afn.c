@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/algo/gfn_common.h"
 #include "flowrl/afn.h"
 #include "flowrl/algo.h"
 #include "flowrl/digest.h"
@@ -43,13 +44,7 @@ typedef struct {
 static void afn_defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->run.seed = 1;
-    ro->run.epochs = 1000;
-    ro->run.checkpoint_every = 100;
-    ro->opt.lr = 1e-3;
-    ro->opt.weight_decay = 0.0;
-    ro->opt.max_grad_norm = 0.0f;
-    ro->ev.eval_every = 100;
+    fr_gfn_loop_defaults_at(ro, 1000, 100, 100, 1e-3);
 }
 
 static void afn_free(void *p)

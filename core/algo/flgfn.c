@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/algo/gfn_common.h"
 #include "flowrl/algo.h"
 #include "flowrl/digest.h"
 #include "flowrl/flgfn.h"
@@ -48,13 +49,7 @@ typedef struct {
 static void flgfn_defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->run.seed = 1;
-    ro->run.epochs = 10000;
-    ro->run.checkpoint_every = 1000;
-    ro->opt.lr = 1e-3;
-    ro->opt.weight_decay = 0.0;
-    ro->opt.max_grad_norm = 0.0f;
-    ro->ev.eval_every = 1000;
+    fr_gfn_loop_defaults_at(ro, 10000, 1000, 1000, 1e-3);
 }
 
 static void flgfn_free(void *p)

@@ -118,20 +118,6 @@ static fr_gfn_loss_kind loss_of(const fr_algo *a)
     return FR_GFN_TB;
 }
 
-/* torchgfn's test configuration (gfn.md §4) on the loop's options: seed 1, 250 iterations, lr
- * 1e-3, no weight decay, no clipping; an evaluation and a checkpoint every 25 iterations. */
-static void gfn_defaults(fr_run_opts *ro, void *ao)
-{
-    (void)ao;
-    ro->run.seed = 1;
-    ro->run.epochs = 250;
-    ro->run.checkpoint_every = 25;
-    ro->opt.lr = 1e-3;
-    ro->opt.weight_decay = 0.0;
-    ro->opt.max_grad_norm = 0.0f;
-    ro->ev.eval_every = 25;
-}
-
 /* Cross-option checks; an option a loss does not read (--forward-looking off db / subtb) is the
  * trainer's one-line refusal at set-up. */
 static fr_status gfn_check(const fr_run_opts *ro, const void *ao)
@@ -159,21 +145,12 @@ static fr_status gfn_setup(fr_run *r, void **out)
     gfn_state *g = fr_calloc(1, sizeof *g);
     if (!g) return FR_ERR_NOMEM;
     *out = g;
-    fr_gfn_opts o = fr_gfn_opts_default();
+    fr_gfn_opts o = fr_gfn_loop_opts(r, a->batch, a->hidden, a->n_hidden, a->uniform_pb, a->epsilon, a->temperature);
     o.loss = loss_of(r->algo);
-    o.batch = a->batch;
-    o.hidden = a->hidden;
-    o.n_hidden = a->n_hidden;
-    o.uniform_pb = a->uniform_pb;
-    o.lr = r->o->opt.lr;
     o.lr_z = a->lr_z;
-    o.weight_decay = r->o->opt.weight_decay;
-    o.epsilon = a->epsilon;
-    o.temperature = a->temperature;
     o.sf_bias = a->sf_bias;
     o.lambda = a->lambda;
     o.init_log_z = a->init_log_z;
-    o.seed = r->o->run.seed;
     o.forward_looking = a->forward_looking;
     o.weighting = (fr_gfn_subtb_weighting)a->weighting;
     o.regression = (fr_gfn_regression)a->regression;
@@ -201,9 +178,7 @@ static fr_status gfn_params(fr_run *r, void *state, fr_param **ps, int *n, fr_ru
     gfn_state *g = state;
     int n_net;
     *n = fr_gfn_trainer_params(g->t, ps, &n_net);
-    groups[0] = (fr_run_group){0, n_net, -1.0, -1.0}; /* the run's --lr and --weight-decay */
-    *n_groups = 1;
-    if (*n > n_net) groups[(*n_groups)++] = (fr_run_group){n_net, *n - n_net, ((const gfn_opts *)r->ao)->lr_z, 0.0};
+    fr_gfn_loop_groups(*n, n_net, ((const gfn_opts *)r->ao)->lr_z, groups, n_groups);
     return FR_OK;
 }
 
@@ -245,15 +220,9 @@ static fr_status gfn_epoch(fr_run *r, void *state)
     gfn_state *g = state;
     fr_gfn_step_info info;
     FR_TRY(fr_gfn_trainer_grad(g->t, &info));
-    if (!isfinite(info.loss))
-        return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld: the %s loss is %g", (long long)r->epoch + 1,
-                       fr_gfn_loss_name(loss_of(r->algo)), info.loss);
-    FR_TRY(fr_run_rec_scalar(r, "loss", (float)info.loss));
-    float gn;
-    FR_TRY(fr_run_optimizer_step(r, 0, &gn));
+    FR_TRY(fr_gfn_loop_step(r, info.loss, fr_gfn_loss_name(loss_of(r->algo))));
     double log_z;
     FR_TRY(fr_gfn_trainer_log_z(g->t, &log_z));
-    fr_run_metric(r, "loss", info.loss);
     fr_run_metric(r, "log_z", log_z);
     fr_run_metric(r, "trajectories", (double)info.trajectories);
     fr_run_metric(r, "modes", (double)info.modes_found);
@@ -326,14 +295,7 @@ static void gfn_tiny(fr_run_opts *ro, void *ao)
     a->replay = 8;
     a->hidden = 8;
     a->n_hidden = 1;
-    ro->run.epochs = 3;
-    ro->run.checkpoint_every = 1;
-    ro->ev.eval_every = 2;
-    if (ro->env_class == &fr_env_hypergrid) {
-        fr_hypergrid_opts *h = ro->env_opts;
-        h->ndim = 2;
-        h->height = 4;
-    }
+    fr_gfn_loop_tiny(ro);
 }
 
 static const char *const k_progress[] = {"loss", "log_z", "modes", NULL};
@@ -348,7 +310,7 @@ static const char *const k_progress[] = {"loss", "log_z", "modes", NULL};
                          k_rows,                                                                                       \
                          (int)(sizeof k_rows / sizeof k_rows[0]),                                                      \
                          sizeof(gfn_opts),                                                                             \
-                         gfn_defaults,                                                                                 \
+                         fr_gfn_loop_defaults,                                                                         \
                          gfn_check,                                                                                    \
                          NULL,                                                                                         \
                          gfn_setup,                                                                                    \

@@ -68,13 +68,7 @@ typedef struct {
 static void box_defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->run.seed = 1;
-    ro->run.epochs = 23437;
-    ro->run.checkpoint_every = 1000;
-    ro->opt.lr = 1e-3;
-    ro->opt.weight_decay = 0.0;
-    ro->opt.max_grad_norm = 0.0f;
-    ro->ev.eval_every = 500;
+    fr_gfn_loop_defaults_at(ro, 23437, 1000, 500, 1e-3);
 }
 
 static fr_status box_check(const fr_run_opts *ro, const void *ao)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/algo/gfn_common.h"
 #include "flowrl/algo.h"
 #include "flowrl/env.h"
 #include "flowrl/gfn_comb.h"
@@ -51,13 +52,7 @@ typedef struct {
 static void comb_defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->run.seed = 1;
-    ro->run.epochs = 5000;
-    ro->run.checkpoint_every = 500;
-    ro->opt.lr = 1e-3;
-    ro->opt.weight_decay = 0.0;
-    ro->opt.max_grad_norm = 0.0f;
-    ro->ev.eval_every = 500;
+    fr_gfn_loop_defaults_at(ro, 5000, 500, 500, 1e-3);
 }
 
 static void comb_free(void *p)

@@ -67,13 +67,7 @@ typedef struct {
 static void gtb_defaults(fr_run_opts *ro, void *ao)
 {
     (void)ao;
-    ro->run.seed = 1;
-    ro->run.epochs = 2000;
-    ro->run.checkpoint_every = 500;
-    ro->opt.lr = 1e-4;
-    ro->opt.weight_decay = 0.0;
-    ro->opt.max_grad_norm = 0.0f;
-    ro->ev.eval_every = 500;
+    fr_gfn_loop_defaults_at(ro, 2000, 500, 500, 1e-4);
 }
 
 static void gtb_free(void *p)

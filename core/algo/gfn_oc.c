@@ -54,19 +54,6 @@ typedef struct {
 extern const fr_algo fr_algo_gfn_oc, fr_algo_gfn_oc_ft;
 static int is_ft(const fr_run *r) { return r->algo == &fr_algo_gfn_oc_ft; }
 
-/* the spec's miniature: HyperGrid D 2, H 8 (its torchgfn defaults), 250 epochs, lr 1e-3 */
-static void oc_defaults(fr_run_opts *ro, void *ao)
-{
-    (void)ao;
-    ro->run.seed = 1;
-    ro->run.epochs = 250;
-    ro->run.checkpoint_every = 25;
-    ro->opt.lr = 1e-3;
-    ro->opt.weight_decay = 0.0;
-    ro->opt.max_grad_norm = 0.0f;
-    ro->ev.eval_every = 25;
-}
-
 static void oc_free(void *p)
 {
     oc_state *g = p;
@@ -88,18 +75,9 @@ static fr_status oc_setup(fr_run *r, void **out)
                            .pretrained = a->pretrained};
         return fr_oc_ft_new(&g->f, r->be, &r->env, &o);
     }
-    fr_gfn_opts o = fr_gfn_opts_default();
+    fr_gfn_opts o = fr_gfn_loop_opts(r, a->batch, a->hidden, a->n_hidden, a->uniform_pb, a->epsilon, a->temperature);
     o.loss = FR_GFN_DB;
     o.outcome = 1;
-    o.batch = a->batch;
-    o.hidden = a->hidden;
-    o.n_hidden = a->n_hidden;
-    o.uniform_pb = a->uniform_pb;
-    o.lr = r->o->opt.lr;
-    o.weight_decay = r->o->opt.weight_decay;
-    o.epsilon = a->epsilon;
-    o.temperature = a->temperature;
-    o.seed = r->o->run.seed;
     o.oc_log_floor = a->log_floor;
     o.oc_relabel = a->relabel;
     return fr_gfn_trainer_new(&g->t, r->be, &r->env, &o);
@@ -110,9 +88,7 @@ static fr_status oc_params(fr_run *r, void *state, fr_param **ps, int *n, fr_run
     oc_state *g = state;
     int n_net;
     *n = g->f ? fr_oc_ft_params(g->f, ps, &n_net) : fr_gfn_trainer_params(g->t, ps, &n_net);
-    groups[0] = (fr_run_group){0, n_net, -1.0, -1.0}; /* the run's --lr and --weight-decay */
-    *n_groups = 1;
-    if (*n > n_net) groups[(*n_groups)++] = (fr_run_group){n_net, *n - n_net, ((const oc_opts *)r->ao)->lr_z, 0.0};
+    fr_gfn_loop_groups(*n, n_net, ((const oc_opts *)r->ao)->lr_z, groups, n_groups);
     return FR_OK;
 }
 
@@ -145,12 +121,7 @@ static fr_status oc_epoch(fr_run *r, void *state)
         FR_TRY(fr_gfn_trainer_grad(g->t, &info));
         loss = info.loss;
     }
-    if (!isfinite(loss)) return fr_fail(FR_ERR_NUMERIC, "train: epoch %lld: the %s loss is %g", (long long)r->epoch + 1, r->algo->name, loss);
-    FR_TRY(fr_run_rec_scalar(r, "loss", (float)loss));
-    float gn;
-    FR_TRY(fr_run_optimizer_step(r, 0, &gn));
-    fr_run_metric(r, "loss", loss);
-    return FR_OK;
+    return fr_gfn_loop_step(r, loss, r->algo->name);
 }
 
 static fr_status oc_evaluate(fr_run *r, void *state, const char *key, int64_t epoch, double *score)
@@ -205,14 +176,7 @@ static void oc_tiny(fr_run_opts *ro, void *ao)
     a->hidden = 8;
     a->n_hidden = 1;
     a->q_hidden = 8;
-    ro->run.epochs = 3;
-    ro->run.checkpoint_every = 1;
-    ro->ev.eval_every = 2;
-    if (ro->env_class == &fr_env_hypergrid) {
-        fr_hypergrid_opts *h = ro->env_opts;
-        h->ndim = 2;
-        h->height = 4;
-    }
+    fr_gfn_loop_tiny(ro);
 }
 
 static const char *const k_progress[] = {"loss", NULL};
@@ -220,7 +184,7 @@ static const char *const k_progress[] = {"loss", NULL};
 #define OC_ROW(sym, NAME, SUMMARY, HELP)                                                                               \
     const fr_algo sym = {NAME,        SUMMARY,   "docs/algorithms/gfn-oc.md",                                          \
                          HELP,        k_rows,    (int)(sizeof k_rows / sizeof k_rows[0]),                              \
-                         sizeof(oc_opts), oc_defaults, NULL,                                                           \
+                         sizeof(oc_opts), fr_gfn_loop_defaults, NULL,                                                  \
                          NULL,        oc_setup,  oc_header,                                                            \
                          oc_epoch,    oc_save,   oc_load,                                                              \
                          k_progress,  oc_free,   oc_tiny,                                                              \

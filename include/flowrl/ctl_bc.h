@@ -36,6 +36,7 @@
 #include "flowrl/demos.h"
 #include "flowrl/flow_policy.h"
 #include "flowrl/meanflow_policy.h"
+#include "flowrl/optim.h"
 
 #define FR_CTL_POLICY_FORMAT "flowrl.ctl_policy"
 
@@ -79,17 +80,31 @@ typedef struct {
     double lr;
     uint32_t seed;
     int action_scale; /* 1: the demonstrations' per-dimension min and max become the action range */
+    /* optional (zero: neither): resuming, and a hook after every step (the audit log and the
+     * checkpoints of `flowrl bc`) */
+    const char *resume; /* a checkpoint of fr_bc_save_state to continue bit for bit */
+    fr_status (*on_step)(void *user, int64_t step, double loss, const fr_adamw_state *adam);
+    void *on_step_user;
 } fr_bc_opts;
 
 /* g (rows >= o->batch) trained on d from its init (seed o->seed, stream 4); rms (obs_dim features,
  * fr_rms_init'ed) receives the demonstrations' statistics. progress (may be NULL) sees the mean
- * loss of every 100th step and the last. */
+ * loss of every 100th step and the last. With o->resume, the parameters, the Adam moments and
+ * the step (below o->steps) come from that checkpoint, whose kind, sizes, seed, batch, lr, observation statistics
+ * and action range must be this run's (FR_ERR_MISMATCH naming the first that differs); steps
+ * bc_step + 1 .. o->steps follow, the bits of the uninterrupted run. o->on_step (may be NULL)
+ * runs after each step's update; its failure stops the training. */
 fr_status fr_bc_train(fr_gen_policy *g, fr_rms *rms, const fr_demos *d, const fr_bc_opts *o,
                       void (*progress)(int64_t step, double loss, void *user), void *user);
 
 /* The checkpoint above at path (atomic). env names the registry class, desc its instance. */
 fr_status fr_bc_save(const char *path, fr_gen_policy *g, const fr_rms *rms, const char *env, const char *desc,
                      const fr_bc_opts *o);
+/* The same with the training state after step `step` (adam non-NULL): the Adam moments as
+ * optim.m.<name> / optim.v.<name>, metadata optim.step, bc_step, bc_batch and bc_lr: what
+ * fr_bc_opts.resume continues. */
+fr_status fr_bc_save_state(const char *path, fr_gen_policy *g, const fr_rms *rms, const char *env, const char *desc,
+                           const fr_bc_opts *o, const fr_adamw_state *adam, int64_t step);
 /* A policy of cap rows and its statistics (rms, initialised by the call) from a checkpoint;
  * FR_ERR_FORMAT naming the file and the field. env (may be NULL) receives the metadata's env. */
 fr_status fr_bc_load(const char *path, fr_backend *be, int64_t cap, fr_gen_policy *g, fr_rms *rms, char *env,

@@ -24,6 +24,7 @@
 
 #include <stdint.h>
 
+#include "flowrl/audit.h"
 #include "flowrl/backend.h"
 #include "flowrl/infer_ckpt.h"
 #include "flowrl/mlp.h"
@@ -97,6 +98,7 @@ typedef struct {
     double lr, beta1, beta2, weight_decay;
     uint32_t seed;
     int64_t ckpt_every;     /* write the checkpoint every N steps (0: at the end only) */
+    fr_audit *audit;        /* NULL, or the log every step is recorded in (flowrl/audit_train.h) */
 } fr_piflow_train_opts;
 
 fr_piflow_train_opts fr_piflow_train_opts_default(void);

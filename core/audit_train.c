@@ -1,0 +1,127 @@
+/* The audit log of a single-checkpoint trainer (flowrl/audit_train.h): gmflow train, piflow
+ * train and bc write their steps through here, in `flowrl train`'s format. */
+#include "flowrl/audit_train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "flowrl/atomic_file.h"
+#include "flowrl/file_util.h"
+#include "flowrl/profile.h"
+#include "flowrl/safetensors.h"
+
+fr_status fr_audit_train_path(const char *ckpt, char *buf, size_t n)
+{
+    static const char suf[] = ".safetensors";
+    size_t len = strlen(ckpt);
+    const size_t ls = sizeof suf - 1;
+    if (len > ls && strcmp(ckpt + len - ls, suf) == 0) len -= ls;
+    if ((size_t)snprintf(buf, n, "%.*s.audit.log", (int)len, ckpt) >= n)
+        return fr_fail(FR_ERR_ARG, "%s: the audit log's path is too long", ckpt);
+    return FR_OK;
+}
+
+static int exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* prev's bytes to path (atomic). */
+static fr_status copy_log(const char *prev, const char *path)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FR_TRY(fr_read_file_max(prev, FR_AUDIT_MAX_BYTES, &buf, &len));
+    fr_status s = fr_atomic_write_bytes(path, buf, len);
+    free(buf);
+    return s;
+}
+
+fr_status fr_audit_train_open(fr_audit **a, const fr_audit_train_cfg *c, const fr_backend *be, char *path, size_t n)
+{
+    *a = NULL;
+    fr_audit_kv kv[16];
+    if (c->n_extra + 1 > sizeof kv / sizeof kv[0])
+        return fr_fail(FR_ERR_ARG, "%s: %zu env lines (at most 15)", c->cmd, c->n_extra);
+    kv[0] = (fr_audit_kv){"run.cmd", c->cmd};
+    for (size_t i = 0; i < c->n_extra; i++) kv[i + 1] = c->extra[i];
+    if (c->log && c->log[0]) {
+        if ((size_t)snprintf(path, n, "%s", c->log) >= n) return fr_fail(FR_ERR_ARG, "%s: the path is too long", c->log);
+    } else
+        FR_TRY(fr_audit_train_path(c->out, path, n));
+    const int resumed = c->resumed && c->resumed[0];
+    int64_t from = resumed ? c->from : 0;
+    if (resumed && c->step_key) {
+        fr_st_file f;
+        FR_TRY(fr_st_read(&f, c->resumed));
+        const fr_status s = fr_st_get_meta_i64(&f, c->resumed, c->step_key, 0, FR_AUDIT_MAX_STEP, &from);
+        fr_st_free(&f);
+        FR_TRY(s);
+    }
+    if (from <= 0) {
+        if (remove(path) != 0 && errno != ENOENT) return fr_fail(FR_ERR_IO, "%s: %s", path, strerror(errno));
+    } else {
+        char prev[4096];
+        FR_TRY(fr_audit_train_path(c->resumed, prev, sizeof prev));
+        if (!exists(path) && strcmp(prev, path) != 0 && exists(prev)) FR_TRY(copy_log(prev, path));
+        if (exists(path)) {
+            fr_status s = fr_audit_truncate_to_step(path, from);
+            if (s != FR_OK) return fr_fail(s, "%s (resuming at step %lld): %s", path, (long long)from, fr_last_error());
+        }
+    }
+    const fr_audit_opts o = {be->name, be->threads, kv, c->n_extra + 1, 0};
+    return fr_audit_open(a, path, &o);
+}
+
+/* Each tensor of ts (one per parameter of net, in be's memory) as "PREFIX<name>", through host;
+ * sq (may be NULL) accumulates the sum of their squares in double, in parameter order. */
+static fr_status rec_list(fr_audit *a, fr_backend *be, const fr_mlp *net, const fr_tensor *ts, const char *prefix,
+                          float *host, double *sq)
+{
+    char nm[FR_AUDIT_MAX_NAME + 1];
+    for (int p = 0; p < net->n_params; p++) {
+        const fr_tensor *t = &ts[p];
+        FR_TRY(fr_d2h(be, host, t->data, fr_tensor_nbytes(t)));
+        fr_tensor h = fr_tensor_f32(host, t->ndim, t->shape);
+        for (int64_t i = 0; sq && i < fr_tensor_numel(t); i++) *sq += (double)host[i] * (double)host[i];
+        snprintf(nm, sizeof nm, "%s%s", prefix, net->names[p]);
+        FR_TRY(fr_audit_tensor(a, nm, &h));
+    }
+    return FR_OK;
+}
+
+static fr_status train_step(fr_audit *a, int64_t step, double loss, const fr_mlp *net, const fr_adamw_state *opt,
+                            const fr_ema *ema)
+{
+    int64_t most = 1;
+    for (int p = 0; p < net->n_params; p++)
+        if (fr_tensor_numel(&net->vals[p]) > most) most = fr_tensor_numel(&net->vals[p]);
+    float *host = fr_malloc((size_t)most * sizeof *host);
+    if (!host) return FR_ERR_NOMEM;
+    double sq = 0.0;
+    fr_status s = fr_audit_begin_step(a, step);
+    if (s == FR_OK) s = fr_audit_scalar_f64(a, "loss", loss);
+    if (s == FR_OK) s = rec_list(a, net->be, net, net->grads, "grad.", host, &sq);
+    if (s == FR_OK) s = fr_audit_scalar_f64(a, "grad_norm", sqrt(sq));
+    if (s == FR_OK) s = rec_list(a, net->be, net, net->vals, "", host, NULL);
+    if (s == FR_OK && opt) s = rec_list(a, opt->be, net, opt->m, "optim.m.", host, NULL);
+    if (s == FR_OK && opt) s = rec_list(a, opt->be, net, opt->v, "optim.v.", host, NULL);
+    if (s == FR_OK && opt) s = fr_audit_scalar_f64(a, "optim.step", (double)opt->step);
+    if (s == FR_OK && ema) s = rec_list(a, ema->be, net, ema->shadow, "ema.", host, NULL);
+    free(host);
+    return s == FR_OK ? fr_audit_end_step(a) : s;
+}
+
+fr_status fr_audit_train_step(fr_audit *a, int64_t step, double loss, const fr_mlp *net, const fr_adamw_state *opt,
+                              const fr_ema *ema)
+{
+    fr_profile_begin(FR_PROF_AUDIT); /* FLOWRL_PROFILE's "audit records", as flowrl train's */
+    const fr_status s = train_step(a, step, loss, net, opt, ema);
+    fr_profile_end(FR_PROF_AUDIT);
+    return s;
+}
