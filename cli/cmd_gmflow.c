@@ -16,7 +16,7 @@
 #define SWD_REFS 4   /* reference sets it is averaged over */
 
 typedef struct {
-    char task[32], out[FR_OPT_PATH_MAX], ckpt[FR_OPT_PATH_MAX];
+    char task[32], preset[32], out[FR_OPT_PATH_MAX], ckpt[FR_OPT_PATH_MAX];
     int64_t steps, n, batch, warmup, swd;
     int K, embed, hidden, layers, force, ema;
     double lr, weight_decay, trans_ratio;
@@ -25,7 +25,11 @@ typedef struct {
 
 #define ROW(f, key, kind, def, lo, hi, help, mv) FR_OPT_ROW_(gm_opts, f, key, kind, def, lo, hi, NULL, help, 0, NULL, mv)
 static const fr_opt k_rows[] = {
-    ROW(task, "task", FR_OPT_STR, "checkerboard", 0, 0, "train: a 2-D task (checkerboard, gmm2d)", "NAME"),
+    ROW(task, "task", FR_OPT_STR, "checkerboard", 0, 0, "train: checkerboard, gmm2d or shapes (images, prompt-conditioned)",
+        "NAME"),
+    ROW(preset, "preset", FR_OPT_STR, "shapes-s", 0, 0,
+        "train, shapes: the model preset of the image network (its velocity head widened to the GM row; "
+        "--embed, --hidden, --layers are the 2-D network's)", "P"),
     ROW(out, "out", FR_OPT_STR, "", 0, 0,
         "train: the checkpoint to write (required); sample: a .png scatter plot or a .safetensors file of the samples",
         "FILE"),
@@ -75,11 +79,33 @@ static void usage(FILE *f)
                "measured as `sample --swd` measures GMFlow (the miniature's rectified-flow comparison).\n");
 }
 
-/* n samples of the task's marginal (prompt i mod n_prompts: gmm2d's 8 modes in turn) of seed into out */
+/* The prompt of measured sample i: the training prompts in turn (gmm2d's 8 modes; checkerboard's
+ * one; shapes' 52 training prompts, the prompt set every shapes measurement pools over). */
+static int sample_prompt(const fr_task *t, int64_t i) { return (int)(i % t->n_train); }
+
+/* n samples of the task's data (prompt sample_prompt(i)) of seed into out */
 static fr_status task_samples(const fr_task *t, uint32_t seed, int64_t n, float *out)
 {
-    for (int64_t i = 0; i < n; i++) FR_TRY(t->sample((int)(i % t->n_prompts), seed, (uint32_t)i, out + i * t->D));
+    for (int64_t i = 0; i < n; i++) FR_TRY(t->sample(sample_prompt(t, i), seed, (uint32_t)i, out + i * t->D));
     return FR_OK;
+}
+
+/* An image task: the fraction of the N samples the task's detector finds correct for their
+ * prompt (reward "strict", the accuracy of `flowrl eval`). */
+static int do_accuracy(const char *CMD, const fr_task *t, const float *x, int64_t N)
+{
+    if (!t->C) return 0;
+    int64_t ok_n = 0;
+    for (int64_t i = 0; i < N; i++) {
+        float sc;
+        int ok = 0;
+        fr_status s = t->reward(1, sample_prompt(t, i), x + i * t->D, &sc, &ok);
+        if (s != FR_OK) return fr_cli_status(CMD, s);
+        ok_n += ok != 0;
+    }
+    printf("geneval accuracy (the detector, strict) over %lld samples of the %d training prompts in turn: %.6f\n",
+           (long long)N, t->n_train, (double)ok_n / (double)N);
+    return 0;
 }
 
 /* The sliced W2 of x against SWD_REFS reference sets of --swd data samples (seeds data_seed + 2r),
@@ -137,24 +163,31 @@ static int train(const char *CMD, const gm_opts *g, fr_backend *be)
         if (s != FR_OK) return fr_cli_status(CMD, s);
         c.steps = g->steps >= 0 ? g->steps : c.steps;
     } else {
-        const fr_gmflow_arch a = {g->K, 2, g->embed, g->hidden, g->layers};
-        s = fr_gmflow_net_new(&net, be, &a, c.batch);
+        const fr_gmflow_arch a = {g->K, 2, g->embed, g->hidden, g->layers, ""};
+        const fr_task *tk = NULL;
+        s = fr_task_get(task_name, &tk);
+        if (s == FR_OK)
+            s = tk->C ? fr_gmflow_net_new_image(&net, be, g->K, g->preset, tk, c.batch) : fr_gmflow_net_new(&net, be, &a, c.batch);
         if (s == FR_OK) s = fr_gmflow_net_init(&net, c.seed);
-        if (s == FR_OK) s = fr_adamw_state_init(be, &opt, net.net.params, net.net.n_params);
-        if (s == FR_OK) s = fr_ema_init(be, &ema, net.net.params, net.net.n_params);
-        else if (net.net.be) fr_gmflow_net_free(&net);
+        if (s == FR_OK) s = fr_adamw_state_init(be, &opt, net.params, net.n_params);
+        if (s == FR_OK) s = fr_ema_init(be, &ema, net.params, net.n_params);
+        else if (net.net.be || net.img) fr_gmflow_net_free(&net);
         if (s != FR_OK) return fr_cli_status(CMD, s);
     }
     const fr_task *t = NULL;
     s = fr_task_get(task_name, &t);
-    if (s == FR_OK && (t->D != net.a.D || t->C != 0))
-        s = fr_fail(FR_ERR_ARG, "gmflow: task %s is not a 2-D point task", task_name);
+    if (s == FR_OK && (t->D != net.a.D || (t->C != 0) != (net.img != NULL)))
+        s = fr_fail(FR_ERR_ARG, "gmflow: task %s (D %d) does not fit the network (D %d, %s)", task_name, t->D, net.a.D,
+                    net.img ? "image" : "2-D");
     if (s == FR_OK) {
         char line[128];
         fr_backend_line(be, line, sizeof line);
-        printf("%s\ngmflow train: task %s, K %d, embed %d, %d x %d SiLU (%lld parameters), steps %lld..%lld of batch "
+        int64_t np = 0;
+        for (int p = 0; p < net.n_params; p++) np += fr_tensor_numel(net.params[p].value);
+        printf("%s\ngmflow train: task %s, K %d, %s%s, embed %d, %d x %d (%lld parameters), steps %lld..%lld of batch "
                "%lld, lr %g (warm-up %lld), trans_ratio %g, seed %u\n",
-               line, task_name, net.a.K, net.a.E, net.a.layers, net.a.hidden, (long long)fr_mlp_numel(&net.net),
+               line, task_name, net.a.K, net.img ? "model preset " : "2-D MLP", net.a.preset, net.a.E, net.a.layers,
+               net.a.hidden, (long long)np,
                (long long)from, (long long)c.steps, (long long)c.batch, c.lr, (long long)c.warmup, c.trans_ratio,
                (unsigned)c.seed);
         fflush(stdout);
@@ -163,7 +196,7 @@ static int train(const char *CMD, const gm_opts *g, fr_backend *be)
         s = fr_gmflow_train(&net, t, &c, &opt, &ema, from, progress, &every, &last);
         if (s == FR_OK) s = fr_gmflow_save(g->out, &net, &opt, &ema, task_name, &c, c.steps > from ? c.steps : from);
         uint64_t dg = 0;
-        if (s == FR_OK) s = fr_mlp_digest(&net.net, &dg);
+        if (s == FR_OK) s = fr_gmflow_net_digest(&net, &dg);
         if (s == FR_OK)
             printf("wrote %s: step %lld, last nll %.6f, parameters digest %016llx\n", g->out,
                    (long long)(c.steps > from ? c.steps : from), last, (unsigned long long)dg);
@@ -208,7 +241,7 @@ static int sample(const char *CMD, const gm_opts *g, fr_backend *be)
     fr_status s = fr_gmflow_load(g->ckpt, be, cap, &net, NULL, g->ema ? &ema : NULL, &step, task_name, NULL);
     if (s != FR_OK) return fr_cli_status(CMD, s);
     if (g->ema) { /* sample the EMA weights */
-        s = fr_ema_copy_to(be, &ema, net.net.params, net.net.n_params);
+        s = fr_ema_copy_to(be, &ema, net.params, net.n_params);
         fr_ema_free(&ema);
         if (s != FR_OK) {
             fr_gmflow_net_free(&net);
@@ -222,13 +255,18 @@ static int sample(const char *CMD, const gm_opts *g, fr_backend *be)
         printf("gmflow sample: %s (task %s, K %d, step %lld, %s weights), %lld samples, GM-SDE order 1, %d steps, seed %u\n",
                g->ckpt, task_name, net.a.K, (long long)step, g->ema ? "EMA" : "raw", (long long)g->n, steps,
                (unsigned)g->seed);
-        s = fr_gmflow_sample(&net, g->n, steps, g->seed, x);
+        int *pid = malloc(sizeof(int) * (size_t)g->n);
+        s = pid ? FR_OK : FR_ERR_NOMEM;
+        for (int64_t i = 0; s == FR_OK && i < g->n; i++) pid[i] = sample_prompt(t, i);
+        if (s == FR_OK) s = fr_gmflow_sample_c(&net, g->n, steps, g->seed, pid, x);
+        free(pid);
     }
     if (s == FR_OK && g->out[0]) {
         s = write_samples(t, g->out, x, g->n);
         if (s == FR_OK) printf("wrote %s\n", g->out);
     }
     int rc = s == FR_OK ? do_swd(CMD, t, x, g->n, g) : fr_cli_status(CMD, s);
+    if (rc == 0 && s == FR_OK) rc = do_accuracy(CMD, t, x, g->n);
     free(x);
     fr_gmflow_net_free(&net);
     return rc;
@@ -257,7 +295,7 @@ static int swd_base(int argc, char **argv)
     uint32_t *sid = malloc(sizeof *sid * (size_t)N);
     float *x = malloc(sizeof(float) * (size_t)(N * t->D));
     fr_status s = pid && sid && x ? FR_OK : FR_ERR_NOMEM;
-    for (int64_t i = 0; s == FR_OK && i < N; i++) sid[i] = (uint32_t)i, pid[i] = (int)(i % t->n_prompts);
+    for (int64_t i = 0; s == FR_OK && i < N; i++) sid[i] = (uint32_t)i, pid[i] = sample_prompt(t, i);
     char line[256];
     fr_cli_sampler_line(&sm, line, sizeof line);
     if (s == FR_OK) printf("swd-base: %s (task %s), %lld samples, sampler %s, seed %u\n", a.m.ckpt, t->name, (long long)N, line, sm.seed);
@@ -265,6 +303,7 @@ static int swd_base(int argc, char **argv)
     if (s == FR_OK) s = fr_rollout_to_host(&sm.ck.model, &sm.be, t, &sm.rc, N, pid, sid, x);
     if (s == FR_OK && g.out[0] && (s = write_samples(t, g.out, x, N)) == FR_OK) printf("wrote %s\n", g.out);
     rc = s == FR_OK ? do_swd(CMD, t, x, N, &g) : fr_cli_status(CMD, s);
+    if (rc == 0) rc = do_accuracy(CMD, t, x, N);
     free(pid), free(sid), free(x);
     fr_cli_sampling_free(&sm);
     return rc;
