@@ -79,33 +79,11 @@ static void usage(FILE *f)
                "measured as `sample --swd` measures GMFlow (the miniature's rectified-flow comparison).\n");
 }
 
-/* The prompt of measured sample i: the training prompts in turn (gmm2d's 8 modes; checkerboard's
- * one; shapes' 52 training prompts, the prompt set every shapes measurement pools over). */
-static int sample_prompt(const fr_task *t, int64_t i) { return (int)(i % t->n_train); }
-
-/* n samples of the task's data (prompt sample_prompt(i)) of seed into out */
+/* n samples of the task's data (prompt fr_cli_sample_prompt(i)) of seed into out */
 static fr_status task_samples(const fr_task *t, uint32_t seed, int64_t n, float *out)
 {
-    for (int64_t i = 0; i < n; i++) FR_TRY(t->sample(sample_prompt(t, i), seed, (uint32_t)i, out + i * t->D));
+    for (int64_t i = 0; i < n; i++) FR_TRY(t->sample(fr_cli_sample_prompt(t, i), seed, (uint32_t)i, out + i * t->D));
     return FR_OK;
-}
-
-/* An image task: the fraction of the N samples the task's detector finds correct for their
- * prompt (reward "strict", the accuracy of `flowrl eval`). */
-static int do_accuracy(const char *CMD, const fr_task *t, const float *x, int64_t N)
-{
-    if (!t->C) return 0;
-    int64_t ok_n = 0;
-    for (int64_t i = 0; i < N; i++) {
-        float sc;
-        int ok = 0;
-        fr_status s = t->reward(1, sample_prompt(t, i), x + i * t->D, &sc, &ok);
-        if (s != FR_OK) return fr_cli_status(CMD, s);
-        ok_n += ok != 0;
-    }
-    printf("geneval accuracy (the detector, strict) over %lld samples of the %d training prompts in turn: %.6f\n",
-           (long long)N, t->n_train, (double)ok_n / (double)N);
-    return 0;
 }
 
 /* The sliced W2 of x against SWD_REFS reference sets of --swd data samples (seeds data_seed + 2r),
@@ -257,7 +235,7 @@ static int sample(const char *CMD, const gm_opts *g, fr_backend *be)
                (unsigned)g->seed);
         int *pid = malloc(sizeof(int) * (size_t)g->n);
         s = pid ? FR_OK : FR_ERR_NOMEM;
-        for (int64_t i = 0; s == FR_OK && i < g->n; i++) pid[i] = sample_prompt(t, i);
+        for (int64_t i = 0; s == FR_OK && i < g->n; i++) pid[i] = fr_cli_sample_prompt(t, i);
         if (s == FR_OK) s = fr_gmflow_sample_c(&net, g->n, steps, g->seed, pid, x);
         free(pid);
     }
@@ -266,7 +244,7 @@ static int sample(const char *CMD, const gm_opts *g, fr_backend *be)
         if (s == FR_OK) printf("wrote %s\n", g->out);
     }
     int rc = s == FR_OK ? do_swd(CMD, t, x, g->n, g) : fr_cli_status(CMD, s);
-    if (rc == 0 && s == FR_OK) rc = do_accuracy(CMD, t, x, g->n);
+    if (rc == 0 && s == FR_OK) rc = fr_cli_print_accuracy(CMD, t, x, g->n);
     free(x);
     fr_gmflow_net_free(&net);
     return rc;
@@ -295,7 +273,7 @@ static int swd_base(int argc, char **argv)
     uint32_t *sid = malloc(sizeof *sid * (size_t)N);
     float *x = malloc(sizeof(float) * (size_t)(N * t->D));
     fr_status s = pid && sid && x ? FR_OK : FR_ERR_NOMEM;
-    for (int64_t i = 0; s == FR_OK && i < N; i++) sid[i] = (uint32_t)i, pid[i] = sample_prompt(t, i);
+    for (int64_t i = 0; s == FR_OK && i < N; i++) sid[i] = (uint32_t)i, pid[i] = fr_cli_sample_prompt(t, i);
     char line[256];
     fr_cli_sampler_line(&sm, line, sizeof line);
     if (s == FR_OK) printf("swd-base: %s (task %s), %lld samples, sampler %s, seed %u\n", a.m.ckpt, t->name, (long long)N, line, sm.seed);
@@ -303,7 +281,7 @@ static int swd_base(int argc, char **argv)
     if (s == FR_OK) s = fr_rollout_to_host(&sm.ck.model, &sm.be, t, &sm.rc, N, pid, sid, x);
     if (s == FR_OK && g.out[0] && (s = write_samples(t, g.out, x, N)) == FR_OK) printf("wrote %s\n", g.out);
     rc = s == FR_OK ? do_swd(CMD, t, x, N, &g) : fr_cli_status(CMD, s);
-    if (rc == 0) rc = do_accuracy(CMD, t, x, N);
+    if (rc == 0) rc = fr_cli_print_accuracy(CMD, t, x, N);
     free(pid), free(sid), free(x);
     fr_cli_sampling_free(&sm);
     return rc;
