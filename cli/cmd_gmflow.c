@@ -1,6 +1,6 @@
-/* flowrl gmflow: train a GMFlow network on a 2-D task, sample it by GM-SDE, and measure a
- * sample set (or a flow base's Euler samples) by the sliced W2 against the task's data
- * (flowrl/gmflow.h, flowrl/swd.h; docs/algorithms/gmflow.md). */
+/* flowrl gmflow: train a GMFlow network on a 2-D task or shapes, sample it by GM-SDE, and measure
+ * a sample set (or a flow base's Euler samples) by the sliced W2 against the task's data and, on
+ * shapes, the detector's accuracy (flowrl/gmflow.h, flowrl/swd.h; docs/algorithms/gmflow.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +65,7 @@ static const fr_opt k_swd_rows[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: flowrl gmflow train --task checkerboard|gmm2d --out CKPT [--steps N] [options]\n"
+    fprintf(f, "Usage: flowrl gmflow train --task checkerboard|gmm2d|shapes --out CKPT [--steps N] [options]\n"
                "       flowrl gmflow sample --ckpt CKPT --n N --steps S [--out X.png|X.safetensors] [--swd M]\n"
                "       flowrl gmflow swd-base --ckpt FLOW_BASE [--num-steps S] [sampling options] --n N --swd M\n\n"
                "GMFlow (docs/algorithms/gmflow.md; Lakonik/GMFlow, arXiv 2504.05304): an MLP over a sin-cos\n"
@@ -76,7 +76,11 @@ static void usage(FILE *f)
                "options (seed, batch, lr, warm-up, trans_ratio, weight decay), bit for bit.\n"
                "sample: first-order GM-SDE on sigma_i = 1 - i/S then 0 (the second-order sampler is not\n"
                "implemented). swd-base: a flow base of `flowrl pretrain` sampled by `flowrl sample`'s options,\n"
-               "measured as `sample --swd` measures GMFlow (the miniature's rectified-flow comparison).\n");
+               "measured as `sample --swd` measures GMFlow (the miniature's rectified-flow comparison).\n"
+               "shapes (docs/algorithms/gmflow.md §7): the network is the shared model of --preset (shapes-s)\n"
+               "with its velocity head widened to the GM row (K*768 + K + 1), conditioned on the sample's\n"
+               "prompt (training and sampling: sample i has training prompt i mod 52); sample and swd-base\n"
+               "also print the detector's accuracy of the samples.\n");
 }
 
 /* n samples of the task's data (prompt fr_cli_sample_prompt(i)) of seed into out */
