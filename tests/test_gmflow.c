@@ -331,6 +331,35 @@ START_TEST(test_image_bitwise_and_resume)
 }
 END_TEST
 
+/* The command on shapes: train on ref and opt (the same digest), sample with --swd (the accuracy
+ * line and a .png grid), a bad preset named. */
+START_TEST(test_cli_shapes)
+{
+    char dir[128], args[1024], out[8192], out2[8192];
+    fr_test_mkdtemp(dir, sizeof dir, "gmflow-cli-shapes");
+    const char *net = "--task shapes --batch 2 --components 2 --steps 2";
+    snprintf(args, sizeof args, "gmflow train %s --out %s/g0.safetensors --backend ref", net, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s: %s", args, out);
+    ck_assert_msg(strstr(out, "model preset shapes-s") != NULL, "%s", out);
+    snprintf(args, sizeof args, "gmflow train %s --out %s/g1.safetensors --backend opt --threads 2", net, dir);
+    ck_assert_msg(fr_test_run_cli(args, out2, sizeof out2) == 0, "%s: %s", args, out2);
+    const char *da = strstr(out, "parameters digest"), *db = strstr(out2, "parameters digest");
+    ck_assert_msg(da && db && strncmp(da, db, 34) == 0, "ref: %s\nopt: %s", out, out2);
+    snprintf(args, sizeof args, "gmflow sample --ckpt %s/g0.safetensors --n 4 --steps 2 --swd 8 --out %s/s.png", dir, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "geneval accuracy (the detector, strict) over 4 samples") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "256 projections): ") != NULL, "%s", out);
+    snprintf(args, sizeof args, "%s/s.png", dir);
+    FILE *f = fopen(args, "rb");
+    ck_assert_msg(f != NULL, "no %s", args);
+    fclose(f);
+    snprintf(args, sizeof args, "gmflow train %s --preset nope --out %s/g2.safetensors", net, dir);
+    ck_assert_int_eq(fr_test_run_cli(args, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "nope") != NULL, "%s", out);
+    fr_test_rmtree(dir);
+}
+END_TEST
+
 /* The command: train on ref and opt (the same digest), continue a checkpoint on cuda-emu to the
  * bytes of the uninterrupted run, sample to a file and a PNG with --swd, usage errors. */
 START_TEST(test_cli)
@@ -391,6 +420,7 @@ Suite *suite_gmflow(void)
     tcase_add_test(tc, test_model_out_dim);
     tcase_add_test(tc, test_image_zero_rows);
     tcase_add_test(tc, test_image_bitwise_and_resume);
+    tcase_add_test(tc, test_cli_shapes);
     suite_add_tcase(s, tc);
     return s;
 }

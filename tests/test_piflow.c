@@ -357,6 +357,33 @@ START_TEST(test_student_zero_heads)
 }
 END_TEST
 
+/* The command on a shapes teacher: the image student, ref = opt (the digest lines), sample and
+ * teacher with the accuracy line and a .png grid. */
+START_TEST(test_cli_shapes)
+{
+    char dir[128], teacher[192], args[1024], out[8192], out2[8192];
+    fr_test_mkdtemp(dir, sizeof dir, "piflow-cli-shapes");
+    snprintf(teacher, sizeof teacher, "%s/teacher.safetensors", dir);
+    write_teacher_of(teacher, "shapes");
+    const char *bks[] = {"ref", "opt --threads 2"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "piflow train --teacher %s --out %s/s%d.safetensors --steps 2 --batch-size 2 --k 2 "
+                 "--substeps 8 --log-every 1 --backend %s", teacher, dir, k, bks[k]);
+        ck_assert_msg(fr_test_run_cli(args, k ? out2 : out, sizeof out) == 0, "%s: %s", args, k ? out2 : out);
+    }
+    ck_assert_msg(strstr(out, "model preset shapes-s") != NULL, "%s", out);
+    const char *da = strstr(out, "step 2/2"), *db = strstr(out2, "step 2/2");
+    ck_assert_msg(da && db && strncmp(da, db, 50) == 0, "ref: %s\nopt: %s", out, out2);
+    snprintf(args, sizeof args, "piflow sample --ckpt %s/s0.safetensors --n 3 --out %s/s.png", dir, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "1.00 network rows per sample") && strstr(out, "geneval accuracy"), "%s", out);
+    snprintf(args, sizeof args, "piflow teacher --ckpt %s --n 3 --num-steps 2 --out %s/t.safetensors", teacher, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "geneval accuracy (the detector, strict) over 3 samples") != NULL, "%s", out);
+    fr_test_rmtree(dir);
+}
+END_TEST
+
 /* The command: train on ref and opt (the same digest line), sample, teacher, swd, the PNG, usage errors. */
 START_TEST(test_cli)
 {
@@ -408,6 +435,7 @@ Suite *suite_piflow(void)
     tcase_add_test(tc, test_student_zero_heads);
     tcase_add_test(tc, test_trainer_bitwise_resume);
     tcase_add_test(tc, test_image_bitwise_resume);
+    tcase_add_test(tc, test_cli_shapes);
     tcase_add_test(tc, test_cli);
     suite_add_tcase(s, tc);
     return s;
