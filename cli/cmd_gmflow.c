@@ -83,10 +83,10 @@ static void usage(FILE *f)
                "also print the detector's accuracy of the samples.\n");
 }
 
-/* n samples of the task's data (prompt fr_cli_sample_prompt(i)) of seed into out */
+/* n samples of the task's data (prompt fr_task_prompt_in_turn(i)) of seed into out */
 static fr_status task_samples(const fr_task *t, uint32_t seed, int64_t n, float *out)
 {
-    for (int64_t i = 0; i < n; i++) FR_TRY(t->sample(fr_cli_sample_prompt(t, i), seed, (uint32_t)i, out + i * t->D));
+    for (int64_t i = 0; i < n; i++) FR_TRY(t->sample(fr_task_prompt_in_turn(t, i), seed, (uint32_t)i, out + i * t->D));
     return FR_OK;
 }
 
@@ -239,7 +239,7 @@ static int sample(const char *CMD, const gm_opts *g, fr_backend *be)
                (unsigned)g->seed);
         int *pid = malloc(sizeof(int) * (size_t)g->n);
         s = pid ? FR_OK : FR_ERR_NOMEM;
-        for (int64_t i = 0; s == FR_OK && i < g->n; i++) pid[i] = fr_cli_sample_prompt(t, i);
+        for (int64_t i = 0; s == FR_OK && i < g->n; i++) pid[i] = fr_task_prompt_in_turn(t, i);
         if (s == FR_OK) s = fr_gmflow_sample_c(&net, g->n, steps, g->seed, pid, x);
         free(pid);
     }
@@ -277,7 +277,7 @@ static int swd_base(int argc, char **argv)
     uint32_t *sid = malloc(sizeof *sid * (size_t)N);
     float *x = malloc(sizeof(float) * (size_t)(N * t->D));
     fr_status s = pid && sid && x ? FR_OK : FR_ERR_NOMEM;
-    for (int64_t i = 0; s == FR_OK && i < N; i++) sid[i] = (uint32_t)i, pid[i] = fr_cli_sample_prompt(t, i);
+    for (int64_t i = 0; s == FR_OK && i < N; i++) sid[i] = (uint32_t)i, pid[i] = fr_task_prompt_in_turn(t, i);
     char line[256];
     fr_cli_sampler_line(&sm, line, sizeof line);
     if (s == FR_OK) printf("swd-base: %s (task %s), %lld samples, sampler %s, seed %u\n", a.m.ckpt, t->name, (long long)N, line, sm.seed);

@@ -162,7 +162,7 @@ static fr_status write_samples(const char *path, const fr_task *task, const floa
     if (len > 4 && strcmp(path + len - 4, ".png") == 0 && task && task->C) { /* an image grid, prompts in turn */
         int *pid = malloc(sizeof(int) * (size_t)n);
         if (!pid) return FR_ERR_NOMEM;
-        for (int64_t i = 0; i < n; i++) pid[i] = fr_cli_sample_prompt(task, i);
+        for (int64_t i = 0; i < n; i++) pid[i] = fr_task_prompt_in_turn(task, i);
         fr_status s = fr_task_render(task, path, (int)n, pid, x, 0, 1);
         free(pid);
         return s;
@@ -215,7 +215,7 @@ static int cmd_sample_any(int argc, char **argv, int teacher)
             x = fr_malloc((size_t)(a.n * D) * sizeof *x);
             int *pid = task ? fr_malloc(sizeof(int) * (size_t)a.n) : NULL;
             s = x && (pid || !task) ? FR_OK : FR_ERR_NOMEM;
-            for (int64_t i = 0; pid && i < a.n; i++) pid[i] = fr_cli_sample_prompt(task, i);
+            for (int64_t i = 0; pid && i < a.n; i++) pid[i] = fr_task_prompt_in_turn(task, i);
             if (s == FR_OK) s = fr_piflow_teacher_sample_c(&t, a.n, a.steps, a.seed, pid, x);
             free(pid);
             fr_piflow_teacher_free(&t);

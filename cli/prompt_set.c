@@ -1,11 +1,9 @@
-/* The prompt set of the generator commands (gmflow, piflow; docs/algorithms/gmflow.md §7,
- * piflow.md §7) and their image measurement. */
+/* The image measurement of the generator commands (gmflow, piflow; docs/algorithms/gmflow.md §7,
+ * piflow.md §7): sample i has the training prompt fr_task_prompt_in_turn(t, i). */
 #include <stdio.h>
 
 #include "cli/commands.h"
 #include "flowrl/task.h"
-
-int fr_cli_sample_prompt(const fr_task *t, int64_t i) { return (int)(i % t->n_train); }
 
 int fr_cli_print_accuracy(const char *cmd, const fr_task *t, const float *x, int64_t N)
 {
@@ -14,7 +12,7 @@ int fr_cli_print_accuracy(const char *cmd, const fr_task *t, const float *x, int
     for (int64_t i = 0; i < N; i++) {
         float sc;
         int ok = 0;
-        fr_status s = t->reward(1, fr_cli_sample_prompt(t, i), x + i * t->D, &sc, &ok);
+        fr_status s = t->reward(1, fr_task_prompt_in_turn(t, i), x + i * t->D, &sc, &ok);
         if (s != FR_OK) return fr_cli_status(cmd, s);
         ok_n += ok != 0;
     }

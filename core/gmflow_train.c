@@ -150,7 +150,7 @@ fr_status fr_gmflow_pair(const fr_task *task, const fr_gmflow_train_cfg *c, int6
 
 int fr_gmflow_prompt(const fr_task *task, const fr_gmflow_train_cfg *c, int64_t k, int64_t b)
 {
-    return (int)((uint32_t)(k * c->batch + b) % (uint32_t)task->n_train);
+    return fr_task_prompt_in_turn(task, (int64_t)(uint32_t)(k * c->batch + b));
 }
 
 /* The Karras EMA's decay after update t >= 1 (configs/gmflow_checkerboard_k64.py momentum_policy

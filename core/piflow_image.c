@@ -58,7 +58,7 @@ void fr_piflow_student_free_image(fr_piflow_student *st)
 
 int fr_piflow_prompt(const fr_piflow_student *st, int64_t i)
 {
-    return st->img ? (int)((uint64_t)i % (uint64_t)st->task->n_train) : 0;
+    return st->img ? fr_task_prompt_in_turn(st->task, i) : 0;
 }
 
 fr_status fr_piflow_student_rows(fr_piflow_student *st, int64_t B, const float *x_s, int64_t first, float *rows)
