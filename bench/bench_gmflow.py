@@ -4,6 +4,11 @@ untrained start and a rectified-flow base of similar size and time, all sampled 
 the sliced W2 (flowrl/swd.h) against 10,000 data samples; 3 seeds. Writes its section of BENCHMARKS.md.
 
   python3 bench/bench_gmflow.py [--steps 1500] [--seeds 1,2,3] [--sample-steps 8] [--jobs 2]
+  python3 bench/bench_gmflow.py --task shapes [--steps 1500] [--batch 128] [--components 8]
+
+--task shapes: GMFlow's image network (docs/algorithms/gmflow.md §7) against its untrained start and the
+shapes flow base (the teacher) at its own step counts, scored by the sliced W2 to 1,040 of the teacher's
+50-step samples and the detector's accuracy (bench/gm_shapes.py); section bench_gmflow_shapes.
 
 The GMFlow paper's claim is few-step quality: at 8 steps its GM-SDE samples the checkerboard better than a
 flow model's Euler steps. Runs live in demo/bench_gmflow/ (git-ignored)."""
@@ -16,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import fmt_ci, flowrl, git_line, loadavg, logger, machine_line, write_section  # noqa: E402
+import gm_shapes  # noqa: E402
 
 BIN = os.environ.get("FLOWRL_BIN", "build/flowrl")
 DIR = "demo/bench_gmflow"
@@ -84,17 +90,81 @@ def run(job):
     return res
 
 
+SHAPES_DIR = "demo/bench_gmflow_shapes"
+SHAPES_SAMPLE_STEPS = (8, 32)
+
+
+def run_shapes(job):
+    """One seed of GMFlow on shapes: the untrained start and the trained network, each sampled at
+    SHAPES_SAMPLE_STEPS GM-SDE steps (EMA weights), scored against the reference."""
+    seed, a, ref = job
+    d = SHAPES_DIR
+    common = ["--task", "shapes", "--preset", "shapes-s", "--components", a.components, "--batch", a.batch, "--lr", a.lr,
+              "--warmup", 100, "--seed", seed, "--backend", "opt", "--threads", 1, "--force"]
+    init, ck = f"{d}/gm_s{seed}_init.safetensors", f"{d}/gm_s{seed}.safetensors"
+    flowrl(BIN, ["gmflow", "train", "--out", init, "--steps", 0] + common, name="bench_gmflow")
+    wall = trained(ck, ["gmflow", "train", "--out", ck, "--steps", a.steps] + common, f"{d}/gm_s{seed}.log")
+    logtxt = open(f"{d}/gm_s{seed}.log").read()
+    res = {"seed": seed, "wall": wall, "nll": float(re.findall(r"last nll ([0-9.eE+-]+)", logtxt)[-1]),
+           "digest": re.findall(r"parameters digest ([0-9a-f]{16})", logtxt)[-1]}
+    for name, c in (("init", init), ("gm", ck)):
+        for st in SHAPES_SAMPLE_STEPS:
+            f = f"{d}/{name}_s{seed}_{st}.safetensors"
+            out = flowrl(BIN, ["gmflow", "sample", "--ckpt", c, "--n", gm_shapes.N, "--steps", st, "--seed", 100 + seed,
+                               "--out", f, "--backend", "opt", "--threads", 1], name="bench_gmflow")
+            res[f"{name}{st}"] = (gm_shapes.swd(BIN, ref, f), gm_shapes.accuracy(out))
+            if seed == 1 and name == "gm":
+                flowrl(BIN, ["gmflow", "sample", "--ckpt", c, "--n", 104, "--steps", st, "--seed", 100 + seed,
+                             "--out", f"{d}/gm_s1_{st}.png", "--threads", 1], name="bench_gmflow")
+    log(str(res))
+    return res
+
+
+def main_shapes(a, seeds):
+    os.makedirs(SHAPES_DIR, exist_ok=True)
+    t_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load0 = loadavg()
+    teacher, tcmd = gm_shapes.ensure_teacher(BIN, log)
+    ref, ref_acc, floor, floor_acc = gm_shapes.reference(BIN, teacher)
+    with cf.ThreadPoolExecutor(a.jobs) as ex:
+        res = list(ex.map(run_shapes, [(s, a, ref) for s in seeds]))
+        tea = list(ex.map(lambda s: gm_shapes.teacher_rows(BIN, teacher, ref, s), seeds))
+    text = gm_shapes.section(
+        "bench_gmflow_shapes", "bench/bench_gmflow.py --task shapes",
+        "## GMFlow on shapes (issue 22 §10.1; docs/algorithms/gmflow.md §7)",
+        f"Measured {t_start} by `python3 bench/bench_gmflow.py {' '.join(sys.argv[1:])}` at {git_line()} on "
+        f"{machine_line()} (load average {load0} before; seconds under that load). GMFlow: `flowrl gmflow train --task "
+        f"shapes --preset shapes-s --components {a.components} --batch {a.batch} --lr {a.lr:g} --warmup 100 --steps "
+        f"{a.steps} --seed S` (the shapes-s residual MLP, its velocity head widened to the K·768 + K + 1 row, "
+        "prompt-conditioned; Karras EMA); untrained: `--steps 0` (every row 0: w = 1/K, s = 0, means 0). Samples: "
+        f"`flowrl gmflow sample --n {gm_shapes.N} --steps S' --seed 100 + S` (GM-SDE order 1, EMA weights).",
+        tcmd, ref_acc, floor, floor_acc, tea, a.seeds,
+        [(f"GMFlow K {a.components}, {nm}, GM-SDE {st} steps", st, [r[f"{key}{st}"] for r in res])
+         for st in SHAPES_SAMPLE_STEPS for nm, key in (("untrained", "init"), (f"{a.steps} steps", "gm"))],
+        {st: ([r[f"init{st}"] for r in res], [r[f"gm{st}"] for r in res]) for st in SHAPES_SAMPLE_STEPS},
+        "Training (loaded wall-clock, s): " + ", ".join(f"{r['wall']:.0f}" for r in res) + "; final NLL "
+        + ", ".join(f"{r['nll']:.1f}" for r in res) + "; parameters " + ", ".join(r["digest"] for r in res) + ".")
+    write_section("BENCHMARKS.md", "bench_gmflow_shapes", text)
+    print(text)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", default="checkerboard", choices=["checkerboard", "shapes"])
+    ap.add_argument("--components", type=int, default=8, help="shapes: K")
     ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=None, help="256 (checkerboard), 128 (shapes)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--sample-steps", type=int, default=8)
     ap.add_argument("--jobs", type=int, default=2)
     a = ap.parse_args()
-    os.makedirs(DIR, exist_ok=True)
     seeds = [int(s) for s in a.seeds.split(",")]
+    if a.task == "shapes":
+        a.batch = a.batch or 128
+        return main_shapes(a, seeds)
+    a.batch = a.batch or 256
+    os.makedirs(DIR, exist_ok=True)
     t_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load0 = loadavg()
     with cf.ThreadPoolExecutor(a.jobs) as ex:

@@ -6,6 +6,12 @@ against the teacher itself at 1 Euler step, all scored by the sliced Wasserstein
 (`flowrl piflow swd`, flowrl/swd.h) to the reference samples. Writes its BENCHMARKS.md section.
 
     python3 bench/bench_piflow.py [--steps 600] [--seeds 1,2,3] [--n 10000] [--teacher-steps 6000]
+    python3 bench/bench_piflow.py --task shapes [--steps 400] [--batch 32] [--k 8] [--jobs 2]
+
+--task shapes: the image student (docs/algorithms/piflow.md §7) distilled from the shapes flow base,
+against its untrained start and the teacher at its own step counts, scored by the sliced W2 to 1,040
+of the teacher's 50-step samples and the detector's accuracy (bench/gm_shapes.py); section
+bench_piflow_shapes.
 
 The teacher is reused when demo/bench_piflow/teacher.safetensors exists (its command is in
 teacher.cmd); every run is niced."""
@@ -19,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import ci95, flowrl, git_line, loadavg, logger, machine_line, write_section  # noqa: E402
+import gm_shapes  # noqa: E402
 
 log = logger("bench_piflow")
 
@@ -28,18 +35,87 @@ def swd(binary, a, b):
     return float(re.search(r"sliced_w2 ([0-9.eE+-]+)", out).group(1))
 
 
+SHAPES_DIR = "demo/bench_piflow_shapes"
+
+
+def run_shapes(job):
+    """One seed of pi-Flow on shapes: the untrained and the distilled image student, 1 network call each."""
+    seed, a, teacher, ref = job
+    d = SHAPES_DIR
+    r = {"seed": seed}
+    for name, steps in (("untrained", 0), ("trained", a.steps)):
+        ck = f"{d}/student_{name}_s{seed}.safetensors"
+        t0 = time.time()
+        out = flowrl(a.binary, ["piflow", "train", "--teacher", teacher, "--out", ck, "--steps", steps, "--seed", seed,
+                                "--k", a.k, "--batch-size", a.batch, "--preset", "shapes-s",
+                                "--log-every", max(1, a.steps // 4), "--threads", 1])
+        r[name + "_wall"] = time.time() - t0
+        r[name + "_loss"] = [float(x) for x in re.findall(r"loss ([0-9.eE+-]+)", out)]
+        digs = re.findall(r"params ([0-9a-f]{16})", out)
+        r[name + "_digest"] = digs[-1] if digs else "-"
+        smp = f"{d}/samples_{name}_s{seed}.safetensors"
+        out = flowrl(a.binary, ["piflow", "sample", "--ckpt", ck, "--n", gm_shapes.N, "--seed", 100 + seed, "--out", smp,
+                                "--threads", 1])
+        r[name] = (gm_shapes.swd(a.binary, ref, smp), gm_shapes.accuracy(out))
+        if seed == 1:
+            flowrl(a.binary, ["piflow", "sample", "--ckpt", ck, "--n", 104, "--seed", 100 + seed,
+                              "--out", f"{d}/samples_{name}_s1.png", "--threads", 1])
+    log(f"seed {seed}: {r}")
+    return r
+
+
+def main_shapes(a, seeds):
+    os.makedirs(SHAPES_DIR, exist_ok=True)
+    t_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load0 = loadavg()
+    teacher, tcmd = gm_shapes.ensure_teacher(a.binary, log)
+    ref, ref_acc, floor, floor_acc = gm_shapes.reference(a.binary, teacher)
+    with cf.ThreadPoolExecutor(a.jobs) as ex:
+        res = list(ex.map(run_shapes, [(s, a, teacher, ref) for s in seeds]))
+        tea = list(ex.map(lambda s: gm_shapes.teacher_rows(a.binary, teacher, ref, s), seeds))
+    q = max(1, a.steps // 4)
+    loss_lines = "; ".join(f"seed {r['seed']}: " + " → ".join(f"{x:.2f}" for x in r["trained_loss"]) +
+                           f" (parameters {r['trained_digest']}, {r['trained_wall']:.0f} s)" for r in res)
+    text = gm_shapes.section(
+        "bench_piflow_shapes", "bench/bench_piflow.py --task shapes",
+        "## pi-Flow on shapes: a 1-NFE image student distilled from the shapes flow base (issue 22 §10.2; "
+        "docs/algorithms/piflow.md §7)",
+        f"Measured {t_start} by `python3 bench/bench_piflow.py {' '.join(sys.argv[1:])}` at {git_line()} on "
+        f"{machine_line()} (load average {load0} before; seconds under that load). Student: `flowrl piflow train "
+        f"--teacher T --preset shapes-s --k {a.k} --batch-size {a.batch} --steps {a.steps} --seed S` (GMFlow's image "
+        "network: shapes-s with the K·768 + K + 1 row head, prompt-conditioned, at sigma_s = 1; N = 2 intermediate "
+        "times, 128 substeps, AdamW lr 1e-3, betas (0.9, 0.95); the teacher called with each sample's prompt, no "
+        "guidance); untrained: `--steps 0`. Samples: `flowrl piflow sample --n "
+        f"{gm_shapes.N} --seed 100 + S` (one network call each).",
+        tcmd, ref_acc, floor, floor_acc, tea, a.seeds,
+        [(f"pi-Flow student K {a.k}, untrained", 1, [r["untrained"] for r in res]),
+         (f"pi-Flow student K {a.k}, {a.steps} steps", 1, [r["trained"] for r in res])],
+        {1: ([r["untrained"] for r in res], [r["trained"] for r in res])},
+        f"Imitation loss at steps {q}, {2 * q}, {3 * q}, {4 * q} (one batch each): {loss_lines}.")
+    write_section("BENCHMARKS.md", "bench_piflow_shapes", text)
+    print(text)
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--task", default="checkerboard", choices=["checkerboard", "shapes"])
+    ap.add_argument("--k", type=int, default=8, help="shapes: K")
+    ap.add_argument("--batch", type=int, default=32, help="shapes: x_s per step")
     ap.add_argument("--binary", default=os.environ.get("FLOWRL", "build/flowrl"))
     ap.add_argument("--dir", default="demo/bench_piflow")
-    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=None, help="600 (checkerboard), 400 (shapes)")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--teacher-steps", type=int, default=6000)
     ap.add_argument("--jobs", type=int, default=3)
     a = ap.parse_args()
-    os.makedirs(a.dir, exist_ok=True)
     seeds = [int(s) for s in a.seeds.split(",")]
+    if a.task == "shapes":
+        a.steps = a.steps or 400
+        a.jobs = min(a.jobs, 2)
+        return main_shapes(a, seeds)
+    a.steps = a.steps or 600
+    os.makedirs(a.dir, exist_ok=True)
     t_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load0 = loadavg()
     d = a.dir

@@ -1,6 +1,6 @@
-/* flowrl gmflow: train a GMFlow network on a 2-D task, sample it by GM-SDE, and measure a
- * sample set (or a flow base's Euler samples) by the sliced W2 against the task's data
- * (flowrl/gmflow.h, flowrl/swd.h; docs/algorithms/gmflow.md). */
+/* flowrl gmflow: train a GMFlow network on a 2-D task or shapes, sample it by GM-SDE, and measure
+ * a sample set (or a flow base's Euler samples) by the sliced W2 against the task's data and, on
+ * shapes, the detector's accuracy (flowrl/gmflow.h, flowrl/swd.h; docs/algorithms/gmflow.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +17,7 @@
 #define SWD_REFS 4   /* reference sets it is averaged over */
 
 typedef struct {
-    char task[32], out[FR_OPT_PATH_MAX], ckpt[FR_OPT_PATH_MAX], audit[FR_OPT_PATH_MAX];
+    char task[32], preset[32], out[FR_OPT_PATH_MAX], ckpt[FR_OPT_PATH_MAX], audit[FR_OPT_PATH_MAX];
     int64_t steps, n, batch, warmup, swd;
     int K, embed, hidden, layers, force, ema;
     double lr, weight_decay, trans_ratio;
@@ -26,7 +26,11 @@ typedef struct {
 
 #define ROW(f, key, kind, def, lo, hi, help, mv) FR_OPT_ROW_(gm_opts, f, key, kind, def, lo, hi, NULL, help, 0, NULL, mv)
 static const fr_opt k_rows[] = {
-    ROW(task, "task", FR_OPT_STR, "checkerboard", 0, 0, "train: a 2-D task (checkerboard, gmm2d)", "NAME"),
+    ROW(task, "task", FR_OPT_STR, "checkerboard", 0, 0, "train: checkerboard, gmm2d or shapes (images, prompt-conditioned)",
+        "NAME"),
+    ROW(preset, "preset", FR_OPT_STR, "shapes-s", 0, 0,
+        "train, shapes: the model preset of the image network (its velocity head widened to the GM row; "
+        "--embed, --hidden, --layers are the 2-D network's)", "P"),
     ROW(out, "out", FR_OPT_STR, "", 0, 0,
         "train: the checkpoint to write (required); sample: a .png scatter plot or a .safetensors file of the samples",
         "FILE"),
@@ -65,7 +69,7 @@ static const fr_opt k_swd_rows[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: flowrl gmflow train --task checkerboard|gmm2d --out CKPT [--steps N] [options]\n"
+    fprintf(f, "Usage: flowrl gmflow train --task checkerboard|gmm2d|shapes --out CKPT [--steps N] [options]\n"
                "       flowrl gmflow sample --ckpt CKPT --n N --steps S [--out X.png|X.safetensors] [--swd M]\n"
                "       flowrl gmflow swd-base --ckpt FLOW_BASE [--num-steps S] [sampling options] --n N --swd M\n\n"
                "GMFlow (docs/algorithms/gmflow.md; Lakonik/GMFlow, arXiv 2504.05304): an MLP over a sin-cos\n"
@@ -79,13 +83,17 @@ static void usage(FILE *f)
                "`flowrl audit A.audit.log B.audit.log` compares two runs; train --ckpt continues C's log.\n"
                "sample: first-order GM-SDE on sigma_i = 1 - i/S then 0 (the second-order sampler is not\n"
                "implemented). swd-base: a flow base of `flowrl pretrain` sampled by `flowrl sample`'s options,\n"
-               "measured as `sample --swd` measures GMFlow (the miniature's rectified-flow comparison).\n");
+               "measured as `sample --swd` measures GMFlow (the miniature's rectified-flow comparison).\n"
+               "shapes (docs/algorithms/gmflow.md §7): the network is the shared model of --preset (shapes-s)\n"
+               "with its velocity head widened to the GM row (K*768 + K + 1), conditioned on the sample's\n"
+               "prompt (training and sampling: sample i has training prompt i mod 52); sample and swd-base\n"
+               "also print the detector's accuracy of the samples.\n");
 }
 
-/* n samples of the task's marginal (prompt i mod n_prompts: gmm2d's 8 modes in turn) of seed into out */
+/* n samples of the task's data (prompt fr_task_prompt_in_turn(i)) of seed into out */
 static fr_status task_samples(const fr_task *t, uint32_t seed, int64_t n, float *out)
 {
-    for (int64_t i = 0; i < n; i++) FR_TRY(t->sample((int)(i % t->n_prompts), seed, (uint32_t)i, out + i * t->D));
+    for (int64_t i = 0; i < n; i++) FR_TRY(t->sample(fr_task_prompt_in_turn(t, i), seed, (uint32_t)i, out + i * t->D));
     return FR_OK;
 }
 
@@ -119,17 +127,24 @@ static int do_swd(const char *CMD, const fr_task *t, const float *x, int64_t N, 
 typedef struct {
     int64_t every;
     fr_audit *audit; /* every step's records (flowrl/audit_train.h) */
+    fr_backend *be;  /* the network's */
     const fr_gmflow_net *net;
     const fr_adamw_state *opt;
     const fr_ema *ema;
     fr_status s; /* the audit's failure, which stops the loop */
 } gm_progress;
 
+static const char *net_name(const void *net, int p)
+{
+    return fr_gmflow_net_param_name(net, p);
+}
+
 static int progress(int64_t step, double loss, void *user)
 {
     gm_progress *p = user;
     if (step % p->every == 0) printf("step %lld  nll %.6f\n", (long long)step, loss), fflush(stdout);
-    p->s = fr_audit_train_step(p->audit, step, loss, &p->net->net, p->opt, p->ema);
+    const fr_audit_params v = {p->be, p->net->params, p->net->n_params, net_name, p->net};
+    p->s = fr_audit_train_step_params(p->audit, step, loss, &v, p->opt, p->ema);
     return p->s != FR_OK;
 }
 
@@ -164,28 +179,35 @@ static int train(const char *CMD, const gm_opts *g, fr_backend *be)
         if (s != FR_OK) return fr_cli_status(CMD, s);
         c.steps = g->steps >= 0 ? g->steps : c.steps;
     } else {
-        const fr_gmflow_arch a = {g->K, 2, g->embed, g->hidden, g->layers};
-        s = fr_gmflow_net_new(&net, be, &a, c.batch);
+        const fr_gmflow_arch a = {g->K, 2, g->embed, g->hidden, g->layers, ""};
+        const fr_task *tk = NULL;
+        s = fr_task_get(task_name, &tk);
+        if (s == FR_OK)
+            s = tk->C ? fr_gmflow_net_new_image(&net, be, g->K, g->preset, tk, c.batch) : fr_gmflow_net_new(&net, be, &a, c.batch);
         if (s == FR_OK) s = fr_gmflow_net_init(&net, c.seed);
-        if (s == FR_OK) s = fr_adamw_state_init(be, &opt, net.net.params, net.net.n_params);
-        if (s == FR_OK) s = fr_ema_init(be, &ema, net.net.params, net.net.n_params);
-        else if (net.net.be) fr_gmflow_net_free(&net);
+        if (s == FR_OK) s = fr_adamw_state_init(be, &opt, net.params, net.n_params);
+        if (s == FR_OK) s = fr_ema_init(be, &ema, net.params, net.n_params);
+        else if (net.net.be || net.img) fr_gmflow_net_free(&net);
         if (s != FR_OK) return fr_cli_status(CMD, s);
     }
     const fr_task *t = NULL;
     s = fr_task_get(task_name, &t);
-    if (s == FR_OK && (t->D != net.a.D || t->C != 0))
-        s = fr_fail(FR_ERR_ARG, "gmflow: task %s is not a 2-D point task", task_name);
+    if (s == FR_OK && (t->D != net.a.D || (t->C != 0) != (net.img != NULL)))
+        s = fr_fail(FR_ERR_ARG, "gmflow: task %s (D %d) does not fit the network (D %d, %s)", task_name, t->D, net.a.D,
+                    net.img ? "image" : "2-D");
     if (s == FR_OK) {
         char line[128];
         fr_backend_line(be, line, sizeof line);
-        printf("%s\ngmflow train: task %s, K %d, embed %d, %d x %d SiLU (%lld parameters), steps %lld..%lld of batch "
+        int64_t np = 0;
+        for (int p = 0; p < net.n_params; p++) np += fr_tensor_numel(net.params[p].value);
+        printf("%s\ngmflow train: task %s, K %d, %s%s, embed %d, %d x %d (%lld parameters), steps %lld..%lld of batch "
                "%lld, lr %g (warm-up %lld), trans_ratio %g, seed %u\n",
-               line, task_name, net.a.K, net.a.E, net.a.layers, net.a.hidden, (long long)fr_mlp_numel(&net.net),
+               line, task_name, net.a.K, net.img ? "model preset " : "2-D MLP", net.a.preset, net.a.E, net.a.layers,
+               net.a.hidden, (long long)np,
                (long long)from, (long long)c.steps, (long long)c.batch, c.lr, (long long)c.warmup, c.trans_ratio,
                (unsigned)c.seed);
         fflush(stdout);
-        gm_progress pg = {c.steps >= 10 ? c.steps / 10 : 1, NULL, &net, &opt, &ema, FR_OK};
+        gm_progress pg = {c.steps >= 10 ? c.steps / 10 : 1, NULL, be, &net, &opt, &ema, FR_OK};
         double last = 0.0;
         s = open_audit(g, from, be, &pg.audit);
         if (s == FR_OK) s = fr_gmflow_train(&net, t, &c, &opt, &ema, from, progress, &pg, &last);
@@ -194,7 +216,7 @@ static int train(const char *CMD, const gm_opts *g, fr_backend *be)
         if (s == FR_OK) s = sc;
         if (s == FR_OK) s = fr_gmflow_save(g->out, &net, &opt, &ema, task_name, &c, c.steps > from ? c.steps : from);
         uint64_t dg = 0;
-        if (s == FR_OK) s = fr_mlp_digest(&net.net, &dg);
+        if (s == FR_OK) s = fr_gmflow_net_digest(&net, &dg);
         if (s == FR_OK)
             printf("wrote %s: step %lld, last nll %.6f, parameters digest %016llx\n", g->out,
                    (long long)(c.steps > from ? c.steps : from), last, (unsigned long long)dg);
@@ -239,7 +261,7 @@ static int sample(const char *CMD, const gm_opts *g, fr_backend *be)
     fr_status s = fr_gmflow_load(g->ckpt, be, cap, &net, NULL, g->ema ? &ema : NULL, &step, task_name, NULL);
     if (s != FR_OK) return fr_cli_status(CMD, s);
     if (g->ema) { /* sample the EMA weights */
-        s = fr_ema_copy_to(be, &ema, net.net.params, net.net.n_params);
+        s = fr_ema_copy_to(be, &ema, net.params, net.n_params);
         fr_ema_free(&ema);
         if (s != FR_OK) {
             fr_gmflow_net_free(&net);
@@ -253,13 +275,18 @@ static int sample(const char *CMD, const gm_opts *g, fr_backend *be)
         printf("gmflow sample: %s (task %s, K %d, step %lld, %s weights), %lld samples, GM-SDE order 1, %d steps, seed %u\n",
                g->ckpt, task_name, net.a.K, (long long)step, g->ema ? "EMA" : "raw", (long long)g->n, steps,
                (unsigned)g->seed);
-        s = fr_gmflow_sample(&net, g->n, steps, g->seed, x);
+        int *pid = malloc(sizeof(int) * (size_t)g->n);
+        s = pid ? FR_OK : FR_ERR_NOMEM;
+        for (int64_t i = 0; s == FR_OK && i < g->n; i++) pid[i] = fr_task_prompt_in_turn(t, i);
+        if (s == FR_OK) s = fr_gmflow_sample_c(&net, g->n, steps, g->seed, pid, x);
+        free(pid);
     }
     if (s == FR_OK && g->out[0]) {
         s = write_samples(t, g->out, x, g->n);
         if (s == FR_OK) printf("wrote %s\n", g->out);
     }
     int rc = s == FR_OK ? do_swd(CMD, t, x, g->n, g) : fr_cli_status(CMD, s);
+    if (rc == 0 && s == FR_OK) rc = fr_cli_print_accuracy(CMD, t, x, g->n);
     free(x);
     fr_gmflow_net_free(&net);
     return rc;
@@ -288,7 +315,7 @@ static int swd_base(int argc, char **argv)
     uint32_t *sid = malloc(sizeof *sid * (size_t)N);
     float *x = malloc(sizeof(float) * (size_t)(N * t->D));
     fr_status s = pid && sid && x ? FR_OK : FR_ERR_NOMEM;
-    for (int64_t i = 0; s == FR_OK && i < N; i++) sid[i] = (uint32_t)i, pid[i] = (int)(i % t->n_prompts);
+    for (int64_t i = 0; s == FR_OK && i < N; i++) sid[i] = (uint32_t)i, pid[i] = fr_task_prompt_in_turn(t, i);
     char line[256];
     fr_cli_sampler_line(&sm, line, sizeof line);
     if (s == FR_OK) printf("swd-base: %s (task %s), %lld samples, sampler %s, seed %u\n", a.m.ckpt, t->name, (long long)N, line, sm.seed);
@@ -296,6 +323,7 @@ static int swd_base(int argc, char **argv)
     if (s == FR_OK) s = fr_rollout_to_host(&sm.ck.model, &sm.be, t, &sm.rc, N, pid, sid, x);
     if (s == FR_OK && g.out[0] && (s = write_samples(t, g.out, x, N)) == FR_OK) printf("wrote %s\n", g.out);
     rc = s == FR_OK ? do_swd(CMD, t, x, N, &g) : fr_cli_status(CMD, s);
+    if (rc == 0) rc = fr_cli_print_accuracy(CMD, t, x, N);
     free(pid), free(sid), free(x);
     fr_cli_sampling_free(&sm);
     return rc;

@@ -15,7 +15,7 @@
 #include "flowrl/swd.h"
 
 typedef struct {
-    char teacher[FR_OPT_PATH_MAX], out[FR_OPT_PATH_MAX], resume[FR_OPT_PATH_MAX], audit[FR_OPT_PATH_MAX];
+    char teacher[FR_OPT_PATH_MAX], out[FR_OPT_PATH_MAX], resume[FR_OPT_PATH_MAX], audit[FR_OPT_PATH_MAX], preset[32];
     int K, hidden, n_hidden, n_inter, substeps;
     int64_t steps, batch, ckpt_every, log_every;
     double lr, beta1, beta2, weight_decay;
@@ -31,6 +31,8 @@ static const fr_opt k_train_rows[] = {
          "the audit log of every step (default: --out with .safetensors replaced by .audit.log; with --resume it "
          "continues --resume's log)", "FILE"),
     FR_OPT_INT(train_opts, K, "k", "8", 1, FR_PIFLOW_MAX_K, "Gaussian components of the GM policy", 0),
+    TROW(preset, "preset", "an image teacher (shapes): the student's model preset (GMFlow's image network, "
+         "prompt-conditioned; --hidden and --n_hidden are the 2-D MLP's) (default shapes-s)", "P"),
     FR_OPT_INT(train_opts, hidden, "hidden", "256", 1, 8192, "width of the student MLP", 0),
     FR_OPT_INT(train_opts, n_hidden, "n_hidden", "3", 1, FR_MLP_MAX_LAYERS - 1, "hidden layers (SiLU)", 0),
     FR_OPT_I64(train_opts, steps, "steps", "2000", 0, 100000000, "AdamW steps (0: write the untrained student)", 0),
@@ -55,7 +57,9 @@ static void train_usage(FILE *f)
                "policy of that row is rolled out (detached, Euler in sigma, round(dsigma * substeps)\n"
                "substeps) to n_inter times t ~ U(0, 1) clamped at 1e-4, and the policy velocity there is\n"
                "regressed on the teacher's: L = mean_n mean (pi(x_t, t) - u_teacher(x_t, t))^2, AdamW.\n"
-               "The teacher is called with the task's prompt 0 and no guidance; gm_dropout is not used.\n"
+               "A 2-D teacher is called with the task's prompt 0; an image teacher (shapes) with each sample's\n"
+               "prompt (sample i: training prompt i mod 52), as is the image student (--preset). No guidance;\n"
+               "gm_dropout is not used.\n"
                "Every random number is a function of (seed, step, sample): the same command writes the\n"
                "same checkpoint on every backend; --resume continues a checkpoint bit for bit.\n"
                "An audit log (default CKPT.audit.log beside --out; --audit FILE) holds every step's loss,\n"
@@ -105,11 +109,18 @@ static int piflow_train(int argc, char **argv)
     fr_piflow_student st;
     memset(&st, 0, sizeof st);
     fr_status s = fr_piflow_teacher_load(&t, &be, a.teacher, a.batch);
-    if (s == FR_OK) s = fr_piflow_student_new(&st, &be, a.K, (int)t.D, a.hidden, a.n_hidden, a.batch);
+    if (s == FR_OK)
+        s = t.ck.task->C ? fr_piflow_student_new_image(&st, &be, a.K, a.preset[0] ? a.preset : "shapes-s", t.ck.task, a.batch)
+                         : fr_piflow_student_new(&st, &be, a.K, (int)t.D, a.hidden, a.n_hidden, a.batch);
     if (s == FR_OK) {
-        printf("%s\npiflow train: teacher %s (task %s), student K %d, %d x %d SiLU (%lld params), %lld steps of %lld "
+        int np;
+        int64_t numel = 0;
+        const fr_param *ps = fr_piflow_student_params(&st, &np);
+        for (int p = 0; p < np; p++) numel += fr_tensor_numel(ps[p].value);
+        printf("%s\npiflow train: teacher %s (task %s), student K %d, %s%s %d x %d (%lld params), %lld steps of %lld "
                "x_s, %d times each, %d substeps, lr %g, seed %u%s\n",
-               line, a.teacher, t.ck.task->name, a.K, a.n_hidden, a.hidden, (long long)fr_mlp_numel(&st.net),
+               line, a.teacher, t.ck.task->name, a.K, st.img ? "model preset " : "SiLU MLP", st.img ? st.img->a.preset : "",
+               st.n_hidden, st.H, (long long)numel,
                (long long)a.steps, (long long)a.batch, a.n_inter, a.substeps, a.lr, a.seed, a.resume[0] ? " (resumed)" : "");
         fr_piflow_train_opts to = fr_piflow_train_opts_default();
         to.steps = a.steps;
@@ -163,12 +174,23 @@ static void sample_usage(FILE *f)
     fprintf(f, "Usage: flowrl piflow sample --ckpt STUDENT --out FILE.png|FILE.safetensors [--n N]\n"
                "       flowrl piflow teacher --ckpt TEACHER --out FILE.png|FILE.safetensors [--n N] [--num-steps 50]\n\n"
                "sample: one student call per sample at x_s ~ N(0, I), then the GM policy's rollout from sigma 1\n"
-               "to 0 (no further network calls). teacher: the velocity model's Euler samples from sigma 1 to 0.\n");
+               "to 0 (no further network calls). teacher: the velocity model's Euler samples from sigma 1 to 0.\n"
+               "An image task (shapes): sample i has training prompt i mod 52 (student and teacher alike), the\n"
+               ".png is a grid, and the detector's accuracy of the samples is printed.\n");
 }
 
-static fr_status write_samples(const char *path, const float *x, int64_t n, int64_t D, double extent)
+static fr_status write_samples(const char *path, const fr_task *task, const float *x, int64_t n, int64_t D,
+                               double extent)
 {
     const size_t len = strlen(path);
+    if (len > 4 && strcmp(path + len - 4, ".png") == 0 && task && task->C) { /* an image grid, prompts in turn */
+        int *pid = malloc(sizeof(int) * (size_t)n);
+        if (!pid) return FR_ERR_NOMEM;
+        for (int64_t i = 0; i < n; i++) pid[i] = fr_task_prompt_in_turn(task, i);
+        fr_status s = fr_task_render(task, path, (int)n, pid, x, 0, 1);
+        free(pid);
+        return s;
+    }
     if (len > 4 && strcmp(path + len - 4, ".png") == 0) {
         if (D != 2) return fr_fail(FR_ERR_ARG, "%s: a scatter plot needs 2-D samples, these have D = %lld", path, (long long)D);
         fr_scatter_opts so = fr_scatter_opts_default();
@@ -205,6 +227,7 @@ static int cmd_sample_any(int argc, char **argv, int teacher)
     const int64_t cap = a.n < 4096 ? a.n : 4096;
     int64_t D = 0;
     float *x = NULL;
+    const fr_task *task = NULL; /* an image task's (prompts, picture, accuracy), else NULL */
     fr_status s;
     uint64_t nfe0 = be.work.fwd_rows;
     if (teacher) {
@@ -212,8 +235,13 @@ static int cmd_sample_any(int argc, char **argv, int teacher)
         s = fr_piflow_teacher_load(&t, &be, a.ckpt, cap);
         if (s == FR_OK) {
             D = t.D;
+            task = t.ck.task->C ? t.ck.task : NULL;
             x = fr_malloc((size_t)(a.n * D) * sizeof *x);
-            s = x ? fr_piflow_teacher_sample(&t, a.n, a.steps, a.seed, x) : FR_ERR_NOMEM;
+            int *pid = task ? fr_malloc(sizeof(int) * (size_t)a.n) : NULL;
+            s = x && (pid || !task) ? FR_OK : FR_ERR_NOMEM;
+            for (int64_t i = 0; pid && i < a.n; i++) pid[i] = fr_task_prompt_in_turn(task, i);
+            if (s == FR_OK) s = fr_piflow_teacher_sample_c(&t, a.n, a.steps, a.seed, pid, x);
+            free(pid);
             fr_piflow_teacher_free(&t);
         }
     } else {
@@ -221,18 +249,20 @@ static int cmd_sample_any(int argc, char **argv, int teacher)
         s = fr_piflow_student_load(&st, &be, a.ckpt, cap);
         if (s == FR_OK) {
             D = st.D;
+            task = st.img ? st.task : NULL;
             x = fr_malloc((size_t)(a.n * D) * sizeof *x);
             s = x ? fr_piflow_student_sample(&st, a.n, a.substeps, a.seed, x) : FR_ERR_NOMEM;
             fr_piflow_student_free(&st);
         }
     }
-    if (s == FR_OK) s = write_samples(a.out, x, a.n, D, a.extent);
+    if (s == FR_OK) s = write_samples(a.out, task, x, a.n, D, a.extent);
     if (s == FR_OK)
         printf("wrote %s: %lld samples of D %lld, %.2f network rows per sample\n", a.out, (long long)a.n, (long long)D,
                (double)(be.work.fwd_rows - nfe0) / (double)a.n);
+    if (s == FR_OK && task) rc = fr_cli_print_accuracy(CMD, task, x, a.n);
     free(x);
     fr_backend_close(&be);
-    return s == FR_OK ? 0 : fr_cli_status(CMD, s);
+    return s == FR_OK ? rc : fr_cli_status(CMD, s);
 }
 
 /* ---- swd ----------------------------------------------------------------------------------- */

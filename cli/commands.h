@@ -60,6 +60,11 @@ int fr_cli_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+struct fr_task;
+/* An image task (cli/prompt_set.c): prints the fraction of the N samples (sample i of prompt
+ * fr_task_prompt_in_turn(t, i): gmm2d's 8 modes, checkerboard's one, shapes' 52) the task's
+ * detector finds correct (reward "strict", `flowrl eval`'s accuracy); 0, or the exit status. */
+int fr_cli_print_accuracy(const char *cmd, const struct fr_task *t, const float *x, int64_t N);
 /* Parses a comma-separated list of n unsigned 32-bit integers (decimal or 0x hex). */
 int fr_cli_parse_u32_list(const char *s, unsigned n, unsigned int *out);
 

@@ -78,50 +78,63 @@ fr_status fr_audit_train_open(fr_audit **a, const fr_audit_train_cfg *c, const f
     return fr_audit_open(a, path, &o);
 }
 
-/* Each tensor of ts (one per parameter of net, in be's memory) as "PREFIX<name>", through host;
- * sq (may be NULL) accumulates the sum of their squares in double, in parameter order. */
-static fr_status rec_list(fr_audit *a, fr_backend *be, const fr_mlp *net, const fr_tensor *ts, const char *prefix,
-                          float *host, double *sq)
+/* Each tensor of ts (one per parameter of v, in be's memory) as "PREFIX<name>", through host;
+ * sq (may be NULL) accumulates the sum of their squares in double, in parameter order. A NULL
+ * ts takes the parameters' own tensors: values (grads 0) or gradients (grads 1). */
+static fr_status rec_list(fr_audit *a, fr_backend *be, const fr_audit_params *v, const fr_tensor *ts, int grads,
+                          const char *prefix, float *host, double *sq)
 {
     char nm[FR_AUDIT_MAX_NAME + 1];
-    for (int p = 0; p < net->n_params; p++) {
-        const fr_tensor *t = &ts[p];
+    for (int p = 0; p < v->n; p++) {
+        const fr_tensor *t = ts ? &ts[p] : grads ? v->params[p].grad : v->params[p].value;
         FR_TRY(fr_d2h(be, host, t->data, fr_tensor_nbytes(t)));
         fr_tensor h = fr_tensor_f32(host, t->ndim, t->shape);
         for (int64_t i = 0; sq && i < fr_tensor_numel(t); i++) *sq += (double)host[i] * (double)host[i];
-        snprintf(nm, sizeof nm, "%s%s", prefix, net->names[p]);
+        snprintf(nm, sizeof nm, "%s%s", prefix, v->name(v->ctx, p));
         FR_TRY(fr_audit_tensor(a, nm, &h));
     }
     return FR_OK;
 }
 
-static fr_status train_step(fr_audit *a, int64_t step, double loss, const fr_mlp *net, const fr_adamw_state *opt,
-                            const fr_ema *ema)
+static fr_status train_step(fr_audit *a, int64_t step, double loss, const fr_audit_params *v,
+                            const fr_adamw_state *opt, const fr_ema *ema)
 {
     int64_t most = 1;
-    for (int p = 0; p < net->n_params; p++)
-        if (fr_tensor_numel(&net->vals[p]) > most) most = fr_tensor_numel(&net->vals[p]);
+    for (int p = 0; p < v->n; p++)
+        if (fr_tensor_numel(v->params[p].value) > most) most = fr_tensor_numel(v->params[p].value);
     float *host = fr_malloc((size_t)most * sizeof *host);
     if (!host) return FR_ERR_NOMEM;
     double sq = 0.0;
     fr_status s = fr_audit_begin_step(a, step);
     if (s == FR_OK) s = fr_audit_scalar_f64(a, "loss", loss);
-    if (s == FR_OK) s = rec_list(a, net->be, net, net->grads, "grad.", host, &sq);
+    if (s == FR_OK) s = rec_list(a, v->be, v, NULL, 1, "grad.", host, &sq);
     if (s == FR_OK) s = fr_audit_scalar_f64(a, "grad_norm", sqrt(sq));
-    if (s == FR_OK) s = rec_list(a, net->be, net, net->vals, "", host, NULL);
-    if (s == FR_OK && opt) s = rec_list(a, opt->be, net, opt->m, "optim.m.", host, NULL);
-    if (s == FR_OK && opt) s = rec_list(a, opt->be, net, opt->v, "optim.v.", host, NULL);
+    if (s == FR_OK) s = rec_list(a, v->be, v, NULL, 0, "", host, NULL);
+    if (s == FR_OK && opt) s = rec_list(a, opt->be, v, opt->m, 0, "optim.m.", host, NULL);
+    if (s == FR_OK && opt) s = rec_list(a, opt->be, v, opt->v, 0, "optim.v.", host, NULL);
     if (s == FR_OK && opt) s = fr_audit_scalar_f64(a, "optim.step", (double)opt->step);
-    if (s == FR_OK && ema) s = rec_list(a, ema->be, net, ema->shadow, "ema.", host, NULL);
+    if (s == FR_OK && ema) s = rec_list(a, ema->be, v, ema->shadow, 0, "ema.", host, NULL);
     free(host);
     return s == FR_OK ? fr_audit_end_step(a) : s;
+}
+
+fr_status fr_audit_train_step_params(fr_audit *a, int64_t step, double loss, const fr_audit_params *v,
+                                     const fr_adamw_state *opt, const fr_ema *ema)
+{
+    fr_profile_begin(FR_PROF_AUDIT); /* FLOWRL_PROFILE's "audit records", as flowrl train's */
+    const fr_status s = train_step(a, step, loss, v, opt, ema);
+    fr_profile_end(FR_PROF_AUDIT);
+    return s;
+}
+
+static const char *mlp_name(const void *net, int p)
+{
+    return ((const fr_mlp *)net)->names[p];
 }
 
 fr_status fr_audit_train_step(fr_audit *a, int64_t step, double loss, const fr_mlp *net, const fr_adamw_state *opt,
                               const fr_ema *ema)
 {
-    fr_profile_begin(FR_PROF_AUDIT); /* FLOWRL_PROFILE's "audit records", as flowrl train's */
-    const fr_status s = train_step(a, step, loss, net, opt, ema);
-    fr_profile_end(FR_PROF_AUDIT);
-    return s;
+    const fr_audit_params v = {net->be, net->params, net->n_params, mlp_name, net};
+    return fr_audit_train_step_params(a, step, loss, &v, opt, ema);
 }

@@ -19,6 +19,7 @@
 #include "flowrl/optim_step.h"
 #include "flowrl/philox.h"
 #include "flowrl/pretrain.h"
+#include "gmflow_internal.h"
 
 #define GM_T_EPS 1e-4 /* forward_train's eps: t_high >= eps, t_low <= t_high − eps */
 #define GM_POS_MIN_PERIOD 5e-3
@@ -61,6 +62,7 @@ fr_status fr_gmflow_net_new(fr_gmflow_net *g, fr_backend *be, const fr_gmflow_ar
     g->a = *a;
     g->cap = cap;
     FR_TRY(fr_mlp_new(&g->net, be, "gmflow.net", a->layers + 1, dim, FR_ACT_SILU, cap));
+    g->params = g->net.params, g->n_params = g->net.n_params;
     g->emb = malloc(sizeof(float) * (size_t)(cap * dim[0]));
     if (!g->emb) {
         fr_mlp_free(&g->net);
@@ -72,6 +74,7 @@ fr_status fr_gmflow_net_new(fr_gmflow_net *g, fr_backend *be, const fr_gmflow_ar
 void fr_gmflow_net_free(fr_gmflow_net *g)
 {
     if (!g) return;
+    if (g->img) fr_gmflow_image_free(g);
     fr_mlp_free(&g->net);
     free(g->emb);
     g->emb = NULL;
@@ -79,6 +82,7 @@ void fr_gmflow_net_free(fr_gmflow_net *g)
 
 fr_status fr_gmflow_net_init(fr_gmflow_net *g, uint32_t seed)
 {
+    if (g->img) return fr_gmflow_image_init(g, seed);
     FR_TRY(fr_mlp_init_params(&g->net, seed, 0, 1.0f));
     /* zero the logit and log-std rows of the last layer (toymodels.py init_weights) */
     const int L = g->net.L, K = g->a.K, D = g->a.D;
@@ -93,6 +97,13 @@ fr_status fr_gmflow_net_init(fr_gmflow_net *g, uint32_t seed)
 
 fr_status fr_gmflow_net_forward(fr_gmflow_net *g, int64_t R, const float *t, const float *x, float *rows)
 {
+    return fr_gmflow_net_forward_c(g, R, t, x, NULL, rows);
+}
+
+fr_status fr_gmflow_net_forward_c(fr_gmflow_net *g, int64_t R, const float *t, const float *x, const int *prompts,
+                                  float *rows)
+{
+    if (g->img) return fr_gmflow_image_forward(g, R, t, x, prompts, rows);
     const int E2 = 2 * g->a.E;
     for (int64_t r = 0; r < R; r++) fr_gmflow_embed(g->a.E, g->a.D, t[r], x + r * g->a.D, g->emb + r * E2);
     return fr_mlp_forward_host(&g->net, R, g->emb, rows);
@@ -111,10 +122,11 @@ fr_status fr_gmflow_pair(const fr_task *task, const fr_gmflow_train_cfg *c, int6
                          double *sigma, double *sigma_to, float *x_low, float *x_high)
 {
     const int D = task->D;
-    if (D > 64) return fr_fail(FR_ERR_ARG, "gmflow: task %s has D = %d (at most 64)", task->name, D);
-    float x0[64];
+    if (D > FR_GMFLOW_MAX_D)
+        return fr_fail(FR_ERR_ARG, "gmflow: task %s has D = %d (at most %d)", task->name, D, FR_GMFLOW_MAX_D);
+    float x0[FR_GMFLOW_MAX_D];
     const uint32_t idx = (uint32_t)(k * c->batch + b);
-    FR_TRY(task->sample((int)(idx % (uint32_t)task->n_prompts), c->seed, idx, x0)); /* unconditional: the prompts in turn */
+    FR_TRY(task->sample(fr_gmflow_prompt(task, c, k, b), c->seed, idx, x0)); /* the training prompts in turn */
     const float u = fr_rng_uniform(c->seed, FR_RNG_GMFLOW_TIME, (uint32_t)k, (uint32_t)b, 0, 0);
     double th = (1.0 - (double)u) * 1000.0;
     if (th < GM_T_EPS) th = GM_T_EPS;
@@ -134,6 +146,11 @@ fr_status fr_gmflow_pair(const fr_task *task, const fr_gmflow_train_cfg *c, int6
     *sigma = (double)*t_high / 1000.0; /* the network's time and the loss's sigma agree */
     *sigma_to = sl;
     return FR_OK;
+}
+
+int fr_gmflow_prompt(const fr_task *task, const fr_gmflow_train_cfg *c, int64_t k, int64_t b)
+{
+    return fr_task_prompt_in_turn(task, (int64_t)(uint32_t)(k * c->batch + b));
 }
 
 /* The Karras EMA's decay after update t >= 1 (configs/gmflow_checkerboard_k64.py momentum_policy
@@ -157,29 +174,31 @@ fr_status fr_gmflow_train(fr_gmflow_net *g, const fr_task *task, const fr_gmflow
     float *xh = malloc(sizeof(float) * (size_t)(B * D)), *rows = malloc(sizeof(float) * (size_t)(B * W));
     float *dout = malloc(sizeof(float) * (size_t)(B * W));
     double *sg = malloc(sizeof(double) * (size_t)B), *sgt = malloc(sizeof(double) * (size_t)B);
-    fr_status s = t && xl && xh && rows && dout && sg && sgt ? FR_OK : FR_ERR_NOMEM;
+    int *pr = malloc(sizeof(int) * (size_t)B);
+    fr_status s = t && xl && xh && rows && dout && sg && sgt && pr ? FR_OK : FR_ERR_NOMEM;
     fr_adamw_cfg ac = fr_adamw_cfg_default();
     ac.weight_decay = c->weight_decay;
     for (int64_t k = from_step; k < c->steps && s == FR_OK; k++) {
-        for (int64_t b = 0; b < B && s == FR_OK; b++)
+        for (int64_t b = 0; b < B && s == FR_OK; b++) {
             s = fr_gmflow_pair(task, c, k, b, &t[b], &sg[b], &sgt[b], xl + b * D, xh + b * D);
-        if (s == FR_OK) s = fr_gmflow_net_forward(g, B, t, xh, rows);
+            pr[b] = fr_gmflow_prompt(task, c, k, b);
+        }
+        if (s == FR_OK) s = fr_gmflow_net_forward_c(g, B, t, xh, pr, rows);
         if (s != FR_OK) break;
         const double loss = fr_gmflow_nll(B, K, D, rows, xh, xl, sg, sgt, dout);
         if (!isfinite(loss)) {
             s = fr_fail(FR_ERR_NUMERIC, "gmflow: step %" PRId64 ": the NLL is %g", k, loss);
             break;
         }
-        s = fr_mlp_zero_grad(&g->net);
-        if (s == FR_OK) s = fr_mlp_backward_host(&g->net, B, dout);
+        s = fr_gmflow_net_backward(g, B, dout);
         if (s == FR_OK)
-            s = fr_adamw_step(g->net.be, opt, g->net.params, g->net.n_params, &ac,
+            s = fr_adamw_step(opt->be, opt, g->params, g->n_params, &ac,
                               fr_lr_at(c->lr, 0.0, FR_LR_CONSTANT, c->warmup, k, c->steps));
-        if (s == FR_OK && ema) s = fr_ema_update(g->net.be, ema, g->net.params, g->net.n_params, karras_decay(k + 1));
+        if (s == FR_OK && ema) s = fr_ema_update(ema->be, ema, g->params, g->n_params, karras_decay(k + 1));
         if (last_loss) *last_loss = loss;
         if (s == FR_OK && cb && cb(k + 1, loss, user)) break;
     }
-    free(t), free(xl), free(xh), free(rows), free(dout), free(sg), free(sgt);
+    free(t), free(xl), free(xh), free(rows), free(dout), free(sg), free(sgt), free(pr);
     return s;
 }
 
@@ -210,6 +229,11 @@ static void draw_x0(int K, int D, const float *row, const float *x, double sigma
 
 fr_status fr_gmflow_sample(fr_gmflow_net *g, int64_t N, int steps, uint32_t seed, float *out)
 {
+    return fr_gmflow_sample_c(g, N, steps, seed, NULL, out);
+}
+
+fr_status fr_gmflow_sample_c(fr_gmflow_net *g, int64_t N, int steps, uint32_t seed, const int *prompts, float *out)
+{
     const int K = g->a.K, D = g->a.D;
     const int64_t W = fr_gm_width(K, D), C = g->cap;
     if (steps < 1) return fr_fail(FR_ERR_ARG, "gmflow sample: %d steps (at least 1)", steps);
@@ -224,11 +248,11 @@ fr_status fr_gmflow_sample(fr_gmflow_net *g, int64_t N, int steps, uint32_t seed
         for (int64_t n0 = 0; n0 < N && s == FR_OK; n0 += C) {
             const int64_t R = N - n0 < C ? N - n0 : C;
             for (int64_t r = 0; r < R; r++) t[r] = (float)(sg * 1000.0);
-            s = fr_gmflow_net_forward(g, R, t, out + n0 * D, rows);
+            s = fr_gmflow_net_forward_c(g, R, t, out + n0 * D, prompts ? prompts + n0 : NULL, rows);
             for (int64_t r = 0; r < R && s == FR_OK; r++) {
                 const uint32_t n = (uint32_t)(n0 + r);
-                float z[64];
-                double x0[64];
+                float z[FR_GMFLOW_MAX_D];
+                double x0[FR_GMFLOW_MAX_D];
                 for (int d = 0; d < D; d++) z[d] = fr_rng_normal(seed, FR_RNG_GMFLOW_X0, (uint32_t)i, n, 0, (uint32_t)d);
                 const double u = (double)fr_rng_uniform(seed, FR_RNG_GMFLOW_PICK, (uint32_t)i, n, 0, 0);
                 float *x = out + (int64_t)n * D;
@@ -257,8 +281,8 @@ static fr_status set_meta_i64(fr_st_file *f, const char *key, int64_t v)
 static fr_status param_list(fr_st_file *f, fr_gmflow_net *g, fr_backend *be, fr_tensor *ts, const char *prefix, int save)
 {
     char nm[96];
-    for (int p = 0; p < g->net.n_params; p++) {
-        snprintf(nm, sizeof nm, "%s%s", prefix, g->net.names[p]);
+    for (int p = 0; p < g->n_params; p++) {
+        snprintf(nm, sizeof nm, "%s%s", prefix, fr_gmflow_net_param_name(g, p));
         FR_TRY(save ? fr_dev_tensor_to_st(be, f, nm, &ts[p]) : fr_dev_tensor_from_st(be, f, nm, &ts[p]));
     }
     return FR_OK;
@@ -288,7 +312,7 @@ fr_status fr_gmflow_save(const char *path, fr_gmflow_net *g, const fr_adamw_stat
     if (s == FR_OK) snprintf(buf, sizeof buf, "%.17g", c->lr), s = fr_st_set_meta(&f, "gmflow.lr", buf);
     if (s == FR_OK) snprintf(buf, sizeof buf, "%.17g", c->weight_decay), s = fr_st_set_meta(&f, "gmflow.weight_decay", buf);
     if (s == FR_OK) snprintf(buf, sizeof buf, "%.17g", c->trans_ratio), s = fr_st_set_meta(&f, "gmflow.trans_ratio", buf);
-    if (s == FR_OK) s = fr_mlp_save(&g->net, &f);
+    if (s == FR_OK) s = g->img ? fr_gmflow_image_save(g, &f) : fr_mlp_save(&g->net, &f);
     if (s == FR_OK && opt) s = param_list(&f, g, opt->be, opt->m, "optim.m.", 1);
     if (s == FR_OK && opt) s = param_list(&f, g, opt->be, opt->v, "optim.v.", 1);
     if (s == FR_OK && ema) s = param_list(&f, g, ema->be, ema->shadow, "ema.", 1);
@@ -347,22 +371,32 @@ fr_status fr_gmflow_load(const char *path, fr_backend *be, int64_t cap, fr_gmflo
     const char *keys[6] = {"gmflow.K", "gmflow.D", "gmflow.embed", "gmflow.hidden", "gmflow.layers", "gmflow.step"};
     fr_status s = FR_OK;
     for (int i = 0; i < 6 && s == FR_OK; i++) s = meta_i64(&f, path, keys[i], &v[i]);
-    const fr_gmflow_arch a = {(int)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4]};
+    const fr_gmflow_arch a = {(int)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4], ""};
     fr_gmflow_train_cfg c = fr_gmflow_train_defaults();
     if (s == FR_OK && (cfg || cap <= 0)) s = read_cfg(&f, path, &c);
     if (s == FR_OK && cfg) *cfg = c;
-    if (s == FR_OK) s = fr_gmflow_net_new(g, be, &a, cap > 0 ? cap : c.batch);
-    if (s == FR_OK) s = fr_mlp_load(&g->net, &f, path);
+    if (s == FR_OK && fr_st_get_meta(&f, "gmflow.preset")) { /* the image network */
+        fr_model_config mc;
+        const fr_task *t = NULL;
+        const char *tn = fr_st_get_meta(&f, "gmflow.task");
+        s = fr_model_config_from_meta(&f, &mc);
+        if (s == FR_OK) s = fr_task_get(tn ? tn : "", &t);
+        if (s == FR_OK) s = fr_gmflow_net_new_image_cfg(g, be, a.K, &mc, t, cap > 0 ? cap : c.batch);
+        if (s == FR_OK) s = fr_gmflow_image_load(g, &f);
+    } else {
+        if (s == FR_OK) s = fr_gmflow_net_new(g, be, &a, cap > 0 ? cap : c.batch);
+        if (s == FR_OK) s = fr_mlp_load(&g->net, &f, path);
+    }
     if (s == FR_OK && opt) {
         int64_t os = 0;
-        s = fr_adamw_state_init(be, opt, g->net.params, g->net.n_params);
+        s = fr_adamw_state_init(be, opt, g->params, g->n_params);
         if (s == FR_OK) s = param_list(&f, g, be, opt->m, "optim.m.", 0);
         if (s == FR_OK) s = param_list(&f, g, be, opt->v, "optim.v.", 0);
         if (s == FR_OK) s = meta_i64(&f, path, "optim.step", &os);
         if (s == FR_OK) opt->step = os;
     }
     if (s == FR_OK && ema) {
-        s = fr_ema_init(be, ema, g->net.params, g->net.n_params);
+        s = fr_ema_init(be, ema, g->params, g->n_params);
         if (s == FR_OK) s = param_list(&f, g, be, ema->shadow, "ema.", 0);
     }
     if (s == FR_OK && step) *step = v[5];
@@ -370,7 +404,7 @@ fr_status fr_gmflow_load(const char *path, fr_backend *be, int64_t cap, fr_gmflo
         const char *tn = fr_st_get_meta(&f, "gmflow.task");
         snprintf(task, 64, "%s", tn ? tn : "");
     }
-    if (s != FR_OK && g->net.be) fr_gmflow_net_free(g);
+    if (s != FR_OK && (g->net.be || g->img)) fr_gmflow_net_free(g);
     fr_st_free(&f);
     return s;
 }

@@ -145,7 +145,8 @@ static void forward_rows(const fr_model *m, fr_backend *be, fr_model_ws *ws, int
     be->ops->layernorm_fwd(n, H, hf, W(m, FR_MP_HEAD(nb, FR_MPH_NORM_W)), W(m, FR_MP_HEAD(nb, FR_MPH_NORM_B)),
                            cf->ln_eps, ws->lnf + lo * H, ws->lnf_mean + lo, ws->lnf_rstd + lo);
     float *y = cf->head == FR_HEAD_X0 ? ws->xo : out;
-    linear(m, be, ws, n, D, H, ws->lnf + lo * H, FR_MP_HEAD(nb, FR_MPH_OUT_W), y + lo * D);
+    const int64_t O = fr_model_out_dim(cf);
+    linear(m, be, ws, n, O, H, ws->lnf + lo * H, FR_MP_HEAD(nb, FR_MPH_OUT_W), y + lo * O);
 }
 
 /* A split workspace's buffer (outer, B, row_floats) whole on every process (each brought its
@@ -190,7 +191,7 @@ fr_status fr_model_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, i
         FR_TRY(whole(ws, ws->lnf, 1, H));
         FR_TRY(whole(ws, ws->lnf_mean, 1, 1));
         FR_TRY(whole(ws, ws->lnf_rstd, 1, 1));
-        FR_TRY(whole(ws, cf->head == FR_HEAD_X0 ? ws->xo : out, 1, D));
+        FR_TRY(whole(ws, cf->head == FR_HEAD_X0 ? ws->xo : out, 1, fr_model_out_dim(cf)));
     }
     /* x0 heads: the head row by row over all B rows (out may alias x: each element reads x
      * before writing out) */
@@ -289,7 +290,7 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
      * scratch) and dL/dx gains +dv/d (added at the end). */
     const float *dy = fr_model_head_bwd(m, be, B, ws->den, dout, ws->xo, ws->dxh, dx != NULL);
     /* Head: o = LN_f(h_nb) W_out^T + b_out. */
-    FR_TRY(linear_bwd(m, be, ws, B, D, H, ws->lnf, FR_MP_HEAD(nb, FR_MPH_OUT_W), dy, dtmp));
+    FR_TRY(linear_bwd(m, be, ws, B, fr_model_out_dim(cf), H, ws->lnf, FR_MP_HEAD(nb, FR_MPH_OUT_W), dy, dtmp));
     FR_TRY(whole(ws, dtmp, 1, H));
     /* The layer-norm op accumulates dx, dgamma, dbeta together over all B rows (so dh is
      * whole after it); start dh at 0. */

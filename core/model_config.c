@@ -125,16 +125,24 @@ fr_status fr_model_config_check(const fr_model_config *cfg)
         return fr_fail(FR_ERR_ARG, "model config: sigma_min = %g, expected %s", (double)cfg->sigma_min,
                        cfg->head == FR_HEAD_X0 ? "0 < sigma_min <= 1 for the x0 head"
                                                : "0 for the velocity head");
+    if (cfg->out_D < 0 || cfg->out_D > MAX_DIM)
+        return fr_fail(FR_ERR_ARG, "model config: out_D = %lld, expected 0 (= D) .. %lld", (long long)cfg->out_D,
+                       (long long)MAX_DIM);
+    if (cfg->out_D && cfg->out_D != cfg->D && (cfg->head != FR_HEAD_VELOCITY || cfg->arch != FR_ARCH_MLP))
+        return fr_fail(FR_ERR_ARG, "model config: out_D = %lld (D %lld) needs the MLP with the velocity head",
+                       (long long)cfg->out_D, (long long)cfg->D);
     FR_TRY(fr_dit_config_check(cfg));
     /* Largest tensors: (F,H) and (n_cond+1,H) and (D,H) stay below 2^31 elements. */
     int64_t big[] = {cfg->F * cfg->H, (cfg->n_cond + 1) * cfg->H, cfg->D * cfg->H,
-                     cfg->E * cfg->H};
+                     cfg->E * cfg->H, fr_model_out_dim(cfg) * cfg->H};
     for (size_t i = 0; i < sizeof big / sizeof big[0]; i++)
         if (big[i] >= ((int64_t)1 << 31))
             return fr_fail(FR_ERR_ARG, "model config: a weight of %lld elements is too large",
                            (long long)big[i]);
     return FR_OK;
 }
+
+int64_t fr_model_out_dim(const fr_model_config *cfg) { return cfg->out_D ? cfg->out_D : cfg->D; }
 
 int64_t fr_model_config_num_params(const fr_model_config *c)
 {
@@ -144,7 +152,8 @@ int64_t fr_model_config_num_params(const fr_model_config *c)
     int64_t time = E * H + H + H * H + H;
     int64_t cond = (c->n_cond + 1) * H;
     int64_t block = 2 * H + F * H + F + H * F + H;
-    int64_t head = 2 * H + H * D + D;
+    const int64_t O = fr_model_out_dim(c);
+    int64_t head = 2 * H + H * O + O;
     return input + time + cond + c->n_blocks * block + head;
 }
 
@@ -152,7 +161,7 @@ double fr_model_config_flops(const fr_model_config *c)
 {
     if (c->arch == FR_ARCH_DIT) return fr_dit_flops(c);
     double H = (double)c->H, F = (double)c->F, D = (double)c->D, E = (double)c->E;
-    double macs = D * H + E * H + H * H + (double)c->n_blocks * 2.0 * H * F + H * D;
+    double macs = D * H + E * H + H * H + (double)c->n_blocks * 2.0 * H * F + H * (double)fr_model_out_dim(c);
     return 2.0 * macs;
 }
 

@@ -35,6 +35,10 @@ fr_status fr_model_config_to_meta(const fr_model_config *cfg, fr_st_file *f)
         snprintf(buf, sizeof buf, "%.9g", (double)cfg->sigma_min);
         FR_TRY(fr_st_set_meta(f, "model.sigma_min", buf));
     }
+    if (cfg->out_D) { /* D-wide heads keep the keys they had before out_D */
+        snprintf(buf, sizeof buf, "%" PRId64, cfg->out_D);
+        FR_TRY(fr_st_set_meta(f, "model.out_D", buf));
+    }
     if (cfg->arch != FR_ARCH_MLP) { /* MLP files keep the keys they had before DiTs */
         FR_TRY(fr_st_set_meta(f, "model.arch", fr_arch_name(cfg->arch)));
         struct {
@@ -118,6 +122,7 @@ fr_status fr_model_config_from_meta(const fr_st_file *f, fr_model_config *cfg)
     FR_TRY(meta_int(f, "model.F", &cfg->F));
     FR_TRY(meta_int(f, "model.n_blocks", &cfg->n_blocks));
     FR_TRY(meta_int(f, "model.E", &cfg->E));
+    if (fr_st_get_meta(f, "model.out_D")) FR_TRY(meta_int(f, "model.out_D", &cfg->out_D));
     FR_TRY(meta(f, "model.act", &s));
     if (!fr_act_from_name(s, &cfg->act))
         return fr_fail(FR_ERR_FORMAT, "checkpoint metadata: 'model.act' = '%s' is unknown", s);

@@ -50,8 +50,8 @@ static int make_specs(const fr_model_config *c, param_spec *s)
     }
     P1("norm.weight", c->H, INIT_ONE);
     P1("norm.bias", c->H, INIT_ZERO);
-    P2("out.weight", c->D, c->H, INIT_ZERO, c->H);
-    P1("out.bias", c->D, INIT_ZERO);
+    P2("out.weight", fr_model_out_dim(c), c->H, INIT_ZERO, c->H);
+    P1("out.bias", fr_model_out_dim(c), INIT_ZERO);
 #undef P1
 #undef P2
     return n;

@@ -26,9 +26,9 @@ static void log_softmax(const double *a, int n, double *out)
 
 fr_status fr_piflow_gm_from_row(fr_piflow_gm *g, int K, int D, const float *row, const float *x_s, double sigma_s)
 {
-    if (K < 1 || K > FR_PIFLOW_MAX_K || D < 1 || D > FR_PIFLOW_MAX_D)
-        return fr_fail(FR_ERR_ARG, "piflow: K = %d and D = %d, expected 1..%d and 1..%d", K, D, FR_PIFLOW_MAX_K,
-                       FR_PIFLOW_MAX_D);
+    if (K < 1 || K > FR_PIFLOW_MAX_K || D < 1 || D > FR_PIFLOW_MAX_D || K * D > FR_PIFLOW_MAX_KD)
+        return fr_fail(FR_ERR_ARG, "piflow: K = %d and D = %d, expected 1..%d and 1..%d with K·D <= %d", K, D,
+                       FR_PIFLOW_MAX_K, FR_PIFLOW_MAX_D, FR_PIFLOW_MAX_KD);
     const int64_t W = fr_gm_width(K, D);
     for (int64_t i = 0; i < W; i++)
         if (!isfinite(row[i])) return fr_fail(FR_ERR_NUMERIC, "piflow: head row element %lld is %g", (long long)i, (double)row[i]);

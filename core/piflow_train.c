@@ -13,6 +13,7 @@
 #include "flowrl/gm.h"
 #include "flowrl/philox.h"
 #include "flowrl/piflow.h"
+#include "piflow_internal.h"
 
 #define PIFLOW_FORMAT "flowrl.piflow"
 
@@ -35,10 +36,15 @@ fr_status fr_piflow_student_new(fr_piflow_student *st, fr_backend *be, int K, in
     return fr_mlp_new(&st->net, be, "student", n_hidden + 1, dim, FR_ACT_SILU, cap);
 }
 
-void fr_piflow_student_free(fr_piflow_student *st) { fr_mlp_free(&st->net); }
+void fr_piflow_student_free(fr_piflow_student *st)
+{
+    if (st->img) fr_piflow_student_free_image(st);
+    fr_mlp_free(&st->net);
+}
 
 fr_status fr_piflow_student_init(fr_piflow_student *st, uint32_t seed)
 {
+    if (st->img) return fr_gmflow_net_init(st->img, seed); /* its zero out layer: every row 0 */
     fr_mlp *m = &st->net;
     FR_TRY(fr_mlp_init_params(m, seed, 0, 1.0f));
     /* the logit and log-std outputs start at 0 (GMFlow's zero-initialised heads) */
@@ -132,10 +138,9 @@ fr_status fr_piflow_teacher_load(fr_piflow_teacher *t, fr_backend *be, const cha
     t->dt = fr_dev_floats(be, cap);
     t->du = fr_dev_floats(be, cap * cfg->D);
     t->dc = fr_dev_i32(be, cap * cfg->n_slots);
-    int32_t *c = fr_calloc((size_t)(cap * cfg->n_slots), sizeof *c); /* prompt id 0 in every slot */
-    s = t->dx && t->dt && t->du && t->dc && c ? FR_OK : FR_ERR_NOMEM;
-    if (s == FR_OK) s = fr_h2d(be, t->dc, c, (size_t)(cap * cfg->n_slots) * sizeof *c);
-    free(c);
+    t->c_h = fr_calloc((size_t)(cap * cfg->n_slots), sizeof *t->c_h); /* id 0 in every slot */
+    s = t->dx && t->dt && t->du && t->dc && t->c_h ? FR_OK : FR_ERR_NOMEM;
+    if (s == FR_OK) s = fr_h2d(be, t->dc, t->c_h, (size_t)(cap * cfg->n_slots) * sizeof *t->c_h);
     if (s != FR_OK) fr_piflow_teacher_free(t);
     return s;
 }
@@ -147,9 +152,17 @@ void fr_piflow_teacher_free(fr_piflow_teacher *t)
     fr_dev_free(t->be, t->dt);
     fr_dev_free(t->be, t->du);
     fr_dev_free(t->be, t->dc);
+    free(t->c_h);
     fr_model_ws_free(&t->ws);
     fr_infer_ckpt_free(&t->ck);
     memset(t, 0, sizeof *t);
+}
+
+fr_status fr_piflow_teacher_set_prompts(fr_piflow_teacher *t, int64_t B, const int *prompts)
+{
+    if (B > t->cap) return fr_fail(FR_ERR_ARG, "piflow teacher: %lld prompts, sized for %lld", (long long)B, (long long)t->cap);
+    FR_TRY(fr_cond_ids(t->ck.task, B, prompts, t->c_h));
+    return fr_h2d(t->be, t->dc, t->c_h, (size_t)(B * t->ck.model.cfg.n_slots) * sizeof *t->c_h);
 }
 
 fr_status fr_piflow_teacher_velocity(void *teacher, int64_t B, const float *x, const float *t, float *u)
@@ -169,6 +182,12 @@ fr_status fr_piflow_teacher_velocity(void *teacher, int64_t B, const float *x, c
 
 fr_status fr_piflow_teacher_sample(fr_piflow_teacher *t, int64_t n, int steps, uint32_t seed, float *out)
 {
+    return fr_piflow_teacher_sample_c(t, n, steps, seed, NULL, out);
+}
+
+fr_status fr_piflow_teacher_sample_c(fr_piflow_teacher *t, int64_t n, int steps, uint32_t seed, const int *prompts,
+                                     float *out)
+{
     const int64_t D = t->D;
     float *ts = fr_malloc((size_t)t->cap * sizeof *ts), *u = fr_malloc((size_t)(t->cap * D) * sizeof *u);
     fr_status s = ts && u ? FR_OK : FR_ERR_NOMEM;
@@ -177,6 +196,7 @@ fr_status fr_piflow_teacher_sample(fr_piflow_teacher *t, int64_t n, int steps, u
     for (int64_t r0 = 0; r0 < n && s == FR_OK; r0 += t->cap) {
         const int64_t B = n - r0 < t->cap ? n - r0 : t->cap;
         float *x = out + r0 * D;
+        if (prompts && s == FR_OK) s = fr_piflow_teacher_set_prompts(t, B, prompts + r0);
         for (int k = 0; k < steps && s == FR_OK; k++) {
             const double sg = 1.0 - (double)k / steps, sn = 1.0 - (double)(k + 1) / steps;
             const float dt = (float)(sn - sg);
@@ -195,26 +215,25 @@ fr_status fr_piflow_teacher_sample(fr_piflow_teacher *t, int64_t n, int steps, u
 fr_status fr_piflow_student_sample(fr_piflow_student *st, int64_t n, int substeps, uint32_t seed, float *out)
 {
     const int D = st->D, K = st->K;
-    const int64_t W = fr_gm_width(K, D), cap = st->net.cap;
+    const int64_t W = fr_gm_width(K, D), cap = st->img ? st->img->cap : st->net.cap;
     float *rows = fr_malloc((size_t)(cap * W) * sizeof *rows);
-    if (!rows) return FR_ERR_NOMEM;
-    fr_status s = FR_OK;
+    fr_piflow_gm *g = fr_malloc(sizeof *g); /* tens of kB at image D: not on the stack */
+    double *x = fr_malloc(sizeof(double) * (size_t)D);
+    fr_status s = rows && g && x ? FR_OK : FR_ERR_NOMEM;
     for (int64_t i = 0; i < n * D; i++)
         out[i] = fr_rng_normal(seed, FR_RNG_PIFLOW_SAMPLE, (uint32_t)(i / D), 0, 0, (uint32_t)(i % D));
     for (int64_t r0 = 0; r0 < n && s == FR_OK; r0 += cap) {
         const int64_t B = n - r0 < cap ? n - r0 : cap;
-        s = fr_mlp_forward_host(&st->net, B, out + r0 * D, rows); /* the one network call */
+        s = fr_piflow_student_rows(st, B, out + r0 * D, r0, rows); /* the one network call */
         for (int64_t b = 0; b < B && s == FR_OK; b++) {
-            fr_piflow_gm g;
-            s = fr_piflow_gm_from_row(&g, K, D, rows + b * W, out + (r0 + b) * D, 1.0);
+            s = fr_piflow_gm_from_row(g, K, D, rows + b * W, out + (r0 + b) * D, 1.0);
             if (s != FR_OK) break;
-            double x[FR_PIFLOW_MAX_D];
-            for (int c = 0; c < D; c++) x[c] = g.x_s[c];
-            fr_piflow_rollout(&g, 1.0, 0.0, substeps, x);
+            for (int c = 0; c < D; c++) x[c] = g->x_s[c];
+            fr_piflow_rollout(g, 1.0, 0.0, substeps, x);
             for (int c = 0; c < D; c++) out[(r0 + b) * D + c] = (float)x[c];
         }
     }
-    free(rows);
+    free(rows), free(g), free(x);
     return s;
 }
 
@@ -246,6 +265,21 @@ static int run_meta(const fr_piflow_student *st, const fr_piflow_train_opts *o, 
     return n;
 }
 
+/* The AdamW moments as "optim.m.<name>" / "optim.v.<name>" into f (save) or from it. */
+static fr_status optim_tensors(const fr_piflow_student *st, fr_adamw_state *adam, fr_st_file *f, int save)
+{
+    char nm[96];
+    int np;
+    fr_piflow_student_params((fr_piflow_student *)st, &np);
+    for (int p = 0; p < np; p++)
+        for (int mv = 0; mv < 2; mv++) {
+            snprintf(nm, sizeof nm, "optim.%s.%s", mv ? "v" : "m", fr_piflow_student_name(st, p));
+            fr_tensor *t = mv ? &adam->v[p] : &adam->m[p];
+            FR_TRY(save ? fr_dev_tensor_to_st(adam->be, f, nm, t) : fr_dev_tensor_from_st(adam->be, f, nm, t));
+        }
+    return FR_OK;
+}
+
 static fr_status save_ckpt(fr_piflow_student *st, const fr_adamw_state *adam, const fr_piflow_train_opts *o,
                            int64_t step, const char *path)
 {
@@ -255,14 +289,8 @@ static fr_status save_ckpt(fr_piflow_student *st, const fr_adamw_state *adam, co
     meta_kv kv[16];
     const int nk = run_meta(st, o, kv);
     char buf[32];
-    fr_status s = fr_mlp_save(&st->net, &f);
-    char nm[96];
-    for (int p = 0; p < st->net.n_params && s == FR_OK; p++) {
-        snprintf(nm, sizeof nm, "optim.m.%s", st->net.names[p]);
-        s = fr_dev_tensor_to_st(st->net.be, &f, nm, &adam->m[p]);
-        snprintf(nm, sizeof nm, "optim.v.%s", st->net.names[p]);
-        if (s == FR_OK) s = fr_dev_tensor_to_st(st->net.be, &f, nm, &adam->v[p]);
-    }
+    fr_status s = fr_piflow_student_save_net(st, &f);
+    if (s == FR_OK) s = optim_tensors(st, (fr_adamw_state *)adam, &f, 1);
     if (s == FR_OK) s = fr_st_set_meta(&f, "format", PIFLOW_FORMAT);
     if (s == FR_OK) s = fr_st_set_meta(&f, "flowrl.version", fr_version());
     for (int i = 0; i < nk && s == FR_OK; i++) s = fr_st_set_meta(&f, kv[i].key, kv[i].val);
@@ -293,10 +321,14 @@ fr_status fr_piflow_student_load(fr_piflow_student *st, fr_backend *be, const ch
     fr_status s = check_format(&f, path);
     if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "piflow.K", 1, FR_PIFLOW_MAX_K, &K);
     if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "piflow.D", 1, FR_PIFLOW_MAX_D, &D);
-    if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "piflow.hidden", 1, 1 << 16, &H);
-    if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "piflow.n_hidden", 1, FR_MLP_MAX_LAYERS - 1, &L);
-    if (s == FR_OK) s = fr_piflow_student_new(st, be, (int)K, (int)D, (int)H, (int)L, cap);
-    if (s == FR_OK) s = fr_mlp_load(&st->net, &f, path);
+    if (s == FR_OK && fr_st_get_meta(&f, "piflow.preset")) { /* an image student */
+        s = fr_piflow_student_new_image_st(st, be, (int)K, &f, path, cap);
+    } else {
+        if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "piflow.hidden", 1, 1 << 16, &H);
+        if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "piflow.n_hidden", 1, FR_MLP_MAX_LAYERS - 1, &L);
+        if (s == FR_OK) s = fr_piflow_student_new(st, be, (int)K, (int)D, (int)H, (int)L, cap);
+    }
+    if (s == FR_OK) s = fr_piflow_student_load_net(st, &f, path);
     if (s != FR_OK) fr_piflow_student_free(st);
     fr_st_free(&f);
     return s;
@@ -318,14 +350,8 @@ static fr_status resume_ckpt(fr_piflow_student *st, fr_adamw_state *adam, const 
             s = fr_fail(FR_ERR_MISMATCH, "%s: metadata '%s' is '%s', this run has '%s' (resume with the same options)",
                         path, kv[i].key, have ? have : "(absent)", kv[i].val);
     }
-    if (s == FR_OK) s = fr_mlp_load(&st->net, &f, path);
-    char nm[96];
-    for (int p = 0; p < st->net.n_params && s == FR_OK; p++) {
-        snprintf(nm, sizeof nm, "optim.m.%s", st->net.names[p]);
-        s = fr_dev_tensor_from_st(st->net.be, &f, nm, &adam->m[p]);
-        snprintf(nm, sizeof nm, "optim.v.%s", st->net.names[p]);
-        if (s == FR_OK) s = fr_dev_tensor_from_st(st->net.be, &f, nm, &adam->v[p]);
-    }
+    if (s == FR_OK) s = fr_piflow_student_load_net(st, &f, path);
+    if (s == FR_OK) s = optim_tensors(st, adam, &f, 0);
     if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "piflow.step", 0, o->steps, step);
     if (s == FR_OK) s = fr_st_get_meta_i64(&f, path, "optim.step", 0, INT64_MAX, &adam->step);
     fr_st_free(&f);
@@ -341,6 +367,12 @@ fr_piflow_train_opts fr_piflow_train_opts_default(void)
     return o;
 }
 
+/* The student's checkpoint name of parameter p, for its audit records. */
+static const char *student_name(const void *st, int p)
+{
+    return fr_piflow_student_name(st, p);
+}
+
 fr_status fr_piflow_train(fr_piflow_student *st, fr_piflow_teacher *t, const fr_piflow_train_opts *o,
                           const char *out_path, const char *resume_path,
                           fr_piflow_progress progress, void *user)
@@ -348,11 +380,14 @@ fr_status fr_piflow_train(fr_piflow_student *st, fr_piflow_teacher *t, const fr_
     const int K = st->K, D = st->D, N = o->n_inter;
     const int64_t B = o->batch, W = fr_gm_width(K, D);
     if (t->D != D) return fr_fail(FR_ERR_ARG, "piflow: the teacher's D is %lld, the student's %d", (long long)t->D, D);
-    if (B > st->net.cap || B > t->cap || N < 1)
+    const int64_t scap = st->img ? st->img->cap : st->net.cap;
+    if (B > scap || B > t->cap || N < 1)
         return fr_fail(FR_ERR_ARG, "piflow: batch %lld (rows %lld and %lld), %d intermediate times", (long long)B,
-                       (long long)st->net.cap, (long long)t->cap, N);
+                       (long long)scap, (long long)t->cap, N);
+    int np;
+    fr_param *params = fr_piflow_student_params(st, &np);
     fr_adamw_state adam;
-    FR_TRY(fr_adamw_state_init(st->net.be, &adam, st->net.params, st->net.n_params));
+    FR_TRY(fr_adamw_state_init(t->be, &adam, params, np));
     fr_adamw_cfg cfg = fr_adamw_cfg_default();
     cfg.beta1 = o->beta1;
     cfg.beta2 = o->beta2;
@@ -362,7 +397,8 @@ fr_status fr_piflow_train(fr_piflow_student *st, fr_piflow_teacher *t, const fr_
     float *xs = fr_malloc((size_t)(B * D) * sizeof *xs), *rows = fr_malloc((size_t)(B * W) * sizeof *rows);
     float *drow = fr_malloc((size_t)(B * W) * sizeof *drow);
     double *nt = fr_malloc((size_t)(B * N) * sizeof *nt);
-    if (s == FR_OK && !(xs && rows && drow && nt)) s = FR_ERR_NOMEM;
+    int *pr = fr_malloc((size_t)B * sizeof *pr);
+    if (s == FR_OK && !(xs && rows && drow && nt && pr)) s = FR_ERR_NOMEM;
     for (; step < o->steps && s == FR_OK; step++) {
         const uint32_t k = (uint32_t)step;
         for (int64_t b = 0; b < B; b++) {
@@ -374,17 +410,23 @@ fr_status fr_piflow_train(fr_piflow_student *st, fr_piflow_teacher *t, const fr_
             }
         }
         double loss = 0.0;
-        s = fr_mlp_forward_host(&st->net, B, xs, rows);
+        s = fr_piflow_student_rows(st, B, xs, (int64_t)step * B, rows);
+        if (s == FR_OK && st->img) { /* the teacher sees each sample's prompt (the 2-D teacher: prompt 0) */
+            for (int64_t b = 0; b < B; b++) pr[b] = fr_piflow_prompt(st, (int64_t)step * B + b);
+            s = fr_piflow_teacher_set_prompts(t, B, pr);
+        }
         if (s == FR_OK)
             s = fr_piflow_imitation_loss(K, D, B, N, o->substeps, rows, xs, nt, fr_piflow_teacher_velocity, t, &loss, drow);
         if (s == FR_OK && !isfinite(loss))
             s = fr_fail(FR_ERR_NUMERIC, "piflow: step %lld: the loss is %g", (long long)step + 1, loss);
-        if (s == FR_OK) s = fr_mlp_zero_grad(&st->net);
-        if (s == FR_OK) s = fr_mlp_backward_host(&st->net, B, drow);
-        if (s == FR_OK) s = fr_adamw_step(st->net.be, &adam, st->net.params, st->net.n_params, &cfg, o->lr);
-        if (s == FR_OK && o->audit) s = fr_audit_train_step(o->audit, step + 1, loss, &st->net, &adam, NULL);
+        if (s == FR_OK) s = fr_piflow_student_backward(st, B, drow);
+        if (s == FR_OK) s = fr_adamw_step(t->be, &adam, params, np, &cfg, o->lr);
+        if (s == FR_OK && o->audit) {
+            const fr_audit_params v = {t->be, params, np, student_name, st};
+            s = fr_audit_train_step_params(o->audit, step + 1, loss, &v, &adam, NULL);
+        }
         uint64_t dg = 0;
-        if (s == FR_OK && progress) s = fr_mlp_digest(&st->net, &dg);
+        if (s == FR_OK && progress) s = fr_piflow_student_digest(st, &dg);
         if (s == FR_OK && progress) progress(user, step + 1, loss, dg);
         if (s == FR_OK && o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0 && step + 1 < o->steps)
             s = save_ckpt(st, &adam, o, step + 1, out_path);
@@ -395,5 +437,6 @@ fr_status fr_piflow_train(fr_piflow_student *st, fr_piflow_teacher *t, const fr_
     free(rows);
     free(drow);
     free(nt);
+    free(pr);
     return s;
 }

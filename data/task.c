@@ -42,6 +42,8 @@ int fr_task_count(void) { return N_TASKS; }
 
 const fr_task *fr_task_at(int i) { return i >= 0 && i < N_TASKS ? k_tasks[i] : NULL; }
 
+int fr_task_prompt_in_turn(const fr_task *t, int64_t i) { return (int)((uint64_t)i % (uint64_t)t->n_train); }
+
 fr_status fr_task_get(const char *name, const fr_task **out)
 {
     for (int i = 0; i < N_TASKS; i++)

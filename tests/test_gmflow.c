@@ -2,7 +2,8 @@
  * coefficients against the spec's example, the spec's two checks (t_low = 0 gives the x0-GM;
  * K = 1 gives the Gaussian NLL), the NLL's gradient by central differences, the embedding
  * against its formula in double, the zero-initialised heads, and training / sampling bit for
- * bit on ref, opt (3 threads) and cuda-emu, a resumed run included. */
+ * bit on ref, opt (3 threads) and cuda-emu, a resumed run included; the same for the shapes
+ * image network (the shared model with a GM-row head, flowrl/model.h out_D). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,7 +130,7 @@ START_TEST(test_embedding)
 }
 END_TEST
 
-static const fr_gmflow_arch k_arch = {8, 2, 16, 24, 2};
+static const fr_gmflow_arch k_arch = {8, 2, 16, 24, 2, ""};
 
 START_TEST(test_zero_init_heads)
 {
@@ -153,23 +154,31 @@ START_TEST(test_zero_init_heads)
 }
 END_TEST
 
-/* steps AdamW steps (resumed after `split` through a checkpoint when 0 < split < steps) and 64
- * samples of 3 GM-SDE steps on backend bk: the parameters' digest and the samples' bits. */
-static uint64_t run(const char *bk, int threads, int steps, int split, float *samples)
+/* steps AdamW steps (resumed after `split` through a checkpoint when 0 < split < steps) on task
+ * checkerboard (the 2-D network k_arch, batch 16, 64 samples of 3 GM-SDE steps) or shapes (the
+ * image network of shapes-s, K_IMG, batch 3, N_IMG samples of 2 steps, prompts 13 i mod 52) on
+ * backend bk: the digest of the raw and the EMA parameters, and the samples' bits. */
+#define K_IMG 2
+#define N_IMG 5
+static uint64_t run_task(const char *tname, const char *bk, int threads, int steps, int split, float *samples)
 {
     fr_backend be;
     ck_assert_msg(fr_backend_open(&be, bk, 0, threads) == FR_OK, "%s: %s", bk, fr_last_error());
     const fr_task *task;
-    ck_assert_int_eq(fr_task_get("checkerboard", &task), FR_OK);
+    ck_assert_int_eq(fr_task_get(tname, &task), FR_OK);
+    const int img = task->C != 0;
     fr_gmflow_train_cfg c = fr_gmflow_train_defaults();
-    c.steps = steps, c.batch = 16, c.warmup = 2, c.lr = 1e-2, c.seed = 9;
+    c.steps = steps, c.batch = img ? 3 : 16, c.warmup = img ? 1 : 2, c.lr = img ? 1e-3 : 1e-2, c.seed = img ? 4 : 9;
     fr_gmflow_net g;
     fr_adamw_state opt;
     fr_ema ema;
-    ck_assert_int_eq(fr_gmflow_net_new(&g, &be, &k_arch, 16), FR_OK);
+    if (img)
+        ck_assert_msg(fr_gmflow_net_new_image(&g, &be, K_IMG, "shapes-s", task, c.batch) == FR_OK, "%s", fr_last_error());
+    else
+        ck_assert_int_eq(fr_gmflow_net_new(&g, &be, &k_arch, 16), FR_OK);
     ck_assert_int_eq(fr_gmflow_net_init(&g, c.seed), FR_OK);
-    ck_assert_int_eq(fr_adamw_state_init(&be, &opt, g.net.params, g.net.n_params), FR_OK);
-    ck_assert_int_eq(fr_ema_init(&be, &ema, g.net.params, g.net.n_params), FR_OK);
+    ck_assert_int_eq(fr_adamw_state_init(&be, &opt, g.params, g.n_params), FR_OK);
+    ck_assert_int_eq(fr_ema_init(&be, &ema, g.params, g.n_params), FR_OK);
     double loss = 0.0;
     int64_t from = 0;
     if (split > 0 && split < steps) {
@@ -179,7 +188,7 @@ static uint64_t run(const char *bk, int threads, int steps, int split, float *sa
         char path[512];
         snprintf(path, sizeof path, "%s/gmflow_resume_%d.safetensors", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
                  (int)getpid());
-        ck_assert_msg(fr_gmflow_save(path, &g, &opt, &ema, "checkerboard", &c1, split) == FR_OK, "%s", fr_last_error());
+        ck_assert_msg(fr_gmflow_save(path, &g, &opt, &ema, tname, &c1, split) == FR_OK, "%s", fr_last_error());
         fr_adamw_state_free(&opt);
         fr_ema_free(&ema);
         fr_gmflow_net_free(&g);
@@ -188,18 +197,24 @@ static uint64_t run(const char *bk, int threads, int steps, int split, float *sa
         ck_assert_msg(fr_gmflow_load(path, &be, 0, &g, &opt, &ema, &from, tn, &back) == FR_OK, "%s", fr_last_error());
         ck_assert(back.seed == c.seed && back.batch == c.batch && back.lr == c.lr && back.warmup == c.warmup &&
                   back.trans_ratio == c.trans_ratio && back.steps == split);
-        ck_assert_str_eq(tn, "checkerboard");
+        ck_assert_str_eq(tn, tname);
         ck_assert_int_eq(from, split);
+        ck_assert(img ? g.img != NULL && strcmp(g.a.preset, "shapes-s") == 0 : g.img == NULL);
         unlink(path);
     }
     ck_assert_msg(fr_gmflow_train(&g, task, &c, &opt, &ema, from, NULL, NULL, &loss) == FR_OK, "%s", fr_last_error());
     ck_assert(isfinite(loss));
     uint64_t dg, de;
-    ck_assert_int_eq(fr_mlp_digest(&g.net, &dg), FR_OK);
-    ck_assert_msg(fr_gmflow_sample(&g, 64, 3, 4, samples) == FR_OK, "%s", fr_last_error());
+    ck_assert_int_eq(fr_gmflow_net_digest(&g, &dg), FR_OK);
+    int pr[N_IMG];
+    for (int i = 0; i < N_IMG; i++) pr[i] = (13 * i) % 52;
+    if (img)
+        ck_assert_msg(fr_gmflow_sample_c(&g, N_IMG, 2, 6, pr, samples) == FR_OK, "%s", fr_last_error());
+    else
+        ck_assert_msg(fr_gmflow_sample(&g, 64, 3, 4, samples) == FR_OK, "%s", fr_last_error());
     /* the EMA's weights: part of the digest (they differ from the raw ones after 2+ steps) */
-    ck_assert_int_eq(fr_ema_copy_to(&be, &ema, g.net.params, g.net.n_params), FR_OK);
-    ck_assert_int_eq(fr_mlp_digest(&g.net, &de), FR_OK);
+    ck_assert_int_eq(fr_ema_copy_to(&be, &ema, g.params, g.n_params), FR_OK);
+    ck_assert_int_eq(fr_gmflow_net_digest(&g, &de), FR_OK);
     if (steps > 1) ck_assert(de != dg);
     dg ^= de * 0x9e3779b97f4a7c15ull;
     fr_ema_free(&ema);
@@ -207,6 +222,11 @@ static uint64_t run(const char *bk, int threads, int steps, int split, float *sa
     fr_gmflow_net_free(&g);
     fr_backend_close(&be);
     return dg;
+}
+
+static uint64_t run(const char *bk, int threads, int steps, int split, float *samples)
+{
+    return run_task("checkerboard", bk, threads, steps, split, samples);
 }
 
 START_TEST(test_backends_bitwise_and_resume)
@@ -244,6 +264,126 @@ static void train_ref_opt(const char *dir, int threads, char *out, char *out2, s
         ck_assert_msg(fr_test_run_cli(args, k ? out2 : out, n) == 0, "%s: %s", args, k ? out2 : out);
     }
 }
+
+START_TEST(test_model_out_dim)
+{
+    fr_model_config c;
+    ck_assert_int_eq(fr_model_preset("shapes-s", 768, 10, &c), FR_OK);
+    ck_assert_int_eq(fr_model_out_dim(&c), 768);
+    c.out_D = 100;
+    ck_assert_int_eq(fr_model_config_check(&c), FR_ERR_ARG); /* the x0 head */
+    ck_assert_msg(strstr(fr_last_error(), "out_D") != NULL, "%s", fr_last_error());
+    c.head = FR_HEAD_VELOCITY, c.sigma_min = 0.0f;
+    ck_assert_int_eq(fr_model_config_check(&c), FR_OK);
+    const int64_t base = fr_model_config_num_params(&c) - (c.H * 100 + 100);
+    c.out_D = 0;
+    ck_assert_int_eq(fr_model_config_num_params(&c) - (c.H * 768 + 768), base);
+    fr_st_file f;
+    fr_st_init(&f);
+    ck_assert_int_eq(fr_model_config_to_meta(&c, &f), FR_OK);
+    ck_assert_ptr_null(fr_st_get_meta(&f, "model.out_D"));
+    fr_st_free(&f);
+    c.out_D = 100;
+    fr_st_init(&f);
+    ck_assert_int_eq(fr_model_config_to_meta(&c, &f), FR_OK);
+    fr_model_config back;
+    ck_assert_int_eq(fr_model_config_from_meta(&f, &back), FR_OK);
+    ck_assert_int_eq(back.out_D, 100);
+    fr_st_free(&f);
+}
+END_TEST
+
+START_TEST(test_image_zero_rows)
+{
+    fr_backend be;
+    ck_assert_int_eq(fr_backend_open(&be, "opt", 0, 1), FR_OK);
+    const fr_task *task;
+    ck_assert_int_eq(fr_task_get("shapes", &task), FR_OK);
+    fr_gmflow_net g;
+    ck_assert_msg(fr_gmflow_net_new_image(&g, &be, K_IMG, "shapes-s", task, 3) == FR_OK, "%s", fr_last_error());
+    ck_assert_int_eq(fr_gmflow_net_init(&g, 3), FR_OK);
+    const int64_t W = fr_gm_width(K_IMG, task->D);
+    float *x = calloc((size_t)(3 * task->D), sizeof *x), *rows = malloc(sizeof(float) * (size_t)(3 * W));
+    float t[3] = {900.0f, 300.0f, 10.0f};
+    int pr[3] = {0, 7, 51};
+    for (int i = 0; i < 3 * task->D; i++) x[i] = (float)((i % 17) - 8) / 8.0f;
+    ck_assert_int_eq(fr_gmflow_net_forward_c(&g, 3, t, x, pr, rows), FR_OK);
+    for (int64_t j = 0; j < 3 * W; j++) ck_assert_msg(rows[j] == 0.0f, "entry %lld: %g", (long long)j, (double)rows[j]);
+    /* a too-wide batch is refused naming the rows */
+    ck_assert_int_eq(fr_gmflow_net_forward_c(&g, 4, t, x, pr, rows), FR_ERR_ARG);
+    free(x), free(rows);
+    fr_gmflow_net_free(&g);
+    /* a 2-D task is refused */
+    const fr_task *cb;
+    ck_assert_int_eq(fr_task_get("checkerboard", &cb), FR_OK);
+    ck_assert_int_eq(fr_gmflow_net_new_image(&g, &be, K_IMG, "shapes-s", cb, 3), FR_ERR_ARG);
+    fr_backend_close(&be);
+}
+END_TEST
+
+/* The image network (docs/algorithms/gmflow.md §7): ref = opt (1, 3 threads) = cuda-emu, and a
+ * run resumed through a checkpoint, bit for bit. */
+START_TEST(test_image_bitwise_and_resume)
+{
+    const size_t n = (size_t)N_IMG * 768;
+    float *s_ref = malloc(sizeof(float) * n), *s_o = malloc(sizeof(float) * n);
+    const uint64_t d_ref = run_task("shapes", "ref", 1, 3, 0, s_ref);
+    const char *bks[] = {"opt", "opt", "cuda-emu"};
+    const int th[] = {1, 3, 1};
+    for (int k = 0; k < 3; k++) {
+        const uint64_t d = run_task("shapes", bks[k], th[k], 3, 0, s_o);
+        ck_assert_msg(d == d_ref, "%s %d threads: parameters %016llx, ref %016llx", bks[k], th[k], (unsigned long long)d,
+                      (unsigned long long)d_ref);
+        ck_assert_msg(memcmp(s_o, s_ref, sizeof(float) * n) == 0, "%s: samples differ from ref", bks[k]);
+    }
+    const uint64_t d_res = run_task("shapes", "opt", 2, 3, 1, s_o);
+    ck_assert_msg(d_res == d_ref, "resumed at 1: %016llx, uninterrupted %016llx", (unsigned long long)d_res,
+                  (unsigned long long)d_ref);
+    ck_assert(memcmp(s_o, s_ref, sizeof(float) * n) == 0);
+    ck_assert(run_task("shapes", "opt", 1, 2, 0, s_o) != d_ref);
+    for (size_t i = 0; i < n; i++) ck_assert(isfinite(s_ref[i]));
+    free(s_ref), free(s_o);
+}
+END_TEST
+
+/* The command on shapes: train on ref and opt (the same digest), sample with --swd (the accuracy
+ * line and a .png grid), a bad preset named. */
+START_TEST(test_cli_shapes)
+{
+    char dir[128], args[1024], out[8192], out2[8192];
+    fr_test_mkdtemp(dir, sizeof dir, "gmflow-cli-shapes");
+    const char *net = "--task shapes --batch 2 --components 2 --steps 2";
+    snprintf(args, sizeof args, "gmflow train %s --out %s/g0.safetensors --backend ref", net, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s: %s", args, out);
+    ck_assert_msg(strstr(out, "model preset shapes-s") != NULL, "%s", out);
+    snprintf(args, sizeof args, "gmflow train %s --out %s/g1.safetensors --backend opt --threads 2", net, dir);
+    ck_assert_msg(fr_test_run_cli(args, out2, sizeof out2) == 0, "%s: %s", args, out2);
+    const char *da = strstr(out, "parameters digest"), *db = strstr(out2, "parameters digest");
+    ck_assert_msg(da && db && strncmp(da, db, 34) == 0, "ref: %s\nopt: %s", out, out2);
+    /* the image network's parameters are in its audit log, the same on ref and opt */
+    snprintf(args, sizeof args, "audit %s/g0.audit.log %s/g1.audit.log", dir, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "identical through step 2") != NULL, "%s", out);
+    snprintf(args, sizeof args, "%s/g0.audit.log", dir);
+    size_t nlog;
+    char *log = fr_test_slurp(args, &nlog);
+    ck_assert_msg(strstr(log, "step 2 grad.gmflow.net.in.weight") && strstr(log, "step 2 optim.v.gmflow.net.in.weight"),
+                  "%s", args);
+    free(log);
+    snprintf(args, sizeof args, "gmflow sample --ckpt %s/g0.safetensors --n 4 --steps 2 --swd 8 --out %s/s.png", dir, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "geneval accuracy (the detector, strict) over 4 samples") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "256 projections): ") != NULL, "%s", out);
+    snprintf(args, sizeof args, "%s/s.png", dir);
+    FILE *f = fopen(args, "rb");
+    ck_assert_msg(f != NULL, "no %s", args);
+    fclose(f);
+    snprintf(args, sizeof args, "gmflow train %s --preset nope --out %s/g2.safetensors", net, dir);
+    ck_assert_int_eq(fr_test_run_cli(args, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "nope") != NULL, "%s", out);
+    fr_test_rmtree(dir);
+}
+END_TEST
 
 /* The command: train on ref and opt (the same digest), continue a checkpoint on cuda-emu to the
  * bytes of the uninterrupted run, sample to a file and a PNG with --swd, usage errors. */
@@ -328,6 +468,11 @@ Suite *suite_gmflow(void)
     tcase_add_test(tc, test_backends_bitwise_and_resume);
     tcase_add_test(tc, test_cli);
     tcase_add_test(tc, test_audit);
+
+    tcase_add_test(tc, test_model_out_dim);
+    tcase_add_test(tc, test_image_zero_rows);
+    tcase_add_test(tc, test_image_bitwise_and_resume);
+    tcase_add_test(tc, test_cli_shapes);
     suite_add_tcase(s, tc);
     return s;
 }

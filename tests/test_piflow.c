@@ -206,21 +206,23 @@ START_TEST(test_imitation_loss_grad)
 }
 END_TEST
 
-/* A tiny checkerboard velocity model as a teacher checkpoint. */
-static void write_teacher(const char *path)
+/* A tiny velocity model of task tname (checkerboard, shapes) as a teacher checkpoint. */
+static void write_teacher_of(const char *path, const char *tname)
 {
     const fr_task *t;
-    ck_assert_int_eq(fr_task_get("checkerboard", &t), FR_OK);
+    ck_assert_int_eq(fr_task_get(tname, &t), FR_OK);
     fr_model m;
     fr_test_make_model(&m, t, FR_PRED_VELOCITY, 21);
     fr_st_file f;
     fr_st_init(&f);
     ck_assert_int_eq(fr_checkpoint_to_st(&f, &m, NULL, NULL), FR_OK);
-    ck_assert_int_eq(fr_st_set_meta(&f, "task", "checkerboard"), FR_OK);
+    ck_assert_int_eq(fr_st_set_meta(&f, "task", tname), FR_OK);
     ck_assert_int_eq(fr_st_write(&f, path), FR_OK);
     fr_st_free(&f);
     fr_model_free(&m);
 }
+
+static void write_teacher(const char *path) { write_teacher_of(path, "checkerboard"); }
 
 static void digest_progress(void *user, int64_t step, double loss, uint64_t digest)
 {
@@ -238,7 +240,10 @@ static void train_tiny(const char *bk, int th, const char *teacher, const char *
     fr_piflow_teacher t;
     ck_assert_msg(fr_piflow_teacher_load(&t, &be, teacher, 8) == FR_OK, "%s", fr_last_error());
     fr_piflow_student st;
-    ck_assert_int_eq(fr_piflow_student_new(&st, &be, 3, 2, 16, 2, 8), FR_OK);
+    if (t.ck.task->C) /* the image student: GMFlow's network of shapes-s, K 2 */
+        ck_assert_msg(fr_piflow_student_new_image(&st, &be, 2, "shapes-s", t.ck.task, 8) == FR_OK, "%s", fr_last_error());
+    else
+        ck_assert_int_eq(fr_piflow_student_new(&st, &be, 3, 2, 16, 2, 8), FR_OK);
     fr_piflow_train_opts o = fr_piflow_train_opts_default();
     o.steps = steps;
     o.batch = 8;
@@ -252,16 +257,19 @@ static void train_tiny(const char *bk, int th, const char *teacher, const char *
 }
 
 /* ref = opt (1 and 2 threads) = cuda-emu bit for bit; a run stopped at step 2 and resumed equals
- * the uninterrupted one; the parameters move; the student samples alike on every backend. */
-START_TEST(test_trainer_bitwise_resume)
+ * the uninterrupted one; the parameters move; the student samples alike on every backend. On
+ * task tname: checkerboard (the 2-D student) or shapes (the image student, prompt-conditioned). */
+static void bitwise_resume(const char *tname)
 {
+    const int img = strcmp(tname, "shapes") == 0;
+    const int D = img ? 768 : 2;
     char dir[128], teacher[192], a[192], b[192], c[192];
     fr_test_mkdtemp(dir, sizeof dir, "piflow");
     snprintf(teacher, sizeof teacher, "%s/teacher.safetensors", dir);
     snprintf(a, sizeof a, "%s/a.safetensors", dir);
     snprintf(b, sizeof b, "%s/b.safetensors", dir);
     snprintf(c, sizeof c, "%s/c.safetensors", dir);
-    write_teacher(teacher);
+    write_teacher_of(teacher, tname);
     uint64_t dref[4], d[4];
     train_tiny("ref", 1, teacher, a, NULL, 4, dref);
     ck_assert(dref[0] != dref[3]);
@@ -287,24 +295,30 @@ START_TEST(test_trainer_bitwise_resume)
     free(fa);
     free(fb);
     /* sampling: one network row per sample, the same points on ref and opt */
-    float xr[16], xo[16];
+    float *xr = malloc(sizeof(float) * 8 * (size_t)D), *xo = malloc(sizeof(float) * 8 * (size_t)D);
     for (int k = 0; k < 2; k++) {
         fr_backend be = fr_test_backend(k ? "opt" : "ref", 0, k ? 2 : 1);
         fr_piflow_student st;
         ck_assert_msg(fr_piflow_student_load(&st, &be, a, 4) == FR_OK, "%s", fr_last_error());
+        ck_assert(img == (st.img != NULL));
         const uint64_t r0 = be.work.fwd_rows;
         ck_assert_int_eq(fr_piflow_student_sample(&st, 8, 128, 3, k ? xo : xr), FR_OK);
         ck_assert_int_eq((int)(be.work.fwd_rows - r0), 8);
         fr_piflow_student_free(&st);
         fr_backend_close(&be);
     }
-    ck_assert(memcmp(xr, xo, sizeof xr) == 0);
+    ck_assert(memcmp(xr, xo, sizeof(float) * 8 * (size_t)D) == 0);
+    for (int i = 0; i < 8 * D; i++) ck_assert(isfinite(xr[i]));
+    free(xr), free(xo);
     /* a resume with other options names the key */
     fr_backend be = fr_test_backend("ref", 0, 1);
     fr_piflow_teacher t;
     ck_assert_int_eq(fr_piflow_teacher_load(&t, &be, teacher, 8), FR_OK);
     fr_piflow_student st;
-    ck_assert_int_eq(fr_piflow_student_new(&st, &be, 3, 2, 16, 2, 8), FR_OK);
+    if (img)
+        ck_assert_int_eq(fr_piflow_student_new_image(&st, &be, 2, "shapes-s", t.ck.task, 8), FR_OK);
+    else
+        ck_assert_int_eq(fr_piflow_student_new(&st, &be, 3, 2, 16, 2, 8), FR_OK);
     fr_piflow_train_opts o = fr_piflow_train_opts_default();
     o.steps = 4;
     o.batch = 8;
@@ -318,6 +332,12 @@ START_TEST(test_trainer_bitwise_resume)
     fr_backend_close(&be);
     fr_test_rmtree(dir);
 }
+
+START_TEST(test_trainer_bitwise_resume) { bitwise_resume("checkerboard"); }
+END_TEST
+
+/* The image student (docs/algorithms/piflow.md §7): the same checks on shapes. */
+START_TEST(test_image_bitwise_resume) { bitwise_resume("shapes"); }
 END_TEST
 
 /* The student's initial head: every logit and the log-std 0 (w_k = 1/K, s = 0). */
@@ -335,6 +355,42 @@ START_TEST(test_student_zero_heads)
     }
     ck_assert_int_gt(nonzero_means, 0);
     fr_piflow_student_free(&st);
+}
+END_TEST
+
+/* The command on a shapes teacher: the image student, ref = opt (the digest lines), sample and
+ * teacher with the accuracy line and a .png grid. */
+START_TEST(test_cli_shapes)
+{
+    char dir[128], teacher[192], args[1024], out[8192], out2[8192];
+    fr_test_mkdtemp(dir, sizeof dir, "piflow-cli-shapes");
+    snprintf(teacher, sizeof teacher, "%s/teacher.safetensors", dir);
+    write_teacher_of(teacher, "shapes");
+    const char *bks[] = {"ref", "opt --threads 2"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "piflow train --teacher %s --out %s/s%d.safetensors --steps 2 --batch-size 2 --k 2 "
+                 "--substeps 8 --log-every 1 --backend %s", teacher, dir, k, bks[k]);
+        ck_assert_msg(fr_test_run_cli(args, k ? out2 : out, sizeof out) == 0, "%s: %s", args, k ? out2 : out);
+    }
+    ck_assert_msg(strstr(out, "model preset shapes-s") != NULL, "%s", out);
+    const char *da = strstr(out, "step 2/2"), *db = strstr(out2, "step 2/2");
+    ck_assert_msg(da && db && strncmp(da, db, 50) == 0, "ref: %s\nopt: %s", out, out2);
+    /* the image student's parameters are in its audit log, the same on ref and opt */
+    snprintf(args, sizeof args, "audit %s/s0.audit.log %s/s1.audit.log", dir, dir);
+    ck_assert_msg(fr_test_run_cli(args, out2, sizeof out2) == 0, "%s", out2);
+    ck_assert_msg(strstr(out2, "identical through step 2") != NULL, "%s", out2);
+    size_t nlog;
+    snprintf(args, sizeof args, "%s/s0.audit.log", dir);
+    char *log = fr_test_slurp(args, &nlog);
+    ck_assert_msg(strstr(log, "step 2 grad.") && strstr(log, "step 2 optim.m."), "%s", args);
+    free(log);
+    snprintf(args, sizeof args, "piflow sample --ckpt %s/s0.safetensors --n 3 --out %s/s.png", dir, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "1.00 network rows per sample") && strstr(out, "geneval accuracy"), "%s", out);
+    snprintf(args, sizeof args, "piflow teacher --ckpt %s --n 3 --num-steps 2 --out %s/t.safetensors", teacher, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "geneval accuracy (the detector, strict) over 3 samples") != NULL, "%s", out);
+    fr_test_rmtree(dir);
 }
 END_TEST
 
@@ -425,6 +481,8 @@ Suite *suite_piflow(void)
     tcase_add_test(tc, test_imitation_loss_grad);
     tcase_add_test(tc, test_student_zero_heads);
     tcase_add_test(tc, test_trainer_bitwise_resume);
+    tcase_add_test(tc, test_image_bitwise_resume);
+    tcase_add_test(tc, test_cli_shapes);
     tcase_add_test(tc, test_cli);
     tcase_add_test(tc, test_audit);
     suite_add_tcase(s, tc);

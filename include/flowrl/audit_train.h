@@ -51,8 +51,22 @@ typedef struct {
  *     comparison). */
 fr_status fr_audit_train_open(fr_audit **a, const fr_audit_train_cfg *c, const fr_backend *be, char *path, size_t n);
 
+/* The trained parameters a step records: their tensors in be's memory (value and grad) and
+ * name(ctx, p), the checkpoint's name of parameter p. */
+typedef struct {
+    fr_backend *be;
+    const fr_param *params;
+    int n;
+    const char *(*name)(const void *ctx, int p);
+    const void *ctx;
+} fr_audit_params;
+
 /* The records of step `step` listed above (opt and ema may be NULL), then end-step. Tensors are
- * copied out of the network's backend memory. */
+ * copied out of the parameters' backend memory. */
+fr_status fr_audit_train_step_params(fr_audit *a, int64_t step, double loss, const fr_audit_params *v,
+                                     const fr_adamw_state *opt, const fr_ema *ema);
+
+/* The same for an fr_mlp's parameters under its own names. */
 fr_status fr_audit_train_step(fr_audit *a, int64_t step, double loss, const fr_mlp *net, const fr_adamw_state *opt,
                               const fr_ema *ema);
 

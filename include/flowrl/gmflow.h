@@ -18,6 +18,7 @@
 #include "flowrl/backend.h"
 #include "flowrl/gm.h"
 #include "flowrl/mlp.h"
+#include "flowrl/model.h"
 #include "flowrl/status.h"
 #include "flowrl/task.h"
 
@@ -68,6 +69,7 @@ void fr_gmflow_embed(int E, int D, float t, const float *x, float *out); // out 
 
 typedef struct {
     int K, D, E, hidden, layers; /* mixture size, data dims, embedding width, MLP width, hidden layers */
+    char preset[32];             /* "": the 2-D network; else the image network's model preset */
 } fr_gmflow_arch;
 
 typedef struct {
@@ -75,7 +77,41 @@ typedef struct {
     fr_mlp net; /* 2E → hidden (×layers, SiLU) → K·D + K + 1 */
     float *emb; /* host (cap, 2E) */
     int64_t cap;
+    /* The image network (core/gmflow_image.c), or NULL: the shared conditional model
+     * (flowrl/model.h, a preset of the task) with its velocity head widened to the GM row
+     * (out_D = K·D + K + 1), prompt-conditioned; a.E, a.hidden, a.layers are then the model's
+     * E, H and n_blocks and net / emb are unused. */
+    struct fr_gmflow_image *img;
+    fr_param *params; /* the trained parameters: net's or img's */
+    int n_params;
 } fr_gmflow_net;
+
+/* The most data dims the training pair and the sampler take (shapes: 768). */
+#define FR_GMFLOW_MAX_D 1024
+
+/* The image network over task (an image task) with model preset `preset` (e.g. shapes-s): the
+ * preset's residual MLP with the velocity head, out_D = fr_gm_width(K, task->D), condition ids
+ * of the task's prompts (flowrl/cond.h). cap rows; its training workspace keeps activations. */
+fr_status fr_gmflow_net_new_image(fr_gmflow_net *g, fr_backend *be, int K, const char *preset, const fr_task *task,
+                                  int64_t cap);
+/* The same from a model configuration (a checkpoint's). */
+fr_status fr_gmflow_net_new_image_cfg(fr_gmflow_net *g, fr_backend *be, int K, const fr_model_config *cfg,
+                                      const fr_task *task, int64_t cap);
+/* Head rows (R, W) at times t (R,), points x (R, D) and prompts (R,) (the image network's
+ * condition; NULL: prompt 0 / ignored by the 2-D network). */
+fr_status fr_gmflow_net_forward_c(fr_gmflow_net *g, int64_t R, const float *t, const float *x, const int *prompts,
+                                  float *rows);
+/* Zeroes the gradients, then the backward of the last forward with dL/drows dout (R, W) host. */
+fr_status fr_gmflow_net_backward(fr_gmflow_net *g, int64_t R, const float *dout);
+/* Parameter p's checkpoint name: "gmflow.net.<2l>.weight" (the 2-D MLP), "gmflow.net.<the
+ * model's name>" (the image network). */
+const char *fr_gmflow_net_param_name(const fr_gmflow_net *g, int p);
+/* XXH3-64 of the parameters' values (the 2-D network: fr_mlp_digest). */
+fr_status fr_gmflow_net_digest(fr_gmflow_net *g, uint64_t *digest);
+/* The image network's part of a checkpoint: metadata gmflow.preset and model.* (its
+ * configuration, out_D included) and the values as "gmflow.net.<name>". */
+fr_status fr_gmflow_image_save(fr_gmflow_net *g, fr_st_file *f);
+fr_status fr_gmflow_image_load(fr_gmflow_net *g, const fr_st_file *f);
 
 fr_status fr_gmflow_net_new(fr_gmflow_net *g, fr_backend *be, const fr_gmflow_arch *a, int64_t cap);
 void fr_gmflow_net_free(fr_gmflow_net *g);
@@ -117,6 +153,10 @@ fr_status fr_gmflow_train(fr_gmflow_net *g, const fr_task *task, const fr_gmflow
  * (component: FR_RNG_GMFLOW_PICK (i, n, 0) lane 0; its Gaussian: FR_RNG_GMFLOW_X0 (i, n, 0)),
  * x' = c1 x + c2 x̂0 + √β̄ σ' ξ (ξ: FR_RNG_GMFLOW_SAMPLE (i + 1, n, 0)). out (N, D). */
 fr_status fr_gmflow_sample(fr_gmflow_net *g, int64_t N, int steps, uint32_t seed, float *out);
+/* The same with sample n's prompt prompts[n] (the image network's condition; NULL: prompt 0). */
+fr_status fr_gmflow_sample_c(fr_gmflow_net *g, int64_t N, int steps, uint32_t seed, const int *prompts, float *out);
+/* The prompt of training sample b of step k: i mod n_train, i = k·B + b (the training prompts in turn). */
+int fr_gmflow_prompt(const fr_task *task, const fr_gmflow_train_cfg *c, int64_t k, int64_t b);
 
 /* Checkpoint: the network as "gmflow.net.*", AdamW moments "optim.m.*" / "optim.v.*", the EMA
  * "ema.gmflow.net.*" and metadata gmflow.{K, D, embed, hidden, layers, task, step, seed, ...}

@@ -114,7 +114,14 @@ typedef struct {
      * order, D = img_c·img_h·img_w, cut into patch × patch tokens; n_heads divides H. */
     fr_arch arch;
     int64_t img_c, img_h, img_w, patch, n_heads;
+    /* The last layer's width (MLP, velocity head only): 0 = D (every preset). A wider head
+     * (GMFlow / pi-Flow's Gaussian-mixture row, flowrl/gm.h) makes out.weight (out_D, H),
+     * out.bias (out_D) and the forward's output / the backward's dout (B, out_D). */
+    int64_t out_D;
 } fr_model_config;
+
+/* The output width: cfg->out_D, or D when it is 0. */
+int64_t fr_model_out_dim(const fr_model_config *cfg);
 
 /* The eps x0 head's table (2, n_train): √ᾱ_t, then max(√(1−ᾱ_t), sigma_min), from the
  * config's betas in float32 (fr_alphas_cumprod, fr_ddpm_coefs: the bits the pretraining's
@@ -264,6 +271,7 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
 
 /* Metadata keys "model.preset", "model.D", "model.n_cond", "model.H", "model.F",
  * "model.n_blocks", "model.E", "model.act", "model.pred", "model.ln_eps" (decimal text;
+ * "model.out_D" only when out_D != 0, so files of the D-wide head keep their keys;
  * ln_eps as "%.9g", which round-trips a float), and for a head other than velocity
  * "model.head" and "model.sigma_min" ("%.9g"); the x0 head of an epsilon model also writes
  * and needs "ddpm.schedule" (linear, scaled_linear), "ddpm.beta_start", "ddpm.beta_end"

@@ -26,13 +26,15 @@
 
 #include "flowrl/audit.h"
 #include "flowrl/backend.h"
+#include "flowrl/gmflow.h"
 #include "flowrl/infer_ckpt.h"
 #include "flowrl/mlp.h"
 #include "flowrl/model.h"
 #include "flowrl/status.h"
 
 #define FR_PIFLOW_MAX_K 64
-#define FR_PIFLOW_MAX_D 16
+#define FR_PIFLOW_MAX_D 1024        /* shapes: 768 */
+#define FR_PIFLOW_MAX_KD 8192       /* K·D at most (the per-sample state below is host double) */
 #define FR_PIFLOW_EPS 1e-6          /* GMFlowPolicy's eps: the floor of σ, σ_s and d */
 #define FR_PIFLOW_SUBSTEPS 128      /* the rollout's substeps per unit of σ (TOTAL_SUBSTEPS) */
 #define FR_PIFLOW_T_MIN 1e-4        /* the intermediate times' floor (the trainer's EPS) */
@@ -42,7 +44,7 @@ typedef struct {
     int K, D;
     double sigma_s;                                   /* σ_s */
     double x_s[FR_PIFLOW_MAX_D];                      /* x_s (D,) */
-    double m[FR_PIFLOW_MAX_K * FR_PIFLOW_MAX_D];      /* m_k = x_s − σ_s μ_k (K, D) */
+    double m[FR_PIFLOW_MAX_KD];                       /* m_k = x_s − σ_s μ_k (K, D) */
     double logw[FR_PIFLOW_MAX_K];                     /* log_softmax of the logits (K,) */
     double var;                                       /* v = σ_s² e^{2s} */
 } fr_piflow_gm;
@@ -53,13 +55,14 @@ typedef struct {
     int clamped;                                      /* 1: d was floored (no gradient through it) */
     double sigma;                                     /* max(σ, eps) */
     double nu[FR_PIFLOW_MAX_D];                       /* ν (D,) */
-    double mp[FR_PIFLOW_MAX_K * FR_PIFLOW_MAX_D];     /* m_k' (K, D) */
+    double mp[FR_PIFLOW_MAX_KD];                      /* m_k' (K, D) */
     double w[FR_PIFLOW_MAX_K];                        /* w' (K,) */
     double mean[FR_PIFLOW_MAX_D];                     /* E[x0 | x, σ] (D,) */
 } fr_piflow_post;
 
 /* g from one head row (fr_gm_width(K, D) floats: means, logits, log-std) at (x_s, σ_s);
- * FR_ERR_ARG for K or D outside 1..MAX, FR_ERR_NUMERIC for a non-finite row. */
+ * FR_ERR_ARG for K or D outside 1..MAX or K·D over FR_PIFLOW_MAX_KD, FR_ERR_NUMERIC for a
+ * non-finite row. */
 fr_status fr_piflow_gm_from_row(fr_piflow_gm *g, int K, int D,
                                 const float *row, // (K·D + K + 1,)
                                 const float *x_s, // (D,)
@@ -85,10 +88,25 @@ void fr_piflow_pi_grad(const fr_piflow_gm *g, const double *x, double sigma, con
 typedef struct {
     int K, D, H, n_hidden;
     fr_mlp net;
+    /* An image task's student (fr_piflow_student_new_image), or NULL: GMFlow's image network
+     * (flowrl/gmflow.h: the shared model of a preset, its velocity head widened to the row),
+     * conditioned on the sample's prompt, called at model time 1000 (σ_s = 1); then H and
+     * n_hidden are the model's H and n_blocks and net is unused. */
+    fr_gmflow_net *img;
+    const fr_task *task; /* the image student's task (its prompts' condition ids) */
 } fr_piflow_student;
 
 fr_status fr_piflow_student_new(fr_piflow_student *st, fr_backend *be, int K, int D, int H, int n_hidden, int64_t cap);
+/* The image student over task (an image task) with model preset `preset` (e.g. shapes-s). Its
+ * checkpoint carries piflow.preset, piflow.task and the model's config (model.*). Sample i of a
+ * run (training step k: i = k·B + b; sampling: i) has prompt i mod task->n_train. */
+fr_status fr_piflow_student_new_image(fr_piflow_student *st, fr_backend *be, int K, const char *preset,
+                                      const fr_task *task, int64_t cap);
 void fr_piflow_student_free(fr_piflow_student *st);
+/* The student's trainable parameters (*n of them): the MLP's or the image network's. */
+fr_param *fr_piflow_student_params(fr_piflow_student *st, int *n);
+/* XXH3-64 of the parameters' values (the run's printed digest). */
+fr_status fr_piflow_student_digest(fr_piflow_student *st, uint64_t *digest);
 fr_status fr_piflow_student_init(fr_piflow_student *st, uint32_t seed);
 
 typedef struct {
@@ -126,6 +144,7 @@ typedef struct {
     fr_model_ws ws;
     float *dx, *dt, *du;   /* backend (cap, D), (cap,), (cap, D) */
     int32_t *dc;           /* backend (cap, S) */
+    int32_t *c_h;          /* host (cap, S) */
     int64_t cap;
     int64_t D;
     fr_backend *be;
@@ -133,11 +152,17 @@ typedef struct {
 
 fr_status fr_piflow_teacher_load(fr_piflow_teacher *t, fr_backend *be, const char *path, int64_t cap);
 void fr_piflow_teacher_free(fr_piflow_teacher *t);
+/* The condition of the next calls' rows: prompts (B,) (row b has prompt prompts[b]; the load
+ * sets prompt 0 everywhere). */
+fr_status fr_piflow_teacher_set_prompts(fr_piflow_teacher *t, int64_t B, const int *prompts);
 /* u (B, D) = v(x, σ) for B <= cap host rows (model time 1000 σ). */
 fr_status fr_piflow_teacher_velocity(void *teacher, int64_t B, const float *x, const float *t, float *u);
 /* n teacher samples (n, D): x(1) ~ N(0, I) from Philox (seed, FR_RNG_PIFLOW_SAMPLE, i, 1, 0,
  * lane d), Euler on σ_i = 1 − i/steps. */
 fr_status fr_piflow_teacher_sample(fr_piflow_teacher *t, int64_t n, int steps, uint32_t seed, float *out);
+/* The same with sample i's prompt prompts[i] (NULL: prompt 0, fr_piflow_teacher_sample). */
+fr_status fr_piflow_teacher_sample_c(fr_piflow_teacher *t, int64_t n, int steps, uint32_t seed, const int *prompts,
+                                     float *out);
 
 /* The student's samples (n, D): x_s ~ N(0, I) from Philox (seed, FR_RNG_PIFLOW_SAMPLE, i, 0, 0,
  * lane d), one network call, then the policy's rollout from σ = 1 to 0. */

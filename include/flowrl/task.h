@@ -89,6 +89,9 @@ typedef struct fr_task {
 
 /* The task called `name` ("gmm2d", "shapes", "checkerboard"); FR_ERR_ARG naming the known tasks if none. */
 fr_status fr_task_get(const char *name, const fr_task **out);
+/* The training prompts in turn: i mod t->n_train (the generators' prompt of sample i: GMFlow's
+ * training pairs and samples, pi-Flow's student and teacher, docs/algorithms/gmflow.md §7). */
+int fr_task_prompt_in_turn(const fr_task *t, int64_t i);
 int fr_task_count(void);
 const fr_task *fr_task_at(int i); /* i in [0, fr_task_count()), else NULL */
 
