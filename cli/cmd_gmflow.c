@@ -18,7 +18,7 @@
 
 typedef struct {
     char task[32], preset[32], out[FR_OPT_PATH_MAX], ckpt[FR_OPT_PATH_MAX], audit[FR_OPT_PATH_MAX];
-    int64_t steps, n, batch, warmup, swd;
+    int64_t steps, n, batch, warmup, swd, ckpt_every;
     int K, embed, hidden, layers, force, ema;
     double lr, weight_decay, trans_ratio;
     uint32_t seed, data_seed;
@@ -41,6 +41,8 @@ static const fr_opt k_rows[] = {
     FR_OPT_I64(gm_opts, steps, "steps", "-1", -1, 100000000,
                "train: AdamW steps (default 2000; 0 writes the initial network); sample: GM-SDE steps (default 8)", 0),
     FR_OPT_I64(gm_opts, batch, "batch", "256", 1, 65536, "train: samples per step", 0),
+    FR_OPT_I64(gm_opts, ckpt_every, "checkpoint_every", "0", 0, 100000000,
+               "train: also write --out every N steps (a killed run continues from it with --ckpt)", 0),
     FR_OPT_I64(gm_opts, warmup, "warmup", "100", 0, 100000000, "train: linear lr warm-up steps", 0),
     FR_OPT_F64(gm_opts, lr, "lr", "1e-3", 1e-12, 10, "train: AdamW learning rate (GMFlow's toy: 2e-4 at batch 4096)", 0),
     FR_OPT_F64(gm_opts, weight_decay, "weight_decay", "0", 0, 10, "train: AdamW weight decay", 0),
@@ -128,10 +130,13 @@ typedef struct {
     int64_t every;
     fr_audit *audit; /* every step's records (flowrl/audit_train.h) */
     fr_backend *be;  /* the network's */
-    const fr_gmflow_net *net;
+    fr_gmflow_net *net;
     const fr_adamw_state *opt;
     const fr_ema *ema;
-    fr_status s; /* the audit's failure, which stops the loop */
+    const gm_opts *g;           /* --out and --checkpoint-every */
+    const char *task;
+    const fr_gmflow_train_cfg *c;
+    fr_status s; /* the audit's or the checkpoint's failure, which stops the loop */
 } gm_progress;
 
 static const char *net_name(const void *net, int p)
@@ -145,6 +150,10 @@ static int progress(int64_t step, double loss, void *user)
     if (step % p->every == 0) printf("step %lld  nll %.6f\n", (long long)step, loss), fflush(stdout);
     const fr_audit_params v = {p->be, p->net->params, p->net->n_params, net_name, p->net};
     p->s = fr_audit_train_step_params(p->audit, step, loss, &v, p->opt, p->ema);
+    if (p->s == FR_OK && p->g->ckpt_every > 0 && step % p->g->ckpt_every == 0 && step < p->c->steps) {
+        p->s = fr_gmflow_save(p->g->out, p->net, p->opt, p->ema, p->task, p->c, step);
+        if (p->s == FR_OK) printf("checkpoint %s: step %lld\n", p->g->out, (long long)step), fflush(stdout);
+    }
     return p->s != FR_OK;
 }
 
@@ -207,7 +216,7 @@ static int train(const char *CMD, const gm_opts *g, fr_backend *be)
                (long long)from, (long long)c.steps, (long long)c.batch, c.lr, (long long)c.warmup, c.trans_ratio,
                (unsigned)c.seed);
         fflush(stdout);
-        gm_progress pg = {c.steps >= 10 ? c.steps / 10 : 1, NULL, be, &net, &opt, &ema, FR_OK};
+        gm_progress pg = {c.steps >= 10 ? c.steps / 10 : 1, NULL, be, &net, &opt, &ema, g, task_name, &c, FR_OK};
         double last = 0.0;
         s = open_audit(g, from, be, &pg.audit);
         if (s == FR_OK) s = fr_gmflow_train(&net, t, &c, &opt, &ema, from, progress, &pg, &last);

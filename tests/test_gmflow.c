@@ -446,6 +446,19 @@ START_TEST(test_audit)
     ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
     snprintf(c, sizeof c, "%s/h4.log", dir);
     fr_test_audit_identical(a, c, 4);
+    /* --checkpoint-every 2 writes --out at step 2 (the bytes a 2-step run writes, which continue
+     * as above) and changes nothing else: the last file and the log are the uninterrupted run's */
+    snprintf(args, sizeof args, "gmflow train %s --out %s/k.safetensors --steps 4 --checkpoint-every 2 --backend opt", net, dir);
+    ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "/k.safetensors: step 2\n") && !strstr(out, "/k.safetensors: step 4\n"), "%s", out);
+    snprintf(b, sizeof b, "%s/k.safetensors", dir);
+    snprintf(c, sizeof c, "%s/g0.safetensors", dir);
+    size_t nk = 0, ng = 0;
+    char *fk = fr_test_slurp(b, &nk), *fg = fr_test_slurp(c, &ng);
+    ck_assert_msg(nk == ng && memcmp(fk, fg, nk) == 0, "%s differs from %s", b, c);
+    free(fk), free(fg);
+    snprintf(c, sizeof c, "%s/k.audit.log", dir);
+    fr_test_audit_identical(a, c, 4);
     snprintf(args, sizeof args, "gmflow train %s --out %s/s.safetensors --steps 4 --seed 2", net, dir);
     ck_assert_msg(fr_test_run_cli(args, out, sizeof out) == 0, "%s", out);
     snprintf(c, sizeof c, "%s/s.audit.log", dir);
@@ -468,7 +481,6 @@ Suite *suite_gmflow(void)
     tcase_add_test(tc, test_backends_bitwise_and_resume);
     tcase_add_test(tc, test_cli);
     tcase_add_test(tc, test_audit);
-
     tcase_add_test(tc, test_model_out_dim);
     tcase_add_test(tc, test_image_zero_rows);
     tcase_add_test(tc, test_image_bitwise_and_resume);
