@@ -391,6 +391,22 @@ START_TEST(test_untrained_weight_identity)
 }
 END_TEST
 
+/* The backends compared with ref: opt at 1 and 3 threads, cuda-emu where it is built. */
+static const struct {
+    const char *name;
+    int threads;
+} k_vs_ref[] = {{"opt", 1}, {"opt", 3}, {"cuda-emu", 1}};
+#define N_VS_REF (sizeof k_vs_ref / sizeof k_vs_ref[0])
+
+static int vs_ref_here(size_t i)
+{
+    fr_backend probe;
+    if (strcmp(k_vs_ref[i].name, "cuda-emu") != 0) return 1;
+    if (fr_backend_open(&probe, "cuda-emu", 0, 1) != FR_OK) return 0;
+    fr_backend_close(&probe);
+    return 1;
+}
+
 /* Exploration (gfn-diffusion@255b499 utils.py get_exploration_std, models/gfn.py
  * get_trajectory_fwd): the behaviour policy's step is x_{k+1} = x_k + Δt·f + √(σ²Δt + e_i²)·ε with
  * e_i = e·max(0, 1 − i/decay) at iteration i. With zero_init (f = 0, no optimiser step between the
@@ -511,17 +527,11 @@ START_TEST(test_trainer_backends_bitwise)
         double l0, l;
         const uint64_t want = grad_digest("ref", 1, (fr_gfnd_loss)k, &l0);
         ck_assert(isfinite(l0) && l0 > 0.0);
-        const struct {
-            const char *name;
-            int threads;
-        } bk[] = {{"opt", 1}, {"opt", 3}, {"cuda-emu", 1}};
-        for (size_t i = 0; i < sizeof bk / sizeof bk[0]; i++) {
-            fr_backend probe;
-            if (strcmp(bk[i].name, "cuda-emu") == 0 && fr_backend_open(&probe, "cuda-emu", 0, 1) != FR_OK) continue;
-            if (strcmp(bk[i].name, "cuda-emu") == 0) fr_backend_close(&probe);
-            const uint64_t got = grad_digest(bk[i].name, bk[i].threads, (fr_gfnd_loss)k, &l);
+        for (size_t i = 0; i < N_VS_REF; i++) {
+            if (!vs_ref_here(i)) continue;
+            const uint64_t got = grad_digest(k_vs_ref[i].name, k_vs_ref[i].threads, (fr_gfnd_loss)k, &l);
             ck_assert_msg(got == want && l == l0, "%s: %s at %d threads differs from ref",
-                          fr_gfnd_loss_name((fr_gfnd_loss)k), bk[i].name, bk[i].threads);
+                          fr_gfnd_loss_name((fr_gfnd_loss)k), k_vs_ref[i].name, k_vs_ref[i].threads);
         }
     }
 }
@@ -547,6 +557,41 @@ START_TEST(test_trainer_errors)
 END_TEST
 
 static char g_out[1 << 14];
+
+/* A short whole run with exploration (and the Langevin drift, VarGrad) through the CLI: the final
+ * evaluation line and the parameters' digest are the same bytes on ref, opt at 1 and 3 threads and
+ * cuda-emu where built; without --exploration the run differs (the option is not a no-op). */
+static void short_run(const char *backend, int threads, const char *extra, char *line, size_t n)
+{
+    char dir[256], args[1024];
+    fr_test_mkdtemp(dir, sizeof dir, "gfnd_expl");
+    snprintf(args, sizeof args,
+             "train --algo gfn-diffusion --env funnel --loss tb-avg --langevin %s --batch-size 8 --steps 10 "
+             "--hidden-dim 16 --harmonics 4 --epochs 5 --eval-samples 50 --eval-every 0 --checkpoint-every 0 "
+             "--backend %s --threads %d --out %s/r",
+             extra, backend, threads, dir);
+    ck_assert_msg(fr_test_run_cli(args, g_out, sizeof g_out) == 0, "%s", g_out);
+    const char *ev = strstr(g_out, "eval after"), *dg = strstr(g_out, "digest ");
+    ck_assert_msg(ev && dg, "%s", g_out);
+    snprintf(line, n, "%.*s | %.23s", (int)strcspn(ev, "\n"), ev, dg);
+    fr_test_rmtree(dir);
+}
+
+START_TEST(test_cli_exploration_backends)
+{
+    const char *expl = "--exploration 0.3 --exploration-decay 3";
+    char want[512], got[512], off[512];
+    short_run("ref", 1, expl, want, sizeof want);
+    short_run("ref", 1, "", off, sizeof off);
+    ck_assert_msg(strcmp(want, off) != 0, "exploration changed nothing: %s", want);
+    for (size_t i = 0; i < N_VS_REF; i++) {
+        if (!vs_ref_here(i)) continue;
+        short_run(k_vs_ref[i].name, k_vs_ref[i].threads, expl, got, sizeof got);
+        ck_assert_msg(strcmp(got, want) == 0, "%s at %d threads: %s; ref: %s", k_vs_ref[i].name, k_vs_ref[i].threads,
+                      got, want);
+    }
+}
+END_TEST
 
 START_TEST(test_cli_envs_energy)
 {
@@ -577,6 +622,7 @@ Suite *suite_gfn_diffusion(void)
     tcase_add_test(tl, test_untrained_weight_identity);
     tcase_add_test(tl, test_exploration_std_and_off);
     tcase_add_test(tl, test_trainer_backends_bitwise);
+    tcase_add_test(tl, test_cli_exploration_backends);
     tcase_add_test(tl, test_trainer_errors);
     suite_add_tcase(s, tl);
     return s;
