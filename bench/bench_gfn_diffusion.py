@@ -159,12 +159,12 @@ def previous_rows():
                  "", c[7], c[8]]
         kept[(c[0], c[1])] = dict(traj=c[2], d=[float(x) for x in c[3].split(",")], elbo=float(c[8]),
                                   eubo=float(c[12]), wall=float(c[13]))
-    mm = re.search(r"^Measured (.*?) by `(.*?)` .*? at (\S+) on", sec, flags=re.M)
+    mm = re.search(r"^Measured (.*?) by `(.*?)` .*? at (.+?) on ", sec, flags=re.M)
     own = f"{mm.group(1)}, `{mm.group(2)}` at {mm.group(3)}" if mm else "an earlier run"
     for k in kept:
         kept[k]["src"] = own
-    prev = re.search(r"The rows of (.*?) are the numbers of the section's previous run \((.*?); `--keep`\)", sec)
-    if prev:  # the rows that section itself kept: the run that measured them
+    for prev in re.finditer(r"The rows of (.*?) are the numbers of the section's previous run \((.*?); `--keep`\)", sec):
+        # the rows that section itself kept: the run that measured them
         for pair in prev.group(1).split(", "):
             t, _, name = pair.partition(" ")
             if (t, name) in kept:
