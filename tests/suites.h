@@ -72,6 +72,7 @@
     X(spo)                                                                                 \
     X(gfn)                                                                                 \
     X(gfn_diffusion)                                                                       \
+    X(gfn_diffusion_expl)                                                                  \
     X(gfn_box)                                                                             \
     X(gfn_comb)                                                                            \
     X(env_ctl)                                                                             \

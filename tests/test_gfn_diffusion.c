@@ -4,7 +4,8 @@
  * density (Funnel), ∇log R by central differences, the ground-truth samplers' moments, log P_B of
  * the bridge by hand, each loss by hand with its gradient by central differences, the zero-residual
  * identities, the untrained sampler's exact importance weight, and the trainer's gradients equal
- * on every backend. Resume and ref = opt of whole runs: tests/test_algos.c (the registry). */
+ * on every backend (exploration: tests/test_gfn_diffusion_expl.c). Resume and ref = opt of whole
+ * runs: tests/test_algos.c (the registry). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,20 +16,11 @@
 #include "flowrl/env.h"
 #include "flowrl/gfn_diffusion.h"
 #include "flowrl/philox.h"
+#include "tests/gfn_diffusion_testutil.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
 #define LOG_2PI 1.8378770664093454836
-
-static fr_env target(const fr_env_class *c)
-{
-    fr_env e;
-    ck_assert_msg(fr_env_create(c, NULL, &e) == FR_OK, "%s", fr_last_error());
-    ck_assert_ptr_nonnull(e.energy);
-    ck_assert_ptr_null(e.gfn);
-    ck_assert_ptr_null(e.ctl);
-    return e;
-}
 
 /* A test input: N(0, s²) from Philox (FR_RNG_TEST, c0, i). */
 static double rnd(uint32_t c0, uint32_t i, double s) { return s * (double)fr_rng_normal(7, FR_RNG_TEST, c0, 0, 0, i); }
@@ -342,19 +334,6 @@ START_TEST(test_zero_residual_identities)
 }
 END_TEST
 
-/* A trainer of loss k with o's tiny sizes on backend name. */
-static fr_gfnd_opts tiny_opts(fr_gfnd_loss k)
-{
-    fr_gfnd_opts o = fr_gfnd_opts_default();
-    o.loss = k;
-    o.batch = 16;
-    o.steps = 8;
-    o.hidden = 16;
-    o.harmonics = 4;
-    o.seed = 5;
-    return o;
-}
-
 /* The untrained sampler (zero_init, fixed variance, no Langevin) is Brownian motion of variance
  * t_scale, whose bridge is P_B: P_F(τ)/P_B(τ|x) = N(x; 0, t_scale·I) exactly, so every evaluation
  * weight is log R(x) − log N(x; 0, t_scale·I) (the TB residual's identity at log Z = log Ẑ). */
@@ -439,17 +418,11 @@ START_TEST(test_trainer_backends_bitwise)
         double l0, l;
         const uint64_t want = grad_digest("ref", 1, (fr_gfnd_loss)k, &l0);
         ck_assert(isfinite(l0) && l0 > 0.0);
-        const struct {
-            const char *name;
-            int threads;
-        } bk[] = {{"opt", 1}, {"opt", 3}, {"cuda-emu", 1}};
-        for (size_t i = 0; i < sizeof bk / sizeof bk[0]; i++) {
-            fr_backend probe;
-            if (strcmp(bk[i].name, "cuda-emu") == 0 && fr_backend_open(&probe, "cuda-emu", 0, 1) != FR_OK) continue;
-            if (strcmp(bk[i].name, "cuda-emu") == 0) fr_backend_close(&probe);
-            const uint64_t got = grad_digest(bk[i].name, bk[i].threads, (fr_gfnd_loss)k, &l);
+        for (size_t i = 0; i < N_VS_REF; i++) {
+            if (!vs_ref_here(i)) continue;
+            const uint64_t got = grad_digest(k_vs_ref[i].name, k_vs_ref[i].threads, (fr_gfnd_loss)k, &l);
             ck_assert_msg(got == want && l == l0, "%s: %s at %d threads differs from ref",
-                          fr_gfnd_loss_name((fr_gfnd_loss)k), bk[i].name, bk[i].threads);
+                          fr_gfnd_loss_name((fr_gfnd_loss)k), k_vs_ref[i].name, k_vs_ref[i].threads);
         }
     }
 }

@@ -1,0 +1,54 @@
+/* The pieces tests/test_gfn_diffusion.c and tests/test_gfn_diffusion_expl.c share: an energy
+ * target by class, the trainer's tiny options, and the backends compared with ref. */
+#ifndef FLOWRL_TESTS_GFN_DIFFUSION_TESTUTIL_H
+#define FLOWRL_TESTS_GFN_DIFFUSION_TESTUTIL_H
+
+#include <check.h>
+#include <string.h>
+
+#include "flowrl/backend.h"
+#include "flowrl/env.h"
+#include "flowrl/gfn_diffusion.h"
+#include "flowrl/status.h"
+
+/* The energy target of class c at its defaults. */
+static inline fr_env target(const fr_env_class *c)
+{
+    fr_env e;
+    ck_assert_msg(fr_env_create(c, NULL, &e) == FR_OK, "%s", fr_last_error());
+    ck_assert_ptr_nonnull(e.energy);
+    ck_assert_ptr_null(e.gfn);
+    ck_assert_ptr_null(e.ctl);
+    return e;
+}
+
+/* A trainer of loss k with o's tiny sizes on backend name. */
+static inline fr_gfnd_opts tiny_opts(fr_gfnd_loss k)
+{
+    fr_gfnd_opts o = fr_gfnd_opts_default();
+    o.loss = k;
+    o.batch = 16;
+    o.steps = 8;
+    o.hidden = 16;
+    o.harmonics = 4;
+    o.seed = 5;
+    return o;
+}
+
+/* The backends compared with ref: opt at 1 and 3 threads, cuda-emu where it is built. */
+static const struct {
+    const char *name;
+    int threads;
+} k_vs_ref[] = {{"opt", 1}, {"opt", 3}, {"cuda-emu", 1}};
+#define N_VS_REF (sizeof k_vs_ref / sizeof k_vs_ref[0])
+
+static inline int vs_ref_here(size_t i)
+{
+    fr_backend probe;
+    if (strcmp(k_vs_ref[i].name, "cuda-emu") != 0) return 1;
+    if (fr_backend_open(&probe, "cuda-emu", 0, 1) != FR_OK) return 0;
+    fr_backend_close(&probe);
+    return 1;
+}
+
+#endif
