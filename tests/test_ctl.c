@@ -777,10 +777,7 @@ START_TEST(test_bc_audit_resume)
     fr_test_audit_identical(a, c, 6);
     snprintf(x, sizeof x, "%s/a.safetensors", dir);
     snprintf(y, sizeof y, "%s/k.safetensors", dir);
-    size_t nx = 0, ny = 0;
-    void *fx = fr_test_slurp(x, &nx), *fy = fr_test_slurp(y, &ny);
-    ck_assert_msg(nx == ny && memcmp(fx, fy, nx) == 0, "%s and %s differ", x, y);
-    free(fx), free(fy);
+    fr_test_assert_same_bytes(x, y);
     rc = fr_rt_cli(out, sizeof out, "%s --out %s/e.safetensors --seed 2", bc, dir);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
     snprintf(c, sizeof c, "%s/e.audit.log", dir);

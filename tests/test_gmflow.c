@@ -453,10 +453,7 @@ START_TEST(test_audit)
     ck_assert_msg(strstr(out, "/k.safetensors: step 2\n") && !strstr(out, "/k.safetensors: step 4\n"), "%s", out);
     snprintf(b, sizeof b, "%s/k.safetensors", dir);
     snprintf(c, sizeof c, "%s/g0.safetensors", dir);
-    size_t nk = 0, ng = 0;
-    char *fk = fr_test_slurp(b, &nk), *fg = fr_test_slurp(c, &ng);
-    ck_assert_msg(nk == ng && memcmp(fk, fg, nk) == 0, "%s differs from %s", b, c);
-    free(fk), free(fg);
+    fr_test_assert_same_bytes(b, c);
     snprintf(c, sizeof c, "%s/k.audit.log", dir);
     fr_test_audit_identical(a, c, 4);
     snprintf(args, sizeof args, "gmflow train %s --out %s/s.safetensors --steps 4 --seed 2", net, dir);

@@ -181,6 +181,16 @@ static inline void *fr_test_slurp(const char *path, size_t *n)
     return buf;
 }
 
+/* Fails the test unless the files at paths a and b hold the same bytes. */
+static inline void fr_test_assert_same_bytes(const char *a, const char *b)
+{
+    size_t na = 0, nb = 0;
+    void *fa = fr_test_slurp(a, &na), *fb = fr_test_slurp(b, &nb);
+    const int same = na == nb && memcmp(fa, fb, na) == 0;
+    free(fa), free(fb);
+    ck_assert_msg(same, "%s and %s differ", a, b);
+}
+
 /* Removes the plain files in a flat scratch directory and the directory; returns how many
  * files there were (a test that expects k files proves no temporary was left behind). */
 static inline int fr_test_rmdir_files(const char *dir)
