@@ -333,13 +333,15 @@ static fr_status epoch_compute(const fr_golden_case *c, fr_golden_dev *d, const 
  * kernel forced (FR_FAST_ALWAYS), 1, 2 and 3 threads, the largest |got − want| is 4.8e-7
  * (out.u1.ratio, |want| ~ 1), the largest relative difference 4.5e-4 at a gradient element
  * of |want| 1.6e-6 (cancellation). With rel 1e-5 every element passes from abs 1.6e-9 on;
- * with abs 1e-8 from rel 6.4e-7 on: (1e-8, 1e-5) leaves 6x and 16x. A clip-band or
+ * with abs 1e-8 from rel 6.4e-7 on: (1e-8, 1e-5) left 6x and 16x there. On an AMD EPYC (OpenBLAS's Zen
+ * kernels) out.mean, of scale 1, differs by 1 ulp of 1.0 at |want| 0.006 (rel 2e-5): abs is 2 ulp of
+ * 1.0, 2.4e-7 (golden/README.md "Tolerances"). A clip-band or
  * zero-advantage decision that flips under the vendor kernels would move a gradient by far
  * more and fail, as it should. */
 const fr_golden_case fr_golden_cases_epoch[] = {
     {"epoch.flow_grpo",
      "one Flow-GRPO epoch of a tiny gmm2d model (H 8, 1 block): 8 SDE rollouts of 4 steps, CFG 1.5, "
      "per-prompt advantages, 2 AdamW updates of 2 accumulated batches, beta 0.04 KL",
-     FR_GOLDEN_ALL_OPS, 0, {1e-8f, 1e-5f}, epoch_in, epoch_compute},
+     FR_GOLDEN_ALL_OPS, 0, {2.4e-7f, 1e-5f}, epoch_in, epoch_compute},
 };
 const size_t fr_golden_n_epoch = sizeof fr_golden_cases_epoch / sizeof fr_golden_cases_epoch[0];
