@@ -6,9 +6,12 @@
 #include "opt/opt_internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
+#include "flowrl/embed.h"
 #include "flowrl/noising.h"
 #include "flowrl/philox.h"
+#include "opt/opt_vtrig.h"
 
 /* ref's entries, captured by fr_opt_rows_fill before opt overrides them. */
 static fr_ops g_ref;
@@ -22,6 +25,28 @@ static int64_t min_rows(int64_t D) { return D >= MIN_PART_ELEMS ? 1 : (MIN_PART_
 
 /* ---- rng_normal_rows -------------------------------------------------------------------- */
 
+#if FR_OPT_X86
+FR_AVX2 static void fill_normal_avx2(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c1,
+                                     uint32_t c2)
+{
+    fr_v_fill_normal_row(out, n, seed, purpose, c0, c1, c2);
+}
+#endif
+
+/* fr_rng_fill_normal's row: eight Philox blocks at a time on AVX2 (opt/opt_vtrig.h), else the
+ * scalar row; the same bits. */
+static void fill_normal(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c1,
+                        uint32_t c2)
+{
+#if FR_OPT_X86
+    if (fr_opt_avx2) {
+        fill_normal_avx2(out, n, seed, purpose, c0, c1, c2);
+        return;
+    }
+#endif
+    fr_rng_fill_normal(out, n, seed, purpose, c0, c1, c2);
+}
+
 typedef struct {
     int64_t D, n1;
     uint32_t seed, purpose, c0, c2;
@@ -33,8 +58,8 @@ static void rng_part(void *ctx, int64_t b, int64_t e)
 {
     const rng_job *j = (const rng_job *)ctx;
     for (int64_t r = b; r < e; r++)
-        fr_rng_fill_normal(j->out + r * j->D, j->D, j->seed, j->purpose, j->c0, j->c1[r % j->n1],
-                        j->c2 + (uint32_t)(r / j->n1));
+        fill_normal(j->out + r * j->D, j->D, j->seed, j->purpose, j->c0, j->c1[r % j->n1],
+                    j->c2 + (uint32_t)(r / j->n1));
 }
 
 static void opt_rng_normal_rows(int64_t R, int64_t D, uint32_t seed, uint32_t purpose, uint32_t c0, int64_t n1,
@@ -70,7 +95,7 @@ static void fm_part(void *ctx, int64_t b, int64_t e)
                 j->xt[r * D + d] = fr_noise_fm_elem(j->x0[s * D + d], j->t[r], k, j->ids[s], (uint32_t)d, NULL);
             continue;
         }
-        fr_rng_fill_normal(eps, D, j->seed, j->purpose, j->c0, j->ids[s], j->c2 + (uint32_t)(r / j->n1));
+        fill_normal(eps, D, j->seed, j->purpose, j->c0, j->ids[s], j->c2 + (uint32_t)(r / j->n1));
         for (int64_t d = 0; d < D; d++) j->xt[r * D + d] = fr_flow_noised_elem(j->x0[s * D + d], eps[d], j->t[r]);
     }
     free(own);
@@ -127,21 +152,63 @@ static void opt_sampler_logprob(int64_t B, int64_t D, fr_step_coef q, const floa
 typedef struct {
     int64_t B, D, S, n;
     float sm;
-    const float *t, *x, *xo, *table;
+    const float *t, *x, *xo, *table, *freq;
     const int32_t *c;
     float *den, *out;
 } model_job;
 
+#if FR_OPT_X86
+/* fr_temb_elem of rows [b, e): f_k from the table (fr_temb_freq's bits), arg = t f_k, and one
+ * sincos of arg for both emb[k] = cos and emb[half + k] = sin. */
+FR_AVX2 static void temb_rows_avx2(const model_job *j, int64_t b, int64_t e)
+{
+    const int64_t E = j->D, half = E / 2;
+    for (int64_t r = b; r < e; r++) {
+        float *row = j->out + r * E;
+        const __m256 tv = _mm256_set1_ps(j->t[r]);
+        __m256 sn, cs;
+        int64_t k = 0;
+        for (; k + 8 <= half; k += 8) {
+            fr_v_sincosf(_mm256_mul_ps(tv, _mm256_loadu_ps(j->freq + k)), &sn, &cs);
+            _mm256_storeu_ps(row + k, cs);
+            _mm256_storeu_ps(row + half + k, sn);
+        }
+        if (k < half) {
+            float f[8] = {0}, sb[8], cb[8];
+            memcpy(f, j->freq + k, sizeof(float) * (size_t)(half - k));
+            fr_v_sincosf(_mm256_mul_ps(tv, _mm256_loadu_ps(f)), &sn, &cs);
+            _mm256_storeu_ps(sb, sn);
+            _mm256_storeu_ps(cb, cs);
+            memcpy(row + k, cb, sizeof(float) * (size_t)(half - k));
+            memcpy(row + half + k, sb, sizeof(float) * (size_t)(half - k));
+        }
+        if (E & 1) row[E - 1] = fr_temb_elem(j->t[r], E - 1, half);
+    }
+}
+#endif
+
 static void temb_part(void *ctx, int64_t b, int64_t e)
 {
     const model_job *j = (const model_job *)ctx;
+#if FR_OPT_X86
+    if (j->freq) {
+        temb_rows_avx2(j, b, e);
+        return;
+    }
+#endif
     g_ref.temb_sinusoidal(e - b, j->D, j->t + b, j->out + b * j->D);
 }
 
 static void opt_temb(int64_t B, int64_t E, const float *t, float *emb)
 {
     model_job j = {.D = E, .t = t, .out = emb};
+    const int64_t half = E / 2;
+    float *freq = NULL;
+    if (fr_opt_avx2 && half > 0 && (freq = malloc(sizeof(float) * (size_t)half)) != NULL) /* else ref's rows */
+        for (int64_t k = 0; k < half; k++) freq[k] = fr_temb_freq(k, half);
+    j.freq = freq;
     fr_opt_parallel_range(B, 1, min_rows(E), temb_part, &j);
+    free(freq);
 }
 
 static void gather_part(void *ctx, int64_t b, int64_t e)
