@@ -33,8 +33,8 @@ FR_AVX2 static void fill_normal_avx2(float *out, int64_t n, uint32_t seed, uint3
 }
 #endif
 
-/* fr_rng_fill_normal's row: eight Philox blocks at a time on AVX2 (opt/opt_vtrig.h), else the
- * scalar row; the same bits. */
+/* fr_rng_fill_normal's row: eight Philox blocks at a time on AVX2 (opt/opt_vtrig.h), else (no
+ * AVX2, FLOWRL_OPT_NO_SIMD) the scalar row; the same bits. */
 static void fill_normal(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c1,
                         uint32_t c2)
 {
@@ -44,7 +44,7 @@ static void fill_normal(float *out, int64_t n, uint32_t seed, uint32_t purpose, 
         return;
     }
 #endif
-    fr_rng_fill_normal(out, n, seed, purpose, c0, c1, c2);
+    fr_rng_fill_normal_scalar(out, n, seed, purpose, c0, c1, c2);
 }
 
 typedef struct {

@@ -752,7 +752,7 @@ END_TEST
 
 START_TEST(test_vnormal_rows)
 {
-    /* fr_v_fill_normal_row against fr_rng_fill_normal over 1.2M values: lengths 1..67 (every
+    /* fr_v_fill_normal_row against the scalar row (fr_rng_fill_normal_row) over 1.2M values: lengths 1..67 (every
      * tail of the 32-normal groups) and 1000 (several groups), random seeds, purposes and
      * counters (c2 near 2^32 too); then opt's rng_normal_rows and temb_sinusoidal against ref
      * at 1 and 3 threads, on the AVX2 path and (FLOWRL_OPT_NO_SIMD) the portable one. */
@@ -767,7 +767,7 @@ START_TEST(test_vnormal_rows)
                 uint32_t w[5];
                 for (int i = 0; i < 5; i++) w[i] = (uint32_t)fr_test_next(&s);
                 if (rep % 7 == 0) w[4] = 0xffffffffu - (uint32_t)rep;
-                fr_rng_fill_normal(want, n, w[0], w[1] % 200u, w[2], w[3], w[4]);
+                fr_rng_fill_normal_row(want, n, w[0], w[1] % 200u, w[2], w[3], w[4]);
                 memset(got, 0x5a, sizeof got);
                 vnormal_row(got, n, w[0], w[1] % 200u, w[2], w[3], w[4]);
                 ASSERT_SAME(want, got, n, "normal row n=%lld seed=%#llx rep=%d", (long long)n, (unsigned long long)seed,
