@@ -11,6 +11,8 @@
 #include "flowrl/embed.h"
 #include "flowrl/noising.h"
 #include "flowrl/philox.h"
+#include "flowrl/reduce.h"
+#include "flowrl/sampler_elem.h"
 #include "opt/opt_vtrig.h"
 
 /* ref's entries, captured by fr_opt_rows_fill before opt overrides them. */
@@ -117,10 +119,90 @@ typedef struct {
     float *xn, *mean, *logp;
 } step_job;
 
+#if FR_OPT_X86
+/* Rows [b, e) of the SDE and ODE steps (Flow-GRPO's) eight elements at a time: element k of a row
+ * in lane k mod 8, the lanes of the canonical log-prob sum (flowrl/reduce.h), each lane fed in
+ * ref's order; per element the operations of fr_step_mean_elem, fr_noise_add_elem and
+ * fr_gauss_logp_elem. log: 0 = sampler_step (μ from x and v, x' = μ + std·ξ), 1 = sampler_logprob
+ * (μ = mean_in or from x and v; x' given). */
+FR_AVX2 static void step_rows_avx2(const step_job *j, int log, int64_t b, int64_t e)
+{
+    const fr_step_coef *q = &j->q;
+    const int64_t D = j->D;
+    const int sde = q->kind == FR_SAMPLER_SDE;
+    const __m256 cx = _mm256_set1_ps(q->sde.cx), cv = _mm256_set1_ps(q->sde.cv), sdt = _mm256_set1_ps(q->sde.dt);
+    const __m256 odt = _mm256_set1_ps(q->dt), sd = _mm256_set1_ps(q->std);
+    const __m256 tv = _mm256_set1_ps(q->gauss.two_var), ls = _mm256_set1_ps(q->gauss.log_std);
+    const __m256 l2 = _mm256_set1_ps(q->gauss.log_sqrt_2pi);
+    const float *mean_in = log ? j->mean_in : NULL, *xi = log ? NULL : j->xi;
+    float *mean_out = j->mean, *logp = j->logp;
+    for (int64_t r = b; r < e; r++) {
+        __m256 L = _mm256_setzero_ps();
+        int64_t i = r * D;
+        const int64_t end = (r + 1) * D;
+        for (; i + 8 <= end; i += 8) {
+            __m256 mu;
+            if (mean_in)
+                mu = _mm256_loadu_ps(mean_in + i);
+            else {
+                __m256 x = _mm256_loadu_ps(j->x + i), v = _mm256_loadu_ps(j->mo + i);
+                mu = sde ? _mm256_add_ps(_mm256_mul_ps(x, cx), _mm256_mul_ps(_mm256_mul_ps(v, cv), sdt))
+                         : _mm256_add_ps(x, _mm256_mul_ps(v, odt));
+            }
+            __m256 xn;
+            if (log)
+                xn = _mm256_loadu_ps(j->xn_in + i);
+            else {
+                xn = xi ? _mm256_add_ps(mu, _mm256_mul_ps(sd, _mm256_loadu_ps(xi + i))) : mu;
+                _mm256_storeu_ps(j->xn + i, xn);
+            }
+            if (mean_out) _mm256_storeu_ps(mean_out + i, mu);
+            if (logp) {
+                __m256 d = _mm256_sub_ps(xn, mu);
+                __m256 t = _mm256_div_ps(fr_v_neg(_mm256_mul_ps(d, d)), tv);
+                L = _mm256_add_ps(L, _mm256_sub_ps(_mm256_sub_ps(t, ls), l2));
+            }
+        }
+        float l[FR_LANES];
+        _mm256_storeu_ps(l, L);
+        for (; i < end; i++) {
+            float mu = mean_in ? mean_in[i] : fr_step_mean_elem(q, j->x[i], j->mo[i], 0.0f);
+            float xn;
+            if (log)
+                xn = j->xn_in[i];
+            else {
+                xn = xi ? fr_noise_add_elem(mu, q->std, xi[i]) : mu;
+                j->xn[i] = xn;
+            }
+            if (mean_out) mean_out[i] = mu;
+            if (logp) l[(i - r * D) % FR_LANES] += fr_step_logp_elem(q, xn, mu);
+        }
+        if (logp) logp[r] = fr_lanes_tree(l) / (float)D;
+    }
+}
+#endif
+
+/* The kinds step_rows_avx2 runs: SDE and ODE (their means read neither x0_prev nor more). */
+static inline int step_vec(const step_job *j)
+{
+#if FR_OPT_X86
+    return fr_opt_avx2 && (j->q.kind == FR_SAMPLER_SDE || j->q.kind == FR_SAMPLER_ODE);
+#else
+    (void)j;
+    return 0;
+#endif
+}
+
 static void step_part(void *ctx, int64_t b, int64_t e)
 {
     const step_job *j = (const step_job *)ctx;
     const int64_t D = j->D;
+#if FR_OPT_X86
+    if (step_vec(j)) {
+        step_rows_avx2(j, 0, b, e);
+        return;
+    }
+#endif
     g_ref.sampler_step(e - b, D, j->q, j->x + b * D, j->mo + b * D, ROW(j->x0p, b, D), ROW(j->xi, b, D),
                        j->xn + b * D, ROW(j->mean, b, D), j->logp ? j->logp + b : NULL);
 }
@@ -136,6 +218,12 @@ static void logprob_part(void *ctx, int64_t b, int64_t e)
 {
     const step_job *j = (const step_job *)ctx;
     const int64_t D = j->D;
+#if FR_OPT_X86
+    if (step_vec(j)) {
+        step_rows_avx2(j, 1, b, e);
+        return;
+    }
+#endif
     g_ref.sampler_logprob(e - b, D, j->q, ROW(j->x, b, D), ROW(j->mo, b, D), ROW(j->x0p, b, D), j->xn_in + b * D,
                           ROW(j->mean_in, b, D), ROW(j->mean, b, D), j->logp + b);
 }
