@@ -758,8 +758,8 @@ START_TEST(test_vnormal_rows)
      * at 1 and 3 threads, on the AVX2 path and (FLOWRL_OPT_NO_SIMD) the portable one. */
     const uint64_t seed = ops_seed(0x0b7e01);
     uint64_t s = seed;
-    float want[1000], got[1000];
 #if FR_OPT_X86
+    static float want[1000], got[1000];
     if (simd_expected())
         for (int rep = 0; rep < 500; rep++)
             for (int64_t len = 1; len <= 68; len++) {
