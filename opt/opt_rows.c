@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "flowrl/embed.h"
+#include "flowrl/model_elem.h"
 #include "flowrl/noising.h"
 #include "flowrl/philox.h"
 #include "flowrl/reduce.h"
@@ -299,9 +300,52 @@ static void opt_temb(int64_t B, int64_t E, const float *t, float *emb)
     free(freq);
 }
 
+#if FR_OPT_X86
+/* Rows [b, e) of embed_gather_add and x0_head_fwd eight columns at a time: per element the one
+ * add of fr_embed_elem's row (NaN for an id outside the table) and the subtraction and division of
+ * fr_x0_head_velocity, in ref's order over s. */
+FR_AVX2 static void gather_rows_avx2(const model_job *j, int64_t b, int64_t e)
+{
+    const int64_t H = j->D;
+    for (int64_t r = b; r < e; r++)
+        for (int64_t s = 0; s < j->S; s++) {
+            const int32_t id = j->c[r * j->S + s];
+            float *h = j->out + r * H;
+            int64_t k = 0;
+            if (id >= 0 && id < j->n) {
+                const float *row = j->table + (int64_t)id * H;
+                for (; k + 8 <= H; k += 8)
+                    _mm256_storeu_ps(h + k, _mm256_add_ps(_mm256_loadu_ps(h + k), _mm256_loadu_ps(row + k)));
+            }
+            for (; k < H; k++) h[k] = h[k] + fr_embed_elem(j->table, j->n, H, id, k);
+        }
+}
+
+FR_AVX2 static void x0_rows_avx2(const model_job *j, int64_t b, int64_t e)
+{
+    const int64_t D = j->D;
+    for (int64_t r = b; r < e; r++) {
+        const float d = fr_x0_head_denom(j->t[r], j->sm);
+        if (j->den) j->den[r] = d;
+        const __m256 dv = _mm256_set1_ps(d);
+        int64_t i = r * D;
+        for (; i + 8 <= (r + 1) * D; i += 8)
+            _mm256_storeu_ps(j->out + i,
+                             _mm256_div_ps(_mm256_sub_ps(_mm256_loadu_ps(j->x + i), _mm256_loadu_ps(j->xo + i)), dv));
+        for (; i < (r + 1) * D; i++) j->out[i] = fr_x0_head_velocity(j->x[i], j->xo[i], d);
+    }
+}
+#endif
+
 static void gather_part(void *ctx, int64_t b, int64_t e)
 {
     const model_job *j = (const model_job *)ctx;
+#if FR_OPT_X86
+    if (fr_opt_avx2) {
+        gather_rows_avx2(j, b, e);
+        return;
+    }
+#endif
     g_ref.embed_gather_add(e - b, j->S, j->D, j->n, j->table, j->c + b * j->S, j->out + b * j->D);
 }
 
@@ -315,6 +359,12 @@ static void opt_embed_gather_add(int64_t B, int64_t S, int64_t H, int64_t n_rows
 static void x0_part(void *ctx, int64_t b, int64_t e)
 {
     const model_job *j = (const model_job *)ctx;
+#if FR_OPT_X86
+    if (fr_opt_avx2) {
+        x0_rows_avx2(j, b, e);
+        return;
+    }
+#endif
     g_ref.x0_head_fwd(e - b, j->D, j->sm, j->t + b, j->x + b * j->D, j->xo + b * j->D, j->den ? j->den + b : NULL,
                       j->out + b * j->D);
 }
