@@ -396,6 +396,31 @@ static void opt_row_sumsq_diff(int64_t R, int64_t D, const float *a, const float
     fr_opt_parallel_range(R, 1, min_rows(D), sumsq_part, &j);
 }
 
+/* ---- gather_rows ---------------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t D;
+    const int32_t *idx;
+    const float *src;
+    float *dst;
+} gather_job;
+
+/* ref's element copies as one memcpy a row (src and dst never overlap: flowrl/ops.h): the same bits. */
+static void gather_rows_part(void *ctx, int64_t b, int64_t e)
+{
+    const gather_job *j = (const gather_job *)ctx;
+    for (int64_t r = b; r < e; r++)
+        if (j->idx[r] >= 0)
+            memcpy(j->dst + r * j->D, j->src + (int64_t)j->idx[r] * j->D, sizeof(float) * (size_t)j->D);
+}
+
+static void opt_gather_rows(int64_t R, int64_t D, const int32_t *idx, int64_t n_src, const float *src, float *dst)
+{
+    (void)n_src;
+    gather_job j = {D, idx, src, dst};
+    fr_opt_parallel_range(R, 1, 4 * min_rows(D), gather_rows_part, &j); /* a copy: 4x the elements per part */
+}
+
 void fr_opt_rows_fill(fr_ops *ops)
 {
     g_ref = *ops; /* the ref entries (core/backend.c fills them before fr_opt_init) */
@@ -407,4 +432,5 @@ void fr_opt_rows_fill(fr_ops *ops)
     ops->embed_gather_add = opt_embed_gather_add;
     ops->x0_head_fwd = opt_x0_head_fwd;
     ops->row_sumsq_diff = opt_row_sumsq_diff;
+    ops->gather_rows = opt_gather_rows;
 }
