@@ -15,8 +15,8 @@ void fr_rng_fill_uniform(float *out, int64_t n, uint32_t seed, uint32_t purpose,
  * fr_logf, fr_sinf, fr_cosf) is one instruction instead of a libm call; fmaf is exact either way and
  * -ffp-contract=off fuses nothing else, so both give the same bits (issue 15: the profile of an
  * epoch put the normals at a tenth of it). */
-void fr_rng_fill_normal(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0,
-                        uint32_t c1, uint32_t c2)
+void fr_rng_fill_normal_scalar(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0,
+                               uint32_t c1, uint32_t c2)
 {
 #if FR_PHILOX_FMA
     if (__builtin_cpu_supports("fma")) { /* a load and a test: callers run on several threads */
@@ -25,6 +25,19 @@ void fr_rng_fill_normal(float *out, int64_t n, uint32_t seed, uint32_t purpose, 
     }
 #endif
     fr_rng_fill_normal_row(out, n, seed, purpose, c0, c1, c2);
+}
+
+/* And with AVX2, eight blocks at a time (core/philox_avx2.c): the same bits again. */
+void fr_rng_fill_normal(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0,
+                        uint32_t c1, uint32_t c2)
+{
+#if FR_PHILOX_AVX2
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        fr_rng_fill_normal_avx2(out, n, seed, purpose, c0, c1, c2);
+        return;
+    }
+#endif
+    fr_rng_fill_normal_scalar(out, n, seed, purpose, c0, c1, c2);
 }
 
 typedef struct {

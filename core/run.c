@@ -125,6 +125,7 @@ static void teardown(fr_run *r)
     if (r->pol.params && !r->algo->on_env) fr_model_free(&r->pol);
     free(r->priv->env_values);
     free(r->priv->env_grads);
+    free(r->priv->rec_host);
     if (r->have_env) fr_env_free(&r->env);
     if (r->have_ref) fr_model_free(&r->ref);
     if (r->lora) fr_lora_free(r->lora); /* after every view of it */

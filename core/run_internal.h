@@ -52,6 +52,9 @@ struct fr_run_private {
                                      flowrl/dist.h; the others compute and write nothing) */
     uint64_t record_bytes;        /* d2h bytes for the audit log and checkpoints (fr_run_host_copy) */
     uint64_t reward_bytes;        /* d2h bytes of the reward's input (fr_run_reward_input) */
+    void *rec_host;               /* fr_run_rec_dev's host copy, kept between records (a fresh
+                                     allocation of MBs faults in every page each time) */
+    size_t rec_host_cap;
     fr_tensor *env_values, *env_grads; /* an environment algorithm's list as r->pol's views */
     uint64_t nfe_total;           /* forward-equivalents of the epochs so far (metric nfe.total;
                                      checkpoint metadata "nfe.total") */

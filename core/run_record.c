@@ -101,16 +101,35 @@ fr_status fr_run_reward_input(fr_run *r, float *host, const float *dev, int64_t 
     return FR_OK;
 }
 
+/* v copied out into the run's record buffer (grown as needed, kept for the next record): what
+ * fr_run_host_copy does, without a fresh allocation per record. */
+static fr_status rec_host_copy(fr_run *r, const fr_tensor *v, fr_tensor *host)
+{
+    const size_t nb = fr_tensor_nbytes(v);
+    struct fr_run_private *pv = r->priv;
+    if (nb > pv->rec_host_cap) {
+        void *p = malloc(nb);
+        if (!p) return fr_fail(FR_ERR_NOMEM, "out of memory for a %zu-byte audit record", nb);
+        free(pv->rec_host);
+        pv->rec_host = p;
+        pv->rec_host_cap = nb;
+    }
+    *host = *v;
+    host->data = pv->rec_host;
+    host->owned = 0;
+    host->device = FR_DEVICE_CPU;
+    if (nb) FR_TRY(fr_d2h(r->be, host->data, v->data, nb));
+    pv->record_bytes += nb;
+    return FR_OK;
+}
+
 fr_status fr_run_rec_dev(fr_run *r, const char *name, const fr_tensor *v)
 {
     if (!recorded(r)) return FR_OK;
     fr_tensor h;
     fr_profile_begin(FR_PROF_AUDIT); /* its copy out is a copy (flowrl/profile.h: self times) */
-    fr_status s = fr_run_host_copy(r, v, &h);
-    if (s == FR_OK) {
-        s = fr_run_rec_tensor(r, name, &h);
-        fr_tensor_free(&h);
-    }
+    fr_status s = rec_host_copy(r, v, &h);
+    if (s == FR_OK) s = fr_run_rec_tensor(r, name, &h);
     fr_profile_end(FR_PROF_AUDIT);
     return s;
 }

@@ -65,7 +65,7 @@ static void ref_rng_normal_rows(int64_t R, int64_t D, uint32_t seed, uint32_t pu
                                 const uint32_t *c1, uint32_t c2, float *out)
 {
     for (int64_t r = 0; r < R; r++)
-        fr_rng_fill_normal(out + r * D, D, seed, purpose, c0, c1[r % n1], c2 + (uint32_t)(r / n1));
+        fr_rng_fill_normal_scalar(out + r * D, D, seed, purpose, c0, c1[r % n1], c2 + (uint32_t)(r / n1));
 }
 
 static void ref_noise_fm(int64_t R, int64_t n1, int64_t D, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c2,

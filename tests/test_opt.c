@@ -19,6 +19,9 @@
 #include "flowrl/ref_backend.h"
 #include "flowrl/opt.h"
 #include "flowrl/reduce.h"
+#include "flowrl/embed.h"
+#include "flowrl/philox.h"
+#include "opt/opt_vtrig.h"
 #include "tests/ops_check.h"
 
 static const int k_threads[] = {1, 2, 3, 5};
@@ -675,6 +678,140 @@ START_TEST(test_model_shapes_s)
 }
 END_TEST
 
+/* ---- normals and the time embedding (opt/opt_vtrig.h) --------------------------------------- */
+
+#if FR_OPT_X86
+FR_AVX2 static void vtrig_eval(const float *x, int64_t n, float *lg, float *sn, float *cs)
+{
+    for (int64_t i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), s, c;
+        _mm256_storeu_ps(lg + i, fr_v_logf(v));
+        fr_v_sincosf(v, &s, &c);
+        _mm256_storeu_ps(sn + i, s);
+        _mm256_storeu_ps(cs + i, c);
+    }
+}
+
+FR_AVX2 static void vnormal_row(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c1,
+                                uint32_t c2)
+{
+    fr_v_fill_normal_row(out, n, seed, purpose, c0, c1, c2);
+}
+#endif
+
+START_TEST(test_vtrig_ports)
+{
+    /* The AVX2 ports of fr_logf, fr_sinf and fr_cosf against the scalar functions: every 4099th
+     * float bit pattern (all signs, binades, subnormals, inf, NaN), every 31st float of [pi/4, 8)
+     * (the normals' angles and the time embedding's arguments), and +-16 ulps around the branch
+     * points: fl(pi/4) (reduce or not), the binades where the Payne-Hanek window moves to the next
+     * table word (2^25, 2^57, 2^89, 2^121: sh = 0), multiples of pi/2 (|r| tiny), 1 (log = 0),
+     * the smallest normal (log's subnormal scaling), FLT_MAX, 0, 2 pi and inf. */
+#if FR_OPT_X86
+    if (!simd_expected()) return;
+    const int64_t stride = 4099, n_sweep = (int64_t)((0x100000000ull + stride - 1) / stride);
+    const uint32_t lo = 0x3f490fdau, hi = 0x41000000u; /* ~pi/4 .. 8 */
+    const int64_t n_dense = (int64_t)((hi - lo) / 31);
+    static const float pivots[] = {0x1.921fb4p-1f, 0x1p25f,  0x1p57f,         0x1p89f,         0x1p121f,
+                                   0x1.921fb6p0f,  0x1.921fb6p1f, 0x1.2d97c8p2f, 0x1.921fb6p2f, 0x1.921fb6p10f,
+                                   1.0f,           0x1p-126f, 0x1.fffffep127f, 0.0f,            3.0e38f,
+                                   6.28318530717958647692f, INFINITY};
+    const int n_piv = (int)(sizeof pivots / sizeof pivots[0]);
+    int64_t n = n_sweep + n_dense + 2 * n_piv * 33;
+    n = (n + 7) / 8 * 8; /* the last few stay 0 (calloc) */
+    float *x = ops_alloc(n), *lg = ops_alloc(n), *sn = ops_alloc(n), *cs = ops_alloc(n);
+    int64_t k = 0;
+    for (int64_t i = 0; i < n_sweep; i++) {
+        uint32_t u = (uint32_t)((uint64_t)i * stride);
+        memcpy(&x[k++], &u, 4);
+    }
+    for (int64_t i = 0; i < n_dense; i++) {
+        uint32_t u = lo + (uint32_t)i * 31u;
+        memcpy(&x[k++], &u, 4);
+    }
+    for (int p = 0; p < n_piv; p++)
+        for (int sgn = 0; sgn < 2; sgn++)
+            for (int d = -16; d <= 16; d++) {
+                float v = sgn ? -pivots[p] : pivots[p];
+                for (int j = 0; j < (d < 0 ? -d : d); j++) v = nextafterf(v, d < 0 ? -INFINITY : INFINITY);
+                x[k++] = v;
+            }
+    vtrig_eval(x, n, lg, sn, cs);
+    for (int64_t i = 0; i < n; i++) {
+        float want[3] = {fr_logf(x[i]), fr_sinf(x[i]), fr_cosf(x[i])}, got[3] = {lg[i], sn[i], cs[i]};
+        static const char *name[3] = {"log", "sin", "cos"};
+        for (int f = 0; f < 3; f++)
+            if (first_diff(&want[f], &got[f], 1) == 0)
+                ck_abort_msg("fr_v_%sf(%a) = %a, fr_%sf = %a", name[f], (double)x[i], (double)got[f], name[f],
+                             (double)want[f]);
+    }
+    free(x), free(lg), free(sn), free(cs);
+#endif
+}
+END_TEST
+
+START_TEST(test_vnormal_rows)
+{
+    /* fr_v_fill_normal_row against the scalar row (fr_rng_fill_normal_row) over 1.2M values: lengths 1..67 (every
+     * tail of the 32-normal groups) and 1000 (several groups), random seeds, purposes and
+     * counters (c2 near 2^32 too); then opt's rng_normal_rows and temb_sinusoidal against ref
+     * at 1 and 3 threads, on the AVX2 path and (FLOWRL_OPT_NO_SIMD) the portable one. */
+    const uint64_t seed = ops_seed(0x0b7e01);
+    uint64_t s = seed;
+#if FR_OPT_X86
+    static float want[1000], got[1000];
+    if (simd_expected())
+        for (int rep = 0; rep < 500; rep++)
+            for (int64_t len = 1; len <= 68; len++) {
+                const int64_t n = len == 68 ? 1000 : len;
+                uint32_t w[5];
+                for (int i = 0; i < 5; i++) w[i] = (uint32_t)fr_test_next(&s);
+                if (rep % 7 == 0) w[4] = 0xffffffffu - (uint32_t)rep;
+                fr_rng_fill_normal_row(want, n, w[0], w[1] % 200u, w[2], w[3], w[4]);
+                memset(got, 0x5a, sizeof got);
+                vnormal_row(got, n, w[0], w[1] % 200u, w[2], w[3], w[4]);
+                ASSERT_SAME(want, got, n, "normal row n=%lld seed=%#llx rep=%d", (long long)n, (unsigned long long)seed,
+                            rep);
+                ck_assert_msg(n == 1000 || memcmp(&got[n], (uint32_t[]){0x5a5a5a5au}, 4) == 0,
+                              "normal row n=%lld wrote past its end", (long long)n);
+            }
+#endif
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
+    for (int portable = 0; portable < 2; portable++) {
+        fr_ops t;
+        memset(&t, 0, sizeof t);
+        fr_ref_fill(&t);
+        if (portable) setenv("FLOWRL_OPT_NO_SIMD", "1", 1);
+        ck_assert_int_eq(fr_opt_init(&t), FR_OK);
+        const fr_ops *o = portable ? &t : opt->ops;
+        enum { R = 12, D = 77, E = 96 };
+        static float a[R * D], b[R * D], ta[R], ea[R * (E + 1)], eb[R * (E + 1)];
+        uint32_t c1[4];
+        for (int i = 0; i < 4; i++) c1[i] = (uint32_t)fr_test_next(&s);
+        for (int i = 0; i < R; i++) ta[i] = (float)(fr_test_next(&s) % 1000001u) * 1e-3f;
+        ta[0] = 0.0f, ta[1] = 1000.0f, ta[2] = -0.0f;
+        for (int th = 1; th <= 3; th += 2) {
+            fr_opt_set_threads(th);
+            ref->ops->rng_normal_rows(R, D, 9, FR_RNG_SAMPLER_NOISE, 4, 4, c1, 7, a);
+            o->rng_normal_rows(R, D, 9, FR_RNG_SAMPLER_NOISE, 4, 4, c1, 7, b);
+            ASSERT_SAME(a, b, R * D, "rng_normal_rows portable=%d threads=%d", portable, th);
+            for (int64_t e = 1; e <= E + 1; e += (e < 20 ? 1 : 19)) {
+                ref->ops->temb_sinusoidal(R, e, ta, ea);
+                o->temb_sinusoidal(R, e, ta, eb);
+                ASSERT_SAME(ea, eb, R * e, "temb_sinusoidal E=%lld portable=%d threads=%d", (long long)e, portable,
+                            th);
+            }
+        }
+        fr_opt_set_threads(0);
+        if (portable) unsetenv("FLOWRL_OPT_NO_SIMD");
+    }
+    fr_ops t;
+    memset(&t, 0, sizeof t);
+    fr_ref_fill(&t);
+    fr_opt_init(&t); /* back to this process's SIMD flag */
+}
+END_TEST
+
 Suite *suite_opt(void)
 {
     Suite *s = suite_create("opt");
@@ -687,6 +824,8 @@ Suite *suite_opt(void)
     tcase_add_test(tc, test_bias_bitwise);
     tcase_add_test(tc, test_act_bitwise);
     tcase_add_test(tc, test_act_tanh_sweep);
+    tcase_add_test(tc, test_vtrig_ports);
+    tcase_add_test(tc, test_vnormal_rows);
     tcase_add_test(tc, test_layernorm_bitwise);
     tcase_add_test(tc, test_eltwise_bitwise);
     tcase_add_test(tc, test_adamw_bitwise);

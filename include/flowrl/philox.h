@@ -249,8 +249,14 @@ static inline void fr_rng_fill_normal_row(float *out, int64_t n, uint32_t seed, 
 #define FR_PHILOX_FMA 1
 void fr_rng_fill_normal_fma(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c1,
                             uint32_t c2);
+/* and eight blocks at a time with AVX2 (core/philox_avx2.c); call it only where the CPU has AVX2
+ * and FMA (fr_rng_fill_normal does) */
+#define FR_PHILOX_AVX2 1
+void fr_rng_fill_normal_avx2(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0, uint32_t c1,
+                             uint32_t c2);
 #else
 #define FR_PHILOX_FMA 0
+#define FR_PHILOX_AVX2 0
 #endif
 
 /* perm (n,) = the permutation of 0..n−1 that sorts the keys fr_rng_u32(seed, purpose, c0, c1,
@@ -264,5 +270,9 @@ void fr_rng_fill_uniform(float *out, int64_t n, uint32_t seed, uint32_t purpose,
                          uint32_t c1, uint32_t c2);
 void fr_rng_fill_normal(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0,
                         uint32_t c1, uint32_t c2);
+/* fr_rng_fill_normal without vectors (fr_rng_fill_normal_row, with fmaf as an instruction where the
+ * CPU has it): ref's rng_normal_rows, and opt's under FLOWRL_OPT_NO_SIMD. The same bits. */
+void fr_rng_fill_normal_scalar(float *out, int64_t n, uint32_t seed, uint32_t purpose, uint32_t c0,
+                               uint32_t c1, uint32_t c2);
 
 #endif
