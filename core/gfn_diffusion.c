@@ -1,7 +1,8 @@
 /* The diffusion-sampler GFlowNet trainer (flowrl/gfn_diffusion.h; docs/algorithms/gfn-diffusion.md;
  * GFNOrg/gfn-diffusion@255b499 energy_sampling/models/gfn.py get_trajectory_fwd / _bwd,
- * evaluations.py): the drift MLP (and the flow MLP of db / subtb) through the op table, the
- * Euler–Maruyama sampler, the bridge, the losses of core/gfn_diffusion_loss.c and the evaluation.
+ * evaluations.py): the drift MLP (and the flow MLP of db / subtb, the time-only NN2) through the op
+ * table, the policy of a row, the Euler–Maruyama sampler and the bridge; an iteration's gradient,
+ * the evaluation and checkpoints are core/gfn_diffusion_step.c, the losses core/gfn_diffusion_loss.c.
  *
  * An MLP here takes [x (D), e(t) (2·harmonics)], e(t) = (sin 2πjt, cos 2πjt)_{j=1..harmonics}
  * (TimeEncoding's features), through Linear → GELU → … → Linear. The first layer is split as
@@ -15,56 +16,11 @@
 
 #include "flowrl/awm_elem.h"
 #include "flowrl/detmath.h"
-#include "flowrl/digest.h"
 #include "flowrl/gfn_diffusion.h"
 #include "flowrl/gfn_diffusion_ls.h"
 #include "flowrl/ops.h"
 #include "flowrl/philox.h"
-
-#define LOG_2PI 1.8378770664093454836
-#define ND_MAX_L 16
-
-typedef struct {
-    int L;                       /* linear layers */
-    int64_t dim[ND_MAX_L + 1];   /* dim[0] = D (the x part of layer 0's input), dim[L] = outputs */
-    int n;                       /* tensors: W_x, W_t, b_0, then (W, b) per later layer */
-    fr_tensor *vals, *grads;     /* views into the trainer's arenas */
-    float *c;                    /* (T, dim[1]) W_t·e(t_k) + b_0 of the current weights */
-    float *dc;                   /* (T, dim[1]) the time rows' gradient */
-    float *pre[ND_MAX_L], *post[ND_MAX_L]; /* (cap, dim[l+1]) */
-} mlp;
-
-struct fr_gfnd_trainer {
-    fr_backend *be;
-    const fr_env *env;
-    fr_gfnd_opts o;
-    int64_t D, T, B, E;          /* E = 2·harmonics */
-    int64_t Op;                  /* drift outputs: D means [+ D log-variances] [+ 1 Langevin scale] */
-    int has_flow, has_z;
-    int lgv_time;                /* NN2(t): its own MLP of [0, e(t)] (langevin_time_scale) */
-    mlp pol, flow, lgv;
-    float *x0;                   /* backend (T, D) zeros: the time-only MLP's x */
-    float *lgv_h;                /* (T,) NN2(t_k) */
-    double *lgv_d;               /* (T,) its gradient */
-    int n_params, n_pol;
-    fr_tensor vals[4 * ND_MAX_L + 1], grads[4 * ND_MAX_L + 1];
-    fr_param params[4 * ND_MAX_L + 1];
-    char names[4 * ND_MAX_L + 1][32];
-    float *arena_v, *arena_g;    /* backend: every parameter, then log Z */
-    int64_t arena_n;
-    float *temb;                 /* backend (T, E) */
-    float *x;                    /* backend (cap, D) */
-    float *d0, *d1;              /* backend (cap, wmax) */
-    int64_t cap;                 /* T·B rows */
-    /* host */
-    float *xin_h, *out_h, *fout_h, *dout_h; /* (cap, D), (cap, Op), (cap,), (cap, max(Op, 1)) */
-    double *xs;                  /* (T + 1, B, D) the states */
-    double *glr;                 /* (T, B, D) ∇log R at x_k (langevin) */
-    double *logpf, *logpb, *logf, *logr, *gpf, *gf; /* (B, T), (B, T), (B, T + 1), (B,), ... */
-    double log_z_true;
-    int64_t iter;
-    fr_gfnd_replay *buf, *buf_ls; /* both_ways: the forward batches' x_T; local_search: MALA's output */
-};
+#include "core/gfn_diffusion_internal.h"
 
 fr_gfnd_opts fr_gfnd_opts_default(void)
 {
@@ -128,7 +84,7 @@ static void mlp_forward(fr_gfnd_trainer *t, mlp *m, const float *x, int64_t r0, 
 }
 
 /* The gradients (into the zeroed grads) of all T·n rows of inputs x whose output gradient is in t->d0. */
-static void mlp_backward(fr_gfnd_trainer *t, mlp *m, const float *x, int64_t n)
+void fr_gfnd_mlp_backward(fr_gfnd_trainer *t, mlp *m, const float *x, int64_t n)
 {
     const fr_ops *op = t->be->ops;
     const int64_t R = t->T * n;
@@ -386,30 +342,23 @@ void fr_gfnd_trainer_free(fr_gfnd_trainer *t)
 
 /* ---- the policy of one row ----------------------------------------------------------------- */
 
-static double clip(double v, double c) { return v < -c ? -c : v > c ? c : v; }
-static double tanh_d(double v)
-{
-    const double e = fr_awm_exp(-2.0 * fabs(v)), r = (1.0 - e) / (1.0 + e);
-    return v < 0.0 ? -r : r;
-}
-
 /* models/gfn.py predict_next_state + split_params: mean (D,), logvar (D,) of a row from the
  * drift network's outputs out (Op,) and ∇log R g (D,) (langevin); f = out[:D] + scale·g, then
  * the whole output clipped to ±gfn_clip (clipping); logvar = log t_scale [+ tanh(v)·range]. */
-static double lgv_scale(const fr_gfnd_trainer *t, const float *out, int64_t k)
+double fr_gfnd_lgv_scale(const fr_gfnd_trainer *t, const float *out, int64_t k)
 {
     return !t->o.langevin ? 0.0 : t->lgv_time ? (double)t->lgv_h[k] : (double)out[t->Op - 1];
 }
 
-static void pf_params(const fr_gfnd_trainer *t, const float *out, int64_t k, const double *g, double *mean,
+void fr_gfnd_pf_params(const fr_gfnd_trainer *t, const float *out, int64_t k, const double *g, double *mean,
                       double *logvar)
 {
     const int64_t D = t->D;
     const double lts = fr_awm_log(t->o.t_scale), c = t->o.clipping ? t->o.gfn_clip : INFINITY;
-    const double scale = lgv_scale(t, out, k);
+    const double scale = fr_gfnd_lgv_scale(t, out, k);
     for (int64_t d = 0; d < D; d++) {
-        mean[d] = clip((double)out[d] + (t->o.langevin ? scale * g[d] : 0.0), c);
-        logvar[d] = lts + (t->o.learned_variance ? tanh_d(clip((double)out[D + d], c)) * t->o.log_var_range : 0.0);
+        mean[d] = fr_gfnd_clip((double)out[d] + (t->o.langevin ? scale * g[d] : 0.0), c);
+        logvar[d] = lts + (t->o.learned_variance ? fr_gfnd_tanh(fr_gfnd_clip((double)out[D + d], c)) * t->o.log_var_range : 0.0);
     }
 }
 
@@ -419,13 +368,13 @@ static void langevin_grad(const fr_gfnd_trainer *t, const double *x, double *g)
     t->env->energy->grad_log_reward(t->env, x, g);
     for (int64_t d = 0; d < t->D; d++) {
         if (isnan(g[d])) g[d] = 0.0;
-        if (t->o.clipping) g[d] = clip(g[d], t->o.lgv_clip);
+        if (t->o.clipping) g[d] = fr_gfnd_clip(g[d], t->o.lgv_clip);
     }
 }
 
 /* log P_F(x1 | x0) of a row: −½ Σ (noise² + log 2π + log Δt + logvar), noise = (x1 − x0 − Δt·mean)
  * / (√Δt·σ); noise (D,) may be NULL. */
-static double log_pf(const fr_gfnd_trainer *t, const double *x0, const double *x1, const double *mean,
+double fr_gfnd_log_pf(const fr_gfnd_trainer *t, const double *x0, const double *x1, const double *mean,
                      const double *logvar, double *noise)
 {
     const double dt = 1.0 / (double)t->T, sdt = sqrt(dt), ldt = fr_awm_log(dt);
@@ -440,7 +389,7 @@ static double log_pf(const fr_gfnd_trainer *t, const double *x0, const double *x
 
 /* log F_k of a row (db, subtb): the flow network's output, with partial_energy the FL term
  * (1 − t_k)·log N(x; 0, t_scale·max(1, k)·Δt) + t_k·log R(x). */
-static double log_flow(const fr_gfnd_trainer *t, float f, const double *x, int64_t k)
+double fr_gfnd_log_flow(const fr_gfnd_trainer *t, float f, const double *x, int64_t k)
 {
     double v = (double)f;
     if (t->o.partial_energy) {
@@ -455,7 +404,7 @@ static double log_flow(const fr_gfnd_trainer *t, float f, const double *x, int64
 /* ---- trajectories ---------------------------------------------------------------------------- */
 
 /* The current weights' time rows, and NN2(t_k) of every step (langevin_time_scale) to the host. */
-static fr_status prepare(fr_gfnd_trainer *t)
+fr_status fr_gfnd_prepare(fr_gfnd_trainer *t)
 {
     time_rows(t, &t->pol);
     if (t->has_flow) time_rows(t, &t->flow);
@@ -467,7 +416,7 @@ static fr_status prepare(fr_gfnd_trainer *t)
 
 /* Step k's network outputs for n rows whose states are xs_k (n, D): x to the backend, the drift
  * (and flow) forward at rows [k·n, (k+1)·n), the outputs back into out_h / fout_h at those rows. */
-static fr_status forward_step(fr_gfnd_trainer *t, const double *xs_k, int64_t n, int64_t k, int flow)
+fr_status fr_gfnd_forward_step(fr_gfnd_trainer *t, const double *xs_k, int64_t n, int64_t k, int flow)
 {
     const int64_t D = t->D, r0 = k * n;
     for (int64_t i = 0; i < n * D; i++) t->xin_h[r0 * D + i] = (float)xs_k[i];
@@ -485,7 +434,7 @@ static fr_status forward_step(fr_gfnd_trainer *t, const double *xs_k, int64_t n,
 /* n forward trajectories from x_0 = 0 into t->xs (T + 1, n, D), logpf / logpb / logf (n, ·) and
  * t->glr; noise Philox (seed, purpose, c0, c1_base + b, k) element d; exploration e adds e² to
  * the sampling variance σ²Δt (log P_F stays the policy's). */
-static fr_status sample_fwd(fr_gfnd_trainer *t, int64_t n, uint32_t purpose, uint32_t c0, uint32_t c1_base, double e,
+fr_status fr_gfnd_sample_fwd(fr_gfnd_trainer *t, int64_t n, uint32_t purpose, uint32_t c0, uint32_t c1_base, double e,
                             int flow)
 {
     const int64_t D = t->D, T = t->T;
@@ -498,9 +447,9 @@ static fr_status sample_fwd(fr_gfnd_trainer *t, int64_t n, uint32_t purpose, uin
         double *xk = t->xs + k * n * D, *xk1 = t->xs + (k + 1) * n * D, *gk = t->glr + k * n * D;
         if (t->o.langevin)
             for (int64_t b = 0; b < n; b++) langevin_grad(t, xk + b * D, gk + b * D);
-        s = forward_step(t, xk, n, k, flow);
+        s = fr_gfnd_forward_step(t, xk, n, k, flow);
         for (int64_t b = 0; b < n && s == FR_OK; b++) {
-            pf_params(t, t->out_h + (k * n + b) * t->Op, k, gk + b * D, mean, lv);
+            fr_gfnd_pf_params(t, t->out_h + (k * n + b) * t->Op, k, gk + b * D, mean, lv);
             for (int64_t d = 0; d < D; d++) {
                 /* logaddexp(logvar, 2·log(e/√Δt)): σ² + e²/Δt */
                 const double var = fr_awm_exp(lv[d]) + (e > 0.0 ? e * e / dt : 0.0);
@@ -508,9 +457,9 @@ static fr_status sample_fwd(fr_gfnd_trainer *t, int64_t n, uint32_t purpose, uin
                                                        (uint32_t)d);
                 xk1[b * D + d] = xk[b * D + d] + dt * mean[d] + sdt * sqrt(var) * z;
             }
-            t->logpf[b * T + k] = log_pf(t, xk + b * D, xk1 + b * D, mean, lv, NULL);
+            t->logpf[b * T + k] = fr_gfnd_log_pf(t, xk + b * D, xk1 + b * D, mean, lv, NULL);
             t->logpb[b * T + k] = fr_gfnd_log_pb(xk + b * D, xk1 + b * D, k, D, t->o.t_scale, T);
-            if (flow) t->logf[b * (T + 1) + k] = log_flow(t, t->fout_h[k * n + b], xk + b * D, k);
+            if (flow) t->logf[b * (T + 1) + k] = fr_gfnd_log_flow(t, t->fout_h[k * n + b], xk + b * D, k);
         }
     }
     for (int64_t b = 0; b < n && s == FR_OK; b++) {
@@ -521,7 +470,7 @@ static fr_status sample_fwd(fr_gfnd_trainer *t, int64_t n, uint32_t purpose, uin
     return s;
 }
 
-static fr_status log_z_param(fr_gfnd_trainer *t, double *z)
+fr_status fr_gfnd_log_z_param(fr_gfnd_trainer *t, double *z)
 {
     float f;
     FR_TRY(fr_d2h(t->be, &f, t->vals[t->n_params - 1].data, sizeof f));
@@ -533,7 +482,7 @@ static fr_status log_z_param(fr_gfnd_trainer *t, double *z)
  * (models/gfn.py get_trajectory_bwd) with noise Philox (seed, purpose, c0, c1_base + b, k)
  * element d into t->xs, t->logpb; then the drift network along τ, log P_F into t->logpf (t->glr,
  * t->out_h hold what the gradient needs, as after sample_fwd). */
-static fr_status back_traj(fr_gfnd_trainer *t, int64_t n, uint32_t purpose, uint32_t c0, uint32_t c1_base)
+fr_status fr_gfnd_back_traj(fr_gfnd_trainer *t, int64_t n, uint32_t purpose, uint32_t c0, uint32_t c1_base)
 {
     const int64_t D = t->D, T = t->T;
     const double dt = 1.0 / (double)T;
@@ -556,243 +505,13 @@ static fr_status back_traj(fr_gfnd_trainer *t, int64_t n, uint32_t purpose, uint
         double *xk = t->xs + k * n * D, *gk = t->glr + k * n * D;
         if (t->o.langevin)
             for (int64_t b = 0; b < n; b++) langevin_grad(t, xk + b * D, gk + b * D);
-        s = forward_step(t, xk, n, k, 0);
+        s = fr_gfnd_forward_step(t, xk, n, k, 0);
         for (int64_t b = 0; b < n && s == FR_OK; b++) {
-            pf_params(t, t->out_h + (k * n + b) * t->Op, k, gk + b * D, mean, lv);
-            t->logpf[b * T + k] = log_pf(t, xk + b * D, t->xs + ((k + 1) * n + b) * D, mean, lv, NULL);
+            fr_gfnd_pf_params(t, t->out_h + (k * n + b) * t->Op, k, gk + b * D, mean, lv);
+            t->logpf[b * T + k] = fr_gfnd_log_pf(t, xk + b * D, t->xs + ((k + 1) * n + b) * D, mean, lv, NULL);
         }
     }
     free(mean);
     return s;
 }
 
-/* The batch's loss gradient t->gpf (and t->gf, g_log_z) through the networks into the grads:
- * d log P_F / d mean = noise·√Δt/σ, / d logvar = ½(noise² − 1). */
-static fr_status backprop(fr_gfnd_trainer *t, double g_log_z)
-{
-    const int64_t D = t->D, T = t->T, B = t->B, Op = t->Op;
-    const double dt = 1.0 / (double)T, sdt = sqrt(dt), c = t->o.clipping ? t->o.gfn_clip : INFINITY;
-    double *mean = fr_malloc((size_t)(3 * D) * sizeof *mean), *lv = mean + D, *z = mean + 2 * D;
-    if (!mean) return FR_ERR_NOMEM;
-    if (t->lgv_time) memset(t->lgv_d, 0, (size_t)T * sizeof *t->lgv_d);
-    for (int64_t k = 0; k < T; k++)
-        for (int64_t b = 0; b < B; b++) {
-            const int64_t r = k * B + b;
-            const float *out = t->out_h + r * Op;
-            const double *gk = t->glr + r * D, gl = t->gpf[b * T + k];
-            float *dout = t->dout_h + r * Op;
-            pf_params(t, out, k, gk, mean, lv);
-            log_pf(t, t->xs + r * D, t->xs + (r + B) * D, mean, lv, z);
-            const double scale = lgv_scale(t, out, k);
-            double dscale = 0.0;
-            for (int64_t d = 0; d < D; d++) {
-                const double pre = (double)out[d] + (t->o.langevin ? scale * gk[d] : 0.0);
-                const double dm = fabs(pre) > c ? 0.0 : gl * z[d] * sdt / fr_awm_exp(0.5 * lv[d]);
-                dout[d] = (float)dm;
-                dscale += dm * gk[d];
-                if (t->o.learned_variance) {
-                    const double v = (double)out[D + d], th = tanh_d(v);
-                    dout[D + d] = fabs(v) > c ? 0.0f
-                                              : (float)(gl * 0.5 * (z[d] * z[d] - 1.0) * t->o.log_var_range * (1.0 - th * th));
-                }
-            }
-            if (t->lgv_time) t->lgv_d[k] += dscale;
-            else if (t->o.langevin) dout[Op - 1] = (float)dscale;
-        }
-    free(mean);
-    FR_TRY(fr_dev_zero(t->be, t->arena_g, (size_t)t->arena_n * sizeof(float)));
-    FR_TRY(fr_h2d(t->be, t->d0, t->dout_h, (size_t)(T * B * Op) * sizeof(float)));
-    mlp_backward(t, &t->pol, t->x, B);
-    if (t->has_flow) {
-        for (int64_t k = 0; k < T; k++)
-            for (int64_t b = 0; b < B; b++) t->dout_h[k * B + b] = (float)t->gf[b * (T + 1) + k];
-        FR_TRY(fr_h2d(t->be, t->d0, t->dout_h, (size_t)(T * B) * sizeof(float)));
-        mlp_backward(t, &t->flow, t->x, B);
-    }
-    if (t->lgv_time) { /* NN2(t_k)'s gradient: the sum over step k's rows, one row per step */
-        for (int64_t k = 0; k < T; k++) t->dout_h[k] = (float)t->lgv_d[k];
-        FR_TRY(fr_h2d(t->be, t->d0, t->dout_h, (size_t)T * sizeof(float)));
-        mlp_backward(t, &t->lgv, t->x0, 1);
-    }
-    if (t->has_z) {
-        const float gz = (float)g_log_z;
-        FR_TRY(fr_h2d(t->be, t->grads[t->n_params - 1].data, &gz, sizeof gz));
-    }
-    return FR_OK;
-}
-
-/* train.py bwd_train_step with --sampling buffer: [local search,] B terminal states from a buffer
- * into t->xs at step T, their trajectories back to 0. */
-static fr_status backward_batch(fr_gfnd_trainer *t, fr_gfnd_step_info *info)
-{
-    const int64_t D = t->D, T = t->T, B = t->B;
-    const uint32_t it = (uint32_t)t->iter;
-    double *xT = t->xs + T * B * D;
-    if (t->o.local_search && t->iter % t->o.ls_cycle < 2) {
-        const fr_gfnd_ls_opts lo = {t->o.ls_iters, t->o.ls_burn_in, t->o.ld_step, t->o.ld_schedule, t->o.ls_target_rate};
-        fr_gfnd_ls_info li;
-        FR_TRY(fr_gfnd_replay_sample(t->buf, B, t->o.seed, FR_RNG_GFND_REPLAY, it, 0, xT, t->logr, NULL));
-        FR_TRY(fr_gfnd_local_search(t->env, &lo, B, xT, t->logr, t->o.seed, it, t->buf_ls, &li));
-        if (info) info->ls_kept = li.kept, info->ls_accept = li.accept_rate;
-    }
-    /* train.py draws from the search's buffer once it exists; here from the forward buffer while
-     * the search has kept nothing (train.py would fail on the empty buffer) */
-    fr_gfnd_replay *from = t->buf_ls && fr_gfnd_replay_size(t->buf_ls) > 0 ? t->buf_ls : t->buf;
-    FR_TRY(fr_gfnd_replay_sample(from, B, t->o.seed, FR_RNG_GFND_REPLAY, it, 1, xT, t->logr, NULL));
-    return back_traj(t, B, FR_RNG_GFND_BWD, it, 0);
-}
-
-fr_status fr_gfnd_trainer_grad(fr_gfnd_trainer *t, fr_gfnd_step_info *info)
-{
-    const int64_t D = t->D, T = t->T, B = t->B;
-    /* get_exploration_std: factor·max(0, 1 − it/5000) with exploration_wd */
-    double e = t->o.exploration;
-    if (e > 0.0 && t->o.exploration_decay > 0) {
-        const double f = 1.0 - (double)t->iter / (double)t->o.exploration_decay;
-        e *= f > 0.0 ? f : 0.0;
-    }
-    if (info) info->ls_kept = -1, info->ls_accept = NAN;
-    const int bwd = t->buf && t->iter % 2 == 1; /* train.py train_step with --both_ways */
-    FR_TRY(prepare(t));
-    if (bwd) FR_TRY(backward_batch(t, info));
-    else FR_TRY(sample_fwd(t, B, FR_RNG_GFND_NOISE, (uint32_t)t->iter, 0, e, t->has_flow));
-    if (t->buf && !bwd) FR_TRY(fr_gfnd_replay_add(t->buf, t->xs + T * B * D, t->logr, B));
-    double log_z = 0.0, g_log_z = 0.0, loss = 0.0;
-    if (t->has_z) FR_TRY(log_z_param(t, &log_z));
-    FR_TRY(fr_gfnd_loss_eval(t->o.loss, B, T, t->logpf, t->logpb, t->has_flow ? t->logf : NULL, t->logr, log_z,
-                        t->o.subtb_lambda, &loss, t->gpf, t->has_flow ? t->gf : NULL, &g_log_z));
-    FR_TRY(backprop(t, g_log_z));
-    t->iter++;
-    if (info) {
-        double lr = 0.0;
-        for (int64_t b = 0; b < B; b++) lr += t->logr[b];
-        info->iteration = t->iter;
-        info->backward = bwd;
-        info->loss = loss;
-        info->exploration = e;
-        info->log_r_mean = lr / (double)B;
-    }
-    return FR_OK;
-}
-
-int fr_gfnd_trainer_params(fr_gfnd_trainer *t, fr_param **ps, int *n_policy)
-{
-    *ps = t->params;
-    *n_policy = t->n_pol;
-    return t->n_params;
-}
-
-/* ---- evaluation ---------------------------------------------------------------------------- */
-
-static double logmeanexp(const double *w, int64_t n)
-{
-    double m = -INFINITY, s = 0.0;
-    for (int64_t i = 0; i < n; i++)
-        if (w[i] > m) m = w[i];
-    for (int64_t i = 0; i < n; i++) s += fr_awm_exp(w[i] - m);
-    return m + fr_awm_log(s / (double)n);
-}
-
-/* n ground-truth x (the target's sampler at (seed, j0 + b)) and τ ~ P_B back to 0 (Philox
- * (seed, FR_RNG_GFND_BACK, 0, j0 + b, k)), log P_F along τ (evaluations.py / torchgfn
- * density_metrics's EUBO). */
-static fr_status sample_bwd(fr_gfnd_trainer *t, int64_t n, uint32_t j0)
-{
-    const int64_t D = t->D, T = t->T;
-    for (int64_t b = 0; b < n; b++) {
-        double *x = t->xs + (T * n + b) * D;
-        t->env->energy->sample(t->env, t->o.seed, j0 + (uint32_t)b, x);
-        t->logr[b] = t->env->energy->log_reward(t->env, x);
-    }
-    return back_traj(t, n, FR_RNG_GFND_BACK, 0, j0);
-}
-
-fr_status fr_gfnd_trainer_eval(fr_gfnd_trainer *t, int64_t n, fr_gfnd_eval *ev, double *xs_out)
-{
-    const int64_t D = t->D, T = t->T, B = t->B;
-    if (n < 1 || n > (int64_t)UINT32_MAX) return fr_fail(FR_ERR_ARG, "gfn-diffusion: evaluation of %lld samples", (long long)n);
-    double *wf = fr_malloc((size_t)n * sizeof *wf), *wb = fr_malloc((size_t)n * sizeof *wb);
-    if (!wf || !wb) {
-        free(wf);
-        free(wb);
-        return FR_ERR_NOMEM;
-    }
-    fr_status s = prepare(t);
-    for (int64_t j = 0; j < n && s == FR_OK; j += B) {
-        const int64_t m = n - j < B ? n - j : B;
-        s = sample_fwd(t, m, FR_RNG_GFND_EVAL, 0, (uint32_t)j, 0.0, 0);
-        for (int64_t b = 0; b < m && s == FR_OK; b++) {
-            double v = t->logr[b];
-            for (int64_t k = 0; k < T; k++) v += t->logpb[b * T + k] - t->logpf[b * T + k];
-            wf[j + b] = v;
-            if (xs_out) memcpy(xs_out + (j + b) * D, t->xs + (T * m + b) * D, (size_t)D * sizeof(double));
-        }
-        if (s == FR_OK) s = sample_bwd(t, m, (uint32_t)j);
-        for (int64_t b = 0; b < m && s == FR_OK; b++) {
-            double v = t->logr[b];
-            for (int64_t k = 0; k < T; k++) v += t->logpb[b * T + k] - t->logpf[b * T + k];
-            wb[j + b] = v;
-        }
-    }
-    if (s == FR_OK) {
-        double mf = 0.0, mb = 0.0;
-        for (int64_t i = 0; i < n; i++) {
-            mf += wf[i];
-            mb += wb[i];
-        }
-        ev->log_z_is = logmeanexp(wf, n);
-        ev->elbo = mf / (double)n;
-        ev->eubo = mb / (double)n;
-        ev->log_z_true = t->log_z_true;
-        ev->log_z_learned = NAN;
-        if (t->has_z) s = log_z_param(t, &ev->log_z_learned);
-        if (t->has_flow && s == FR_OK) { /* log F_0 at x_0 = 0 */
-            memset(t->xs, 0, (size_t)D * sizeof(double));
-            s = forward_step(t, t->xs, 1, 0, 1);
-            if (s == FR_OK) ev->log_z_learned = log_flow(t, t->fout_h[0], t->xs, 0);
-        }
-    }
-    free(wf);
-    free(wb);
-    return s;
-}
-
-/* ---- checkpoints --------------------------------------------------------------------------- */
-
-fr_status fr_gfnd_trainer_save(fr_gfnd_trainer *t, fr_st_file *f)
-{
-    int64_t one = 1;
-    fr_tensor c;
-    FR_TRY(fr_tensor_alloc(&c, FR_I64, 1, &one));
-    ((int64_t *)c.data)[0] = t->iter;
-    FR_TRY(fr_st_add_take(f, "gfnd.counters", &c));
-    if (t->buf) FR_TRY(fr_gfnd_replay_save(t->buf, f, "gfnd.buffer"));
-    if (t->buf_ls) FR_TRY(fr_gfnd_replay_save(t->buf_ls, f, "gfnd.buffer_ls"));
-    return FR_OK;
-}
-
-fr_status fr_gfnd_trainer_load(fr_gfnd_trainer *t, const fr_st_file *f, const char *path)
-{
-    const fr_tensor *c = fr_st_get(f, "gfnd.counters");
-    if (!c || c->dtype != FR_I64 || c->ndim != 1 || c->shape[0] != 1)
-        return fr_fail(FR_ERR_FORMAT, "%s: gfnd.counters missing or not I64 (1,)", path);
-    t->iter = ((const int64_t *)c->data)[0];
-    if (t->buf) FR_TRY(fr_gfnd_replay_load(t->buf, f, "gfnd.buffer", path));
-    if (t->buf_ls) FR_TRY(fr_gfnd_replay_load(t->buf_ls, f, "gfnd.buffer_ls", path));
-    return FR_OK;
-}
-
-fr_status fr_gfnd_trainer_digest(fr_gfnd_trainer *t, uint64_t *digest, int64_t *n_params)
-{
-    float *h = fr_malloc((size_t)t->arena_n * sizeof *h);
-    if (!h) return FR_ERR_NOMEM;
-    fr_status s = fr_d2h(t->be, h, t->arena_v, (size_t)t->arena_n * sizeof *h);
-    if (s == FR_OK) *digest = fr_digest_bytes(h, (size_t)t->arena_n * sizeof *h);
-    if (n_params) {
-        int64_t c = 0;
-        for (int p = 0; p < t->n_params; p++) c += fr_tensor_numel(&t->vals[p]);
-        *n_params = c;
-    }
-    free(h);
-    return s;
-}
