@@ -98,7 +98,10 @@ METHOD_ROW = {"TB": ("TB [41]", ""), "TB + Expl.": ("TB + Expl. [41]", ""), "TB 
 
 # (iterations, batch) per (target, method) where not 300 of 64 (docs/algorithms/gfn-diffusion.md §7: the probes
 # that chose them; the paper's runs are 25,000 iterations of batch 300).
-BUDGET = {("Funnel", "TB"): (100, 300), ("25GMM", "TB + Expl. + LP"): (900, 64), ("25GMM", "VarGrad + Expl. + LP"): (900, 64)}
+# The LS and LP(t) rows run at the budget of the LP row they are compared with (like for like).
+BUDGET = {("Funnel", "TB"): (100, 300), ("25GMM", "TB + Expl. + LP"): (900, 64), ("25GMM", "VarGrad + Expl. + LP"): (900, 64),
+          ("25GMM", "TB + Expl. + LP(t)"): (900, 64), ("25GMM", "VarGrad + Expl. + LP + LS"): (900, 64),
+          ("25GMM", "VarGrad + Expl. + LP(t) + LS"): (900, 64)}
 
 
 def budget(target, method, iterations, batch):

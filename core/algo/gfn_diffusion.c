@@ -174,12 +174,15 @@ static void gfnd_header(fr_run *r, void *state)
                 (long long)a->n_hidden, (long long)a->harmonics, a->learned_variance ? "learned" : "fixed",
                 a->langevin ? (a->langevin_time_scale ? ", langevin NN2(t)" : ", langevin") : "", a->partial_energy ? ", partial energy" : "", a->exploration,
                 (long long)a->exploration_decay, a->lr_flow, r->env.energy->log_z(&r->env));
-    if (a->both_ways || a->local_search)
-        fr_run_info(r, "both ways: buffer %lld (%s, rank weight %g)%s; local search every %lld: %lld MALA steps, burn-in "
+    if (a->both_ways && !a->local_search)
+        fr_run_info(r, "both ways: buffer %lld (%s, rank weight %g), no local search", (long long)a->buffer_size,
+                    k_prio_names[a->prioritized], a->rank_weight);
+    if (a->local_search)
+        fr_run_info(r, "both ways: buffer %lld (%s, rank weight %g); local search every %lld: %lld MALA steps, burn-in "
                        "%lld, step %g%s (target acceptance %g)",
-                    (long long)a->buffer_size, k_prio_names[a->prioritized], a->rank_weight,
-                    a->local_search ? "" : " [local search off]", (long long)a->ls_cycle, (long long)a->max_iter_ls,
-                    (long long)a->burn_in, a->ld_step, a->ld_schedule ? " adapted" : " fixed", a->target_acceptance_rate);
+                    (long long)a->buffer_size, k_prio_names[a->prioritized], a->rank_weight, (long long)a->ls_cycle,
+                    (long long)a->max_iter_ls, (long long)a->burn_in, a->ld_step, a->ld_schedule ? " adapted" : " fixed",
+                    a->target_acceptance_rate);
 }
 
 static fr_status gfnd_epoch(fr_run *r, void *state)
