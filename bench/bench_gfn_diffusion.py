@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """make bench-gfn-diffusion: diffusion samplers trained as GFlowNets on 25GMM, Funnel and Manywell
-(issue 13): TB, TB + Expl., VarGrad + Expl., TB + Expl. + LP and VarGrad + Expl. + LP (the methods of
-Sendera et al. 2024's Table 1 that flowrl implements), 3 seeds.
+(issue 13): TB, TB + Expl., VarGrad + Expl., TB + Expl. + LP, VarGrad + Expl. + LP and VarGrad + Expl. + LP + LS
+(the methods of Sendera et al. 2024's Table 1 that flowrl implements; LP(t): the paper's time-only Langevin scale), 3 seeds.
 
 `flowrl train --algo gfn-diffusion --env gmm25|funnel|manywell --loss tb|tb-avg [--langevin] [--exploration 0.2]`
 at the public code's configuration (GFNOrg/gfn-diffusion@255b499 energy_sampling/train.py: T 100, hidden 64,
@@ -41,13 +41,25 @@ TARGETS = {"25GMM": ("gmm25", 5.0), "Funnel": ("funnel", 5.0), "Manywell": ("man
 # --exploration_factor 0.2 (README.md's TB + Expl., VarGrad + Expl. and TB + Expl. + LP commands): flowrl's
 # --exploration 0.2 with the default --exploration-decay 5000 (utils.py get_exploration_std's 5,000 iterations, kept
 # as they are, so a run shorter than 5,000 iterations ends while e is still decaying).
-METHODS = [("TB", "tb", False, False), ("TB + Expl.", "tb", False, True), ("TB + LP", "tb", True, False),
-           ("TB + Expl. + LP", "tb", True, True), ("VarGrad", "tb-avg", False, False),
-           ("VarGrad + Expl.", "tb-avg", False, True), ("VarGrad + LP", "tb-avg", True, False),
-           ("VarGrad + Expl. + LP", "tb-avg", True, True)]
-# The methods a plain run measures: those with a Table 1 row of the same method (VarGrad + Expl. + LP's row adds
-# local search, which flowrl does not implement: the nearest row, named as such).
-DEFAULT_METHODS = ["TB", "TB + Expl.", "TB + Expl. + LP", "VarGrad + Expl.", "VarGrad + Expl. + LP"]
+# "+ LS" is the README's local search (its TB + Expl. + LS command: --both_ways --local_search --buffer_size 600000
+# --prioritized rank --rank_weight 0.01 --ld_step 0.1 --ld_schedule --target_acceptance_rate 0.574; max_iter_ls 200,
+# burn_in 100, ls_cycle 100 train.py's defaults). "LP(t)" is the paper's Langevin parametrisation, NN2 a function of
+# the time alone (appendix D eq. 17; the code's LangevinScalingModelPIS): flowrl's --langevin-time-scale; plain "LP"
+# is flowrl's NN2(x, t), a column of the drift head (docs/algorithms/gfn-diffusion.md §6).
+LS = ["--local-search", "--buffer-size", 600000, "--prioritized", "rank", "--rank-weight", 0.01, "--ld-step", 0.1,
+      "--ld-schedule", "--target-acceptance-rate", 0.574]
+LPT = ["--langevin-time-scale"]
+# (name, loss, Langevin drift, exploration, further options)
+METHODS = [("TB", "tb", False, False, []), ("TB + Expl.", "tb", False, True, []), ("TB + LP", "tb", True, False, []),
+           ("TB + Expl. + LP", "tb", True, True, []), ("TB + Expl. + LP(t)", "tb", True, True, LPT),
+           ("VarGrad", "tb-avg", False, False, []), ("VarGrad + Expl.", "tb-avg", False, True, []),
+           ("VarGrad + LP", "tb-avg", True, False, []), ("VarGrad + Expl. + LP", "tb-avg", True, True, []),
+           ("VarGrad + Expl. + LP + LS", "tb-avg", True, True, LS),
+           ("VarGrad + Expl. + LP(t) + LS", "tb-avg", True, True, LPT + LS)]
+# The methods a plain run measures: those with a Table 1 row of the same method, and VarGrad + Expl. + LP (judged
+# against the row that adds local search, named as such).
+DEFAULT_METHODS = ["TB", "TB + Expl.", "TB + Expl. + LP", "VarGrad + Expl.", "VarGrad + Expl. + LP",
+                   "VarGrad + Expl. + LP + LS"]
 EXPLORATION = 0.2
 LOG_Z = {"25GMM": 0.0, "Funnel": 0.0, "Manywell": 164.695675}
 # The tolerances (docs/algorithms/gfn-diffusion.md §7): Sendera et al., "Improved off-policy training of
@@ -56,8 +68,9 @@ LOG_Z = {"25GMM": 0.0, "Funnel": 0.0, "Manywell": 164.695675}
 # the mean log weight: the public code's log_Z_lb, flowrl's ELBO) and Delta log Z^RW (the error of the
 # importance-weighted log Z-hat^RW: the code's log_Z = logmeanexp, flowrl's log_Z_IS). The row of each flowrl
 # importance-weighted log Z-hat^RW: the code's log_Z = logmeanexp, flowrl's log_Z_IS). Each method is judged
-# against the row of the same method where the table has one; the rows of VarGrad, TB + LP and VarGrad + LP
-# without exploration, and of VarGrad + Expl. + LP (the table's adds local search), are the nearest, and the
+# against the row of the same method where the table has one (LP(t) and LP against the same LP rows); the rows of
+# VarGrad, TB + LP and VarGrad + LP without exploration, and of VarGrad + Expl. + LP (the table's adds local
+# search), are the nearest, and the
 # verdict says what the row adds. Values: {row: {target: (Delta log Z mean, sd, Delta log Z^RW mean, sd)}}, as the
 # table prints them.
 TABLE1 = {
@@ -77,12 +90,18 @@ TABLE1 = {
 METHOD_ROW = {"TB": ("TB [41]", ""), "TB + Expl.": ("TB + Expl. [41]", ""), "TB + LP": ("TB + Expl. + LP", "Expl."),
               "TB + Expl. + LP": ("TB + Expl. + LP", ""), "VarGrad": ("VarGrad + Expl.", "Expl."),
               "VarGrad + Expl.": ("VarGrad + Expl.", ""), "VarGrad + LP": ("VarGrad + Expl. + LP + LS", "Expl., LS"),
-              "VarGrad + Expl. + LP": ("VarGrad + Expl. + LP + LS", "LS")}
+              "VarGrad + Expl. + LP": ("VarGrad + Expl. + LP + LS", "LS"),
+              "TB + Expl. + LP(t)": ("TB + Expl. + LP", ""),
+              "VarGrad + Expl. + LP + LS": ("VarGrad + Expl. + LP + LS", ""),
+              "VarGrad + Expl. + LP(t) + LS": ("VarGrad + Expl. + LP + LS", "")}
 
 
 # (iterations, batch) per (target, method) where not 300 of 64 (docs/algorithms/gfn-diffusion.md §7: the probes
 # that chose them; the paper's runs are 25,000 iterations of batch 300).
-BUDGET = {("Funnel", "TB"): (100, 300), ("25GMM", "TB + Expl. + LP"): (900, 64), ("25GMM", "VarGrad + Expl. + LP"): (900, 64)}
+# The LS and LP(t) rows run at the budget of the LP row they are compared with (like for like).
+BUDGET = {("Funnel", "TB"): (100, 300), ("25GMM", "TB + Expl. + LP"): (900, 64), ("25GMM", "VarGrad + Expl. + LP"): (900, 64),
+          ("25GMM", "TB + Expl. + LP(t)"): (900, 64), ("25GMM", "VarGrad + Expl. + LP + LS"): (900, 64),
+          ("25GMM", "VarGrad + Expl. + LP(t) + LS"): (900, 64)}
 
 
 def budget(target, method, iterations, batch):
@@ -100,7 +119,7 @@ log = logger("bench_gfn_diffusion")
 
 
 def run(item):
-    target, (name, loss, lp, expl), seed, iters, batch = item
+    target, (name, loss, lp, expl, extra), seed, iters, batch = item
     env, ts = TARGETS[target]
     t0 = time.time()
     work = tempfile.mkdtemp(prefix="bench_gfnd.")
@@ -111,6 +130,7 @@ def run(item):
         args.append("--langevin")
     if expl:
         args += ["--exploration", EXPLORATION]
+    args += extra
     out = flowrl(FLOWRL, args, name="bench_gfn_diffusion")
     wall = time.time() - t0
     shutil.rmtree(work, ignore_errors=True)
@@ -205,7 +225,7 @@ def main():
             "s per run (1 thread) |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     kept_pairs = []
     for t in TARGETS:
-        for name, _, _, _ in METHODS:
+        for name, *_ in METHODS:
             rs = [r for r in res if r["target"] == t and r["method"] == name]
             if rs:
                 r0 = dict(traj=rs[0]["traj"], d=[r["dlogz"] for r in rs],
@@ -227,7 +247,8 @@ def main():
         "## Diffusion samplers as GFlowNets on 25GMM, Funnel and Manywell (issue 13)", "",
         f"Measured {t_start} by `{cmd.strip()}` (`make bench-gfn-diffusion`) at {git_line()} on {machine_line()} "
         f"(load average {load0} before; {total / 60:.1f} min for its runs). `flowrl train --algo gfn-diffusion "
-        "--env gmm25|funnel|manywell --loss tb|tb-avg [--langevin] [--exploration 0.2]` (docs/algorithms/gfn-diffusion.md) "
+        "--env gmm25|funnel|manywell --loss tb|tb-avg [--langevin [--langevin-time-scale]] [--exploration 0.2] [--local-search "
+        "...]` (docs/algorithms/gfn-diffusion.md) "
         "at the public code's configuration (GFNOrg/gfn-diffusion@255b499 train.py: T 100, t_scale 5 (Manywell: 1, the README's), "
         "hidden 64 x 2, 64 harmonics, fixed "
         "variance, zero_init, clipping, Adam lr 1e-3, lr_flow 1e-1; + Expl. = --exploratory --exploration_wd "
@@ -239,7 +260,10 @@ def main():
         "(log Z = 0 for 25GMM and Funnel, 164.695675 for Manywell), log Z_IS = logmeanexp(log R + sum log P_B - sum "
         "log P_F) over 2,000 samples of the final sampler (the public code's log_Z, the paper's log Z-hat^RW); ELBO = "
         "the mean of the same weights (the code's log_Z_lb, the paper's log Z-hat); EUBO = their mean over 2,000 "
-        "ground-truth samples with tau ~ P_B (a stochastic upper bound). LP = the Langevin-parametrised drift. s per "
+        "ground-truth samples with tau ~ P_B (a stochastic upper bound). LP = the Langevin-parametrised drift with "
+        "flowrl's NN2(x, t), LP(t) with the paper's NN2(t) (--langevin-time-scale); LS = the README's local search "
+        "(--local-search --buffer-size 600000 --prioritized rank --rank-weight 0.01 --ld-step 0.1 --ld-schedule, "
+        "every 100 iterations 200 MALA steps, burn-in 100; odd iterations train on P_B trajectories from its buffer). s per "
         "run: the median wall-clock of a run on this machine as loaded (load average above), not the cost on a "
         "quiet core." + kept_note, "",
         *rows, "",
@@ -247,7 +271,8 @@ def main():
         "diffusion samplers* (NeurIPS 2024; arXiv 2402.05098v4), **Table 1** (log-partition function estimation "
         "errors, mean ± standard deviation over 5 runs), the row named in the table per method: the same method's "
         "(TB, TB + Expl., VarGrad + Expl., TB + Expl. + LP), else the nearest, with what it adds in the verdict "
-        "(VarGrad + Expl. + LP -> \"VarGrad + Expl. + LP + LS\": flowrl has no local search; the rows without "
+        "(TB + Expl. + LP(t) -> TB + Expl. + LP, VarGrad + Expl. + LP(t) + LS and VarGrad + Expl. + LP + LS -> "
+        "VarGrad + Expl. + LP + LS; VarGrad + Expl. + LP -> \"VarGrad + Expl. + LP + LS\": without the local search; the rows without "
         "exploration of VarGrad, TB + LP and VarGrad + LP -> the table's rows with it). "
         "Tolerance = the row's mean + 2 standard deviations; Delta log Z^RW (flowrl's log Z_IS) against the row's "
         "Delta log Z^RW column, abs(ELBO - log Z) against its Delta log Z column. Verdict: pass when the mean over "

@@ -1,7 +1,8 @@
 /* The diffusion-sampler GFlowNet trainer (flowrl/gfn_diffusion.h; docs/algorithms/gfn-diffusion.md;
  * GFNOrg/gfn-diffusion@255b499 energy_sampling/models/gfn.py get_trajectory_fwd / _bwd,
- * evaluations.py): the drift MLP (and the flow MLP of db / subtb) through the op table, the
- * Euler–Maruyama sampler, the bridge, the losses of core/gfn_diffusion_loss.c and the evaluation.
+ * evaluations.py): the drift MLP (and the flow MLP of db / subtb, the time-only NN2) through the op
+ * table, the policy of a row, the Euler–Maruyama sampler and the bridge; an iteration's gradient,
+ * the evaluation and checkpoints are core/gfn_diffusion_step.c, the losses core/gfn_diffusion_loss.c.
  *
  * An MLP here takes [x (D), e(t) (2·harmonics)], e(t) = (sin 2πjt, cos 2πjt)_{j=1..harmonics}
  * (TimeEncoding's features), through Linear → GELU → … → Linear. The first layer is split as
@@ -15,50 +16,11 @@
 
 #include "flowrl/awm_elem.h"
 #include "flowrl/detmath.h"
-#include "flowrl/digest.h"
 #include "flowrl/gfn_diffusion.h"
+#include "flowrl/gfn_diffusion_ls.h"
 #include "flowrl/ops.h"
 #include "flowrl/philox.h"
-
-#define LOG_2PI 1.8378770664093454836
-#define ND_MAX_L 16
-
-typedef struct {
-    int L;                       /* linear layers */
-    int64_t dim[ND_MAX_L + 1];   /* dim[0] = D (the x part of layer 0's input), dim[L] = outputs */
-    int n;                       /* tensors: W_x, W_t, b_0, then (W, b) per later layer */
-    fr_tensor *vals, *grads;     /* views into the trainer's arenas */
-    float *c;                    /* (T, dim[1]) W_t·e(t_k) + b_0 of the current weights */
-    float *dc;                   /* (T, dim[1]) the time rows' gradient */
-    float *pre[ND_MAX_L], *post[ND_MAX_L]; /* (cap, dim[l+1]) */
-} mlp;
-
-struct fr_gfnd_trainer {
-    fr_backend *be;
-    const fr_env *env;
-    fr_gfnd_opts o;
-    int64_t D, T, B, E;          /* E = 2·harmonics */
-    int64_t Op;                  /* drift outputs: D means [+ D log-variances] [+ 1 Langevin scale] */
-    int has_flow, has_z;
-    mlp pol, flow;
-    int n_params, n_pol;
-    fr_tensor vals[4 * ND_MAX_L + 1], grads[4 * ND_MAX_L + 1];
-    fr_param params[4 * ND_MAX_L + 1];
-    char names[4 * ND_MAX_L + 1][32];
-    float *arena_v, *arena_g;    /* backend: every parameter, then log Z */
-    int64_t arena_n;
-    float *temb;                 /* backend (T, E) */
-    float *x;                    /* backend (cap, D) */
-    float *d0, *d1;              /* backend (cap, wmax) */
-    int64_t cap;                 /* T·B rows */
-    /* host */
-    float *xin_h, *out_h, *fout_h, *dout_h; /* (cap, D), (cap, Op), (cap,), (cap, max(Op, 1)) */
-    double *xs;                  /* (T + 1, B, D) the states */
-    double *glr;                 /* (T, B, D) ∇log R at x_k (langevin) */
-    double *logpf, *logpb, *logf, *logr, *gpf, *gf; /* (B, T), (B, T), (B, T + 1), (B,), ... */
-    double log_z_true;
-    int64_t iter;
-};
+#include "core/gfn_diffusion_internal.h"
 
 fr_gfnd_opts fr_gfnd_opts_default(void)
 {
@@ -79,6 +41,14 @@ fr_gfnd_opts fr_gfnd_opts_default(void)
     o.exploration_decay = 5000;
     o.subtb_lambda = 2.0;
     o.seed = 1;
+    o.buffer_size = 600000;
+    o.buffer_rank = 1;
+    o.rank_weight = 0.01;
+    o.ls_cycle = 100;
+    o.ls_iters = 200;
+    o.ls_burn_in = 100;
+    o.ld_step = 0.001;
+    o.ls_target_rate = 0.574;
     return o;
 }
 
@@ -96,10 +66,10 @@ static const fr_tensor *weight(const mlp *m, int l) { return l == 0 ? &m->vals[0
 static const fr_tensor *bias(const mlp *m, int l) { return &m->vals[3 + 2 * (l - 1) + 1]; }
 
 /* The n rows from row r0 (all at step k) of t->x through m. */
-static void mlp_forward(fr_gfnd_trainer *t, mlp *m, int64_t r0, int64_t n, int64_t k)
+static void mlp_forward(fr_gfnd_trainer *t, mlp *m, const float *x, int64_t r0, int64_t n, int64_t k)
 {
     const fr_ops *op = t->be->ops;
-    const float *in = t->x + r0 * t->D;
+    const float *in = x + r0 * t->D;
     t->be->work.fwd_rows += (uint64_t)n;
     for (int l = 0; l < m->L; l++) {
         float *pre = m->pre[l] + r0 * m->dim[l + 1];
@@ -113,15 +83,15 @@ static void mlp_forward(fr_gfnd_trainer *t, mlp *m, int64_t r0, int64_t n, int64
     }
 }
 
-/* The gradients (into the zeroed grads) of all T·n rows whose output gradient is in t->d0. */
-static void mlp_backward(fr_gfnd_trainer *t, mlp *m, int64_t n)
+/* The gradients (into the zeroed grads) of all T·n rows of inputs x whose output gradient is in t->d0. */
+void fr_gfnd_mlp_backward(fr_gfnd_trainer *t, mlp *m, const float *x, int64_t n)
 {
     const fr_ops *op = t->be->ops;
     const int64_t R = t->T * n;
     float *d = t->d0, *dn = t->d1;
     t->be->work.bwd_rows += (uint64_t)R;
     for (int l = m->L - 1; l >= 0; l--) {
-        const float *in = l == 0 ? t->x : m->post[l - 1];
+        const float *in = l == 0 ? x : m->post[l - 1];
         fr_tensor *gw = l == 0 ? &m->grads[0] : &m->grads[3 + 2 * (l - 1)];
         op->gemm(1, 0, m->dim[l + 1], m->dim[l], R, d, in, gw->data, 1);
         if (l == 0) break;
@@ -156,6 +126,13 @@ static fr_status check_opts(const fr_env *env, const fr_gfnd_opts *o)
     if (!(o->t_scale > 0.0) || !(o->subtb_lambda > 0.0) || !(o->exploration >= 0.0))
         return fr_fail(FR_ERR_ARG, "gfn-diffusion: --t-scale %g and --subtb-lambda %g must be > 0, --exploration %g >= 0",
                        o->t_scale, o->subtb_lambda, o->exploration);
+    if ((o->both_ways || o->local_search) &&
+        (o->loss != FR_GFND_TB && o->loss != FR_GFND_TB_AVG))
+        return fr_fail(FR_ERR_ARG, "gfn-diffusion: --both-ways / --local-search train tb or tb-avg (train.py --mode_bwd)");
+    if (o->local_search && (o->ls_cycle < 1 || o->ls_iters < 0 || o->ls_burn_in < 0 || !(o->ld_step > 0.0)))
+        return fr_fail(FR_ERR_ARG, "gfn-diffusion: --ls-cycle %lld >= 1, --ls-iters %lld, --ls-burn-in %lld >= 0, "
+                                   "--ld-step %g > 0",
+                       (long long)o->ls_cycle, (long long)o->ls_iters, (long long)o->ls_burn_in, o->ld_step);
     return FR_OK;
 }
 
@@ -194,8 +171,9 @@ static void mlp_layout(fr_gfnd_trainer *t, mlp *m, const char *prefix, int64_t o
 
 /* torch.nn.Linear's init U(±1/√fan_in) from Philox (seed, FR_RNG_INIT, parameter, 2, 0) (c1 = 2
  * apart from fr_model and the discrete trainer); layer 0's fan-in is D + E. zero_init: the
- * drift's last layer 0 and its Langevin-scale bias 0.01 (LangevinScalingModel). */
-static void mlp_init(fr_gfnd_trainer *t, const mlp *m, int first, int zero_last, float *h)
+ * last layer 0 and the Langevin scale's bias (bias_at: the drift head's column, or the time-only
+ * NN2's output; −1: none) 0.01 (LangevinScalingModel). */
+static void mlp_init(fr_gfnd_trainer *t, const mlp *m, int first, int zero_last, int64_t bias_at, float *h)
 {
     for (int i = 0; i < m->n; i++) {
         const int p = first + i, l = i < 3 ? 0 : 1 + (i - 3) / 2;
@@ -206,7 +184,7 @@ static void mlp_init(fr_gfnd_trainer *t, const mlp *m, int first, int zero_last,
             v[j] = (2.0f * fr_rng_uniform(t->o.seed, FR_RNG_INIT, (uint32_t)p, 2, 0, (uint32_t)j) - 1.0f) * bound;
         if (zero_last && l == m->L - 1) {
             memset(v, 0, (size_t)numel * sizeof *v);
-            if (t->o.langevin && i == m->n - 1) v[t->Op - 1] = 0.01f;
+            if (bias_at >= 0 && i == m->n - 1) v[bias_at] = 0.01f;
         }
     }
 }
@@ -247,11 +225,13 @@ fr_status fr_gfnd_trainer_new(fr_gfnd_trainer **out, fr_backend *be, const fr_en
     t->B = o->batch;
     t->E = 2 * o->harmonics;
     t->cap = t->T * t->B;
-    t->Op = t->D * (o->learned_variance ? 2 : 1) + (o->langevin ? 1 : 0);
+    t->lgv_time = o->langevin && o->langevin_time_scale;
+    t->Op = t->D * (o->learned_variance ? 2 : 1) + (o->langevin && !t->lgv_time ? 1 : 0);
     t->has_flow = o->loss == FR_GFND_DB || o->loss == FR_GFND_SUBTB;
     t->has_z = o->loss == FR_GFND_TB;
     int64_t off = 0;
     mlp_layout(t, &t->pol, "drift", t->Op, &off);
+    if (t->lgv_time) mlp_layout(t, &t->lgv, "lgv", 1, &off);
     t->n_pol = t->n_params;
     if (t->has_flow) mlp_layout(t, &t->flow, "flow", 1, &off);
     if (t->has_z) {
@@ -280,6 +260,14 @@ fr_status fr_gfnd_trainer_new(fr_gfnd_trainer **out, fr_backend *be, const fr_en
     }
     if (s == FR_OK) s = alloc_mlp(t, &t->pol);
     if (s == FR_OK && t->has_flow) s = alloc_mlp(t, &t->flow);
+    if (s == FR_OK && t->lgv_time) {
+        s = alloc_mlp(t, &t->lgv);
+        t->x0 = fr_dev_floats(be, o->steps * t->D);
+        t->lgv_h = fr_calloc((size_t)o->steps, sizeof(float));
+        t->lgv_d = fr_calloc((size_t)o->steps, sizeof(double));
+        if (s == FR_OK && (!t->x0 || !t->lgv_h || !t->lgv_d)) s = FR_ERR_NOMEM;
+        if (s == FR_OK) s = fr_dev_zero(be, t->x0, (size_t)(o->steps * t->D) * sizeof(float));
+    }
     const int64_t B = t->B, T = t->T, D = t->D, cap = t->cap;
     if (s == FR_OK) {
         t->xin_h = fr_malloc((size_t)(cap * D) * sizeof(float));
@@ -311,14 +299,19 @@ fr_status fr_gfnd_trainer_new(fr_gfnd_trainer **out, fr_backend *be, const fr_en
         if (s == FR_OK) s = fr_h2d(be, t->temb, h, (size_t)(T * t->E) * sizeof *h);
         if (s == FR_OK) {
             memset(h, 0, (size_t)t->arena_n * sizeof *h);
-            mlp_init(t, &t->pol, 0, o->zero_init, h);
-            if (t->has_flow) mlp_init(t, &t->flow, t->n_pol, 0, h);
+            mlp_init(t, &t->pol, 0, o->zero_init, o->langevin && !t->lgv_time ? t->Op - 1 : -1, h);
+            if (t->lgv_time) mlp_init(t, &t->lgv, (int)(t->lgv.vals - t->vals), o->zero_init, 0, h);
+            if (t->has_flow) mlp_init(t, &t->flow, t->n_pol, 0, -1, h);
             if (t->has_z) h[(float *)t->vals[t->n_params - 1].data - t->arena_v] = (float)o->init_log_z;
             s = fr_h2d(be, t->arena_v, h, (size_t)t->arena_n * sizeof *h);
         }
         free(h);
     }
     if (s == FR_OK) t->log_z_true = env->energy->log_z(env);
+    if (s == FR_OK && (o->both_ways || o->local_search))
+        s = fr_gfnd_replay_new(&t->buf, o->buffer_size, t->D, o->buffer_rank, o->rank_weight);
+    if (s == FR_OK && o->local_search)
+        s = fr_gfnd_replay_new(&t->buf_ls, o->buffer_size, t->D, o->buffer_rank, o->rank_weight);
     if (s != FR_OK) {
         fr_gfnd_trainer_free(t);
         return s;
@@ -338,29 +331,34 @@ void fr_gfnd_trainer_free(fr_gfnd_trainer *t)
     void *host[] = {t->xin_h, t->out_h, t->fout_h, t->dout_h, t->xs,  t->glr, t->logpf,
                     t->logpb, t->logf,  t->logr,  t->gpf,    t->gf};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
+    fr_gfnd_replay_free(t->buf);
+    fr_gfnd_replay_free(t->buf_ls);
+    if (t->lgv_time) free_mlp(be, &t->lgv);
+    fr_dev_free(be, t->x0);
+    free(t->lgv_h);
+    free(t->lgv_d);
     free(t);
 }
 
 /* ---- the policy of one row ----------------------------------------------------------------- */
 
-static double clip(double v, double c) { return v < -c ? -c : v > c ? c : v; }
-static double tanh_d(double v)
-{
-    const double e = fr_awm_exp(-2.0 * fabs(v)), r = (1.0 - e) / (1.0 + e);
-    return v < 0.0 ? -r : r;
-}
-
 /* models/gfn.py predict_next_state + split_params: mean (D,), logvar (D,) of a row from the
  * drift network's outputs out (Op,) and ∇log R g (D,) (langevin); f = out[:D] + scale·g, then
  * the whole output clipped to ±gfn_clip (clipping); logvar = log t_scale [+ tanh(v)·range]. */
-static void pf_params(const fr_gfnd_trainer *t, const float *out, const double *g, double *mean, double *logvar)
+double fr_gfnd_lgv_scale(const fr_gfnd_trainer *t, const float *out, int64_t k)
+{
+    return !t->o.langevin ? 0.0 : t->lgv_time ? (double)t->lgv_h[k] : (double)out[t->Op - 1];
+}
+
+void fr_gfnd_pf_params(const fr_gfnd_trainer *t, const float *out, int64_t k, const double *g, double *mean,
+                      double *logvar)
 {
     const int64_t D = t->D;
     const double lts = fr_awm_log(t->o.t_scale), c = t->o.clipping ? t->o.gfn_clip : INFINITY;
-    const double scale = t->o.langevin ? (double)out[t->Op - 1] : 0.0;
+    const double scale = fr_gfnd_lgv_scale(t, out, k);
     for (int64_t d = 0; d < D; d++) {
-        mean[d] = clip((double)out[d] + (t->o.langevin ? scale * g[d] : 0.0), c);
-        logvar[d] = lts + (t->o.learned_variance ? tanh_d(clip((double)out[D + d], c)) * t->o.log_var_range : 0.0);
+        mean[d] = fr_gfnd_clip((double)out[d] + (t->o.langevin ? scale * g[d] : 0.0), c);
+        logvar[d] = lts + (t->o.learned_variance ? fr_gfnd_tanh(fr_gfnd_clip((double)out[D + d], c)) * t->o.log_var_range : 0.0);
     }
 }
 
@@ -370,13 +368,13 @@ static void langevin_grad(const fr_gfnd_trainer *t, const double *x, double *g)
     t->env->energy->grad_log_reward(t->env, x, g);
     for (int64_t d = 0; d < t->D; d++) {
         if (isnan(g[d])) g[d] = 0.0;
-        if (t->o.clipping) g[d] = clip(g[d], t->o.lgv_clip);
+        if (t->o.clipping) g[d] = fr_gfnd_clip(g[d], t->o.lgv_clip);
     }
 }
 
 /* log P_F(x1 | x0) of a row: −½ Σ (noise² + log 2π + log Δt + logvar), noise = (x1 − x0 − Δt·mean)
  * / (√Δt·σ); noise (D,) may be NULL. */
-static double log_pf(const fr_gfnd_trainer *t, const double *x0, const double *x1, const double *mean,
+double fr_gfnd_log_pf(const fr_gfnd_trainer *t, const double *x0, const double *x1, const double *mean,
                      const double *logvar, double *noise)
 {
     const double dt = 1.0 / (double)t->T, sdt = sqrt(dt), ldt = fr_awm_log(dt);
@@ -391,7 +389,7 @@ static double log_pf(const fr_gfnd_trainer *t, const double *x0, const double *x
 
 /* log F_k of a row (db, subtb): the flow network's output, with partial_energy the FL term
  * (1 − t_k)·log N(x; 0, t_scale·max(1, k)·Δt) + t_k·log R(x). */
-static double log_flow(const fr_gfnd_trainer *t, float f, const double *x, int64_t k)
+double fr_gfnd_log_flow(const fr_gfnd_trainer *t, float f, const double *x, int64_t k)
 {
     double v = (double)f;
     if (t->o.partial_energy) {
@@ -405,18 +403,29 @@ static double log_flow(const fr_gfnd_trainer *t, float f, const double *x, int64
 
 /* ---- trajectories ---------------------------------------------------------------------------- */
 
+/* The current weights' time rows, and NN2(t_k) of every step (langevin_time_scale) to the host. */
+fr_status fr_gfnd_prepare(fr_gfnd_trainer *t)
+{
+    time_rows(t, &t->pol);
+    if (t->has_flow) time_rows(t, &t->flow);
+    if (!t->lgv_time) return FR_OK;
+    time_rows(t, &t->lgv);
+    for (int64_t k = 0; k < t->T; k++) mlp_forward(t, &t->lgv, t->x0, k, 1, k);
+    return fr_d2h(t->be, t->lgv_h, t->lgv.pre[t->lgv.L - 1], (size_t)t->T * sizeof(float));
+}
+
 /* Step k's network outputs for n rows whose states are xs_k (n, D): x to the backend, the drift
  * (and flow) forward at rows [k·n, (k+1)·n), the outputs back into out_h / fout_h at those rows. */
-static fr_status forward_step(fr_gfnd_trainer *t, const double *xs_k, int64_t n, int64_t k, int flow)
+fr_status fr_gfnd_forward_step(fr_gfnd_trainer *t, const double *xs_k, int64_t n, int64_t k, int flow)
 {
     const int64_t D = t->D, r0 = k * n;
     for (int64_t i = 0; i < n * D; i++) t->xin_h[r0 * D + i] = (float)xs_k[i];
     FR_TRY(fr_h2d(t->be, t->x + r0 * D, t->xin_h + r0 * D, (size_t)(n * D) * sizeof(float)));
-    mlp_forward(t, &t->pol, r0, n, k);
+    mlp_forward(t, &t->pol, t->x, r0, n, k);
     FR_TRY(fr_d2h(t->be, t->out_h + r0 * t->Op, t->pol.pre[t->pol.L - 1] + r0 * t->Op,
                   (size_t)(n * t->Op) * sizeof(float)));
     if (flow) {
-        mlp_forward(t, &t->flow, r0, n, k);
+        mlp_forward(t, &t->flow, t->x, r0, n, k);
         FR_TRY(fr_d2h(t->be, t->fout_h + r0, t->flow.pre[t->flow.L - 1] + r0, (size_t)n * sizeof(float)));
     }
     return FR_OK;
@@ -425,7 +434,7 @@ static fr_status forward_step(fr_gfnd_trainer *t, const double *xs_k, int64_t n,
 /* n forward trajectories from x_0 = 0 into t->xs (T + 1, n, D), logpf / logpb / logf (n, ·) and
  * t->glr; noise Philox (seed, purpose, c0, c1_base + b, k) element d; exploration e adds e² to
  * the sampling variance σ²Δt (log P_F stays the policy's). */
-static fr_status sample_fwd(fr_gfnd_trainer *t, int64_t n, uint32_t purpose, uint32_t c0, uint32_t c1_base, double e,
+fr_status fr_gfnd_sample_fwd(fr_gfnd_trainer *t, int64_t n, uint32_t purpose, uint32_t c0, uint32_t c1_base, double e,
                             int flow)
 {
     const int64_t D = t->D, T = t->T;
@@ -438,9 +447,9 @@ static fr_status sample_fwd(fr_gfnd_trainer *t, int64_t n, uint32_t purpose, uin
         double *xk = t->xs + k * n * D, *xk1 = t->xs + (k + 1) * n * D, *gk = t->glr + k * n * D;
         if (t->o.langevin)
             for (int64_t b = 0; b < n; b++) langevin_grad(t, xk + b * D, gk + b * D);
-        s = forward_step(t, xk, n, k, flow);
+        s = fr_gfnd_forward_step(t, xk, n, k, flow);
         for (int64_t b = 0; b < n && s == FR_OK; b++) {
-            pf_params(t, t->out_h + (k * n + b) * t->Op, gk + b * D, mean, lv);
+            fr_gfnd_pf_params(t, t->out_h + (k * n + b) * t->Op, k, gk + b * D, mean, lv);
             for (int64_t d = 0; d < D; d++) {
                 /* logaddexp(logvar, 2·log(e/√Δt)): σ² + e²/Δt */
                 const double var = fr_awm_exp(lv[d]) + (e > 0.0 ? e * e / dt : 0.0);
@@ -448,9 +457,9 @@ static fr_status sample_fwd(fr_gfnd_trainer *t, int64_t n, uint32_t purpose, uin
                                                        (uint32_t)d);
                 xk1[b * D + d] = xk[b * D + d] + dt * mean[d] + sdt * sqrt(var) * z;
             }
-            t->logpf[b * T + k] = log_pf(t, xk + b * D, xk1 + b * D, mean, lv, NULL);
+            t->logpf[b * T + k] = fr_gfnd_log_pf(t, xk + b * D, xk1 + b * D, mean, lv, NULL);
             t->logpb[b * T + k] = fr_gfnd_log_pb(xk + b * D, xk1 + b * D, k, D, t->o.t_scale, T);
-            if (flow) t->logf[b * (T + 1) + k] = log_flow(t, t->fout_h[k * n + b], xk + b * D, k);
+            if (flow) t->logf[b * (T + 1) + k] = fr_gfnd_log_flow(t, t->fout_h[k * n + b], xk + b * D, k);
         }
     }
     for (int64_t b = 0; b < n && s == FR_OK; b++) {
@@ -461,7 +470,7 @@ static fr_status sample_fwd(fr_gfnd_trainer *t, int64_t n, uint32_t purpose, uin
     return s;
 }
 
-static fr_status log_z_param(fr_gfnd_trainer *t, double *z)
+fr_status fr_gfnd_log_z_param(fr_gfnd_trainer *t, double *z)
 {
     float f;
     FR_TRY(fr_d2h(t->be, &f, t->vals[t->n_params - 1].data, sizeof f));
@@ -469,106 +478,16 @@ static fr_status log_z_param(fr_gfnd_trainer *t, double *z)
     return FR_OK;
 }
 
-fr_status fr_gfnd_trainer_grad(fr_gfnd_trainer *t, fr_gfnd_step_info *info)
-{
-    const int64_t D = t->D, T = t->T, B = t->B, Op = t->Op;
-    /* get_exploration_std: factor·max(0, 1 − it/5000) with exploration_wd */
-    double e = t->o.exploration;
-    if (e > 0.0 && t->o.exploration_decay > 0) {
-        const double f = 1.0 - (double)t->iter / (double)t->o.exploration_decay;
-        e *= f > 0.0 ? f : 0.0;
-    }
-    time_rows(t, &t->pol);
-    if (t->has_flow) time_rows(t, &t->flow);
-    FR_TRY(sample_fwd(t, B, FR_RNG_GFND_NOISE, (uint32_t)t->iter, 0, e, t->has_flow));
-    double log_z = 0.0, g_log_z = 0.0, loss = 0.0;
-    if (t->has_z) FR_TRY(log_z_param(t, &log_z));
-    FR_TRY(fr_gfnd_loss_eval(t->o.loss, B, T, t->logpf, t->logpb, t->has_flow ? t->logf : NULL, t->logr, log_z,
-                        t->o.subtb_lambda, &loss, t->gpf, t->has_flow ? t->gf : NULL, &g_log_z));
-    /* the outputs' gradient: d log P_F / d mean = noise·√Δt/σ, / d logvar = ½(noise² − 1) */
-    const double dt = 1.0 / (double)T, sdt = sqrt(dt), c = t->o.clipping ? t->o.gfn_clip : INFINITY;
-    double *mean = fr_malloc((size_t)(3 * D) * sizeof *mean), *lv = mean + D, *z = mean + 2 * D;
-    if (!mean) return FR_ERR_NOMEM;
-    for (int64_t k = 0; k < T; k++)
-        for (int64_t b = 0; b < B; b++) {
-            const int64_t r = k * B + b;
-            const float *out = t->out_h + r * Op;
-            const double *gk = t->glr + r * D, gl = t->gpf[b * T + k];
-            float *dout = t->dout_h + r * Op;
-            pf_params(t, out, gk, mean, lv);
-            log_pf(t, t->xs + r * D, t->xs + (r + B) * D, mean, lv, z);
-            const double scale = t->o.langevin ? (double)out[Op - 1] : 0.0;
-            double dscale = 0.0;
-            for (int64_t d = 0; d < D; d++) {
-                const double pre = (double)out[d] + (t->o.langevin ? scale * gk[d] : 0.0);
-                const double dm = fabs(pre) > c ? 0.0 : gl * z[d] * sdt / fr_awm_exp(0.5 * lv[d]);
-                dout[d] = (float)dm;
-                dscale += dm * gk[d];
-                if (t->o.learned_variance) {
-                    const double v = (double)out[D + d], th = tanh_d(v);
-                    dout[D + d] = fabs(v) > c ? 0.0f
-                                              : (float)(gl * 0.5 * (z[d] * z[d] - 1.0) * t->o.log_var_range * (1.0 - th * th));
-                }
-            }
-            if (t->o.langevin) dout[Op - 1] = (float)dscale;
-        }
-    free(mean);
-    FR_TRY(fr_dev_zero(t->be, t->arena_g, (size_t)t->arena_n * sizeof(float)));
-    FR_TRY(fr_h2d(t->be, t->d0, t->dout_h, (size_t)(T * B * Op) * sizeof(float)));
-    mlp_backward(t, &t->pol, B);
-    if (t->has_flow) {
-        for (int64_t k = 0; k < T; k++)
-            for (int64_t b = 0; b < B; b++) t->dout_h[k * B + b] = (float)t->gf[b * (T + 1) + k];
-        FR_TRY(fr_h2d(t->be, t->d0, t->dout_h, (size_t)(T * B) * sizeof(float)));
-        mlp_backward(t, &t->flow, B);
-    }
-    if (t->has_z) {
-        const float gz = (float)g_log_z;
-        FR_TRY(fr_h2d(t->be, t->grads[t->n_params - 1].data, &gz, sizeof gz));
-    }
-    t->iter++;
-    if (info) {
-        double lr = 0.0;
-        for (int64_t b = 0; b < B; b++) lr += t->logr[b];
-        info->iteration = t->iter;
-        info->loss = loss;
-        info->exploration = e;
-        info->log_r_mean = lr / (double)B;
-    }
-    return FR_OK;
-}
-
-int fr_gfnd_trainer_params(fr_gfnd_trainer *t, fr_param **ps, int *n_policy)
-{
-    *ps = t->params;
-    *n_policy = t->n_pol;
-    return t->n_params;
-}
-
-/* ---- evaluation ---------------------------------------------------------------------------- */
-
-static double logmeanexp(const double *w, int64_t n)
-{
-    double m = -INFINITY, s = 0.0;
-    for (int64_t i = 0; i < n; i++)
-        if (w[i] > m) m = w[i];
-    for (int64_t i = 0; i < n; i++) s += fr_awm_exp(w[i] - m);
-    return m + fr_awm_log(s / (double)n);
-}
-
-/* n ground-truth x (the target's sampler at (seed, j0 + b)) and τ ~ P_B back to 0 into t->xs,
- * t->logpb; then log P_F along τ (evaluations.py / torchgfn density_metrics's EUBO). */
-static fr_status sample_bwd(fr_gfnd_trainer *t, int64_t n, uint32_t j0)
+/* From the n terminal states in t->xs at step T (their log R in t->logr), τ ~ P_B back to 0
+ * (models/gfn.py get_trajectory_bwd) with noise Philox (seed, purpose, c0, c1_base + b, k)
+ * element d into t->xs, t->logpb; then the drift network along τ, log P_F into t->logpf (t->glr,
+ * t->out_h hold what the gradient needs, as after sample_fwd). */
+fr_status fr_gfnd_back_traj(fr_gfnd_trainer *t, int64_t n, uint32_t purpose, uint32_t c0, uint32_t c1_base)
 {
     const int64_t D = t->D, T = t->T;
     const double dt = 1.0 / (double)T;
     double *mean = fr_malloc((size_t)(2 * D) * sizeof *mean), *lv = mean + D;
     if (!mean) return FR_ERR_NOMEM;
-    for (int64_t b = 0; b < n; b++) {
-        double *x = t->xs + (T * n + b) * D;
-        t->env->energy->sample(t->env, t->o.seed, j0 + (uint32_t)b, x);
-        t->logr[b] = t->env->energy->log_reward(t->env, x);
-    }
     for (int64_t k = T - 1; k >= 0; k--)
         for (int64_t b = 0; b < n; b++) {
             const double *x1 = t->xs + ((k + 1) * n + b) * D;
@@ -577,7 +496,7 @@ static fr_status sample_bwd(fr_gfnd_trainer *t, int64_t n, uint32_t j0)
             for (int64_t d = 0; d < D; d++)
                 x0[d] = k == 0 ? 0.0
                                : x1[d] * (double)k / (double)(k + 1) +
-                                     sd * (double)fr_rng_normal(t->o.seed, FR_RNG_GFND_BACK, 0, j0 + (uint32_t)b,
+                                     sd * (double)fr_rng_normal(t->o.seed, purpose, c0, c1_base + (uint32_t)b,
                                                                 (uint32_t)k, (uint32_t)d);
             t->logpb[b * T + k] = fr_gfnd_log_pb(x0, x1, k, D, t->o.t_scale, T);
         }
@@ -586,99 +505,13 @@ static fr_status sample_bwd(fr_gfnd_trainer *t, int64_t n, uint32_t j0)
         double *xk = t->xs + k * n * D, *gk = t->glr + k * n * D;
         if (t->o.langevin)
             for (int64_t b = 0; b < n; b++) langevin_grad(t, xk + b * D, gk + b * D);
-        s = forward_step(t, xk, n, k, 0);
+        s = fr_gfnd_forward_step(t, xk, n, k, 0);
         for (int64_t b = 0; b < n && s == FR_OK; b++) {
-            pf_params(t, t->out_h + (k * n + b) * t->Op, gk + b * D, mean, lv);
-            t->logpf[b * T + k] = log_pf(t, xk + b * D, t->xs + ((k + 1) * n + b) * D, mean, lv, NULL);
+            fr_gfnd_pf_params(t, t->out_h + (k * n + b) * t->Op, k, gk + b * D, mean, lv);
+            t->logpf[b * T + k] = fr_gfnd_log_pf(t, xk + b * D, t->xs + ((k + 1) * n + b) * D, mean, lv, NULL);
         }
     }
     free(mean);
     return s;
 }
 
-fr_status fr_gfnd_trainer_eval(fr_gfnd_trainer *t, int64_t n, fr_gfnd_eval *ev, double *xs_out)
-{
-    const int64_t D = t->D, T = t->T, B = t->B;
-    if (n < 1 || n > (int64_t)UINT32_MAX) return fr_fail(FR_ERR_ARG, "gfn-diffusion: evaluation of %lld samples", (long long)n);
-    double *wf = fr_malloc((size_t)n * sizeof *wf), *wb = fr_malloc((size_t)n * sizeof *wb);
-    if (!wf || !wb) {
-        free(wf);
-        free(wb);
-        return FR_ERR_NOMEM;
-    }
-    time_rows(t, &t->pol);
-    if (t->has_flow) time_rows(t, &t->flow);
-    fr_status s = FR_OK;
-    for (int64_t j = 0; j < n && s == FR_OK; j += B) {
-        const int64_t m = n - j < B ? n - j : B;
-        s = sample_fwd(t, m, FR_RNG_GFND_EVAL, 0, (uint32_t)j, 0.0, 0);
-        for (int64_t b = 0; b < m && s == FR_OK; b++) {
-            double v = t->logr[b];
-            for (int64_t k = 0; k < T; k++) v += t->logpb[b * T + k] - t->logpf[b * T + k];
-            wf[j + b] = v;
-            if (xs_out) memcpy(xs_out + (j + b) * D, t->xs + (T * m + b) * D, (size_t)D * sizeof(double));
-        }
-        if (s == FR_OK) s = sample_bwd(t, m, (uint32_t)j);
-        for (int64_t b = 0; b < m && s == FR_OK; b++) {
-            double v = t->logr[b];
-            for (int64_t k = 0; k < T; k++) v += t->logpb[b * T + k] - t->logpf[b * T + k];
-            wb[j + b] = v;
-        }
-    }
-    if (s == FR_OK) {
-        double mf = 0.0, mb = 0.0;
-        for (int64_t i = 0; i < n; i++) {
-            mf += wf[i];
-            mb += wb[i];
-        }
-        ev->log_z_is = logmeanexp(wf, n);
-        ev->elbo = mf / (double)n;
-        ev->eubo = mb / (double)n;
-        ev->log_z_true = t->log_z_true;
-        ev->log_z_learned = NAN;
-        if (t->has_z) s = log_z_param(t, &ev->log_z_learned);
-        if (t->has_flow && s == FR_OK) { /* log F_0 at x_0 = 0 */
-            memset(t->xs, 0, (size_t)D * sizeof(double));
-            s = forward_step(t, t->xs, 1, 0, 1);
-            if (s == FR_OK) ev->log_z_learned = log_flow(t, t->fout_h[0], t->xs, 0);
-        }
-    }
-    free(wf);
-    free(wb);
-    return s;
-}
-
-/* ---- checkpoints --------------------------------------------------------------------------- */
-
-fr_status fr_gfnd_trainer_save(fr_gfnd_trainer *t, fr_st_file *f)
-{
-    int64_t one = 1;
-    fr_tensor c;
-    FR_TRY(fr_tensor_alloc(&c, FR_I64, 1, &one));
-    ((int64_t *)c.data)[0] = t->iter;
-    return fr_st_add_take(f, "gfnd.counters", &c);
-}
-
-fr_status fr_gfnd_trainer_load(fr_gfnd_trainer *t, const fr_st_file *f, const char *path)
-{
-    const fr_tensor *c = fr_st_get(f, "gfnd.counters");
-    if (!c || c->dtype != FR_I64 || c->ndim != 1 || c->shape[0] != 1)
-        return fr_fail(FR_ERR_FORMAT, "%s: gfnd.counters missing or not I64 (1,)", path);
-    t->iter = ((const int64_t *)c->data)[0];
-    return FR_OK;
-}
-
-fr_status fr_gfnd_trainer_digest(fr_gfnd_trainer *t, uint64_t *digest, int64_t *n_params)
-{
-    float *h = fr_malloc((size_t)t->arena_n * sizeof *h);
-    if (!h) return FR_ERR_NOMEM;
-    fr_status s = fr_d2h(t->be, h, t->arena_v, (size_t)t->arena_n * sizeof *h);
-    if (s == FR_OK) *digest = fr_digest_bytes(h, (size_t)t->arena_n * sizeof *h);
-    if (n_params) {
-        int64_t c = 0;
-        for (int p = 0; p < t->n_params; p++) c += fr_tensor_numel(&t->vals[p]);
-        *n_params = c;
-    }
-    free(h);
-    return s;
-}

@@ -6,7 +6,10 @@
 #include <check.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "flowrl/backend.h"
+#include "flowrl/digest.h"
 #include "flowrl/env.h"
 #include "flowrl/gfn_diffusion.h"
 #include "flowrl/status.h"
@@ -49,6 +52,23 @@ static inline int vs_ref_here(size_t i)
     if (fr_backend_open(&probe, "cuda-emu", 0, 1) != FR_OK) return 0;
     fr_backend_close(&probe);
     return 1;
+}
+
+/* A digest of the trainer's gradients (every parameter's grad bytes). */
+static inline uint64_t grads_digest(fr_backend *be, fr_gfnd_trainer *t)
+{
+    fr_param *ps;
+    int np;
+    const int n = fr_gfnd_trainer_params(t, &ps, &np);
+    uint64_t d = 0;
+    for (int p = 0; p < n; p++) {
+        const int64_t c = fr_tensor_numel(ps[p].grad);
+        float *g = malloc((size_t)c * sizeof *g);
+        ck_assert_int_eq(fr_d2h(be, g, ps[p].grad->data, (size_t)c * sizeof *g), FR_OK);
+        d ^= fr_digest_bytes(g, (size_t)c * sizeof *g) + (uint64_t)p;
+        free(g);
+    }
+    return d;
 }
 
 #endif

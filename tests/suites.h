@@ -73,6 +73,7 @@
     X(gfn)                                                                                 \
     X(gfn_diffusion)                                                                       \
     X(gfn_diffusion_expl)                                                                  \
+    X(gfn_diffusion_ls)                                                                    \
     X(gfn_box)                                                                             \
     X(gfn_comb)                                                                            \
     X(env_ctl)                                                                             \

@@ -35,22 +35,6 @@ static double mean_log_r_by_hand(const fr_env *e, const fr_gfnd_opts *o, uint32_
     return s / (double)o->batch;
 }
 
-static uint64_t grads_digest(fr_backend *be, fr_gfnd_trainer *t)
-{
-    fr_param *ps;
-    int np;
-    const int n = fr_gfnd_trainer_params(t, &ps, &np);
-    uint64_t d = 0;
-    for (int p = 0; p < n; p++) {
-        const int64_t c = fr_tensor_numel(ps[p].grad);
-        float *g = malloc((size_t)c * sizeof *g);
-        ck_assert_int_eq(fr_d2h(be, g, ps[p].grad->data, (size_t)c * sizeof *g), FR_OK);
-        d ^= fr_digest_bytes(g, (size_t)c * sizeof *g) + (uint64_t)p;
-        free(g);
-    }
-    return d;
-}
-
 START_TEST(test_exploration_std_and_off)
 {
     ck_assert(fr_gfnd_opts_default().exploration == 0.0 && fr_gfnd_opts_default().exploration_decay == 5000);

@@ -24,9 +24,13 @@ typedef struct {
     int64_t batch, steps, hidden, n_hidden, harmonics, exploration_decay, eval_samples;
     double t_scale, log_var_range, lgv_clip, gfn_clip, exploration, subtb_lambda, lr_flow, init_log_z;
     int learned_variance, langevin, zero_init, clipping, partial_energy;
+    int both_ways, local_search, prioritized, ld_schedule, langevin_time_scale;
+    int64_t buffer_size, ls_cycle, max_iter_ls, burn_in;
+    double rank_weight, ld_step, target_acceptance_rate;
 } gfnd_opts;
 
 static const char *const k_loss_names[] = {"tb", "tb-avg", "db", "subtb", NULL};
+static const char *const k_prio_names[] = {"rank", "none", NULL};
 
 #define C gfnd_opts
 static const fr_opt k_rows[] = {
@@ -40,6 +44,9 @@ static const fr_opt k_rows[] = {
     FR_OPT_BOOL(C, learned_variance, "learned_variance", "false", "learn the log-variance (tanh(v) x log_var_range)", 0),
     FR_OPT_F64(C, log_var_range, "log_var_range", "4", 0, 100, "range of the learned log-variance", 0),
     FR_OPT_BOOL(C, langevin, "langevin", "false", "Langevin parametrisation: drift = NN1 + NN2 x grad log R", 0),
+    FR_OPT_BOOL(C, langevin_time_scale, "langevin_time_scale", "false",
+                "with --langevin: NN2(t) its own MLP of the time features (the paper's eq. 17); default NN2(x, t) a column "
+                "of the drift head", 0),
     FR_OPT_BOOL(C, zero_init, "zero_init", "true", "the drift head starts at 0 (the Langevin scale at 0.01)", 0),
     FR_OPT_BOOL(C, clipping, "clipping", "true", "clip grad log R to +-lgv_clip and the drift head to +-gfn_clip", 0),
     FR_OPT_F64(C, lgv_clip, "lgv_clip", "100", 1e-6, 1e12, "clip of grad log R (with --clipping)", 0),
@@ -55,6 +62,21 @@ static const fr_opt k_rows[] = {
     FR_OPT_F64(C, init_log_z, "init_log_z", "0", -1e6, 1e6, "initial log Z (tb)", 0),
     FR_OPT_I64(C, eval_samples, "eval_samples", "2000", 1, 1e8,
                "samples of each evaluation (log Z_IS, ELBO; as many ground-truth samples for EUBO)", FR_OPT_RESUMABLE),
+    /* off-policy training (docs/algorithms/gfn-diffusion.md §8; train.py's names and defaults) */
+    FR_OPT_BOOL(C, both_ways, "both_ways", "false",
+                "odd epochs train on trajectories drawn back by P_B from a replay buffer of the forward batches' x_T", 0),
+    FR_OPT_BOOL(C, local_search, "local_search", "false",
+                "with --both-ways: MALA local search from the buffer into a second buffer the backward batches use", 0),
+    FR_OPT_I64(C, buffer_size, "buffer_size", "600000", 1, 1e9, "each replay buffer's capacity (first in, first out)", 0),
+    FR_OPT_ENUM(C, prioritized, "prioritized", "rank", k_prio_names,
+                "buffer draws: rank (prob. 1/(rank_weight N + rank), rank 0 the highest log R) or none (uniform)", 0),
+    FR_OPT_F64(C, rank_weight, "rank_weight", "0.01", 0, 1e6, "rank priority's offset per item held", 0),
+    FR_OPT_I64(C, ls_cycle, "ls_cycle", "100", 1, 1e9, "local search on the odd epochs i with i mod ls_cycle < 2", 0),
+    FR_OPT_I64(C, max_iter_ls, "max_iter_ls", "200", 0, 1e9, "MALA iterations of a local search", 0),
+    FR_OPT_I64(C, burn_in, "burn_in", "100", 0, 1e9, "accepted MALA proposals after this iteration are kept", 0),
+    FR_OPT_F64(C, ld_step, "ld_step", "0.001", 1e-12, 1e6, "MALA step size (the README's LS runs: 0.1)", 0),
+    FR_OPT_BOOL(C, ld_schedule, "ld_schedule", "false", "adapt the MALA step to --target-acceptance-rate", 0),
+    FR_OPT_F64(C, target_acceptance_rate, "target_acceptance_rate", "0.574", 0, 1, "the adapted step's target", 0),
 };
 #undef C
 
@@ -76,6 +98,8 @@ static fr_status gfnd_check(const fr_run_opts *ro, const void *ao)
     const gfnd_opts *a = ao;
     if (a->partial_energy && a->loss != FR_GFND_DB && a->loss != FR_GFND_SUBTB)
         return fr_fail(FR_ERR_ARG, "train: --partial-energy needs --loss db or subtb (a flow network)");
+    if ((a->both_ways || a->local_search) && a->loss != FR_GFND_TB && a->loss != FR_GFND_TB_AVG)
+        return fr_fail(FR_ERR_ARG, "train: --both-ways / --local-search need --loss tb or tb-avg (train.py --mode_bwd)");
     return FR_OK;
 }
 
@@ -104,6 +128,7 @@ static fr_status gfnd_setup(fr_run *r, void **out)
     o.learned_variance = a->learned_variance;
     o.log_var_range = a->log_var_range;
     o.langevin = a->langevin;
+    o.langevin_time_scale = a->langevin_time_scale;
     o.zero_init = a->zero_init;
     o.clipping = a->clipping;
     o.lgv_clip = a->lgv_clip;
@@ -114,6 +139,17 @@ static fr_status gfnd_setup(fr_run *r, void **out)
     o.partial_energy = a->partial_energy;
     o.init_log_z = a->init_log_z;
     o.seed = r->o->run.seed;
+    o.both_ways = a->both_ways || a->local_search; /* train.py: --local_search sets --both_ways */
+    o.local_search = a->local_search;
+    o.buffer_size = a->buffer_size;
+    o.buffer_rank = a->prioritized == 0;
+    o.rank_weight = a->rank_weight;
+    o.ls_cycle = a->ls_cycle;
+    o.ls_iters = a->max_iter_ls;
+    o.ls_burn_in = a->burn_in;
+    o.ld_step = a->ld_step;
+    o.ld_schedule = a->ld_schedule;
+    o.ls_target_rate = a->target_acceptance_rate;
     return fr_gfnd_trainer_new(&g->t, r->be, &r->env, &o);
 }
 
@@ -136,8 +172,17 @@ static void gfnd_header(fr_run *r, void *state)
                    "exploration %g (decay %lld), lr_flow %g; log Z %.6f",
                 k_loss_names[a->loss], (long long)a->batch, (long long)a->steps, a->t_scale, (long long)a->hidden,
                 (long long)a->n_hidden, (long long)a->harmonics, a->learned_variance ? "learned" : "fixed",
-                a->langevin ? ", langevin" : "", a->partial_energy ? ", partial energy" : "", a->exploration,
+                a->langevin ? (a->langevin_time_scale ? ", langevin NN2(t)" : ", langevin") : "", a->partial_energy ? ", partial energy" : "", a->exploration,
                 (long long)a->exploration_decay, a->lr_flow, r->env.energy->log_z(&r->env));
+    if (a->both_ways && !a->local_search)
+        fr_run_info(r, "both ways: buffer %lld (%s, rank weight %g), no local search", (long long)a->buffer_size,
+                    k_prio_names[a->prioritized], a->rank_weight);
+    if (a->local_search)
+        fr_run_info(r, "both ways: buffer %lld (%s, rank weight %g); local search every %lld: %lld MALA steps, burn-in "
+                       "%lld, step %g%s (target acceptance %g)",
+                    (long long)a->buffer_size, k_prio_names[a->prioritized], a->rank_weight, (long long)a->ls_cycle,
+                    (long long)a->max_iter_ls, (long long)a->burn_in, a->ld_step, a->ld_schedule ? " adapted" : " fixed",
+                    a->target_acceptance_rate);
 }
 
 static fr_status gfnd_epoch(fr_run *r, void *state)
@@ -154,6 +199,10 @@ static fr_status gfnd_epoch(fr_run *r, void *state)
     fr_run_metric(r, "loss", info.loss);
     fr_run_metric(r, "log_r", info.log_r_mean);
     fr_run_metric(r, "exploration", info.exploration);
+    if (info.ls_kept >= 0) {
+        fr_run_metric(r, "ls_kept", (double)info.ls_kept);
+        fr_run_metric(r, "ls_accept", info.ls_accept);
+    }
     return FR_OK;
 }
 

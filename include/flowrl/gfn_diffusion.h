@@ -51,6 +51,8 @@ typedef struct {
     int learned_variance;    /* 0 (the public default) */
     double log_var_range;    /* 4 */
     int langevin;            /* f = NN1 + NN2·∇log R */
+    int langevin_time_scale; /* NN2(t) its own MLP of the time features alone (the paper's eq. 17, the code's
+                              * LangevinScalingModelPIS); 0: NN2(x, t) a column of the drift head */
     int zero_init;           /* the drift head starts at 0 (the Langevin scale's bias at 0.01) */
     int clipping;            /* ∇log R clipped to ±lgv_clip, the drift head to ±gfn_clip */
     double lgv_clip, gfn_clip;
@@ -60,6 +62,21 @@ typedef struct {
     int partial_energy;      /* FL: log F_k += (1 − t_k)·log N(x_k; 0, t_scale·max(1,k)·Δt) + t_k·log R(x_k) */
     double init_log_z;       /* TB's log Z at the start (0) */
     uint32_t seed;
+    /* off-policy training (docs/algorithms/gfn-diffusion.md §8; train.py --both_ways,
+     * --local_search): on odd iterations the loss of B backward trajectories, P_B from terminal
+     * states drawn from a replay buffer of the forward batches' x_T (with local_search: from a
+     * second buffer filled by MALA from the first, every ls_cycle iterations). Off by default. */
+    int both_ways;
+    int local_search;        /* implies both_ways */
+    int64_t buffer_size;     /* each buffer's capacity (600,000) */
+    int buffer_rank;         /* rank-prioritised draws (1, --prioritized rank) or uniform (0) */
+    double rank_weight;      /* 0.01 */
+    int64_t ls_cycle;        /* 100 */
+    int64_t ls_iters;        /* max_iter_ls (200) */
+    int64_t ls_burn_in;      /* 100 */
+    double ld_step;          /* 0.001 (the README's LS runs: 0.1) */
+    int ld_schedule;         /* 0 (the README's LS runs: on) */
+    double ls_target_rate;   /* 0.574 */
 } fr_gfnd_opts;
 
 /* The public code's defaults (train.py) with the README's TB run for the rest (zero_init,
@@ -75,13 +92,20 @@ void fr_gfnd_trainer_free(fr_gfnd_trainer *t);
 
 typedef struct {
     int64_t iteration;     /* 1-based, after the step */
+    int backward;          /* the batch was drawn back from a buffer (both_ways, odd iterations) */
+    int64_t ls_kept;       /* proposals the local search of this iteration added (-1: none ran) */
+    double ls_accept;      /* its acceptance rate */
     double loss;
     double exploration;    /* e used by this iteration */
     double log_r_mean;     /* mean log R of the batch's x_T */
 } fr_gfnd_step_info;
 
 /* One iteration: o.batch trajectories under Philox (seed, FR_RNG_GFND_NOISE, iteration, b, k),
- * the loss and its gradient into the parameters' grads (the caller's optimiser steps). */
+ * the loss and its gradient into the parameters' grads (the caller's optimiser steps). With
+ * both_ways, odd iterations (0-based) draw B terminal states from the buffer (Philox
+ * FR_RNG_GFND_REPLAY (iteration, 1, 0)) and the trajectories back to 0 by P_B (FR_RNG_GFND_BWD
+ * (iteration, b, k)); with local_search an odd iteration i with i mod ls_cycle < 2 first runs
+ * MALA on B draws (FR_RNG_GFND_REPLAY (i, 0, 0)) of the forward buffer into the search's. */
 fr_status fr_gfnd_trainer_grad(fr_gfnd_trainer *t, fr_gfnd_step_info *info);
 
 /* The trainable list (borrowed, backend memory): the drift network's n_policy tensors, then the

@@ -141,7 +141,13 @@ typedef enum {
     FR_RNG_GTB_ONLINE = 125,   /* an online trajectory's draws of (round, trajectory, step), 0: the ε coin, 1: the child */
     FR_RNG_GTB_GUIDE = 126,    /* a guide trajectory's draw of (round, 2·trajectory + batch, step) */
     FR_RNG_GTB_OFFLINE = 127,  /* the offline x of (round, draw) */
-    FR_RNG_GTB_BACK = 128      /* plain TB's offline trajectories drawn back with P_B of (round, trajectory, step) */
+    FR_RNG_GTB_BACK = 128,     /* plain TB's offline trajectories drawn back with P_B of (round, trajectory, step) */
+    /* the diffusion samplers' replay buffer and local search (flowrl/gfn_diffusion_ls.h; issue 13's branch
+     * gfn13: 160-169) */
+    FR_RNG_GFND_REPLAY = 160,     /* a buffer draw of (iteration, 0: the search's start / 1: the training batch, 0) */
+    FR_RNG_GFND_LS_NOISE = 161,   /* MALA's proposal noise of (iteration, chain, search step) */
+    FR_RNG_GFND_LS_ACCEPT = 162,  /* MALA's acceptance coins of (iteration, search step, 0), element = chain */
+    FR_RNG_GFND_BWD = 163         /* the bridge noise of a backward training trajectory of (iteration, trajectory, step) */
 } fr_rng_purpose;
 
 typedef struct {
