@@ -13,10 +13,11 @@
 #include "flowrl/noising.h"
 #include "flowrl/philox.h"
 #include "flowrl/reduce.h"
+#include "flowrl/ref_backend.h"
 #include "flowrl/sampler_elem.h"
 #include "opt/opt_vtrig.h"
 
-/* ref's entries, captured by fr_opt_rows_fill before opt overrides them. */
+/* ref's entries, the fallbacks of the row ops (small or odd shapes), filled by fr_opt_rows_fill. */
 static fr_ops g_ref;
 
 /* At least this many elements per part: below it a wake-up costs more than it saves. */
@@ -423,7 +424,9 @@ static void opt_gather_rows(int64_t R, int64_t D, const int32_t *idx, int64_t n_
 
 void fr_opt_rows_fill(fr_ops *ops)
 {
-    g_ref = *ops; /* the ref entries (core/backend.c fills them before fr_opt_init) */
+    /* from ref itself, not from *ops: a second fr_opt_init over a table that already holds
+     * opt's entries would otherwise take them as the fallbacks (a row op calling itself) */
+    fr_ref_fill(&g_ref);
     ops->rng_normal_rows = opt_rng_normal_rows;
     ops->noise_fm = opt_noise_fm;
     ops->sampler_step = opt_sampler_step;
