@@ -642,7 +642,10 @@ START_TEST(test_numpy_reference)
 }
 END_TEST
 
-/* The embedded list is the script's current output (run when a python3 with numpy exists). */
+/* The embedded list is the script's current output (run when a python3 with numpy exists), to
+ * within numpy's own spread across CPUs: its pow / exp dispatch to SIMD code by CPU (an AMD EPYC
+ * gives 1 ulp more than the Intel machine the list was written on in value 27), so a float64 value
+ * may move by a few ulp and a float32 gradient by one float32 ulp. */
 START_TEST(test_numpy_script_matches)
 {
     const char *py = NULL;
@@ -663,8 +666,10 @@ START_TEST(test_numpy_script_matches)
     int n = 0;
     double x;
     while (fscanf(f, "%lf", &x) == 1) {
-        ck_assert_msg(n < N_CASES * N_PER_CASE && x == k_numpy_ref[n], "value %d: script %.17g, embedded %.17g", n, x,
-                      n < N_CASES * N_PER_CASE ? k_numpy_ref[n] : 0.0);
+        ck_assert_msg(n < N_CASES * N_PER_CASE, "the script printed more than %d values", N_CASES * N_PER_CASE);
+        const double want = k_numpy_ref[n];
+        const double tol = n % N_PER_CASE < 4 + NR ? 16.0 * 0x1p-53 * fabs(want) : 0x1p-24 * fabs(want);
+        ck_assert_msg(fabs(x - want) <= tol, "value %d: script %.17g, embedded %.17g", n, x, want);
         n++;
     }
     int st = pclose(f);
