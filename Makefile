@@ -322,7 +322,7 @@ bench-peers: all
 
 # Where a shapes-s Flow-GRPO epoch's time goes (bench/bench_profile.py: build/bench_profile at 1 core
 # and 2 threads); bench-gates: shapes-s, shapes-m and AWM epochs against their GEMM-only bound
-# (issue 15's gates' inputs, one invocation, ~3 min). Each writes its section of BENCHMARKS.md.
+# (issue 15's gates' inputs, one invocation, about 30 s a round, 5 rounds). Each writes its section of BENCHMARKS.md.
 .PHONY: bench-profile bench-gates
 bench-profile: all $(BUILD)/bench_profile
 	BUILD=$(BUILD) python3 bench/bench_profile.py

@@ -63,6 +63,17 @@ def run(name, args, threads, epochs, work):
     return res
 
 
+def ratio(r):
+    return r["gemm_bound_s"] / r["epoch_s"]
+
+
+def median_round(rs):
+    """The process of the median ratio (the lower middle for an even count), with every round's ratio."""
+    pick = dict(sorted(rs, key=ratio)[(len(rs) - 1) // 2])
+    pick["round_pcts"] = [100 * ratio(r) for r in rs]
+    return pick
+
+
 def top_rows(res, n=4):
     """The n largest non-GEMM rows of the profile, as 'name share%'."""
     rows = sorted((r for r in res["rows"] if r["group"] != "GEMM"), key=lambda r: -r["seconds"])[:n]
@@ -74,7 +85,14 @@ def main():
     ap.add_argument("--gates", action="store_true", help="shapes-s, shapes-m and AWM at 1 core and 2 threads")
     ap.add_argument("--ckpt", default="demo/shapes_base.safetensors")
     ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="processes per row, run round-robin over the rows; each row reports the process of the "
+                         "median ratio (default: 5 with --gates, 1 without)")
     a = ap.parse_args()
+    if a.rounds is None:
+        a.rounds = 5 if a.gates else 1
+    if a.rounds < 1:
+        raise SystemExit("bench_profile: --rounds must be at least 1")
     os.chdir(ROOT)
     if not os.path.exists(a.ckpt):
         raise SystemExit(f"bench_profile: {a.ckpt} not found (make demo writes it, or `flowrl pretrain --task shapes`)")
@@ -83,11 +101,15 @@ def main():
     work = tempfile.mkdtemp(prefix="bench_profile.")
     load0, t0 = loadavg(), time.time()
     try:
-        res = [run(name, args, th, a.epochs, work) for name, args in configs(a.gates, a.ckpt) for th in (1, 2)]
+        rows = [(name, args, th) for name, args in configs(a.gates, a.ckpt) for th in (1, 2)]
+        # round-robin: a slow spell of the (shared) machine lands on every row, not on one
+        rounds = [[run(name, args, th, a.epochs, work) for name, args, th in rows] for _ in range(a.rounds)]
+        res = [median_round([rd[i] for rd in rounds]) for i in range(len(rows))]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load1, minutes = loadavg(), (time.time() - t0) / 60
-    cmd = "python3 bench/bench_profile.py" + (" --gates" if a.gates else "") + f" --epochs {a.epochs}"
+    cmd = "python3 bench/bench_profile.py" + (" --gates" if a.gates else "") + f" --epochs {a.epochs}" + \
+        (f" --rounds {a.rounds}" if a.rounds > 1 else "")
     head = (f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `{cmd}` "
             f"(`make bench-{'gates' if a.gates else 'profile'}`) at {git_line()} on {machine_line()}; load average "
             f"{load0} before, {load1} after ({minutes:.1f} min){'' if float(str(load0).split()[0]) < 1.5 else ': the machine was under load, so the wall-clock numbers are not a quiet machine’s'}. "
@@ -95,7 +117,10 @@ def main():
             "pinned to CPU 0 with one thread, 2 threads = unpinned; the epoch is the median of "
             f"{a.epochs} unprofiled epochs after a warm-up epoch (`flowrl train` defaults, eval off, no checkpoints); "
             "the GEMM-only bound is every GEMM call of a profiled epoch at the speed of its shape timed alone in "
-            "the same process (its GEMM FLOPs at the GEMM rate measured in the same run).")
+            "the same process (its GEMM FLOPs at the GEMM rate measured in the same run)." +
+            (f" {a.rounds} rounds: each row ran {a.rounds} times, the rows taken in turn; a row reports the process "
+             "whose percentage is the median of its rounds (every round's percentage in the last column), since "
+             "a shared machine's speed drifts between the epoch's and the GEMMs' timings." if a.rounds > 1 else ""))
     if not a.gates:
         L = ["<!-- bench_profile begin (written by bench/bench_profile.py; do not edit by hand) -->",
              "## Where a Flow-GRPO epoch's time goes (issue 15)", "", head, "",
@@ -112,8 +137,8 @@ def main():
              "## Gates: the epoch against its GEMM-only bound (issue 15)", "", head, "",
              "| epoch | threads | epoch s | GEMM GFLOP | GEMMs alone s | GEMM rate GFLOP/s | % of the GEMM-only bound "
              "(gate >= 70%) | the same in CPU time: epoch s, % | GEMMs inside the epoch s | largest other rows (share of "
-             "the profiled epoch) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "the profiled epoch) | every round's % |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
         quiet = float(str(load0).split()[0]) < 1.5 and float(str(load1).split()[0]) < 1.5
 
         def verdict(pct, reading=True):
@@ -126,7 +151,7 @@ def main():
                      f"{r['gemm_flops'] / 1e9 / r['gemm_bound_s']:.1f} | "
                      f"{pct:.0f}% {verdict(pct, quiet)} | {r['epoch_cpu_s']:.3f}, {cpct:.0f}%"
                      f"{' ' + verdict(cpct) if r['threads'] == 1 else ''} | {r['gemm_in_epoch_s']:.3f} | "
-                     f"{top_rows(r)} |")
+                     f"{top_rows(r)} | {', '.join(f'{p:.0f}' for p in r['round_pcts'])} |")
         L += ["", "CPU time: the process's, all threads (spinning workers included); at 1 core it is what the epoch "
               "and its GEMMs cost on a loaded machine, so its percentage is the gate's reading under load (the wall-clock verdicts are given only when "
               "the load average was below 1.5 before and after). The 1-core "
