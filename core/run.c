@@ -54,7 +54,7 @@ static fr_status setup_env(fr_run *r)
 
 /* Loads the base into the policy (and the frozen reference), the reward, the optimiser, the
  * EMA, the DDPO tracker and the algorithm's state. */
-static fr_status setup(fr_run *r)
+fr_status fr_run_setup(fr_run *r)
 {
     const fr_run_opts *o = r->o;
     if (r->algo->on_env) return setup_env(r);
@@ -185,7 +185,7 @@ static fr_status clear_run(const fr_run *r)
 
 /* Closes everything; the first error is the one reported (closing the audit log or the
  * reward program must not replace it). */
-static fr_status finish(fr_run *r, fr_status s, int fresh)
+fr_status fr_run_finish(fr_run *r, fr_status s, int fresh)
 {
     /* every rank ends here: an error of any rank (or of none) becomes every rank's */
     s = fr_dist_agree(s);
@@ -208,7 +208,7 @@ static fr_status finish(fr_run *r, fr_status s, int fresh)
     return s;
 }
 
-static fr_status open_audit(fr_run *r)
+fr_status fr_run_open_audit(fr_run *r)
 {
     char path[FR_TRAIN_PATH_MAX + 32];
     FR_TRY(fr_train_path(path, sizeof path, r->dir, FR_AUDIT_LOG_NAME));
@@ -218,7 +218,7 @@ static fr_status open_audit(fr_run *r)
     return fr_audit_open(&r->priv->audit, path, &ao);
 }
 
-static void header(fr_run *r)
+void fr_run_header(fr_run *r)
 {
     const fr_run_opts *o = r->o;
     if (r->algo->on_env) {
@@ -390,7 +390,7 @@ static fr_status run_epoch(fr_run *r, int64_t e)
     return FR_OK;
 }
 
-static fr_status loop(fr_run *r, int64_t first, fr_run_result *res)
+fr_status fr_run_loop(fr_run *r, int64_t first, fr_run_result *res)
 {
     const fr_run_cb *cb = r->priv->env->cb;
     res->first_epoch = first;
@@ -428,7 +428,7 @@ static fr_status loop(fr_run *r, int64_t first, fr_run_result *res)
     return FR_OK;
 }
 
-static fr_status check_opts(const fr_run_opts *ro, const fr_algo *a, const void *ao)
+fr_status fr_run_check_opts(const fr_run_opts *ro, const fr_algo *a, const void *ao)
 {
     fr_opts o;
     fr_run_bind(&o, ro, a, ao);
@@ -475,15 +475,15 @@ static int holds_run(const char *dir)
 }
 
 
-static void result_init(fr_run_result *res)
+void fr_run_result_init(fr_run_result *res)
 {
     memset(res, 0, sizeof *res);
     res->acc_before = res->acc_after = res->score_before = res->score_after = NAN;
 }
 
 /* r runs algorithm a with options ro / ao in ro->run.out, under env, its private part pv. */
-static void run_init(fr_run *r, struct fr_run_private *pv, const fr_run_opts *ro, const fr_algo *a, const void *ao,
-                     const fr_run_env *env)
+void fr_run_init(fr_run *r, struct fr_run_private *pv, const fr_run_opts *ro, const fr_algo *a, const void *ao,
+                 const fr_run_env *env)
 {
     memset(r, 0, sizeof *r);
     memset(pv, 0, sizeof *pv);
@@ -500,7 +500,7 @@ static void run_init(fr_run *r, struct fr_run_private *pv, const fr_run_opts *ro
 
 fr_status fr_run_new(const fr_run_opts *ro_in, const void *ao, const fr_run_env *env, fr_run_result *res)
 {
-    result_init(res);
+    fr_run_result_init(res);
     const fr_algo *a;
     FR_TRY(fr_algo_find(ro_in->c.algo, &a));
     fr_run_opts ro = *ro_in;
@@ -509,7 +509,7 @@ fr_status fr_run_new(const fr_run_opts *ro_in, const void *ao, const fr_run_env 
     if (ro.c.base[0] && ro.c.base[0] != '/' && realpath(ro.c.base, absbase)) snprintf(ro.c.base, sizeof ro.c.base, "%s", absbase);
     /* a reward program's relative paths are the ones of this directory, on resume too */
     if (!getcwd(ro.c.workdir, sizeof ro.c.workdir)) ro.c.workdir[0] = '\0';
-    FR_TRY(check_opts(&ro, a, ao));
+    FR_TRY(fr_run_check_opts(&ro, a, ao));
     fr_status s = FR_OK;
     if (fr_dist_rank() == 0 && holds_run(ro.run.out) && !ro.run.force)
         s = fr_fail(FR_ERR_ARG, "train: %s already holds a run (use --resume %s to continue it, or --force to "
@@ -517,163 +517,19 @@ fr_status fr_run_new(const fr_run_opts *ro_in, const void *ao, const fr_run_env 
     FR_TRY(fr_dist_agree(s)); /* rank 0 looked */
     fr_run r;
     struct fr_run_private pv;
-    run_init(&r, &pv, &ro, a, ao, env);
+    fr_run_init(&r, &pv, &ro, a, ao, env);
     /* rank 0 alone makes, locks and writes the directory (flowrl/dist.h) */
     if (pv.writer) s = make_dirs(&r);
     if (s == FR_OK && pv.writer) s = fr_dir_lock(r.dir, &pv.lock);
     if (s == FR_OK && pv.writer && ro.run.force) s = clear_run(&r); /* under the lock: nobody is writing it */
-    if (s == FR_OK) s = setup(&r);
+    if (s == FR_OK) s = fr_run_setup(&r);
     if (s == FR_OK && pv.writer) s = fr_run_write_config(&r);
-    if (s == FR_OK && pv.writer) s = open_audit(&r);
+    if (s == FR_OK && pv.writer) s = fr_run_open_audit(&r);
     if (s == FR_OK) {
-        header(&r);
+        fr_run_header(&r);
         s = fr_run_eval_current(&r, "before", 0, &res->acc_before, &res->score_before);
         if (s == FR_OK && ro.ev.eval_n > 0) s = fr_train_curve_push_eval(&pv.curve, 0.0, res->acc_before);
     }
-    if (s == FR_OK) s = loop(&r, 0, res);
-    return finish(&r, s, 1);
-}
-
-/* ---- resume -------------------------------------------------------------------------------- */
-
-fr_status fr_run_resume(const fr_run_resume_req *rq, const fr_run_env *env, fr_run_result *res)
-{
-    result_init(res);
-    char path[FR_TRAIN_PATH_MAX + 32], algo[64];
-    FR_TRY(fr_train_path(path, sizeof path, rq->dir, FR_TRAIN_CONFIG_NAME));
-    struct stat stc;
-    if (stat(path, &stc) != 0)
-        return fr_fail(FR_ERR_ARG, "train: %s is not a run (no %s): start one with --out %s", rq->dir,
-                       FR_TRAIN_CONFIG_NAME, rq->dir);
-    FR_TRY(fr_opts_json_string(path, "algo", algo, sizeof algo));
-    const fr_algo *a;
-    FR_TRY(fr_algo_find(algo[0] ? algo : fr_algo_default()->name, &a));
-    fr_run_opts saved, ro;
-    memset(&saved, 0, sizeof saved);
-    void *eo_saved = NULL, *eo = NULL;
-    if (a->on_env) {
-        char env_name[1040];
-        const fr_env_class *ec;
-        FR_TRY(fr_opts_json_string(path, "env", env_name, sizeof env_name));
-        FR_TRY(fr_env_find(env_name, &ec));
-        eo_saved = fr_calloc(1, ec->opts_size ? ec->opts_size : 1);
-        eo = fr_calloc(1, ec->opts_size ? ec->opts_size : 1);
-        if (!eo_saved || !eo) {
-            free(eo_saved);
-            free(eo);
-            return FR_ERR_NOMEM;
-        }
-        saved.env_class = ec;
-        saved.env_opts = eo_saved;
-    }
-    void *ao_saved = fr_calloc(1, a->opts_size ? a->opts_size : 1), *ao = fr_calloc(1, a->opts_size ? a->opts_size : 1);
-    if (!ao_saved || !ao) {
-        free(ao_saved);
-        free(ao);
-        free(eo_saved);
-        free(eo);
-        return FR_ERR_NOMEM;
-    }
-    fr_opts o_saved;
-    static const char *const ignore[] = {"resolved", "base_digest", "base_abs", NULL};
-    /* keys an older config.json does not hold keep the defaults */
-    fr_status s = fr_run_opts_defaults(&o_saved, &saved, a, ao_saved);
-    if (s == FR_OK) s = fr_opts_read_json(&o_saved, path, ignore);
-    /* a relative base path is resolved against the directory the run was created from */
-    char abs[FR_OPT_PATH_MAX];
-    struct stat stb;
-    if (s == FR_OK && saved.c.base[0] != '/' && stat(saved.c.base, &stb) != 0 &&
-        fr_opts_json_string(path, "base_abs", abs, sizeof abs) == FR_OK && abs[0])
-        snprintf(saved.c.base, sizeof saved.c.base, "%s", abs);
-    ro = saved;
-    if (a->opts_size) memcpy(ao, ao_saved, a->opts_size);
-    if (eo) {
-        memcpy(eo, eo_saved, saved.env_class->opts_size);
-        ro.env_opts = eo;
-    }
-    snprintf(ro.run.out, sizeof ro.run.out, "%s", rq->dir); /* the run may have moved */
-    int64_t epochs_before = saved.run.epochs;
-    int changed = 0;
-    if (s == FR_OK && rq->override) {
-        fr_opts o_now;
-        fr_run_bind(&o_now, &ro, a, ao);
-        fr_opts_seen seen;
-        memset(&seen, 0, sizeof seen);
-        s = rq->override(&o_now, &seen, rq->override_user);
-        if (s == FR_OK) s = fr_opts_resume_check(&o_now, &o_saved, &seen);
-        for (int g = 0; g < FR_OPTS_MAX_GROUPS; g++)
-            for (int k = 0; k < 64; k++) changed |= seen.set[g][k];
-        snprintf(ro.run.out, sizeof ro.run.out, "%s", rq->dir);
-    }
-    if (s == FR_OK) s = check_opts(&ro, a, ao);
-    fr_run r;
-    struct fr_run_private pv;
-    run_init(&r, &pv, &ro, a, ao, env);
-    if (s != FR_OK) {
-        free(ao_saved);
-        free(ao);
-        free(eo_saved);
-        free(eo);
-        return s;
-    }
-    if (pv.writer) s = fr_dir_lock(r.dir, &pv.lock);
-    if (s == FR_OK) s = setup(&r);
-    int64_t last = 0;
-    /* the other ranks list the checkpoints after rank 0 (which removes stale temporaries) */
-    if (s == FR_OK && pv.writer) s = fr_run_pick_checkpoint(&r, rq->from_step, &last);
-    s = fr_dist_agree(s);
-    if (s == FR_OK && !pv.writer) s = fr_run_pick_checkpoint(&r, rq->from_step, &last);
-    if (s == FR_OK && ro.run.epochs < last)
-        s = fr_fail(FR_ERR_ARG, "train: --epochs %lld is below the %lld epochs %s has done", (long long)ro.run.epochs,
-                    (long long)last, r.dir);
-    if (s == FR_OK && last > 0) {
-        s = fr_run_load_checkpoint(&r, last);
-        if (s == FR_ERR_FORMAT || s == FR_ERR_MISMATCH) fr_run_offer_intact(&r, last, s);
-    }
-    char alog[FR_TRAIN_PATH_MAX + 32];
-    if (!pv.writer) { /* the rest prepares the run directory: rank 0's */
-        if (s == FR_OK) s = loop(&r, last, res);
-        s = finish(&r, s, 0);
-        free(ao_saved);
-        free(ao);
-        free(eo_saved);
-        free(eo);
-        return s;
-    }
-    if (s == FR_OK) s = fr_train_path(alog, sizeof alog, r.dir, FR_AUDIT_LOG_NAME);
-    if (s == FR_OK) s = fr_audit_truncate_to_step(alog, last);
-    if (s == FR_OK) s = fr_train_metrics_truncate(r.dir, last, &pv.curve);
-    /* the checkpoints after step `last` (--from-step) belong to the abandoned branch */
-    int64_t *steps = NULL, n = 0;
-    if (s == FR_OK) s = fr_train_list_checkpoints(r.dir, &steps, &n);
-    for (int64_t i = 0; s == FR_OK && i < n; i++)
-        if (steps[i] > last) {
-            char rel[64], p[FR_TRAIN_PATH_MAX + 64];
-            fr_checkpoint_name(steps[i], rel, sizeof rel);
-            if (fr_train_path(p, sizeof p, r.dir, rel) == FR_OK && remove(p) != 0)
-                s = fr_fail(FR_ERR_IO, "%s: %s", p, strerror(errno));
-        }
-    free(steps);
-    if (s == FR_OK && (ro.run.epochs != epochs_before || changed)) s = fr_run_write_config(&r);
-    if (s == FR_OK) s = open_audit(&r);
-    if (s == FR_OK) {
-        header(&r);
-        fr_run_info(&r, "resuming %s at epoch %lld of %lld", r.dir, (long long)last, (long long)ro.run.epochs);
-        int found = 0;
-        s = fr_train_eval_json_get(r.dir, "before", &found, &res->acc_before, &res->score_before);
-        if (s == FR_OK && !found && ro.ev.eval_n > 0 && !a->on_env) {
-            /* the run stopped before its first evaluation finished: evaluate the base */
-            fr_infer_ckpt ck;
-            s = fr_infer_ckpt_load(&ck, r.be, ro.c.base, !ro.c.base_raw, ro.c.task);
-            if (s == FR_OK) s = fr_run_evaluate(&r, &ck.model, "before", 0, &res->acc_before, &res->score_before);
-            fr_infer_ckpt_free(&ck);
-        }
-    }
-    if (s == FR_OK) s = loop(&r, last, res);
-    s = finish(&r, s, 0);
-    free(ao_saved);
-    free(ao);
-    free(eo_saved);
-    free(eo);
-    return s;
+    if (s == FR_OK) s = fr_run_loop(&r, 0, res);
+    return fr_run_finish(&r, s, 1);
 }

@@ -142,4 +142,16 @@ fr_status fr_run_dist_check(const fr_run *r);
 fr_status fr_run_eval_current(fr_run *r, const char *key, int64_t epoch, double *acc, double *score);
 fr_status fr_run_evaluate(fr_run *r, const fr_model *m, const char *key, int64_t epoch, double *acc, double *score);
 
+/* core/run.c's steps, shared with fr_run_resume (core/run_resume.c) */
+void fr_run_result_init(fr_run_result *res);
+fr_status fr_run_check_opts(const fr_run_opts *ro, const fr_algo *a, const void *ao);
+void fr_run_init(fr_run *r, struct fr_run_private *pv, const fr_run_opts *ro, const fr_algo *a, const void *ao,
+                 const fr_run_env *env);
+fr_status fr_run_setup(fr_run *r);
+fr_status fr_run_open_audit(fr_run *r);
+void fr_run_header(fr_run *r);
+fr_status fr_run_loop(fr_run *r, int64_t first, fr_run_result *res);
+/* teardown, and the run directory's fate on failure (fresh: the run was new) */
+fr_status fr_run_finish(fr_run *r, fr_status s, int fresh);
+
 #endif
