@@ -114,6 +114,11 @@ fr_status fr_golden_act_jvp_in(const fr_golden_case *c, fr_golden_in *g);
 fr_status fr_golden_act_fwd_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out);
 fr_status fr_golden_act_bwd_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out);
 fr_status fr_golden_act_jvp_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out);
+/* core/golden_eps_head.c: the eps x0 head's forward and backward */
+fr_status fr_golden_eps_fwd_in(const fr_golden_case *c, fr_golden_in *g);
+fr_status fr_golden_eps_bwd_in(const fr_golden_case *c, fr_golden_in *g);
+fr_status fr_golden_eps_fwd_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out);
+fr_status fr_golden_eps_bwd_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_file *in, fr_st_file *out);
 
 /* ---- the case tables of each family ------------------------------------------------------ */
 
