@@ -353,6 +353,39 @@ START_TEST(test_act_tanh_sweep)
 }
 END_TEST
 
+/* The tanh family's kernels run 4, 2 or 1 vectors per step, then a scalar tail: every
+ * length 1..67 (each mix of the three plus a tail), special values included, forward
+ * and backward (both accumulate modes), one thread so that one call sees the whole length. */
+START_TEST(test_act_tanh_lengths)
+{
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b700a), s = seed;
+    float x[67], dy[67], d0[67], yr[67], yo[67];
+    static const fr_act acts[] = {FR_ACT_GELU_TANH, FR_ACT_TANH};
+    fr_opt_set_threads(1);
+    for (int64_t n = 1; n <= 67; n++) {
+        fill_act_input(&s, x, n);
+        fill_act_input(&s, dy, n);
+        fill_spread(&s, d0, n, 6);
+        for (int a = 0; a < 2; a++) {
+            ref->ops->act_fwd(acts[a], n, x, yr);
+            opt->ops->act_fwd(acts[a], n, x, yo);
+            ASSERT_SAME(yr, yo, n, "act_fwd act=%d n=%lld seed=%#llx", (int)acts[a], (long long)n,
+                        (unsigned long long)seed);
+            for (int acc = 0; acc < 2; acc++) {
+                memcpy(yr, d0, (size_t)n * sizeof(float));
+                memcpy(yo, d0, (size_t)n * sizeof(float));
+                ref->ops->act_bwd(acts[a], n, x, dy, yr, acc);
+                opt->ops->act_bwd(acts[a], n, x, dy, yo, acc);
+                ASSERT_SAME(yr, yo, n, "act_bwd act=%d n=%lld acc=%d seed=%#llx", (int)acts[a], (long long)n, acc,
+                            (unsigned long long)seed);
+            }
+        }
+    }
+    fr_opt_set_threads(0);
+}
+END_TEST
+
 /* ---- layer norm ------------------------------------------------------------------------------ */
 
 START_TEST(test_layernorm_bitwise)
@@ -824,6 +857,7 @@ Suite *suite_opt(void)
     tcase_add_test(tc, test_bias_bitwise);
     tcase_add_test(tc, test_act_bitwise);
     tcase_add_test(tc, test_act_tanh_sweep);
+    tcase_add_test(tc, test_act_tanh_lengths);
     tcase_add_test(tc, test_vtrig_ports);
     tcase_add_test(tc, test_vnormal_rows);
     tcase_add_test(tc, test_layernorm_bitwise);
