@@ -10,6 +10,7 @@
  * Replay a failure with FLOWRL_TEST_SEED=<seed printed>. */
 #include <math.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "flowrl/elem.h"
@@ -21,6 +22,7 @@
 #include "flowrl/reduce.h"
 #include "flowrl/embed.h"
 #include "flowrl/philox.h"
+#include "opt/opt_internal.h"
 #include "opt/opt_vtrig.h"
 #include "tests/ops_check.h"
 
@@ -637,6 +639,46 @@ START_TEST(test_threads_api)
 }
 END_TEST
 
+/* The pool's claims (opt/opt_threads.c): every part of every job runs exactly once, and
+ * has finished when fr_opt_run returns, whoever ran it (the caller takes the parts no
+ * worker has started); under split_all each worker runs its own part. Many tiny jobs
+ * back to back, so that workers arrive late, early and in between. */
+typedef struct {
+    _Atomic int runs[4];
+    int nt_seen;
+} pool_probe;
+
+static void pool_probe_part(void *arg, int t, int nt)
+{
+    pool_probe *p = arg;
+    atomic_fetch_add(&p->runs[t], 1);
+    p->nt_seen = nt;
+}
+
+START_TEST(test_pool_claims)
+{
+    for (int split = 0; split < 2; split++)
+        for (int th = 2; th <= 4; th++) {
+            fr_opt_set_threads(th);
+            fr_opt_set_split_all(split);
+            const unsigned long before = fr_opt_worker_parts();
+            for (int job = 0; job < 20000; job++) {
+                pool_probe p = {.nt_seen = 0};
+                for (int t = 0; t < 4; t++) atomic_init(&p.runs[t], 0);
+                fr_opt_run(th, pool_probe_part, &p);
+                ck_assert_int_eq(p.nt_seen, th);
+                for (int t = 0; t < 4; t++)
+                    ck_assert_msg(atomic_load(&p.runs[t]) == (t < th), "job %d, %d threads, split_all %d: part %d ran %d times",
+                                  job, th, split, t, atomic_load(&p.runs[t]));
+            }
+            if (split) /* each worker ran its own part of every job */
+                ck_assert_uint_eq(fr_opt_worker_parts() - before, 20000ul * (unsigned long)(th - 1));
+        }
+    fr_opt_set_split_all(0);
+    fr_opt_set_threads(0);
+}
+END_TEST
+
 /* ---- the whole model ---------------------------------------------------------------------- */
 
 typedef struct {
@@ -851,6 +893,7 @@ Suite *suite_opt(void)
     TCase *tc = tcase_create("bitwise");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_threads_api);
+    tcase_add_test(tc, test_pool_claims);
     tcase_add_test(tc, test_gemm_bitwise);
     tcase_add_test(tc, test_gemm_large);
     tcase_add_test(tc, test_gemm_portable_path);
