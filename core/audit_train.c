@@ -91,7 +91,11 @@ static fr_status rec_list(fr_audit *a, fr_backend *be, const fr_audit_params *v,
         const float *x = be->device ? host : (const float *)t->data;
         if (be->device) FR_TRY(fr_d2h(be, host, t->data, fr_tensor_nbytes(t)));
         fr_tensor h = fr_tensor_f32((float *)x, t->ndim, t->shape);
-        for (int64_t i = 0; sq && i < fr_tensor_numel(t); i++) *sq += (double)x[i] * (double)x[i];
+        if (sq) { /* one double chain in element order, held in a register */
+            double acc = *sq;
+            for (int64_t i = 0, n = fr_tensor_numel(t); i < n; i++) acc += (double)x[i] * (double)x[i];
+            *sq = acc;
+        }
         snprintf(nm, sizeof nm, "%s%s", prefix, v->name(v->ctx, p));
         FR_TRY(fr_audit_tensor(a, nm, &h));
     }
