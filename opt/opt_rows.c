@@ -2,7 +2,8 @@
  * thread in ref). noise_fm draws its normals a row at a time (fr_rng_fill_normal) instead of a
  * Philox block and a Box-Muller per element. Each other op below computes every output row from that row's inputs only, so opt
  * runs ref's own entry on contiguous blocks of rows, on the pool's threads: the same element
- * functions in the same order per row, the same bits for any split (docs/determinism.md). */
+ * functions in the same order per row, the same bits for any split (docs/determinism.md);
+ * row_sumsq_diff's rows run on AVX2 where the CPU has it (the canonical lanes, as opt_reduce.c). */
 #include "opt/opt_internal.h"
 
 #include <stdlib.h>
@@ -385,9 +386,38 @@ typedef struct {
     float *out;
 } rows2_job;
 
+#if FR_OPT_X86
+/* fr_sumsq_diff_canonical on AVX2: lane j of the register is lane j of the canonical order
+ * (element c*8 + j), d = a - b rounded to float, lane = fmaf(d, d, lane); a partial last
+ * chunk updates only its lanes; then fr_lanes_tree. */
+FR_AVX2 static float sumsq_diff_avx2(const float *a, const float *b, int64_t n)
+{
+    const int64_t n8 = n & ~(int64_t)7;
+    __m256 l = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n8; i += 8) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+        l = _mm256_fmadd_ps(d, d, l);
+    }
+    if (n8 < n) {
+        __m256i m = fr_opt_tail_mask(n - n8);
+        __m256 d = _mm256_sub_ps(_mm256_maskload_ps(a + n8, m), _mm256_maskload_ps(b + n8, m));
+        l = _mm256_blendv_ps(l, _mm256_fmadd_ps(d, d, l), _mm256_castsi256_ps(m));
+    }
+    float lanes[FR_LANES];
+    _mm256_storeu_ps(lanes, l);
+    return fr_lanes_tree(lanes);
+}
+#endif
+
 static void sumsq_part(void *ctx, int64_t b, int64_t e)
 {
     const rows2_job *j = (const rows2_job *)ctx;
+#if FR_OPT_X86
+    if (fr_opt_avx2) {
+        for (int64_t r = b; r < e; r++) j->out[r] = sumsq_diff_avx2(j->a + r * j->D, j->b + r * j->D, j->D);
+        return;
+    }
+#endif
     g_ref.row_sumsq_diff(e - b, j->D, j->a + b * j->D, j->b + b * j->D, j->out + b);
 }
 

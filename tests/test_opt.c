@@ -619,6 +619,31 @@ START_TEST(test_reduce_bitwise)
 }
 END_TEST
 
+/* row_sumsq_diff's AVX2 rows (opt/opt_rows.c) against ref: every row length 1..67 (full
+ * chunks and each partial last chunk), spread values with the special ones mixed in, and
+ * rows whose differences overflow to inf. */
+START_TEST(test_row_sumsq_diff_lengths)
+{
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b700b), s = seed;
+    enum { R = 3 };
+    float a[R * 67], b[R * 67], yr[R], yo[R];
+    fr_opt_set_threads(1);
+    for (int64_t D = 1; D <= 67; D++) {
+        for (int pass = 0; pass < 2; pass++) {
+            fill_spread(&s, a, R * D, 12);
+            if (pass) fill_act_input(&s, b, R * D); /* inf, NaN, 1e30, subnormals */
+            else fill_spread(&s, b, R * D, 12);
+            ref->ops->row_sumsq_diff(R, D, a, b, yr);
+            opt->ops->row_sumsq_diff(R, D, a, b, yo);
+            ASSERT_SAME(yr, yo, R, "row_sumsq_diff D=%lld pass=%d seed=%#llx", (long long)D, pass,
+                        (unsigned long long)seed);
+        }
+    }
+    fr_opt_set_threads(0);
+}
+END_TEST
+
 /* ---- threads API ---------------------------------------------------------------------------- */
 
 START_TEST(test_threads_api)
@@ -892,6 +917,7 @@ Suite *suite_opt(void)
     Suite *s = suite_create("opt");
     TCase *tc = tcase_create("bitwise");
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_row_sumsq_diff_lengths);
     tcase_add_test(tc, test_threads_api);
     tcase_add_test(tc, test_pool_claims);
     tcase_add_test(tc, test_gemm_bitwise);
