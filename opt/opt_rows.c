@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "flowrl/embed.h"
+#include "flowrl/grpo_elem.h"
 #include "flowrl/model_elem.h"
 #include "flowrl/noising.h"
 #include "flowrl/philox.h"
@@ -378,6 +379,100 @@ static void opt_x0_head_fwd(int64_t B, int64_t D, float sm, const float *t, cons
     fr_opt_parallel_range(B, 1, min_rows(D), x0_part, &j);
 }
 
+/* x0_head_bwd, rows [b, e): dxo = -(dout / den[b]) (fr_x0_head_grad_x0; the negation is exact);
+ * dxo may alias dout. */
+typedef struct {
+    int64_t D;
+    const float *den, *dout;
+    float *dxo;
+} x0_bwd_job;
+
+#if FR_OPT_X86
+FR_AVX2 static void x0_bwd_rows_avx2(const x0_bwd_job *j, int64_t b, int64_t e)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t r = b; r < e; r++) {
+        const float d = j->den[r];
+        const __m256 dv = _mm256_set1_ps(d);
+        int64_t i = r * j->D;
+        for (; i + 8 <= (r + 1) * j->D; i += 8)
+            _mm256_storeu_ps(j->dxo + i, _mm256_xor_ps(_mm256_div_ps(_mm256_loadu_ps(j->dout + i), dv), sign));
+        for (; i < (r + 1) * j->D; i++) j->dxo[i] = fr_x0_head_grad_x0(j->dout[i], d);
+    }
+}
+#endif
+
+static void x0_bwd_part(void *ctx, int64_t b, int64_t e)
+{
+    const x0_bwd_job *j = (const x0_bwd_job *)ctx;
+#if FR_OPT_X86
+    if (fr_opt_avx2) {
+        x0_bwd_rows_avx2(j, b, e);
+        return;
+    }
+#endif
+    g_ref.x0_head_bwd(e - b, j->D, j->den + b, j->dout + b * j->D, j->dxo + b * j->D);
+}
+
+static void opt_x0_head_bwd(int64_t B, int64_t D, const float *den, const float *dout, float *dxo)
+{
+    x0_bwd_job j = {D, den, dout, dxo};
+    fr_opt_parallel_range(B, 1, min_rows(D), x0_bwd_part, &j);
+}
+
+/* embed_scatter_add: dtable row c[b, s] += dh row b for (b, s) in ascending order, so each
+ * element (r, j) continues its chain of plain adds in ref's order; threads own column
+ * blocks [j0, j1) of every row (a column's chain never leaves its thread). */
+typedef struct {
+    int64_t B, S, H, n;
+    const int32_t *c;
+    const float *dh;
+    float *dtable;
+} scatter_job;
+
+#if FR_OPT_X86
+FR_AVX2 static void scatter_cols_avx2(const scatter_job *j, int64_t j0, int64_t j1)
+{
+    for (int64_t b = 0; b < j->B; b++)
+        for (int64_t s = 0; s < j->S; s++) {
+            const int32_t id = j->c[b * j->S + s];
+            if (id < 0 || id >= j->n) continue;
+            float *row = j->dtable + (int64_t)id * j->H;
+            const float *g = j->dh + b * j->H;
+            int64_t k = j0;
+            for (; k + 8 <= j1; k += 8)
+                _mm256_storeu_ps(row + k, _mm256_add_ps(_mm256_loadu_ps(row + k), _mm256_loadu_ps(g + k)));
+            for (; k < j1; k++) row[k] = row[k] + g[k];
+        }
+}
+#endif
+
+static void scatter_part(void *ctx, int64_t j0, int64_t j1)
+{
+    const scatter_job *j = (const scatter_job *)ctx;
+#if FR_OPT_X86
+    if (fr_opt_avx2) {
+        scatter_cols_avx2(j, j0, j1);
+        return;
+    }
+#endif
+    for (int64_t b = 0; b < j->B; b++)
+        for (int64_t s = 0; s < j->S; s++) {
+            const int32_t id = j->c[b * j->S + s];
+            if (id < 0 || id >= j->n) continue;
+            float *row = j->dtable + (int64_t)id * j->H;
+            for (int64_t k = j0; k < j1; k++) row[k] = row[k] + j->dh[b * j->H + k];
+        }
+}
+
+static void opt_embed_scatter_add(int64_t B, int64_t S, int64_t H, int64_t n_rows, const int32_t *c, const float *dh,
+                                  float *dtable)
+{
+    scatter_job j = {B, S, H, n_rows, c, dh, dtable};
+    const int64_t work = B * (S > 0 ? S : 1); /* rows added per column */
+    fr_opt_parallel_range(H, 8, 4 * (MIN_PART_ELEMS / (work > 0 ? work : 1) + 1), scatter_part, &j);
+}
+
 /* ---- the trajectory objectives' rows ------------------------------------------------------ */
 
 typedef struct {
@@ -427,6 +522,50 @@ static void opt_row_sumsq_diff(int64_t R, int64_t D, const float *a, const float
     fr_opt_parallel_range(R, 1, min_rows(D), sumsq_part, &j);
 }
 
+/* kl_grad: g = gk * (2 * (mean - mean_ref)) (fr_kl_dmu_elem), grad = accumulate ? grad + g : g. */
+typedef struct {
+    float gk;
+    const float *mean, *mean_ref;
+    float *grad;
+    int accumulate;
+} kl_job;
+
+#if FR_OPT_X86
+FR_AVX2 static void kl_grad_avx2(const kl_job *j, int64_t b, int64_t e)
+{
+    const __m256 gk = _mm256_set1_ps(j->gk), two = _mm256_set1_ps(2.0f);
+    int64_t i = b;
+    for (; i + 8 <= e; i += 8) {
+        __m256 g = _mm256_mul_ps(gk, _mm256_mul_ps(two, _mm256_sub_ps(_mm256_loadu_ps(j->mean + i),
+                                                                       _mm256_loadu_ps(j->mean_ref + i))));
+        if (j->accumulate) g = _mm256_add_ps(_mm256_loadu_ps(j->grad + i), g);
+        _mm256_storeu_ps(j->grad + i, g);
+    }
+    for (; i < e; i++) {
+        float g = fr_kl_dmu_elem(j->mean[i], j->mean_ref[i], j->gk);
+        j->grad[i] = j->accumulate ? j->grad[i] + g : g;
+    }
+}
+#endif
+
+static void kl_part(void *ctx, int64_t b, int64_t e)
+{
+    const kl_job *j = (const kl_job *)ctx;
+#if FR_OPT_X86
+    if (fr_opt_avx2) {
+        kl_grad_avx2(j, b, e);
+        return;
+    }
+#endif
+    g_ref.kl_grad(e - b, j->gk, j->mean + b, j->mean_ref + b, j->grad + b, j->accumulate);
+}
+
+static void opt_kl_grad(int64_t n, float gk, const float *mean, const float *mean_ref, float *grad, int accumulate)
+{
+    kl_job j = {gk, mean, mean_ref, grad, accumulate};
+    fr_opt_parallel_range(n, 16, 4 * MIN_PART_ELEMS, kl_part, &j);
+}
+
 /* ---- gather_rows ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -465,5 +604,8 @@ void fr_opt_rows_fill(fr_ops *ops)
     ops->embed_gather_add = opt_embed_gather_add;
     ops->x0_head_fwd = opt_x0_head_fwd;
     ops->row_sumsq_diff = opt_row_sumsq_diff;
+    ops->kl_grad = opt_kl_grad;
+    ops->x0_head_bwd = opt_x0_head_bwd;
+    ops->embed_scatter_add = opt_embed_scatter_add;
     ops->gather_rows = opt_gather_rows;
 }

@@ -644,6 +644,56 @@ START_TEST(test_row_sumsq_diff_lengths)
 }
 END_TEST
 
+/* kl_grad, x0_head_bwd and embed_scatter_add on AVX2 (opt/opt_rows.c) against ref: every
+ * length / width 1..67 (full vectors and each tail), spread values with the special ones
+ * mixed in; kl_grad in both accumulate modes, x0_head_bwd also in place, embed_scatter_add
+ * with repeated and out-of-range ids (S = 2). */
+START_TEST(test_row_elementwise_lengths)
+{
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b700c), s = seed;
+    enum { B = 5, S = 2, NR = 3 };
+    static float m[B * 67], mr[B * 67], g0[B * 67], yr[B * 67], yo[B * 67], den[B];
+    static float tr[NR * 67], to[NR * 67];
+    const int32_t c[B * S] = {0, 2, 1, 0, 2, 2, -1, 1, 3, 0}; /* -1 and 3: outside the table */
+    for (int th = 1; th <= 2; th++) {
+        fr_opt_set_threads(th);
+        fr_opt_set_split_all(th > 1);
+        for (int64_t D = 1; D <= 67; D++) {
+            const int64_t n = B * D;
+            fill_spread(&s, m, n, 8);
+            fill_act_input(&s, mr, n);
+            fill_spread(&s, g0, n, 8);
+            for (int acc = 0; acc < 2; acc++) {
+                memcpy(yr, g0, sizeof(float) * (size_t)n);
+                memcpy(yo, g0, sizeof(float) * (size_t)n);
+                ref->ops->kl_grad(n, 0.37f, m, mr, yr, acc);
+                opt->ops->kl_grad(n, 0.37f, m, mr, yo, acc);
+                ASSERT_SAME(yr, yo, n, "kl_grad D=%lld acc=%d threads=%d seed=%#llx", (long long)D, acc, th,
+                            (unsigned long long)seed);
+            }
+            for (int b = 0; b < B; b++) den[b] = b == 4 ? 0.0f : ldexpf(1.0f + 0.3f * (float)b, b - 2);
+            ref->ops->x0_head_bwd(B, D, den, mr, yr);
+            opt->ops->x0_head_bwd(B, D, den, mr, yo);
+            ASSERT_SAME(yr, yo, n, "x0_head_bwd D=%lld threads=%d seed=%#llx", (long long)D, th,
+                        (unsigned long long)seed);
+            memcpy(yo, mr, sizeof(float) * (size_t)n); /* in place (dxo aliases dout) */
+            opt->ops->x0_head_bwd(B, D, den, yo, yo);
+            ASSERT_SAME(yr, yo, n, "x0_head_bwd in place D=%lld threads=%d seed=%#llx", (long long)D, th,
+                        (unsigned long long)seed);
+            fill_spread(&s, tr, NR * D, 8);
+            memcpy(to, tr, sizeof(float) * (size_t)(NR * D));
+            ref->ops->embed_scatter_add(B, S, D, NR, c, m, tr);
+            opt->ops->embed_scatter_add(B, S, D, NR, c, m, to);
+            ASSERT_SAME(tr, to, NR * D, "embed_scatter_add H=%lld threads=%d seed=%#llx", (long long)D, th,
+                        (unsigned long long)seed);
+        }
+    }
+    fr_opt_set_split_all(0);
+    fr_opt_set_threads(0);
+}
+END_TEST
+
 /* ---- threads API ---------------------------------------------------------------------------- */
 
 START_TEST(test_threads_api)
@@ -918,6 +968,7 @@ Suite *suite_opt(void)
     TCase *tc = tcase_create("bitwise");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_row_sumsq_diff_lengths);
+    tcase_add_test(tc, test_row_elementwise_lengths);
     tcase_add_test(tc, test_threads_api);
     tcase_add_test(tc, test_pool_claims);
     tcase_add_test(tc, test_gemm_bitwise);
