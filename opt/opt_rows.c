@@ -566,6 +566,59 @@ static void opt_kl_grad(int64_t n, float gk, const float *mean, const float *mea
     fr_opt_parallel_range(n, 16, 4 * MIN_PART_ELEMS, kl_part, &j);
 }
 
+/* logp_backward, rows [b, e): gd = fr_logp_row_scale(cps, g_logp[b], D, two_var) once a row,
+ * g = gd * (2 * (x_next - mean)) (fr_logp_dmu_elem, the same for cps and Gaussian),
+ * grad = accumulate ? grad + g : g. */
+typedef struct {
+    int64_t D;
+    int cps, accumulate;
+    float two_var;
+    const float *x_next, *mean, *g_logp;
+    float *grad;
+} logp_bwd_job;
+
+#if FR_OPT_X86
+FR_AVX2 static void logp_bwd_rows_avx2(const logp_bwd_job *j, int64_t b, int64_t e)
+{
+    const __m256 two = _mm256_set1_ps(2.0f);
+    for (int64_t r = b; r < e; r++) {
+        const float gd = fr_logp_row_scale(j->cps, j->g_logp[r], (float)j->D, j->two_var);
+        const __m256 vgd = _mm256_set1_ps(gd);
+        int64_t i = r * j->D;
+        for (; i + 8 <= (r + 1) * j->D; i += 8) {
+            __m256 g = _mm256_mul_ps(vgd, _mm256_mul_ps(two, _mm256_sub_ps(_mm256_loadu_ps(j->x_next + i),
+                                                                            _mm256_loadu_ps(j->mean + i))));
+            if (j->accumulate) g = _mm256_add_ps(_mm256_loadu_ps(j->grad + i), g);
+            _mm256_storeu_ps(j->grad + i, g);
+        }
+        for (; i < (r + 1) * j->D; i++) {
+            float g = fr_logp_dmu_elem(j->cps, j->x_next[i], j->mean[i], gd);
+            j->grad[i] = j->accumulate ? j->grad[i] + g : g;
+        }
+    }
+}
+#endif
+
+static void logp_bwd_part(void *ctx, int64_t b, int64_t e)
+{
+    const logp_bwd_job *j = (const logp_bwd_job *)ctx;
+#if FR_OPT_X86
+    if (fr_opt_avx2) {
+        logp_bwd_rows_avx2(j, b, e);
+        return;
+    }
+#endif
+    g_ref.logp_backward(e - b, j->D, j->cps, j->two_var, j->x_next + b * j->D, j->mean + b * j->D, j->g_logp + b,
+                        j->grad + b * j->D, j->accumulate);
+}
+
+static void opt_logp_backward(int64_t B, int64_t D, int cps, float two_var, const float *x_next, const float *mean,
+                              const float *g_logp, float *grad_mean, int accumulate)
+{
+    logp_bwd_job j = {D, cps, accumulate, two_var, x_next, mean, g_logp, grad_mean};
+    fr_opt_parallel_range(B, 1, min_rows(D), logp_bwd_part, &j);
+}
+
 /* ---- gather_rows ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -605,6 +658,7 @@ void fr_opt_rows_fill(fr_ops *ops)
     ops->x0_head_fwd = opt_x0_head_fwd;
     ops->row_sumsq_diff = opt_row_sumsq_diff;
     ops->kl_grad = opt_kl_grad;
+    ops->logp_backward = opt_logp_backward;
     ops->x0_head_bwd = opt_x0_head_bwd;
     ops->embed_scatter_add = opt_embed_scatter_add;
     ops->gather_rows = opt_gather_rows;

@@ -644,10 +644,11 @@ START_TEST(test_row_sumsq_diff_lengths)
 }
 END_TEST
 
-/* kl_grad, x0_head_bwd and embed_scatter_add on AVX2 (opt/opt_rows.c) against ref: every
- * length / width 1..67 (full vectors and each tail), spread values with the special ones
- * mixed in; kl_grad in both accumulate modes, x0_head_bwd also in place, embed_scatter_add
- * with repeated and out-of-range ids (S = 2). */
+/* kl_grad, logp_backward, x0_head_bwd and embed_scatter_add on AVX2 (opt/opt_rows.c)
+ * against ref: every length / width 1..67 (full vectors and each tail), spread values with
+ * the special ones mixed in; kl_grad and logp_backward (cps and Gaussian) in both
+ * accumulate modes, x0_head_bwd also in place, embed_scatter_add with repeated and
+ * out-of-range ids (S = 2). */
 START_TEST(test_row_elementwise_lengths)
 {
     fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
@@ -673,6 +674,15 @@ START_TEST(test_row_elementwise_lengths)
                             (unsigned long long)seed);
             }
             for (int b = 0; b < B; b++) den[b] = b == 4 ? 0.0f : ldexpf(1.0f + 0.3f * (float)b, b - 2);
+            for (int cps = 0; cps < 2; cps++)
+                for (int acc = 0; acc < 2; acc++) {
+                    memcpy(yr, g0, sizeof(float) * (size_t)n);
+                    memcpy(yo, g0, sizeof(float) * (size_t)n);
+                    ref->ops->logp_backward(B, D, cps, 0.18f, m, mr, den, yr, acc);
+                    opt->ops->logp_backward(B, D, cps, 0.18f, m, mr, den, yo, acc);
+                    ASSERT_SAME(yr, yo, n, "logp_backward D=%lld cps=%d acc=%d threads=%d seed=%#llx", (long long)D,
+                                cps, acc, th, (unsigned long long)seed);
+                }
             ref->ops->x0_head_bwd(B, D, den, mr, yr);
             opt->ops->x0_head_bwd(B, D, den, mr, yo);
             ASSERT_SAME(yr, yo, n, "x0_head_bwd D=%lld threads=%d seed=%#llx", (long long)D, th,
@@ -716,8 +726,8 @@ END_TEST
 
 /* The pool's claims (opt/opt_threads.c): every part of every job runs exactly once, and
  * has finished when fr_opt_run returns, whoever ran it (the caller takes the parts no
- * worker has started); under split_all each worker runs its own part. Many tiny jobs
- * back to back, so that workers arrive late, early and in between. */
+ * worker has started); under split_all each worker runs its own part. Thousands of tiny
+ * jobs back to back, so that workers arrive late, early and in between. */
 typedef struct {
     _Atomic int runs[4];
     int nt_seen;
@@ -737,7 +747,8 @@ START_TEST(test_pool_claims)
             fr_opt_set_threads(th);
             fr_opt_set_split_all(split);
             const unsigned long before = fr_opt_worker_parts();
-            for (int job = 0; job < 20000; job++) {
+            const int jobs = split ? 300 : 3000; /* split_all waits for every worker: slow on a busy machine */
+            for (int job = 0; job < jobs; job++) {
                 pool_probe p = {.nt_seen = 0};
                 for (int t = 0; t < 4; t++) atomic_init(&p.runs[t], 0);
                 fr_opt_run(th, pool_probe_part, &p);
@@ -747,7 +758,7 @@ START_TEST(test_pool_claims)
                                   job, th, split, t, atomic_load(&p.runs[t]));
             }
             if (split) /* each worker ran its own part of every job */
-                ck_assert_uint_eq(fr_opt_worker_parts() - before, 20000ul * (unsigned long)(th - 1));
+                ck_assert_uint_eq(fr_opt_worker_parts() - before, (unsigned long)jobs * (unsigned long)(th - 1));
         }
     fr_opt_set_split_all(0);
     fr_opt_set_threads(0);
