@@ -644,8 +644,8 @@ START_TEST(test_row_sumsq_diff_lengths)
 }
 END_TEST
 
-/* kl_grad, logp_backward, x0_head_bwd and embed_scatter_add on AVX2 (opt/opt_rows.c)
- * against ref: every length / width 1..67 (full vectors and each tail), spread values with
+/* kl_grad, logp_backward, x0_head_bwd, embed_scatter_add (opt/opt_rows.c) and ema_lerp
+ * (opt/opt_adamw.c) on AVX2 against ref: every length / width 1..67 (full vectors and each tail), spread values with
  * the special ones mixed in; kl_grad and logp_backward (cps and Gaussian) in both
  * accumulate modes, x0_head_bwd also in place, embed_scatter_add with repeated and
  * out-of-range ids (S = 2). */
@@ -691,6 +691,11 @@ START_TEST(test_row_elementwise_lengths)
             opt->ops->x0_head_bwd(B, D, den, yo, yo);
             ASSERT_SAME(yr, yo, n, "x0_head_bwd in place D=%lld threads=%d seed=%#llx", (long long)D, th,
                         (unsigned long long)seed);
+            memcpy(yr, g0, sizeof(float) * (size_t)n);
+            memcpy(yo, g0, sizeof(float) * (size_t)n);
+            ref->ops->ema_lerp(n, 0.9, mr, yr);
+            opt->ops->ema_lerp(n, 0.9, mr, yo);
+            ASSERT_SAME(yr, yo, n, "ema_lerp D=%lld threads=%d seed=%#llx", (long long)D, th, (unsigned long long)seed);
             fill_spread(&s, tr, NR * D, 8);
             memcpy(to, tr, sizeof(float) * (size_t)(NR * D));
             ref->ops->embed_scatter_add(B, S, D, NR, c, m, tr);
