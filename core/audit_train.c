@@ -78,18 +78,24 @@ fr_status fr_audit_train_open(fr_audit **a, const fr_audit_train_cfg *c, const f
     return fr_audit_open(a, path, &o);
 }
 
-/* Each tensor of ts (one per parameter of v, in be's memory) as "PREFIX<name>", through host;
- * sq (may be NULL) accumulates the sum of their squares in double, in parameter order. A NULL
- * ts takes the parameters' own tensors: values (grads 0) or gradients (grads 1). */
+/* Each tensor of ts (one per parameter of v, in be's memory) as "PREFIX<name>", through host
+ * (on a device backend; a host backend's tensors are read in place); sq (may be NULL)
+ * accumulates the sum of their squares in double, in parameter order. A NULL ts takes the
+ * parameters' own tensors: values (grads 0) or gradients (grads 1). */
 static fr_status rec_list(fr_audit *a, fr_backend *be, const fr_audit_params *v, const fr_tensor *ts, int grads,
                           const char *prefix, float *host, double *sq)
 {
     char nm[FR_AUDIT_MAX_NAME + 1];
     for (int p = 0; p < v->n; p++) {
         const fr_tensor *t = ts ? &ts[p] : grads ? v->params[p].grad : v->params[p].value;
-        FR_TRY(fr_d2h(be, host, t->data, fr_tensor_nbytes(t)));
-        fr_tensor h = fr_tensor_f32(host, t->ndim, t->shape);
-        for (int64_t i = 0; sq && i < fr_tensor_numel(t); i++) *sq += (double)host[i] * (double)host[i];
+        const float *x = be->device ? host : (const float *)t->data;
+        if (be->device) FR_TRY(fr_d2h(be, host, t->data, fr_tensor_nbytes(t)));
+        fr_tensor h = fr_tensor_f32((float *)x, t->ndim, t->shape);
+        if (sq) { /* one double chain in element order, held in a register */
+            double acc = *sq;
+            for (int64_t i = 0, n = fr_tensor_numel(t); i < n; i++) acc += (double)x[i] * (double)x[i];
+            *sq = acc;
+        }
         snprintf(nm, sizeof nm, "%s%s", prefix, v->name(v->ctx, p));
         FR_TRY(fr_audit_tensor(a, nm, &h));
     }

@@ -8,6 +8,23 @@
 
 #include "flowrl/file_util.h"
 
+/* The tensor data's XXH3 updates: through libxxhash's run-time dispatch (its AVX2 loop, twice
+ * the SSE2 default's speed on the audit records' tens of MB an epoch: issue 15) where the
+ * library exports it (x86-64 builds of xxHash >= 0.8 with the dispatcher, as Debian's), else
+ * the plain update. XXH3 is defined bit for bit: every path gives the same digest. The
+ * reference is weak, so a library without the symbol (a static libxxhash.a) links and
+ * takes the plain one. */
+#if defined(__x86_64__) && defined(__GNUC__)
+extern XXH_errorcode XXH3_64bits_update_dispatch(XXH3_state_t *state, const void *input, size_t len)
+    __attribute__((weak));
+static XXH_errorcode data_update(XXH3_state_t *st, const void *p, size_t n)
+{
+    return XXH3_64bits_update_dispatch ? XXH3_64bits_update_dispatch(st, p, n) : XXH3_64bits_update(st, p, n);
+}
+#else
+static XXH_errorcode data_update(XXH3_state_t *st, const void *p, size_t n) { return XXH3_64bits_update(st, p, n); }
+#endif
+
 uint64_t fr_digest_bytes(const void *data, size_t n) { return XXH3_64bits(data, n); }
 
 static void put_u64le(unsigned char *p, uint64_t v)
@@ -58,11 +75,11 @@ static void update_canonical(XXH3_state_t *st, const fr_tensor *t)
 {
     size_t nbytes = fr_tensor_nbytes(t);
     if (t->dtype != FR_F32 && t->dtype != FR_F64) {
-        if (nbytes) XXH3_64bits_update(st, t->data, nbytes);
+        if (nbytes) data_update(st, t->data, nbytes);
         return;
     }
     if (!has_nan(t, nbytes / fr_dtype_size(t->dtype))) {
-        if (nbytes) XXH3_64bits_update(st, t->data, nbytes);
+        if (nbytes) data_update(st, t->data, nbytes);
         return;
     }
     unsigned char buf[4096];
@@ -89,7 +106,7 @@ static void update_canonical(XXH3_state_t *st, const fr_tensor *t)
                 }
             }
         }
-        XXH3_64bits_update(st, buf, m * esz);
+        data_update(st, buf, m * esz);
     }
 }
 

@@ -102,11 +102,16 @@ fr_status fr_run_reward_input(fr_run *r, float *host, const float *dev, int64_t 
 }
 
 /* v copied out into the run's record buffer (grown as needed, kept for the next record): what
- * fr_run_host_copy does, without a fresh allocation per record. */
+ * fr_run_host_copy does, without a fresh allocation per record. A backend whose memory is the
+ * host's (ref, opt) lends v itself: the digest reads the same bytes, and nothing crosses. */
 static fr_status rec_host_copy(fr_run *r, const fr_tensor *v, fr_tensor *host)
 {
     const size_t nb = fr_tensor_nbytes(v);
     struct fr_run_private *pv = r->priv;
+    *host = *v;
+    host->owned = 0;
+    host->device = FR_DEVICE_CPU;
+    if (!r->be->device) return FR_OK;
     if (nb > pv->rec_host_cap) {
         void *p = malloc(nb);
         if (!p) return fr_fail(FR_ERR_NOMEM, "out of memory for a %zu-byte audit record", nb);
@@ -114,10 +119,7 @@ static fr_status rec_host_copy(fr_run *r, const fr_tensor *v, fr_tensor *host)
         pv->rec_host = p;
         pv->rec_host_cap = nb;
     }
-    *host = *v;
     host->data = pv->rec_host;
-    host->owned = 0;
-    host->device = FR_DEVICE_CPU;
     if (nb) FR_TRY(fr_d2h(r->be, host->data, v->data, nb));
     pv->record_bytes += nb;
     return FR_OK;

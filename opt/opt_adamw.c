@@ -1,6 +1,8 @@
 /* AdamW of opt: fr_adamw_elem (flowrl/elem.h, PyTorch semantics) lane by lane in AVX2 or NEON --
  * it is plain * + - / sqrt and two fmaf, all correctly rounded vector ops --
- * split into contiguous chunks across threads. */
+ * split into contiguous chunks across threads. AWM's EMA of the parameters
+ * (fr_awm_ema_elem: two products and a sum) the same way on AVX2. */
+#include "flowrl/awm_elem.h"
 #include "flowrl/elem.h"
 #include "opt/opt_internal.h"
 #include "opt/opt_simd.h"
@@ -96,4 +98,43 @@ void fr_opt_adamw(int64_t n,
 {
     adamw_ctx c = {p, m, v, g, hp};
     fr_opt_parallel_range(n, 16, ADAMW_MIN_CHUNK, adamw_range, &c);
+}
+
+/* ema (n) <- ema*(float)d + theta*(float)(1 - d) (fr_awm_ema_elem), as fr_ref_ema_lerp. */
+typedef struct {
+    float d, omd;
+    const float *theta;
+    float *ema;
+} ema_ctx;
+
+#if FR_OPT_X86
+FR_AVX2 static void ema_avx2(const ema_ctx *c, int64_t b0, int64_t e)
+{
+    const __m256 d = _mm256_set1_ps(c->d), omd = _mm256_set1_ps(c->omd);
+    int64_t i = b0;
+    for (; i + 8 <= e; i += 8)
+        _mm256_storeu_ps(c->ema + i, _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(c->ema + i), d),
+                                                   _mm256_mul_ps(_mm256_loadu_ps(c->theta + i), omd)));
+    for (; i < e; i++) c->ema[i] = fr_awm_ema_elem(c->ema[i], c->theta[i], c->d, c->omd);
+}
+#endif
+
+static void ema_range(void *arg, int64_t b0, int64_t e)
+{
+    const ema_ctx *c = (const ema_ctx *)arg;
+#if FR_OPT_X86
+    if (fr_opt_avx2) {
+        ema_avx2(c, b0, e);
+        return;
+    }
+#endif
+    for (int64_t i = b0; i < e; i++) c->ema[i] = fr_awm_ema_elem(c->ema[i], c->theta[i], c->d, c->omd);
+}
+
+void fr_opt_ema_lerp(int64_t n, double d,
+                     const float *theta, // (n,)
+                     float *ema)         // (n,), updated
+{
+    ema_ctx c = {(float)d, (float)(1.0 - d), theta, ema};
+    fr_opt_parallel_range(n, 16, 4 * ADAMW_MIN_CHUNK, ema_range, &c);
 }

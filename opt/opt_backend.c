@@ -73,6 +73,7 @@ fr_status fr_opt_init(fr_ops *ops)
     ops->sum = fr_opt_sum;
     ops->global_norm = fr_opt_global_norm;
     ops->adamw = fr_opt_adamw;
+    ops->ema_lerp = fr_opt_ema_lerp;
     ops->eps_head_fwd = fr_opt_eps_head_fwd;
     ops->eps_head_bwd = fr_opt_eps_head_bwd;
     ops->softmax_rows = fr_opt_softmax_rows;

@@ -81,6 +81,7 @@ void fr_opt_global_norm(int count, const float *const *xs, const int64_t *ns, fl
 
 void fr_opt_adamw(int64_t n, float *p, const float *g, float *m, float *v,
                   const fr_adamw_hp *hp);
+void fr_opt_ema_lerp(int64_t n, double d, const float *theta, float *ema);
 
 /* opt/opt_model.c */
 void fr_opt_eps_head_fwd(int64_t B, int64_t D, int64_t n, const float *tab, const float *t, const float *x,

@@ -10,6 +10,9 @@
 #include <stdint.h>
 
 #define FR_AVX2 __attribute__((target("avx2,fma")))
+/* For the lane-exact ports (opt/opt_vtanh.h, opt/opt_vtrig.h): inlined into their callers, so a
+ * caller can run several independent vectors through one long dependency chain at once. */
+#define FR_AVX2_INL __attribute__((target("avx2,fma"), always_inline))
 
 /* Lanes 0..rem-1 set (rem in 0..8), as a maskload/maskstore/blendv mask. */
 FR_AVX2 static inline __m256i fr_opt_tail_mask(int64_t rem)

@@ -1,7 +1,13 @@
 /* The opt backend's thread pool: nt-1 persistent workers plus the calling thread.
  *
  * One job at a time: the caller publishes (fn, ctx, nt) under a generation number,
- * wakes the workers, runs part 0 itself and waits until the nt-1 worker parts are done.
+ * wakes the workers and runs part 0 itself. Parts 1..nt-1 are claimed from a counter
+ * tagged with the generation, by workers as they arrive and, once its part is done, by
+ * the caller: the caller then waits only for parts a worker has started, never for a
+ * worker still waking up (on a busy machine, or after a pause between ops, that wake-up
+ * costs more than a small op). A part's work depends on its index only, never on the
+ * thread that runs it. Under fr_opt_set_split_all (the tests that prove the split) each
+ * worker runs exactly its own part, and the caller waits for all of them.
  * Workers spin briefly on the generation before sleeping on a condition variable, so
  * back-to-back ops (a model step is hundreds of them) do not pay a futex wake each.
  *
@@ -38,11 +44,15 @@ typedef struct {
     pthread_t th[FR_OPT_MAX_THREADS];
     int n_workers;            /* started workers: ids 1..n_workers */
     _Atomic unsigned long gen; /* job generation; workers wait for it to change */
-    _Atomic int pending;       /* worker parts of the current job not yet finished */
+    _Atomic int pending;       /* parts 1..nt-1 of the current job not yet finished */
+    /* (gen mod 2^32) << 32 | the next unclaimed part: a claim is a compare-and-swap, so a
+     * worker that read an older job's fields can never claim a part of a newer one */
+    _Atomic uint64_t claim;
     int stop;
     fr_opt_task fn;
     void *ctx;
     int nt;
+    int fixed; /* split_all: worker id runs part id, nobody claims */
     unsigned long start_gen[FR_OPT_MAX_THREADS]; /* gen when worker id was created */
     pid_t owner; /* process whose threads these are */
 } pool_t;
@@ -109,6 +119,36 @@ int fr_opt_get_threads(void)
     return n > 0 ? n : online_cpus();
 }
 
+static uint64_t claim_word(unsigned long gen, int part) { return (uint64_t)(uint32_t)gen << 32 | (uint32_t)part; }
+
+/* Runs part `part` of the current job on thread id (0: the caller) and counts it done. */
+static void run_part(fr_opt_task fn, void *ctx, int part, int nt, int id)
+{
+    fn(ctx, part, nt);
+    if (id) {
+        atomic_fetch_add_explicit(&g_worker_parts, 1, memory_order_relaxed);
+        atomic_store_explicit(&g_worker_ran[id], 1, memory_order_relaxed);
+    }
+    if (atomic_fetch_sub_explicit(&g_pool.pending, 1, memory_order_acq_rel) == 1 && id) {
+        pthread_mutex_lock(&g_pool.mu);
+        pthread_cond_signal(&g_pool.cv_done);
+        pthread_mutex_unlock(&g_pool.mu);
+    }
+}
+
+/* Claims and runs parts of job gen until none is left (or a newer job has replaced it). */
+static void run_claimed(unsigned long gen, fr_opt_task fn, void *ctx, int nt, int id)
+{
+    uint64_t w = atomic_load_explicit(&g_pool.claim, memory_order_acquire);
+    while (w >> 32 == (uint32_t)gen && (int)(uint32_t)w < nt) {
+        if (atomic_compare_exchange_weak_explicit(&g_pool.claim, &w, w + 1, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            run_part(fn, ctx, (int)(uint32_t)w, nt, id);
+            w = atomic_load_explicit(&g_pool.claim, memory_order_acquire);
+        } /* else w now holds the current word */
+    }
+}
+
 static void *worker_main(void *arg)
 {
     int id = (int)(intptr_t)arg;
@@ -127,20 +167,12 @@ static void *worker_main(void *arg)
         int stop = g_pool.stop;
         fr_opt_task fn = g_pool.fn;
         void *ctx = g_pool.ctx;
-        int nt = g_pool.nt;
+        int nt = g_pool.nt, fixed = g_pool.fixed;
         pthread_mutex_unlock(&g_pool.mu);
         if (stop) break;
         seen = g;
-        if (id < nt) {
-            fn(ctx, id, nt);
-            atomic_fetch_add_explicit(&g_worker_parts, 1, memory_order_relaxed);
-            atomic_store_explicit(&g_worker_ran[id], 1, memory_order_relaxed);
-            if (atomic_fetch_sub_explicit(&g_pool.pending, 1, memory_order_acq_rel) == 1) {
-                pthread_mutex_lock(&g_pool.mu);
-                pthread_cond_signal(&g_pool.cv_done);
-                pthread_mutex_unlock(&g_pool.mu);
-            }
-        }
+        if (!fixed) run_claimed(g, fn, ctx, nt, id);
+        else if (id < nt) run_part(fn, ctx, id, nt, id);
     }
     return NULL;
 }
@@ -224,12 +256,16 @@ void fr_opt_run(int nt, fr_opt_task fn, void *ctx)
     g_pool.fn = fn;
     g_pool.ctx = ctx;
     g_pool.nt = parts;
+    g_pool.fixed = fr_opt_split_all();
     atomic_store(&g_pool.pending, parts - 1);
-    atomic_fetch_add_explicit(&g_pool.gen, 1, memory_order_release);
+    unsigned long gen = atomic_load(&g_pool.gen) + 1;
+    atomic_store_explicit(&g_pool.claim, claim_word(gen, 1), memory_order_release);
+    atomic_store_explicit(&g_pool.gen, gen, memory_order_release);
     pthread_cond_broadcast(&g_pool.cv_work);
     pthread_mutex_unlock(&g_pool.mu);
 
     fn(ctx, 0, parts);
+    if (!g_pool.fixed) run_claimed(gen, fn, ctx, parts, 0); /* the parts no worker has started yet */
 
     int timing = atomic_load_explicit(&g_wait_timing, memory_order_relaxed);
     unsigned long long t0 = timing ? now_ns() : 0;

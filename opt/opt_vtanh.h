@@ -11,10 +11,10 @@
 
 #if FR_OPT_X86
 
-FR_AVX2 static inline __m256 fr_v_neg(__m256 a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+FR_AVX2_INL static inline __m256 fr_v_neg(__m256 a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
 
 /* fr_dm_two_sum */
-FR_AVX2 static inline __m256 fr_v_two_sum(__m256 a, __m256 b, __m256 *err)
+FR_AVX2_INL static inline __m256 fr_v_two_sum(__m256 a, __m256 b, __m256 *err)
 {
     __m256 s = _mm256_add_ps(a, b);
     __m256 bb = _mm256_sub_ps(s, a);
@@ -24,7 +24,7 @@ FR_AVX2 static inline __m256 fr_v_two_sum(__m256 a, __m256 b, __m256 *err)
 }
 
 /* fr_dm_fast_two_sum */
-FR_AVX2 static inline __m256 fr_v_fast_two_sum(__m256 a, __m256 b, __m256 *err)
+FR_AVX2_INL static inline __m256 fr_v_fast_two_sum(__m256 a, __m256 b, __m256 *err)
 {
     __m256 s = _mm256_add_ps(a, b);
     *err = _mm256_sub_ps(b, _mm256_sub_ps(s, a));
@@ -32,20 +32,13 @@ FR_AVX2 static inline __m256 fr_v_fast_two_sum(__m256 a, __m256 b, __m256 *err)
 }
 
 /* fr_dm_pow2i: 2^k from the exponent bits. */
-FR_AVX2 static inline __m256 fr_v_pow2i(__m256i k)
+FR_AVX2_INL static inline __m256 fr_v_pow2i(__m256i k)
 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
 }
 
-/* fr_dm_ldexp: k1 = k / 2 (C division, toward zero), (v * 2^k1) * 2^(k - k1). */
-FR_AVX2 static inline __m256 fr_v_ldexp(__m256 v, __m256i k)
-{
-    __m256i k1 = _mm256_srai_epi32(_mm256_add_epi32(k, _mm256_srli_epi32(k, 31)), 1);
-    return _mm256_mul_ps(_mm256_mul_ps(v, fr_v_pow2i(k1)), fr_v_pow2i(_mm256_sub_epi32(k, k1)));
-}
-
 /* fr_dm_exp_core */
-FR_AVX2 static inline __m256 fr_v_exp_core(__m256 x, __m256i *k, __m256 *pl)
+FR_AVX2_INL static inline __m256 fr_v_exp_core(__m256 x, __m256i *k, __m256 *pl)
 {
     const __m256 LOG2E = _mm256_set1_ps(0x1.715476p+0f), LN2_HI = _mm256_set1_ps(0x1.62e430p-1f);
     const __m256 LN2_LO = _mm256_set1_ps(-0x1.05c610p-29f), SHIFT = _mm256_set1_ps(0x1.8p23f);
@@ -75,7 +68,7 @@ FR_AVX2 static inline __m256 fr_v_exp_core(__m256 x, __m256i *k, __m256 *pl)
 }
 
 /* fr_dm_expm1_pair */
-FR_AVX2 static inline __m256 fr_v_expm1_pair(__m256 x, __m256i *k, __m256 *wl)
+FR_AVX2_INL static inline __m256 fr_v_expm1_pair(__m256 x, __m256i *k, __m256 *wl)
 {
     __m256 pl;
     __m256 ph = fr_v_exp_core(x, k, &pl);
@@ -91,7 +84,7 @@ FR_AVX2 static inline __m256 fr_v_expm1_pair(__m256 x, __m256i *k, __m256 *wl)
 }
 
 /* fr_tanhf */
-FR_AVX2 static inline __m256 fr_v_tanhf(__m256 x)
+FR_AVX2_INL static inline __m256 fr_v_tanhf(__m256 x)
 {
     const __m256 signbit = _mm256_set1_ps(-0.0f), lim = _mm256_set1_ps(9.5f);
     const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
@@ -103,7 +96,10 @@ FR_AVX2 static inline __m256 fr_v_tanhf(__m256 x)
     __m256i k;
     __m256 wl;
     __m256 wh = fr_v_expm1_pair(_mm256_mul_ps(two, axc), &k, &wl);
-    __m256 th = fr_v_ldexp(wh, k), tl = fr_v_ldexp(wl, k);
+    /* fr_dm_ldexp(., k) with 0 <= k <= 27 (0 <= 2 axc <= 19): its two scalings by 2^k1 and
+     * 2^(k - k1), both >= 1, are exact below overflow, so one product by 2^k gives its bits */
+    __m256 p2k = fr_v_pow2i(k);
+    __m256 th = _mm256_mul_ps(wh, p2k), tl = _mm256_mul_ps(wl, p2k);
     __m256 de;
     __m256 dh = fr_v_two_sum(th, two, &de);
     __m256 dl = _mm256_add_ps(de, tl);

@@ -10,6 +10,7 @@
  * Replay a failure with FLOWRL_TEST_SEED=<seed printed>. */
 #include <math.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "flowrl/elem.h"
@@ -21,6 +22,7 @@
 #include "flowrl/reduce.h"
 #include "flowrl/embed.h"
 #include "flowrl/philox.h"
+#include "opt/opt_internal.h"
 #include "opt/opt_vtrig.h"
 #include "tests/ops_check.h"
 
@@ -353,6 +355,39 @@ START_TEST(test_act_tanh_sweep)
 }
 END_TEST
 
+/* The tanh family's kernels run 4, 2 or 1 vectors per step, then a scalar tail: every
+ * length 1..67 (each mix of the three plus a tail), special values included, forward
+ * and backward (both accumulate modes), one thread so that one call sees the whole length. */
+START_TEST(test_act_tanh_lengths)
+{
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b700a), s = seed;
+    float x[67], dy[67], d0[67], yr[67], yo[67];
+    static const fr_act acts[] = {FR_ACT_GELU_TANH, FR_ACT_TANH};
+    fr_opt_set_threads(1);
+    for (int64_t n = 1; n <= 67; n++) {
+        fill_act_input(&s, x, n);
+        fill_act_input(&s, dy, n);
+        fill_spread(&s, d0, n, 6);
+        for (int a = 0; a < 2; a++) {
+            ref->ops->act_fwd(acts[a], n, x, yr);
+            opt->ops->act_fwd(acts[a], n, x, yo);
+            ASSERT_SAME(yr, yo, n, "act_fwd act=%d n=%lld seed=%#llx", (int)acts[a], (long long)n,
+                        (unsigned long long)seed);
+            for (int acc = 0; acc < 2; acc++) {
+                memcpy(yr, d0, (size_t)n * sizeof(float));
+                memcpy(yo, d0, (size_t)n * sizeof(float));
+                ref->ops->act_bwd(acts[a], n, x, dy, yr, acc);
+                opt->ops->act_bwd(acts[a], n, x, dy, yo, acc);
+                ASSERT_SAME(yr, yo, n, "act_bwd act=%d n=%lld acc=%d seed=%#llx", (int)acts[a], (long long)n, acc,
+                            (unsigned long long)seed);
+            }
+        }
+    }
+    fr_opt_set_threads(0);
+}
+END_TEST
+
 /* ---- layer norm ------------------------------------------------------------------------------ */
 
 START_TEST(test_layernorm_bitwise)
@@ -584,6 +619,96 @@ START_TEST(test_reduce_bitwise)
 }
 END_TEST
 
+/* row_sumsq_diff's AVX2 rows (opt/opt_rows.c) against ref: every row length 1..67 (full
+ * chunks and each partial last chunk), spread values with the special ones mixed in, and
+ * rows whose differences overflow to inf. */
+START_TEST(test_row_sumsq_diff_lengths)
+{
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b700b), s = seed;
+    enum { R = 3 };
+    float a[R * 67], b[R * 67], yr[R], yo[R];
+    fr_opt_set_threads(1);
+    for (int64_t D = 1; D <= 67; D++) {
+        for (int pass = 0; pass < 2; pass++) {
+            fill_spread(&s, a, R * D, 12);
+            if (pass) fill_act_input(&s, b, R * D); /* inf, NaN, 1e30, subnormals */
+            else fill_spread(&s, b, R * D, 12);
+            ref->ops->row_sumsq_diff(R, D, a, b, yr);
+            opt->ops->row_sumsq_diff(R, D, a, b, yo);
+            ASSERT_SAME(yr, yo, R, "row_sumsq_diff D=%lld pass=%d seed=%#llx", (long long)D, pass,
+                        (unsigned long long)seed);
+        }
+    }
+    fr_opt_set_threads(0);
+}
+END_TEST
+
+/* kl_grad, logp_backward, x0_head_bwd, embed_scatter_add (opt/opt_rows.c) and ema_lerp
+ * (opt/opt_adamw.c) on AVX2 against ref: every length / width 1..67 (full vectors and each tail), spread values with
+ * the special ones mixed in; kl_grad and logp_backward (cps and Gaussian) in both
+ * accumulate modes, x0_head_bwd also in place, embed_scatter_add with repeated and
+ * out-of-range ids (S = 2). */
+START_TEST(test_row_elementwise_lengths)
+{
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b700c), s = seed;
+    enum { B = 5, S = 2, NR = 3 };
+    static float m[B * 67], mr[B * 67], g0[B * 67], yr[B * 67], yo[B * 67], den[B];
+    static float tr[NR * 67], to[NR * 67];
+    const int32_t c[B * S] = {0, 2, 1, 0, 2, 2, -1, 1, 3, 0}; /* -1 and 3: outside the table */
+    for (int th = 1; th <= 2; th++) {
+        fr_opt_set_threads(th);
+        fr_opt_set_split_all(th > 1);
+        for (int64_t D = 1; D <= 67; D++) {
+            const int64_t n = B * D;
+            fill_spread(&s, m, n, 8);
+            fill_act_input(&s, mr, n);
+            fill_spread(&s, g0, n, 8);
+            for (int acc = 0; acc < 2; acc++) {
+                memcpy(yr, g0, sizeof(float) * (size_t)n);
+                memcpy(yo, g0, sizeof(float) * (size_t)n);
+                ref->ops->kl_grad(n, 0.37f, m, mr, yr, acc);
+                opt->ops->kl_grad(n, 0.37f, m, mr, yo, acc);
+                ASSERT_SAME(yr, yo, n, "kl_grad D=%lld acc=%d threads=%d seed=%#llx", (long long)D, acc, th,
+                            (unsigned long long)seed);
+            }
+            for (int b = 0; b < B; b++) den[b] = b == 4 ? 0.0f : ldexpf(1.0f + 0.3f * (float)b, b - 2);
+            for (int cps = 0; cps < 2; cps++)
+                for (int acc = 0; acc < 2; acc++) {
+                    memcpy(yr, g0, sizeof(float) * (size_t)n);
+                    memcpy(yo, g0, sizeof(float) * (size_t)n);
+                    ref->ops->logp_backward(B, D, cps, 0.18f, m, mr, den, yr, acc);
+                    opt->ops->logp_backward(B, D, cps, 0.18f, m, mr, den, yo, acc);
+                    ASSERT_SAME(yr, yo, n, "logp_backward D=%lld cps=%d acc=%d threads=%d seed=%#llx", (long long)D,
+                                cps, acc, th, (unsigned long long)seed);
+                }
+            ref->ops->x0_head_bwd(B, D, den, mr, yr);
+            opt->ops->x0_head_bwd(B, D, den, mr, yo);
+            ASSERT_SAME(yr, yo, n, "x0_head_bwd D=%lld threads=%d seed=%#llx", (long long)D, th,
+                        (unsigned long long)seed);
+            memcpy(yo, mr, sizeof(float) * (size_t)n); /* in place (dxo aliases dout) */
+            opt->ops->x0_head_bwd(B, D, den, yo, yo);
+            ASSERT_SAME(yr, yo, n, "x0_head_bwd in place D=%lld threads=%d seed=%#llx", (long long)D, th,
+                        (unsigned long long)seed);
+            memcpy(yr, g0, sizeof(float) * (size_t)n);
+            memcpy(yo, g0, sizeof(float) * (size_t)n);
+            ref->ops->ema_lerp(n, 0.9, mr, yr);
+            opt->ops->ema_lerp(n, 0.9, mr, yo);
+            ASSERT_SAME(yr, yo, n, "ema_lerp D=%lld threads=%d seed=%#llx", (long long)D, th, (unsigned long long)seed);
+            fill_spread(&s, tr, NR * D, 8);
+            memcpy(to, tr, sizeof(float) * (size_t)(NR * D));
+            ref->ops->embed_scatter_add(B, S, D, NR, c, m, tr);
+            opt->ops->embed_scatter_add(B, S, D, NR, c, m, to);
+            ASSERT_SAME(tr, to, NR * D, "embed_scatter_add H=%lld threads=%d seed=%#llx", (long long)D, th,
+                        (unsigned long long)seed);
+        }
+    }
+    fr_opt_set_split_all(0);
+    fr_opt_set_threads(0);
+}
+END_TEST
+
 /* ---- threads API ---------------------------------------------------------------------------- */
 
 START_TEST(test_threads_api)
@@ -601,6 +726,47 @@ START_TEST(test_threads_api)
     for (int i = 0; names[i]; i++) found |= strcmp(names[i], "opt") == 0;
     ck_assert_msg(found, "opt is not in fr_backend_names()");
     ck_assert_str_eq(ops_opt()->name, "opt");
+}
+END_TEST
+
+/* The pool's claims (opt/opt_threads.c): every part of every job runs exactly once, and
+ * has finished when fr_opt_run returns, whoever ran it (the caller takes the parts no
+ * worker has started); under split_all each worker runs its own part. Thousands of tiny
+ * jobs back to back, so that workers arrive late, early and in between. */
+typedef struct {
+    _Atomic int runs[4];
+    int nt_seen;
+} pool_probe;
+
+static void pool_probe_part(void *arg, int t, int nt)
+{
+    pool_probe *p = arg;
+    atomic_fetch_add(&p->runs[t], 1);
+    p->nt_seen = nt;
+}
+
+START_TEST(test_pool_claims)
+{
+    for (int split = 0; split < 2; split++)
+        for (int th = 2; th <= 4; th++) {
+            fr_opt_set_threads(th);
+            fr_opt_set_split_all(split);
+            const unsigned long before = fr_opt_worker_parts();
+            const int jobs = split ? 300 : 3000; /* split_all waits for every worker: slow on a busy machine */
+            for (int job = 0; job < jobs; job++) {
+                pool_probe p = {.nt_seen = 0};
+                for (int t = 0; t < 4; t++) atomic_init(&p.runs[t], 0);
+                fr_opt_run(th, pool_probe_part, &p);
+                ck_assert_int_eq(p.nt_seen, th);
+                for (int t = 0; t < 4; t++)
+                    ck_assert_msg(atomic_load(&p.runs[t]) == (t < th), "job %d, %d threads, split_all %d: part %d ran %d times",
+                                  job, th, split, t, atomic_load(&p.runs[t]));
+            }
+            if (split) /* each worker ran its own part of every job */
+                ck_assert_uint_eq(fr_opt_worker_parts() - before, (unsigned long)jobs * (unsigned long)(th - 1));
+        }
+    fr_opt_set_split_all(0);
+    fr_opt_set_threads(0);
 }
 END_TEST
 
@@ -817,13 +983,17 @@ Suite *suite_opt(void)
     Suite *s = suite_create("opt");
     TCase *tc = tcase_create("bitwise");
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_row_sumsq_diff_lengths);
+    tcase_add_test(tc, test_row_elementwise_lengths);
     tcase_add_test(tc, test_threads_api);
+    tcase_add_test(tc, test_pool_claims);
     tcase_add_test(tc, test_gemm_bitwise);
     tcase_add_test(tc, test_gemm_large);
     tcase_add_test(tc, test_gemm_portable_path);
     tcase_add_test(tc, test_bias_bitwise);
     tcase_add_test(tc, test_act_bitwise);
     tcase_add_test(tc, test_act_tanh_sweep);
+    tcase_add_test(tc, test_act_tanh_lengths);
     tcase_add_test(tc, test_vtrig_ports);
     tcase_add_test(tc, test_vnormal_rows);
     tcase_add_test(tc, test_layernorm_bitwise);

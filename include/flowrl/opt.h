@@ -25,12 +25,13 @@ unsigned long fr_opt_worker_parts(void);
 /* How many distinct worker threads (ids 1..) have run a part in this process. */
 int fr_opt_workers_used(void);
 /* on = 1: every op splits its outputs into as many parts as the thread count allows, however
- * small (one alignment unit per part), so a test on small shapes (the golden suite) runs the
- * workers; bits are unchanged (splits are by outputs). 0 (the default) restores the
- * work-per-thread minimums. */
+ * small (one alignment unit per part), and each worker runs its own part of every job (by
+ * default the caller runs the parts no worker has started yet), so a test on small shapes
+ * (the golden suite) runs the workers; bits are unchanged (splits are by outputs). 0 (the
+ * default) restores the work-per-thread minimums. */
 void fr_opt_set_split_all(int on);
 /* on = 1: the calling thread times its waits for the pool's workers (after running its own part
- * of a job); fr_opt_pool_stats gives the seconds and jobs counted so far in this process
+ * of a job and the parts no worker had started); fr_opt_pool_stats gives the seconds and jobs counted so far in this process
  * (flowrl/profile.h reads them). Off by default: a job then reads no clock. */
 void fr_opt_pool_timing(int on);
 void fr_opt_pool_stats(double *wait_s, uint64_t *jobs);
