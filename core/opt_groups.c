@@ -75,7 +75,8 @@ const fr_opt fr_optim_rows[] = {
     FR_OPT_ROW_(fr_optim_opts, max_grad_norm, "max_grad_norm", FR_OPT_F32, "1", 0, 1e9, NULL,
                 "global gradient-norm clip, 0 = off", 0, "--clip", NULL),
     FR_OPT_ROW_(fr_optim_opts, ema_decay, "ema_decay", FR_OPT_F32, "-1", -1, BELOW_ONE, NULL,
-                "EMA decay of the weights (pretrain warms it up: min(decay, (1+k)/(10+k))); < 0 = no EMA", 0, "--ema", NULL),
+                "EMA decay of the weights (pretrain warms it up: min(decay, (1+k)/(10+k))); < 0 = no EMA; with "
+                "--lora-rank the EMA of the adapter is also written as adapter_ema.safetensors", 0, "--ema", NULL),
     FR_OPT_I64(fr_optim_opts, ema_every, "ema_every", "1", 1, 1000000000, "an EMA update every N optimiser steps", 0),
 };
 const int fr_optim_nrows = NROWS(fr_optim_rows);

@@ -81,6 +81,21 @@ static fr_status env_params_from_st(fr_run *r, const fr_st_file *f, const char *
     return FR_OK;
 }
 
+/* The EMA shadow of the adapter (--ema-decay with --lora-rank) as FR_LORA_EMA_FILE, through the
+ * adapter "eval" that fr_run_eval_current evaluates it in: the public Flow-GRPO code evaluates the
+ * EMA of its LoRA weights. Training reads neither. */
+static fr_status save_ema_adapter(fr_run *r)
+{
+    char path[FR_TRAIN_PATH_MAX + 64];
+    FR_TRY(fr_train_path(path, sizeof path, r->dir, FR_LORA_EMA_FILE));
+    fr_model em;
+    FR_TRY(fr_run_model_like(r, "eval", &em));
+    fr_status s = fr_ema_copy_to(r->be, &r->ema, em.params, em.n_params);
+    if (s == FR_OK) s = fr_lora_save(r->lora, em.adapter, r->base_digest, path);
+    fr_model_free(&em);
+    return s;
+}
+
 fr_status fr_run_save_checkpoint(fr_run *r, int64_t epoch)
 {
     char rel[64], path[FR_TRAIN_PATH_MAX + 64], b[32];
@@ -105,9 +120,11 @@ fr_status fr_run_save_checkpoint(fr_run *r, int64_t epoch)
     if (s == FR_OK) s = fr_st_set_meta(&f, "nfe.total", b);
     if (s == FR_OK) s = fr_st_write(&f, path);
     fr_st_free(&f);
-    /* LoRA: the trained adapter as a PEFT-keyed file beside the checkpoints (flowrl/lora.h) */
+    /* LoRA: the trained adapter as a PEFT-keyed file beside the checkpoints (flowrl/lora.h), and
+     * with an EMA the EMA of the adapter beside it */
     if (s == FR_OK && r->lora) s = fr_train_path(path, sizeof path, r->dir, FR_LORA_ADAPTER_FILE);
     if (s == FR_OK && r->lora) s = fr_lora_save(r->lora, 0, r->base_digest, path);
+    if (s == FR_OK && r->lora && r->have_ema) s = save_ema_adapter(r);
     if (s == FR_OK) r->priv->ckpt_written++;
     if (s == FR_OK) s = fr_train_prune_checkpoints(r->dir, r->o->run.keep_checkpoints);
     return s;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "flowrl/audit.h"
 #include "flowrl/linear.h"
 #include "flowrl/lora.h"
 #include "flowrl/model.h"
@@ -603,6 +604,104 @@ START_TEST(test_runs_resume_and_backends)
 }
 END_TEST
 
+/* The tensors of file a under prefix pa equal those of file b under prefix pb, name for name
+ * (the rest of each name the same), bit for bit; returns how many. */
+static int same_tensors(const char *a, const char *pa, const char *b, const char *pb)
+{
+    fr_st_file fa, fb;
+    ck_assert_msg(fr_st_read(&fa, a) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_st_read(&fb, b) == FR_OK, "%s", fr_last_error());
+    int n = 0;
+    char key[256];
+    for (size_t i = 0; i < fa.n; i++) {
+        const char *nm = fa.entries[i].name;
+        if (strncmp(nm, pa, strlen(pa)) != 0) continue;
+        snprintf(key, sizeof key, "%s%s", pb, nm + strlen(pa));
+        const fr_tensor *x = &fa.entries[i].t, *y = fr_st_get(&fb, key);
+        ck_assert_msg(y != NULL, "%s: no %s", b, key);
+        ck_assert(x->dtype == FR_F32 && y->dtype == FR_F32 && fr_tensor_numel(x) == fr_tensor_numel(y));
+        ck_assert_msg(memcmp(x->data, y->data, (size_t)fr_tensor_numel(x) * 4) == 0, "%s: %s differs", b, key);
+        n++;
+    }
+    fr_st_free(&fa), fr_st_free(&fb);
+    return n;
+}
+
+/* --ema-decay with --lora-rank (Flow-GRPO): the run writes adapter_ema.safetensors beside
+ * adapter_model.safetensors, holding the EMA shadow of the adapter bit for bit (the last
+ * checkpoint's ema.* tensors) under the adapter file's PEFT keys; it loads as an adapter
+ * (fr_lora_from_file, `flowrl eval --adapter`); a run resumed from epoch 1 writes the same file;
+ * a run without an EMA writes none. */
+START_TEST(test_ema_adapter_file)
+{
+    char path[512], ema[512], ck[512], rel[64], out[8192];
+    fr_rt_opts w, p, n;
+    lora_opts(&w, "flow-grpo", "ema-whole", 3);
+    lora_opts(&p, "flow-grpo", "ema-part", 1);
+    lora_opts(&n, "flow-grpo", "no-ema", 1);
+    w.ro.opt.ema_decay = p.ro.opt.ema_decay = 0.5f;
+    w.ro.opt.ema_every = p.ro.opt.ema_every = 1;
+    ck_assert_msg(fr_rt_run(&w, "ref", 1, NULL, NULL) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_rt_run(&p, "ref", 1, NULL, NULL) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(fr_rt_run(&n, "ref", 1, NULL, NULL) == FR_OK, "%s", fr_last_error());
+    fr_run_result res;
+    ck_assert_msg(fr_rt_resume("ema-part", 3, 0, "opt", 2, &res) == FR_OK, "%s", fr_last_error());
+    snprintf(ema, sizeof ema, "%s/ema-whole/%s", fr_rt_dir, FR_LORA_EMA_FILE);
+    snprintf(ck, sizeof ck, "%s/ema-whole/%s", fr_rt_dir, fr_checkpoint_name(3, rel, sizeof rel));
+    /* the EMA shadow of every adapter tensor, and nothing else */
+    const int n_t = same_tensors(ck, "ema.", ema, FR_LORA_PEFT_PREFIX);
+    ck_assert_int_eq(n_t, same_tensors(ema, FR_LORA_PEFT_PREFIX, ck, "ema."));
+    ck_assert_int_gt(n_t, 0);
+    fr_st_file f;
+    ck_assert(fr_st_read(&f, ema) == FR_OK);
+    ck_assert_int_eq((int)f.n, n_t);
+    ck_assert_str_eq(fr_st_get_meta(&f, "lora.rank"), "2");
+    ck_assert_str_eq(fr_st_get_meta(&f, "lora.alpha"), "4");
+    ck_assert_str_eq(fr_st_get_meta(&f, "lora.adapter"), "eval");
+    /* not the trained adapter: after 3 steps at decay 0.5 the shadow lags it */
+    snprintf(path, sizeof path, "%s/ema-whole/%s", fr_rt_dir, FR_LORA_ADAPTER_FILE);
+    fr_st_file g;
+    ck_assert(fr_st_read(&g, path) == FR_OK);
+    int differ = 0;
+    for (size_t i = 0; i < f.n; i++) {
+        const fr_tensor *y = fr_st_get(&g, f.entries[i].name);
+        ck_assert(y != NULL);
+        differ |= memcmp(f.entries[i].t.data, y->data, (size_t)fr_tensor_numel(y) * 4) != 0;
+    }
+    ck_assert_msg(differ, "adapter_ema equals adapter_model");
+    fr_st_free(&g);
+    /* the loader: a set made from the file alone holds the shadow */
+    fr_model base;
+    ck_assert_msg(fr_model_load(&base, fr_test_ref_be(), fr_rt_base) == FR_OK, "%s", fr_last_error());
+    fr_lora L;
+    ck_assert_msg(fr_lora_from_file(&L, &base, ema) == FR_OK, "%s", fr_last_error());
+    fr_model v;
+    ck_assert(fr_lora_view(&v, &L, 0, 0) == FR_OK && v.n_params == n_t);
+    for (int i = 0; i < v.n_params; i++) {
+        char key[256];
+        snprintf(key, sizeof key, "%s%s", FR_LORA_PEFT_PREFIX, v.params[i].name);
+        const fr_tensor *want = fr_st_get(&f, key);
+        ck_assert_msg(want != NULL, "%s", key);
+        float *got = down(fr_test_ref_be(), (const float *)v.values[i].data, fr_tensor_numel(want));
+        ck_assert_msg(memcmp(got, want->data, (size_t)fr_tensor_numel(want) * 4) == 0, "%s", key);
+        free(got);
+    }
+    fr_model_free(&v), fr_lora_free(&L), fr_model_free(&base);
+    fr_st_free(&f);
+    int rc = fr_rt_cli(out, sizeof out, "eval --ckpt %s --task gmm2d --n 2 --json --adapter %s", fr_rt_base, ema);
+    ck_assert_msg(rc == 0 && strstr(out, "mean_score"), "flowrl eval --adapter %s: %d\n%s", ema, rc, out);
+    /* resumed from epoch 1 on opt: the same file, byte for byte */
+    snprintf(path, sizeof path, "%s/ema-part/%s", fr_rt_dir, FR_LORA_EMA_FILE);
+    fr_test_assert_same_bytes(ema, path);
+    /* no EMA, no file (the adapter file is there) */
+    snprintf(path, sizeof path, "%s/no-ema/%s", fr_rt_dir, FR_LORA_EMA_FILE);
+    ck_assert_msg(access(path, F_OK) != 0, "%s written without an EMA", path);
+    snprintf(path, sizeof path, "%s/no-ema/%s", fr_rt_dir, FR_LORA_ADAPTER_FILE);
+    ck_assert(access(path, F_OK) == 0);
+    fr_rt_opts_free(&w), fr_rt_opts_free(&p), fr_rt_opts_free(&n);
+}
+END_TEST
+
 /* The registry's flag (fr_algo.no_lora) decides: an algorithm that keeps a full copy of the policy
  * (DDO; Flow-DPO from another file) refuses --lora-rank with the one error line naming itself, before
  * anything runs; one whose flag is clear (Flow-GRPO) runs its epoch on the adapter. */
@@ -650,6 +749,7 @@ Suite *suite_lora(void)
     tcase_add_checked_fixture(tr, fr_rt_setup, fr_rt_teardown);
     tcase_add_test(tr, test_runs_resume_and_backends);
     tcase_add_test(tr, test_run_refused);
+    tcase_add_test(tr, test_ema_adapter_file);
     suite_add_tcase(s, tr);
     return s;
 }

@@ -31,7 +31,8 @@
  * (N,r) inside flowrl (checkpoints, audit.log); an adapter file (fr_lora_save) stores them as
  * PEFT's adapter_model.safetensors does, "base_model.model.M.lora_A.weight" and
  * "base_model.model.M.lora_B.weight", with metadata lora.rank, lora.alpha, lora.targets (the
- * resolved module list) and lora.base_digest. */
+ * resolved module list) and lora.base_digest. A run with an EMA (--ema-decay) also writes the
+ * EMA shadow of the adapter so (FR_LORA_EMA_FILE). */
 #ifndef FLOWRL_LORA_H
 #define FLOWRL_LORA_H
 
@@ -49,6 +50,9 @@
 #define FR_LORA_DIT_TARGETS "blocks.*.attn.qkv,blocks.*.attn.proj"
 /* The adapter file a LoRA run writes in its directory at every checkpoint (PEFT's name). */
 #define FR_LORA_ADAPTER_FILE "adapter_model.safetensors"
+/* With --ema-decay, the EMA of the adapter, written beside it at the same moments (the same keys
+ * and metadata; lora.adapter "eval", the adapter the run evaluates its EMA in). */
+#define FR_LORA_EMA_FILE "adapter_ema.safetensors"
 /* PEFT's file key prefix. */
 #define FR_LORA_PEFT_PREFIX "base_model.model."
 
