@@ -184,15 +184,16 @@ def public_code_text():
         d = [abs(r["seeds"][s]["log_Z"] - LOG_Z[r["target"]]) for s in seeds]
         e = [r["seeds"][s]["log_Z_lb"] for s in seeds]
         w = sorted(r["seeds"][s]["wall_s"] for s in seeds)[len(seeds) // 2]
-        rows.append(f"| {r['target']} | {r['method']} | {r['iterations'] * r['batch']} ({r['iterations']} x {r['batch']}) "
-                    f"| {', '.join(f'{x:.3f}' for x in d)} | {fmt_ci(d, digits=3)} | {', '.join(f'{x:.3f}' for x in e)} "
+        per = [", ".join(f"{x:.3f}" for x in v) for v in (d, e)]
+        traj = f"{r['iterations'] * r['batch']} ({r['iterations']} x {r['batch']})"
+        rows.append(f"| {r['target']} | {r['method']} | {traj} | {per[0]} | {fmt_ci(d, digits=3)} | {per[1]} "
                     f"| {fmt_ci(e, digits=3)} | {w:.0f} |")
     cmds = "; ".join(f"{r['method']}, {r['iterations']} x {r['batch']}: `{r['command']}`" for r in pub["runs"])
-    return ["", f"**The public code at the same budget** (bench/results/gfn_diffusion_public.json, measured {pub['measured']} "
-            f"on {pub['machine']}, load average {pub['load']}): {pub['source']} run at the LP rows' iterations x batch "
-            f"(its seeds are torch's generator's, not flowrl's). {pub['how']} Its log_Z and log_Z_lb after the last "
-            f"iteration are the same 2,000-sample estimators as log Z_IS and ELBO above. {pub['verdict']}", "", *rows, "",
-            f"Commands (S = 1, 2, 3): {cmds}."]
+    return ["", f"**The public code at the same budget** (bench/results/gfn_diffusion_public.json, measured "
+            f"{pub['measured']} on {pub['machine']}, load average {pub['load']}): {pub['source']} run at the LP rows' "
+            f"iterations x batch (its seeds are torch's generator's, not flowrl's). {pub['how']} Its log_Z and "
+            f"log_Z_lb after the last iteration are the same 2,000-sample estimators as log Z_IS and ELBO above. "
+            f"{pub['verdict']}", "", *rows, "", f"Commands (S = 1, 2, 3): {cmds}."]
 
 
 def previous_rows():
