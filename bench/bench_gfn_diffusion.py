@@ -191,7 +191,7 @@ def public_code_text():
     cmds = "; ".join(f"{r['method']}, {r['iterations']} x {r['batch']}: `{r['command']}`" for r in pub["runs"])
     return ["", f"**The public code at the same budget** (bench/results/gfn_diffusion_public.json, measured "
             f"{pub['measured']} on {pub['machine']}, load average {pub['load']}): {pub['source']} run at the LP rows' "
-            f"iterations x batch (its seeds are torch's generator's, not flowrl's). {pub['how']} Its log_Z and "
+            f"iterations x batch and at the paper's batch 300 (its seeds are torch's generator's, not flowrl's). {pub['how']} Its log_Z and "
             f"log_Z_lb after the last iteration are the same 2,000-sample estimators as log Z_IS and ELBO above. "
             f"{pub['verdict']}", "", *rows, "", f"Commands (S = 1, 2, 3): {cmds}."]
 
