@@ -19,9 +19,13 @@ BENCHMARKS.md.
 --keep keeps the section's rows of the (target, method) pairs not run (judged again against TABLE1;
 the text names the run they came from; read when the runs end, so two runs on other pairs may overlap);
 `--targets none --keep` runs nothing and rewrites the section's verdicts from its numbers.
+Under its table the section prints the public code's own runs at the LP rows' budget from
+bench/results/gfn_diffusion_public.json (measured once outside the project, with the commit, the commands and
+what was changed to run it on CPU: docs/algorithms/gfn-diffusion.md §7.4); never rerun here.
 """
 import argparse
 import concurrent.futures as cf
+import json
 import os
 import re
 import shutil
@@ -163,6 +167,35 @@ def table_row(t, name, r):
             f"{v} | {r['eubo']:.3f} | {r['wall']:.1f} |")
 
 
+PUBLIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "gfn_diffusion_public.json")
+
+
+def public_code_text():
+    """The public code's own runs at the LP rows' budget (measured once, committed as PUBLIC; issue 13 asked whether
+    the LP rows' misses are the budget or flowrl's networks): a paragraph and a table, or nothing without the file."""
+    if not os.path.exists(PUBLIC):
+        return []
+    with open(PUBLIC) as f:
+        pub = json.load(f)
+    rows = ["| target | method (public code) | trajectories per run | Delta log Z^RW per seed | mean ± 95% | ELBO per "
+            "seed | mean ± 95% | s per run (1 thread) |", "|---|---|---|---|---|---|---|---|"]
+    for r in pub["runs"]:
+        seeds = sorted(r["seeds"], key=int)
+        d = [abs(r["seeds"][s]["log_Z"] - LOG_Z[r["target"]]) for s in seeds]
+        e = [r["seeds"][s]["log_Z_lb"] for s in seeds]
+        w = sorted(r["seeds"][s]["wall_s"] for s in seeds)[len(seeds) // 2]
+        per = [", ".join(f"{x:.3f}" for x in v) for v in (d, e)]
+        traj = f"{r['iterations'] * r['batch']} ({r['iterations']} x {r['batch']})"
+        rows.append(f"| {r['target']} | {r['method']} | {traj} | {per[0]} | {fmt_ci(d, digits=3)} | {per[1]} "
+                    f"| {fmt_ci(e, digits=3)} | {w:.0f} |")
+    cmds = "; ".join(f"{r['method']}, {r['iterations']} x {r['batch']}: `{r['command']}`" for r in pub["runs"])
+    return ["", f"**The public code at the same budget** (bench/results/gfn_diffusion_public.json, measured "
+            f"{pub['measured']} on {pub['machine']}, load average {pub['load']}): {pub['source']} run at the LP rows' "
+            f"iterations x batch and at the paper's batch 300 (its seeds are torch's generator's, not flowrl's). {pub['how']} Its log_Z and "
+            f"log_Z_lb after the last iteration are the same 2,000-sample estimators as log Z_IS and ELBO above. "
+            f"{pub['verdict']}", "", *rows, "", f"Commands (S = 1, 2, 3): {cmds}."]
+
+
 def previous_rows():
     """The current section's rows by (target, method) with their numbers, and the run they came from."""
     cur = open("BENCHMARKS.md").read()
@@ -279,7 +312,7 @@ def main():
         "seeds is at most the tolerance. The paper's runs are 25,000 iterations of batch 300; these are far "
         "shorter, so a fail here is a budget statement, not a claim about the method. A run's "
         "numbers other than the seconds are a function of its bits (its parameter digest is the same on ref, opt "
-        "and cuda-emu).",
+        "and cuda-emu).", *public_code_text(),
         "<!-- bench_gfn_diffusion end -->", ""])
     write_section("BENCHMARKS.md", "bench_gfn_diffusion", text)
 
