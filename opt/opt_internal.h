@@ -36,8 +36,17 @@ int fr_opt_range_parts(int64_t n, int64_t align, int64_t min_chunk);
 /* 1 while fr_opt_set_split_all(1) is in effect: minimum work per thread is one unit. */
 int fr_opt_split_all(void);
 
-/* Row-parallel entries over ref's (opt/opt_rows.c): call on a table holding the ref entries. */
+/* Row-parallel entries over ref's (opt/opt_rows.c; the trajectory objectives' rows in
+ * opt/opt_traj_rows.c): call on a table holding the ref entries. */
 void fr_opt_rows_fill(fr_ops *ops);
+void fr_opt_traj_rows_fill(fr_ops *ops);
+
+/* At least this many elements per part of a row op: below it a wake-up costs more than it saves. */
+#define FR_OPT_ROW_MIN_ELEMS 4096
+static inline int64_t fr_opt_min_rows(int64_t D)
+{
+    return D >= FR_OPT_ROW_MIN_ELEMS ? 1 : (FR_OPT_ROW_MIN_ELEMS + D - 1) / (D > 0 ? D : 1);
+}
 
 /* ---- SIMD dispatch (opt/opt_backend.c) -------------------------------------------------- */
 

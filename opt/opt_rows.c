@@ -2,8 +2,9 @@
  * thread in ref). noise_fm draws its normals a row at a time (fr_rng_fill_normal) instead of a
  * Philox block and a Box-Muller per element. Each other op below computes every output row from that row's inputs only, so opt
  * runs ref's own entry on contiguous blocks of rows, on the pool's threads: the same element
- * functions in the same order per row, the same bits for any split (docs/determinism.md);
- * row_sumsq_diff's rows run on AVX2 where the CPU has it (the canonical lanes, as opt_reduce.c). */
+ * functions in the same order per row, the same bits for any split (docs/determinism.md).
+ * The trajectory objectives' rows (row_sumsq_diff, kl_grad, logp_backward) are in
+ * opt/opt_traj_rows.c. */
 #include "opt/opt_internal.h"
 
 #include <stdlib.h>
@@ -22,10 +23,6 @@
 /* ref's entries, the fallbacks of the row ops (small or odd shapes), filled by fr_opt_rows_fill. */
 static fr_ops g_ref;
 
-/* At least this many elements per part: below it a wake-up costs more than it saves. */
-#define MIN_PART_ELEMS 4096
-
-static int64_t min_rows(int64_t D) { return D >= MIN_PART_ELEMS ? 1 : (MIN_PART_ELEMS + D - 1) / (D > 0 ? D : 1); }
 
 #define ROW(p, b, D) ((p) ? (p) + (b) * (D) : NULL)
 
@@ -72,7 +69,7 @@ static void opt_rng_normal_rows(int64_t R, int64_t D, uint32_t seed, uint32_t pu
                                 const uint32_t *c1, uint32_t c2, float *out)
 {
     rng_job j = {D, n1, seed, purpose, c0, c2, c1, out};
-    fr_opt_parallel_range(R, 1, (MIN_PART_ELEMS / 8 + D - 1) / (D > 0 ? D : 1), rng_part, &j); /* ~8x the work */
+    fr_opt_parallel_range(R, 1, (FR_OPT_ROW_MIN_ELEMS / 8 + D - 1) / (D > 0 ? D : 1), rng_part, &j); /* ~8x the work */
 }
 
 /* ---- the flow-matching forward process ---------------------------------------------------- */
@@ -111,7 +108,7 @@ static void opt_noise_fm(int64_t R, int64_t n1, int64_t D, uint32_t seed, uint32
                          const uint32_t *ids, const float *x0, const float *t, float *x_t, float *eps)
 {
     fm_job j = {n1, D, seed, purpose, c0, c2, ids, x0, t, x_t, eps};
-    fr_opt_parallel_range(R, 1, (MIN_PART_ELEMS / 8 + D - 1) / (D > 0 ? D : 1), fm_part, &j);
+    fr_opt_parallel_range(R, 1, (FR_OPT_ROW_MIN_ELEMS / 8 + D - 1) / (D > 0 ? D : 1), fm_part, &j);
 }
 
 /* ---- the sampler's step and log-prob ------------------------------------------------------ */
@@ -215,7 +212,7 @@ static void opt_sampler_step(int64_t B, int64_t D, fr_step_coef q, const float *
                              const float *x0p, const float *xi, float *xn, float *mean, float *logp)
 {
     step_job j = {D, q, x, mo, x0p, xi, NULL, NULL, xn, mean, logp};
-    fr_opt_parallel_range(B, 1, min_rows(D), step_part, &j);
+    fr_opt_parallel_range(B, 1, fr_opt_min_rows(D), step_part, &j);
 }
 
 static void logprob_part(void *ctx, int64_t b, int64_t e)
@@ -236,7 +233,7 @@ static void opt_sampler_logprob(int64_t B, int64_t D, fr_step_coef q, const floa
                                 const float *x0p, const float *xn, const float *mean_in, float *mean_out, float *logp)
 {
     step_job j = {D, q, x, mo, x0p, NULL, xn, mean_in, NULL, mean_out, logp};
-    fr_opt_parallel_range(B, 1, min_rows(D), logprob_part, &j);
+    fr_opt_parallel_range(B, 1, fr_opt_min_rows(D), logprob_part, &j);
 }
 
 /* ---- the model's time embedding, condition rows and x0 head ------------------------------ */
@@ -299,7 +296,7 @@ static void opt_temb(int64_t B, int64_t E, const float *t, float *emb)
     if (fr_opt_avx2 && half > 0 && (freq = malloc(sizeof(float) * (size_t)half)) != NULL) /* else ref's rows */
         for (int64_t k = 0; k < half; k++) freq[k] = fr_temb_freq(k, half);
     j.freq = freq;
-    fr_opt_parallel_range(B, 1, min_rows(E), temb_part, &j);
+    fr_opt_parallel_range(B, 1, fr_opt_min_rows(E), temb_part, &j);
     free(freq);
 }
 
@@ -356,7 +353,7 @@ static void opt_embed_gather_add(int64_t B, int64_t S, int64_t H, int64_t n_rows
                                  const int32_t *c, float *h)
 {
     model_job j = {.D = H, .S = S, .n = n_rows, .table = table, .c = c, .out = h};
-    fr_opt_parallel_range(B, 1, min_rows(H * (S > 0 ? S : 1)), gather_part, &j);
+    fr_opt_parallel_range(B, 1, fr_opt_min_rows(H * (S > 0 ? S : 1)), gather_part, &j);
 }
 
 static void x0_part(void *ctx, int64_t b, int64_t e)
@@ -376,7 +373,7 @@ static void opt_x0_head_fwd(int64_t B, int64_t D, float sm, const float *t, cons
                             float *den, float *out)
 {
     model_job j = {.D = D, .sm = sm, .t = t, .x = x, .xo = xo, .den = den, .out = out};
-    fr_opt_parallel_range(B, 1, min_rows(D), x0_part, &j);
+    fr_opt_parallel_range(B, 1, fr_opt_min_rows(D), x0_part, &j);
 }
 
 /* x0_head_bwd, rows [b, e): dxo = -(dout / den[b]) (fr_x0_head_grad_x0; the negation is exact);
@@ -417,7 +414,7 @@ static void x0_bwd_part(void *ctx, int64_t b, int64_t e)
 static void opt_x0_head_bwd(int64_t B, int64_t D, const float *den, const float *dout, float *dxo)
 {
     x0_bwd_job j = {D, den, dout, dxo};
-    fr_opt_parallel_range(B, 1, min_rows(D), x0_bwd_part, &j);
+    fr_opt_parallel_range(B, 1, fr_opt_min_rows(D), x0_bwd_part, &j);
 }
 
 /* embed_scatter_add: dtable row c[b, s] += dh row b for (b, s) in ascending order, so each
@@ -470,153 +467,7 @@ static void opt_embed_scatter_add(int64_t B, int64_t S, int64_t H, int64_t n_row
 {
     scatter_job j = {B, S, H, n_rows, c, dh, dtable};
     const int64_t work = B * (S > 0 ? S : 1); /* rows added per column */
-    fr_opt_parallel_range(H, 8, 4 * (MIN_PART_ELEMS / (work > 0 ? work : 1) + 1), scatter_part, &j);
-}
-
-/* ---- the trajectory objectives' rows ------------------------------------------------------ */
-
-typedef struct {
-    int64_t D;
-    const float *a, *b;
-    float *out;
-} rows2_job;
-
-#if FR_OPT_X86
-/* fr_sumsq_diff_canonical on AVX2: lane j of the register is lane j of the canonical order
- * (element c*8 + j), d = a - b rounded to float, lane = fmaf(d, d, lane); a partial last
- * chunk updates only its lanes; then fr_lanes_tree. */
-FR_AVX2 static float sumsq_diff_avx2(const float *a, const float *b, int64_t n)
-{
-    const int64_t n8 = n & ~(int64_t)7;
-    __m256 l = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n8; i += 8) {
-        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
-        l = _mm256_fmadd_ps(d, d, l);
-    }
-    if (n8 < n) {
-        __m256i m = fr_opt_tail_mask(n - n8);
-        __m256 d = _mm256_sub_ps(_mm256_maskload_ps(a + n8, m), _mm256_maskload_ps(b + n8, m));
-        l = _mm256_blendv_ps(l, _mm256_fmadd_ps(d, d, l), _mm256_castsi256_ps(m));
-    }
-    float lanes[FR_LANES];
-    _mm256_storeu_ps(lanes, l);
-    return fr_lanes_tree(lanes);
-}
-#endif
-
-static void sumsq_part(void *ctx, int64_t b, int64_t e)
-{
-    const rows2_job *j = (const rows2_job *)ctx;
-#if FR_OPT_X86
-    if (fr_opt_avx2) {
-        for (int64_t r = b; r < e; r++) j->out[r] = sumsq_diff_avx2(j->a + r * j->D, j->b + r * j->D, j->D);
-        return;
-    }
-#endif
-    g_ref.row_sumsq_diff(e - b, j->D, j->a + b * j->D, j->b + b * j->D, j->out + b);
-}
-
-static void opt_row_sumsq_diff(int64_t R, int64_t D, const float *a, const float *b, float *out)
-{
-    rows2_job j = {D, a, b, out};
-    fr_opt_parallel_range(R, 1, min_rows(D), sumsq_part, &j);
-}
-
-/* kl_grad: g = gk * (2 * (mean - mean_ref)) (fr_kl_dmu_elem), grad = accumulate ? grad + g : g. */
-typedef struct {
-    float gk;
-    const float *mean, *mean_ref;
-    float *grad;
-    int accumulate;
-} kl_job;
-
-#if FR_OPT_X86
-FR_AVX2 static void kl_grad_avx2(const kl_job *j, int64_t b, int64_t e)
-{
-    const __m256 gk = _mm256_set1_ps(j->gk), two = _mm256_set1_ps(2.0f);
-    int64_t i = b;
-    for (; i + 8 <= e; i += 8) {
-        __m256 g = _mm256_mul_ps(gk, _mm256_mul_ps(two, _mm256_sub_ps(_mm256_loadu_ps(j->mean + i),
-                                                                       _mm256_loadu_ps(j->mean_ref + i))));
-        if (j->accumulate) g = _mm256_add_ps(_mm256_loadu_ps(j->grad + i), g);
-        _mm256_storeu_ps(j->grad + i, g);
-    }
-    for (; i < e; i++) {
-        float g = fr_kl_dmu_elem(j->mean[i], j->mean_ref[i], j->gk);
-        j->grad[i] = j->accumulate ? j->grad[i] + g : g;
-    }
-}
-#endif
-
-static void kl_part(void *ctx, int64_t b, int64_t e)
-{
-    const kl_job *j = (const kl_job *)ctx;
-#if FR_OPT_X86
-    if (fr_opt_avx2) {
-        kl_grad_avx2(j, b, e);
-        return;
-    }
-#endif
-    g_ref.kl_grad(e - b, j->gk, j->mean + b, j->mean_ref + b, j->grad + b, j->accumulate);
-}
-
-static void opt_kl_grad(int64_t n, float gk, const float *mean, const float *mean_ref, float *grad, int accumulate)
-{
-    kl_job j = {gk, mean, mean_ref, grad, accumulate};
-    fr_opt_parallel_range(n, 16, 4 * MIN_PART_ELEMS, kl_part, &j);
-}
-
-/* logp_backward, rows [b, e): gd = fr_logp_row_scale(cps, g_logp[b], D, two_var) once a row,
- * g = gd * (2 * (x_next - mean)) (fr_logp_dmu_elem, the same for cps and Gaussian),
- * grad = accumulate ? grad + g : g. */
-typedef struct {
-    int64_t D;
-    int cps, accumulate;
-    float two_var;
-    const float *x_next, *mean, *g_logp;
-    float *grad;
-} logp_bwd_job;
-
-#if FR_OPT_X86
-FR_AVX2 static void logp_bwd_rows_avx2(const logp_bwd_job *j, int64_t b, int64_t e)
-{
-    const __m256 two = _mm256_set1_ps(2.0f);
-    for (int64_t r = b; r < e; r++) {
-        const float gd = fr_logp_row_scale(j->cps, j->g_logp[r], (float)j->D, j->two_var);
-        const __m256 vgd = _mm256_set1_ps(gd);
-        int64_t i = r * j->D;
-        for (; i + 8 <= (r + 1) * j->D; i += 8) {
-            __m256 g = _mm256_mul_ps(vgd, _mm256_mul_ps(two, _mm256_sub_ps(_mm256_loadu_ps(j->x_next + i),
-                                                                            _mm256_loadu_ps(j->mean + i))));
-            if (j->accumulate) g = _mm256_add_ps(_mm256_loadu_ps(j->grad + i), g);
-            _mm256_storeu_ps(j->grad + i, g);
-        }
-        for (; i < (r + 1) * j->D; i++) {
-            float g = fr_logp_dmu_elem(j->cps, j->x_next[i], j->mean[i], gd);
-            j->grad[i] = j->accumulate ? j->grad[i] + g : g;
-        }
-    }
-}
-#endif
-
-static void logp_bwd_part(void *ctx, int64_t b, int64_t e)
-{
-    const logp_bwd_job *j = (const logp_bwd_job *)ctx;
-#if FR_OPT_X86
-    if (fr_opt_avx2) {
-        logp_bwd_rows_avx2(j, b, e);
-        return;
-    }
-#endif
-    g_ref.logp_backward(e - b, j->D, j->cps, j->two_var, j->x_next + b * j->D, j->mean + b * j->D, j->g_logp + b,
-                        j->grad + b * j->D, j->accumulate);
-}
-
-static void opt_logp_backward(int64_t B, int64_t D, int cps, float two_var, const float *x_next, const float *mean,
-                              const float *g_logp, float *grad_mean, int accumulate)
-{
-    logp_bwd_job j = {D, cps, accumulate, two_var, x_next, mean, g_logp, grad_mean};
-    fr_opt_parallel_range(B, 1, min_rows(D), logp_bwd_part, &j);
+    fr_opt_parallel_range(H, 8, 4 * (FR_OPT_ROW_MIN_ELEMS / (work > 0 ? work : 1) + 1), scatter_part, &j);
 }
 
 /* ---- gather_rows ---------------------------------------------------------------------------- */
@@ -641,7 +492,7 @@ static void opt_gather_rows(int64_t R, int64_t D, const int32_t *idx, int64_t n_
 {
     (void)n_src;
     gather_job j = {D, idx, src, dst};
-    fr_opt_parallel_range(R, 1, 4 * min_rows(D), gather_rows_part, &j); /* a copy: 4x the elements per part */
+    fr_opt_parallel_range(R, 1, 4 * fr_opt_min_rows(D), gather_rows_part, &j); /* a copy: 4x the elements per part */
 }
 
 void fr_opt_rows_fill(fr_ops *ops)
@@ -656,9 +507,6 @@ void fr_opt_rows_fill(fr_ops *ops)
     ops->temb_sinusoidal = opt_temb;
     ops->embed_gather_add = opt_embed_gather_add;
     ops->x0_head_fwd = opt_x0_head_fwd;
-    ops->row_sumsq_diff = opt_row_sumsq_diff;
-    ops->kl_grad = opt_kl_grad;
-    ops->logp_backward = opt_logp_backward;
     ops->x0_head_bwd = opt_x0_head_bwd;
     ops->embed_scatter_add = opt_embed_scatter_add;
     ops->gather_rows = opt_gather_rows;
