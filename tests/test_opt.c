@@ -619,7 +619,7 @@ START_TEST(test_reduce_bitwise)
 }
 END_TEST
 
-/* row_sumsq_diff's AVX2 rows (opt/opt_rows.c) against ref: every row length 1..67 (full
+/* row_sumsq_diff's AVX2 rows (opt/opt_traj_rows.c) against ref: every row length 1..67 (full
  * chunks and each partial last chunk), spread values with the special ones mixed in, and
  * rows whose differences overflow to inf. */
 START_TEST(test_row_sumsq_diff_lengths)
@@ -644,7 +644,7 @@ START_TEST(test_row_sumsq_diff_lengths)
 }
 END_TEST
 
-/* kl_grad, logp_backward, x0_head_bwd, embed_scatter_add (opt/opt_rows.c) and ema_lerp
+/* kl_grad, logp_backward (opt/opt_traj_rows.c), x0_head_bwd, embed_scatter_add (opt/opt_rows.c) and ema_lerp
  * (opt/opt_adamw.c) on AVX2 against ref: every length / width 1..67 (full vectors and each tail), spread values with
  * the special ones mixed in; kl_grad and logp_backward (cps and Gaussian) in both
  * accumulate modes, x0_head_bwd also in place, embed_scatter_add with repeated and
