@@ -31,6 +31,10 @@
 #                   and why it falls behind (bench/bench_eps_base.py, ~15 min; its own section of BENCHMARKS.md)
 #   make bench-dit-base the shapes-dit-s base against the MLP base at equal (quiet) pretraining wall-clock,
 #                   3 seeds (bench/bench_dit_base.py; its own section of BENCHMARKS.md)
+#   make bench-dit-lora Flow-GRPO and AWM --lora-rank 8 on that DiT base against issue 20's bar, the
+#                   verdict rows' seeds one run at a time (bench/bench_dit_lora.py, ~2 h; every run stored
+#                   in bench/results/dit_lora.json; DIT_LORA_ARGS="--rows fg-best --seeds 1" runs some;
+#                   bench/bench_dit_lora.py --from-results rewrites its section from the file alone)
 #   make fault-trial issue 14's fault trial (tools/fault_trial.sh, a few minutes; not in check)
 #   make gpu-bundle the GPU check's bundle (gpu-bundle/: flowrl, its libraries, tools/gpu_check.sh;
 #                   DEVELOPERS.md says how to run it on a lent GPU machine)
@@ -301,6 +305,12 @@ bench-heldout: all
 .PHONY: bench-dit-base
 bench-dit-base: all
 	BUILD=$(BUILD) python3 bench/bench_dit_base.py
+
+# Issue 20: Flow-GRPO and AWM with --lora-rank 8 on the DiT base of bench-dit-base against the bar (+5 points,
+# interval excluding zero); stores each run in bench/results/dit_lora.json and writes the section from it all.
+.PHONY: bench-dit-lora
+bench-dit-lora: all
+	BUILD=$(BUILD) python3 bench/bench_dit_lora.py --keep $(DIT_LORA_ARGS)
 
 # BranchGRPO's iteration time against DanceGRPO at equal leaves (issue 11): its own section of
 # BENCHMARKS.md (bench/bench_branch.py; about a minute).
