@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """make bench-gfn-diffusion: diffusion samplers trained as GFlowNets on 25GMM, Funnel and Manywell
 (issue 13): TB, TB + Expl., VarGrad + Expl., TB + Expl. + LP, VarGrad + Expl. + LP and VarGrad + Expl. + LP + LS
-(the methods of Sendera et al. 2024's Table 1 that flowrl implements; LP(t): the paper's time-only Langevin scale), 3 seeds.
+(the methods of Sendera et al. 2024's Table 1 that flowrl implements; LP(t): the paper's time-only Langevin scale;
+(PIS): the public code's --pis_architectures networks, flowrl's --pis-architectures), 3 seeds.
 
 `flowrl train --algo gfn-diffusion --env gmm25|funnel|manywell --loss tb|tb-avg [--langevin] [--exploration 0.2]`
 at the public code's configuration (GFNOrg/gfn-diffusion@255b499 energy_sampling/train.py: T 100, hidden 64,

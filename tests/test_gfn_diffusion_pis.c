@@ -160,24 +160,16 @@ START_TEST(test_grad_fd)
 }
 END_TEST
 
-static char g_out[1 << 14];
-
-/* A short CLI run with --pis-architectures (TB, Langevin, exploration) on 25GMM: its final
- * evaluation line and digest. */
+/* A short CLI run (TB, Langevin, exploration) on 25GMM: its final evaluation line, parameter count and
+ * digest. */
 static void short_run(const char *backend, int threads, const char *extra, char *line, size_t n)
 {
-    char dir[256], args[1400];
-    fr_test_mkdtemp(dir, sizeof dir, "gfnd_pis");
+    char args[1024];
     snprintf(args, sizeof args,
-             "train --algo gfn-diffusion --env gmm25 --loss tb --langevin --exploration 0.2 %s --batch-size 8 "
-             "--steps 10 --hidden-dim 16 --harmonics 4 --epochs 6 --eval-samples 50 --eval-every 0 "
-             "--checkpoint-every 0 --backend %s --threads %d --out %s/r",
-             extra, backend, threads, dir);
-    ck_assert_msg(fr_test_run_cli(args, g_out, sizeof g_out) == 0, "%s", g_out);
-    const char *ev = strstr(g_out, "eval after"), *dg = strstr(g_out, "parameters ");
-    ck_assert_msg(ev && dg, "%s", g_out);
-    snprintf(line, n, "%.*s | %.*s", (int)strcspn(ev, "\n"), ev, (int)strcspn(dg, "\n"), dg);
-    fr_test_rmtree(dir);
+             "--algo gfn-diffusion --env gmm25 --loss tb --langevin --exploration 0.2 %s --batch-size 8 --steps 10 "
+             "--hidden-dim 16 --harmonics 4 --epochs 6 --eval-samples 50 --eval-every 0 --checkpoint-every 0",
+             extra);
+    gfnd_cli_line("gfnd_pis", args, backend, threads, line, n);
 }
 
 START_TEST(test_cli_backends)
