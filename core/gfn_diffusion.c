@@ -251,6 +251,16 @@ fr_status fr_gfnd_trainer_new(fr_gfnd_trainer **out, fr_backend *be, const fr_en
     t->Op = t->pis ? 2 * t->D : t->D * (o->learned_variance ? 2 : 1) + (o->langevin && !t->lgv_time ? 1 : 0);
     t->has_flow = o->loss == FR_GFND_DB || o->loss == FR_GFND_SUBTB;
     t->has_z = o->loss == FR_GFND_TB;
+    /* the tensors of the networks (mlp_layout: 3 + 2·n_hidden; PIS: 2·joint + 9, NN2(t) 2·lgv + 3) */
+    const int64_t n_net = t->pis ? 2 * o->joint_layers + 9 : 3 + 2 * o->n_hidden;
+    const int64_t n_lgv = !t->lgv_time ? 0 : t->pis ? 2 * o->lgv_layers + 3 : 3 + 2 * o->n_hidden;
+    const int64_t n_all = n_net * (t->has_flow ? 2 : 1) + n_lgv + t->has_z;
+    if (n_all > (int64_t)(sizeof t->vals / sizeof t->vals[0])) {
+        free(t);
+        return fr_fail(FR_ERR_ARG, "gfn-diffusion: the networks would have %lld tensors, at most %d (fewer --n-hidden, "
+                                   "--joint-layers or --lgv-layers)",
+                       (long long)n_all, (int)(sizeof t->vals / sizeof t->vals[0]));
+    }
     int64_t off = 0;
     if (t->pis) fr_gfnd_pis_mlp_layout(t, &t->pol, "drift", t->Op, &off);
     else mlp_layout(t, &t->pol, "drift", t->Op, &off);

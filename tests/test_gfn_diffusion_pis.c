@@ -57,6 +57,40 @@ START_TEST(test_parameter_count)
 }
 END_TEST
 
+/* More tensors than the trainer's list holds is refused (it overflowed the list before: the
+ * default networks at --n-hidden 14 with NN2(t) and a flow network need 94 of 65), for the default
+ * and the PIS networks alike; the largest PIS model that fits is built. */
+START_TEST(test_too_many_tensors)
+{
+    fr_backend be;
+    ck_assert_int_eq(fr_backend_open(&be, "ref", 0, 1), FR_OK);
+    fr_env e = target(&fr_env_gmm25);
+    fr_gfnd_opts o = tiny_opts(FR_GFND_DB);
+    o.batch = 2;
+    o.steps = 2;
+    o.hidden = 4;
+    o.langevin = o.langevin_time_scale = 1;
+    o.n_hidden = 14;
+    fr_gfnd_trainer *t = NULL;
+    ck_assert_int_eq(fr_gfnd_trainer_new(&t, &be, &e, &o), FR_ERR_ARG);
+    ck_assert_ptr_null(t);
+    o.n_hidden = 2;
+    o.pis_architectures = 1;
+    o.joint_layers = 14;
+    o.lgv_layers = 15;
+    ck_assert_int_eq(fr_gfnd_trainer_new(&t, &be, &e, &o), FR_ERR_ARG);
+    o.joint_layers = 10; /* 2·(29) + 33 = 91 */
+    ck_assert_int_eq(fr_gfnd_trainer_new(&t, &be, &e, &o), FR_ERR_ARG);
+    o.joint_layers = 5, o.lgv_layers = 11; /* 2·19 + 25 = 63 */
+    ck_assert_msg(fr_gfnd_trainer_new(&t, &be, &e, &o) == FR_OK, "%s", fr_last_error());
+    fr_gfnd_step_info info;
+    ck_assert_int_eq(fr_gfnd_trainer_grad(t, &info), FR_OK);
+    fr_gfnd_trainer_free(t);
+    fr_env_free(&e);
+    fr_backend_close(&be);
+}
+END_TEST
+
 /* Central differences in float64 of the float64 loss, h = 2^-8 (v ± h exact in float32 for
  * |v| < 2^15·h): the networks are float32, so the difference carries their rounding (measured
  * 2026-12-07: at most 7e-6 absolute, 2.5e-3 relative, on these cases with losses 6–57) and an
@@ -194,6 +228,7 @@ Suite *suite_gfn_diffusion_pis(void)
     TCase *tc = tcase_create("pis");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_parameter_count);
+    tcase_add_test(tc, test_too_many_tensors);
     tcase_add_test(tc, test_grad_fd);
     tcase_add_test(tc, test_cli_backends);
     suite_add_tcase(s, tc);
