@@ -58,7 +58,7 @@ START_TEST(test_parameter_count)
 END_TEST
 
 /* More tensors than the trainer's list holds is refused (it overflowed the list before: the
- * default networks at --n-hidden 14 with NN2(t) and a flow network need 94 of 65), for the default
+ * default networks at --n-hidden 14 with NN2(t) and a flow network need 93 of 65), for the default
  * and the PIS networks alike; the largest PIS model that fits is built. */
 START_TEST(test_too_many_tensors)
 {
