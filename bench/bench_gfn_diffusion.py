@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """make bench-gfn-diffusion: diffusion samplers trained as GFlowNets on 25GMM, Funnel and Manywell
 (issue 13): TB, TB + Expl., VarGrad + Expl., TB + Expl. + LP, VarGrad + Expl. + LP and VarGrad + Expl. + LP + LS
-(the methods of Sendera et al. 2024's Table 1 that flowrl implements; LP(t): the paper's time-only Langevin scale), 3 seeds.
+(the methods of Sendera et al. 2024's Table 1 that flowrl implements; LP(t): the paper's time-only Langevin scale;
+(PIS): the public code's --pis_architectures networks, flowrl's --pis-architectures), 3 seeds.
 
 `flowrl train --algo gfn-diffusion --env gmm25|funnel|manywell --loss tb|tb-avg [--langevin] [--exploration 0.2]`
 at the public code's configuration (GFNOrg/gfn-diffusion@255b499 energy_sampling/train.py: T 100, hidden 64,
@@ -53,13 +54,19 @@ TARGETS = {"25GMM": ("gmm25", 5.0), "Funnel": ("funnel", 5.0), "Manywell": ("man
 LS = ["--local-search", "--buffer-size", 600000, "--prioritized", "rank", "--rank-weight", 0.01, "--ld-step", 0.1,
       "--ld-schedule", "--target-acceptance-rate", 0.574]
 LPT = ["--langevin-time-scale"]
+# "(PIS)": the public code's --pis_architectures networks (the README's LP commands use them): flowrl's
+# --pis-architectures (a state Linear plus a time MLP of learned-phase features, three GELU layers, NN2(t)
+# LangevinScalingModelPIS; docs/algorithms/gfn-diffusion.md §1, §6, §7.5).
+PIS = ["--pis-architectures"]
 # (name, loss, Langevin drift, exploration, further options)
 METHODS = [("TB", "tb", False, False, []), ("TB + Expl.", "tb", False, True, []), ("TB + LP", "tb", True, False, []),
            ("TB + Expl. + LP", "tb", True, True, []), ("TB + Expl. + LP(t)", "tb", True, True, LPT),
            ("VarGrad", "tb-avg", False, False, []), ("VarGrad + Expl.", "tb-avg", False, True, []),
            ("VarGrad + LP", "tb-avg", True, False, []), ("VarGrad + Expl. + LP", "tb-avg", True, True, []),
            ("VarGrad + Expl. + LP + LS", "tb-avg", True, True, LS),
-           ("VarGrad + Expl. + LP(t) + LS", "tb-avg", True, True, LPT + LS)]
+           ("VarGrad + Expl. + LP(t) + LS", "tb-avg", True, True, LPT + LS),
+           ("TB + Expl. + LP (PIS)", "tb", True, True, PIS),
+           ("VarGrad + Expl. + LP + LS (PIS)", "tb-avg", True, True, PIS + LS)]
 # The methods a plain run measures: those with a Table 1 row of the same method, and VarGrad + Expl. + LP (judged
 # against the row that adds local search, named as such).
 DEFAULT_METHODS = ["TB", "TB + Expl.", "TB + Expl. + LP", "VarGrad + Expl.", "VarGrad + Expl. + LP",
@@ -97,7 +104,9 @@ METHOD_ROW = {"TB": ("TB [41]", ""), "TB + Expl.": ("TB + Expl. [41]", ""), "TB 
               "VarGrad + Expl. + LP": ("VarGrad + Expl. + LP + LS", "LS"),
               "TB + Expl. + LP(t)": ("TB + Expl. + LP", ""),
               "VarGrad + Expl. + LP + LS": ("VarGrad + Expl. + LP + LS", ""),
-              "VarGrad + Expl. + LP(t) + LS": ("VarGrad + Expl. + LP + LS", "")}
+              "VarGrad + Expl. + LP(t) + LS": ("VarGrad + Expl. + LP + LS", ""),
+              "TB + Expl. + LP (PIS)": ("TB + Expl. + LP", ""),
+              "VarGrad + Expl. + LP + LS (PIS)": ("VarGrad + Expl. + LP + LS", "")}
 
 
 # (iterations, batch) per (target, method) where not 300 of 64 (docs/algorithms/gfn-diffusion.md §7: the probes
@@ -105,7 +114,8 @@ METHOD_ROW = {"TB": ("TB [41]", ""), "TB + Expl.": ("TB + Expl. [41]", ""), "TB 
 # The LS and LP(t) rows run at the budget of the LP row they are compared with (like for like).
 BUDGET = {("Funnel", "TB"): (100, 300), ("25GMM", "TB + Expl. + LP"): (900, 64), ("25GMM", "VarGrad + Expl. + LP"): (900, 64),
           ("25GMM", "TB + Expl. + LP(t)"): (900, 64), ("25GMM", "VarGrad + Expl. + LP + LS"): (900, 64),
-          ("25GMM", "VarGrad + Expl. + LP(t) + LS"): (900, 64)}
+          ("25GMM", "VarGrad + Expl. + LP(t) + LS"): (900, 64), ("25GMM", "TB + Expl. + LP (PIS)"): (900, 64),
+          ("25GMM", "VarGrad + Expl. + LP + LS (PIS)"): (900, 64)}
 
 
 def budget(target, method, iterations, batch):
@@ -280,7 +290,7 @@ def main():
         "## Diffusion samplers as GFlowNets on 25GMM, Funnel and Manywell (issue 13)", "",
         f"Measured {t_start} by `{cmd.strip()}` (`make bench-gfn-diffusion`) at {git_line()} on {machine_line()} "
         f"(load average {load0} before; {total / 60:.1f} min for its runs). `flowrl train --algo gfn-diffusion "
-        "--env gmm25|funnel|manywell --loss tb|tb-avg [--langevin [--langevin-time-scale]] [--exploration 0.2] [--local-search "
+        "--env gmm25|funnel|manywell --loss tb|tb-avg [--langevin [--langevin-time-scale]] [--exploration 0.2] [--pis-architectures] [--local-search "
         "...]` (docs/algorithms/gfn-diffusion.md) "
         "at the public code's configuration (GFNOrg/gfn-diffusion@255b499 train.py: T 100, t_scale 5 (Manywell: 1, the README's), "
         "hidden 64 x 2, 64 harmonics, fixed "
@@ -294,7 +304,9 @@ def main():
         "log P_F) over 2,000 samples of the final sampler (the public code's log_Z, the paper's log Z-hat^RW); ELBO = "
         "the mean of the same weights (the code's log_Z_lb, the paper's log Z-hat); EUBO = their mean over 2,000 "
         "ground-truth samples with tau ~ P_B (a stochastic upper bound). LP = the Langevin-parametrised drift with "
-        "flowrl's NN2(x, t), LP(t) with the paper's NN2(t) (--langevin-time-scale); LS = the README's local search "
+        "flowrl's NN2(x, t), LP(t) with the paper's NN2(t) (--langevin-time-scale); (PIS) = the public code's "
+        "--pis_architectures networks (--pis-architectures: a state Linear plus a time MLP of learned-phase features, "
+        "three GELU layers of 64, NN2(t) its own 3-layer MLP; 37,958 parameters on 25GMM); LS = the README's local search "
         "(--local-search --buffer-size 600000 --prioritized rank --rank-weight 0.01 --ld-step 0.1 --ld-schedule, "
         "every 100 iterations 200 MALA steps, burn-in 100; odd iterations train on P_B trajectories from its buffer). s per "
         "run: the median wall-clock of a run on this machine as loaded (load average above), not the cost on a "
@@ -304,7 +316,8 @@ def main():
         "diffusion samplers* (NeurIPS 2024; arXiv 2402.05098v4), **Table 1** (log-partition function estimation "
         "errors, mean ± standard deviation over 5 runs), the row named in the table per method: the same method's "
         "(TB, TB + Expl., VarGrad + Expl., TB + Expl. + LP), else the nearest, with what it adds in the verdict "
-        "(TB + Expl. + LP(t) -> TB + Expl. + LP, VarGrad + Expl. + LP(t) + LS and VarGrad + Expl. + LP + LS -> "
+        "(TB + Expl. + LP(t) and TB + Expl. + LP (PIS) -> TB + Expl. + LP, VarGrad + Expl. + LP(t) + LS, "
+        "VarGrad + Expl. + LP + LS (PIS) and VarGrad + Expl. + LP + LS -> "
         "VarGrad + Expl. + LP + LS; VarGrad + Expl. + LP -> \"VarGrad + Expl. + LP + LS\": without the local search; the rows without "
         "exploration of VarGrad, TB + LP and VarGrad + LP -> the table's rows with it). "
         "Tolerance = the row's mean + 2 standard deviations; Delta log Z^RW (flowrl's log Z_IS) against the row's "

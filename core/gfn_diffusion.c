@@ -49,21 +49,30 @@ fr_gfnd_opts fr_gfnd_opts_default(void)
     o.ls_burn_in = 100;
     o.ld_step = 0.001;
     o.ls_target_rate = 0.574;
+    o.joint_layers = 2;
+    o.lgv_layers = 3;
     return o;
 }
 
 /* ---- the MLPs through the op table ------------------------------------------------------- */
 
-/* c = e(t_k) W_t^T + b_0 for every step k: the time rows of the current weights. */
-static void time_rows(fr_gfnd_trainer *t, mlp *m)
+/* c = e(t_k) W_t^T + b_0 for every step k: the time rows of the current weights (pis: the time
+ * path's output + b_0). */
+static fr_status time_rows(fr_gfnd_trainer *t, mlp *m)
 {
     const fr_ops *op = t->be->ops;
+    if (m->pis) {
+        FR_TRY(fr_gfnd_tnet_forward(t, &m->tn, m->c));
+        op->bias_add(t->T, m->dim[1], m->c, m->vals[1].data);
+        return FR_OK;
+    }
     op->gemm(0, 1, t->T, m->dim[1], t->E, t->temb, m->vals[1].data, m->c, 0);
     op->bias_add(t->T, m->dim[1], m->c, m->vals[2].data);
+    return FR_OK;
 }
 
-static const fr_tensor *weight(const mlp *m, int l) { return l == 0 ? &m->vals[0] : &m->vals[3 + 2 * (l - 1)]; }
-static const fr_tensor *bias(const mlp *m, int l) { return &m->vals[3 + 2 * (l - 1) + 1]; }
+static const fr_tensor *weight(const mlp *m, int l) { return l == 0 ? &m->vals[0] : &m->vals[m->o1 + 2 * (l - 1)]; }
+static const fr_tensor *bias(const mlp *m, int l) { return &m->vals[m->o1 + 2 * (l - 1) + 1]; }
 
 /* The n rows from row r0 (all at step k) of t->x through m. */
 static void mlp_forward(fr_gfnd_trainer *t, mlp *m, const float *x, int64_t r0, int64_t n, int64_t k)
@@ -84,7 +93,7 @@ static void mlp_forward(fr_gfnd_trainer *t, mlp *m, const float *x, int64_t r0, 
 }
 
 /* The gradients (into the zeroed grads) of all T·n rows of inputs x whose output gradient is in t->d0. */
-void fr_gfnd_mlp_backward(fr_gfnd_trainer *t, mlp *m, const float *x, int64_t n)
+fr_status fr_gfnd_mlp_backward(fr_gfnd_trainer *t, mlp *m, const float *x, int64_t n)
 {
     const fr_ops *op = t->be->ops;
     const int64_t R = t->T * n;
@@ -92,10 +101,10 @@ void fr_gfnd_mlp_backward(fr_gfnd_trainer *t, mlp *m, const float *x, int64_t n)
     t->be->work.bwd_rows += (uint64_t)R;
     for (int l = m->L - 1; l >= 0; l--) {
         const float *in = l == 0 ? x : m->post[l - 1];
-        fr_tensor *gw = l == 0 ? &m->grads[0] : &m->grads[3 + 2 * (l - 1)];
+        fr_tensor *gw = l == 0 ? &m->grads[0] : &m->grads[m->o1 + 2 * (l - 1)];
         op->gemm(1, 0, m->dim[l + 1], m->dim[l], R, d, in, gw->data, 1);
         if (l == 0) break;
-        op->bias_grad(R, m->dim[l + 1], d, m->grads[3 + 2 * (l - 1) + 1].data, 1);
+        op->bias_grad(R, m->dim[l + 1], d, m->grads[m->o1 + 2 * (l - 1) + 1].data, 1);
         op->gemm(0, 0, R, m->dim[l], m->dim[l + 1], d, weight(m, l)->data, dn, 0);
         op->act_bwd(FR_ACT_GELU_TANH, R * m->dim[l], m->pre[l - 1], dn, dn, 0);
         float *sw = d;
@@ -104,8 +113,13 @@ void fr_gfnd_mlp_backward(fr_gfnd_trainer *t, mlp *m, const float *x, int64_t n)
     }
     /* the time rows: dc_k = Σ over step k's rows; W_t += dc^T e, b_0 += Σ_k dc_k */
     for (int64_t k = 0; k < t->T; k++) op->bias_grad(n, m->dim[1], d + k * n * m->dim[1], m->dc + k * m->dim[1], 0);
+    if (m->pis) { /* b_0 += Σ_k dc_k, and the time path from dc */
+        op->bias_grad(t->T, m->dim[1], m->dc, m->grads[1].data, 1);
+        return fr_gfnd_tnet_backward(t, &m->tn, m->dc);
+    }
     op->gemm(1, 0, m->dim[1], t->E, t->T, m->dc, t->temb, m->grads[1].data, 1);
     op->bias_grad(t->T, m->dim[1], m->dc, m->grads[2].data, 1);
+    return FR_OK;
 }
 
 /* ---- set-up ------------------------------------------------------------------------------ */
@@ -129,6 +143,10 @@ static fr_status check_opts(const fr_env *env, const fr_gfnd_opts *o)
     if ((o->both_ways || o->local_search) &&
         (o->loss != FR_GFND_TB && o->loss != FR_GFND_TB_AVG))
         return fr_fail(FR_ERR_ARG, "gfn-diffusion: --both-ways / --local-search train tb or tb-avg (train.py --mode_bwd)");
+    if (o->pis_architectures && (o->joint_layers < 0 || o->joint_layers + 2 > ND_MAX_L || o->lgv_layers < 1 ||
+                                 o->lgv_layers + 1 > ND_MAX_L))
+        return fr_fail(FR_ERR_ARG, "gfn-diffusion: --joint-layers %lld in [0, %d], --lgv-layers %lld in [1, %d]",
+                       (long long)o->joint_layers, ND_MAX_L - 2, (long long)o->lgv_layers, ND_MAX_L - 1);
     if (o->local_search && (o->ls_cycle < 1 || o->ls_iters < 0 || o->ls_burn_in < 0 || !(o->ld_step > 0.0)))
         return fr_fail(FR_ERR_ARG, "gfn-diffusion: --ls-cycle %lld >= 1, --ls-iters %lld, --ls-burn-in %lld >= 0, "
                                    "--ld-step %g > 0",
@@ -140,6 +158,7 @@ static fr_status check_opts(const fr_env *env, const fr_gfnd_opts *o)
 static void mlp_layout(fr_gfnd_trainer *t, mlp *m, const char *prefix, int64_t out, int64_t *off)
 {
     m->L = (int)t->o.n_hidden + 1;
+    m->o1 = 3;
     m->dim[0] = t->D;
     for (int l = 1; l < m->L; l++) m->dim[l] = t->o.hidden;
     m->dim[m->L] = out;
@@ -225,15 +244,31 @@ fr_status fr_gfnd_trainer_new(fr_gfnd_trainer **out, fr_backend *be, const fr_en
     t->B = o->batch;
     t->E = 2 * o->harmonics;
     t->cap = t->T * t->B;
-    t->lgv_time = o->langevin && o->langevin_time_scale;
-    t->Op = t->D * (o->learned_variance ? 2 : 1) + (o->langevin && !t->lgv_time ? 1 : 0);
+    t->pis = o->pis_architectures;
+    if (t->pis) t->o.zero_init = 1; /* train.py: --pis_architectures sets --zero_init */
+    t->lgv_time = o->langevin && (o->langevin_time_scale || t->pis);
+    /* JointPolicyPIS's head has 2·D outputs, the log-variances read only with learned_variance */
+    t->Op = t->pis ? 2 * t->D : t->D * (o->learned_variance ? 2 : 1) + (o->langevin && !t->lgv_time ? 1 : 0);
     t->has_flow = o->loss == FR_GFND_DB || o->loss == FR_GFND_SUBTB;
     t->has_z = o->loss == FR_GFND_TB;
+    /* the tensors of the networks (mlp_layout: 3 + 2·n_hidden; PIS: 2·joint + 9, NN2(t) 2·lgv + 3) */
+    const int64_t n_net = t->pis ? 2 * o->joint_layers + 9 : 3 + 2 * o->n_hidden;
+    const int64_t n_lgv = !t->lgv_time ? 0 : t->pis ? 2 * o->lgv_layers + 3 : 3 + 2 * o->n_hidden;
+    const int64_t n_all = n_net * (t->has_flow ? 2 : 1) + n_lgv + t->has_z;
+    if (n_all > (int64_t)(sizeof t->vals / sizeof t->vals[0])) {
+        free(t);
+        return fr_fail(FR_ERR_ARG, "gfn-diffusion: the networks would have %lld tensors, at most %d (fewer --n-hidden, "
+                                   "--joint-layers or --lgv-layers)",
+                       (long long)n_all, (int)(sizeof t->vals / sizeof t->vals[0]));
+    }
     int64_t off = 0;
-    mlp_layout(t, &t->pol, "drift", t->Op, &off);
-    if (t->lgv_time) mlp_layout(t, &t->lgv, "lgv", 1, &off);
+    if (t->pis) fr_gfnd_pis_mlp_layout(t, &t->pol, "drift", t->Op, &off);
+    else mlp_layout(t, &t->pol, "drift", t->Op, &off);
+    if (t->lgv_time && t->pis) fr_gfnd_pis_lgv_layout(t, &t->lgvp, "lgv", &off);
+    else if (t->lgv_time) mlp_layout(t, &t->lgv, "lgv", 1, &off);
     t->n_pol = t->n_params;
-    if (t->has_flow) mlp_layout(t, &t->flow, "flow", 1, &off);
+    if (t->has_flow && t->pis) fr_gfnd_pis_mlp_layout(t, &t->flow, "flow", 1, &off);
+    else if (t->has_flow) mlp_layout(t, &t->flow, "flow", 1, &off);
     if (t->has_z) {
         int64_t one[1] = {1};
         snprintf(t->names[t->n_params], sizeof t->names[0], "log_z");
@@ -260,7 +295,14 @@ fr_status fr_gfnd_trainer_new(fr_gfnd_trainer **out, fr_backend *be, const fr_en
     }
     if (s == FR_OK) s = alloc_mlp(t, &t->pol);
     if (s == FR_OK && t->has_flow) s = alloc_mlp(t, &t->flow);
-    if (s == FR_OK && t->lgv_time) {
+    if (s == FR_OK && t->pis) s = fr_gfnd_tnet_alloc(t, &t->pol.tn, 0);
+    if (s == FR_OK && t->pis && t->has_flow) s = fr_gfnd_tnet_alloc(t, &t->flow.tn, 0);
+    if (s == FR_OK && t->lgv_time && t->pis) {
+        s = fr_gfnd_tnet_alloc(t, &t->lgvp, 1);
+        t->lgv_h = fr_calloc((size_t)o->steps, sizeof(float));
+        t->lgv_d = fr_calloc((size_t)o->steps, sizeof(double));
+        if (s == FR_OK && (!t->lgv_h || !t->lgv_d)) s = FR_ERR_NOMEM;
+    } else if (s == FR_OK && t->lgv_time) {
         s = alloc_mlp(t, &t->lgv);
         t->x0 = fr_dev_floats(be, o->steps * t->D);
         t->lgv_h = fr_calloc((size_t)o->steps, sizeof(float));
@@ -299,9 +341,15 @@ fr_status fr_gfnd_trainer_new(fr_gfnd_trainer **out, fr_backend *be, const fr_en
         if (s == FR_OK) s = fr_h2d(be, t->temb, h, (size_t)(T * t->E) * sizeof *h);
         if (s == FR_OK) {
             memset(h, 0, (size_t)t->arena_n * sizeof *h);
-            mlp_init(t, &t->pol, 0, o->zero_init, o->langevin && !t->lgv_time ? t->Op - 1 : -1, h);
-            if (t->lgv_time) mlp_init(t, &t->lgv, (int)(t->lgv.vals - t->vals), o->zero_init, 0, h);
-            if (t->has_flow) mlp_init(t, &t->flow, t->n_pol, 0, -1, h);
+            if (t->pis) { /* FlowModelPIS is built without zero_init */
+                fr_gfnd_pis_mlp_init(t, &t->pol, 1, h);
+                if (t->lgv_time) fr_gfnd_tnet_init(t, &t->lgvp, 1, 0.01f, h);
+                if (t->has_flow) fr_gfnd_pis_mlp_init(t, &t->flow, 0, h);
+            } else {
+                mlp_init(t, &t->pol, 0, o->zero_init, o->langevin && !t->lgv_time ? t->Op - 1 : -1, h);
+                if (t->lgv_time) mlp_init(t, &t->lgv, (int)(t->lgv.vals - t->vals), o->zero_init, 0, h);
+                if (t->has_flow) mlp_init(t, &t->flow, t->n_pol, 0, -1, h);
+            }
             if (t->has_z) h[(float *)t->vals[t->n_params - 1].data - t->arena_v] = (float)o->init_log_z;
             s = fr_h2d(be, t->arena_v, h, (size_t)t->arena_n * sizeof *h);
         }
@@ -333,7 +381,10 @@ void fr_gfnd_trainer_free(fr_gfnd_trainer *t)
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     fr_gfnd_replay_free(t->buf);
     fr_gfnd_replay_free(t->buf_ls);
-    if (t->lgv_time) free_mlp(be, &t->lgv);
+    if (t->lgv_time && !t->pis) free_mlp(be, &t->lgv);
+    fr_gfnd_tnet_free(be, &t->pol.tn);
+    fr_gfnd_tnet_free(be, &t->flow.tn);
+    fr_gfnd_tnet_free(be, &t->lgvp);
     fr_dev_free(be, t->x0);
     free(t->lgv_h);
     free(t->lgv_d);
@@ -406,10 +457,14 @@ double fr_gfnd_log_flow(const fr_gfnd_trainer *t, float f, const double *x, int6
 /* The current weights' time rows, and NN2(t_k) of every step (langevin_time_scale) to the host. */
 fr_status fr_gfnd_prepare(fr_gfnd_trainer *t)
 {
-    time_rows(t, &t->pol);
-    if (t->has_flow) time_rows(t, &t->flow);
+    FR_TRY(time_rows(t, &t->pol));
+    if (t->has_flow) FR_TRY(time_rows(t, &t->flow));
     if (!t->lgv_time) return FR_OK;
-    time_rows(t, &t->lgv);
+    if (t->pis) { /* LangevinScalingModelPIS(t_k), one row a step */
+        FR_TRY(fr_gfnd_tnet_forward(t, &t->lgvp, NULL));
+        return fr_d2h(t->be, t->lgv_h, t->lgvp.pre[t->lgvp.L - 1], (size_t)t->T * sizeof(float));
+    }
+    FR_TRY(time_rows(t, &t->lgv));
     for (int64_t k = 0; k < t->T; k++) mlp_forward(t, &t->lgv, t->x0, k, 1, k);
     return fr_d2h(t->be, t->lgv_h, t->lgv.pre[t->lgv.L - 1], (size_t)t->T * sizeof(float));
 }

@@ -40,6 +40,8 @@ static fr_status backprop(fr_gfnd_trainer *t, double g_log_z)
                     const double v = (double)out[D + d], th = fr_gfnd_tanh(v);
                     dout[D + d] = fabs(v) > c ? 0.0f
                                               : (float)(gl * 0.5 * (z[d] * z[d] - 1.0) * t->o.log_var_range * (1.0 - th * th));
+                } else if (t->pis) {
+                    dout[D + d] = 0.0f; /* the PIS head's unread log-variance columns */
                 }
             }
             if (t->lgv_time) t->lgv_d[k] += dscale;
@@ -48,17 +50,18 @@ static fr_status backprop(fr_gfnd_trainer *t, double g_log_z)
     free(mean);
     FR_TRY(fr_dev_zero(t->be, t->arena_g, (size_t)t->arena_n * sizeof(float)));
     FR_TRY(fr_h2d(t->be, t->d0, t->dout_h, (size_t)(T * B * Op) * sizeof(float)));
-    fr_gfnd_mlp_backward(t, &t->pol, t->x, B);
+    FR_TRY(fr_gfnd_mlp_backward(t, &t->pol, t->x, B));
     if (t->has_flow) {
         for (int64_t k = 0; k < T; k++)
             for (int64_t b = 0; b < B; b++) t->dout_h[k * B + b] = (float)t->gf[b * (T + 1) + k];
         FR_TRY(fr_h2d(t->be, t->d0, t->dout_h, (size_t)(T * B) * sizeof(float)));
-        fr_gfnd_mlp_backward(t, &t->flow, t->x, B);
+        FR_TRY(fr_gfnd_mlp_backward(t, &t->flow, t->x, B));
     }
     if (t->lgv_time) { /* NN2(t_k)'s gradient: the sum over step k's rows, one row per step */
         for (int64_t k = 0; k < T; k++) t->dout_h[k] = (float)t->lgv_d[k];
         FR_TRY(fr_h2d(t->be, t->d0, t->dout_h, (size_t)T * sizeof(float)));
-        fr_gfnd_mlp_backward(t, &t->lgv, t->x0, 1);
+        if (t->pis) FR_TRY(fr_gfnd_tnet_backward(t, &t->lgvp, t->d0));
+        else FR_TRY(fr_gfnd_mlp_backward(t, &t->lgv, t->x0, 1));
     }
     if (t->has_z) {
         const float gz = (float)g_log_z;

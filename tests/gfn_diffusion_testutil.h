@@ -13,6 +13,7 @@
 #include "flowrl/env.h"
 #include "flowrl/gfn_diffusion.h"
 #include "flowrl/status.h"
+#include "tests/testutil.h"
 
 /* The energy target of class c at its defaults. */
 static inline fr_env target(const fr_env_class *c)
@@ -52,6 +53,21 @@ static inline int vs_ref_here(size_t i)
     if (fr_backend_open(&probe, "cuda-emu", 0, 1) != FR_OK) return 0;
     fr_backend_close(&probe);
     return 1;
+}
+
+/* `flowrl train <args> --backend B --threads N --out <a temporary dir>` must succeed; its final
+ * evaluation line and the "parameters N, digest D" line into line (the run's bytes as a string). */
+static inline void gfnd_cli_line(const char *tag, const char *args, const char *backend, int threads, char *line, size_t n)
+{
+    static char out[1 << 14];
+    char dir[256], cmd[1600];
+    fr_test_mkdtemp(dir, sizeof dir, tag);
+    snprintf(cmd, sizeof cmd, "train %s --backend %s --threads %d --out %s/r", args, backend, threads, dir);
+    ck_assert_msg(fr_test_run_cli(cmd, out, sizeof out) == 0, "%s", out);
+    const char *ev = strstr(out, "eval after"), *dg = strstr(out, "parameters ");
+    ck_assert_msg(ev && dg && strstr(dg, "digest "), "%s", out);
+    snprintf(line, n, "%.*s | %.*s", (int)strcspn(ev, "\n"), ev, (int)strcspn(dg, "\n"), dg);
+    fr_test_rmtree(dir);
 }
 
 /* A digest of the trainer's gradients (every parameter's grad bytes). */

@@ -74,6 +74,7 @@
     X(gfn_diffusion)                                                                       \
     X(gfn_diffusion_expl)                                                                  \
     X(gfn_diffusion_ls)                                                                    \
+    X(gfn_diffusion_pis)                                                                   \
     X(gfn_box)                                                                             \
     X(gfn_comb)                                                                            \
     X(env_ctl)                                                                             \

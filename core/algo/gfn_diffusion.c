@@ -24,7 +24,8 @@ typedef struct {
     int64_t batch, steps, hidden, n_hidden, harmonics, exploration_decay, eval_samples;
     double t_scale, log_var_range, lgv_clip, gfn_clip, exploration, subtb_lambda, lr_flow, init_log_z;
     int learned_variance, langevin, zero_init, clipping, partial_energy;
-    int both_ways, local_search, prioritized, ld_schedule, langevin_time_scale;
+    int both_ways, local_search, prioritized, ld_schedule, langevin_time_scale, pis_architectures;
+    int64_t joint_layers, lgv_layers;
     int64_t buffer_size, ls_cycle, max_iter_ls, burn_in;
     double rank_weight, ld_step, target_acceptance_rate;
 } gfnd_opts;
@@ -47,6 +48,12 @@ static const fr_opt k_rows[] = {
     FR_OPT_BOOL(C, langevin_time_scale, "langevin_time_scale", "false",
                 "with --langevin: NN2(t) its own MLP of the time features (the paper's eq. 17); default NN2(x, t) a column "
                 "of the drift head", 0),
+    FR_OPT_BOOL(C, pis_architectures, "pis_architectures", "false",
+                "the public code's PIS networks: x -> Linear(D, H) plus a time MLP of learned-phase features, GELU, "
+                "--joint-layers x (Linear(H, H), GELU), a head of 2D; with --langevin NN2(t) its own MLP of --lgv-layers; "
+                "implies --zero-init (docs/algorithms/gfn-diffusion.md §1, §6)", 0),
+    FR_OPT_I64(C, joint_layers, "joint_layers", "2", 0, 14, "with --pis-architectures: Linear(H, H) layers after the embeddings", 0),
+    FR_OPT_I64(C, lgv_layers, "lgv_layers", "3", 1, 15, "with --pis-architectures --langevin: hidden layers of NN2(t)", 0),
     FR_OPT_BOOL(C, zero_init, "zero_init", "true", "the drift head starts at 0 (the Langevin scale at 0.01)", 0),
     FR_OPT_BOOL(C, clipping, "clipping", "true", "clip grad log R to +-lgv_clip and the drift head to +-gfn_clip", 0),
     FR_OPT_F64(C, lgv_clip, "lgv_clip", "100", 1e-6, 1e12, "clip of grad log R (with --clipping)", 0),
@@ -129,6 +136,9 @@ static fr_status gfnd_setup(fr_run *r, void **out)
     o.log_var_range = a->log_var_range;
     o.langevin = a->langevin;
     o.langevin_time_scale = a->langevin_time_scale;
+    o.pis_architectures = a->pis_architectures;
+    o.joint_layers = a->joint_layers;
+    o.lgv_layers = a->lgv_layers;
     o.zero_init = a->zero_init;
     o.clipping = a->clipping;
     o.lgv_clip = a->lgv_clip;
@@ -174,6 +184,11 @@ static void gfnd_header(fr_run *r, void *state)
                 (long long)a->n_hidden, (long long)a->harmonics, a->learned_variance ? "learned" : "fixed",
                 a->langevin ? (a->langevin_time_scale ? ", langevin NN2(t)" : ", langevin") : "", a->partial_energy ? ", partial energy" : "", a->exploration,
                 (long long)a->exploration_decay, a->lr_flow, r->env.energy->log_z(&r->env));
+    if (a->pis_architectures)
+        fr_run_info(r, "PIS networks (--pis-architectures): state Linear(D, %lld) + time MLP of %lld learned-phase "
+                       "frequencies, %lld joint layers%s; zero_init",
+                    (long long)a->hidden, (long long)a->harmonics, (long long)a->joint_layers,
+                    a->langevin ? ", NN2(t) LangevinScalingModelPIS" : "");
     if (a->both_ways && !a->local_search)
         fr_run_info(r, "both ways: buffer %lld (%s, rank weight %g), no local search", (long long)a->buffer_size,
                     k_prio_names[a->prioritized], a->rank_weight);

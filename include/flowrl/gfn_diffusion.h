@@ -53,6 +53,12 @@ typedef struct {
     int langevin;            /* f = NN1 + NN2·∇log R */
     int langevin_time_scale; /* NN2(t) its own MLP of the time features alone (the paper's eq. 17, the code's
                               * LangevinScalingModelPIS); 0: NN2(x, t) a column of the drift head */
+    int pis_architectures;   /* the public --pis_architectures networks (docs/algorithms/gfn-diffusion.md §1, §6):
+                              * the drift (and flow) x → Linear(D, H) plus a time MLP of learned-phase features,
+                              * then GELU, joint_layers × (Linear(H, H), GELU), the head (2D outputs); NN2(t)
+                              * LangevinScalingModelPIS (lgv_layers); zero_init implied. hidden, harmonics as above */
+    int64_t joint_layers;    /* 2 */
+    int64_t lgv_layers;      /* 3 */
     int zero_init;           /* the drift head starts at 0 (the Langevin scale's bias at 0.01) */
     int clipping;            /* ∇log R clipped to ±lgv_clip, the drift head to ±gfn_clip */
     double lgv_clip, gfn_clip;
