@@ -37,7 +37,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ci95, flowrl, git_line, loadavg, logger, machine_line, median, write_section  # noqa: E402
+from benchlib import invocation, ci95, flowrl, git_line, loadavg, logger, machine_line, median, write_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARKER = "bench_dit_lora"
@@ -411,7 +411,7 @@ def main():
     t0 = time.time()
     d0 = datetime.datetime.now(datetime.timezone.utc)
     inv = f"bench-{d0:%Y%m%dT%H%MZ}"
-    store["invocations"][inv] = dict(command=("python3 bench/bench_dit_lora.py " + " ".join(sys.argv[1:])).strip(),
+    store["invocations"][inv] = dict(command=invocation("bench/bench_dit_lora.py"),
                                      commit=git_line(), machine=machine_line(), date=f"{d0:%Y-%m-%d %H:%M} UTC",
                                      load_start=loadavg(), load_end=None, minutes=None)
     os.makedirs(a.work, exist_ok=True)

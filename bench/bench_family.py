@@ -23,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (GMM2D_BASES, base_preds, flowrl, fmt_ci, git_line, gmm2d_base, halfplane_score, loadavg,  # noqa: E402
+from benchlib import (invocation, GMM2D_BASES, base_preds, flowrl, fmt_ci, git_line, gmm2d_base, halfplane_score, loadavg,  # noqa: E402
                       logger, machine_line, median, metrics, write_section)
 
 BUILD = os.environ.get("BUILD", "build")
@@ -151,7 +151,7 @@ def main():
                     + f" | {median([r['epoch_s'] for r in rs]):.3f} |")
         log(rows[-1])
     eps_members = [x for x in FAMILY if PRED.get(x) == "epsilon"]
-    cmd = "python3 bench/bench_family.py " + " ".join(sys.argv[1:])
+    cmd = invocation("bench/bench_family.py")
     text = "\n".join([
         "<!-- bench_family begin (written by bench/bench_family.py; do not edit by hand) -->",
         "## The trajectory-GRPO family on gmm2d halfplane (issues 11, 12: DDPO, D3PO, SPO)", "",

@@ -38,7 +38,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import fmt_ci, flowrl, git_line, loadavg, logger, machine_line, write_section  # noqa: E402
+from benchlib import invocation, fmt_ci, flowrl, git_line, loadavg, logger, machine_line, write_section  # noqa: E402
 
 BUILD = os.environ.get("BUILD", "build")
 FLOWRL = os.path.join(BUILD, "flowrl")
@@ -236,7 +236,7 @@ def main():
                           "on the tied torso in the lr group, its log Z estimate log F(s0); torchgfn 1.2.1's "
                           "forward_looking raises (a shape mismatch), so tools/torchgfn_hypergrid.py adds the valid "
                           "states' log rewards as torchgfn later fixed it (its docstring).")
-    cmd = "python3 bench/bench_gfn.py " + " ".join(sys.argv[1:])
+    cmd = invocation("bench/bench_gfn.py")
     kept_note = "".join(f" The rows of {', '.join(l for l in kept_labels if kept_src[l] == src)} are kept from the "
                         f"section's previous run ({src}; `--keep`)." for src in dict.fromkeys(kept_src[l] for l in kept_labels))
     kept_note += " This run measured the others." if kept_note else ""

@@ -22,7 +22,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import fmt_ci, flowrl, git_line, loadavg, logger, machine_line, write_section  # noqa: E402
+from benchlib import invocation, fmt_ci, flowrl, git_line, loadavg, logger, machine_line, write_section  # noqa: E402
 
 BUILD = os.environ.get("BUILD", "build")
 FLOWRL = os.path.join(BUILD, "flowrl")
@@ -78,7 +78,7 @@ def main():
                      f"{sum(r['evals'][-1]['jsd'] for r in rs) / len(rs):.4f} | " + ", ".join(f"{x:.4f}" for x in kde) +
                      f" | {fmt_ci(kde, digits=4)} | {zcol} | {curve} | {sorted(r['wall'] for r in rs)[len(rs) // 2]:.1f} |")
         log(lines[-1])
-    cmd = "python3 bench/bench_gfn_box.py " + " ".join(sys.argv[1:])
+    cmd = invocation("bench/bench_gfn_box.py")
     text = "\n".join([
         "<!-- bench_gfn_box begin (written by bench/bench_gfn_box.py; do not edit by hand) -->",
         "## A continuous GFlowNet: the Box (issue 13)", "",

@@ -35,7 +35,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import fmt_ci, flowrl, git_line, loadavg, logger, machine_line, write_section  # noqa: E402
+from benchlib import invocation, fmt_ci, flowrl, git_line, loadavg, logger, machine_line, write_section  # noqa: E402
 
 BUILD = os.environ.get("BUILD", "build")
 FLOWRL = os.path.join(BUILD, "flowrl")
@@ -284,7 +284,7 @@ def main():
     kept_note = "".join(f" The rows of {', '.join(p for p, s in kept_pairs if s == src)} are the numbers of the section's "
                         f"previous run ({src}; `--keep`), judged again against the tolerances below."
                         for src in dict.fromkeys(s for _, s in kept_pairs))
-    cmd = "python3 bench/bench_gfn_diffusion.py " + " ".join(sys.argv[1:])
+    cmd = invocation("bench/bench_gfn_diffusion.py")
     text = "\n".join([
         "<!-- bench_gfn_diffusion begin (written by bench/bench_gfn_diffusion.py; do not edit by hand) -->",
         "## Diffusion samplers as GFlowNets on 25GMM, Funnel and Manywell (issue 13)", "",

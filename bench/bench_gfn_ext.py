@@ -33,7 +33,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import fmt_ci, flowrl, git_line, loadavg, logger, machine_line, median, metrics, write_section  # noqa: E402
+from benchlib import invocation, fmt_ci, flowrl, git_line, loadavg, logger, machine_line, median, metrics, write_section  # noqa: E402
 
 BUILD = os.environ.get("BUILD", "build")
 FLOWRL = os.path.join(BUILD, "flowrl")
@@ -177,7 +177,7 @@ def main():
                   f"{fmt_ci([x['curve'][-1]['l1'] for x in rs], digits=4)} | "
                   f"{fmt_ci([x['curve'][-1]['zerr'] for x in rs], digits=4)} | {median([x['wall'] for x in rs]):.1f} |")
         log(mo[-1])
-    cmd = "python3 bench/bench_gfn_ext.py " + " ".join(sys.argv[1:])
+    cmd = invocation("bench/bench_gfn_ext.py")
     text = "\n".join([
         "<!-- bench_gfn_ext begin (written by bench/bench_gfn_ext.py; do not edit by hand) -->",
         "## OP-GFN and local-search GFlowNets on HyperGrid 4D H8, multi-objective GFlowNets on mo-hypergrid (issue 13)", "",

@@ -20,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import fmt_ci, flowrl, git_line, loadavg, logger, machine_line, write_section  # noqa: E402
+from benchlib import invocation, fmt_ci, flowrl, git_line, loadavg, logger, machine_line, write_section  # noqa: E402
 import gm_shapes  # noqa: E402
 
 BIN = os.environ.get("FLOWRL_BIN", "build/flowrl")
@@ -132,7 +132,7 @@ def main_shapes(a, seeds):
     text = gm_shapes.section(
         "bench_gmflow_shapes", "bench/bench_gmflow.py --task shapes",
         "## GMFlow on shapes (issue 22 §10.1; docs/algorithms/gmflow.md §7)",
-        f"Measured {t_start} by `python3 bench/bench_gmflow.py {' '.join(sys.argv[1:])}` at {git_line()} on "
+        f"Measured {t_start} by `{invocation('bench/bench_gmflow.py')}` at {git_line()} on "
         f"{machine_line()} (load average {load0} before; seconds under that load). GMFlow: `flowrl gmflow train --task "
         f"shapes --preset shapes-s --components {a.components} --batch {a.batch} --lr {a.lr:g} --warmup 100 --steps "
         f"{a.steps} --seed S` (the shapes-s residual MLP, its velocity head widened to the K·768 + K + 1 row, "
@@ -190,7 +190,7 @@ def main():
         word = ("holds" if gm_m < rf_m and wins == len(gm) else "does not hold" if gm_m >= rf_m else
                 "holds on the mean only")
         return f"at {st} steps it **{word}** (mean {gm_m:.4f} against {rf_m:.4f}, GMFlow lower in {wins} of {len(gm)} seeds)"
-    cmd = "python3 bench/bench_gmflow.py " + " ".join(sys.argv[1:])
+    cmd = invocation("bench/bench_gmflow.py")
     text = "\n".join([
         "<!-- bench_gmflow begin (written by bench/bench_gmflow.py; do not edit by hand) -->",
         "## GMFlow's few-step miniature (issue 22 §10.1)", "",

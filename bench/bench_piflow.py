@@ -24,7 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ci95, flowrl, git_line, loadavg, logger, machine_line, write_section  # noqa: E402
+from benchlib import invocation, ci95, flowrl, git_line, loadavg, logger, machine_line, write_section  # noqa: E402
 import gm_shapes  # noqa: E402
 
 log = logger("bench_piflow")
@@ -80,7 +80,7 @@ def main_shapes(a, seeds):
         "bench_piflow_shapes", "bench/bench_piflow.py --task shapes",
         "## pi-Flow on shapes: a 1-NFE image student distilled from the shapes flow base (issue 22 §10.2; "
         "docs/algorithms/piflow.md §7)",
-        f"Measured {t_start} by `python3 bench/bench_piflow.py {' '.join(sys.argv[1:])}` at {git_line()} on "
+        f"Measured {t_start} by `{invocation('bench/bench_piflow.py')}` at {git_line()} on "
         f"{machine_line()} (load average {load0} before; seconds under that load). Student: `flowrl piflow train "
         f"--teacher T --preset shapes-s --k {a.k} --batch-size {a.batch} --steps {a.steps} --seed S` (GMFlow's image "
         "network: shapes-s with the K·768 + K + 1 row head, prompt-conditioned, at sigma_s = 1; N = 2 intermediate "
@@ -181,7 +181,7 @@ def main():
                            f" (final parameters {r['trained_digest']}, {r['trained_wall']:.0f} s)" for r in res)
     with open(f"{d}/results.json", "w") as f:
         json.dump({"steps": a.steps, "n": a.n, "floor": floor, "runs": res}, f, indent=1)
-    cmd = "python3 bench/bench_piflow.py " + " ".join(sys.argv[1:])
+    cmd = invocation("bench/bench_piflow.py")
     text = "\n".join([
         "<!-- bench_piflow begin (written by bench/bench_piflow.py; do not edit by hand) -->",
         "## pi-Flow: a 1-NFE student distilled from a checkerboard teacher (issue 22 §10.2)", "",

@@ -28,7 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (GMM2D_BASES, base_preds, flowrl, fmt_ci, git_line, gmm2d_base, halfplane_score, loadavg,  # noqa: E402
+from benchlib import (invocation, GMM2D_BASES, base_preds, flowrl, fmt_ci, git_line, gmm2d_base, halfplane_score, loadavg,  # noqa: E402
                       logger, machine_line, make_prefs, median, metrics, write_section)
 
 BUILD = os.environ.get("BUILD", "build")
@@ -242,7 +242,7 @@ def main():
     log("base halfplane scores: " + ", ".join(f"{k} {v:.4f}" for k, v in base.items()))
     meas = dict(time=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), git=git_line(), machine=machine_line(),
                 load=loadavg(), seeds=a.seeds,
-                cmd=("python3 bench/bench_prefs.py " + " ".join(sys.argv[1:])).strip(), make="make bench-prefs")
+                cmd=invocation("bench/bench_prefs.py"), make="make bench-prefs")
     res = measure(a, names, base, meas)
     if old and old.get("base") == base:
         res = [r for r in old["runs"] if r["method"] not in names] + res

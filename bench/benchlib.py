@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -109,6 +110,12 @@ def fmt_ci(xs, scale=1.0, digits=1):
         return "-"
     m, h = ci95([x * scale for x in xs])
     return f"{m:.{digits}f}" if h is None else f"{m:.{digits}f} ± {h:.{digits}f}"
+
+
+def invocation(script):
+    """The command line that ran this bench, quoted so that it can be pasted back (a --methods list
+    with spaces stays one argument)."""
+    return " ".join(["python3", script] + ([shlex.join(sys.argv[1:])] if sys.argv[1:] else []))
 
 
 def machine_line():
