@@ -6,7 +6,7 @@
  * the caller: the caller then waits only for parts a worker has started, never for a
  * worker still waking up (on a busy machine, or after a pause between ops, that wake-up
  * costs more than a small op). A part's work depends on its index only, never on the
- * thread that runs it. Under fr_opt_set_split_all (the tests that prove the split) each
+ * thread that runs it. Under fr_opt_set_split_all or fr_opt_set_fixed_parts (the tests that prove the split) each
  * worker runs exactly its own part, and the caller waits for all of them.
  * Workers spin briefly on the generation before sleeping on a condition variable, so
  * back-to-back ops (a model step is hundreds of them) do not pay a futex wake each.
@@ -67,6 +67,7 @@ static _Atomic int g_threads; /* 0: default */
 static _Atomic unsigned long g_worker_parts; /* parts run by worker threads (tests) */
 static _Atomic unsigned char g_worker_ran[FR_OPT_MAX_THREADS]; /* worker id has run a part */
 static _Atomic int g_split_all;
+static _Atomic int g_fixed_parts;
 /* fr_opt_pool_timing: the caller's wait for its workers, timed only when asked (flowrl/profile.h) */
 static _Atomic int g_wait_timing;
 static _Atomic unsigned long long g_wait_ns, g_jobs;
@@ -96,6 +97,8 @@ int fr_opt_workers_used(void)
 }
 
 void fr_opt_set_split_all(int on) { atomic_store(&g_split_all, on != 0); }
+
+void fr_opt_set_fixed_parts(int on) { atomic_store(&g_fixed_parts, on != 0); }
 
 int fr_opt_split_all(void) { return atomic_load(&g_split_all); }
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -256,7 +259,7 @@ void fr_opt_run(int nt, fr_opt_task fn, void *ctx)
     g_pool.fn = fn;
     g_pool.ctx = ctx;
     g_pool.nt = parts;
-    g_pool.fixed = fr_opt_split_all();
+    g_pool.fixed = fr_opt_split_all() || atomic_load(&g_fixed_parts);
     atomic_store(&g_pool.pending, parts - 1);
     unsigned long gen = atomic_load(&g_pool.gen) + 1;
     atomic_store_explicit(&g_pool.claim, claim_word(gen, 1), memory_order_release);

@@ -30,6 +30,12 @@ int fr_opt_workers_used(void);
  * (the golden suite) runs the workers; bits are unchanged (splits are by outputs). 0 (the
  * default) restores the work-per-thread minimums. */
 void fr_opt_set_split_all(int on);
+/* on = 1: each worker runs its own part of every job (nobody claims another's), with the
+ * work-per-thread minimums unchanged: a test that asserts fr_opt_worker_parts() grew at 2 or
+ * more threads on an ordinary workload sets it, since by default a caller that finishes first
+ * may run every part itself on a busy machine. Bits are unchanged. fr_opt_set_split_all(1)
+ * implies it. */
+void fr_opt_set_fixed_parts(int on);
 /* on = 1: the calling thread times its waits for the pool's workers (after running its own part
  * of a job and the parts no worker had started); fr_opt_pool_stats gives the seconds and jobs counted so far in this process
  * (flowrl/profile.h reads them). Off by default: a job then reads no clock. */
