@@ -329,10 +329,11 @@ int main(int argc, char **argv)
 
     /* the GEMM-only bound of the profiled epoch's shapes */
     double bound = 0, bound_cpu = 0, flops = 0, in_epoch = 0;
+    static double alone_s[MAX_PROF_ROWS]; /* seconds per call of each GEMM row alone */
     for (int i = 0; i < prof.n_rows; i++) {
         const fr_profile_row *r = &prof.rows[i];
         if (!r->is_gemm) continue;
-        double c, t = gemm_alone(&be, r, &c);
+        double c, t = alone_s[i] = gemm_alone(&be, r, &c);
         bound += t * (double)r->calls;
         bound_cpu += c * (double)r->calls;
         flops += 2.0 * (double)r->M * (double)r->N * (double)r->K * (double)r->calls;
@@ -408,8 +409,10 @@ int main(int argc, char **argv)
         fprintf(f, "\"rows\": [");
         for (int i = 0; i < prof.n_rows; i++) {
             const fr_profile_row *r = &prof.rows[i];
-            fprintf(f, "%s{\"group\": \"%s\", \"what\": \"%s\", \"calls\": %llu, \"seconds\": %.6f}", i ? ", " : "",
+            fprintf(f, "%s{\"group\": \"%s\", \"what\": \"%s\", \"calls\": %llu, \"seconds\": %.6f", i ? ", " : "",
                     r->group, r->what, (unsigned long long)r->calls, r->seconds);
+            if (r->is_gemm) fprintf(f, ", \"alone_s\": %.6f", alone_s[i] * (double)r->calls);
+            fprintf(f, "}");
         }
         fprintf(f, "]}\n");
         fclose(f);
