@@ -127,7 +127,7 @@ static const struct {
     E(x0_head_fwd), E(x0_head_bwd), E(eps_head_fwd), E(eps_head_bwd), E(noise_mix), E(sampler_step), E(sampler_logprob), E(sampler_logprob_w), E(cfg_combine),
     E(flow_x0), E(rng_normal_rows), E(noise_fm), E(gather_rows), E(logp_backward), E(row_sumsq_diff),
     E(kl_grad), E(guard_grad), E(softmax_rows), E(softmax_rows_bwd), E(adaln_mod), E(adaln_mod_bwd), E(gate_add),
-    E(gate_add_bwd), E(edge_gather), E(edge_scatter_add),
+    E(gate_add_bwd), E(edge_gather), E(edge_scatter_add), E(act_fwd_save), E(act_bwd_saved),
 };
 #undef E
 

@@ -29,6 +29,8 @@ fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, i
     int64_t slots = keep ? nb : 1; /* per-block activations kept for backward */
     int64_t hslots = keep ? nb + 1 : 1;
     int x0 = c->head == FR_HEAD_X0, eps = fr_model_eps_head(c);
+    /* the activation's transcendental kept for the backward (issue 15: not computed twice) */
+    const int save = keep && c->act != FR_ACT_RELU && c->act != FR_ACT_IDENTITY;
     struct {
         float **p;
         int64_t n;
@@ -43,6 +45,8 @@ fr_status fr_model_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, i
         {&ws->ln_rstd, slots * B},
         {&ws->u, slots * B * F},
         {&ws->a, keep ? slots * B * F : 0}, /* keep = 0: the activation overwrites u */
+        {&ws->s1, save ? B * H : 0},
+        {&ws->sa, save ? slots * B * F : 0},
         {&ws->lnf, B * H},
         {&ws->lnf_mean, B},
         {&ws->lnf_rstd, B},
@@ -123,7 +127,8 @@ static void forward_rows(const fr_model *m, fr_backend *be, fr_model_ws *ws, int
     linear(m, be, ws, n, H, D, x + lo * D, FR_MP_IN_W, h);
     be->ops->temb_sinusoidal(n, E, t + lo, ws->temb_in + lo * E);
     linear(m, be, ws, n, H, E, ws->temb_in + lo * E, FR_MP_T1_W, ws->t1 + lo * H);
-    be->ops->act_fwd(cf->act, n * H, ws->t1 + lo * H, ws->a1 + lo * H);
+    if (ws->s1) be->ops->act_fwd_save(cf->act, n * H, ws->t1 + lo * H, ws->a1 + lo * H, ws->s1 + lo * H);
+    else be->ops->act_fwd(cf->act, n * H, ws->t1 + lo * H, ws->a1 + lo * H);
     linear(m, be, ws, n, H, H, ws->a1 + lo * H, FR_MP_T2_W, ws->tmp + lo * H);
     be->ops->binary(FR_BIN_ADD, n * H, h, ws->tmp + lo * H, h);
     be->ops->embed_gather_add(n, cf->n_slots, H, cf->n_cond + 1, W(m, FR_MP_COND), c + lo * cf->n_slots, h);
@@ -136,7 +141,8 @@ static void forward_rows(const fr_model *m, fr_backend *be, fr_model_ws *ws, int
         be->ops->layernorm_fwd(n, H, hk, W(m, FR_MP_BLOCK(k, FR_MPB_LN_W)), W(m, FR_MP_BLOCK(k, FR_MPB_LN_B)),
                                cf->ln_eps, ln, ws->ln_mean + s * B + lo, ws->ln_rstd + s * B + lo);
         linear(m, be, ws, n, F, H, ln, FR_MP_BLOCK(k, FR_MPB_FC1_W), u);
-        be->ops->act_fwd(cf->act, n * F, u, a);
+        if (ws->sa) be->ops->act_fwd_save(cf->act, n * F, u, a, ws->sa + s * B * F + lo * F);
+        else be->ops->act_fwd(cf->act, n * F, u, a);
         linear(m, be, ws, n, H, F, a, FR_MP_BLOCK(k, FR_MPB_FC2_W), ws->tmp + lo * H);
         be->ops->binary(FR_BIN_ADD, n * H, hk, ws->tmp + lo * H, hn);
     }
@@ -305,7 +311,10 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
         const float *hk = ws->h + k * B * H, *ln = ws->ln + k * B * H;
         const float *u = ws->u + k * B * F, *a = ws->a + k * B * F;
         FR_TRY(linear_bwd(m, be, ws, B, H, F, a, FR_MP_BLOCK(k, FR_MPB_FC2_W), dh, ws->da));
-        be->ops->act_bwd(cf->act, n * F, u + lo * F, ws->da + lo * F, ws->du + lo * F, 0);
+        if (ws->sa)
+            be->ops->act_bwd_saved(cf->act, n * F, u + lo * F, ws->sa + k * B * F + lo * F, ws->da + lo * F,
+                                   ws->du + lo * F, 0);
+        else be->ops->act_bwd(cf->act, n * F, u + lo * F, ws->da + lo * F, ws->du + lo * F, 0);
         FR_TRY(whole(ws, ws->du, 1, F));
         FR_TRY(linear_bwd(m, be, ws, B, F, H, ln, FR_MP_BLOCK(k, FR_MPB_FC1_W), ws->du, dtmp));
         FR_TRY(whole(ws, dtmp, 1, H));
@@ -319,7 +328,9 @@ fr_status fr_model_backward(fr_model *m, fr_backend *be, fr_model_ws *ws,
     /* the time MLP has gradients unless a LoRA view adapts neither of its layers */
     if (!m->lora || m->lora->tidx[FR_MP_T1_W] >= 0 || m->lora->tidx[FR_MP_T2_W] >= 0) {
         FR_TRY(linear_bwd(m, be, ws, B, H, H, ws->a1, FR_MP_T2_W, dh, dtmp));
-        be->ops->act_bwd(cf->act, n * H, ws->t1 + lo * H, dtmp + lo * H, ws->tmp + lo * H, 0);
+        if (ws->s1)
+            be->ops->act_bwd_saved(cf->act, n * H, ws->t1 + lo * H, ws->s1 + lo * H, dtmp + lo * H, ws->tmp + lo * H, 0);
+        else be->ops->act_bwd(cf->act, n * H, ws->t1 + lo * H, dtmp + lo * H, ws->tmp + lo * H, 0);
         FR_TRY(whole(ws, ws->tmp, 1, H));
         FR_TRY(linear_bwd(m, be, ws, B, H, E, ws->temb_in, FR_MP_T1_W, ws->tmp, NULL));
     }

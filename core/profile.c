@@ -19,7 +19,7 @@ enum {
     P_EMA_LERP, P_NFT_ROWS, P_NFT_GRAD, P_TEMB, P_EMBED_GATHER, P_EMBED_SCATTER, P_X0_FWD,
     P_X0_BWD, P_EPS_FWD, P_EPS_BWD, P_NOISE_MIX, P_SAMPLER_STEP, P_SAMPLER_LOGPROB, P_CFG,
     P_FLOW_X0, P_RNG_NORMAL, P_NOISE_FM, P_GATHER_ROWS, P_LOGP_BWD, P_ROW_SUMSQ_DIFF, P_KL_GRAD,
-    P_GUARD_GRAD, P_REGION0, P_N = P_REGION0 + FR_PROF_N_REGIONS
+    P_GUARD_GRAD, P_ACT_FWD_SAVE, P_ACT_BWD_SAVED, P_REGION0, P_N = P_REGION0 + FR_PROF_N_REGIONS
 };
 
 static const struct {
@@ -51,6 +51,7 @@ static const struct {
     {"noise_fm", "samplers and noise"}, {"gather_rows", "copies and memory"},
     {"logp_backward", "log-probs"}, {"row_sumsq_diff", "objectives"},
     {"kl_grad", "objectives"}, {"guard_grad", "objectives"},
+    {"act_fwd_save", "element-wise"}, {"act_bwd_saved", "element-wise"},
     {"rewards", "rewards"}, {"audit records", "audit records"},
 };
 
@@ -111,7 +112,7 @@ static int row_for(int id, int sub)
     int *slot = &g.row_of[id][sub];
     if (!*slot) {
         char what[48];
-        if (id == P_ACT_FWD || id == P_ACT_BWD) {
+        if (id == P_ACT_FWD || id == P_ACT_BWD || id == P_ACT_FWD_SAVE || id == P_ACT_BWD_SAVED) {
             static const char *const acts[FR_ACT_COUNT] = {"identity", "silu", "gelu_tanh", "tanh", "sigmoid",
                                                            "relu"};
             snprintf(what, sizeof what, "%s %s", k_entries[id].name, (unsigned)sub < FR_ACT_COUNT ? acts[sub] : "?");
@@ -255,6 +256,14 @@ static void w_act_fwd(fr_act a, int64_t n, const float *x, float *y)
 static void w_act_bwd(fr_act a, int64_t n, const float *x, const float *dy, float *dx, int acc)
 {
     TIMED(P_ACT_BWD, (unsigned)a < FR_ACT_COUNT ? (int)a : 0, g.in->act_bwd(a, n, x, dy, dx, acc));
+}
+static void w_act_fwd_save(fr_act a, int64_t n, const float *x, float *y, float *s)
+{
+    TIMED(P_ACT_FWD_SAVE, (unsigned)a < FR_ACT_COUNT ? (int)a : 0, g.in->act_fwd_save(a, n, x, y, s));
+}
+static void w_act_bwd_saved(fr_act a, int64_t n, const float *x, const float *s, const float *dy, float *dx, int acc)
+{
+    TIMED(P_ACT_BWD_SAVED, (unsigned)a < FR_ACT_COUNT ? (int)a : 0, g.in->act_bwd_saved(a, n, x, s, dy, dx, acc));
 }
 static void w_ln_fwd(int64_t M, int64_t D, const float *x, const float *gm, const float *bt, float eps, float *y,
                      float *mean, float *rstd)
@@ -434,6 +443,7 @@ const fr_ops *fr_profile_ops(const fr_ops *inner)
     t->cfg_combine = w_cfg, t->flow_x0 = w_flow_x0, t->rng_normal_rows = w_rng_normal, t->noise_fm = w_noise_fm;
     t->gather_rows = w_gather_rows, t->logp_backward = w_logp_bwd, t->row_sumsq_diff = w_row_sumsq_diff;
     t->kl_grad = w_kl_grad, t->guard_grad = w_guard_grad;
+    t->act_fwd_save = w_act_fwd_save, t->act_bwd_saved = w_act_bwd_saved;
     g.owner = pthread_self();
     g.on = 1;
     fr_opt_pool_timing(1);

@@ -102,6 +102,34 @@ FR_KERNEL(fr_k_act_jvp, fr_k_act_jvp_args)
     a->y[i] = fr_act_elem(a->act, x);
 }
 
+/* act_fwd_save / act_bwd_saved (flowrl/ops.h): the forward keeps s = fr_act_saved_elem(x),
+ * the backward reads it; the same bits as act_fwd / act_bwd. */
+typedef struct {
+    fr_act act;
+    int64_t n;
+    const float *x, *dy; // (n,); dy only for the backward
+    float *y;            // (n,): y, or dx for the backward
+    float *s;            // (n,): written by the forward, read by the backward
+    int accumulate;
+} fr_k_act_saved_args;
+
+FR_KERNEL(fr_k_act_fwd_save, fr_k_act_saved_args)
+{
+    int64_t i = fr_kidx_global_x(k);
+    if (i >= a->n) return;
+    const float x = a->x[i], s = fr_act_saved_elem(a->act, x);
+    a->s[i] = s;
+    a->y[i] = fr_act_from_saved_elem(a->act, x, s);
+}
+
+FR_KERNEL(fr_k_act_bwd_saved, fr_k_act_saved_args)
+{
+    int64_t i = fr_kidx_global_x(k);
+    if (i >= a->n) return;
+    float d = fr_act_bwd_saved_elem(a->act, a->x[i], a->s[i], a->dy[i]);
+    a->y[i] = a->accumulate ? a->y[i] + d : d;
+}
+
 static void k_act_fwd(fr_act act, int64_t n, const float *x, float *y)
 {
     if (n <= 0) return;
@@ -119,6 +147,28 @@ static void k_act_bwd(fr_act act, int64_t n, const float *x, const float *dy, fl
     FR_KARG(dx, n, "dx");
     fr_k_act_args a = {act, n, x, dy, dx, accumulate};
     FR_LAUNCH(fr_k_act_bwd, fr_grid_1d(n, FR_KE_BLOCK), fr_dim3_x(FR_KE_BLOCK), a);
+}
+
+static void k_act_fwd_save(fr_act act, int64_t n, const float *x, float *y, float *s)
+{
+    if (n <= 0) return;
+    FR_KARG(x, n, "x");
+    FR_KARG(y, n, "y");
+    FR_KARG(s, n, "s");
+    fr_k_act_saved_args a = {act, n, x, NULL, y, s, 0};
+    FR_LAUNCH(fr_k_act_fwd_save, fr_grid_1d(n, FR_KE_BLOCK), fr_dim3_x(FR_KE_BLOCK), a);
+}
+
+static void k_act_bwd_saved(fr_act act, int64_t n, const float *x, const float *s, const float *dy, float *dx,
+                            int accumulate)
+{
+    if (n <= 0) return;
+    FR_KARG(x, n, "x");
+    FR_KARG(s, n, "s");
+    FR_KARG(dy, n, "dy");
+    FR_KARG(dx, n, "dx");
+    fr_k_act_saved_args a = {act, n, x, dy, dx, (float *)s, accumulate};
+    FR_LAUNCH(fr_k_act_bwd_saved, fr_grid_1d(n, FR_KE_BLOCK), fr_dim3_x(FR_KE_BLOCK), a);
 }
 
 /* ---- binary, unary, axpby, scale, fill -------------------------------------------------- */
@@ -321,6 +371,8 @@ static void fr_kern_fill_eltwise(fr_ops *t)
     t->act_fwd = k_act_fwd;
     t->act_bwd = k_act_bwd;
     t->act_jvp = k_act_jvp;
+    t->act_fwd_save = k_act_fwd_save;
+    t->act_bwd_saved = k_act_bwd_saved;
     t->binary = k_binary;
     t->unary = k_unary;
     t->axpby = k_axpby;

@@ -4,6 +4,8 @@
  *    backward (flowrl/elem.h), with fr_tanhf ported lane by lane (opt/opt_vtanh.h).
  *  - ReLU, identity: AVX2 selects.
  *  - SiLU, sigmoid: the scalar element functions (fr_sigmoidf is not ported), threaded.
+ *  - act_fwd_save / act_bwd_saved (the forward keeps the transcendental, the backward reads it):
+ *    the same kernels with t stored / loaded in place of the backward's fr_v_tanhf.
  * On aarch64 the same kernels run on NEON (4 lanes; fr_n_tanhf in opt/opt_vtanh.h). */
 #include "flowrl/elem.h"
 #include "opt/opt_internal.h"
@@ -21,7 +23,28 @@ typedef struct {
     const float *x, *dy;
     float *out;
     int accumulate;
+    float *s; /* act_fwd_save's saved values (written), act_bwd_saved's (read) */
 } act_ctx;
+
+/* act_fwd_save / act_bwd_saved on [b, e) by the element functions (the vector kernels' tails,
+ * the other activations). */
+static void fwd_save_scalar(fr_act act, int64_t b, int64_t e, const float *x, float *y, float *s)
+{
+    for (int64_t i = b; i < e; i++) {
+        const float xi = x[i], si = fr_act_saved_elem(act, xi);
+        s[i] = si;
+        y[i] = fr_act_from_saved_elem(act, xi, si);
+    }
+}
+
+static void bwd_saved_scalar(fr_act act, int64_t b, int64_t e, const float *x, const float *s, const float *dy,
+                             float *dx, int accumulate)
+{
+    for (int64_t i = b; i < e; i++) {
+        float d = fr_act_bwd_saved_elem(act, x[i], s[i], dy[i]);
+        dx[i] = accumulate ? dx[i] + d : d;
+    }
+}
 
 #if FR_OPT_X86
 /* relu: x > 0 ? x : (x == x ? 0 : x)  (fr_relu_elem): keep x where x > 0 or x is NaN. */
@@ -146,6 +169,62 @@ FR_AVX2 static void tanh_family_bwd_avx2(fr_act act, int64_t b0, int64_t e, cons
         dx[i] = accumulate ? dx[i] + d : d;
     }
 }
+
+/* act_fwd_save for act in {GELU_TANH, TANH}: s = t = fr_v_tanhf(u), y from t as
+ * v_tanh_family; four vectors per iteration (the tanh chains overlap). */
+FR_AVX2_INL static inline __m256 v_tanh_family_save(fr_act act, __m256 v, float *s)
+{
+    if (act != FR_ACT_GELU_TANH) {
+        __m256 t = fr_v_tanhf(v);
+        _mm256_storeu_ps(s, t);
+        return t;
+    }
+    __m256 t = fr_v_tanhf(v_gelu_inner(v));
+    _mm256_storeu_ps(s, t);
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), _mm256_add_ps(_mm256_set1_ps(1.0f), t));
+}
+
+FR_AVX2 static void tanh_family_fwd_save_avx2(fr_act act, int64_t b0, int64_t e, const float *x, float *y,
+                                              float *s)
+{
+    int64_t i = b0;
+    for (; i + 32 <= e; i += 32) {
+        __m256 r0 = v_tanh_family_save(act, _mm256_loadu_ps(x + i), s + i);
+        __m256 r1 = v_tanh_family_save(act, _mm256_loadu_ps(x + i + 8), s + i + 8);
+        __m256 r2 = v_tanh_family_save(act, _mm256_loadu_ps(x + i + 16), s + i + 16);
+        __m256 r3 = v_tanh_family_save(act, _mm256_loadu_ps(x + i + 24), s + i + 24);
+        _mm256_storeu_ps(y + i, r0);
+        _mm256_storeu_ps(y + i + 8, r1);
+        _mm256_storeu_ps(y + i + 16, r2);
+        _mm256_storeu_ps(y + i + 24, r3);
+    }
+    for (; i + 8 <= e; i += 8) _mm256_storeu_ps(y + i, v_tanh_family_save(act, _mm256_loadu_ps(x + i), s + i));
+    fwd_save_scalar(act, i, e, x, y, s);
+}
+
+/* act_bwd_saved for act in {GELU_TANH, TANH}: v_tanh_family_bwd with t loaded from s. */
+FR_AVX2 static void tanh_family_bwd_saved_avx2(fr_act act, int64_t b0, int64_t e, const float *x, const float *s,
+                                               const float *dy, float *dx, int accumulate)
+{
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    const __m256 beta = _mm256_set1_ps(FR_GELU_BETA), k3 = _mm256_set1_ps(FR_GELU_3KAPPA);
+    int64_t i = b0;
+    for (; i + 8 <= e; i += 8) {
+        __m256 t = _mm256_loadu_ps(s + i), g = _mm256_loadu_ps(dy + i), d;
+        __m256 tp = _mm256_fmadd_ps(fr_v_neg(t), t, one); /* 1 - t^2 */
+        if (act == FR_ACT_GELU_TANH) {
+            __m256 v = _mm256_loadu_ps(x + i);
+            __m256 h = _mm256_mul_ps(half, v);
+            __m256 up = _mm256_mul_ps(beta, _mm256_fmadd_ps(k3, _mm256_mul_ps(v, v), one));
+            d = _mm256_mul_ps(g, _mm256_fmadd_ps(_mm256_mul_ps(h, tp), up, _mm256_mul_ps(half, _mm256_add_ps(one, t))));
+        } else {
+            d = _mm256_mul_ps(g, tp);
+        }
+        if (accumulate) d = _mm256_add_ps(_mm256_loadu_ps(dx + i), d);
+        _mm256_storeu_ps(dx + i, d);
+    }
+    bwd_saved_scalar(act, i, e, x, s, dy, dx, accumulate);
+}
 #endif
 
 #if FR_OPT_NEON
@@ -228,6 +307,48 @@ static void tanh_family_bwd_neon(fr_act act, int64_t b0, int64_t e, const float 
         dx[i] = accumulate ? dx[i] + d : d;
     }
 }
+
+/* act_fwd_save / act_bwd_saved for act in {GELU_TANH, TANH}, as the AVX2 kernels. */
+static void tanh_family_fwd_save_neon(fr_act act, int64_t b0, int64_t e, const float *x, float *y, float *s)
+{
+    const float32x4_t half = vdupq_n_f32(0.5f), one = vdupq_n_f32(1.0f);
+    int64_t i = b0;
+    for (; i + 4 <= e; i += 4) {
+        float32x4_t v = vld1q_f32(x + i), t, r;
+        if (act == FR_ACT_GELU_TANH) {
+            t = fr_n_tanhf(n_gelu_inner(v));
+            r = vmulq_f32(vmulq_f32(half, v), vaddq_f32(one, t)); /* (0.5x)(1+t) */
+        } else {
+            r = t = fr_n_tanhf(v);
+        }
+        vst1q_f32(s + i, t);
+        vst1q_f32(y + i, r);
+    }
+    fwd_save_scalar(act, i, e, x, y, s);
+}
+
+static void tanh_family_bwd_saved_neon(fr_act act, int64_t b0, int64_t e, const float *x, const float *s,
+                                       const float *dy, float *dx, int accumulate)
+{
+    const float32x4_t half = vdupq_n_f32(0.5f), one = vdupq_n_f32(1.0f);
+    const float32x4_t beta = vdupq_n_f32(FR_GELU_BETA), k3 = vdupq_n_f32(FR_GELU_3KAPPA);
+    int64_t i = b0;
+    for (; i + 4 <= e; i += 4) {
+        float32x4_t t = vld1q_f32(s + i), g = vld1q_f32(dy + i), d;
+        float32x4_t tp = vfmaq_f32(one, vnegq_f32(t), t); /* 1 - t^2 */
+        if (act == FR_ACT_GELU_TANH) {
+            float32x4_t v = vld1q_f32(x + i);
+            float32x4_t h = vmulq_f32(half, v);
+            float32x4_t up = vmulq_f32(beta, vfmaq_f32(one, k3, vmulq_f32(v, v)));
+            d = vmulq_f32(g, vfmaq_f32(vmulq_f32(half, vaddq_f32(one, t)), vmulq_f32(h, tp), up));
+        } else {
+            d = vmulq_f32(g, tp);
+        }
+        if (accumulate) d = vaddq_f32(vld1q_f32(dx + i), d);
+        vst1q_f32(dx + i, d);
+    }
+    bwd_saved_scalar(act, i, e, x, s, dy, dx, accumulate);
+}
 #endif
 
 static int is_tanh_family(fr_act act) { return act == FR_ACT_GELU_TANH || act == FR_ACT_TANH; }
@@ -305,7 +426,7 @@ void fr_opt_act_fwd(fr_act act, int64_t n,
                     const float *x, // (n,)
                     float *y)       // (n,), may alias x
 {
-    act_ctx c = {act, x, NULL, y, 0};
+    act_ctx c = {act, x, NULL, y, 0, NULL};
     fr_opt_parallel_range(n, 16, act_min_chunk(act), act_fwd_range, &c);
 }
 
@@ -315,8 +436,69 @@ void fr_opt_act_bwd(fr_act act, int64_t n,
                     float *dx,       // (n,)
                     int accumulate)
 {
-    act_ctx c = {act, x, dy, dx, accumulate};
+    act_ctx c = {act, x, dy, dx, accumulate, NULL};
     fr_opt_parallel_range(n, 16, act_min_chunk(act), act_bwd_range, &c);
+}
+
+/* act_fwd_save / act_bwd_saved: the tanh family's vector kernels, the element functions
+ * otherwise. */
+static void act_fwd_save_range(void *arg, int64_t b0, int64_t e)
+{
+    const act_ctx *c = (const act_ctx *)arg;
+#if FR_OPT_X86
+    if (fr_opt_avx2 && is_tanh_family(c->act)) {
+        tanh_family_fwd_save_avx2(c->act, b0, e, c->x, c->out, c->s);
+        return;
+    }
+#endif
+#if FR_OPT_NEON
+    if (fr_opt_neon && is_tanh_family(c->act)) {
+        tanh_family_fwd_save_neon(c->act, b0, e, c->x, c->out, c->s);
+        return;
+    }
+#endif
+    fwd_save_scalar(c->act, b0, e, c->x, c->out, c->s);
+}
+
+static void act_bwd_saved_range(void *arg, int64_t b0, int64_t e)
+{
+    const act_ctx *c = (const act_ctx *)arg;
+#if FR_OPT_X86
+    if (fr_opt_avx2 && is_tanh_family(c->act)) {
+        tanh_family_bwd_saved_avx2(c->act, b0, e, c->x, c->s, c->dy, c->out, c->accumulate);
+        return;
+    }
+#endif
+#if FR_OPT_NEON
+    if (fr_opt_neon && is_tanh_family(c->act)) {
+        tanh_family_bwd_saved_neon(c->act, b0, e, c->x, c->s, c->dy, c->out, c->accumulate);
+        return;
+    }
+#endif
+    bwd_saved_scalar(c->act, b0, e, c->x, c->s, c->dy, c->out, c->accumulate);
+}
+
+void fr_opt_act_fwd_save(fr_act act, int64_t n,
+                         const float *x, // (n,)
+                         float *y,       // (n,), may alias x
+                         float *s)       // (n,)
+{
+    act_ctx c = {act, x, NULL, y, 0, s};
+    fr_opt_parallel_range(n, 16, act_min_chunk(act), act_fwd_save_range, &c);
+}
+
+/* Without the transcendental the tanh family's backward is a few operations per element:
+ * the cheap ops' chunk. */
+void fr_opt_act_bwd_saved(fr_act act, int64_t n,
+                          const float *x,  // (n,) the forward's input
+                          const float *s,  // (n,) act_fwd_save's s
+                          const float *dy, // (n,)
+                          float *dx,       // (n,)
+                          int accumulate)
+{
+    act_ctx c = {act, x, dy, dx, accumulate, (float *)s};
+    fr_opt_parallel_range(n, 16, (fr_opt_avx2 || fr_opt_neon) && is_tanh_family(act) ? ACT_MIN_CHUNK_CHEAP : act_min_chunk(act),
+                          act_bwd_saved_range, &c);
 }
 
 /* The JVP per chunk: the tangent by the backward's kernels (act_bwd_range, bitwise
@@ -338,6 +520,6 @@ void fr_opt_act_jvp(fr_act act, int64_t n,
                     float *y,          // (n,), may alias x
                     float *ydot)       // (n,), may alias xdot
 {
-    act_jvp_ctx c = {{act, x, xdot, ydot, 0}, {act, x, NULL, y, 0}};
+    act_jvp_ctx c = {{act, x, xdot, ydot, 0, NULL}, {act, x, NULL, y, 0, NULL}};
     fr_opt_parallel_range(n, 16, act_min_chunk(act), act_jvp_range, &c);
 }

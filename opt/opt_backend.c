@@ -61,6 +61,8 @@ fr_status fr_opt_init(fr_ops *ops)
     ops->act_fwd = fr_opt_act_fwd;
     ops->act_bwd = fr_opt_act_bwd;
     ops->act_jvp = fr_opt_act_jvp;
+    ops->act_fwd_save = fr_opt_act_fwd_save;
+    ops->act_bwd_saved = fr_opt_act_bwd_saved;
     ops->layernorm_fwd = fr_opt_layernorm_fwd;
     ops->layernorm_bwd = fr_opt_layernorm_bwd;
     ops->binary = fr_opt_binary;

@@ -20,6 +20,8 @@ void fr_ref_fill(fr_ops *ops)
     ops->act_fwd = fr_ref_act_fwd;
     ops->act_bwd = fr_ref_act_bwd;
     ops->act_jvp = fr_ref_act_jvp;
+    ops->act_fwd_save = fr_ref_act_fwd_save;
+    ops->act_bwd_saved = fr_ref_act_bwd_saved;
     ops->layernorm_fwd = fr_ref_layernorm_fwd;
     ops->layernorm_bwd = fr_ref_layernorm_bwd;
     ops->binary = fr_ref_binary;

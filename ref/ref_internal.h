@@ -26,6 +26,9 @@ void fr_ref_act_fwd(fr_act act, int64_t n, const float *x, float *y);
 void fr_ref_act_bwd(fr_act act, int64_t n, const float *x, const float *dy, float *dx,
                     int accumulate);
 void fr_ref_act_jvp(fr_act act, int64_t n, const float *x, const float *xdot, float *y, float *ydot);
+void fr_ref_act_fwd_save(fr_act act, int64_t n, const float *x, float *y, float *s);
+void fr_ref_act_bwd_saved(fr_act act, int64_t n, const float *x, const float *s, const float *dy, float *dx,
+                          int accumulate);
 
 void fr_ref_layernorm_fwd(int64_t M, int64_t D, const float *x, const float *gamma,
                           const float *beta, float eps, float *y, float *mean, float *rstd);

@@ -277,6 +277,40 @@ static void fill_act_input(uint64_t *s, float *x, int64_t n)
     }
 }
 
+/* act_fwd_save / act_bwd_saved (the backward from the forward's saved transcendental): ref's and
+ * opt's y equal ref's act_fwd (also in place), their s equal each other, and the backward from
+ * s equals ref's act_bwd, both accumulate modes. */
+static void check_act_saved(fr_backend *ref, fr_backend *opt, fr_act a, int64_t n, const float *x, const float *dy,
+                            const float *d0, uint64_t seed)
+{
+    float *y0 = ops_alloc(n), *yr = ops_alloc(n), *yo = ops_alloc(n), *sr = ops_alloc(n), *so = ops_alloc(n);
+    ref->ops->act_fwd(a, n, x, y0);
+    ref->ops->act_fwd_save(a, n, x, yr, sr);
+    opt->ops->act_fwd_save(a, n, x, yo, so);
+    ASSERT_SAME(y0, yr, n, "ref act_fwd_save y act=%d n=%lld seed=%#llx", (int)a, (long long)n, (unsigned long long)seed);
+    ASSERT_SAME(y0, yo, n, "opt act_fwd_save y act=%d n=%lld seed=%#llx", (int)a, (long long)n, (unsigned long long)seed);
+    ASSERT_SAME(sr, so, n, "act_fwd_save s act=%d n=%lld seed=%#llx", (int)a, (long long)n, (unsigned long long)seed);
+    memcpy(yo, x, (size_t)n * sizeof(float)); /* in place (y aliases x) */
+    opt->ops->act_fwd_save(a, n, yo, yo, so);
+    ASSERT_SAME(y0, yo, n, "act_fwd_save in place act=%d n=%lld seed=%#llx", (int)a, (long long)n,
+                (unsigned long long)seed);
+    ASSERT_SAME(sr, so, n, "act_fwd_save in place s act=%d n=%lld seed=%#llx", (int)a, (long long)n,
+                (unsigned long long)seed);
+    for (int acc = 0; acc < 2; acc++) {
+        memcpy(y0, d0, (size_t)n * sizeof(float));
+        memcpy(yr, d0, (size_t)n * sizeof(float));
+        memcpy(yo, d0, (size_t)n * sizeof(float));
+        ref->ops->act_bwd(a, n, x, dy, y0, acc);
+        ref->ops->act_bwd_saved(a, n, x, sr, dy, yr, acc);
+        opt->ops->act_bwd_saved(a, n, x, sr, dy, yo, acc);
+        ASSERT_SAME(y0, yr, n, "ref act_bwd_saved act=%d n=%lld acc=%d seed=%#llx", (int)a, (long long)n, acc,
+                    (unsigned long long)seed);
+        ASSERT_SAME(y0, yo, n, "opt act_bwd_saved act=%d n=%lld acc=%d seed=%#llx", (int)a, (long long)n, acc,
+                    (unsigned long long)seed);
+    }
+    free(y0), free(yr), free(yo), free(sr), free(so);
+}
+
 START_TEST(test_act_bitwise)
 {
     fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
@@ -308,6 +342,7 @@ START_TEST(test_act_bitwise)
                     ASSERT_SAME(yr, yo, n, "act_bwd act=%d n=%lld acc=%d threads=%d seed=%#llx", a,
                                 (long long)n, acc, k_threads[t], (unsigned long long)seed);
                 }
+                check_act_saved(ref, opt, (fr_act)a, n, x, dy, d0, seed);
             }
         free(x), free(dy), free(d0), free(yr), free(yo);
     }
@@ -349,6 +384,7 @@ START_TEST(test_act_tanh_sweep)
             ref->ops->act_bwd(acts[a], n, x, dy, yr, 0);
             opt->ops->act_bwd(acts[a], n, x, dy, yo, 0);
             ASSERT_SAME(yr, yo, n, "act_bwd sweep act=%d threads=%d", (int)acts[a], t + 1);
+            check_act_saved(ref, opt, acts[a], n, x, dy, dy, 0);
         }
     fr_opt_set_threads(0);
     free(x), free(dy), free(yr), free(yo);
@@ -382,6 +418,7 @@ START_TEST(test_act_tanh_lengths)
                 ASSERT_SAME(yr, yo, n, "act_bwd act=%d n=%lld acc=%d seed=%#llx", (int)acts[a], (long long)n, acc,
                             (unsigned long long)seed);
             }
+            check_act_saved(ref, opt, acts[a], n, x, dy, d0, seed);
         }
     }
     fr_opt_set_threads(0);

@@ -71,11 +71,12 @@ FR_HOSTDEV static inline float fr_act_elem(fr_act act, float x)
  * SiLU'(x) = s (1 + x (1 - s)), s = sigmoid(x)  (d/dx x s = s + x s (1 - s)).
  *   d  = s * fmaf(x, 1 - s, 1)     1 + x(1-s) as one fmaf; 1 - s is a plain subtract
  *   dx = dy * d */
-FR_HOSTDEV static inline float fr_silu_bwd_elem(float x, float dy)
+FR_HOSTDEV static inline float fr_silu_bwd_s_elem(float x, float s, float dy)
 {
-    float s = fr_sigmoidf(x);
     return dy * (s * fmaf(x, 1.0f - s, 1.0f));
 }
+
+FR_HOSTDEV static inline float fr_silu_bwd_elem(float x, float dy) { return fr_silu_bwd_s_elem(x, fr_sigmoidf(x), dy); }
 
 /* GELU-tanh'(x) for y = h (1 + t), h = 0.5 x, t = tanh(u), u = beta (x + kappa x^3):
  *   y' = 0.5 (1 + t) + h (1 - t^2) beta (1 + 3 kappa x^2)
@@ -84,9 +85,8 @@ FR_HOSTDEV static inline float fr_silu_bwd_elem(float x, float dy)
  *   up = beta * fmaf(3kappa, x*x, 1)     u'(x); x*x is a plain product
  *   d  = fmaf(h * tp, up, 0.5f * (1 + t))  h*tp plain, then one fmaf
  *   dx = dy * d */
-FR_HOSTDEV static inline float fr_gelu_tanh_bwd_elem(float x, float dy)
+FR_HOSTDEV static inline float fr_gelu_tanh_bwd_t_elem(float x, float t, float dy)
 {
-    float t = fr_tanhf(fr_gelu_tanh_inner(x));
     float h = 0.5f * x;
     float tp = fmaf(-t, t, 1.0f);
     float up = FR_GELU_BETA * fmaf(FR_GELU_3KAPPA, x * x, 1.0f);
@@ -94,20 +94,21 @@ FR_HOSTDEV static inline float fr_gelu_tanh_bwd_elem(float x, float dy)
     return dy * d;
 }
 
-/* tanh'(x) = 1 - t^2:  dx = dy * fmaf(-t, t, 1). */
-FR_HOSTDEV static inline float fr_tanh_bwd_elem(float x, float dy)
+FR_HOSTDEV static inline float fr_gelu_tanh_bwd_elem(float x, float dy)
 {
-    float t = fr_tanhf(x);
-    return dy * fmaf(-t, t, 1.0f);
+    return fr_gelu_tanh_bwd_t_elem(x, fr_tanhf(fr_gelu_tanh_inner(x)), dy);
 }
+
+/* tanh'(x) = 1 - t^2:  dx = dy * fmaf(-t, t, 1). */
+FR_HOSTDEV static inline float fr_tanh_bwd_t_elem(float t, float dy) { return dy * fmaf(-t, t, 1.0f); }
+
+FR_HOSTDEV static inline float fr_tanh_bwd_elem(float x, float dy) { return fr_tanh_bwd_t_elem(fr_tanhf(x), dy); }
 
 /* sigmoid'(x) = s (1 - s):  dx = (dy * (1 - s)) * s, PyTorch's sigmoid_backward order
  * (grad * (1 - y) * y), no fmaf. */
-FR_HOSTDEV static inline float fr_sigmoid_bwd_elem(float x, float dy)
-{
-    float s = fr_sigmoidf(x);
-    return (dy * (1.0f - s)) * s;
-}
+FR_HOSTDEV static inline float fr_sigmoid_bwd_s_elem(float s, float dy) { return (dy * (1.0f - s)) * s; }
+
+FR_HOSTDEV static inline float fr_sigmoid_bwd_elem(float x, float dy) { return fr_sigmoid_bwd_s_elem(fr_sigmoidf(x), dy); }
 
 /* ReLU'(x) = 1 for x > 0, else 0 (also at 0): dx = x > 0 ? dy : 0. A select, not dy * 0,
  * so an inf/NaN dy where x <= 0 gives 0 (PyTorch's threshold_backward); a NaN x gives 0. */
@@ -133,6 +134,51 @@ FR_HOSTDEV static inline float fr_act_bwd_elem(fr_act act, float x, float dy)
 /* Forward mode (the JVP of MeanFlow, docs/algorithms/meanflow.md §2): ẏ = act'(x)·ẋ. An
  * element-wise map has a diagonal Jacobian, so the tangent is the cotangent's product with the
  * same rounding: fr_act_bwd_elem(act, x, ẋ), bit for bit. */
+/* The backward from the forward's saved transcendental (the act_fwd_save / act_bwd_saved
+ * entries, flowrl/ops.h): s = fr_act_saved_elem(act, x) is the value the backward above
+ * recomputes (GELU-tanh: tanh(u); tanh: tanh(x); SiLU, sigmoid: sigmoid(x); ReLU, identity:
+ * x, unused), and fr_act_bwd_saved_elem(act, x, s, dy) is fr_act_bwd_elem(act, x, dy) with
+ * that value given: the same expressions, so the same bits. */
+FR_HOSTDEV static inline float fr_act_saved_elem(fr_act act, float x)
+{
+    switch (act) {
+    case FR_ACT_SILU:
+    case FR_ACT_SIGMOID: return fr_sigmoidf(x);
+    case FR_ACT_GELU_TANH: return fr_tanhf(fr_gelu_tanh_inner(x));
+    case FR_ACT_TANH: return fr_tanhf(x);
+    case FR_ACT_RELU:
+    case FR_ACT_IDENTITY:
+    default: return x;
+    }
+}
+
+/* act(x) from its saved value s (the forward's own expressions after the transcendental). */
+FR_HOSTDEV static inline float fr_act_from_saved_elem(fr_act act, float x, float s)
+{
+    switch (act) {
+    case FR_ACT_SILU: return x * s;
+    case FR_ACT_GELU_TANH: return (0.5f * x) * (1.0f + s);
+    case FR_ACT_TANH:
+    case FR_ACT_SIGMOID: return s;
+    case FR_ACT_RELU:
+    case FR_ACT_IDENTITY:
+    default: return fr_act_elem(act, x);
+    }
+}
+
+FR_HOSTDEV static inline float fr_act_bwd_saved_elem(fr_act act, float x, float s, float dy)
+{
+    switch (act) {
+    case FR_ACT_SILU: return fr_silu_bwd_s_elem(x, s, dy);
+    case FR_ACT_GELU_TANH: return fr_gelu_tanh_bwd_t_elem(x, s, dy);
+    case FR_ACT_TANH: return fr_tanh_bwd_t_elem(s, dy);
+    case FR_ACT_SIGMOID: return fr_sigmoid_bwd_s_elem(s, dy);
+    case FR_ACT_RELU:
+    case FR_ACT_IDENTITY:
+    default: return fr_act_bwd_elem(act, x, dy);
+    }
+}
+
 FR_HOSTDEV static inline float fr_act_jvp_elem(fr_act act, float x, float xdot)
 {
     return fr_act_bwd_elem(act, x, xdot);

@@ -227,6 +227,9 @@ typedef struct {
     float *ln;             /* (n_blocks, B, H) */
     float *ln_mean, *ln_rstd; /* (n_blocks, B) */
     float *u, *a;          /* (n_blocks, B, F) fc1 output, activation */
+    float *s1, *sa;        /* keep, an activation with a transcendental (fr_act_saved_elem): its
+                              saved values for the backward, (B,H) time MLP, (n_blocks, B, F)
+                              blocks (act_fwd_save / act_bwd_saved); else NULL */
     float *lnf, *lnf_mean, *lnf_rstd; /* (B,H), (B,), (B,) */
     float *tmp;            /* (B,H) scratch */
     float *dh, *dtmp;      /* (B,H) backward scratch */

@@ -97,6 +97,15 @@ typedef struct fr_ops {
     /* Forward mode (MeanFlow's JVP, core/mlp.c fr_mlp_jvp): y = act(x) (fr_act_elem) and
      * ydot = fr_act_jvp_elem(act, x, xdot), n elements; ydot may alias xdot, y may alias x. */
     void (*act_jvp)(fr_act act, int64_t n, const float *x, const float *xdot, float *y, float *ydot);
+    /* act_fwd that also keeps the activation's transcendental for the backward (issue 15: the
+     * backward of a kept forward need not compute it again): s = fr_act_saved_elem(act, x),
+     * y = fr_act_from_saved_elem(act, x, s) (= fr_act_elem's bits), n elements; y may alias x,
+     * s may not alias either. */
+    void (*act_fwd_save)(fr_act act, int64_t n, const float *x, float *y, float *s);
+    /* act_bwd from act_fwd_save's s: dx (+)= fr_act_bwd_saved_elem(act, x, s, dy) (= act_bwd's
+     * bits), n elements. */
+    void (*act_bwd_saved)(fr_act act, int64_t n, const float *x, const float *s, const float *dy, float *dx,
+                          int accumulate);
 
     /* Layer norm over the last dim D of x (M,D):
      *   mean = canonical mean, var = canonical sumsq_centered / D, rstd = 1/sqrt(var+eps)
