@@ -67,7 +67,8 @@ METHODS = [("TB", "tb", False, False, []), ("TB + Expl.", "tb", False, True, [])
            ("VarGrad + Expl. + LP(t) + LS", "tb-avg", True, True, LPT + LS),
            ("TB + Expl. + LP (PIS)", "tb", True, True, PIS),
            ("VarGrad + Expl. + LP + LS (PIS)", "tb-avg", True, True, PIS + LS),
-           ("TB + Expl. + LP (PIS) long", "tb", True, True, PIS)]
+           ("TB + Expl. + LP (PIS) long", "tb", True, True, PIS),
+           ("VarGrad + Expl. + LP + LS (PIS) long", "tb-avg", True, True, PIS + LS)]
 # The methods a plain run measures: those with a Table 1 row of the same method, and VarGrad + Expl. + LP (judged
 # against the row that adds local search, named as such).
 DEFAULT_METHODS = ["TB", "TB + Expl.", "TB + Expl. + LP", "VarGrad + Expl.", "VarGrad + Expl. + LP",
@@ -108,7 +109,8 @@ METHOD_ROW = {"TB": ("TB [41]", ""), "TB + Expl.": ("TB + Expl. [41]", ""), "TB 
               "VarGrad + Expl. + LP(t) + LS": ("VarGrad + Expl. + LP + LS", ""),
               "TB + Expl. + LP (PIS)": ("TB + Expl. + LP", ""),
               "VarGrad + Expl. + LP + LS (PIS)": ("VarGrad + Expl. + LP + LS", ""),
-              "TB + Expl. + LP (PIS) long": ("TB + Expl. + LP", "")}
+              "TB + Expl. + LP (PIS) long": ("TB + Expl. + LP", ""),
+              "VarGrad + Expl. + LP + LS (PIS) long": ("VarGrad + Expl. + LP + LS", "")}
 
 
 # (iterations, batch) per (target, method) where not 300 of 64 (docs/algorithms/gfn-diffusion.md §7: the probes
@@ -120,7 +122,7 @@ BUDGET = {("Funnel", "TB"): (100, 300), ("25GMM", "TB + Expl. + LP"): (900, 64),
           ("25GMM", "VarGrad + Expl. + LP + LS (PIS)"): (900, 64),
           # "(PIS) long": the same method at 2,700 x 300 = 810,000 trajectories (11% of the paper's), where the ELBO
           # leaves the -1.2 plateau of the shorter budgets (docs/algorithms/gfn-diffusion.md §7.6)
-          ("25GMM", "TB + Expl. + LP (PIS) long"): (2700, 300)}
+          ("25GMM", "TB + Expl. + LP (PIS) long"): (2700, 300), ("25GMM", "VarGrad + Expl. + LP + LS (PIS) long"): (2700, 300)}
 
 
 def budget(target, method, iterations, batch):
