@@ -70,6 +70,23 @@ static inline void gfnd_cli_line(const char *tag, const char *args, const char *
     fr_test_rmtree(dir);
 }
 
+/* An option's short CLI run: `train <base> <option>` on ref differs from `train <base>` (the option is
+ * not a no-op), and every backend of k_vs_ref gives ref's line byte for byte. */
+static inline void gfnd_option_same_on_backends(const char *tag, const char *base, const char *option)
+{
+    char args[1200], want[512], got[512], off[512];
+    snprintf(args, sizeof args, "%s %s", base, option);
+    gfnd_cli_line(tag, args, "ref", 1, want, sizeof want);
+    gfnd_cli_line(tag, base, "ref", 1, off, sizeof off);
+    ck_assert_msg(strcmp(want, off) != 0, "%s changed nothing: %s", option, want);
+    for (size_t i = 0; i < N_VS_REF; i++) {
+        if (!vs_ref_here(i)) continue;
+        gfnd_cli_line(tag, args, k_vs_ref[i].name, k_vs_ref[i].threads, got, sizeof got);
+        ck_assert_msg(strcmp(got, want) == 0, "%s at %d threads: %s; ref: %s", k_vs_ref[i].name, k_vs_ref[i].threads,
+                      got, want);
+    }
+}
+
 /* A digest of the trainer's gradients (every parameter's grad bytes). */
 static inline uint64_t grads_digest(fr_backend *be, fr_gfnd_trainer *t)
 {

@@ -74,29 +74,13 @@ END_TEST
 /* A short whole run with exploration (and the Langevin drift, VarGrad) through the CLI: the final
  * evaluation line and the parameters' digest are the same bytes on ref, opt at 1 and 3 threads and
  * cuda-emu where built; without --exploration the run differs (the option is not a no-op). */
-static void short_run(const char *backend, int threads, const char *extra, char *line, size_t n)
-{
-    char args[1024];
-    snprintf(args, sizeof args,
-             "--algo gfn-diffusion --env funnel --loss tb-avg --langevin %s --batch-size 8 --steps 10 "
-             "--hidden-dim 16 --harmonics 4 --epochs 5 --eval-samples 50 --eval-every 0 --checkpoint-every 0",
-             extra);
-    gfnd_cli_line("gfnd_expl", args, backend, threads, line, n);
-}
-
 START_TEST(test_cli_exploration_backends)
 {
-    const char *expl = "--exploration 0.3 --exploration-decay 3";
-    char want[512], got[512], off[512];
-    short_run("ref", 1, expl, want, sizeof want);
-    short_run("ref", 1, "", off, sizeof off);
-    ck_assert_msg(strcmp(want, off) != 0, "exploration changed nothing: %s", want);
-    for (size_t i = 0; i < N_VS_REF; i++) {
-        if (!vs_ref_here(i)) continue;
-        short_run(k_vs_ref[i].name, k_vs_ref[i].threads, expl, got, sizeof got);
-        ck_assert_msg(strcmp(got, want) == 0, "%s at %d threads: %s; ref: %s", k_vs_ref[i].name, k_vs_ref[i].threads,
-                      got, want);
-    }
+    gfnd_option_same_on_backends("gfnd_expl",
+                                 "--algo gfn-diffusion --env funnel --loss tb-avg --langevin --batch-size 8 --steps 10 "
+                                 "--hidden-dim 16 --harmonics 4 --epochs 5 --eval-samples 50 --eval-every 0 "
+                                 "--checkpoint-every 0",
+                                 "--exploration 0.3 --exploration-decay 3");
 }
 END_TEST
 
