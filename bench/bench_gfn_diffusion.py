@@ -122,7 +122,8 @@ BUDGET = {("Funnel", "TB"): (100, 300), ("25GMM", "TB + Expl. + LP"): (900, 64),
           ("25GMM", "VarGrad + Expl. + LP + LS (PIS)"): (900, 64),
           # "(PIS) long": the same method at 2,700 x 300 = 810,000 trajectories (11% of the paper's), where the ELBO
           # leaves the -1.2 plateau of the shorter budgets (docs/algorithms/gfn-diffusion.md §7.6)
-          ("25GMM", "TB + Expl. + LP (PIS) long"): (2700, 300), ("25GMM", "VarGrad + Expl. + LP + LS (PIS) long"): (2700, 300)}
+          ("25GMM", "TB + Expl. + LP (PIS) long"): (2700, 300), ("25GMM", "VarGrad + Expl. + LP + LS (PIS) long"): (2700, 300),
+          ("Funnel", "VarGrad + Expl. + LP + LS (PIS) long"): (2700, 300)}
 
 
 def budget(target, method, iterations, batch):
