@@ -172,6 +172,12 @@ fr_status fr_audit_digest(fr_audit *a, const char *name, fr_dtype dt, int ndim, 
 
 fr_status fr_audit_tensor(fr_audit *a, const char *name, const fr_tensor *t)
 {
+    const int ok = t && t->device == FR_DEVICE_CPU && (fr_tensor_numel(t) == 0 || t->data);
+    return fr_audit_tensor_digested(a, name, t, ok ? fr_tensor_digest(t) : 0); /* else refused there */
+}
+
+fr_status fr_audit_tensor_digested(fr_audit *a, const char *name, const fr_tensor *t, uint64_t digest)
+{
     FR_TRY(usable(a, "fr_audit_tensor"));
     if (!t) return fr_fail(FR_ERR_ARG, "%s: record '%s': NULL tensor", a->path, name ? name : "(null)");
     if (t->device != FR_DEVICE_CPU)
@@ -179,7 +185,7 @@ fr_status fr_audit_tensor(fr_audit *a, const char *name, const fr_tensor *t)
                        "digest to fr_audit_digest)", a->path, name ? name : "(null)");
     if (fr_tensor_numel(t) > 0 && !t->data)
         return fr_fail(FR_ERR_ARG, "%s: record '%s': tensor has no data", a->path, name ? name : "(null)");
-    return fr_audit_digest(a, name, t->dtype, t->ndim, t->shape, fr_tensor_digest(t));
+    return fr_audit_digest(a, name, t->dtype, t->ndim, t->shape, digest);
 }
 
 static fr_status scalar(fr_audit *a, const char *name, fr_dtype dt, double v)

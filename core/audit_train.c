@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "flowrl/atomic_file.h"
+#include "flowrl/digest.h"
 #include "flowrl/file_util.h"
 #include "flowrl/profile.h"
 #include "flowrl/safetensors.h"
@@ -102,9 +103,91 @@ static fr_status rec_list(fr_audit *a, fr_backend *be, const fr_audit_params *v,
     return FR_OK;
 }
 
+/* ---- a host backend's step: the digests and the gradient norm's chain on its threads ---- */
+
+typedef struct {
+    const char *prefix;
+    int p;
+    fr_tensor t; /* a view of host memory */
+    uint64_t digest;
+} step_rec;
+
+typedef struct {
+    step_rec *recs;
+    int n_grads; /* recs[0 .. n_grads): the gradients, whose squares the chain sums */
+    double sq;
+} step_jobs;
+
+/* Job 0: the sum of the gradients' squares, one double chain in element order (as
+ * rec_list's); job k > 0: the digest of record k - 1. The chain is the longest job and the
+ * first one taken. */
+static void step_job(void *ctx, int64_t k)
+{
+    step_jobs *js = ctx;
+    if (k > 0) {
+        step_rec *r = &js->recs[k - 1];
+        r->digest = fr_tensor_digest(&r->t);
+        return;
+    }
+    double acc = 0.0;
+    for (int g = 0; g < js->n_grads; g++) {
+        const float *x = js->recs[g].t.data;
+        for (int64_t i = 0, n = fr_tensor_numel(&js->recs[g].t); i < n; i++) acc += (double)x[i] * (double)x[i];
+    }
+    js->sq = acc;
+}
+
+static void add_list(step_rec *recs, int *n, const fr_audit_params *v, const fr_tensor *ts, int grads, const char *prefix)
+{
+    for (int p = 0; p < v->n; p++) {
+        const fr_tensor *t = ts ? &ts[p] : grads ? v->params[p].grad : v->params[p].value;
+        recs[*n] = (step_rec){prefix, p, fr_tensor_f32((float *)t->data, t->ndim, t->shape), 0};
+        (*n)++;
+    }
+}
+
+static fr_status write_list(fr_audit *a, const fr_audit_params *v, const step_rec *recs, int from, int to)
+{
+    char nm[FR_AUDIT_MAX_NAME + 1];
+    for (int q = from; q < to; q++) {
+        snprintf(nm, sizeof nm, "%s%s", recs[q].prefix, v->name(v->ctx, recs[q].p));
+        FR_TRY(fr_audit_tensor_digested(a, nm, &recs[q].t, recs[q].digest));
+    }
+    return FR_OK;
+}
+
+/* train_step's records in its order, the same bytes: every digest and the chain first, as jobs
+ * on the backend's host threads (fr_host_for), then the lines. */
+static fr_status train_step_host(fr_audit *a, int64_t step, double loss, const fr_audit_params *v,
+                                 const fr_adamw_state *opt, const fr_ema *ema)
+{
+    step_rec *recs = fr_malloc((size_t)(5 * v->n + 1) * sizeof *recs);
+    if (!recs) return FR_ERR_NOMEM;
+    int n = 0;
+    add_list(recs, &n, v, NULL, 1, "grad.");
+    add_list(recs, &n, v, NULL, 0, "");
+    if (opt) add_list(recs, &n, v, opt->m, 0, "optim.m.");
+    if (opt) add_list(recs, &n, v, opt->v, 0, "optim.v.");
+    if (ema) add_list(recs, &n, v, ema->shadow, 0, "ema.");
+    step_jobs js = {recs, v->n, 0.0};
+    fr_host_for(v->be, 1 + (int64_t)n, step_job, &js);
+    const int P = v->n;
+    fr_status s = fr_audit_begin_step(a, step);
+    if (s == FR_OK) s = fr_audit_scalar_f64(a, "loss", loss);
+    if (s == FR_OK) s = write_list(a, v, recs, 0, P);
+    if (s == FR_OK) s = fr_audit_scalar_f64(a, "grad_norm", sqrt(js.sq));
+    if (s == FR_OK) s = write_list(a, v, recs, P, opt ? 4 * P : 2 * P);
+    if (s == FR_OK && opt) s = fr_audit_scalar_f64(a, "optim.step", (double)opt->step);
+    if (s == FR_OK && ema) s = write_list(a, v, recs, opt ? 4 * P : 2 * P, n);
+    free(recs);
+    return s == FR_OK ? fr_audit_end_step(a) : s;
+}
+
 static fr_status train_step(fr_audit *a, int64_t step, double loss, const fr_audit_params *v,
                             const fr_adamw_state *opt, const fr_ema *ema)
 {
+    if (!v->be->device && !(opt && opt->be->device) && !(ema && ema->be->device))
+        return train_step_host(a, step, loss, v, opt, ema);
     int64_t most = 1;
     for (int p = 0; p < v->n; p++)
         if (fr_tensor_numel(v->params[p].value) > most) most = fr_tensor_numel(v->params[p].value);

@@ -268,6 +268,15 @@ fr_status fr_dev_sync(fr_backend *be)
     return be->ops->mem_sync();
 }
 
+void fr_host_for(const fr_backend *be, int64_t n, void (*fn)(void *ctx, int64_t i), void *ctx)
+{
+    if (be->ops->host_for) {
+        be->ops->host_for(n, fn, ctx);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) fn(ctx, i); /* a table filled without ref's entries */
+}
+
 fr_copy_stats fr_copy_stats_since(const fr_copy_stats *now, const fr_copy_stats *then)
 {
     fr_copy_stats d = {

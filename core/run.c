@@ -301,6 +301,27 @@ static fr_status check_and_record_policy(fr_run *r)
     return s;
 }
 
+/* The state after the epoch: the parameters (checked finite), the EMA and the moments. A host
+ * backend's records are one fr_run_rec_param_lists (its digests on the backend's threads). */
+static fr_status record_state(fr_run *r)
+{
+    if (r->be->device) {
+        FR_TRY(check_and_record_policy(r));
+        if (r->have_ema) FR_TRY(fr_run_rec_params(r, "ema.", r->ema.shadow));
+        FR_TRY(fr_run_rec_params(r, "optim.m.", r->adam.m));
+        return fr_run_rec_params(r, "optim.v.", r->adam.v);
+    }
+    FR_TRY(params_finite(r, r->pol.values));
+    const char *prefix[4];
+    const fr_tensor *lists[4];
+    int k = 0;
+    prefix[k] = "", lists[k++] = r->pol.values;
+    if (r->have_ema) prefix[k] = "ema.", lists[k++] = r->ema.shadow;
+    prefix[k] = "optim.m.", lists[k++] = r->adam.m;
+    prefix[k] = "optim.v.", lists[k++] = r->adam.v;
+    return fr_run_rec_param_lists(r, k, prefix, lists);
+}
+
 static void health(fr_run *r, const fr_run_epoch_event *ev)
 {
     const fr_run_common *c = &r->o->c;
@@ -392,10 +413,7 @@ static fr_status run_epoch(fr_run *r, int64_t e)
     pv->rec_step = e + 1;
     FR_TRY(r->algo->epoch(r, pv->state));
     /* the state after the epoch, under the checkpoint's names (flowrl/audit.h convention) */
-    FR_TRY(check_and_record_policy(r));
-    if (r->have_ema) FR_TRY(fr_run_rec_params(r, "ema.", r->ema.shadow));
-    FR_TRY(fr_run_rec_params(r, "optim.m.", r->adam.m));
-    FR_TRY(fr_run_rec_params(r, "optim.v.", r->adam.v));
+    FR_TRY(record_state(r));
     if (pv->writer) FR_TRY(fr_audit_end_step(pv->audit));
     fr_run_copy_metrics(r, &start, record0, reward0);
     fr_run_nfe_metrics(r, &work0);

@@ -10,6 +10,7 @@
 #include "core/model_dist.h"
 #include "core/run_internal.h"
 #include "flowrl/advantage.h"
+#include "flowrl/digest.h"
 #include "flowrl/dist.h"
 #include "flowrl/optim_step.h"
 #include "flowrl/philox.h"
@@ -143,7 +144,7 @@ fr_status fr_run_rec_dev_f32(fr_run *r, const char *name, const float *p, int nd
     return fr_run_rec_dev(r, name, &v);
 }
 
-fr_status fr_run_rec_params(fr_run *r, const char *prefix, const fr_tensor *vals)
+static fr_status rec_params_one_by_one(fr_run *r, const char *prefix, const fr_tensor *vals)
 {
     char name[FR_AUDIT_MAX_NAME + 1];
     for (int i = 0; i < r->pol.n_params; i++) {
@@ -151,6 +152,110 @@ fr_status fr_run_rec_params(fr_run *r, const char *prefix, const fr_tensor *vals
         FR_TRY(fr_run_rec_dev(r, name, &vals[i]));
     }
     return FR_OK;
+}
+
+typedef struct {
+    char name[FR_AUDIT_MAX_NAME + 1];
+    fr_tensor t; /* a view of host memory */
+    uint64_t digest;
+} rec_job;
+
+typedef struct {
+    rec_job *jobs;
+    const int64_t *order; /* the largest first: a thread that finishes early takes the small ones */
+} rec_jobs;
+
+static void digest_job(void *ctx, int64_t i)
+{
+    const rec_jobs *js = ctx;
+    rec_job *j = &js->jobs[js->order[i]];
+    if (fr_tensor_numel(&j->t) == 0 || j->t.data) j->digest = fr_tensor_digest(&j->t); /* else refused when written */
+}
+
+/* order: 0 .. n-1 by tensor size, the largest first (ties in order): an insertion sort, as a
+ * step's records are tens. */
+static void larger_first(const rec_job *jobs, int64_t *order, int64_t n)
+{
+    for (int64_t q = 0; q < n; q++) {
+        const size_t b = fr_tensor_nbytes(&jobs[q].t);
+        int64_t k = q;
+        for (; k > 0 && fr_tensor_nbytes(&jobs[order[k - 1]].t) < b; k--) order[k] = order[k - 1];
+        order[k] = q;
+    }
+}
+
+/* The records of n jobs on a host backend whose run writes the log: every tensor's digest
+ * first, as jobs on the backend's host threads (fr_host_for: the digests are independent),
+ * then the records in order, each written with its digest and tapped, as the one-by-one
+ * path writes them. */
+static fr_status rec_jobs_host(fr_run *r, rec_job *jobs, int64_t n)
+{
+    int64_t *order = fr_malloc((size_t)(n ? n : 1) * sizeof *order);
+    if (!order) return FR_ERR_NOMEM;
+    larger_first(jobs, order, n);
+    rec_jobs js = {jobs, order};
+    fr_host_for(r->be, n, digest_job, &js);
+    free(order);
+    const fr_run_env *env = r->priv->env;
+    for (int64_t q = 0; q < n; q++) {
+        FR_TRY(fr_audit_tensor_digested(r->priv->audit, jobs[q].name, &jobs[q].t, jobs[q].digest));
+        if (env->tap) FR_TRY(env->tap(r->priv->rec_step, jobs[q].name, &jobs[q].t, env->tap_user));
+    }
+    return FR_OK;
+}
+
+static void job_set(rec_job *j, const char *prefix, const char *name, const fr_tensor *t)
+{
+    snprintf(j->name, sizeof j->name, "%s%s", prefix, name);
+    j->t = *t;
+    j->t.owned = 0;
+    j->t.device = FR_DEVICE_CPU; /* a host backend's memory (rec_host_copy lends it the same way) */
+    j->digest = 0;
+}
+
+/* Whether the records go through rec_jobs_host: a host backend (its memory is read in place)
+ * and a run that writes the log. */
+static int digests_on_threads(const fr_run *r) { return !r->be->device && r->priv->writer; }
+
+fr_status fr_run_rec_many(fr_run *r, int n, const fr_run_rec_item *items)
+{
+    if (!digests_on_threads(r)) { /* a device backend's tensors copied out one by one (fr_d2h), or only tapped */
+        for (int i = 0; i < n; i++)
+            FR_TRY(items[i].dev ? fr_run_rec_dev(r, items[i].name, &items[i].t) : fr_run_rec_tensor(r, items[i].name, &items[i].t));
+        return FR_OK;
+    }
+    rec_job *jobs = fr_malloc((size_t)(n ? n : 1) * sizeof *jobs);
+    if (!jobs) return FR_ERR_NOMEM;
+    for (int i = 0; i < n; i++) job_set(&jobs[i], "", items[i].name, &items[i].t);
+    fr_profile_begin(FR_PROF_AUDIT);
+    const fr_status s = rec_jobs_host(r, jobs, n);
+    fr_profile_end(FR_PROF_AUDIT);
+    free(jobs);
+    return s;
+}
+
+fr_status fr_run_rec_param_lists(fr_run *r, int k, const char *const *prefix, const fr_tensor *const *vals)
+{
+    if (!recorded(r)) return FR_OK;
+    if (!digests_on_threads(r)) {
+        for (int l = 0; l < k; l++) FR_TRY(rec_params_one_by_one(r, prefix[l], vals[l]));
+        return FR_OK;
+    }
+    const int n = r->pol.n_params;
+    const int64_t nj = (int64_t)k * n;
+    rec_job *jobs = fr_malloc((size_t)(nj ? nj : 1) * sizeof *jobs);
+    if (!jobs) return FR_ERR_NOMEM;
+    for (int64_t q = 0; q < nj; q++) job_set(&jobs[q], prefix[q / n], r->pol.params[q % n].name, &vals[q / n][q % n]);
+    fr_profile_begin(FR_PROF_AUDIT);
+    const fr_status s = rec_jobs_host(r, jobs, nj);
+    fr_profile_end(FR_PROF_AUDIT);
+    free(jobs);
+    return s;
+}
+
+fr_status fr_run_rec_params(fr_run *r, const char *prefix, const fr_tensor *vals)
+{
+    return fr_run_rec_param_lists(r, 1, &prefix, &vals);
 }
 
 void fr_run_metric(fr_run *r, const char *key, double value)

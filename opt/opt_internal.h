@@ -30,6 +30,10 @@ typedef void (*fr_opt_range_fn)(void *ctx, int64_t begin, int64_t end);
 void fr_opt_parallel_range(int64_t n, int64_t align, int64_t min_chunk, fr_opt_range_fn fn,
                            void *ctx);
 
+/* The op table's host_for (flowrl/ops.h): jobs 0 .. n-1 from a shared counter, on up to
+ * fr_opt_get_threads() threads. */
+void fr_opt_host_for(int64_t n, void (*fn)(void *ctx, int64_t i), void *ctx);
+
 /* The number of parts fr_opt_parallel_range would use. */
 int fr_opt_range_parts(int64_t n, int64_t align, int64_t min_chunk);
 

@@ -339,3 +339,32 @@ void fr_opt_parallel_range(int64_t n, int64_t align, int64_t min_chunk, fr_opt_r
     atomic_init(&j.next, 0);
     fr_opt_run(nt, range_part, &j);
 }
+
+typedef struct {
+    int64_t n;
+    _Atomic int64_t next;
+    void (*fn)(void *ctx, int64_t i);
+    void *ctx;
+} for_job;
+
+/* Each thread takes the next job from a shared counter: job 0 goes first (a caller puts its
+ * longest job there). */
+static void for_part(void *arg, int t, int nt)
+{
+    (void)t, (void)nt;
+    for_job *j = (for_job *)arg;
+    for (int64_t i; (i = atomic_fetch_add(&j->next, 1)) < j->n;) j->fn(j->ctx, i);
+}
+
+void fr_opt_host_for(int64_t n, void (*fn)(void *ctx, int64_t i), void *ctx)
+{
+    int nt = fr_opt_get_threads();
+    if (nt > n) nt = (int)n;
+    if (nt <= 1) {
+        for (int64_t i = 0; i < n; i++) fn(ctx, i);
+        return;
+    }
+    for_job j = {.n = n, .fn = fn, .ctx = ctx};
+    atomic_init(&j.next, 0);
+    fr_opt_run(nt, for_part, &j);
+}

@@ -14,6 +14,7 @@ void fr_ref_fill(fr_ops *ops)
     ops->mem_zero = fr_ref_mem_zero;
     ops->mem_sync = fr_ref_mem_sync;
     ops->device = 0;
+    ops->host_for = fr_ref_host_for;
     ops->gemm = fr_ref_gemm;
     ops->bias_add = fr_ref_bias_add;
     ops->bias_grad = fr_ref_bias_grad;

@@ -15,6 +15,7 @@ void fr_ref_mem_free(void *p);
 fr_status fr_ref_mem_copy(void *dst, const void *src, size_t bytes);
 fr_status fr_ref_mem_zero(void *p, size_t bytes);
 fr_status fr_ref_mem_sync(void);
+void fr_ref_host_for(int64_t n, void (*fn)(void *ctx, int64_t i), void *ctx);
 
 void fr_ref_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
                  const float *B, float *C, int accumulate);

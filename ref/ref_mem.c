@@ -1,6 +1,6 @@
 /* The memory entries of a host backend (ref, and opt, which inherits them): backend memory
  * is host memory, 64-byte aligned and zero-filled; copies are memcpy and nothing is
- * asynchronous. */
+ * asynchronous. And host_for, in order on the calling thread (every backend but opt). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,3 +31,8 @@ fr_status fr_ref_mem_zero(void *p, size_t bytes)
 }
 
 fr_status fr_ref_mem_sync(void) { return FR_OK; }
+
+void fr_ref_host_for(int64_t n, void (*fn)(void *ctx, int64_t i), void *ctx)
+{
+    for (int64_t i = 0; i < n; i++) fn(ctx, i);
+}

@@ -807,6 +807,54 @@ START_TEST(test_pool_claims)
 }
 END_TEST
 
+/* The op table's host_for (flowrl/ops.h; the audit records' digests): every job runs exactly
+ * once and has finished when it returns, on ref (in order) and on opt at 1 to 4 threads, where
+ * the workers take part (fixed parts: each worker its own part, so a busy machine cannot leave
+ * them idle). */
+typedef struct {
+    _Atomic int runs[200];
+    _Atomic int64_t next; /* ref: the order the jobs ran in */
+    _Atomic int in_order;
+} for_probe;
+
+static void for_probe_job(void *ctx, int64_t i)
+{
+    for_probe *p = ctx;
+    if (atomic_fetch_add(&p->next, 1) != i) atomic_store(&p->in_order, 0);
+    volatile double x = 0.0; /* a little work, so that the workers arrive before the jobs run out */
+    for (int k = 0; k < 2000; k++) x = x + (double)k;
+    atomic_fetch_add(&p->runs[i], 1);
+}
+
+START_TEST(test_host_for)
+{
+    static const int64_t sizes[] = {0, 1, 2, 3, 7, 200};
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
+    for (int th = 0; th <= 4; th++) { /* th 0: ref */
+        fr_backend *be = th ? opt : ref;
+        if (th) fr_opt_set_threads(th);
+        fr_opt_set_fixed_parts(1);
+        const unsigned long before = fr_opt_worker_parts();
+        for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+            for_probe p;
+            for (int i = 0; i < 200; i++) atomic_init(&p.runs[i], 0);
+            atomic_init(&p.next, 0);
+            atomic_init(&p.in_order, 1);
+            fr_host_for(be, sizes[z], for_probe_job, &p);
+            for (int64_t i = 0; i < 200; i++)
+                ck_assert_msg(atomic_load(&p.runs[i]) == (i < sizes[z]), "%s, %d threads, n %lld: job %lld ran %d times",
+                              be->ops->name, th, (long long)sizes[z], (long long)i, atomic_load(&p.runs[i]));
+            if (!th) ck_assert_msg(atomic_load(&p.in_order), "ref: host_for ran the jobs out of order");
+        }
+        const unsigned long ran = fr_opt_worker_parts() - before;
+        if (th >= 2) ck_assert_msg(ran > 0, "opt, %d threads: no worker ran a part of host_for", th);
+        if (th <= 1) ck_assert_msg(ran == 0, "%s, %d threads: %lu worker parts", be->ops->name, th, ran);
+        fr_opt_set_fixed_parts(0);
+    }
+    fr_opt_set_threads(0);
+}
+END_TEST
+
 /* ---- the whole model ---------------------------------------------------------------------- */
 
 typedef struct {
@@ -1024,6 +1072,7 @@ Suite *suite_opt(void)
     tcase_add_test(tc, test_row_elementwise_lengths);
     tcase_add_test(tc, test_threads_api);
     tcase_add_test(tc, test_pool_claims);
+    tcase_add_test(tc, test_host_for);
     tcase_add_test(tc, test_gemm_bitwise);
     tcase_add_test(tc, test_gemm_large);
     tcase_add_test(tc, test_gemm_portable_path);

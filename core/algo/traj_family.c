@@ -49,23 +49,46 @@ fr_status fr_tf_setup(fr_run *r, fr_tf *t, int64_t n_rows, int train_cfg, const 
 
 /* ξ of every step by coordinate, as fr_rollout draws it (owner's row; zero where it draws
  * none): drawn again on the host for the audit record, so it never crosses. */
+typedef struct {
+    const fr_tf *t;
+    uint32_t seed;
+    const uint8_t *zero; /* (T,): 1 where the step's std is 0 */
+} regen_job;
+
+/* Row s of step i (job i·N + s): the normals the rollout drew, or zeros. */
+static void regen_row(void *ctx, int64_t q)
+{
+    const regen_job *j = ctx;
+    const fr_tf *t = j->t;
+    const int64_t N = t->N, D = t->D, i = q / N, s = q % N;
+    float *dst = t->xi + q * D;
+    if (j->zero[i])
+        memset(dst, 0, (size_t)D * sizeof *dst);
+    else
+        fr_rng_fill_normal(dst, D, j->seed, FR_RNG_SAMPLER_NOISE, t->rc.c0, fr_rollout_noise_owner(&t->rc, t->sid[s], i),
+                           (uint32_t)i);
+}
+
+/* The rows are independent (each a function of its coordinates): they run on the backend's
+ * host threads (fr_host_for). */
 static fr_status regen_noise(const fr_run *r, fr_tf *t)
 {
-    const int64_t N = t->N, D = t->D;
-    for (int64_t i = 0; i < t->rc.T; i++) {
+    const int64_t T = t->rc.T;
+    uint8_t *zero = fr_malloc((size_t)(T ? T : 1));
+    if (!zero) return FR_ERR_NOMEM;
+    fr_status s = FR_OK;
+    for (int64_t i = 0; i < T && s == FR_OK; i++) {
         fr_step p = fr_rollout_step(&t->rc, i);
         fr_step_std sd;
-        FR_TRY(fr_sampler_std(&p, &sd));
-        float *dst = t->xi + i * N * D;
-        if (sd.std == 0.0f) {
-            memset(dst, 0, (size_t)(N * D) * sizeof *dst);
-            continue;
-        }
-        for (int64_t s = 0; s < N; s++)
-            fr_rng_fill_normal(dst + s * D, D, r->o->run.seed, FR_RNG_SAMPLER_NOISE, t->rc.c0,
-                               fr_rollout_noise_owner(&t->rc, t->sid[s], i), (uint32_t)i);
+        s = fr_sampler_std(&p, &sd);
+        zero[i] = sd.std == 0.0f;
     }
-    return FR_OK;
+    if (s == FR_OK) {
+        const regen_job j = {t, r->o->run.seed, zero};
+        fr_host_for(r->be, T * t->N, regen_row, (void *)&j);
+    }
+    free(zero);
+    return s;
 }
 
 fr_status fr_tf_rollout(fr_run *r, fr_tf *t, const float *x_init)
@@ -97,12 +120,16 @@ fr_status fr_tf_rollout(fr_run *r, fr_tf *t, const float *x_init)
     else
         memset(t->logp_h, 0, (size_t)(T * N) * sizeof *t->logp_h);
     FR_TRY(fr_run_check_finite(r, "rollout sample", t->x_h, N * D));
-    FR_TRY(fr_run_rec_dev_f32(r, "noise.x_T", t->traj, 2, N, D, 1));
     FR_TRY(regen_noise(r, t));
-    FR_TRY(fr_run_rec_f32(r, "noise.xi", t->xi, 3, T, N, D));
-    FR_TRY(fr_run_rec_dev_f32(r, "traj", t->traj, 3, T + 1, N, D));
-    FR_TRY(fr_run_rec_dev_f32(r, "mean", t->mean, 3, T, N, D));
-    FR_TRY(fr_run_rec_f32(r, "logp_old", t->logp_h, 2, T, N, 1));
+    /* one batch: on a host backend their digests run on the backend's threads */
+    const fr_run_rec_item rec[] = {
+        {"noise.x_T", fr_tensor_f32(t->traj, 2, (int64_t[]){N, D}), 1},
+        {"noise.xi", fr_tensor_f32(t->xi, 3, (int64_t[]){T, N, D}), 0},
+        {"traj", fr_tensor_f32(t->traj, 3, (int64_t[]){T + 1, N, D}), 1},
+        {"mean", fr_tensor_f32(t->mean, 3, (int64_t[]){T, N, D}), 1},
+        {"logp_old", fr_tensor_f32(t->logp_h, 2, (int64_t[]){T, N}), 0},
+    };
+    FR_TRY(fr_run_rec_many(r, (int)(sizeof rec / sizeof rec[0]), rec));
     return fr_run_rewards(r, N, t->pid, t->x_h, t->reward, t->correct);
 }
 

@@ -103,6 +103,10 @@ fr_status fr_audit_begin_step(fr_audit *a, int64_t step);
  * pass a digest computed on the device through fr_audit_digest). FR_ERR_ARG for an invalid
  * or duplicate name, no open step, a bad shape. */
 fr_status fr_audit_tensor(fr_audit *a, const char *name, const fr_tensor *t);
+/* fr_audit_tensor with t's digest (fr_tensor_digest(t)) computed by the caller, for a caller
+ * that digests a step's tensors on several threads and writes their records in order: the
+ * same checks, the same line. */
+fr_status fr_audit_tensor_digested(fr_audit *a, const char *name, const fr_tensor *t, uint64_t digest);
 fr_status fr_audit_digest(fr_audit *a, const char *name, fr_dtype dt, int ndim, const int64_t *shape,
                           uint64_t digest);
 fr_status fr_audit_scalar_f32(fr_audit *a, const char *name, float v);

@@ -69,6 +69,10 @@ fr_status fr_dev_zero(fr_backend *be, void *p, size_t bytes);
 /* Waits for every op and copy issued so far; a device error surfaces here. */
 fr_status fr_dev_sync(fr_backend *be);
 
+/* fn(ctx, i) for i = 0 .. n-1 on the backend's host threads (the op table's host_for,
+ * flowrl/ops.h: opt's pool; in order on the calling thread elsewhere). Host memory only. */
+void fr_host_for(const fr_backend *be, int64_t n, void (*fn)(void *ctx, int64_t i), void *ctx);
+
 /* now − then, field by field. */
 fr_copy_stats fr_copy_stats_since(const fr_copy_stats *now, const fr_copy_stats *then);
 fr_work_stats fr_work_stats_since(const fr_work_stats *now, const fr_work_stats *then);

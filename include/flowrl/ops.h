@@ -76,6 +76,14 @@ typedef struct fr_ops {
     /* 1: the memory above is not the host's (host code must copy). */
     int device;
 
+    /* ---- the host's threads (host memory only; not a compute entry) ----
+     * Runs fn(ctx, i) for i = 0 .. n-1, each once, and returns when all have run: opt on its
+     * pool's threads (in any order, on any of them), ref and the device backends in order on
+     * the calling thread. For host work between op calls that splits into independent jobs
+     * (the audit records' digests, core/run_record.c): fn writes disjoint outputs per i, so
+     * the result is the same at every thread count. */
+    void (*host_for)(int64_t n, void (*fn)(void *ctx, int64_t i), void *ctx);
+
     /* C (M,N) = op(A) op(B)          (accumulate = 0)
      * C (M,N) = C + op(A) op(B)      (accumulate = 1: the fmaf chain starts from C)
      * op(A) is (M,K): A stored (M,K) if !ta, (K,M) if ta. op(B) is (K,N): B stored (K,N)

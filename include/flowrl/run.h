@@ -239,6 +239,20 @@ fr_status fr_run_rec_f32(fr_run *r, const char *name, const float *p, int nd, in
 fr_status fr_run_rec_dev(fr_run *r, const char *name, const fr_tensor *v);
 fr_status fr_run_rec_dev_f32(fr_run *r, const char *name, const float *p, int nd, int64_t d0, int64_t d1, int64_t d2);
 fr_status fr_run_rec_params(fr_run *r, const char *prefix, const fr_tensor *vals);
+/* k calls of fr_run_rec_params in one: list l's records PREFIX[l]<name> of vals[l], in order.
+ * On a host backend (ref, opt) the log's bytes are the same and the tensors' digests are
+ * computed first, on the backend's host threads (fr_host_for); a device backend's records are
+ * copied out and digested one by one. */
+fr_status fr_run_rec_param_lists(fr_run *r, int k, const char *const *prefix, const fr_tensor *const *vals);
+/* Consecutive records in one: item i as fr_run_rec_dev (dev 1: backend memory) or
+ * fr_run_rec_tensor (dev 0: host memory) would write it, in order; on a host backend the
+ * digests are computed first on the backend's host threads, as fr_run_rec_param_lists'. */
+typedef struct {
+    const char *name;
+    fr_tensor t;
+    int dev;
+} fr_run_rec_item;
+fr_status fr_run_rec_many(fr_run *r, int n, const fr_run_rec_item *items);
 /* A second model shaped like the policy that an algorithm keeps (DiffusionNFT's old policy,
  * DGPO's and AWM's EMA, the EMA evaluated): a full model of the policy's config, or with LoRA on
  * a view of the adapter `adapter` (added, zero) on the policy's base, as the public code keeps a
