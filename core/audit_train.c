@@ -79,6 +79,14 @@ fr_status fr_audit_train_open(fr_audit **a, const fr_audit_train_cfg *c, const f
     return fr_audit_open(a, path, &o);
 }
 
+/* acc + the squares of x[0 .. n) in double, one chain in element order (held in a register):
+ * the gradient norm's bits, whichever path (one by one, or on the host threads) records it. */
+static double sumsq_chain(double acc, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) acc += (double)x[i] * (double)x[i];
+    return acc;
+}
+
 /* Each tensor of ts (one per parameter of v, in be's memory) as "PREFIX<name>", through host
  * (on a device backend; a host backend's tensors are read in place); sq (may be NULL)
  * accumulates the sum of their squares in double, in parameter order. A NULL ts takes the
@@ -92,11 +100,7 @@ static fr_status rec_list(fr_audit *a, fr_backend *be, const fr_audit_params *v,
         const float *x = be->device ? host : (const float *)t->data;
         if (be->device) FR_TRY(fr_d2h(be, host, t->data, fr_tensor_nbytes(t)));
         fr_tensor h = fr_tensor_f32((float *)x, t->ndim, t->shape);
-        if (sq) { /* one double chain in element order, held in a register */
-            double acc = *sq;
-            for (int64_t i = 0, n = fr_tensor_numel(t); i < n; i++) acc += (double)x[i] * (double)x[i];
-            *sq = acc;
-        }
+        if (sq) *sq = sumsq_chain(*sq, x, fr_tensor_numel(t));
         snprintf(nm, sizeof nm, "%s%s", prefix, v->name(v->ctx, p));
         FR_TRY(fr_audit_tensor(a, nm, &h));
     }
@@ -130,10 +134,7 @@ static void step_job(void *ctx, int64_t k)
         return;
     }
     double acc = 0.0;
-    for (int g = 0; g < js->n_grads; g++) {
-        const float *x = js->recs[g].t.data;
-        for (int64_t i = 0, n = fr_tensor_numel(&js->recs[g].t); i < n; i++) acc += (double)x[i] * (double)x[i];
-    }
+    for (int g = 0; g < js->n_grads; g++) acc = sumsq_chain(acc, js->recs[g].t.data, fr_tensor_numel(&js->recs[g].t));
     js->sq = acc;
 }
 
