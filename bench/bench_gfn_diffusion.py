@@ -25,6 +25,7 @@ bench/results/gfn_diffusion_public.json (measured once outside the project, with
 what was changed to run it on CPU: docs/algorithms/gfn-diffusion.md §7.4); never rerun here.
 """
 import argparse
+import json
 import concurrent.futures as cf
 import json
 import os
@@ -183,7 +184,8 @@ def run(item):
         log(f"{target} {name} seed {seed}: after {h.group(1)} iterations: log Z_IS {float(h.group(2)):.3f}, "
             f"ELBO {float(h.group(3)):.3f}")
     r = dict(target=target, method=name, seed=seed, wall=wall, traj=f"{iters * batch} ({iters} x {batch})", log_z_is=float(g.group(2)), elbo=float(g.group(3)),
-             eubo=float(g.group(4)), dlogz=float(g.group(6)), digest=re.search(r"digest ([0-9a-f]{16})", out).group(1))
+             eubo=float(g.group(4)), dlogz=float(g.group(6)), digest=re.search(r"digest ([0-9a-f]{16})", out).group(1),
+             history=[[int(h.group(1)), float(h.group(2)), float(h.group(3))] for h in m[:-1]])
     log(f"{target} {name} seed {seed}: delta log Z {r['dlogz']:.3f} (ELBO {r['elbo']:.3f}, EUBO {r['eubo']:.3f}), "
         f"{wall:.1f} s")
     return r
@@ -207,6 +209,31 @@ def table_row(t, name, r):
 
 
 PUBLIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "gfn_diffusion_public.json")
+# Every row a run measured, unrounded, with the run that measured it and each seed's evaluations: what --keep reads
+# (the section's three-decimal values only for rows measured before this file existed).
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "gfn_diffusion.json")
+
+
+def load_results():
+    """RESULTS' rows by (target, method); {} when there is no file yet."""
+    if not os.path.exists(RESULTS):
+        return {}
+    with open(RESULTS) as f:
+        return {(r["target"], r["method"]): r for r in json.load(f)["rows"]}
+
+
+def save_results(rows):
+    """Writes RESULTS with rows (by (target, method)), in TARGETS' and METHODS' order."""
+    order = [(t, m[0]) for t in TARGETS for m in METHODS]
+    out = [rows[k] for k in order if k in rows]
+    tmp = RESULTS + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"format": "flowrl bench_gfn_diffusion results 1", "about": "bench/bench_gfn_diffusion.py: per row "
+                   "the last run that measured it; d = Delta log Z^RW per seed, elbo and eubo = means over seeds, wall "
+                   "= median seconds per run, history = per seed the evaluations [iteration, log Z_IS, ELBO] before the "
+                   "last", "rows": out}, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, RESULTS)
 
 
 def public_code_text():
@@ -291,7 +318,10 @@ def main():
     with cf.ThreadPoolExecutor(a.jobs) as ex:
         res = list(ex.map(run, items))
     total = time.time() - t_all
-    kept = previous_rows() if a.keep else {}  # read after the runs: another run's rows written meanwhile stay
+    # read after the runs: another run's rows written meanwhile stay; the results file's unrounded rows over the
+    # section's three-decimal ones
+    saved = load_results()
+    kept = {**previous_rows(), **saved} if a.keep else {}
     rows = ["| target | method | trajectories per run | Delta log Z^RW per seed | mean ± 95% | Table 1 row | tolerance "
             "(RW) | within (mean; seeds) | ELBO (mean) | Delta log Z = abs(ELBO - log Z) | tolerance | within | EUBO (mean) | "
             "s per run (1 thread) |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -303,6 +333,10 @@ def main():
                 r0 = dict(traj=rs[0]["traj"], d=[r["dlogz"] for r in rs],
                           elbo=sum(r["elbo"] for r in rs) / len(rs), eubo=sum(r["eubo"] for r in rs) / len(rs),
                           wall=sorted(r["wall"] for r in rs)[len(rs) // 2])
+                saved[(t, name)] = dict(target=t, method=name, **r0, seeds=[r["seed"] for r in rs],
+                                        digests=[r["digest"] for r in rs], history=[r["history"] for r in rs],
+                                        src=f"{t_start}, `{invocation('bench/bench_gfn_diffusion.py').strip()}` at "
+                                            f"{git_line()}")
             elif (t, name) in kept:
                 r0 = kept[(t, name)]
                 kept_pairs.append((f"{t} {name}", r0["src"]))
@@ -345,7 +379,7 @@ def main():
         "diffusion samplers* (NeurIPS 2024; arXiv 2402.05098v4), **Table 1** (log-partition function estimation "
         "errors, mean ± standard deviation over 5 runs), the row named in the table per method: the same method's "
         "(TB, TB + Expl., VarGrad + Expl., TB + Expl. + LP), else the nearest, with what it adds in the verdict "
-        "(TB + Expl. + LP(t), TB + Expl. + LP (PIS) and its long -> TB + Expl. + LP, VarGrad + Expl. + LP(t) + LS, "
+        "(TB + Expl. + LP(t), TB + Expl. + LP (PIS) and its long and longest -> TB + Expl. + LP, VarGrad + Expl. + LP(t) + LS, "
         "VarGrad + Expl. + LP + LS (PIS), its long and longer and VarGrad + Expl. + LP + LS -> "
         "VarGrad + Expl. + LP + LS; VarGrad + Expl. + LP and VarGrad + Expl. + LP (PIS) long -> \"VarGrad + Expl. + LP + LS\": without the local search; the rows without "
         "exploration of VarGrad, TB + LP and VarGrad + LP -> the table's rows with it). "
@@ -357,6 +391,8 @@ def main():
         "and cuda-emu).", *public_code_text(),
         "<!-- bench_gfn_diffusion end -->", ""])
     write_section("BENCHMARKS.md", "bench_gfn_diffusion", text)
+    if res:
+        save_results(saved)
 
 
 if __name__ == "__main__":
