@@ -25,6 +25,9 @@
 #define NR 16
 #define KC 256
 #define MC 96 /* rows of A packed at once (ta): MC*KC floats = 96 KiB */
+/* rows per block when A is read in place (not ta): the kernel streams MR rows of kc floats per
+ * tile, so a block's A is MC_INPLACE*KC floats = 384 KiB, kept in L2 across its B panels */
+#define MC_INPLACE 384
 
 /* Below this many multiply-adds a GEMM runs on one thread (a pool round trip costs a few
  * microseconds; 2^18 fmas is ~10 us on one core). */
@@ -225,11 +228,16 @@ static void block_tiled(const gemm_job *g, const gemm_simd *sd, int64_t i0, int6
     float *bp = work, *apk = work + KC * NR;
     const int64_t N = g->N;
     const int pack_a = g->sak != 1; /* ta */
+    /* Rows per block: MC when A is packed (its buffer holds MC rows); else up to MC_INPLACE, so
+     * that each B panel is packed once per k tile for up to that many rows rather than once per
+     * MC (an update's 288 rows: once, not three times). Only the order in which tiles are
+     * visited changes, never a chain. */
+    const int64_t mc = pack_a ? MC : MC_INPLACE;
     for (int64_t pc = 0; pc < g->K; pc += KC) {
         int64_t kc = g->K - pc < KC ? g->K - pc : KC;
         int load_c = g->accumulate || pc > 0; /* continue the chain from the partial C */
-        for (int64_t ic = i0; ic < i1; ic += MC) {
-            int64_t ie = i1 - ic < MC ? i1 : ic + MC;
+        for (int64_t ic = i0; ic < i1; ic += mc) {
+            int64_t ie = i1 - ic < mc ? i1 : ic + mc;
             if (pack_a)
                 for (int64_t i = ic; i < ie; i += MR)
                     sd->pack_a_t(g, pc, kc, i, ie - i < MR ? ie - i : MR, apk + (i - ic) * KC);

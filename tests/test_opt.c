@@ -77,12 +77,13 @@ typedef struct {
 } shape3;
 
 /* 1x1, K = 1, K = 0, M or N = 1, edges of the 6x16 tile, K around KC = 256 and 2 KC,
- * sizes where threads split rows (M tiles > N tiles) or columns, and a large one. */
+ * sizes where threads split rows (M tiles > N tiles) or columns, a large one, and M past
+ * MC = 96 (packed A) and MC_INPLACE = 384 (A read in place) with an edge tile in the last block. */
 static const shape3 k_gemm_shapes[] = {
     {1, 1, 1},     {1, 1, 0},     {4, 3, 0},     {3, 5, 1},     {1, 17, 9},   {5, 1, 100},
     {7, 9, 13},    {6, 16, 1},    {6, 16, 256},  {6, 16, 257},  {7, 17, 255}, {12, 32, 512},
     {13, 33, 513}, {5, 15, 300},  {37, 53, 300}, {100, 40, 200}, {65, 70, 300},
-    {31, 200, 129}, {64, 256, 768}, {200, 7, 600},
+    {31, 200, 129}, {64, 256, 768}, {200, 7, 600}, {400, 37, 300},
 };
 #define N_GEMM_SHAPES (int)(sizeof k_gemm_shapes / sizeof k_gemm_shapes[0])
 
