@@ -25,7 +25,6 @@ bench/results/gfn_diffusion_public.json (measured once outside the project, with
 what was changed to run it on CPU: docs/algorithms/gfn-diffusion.md §7.4); never rerun here.
 """
 import argparse
-import json
 import concurrent.futures as cf
 import json
 import os
