@@ -320,6 +320,7 @@ def main():
     # read after the runs: another run's rows written meanwhile stay; the results file's unrounded rows over the
     # section's three-decimal ones
     saved = load_results()
+    cmd, git = invocation("bench/bench_gfn_diffusion.py"), git_line()  # the section's line and each saved row's
     kept = {**previous_rows(), **saved} if a.keep else {}
     rows = ["| target | method | trajectories per run | Delta log Z^RW per seed | mean ± 95% | Table 1 row | tolerance "
             "(RW) | within (mean; seeds) | ELBO (mean) | Delta log Z = abs(ELBO - log Z) | tolerance | within | EUBO (mean) | "
@@ -334,8 +335,7 @@ def main():
                           wall=sorted(r["wall"] for r in rs)[len(rs) // 2])
                 saved[(t, name)] = dict(target=t, method=name, **r0, seeds=[r["seed"] for r in rs],
                                         digests=[r["digest"] for r in rs], history=[r["history"] for r in rs],
-                                        src=f"{t_start}, `{invocation('bench/bench_gfn_diffusion.py').strip()}` at "
-                                            f"{git_line()}")
+                                        src=f"{t_start}, `{cmd.strip()}` at {git}")
             elif (t, name) in kept:
                 r0 = kept[(t, name)]
                 kept_pairs.append((f"{t} {name}", r0["src"]))
@@ -346,11 +346,10 @@ def main():
     kept_note = "".join(f" The rows of {', '.join(p for p, s in kept_pairs if s == src)} are the numbers of the section's "
                         f"previous run ({src}; `--keep`), judged again against the tolerances below."
                         for src in dict.fromkeys(s for _, s in kept_pairs))
-    cmd = invocation("bench/bench_gfn_diffusion.py")
     text = "\n".join([
         "<!-- bench_gfn_diffusion begin (written by bench/bench_gfn_diffusion.py; do not edit by hand) -->",
         "## Diffusion samplers as GFlowNets on 25GMM, Funnel and Manywell (issue 13)", "",
-        f"Measured {t_start} by `{cmd.strip()}` (`make bench-gfn-diffusion`) at {git_line()} on {machine_line()} "
+        f"Measured {t_start} by `{cmd.strip()}` (`make bench-gfn-diffusion`) at {git} on {machine_line()} "
         f"(load average {load0} before; {total / 60:.1f} min for its runs). `flowrl train --algo gfn-diffusion "
         "--env gmm25|funnel|manywell --loss tb|tb-avg [--langevin [--langevin-time-scale]] [--exploration 0.2] [--pis-architectures] [--local-search "
         "...]` (docs/algorithms/gfn-diffusion.md) "
