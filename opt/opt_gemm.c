@@ -15,6 +15,7 @@
 #include "opt/opt_internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +25,11 @@
 #define MR 6
 #define NR 16
 #define KC 256
-#define MC 96 /* rows of A packed at once (ta): MC*KC floats = 96 KiB */
-/* rows per block when A is read in place (not ta): the kernel streams MR rows of kc floats per
- * tile, so a block's A is MC_INPLACE*KC floats = 384 KiB, kept in L2 across its B panels */
-#define MC_INPLACE 384
+/* Rows of C per block: the kernel streams MR rows of kc floats of A per tile, read in place (not
+ * ta) or packed (ta), so a block's A is MC*KC floats = 384 KiB, kept in L2 across its B panels,
+ * and each B panel is packed once per k tile for up to MC rows (an update's 288 rows: once; a
+ * weight gradient's 256-768 rows: once or twice, not 3-8 times as with blocks of 96). */
+#define MC 384
 
 /* Below this many multiply-adds a GEMM runs on one thread (a pool round trip costs a few
  * microseconds; 2^18 fmas is ~10 us on one core). */
@@ -228,11 +230,9 @@ static void block_tiled(const gemm_job *g, const gemm_simd *sd, int64_t i0, int6
     float *bp = work, *apk = work + KC * NR;
     const int64_t N = g->N;
     const int pack_a = g->sak != 1; /* ta */
-    /* Rows per block: MC when A is packed (its buffer holds MC rows); else up to MC_INPLACE, so
-     * that each B panel is packed once per k tile for up to that many rows rather than once per
-     * MC (an update's 288 rows: once, not three times). Only the order in which tiles are
-     * visited changes, never a chain. */
-    const int64_t mc = pack_a ? MC : MC_INPLACE;
+    /* Rows per block: MC (see its definition). Only the order in which tiles are visited
+     * changes, never a chain. */
+    const int64_t mc = MC;
     for (int64_t pc = 0; pc < g->K; pc += KC) {
         int64_t kc = g->K - pc < KC ? g->K - pc : KC;
         int load_c = g->accumulate || pc > 0; /* continue the chain from the partial C */
@@ -281,6 +281,22 @@ static void block_tiled(const gemm_job *g, const gemm_simd *sd, int64_t i0, int6
 }
 
 
+/* The packing buffers of block_tiled, KC*NR + MC*KC + 8 floats (~400 KiB), one per thread for its
+ * life (allocating them per call costs page faults on every GEMM); a thread's exit frees its own. */
+static pthread_key_t g_work_key;
+static pthread_once_t g_work_once = PTHREAD_ONCE_INIT;
+static void work_key_make(void) { (void)pthread_key_create(&g_work_key, free); }
+
+static float *gemm_work(void)
+{
+    static _Thread_local float *work;
+    if (work) return work;
+    (void)pthread_once(&g_work_once, work_key_make);
+    work = aligned_alloc(32, (size_t)(KC * NR + MC * KC + 8) * sizeof(float));
+    if (work) (void)pthread_setspecific(g_work_key, work);
+    return work;
+}
+
 /* Threads take chunks of tiles (columns or rows of C) from a shared counter until none
  * are left: a thread that gets less CPU (a busy machine) simply takes fewer chunks. Which
  * thread computes a chunk never matters to the bits (each output is one chain). */
@@ -297,7 +313,8 @@ static void gemm_part(void *arg, int t, int nt)
     static const gemm_simd k_neon = {kern_6x16_neon, pack_b_plain, pack_a_t_plain};
     if (fr_opt_neon) sd = &k_neon;
 #endif
-    float *work = sd ? aligned_alloc(32, (size_t)(KC * NR + MC * KC + 8) * sizeof(float)) : NULL;
+    float *work = sd ? gemm_work() : NULL;
+    if (sd && !work) sd = NULL; /* out of memory for the packing buffers: the portable path */
     for (;;) {
         int64_t ch = atomic_fetch_add(&g->next_chunk, 1);
         if (ch >= g->n_chunks) break;
@@ -314,7 +331,6 @@ static void gemm_part(void *arg, int t, int nt)
         if (work) block_tiled(g, sd, i0, i1, j0, j1, work);
         else block_scalar(g, i0, i1, j0, j1);
     }
-    free(work);
 }
 
 void fr_opt_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K,

@@ -77,8 +77,9 @@ typedef struct {
 } shape3;
 
 /* 1x1, K = 1, K = 0, M or N = 1, edges of the 6x16 tile, K around KC = 256 and 2 KC,
- * sizes where threads split rows (M tiles > N tiles) or columns, a large one, and M past
- * MC = 96 (packed A) and MC_INPLACE = 384 (A read in place) with an edge tile in the last block. */
+ * sizes where threads split rows (M tiles > N tiles) or columns, a large one, and M past the
+ * row block MC = 384 (A packed when ta, read in place otherwise) with an edge tile in the last
+ * block. */
 static const shape3 k_gemm_shapes[] = {
     {1, 1, 1},     {1, 1, 0},     {4, 3, 0},     {3, 5, 1},     {1, 17, 9},   {5, 1, 100},
     {7, 9, 13},    {6, 16, 1},    {6, 16, 256},  {6, 16, 257},  {7, 17, 255}, {12, 32, 512},
