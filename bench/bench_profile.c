@@ -12,7 +12,10 @@
  *     covers epoch 2 (and the metrics line between them);
  *  3. the GEMM-only bound: every GEMM shape the profiled epoch called, timed alone on the same
  *     backend and thread count (median of 3 samples of >= 20 ms of back-to-back calls, as
- *     bench_gemm), times its number of calls; with the epoch's GEMM FLOPs, the rate;
+ *     bench_gemm), times its number of calls; with the epoch's GEMM FLOPs, the rate. A shape
+ *     whose B lay in a frozen range (flowrl/ops.h freeze: the rollout's weights, packed once per
+ *     rollout by opt) is its own row, timed alone with its B frozen too (packed by the untimed
+ *     first call, so the bound leaves out the one packing per rollout that the epoch pays);
  *  4. the same ratio measured interleaved (the gate's reading): a third run of 1 + K epochs in
  *     which every epoch's end (epoch-end callback, outside the epoch's clock) replays the profiled
  *     epoch's GEMM calls alone: each shape of step 3, after one untimed call, called back to back
@@ -157,6 +160,8 @@ static double gemm_alone(fr_backend *be, const fr_profile_row *r, double *cpu)
     }
     fill_seed(A, r->M * r->K, 1), fill_seed(B, r->K * r->N, 2);
     double smp[3], csmp[3];
+    const size_t b_bytes = sizeof(float) * (size_t)(r->K * r->N);
+    if (r->frozen_b) fr_freeze(be, B, b_bytes, 1); /* as in the epoch: B packed once (the warm-up) */
     be->ops->gemm(r->ta, r->tb, r->M, r->N, r->K, A, B, C, r->acc); /* warm-up */
     for (int k = 0; k < 3; k++) {
         int n = 0;
@@ -169,6 +174,7 @@ static double gemm_alone(fr_backend *be, const fr_profile_row *r, double *cpu)
         smp[k] = t / n;
         csmp[k] = (cpu_s() - c0) / n;
     }
+    if (r->frozen_b) fr_freeze(be, B, b_bytes, 0);
     free(A), free(B), free(C);
     *cpu = bu_median(csmp, 3);
     return bu_median(smp, 3);
@@ -210,6 +216,8 @@ static double replay_gemms(gemm_replay *rp, double *cpu)
         const fr_profile_row *r = &rp->rows[i];
         if (!r->is_gemm) continue;
         if (r->acc) memset(rp->C[i], 0, sizeof(float) * (size_t)(r->M * r->N));
+        const size_t b_bytes = sizeof(float) * (size_t)(r->K * r->N);
+        if (r->frozen_b) fr_freeze(rp->be, rp->B[i], b_bytes, 1); /* packed once, by the untimed call */
         rp->be->ops->gemm(r->ta, r->tb, r->M, r->N, r->K, rp->A[i], rp->B[i], rp->C[i], r->acc);
         double t0 = bu_now_s(), c0 = cpu_s();
         for (uint64_t c = 0; c < r->calls; c++) {
@@ -218,6 +226,7 @@ static double replay_gemms(gemm_replay *rp, double *cpu)
         }
         t += bu_now_s() - t0;
         *cpu += cpu_s() - c0;
+        if (r->frozen_b) fr_freeze(rp->be, rp->B[i], b_bytes, 0);
     }
     return t;
 }

@@ -139,7 +139,9 @@ def main():
             "pinned to CPU 0 with one thread, 2 threads = unpinned; the epoch is the median of "
             f"{a.epochs} unprofiled epochs after a warm-up epoch (`flowrl train` defaults, eval off, no checkpoints); "
             "the GEMM-only bound is every GEMM call of a profiled epoch at the speed of its shape timed alone in "
-            "the same process (its GEMM FLOPs at the GEMM rate measured in the same run)." +
+            "the same process (its GEMM FLOPs at the GEMM rate measured in the same run); a GEMM whose B lay "
+            "in a frozen range (the rollout's weights, flowrl/ops.h freeze: opt packs them once per rollout, "
+            "rows \"B frozen\") is timed alone the same way, its B frozen, packed by the untimed first call." +
             (f" Interleaved (the gate's reading): after those, the process runs 1 + {a.pairs} more "
              "epochs and after each one replays the profiled epoch's GEMM calls alone (each shape one untimed call, "
              "then its calls back to back, timed: the bound's shapes and calls); the first pair warms up, each of "

@@ -277,6 +277,11 @@ void fr_host_for(const fr_backend *be, int64_t n, void (*fn)(void *ctx, int64_t 
     for (int64_t i = 0; i < n; i++) fn(ctx, i); /* a table filled without ref's entries */
 }
 
+void fr_freeze(const fr_backend *be, const void *p, size_t bytes, int frozen)
+{
+    if (be->ops->freeze && p && bytes) be->ops->freeze(p, bytes, frozen);
+}
+
 fr_copy_stats fr_copy_stats_since(const fr_copy_stats *now, const fr_copy_stats *then)
 {
     fr_copy_stats d = {

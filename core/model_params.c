@@ -1,4 +1,5 @@
 /* The model's named parameters: layout, allocation and init (flowrl/model.h). */
+#include "flowrl/lora.h"
 #include "flowrl/model.h"
 #include "flowrl/philox.h"
 #include "model_internal.h"
@@ -183,6 +184,13 @@ int64_t fr_model_arena_floats(const fr_model *m)
     int64_t total = 0;
     for (int i = 0; i < m->n_params; i++) total += fr_arena_slot(fr_tensor_numel(&m->values[i]));
     return total;
+}
+
+void fr_model_freeze(const fr_model *m, fr_backend *be, int frozen)
+{
+    const fr_model *owner = m->lora ? &m->lora->base : m;
+    if (owner->arena_values)
+        fr_freeze(be, owner->arena_values, (size_t)fr_model_arena_floats(owner) * sizeof(float), frozen);
 }
 
 fr_status fr_model_copy_values(fr_model *dst, const fr_model *src)

@@ -124,20 +124,59 @@ static int row_for(int id, int sub)
     return *slot - 1;
 }
 
-static int gemm_row(int ta, int tb, int acc, int64_t M, int64_t N, int64_t K)
+/* The frozen ranges (the op table's freeze), mirrored so that a GEMM's row can say whether its
+ * B lay in one (opt packs such a B once per frozen period: another cost than a plain call). */
+#define MAX_FROZEN 64
+static struct {
+    pthread_mutex_t lock;
+    const char *p[MAX_FROZEN];
+    size_t bytes[MAX_FROZEN];
+    int depth[MAX_FROZEN];
+} g_frozen = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void w_freeze(const void *p, size_t bytes, int frozen)
+{
+    pthread_mutex_lock(&g_frozen.lock);
+    int slot = -1, free_slot = -1;
+    for (int i = 0; i < MAX_FROZEN && slot < 0; i++) {
+        if (g_frozen.depth[i] > 0 && g_frozen.p[i] == p && g_frozen.bytes[i] == bytes) slot = i;
+        else if (g_frozen.depth[i] == 0 && free_slot < 0) free_slot = i;
+    }
+    if (frozen && slot >= 0) g_frozen.depth[slot]++;
+    else if (frozen && free_slot >= 0) g_frozen.p[free_slot] = p, g_frozen.bytes[free_slot] = bytes, g_frozen.depth[free_slot] = 1;
+    else if (!frozen && slot >= 0) g_frozen.depth[slot]--;
+    pthread_mutex_unlock(&g_frozen.lock);
+    if (g.in->freeze) g.in->freeze(p, bytes, frozen);
+}
+
+static int in_frozen(const void *p, size_t bytes)
+{
+    const char *b = p;
+    int in = 0;
+    pthread_mutex_lock(&g_frozen.lock);
+    for (int i = 0; i < MAX_FROZEN && !in; i++)
+        in = g_frozen.depth[i] > 0 && b >= g_frozen.p[i] && bytes <= g_frozen.bytes[i] &&
+             (size_t)(b - g_frozen.p[i]) <= g_frozen.bytes[i] - bytes;
+    pthread_mutex_unlock(&g_frozen.lock);
+    return in;
+}
+
+static int gemm_row(int ta, int tb, int acc, int64_t M, int64_t N, int64_t K, int frozen_b)
 {
     for (int i = 0; i < g.n_rows; i++) {
         const fr_profile_row *r = &g.rows[i];
-        if (r->is_gemm && r->ta == ta && r->tb == tb && r->acc == acc && r->M == M && r->N == N && r->K == K)
+        if (r->is_gemm && r->ta == ta && r->tb == tb && r->acc == acc && r->M == M && r->N == N && r->K == K &&
+            r->frozen_b == frozen_b)
             return i;
     }
     char what[48];
     const char *kind = !ta && tb ? "fwd NT" : !ta && !tb ? "dx NN" : ta && !tb ? "dW TN" : "TT";
-    snprintf(what, sizeof what, "%s%s %lldx%lldx%lld", kind, acc ? "+" : "", (long long)M, (long long)N, (long long)K);
+    snprintf(what, sizeof what, "%s%s %lldx%lldx%lld%s", kind, acc ? "+" : "", (long long)M, (long long)N, (long long)K,
+             frozen_b ? " B frozen" : "");
     int i = new_row(P_GEMM, what);
     if (i >= 0) {
         fr_profile_row *r = &g.rows[i];
-        r->is_gemm = 1, r->ta = ta, r->tb = tb, r->acc = acc, r->M = M, r->N = N, r->K = K;
+        r->is_gemm = 1, r->ta = ta, r->tb = tb, r->acc = acc, r->M = M, r->N = N, r->K = K, r->frozen_b = frozen_b;
     }
     return i;
 }
@@ -239,7 +278,7 @@ static void w_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float 
         g.in->gemm(ta, tb, M, N, K, A, B, C, acc);
         return;
     }
-    enter(gemm_row(ta, tb, acc, M, N, K));
+    enter(gemm_row(ta, tb, acc, M, N, K, in_frozen(B, (size_t)(K * N) * sizeof(float))));
     g.in->gemm(ta, tb, M, N, K, A, B, C, acc);
     leave();
 }
@@ -430,7 +469,7 @@ const fr_ops *fr_profile_ops(const fr_ops *inner)
     fr_ops *t = &g.table;
     t->mem_alloc = w_mem_alloc, t->mem_free = w_mem_free, t->mem_h2d = w_h2d, t->mem_d2h = w_d2h;
     t->mem_d2d = w_d2d, t->mem_zero = w_zero, t->mem_sync = w_sync;
-    t->gemm = w_gemm, t->bias_add = w_bias_add, t->bias_grad = w_bias_grad;
+    t->freeze = w_freeze, t->gemm = w_gemm, t->bias_add = w_bias_add, t->bias_grad = w_bias_grad;
     t->act_fwd = w_act_fwd, t->act_bwd = w_act_bwd, t->layernorm_fwd = w_ln_fwd, t->layernorm_bwd = w_ln_bwd;
     t->binary = w_binary, t->unary = w_unary, t->axpby = w_axpby, t->scale = w_scale, t->fill = w_fill;
     t->copy = w_copy, t->row_sum = w_row_sum, t->row_mean = w_row_mean, t->sum = w_sum;

@@ -322,7 +322,9 @@ fr_status fr_rollout(const fr_model *m, fr_backend *be, const fr_task *task, con
     buffers w;
     FR_TRY(buffers_alloc(be, &w, m, cap, B, fr_guidance_from_scale(cfg->cfg)));
     const ctx cx = {m, be, task, cfg, B, traj};
+    fr_model_freeze(m, be, 1); /* the T steps read the same weights: opt packs them once */
     fr_status s = run_segments(&cx, &w, cap, prompt_ids, sample_ids, x_init, x);
+    fr_model_freeze(m, be, 0);
     buffers_free(be, &w);
     return s;
 }

@@ -56,6 +56,7 @@ fr_status fr_opt_init(fr_ops *ops)
     fr_opt_rows_fill(ops); /* first: it keeps the ref entries it runs on row blocks */
     fr_opt_traj_rows_fill(ops);
     ops->host_for = fr_opt_host_for;
+    ops->freeze = fr_opt_freeze;
     ops->gemm = fr_opt_gemm;
     ops->bias_add = fr_opt_bias_add;
     ops->bias_grad = fr_opt_bias_grad;

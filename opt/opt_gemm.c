@@ -11,7 +11,9 @@
  *    (the partial is a float in C exactly as it was in the register).
  *  - Threads own disjoint row or column blocks of C and run the whole k loop for them,
  *    so the thread count never changes an output's chain.
- * Packing (B panels, transposed when tb) only moves data. */
+ * Packing (B panels, transposed when tb) only moves data; a B inside a frozen range (the op
+ * table's freeze: a rollout's weights) is packed whole on its first call and the panels reused
+ * while the range stays frozen (opt/opt_frozen.c). */
 #include "opt/opt_internal.h"
 
 #include <math.h>
@@ -42,6 +44,10 @@ typedef struct {
     int64_t sai, sak; /* op(A)[i,k] = A[i*sai + k*sak] */
     int64_t sbk, sbj; /* op(B)[k,j] = B[k*sbk + j*sbj] */
     int tb, accumulate;
+    /* op(B) packed whole while B lies in a frozen range (opt/opt_frozen.c), else NULL: the panel
+     * of k tile pc (kc deep) and columns [j, j+NR) is at bpack + pc*n_panels*NR + (j/NR)*kc*NR */
+    const float *bpack;
+    int64_t n_panels;
     int split_cols;      /* threads split columns (1) or rows (0) */
     int64_t tiles;       /* tiles (NR columns or MR rows) along the split dimension */
     int64_t chunk_tiles; /* tiles per chunk, the unit a thread takes */
@@ -243,7 +249,9 @@ static void block_tiled(const gemm_job *g, const gemm_simd *sd, int64_t i0, int6
                     sd->pack_a_t(g, pc, kc, i, ie - i < MR ? ie - i : MR, apk + (i - ic) * KC);
             for (int64_t j = j0; j < j1; j += NR) {
                 int64_t nr = j1 - j < NR ? j1 - j : NR;
-                sd->pack_b(g, pc, kc, j, nr, bp);
+                const float *bpj = bp;
+                if (g->bpack) bpj = g->bpack + pc * g->n_panels * NR + (j / NR) * kc * NR;
+                else sd->pack_b(g, pc, kc, j, nr, bp);
                 for (int64_t i = ic; i < ie; i += MR) {
                     int64_t mr = ie - i < MR ? ie - i : MR;
                     const float *a;
@@ -263,7 +271,7 @@ static void block_tiled(const gemm_job *g, const gemm_simd *sd, int64_t i0, int6
                             __builtin_prefetch(c + (MR + r) * N + NR - 1);
                         }
                     if (mr == MR && nr == NR) {
-                        sd->kern(kc, a, r_off, sak, bp, NR, c, N, load_c);
+                        sd->kern(kc, a, r_off, sak, bpj, NR, c, N, load_c);
                         continue;
                     }
                     /* Edge tile: through a full 6x16 scratch tile, only the valid part of
@@ -271,7 +279,7 @@ static void block_tiled(const gemm_job *g, const gemm_simd *sd, int64_t i0, int6
                     if (load_c)
                         for (int64_t r = 0; r < mr; r++)
                             memcpy(tile + r * NR, c + r * N, (size_t)nr * sizeof(float));
-                    sd->kern(kc, a, r_off, sak, bp, NR, tile, NR, load_c);
+                    sd->kern(kc, a, r_off, sak, bpj, NR, tile, NR, load_c);
                     for (int64_t r = 0; r < mr; r++)
                         memcpy(c + r * N, tile + r * NR, (size_t)nr * sizeof(float));
                 }
@@ -300,19 +308,42 @@ static float *gemm_work(void)
 /* Threads take chunks of tiles (columns or rows of C) from a shared counter until none
  * are left: a thread that gets less CPU (a busy machine) simply takes fewer chunks. Which
  * thread computes a chunk never matters to the bits (each output is one chain). */
+/* The SIMD target's pieces, NULL: the portable path. */
+static const gemm_simd *gemm_simd_pick(void)
+{
+#if FR_OPT_X86
+    static const gemm_simd k_avx2 = {kern_6x16, pack_b, pack_a_t};
+    if (fr_opt_avx2) return &k_avx2;
+#endif
+#if FR_OPT_NEON
+    static const gemm_simd k_neon = {kern_6x16_neon, pack_b_plain, pack_a_t_plain};
+    if (fr_opt_neon) return &k_neon;
+#endif
+    return NULL;
+}
+
+/* op(B) whole, panel by panel with the target's pack_b, in gemm_job.bpack's layout. */
+typedef struct {
+    const gemm_job *g;
+    const gemm_simd *sd;
+} whole_b;
+
+static void pack_whole_b(void *ctx, float *dst)
+{
+    const whole_b *w = ctx;
+    const gemm_job *g = w->g;
+    for (int64_t pc = 0; pc < g->K; pc += KC) {
+        int64_t kc = g->K - pc < KC ? g->K - pc : KC;
+        for (int64_t j = 0; j < g->N; j += NR)
+            w->sd->pack_b(g, pc, kc, j, g->N - j < NR ? g->N - j : NR, dst + pc * g->n_panels * NR + (j / NR) * kc * NR);
+    }
+}
+
 static void gemm_part(void *arg, int t, int nt)
 {
     (void)t, (void)nt;
     gemm_job *g = (gemm_job *)arg;
-    const gemm_simd *sd = NULL;
-#if FR_OPT_X86
-    static const gemm_simd k_avx2 = {kern_6x16, pack_b, pack_a_t};
-    if (fr_opt_avx2) sd = &k_avx2;
-#endif
-#if FR_OPT_NEON
-    static const gemm_simd k_neon = {kern_6x16_neon, pack_b_plain, pack_a_t_plain};
-    if (fr_opt_neon) sd = &k_neon;
-#endif
+    const gemm_simd *sd = gemm_simd_pick();
     float *work = sd ? gemm_work() : NULL;
     if (sd && !work) sd = NULL; /* out of memory for the packing buffers: the portable path */
     for (;;) {
@@ -351,6 +382,13 @@ void fr_opt_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
         .tb = tb, .accumulate = accumulate,
     };
     int64_t tiles_m = (M + MR - 1) / MR, tiles_n = (N + NR - 1) / NR;
+    const gemm_simd *sd = gemm_simd_pick();
+    if (sd && fr_opt_frozen_ranges()) { /* B in a frozen range: packed once for its frozen period */
+        whole_b w = {&g, sd};
+        g.n_panels = tiles_n;
+        g.bpack = fr_opt_frozen_packed(B, (size_t)(K * N) * sizeof(float), tb, N, K, (size_t)(K * tiles_n * NR),
+                                       pack_whole_b, &w);
+    }
     double fmas = (double)M * (double)N * (double)K;
     int max = fr_opt_get_threads();
     int64_t nt = fr_opt_split_all() ? max : (int64_t)(fmas / GEMM_MIN_FMAS_PER_THREAD);

@@ -3,6 +3,7 @@
 #ifndef FLOWRL_OPT_INTERNAL_H
 #define FLOWRL_OPT_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "flowrl/ops.h"
@@ -58,6 +59,21 @@ static inline int64_t fr_opt_min_rows(int64_t D)
 extern int fr_opt_avx2;
 /* 1 when the NEON kernels may run (aarch64 with ASIMD, not disabled by env). */
 extern int fr_opt_neon;
+
+/* ---- frozen memory (opt/opt_frozen.c) ---------------------------------------------------- */
+
+/* The op table's freeze (flowrl/ops.h). */
+void fr_opt_freeze(const void *p, size_t bytes, int frozen);
+/* Ranges frozen now (tests). */
+int fr_opt_frozen_ranges(void);
+/* Fills dst with a packed form of a GEMM operand. */
+typedef void (*fr_opt_pack_fn)(void *ctx, float *dst);
+/* The packed form (floats floats) of the GEMM operand B, keyed by (B, tb, N, K), when a frozen
+ * range holds all of B's b_bytes: made by pack(ctx, dst) on the first call of the range's
+ * frozen period, returned as is after. NULL when no frozen range holds B (or out of memory):
+ * the caller packs as usual. */
+const float *fr_opt_frozen_packed(const float *B, size_t b_bytes, int tb, int64_t N, int64_t K, size_t floats,
+                                  fr_opt_pack_fn pack, void *ctx);
 
 /* ---- ops ---------------------------------------------------------------------------------- */
 

@@ -11,7 +11,9 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "flowrl/ops.h"
 #include "tests/suites.h"
@@ -42,6 +44,26 @@ static inline void ops_fill_uniform(uint64_t *s, float *x, int64_t n, float lo, 
 {
     for (int64_t i = 0; i < n; i++) x[i] = fr_test_uniform(s, lo, hi);
 }
+
+/* The first element whose bits differ (NaNs of any payload count as equal), -1: none. ASSERT_SAME
+ * fails naming it, with a printf message. */
+static inline int64_t ops_first_diff(const float *a, const float *b, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float)) != 0 && !(isnan(a[i]) && isnan(b[i]))) return i;
+    return -1;
+}
+
+#define ASSERT_SAME(want, got, n, ...)                                                     \
+    do {                                                                                   \
+        int64_t d_ = ops_first_diff((want), (got), (n));                                       \
+        if (d_ >= 0) {                                                                     \
+            char m_[512];                                                                  \
+            snprintf(m_, sizeof m_, __VA_ARGS__);                                          \
+            ck_abort_msg("%s: element %lld: ref %a, opt %a", m_, (long long)d_,            \
+                         (double)(want)[d_], (double)(got)[d_]);                           \
+        }                                                                                  \
+    } while (0)
 
 static inline float *ops_alloc(int64_t n)
 {

@@ -33,6 +33,7 @@
     X(cli)                                                                                 \
     X(opts)                                                                                \
     X(opt)                                                                                 \
+    X(opt_frozen)                                                                          \
     X(profile)                                                                             \
     X(backends)                                                                            \
     X(reward_cmd)                                                                          \

@@ -52,24 +52,6 @@ static void fill_spread(uint64_t *s, float *x, int64_t n, int emax)
  * (docs/determinism.md "Limits of the promise"; the compiler may swap the operands of a
  * commutative op, and x86 propagates the first operand's NaN). A NaN against a number
  * is a difference. */
-static int64_t first_diff(const float *a, const float *b, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        if (memcmp(&a[i], &b[i], sizeof(float)) != 0 && !(isnan(a[i]) && isnan(b[i]))) return i;
-    return -1;
-}
-
-#define ASSERT_SAME(want, got, n, ...)                                                     \
-    do {                                                                                   \
-        int64_t d_ = first_diff((want), (got), (n));                                       \
-        if (d_ >= 0) {                                                                     \
-            char m_[512];                                                                  \
-            snprintf(m_, sizeof m_, __VA_ARGS__);                                          \
-            ck_abort_msg("%s: element %lld: ref %a, opt %a", m_, (long long)d_,            \
-                         (double)(want)[d_], (double)(got)[d_]);                           \
-        }                                                                                  \
-    } while (0)
-
 /* ---- GEMM ------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -994,7 +976,7 @@ START_TEST(test_vtrig_ports)
         float want[3] = {fr_logf(x[i]), fr_sinf(x[i]), fr_cosf(x[i])}, got[3] = {lg[i], sn[i], cs[i]};
         static const char *name[3] = {"log", "sin", "cos"};
         for (int f = 0; f < 3; f++)
-            if (first_diff(&want[f], &got[f], 1) == 0)
+            if (ops_first_diff(&want[f], &got[f], 1) == 0)
                 ck_abort_msg("fr_v_%sf(%a) = %a, fr_%sf = %a", name[f], (double)x[i], (double)got[f], name[f],
                              (double)want[f]);
     }

@@ -73,6 +73,10 @@ fr_status fr_dev_sync(fr_backend *be);
  * flowrl/ops.h: opt's pool; in order on the calling thread elsewhere). Host memory only. */
 void fr_host_for(const fr_backend *be, int64_t n, void (*fn)(void *ctx, int64_t i), void *ctx);
 
+/* The op table's freeze (flowrl/ops.h) when the backend has one, else nothing: a promise that
+ * [p, p + bytes) of backend memory is not written until fr_freeze(be, p, bytes, 0). */
+void fr_freeze(const fr_backend *be, const void *p, size_t bytes, int frozen);
+
 /* now − then, field by field. */
 fr_copy_stats fr_copy_stats_since(const fr_copy_stats *now, const fr_copy_stats *then);
 fr_work_stats fr_work_stats_since(const fr_work_stats *now, const fr_work_stats *then);

@@ -196,6 +196,9 @@ void fr_model_free(fr_model *m);
  * one config have the same layout, so dst's values = src's is one fr_d2d of the arena
  * (fr_model_copy_values). */
 int64_t fr_model_arena_floats(const fr_model *m);
+/* fr_freeze (flowrl/backend.h) on the arena of the weights m's forward reads (its values, or a
+ * LoRA view's base), frozen = 1 before a stretch that only reads them (a rollout), 0 after. */
+void fr_model_freeze(const fr_model *m, fr_backend *be, int frozen);
 /* dst's values = src's (same config, same backend): one fr_d2d. */
 fr_status fr_model_copy_values(fr_model *dst, const fr_model *src);
 /* The parameter of that name, or NULL. */

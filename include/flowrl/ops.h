@@ -84,6 +84,15 @@ typedef struct fr_ops {
      * the result is the same at every thread count. */
     void (*host_for)(int64_t n, void (*fn)(void *ctx, int64_t i), void *ctx);
 
+    /* ---- a promise about memory (not a compute entry; NULL: nothing to gain) ----
+     * frozen = 1: [p, p + bytes) is not written until the matching call with frozen = 0 (the
+     * same p and bytes; calls on one range nest). While a range is frozen the backend may keep
+     * forms derived from it: opt packs a GEMM's B operand that lies inside one into the panels
+     * its kernel reads once, on the first call, instead of on every call (a rollout's T steps
+     * read the same weights: fr_model_freeze, core/rollout_engine.c). Every op's bits are the
+     * same either way. Callers go through fr_freeze (flowrl/backend.h). */
+    void (*freeze)(const void *p, size_t bytes, int frozen);
+
     /* C (M,N) = op(A) op(B)          (accumulate = 0)
      * C (M,N) = C + op(A) op(B)      (accumulate = 1: the fmaf chain starts from C)
      * op(A) is (M,K): A stored (M,K) if !ta, (K,M) if ta. op(B) is (K,N): B stored (K,N)

@@ -49,6 +49,7 @@ typedef struct {
     const char *group; /* "GEMM", "element-wise", "layer norm", "samplers", "log-probs", ... */
     char what[48];     /* the entry's name, the activation or "fwd NT 144x512x256" */
     int is_gemm, ta, tb, acc;
+    int frozen_b; /* a GEMM whose B lay in a frozen range (flowrl/ops.h freeze): opt packs it once */
     int64_t M, N, K;
     uint64_t calls;
     double seconds; /* self time */
