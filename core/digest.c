@@ -50,17 +50,18 @@ static int nan_block_f64(const double *x)
     return bad;
 }
 
-static int has_nan(const fr_tensor *t, size_t n)
+/* Whether the n elements (esz 4: floats, 8: doubles) at p hold a NaN. */
+static int has_nan(const void *p, size_t n, size_t esz)
 {
     size_t j = 0;
-    if (t->dtype == FR_F32) {
-        const float *x = t->data;
+    if (esz == 4) {
+        const float *x = p;
         for (; j + NAN_BLOCK <= n; j += NAN_BLOCK)
             if (nan_block_f32(x + j)) return 1;
         for (; j < n; j++)
             if (x[j] != x[j]) return 1;
     } else {
-        const double *x = t->data;
+        const double *x = p;
         for (; j + NAN_BLOCK <= n; j += NAN_BLOCK)
             if (nan_block_f64(x + j)) return 1;
         for (; j < n; j++)
@@ -69,23 +70,12 @@ static int has_nan(const fr_tensor *t, size_t n)
     return 0;
 }
 
-/* Feeds the data, replacing NaNs by the canonical quiet NaN: in one piece when there is none
- * (XXH3's streaming digest does not depend on how the bytes are split), else in chunks. */
-static void update_canonical(XXH3_state_t *st, const fr_tensor *t)
+/* Feeds n elements of esz bytes at src with every NaN replaced by the canonical quiet NaN, through
+ * a buffer. */
+static void update_nan_canonical(XXH3_state_t *st, const unsigned char *src, size_t n, size_t esz)
 {
-    size_t nbytes = fr_tensor_nbytes(t);
-    if (t->dtype != FR_F32 && t->dtype != FR_F64) {
-        if (nbytes) data_update(st, t->data, nbytes);
-        return;
-    }
-    if (!has_nan(t, nbytes / fr_dtype_size(t->dtype))) {
-        if (nbytes) data_update(st, t->data, nbytes);
-        return;
-    }
     unsigned char buf[4096];
-    size_t esz = fr_dtype_size(t->dtype), per = sizeof buf / esz;
-    const unsigned char *src = t->data;
-    size_t n = nbytes / esz;
+    size_t per = sizeof buf / esz;
     for (size_t i = 0; i < n; i += per) {
         size_t m = n - i < per ? n - i : per;
         memcpy(buf, src + i * esz, m * esz);
@@ -107,6 +97,28 @@ static void update_canonical(XXH3_state_t *st, const fr_tensor *t)
             }
         }
         data_update(st, buf, m * esz);
+    }
+}
+
+/* Feeds the data, replacing NaNs by the canonical quiet NaN, in blocks of HASH_BLOCK bytes: each
+ * is checked for a NaN and then hashed while it is still in L1 (one pass over memory, not two:
+ * issue 15), as is when it has none, else through update_nan_canonical. XXH3's streaming digest
+ * does not depend on how the bytes are split. */
+enum { HASH_BLOCK = 4 * 4 * NAN_BLOCK };
+
+static void update_canonical(XXH3_state_t *st, const fr_tensor *t)
+{
+    size_t nbytes = fr_tensor_nbytes(t);
+    if (t->dtype != FR_F32 && t->dtype != FR_F64) {
+        if (nbytes) data_update(st, t->data, nbytes);
+        return;
+    }
+    const size_t esz = fr_dtype_size(t->dtype);
+    const unsigned char *src = t->data;
+    for (size_t off = 0; off < nbytes; off += HASH_BLOCK) {
+        size_t m = nbytes - off < HASH_BLOCK ? nbytes - off : HASH_BLOCK;
+        if (!has_nan(src + off, m / esz, esz)) data_update(st, src + off, m);
+        else update_nan_canonical(st, src + off, m / esz, esz);
     }
 }
 
