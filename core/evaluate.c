@@ -275,7 +275,7 @@ static fr_status kl_chunk(kl_work *w, const fr_model *m, const fr_model *ref, co
 {
     fr_backend *be = w->be;
     const int64_t D = w->D;
-    fr_rollout_traj tj = {w->traj, w->mean, NULL, NULL};
+    fr_rollout_traj tj = {w->traj, w->mean, NULL, NULL, NULL};
     FR_TRY(fr_rollout(m, be, task, c, b, w->pid, w->sid, NULL, w->x, &tj));
     FR_TRY(fr_cond_ids(task, b, w->pid, w->c));
     for (int64_t j = 0; j < b; j++) w->kl[j] = 0.0;

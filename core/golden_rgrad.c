@@ -72,7 +72,7 @@ static fr_status rg_run(const fr_golden_case *c, fr_golden_dev *d, const fr_st_f
     int have_gw = 0;
     fr_status s = fr_rollout_schedule_make(&rc, FR_GRID_LINEAR, 1.0, 0, 0, &sch);
     if (s == FR_OK) s = fr_cond_ids(&fr_task_gmm2d, B, pid, cond);
-    fr_rollout_traj tj = {traj, NULL, NULL, NULL};
+    fr_rollout_traj tj = {traj, NULL, NULL, NULL, NULL};
     if (s == FR_OK) s = fr_rollout(&m, be, &fr_task_gmm2d, &rc, B, pid, sid, x_T, x, &tj);
     if (s == FR_OK) have_gw = (s = fr_guided_ws_alloc(&gw, be, &m, B, fr_guidance_from_scale(cfg), 1)) == FR_OK;
     if (s == FR_OK) s = fr_rg_backprop(&m, be, &gw, B, D, rc.sigmas, T, cut, traj, B, cond, a, gv, dx, v, (int)to_xc);

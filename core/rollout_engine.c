@@ -136,10 +136,14 @@ static fr_status run_chunk(const ctx *cx, buffers *w, nodes *nd, int64_t n0, int
             for (int64_t j = 0; j < b; j++) w->c1_next[j] = fr_rollout_noise_owner(c, nd->sid[n0 + j], i);
             FR_TRY(put_owners(be, w, b));
             be->ops->rng_normal_rows(b, D, c->seed, FR_RNG_SAMPLER_NOISE, c->c0, b, w->c1, (uint32_t)i, w->xi);
+            if (traj && traj->xi) be->ops->gather_rows(B, D, w->idx, b, w->xi, traj->xi + i * B * D);
             for (int64_t k = 0; k < c->n_branch; k++)
                 if (c->branch[k].at == i && c->branch[k].xi_scale != 1.0f)
                     be->ops->scale(b * D, c->branch[k].xi_scale, w->xi, w->xi);
             xi = w->xi;
+        } else if (traj && traj->xi) { /* no draw: ξ 0 for the chunk's rows */
+            FR_TRY(fr_dev_zero(be, w->xi, (size_t)(b * D) * sizeof(float)));
+            be->ops->gather_rows(B, D, w->idx, b, w->xi, traj->xi + i * B * D);
         }
         /* a step of std 0 (level 0 in a window, CPS's last step) has no density */
         const int want_logp = traj && traj->logp && sd.std != 0.0f;

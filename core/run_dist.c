@@ -38,12 +38,13 @@ static fr_status rollout_split(fr_run *r, const fr_model *m, const fr_rollout_cf
     int64_t lo, hi;
     my_block(r, N, &lo, &hi);
     const int64_t n = hi - lo;
-    fr_rollout_traj part = {NULL, NULL, NULL, tj ? tj->std : NULL};
+    fr_rollout_traj part = {NULL, NULL, NULL, tj ? tj->std : NULL, NULL};
     float *xp = fr_dev_floats(r->be, n * D);
     fr_status s = xp ? FR_OK : FR_ERR_NOMEM;
     if (s == FR_OK && tj && tj->traj && !(part.traj = fr_dev_floats(r->be, (T + 1) * n * D))) s = FR_ERR_NOMEM;
     if (s == FR_OK && tj && tj->mean && !(part.mean = fr_dev_floats(r->be, T * n * D))) s = FR_ERR_NOMEM;
     if (s == FR_OK && tj && tj->logp && !(part.logp = fr_dev_floats(r->be, T * n))) s = FR_ERR_NOMEM;
+    if (s == FR_OK && tj && tj->xi && !(part.xi = fr_dev_floats(r->be, T * n * D))) s = FR_ERR_NOMEM;
     const uint64_t rows0 = r->be->work.fwd_rows;
     if (s == FR_OK) s = fr_rollout(m, r->be, r->task, rc, n, pid + lo, sid + lo, NULL, xp, tj ? &part : NULL);
     /* the NFE metrics count every rank's rows, as one process would */
@@ -59,10 +60,12 @@ static fr_status rollout_split(fr_run *r, const fr_model *m, const fr_rollout_cf
     }
     if (tj && tj->mean) s = gather_out(r, s, tj->mean, part.mean, T, N, lo, n, D);
     if (tj && tj->logp) s = gather_out(r, s, tj->logp, part.logp, T, N, lo, n, 1);
+    if (tj && tj->xi) s = gather_out(r, s, tj->xi, part.xi, T, N, lo, n, D);
     fr_dev_free(r->be, xp);
     fr_dev_free(r->be, part.traj);
     fr_dev_free(r->be, part.mean);
     fr_dev_free(r->be, part.logp);
+    fr_dev_free(r->be, part.xi);
     return s;
 }
 

@@ -168,7 +168,7 @@ static const uint32_t k_sid[B] = {20, 21, 22, 23, 24};
 
 static void roll(const fr_model *m, fr_backend *be, const fr_rollout_cfg *c, const float *x_init, outs *o)
 {
-    fr_rollout_traj tr = {o->traj, o->mean, o->logp, NULL};
+    fr_rollout_traj tr = {o->traj, o->mean, o->logp, NULL, NULL};
     ck_assert_msg(fr_rollout(m, be, &fr_task_gmm2d, c, B, k_pid, k_sid, x_init, o->x, &tr) == FR_OK, "%s",
                   fr_last_error());
 }
@@ -349,7 +349,7 @@ START_TEST(test_rollout_backends)
         float *x = fr_dev_floats(be, nx), *tr = fr_dev_floats(be, nt), *mn = fr_dev_floats(be, nm);
         float *lp = fr_dev_floats(be, f.c.T * B);
         ck_assert(x && tr && mn && lp);
-        fr_rollout_traj tj = {tr, mn, lp, NULL};
+        fr_rollout_traj tj = {tr, mn, lp, NULL, NULL};
         ck_assert_msg(fr_rollout(&mb, be, &fr_task_gmm2d, &f.c, B, k_pid, k_sid, NULL, x, &tj) == FR_OK, "%s: %s",
                       be->name, fr_last_error());
         outs got;

@@ -221,7 +221,7 @@ START_TEST(test_g2rpo_run)
         rc.seed = o.ro.run.seed;
         rc.time_quantized = 1;
         rc.c0 = 0;
-        fr_rollout_traj tj = {tr, NULL, NULL, NULL};
+        fr_rollout_traj tj = {tr, NULL, NULL, NULL, NULL};
         ck_assert_msg(fr_rollout(&m, &be, &fr_task_gmm2d, &rc, B, pid, sid, NULL, x, &tj) == FR_OK, "%s", fr_last_error());
         for (int64_t s = 0; s < B; s++) {
             ck_assert_msg(same(tr + ((k + 1) * B + s) * D, X(&c, k + 1, i * B + s), D), "k %lld row %lld: x_{k+1}",

@@ -122,7 +122,7 @@ START_TEST(test_theta_ref)
         float *traj = fr_dev_floats(&be, (T + 1) * N * D), *mean = fr_dev_floats(&be, T * N * D),
               *dlogp = fr_dev_floats(&be, T * N), *x = fr_dev_floats(&be, N * D);
         ck_assert(traj && mean && dlogp && x);
-        fr_rollout_traj tj = {traj, mean, dlogp, NULL};
+        fr_rollout_traj tj = {traj, mean, dlogp, NULL, NULL};
         ck_assert_msg(fr_rollout(&pol, &be, &fr_task_gmm2d, &rc, N, pid, sid, NULL, x, &tj) == FR_OK, "%s",
                       fr_last_error());
         float logp_h[T * N], adv[N] = {0};

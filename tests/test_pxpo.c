@@ -41,7 +41,7 @@ static void roll(rollout *o, fr_model *pol, fr_backend *be)
     o->x = fr_dev_floats(be, N * D);
     o->weight = fr_dev_floats(be, N * D);
     ck_assert(o->traj && o->mean && o->dlogp && o->x && o->weight);
-    fr_rollout_traj tj = {o->traj, o->mean, o->dlogp, NULL};
+    fr_rollout_traj tj = {o->traj, o->mean, o->dlogp, NULL, NULL};
     ck_assert_msg(fr_rollout(pol, be, &fr_task_gmm2d, &o->rc, N, o->pid, sid, NULL, o->x, &tj) == FR_OK, "%s",
                   fr_last_error());
     ck_assert_int_eq(fr_d2h(be, o->logp_h, o->dlogp, sizeof o->logp_h), FR_OK);

@@ -194,7 +194,7 @@ static double rollout_loss(const fr_model *m, const fr_task *task, const fr_roll
 {
     const int64_t D = task->D;
     float *x = malloc((size_t)(B * D) * sizeof *x);
-    fr_rollout_traj tj = {traj, NULL, NULL, NULL};
+    fr_rollout_traj tj = {traj, NULL, NULL, NULL, NULL};
     ck_assert_msg(fr_rollout(m, fr_test_ref_be(), task, rc, B, pid, sid, x_init, x, traj ? &tj : NULL) == FR_OK, "%s",
                   fr_last_error());
     double l = 0.0;

@@ -77,6 +77,7 @@ static void outputs_alloc(outputs *o, int64_t T, int64_t B, int64_t D, int want_
     o->tr.mean = o->mean;
     o->tr.logp = o->logp;
     o->tr.std = o->std;
+    o->tr.xi = NULL;
 }
 
 static void outputs_free(outputs *o)
@@ -385,7 +386,7 @@ START_TEST(test_errors)
     ck_assert(strstr(fr_last_error(), "ddim") != NULL);
     ck_assert(fr_rollout(&mv, be, t, &cd, 2, prompts, ids, NULL, x, NULL) == FR_ERR_ARG);
     ck_assert(fr_rollout(&ms, be, t, &cf, 2, prompts, ids, NULL, x, NULL) == FR_ERR_ARG);
-    fr_rollout_traj tr = {NULL, NULL, logp, NULL};
+    fr_rollout_traj tr = {NULL, NULL, logp, NULL, NULL};
     ck_assert(fr_rollout(&mv, be, t, &cf, 2, prompts, ids, NULL, x, &tr) == FR_ERR_ARG);
     cd.noise = 0.0f;
     ck_assert(fr_rollout(&me, be, t, &cd, 2, prompts, ids, NULL, x, &tr) == FR_ERR_ARG);
@@ -572,7 +573,7 @@ static void check_eval_kl(const char *task_name, int n, int64_t T, float g, int 
                 pids[j] = r1.prompt_ids[i];
                 sids[j] = (uint32_t)pids[j] * FR_EVAL_MAX_N + (uint32_t)j;
             }
-            fr_rollout_traj tr = {traj, mean, NULL, NULL};
+            fr_rollout_traj tr = {traj, mean, NULL, NULL, NULL};
             ck_assert(fr_rollout(&m, be, t, &kd, n, pids, sids, NULL, x, &tr) == FR_OK);
             ck_assert(fr_cond_ids(t, n, pids, cid) == FR_OK);
             double want = 0.0;

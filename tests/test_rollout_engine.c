@@ -20,7 +20,7 @@
 
 typedef struct {
     int64_t T, B, D;
-    float *x, *traj, *mean, *logp;
+    float *x, *traj, *mean, *logp, *xi;
     fr_rollout_traj tr;
 } run_out;
 
@@ -31,8 +31,9 @@ static void out_alloc(run_out *o, int64_t T, int64_t B, int64_t D)
     o->traj = calloc((size_t)((T + 1) * B * D), sizeof(float));
     o->mean = calloc((size_t)(T * B * D), sizeof(float));
     o->logp = calloc((size_t)(T * B), sizeof(float));
-    ck_assert(o->x && o->traj && o->mean && o->logp);
-    o->tr = (fr_rollout_traj){o->traj, o->mean, o->logp, NULL};
+    o->xi = calloc((size_t)(T * B * D), sizeof(float));
+    ck_assert(o->x && o->traj && o->mean && o->logp && o->xi);
+    o->tr = (fr_rollout_traj){o->traj, o->mean, o->logp, NULL, o->xi};
 }
 
 static void out_free(run_out *o)
@@ -41,6 +42,7 @@ static void out_free(run_out *o)
     free(o->traj);
     free(o->mean);
     free(o->logp);
+    free(o->xi);
 }
 
 /* Row r of trajectory slot i (0 <= i <= T). */
@@ -66,6 +68,8 @@ static void assert_same_row(const run_out *a, int64_t ra, const run_out *b, int6
         ck_assert_msg(same(a->mean + (i * a->B + ra) * D, b->mean + (i * b->B + rb) * D, D), "%s: mean %lld", ctx,
                       (long long)i);
         ck_assert_msg(fr_test_bits_equal(a->logp[i * a->B + ra], b->logp[i * b->B + rb]), "%s: logp %lld", ctx,
+                      (long long)i);
+        ck_assert_msg(same(a->xi + (i * a->B + ra) * D, b->xi + (i * b->B + rb) * D, D), "%s: xi %lld", ctx,
                       (long long)i);
     }
     ck_assert_msg(same(a->x + ra * D, b->x + rb * D, D), "%s: sample of row %lld", ctx, (long long)ra);
@@ -408,17 +412,19 @@ static void run_on(fr_backend *be, const fr_model *m, const fr_task *t, const fr
     const int logp = fr_sampler_is_stochastic(c->kind) && c->noise > 0.0f;
     out_alloc(o, T, B, D);
     float *x = fr_dev_floats(be, nx), *tr = fr_dev_floats(be, nt), *mn = fr_dev_floats(be, nm);
-    float *lp = fr_dev_floats(be, T * B), *xi = x_init ? fr_dev_floats(be, nx) : NULL;
-    ck_assert(x && tr && mn && lp && (!x_init || xi));
+    float *lp = fr_dev_floats(be, T * B), *xi = x_init ? fr_dev_floats(be, nx) : NULL, *nz = fr_dev_floats(be, nm);
+    ck_assert(x && tr && mn && lp && nz && (!x_init || xi));
     if (x_init) ck_assert(fr_h2d(be, xi, x_init, (size_t)nx * sizeof *xi) == FR_OK);
-    fr_rollout_traj tj = {tr, mn, logp ? lp : NULL, NULL};
+    fr_rollout_traj tj = {tr, mn, logp ? lp : NULL, NULL, nz};
     fr_status st = fr_rollout(m, be, t, c, B, pid, sid, xi, x, &tj);
     ck_assert_msg(st == FR_OK, "%s: %s", be->name, fr_last_error());
     ck_assert(fr_d2h(be, o->x, x, (size_t)nx * sizeof(float)) == FR_OK);
     ck_assert(fr_d2h(be, o->traj, tr, (size_t)nt * sizeof(float)) == FR_OK);
     ck_assert(fr_d2h(be, o->mean, mn, (size_t)nm * sizeof(float)) == FR_OK);
     ck_assert(fr_d2h(be, o->logp, lp, (size_t)(T * B) * sizeof(float)) == FR_OK);
+    ck_assert(fr_d2h(be, o->xi, nz, (size_t)nm * sizeof(float)) == FR_OK);
     fr_dev_free(be, x), fr_dev_free(be, tr), fr_dev_free(be, mn), fr_dev_free(be, lp), fr_dev_free(be, xi);
+    fr_dev_free(be, nz);
 }
 
 /* Every kind (ddim on an ε model) with guidance 1.5 in chunks of 5 rows, from x_init, and in
@@ -483,6 +489,49 @@ START_TEST(test_every_backend)
 }
 END_TEST
 
+/* fr_rollout_traj.xi: row r's ξ at step i is the normals its noise owner draws there
+ * (fr_rng_fill_normal of (seed, FR_RNG_SAMPLER_NOISE, c0, owner, i), before a branch's
+ * xi_scale: the audit record's "noise.xi" that core/algo/traj_family.c drew again on the host
+ * before), and 0 at a step of std 0; in a tree with a scaled split, in chunks of 5 rows, with
+ * level 0 at steps 0 and 4. */
+START_TEST(test_xi_output)
+{
+    fr_model m;
+    fr_test_make_model(&m, &fr_task_gmm2d, FR_PRED_VELOCITY, SEED + 7);
+    enum { B = 12, T = 6 };
+    const int64_t D = m.cfg.D;
+    int pid[B];
+    uint32_t sid[B];
+    for (int r = 0; r < B; r++) pid[r] = r < 6 ? 2 : 5, sid[r] = (uint32_t)(24 + r);
+    const fr_rollout_branch br[2] = {{1, 2, 1.0f}, {3, 3, 4.0f}};
+    const float lev[T] = {0.0f, 1.0f, 0.7f, 1.0f, 0.0f, 0.5f};
+    fr_rollout_schedule sched;
+    fr_rollout_cfg c = sde_cfg(T, 1.0f, &sched);
+    c.branch = br, c.n_branch = 2, c.batch = 5, c.step_noise = lev;
+    run_out o;
+    run(&m, &c, B, pid, sid, &o);
+    float *want = calloc((size_t)D, sizeof *want);
+    ck_assert(want != NULL);
+    int drawn = 0;
+    for (int64_t i = 0; i < T; i++)
+        for (int r = 0; r < B; r++) {
+            if (lev[i] != 0.0f) {
+                fr_rng_fill_normal(want, D, c.seed, FR_RNG_SAMPLER_NOISE, c.c0, fr_rollout_noise_owner(&c, sid[r], i),
+                                   (uint32_t)i);
+                drawn++;
+            } else {
+                memset(want, 0, (size_t)D * sizeof *want);
+            }
+            ck_assert_msg(same(o.xi + (i * B + r) * D, want, D), "xi of row %d at step %lld", r, (long long)i);
+        }
+    ck_assert_int_eq(drawn, 4 * B);
+    free(want);
+    out_free(&o);
+    fr_rollout_schedule_free(&sched);
+    fr_model_free(&m);
+}
+END_TEST
+
 Suite *suite_rollout_engine(void)
 {
     Suite *s = suite_create("rollout_engine");
@@ -495,6 +544,7 @@ Suite *suite_rollout_engine(void)
     tcase_add_test(tc, test_tree_opt_threads);
     tcase_add_test(tc, test_noise_fm);
     tcase_add_test(tc, test_every_backend);
+    tcase_add_test(tc, test_xi_output);
     suite_add_tcase(s, tc);
     return s;
 }

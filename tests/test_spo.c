@@ -229,7 +229,7 @@ START_TEST(test_rollout_replay)
         float tr[(T + 1) * C * D], xr[C * D], mr[T * C * D], lr[T * C];
         uint32_t ids[C];
         for (int c = 0; c < C; c++) ids[c] = sid[c] * K;
-        const fr_rollout_traj rt = {tr, mr, lr, NULL};
+        const fr_rollout_traj rt = {tr, mr, lr, NULL, NULL};
         ck_assert(fr_rollout(&m, be, t, &rc, C, pid, ids, NULL, xr, &rt) == FR_OK);
         const int64_t N = 2 * C;
         for (int64_t j = 0; j <= sc.divert; j++)

@@ -199,7 +199,7 @@ fr_status fr_draft_epoch(fr_run *r, void *state)
         t->sid[s] = (uint32_t)s;
     }
     t->rc.c0 = e;
-    fr_rollout_traj tj = {t->traj, NULL, NULL, NULL};
+    fr_rollout_traj tj = {t->traj, NULL, NULL, NULL, NULL};
     FR_TRY(fr_run_rollout(r, &r->pol, &t->rc, N, t->pid, t->sid, t->x, &tj));
     FR_TRY(fr_run_reward_input(r, t->x_h, t->x, N * D));
     FR_TRY(fr_run_check_finite(r, "rollout sample", t->x_h, N * D));

@@ -159,7 +159,7 @@ static fr_status rollout_k(fr_run *r, g2_state *t, int64_t i)
     rk.branch = &t->br;
     rk.n_branch = 1;
     rk.c0 = (uint32_t)r->epoch;
-    fr_rollout_traj tj = {t->sc_traj, t->sc_mean, t->sc_logp, NULL};
+    fr_rollout_traj tj = {t->sc_traj, t->sc_mean, t->sc_logp, NULL, NULL};
     FR_TRY(fr_run_rollout(r, &r->pol, &rk, B, f->pid + s0, f->sid + s0, f->x + s0 * D, &tj));
     for (int64_t j = 0; j <= T; j++) {
         FR_TRY(fr_d2d(r->be, f->traj + (j * N + s0) * D, t->sc_traj + j * B * D, (size_t)(B * D) * fl));

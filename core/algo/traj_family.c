@@ -48,7 +48,9 @@ fr_status fr_tf_setup(fr_run *r, fr_tf *t, int64_t n_rows, int train_cfg, const 
 }
 
 /* ξ of every step by coordinate, as fr_rollout draws it (owner's row; zero where it draws
- * none): drawn again on the host for the audit record, so it never crosses. */
+ * none), for the audit record: on a host backend the rollout writes it (fr_rollout_traj.xi:
+ * the rollout's own draws, copied); a device backend's is drawn again on the host, so that it
+ * never crosses. */
 typedef struct {
     const fr_tf *t;
     uint32_t seed;
@@ -107,7 +109,9 @@ fr_status fr_tf_rollout(fr_run *r, fr_tf *t, const float *x_init)
     float level = t->rc.step_noise ? 0.0f : t->rc.noise;
     for (int64_t i = 0; t->rc.step_noise && i < T; i++)
         if (t->rc.step_noise[i] > level) level = t->rc.step_noise[i];
-    fr_rollout_traj tj = {t->traj, t->mean, level > 0.0f ? t->logp : NULL, NULL};
+    /* host memory is backend memory on a host backend: the rollout writes ξ there */
+    const int xi_by_rollout = !r->be->ops->device;
+    fr_rollout_traj tj = {t->traj, t->mean, level > 0.0f ? t->logp : NULL, NULL, xi_by_rollout ? t->xi : NULL};
     if (x_init)
         FR_TRY(fr_rollout(&r->pol, r->be, r->task, &t->rc, N, t->pid, t->sid, x_init, t->x, &tj));
     else
@@ -120,7 +124,7 @@ fr_status fr_tf_rollout(fr_run *r, fr_tf *t, const float *x_init)
     else
         memset(t->logp_h, 0, (size_t)(T * N) * sizeof *t->logp_h);
     FR_TRY(fr_run_check_finite(r, "rollout sample", t->x_h, N * D));
-    FR_TRY(regen_noise(r, t));
+    if (!xi_by_rollout) FR_TRY(regen_noise(r, t));
     /* one batch: on a host backend their digests run on the backend's threads */
     const fr_run_rec_item rec[] = {
         {"noise.x_T", fr_tensor_f32(t->traj, 2, (int64_t[]){N, D}), 1},

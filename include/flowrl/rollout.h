@@ -131,6 +131,8 @@ typedef struct {
     float *logp;      /* (T, B): log p(x_{i+1} | x_i), stochastic kinds with noise > 0;
                          0 at steps whose std is 0 (no density) */
     fr_step_std *std; /* (T,) host: the step std's (fr_sampler_std) */
+    float *xi;        /* (T, B, D): the normals ξ each row's step drew (its noise owner's, before
+                         a branch's xi_scale), 0 at steps that draw none; backend memory */
 } fr_rollout_traj;
 
 /* Samples x (B, D) for prompt_ids (B,) (id -1: the null condition). x_init (B, D), if not
