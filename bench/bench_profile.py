@@ -22,6 +22,7 @@ pretrain of the preset (timing only) scored by tests/reward_progs/mock_reward.py
 whose scores differ per sample (the task's detector scores an untrained model's samples all 0, and
 Flow-GRPO then trains nothing); its cost is in the profile's rewards row."""
 import argparse
+import resource
 import json
 import os
 import shutil
@@ -49,6 +50,24 @@ def configs(gates, ckpt):
             ("shapes-s AWM", ["--algo", "awm", "--base", ckpt])]
 
 
+# A row's reading counts as a quiet machine's when the other processes used less than this many
+# cores on average while it ran (its own threads, spinning pool workers included, are not counted).
+QUIET_OTHERS = 0.10
+
+
+def cpu_jiffies():
+    """(busy, steal) jiffies over every CPU since boot (/proc/stat's cpu line: user nice system
+    idle iowait irq softirq steal ...)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[0] + v[1] + v[2] + v[5] + v[6], v[7] if len(v) > 7 else 0
+
+
+def children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run(name, args, threads, epochs, pairs, work):
     js = os.path.join(work, f"{len(os.listdir(work))}.json")
     cmd = [os.path.join(BUILD, "bench_profile"), "--threads", str(threads), "--epochs", str(epochs),
@@ -58,17 +77,23 @@ def run(name, args, threads, epochs, pairs, work):
     # the training options after "--" stay last
     extra = args[args.index("--"):] if "--" in args else []
     base = args[:args.index("--")] if "--" in args else args
-    t0 = time.time()
+    t0, (busy0, steal0), own0 = time.time(), cpu_jiffies(), children_cpu()
     r = subprocess.run(pre + cmd + base + extra, capture_output=True, text=True)
+    (busy1, steal1), own1, wall = cpu_jiffies(), children_cpu(), time.time() - t0
     if r.returncode:
         raise SystemExit(f"bench_profile: {' '.join(cmd + base + extra)} failed: "
                          f"{(r.stderr or r.stdout).strip().splitlines()[-3:]}")
     with open(js) as f:
         res = json.load(f)
     res["markdown"] = r.stdout
-    res["name"], res["wall"] = name, time.time() - t0
+    res["name"], res["wall"] = name, wall
+    hz = os.sysconf("SC_CLK_TCK")
+    # the other processes' CPU, in cores on average over the row: every CPU's busy time less the row's own
+    res["others_cores"] = max(0.0, ((busy1 - busy0) / hz - (own1 - own0)) / wall)
+    res["steal_cores"] = (steal1 - steal0) / hz / wall
     log(f"{name} {threads}t: epoch {res['epoch_s']:.3f} s, GEMM-only bound {res['gemm_bound_s']:.3f} s "
-        f"({100 * old_ratio(res):.0f}%), interleaved {100 * ratio(res):.0f}%, {res['wall']:.0f} s")
+        f"({100 * old_ratio(res):.0f}%), interleaved {100 * ratio(res):.0f}%, {res['wall']:.0f} s, "
+        f"others {res['others_cores']:.2f} cores, steal {res['steal_cores']:.2f}")
     return res
 
 
@@ -87,6 +112,7 @@ def median_round(rs):
     pick = dict(sorted(rs, key=ratio)[(len(rs) - 1) // 2])
     pick["round_pcts"] = [100 * ratio(r) for r in rs]
     pick["round_old_pcts"] = [100 * old_ratio(r) for r in rs]
+    pick["round_others"] = [r["others_cores"] for r in rs]
     return pick
 
 
@@ -177,13 +203,13 @@ def main():
              "| epoch | threads | epoch s | GEMM GFLOP | GEMMs alone s | GEMM rate GFLOP/s | % of the GEMM-only bound, "
              "interleaved pairs: median (IQR) (gate >= 70%) | the same in CPU time | timed separately: % of the bound "
              "| timed separately in CPU time: epoch s, % | GEMMs inside the epoch s | largest other rows (share of "
-             "the profiled epoch) | every round's %: interleaved | every round's %: timed separately |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        quiet = float(str(load0).split()[0]) < 1.5 and float(str(load1).split()[0]) < 1.5
-
+             "the profiled epoch) | other processes' CPU, cores (the reported round; steal) | every round's %: "
+             "interleaved | every round's %: timed separately |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         def verdict(pct, reading=True):
             return (("(met)" if pct >= 70 else "(**missed**)") if reading else "(under load: no verdict)")
         for r in res:
+            quiet = r["others_cores"] < QUIET_OTHERS
             pct = 100 * old_ratio(r)
             cpct = 100 * r["gemm_bound_cpu_s"] / r["epoch_cpu_s"]
             one = r["threads"] == 1
@@ -201,13 +227,16 @@ def main():
             L.append(f"| {r['name']} | {'1 core' if one else '2 threads'} | {r['epoch_s']:.3f} | "
                      f"{r['gemm_flops'] / 1e9:.2f} | {r['gemm_bound_s']:.3f} | "
                      f"{r['gemm_flops'] / 1e9 / r['gemm_bound_s']:.1f} | {gate[0]} | {gate[1]} | {old[0]} | {old[1]} | "
-                     f"{r['gemm_in_epoch_s']:.3f} | {top_rows(r)} | "
+                     f"{r['gemm_in_epoch_s']:.3f} | {top_rows(r)} | {r['others_cores']:.2f} ({r['steal_cores']:.2f}) | "
                      f"{', '.join(f'{p:.0f}' for p in r['round_pcts']) if 'pairs' in r else '-'} | "
                      f"{', '.join(f'{p:.0f}' for p in r['round_old_pcts'])} |")
         L += ["", "The verdict is the interleaved reading's (the separately timed one's with --pairs 0). CPU time: the "
               "process's, all threads (spinning workers included); at 1 core it is what the epoch "
-              "and its GEMMs cost on a loaded machine, so its percentage is the gate's reading under load (the wall-clock verdicts are given only when "
-              "the load average was below 1.5 before and after). The 1-core "
+              "and its GEMMs cost on a loaded machine, so its percentage is the gate's reading under load. The wall-clock verdicts "
+              f"are given only for a row whose reported process ran while the other processes used less than {QUIET_OTHERS:.2f} "
+              "of a core on average (every CPU's busy time in /proc/stat over the process's run, less the process's own CPU "
+              "time, spinning pool workers included; steal, the hypervisor's, beside it): the load average, the rule "
+              "before 2026-12-07 22:00, counts the bench's own threads (a 2-thread row leaves it near 1.5 by itself). The 1-core "
               "profiles are in CPU time, the 2-thread ones in wall time.", "",
               "The ratio to the faster of PyTorch and JAX at each thread count is `make bench-peers`' "
               "(its section); the profile of each row: `make bench-profile` (shapes-s) or `build/bench_profile` "
