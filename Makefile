@@ -156,6 +156,10 @@ $(BUILD)/obj/%.o: %.c config.mk config.h $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
+# opt/'s SIMD paths sit under #if FR_OPT_X86 / FR_OPT_NEON (opt/opt_simd.h): a file that forgets the
+# header compiles them out without a word (opt_traj_rows.c did until 2026-12-07); -Wundef says so.
+$(BUILD)/obj/opt/%.o: CFLAGS_ALL += -Wundef
+
 $(BUILD)/obj/%.cu.o: %.cu config.mk config.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@

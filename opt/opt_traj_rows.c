@@ -4,6 +4,7 @@
  * element) depends on its own inputs only, so the bits are ref's for any split
  * (docs/determinism.md). Small or odd shapes run ref's entries. */
 #include "opt/opt_internal.h"
+#include "opt/opt_simd.h"
 
 #include "flowrl/grpo_elem.h"
 #include "flowrl/reduce.h"
