@@ -55,6 +55,7 @@ fr_status fr_opt_init(fr_ops *ops)
     fr_opt_neon = detect_neon();
     fr_opt_rows_fill(ops); /* first: it keeps the ref entries it runs on row blocks */
     fr_opt_traj_rows_fill(ops);
+    fr_opt_awm_rows_fill(ops);
     ops->host_for = fr_opt_host_for;
     ops->freeze = fr_opt_freeze;
     ops->gemm = fr_opt_gemm;

@@ -45,6 +45,7 @@ int fr_opt_split_all(void);
  * opt/opt_traj_rows.c): call on a table holding the ref entries. */
 void fr_opt_rows_fill(fr_ops *ops);
 void fr_opt_traj_rows_fill(fr_ops *ops);
+void fr_opt_awm_rows_fill(fr_ops *ops); /* opt/opt_awm_rows.c */
 
 /* At least this many elements per part of a row op: below it a wake-up costs more than it saves. */
 #define FR_OPT_ROW_MIN_ELEMS 4096

@@ -665,6 +665,57 @@ START_TEST(test_row_sumsq_diff_lengths)
 }
 END_TEST
 
+/* AWM's float64 rows (opt/opt_awm_rows.c) against ref: awm_sqerr (x0 of row r mod B),
+ * row_msd_f64 and kl_grad_add (b1 only, b2 only, both) for every row length 1..67 (full 8-lane
+ * chunks and each tail), spread values and, in the second pass, inf, NaN, 1e30 and subnormals, at
+ * 1 and 3 threads. Compared as bits (NaN payloads aside). */
+static int same_f64(const double *x, const double *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(&x[i], &y[i], sizeof x[i]) != 0 && !(isnan(x[i]) && isnan(y[i]))) return 0;
+    return 1;
+}
+
+START_TEST(test_awm_rows)
+{
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b70a3), s = seed;
+    enum { R = 5, B = 2, DM = 67 };
+    static float a[R * DM], b[R * DM], c[R * DM], gr[R * DM], go[R * DM];
+    double mr[R], mo[R], cb[R], ce[R];
+    for (int r = 0; r < R; r++) cb[r] = 0.3 + 0.11 * r, ce[r] = -1.7 + 0.5 * r;
+    const int th[2] = {1, 3};
+    for (int t = 0; t < 2; t++) {
+        fr_opt_set_threads(th[t]);
+        for (int64_t D = 1; D <= DM; D++)
+            for (int pass = 0; pass < 2; pass++) {
+                fill_spread(&s, a, R * D, 12);
+                fill_spread(&s, c, R * D, 12);
+                if (pass) fill_act_input(&s, b, R * D);
+                else fill_spread(&s, b, R * D, 12);
+                ref->ops->awm_sqerr(R, B, D, a, b, c, mr);
+                opt->ops->awm_sqerr(R, B, D, a, b, c, mo);
+                ck_assert_msg(same_f64(mr, mo, R), "awm_sqerr D=%lld pass=%d threads=%d seed=%#llx", (long long)D,
+                              pass, th[t], (unsigned long long)seed);
+                ref->ops->row_msd_f64(R, D, a, b, mr);
+                opt->ops->row_msd_f64(R, D, a, b, mo);
+                ck_assert_msg(same_f64(mr, mo, R), "row_msd_f64 D=%lld pass=%d threads=%d seed=%#llx", (long long)D,
+                              pass, th[t], (unsigned long long)seed);
+                for (int v = 1; v < 4; v++) {
+                    fill_spread(&s, gr, R * D, 12);
+                    memcpy(go, gr, sizeof(float) * (size_t)(R * D));
+                    const float *b1 = v & 1 ? b : NULL, *b2 = v & 2 ? c : NULL;
+                    ref->ops->kl_grad_add(R, D, a, b1, b1 ? cb : NULL, b2, b2 ? ce : NULL, gr);
+                    opt->ops->kl_grad_add(R, D, a, b1, b1 ? cb : NULL, b2, b2 ? ce : NULL, go);
+                    ASSERT_SAME(gr, go, R * D, "kl_grad_add D=%lld pass=%d b1=%d b2=%d threads=%d seed=%#llx",
+                                (long long)D, pass, v & 1, v >> 1, th[t], (unsigned long long)seed);
+                }
+            }
+    }
+    fr_opt_set_threads(0);
+}
+END_TEST
+
 /* kl_grad, logp_backward (opt/opt_traj_rows.c), x0_head_bwd, embed_scatter_add (opt/opt_rows.c) and ema_lerp
  * (opt/opt_adamw.c) on AVX2 against ref: every length / width 1..67 (full vectors and each tail), spread values with
  * the special ones mixed in; kl_grad and logp_backward (cps and Gaussian) in both
@@ -1053,6 +1104,7 @@ Suite *suite_opt(void)
     TCase *tc = tcase_create("bitwise");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_row_sumsq_diff_lengths);
+    tcase_add_test(tc, test_awm_rows);
     tcase_add_test(tc, test_row_elementwise_lengths);
     tcase_add_test(tc, test_threads_api);
     tcase_add_test(tc, test_pool_claims);
