@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "flowrl/opt.h"
+#include "flowrl/range_set.h"
 
 /* Entry ids: one per op entry the table times, then the host regions. */
 enum {
@@ -126,37 +127,24 @@ static int row_for(int id, int sub)
 
 /* The frozen ranges (the op table's freeze), mirrored so that a GEMM's row can say whether its
  * B lay in one (opt packs such a B once per frozen period: another cost than a plain call). */
-#define MAX_FROZEN 64
 static struct {
     pthread_mutex_t lock;
-    const char *p[MAX_FROZEN];
-    size_t bytes[MAX_FROZEN];
-    int depth[MAX_FROZEN];
+    fr_range_set set;
 } g_frozen = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void w_freeze(const void *p, size_t bytes, int frozen)
 {
+    int ended;
     pthread_mutex_lock(&g_frozen.lock);
-    int slot = -1, free_slot = -1;
-    for (int i = 0; i < MAX_FROZEN && slot < 0; i++) {
-        if (g_frozen.depth[i] > 0 && g_frozen.p[i] == p && g_frozen.bytes[i] == bytes) slot = i;
-        else if (g_frozen.depth[i] == 0 && free_slot < 0) free_slot = i;
-    }
-    if (frozen && slot >= 0) g_frozen.depth[slot]++;
-    else if (frozen && free_slot >= 0) g_frozen.p[free_slot] = p, g_frozen.bytes[free_slot] = bytes, g_frozen.depth[free_slot] = 1;
-    else if (!frozen && slot >= 0) g_frozen.depth[slot]--;
+    (void)fr_range_set_freeze(&g_frozen.set, p, bytes, frozen, &ended);
     pthread_mutex_unlock(&g_frozen.lock);
     if (g.in->freeze) g.in->freeze(p, bytes, frozen);
 }
 
 static int in_frozen(const void *p, size_t bytes)
 {
-    const char *b = p;
-    int in = 0;
     pthread_mutex_lock(&g_frozen.lock);
-    for (int i = 0; i < MAX_FROZEN && !in; i++)
-        in = g_frozen.depth[i] > 0 && b >= g_frozen.p[i] && bytes <= g_frozen.bytes[i] &&
-             (size_t)(b - g_frozen.p[i]) <= g_frozen.bytes[i] - bytes;
+    int in = fr_range_set_find(&g_frozen.set, p, bytes) >= 0;
     pthread_mutex_unlock(&g_frozen.lock);
     return in;
 }

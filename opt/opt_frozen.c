@@ -14,15 +14,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "flowrl/range_set.h"
 #include "opt/opt_internal.h"
-
-#define MAX_RANGES 64
-
-typedef struct {
-    const char *p;
-    size_t bytes;
-    int depth; /* nested freezes; 0: a free slot */
-} frozen_range;
 
 typedef struct {
     const float *B;
@@ -33,8 +26,8 @@ typedef struct {
 } packed_b;
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static frozen_range g_ranges[MAX_RANGES];
-static _Atomic int g_n_frozen; /* slots with depth > 0: the GEMM's lock-free "nothing frozen" test */
+static fr_range_set g_ranges;
+static _Atomic int g_n_frozen; /* g_ranges.live: the GEMM's lock-free "nothing frozen" test */
 static packed_b *g_packed;
 static int g_n_packed, g_cap_packed;
 
@@ -53,22 +46,9 @@ void fr_opt_freeze(const void *p, size_t bytes, int frozen)
 {
     if (!p || !bytes) return;
     pthread_mutex_lock(&g_lock);
-    int slot = -1, free_slot = -1;
-    for (int i = 0; i < MAX_RANGES && slot < 0; i++) {
-        if (g_ranges[i].depth > 0 && g_ranges[i].p == p && g_ranges[i].bytes == bytes) slot = i;
-        else if (g_ranges[i].depth == 0 && free_slot < 0) free_slot = i;
-    }
-    if (frozen) {
-        if (slot >= 0) g_ranges[slot].depth++;
-        else if (free_slot >= 0) { /* else out of slots: the range is not cached */
-            g_ranges[free_slot] = (frozen_range){p, bytes, 1};
-            atomic_fetch_add(&g_n_frozen, 1);
-        }
-    } else if (slot >= 0 && --g_ranges[slot].depth == 0) {
-        drop_range_packs(slot);
-        g_ranges[slot] = (frozen_range){0};
-        atomic_fetch_sub(&g_n_frozen, 1);
-    }
+    int ended, slot = fr_range_set_freeze(&g_ranges, p, bytes, frozen, &ended);
+    if (ended) drop_range_packs(slot);
+    atomic_store(&g_n_frozen, g_ranges.live);
     pthread_mutex_unlock(&g_lock);
 }
 
@@ -78,14 +58,9 @@ const float *fr_opt_frozen_packed(const float *B, size_t b_bytes, int tb, int64_
                                   fr_opt_pack_fn pack, void *ctx)
 {
     if (atomic_load(&g_n_frozen) == 0) return NULL;
-    const char *b = (const char *)B;
     const float *out = NULL;
     pthread_mutex_lock(&g_lock);
-    int slot = -1;
-    for (int i = 0; i < MAX_RANGES && slot < 0; i++) {
-        const frozen_range *r = &g_ranges[i];
-        if (r->depth > 0 && b >= r->p && b_bytes <= r->bytes && (size_t)(b - r->p) <= r->bytes - b_bytes) slot = i;
-    }
+    const int slot = fr_range_set_find(&g_ranges, B, b_bytes);
     if (slot >= 0) {
         for (int i = 0; i < g_n_packed && !out; i++) {
             const packed_b *e = &g_packed[i];
