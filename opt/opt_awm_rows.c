@@ -43,9 +43,9 @@ FR_AVX2 static double msd_row_avx2(const float *a, const float *b, const float *
     fr_awm_lanes acc;
     _mm256_storeu_pd(acc.l, lo);
     _mm256_storeu_pd(acc.l + 4, hi);
-    for (int64_t i = n8; i < D; i++) {
-        double d = c ? fr_awm_sqerr_elem(a[i], b[i], c[i]) : fr_awm_diff_elem(a[i], b[i]) * fr_awm_diff_elem(a[i], b[i]);
-        fr_awm_lanes_add(&acc, i, d);
+    for (int64_t i = n8; i < D; i++) { /* the tail as ref's loops: fr_awm_sqerr_elem, or d = a - b then d * d */
+        const double d = fr_awm_diff_elem(a[i], b[i]);
+        fr_awm_lanes_add(&acc, i, c ? fr_awm_sqerr_elem(a[i], b[i], c[i]) : d * d);
     }
     return fr_awm_lanes_sum(&acc) / (double)D;
 }
