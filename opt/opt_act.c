@@ -3,13 +3,15 @@
  *  - GELU-tanh and tanh: AVX2 ports of fr_gelu_tanh_elem / fr_tanh_elem and their
  *    backward (flowrl/elem.h), with fr_tanhf ported lane by lane (opt/opt_vtanh.h).
  *  - ReLU, identity: AVX2 selects.
- *  - SiLU, sigmoid: the scalar element functions (fr_sigmoidf is not ported), threaded.
+ *  - SiLU and sigmoid: AVX2 ports of their element functions and backward, with fr_sigmoidf
+ *    ported lane by lane (fr_v_sigmoidf, opt/opt_vexp.h); on NEON the scalar ones, threaded.
  *  - act_fwd_save / act_bwd_saved (the forward keeps the transcendental, the backward reads it):
  *    the same kernels with t stored / loaded in place of the backward's fr_v_tanhf.
  * On aarch64 the same kernels run on NEON (4 lanes; fr_n_tanhf in opt/opt_vtanh.h). */
 #include "flowrl/elem.h"
 #include "opt/opt_internal.h"
 #include "opt/opt_simd.h"
+#include "opt/opt_vexp.h"
 #include "opt/opt_vtanh.h"
 
 #include <string.h>
@@ -202,6 +204,48 @@ FR_AVX2 static void tanh_family_fwd_save_avx2(fr_act act, int64_t b0, int64_t e,
     fwd_save_scalar(act, i, e, x, y, s);
 }
 
+/* SiLU and sigmoid forward: s = fr_v_sigmoidf(x), y = x s (SiLU) or s; s also stored when
+ * s_out is given (act_fwd_save). */
+FR_AVX2 static void sig_family_fwd_avx2(fr_act act, int64_t b0, int64_t e, const float *x, float *y, float *s_out)
+{
+    int64_t i = b0;
+    for (; i + 8 <= e; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i), t = fr_v_sigmoidf(v);
+        if (s_out) _mm256_storeu_ps(s_out + i, t);
+        _mm256_storeu_ps(y + i, act == FR_ACT_SILU ? _mm256_mul_ps(v, t) : t);
+    }
+    if (s_out) fwd_save_scalar(act, i, e, x, y, s_out);
+    else
+        for (; i < e; i++) y[i] = fr_act_elem(act, x[i]);
+}
+
+/* Their backward, s recomputed from x or loaded from the saved s_in:
+ * SiLU dy (s fmaf(x, 1 - s, 1)), sigmoid (dy (1 - s)) s (fr_silu_bwd_s_elem, fr_sigmoid_bwd_s_elem). */
+FR_AVX2 static void sig_family_bwd_avx2(fr_act act, int64_t b0, int64_t e, const float *x, const float *s_in,
+                                        const float *dy, float *dx, int accumulate)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const int silu = act == FR_ACT_SILU;
+    int64_t i = b0;
+    for (; i + 8 <= e; i += 8) {
+        const __m256 v = silu || !s_in ? _mm256_loadu_ps(x + i) : one;
+        const __m256 t = s_in ? _mm256_loadu_ps(s_in + i) : fr_v_sigmoidf(v), g = _mm256_loadu_ps(dy + i);
+        const __m256 oms = _mm256_sub_ps(one, t);
+        __m256 d = silu ? _mm256_mul_ps(g, _mm256_mul_ps(t, _mm256_fmadd_ps(v, oms, one)))
+                        : _mm256_mul_ps(_mm256_mul_ps(g, oms), t);
+        if (accumulate) d = _mm256_add_ps(_mm256_loadu_ps(dx + i), d);
+        _mm256_storeu_ps(dx + i, d);
+    }
+    if (s_in) {
+        bwd_saved_scalar(act, i, e, x, s_in, dy, dx, accumulate);
+        return;
+    }
+    for (; i < e; i++) {
+        float d = fr_act_bwd_elem(act, x[i], dy[i]);
+        dx[i] = accumulate ? dx[i] + d : d;
+    }
+}
+
 /* act_bwd_saved for act in {GELU_TANH, TANH}: v_tanh_family_bwd with t loaded from s. */
 FR_AVX2 static void tanh_family_bwd_saved_avx2(fr_act act, int64_t b0, int64_t e, const float *x, const float *s,
                                                const float *dy, float *dx, int accumulate)
@@ -352,6 +396,7 @@ static void tanh_family_bwd_saved_neon(fr_act act, int64_t b0, int64_t e, const 
 #endif
 
 static int is_tanh_family(fr_act act) { return act == FR_ACT_GELU_TANH || act == FR_ACT_TANH; }
+static int is_sig_family(fr_act act) { return act == FR_ACT_SILU || act == FR_ACT_SIGMOID; }
 
 static void act_fwd_range(void *arg, int64_t b0, int64_t e)
 {
@@ -367,6 +412,10 @@ static void act_fwd_range(void *arg, int64_t b0, int64_t e)
     }
     if (fr_opt_avx2 && is_tanh_family(c->act)) {
         tanh_family_fwd_avx2(c->act, b0, e, c->x, c->out);
+        return;
+    }
+    if (fr_opt_avx2 && is_sig_family(c->act)) {
+        sig_family_fwd_avx2(c->act, b0, e, c->x, c->out, NULL);
         return;
     }
 #endif
@@ -395,6 +444,10 @@ static void act_bwd_range(void *arg, int64_t b0, int64_t e)
         tanh_family_bwd_avx2(c->act, b0, e, c->x, c->dy, c->out, c->accumulate);
         return;
     }
+    if (fr_opt_avx2 && is_sig_family(c->act)) {
+        sig_family_bwd_avx2(c->act, b0, e, c->x, NULL, c->dy, c->out, c->accumulate);
+        return;
+    }
     if (fr_opt_avx2 && c->act == FR_ACT_IDENTITY) {
         ident_bwd_avx2(b0, e, c->dy, c->out, c->accumulate);
         return;
@@ -419,6 +472,7 @@ static void act_bwd_range(void *arg, int64_t b0, int64_t e)
 static int64_t act_min_chunk(fr_act act)
 {
     if (act == FR_ACT_IDENTITY || act == FR_ACT_RELU) return ACT_MIN_CHUNK_CHEAP;
+    if (fr_opt_avx2 && is_sig_family(act)) return ACT_MIN_CHUNK_VEC;
     return (fr_opt_avx2 || fr_opt_neon) && is_tanh_family(act) ? ACT_MIN_CHUNK_VEC : ACT_MIN_CHUNK_TRANSC;
 }
 
@@ -450,6 +504,10 @@ static void act_fwd_save_range(void *arg, int64_t b0, int64_t e)
         tanh_family_fwd_save_avx2(c->act, b0, e, c->x, c->out, c->s);
         return;
     }
+    if (fr_opt_avx2 && is_sig_family(c->act)) {
+        sig_family_fwd_avx2(c->act, b0, e, c->x, c->out, c->s);
+        return;
+    }
 #endif
 #if FR_OPT_NEON
     if (fr_opt_neon && is_tanh_family(c->act)) {
@@ -466,6 +524,10 @@ static void act_bwd_saved_range(void *arg, int64_t b0, int64_t e)
 #if FR_OPT_X86
     if (fr_opt_avx2 && is_tanh_family(c->act)) {
         tanh_family_bwd_saved_avx2(c->act, b0, e, c->x, c->s, c->dy, c->out, c->accumulate);
+        return;
+    }
+    if (fr_opt_avx2 && is_sig_family(c->act)) {
+        sig_family_bwd_avx2(c->act, b0, e, c->x, c->s, c->dy, c->out, c->accumulate);
         return;
     }
 #endif

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "opt/opt_simd.h"
+#include "opt/opt_vexp.h"
 
 /* Below this many elements a chunk is not worth a thread. */
 #define ATTN_MIN_CHUNK (1 << 14)
@@ -23,9 +24,62 @@ typedef struct {
 
 static int64_t min_rows(int64_t width) { return width >= ATTN_MIN_CHUNK ? 1 : ATTN_MIN_CHUNK / width; }
 
+#if FR_OPT_X86
+/* fr_softmax_row on AVX2, p may alias x. The max: the lanes' maxima and the tail's, a NaN
+ * anywhere tracked apart; its value is fr_softmax_max's (which of two equal zeros is kept never
+ * matters, flowrl/attn_elem.h). The sum: element j lands in lane j % 8 in ascending j, as in
+ * the scalar lanes, then fr_lanes_tree. fr_expf is fr_v_expf (opt/opt_vexp.h). */
+FR_AVX2 static void softmax_row_avx2(const float *x, int64_t n, float alpha, float *p)
+{
+    const __m256 va = _mm256_set1_ps(alpha);
+    __m256 vm = _mm256_set1_ps(alpha * x[0]), bad = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m256 z = _mm256_mul_ps(va, _mm256_loadu_ps(x + j));
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(z, z, _CMP_UNORD_Q));
+        vm = _mm256_max_ps(vm, z);
+    }
+    float lm[8];
+    _mm256_storeu_ps(lm, vm);
+    float m = lm[0];
+    int nan = _mm256_movemask_ps(bad) != 0;
+    for (int i = 1; i < 8; i++) m = lm[i] > m ? lm[i] : m;
+    for (int64_t i = j; i < n; i++) {
+        const float z = alpha * x[i];
+        if (z != z) nan = 1;
+        if (z > m) m = z;
+    }
+    if (nan) m = (float)NAN;
+    const __m256 mm = _mm256_set1_ps(m);
+    __m256 l = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= n; j += 8) {
+        const __m256 e = fr_v_expf(_mm256_sub_ps(_mm256_mul_ps(va, _mm256_loadu_ps(x + j)), mm));
+        _mm256_storeu_ps(p + j, e);
+        l = _mm256_add_ps(l, e);
+    }
+    float ls[8];
+    _mm256_storeu_ps(ls, l);
+    for (int64_t i = j; i < n; i++) {
+        const float e = fr_expf(alpha * x[i] - m);
+        p[i] = e;
+        ls[i % 8] += e;
+    }
+    const float sum = fr_lanes_tree(ls); /* = fr_sum_canonical(p, n, 1) */
+    const __m256 s = _mm256_set1_ps(sum);
+    for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(p + j, _mm256_div_ps(_mm256_loadu_ps(p + j), s));
+    for (int64_t i = j; i < n; i++) p[i] = p[i] / sum;
+}
+#endif
+
 static void softmax_body(void *arg, int64_t r0, int64_t r1)
 {
     const attn_ctx *c = (const attn_ctx *)arg;
+#if FR_OPT_X86
+    if (fr_opt_avx2) {
+        for (int64_t r = r0; r < r1; r++) softmax_row_avx2(c->x + r * c->N, c->N, c->alpha, c->y + r * c->N);
+        return;
+    }
+#endif
     for (int64_t r = r0; r < r1; r++) fr_softmax_row(c->x + r * c->N, c->N, c->alpha, c->y + r * c->N);
 }
 
@@ -36,9 +90,37 @@ void fr_opt_softmax_rows(int64_t R, int64_t N, float alpha, const float *x, floa
     fr_opt_parallel_range(R, 1, min_rows(N), softmax_body, &c);
 }
 
+#if FR_OPT_X86
+/* fr_softmax_bwd_row on AVX2, dx may alias dp: g = fr_dot_canonical(p, dp, n) with element j's
+ * fmaf in lane j % 8 in ascending j, then fr_lanes_tree; dx = alpha (p (dp - g)). */
+FR_AVX2 static void softmax_bwd_row_avx2(const float *p, const float *dp, int64_t n, float alpha, float *dx)
+{
+    __m256 l = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) l = _mm256_fmadd_ps(_mm256_loadu_ps(p + j), _mm256_loadu_ps(dp + j), l);
+    float ls[8];
+    _mm256_storeu_ps(ls, l);
+    for (int64_t i = j; i < n; i++) ls[i % 8] = fmaf(p[i], dp[i], ls[i % 8]);
+    const float g = fr_lanes_tree(ls);
+    const __m256 va = _mm256_set1_ps(alpha), vg = _mm256_set1_ps(g);
+    for (j = 0; j + 8 <= n; j += 8) {
+        const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(dp + j), vg);
+        _mm256_storeu_ps(dx + j, _mm256_mul_ps(va, _mm256_mul_ps(_mm256_loadu_ps(p + j), d)));
+    }
+    for (int64_t i = j; i < n; i++) dx[i] = alpha * (p[i] * (dp[i] - g));
+}
+#endif
+
 static void softmax_bwd_body(void *arg, int64_t r0, int64_t r1)
 {
     const attn_ctx *c = (const attn_ctx *)arg;
+#if FR_OPT_X86
+    if (fr_opt_avx2) {
+        for (int64_t r = r0; r < r1; r++)
+            softmax_bwd_row_avx2(c->x + r * c->N, c->dy + r * c->N, c->N, c->alpha, c->y + r * c->N);
+        return;
+    }
+#endif
     for (int64_t r = r0; r < r1; r++)
         fr_softmax_bwd_row(c->x + r * c->N, c->dy + r * c->N, c->N, c->alpha, c->y + r * c->N);
 }

@@ -1,10 +1,12 @@
 /* Elementwise ops of opt: the element functions of flowrl/elem.h (or the one IEEE
  * operation they are), AVX2 where the formula is plain + - * / sqrt fma, split into
  * contiguous chunks across threads (each element is independent, so any split gives the
- * same bits). unary exp/log run the scalar fr_expf / fr_logf per element, threaded. */
+ * same bits). unary exp: fr_expf ported lane by lane on AVX2 (fr_v_expf, opt/opt_vexp.h); log
+ * runs the scalar fr_logf per element, threaded. */
 #include "flowrl/elem.h"
 #include "opt/opt_internal.h"
 #include "opt/opt_simd.h"
+#include "opt/opt_vexp.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -72,7 +74,7 @@ typedef struct {
 } unary_ctx;
 
 #if FR_OPT_X86
-/* NEG, SQUARE, SQRT only (the others call detmath per element). */
+/* NEG, SQUARE, SQRT, EXP (LOG and ABS run the element function). */
 FR_AVX2 static void unary_avx2(fr_unop op, int64_t b0, int64_t e, const float *x, float *out)
 {
     const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -82,6 +84,7 @@ FR_AVX2 static void unary_avx2(fr_unop op, int64_t b0, int64_t e, const float *x
         switch (op) {
         case FR_UN_SQUARE: r = _mm256_mul_ps(v, v); break;
         case FR_UN_SQRT: r = _mm256_sqrt_ps(v); break;
+        case FR_UN_EXP: r = fr_v_expf(v); break;
         case FR_UN_NEG:
         default: r = _mm256_xor_ps(v, sign); break; /* -x flips the sign bit, as C's -x */
         }
@@ -100,7 +103,7 @@ static void unary_range(void *arg, int64_t b0, int64_t e)
 {
     const unary_ctx *c = (const unary_ctx *)arg;
 #if FR_OPT_X86
-    if (fr_opt_avx2 && unary_is_simple(c->op)) {
+    if (fr_opt_avx2 && (unary_is_simple(c->op) || c->op == FR_UN_EXP)) {
         unary_avx2(c->op, b0, e, c->x, c->out);
         return;
     }

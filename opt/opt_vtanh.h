@@ -8,64 +8,9 @@
 #define FLOWRL_OPT_VTANH_H
 
 #include "opt/opt_simd.h"
+#include "opt/opt_vexp.h" /* the AVX2 exp core and 2Sum helpers */
 
 #if FR_OPT_X86
-
-FR_AVX2_INL static inline __m256 fr_v_neg(__m256 a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
-
-/* fr_dm_two_sum */
-FR_AVX2_INL static inline __m256 fr_v_two_sum(__m256 a, __m256 b, __m256 *err)
-{
-    __m256 s = _mm256_add_ps(a, b);
-    __m256 bb = _mm256_sub_ps(s, a);
-    __m256 aa = _mm256_sub_ps(s, bb);
-    *err = _mm256_add_ps(_mm256_sub_ps(a, aa), _mm256_sub_ps(b, bb));
-    return s;
-}
-
-/* fr_dm_fast_two_sum */
-FR_AVX2_INL static inline __m256 fr_v_fast_two_sum(__m256 a, __m256 b, __m256 *err)
-{
-    __m256 s = _mm256_add_ps(a, b);
-    *err = _mm256_sub_ps(b, _mm256_sub_ps(s, a));
-    return s;
-}
-
-/* fr_dm_pow2i: 2^k from the exponent bits. */
-FR_AVX2_INL static inline __m256 fr_v_pow2i(__m256i k)
-{
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
-}
-
-/* fr_dm_exp_core */
-FR_AVX2_INL static inline __m256 fr_v_exp_core(__m256 x, __m256i *k, __m256 *pl)
-{
-    const __m256 LOG2E = _mm256_set1_ps(0x1.715476p+0f), LN2_HI = _mm256_set1_ps(0x1.62e430p-1f);
-    const __m256 LN2_LO = _mm256_set1_ps(-0x1.05c610p-29f), SHIFT = _mm256_set1_ps(0x1.8p23f);
-    const __m256 half = _mm256_set1_ps(0.5f);
-    __m256 kf = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(x, LOG2E), SHIFT), SHIFT);
-    __m256 nkf = fr_v_neg(kf);
-    __m256 rh = _mm256_fmadd_ps(nkf, LN2_HI, x);
-    __m256 rl;
-    __m256 r = fr_v_two_sum(rh, _mm256_mul_ps(nkf, LN2_LO), &rl);
-    __m256 rr = _mm256_mul_ps(r, r);
-    __m256 rr_lo = _mm256_fmadd_ps(r, r, fr_v_neg(rr));
-    __m256 h = _mm256_mul_ps(half, rr);
-    __m256 R = _mm256_set1_ps(0x1.71de3ap-19f);
-    R = _mm256_fmadd_ps(R, r, _mm256_set1_ps(0x1.a01a02p-16f));
-    R = _mm256_fmadd_ps(R, r, _mm256_set1_ps(0x1.a01a02p-13f));
-    R = _mm256_fmadd_ps(R, r, _mm256_set1_ps(0x1.6c16c2p-10f));
-    R = _mm256_fmadd_ps(R, r, _mm256_set1_ps(0x1.111112p-7f));
-    R = _mm256_fmadd_ps(R, r, _mm256_set1_ps(0x1.555556p-5f));
-    R = _mm256_fmadd_ps(R, r, _mm256_set1_ps(0x1.555556p-3f));
-    __m256 e1;
-    __m256 ph = fr_v_fast_two_sum(r, h, &e1);
-    /* e1 + ((0.5 rr_lo + fmaf(rl, r, rl)) + (rr r) R) */
-    __m256 t = _mm256_add_ps(_mm256_mul_ps(half, rr_lo), _mm256_fmadd_ps(rl, r, rl));
-    *pl = _mm256_add_ps(e1, _mm256_add_ps(t, _mm256_mul_ps(_mm256_mul_ps(rr, r), R)));
-    *k = _mm256_cvttps_epi32(kf); /* kf is integral: (int)kf */
-    return ph;
-}
 
 /* fr_dm_expm1_pair */
 FR_AVX2_INL static inline __m256 fr_v_expm1_pair(__m256 x, __m256i *k, __m256 *wl)

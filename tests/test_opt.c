@@ -336,21 +336,23 @@ END_TEST
 
 START_TEST(test_act_tanh_sweep)
 {
-    /* opt ports fr_tanhf lane by lane (opt/opt_vtanh.h): GELU-tanh and tanh, forward and
-     * backward, over every 4099th float bit pattern (all signs, binades, subnormals, inf,
-     * NaN) plus +-8 ulps around the branch points of fr_tanhf (|x| = 9.5) and of GELU's
-     * inner argument, at two thread counts. */
+    /* opt ports fr_tanhf and fr_sigmoidf lane by lane (opt/opt_vtanh.h, opt/opt_vexp.h):
+     * GELU-tanh, tanh, SiLU and sigmoid, forward and backward, over every 4099th float bit
+     * pattern (all signs, binades, subnormals, inf, NaN) plus +-8 ulps around the branch points
+     * of fr_tanhf (|x| = 9.5), of GELU's inner argument and of fr_sigmoidf (-|x| = -104, x = 0),
+     * at two thread counts. */
     fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
     const int64_t stride = 4099, n_sweep = (int64_t)((0x100000000ull + stride - 1) / stride);
-    static const float pivots[] = {9.5f, -9.5f, 4.75f, 0.0f, 1.0f, 3.0f, 0x1p-12f, 5.6f};
-    const int64_t n = n_sweep + 8 * 17;
+    static const float pivots[] = {9.5f, -9.5f, 4.75f, 0.0f, 1.0f, 3.0f, 0x1p-12f, 5.6f, 104.0f, -104.0f, -0.0f};
+    const int n_piv = (int)(sizeof pivots / sizeof pivots[0]);
+    const int64_t n = n_sweep + n_piv * 17;
     float *x = ops_alloc(n), *dy = ops_alloc(n), *yr = ops_alloc(n), *yo = ops_alloc(n);
     for (int64_t i = 0; i < n_sweep; i++) {
         uint32_t u = (uint32_t)((uint64_t)i * stride);
         memcpy(&x[i], &u, 4);
         dy[i] = 1.0f + (float)(i % 7) * 0.25f;
     }
-    for (int p = 0; p < 8; p++)
+    for (int p = 0; p < n_piv; p++)
         for (int d = -8; d <= 8; d++) {
             int64_t i = n_sweep + p * 17 + (d + 8);
             float v = pivots[p];
@@ -358,8 +360,8 @@ START_TEST(test_act_tanh_sweep)
             x[i] = v;
             dy[i] = -0.75f;
         }
-    static const fr_act acts[] = {FR_ACT_GELU_TANH, FR_ACT_TANH};
-    for (int a = 0; a < 2; a++)
+    static const fr_act acts[] = {FR_ACT_GELU_TANH, FR_ACT_TANH, FR_ACT_SILU, FR_ACT_SIGMOID};
+    for (int a = 0; a < 4; a++)
         for (int t = 0; t < 2; t++) {
             fr_opt_set_threads(t ? 2 : 1);
             ref->ops->act_fwd(acts[a], n, x, yr);
@@ -375,21 +377,21 @@ START_TEST(test_act_tanh_sweep)
 }
 END_TEST
 
-/* The tanh family's kernels run 4, 2 or 1 vectors per step, then a scalar tail: every
- * length 1..67 (each mix of the three plus a tail), special values included, forward
+/* The tanh family's kernels run 4, 2 or 1 vectors per step, the sigmoid family's 1, then a
+ * scalar tail: every length 1..67 (each mix plus a tail), special values included, forward
  * and backward (both accumulate modes), one thread so that one call sees the whole length. */
 START_TEST(test_act_tanh_lengths)
 {
     fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
     uint64_t seed = ops_seed(0x0b700a), s = seed;
     float x[67], dy[67], d0[67], yr[67], yo[67];
-    static const fr_act acts[] = {FR_ACT_GELU_TANH, FR_ACT_TANH};
+    static const fr_act acts[] = {FR_ACT_GELU_TANH, FR_ACT_TANH, FR_ACT_SILU, FR_ACT_SIGMOID};
     fr_opt_set_threads(1);
     for (int64_t n = 1; n <= 67; n++) {
         fill_act_input(&s, x, n);
         fill_act_input(&s, dy, n);
         fill_spread(&s, d0, n, 6);
-        for (int a = 0; a < 2; a++) {
+        for (int a = 0; a < 4; a++) {
             ref->ops->act_fwd(acts[a], n, x, yr);
             opt->ops->act_fwd(acts[a], n, x, yo);
             ASSERT_SAME(yr, yo, n, "act_fwd act=%d n=%lld seed=%#llx", (int)acts[a], (long long)n,
@@ -404,6 +406,98 @@ START_TEST(test_act_tanh_lengths)
             }
             check_act_saved(ref, opt, acts[a], n, x, dy, d0, seed);
         }
+    }
+    fr_opt_set_threads(0);
+}
+END_TEST
+
+/* opt's unary exp ports fr_expf lane by lane (fr_v_expf, opt/opt_vexp.h): every 4099th float
+ * bit pattern plus +-8 ulps around its branch points (89, -104, 0), lengths that leave a scalar
+ * tail, at two thread counts. */
+START_TEST(test_exp_sweep)
+{
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
+    const int64_t stride = 4099, n_sweep = (int64_t)((0x100000000ull + stride - 1) / stride);
+    static const float pivots[] = {89.0f, -104.0f, 0.0f, -0.0f, 88.72f, -87.33f, -103.97f};
+    const int n_piv = (int)(sizeof pivots / sizeof pivots[0]);
+    const int64_t n = n_sweep + n_piv * 17 + 5;
+    float *x = ops_alloc(n), *yr = ops_alloc(n), *yo = ops_alloc(n);
+    for (int64_t i = 0; i < n_sweep; i++) {
+        uint32_t u = (uint32_t)((uint64_t)i * stride);
+        memcpy(&x[i], &u, 4);
+    }
+    for (int p = 0; p < n_piv; p++)
+        for (int d = -8; d <= 8; d++) {
+            float v = pivots[p];
+            for (int k = 0; k < (d < 0 ? -d : d); k++) v = nextafterf(v, d < 0 ? -INFINITY : INFINITY);
+            x[n_sweep + p * 17 + (d + 8)] = v;
+        }
+    for (int64_t i = n - 5; i < n; i++) x[i] = -50.0f + (float)i * 0.001f;
+    for (int t = 0; t < 2; t++) {
+        fr_opt_set_threads(t ? 2 : 1);
+        for (int64_t len = n - 3; len <= n; len++) {
+            ref->ops->unary(FR_UN_EXP, len, x, yr);
+            opt->ops->unary(FR_UN_EXP, len, x, yo);
+            ASSERT_SAME(yr, yo, len, "exp sweep threads=%d n=%lld", t + 1, (long long)len);
+        }
+    }
+    fr_opt_set_threads(0);
+    free(x), free(yr), free(yo);
+}
+END_TEST
+
+/* A softmax test row of width N: kind 0 random logits of scale 2^(0..9) (exps down to +0 and
+ * subnormal), 1 with specials (NaN, +-inf, +-0) sprinkled, 2 equal values, 3 all -inf. */
+static void fill_softmax_row(uint64_t *s, float *x, int64_t N, int kind)
+{
+    const float scale = ldexpf(1.0f, (int)(fr_test_next(s) % 10));
+    static const float special[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, -1e30f, 1e30f};
+    for (int64_t j = 0; j < N; j++) {
+        if (kind == 2) x[j] = 0.75f;
+        else if (kind == 3) x[j] = -INFINITY;
+        else if (kind == 1 && fr_test_next(s) % 6 == 0) x[j] = special[fr_test_next(s) % 7];
+        else x[j] = scale * fr_test_uniform(s, -1.0f, 1.0f);
+    }
+}
+
+/* softmax_rows and its backward (AVX2 rows in opt/opt_attn.c: the lanes' max, fr_v_expf, the
+ * sum's lanes in the scalar order) against ref: widths 1..40 and around 64 and 256 (every vector
+ * and tail mix), four kinds of rows, alpha 1, 0.125 and -2, in place (p aliases x, dx aliases dp)
+ * too, at 1, 2 and 3 threads. */
+START_TEST(test_softmax_rows_bitwise)
+{
+    fr_backend *ref = fr_test_ref_be(), *opt = ops_opt();
+    uint64_t seed = ops_seed(0x0b70f1), s = seed;
+    static const float alphas[] = {1.0f, 0.125f, -2.0f};
+    enum { R = 8 };
+    for (int64_t N = 1; N <= 262; N = N < 40 ? N + 1 : N < 63 ? 63 : N < 66 ? N + 1 : N < 255 ? 255 : N + 7) {
+        float *x = ops_alloc(R * N), *dp = ops_alloc(R * N), *pr = ops_alloc(R * N), *po = ops_alloc(R * N);
+        float *dr = ops_alloc(R * N), *dO = ops_alloc(R * N);
+        for (int r = 0; r < R; r++) {
+            fill_softmax_row(&s, x + r * N, N, r % 4);
+            for (int64_t j = 0; j < N; j++) dp[r * N + j] = fr_test_uniform(&s, -1.0f, 1.0f);
+        }
+        for (int a = 0; a < 3; a++)
+            for (int t = 1; t <= 3; t++) {
+                fr_opt_set_threads(t);
+                ref->ops->softmax_rows(R, N, alphas[a], x, pr);
+                opt->ops->softmax_rows(R, N, alphas[a], x, po);
+                ASSERT_SAME(pr, po, R * N, "softmax N=%lld alpha=%g threads=%d seed=%#llx", (long long)N,
+                            (double)alphas[a], t, (unsigned long long)seed);
+                memcpy(po, x, sizeof(float) * (size_t)(R * N));
+                opt->ops->softmax_rows(R, N, alphas[a], po, po);
+                ASSERT_SAME(pr, po, R * N, "softmax in place N=%lld alpha=%g threads=%d", (long long)N,
+                            (double)alphas[a], t);
+                ref->ops->softmax_rows_bwd(R, N, alphas[a], pr, dp, dr);
+                opt->ops->softmax_rows_bwd(R, N, alphas[a], pr, dp, dO);
+                ASSERT_SAME(dr, dO, R * N, "softmax bwd N=%lld alpha=%g threads=%d seed=%#llx", (long long)N,
+                            (double)alphas[a], t, (unsigned long long)seed);
+                memcpy(dO, dp, sizeof(float) * (size_t)(R * N));
+                opt->ops->softmax_rows_bwd(R, N, alphas[a], pr, dO, dO);
+                ASSERT_SAME(dr, dO, R * N, "softmax bwd in place N=%lld alpha=%g threads=%d", (long long)N,
+                            (double)alphas[a], t);
+            }
+        free(x), free(dp), free(pr), free(po), free(dr), free(dO);
     }
     fr_opt_set_threads(0);
 }
@@ -1116,6 +1210,8 @@ Suite *suite_opt(void)
     tcase_add_test(tc, test_act_bitwise);
     tcase_add_test(tc, test_act_tanh_sweep);
     tcase_add_test(tc, test_act_tanh_lengths);
+    tcase_add_test(tc, test_exp_sweep);
+    tcase_add_test(tc, test_softmax_rows_bitwise);
     tcase_add_test(tc, test_vtrig_ports);
     tcase_add_test(tc, test_vnormal_rows);
     tcase_add_test(tc, test_layernorm_bitwise);
