@@ -118,7 +118,7 @@ LIB_SO := $(BUILD)/libflowrl.so
 CLI := $(BUILD)/flowrl
 TEST_BIN := $(BUILD)/check_flowrl
 
-.PHONY: all demo benchmarks bench-algos bench-peers bench-heldout check golden-check check-asan fuzz accuracy cuda-selfcheck bench clean install fault-trial \
+.PHONY: all demo benchmarks bench-algos bench-peers bench-peers-dit bench-heldout check golden-check check-asan fuzz accuracy cuda-selfcheck bench clean install fault-trial \
 	gpu-bundle
 all: $(LIB_A) $(LIB_SO) $(CLI)
 
@@ -363,6 +363,11 @@ bench-gfn-diffusion: all
 # One Flow-GRPO epoch against the same epoch in PyTorch and JAX (issue 15): creates build/jaxenv (PyPI jax).
 bench-peers: all
 	BUILD=$(BUILD) $(PYTHON) bench/bench_peers.py
+
+# The same for the DiT (issue 20): a shapes-dit-s pretraining step and a Flow-GRPO epoch with --lora-rank 8
+# (bench/peers/dit_*.py; on make bench-dit-base's seed-0 base, or a one-step pretrain when it is missing).
+bench-peers-dit: all
+	BUILD=$(BUILD) $(PYTHON) bench/bench_peers.py --what dit-pretrain,dit-fg-lora $(if $(QUICK),--rounds 3 --epochs 2)
 
 # Where a shapes-s Flow-GRPO epoch's time goes (bench/bench_profile.py: build/bench_profile at 1 core
 # and 2 threads); bench-gates: shapes-s, shapes-m and AWM epochs against their GEMM-only bound

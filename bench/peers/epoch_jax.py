@@ -75,12 +75,22 @@ def logp(x_next, mean, std):
     return (-(x_next - mean) ** 2 / (2 * std * std) - jnp.log(std) - 0.5 * math.log(2 * math.pi)).mean(axis=-1)
 
 
-def main():
-    path, epochs = sys.argv[1], int(sys.argv[3])
-    w, cfg = ec.load_weights(path)
-    net = make_net(cfg)
-    params = {k: jnp.asarray(v) for k, v in w.items()}
-    ref = dict(params)
+def adamw(p, m, v, g, t, lr, wd):
+    """Clipping at MAX_GRAD_NORM, then AdamW (the peers' optimizer step, inside their jits)."""
+    tmap = jax.tree_util.tree_map
+    norm = jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree_util.tree_leaves(g)))
+    g = tmap(lambda x: x * jnp.minimum(1.0, ec.MAX_GRAD_NORM / (norm + 1e-6)), g)
+    m = tmap(lambda m, g: ec.B1 * m + (1 - ec.B1) * g, m, g)
+    v = tmap(lambda v, g: ec.B2 * v + (1 - ec.B2) * g * g, v, g)
+    bc1, bc2 = 1 - ec.B1 ** t, 1 - ec.B2 ** t
+    p = tmap(lambda p, m, v: p * (1 - lr * wd) - lr * (m / bc1) / (jnp.sqrt(v / bc2) + ec.EPS), p, m, v)
+    return p, m, v
+
+
+def run_epochs(policy, ref, train, frozen, cfg, epochs, name):
+    """The timed epochs: policy(train, frozen, x, sigma, c) is the policy's velocity, ref(frozen, x, sigma, c)
+    the KL reference's; `train` holds the trained parameters (their gradient, clipping and AdamW), `frozen`
+    enters each jit unchanged (the MLP: the base's copy; with LoRA: the base, its adapter term off)."""
     c_np, tgt_np = ec.conditions(cfg)
     N, D = ec.P * ec.G, cfg["D"]
     cond = jnp.asarray(np.repeat(c_np, ec.G, axis=0))
@@ -88,13 +98,13 @@ def main():
     s_j, dt_j, st_j, std_j = sde_coefs(ec.grid())
 
     @jax.jit
-    def rollout(p, key):
+    def rollout(p, fz, key):
         k0, k1 = jax.random.split(key)
         x = jax.random.normal(k0, (N, D))
 
         def step(x, inp):
             s, dt, st, std, k = inp
-            mean = sde_mean(x, net(p, x, jnp.full((N,), s), cond), s, dt, st)
+            mean = sde_mean(x, policy(p, fz, x, jnp.full((N,), s), cond), s, dt, st)
             xn = mean + std * jax.random.normal(k, (N, D))
             return xn, (x, xn, logp(xn, mean, std))
         x, (xs, xns, lps) = jax.lax.scan(step, x, (s_j, dt_j, st_j, std_j, jax.random.split(k1, ec.T)))
@@ -104,13 +114,13 @@ def main():
 
     J = ec.TRAINED
 
-    def loss(p, xj, xn, lp_old, a, cj):
+    def loss(p, fz, xj, xn, lp_old, a, cj):
         # rows (J, R, D): every trained step of the optimizer step's micro-batches at once
         R = xj.shape[1]
         s = jnp.repeat(s_j[:J], R)
         flat = lambda z: z.reshape((J * R,) + z.shape[2:])  # noqa: E731
-        v = net(p, flat(xj), s, flat(cj)).reshape(J, R, D)
-        vr = jax.lax.stop_gradient(net(ref, flat(xj), s, flat(cj))).reshape(J, R, D)
+        v = policy(p, fz, flat(xj), s, flat(cj)).reshape(J, R, D)
+        vr = jax.lax.stop_gradient(ref(fz, flat(xj), s, flat(cj))).reshape(J, R, D)
         co = (s_j[:J, None], dt_j[:J, None], st_j[:J, None])
         mean, mref = sde_mean(xj, v, *co), sde_mean(xj, vr, *co)
         ratio = jnp.exp(logp(xn, mean, std_j[:J, None]) - lp_old)
@@ -120,34 +130,36 @@ def main():
         return (pol + ec.BETA * kl).sum() / J
 
     @jax.jit
-    def update(p, m, v, t, xj, xn, lp_old, a, cj):
-        g = jax.grad(loss)(p, xj, xn, lp_old, a, cj)
-        norm = jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree_util.tree_leaves(g)))
-        g = jax.tree_util.tree_map(lambda x: x * jnp.minimum(1.0, ec.MAX_GRAD_NORM / (norm + 1e-6)), g)
-        m = jax.tree_util.tree_map(lambda m, g: ec.B1 * m + (1 - ec.B1) * g, m, g)
-        v = jax.tree_util.tree_map(lambda v, g: ec.B2 * v + (1 - ec.B2) * g * g, v, g)
-        bc1, bc2 = 1 - ec.B1 ** t, 1 - ec.B2 ** t
-        p = jax.tree_util.tree_map(lambda p, m, v: p * (1 - ec.LR * ec.WD) - ec.LR * (m / bc1) / (jnp.sqrt(v / bc2) + ec.EPS),
-                                   p, m, v)
-        return p, m, v
+    def update(p, m, v, t, fz, xj, xn, lp_old, a, cj):
+        g = jax.grad(loss)(p, fz, xj, xn, lp_old, a, cj)  # the trained parameters' gradient only
+        return adamw(p, m, v, g, t, ec.LR, ec.WD)
 
-    m = jax.tree_util.tree_map(jnp.zeros_like, params)
-    v = jax.tree_util.tree_map(jnp.zeros_like, params)
+    m = jax.tree_util.tree_map(jnp.zeros_like, train)
+    v = jax.tree_util.tree_map(jnp.zeros_like, train)
     key, t = jax.random.PRNGKey(0), 0
     R = ec.GRAD_ACCUM * ec.BATCH
     for e in range(epochs + 1):
         t0 = time.perf_counter()
         key, kr, kp = jax.random.split(key, 3)
-        xs, xns, lps, adv = rollout(params, kr)
+        xs, xns, lps, adv = rollout(train, frozen, kr)
         perm = jax.random.permutation(kp, N)
         for u in range(N // R):
             rows = perm[u * R:(u + 1) * R]
             t += 1
-            params, m, v = update(params, m, v, t, xs[:J, rows], xns[:J, rows], lps[:J, rows], adv[rows][None, :],
-                                  jnp.broadcast_to(cond[rows], (J,) + cond[rows].shape))
-        jax.block_until_ready(params)
+            train, m, v = update(train, m, v, t, frozen, xs[:J, rows], xns[:J, rows], lps[:J, rows],
+                                 adv[rows][None, :], jnp.broadcast_to(cond[rows], (J,) + cond[rows].shape))
+        jax.block_until_ready(train)
         if e:  # the first epoch compiles
-            print(ec.result_line("jax", THREADS, time.perf_counter() - t0), flush=True)
+            print(ec.result_line(name, THREADS, time.perf_counter() - t0), flush=True)
+
+
+def main():
+    path, epochs = sys.argv[1], int(sys.argv[3])
+    w, cfg = ec.load_weights(path)
+    net = make_net(cfg)
+    params = {k: jnp.asarray(v) for k, v in w.items()}
+    run_epochs(lambda p, ref, x, s, c: net(p, x, s, c), lambda ref, x, s, c: net(ref, x, s, c), params,
+               dict(params), cfg, epochs, "jax")
 
 
 if __name__ == "__main__":

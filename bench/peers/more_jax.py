@@ -24,19 +24,44 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import epoch_common as ec  # noqa: E402
-from epoch_jax import make_net  # noqa: E402
+from epoch_jax import adamw, make_net  # noqa: E402
 
 tmap = jax.tree_util.tree_map
 
 
-def adamw(p, m, v, g, t, lr, wd):
-    norm = jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree_util.tree_leaves(g)))
-    g = tmap(lambda x: x * jnp.minimum(1.0, ec.MAX_GRAD_NORM / (norm + 1e-6)), g)
-    m = tmap(lambda m, g: ec.B1 * m + (1 - ec.B1) * g, m, g)
-    v = tmap(lambda v, g: ec.B2 * v + (1 - ec.B2) * g * g, v, g)
-    bc1, bc2 = 1 - ec.B1 ** t, 1 - ec.B2 ** t
-    p = tmap(lambda p, m, v: p * (1 - lr * wd) - lr * (m / bc1) / (jnp.sqrt(v / bc2) + ec.EPS), p, m, v)
-    return p, m, v
+def pretrain(apply, params, cfg, reps, name):
+    """The timed pretraining steps, each one jit: apply(p, x, sigma, c) is the network's velocity."""
+    B, D = ec.PRE_BATCH, cfg["D"]
+    ema = dict(params)
+    m = tmap(jnp.zeros_like, params)
+    v = tmap(jnp.zeros_like, params)
+    rng = np.random.default_rng(0)
+    x0 = jnp.asarray(rng.standard_normal((B, D)).astype(np.float32) * 0.5)
+    c = jnp.asarray(rng.integers(0, cfg["n_cond"], (B, cfg["n_slots"])).astype(np.int32))
+
+    def loss(p, x0, c, key):
+        k0, k1, k2 = jax.random.split(key, 3)
+        sigma = jax.nn.sigmoid(jax.random.normal(k0, (B,)))
+        eps = jax.random.normal(k1, x0.shape)
+        x = (1 - sigma[:, None]) * x0 + sigma[:, None] * eps
+        cc = jnp.where((jax.random.uniform(k2, (B,)) < ec.PRE_CFG_DROPOUT)[:, None], cfg["n_cond"], c)
+        return ((apply(p, x, sigma, cc) - (eps - x0)) ** 2).mean()
+
+    @jax.jit
+    def step(p, m, v, ema, t, key):
+        g = jax.grad(loss)(p, x0, c, key)
+        p, m, v = adamw(p, m, v, g, t, ec.PRE_LR, ec.PRE_WD)
+        ema = tmap(lambda e, q: ec.PRE_EMA * e + (1 - ec.PRE_EMA) * q, ema, p)
+        return p, m, v, ema
+
+    key = jax.random.PRNGKey(0)
+    for k in range(reps + 1):
+        t0 = time.perf_counter()
+        key, kk = jax.random.split(key)
+        params, m, v, ema = step(params, m, v, ema, k + 1, kk)
+        jax.block_until_ready(params)
+        if k:
+            print(ec.result_line(name, THREADS, time.perf_counter() - t0), flush=True)
 
 
 def main():
@@ -50,34 +75,7 @@ def main():
     v = tmap(jnp.zeros_like, params)
 
     if mode == "pretrain":
-        B = ec.PRE_BATCH
-        rng = np.random.default_rng(0)
-        x0 = jnp.asarray(rng.standard_normal((B, D)).astype(np.float32) * 0.5)
-        c = jnp.asarray(rng.integers(0, cfg["n_cond"], (B, cfg["n_slots"])).astype(np.int32))
-
-        def loss(p, x0, c, key):
-            k0, k1, k2 = jax.random.split(key, 3)
-            sigma = jax.nn.sigmoid(jax.random.normal(k0, (B,)))
-            eps = jax.random.normal(k1, x0.shape)
-            x = (1 - sigma[:, None]) * x0 + sigma[:, None] * eps
-            cc = jnp.where((jax.random.uniform(k2, (B,)) < ec.PRE_CFG_DROPOUT)[:, None], cfg["n_cond"], c)
-            return ((net(p, x, sigma, cc) - (eps - x0)) ** 2).mean()
-
-        @jax.jit
-        def step(p, m, v, ema, t, key):
-            g = jax.grad(loss)(p, x0, c, key)
-            p, m, v = adamw(p, m, v, g, t, ec.PRE_LR, ec.PRE_WD)
-            ema = tmap(lambda e, q: ec.PRE_EMA * e + (1 - ec.PRE_EMA) * q, ema, p)
-            return p, m, v, ema
-
-        key = jax.random.PRNGKey(0)
-        for k in range(reps + 1):
-            t0 = time.perf_counter()
-            key, kk = jax.random.split(key)
-            params, m, v, ema = step(params, m, v, ema, k + 1, kk)
-            jax.block_until_ready(params)
-            if k:
-                print(ec.result_line("jax pretrain", THREADS, time.perf_counter() - t0), flush=True)
+        pretrain(net, params, cfg, reps, "jax pretrain")
         return
     if mode != "awm":
         raise SystemExit(f"more_jax.py: unknown mode {mode} (pretrain, awm)")
