@@ -59,6 +59,9 @@ ROWS = [
     ("fg-clip1e-3", "Flow-GRPO `--clip-range 1e-3`", "flow-grpo", ["--clip-range", "1e-3"], [1, 2, 3], False, "last", False,
      "Flow-GRPO clip 1e-3"),
     ("fg-beta0", "Flow-GRPO `--beta 0`", "flow-grpo", ["--beta", 0], [1, 2, 3], False, "last", False, "Flow-GRPO β 0"),
+    ("fg-guard", "Flow-GRPO best `--timestep-fraction 0.5 --guard sample --clip-range 2e-6` (§7.10's GRPO-Guard)",
+     "flow-grpo", ["--beta", 0, "--noise-level", 0.3, "--ema-decay", 0.9, "--ema-every", 8, "--timestep-fraction", 0.5,
+                   "--guard", "sample", "--clip-range", "2e-6"], [1, 2, 3, 4, 5], True, "ema", False, "Flow-GRPO guard"),
 ]
 ROW = {r[0]: r for r in ROWS}
 ADAPTER_FILE = {"last": "adapter_model.safetensors", "ema": "adapter_ema.safetensors"}
@@ -169,7 +172,7 @@ def render(store, store_name="bench/results/dit_lora.json"):
          f"Written from {store_name} by bench/bench_dit_lora.py: `make bench-dit-lora` trains and measures rows "
          "(one run at a time, `--rows`, `--seeds`) and stores each run there; `python3 bench/bench_dit_lora.py "
          "--from-results` rewrites this section from the file alone. Each run's source is named below: measured by this "
-         "script, or imported from the document that recorded it (docs/lora.md §7.3, §7.4, §7.8).", "",
+         "script, or imported from the document that recorded it (docs/lora.md §7.3, §7.4, §7.8, §7.10).", "",
          f"The base: the seed-0 base of the section above (`{store['base']['path']}`, sha256 {sha[:16]}…; "
          f"`{be['command']}`). Every run: 100 epochs of 8 prompts x 8 samples, `--lora-rank 8` (α 8, the attention "
          "projections), lr 3e-3, opt, one thread, the row's change appended; each adapter measured by the fixed-seed eval "
