@@ -62,6 +62,9 @@ ROWS = [
     ("fg-guard", "Flow-GRPO best `--timestep-fraction 0.5 --guard sample --clip-range 2e-6` (§7.10's GRPO-Guard)",
      "flow-grpo", ["--beta", 0, "--noise-level", 0.3, "--ema-decay", 0.9, "--ema-every", 8, "--timestep-fraction", 0.5,
                    "--guard", "sample", "--clip-range", "2e-6"], [1, 2, 3, 4, 5], True, "ema", False, "Flow-GRPO guard"),
+    ("fg-guard-all", "Flow-GRPO best `--guard sample --clip-range 2e-6`, all steps trained (§7.10)", "flow-grpo",
+     ["--beta", 0, "--noise-level", 0.3, "--ema-decay", 0.9, "--ema-every", 8, "--guard", "sample", "--clip-range",
+      "2e-6"], [1, 2, 3, 4, 5], True, "ema", False, "Flow-GRPO guard, all steps"),
 ]
 ROW = {r[0]: r for r in ROWS}
 ADAPTER_FILE = {"last": "adapter_model.safetensors", "ema": "adapter_ema.safetensors"}

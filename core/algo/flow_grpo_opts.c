@@ -25,7 +25,9 @@ static const fr_opt k_rows[] = {
     FR_OPT_I64(O, mix_window, "mix_window", "4", 1, 10000, "mix: window length", 0),
     FR_OPT_I64(O, mix_iters, "mix_iters", "25", 1, 100000000, "mix: epochs before the window moves one step", 0),
     FR_OPT_ENUM(O, guard, "guard", "off", fr_flow_grpo_guard_names,
-                "GRPO-Guard: off, batch (the public code's batch-wide bias) or sample (per-sample bias)", 0),
+                "GRPO-Guard: off, batch (the public code's batch-wide bias) or sample (per-sample bias); its config "
+                "pairs it with --clip-range 2e-6 (at 1e-4 the normalised ratio rarely reaches the clip: "
+                "docs/lora.md §7.10)", 0),
 };
 #undef O
 
