@@ -302,6 +302,65 @@ START_TEST(test_ddpo_score_function_by_hand)
 }
 END_TEST
 
+/* The audit tap's noise.x_T of audit step 1, copied: n rows of d; g the run's group size. */
+typedef struct {
+    float *x;
+    int64_t n, d, g;
+} xt_tap;
+
+static fr_status tap_x_T(int64_t step, const char *name, const fr_tensor *t, void *user)
+{
+    xt_tap *c = user;
+    if (step != 1 || strcmp(name, "noise.x_T") != 0 || t->ndim != 2) return FR_OK;
+    c->n = t->shape[0];
+    c->d = t->shape[1];
+    c->x = malloc((size_t)(c->n * c->d) * sizeof *c->x);
+    ck_assert(c->x != NULL);
+    memcpy(c->x, t->data, (size_t)(c->n * c->d) * sizeof *c->x);
+    return FR_OK;
+}
+
+/* One tiny Flow-GRPO epoch on ref with init_same_noise = same_noise: its x_T. */
+static xt_tap fg_x_T(const char *run, const char *same_noise)
+{
+    const fr_algo *a;
+    ck_assert_int_eq(fr_algo_find("flow-grpo", &a), FR_OK);
+    fr_rt_opts o;
+    fr_rt_opts_init(&o, a, run, 1);
+    set_opt(&o, "init_same_noise", same_noise);
+    xt_tap c = {0};
+    fr_run_result res;
+    fr_backend be = fr_test_backend("ref", 0, 1);
+    fr_run_env env = {&be, NULL, tap_x_T, &c};
+    ck_assert_msg(fr_run_new(&o.ro, o.ao, &env, &res) == FR_OK, "%s", fr_last_error());
+    ck_assert_msg(c.x != NULL && c.n == o.ro.c.prompts * o.ro.c.group, "%s: no noise.x_T of P x G rows", run);
+    c.g = o.ro.c.group;
+    fr_rt_opts_free(&o);
+    return c;
+}
+
+/* Flow-GRPO's --init-same-noise (DanceGRPO's init_same_noise): sample p·G + g starts from the x_T
+ * that sample p·G draws without the option (x_T keyed by the group's first id), and without it
+ * the G samples of a group start apart. */
+START_TEST(test_fg_init_same_noise)
+{
+    xt_tap off = fg_x_T("fg-xt-off", "false"), on = fg_x_T("fg-xt-on", "true");
+    ck_assert(on.n == off.n && on.d == off.d && off.g >= 2);
+    const int64_t N = off.n, D = off.d, G = off.g;
+    const size_t row = (size_t)D * sizeof(float);
+    int64_t apart = 0;
+    for (int64_t s = 0; s < N; s++) {
+        const int64_t first = s / G * G;
+        ck_assert_msg(memcmp(on.x + s * D, off.x + first * D, row) == 0,
+                      "sample %lld: not the x_T of its group's first id %lld", (long long)s, (long long)first);
+        if (s != first && memcmp(off.x + s * D, off.x + first * D, row) != 0) apart++;
+    }
+    ck_assert_int_eq(apart, N - N / G);
+    free(off.x);
+    free(on.x);
+}
+END_TEST
+
 Suite *suite_family(void)
 {
     Suite *s = suite_create("family");
@@ -312,6 +371,7 @@ Suite *suite_family(void)
     tcase_add_test(tc, test_chunk_one_step_chunks_is_flow_grpo);
     tcase_add_test(tc, test_rel_l1_backend_equals_host);
     tcase_add_test(tc, test_dance_steps);
+    tcase_add_test(tc, test_fg_init_same_noise);
     tcase_add_test(tc, test_mix_flash_shorter_rollouts);
     tcase_add_test(tc, test_shapes_ref_equals_opt_resumed);
     tcase_add_test(tc, test_ddpo_score_function_by_hand);

@@ -73,8 +73,10 @@ fr_status fr_fg_setup(fr_run *r, void **out)
     t->prm.ppo = (fr_ppo_params){ro->c.clip_range, ro->c.adv_clip};
     t->prm.bias = t->o.guard == FR_FG_GUARD_BATCH ? FR_GUARD_BIAS_BATCH : FR_GUARD_BIAS_SAMPLE;
     const int guard = t->o.guard != FR_FG_GUARD_OFF;
-    return fr_tf_setup(r, &t->tf, 0, cfg_on(ro, &t->o), guard ? &fr_traj_guard : &fr_traj_ppo,
-                       guard ? (const void *)&t->prm : (const void *)&t->prm.ppo, t->o.kl_form);
+    FR_TRY(fr_tf_setup(r, &t->tf, 0, cfg_on(ro, &t->o), guard ? &fr_traj_guard : &fr_traj_ppo,
+                       guard ? (const void *)&t->prm : (const void *)&t->prm.ppo, t->o.kl_form));
+    if (t->o.same_noise) fr_tf_group_x_T(&t->tf); /* DanceGRPO's init_same_noise */
+    return FR_OK;
 }
 
 /* ---- one epoch ----------------------------------------------------------------------------- */
@@ -150,8 +152,9 @@ void fr_fg_header(fr_run *r, void *state)
                 t->o.window == FR_FG_WINDOW_NONE   ? (long long)tt
                 : t->o.window == FR_FG_WINDOW_FAST ? (long long)(t->o.window_size > 0 ? t->o.window_size : ro->smp.num_steps - 1)
                                                    : (long long)t->o.mix_window);
-    fr_run_info(r, "clip %g, beta %g (%s form), adv %s%s, guard %s; %lld batches, grad accum %lld", ro->c.clip_range,
-                (double)ro->c.beta, fr_flow_grpo_kl_names[t->o.kl_form], fr_train_adv_name(ro->c.adv),
+    fr_run_info(r, "clip %g, beta %g (%s form), adv %s%s, guard %s; %lld batches, grad accum %lld; x_T %s",
+                ro->c.clip_range, (double)ro->c.beta, fr_flow_grpo_kl_names[t->o.kl_form], fr_train_adv_name(ro->c.adv),
                 ro->c.adv == FR_TRAIN_ADV_PROMPT ? (ro->c.global_std ? " (global std)" : " (group std)") : "",
-                fr_flow_grpo_guard_names[t->o.guard], (long long)ro->c.num_batches, (long long)ro->c.grad_accum);
+                fr_flow_grpo_guard_names[t->o.guard], (long long)ro->c.num_batches, (long long)ro->c.grad_accum,
+                t->o.same_noise ? "shared per prompt" : "per sample");
 }

@@ -16,6 +16,7 @@ typedef struct {
     int64_t window_lo, window_hi; /* fast: the start is drawn from [lo, hi − W] (hi −1: T/2) */
     int64_t mix_window, mix_iters;
     fr_fg_guard guard;    /* GRPO-Guard: off, batch (the public code's bias), sample */
+    int same_noise;       /* the G samples of a prompt share x_T (DanceGRPO's init_same_noise) */
 } fr_flow_grpo_opts;
 
 extern const char *const fr_flow_grpo_window_names[];

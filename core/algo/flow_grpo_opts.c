@@ -28,6 +28,8 @@ static const fr_opt k_rows[] = {
                 "GRPO-Guard: off, batch (the public code's batch-wide bias) or sample (per-sample bias); its config "
                 "pairs it with --clip-range 2e-6 (at 1e-4 the normalised ratio rarely reaches the clip: "
                 "docs/lora.md §7.10)", 0),
+    FR_OPT_BOOL(O, same_noise, "init_same_noise", "false",
+                "the G samples of a prompt share x_T (DanceGRPO's option; the public Flow-GRPO draws one a sample)", 0),
 };
 #undef O
 

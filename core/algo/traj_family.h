@@ -190,8 +190,11 @@ void fr_tf_tiny(fr_run_opts *ro);
 void fr_tf_header_ddim(fr_run *r);
 /* needs_ref of a member with an optional KL: β > 0. */
 int fr_tf_needs_ref_beta(const fr_run_opts *ro, const void *ao);
+/* One x_T per group of G consecutive samples (DanceGRPO's init_same_noise): the group's rewards
+ * then differ only by the steps' noise, the part of the rollout the log-probabilities credit. */
+void fr_tf_group_x_T(fr_tf *t);
 /* The fastvideo members' rollouts: the quantised time input and, with same_noise, one x_T per
- * group (init_same_noise). */
+ * group (fr_tf_group_x_T). */
 void fr_tf_fastvideo_rollout(fr_tf *t, int same_noise);
 
 #endif

@@ -76,13 +76,16 @@ int fr_tf_needs_ref_beta(const fr_run_opts *ro, const void *ao)
     return ro->c.beta > 0.0f;
 }
 
+void fr_tf_group_x_T(fr_tf *f)
+{
+    f->rc.x_T_key = FR_XT_GROUP;
+    f->rc.group_size = f->G;
+}
+
 void fr_tf_fastvideo_rollout(fr_tf *f, int same_noise)
 {
     f->rc.time_quantized = 1;
-    if (same_noise) {
-        f->rc.x_T_key = FR_XT_GROUP;
-        f->rc.group_size = f->G;
-    }
+    if (same_noise) fr_tf_group_x_T(f);
 }
 
 void fr_tf_header_ddim(fr_run *r)
