@@ -49,6 +49,8 @@ struct fr_dit_ws {
     float *qh;                /* (slots, cap, 3, nh, L, dh) */
     float *pr;                /* (slots, cap, nh, L, L) attention probabilities */
     float *u, *a;             /* (slots, cap·L, F) */
+    float *sa;                /* keep: (slots, cap·L, F), the MLP activation's saved transcendental
+                               * (act_fwd_save), so the backward does not compute it again */
     float *qkv, *oh;          /* (cap·L, 3H), (cap, nh, L, dh) scratch */
     float *fmod;              /* (cap, 2H) */
     float *lnf, *mf, *meanf, *rstdf; /* (cap·L, H), (cap·L) */
@@ -261,7 +263,7 @@ fr_status fr_dit_ws_alloc(fr_model_ws *ws, const fr_model *m, int64_t cap_B, int
         {&d->m2, sl * CL * H}, {&d->o, sl * CL * H}, {&d->att, sl * CL * H}, {&d->y, sl * CL * H},
         {&d->mean1, sl * CL}, {&d->rstd1, sl * CL}, {&d->mean2, sl * CL}, {&d->rstd2, sl * CL},
         {&d->qh, sl * CL * 3 * H}, {&d->pr, sl * cap * nh * L * L}, {&d->u, sl * CL * F},
-        {&d->a, k * sl * CL * F}, {&d->qkv, CL * 3 * H}, {&d->oh, CL * H}, {&d->fmod, cap * 2 * H},
+        {&d->a, k * sl * CL * F}, {&d->sa, k * sl * CL * F}, {&d->qkv, CL * 3 * H}, {&d->oh, CL * H}, {&d->fmod, cap * 2 * H},
         {&d->lnf, CL * H}, {&d->mf, CL * H}, {&d->meanf, CL}, {&d->rstdf, CL}, {&d->outp, CL * P},
         {&d->xo, x0 ? cap * D : 0}, {&d->den, x0 && keep ? (eps ? 2 * cap : cap) : 0},
         {&d->dxh, eps && keep ? cap * D : 0},
@@ -445,7 +447,8 @@ fr_status fr_dit_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, int
         op->layernorm_fwd(BL, H, hmid, NULL, NULL, cf->ln_eps, ln2, d->mean2 + s * BL, d->rstd2 + s * BL);
         op->adaln_mod(B, L, H, 6 * H, ln2, mod + 3 * H, mod + 4 * H, m2);
         fr_model_linear(m, be, &d->ls, FR_DP_BLOCK(k, FR_DPB_FC1_W), BL, m2, u);
-        op->act_fwd(cf->act, BL * F, u, a);
+        if (ws->keep) op->act_fwd_save(cf->act, BL * F, u, a, d->sa + s * BL * F);
+        else op->act_fwd(cf->act, BL * F, u, a);
         fr_model_linear(m, be, &d->ls, FR_DP_BLOCK(k, FR_DPB_FC2_W), BL, a, y);
         op->gate_add(B, L, H, 6 * H, hmid, mod + 5 * H, y, hn);
     }
@@ -500,7 +503,7 @@ fr_status fr_dit_backward(fr_model *m, fr_backend *be, fr_model_ws *ws, const fl
         /* h = h' + α2 ⊙ MLP(m2) */
         op->gate_add_bwd(B, L, H, 6 * H, mod + 5 * H, y, dh, dt, dmod + 5 * H);
         FR_TRY(fr_model_linear_bwd(m, be, &d->ls, FR_DP_BLOCK(k, FR_DPB_FC2_W), BL, a, dt, d->dF1, 0));
-        op->act_bwd(cf->act, BL * F, u, d->dF1, d->dF2, 0);
+        op->act_bwd_saved(cf->act, BL * F, u, d->sa + k * BL * F, d->dF1, d->dF2, 0);
         FR_TRY(fr_model_linear_bwd(m, be, &d->ls, FR_DP_BLOCK(k, FR_DPB_FC1_W), BL, m2, d->dF2, dt, 0));
         op->adaln_mod_bwd(B, L, H, 6 * H, ln2, mod + 4 * H, dt, dt2, dmod + 3 * H, dmod + 4 * H);
         op->layernorm_bwd(BL, H, hmid, NULL, d->mean2 + k * BL, d->rstd2 + k * BL, dt2, dh, NULL, NULL, 1);

@@ -157,30 +157,8 @@ __attribute__((target("avx2,fma"))) static void pack_b(const gemm_job *g, int64_
     }
     if (g->tb && nr == NR) {
         for (; k + 8 <= kc; k += 8)
-            for (int h = 0; h < 2; h++) {
-                const float *src = g->B + (j + 8 * h) * g->sbj + (pc + k);
-                __m256 r0 = _mm256_loadu_ps(src + 0 * g->sbj), r1 = _mm256_loadu_ps(src + 1 * g->sbj);
-                __m256 r2 = _mm256_loadu_ps(src + 2 * g->sbj), r3 = _mm256_loadu_ps(src + 3 * g->sbj);
-                __m256 r4 = _mm256_loadu_ps(src + 4 * g->sbj), r5 = _mm256_loadu_ps(src + 5 * g->sbj);
-                __m256 r6 = _mm256_loadu_ps(src + 6 * g->sbj), r7 = _mm256_loadu_ps(src + 7 * g->sbj);
-                __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-                __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-                __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-                __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-                __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-                __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-                __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-                __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-                float *dst = bp + k * NR + 8 * h;
-                _mm256_store_ps(dst + 0 * NR, _mm256_permute2f128_ps(u0, u4, 0x20));
-                _mm256_store_ps(dst + 1 * NR, _mm256_permute2f128_ps(u1, u5, 0x20));
-                _mm256_store_ps(dst + 2 * NR, _mm256_permute2f128_ps(u2, u6, 0x20));
-                _mm256_store_ps(dst + 3 * NR, _mm256_permute2f128_ps(u3, u7, 0x20));
-                _mm256_store_ps(dst + 4 * NR, _mm256_permute2f128_ps(u0, u4, 0x31));
-                _mm256_store_ps(dst + 5 * NR, _mm256_permute2f128_ps(u1, u5, 0x31));
-                _mm256_store_ps(dst + 6 * NR, _mm256_permute2f128_ps(u2, u6, 0x31));
-                _mm256_store_ps(dst + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
-            }
+            for (int h = 0; h < 2; h++)
+                fr_v_transpose8(g->B + (j + 8 * h) * g->sbj + (pc + k), g->sbj, bp + k * NR + 8 * h, NR);
     }
     if (k < kc) pack_b_plain(g, pc + k, kc - k, j, nr, bp + k * NR);
 }
@@ -375,6 +353,7 @@ void fr_opt_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
         if (!accumulate) memset(C, 0, (size_t)(M * N) * sizeof *C);
         return;
     }
+    if (fr_opt_gemm_small(ta, tb, M, N, K, A, B, C, accumulate)) return; /* opt/opt_gemm_small.c */
     gemm_job g = {
         .M = M, .N = N, .K = K, .A = A, .B = B, .C = C,
         .sai = ta ? 1 : K, .sak = ta ? M : 1,

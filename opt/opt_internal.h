@@ -80,6 +80,10 @@ const float *fr_opt_frozen_packed(const float *B, size_t b_bytes, int tb, int64_
 
 void fr_opt_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
                  const float *B, float *C, int accumulate);
+/* opt/opt_gemm_small.c: a GEMM small enough for its path (N <= 32, K <= 64, <= 2^16 multiply-adds,
+ * AVX2) computed there, with fr_opt_gemm's bits; 0 when it is not (nothing written). */
+int fr_opt_gemm_small(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C,
+                      int accumulate);
 
 void fr_opt_bias_add(int64_t M, int64_t N, float *y, const float *b);
 void fr_opt_bias_grad(int64_t M, int64_t N, const float *dy, float *db, int accumulate);

@@ -1,6 +1,7 @@
 /* Suite `opt`: every op that opt overrides is bitwise equal (memcmp) to ref, at thread
  * counts 1, 2, 3 and 5, over shapes that straddle the kernel's blocks (MR = 6, NR = 16,
- * KC = 256 in opt/opt_gemm.c; 8-lane chunks; 16/32-column strips), with accumulate
+ * KC = 256 in opt/opt_gemm.c, the small path's limits in opt/opt_gemm_small.c; 8-lane chunks;
+ * 16/32-column strips), with accumulate
  * variants and inputs whose magnitudes span many binades, so that any change of
  * summation order changes the bits. Each order check also asserts that a deliberately
  * reordered computation DIFFERS from ref on the same inputs (the test can see an order
@@ -67,6 +68,11 @@ static const shape3 k_gemm_shapes[] = {
     {7, 9, 13},    {6, 16, 1},    {6, 16, 256},  {6, 16, 257},  {7, 17, 255}, {12, 32, 512},
     {13, 33, 513}, {5, 15, 300},  {37, 53, 300}, {100, 40, 200}, {65, 70, 300},
     {31, 200, 129}, {64, 256, 768}, {200, 7, 600}, {400, 37, 300},
+    /* opt/opt_gemm_small.c's path (N <= 32, K <= 64, <= 2^16 fmas): the DiT's attention shapes,
+     * every row-group tail (8, 4, 2, 1 rows), a masked last vector, N = 32 and K = 64 at the
+     * limits, and just past them (the tiled path) */
+    {21, 21, 32},  {21, 32, 21},  {32, 21, 21},  {15, 9, 64},   {8, 32, 64},  {3, 31, 7},
+    {31, 8, 5},    {1, 33, 5},    {9, 20, 65},   {40, 32, 60},
 };
 #define N_GEMM_SHAPES (int)(sizeof k_gemm_shapes / sizeof k_gemm_shapes[0])
 
