@@ -447,7 +447,7 @@ fr_status fr_dit_forward(const fr_model *m, fr_backend *be, fr_model_ws *ws, int
         op->layernorm_fwd(BL, H, hmid, NULL, NULL, cf->ln_eps, ln2, d->mean2 + s * BL, d->rstd2 + s * BL);
         op->adaln_mod(B, L, H, 6 * H, ln2, mod + 3 * H, mod + 4 * H, m2);
         fr_model_linear(m, be, &d->ls, FR_DP_BLOCK(k, FR_DPB_FC1_W), BL, m2, u);
-        if (ws->keep) op->act_fwd_save(cf->act, BL * F, u, a, d->sa + s * BL * F);
+        if (d->sa) op->act_fwd_save(cf->act, BL * F, u, a, d->sa + s * BL * F); /* keep only */
         else op->act_fwd(cf->act, BL * F, u, a);
         fr_model_linear(m, be, &d->ls, FR_DP_BLOCK(k, FR_DPB_FC2_W), BL, a, y);
         op->gate_add(B, L, H, 6 * H, hmid, mod + 5 * H, y, hn);

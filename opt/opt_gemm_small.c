@@ -11,6 +11,8 @@
  * (columns padded with zeros to a multiple of 8, whose outputs are never stored). */
 #include "opt/opt_internal.h"
 
+#include <string.h>
+
 #include "opt/opt_simd.h"
 
 /* The small path's limits: op(B) at most SMALL_K x SMALL_N (8 KiB copied on the stack) and at
@@ -45,20 +47,26 @@ FR_AVX2_INL static inline void rows_vec(const int R, const float *a, int64_t sai
     }
 }
 
-/* bt (K rows of np) = B^T for B (N, K): 8x8 blocks through registers (fr_v_transpose8), the
- * edges one by one; the columns N..np-1 zero. */
-FR_AVX2 static void transpose_b(const float *B, int64_t N, int64_t K, float *bt, int64_t np)
+/* bt[k*np + j] = op(B)[k, j] for j < N, 0 for N <= j < np; when tb (op(B)[k,j] = B[j*K + k]) by
+ * 8x8 blocks through registers (fr_v_transpose8), the edges one by one. */
+FR_AVX2 static void copy_b(int tb, const float *B, int64_t N, int64_t K, float *bt, int64_t np)
 {
     int64_t j = 0;
-    for (; j + 8 <= N; j += 8) {
-        int64_t k = 0;
-        for (; k + 8 <= K; k += 8) fr_v_transpose8(B + j * K + k, K, bt + k * np + j, np);
-        for (; k < K; k++)
-            for (int64_t jj = j; jj < j + 8; jj++) bt[k * np + jj] = B[jj * K + k];
+    if (tb) {
+        for (; j + 8 <= N; j += 8) {
+            int64_t k = 0;
+            for (; k + 8 <= K; k += 8) fr_v_transpose8(B + j * K + k, K, bt + k * np + j, np);
+            for (; k < K; k++)
+                for (int64_t jj = j; jj < j + 8; jj++) bt[k * np + jj] = B[jj * K + k];
+        }
     }
     for (int64_t k = 0; k < K; k++) {
-        for (int64_t jj = j; jj < N; jj++) bt[k * np + jj] = B[jj * K + k];
-        for (int64_t jj = N; jj < np; jj++) bt[k * np + jj] = 0.0f;
+        float *row = bt + k * np;
+        if (tb)
+            for (int64_t jj = j; jj < N; jj++) row[jj] = B[jj * K + k];
+        else
+            memcpy(row, B + k * N, (size_t)N * sizeof *row); /* j = 0 */
+        for (int64_t jj = N; jj < np; jj++) row[jj] = 0.0f;
     }
 }
 
@@ -67,14 +75,7 @@ FR_AVX2 static void gemm_small_avx2(int ta, int tb, int64_t M, int64_t N, int64_
 {
     const int64_t np = (N + 7) / 8 * 8;
     _Alignas(32) float bt[SMALL_K * SMALL_N];
-    /* bt[k*np + j] = op(B)[k, j], 0 for N <= j < np */
-    if (tb) transpose_b(B, N, K, bt, np);
-    else
-        for (int64_t k = 0; k < K; k++) {
-            float *row = bt + k * np;
-            for (int64_t j = 0; j < N; j++) row[j] = B[k * N + j];
-            for (int64_t j = N; j < np; j++) row[j] = 0.0f;
-        }
+    copy_b(tb, B, N, K, bt, np);
     const int64_t sai = ta ? 1 : K, sak = ta ? M : 1; /* op(A)[i,k] = A[i*sai + k*sak] */
     for (int64_t j = 0; j < N; j += 8) {
         const int n8 = N - j < 8 ? (int)(N - j) : 8;
